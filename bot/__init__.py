@@ -1,0 +1,1 @@
+"""Telegram: application wiring, command handlers, auth, alert delivery, formatting."""

@@ -1,0 +1,173 @@
+"""Opening the SQLite file: integrity and version checks, WAL mode, forward migrations.
+
+A file that is not a tradebot database, is corrupt, or carries a newer schema than this
+code knows is refused with `StorageError` before anything is written to it.
+"""
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loguru import logger
+from sqlite_utils import Database
+
+
+class StorageError(Exception):
+    """The database cannot be opened safely; the message says why and what to do."""
+
+
+class SaveStateFailure(Exception):
+    """A write failed. `what` names the state that was being saved; nothing was kept."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        super().__init__(f"could not save {what}: {cause}")
+        self.what = what
+        self.cause = cause
+
+
+Migration = Callable[[Database], None]
+
+
+def _v1(db: Database) -> None:
+    """Initial schema: intents, orders, fills, positions, events, alerts, kv."""
+    db["intents"].create({
+        "client_id": str, "symbol": str, "role": str, "side": str, "type": str,
+        "quantity": str, "price": str, "stop_price": str, "reduce_only": int,
+        "close_position": int, "position_key": str, "status": str, "created_at": str,
+        "sent_at": str, "updated_at": str, "detail": str,
+    }, pk="client_id", not_null={"symbol", "role", "status", "created_at"})
+    db["intents"].create_index(["status"])
+    db["orders"].create({
+        "client_id": str, "exchange_id": str, "symbol": str, "side": str, "type": str,
+        "status": str, "quantity": str, "filled_qty": str, "avg_price": str, "price": str,
+        "stop_price": str, "reduce_only": int, "close_position": int, "updated_at": str,
+    }, pk="client_id")
+    db["fills"].create({
+        "symbol": str, "trade_id": str, "client_id": str, "side": str, "quantity": str,
+        "price": str, "fee": str, "realized_pnl": str, "time": str, "maker": int,
+    }, pk=("symbol", "trade_id"))
+    db["positions"].create({
+        "symbol": str, "key": str, "state": str, "side": str, "opened_at": str,
+        "closed_at": str, "body": str,
+    }, pk=("symbol", "key"))
+    db["positions"].create_index(["state"])
+    db["events"].create({
+        "id": int, "at": str, "kind": str, "symbol": str, "body": str,
+    }, pk="id")
+    # The journal is append-only: the database itself refuses edits.
+    db.execute("CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+               "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END")
+    db.execute("CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+               "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END")
+    db["alerts"].create({
+        "id": int, "created_at": str, "name": str, "severity": str, "symbol": str,
+        "dedup_key": str, "text": str, "status": str, "sent_at": str,
+    }, pk="id")
+    db["alerts"].create_index(["status"])
+    db["kv"].create({"key": str, "value": str, "updated_at": str}, pk="key")
+
+
+def _v2(db: Database) -> None:
+    """Equity snapshots (risk fraction, breakers, chart) and alert delivery attempts."""
+    db["equity"].create({"at": str, "equity": str, "wallet": str}, pk="at")
+    db["alerts"].add_column("attempts", int, not_null_default=0)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2]
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0,
+                               check_same_thread=False)
+    return sqlite3.connect(str(path), timeout=5.0, check_same_thread=False)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+    if not has_table:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def _inspect_existing(path: Path) -> int:
+    """Check an existing file read-only; return its schema version or raise StorageError."""
+    try:
+        conn = _connect(path, read_only=True)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from exc
+    try:
+        check = conn.execute("PRAGMA quick_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise StorageError(f"database {path} is corrupt ({check[0] if check else 'no answer'}); "
+                               "left untouched: move it away or set TRADEBOT_DB to another file")
+        version = schema_version(conn)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"database {path} is not a readable SQLite database ({exc}); "
+                           "left untouched: move it away or set TRADEBOT_DB to another file") from exc
+    finally:
+        conn.close()
+    if version == 0 and tables:
+        raise StorageError(f"database {path} holds tables but no tradebot schema; left untouched: "
+                           "set TRADEBOT_DB to a file of its own")
+    if version > LATEST_VERSION:
+        raise StorageError(f"database {path} has schema version {version}, newer than this tradebot "
+                           f"understands ({LATEST_VERSION}); left untouched: upgrade tradebot")
+    return version
+
+
+def open_database(path: Path | str, *, migrations: list[Migration] | None = None) -> Database:
+    """Open (or create) the database file, enable WAL and apply pending migrations."""
+    path = Path(path)
+    steps = MIGRATIONS if migrations is None else migrations
+    if path.exists() and path.stat().st_size > 0:
+        current = _inspect_existing(path)
+        if current > len(steps):
+            raise StorageError(f"database {path} has schema version {current}, newer than "
+                               f"this tradebot understands ({len(steps)}); left untouched")
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the directory for {path}: {exc}") from exc
+        current = 0
+    try:
+        conn = _connect(path)
+        db = Database(conn, execute_plugins=False)
+        if current < len(steps):
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        _migrate(db, current, steps)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from exc
+    return db
+
+
+def _migrate(db: Database, current: int, steps: list[Migration]) -> None:
+    if current == 0:
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                   "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for version in range(current + 1, len(steps) + 1):
+        with db.atomic():
+            steps[version - 1](db)
+            db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                       [version, datetime.now(UTC).isoformat()])
+        logger.info("storage migrated version={}", version)
+
+
+@contextmanager
+def saving(db: Database, what: str) -> Iterator[Database]:
+    """One transaction for one state change; any failure raises SaveStateFailure(what)."""
+    try:
+        with db.atomic():
+            yield db
+    except (sqlite3.Error, OSError) as exc:
+        logger.error("save failed what={} error={}", what, exc)
+        raise SaveStateFailure(what, exc) from exc

@@ -1,0 +1,1 @@
+"""tradebot's trading core: config, domain, exchange adapters, engine and its pure parts."""

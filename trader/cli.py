@@ -1,0 +1,123 @@
+"""`tradebot` command line: run, backtest, config, shutdown, wake.
+
+Configuration problems end the program with exit code 2 and one line per bad variable.
+"""
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loguru import logger
+
+from storage import StorageError
+from trader.config import ConfigError, Settings, load_settings
+from trader.logs import register_secret, setup_logging
+
+EXIT_CONFIG = 2
+
+
+def _date(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2021-11-16 or "
+                                         "2021-11-16T12:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradebot",
+        description="Telegram-controlled Binance USD-M futures agent. Every position keeps "
+                    "a stop-loss and a take-profit on the exchange.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the agent (engine + Telegram if configured)")
+    run.add_argument("--replay", action="store_true",
+                     help="drive the agent from replayed candles on the paper exchange")
+    run.add_argument("--speed", type=_positive, default=None,
+                     help="replay speed: feed seconds per wall-clock second (default 60)")
+    run.add_argument("--data", type=Path, default=None, help="candle CSV for --replay")
+
+    backtest = sub.add_parser("backtest", help="run the full engine over candles on the paper exchange")
+    backtest.add_argument("--symbols", default=None,
+                          help="comma-separated symbols (default: every symbol in the data)")
+    backtest.add_argument("--from", dest="start", type=_date, default=None, help="first candle (UTC)")
+    backtest.add_argument("--to", dest="end", type=_date, default=None, help="last candle (UTC)")
+    backtest.add_argument("--data", type=Path, default=None,
+                          help="candle CSV (default: bundled real Binance candles)")
+    backtest.add_argument("--out", type=Path, default=Path("out"),
+                          help="directory for equity.png, trades.csv, report.json")
+    backtest.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sub.add_parser("config", help="print the effective configuration (secrets masked)")
+
+    shutdown = sub.add_parser("shutdown", help="put the agent to sleep (positions stay protected)")
+    shutdown.add_argument("--flatten", action="store_true", help="close every position first")
+    sub.add_parser("wake", help="reconcile, then resume trading")
+    return parser
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        for _line in exc.problems:
+            pass
+        raise SystemExit(EXIT_CONFIG) from None
+    for secret in (settings.binance_api_key, settings.binance_api_secret, settings.telegram_bot_token):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    setup_logging(json_lines=settings.log_json, level=settings.log_level)
+    return settings
+
+
+def _print_config(settings: Settings) -> int:
+    shown = settings.masked()
+    max(len(name) for name in shown)
+    for _name, _value in shown.items():
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = _settings_or_exit()
+    if args.command == "config":
+        return _print_config(settings)
+    try:
+        return _dispatch(args, settings)
+    except StorageError:
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        logger.info("interrupted")
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "backtest":
+        from trader.backtest import run_backtest_cli
+        return run_backtest_cli(settings, args)
+    if args.command == "run":
+        from trader.app import run_agent
+        return asyncio.run(run_agent(settings, replay=args.replay, speed=args.speed, data=args.data))
+    if args.command in ("shutdown", "wake"):
+        from trader.control import run_control_cli
+        return asyncio.run(run_control_cli(settings, args.command, flatten=getattr(args, "flatten", False)))
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

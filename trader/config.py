@@ -1,0 +1,218 @@
+"""The agent's configuration: one `Settings` read from the environment and `.env`.
+
+Every variable is documented in `.env.example`. Names listed in ARCHITECTURE.md are a
+public contract (operators and outside tests rely on them); the rest use the
+`TRADEBOT_` prefix. `load_settings` turns validation errors into one readable line per
+variable so the CLI can stop with exit code 2 and no traceback.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SYMBOL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+class ConfigError(Exception):
+    """Bad configuration: `problems` holds one human-readable line per bad variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
+    return Field(default, validation_alias=AliasChoices(name), description=description, **kwargs)
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+        env_ignore_empty=True,
+    )
+
+    # --- exchange -----------------------------------------------------------------
+    exchange: Literal["paper", "binance"] = _env(
+        "TRADEBOT_EXCHANGE", "paper", "paper (simulated, offline) or binance")
+    binance_api_key: SecretStr | None = _env("BINANCE_API_KEY", None, "Binance API key")
+    binance_api_secret: SecretStr | None = _env("BINANCE_API_SECRET", None, "Binance API secret")
+    binance_testnet: bool = _env("BINANCE_TESTNET", True, "use the Binance futures testnet")
+    binance_futures_url: str | None = _env(
+        "BINANCE_FUTURES_URL", None, "REST host root, e.g. https://fapi.binance.com")
+    binance_futures_ws_url: str | None = _env(
+        "BINANCE_FUTURES_WS_URL", None, "stream host root with trailing slash, e.g. wss://fstream.binance.com/")
+    recv_window_ms: int = _env("TRADEBOT_RECV_WINDOW_MS", 5000, "recvWindow sent with signed requests", ge=1000, le=60000)
+
+    # --- telegram -----------------------------------------------------------------
+    telegram_bot_token: SecretStr | None = _env("TELEGRAM_BOT_TOKEN", None, "bot token; unset = headless")
+    telegram_allowed_chat_ids: Annotated[list[int], NoDecode] = _env(
+        "TELEGRAM_ALLOWED_CHAT_IDS", [], "comma-separated chat ids that may command the bot")
+    telegram_allowed_user_ids: Annotated[list[int], NoDecode] = _env(
+        "TELEGRAM_ALLOWED_USER_IDS", [], "comma-separated user ids; when set, only these users are obeyed")
+    telegram_api_url: str | None = _env(
+        "TELEGRAM_API_URL", None, "Bot API base, e.g. https://api.telegram.org/bot (token appended)")
+    telegram_webhook_url: str | None = _env(
+        "TELEGRAM_WEBHOOK_URL", None, "public HTTPS URL; set = webhook mode on $PORT instead of polling")
+    port: int = _env("PORT", 8080, "port for webhook mode (web dynos set it)", ge=1, le=65535)
+
+    # --- agent --------------------------------------------------------------------
+    symbols: Annotated[list[str], NoDecode] = _env(
+        "TRADEBOT_SYMBOLS", ["BTCUSDT"], "comma-separated USD-M symbols to trade")
+    db_path: Path = _env("TRADEBOT_DB", Path("data/tradebot.db"), "SQLite database file")
+    feed: Literal["exchange", "replay"] | None = _env(
+        "TRADEBOT_FEED", None, "exchange or replay; default: replay for paper, exchange for binance")
+    replay_file: Path | None = _env(
+        "TRADEBOT_REPLAY_FILE", None, "candle CSV for the replay feed; default: the bundled data")
+    replay_speed: float = _env("TRADEBOT_REPLAY_SPEED", 60.0, "replay speed (feed seconds per wall second)", gt=0)
+    interval: str = _env("TRADEBOT_INTERVAL", "1m", "candle interval for the live feed")
+    tick_seconds: float = _env("TRADEBOT_TICK_SECONDS", 2.0, "engine tick period in live mode", gt=0, le=60)
+    reconcile_seconds: float = _env("TRADEBOT_RECONCILE_SECONDS", 60.0, "periodic reconciliation period", gt=0)
+    adopt_positions: bool = _env("TRADEBOT_ADOPT_POSITIONS", True, "adopt and protect unknown positions at boot")
+    heartbeat_url: str | None = _env("HEARTBEAT_URL", None, "healthchecks-style URL pinged every minute")
+    log_json: bool = _env("LOG_JSON", False, "1 = JSON log lines")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("LOG_LEVEL", "INFO", "log level")
+    seed: int = _env("TRADEBOT_SEED", 7, "seed for the paper exchange's latency and slippage")
+    paper_balance: Decimal = _env("TRADEBOT_PAPER_BALANCE", Decimal("10000"), "paper wallet in USDT", gt=0)
+
+    # --- risk ---------------------------------------------------------------------
+    leverage: int = _env("TRADEBOT_LEVERAGE", 5, "leverage set at entry and kept for the position", ge=1, le=125)
+    risk_base: Decimal = _env("TRADEBOT_RISK_BASE", Decimal("0.025"), "base risk fraction per trade", gt=0, le=Decimal("0.03"))
+    max_heat: Decimal = _env("TRADEBOT_MAX_HEAT", Decimal("0.06"), "max total open risk / equity", gt=0, le=1)
+    max_position_pct: Decimal = _env(
+        "TRADEBOT_MAX_POSITION_PCT", Decimal("0.5"), "max notional per symbol / (equity x leverage)", gt=0, le=1)
+    time_in_trade_minutes: int = _env(
+        "TRADEBOT_TIME_IN_TRADE_MINUTES", 40, "time-in-trade exit", ge=20, le=60)
+    cooldown_minutes: int = _env("TRADEBOT_COOLDOWN_MINUTES", 5, "cooldown after a close", ge=0, le=1440)
+    breaker_minutes: int = _env("TRADEBOT_BREAKER_MINUTES", 10, "entry pause when a breaker trips", ge=5, le=10)
+    emergency_cooldown_minutes: int = _env(
+        "TRADEBOT_EMERGENCY_COOLDOWN_MINUTES", 30, "no entries this long after /wake from an emergency", ge=0)
+    sentinel_debounce_seconds: float = _env(
+        "TRADEBOT_SENTINEL_DEBOUNCE_SECONDS", 60.0, "a leg must be missing this long before repair", ge=0)
+    sentinel_debounce_cycles: int = _env(
+        "TRADEBOT_SENTINEL_DEBOUNCE_CYCLES", 3, "and for this many ticks", ge=1)
+    breakeven_attempts: int = _env("TRADEBOT_BREAKEVEN_ATTEMPTS", 5, "bounded attempts to move the stop", ge=1)
+
+    @field_validator("telegram_allowed_chat_ids", "telegram_allowed_user_ids", mode="before")
+    @classmethod
+    def _csv_ints(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _csv_symbols(cls, value: Any) -> Any:
+        symbols = [s.upper() for s in _split_csv(value)]
+        if not symbols:
+            raise ValueError("at least one symbol is required, e.g. BTCUSDT")
+        for symbol in symbols:
+            if not set(symbol) <= SYMBOL_CHARS or not symbol.endswith("USDT") or len(symbol) > 16:
+                raise ValueError(f"{symbol!r} is not a USD-M symbol like BTCUSDT")
+        return symbols
+
+    @field_validator("interval")
+    @classmethod
+    def _known_interval(cls, value: str) -> str:
+        if value not in INTERVAL_SECONDS:
+            raise ValueError(f"must be one of {', '.join(INTERVAL_SECONDS)}")
+        return value
+
+    @field_validator("binance_futures_url", "telegram_api_url", "telegram_webhook_url", "heartbeat_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @field_validator("binance_futures_ws_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return value if value is None or value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if self.exchange == "binance":
+            missing = [name for name, value in (("BINANCE_API_KEY", self.binance_api_key),
+                                                ("BINANCE_API_SECRET", self.binance_api_secret))
+                       if value is None or not value.get_secret_value()]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} required when TRADEBOT_EXCHANGE=binance")
+        if self.telegram_bot_token is not None and not self.telegram_allowed_chat_ids:
+            raise ValueError("TELEGRAM_ALLOWED_CHAT_IDS required when TELEGRAM_BOT_TOKEN is set "
+                             "(otherwise nobody may command the bot)")
+        return self
+
+    @property
+    def effective_feed(self) -> str:
+        return self.feed or ("replay" if self.exchange == "paper" else "exchange")
+
+    @property
+    def mode(self) -> str:
+        if self.exchange == "paper":
+            return "paper"
+        return "live (testnet)" if self.binance_testnet else "live (MAINNET)"
+
+    def masked(self) -> dict[str, str]:
+        """The effective configuration by env name, secrets masked, for `tradebot config`."""
+        shown: dict[str, str] = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                text = "********" if value.get_secret_value() else "(empty)"
+            elif isinstance(value, list):
+                text = ",".join(str(v) for v in value)
+            else:
+                text = "" if value is None else str(value)
+            shown[env_name(name, field)] = text
+        return shown
+
+
+INTERVAL_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
+
+
+def env_name(field_name: str, field: Any = None) -> str:
+    field = field or Settings.model_fields[field_name]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field_name.upper()
+
+
+def _problem_line(error: Any) -> str:
+    loc = [str(part) for part in error.get("loc", ())]
+    message = error.get("msg", "invalid").removeprefix("Value error, ")
+    if not loc:
+        return message
+    field = loc[0]
+    name = env_name(field) if field in Settings.model_fields else field.upper()
+    raw = error.get("input")
+    shown = "" if raw is None or "secret" in field or "token" in field or isinstance(raw, dict) else f" (got {raw!r})"
+    return f"{name}: {message}{shown}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; raise ConfigError with one line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([_problem_line(err) for err in exc.errors()]) from None

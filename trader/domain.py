@@ -1,0 +1,412 @@
+"""Typed values of the trading domain: candles, signals, intents, orders, fills, positions.
+
+Everything that crosses a module boundary is one of these frozen values. Money and
+quantities are `Decimal`; times are timezone-aware UTC `datetime`s.
+
+Client order ids are derived from the intent and encode the role, so the engine can find
+its own orders on the exchange after a crash or on an empty disk:
+
+    tb-<SYMBOL>-<position key>-<role><seq>      e.g.  tb-BTCUSDT-lzx81c0-sl2
+
+`position key` is the entry candle's open time in base 36 (deterministic: the same signal
+on the same candle yields the same id), `role` is one of OrderRole, `seq` counts
+replacements of that role for the position (the 2nd stop-loss is `sl2`).
+"""
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from enum import StrEnum
+
+CLIENT_ID_PREFIX = "tb"
+ZERO = Decimal(0)
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> "Side":
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def label(self) -> str:
+        return "LONG" if self is Side.BUY else "SHORT"
+
+
+class OrderRole(StrEnum):
+    ENTRY = "en"
+    STOP_LOSS = "sl"
+    TAKE_PROFIT = "tp"
+    PARTIAL_TP = "pt"   # market reduce-only partial take-profit
+    FLATTEN = "fl"      # market reduce-only close (time exit, /close, emergency, rebalance)
+
+    @property
+    def protective(self) -> bool:
+        return self in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP_MARKET = "STOP_MARKET"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+
+    @property
+    def conditional(self) -> bool:
+        """Conditional types live in Binance's Algo Order API (keyed by clientAlgoId)."""
+        return self in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED,
+                        OrderStatus.REJECTED)
+
+    @property
+    def live(self) -> bool:
+        return not self.terminal
+
+
+class IntentStatus(StrEnum):
+    PENDING = "PENDING"   # recorded, not yet sent
+    SENT = "SENT"         # request sent, answer not yet known (UNKNOWN outcome stays here)
+    ACKED = "ACKED"       # exchange accepted, order live
+    FILLED = "FILLED"
+    FAILED = "FAILED"     # exchange rejected; nothing live
+    EXPIRED = "EXPIRED"   # cancelled / expired / cleaned up
+
+    @property
+    def resolved(self) -> bool:
+        return self in (IntentStatus.FILLED, IntentStatus.FAILED, IntentStatus.EXPIRED)
+
+
+class CloseReason(StrEnum):
+    STOP_LOSS = "STOP_LOSS"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    TRAILING_STOP = "TRAILING_STOP"
+    BREAKEVEN_STOP = "BREAKEVEN_STOP"
+    TIME_EXIT = "TIME_EXIT"
+    SIGNAL_CLOSE = "SIGNAL_CLOSE"
+    MANUAL = "MANUAL"              # closed by hand on the exchange
+    COMMAND = "COMMAND"            # /close from Telegram or the CLI
+    EMERGENCY = "EMERGENCY"        # /shutdown flatten
+    LIQUIDATION = "LIQUIDATION"
+    UNKNOWN = "UNKNOWN"
+
+
+class PositionState(StrEnum):
+    """Lifecycle of one position (see trader/lifecycle.py)."""
+    ENTERING = "ENTERING"          # entry intent sent, fill not yet confirmed
+    ATTACHING = "ATTACHING"        # entry confirmed; TP/SL being attached (bounded window)
+    PROTECTED = "PROTECTED"        # both legs verified on the exchange
+    CLOSING = "CLOSING"            # a flatten is in flight
+    CLOSED = "CLOSED"
+
+    @property
+    def open(self) -> bool:
+        return self in (PositionState.ATTACHING, PositionState.PROTECTED, PositionState.CLOSING)
+
+
+def utc(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    symbol: str
+    open_time: datetime
+    interval: timedelta
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = ZERO
+    closed: bool = True
+
+    @property
+    def close_time(self) -> datetime:
+        return self.open_time + self.interval
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What a strategy wants for one symbol. Percentages are fractions (0.004 = 0.4 %)."""
+    side: Side
+    confidence: float
+    tp_pct: Decimal
+    sl_pct: Decimal
+    time_limit: timedelta = timedelta(minutes=40)
+    cooldown: timedelta = timedelta(minutes=5)
+    trail_activation: Decimal = Decimal("0.006")
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    """Exchange filters for one symbol (PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL)."""
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    min_notional: Decimal
+    max_qty: Decimal = Decimal("1000000000")
+
+    def round_qty(self, qty: Decimal) -> Decimal:
+        """Round a quantity down to the step size (never more than asked)."""
+        return (qty / self.step_size).to_integral_value(rounding=ROUND_DOWN) * self.step_size
+
+    def round_price(self, price: Decimal, *, up: bool) -> Decimal:
+        """Round a price to the tick size; `up` picks the side (use the safe side for stops)."""
+        rounding = ROUND_CEILING if up else ROUND_FLOOR
+        return (price / self.tick_size).to_integral_value(rounding=rounding) * self.tick_size
+
+    def fmt_qty(self, qty: Decimal) -> str:
+        return _plain(self.round_qty(qty))
+
+    def fmt_price(self, price: Decimal) -> str:
+        return _plain(price.quantize(self.tick_size.normalize()) if self.tick_size < 1 else price)
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal string Binance accepts: no exponent, no trailing zeros."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class ClientId:
+    symbol: str
+    position_key: str
+    role: OrderRole
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{CLIENT_ID_PREFIX}-{self.symbol}-{self.position_key}-{self.role.value}{self.seq}"
+
+    @staticmethod
+    def parse(text: str) -> "ClientId | None":
+        """Parse one of our client ids; None for anybody else's."""
+        parts = text.split("-")
+        if len(parts) != 4 or parts[0] != CLIENT_ID_PREFIX or len(parts[3]) < 3:
+            return None
+        role_text, seq_text = parts[3][:2], parts[3][2:]
+        try:
+            return ClientId(parts[1], parts[2], OrderRole(role_text), int(seq_text))
+        except ValueError:
+            return None
+
+
+def position_key(opened_at: datetime) -> str:
+    """A short deterministic key for a position: its entry candle time in base 36."""
+    number = to_ms(opened_at) // 1000
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while number:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+    return out or "0"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """One order the engine wants on the exchange. `client_id` comes from the intent."""
+    symbol: str
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    client_id: str
+    role: OrderRole
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    reduce_only: bool = False
+    close_position: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order as the exchange reports it (plain or algo/conditional)."""
+    symbol: str
+    client_id: str
+    side: Side
+    type: OrderType
+    status: OrderStatus
+    quantity: Decimal
+    filled_qty: Decimal = ZERO
+    avg_price: Decimal = ZERO
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    reduce_only: bool = False
+    close_position: bool = False
+    exchange_id: str = ""
+    updated_at: datetime | None = None
+
+    @property
+    def role(self) -> OrderRole | None:
+        parsed = ClientId.parse(self.client_id)
+        return parsed.role if parsed else None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    trade_id: str
+    symbol: str
+    client_id: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+    time: datetime
+    maker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangePosition:
+    """The exchange's view of a symbol's one-way position. quantity is signed."""
+    symbol: str
+    quantity: Decimal
+    entry_price: Decimal = ZERO
+    mark_price: Decimal = ZERO
+    unrealized_pnl: Decimal = ZERO
+    leverage: int = 1
+
+    @property
+    def side(self) -> Side | None:
+        if self.quantity > 0:
+            return Side.BUY
+        if self.quantity < 0:
+            return Side.SELL
+        return None
+
+    @property
+    def size(self) -> Decimal:
+        return abs(self.quantity)
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    wallet: Decimal          # cash incl. realised PnL, fees and funding
+    unrealized_pnl: Decimal
+    available: Decimal       # free margin
+
+    @property
+    def equity(self) -> Decimal:
+        return self.wallet + self.unrealized_pnl
+
+
+@dataclass(frozen=True, slots=True)
+class BookTicker:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+    @property
+    def spread_pct(self) -> Decimal:
+        return (self.ask - self.bid) / self.mid if self.mid else ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A write-ahead record of one exchange action, saved before the request is sent."""
+    client_id: str
+    symbol: str
+    role: OrderRole
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    position_key: str
+    created_at: datetime
+    status: IntentStatus = IntentStatus.PENDING
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    reduce_only: bool = False
+    close_position: bool = False
+    sent_at: datetime | None = None
+    detail: str = ""
+
+    def request(self) -> OrderRequest:
+        return OrderRequest(
+            symbol=self.symbol, side=self.side, type=self.type, quantity=self.quantity,
+            client_id=self.client_id, role=self.role, price=self.price,
+            stop_price=self.stop_price, reduce_only=self.reduce_only,
+            close_position=self.close_position,
+        )
+
+    def with_status(self, status: IntentStatus, detail: str = "", **changes: object) -> "Intent":
+        return replace(self, status=status, detail=detail or self.detail, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """The agent's record of one position from entry to close."""
+    symbol: str
+    key: str
+    side: Side
+    state: PositionState
+    quantity: Decimal                 # current open size (unsigned)
+    entry_price: Decimal
+    leverage: int
+    opened_at: datetime
+    sl_price: Decimal | None = None
+    tp_price: Decimal | None = None
+    sl_client_id: str | None = None
+    tp_client_id: str | None = None
+    initial_quantity: Decimal = ZERO
+    initial_sl_price: Decimal | None = None
+    partial_taken: bool = False
+    breakeven_done: bool = False
+    breakeven_attempts: int = 0
+    trailing_active: bool = False
+    best_price: Decimal | None = None
+    time_limit: timedelta = timedelta(minutes=40)
+    cooldown: timedelta = timedelta(minutes=5)
+    trail_activation: Decimal = Decimal("0.006")
+    seq: dict[str, int] = field(default_factory=dict)
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    adopted: bool = False
+    closed_at: datetime | None = None
+    close_reason: CloseReason | None = None
+    exit_price: Decimal | None = None
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        return self.quantity * self.side.sign
+
+    def next_client_id(self, role: OrderRole) -> tuple["Position", str]:
+        """Allocate the next deterministic client id for `role` on this position."""
+        seq = self.seq.get(role.value, 0) + 1
+        client_id = str(ClientId(self.symbol, self.key, role, seq))
+        return replace(self, seq={**self.seq, role.value: seq}), client_id
+
+    def unrealized_pnl(self, mark: Decimal) -> Decimal:
+        return (mark - self.entry_price) * self.signed_quantity
+
+    def risk_amount(self) -> Decimal:
+        """Money lost if the stop fills now (0 once the stop is at or past breakeven)."""
+        if self.sl_price is None:
+            return abs(self.entry_price * self.quantity)
+        loss = (self.entry_price - self.sl_price) * self.signed_quantity
+        return max(loss, ZERO)

@@ -1,0 +1,1 @@
+"""Exchange adapters behind one async protocol (see base.py)."""

@@ -1,0 +1,84 @@
+"""The async protocol the engine talks to, whatever the exchange behind it.
+
+Adapters raise `ExchangeError` with Binance's own error code and HTTP status (the paper
+exchange raises the same codes as Binance would), or `UnknownOutcome` when a request was
+sent and its result is unknown (timeout, dropped connection, 5xx). `errors.py` maps both
+to outcomes; the engine never branches on raw codes.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from trader.domain import (
+    Balance,
+    BookTicker,
+    Candle,
+    ExchangePosition,
+    Fill,
+    Order,
+    OrderRequest,
+    SymbolRules,
+)
+
+
+class ExchangeError(Exception):
+    """The exchange answered with an error. `code` is Binance's (e.g. -2019), 0 if none."""
+
+    def __init__(self, code: int, message: str, http_status: int = 400,
+                 retry_after: float | None = None) -> None:
+        super().__init__(f"code={code} http={http_status} {message}")
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+class UnknownOutcome(Exception):
+    """The request may or may not have reached the matching engine (timeout, 5xx, -1007)."""
+
+    def __init__(self, message: str, code: int = 0, http_status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+@runtime_checkable
+class Exchange(Protocol):
+    """What the engine needs from an exchange. All prices/quantities are Decimal."""
+
+    name: str
+
+    async def start(self, symbols: list[str], leverage: int) -> None:
+        """Load exchange info, verify one-way mode, set margin type/leverage, sync time."""
+
+    async def close(self) -> None: ...
+
+    def rules(self, symbol: str) -> SymbolRules: ...
+
+    async def place(self, request: OrderRequest) -> Order:
+        """Send one order. Conditional types go to the algo API keyed by the client id."""
+
+    async def cancel(self, symbol: str, client_id: str) -> Order | None:
+        """Cancel by client id; returns the order's final state, None if it was unknown."""
+
+    async def order_by_client_id(self, symbol: str, client_id: str) -> Order | None:
+        """Query one order (plain or algo) by client id; None if the exchange has none."""
+
+    async def open_orders(self, symbol: str) -> list[Order]:
+        """All live orders on the symbol, plain and conditional."""
+
+    async def position(self, symbol: str) -> ExchangePosition: ...
+
+    async def balance(self) -> Balance: ...
+
+    async def fills(self, symbol: str, since: datetime) -> list[Fill]: ...
+
+    async def klines(self, symbol: str, interval: str, start: datetime | None = None,
+                     limit: int = 500) -> list[Candle]: ...
+
+    async def book_ticker(self, symbol: str) -> BookTicker: ...
+
+    async def funding_rate(self, symbol: str) -> Decimal: ...
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None: ...

@@ -1,0 +1,149 @@
+"""One table from Binance error code / HTTP status to an outcome and a retry policy.
+
+Callers branch on `Outcome`, never on raw codes. Each code carries Binance's own meaning
+(USD-M futures error codes) beside what we do about it and why.
+"""
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from trader.domain import OrderRole
+from trader.exchange.base import ExchangeError, UnknownOutcome
+
+
+class Outcome(StrEnum):
+    DONE = "done"              # accepted, or the code means success for this role
+    SKIPPED = "skipped"        # not worth retrying; the reason is logged
+    NOOP = "noop"              # already in the wanted state (-2011 on cancel)
+    THROTTLED = "throttled"    # skipped, and the symbol is throttled for a while
+    UNKNOWN = "unknown"        # sent, result unknown: probe by client id, never re-send blind
+    FAILED = "failed"          # fatal for this action: alert, keep the engine alive
+    CIRCUIT_OPEN = "circuit"   # rate limited / banned: stop calling, honour Retry-After
+
+
+class Retry(StrEnum):
+    NONE = "none"
+    ONCE_AFTER_PAUSE = "once"      # one retry after 300-400 ms
+    BACKOFF = "backoff"            # capped exponential backoff
+    RESYNC_TIME = "resync"         # resync the clock offset, then retry
+    REDUCE_ONLY = "reduce_only"    # resend as a plain reduce-only order
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    code: int
+    meaning: str      # Binance's own wording
+    outcome: Outcome  # after retries are exhausted
+    retry: Retry = Retry.NONE
+    verify: bool = False  # success by code: confirm on the exchange that the order exists
+
+
+PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+
+TABLE: dict[int, Policy] = {p.code: p for p in [
+    Policy(-1000, "UNKNOWN: an unknown error occurred while processing the request",
+           Outcome.UNKNOWN, Retry.BACKOFF),
+    Policy(-1001, "DISCONNECTED: internal error; unable to process your request",
+           Outcome.UNKNOWN, Retry.BACKOFF),
+    Policy(-1003, "TOO_MANY_REQUESTS: too many requests; use the websocket for live updates",
+           Outcome.CIRCUIT_OPEN),
+    Policy(-1007, "TIMEOUT: timeout waiting for response from backend server; send status unknown",
+           Outcome.UNKNOWN),
+    Policy(-1008, "SERVER_BUSY: server is currently overloaded with other requests",
+           Outcome.SKIPPED, Retry.BACKOFF),
+    Policy(-1021, "INVALID_TIMESTAMP: timestamp for this request is outside of the recvWindow",
+           Outcome.FAILED, Retry.RESYNC_TIME),
+    Policy(-1022, "INVALID_SIGNATURE: signature for this request is not valid", Outcome.FAILED),
+    Policy(-1106, "PARAM_NOT_REQUIRED: a parameter was sent when not required "
+           "(e.g. reduceOnly together with closePosition)", Outcome.FAILED, Retry.REDUCE_ONLY),
+    Policy(-1111, "BAD_PRECISION: precision is over the maximum defined for this asset",
+           Outcome.FAILED),
+    Policy(-2010, "NEW_ORDER_REJECTED: the order was rejected by the matching engine",
+           Outcome.THROTTLED),
+    Policy(-2011, "CANCEL_REJECTED: unknown order sent (already filled, cancelled or never placed)",
+           Outcome.NOOP),
+    Policy(-2013, "NO_SUCH_ORDER: order does not exist", Outcome.NOOP),
+    Policy(-2014, "BAD_API_KEY_FMT: API-key format invalid", Outcome.FAILED),
+    Policy(-2015, "REJECTED_MBX_KEY: invalid API key, IP, or permissions for action",
+           Outcome.FAILED),
+    Policy(-2018, "BALANCE_NOT_SUFFICIENT: balance is insufficient", Outcome.SKIPPED),
+    Policy(-2019, "MARGIN_NOT_SUFFICIENT: margin is insufficient", Outcome.SKIPPED),
+    Policy(-2021, "ORDER_WOULD_IMMEDIATELY_TRIGGER: order would immediately trigger",
+           Outcome.FAILED, Retry.ONCE_AFTER_PAUSE),
+    Policy(-2022, "REDUCE_ONLY_REJECT: ReduceOnly order is rejected (no position to reduce)",
+           Outcome.SKIPPED),
+    Policy(-4120, "STOP_ORDER_SWITCH_ALGO: order type not supported on this endpoint; "
+           "use the Algo Order API", Outcome.FAILED),
+    Policy(-4130, "An open stop or take profit order with GTE and closePosition in the "
+           "direction is existing", Outcome.SKIPPED, verify=True),
+    Policy(-4164, "MIN_NOTIONAL: order's notional must be no smaller than the minimum",
+           Outcome.SKIPPED, verify=True),
+    Policy(-4046, "NO_NEED_TO_CHANGE_MARGIN_TYPE: no need to change margin type", Outcome.NOOP),
+    Policy(-4059, "NO_NEED_TO_CHANGE_POSITION_SIDE: no need to change position side",
+           Outcome.NOOP),
+]}
+
+# HTTP statuses that carry their own policy regardless of the JSON code.
+RATE_LIMITED = (429, 418)   # 429: over the limit; 418: IP auto-banned after ignoring 429s
+THROTTLE_SECONDS = 60.0
+DEFAULT_RETRY_AFTER = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Outcome
+    retry: Retry
+    code: int
+    http_status: int
+    meaning: str
+    verify: bool = False
+    retry_after: float | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.retry is not Retry.NONE
+
+
+def classify(error: BaseException, role: OrderRole | None = None, *, sending: bool = True) -> Verdict:
+    """The outcome of one failed exchange call for an order of `role`.
+
+    `sending` is True when the call could have created an order (place); then a timeout
+    or 5xx is UNKNOWN. For reads and cancels the same errors are simply retryable.
+    """
+    if isinstance(error, UnknownOutcome):
+        outcome = Outcome.UNKNOWN if sending else Outcome.SKIPPED
+        return Verdict(outcome, Retry.NONE if sending else Retry.BACKOFF, error.code,
+                       error.http_status, f"request outcome unknown: {error}")
+    if not isinstance(error, ExchangeError):
+        raise TypeError(f"not an exchange error: {error!r}")
+    if error.http_status in RATE_LIMITED or error.code == -1003:
+        return Verdict(Outcome.CIRCUIT_OPEN, Retry.NONE, error.code, error.http_status,
+                       "rate limited" if error.http_status != 418 else "IP banned",
+                       retry_after=error.retry_after or DEFAULT_RETRY_AFTER)
+    policy = TABLE.get(error.code)
+    if policy is None:
+        if error.http_status >= 500:
+            outcome = Outcome.UNKNOWN if sending else Outcome.SKIPPED
+            return Verdict(outcome, Retry.NONE if sending else Retry.BACKOFF, error.code,
+                           error.http_status, f"server error {error.http_status}")
+        return Verdict(Outcome.FAILED, Retry.NONE, error.code, error.http_status,
+                       f"unexpected error: {error.message}")
+    outcome, retry = policy.outcome, policy.retry
+    if policy.verify and role in PROTECTIVE_SUCCESS:
+        # For a protective reduce-only/closePosition order these codes mean the
+        # protection is (probably) there already: success, then verify on the exchange.
+        outcome = Outcome.DONE
+    if outcome is Outcome.UNKNOWN and not sending:
+        outcome = Outcome.SKIPPED
+    return Verdict(outcome, retry, error.code, error.http_status, policy.meaning,
+                   verify=policy.verify and outcome is Outcome.DONE)
+
+
+def would_trigger_pause() -> float:
+    """Binance answers -2021 when the mark price sits on the trigger; 300-400 ms lets it move."""
+    return random.uniform(0.3, 0.4)
+
+
+BACKOFF_MAX_ATTEMPTS = 4
+BACKOFF_CAP_SECONDS = 8.0

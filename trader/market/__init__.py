@@ -1,0 +1,1 @@
+"""Candle feeds (exchange stream or replay), stale-data and gap detection, indicators."""

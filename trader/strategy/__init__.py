@@ -1,0 +1,1 @@
+"""Signal strategies and the dual-ATR regime engine."""
