@@ -74,8 +74,9 @@ def _settings_or_exit() -> Settings:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        for _line in exc.problems:
-            pass
+        for line in exc.problems:
+            print(f"config error: {line}", file=sys.stderr)
+        print("see .env.example for every variable and its default", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
     for secret in (settings.binance_api_key, settings.binance_api_secret, settings.telegram_bot_token):
         if secret is not None:
@@ -86,9 +87,10 @@ def _settings_or_exit() -> Settings:
 
 def _print_config(settings: Settings) -> int:
     shown = settings.masked()
-    max(len(name) for name in shown)
-    for _name, _value in shown.items():
-        pass
+    width = max(len(name) for name in shown)
+    for name, value in shown.items():
+        print(f"{name:<{width}}  {value}")
+    print(f"{'(effective feed)':<{width}}  {settings.effective_feed}")
     return 0
 
 
