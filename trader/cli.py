@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return _print_config(settings)
     try:
         return _dispatch(args, settings)
-    except StorageError:
+    except StorageError as exc:
+        print(f"storage error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         logger.info("interrupted")
