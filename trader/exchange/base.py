@@ -6,6 +6,7 @@ sent and its result is unknown (timeout, dropped connection, 5xx). `errors.py` m
 to outcomes; the engine never branches on raw codes.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -20,6 +21,34 @@ from trader.domain import (
     OrderRequest,
     SymbolRules,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """An order changed state (stream ORDER_TRADE_UPDATE / ALGO_UPDATE, or the simulator)."""
+    order: Order
+    fill: Fill | None
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    """Positions and/or balance changed (stream ACCOUNT_UPDATE, or the simulator)."""
+    positions: list[ExchangePosition]
+    balance: Balance | None
+    reason: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FundingApplied:
+    symbol: str
+    rate: Decimal
+    amount: Decimal
+    time: datetime
+
+
+ExchangeEvent = OrderUpdate | AccountUpdate | FundingApplied
 
 
 class ExchangeError(Exception):
@@ -82,3 +111,14 @@ class Exchange(Protocol):
     async def funding_rate(self, symbol: str) -> Decimal: ...
 
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
+
+    # --- push side: what the user-data stream (or the simulator) reported -------------
+    def drain_events(self) -> list[ExchangeEvent]:
+        """Events received since the last call, oldest first (bounded; never blocks)."""
+
+    async def wait_for_event(self, timeout: float) -> bool:
+        """Return True as soon as an event is waiting, False after `timeout` seconds."""
+
+    @property
+    def streaming(self) -> bool:
+        """True while the user-data stream is live; False means REST polling only."""
