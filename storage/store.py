@@ -247,8 +247,9 @@ class Store:
             self.db.execute("DELETE FROM kv WHERE key = ?", [key])
 
     def keys(self, prefix: str) -> list[str]:
+        # Not LIKE: it is case-insensitive and treats "_" and "%" in the prefix as wildcards.
         return [r["key"] for r in self.db.query(
-            "SELECT key FROM kv WHERE key LIKE ? ORDER BY key", [prefix + "%"])]
+            "SELECT key FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", [len(prefix), prefix])]
 
     # --- equity snapshots ---------------------------------------------------------
     def record_equity(self, at: datetime, equity: Decimal, wallet: Decimal) -> None:

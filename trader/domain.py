@@ -209,9 +209,12 @@ class ClientId:
             return None
         role_text, seq_text = parts[3][:2], parts[3][2:]
         try:
-            return ClientId(parts[1], parts[2], OrderRole(role_text), int(seq_text))
+            parsed = ClientId(parts[1], parts[2], OrderRole(role_text), int(seq_text))
         except ValueError:
             return None
+        # int() also accepts "+1", " 1", "01" and non-ASCII digits: only the exact text
+        # this agent would have produced is ours.
+        return parsed if parts[1] and parts[2] and str(parsed) == text else None
 
 
 def position_key(opened_at: datetime) -> str:

@@ -1,0 +1,222 @@
+"""The Telegram bot wired into the engine's event loop: polling (or webhook), handlers, alerts.
+
+`TelegramBot` runs a python-telegram-bot `Application` inside the agent's own asyncio loop
+(initialize / start / updater.start_polling; never run_polling, which would own the loop).
+It is also the engine's `AlertSink`: `wake()` nudges the delivery task. If Telegram is
+unreachable at start, the engine is not held up: the bot keeps connecting in the background
+while alerts wait in the outbox.
+
+    sink = make_alert_sink(settings, engine, alerter, store, clock)   # bot or headless
+    await sink.start()
+    ...
+    await sink.stop()       # flushes pending alerts (best effort), then stops
+"""
+
+import asyncio
+import hashlib
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from loguru import logger
+from telegram import BotCommand, Update
+from telegram.constants import ParseMode
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.auth import ChatGate
+from bot.confirm import ConfirmationBook
+from bot.delivery import AlertDelivery, Backoff
+from bot.format import HELP_LINES
+from bot.handlers import CommandHandlers, HandlerTimings
+from bot.headless import HeadlessAlertSink
+from storage import Store
+from trader.alerts import Alerter
+from trader.clock import Clock
+from trader.commands import EngineControl
+from trader.config import Settings
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+
+@dataclass(frozen=True, slots=True)
+class BotTimings:
+    """Real-time intervals of the bot's own loops (tests shrink them)."""
+    poll_timeout: float = 10.0             # getUpdates long-poll
+    delivery_interval: float = 5.0         # alert outbox sweep when nothing wakes it
+    delivery_backoff: Backoff = field(default_factory=Backoff)
+    connect_backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=60.0))
+    sweep_interval: float = 1.0            # expiry of confirmation prompts
+    flush_timeout: float = 5.0             # alert flush on stop
+    confirm_ttl: timedelta = timedelta(seconds=60)
+    handlers: HandlerTimings = field(default_factory=HandlerTimings)
+
+
+def file_url(api_url: str) -> str:
+    """Bot API file base for an API base: https://host/bot -> https://host/file/bot."""
+    root = api_url.removesuffix("/bot")
+    return f"{root}/file/bot" if root != api_url else f"{api_url}/file"
+
+
+def build_application(token: str, api_url: str | None) -> Application:  # type: ignore[type-arg]
+    builder = ApplicationBuilder().token(token).concurrent_updates(16).job_queue(None)
+    if api_url:
+        builder = builder.base_url(api_url).base_file_url(file_url(api_url))
+    return builder.build()
+
+
+class TelegramBot:
+    """Commands in, alerts out. Start and stop it from the agent's event loop."""
+
+    def __init__(self, settings: Settings, engine: EngineControl, alerter: Alerter, store: Store,
+                 clock: Clock, timings: BotTimings | None = None) -> None:
+        if settings.telegram_bot_token is None:
+            raise ValueError("TelegramBot needs TELEGRAM_BOT_TOKEN; use make_alert_sink")
+        self.settings = settings
+        self.timings = timings or BotTimings()
+        self._token = settings.telegram_bot_token.get_secret_value()
+        self.application = build_application(self._token, settings.telegram_api_url)
+        gate = ChatGate(settings.telegram_allowed_chat_ids, settings.telegram_allowed_user_ids,
+                        alerter)
+        self.handlers = CommandHandlers(engine, gate, clock,
+                                        ConfirmationBook(ttl=self.timings.confirm_ttl),
+                                        self.timings.handlers)
+        self.handlers.register(self.application)
+        self.delivery = AlertDelivery(self._send_alert, settings.telegram_allowed_chat_ids,
+                                      alerter, store, clock,
+                                      interval=self.timings.delivery_interval,
+                                      backoff=self.timings.delivery_backoff)
+        self.connected = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- AlertSink ----------------------------------------------------------------------
+    def wake(self) -> None:
+        self.delivery.wake()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect now if Telegram answers; otherwise keep trying in the background.
+
+        A token Telegram rejects raises `telegram.error.InvalidToken` (bad configuration).
+        """
+        try:
+            await self._connect()
+        except InvalidToken:
+            logger.error("telegram rejected TELEGRAM_BOT_TOKEN; check the token")
+            raise
+        except NetworkError as exc:
+            logger.warning("telegram unreachable at start error={}; retrying in the background",
+                           exc)
+            self._spawn(self._connect_in_background(), "telegram-connect")
+            return
+        self._after_connect()
+
+    async def stop(self) -> None:
+        """Flush pending alerts (best effort, bounded), then stop polling and the application."""
+        for task in self._tasks:
+            task.cancel()
+        if self.connected:
+            await self.delivery.stop(self.timings.flush_timeout)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        application = self.application
+        try:
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+            await application.shutdown()
+        except TelegramError as exc:
+            logger.warning("telegram shutdown incomplete error={}", exc)
+        self.connected = False
+        logger.info("telegram bot stopped")
+
+    async def _connect(self) -> None:
+        application = self.application
+        await application.initialize()       # getMe: checks the token and the connection
+        if not application.running:
+            await application.start()
+        if application.updater is not None and not application.updater.running:
+            await self._start_updates()
+        await self._register_menu()
+        self.connected = True
+        me = application.bot.username
+        logger.info("telegram bot connected username={} mode={}", me,
+                    "webhook" if self.settings.telegram_webhook_url else "polling")
+
+    async def _start_updates(self) -> None:
+        updater = self.application.updater
+        assert updater is not None
+        webhook_url = self.settings.telegram_webhook_url
+        if webhook_url:
+            # Telegram sends the secret with every call; the path comes from the public URL.
+            await updater.start_webhook(
+                listen="0.0.0.0", port=self.settings.port,   # the dyno routes $PORT to us
+                url_path=urlparse(webhook_url).path.strip("/"), webhook_url=webhook_url,
+                secret_token=hashlib.sha256(self._token.encode()).hexdigest()[:32],
+                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+            return
+        await updater.start_polling(timeout=timedelta(seconds=self.timings.poll_timeout),
+                                    allowed_updates=ALLOWED_UPDATES,
+                                    drop_pending_updates=False, error_callback=self._polling_error)
+
+    async def _register_menu(self) -> None:
+        commands = [BotCommand(name, what) for name, what in HELP_LINES]
+        try:
+            await self.application.bot.set_my_commands(commands)
+        except TelegramError as exc:
+            logger.warning("telegram command menu not registered error={}", exc)
+
+    async def _connect_in_background(self) -> None:
+        failures = 0
+        while True:
+            failures += 1
+            await asyncio.sleep(self.timings.connect_backoff.delay(failures))
+            try:
+                await self._connect()
+            except InvalidToken:
+                logger.critical("telegram rejected TELEGRAM_BOT_TOKEN; alerts stay in the outbox")
+                return
+            except NetworkError as exc:
+                logger.warning("telegram still unreachable attempt={} error={}", failures, exc)
+                continue
+            self._after_connect()
+            return
+
+    def _after_connect(self) -> None:
+        self.delivery.start()
+        self.delivery.wake()
+        self._spawn(self._expire_prompts_forever(), "telegram-prompt-expiry")
+
+    async def _expire_prompts_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.timings.sweep_interval)
+            try:
+                await self.handlers.expire_prompts(self.application.bot)
+            except Exception:  # noqa: BLE001 - expiry must keep running; the failure is logged
+                logger.exception("confirmation expiry pass failed")
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _polling_error(self, exc: TelegramError) -> None:
+        logger.warning("telegram polling failed error={}", exc)
+
+    async def _send_alert(self, chat_id: int, text: str, html: bool) -> None:
+        await self.application.bot.send_message(chat_id, text,
+                                                parse_mode=ParseMode.HTML if html else None)
+
+
+def make_alert_sink(settings: Settings, engine: EngineControl, alerter: Alerter, store: Store,
+                    clock: Clock, timings: BotTimings | None = None) -> TelegramBot | HeadlessAlertSink:
+    """The Telegram bot when a token is configured, else the log-only sink; attached to `alerter`."""
+    sink: TelegramBot | HeadlessAlertSink
+    if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value():
+        sink = HeadlessAlertSink(alerter, store, clock)
+    else:
+        sink = TelegramBot(settings, engine, alerter, store, clock, timings)
+    alerter.sink = sink
+    return sink

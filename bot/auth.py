@@ -1,0 +1,63 @@
+"""Who may command the agent: allowed chats and, inside them, allowed users.
+
+Only chats in TELEGRAM_ALLOWED_CHAT_IDS are obeyed; when TELEGRAM_ALLOWED_USER_IDS is set,
+only those users inside them (a group chat must not hand control to every member).
+Anyone else gets at most one generic refusal per chat, is logged, and repeated attempts
+raise a throttled UNAUTHORIZED alert to the owner through the alert outbox.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+
+from loguru import logger
+
+from trader.alerts import Alert, Alerter, AlertName
+
+REFUSAL_TEXT = "This bot only answers its owner."
+UNAUTHORIZED_KEY = "UNAUTHORIZED"
+MAX_TRACKED_CHATS = 10_000
+
+
+class Access(StrEnum):
+    ALLOW = "allow"
+    REFUSE = "refuse"   # not allowed; send the one generic refusal to this chat
+    IGNORE = "ignore"   # not allowed; this chat was already refused once
+
+
+class ChatGate:
+    """Decides, per incoming command or button press, whether it may reach the engine."""
+
+    def __init__(self, allowed_chat_ids: Iterable[int], allowed_user_ids: Iterable[int],
+                 alerter: Alerter, alert_after: int = 2) -> None:
+        self.allowed_chat_ids = frozenset(allowed_chat_ids)
+        self.allowed_user_ids = frozenset(allowed_user_ids)
+        self.alerter = alerter
+        self.alert_after = alert_after
+        self._attempts: dict[int, int] = {}
+
+    def allows(self, chat_id: int | None, user_id: int | None) -> bool:
+        if chat_id is None or chat_id not in self.allowed_chat_ids:
+            return False
+        return not self.allowed_user_ids or user_id in self.allowed_user_ids
+
+    def check(self, chat_id: int | None, user_id: int | None, what: str, now: datetime) -> Access:
+        """Access for one attempt; refused attempts are counted, logged and alerted."""
+        if self.allows(chat_id, user_id):
+            return Access.ALLOW
+        key = chat_id if chat_id is not None else 0
+        if key not in self._attempts and len(self._attempts) >= MAX_TRACKED_CHATS:
+            self._attempts.clear()   # bounded memory under a flood; worst case: one more refusal
+        attempts = self._attempts.get(key, 0) + 1
+        self._attempts[key] = attempts
+        logger.warning("unauthorized telegram attempt chat={} user={} what={} attempts={}",
+                       chat_id, user_id, what[:64], attempts)
+        if attempts >= self.alert_after:
+            self._alert_owner(chat_id, user_id, what, attempts, now)
+        return Access.REFUSE if attempts == 1 else Access.IGNORE
+
+    def _alert_owner(self, chat_id: int | None, user_id: int | None, what: str, attempts: int,
+                     now: datetime) -> None:
+        text = (f"Repeated commands from a chat or user that is not allowed: chat {chat_id}, "
+                f"user {user_id}, {attempts} attempts, last: {what[:64]}. Nothing was executed.")
+        self.alerter.publish(Alert(AlertName.UNAUTHORIZED, text, dedup_key=UNAUTHORIZED_KEY), now)

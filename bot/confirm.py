@@ -1,0 +1,108 @@
+"""Confirmation prompts for destructive commands (/close, /shutdown): buttons, expiry, single use.
+
+A prompt is identified by a random nonce carried in the buttons' callback data. It can be
+used once (a repeated press of the same button does nothing), and it expires after its ttl
+(60 s): the message then says so and asks to send the command again.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.format import escape
+from trader.commands import ALL_SYMBOLS, CommandKind
+
+
+class Choice(StrEnum):
+    CLOSE = "close"
+    FLATTEN = "flatten"
+    KEEP = "keep"
+    CANCEL = "cancel"
+
+
+CHOICES = {CommandKind.CLOSE: {Choice.CLOSE, Choice.CANCEL},
+           CommandKind.SHUTDOWN: {Choice.FLATTEN, Choice.KEEP, Choice.CANCEL}}
+
+
+class PromptState(StrEnum):
+    OPEN = "open"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+@dataclass(slots=True)
+class Confirmation:
+    nonce: str
+    kind: CommandKind
+    chat_id: int
+    created_at: datetime
+    symbol: str | None = None
+    message_id: int | None = None
+    state: PromptState = PromptState.OPEN
+
+    @property
+    def expired_text(self) -> str:
+        return f"Expired, send /{self.kind.value} again."
+
+
+@dataclass
+class ConfirmationBook:
+    """Open prompts by nonce. A prompt is used at most once; it expires after `ttl`."""
+    ttl: timedelta = timedelta(seconds=60)
+    keep_used: timedelta = timedelta(hours=6)
+    prompts: dict[str, Confirmation] = field(default_factory=dict)
+
+    def open(self, kind: CommandKind, chat_id: int, now: datetime,
+             symbol: str | None = None) -> Confirmation:
+        prompt = Confirmation(secrets.token_urlsafe(9), kind, chat_id, now, symbol)
+        self.prompts[prompt.nonce] = prompt
+        return prompt
+
+    def get(self, nonce: str) -> Confirmation | None:
+        return self.prompts.get(nonce)
+
+    def is_due(self, prompt: Confirmation, now: datetime) -> bool:
+        return prompt.state is PromptState.OPEN and now - prompt.created_at > self.ttl
+
+    def expire_due(self, now: datetime) -> list[Confirmation]:
+        """Mark open prompts past their ttl expired and return them; forget very old ones."""
+        due = [p for p in self.prompts.values() if self.is_due(p, now)]
+        for prompt in due:
+            prompt.state = PromptState.EXPIRED
+        for nonce in [n for n, p in self.prompts.items() if now - p.created_at > self.keep_used]:
+            del self.prompts[nonce]
+        return due
+
+
+def _button(prompt: Confirmation, label: str, choice: Choice) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=f"{prompt.nonce}:{choice.value}")
+
+
+def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, InlineKeyboardMarkup]:
+    """The question and its buttons for one prompt."""
+    seconds = int(ttl.total_seconds())
+    if prompt.kind is CommandKind.CLOSE:
+        what = "all positions" if prompt.symbol == ALL_SYMBOLS else escape(prompt.symbol)
+        text = (f"Close <b>{what}</b> at market? Its TP/SL orders are cancelled afterwards. "
+                f"Expires in {seconds} s.")
+        label = "Close all" if prompt.symbol == ALL_SYMBOLS else f"Close {prompt.symbol}"
+        return text, InlineKeyboardMarkup([[_button(prompt, label, Choice.CLOSE),
+                                             _button(prompt, "Cancel", Choice.CANCEL)]])
+    text = ("<b>Shutdown</b>: entries stop, entry orders are cancelled and the agent sleeps "
+            f"until /wake. What about open positions? Expires in {seconds} s.")
+    return text, InlineKeyboardMarkup([
+        [_button(prompt, "Flatten everything and sleep", Choice.FLATTEN)],
+        [_button(prompt, "Keep positions protected and sleep", Choice.KEEP)],
+        [_button(prompt, "Cancel", Choice.CANCEL)]])
+
+
+def parse_callback(data: str | None) -> tuple[str, Choice | None]:
+    """'nonce:choice' -> (nonce, Choice), or (nonce, None) for anything unexpected."""
+    nonce, _, choice = (data or "").partition(":")
+    try:
+        return nonce, Choice(choice)
+    except ValueError:
+        return nonce, None

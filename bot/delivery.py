@@ -1,0 +1,262 @@
+"""Alert delivery: the database outbox -> every allowed Telegram chat, in order, once each.
+
+A background task wakes when the engine publishes (`wake()` only sets an event, so the
+engine never waits for Telegram) and every few seconds. It sends the alerts the database
+could not keep (`Alerter.take_unsaved`) and the outbox's pending ones, oldest first, and
+marks each delivered one sent. While Telegram is unreachable the alerts stay pending (the
+attempt is counted) and the task retries with capped exponential backoff, resuming at the
+first undelivered alert, so nothing is lost, reordered or sent twice.
+"""
+
+import asyncio
+import itertools
+import sqlite3
+import warnings
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+from loguru import logger
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+
+from bot.format import format_alert, split_message
+from storage import SaveStateFailure, Store
+from trader.alerts import Alerter, OutgoingAlert
+from trader.clock import Clock
+
+SendText = Callable[[int, str, bool], Awaitable[object]]
+"""send(chat_id, text, html) -> raises telegram.error.TelegramError when not delivered."""
+
+
+class Delivery(StrEnum):
+    ALL_SENT = "all_sent"          # the outbox is empty (as far as this pass could see)
+    UNREACHABLE = "unreachable"    # Telegram did not answer; retry later from the same alert
+
+
+class ChatOutcome(StrEnum):
+    SENT = "sent"
+    REFUSED = "refused"            # Telegram answered "no" for this chat (blocked, not found)
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff in real seconds: base, 2 x base, 4 x base ... cap."""
+    base: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.cap, self.base * 2 ** max(0, failures - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    key: str                       # "db:<outbox id>" or "mem:<n>" (kept in memory only)
+    alert: OutgoingAlert
+
+
+@dataclass
+class _Progress:
+    """Parts already delivered per chat, so a retry resumes instead of repeating."""
+    parts_sent: dict[int, int] = field(default_factory=dict)
+    delivered_somewhere: bool = False
+
+
+class AlertDelivery:
+    """Sends outbox alerts to the allowed chats; `run()` is the background loop."""
+
+    def __init__(self, send: SendText, chat_ids: Iterable[int], alerter: Alerter, store: Store,
+                 clock: Clock, *, interval: float = 5.0, backoff: Backoff | None = None,
+                 batch: int = 50) -> None:
+        self.send = send
+        self.chat_ids = list(chat_ids)
+        self.alerter = alerter
+        self.store = store
+        self.clock = clock
+        self.interval = interval
+        self.backoff = backoff or Backoff()
+        self.batch = batch
+        self.failures = 0
+        self._unsaved: list[_Queued] = []
+        self._progress: dict[str, _Progress] = {}
+        self._unmarked: dict[int, str] = {}      # outbox id -> status not yet written
+        self._sequence = itertools.count(1)
+        self._retry_after = 0.0
+        self._lock = asyncio.Lock()
+        self._wakeup = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- control ------------------------------------------------------------------------
+    def wake(self) -> None:
+        """New alerts are waiting. Never blocks."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="telegram-alert-delivery")
+
+    async def stop(self, timeout: float) -> None:
+        """One last delivery pass (best effort, at most `timeout` seconds), then end the loop."""
+        self._stop_requested.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            logger.warning("alert flush timed out timeout_s={} pending stay in the outbox", timeout)
+            self._task.cancel()
+        self._task = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                outcome = await self.deliver_once()
+            except Exception:  # noqa: BLE001 - a bug here must not silence every later alert
+                logger.exception("alert delivery pass failed; retrying")
+                outcome = Delivery.UNREACHABLE
+            if self._stop_requested.is_set():
+                return
+            if outcome is Delivery.UNREACHABLE:
+                self.failures += 1
+                delay = max(self.backoff.delay(self.failures), self._retry_after)
+                self._retry_after = 0.0
+                await self._pause(delay, wakeable=False)
+            else:
+                self.failures = 0
+                await self._pause(self.interval, wakeable=True)
+
+    async def _pause(self, seconds: float, *, wakeable: bool) -> None:
+        events = [self._stop_requested, *([self._wakeup] if wakeable else [])]
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._wakeup.clear()
+
+    # --- one pass -----------------------------------------------------------------------
+    async def deliver_once(self) -> Delivery:
+        """Send everything waiting, oldest first; stop at the first alert Telegram did not take."""
+        async with self._lock:
+            self._unsaved.extend(_Queued(f"mem:{next(self._sequence)}", alert)
+                                 for alert in self.alerter.take_unsaved())
+            for _ in range(20):   # bounded; whatever is left goes in the next pass
+                stored, full = self._stored()
+                queue = sorted([*self._unsaved, *stored], key=lambda item: item.alert.created_at)
+                for item in queue:
+                    if not await self._deliver(item):
+                        return Delivery.UNREACHABLE
+                if not full or not queue:
+                    break
+            return Delivery.ALL_SENT
+
+    def _stored(self) -> tuple[list[_Queued], bool]:
+        self._write_unmarked()
+        try:
+            pending = self.alerter.pending(self.batch)
+        except (SaveStateFailure, sqlite3.Error) as exc:
+            logger.error("alert outbox unreadable error={}", exc)
+            return [], False
+        queued = [_Queued(f"db:{alert.outbox_id}", alert) for alert in pending
+                  if alert.outbox_id not in self._unmarked]
+        return queued, len(pending) >= self.batch
+
+    async def _deliver(self, item: _Queued) -> bool:
+        """True when this alert is done (sent, or refused by every chat); False: unreachable."""
+        parts = split_message(format_alert(item.alert))
+        progress = self._progress.setdefault(item.key, _Progress())
+        for chat_id in self.chat_ids:
+            outcome = await self._send_parts(item, chat_id, parts, progress)
+            if outcome is ChatOutcome.UNREACHABLE:
+                self._count_attempt(item)
+                return False
+            progress.delivered_somewhere |= outcome is ChatOutcome.SENT
+        self._finish(item, "sent" if progress.delivered_somewhere else "failed")
+        return True
+
+    async def _send_parts(self, item: _Queued, chat_id: int, parts: list[str],
+                          progress: _Progress) -> ChatOutcome:
+        for index in range(progress.parts_sent.get(chat_id, 0), len(parts)):
+            outcome = await self._send_one(item, chat_id, parts[index])
+            if outcome is not ChatOutcome.SENT:
+                return outcome
+            progress.parts_sent[chat_id] = index + 1
+        return ChatOutcome.SENT
+
+    async def _send_one(self, item: _Queued, chat_id: int, text: str) -> ChatOutcome:
+        try:
+            await self.send(chat_id, text, True)
+        except RetryAfter as exc:
+            self._retry_after = _seconds(exc)
+            logger.warning("telegram flood control alert={} retry_after_s={}", item.key,
+                           self._retry_after)
+            return ChatOutcome.UNREACHABLE
+        except BadRequest as exc:
+            logger.error("telegram refused alert html alert={} chat={} error={}; sending plain",
+                         item.key, chat_id, exc)
+            return await self._send_plain(item, chat_id)
+        except NetworkError as exc:
+            logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
+            return ChatOutcome.UNREACHABLE
+        except TelegramError as exc:
+            logger.error("telegram refused alert alert={} chat={} error={}", item.key, chat_id, exc)
+            return ChatOutcome.REFUSED
+        return ChatOutcome.SENT
+
+    async def _send_plain(self, item: _Queued, chat_id: int) -> ChatOutcome:
+        alert = item.alert
+        text = f"{alert.severity} {alert.name} {alert.symbol}\n{alert.text}"[:4000]
+        try:
+            await self.send(chat_id, text, False)
+        except BadRequest as exc:
+            logger.error("telegram refused plain alert alert={} chat={} error={}", item.key,
+                         chat_id, exc)
+            return ChatOutcome.REFUSED
+        except NetworkError as exc:
+            logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
+            return ChatOutcome.UNREACHABLE
+        except TelegramError as exc:
+            logger.error("telegram refused alert alert={} chat={} error={}", item.key, chat_id, exc)
+            return ChatOutcome.REFUSED
+        return ChatOutcome.SENT
+
+    # --- bookkeeping --------------------------------------------------------------------
+    def _finish(self, item: _Queued, status: str) -> None:
+        self._progress.pop(item.key, None)
+        if item in self._unsaved:
+            self._unsaved.remove(item)
+            return
+        outbox_id = item.alert.outbox_id
+        if outbox_id is None:
+            return
+        logger.info("alert delivered id={} name={} status={}", outbox_id, item.alert.name, status)
+        self._unmarked[outbox_id] = status
+        self._write_unmarked()
+
+    def _write_unmarked(self) -> None:
+        """Record delivered alerts; kept in memory (never resent) while the database fails."""
+        for outbox_id, status in list(self._unmarked.items()):
+            try:
+                self.store.mark_alert(outbox_id, status, self.clock.now())
+            except SaveStateFailure as exc:
+                logger.error("alert delivered but not recorded id={} error={}", outbox_id, exc)
+                return
+            del self._unmarked[outbox_id]
+
+    def _count_attempt(self, item: _Queued) -> None:
+        if item.alert.outbox_id is None:
+            return
+        try:
+            self.store.count_alert_attempt(item.alert.outbox_id)
+        except SaveStateFailure as exc:
+            logger.error("alert attempt not counted id={} error={}", item.alert.outbox_id, exc)
+
+
+def _seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # PTB warns that retry_after will become a timedelta
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

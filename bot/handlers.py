@@ -1,0 +1,353 @@
+"""Telegram commands and confirmation buttons: parse, check, hand a `Command` to the engine, answer.
+
+The bot never touches trading state: every action is a `Command` awaited through
+`EngineControl.execute` (the engine is the single writer). A command is refused without
+being executed when its arguments are wrong (one-line usage answer) or when it waited more
+than 60 s while the agent was down. /close and /shutdown ask for confirmation with inline
+buttons that expire; each confirmation can be used once, so a repeated press does nothing.
+"""
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from loguru import logger
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.auth import REFUSAL_TEXT, Access, ChatGate
+from bot.confirm import (
+    CHOICES,
+    Choice,
+    Confirmation,
+    ConfirmationBook,
+    PromptState,
+    confirmation_prompt,
+    parse_callback,
+)
+from bot.format import escape, format_result, help_text, split_message, stale_text, usage_text
+from trader.clock import Clock
+from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult, EngineControl
+
+USAGE = {
+    "status": "/status", "positions": "/positions", "pnl": "/pnl [day|week|all]",
+    "chart": "/chart", "alerts": "/alerts", "help": "/help", "close": "/close SYMBOL|all",
+    "shutdown": "/shutdown", "wake": "/wake", "pause": "/pause [duration, e.g. 30m, 2h, 1d]",
+    "resume": "/resume",
+}
+KINDS: dict[str, CommandKind | None] = {
+    "status": CommandKind.STATUS, "positions": CommandKind.POSITIONS, "pnl": CommandKind.PNL,
+    "chart": CommandKind.CHART, "alerts": CommandKind.ALERTS, "help": None,
+    "close": CommandKind.CLOSE, "shutdown": CommandKind.SHUTDOWN, "wake": CommandKind.WAKE,
+    "pause": CommandKind.PAUSE, "resume": CommandKind.RESUME,
+}
+PNL_PERIODS = ("day", "week", "all")
+MAX_PAUSE = timedelta(days=30)
+_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+# --- parsing ----------------------------------------------------------------------------
+class UsageError(ValueError):
+    """Bad arguments; the answer is one line: what is wrong and the usage."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(problem)
+        self.text = usage_text(USAGE[name], problem)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A parsed command line, ready to become a `Command` (or a confirmation prompt)."""
+    name: str
+    kind: CommandKind | None
+    symbol: str | None = None
+    duration: timedelta | None = None
+    period: str = "day"
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30m', '2h', '1d' -> timedelta (1 minute to 30 days); ValueError otherwise."""
+    match = _DURATION.match(text.strip().lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 30m, 2h or 1d")
+    span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if not timedelta(minutes=1) <= span <= MAX_PAUSE:
+        raise ValueError("a pause lasts from 1m to 30d")
+    return span
+
+
+def parse_command(name: str, args: list[str], symbols: list[str]) -> Request:
+    """Check one command line against what the command accepts; UsageError if it does not fit."""
+    if name == "close":
+        if len(args) != 1:
+            raise UsageError(name, "name one symbol or all" if not args else "too many words")
+        return Request(name, CommandKind.CLOSE, symbol=_symbol(args[0], symbols))
+    if name in ("pnl", "pause") and len(args) > 1:
+        raise UsageError(name, "too many words")
+    if name == "pnl":
+        period = args[0].lower() if args else "day"
+        if period not in PNL_PERIODS:
+            raise UsageError(name, f"unknown period {args[0]}")
+        return Request(name, CommandKind.PNL, period=period)
+    if name == "pause":
+        try:
+            span = parse_duration(args[0]) if args else None
+        except ValueError as exc:
+            raise UsageError(name, str(exc)) from None
+        return Request(name, CommandKind.PAUSE, duration=span)
+    if args:
+        raise UsageError(name, f"/{name} takes no arguments")
+    return Request(name, KINDS[name])
+
+
+def _symbol(text: str, symbols: list[str]) -> str:
+    if text.upper() == ALL_SYMBOLS:
+        return ALL_SYMBOLS
+    for symbol in symbols:
+        if symbol.upper() == text.upper():
+            return symbol
+    raise UsageError("close", f"unknown symbol {text} (trading {', '.join(symbols)})")
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerTimings:
+    stale_after: timedelta = timedelta(seconds=60)   # older commands waited while we were down
+    ack_after: float = 0.8                           # "working on it" if the engine is slower
+    result_timeout: float = 60.0                     # then "still running, see /status"
+
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+class CommandHandlers:
+    """The bot's reactions to updates: the access gate, commands, buttons and prompt expiry."""
+
+    def __init__(self, engine: EngineControl, gate: ChatGate, clock: Clock,
+                 book: ConfirmationBook, timings: HandlerTimings | None = None) -> None:
+        self.engine = engine
+        self.gate = gate
+        self.clock = clock
+        self.book = book
+        self.timings = timings or HandlerTimings()
+        self._late: set[asyncio.Future[CommandResult]] = set()
+
+    def register(self, application: Application) -> None:  # type: ignore[type-arg]
+        new_messages = filters.UpdateType.MESSAGE   # an edited "/close" must not act again
+        application.add_handler(TypeHandler(Update, self.check_access), group=-1)
+        for name in USAGE:
+            application.add_handler(CommandHandler(name, self.on_command, filters=new_messages))
+        application.add_handler(MessageHandler(filters.COMMAND & new_messages, self.on_unknown))
+        application.add_handler(CallbackQueryHandler(self.on_button))
+        application.add_error_handler(self.on_error)
+
+    # --- access -------------------------------------------------------------------------
+    async def check_access(self, update: Update, context: Context) -> None:
+        """Runs before every handler; stops anything not from an allowed chat and user."""
+        message, query = update.message, update.callback_query
+        is_command = message is not None and (message.text or "").startswith("/")
+        if query is None and not is_command:
+            raise ApplicationHandlerStop   # chatter, edits, other update kinds: not for us
+        chat, user = update.effective_chat, update.effective_user
+        what = (query.data if query is not None else message.text if message else "") or ""
+        access = self.gate.check(chat.id if chat else None, user.id if user else None, what,
+                                 self.clock.now())
+        if access is Access.ALLOW:
+            return
+        if access is Access.REFUSE:
+            if query is not None:
+                await self._answer(query, REFUSAL_TEXT)
+            elif chat is not None:
+                await send_html(context.bot, chat.id, escape(REFUSAL_TEXT))
+        raise ApplicationHandlerStop
+
+    # --- commands -----------------------------------------------------------------------
+    async def on_command(self, update: Update, context: Context) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None:
+            return
+        name = command_name(message.text or "")
+        now = self.clock.now()
+        age = now - message.date
+        if age > self.timings.stale_after:
+            logger.warning("stale telegram command refused command={} chat={} age_s={:.0f}",
+                           name, chat.id, age.total_seconds())
+            await send_html(context.bot, chat.id, stale_text(message.date, age))
+            return
+        try:
+            request = parse_command(name, list(context.args or []), list(self.engine.symbols))
+        except UsageError as exc:
+            await send_html(context.bot, chat.id, exc.text)
+            return
+        if request.kind is None:
+            await send_html(context.bot, chat.id, help_text(list(self.engine.symbols)))
+        elif request.kind in CHOICES:
+            await self._prompt(context.bot, chat.id, request, now)
+        else:
+            command = Command(request.kind, f"tg:{chat.id}:{message.message_id}", message.date,
+                              symbol=request.symbol, duration=request.duration,
+                              period=request.period)
+            await self._run(context.bot, chat.id, command)
+
+    async def on_unknown(self, update: Update, context: Context) -> None:
+        if update.effective_chat is not None:
+            await send_html(context.bot, update.effective_chat.id,
+                            "Unknown command. /help lists what I understand.")
+
+    async def _prompt(self, bot: Bot, chat_id: int, request: Request, now: datetime) -> None:
+        prompt = self.book.open(request.kind or CommandKind.CLOSE, chat_id, now, request.symbol)
+        text, markup = confirmation_prompt(prompt, self.book.ttl)
+        sent = await send_html(bot, chat_id, text, markup)
+        if sent is not None:
+            prompt.message_id = sent.message_id
+
+    # --- buttons ------------------------------------------------------------------------
+    async def on_button(self, update: Update, context: Context) -> None:
+        query, chat = update.callback_query, update.effective_chat
+        if query is None or chat is None:
+            return
+        nonce, choice = parse_callback(query.data)
+        prompt = self.book.get(nonce)
+        now = self.clock.now()
+        if prompt is None or prompt.chat_id != chat.id or choice not in CHOICES[prompt.kind]:
+            await self._answer(query, "This button is no longer valid; send the command again.")
+            return
+        if prompt.state is PromptState.USED:
+            await self._answer(query, "Already done.")
+            return
+        if prompt.state is PromptState.EXPIRED or self.book.is_due(prompt, now):
+            prompt.state = PromptState.EXPIRED
+            await self._answer(query, prompt.expired_text)
+            await self._edit(context.bot, prompt, prompt.expired_text)
+            return
+        prompt.state = PromptState.USED   # before any await: a second press finds it used
+        if choice is Choice.CANCEL:
+            await self._answer(query, "Cancelled.")
+            await self._edit(context.bot, prompt, "Cancelled: nothing was done.")
+            return
+        await self._answer(query, "Working on it…")
+        await self._edit(context.bot, prompt, confirmed_text(prompt, choice))
+        command = Command(prompt.kind, f"tg:confirm:{prompt.nonce}", now, symbol=prompt.symbol,
+                          flatten=choice is Choice.FLATTEN)
+        await self._run(context.bot, chat.id, command)
+
+    async def expire_prompts(self, bot: Bot) -> int:
+        """Turn prompts past their ttl into "expired, send /close again"; returns how many."""
+        due = self.book.expire_due(self.clock.now())
+        for prompt in due:
+            await self._edit(bot, prompt, prompt.expired_text)
+        return len(due)
+
+    # --- engine -------------------------------------------------------------------------
+    async def _run(self, bot: Bot, chat_id: int, command: Command) -> None:
+        result = await self._execute(bot, chat_id, command)
+        if result is None:
+            return
+        if command.kind is CommandKind.CHART and result.ok and result.png:
+            caption = escape(" ".join(result.lines))[:900] or "Equity and drawdown"
+            await send_photo(bot, chat_id, result.png, caption)
+        else:
+            await send_html(bot, chat_id, format_result(command.kind, result))
+
+    async def _execute(self, bot: Bot, chat_id: int, command: Command) -> CommandResult | None:
+        """Await the engine; say "working on it" if it takes long; None if there is no result."""
+        logger.info("telegram command kind={} id={} symbol={}", command.kind, command.command_id,
+                    command.symbol or "-")
+        task = asyncio.ensure_future(self.engine.execute(command))
+        done, _ = await asyncio.wait({task}, timeout=self.timings.ack_after)
+        if not done:
+            await send_html(bot, chat_id, "⏳ Working on it…")
+            done, _ = await asyncio.wait({task}, timeout=self.timings.result_timeout)
+        if not done:
+            self._late.add(task)
+            task.add_done_callback(self._late_result)
+            await send_html(bot, chat_id, "⏳ Still running; /status shows the outcome.")
+            return None
+        try:
+            return task.result()
+        except Exception as exc:  # noqa: BLE001 - any engine failure becomes the operator's answer
+            logger.exception("engine command failed kind={} id={}", command.kind, command.command_id)
+            await send_html(bot, chat_id, f"⚠️ <b>{escape(command.kind.value)} failed</b>\n"
+                                          f"{escape(type(exc).__name__)}: {escape(exc)}")
+            return None
+
+    def _late_result(self, task: asyncio.Future[CommandResult]) -> None:
+        self._late.discard(task)
+        if task.cancelled():
+            logger.warning("late engine command cancelled")
+        elif task.exception() is not None:
+            logger.error("late engine command failed error={!r}", task.exception())
+        else:
+            logger.info("late engine command finished ok={}", task.result().ok)
+
+    # --- telegram helpers ---------------------------------------------------------------
+    async def _answer(self, query: CallbackQuery, text: str) -> None:
+        try:
+            await query.answer(text)
+        except TelegramError as exc:
+            logger.warning("callback answer failed query={} error={}", query.id, exc)
+
+    async def _edit(self, bot: Bot, prompt: Confirmation, text: str) -> None:
+        if prompt.message_id is None:
+            return
+        try:
+            await bot.edit_message_text(text, prompt.chat_id, prompt.message_id,
+                                        parse_mode=ParseMode.HTML, reply_markup=None)
+        except TelegramError as exc:
+            logger.warning("prompt edit failed chat={} message={} error={}", prompt.chat_id,
+                           prompt.message_id, exc)
+
+    async def on_error(self, update: object, context: Context) -> None:
+        logger.opt(exception=context.error).error("telegram handler failed update={}",
+                                                  getattr(update, "update_id", None))
+
+
+def command_name(text: str) -> str:
+    """'/Close@tradebot_bot BTCUSDT' -> 'close'."""
+    head = text.split(maxsplit=1)[0] if text.strip() else ""
+    return head.lstrip("/").split("@", 1)[0].lower()
+
+
+def confirmed_text(prompt: Confirmation, choice: Choice) -> str:
+    if prompt.kind is CommandKind.CLOSE:
+        what = "all positions" if prompt.symbol == ALL_SYMBOLS else escape(prompt.symbol)
+        return f"⏳ Closing <b>{what}</b>…"
+    if choice is Choice.FLATTEN:
+        return "⏳ Shutdown: flattening everything, then sleeping…"
+    return "⏳ Shutdown: keeping positions protected, then sleeping…"
+
+
+async def send_html(bot: Bot, chat_id: int, text: str,
+                    markup: InlineKeyboardMarkup | None = None) -> Message | None:
+    """Send `text` in parts under the limit (buttons on the last); None if Telegram refused."""
+    parts = split_message(text)
+    sent: Message | None = None
+    for index, part in enumerate(parts):
+        try:
+            sent = await bot.send_message(chat_id, part, parse_mode=ParseMode.HTML,
+                                          reply_markup=markup if index == len(parts) - 1 else None)
+        except TelegramError as exc:
+            logger.warning("telegram reply failed chat={} part={}/{} error={}", chat_id,
+                           index + 1, len(parts), exc)
+            return None
+    return sent
+
+
+async def send_photo(bot: Bot, chat_id: int, png: bytes, caption: str) -> Message | None:
+    try:
+        return await bot.send_photo(chat_id, png, caption=caption, parse_mode=ParseMode.HTML)
+    except TelegramError as exc:
+        logger.warning("telegram photo failed chat={} bytes={} error={}", chat_id, len(png), exc)
+        return None

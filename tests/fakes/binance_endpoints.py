@@ -1,0 +1,366 @@
+"""The REST endpoints of the fake Binance USD-M server, on top of the matching simulator.
+
+Each handler takes the request's parameters (strings, as sent) and returns the JSON
+Binance would, or raises `ExchangeError` with Binance's code and message (HTTP 400 unless
+the error says otherwise). Conditional orders exist only in the Algo Order API: POST
+/fapi/v1/order answers -4120 for them, and the plain order endpoints don't see them.
+Every simulator event a handler causes is queued as user-data stream JSON
+(`take_stream_events`).
+"""
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tests.fakes import binance_wire as wire
+from trader.domain import (
+    Candle,
+    ClientId,
+    Order,
+    OrderRequest,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Side,
+    to_ms,
+)
+from trader.exchange.base import AccountUpdate, ExchangeError, OrderUpdate
+from trader.exchange.sim import SimEvent, Simulator
+
+Json = dict[str, Any]
+Params = dict[str, str]
+DECIMAL_TEXT = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+CHILD_ORDER_BASE = 1_000_000_000    # order ids of the market orders triggered algo orders spawn
+ALGO_ID_BASE = 4_000_000_000
+SWITCH_TO_ALGO = ExchangeError(-4120, "Order type not supported for this endpoint. "
+                                      "Please use the Algo Order API.")
+
+
+def missing(name: str) -> ExchangeError:
+    return ExchangeError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
+                                f"or malformed.")
+
+
+def decimal_param(params: Params, name: str, required: bool = True) -> Decimal | None:
+    text = params.get(name)
+    if text is None or text == "":
+        if required:
+            raise missing(name)
+        return None
+    if not DECIMAL_TEXT.fullmatch(text):
+        raise ExchangeError(-1100, f"Illegal characters found in parameter '{name}'; legal "
+                                   f"range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")
+    return Decimal(text)
+
+
+def bool_param(params: Params, name: str) -> bool:
+    text = params.get(name, "false").lower()
+    if text not in ("true", "false"):
+        raise ExchangeError(-1130, f"Data sent for parameter '{name}' is not valid.")
+    return text == "true"
+
+
+def required(params: Params, name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise missing(name)
+    return value
+
+
+@dataclass(slots=True)
+class AlgoRecord:
+    symbol: str
+    client_id: str
+    algo_id: int
+
+
+class BinanceEndpoints:
+    """Handlers and the bookkeeping Binance keeps beside the simulator (ids, modes, keys)."""
+
+    def __init__(self, sim: Simulator, now: Callable[[], datetime], symbols: list[str]) -> None:
+        self.sim, self.now, self.symbols = sim, now, symbols
+        self.hedge_mode = False
+        self.margin_types: dict[str, str] = {}
+        self.listen_key: str | None = None
+        self.candles: dict[str, list[Candle]] = {}
+        self.rate_limits: list[Json] = []
+        self._algos: dict[str, AlgoRecord] = {}           # clientAlgoId -> latest algo order
+        self._created: dict[tuple[str, str], int] = {}
+        self._trade_orders: dict[str, int] = {}           # trade id -> order id
+        self._next_algo_id = ALGO_ID_BASE
+        self._stream_events: list[Json] = []
+
+    def now_ms(self) -> int:
+        return to_ms(self.now())
+
+    # --- events ------------------------------------------------------------------------
+    def publish(self, events: list[SimEvent]) -> None:
+        moment = self.now_ms()
+        for event in events:
+            if isinstance(event, OrderUpdate):
+                self._stream_events += self._order_events(event, moment)
+            elif isinstance(event, AccountUpdate):
+                self._stream_events.append(wire.account_update(
+                    [p for p in event.positions], event.balance, event.reason, moment))
+
+    def take_stream_events(self) -> list[Json]:
+        events, self._stream_events = self._stream_events, []
+        return events
+
+    def _order_events(self, update: OrderUpdate, moment: int) -> list[Json]:
+        order = update.order
+        self._created.setdefault((order.symbol, order.client_id), moment)
+        if not order.type.conditional:
+            if update.fill is not None:
+                self._trade_orders[update.fill.trade_id] = int(order.exchange_id)
+            return [wire.order_trade_update(order, update.fill, int(order.exchange_id), moment)]
+        algo_id = self._algo_id(order)
+        if order.status is not OrderStatus.FILLED:
+            return [wire.algo_update(order, algo_id, wire.ALGO_STATUS[order.status], moment)]
+        child = CHILD_ORDER_BASE + int(order.exchange_id)
+        if update.fill is not None:
+            self._trade_orders[update.fill.trade_id] = child
+        return [wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child)),
+                wire.order_trade_update(order, update.fill, child, moment, "MARKET"),
+                wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
+
+    def _algo_id(self, order: Order) -> int:
+        record = self._algos.get(order.client_id)
+        return record.algo_id if record else 0
+
+    # --- market data --------------------------------------------------------------------
+    def exchange_info(self, params: Params) -> Json:
+        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": self.rate_limits,
+                "exchangeFilters": [], "symbols": [self._symbol_info(s) for s in self.symbols]}
+
+    def _symbol_info(self, symbol: str) -> Json:
+        rules = self.sim.rules_for(symbol)
+        return {
+            "symbol": symbol, "pair": symbol, "contractType": "PERPETUAL", "status": "TRADING",
+            "baseAsset": symbol.removesuffix("USDT"), "quoteAsset": "USDT",
+            "marginAsset": "USDT", "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET",
+                                                  "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                                                  "TRAILING_STOP_MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": wire.num(rules.tick_size),
+                 "maxPrice": "4529764", "tickSize": wire.num(rules.tick_size)},
+                {"filterType": "LOT_SIZE", "minQty": wire.num(rules.min_qty),
+                 "maxQty": wire.num(rules.max_qty), "stepSize": wire.num(rules.step_size)},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": wire.num(rules.min_qty),
+                 "maxQty": wire.num(rules.max_qty), "stepSize": wire.num(rules.step_size)},
+                {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                {"filterType": "MIN_NOTIONAL", "notional": wire.num(rules.min_notional)},
+                {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
+                 "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+            ],
+        }
+
+    def klines(self, params: Params) -> list[list[Any]]:
+        candles = self.candles.get(required(params, "symbol"), [])
+        limit = int(params.get("limit", "500"))
+        if "startTime" in params:
+            start = int(params["startTime"])
+            return [wire.kline_row(c) for c in candles if to_ms(c.open_time) >= start][:limit]
+        return [wire.kline_row(c) for c in candles[-limit:]]
+
+    def book_ticker(self, params: Params) -> Json:
+        book = self.sim.book(required(params, "symbol"))
+        return {"symbol": book.symbol, "bidPrice": wire.num(book.bid), "bidQty": "10",
+                "askPrice": wire.num(book.ask), "askQty": "10", "time": self.now_ms(),
+                "lastUpdateId": self.now_ms()}
+
+    def premium_index(self, params: Params) -> Json:
+        symbol = required(params, "symbol")
+        mark = wire.num(self.sim.mark_price(symbol))
+        return {"symbol": symbol, "markPrice": mark, "indexPrice": mark,
+                "estimatedSettlePrice": mark,
+                "lastFundingRate": wire.num(self.sim.funding_rate(symbol)),
+                "interestRate": "0.00010000", "nextFundingTime": 0, "time": self.now_ms()}
+
+    # --- account settings ------------------------------------------------------------------
+    def position_mode(self, params: Params) -> Json:
+        return {"dualSidePosition": self.hedge_mode}
+
+    def change_position_mode(self, params: Params) -> Json:
+        wanted = bool_param(params, "dualSidePosition")
+        if wanted == self.hedge_mode:
+            raise ExchangeError(-4059, "No need to change position side.")
+        self.hedge_mode = wanted
+        return {"code": 200, "msg": "success"}
+
+    def margin_type(self, params: Params) -> Json:
+        symbol, wanted = required(params, "symbol"), required(params, "marginType").upper()
+        if self.margin_types.get(symbol, "CROSSED") == wanted:
+            raise ExchangeError(-4046, "No need to change margin type.")
+        if self.sim.position(symbol).quantity != 0:
+            raise ExchangeError(-4048, "Margin type cannot be changed if there exists position.")
+        self.margin_types[symbol] = wanted
+        return {"code": 200, "msg": "success"}
+
+    def leverage(self, params: Params) -> Json:
+        symbol, leverage = required(params, "symbol"), int(required(params, "leverage"))
+        self.sim.set_leverage(symbol, leverage)
+        return {"leverage": leverage, "maxNotionalValue": "1000000", "symbol": symbol}
+
+    # --- listen key ------------------------------------------------------------------------
+    def create_listen_key(self, params: Params) -> Json:
+        if self.listen_key is None:
+            self.listen_key = secrets.token_hex(32)
+        return {"listenKey": self.listen_key}
+
+    def keep_alive_listen_key(self, params: Params) -> Json:
+        if params.get("listenKey") != self.listen_key or self.listen_key is None:
+            raise ExchangeError(-1125, "This listenKey does not exist.")
+        return {"listenKey": self.listen_key}
+
+    def close_listen_key(self, params: Params) -> Json:
+        self.listen_key = None
+        return {}
+
+    # --- orders ------------------------------------------------------------------------------
+    def _request(self, params: Params, order_type: OrderType, client_id: str,
+                 stop_name: str) -> OrderRequest:
+        parsed = ClientId.parse(client_id)
+        close_position = bool_param(params, "closePosition")
+        quantity = decimal_param(params, "quantity", required=not close_position)
+        return OrderRequest(
+            symbol=required(params, "symbol"), side=Side(required(params, "side")),
+            type=order_type, quantity=quantity or Decimal(0), client_id=client_id,
+            role=parsed.role if parsed else OrderRole.ENTRY,
+            price=decimal_param(params, "price", required=False),
+            stop_price=decimal_param(params, stop_name, required=False),
+            reduce_only=bool_param(params, "reduceOnly"), close_position=close_position)
+
+    def _order_type(self, params: Params) -> OrderType:
+        text = required(params, "type")
+        try:
+            return OrderType(text)
+        except ValueError:
+            raise ExchangeError(-1116, "Invalid orderType.") from None
+
+    def new_order(self, params: Params) -> Json:
+        order_type = self._order_type(params)
+        if order_type.conditional:
+            raise SWITCH_TO_ALGO
+        client_id = params.get("newClientOrderId") or f"fake-{secrets.token_hex(8)}"
+        order, events = self.sim.place(self._request(params, order_type, client_id,
+                                                     "stopPrice"), self.now())
+        self.publish(events)
+        return self._plain_json(order)
+
+    def new_algo_order(self, params: Params) -> Json:
+        if params.get("algoType") != "CONDITIONAL":
+            raise ExchangeError(-1116, "Invalid algoType.")
+        order_type = self._order_type(params)
+        if not order_type.conditional:
+            raise ExchangeError(-1116, "Invalid orderType.")
+        client_id = params.get("clientAlgoId") or f"fake-{secrets.token_hex(8)}"
+        request = self._request(params, order_type, client_id, "triggerPrice")
+        if request.stop_price is None:
+            raise missing("triggerPrice")
+        order, events = self.sim.place(request, self.now())
+        self._next_algo_id += 1
+        self._algos[client_id] = AlgoRecord(request.symbol, client_id, self._next_algo_id)
+        self.publish(events)
+        return self._algo_json(order)
+
+    def _plain_json(self, order: Order) -> Json:
+        created = self._created.setdefault((order.symbol, order.client_id), self.now_ms())
+        return wire.plain_order(order, int(order.exchange_id), created)
+
+    def _algo_json(self, order: Order) -> Json:
+        created = self._created.setdefault((order.symbol, order.client_id), self.now_ms())
+        child = str(CHILD_ORDER_BASE + int(order.exchange_id)) \
+            if order.status is OrderStatus.FILLED else ""
+        return wire.algo_order(order, self._algo_id(order), created, child)
+
+    def _plain_order(self, params: Params) -> Order:
+        symbol = required(params, "symbol")
+        client_id = params.get("origClientOrderId")
+        order = None
+        if client_id:
+            order = self.sim.order(symbol, client_id)
+        elif params.get("orderId"):
+            order = next((o for o in self.sim.orders.live.values()
+                          if o.exchange_id == params["orderId"]), None)
+        else:
+            raise missing("orderId")
+        if order is None or order.type.conditional:
+            raise ExchangeError(-2013, "Order does not exist.")
+        return order
+
+    def _algo_order(self, params: Params) -> Order:
+        record = None
+        if params.get("clientAlgoId"):
+            record = self._algos.get(params["clientAlgoId"])
+        elif params.get("algoId"):
+            record = next((r for r in self._algos.values()
+                           if str(r.algo_id) == params["algoId"]), None)
+        else:
+            raise missing("algoId")
+        order = self.sim.order(record.symbol, record.client_id) if record else None
+        if order is None:
+            raise ExchangeError(-2013, "Order does not exist.")
+        return order
+
+    def query_order(self, params: Params) -> Json:
+        return self._plain_json(self._plain_order(params))
+
+    def query_algo_order(self, params: Params) -> Json:
+        return self._algo_json(self._algo_order(params))
+
+    def cancel_order(self, params: Params) -> Json:
+        try:
+            order = self._plain_order(params)
+        except ExchangeError:
+            raise ExchangeError(-2011, "Unknown order sent.") from None
+        cancelled, events = self.sim.cancel(order.symbol, order.client_id, self.now())
+        self.publish(events)
+        return self._plain_json(cancelled)
+
+    def cancel_algo_order(self, params: Params) -> Json:
+        try:
+            order = self._algo_order(params)
+        except ExchangeError:
+            raise ExchangeError(-2011, "Unknown order sent.") from None
+        cancelled, events = self.sim.cancel(order.symbol, order.client_id, self.now())
+        self.publish(events)
+        return self._algo_json(cancelled)
+
+    def open_orders(self, params: Params) -> list[Json]:
+        return [self._plain_json(o) for o in self.sim.open_orders(params.get("symbol"))
+                if not o.type.conditional]
+
+    def open_algo_orders(self, params: Params) -> list[Json]:
+        return [self._algo_json(o) for o in self.sim.open_orders(params.get("symbol"))
+                if o.type.conditional]
+
+    def cancel_all(self, params: Params, algo: bool) -> Json:
+        symbol = required(params, "symbol")
+        for order in self.sim.open_orders(symbol):
+            if order.type.conditional == algo:
+                self.publish(self.sim.cancel(symbol, order.client_id, self.now())[1])
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+    # --- account ---------------------------------------------------------------------------
+    def account(self, params: Params) -> Json:
+        return wire.account(self.sim.balance())
+
+    def position_risk(self, params: Params) -> list[Json]:
+        symbol = params.get("symbol")
+        symbols = [symbol] if symbol else self.symbols
+        return [wire.position_risk(self.sim.position(s), self.sim.mark_price(s), self.now_ms())
+                for s in symbols if self.sim.position(s).quantity != 0]
+
+    def user_trades(self, params: Params) -> list[Json]:
+        symbol = required(params, "symbol")
+        start = int(params.get("startTime", "0"))
+        fills = [f for f in self.sim.fills(symbol) if to_ms(f.time) >= start]
+        limit = int(params.get("limit", "500"))
+        return [wire.user_trade(f, self._trade_orders.get(f.trade_id, 0))
+                for f in fills[:limit]]

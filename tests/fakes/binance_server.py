@@ -1,0 +1,435 @@
+"""A fake Binance USD-M futures server on 127.0.0.1 for integration tests and manual runs.
+
+It speaks Binance's wire format (signed requests checked with HMAC-SHA256, recvWindow,
+error JSON with HTTP statuses, usage headers, user-data and kline websockets) on top of
+the matching simulator, so the real python-binance client can be pointed at it:
+
+    async with FakeBinance() as fake:
+        settings = Settings(binance_futures_url=fake.url, binance_futures_ws_url=fake.ws_url,
+                            binance_api_key=fake.api_key, binance_api_secret=fake.api_secret)
+        await fake.move_price("BTCUSDT", Decimal("50100"))
+        fake.inject_fault("POST /fapi/v1/order", code=-2019, times=1)
+
+The same controls are served as JSON under /_control/<name> for a server running in
+another process (`python -m tests.fakes.binance_server --port 8765`).
+"""
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from loguru import logger
+
+from tests.fakes import binance_control
+from tests.fakes.binance_endpoints import BinanceEndpoints
+from tests.fakes.binance_hub import StreamHub
+from tests.fakes.binance_wire import kline_event
+from trader.domain import Candle, Side, to_ms
+from trader.exchange.base import ExchangeError
+from trader.exchange.sim import SimConfig, SimEvent, Simulator
+
+Json = dict[str, Any]
+Handler = Callable[[dict[str, str]], Any]
+DEFAULT_PRICES = {"BTCUSDT": Decimal("50000"), "ETHUSDT": Decimal("3000"),
+                  "XRPUSDT": Decimal("0.5"), "SOLUSDT": Decimal("150"),
+                  "BNBUSDT": Decimal("600")}
+PUBLIC, KEYED, SIGNED = "public", "keyed", "signed"
+ORDER_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    method: str
+    path: str
+    params: dict[str, str]
+
+
+@dataclass(slots=True)
+class Fault:
+    method: str | None
+    path: str
+    times: int
+    code: int | None = None
+    http_status: int | None = None
+    msg: str | None = None
+    retry_after: float | None = None
+    delay: float | None = None
+    drop_connection: bool = False
+    execute: bool = False
+
+
+@dataclass(slots=True)
+class Usage:
+    """Binance's usage windows: weight per minute, orders per 10 s and per minute."""
+    weight_per_minute: int = 2400
+    orders_per_minute: int = 1200
+    orders_per_10s: int = 300
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def add(self, kind: str, seconds: int, amount: int, now_ms: int) -> int:
+        key = (f"{kind}{seconds}", now_ms // (seconds * 1000))
+        self.counts[key] = self.counts.get(key, 0) + amount
+        return self.counts[key]
+
+    def rate_limits(self) -> list[Json]:
+        return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": self.weight_per_minute},
+                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": self.orders_per_minute},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+                 "limit": self.orders_per_10s}]
+
+
+class FakeBinance:
+    """See the module docstring. Control methods are async: they push stream events."""
+
+    def __init__(self, *, api_key: str = "fake-api-key-0123456789",
+                 api_secret: str = "fake-api-secret-0123456789",
+                 prices: dict[str, Decimal] | None = None, sim_config: SimConfig | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
+        prices = prices or DEFAULT_PRICES
+        self.sim = Simulator(sim_config or SimConfig())
+        self.clock_skew_ms = 0
+        for symbol, price in prices.items():
+            self.sim.set_price(symbol, price, self.now())
+        self.endpoints = BinanceEndpoints(self.sim, self.now, list(prices))
+        self.hub = StreamHub()
+        self.usage = Usage()
+        self.endpoints.rate_limits = self.usage.rate_limits()
+        self.request_log: list[LoggedRequest] = []
+        self.faults: list[Fault] = []
+        self._routes = self._route_table()
+        self._runner: web.AppRunner | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/"
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(milliseconds=self.clock_skew_ms)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/_control/{name}", self._control)
+        app.router.add_get("/ws/{listen_key}", self._user_socket)
+        app.router.add_get("/stream", self._market_socket)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        self.port = server.sockets[0].getsockname()[1]
+        logger.info("fake binance listening url={}", self.url)
+
+    async def stop(self) -> None:
+        await self.hub.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> "FakeBinance":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- request pipeline ---------------------------------------------------------------
+    def _route_table(self) -> dict[tuple[str, str], tuple[str, int, Handler]]:
+        e = self.endpoints
+        v1 = "/fapi/v1/"
+        return {
+            ("GET", v1 + "ping"): (PUBLIC, 1, lambda p: {}),
+            ("GET", v1 + "time"): (PUBLIC, 1, lambda p: {"serverTime": e.now_ms()}),
+            ("GET", v1 + "exchangeInfo"): (PUBLIC, 1, e.exchange_info),
+            ("GET", v1 + "klines"): (PUBLIC, 2, e.klines),
+            ("GET", v1 + "ticker/bookTicker"): (PUBLIC, 2, e.book_ticker),
+            ("GET", v1 + "premiumIndex"): (PUBLIC, 1, e.premium_index),
+            ("POST", v1 + "listenKey"): (KEYED, 1, e.create_listen_key),
+            ("PUT", v1 + "listenKey"): (KEYED, 1, e.keep_alive_listen_key),
+            ("DELETE", v1 + "listenKey"): (KEYED, 1, e.close_listen_key),
+            ("GET", v1 + "positionSide/dual"): (SIGNED, 30, e.position_mode),
+            ("POST", v1 + "positionSide/dual"): (SIGNED, 1, e.change_position_mode),
+            ("POST", v1 + "marginType"): (SIGNED, 1, e.margin_type),
+            ("POST", v1 + "leverage"): (SIGNED, 1, e.leverage),
+            ("POST", v1 + "order"): (SIGNED, 0, e.new_order),
+            ("GET", v1 + "order"): (SIGNED, 1, e.query_order),
+            ("DELETE", v1 + "order"): (SIGNED, 1, e.cancel_order),
+            ("GET", v1 + "openOrders"): (SIGNED, 1, e.open_orders),
+            ("DELETE", v1 + "allOpenOrders"): (SIGNED, 1, lambda p: e.cancel_all(p, False)),
+            ("POST", v1 + "algoOrder"): (SIGNED, 0, e.new_algo_order),
+            ("GET", v1 + "algoOrder"): (SIGNED, 1, e.query_algo_order),
+            ("DELETE", v1 + "algoOrder"): (SIGNED, 1, e.cancel_algo_order),
+            ("GET", v1 + "openAlgoOrders"): (SIGNED, 1, e.open_algo_orders),
+            ("DELETE", v1 + "algoOpenOrders"): (SIGNED, 1, lambda p: e.cancel_all(p, True)),
+            ("GET", "/fapi/v2/account"): (SIGNED, 5, e.account),
+            ("GET", "/fapi/v3/positionRisk"): (SIGNED, 5, e.position_risk),
+            ("GET", v1 + "userTrades"): (SIGNED, 5, e.user_trades),
+        }
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        body = await request.text()
+        params = dict(request.query)
+        params = {**dict(_parse_form(body)), **params}   # the query string wins, as on Binance
+        self.request_log.append(LoggedRequest(request.method, request.path,
+                                              {k: v for k, v in params.items()
+                                               if k != "signature"}))
+        route = self._routes.get((request.method, request.path))
+        if route is None:
+            return _error(ExchangeError(-1, f"Path {request.path} not found", 404))
+        security, weight, handler = route
+        try:
+            self._authenticate(request, security, body)
+            headers = self._count_usage(request.path, request.method, weight)
+        except ExchangeError as exc:
+            return _error(exc)
+        fault = self._take_fault(request.method, request.path)
+        if fault is not None:
+            return await self._apply_fault(request, fault, handler, params, headers)
+        return await self._respond(handler, params, headers)
+
+    async def _respond(self, handler: Handler, params: dict[str, str],
+                       headers: dict[str, str]) -> web.Response:
+        try:
+            result = handler(params)
+        except ExchangeError as exc:
+            await self._flush_stream_events()
+            return _error(exc, headers)
+        await self._flush_stream_events()
+        return web.json_response(result, headers=headers)
+
+    def _authenticate(self, request: web.Request, security: str, body: str) -> None:
+        if security == PUBLIC:
+            return
+        if request.headers.get("X-MBX-APIKEY") != self.api_key:
+            raise ExchangeError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        if security == SIGNED:
+            self._verify_signature(request.query_string, body)
+
+    def _verify_signature(self, query: str, body: str) -> None:
+        total = query + body
+        head, separator, signature = total.rpartition("&signature=")
+        if not separator and total.startswith("signature="):
+            head, signature = "", total.removeprefix("signature=")
+        expected = hmac.new(self.api_secret.encode(), head.encode(), hashlib.sha256).hexdigest()
+        if not signature or not hmac.compare_digest(expected, signature.lower()):
+            raise ExchangeError(-1022, "Signature for this request is not valid.", 401)
+        params = dict(_parse_form(head))
+        if "timestamp" not in params:
+            raise ExchangeError(-1102, "Mandatory parameter 'timestamp' was not sent, was "
+                                       "empty/null, or malformed.")
+        stamp, window = int(params["timestamp"]), int(params.get("recvWindow", "5000"))
+        server = to_ms(self.now())
+        if not (stamp < server + 1000 and server - stamp <= window):
+            raise ExchangeError(-1021, "Timestamp for this request is outside of the "
+                                       "recvWindow.")
+
+    def _count_usage(self, path: str, method: str, weight: int) -> dict[str, str]:
+        now_ms = to_ms(self.now())
+        used = self.usage.add("weight", 60, weight, now_ms)
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+        if used > self.usage.weight_per_minute:
+            raise ExchangeError(-1003, "Too many requests; current limit of IP(127.0.0.1) "
+                                       f"request weight per 1 MINUTE is "
+                                       f"{self.usage.weight_per_minute}.", 429,
+                                retry_after=60 - (now_ms // 1000) % 60)
+        if method == "POST" and path in ORDER_PATHS:
+            count_10s = self.usage.add("orders", 10, 1, now_ms)
+            count_1m = self.usage.add("orders", 60, 1, now_ms)
+            headers |= {"X-MBX-ORDER-COUNT-10S": str(count_10s),
+                        "X-MBX-ORDER-COUNT-1M": str(count_1m)}
+            if count_10s > self.usage.orders_per_10s or count_1m > self.usage.orders_per_minute:
+                raise ExchangeError(-1015, "Too many new orders.", 429,
+                                    retry_after=10 - (now_ms // 1000) % 10)
+        return headers
+
+    async def _flush_stream_events(self) -> None:
+        events = self.endpoints.take_stream_events()
+        if events:
+            await self.hub.send_user(events, self.endpoints.listen_key)
+
+    # --- faults -------------------------------------------------------------------------
+    def inject_fault(self, path_or_endpoint: str, code: int | None = None,
+                     http_status: int | None = None, *, times: int = 1,
+                     retry_after: float | None = None, delay: float | None = None,
+                     drop_connection: bool = False, msg: str | None = None,
+                     execute: bool | None = None) -> None:
+        """Make the next `times` requests to an endpoint ("POST /fapi/v1/order" or just
+        the path) fail. `execute` (default: only for delays and drops) processes the
+        request before failing, so the order exists although the client saw an error."""
+        method, _, path = path_or_endpoint.rpartition(" ")
+        if code is not None and http_status is None:
+            http_status = 429 if code == -1003 else 400
+        if execute is None:
+            execute = (delay is not None or drop_connection) and http_status is None
+        self.faults.append(Fault(method or None, path, times, code, http_status, msg,
+                                 retry_after, delay, drop_connection, execute))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.path == path and fault.method in (None, method) and fault.times > 0:
+                fault.times -= 1
+                return fault
+        return None
+
+    async def _apply_fault(self, request: web.Request, fault: Fault, handler: Handler,
+                           params: dict[str, str], headers: dict[str, str]) -> web.StreamResponse:
+        response = None
+        if fault.execute:
+            response = await self._respond(handler, params, headers)
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.drop_connection:
+            if request.transport is not None:
+                request.transport.close()
+            raise asyncio.CancelledError
+        if fault.http_status is not None:
+            code = fault.code if fault.code is not None else (
+                -1000 if fault.http_status >= 500 else -1)
+            message = fault.msg or _default_message(fault.http_status, code)
+            error = ExchangeError(code, message, fault.http_status, fault.retry_after)
+            return _error(error, headers)
+        return response or await self._respond(handler, params, headers)
+
+    # --- websockets ---------------------------------------------------------------------
+    async def _user_socket(self, request: web.Request) -> web.StreamResponse:
+        key = request.match_info["listen_key"]
+        if key != self.endpoints.listen_key:
+            return web.Response(status=400, text="invalid listen key")
+        return await self.hub.serve_user(request, key)
+
+    async def _market_socket(self, request: web.Request) -> web.StreamResponse:
+        streams = set(filter(None, request.query.get("streams", "").split("/")))
+        return await self.hub.serve_market(request, streams)
+
+    # --- test controls (also served under /_control/<name>) -------------------------------
+    async def _publish(self, events: list[SimEvent]) -> None:
+        self.endpoints.publish(events)
+        await self._flush_stream_events()
+
+    async def move_price(self, symbol: str, price: Decimal) -> None:
+        await self._publish(self.sim.set_price(symbol, price, self.now()))
+
+    async def push_candle(self, candle: Candle) -> None:
+        """A closed candle: the simulator walks its path; kline subscribers get it."""
+        self.endpoints.candles.setdefault(candle.symbol, []).append(candle)
+        await self._publish(self.sim.on_candle(candle))
+        event = kline_event(candle, to_ms(self.now()))
+        await self.hub.send_market(event["stream"], event)
+
+    async def open_position_by_hand(self, symbol: str, side: Side, qty: Decimal) -> None:
+        await self._publish(self.sim.open_by_hand(symbol, side, qty, self.now()))
+
+    async def close_position_by_hand(self, symbol: str, qty: Decimal | None = None) -> None:
+        await self._publish(self.sim.close_by_hand(symbol, self.now(), qty))
+
+    async def cancel_order_by_hand(self, symbol: str, client_id: str) -> None:
+        await self._publish(self.sim.cancel_by_hand(symbol, client_id, self.now()))
+
+    async def drop_streams(self, refuse_for: float = 0.0) -> None:
+        await self.hub.drop_all(refuse_for)
+
+    def freeze_streams(self, frozen: bool = True) -> None:
+        """Half-open sockets: nothing sent, pings unanswered, new sockets refused."""
+        self.hub.frozen = frozen
+
+    def set_hedge_mode(self, enabled: bool) -> None:
+        self.endpoints.hedge_mode = enabled
+
+    async def expire_listen_key(self) -> None:
+        key = self.endpoints.listen_key
+        if key is None:
+            return
+        self.endpoints.listen_key = None
+        await self.hub.send_user([{"e": "listenKeyExpired", "E": to_ms(self.now()),
+                                   "listenKey": key}], key)
+        await self.hub.close_user(key)
+
+    def set_clock_skew(self, milliseconds: int) -> None:
+        self.clock_skew_ms = milliseconds
+
+    def add_used_weight(self, weight: int) -> None:
+        """Weight used by someone else on our IP this minute (to test client-side pacing)."""
+        self.usage.add("weight", 60, weight, to_ms(self.now()))
+
+    def requests(self, endpoint: str) -> list[LoggedRequest]:
+        """Logged requests to "METHOD /path" (or any method when only the path is given)."""
+        method, _, path = endpoint.rpartition(" ")
+        return [r for r in self.request_log if r.path == path and method in ("", r.method)]
+
+    def clear_request_log(self) -> None:
+        self.request_log.clear()
+
+    async def _control(self, request: web.Request) -> web.Response:
+        return await binance_control.handle(self, request)
+
+
+def _parse_form(text: str) -> list[tuple[str, str]]:
+    return parse_qsl(text, keep_blank_values=True)
+
+
+def _default_message(status: int, code: int) -> str:
+    if status >= 500:
+        return "Unknown error, please check your request or try again later."
+    if status == 418:
+        return "Way too many requests; IP banned."
+    return f"Injected error {code}."
+
+
+def _error(error: ExchangeError, headers: dict[str, str] | None = None) -> web.Response:
+    extra = dict(headers or {})
+    if error.retry_after is not None:
+        extra["Retry-After"] = str(int(error.retry_after))
+    return web.json_response({"code": error.code, "msg": error.message},
+                             status=error.http_status, headers=extra)
+
+
+async def _serve_forever(fake: FakeBinance) -> None:
+    async with fake:
+        print(f"fake binance on {fake.url} (ws {fake.ws_url}) key={fake.api_key} "
+              f"secret={fake.api_secret}", flush=True)
+        while True:
+            await asyncio.sleep(3600)
+
+
+def main(argv: list[str] | None = None,
+         serve: Callable[[FakeBinance], Awaitable[None]] = _serve_forever) -> None:
+    parser = argparse.ArgumentParser(description="Fake Binance USD-M futures server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--api-key", default="fake-api-key-0123456789")
+    parser.add_argument("--api-secret", default="fake-api-secret-0123456789")
+    parser.add_argument("--price", action="append", default=[],
+                        help="SYMBOL=PRICE, repeatable (default: a few majors)")
+    args = parser.parse_args(argv)
+    prices = {k: Decimal(v) for k, v in (item.split("=", 1) for item in args.price)} or None
+    fake = FakeBinance(api_key=args.api_key, api_secret=args.api_secret, prices=prices,
+                       host=args.host, port=args.port)
+    started = time.monotonic()
+    try:
+        asyncio.run(serve(fake))
+    except KeyboardInterrupt:
+        logger.info("fake binance stopped after {:.0f}s", time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()

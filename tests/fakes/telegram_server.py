@@ -1,0 +1,473 @@
+"""A fake Telegram Bot API on 127.0.0.1: the real python-telegram-bot talks to it in tests.
+
+It implements `/bot<token>/<method>` for the methods the agent uses, with Telegram's JSON
+shapes and its strictness where it matters to us (HTML that Telegram cannot parse and texts
+over 4096 characters are rejected with 400, like the real server). Tests drive it in
+process or, when the agent runs as a subprocess, over HTTP under `/_control/*`:
+
+    async with FakeTelegram(now=clock.now) as tg:
+        settings = Settings(telegram_api_url=tg.api_url, ...)
+        message_id = tg.inject_message(chat_id=42, user_id=42, text="/status")
+        reply = await tg.wait_for(lambda item: item.method == "sendMessage")
+        tg.set_down(True)       # every Bot API call answers 502 ("drop" closes the socket)
+"""
+
+import asyncio
+import base64
+import html
+import json
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+DEFAULT_TOKEN = "123456789:TEST-token-for-the-fake-server"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code",
+                "pre", "span", "tg-spoiler", "tg-emoji", "blockquote"}
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)(\s[^<>]*)?>")
+_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+
+
+class ApiError(Exception):
+    """A Bot API error answer: {"ok": false, "error_code": code, "description": ...}."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+@dataclass(frozen=True, slots=True)
+class SentItem:
+    """One thing the bot did in a chat. `text` is the message text, the photo caption or the
+    callback answer; `plain` is that text as the user sees it (HTML parsed)."""
+    method: str
+    chat_id: int | None
+    text: str | None = None
+    plain: str | None = None
+    parse_mode: str | None = None
+    reply_markup: dict[str, Any] | None = None
+    photo: bytes | None = None
+    message_id: int | None = None
+    callback_query_id: str | None = None
+
+    @property
+    def buttons(self) -> list[tuple[str, str]]:
+        """(label, callback_data) of every inline button, row by row."""
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return [(button["text"], button.get("callback_data", "")) for row in rows for button in row]
+
+
+def utf16_length(text: str) -> int:
+    """Telegram counts message length in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def parse_telegram_html(text: str) -> str:
+    """The plain text Telegram would show, or ApiError(400) where Telegram refuses the HTML."""
+    plain: list[str] = []
+    open_tags: list[str] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if char == "<":
+            tag = _TAG.match(text, position)
+            if tag is None:
+                raise _parse_error(f"Unexpected end tag or unescaped '<' at byte offset {position}")
+            closing, name = tag.group(1) == "/", tag.group(2).lower()
+            if name not in ALLOWED_TAGS:
+                raise _parse_error(f'Unsupported start tag "{name}" at byte offset {position}')
+            if closing:
+                if not open_tags or open_tags[-1] != name:
+                    raise _parse_error(f'Unmatched end tag at byte offset {position}, expected '
+                                       f'"</{open_tags[-1] if open_tags else ""}>", found "</{name}>"')
+                open_tags.pop()
+            else:
+                open_tags.append(name)
+            position = tag.end()
+        elif char == "&":
+            entity = _ENTITY.match(text, position)
+            if entity is None:
+                raise _parse_error(f"Unescaped '&' at byte offset {position}")
+            plain.append(html.unescape(entity.group(0)))
+            position = entity.end()
+        elif char == ">":
+            raise _parse_error(f"Unescaped '>' at byte offset {position}")
+        else:
+            plain.append(char)
+            position += 1
+    if open_tags:
+        raise _parse_error(f'Can\'t find end tag corresponding to start tag "{open_tags[-1]}"')
+    return "".join(plain)
+
+
+def _parse_error(detail: str) -> ApiError:
+    return ApiError(400, f"Bad Request: can't parse entities: {detail}")
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE):
+        return 0, 0
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+class FakeTelegram:
+    """In-memory Bot API with long polling, message edits, callback queries and an outage switch."""
+
+    def __init__(self, token: str = DEFAULT_TOKEN, *, now: Callable[[], datetime] | None = None,
+                 bot_username: str = "tradebot_test_bot") -> None:
+        self.token = token
+        self.now = now or (lambda: datetime.now(UTC))
+        self.bot_user = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "tradebot",
+                         "username": bot_username, "can_join_groups": True,
+                         "can_read_all_group_messages": False, "supports_inline_queries": False}
+        self.sent: list[SentItem] = []
+        self.calls: list[str] = []
+        self.commands: list[dict[str, str]] = []
+        self.down = False
+        self.down_mode = "502"
+        self._updates: list[dict[str, Any]] = []
+        self._next_update_id = 1
+        self._next_message_id = 1
+        self._next_query_id = 1
+        self._messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._open_queries: set[str] = set()
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def start(self) -> "FakeTelegram":
+        app = web.Application(client_max_size=20 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_post("/_control/inject", self._control_inject)
+        app.router.add_post("/_control/press", self._control_press)
+        app.router.add_get("/_control/sent", self._control_sent)
+        app.router.add_post("/_control/down", self._control_down)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "FakeTelegram":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The value for TELEGRAM_API_URL (the token is appended by the client)."""
+        return f"{self.base_url}/bot"
+
+    # --- the test API ---------------------------------------------------------------
+    def inject_message(self, chat_id: int, user_id: int, text: str,
+                       date: datetime | int | None = None) -> int:
+        """A user writes `text` in `chat_id` (negative ids are groups); returns its message id."""
+        moment = self.now() if date is None else date
+        timestamp = moment if isinstance(moment, int) else int(moment.timestamp())
+        message: dict[str, Any] = {
+            "message_id": self._new_message_id(), "date": timestamp, "text": text,
+            "chat": self._chat(chat_id), "from": self._user(user_id)}
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0,
+                                    "length": utf16_length(text.split()[0])}]
+        self._messages[(chat_id, message["message_id"])] = message
+        self._push_update({"message": message})
+        return int(message["message_id"])
+
+    def press_button(self, chat_id: int, user_id: int, message_id: int, callback_data: str) -> str:
+        """A user presses an inline button under a bot message; returns the callback query id."""
+        message = self._messages.get((chat_id, message_id))
+        if message is None:
+            raise KeyError(f"no message {message_id} in chat {chat_id}")
+        query_id = str(self._next_query_id)
+        self._next_query_id += 1
+        self._open_queries.add(query_id)
+        self._push_update({"callback_query": {
+            "id": query_id, "from": self._user(user_id), "message": message,
+            "chat_instance": f"instance-{chat_id}", "data": callback_data}})
+        return query_id
+
+    def set_down(self, down: bool, mode: str = "502") -> None:
+        """Simulate Telegram unreachable: "502" answers Bad Gateway, "drop" closes the socket."""
+        if mode not in ("502", "drop"):
+            raise ValueError(f"mode must be '502' or 'drop', not {mode!r}")
+        self.down, self.down_mode = down, mode
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        """The message as it is now (after edits)."""
+        return self._messages[(chat_id, message_id)]
+
+    def sent_to(self, chat_id: int, method: str | None = None) -> list[SentItem]:
+        return [item for item in self.sent
+                if item.chat_id == chat_id and (method is None or item.method == method)]
+
+    async def wait_for(self, predicate: Callable[[SentItem], bool], timeout: float = 5.0,
+                       since: int = 0) -> SentItem:
+        """The first sent item (from index `since`) matching `predicate`; waits up to `timeout`."""
+        async def first_match() -> SentItem:
+            while True:
+                changed = self._changed
+                for item in self.sent[since:]:
+                    if predicate(item):
+                        return item
+                await changed.wait()
+        try:
+            return await asyncio.wait_for(first_match(), timeout)
+        except TimeoutError:
+            shown = "\n".join(f"  {item.method} {item.chat_id} {item.plain!r}" for item in self.sent)
+            raise AssertionError(f"nothing matching was sent within {timeout}s; sent:\n{shown}") from None
+
+    # --- HTTP: Bot API ----------------------------------------------------------------
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        self.calls.append(method)
+        if self.down:
+            if self.down_mode == "drop" and request.transport is not None:
+                request.transport.abort()
+                return web.Response(status=502)
+            return web.json_response({"ok": False, "error_code": 502,
+                                      "description": "Bad Gateway"}, status=502)
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401,
+                                      "description": "Unauthorized"}, status=401)
+        handler = self._methods().get(method.lower())
+        if handler is None:
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"},
+                                     status=404)
+        params = await self._params(request)
+        try:
+            result = await handler(params)
+        except ApiError as error:
+            return web.json_response({"ok": False, "error_code": error.code,
+                                      "description": error.description}, status=error.code)
+        return web.json_response({"ok": True, "result": result})
+
+    def _methods(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        return {"getme": self._get_me, "getupdates": self._get_updates,
+                "sendmessage": self._send_message, "sendphoto": self._send_photo,
+                "editmessagetext": self._edit_message_text,
+                "editmessagereplymarkup": self._edit_reply_markup,
+                "answercallbackquery": self._answer_callback_query,
+                "setmycommands": self._set_my_commands, "getmycommands": self._get_my_commands,
+                "deletewebhook": self._true, "sendchataction": self._true,
+                "close": self._true, "logout": self._true}
+
+    @staticmethod
+    async def _params(request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            return dict(await request.json())
+        params: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            for name, value in (await request.post()).items():
+                params[name] = value.file.read() if isinstance(value, web.FileField) else value
+        return params
+
+    async def _get_me(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.bot_user
+
+    async def _true(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        timeout = float(params.get("timeout") or 0)
+        limit = int(params.get("limit") or 100)
+        if offset:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        if not self._updates and timeout > 0:
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except TimeoutError:
+                return []
+        return self._updates[:limit]
+
+    async def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        text = str(params.get("text", ""))
+        plain = self._checked_text(text, params.get("parse_mode"), MAX_TEXT, "message is too long")
+        if not plain.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        markup = _json(params.get("reply_markup"))
+        message = self._bot_message(chat_id, {"text": plain}, markup)
+        await self._record(SentItem("sendMessage", chat_id, text, plain, params.get("parse_mode"),
+                                    markup, message_id=message["message_id"]))
+        return message
+
+    async def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        photo = params.get("photo")
+        if not isinstance(photo, bytes) or not photo.startswith(PNG_SIGNATURE):
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        caption = params.get("caption")
+        plain = None if caption is None else self._checked_text(
+            str(caption), params.get("parse_mode"), MAX_CAPTION, "message caption is too long")
+        width, height = _png_size(photo)
+        size = {"file_id": f"photo-{self._next_message_id}", "file_unique_id": "u",
+                "width": width, "height": height, "file_size": len(photo)}
+        fields: dict[str, Any] = {"photo": [size]}
+        if plain is not None:
+            fields["caption"] = plain
+        message = self._bot_message(chat_id, fields, _json(params.get("reply_markup")))
+        await self._record(SentItem("sendPhoto", chat_id, caption, plain, params.get("parse_mode"),
+                                    None, photo, message["message_id"]))
+        return message
+
+    async def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, message = self._editable(params)
+        text = str(params.get("text", ""))
+        plain = self._checked_text(text, params.get("parse_mode"), MAX_TEXT, "message is too long")
+        markup = _json(params.get("reply_markup"))
+        if plain == message.get("text") and markup == message.get("reply_markup"):
+            raise ApiError(400, "Bad Request: message is not modified: specified new message "
+                                "content and reply markup are exactly the same as a current "
+                                "content and reply markup of the message")
+        message["text"] = plain
+        self._set_markup(message, markup)
+        await self._record(SentItem("editMessageText", chat_id, text, plain,
+                                    params.get("parse_mode"), markup,
+                                    message_id=message["message_id"]))
+        return message
+
+    async def _edit_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, message = self._editable(params)
+        markup = _json(params.get("reply_markup"))
+        if markup == message.get("reply_markup"):
+            raise ApiError(400, "Bad Request: message is not modified")
+        self._set_markup(message, markup)
+        await self._record(SentItem("editMessageReplyMarkup", chat_id, reply_markup=markup,
+                                    message_id=message["message_id"]))
+        return message
+
+    async def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        query_id = str(params.get("callback_query_id"))
+        if query_id not in self._open_queries:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired "
+                                "or query ID is invalid")
+        self._open_queries.discard(query_id)
+        text = params.get("text")
+        await self._record(SentItem("answerCallbackQuery", None, text, text,
+                                    callback_query_id=query_id))
+        return True
+
+    async def _set_my_commands(self, params: dict[str, Any]) -> bool:
+        self.commands = list(_json(params.get("commands")) or [])
+        return True
+
+    async def _get_my_commands(self, params: dict[str, Any]) -> list[dict[str, str]]:
+        return self.commands
+
+    # --- HTTP: control (when the agent runs as a subprocess) ----------------------------
+    async def _control_inject(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        date = body.get("date")
+        message_id = self.inject_message(int(body["chat_id"]), int(body["user_id"]),
+                                         str(body["text"]), None if date is None else int(date))
+        return web.json_response({"message_id": message_id})
+
+    async def _control_press(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            query_id = self.press_button(int(body["chat_id"]), int(body["user_id"]),
+                                         int(body["message_id"]), str(body["callback_data"]))
+        except KeyError as missing:
+            return web.json_response({"error": str(missing)}, status=404)
+        return web.json_response({"callback_query_id": query_id})
+
+    async def _control_sent(self, request: web.Request) -> web.Response:
+        return web.json_response({"sent": [{
+            "method": item.method, "chat_id": item.chat_id, "text": item.text,
+            "plain": item.plain, "parse_mode": item.parse_mode, "reply_markup": item.reply_markup,
+            "photo_base64": base64.b64encode(item.photo).decode() if item.photo else None,
+            "message_id": item.message_id, "callback_query_id": item.callback_query_id,
+        } for item in self.sent]})
+
+    async def _control_down(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.set_down(bool(body["down"]), str(body.get("mode", "502")))
+        return web.json_response({"down": self.down, "mode": self.down_mode})
+
+    # --- internals --------------------------------------------------------------------
+    def _push_update(self, fields: dict[str, Any]) -> None:
+        self._updates.append({"update_id": self._next_update_id, **fields})
+        self._next_update_id += 1
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake every waiter (long polls, wait_for); later waiters wait on a fresh event."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _record(self, item: SentItem) -> None:
+        self.sent.append(item)
+        self._notify()
+
+    def _new_message_id(self) -> int:
+        message_id = self._next_message_id
+        self._next_message_id += 1
+        return message_id
+
+    @staticmethod
+    def _chat(chat_id: int) -> dict[str, Any]:
+        if chat_id < 0:
+            return {"id": chat_id, "type": "supergroup", "title": f"group {chat_id}"}
+        return {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"}
+
+    @staticmethod
+    def _user(user_id: int) -> dict[str, Any]:
+        return {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
+
+    def _bot_message(self, chat_id: int, fields: dict[str, Any],
+                     markup: dict[str, Any] | None) -> dict[str, Any]:
+        message = {"message_id": self._new_message_id(), "date": int(self.now().timestamp()),
+                   "chat": self._chat(chat_id), "from": self.bot_user, **fields}
+        self._set_markup(message, markup)
+        self._messages[(chat_id, message["message_id"])] = message
+        return message
+
+    @staticmethod
+    def _set_markup(message: dict[str, Any], markup: dict[str, Any] | None) -> None:
+        if markup and markup.get("inline_keyboard"):
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+
+    def _editable(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chat_id, message_id = int(params.get("chat_id", 0)), int(params.get("message_id", 0))
+        message = self._messages.get((chat_id, message_id))
+        if message is None or message["from"].get("id") != self.bot_user["id"]:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        return chat_id, message
+
+    @staticmethod
+    def _checked_text(text: str, parse_mode: str | None, limit: int, too_long: str) -> str:
+        plain = parse_telegram_html(text) if (parse_mode or "").upper() == "HTML" else text
+        if utf16_length(plain) > limit:
+            raise ApiError(400, f"Bad Request: {too_long}")
+        return plain
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list):
+        return value
+    return json.loads(value)

@@ -1,0 +1,305 @@
+"""BinanceExchange through the real python-binance client against the fake Binance server:
+order placement for every role, the plain / algo API split, start-up checks, reads,
+Decimal formatting; plus the pure codec and rate limiter."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from binance.exceptions import BinanceAPIException
+
+from tests.fakes.binance_harness import (
+    SYMBOL,
+    captured_logs,
+    client_id,
+    limit,
+    market,
+    settings_for,
+    started_exchange,
+    stop_loss,
+    take_profit,
+)
+from tests.fakes.binance_server import FakeBinance
+from trader.clock import ManualClock
+from trader.domain import Candle, OrderRequest, OrderRole, OrderStatus, OrderType, Side
+from trader.exchange.binance import BinanceExchange, SetupRefused
+from trader.exchange.binance_codec import order_from_algo
+from trader.exchange.ratelimit import RateLimiter, RateLimits
+
+
+@pytest.fixture
+async def fake():
+    async with FakeBinance() as server:
+        yield server
+
+
+@pytest.fixture
+async def exchange(fake):
+    async with started_exchange(fake) as started:
+        yield started
+
+
+def sent(fake: FakeBinance, endpoint: str) -> dict[str, str]:
+    """Parameters of the last request to `endpoint`."""
+    return fake.requests(endpoint)[-1].params
+
+
+# --- placement, one role at a time -----------------------------------------------------
+
+async def test_entry_market_order_goes_to_the_order_endpoint_under_our_client_id(fake, exchange):
+    order = await exchange.place(market(Side.BUY, "0.01"))
+
+    params = sent(fake, "POST /fapi/v1/order")
+    assert params["newClientOrderId"] == client_id(OrderRole.ENTRY)
+    assert (params["type"], params["side"], params["quantity"]) == ("MARKET", "BUY", "0.01")
+    assert order.status is OrderStatus.FILLED and order.filled_qty == Decimal("0.01")
+    assert fake.sim.position(SYMBOL).quantity == Decimal("0.01")
+    assert fake.requests("POST /fapi/v1/algoOrder") == []
+
+
+async def test_entry_limit_buy_is_rounded_down_onto_the_tick_grid_and_rests(fake, exchange):
+    order = await exchange.place(limit(Side.BUY, "0.0129", "49000.07"))
+
+    params = sent(fake, "POST /fapi/v1/order")
+    assert (params["price"], params["quantity"], params["timeInForce"]) == (
+        "49000", "0.012", "GTC")
+    assert order.status is OrderStatus.NEW and order.price == Decimal("49000")
+    assert [o.client_id for o in await exchange.open_orders(SYMBOL)] == [order.client_id]
+
+
+async def test_stop_loss_goes_to_the_algo_api_under_our_client_algo_id(fake, exchange):
+    await exchange.place(market(Side.BUY, "0.01"))
+    order = await exchange.place(stop_loss(Side.SELL, "49000.04"))
+
+    params = sent(fake, "POST /fapi/v1/algoOrder")
+    assert params["clientAlgoId"] == client_id(OrderRole.STOP_LOSS)
+    assert params["algoType"] == "CONDITIONAL" and params["type"] == "STOP_MARKET"
+    assert params["workingType"] == "MARK_PRICE" and params["closePosition"] == "true"
+    assert params["triggerPrice"] == "49000.1"          # a sell stop rounds up (tighter)
+    assert "quantity" not in params and "reduceOnly" not in params
+    assert "newClientOrderId" not in params
+    assert len(fake.requests("POST /fapi/v1/order")) == 1   # only the entry
+    assert order.status is OrderStatus.NEW and order.client_id == params["clientAlgoId"]
+    assert order.exchange_id.startswith("algo:")
+
+
+async def test_take_profit_with_a_quantity_is_reduce_only_on_the_algo_api(fake, exchange):
+    await exchange.place(market(Side.BUY, "0.02"))
+    order = await exchange.place(take_profit(Side.SELL, "51000.06", "0.02"))
+
+    params = sent(fake, "POST /fapi/v1/algoOrder")
+    assert (params["quantity"], params["reduceOnly"], params["triggerPrice"]) == (
+        "0.02", "true", "51000")                        # a sell take-profit rounds down
+    assert params["clientAlgoId"] == client_id(OrderRole.TAKE_PROFIT)
+    assert order.type is OrderType.TAKE_PROFIT_MARKET and order.reduce_only
+
+
+async def test_flatten_is_a_reduce_only_market_order_that_closes_the_position(fake, exchange):
+    await exchange.place(market(Side.BUY, "0.01"))
+    order = await exchange.place(market(Side.SELL, "0.01", OrderRole.FLATTEN,
+                                        reduce_only=True))
+
+    params = sent(fake, "POST /fapi/v1/order")
+    assert params["reduceOnly"] == "true" and params["newClientOrderId"] == order.client_id
+    assert order.status is OrderStatus.FILLED
+    assert (await exchange.position(SYMBOL)).quantity == 0
+
+
+async def test_fake_refuses_conditional_types_on_the_plain_order_endpoint(exchange):
+    params = {"symbol": SYMBOL, "side": "SELL", "type": "STOP_MARKET", "quantity": "0.01",
+              "stopPrice": "49000", "newClientOrderId": "x-1"}
+    with pytest.raises(BinanceAPIException) as caught:
+        await exchange.client._request_futures_api("post", "order", True, data=params)
+    assert caught.value.code == -4120
+
+
+# --- query and cancel by client id, on both APIs -----------------------------------------
+
+async def test_orders_are_queried_and_cancelled_by_client_id_on_their_own_api(fake, exchange):
+    await exchange.place(market(Side.BUY, "0.01"))
+    resting = await exchange.place(limit(Side.BUY, "0.01", "45000", seq=2))
+    stop = await exchange.place(stop_loss(Side.SELL, "48000"))
+
+    assert (await exchange.order_by_client_id(SYMBOL, resting.client_id)).status is \
+        OrderStatus.NEW
+    assert (await exchange.order_by_client_id(SYMBOL, stop.client_id)).stop_price == \
+        Decimal("48000")
+    assert sent(fake, "GET /fapi/v1/order")["origClientOrderId"] == resting.client_id
+    assert sent(fake, "GET /fapi/v1/algoOrder")["clientAlgoId"] == stop.client_id
+    assert {o.client_id for o in await exchange.open_orders(SYMBOL)} == {
+        resting.client_id, stop.client_id}
+
+    assert (await exchange.cancel(SYMBOL, resting.client_id)).status is OrderStatus.CANCELED
+    assert (await exchange.cancel(SYMBOL, stop.client_id)).status is OrderStatus.CANCELED
+    assert sent(fake, "DELETE /fapi/v1/order")["origClientOrderId"] == resting.client_id
+    assert sent(fake, "DELETE /fapi/v1/algoOrder")["clientAlgoId"] == stop.client_id
+    assert await exchange.open_orders(SYMBOL) == []
+    assert await exchange.cancel(SYMBOL, stop.client_id) is None       # -2011: nothing live
+    assert (await exchange.order_by_client_id(SYMBOL, stop.client_id)).status is \
+        OrderStatus.CANCELED
+
+
+async def test_unknown_client_id_is_none_and_a_foreign_one_is_tried_plain_then_algo(
+        fake, exchange):
+    assert await exchange.order_by_client_id(SYMBOL, client_id(OrderRole.ENTRY, 9)) is None
+    await exchange.place(market(Side.BUY, "0.01"))
+    foreign = OrderRequest(SYMBOL, Side.SELL, OrderType.STOP_MARKET, Decimal("0"),
+                           "web_stop_1", OrderRole.STOP_LOSS, stop_price=Decimal("48000"),
+                           close_position=True)
+    await exchange.place(foreign)
+    fake.clear_request_log()
+
+    found = await exchange.order_by_client_id(SYMBOL, "web_stop_1")
+
+    assert found is not None and found.type is OrderType.STOP_MARKET
+    assert [r.path for r in fake.request_log] == ["/fapi/v1/order", "/fapi/v1/algoOrder"]
+
+
+# --- start-up ------------------------------------------------------------------------------
+
+async def test_start_refuses_an_account_in_hedge_mode_before_changing_anything(fake):
+    fake.set_hedge_mode(True)
+    exchange = BinanceExchange(settings_for(fake), ManualClock(datetime.now(UTC)),
+                               streams=False)
+    with pytest.raises(SetupRefused, match="hedge mode; switch to one-way mode"):
+        await exchange.start([SYMBOL], 5)
+    await exchange.close()
+    assert fake.requests("POST /fapi/v1/marginType") == []
+    assert fake.requests("POST /fapi/v1/leverage") == []
+
+
+async def test_start_sets_isolated_margin_and_leverage_per_symbol_and_tolerates_4046(fake):
+    for _ in range(2):   # the second start meets "no need to change margin type"
+        async with started_exchange(fake, symbols=("BTCUSDT", "ETHUSDT"), leverage=7):
+            pass
+    assert fake.endpoints.margin_types == {"BTCUSDT": "ISOLATED", "ETHUSDT": "ISOLATED"}
+    assert fake.sim.leverage("BTCUSDT") == fake.sim.leverage("ETHUSDT") == 7
+    assert [r.params["symbol"] for r in fake.requests("POST /fapi/v1/leverage")] == [
+        "BTCUSDT", "ETHUSDT"] * 2
+
+
+async def test_start_loads_symbol_rules_from_exchange_info(exchange):
+    rules = exchange.rules(SYMBOL)
+    assert (rules.tick_size, rules.step_size, rules.min_qty, rules.min_notional) == (
+        Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal("100"))
+
+
+async def test_start_refuses_a_symbol_binance_does_not_list(fake):
+    exchange = BinanceExchange(settings_for(fake), ManualClock(datetime.now(UTC)),
+                               streams=False)
+    with pytest.raises(SetupRefused, match="NOPEUSDT"):
+        await exchange.start(["NOPEUSDT"], 5)
+    await exchange.close()
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+async def test_account_and_market_reads_come_back_as_decimals(fake, exchange):
+    await exchange.place(market(Side.BUY, "0.01"))
+    position = await exchange.position(SYMBOL)
+    balance = await exchange.balance()
+    fills = await exchange.fills(SYMBOL, datetime.now(UTC) - timedelta(minutes=5))
+    book = await exchange.book_ticker(SYMBOL)
+
+    assert position.quantity == Decimal("0.01") and position.leverage == 5
+    assert position.entry_price == fake.sim.position(SYMBOL).entry_price
+    assert balance == fake.sim.balance()
+    assert [(f.client_id, f.quantity, f.side) for f in fills] == [
+        (client_id(OrderRole.ENTRY), Decimal("0.01"), Side.BUY)]
+    assert fills[0].fee == fake.sim.fills(SYMBOL)[0].fee
+    assert book.bid < book.ask and isinstance(book.bid, Decimal)
+    assert await exchange.funding_rate(SYMBOL) == Decimal("0.0001")
+
+
+async def test_klines_come_back_as_candles_with_closed_flags(fake, exchange):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for minute in range(3):
+        await fake.push_candle(Candle(SYMBOL, start + timedelta(minutes=minute),
+                                      timedelta(minutes=1), Decimal("50000"),
+                                      Decimal("50010.5"), Decimal("49990"), Decimal("50001.1"),
+                                      Decimal("12.5")))
+    candles = await exchange.klines(SYMBOL, "1m", start=start + timedelta(minutes=1), limit=10)
+
+    assert [c.open_time for c in candles] == [start + timedelta(minutes=m) for m in (1, 2)]
+    assert candles[0].high == Decimal("50010.5") and candles[0].closed
+    assert sent(fake, "GET /fapi/v1/klines")["limit"] == "10"
+
+
+# --- Decimal formatting --------------------------------------------------------------------
+
+async def test_every_price_and_quantity_is_a_plain_decimal_string_on_tick_and_step(fake):
+    async with started_exchange(fake, symbols=("XRPUSDT",)) as exchange:
+        await exchange.place(OrderRequest("XRPUSDT", Side.BUY, OrderType.MARKET,
+                                          Decimal("123.456789"), "tb-XRPUSDT-k-en1",
+                                          OrderRole.ENTRY))
+        await exchange.place(OrderRequest("XRPUSDT", Side.SELL, OrderType.STOP_MARKET,
+                                          Decimal("1E+2"), "tb-XRPUSDT-k-sl1",
+                                          OrderRole.STOP_LOSS, stop_price=Decimal("4.5E-1"),
+                                          reduce_only=True))
+    order_params = sent(fake, "POST /fapi/v1/order")
+    algo_params = sent(fake, "POST /fapi/v1/algoOrder")
+    assert order_params["quantity"] == "123.4"
+    assert (algo_params["quantity"], algo_params["triggerPrice"]) == ("100", "0.45")
+    for params in (order_params, algo_params):
+        assert not any("E" in value or "e-" in value for key, value in params.items()
+                       if key in ("quantity", "price", "triggerPrice"))
+
+
+# --- rate limits ---------------------------------------------------------------------------
+
+async def test_adapter_holds_back_when_the_used_weight_nears_the_limit(fake):
+    clock = ManualClock(datetime.now(UTC))
+    async with started_exchange(fake, clock=clock) as exchange:
+        fake.add_used_weight(2200)                   # someone else on our IP
+        await exchange.balance()                     # learns the count from the header
+        before = clock.now()
+        with captured_logs("WARNING") as logs:
+            await exchange.balance()
+    assert timedelta(0) < clock.now() - before <= timedelta(seconds=60)
+    assert any("rate limit near" in line for line in logs)
+
+
+def test_rate_limits_are_read_from_exchange_info():
+    limits = RateLimits.from_exchange_info([
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+         "limit": 1200},
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 50}])
+    assert limits == RateLimits(weight_per_minute=1200, orders_per_minute=1200,
+                                orders_per_10s=50)
+
+
+def test_rate_limiter_waits_for_the_window_to_roll_over_and_not_longer():
+    limiter = RateLimiter(RateLimits(weight_per_minute=100, orders_per_10s=10), headroom=0.9)
+    seen = datetime(2026, 1, 1, 12, 0, 20, tzinfo=UTC)
+    limiter.observe({"X-MBX-USED-WEIGHT-1M": "85", "X-MBX-ORDER-COUNT-10S": "9"}, seen)
+
+    assert limiter.delay(seen, weight=5) == 0.0
+    assert limiter.delay(seen, weight=6) == pytest.approx(40.0)
+    assert limiter.delay(seen, weight=1, orders=1) == pytest.approx(10.0)   # 10 s window
+    assert limiter.delay(seen + timedelta(seconds=41), weight=50) == 0.0
+    assert limiter.delay(seen + timedelta(seconds=5), weight=0, orders=1) == pytest.approx(5.0)
+
+
+# --- codec ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("algo_status", "executed", "expected"), [
+    ("NEW", None, OrderStatus.NEW),
+    ("TRIGGERING", None, OrderStatus.NEW),
+    ("TRIGGERED", None, OrderStatus.NEW),
+    ("TRIGGERED", "0.005", OrderStatus.PARTIALLY_FILLED),
+    ("TRIGGERED", "0.01", OrderStatus.FILLED),
+    ("FINISHED", None, OrderStatus.FILLED),
+    ("FINISHED", "0", OrderStatus.CANCELED),
+    ("CANCELED", None, OrderStatus.CANCELED),
+    ("EXPIRED", None, OrderStatus.EXPIRED),
+    ("REJECTED", None, OrderStatus.REJECTED),
+])
+def test_algo_statuses_map_onto_order_statuses(algo_status, executed, expected):
+    raw = {"algoId": 7, "clientAlgoId": "tb-BTCUSDT-k-sl1", "orderType": "STOP_MARKET",
+           "symbol": SYMBOL, "side": "SELL", "quantity": "0.01", "algoStatus": algo_status,
+           "triggerPrice": "49000", "reduceOnly": True, "updateTime": 1}
+    if executed is not None:
+        raw["executedQty"] = executed
+    order = order_from_algo(raw)
+    assert order is not None and order.status is expected
+    assert order.stop_price == Decimal("49000") and order.exchange_id == "algo:7"

@@ -1,0 +1,235 @@
+"""Domain values: deterministic client ids, exchange-filter rounding and formatting, positions."""
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trader.domain import (
+    ClientId,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionState,
+    Side,
+    SymbolRules,
+    position_key,
+)
+
+BINANCE_CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d*[1-9])?$")
+OPENED_AT = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+TICKS = [Decimal(t) for t in ("0.1", "0.01", "0.10", "0.0001", "0.0000001", "0.5", "1", "10")]
+STEPS = [Decimal(s) for s in ("0.001", "0.1", "1", "10", "0.00001", "0.010")]
+
+symbols = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=12).map(
+    lambda base: base + "USDT")
+moments = st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2100, 1, 1),
+                       timezones=st.just(UTC))
+prices = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("10000000"),
+                     allow_nan=False, allow_infinity=False, places=10)
+
+
+def rules(tick: Decimal = Decimal("0.10"), step: Decimal = Decimal("0.001")) -> SymbolRules:
+    return SymbolRules("BTCUSDT", tick_size=tick, step_size=step, min_qty=step,
+                       min_notional=Decimal("100"))
+
+
+def long_position(**changes: object) -> Position:
+    fields: dict[str, object] = {
+        "symbol": "BTCUSDT", "key": position_key(OPENED_AT), "side": Side.BUY,
+        "state": PositionState.PROTECTED, "quantity": Decimal("2"),
+        "entry_price": Decimal("100"), "leverage": 5, "opened_at": OPENED_AT,
+    }
+    fields.update(changes)
+    return Position(**fields)  # type: ignore[arg-type]
+
+
+# --- client ids -----------------------------------------------------------------------
+
+@given(symbol=symbols, opened_at=moments, role=st.sampled_from(OrderRole),
+       seq=st.integers(min_value=1, max_value=10**6))
+def test_client_id_round_trips_through_its_text(symbol: str, opened_at: datetime,
+                                                role: OrderRole, seq: int) -> None:
+    client_id = ClientId(symbol, position_key(opened_at), role, seq)
+    assert ClientId.parse(str(client_id)) == client_id
+
+
+@given(symbol=symbols, opened_at=moments, role=st.sampled_from(OrderRole),
+       seq=st.integers(min_value=1, max_value=9999))
+def test_client_id_fits_binance_length_and_alphabet(symbol: str, opened_at: datetime,
+                                                    role: OrderRole, seq: int) -> None:
+    """Symbols up to the 16 characters Settings accepts, keys until 2100, 4-digit seqs."""
+    text = str(ClientId(symbol, position_key(opened_at), role, seq))
+    assert BINANCE_CLIENT_ID.match(text), text
+
+
+def test_client_id_for_long_symbol_and_big_sequence_stays_within_36_chars() -> None:
+    far_future_key = position_key(datetime(2100, 1, 1, tzinfo=UTC))
+    text = str(ClientId("1000SHIBUSDT", far_future_key, OrderRole.PARTIAL_TP, 10**6))
+    assert len(text) <= 36
+    assert BINANCE_CLIENT_ID.match(text)
+
+
+def test_client_id_encodes_role_and_sequence_readably() -> None:
+    key = position_key(OPENED_AT)
+    assert str(ClientId("BTCUSDT", key, OrderRole.STOP_LOSS, 2)) == f"tb-BTCUSDT-{key}-sl2"
+
+
+@pytest.mark.parametrize("foreign", [
+    "", "web_6f2c1a", "x-AKJ13jda", "tb", "tb-BTCUSDT", "tb-BTCUSDT-abc",
+    "tb-BTCUSDT-abc-sl", "tb-BTCUSDT-abc-xx1", "tb-BTCUSDT-abc-sl-1",
+    "tb-BTCUSDT-abc-slx", "ab-BTCUSDT-abc-sl1", "TB-BTCUSDT-abc-sl1",
+    "tb-BTCUSDT-abc-sl+1", "tb-BTCUSDT-abc-sl 1", "tb-BTCUSDT-abc-sl01",
+    "tb-BTCUSDT-abc-sl\u0663", "tb--abc-sl1", "tb-BTCUSDT--sl1",
+])
+def test_foreign_client_ids_parse_to_none(foreign: str) -> None:
+    """Only ids this agent could have produced are claimed (anything else is not adopted)."""
+    assert ClientId.parse(foreign) is None
+
+
+def test_order_role_comes_from_its_client_id() -> None:
+    key = position_key(OPENED_AT)
+    ours = Order("BTCUSDT", f"tb-BTCUSDT-{key}-tp3", Side.SELL, OrderType.TAKE_PROFIT_MARKET,
+                 OrderStatus.NEW, Decimal("1"))
+    manual = Order("BTCUSDT", "android_abc", Side.SELL, OrderType.LIMIT, OrderStatus.NEW,
+                   Decimal("1"))
+    assert ours.role is OrderRole.TAKE_PROFIT
+    assert manual.role is None
+
+
+@given(opened_at=moments)
+def test_position_key_is_deterministic_lowercase_base36(opened_at: datetime) -> None:
+    key = position_key(opened_at)
+    assert key == position_key(opened_at)
+    assert re.fullmatch(r"[0-9a-z]{1,7}", key)
+    assert int(key, 36) == int(opened_at.timestamp())
+
+
+# --- symbol rules ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("qty", "step", "expected"), [
+    ("0.0019", "0.001", "0.001"),
+    ("1.23456", "0.001", "1.234"),
+    ("5", "0.001", "5"),
+    ("99.9", "1", "99"),
+    ("0.0009", "0.001", "0"),
+    ("123", "10", "120"),
+])
+def test_round_qty_goes_down_to_the_step(qty: str, step: str, expected: str) -> None:
+    assert rules(step=Decimal(step)).round_qty(Decimal(qty)) == Decimal(expected)
+
+
+@pytest.mark.parametrize(("price", "tick", "up", "expected"), [
+    ("100.05", "0.10", True, "100.1"),
+    ("100.05", "0.10", False, "100.0"),
+    ("100.00", "0.10", True, "100"),
+    ("100.00", "0.10", False, "100"),
+    ("0.123456", "0.0001", True, "0.1235"),
+    ("0.123456", "0.0001", False, "0.1234"),
+    ("12345.67", "10", True, "12350"),
+    ("12345.67", "0.5", False, "12345.5"),
+])
+def test_round_price_goes_up_or_down_to_the_tick(price: str, tick: str, up: bool,
+                                                 expected: str) -> None:
+    assert rules(tick=Decimal(tick)).round_price(Decimal(price), up=up) == Decimal(expected)
+
+
+@given(price=prices, tick=st.sampled_from(TICKS), up=st.booleans())
+def test_rounded_price_is_on_the_tick_grid_and_on_the_asked_side(
+        price: Decimal, tick: Decimal, up: bool) -> None:
+    rounded = rules(tick=tick).round_price(price, up=up)
+    assert rounded % tick == 0
+    assert abs(rounded - price) < tick
+    assert (rounded >= price) if up else (rounded <= price)
+
+
+@given(qty=prices, step=st.sampled_from(STEPS))
+def test_rounded_qty_is_never_more_than_asked_and_within_one_step(
+        qty: Decimal, step: Decimal) -> None:
+    rounded = rules(step=step).round_qty(qty)
+    assert rounded % step == 0
+    assert rounded <= qty
+    assert qty - rounded < step
+
+
+@given(price=prices, tick=st.sampled_from(TICKS), up=st.booleans())
+def test_fmt_price_of_a_rounded_price_is_plain_and_exact(
+        price: Decimal, tick: Decimal, up: bool) -> None:
+    symbol_rules = rules(tick=tick)
+    rounded = symbol_rules.round_price(price, up=up)
+    text = symbol_rules.fmt_price(rounded)
+    assert PLAIN_DECIMAL.match(text), text
+    assert Decimal(text) == rounded
+
+
+@given(qty=prices, step=st.sampled_from(STEPS))
+def test_fmt_qty_is_plain_and_rounded_down(qty: Decimal, step: Decimal) -> None:
+    symbol_rules = rules(step=step)
+    text = symbol_rules.fmt_qty(qty)
+    assert PLAIN_DECIMAL.match(text), text
+    assert Decimal(text) == symbol_rules.round_qty(qty)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (Decimal("1E+5"), "100000"),
+    (Decimal("1000.000"), "1000"),
+    (Decimal("0.00000010"), "0.0000001"),
+])
+def test_formatting_never_uses_exponent_notation(value: Decimal, expected: str) -> None:
+    tiny_tick = rules(tick=Decimal("0.0000001"), step=Decimal("0.0000001"))
+    assert tiny_tick.fmt_price(value) == expected
+    assert tiny_tick.fmt_qty(value) == expected
+
+
+def test_formatting_a_float_artefact_gives_the_tick_precision() -> None:
+    """A price computed through float (0.1 + 0.2) is sent with the tick's decimals only."""
+    noisy = Decimal(0.1 + 0.2)  # 0.3000000000000000444...
+    assert rules(tick=Decimal("0.01")).fmt_price(noisy) == "0.3"
+    assert rules(step=Decimal("0.001")).fmt_qty(noisy) == "0.3"
+
+
+# --- positions ------------------------------------------------------------------------
+
+def test_next_client_id_counts_each_role_separately() -> None:
+    position = long_position()
+    position, first_sl = position.next_client_id(OrderRole.STOP_LOSS)
+    position, second_sl = position.next_client_id(OrderRole.STOP_LOSS)
+    position, first_tp = position.next_client_id(OrderRole.TAKE_PROFIT)
+    key = position.key
+    assert (first_sl, second_sl, first_tp) == (
+        f"tb-BTCUSDT-{key}-sl1", f"tb-BTCUSDT-{key}-sl2", f"tb-BTCUSDT-{key}-tp1")
+    assert position.seq == {"sl": 2, "tp": 1}
+
+
+def test_next_client_id_leaves_the_original_position_unchanged() -> None:
+    original = long_position()
+    advanced, client_id = original.next_client_id(OrderRole.ENTRY)
+    assert original.seq == {}
+    assert advanced.seq == {"en": 1}
+    assert ClientId.parse(client_id) == ClientId("BTCUSDT", original.key, OrderRole.ENTRY, 1)
+
+
+@pytest.mark.parametrize(("side", "sl_price", "expected"), [
+    (Side.BUY, Decimal("95"), Decimal("10")),      # 2 x (100 - 95)
+    (Side.SELL, Decimal("105"), Decimal("10")),    # 2 x (105 - 100)
+    (Side.BUY, Decimal("100"), Decimal("0")),      # stop at breakeven
+    (Side.BUY, Decimal("102"), Decimal("0")),      # stop locks in profit
+    (Side.SELL, Decimal("97"), Decimal("0")),
+    (Side.BUY, None, Decimal("200")),              # no stop: the whole notional is at risk
+    (Side.SELL, None, Decimal("200")),
+])
+def test_risk_amount_is_the_loss_if_the_stop_fills_now(
+        side: Side, sl_price: Decimal | None, expected: Decimal) -> None:
+    assert long_position(side=side, sl_price=sl_price).risk_amount() == expected
+
+
+def test_unrealized_pnl_follows_the_side() -> None:
+    assert long_position().unrealized_pnl(Decimal("110")) == Decimal("20")
+    assert long_position(side=Side.SELL).unrealized_pnl(Decimal("110")) == Decimal("-20")
+

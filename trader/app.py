@@ -1,0 +1,181 @@
+"""`tradebot run`: wire the exchange, the database, the engine and Telegram in one loop.
+
+The engine and the Telegram bot share one asyncio event loop. SIGTERM/SIGINT stop new
+entries, let the current tick finish, flush alerts, say "going down" and exit 0 well within
+the 30 s a Heroku-like host allows.
+"""
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from loguru import logger
+
+from storage import Store
+from trader.alerts import Alert, Alerter, AlertName
+from trader.clock import Clock, ManualClock, SystemClock
+from trader.config import Settings
+from trader.domain import Candle
+from trader.engine import Engine
+from trader.exchange.base import Exchange
+
+SHUTDOWN_BUDGET_SECONDS = 20.0
+HEARTBEAT_SECONDS = 60.0
+
+Closer = Callable[[], Awaitable[None]]
+
+
+def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
+    if settings.exchange == "binance":
+        from trader.exchange.binance import BinanceExchange
+        return BinanceExchange(settings, clock)
+    from trader.exchange.paper import PaperExchange
+    from trader.exchange.sim import SimConfig
+    return PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
+                                                 default_leverage=settings.leverage))
+
+
+async def build_engine(settings: Settings, clock: Clock | None = None) -> tuple[Engine, Closer]:
+    clock = clock or SystemClock()
+    store = Store.open(settings.db_path)
+    alerter = Alerter(store)
+    exchange = make_exchange(settings, store, clock)
+    await exchange.start(list(settings.symbols), settings.leverage)
+    engine = Engine(settings, exchange, store, clock, alerter)
+
+    async def close() -> None:
+        await exchange.close()
+        store.close()
+    return engine, close
+
+
+def replay_candles(settings: Settings, data: Path | None) -> dict[str, list[Candle]]:
+    from trader.market.replay import load_bundled, load_candles
+    path = data or settings.replay_file
+    if path is None:
+        bundled = load_bundled()
+        return {s: c for s, c in bundled.items() if s in settings.symbols} or bundled
+    candles = load_candles(path)
+    return {candles[0].symbol: candles} if candles else {}
+
+
+async def run_agent(settings: Settings, *, replay: bool = False, speed: float | None = None,
+                    data: Path | None = None) -> int:
+    replaying = replay or settings.effective_feed == "replay"
+    if replaying:
+        candles = replay_candles(settings, data)
+        settings = settings.model_copy(update={"exchange": "paper", "symbols": sorted(candles)})
+        start = min(c[0].open_time for c in candles.values())
+        clock: Clock = ManualClock(start, speed=speed or settings.replay_speed)
+    else:
+        clock = SystemClock()
+    engine, close = await build_engine(settings, clock)
+    sink = _make_sink(settings, engine)
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    await sink.start()
+    heartbeat = asyncio.create_task(_heartbeat(settings, engine, stop))
+    try:
+        from trader.reconcile import boot
+        await boot(engine)
+        engine.alerter.publish(Alert(AlertName.STARTUP, f"tradebot started: {settings.mode}, "
+                                     f"symbols {', '.join(engine.symbols)}, "
+                                     f"feed {'replay' if replaying else settings.effective_feed}"),
+                               clock.now())
+        if replaying:
+            await _replay_loop(engine, candles, clock, stop)  # type: ignore[arg-type]
+        else:
+            await _live_loop(engine, stop)
+    finally:
+        await _shut_down(engine, sink, heartbeat, close)
+    return 0
+
+
+def _make_sink(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+    from bot.app import make_alert_sink
+    sink = make_alert_sink(settings, engine, engine.alerter, engine.store, engine.clock)
+    engine.alerter.sink = sink
+    return sink
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _request_stop, stop, sig)
+
+
+def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
+    logger.warning("signal received signal={}: stopping entries, finishing the tick", sig.name)
+    stop.set()
+
+
+async def _replay_loop(engine: Engine, candles: dict[str, list[Candle]], clock: ManualClock,
+                       stop: asyncio.Event) -> None:
+    from trader.market.replay import ReplayFeed
+    paper = engine.exchange
+    async for batch in ReplayFeed(candles, clock):
+        for candle in batch:
+            paper.feed_candle(candle)  # type: ignore[attr-defined]
+            engine.on_candle(candle)
+        await engine.process_commands()
+        await engine.tick()
+        engine.record_equity()
+        if stop.is_set():
+            return
+    logger.info("replay finished ticks={}", engine.ticks)
+
+
+async def _live_loop(engine: Engine, stop: asyncio.Event) -> None:
+    from trader.market.live import ExchangeFeed
+    from trader.reconcile import periodic
+    feed = ExchangeFeed(engine.exchange, engine.symbols, engine.settings.interval)
+    last_reconcile = engine.clock.now()
+    while not stop.is_set():
+        for candle in await feed.poll(engine.clock.now()):
+            engine.on_candle(candle)
+        await engine.process_commands()
+        await engine.tick()
+        engine.record_equity()
+        if (engine.clock.now() - last_reconcile).total_seconds() >= engine.settings.reconcile_seconds:
+            await periodic(engine)
+            last_reconcile = engine.clock.now()
+        await engine.wait_next(stop, engine.settings.tick_seconds)
+
+
+async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
+    """Dead-man's switch: ping HEARTBEAT_URL while the engine ticks; silence means trouble."""
+    if not settings.heartbeat_url:
+        return
+    last_ticks = -1
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        while not stop.is_set():
+            if engine.ticks != last_ticks:
+                last_ticks = engine.ticks
+                try:
+                    async with session.get(settings.heartbeat_url) as response:
+                        logger.debug("heartbeat status={}", response.status)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    logger.warning("heartbeat failed error={}", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                continue
+
+
+async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer) -> None:  # type: ignore[no-untyped-def]
+    engine.stopping = True
+    open_positions = len(engine.positions)
+    engine.alerter.publish(Alert(
+        AlertName.SHUTDOWN, "going down, positions protected by exchange-side orders"
+        + (f" ({open_positions} open)" if open_positions else ""),
+        dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}"), engine.clock.now())
+    heartbeat.cancel()
+    try:
+        await asyncio.wait_for(sink.stop(), SHUTDOWN_BUDGET_SECONDS / 2)
+    except TimeoutError:
+        logger.error("alert flush timed out at shutdown; undelivered alerts stay in the outbox")
+    await close()
+    logger.info("stopped cleanly")

@@ -1,0 +1,222 @@
+"""Operator commands executed by the engine: queries answered from its view, actions run
+between ticks (close, shutdown, wake, pause, resume), and the CLI's shutdown/wake.
+
+Every action reports exactly what was done, one fact per line; nothing is claimed that the
+exchange did not confirm.
+"""
+
+import argparse
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from trader import guards
+from trader.alerts import Alert, AlertName
+from trader.commands import (
+    ALL_SYMBOLS,
+    AlertView,
+    Command,
+    CommandKind,
+    CommandResult,
+    PnlView,
+    PositionView,
+    StatusView,
+)
+from trader.domain import ZERO, CloseReason, OrderRole, PositionState
+
+if TYPE_CHECKING:
+    from trader.config import Settings
+    from trader.engine import Engine
+
+PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7), "all": None}
+
+
+# --- queries ----------------------------------------------------------------------
+def answer_query(engine: "Engine", command: Command) -> CommandResult:
+    kind = command.kind
+    if kind is CommandKind.STATUS:
+        return CommandResult(True, status=status_view(engine))
+    if kind is CommandKind.POSITIONS:
+        return CommandResult(True, positions=position_views(engine))
+    if kind is CommandKind.PNL:
+        return CommandResult(True, pnl=pnl_view(engine, command.period))
+    if kind is CommandKind.ALERTS:
+        return CommandResult(True, alerts=[
+            AlertView(a.created_at, a.name, a.severity, a.symbol, a.text)
+            for a in engine.store.recent_alerts(15)])
+    if kind is CommandKind.CHART:
+        from trader.chart import equity_chart_png
+        from trader.metrics import EquityPoint
+        curve = [EquityPoint(at, eq) for at, eq in engine.store.equity_curve()]
+        return CommandResult(True, png=equity_chart_png(curve, title="Equity"))
+    raise ValueError(f"not a query: {kind}")
+
+
+def run_state(engine: "Engine") -> str:
+    state = engine.guard_state
+    if engine.stopping:
+        return "stopping"
+    if state.asleep:
+        return "asleep"
+    if state.paused:
+        return "paused"
+    return "running"
+
+
+def position_views(engine: "Engine") -> list[PositionView]:
+    views = []
+    for position in engine.positions.values():
+        snap = engine.snapshots.get(position.symbol)
+        mark = snap.mark if snap else position.entry_price
+        live = {o.client_id for o in snap.orders} if snap else set()
+        views.append(PositionView(
+            symbol=position.symbol, side=position.side.label, quantity=position.quantity,
+            entry_price=position.entry_price, mark_price=mark,
+            unrealized_pnl=position.unrealized_pnl(mark), sl_price=position.sl_price,
+            sl_attached=position.sl_client_id in live, tp_price=position.tp_price,
+            tp_attached=position.tp_client_id in live, state=position.state.value,
+            opened_at=position.opened_at, leverage=position.leverage))
+    return views
+
+
+def status_view(engine: "Engine") -> StatusView:
+    now = engine.clock.now()
+    state = engine.guard_state
+    balance = engine.balance
+    breakers = [f"{name} until {until:%H:%M} UTC" for name, until in sorted(state.breakers.items())
+                if until > now]
+    return StatusView(
+        mode=engine.settings.mode, run_state=run_state(engine),
+        equity=balance.equity if balance else ZERO,
+        free_margin=balance.available if balance else ZERO,
+        positions=position_views(engine),
+        regimes={s: str(engine.counters.get(s, "regime_state") or "-") for s in engine.symbols},
+        breakers=breakers,
+        cooldowns={s: until for s, until in state.cooldowns.items() if until > now},
+        last_error=engine.last_error, uptime=engine.uptime(now), paused_until=state.paused_until,
+        save_failures=engine.executor.save_failures.in_a_row,
+        counters=engine.counters.snapshot(), feed=engine.settings.effective_feed)
+
+
+def pnl_view(engine: "Engine", period: str) -> PnlView:
+    span = PERIODS.get(period, PERIODS["day"])
+    since = engine.clock.now() - span if span else None
+    closed = [p for p in engine.store.closed_positions(since) if p.close_reason is not CloseReason.UNKNOWN]
+    realized = sum((p.realized_pnl for p in closed), ZERO)
+    fees = sum((p.fees for p in closed), ZERO)
+    funding = Decimal(str(engine.store.get("funding_total", "0")))
+    wins = sum(1 for p in closed if p.realized_pnl - p.fees > 0)
+    return PnlView(period, realized, fees, funding if period == "all" else ZERO, len(closed), wins)
+
+
+# --- actions ----------------------------------------------------------------------
+async def run_command(engine: "Engine", command: Command) -> CommandResult:
+    logger.info("command kind={} id={} source={}", command.kind, command.command_id, command.source)
+    handler = {
+        CommandKind.CLOSE: close_positions,
+        CommandKind.SHUTDOWN: shutdown,
+        CommandKind.WAKE: wake,
+        CommandKind.PAUSE: pause,
+        CommandKind.RESUME: resume,
+    }[command.kind]
+    return await handler(engine, command)
+
+
+async def close_positions(engine: "Engine", command: Command) -> CommandResult:
+    symbols = engine.symbols if command.symbol in (None, ALL_SYMBOLS) else [command.symbol]
+    lines: list[str] = []
+    for symbol in symbols:
+        position = engine.positions.get(symbol)
+        if position is None or not position.state.open:
+            snap = await engine.observe(symbol)
+            if snap.position.side is None:
+                if command.symbol not in (None, ALL_SYMBOLS):
+                    lines.append(f"{symbol}: no open position")
+                continue
+            lines.append(f"{symbol}: exchange position not tracked yet; reconcile adopts it first")
+            continue
+        lines += await engine.trading.flatten(position, CloseReason.COMMAND)
+        lines.append(_final_line(engine, symbol))
+    return CommandResult(True, lines or ["no open positions"])
+
+
+def _final_line(engine: "Engine", symbol: str) -> str:
+    if symbol in engine.positions:
+        return f"{symbol}: STILL OPEN - check /status"
+    closed = engine.store.closed_positions()
+    last = next((p for p in reversed(closed) if p.symbol == symbol), None)
+    if last is None:
+        return f"{symbol}: closed"
+    return (f"{symbol}: closed at {last.exit_price}, PnL {last.realized_pnl - last.fees:+.2f} USDT; "
+            "no orders left")
+
+
+async def shutdown(engine: "Engine", command: Command) -> CommandResult:
+    """Reconcile, cancel entry orders, optionally flatten, then sleep (protection only)."""
+    from trader.reconcile import reconcile_now
+    lines = await reconcile_now(engine)
+    for symbol in engine.symbols:
+        snap = await engine.observe(symbol)
+        for order in engine.our_orders(snap):
+            if order.role is OrderRole.ENTRY:
+                final = await engine.executor.cancel_and_verify(symbol, order.client_id)
+                status = final.status.value if final else "gone"
+                lines.append(f"{symbol}: entry order {order.client_id} cancel -> {status}")
+    if command.flatten:
+        for symbol in engine.symbols:
+            position = engine.positions.get(symbol)
+            if position is not None and position.state.open:
+                lines += await engine.trading.flatten(position, CloseReason.EMERGENCY)
+                lines.append(_final_line(engine, symbol))
+    engine.save_guards(guards.sleep(engine.guard_state))
+    still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
+    lines.append("asleep: no new entries; " + (
+        f"{len(still_open)} position(s) stay protected by exchange-side orders" if still_open
+        else "no open positions"))
+    engine.alerter.publish(Alert(AlertName.EMERGENCY_DONE, "\n".join(lines)), engine.clock.now())
+    return CommandResult(True, lines)
+
+
+async def wake(engine: "Engine", command: Command) -> CommandResult:
+    from trader.reconcile import reconcile_now
+    lines = await reconcile_now(engine)
+    cooldown = timedelta(minutes=engine.settings.emergency_cooldown_minutes)
+    engine.save_guards(guards.wake(engine.guard_state, engine.clock.now(), cooldown))
+    lines.append("awake: trading resumes" + (f" after a {cooldown} cooldown" if cooldown else ""))
+    return CommandResult(True, lines)
+
+
+async def pause(engine: "Engine", command: Command) -> CommandResult:
+    until = engine.clock.now() + command.duration if command.duration else None
+    engine.save_guards(guards.pause(engine.guard_state, until))
+    text = f"entries paused until {until:%Y-%m-%d %H:%M} UTC" if until else "entries paused until /resume"
+    return CommandResult(True, [text + "; exits and protection keep running"])
+
+
+async def resume(engine: "Engine", command: Command) -> CommandResult:
+    engine.save_guards(guards.resume(engine.guard_state))
+    return CommandResult(True, ["entries resumed"])
+
+
+# --- CLI --------------------------------------------------------------------------
+async def run_control_cli(settings: "Settings", action: str, *, flatten: bool = False) -> int:
+    """`tradebot shutdown|wake`: run the action once against the exchange and the database."""
+    from trader.app import build_engine
+    engine, close = await build_engine(settings)
+    try:
+        from trader.reconcile import boot
+        await boot(engine)
+        import uuid
+        kind = CommandKind.SHUTDOWN if action == "shutdown" else CommandKind.WAKE
+        result = await run_command(engine, Command(kind, f"cli:{uuid.uuid4()}", engine.clock.now(),
+                                                   flatten=flatten, source="cli"))
+        for line in result.lines:
+            print(line)
+        return 0 if result.ok else 1
+    finally:
+        await close()
+
+
+__all__ = ["answer_query", "run_command", "run_control_cli", "argparse"]

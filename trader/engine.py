@@ -1,0 +1,341 @@
+"""The engine: the single writer of trading state, and the tick in the order that matters.
+
+One tick, per symbol, in this order (finalization first):
+  1. observe           exchange snapshot (position, live orders, mark)
+  2. terminal first    position gone on the exchange -> finalize, nothing else this tick
+  3. protection        the sentinel keeps a stop-loss and a take-profit on the exchange
+  4. management        partial take-profit, breakeven, trailing stop, time exit
+  5. guards            breakers, cooldowns, pause/sleep (entries only, never exits)
+  6. entry             signal -> regime -> sizing -> intent -> order -> confirm -> attach
+
+Operator commands wait on a queue and run between ticks (see trader/control.py).
+"""
+
+import asyncio
+from collections import deque
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from loguru import logger
+
+from storage import SaveStateFailure, Store
+from trader import guards
+from trader.alerts import Alert, Alerter, AlertName
+from trader.clock import Clock
+from trader.commands import Command, CommandResult
+from trader.config import Settings
+from trader.domain import CLIENT_ID_PREFIX, Balance, Candle, Position
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.executor import Executor
+from trader.lifecycle import Snapshot, is_terminal, resized
+from trader.sentinel import Sentinel
+from trader.strategy.base import Strategy
+from trader.strategy.default import DefaultStrategy
+from trader.telemetry import Counters
+from trader.trading import Trading
+
+CANDLE_HISTORY = 300
+
+
+class Engine:
+    """Owns positions, guards and the command queue; the only task that mutates them."""
+
+    def __init__(self, settings: Settings, exchange: Exchange, store: Store, clock: Clock,
+                 alerter: Alerter, strategy: Strategy | None = None) -> None:
+        self.settings = settings
+        self.symbols = list(settings.symbols)
+        self.exchange = exchange
+        self.store = store
+        self.clock = clock
+        self.alerter = alerter
+        self.counters = Counters()
+        self.executor = Executor(exchange, store, clock,
+                                 recv_window=timedelta(milliseconds=settings.recv_window_ms))
+        self.sentinel = Sentinel(self.executor, alerter, clock, self.counters,
+                                 debounce=timedelta(seconds=settings.sentinel_debounce_seconds),
+                                 debounce_cycles=settings.sentinel_debounce_cycles)
+        self.trading = Trading(self, strategy or DefaultStrategy())
+        self.positions: dict[str, Position] = {}
+        self.candles: dict[str, deque[Candle]] = {s: deque(maxlen=CANDLE_HISTORY) for s in self.symbols}
+        self.snapshots: dict[str, Snapshot] = {}
+        self.guard_config = guards.GuardConfig(breaker_minutes=settings.breaker_minutes,
+                                               cooldown_minutes=settings.cooldown_minutes)
+        self.guard_state = guards.GuardState()
+        self.balance: Balance | None = None
+        self.started_at = clock.now()
+        self.last_error: str | None = None
+        self.stopping = False
+        self.commands: asyncio.Queue[tuple[Command, asyncio.Future[CommandResult]]] = asyncio.Queue()
+        self.command_results: dict[str, CommandResult] = {}
+        self.ticks = 0
+        self.wakeup = asyncio.Event()
+        self.last_equity_at: datetime | None = None
+
+    # --- state kept across restarts ---------------------------------------------------
+    def load_state(self) -> None:
+        self.positions = {p.symbol: p for p in self.store.open_positions() if p.symbol in self.symbols}
+        raw = self.store.get("guards")
+        if raw:
+            self.guard_state = guards.load_state(raw)
+        logger.info("state loaded positions={} asleep={} paused={}", len(self.positions),
+                    self.guard_state.asleep, self.guard_state.paused)
+
+    def save_guards(self, state: "guards.GuardState") -> None:
+        """Persist a guard change; breakers and sleep mode survive restarts."""
+        self.guard_state = state
+        self.persist(lambda: self.store.put("guards", guards.dump_state(state), self.clock.now()),
+                     "guards")
+
+    def save_position(self, position: Position) -> None:
+        if position.state.open or position.state.name == "ENTERING":
+            self.positions[position.symbol] = position
+        else:
+            self.positions.pop(position.symbol, None)
+        self.persist(lambda: self.store.save_position(position), f"position {position.symbol}")
+
+    def persist(self, write, what: str) -> bool:  # type: ignore[no-untyped-def]
+        """Run one write; on failure alert SAVE_STATE_FAILURE, block entries, keep going."""
+        try:
+            write()
+        except SaveStateFailure as exc:
+            self.executor.save_failures.failed(exc)
+            self._report_save_failures()
+            return False
+        if self.executor.save_failures.succeeded():
+            self._save_recovered()
+        return True
+
+    def _report_save_failures(self) -> None:
+        failures = self.executor.save_failures
+        if not failures.pending_alert:
+            return
+        failures.pending_alert = False
+        self.guard_state = guards.set_save_failure(self.guard_state, True)
+        text = (f"could not save {failures.last.what if failures.last else 'state'}: "
+                f"{failures.last.cause if failures.last else ''}. New entries blocked; open "
+                "positions stay protected.")
+        if failures.in_a_row >= 3:
+            text += f" {failures.in_a_row} failures in a row: consider /shutdown."
+        self.trading.write_emergency_backup()
+        self.alerter.publish(Alert(AlertName.SAVE_STATE_FAILURE, text,
+                                   dedup_key=f"save:{failures.in_a_row}"), self.clock.now())
+
+    def _save_recovered(self) -> None:
+        self.guard_state = guards.set_save_failure(self.guard_state, False)
+        self.alerter.publish(Alert(AlertName.SAVE_STATE_RECOVERED,
+                                   "database writes work again; entries allowed"), self.clock.now())
+
+    # --- feed ---------------------------------------------------------------------
+    def on_candle(self, candle: Candle) -> None:
+        history = self.candles.get(candle.symbol)
+        if history is None or not candle.closed:
+            return
+        if history and candle.open_time <= history[-1].open_time:
+            return
+        history.append(candle)
+
+    # --- the tick -----------------------------------------------------------------
+    async def tick(self) -> None:
+        """One pass over every symbol, then guard expiry and queued-state flushes."""
+        self.ticks += 1
+        self.exchange.drain_events()
+        await self.trading.refresh_balance()
+        for symbol in self.symbols:
+            try:
+                await self.tick_symbol(symbol)
+            except (ExchangeError, UnknownOutcome) as exc:
+                self._tick_error(symbol, exc)
+        self._expire_guards()
+        if self.executor.save_failures.pending_alert:
+            self._report_save_failures()
+
+    async def tick_symbol(self, symbol: str) -> None:
+        if self.guard_state.asleep:
+            await self.protect_only(symbol)   # asleep: nothing but protection runs
+            return
+        snap = await self.observe(symbol)
+        position = self.positions.get(symbol)
+        if position is not None:
+            if await self.finalize_if_terminal(position, snap):
+                return
+            position = await self.protect_and_manage(position, snap)
+            if position is None:
+                return
+        elif snap.position.side is not None:
+            await self.adopt_untracked(symbol, snap)
+            return
+        await self.run_guards(symbol, snap)
+        if position is None and self.entry_allowed(symbol):
+            await self.trading.maybe_enter(symbol, snap)
+
+    async def protect_only(self, symbol: str) -> None:
+        """Terminal detection and protection, nothing else (boot, sleep mode)."""
+        position = self.positions.get(symbol)
+        if position is None:
+            return
+        snap = await self.observe(symbol)
+        if await self.finalize_if_terminal(position, snap):
+            return
+        if position.state.name == "ENTERING":
+            position = await self.trading.resolve_entry(position, snap)
+            if position is None or position.state.name == "ENTERING":
+                return
+        result = await self.sentinel.protect(position, snap)
+        if result.position != position:
+            self.save_position(result.position)
+        if result.flatten is not None:
+            await self.trading.flatten(result.position, result.flatten)
+
+    async def adopt_untracked(self, symbol: str, snap: Snapshot) -> None:
+        """A position we hold no record of (opened by hand, or a lost database)."""
+        from trader.reconcile import adopt
+        if not self.settings.adopt_positions:
+            logger.warning("untracked position left alone symbol={} qty={}", symbol,
+                           snap.position.quantity)
+            return
+        position = await adopt(self, symbol, snap)
+        self.alerter.publish(Alert(AlertName.RECONCILE_MISMATCH, f"{symbol}: untracked "
+                                   f"{position.side.label} {position.quantity} adopted; protecting it",
+                                   symbol), self.clock.now())
+        await self.protect_only(symbol)
+
+    async def wait_next(self, stop: asyncio.Event, timeout: float) -> None:
+        """Sleep until the next tick is due, an exchange event or a command arrives, or stop."""
+        self.wakeup.clear()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait()),
+                   asyncio.ensure_future(self.exchange.wait_for_event(timeout))]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def record_equity(self) -> None:
+        """Equity snapshot at most once a minute of engine time (chart, risk fraction)."""
+        if self.balance is None:
+            return
+        now = self.clock.now()
+        if self.last_equity_at is not None and now - self.last_equity_at < timedelta(minutes=1):
+            return
+        self.last_equity_at = now
+        balance = self.balance
+        self.persist(lambda: self.store.record_equity(now, balance.equity, balance.wallet), "equity")
+
+    async def observe(self, symbol: str) -> Snapshot:
+        read = self.executor.read
+        exchange_position = await read(self.exchange.position, symbol)
+        orders = await read(self.exchange.open_orders, symbol)
+        mark = exchange_position.mark_price
+        if not mark:
+            book = await read(self.exchange.book_ticker, symbol)
+            mark = book.mid
+        snap = Snapshot(symbol, self.clock.now(), exchange_position, orders, mark)
+        self.snapshots[symbol] = snap
+        self.guard_state, events = guards.record_api_result(self.guard_state, True, snap.at,
+                                                            self.guard_config)
+        self._publish_guard_events(events)
+        return snap
+
+    async def finalize_if_terminal(self, position: Position, snap: Snapshot) -> bool:
+        """Terminal detection first: a position gone on the exchange is finalized, nothing else."""
+        if position.state.name == "ENTERING":
+            return False
+        if not is_terminal(position, snap):
+            return False
+        await self.trading.finalize(position, snap)
+        return True
+
+    async def protect_and_manage(self, position: Position, snap: Snapshot) -> Position | None:
+        if position.state.name == "ENTERING":
+            position = await self.trading.resolve_entry(position, snap)
+            if position is None or position.state.name == "ENTERING":
+                return position
+        changed = resized(position, snap)
+        if changed is not None:
+            logger.warning("position size changed on the exchange symbol={} was={} now={}",
+                           position.symbol, position.quantity, changed.quantity)
+            position = changed
+        result = await self.sentinel.protect(position, snap)
+        if result.position != position:
+            self.save_position(result.position)
+        position = result.position
+        if result.flatten is not None:
+            await self.trading.flatten(position, result.flatten)
+            return None
+        return await self.trading.manage(position, snap)
+
+    # --- guards -------------------------------------------------------------------
+    async def run_guards(self, symbol: str, snap: Snapshot) -> None:
+        state, events = await self.trading.check_breakers(symbol, snap, self.guard_state)
+        if state != self.guard_state:
+            self.save_guards(state)
+        self._publish_guard_events(events)
+
+    def entry_allowed(self, symbol: str) -> bool:
+        if self.stopping or self.executor.circuit_open() or self.executor.symbol_throttled(symbol):
+            return False
+        allowed, reason = guards.allow_entry(self.guard_state, symbol, self.clock.now())
+        if not allowed:
+            logger.debug("entry blocked symbol={} reason={}", symbol, reason)
+        return allowed
+
+    def _expire_guards(self) -> None:
+        state, events = guards.expire(self.guard_state, self.clock.now())
+        if state != self.guard_state:
+            self.save_guards(state)
+        self._publish_guard_events(events)
+
+    def _publish_guard_events(self, events: list["guards.GuardEvent"]) -> None:
+        for event in events:
+            name = AlertName.BREAKER_TRIPPED if event.kind == "tripped" else AlertName.BREAKER_CLEARED
+            if event.name in ("pause",):
+                name = AlertName.PAUSED if event.kind == "tripped" else AlertName.RESUMED
+            self.alerter.publish(Alert(name, event.text, event.symbol,
+                                       dedup_key=f"{event.kind}:{event.name}:{event.symbol}"),
+                                 self.clock.now())
+            self.counters.set(event.symbol or "*", "circuit_breaker_active",
+                              int(event.kind == "tripped"))
+
+    def _tick_error(self, symbol: str, exc: Exception) -> None:
+        self.last_error = f"{symbol}: {exc}"
+        logger.error("tick failed symbol={} error={}", symbol, exc)
+        self.guard_state, events = guards.record_api_result(self.guard_state, False,
+                                                            self.clock.now(), self.guard_config)
+        self._publish_guard_events(events)
+
+    # --- commands (single writer) ---------------------------------------------------
+    async def execute(self, command: Command) -> CommandResult:
+        from trader.control import answer_query
+        if not command.kind.mutating:
+            return answer_query(self, command)
+        if command.command_id in self.command_results:
+            return replace(self.command_results[command.command_id], duplicate=True)
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        await self.commands.put((command, future))
+        self.wakeup.set()
+        return await future
+
+    async def process_commands(self) -> int:
+        from trader.control import run_command
+        done = 0
+        while not self.commands.empty():
+            command, future = self.commands.get_nowait()
+            if command.command_id in self.command_results:
+                result = replace(self.command_results[command.command_id], duplicate=True)
+            else:
+                result = await run_command(self, command)
+                self.command_results[command.command_id] = result
+            if not future.done():
+                future.set_result(result)
+            done += 1
+        return done
+
+    def our_orders(self, snap: Snapshot) -> list:  # type: ignore[type-arg]
+        return [o for o in snap.orders if o.client_id.startswith(CLIENT_ID_PREFIX + "-")]
+
+    def equity(self) -> Decimal:
+        return self.balance.equity if self.balance else Decimal(0)
+
+    def uptime(self, now: datetime) -> timedelta:
+        return now - self.started_at

@@ -1,0 +1,216 @@
+"""The in-process paper exchange: the `Exchange` protocol on top of the matching simulator.
+
+Its whole state (balance, positions, orders, fills) is saved in the database's key-value
+state under "paper:sim" after every mutating call, and on candles every `persist_every`
+candles (0: never on candles, for backtests whose database is thrown away; the default 1
+keeps a live paper session exact across restarts). A new `PaperExchange` on the same
+database continues where the last one stopped.
+
+    paper = PaperExchange(store, clock, SimConfig(balance=Decimal("10000")))
+    await paper.start(["BTCUSDT"], leverage=5)
+    paper.feed_candle(candle)                 # the replay driver moves the market
+    order = await paper.place(request)        # raises ExchangeError like Binance
+"""
+
+import asyncio
+from collections import deque
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from loguru import logger
+
+from storage import SaveStateFailure, Store
+from trader.clock import Clock
+from trader.config import INTERVAL_SECONDS
+from trader.domain import (
+    Balance,
+    BookTicker,
+    Candle,
+    ExchangePosition,
+    Fill,
+    Order,
+    OrderRequest,
+    SymbolRules,
+)
+from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
+from trader.exchange.sim import SimConfig, SimEvent, Simulator
+
+STATE_KEY = "paper:sim"
+MAX_EVENTS = 10_000
+MAX_CANDLES_KEPT = 1500
+UNKNOWN_ORDER = -2011
+
+
+class PaperExchange:
+    """Binance USD-M futures, simulated in process and persisted in the database."""
+
+    name = "paper"
+
+    def __init__(self, store: Store, clock: Clock, config: SimConfig,
+                 rules: dict[str, SymbolRules] | None = None, latency: bool = False,
+                 persist_every: int = 1,
+                 funding_schedules: dict[str, list[tuple[datetime, Decimal]]] | None = None,
+                 ) -> None:
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.latency_enabled = latency
+        self.persist_every = persist_every
+        self.sim = self._restore(rules)
+        for symbol, schedule in (funding_schedules or {}).items():
+            self.sim.set_funding_schedule(symbol, schedule)   # e.g. replay.load_bundled_funding()
+        self._events: deque[ExchangeEvent] = deque(maxlen=MAX_EVENTS)
+        self._event_waiting = asyncio.Event()
+        self._candles: dict[str, deque[Candle]] = {}
+        self._candles_since_persist = 0
+
+    def _restore(self, rules: dict[str, SymbolRules] | None) -> Simulator:
+        state = self.store.get(STATE_KEY)
+        if state is None:
+            return Simulator(self.config, rules)
+        sim = Simulator.from_state(state, self.config, rules)
+        balance = sim.balance()
+        logger.info("paper session restored wallet={} positions={} open_orders={}",
+                    balance.wallet, len(sim.positions()), len(sim.open_orders()))
+        return sim
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self, symbols: list[str], leverage: int) -> None:
+        for symbol in symbols:
+            self.sim.set_leverage(symbol, leverage)
+        self._save()
+        logger.info("paper exchange started symbols={} leverage={} wallet={}",
+                    ",".join(symbols), leverage, self.sim.balance().wallet)
+
+    async def close(self) -> None:
+        self._save()
+
+    def rules(self, symbol: str) -> SymbolRules:
+        return self.sim.rules_for(symbol)
+
+    # --- the market (driven by the replay feed) -----------------------------------------
+    def feed_candle(self, candle: Candle) -> list[SimEvent]:
+        """Move the market by one closed candle: triggers, fills, funding."""
+        events = self.sim.on_candle(candle)
+        kept = self._candles.setdefault(candle.symbol, deque(maxlen=MAX_CANDLES_KEPT))
+        kept.append(candle)
+        self._publish(events)
+        self._candles_since_persist += 1
+        if self.persist_every > 0 and self._candles_since_persist >= self.persist_every:
+            self._save()
+        return events
+
+    def funding_total(self) -> Decimal:
+        """Funding paid (< 0) or received (> 0) since the session began."""
+        return self.sim.ledger.funding
+
+    # --- orders -------------------------------------------------------------------------
+    async def place(self, request: OrderRequest) -> Order:
+        await self._latency()
+        try:
+            order, events = self.sim.place(request, self.clock.now())
+        except ExchangeError as error:
+            logger.info("paper order rejected symbol={} client_id={} code={} message={}",
+                        request.symbol, request.client_id, error.code, error.message)
+            raise
+        self._publish(events)
+        self._persist(f"place {request.client_id}")
+        return order
+
+    async def cancel(self, symbol: str, client_id: str) -> Order | None:
+        await self._latency()
+        try:
+            order, events = self.sim.cancel(symbol, client_id, self.clock.now())
+        except ExchangeError as error:
+            if error.code != UNKNOWN_ORDER:
+                raise
+            logger.info("paper cancel: no live order symbol={} client_id={}", symbol, client_id)
+            return None
+        self._publish(events)
+        self._persist(f"cancel {client_id}")
+        return order
+
+    async def order_by_client_id(self, symbol: str, client_id: str) -> Order | None:
+        return self.sim.order(symbol, client_id)
+
+    async def open_orders(self, symbol: str) -> list[Order]:
+        return self.sim.open_orders(symbol)
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        self.sim.set_leverage(symbol, leverage)
+        self._persist(f"leverage {symbol}")
+
+    # --- account and market reads -------------------------------------------------------
+    async def position(self, symbol: str) -> ExchangePosition:
+        return self.sim.position(symbol)
+
+    async def balance(self) -> Balance:
+        return self.sim.balance()
+
+    async def fills(self, symbol: str, since: datetime) -> list[Fill]:
+        return self.sim.fills(symbol, since)
+
+    async def klines(self, symbol: str, interval: str, start: datetime | None = None,
+                     limit: int = 500) -> list[Candle]:
+        """Candles fed so far (the paper exchange has no other history)."""
+        seconds = INTERVAL_SECONDS.get(interval)
+        wanted = timedelta(seconds=seconds) if seconds else None
+        candles = [c for c in self._candles.get(symbol, ())
+                   if (wanted is None or c.interval == wanted)
+                   and (start is None or c.open_time >= start)]
+        return candles[:limit] if start is not None else candles[-limit:]
+
+    async def book_ticker(self, symbol: str) -> BookTicker:
+        return self.sim.book(symbol)
+
+    async def funding_rate(self, symbol: str) -> Decimal:
+        return self.sim.funding_rate(symbol, self.clock.now())
+
+    # --- push side ----------------------------------------------------------------------
+    def drain_events(self) -> list[ExchangeEvent]:
+        drained = list(self._events)
+        self._events.clear()
+        self._event_waiting.clear()
+        return drained
+
+    async def wait_for_event(self, timeout: float) -> bool:
+        if self._events:
+            return True
+        try:
+            await asyncio.wait_for(self._event_waiting.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def streaming(self) -> bool:
+        return True
+
+    # --- internals ----------------------------------------------------------------------
+    async def _latency(self) -> None:
+        if self.latency_enabled:
+            await self.clock.sleep(self.sim.latency())
+
+    def _publish(self, events: list[SimEvent]) -> None:
+        if not events:
+            return
+        dropped = len(self._events) + len(events) - MAX_EVENTS
+        if dropped > 0:
+            logger.warning("paper event queue full, dropping oldest dropped={}", dropped)
+        self._events.extend(events)
+        self._event_waiting.set()
+
+    def _save(self) -> None:
+        """Save the simulator's state; raises SaveStateFailure."""
+        self.store.put(STATE_KEY, self.sim.to_state(), self.clock.now())
+        self._candles_since_persist = 0
+
+    def _persist(self, action: str) -> None:
+        """Save after a mutating call. The action already happened in the simulator, so a
+        failed save is reported as an unknown outcome: the engine then probes by client
+        id, as it would after a timeout on Binance."""
+        try:
+            self._save()
+        except SaveStateFailure as exc:
+            logger.error("paper state not saved action={} error={}", action, exc)
+            raise UnknownOutcome(f"paper state not saved after {action}: {exc}") from exc

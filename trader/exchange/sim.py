@@ -1,0 +1,246 @@
+"""The matching simulator: one Binance USD-M account (one-way mode, isolated margin) in memory.
+
+Reused by the paper exchange (trader/exchange/paper.py) and the fake Binance HTTP server
+(tests/fakes/binance_server.py). It never sleeps and never reads the clock: every call gets
+`now`, candles carry their own times, and `latency()` only draws a seeded delay.
+
+Matching rules:
+- Intra-candle path: open -> the extreme nearer to the open -> the other extreme -> close
+  (if |open - high| <= |open - low| the high comes first, else the low). Before walking
+  it, the price jumps from the last price to the open: a gap.
+- Triggers use the last price (Binance's workingType=CONTRACT_PRICE); the simulator's mark
+  price is the last price too. Along a move, orders fire in the order the path meets their
+  levels (placement order breaks ties), so with TP and SL inside one candle the one the
+  path reaches first fills and the other expires with the position.
+- MARKET orders fill at once at mid +- spread/2, plus slippage against the taker, rounded
+  to the tick against the taker; taker fee. A triggered STOP_MARKET / TAKE_PROFIT_MARKET
+  is such a market fill from its stop price, or from the open when the candle gaps through
+  it. LIMIT orders rest and fill at their price (maker fee) when the path touches it; a
+  marketable LIMIT fills at once as taker at the book price (never worse than its limit).
+- Orders fill in full (no partial fills). reduce-only orders are clipped to the position;
+  closePosition orders close whatever exists at trigger time; resting reduce-only and
+  closePosition orders expire as soon as their position is gone (or flipped).
+- Conditional orders are one `Order` from NEW to FILLED under their client id (Binance's
+  algo order and the market order it spawns are not told apart).
+- Liquidation (isolated, approximated): when the path crosses the position's liquidation
+  price (see sim_ledger.py) the position is closed there (or at the gap price) as a taker
+  market order with client id `autoclose-<n>`, as Binance names its liquidation orders.
+- Funding at 00/08/16 UTC when a candle spans that moment, at the candle's close price,
+  from the symbol's funding schedule, rate, or `SimConfig.funding_rate`. `set_price` never
+  applies funding (the fake server calls `apply_funding` explicitly).
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from itertools import pairwise
+from typing import Any
+
+from loguru import logger
+
+from trader.domain import (
+    BookTicker,
+    Candle,
+    Fill,
+    Order,
+    OrderRequest,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Side,
+    SymbolRules,
+)
+from trader.exchange.base import ExchangeError, OrderUpdate
+from trader.exchange.sim_core import SimConfig, SimEvent, SimulatorCore
+from trader.exchange.sim_path import book_at, candle_path
+from trader.exchange.sim_rules import (
+    DEFAULT_RULES,
+    check_leverage,
+    rules_for,
+    spread_for,
+    validate_filters,
+    validate_shape,
+    would_trigger_now,
+)
+from trader.exchange.sim_state import dump_state, load_state
+
+__all__ = ["DEFAULT_RULES", "SimConfig", "SimEvent", "Simulator", "rules_for"]
+
+
+class Simulator(SimulatorCore):
+    """One simulated futures account and its market prices. See the module docstring."""
+
+    # --- market -----------------------------------------------------------------------
+    def on_candle(self, candle: Candle) -> list[SimEvent]:
+        """Walk the candle's price path (gap to the open first), then apply due funding."""
+        symbol = candle.symbol
+        events = self._sweep(symbol, candle.open, candle.open_time, gap=True)
+        for start, end in pairwise(candle_path(candle)):
+            events += self._sweep(symbol, end.price, end.time, gap=False, start=start.price)
+        events += self._fund_due(symbol, candle.open_time, candle.close_time)
+        return events
+
+    def set_price(self, symbol: str, price: Decimal, now: datetime,
+                  gap: bool = False) -> list[SimEvent]:
+        """Move the price at once; orders crossed on the way fill at their levels (or at
+        `price` when `gap`)."""
+        return self._sweep(symbol, price, now, gap=gap)
+
+    def set_funding_rate(self, symbol: str, rate: Decimal) -> None:
+        self.funding.rates[symbol] = rate
+
+    def set_funding_schedule(self, symbol: str, schedule: list[tuple[datetime, Decimal]]) -> None:
+        """Historical rates: funding at t uses the latest entry at or before t."""
+        self.funding.schedules[symbol] = sorted(schedule)
+
+    def funding_rate(self, symbol: str, at: datetime | None = None) -> Decimal:
+        return self.funding.rate(symbol, at)
+
+    def apply_funding(self, symbol: str, now: datetime) -> list[SimEvent]:
+        """Charge one funding payment now (the fake server's control API)."""
+        return self._fund(symbol, now)
+
+    def book(self, symbol: str) -> BookTicker:
+        return book_at(symbol, self.mark_price(symbol), spread_for(symbol, self.config.spread),
+                       self.rules_for(symbol).tick_size)
+
+    # --- account ----------------------------------------------------------------------
+    def place(self, request: OrderRequest, now: datetime) -> tuple[Order, list[SimEvent]]:
+        """Validate and submit one order; raises ExchangeError with Binance's code."""
+        symbol = request.symbol
+        validate_shape(request)
+        last = self.mark_price(symbol)
+        validate_filters(request, self.rules_for(symbol), last)
+        if self.orders.open_order(symbol, request.client_id) is not None:
+            raise ExchangeError(-4116, "ClientOrderId is duplicated.")
+        if request.type.conditional:
+            self._check_conditional(request, last)
+        elif request.reduce_only:
+            self._check_reduces(request)
+        order = self._new_order(request, now)
+        if request.type is OrderType.MARKET:
+            events = self._submit_market(order, now)
+        elif request.type is OrderType.LIMIT:
+            events = self._submit_limit(order, now)
+        else:
+            events = self._rest(order, now)
+        return self.order(symbol, order.client_id) or order, events
+
+    def cancel(self, symbol: str, client_id: str, now: datetime) -> tuple[Order, list[SimEvent]]:
+        order = self.orders.open_order(symbol, client_id)
+        if order is None:
+            raise ExchangeError(-2011, "Unknown order sent.")
+        cancelled = self._finish(order, OrderStatus.CANCELED, now)
+        return cancelled, [OrderUpdate(cancelled, None, now)]
+
+    def order(self, symbol: str, client_id: str) -> Order | None:
+        return self.orders.get(symbol, client_id)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return self.orders.open_orders(symbol)
+
+    def fills(self, symbol: str, since: datetime | None = None) -> list[Fill]:
+        return [f for f in self.fill_log
+                if f.symbol == symbol and (since is None or f.time >= since)]
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        check_leverage(leverage)
+        self.ledger.leverages[symbol] = leverage
+
+    def leverage(self, symbol: str) -> int:
+        return self.ledger.leverage(symbol)
+
+    def close_by_hand(self, symbol: str, now: datetime,
+                      quantity: Decimal | None = None) -> list[SimEvent]:
+        """What an operator does in the Binance app: a market reduce, client id manual-<n>."""
+        held = self.ledger.position(symbol)
+        if held.sign == 0:
+            logger.info("sim close by hand: no position symbol={}", symbol)
+            return []
+        size = abs(held.quantity) if quantity is None else min(quantity, abs(held.quantity))
+        side = Side.SELL if held.sign > 0 else Side.BUY
+        return self._by_hand(symbol, side, size, now, reduce_only=True)
+
+    def open_by_hand(self, symbol: str, side: Side, quantity: Decimal,
+                     now: datetime) -> list[SimEvent]:
+        """An operator opens (or adds to) a position in the app: market, client id manual-<n>."""
+        return self._by_hand(symbol, side, quantity, now, reduce_only=False)
+
+    def cancel_by_hand(self, symbol: str, client_id: str, now: datetime) -> list[SimEvent]:
+        return self.cancel(symbol, client_id, now)[1]
+
+    def latency(self) -> float:
+        """Seconds of order latency, seeded uniform in latency_ms (the sim never sleeps)."""
+        self.counters["latency"] += 1
+        low, high = self.config.latency_ms
+        return self._rng.uniform(low, high) / 1000
+
+    def to_state(self) -> dict[str, Any]:
+        """The full state, JSON-safe (Decimals and times as text)."""
+        return dump_state(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: SimConfig,
+                   rules: dict[str, SymbolRules] | None = None) -> "Simulator":
+        sim = cls(config, rules)
+        load_state(sim, state)
+        for _ in range(sim.counters["latency"]):   # same random stream as before the restart
+            sim._rng.uniform(0, 1)
+        return sim
+
+    # --- submission -------------------------------------------------------------------
+    def _check_conditional(self, request: OrderRequest, last: Decimal) -> None:
+        assert request.stop_price is not None   # validate_shape guarantees it
+        if would_trigger_now(request.type, request.side, request.stop_price, last):
+            raise ExchangeError(-2021, "Order would immediately trigger.")
+        if request.close_position and any(
+                o.close_position and o.side is request.side and o.type is request.type
+                for o in self.orders.open_orders(request.symbol)):
+            raise ExchangeError(-4130, "An open stop or take profit order with GTE and "
+                                       "closePosition in the direction is existing.")
+
+    def _check_reduces(self, request: OrderRequest) -> None:
+        held = self.ledger.position(request.symbol)
+        if held.sign == 0 or held.sign == request.side.sign:
+            raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
+
+    def _check_margin(self, order: Order, price: Decimal, fee_rate: Decimal) -> None:
+        if self._margin_shortfall(order, price, fee_rate) > 0:
+            raise ExchangeError(-2019, "Margin is insufficient.")
+
+    def _new_order(self, request: OrderRequest, now: datetime) -> Order:
+        self.counters["order"] += 1
+        return Order(symbol=request.symbol, client_id=request.client_id, side=request.side,
+                     type=request.type, status=OrderStatus.NEW, quantity=request.quantity,
+                     price=request.price, stop_price=request.stop_price,
+                     reduce_only=request.reduce_only, close_position=request.close_position,
+                     exchange_id=str(self.counters["order"]), updated_at=now)
+
+    def _submit_market(self, order: Order, now: datetime) -> list[SimEvent]:
+        price = self._taker_price(order.symbol, order.side, self.mark_price(order.symbol))
+        self._check_margin(order, price, self.config.taker_fee)
+        return [OrderUpdate(order, None, now), *self._execute(order, price, False, now)]
+
+    def _submit_limit(self, order: Order, now: datetime) -> list[SimEvent]:
+        assert order.price is not None
+        taker = self._taker_price(order.symbol, order.side, self.mark_price(order.symbol))
+        book = self.book(order.symbol)
+        marketable = (order.price >= book.ask if order.side is Side.BUY
+                      else order.price <= book.bid)
+        if not marketable:
+            self._check_margin(order, order.price, self.config.maker_fee)
+            return self._rest(order, now)
+        price = min(order.price, taker) if order.side is Side.BUY else max(order.price, taker)
+        self._check_margin(order, price, self.config.taker_fee)
+        return [OrderUpdate(order, None, now), *self._execute(order, price, False, now)]
+
+    def _rest(self, order: Order, now: datetime) -> list[SimEvent]:
+        self.orders.add(order)
+        return [OrderUpdate(order, None, now)]
+
+    def _by_hand(self, symbol: str, side: Side, quantity: Decimal, now: datetime,
+                 reduce_only: bool) -> list[SimEvent]:
+        self.counters["manual"] += 1
+        request = OrderRequest(symbol=symbol, side=side, type=OrderType.MARKET,
+                               quantity=quantity, client_id=f"manual-{self.counters['manual']}",
+                               role=OrderRole.FLATTEN, reduce_only=reduce_only)
+        return self.place(request, now)[1]

@@ -1,0 +1,221 @@
+"""The matching core of the simulator: account and price state, fills, trigger sweeps along
+a price path, liquidation and funding. The public API and order admission live in sim.py
+(read its docstring for the matching rules)."""
+
+import random
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from loguru import logger
+
+from trader.domain import (
+    ZERO,
+    Balance,
+    ExchangePosition,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    SymbolRules,
+)
+from trader.exchange.base import (
+    AccountUpdate,
+    ExchangeError,
+    ExchangeEvent,
+    FundingApplied,
+    OrderUpdate,
+)
+from trader.exchange.sim_book import FundingBook, OrderBook, Trigger, next_trigger
+from trader.exchange.sim_ledger import Ledger, money
+from trader.exchange.sim_path import taker_price, to_tick
+from trader.exchange.sim_rules import DEFAULT_RULES, maintenance_rate, rules_for, spread_for
+
+SimEvent = ExchangeEvent
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    balance: Decimal = Decimal("10000")
+    maker_fee: Decimal = Decimal("0.0002")
+    taker_fee: Decimal = Decimal("0.0005")
+    spread: dict[str, Decimal] = field(default_factory=dict)   # fraction of price per symbol
+    slippage: Decimal = Decimal("0.0001")                        # fraction against the taker
+    latency_ms: tuple[int, int] = (50, 500)
+    seed: int = 7
+    default_leverage: int = 5
+    funding_rate: Decimal = Decimal("0.0001")   # per 8 h when a symbol has no rate of its own
+    max_fills_kept: int = 5000                  # older fills are dropped from memory and state
+    max_terminal_orders_kept: int = 2000
+
+
+class SimulatorCore:
+    """State and matching of one simulated account; `Simulator` adds the public API."""
+
+    def __init__(self, config: SimConfig = SimConfig(),
+                 rules: dict[str, SymbolRules] | None = None) -> None:
+        self.config = config
+        self._rules = {**DEFAULT_RULES, **(rules or {})}
+        self.ledger = Ledger(config.balance, config.default_leverage)
+        self.orders = OrderBook(config.max_terminal_orders_kept)
+        self.funding = FundingBook(config.funding_rate)
+        self.prices: dict[str, Decimal] = {}
+        self.fill_log: list[Fill] = []
+        self.counters = {"order": 0, "trade": 0, "manual": 0, "autoclose": 0, "latency": 0}
+        self._rng = random.Random(config.seed)
+
+    def rules_for(self, symbol: str) -> SymbolRules:
+        return self._rules.get(symbol) or rules_for(symbol)
+
+    def mark_price(self, symbol: str) -> Decimal:
+        price = self.prices.get(symbol)
+        if price is None:
+            raise ExchangeError(-2010, f"No market price for {symbol} yet.")
+        return price
+
+    def position(self, symbol: str) -> ExchangePosition:
+        return self.ledger.exchange_position(symbol, self.prices.get(symbol, ZERO))
+
+    def positions(self) -> list[ExchangePosition]:
+        return [self.position(symbol) for symbol in sorted(self.ledger.positions)]
+
+    def balance(self) -> Balance:
+        return self.ledger.balance(self.prices, self._reserved_margin())
+
+    def _margin_shortfall(self, order: Order, price: Decimal, fee_rate: Decimal) -> Decimal:
+        if order.reduce_only or order.close_position:
+            return ZERO
+        shortfall = self.ledger.margin_shortfall(order.symbol, order.side, order.quantity,
+                                                 price, fee_rate, self._reserved_margin())
+        if shortfall > 0:
+            logger.info("sim margin insufficient symbol={} client_id={} shortfall={}",
+                        order.symbol, order.client_id, shortfall)
+        return shortfall
+
+    # --- execution --------------------------------------------------------------------
+    def _execute(self, order: Order, price: Decimal, maker: bool,
+                 now: datetime) -> list[SimEvent]:
+        """Fill `order` in full at `price` (clipped when reduce-only); book money and events."""
+        held = self.ledger.position(order.symbol)
+        quantity = order.quantity
+        if order.reduce_only or order.close_position:
+            if held.sign == 0 or held.sign == order.side.sign:
+                expired = self._finish(order, OrderStatus.EXPIRED, now)
+                return [OrderUpdate(expired, None, now)]
+            quantity = abs(held.quantity) if order.close_position else min(quantity,
+                                                                            abs(held.quantity))
+        rate = self.config.maker_fee if maker else self.config.taker_fee
+        fee = money(quantity * price * rate)
+        realized = self.ledger.apply_fill(order.symbol, order.side, quantity, price, fee)
+        self.counters["trade"] += 1
+        fill = Fill(trade_id=str(self.counters["trade"]), symbol=order.symbol,
+                    client_id=order.client_id, side=order.side, quantity=quantity, price=price,
+                    fee=fee, realized_pnl=realized, time=now, maker=maker)
+        self._keep_fill(fill)
+        filled = self._finish(replace(order, filled_qty=quantity, avg_price=price),
+                              OrderStatus.FILLED, now)
+        logger.debug("sim fill symbol={} client_id={} side={} qty={} price={} fee={} pnl={}",
+                     order.symbol, order.client_id, order.side, quantity, price, fee, realized)
+        events: list[SimEvent] = [OrderUpdate(filled, fill, now),
+                                  self._account_update(order.symbol, "ORDER", now)]
+        return events + self._expire_orphans(order.symbol, now)
+
+    def _expire_orphans(self, symbol: str, now: datetime) -> list[SimEvent]:
+        """Resting reduce-only / closePosition orders whose position is gone expire."""
+        held = self.ledger.position(symbol)
+        events: list[SimEvent] = []
+        for order in self.orders.open_orders(symbol):
+            reducing = order.reduce_only or order.close_position
+            if reducing and (held.sign == 0 or held.sign == order.side.sign):
+                events.append(OrderUpdate(self._finish(order, OrderStatus.EXPIRED, now),
+                                          None, now))
+        return events
+
+    def _finish(self, order: Order, status: OrderStatus, now: datetime) -> Order:
+        final = replace(order, status=status, updated_at=now)
+        self.orders.close(final)
+        return final
+
+    def _keep_fill(self, fill: Fill) -> None:
+        self.fill_log.append(fill)
+        overflow = len(self.fill_log) - self.config.max_fills_kept
+        if overflow > 0:
+            del self.fill_log[:overflow]
+
+    def _account_update(self, symbol: str, reason: str, now: datetime) -> AccountUpdate:
+        return AccountUpdate([self.position(symbol)], self.balance(), reason, now)
+
+    def _taker_price(self, symbol: str, side: Side, reference: Decimal) -> Decimal:
+        cost = spread_for(symbol, self.config.spread) / 2 + self.config.slippage
+        return taker_price(side, reference, cost, self.rules_for(symbol).tick_size)
+
+    def _reserved_margin(self) -> Decimal:
+        """Initial margin held by resting LIMIT orders that open exposure."""
+        return sum((o.quantity * o.price / self.ledger.leverage(o.symbol)
+                    for o in self.orders.open_orders()
+                    if o.type is OrderType.LIMIT and not o.reduce_only and o.price is not None),
+                   ZERO)
+
+    # --- price moves ------------------------------------------------------------------
+    def _sweep(self, symbol: str, end: Decimal, now: datetime, gap: bool,
+               start: Decimal | None = None) -> list[SimEvent]:
+        """Move the price from `start` (default: the last price) to `end`, firing orders."""
+        start = self.prices.get(symbol) if start is None else start
+        events: list[SimEvent] = []
+        if start is not None:
+            while (trigger := self._next_trigger(symbol, start, end)) is not None:
+                events += self._fire(trigger, end if gap else trigger.at, now)
+        self.prices[symbol] = end
+        return events
+
+    def _next_trigger(self, symbol: str, start: Decimal, end: Decimal) -> Trigger | None:
+        rules = self.rules_for(symbol)
+        liquidation = self.ledger.liquidation_price(symbol, maintenance_rate(symbol))
+        if liquidation is not None:
+            held = self.ledger.position(symbol)
+            liquidation = to_tick(liquidation, rules.tick_size, up=held.sign > 0)
+        return next_trigger(symbol, self.orders.open_orders(symbol), liquidation,
+                            self.ledger.position(symbol).sign, start, end)
+
+    def _fire(self, trigger: Trigger, price: Decimal, now: datetime) -> list[SimEvent]:
+        symbol = trigger.symbol
+        self.prices[symbol] = price
+        if trigger.order is None:
+            return self._liquidate(symbol, price, now)
+        order = trigger.order
+        if order.type is OrderType.LIMIT:
+            return self._execute(order, trigger.level, True, now)
+        fill_price = self._taker_price(symbol, order.side, price)
+        if self._margin_shortfall(order, fill_price, self.config.taker_fee) > 0:
+            expired = self._finish(order, OrderStatus.EXPIRED, now)   # Binance rejects it
+            return [OrderUpdate(expired, None, now)]
+        return self._execute(order, fill_price, False, now)
+
+    def _liquidate(self, symbol: str, price: Decimal, now: datetime) -> list[SimEvent]:
+        held = self.ledger.position(symbol)
+        self.counters["autoclose"] += 1
+        self.counters["order"] += 1
+        order = Order(symbol=symbol, client_id=f"autoclose-{self.counters['autoclose']}",
+                      side=Side.SELL if held.sign > 0 else Side.BUY, type=OrderType.MARKET,
+                      status=OrderStatus.NEW, quantity=abs(held.quantity), reduce_only=True,
+                      exchange_id=str(self.counters["order"]), updated_at=now)
+        logger.warning("sim liquidation symbol={} qty={} entry={} price={}", symbol,
+                       held.quantity, held.entry_price, price)
+        return [OrderUpdate(order, None, now), *self._execute(order, price, False, now)]
+
+    # --- funding ----------------------------------------------------------------------
+    def _fund_due(self, symbol: str, after: datetime, until: datetime) -> list[SimEvent]:
+        events: list[SimEvent] = []
+        for moment in self.funding.due(symbol, after, until):
+            events += self._fund(symbol, moment)
+        return events
+
+    def _fund(self, symbol: str, now: datetime) -> list[SimEvent]:
+        if self.ledger.position(symbol).sign == 0:
+            return []
+        rate = self.funding.rate(symbol, now)
+        amount = self.ledger.apply_funding(symbol, rate, self.mark_price(symbol))
+        logger.debug("sim funding symbol={} rate={} amount={}", symbol, rate, amount)
+        return [FundingApplied(symbol, rate, amount, now),
+                self._account_update(symbol, "FUNDING_FEE", now)]

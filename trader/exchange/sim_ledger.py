@@ -1,0 +1,156 @@
+"""The simulated account: one-way positions with average entry, wallet, margin and funding.
+
+Money rules (Binance USD-M, isolated margin):
+- wallet = initial balance + realised PnL - fees + funding (kept as a running balance);
+- realised PnL = (exit - entry) x closed quantity x sign of the position, fees excluded
+  (as Binance's `realizedPnl`); the average entry price keeps full Decimal precision;
+- a position's isolated margin = |quantity| x entry / leverage; available balance =
+  wallet - isolated margins - margin reserved by resting orders (isolated losses are
+  absorbed by the position's margin until liquidation, so they do not reduce it);
+- liquidation price (isolated, first maintenance bracket, no insurance-fund fee):
+  long  E x (1 - 1/L) / (1 - mmr), short E x (1 + 1/L) / (1 + mmr): where the position's
+  margin plus its unrealised PnL equals the maintenance margin.
+Realised PnL, fees and funding are rounded to 8 decimals, as Binance books them, so the
+wallet is always an exact sum.
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from trader.domain import ZERO, Balance, ExchangePosition, Side
+
+MONEY_QUANTUM = Decimal("0.00000001")
+
+
+def money(amount: Decimal) -> Decimal:
+    """Round an amount of USDT as Binance books fees and funding (8 decimals)."""
+    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+@dataclass(slots=True)
+class SimPosition:
+    quantity: Decimal = ZERO      # signed: > 0 long, < 0 short
+    entry_price: Decimal = ZERO
+
+    @property
+    def sign(self) -> int:
+        return (self.quantity > 0) - (self.quantity < 0)
+
+
+class Ledger:
+    """Positions and money of one simulated futures account."""
+
+    def __init__(self, balance: Decimal, default_leverage: int) -> None:
+        self.initial_balance = balance
+        self.wallet = balance
+        self.realized_pnl = ZERO
+        self.fees = ZERO
+        self.funding = ZERO
+        self.default_leverage = default_leverage
+        self.positions: dict[str, SimPosition] = {}
+        self.leverages: dict[str, int] = {}
+
+    def position(self, symbol: str) -> SimPosition:
+        return self.positions.get(symbol, SimPosition())
+
+    def leverage(self, symbol: str) -> int:
+        return self.leverages.get(symbol, self.default_leverage)
+
+    def apply_fill(self, symbol: str, side: Side, quantity: Decimal, price: Decimal,
+                   fee: Decimal) -> Decimal:
+        """Book one fill; return the realised PnL of the part that reduced the position."""
+        held = self.position(symbol)
+        signed = quantity * side.sign
+        realized = ZERO
+        if held.sign == 0 or held.sign == side.sign:
+            new_qty = held.quantity + signed
+            entry = (held.entry_price * abs(held.quantity) + price * quantity) / abs(new_qty)
+            updated = SimPosition(new_qty, entry)
+        else:
+            closed = min(quantity, abs(held.quantity))
+            realized = money((price - held.entry_price) * closed * held.sign)
+            new_qty = held.quantity + signed
+            if new_qty == 0:
+                updated = SimPosition()
+            elif (new_qty > 0) == (held.quantity > 0):
+                updated = SimPosition(new_qty, held.entry_price)
+            else:
+                updated = SimPosition(new_qty, price)   # flipped: the remainder opens at price
+        self._store(symbol, updated)
+        self.realized_pnl += realized
+        self.fees += fee
+        self.wallet += realized - fee
+        return realized
+
+    def apply_funding(self, symbol: str, rate: Decimal, mark: Decimal) -> Decimal:
+        """Longs pay positive rates: amount = -sign x |notional at mark| x rate."""
+        held = self.position(symbol)
+        if held.sign == 0:
+            return ZERO
+        amount = money(-held.sign * abs(held.quantity) * mark * rate)
+        self.funding += amount
+        self.wallet += amount
+        return amount
+
+    def _store(self, symbol: str, position: SimPosition) -> None:
+        if position.quantity == 0:
+            self.positions.pop(symbol, None)
+        else:
+            self.positions[symbol] = position
+
+    # --- margin ---------------------------------------------------------------------
+    def position_margin(self, symbol: str) -> Decimal:
+        held = self.position(symbol)
+        return abs(held.quantity) * held.entry_price / self.leverage(symbol)
+
+    def increase_quantity(self, symbol: str, side: Side, quantity: Decimal) -> Decimal:
+        """How much of an order of `quantity` on `side` would open or add exposure."""
+        held = self.position(symbol)
+        if held.sign == 0 or held.sign == side.sign:
+            return quantity
+        return max(quantity - abs(held.quantity), ZERO)
+
+    def margin_shortfall(self, symbol: str, side: Side, quantity: Decimal, price: Decimal,
+                         fee_rate: Decimal, reserved: Decimal) -> Decimal:
+        """> 0 when the new exposure's margin plus fee exceeds what is available."""
+        opening = self.increase_quantity(symbol, side, quantity)
+        if opening == 0:
+            return ZERO
+        held = self.position(symbol)
+        released = ZERO
+        if held.sign not in (0, side.sign):   # a flip first frees the closed position's margin
+            released = self.position_margin(symbol)
+        needed = opening * price / self.leverage(symbol) + quantity * price * fee_rate
+        available = self.available(reserved) + released
+        return max(needed - available, ZERO)
+
+    def available(self, reserved: Decimal) -> Decimal:
+        margins = sum((self.position_margin(s) for s in self.positions), ZERO)
+        return self.wallet - margins - reserved
+
+    def liquidation_price(self, symbol: str, maintenance_rate: Decimal) -> Decimal | None:
+        held = self.position(symbol)
+        if held.sign == 0:
+            return None
+        inverse_leverage = Decimal(1) / self.leverage(symbol)
+        if held.sign > 0:
+            return held.entry_price * (1 - inverse_leverage) / (1 - maintenance_rate)
+        return held.entry_price * (1 + inverse_leverage) / (1 + maintenance_rate)
+
+    # --- views ----------------------------------------------------------------------
+    def unrealized(self, symbol: str, mark: Decimal) -> Decimal:
+        held = self.position(symbol)
+        return (mark - held.entry_price) * held.quantity if held.sign else ZERO
+
+    def exchange_position(self, symbol: str, mark: Decimal) -> ExchangePosition:
+        held = self.position(symbol)
+        return ExchangePosition(symbol=symbol, quantity=held.quantity,
+                                entry_price=held.entry_price, mark_price=mark,
+                                unrealized_pnl=self.unrealized(symbol, mark),
+                                leverage=self.leverage(symbol))
+
+    def balance(self, marks: dict[str, Decimal], reserved: Decimal) -> Balance:
+        unrealized = sum((self.unrealized(s, marks[s]) for s in self.positions if s in marks),
+                         ZERO)
+        return Balance(wallet=self.wallet, unrealized_pnl=unrealized,
+                       available=self.available(reserved))

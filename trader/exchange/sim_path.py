@@ -1,0 +1,89 @@
+"""Pure helpers of the matching simulator: the intra-candle price path, trigger geometry,
+book and taker prices, funding times.
+
+Intra-candle path: open -> the extreme nearer to the open -> the other extreme -> close.
+If |open - high| <= |open - low| the path visits the high first, otherwise the low. The four
+points are stamped open_time, open_time + interval/3, open_time + 2 x interval/3, close_time.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from trader.domain import BookTicker, Candle, OrderType, Side
+
+FUNDING_PERIOD = timedelta(hours=8)   # 00:00, 08:00, 16:00 UTC
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PathPoint:
+    time: datetime
+    price: Decimal
+
+
+def candle_path(candle: Candle) -> list[PathPoint]:
+    """The price path the simulator walks inside one candle (see the module docstring)."""
+    high_first = abs(candle.open - candle.high) <= abs(candle.open - candle.low)
+    first, second = (candle.high, candle.low) if high_first else (candle.low, candle.high)
+    third = candle.interval / 3
+    return [
+        PathPoint(candle.open_time, candle.open),
+        PathPoint(candle.open_time + third, first),
+        PathPoint(candle.open_time + 2 * third, second),
+        PathPoint(candle.close_time, candle.close),
+    ]
+
+
+def rising_trigger(order_type: OrderType, side: Side) -> bool:
+    """True when the order fires as the price rises to its level (BUY stop, SELL limit/TP)."""
+    return (order_type is OrderType.STOP_MARKET) == (side is Side.BUY)
+
+
+def crossed(order_type: OrderType, side: Side, level: Decimal, price: Decimal) -> bool:
+    """Whether `price` is at or beyond the order's trigger/limit level in its direction.
+
+    A BUY stop triggers at or above its stop, a SELL stop at or below; take-profits and
+    limits the other way round (a BUY take-profit/limit at or below, a SELL at or above).
+    """
+    return price >= level if rising_trigger(order_type, side) else price <= level
+
+
+def touched(rising: bool, level: Decimal, low: Decimal, high: Decimal) -> bool:
+    """Whether a move spanning [low, high] reaches `level` from the trigger's side."""
+    return high >= level if rising else low <= level
+
+
+def distance_along(start: Decimal, level: Decimal, low: Decimal, high: Decimal) -> Decimal:
+    """How far from `start` the move meets `level` (0 when it was already beyond it)."""
+    return abs(level - start) if low <= level <= high else Decimal(0)
+
+
+def funding_times(after: datetime, until: datetime) -> list[datetime]:
+    """Funding moments (00/08/16 UTC) with after < t <= until."""
+    periods = (after - EPOCH) // FUNDING_PERIOD
+    moment = EPOCH + (periods + 1) * FUNDING_PERIOD
+    found = []
+    while moment <= until:
+        found.append(moment)
+        moment += FUNDING_PERIOD
+    return found
+
+
+def to_tick(price: Decimal, tick: Decimal, up: bool) -> Decimal:
+    rounding = ROUND_CEILING if up else ROUND_FLOOR
+    return (price / tick).to_integral_value(rounding=rounding) * tick
+
+
+def book_at(symbol: str, mid: Decimal, spread: Decimal, tick: Decimal) -> BookTicker:
+    """Bid and ask `spread` (a fraction of price) apart around `mid`, at least one tick."""
+    half = mid * spread / 2
+    bid, ask = to_tick(mid - half, tick, up=False), to_tick(mid + half, tick, up=True)
+    return BookTicker(symbol, bid, ask if ask > bid else bid + tick)
+
+
+def taker_price(side: Side, reference: Decimal, cost: Decimal, tick: Decimal) -> Decimal:
+    """reference +- cost (half spread + slippage), rounded to the tick against the taker."""
+    if side is Side.BUY:
+        return to_tick(reference * (1 + cost), tick, up=True)
+    return to_tick(reference * (1 - cost), tick, up=False)

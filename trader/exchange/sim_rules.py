@@ -1,0 +1,123 @@
+"""Symbol filters and order validation for the simulator, with Binance's own codes and messages.
+
+`DEFAULT_RULES` carries the USD-M filters (PRICE_FILTER tick, LOT_SIZE step/minQty,
+MIN_NOTIONAL) of the symbols the agent trades by default; `rules_for` falls back to a
+generic rule set for anything else. `validate` raises `ExchangeError` exactly where
+Binance would reject the request before it reaches the matching engine.
+"""
+
+from decimal import Decimal
+
+from trader.domain import OrderRequest, OrderType, Side, SymbolRules
+from trader.exchange.base import ExchangeError
+from trader.exchange.sim_path import crossed
+
+DEFAULT_RULES: dict[str, SymbolRules] = {
+    "BTCUSDT": SymbolRules("BTCUSDT", tick_size=Decimal("0.10"), step_size=Decimal("0.001"),
+                           min_qty=Decimal("0.001"), min_notional=Decimal("100"),
+                           max_qty=Decimal("1000")),
+    "ETHUSDT": SymbolRules("ETHUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"),
+                           min_qty=Decimal("0.001"), min_notional=Decimal("20"),
+                           max_qty=Decimal("10000")),
+    "XRPUSDT": SymbolRules("XRPUSDT", tick_size=Decimal("0.0001"), step_size=Decimal("0.1"),
+                           min_qty=Decimal("0.1"), min_notional=Decimal("5"),
+                           max_qty=Decimal("10000000")),
+    "SOLUSDT": SymbolRules("SOLUSDT", tick_size=Decimal("0.0100"), step_size=Decimal("1"),
+                           min_qty=Decimal("1"), min_notional=Decimal("5"),
+                           max_qty=Decimal("1000000")),
+    "BNBUSDT": SymbolRules("BNBUSDT", tick_size=Decimal("0.010"), step_size=Decimal("0.01"),
+                           min_qty=Decimal("0.01"), min_notional=Decimal("5"),
+                           max_qty=Decimal("100000")),
+}
+
+# Typical top-of-book spread as a fraction of price (about one tick on the liquid books).
+DEFAULT_SPREAD: dict[str, Decimal] = {
+    "BTCUSDT": Decimal("0.00002"),
+    "ETHUSDT": Decimal("0.00003"),
+    "XRPUSDT": Decimal("0.0001"),
+    "SOLUSDT": Decimal("0.00005"),
+    "BNBUSDT": Decimal("0.00005"),
+}
+FALLBACK_SPREAD = Decimal("0.0002")
+
+# Maintenance margin rate of the first notional bracket (used for the liquidation price).
+MAINTENANCE_RATE: dict[str, Decimal] = {
+    "BTCUSDT": Decimal("0.004"),
+    "ETHUSDT": Decimal("0.005"),
+}
+FALLBACK_MAINTENANCE_RATE = Decimal("0.01")
+MAX_LEVERAGE = 125
+
+
+def rules_for(symbol: str) -> SymbolRules:
+    """The symbol's filters: DEFAULT_RULES, or a generic 4-decimal rule set."""
+    known = DEFAULT_RULES.get(symbol)
+    if known is not None:
+        return known
+    return SymbolRules(symbol, tick_size=Decimal("0.0001"), step_size=Decimal("0.001"),
+                       min_qty=Decimal("0.001"), min_notional=Decimal("5"))
+
+
+def spread_for(symbol: str, configured: dict[str, Decimal]) -> Decimal:
+    if symbol in configured:
+        return configured[symbol]
+    return DEFAULT_SPREAD.get(symbol, FALLBACK_SPREAD)
+
+
+def maintenance_rate(symbol: str) -> Decimal:
+    return MAINTENANCE_RATE.get(symbol, FALLBACK_MAINTENANCE_RATE)
+
+
+def _multiple_of(value: Decimal, unit: Decimal) -> bool:
+    return value % unit == 0
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def validate_shape(request: OrderRequest) -> None:
+    """Parameter checks Binance does before looking at filters (-1102 / -1106)."""
+    if request.type is OrderType.LIMIT and request.price is None:
+        raise ExchangeError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, "
+                                   "or malformed.")
+    if request.type.conditional and request.stop_price is None:
+        raise ExchangeError(-1102, "Mandatory parameter 'stopPrice' was not sent, was "
+                                   "empty/null, or malformed.")
+    if request.close_position and not request.type.conditional:
+        raise ExchangeError(-1106, "Parameter 'closePosition' sent when not required.")
+    if request.close_position and request.reduce_only:
+        raise ExchangeError(-1106, "Parameter 'reduceOnly' sent when not required.")
+
+
+def validate_filters(request: OrderRequest, rules: SymbolRules, reference_price: Decimal) -> None:
+    """PRICE_FILTER, LOT_SIZE and MIN_NOTIONAL, with Binance's codes and messages."""
+    for price in (request.price, request.stop_price):
+        if price is not None and (price <= 0 or not _multiple_of(price, rules.tick_size)):
+            raise ExchangeError(-4014, "Price not increased by tick size.")
+    if request.close_position:
+        return  # quantity is ignored: the whole position is closed at trigger time
+    quantity = request.quantity
+    if quantity <= 0:
+        raise ExchangeError(-4003, "Quantity less than or equal to zero.")
+    if not _multiple_of(quantity, rules.step_size):
+        raise ExchangeError(-1111, "Precision is over the maximum defined for this asset.")
+    if quantity < rules.min_qty:
+        raise ExchangeError(-1013, "Quantity less than minimum quantity.")
+    if quantity > rules.max_qty:
+        raise ExchangeError(-4005, "Quantity greater than max quantity.")
+    price = request.price or request.stop_price or reference_price
+    if not request.reduce_only and quantity * price < rules.min_notional:
+        raise ExchangeError(-4164, f"Order's notional must be no smaller than "
+                                   f"{_plain(rules.min_notional)} (unless you choose reduce only).")
+
+
+def would_trigger_now(order_type: OrderType, side: Side, stop_price: Decimal,
+                      last_price: Decimal) -> bool:
+    """True when a conditional order's stop sits on the wrong side of the price (-2021)."""
+    return crossed(order_type, side, stop_price, last_price)
+
+
+def check_leverage(leverage: int) -> None:
+    if not 1 <= leverage <= MAX_LEVERAGE:
+        raise ExchangeError(-4028, f"Leverage {leverage} is not valid")

@@ -1,0 +1,293 @@
+"""Entry guards: circuit breakers, per-symbol cooldowns, crash guard, pause and sleep.
+
+Guards only ever gate NEW ENTRIES; exits and protection are never blocked by them.
+`GuardState` is a frozen value the engine persists as JSON (storage.codec.dump/load),
+so tripped breakers survive a restart. Every check takes the values the engine passes
+in (live spread, funding, closed candles, persisted equity snapshots checked against
+the exchange) plus `now`, and returns the new state and the events to alert on; nothing
+here reads the clock or replays history.
+
+Breaker names are `<kind>:<SYMBOL>` for per-symbol breakers (spread, funding, crash,
+regime) and `<kind>` alone for account-wide ones (api): a global breaker blocks every
+symbol.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from loguru import logger
+
+from storage import codec
+from trader.domain import Candle
+from trader.market.indicators import highest_high, lowest_low, rolling_median
+from trader.strategy.regime import Regime
+
+API_BREAKER = "api"
+
+
+class GuardEventKind(StrEnum):
+    TRIPPED = "tripped"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardEvent:
+    kind: GuardEventKind
+    name: str                         # breaker name, "pause" or "emergency_cooldown"
+    symbol: str                       # "" for account-wide events
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuardConfig:
+    spread_mult: Decimal = Decimal("1.2")
+    spread_min_pct: Decimal = Decimal("0.0005")   # spreads under 0.05 % never trip (tick noise)
+    funding_jump: Decimal = Decimal("0.001")
+    crash_candles: int = 5
+    crash_move: Decimal = Decimal("0.03")
+    api_failure_streak: int = 5
+    breaker_minutes: int = 10
+    cooldown_minutes: int = 5
+    loss_streak_len: int = 3
+    loss_streak_mult: int = 3
+
+    @property
+    def breaker_duration(self) -> timedelta:
+        return timedelta(minutes=self.breaker_minutes)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardState:
+    breakers: dict[str, datetime] = field(default_factory=dict)    # name -> until
+    cooldowns: dict[str, datetime] = field(default_factory=dict)   # symbol -> until
+    paused: bool = False
+    paused_until: datetime | None = None                          # None = until /resume
+    asleep: bool = False
+    save_failure: bool = False
+    loss_streak: dict[str, int] = field(default_factory=dict)
+    api_failures: int = 0
+    entries_blocked_until: datetime | None = None                 # emergency cooldown
+
+    def __post_init__(self) -> None:
+        # storage.codec loads dict values as stored (ISO text): restore the datetimes.
+        for name in ("breakers", "cooldowns"):
+            raw = getattr(self, name)
+            if any(isinstance(value, str) for value in raw.values()):
+                object.__setattr__(self, name, {key: _as_datetime(value)
+                                                for key, value in raw.items()})
+        if any(not isinstance(value, int) for value in self.loss_streak.values()):
+            object.__setattr__(self, "loss_streak",
+                               {key: int(value) for key, value in self.loss_streak.items()})
+
+    def active_breakers(self, now: datetime) -> dict[str, datetime]:
+        return {name: until for name, until in self.breakers.items() if until > now}
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def dump_state(state: GuardState) -> dict[str, Any]:
+    """A JSON-safe dict of the state (for Store.put and the emergency backup file)."""
+    return codec.dump(state)
+
+
+def load_state(raw: Any) -> GuardState:
+    """Rebuild the state saved by dump_state (as read back from the store)."""
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    if not isinstance(raw, dict):
+        raise ValueError(f"stored guard state is a {type(raw).__name__}, not an object")
+    return codec.load(GuardState, raw)
+
+
+Outcome = tuple[GuardState, list[GuardEvent]]
+DEFAULT_CONFIG = GuardConfig()
+
+
+def breaker_name(kind: str, symbol: str = "") -> str:
+    return f"{kind}:{symbol}" if symbol else kind
+
+
+def breaker_symbol(name: str) -> str:
+    """The symbol a breaker applies to ("" for an account-wide breaker)."""
+    return name.partition(":")[2]
+
+
+def _trip(state: GuardState, kind: str, symbol: str, now: datetime, cfg: GuardConfig,
+          text: str) -> Outcome:
+    """Trip (or extend) a breaker; an event only when it was not already active."""
+    name = breaker_name(kind, symbol)
+    was_active = state.breakers.get(name, now) > now
+    until = max(state.breakers.get(name, now), now + cfg.breaker_duration)
+    new_state = replace(state, breakers={**state.breakers, name: until})
+    if was_active:
+        return new_state, []
+    logger.warning("breaker tripped name={} symbol={} until={} reason={}",
+                   name, symbol or "-", until.isoformat(), text)
+    return new_state, [GuardEvent(GuardEventKind.TRIPPED, name, symbol,
+                                  f"{text}; new entries paused until {until:%H:%M} UTC")]
+
+
+def check_spread(state: GuardState, symbol: str, spread_pct: Decimal,
+                 spread_history: Sequence[Decimal], now: datetime,
+                 cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
+    """Trip when the spread exceeds spread_mult x its rolling median (and the floor)."""
+    if not spread_history or spread_pct < cfg.spread_min_pct:
+        return state, []
+    median = rolling_median(spread_history)
+    if median <= 0 or spread_pct <= cfg.spread_mult * median:
+        return state, []
+    return _trip(state, "spread", symbol, now, cfg,
+                 f"{symbol} spread {spread_pct:.3%} > {cfg.spread_mult} x median {median:.3%}")
+
+
+def check_funding(state: GuardState, symbol: str, rate_now: Decimal,
+                  rate_hour_ago: Decimal | None, now: datetime,
+                  cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
+    """Trip when the funding rate moved by more than funding_jump within the hour."""
+    if rate_hour_ago is None or abs(rate_now - rate_hour_ago) <= cfg.funding_jump:
+        return state, []
+    return _trip(state, "funding", symbol, now, cfg,
+                 f"{symbol} funding rate jumped {rate_hour_ago:.4%} -> {rate_now:.4%} in an hour")
+
+
+def check_crash(state: GuardState, symbol: str, closed: Sequence[Candle], now: datetime,
+                cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
+    """Trip when the high-low range of the last crash_candles closed candles is at least
+    crash_move of the lowest low (a violent move either way)."""
+    recent = closed[-cfg.crash_candles:]
+    if len(recent) < cfg.crash_candles:
+        return state, []
+    low, high = lowest_low(recent), highest_high(recent)
+    if low <= 0 or (high - low) / low < cfg.crash_move:
+        return state, []
+    direction = "crash" if recent[-1].close - recent[0].open < 0 else "spike"
+    return _trip(state, "crash", symbol, now, cfg,
+                 f"{symbol} {direction}: {(high - low) / low:.2%} range in "
+                 f"{cfg.crash_candles} candles (>= {cfg.crash_move:.0%})")
+
+
+def check_regime(state: GuardState, symbol: str, regime: Regime, now: datetime,
+                 cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
+    """Trip while the volatility regime is EXTREME."""
+    if regime is not Regime.EXTREME:
+        return state, []
+    return _trip(state, "regime", symbol, now, cfg, f"{symbol} volatility regime EXTREME")
+
+
+def record_api_result(state: GuardState, ok: bool, now: datetime,
+                      cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
+    """Count consecutive API failures; a streak of api_failure_streak trips the
+    account-wide API breaker. One success resets the streak."""
+    if ok:
+        return (replace(state, api_failures=0), []) if state.api_failures else (state, [])
+    failures = state.api_failures + 1
+    counted = replace(state, api_failures=failures)
+    if failures < cfg.api_failure_streak:
+        return counted, []
+    return _trip(counted, API_BREAKER, "", now, cfg,
+                 f"{failures} API failures in a row")
+
+
+def expire(state: GuardState, now: datetime) -> Outcome:
+    """Drop ended breakers, cooldowns, timed pauses and emergency cooldowns.
+
+    Cleared events for breakers and pauses (cooldown ends are routine: no event).
+    """
+    events = [GuardEvent(GuardEventKind.CLEARED, name, breaker_symbol(name),
+                         f"breaker {name} cleared; entries allowed again")
+              for name, until in state.breakers.items() if until <= now]
+    changes: dict[str, Any] = {
+        "breakers": state.active_breakers(now),
+        "cooldowns": {symbol: until for symbol, until in state.cooldowns.items() if until > now},
+    }
+    if state.paused and state.paused_until is not None and state.paused_until <= now:
+        changes.update(paused=False, paused_until=None)
+        events.append(GuardEvent(GuardEventKind.CLEARED, "pause", "", "pause ended; entries resume"))
+    if state.entries_blocked_until is not None and state.entries_blocked_until <= now:
+        changes["entries_blocked_until"] = None
+        events.append(GuardEvent(GuardEventKind.CLEARED, "emergency_cooldown", "",
+                                 "emergency cooldown ended; entries allowed again"))
+    for event in events:
+        logger.info("guard cleared name={} symbol={}", event.name, event.symbol or "-")
+    return replace(state, **changes), events
+
+
+def start_cooldown(state: GuardState, symbol: str, now: datetime, loss: bool,
+                   cfg: GuardConfig = DEFAULT_CONFIG, base: timedelta | None = None) -> GuardState:
+    """Start the cooldown after a close: `base` (default cooldown_minutes), times
+    loss_streak_mult once loss_streak_len losses in a row are reached on the symbol."""
+    streak = state.loss_streak.get(symbol, 0) + 1 if loss else 0
+    duration = base if base is not None else timedelta(minutes=cfg.cooldown_minutes)
+    if streak >= cfg.loss_streak_len:
+        duration *= cfg.loss_streak_mult
+    until = max(state.cooldowns.get(symbol, now), now + duration)
+    logger.info("cooldown symbol={} until={} loss_streak={}", symbol, until.isoformat(), streak)
+    return replace(state, cooldowns={**state.cooldowns, symbol: until},
+                   loss_streak={**state.loss_streak, symbol: streak})
+
+
+def allow_entry(state: GuardState, symbol: str, now: datetime) -> tuple[bool, str]:
+    """Whether a new entry on `symbol` is allowed now, and why not. Gates entries only."""
+    if state.asleep:
+        return False, "asleep: send /wake to trade again"
+    if state.save_failure:
+        return False, "state could not be saved: entries blocked until storage recovers"
+    if state.paused and (state.paused_until is None or state.paused_until > now):
+        until = f" until {state.paused_until:%H:%M} UTC" if state.paused_until else ""
+        return False, f"paused{until}: /resume to trade again"
+    if state.entries_blocked_until is not None and state.entries_blocked_until > now:
+        return False, f"emergency cooldown until {state.entries_blocked_until:%H:%M} UTC"
+    for name, until in sorted(state.active_breakers(now).items()):
+        if breaker_symbol(name) in ("", symbol):
+            return False, f"circuit breaker {name} active until {until:%H:%M} UTC"
+    cooldown = state.cooldowns.get(symbol)
+    if cooldown is not None and cooldown > now:
+        return False, f"{symbol} cooling down until {cooldown:%H:%M:%S} UTC"
+    return True, ""
+
+
+def pause(state: GuardState, until: datetime | None = None) -> GuardState:
+    """Pause new entries until `until` (expire() ends it), or until resume() when None."""
+    return replace(state, paused=True, paused_until=until)
+
+
+def resume(state: GuardState) -> GuardState:
+    return replace(state, paused=False, paused_until=None)
+
+
+def sleep(state: GuardState) -> GuardState:
+    """Asleep (after /shutdown): no entries at all until wake()."""
+    return replace(state, asleep=True)
+
+
+def wake(state: GuardState, now: datetime, emergency_cooldown: timedelta | None = None) -> GuardState:
+    """Wake up; after an emergency, entries stay blocked for `emergency_cooldown`."""
+    blocked = now + emergency_cooldown if emergency_cooldown else None
+    return replace(state, asleep=False, entries_blocked_until=blocked)
+
+
+def set_save_failure(state: GuardState, failed: bool) -> GuardState:
+    """Block entries while state cannot be saved (SaveStateFailure); clear on recovery."""
+    return replace(state, save_failure=failed)
+
+
+def clear_breaker(state: GuardState, name: str) -> Outcome:
+    """Clear one breaker by hand (operator), with its cleared event."""
+    if name not in state.breakers:
+        return state, []
+    remaining = {key: until for key, until in state.breakers.items() if key != name}
+    return replace(state, breakers=remaining), [
+        GuardEvent(GuardEventKind.CLEARED, name, breaker_symbol(name), f"breaker {name} cleared")]
+
+
+def describe(state: GuardState, now: datetime) -> list[str]:
+    """Human-readable active breakers for /status."""
+    return [f"{name} until {until:%H:%M} UTC"
+            for name, until in sorted(state.active_breakers(now).items())]

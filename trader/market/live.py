@@ -1,0 +1,38 @@
+"""Live candle feed: closed candles polled from the exchange (REST klines).
+
+The exchange adapter may also push klines from its stream; polling stays as the floor so a
+silent stream never starves the strategy. Gaps are backfilled by asking for more candles.
+"""
+
+from datetime import datetime
+
+from loguru import logger
+
+from trader.config import INTERVAL_SECONDS
+from trader.domain import Candle
+from trader.exchange.base import Exchange
+
+
+class ExchangeFeed:
+    def __init__(self, exchange: Exchange, symbols: list[str], interval: str) -> None:
+        self.exchange = exchange
+        self.symbols = symbols
+        self.interval = interval
+        self.seconds = INTERVAL_SECONDS[interval]
+        self.last_open: dict[str, datetime] = {}
+
+    async def poll(self, now: datetime) -> list[Candle]:
+        """Closed candles not seen before, oldest first (the first call returns history)."""
+        fresh: list[Candle] = []
+        for symbol in self.symbols:
+            last = self.last_open.get(symbol)
+            if last is not None and (now - last).total_seconds() < 2 * self.seconds:
+                continue
+            limit = 300 if last is None else 10
+            candles = await self.exchange.klines(symbol, self.interval, None, limit)
+            closed = [c for c in candles if c.close_time <= now and (last is None or c.open_time > last)]
+            if closed:
+                self.last_open[symbol] = closed[-1].open_time
+                fresh += closed
+                logger.debug("candles symbol={} new={}", symbol, len(closed))
+        return sorted(fresh, key=lambda c: c.close_time)

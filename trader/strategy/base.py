@@ -1,0 +1,46 @@
+"""The strategy interface users implement, and how signals of several timeframes combine.
+
+A strategy is anything with a `name`, a `warmup` (closed candles it needs) and a pure
+`signal(closed)` that returns a `Signal` or None. It never sees open candles, positions
+or the exchange: sizing, regime and risk are applied after it by the engine.
+
+    class MyStrategy:
+        name = "my-rule"
+        warmup = 50
+
+        def signal(self, closed: Sequence[Candle]) -> Signal | None:
+            ...
+"""
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol, runtime_checkable
+
+from trader.domain import Candle, Signal
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    name: str
+    warmup: int                       # closed candles needed before signals
+
+    def signal(self, closed: Sequence[Candle]) -> Signal | None: ...
+
+
+def combine(signals: Sequence[Signal | None]) -> Signal | None:
+    """One signal from several timeframes, or None when they conflict.
+
+    Timeframes without a signal abstain. All present signals must agree on the side (a
+    1m BUY against a 5m SELL is a conflict: no entry). The first present signal wins
+    (callers list the trading timeframe first) with the lowest confidence of the group.
+    """
+    present = [signal for signal in signals if signal is not None]
+    if not present:
+        return None
+    if any(signal.side is not present[0].side for signal in present[1:]):
+        return None
+    if len(present) == 1:
+        return present[0]
+    confidence = min(signal.confidence for signal in present)
+    reason = " + ".join(signal.reason for signal in present if signal.reason)
+    return replace(present[0], confidence=confidence, reason=reason)

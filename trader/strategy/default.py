@@ -1,0 +1,100 @@
+"""The default strategy: a trend-filtered Donchian breakout with a strong-body candle.
+
+The rule, on closed candles only (evaluated over the last `window` candles, so the answer
+does not depend on how much history the caller holds):
+
+LONG  when the last close breaks above the highest high of the previous `channel`
+      candles while the close before it had not broken its own channel (only the
+      breakout candle signals, not every candle of the run that follows),
+      the fast EMA is above the slow EMA (trend filter), and the breakout candle is a
+      real push: its body (close - open) is at least `min_body_atr` x ATR.
+SHORT is the mirror image (close below the lowest low, fast EMA below slow EMA, a
+      bearish body of at least `min_body_atr` x ATR).
+
+Stop distance is `sl_atr` x ATR as a fraction of the close (risk.py clamps it to
+[0.40 %, 2.00 %] after the regime multipliers); the target is `reward_risk` x the stop.
+Confidence grows with the body size: body / (2 x ATR), capped at 1.
+
+It is deliberately simple and makes no claim of an edge: on the bundled candles it
+signals a few dozen times over ~2000 5-minute candles, not hundreds.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from trader.domain import Candle, Side, Signal
+from trader.market.indicators import atr, ema, highest_high, lowest_low
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultStrategy:
+    name: str = "donchian-ema-breakout"
+    channel: int = 30                 # Donchian channel length (previous candles)
+    ema_fast: int = 20
+    ema_slow: int = 50
+    atr_period: int = 14
+    min_body_atr: Decimal = Decimal("0.8")
+    sl_atr: Decimal = Decimal("1.5")
+    reward_risk: Decimal = Decimal("2")
+    window: int = 120                 # candles every indicator is computed over
+    time_limit: timedelta = timedelta(minutes=40)
+    cooldown: timedelta = timedelta(minutes=5)
+    trail_activation: Decimal = Decimal("0.006")
+
+    def __post_init__(self) -> None:
+        if self.window < max(self.ema_slow, self.channel + 2, self.atr_period + 1):
+            raise ValueError("window must cover the slow EMA, the channel and the ATR")
+
+    @property
+    def warmup(self) -> int:
+        """Closed candles needed before the first signal."""
+        return self.window
+
+    def signal(self, closed: Sequence[Candle]) -> Signal | None:
+        """A breakout signal on the last closed candle, or None."""
+        if len(closed) < self.window:
+            return None
+        window = closed[-self.window:]
+        last, before = window[-1], window[-2]
+        average_range = atr(window, self.atr_period)
+        closes = [candle.close for candle in window]
+        fast, slow = ema(closes, self.ema_fast), ema(closes, self.ema_slow)
+        if average_range is None or fast is None or slow is None or average_range <= 0:
+            return None
+        channel, channel_before = window[-self.channel - 1:-1], window[-self.channel - 2:-2]
+        body = last.close - last.open
+        if (last.close > highest_high(channel) and before.close <= highest_high(channel_before)
+                and fast > slow and body >= self.min_body_atr * average_range):
+            return self._signal(Side.BUY, last, body, average_range)
+        if (last.close < lowest_low(channel) and before.close >= lowest_low(channel_before)
+                and fast < slow and -body >= self.min_body_atr * average_range):
+            return self._signal(Side.SELL, last, -body, average_range)
+        return None
+
+    def _signal(self, side: Side, last: Candle, body: Decimal, average_range: Decimal) -> Signal:
+        sl_pct = self.sl_atr * average_range / last.close
+        confidence = min(1.0, float(body / (2 * average_range)))
+        return Signal(
+            side=side, confidence=confidence, tp_pct=sl_pct * self.reward_risk, sl_pct=sl_pct,
+            time_limit=self.time_limit, cooldown=self.cooldown,
+            trail_activation=self.trail_activation,
+            reason=(f"{self.channel}-candle {'high' if side is Side.BUY else 'low'} broken "
+                    f"at {last.close} with EMA{self.ema_fast}/{self.ema_slow} trend"),
+        )
+
+
+def is_trending(closed: Sequence[Candle], fast: int = 20, slow: int = 50, atr_period: int = 14,
+                min_gap_atr: Decimal = Decimal("0.5"), window: int = 120) -> bool:
+    """True when the fast and slow EMAs are at least `min_gap_atr` ATRs apart (a trend).
+
+    The engine passes this as `trending` to risk sizing for the adaptive reward/risk.
+    """
+    recent = closed[-window:]
+    closes = [candle.close for candle in recent]
+    fast_ema, slow_ema = ema(closes, fast), ema(closes, slow)
+    average_range = atr(recent, atr_period)
+    if fast_ema is None or slow_ema is None or not average_range:
+        return False
+    return abs(fast_ema - slow_ema) >= min_gap_atr * average_range
