@@ -61,7 +61,9 @@ def file_url(api_url: str) -> str:
 
 
 def build_application(token: str, api_url: str | None) -> Application:  # type: ignore[type-arg]
-    builder = ApplicationBuilder().token(token).concurrent_updates(16).job_queue(None)
+    # Two get_updates connections: the cleanup call on stop must not wait for the long poll.
+    builder = (ApplicationBuilder().token(token).concurrent_updates(16).job_queue(None)
+               .get_updates_connection_pool_size(2))
     if api_url:
         builder = builder.base_url(api_url).base_file_url(file_url(api_url))
     return builder.build()

@@ -5,6 +5,7 @@ Decimal formatting; plus the pure codec and rate limiter."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import aiohttp
 import pytest
 from binance.exceptions import BinanceAPIException
 
@@ -19,9 +20,10 @@ from tests.fakes.binance_harness import (
     stop_loss,
     take_profit,
 )
-from tests.fakes.binance_server import FakeBinance
+from tests.fakes.binance_server import FakeBinance, main
 from trader.clock import ManualClock
 from trader.domain import Candle, OrderRequest, OrderRole, OrderStatus, OrderType, Side
+from trader.exchange.base import ExchangeError
 from trader.exchange.binance import BinanceExchange, SetupRefused
 from trader.exchange.binance_codec import order_from_algo
 from trader.exchange.ratelimit import RateLimiter, RateLimits
@@ -303,3 +305,49 @@ def test_algo_statuses_map_onto_order_statuses(algo_status, executed, expected):
     order = order_from_algo(raw)
     assert order is not None and order.status is expected
     assert order.stop_price == Decimal("49000") and order.exchange_id == "algo:7"
+
+
+# --- the fake's control API over HTTP (for an agent running in another process) -------------
+
+async def test_fake_can_be_driven_over_http_control_endpoints(fake, exchange):
+    async with aiohttp.ClientSession(base_url=fake.url) as http:
+        async def control(name: str, **body) -> dict:
+            async with http.post(f"/_control/{name}", json=body) as response:
+                assert response.status == 200, await response.text()
+                return await response.json()
+
+        await control("open_position_by_hand", symbol=SYMBOL, side="BUY", qty="0.02")
+        await control("move_price", symbol=SYMBOL, price="50500")
+        await control("push_candle", symbol=SYMBOL, open_time=1767225600000, interval="1m",
+                      open="50500", high="50600", low="50400", close="50550", volume="2")
+        await control("inject_fault", path_or_endpoint="POST /fapi/v1/order", code=-2019)
+        async with http.get("/_control/state") as response:
+            state = await response.json()
+        async with http.post("/_control/no_such_control", json={}) as response:
+            assert response.status == 404
+
+        position = await exchange.position(SYMBOL)
+        assert position.quantity == Decimal("0.02") and position.mark_price == Decimal("50550")
+        assert state["positions"] == [{"symbol": SYMBOL, "quantity": "0.02",
+                                       "entry_price": state["positions"][0]["entry_price"]}]
+        with pytest.raises(ExchangeError) as caught:
+            await exchange.place(market(Side.BUY, "0.01"))
+        assert caught.value.code == -2019
+        await control("close_position_by_hand", symbol=SYMBOL)
+        assert (await exchange.position(SYMBOL)).quantity == 0
+        async with http.get("/_control/request_log") as response:
+            log = await response.json()
+        assert {"method": "POST", "path": "/fapi/v1/order"} in [
+            {"method": entry["method"], "path": entry["path"]} for entry in log]
+
+
+def test_fake_runs_as_a_script_with_prices_from_the_command_line():
+    seen: dict[str, Decimal] = {}
+
+    async def check(server: FakeBinance) -> None:
+        async with server:
+            seen["price"] = server.sim.mark_price("BTCUSDT")
+            seen["port"] = Decimal(server.port)
+
+    main(["--port", "0", "--price", "BTCUSDT=42000.5"], serve=check)
+    assert seen["price"] == Decimal("42000.5") and seen["port"] > 0

@@ -20,6 +20,7 @@ from trader.clock import ManualClock
 from trader.config import Settings
 from trader.domain import Candle, CloseReason
 from trader.engine import Engine
+from trader.logs import setup_logging
 from trader.metrics import EquityPoint, TradeRecord, performance
 from trader.report import BacktestReport, render_text, write_report
 
@@ -87,6 +88,20 @@ async def run_backtest(settings: Settings, candles: dict[str, list[Candle]], out
     return report
 
 
+def overlapping_groups(candles: dict[str, list[Candle]]) -> list[dict[str, list[Candle]]]:
+    """Symbols whose periods overlap run together; data from different years runs apart."""
+    spans = sorted((rows[0].open_time, rows[-1].open_time, s) for s, rows in candles.items())
+    groups: list[dict[str, list[Candle]]] = []
+    group_end = None
+    for start, end, symbol in spans:
+        if group_end is None or start > group_end:
+            groups.append({})
+            group_end = end
+        groups[-1][symbol] = candles[symbol]
+        group_end = max(group_end, end)
+    return groups
+
+
 def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     from trader.market.replay import load_bundled, load_bundled_funding, load_candles
     funding = None
@@ -102,10 +117,16 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     except (BacktestError, ValueError, OSError) as exc:
         print(f"backtest error: {exc}")
         return 2
-    logger.info("backtest symbols={} candles={}", ",".join(sorted(candles)),
-                sum(len(c) for c in candles.values()))
-    report = asyncio.run(run_backtest(settings, candles, args.out, progress=not args.no_progress,
-                                      funding=funding))
-    files = write_report(report, args.out)
-    print(render_text(report, files))
+    if settings.log_level == "INFO":
+        setup_logging(json_lines=settings.log_json, level="ERROR")   # the progress bar speaks
+    groups = overlapping_groups(candles)
+    for group in groups:
+        out = args.out if len(groups) == 1 else args.out / "-".join(sorted(group))
+        logger.info("backtest symbols={} candles={}", ",".join(sorted(group)),
+                    sum(len(c) for c in group.values()))
+        report = asyncio.run(run_backtest(settings, group, out, progress=not args.no_progress,
+                                          funding=funding))
+        files = write_report(report, out)
+        print(render_text(report, files))
+        print()
     return 0

@@ -151,15 +151,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":
+        problems = []
         if self.exchange == "binance":
             missing = [name for name, value in (("BINANCE_API_KEY", self.binance_api_key),
                                                 ("BINANCE_API_SECRET", self.binance_api_secret))
                        if value is None or not value.get_secret_value()]
             if missing:
-                raise ValueError(f"{' and '.join(missing)} required when TRADEBOT_EXCHANGE=binance")
+                problems.append(f"{' and '.join(missing)} required when TRADEBOT_EXCHANGE=binance")
         if self.telegram_bot_token is not None and not self.telegram_allowed_chat_ids:
-            raise ValueError("TELEGRAM_ALLOWED_CHAT_IDS required when TELEGRAM_BOT_TOKEN is set "
-                             "(otherwise nobody may command the bot)")
+            problems.append("TELEGRAM_ALLOWED_CHAT_IDS required when TELEGRAM_BOT_TOKEN is set "
+                            "(otherwise nobody may command the bot)")
+        if problems:
+            raise ConfigError(problems)
         return self
 
     @property
@@ -214,5 +217,7 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the settings; raise ConfigError with one line per bad variable."""
     try:
         return Settings(**overrides)
+    except ConfigError:
+        raise
     except ValidationError as exc:
         raise ConfigError([_problem_line(err) for err in exc.errors()]) from None

@@ -182,7 +182,9 @@ class SymbolRules:
         return _plain(self.round_qty(qty))
 
     def fmt_price(self, price: Decimal) -> str:
-        return _plain(price.quantize(self.tick_size.normalize()) if self.tick_size < 1 else price)
+        """The price as Binance wants it: a multiple of the tick (nearest), plain digits."""
+        ticks = (price / self.tick_size).to_integral_value()
+        return _plain(ticks * self.tick_size)
 
 
 def _plain(value: Decimal) -> str:

@@ -203,11 +203,31 @@ class Executor:
             if verdict.outcome is not Outcome.NOOP:
                 raise
             logger.info("cancel: order already gone client_id={} code={}", client_id, error.code)
+        order = await self.refresh(symbol, client_id)
+        if order is not None:
+            logger.info("cancel verified client_id={} status={}", client_id, order.status)
+        return order
+
+    async def refresh(self, symbol: str, client_id: str) -> Order | None:
+        """Read one order and bring its intent and order records up to date."""
         order = await self._with_backoff(self.exchange.order_by_client_id, symbol, client_id)
         if order is not None:
             self._save_order(order)
-            logger.info("cancel verified client_id={} status={}", client_id, order.status)
+            self._settle(order)
         return order
+
+    def _settle(self, order: Order) -> None:
+        intent = self.store.intent(order.client_id)
+        if intent is None or intent.status.resolved:
+            return
+        if order.status is OrderStatus.FILLED:
+            status = IntentStatus.FILLED
+        elif order.status.terminal:
+            status = IntentStatus.FILLED if order.filled_qty > 0 else IntentStatus.EXPIRED
+        else:
+            status = IntentStatus.ACKED
+        if status is not intent.status:
+            self._journal(intent.with_status(status, detail=order.status.value), required=False)
 
     async def read(self, call, *args):  # type: ignore[no-untyped-def]
         """A read-only exchange call with capped exponential backoff on transient errors."""

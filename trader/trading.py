@@ -22,6 +22,7 @@ from trader.domain import (
     CloseReason,
     IntentStatus,
     OrderRole,
+    OrderStatus,
     Position,
     PositionState,
     position_key,
@@ -29,7 +30,6 @@ from trader.domain import (
 from trader.exchange.errors import Outcome
 from trader.intents import entry_intent, exit_intent
 from trader.lifecycle import Snapshot, check_flatten, close_reason, closed, confirm_entry
-from trader.market.indicators import rolling_median
 from trader.risk import EntryPlan, SignalDecision, SizingInput, decide, plan_entry, risk_fraction
 from trader.strategy.base import Strategy
 from trader.strategy.regime import adjustment, read_regime
@@ -119,7 +119,8 @@ class Trading:
             tp_price=plan.tp_price, initial_quantity=plan.quantity, initial_sl_price=plan.sl_price,
             time_limit=min(signal.time_limit,
                            timedelta(minutes=engine.settings.time_in_trade_minutes)),
-            cooldown=signal.cooldown, trail_activation=signal.trail_activation)
+            cooldown=max(signal.cooldown, timedelta(minutes=engine.settings.cooldown_minutes)),
+            trail_activation=signal.trail_activation)
         if await self._entry_already_sent(position):
             return
         position, intent = entry_intent(position, self.now)
@@ -187,15 +188,39 @@ class Trading:
         if management.time_exit_due(position, self.now):
             await self.flatten(position, CloseReason.TIME_EXIT)
             return None
+        if self._signal_says_close(position):
+            await self.flatten(position, CloseReason.SIGNAL_CLOSE)
+            return None
         rules = engine.exchange.rules(position.symbol)
         if not position.partial_taken and management.should_take_partial(position, snap.mark):
             position = await self._take_partial(position, rules)
         if position.partial_taken and not position.breakeven_done:
-            position = await self._move_to_breakeven(position, rules)
+            moved = await self._move_to_breakeven(position, rules)
+            if moved is None:
+                return None
+            position = moved
         trail = management.trailing_stop(position, snap.mark, rules)
         if trail is not None and position.sl_price is not None and _tighter(position, trail):
-            position = await self.replace_stop(position, trail, trailing=True)
+            if management.stop_crossed(position.side, trail, snap.mark):
+                await self.flatten(position, CloseReason.TRAILING_STOP)
+                return None
+            return await self.replace_stop(position, trail, trailing=True)
         return position
+
+    def _signal_says_close(self, position: Position) -> bool:
+        """An opposite signal on an open position closes it; it never flips (no REVERSE)."""
+        history = self.engine.candles[position.symbol]
+        if len(history) < self.strategy.warmup or not history:
+            return False
+        last = history[-1]
+        if self.last_signal_candle.get(position.symbol) == last.open_time:
+            return False
+        self.last_signal_candle[position.symbol] = last.open_time
+        decision, why = decide(position.side, self.strategy.signal(list(history)))
+        if decision is SignalDecision.CLOSE:
+            logger.info("opposite signal closes symbol={} reason={}", position.symbol, why)
+            return True
+        return False
 
     async def _take_partial(self, position: Position, rules) -> Position:  # type: ignore[no-untyped-def]
         quantity = management.partial_quantity(position, rules)
@@ -214,12 +239,14 @@ class Trading:
                 self.engine.save_position(position)
         return position
 
-    async def _move_to_breakeven(self, position: Position, rules) -> Position:  # type: ignore[no-untyped-def]
+    async def _move_to_breakeven(self, position: Position, rules) -> Position | None:  # type: ignore[no-untyped-def]
         if position.breakeven_attempts >= self.engine.settings.breakeven_attempts:
             return position
         target = management.breakeven_price(position, TAKER_FEE, rules)
         position = replace(position, breakeven_attempts=position.breakeven_attempts + 1)
         moved = await self.replace_stop(position, target)
+        if moved is None:
+            return None
         if moved.sl_price == target:
             moved = replace(moved, breakeven_done=True)
         elif moved.breakeven_attempts >= self.engine.settings.breakeven_attempts:
@@ -230,10 +257,24 @@ class Trading:
         self.engine.save_position(moved)
         return moved
 
-    async def replace_stop(self, position: Position, price: Decimal, trailing: bool = False) -> Position:
-        """New stop first, confirmed, and only then the old one cancelled: never naked."""
+    async def replace_stop(self, position: Position, price: Decimal, trailing: bool = False) -> Position | None:
+        """Move the stop without ever leaving the position naked.
+
+        Cancel -> verify -> act: the old stop is read first; if it already filled, the
+        position is finalized and no new order is sent. Otherwise the new stop is placed and
+        confirmed, and only then the old one is cancelled (and verified).
+        Returns None when the position turned out to be closed.
+        """
         engine = self.engine
         old = position.sl_client_id
+        if old is not None:
+            current = await engine.executor.read(engine.exchange.order_by_client_id,
+                                                 position.symbol, old)
+            if current is not None and current.status is OrderStatus.FILLED:
+                logger.warning("stop filled before the move symbol={} client_id={}",
+                               position.symbol, old)
+                await self.finalize(position, await engine.observe(position.symbol))
+                return None
         moved, intent = exit_intent(position, OrderRole.STOP_LOSS, position.quantity, self.now, price)
         engine.save_position(moved)
         result = await engine.executor.submit(intent)
@@ -247,9 +288,10 @@ class Trading:
             return moved
         if old is not None:
             previous = await engine.executor.cancel_and_verify(position.symbol, old)
-            if previous is not None and previous.status.name == "FILLED":
+            if previous is not None and previous.status is OrderStatus.FILLED:
                 logger.warning("old stop filled during the move symbol={}", position.symbol)
-                return moved   # terminal detection finalizes next tick (and cancels the new one)
+                await self.finalize(moved, await engine.observe(position.symbol))
+                return None   # finalize cancelled the new stop as a sibling
         moved = replace(moved, sl_client_id=intent.client_id, sl_price=price,
                         trailing_active=moved.trailing_active or trailing)
         engine.save_position(moved)
@@ -301,7 +343,12 @@ class Trading:
         take = await self._final_order(position, position.tp_client_id)
         why = close_reason(position, stop, take, pending)
         for order in engine.our_orders(snap):
-            await engine.executor.cancel_and_verify(position.symbol, order.client_id)
+            if order.client_id not in (stop.client_id if stop else None, take.client_id if take else None) \
+                    or order.status.live:
+                await engine.executor.cancel_and_verify(position.symbol, order.client_id)
+        for intent in engine.store.intents_for(position.symbol, position.key):
+            if not intent.status.resolved:
+                await engine.executor.refresh(position.symbol, intent.client_id)
         fills = await engine.executor.read(engine.exchange.fills, position.symbol, position.opened_at)
         for fill in fills:
             engine.persist(lambda fill=fill: engine.store.record_fill(fill), "fill")
@@ -325,8 +372,7 @@ class Trading:
     async def _final_order(self, position: Position, client_id: str | None):  # type: ignore[no-untyped-def]
         if client_id is None:
             return None
-        return await self.engine.executor.read(self.engine.exchange.order_by_client_id,
-                                               position.symbol, client_id)
+        return await self.engine.executor.refresh(position.symbol, client_id)
 
     # --- breakers -----------------------------------------------------------------
     async def check_breakers(self, symbol: str, snap: Snapshot, state):  # type: ignore[no-untyped-def]
@@ -371,5 +417,3 @@ def _tighter(position: Position, stop: Decimal) -> bool:
     assert position.sl_price is not None
     return stop > position.sl_price if position.side.sign > 0 else stop < position.sl_price
 
-
-__all__ = ["Trading", "rolling_median"]

@@ -76,9 +76,11 @@ class Usage:
     counts: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def add(self, kind: str, seconds: int, amount: int, now_ms: int) -> int:
-        key = (f"{kind}{seconds}", now_ms // (seconds * 1000))
-        self.counts[key] = self.counts.get(key, 0) + amount
-        return self.counts[key]
+        name, window = f"{kind}{seconds}", now_ms // (seconds * 1000)
+        for old in [k for k in self.counts if k[0] == name and k[1] < window]:
+            del self.counts[old]
+        self.counts[(name, window)] = self.counts.get((name, window), 0) + amount
+        return self.counts[(name, window)]
 
     def rate_limits(self) -> list[Json]:
         return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
@@ -211,6 +213,10 @@ class FakeBinance:
         except ExchangeError as exc:
             await self._flush_stream_events()
             return _error(exc, headers)
+        except (ValueError, KeyError) as exc:
+            logger.info("fake binance: bad parameter params={} error={!r}", params, exc)
+            return _error(ExchangeError(-1100, f"Illegal characters found in a parameter: "
+                                               f"{exc}"), headers)
         await self._flush_stream_events()
         return web.json_response(result, headers=headers)
 
@@ -392,6 +398,10 @@ def _default_message(status: int, code: int) -> str:
         return "Unknown error, please check your request or try again later."
     if status == 418:
         return "Way too many requests; IP banned."
+    if status == 429:
+        return ("Too many requests; current limit of IP(127.0.0.1) request weight per 1 "
+                "MINUTE is 2400. Please use WebSocket Streams for live updates to avoid "
+                "polling the API.")
     return f"Injected error {code}."
 
 

@@ -160,6 +160,7 @@ class FakeTelegram:
         return self
 
     async def stop(self) -> None:
+        self._notify()   # release long polls so the server closes at once
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

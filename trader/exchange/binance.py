@@ -19,6 +19,7 @@ limit windows, probe deadlines, backoff sleeps) uses the injected clock.
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -43,13 +44,8 @@ from trader.domain import (
     to_ms,
 )
 from trader.exchange import binance_codec as codec
-from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
-from trader.exchange.binance_streams import (
-    BoundedQueue,
-    KlineStream,
-    StreamOptions,
-    UserDataStream,
-)
+from trader.exchange.base import AccountUpdate, ExchangeError, ExchangeEvent, UnknownOutcome
+from trader.exchange.binance_streams import BinanceStreams, StreamOptions
 from trader.exchange.ratelimit import RateLimiter, RateLimits
 from trader.logs import register_secret
 
@@ -60,7 +56,6 @@ TESTNET_STREAMS = "wss://fstream.binancefuture.com/"
 MAINNET_STREAMS = "wss://fstream.binance.com/"
 UNKNOWN_ORDER = (-2013, -2011)        # "Order does not exist." / "Unknown order sent."
 INVALID_TIMESTAMP = -1021
-BACKEND_TIMEOUT = -1007
 MARGIN_TYPE_ALREADY_SET = -4046
 MARGIN_TYPE_LOCKED_BY_POSITION = -4048
 TIMESTAMP_TOLERANCE_MS = 1000         # Binance accepts a timestamp up to 1 s ahead of its clock
@@ -96,13 +91,8 @@ class BinanceExchange:
         self._limiter = RateLimiter(headroom=rate_headroom)
         self._offset_ms = 0
         self._client_ids: dict[str, str] = {}   # orderId -> client id (userTrades omit it)
-        self._events: BoundedQueue[ExchangeEvent] = BoundedQueue(
-            "user-data-events", self._stream_options.max_events)
-        self._candles: BoundedQueue[Candle] = BoundedQueue(
-            "candles", self._stream_options.max_candles)
-        self._stream_session: aiohttp.ClientSession | None = None
-        self.user_stream: UserDataStream | None = None
-        self.kline_stream: KlineStream | None = None
+        self.streams = BinanceStreams(self.stream_base_url, self, clock,
+                                      self._stream_options)
 
     # --- lifecycle -------------------------------------------------------------------
     @property
@@ -153,7 +143,7 @@ class BinanceExchange:
         logger.info("binance ready symbols={} leverage={} testnet={} offset_ms={}",
                     ",".join(symbols), leverage, self._settings.binance_testnet, self._offset_ms)
         if self._streams_enabled:
-            self._start_streams(symbols)
+            self.streams.start(symbols, self._settings.interval)
 
     async def _set_isolated(self, symbol: str) -> None:
         try:
@@ -167,24 +157,8 @@ class BinanceExchange:
             logger.warning("margin type stays as is: a position is open symbol={} error={}",
                            symbol, exc)
 
-    def _start_streams(self, symbols: list[str]) -> None:
-        options = self._stream_options
-        self._stream_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=options.connect_timeout, connect=options.connect_timeout))
-        self.user_stream = UserDataStream(self.stream_base_url, self, self._stream_session,
-                                          self._clock, options, self._events)
-        self.kline_stream = KlineStream(self.stream_base_url, symbols, self._settings.interval,
-                                        self._stream_session, self._clock, options,
-                                        self._candles)
-        self.user_stream.start()
-        self.kline_stream.start()
-
     async def close(self) -> None:
-        for stream in (self.user_stream, self.kline_stream):
-            if stream is not None:
-                await stream.stop()
-        if self._stream_session is not None:
-            await self._stream_session.close()
+        await self.streams.stop()
         if self._client is not None:
             await self._client.close_connection()
             self._client = None
@@ -230,16 +204,15 @@ class BinanceExchange:
             return result
         raise AssertionError("unreachable")
 
-    def _translate(self, exc: BinanceAPIException, sending: bool) -> Exception:
-        status = int(exc.status_code)
-        code = int(exc.code or 0)
-        message = exc.message if code else f"HTTP {status} without a Binance error body"
-        if sending and (status >= 500 or code == BACKEND_TIMEOUT):
+    @staticmethod
+    def _translate(exc: BinanceAPIException, sending: bool) -> Exception:
+        headers = getattr(exc.response, "headers", {})
+        error = codec.error_from_answer(int(exc.status_code), exc.code, exc.message,
+                                        headers.get("Retry-After"), sending=sending)
+        if isinstance(error, UnknownOutcome):
             logger.warning("binance send outcome unknown http={} code={} msg={}",
-                           status, code, message)
-            return UnknownOutcome(message, code=code, http_status=status)
-        retry_after = _retry_after(exc.response)
-        return ExchangeError(code, message, http_status=status, retry_after=retry_after)
+                           error.http_status, error.code, error)
+        return error
 
     async def _pace(self, action: str, weight: int, orders: int) -> None:
         wait = self._limiter.delay(self.server_now(), weight=weight, orders=orders)
@@ -294,16 +267,30 @@ class BinanceExchange:
         return [parsed.role.protective]
 
     async def order_by_client_id(self, symbol: str, client_id: str) -> Order | None:
+        return await self._one_order("query", symbol, client_id)
+
+    async def cancel(self, symbol: str, client_id: str) -> Order | None:
+        """Cancel by client id; None when Binance knows no such live order (-2011/-2013)."""
+        order = await self._one_order("cancel", symbol, client_id)
+        logger.info("binance cancel symbol={} client_id={} result={}", symbol, client_id,
+                    order.status if order else "no live order")
+        return order
+
+    async def _one_order(self, verb: str, symbol: str, client_id: str) -> Order | None:
+        """GET or DELETE one order on the API its client id names; None if Binance has none."""
+        client = self.client
         for algo in self._uses_algo_api(client_id):
+            if algo:
+                method = client.futures_get_algo_order if verb == "query" \
+                    else client.futures_cancel_algo_order
+                params = {"clientAlgoId": client_id}
+            else:
+                method = client.futures_get_order if verb == "query" \
+                    else client.futures_cancel_order
+                params = {"symbol": symbol, "origClientOrderId": client_id}
             try:
-                if algo:
-                    raw = await self._call(f"query algo order {client_id}",
-                                           self.client.futures_get_algo_order,
-                                           clientAlgoId=client_id)
-                else:
-                    raw = await self._call(f"query order {client_id}",
-                                           self.client.futures_get_order, symbol=symbol,
-                                           origClientOrderId=client_id)
+                raw = await self._call(f"{verb} order symbol={symbol} client_id={client_id} "
+                                       f"algo={algo}", method, **params)
             except ExchangeError as exc:
                 if exc.code in UNKNOWN_ORDER:
                     continue
@@ -312,28 +299,6 @@ class BinanceExchange:
             if order is not None:
                 self._remember(order, raw)
             return order
-        return None
-
-    async def cancel(self, symbol: str, client_id: str) -> Order | None:
-        """Cancel by client id; None when Binance knows no such live order (-2011/-2013)."""
-        for algo in self._uses_algo_api(client_id):
-            try:
-                if algo:
-                    raw = await self._call(f"cancel algo order {client_id}",
-                                           self.client.futures_cancel_algo_order,
-                                           clientAlgoId=client_id)
-                else:
-                    raw = await self._call(f"cancel order {client_id}",
-                                           self.client.futures_cancel_order, symbol=symbol,
-                                           origClientOrderId=client_id)
-            except ExchangeError as exc:
-                if exc.code in UNKNOWN_ORDER:
-                    logger.info("binance cancel: no live order symbol={} client_id={} code={}",
-                                symbol, client_id, exc.code)
-                    continue
-                raise
-            logger.info("binance cancelled symbol={} client_id={}", symbol, client_id)
-            return codec.order_from_algo(raw) if algo else codec.order_from_plain(raw)
         return None
 
     async def open_orders(self, symbol: str) -> list[Order]:
@@ -413,36 +378,32 @@ class BinanceExchange:
         await self._call("keep alive listen key", self.client.futures_stream_keepalive,
                          listenKey=listen_key)
 
-    # --- push side ------------------------------------------------------------------------
+    # --- push side (binance_streams.py) -----------------------------------------------------
     def drain_events(self) -> list[ExchangeEvent]:
-        return self._events.drain()
+        return [self._with_leverage(event) for event in self.streams.events.drain()]
+
+    def _with_leverage(self, event: ExchangeEvent) -> ExchangeEvent:
+        """ACCOUNT_UPDATE carries no leverage: fill in the one set at start."""
+        if not isinstance(event, AccountUpdate):
+            return event
+        positions = [replace(p, leverage=self._leverage.get(p.symbol, p.leverage))
+                     for p in event.positions]
+        return replace(event, positions=positions)
 
     async def wait_for_event(self, timeout: float) -> bool:
-        return await self._events.wait(timeout)
+        return await self.streams.events.wait(timeout)
 
     @property
     def streaming(self) -> bool:
-        return self.user_stream is not None and self.user_stream.live
-
-    @property
-    def candles_streaming(self) -> bool:
-        return self.kline_stream is not None and self.kline_stream.live
+        return self.streams.user_live
 
     def drain_candles(self) -> list[Candle]:
         """Closed candles from the kline stream since the last call, oldest first."""
-        return self._candles.drain()
+        return self.streams.candles.drain()
 
     async def next_candle(self, timeout: float) -> Candle | None:
         """The next closed candle from the kline stream, or None after `timeout` seconds."""
-        return await self._candles.next(timeout)
+        return await self.streams.candles.next(timeout)
 
     def rate_usage(self) -> dict[str, int]:
         return self._limiter.usage()
-
-
-def _retry_after(response: Any) -> float | None:
-    value = getattr(response, "headers", {}).get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -38,7 +38,7 @@ from trader.domain import (
     SymbolRules,
     utc,
 )
-from trader.exchange.base import AccountUpdate, OrderUpdate
+from trader.exchange.base import AccountUpdate, ExchangeError, OrderUpdate, UnknownOutcome
 
 Json = dict[str, Any]
 
@@ -52,6 +52,7 @@ ALGO_STATUS = {
     "REJECTED": OrderStatus.REJECTED,
 }
 LIVE_ALGO_STATUSES = ("NEW", "TRIGGERING", "TRIGGERED")
+BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
 PLAIN_STATUS = {status.value: status for status in OrderStatus} | {
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
 }
@@ -81,6 +82,27 @@ def flag(value: Any) -> bool:
 
 def _bool_text(value: bool) -> str:
     return "true" if value else "false"
+
+
+# --- errors --------------------------------------------------------------------------
+
+def error_from_answer(status: int, code: int | None, message: str, retry_after: str | None,
+                      *, sending: bool) -> ExchangeError | UnknownOutcome:
+    """A Binance error answer as our error value.
+
+    While sending an order, HTTP 5xx (503 "Unknown error, please check your request or try
+    again later." included) and -1007 mean the order may exist: UnknownOutcome.
+    """
+    code = int(code or 0)
+    if not code:
+        message = f"HTTP {status} without a Binance error body"
+    if sending and (status >= 500 or code == BACKEND_TIMEOUT):
+        return UnknownOutcome(message, code=code, http_status=status)
+    try:
+        seconds = float(retry_after) if retry_after is not None else None
+    except ValueError:
+        seconds = None
+    return ExchangeError(code, message, http_status=status, retry_after=seconds)
 
 
 # --- exchange info -------------------------------------------------------------------

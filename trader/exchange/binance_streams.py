@@ -16,6 +16,9 @@ REST" once per outage, coming back logs recovery once. The listenKey is created 
 REST, kept alive every 30 minutes, and recreated when Binance reports it expired
 (`listenKeyExpired` event, or -1125 on keepalive). Decoded events go to bounded queues
 that drop the oldest entry and log the overflow.
+
+Waits (backoff, keepalive) run on the injected clock: give the streams a real-time
+clock (SystemClock, or a ManualClock with speed > 0), never an instant one.
 """
 
 import asyncio
@@ -132,6 +135,7 @@ class StreamHealth:
         self.up = False
         self.outages = 0
         self.connections = 0
+        self.decode_errors = 0
         self._down_announced = False
 
     def mark_up(self) -> None:
@@ -165,6 +169,7 @@ class _ReconnectingStream:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._skip_backoff = False
+        self._restart_reason: str | None = None   # set by a message: reconnect now
 
     @property
     def live(self) -> bool:
@@ -172,6 +177,15 @@ class _ReconnectingStream:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"stream-{self.health.name}")
+        self._task.add_done_callback(self._crashed)
+
+    def _crashed(self, task: "asyncio.Task[None]") -> None:
+        """A loop that dies of an unexpected error must not look live: say so, loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.health.up = False
+        logger.opt(exception=task.exception()).error(
+            "stream={} task crashed, polling REST only until restart", self.health.name)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -226,6 +240,10 @@ class _ReconnectingStream:
                 return f"silent for {self.silence}s"
             if message.type is aiohttp.WSMsgType.TEXT:
                 self._decode(message.data)
+                if self._restart_reason is not None:
+                    reason, self._restart_reason = self._restart_reason, None
+                    self._skip_backoff = True
+                    return reason
                 continue
             return f"socket {message.type.name.lower()} {ws.exception() or ''}".strip()
 
@@ -238,6 +256,9 @@ class _ReconnectingStream:
         try:
             self._on_message(payload)
         except (KeyError, ValueError, TypeError) as exc:
+            # One unreadable event must not take the stream down; the engine's REST
+            # reconciliation still sees what it described. Counted for /status.
+            self.health.decode_errors += 1
             logger.error("stream={} cannot decode event error={!r} payload={}",
                          self.health.name, exc, text[:500])
 
@@ -268,6 +289,7 @@ class UserDataStream(_ReconnectingStream):
     def start(self) -> None:
         super().start()
         self._keepalive_task = asyncio.create_task(self._keep_alive(), name="listen-key-keepalive")
+        self._keepalive_task.add_done_callback(self._crashed)
 
     async def stop(self) -> None:
         if self._keepalive_task is not None:
@@ -287,7 +309,7 @@ class UserDataStream(_ReconnectingStream):
         if kind == "listenKeyExpired":
             logger.warning("stream=user-data listen key expired, recreating")
             self.listen_key = None
-            asyncio.get_running_loop().create_task(self._reconnect_now())
+            self._restart_reason = "listen key expired"
             return
         decoder = self._decoders.get(kind)
         if decoder is None:
@@ -342,3 +364,48 @@ class KlineStream(_ReconnectingStream):
         candle = codec.candle_from_stream(data["k"])
         if candle.closed:
             self._candles.push(candle)
+
+
+class BinanceStreams:
+    """Both streams, their websocket session and their bounded queues (no I/O until start).
+
+        streams = BinanceStreams("wss://fstream.binance.com/", adapter, clock, StreamOptions())
+        streams.start(["BTCUSDT"], "1m")
+        events = streams.events.drain(); candles = streams.candles.drain()
+    """
+
+    def __init__(self, base_url: str, api: ListenKeyApi, clock: Clock,
+                 options: StreamOptions) -> None:
+        self._base_url, self._api, self._clock, self._options = base_url, api, clock, options
+        self.events: BoundedQueue[ExchangeEvent] = BoundedQueue("user-data-events",
+                                                                options.max_events)
+        self.candles: BoundedQueue[Candle] = BoundedQueue("candles", options.max_candles)
+        self.user: UserDataStream | None = None
+        self.klines: KlineStream | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def user_live(self) -> bool:
+        return self.user is not None and self.user.live
+
+    @property
+    def klines_live(self) -> bool:
+        return self.klines is not None and self.klines.live
+
+    def start(self, symbols: list[str], interval: str) -> None:
+        options = self._options
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=options.connect_timeout, connect=options.connect_timeout))
+        self.user = UserDataStream(self._base_url, self._api, self._session, self._clock,
+                                   options, self.events)
+        self.klines = KlineStream(self._base_url, symbols, interval, self._session,
+                                  self._clock, options, self.candles)
+        self.user.start()
+        self.klines.start()
+
+    async def stop(self) -> None:
+        for stream in (self.user, self.klines):
+            if stream is not None:
+                await stream.stop()
+        if self._session is not None:
+            await self._session.close()

@@ -46,8 +46,8 @@ class SimConfig:
     seed: int = 7
     default_leverage: int = 5
     funding_rate: Decimal = Decimal("0.0001")   # per 8 h when a symbol has no rate of its own
-    max_fills_kept: int = 5000                  # older fills are dropped from memory and state
-    max_terminal_orders_kept: int = 2000
+    max_fills_kept: int = 1000                  # older fills are dropped from memory and state
+    max_terminal_orders_kept: int = 1000
 
 
 class SimulatorCore:

@@ -1,0 +1,228 @@
+"""The user-data and kline streams against the fake Binance server's websockets: events
+decoded into OrderUpdate / AccountUpdate (ALGO_UPDATE of a triggered stop included),
+stream loss -> streaming False -> REST still answers -> reconnect -> streaming True,
+listenKey expiry and keepalive, half-open sockets, silent market data, bounded queues."""
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from tests.fakes.binance_harness import (
+    SYMBOL,
+    captured_logs,
+    client_id,
+    eventually,
+    market,
+    settings_for,
+    started_exchange,
+    stop_loss,
+)
+from tests.fakes.binance_server import FakeBinance
+from trader.clock import SystemClock
+from trader.domain import Candle, OrderRole, OrderStatus, OrderType, Side
+from trader.exchange.base import AccountUpdate, OrderUpdate
+from trader.exchange.binance import BinanceExchange
+from trader.exchange.binance_streams import Backoff, BoundedQueue, StreamOptions
+
+FAST = StreamOptions(heartbeat_seconds=0.2, silence_seconds=30.0, backoff_initial=0.05,
+                     backoff_max=0.2, keepalive_seconds=30.0)
+
+
+@pytest.fixture
+async def fake():
+    async with FakeBinance() as server:
+        yield server
+
+
+async def streaming_exchange(fake: FakeBinance, options: StreamOptions = FAST,
+                             symbols: tuple[str, ...] = (SYMBOL,)):
+    return started_exchange(fake, streams=True, stream_options=options, symbols=symbols)
+
+
+@pytest.fixture
+async def exchange(fake):
+    async with await streaming_exchange(fake) as started:
+        assert await eventually(lambda: started.streaming and started.streams.klines_live)
+        yield started
+
+
+async def collect(exchange: BinanceExchange, until, timeout: float = 3.0) -> list:
+    """Drain events until `until(events)` holds."""
+    events: list = []
+
+    def arrived() -> bool:
+        events.extend(exchange.drain_events())
+        return until(events)
+
+    assert await eventually(arrived, timeout), f"events so far: {events}"
+    return events
+
+
+def updates_of(events: list, cid: str) -> list[OrderUpdate]:
+    return [e for e in events if isinstance(e, OrderUpdate) and e.order.client_id == cid]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+async def test_fills_and_a_triggered_stop_arrive_as_order_and_account_updates(fake, exchange):
+    entry_id, stop_id = client_id(OrderRole.ENTRY), client_id(OrderRole.STOP_LOSS)
+    await exchange.place(market(Side.BUY, "0.01"))
+    await exchange.place(stop_loss(Side.SELL, "49000"))
+    await fake.move_price(SYMBOL, Decimal("48900"))
+
+    events = await collect(exchange, lambda evs: any(
+        u.order.status is OrderStatus.FILLED and u.order.exchange_id.startswith("algo:")
+        for u in updates_of(evs, stop_id)))
+
+    entry = updates_of(events, entry_id)
+    assert [u.order.status for u in entry] == [OrderStatus.NEW, OrderStatus.FILLED]
+    assert entry[-1].fill is not None and entry[-1].fill.quantity == Decimal("0.01")
+    stop = updates_of(events, stop_id)
+    assert stop[0].order.status is OrderStatus.NEW and stop[0].order.exchange_id.startswith(
+        "algo:")                                                    # ALGO_UPDATE NEW
+    child_fill = next(u.fill for u in stop if u.fill is not None)   # ORDER_TRADE_UPDATE
+    assert child_fill.side is Side.SELL and child_fill.quantity == Decimal("0.01")
+    assert child_fill.realized_pnl < 0 and child_fill.fee > 0
+    assert stop[-1].order.type is OrderType.STOP_MARKET             # ALGO_UPDATE FINISHED
+    positions = [e.positions[0] for e in events if isinstance(e, AccountUpdate)]
+    assert [p.quantity for p in positions] == [Decimal("0.01"), Decimal("0")]
+    assert positions[0].leverage == 5 and positions[0].entry_price > 0
+
+
+async def test_wait_for_event_wakes_on_an_event_and_times_out_without_one(exchange):
+    assert await exchange.wait_for_event(0.05) is False
+    await exchange.place(market(Side.BUY, "0.01"))
+    assert await exchange.wait_for_event(2.0) is True
+    assert exchange.drain_events() and exchange.drain_events() == []
+
+
+async def test_streams_subscribe_through_their_urls(fake):
+    async with await streaming_exchange(fake, symbols=("BTCUSDT", "ETHUSDT")) as exchange:
+        assert await eventually(lambda: exchange.streaming and exchange.streams.klines_live)
+        assert list(fake.hub.market.values()) == [{"btcusdt@kline_1m", "ethusdt@kline_1m"}]
+        assert list(fake.hub.user.values()) == [exchange.streams.user.listen_key]
+
+
+# --- losing the stream -----------------------------------------------------------------------
+
+async def test_a_dropped_stream_falls_back_to_rest_and_recovers_saying_so_once(fake, exchange):
+    with captured_logs() as logs:
+        await fake.drop_streams(refuse_for=0.5)
+        assert await eventually(lambda: not exchange.streaming)
+        assert (await exchange.position(SYMBOL)).quantity == 0      # polling REST still works
+        assert await eventually(lambda: exchange.streaming, timeout=5.0)
+
+    user_lines = [line for line in logs if "stream=user-data" in line]
+    assert sum("down, polling REST" in line for line in user_lines) == 1
+    assert sum("recovered" in line for line in user_lines) == 1
+    health = exchange.streams.user.health
+    assert (health.outages, health.connections) == (1, 2)
+    await exchange.place(market(Side.BUY, "0.01"))                  # events flow again
+    await collect(exchange, lambda evs: any(isinstance(e, OrderUpdate) for e in evs))
+
+
+async def test_a_half_open_socket_is_caught_by_the_heartbeat(fake, exchange):
+    fake.freeze_streams()
+    assert await eventually(lambda: not exchange.streaming, timeout=2.0)
+    fake.freeze_streams(False)
+    assert await eventually(lambda: exchange.streaming, timeout=3.0)
+
+
+async def test_silent_market_data_forces_a_reconnect(fake):
+    options = StreamOptions(heartbeat_seconds=5.0, silence_seconds=0.15,
+                            backoff_initial=0.05, backoff_max=0.1)
+    with captured_logs("WARNING") as logs:
+        async with await streaming_exchange(fake, options) as exchange:
+            assert await eventually(lambda: exchange.streams.klines.health.outages >= 1)
+    assert any("stream=klines silent" in line for line in logs)
+
+
+# --- the listen key --------------------------------------------------------------------------
+
+async def test_an_expired_listen_key_is_recreated_and_events_flow_on_the_new_one(fake,
+                                                                                 exchange):
+    old_key = exchange.streams.user.listen_key
+    await fake.expire_listen_key()
+
+    assert await eventually(lambda: exchange.streaming
+                            and exchange.streams.user.listen_key not in (None, old_key))
+    assert exchange.streams.user.listen_keys_created == 2
+    await exchange.place(market(Side.BUY, "0.01"))
+    await collect(exchange, lambda evs: any(isinstance(e, OrderUpdate) for e in evs))
+
+
+async def test_listen_key_is_kept_alive_and_recreated_after_1125(fake):
+    options = StreamOptions(heartbeat_seconds=1.0, silence_seconds=30.0, keepalive_seconds=0.1,
+                            backoff_initial=0.05, backoff_max=0.1)
+    async with await streaming_exchange(fake, options) as exchange:
+        assert await eventually(lambda: len(fake.requests("PUT /fapi/v1/listenKey")) >= 2)
+        first_key = exchange.streams.user.listen_key
+        fake.endpoints.listen_key = None           # Binance forgot it: PUT answers -1125
+        assert await eventually(lambda: exchange.streams.user.listen_keys_created == 2
+                                and exchange.streaming)
+        assert exchange.streams.user.listen_key not in (None, first_key)
+
+
+# --- klines ----------------------------------------------------------------------------------
+
+async def test_closed_candles_arrive_on_the_candle_queue(fake, exchange):
+    candle = Candle(SYMBOL, datetime(2026, 1, 1, 12, tzinfo=UTC), timedelta(minutes=1),
+                    Decimal("50000"), Decimal("50100.5"), Decimal("49950"), Decimal("50050.1"),
+                    Decimal("3.25"))
+    await fake.push_candle(candle)
+
+    assert await exchange.next_candle(2.0) == candle
+    assert await exchange.next_candle(0.05) is None
+    await fake.push_candle(candle)
+    assert await eventually(lambda: len(exchange.streams.candles) == 1)
+    assert exchange.drain_candles() == [candle]
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+async def test_stream_and_rest_bases_default_to_testnet_unless_told_otherwise(fake):
+    testnet = BinanceExchange(settings_for(fake, binance_futures_ws_url=None,
+                                           binance_futures_url=None), SystemClock())
+    mainnet = BinanceExchange(settings_for(fake, binance_futures_ws_url=None,
+                                           binance_futures_url=None, binance_testnet=False),
+                              SystemClock())
+    assert testnet.stream_base_url == "wss://fstream.binancefuture.com/"
+    assert mainnet.stream_base_url == "wss://fstream.binance.com/"
+    client = testnet._make_client()
+    assert client._create_futures_api_uri("order") == \
+        "https://testnet.binancefuture.com/fapi/v1/order"
+    await client.close_connection()
+    overridden = BinanceExchange(settings_for(fake), SystemClock())._make_client()
+    assert overridden._create_futures_api_uri("positionRisk", 3) == \
+        f"{fake.url}/fapi/v3/positionRisk"
+    await overridden.close_connection()
+
+
+# --- pure parts --------------------------------------------------------------------------------
+
+def test_a_full_queue_drops_the_oldest_and_logs_the_overflow():
+    queue: BoundedQueue[int] = BoundedQueue("test", maxlen=3)
+    with captured_logs("WARNING") as logs:
+        for item in range(5):
+            queue.push(item)
+    assert queue.drain() == [2, 3, 4]
+    assert queue.dropped == 2 and len(logs) == 1 and "queue=test full" in logs[0]
+
+
+def test_backoff_doubles_up_to_the_cap_with_bounded_jitter_and_resets():
+    backoff = Backoff(initial=1.0, cap=8.0, jitter=0.2, rng=random.Random(1))
+    delays = [backoff.next() for _ in range(6)]
+    for delay, base in zip(delays, [1, 2, 4, 8, 8, 8], strict=True):
+        assert base * 0.8 <= delay <= base * 1.2
+    backoff.reset()
+    assert backoff.next() <= 1.2
+
+
+async def test_queue_next_waits_for_an_item():
+    queue: BoundedQueue[str] = BoundedQueue("test", maxlen=10)
+    asyncio.get_running_loop().call_later(0.02, queue.push, "candle")
+    assert await queue.next(1.0) == "candle"
+    assert await queue.next(0.01) is None

@@ -1,0 +1,210 @@
+"""Engine-level contracts on the paper exchange: entry -> confirm -> both legs verified,
+terminal detection first, cancel -> verify -> act, idempotent intents, no flips."""
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+from tests.engine_world import SYMBOL, long_signal, make_world, short_signal
+from trader.domain import (
+    CloseReason,
+    IntentStatus,
+    OrderRole,
+    OrderType,
+    PositionState,
+    Side,
+)
+from trader.exchange.errors import Outcome
+from trader.intents import entry_intent
+
+
+async def open_long(world, sl_pct: str = "0.01", tp_pct: str = "0.02"):
+    await world.warm_up()
+    world.strategy.next = long_signal(sl_pct, tp_pct)
+    await world.step()
+    return world.engine.positions[SYMBOL]
+
+
+async def test_entry_is_confirmed_then_both_legs_attached_and_verified(tmp_path):
+    world = await make_world(tmp_path)
+    position = await open_long(world)
+
+    assert position.state is PositionState.PROTECTED
+    exchange_position = await world.paper.position(SYMBOL)
+    assert exchange_position.quantity == position.quantity > 0
+    orders = {o.type: o for o in await world.open_orders()}
+    assert set(orders) == {OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET}
+    for order in orders.values():
+        assert order.side is Side.SELL and order.reduce_only
+        assert order.quantity == position.quantity
+    assert orders[OrderType.STOP_MARKET].stop_price == position.sl_price < position.entry_price
+    assert orders[OrderType.TAKE_PROFIT_MARKET].stop_price == position.tp_price > position.entry_price
+    intents = world.store.intents_for(SYMBOL, position.key)
+    assert [i.role for i in intents] == [OrderRole.ENTRY, OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT]
+
+
+async def test_stop_loss_fill_finalizes_before_any_other_order_is_sent(tmp_path):
+    """Terminal detection first: once the stop filled, no other order is sent that tick."""
+    world = await make_world(tmp_path)
+    position = await open_long(world)
+    sent_before = world.sent
+
+    await world.step(position.sl_price - 50, low=position.sl_price - 200)
+
+    assert world.sent == sent_before
+    assert SYMBOL not in world.engine.positions
+    closed = world.store.closed_positions()[-1]
+    assert closed.close_reason is CloseReason.STOP_LOSS and closed.realized_pnl < 0
+    assert await world.open_orders() == []          # the take-profit sibling was cancelled
+    assert any("STOP_LOSS" in text for text in world.alerts("CLOSE"))
+    assert world.engine.guard_state.cooldowns[SYMBOL] > world.clock.now()
+
+
+async def test_take_profit_fill_closes_with_reason_and_cancels_the_stop(tmp_path):
+    world = await make_world(tmp_path)
+    position = await open_long(world, tp_pct="0.006")
+    await world.step(position.tp_price + 10, high=position.tp_price + 100)
+    closed = world.store.closed_positions()[-1]
+    assert closed.close_reason is CloseReason.TAKE_PROFIT and closed.realized_pnl > 0
+    assert await world.open_orders() == []
+
+
+async def test_stop_filled_before_a_move_finalizes_and_sends_no_new_order(tmp_path):
+    """Cancel -> verify -> act: a fill that raced the replacement wins; no new stop."""
+    world = await make_world(tmp_path)
+    position = await open_long(world)
+    # The market runs through the stop, but the engine has not observed it yet.
+    candle = world.candle(position.sl_price - 50, low=position.sl_price - 100)
+    world.paper.feed_candle(candle)
+    sent_before = world.sent
+
+    result = await world.engine.trading.replace_stop(position, position.sl_price + 100)
+
+    assert result is None
+    assert world.sent == sent_before
+    assert world.store.closed_positions()[-1].close_reason is CloseReason.STOP_LOSS
+    assert await world.open_orders() == []
+
+
+async def test_replaced_stop_is_confirmed_before_the_old_one_is_cancelled(tmp_path):
+    world = await make_world(tmp_path)
+    position = await open_long(world)
+    old = position.sl_client_id
+    moved = await world.engine.trading.replace_stop(position, position.sl_price + 100)
+    assert moved is not None and moved.sl_client_id != old
+    stops = [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET]
+    assert [o.client_id for o in stops] == [moved.sl_client_id]
+    old_order = await world.paper.order_by_client_id(SYMBOL, old)
+    new_order = await world.paper.order_by_client_id(SYMBOL, moved.sl_client_id)
+    assert old_order.status.name == "CANCELED"
+    assert new_order.updated_at <= old_order.updated_at   # new placed before old cancelled
+
+
+async def test_duplicated_intent_sends_exactly_one_order(tmp_path):
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    position = replace_position_for_entry(world)
+    _, intent = entry_intent(position, world.clock.now())
+    first = await world.engine.executor.submit(intent)
+    second = await world.engine.executor.submit(intent)
+    assert first.ok and second.outcome is Outcome.NOOP
+    assert world.sent == 1
+    fills = await world.paper.fills(SYMBOL, world.clock.now() - timedelta(days=1))
+    assert len(fills) == 1
+
+
+def replace_position_for_entry(world):
+    from trader.domain import Position, position_key
+    return Position(symbol=SYMBOL, key=position_key(world.clock.now()), side=Side.BUY,
+                    state=PositionState.ENTERING, quantity=Decimal("0.010"),
+                    entry_price=world.last_close, leverage=5, opened_at=world.clock.now(),
+                    sl_price=Decimal("99000"), tp_price=Decimal("101000"))
+
+
+async def test_partial_entry_fill_sizes_exits_to_the_filled_quantity(tmp_path):
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    wanted = replace_position_for_entry(world)
+    wanted = replace(wanted, quantity=Decimal("0.050"))
+    position, intent = entry_intent(wanted, world.clock.now())
+    # Only 0.020 of the 0.050 entry filled (the rest expired on the exchange).
+    await world.engine.executor.submit(replace(intent, quantity=Decimal("0.020")))
+    world.engine.save_position(position)
+    await world.step()
+    tracked = world.engine.positions[SYMBOL]
+    assert tracked.quantity == Decimal("0.020")
+    legs = [o for o in await world.open_orders() if o.reduce_only]
+    assert sorted(o.quantity for o in legs) == [Decimal("0.020"), Decimal("0.020")]
+
+
+async def test_opposite_signal_closes_the_position_and_never_flips_it(tmp_path):
+    world = await make_world(tmp_path)
+    await open_long(world)
+    world.strategy.next = short_signal()
+    await world.step()
+    exchange_position = await world.paper.position(SYMBOL)
+    assert exchange_position.quantity == 0
+    assert world.store.closed_positions()[-1].close_reason is CloseReason.SIGNAL_CLOSE
+    sells = [i for i in world.store.unresolved_intents()]
+    assert sells == []
+
+
+async def test_cooldown_after_a_close_blocks_reentry_on_the_symbol(tmp_path):
+    world = await make_world(tmp_path, TRADEBOT_COOLDOWN_MINUTES=30)
+    position = await open_long(world)
+    await world.step(position.sl_price - 50, low=position.sl_price - 200)
+    world.strategy.next = long_signal()
+    await world.step()
+    assert SYMBOL not in world.engine.positions
+    assert world.strategy.next is not None   # the strategy was not even asked
+
+
+async def test_time_in_trade_exit_flattens_with_post_market_verify(tmp_path):
+    world = await make_world(tmp_path, TRADEBOT_TIME_IN_TRADE_MINUTES=20)
+    await open_long(world, sl_pct="0.02", tp_pct="0.04")
+    for _ in range(5):
+        await world.step()
+    assert (await world.paper.position(SYMBOL)).quantity == 0
+    assert world.store.closed_positions()[-1].close_reason is CloseReason.TIME_EXIT
+    assert await world.open_orders() == []
+
+
+async def test_hand_cancelled_stop_is_reattached_only_after_the_debounce(tmp_path):
+    world = await make_world(tmp_path)
+    position = await open_long(world, sl_pct="0.02", tp_pct="0.04")
+    world.paper.sim.cancel_by_hand(SYMBOL, position.sl_client_id, world.clock.now())
+    sent_before = world.sent
+
+    await world.step()          # cycle 1 (5 min of candle time, but only one cycle)
+    await world.step()          # cycle 2
+    assert world.sent == sent_before
+    assert world.alerts("SL_MISSING") == []
+    await world.step()          # cycle 3: time and cycles both reached -> repair
+    assert world.alerts("SL_MISSING")
+    stops = [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET]
+    assert len(stops) == 1 and stops[0].client_id.endswith("sl2")
+    assert world.engine.counters.get(SYMBOL, "reattach_success") == 1
+
+
+async def test_stop_level_already_passed_closes_at_market_instead_of_staying_naked(tmp_path):
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    position = replace_position_for_entry(world)
+    position, intent = entry_intent(position, world.clock.now())
+    await world.engine.executor.submit(intent)
+    # A stop above the mark for a long would trigger at once: -2021, twice.
+    world.engine.save_position(replace(position, sl_price=world.last_close + 500))
+    await world.step()
+    assert (await world.paper.position(SYMBOL)).quantity == 0
+    assert world.alerts("POSITION_UNPROTECTED")
+    assert world.store.closed_positions()[-1].close_reason is CloseReason.STOP_LOSS
+
+
+async def test_write_ahead_intent_exists_before_the_order_reaches_the_exchange(tmp_path):
+    world = await make_world(tmp_path)
+    position = await open_long(world)
+    for intent in world.store.intents_for(SYMBOL, position.key):
+        order = await world.paper.order_by_client_id(SYMBOL, intent.client_id)
+        assert order is not None
+        assert intent.created_at <= order.updated_at
+        assert intent.status in (IntentStatus.FILLED, IntentStatus.ACKED)

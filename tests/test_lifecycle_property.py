@@ -1,0 +1,40 @@
+"""Property: along any price path, the engine never holds an exchange position without a
+stop-loss outside the bounded attach window, and no action ever flips a position."""
+
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.engine_world import SYMBOL, long_signal, make_world, short_signal
+from trader.domain import OrderType, PositionState
+
+moves = st.lists(st.integers(min_value=-90, max_value=90), min_size=5, max_size=25)
+sides = st.lists(st.sampled_from(["long", "short", None]), min_size=5, max_size=25)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moves=moves, signals=sides)
+async def test_no_reachable_state_leaves_a_position_without_a_stop(tmp_path_factory, moves, signals):
+    world = await make_world(tmp_path_factory.mktemp("prop"))
+    await world.warm_up(26)
+    for move, wanted in zip(moves, signals, strict=False):
+        if wanted == "long":
+            world.strategy.next = long_signal("0.005", "0.01")
+        elif wanted == "short":
+            world.strategy.next = short_signal("0.005", "0.01")
+        close = world.last_close * (1 + Decimal(move) / Decimal(10000))
+        await world.step(close.quantize(Decimal("0.1")))
+        exchange_position = await world.paper.position(SYMBOL)
+        record = world.engine.positions.get(SYMBOL)
+        if exchange_position.side is None:
+            continue
+        assert record is not None, "an exchange position the engine does not track"
+        assert exchange_position.side is record.side, "a position was flipped"
+        if record.state in (PositionState.PROTECTED, PositionState.CLOSING):
+            stops = [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET
+                     and o.side is record.side.opposite and o.quantity >= exchange_position.size]
+            assert stops, f"naked position in state {record.state}"
+        else:
+            assert record.state is PositionState.ATTACHING
+    world.store.close()

@@ -1,0 +1,172 @@
+"""CSV candles, the bundled data, the replay feed driving the clock, stale and gap detection."""
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from trader.clock import ManualClock
+from trader.domain import Candle
+from trader.market.feed import FeedIssueKind, FeedMonitor, merge_backfill
+from trader.market.replay import (
+    ReplayFeed,
+    bundled_data_files,
+    bundled_funding_files,
+    load_bundled,
+    load_bundled_funding,
+    load_candles,
+)
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+MS0 = int(T0.timestamp() * 1000)
+HEADER = "open_time,open,high,low,close,volume\n"
+
+
+def write_csv(folder: Path, name: str, rows: list[str]) -> Path:
+    path = folder / name
+    path.write_text(HEADER + "".join(row + "\n" for row in rows))
+    return path
+
+
+def row(minute: int, o: str = "100", h: str = "101", low: str = "99", c: str = "100.5") -> str:
+    return f"{MS0 + minute * 60_000},{o},{h},{low},{c},12.5"
+
+
+def candles(symbol: str, minutes: int, count: int, start: int = 0) -> list[Candle]:
+    step = timedelta(minutes=minutes)
+    return [Candle(symbol, T0 + (start + i) * step, step, D(100), D(101), D(99), D(100))
+            for i in range(count)]
+
+
+# --- loading ----------------------------------------------------------------------------
+def test_load_candles_takes_symbol_from_file_name_and_infers_the_interval(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "ETHUSDT-5m.csv", [row(0), row(5), row(15)])   # one gap
+    loaded = load_candles(path)
+    assert [c.symbol for c in loaded] == ["ETHUSDT"] * 3
+    assert {c.interval for c in loaded} == {timedelta(minutes=5)}
+    assert loaded[0].open_time == T0 and loaded[0].close == D("100.5")
+    assert loaded[0].volume == D("12.5")
+    assert load_candles(path, symbol="BTCUSDT")[0].symbol == "BTCUSDT"
+
+
+@pytest.mark.parametrize(("rows", "needle"), [
+    ([row(0), row(1, c="abc")], "line 3"),
+    ([row(0), f"{MS0 + 60_000},100,99,98,100.5,1"], "line 3: inconsistent candle"),
+    ([row(1), row(0)], "line 3: open_time not after"),
+    ([row(0), "yesterday,1,1,1,1,1"], "line 3: open_time 'yesterday'"),
+])
+def test_bad_rows_raise_value_error_naming_file_and_line(tmp_path: Path, rows: list[str],
+                                                         needle: str) -> None:
+    path = write_csv(tmp_path, "BTCUSDT-1m.csv", rows)
+    with pytest.raises(ValueError, match="BTCUSDT-1m.csv") as caught:
+        load_candles(path)
+    assert needle in str(caught.value)
+
+
+def test_missing_columns_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_text("time,price\n1,2\n")
+    with pytest.raises(ValueError, match="missing column"):
+        load_candles(path)
+    with pytest.raises(ValueError, match="nothing.csv"):
+        load_candles(tmp_path / "nothing.csv")
+
+
+def test_bundled_data_loads_real_candles() -> None:
+    bundled = load_bundled()
+    assert set(bundled) == {"BTCUSDT", "XRPUSDT"}
+    assert (len(bundled["BTCUSDT"]), bundled["BTCUSDT"][0].interval) == (668, timedelta(minutes=15))
+    assert (len(bundled["XRPUSDT"]), bundled["XRPUSDT"][0].interval) == (1999, timedelta(minutes=5))
+    assert bundled["BTCUSDT"][0].open_time == datetime(2026, 2, 8, 8, 30, tzinfo=UTC)
+    funding = load_bundled_funding()["XRPUSDT"]
+    assert len(funding) == 91 and funding[0][1] == D("0.0001")
+    files = bundled_data_files() + bundled_funding_files()
+    assert sum(p.stat().st_size for p in files) < 150_000
+
+
+# --- replay -------------------------------------------------------------------------------
+async def test_replay_batches_two_symbols_in_close_time_order_and_drives_the_clock() -> None:
+    data = {"BTCUSDT": candles("BTCUSDT", 15, 2), "ETHUSDT": candles("ETHUSDT", 5, 6)}
+    clock = ManualClock(T0)
+    seen = []
+    async for batch in ReplayFeed(data, clock):
+        assert {c.close_time for c in batch} == {clock.now()}
+        seen.append([(c.symbol, c.close_time - T0) for c in batch])
+    minutes = [timedelta(minutes=m) for m in (5, 10, 15, 20, 25, 30)]
+    assert seen == [
+        [("ETHUSDT", minutes[0])], [("ETHUSDT", minutes[1])],
+        [("BTCUSDT", minutes[2]), ("ETHUSDT", minutes[2])],
+        [("ETHUSDT", minutes[3])], [("ETHUSDT", minutes[4])],
+        [("BTCUSDT", minutes[5]), ("ETHUSDT", minutes[5])],
+    ]
+    assert clock.now() == T0 + timedelta(minutes=30)
+
+
+async def test_replay_paces_through_clock_sleep_and_jumps_long_silences() -> None:
+    data = {"BTCUSDT": candles("BTCUSDT", 1, 3) + candles("BTCUSDT", 1, 2, start=10_000)}
+    clock = ManualClock(T0)
+    feed = ReplayFeed(data, clock, speed=600.0)   # 60 s of feed time = 0.1 s of wall time
+    started = time.perf_counter()
+    closes = [batch[0].close_time async for batch in feed]
+    elapsed = time.perf_counter() - started
+    assert 0.39 <= elapsed < 2.0    # 4 paced minutes; the week-long gap is jumped
+    assert closes[-1] == clock.now() == T0 + timedelta(minutes=10_002)
+    assert feed.total == 5
+
+
+# --- feed monitor -------------------------------------------------------------------------
+def test_stale_after_thirty_seconds_past_the_expected_close_then_resumed() -> None:
+    monitor = FeedMonitor()
+    first, second = candles("BTCUSDT", 1, 2)
+    monitor.on_candle("BTCUSDT", first, first.close_time)
+    due = second.close_time
+    assert monitor.check(due + timedelta(seconds=30)) == []
+    stale = monitor.check(due + timedelta(seconds=31))
+    assert [(i.kind, i.symbol, i.first) for i in stale] == [(FeedIssueKind.STALE, "BTCUSDT", True)]
+    assert monitor.is_stale("BTCUSDT")
+    again = monitor.check(due + timedelta(seconds=45))
+    assert [(i.kind, i.first) for i in again] == [(FeedIssueKind.STALE, False)]
+    monitor.on_candle("BTCUSDT", second, due + timedelta(seconds=50))
+    assert [i.kind for i in monitor.check(due + timedelta(seconds=50))] == [FeedIssueKind.RESUMED]
+    assert not monitor.is_stale("BTCUSDT") and monitor.check(due + timedelta(seconds=55)) == []
+
+
+def test_a_watched_symbol_without_any_candle_goes_stale() -> None:
+    monitor = FeedMonitor()
+    monitor.watch("ETHUSDT", T0, timedelta(minutes=1))
+    assert monitor.check(T0 + timedelta(seconds=90)) == []
+    assert [i.kind for i in monitor.check(T0 + timedelta(seconds=91))] == [FeedIssueKind.STALE]
+
+
+def test_gap_lists_the_missing_open_times_once() -> None:
+    monitor = FeedMonitor()
+    rows = candles("BTCUSDT", 1, 5)
+    monitor.on_candle("BTCUSDT", rows[0], rows[0].close_time)
+    monitor.on_candle("BTCUSDT", rows[3], rows[3].close_time)
+    issues = monitor.check(rows[3].close_time)
+    assert [(i.kind, i.missing) for i in issues] == [
+        (FeedIssueKind.GAP, [rows[1].open_time, rows[2].open_time])]
+    assert monitor.check(rows[3].close_time) == []
+
+
+def test_a_backfilled_candle_is_dropped_from_an_unreported_gap() -> None:
+    monitor = FeedMonitor()
+    rows = candles("BTCUSDT", 1, 4)
+    monitor.on_candle("BTCUSDT", rows[0], rows[0].close_time)
+    monitor.on_candle("BTCUSDT", rows[3], rows[3].close_time)
+    monitor.on_candle("BTCUSDT", rows[1], rows[3].close_time)
+    assert [i.missing for i in monitor.check(rows[3].close_time)] == [[rows[2].open_time]]
+    assert monitor.last_open("BTCUSDT") == rows[3].open_time
+
+
+def test_merge_backfill_inserts_missing_candles_in_order_without_duplicates() -> None:
+    rows = candles("BTCUSDT", 1, 5)
+    existing = [rows[0], rows[3], rows[4]]
+    replacement = Candle("BTCUSDT", rows[3].open_time, rows[3].interval, D(1), D(1), D(1), D(1))
+    still_open = Candle("BTCUSDT", rows[4].open_time + rows[4].interval, rows[4].interval,
+                        D(1), D(1), D(1), D(1), closed=False)
+    other_symbol = candles("ETHUSDT", 1, 3)[2]
+    merged = merge_backfill(existing, [rows[1], rows[2], replacement, still_open, other_symbol])
+    assert merged == rows
