@@ -227,7 +227,10 @@ class CommandHandlers:
         if prompt.state is PromptState.USED:
             await self._answer(query, "Already done.")
             return
-        if prompt.state is PromptState.EXPIRED or self.book.is_due(prompt, now):
+        if prompt.state is PromptState.EXPIRED:   # the expiry sweep already edited the message
+            await self._answer(query, prompt.expired_text)
+            return
+        if self.book.is_due(prompt, now):
             prompt.state = PromptState.EXPIRED
             await self._answer(query, prompt.expired_text)
             await self._edit(context.bot, prompt, prompt.expired_text)

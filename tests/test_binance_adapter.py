@@ -25,7 +25,7 @@ from trader.clock import ManualClock
 from trader.domain import Candle, OrderRequest, OrderRole, OrderStatus, OrderType, Side
 from trader.exchange.base import ExchangeError
 from trader.exchange.binance import BinanceExchange, SetupRefused
-from trader.exchange.binance_codec import order_from_algo
+from trader.exchange.binance_codec import order_from_algo, update_from_order_event
 from trader.exchange.ratelimit import RateLimiter, RateLimits
 
 
@@ -96,10 +96,11 @@ async def test_take_profit_with_a_quantity_is_reduce_only_on_the_algo_api(fake, 
     assert order.type is OrderType.TAKE_PROFIT_MARKET and order.reduce_only
 
 
-async def test_flatten_is_a_reduce_only_market_order_that_closes_the_position(fake, exchange):
+@pytest.mark.parametrize("role", [OrderRole.FLATTEN, OrderRole.PARTIAL_TP])
+async def test_flatten_and_partial_take_profit_are_reduce_only_market_orders(fake, exchange,
+                                                                              role):
     await exchange.place(market(Side.BUY, "0.01"))
-    order = await exchange.place(market(Side.SELL, "0.01", OrderRole.FLATTEN,
-                                        reduce_only=True))
+    order = await exchange.place(market(Side.SELL, "0.01", role, reduce_only=True))
 
     params = sent(fake, "POST /fapi/v1/order")
     assert params["reduceOnly"] == "true" and params["newClientOrderId"] == order.client_id
@@ -351,3 +352,14 @@ def test_fake_runs_as_a_script_with_prices_from_the_command_line():
 
     main(["--port", "0", "--price", "BTCUSDT=42000.5"], serve=check)
     assert seen["price"] == Decimal("42000.5") and seen["port"] > 0
+
+
+def test_a_liquidation_fill_on_the_stream_is_decoded_not_dropped():
+    event = {"e": "ORDER_TRADE_UPDATE", "E": 1700000000000, "T": 1700000000000, "o": {
+        "s": SYMBOL, "c": "autoclose-1700000000000", "S": "SELL", "o": "MARKET", "q": "0.01",
+        "p": "0", "ap": "45000", "sp": "0", "x": "CALCULATED", "X": "FILLED", "i": 9,
+        "l": "0.01", "z": "0.01", "L": "45000", "n": "0.2", "T": 1700000000000, "t": 77,
+        "m": False, "R": True, "ot": "MARKET", "cp": False, "rp": "-50"}}
+    update = update_from_order_event(event)
+    assert update is not None and update.order.status is OrderStatus.FILLED
+    assert update.fill is not None and update.fill.realized_pnl == Decimal("-50")

@@ -92,6 +92,19 @@ async def test_fills_and_a_triggered_stop_arrive_as_order_and_account_updates(fa
     assert positions[0].leverage == 5 and positions[0].entry_price > 0
 
 
+async def test_a_stop_cancelled_by_hand_in_the_app_arrives_as_a_cancelled_update(fake,
+                                                                                 exchange):
+    stop_id = client_id(OrderRole.STOP_LOSS)
+    await exchange.place(market(Side.BUY, "0.01"))
+    await exchange.place(stop_loss(Side.SELL, "49000"))
+    await fake.cancel_order_by_hand(SYMBOL, stop_id)
+
+    events = await collect(exchange, lambda evs: any(
+        u.order.status is OrderStatus.CANCELED for u in updates_of(evs, stop_id)))
+    assert updates_of(events, stop_id)[-1].order.exchange_id.startswith("algo:")
+    assert await exchange.open_orders(SYMBOL) == []
+
+
 async def test_wait_for_event_wakes_on_an_event_and_times_out_without_one(exchange):
     assert await exchange.wait_for_event(0.05) is False
     await exchange.place(market(Side.BUY, "0.01"))

@@ -20,7 +20,7 @@ from trader.clock import Clock, ManualClock, SystemClock
 from trader.config import Settings
 from trader.domain import Candle
 from trader.engine import Engine
-from trader.exchange.base import Exchange
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
 HEARTBEAT_SECONDS = 60.0
@@ -79,8 +79,8 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
     await sink.start()
     heartbeat = asyncio.create_task(_heartbeat(settings, engine, stop))
     try:
-        from trader.reconcile import boot
-        await boot(engine)
+        if not await _boot_until_done(engine, stop):
+            return 0
         engine.alerter.publish(Alert(AlertName.STARTUP, f"tradebot started: {settings.mode}, "
                                      f"symbols {', '.join(engine.symbols)}, "
                                      f"feed {'replay' if replaying else settings.effective_feed}"),
@@ -92,6 +92,26 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
     finally:
         await _shut_down(engine, sink, heartbeat, close)
     return 0
+
+
+async def _boot_until_done(engine: Engine, stop: asyncio.Event) -> bool:
+    """Boot reconciliation must succeed before any trading: retry while the exchange is down."""
+    from trader.reconcile import boot
+    delay = 2.0
+    while not stop.is_set():
+        try:
+            await boot(engine)
+            return True
+        except (ExchangeError, UnknownOutcome, aiohttp.ClientError, TimeoutError) as exc:
+            logger.error("boot reconciliation failed, retrying in {}s error={}", delay, exc)
+            engine.alerter.publish(Alert(AlertName.ERROR, f"start-up reconciliation failed: {exc}; "
+                                         "retrying (no trading until it succeeds)",
+                                         dedup_key="boot-failed"), engine.clock.now())
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                delay = min(delay * 2, 60.0)
+    return False
 
 
 def _make_sink(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]

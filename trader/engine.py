@@ -146,6 +146,13 @@ class Engine:
                 await self.tick_symbol(symbol)
             except (ExchangeError, UnknownOutcome) as exc:
                 self._tick_error(symbol, exc)
+            except Exception as exc:  # noqa: BLE001 - the top of the tick: alert, keep protecting
+                logger.exception("unexpected error in tick symbol={}", symbol)
+                self._tick_error(symbol, exc)
+                self.alerter.publish(Alert(AlertName.ERROR, f"{symbol}: unexpected error "
+                                           f"{type(exc).__name__}: {exc}", symbol,
+                                           dedup_key=f"error:{symbol}:{type(exc).__name__}"),
+                                     self.clock.now())
         self._expire_guards()
         if self.executor.save_failures.pending_alert:
             self._report_save_failures()
@@ -228,14 +235,22 @@ class Engine:
         orders = await read(self.exchange.open_orders, symbol)
         mark = exchange_position.mark_price
         if not mark:
-            book = await read(self.exchange.book_ticker, symbol)
-            mark = book.mid
+            mark = await self._book_mid(symbol)
         snap = Snapshot(symbol, self.clock.now(), exchange_position, orders, mark)
         self.snapshots[symbol] = snap
         self.guard_state, events = guards.record_api_result(self.guard_state, True, snap.at,
                                                             self.guard_config)
         self._publish_guard_events(events)
         return snap
+
+    async def _book_mid(self, symbol: str) -> Decimal:
+        try:
+            return (await self.executor.read(self.exchange.book_ticker, symbol)).mid
+        except ExchangeError as exc:
+            if exc.code != -2010:   # the paper exchange before its first candle
+                raise
+            logger.info("no market price yet symbol={}", symbol)
+            return Decimal(0)
 
     async def finalize_if_terminal(self, position: Position, snap: Snapshot) -> bool:
         """Terminal detection first: a position gone on the exchange is finalized, nothing else."""
@@ -297,7 +312,7 @@ class Engine:
             self.counters.set(event.symbol or "*", "circuit_breaker_active",
                               int(event.kind == "tripped"))
 
-    def _tick_error(self, symbol: str, exc: Exception) -> None:
+    def _tick_error(self, symbol: str, exc: BaseException) -> None:
         self.last_error = f"{symbol}: {exc}"
         logger.error("tick failed symbol={} error={}", symbol, exc)
         self.guard_state, events = guards.record_api_result(self.guard_state, False,

@@ -44,7 +44,13 @@ from trader.domain import (
     to_ms,
 )
 from trader.exchange import binance_codec as codec
-from trader.exchange.base import AccountUpdate, ExchangeError, ExchangeEvent, UnknownOutcome
+from trader.exchange.base import (
+    AccountUpdate,
+    ExchangeError,
+    ExchangeEvent,
+    OrderUpdate,
+    UnknownOutcome,
+)
 from trader.exchange.binance_streams import BinanceStreams, StreamOptions
 from trader.exchange.ratelimit import RateLimiter, RateLimits
 from trader.logs import register_secret
@@ -380,10 +386,14 @@ class BinanceExchange:
 
     # --- push side (binance_streams.py) -----------------------------------------------------
     def drain_events(self) -> list[ExchangeEvent]:
-        return [self._with_leverage(event) for event in self.streams.events.drain()]
+        return [self._complete(event) for event in self.streams.events.drain()]
 
-    def _with_leverage(self, event: ExchangeEvent) -> ExchangeEvent:
-        """ACCOUNT_UPDATE carries no leverage: fill in the one set at start."""
+    def _complete(self, event: ExchangeEvent) -> ExchangeEvent:
+        """Learn order ids for fills(); give ACCOUNT_UPDATE positions the leverage we set."""
+        if isinstance(event, OrderUpdate):
+            if not event.order.exchange_id.startswith(codec.ALGO_ID_PREFIX):
+                self._client_ids[event.order.exchange_id] = event.order.client_id
+            return event
         if not isinstance(event, AccountUpdate):
             return event
         positions = [replace(p, leverage=self._leverage.get(p.symbol, p.leverage))

@@ -17,6 +17,9 @@ Algo (conditional) order statuses map onto `OrderStatus` like this:
     CANCELED     -> CANCELED
     EXPIRED      -> EXPIRED    cancelled by the system (e.g. position closed)
     REJECTED     -> REJECTED   e.g. margin check failed at trigger time
+
+A closePosition algo order reports quantity 0 (it closes whatever is open at trigger
+time). An algo order's `exchange_id` is "algo:<algoId>"; a plain order's is its orderId.
 """
 
 from datetime import datetime, timedelta
@@ -54,8 +57,11 @@ ALGO_STATUS = {
 LIVE_ALGO_STATUSES = ("NEW", "TRIGGERING", "TRIGGERED")
 BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
 PLAIN_STATUS = {status.value: status for status in OrderStatus} | {
-    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,   # expired by self-trade prevention
+    "NEW_INSURANCE": OrderStatus.NEW,          # liquidation order with the insurance fund
+    "NEW_ADL": OrderStatus.NEW,                # counterparty liquidation (auto-deleverage)
 }
+FILL_EXECUTIONS = ("TRADE", "CALCULATED")      # CALCULATED: a liquidation fill
 ALGO_ID_PREFIX = "algo:"
 
 _INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -354,7 +360,7 @@ def update_from_order_event(event: Json) -> OrderUpdate | None:
         close_position=flag(o.get("cp")), exchange_id=str(o.get("i", "")), updated_at=moment,
     )
     fill = None
-    if o.get("x") == "TRADE" and dec(o.get("l")) > 0:
+    if o.get("x") in FILL_EXECUTIONS and dec(o.get("l")) > 0:
         fill = Fill(trade_id=str(o.get("t", "")), symbol=o["s"], client_id=o["c"],
                     side=order.side, quantity=dec(o["l"]), price=dec(o.get("L")),
                     fee=dec(o.get("n")), realized_pnl=dec(o.get("rp")),
