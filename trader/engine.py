@@ -70,6 +70,8 @@ class Engine:
         self.command_results: dict[str, CommandResult] = {}
         self.ticks = 0
         self.wakeup = asyncio.Event()
+        self.booted = False
+        self.known_orders: set[str] = set()
         self.last_equity_at: datetime | None = None
 
     # --- state kept across restarts ---------------------------------------------------
@@ -154,6 +156,10 @@ class Engine:
                                            dedup_key=f"error:{symbol}:{type(exc).__name__}"),
                                      self.clock.now())
         self._expire_guards()
+        if self.executor.save_failures.in_a_row:
+            # While the database is failing, try one small write per tick to see it recover.
+            self.persist(lambda: self.store.put("last_tick", self.clock.now(), self.clock.now()),
+                         "tick marker")
         if self.executor.save_failures.pending_alert:
             self._report_save_failures()
 
@@ -238,6 +244,7 @@ class Engine:
             mark = await self._book_mid(symbol)
         snap = Snapshot(symbol, self.clock.now(), exchange_position, orders, mark)
         self.snapshots[symbol] = snap
+        self._check_second_instance(snap)
         self.guard_state, events = guards.record_api_result(self.guard_state, True, snap.at,
                                                             self.guard_config)
         self._publish_guard_events(events)
@@ -251,6 +258,25 @@ class Engine:
                 raise
             logger.info("no market price yet symbol={}", symbol)
             return Decimal(0)
+
+    def _check_second_instance(self, snap: Snapshot) -> None:
+        """An order with our prefix that this process neither placed nor found at boot means
+        another instance trades the account (overlapping deploy): stop instead of fighting."""
+        if not self.booted:
+            self.known_orders.update(o.client_id for o in self.our_orders(snap))
+            return
+        strangers = [o.client_id for o in self.our_orders(snap)
+                     if o.client_id not in self.known_orders
+                     and o.client_id not in self.executor.placed]
+        if not strangers or self.guard_state.asleep:
+            return
+        logger.critical("second instance suspected symbol={} orders={}", snap.symbol, strangers)
+        self.save_guards(guards.sleep(self.guard_state))
+        self.alerter.publish(Alert(
+            AlertName.SECOND_INSTANCE, f"{snap.symbol}: orders {', '.join(strangers)} carry this "
+            "agent's prefix but were not placed by this process: another instance is trading "
+            "this account. Trading stopped (asleep, protection only); stop the other instance, "
+            "then /wake.", snap.symbol), self.clock.now())
 
     async def finalize_if_terminal(self, position: Position, snap: Snapshot) -> bool:
         """Terminal detection first: a position gone on the exchange is finalized, nothing else."""
@@ -270,6 +296,7 @@ class Engine:
         if changed is not None:
             logger.warning("position size changed on the exchange symbol={} was={} now={}",
                            position.symbol, position.quantity, changed.quantity)
+            self.save_position(changed)
             position = changed
         result = await self.sentinel.protect(position, snap)
         if result.position != position:

@@ -57,9 +57,11 @@ class SaveFailures:
         self.pending_alert = False
 
     def failed(self, exc: SaveStateFailure) -> None:
+        """Count a failure; alert on the first, on the third (suggest /shutdown), then every 10th."""
         self.in_a_row += 1
         self.last = exc
-        self.pending_alert = True
+        if self.in_a_row in (1, 3) or self.in_a_row % 10 == 0:
+            self.pending_alert = True
 
     def succeeded(self) -> bool:
         """True when this success ends a failure streak (recovery to report)."""
@@ -89,6 +91,7 @@ class Executor:
         self.throttled_until: dict[str, datetime] = {}
         self.circuit_until: datetime | None = None
         self.sent_count = 0
+        self.placed: set[str] = set()   # client ids this process sent (second-instance guard)
 
     # --- journal ------------------------------------------------------------------
     def _journal(self, intent: Intent, *, required: bool) -> bool:
@@ -139,6 +142,7 @@ class Executor:
         while True:
             try:
                 self.sent_count += 1
+                self.placed.add(request.client_id)
                 return await self.exchange.place(request)
             except ExchangeError as error:
                 verdict = classify(error, intent.role)

@@ -216,6 +216,9 @@ def expire(state: GuardState, now: datetime) -> Outcome:
                                  "emergency cooldown ended; entries allowed again"))
     for event in events:
         logger.info("guard cleared name={} symbol={}", event.name, event.symbol or "-")
+    if (not events and len(changes["breakers"]) == len(state.breakers)
+            and len(changes["cooldowns"]) == len(state.cooldowns)):
+        return state, []   # nothing ended (most ticks): no new state to build and compare
     return replace(state, **changes), events
 
 

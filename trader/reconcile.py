@@ -40,7 +40,9 @@ ADOPT_TP_PCT = Decimal("0.015")
 async def boot(engine: "Engine") -> list[str]:
     """Rebuild the view from the exchange and the database; protect before trading."""
     engine.load_state()
+    engine.booted = False
     lines = await reconcile_now(engine)
+    engine.booted = True
     for symbol in engine.symbols:
         if symbol in engine.positions:
             await engine.protect_only(symbol)

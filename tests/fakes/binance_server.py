@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,6 +31,7 @@ from loguru import logger
 
 from tests.fakes import binance_control
 from tests.fakes.binance_endpoints import BinanceEndpoints
+from tests.fakes.binance_faults import Fault, FaultBook, Usage, error_response
 from tests.fakes.binance_hub import StreamHub
 from tests.fakes.binance_wire import kline_event
 from trader.domain import Candle, Side, to_ms
@@ -53,44 +54,6 @@ class LoggedRequest:
     params: dict[str, str]
 
 
-@dataclass(slots=True)
-class Fault:
-    method: str | None
-    path: str
-    times: int
-    code: int | None = None
-    http_status: int | None = None
-    msg: str | None = None
-    retry_after: float | None = None
-    delay: float | None = None
-    drop_connection: bool = False
-    execute: bool = False
-
-
-@dataclass(slots=True)
-class Usage:
-    """Binance's usage windows: weight per minute, orders per 10 s and per minute."""
-    weight_per_minute: int = 2400
-    orders_per_minute: int = 1200
-    orders_per_10s: int = 300
-    counts: dict[tuple[str, int], int] = field(default_factory=dict)
-
-    def add(self, kind: str, seconds: int, amount: int, now_ms: int) -> int:
-        name, window = f"{kind}{seconds}", now_ms // (seconds * 1000)
-        for old in [k for k in self.counts if k[0] == name and k[1] < window]:
-            del self.counts[old]
-        self.counts[(name, window)] = self.counts.get((name, window), 0) + amount
-        return self.counts[(name, window)]
-
-    def rate_limits(self) -> list[Json]:
-        return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                 "limit": self.weight_per_minute},
-                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1,
-                 "limit": self.orders_per_minute},
-                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
-                 "limit": self.orders_per_10s}]
-
-
 class FakeBinance:
     """See the module docstring. Control methods are async: they push stream events."""
 
@@ -109,7 +72,7 @@ class FakeBinance:
         self.usage = Usage()
         self.endpoints.rate_limits = self.usage.rate_limits()
         self.request_log: list[LoggedRequest] = []
-        self.faults: list[Fault] = []
+        self.fault_book = FaultBook()
         self._routes = self._route_table()
         self._runner: web.AppRunner | None = None
 
@@ -194,14 +157,14 @@ class FakeBinance:
                                                if k != "signature"}))
         route = self._routes.get((request.method, request.path))
         if route is None:
-            return _error(ExchangeError(-1, f"Path {request.path} not found", 404))
+            return error_response(ExchangeError(-1, f"Path {request.path} not found", 404))
         security, weight, handler = route
         try:
             self._authenticate(request, security, body)
             headers = self._count_usage(request.path, request.method, weight)
         except ExchangeError as exc:
-            return _error(exc)
-        fault = self._take_fault(request.method, request.path)
+            return error_response(exc)
+        fault = self.fault_book.take(request.method, request.path)
         if fault is not None:
             return await self._apply_fault(request, fault, handler, params, headers)
         return await self._respond(handler, params, headers)
@@ -212,10 +175,10 @@ class FakeBinance:
             result = handler(params)
         except ExchangeError as exc:
             await self._flush_stream_events()
-            return _error(exc, headers)
+            return error_response(exc, headers)
         except (ValueError, KeyError) as exc:
             logger.info("fake binance: bad parameter params={} error={!r}", params, exc)
-            return _error(ExchangeError(-1100, f"Illegal characters found in a parameter: "
+            return error_response(ExchangeError(-1100, f"Illegal characters found in a parameter: "
                                                f"{exc}"), headers)
         await self._flush_stream_events()
         return web.json_response(result, headers=headers)
@@ -279,23 +242,16 @@ class FakeBinance:
         """Make the next `times` requests to an endpoint ("POST /fapi/v1/order" or just
         the path) fail. `execute` (default: only for delays and drops) processes the
         request before failing, so the order exists although the client saw an error."""
-        method, _, path = path_or_endpoint.rpartition(" ")
-        if code is not None and http_status is None:
-            http_status = 429 if code == -1003 else 400
-        if execute is None:
-            execute = (delay is not None or drop_connection) and http_status is None
-        self.faults.append(Fault(method or None, path, times, code, http_status, msg,
-                                 retry_after, delay, drop_connection, execute))
+        self.fault_book.inject(path_or_endpoint, code, http_status, times=times,
+                               retry_after=retry_after, delay=delay,
+                               drop_connection=drop_connection, msg=msg, execute=execute)
 
     def clear_faults(self) -> None:
-        self.faults.clear()
+        self.fault_book.faults.clear()
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.path == path and fault.method in (None, method) and fault.times > 0:
-                fault.times -= 1
-                return fault
-        return None
+    @property
+    def faults(self) -> list[Fault]:
+        return self.fault_book.faults
 
     async def _apply_fault(self, request: web.Request, fault: Fault, handler: Handler,
                            params: dict[str, str], headers: dict[str, str]) -> web.StreamResponse:
@@ -309,11 +265,7 @@ class FakeBinance:
                 request.transport.close()
             raise asyncio.CancelledError
         if fault.http_status is not None:
-            code = fault.code if fault.code is not None else (
-                -1000 if fault.http_status >= 500 else -1)
-            message = fault.msg or _default_message(fault.http_status, code)
-            error = ExchangeError(code, message, fault.http_status, fault.retry_after)
-            return _error(error, headers)
+            return error_response(self.fault_book.error(fault), headers)
         return response or await self._respond(handler, params, headers)
 
     # --- websockets ---------------------------------------------------------------------
@@ -391,26 +343,6 @@ class FakeBinance:
 
 def _parse_form(text: str) -> list[tuple[str, str]]:
     return parse_qsl(text, keep_blank_values=True)
-
-
-def _default_message(status: int, code: int) -> str:
-    if status >= 500:
-        return "Unknown error, please check your request or try again later."
-    if status == 418:
-        return "Way too many requests; IP banned."
-    if status == 429:
-        return ("Too many requests; current limit of IP(127.0.0.1) request weight per 1 "
-                "MINUTE is 2400. Please use WebSocket Streams for live updates to avoid "
-                "polling the API.")
-    return f"Injected error {code}."
-
-
-def _error(error: ExchangeError, headers: dict[str, str] | None = None) -> web.Response:
-    extra = dict(headers or {})
-    if error.retry_after is not None:
-        extra["Retry-After"] = str(int(error.retry_after))
-    return web.json_response({"code": error.code, "msg": error.message},
-                             status=error.http_status, headers=extra)
 
 
 async def _serve_forever(fake: FakeBinance) -> None:

@@ -27,6 +27,7 @@ from aiohttp import web
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+DOWN_MODES = ("502", "drop", "hang")
 DEFAULT_TOKEN = "123456789:TEST-token-for-the-fake-server"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code",
@@ -38,10 +39,19 @@ _ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 class ApiError(Exception):
     """A Bot API error answer: {"ok": false, "error_code": code, "description": ...}."""
 
-    def __init__(self, code: int, description: str) -> None:
+    def __init__(self, code: int, description: str,
+                 parameters: dict[str, Any] | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
+        self.parameters = parameters
+
+    def body(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"ok": False, "error_code": self.code,
+                                  "description": self.description}
+        if self.parameters:
+            answer["parameters"] = self.parameters
+        return answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +144,8 @@ class FakeTelegram:
         self.commands: list[dict[str, str]] = []
         self.down = False
         self.down_mode = "502"
+        self._flood: list[int] = []     # retry_after seconds for the next sendMessage calls
+        self._refused_chats: dict[int, ApiError] = {}
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
         self._next_message_id = 1
@@ -160,7 +172,8 @@ class FakeTelegram:
         return self
 
     async def stop(self) -> None:
-        self._notify()   # release long polls so the server closes at once
+        self.down = False
+        self._notify()   # release long polls and hung requests so the server closes at once
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -210,10 +223,24 @@ class FakeTelegram:
         return query_id
 
     def set_down(self, down: bool, mode: str = "502") -> None:
-        """Simulate Telegram unreachable: "502" answers Bad Gateway, "drop" closes the socket."""
-        if mode not in ("502", "drop"):
-            raise ValueError(f"mode must be '502' or 'drop', not {mode!r}")
+        """Simulate Telegram unreachable: "502" answers Bad Gateway, "drop" closes the socket,
+        "hang" holds every request unanswered until Telegram is back (then answers 502)."""
+        if mode not in DOWN_MODES:
+            raise ValueError(f"mode must be one of {DOWN_MODES}, not {mode!r}")
         self.down, self.down_mode = down, mode
+        self._notify()
+
+    def flood(self, retry_after: int, times: int = 1) -> None:
+        """The next `times` sendMessage calls answer 429 Too Many Requests (flood control)."""
+        self._flood.extend([retry_after] * times)
+
+    def block(self, chat_id: int) -> None:
+        """The user blocked the bot: sending there answers 403 Forbidden."""
+        self._refused_chats[chat_id] = ApiError(403, "Forbidden: bot was blocked by the user")
+
+    def forget_chat(self, chat_id: int) -> None:
+        """The chat does not exist (any more): sending there answers 400 chat not found."""
+        self._refused_chats[chat_id] = ApiError(400, "Bad Request: chat not found")
 
     def message(self, chat_id: int, message_id: int) -> dict[str, Any]:
         """The message as it is now (after edits)."""
@@ -247,6 +274,8 @@ class FakeTelegram:
             if self.down_mode == "drop" and request.transport is not None:
                 request.transport.abort()
                 return web.Response(status=502)
+            while self.down and self.down_mode == "hang":
+                await self._changed.wait()
             return web.json_response({"ok": False, "error_code": 502,
                                       "description": "Bad Gateway"}, status=502)
         if request.match_info["token"] != self.token:
@@ -260,8 +289,7 @@ class FakeTelegram:
         try:
             result = await handler(params)
         except ApiError as error:
-            return web.json_response({"ok": False, "error_code": error.code,
-                                      "description": error.description}, status=error.code)
+            return web.json_response(error.body(), status=error.code)
         return web.json_response({"ok": True, "result": result})
 
     def _methods(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
@@ -304,7 +332,12 @@ class FakeTelegram:
         return self._updates[:limit]
 
     async def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self._flood:
+            raise ApiError(429, f"Too Many Requests: retry after {self._flood[0]}",
+                           {"retry_after": self._flood.pop(0)})
         chat_id = int(params["chat_id"])
+        if chat_id in self._refused_chats:
+            raise self._refused_chats[chat_id]
         text = str(params.get("text", ""))
         plain = self._checked_text(text, params.get("parse_mode"), MAX_TEXT, "message is too long")
         if not plain.strip():

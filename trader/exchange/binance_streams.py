@@ -393,6 +393,9 @@ class BinanceStreams:
         return self.klines is not None and self.klines.live
 
     def start(self, symbols: list[str], interval: str) -> None:
+        if self._session is not None:
+            logger.info("streams already running; start() again is a no-op")
+            return
         options = self._options
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=options.connect_timeout, connect=options.connect_timeout))

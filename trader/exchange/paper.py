@@ -1,10 +1,16 @@
 """The in-process paper exchange: the `Exchange` protocol on top of the matching simulator.
 
 Its whole state (balance, positions, orders, fills) is saved in the database's key-value
-state under "paper:sim" after every mutating call, and on candles every `persist_every`
-candles (0: never on candles, for backtests whose database is thrown away; the default 1
-keeps a live paper session exact across restarts). A new `PaperExchange` on the same
-database continues where the last one stopped.
+state after every mutating call, and on candles every `persist_every` candles (0: never on
+candles; the default 1 keeps a live paper session exact across restarts). `save_state=False`
+never saves it (a backtest whose database is thrown away: the engine's own intents,
+orders, fills and positions are still recorded). A new `PaperExchange` on the same database
+continues where the last one stopped.
+
+Layout: "paper:sim" holds the account (balances, positions, prices, live orders); the
+history of terminal orders and fills is journaled in chunks under "paper:sim:orders:<n>"
+and "paper:sim:fills:<n>", so a save writes what changed, not the ~0.5 MB history kept.
+A "paper:sim" written whole by an older version is read as before and journaled anew.
 
     paper = PaperExchange(store, clock, SimConfig(balance=Decimal("10000")))
     await paper.start(["BTCUSDT"], leverage=5)
@@ -34,8 +40,11 @@ from trader.domain import (
 )
 from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
 from trader.exchange.sim import SimConfig, SimEvent, Simulator
+from trader.exchange.sim_state import SimHistory, account_json
 
 STATE_KEY = "paper:sim"
+ORDERS_PREFIX = "paper:sim:orders:"
+FILLS_PREFIX = "paper:sim:fills:"
 MAX_EVENTS = 10_000
 MAX_CANDLES_KEPT = 1500
 UNKNOWN_ORDER = -2011
@@ -50,13 +59,16 @@ class PaperExchange:
                  rules: dict[str, SymbolRules] | None = None, latency: bool = False,
                  persist_every: int = 1,
                  funding_schedules: dict[str, list[tuple[datetime, Decimal]]] | None = None,
-                 ) -> None:
+                 save_state: bool = True) -> None:
         self.store = store
         self.clock = clock
         self.config = config
         self.latency_enabled = latency
         self.persist_every = persist_every
+        self.save_state = save_state
+        self.history = SimHistory(config.max_terminal_orders_kept, config.max_fills_kept)
         self.sim = self._restore(rules)
+        self.sim.history = self.history
         for symbol, schedule in (funding_schedules or {}).items():
             self.sim.set_funding_schedule(symbol, schedule)   # e.g. replay.load_bundled_funding()
         self._events: deque[ExchangeEvent] = deque(maxlen=MAX_EVENTS)
@@ -68,7 +80,15 @@ class PaperExchange:
         state = self.store.get(STATE_KEY)
         if state is None:
             return Simulator(self.config, rules)
-        sim = Simulator.from_state(state, self.config, rules)
+        if "terminal" in state["orders"]:   # saved whole, before the history was journaled
+            sim = Simulator.from_state(state, self.config, rules)
+            self.history.seed(sim)
+        else:
+            for number, raws in self._saved_chunks(ORDERS_PREFIX):
+                self.history.load_orders(number, raws)
+            for number, raws in self._saved_chunks(FILLS_PREFIX):
+                self.history.load_fills(number, raws)
+            sim = Simulator.from_state(self.history.full_state(state), self.config, rules)
         balance = sim.balance()
         logger.info("paper session restored wallet={} positions={} open_orders={}",
                     balance.wallet, len(sim.positions()), len(sim.open_orders()))
@@ -96,7 +116,7 @@ class PaperExchange:
         kept.append(candle)
         self._publish(events)
         self._candles_since_persist += 1
-        if self.persist_every > 0 and self._candles_since_persist >= self.persist_every:
+        if 0 < self.persist_every <= self._candles_since_persist:
             self._save()
         return events
 
@@ -202,8 +222,24 @@ class PaperExchange:
 
     def _save(self) -> None:
         """Save the simulator's state; raises SaveStateFailure."""
-        self.store.put(STATE_KEY, self.sim.to_state(), self.clock.now())
         self._candles_since_persist = 0
+        if not self.save_state:
+            return
+        now = self.clock.now()
+        changes = [(prefix, log, *log.pending()) for prefix, log in
+                   ((ORDERS_PREFIX, self.history.orders), (FILLS_PREFIX, self.history.fills))]
+        with self.store.transaction("paper state"):
+            self.store.put_json(STATE_KEY, account_json(self.sim), now)
+            for prefix, _, written, deleted in changes:
+                for number, text in written.items():
+                    self.store.put_json(f"{prefix}{number:08d}", text, now)
+                for number in deleted:
+                    self.store.delete(f"{prefix}{number:08d}")
+        for _, log, written, deleted in changes:
+            log.saved(written, deleted)
+
+    def _saved_chunks(self, prefix: str) -> list[tuple[int, list[dict]]]:  # type: ignore[type-arg]
+        return [(int(key[len(prefix):]), self.store.get(key)) for key in self.store.keys(prefix)]
 
     def _persist(self, action: str) -> None:
         """Save after a mutating call. The action already happened in the simulator, so a

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from loguru import logger
 
@@ -33,6 +34,15 @@ from trader.exchange.sim_path import taker_price, to_tick
 from trader.exchange.sim_rules import DEFAULT_RULES, maintenance_rate, rules_for, spread_for
 
 SimEvent = ExchangeEvent
+
+
+class HistoryListener(Protocol):
+    """Told of every order that reaches a terminal state and every fill, as they happen
+    (the paper exchange journals them so a save never rewrites the whole history)."""
+
+    def order_closed(self, order: Order) -> None: ...
+
+    def fill_kept(self, fill: Fill) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class SimulatorCore:
         self.fill_log: list[Fill] = []
         self.counters = {"order": 0, "trade": 0, "manual": 0, "autoclose": 0, "latency": 0}
         self._rng = random.Random(config.seed)
+        self.history: HistoryListener | None = None
 
     def rules_for(self, symbol: str) -> SymbolRules:
         return self._rules.get(symbol) or rules_for(symbol)
@@ -135,10 +146,14 @@ class SimulatorCore:
     def _finish(self, order: Order, status: OrderStatus, now: datetime) -> Order:
         final = replace(order, status=status, updated_at=now)
         self.orders.close(final)
+        if self.history is not None:
+            self.history.order_closed(final)
         return final
 
     def _keep_fill(self, fill: Fill) -> None:
         self.fill_log.append(fill)
+        if self.history is not None:
+            self.history.fill_kept(fill)
         overflow = len(self.fill_log) - self.config.max_fills_kept
         if overflow > 0:
             del self.fill_log[:overflow]

@@ -1,14 +1,20 @@
 """The simulator's full state as a JSON-safe dict (Decimals and times as text), and back.
 
 Used by the paper exchange to persist a session in the database's key-value state, so a
-restarted paper session continues with the same balance, positions and orders.
+restarted paper session continues with the same balance, positions and orders. The paper
+exchange saves after every order, so it splits the state: `account_json` (balances,
+positions, prices, live orders: small) is rewritten each time, while the history (up to
+1000 terminal orders and 1000 fills, ~0.5 MB of JSON) goes to append-only `HistoryLog`s
+saved in chunks, of which a save rewrites only the ones that changed.
 """
 
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from storage.codec import dump, load
+from storage.codec import dump, load, to_json
 from trader.domain import Fill, Order
 from trader.exchange.sim_ledger import SimPosition
 
@@ -16,9 +22,116 @@ if TYPE_CHECKING:
     from trader.exchange.sim import Simulator
 
 STATE_VERSION = 1
+HISTORY_CHUNK = 100   # records per saved chunk of a history log
 
 
 def dump_state(sim: "Simulator") -> dict[str, Any]:
+    return {**_account_state(sim),
+            "orders": {"live": [dump(o) for o in sim.orders.live.values()],
+                       "terminal": [dump(o) for o in sim.orders.terminal.values()]},
+            "fills": [dump(f) for f in sim.fill_log]}
+
+
+def account_json(sim: "Simulator") -> str:
+    """Everything but the history, as JSON: `dump_state` without terminal orders and fills."""
+    return json.dumps({**_account_state(sim),
+                       "orders": {"live": [dump(o) for o in sim.orders.live.values()]}})
+
+
+@dataclass
+class Chunk:
+    number: int
+    keys: list[str] = field(default_factory=list)    # which record each text is
+    texts: list[str] = field(default_factory=list)   # the records as JSON
+
+    def json(self) -> str:
+        return "[" + ", ".join(self.texts) + "]"
+
+
+class HistoryLog:
+    """An append-only log of records (an order's terminal state, a fill), in numbered chunks.
+
+    Replaying it oldest first through the simulator's bounded containers rebuilds what the
+    simulator keeps (`keep` distinct records, the latest version of each). The oldest chunk
+    is dropped once the newer ones hold `keep` distinct records: it can no longer matter.
+    """
+
+    def __init__(self, keep: int, chunk_size: int = HISTORY_CHUNK) -> None:
+        self.keep = keep
+        self.chunk_size = chunk_size
+        self.chunks: list[Chunk] = []
+        self.unsaved: set[int] = set()    # chunk numbers changed since the last save
+        self.dropped: set[int] = set()    # chunk numbers to delete at the next save
+
+    def append(self, key: str, text: str) -> None:
+        if not self.chunks or len(self.chunks[-1].texts) >= self.chunk_size:
+            self.chunks.append(Chunk(self.chunks[-1].number + 1 if self.chunks else 0))
+            self._prune()
+        chunk = self.chunks[-1]
+        chunk.keys.append(key)
+        chunk.texts.append(text)
+        self.unsaved.add(chunk.number)
+
+    def load(self, number: int, records: list[tuple[str, str]]) -> None:
+        """Put back a saved chunk (chunks in ascending number)."""
+        self.chunks.append(Chunk(number, [k for k, _ in records], [t for _, t in records]))
+
+    def records(self) -> list[str]:
+        return [text for chunk in self.chunks for text in chunk.texts]
+
+    def pending(self) -> tuple[dict[int, str], set[int]]:
+        """(chunk number -> JSON to write, chunk numbers to delete) since the last save."""
+        kept = {chunk.number: chunk for chunk in self.chunks}
+        return ({n: kept[n].json() for n in sorted(self.unsaved) if n in kept},
+                set(self.dropped))
+
+    def saved(self, written: dict[int, str], deleted: set[int]) -> None:
+        self.unsaved -= set(written)
+        self.dropped -= deleted
+
+    def _prune(self) -> None:
+        while len(self.chunks) > 1 and len({k for c in self.chunks[1:] for k in c.keys}) >= self.keep:
+            oldest = self.chunks.pop(0)
+            self.unsaved.discard(oldest.number)
+            self.dropped.add(oldest.number)
+
+
+class SimHistory:
+    """The simulator's history listener: journals terminal orders and fills as JSON."""
+
+    def __init__(self, max_orders: int, max_fills: int) -> None:
+        self.orders = HistoryLog(max_orders)
+        self.fills = HistoryLog(max_fills)
+
+    def order_closed(self, order: Order) -> None:
+        self.orders.append(f"{order.symbol}/{order.client_id}", to_json(order))
+
+    def fill_kept(self, fill: Fill) -> None:
+        self.fills.append(f"{fill.symbol}/{fill.trade_id}", to_json(fill))
+
+    def seed(self, sim: "Simulator") -> None:
+        """Journal what a simulator restored from a whole-state dump already holds."""
+        for order in sim.orders.terminal.values():
+            self.order_closed(order)
+        for fill in sim.fill_log:
+            self.fill_kept(fill)
+
+    def load_orders(self, number: int, raws: list[dict[str, Any]]) -> None:
+        self.orders.load(number, [(f"{r['symbol']}/{r['client_id']}", json.dumps(r))
+                                  for r in raws])
+
+    def load_fills(self, number: int, raws: list[dict[str, Any]]) -> None:
+        self.fills.load(number, [(f"{r['symbol']}/{r['trade_id']}", json.dumps(r)) for r in raws])
+
+    def full_state(self, account: dict[str, Any]) -> dict[str, Any]:
+        """`dump_state`'s dict from an `account_json` dict and the loaded logs."""
+        fills = [json.loads(text) for text in self.fills.records()]
+        return {**account, "orders": {"live": account["orders"]["live"],
+                                      "terminal": [json.loads(t) for t in self.orders.records()]},
+                "fills": fills[-self.fills.keep:] if self.fills.keep else []}
+
+
+def _account_state(sim: "Simulator") -> dict[str, Any]:
     ledger, funding = sim.ledger, sim.funding
     return {
         "version": STATE_VERSION,
@@ -37,9 +150,6 @@ def dump_state(sim: "Simulator") -> dict[str, Any]:
                           for s, schedule in funding.schedules.items()},
             "funded_until": {s: t.isoformat() for s, t in funding.funded_until.items()},
         },
-        "orders": {"live": [dump(o) for o in sim.orders.live.values()],
-                   "terminal": [dump(o) for o in sim.orders.terminal.values()]},
-        "fills": [dump(f) for f in sim.fill_log],
         "counters": dict(sim.counters),
     }
 
@@ -58,10 +168,12 @@ def load_state(sim: "Simulator", state: dict[str, Any]) -> None:
         for s, schedule in funding["schedules"].items()}
     sim.funding.funded_until = {s: datetime.fromisoformat(t)
                                 for s, t in funding["funded_until"].items()}
-    for raw in state["orders"]["live"]:
-        sim.orders.add(load(Order, raw))
+    # Terminal orders first: closing one drops a live order of the same client id, and a
+    # client id reused after its order ended is both a terminal and a live order.
     for raw in state["orders"]["terminal"]:
         sim.orders.close(load(Order, raw))
+    for raw in state["orders"]["live"]:
+        sim.orders.add(load(Order, raw))
     sim.fill_log = [load(Fill, raw) for raw in state["fills"]]
     sim.counters.update({k: int(v) for k, v in state["counters"].items()})
 

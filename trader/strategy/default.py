@@ -58,18 +58,22 @@ class DefaultStrategy:
             return None
         window = closed[-self.window:]
         last, before = window[-1], window[-2]
+        channel, channel_before = window[-self.channel - 1:-1], window[-self.channel - 2:-2]
+        breaks_up = (last.close > highest_high(channel)
+                     and before.close <= highest_high(channel_before))
+        breaks_down = (last.close < lowest_low(channel)
+                       and before.close >= lowest_low(channel_before))
+        if not (breaks_up or breaks_down):
+            return None   # most candles: no breakout, so the indicators are not needed
         average_range = atr(window, self.atr_period)
         closes = [candle.close for candle in window]
         fast, slow = ema(closes, self.ema_fast), ema(closes, self.ema_slow)
         if average_range is None or fast is None or slow is None or average_range <= 0:
             return None
-        channel, channel_before = window[-self.channel - 1:-1], window[-self.channel - 2:-2]
         body = last.close - last.open
-        if (last.close > highest_high(channel) and before.close <= highest_high(channel_before)
-                and fast > slow and body >= self.min_body_atr * average_range):
+        if breaks_up and fast > slow and body >= self.min_body_atr * average_range:
             return self._signal(Side.BUY, last, body, average_range)
-        if (last.close < lowest_low(channel) and before.close >= lowest_low(channel_before)
-                and fast < slow and -body >= self.min_body_atr * average_range):
+        if breaks_down and fast < slow and -body >= self.min_body_atr * average_range:
             return self._signal(Side.SELL, last, -body, average_range)
         return None
 

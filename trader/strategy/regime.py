@@ -21,7 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from trader.domain import Candle
-from trader.market.indicators import atr
+from trader.market.indicators import true_ranges, wilder_average
 
 ONE = Decimal(1)
 
@@ -87,8 +87,9 @@ def read_regime(closed: Sequence[Candle],
                 t: RegimeThresholds = DEFAULT_THRESHOLDS) -> RegimeReading | None:
     """Read the regime from closed candles; None until there are slow + 1 candles."""
     window = closed[-t.lookback:]
-    atr_fast = atr(window, t.fast)
-    atr_slow = atr(window, t.slow)
+    ranges = true_ranges(window)[1:]   # once for both periods (as atr() would compute them)
+    atr_fast = wilder_average(ranges, t.fast)
+    atr_slow = wilder_average(ranges, t.slow)
     if atr_fast is None or atr_slow is None or atr_slow <= 0 or window[-1].close <= 0:
         return None
     vr = atr_fast / atr_slow

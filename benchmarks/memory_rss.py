@@ -1,0 +1,156 @@
+"""Peak RSS of the agent replaying 5 symbols of 1m candles on the paper exchange.
+
+    python benchmarks/memory_rss.py                  # 24 h of market time per symbol, ~1 min
+    python benchmarks/memory_rss.py --hours 1        # just the hour (all of it is warm-up)
+
+Each figure is a separate process, so peaks do not mix:
+  5 symbols     the `tradebot run --replay` code path (trader.app.run_agent: boot, headless
+                alert sink, replay loop, shutdown) fed 5 generated CSVs. `tradebot run
+                --replay --data` takes a single CSV today, so this child process loads the five
+                files itself and hands them to run_agent in place of app.replay_candles (the
+                one-file loader); everything after the loading is the real command.
+  1 symbol      the real command line, `python -m trader run --replay --data <csv>`.
+  baseline      a Python process that imports the same modules and does nothing.
+Peak RSS is VmHWM from /proc/<pid>/status, sampled while the child runs, and the kernel's
+ru_maxrss when it exits (the larger is reported). The goal: < 150 MB with 5 symbols.
+"""
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from common import (
+    ROOT,
+    bench_symbols,
+    figure,
+    peak_rss_mb,
+    random_walk_candles,
+    scratch_dir,
+    write_candles_csv,
+)
+
+GOAL_MB = 150.0
+WARMUP_HOURS = 2.5   # the default strategy needs 120 closed candles before it trades
+BASELINE_IMPORTS = "import trader.app, trader.engine, trader.exchange.paper, bot.app, trader.reconcile"
+
+
+def generate(folder: Path, symbols: list[str], hours: float, seed: int) -> list[Path]:
+    count = int(hours * 60)
+    return [write_candles_csv(folder / f"{symbol}-1m.csv",
+                              random_walk_candles(symbol, count, seed=seed))
+            for symbol in symbols]
+
+
+def child_env(folder: Path, symbols: list[str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEGRAM_", "BINANCE_", "TRADEBOT_", "HEARTBEAT"))}
+    env.update({"TRADEBOT_DB": str(folder / "agent.db"), "TRADEBOT_EXCHANGE": "paper",
+                "TRADEBOT_SYMBOLS": ",".join(symbols), "LOG_LEVEL": "WARNING",
+                "PYTHONPATH": f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"})
+    return env
+
+
+def peak_of(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """Run a child to its end; (peak RSS MB, wall seconds, exit status)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    sampled = [0.0]
+    sampler = threading.Thread(target=_sample, args=(child, sampled), daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    errors = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    sampler.join()
+    if child.returncode != 0:
+        print(f"child failed ({child.returncode}): {' '.join(command)}\n{errors[-3000:]}")
+    peak = max(sampled[0], usage.ru_maxrss / 1024)   # ru_maxrss is in KB on Linux
+    return peak, time.perf_counter() - started, child.returncode
+
+
+def _sample(child: subprocess.Popen, sampled: list[float]) -> None:  # type: ignore[type-arg]
+    while child.returncode is None:
+        try:
+            sampled[0] = max(sampled[0], peak_rss_mb(child.pid))
+        except (FileNotFoundError, ProcessLookupError, RuntimeError):
+            return   # the child is gone (or a zombie without memory figures)
+        time.sleep(0.05)
+
+
+def trading_summary(db_path: Path) -> str:
+    """What the replayed agent did, read back from its database (proof it traded)."""
+    from storage import Store
+    store = Store.open(db_path)
+    try:
+        closed = len(store.closed_positions())
+        orders = store.db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+    finally:
+        store.close()
+    return f"{orders} orders recorded, {closed} positions closed"
+
+
+# --- the child: `tradebot run --replay` on several CSV files ---------------------------
+def run_child(files: list[Path], speed: float) -> int:
+    from trader import app
+    from trader.config import load_settings
+    from trader.logs import setup_logging
+    from trader.market.replay import load_candles
+
+    settings = load_settings()
+    setup_logging(json_lines=False, level=settings.log_level)
+    candles = {rows[0].symbol: rows for rows in (load_candles(path) for path in files)}
+    app.replay_candles = lambda _settings, _data: candles   # the one-file loader, widened
+    return asyncio.run(app.run_agent(settings, replay=True, speed=speed))
+
+
+def main(args: argparse.Namespace) -> None:
+    symbols = bench_symbols(5)
+    hours = args.hours + (0 if args.no_warmup else WARMUP_HOURS)
+    with scratch_dir("memory-rss-", args.dir) as folder:
+        files = generate(folder, symbols, hours, args.seed)
+        print(f"{len(symbols)} symbols x {int(hours * 60):,} 1m candles ({hours:g} h of market "
+              f"time: {args.hours:g} h of trading after {hours - args.hours:g} h of warm-up), "
+              f"replayed at speed {args.speed:g}")
+        python = sys.executable
+        baseline, _, _ = peak_of([python, "-c", BASELINE_IMPORTS], child_env(folder, symbols))
+        one_db = folder / "one"
+        one_db.mkdir()
+        one, one_wall, _ = peak_of([python, "-m", "trader", "run", "--replay", "--speed",
+                                    str(args.speed), "--data", str(files[0])],
+                                   child_env(one_db, symbols[:1]))
+        five, five_wall, _ = peak_of([python, str(Path(__file__).resolve()), "--child",
+                                      "--speed", str(args.speed), *map(str, files)],
+                                     child_env(folder, symbols))
+        print(f"5-symbol run: {trading_summary(folder / 'agent.db')}")
+    print(figure("baseline: python + the agent's imports", baseline, "MB"))
+    print(figure("1 symbol: tradebot run --replay (CLI)", one, "MB",
+                 baseline=f"+{one - baseline:.1f} MB over imports, {one_wall:.1f} s"))
+    print(figure("5 symbols: tradebot run --replay path", five, "MB", goal=f"< {GOAL_MB:g} MB",
+                 baseline=f"imports {baseline:.1f} MB, agent +{five - baseline:.1f} MB, "
+                          f"{five_wall:.1f} s"))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=24.0,
+                        help="hours of replayed trading after the warm-up (market time)")
+    parser.add_argument("--no-warmup", action="store_true", help="do not add the warm-up hours")
+    parser.add_argument("--speed", type=float, default=1e9,
+                        help="replay speed (feed seconds per wall second); default: flat out")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dir", default=None, help="where CSVs and databases go (default: $TMPDIR)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("files", nargs="*", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.child:
+        sys.exit(run_child(arguments.files, arguments.speed))
+    main(arguments)
