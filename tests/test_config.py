@@ -191,9 +191,6 @@ def test_bad_value_in_dotenv_file_names_the_variable(tmp_path: Path) -> None:
     assert [line.split(":")[0] for line in caught.value.problems] == ["TRADEBOT_INTERVAL"]
 
 
-@pytest.mark.xfail(strict=True, reason="populate_by_name=True makes pydantic-settings also read "
-                                       "bare field names (LEVERAGE, SYMBOLS, EXCHANGE, ...) "
-                                       "from the environment; see the foundation test report")
 def test_only_the_documented_variable_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEVERAGE", "50")
     monkeypatch.setenv("SYMBOLS", "DOGEUSDT")

@@ -46,7 +46,6 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        populate_by_name=True,
         case_sensitive=False,
         env_ignore_empty=True,
     )
@@ -214,9 +213,15 @@ def _problem_line(error: Any) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings; raise ConfigError with one line per bad variable."""
+    """Read the settings; raise ConfigError with one line per bad variable.
+
+    Overrides may use field names (`symbols=`) or env names (`TRADEBOT_SYMBOLS=`); only the
+    env names are read from the environment and `.env`.
+    """
+    by_env_name = {(env_name(k) if k in Settings.model_fields else k): v
+                   for k, v in overrides.items()}
     try:
-        return Settings(**overrides)
+        return Settings(**by_env_name)
     except ConfigError:
         raise
     except ValidationError as exc:

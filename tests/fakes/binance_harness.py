@@ -11,7 +11,7 @@ from loguru import logger
 
 from tests.fakes.binance_server import FakeBinance
 from trader.clock import Clock, SystemClock
-from trader.config import Settings
+from trader.config import Settings, load_settings
 from trader.domain import ClientId, OrderRequest, OrderRole, OrderType, Side
 from trader.exchange.binance import BinanceExchange
 
@@ -25,7 +25,7 @@ def settings_for(fake: FakeBinance, **overrides: Any) -> Settings:
         "binance_api_secret": fake.api_secret, "binance_futures_url": fake.url,
         "binance_futures_ws_url": fake.ws_url, "symbols": SYMBOL,
         "telegram_bot_token": None, **overrides}
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return load_settings(_env_file=None, **values)
 
 
 @asynccontextmanager

@@ -1,0 +1,149 @@
+"""The real engine driving the real python-binance client against the fake Binance server:
+boot reconciliation with an empty database, protection through the Algo Order API,
+re-attach of a hand-cancelled stop, finalize of a hand-closed position, error outcomes."""
+
+from decimal import Decimal
+
+import pytest
+
+from storage import Store
+from tests.fakes.binance_harness import settings_for
+from tests.fakes.binance_server import FakeBinance
+from trader.alerts import Alerter
+from trader.clock import SystemClock
+from trader.domain import CloseReason, OrderType, Side
+from trader.engine import Engine
+from trader.exchange.binance import BinanceExchange
+from trader.reconcile import boot
+
+SYMBOL = "BTCUSDT"
+PRICE = Decimal("50000")
+
+
+@pytest.fixture
+async def fake():
+    async with FakeBinance(prices={SYMBOL: PRICE}) as server:
+        yield server
+
+
+async def start_engine(fake: FakeBinance, tmp_path, **env) -> Engine:
+    values = {"db_path": tmp_path / "tradebot.db", "sentinel_debounce_seconds": 0,
+              "sentinel_debounce_cycles": 2, **env}
+    settings = settings_for(fake, **values)
+    exchange = BinanceExchange(settings, SystemClock(), streams=False)
+    await exchange.start([SYMBOL], settings.leverage)
+    store = Store.open(settings.db_path)
+    return Engine(settings, exchange, store, SystemClock(), Alerter(store))
+
+
+async def stop_engine(engine: Engine) -> None:
+    await engine.exchange.close()
+    engine.store.close()
+
+
+def algo_posts(fake: FakeBinance) -> list:
+    return fake.requests("POST /fapi/v1/algoOrder")
+
+
+async def test_boot_with_an_empty_database_adopts_and_protects_an_existing_position(fake, tmp_path):
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    engine = await start_engine(fake, tmp_path)
+    try:
+        lines = await boot(engine)
+        assert any("adopted" in line for line in lines)
+        position = engine.positions[SYMBOL]
+        assert position.side is Side.BUY and position.quantity == Decimal("0.100")
+        posts = algo_posts(fake)
+        assert {p.params["type"] for p in posts} == {"STOP_MARKET", "TAKE_PROFIT_MARKET"}
+        for post in posts:
+            assert post.params["clientAlgoId"].startswith(f"tb-{SYMBOL}-")
+            assert post.params["algoType"] == "CONDITIONAL"
+            assert post.params["reduceOnly"] == "true" and post.params["side"] == "SELL"
+        # conditional orders never go to the plain order endpoint (it answers -4120)
+        assert not [r for r in fake.requests("POST /fapi/v1/order")
+                    if r.params.get("type") in ("STOP_MARKET", "TAKE_PROFIT_MARKET")]
+        open_orders = await engine.exchange.open_orders(SYMBOL)
+        assert sorted(o.type for o in open_orders) == [OrderType.STOP_MARKET,
+                                                       OrderType.TAKE_PROFIT_MARKET]
+    finally:
+        await stop_engine(engine)
+
+
+async def test_restart_on_a_fresh_disk_adopts_its_own_orders_instead_of_resending(fake, tmp_path):
+    await fake.open_position_by_hand(SYMBOL, Side.SELL, Decimal("0.050"))
+    first = await start_engine(fake, tmp_path / "a")
+    await boot(first)
+    await stop_engine(first)
+    posts_before = len(algo_posts(fake))
+
+    second = await start_engine(fake, tmp_path / "b")      # wiped disk: empty database
+    try:
+        await boot(second)
+        await second.tick()
+        assert len(algo_posts(fake)) == posts_before        # nothing sent twice
+        assert second.positions[SYMBOL].key == first.positions[SYMBOL].key
+    finally:
+        await stop_engine(second)
+
+
+async def test_hand_cancelled_stop_is_reattached_by_the_sentinel(fake, tmp_path):
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    engine = await start_engine(fake, tmp_path)
+    try:
+        await boot(engine)
+        stop_id = engine.positions[SYMBOL].sl_client_id
+        await fake.cancel_order_by_hand(SYMBOL, stop_id)
+        for _ in range(3):
+            await engine.tick()
+        position = engine.positions[SYMBOL]
+        assert position.sl_client_id != stop_id and position.sl_client_id.endswith("sl2")
+        stops = [o for o in await engine.exchange.open_orders(SYMBOL) if o.type is OrderType.STOP_MARKET]
+        assert [o.client_id for o in stops] == [position.sl_client_id]
+    finally:
+        await stop_engine(engine)
+
+
+async def test_hand_closed_position_is_finalized_with_siblings_cancelled(fake, tmp_path):
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    engine = await start_engine(fake, tmp_path)
+    try:
+        await boot(engine)
+        await fake.close_position_by_hand(SYMBOL)
+        await engine.tick()
+        assert SYMBOL not in engine.positions
+        closed = engine.store.closed_positions()[-1]
+        assert closed.close_reason is CloseReason.MANUAL
+        assert await engine.exchange.open_orders(SYMBOL) == []
+    finally:
+        await stop_engine(engine)
+
+
+async def test_margin_insufficient_on_reattach_is_skipped_without_a_retry_storm(fake, tmp_path):
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    engine = await start_engine(fake, tmp_path, sentinel_debounce_seconds=3600)
+    try:
+        fake.inject_fault("POST /fapi/v1/algoOrder", code=-2019, times=10)
+        await boot(engine)
+        for _ in range(5):
+            await engine.tick()
+        # one attempt per leg at boot; then the debounce (1 h) holds further tries back
+        assert len(algo_posts(fake)) == 2
+        assert engine.positions[SYMBOL].sl_client_id is None
+        texts = [a.text for a in engine.store.recent_alerts(50)]
+        assert any("could not attach STOP_LOSS" in t for t in texts)
+    finally:
+        await stop_engine(engine)
+
+
+async def test_server_error_on_a_stop_is_an_unknown_outcome_probed_not_resent(fake, tmp_path):
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    engine = await start_engine(fake, tmp_path)
+    try:
+        # The stop reaches the matching engine but the answer is lost (503 after executing).
+        fake.inject_fault("POST /fapi/v1/algoOrder", http_status=503, times=1, execute=True)
+        await boot(engine)
+        await engine.tick()
+        stops = [o for o in await engine.exchange.open_orders(SYMBOL) if o.type is OrderType.STOP_MARKET]
+        assert len(stops) == 1, "the unknown outcome must not lead to a second stop"
+    finally:
+        await stop_engine(engine)
