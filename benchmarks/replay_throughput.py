@@ -2,7 +2,8 @@
 second, one symbol of seeded random-walk 1m candles.
 
     python benchmarks/replay_throughput.py               # 14 days, well under 2 min
-    python benchmarks/replay_throughput.py --days 365    # the full year of the goal
+    python benchmarks/replay_throughput.py --days 365 --variants records
+                                                         # the year of the goal (~10 min)
     python benchmarks/replay_throughput.py --profile     # plus the cProfile hot spots
 
 Variants, all measured in the same run on the same candles:
@@ -130,15 +131,18 @@ def hot_spots(profiler: cProfile.Profile, limit: int) -> str:
 def run_variants(args: argparse.Namespace, candles: Candles,
                  profiler: cProfile.Profile | None) -> dict[str, tuple[float, int]]:
     settings = load_settings(_env_file=None, TRADEBOT_SYMBOLS=args.symbol, TRADEBOT_EXCHANGE="paper")
+    wanted = set(args.variants.split(","))
     results: dict[str, tuple[float, int]] = {}
     with scratch_dir("replay-file-", args.dir) as folder:
         results[HEADLINE] = timed(file_backtest, settings, candles, folder, profiler)
-    if shm_available():
+    if "tmpfs" in wanted and shm_available():
         with scratch_dir("replay-shm-", "/dev/shm") as folder:
             results["tmpfs DB (/dev/shm)"] = timed(file_backtest, settings, candles, folder)
-    results["memory DB"] = timed(memory_backtest, settings, candles, Path("."))
-    with scratch_dir("replay-records-", args.dir) as folder:
-        results[RECORDS_ONLY] = timed(records_only_backtest, settings, candles, folder)
+    if "memory" in wanted:
+        results["memory DB"] = timed(memory_backtest, settings, candles, Path("."))
+    if "records" in wanted:
+        with scratch_dir("replay-records-", args.dir) as folder:
+            results[RECORDS_ONLY] = timed(records_only_backtest, settings, candles, folder)
     results[FLOOR] = timed(feed_only, settings, candles, Path("."))
     return results
 
@@ -179,6 +183,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--symbol", default="BTCUSDT")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", default=None, help="where the file DB goes (default: $TMPDIR)")
+    parser.add_argument("--variants", default="tmpfs,memory,records",
+                        help="comparisons run beside the headline and the feed-only floor "
+                             "(comma-separated: tmpfs, memory, records; '' for none)")
     parser.add_argument("--profile", action="store_true", help="cProfile the file-DB run")
     parser.add_argument("--top", type=int, default=25, help="hot spots listed with --profile")
     parser.add_argument("--log-level", default="ERROR")

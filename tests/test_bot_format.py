@@ -22,7 +22,7 @@ from bot.format import (
     utf16_length,
 )
 from bot.handlers import UsageError, command_name, parse_command, parse_duration
-from tests.fakes.telegram_server import ApiError, parse_telegram_html
+from tests.fakes.telegram_html import ApiError, parse_telegram_html
 from tests.test_bot_support import RecordingEngine, position
 from trader.alerts import OutgoingAlert
 from trader.commands import ALL_SYMBOLS, CommandKind, CommandResult, PnlView

@@ -44,7 +44,8 @@ async def build_engine(settings: Settings, clock: Clock | None = None) -> tuple[
     alerter = Alerter(store)
     exchange = make_exchange(settings, store, clock)
     await exchange.start(list(settings.symbols), settings.leverage)
-    engine = Engine(settings, exchange, store, clock, alerter)
+    from trader.strategy.base import load_strategy
+    engine = Engine(settings, exchange, store, clock, alerter, load_strategy(settings.strategy))
 
     async def close() -> None:
         await exchange.close()
@@ -116,7 +117,8 @@ async def _boot_until_done(engine: Engine, stop: asyncio.Event) -> bool:
 
 def _make_sink(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
     from bot.app import make_alert_sink
-    sink = make_alert_sink(settings, engine, engine.alerter, engine.store, engine.clock)
+    # Telegram time (button expiry, stale commands) is wall-clock time, even in a replay.
+    sink = make_alert_sink(settings, engine, engine.alerter, engine.store, SystemClock())
     engine.alerter.sink = sink
     return sink
 
@@ -154,13 +156,19 @@ async def _live_loop(engine: Engine, stop: asyncio.Event) -> None:
     feed = ExchangeFeed(engine.exchange, engine.symbols, engine.settings.interval)
     last_reconcile = engine.clock.now()
     while not stop.is_set():
-        for candle in await feed.poll(engine.clock.now()):
-            engine.on_candle(candle)
+        try:
+            for candle in await feed.poll(engine.clock.now()):
+                engine.on_candle(candle)
+        except (ExchangeError, UnknownOutcome, aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("candle feed failed, trading on what we have error={}", exc)
         await engine.process_commands()
         await engine.tick()
         engine.record_equity()
         if (engine.clock.now() - last_reconcile).total_seconds() >= engine.settings.reconcile_seconds:
-            await periodic(engine)
+            try:
+                await periodic(engine)
+            except (ExchangeError, UnknownOutcome, aiohttp.ClientError, TimeoutError) as exc:
+                logger.warning("periodic reconciliation failed, retrying next period error={}", exc)
             last_reconcile = engine.clock.now()
         await engine.wait_next(stop, engine.settings.tick_seconds)
 

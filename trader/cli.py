@@ -14,6 +14,7 @@ from loguru import logger
 from storage import StorageError
 from trader.config import ConfigError, Settings, load_settings
 from trader.logs import register_secret, setup_logging
+from trader.strategy.base import StrategyLoadError
 
 EXIT_CONFIG = 2
 
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args, settings)
     except StorageError as exc:
         print(f"storage error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StrategyLoadError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         logger.info("interrupted")

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
         "TRADEBOT_REPLAY_FILE", None, "candle CSV for the replay feed; default: the bundled data")
     replay_speed: float = _env("TRADEBOT_REPLAY_SPEED", 60.0, "replay speed (feed seconds per wall second)", gt=0)
     interval: str = _env("TRADEBOT_INTERVAL", "1m", "candle interval for the live feed")
+    strategy: str = _env("TRADEBOT_STRATEGY", "default",
+                         "default, or your own strategy class as module:Class (see README)")
     tick_seconds: float = _env("TRADEBOT_TICK_SECONDS", 2.0, "engine tick period in live mode", gt=0, le=60)
     reconcile_seconds: float = _env("TRADEBOT_RECONCILE_SECONDS", 60.0, "periodic reconciliation period", gt=0)
     adopt_positions: bool = _env("TRADEBOT_ADOPT_POSITIONS", True, "adopt and protect unknown positions at boot")
@@ -126,6 +128,13 @@ class Settings(BaseSettings):
             if not set(symbol) <= SYMBOL_CHARS or not symbol.endswith("USDT") or len(symbol) > 16:
                 raise ValueError(f"{symbol!r} is not a USD-M symbol like BTCUSDT")
         return symbols
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_ref(cls, value: str) -> str:
+        if value != "default" and (value.count(":") != 1 or not all(value.split(":"))):
+            raise ValueError("must be 'default' or module:Class, e.g. mystrategies.breakout:Breakout")
+        return value
 
     @field_validator("interval")
     @classmethod

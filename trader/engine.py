@@ -36,6 +36,7 @@ from trader.telemetry import Counters
 from trader.trading import Trading
 
 CANDLE_HISTORY = 300
+BALANCE_REFRESH = timedelta(seconds=10)
 
 
 class Engine:
@@ -73,6 +74,7 @@ class Engine:
         self.booted = False
         self.known_orders: set[str] = set()
         self.last_equity_at: datetime | None = None
+        self.balance_at: datetime | None = None
 
     # --- state kept across restarts ---------------------------------------------------
     def load_state(self) -> None:
@@ -141,8 +143,12 @@ class Engine:
     async def tick(self) -> None:
         """One pass over every symbol, then guard expiry and queued-state flushes."""
         self.ticks += 1
-        self.exchange.drain_events()
-        await self.trading.refresh_balance()
+        events = self.exchange.drain_events()
+        now = self.clock.now()
+        if events or self.balance_at is None or now - self.balance_at >= BALANCE_REFRESH:
+            # the account endpoint is heavy (weight 5): read it when something happened
+            await self.trading.refresh_balance()
+            self.balance_at = now
         for symbol in self.symbols:
             try:
                 await self.tick_symbol(symbol)

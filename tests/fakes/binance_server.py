@@ -72,6 +72,7 @@ class FakeBinance:
         self.usage = Usage()
         self.endpoints.rate_limits = self.usage.rate_limits()
         self.request_log: list[LoggedRequest] = []
+        self.accepted_orders: list[str] = []
         self.fault_book = FaultBook()
         self._routes = self._route_table()
         self._runner: web.AppRunner | None = None
@@ -167,10 +168,10 @@ class FakeBinance:
         fault = self.fault_book.take(request.method, request.path)
         if fault is not None:
             return await self._apply_fault(request, fault, handler, params, headers)
-        return await self._respond(handler, params, headers)
+        return await self._respond(handler, params, headers, request.method)
 
     async def _respond(self, handler: Handler, params: dict[str, str],
-                       headers: dict[str, str]) -> web.Response:
+                       headers: dict[str, str], method: str = "GET") -> web.Response:
         try:
             result = handler(params)
         except ExchangeError as exc:
@@ -181,6 +182,10 @@ class FakeBinance:
             return error_response(ExchangeError(-1100, f"Illegal characters found in a parameter: "
                                                f"{exc}"), headers)
         await self._flush_stream_events()
+        placed = params.get("newClientOrderId") or params.get("clientAlgoId")
+        if method == "POST" and placed and isinstance(result, dict) \
+                and ("orderId" in result or "algoId" in result):
+            self.accepted_orders.append(placed)   # the matching engine took this client id
         return web.json_response(result, headers=headers)
 
     def _authenticate(self, request: web.Request, security: str, body: str) -> None:
@@ -257,7 +262,7 @@ class FakeBinance:
                            params: dict[str, str], headers: dict[str, str]) -> web.StreamResponse:
         response = None
         if fault.execute:
-            response = await self._respond(handler, params, headers)
+            response = await self._respond(handler, params, headers, request.method)
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.drop_connection:
@@ -266,7 +271,7 @@ class FakeBinance:
             raise asyncio.CancelledError
         if fault.http_status is not None:
             return error_response(self.fault_book.error(fault), headers)
-        return response or await self._respond(handler, params, headers)
+        return response or await self._respond(handler, params, headers, request.method)
 
     # --- websockets ---------------------------------------------------------------------
     async def _user_socket(self, request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,7 @@ import asyncio
 import csv
 import importlib.resources
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -38,12 +38,9 @@ def load_candles(path: Path, symbol: str | None = None,
     interval to the most common spacing of the rows. ValueError names file and line."""
     path = Path(path)
     symbol = symbol or path.stem.split("-")[0].upper()
-    rows = _read_rows(path, CANDLE_COLUMNS)
-    interval = interval or _infer_interval(path, [_open_ms(path, n, r) for n, r in rows])
-    candles = [_candle(path, number, row, symbol, interval) for number, row in rows]
-    for (number, _), earlier, later in zip(rows[1:], candles, candles[1:], strict=False):
-        if later.open_time <= earlier.open_time:
-            raise ValueError(f"{path}: line {number}: open_time not after the previous row")
+    interval = interval or _infer_interval(
+        path, [_open_ms(path, n, r) for n, r in _iter_rows(path, CANDLE_COLUMNS)])
+    candles = _parse_candles(path, symbol, interval)
     logger.debug("candles loaded file={} symbol={} rows={} interval={}", path.name, symbol,
                  len(candles), interval)
     return candles
@@ -52,7 +49,7 @@ def load_candles(path: Path, symbol: str | None = None,
 def load_funding(path: Path) -> FundingSchedule:
     """Read a funding CSV (funding_time in ms, funding_rate) into (time, rate) pairs."""
     schedule = []
-    for number, row in _read_rows(Path(path), FUNDING_COLUMNS):
+    for number, row in _iter_rows(Path(path), FUNDING_COLUMNS):
         try:
             schedule.append((utc(int(row["funding_time"])), Decimal(row["funding_rate"])))
         except (ValueError, InvalidOperation) as exc:
@@ -132,8 +129,10 @@ def _bundled_csvs() -> list[Path]:
     return sorted(Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".csv"))
 
 
-def _read_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs; ValueError when the file or its header is unusable."""
+def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs, read as they are used (a year of 1m candles is 525,600
+    rows: holding them all as dicts next to the candles doubled the peak memory of loading);
+    ValueError when the file or its header is unusable."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -141,9 +140,25 @@ def _read_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[st
             if missing:
                 raise ValueError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
                                  f"(expected {','.join(required)})")
-            return [(reader.line_num, row) for row in reader]
+            for row in reader:
+                yield reader.line_num, row
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{path}: cannot read candles ({exc})") from exc
+
+
+def _parse_candles(path: Path, symbol: str, interval: timedelta) -> list[Candle]:
+    """All candles of a file; a bad value is reported before rows out of time order."""
+    candles: list[Candle] = []
+    previous_prices: dict[str, Decimal] = {}
+    out_of_order: int | None = None
+    for number, row in _iter_rows(path, CANDLE_COLUMNS):
+        candle, previous_prices = _candle(path, number, row, symbol, interval, previous_prices)
+        if out_of_order is None and candles and candle.open_time <= candles[-1].open_time:
+            out_of_order = number
+        candles.append(candle)
+    if out_of_order is not None:
+        raise ValueError(f"{path}: line {out_of_order}: open_time not after the previous row")
+    return candles
 
 
 def _open_ms(path: Path, number: int, row: dict[str, str]) -> int:
@@ -165,15 +180,24 @@ def _infer_interval(path: Path, open_times: list[int]) -> timedelta:
                      f"interval in the file name)")
 
 
-def _candle(path: Path, number: int, row: dict[str, str], symbol: str,
-            interval: timedelta) -> Candle:
+def _candle(path: Path, number: int, row: dict[str, str], symbol: str, interval: timedelta,
+            previous_prices: dict[str, Decimal]) -> tuple[Candle, dict[str, Decimal]]:
+    """One candle, and its prices by text. A price written as in the previous row (an open
+    is usually the last close) or earlier in this row shares its Decimal: they are
+    immutable, and a candle's five Decimals are most of its ~800 bytes."""
+    prices = dict(previous_prices)
     try:
-        open_, high, low, close = (Decimal(row[c]) for c in ("open", "high", "low", "close"))
+        for column in ("open", "high", "low", "close"):
+            text = row[column]
+            if text not in prices:
+                prices[text] = Decimal(text)
+        open_, high, low, close = (prices[row[c]] for c in ("open", "high", "low", "close"))
         volume = Decimal(row["volume"]) if row.get("volume") else ZERO
     except (TypeError, InvalidOperation) as exc:
         raise ValueError(f"{path}: line {number}: a price or volume is not a number") from exc
     if not (low <= min(open_, close) and high >= max(open_, close) and low > 0):
         raise ValueError(f"{path}: line {number}: inconsistent candle "
                          f"(open={open_} high={high} low={low} close={close})")
-    return Candle(symbol=symbol, open_time=utc(_open_ms(path, number, row)), interval=interval,
-                  open=open_, high=high, low=low, close=close, volume=volume)
+    candle = Candle(symbol=symbol, open_time=utc(_open_ms(path, number, row)), interval=interval,
+                    open=open_, high=high, low=low, close=close, volume=volume)
+    return candle, {row[c]: prices[row[c]] for c in ("open", "high", "low", "close")}

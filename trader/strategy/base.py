@@ -44,3 +44,26 @@ def combine(signals: Sequence[Signal | None]) -> Signal | None:
     confidence = min(signal.confidence for signal in present)
     reason = " + ".join(signal.reason for signal in present if signal.reason)
     return replace(present[0], confidence=confidence, reason=reason)
+
+
+class StrategyLoadError(Exception):
+    """TRADEBOT_STRATEGY names something that is not a usable strategy."""
+
+
+def load_strategy(reference: str) -> Strategy:
+    """Build the configured strategy: "default" or "package.module:ClassName"."""
+    import importlib
+
+    if reference == "default":
+        from trader.strategy.default import DefaultStrategy
+        return DefaultStrategy()
+    module_name, _, class_name = reference.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise StrategyLoadError(f"TRADEBOT_STRATEGY={reference}: cannot import it ({exc})") from exc
+    strategy = factory()
+    if not isinstance(strategy, Strategy):
+        raise StrategyLoadError(f"TRADEBOT_STRATEGY={reference}: needs name, warmup and "
+                                "signal(closed_candles) -> Signal | None")
+    return strategy
