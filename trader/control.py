@@ -70,13 +70,14 @@ def position_views(engine: "Engine") -> list[PositionView]:
     for position in engine.positions.values():
         snap = engine.snapshots.get(position.symbol)
         mark = snap.mark if snap else position.entry_price
-        live = {o.client_id for o in snap.orders} if snap else set()
         views.append(PositionView(
             symbol=position.symbol, side=position.side.label, quantity=position.quantity,
             entry_price=position.entry_price, mark_price=mark,
             unrealized_pnl=position.unrealized_pnl(mark), sl_price=position.sl_price,
-            sl_attached=position.sl_client_id in live, tp_price=position.tp_price,
-            tp_attached=position.tp_client_id in live, state=position.state.value,
+            sl_attached=engine.sentinel.attached(position, OrderRole.STOP_LOSS),
+            tp_price=position.tp_price,
+            tp_attached=engine.sentinel.attached(position, OrderRole.TAKE_PROFIT),
+            state=position.state.value,
             opened_at=position.opened_at, leverage=position.leverage))
     return views
 

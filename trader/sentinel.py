@@ -152,6 +152,11 @@ class Sentinel:
             position.symbol, dedup_key=f"attach:{position.symbol}:{role}"), now)
         return ProtectResult(position, detail=result.reason)
 
+    def attached(self, position: Position, role: OrderRole) -> bool:
+        """As of the last check: the leg exists on the exchange (not missing, not failed)."""
+        watch = self.watches.get((position.symbol, position.key, role))
+        return _leg_id(position, role) is not None and (watch is None or watch.missing_cycles == 0)
+
     def forget(self, position: Position) -> None:
         for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
             self.watches.pop((position.symbol, position.key, role), None)
