@@ -156,3 +156,24 @@ async def test_orders_of_a_second_instance_stop_trading_with_a_critical_alert(tm
     assert world.alerts("SECOND_INSTANCE")
     assert world.engine.guard_state.asleep
     assert SYMBOL not in world.engine.positions
+
+
+async def test_cli_shutdown_is_executed_by_the_running_agent_as_its_own_command(tmp_path, capsys):
+    from trader.control import run_control_cli
+    world = await make_world(tmp_path)
+    await open_long(world)
+
+    async def engine_loop() -> None:
+        while True:
+            await world.engine.process_commands()
+            await asyncio.sleep(0.05)
+
+    loop = asyncio.create_task(engine_loop())
+    try:
+        code = await asyncio.wait_for(run_control_cli(world.settings, "shutdown"), 20)
+    finally:
+        loop.cancel()
+    assert code == 0
+    assert world.engine.guard_state.asleep
+    assert "stay protected" in capsys.readouterr().out
+    assert (await world.paper.position(SYMBOL)).quantity != 0

@@ -68,7 +68,13 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
     replaying = replay or settings.effective_feed == "replay"
     if replaying:
         candles = replay_candles(settings, data)
-        settings = settings.model_copy(update={"exchange": "paper", "symbols": sorted(candles)})
+        # A replay is a fresh paper session on a database of its own, so it never mixes
+        # with (or rewinds) a continuing paper session in TRADEBOT_DB.
+        replay_db = settings.db_path.with_name(settings.db_path.stem + "-replay.db")
+        for path in (replay_db, Path(f"{replay_db}-wal"), Path(f"{replay_db}-shm")):
+            path.unlink(missing_ok=True)
+        settings = settings.model_copy(update={"exchange": "paper", "symbols": sorted(candles),
+                                               "db_path": replay_db})
         start = min(c[0].open_time for c in candles.values())
         clock: Clock = ManualClock(start, speed=speed or settings.replay_speed)
     else:

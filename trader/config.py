@@ -166,6 +166,9 @@ class Settings(BaseSettings):
                        if value is None or not value.get_secret_value()]
             if missing:
                 problems.append(f"{' and '.join(missing)} required when TRADEBOT_EXCHANGE=binance")
+        if self.exchange == "paper" and self.feed == "exchange":
+            problems.append("TRADEBOT_FEED=exchange needs TRADEBOT_EXCHANGE=binance: the paper "
+                            "exchange has no live market data (use TRADEBOT_FEED=replay)")
         if self.telegram_bot_token is not None and not self.telegram_allowed_chat_ids:
             problems.append("TELEGRAM_ALLOWED_CHAT_IDS required when TELEGRAM_BOT_TOKEN is set "
                             "(otherwise nobody may command the bot)")

@@ -5,7 +5,6 @@ Every action reports exactly what was done, one fact per line; nothing is claime
 exchange did not confirm.
 """
 
-import argparse
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -201,23 +200,64 @@ async def resume(engine: "Engine", command: Command) -> CommandResult:
     return CommandResult(True, ["entries resumed"])
 
 
-# --- CLI --------------------------------------------------------------------------
+# --- CLI ----------------------------------------------------------------------------
+CLI_REQUEST_KEY = "cli:request"
+CLI_ANSWER_TIMEOUT = 30.0
+
+
+async def take_cli_request(engine: "Engine") -> None:
+    """A `tradebot shutdown|wake` from a shell on the same disk: run it as our own command."""
+    request = engine.store.get(CLI_REQUEST_KEY)
+    if not request or engine.store.get(f"cli:answer:{request['id']}") is not None:
+        return
+    kind = CommandKind(request["kind"])
+    result = await run_command(engine, Command(kind, f"cli:{request['id']}", engine.clock.now(),
+                                               flatten=bool(request.get("flatten")), source="cli"))
+    engine.persist(lambda: engine.store.put(f"cli:answer:{request['id']}",
+                                            {"ok": result.ok, "lines": result.lines},
+                                            engine.clock.now()), "cli answer")
+    engine.persist(lambda: engine.store.delete(CLI_REQUEST_KEY), "cli request")
+
+
 async def run_control_cli(settings: "Settings", action: str, *, flatten: bool = False) -> int:
-    """`tradebot shutdown|wake`: run the action once against the exchange and the database."""
+    """`tradebot shutdown|wake`. A running agent on this database executes it (single
+    writer); when none answers within 30 s, the command runs here, against the exchange."""
+    import asyncio
+    import uuid
+
+    from storage import Store
+    from trader.clock import SystemClock
+    request_id = str(uuid.uuid4())
+    clock = SystemClock()
+    store = Store.open(settings.db_path)
+    try:
+        store.put(CLI_REQUEST_KEY, {"id": request_id, "kind": action, "flatten": flatten}, clock.now())
+        print(f"{action}: asking the running agent (up to {CLI_ANSWER_TIMEOUT:.0f} s)...")
+        for _ in range(int(CLI_ANSWER_TIMEOUT / 0.5)):
+            answer = store.get(f"cli:answer:{request_id}")
+            if answer is not None:
+                print("\n".join(answer["lines"]))
+                return 0 if answer["ok"] else 1
+            await asyncio.sleep(0.5)
+        store.delete(CLI_REQUEST_KEY)
+    finally:
+        store.close()
+    print("no running agent answered; acting directly on the exchange")
+    return await _run_here(settings, action, flatten)
+
+
+async def _run_here(settings: "Settings", action: str, flatten: bool) -> int:
+    import uuid
+
     from trader.app import build_engine
+    from trader.reconcile import boot
     engine, close = await build_engine(settings)
     try:
-        from trader.reconcile import boot
         await boot(engine)
-        import uuid
         kind = CommandKind.SHUTDOWN if action == "shutdown" else CommandKind.WAKE
         result = await run_command(engine, Command(kind, f"cli:{uuid.uuid4()}", engine.clock.now(),
                                                    flatten=flatten, source="cli"))
-        for line in result.lines:
-            print(line)
+        print("\n".join(result.lines))
         return 0 if result.ok else 1
     finally:
         await close()
-
-
-__all__ = ["answer_query", "run_command", "run_control_cli", "argparse"]

@@ -365,7 +365,8 @@ class Engine:
         return await future
 
     async def process_commands(self) -> int:
-        from trader.control import run_command
+        from trader.control import run_command, take_cli_request
+        await take_cli_request(self)
         done = 0
         while not self.commands.empty():
             command, future = self.commands.get_nowait()
