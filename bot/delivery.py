@@ -211,7 +211,7 @@ class AlertDelivery:
         text = f"{alert.severity} {alert.name} {alert.symbol}\n{alert.text}"[:4000]
         try:
             await self.send(chat_id, text, False)
-        except BadRequest as exc:
+        except BadRequest as exc:   # before NetworkError, its parent class
             logger.error("telegram refused plain alert alert={} chat={} error={}", item.key,
                          chat_id, exc)
             return ChatOutcome.REFUSED
@@ -219,7 +219,8 @@ class AlertDelivery:
             logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
             return ChatOutcome.UNREACHABLE
         except TelegramError as exc:
-            logger.error("telegram refused alert alert={} chat={} error={}", item.key, chat_id, exc)
+            logger.error("telegram refused plain alert alert={} chat={} error={}", item.key,
+                         chat_id, exc)
             return ChatOutcome.REFUSED
         return ChatOutcome.SENT
 

@@ -137,6 +137,19 @@ def check_all(fake: FakeBinance, db_path: Path, booted_at: datetime, fills_at_bo
     tally.record(invariants.undelivered_alerts(db_path, booted_at))
 
 
+async def boot_and_check(fake: FakeBinance, db_path: Path, log_path: Path,
+                         tally: invariants.Tally) -> asyncio.subprocess.Process:
+    """Start the agent, wait for its boot reconciliation, let it settle, check everything."""
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    booted_at = datetime.now(UTC)
+    fills_at_boot = len(fake.sim.fills(SYMBOL))
+    process = await start_agent(agent_env(fake, db_path), log_path)
+    await wait_for_boot(log_path, offset, process)
+    await asyncio.sleep(SETTLE)
+    check_all(fake, db_path, booted_at, fills_at_boot, tally)
+    return process
+
+
 async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
     rng = random.Random(SEED)
     counts, tally = Counts(), invariants.Tally()
@@ -157,13 +170,7 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
                     counts.fresh_db += 1
                 elif cycle:
                     counts.same_db += 1
-                offset = log_path.stat().st_size if log_path.exists() else 0
-                booted_at = datetime.now(UTC)
-                fills_at_boot = len(fake.sim.fills(SYMBOL))
-                process = await start_agent(agent_env(fake, db_path), log_path)
-                await wait_for_boot(log_path, offset, process)
-                await asyncio.sleep(SETTLE)
-                check_all(fake, db_path, booted_at, fills_at_boot, tally)
+                process = await boot_and_check(fake, db_path, log_path, tally)
                 assert not tally.violations, "\n".join(tally.violations)
                 if inject_random_fault(fake, rng) != "none":
                     counts.faults += 1
@@ -174,14 +181,8 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
                 await process.wait()
                 counts.kills += 1
                 fake.clear_faults()
-            # A last clean run: everything must reconcile.
-            offset = log_path.stat().st_size
-            booted_at = datetime.now(UTC)
-            fills_at_boot = len(fake.sim.fills(SYMBOL))
-            process = await start_agent(agent_env(fake, db_path), log_path)
-            await wait_for_boot(log_path, offset, process)
-            await asyncio.sleep(SETTLE)
-            check_all(fake, db_path, booted_at, fills_at_boot, tally)
+            # A last clean run: everything must reconcile, and SIGTERM ends it with 0.
+            process = await boot_and_check(fake, db_path, log_path, tally)
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 25) == 0
         finally:
