@@ -21,6 +21,7 @@ from trader.config import Settings
 from trader.domain import Candle, CloseReason
 from trader.engine import Engine
 from trader.logs import setup_logging
+from trader.strategy.base import load_strategy
 from trader.metrics import EquityPoint, TradeRecord, performance
 from trader.report import BacktestReport, render_text, write_report
 
@@ -64,7 +65,7 @@ async def run_backtest(settings: Settings, candles: dict[str, list[Candle]], out
                                                   default_leverage=settings.leverage),
                           persist_every=0, funding_schedules=funding)
     await paper.start(symbols, settings.leverage)
-    engine = Engine(settings, paper, store, clock, Alerter(store))
+    engine = Engine(settings, paper, store, clock, Alerter(store), load_strategy(settings.strategy))
     total = sum(len(rows) for rows in candles.values())
     curve: list[EquityPoint] = []
     started = time.perf_counter()
@@ -105,6 +106,7 @@ def overlapping_groups(candles: dict[str, list[Candle]]) -> list[dict[str, list[
 def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     from trader.market.replay import load_bundled, load_bundled_funding, load_candles
     funding = None
+    load_strategy(settings.strategy)   # a bad TRADEBOT_STRATEGY stops here, before any work
     try:
         if args.data is not None:
             rows = load_candles(args.data)
