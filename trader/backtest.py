@@ -21,9 +21,9 @@ from trader.config import Settings
 from trader.domain import Candle, CloseReason
 from trader.engine import Engine
 from trader.logs import setup_logging
-from trader.strategy.base import load_strategy
 from trader.metrics import EquityPoint, TradeRecord, performance
 from trader.report import BacktestReport, render_text, write_report
+from trader.strategy.base import load_strategy
 
 
 class BacktestError(Exception):

@@ -28,6 +28,7 @@ from trader.config import Settings
 from trader.domain import CLIENT_ID_PREFIX, Balance, Candle, Position
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.executor import Executor
+from trader.housekeeping import Housekeeping
 from trader.lifecycle import Snapshot, is_terminal, resized
 from trader.sentinel import Sentinel
 from trader.strategy.base import Strategy
@@ -70,6 +71,7 @@ class Engine:
         self.commands: asyncio.Queue[tuple[Command, asyncio.Future[CommandResult]]] = asyncio.Queue()
         self.command_results: dict[str, CommandResult] = {}
         self.ticks = 0
+        self.housekeeping = Housekeeping(self)
         self.wakeup = asyncio.Event()
         self.booted = False
         self.known_orders: set[str] = set()
@@ -138,6 +140,7 @@ class Engine:
         if history and candle.open_time <= history[-1].open_time:
             return
         history.append(candle)
+        self.housekeeping.on_candle(candle)
 
     # --- the tick -----------------------------------------------------------------
     async def tick(self) -> None:
@@ -162,6 +165,10 @@ class Engine:
                                            dedup_key=f"error:{symbol}:{type(exc).__name__}"),
                                      self.clock.now())
         self._expire_guards()
+        try:
+            await self.housekeeping.run()
+        except (ExchangeError, UnknownOutcome) as exc:
+            logger.warning("housekeeping postponed error={}", exc)
         if self.executor.save_failures.in_a_row:
             # While the database is failing, try one small write per tick to see it recover.
             self.persist(lambda: self.store.put("last_tick", self.clock.now(), self.clock.now()),
@@ -253,7 +260,7 @@ class Engine:
         self._check_second_instance(snap)
         self.guard_state, events = guards.record_api_result(self.guard_state, True, snap.at,
                                                             self.guard_config)
-        self._publish_guard_events(events)
+        self.publish_guard_events(events)
         return snap
 
     async def _book_mid(self, symbol: str) -> Decimal:
@@ -318,10 +325,12 @@ class Engine:
         state, events = await self.trading.check_breakers(symbol, snap, self.guard_state)
         if state != self.guard_state:
             self.save_guards(state)
-        self._publish_guard_events(events)
+        self.publish_guard_events(events)
 
     def entry_allowed(self, symbol: str) -> bool:
         if self.stopping or self.executor.circuit_open() or self.executor.symbol_throttled(symbol):
+            return False
+        if self.housekeeping.entries_blocked(symbol):   # stale market data
             return False
         allowed, reason = guards.allow_entry(self.guard_state, symbol, self.clock.now())
         if not allowed:
@@ -332,9 +341,9 @@ class Engine:
         state, events = guards.expire(self.guard_state, self.clock.now())
         if state != self.guard_state:
             self.save_guards(state)
-        self._publish_guard_events(events)
+        self.publish_guard_events(events)
 
-    def _publish_guard_events(self, events: list["guards.GuardEvent"]) -> None:
+    def publish_guard_events(self, events: list["guards.GuardEvent"]) -> None:
         for event in events:
             name = AlertName.BREAKER_TRIPPED if event.kind == "tripped" else AlertName.BREAKER_CLEARED
             if event.name in ("pause",):
@@ -350,7 +359,7 @@ class Engine:
         logger.error("tick failed symbol={} error={}", symbol, exc)
         self.guard_state, events = guards.record_api_result(self.guard_state, False,
                                                             self.clock.now(), self.guard_config)
-        self._publish_guard_events(events)
+        self.publish_guard_events(events)
 
     # --- commands (single writer) ---------------------------------------------------
     async def execute(self, command: Command) -> CommandResult:

@@ -1,0 +1,77 @@
+"""The engine's periodic duties on the paper exchange: stale data blocks entries, gaps are
+backfilled, a funding jump trips its breaker, old intents are cleaned up, a daily summary."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from tests.engine_world import STEP, SYMBOL, make_world
+from trader.domain import Intent, IntentStatus, OrderRole, OrderType, Side
+
+
+async def test_stale_data_alerts_blocks_entries_and_clears_when_candles_resume(tmp_path):
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    assert world.engine.entry_allowed(SYMBOL)
+    world.clock.set(world.clock.now() + STEP * 3)      # the feed goes silent for 15 min
+    await world.engine.tick()
+    assert world.alerts("STALE_DATA")
+    assert not world.engine.entry_allowed(SYMBOL)
+    for _ in range(3):                                  # the exchange moved on meanwhile
+        candle = world.candle(world.last_close)
+        world.candles.append(candle)
+        world.paper.feed_candle(candle)
+    await world.step()                                  # candles resume
+    await world.engine.tick()
+    assert world.engine.entry_allowed(SYMBOL)
+    assert any("resumed" in text for text in world.alerts("STALE_DATA"))
+
+
+async def test_a_gap_in_the_feed_is_backfilled_from_the_exchange(tmp_path):
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    for _ in range(3):                      # the exchange saw these; our feed dropped them
+        candle = world.candle(world.last_close)
+        world.candles.append(candle)
+        world.paper.feed_candle(candle)
+    await world.step()
+    await world.engine.tick()
+    times = [c.open_time for c in world.engine.candles[SYMBOL]]
+    assert all(later - earlier == STEP for earlier, later in zip(times, times[1:], strict=False))
+    assert len(times) == len(world.candles)
+
+
+async def test_a_funding_jump_within_the_hour_trips_the_funding_breaker(tmp_path):
+    world = await make_world(tmp_path)
+    world.paper.sim.set_funding_rate(SYMBOL, Decimal("0.0001"))
+    await world.warm_up(3)
+    world.paper.sim.set_funding_rate(SYMBOL, Decimal("0.0015"))
+    await world.step()
+    await world.step()
+    assert world.alerts("BREAKER_TRIPPED")
+    assert not world.engine.entry_allowed(SYMBOL)
+
+
+async def test_intents_older_than_six_hours_are_cleaned_up(tmp_path):
+    world = await make_world(tmp_path)
+    old = world.clock.now()
+    done = Intent("tb-BTCUSDT-old-sl1", SYMBOL, OrderRole.STOP_LOSS, Side.SELL, OrderType.STOP_MARKET,
+                  Decimal("0.01"), "old", old, status=IntentStatus.EXPIRED)
+    never_sent = Intent("tb-BTCUSDT-old-tp1", SYMBOL, OrderRole.TAKE_PROFIT, Side.SELL,
+                        OrderType.TAKE_PROFIT_MARKET, Decimal("0.01"), "old", old)
+    world.store.save_intent(done)
+    world.store.save_intent(never_sent)
+    world.clock.set(old + timedelta(hours=7))
+    await world.engine.housekeeping.clean_intents()
+    assert world.store.intent(done.client_id) is None
+    assert world.store.intent(never_sent.client_id) is None      # expired, then purged
+    assert world.store.unresolved_intents() == []
+
+
+async def test_a_daily_summary_goes_out_once_a_day(tmp_path):
+    world = await make_world(tmp_path)
+    await world.warm_up(3)
+    world.clock.set(world.clock.now() + timedelta(days=1))
+    await world.step()
+    await world.step()
+    summaries = world.alerts("DAILY_SUMMARY")
+    assert len(summaries) == 1 and "equity" in summaries[0]
