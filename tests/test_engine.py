@@ -208,3 +208,32 @@ async def test_write_ahead_intent_exists_before_the_order_reaches_the_exchange(t
         assert order is not None
         assert intent.created_at <= order.updated_at
         assert intent.status in (IntentStatus.FILLED, IntentStatus.ACKED)
+
+
+class TimeframeDisagreement:
+    """Long on the trading timeframe, short on the 5x one: a conflict, so no entry."""
+    name, warmup = "disagree", 5
+
+    def signal(self, closed):
+        from trader.domain import Signal
+        higher = closed[-1].interval > timedelta(minutes=5)
+        if not higher and len(closed) < 30:
+            return None          # signal only once the higher timeframe has its warm-up
+        return Signal(Side.SELL if higher else Side.BUY, 0.7, Decimal("0.02"), Decimal("0.01"))
+
+
+async def test_conflicting_timeframes_mean_no_entry(tmp_path):
+    world = await make_world(tmp_path)
+    world.engine.trading.strategy = TimeframeDisagreement()
+    await world.warm_up(40)
+    assert SYMBOL not in world.engine.positions
+    assert world.sent == 0
+    world.engine.trading.strategy = TimeframeAgreement()
+    await world.step()
+    assert SYMBOL in world.engine.positions, "the same setup enters when timeframes agree"
+
+
+class TimeframeAgreement(TimeframeDisagreement):
+    def signal(self, closed):
+        from trader.domain import Signal
+        return Signal(Side.BUY, 0.7, Decimal("0.02"), Decimal("0.01"))

@@ -36,7 +36,7 @@ from trader.strategy.default import DefaultStrategy
 from trader.telemetry import Counters
 from trader.trading import Trading
 
-CANDLE_HISTORY = 300
+CANDLE_HISTORY = 1000    # enough for a 5x higher timeframe of a 120-candle warm-up
 BALANCE_REFRESH = timedelta(seconds=10)
 
 

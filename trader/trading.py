@@ -31,13 +31,14 @@ from trader.exchange.errors import Outcome
 from trader.intents import entry_intent, exit_intent
 from trader.lifecycle import Snapshot, check_flatten, close_reason, closed, confirm_entry
 from trader.risk import EntryPlan, SignalDecision, SizingInput, decide, plan_entry, risk_fraction
-from trader.strategy.base import Strategy
+from trader.strategy.base import Strategy, aggregate, combine
 from trader.strategy.regime import adjustment, read_regime
 
 if TYPE_CHECKING:
     from trader.engine import Engine
 
 FLATTEN_ATTEMPTS = 3
+HIGHER_TIMEFRAME = 5      # the confirming timeframe, in trading candles (1m -> 5m)
 TAKER_FEE = Decimal("0.0005")
 
 
@@ -76,7 +77,7 @@ class Trading:
             return   # decide once per closed candle
         self.last_signal_candle[symbol] = last.open_time
         closed_candles = list(history)
-        signal = self.strategy.signal(closed_candles)
+        signal = self._confirmed_signal(closed_candles)
         decision, why = decide(snap.position.side, signal)
         if decision is not SignalDecision.OPEN or signal is None:
             if decision is SignalDecision.REFUSE:
@@ -86,6 +87,19 @@ class Trading:
         if plan is None:
             return
         await self.enter(symbol, snap, signal, plan, last.open_time)
+
+    def _confirmed_signal(self, closed_candles):  # type: ignore[no-untyped-def]
+        """The trading timeframe's signal, unless the higher timeframe (5x) disagrees."""
+        signal = self.strategy.signal(closed_candles)
+        if signal is None:
+            return None
+        higher = aggregate(closed_candles, HIGHER_TIMEFRAME)
+        if len(higher) < self.strategy.warmup:
+            return signal
+        combined = combine([signal, self.strategy.signal(higher)])
+        if combined is None:
+            logger.info("timeframes disagree, no entry symbol={}", closed_candles[-1].symbol)
+        return combined
 
     def _plan(self, symbol, snap, signal, closed_candles) -> EntryPlan | None:  # type: ignore[no-untyped-def]
         engine = self.engine

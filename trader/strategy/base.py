@@ -14,9 +14,10 @@ or the exchange: sizing, regime and risk are applied after it by the engine.
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from trader.domain import Candle, Signal
+from trader.domain import ZERO, Candle, Signal
 
 
 @runtime_checkable
@@ -44,6 +45,22 @@ def combine(signals: Sequence[Signal | None]) -> Signal | None:
     confidence = min(signal.confidence for signal in present)
     reason = " + ".join(signal.reason for signal in present if signal.reason)
     return replace(present[0], confidence=confidence, reason=reason)
+
+
+def aggregate(closed: Sequence[Candle], factor: int) -> list[Candle]:
+    """Closed candles of a higher timeframe (factor x the interval), aligned on its grid;
+    a trailing incomplete group is left out."""
+    if factor <= 1 or not closed:
+        return list(closed)
+    step = closed[0].interval * factor
+    groups: dict[datetime, list[Candle]] = {}
+    for candle in closed:
+        start = datetime.fromtimestamp(
+            candle.open_time.timestamp() // step.total_seconds() * step.total_seconds(), tz=UTC)
+        groups.setdefault(start, []).append(candle)
+    return [Candle(rows[0].symbol, start, step, rows[0].open, max(c.high for c in rows),
+                   min(c.low for c in rows), rows[-1].close, sum((c.volume for c in rows), ZERO))
+            for start, rows in sorted(groups.items()) if len(rows) == factor]
 
 
 class StrategyLoadError(Exception):
