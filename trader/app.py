@@ -144,16 +144,36 @@ async def _replay_loop(engine: Engine, candles: dict[str, list[Candle]], clock: 
                        stop: asyncio.Event) -> None:
     from trader.market.replay import ReplayFeed
     paper = engine.exchange
-    async for batch in ReplayFeed(candles, clock):
+    batches = ReplayFeed(candles, clock).__aiter__()
+    while True:
+        batch = await _next_or_stop(batches, stop)
+        if batch is None:
+            break
         for candle in batch:
             paper.feed_candle(candle)  # type: ignore[attr-defined]
             engine.on_candle(candle)
         await engine.process_commands()
         await engine.tick()
         engine.record_equity()
-        if stop.is_set():
-            return
-    logger.info("replay finished ticks={}", engine.ticks)
+    logger.info("replay {} ticks={}", "stopped" if stop.is_set() else "finished", engine.ticks)
+
+
+async def _next_or_stop(batches, stop: asyncio.Event) -> list[Candle] | None:  # type: ignore[no-untyped-def]
+    """The next replay batch, or None when the replay ends or a stop is requested (a paced
+    replay may be waiting many seconds for its next candle: SIGTERM must not wait for it)."""
+    if stop.is_set():
+        return None
+    following = asyncio.ensure_future(anext(batches))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not following.done():
+        following.cancel()
+        return None
+    try:
+        return following.result()
+    except StopAsyncIteration:
+        return None
 
 
 async def _live_loop(engine: Engine, stop: asyncio.Event) -> None:
