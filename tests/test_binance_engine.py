@@ -2,6 +2,8 @@
 boot reconciliation with an empty database, protection through the Algo Order API,
 re-attach of a hand-cancelled stop, finalize of a hand-closed position, error outcomes."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import pytest
@@ -39,6 +41,18 @@ async def start_engine(fake: FakeBinance, tmp_path, **env) -> Engine:
 async def stop_engine(engine: Engine) -> None:
     await engine.exchange.close()
     engine.store.close()
+
+
+@asynccontextmanager
+async def booted_long(fake: FakeBinance, tmp_path, **env) -> AsyncIterator[Engine]:
+    """A LONG 0.1 opened by hand, then an agent booted on an empty database."""
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    engine = await start_engine(fake, tmp_path, **env)
+    try:
+        await boot(engine)
+        yield engine
+    finally:
+        await stop_engine(engine)
 
 
 def algo_posts(fake: FakeBinance) -> list:
@@ -87,10 +101,7 @@ async def test_restart_on_a_fresh_disk_adopts_its_own_orders_instead_of_resendin
 
 
 async def test_hand_cancelled_stop_is_reattached_by_the_sentinel(fake, tmp_path):
-    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
-    engine = await start_engine(fake, tmp_path)
-    try:
-        await boot(engine)
+    async with booted_long(fake, tmp_path) as engine:
         stop_id = engine.positions[SYMBOL].sl_client_id
         await fake.cancel_order_by_hand(SYMBOL, stop_id)
         for _ in range(3):
@@ -99,31 +110,21 @@ async def test_hand_cancelled_stop_is_reattached_by_the_sentinel(fake, tmp_path)
         assert position.sl_client_id != stop_id and position.sl_client_id.endswith("sl2")
         stops = [o for o in await engine.exchange.open_orders(SYMBOL) if o.type is OrderType.STOP_MARKET]
         assert [o.client_id for o in stops] == [position.sl_client_id]
-    finally:
-        await stop_engine(engine)
 
 
 async def test_hand_closed_position_is_finalized_with_siblings_cancelled(fake, tmp_path):
-    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
-    engine = await start_engine(fake, tmp_path)
-    try:
-        await boot(engine)
+    async with booted_long(fake, tmp_path) as engine:
         await fake.close_position_by_hand(SYMBOL)
         await engine.tick()
         assert SYMBOL not in engine.positions
         closed = engine.store.closed_positions()[-1]
         assert closed.close_reason is CloseReason.MANUAL
         assert await engine.exchange.open_orders(SYMBOL) == []
-    finally:
-        await stop_engine(engine)
 
 
 async def test_margin_insufficient_on_reattach_is_skipped_without_a_retry_storm(fake, tmp_path):
-    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
-    engine = await start_engine(fake, tmp_path, sentinel_debounce_seconds=3600)
-    try:
-        fake.inject_fault("POST /fapi/v1/algoOrder", code=-2019, times=10)
-        await boot(engine)
+    fake.inject_fault("POST /fapi/v1/algoOrder", code=-2019, times=10)
+    async with booted_long(fake, tmp_path, sentinel_debounce_seconds=3600) as engine:
         for _ in range(5):
             await engine.tick()
         # one attempt per leg at boot; then the debounce (1 h) holds further tries back
@@ -131,19 +132,12 @@ async def test_margin_insufficient_on_reattach_is_skipped_without_a_retry_storm(
         assert engine.positions[SYMBOL].sl_client_id is None
         texts = [a.text for a in engine.store.recent_alerts(50)]
         assert any("could not attach STOP_LOSS" in t for t in texts)
-    finally:
-        await stop_engine(engine)
 
 
 async def test_server_error_on_a_stop_is_an_unknown_outcome_probed_not_resent(fake, tmp_path):
-    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
-    engine = await start_engine(fake, tmp_path)
-    try:
-        # The stop reaches the matching engine but the answer is lost (503 after executing).
-        fake.inject_fault("POST /fapi/v1/algoOrder", http_status=503, times=1, execute=True)
-        await boot(engine)
+    # The stop reaches the matching engine but the answer is lost (503 after executing).
+    fake.inject_fault("POST /fapi/v1/algoOrder", http_status=503, times=1, execute=True)
+    async with booted_long(fake, tmp_path) as engine:
         await engine.tick()
         stops = [o for o in await engine.exchange.open_orders(SYMBOL) if o.type is OrderType.STOP_MARKET]
         assert len(stops) == 1, "the unknown outcome must not lead to a second stop"
-    finally:
-        await stop_engine(engine)
