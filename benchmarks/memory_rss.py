@@ -145,7 +145,9 @@ def run_children(args: argparse.Namespace, folder: Path,
                    "--data", str(files[0])], child_env(one_folder, symbols[:1]), one_folder)
     five = peak_of([python, str(Path(__file__).resolve()), "--child", "--speed", str(args.speed),
                     *map(str, files)], child_env(folder, symbols), folder)
-    print(f"5-symbol run: {trading_summary(folder / 'agent.db')}")
+    # `run --replay` keeps its own database next to TRADEBOT_DB (agent-replay.db).
+    replay_db = folder / "agent-replay.db"
+    print(f"5-symbol run: {trading_summary(replay_db if replay_db.exists() else folder / 'agent.db')}")
     return baseline, one, five
 
 

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ class Counts:
     same_db: int = 0
     fresh_db: int = 0
     faults: int = 0
+    read_only: int = 0
 
 
 class Market:
@@ -110,6 +113,17 @@ async def wait_for_boot(log_path: Path, offset: int, process: asyncio.subprocess
                          log_path.read_bytes()[offset:].decode(errors="replace")[-3000:])
 
 
+def set_read_only(db_path: Path, read_only: bool) -> bool:
+    """Make the agent's database files immutable (a disk gone read-only under a running
+    agent; chmod does not stop root, `chattr +i` does). False where chattr is unavailable."""
+    if shutil.which("chattr") is None:
+        return False
+    files = [p for p in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")) if p.exists()]
+    result = subprocess.run(["chattr", "+i" if read_only else "-i", *map(str, files)],
+                            capture_output=True, check=False)
+    return result.returncode == 0
+
+
 def inject_random_fault(fake: FakeBinance, rng: random.Random) -> str:
     choice = rng.choice(["none", "none", "margin", "unknown-stop", "busy", "rate-limit",
                          "streams", "read-error"])
@@ -174,11 +188,14 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
                 assert not tally.violations, "\n".join(tally.violations)
                 if inject_random_fault(fake, rng) != "none":
                     counts.faults += 1
+                if rng.random() < 0.15 and set_read_only(db_path, True):
+                    counts.read_only += 1
                 if rng.random() < 0.15:
                     await fake.drop_streams()
                 await asyncio.sleep(rng.uniform(0.0, 1.5))
                 process.send_signal(signal.SIGKILL)
                 await process.wait()
+                set_read_only(db_path, False)
                 counts.kills += 1
                 fake.clear_faults()
             # A last clean run: everything must reconcile, and SIGTERM ends it with 0.
@@ -189,6 +206,7 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
             if process is not None and process.returncode is None:
                 process.kill()
                 await process.wait()
+            set_read_only(db_path, False)
             mover.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await mover
@@ -196,7 +214,9 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
     stops = sum(1 for c in fake.accepted_orders if "-sl" in c)
     fills = len(fake.sim.fills(SYMBOL))
     print(f"\nchaos: kills={counts.kills} restarts_same_db={counts.same_db} "
-          f"restarts_empty_db={counts.fresh_db} faults={counts.faults} candles={market.pushed} "
+          f"restarts_empty_db={counts.fresh_db} faults={counts.faults} "
+          f"read_only_db={counts.read_only} save_failures_seen={log_path.read_text().count('SAVE_STATE_FAILURE')} "
+          f"candles={market.pushed} "
           f"orders={len(fake.accepted_orders)} entries={entries} stops={stops} fills={fills} "
           f"invariant_checks={tally.checks} violations={len(tally.violations)}")
     assert not tally.violations, "\n".join(tally.violations)

@@ -19,6 +19,8 @@ from typing import Protocol, runtime_checkable
 
 from trader.domain import ZERO, Candle, Signal
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 @runtime_checkable
 class Strategy(Protocol):
@@ -53,14 +55,13 @@ def aggregate(closed: Sequence[Candle], factor: int) -> list[Candle]:
     if factor <= 1 or not closed:
         return list(closed)
     step = closed[0].interval * factor
-    groups: dict[datetime, list[Candle]] = {}
+    groups: dict[int, list[Candle]] = {}   # by the number of whole steps since the epoch
     for candle in closed:
-        start = datetime.fromtimestamp(
-            candle.open_time.timestamp() // step.total_seconds() * step.total_seconds(), tz=UTC)
-        groups.setdefault(start, []).append(candle)
-    return [Candle(rows[0].symbol, start, step, rows[0].open, max(c.high for c in rows),
-                   min(c.low for c in rows), rows[-1].close, sum((c.volume for c in rows), ZERO))
-            for start, rows in sorted(groups.items()) if len(rows) == factor]
+        groups.setdefault((candle.open_time - EPOCH) // step, []).append(candle)
+    return [Candle(rows[0].symbol, EPOCH + step * number, step, rows[0].open,
+                   max(c.high for c in rows), min(c.low for c in rows), rows[-1].close,
+                   sum((c.volume for c in rows), ZERO))
+            for number, rows in sorted(groups.items()) if len(rows) == factor]
 
 
 class StrategyLoadError(Exception):
