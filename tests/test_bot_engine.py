@@ -95,3 +95,28 @@ async def test_a_stop_loss_fill_reaches_the_phone_as_an_alert(world, telegram, b
     alert = await telegram.wait_for(lambda item: item.chat_id == OWNER
                                     and "STOP_LOSS" in (item.plain or ""), since=since, timeout=5)
     assert SYMBOL in alert.plain
+
+
+async def test_webhook_mode_registers_the_url_and_answers_pushed_commands(world, telegram):
+    """Web dynos: Telegram pushes updates to $PORT instead of being polled."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = load_settings(
+        _env_file=None, telegram_bot_token=telegram.token, telegram_allowed_chat_ids=str(OWNER),
+        telegram_api_url=telegram.api_url, symbols=SYMBOL, port=str(port),
+        telegram_webhook_url=f"http://127.0.0.1:{port}/tg-hook")
+    sink = make_alert_sink(settings, world.engine, world.engine.alerter, world.store,
+                           SystemClock(), FAST)
+    await sink.start()
+    try:
+        assert telegram.webhook["url"] == f"http://127.0.0.1:{port}/tg-hook"
+        assert telegram.webhook["secret_token"]
+        since = len(telegram.sent)
+        telegram.inject_message(OWNER, OWNER, "/help")
+        reply = await telegram.wait_for(lambda item: "/status" in (item.plain or ""), since=since)
+        assert reply.chat_id == OWNER
+        assert telegram.webhook_deliveries == [200]
+    finally:
+        await sink.stop()

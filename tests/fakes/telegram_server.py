@@ -71,6 +71,8 @@ class FakeTelegram:
                          "username": bot_username, "can_join_groups": True,
                          "can_read_all_group_messages": False, "supports_inline_queries": False}
         self.sent: list[SentItem] = []
+        self.webhook: dict[str, Any] | None = None
+        self.webhook_deliveries: list[int] = []   # HTTP statuses the bot's webhook answered
         self.calls: list[str] = []
         self.commands: list[dict[str, str]] = []
         self.down = False
@@ -231,7 +233,13 @@ class FakeTelegram:
                 "answercallbackquery": self._answer_callback_query,
                 "setmycommands": self._set_my_commands, "getmycommands": self._get_my_commands,
                 "deletewebhook": self._true, "sendchataction": self._true,
+                "setwebhook": self._set_webhook,
                 "close": self._true, "logout": self._true}
+
+    async def _set_webhook(self, params: dict[str, Any]) -> bool:
+        """Webhook mode: remember where Telegram would push updates, and the secret."""
+        self.webhook = {"url": params.get("url"), "secret_token": params.get("secret_token")}
+        return True
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
@@ -374,9 +382,21 @@ class FakeTelegram:
 
     # --- internals --------------------------------------------------------------------
     def _push_update(self, fields: dict[str, Any]) -> None:
-        self._updates.append({"update_id": self._next_update_id, **fields})
+        update = {"update_id": self._next_update_id, **fields}
         self._next_update_id += 1
+        if self.webhook and self.webhook.get("url"):
+            asyncio.ensure_future(self._post_to_webhook(update))   # Telegram pushes it
+            return
+        self._updates.append(update)
         self._notify()
+
+    async def _post_to_webhook(self, update: dict[str, Any]) -> None:
+        import aiohttp
+        assert self.webhook is not None
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook.get("secret_token") or ""}
+        async with aiohttp.ClientSession() as session, \
+                session.post(self.webhook["url"], json=update, headers=headers) as response:
+            self.webhook_deliveries.append(response.status)
 
     def _notify(self) -> None:
         """Wake every waiter (long polls, wait_for); later waiters wait on a fresh event."""
