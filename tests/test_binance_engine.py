@@ -141,3 +141,21 @@ async def test_server_error_on_a_stop_is_an_unknown_outcome_probed_not_resent(fa
         await engine.tick()
         stops = [o for o in await engine.exchange.open_orders(SYMBOL) if o.type is OrderType.STOP_MARKET]
         assert len(stops) == 1, "the unknown outcome must not lead to a second stop"
+
+
+async def test_transient_read_errors_back_off_and_the_tick_still_completes(fake, tmp_path):
+    async with booted_long(fake, tmp_path) as engine:
+        fake.clear_request_log()
+        fake.inject_fault("GET /fapi/v1/openOrders", code=-1001, times=2)
+        await engine.tick()
+        assert len(fake.requests("GET /fapi/v1/openOrders")) == 3   # 2 failures + 1 success
+        assert engine.last_error is None
+
+
+async def test_a_read_that_keeps_failing_gives_up_after_a_bounded_number_of_tries(fake, tmp_path):
+    async with booted_long(fake, tmp_path) as engine:
+        fake.clear_request_log()
+        fake.inject_fault("GET /fapi/v1/openOrders", code=-1001, times=50)
+        await engine.tick()
+        assert len(fake.requests("GET /fapi/v1/openOrders")) == 4   # capped, no storm
+        assert engine.last_error is not None

@@ -238,10 +238,19 @@ class Executor:
         return await self._with_backoff(call, *args)
 
     async def _with_backoff(self, call, *args):  # type: ignore[no-untyped-def]
+        # Fast path: most calls succeed first time, so tenacity is only set up after a failure.
+        try:
+            return await call(*args)
+        except (ExchangeError, UnknownOutcome) as error:
+            if not _backoff_retryable(error):
+                raise
+            logger.info("transient exchange error, backing off call={} error={}",
+                        getattr(call, "__name__", call), error)
+        await self.clock.sleep(self.backoff_base)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_backoff_retryable),
-            stop=stop_after_attempt(BACKOFF_MAX_ATTEMPTS),
-            wait=wait_exponential(multiplier=self.backoff_base, max=BACKOFF_CAP_SECONDS),
+            stop=stop_after_attempt(BACKOFF_MAX_ATTEMPTS - 1),
+            wait=wait_exponential(multiplier=self.backoff_base * 2, max=BACKOFF_CAP_SECONDS),
             sleep=self.clock.sleep, reraise=True,
         ):
             with attempt:

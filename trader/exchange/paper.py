@@ -22,6 +22,7 @@ import asyncio
 from collections import deque
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from loguru import logger
 
@@ -68,7 +69,8 @@ class PaperExchange:
         self.save_state = save_state
         self.history = SimHistory(config.max_terminal_orders_kept, config.max_fills_kept)
         self.sim = self._restore(rules)
-        self.sim.history = self.history
+        if save_state:
+            self.sim.history = self.history   # journal terminal orders and fills as they happen
         for symbol, schedule in (funding_schedules or {}).items():
             self.sim.set_funding_schedule(symbol, schedule)   # e.g. replay.load_bundled_funding()
         self._events: deque[ExchangeEvent] = deque(maxlen=MAX_EVENTS)
@@ -238,7 +240,7 @@ class PaperExchange:
         for _, log, written, deleted in changes:
             log.saved(written, deleted)
 
-    def _saved_chunks(self, prefix: str) -> list[tuple[int, list[dict]]]:  # type: ignore[type-arg]
+    def _saved_chunks(self, prefix: str) -> list[tuple[int, list[dict[str, Any]]]]:
         return [(int(key[len(prefix):]), self.store.get(key)) for key in self.store.keys(prefix)]
 
     def _persist(self, action: str) -> None:
