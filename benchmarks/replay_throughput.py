@@ -3,7 +3,7 @@ second, one symbol of seeded random-walk 1m candles.
 
     python benchmarks/replay_throughput.py               # 14 days, well under 2 min
     python benchmarks/replay_throughput.py --days 365 --variants records
-                                                         # the year of the goal (~10 min)
+                                                         # the year of the goal (~7 min)
     python benchmarks/replay_throughput.py --profile     # plus the cProfile hot spots
 
 Variants, all measured in the same run on the same candles:

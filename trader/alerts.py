@@ -116,6 +116,8 @@ class Alerter:
             logger.info("alert throttled name={} key={}", alert.name, alert.key)
             return False
         self._last_sent[alert.key] = now
+        if len(self._last_sent) > 2000:   # keys carry ids and dates: forget old ones
+            self._last_sent = {k: t for k, t in self._last_sent.items() if now - t < self.throttle}
         logger.log("WARNING" if alert.level is not Severity.INFO else "INFO",
                    "alert name={} severity={} symbol={} text={}",
                    alert.name, alert.level, alert.symbol or "-", alert.text.replace("\n", " | "))

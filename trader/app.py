@@ -53,18 +53,18 @@ async def build_engine(settings: Settings, clock: Clock | None = None) -> tuple[
     return engine, close
 
 
-def replay_candles(settings: Settings, data: Path | None) -> dict[str, list[Candle]]:
+def replay_candles(settings: Settings, data: list[Path] | None) -> dict[str, list[Candle]]:
     from trader.market.replay import load_bundled, load_candles
-    path = data or settings.replay_file
-    if path is None:
+    paths = data or ([settings.replay_file] if settings.replay_file else [])
+    if not paths:
         bundled = load_bundled()
         return {s: c for s, c in bundled.items() if s in settings.symbols} or bundled
-    candles = load_candles(path)
-    return {candles[0].symbol: candles} if candles else {}
+    loaded = [load_candles(path) for path in paths]
+    return {rows[0].symbol: rows for rows in loaded if rows}
 
 
 async def run_agent(settings: Settings, *, replay: bool = False, speed: float | None = None,
-                    data: Path | None = None) -> int:
+                    data: list[Path] | None = None) -> int:
     replaying = replay or settings.effective_feed == "replay"
     if replaying:
         candles = replay_candles(settings, data)

@@ -63,7 +63,8 @@ async def run_backtest(settings: Settings, candles: dict[str, list[Candle]], out
     store = Store.open(db_path)
     paper = PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
                                                   default_leverage=settings.leverage),
-                          persist_every=0, funding_schedules=funding)
+                          persist_every=0, funding_schedules=funding,
+                          save_state=False)   # a backtest never resumes: journal only our own records
     await paper.start(symbols, settings.leverage)
     engine = Engine(settings, paper, store, clock, Alerter(store), load_strategy(settings.strategy))
     total = sum(len(rows) for rows in candles.values())

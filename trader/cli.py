@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="drive the agent from replayed candles on the paper exchange")
     run.add_argument("--speed", type=_positive, default=None,
                      help="replay speed: feed seconds per wall-clock second (default 60)")
-    run.add_argument("--data", type=Path, default=None, help="candle CSV for --replay")
+    run.add_argument("--data", type=Path, nargs="+", default=None,
+                     help="candle CSV file(s) for --replay, one symbol each")
 
     backtest = sub.add_parser("backtest", help="run the full engine over candles on the paper exchange")
     backtest.add_argument("--symbols", default=None,

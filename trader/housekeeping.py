@@ -56,6 +56,7 @@ class Housekeeping:
             await self.clean_intents()
         if self._due("telemetry", TELEMETRY_EVERY):
             self.engine.counters.log()
+            self.forget_finished_orders()
         self.daily_summary()
 
     # --- feed ---------------------------------------------------------------------
@@ -94,6 +95,14 @@ class Housekeeping:
 
     def entries_blocked(self, symbol: str) -> bool:
         return symbol in self.stale
+
+    def forget_finished_orders(self) -> None:
+        """The second-instance guard only needs ids that can still show up as live orders."""
+        engine = self.engine
+        live = {o.client_id for snap in engine.snapshots.values() for o in snap.orders}
+        pending = {i.client_id for i in engine.store.unresolved_intents()}
+        engine.known_orders &= live
+        engine.executor.placed &= live | pending
 
     # --- funding breaker ------------------------------------------------------------
     async def check_funding(self) -> None:
