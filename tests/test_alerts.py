@@ -1,7 +1,6 @@
 """Alerter: throttled repeats, the outbox keeps order, and a database outage loses nothing."""
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,18 +22,6 @@ class RecordingSink:
 
     def wake(self) -> None:
         self.wakes += 1
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "tradebot.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    opened = Store.open(db_path)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

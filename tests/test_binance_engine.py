@@ -159,3 +159,30 @@ async def test_a_read_that_keeps_failing_gives_up_after_a_bounded_number_of_trie
         await engine.tick()
         assert len(fake.requests("GET /fapi/v1/openOrders")) == 4   # capped, no storm
         assert engine.last_error is not None
+
+
+async def test_the_intent_is_journaled_as_sent_before_the_request_reaches_binance(fake, tmp_path):
+    """Write-ahead, observed on the wire: while the order request is in flight, the
+    database already holds its intent, so a crash right now leaves a record to probe."""
+    import asyncio
+
+    from trader.domain import IntentStatus, OrderRole, OrderType, Position, PositionState
+    from trader.intents import entry_intent
+    engine = await start_engine(fake, tmp_path)
+    try:
+        fake.inject_fault("POST /fapi/v1/order", delay=0.5, times=1)
+        position = Position(symbol=SYMBOL, key="wal1", side=Side.BUY, state=PositionState.ENTERING,
+                            quantity=Decimal("0.010"), entry_price=PRICE, leverage=5,
+                            opened_at=engine.clock.now())
+        _, intent = entry_intent(position, engine.clock.now())
+        sending = asyncio.ensure_future(engine.executor.submit(intent))
+        while not fake.requests("POST /fapi/v1/order"):
+            await asyncio.sleep(0.01)
+        in_flight = engine.store.intent(intent.client_id)
+        assert in_flight is not None and in_flight.status is IntentStatus.SENT
+        assert in_flight.role is OrderRole.ENTRY and in_flight.type is OrderType.MARKET
+        result = await sending
+        assert result.ok
+        assert engine.store.intent(intent.client_id).status is IntentStatus.FILLED
+    finally:
+        await stop_engine(engine)

@@ -237,3 +237,18 @@ class TimeframeAgreement(TimeframeDisagreement):
     def signal(self, closed):
         from trader.domain import Signal
         return Signal(Side.BUY, 0.7, Decimal("0.02"), Decimal("0.01"))
+
+
+async def test_an_entry_whose_intent_cannot_be_journaled_is_never_sent(tmp_path):
+    """Write-ahead: no record, no order (entries need the journal; protection does not)."""
+    import pytest
+
+    from storage import SaveStateFailure
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    _, intent = entry_intent(replace_position_for_entry(world), world.clock.now())
+    world.store.db.execute("PRAGMA query_only = ON")
+    with pytest.raises(SaveStateFailure):
+        await world.engine.executor.submit(intent)
+    assert world.sent == 0
+    assert await world.paper.fills(SYMBOL, world.clock.now() - timedelta(days=1)) == []

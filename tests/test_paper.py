@@ -1,6 +1,5 @@
 """The paper exchange: the Exchange protocol on the simulator, events, latency, persistence."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
@@ -23,18 +22,6 @@ from trader.exchange.sim import SimConfig
 T0 = datetime(2024, 1, 1, 7, 0, tzinfo=UTC)
 BTC = "BTCUSDT"
 CONFIG = SimConfig(spread={BTC: D(0)}, slippage=D(0))
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "paper.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    opened = Store.open(db_path)
-    yield opened
-    opened.close()
 
 
 def candle(o: str, h: str, low: str, c: str, at: datetime = T0) -> Candle:

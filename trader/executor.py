@@ -6,7 +6,7 @@ A timeout or 5xx leaves it SENT (outcome UNKNOWN): it is probed by client id and
 re-sent blind. Retries follow trader/exchange/errors.py, applied with tenacity.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from loguru import logger
@@ -14,7 +14,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from storage import SaveStateFailure, Store
 from trader.clock import Clock
-from trader.domain import Intent, IntentStatus, Order, OrderRole, OrderStatus
+from trader.domain import Intent, IntentStatus, Order, OrderRequest, OrderRole, OrderStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import (
     BACKOFF_CAP_SECONDS,
@@ -272,6 +272,5 @@ class Executor:
         return expired
 
 
-def _as_reduce_only(request):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
+def _as_reduce_only(request: OrderRequest) -> OrderRequest:
     return replace(request, close_position=False, reduce_only=True)
