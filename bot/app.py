@@ -4,7 +4,8 @@
 (initialize / start / updater.start_polling; never run_polling, which would own the loop).
 It is also the engine's `AlertSink`: `wake()` nudges the delivery task. If Telegram is
 unreachable at start, the engine is not held up: the bot keeps connecting in the background
-while alerts wait in the outbox.
+while alerts wait in the outbox. A token Telegram rejects at start is a configuration error
+(`trader.config.ConfigError`: one line naming TELEGRAM_BOT_TOKEN, exit code 2).
 
     sink = make_alert_sink(settings, engine, alerter, store, clock)   # bot or headless
     await sink.start()
@@ -25,18 +26,21 @@ from telegram import BotCommand, Update
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
+from tenacity import AsyncRetrying, retry_if_exception, stop_never
 
 from bot.auth import ChatGate
 from bot.confirm import ConfirmationBook
-from bot.delivery import AlertDelivery, Backoff
+from bot.delivery import AlertDelivery
 from bot.format import HELP_LINES
 from bot.handlers import CommandHandlers, HandlerTimings
 from bot.headless import HeadlessAlertSink
+from bot.replies import Replies
+from bot.sending import Backoff, RetryLog, RetryPolicy, is_transient
 from storage import Store
 from trader.alerts import Alerter
 from trader.clock import Clock
 from trader.commands import EngineControl
-from trader.config import Settings
+from trader.config import ConfigError, Settings
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
@@ -47,7 +51,11 @@ class BotTimings:
     poll_timeout: float = 10.0             # getUpdates long-poll
     delivery_interval: float = 5.0         # alert outbox sweep when nothing wakes it
     delivery_backoff: Backoff = field(default_factory=Backoff)
-    connect_backoff: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=60.0))
+    connect_backoff: Backoff = field(default_factory=lambda: Backoff(initial=2.0, cap=60.0))
+    replies: RetryPolicy = field(default_factory=RetryPolicy)   # messages, prompts, photos, edits
+    # Telegram stops accepting an answer to a button press after a short while.
+    callback_answers: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=3,
+                                                                              budget=10.0))
     connect_timeout: float = 5.0           # one connection attempt (getMe)
     sweep_interval: float = 1.0            # expiry of confirmation prompts
     flush_timeout: float = 5.0             # alert flush on stop
@@ -84,8 +92,9 @@ class TelegramBot:
         self.application = build_application(self._token, settings.telegram_api_url)
         gate = ChatGate(settings.telegram_allowed_chat_ids, settings.telegram_allowed_user_ids,
                         alerter)
+        replies = Replies(alerter, clock, self.timings.replies, self.timings.callback_answers)
         self.handlers = CommandHandlers(engine, gate, clock,
-                                        ConfirmationBook(ttl=self.timings.confirm_ttl),
+                                        ConfirmationBook(ttl=self.timings.confirm_ttl), replies,
                                         self.timings.handlers)
         self.handlers.register(self.application)
         self.delivery = AlertDelivery(self._send_alert, settings.telegram_allowed_chat_ids,
@@ -103,14 +112,15 @@ class TelegramBot:
     async def start(self) -> None:
         """Connect now if Telegram answers; otherwise keep trying in the background.
 
-        A token Telegram rejects raises `telegram.error.InvalidToken` (bad configuration).
+        Raises `ConfigError` (one line naming TELEGRAM_BOT_TOKEN, never the token) when
+        Telegram rejects the token: 401 Unauthorized, or 404 for a malformed one.
         """
         try:
             await self._connect()
-        except InvalidToken:
-            logger.error("telegram rejected TELEGRAM_BOT_TOKEN; check the token")
-            # PTB's own message quotes the token; this one must be safe to print anywhere.
-            raise InvalidToken("TELEGRAM_BOT_TOKEN was rejected by Telegram") from None
+        except InvalidToken as exc:
+            await self._bounded(self.application.bot.shutdown(), "close connections")
+            raise ConfigError([f"TELEGRAM_BOT_TOKEN: rejected by Telegram ({self._reason(exc)}); "
+                               "check the token from @BotFather"]) from None
         except (NetworkError, RetryAfter, TimeoutError) as exc:
             logger.warning("telegram unreachable at start error={!r}; retrying in the background",
                            exc)
@@ -183,21 +193,30 @@ class TelegramBot:
         except TelegramError as exc:
             logger.warning("telegram command menu not registered error={}", exc)
 
+    def _reason(self, rejected: InvalidToken) -> str:
+        """Telegram's description ("Unauthorized", "Not Found"); PTB's own message quotes
+        the token, so only the description it wraps is used, and masked all the same."""
+        cause = rejected.__cause__
+        reason = cause.message if isinstance(cause, TelegramError) else "Unauthorized"
+        return reason.replace(self._token, "********")
+
     async def _connect_in_background(self) -> None:
-        failures = 0
-        while True:
-            failures += 1
-            await asyncio.sleep(self.timings.connect_backoff.delay(failures))
-            try:
-                await self._connect()
-            except InvalidToken:
-                logger.critical("telegram rejected TELEGRAM_BOT_TOKEN; alerts stay in the outbox")
-                return
-            except (NetworkError, RetryAfter, TimeoutError) as exc:
-                logger.warning("telegram still unreachable attempt={} error={!r}", failures, exc)
-                continue
-            self._after_connect()
+        """Retry the connection with capped backoff until Telegram answers (or refuses the
+        token: then the agent runs on, and alerts wait in the outbox)."""
+        retrying = AsyncRetrying(retry=retry_if_exception(is_transient),
+                                 wait=self.timings.connect_backoff.wait(), stop=stop_never,
+                                 before_sleep=RetryLog("connect"), reraise=True)
+        await asyncio.sleep(self.timings.connect_backoff.initial)   # start() has just failed
+        try:
+            await retrying(self._connect)
+        except InvalidToken:
+            logger.critical("telegram rejected TELEGRAM_BOT_TOKEN; alerts stay in the outbox")
             return
+        except TelegramError as exc:
+            logger.critical("telegram refused to connect error={!r}; alerts stay in the outbox",
+                            exc)
+            return
+        self._after_connect()
 
     def _after_connect(self) -> None:
         self.delivery.start()
@@ -216,6 +235,7 @@ class TelegramBot:
         task = asyncio.create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_if_crashed)
 
     def _polling_error(self, exc: TelegramError) -> None:
         logger.warning("telegram polling failed error={}", exc)
@@ -223,6 +243,14 @@ class TelegramBot:
     async def _send_alert(self, chat_id: int, text: str, html: bool) -> None:
         await self.application.bot.send_message(chat_id, text,
                                                 parse_mode=ParseMode.HTML if html else None)
+
+
+def _log_if_crashed(task: "asyncio.Task[None]") -> None:
+    """A background task of the bot that dies of anything must say so, with its traceback."""
+    if task.cancelled() or task.exception() is None:
+        return
+    logger.opt(exception=task.exception()).error("telegram background task {} crashed",
+                                                 task.get_name())
 
 
 def make_alert_sink(settings: Settings, engine: EngineControl, alerter: Alerter, store: Store,

@@ -4,23 +4,31 @@ A background task wakes when the engine publishes (`wake()` only sets an event, 
 engine never waits for Telegram) and every few seconds. It sends the alerts the database
 could not keep (`Alerter.take_unsaved`) and the outbox's pending ones, oldest first, and
 marks each delivered one sent. While Telegram is unreachable the alerts stay pending (the
-attempt is counted) and the task retries with capped exponential backoff, resuming at the
-first undelivered alert, so nothing is lost, reordered or sent twice.
+attempt is counted) and tenacity repeats the pass with capped exponential backoff (never less
+than a flood-control `retry_after`), resuming at the first undelivered alert, so nothing is
+lost, reordered or sent twice. A pass that raises is logged with its traceback and repeated
+the same way: the task only ends when it is stopped.
 """
 
 import asyncio
 import itertools
 import sqlite3
-import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 
 from loguru import logger
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_when_event_set,
+)
 
 from bot.format import format_alert, split_message
+from bot.sending import Backoff, retry_after_seconds
 from storage import SaveStateFailure, Store
 from trader.alerts import Alerter, OutgoingAlert
 from trader.clock import Clock
@@ -38,16 +46,6 @@ class ChatOutcome(StrEnum):
     SENT = "sent"
     REFUSED = "refused"            # Telegram answered "no" for this chat (blocked, not found)
     UNREACHABLE = "unreachable"
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff in real seconds: base, 2 x base, 4 x base ... cap."""
-    base: float = 1.0
-    cap: float = 60.0
-
-    def delay(self, failures: int) -> float:
-        return min(self.cap, self.base * 2 ** max(0, failures - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +75,12 @@ class AlertDelivery:
         self.interval = interval
         self.backoff = backoff or Backoff()
         self.batch = batch
-        self.failures = 0
         self._unsaved: list[_Queued] = []
         self._progress: dict[str, _Progress] = {}
         self._unmarked: dict[int, str] = {}      # outbox id -> status not yet written
         self._sequence = itertools.count(1)
-        self._retry_after = 0.0
+        self._retry_after = 0.0     # flood control: the next wait lasts at least this long
+        self._backoff_wait = self.backoff.exponential()
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
         self._stop_requested = asyncio.Event()
@@ -110,22 +108,41 @@ class AlertDelivery:
         self._task = None
 
     async def run(self) -> None:
+        """Deliver until stopped: after a pass that emptied the outbox, wait `interval` or a
+        wake-up; after one that did not reach Telegram (or raised), retry with backoff."""
         while True:
-            try:
-                outcome = await self.deliver_once()
-            except Exception:  # noqa: BLE001 - a bug here must not silence every later alert
-                logger.exception("alert delivery pass failed; retrying")
-                outcome = Delivery.UNREACHABLE
+            await self._retrying()(self.deliver_once)
             if self._stop_requested.is_set():
                 return
-            if outcome is Delivery.UNREACHABLE:
-                self.failures += 1
-                delay = max(self.backoff.delay(self.failures), self._retry_after)
-                self._retry_after = 0.0
-                await self._pause(delay, wakeable=False)
-            else:
-                self.failures = 0
-                await self._pause(self.interval, wakeable=True)
+            await self._pause(self.interval, wakeable=True)
+
+    def _retrying(self) -> AsyncRetrying:
+        """Repeat a pass while Telegram is unreachable or the pass raised, until stopped.
+
+        Stopping ends the waits at once; the pass under way (or the next one, when stop came
+        during a wait) is the last: the flush on shutdown.
+        """
+        return AsyncRetrying(
+            retry=retry_if_result(lambda outcome: outcome is Delivery.UNREACHABLE)
+            | retry_if_exception_type(Exception),
+            wait=self._wait, stop=stop_when_event_set(self._stop_requested),  # type: ignore[arg-type]
+            sleep=self._sleep, after=self._log_failed_pass,
+            retry_error_callback=lambda state: Delivery.UNREACHABLE)
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        flood_wait, self._retry_after = self._retry_after, 0.0
+        return max(float(self._backoff_wait(retry_state)), flood_wait)
+
+    async def _sleep(self, seconds: float) -> None:
+        await self._pause(seconds, wakeable=False)
+
+    @staticmethod
+    def _log_failed_pass(retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        if outcome is not None and outcome.failed:
+            # A bug here must not silence every later alert: log it whole, then try again.
+            logger.opt(exception=outcome.exception()).error(
+                "alert delivery pass failed attempt={}; retrying", retry_state.attempt_number)
 
     async def _pause(self, seconds: float, *, wakeable: bool) -> None:
         events = [self._stop_requested, *([self._wakeup] if wakeable else [])]
@@ -190,7 +207,7 @@ class AlertDelivery:
         try:
             await self.send(chat_id, text, True)
         except RetryAfter as exc:
-            self._retry_after = _seconds(exc)
+            self._retry_after = retry_after_seconds(exc)
             logger.warning("telegram flood control alert={} retry_after_s={}", item.key,
                            self._retry_after)
             return ChatOutcome.UNREACHABLE
@@ -254,10 +271,3 @@ class AlertDelivery:
             self.store.count_alert_attempt(item.alert.outbox_id)
         except SaveStateFailure as exc:
             logger.error("alert attempt not counted id={} error={}", item.alert.outbox_id, exc)
-
-
-def _seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # PTB warns that retry_after will become a timedelta
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -39,6 +39,11 @@ def escape(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
+def plain_text(text: str) -> str:
+    """Telegram HTML as the plain text it shows (tags dropped, entities decoded)."""
+    return html.unescape(re.sub(r"<[^<>]*>", "", text))
+
+
 def utf16_length(text: str) -> int:
     """Telegram measures messages in UTF-16 code units (an emoji counts 2)."""
     return len(text.encode("utf-16-le")) // 2
@@ -120,6 +125,8 @@ def format_status(status: StatusView) -> str:
             f"{escape(symbol)} until {clock_time(until)}" for symbol, until in status.cooldowns.items()))
     if status.save_failures:
         lines.append(f"⚠️ <b>Save failures</b> {status.save_failures}")
+    if status.api_circuit:
+        lines.append(f"⛔ <b>Exchange API paused</b> {escape(status.api_circuit)}")
     if status.feed:
         lines.append(f"Feed {escape(status.feed)}")
     lines.append(f"<b>Last error</b> {escape(status.last_error) if status.last_error else 'none'}")

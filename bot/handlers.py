@@ -5,6 +5,8 @@ The bot never touches trading state: every action is a `Command` awaited through
 being executed when its arguments are wrong (one-line usage answer) or when it waited more
 than 60 s while the agent was down. /close and /shutdown ask for confirmation with inline
 buttons that expire; each confirmation can be used once, so a repeated press does nothing.
+Everything said back goes through `Replies` (retried; kept in the alert outbox if Telegram
+does not take it in time).
 """
 
 import asyncio
@@ -13,9 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loguru import logger
-from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram import Bot, Update
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -37,7 +37,8 @@ from bot.confirm import (
     confirmation_prompt,
     parse_callback,
 )
-from bot.format import escape, format_result, help_text, split_message, stale_text, usage_text
+from bot.format import escape, format_result, help_text, plain_text, stale_text, usage_text
+from bot.replies import Replies
 from trader.clock import Clock
 from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult, EngineControl
 
@@ -136,11 +137,13 @@ class CommandHandlers:
     """The bot's reactions to updates: the access gate, commands, buttons and prompt expiry."""
 
     def __init__(self, engine: EngineControl, gate: ChatGate, clock: Clock,
-                 book: ConfirmationBook, timings: HandlerTimings | None = None) -> None:
+                 book: ConfirmationBook, replies: Replies,
+                 timings: HandlerTimings | None = None) -> None:
         self.engine = engine
         self.gate = gate
         self.clock = clock
         self.book = book
+        self.replies = replies
         self.timings = timings or HandlerTimings()
         self._late: set[asyncio.Future[CommandResult]] = set()
 
@@ -166,11 +169,12 @@ class CommandHandlers:
                                  self.clock.now())
         if access is Access.ALLOW:
             return
-        if access is Access.REFUSE:
+        if access is Access.REFUSE:   # never kept: the outbox goes to the owner's chats
             if query is not None:
-                await self._answer(query, REFUSAL_TEXT)
+                await self.replies.answer(query, REFUSAL_TEXT)
             elif chat is not None:
-                await send_html(context.bot, chat.id, escape(REFUSAL_TEXT))
+                await self.replies.send_html(context.bot, chat.id, escape(REFUSAL_TEXT),
+                                             keep=False)
         raise ApplicationHandlerStop
 
     # --- commands -----------------------------------------------------------------------
@@ -184,16 +188,16 @@ class CommandHandlers:
         if age > self.timings.stale_after:
             logger.warning("stale telegram command refused command={} chat={} age_s={:.0f}",
                            name, chat.id, age.total_seconds())
-            await send_html(context.bot, chat.id, stale_text(message.date, age))
+            await self.replies.send_html(context.bot, chat.id, stale_text(message.date, age))
             return
         try:
             request = parse_command(name, list(context.args or []), list(self.engine.symbols))
         except UsageError as exc:
-            await send_html(context.bot, chat.id, exc.text)
+            await self.replies.send_html(context.bot, chat.id, exc.text)
             return
         kind = request.kind
         if kind is None:
-            await send_html(context.bot, chat.id, help_text(list(self.engine.symbols)))
+            await self.replies.send_html(context.bot, chat.id, help_text(list(self.engine.symbols)))
         elif kind in CHOICES:
             await self._prompt(context.bot, chat.id, kind, request.symbol, now)
         else:
@@ -204,16 +208,21 @@ class CommandHandlers:
 
     async def on_unknown(self, update: Update, context: Context) -> None:
         if update.effective_chat is not None:
-            await send_html(context.bot, update.effective_chat.id,
-                            "Unknown command. /help lists what I understand.")
+            await self.replies.send_html(context.bot, update.effective_chat.id,
+                                         "Unknown command. /help lists what I understand.")
 
     async def _prompt(self, bot: Bot, chat_id: int, kind: CommandKind, symbol: str | None,
                       now: datetime) -> None:
         prompt = self.book.open(kind, chat_id, now, symbol)
         text, markup = confirmation_prompt(prompt, self.book.ttl)
-        sent = await send_html(bot, chat_id, text, markup)
-        if sent is not None:
-            prompt.message_id = sent.message_id
+        sent = await self.replies.send_html(
+            bot, chat_id, text, markup,
+            kept_text=f"The /{kind.value} confirmation could not be shown; nothing was done. "
+                      f"Send /{kind.value} again.")
+        if sent is None:
+            prompt.state = PromptState.EXPIRED   # its buttons never reached the chat
+            return
+        prompt.message_id = sent.message_id
 
     # --- buttons ------------------------------------------------------------------------
     async def on_button(self, update: Update, context: Context) -> None:
@@ -224,29 +233,32 @@ class CommandHandlers:
         prompt = self.book.get(nonce)
         now = self.clock.now()
         if prompt is None or prompt.chat_id != chat.id or choice not in CHOICES[prompt.kind]:
-            await self._answer(query, "This button is no longer valid; send the command again.")
+            await self.replies.answer(query, "This button is no longer valid; send the command "
+                                             "again.")
             return
         if prompt.state is PromptState.USED:
-            await self._answer(query, "Already done.")
+            await self.replies.answer(query, "Already done.")
             return
         if prompt.state is PromptState.EXPIRED:   # the expiry sweep already edited the message
-            await self._answer(query, prompt.expired_text)
+            await self.replies.answer(query, prompt.expired_text)
             return
         if self.book.is_due(prompt, now):
             prompt.state = PromptState.EXPIRED
-            await self._answer(query, prompt.expired_text)
+            await self.replies.answer(query, prompt.expired_text)
             await self._edit(context.bot, prompt, prompt.expired_text)
             return
         prompt.state = PromptState.USED   # before any await: a second press finds it used
         if choice is Choice.CANCEL:
-            await self._answer(query, "Cancelled.")
+            await self.replies.answer(query, "Cancelled.")
             await self._edit(context.bot, prompt, "Cancelled: nothing was done.")
             return
-        await self._answer(query, "Working on it…")
-        await self._edit(context.bot, prompt, confirmed_text(prompt, choice))
         command = Command(prompt.kind, f"tg:confirm:{prompt.nonce}", now, symbol=prompt.symbol,
                           flatten=choice is Choice.FLATTEN)
-        await self._run(context.bot, chat.id, command)
+        # The engine acts at once; the toast and the edit may wait out Telegram's flood control.
+        running = asyncio.ensure_future(self.engine.execute(command))
+        await self.replies.answer(query, "Working on it…")
+        await self._edit(context.bot, prompt, confirmed_text(prompt, choice))
+        await self._run(context.bot, chat.id, command, running)
 
     async def expire_prompts(self, bot: Bot) -> int:
         """Turn prompts past their ttl into "expired, send /close again"; returns how many."""
@@ -256,36 +268,45 @@ class CommandHandlers:
         return len(due)
 
     # --- engine -------------------------------------------------------------------------
-    async def _run(self, bot: Bot, chat_id: int, command: Command) -> None:
-        result = await self._execute(bot, chat_id, command)
+    async def _run(self, bot: Bot, chat_id: int, command: Command,
+                   running: asyncio.Future[CommandResult] | None = None) -> None:
+        result = await self._execute(bot, chat_id, command, running)
         if result is None:
             return
         if command.kind is CommandKind.CHART and result.ok and result.png:
             caption = escape(" ".join(result.lines))[:900] or "Equity and drawdown"
-            await send_photo(bot, chat_id, result.png, caption)
+            await self.replies.send_photo(
+                bot, chat_id, result.png, caption,
+                kept_text=f"The /chart picture could not be sent ({plain_text(caption)}). "
+                          "Send /chart again.")
         else:
-            await send_html(bot, chat_id, format_result(command.kind, result))
+            await self.replies.send_html(bot, chat_id, format_result(command.kind, result))
 
-    async def _execute(self, bot: Bot, chat_id: int, command: Command) -> CommandResult | None:
-        """Await the engine; say "working on it" if it takes long; None if there is no result."""
+    async def _execute(self, bot: Bot, chat_id: int, command: Command,
+                       running: asyncio.Future[CommandResult] | None) -> CommandResult | None:
+        """Await the engine (`running`: already started); say "working on it" if it takes
+        long; None if there is no result."""
         logger.info("telegram command kind={} id={} symbol={}", command.kind, command.command_id,
                     command.symbol or "-")
-        task = asyncio.ensure_future(self.engine.execute(command))
+        task = running or asyncio.ensure_future(self.engine.execute(command))
         done, _ = await asyncio.wait({task}, timeout=self.timings.ack_after)
         if not done:
-            await send_html(bot, chat_id, "⏳ Working on it…")
+            await self.replies.send_html(bot, chat_id, "⏳ Working on it…", keep=False)
             done, _ = await asyncio.wait({task}, timeout=self.timings.result_timeout)
         if not done:
             self._late.add(task)
             task.add_done_callback(self._late_result)
-            await send_html(bot, chat_id, "⏳ Still running; /status shows the outcome.")
+            await self.replies.send_html(bot, chat_id, "⏳ Still running; /status shows the "
+                                         "outcome.", keep=False)
             return None
         try:
             return task.result()
         except Exception as exc:  # noqa: BLE001 - any engine failure becomes the operator's answer
-            logger.exception("engine command failed kind={} id={}", command.kind, command.command_id)
-            await send_html(bot, chat_id, f"⚠️ <b>{escape(command.kind.value)} failed</b>\n"
-                                          f"{escape(type(exc).__name__)}: {escape(exc)}")
+            logger.exception("engine command failed kind={} id={}", command.kind,
+                             command.command_id)
+            await self.replies.send_html(bot, chat_id,
+                                         f"⚠️ <b>{escape(command.kind.value)} failed</b>\n"
+                                         f"{escape(type(exc).__name__)}: {escape(exc)}")
             return None
 
     def _late_result(self, task: asyncio.Future[CommandResult]) -> None:
@@ -298,21 +319,9 @@ class CommandHandlers:
             logger.info("late engine command finished ok={}", task.result().ok)
 
     # --- telegram helpers ---------------------------------------------------------------
-    async def _answer(self, query: CallbackQuery, text: str) -> None:
-        try:
-            await query.answer(text)
-        except TelegramError as exc:
-            logger.warning("callback answer failed query={} error={}", query.id, exc)
-
     async def _edit(self, bot: Bot, prompt: Confirmation, text: str) -> None:
-        if prompt.message_id is None:
-            return
-        try:
-            await bot.edit_message_text(text, prompt.chat_id, prompt.message_id,
-                                        parse_mode=ParseMode.HTML, reply_markup=None)
-        except TelegramError as exc:
-            logger.warning("prompt edit failed chat={} message={} error={}", prompt.chat_id,
-                           prompt.message_id, exc)
+        if prompt.message_id is not None:
+            await self.replies.edit(bot, prompt.chat_id, prompt.message_id, text)
 
     async def on_error(self, update: object, context: Context) -> None:
         logger.opt(exception=context.error).error("telegram handler failed update={}",
@@ -332,27 +341,3 @@ def confirmed_text(prompt: Confirmation, choice: Choice) -> str:
     if choice is Choice.FLATTEN:
         return "⏳ Shutdown: flattening everything, then sleeping…"
     return "⏳ Shutdown: keeping positions protected, then sleeping…"
-
-
-async def send_html(bot: Bot, chat_id: int, text: str,
-                    markup: InlineKeyboardMarkup | None = None) -> Message | None:
-    """Send `text` in parts under the limit (buttons on the last); None if Telegram refused."""
-    parts = split_message(text)
-    sent: Message | None = None
-    for index, part in enumerate(parts):
-        try:
-            sent = await bot.send_message(chat_id, part, parse_mode=ParseMode.HTML,
-                                          reply_markup=markup if index == len(parts) - 1 else None)
-        except TelegramError as exc:
-            logger.warning("telegram reply failed chat={} part={}/{} error={}", chat_id,
-                           index + 1, len(parts), exc)
-            return None
-    return sent
-
-
-async def send_photo(bot: Bot, chat_id: int, png: bytes, caption: str) -> Message | None:
-    try:
-        return await bot.send_photo(chat_id, png, caption=caption, parse_mode=ParseMode.HTML)
-    except TelegramError as exc:
-        logger.warning("telegram photo failed chat={} bytes={} error={}", chat_id, len(png), exc)
-        return None

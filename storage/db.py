@@ -75,7 +75,12 @@ def _v2(db: Database) -> None:
     db["alerts"].add_column("attempts", int, not_null_default=0)
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2]
+def _v3(db: Database) -> None:
+    """Fills keep the exchange's order id (userTrades carry it; the client id comes later)."""
+    db["fills"].add_column("order_id", str, not_null_default="")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 LATEST_VERSION = len(MIGRATIONS)
 
 

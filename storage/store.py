@@ -20,7 +20,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.codec import dump, dumps, load, loads, to_json
-from storage.db import open_database, saving
+from storage.db import SaveStateFailure, open_database, saving
+from storage.health import WriteHealth
 from trader.domain import (
     Fill,
     Intent,
@@ -73,6 +74,8 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.health = WriteHealth()
+        self._depth = 0
 
     @classmethod
     def open(cls, path: Path | str) -> "Store":
@@ -83,8 +86,26 @@ class Store:
 
     @contextmanager
     def transaction(self, what: str) -> Iterator[None]:
-        with saving(self.db, what):
+        with self._saving(what):
             yield
+
+    @contextmanager
+    def _saving(self, what: str) -> Iterator[None]:
+        """The storage gate: every write runs here, and the outermost one reports its outcome
+        to `health` (a write inside `transaction` is part of that one state change)."""
+        self._depth += 1
+        try:
+            with saving(self.db, what):
+                yield
+        except SaveStateFailure as exc:
+            if self._depth == 1:
+                self.health.failed(exc)
+            raise
+        else:
+            if self._depth == 1:
+                self.health.succeeded()
+        finally:
+            self._depth -= 1
 
     def _upsert(self, table: str, row: dict[str, Any], *pk: str) -> None:
         columns = tuple(row)
@@ -101,7 +122,7 @@ class Store:
         row["reduce_only"] = int(intent.reduce_only)
         row["close_position"] = int(intent.close_position)
         row["updated_at"] = (now or intent.created_at).isoformat()
-        with saving(self.db, f"intent {intent.client_id} {intent.status}"):
+        with self._saving(f"intent {intent.client_id} {intent.status}"):
             self._upsert("intents", row, "client_id")
 
     def intent(self, client_id: str) -> Intent | None:
@@ -122,7 +143,7 @@ class Store:
     def purge_resolved_intents(self, before: datetime) -> int:
         statuses = [s.value for s in IntentStatus if s.resolved]
         marks = ",".join("?" * len(statuses))
-        with saving(self.db, "intent cleanup"):
+        with self._saving("intent cleanup"):
             cursor = self.db.execute(
                 f"DELETE FROM intents WHERE status IN ({marks}) AND created_at < ?",
                 [*statuses, before.isoformat()])
@@ -140,7 +161,7 @@ class Store:
         row = dump(order)
         row["reduce_only"] = int(order.reduce_only)
         row["close_position"] = int(order.close_position)
-        with saving(self.db, f"order {order.client_id} {order.status}"):
+        with self._saving(f"order {order.client_id} {order.status}"):
             self._upsert("orders", row, "client_id")
 
     def order(self, client_id: str) -> Order | None:
@@ -162,7 +183,7 @@ class Store:
         """Store a fill once; False if it was already recorded (idempotent replays)."""
         row = dump(fill)
         row["maker"] = int(fill.maker)
-        with saving(self.db, f"fill {fill.symbol} {fill.trade_id}"):
+        with self._saving(f"fill {fill.symbol} {fill.trade_id}"):
             known = self.db.execute("SELECT 1 FROM fills WHERE symbol = ? AND trade_id = ?",
                                     [fill.symbol, fill.trade_id]).fetchone()
             if known:
@@ -195,7 +216,7 @@ class Store:
             "closed_at": position.closed_at.isoformat() if position.closed_at else None,
             "body": dumps(position),
         }
-        with saving(self.db, f"position {position.symbol} {position.key} {position.state}"):
+        with self._saving(f"position {position.symbol} {position.key} {position.state}"):
             self._upsert("positions", row, "symbol", "key")
 
     def open_positions(self) -> list[Position]:
@@ -218,7 +239,7 @@ class Store:
     # --- journal ------------------------------------------------------------------
     def append_event(self, at: datetime, kind: str, symbol: str = "",
                      body: dict[str, Any] | None = None) -> None:
-        with saving(self.db, f"event {kind}"):
+        with self._saving(f"event {kind}"):
             self.db.execute("INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)",
                             [at.isoformat(), kind, symbol, dumps(body or {})])
 
@@ -230,7 +251,7 @@ class Store:
     # --- alerts outbox ------------------------------------------------------------
     def enqueue_alert(self, at: datetime, name: str, severity: str, symbol: str,
                       dedup_key: str, text: str) -> int:
-        with saving(self.db, f"alert {name}"):
+        with self._saving(f"alert {name}"):
             cursor = self.db.execute(
                 "INSERT INTO alerts (created_at, name, severity, symbol, dedup_key, text, status, "
                 "sent_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, 0)",
@@ -246,12 +267,12 @@ class Store:
         return [self._alert(r) for r in rows][::-1]
 
     def mark_alert(self, alert_id: int, status: str, at: datetime) -> None:
-        with saving(self.db, f"alert {alert_id} {status}"):
+        with self._saving(f"alert {alert_id} {status}"):
             self.db.execute("UPDATE alerts SET status = ?, sent_at = ?, attempts = attempts + 1 "
                             "WHERE id = ?", [status, at.isoformat(), alert_id])
 
     def count_alert_attempt(self, alert_id: int) -> None:
-        with saving(self.db, f"alert {alert_id} attempt"):
+        with self._saving(f"alert {alert_id} attempt"):
             self.db.execute("UPDATE alerts SET attempts = attempts + 1 WHERE id = ?", [alert_id])
 
     @staticmethod
@@ -272,11 +293,11 @@ class Store:
     def put_json(self, key: str, text: str, now: datetime) -> None:
         """Store already-encoded JSON text under `key` (read back by `get` like `put`'s).
         For large states assembled from cached parts (the paper exchange's)."""
-        with saving(self.db, f"state {key}"):
+        with self._saving(f"state {key}"):
             self._upsert("kv", {"key": key, "value": text, "updated_at": now.isoformat()}, "key")
 
     def delete(self, key: str) -> None:
-        with saving(self.db, f"state {key}"):
+        with self._saving(f"state {key}"):
             self.db.execute("DELETE FROM kv WHERE key = ?", [key])
 
     def keys(self, prefix: str) -> list[str]:
@@ -286,7 +307,7 @@ class Store:
 
     # --- equity snapshots ---------------------------------------------------------
     def record_equity(self, at: datetime, equity: Decimal, wallet: Decimal) -> None:
-        with saving(self.db, "equity snapshot"):
+        with self._saving("equity snapshot"):
             self._upsert("equity", {"at": at.isoformat(), "equity": str(equity),
                                     "wallet": str(wallet)}, "at")
 

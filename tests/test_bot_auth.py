@@ -4,7 +4,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from telegram.error import InvalidToken
 
 from bot.app import TelegramBot, make_alert_sink
 from bot.auth import REFUSAL_TEXT, Access, ChatGate
@@ -24,6 +23,7 @@ from tests.test_bot_support import (
 from trader.alerts import Alerter
 from trader.clock import ManualClock
 from trader.commands import CommandKind
+from trader.config import ConfigError
 
 pytest_plugins = ["tests.test_bot_support"]
 
@@ -147,8 +147,9 @@ async def test_a_token_telegram_rejects_stops_start_without_revealing_it(telegra
     wrong = "123456789:WRONG-token-not-known-to-telegram"
     sink = make_alert_sink(bot_settings(telegram, telegram_bot_token=wrong), engine, alerter,
                            store, clock, FAST)
-    with pytest.raises(InvalidToken) as rejected:
+    with pytest.raises(ConfigError) as rejected:
         await sink.start()
     await sink.stop()
-    assert "TELEGRAM_BOT_TOKEN" in str(rejected.value)
+    assert rejected.value.problems == ["TELEGRAM_BOT_TOKEN: rejected by Telegram (Unauthorized); "
+                                       "check the token from @BotFather"]
     assert "WRONG-token" not in str(rejected.value)

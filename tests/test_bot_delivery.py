@@ -8,7 +8,6 @@ import pytest
 from loguru import logger
 
 from bot.app import TelegramBot, make_alert_sink
-from bot.delivery import Backoff
 from bot.headless import HeadlessAlertSink
 from tests.fakes.telegram_server import FakeTelegram, SentItem, utf16_length
 from tests.test_bot_support import FAST, GROUP, OWNER, ask, bot_settings
@@ -207,7 +206,7 @@ async def test_start_and_stop_return_promptly_when_telegram_never_answers(telegr
     assert [a.text for a in store.pending_alerts()] == ["nobody will see this yet"]
 
 
-# --- headless and backoff -------------------------------------------------------------------------
+# --- headless -------------------------------------------------------------------------
 async def test_without_a_token_alerts_are_logged_and_marked_sent(engine, alerter, store, clock):
     lines: list[str] = []
     handler_id = logger.add(lines.append, format="{message}", level="INFO")
@@ -224,7 +223,3 @@ async def test_without_a_token_alerts_are_logged_and_marked_sent(engine, alerter
     assert store.pending_alerts() == []
     assert [a.status for a in store.recent_alerts()] == ["sent"]
 
-
-def test_backoff_doubles_up_to_its_cap():
-    backoff = Backoff(base=1.0, cap=60.0)
-    assert [backoff.delay(n) for n in (1, 2, 3, 4, 7, 20)] == [1, 2, 4, 8, 60, 60]

@@ -61,6 +61,15 @@ def test_status_escapes_odd_symbols_breakers_and_errors():
     assert "paused until 14:00 UTC" in shown
 
 
+def test_status_says_when_the_exchange_api_is_paused_by_a_rate_limit():
+    status = replace(RecordingEngine(SYMBOLS).status(),
+                     api_circuit="rate limited (HTTP 429, code -1003) on position; requests "
+                                 "resume at 12:00:04 UTC")
+    shown = plain(format_status(status))
+    assert "Exchange API paused rate limited (HTTP 429, code -1003)" in shown
+    assert "Exchange API paused" not in plain(format_status(RecordingEngine(SYMBOLS).status()))
+
+
 def test_position_line_says_whether_each_protective_leg_is_attached():
     view = position()
     shown = plain(format_status(RecordingEngine(SYMBOLS).status()))

@@ -20,8 +20,8 @@ import matplotlib
 import pytest
 
 from bot.app import BotTimings, TelegramBot, make_alert_sink
-from bot.delivery import Backoff
 from bot.handlers import HandlerTimings
+from bot.sending import Backoff, RetryPolicy
 from storage import Store
 from tests.fakes.telegram_server import FakeTelegram, SentItem
 from trader.alerts import Alerter
@@ -52,6 +52,9 @@ FAST = BotTimings(
     poll_timeout=1.0, delivery_interval=0.2, delivery_backoff=Backoff(0.05, 0.2),
     connect_backoff=Backoff(0.05, 0.2), connect_timeout=0.5, sweep_interval=0.05,
     flush_timeout=2.0, stop_timeout=0.5,
+    # Flood control waits whole seconds (retry_after is an integer): room for one such wait.
+    replies=RetryPolicy(attempts=3, budget=2.5, backoff=Backoff(0.05, 0.2)),
+    callback_answers=RetryPolicy(attempts=3, budget=2.5, backoff=Backoff(0.05, 0.2)),
     handlers=HandlerTimings(ack_after=0.5, result_timeout=5.0))
 
 

@@ -1,7 +1,8 @@
 """Binance errors through the real client and the fake server: every code of the policy
 table arrives as ExchangeError with its code and is classified to its Outcome; timeouts,
 drops and 5xx on place are UNKNOWN and probed by client id; 429/418 carry Retry-After;
-and the request log proves one request per call (no hidden retries)."""
+and the request log proves one request per call when nothing fails (the request gate's
+retries on transient errors are tested in tests/test_request_gate.py)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -138,8 +139,9 @@ async def test_5xx_timeout_and_dropped_connection_on_place_are_unknown_outcomes(
 
 
 async def test_5xx_and_timeouts_on_reads_are_retryable_not_unknown(fake, exchange):
-    fake.inject_fault("GET /fapi/v3/positionRisk", http_status=503)
-    fake.inject_fault("GET /fapi/v2/account", delay=0.6)
+    attempts = exchange.gate.policy.attempts
+    fake.inject_fault("GET /fapi/v3/positionRisk", http_status=503, times=attempts)
+    fake.inject_fault("GET /fapi/v2/account", delay=0.6, times=attempts)
     with pytest.raises(ExchangeError) as server_error:
         await exchange.position(SYMBOL)
     with pytest.raises(UnknownOutcome) as timeout:

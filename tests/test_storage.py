@@ -217,7 +217,7 @@ def test_database_is_created_in_wal_mode_with_the_latest_schema(store: Store,
     assert versions == list(range(1, LATEST_VERSION + 1))
 
 
-def test_migration_from_v1_adds_v2_and_keeps_v1_data(db_path: Path) -> None:
+def test_migration_from_v1_adds_later_versions_and_keeps_v1_data(db_path: Path) -> None:
     old = open_database(db_path, migrations=MIGRATIONS[:1])
     old["kv"].insert({"key": "sleep", "value": "true", "updated_at": NOW.isoformat()})
     old["alerts"].insert({"created_at": NOW.isoformat(), "name": "SL_MISSING",
@@ -232,7 +232,8 @@ def test_migration_from_v1_adds_v2_and_keeps_v1_data(db_path: Path) -> None:
     upgraded.record_equity(NOW, Decimal("1"), Decimal("1"))
     upgraded.close()
     reopened = Store.open(db_path)
-    assert [r[0] for r in reopened.db.execute("SELECT version FROM schema_version")] == [1, 2]
+    assert [r[0] for r in reopened.db.execute("SELECT version FROM schema_version")] == [1, 2, 3]
+    assert "order_id" in reopened.db["fills"].columns_dict
     reopened.close()
 
 
@@ -242,7 +243,7 @@ def test_newer_schema_is_refused_and_the_file_left_untouched(db_path: Path) -> N
         conn.execute("INSERT INTO schema_version VALUES (?, ?)", [LATEST_VERSION + 1, "later"])
     conn.close()
     before = sha256(db_path)
-    with pytest.raises(StorageError, match=r"schema version 3, newer .*upgrade tradebot"):
+    with pytest.raises(StorageError, match=rf"schema version {LATEST_VERSION + 1}, newer .*upgrade tradebot"):
         Store.open(db_path)
     assert sha256(db_path) == before
 

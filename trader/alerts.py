@@ -29,6 +29,10 @@ class AlertName(StrEnum):
     SL_MISSING = "SL_MISSING"
     POSITION_UNPROTECTED = "POSITION_UNPROTECTED"
     API_CIRCUIT_OPEN = "API_CIRCUIT_OPEN"
+    API_CIRCUIT_CLOSED = "API_CIRCUIT_CLOSED"
+    EXCHANGE_CLOSE = "EXCHANGE_CLOSE"        # liquidation, ADL or settlement by the exchange
+    POSITION_REDUCED = "POSITION_REDUCED"    # size reduced outside the agent (ADL, by hand)
+    SYMBOL_RULES = "SYMBOL_RULES"            # tick/step/notional or trading status changed
     RECONCILE_MISMATCH = "RECONCILE_MISMATCH"
     EMERGENCY_DONE = "EMERGENCY_DONE"
     SECOND_INSTANCE = "SECOND_INSTANCE"
@@ -46,6 +50,7 @@ class AlertName(StrEnum):
     UNAUTHORIZED = "UNAUTHORIZED"
     DAILY_SUMMARY = "DAILY_SUMMARY"
     ERROR = "ERROR"
+    REPLY = "REPLY"   # a command's reply Telegram did not take in time, delivered later
 
 
 DEFAULT_SEVERITY = {
@@ -56,6 +61,9 @@ DEFAULT_SEVERITY = {
     AlertName.RECONCILE_MISMATCH: Severity.CRITICAL,
     AlertName.EMERGENCY_DONE: Severity.CRITICAL,
     AlertName.SECOND_INSTANCE: Severity.CRITICAL,
+    AlertName.EXCHANGE_CLOSE: Severity.CRITICAL,
+    AlertName.POSITION_REDUCED: Severity.WARN,
+    AlertName.SYMBOL_RULES: Severity.WARN,
     AlertName.ORDER_FAILED: Severity.WARN,
     AlertName.BREAKER_TRIPPED: Severity.WARN,
     AlertName.STALE_DATA: Severity.WARN,

@@ -13,16 +13,24 @@ from pathlib import Path
 
 import aiohttp
 from loguru import logger
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_not_exception_type,
+    wait_exponential,
+)
 
 from storage import Store
 from trader.alerts import Alert, Alerter, AlertName
 from trader.clock import Clock, ManualClock, SystemClock
-from trader.config import Settings
+from trader.config import ConfigError, Settings
 from trader.domain import Candle
 from trader.engine import Engine
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
+CREDENTIAL_CODES = (-2014, -2015, -1022)   # bad key format, key/IP/permission refused, signature
+START_RETRY_CAP_SECONDS = 60.0
 HEARTBEAT_SECONDS = 60.0
 
 Closer = Callable[[], Awaitable[None]]
@@ -38,12 +46,16 @@ def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
                                                  default_leverage=settings.leverage))
 
 
-async def build_engine(settings: Settings, clock: Clock | None = None) -> tuple[Engine, Closer]:
+async def build_engine(settings: Settings, clock: Clock | None = None, *,
+                       start: bool = True) -> tuple[Engine, Closer]:
+    """The engine on its exchange and database; `start=False` leaves `exchange.start` to the
+    caller (the agent retries it until the exchange answers)."""
     clock = clock or SystemClock()
     store = Store.open(settings.db_path)
     alerter = Alerter(store)
     exchange = make_exchange(settings, store, clock)
-    await exchange.start(list(settings.symbols), settings.leverage)
+    if start:
+        await start_exchange(exchange, settings)
     from trader.strategy.base import load_strategy
     engine = Engine(settings, exchange, store, clock, alerter, load_strategy(settings.strategy))
 
@@ -51,6 +63,21 @@ async def build_engine(settings: Settings, clock: Clock | None = None) -> tuple[
         await exchange.close()
         store.close()
     return engine, close
+
+
+async def start_exchange(exchange: Exchange, settings: Settings) -> None:
+    """`exchange.start`, with the answers that mean "fix the configuration" as ConfigError."""
+    from trader.exchange.binance import SetupRefused
+    try:
+        await exchange.start(list(settings.symbols), settings.leverage)
+    except SetupRefused as exc:
+        raise ConfigError([f"{exc.variable}: {exc}"]) from None
+    except ExchangeError as exc:
+        if exc.code not in CREDENTIAL_CODES:
+            raise
+        raise ConfigError([f"BINANCE_API_KEY / BINANCE_API_SECRET: rejected by Binance "
+                           f"(code {exc.code}: {exc.message}); check the key, its IP whitelist "
+                           "and its Futures permission"]) from None
 
 
 def replay_candles(settings: Settings, data: list[Path] | None) -> dict[str, list[Candle]]:
@@ -79,14 +106,21 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
         clock: Clock = ManualClock(start, speed=speed or settings.replay_speed)
     else:
         clock = SystemClock()
-    engine, close = await build_engine(settings, clock)
+    engine, close = await build_engine(settings, clock, start=False)
     sink = _make_sink(settings, engine)
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    await sink.start()
+    try:
+        await sink.start()
+    except BaseException:
+        await close()   # e.g. a token Telegram rejects (ConfigError): release exchange and db
+        raise
     heartbeat = asyncio.create_task(_heartbeat(settings, engine, stop))
     try:
-        if not await _boot_until_done(engine, stop):
+        if not await _until_done("exchange start-up", engine, stop,
+                                 lambda: start_exchange(engine.exchange, settings)):
+            return 0
+        if not await _until_done("start-up reconciliation", engine, stop, lambda: _boot(engine)):
             return 0
         engine.alerter.publish(Alert(AlertName.STARTUP, f"tradebot started: {settings.mode}, "
                                      f"symbols {', '.join(engine.symbols)}, "
@@ -101,24 +135,47 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
     return 0
 
 
-async def _boot_until_done(engine: Engine, stop: asyncio.Event) -> bool:
-    """Boot reconciliation must succeed before any trading: retry while the exchange is down."""
+async def _boot(engine: Engine) -> None:
     from trader.reconcile import boot
-    delay = 2.0
-    while not stop.is_set():
-        try:
-            await boot(engine)
-            return True
-        except (ExchangeError, UnknownOutcome, aiohttp.ClientError, TimeoutError) as exc:
-            logger.error("boot reconciliation failed, retrying in {}s error={}", delay, exc)
-            engine.alerter.publish(Alert(AlertName.ERROR, f"start-up reconciliation failed: {exc}; "
-                                         "retrying (no trading until it succeeds)",
-                                         dedup_key="boot-failed"), engine.clock.now())
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                delay = min(delay * 2, 60.0)
-    return False
+    await boot(engine)
+
+
+async def _until_done(what: str, engine: Engine, stop: asyncio.Event,
+                      step: Callable[[], Awaitable[None]]) -> bool:
+    """Start-up steps must succeed before any trading: retry (capped backoff) while the
+    exchange is down or answers badly; only a configuration error or a stop ends it.
+    False when a stop signal came first."""
+    retrying = AsyncRetrying(
+        retry=retry_if_not_exception_type(ConfigError),
+        wait=wait_exponential(multiplier=2.0, max=START_RETRY_CAP_SECONDS),
+        stop=lambda state: stop.is_set(),
+        sleep=lambda seconds: _sleep_unless(stop, seconds),
+        before_sleep=lambda state: _start_failed(what, engine, state),
+        retry_error_callback=lambda state: None, reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            if stop.is_set():
+                return False
+            await step()
+    return not stop.is_set()
+
+
+def _start_failed(what: str, engine: Engine, state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    expected = isinstance(error, ExchangeError | UnknownOutcome | aiohttp.ClientError
+                          | TimeoutError | OSError)
+    logger.opt(exception=None if expected else error).error(
+        "{} failed, retrying (attempt {}) error={!r}", what, state.attempt_number, error)
+    engine.alerter.publish(Alert(AlertName.ERROR, f"{what} failed: {error}; retrying "
+                                 "(no trading until it succeeds)", dedup_key=f"start:{what}"),
+                           engine.clock.now())
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return
 
 
 def _make_sink(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
@@ -178,25 +235,27 @@ async def _next_or_stop(batches, stop: asyncio.Event) -> list[Candle] | None:  #
 
 async def _live_loop(engine: Engine, stop: asyncio.Event) -> None:
     from trader.market.live import ExchangeFeed
-    from trader.reconcile import periodic
     feed = ExchangeFeed(engine.exchange, engine.symbols, engine.settings.interval)
-    last_reconcile = engine.clock.now()
+    last_reconcile = [engine.clock.now()]
     while not stop.is_set():
-        try:
-            for candle in await feed.poll(engine.clock.now()):
-                engine.on_candle(candle)
-        except (ExchangeError, UnknownOutcome, aiohttp.ClientError, TimeoutError) as exc:
-            logger.warning("candle feed failed, trading on what we have error={}", exc)
-        await engine.process_commands()
-        await engine.tick()
-        engine.record_equity()
-        if (engine.clock.now() - last_reconcile).total_seconds() >= engine.settings.reconcile_seconds:
-            try:
-                await periodic(engine)
-            except (ExchangeError, UnknownOutcome, aiohttp.ClientError, TimeoutError) as exc:
-                logger.warning("periodic reconciliation failed, retrying next period error={}", exc)
-            last_reconcile = engine.clock.now()
+        # Every part is contained on its own; this outer boundary is the last resort.
+        await engine.contained("live loop", _live_iteration(engine, feed, last_reconcile))
         await engine.wait_next(stop, engine.settings.tick_seconds)
+
+
+async def _live_iteration(engine: Engine, feed, last_reconcile: list[datetime]) -> None:  # type: ignore[no-untyped-def]
+    from trader.reconcile import periodic
+    candles = await engine.contained("candle feed", feed.poll(engine.clock.now())) or []
+    for candle in candles:
+        engine.on_candle(candle)
+    await engine.process_commands()
+    await engine.tick()
+    engine.record_equity()
+    now = engine.clock.now()
+    if engine.resync_due or \
+            (now - last_reconcile[0]).total_seconds() >= engine.settings.reconcile_seconds:
+        last_reconcile[0], engine.resync_due = now, False
+        await engine.contained("periodic reconciliation", periodic(engine))
 
 
 async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:

@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         return _print_config(settings)
     try:
         return _dispatch(args, settings)
+    except ConfigError as exc:   # found at start-up, e.g. a bot token Telegram rejects
+        for line in exc.problems:
+            print(f"config error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
     except StorageError as exc:
         print(f"storage error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -79,6 +79,7 @@ class StatusView:
     save_failures: int = 0
     counters: dict[str, dict[str, int | str]] = field(default_factory=dict)
     feed: str = ""
+    api_circuit: str | None = None    # "rate limited ... until 12:03:04 UTC" while open
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ Every action reports exactly what was done, one fact per line; nothing is claime
 exchange did not confirm.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -96,8 +96,16 @@ def status_view(engine: "Engine") -> StatusView:
         breakers=breakers,
         cooldowns={s: until for s, until in state.cooldowns.items() if until > now},
         last_error=engine.last_error, uptime=engine.uptime(now), paused_until=state.paused_until,
-        save_failures=engine.executor.save_failures.in_a_row,
-        counters=engine.counters.snapshot(), feed=engine.settings.effective_feed)
+        save_failures=engine.store.health.in_a_row,
+        counters=engine.counters.snapshot(), feed=engine.settings.effective_feed,
+        api_circuit=_circuit_text(engine, now))
+
+
+def _circuit_text(engine: "Engine", now: datetime) -> str | None:
+    circuit = engine.exchange.circuit()
+    if not circuit.is_open(now) or circuit.open_until is None:
+        return None
+    return f"{circuit.reason}; requests resume at {circuit.open_until:%H:%M:%S} UTC"
 
 
 def pnl_view(engine: "Engine", period: str) -> PnlView:
@@ -125,21 +133,32 @@ async def run_command(engine: "Engine", command: Command) -> CommandResult:
 
 
 async def close_positions(engine: "Engine", command: Command) -> CommandResult:
+    """Close at market; each symbol inside its own boundary, every step reported."""
     symbols = engine.symbols if command.symbol in (None, ALL_SYMBOLS) else [command.symbol]
     lines: list[str] = []
+    ok = True
     for symbol in symbols:
-        position = engine.positions.get(symbol)
-        if position is None or not position.state.open:
-            snap = await engine.observe(symbol)
-            if snap.position.side is None:
-                if command.symbol not in (None, ALL_SYMBOLS):
-                    lines.append(f"{symbol}: no open position")
-                continue
-            lines.append(f"{symbol}: exchange position not tracked yet; reconcile adopts it first")
-            continue
-        lines += await engine.trading.flatten(position, CloseReason.COMMAND)
-        lines.append(_final_line(engine, symbol))
-    return CommandResult(True, lines or ["no open positions"])
+        done = await engine.contained(f"close {symbol}", _close_one(engine, command, symbol),
+                                      symbol)
+        if done is None:
+            ok = False
+            lines.append(f"{symbol}: close failed: {engine.last_error}; the position keeps its "
+                         "exchange-side stop-loss and take-profit; send /close again")
+        else:
+            lines += done
+    return CommandResult(ok, lines or ["no open positions"])
+
+
+async def _close_one(engine: "Engine", command: Command, symbol: str) -> list[str]:
+    position = engine.positions.get(symbol)
+    if position is None or not position.state.open:
+        snap = await engine.observe(symbol)
+        if snap.position.side is None:
+            return [f"{symbol}: no open position"] if command.symbol not in (None, ALL_SYMBOLS) \
+                else []
+        return [f"{symbol}: exchange position not tracked yet; reconcile adopts it first"]
+    lines = await engine.trading.flatten(position, CloseReason.COMMAND)
+    return [*lines, _final_line(engine, symbol)]
 
 
 def _final_line(engine: "Engine", symbol: str) -> str:
@@ -154,22 +173,26 @@ def _final_line(engine: "Engine", symbol: str) -> str:
 
 
 async def shutdown(engine: "Engine", command: Command) -> CommandResult:
-    """Reconcile, cancel entry orders, optionally flatten, then sleep (protection only)."""
+    """Reconcile, cancel entry orders, optionally flatten, then sleep (protection only).
+
+    Sleep is entered whatever fails on the way; each step is contained and reported."""
     from trader.reconcile import reconcile_now
-    lines = await reconcile_now(engine)
+    lines = await engine.contained("shutdown reconcile", reconcile_now(engine)) or []
     for symbol in engine.symbols:
-        snap = await engine.observe(symbol)
-        for order in engine.our_orders(snap):
-            if order.role is OrderRole.ENTRY:
-                final = await engine.executor.cancel_and_verify(symbol, order.client_id)
-                status = final.status.value if final else "gone"
-                lines.append(f"{symbol}: entry order {order.client_id} cancel -> {status}")
+        cancelled = await engine.contained(f"shutdown cancel entries {symbol}",
+                                           _cancel_entries(engine, symbol), symbol)
+        lines += cancelled if cancelled is not None else [
+            f"{symbol}: could not cancel entry orders: {engine.last_error}"]
     if command.flatten:
         for symbol in engine.symbols:
             position = engine.positions.get(symbol)
-            if position is not None and position.state.open:
-                lines += await engine.trading.flatten(position, CloseReason.EMERGENCY)
-                lines.append(_final_line(engine, symbol))
+            if position is None or not position.state.open:
+                continue
+            flattened = await engine.contained(f"shutdown flatten {symbol}", engine.trading.flatten(
+                position, CloseReason.EMERGENCY), symbol)
+            lines += flattened if flattened is not None else [
+                f"{symbol}: could not flatten: {engine.last_error}; protection stays"]
+            lines.append(_final_line(engine, symbol))
     engine.save_guards(guards.sleep(engine.guard_state))
     still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
     lines.append("asleep: no new entries; " + (
@@ -177,6 +200,17 @@ async def shutdown(engine: "Engine", command: Command) -> CommandResult:
         else "no open positions"))
     engine.alerter.publish(Alert(AlertName.EMERGENCY_DONE, "\n".join(lines)), engine.clock.now())
     return CommandResult(True, lines)
+
+
+async def _cancel_entries(engine: "Engine", symbol: str) -> list[str]:
+    lines = []
+    snap = await engine.observe(symbol)
+    for order in engine.our_orders(snap):
+        if order.role is OrderRole.ENTRY:
+            final = await engine.executor.cancel_and_verify(symbol, order.client_id)
+            status = final.status.value if final else "gone"
+            lines.append(f"{symbol}: entry order {order.client_id} cancel -> {status}")
+    return lines
 
 
 async def wake(engine: "Engine", command: Command) -> CommandResult:

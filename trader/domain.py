@@ -56,6 +56,7 @@ class OrderType(StrEnum):
     LIMIT = "LIMIT"
     STOP_MARKET = "STOP_MARKET"
     TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+    OTHER = "OTHER"    # a type this agent never places (LIQUIDATION, TRAILING_STOP_MARKET, ...)
 
     @property
     def conditional(self) -> bool:
@@ -104,8 +105,32 @@ class CloseReason(StrEnum):
     MANUAL = "MANUAL"              # closed by hand on the exchange
     COMMAND = "COMMAND"            # /close from Telegram or the CLI
     EMERGENCY = "EMERGENCY"        # /shutdown flatten
-    LIQUIDATION = "LIQUIDATION"
+    LIQUIDATION = "LIQUIDATION"    # closed by the exchange's liquidation engine
+    ADL = "ADL"                    # auto-deleveraged (a counterparty was liquidated)
+    SETTLEMENT = "SETTLEMENT"      # settled by the exchange (delisting or delivery)
     UNKNOWN = "UNKNOWN"
+
+    @property
+    def exchange_initiated(self) -> bool:
+        return self in (CloseReason.LIQUIDATION, CloseReason.ADL, CloseReason.SETTLEMENT)
+
+
+# Binance's special client order ids for orders the exchange itself places (USD-M user data
+# stream, "Event: Order Update": https://developers.binance.com/docs/derivatives/
+# usds-margined-futures/user-data-streams/Event-Order-Update):
+#   starts with "autoclose-": liquidation order; "adl_autoclose": ADL auto close order;
+#   "settlement_autoclose-": settlement order for delisting or delivery.
+_EXCHANGE_CLIENT_IDS = (("settlement_autoclose-", CloseReason.SETTLEMENT),
+                        ("adl_autoclose", CloseReason.ADL),
+                        ("autoclose-", CloseReason.LIQUIDATION))
+
+
+def exchange_close_reason(client_id: str) -> CloseReason | None:
+    """The close reason an exchange-placed order's client id names, or None for any other id."""
+    for prefix, reason in _EXCHANGE_CLIENT_IDS:
+        if client_id.startswith(prefix):
+            return reason
+    return None
 
 
 class PositionState(StrEnum):
@@ -161,13 +186,23 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class SymbolRules:
-    """Exchange filters for one symbol (PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL)."""
+    """Exchange filters for one symbol (PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL) and its status.
+
+    `status` is exchangeInfo's symbol status (TRADING, SETTLING, PENDING_TRADING, CLOSE,
+    DELIVERING ...: https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    market-data/rest-api/Exchange-Information); only TRADING takes new entries.
+    """
     symbol: str
     tick_size: Decimal
     step_size: Decimal
     min_qty: Decimal
     min_notional: Decimal
     max_qty: Decimal = Decimal("1000000000")
+    status: str = "TRADING"
+
+    @property
+    def tradable(self) -> bool:
+        return self.status == "TRADING"
 
     def round_qty(self, qty: Decimal) -> Decimal:
         """Round a quantity down to the step size (never more than asked)."""
@@ -185,6 +220,14 @@ class SymbolRules:
         """The price as Binance wants it: a multiple of the tick (nearest), plain digits."""
         ticks = (price / self.tick_size).to_integral_value()
         return _plain(ticks * self.tick_size)
+
+
+def describe_rules_change(old: SymbolRules, new: SymbolRules) -> str:
+    """'tick_size 0.1 -> 0.5, status TRADING -> SETTLING' (the fields that differ)."""
+    names = ("tick_size", "step_size", "min_qty", "min_notional", "max_qty", "status")
+    changed = [f"{name} {getattr(old, name)} -> {getattr(new, name)}" for name in names
+               if getattr(old, name) != getattr(new, name)]
+    return ", ".join(changed) or "unchanged"
 
 
 def _plain(value: Decimal) -> str:
@@ -281,6 +324,7 @@ class Fill:
     realized_pnl: Decimal
     time: datetime
     maker: bool = False
+    order_id: str = ""       # the exchange's order id (userTrades carry it, not the client id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,11 @@ Operator commands wait on a queue and run between ticks (see trader/control.py).
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from loguru import logger
 
@@ -36,6 +38,7 @@ from trader.strategy.default import DefaultStrategy
 from trader.telemetry import Counters
 from trader.trading import Trading
 
+T = TypeVar("T")
 CANDLE_HISTORY = 1000    # enough for a 5x higher timeframe of a 120-candle warm-up
 BALANCE_REFRESH = timedelta(seconds=10)
 
@@ -77,6 +80,9 @@ class Engine:
         self.known_orders: set[str] = set()
         self.last_equity_at: datetime | None = None
         self.balance_at: datetime | None = None
+        self.circuit_alerted: datetime | None = None
+        self.resync_due = False   # the user-data stream came back: what it missed is re-read
+        exchange.on_stream_reconnect(self._stream_reconnected)
 
     # --- state kept across restarts ---------------------------------------------------
     def load_state(self) -> None:
@@ -101,36 +107,40 @@ class Engine:
         self.persist(lambda: self.store.save_position(position), f"position {position.symbol}")
 
     def persist(self, write, what: str) -> bool:  # type: ignore[no-untyped-def]
-        """Run one write; on failure alert SAVE_STATE_FAILURE, block entries, keep going."""
+        """Run one write; a failure is counted by the store's write health (reported by
+        `check_write_health`: SAVE_STATE_FAILURE, entries blocked) and the tick goes on."""
         try:
             write()
         except SaveStateFailure as exc:
-            self.executor.save_failures.failed(exc)
-            self._report_save_failures()
+            logger.error("state not saved what={} error={}", what, exc)
+            self.check_write_health()
             return False
-        if self.executor.save_failures.succeeded():
-            self._save_recovered()
         return True
 
-    def _report_save_failures(self) -> None:
-        failures = self.executor.save_failures
-        if not failures.pending_alert:
-            return
-        failures.pending_alert = False
+    def check_write_health(self) -> None:
+        """Report what the storage gate saw: every failed write (outbox, intents, orders,
+        fills, positions, guards, events, state) raises SAVE_STATE_FAILURE within one tick."""
+        health = self.store.health
+        if health.take_alert():
+            self._report_save_failure()
+        if health.take_recovery():
+            self.guard_state = guards.set_save_failure(self.guard_state, False)
+            self.alerter.publish(Alert(AlertName.SAVE_STATE_RECOVERED,
+                                       "database writes work again; entries allowed"),
+                                 self.clock.now())
+
+    def _report_save_failure(self) -> None:
+        health = self.store.health
         self.guard_state = guards.set_save_failure(self.guard_state, True)
-        text = (f"could not save {failures.last.what if failures.last else 'state'}: "
-                f"{failures.last.cause if failures.last else ''}. New entries blocked; open "
+        last = health.last
+        text = (f"could not save {last.what if last else 'state'}: "
+                f"{last.cause if last else ''}. New entries blocked; open "
                 "positions stay protected.")
-        if failures.in_a_row >= 3:
-            text += f" {failures.in_a_row} failures in a row: consider /shutdown."
+        if health.in_a_row >= 3:
+            text += f" {health.in_a_row} failures in a row: consider /shutdown."
         self.trading.write_emergency_backup()
         self.alerter.publish(Alert(AlertName.SAVE_STATE_FAILURE, text,
-                                   dedup_key=f"save:{failures.in_a_row}"), self.clock.now())
-
-    def _save_recovered(self) -> None:
-        self.guard_state = guards.set_save_failure(self.guard_state, False)
-        self.alerter.publish(Alert(AlertName.SAVE_STATE_RECOVERED,
-                                   "database writes work again; entries allowed"), self.clock.now())
+                                   dedup_key=f"save:{health.total_failures}"), self.clock.now())
 
     # --- feed ---------------------------------------------------------------------
     def on_candle(self, candle: Candle) -> None:
@@ -144,37 +154,85 @@ class Engine:
 
     # --- the tick -----------------------------------------------------------------
     async def tick(self) -> None:
-        """One pass over every symbol, then guard expiry and queued-state flushes."""
+        """One pass over every symbol, then guards, housekeeping and the health reports.
+
+        Each unit of work runs inside its own boundary (`contained`): one symbol's failure
+        skips that symbol for this tick and never reaches the loop. While the exchange's
+        rate-limit circuit is open nothing is asked of it.
+        """
         self.ticks += 1
+        self._watch_circuit()
+        if not self.executor.circuit_open():
+            await self.contained("balance", self._refresh_balance_if_due())
+            for symbol in self.symbols:
+                await self.contained(f"tick {symbol}", self.tick_symbol(symbol), symbol)
+        self._watch_circuit()
+        self._expire_guards()
+        await self.housekeeping.run()
+        self._report_rules_changes()
+        if self.store.health.failing:
+            # While the database is failing, try one small write per tick to see it recover.
+            self.persist(lambda: self.store.put("last_tick", self.clock.now(), self.clock.now()),
+                         "tick marker")
+        self.check_write_health()
+
+    async def contained(self, what: str, work: Awaitable[T], symbol: str = "") -> T | None:
+        """Run one unit of work (a symbol's tick, a command, a job); what escapes it is
+        logged, counted and alerted here and goes no further. None when it failed."""
+        try:
+            return await work
+        except (ExchangeError, UnknownOutcome) as exc:
+            # Expected trouble (the exchange said no, or did not answer): no fresh view this
+            # tick for this unit; the API-failure breaker counts streaks.
+            self._record_failure(what, exc, symbol)
+        except Exception as exc:  # noqa: BLE001 - the boundary: log with traceback, alert, go on
+            logger.opt(exception=exc).error("unexpected error in {} symbol={}", what,
+                                            symbol or "-")
+            self._record_failure(what, exc, symbol)
+            self.alerter.publish(Alert(
+                AlertName.ERROR, f"{what}: unexpected error {type(exc).__name__}: {exc}; "
+                "skipped this time, protection keeps running", symbol,
+                dedup_key=f"error:{what}:{type(exc).__name__}"), self.clock.now())
+        return None
+
+    async def _refresh_balance_if_due(self) -> None:
         events = self.exchange.drain_events()
         now = self.clock.now()
         if events or self.balance_at is None or now - self.balance_at >= BALANCE_REFRESH:
             # the account endpoint is heavy (weight 5): read it when something happened
-            await self.trading.refresh_balance()
             self.balance_at = now
-        for symbol in self.symbols:
-            try:
-                await self.tick_symbol(symbol)
-            except (ExchangeError, UnknownOutcome) as exc:
-                self._tick_error(symbol, exc)
-            except Exception as exc:  # noqa: BLE001 - the top of the tick: alert, keep protecting
-                logger.exception("unexpected error in tick symbol={}", symbol)
-                self._tick_error(symbol, exc)
-                self.alerter.publish(Alert(AlertName.ERROR, f"{symbol}: unexpected error "
-                                           f"{type(exc).__name__}: {exc}", symbol,
-                                           dedup_key=f"error:{symbol}:{type(exc).__name__}"),
-                                     self.clock.now())
-        self._expire_guards()
-        try:
-            await self.housekeeping.run()
-        except (ExchangeError, UnknownOutcome) as exc:
-            logger.warning("housekeeping postponed error={}", exc)
-        if self.executor.save_failures.in_a_row:
-            # While the database is failing, try one small write per tick to see it recover.
-            self.persist(lambda: self.store.put("last_tick", self.clock.now(), self.clock.now()),
-                         "tick marker")
-        if self.executor.save_failures.pending_alert:
-            self._report_save_failures()
+            await self.trading.refresh_balance()
+        self.trading.note_events(events)
+
+    def _stream_reconnected(self) -> None:
+        logger.info("user-data stream back: symbol rules and orders are re-read over REST")
+        self.housekeeping.last_run.pop("rules", None)
+        self.resync_due = True
+
+    def _watch_circuit(self) -> None:
+        """API_CIRCUIT_OPEN when the exchange rate-limits us, an all-clear when it passes."""
+        now = self.clock.now()
+        circuit = self.exchange.circuit()
+        if circuit.is_open(now) and circuit.opened_at != self.circuit_alerted:
+            self.circuit_alerted = circuit.opened_at
+            until = circuit.open_until
+            assert until is not None
+            self.alerter.publish(Alert(
+                AlertName.API_CIRCUIT_OPEN, f"{circuit.reason}: no requests to the exchange "
+                f"until {until:%H:%M:%S} UTC ({(until - now).total_seconds():.0f} s). Positions "
+                "stay protected by their exchange-side orders.",
+                dedup_key=f"circuit:{until.isoformat()}"), now)
+        elif not circuit.is_open(now) and self.circuit_alerted is not None:
+            self.circuit_alerted = None
+            self.alerter.publish(Alert(AlertName.API_CIRCUIT_CLOSED,
+                                       "rate-limit window over: requests to the exchange resume",
+                                       dedup_key=f"circuit-closed:{now.isoformat()}"), now)
+
+    def _report_rules_changes(self) -> None:
+        changes, self.executor.rules_changes = self.executor.rules_changes, []
+        for line in changes:
+            self.alerter.publish(Alert(AlertName.SYMBOL_RULES, f"trading rules changed: {line}",
+                                       line.split(":", 1)[0]), self.clock.now())
 
     async def tick_symbol(self, symbol: str) -> None:
         if self.guard_state.asleep:
@@ -191,6 +249,8 @@ class Engine:
         elif snap.position.side is not None:
             await self.adopt_untracked(symbol, snap)
             return
+        else:
+            await self.sweep_orphans(symbol, snap)
         await self.run_guards(symbol, snap)
         if position is None and self.entry_allowed(symbol):
             await self.trading.maybe_enter(symbol, snap)
@@ -198,9 +258,11 @@ class Engine:
     async def protect_only(self, symbol: str) -> None:
         """Terminal detection and protection, nothing else (boot, sleep mode)."""
         position = self.positions.get(symbol)
-        if position is None:
-            return
         snap = await self.observe(symbol)
+        if position is None:
+            if snap.position.side is None:
+                await self.sweep_orphans(symbol, snap)
+            return
         if await self.finalize_if_terminal(position, snap):
             return
         if position.state.name == "ENTERING":
@@ -212,6 +274,15 @@ class Engine:
             self.save_position(result.position)
         if result.flatten is not None:
             await self.trading.flatten(result.position, result.flatten)
+
+    async def sweep_orphans(self, symbol: str, snap: Snapshot) -> None:
+        """A flat symbol keeps no order of ours: a leftover take-profit or stop (a cancel that
+        failed while finalizing, a crash in between) would act on the next position."""
+        if not self.our_orders(snap):
+            return
+        from trader.reconcile import cancel_orphans
+        for line in await cancel_orphans(self, symbol, None):
+            logger.warning("leftover order on a flat symbol {}", line)
 
     async def adopt_untracked(self, symbol: str, snap: Snapshot) -> None:
         """A position we hold no record of (opened by hand, or a lost database)."""
@@ -309,6 +380,8 @@ class Engine:
         if changed is not None:
             logger.warning("position size changed on the exchange symbol={} was={} now={}",
                            position.symbol, position.quantity, changed.quantity)
+            if changed.quantity < position.quantity and position.state.open:
+                await self.trading.describe_reduction(position, changed.quantity)
             self.save_position(changed)
             position = changed
         result = await self.sentinel.protect(position, snap)
@@ -354,12 +427,13 @@ class Engine:
             self.counters.set(event.symbol or "*", "circuit_breaker_active",
                               int(event.kind == "tripped"))
 
-    def _tick_error(self, symbol: str, exc: BaseException) -> None:
-        self.last_error = f"{symbol}: {exc}"
-        logger.error("tick failed symbol={} error={}", symbol, exc)
-        self.guard_state, events = guards.record_api_result(self.guard_state, False,
-                                                            self.clock.now(), self.guard_config)
-        self.publish_guard_events(events)
+    def _record_failure(self, what: str, exc: BaseException, symbol: str) -> None:
+        self.last_error = f"{what}: {type(exc).__name__}: {exc}"
+        logger.error("failed what={} symbol={} error={}", what, symbol or "-", exc)
+        if isinstance(exc, ExchangeError | UnknownOutcome):
+            self.guard_state, events = guards.record_api_result(
+                self.guard_state, False, self.clock.now(), self.guard_config)
+            self.publish_guard_events(events)
 
     # --- commands (single writer) ---------------------------------------------------
     async def execute(self, command: Command) -> CommandResult:
@@ -374,15 +448,23 @@ class Engine:
         return await future
 
     async def process_commands(self) -> int:
+        """Run queued operator commands (and a CLI request), each inside its own boundary:
+        a command that fails answers what happened instead of silence."""
         from trader.control import run_command, take_cli_request
-        await take_cli_request(self)
+        await self.contained("cli request", take_cli_request(self))
         done = 0
         while not self.commands.empty():
             command, future = self.commands.get_nowait()
             if command.command_id in self.command_results:
                 result = replace(self.command_results[command.command_id], duplicate=True)
             else:
-                result = await run_command(self, command)
+                result = await self.contained(f"command {command.kind.value}",
+                                              run_command(self, command), command.symbol or "")
+                if result is None:
+                    result = CommandResult(False, [
+                        f"{command.kind.value} failed: {self.last_error}",
+                        "open positions keep their exchange-side stop-loss and take-profit; "
+                        "/status shows what is open; send the command again to retry"])
                 self.command_results[command.command_id] = result
             if not future.done():
                 future.set_result(result)

@@ -3,22 +3,24 @@
 Every exchange action goes through here. An intent is recorded (PENDING) before the
 request, marked SENT just before it leaves, and resolved from the exchange's answer.
 A timeout or 5xx leaves it SENT (outcome UNKNOWN): it is probed by client id and never
-re-sent blind. Retries follow trader/exchange/errors.py, applied with tenacity.
+re-sent blind. Placement retries follow the error table (trader/exchange/errors.py) on
+tenacity, each kind at most once: -2021 after a 300-400 ms pause, -1106 as a plain
+reduce-only order, a filter rejection (tick/step/notional) after re-reading the symbol's
+rules. Transport-level retries, the rate-limit circuit and pacing live in the exchange
+adapter's request gate (trader/exchange/gate.py).
 """
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from loguru import logger
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from storage import SaveStateFailure, Store
 from trader.clock import Clock
 from trader.domain import Intent, IntentStatus, Order, OrderRequest, OrderRole, OrderStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import (
-    BACKOFF_CAP_SECONDS,
-    BACKOFF_MAX_ATTEMPTS,
     THROTTLE_SECONDS,
     Outcome,
     Retry,
@@ -48,58 +50,77 @@ class ActionResult:
         return f"{self.verdict.code} {self.verdict.meaning}"
 
 
-class SaveFailures:
-    """Counts consecutive SaveStateFailures; the engine reads it to block entries and alert."""
+class PlacementRetry:
+    """The error table's placement retries for one intent, each kind at most once."""
 
-    def __init__(self) -> None:
-        self.in_a_row = 0
-        self.last: SaveStateFailure | None = None
-        self.pending_alert = False
+    KINDS = (Retry.ONCE_AFTER_PAUSE, Retry.REDUCE_ONLY, Retry.REFRESH_RULES)
 
-    def failed(self, exc: SaveStateFailure) -> None:
-        """Count a failure; alert on the first, on the third (suggest /shutdown), then every 10th."""
-        self.in_a_row += 1
-        self.last = exc
-        if self.in_a_row in (1, 3) or self.in_a_row % 10 == 0:
-            self.pending_alert = True
+    def __init__(self, intent: Intent, exchange: Exchange) -> None:
+        self.intent = intent
+        self.request = intent.request()
+        self.exchange = exchange
+        self.used: set[Retry] = set()
+        self.rules_changes: list[str] = []
 
-    def succeeded(self) -> bool:
-        """True when this success ends a failure streak (recovery to report)."""
-        recovered = self.in_a_row > 0
-        self.in_a_row = 0
-        return recovered
+    def _kind(self, error: BaseException) -> Retry | None:
+        if not isinstance(error, ExchangeError):
+            return None
+        kind = classify(error, self.intent.role).retry
+        if kind not in self.KINDS or kind in self.used:
+            return None
+        if kind is Retry.REDUCE_ONLY and not self.request.close_position:
+            return None
+        return kind
 
+    def should_retry(self, error: BaseException) -> bool:
+        return self._kind(error) is not None
 
-def _backoff_retryable(error: BaseException) -> bool:
-    if isinstance(error, ExchangeError | UnknownOutcome):
-        return classify(error, sending=False).retry is Retry.BACKOFF
-    return False
+    def wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        return would_trigger_pause() if self._kind(error) is Retry.ONCE_AFTER_PAUSE else 0.0
+
+    async def prepare(self, state: RetryCallState) -> None:
+        """Before the resend: adjust the request the way the error asks for."""
+        error = state.outcome.exception() if state.outcome else None
+        kind = self._kind(error)
+        if kind is None:
+            return
+        self.used.add(kind)
+        client_id = self.request.client_id
+        code = getattr(error, "code", 0)
+        if kind is Retry.ONCE_AFTER_PAUSE:
+            logger.info("would trigger immediately, one retry client_id={} code={}", client_id,
+                        code)
+        elif kind is Retry.REDUCE_ONLY:
+            logger.info("closePosition refused, resending reduce-only client_id={}", client_id)
+            self.request = _as_reduce_only(self.request)
+        else:
+            logger.warning("filter rejection, re-reading symbol rules and resending once "
+                           "client_id={} code={}", client_id, code)
+            self.rules_changes += await self.exchange.refresh_rules()
 
 
 class Executor:
     """Places and cancels orders for the engine, keeping the intent journal exact."""
 
     def __init__(self, exchange: Exchange, store: Store, clock: Clock, *,
-                 recv_window: timedelta = timedelta(milliseconds=5000),
-                 backoff_base: float = 0.2) -> None:
+                 recv_window: timedelta = timedelta(milliseconds=5000)) -> None:
         self.exchange = exchange
         self.store = store
         self.clock = clock
         self.recv_window = recv_window
-        self.backoff_base = backoff_base
-        self.save_failures = SaveFailures()
         self.throttled_until: dict[str, datetime] = {}
-        self.circuit_until: datetime | None = None
         self.sent_count = 0
         self.placed: set[str] = set()   # client ids this process sent (second-instance guard)
+        self.rules_changes: list[str] = []   # found by filter rejections; the engine alerts
 
     # --- journal ------------------------------------------------------------------
     def _journal(self, intent: Intent, *, required: bool) -> bool:
-        """Save an intent. Entries require the journal; protection goes on without it."""
+        """Save an intent. Entries require the journal; protection goes on without it.
+        A failure is counted by the store's write health (SAVE_STATE_FAILURE)."""
         try:
             self.store.save_intent(intent, self.clock.now())
         except SaveStateFailure as exc:
-            self.save_failures.failed(exc)
             if required:
                 raise
             logger.error("intent not journaled, sending anyway (deterministic id) "
@@ -111,7 +132,7 @@ class Executor:
         return intent.role is OrderRole.ENTRY
 
     def circuit_open(self) -> bool:
-        return self.circuit_until is not None and self.clock.now() < self.circuit_until
+        return self.exchange.circuit().is_open(self.clock.now())
 
     def symbol_throttled(self, symbol: str) -> bool:
         until = self.throttled_until.get(symbol)
@@ -137,27 +158,20 @@ class Executor:
         return self._resolve_order(sent, order)
 
     async def _send_with_policy(self, intent: Intent) -> Order:
-        request = intent.request()
-        pause_retry_used = False
-        while True:
-            try:
-                self.sent_count += 1
-                self.placed.add(request.client_id)
-                return await self.exchange.place(request)
-            except ExchangeError as error:
-                verdict = classify(error, intent.role)
-                if verdict.retry is Retry.ONCE_AFTER_PAUSE and not pause_retry_used:
-                    pause_retry_used = True
-                    logger.info("would trigger immediately, one retry client_id={} code={}",
-                                intent.client_id, error.code)
-                    await self.clock.sleep(would_trigger_pause())
-                    continue
-                if verdict.retry is Retry.REDUCE_ONLY and request.close_position:
-                    logger.info("closePosition refused, resending reduce-only client_id={}",
-                                intent.client_id)
-                    request = _as_reduce_only(request)
-                    continue
-                raise
+        policy = PlacementRetry(intent, self.exchange)
+        try:
+            async for attempt in AsyncRetrying(
+                    retry=retry_if_exception(policy.should_retry),
+                    stop=stop_after_attempt(len(PlacementRetry.KINDS) + 1),
+                    wait=policy.wait, before_sleep=policy.prepare, sleep=self.clock.sleep,
+                    reraise=True):
+                with attempt:
+                    self.sent_count += 1
+                    self.placed.add(policy.request.client_id)
+                    return await self.exchange.place(policy.request)
+        finally:
+            self.rules_changes += policy.rules_changes
+        raise AssertionError("unreachable")
 
     def _resolve_order(self, intent: Intent, order: Order) -> ActionResult:
         status = IntentStatus.FILLED if order.status is OrderStatus.FILLED else IntentStatus.ACKED
@@ -176,8 +190,6 @@ class Executor:
                        verdict.http_status, verdict.outcome, verdict.meaning)
         if verdict.outcome is Outcome.UNKNOWN:
             return ActionResult(Outcome.UNKNOWN, intent, verdict=verdict)
-        if verdict.outcome is Outcome.CIRCUIT_OPEN:
-            self.circuit_until = self.clock.now() + timedelta(seconds=verdict.retry_after or 60)
         if verdict.outcome is Outcome.THROTTLED:
             self.throttled_until[intent.symbol] = self.clock.now() + timedelta(seconds=THROTTLE_SECONDS)
         if verdict.outcome is Outcome.DONE and verdict.verify:
@@ -194,14 +206,13 @@ class Executor:
         try:
             self.store.save_order(order)
         except SaveStateFailure as exc:
-            self.save_failures.failed(exc)
             logger.error("order not saved client_id={} error={}", order.client_id, exc)
 
     # --- cancel -> verify -----------------------------------------------------------
     async def cancel_and_verify(self, symbol: str, client_id: str) -> Order | None:
         """Cancel, then read the order back. A FILLED result means a fill raced the cancel."""
         try:
-            await self._with_backoff(self.exchange.cancel, symbol, client_id)
+            await self.exchange.cancel(symbol, client_id)
         except ExchangeError as error:
             verdict = classify(error, sending=False)
             if verdict.outcome is not Outcome.NOOP:
@@ -214,7 +225,7 @@ class Executor:
 
     async def refresh(self, symbol: str, client_id: str) -> Order | None:
         """Read one order and bring its intent and order records up to date."""
-        order = await self._with_backoff(self.exchange.order_by_client_id, symbol, client_id)
+        order = await self.exchange.order_by_client_id(symbol, client_id)
         if order is not None:
             self._save_order(order)
             self._settle(order)
@@ -234,28 +245,8 @@ class Executor:
             self._journal(intent.with_status(status, detail=order.status.value), required=False)
 
     async def read(self, call, *args):  # type: ignore[no-untyped-def]
-        """A read-only exchange call with capped exponential backoff on transient errors."""
-        return await self._with_backoff(call, *args)
-
-    async def _with_backoff(self, call, *args):  # type: ignore[no-untyped-def]
-        # Fast path: most calls succeed first time, so tenacity is only set up after a failure.
-        try:
-            return await call(*args)
-        except (ExchangeError, UnknownOutcome) as error:
-            if not _backoff_retryable(error):
-                raise
-            logger.info("transient exchange error, backing off call={} error={}",
-                        getattr(call, "__name__", call), error)
-        await self.clock.sleep(self.backoff_base)
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_backoff_retryable),
-            stop=stop_after_attempt(BACKOFF_MAX_ATTEMPTS - 1),
-            wait=wait_exponential(multiplier=self.backoff_base * 2, max=BACKOFF_CAP_SECONDS),
-            sleep=self.clock.sleep, reraise=True,
-        ):
-            with attempt:
-                return await call(*args)
-        raise AssertionError("unreachable")
+        """A read-only exchange call (the adapter's gate retries transient errors)."""
+        return await call(*args)
 
     # --- unknown outcomes -----------------------------------------------------------
     async def probe(self, intent: Intent) -> Intent:

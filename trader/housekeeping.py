@@ -1,6 +1,7 @@
 """The engine's periodic duties, each gated by engine time so a tick stays cheap:
 feed watchdog (stale data blocks entries and alerts; gaps are backfilled), the funding
-breaker, cleanup of intents older than 6 h, the telemetry log line, and the daily summary.
+breaker, the hourly symbol-rules refresh (a symbol no longer TRADING takes no entries),
+cleanup of intents older than 6 h, the telemetry log line, and the daily summary.
 """
 
 from datetime import timedelta
@@ -23,6 +24,7 @@ INTENT_TTL = timedelta(hours=6)
 FUNDING_EVERY = timedelta(minutes=5)
 TELEMETRY_EVERY = timedelta(minutes=5)
 CLEANUP_EVERY = timedelta(minutes=30)
+RULES_EVERY = timedelta(hours=1)
 
 
 class Housekeeping:
@@ -30,6 +32,7 @@ class Housekeeping:
         self.engine = engine
         self.feed = FeedMonitor()
         self.stale: set[str] = set()
+        self.untradable: set[str] = set()
         self.funding_seen: dict[str, list[tuple[object, Decimal]]] = {}
         self.last_run: dict[str, object] = {}
         self.summary_day: object = None
@@ -49,15 +52,39 @@ class Housekeeping:
         self.feed.on_candle(candle.symbol, candle, self.engine.clock.now())
 
     async def run(self) -> None:
-        await self.watch_feed()
+        """Each job inside its own boundary: one failing job skips only itself."""
+        contained = self.engine.contained
+        await contained("feed watchdog", self.watch_feed())
         if self._due("funding", FUNDING_EVERY):
-            await self.check_funding()
+            await contained("funding check", self.check_funding())
+        if self._due("rules", RULES_EVERY):
+            await contained("symbol rules refresh", self.refresh_rules())
         if self._due("cleanup", CLEANUP_EVERY):
-            await self.clean_intents()
+            await contained("intent cleanup", self.clean_intents())
         if self._due("telemetry", TELEMETRY_EVERY):
             self.engine.counters.log()
-            self.forget_finished_orders()
-        self.daily_summary()
+            await contained("order bookkeeping", self.forget_finished_orders())
+        await contained("daily summary", self.daily_summary())
+
+    # --- symbol rules ---------------------------------------------------------------
+    async def refresh_rules(self) -> None:
+        """Re-read tick/step/notional and status (hourly, and after a stream reconnect);
+        a symbol no longer TRADING takes no entries and is alerted once."""
+        engine = self.engine
+        engine.executor.rules_changes += await engine.exchange.refresh_rules()
+        for symbol in engine.symbols:
+            rules = engine.exchange.rules(symbol)
+            if rules.tradable:
+                if symbol in self.untradable:
+                    self.untradable.discard(symbol)
+                    logger.info("symbol trading again symbol={} status={}", symbol, rules.status)
+                continue
+            if symbol not in self.untradable:
+                self.untradable.add(symbol)
+                engine.alerter.publish(Alert(
+                    AlertName.SYMBOL_RULES, f"{symbol}: status {rules.status} on the exchange: "
+                    "no new entries; an open position keeps its protection", symbol),
+                    engine.clock.now())
 
     # --- feed ---------------------------------------------------------------------
     async def watch_feed(self) -> None:
@@ -94,9 +121,9 @@ class Housekeeping:
         logger.info("gap backfilled symbol={} missing={} fetched={}", symbol, count, len(fetched))
 
     def entries_blocked(self, symbol: str) -> bool:
-        return symbol in self.stale
+        return symbol in self.stale or symbol in self.untradable
 
-    def forget_finished_orders(self) -> None:
+    async def forget_finished_orders(self) -> None:
         """The second-instance guard only needs ids that can still show up as live orders."""
         engine = self.engine
         live = {o.client_id for snap in engine.snapshots.values() for o in snap.orders}
@@ -143,7 +170,7 @@ class Housekeeping:
             logger.info("intents cleaned up count={} older_than={}", removed[0], cutoff)
 
     # --- daily summary --------------------------------------------------------------
-    def daily_summary(self) -> None:
+    async def daily_summary(self) -> None:
         from trader.control import pnl_view
         engine = self.engine
         today = engine.clock.now().date()

@@ -8,6 +8,7 @@
 Nothing here calls the exchange, reads the clock or writes the database.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from trader.domain import (
     Position,
     PositionState,
     Side,
+    exchange_close_reason,
 )
 
 
@@ -58,8 +60,15 @@ def is_terminal(position: Position, snap: Snapshot) -> bool:
 
 
 def close_reason(position: Position, stop: Order | None, take_profit: Order | None,
-                 pending: CloseReason | None) -> CloseReason:
-    """Why a position disappeared, from the final state of its own exit orders."""
+                 pending: CloseReason | None, fills: Sequence[Fill] = ()) -> CloseReason:
+    """Why a position disappeared: the exchange itself (its last closing fill came from a
+    liquidation, ADL or settlement order), else the final state of its own exit orders,
+    else the close we were doing (`pending`), else by hand (MANUAL)."""
+    closing = [f for f in fills if f.side is position.side.opposite]
+    if closing:
+        by_exchange = exchange_close_reason(max(closing, key=lambda f: f.time).client_id)
+        if by_exchange is not None:
+            return by_exchange
     if take_profit is not None and take_profit.status is OrderStatus.FILLED:
         return CloseReason.TAKE_PROFIT
     if stop is not None and stop.status is OrderStatus.FILLED:

@@ -19,14 +19,17 @@ from trader import guards, management
 from trader.alerts import Alert, AlertName
 from trader.domain import (
     ZERO,
+    ClientId,
     CloseReason,
     IntentStatus,
     OrderRole,
     OrderStatus,
     Position,
     PositionState,
+    exchange_close_reason,
     position_key,
 )
+from trader.exchange.base import ExchangeError, UnknownOutcome
 from trader.exchange.errors import Outcome
 from trader.intents import entry_intent, exit_intent
 from trader.lifecycle import Snapshot, check_flatten, close_reason, closed, confirm_entry
@@ -48,6 +51,7 @@ class Trading:
         self.strategy = strategy
         self.last_signal_candle: dict[str, object] = {}
         self.spreads: dict[str, list[Decimal]] = {}
+        self.problems: list[str] = []   # what the last finalize could not do (reported)
 
     @property
     def now(self):  # type: ignore[no-untyped-def]
@@ -341,6 +345,7 @@ class Trading:
         snap = await engine.observe(position.symbol)
         if snap.position.side is None:
             await self.finalize(position, snap, reason)
+            report += [f"{position.symbol}: {line}" for line in self.problems]
         else:
             report.append(f"{position.symbol}: still open ({snap.position.quantity}) after "
                           f"{FLATTEN_ATTEMPTS} attempts; protection stays")
@@ -350,22 +355,27 @@ class Trading:
 
     async def finalize(self, position: Position, snap: Snapshot,
                        reason: CloseReason | None = None) -> Position:
-        """Record the close, cancel siblings with verification, start the cooldown, alert."""
+        """Record the close, cancel siblings with verification, start the cooldown, alert.
+
+        The close is recorded even when a sibling cannot be cancelled right now (the failure is
+        reported in `self.problems`; the next tick's sweep cancels what is left on the flat
+        symbol), so one failed request never leaves the record open or the process down.
+        """
         engine = self.engine
+        self.problems = []
         pending = reason or _pending_reason(engine, position.symbol)
-        stop = await self._final_order(position, position.sl_client_id)
-        take = await self._final_order(position, position.tp_client_id)
-        why = close_reason(position, stop, take, pending)
+        stop = await self._final_order(position, position.sl_client_id, "stop-loss")
+        take = await self._final_order(position, position.tp_client_id, "take-profit")
+        keep = {order.client_id for order in (stop, take) if order is not None}
         for order in engine.our_orders(snap):
-            if order.client_id not in (stop.client_id if stop else None, take.client_id if take else None) \
-                    or order.status.live:
-                await engine.executor.cancel_and_verify(position.symbol, order.client_id)
+            if order.client_id not in keep or order.status.live:
+                await self._cancel_leftover(position.symbol, order.client_id, order.role)
         for intent in engine.store.intents_for(position.symbol, position.key):
             if not intent.status.resolved:
-                await engine.executor.refresh(position.symbol, intent.client_id)
-        fills = await engine.executor.read(engine.exchange.fills, position.symbol, position.opened_at)
-        for fill in fills:
-            engine.persist(lambda fill=fill: engine.store.record_fill(fill), "fill")
+                await self._best_effort(f"refresh intent {intent.client_id}",
+                                        engine.executor.refresh(position.symbol, intent.client_id))
+        fills = await self._position_fills(position)
+        why = close_reason(position, stop, take, pending, fills)
         final = closed(position, self.now, why, fills)
         engine.save_position(final)
         engine.sentinel.forget(position)
@@ -376,17 +386,96 @@ class Trading:
         engine.persist(lambda: engine.store.append_event(self.now, "position_closed", position.symbol,
                                                          {"reason": why.value, "pnl": str(final.realized_pnl),
                                                           "fees": str(final.fees)}), "event")
-        net = final.realized_pnl - final.fees
-        engine.alerter.publish(Alert(
-            AlertName.CLOSE, f"{position.symbol}: {position.side.label} closed ({why.value}) at "
-            f"{final.exit_price}; PnL {net:+.2f} USDT (fees {final.fees:.2f})", position.symbol,
-            dedup_key=f"close:{position.symbol}:{position.key}"), self.now)
+        self._alert_close(position, final, why)
         return final
 
-    async def _final_order(self, position: Position, client_id: str | None):  # type: ignore[no-untyped-def]
+    def _alert_close(self, position: Position, final: Position, why: CloseReason) -> None:
+        net = final.realized_pnl - final.fees
+        symbol = position.symbol
+        if why.exchange_initiated:
+            text = (f"{symbol}: {position.side.label} {position.quantity} closed BY THE EXCHANGE "
+                    f"({why.value}) at {final.exit_price}; PnL {net:+.2f} USDT (fees "
+                    f"{final.fees:.2f}). Check the account's margin before trading on.")
+            name = AlertName.EXCHANGE_CLOSE
+        else:
+            text = (f"{symbol}: {position.side.label} closed ({why.value}) at "
+                    f"{final.exit_price}; PnL {net:+.2f} USDT (fees {final.fees:.2f})")
+            name = AlertName.CLOSE
+        if self.problems:
+            text += "\n" + "\n".join(self.problems)
+        self.engine.alerter.publish(Alert(name, text, symbol,
+                                          dedup_key=f"close:{symbol}:{position.key}"), self.now)
+
+    async def _final_order(self, position: Position, client_id: str | None, what: str):  # type: ignore[no-untyped-def]
         if client_id is None:
             return None
-        return await self.engine.executor.refresh(position.symbol, client_id)
+        return await self._best_effort(f"read the {what} {client_id}",
+                                       self.engine.executor.refresh(position.symbol, client_id))
+
+    async def _cancel_leftover(self, symbol: str, client_id: str, role) -> None:  # type: ignore[no-untyped-def]
+        what = {OrderRole.STOP_LOSS: "stop-loss", OrderRole.TAKE_PROFIT: "take-profit"}.get(
+            role, "order")
+        await self._best_effort(f"cancel the {what} {client_id}",
+                                self.engine.executor.cancel_and_verify(symbol, client_id),
+                                consequence="will retry on the next tick")
+
+    async def _position_fills(self, position: Position) -> list:  # type: ignore[type-arg]
+        """The position's fills from the exchange, journaled; the journal if it cannot answer."""
+        engine = self.engine
+        fills = await self._best_effort(
+            "read the fills", engine.executor.read(engine.exchange.fills, position.symbol,
+                                                   position.opened_at),
+            consequence="PnL taken from the fills already journaled")
+        if fills is None:
+            return engine.store.fills(position.symbol, position.opened_at)
+        for fill in fills:
+            engine.persist(lambda fill=fill: engine.store.record_fill(fill), "fill")
+        return fills
+
+    async def _best_effort(self, what: str, work, consequence: str = ""):  # type: ignore[no-untyped-def]
+        """One exchange step of a close that must not stop the close from being recorded."""
+        try:
+            return await work
+        except (ExchangeError, UnknownOutcome) as exc:
+            line = f"could not {what}: {exc}" + (f"; {consequence}" if consequence else "")
+            logger.warning("finalize step failed {}", line)
+            self.problems.append(line)
+            return None
+
+    def note_events(self, events: list) -> None:  # type: ignore[type-arg]
+        """Journal the fills the user-data stream reported (liquidation fills included: their
+        client id names who closed the position)."""
+        engine = self.engine
+        for event in events:
+            fill = getattr(event, "fill", None)
+            if fill is None or fill.symbol not in engine.candles:
+                continue
+            engine.persist(lambda fill=fill: engine.store.record_fill(fill), "fill")
+            if exchange_close_reason(fill.client_id) is not None:
+                logger.critical("exchange-initiated fill symbol={} client_id={} qty={} price={}",
+                                fill.symbol, fill.client_id, fill.quantity, fill.price)
+
+    async def describe_reduction(self, position: Position, new_quantity: Decimal) -> None:
+        """A position got smaller without a close of ours: say who did it (the exchange: ADL,
+        liquidation; our own stop or take-profit filling partly; somebody by hand)."""
+        engine = self.engine
+        fills = await self._best_effort("read the fills", engine.executor.read(
+            engine.exchange.fills, position.symbol, position.opened_at)) or []
+        closing = [f for f in fills if f.side is position.side.opposite]
+        exchange = sorted({r.value for f in closing if (r := exchange_close_reason(f.client_id))})
+        ours = sorted({role.name.lower().replace("_", "-") for f in closing
+                       if (role := _role(f.client_id)) in (OrderRole.STOP_LOSS,
+                                                            OrderRole.TAKE_PROFIT)})
+        if exchange:
+            who = f"by the exchange ({', '.join(exchange)})"
+        elif ours:
+            who = f"by a partial fill of its {' and '.join(ours)}"
+        else:
+            who = "outside the agent (by hand or another program)"
+        engine.alerter.publish(Alert(
+            AlertName.POSITION_REDUCED, f"{position.symbol}: {position.side.label} reduced {who} "
+            f"from {position.quantity} to {new_quantity}; protection follows the new size",
+            position.symbol, dedup_key=f"reduced:{position.symbol}:{new_quantity}"), self.now)
 
     # --- breakers -----------------------------------------------------------------
     async def check_breakers(self, symbol: str, snap: Snapshot, state):  # type: ignore[no-untyped-def]
@@ -420,6 +509,11 @@ class Trading:
             logger.warning("emergency backup written path={}", path)
         except OSError as exc:
             logger.error("emergency backup failed path={} error={}", path, exc)
+
+
+def _role(client_id: str) -> OrderRole | None:
+    parsed = ClientId.parse(client_id)
+    return parsed.role if parsed else None
 
 
 def _pending_reason(engine: "Engine", symbol: str) -> CloseReason | None:

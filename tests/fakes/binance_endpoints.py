@@ -11,7 +11,7 @@ Every simulator event a handler causes is queued as user-data stream JSON
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -36,6 +36,9 @@ Params = dict[str, str]
 DECIMAL_TEXT = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 CHILD_ORDER_BASE = 1_000_000_000    # order ids of the market orders triggered algo orders spawn
 ALGO_ID_BASE = 4_000_000_000
+# The types the simulator can match. Binance also takes STOP, TAKE_PROFIT and
+# TRAILING_STOP_MARKET; this fake answers -1116 for them (a limit of the fake).
+PLACEABLE_TYPES = ("MARKET", "LIMIT", "STOP_MARKET", "TAKE_PROFIT_MARKET")
 SWITCH_TO_ALGO = ExchangeError(-4120, "Order type not supported for this endpoint. "
                                       "Please use the Algo Order API.")
 
@@ -69,6 +72,22 @@ def required(params: Params, name: str) -> str:
     if not value:
         raise missing(name)
     return value
+
+
+class KeepingSimulator(Simulator):
+    """The matching simulator, except that resting reduce-only / closePosition orders stay
+    when their position goes flat (the plain Simulator expires them).
+
+    Binance's docs are silent on this for our orders: the ALGO_UPDATE page's EXPIRED example
+    only names GTE_GTC conditional orders ("closes all positions on that symbol, resulting in
+    system-led cancellation"), so FakeBinance(flat_orders=...) offers both behaviours.
+    """
+
+    def _expire_orphans(self, symbol: str, now: datetime) -> list[SimEvent]:
+        return []
+
+
+FLAT_ORDER_BEHAVIOURS = {"expire": Simulator, "keep": KeepingSimulator}
 
 
 @dataclass(slots=True)
@@ -105,7 +124,8 @@ class BinanceEndpoints:
                 self._stream_events += self._order_events(event, moment)
             elif isinstance(event, AccountUpdate):
                 self._stream_events.append(wire.account_update(
-                    [p for p in event.positions], event.balance, event.reason, moment))
+                    list(event.positions), event.balance or self.sim.balance(), event.reason,
+                    moment))
 
     def take_stream_events(self) -> list[Json]:
         events, self._stream_events = self._stream_events, []
@@ -134,31 +154,8 @@ class BinanceEndpoints:
 
     # --- market data --------------------------------------------------------------------
     def exchange_info(self, params: Params) -> Json:
-        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": self.rate_limits,
-                "exchangeFilters": [], "symbols": [self._symbol_info(s) for s in self.symbols]}
-
-    def _symbol_info(self, symbol: str) -> Json:
-        rules = self.sim.rules_for(symbol)
-        return {
-            "symbol": symbol, "pair": symbol, "contractType": "PERPETUAL", "status": "TRADING",
-            "baseAsset": symbol.removesuffix("USDT"), "quoteAsset": "USDT",
-            "marginAsset": "USDT", "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET",
-                                                  "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
-                                                  "TRAILING_STOP_MARKET"],
-            "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
-            "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": wire.num(rules.tick_size),
-                 "maxPrice": "4529764", "tickSize": wire.num(rules.tick_size)},
-                {"filterType": "LOT_SIZE", "minQty": wire.num(rules.min_qty),
-                 "maxQty": wire.num(rules.max_qty), "stepSize": wire.num(rules.step_size)},
-                {"filterType": "MARKET_LOT_SIZE", "minQty": wire.num(rules.min_qty),
-                 "maxQty": wire.num(rules.max_qty), "stepSize": wire.num(rules.step_size)},
-                {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                {"filterType": "MIN_NOTIONAL", "notional": wire.num(rules.min_notional)},
-                {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
-                 "multiplierDown": "0.9500", "multiplierDecimal": "4"},
-            ],
-        }
+        return wire.exchange_info([wire.symbol_info(self.sim.rules_for(s)) for s in self.symbols],
+                                  self.rate_limits, self.now_ms())
 
     def klines(self, params: Params) -> list[list[Any]]:
         candles = self.candles.get(required(params, "symbol"), [])
@@ -169,18 +166,12 @@ class BinanceEndpoints:
         return [wire.kline_row(c) for c in candles[-limit:]]
 
     def book_ticker(self, params: Params) -> Json:
-        book = self.sim.book(required(params, "symbol"))
-        return {"symbol": book.symbol, "bidPrice": wire.num(book.bid), "bidQty": "10",
-                "askPrice": wire.num(book.ask), "askQty": "10", "time": self.now_ms(),
-                "lastUpdateId": self.now_ms()}
+        return wire.book_ticker(self.sim.book(required(params, "symbol")), self.now_ms())
 
     def premium_index(self, params: Params) -> Json:
         symbol = required(params, "symbol")
-        mark = wire.num(self.sim.mark_price(symbol))
-        return {"symbol": symbol, "markPrice": mark, "indexPrice": mark,
-                "estimatedSettlePrice": mark,
-                "lastFundingRate": wire.num(self.sim.funding_rate(symbol)),
-                "interestRate": "0.00010000", "nextFundingTime": 0, "time": self.now_ms()}
+        return wire.premium_index(symbol, self.sim.mark_price(symbol),
+                                  self.sim.funding_rate(symbol), self.now_ms())
 
     # --- account settings ------------------------------------------------------------------
     def position_mode(self, params: Params) -> Json:
@@ -209,12 +200,18 @@ class BinanceEndpoints:
 
     # --- listen key ------------------------------------------------------------------------
     def create_listen_key(self, params: Params) -> Json:
+        # POST returns the account's active key if there is one, else a new one
+        # (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        # user-data-streams/Connect).
         if self.listen_key is None:
             self.listen_key = secrets.token_hex(32)
         return {"listenKey": self.listen_key}
 
     def keep_alive_listen_key(self, params: Params) -> Json:
-        if params.get("listenKey") != self.listen_key or self.listen_key is None:
+        # The USD-M PUT takes no parameter: it extends the account's active key and names
+        # it in the answer; -1125 when there is none (.../user-data-streams/
+        # Keepalive-User-Data-Stream and .../Connect). A listenKey sent anyway is ignored.
+        if self.listen_key is None:
             raise ExchangeError(-1125, "This listenKey does not exist.")
         return {"listenKey": self.listen_key}
 
@@ -238,10 +235,9 @@ class BinanceEndpoints:
 
     def _order_type(self, params: Params) -> OrderType:
         text = required(params, "type")
-        try:
-            return OrderType(text)
-        except ValueError:
-            raise ExchangeError(-1116, "Invalid orderType.") from None
+        if text not in PLACEABLE_TYPES:
+            raise ExchangeError(-1116, "Invalid orderType.")
+        return OrderType(text)
 
     def new_order(self, params: Params) -> Json:
         order_type = self._order_type(params)
@@ -251,7 +247,7 @@ class BinanceEndpoints:
         order, events = self.sim.place(self._request(params, order_type, client_id,
                                                      "stopPrice"), self.now())
         self.publish(events)
-        return self._plain_json(order)
+        return self._plain_json(order, "new")
 
     def new_algo_order(self, params: Params) -> Json:
         if params.get("algoType") != "CONDITIONAL":
@@ -267,17 +263,17 @@ class BinanceEndpoints:
         self._next_algo_id += 1
         self._algos[client_id] = AlgoRecord(request.symbol, client_id, self._next_algo_id)
         self.publish(events)
-        return self._algo_json(order)
+        return self._algo_json(order, "new")
 
-    def _plain_json(self, order: Order) -> Json:
+    def _plain_json(self, order: Order, answer: str) -> Json:
         created = self._created.setdefault((order.symbol, order.client_id), self.now_ms())
-        return wire.plain_order(order, int(order.exchange_id), created)
+        return wire.plain_order(order, int(order.exchange_id), created, answer)
 
-    def _algo_json(self, order: Order) -> Json:
+    def _algo_json(self, order: Order, answer: str) -> Json:
         created = self._created.setdefault((order.symbol, order.client_id), self.now_ms())
         child = str(CHILD_ORDER_BASE + int(order.exchange_id)) \
             if order.status is OrderStatus.FILLED else ""
-        return wire.algo_order(order, self._algo_id(order), created, child)
+        return wire.algo_order(order, self._algo_id(order), created, child, answer)
 
     def _plain_order(self, params: Params) -> Order:
         symbol = required(params, "symbol")
@@ -286,13 +282,25 @@ class BinanceEndpoints:
         if client_id:
             order = self.sim.order(symbol, client_id)
         elif params.get("orderId"):
-            order = next((o for o in self.sim.orders.live.values()
-                          if o.exchange_id == params["orderId"]), None)
+            order = self._order_by_id(params["orderId"])
         else:
             raise missing("orderId")
         if order is None or order.type.conditional:
             raise ExchangeError(-2013, "Order does not exist.")
         return order
+
+    def _order_by_id(self, order_id: str) -> Order | None:
+        """Any order by its orderId, finished ones too (Query Order answers those); a
+        triggered algo order's child is a MARKET order under the algo's client id (the
+        fake's assumption, as on the stream)."""
+        orders = [*self.sim.orders.live.values(), *self.sim.orders.terminal.values()]
+        found = next((o for o in orders if o.exchange_id == order_id), None)
+        if found is not None or not order_id.isdigit() or int(order_id) < CHILD_ORDER_BASE:
+            return found
+        parent = str(int(order_id) - CHILD_ORDER_BASE)
+        algo = next((o for o in orders if o.exchange_id == parent and o.type.conditional
+                     and o.status is OrderStatus.FILLED), None)
+        return replace(algo, type=OrderType.MARKET, exchange_id=order_id) if algo else None
 
     def _algo_order(self, params: Params) -> Order:
         record = None
@@ -309,10 +317,10 @@ class BinanceEndpoints:
         return order
 
     def query_order(self, params: Params) -> Json:
-        return self._plain_json(self._plain_order(params))
+        return self._plain_json(self._plain_order(params), "query")
 
     def query_algo_order(self, params: Params) -> Json:
-        return self._algo_json(self._algo_order(params))
+        return self._algo_json(self._algo_order(params), "query")
 
     def cancel_order(self, params: Params) -> Json:
         try:
@@ -321,7 +329,7 @@ class BinanceEndpoints:
             raise ExchangeError(-2011, "Unknown order sent.") from None
         cancelled, events = self.sim.cancel(order.symbol, order.client_id, self.now())
         self.publish(events)
-        return self._plain_json(cancelled)
+        return self._plain_json(cancelled, "cancel")
 
     def cancel_algo_order(self, params: Params) -> Json:
         try:
@@ -330,14 +338,14 @@ class BinanceEndpoints:
             raise ExchangeError(-2011, "Unknown order sent.") from None
         cancelled, events = self.sim.cancel(order.symbol, order.client_id, self.now())
         self.publish(events)
-        return self._algo_json(cancelled)
+        return wire.algo_cancel_ack(cancelled, self._algo_id(cancelled))
 
     def open_orders(self, params: Params) -> list[Json]:
-        return [self._plain_json(o) for o in self.sim.open_orders(params.get("symbol"))
+        return [self._plain_json(o, "open") for o in self.sim.open_orders(params.get("symbol"))
                 if not o.type.conditional]
 
     def open_algo_orders(self, params: Params) -> list[Json]:
-        return [self._algo_json(o) for o in self.sim.open_orders(params.get("symbol"))
+        return [self._algo_json(o, "open") for o in self.sim.open_orders(params.get("symbol"))
                 if o.type.conditional]
 
     def cancel_all(self, params: Params, algo: bool) -> Json:
@@ -349,7 +357,9 @@ class BinanceEndpoints:
 
     # --- account ---------------------------------------------------------------------------
     def account(self, params: Params) -> Json:
-        return wire.account(self.sim.balance())
+        positions = [self.sim.position(symbol) for symbol in self.symbols]
+        leverage = {symbol: self.sim.leverage(symbol) for symbol in self.symbols}
+        return wire.account(self.sim.balance(), positions, leverage, self.now_ms())
 
     def position_risk(self, params: Params) -> list[Json]:
         symbol = params.get("symbol")

@@ -1,7 +1,8 @@
 """The fake Binance server's websockets: user-data sockets (/ws/<listenKey>) and combined
 market streams (/stream?streams=a/b), with the failure modes the adapter must survive:
-dropped sockets, refused reconnects, and frozen (half-open) connections that neither send
-nor answer pings."""
+dropped sockets, refused reconnects, frozen (half-open) connections that neither send
+nor answer pings, and sockets of an expired listenKey that stay open, answer pings and
+receive nothing more."""
 
 import asyncio
 import json
@@ -21,6 +22,7 @@ class StreamHub:
         self.market: dict[web.WebSocketResponse, set[str]] = {}
         self.frozen = False
         self.connections_opened = 0
+        self.expired_keys: set[str] = set()   # their sockets stay open and get nothing
         self._refuse_until = 0.0
 
     @property
@@ -49,24 +51,37 @@ class StreamHub:
             registry.pop(ws, None)
         return ws
 
-    async def _send(self, ws: web.WebSocketResponse, payload: Json) -> None:
+    async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
         if self.frozen or ws.closed:
             return
         try:
-            await ws.send_str(json.dumps(payload))
+            await ws.send_str(text)
         except ConnectionError as exc:
             logger.info("fake binance: socket gone while sending error={!r}", exc)
 
     async def send_user(self, payloads: list[Json], listen_key: str | None = None) -> None:
+        await self.send_user_text([json.dumps(payload) for payload in payloads], listen_key)
+
+    async def send_user_text(self, texts: list[str], listen_key: str | None = None) -> None:
+        """Raw text frames to the user-data sockets (of `listen_key`, or all live keys)."""
         for ws, key in list(self.user.items()):
+            if key in self.expired_keys:
+                continue
             if listen_key is None or key == listen_key:
-                for payload in payloads:
-                    await self._send(ws, payload)
+                for text in texts:
+                    await self._send(ws, text)
 
     async def send_market(self, stream: str, payload: Json) -> None:
+        await self.send_market_text(stream, json.dumps(payload))
+
+    async def send_market_text(self, stream: str, text: str) -> None:
         for ws, streams in list(self.market.items()):
             if stream in streams:
-                await self._send(ws, payload)
+                await self._send(ws, text)
+
+    def expire_user(self, listen_key: str) -> None:
+        """Sockets of `listen_key` stay open and answer pings, but get no event any more."""
+        self.expired_keys.add(listen_key)
 
     async def drop_all(self, refuse_for: float = 0.0) -> None:
         """Close every socket; refuse new ones for `refuse_for` seconds."""

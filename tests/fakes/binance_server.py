@@ -30,13 +30,13 @@ from aiohttp import web
 from loguru import logger
 
 from tests.fakes import binance_control
-from tests.fakes.binance_endpoints import BinanceEndpoints
+from tests.fakes.binance_endpoints import FLAT_ORDER_BEHAVIOURS, BinanceEndpoints
 from tests.fakes.binance_faults import Fault, FaultBook, Usage, error_response
 from tests.fakes.binance_hub import StreamHub
 from tests.fakes.binance_wire import kline_event
 from trader.domain import Candle, Side, to_ms
 from trader.exchange.base import ExchangeError
-from trader.exchange.sim import SimConfig, SimEvent, Simulator
+from trader.exchange.sim import SimConfig, SimEvent
 
 Json = dict[str, Any]
 Handler = Callable[[dict[str, str]], Any]
@@ -60,10 +60,14 @@ class FakeBinance:
     def __init__(self, *, api_key: str = "fake-api-key-0123456789",
                  api_secret: str = "fake-api-secret-0123456789",
                  prices: dict[str, Decimal] | None = None, sim_config: SimConfig | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, flat_orders: str = "expire") -> None:
+        """`flat_orders`: what happens to resting reduce-only / closePosition orders when
+        their position goes flat, "expire" or "keep" (Binance's docs are silent; see
+        binance_endpoints.KeepingSimulator)."""
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
         prices = prices or DEFAULT_PRICES
-        self.sim = Simulator(sim_config or SimConfig())
+        self.flat_orders = flat_orders
+        self.sim = FLAT_ORDER_BEHAVIOURS[flat_orders](sim_config or SimConfig())
         self.clock_skew_ms = 0
         for symbol, price in prices.items():
             self.sim.set_price(symbol, price, self.now())
@@ -74,6 +78,7 @@ class FakeBinance:
         self.request_log: list[LoggedRequest] = []
         self.accepted_orders: list[str] = []
         self.fault_book = FaultBook()
+        self._reshapes: dict[tuple[str, str], list[Callable[[Any], Any]]] = {}
         self._routes = self._route_table()
         self._runner: web.AppRunner | None = None
 
@@ -160,6 +165,7 @@ class FakeBinance:
         if route is None:
             return error_response(ExchangeError(-1, f"Path {request.path} not found", 404))
         security, weight, handler = route
+        handler = self._reshaped(request.method, request.path, handler)
         try:
             self._authenticate(request, security, body)
             headers = self._count_usage(request.path, request.method, weight)
@@ -219,9 +225,11 @@ class FakeBinance:
         used = self.usage.add("weight", 60, weight, now_ms)
         headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
         if used > self.usage.weight_per_minute:
-            raise ExchangeError(-1003, "Too many requests; current limit of IP(127.0.0.1) "
-                                       f"request weight per 1 MINUTE is "
-                                       f"{self.usage.weight_per_minute}.", 429,
+            # -1003 TOO_MANY_REQUESTS, worded as on Binance's Error Codes page
+            raise ExchangeError(-1003, f"Too many requests; current limit is "
+                                       f"{self.usage.weight_per_minute} requests per minute. "
+                                       "Please use the websocket for live updates to avoid "
+                                       "polling the API.", 429,
                                 retry_after=60 - (now_ms // 1000) % 60)
         if method == "POST" and path in ORDER_PATHS:
             count_10s = self.usage.add("orders", 10, 1, now_ms)
@@ -250,6 +258,20 @@ class FakeBinance:
         self.fault_book.inject(path_or_endpoint, code, http_status, times=times,
                                retry_after=retry_after, delay=delay,
                                drop_connection=drop_connection, msg=msg, execute=execute)
+
+    def reshape_answers(self, endpoint: str, transform: Callable[[Any], Any],
+                        times: int = 1) -> None:
+        """Pass the next `times` answers of "METHOD /path" through `transform`: a test's way
+        to answer like a Binance that sends fields or values this fake never does."""
+        method, _, path = endpoint.partition(" ")
+        self._reshapes.setdefault((method, path), []).extend([transform] * times)
+
+    def _reshaped(self, method: str, path: str, handler: Handler) -> Handler:
+        pending = self._reshapes.get((method, path))
+        if not pending:
+            return handler
+        transform = pending.pop(0)
+        return lambda params: transform(handler(params))
 
     def clear_faults(self) -> None:
         self.fault_book.faults.clear()
@@ -308,6 +330,12 @@ class FakeBinance:
     async def cancel_order_by_hand(self, symbol: str, client_id: str) -> None:
         await self._publish(self.sim.cancel_by_hand(symbol, client_id, self.now()))
 
+    async def close_position_by_exchange(self, symbol: str, client_id: str,
+                                         qty: Decimal | None = None) -> None:
+        """A liquidation ("autoclose-<n>"), ADL ("adl_autoclose") or delisting settlement
+        ("settlement_autoclose-<n>") order of Binance's own, filled at the mark."""
+        await self._publish(self.sim.close_by_exchange(symbol, self.now(), client_id, qty))
+
     async def drop_streams(self, refuse_for: float = 0.0) -> None:
         await self.hub.drop_all(refuse_for)
 
@@ -318,14 +346,24 @@ class FakeBinance:
     def set_hedge_mode(self, enabled: bool) -> None:
         self.endpoints.hedge_mode = enabled
 
-    async def expire_listen_key(self) -> None:
+    async def expire_listen_key(self, silent: bool = False, close_socket: bool = False) -> None:
+        """The listenKey expires: PUT answers -1125, POST makes a new key, and its sockets
+        get no user-data event any more. Documented: Binance pushes `listenKeyExpired`
+        first, "not related to the websocket disconnection" (example payload, E as a
+        string, from https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        user-data-streams/Event-User-Data-Stream-Expired). The docs neither promise the
+        event nor say whether the socket closes: `silent` skips the event (the socket stays
+        open, answers pings, receives nothing), `close_socket` closes it after."""
         key = self.endpoints.listen_key
         if key is None:
             return
         self.endpoints.listen_key = None
-        await self.hub.send_user([{"e": "listenKeyExpired", "E": to_ms(self.now()),
-                                   "listenKey": key}], key)
-        await self.hub.close_user(key)
+        if not silent:
+            await self.hub.send_user([{"e": "listenKeyExpired", "E": str(to_ms(self.now())),
+                                       "listenKey": key}], key)
+        self.hub.expire_user(key)
+        if close_socket:
+            await self.hub.close_user(key)
 
     def set_clock_skew(self, milliseconds: int) -> None:
         self.clock_skew_ms = milliseconds

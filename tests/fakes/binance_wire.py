@@ -1,8 +1,10 @@
 """Binance USD-M wire format for the fake server: simulator values -> Binance JSON.
 
-Written from Binance's documented payloads, independently of trader/exchange/binance_codec.py
-(the adapter's decoder), so the integration tests check one against the other. Numbers
-that Binance sends as strings are strings here too.
+Written from Binance's documented examples (tests/fixtures/binance/ holds each page's
+example and URL), independently of trader/exchange/binance_codec.py (the adapter's
+decoder), so the integration tests check one against the other. Every answer carries
+exactly the documented example's fields (tests/test_binance_codec.py compares the keys);
+numbers that Binance sends as strings are strings here too.
 
 A conditional order's life on the user-data stream, as the fake tells it:
 ALGO_UPDATE NEW -> (trigger) ALGO_UPDATE TRIGGERED -> ORDER_TRADE_UPDATE of the market
@@ -15,9 +17,21 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from trader.domain import ZERO, Balance, Candle, ExchangePosition, Fill, Order, OrderStatus, to_ms
+from trader.domain import (
+    ZERO,
+    Balance,
+    BookTicker,
+    Candle,
+    ExchangePosition,
+    Fill,
+    Order,
+    OrderStatus,
+    SymbolRules,
+    to_ms,
+)
 
 Json = dict[str, Any]
+DOCS = "https://developers.binance.com/docs/derivatives/usds-margined-futures/"
 
 ALGO_STATUS = {
     OrderStatus.NEW: "NEW",
@@ -29,6 +43,44 @@ ALGO_STATUS = {
 }
 INTERVAL_NAMES = {60: "1m", 180: "3m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h",
                   7200: "2h", 14400: "4h", 86400: "1d"}
+
+# The fields of each plain-order answer, in the order of its page's example (the pages
+# differ: only POST and DELETE carry cumQty, only GET and openOrders carry time).
+NEW_ORDER_FIELDS = (  # DOCS + "trade/rest-api" (New Order)
+    "clientOrderId", "cumQty", "cumQuote", "executedQty", "orderId", "avgPrice", "origQty",
+    "price", "reduceOnly", "side", "positionSide", "status", "stopPrice", "closePosition",
+    "symbol", "timeInForce", "type", "origType", "updateTime", "workingType", "priceProtect",
+    "priceMatch", "selfTradePreventionMode", "goodTillDate")
+QUERY_ORDER_FIELDS = (  # DOCS + "trade/rest-api/Query-Order"
+    "avgPrice", "clientOrderId", "cumQuote", "executedQty", "orderId", "origQty", "origType",
+    "price", "reduceOnly", "side", "positionSide", "status", "stopPrice", "closePosition",
+    "symbol", "time", "timeInForce", "type", "updateTime", "workingType", "priceProtect")
+CANCEL_ORDER_FIELDS = (  # DOCS + "trade/rest-api/Cancel-Order"
+    "clientOrderId", "cumQty", "cumQuote", "executedQty", "orderId", "origQty", "origType",
+    "price", "avgPrice", "reduceOnly", "side", "positionSide", "status", "stopPrice",
+    "closePosition", "symbol", "timeInForce", "type", "updateTime", "workingType",
+    "priceProtect", "priceMatch", "selfTradePreventionMode", "goodTillDate")
+OPEN_ORDER_FIELDS = QUERY_ORDER_FIELDS + (  # DOCS + "trade/rest-api/Current-All-Open-Orders"
+    "priceMatch", "selfTradePreventionMode", "goodTillDate")
+PLAIN_ORDER_FIELDS = {"new": NEW_ORDER_FIELDS, "query": QUERY_ORDER_FIELDS,
+                      "cancel": CANCEL_ORDER_FIELDS, "open": OPEN_ORDER_FIELDS}
+
+# Algo orders: POST answers the order as placed (no actualOrderId / actualPrice yet);
+# GET and openAlgoOrders add the triggered child's fields; DELETE answers an ack.
+ALGO_COMMON_FIELDS = (
+    "algoId", "clientAlgoId", "algoType", "orderType", "symbol", "side", "positionSide",
+    "timeInForce", "quantity", "algoStatus")
+NEW_ALGO_FIELDS = ALGO_COMMON_FIELDS + (  # DOCS + "trade/rest-api/New-Algo-Order"
+    "triggerPrice", "price", "icebergQuantity", "selfTradePreventionMode", "workingType",
+    "priceMatch", "closePosition", "priceProtect", "reduceOnly", "activatePrice",
+    "callbackRate", "createTime", "updateTime", "triggerTime", "goodTillDate")
+QUERY_ALGO_FIELDS = ALGO_COMMON_FIELDS + (  # DOCS + "trade/rest-api/Query-Algo-Order"
+    "actualOrderId", "actualPrice", "triggerPrice", "price", "icebergQuantity",
+    "tpTriggerPrice", "tpPrice", "slTriggerPrice", "slPrice", "tpOrderType",
+    "selfTradePreventionMode", "workingType", "priceMatch", "closePosition", "priceProtect",
+    "reduceOnly", "createTime", "updateTime", "triggerTime", "goodTillDate")
+ALGO_ORDER_FIELDS = {"new": NEW_ALGO_FIELDS, "query": QUERY_ALGO_FIELDS,
+                     "open": QUERY_ALGO_FIELDS}   # openAlgoOrders rows = Query Algo Order
 
 
 def num(value: Decimal | None) -> str:
@@ -42,10 +94,10 @@ def interval_name(interval: timedelta) -> str:
     return INTERVAL_NAMES[int(interval.total_seconds())]
 
 
-def plain_order(order: Order, order_id: int, created_ms: int) -> Json:
-    """GET/POST/DELETE /fapi/v1/order and GET /fapi/v1/openOrders."""
+def plain_order(order: Order, order_id: int, created_ms: int, answer: str) -> Json:
+    """A plain order as `answer` ("new" | "query" | "cancel" | "open") documents it."""
     executed = order.filled_qty
-    return {
+    every = {
         "orderId": order_id, "symbol": order.symbol, "status": order.status.value,
         "clientOrderId": order.client_id, "price": num(order.price),
         "avgPrice": num(order.avg_price), "origQty": num(order.quantity),
@@ -58,31 +110,43 @@ def plain_order(order: Order, order_id: int, created_ms: int) -> Json:
         "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0, "time": created_ms,
         "updateTime": to_ms(order.updated_at) if order.updated_at else created_ms,
     }
+    return {name: every[name] for name in PLAIN_ORDER_FIELDS[answer]}
 
 
-def algo_order(order: Order, algo_id: int, created_ms: int, actual_order_id: str) -> Json:
-    """POST/GET/DELETE /fapi/v1/algoOrder and GET /fapi/v1/openAlgoOrders."""
+def algo_order(order: Order, algo_id: int, created_ms: int, actual_order_id: str,
+               answer: str) -> Json:
+    """An algo order as `answer` ("new" | "query" | "open") documents it."""
     updated = to_ms(order.updated_at) if order.updated_at else created_ms
     triggered = order.status is OrderStatus.FILLED
-    return {
+    every = {
         "algoId": algo_id, "clientAlgoId": order.client_id, "algoType": "CONDITIONAL",
         "orderType": order.type.value, "symbol": order.symbol, "side": order.side.value,
         "positionSide": "BOTH", "timeInForce": "GTC",
         "quantity": num(ZERO if order.close_position else order.quantity),
         "algoStatus": ALGO_STATUS[order.status], "actualOrderId": actual_order_id,
         "actualPrice": num(order.avg_price), "triggerPrice": num(order.stop_price),
-        "price": "0", "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER",
-        "workingType": "MARK_PRICE", "priceMatch": "NONE",
-        "closePosition": order.close_position, "priceProtect": False,
+        "price": "0", "icebergQuantity": None, "tpTriggerPrice": "0", "tpPrice": "0",
+        "slTriggerPrice": "0", "slPrice": "0", "tpOrderType": "",
+        "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "MARK_PRICE",
+        "priceMatch": "NONE", "closePosition": order.close_position, "priceProtect": False,
         "reduceOnly": order.reduce_only, "activatePrice": "", "callbackRate": "",
         "createTime": created_ms, "updateTime": updated,
         "triggerTime": updated if triggered else 0, "goodTillDate": 0,
     }
+    return {name: every[name] for name in ALGO_ORDER_FIELDS[answer]}
+
+
+def algo_cancel_ack(order: Order, algo_id: int) -> Json:
+    """DELETE /fapi/v1/algoOrder: an acknowledgement, not the order
+    (DOCS + "trade/rest-api/Cancel-Algo-Order")."""
+    return {"algoId": algo_id, "clientAlgoId": order.client_id, "code": "200",
+            "msg": "success"}
 
 
 def order_trade_update(order: Order, fill: Fill | None, order_id: int, moment_ms: int,
                        order_type: str | None = None) -> Json:
-    """ORDER_TRADE_UPDATE for a plain order, or for the market child of an algo order."""
+    """ORDER_TRADE_UPDATE for a plain order, or for the market child of an algo order
+    (DOCS + "user-data-streams/Event-Order-Update"; AP/cr are trailing-stop only)."""
     execution = "TRADE" if fill else {OrderStatus.NEW: "NEW", OrderStatus.CANCELED: "CANCELED",
                                       OrderStatus.EXPIRED: "EXPIRED"}.get(order.status, "NEW")
     return {"e": "ORDER_TRADE_UPDATE", "E": moment_ms, "T": moment_ms, "o": {
@@ -96,14 +160,15 @@ def order_trade_update(order: Order, fill: Fill | None, order_id: int, moment_ms
         "t": int(fill.trade_id) if fill else 0, "b": "0", "a": "0",
         "m": fill.maker if fill else False, "R": order.reduce_only,
         "wt": "CONTRACT_PRICE", "ot": order.type.value, "ps": "BOTH",
-        "cp": order.close_position, "rp": num(fill.realized_pnl if fill else None),
-        "pP": False, "si": 0, "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0,
+        "cp": order.close_position, "pP": False, "si": 0, "ss": 0,
+        "rp": num(fill.realized_pnl if fill else None), "V": "EXPIRE_MAKER", "pm": "NONE",
+        "gtd": 0, "er": "0",
     }}
 
 
 def algo_update(order: Order, algo_id: int, status: str, moment_ms: int,
                 actual_order_id: str = "") -> Json:
-    """ALGO_UPDATE (fields as in Binance's "Event: Algo Order Update")."""
+    """ALGO_UPDATE (DOCS + "user-data-streams/Event-Algo-Order-Update")."""
     executed = status == "FINISHED"
     return {"e": "ALGO_UPDATE", "T": moment_ms, "E": moment_ms, "o": {
         "caid": order.client_id, "aid": algo_id, "at": "CONDITIONAL", "o": order.type.value,
@@ -118,12 +183,12 @@ def algo_update(order: Order, algo_id: int, status: str, moment_ms: int,
     }}
 
 
-def account_update(positions: list[ExchangePosition], balance: Balance | None, reason: str,
+def account_update(positions: list[ExchangePosition], balance: Balance, reason: str,
                    moment_ms: int) -> Json:
-    balances = [] if balance is None else [
-        {"a": "USDT", "wb": num(balance.wallet), "cw": num(balance.wallet), "bc": "0"}]
+    """ACCOUNT_UPDATE (DOCS + "user-data-streams/Event-Balance-and-Position-Update")."""
     return {"e": "ACCOUNT_UPDATE", "E": moment_ms, "T": moment_ms, "a": {
-        "m": reason, "B": balances,
+        "m": reason,
+        "B": [{"a": "USDT", "wb": num(balance.wallet), "cw": num(balance.wallet), "bc": "0"}],
         "P": [{"s": p.symbol, "pa": num(p.quantity), "ep": num(p.entry_price),
                "bep": num(p.entry_price), "cr": "0", "up": num(p.unrealized_pnl),
                "mt": "isolated", "iw": "0", "ps": "BOTH"} for p in positions],
@@ -131,7 +196,8 @@ def account_update(positions: list[ExchangePosition], balance: Balance | None, r
 
 
 def position_risk(position: ExchangePosition, mark: Decimal, moment_ms: int) -> Json:
-    """One row of GET /fapi/v3/positionRisk (v3 carries no leverage)."""
+    """One row of GET /fapi/v3/positionRisk (DOCS + "trade/rest-api/Position-Information-V3";
+    v3 carries no leverage)."""
     notional = position.quantity * mark
     return {
         "symbol": position.symbol, "positionSide": "BOTH", "positionAmt": num(position.quantity),
@@ -144,20 +210,38 @@ def position_risk(position: ExchangePosition, mark: Decimal, moment_ms: int) -> 
     }
 
 
-def account(balance: Balance) -> Json:
-    """GET /fapi/v2/account, the totals the adapter reads (plus a USDT asset row)."""
+def account(balance: Balance, positions: list[ExchangePosition], leverage: dict[str, int],
+            moment_ms: int) -> Json:
+    """GET /fapi/v2/account, single-asset mode (DOCS + "account/rest-api/Account-Information-V2")."""
+    wallet, available = num(balance.wallet), num(balance.available)
     return {
-        "totalWalletBalance": num(balance.wallet), "totalUnrealizedProfit":
-            num(balance.unrealized_pnl), "totalMarginBalance": num(balance.equity),
-        "availableBalance": num(balance.available), "maxWithdrawAmount": num(balance.available),
-        "assets": [{"asset": "USDT", "walletBalance": num(balance.wallet),
-                    "availableBalance": num(balance.available)}],
-        "positions": [],
+        "feeTier": 0, "feeBurn": True, "canTrade": True, "canDeposit": True,
+        "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1,
+        "totalInitialMargin": "0", "totalMaintMargin": "0", "totalWalletBalance": wallet,
+        "totalUnrealizedProfit": num(balance.unrealized_pnl),
+        "totalMarginBalance": num(balance.equity), "totalPositionInitialMargin": "0",
+        "totalOpenOrderInitialMargin": "0", "totalCrossWalletBalance": wallet,
+        "totalCrossUnPnl": "0", "availableBalance": available, "maxWithdrawAmount": available,
+        "assets": [{
+            "asset": "USDT", "walletBalance": wallet,
+            "unrealizedProfit": num(balance.unrealized_pnl),
+            "marginBalance": num(balance.equity), "maintMargin": "0", "initialMargin": "0",
+            "positionInitialMargin": "0", "openOrderInitialMargin": "0",
+            "crossWalletBalance": wallet, "crossUnPnl": "0", "availableBalance": available,
+            "maxWithdrawAmount": available, "marginAvailable": True, "updateTime": moment_ms}],
+        "positions": [{
+            "symbol": p.symbol, "initialMargin": "0", "maintMargin": "0",
+            "unrealizedProfit": num(p.unrealized_pnl), "positionInitialMargin": "0",
+            "openOrderInitialMargin": "0", "leverage": str(leverage.get(p.symbol, 1)),
+            "isolated": True, "entryPrice": num(p.entry_price), "maxNotional": "250000",
+            "bidNotional": "0", "askNotional": "0", "positionSide": "BOTH",
+            "positionAmt": num(p.quantity), "updateTime": moment_ms} for p in positions],
     }
 
 
 def user_trade(fill: Fill, order_id: int) -> Json:
-    """One row of GET /fapi/v1/userTrades (Binance carries no client order id here)."""
+    """One row of GET /fapi/v1/userTrades (DOCS + "trade/rest-api/Account-Trade-List";
+    no client order id)."""
     return {
         "buyer": fill.side.value == "BUY", "commission": num(fill.fee),
         "commissionAsset": "USDT", "id": int(fill.trade_id), "maker": fill.maker,
@@ -166,6 +250,55 @@ def user_trade(fill: Fill, order_id: int) -> Json:
         "side": fill.side.value, "positionSide": "BOTH", "symbol": fill.symbol,
         "time": to_ms(fill.time),
     }
+
+
+def symbol_info(rules: SymbolRules) -> Json:
+    """One entry of exchangeInfo's symbols (DOCS + "market-data/rest-api/Exchange-Information")."""
+    tick, step = num(rules.tick_size), num(rules.step_size)
+    return {
+        "symbol": rules.symbol, "pair": rules.symbol, "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000, "onboardDate": 1598252400000, "status": rules.status,
+        "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
+        "baseAsset": rules.symbol.removesuffix("USDT"), "quoteAsset": "USDT",
+        "marginAsset": "USDT", "pricePrecision": 8, "quantityPrecision": 8,
+        "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
+        "underlyingSubType": [], "settlePlan": 0, "triggerProtect": "0.0500",
+        "filters": [
+            {"filterType": "PRICE_FILTER", "maxPrice": "4529764", "minPrice": tick,
+             "tickSize": tick},
+            {"filterType": "LOT_SIZE", "maxQty": num(rules.max_qty),
+             "minQty": num(rules.min_qty), "stepSize": step},
+            {"filterType": "MARKET_LOT_SIZE", "maxQty": num(rules.max_qty),
+             "minQty": num(rules.min_qty), "stepSize": step},
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MIN_NOTIONAL", "notional": num(rules.min_notional)},
+            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
+             "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+        ],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                       "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+        "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+    }
+
+
+def exchange_info(symbols: list[Json], rate_limits: list[Json], moment_ms: int) -> Json:
+    return {"exchangeFilters": [], "rateLimits": rate_limits, "serverTime": moment_ms,
+            "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "0"}],
+            "symbols": symbols, "timezone": "UTC"}
+
+
+def book_ticker(book: BookTicker, moment_ms: int) -> Json:
+    """GET /fapi/v1/ticker/bookTicker (DOCS + "market-data/rest-api/Symbol-Order-Book-Ticker")."""
+    return {"symbol": book.symbol, "bidPrice": num(book.bid), "bidQty": "10",
+            "askPrice": num(book.ask), "askQty": "10", "time": moment_ms}
+
+
+def premium_index(symbol: str, mark: Decimal, funding_rate: Decimal, moment_ms: int) -> Json:
+    """GET /fapi/v1/premiumIndex for one symbol (DOCS + "market-data/rest-api/Mark-Price")."""
+    return {"symbol": symbol, "markPrice": num(mark), "indexPrice": num(mark),
+            "estimatedSettlePrice": num(mark), "lastFundingRate": num(funding_rate),
+            "interestRate": "0.00010000", "nextFundingTime": 0, "time": moment_ms}
 
 
 def kline_row(candle: Candle) -> list[Any]:

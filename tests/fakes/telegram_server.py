@@ -3,61 +3,56 @@
 It implements `/bot<token>/<method>` for the methods the agent uses, with Telegram's JSON
 shapes and its strictness where it matters to us (HTML that Telegram cannot parse and texts
 over 4096 characters are rejected with 400, like the real server). Tests drive it in
-process or, when the agent runs as a subprocess, over HTTP under `/_control/*`:
+process or, when the agent runs as a subprocess, over HTTP under `/_control/*`.
+
+Shapes follow Telegram's documentation, not our code (documented examples are kept in
+tests/fixtures/telegram/ and checked against this server in tests/test_bot_fake_telegram.py):
+- the answer envelope and errors: https://core.telegram.org/bots/api#making-requests
+  ({"ok": false, "error_code", "description"[, "parameters"]});
+- flood control: HTTP 429 with parameters.retry_after in seconds,
+  https://core.telegram.org/bots/api#responseparameters and
+  https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this;
+- a token Telegram does not know: HTTP 401 {"ok":false,"error_code":401,"description":
+  "Unauthorized"} (the body as reported in
+  https://github.com/eternnoir/pyTelegramBotAPI/issues/168);
+- Update, Message, CallbackQuery, User, Chat: https://core.telegram.org/bots/api#update,
+  #message, #callbackquery, #user, #chat; example updates:
+  https://core.telegram.org/bots/webhooks#testing-your-bot-with-updates.
 
     async with FakeTelegram(now=clock.now) as tg:
         settings = Settings(telegram_api_url=tg.api_url, ...)
         message_id = tg.inject_message(chat_id=42, user_id=42, text="/status")
         reply = await tg.wait_for(lambda item: item.method == "sendMessage")
+        tg.flood(retry_after=1, method="sendPhoto")   # the next sendPhoto answers 429
         tg.set_down(True)       # every Bot API call answers 502 ("drop" closes the socket)
 """
 
 import asyncio
 import base64
 import json
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from tests.fakes.telegram_html import ApiError, parse_telegram_html, utf16_length
+from tests.fakes.telegram_objects import (
+    PNG_SIGNATURE,
+    SentItem,
+    bot_me,
+    bot_user,
+    chat,
+    photo_sizes,
+    user,
+)
+
+__all__ = ["PNG_SIGNATURE", "FakeTelegram", "SentItem", "utf16_length"]
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 DOWN_MODES = ("502", "drop", "hang")
 DEFAULT_TOKEN = "123456789:TEST-token-for-the-fake-server"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass(frozen=True, slots=True)
-class SentItem:
-    """One thing the bot did in a chat. `text` is the message text, the photo caption or the
-    callback answer; `plain` is that text as the user sees it (HTML parsed)."""
-    method: str
-    chat_id: int | None
-    text: str | None = None
-    plain: str | None = None
-    parse_mode: str | None = None
-    reply_markup: dict[str, Any] | None = None
-    photo: bytes | None = None
-    message_id: int | None = None
-    callback_query_id: str | None = None
-
-    @property
-    def buttons(self) -> list[tuple[str, str]]:
-        """(label, callback_data) of every inline button, row by row."""
-        rows = (self.reply_markup or {}).get("inline_keyboard", [])
-        return [(button["text"], button.get("callback_data", "")) for row in rows for button in row]
-
-
-def _png_size(data: bytes) -> tuple[int, int]:
-    if len(data) < 24 or not data.startswith(PNG_SIGNATURE):
-        return 0, 0
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
 
 
 class FakeTelegram:
@@ -67,9 +62,7 @@ class FakeTelegram:
                  bot_username: str = "tradebot_test_bot") -> None:
         self.token = token
         self.now = now or (lambda: datetime.now(UTC))
-        self.bot_user = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "tradebot",
-                         "username": bot_username, "can_join_groups": True,
-                         "can_read_all_group_messages": False, "supports_inline_queries": False}
+        self.bot_user = bot_user(token, bot_username)
         self.sent: list[SentItem] = []
         self.webhook: dict[str, Any] | None = None
         self.webhook_deliveries: list[int] = []   # HTTP statuses the bot's webhook answered
@@ -77,7 +70,8 @@ class FakeTelegram:
         self.commands: list[dict[str, str]] = []
         self.down = False
         self.down_mode = "502"
-        self._flood: list[int] = []     # retry_after seconds for the next sendMessage calls
+        self._flood: dict[str, list[int]] = {}   # method (lower case) -> next retry_after values
+        self._html_refusals = 0         # the next HTML texts answer "can't parse entities"
         self._refused_chats: dict[int, ApiError] = {}
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
@@ -134,7 +128,7 @@ class FakeTelegram:
         timestamp = moment if isinstance(moment, int) else int(moment.timestamp())
         message: dict[str, Any] = {
             "message_id": self._new_message_id(), "date": timestamp, "text": text,
-            "chat": self._chat(chat_id), "from": self._user(user_id)}
+            "chat": chat(chat_id), "from": user(user_id)}
         if text.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0,
                                     "length": utf16_length(text.split()[0])}]
@@ -142,16 +136,19 @@ class FakeTelegram:
         self._push_update({"message": message})
         return int(message["message_id"])
 
-    def press_button(self, chat_id: int, user_id: int, message_id: int, callback_data: str) -> str:
-        """A user presses an inline button under a bot message; returns the callback query id."""
+    def press_button(self, chat_id: int, user_id: int, message_id: int, callback_data: str,
+                     *, expired: bool = False) -> str:
+        """A user presses an inline button under a bot message; returns the callback query id.
+        `expired`: the query reaches the bot too late to be answered ("query is too old")."""
         message = self._messages.get((chat_id, message_id))
         if message is None:
             raise KeyError(f"no message {message_id} in chat {chat_id}")
         query_id = str(self._next_query_id)
         self._next_query_id += 1
-        self._open_queries.add(query_id)
+        if not expired:
+            self._open_queries.add(query_id)
         self._push_update({"callback_query": {
-            "id": query_id, "from": self._user(user_id), "message": message,
+            "id": query_id, "from": user(user_id), "message": message,
             "chat_instance": f"instance-{chat_id}", "data": callback_data}})
         return query_id
 
@@ -163,9 +160,16 @@ class FakeTelegram:
         self.down, self.down_mode = down, mode
         self._notify()
 
-    def flood(self, retry_after: int, times: int = 1) -> None:
-        """The next `times` sendMessage calls answer 429 Too Many Requests (flood control)."""
-        self._flood.extend([retry_after] * times)
+    def flood(self, retry_after: int, times: int = 1, method: str = "sendMessage") -> None:
+        """The next `times` calls of `method` answer 429 Too Many Requests, as Telegram does:
+        {"ok": false, "error_code": 429, "description": "Too Many Requests: retry after N",
+        "parameters": {"retry_after": N}} (N whole seconds)."""
+        self._flood.setdefault(method.lower(), []).extend([retry_after] * times)
+
+    def refuse_html(self, times: int = 1) -> None:
+        """The next `times` texts sent with parse_mode HTML answer 400 "can't parse entities"
+        (what Telegram answers for markup it cannot parse)."""
+        self._html_refusals += times
 
     def block(self, chat_id: int) -> None:
         """The user blocked the bot: sending there answers 403 Forbidden."""
@@ -218,6 +222,11 @@ class FakeTelegram:
         if handler is None:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"},
                                      status=404)
+        flood = self._flood.get(method.lower())
+        if flood:
+            retry_after = flood.pop(0)
+            return web.json_response(ApiError(429, f"Too Many Requests: retry after {retry_after}",
+                                              {"retry_after": retry_after}).body(), status=429)
         params = await self._params(request)
         try:
             result = await handler(params)
@@ -252,7 +261,7 @@ class FakeTelegram:
         return params
 
     async def _get_me(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self.bot_user
+        return bot_me(self.bot_user)
 
     async def _true(self, params: dict[str, Any]) -> bool:
         return True
@@ -271,9 +280,6 @@ class FakeTelegram:
         return self._updates[:limit]
 
     async def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        if self._flood:
-            raise ApiError(429, f"Too Many Requests: retry after {self._flood[0]}",
-                           {"retry_after": self._flood.pop(0)})
         chat_id = int(params["chat_id"])
         if chat_id in self._refused_chats:
             raise self._refused_chats[chat_id]
@@ -295,10 +301,7 @@ class FakeTelegram:
         caption = params.get("caption")
         plain = None if caption is None else self._checked_text(
             str(caption), params.get("parse_mode"), MAX_CAPTION, "message caption is too long")
-        width, height = _png_size(photo)
-        size = {"file_id": f"photo-{self._next_message_id}", "file_unique_id": "u",
-                "width": width, "height": height, "file_size": len(photo)}
-        fields: dict[str, Any] = {"photo": [size]}
+        fields: dict[str, Any] = {"photo": photo_sizes(photo, f"photo-{self._next_message_id}")}
         if plain is not None:
             fields["caption"] = plain
         message = self._bot_message(chat_id, fields, _json(params.get("reply_markup")))
@@ -316,6 +319,7 @@ class FakeTelegram:
                                 "content and reply markup are exactly the same as a current "
                                 "content and reply markup of the message")
         message["text"] = plain
+        message["edit_date"] = int(self.now().timestamp())
         self._set_markup(message, markup)
         await self._record(SentItem("editMessageText", chat_id, text, plain,
                                     params.get("parse_mode"), markup,
@@ -328,6 +332,7 @@ class FakeTelegram:
         if markup == message.get("reply_markup"):
             raise ApiError(400, "Bad Request: message is not modified")
         self._set_markup(message, markup)
+        message["edit_date"] = int(self.now().timestamp())
         await self._record(SentItem("editMessageReplyMarkup", chat_id, reply_markup=markup,
                                     message_id=message["message_id"]))
         return message
@@ -412,20 +417,10 @@ class FakeTelegram:
         self._next_message_id += 1
         return message_id
 
-    @staticmethod
-    def _chat(chat_id: int) -> dict[str, Any]:
-        if chat_id < 0:
-            return {"id": chat_id, "type": "supergroup", "title": f"group {chat_id}"}
-        return {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"}
-
-    @staticmethod
-    def _user(user_id: int) -> dict[str, Any]:
-        return {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
-
     def _bot_message(self, chat_id: int, fields: dict[str, Any],
                      markup: dict[str, Any] | None) -> dict[str, Any]:
         message = {"message_id": self._new_message_id(), "date": int(self.now().timestamp()),
-                   "chat": self._chat(chat_id), "from": self.bot_user, **fields}
+                   "chat": chat(chat_id), "from": self.bot_user, **fields}
         self._set_markup(message, markup)
         self._messages[(chat_id, message["message_id"])] = message
         return message
@@ -444,9 +439,13 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: message to edit not found")
         return chat_id, message
 
-    @staticmethod
-    def _checked_text(text: str, parse_mode: str | None, limit: int, too_long: str) -> str:
-        plain = parse_telegram_html(text) if (parse_mode or "").upper() == "HTML" else text
+    def _checked_text(self, text: str, parse_mode: str | None, limit: int, too_long: str) -> str:
+        html_mode = (parse_mode or "").upper() == "HTML"
+        if html_mode and self._html_refusals:
+            self._html_refusals -= 1
+            raise ApiError(400, "Bad Request: can't parse entities: Unsupported start tag "
+                                '"x" at byte offset 0')
+        plain = parse_telegram_html(text) if html_mode else text
         if utf16_length(plain) > limit:
             raise ApiError(400, f"Bad Request: {too_long}")
         return plain

@@ -6,6 +6,7 @@ sent and its result is unknown (timeout, dropped connection, 5xx). `errors.py` m
 to outcomes; the engine never branches on raw codes.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -63,6 +64,39 @@ class ExchangeError(Exception):
         self.retry_after = retry_after
 
 
+class CircuitOpen(ExchangeError):
+    """Not sent: the exchange rate-limited or banned us and Retry-After has not passed yet."""
+
+    def __init__(self, remaining_seconds: float, reason: str) -> None:
+        super().__init__(-1003, f"not sent: API circuit open for {remaining_seconds:.1f}s more "
+                         f"({reason})", http_status=429, retry_after=remaining_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitState:
+    """The adapter's rate-limit circuit: open until `open_until` (None: closed)."""
+    open_until: datetime | None
+    reason: str = ""
+    opened_at: datetime | None = None
+
+    def is_open(self, now: datetime) -> bool:
+        return self.open_until is not None and now < self.open_until
+
+
+class MalformedResponse(ExchangeError):
+    """Binance answered (HTTP 2xx, or a stream event) but without a field we cannot do without.
+
+    Code 0: no Binance error code applies. The message names the endpoint (or event) and
+    the field; the codec logs the payload, truncated, where it raises this.
+    """
+
+    def __init__(self, endpoint: str, field: str) -> None:
+        super().__init__(0, f"{endpoint}: unreadable answer, {field} missing or invalid",
+                         http_status=200)
+        self.endpoint = endpoint
+        self.field = field
+
+
 class UnknownOutcome(Exception):
     """The request may or may not have reached the matching engine (timeout, 5xx, -1007)."""
 
@@ -89,7 +123,9 @@ class Exchange(Protocol):
         """Send one order. Conditional types go to the algo API keyed by the client id."""
 
     async def cancel(self, symbol: str, client_id: str) -> Order | None:
-        """Cancel by client id; returns the order's final state, None if it was unknown."""
+        """Cancel by client id; the order's final state, or None when the exchange knew no such
+        live order or only acknowledged the cancel (Binance's algo cancel): read it back to
+        know its final state (`Executor.cancel_and_verify` does)."""
 
     async def order_by_client_id(self, symbol: str, client_id: str) -> Order | None:
         """Query one order (plain or algo) by client id; None if the exchange has none."""
@@ -122,3 +158,13 @@ class Exchange(Protocol):
     @property
     def streaming(self) -> bool:
         """True while the user-data stream is live; False means REST polling only."""
+
+    def circuit(self) -> CircuitState:
+        """The rate-limit circuit: while open, every request fails at once with CircuitOpen."""
+
+    def on_stream_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (quick, no arguments) whenever the user-data stream is back after
+        an outage: what it reported meanwhile is lost, the caller resyncs over REST."""
+
+    async def refresh_rules(self) -> list[str]:
+        """Re-read the symbols' trading rules (tick/step/notional, status); one line per change."""

@@ -3,14 +3,20 @@
 Plain orders (MARKET, LIMIT) go to /fapi/v1/order keyed by `newClientOrderId`;
 conditional ones (STOP_MARKET, TAKE_PROFIT_MARKET) to the Algo Order API
 /fapi/v1/algoOrder keyed by `clientAlgoId` (python-binance would invent a random one:
-we always pass ours). Every call sends exactly ONE request and lets the caller's retry
-policy (trader/exchange/errors.py) decide what happens next. The one exception: a
--1021 (timestamp outside recvWindow) resyncs the server time offset and resends once.
+we always pass ours). Every request goes through one gate (trader/exchange/gate.py): the
+rate-limit circuit (429/418 -> nothing is sent until Retry-After has passed), client-side
+pacing from the usage headers, a clock resync and one resend after -1021, and capped
+backoff on transient errors for requests that cannot create an order. Placement retries
+that depend on the order's role (-2021, -1106, filter rejections) are the executor's.
 
 Errors: a Binance error answer becomes `ExchangeError(code, msg, http_status,
 retry_after)`. When the request may have reached the matching engine without us
 knowing the result (timeout, dropped connection, aiohttp error, HTTP 5xx, -1007),
 `place()` raises `UnknownOutcome`; then `probe()` asks for the order by client id.
+
+Symbol rules (tick size, step size, minimum notional, trading status) are loaded at start
+and re-read by `refresh_rules()` (the engine calls it hourly, after a stream reconnect and
+after a filter rejection).
 
 Time: python-binance stamps signed requests with `time.time()` + `timestamp_offset`;
 `sync_time()` measures that offset against GET /fapi/v1/time. Everything else (rate
@@ -22,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import aiohttp
 from binance import AsyncClient
@@ -41,27 +47,33 @@ from trader.domain import (
     Order,
     OrderRequest,
     SymbolRules,
+    describe_rules_change,
     to_ms,
 )
 from trader.exchange import binance_codec as codec
+from trader.exchange import binance_requests
 from trader.exchange.base import (
     AccountUpdate,
+    CircuitState,
     ExchangeError,
     ExchangeEvent,
+    MalformedResponse,
     OrderUpdate,
     UnknownOutcome,
 )
+from trader.exchange.binance_fields import Fields
 from trader.exchange.binance_streams import BinanceStreams, StreamOptions
+from trader.exchange.gate import RequestGate, RetryPolicy
 from trader.exchange.ratelimit import RateLimiter, RateLimits
 from trader.logs import register_secret
 
 PENDING: Final = "pending"
 ProbeResult = Order | None | Literal["pending"]
+T = TypeVar("T")
 
 TESTNET_STREAMS = "wss://fstream.binancefuture.com/"
 MAINNET_STREAMS = "wss://fstream.binance.com/"
 UNKNOWN_ORDER = (-2013, -2011)        # "Order does not exist." / "Unknown order sent."
-INVALID_TIMESTAMP = -1021
 MARGIN_TYPE_ALREADY_SET = -4046
 MARGIN_TYPE_LOCKED_BY_POSITION = -4048
 TIMESTAMP_TOLERANCE_MS = 1000         # Binance accepts a timestamp up to 1 s ahead of its clock
@@ -71,7 +83,12 @@ TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, BinanceRequestException)
 
 
 class SetupRefused(Exception):
-    """start() refuses to trade: hedge mode, or a symbol Binance doesn't list."""
+    """start() refuses to trade: hedge mode, or a symbol Binance doesn't list.
+    `variable` names the configuration the operator has to change."""
+
+    def __init__(self, message: str, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 class BinanceExchange:
@@ -86,7 +103,8 @@ class BinanceExchange:
 
     def __init__(self, settings: Settings, clock: Clock, *,
                  stream_options: StreamOptions | None = None, streams: bool = True,
-                 request_timeout: float = 10.0, rate_headroom: float = 0.9) -> None:
+                 request_timeout: float = 10.0, rate_headroom: float = 0.9,
+                 retry_policy: RetryPolicy | None = None) -> None:
         self._settings, self._clock = settings, clock
         self._stream_options = stream_options or StreamOptions()
         self._streams_enabled = streams
@@ -96,6 +114,8 @@ class BinanceExchange:
         self._leverage: dict[str, int] = {}
         self._limiter = RateLimiter(headroom=rate_headroom)
         self._offset_ms = 0
+        self.gate = RequestGate(clock, self._limiter, resync=self.sync_time,
+                                server_now=self.server_now, policy=retry_policy)
         self._client_ids: dict[str, str] = {}   # orderId -> client id (userTrades omit it)
         self.streams = BinanceStreams(self.stream_base_url, self, clock,
                                       self._stream_options)
@@ -137,12 +157,12 @@ class BinanceExchange:
         try:
             self._rules = codec.rules_from_exchange_info(info, symbols)
         except KeyError as exc:
-            raise SetupRefused(exc.args[0]) from exc
+            raise SetupRefused(exc.args[0], "TRADEBOT_SYMBOLS") from exc
         self._limiter.set_limits(RateLimits.from_exchange_info(info.get("rateLimits", [])))
         mode = await self._call("position mode", self.client.futures_get_position_mode)
         if codec.flag(mode.get("dualSidePosition")):
             logger.error("refusing to trade: {}", HEDGE_MODE_MESSAGE)
-            raise SetupRefused(HEDGE_MODE_MESSAGE)
+            raise SetupRefused(HEDGE_MODE_MESSAGE, "BINANCE_API_KEY (the account's position mode)")
         for symbol in symbols:
             await self._set_isolated(symbol)
             await self.set_leverage(symbol, leverage)
@@ -172,6 +192,23 @@ class BinanceExchange:
     def rules(self, symbol: str) -> SymbolRules:
         return self._rules[symbol]
 
+    async def refresh_rules(self) -> list[str]:
+        """Re-read exchangeInfo; returns one line per symbol whose rules changed."""
+        info = await self._call("exchange info", self.client.futures_exchange_info)
+        fresh = codec.rules_from_exchange_info(info, list(self._rules))
+        changes = [f"{symbol}: {describe_rules_change(self._rules[symbol], rules)}"
+                   for symbol, rules in fresh.items() if rules != self._rules[symbol]]
+        self._rules = fresh
+        for line in changes:
+            logger.warning("binance symbol rules changed {}", line)
+        return changes
+
+    def circuit(self) -> CircuitState:
+        return self.gate.circuit()
+
+    def on_stream_reconnect(self, callback: Callable[[], None]) -> None:
+        self.streams.on_reconnect.append(callback)
+
     # --- the one place requests are sent ------------------------------------------------
     def server_now(self) -> datetime:
         return self._clock.now() + timedelta(milliseconds=self._offset_ms)
@@ -181,34 +218,29 @@ class BinanceExchange:
         before = time.time()
         raw = await self._call("server time", self.client.futures_time)
         local_ms = int((before + time.time()) / 2 * 1000)
-        self._offset_ms = int(raw["serverTime"]) - local_ms
+        server_ms = Fields(raw, "GET /fapi/v1/time").number("serverTime")
+        self._offset_ms = int(server_ms) - local_ms
         self.client.timestamp_offset = self._offset_ms
         logger.info("binance time synced offset_ms={}", self._offset_ms)
 
     async def _call(self, action: str, method: Callable[..., Awaitable[Any]], *,
                     sending: bool = False, orders: int = 0, weight: int = 1,
                     **params: Any) -> Any:
-        """Send one request (one more only after -1021 + resync); translate failures."""
-        for attempt in (1, 2):
-            await self._pace(action, weight, orders)
+        """One request through the gate (circuit, pacing, retries; trader/exchange/gate.py),
+        its failure translated into ExchangeError / UnknownOutcome."""
+        async def one_request() -> Any:
             try:
                 result = await method(**dict(params))
             except BinanceAPIException as exc:
                 self._observe(exc.response)
-                error = self._translate(exc, sending)
-                if isinstance(error, ExchangeError) and error.code == INVALID_TIMESTAMP \
-                        and attempt == 1:
-                    logger.warning("binance -1021 on {}: resyncing time, sending once more",
-                                   action)
-                    await self.sync_time()
-                    continue
-                raise error from exc
+                raise self._translate(exc, sending) from exc
             except TRANSPORT_ERRORS as exc:
                 logger.warning("binance {} outcome unknown error={!r}", action, exc)
                 raise UnknownOutcome(f"{action}: {exc!r}") from exc
             self._observe(self.client.response)
             return result
-        raise AssertionError("unreachable")
+        return await self.gate.send(action, one_request, weight=weight, orders=orders,
+                                    idempotent=not sending)
 
     @staticmethod
     def _translate(exc: BinanceAPIException, sending: bool) -> Exception:
@@ -220,13 +252,6 @@ class BinanceExchange:
                            error.http_status, error.code, error)
         return error
 
-    async def _pace(self, action: str, weight: int, orders: int) -> None:
-        wait = self._limiter.delay(self.server_now(), weight=weight, orders=orders)
-        if wait > 0:
-            logger.warning("binance rate limit near, holding {:.2f}s before {} usage={}",
-                           wait, action, self._limiter.usage())
-            await self._clock.sleep(wait)
-
     def _observe(self, response: Any) -> None:
         headers = getattr(response, "headers", None)
         if headers is not None:
@@ -234,25 +259,36 @@ class BinanceExchange:
 
     # --- orders ------------------------------------------------------------------------
     async def place(self, request: OrderRequest) -> Order:
+        """Send one order; the order as Binance answered it.
+
+        Raises ExchangeError for a refusal, UnknownOutcome when the request may have reached
+        the matching engine without a readable answer (timeout, 5xx, or an answer that
+        cannot be read: the order may exist, so the executor probes by client id).
+        """
         rules = self.rules(request.symbol)
         context = f"symbol={request.symbol} client_id={request.client_id} role={request.role}"
+        algo = request.type.conditional
+        endpoint = codec.NEW_ALGO if algo else codec.NEW_ORDER
         try:
-            if request.type.conditional:
+            if algo:
                 raw = await self._call(f"place algo order {context}",
                                        self.client.futures_create_algo_order, sending=True,
-                                       orders=1, **codec.algo_params(request, rules))
-                order = codec.order_from_algo(raw)
+                                       orders=1, **binance_requests.algo_params(request, rules))
             else:
                 raw = await self._call(f"place order {context}",
                                        self.client.futures_create_order, sending=True,
-                                       orders=1, **codec.order_params(request, rules))
-                order = codec.order_from_plain(raw)
+                                       orders=1, **binance_requests.order_params(request, rules))
         except ExchangeError as exc:
             logger.warning("binance place rejected {} code={} msg={}", context, exc.code,
                            exc.message)
             raise
-        if order is None:
-            raise ExchangeError(0, f"unreadable order answer for {request.client_id}: {raw}")
+        try:
+            order = codec.order_from_algo(raw, endpoint) if algo \
+                else codec.order_from_plain(raw, endpoint)
+        except MalformedResponse as exc:
+            logger.error("binance place answer unreadable {}: the order may exist, probing "
+                         "error={}", context, exc)
+            raise UnknownOutcome(f"{context}: {exc.message}") from exc
         self._remember(order, raw)
         logger.info("binance placed {} status={} filled={}", context, order.status,
                     order.filled_qty)
@@ -276,50 +312,87 @@ class BinanceExchange:
         return await self._one_order("query", symbol, client_id)
 
     async def cancel(self, symbol: str, client_id: str) -> Order | None:
-        """Cancel by client id; None when Binance knows no such live order (-2011/-2013)."""
+        """Cancel by client id (one DELETE); the order's state when the answer carries it.
+
+        None when Binance knows no such live order (-2011/-2013), and when it acknowledged
+        the cancel without the order's state: DELETE /fapi/v1/algoOrder answers only
+        {algoId, clientAlgoId, code, msg} (.../trade/rest-api/Cancel-Algo-Order). Either way
+        the caller reads the order back (Executor.cancel_and_verify does). DELETE
+        /fapi/v1/order answers the whole order (.../trade/rest-api/Cancel-Order); should
+        that answer be unreadable, the cancel still stands and None is returned.
+        """
         order = await self._one_order("cancel", symbol, client_id)
         logger.info("binance cancel symbol={} client_id={} result={}", symbol, client_id,
-                    order.status if order else "no live order")
+                    order.status if order else "no order state in the answer")
         return order
 
     async def _one_order(self, verb: str, symbol: str, client_id: str) -> Order | None:
         """GET or DELETE one order on the API its client id names; None if Binance has none."""
-        client = self.client
         for algo in self._uses_algo_api(client_id):
-            if algo:
-                method = client.futures_get_algo_order if verb == "query" \
-                    else client.futures_cancel_algo_order
-                params = {"clientAlgoId": client_id}
-            else:
-                method = client.futures_get_order if verb == "query" \
-                    else client.futures_cancel_order
-                params = {"symbol": symbol, "origClientOrderId": client_id}
             try:
                 raw = await self._call(f"{verb} order symbol={symbol} client_id={client_id} "
-                                       f"algo={algo}", method, **params)
+                                       f"algo={algo}", self._order_method(verb, algo),
+                                       **self._order_key(symbol, client_id, algo))
+                order = self._read_order(verb, algo, raw)
             except ExchangeError as exc:
                 if exc.code in UNKNOWN_ORDER:
                     continue
                 raise
-            order = codec.order_from_algo(raw) if algo else codec.order_from_plain(raw)
             if order is not None:
                 self._remember(order, raw)
             return order
         return None
 
+    def _order_method(self, verb: str, algo: bool) -> Callable[..., Awaitable[Any]]:
+        client = self.client
+        if algo:
+            return client.futures_get_algo_order if verb == "query" \
+                else client.futures_cancel_algo_order
+        return client.futures_get_order if verb == "query" else client.futures_cancel_order
+
+    @staticmethod
+    def _order_key(symbol: str, client_id: str, algo: bool) -> dict[str, str]:
+        return {"clientAlgoId": client_id} if algo else {"symbol": symbol,
+                                                          "origClientOrderId": client_id}
+
+    @staticmethod
+    def _read_order(verb: str, algo: bool, raw: Any) -> Order | None:
+        """The order an answer carries; None for a cancel answered without a readable order
+        (an acknowledgement: the cancel stands, the caller reads the order back)."""
+        if verb == "query":
+            return codec.order_from_algo(raw) if algo else codec.order_from_plain(raw)
+        try:
+            return codec.algo_cancel_result(raw) if algo \
+                else codec.order_from_plain(raw, codec.CANCEL_ORDER)
+        except MalformedResponse as exc:
+            logger.warning("binance cancel accepted but its answer is unreadable error={}", exc)
+            return None
+
     async def open_orders(self, symbol: str) -> list[Order]:
+        """All live orders on the symbol, plain and conditional; orders of types this agent
+        never places are OrderType.OTHER. A row that cannot be read is logged and left
+        out: the sentinel then sees that leg missing and re-protects (never "protected"
+        on an order we could not read)."""
         plain = await self._call("open orders", self.client.futures_get_open_orders,
                                  symbol=symbol)
         algos = await self._call("open algo orders", self.client.futures_get_open_algo_orders,
                                  symbol=symbol)
-        orders = [codec.order_from_plain(raw) for raw in plain]
-        orders += [codec.order_from_algo(raw) for raw in algos
-                   if raw.get("algoStatus") in codec.LIVE_ALGO_STATUSES]
-        unknown = sum(order is None for order in orders)
-        if unknown:
-            logger.info("binance open orders: skipped {} of types we never use symbol={}",
-                        unknown, symbol)
-        return [order for order in orders if order is not None and order.status.live]
+        orders = self._read_rows(plain, codec.OPEN_ORDERS,
+                                 lambda raw: codec.order_from_plain(raw, codec.OPEN_ORDERS))
+        orders += self._read_rows(algos, codec.OPEN_ALGO_ORDERS,
+                                  lambda raw: codec.order_from_algo(raw, codec.OPEN_ALGO_ORDERS))
+        return [order for order in orders if order.status.live]
+
+    @staticmethod
+    def _read_rows(rows: Any, where: str, read: Callable[[Any], T]) -> list[T]:
+        """Each readable row of an array answer; unreadable rows are logged and skipped."""
+        values = []
+        for raw in codec.rows_of(rows, where):
+            try:
+                values.append(read(raw))
+            except MalformedResponse as exc:
+                logger.warning("binance {} row left out: {}", where, exc)
+        return values
 
     async def probe(self, symbol: str, client_id: str, signed_at: datetime) -> ProbeResult:
         """After an UnknownOutcome: the order, or PENDING while it may still appear, or None.
@@ -347,10 +420,34 @@ class BinanceExchange:
             await self._call("account", self.client.futures_account, weight=5))
 
     async def fills(self, symbol: str, since: datetime) -> list[Fill]:
+        """Our trades since `since` (GET /fapi/v1/userTrades). Its rows carry orderId but no
+        client id: each fill gets the client id learnt for its orderId; an order not seen
+        yet is asked for once (GET /fapi/v1/order?orderId=), which is how the client id of
+        an order Binance placed itself ("autoclose-...", "adl_autoclose") reaches the engine
+        without the user-data stream. "" when Binance has no such order."""
         rows = await self._call("user trades", self.client.futures_account_trades, weight=5,
                                 symbol=symbol, startTime=to_ms(since), limit=1000)
-        return [codec.fill_from_trade(row, self._client_ids.get(str(row.get("orderId")), ""))
-                for row in rows]
+        fills = self._read_rows(rows, codec.USER_TRADES,
+                                lambda raw: codec.fill_from_trade(raw, ""))
+        for order_id in sorted({fill.order_id for fill in fills} - {"", "0"}
+                               - self._client_ids.keys()):
+            await self._learn_client_id(symbol, order_id)
+        return [replace(fill, client_id=self._client_ids.get(fill.order_id, ""))
+                for fill in fills]
+
+    async def _learn_client_id(self, symbol: str, order_id: str) -> None:
+        try:
+            raw = await self._call(f"query order symbol={symbol} order_id={order_id}",
+                                   self.client.futures_get_order, symbol=symbol,
+                                   orderId=order_id)
+            client_id = codec.order_from_plain(raw).client_id
+        except ExchangeError as exc:     # MalformedResponse too: the fill stays anonymous
+            if exc.code not in UNKNOWN_ORDER and not isinstance(exc, MalformedResponse):
+                raise
+            logger.warning("binance fill of an order we cannot name symbol={} order_id={} "
+                           "error={}", symbol, order_id, exc)
+            client_id = ""
+        self._client_ids[order_id] = client_id
 
     async def klines(self, symbol: str, interval: str, start: datetime | None = None,
                      limit: int = 500) -> list[Candle]:
@@ -368,21 +465,32 @@ class BinanceExchange:
 
     async def funding_rate(self, symbol: str) -> Decimal:
         raw = await self._call("premium index", self.client.futures_mark_price, symbol=symbol)
-        return codec.dec(raw["lastFundingRate"])
+        return Fields(raw, "GET /fapi/v1/premiumIndex").number("lastFundingRate")
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:
-        await self._call("leverage", self.client.futures_change_leverage, symbol=symbol,
-                         leverage=leverage)
-        self._leverage[symbol] = leverage
+        """POST /fapi/v1/leverage; the leverage Binance answers is the one remembered (it may
+        cap what was asked for a large notional)."""
+        raw = await self._call("leverage", self.client.futures_change_leverage, symbol=symbol,
+                               leverage=leverage)
+        fields = Fields(raw, "POST /fapi/v1/leverage")
+        answered = int(fields.number("leverage")) if fields.present("leverage") else leverage
+        if answered != leverage:
+            logger.warning("binance leverage differs from the request symbol={} asked={} set={}",
+                           symbol, leverage, answered)
+        self._leverage[symbol] = answered
 
     # --- listen key (used by the user-data stream) ----------------------------------------
     async def create_listen_key(self) -> str:
         return str(await self._call("create listen key",
                                     self.client.futures_stream_get_listen_key))
 
-    async def keep_alive_listen_key(self, listen_key: str) -> None:
-        await self._call("keep alive listen key", self.client.futures_stream_keepalive,
-                         listenKey=listen_key)
+    async def keep_alive_listen_key(self, listen_key: str) -> str | None:
+        """PUT listenKey; the key Binance says it extended (None if the answer names none).
+        A key other than ours means ours expired and the stream must reconnect."""
+        answer = await self._call("keep alive listen key", self.client.futures_stream_keepalive,
+                                  listenKey=listen_key)
+        key = answer.get("listenKey") if isinstance(answer, dict) else None
+        return str(key) if key else None
 
     # --- push side (binance_streams.py) -----------------------------------------------------
     def drain_events(self) -> list[ExchangeEvent]:

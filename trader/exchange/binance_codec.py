@@ -1,10 +1,25 @@
-"""Binance USD-M JSON <-> domain values, both ways, with no I/O.
+"""Binance USD-M answers and stream events -> domain values, with no I/O.
 
-Requests: `order_params` / `algo_params` turn an `OrderRequest` into the exact string
-parameters of POST /fapi/v1/order and POST /fapi/v1/algoOrder (plain decimal strings
-rounded to the symbol's tick/step, never floats). Answers: REST order, algo order,
-position, account, trade, kline and stream payloads become `Order`, `ExchangePosition`,
-`Balance`, `Fill`, `Candle`, `OrderUpdate` and `AccountUpdate`.
+REST order, algo order, position, account, trade, kline and stream payloads become `Order`,
+`ExchangePosition`, `Balance`, `Fill`, `Candle`, `OrderUpdate` and `AccountUpdate`; error
+answers become `ExchangeError` / `UnknownOutcome`. The shapes read here are Binance's
+documented examples (tests/fixtures/binance/, each with its page). What we send is
+binance_requests.py; the field-by-field reading is binance_fields.py.
+
+Reading is tolerant, never fatal: unknown extra fields are ignored, unknown enum values are
+logged (WARNING once per value) and read as below. A payload that lacks a field we cannot
+do without (a client id, a side, a status, a quantity that moved) raises
+`MalformedResponse(endpoint, field)` and logs the payload, truncated; never a bare KeyError.
+
+Order types: MARKET, LIMIT, STOP_MARKET, TAKE_PROFIT_MARKET as themselves; any other type
+(LIQUIDATION, TRAILING_STOP_MARKET, STOP, TAKE_PROFIT, or one Binance adds later) is
+`OrderType.OTHER`: the order and its fills still reach the engine under their client id.
+
+Plain order statuses (X of ORDER_TRADE_UPDATE, status of /fapi/v1/order):
+
+    NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, REJECTED -> themselves
+    NEW_INSURANCE, NEW_ADL -> NEW (liquidation / auto-deleverage orders, still working)
+    EXPIRED_IN_MATCH       -> EXPIRED (expired by self-trade prevention)
 
 Algo (conditional) order statuses map onto `OrderStatus` like this:
 
@@ -18,8 +33,23 @@ Algo (conditional) order statuses map onto `OrderStatus` like this:
     EXPIRED      -> EXPIRED    cancelled by the system (e.g. position closed)
     REJECTED     -> REJECTED   e.g. margin check failed at trigger time
 
+Only ALGO_UPDATE tells the executed quantity (aq); no REST algo answer documents one, so
+from REST a TRIGGERED order reads NEW and a FINISHED one FILLED (the position read tells
+whether the stop really closed anything).
+
+An UNKNOWN status (plain or algo) reads as EXPIRED: not live. Counting an order we cannot
+read as working could let the agent believe a stop-loss protects a position when it may
+not; read as gone, the sentinel re-attaches protection (a duplicate reduce-only or
+closePosition stop is harmless: it cannot open a position) and the position read, not the
+order, decides whether anything filled.
+
+Execution types (x of ORDER_TRADE_UPDATE): TRADE and CALCULATED (a liquidation fill) carry
+a Fill; NEW, CANCELED, EXPIRED, AMENDMENT carry none; an unknown one carries a Fill when
+its last filled quantity l > 0 (quantity moved; logged).
+
 A closePosition algo order reports quantity 0 (it closes whatever is open at trigger
 time). An algo order's `exchange_id` is "algo:<algoId>"; a plain order's is its orderId.
+DELETE /fapi/v1/algoOrder answers an acknowledgement, not the order (`algo_cancel_result`).
 """
 
 from datetime import datetime, timedelta
@@ -34,16 +64,29 @@ from trader.domain import (
     ExchangePosition,
     Fill,
     Order,
-    OrderRequest,
     OrderStatus,
     OrderType,
-    Side,
     SymbolRules,
-    utc,
 )
 from trader.exchange.base import AccountUpdate, ExchangeError, OrderUpdate, UnknownOutcome
+from trader.exchange.binance_fields import Fields, malformed, rows_of, warn_once
+from trader.exchange.binance_fields import dec as dec
+from trader.exchange.binance_fields import flag as flag
+from trader.exchange.binance_fields import interval_delta as interval_delta
 
 Json = dict[str, Any]
+
+NEW_ORDER, QUERY_ORDER, CANCEL_ORDER = ("POST /fapi/v1/order", "GET /fapi/v1/order",
+                                        "DELETE /fapi/v1/order")
+OPEN_ORDERS, OPEN_ALGO_ORDERS = "GET /fapi/v1/openOrders", "GET /fapi/v1/openAlgoOrders"
+NEW_ALGO, QUERY_ALGO, CANCEL_ALGO = ("POST /fapi/v1/algoOrder", "GET /fapi/v1/algoOrder",
+                                     "DELETE /fapi/v1/algoOrder")
+POSITION_RISK, ACCOUNT, USER_TRADES = ("GET /fapi/v3/positionRisk", "GET /fapi/v2/account",
+                                       "GET /fapi/v1/userTrades")
+KLINES, BOOK_TICKER, EXCHANGE_INFO = ("GET /fapi/v1/klines", "GET /fapi/v1/ticker/bookTicker",
+                                      "GET /fapi/v1/exchangeInfo")
+ORDER_EVENT, ALGO_EVENT, ACCOUNT_EVENT = "ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE"
+KLINE_EVENT = "kline stream event"
 
 ALGO_STATUS = {
     "NEW": OrderStatus.NEW,
@@ -54,40 +97,51 @@ ALGO_STATUS = {
     "EXPIRED": OrderStatus.EXPIRED,
     "REJECTED": OrderStatus.REJECTED,
 }
-LIVE_ALGO_STATUSES = ("NEW", "TRIGGERING", "TRIGGERED")
-BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
 PLAIN_STATUS = {status.value: status for status in OrderStatus} | {
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,   # expired by self-trade prevention
     "NEW_INSURANCE": OrderStatus.NEW,          # liquidation order with the insurance fund
     "NEW_ADL": OrderStatus.NEW,                # counterparty liquidation (auto-deleverage)
 }
+UNKNOWN_STATUS_READ_AS = OrderStatus.EXPIRED   # never "live": see the module docstring
+FOREIGN_TYPES = frozenset({"LIQUIDATION", "TRAILING_STOP_MARKET", "STOP", "TAKE_PROFIT"})
 FILL_EXECUTIONS = ("TRADE", "CALCULATED")      # CALCULATED: a liquidation fill
+QUIET_EXECUTIONS = ("NEW", "CANCELED", "EXPIRED", "AMENDMENT")
+ACK_OK = "200"            # DELETE /fapi/v1/algoOrder: {"code": "200", "msg": "success"}
 ALGO_ID_PREFIX = "algo:"
-
-_INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def interval_delta(interval: str) -> timedelta:
-    """'1m' -> 1 minute, '4h' -> 4 hours (Binance kline interval names)."""
-    unit = _INTERVAL_UNITS.get(interval[-1:])
-    if unit is None or not interval[:-1].isdigit():
-        raise ValueError(f"unknown kline interval {interval!r}")
-    return timedelta(seconds=int(interval[:-1]) * unit)
+BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
 
 
-def dec(value: Any) -> Decimal:
-    """A Binance number (sent as a string, sometimes as a JSON number) as Decimal."""
-    if value is None or value == "":
-        return ZERO
-    return Decimal(str(value))
+# --- enums we may not know ---------------------------------------------------------------
+
+def _order_type(text: str, where: str) -> OrderType:
+    if text in OrderType.__members__ and text != OrderType.OTHER.value:
+        return OrderType(text)
+    if text not in FOREIGN_TYPES:
+        warn_once("order type", text, where, "OTHER")
+    return OrderType.OTHER
 
 
-def flag(value: Any) -> bool:
-    return value is True or str(value).lower() == "true"
+def _plain_status(text: str, where: str) -> OrderStatus:
+    status = PLAIN_STATUS.get(text)
+    if status is None:
+        warn_once("order status", text, where, f"{UNKNOWN_STATUS_READ_AS} (not live)")
+        return UNKNOWN_STATUS_READ_AS
+    return status
 
 
-def _bool_text(value: bool) -> str:
-    return "true" if value else "false"
+def _algo_status(text: str, quantity: Decimal, executed: Decimal | None,
+                 where: str = QUERY_ALGO) -> OrderStatus:
+    """See the module docstring. A closePosition order has quantity 0: any fill completes it."""
+    status = ALGO_STATUS.get(text)
+    if status is None:
+        warn_once("algo status", text, where, f"{UNKNOWN_STATUS_READ_AS} (not live)")
+        return UNKNOWN_STATUS_READ_AS
+    if text == "TRIGGERED" and executed:
+        complete = not quantity or executed >= quantity
+        return OrderStatus.FILLED if complete else OrderStatus.PARTIALLY_FILLED
+    if text == "FINISHED" and executed is not None and executed == 0:
+        return OrderStatus.CANCELED
+    return status
 
 
 # --- errors --------------------------------------------------------------------------
@@ -114,291 +168,247 @@ def error_from_answer(status: int, code: int | None, message: str, retry_after: 
 # --- exchange info -------------------------------------------------------------------
 
 def rules_from_exchange_info(info: Json, symbols: list[str]) -> dict[str, SymbolRules]:
-    """SymbolRules for the managed symbols; KeyError naming the symbols Binance doesn't list."""
-    listed = {entry["symbol"]: entry for entry in info.get("symbols", [])}
+    """SymbolRules for the managed symbols; KeyError naming the symbols Binance doesn't list,
+    MalformedResponse for a listed symbol without its PRICE_FILTER / LOT_SIZE."""
+    listed = {}
+    for entry in Fields(info, EXCHANGE_INFO).rows("symbols"):
+        fields = Fields(entry, f"{EXCHANGE_INFO} symbol")
+        listed[fields.text("symbol")] = fields
     missing = [symbol for symbol in symbols if symbol not in listed]
     if missing:
         raise KeyError(f"not listed on Binance USD-M futures: {', '.join(missing)}")
     return {symbol: _rules(listed[symbol]) for symbol in symbols}
 
 
-def _rules(entry: Json) -> SymbolRules:
-    filters = {f["filterType"]: f for f in entry.get("filters", [])}
-    price_filter = filters["PRICE_FILTER"]
-    lot = filters["LOT_SIZE"]
-    notional = filters.get("MIN_NOTIONAL", {})
+def _rules(entry: Fields) -> SymbolRules:
+    where = f"{EXCHANGE_INFO} {entry.text('symbol')}"
+    filters = {str(raw["filterType"]): raw for raw in entry.rows("filters")
+               if isinstance(raw, dict) and raw.get("filterType")}
+    price_filter = Fields(filters.get("PRICE_FILTER"), f"{where} PRICE_FILTER")
+    lot = Fields(filters.get("LOT_SIZE"), f"{where} LOT_SIZE")
+    notional = Fields(filters.get("MIN_NOTIONAL", {}), f"{where} MIN_NOTIONAL")
     return SymbolRules(
-        symbol=entry["symbol"],
-        tick_size=dec(price_filter["tickSize"]).normalize(),
-        step_size=dec(lot["stepSize"]).normalize(),
-        min_qty=dec(lot["minQty"]),
-        min_notional=dec(notional.get("notional", notional.get("minNotional", "0"))),
-        max_qty=dec(lot.get("maxQty", "1000000000")),
+        symbol=entry.text("symbol"),
+        tick_size=price_filter.number("tickSize").normalize(),
+        step_size=lot.number("stepSize").normalize(),
+        min_qty=lot.optional_number("minQty"),
+        min_notional=notional.optional_number("notional")
+        or notional.optional_number("minNotional"),
+        max_qty=lot.optional_number("maxQty") or Decimal("1000000000"),
+        status=entry.optional_text("status", "UNKNOWN"),   # not TRADING: no new entries
     )
-
-
-# --- requests ------------------------------------------------------------------------
-
-def _price_rounding_up(request: OrderRequest) -> bool:
-    """Which way to round a price onto the tick grid: always toward the safe side.
-
-    A LIMIT buy never pays more (down), a LIMIT sell never sells for less (up). A stop
-    rounds toward the market (tighter: a sell stop up, a buy stop down); a take-profit
-    also rounds toward the market so it is reached no later than asked.
-    """
-    if request.type is OrderType.LIMIT:
-        return request.side is Side.SELL
-    if request.type is OrderType.STOP_MARKET:
-        return request.side is Side.SELL
-    return request.side is Side.BUY
-
-
-def order_params(request: OrderRequest, rules: SymbolRules) -> dict[str, str]:
-    """Parameters of POST /fapi/v1/order for a plain (MARKET / LIMIT) order."""
-    if request.type.conditional:
-        raise ValueError(f"{request.type} goes to the Algo Order API, not /fapi/v1/order")
-    params = {
-        "symbol": request.symbol,
-        "side": request.side.value,
-        "type": request.type.value,
-        "quantity": rules.fmt_qty(request.quantity),
-        "newClientOrderId": request.client_id,
-        "newOrderRespType": "RESULT",
-    }
-    if request.type is OrderType.LIMIT:
-        if request.price is None:
-            raise ValueError(f"LIMIT order {request.client_id} needs a price")
-        price = rules.round_price(request.price, up=_price_rounding_up(request))
-        params |= {"price": rules.fmt_price(price), "timeInForce": "GTC"}
-    if request.reduce_only:
-        params["reduceOnly"] = "true"
-    return params
-
-
-def algo_params(request: OrderRequest, rules: SymbolRules) -> dict[str, str]:
-    """Parameters of POST /fapi/v1/algoOrder for a STOP_MARKET / TAKE_PROFIT_MARKET order.
-
-    closePosition=true carries no quantity and no reduceOnly (Binance answers -1106
-    when both are sent); otherwise quantity plus reduceOnly.
-    """
-    if not request.type.conditional:
-        raise ValueError(f"{request.type} is a plain order, not an algo order")
-    if request.stop_price is None:
-        raise ValueError(f"conditional order {request.client_id} needs a stop price")
-    trigger = rules.round_price(request.stop_price, up=_price_rounding_up(request))
-    params = {
-        "algoType": "CONDITIONAL",
-        "symbol": request.symbol,
-        "side": request.side.value,
-        "type": request.type.value,
-        "triggerPrice": rules.fmt_price(trigger),
-        "workingType": "MARK_PRICE",
-        "clientAlgoId": request.client_id,
-    }
-    if request.close_position:
-        params["closePosition"] = "true"
-    else:
-        params["quantity"] = rules.fmt_qty(request.quantity)
-        params["reduceOnly"] = _bool_text(request.reduce_only)
-    return params
 
 
 # --- orders --------------------------------------------------------------------------
 
-def _order_type(text: str) -> OrderType | None:
-    try:
-        return OrderType(text)
-    except ValueError:
-        return None
-
-
-def order_from_plain(raw: Json) -> Order | None:
-    """An order of GET/POST/DELETE /fapi/v1/order; None for types we never use."""
-    order_type = _order_type(raw.get("origType") or raw["type"])
-    if order_type is None:
-        return None
-    price = dec(raw.get("price"))
-    stop = dec(raw.get("stopPrice"))
+def order_from_plain(raw: Json, where: str = QUERY_ORDER) -> Order:
+    """An order of POST/GET/DELETE /fapi/v1/order or GET /fapi/v1/openOrders."""
+    f = Fields(raw, where)
+    filled = f.number("executedQty")
     return Order(
-        symbol=raw["symbol"],
-        client_id=raw["clientOrderId"],
-        side=Side(raw["side"]),
-        type=order_type,
-        status=PLAIN_STATUS[raw["status"]],
-        quantity=dec(raw.get("origQty")),
-        filled_qty=dec(raw.get("executedQty")),
-        avg_price=dec(raw.get("avgPrice")),
-        price=price or None,
-        stop_price=stop or None,
-        reduce_only=flag(raw.get("reduceOnly")),
-        close_position=flag(raw.get("closePosition")),
-        exchange_id=str(raw.get("orderId", "")),
-        updated_at=utc(int(raw["updateTime"])) if raw.get("updateTime") else None,
+        symbol=f.text("symbol"),
+        client_id=f.text("clientOrderId"),
+        side=f.side("side"),
+        type=_order_type(f.optional_text("origType") or f.text("type"), where),
+        status=_plain_status(f.text("status"), where),
+        quantity=f.number("origQty"),
+        filled_qty=filled,
+        avg_price=f.number("avgPrice") if filled else f.optional_number("avgPrice"),
+        price=f.optional_number("price") or None,
+        stop_price=f.optional_number("stopPrice") or None,
+        reduce_only=f.flag("reduceOnly"),
+        close_position=f.flag("closePosition"),
+        exchange_id=f.optional_text("orderId"),
+        updated_at=f.optional_millis("updateTime", "time"),
     )
 
 
-def _algo_status(text: str, quantity: Decimal, executed: Decimal | None) -> OrderStatus:
-    """See the module docstring. A closePosition order has quantity 0: any fill completes it."""
-    status = ALGO_STATUS[text]
-    if text == "TRIGGERED" and executed:
-        complete = not quantity or executed >= quantity
-        return OrderStatus.FILLED if complete else OrderStatus.PARTIALLY_FILLED
-    if text == "FINISHED" and executed is not None and executed == 0:
-        return OrderStatus.CANCELED
-    return status
+def order_from_algo(raw: Json, where: str = QUERY_ALGO) -> Order:
+    """An algo order of POST/GET /fapi/v1/algoOrder or GET /fapi/v1/openAlgoOrders.
 
-
-def order_from_algo(raw: Json) -> Order | None:
-    """An algo order of GET/POST/DELETE /fapi/v1/algoOrder or openAlgoOrders."""
-    order_type = _order_type(raw["orderType"])
-    if order_type is None:
-        return None
-    quantity = dec(raw.get("quantity"))
-    executed = dec(raw["executedQty"]) if raw.get("executedQty") not in (None, "") else None
-    updated = raw.get("updateTime") or raw.get("createTime")
+    None of these documents an executed quantity: executedQty / avgPrice are read only
+    if Binance ever sends them (actualPrice is the triggered child's price).
+    """
+    f = Fields(raw, where)
+    quantity = f.optional_number("quantity")
+    executed = f.optional_number("executedQty") if f.present("executedQty") else None
     return Order(
-        symbol=raw["symbol"],
-        client_id=raw["clientAlgoId"],
-        side=Side(raw["side"]),
-        type=order_type,
-        status=_algo_status(raw["algoStatus"], quantity, executed),
+        symbol=f.text("symbol"),
+        client_id=f.text("clientAlgoId"),
+        side=f.side("side"),
+        type=_order_type(f.text("orderType"), where),
+        status=_algo_status(f.text("algoStatus"), quantity, executed, where),
         quantity=quantity,
         filled_qty=executed or ZERO,
-        avg_price=dec(raw.get("avgPrice") or raw.get("actualPrice")),
-        price=dec(raw.get("price")) or None,
-        stop_price=dec(raw.get("triggerPrice")) or None,
-        reduce_only=flag(raw.get("reduceOnly")),
-        close_position=flag(raw.get("closePosition")),
-        exchange_id=f"{ALGO_ID_PREFIX}{raw.get('algoId', '')}",
-        updated_at=utc(int(updated)) if updated else None,
+        avg_price=f.optional_number("avgPrice") or f.optional_number("actualPrice"),
+        price=f.optional_number("price") or None,
+        stop_price=f.optional_number("triggerPrice") or None,
+        reduce_only=f.flag("reduceOnly"),
+        close_position=f.flag("closePosition"),
+        exchange_id=f"{ALGO_ID_PREFIX}{f.optional_text('algoId')}",
+        updated_at=f.optional_millis("updateTime", "createTime"),
     )
+
+
+def algo_cancel_result(raw: Json) -> Order | None:
+    """The answer of DELETE /fapi/v1/algoOrder: None for the documented acknowledgement
+    {"algoId", "clientAlgoId", "code": "200", "msg": "success"} (the caller queries the
+    order), the Order if Binance ever answers with the whole order. A negative code in the
+    body raises ExchangeError(code, msg); an answer naming no order, MalformedResponse."""
+    f = Fields(raw, CANCEL_ALGO)
+    if f.present("algoStatus"):
+        return order_from_algo(raw, CANCEL_ALGO)
+    if not (f.present("clientAlgoId") or f.present("algoId")):
+        raise malformed(CANCEL_ALGO, "clientAlgoId/algoId", raw)
+    code = f.optional_text("code", ACK_OK)
+    if code.lstrip("-").isdigit() and int(code) < 0:
+        raise ExchangeError(int(code), f.optional_text("msg", "cancel refused"))
+    if code != ACK_OK:
+        warn_once("cancel ack code", code, CANCEL_ALGO, "acknowledged")
+    return None
 
 
 # --- account -------------------------------------------------------------------------
 
-def position_from_risk(rows: list[Json], symbol: str, leverage: int) -> ExchangePosition:
+def position_from_risk(rows: Any, symbol: str, leverage: int) -> ExchangePosition:
     """The one-way (positionSide BOTH) position of GET /fapi/v3/positionRisk.
 
-    v3 lists only symbols with a position or open orders, and carries no leverage: the
-    caller passes the leverage it set.
+    v3 lists only symbols with a position or open orders (none: flat), and carries no
+    leverage: the caller passes the leverage it set. A hedge-mode row (LONG / SHORT) for
+    the symbol raises MalformedResponse rather than reading as "flat".
     """
-    for row in rows:
-        if row.get("symbol") == symbol and row.get("positionSide", "BOTH") == "BOTH":
-            return ExchangePosition(
-                symbol=symbol,
-                quantity=dec(row.get("positionAmt")),
-                entry_price=dec(row.get("entryPrice")),
-                mark_price=dec(row.get("markPrice")),
-                unrealized_pnl=dec(row.get("unRealizedProfit")),
-                leverage=int(row.get("leverage") or leverage),
-            )
+    for raw in rows_of(rows, POSITION_RISK):
+        f = Fields(raw, POSITION_RISK)
+        if f.text("symbol") != symbol:
+            continue
+        if f.optional_text("positionSide", "BOTH") != "BOTH":
+            if f.optional_number("positionAmt"):
+                raise malformed(POSITION_RISK, "positionSide BOTH (hedge-mode row)", raw)
+            continue
+        return ExchangePosition(
+            symbol=symbol, quantity=f.number("positionAmt"),
+            entry_price=f.optional_number("entryPrice"),
+            mark_price=f.optional_number("markPrice"),
+            unrealized_pnl=f.optional_number("unRealizedProfit"),
+            leverage=int(f.optional_number("leverage")) or leverage)
     return ExchangePosition(symbol=symbol, quantity=ZERO, leverage=leverage)
 
 
 def balance_from_account(raw: Json) -> Balance:
-    """GET /fapi/v2/account totals (USDT-margined, single-asset mode)."""
-    return Balance(
-        wallet=dec(raw["totalWalletBalance"]),
-        unrealized_pnl=dec(raw["totalUnrealizedProfit"]),
-        available=dec(raw["availableBalance"]),
-    )
+    """GET /fapi/v2/account totals (USDT in single-asset mode, USD in multi-assets mode)."""
+    f = Fields(raw, ACCOUNT)
+    return Balance(wallet=f.number("totalWalletBalance"),
+                   unrealized_pnl=f.number("totalUnrealizedProfit"),
+                   available=f.number("availableBalance"))
 
 
 def fill_from_trade(raw: Json, client_id: str) -> Fill:
-    """One row of GET /fapi/v1/userTrades. Binance omits the client id: the caller maps it."""
-    return Fill(
-        trade_id=str(raw["id"]),
-        symbol=raw["symbol"],
-        client_id=client_id,
-        side=Side(raw["side"]),
-        quantity=dec(raw["qty"]),
-        price=dec(raw["price"]),
-        fee=dec(raw.get("commission")),
-        realized_pnl=dec(raw.get("realizedPnl")),
-        time=utc(int(raw["time"])),
-        maker=flag(raw.get("maker")),
-    )
+    """One row of GET /fapi/v1/userTrades. Binance omits the client id: the caller maps it
+    from the row's orderId (kept as `order_id`)."""
+    f = Fields(raw, USER_TRADES)
+    return Fill(trade_id=f.text("id"), symbol=f.text("symbol"), client_id=client_id,
+                side=f.side("side"), quantity=f.number("qty"), price=f.number("price"),
+                fee=f.optional_number("commission"),
+                realized_pnl=f.optional_number("realizedPnl"), time=f.millis("time"),
+                maker=f.flag("maker"), order_id=f.optional_text("orderId"))
 
 
 # --- market data ---------------------------------------------------------------------
 
-def candle_from_rest(row: list[Any], symbol: str, interval: timedelta,
-                     now: datetime) -> Candle:
+def candle_from_rest(row: Any, symbol: str, interval: timedelta, now: datetime) -> Candle:
     """One row of GET /fapi/v1/klines: [openTime, open, high, low, close, volume, closeTime...]."""
-    open_time = utc(int(row[0]))
+    if not isinstance(row, list) or len(row) < 6:
+        raise malformed(KLINES, "[openTime, open, high, low, close, volume]", row)
+    f = Fields(dict(zip(("t", "o", "h", "l", "c", "v"), row, strict=False)), KLINES)
+    open_time = f.millis("t")
     return Candle(symbol=symbol, open_time=open_time, interval=interval,
-                  open=dec(row[1]), high=dec(row[2]), low=dec(row[3]), close=dec(row[4]),
-                  volume=dec(row[5]), closed=open_time + interval <= now)
+                  open=f.number("o"), high=f.number("h"), low=f.number("l"),
+                  close=f.number("c"), volume=f.optional_number("v"),
+                  closed=open_time + interval <= now)
 
 
 def candle_from_stream(kline: Json) -> Candle:
     """The "k" object of a <symbol>@kline_<interval> stream event."""
-    return Candle(symbol=kline["s"], open_time=utc(int(kline["t"])),
-                  interval=interval_delta(kline["i"]), open=dec(kline["o"]),
-                  high=dec(kline["h"]), low=dec(kline["l"]), close=dec(kline["c"]),
-                  volume=dec(kline["v"]), closed=flag(kline["x"]))
+    f = Fields(kline, KLINE_EVENT)
+    try:
+        interval = interval_delta(f.text("i"))
+    except ValueError:
+        raise malformed(KLINE_EVENT, "i", kline) from None
+    return Candle(symbol=f.text("s"), open_time=f.millis("t"), interval=interval,
+                  open=f.number("o"), high=f.number("h"), low=f.number("l"),
+                  close=f.number("c"), volume=f.optional_number("v"), closed=f.flag("x"))
 
 
 def book_from_ticker(raw: Json) -> BookTicker:
-    return BookTicker(symbol=raw["symbol"], bid=dec(raw["bidPrice"]), ask=dec(raw["askPrice"]))
+    f = Fields(raw, BOOK_TICKER)
+    return BookTicker(symbol=f.text("symbol"), bid=f.number("bidPrice"),
+                      ask=f.number("askPrice"))
 
 
 # --- user-data stream ----------------------------------------------------------------
 
-def update_from_order_event(event: Json) -> OrderUpdate | None:
-    """ORDER_TRADE_UPDATE -> OrderUpdate (with the Fill when x == TRADE)."""
-    o = event["o"]
-    order_type = _order_type(o.get("ot") or o["o"])
-    if order_type is None:
-        return None
-    moment = utc(int(event.get("T") or event["E"]))
+def update_from_order_event(event: Json) -> OrderUpdate:
+    """ORDER_TRADE_UPDATE -> OrderUpdate (with the Fill when quantity traded, see above)."""
+    f = Fields(event, ORDER_EVENT)
+    o, moment = f.child("o"), f.millis("T", "E")
     order = Order(
-        symbol=o["s"], client_id=o["c"], side=Side(o["S"]), type=order_type,
-        status=PLAIN_STATUS[o["X"]], quantity=dec(o.get("q")), filled_qty=dec(o.get("z")),
-        avg_price=dec(o.get("ap")), price=dec(o.get("p")) or None,
-        stop_price=dec(o.get("sp")) or None, reduce_only=flag(o.get("R")),
-        close_position=flag(o.get("cp")), exchange_id=str(o.get("i", "")), updated_at=moment,
-    )
-    fill = None
-    if o.get("x") in FILL_EXECUTIONS and dec(o.get("l")) > 0:
-        fill = Fill(trade_id=str(o.get("t", "")), symbol=o["s"], client_id=o["c"],
-                    side=order.side, quantity=dec(o["l"]), price=dec(o.get("L")),
-                    fee=dec(o.get("n")), realized_pnl=dec(o.get("rp")),
-                    time=utc(int(o.get("T") or event["E"])), maker=flag(o.get("m")))
-    return OrderUpdate(order=order, fill=fill, time=moment)
+        symbol=o.text("s"), client_id=o.text("c"), side=o.side("S"),
+        type=_order_type(o.optional_text("ot") or o.text("o"), ORDER_EVENT),
+        status=_plain_status(o.text("X"), ORDER_EVENT), quantity=o.optional_number("q"),
+        filled_qty=o.optional_number("z"), avg_price=o.optional_number("ap"),
+        price=o.optional_number("p") or None, stop_price=o.optional_number("sp") or None,
+        reduce_only=o.flag("R"), close_position=o.flag("cp"),
+        exchange_id=o.optional_text("i"), updated_at=moment)
+    return OrderUpdate(order=order, fill=_fill_of(o, order, moment), time=moment)
 
 
-def update_from_algo_event(event: Json) -> OrderUpdate | None:
+def _fill_of(o: Fields, order: Order, moment: datetime) -> Fill | None:
+    execution, last = o.optional_text("x"), o.optional_number("l")
+    if execution not in FILL_EXECUTIONS + QUIET_EXECUTIONS:
+        warn_once("execution type", execution, ORDER_EVENT,
+                  "a fill when l > 0, else no fill")
+    elif execution not in FILL_EXECUTIONS:
+        return None
+    if last <= 0:
+        return None
+    return Fill(trade_id=o.text("t"), symbol=order.symbol, client_id=order.client_id,
+                side=order.side, quantity=last, price=o.number("L"),
+                fee=o.optional_number("n"), realized_pnl=o.optional_number("rp"),
+                time=o.optional_millis("T") or moment, maker=o.flag("m"),
+                order_id=order.exchange_id)
+
+
+def update_from_algo_event(event: Json) -> OrderUpdate:
     """ALGO_UPDATE -> OrderUpdate of the conditional order (its fill comes as ORDER_TRADE_UPDATE)."""
-    o = event["o"]
-    order_type = _order_type(o["o"])
-    if order_type is None:
-        return None
-    moment = utc(int(event.get("T") or event["E"]))
-    quantity = dec(o.get("q"))
-    executed = dec(o["aq"]) if o.get("aq") not in (None, "") else None
+    f = Fields(event, ALGO_EVENT)
+    o, moment = f.child("o"), f.millis("T", "E")
+    quantity = o.optional_number("q")
+    executed = o.optional_number("aq") if o.present("aq") else None
     order = Order(
-        symbol=o["s"], client_id=o["caid"], side=Side(o["S"]), type=order_type,
-        status=_algo_status(o["X"], quantity, executed), quantity=quantity,
-        filled_qty=executed or ZERO, avg_price=dec(o.get("ap")),
-        price=dec(o.get("p")) or None, stop_price=dec(o.get("tp")) or None,
-        reduce_only=flag(o.get("R")), close_position=flag(o.get("cp")),
-        exchange_id=f"{ALGO_ID_PREFIX}{o.get('aid', '')}", updated_at=moment,
-    )
+        symbol=o.text("s"), client_id=o.text("caid"), side=o.side("S"),
+        type=_order_type(o.text("o"), ALGO_EVENT),
+        status=_algo_status(o.text("X"), quantity, executed, ALGO_EVENT), quantity=quantity,
+        filled_qty=executed or ZERO, avg_price=o.optional_number("ap"),
+        price=o.optional_number("p") or None, stop_price=o.optional_number("tp") or None,
+        reduce_only=o.flag("R"), close_position=o.flag("cp"),
+        exchange_id=f"{ALGO_ID_PREFIX}{o.optional_text('aid')}", updated_at=moment)
     return OrderUpdate(order=order, fill=None, time=moment)
 
 
 def update_from_account_event(event: Json) -> AccountUpdate:
-    """ACCOUNT_UPDATE -> AccountUpdate of the one-way positions it carries.
+    """ACCOUNT_UPDATE -> AccountUpdate of the one-way (ps BOTH) positions it carries.
 
     The event has wallet balances but no available margin, so `balance` stays None: the
     engine reads `balance()` over REST when it needs a full Balance.
     """
-    data = event["a"]
-    positions = [
-        ExchangePosition(symbol=p["s"], quantity=dec(p.get("pa")), entry_price=dec(p.get("ep")),
-                         unrealized_pnl=dec(p.get("up")))
-        for p in data.get("P", []) if p.get("ps", "BOTH") == "BOTH"
-    ]
-    return AccountUpdate(positions=positions, balance=None, reason=str(data.get("m", "")),
-                         time=utc(int(event.get("T") or event["E"])))
+    f = Fields(event, ACCOUNT_EVENT)
+    data = f.child("a")
+    positions = []
+    for raw in data.rows("P"):
+        p = Fields(raw, f"{ACCOUNT_EVENT} P")
+        if p.optional_text("ps", "BOTH") == "BOTH":
+            positions.append(ExchangePosition(
+                symbol=p.text("s"), quantity=p.number("pa"),
+                entry_price=p.optional_number("ep"), unrealized_pnl=p.optional_number("up")))
+    return AccountUpdate(positions=positions, balance=None, reason=data.optional_text("m"),
+                         time=f.millis("T", "E"))

@@ -1,7 +1,8 @@
 """One table from Binance error code / HTTP status to an outcome and a retry policy.
 
 Callers branch on `Outcome`, never on raw codes. Each code carries Binance's own meaning
-(USD-M futures error codes) beside what we do about it and why.
+(USD-M futures error codes, https://developers.binance.com/docs/derivatives/
+usds-margined-futures/error-code) beside what we do about it and why.
 """
 
 import random
@@ -26,8 +27,9 @@ class Retry(StrEnum):
     NONE = "none"
     ONCE_AFTER_PAUSE = "once"      # one retry after 300-400 ms
     BACKOFF = "backoff"            # capped exponential backoff
-    RESYNC_TIME = "resync"         # resync the clock offset, then retry
+    RESYNC_TIME = "resync"         # resync the clock offset, then retry (the request gate)
     REDUCE_ONLY = "reduce_only"    # resend as a plain reduce-only order
+    REFRESH_RULES = "rules"        # a filter rejection: re-read the symbol's rules, resend once
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,10 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     Policy(-1022, "INVALID_SIGNATURE: signature for this request is not valid", Outcome.FAILED),
     Policy(-1106, "PARAM_NOT_REQUIRED: a parameter was sent when not required "
            "(e.g. reduceOnly together with closePosition)", Outcome.FAILED, Retry.REDUCE_ONLY),
+    Policy(-1013, "INVALID_MESSAGE: a filter failure (price, quantity or notional off the "
+           "symbol's filters)", Outcome.FAILED, Retry.REFRESH_RULES),
     Policy(-1111, "BAD_PRECISION: precision is over the maximum defined for this asset",
-           Outcome.FAILED),
+           Outcome.FAILED, Retry.REFRESH_RULES),
     Policy(-2010, "NEW_ORDER_REJECTED: the order was rejected by the matching engine",
            Outcome.THROTTLED),
     Policy(-2011, "CANCEL_REJECTED: unknown order sent (already filled, cancelled or never placed)",
@@ -73,6 +77,20 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
            Outcome.FAILED, Retry.ONCE_AFTER_PAUSE),
     Policy(-2022, "REDUCE_ONLY_REJECT: ReduceOnly order is rejected (no position to reduce)",
            Outcome.SKIPPED),
+    # 40xx filter failures: the symbol's rules may have changed since we loaded them.
+    *[Policy(code, meaning, Outcome.FAILED, Retry.REFRESH_RULES) for code, meaning in (
+        (-4002, "PRICE_GREATER_THAN_MAX_PRICE: price greater than max price"),
+        (-4003, "QTY_LESS_THAN_ZERO: quantity less than or equal to zero"),
+        (-4004, "QTY_LESS_THAN_MIN_QTY: quantity less than min quantity"),
+        (-4005, "QTY_GREATER_THAN_MAX_QTY: quantity greater than max quantity"),
+        (-4013, "PRICE_LESS_THAN_MIN_PRICE: price less than min price"),
+        (-4014, "PRICE_NOT_INCREASED_BY_TICK_SIZE: price not increased by tick size"),
+        (-4016, "PRICE_HIGHTER_THAN_MULTIPLIER_UP: limit price can't be higher than allowed"),
+        (-4023, "QTY_NOT_INCREASED_BY_STEP_SIZE: quantity not increased by step size"),
+        (-4024, "PRICE_LOWER_THAN_MULTIPLIER_DOWN: limit price can't be lower than allowed"),
+        (-4029, "INVALID_TICK_SIZE_PRECISION: tick size precision is invalid"),
+        (-4030, "INVALID_STEP_SIZE_PRECISION: step size precision is invalid"),
+    )],
     Policy(-4120, "STOP_ORDER_SWITCH_ALGO: order type not supported on this endpoint; "
            "use the Algo Order API", Outcome.FAILED),
     Policy(-4130, "An open stop or take profit order with GTE and closePosition in the "
@@ -144,6 +162,3 @@ def would_trigger_pause() -> float:
     """Binance answers -2021 when the mark price sits on the trigger; 300-400 ms lets it move."""
     return random.uniform(0.3, 0.4)
 
-
-BACKOFF_MAX_ATTEMPTS = 4
-BACKOFF_CAP_SECONDS = 8.0

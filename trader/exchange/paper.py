@@ -20,6 +20,7 @@ A "paper:sim" written whole by an older version is read as before and journaled 
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,7 +40,12 @@ from trader.domain import (
     OrderRequest,
     SymbolRules,
 )
-from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
+from trader.exchange.base import (
+    CircuitState,
+    ExchangeError,
+    ExchangeEvent,
+    UnknownOutcome,
+)
 from trader.exchange.sim import SimConfig, SimEvent, Simulator
 from trader.exchange.sim_state import SimHistory, account_json
 
@@ -48,6 +54,7 @@ ORDERS_PREFIX = "paper:sim:orders:"
 FILLS_PREFIX = "paper:sim:fills:"
 MAX_EVENTS = 10_000
 MAX_CANDLES_KEPT = 1500
+CLOSED_CIRCUIT = CircuitState(None)
 UNKNOWN_ORDER = -2011
 
 
@@ -109,6 +116,17 @@ class PaperExchange:
 
     def rules(self, symbol: str) -> SymbolRules:
         return self.sim.rules_for(symbol)
+
+    async def refresh_rules(self) -> list[str]:
+        """The simulator's rules never change under a running session."""
+        return []
+
+    def circuit(self) -> CircuitState:
+        """The simulator never rate-limits: the circuit stays closed."""
+        return CLOSED_CIRCUIT
+
+    def on_stream_reconnect(self, callback: Callable[[], None]) -> None:
+        """The simulator's events never go missing: nothing to resync after."""
 
     # --- the market (driven by the replay feed) -----------------------------------------
     def feed_candle(self, candle: Candle) -> list[SimEvent]:

@@ -160,6 +160,20 @@ class Simulator(SimulatorCore):
         side = Side.SELL if held.sign > 0 else Side.BUY
         return self._by_hand(symbol, side, size, now, reduce_only=True)
 
+    def close_by_exchange(self, symbol: str, now: datetime, client_id: str,
+                          quantity: Decimal | None = None) -> list[SimEvent]:
+        """A close the exchange itself makes, under one of Binance's special client ids
+        ("autoclose-<n>" liquidation, "adl_autoclose" auto-deleveraging,
+        "settlement_autoclose-<n>" delisting settlement); `quantity` None closes it all."""
+        held = self.ledger.position(symbol)
+        if held.sign == 0:
+            return []
+        size = abs(held.quantity) if quantity is None else min(quantity, abs(held.quantity))
+        side = Side.SELL if held.sign > 0 else Side.BUY
+        request = OrderRequest(symbol=symbol, side=side, type=OrderType.MARKET, quantity=size,
+                               client_id=client_id, role=OrderRole.FLATTEN, reduce_only=True)
+        return self.place(request, now)[1]
+
     def open_by_hand(self, symbol: str, side: Side, quantity: Decimal,
                      now: datetime) -> list[SimEvent]:
         """An operator opens (or adds to) a position in the app: market, client id manual-<n>."""

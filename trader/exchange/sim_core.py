@@ -79,6 +79,11 @@ class SimulatorCore:
     def rules_for(self, symbol: str) -> SymbolRules:
         return self._rules.get(symbol) or rules_for(symbol)
 
+    def set_rules(self, rules: SymbolRules) -> None:
+        """Change a symbol's filters or status under a running session (the exchange does:
+        tick-size changes, delistings); orders are checked against them from now on."""
+        self._rules[rules.symbol] = rules
+
     def mark_price(self, symbol: str) -> Decimal:
         price = self.prices.get(symbol)
         if price is None:

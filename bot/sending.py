@@ -1,0 +1,120 @@
+"""Retry policies for the bot's calls to Telegram, applied with tenacity.
+
+Telegram's flood control answers HTTP 429 with `parameters.retry_after`, "the number of
+seconds left to wait before the request can be repeated"
+(https://core.telegram.org/bots/api#responseparameters; limits in
+https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this).
+python-telegram-bot raises that as `RetryAfter`; a policy waits exactly that long. A request
+that did not reach Telegram or whose answer was lost (`NetworkError`, `TimedOut`) waits a
+capped exponential backoff. Every other error is Telegram's answer (BadRequest, Forbidden,
+InvalidToken) and is not repeated. A policy is bounded by attempts and by a time budget
+that counts every wait, so no handler waits for Telegram forever.
+
+    policy = RetryPolicy(attempts=4, budget=30.0)
+    message = await call_with_retries(policy, "reply chat=42",
+                                      partial(bot.send_message, 42, "hello"))
+
+A timed-out request may have reached Telegram: repeating it can show a message twice,
+which we prefer to losing a reply about the operator's money.
+"""
+
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+
+from loguru import logger
+from telegram.error import BadRequest, NetworkError, RetryAfter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential,
+)
+from tenacity.wait import wait_base
+
+T = TypeVar("T")
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """The wait Telegram asked for, in seconds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # PTB warns that retry_after will become a timedelta
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth repeating: flood control, or the request never got a real answer.
+
+    BadRequest subclasses NetworkError in python-telegram-bot, but it is Telegram's answer.
+    """
+    if isinstance(exc, RetryAfter | TimeoutError):
+        return True
+    return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
+
+
+class FloodAwareWait(wait_base):
+    """Telegram's `retry_after` after a 429; the given backoff after anything else."""
+
+    def __init__(self, backoff: wait_base) -> None:
+        self.backoff = backoff
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        if isinstance(error, RetryAfter):
+            return retry_after_seconds(error)
+        return float(self.backoff(retry_state))
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff in seconds: initial, 2 x initial, 4 x initial ... cap."""
+    initial: float = 1.0
+    cap: float = 60.0
+
+    def exponential(self) -> wait_base:
+        return wait_exponential(multiplier=self.initial, max=self.cap)
+
+    def wait(self) -> wait_base:
+        """The backoff, except after flood control, which waits what Telegram asked."""
+        return FloodAwareWait(self.exponential())
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long one call to Telegram is repeated: at most `attempts` tries, and no wait that
+    would end more than `budget` seconds after the first try."""
+    attempts: int = 4
+    budget: float = 30.0
+    backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.5, cap=8.0))
+
+    def retrying(self, what: str) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception(is_transient), wait=self.backoff.wait(),
+            stop=stop_after_attempt(self.attempts) | stop_before_delay(self.budget),
+            before_sleep=RetryLog(what), reraise=True)
+
+
+async def call_with_retries(policy: RetryPolicy, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()` under `policy`. Raises the last `TelegramError` when the policy gives up or
+    Telegram refuses (`BadRequest`, `Forbidden` ...: never repeated)."""
+    result: T = await policy.retrying(what)(call)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLog:
+    """tenacity `before_sleep` hook: one warning per retry, with what, attempt and wait."""
+    what: str
+
+    def __call__(self, retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        kind = "flood control" if isinstance(error, RetryAfter) else "unreachable"
+        logger.warning("telegram {} what={} attempt={} retry_in_s={:.1f} error={!r}", kind,
+                       self.what, retry_state.attempt_number, retry_state.upcoming_sleep, error)

@@ -1,0 +1,50 @@
+"""The one record of whether database writes work: every write reports here.
+
+`Store` reports the outcome of each outermost write (intents, orders, fills, positions,
+guards, events, alerts outbox, key-value state) to its `WriteHealth`. The engine reads it
+once per tick: the first failure raises SAVE_STATE_FAILURE, the third suggests /shutdown,
+then every tenth; the first success after a streak reports the recovery. A write that goes
+around the engine (the alert outbox, the paper exchange's state) counts all the same.
+"""
+
+from dataclasses import dataclass
+
+from storage.db import SaveStateFailure
+
+
+@dataclass
+class WriteHealth:
+    """Consecutive write failures, and what the engine still has to report about them."""
+    in_a_row: int = 0
+    total_failures: int = 0
+    last: SaveStateFailure | None = None
+    pending_alert: bool = False        # a failure the operator has not been told about yet
+    pending_recovery: bool = False     # a streak ended; tell the operator writes work again
+
+    def failed(self, exc: SaveStateFailure) -> None:
+        """Count a failure; alert on the first, on the third (suggest /shutdown), then every 10th."""
+        self.in_a_row += 1
+        self.total_failures += 1
+        self.last = exc
+        self.pending_recovery = False
+        if self.in_a_row in (1, 3) or self.in_a_row % 10 == 0:
+            self.pending_alert = True
+
+    def succeeded(self) -> None:
+        if self.in_a_row:
+            self.pending_recovery = True
+        self.in_a_row = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.in_a_row > 0
+
+    def take_alert(self) -> bool:
+        """True once per failure the operator must hear about."""
+        due, self.pending_alert = self.pending_alert, False
+        return due
+
+    def take_recovery(self) -> bool:
+        """True once when writes work again after failing."""
+        due, self.pending_recovery = self.pending_recovery, False
+        return due

@@ -1,0 +1,163 @@
+"""The fake Binance answers in Binance's documented shapes: every REST answer and stream
+event it produces has exactly the fields of the documented example (tests/fixtures/binance/,
+each with its page), so a test against the fake is a test against Binance as documented,
+not against our own assumptions (an acknowledgement is an acknowledgement)."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from binance.exceptions import BinanceAPIException
+
+from tests.fakes.binance_harness import SYMBOL, limit, started_exchange, stop_loss
+from tests.fakes.binance_harness import market as market_order
+from tests.fakes.binance_server import FakeBinance
+from tests.fixtures.binance import documented, names
+from trader.domain import Candle, Side
+from trader.exchange.binance_requests import algo_params, order_params
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+NOT_PRODUCED_BY_THE_FAKE = {
+    "account_v2_multi_assets": "the fake account is in single-asset mode",
+    "position_risk_v3_hedge": "the fake account is in one-way mode",
+    "event_order_trade_update_liquidation_new": "the fake never liquidates",
+    "event_order_trade_update_liquidation_fill": "the fake never liquidates",
+    "event_order_trade_update_adl_fill": "the fake never auto-deleverages",
+    "event_order_trade_update_settlement_fill": "the fake never settles",
+}
+
+
+def shape_problems(actual: Any, expected: Any, optional: dict[str, list[str]],
+                   path: str = "") -> list[str]:
+    """Where `actual` has other fields than the documented `expected` (recursively)."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path or '<root>'}: not an object"]
+        may_lack = set(optional.get(path, []))
+        problems = [f"{path}.{key}: missing" for key in expected
+                    if key not in actual and key not in may_lack]
+        problems += [f"{path}.{key}: not documented" for key in actual if key not in expected]
+        for key in expected.keys() & actual.keys():
+            problems += shape_problems(actual[key], expected[key], optional, f"{path}.{key}")
+        return problems
+    if not isinstance(expected, list) or not expected:
+        return []
+    if not isinstance(actual, list):
+        return [f"{path}: not an array"]
+    if not isinstance(expected[0], dict | list):       # a kline row: its length is its shape
+        rows = path.endswith("[]") and len(actual) != len(expected)
+        return [f"{path}: {len(actual)} entries"] if rows else []
+    by_filter = {e.get("filterType"): e for e in expected if isinstance(e, dict)}
+    problems = []
+    for item in actual:
+        twin = by_filter.get(item.get("filterType"), expected[0]) \
+            if isinstance(item, dict) and "filterType" in item else expected[0]
+        problems += shape_problems(item, twin, optional, f"{path}[]")
+    return problems
+
+
+class Recorder:
+    """Stands in for a hub send method: keeps every payload, then sends it on."""
+
+    def __init__(self, send: Callable[..., Any], payload_at: int) -> None:
+        self.send, self.payload_at, self.payloads = send, payload_at, []
+
+    async def __call__(self, *args: Any) -> None:
+        sent = args[self.payload_at]
+        self.payloads += sent if isinstance(sent, list) else [sent]
+        await self.send(*args)
+
+
+async def rejected(call: Any) -> BinanceAPIException:
+    with pytest.raises(BinanceAPIException) as caught:
+        await call
+    return caught.value
+
+
+async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every REST answer and stream event the fake produces, by fixture name."""
+    user, market = Recorder(fake.hub.send_user, 0), Recorder(fake.hub.send_market, 1)
+    fake.hub.send_user, fake.hub.send_market = user, market
+    async with started_exchange(fake) as exchange:
+        client, rules = exchange.client, exchange.rules(SYMBOL)
+        entry, resting = market_order(Side.BUY, "0.01"), limit(Side.BUY, "0.01", "45000", 2)
+        stop = stop_loss(Side.SELL, "48000")
+        answers: dict[str, Any] = {
+            "time": await client.futures_time(),
+            "exchange_info": await client.futures_exchange_info(),
+            "position_mode": await client.futures_get_position_mode(),
+            "margin_type": await client.futures_change_margin_type(symbol="ETHUSDT",
+                                                                   marginType="ISOLATED"),
+            "leverage": await client.futures_change_leverage(symbol=SYMBOL, leverage=3),
+            "order_new": await client.futures_create_order(**order_params(entry, rules)),
+        }
+        await client.futures_create_order(**order_params(resting, rules))
+        answers |= {
+            "order_query": await client.futures_get_order(symbol=SYMBOL,
+                                                          origClientOrderId=entry.client_id),
+            "open_orders": await client.futures_get_open_orders(symbol=SYMBOL),
+            "order_cancel": await client.futures_cancel_order(
+                symbol=SYMBOL, origClientOrderId=resting.client_id),
+            "algo_order_new": await client.futures_create_algo_order(**algo_params(stop, rules)),
+            "algo_order_query": await client.futures_get_algo_order(clientAlgoId=stop.client_id),
+            "open_algo_orders": await client.futures_get_open_algo_orders(symbol=SYMBOL),
+            "algo_order_cancel": await client.futures_cancel_algo_order(
+                clientAlgoId=stop.client_id),
+            "account_v2": await client.futures_account(),
+            "position_risk_v3": await client.futures_position_information(symbol=SYMBOL),
+            "user_trades": await client.futures_account_trades(symbol=SYMBOL),
+            "book_ticker": await client.futures_orderbook_ticker(symbol=SYMBOL),
+            "premium_index": await client.futures_mark_price(symbol=SYMBOL),
+            "listen_key_new": await client._request_futures_api("post", "listenKey",
+                                                                signed=False, data={}),
+        }
+        key = answers["listen_key_new"]["listenKey"]
+        answers["listen_key_keepalive"] = await client.futures_stream_keepalive(listenKey=key)
+        await fake.push_candle(Candle(SYMBOL, NOW, MINUTE, Decimal("50000"), Decimal("50010"),
+                                      Decimal("49990"), Decimal("50000"), Decimal("3")))
+        answers["klines"] = await client.futures_klines(symbol=SYMBOL, interval="1m")
+        await fake.expire_listen_key()
+        errors = {
+            "error_margin_insufficient": await rejected(client.futures_create_order(
+                **order_params(market_order(Side.BUY, "100", seq=3), rules))),
+            "error_unknown_order": await rejected(client.futures_cancel_order(
+                symbol=SYMBOL, origClientOrderId=resting.client_id)),
+            "error_no_such_order": await rejected(client.futures_get_order(
+                symbol=SYMBOL, origClientOrderId="tb-BTCUSDT-none-en1")),
+        }
+        fake.add_used_weight(fake.usage.weight_per_minute)
+        errors["error_too_many_requests"] = await rejected(client.futures_time())
+    for event in user.payloads:
+        answers.setdefault(EVENT_FIXTURES[event["e"]], []).append(event)
+    answers["event_kline_combined"] = market.payloads
+    answers["event_kline"] = [event["data"] for event in market.payloads]
+    return answers, errors
+
+
+EVENT_FIXTURES = {"ORDER_TRADE_UPDATE": "event_order_trade_update",
+                  "ALGO_UPDATE": "event_algo_update",
+                  "ACCOUNT_UPDATE": "event_account_update",
+                  "listenKeyExpired": "event_listen_key_expired"}
+
+
+async def test_every_answer_and_event_of_the_fake_has_the_documented_fields():
+    async with FakeBinance() as fake:
+        answers, errors = await fake_answers(fake)
+    assert set(answers) | set(errors) | set(NOT_PRODUCED_BY_THE_FAKE) == set(names())
+    problems: dict[str, list[str]] = {}
+    for name, answer in answers.items():
+        doc = documented(name)
+        samples = answer if name.startswith("event_") else [answer]
+        assert samples, f"the fake produced no {name}"
+        for sample in samples:
+            problems.setdefault(name, []).extend(
+                shape_problems(sample, doc.payload, doc.optional_fields))
+    assert {name: found for name, found in problems.items() if found} == {}
+    for name, error in errors.items():
+        doc = documented(name)
+        assert (error.status_code, error.code, error.message) == (
+            doc.http_status, doc.payload["code"], doc.payload["msg"]), name

@@ -1,0 +1,187 @@
+"""Binance's USD-M user-data stream, `<base>ws/<listenKey>`, and its listenKey.
+
+The listenKey, as Binance documents it for USD-M futures
+(https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Connect):
+a key is valid for 60 minutes after creation; a PUT extends it by 60 minutes, and if the
+PUT answers -1125 "This listenKey does not exist." a new key must be created with POST;
+a POST while the account has an active key returns that key and extends it. The PUT
+answers `{"listenKey": "<the key which got extended>"}`
+(https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Keepalive-User-Data-Stream;
+the page suggests a PUT about every 60 minutes, we send one every 30 so that one lost
+keepalive does not expire the key). When a key in a connection expires Binance pushes
+`listenKeyExpired`, "not related to the websocket disconnection", and no user-data
+event arrives after it until a new key is used
+(https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-User-Data-Stream-Expired).
+
+Nothing promises that event, nor that the socket closes: an expired key can leave an
+open, answering, silent socket, and `streaming` would stay true while fills reach the
+engine only by REST polling. So when no user-data message arrived for
+`user_silence_seconds`, the stream checks its key at once with a PUT: answered -> the
+account is just quiet, stay up; -1125, or no usable answer -> down at once, new key,
+reconnect without backoff.
+"""
+
+import asyncio
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, Protocol
+
+import aiohttp
+from loguru import logger
+
+from trader.clock import Clock
+from trader.exchange import binance_codec as codec
+from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
+from trader.exchange.websocket_stream import (
+    BoundedQueue,
+    ReconnectBackoff,
+    ReconnectCallback,
+    ReconnectingStream,
+    StreamOptions,
+)
+
+LISTEN_KEY_GONE = -1125   # "This listenKey does not exist."
+
+
+class ListenKeyApi(Protocol):
+    """The two REST calls the user-data stream needs (the adapter provides them).
+
+    `keep_alive_listen_key` may return the key Binance says it extended (the answer's
+    "listenKey"; the USD-M PUT takes no parameter and extends the account's active key),
+    or None if it does not tell. Both raise ExchangeError for an answered error (code
+    -1125: no such key) and UnknownOutcome when no answer came back."""
+
+    async def create_listen_key(self) -> str: ...
+
+    async def keep_alive_listen_key(self, listen_key: str) -> str | None: ...
+
+
+class ListenKeyStatus(Enum):
+    ALIVE = "alive"             # PUT answered: the key exists and was extended 60 minutes
+    GONE = "gone"               # -1125, another key extended, or no key at all
+    UNVERIFIED = "unverified"   # the PUT failed otherwise: events may not be arriving
+
+
+class UserDataStream(ReconnectingStream):
+    """`<base>ws/<listenKey>`: ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE -> events."""
+
+    def __init__(self, base_url: str, api: ListenKeyApi, session: aiohttp.ClientSession,
+                 clock: Clock, options: StreamOptions, events: BoundedQueue[ExchangeEvent],
+                 on_reconnect: list[ReconnectCallback] | None = None) -> None:
+        super().__init__("user-data", session, clock, options, on_reconnect)
+        self._base_url, self._api, self._events = base_url, api, events
+        self.silence = options.user_silence_seconds
+        self.listen_key: str | None = None
+        self.listen_keys_created = 0
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._decoders: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "ORDER_TRADE_UPDATE": codec.update_from_order_event,
+            "ALGO_UPDATE": codec.update_from_algo_event,
+            "ACCOUNT_UPDATE": codec.update_from_account_event,
+        }
+
+    def start(self) -> None:
+        super().start()
+        self._keepalive_task = asyncio.create_task(self._keep_alive(), name="listen-key-keepalive")
+        self._keepalive_task.add_done_callback(self._crashed)
+
+    async def stop(self) -> None:
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            await asyncio.gather(self._keepalive_task, return_exceptions=True)
+        await super().stop()
+
+    async def _url(self) -> str:
+        if self.listen_key is None:
+            self.listen_key = await self._api.create_listen_key()
+            self.listen_keys_created += 1
+            logger.info("stream=user-data listen key created count={}", self.listen_keys_created)
+        return f"{self._base_url}ws/{self.listen_key}"
+
+    def _on_message(self, payload: dict[str, Any]) -> None:
+        kind = payload.get("e", "")
+        if kind == "listenKeyExpired":
+            logger.warning("stream=user-data listen key expired (event), recreating")
+            self._forget_listen_key(self.listen_key, "listen key expired")
+            self._restart_reason = "listen key expired"
+            return
+        decoder = self._decoders.get(kind)
+        if decoder is None:
+            logger.debug("stream=user-data ignored event={}", kind)
+            return
+        self._events.push(decoder(payload))
+
+    async def _on_silence(self) -> str | None:
+        key = self.listen_key
+        logger.info("stream=user-data no event for {}s, checking the listen key", self.silence)
+        status = await self._check_listen_key(key)
+        if status is ListenKeyStatus.ALIVE:
+            return None
+        reason = f"no event for {self.silence}s, listen key {status.value}"
+        if not self._forget_listen_key(key, reason):
+            return None   # replaced meanwhile by the keepalive loop, which closes this socket
+        self._skip_backoff = True
+        return reason
+
+    async def _check_listen_key(self, key: str | None) -> ListenKeyStatus:
+        """PUT the key: extends it 60 minutes, or answers -1125 if Binance forgot it."""
+        if key is None:
+            return ListenKeyStatus.GONE
+        try:
+            extended = await self._api.keep_alive_listen_key(key)
+        except ExchangeError as exc:
+            if exc.code == LISTEN_KEY_GONE:
+                logger.warning("stream=user-data listen key gone (-1125)")
+                return ListenKeyStatus.GONE
+            logger.warning("stream=user-data keepalive failed error={}", exc)
+            return ListenKeyStatus.UNVERIFIED
+        except UnknownOutcome as exc:
+            logger.warning("stream=user-data keepalive outcome unknown error={}", exc)
+            return ListenKeyStatus.UNVERIFIED
+        if extended is not None and extended != key:
+            # The account has another active key now (made by another process after ours
+            # expired): ours gets no event any more.
+            logger.warning("stream=user-data keepalive extended another listen key")
+            return ListenKeyStatus.GONE
+        logger.debug("stream=user-data listen key kept alive")
+        return ListenKeyStatus.ALIVE
+
+    def _forget_listen_key(self, key: str | None, reason: str) -> bool:
+        """Events stopped on `key`: down at once, and the next connection POSTs for a key
+        (Binance returns the active one if there still is one). False if already replaced."""
+        if key is None or key != self.listen_key:
+            return False
+        self.health.mark_down(reason)
+        self.listen_key = None
+        return True
+
+    async def _keep_alive(self) -> None:
+        """PUT the key every `keepalive_seconds`; after a failure retry sooner, on the
+        reconnect backoff (the key lives 60 minutes). One failed round never ends the loop."""
+        retry = ReconnectBackoff(self._options.backoff_initial, self._options.backoff_max,
+                                 self._options.jitter, self._clock.sleep)
+        delay = self._options.keepalive_seconds
+        while not self._stopping:
+            await self._clock.sleep(delay)
+            try:
+                done = await self._keep_alive_once()
+            except Exception as exc:  # noqa: BLE001 - one failed round must not end the loop
+                logger.opt(exception=exc).error(
+                    "stream=user-data keepalive round failed, retrying after backoff "
+                    "error={!r}", exc)
+                done = False
+            if done:
+                retry.reset()
+                delay = self._options.keepalive_seconds
+            else:
+                delay = retry.next_delay()
+
+    async def _keep_alive_once(self) -> bool:
+        """One keepalive round; False if it should be retried soon."""
+        key = self.listen_key
+        status = await self._check_listen_key(key)
+        if status is ListenKeyStatus.GONE:
+            if self._forget_listen_key(key, "listen key gone (-1125)"):
+                await self._reconnect_now()
+            return True   # no key, or a new one on the way: the next round is for that one
+        return status is ListenKeyStatus.ALIVE
