@@ -37,7 +37,7 @@ from common import (
 )
 
 from storage import Store
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.backtest import run_backtest
 from trader.clock import ManualClock
 from trader.config import Settings, load_settings

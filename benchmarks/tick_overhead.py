@@ -24,7 +24,7 @@ from pathlib import Path
 from common import bench_symbols, figure, percentile, quiet_logs, random_walk_candles, scratch_dir
 
 from storage import Store
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.clock import ManualClock
 from trader.config import load_settings
 from trader.engine import Engine

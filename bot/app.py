@@ -37,7 +37,7 @@ from bot.headless import HeadlessAlertSink
 from bot.replies import Replies
 from bot.sending import Backoff, RetryLog, RetryPolicy, is_transient
 from storage import Store
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.clock import Clock
 from trader.commands import EngineControl
 from trader.config import ConfigError, Settings

@@ -12,7 +12,8 @@ from enum import StrEnum
 
 from loguru import logger
 
-from trader.alerts import Alert, Alerter, AlertName
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
 
 REFUSAL_TEXT = "This bot only answers its owner."
 UNAUTHORIZED_KEY = "UNAUTHORIZED"

@@ -30,7 +30,8 @@ from tenacity import (
 from bot.format import format_alert, split_message
 from bot.sending import Backoff, retry_after_seconds
 from storage import SaveStateFailure, Store
-from trader.alerts import Alerter, OutgoingAlert
+from trader.alerter import Alerter
+from trader.alerts import OutgoingAlert
 from trader.clock import Clock
 
 SendText = Callable[[int, str, bool], Awaitable[object]]

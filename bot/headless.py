@@ -7,7 +7,8 @@ import sqlite3
 from loguru import logger
 
 from storage import SaveStateFailure, Store
-from trader.alerts import Alerter, OutgoingAlert
+from trader.alerter import Alerter
+from trader.alerts import OutgoingAlert
 from trader.clock import Clock
 
 

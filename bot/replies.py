@@ -21,7 +21,8 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.format import plain_text, split_message
 from bot.sending import RetryPolicy, call_with_retries, is_transient
-from trader.alerts import Alert, Alerter, AlertName
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
 from trader.clock import Clock
 
 NOT_MODIFIED = "message is not modified"   # Telegram's BadRequest for an edit that changes nothing

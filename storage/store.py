@@ -1,11 +1,16 @@
-"""Repositories over the database: intents, orders, fills, positions, journal, alerts, state.
+"""The database's generic repositories: the append-only journal, the alert outbox, key-value
+state and equity snapshots, and the one gate every write goes through.
 
 Every public write is one transaction and raises `SaveStateFailure` naming what was being
-saved. Group several writes into one state change with `store.transaction("what")`:
+saved; every outcome is reported to `health` (the save-failure monitor). Group several
+writes into one state change with `store.transaction("what")`:
 
     with store.transaction("finalize BTCUSDT"):
-        store.save_position(closed)
         store.append_event(now, "position_closed", "BTCUSDT", {...})
+        store.put("guards", {...}, now)
+
+The trading records (intents, orders, fills, positions) are typed by the trading core:
+`trader.trade_store.TradeStore` extends this class. Nothing here imports `trader`.
 """
 
 import json
@@ -19,20 +24,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.codec import dump, dumps, load, loads, to_json
+from storage.codec import dumps, to_json
 from storage.db import SaveStateFailure, open_database, saving
 from storage.health import WriteHealth
-from trader.domain import (
-    Fill,
-    Intent,
-    IntentStatus,
-    Order,
-    OrderStatus,
-    OrderType,
-    Position,
-    PositionState,
-    Side,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +40,6 @@ class StoredAlert:
     text: str
     status: str
     attempts: int
-
-
-def _dec(text: str | None) -> Decimal | None:
-    return None if text is None or text == "" else Decimal(text)
 
 
 _upsert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
@@ -115,126 +105,6 @@ class Store:
         cursor = self.db.execute(sql, params)
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-    # --- intents ------------------------------------------------------------------
-    def save_intent(self, intent: Intent, now: datetime | None = None) -> None:
-        row = dump(intent)
-        row["reduce_only"] = int(intent.reduce_only)
-        row["close_position"] = int(intent.close_position)
-        row["updated_at"] = (now or intent.created_at).isoformat()
-        with self._saving(f"intent {intent.client_id} {intent.status}"):
-            self._upsert("intents", row, "client_id")
-
-    def intent(self, client_id: str) -> Intent | None:
-        rows = self._rows("SELECT * FROM intents WHERE client_id = ?", [client_id])
-        return self._intent(rows[0]) if rows else None
-
-    def unresolved_intents(self) -> list[Intent]:
-        statuses = [s.value for s in IntentStatus if not s.resolved]
-        marks = ",".join("?" * len(statuses))
-        return [self._intent(r) for r in self.db["intents"].rows_where(
-            f"status IN ({marks})", statuses, order_by="created_at")]
-
-    def intents_for(self, symbol: str, position_key: str) -> list[Intent]:
-        return [self._intent(r) for r in self._rows(
-            "SELECT * FROM intents WHERE symbol = ? AND position_key = ? ORDER BY created_at",
-            [symbol, position_key])]
-
-    def purge_resolved_intents(self, before: datetime) -> int:
-        statuses = [s.value for s in IntentStatus if s.resolved]
-        marks = ",".join("?" * len(statuses))
-        with self._saving("intent cleanup"):
-            cursor = self.db.execute(
-                f"DELETE FROM intents WHERE status IN ({marks}) AND created_at < ?",
-                [*statuses, before.isoformat()])
-        return cursor.rowcount
-
-    @staticmethod
-    def _intent(row: dict[str, Any]) -> Intent:
-        row = {k: v for k, v in row.items() if k != "updated_at"}
-        row["reduce_only"] = bool(row["reduce_only"])
-        row["close_position"] = bool(row["close_position"])
-        return load(Intent, row)
-
-    # --- orders -------------------------------------------------------------------
-    def save_order(self, order: Order) -> None:
-        row = dump(order)
-        row["reduce_only"] = int(order.reduce_only)
-        row["close_position"] = int(order.close_position)
-        with self._saving(f"order {order.client_id} {order.status}"):
-            self._upsert("orders", row, "client_id")
-
-    def order(self, client_id: str) -> Order | None:
-        rows = self._rows("SELECT * FROM orders WHERE client_id = ?", [client_id])
-        if not rows:
-            return None
-        row = rows[0]
-        return Order(
-            symbol=row["symbol"], client_id=row["client_id"], side=Side(row["side"]),
-            type=OrderType(row["type"]), status=OrderStatus(row["status"]),
-            quantity=Decimal(row["quantity"]), filled_qty=Decimal(row["filled_qty"]),
-            avg_price=Decimal(row["avg_price"]), price=_dec(row["price"]),
-            stop_price=_dec(row["stop_price"]), reduce_only=bool(row["reduce_only"]),
-            close_position=bool(row["close_position"]), exchange_id=row["exchange_id"] or "",
-            updated_at=datetime.fromisoformat(row["updated_at"]) if row["updated_at"] else None)
-
-    # --- fills --------------------------------------------------------------------
-    def record_fill(self, fill: Fill) -> bool:
-        """Store a fill once; False if it was already recorded (idempotent replays)."""
-        row = dump(fill)
-        row["maker"] = int(fill.maker)
-        with self._saving(f"fill {fill.symbol} {fill.trade_id}"):
-            known = self.db.execute("SELECT 1 FROM fills WHERE symbol = ? AND trade_id = ?",
-                                    [fill.symbol, fill.trade_id]).fetchone()
-            if known:
-                return False
-            columns = tuple(row)
-            self.db.execute(f"INSERT INTO fills ({', '.join(f'[{c}]' for c in columns)}) "
-                            f"VALUES ({', '.join('?' * len(columns))})", [row[c] for c in columns])
-        return True
-
-    def fills(self, symbol: str | None = None, since: datetime | None = None) -> list[Fill]:
-        where, args = ["1=1"], []
-        if symbol:
-            where.append("symbol = ?")
-            args.append(symbol)
-        if since:
-            where.append("time >= ?")
-            args.append(since.isoformat())
-        rows = self.db["fills"].rows_where(" AND ".join(where), args, order_by="time")
-        return [load(Fill, {**r, "maker": bool(r["maker"])}) for r in rows]
-
-    def fill_ids(self, symbol: str) -> set[str]:
-        return {r["trade_id"] for r in self.db.query(
-            "SELECT trade_id FROM fills WHERE symbol = ?", [symbol])}
-
-    # --- positions ----------------------------------------------------------------
-    def save_position(self, position: Position) -> None:
-        row = {
-            "symbol": position.symbol, "key": position.key, "state": position.state.value,
-            "side": position.side.value, "opened_at": position.opened_at.isoformat(),
-            "closed_at": position.closed_at.isoformat() if position.closed_at else None,
-            "body": dumps(position),
-        }
-        with self._saving(f"position {position.symbol} {position.key} {position.state}"):
-            self._upsert("positions", row, "symbol", "key")
-
-    def open_positions(self) -> list[Position]:
-        rows = self.db["positions"].rows_where("state != ?", [PositionState.CLOSED.value],
-                                               order_by="opened_at")
-        return [loads(Position, r["body"]) for r in rows]
-
-    def position(self, symbol: str, key: str) -> Position | None:
-        rows = self._rows("SELECT body FROM positions WHERE symbol = ? AND key = ?", [symbol, key])
-        return loads(Position, rows[0]["body"]) if rows else None
-
-    def closed_positions(self, since: datetime | None = None) -> list[Position]:
-        where, args = "state = ?", [PositionState.CLOSED.value]
-        if since:
-            where += " AND closed_at >= ?"
-            args.append(since.isoformat())
-        rows = self.db["positions"].rows_where(where, args, order_by="closed_at")
-        return [loads(Position, r["body"]) for r in rows]
 
     # --- journal ------------------------------------------------------------------
     def append_event(self, at: datetime, kind: str, symbol: str = "",

@@ -4,20 +4,23 @@ is a plug-in interface by design (users bring their own): `OnDemandStrategy` emi
 signal a test asks for on the next closed candle.
 """
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from storage import Store
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.clock import ManualClock
+from trader.commands import Command, CommandKind, CommandResult
 from trader.config import Settings, load_settings
+from trader.control import Controller
 from trader.domain import Candle, Order, Side, Signal
 from trader.engine import Engine
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
+from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
@@ -58,10 +61,11 @@ class World:
     db_path: Path
     settings: Settings
     clock: ManualClock
-    store: Store
+    store: TradeStore
     paper: PaperExchange
     engine: Engine
     strategy: OnDemandStrategy
+    controller: Controller
     last_close: Decimal = Decimal("100000")
     candles: list[Candle] = field(default_factory=list)
 
@@ -100,6 +104,17 @@ class World:
     def alerts(self, name: str) -> list[str]:
         return [a.text for a in self.store.recent_alerts(200) if a.name == name]
 
+    async def command(self, kind: CommandKind, command_id: str | None = None,
+                      **fields: Any) -> CommandResult:
+        """Send a command the way the bot does; the engine's loop runs it between ticks."""
+        command = Command(kind, command_id or f"test:{kind}:{len(self.controller.results)}",
+                          self.clock.now(), **fields)
+        pending = asyncio.ensure_future(self.controller.execute(command))
+        while not pending.done():
+            await asyncio.sleep(0)
+            await self.controller.process()
+        return pending.result()
+
 
 async def make_world(tmp_path: Path, *, fresh_db: bool = True, **env: Any) -> World:
     db_path = tmp_path / "tradebot.db"
@@ -109,24 +124,24 @@ async def make_world(tmp_path: Path, *, fresh_db: bool = True, **env: Any) -> Wo
                 Path(f"{tmp_path / name}{suffix}").unlink(missing_ok=True)
     settings = settings_for(db_path, **env)
     clock = ManualClock(START)
-    store = Store.open(db_path)
+    store = TradeStore.open(db_path)
     # The paper exchange plays the remote exchange: its state lives in a file of its own,
     # so the agent's disk failing (tests of SAVE_STATE_FAILURE) does not take it down too.
-    exchange_store = Store.open(tmp_path / "exchange.db")
+    exchange_store = TradeStore.open(tmp_path / "exchange.db")
     paper = PaperExchange(exchange_store, clock,
                           SimConfig(balance=Decimal("10000"), seed=1, default_leverage=5))
     await paper.start([SYMBOL], settings.leverage)
     strategy = OnDemandStrategy()
     engine = Engine(settings, paper, store, clock, Alerter(store), strategy=strategy)
-    return World(db_path, settings, clock, store, paper, engine, strategy)
+    return World(db_path, settings, clock, store, paper, engine, strategy, Controller(engine))
 
 
 def restart(world: World, **env: Any) -> World:
     """A new process on the same database and the same exchange account (the paper
     exchange plays the remote exchange, so it survives the 'restart')."""
     settings = settings_for(world.db_path, **env) if env else world.settings
-    store = Store.open(world.db_path)
+    store = TradeStore.open(world.db_path)
     strategy = OnDemandStrategy()
     engine = Engine(settings, world.paper, store, world.clock, Alerter(store), strategy=strategy)
     return World(world.db_path, settings, world.clock, store, world.paper, engine, strategy,
-                 world.last_close, world.candles)
+                 Controller(engine), world.last_close, world.candles)

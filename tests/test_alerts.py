@@ -8,7 +8,8 @@ import pytest
 from sqlite_utils import Database
 
 from storage import Store
-from trader.alerts import Alert, Alerter, AlertName, Severity
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName, Severity
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 THROTTLE = timedelta(minutes=5)

@@ -58,25 +58,35 @@ async def test_entry_market_order_goes_to_the_order_endpoint_under_our_client_id
     assert fake.requests("POST /fapi/v1/algoOrder") == []
 
 
-async def test_entry_limit_buy_is_rounded_down_onto_the_tick_grid_and_rests(fake, exchange):
-    order = await exchange.place(limit(Side.BUY, "0.0129", "49000.07"))
+async def test_a_limit_entry_is_sent_exactly_as_planned_and_rests(fake, exchange):
+    order = await exchange.place(limit(Side.BUY, "0.012", "49000.10"))
 
     params = sent(fake, "POST /fapi/v1/order")
     assert (params["price"], params["quantity"], params["timeInForce"]) == (
-        "49000", "0.012", "GTC")
-    assert order.status is OrderStatus.NEW and order.price == Decimal("49000")
+        "49000.1", "0.012", "GTC")
+    assert order.status is OrderStatus.NEW and order.price == Decimal("49000.1")
     assert [o.client_id for o in await exchange.open_orders(SYMBOL)] == [order.client_id]
+
+
+async def test_the_adapter_only_formats_an_off_grid_price_is_binances_to_refuse(fake, exchange):
+    """Prices are rounded once, where they are planned: the codec never rounds again (a
+    filter rejection is re-rounded by the executor with the fresh rules)."""
+    with pytest.raises(ExchangeError) as refused:
+        await exchange.place(limit(Side.BUY, "0.0129", "49000.07"))
+    assert refused.value.code in (-4014, -1111)
+    params = sent(fake, "POST /fapi/v1/order")
+    assert params["price"] == "49000.07" and params["quantity"] == "0.0129"
 
 
 async def test_stop_loss_goes_to_the_algo_api_under_our_client_algo_id(fake, exchange):
     await exchange.place(market(Side.BUY, "0.01"))
-    order = await exchange.place(stop_loss(Side.SELL, "49000.04"))
+    order = await exchange.place(stop_loss(Side.SELL, "49000.1"))
 
     params = sent(fake, "POST /fapi/v1/algoOrder")
     assert params["clientAlgoId"] == client_id(OrderRole.STOP_LOSS)
     assert params["algoType"] == "CONDITIONAL" and params["type"] == "STOP_MARKET"
     assert params["workingType"] == "MARK_PRICE" and params["closePosition"] == "true"
-    assert params["triggerPrice"] == "49000.1"          # a sell stop rounds up (tighter)
+    assert params["triggerPrice"] == "49000.1"
     assert "quantity" not in params and "reduceOnly" not in params
     assert "newClientOrderId" not in params
     assert len(fake.requests("POST /fapi/v1/order")) == 1   # only the entry
@@ -86,11 +96,11 @@ async def test_stop_loss_goes_to_the_algo_api_under_our_client_algo_id(fake, exc
 
 async def test_take_profit_with_a_quantity_is_reduce_only_on_the_algo_api(fake, exchange):
     await exchange.place(market(Side.BUY, "0.02"))
-    order = await exchange.place(take_profit(Side.SELL, "51000.06", "0.02"))
+    order = await exchange.place(take_profit(Side.SELL, "51000.00", "0.02"))
 
     params = sent(fake, "POST /fapi/v1/algoOrder")
     assert (params["quantity"], params["reduceOnly"], params["triggerPrice"]) == (
-        "0.02", "true", "51000")                        # a sell take-profit rounds down
+        "0.02", "true", "51000")                        # plain digits, no trailing zeros
     assert params["clientAlgoId"] == client_id(OrderRole.TAKE_PROFIT)
     assert order.type is OrderType.TAKE_PROFIT_MARKET and order.reduce_only
 
@@ -306,10 +316,10 @@ async def test_klines_come_back_as_candles_with_closed_flags(fake, exchange):
 
 # --- Decimal formatting --------------------------------------------------------------------
 
-async def test_every_price_and_quantity_is_a_plain_decimal_string_on_tick_and_step(fake):
+async def test_every_price_and_quantity_is_a_plain_decimal_string(fake):
     async with started_exchange(fake, symbols=("XRPUSDT",)) as exchange:
         await exchange.place(OrderRequest("XRPUSDT", Side.BUY, OrderType.MARKET,
-                                          Decimal("123.456789"), "tb-XRPUSDT-k-en1",
+                                          Decimal("123.40"), "tb-XRPUSDT-k-en1",
                                           OrderRole.ENTRY))
         await exchange.place(OrderRequest("XRPUSDT", Side.SELL, OrderType.STOP_MARKET,
                                           Decimal("1E+2"), "tb-XRPUSDT-k-sl1",

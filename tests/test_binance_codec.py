@@ -28,6 +28,7 @@ from trader.domain import (
     utc,
 )
 from trader.exchange import binance_codec as codec
+from trader.exchange import binance_quotes as quotes
 from trader.exchange.base import ExchangeError, MalformedResponse, OrderUpdate
 from trader.exchange.errors import Outcome, classify
 
@@ -60,6 +61,10 @@ DECODERS: dict[str, Callable[[Any], Any]] = {
     "event_account_update": codec.update_from_account_event,
     "event_kline": lambda p: codec.candle_from_stream(p["k"]),
     "event_kline_combined": lambda p: codec.candle_from_stream(p["data"]["k"]),
+    "event_book_ticker": quotes.book_from_stream,          # tests/test_binance_quotes.py
+    "event_book_ticker_combined": lambda p: quotes.book_from_stream(p["data"]),
+    "event_mark_price": quotes.mark_from_stream,
+    "event_mark_price_combined": lambda p: quotes.mark_from_stream(p["data"]),
 }
 ERRORS = {"error_margin_insufficient": Outcome.SKIPPED,
           "error_too_many_requests": Outcome.CIRCUIT_OPEN,

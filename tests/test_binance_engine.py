@@ -4,19 +4,21 @@ re-attach of a hand-cancelled stop, finalize of a hand-closed position, error ou
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from storage import Store
 from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.clock import SystemClock
 from trader.domain import CloseReason, OrderType, Side
 from trader.engine import Engine
 from trader.exchange.binance import BinanceExchange
-from trader.reconcile import boot
+from trader.position import PositionState
+from trader.startup import boot
+from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
 PRICE = Decimal("50000")
@@ -28,14 +30,15 @@ async def fake():
         yield server
 
 
-async def start_engine(fake: FakeBinance, tmp_path, **env) -> Engine:
+async def start_engine(fake: FakeBinance, tmp_path, clock=None, **env) -> Engine:
     values = {"db_path": tmp_path / "tradebot.db", "sentinel_debounce_seconds": 0,
               "sentinel_debounce_cycles": 2, **env}
     settings = settings_for(fake, **values)
-    exchange = BinanceExchange(settings, SystemClock(), streams=False)
+    clock = clock or SystemClock()
+    exchange = BinanceExchange(settings, clock, streams=False)
     await exchange.start([SYMBOL], settings.leverage)
-    store = Store.open(settings.db_path)
-    return Engine(settings, exchange, store, SystemClock(), Alerter(store))
+    store = TradeStore.open(settings.db_path)
+    return Engine(settings, exchange, store, clock, Alerter(store))
 
 
 async def stop_engine(engine: Engine) -> None:
@@ -102,14 +105,14 @@ async def test_restart_on_a_fresh_disk_adopts_its_own_orders_instead_of_resendin
 
 async def test_hand_cancelled_stop_is_reattached_by_the_sentinel(fake, tmp_path):
     async with booted_long(fake, tmp_path) as engine:
-        stop_id = engine.positions[SYMBOL].sl_client_id
+        stop_id = engine.positions[SYMBOL].stop.order.client_id
         await fake.cancel_order_by_hand(SYMBOL, stop_id)
         for _ in range(3):
             await engine.tick()
         position = engine.positions[SYMBOL]
-        assert position.sl_client_id != stop_id and position.sl_client_id.endswith("sl2")
+        assert position.stop.order.client_id != stop_id and position.stop.order.client_id.endswith("sl2")
         stops = [o for o in await engine.exchange.open_orders(SYMBOL) if o.type is OrderType.STOP_MARKET]
-        assert [o.client_id for o in stops] == [position.sl_client_id]
+        assert [o.client_id for o in stops] == [position.stop.order.client_id]
 
 
 async def test_hand_closed_position_is_finalized_with_siblings_cancelled(fake, tmp_path):
@@ -122,16 +125,42 @@ async def test_hand_closed_position_is_finalized_with_siblings_cancelled(fake, t
         assert await engine.exchange.open_orders(SYMBOL) == []
 
 
-async def test_margin_insufficient_on_reattach_is_skipped_without_a_retry_storm(fake, tmp_path):
-    fake.inject_fault("POST /fapi/v1/algoOrder", code=-2019, times=10)
-    async with booted_long(fake, tmp_path, sentinel_debounce_seconds=3600) as engine:
-        for _ in range(5):
-            await engine.tick()
-        # one attempt per leg at boot; then the debounce (1 h) holds further tries back
+async def test_margin_insufficient_on_reattach_is_retried_on_a_capped_schedule_not_a_storm(
+        fake, tmp_path):
+    """-2019 on both legs: one alert, retries after 2, 4, 8 ... s (never every tick), and
+    protected within one retry once margin is back."""
+    from trader.clock import ManualClock
+    fake.inject_fault("POST /fapi/v1/algoOrder", code=-2019, times=6)
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    clock = ManualClock(datetime.now(UTC))
+    engine = await start_engine(fake, tmp_path, clock=clock)
+    try:
+        await boot(engine)                         # one attempt per leg: both refused
         assert len(algo_posts(fake)) == 2
-        assert engine.positions[SYMBOL].sl_client_id is None
+        for _ in range(5):
+            await engine.tick()                    # no time has passed: no retry
+        assert len(algo_posts(fake)) == 2
+        clock.advance(2.0)
+        await engine.tick()                        # 2 s: one retry per leg, refused again
+        assert len(algo_posts(fake)) == 4
+        clock.advance(2.0)
+        await engine.tick()                        # the next retry waits 4 s
+        assert len(algo_posts(fake)) == 4
+        clock.advance(2.0)
+        await engine.tick()                        # 4 s: retried; margin is back now
+        assert len(algo_posts(fake)) == 6
+        clock.advance(4.0)
+        await engine.tick()                        # 8 s after the third refusal: placed
+        assert engine.positions[SYMBOL].state.value == "ATTACHING"
+        clock.advance(4.0)
+        await engine.tick()
+        assert len(algo_posts(fake)) == 8
+        assert engine.positions[SYMBOL].state.value == "PROTECTED"
         texts = [a.text for a in engine.store.recent_alerts(50)]
-        assert any("could not attach STOP_LOSS" in t for t in texts)
+        assert sum("could not place the stop-loss" in t for t in texts) == 1
+        assert any("protected again" in t for t in texts)
+    finally:
+        await stop_engine(engine)
 
 
 async def test_server_error_on_a_stop_is_an_unknown_outcome_probed_not_resent(fake, tmp_path):
@@ -166,15 +195,15 @@ async def test_the_intent_is_journaled_as_sent_before_the_request_reaches_binanc
     database already holds its intent, so a crash right now leaves a record to probe."""
     import asyncio
 
-    from trader.domain import IntentStatus, OrderRole, OrderType, Position, PositionState
+    from tests.positions import make
+    from trader.domain import IntentStatus, OrderRole, OrderType
     from trader.intents import entry_intent
     engine = await start_engine(fake, tmp_path)
     try:
         fake.inject_fault("POST /fapi/v1/order", delay=0.5, times=1)
-        position = Position(symbol=SYMBOL, key="wal1", side=Side.BUY, state=PositionState.ENTERING,
-                            quantity=Decimal("0.010"), entry_price=PRICE, leverage=5,
-                            opened_at=engine.clock.now())
-        _, intent = entry_intent(position, engine.clock.now())
+        position = make(symbol=SYMBOL, key="wal1", state=PositionState.ENTERING,
+                         quantity="0.010", entry=PRICE, live_legs=False)
+        intent = entry_intent(position, "tb-BTCUSDT-wal1-en1", engine.clock.now())
         sending = asyncio.ensure_future(engine.executor.submit(intent))
         while not fake.requests("POST /fapi/v1/order"):
             await asyncio.sleep(0.01)

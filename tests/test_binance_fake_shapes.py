@@ -83,7 +83,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
     user, market = Recorder(fake.hub.send_user, 0), Recorder(fake.hub.send_market, 1)
     fake.hub.send_user, fake.hub.send_market = user, market
     async with started_exchange(fake) as exchange:
-        client, rules = exchange.client, exchange.rules(SYMBOL)
+        client = exchange.client
         entry, resting = market_order(Side.BUY, "0.01"), limit(Side.BUY, "0.01", "45000", 2)
         stop = stop_loss(Side.SELL, "48000")
         answers: dict[str, Any] = {
@@ -93,16 +93,16 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
             "margin_type": await client.futures_change_margin_type(symbol="ETHUSDT",
                                                                    marginType="ISOLATED"),
             "leverage": await client.futures_change_leverage(symbol=SYMBOL, leverage=3),
-            "order_new": await client.futures_create_order(**order_params(entry, rules)),
+            "order_new": await client.futures_create_order(**order_params(entry)),
         }
-        await client.futures_create_order(**order_params(resting, rules))
+        await client.futures_create_order(**order_params(resting))
         answers |= {
             "order_query": await client.futures_get_order(symbol=SYMBOL,
                                                           origClientOrderId=entry.client_id),
             "open_orders": await client.futures_get_open_orders(symbol=SYMBOL),
             "order_cancel": await client.futures_cancel_order(
                 symbol=SYMBOL, origClientOrderId=resting.client_id),
-            "algo_order_new": await client.futures_create_algo_order(**algo_params(stop, rules)),
+            "algo_order_new": await client.futures_create_algo_order(**algo_params(stop)),
             "algo_order_query": await client.futures_get_algo_order(clientAlgoId=stop.client_id),
             "open_algo_orders": await client.futures_get_open_algo_orders(symbol=SYMBOL),
             "algo_order_cancel": await client.futures_cancel_algo_order(
@@ -123,7 +123,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
         await fake.expire_listen_key()
         errors = {
             "error_margin_insufficient": await rejected(client.futures_create_order(
-                **order_params(market_order(Side.BUY, "100", seq=3), rules))),
+                **order_params(market_order(Side.BUY, "100", seq=3)))),
             "error_unknown_order": await rejected(client.futures_cancel_order(
                 symbol=SYMBOL, origClientOrderId=resting.client_id)),
             "error_no_such_order": await rejected(client.futures_get_order(
@@ -133,9 +133,15 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
         errors["error_too_many_requests"] = await rejected(client.futures_time())
     for event in user.payloads:
         answers.setdefault(EVENT_FIXTURES[event["e"]], []).append(event)
-    answers["event_kline_combined"] = market.payloads
-    answers["event_kline"] = [event["data"] for event in market.payloads]
+    for event in market.payloads:
+        name = MARKET_FIXTURES[event["data"]["e"]]
+        answers.setdefault(f"{name}_combined", []).append(event)
+        answers.setdefault(name, []).append(event["data"])
     return answers, errors
+
+
+MARKET_FIXTURES = {"kline": "event_kline", "bookTicker": "event_book_ticker",
+                   "markPriceUpdate": "event_mark_price"}
 
 
 EVENT_FIXTURES = {"ORDER_TRADE_UPDATE": "event_order_trade_update",

@@ -11,17 +11,18 @@ from decimal import Decimal
 
 import pytest
 
-from storage import Store
 from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.clock import SystemClock
 from trader.commands import Command, CommandKind
+from trader.control import Controller
 from trader.domain import CloseReason, OrderType, Side
 from trader.engine import Engine
 from trader.exchange.binance import BinanceExchange
 from trader.exchange.gate import RetryPolicy
-from trader.reconcile import boot
+from trader.startup import boot
+from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
 PRICE = Decimal("50000")
@@ -43,7 +44,7 @@ async def booted_long(fake: FakeBinance, tmp_path, **env) -> AsyncIterator[Engin
     settings = settings_for(fake, **values)
     exchange = BinanceExchange(settings, SystemClock(), streams=False, retry_policy=FAST)
     await exchange.start([SYMBOL], settings.leverage)
-    store = Store.open(settings.db_path)
+    store = TradeStore.open(settings.db_path)
     engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
     try:
         await boot(engine)
@@ -63,12 +64,12 @@ async def stops(engine: Engine) -> list:
 
 
 async def run(engine: Engine, kind: CommandKind, **fields):
-    command = Command(kind, f"test:{kind}:{len(engine.command_results)}", engine.clock.now(),
-                      **fields)
-    pending = asyncio.ensure_future(engine.execute(command))
+    command = Command(kind, f"test:{kind}", engine.clock.now(), **fields)
+    controller = Controller(engine)
+    pending = asyncio.ensure_future(controller.execute(command))
     while not pending.done():
         await asyncio.sleep(0)
-        await engine.process_commands()
+        await controller.process()
     return pending.result()
 
 
@@ -82,7 +83,7 @@ async def test_six_503_in_a_row_on_reads_do_not_kill_the_tick_and_protection_goe
         fake.inject_fault("GET /fapi/v3/positionRisk", http_status=503, times=6)
         await engine.tick()                     # must not raise
         assert "503" in (engine.last_error or "")
-        stop_id = engine.positions[SYMBOL].sl_client_id
+        stop_id = engine.positions[SYMBOL].stop.order.client_id
         await fake.cancel_order_by_hand(SYMBOL, stop_id)
         for _ in range(3):
             await engine.tick()
@@ -120,7 +121,7 @@ async def test_a_tick_size_change_is_learned_from_the_rejection_and_the_stop_goe
         rules = fake.sim.rules_for(SYMBOL)
         fake.sim.set_rules(replace(rules, tick_size=Decimal("7")))
         info_before = len(fake.requests("GET /fapi/v1/exchangeInfo"))
-        await fake.cancel_order_by_hand(SYMBOL, position.sl_client_id)
+        await fake.cancel_order_by_hand(SYMBOL, position.stop.order.client_id)
         for _ in range(3):
             await engine.tick()
         live = await stops(engine)
@@ -189,7 +190,7 @@ async def test_after_a_silent_listen_key_expiry_the_engine_resyncs_over_rest(fak
     exchange = BinanceExchange(settings, SystemClock(), stream_options=options,
                                retry_policy=FAST)
     await exchange.start([SYMBOL], settings.leverage)
-    store = Store.open(settings.db_path)
+    store = TradeStore.open(settings.db_path)
     engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
     try:
         await boot(engine)

@@ -35,9 +35,9 @@ async def test_after_the_stop_fills_no_order_of_ours_is_left_and_the_close_is_re
         position = engine.positions[SYMBOL]
         kinds = sorted(o.type for o in await engine.exchange.open_orders(SYMBOL))
         assert kinds == [OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET]
-        assert position.sl_price is not None
+        assert position.stop.trigger_price is not None
 
-        await fake.move_price(SYMBOL, position.sl_price - Decimal("10"))   # the stop fills
+        await fake.move_price(SYMBOL, position.stop.trigger_price - Decimal("10"))   # the stop fills
         assert fake.sim.position(SYMBOL).quantity == 0
         left_by_the_exchange = await our_open_orders(engine)       # the take-profit, or not
         assert len(left_by_the_exchange) == (1 if fake.flat_orders == "keep" else 0)

@@ -1,4 +1,4 @@
-"""The user-data and kline streams against the fake Binance server's websockets: events
+"""The user-data and market streams against the fake Binance server's websockets: events
 decoded into OrderUpdate / AccountUpdate (ALGO_UPDATE of a triggered stop included),
 stream loss -> streaming False -> REST still answers -> reconnect -> streaming True,
 listenKey expiry (with the event, or silent) and keepalive, half-open sockets, silent
@@ -23,6 +23,7 @@ from tests.fakes.binance_harness import (
     started_exchange,
     stop_loss,
 )
+from tests.fakes.binance_hub import MarketSubscription
 from tests.fakes.binance_server import FakeBinance
 from trader.clock import ManualClock, SystemClock
 from trader.domain import Candle, OrderRole, OrderStatus, OrderType, Side
@@ -50,7 +51,7 @@ async def streaming_exchange(fake: FakeBinance, options: StreamOptions = FAST,
 @pytest.fixture
 async def exchange(fake):
     async with await streaming_exchange(fake) as started:
-        assert await eventually(lambda: started.streaming and started.streams.klines_live)
+        assert await eventually(lambda: started.streaming and started.streams.market_live)
         yield started
 
 
@@ -119,8 +120,13 @@ async def test_wait_for_event_wakes_on_an_event_and_times_out_without_one(exchan
 
 async def test_streams_subscribe_through_their_urls(fake):
     async with await streaming_exchange(fake, symbols=("BTCUSDT", "ETHUSDT")) as exchange:
-        assert await eventually(lambda: exchange.streaming and exchange.streams.klines_live)
-        assert list(fake.hub.market.values()) == [{"btcusdt@kline_1m", "ethusdt@kline_1m"}]
+        assert await eventually(lambda: exchange.streaming and exchange.streams.market_live)
+        assert await eventually(lambda: exchange.streams.book_ticker_live)
+        klines_and_marks = {"btcusdt@kline_1m", "ethusdt@kline_1m", "btcusdt@markPrice@1s",
+                            "ethusdt@markPrice@1s"}
+        assert set(fake.hub.market.values()) == {   # each on its documented route
+            MarketSubscription("market", frozenset(klines_and_marks)),
+            MarketSubscription("public", frozenset({"btcusdt@bookTicker", "ethusdt@bookTicker"}))}
         assert list(fake.hub.user.values()) == [exchange.streams.user.listen_key]
 
 
@@ -165,8 +171,8 @@ async def test_silent_market_data_forces_a_reconnect(fake):
                             backoff_initial=0.05, backoff_max=0.1)
     with captured_logs("WARNING") as logs:
         async with await streaming_exchange(fake, options) as exchange:
-            assert await eventually(lambda: exchange.streams.klines.health.outages >= 1)
-    assert any("stream=klines silent" in line for line in logs)
+            assert await eventually(lambda: exchange.streams.market.health.outages >= 1)
+    assert any("stream=market silent" in line for line in logs)
 
 
 # --- the listen key --------------------------------------------------------------------------
@@ -288,9 +294,9 @@ async def test_bad_messages_are_counted_logged_and_the_streams_read_on(fake, exc
         await fake.hub.send_market_text("btcusdt@kline_1m", json.dumps(
             {"stream": "btcusdt@kline_1m", "data": [1]}))
         await fake.hub.send_market_text("btcusdt@kline_1m", "{}}")
-        user, klines = exchange.streams.user.health, exchange.streams.klines.health
+        user, market_data = exchange.streams.user.health, exchange.streams.market.health
         assert await eventually(lambda: user.decode_errors == len(BAD_USER_MESSAGES)
-                                and klines.decode_errors == 2)
+                                and market_data.decode_errors == 2)
     finally:
         logger.remove(sink)
 
@@ -298,8 +304,8 @@ async def test_bad_messages_are_counted_logged_and_the_streams_read_on(fake, exc
     assert len(failures) == len(BAD_USER_MESSAGES) + 2
     assert all(r["exception"] is not None for r in failures)        # with the traceback
     assert max(len(r["message"]) for r in failures) < 1_000         # payload truncated
-    assert exchange.streaming and exchange.streams.klines_live
-    assert (user.connections, user.outages, klines.connections) == (1, 0, 1)
+    assert exchange.streaming and exchange.streams.market_live
+    assert (user.connections, user.outages, market_data.connections) == (1, 0, 1)
     await exchange.place(market(Side.BUY, "0.01"))                  # good events still arrive
     await collect(exchange, lambda evs: any(isinstance(e, OrderUpdate) for e in evs))
     candle = Candle(SYMBOL, datetime(2026, 1, 1, 12, tzinfo=UTC), timedelta(minutes=1),

@@ -20,7 +20,7 @@ from tests.test_bot_support import (
     ask,
     bot_settings,
 )
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.clock import ManualClock
 from trader.commands import CommandKind
 from trader.config import ConfigError

@@ -11,7 +11,8 @@ from bot.app import TelegramBot, make_alert_sink
 from bot.headless import HeadlessAlertSink
 from tests.fakes.telegram_server import FakeTelegram, SentItem, utf16_length
 from tests.test_bot_support import FAST, GROUP, OWNER, ask, bot_settings
-from trader.alerts import Alert, Alerter, AlertName
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
 from trader.clock import ManualClock
 from trader.config import Settings
 

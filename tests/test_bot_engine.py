@@ -36,7 +36,7 @@ async def bot(world: World, telegram: FakeTelegram) -> AsyncIterator[TelegramBot
     settings = load_settings(
         _env_file=None, telegram_bot_token=telegram.token, telegram_allowed_chat_ids=str(OWNER),
         telegram_api_url=telegram.api_url, symbols=SYMBOL)
-    sink = make_alert_sink(settings, world.engine, world.engine.alerter, world.store,
+    sink = make_alert_sink(settings, world.controller, world.engine.alerter, world.store,
                            SystemClock(), FAST)
     assert isinstance(sink, TelegramBot)
     world.engine.alerter.sink = sink
@@ -51,7 +51,7 @@ async def bot(world: World, telegram: FakeTelegram) -> AsyncIterator[TelegramBot
 
 async def engine_loop(world: World) -> None:
     while True:
-        await world.engine.process_commands()
+        await world.controller.process()
         await asyncio.sleep(0.01)
 
 
@@ -63,7 +63,7 @@ async def test_status_from_the_phone_shows_the_real_position_and_its_protection(
     position = world.engine.positions[SYMBOL]
     assert SYMBOL in reply.plain and "LONG" in reply.plain
     text = reply.plain.replace(",", "")
-    assert f"SL {position.sl_price:.0f}" in text or f"SL {position.sl_price}" in text
+    assert f"SL {position.stop.trigger_price:.0f}" in text or f"SL {position.stop.trigger_price}" in text
     assert "not attached" not in text
 
 
@@ -91,7 +91,7 @@ async def test_a_stranger_cannot_close_anything(world, telegram, bot):
 async def test_a_stop_loss_fill_reaches_the_phone_as_an_alert(world, telegram, bot):
     position = world.engine.positions[SYMBOL]
     since = len(telegram.sent)
-    await world.step(position.sl_price - 50, low=position.sl_price - 200)
+    await world.step(position.stop.trigger_price - 50, low=position.stop.trigger_price - 200)
     alert = await telegram.wait_for(lambda item: item.chat_id == OWNER
                                     and "STOP_LOSS" in (item.plain or ""), since=since, timeout=5)
     assert SYMBOL in alert.plain
@@ -107,7 +107,7 @@ async def test_webhook_mode_registers_the_url_and_answers_pushed_commands(world,
         _env_file=None, telegram_bot_token=telegram.token, telegram_allowed_chat_ids=str(OWNER),
         telegram_api_url=telegram.api_url, symbols=SYMBOL, port=str(port),
         telegram_webhook_url=f"http://127.0.0.1:{port}/tg-hook")
-    sink = make_alert_sink(settings, world.engine, world.engine.alerter, world.store,
+    sink = make_alert_sink(settings, world.controller, world.engine.alerter, world.store,
                            SystemClock(), FAST)
     await sink.start()
     try:

@@ -14,7 +14,8 @@ from bot.sending import Backoff, RetryPolicy, call_with_retries
 from storage import Store
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_bot_support import OWNER, ask
-from trader.alerts import Alert, Alerter, AlertName
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
 from trader.clock import ManualClock
 
 pytest_plugins = ["tests.test_bot_support"]

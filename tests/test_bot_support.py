@@ -24,7 +24,7 @@ from bot.handlers import HandlerTimings
 from bot.sending import Backoff, RetryPolicy
 from storage import Store
 from tests.fakes.telegram_server import FakeTelegram, SentItem
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.clock import ManualClock
 from trader.commands import (
     ALL_SYMBOLS,

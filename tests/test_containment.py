@@ -5,14 +5,13 @@ boundary, logged, alerted, and the engine goes on protecting and answering /stat
 Real engine, paper exchange, file database; failures are injected by replacing one step
 with a function that raises (the boundary is what is under test, not the failure)."""
 
-import asyncio
 from decimal import Decimal
 
 import pytest
 
 from tests.engine_world import SYMBOL, long_signal, make_world
 from trader import guards
-from trader.commands import Command, CommandKind
+from trader.commands import CommandKind
 from trader.domain import OrderType
 from trader.exchange.base import ExchangeError, UnknownOutcome
 
@@ -26,13 +25,7 @@ async def open_long(world):
 
 async def run(world, kind: CommandKind, **fields):
     """Send a command the way the bot does and let the engine run it between ticks."""
-    command = Command(kind, f"test:{kind}:{len(world.engine.command_results)}",
-                      world.clock.now(), **fields)
-    pending = asyncio.ensure_future(world.engine.execute(command))
-    while not pending.done():
-        await asyncio.sleep(0)
-        await world.engine.process_commands()
-    return pending.result()
+    return await world.command(kind, **fields)
 
 
 def raising(error: BaseException, times: int = 1):
@@ -64,7 +57,7 @@ async def assert_alive_and_protecting(world) -> None:
 async def test_an_unexpected_error_in_a_symbols_tick_is_alerted_and_the_engine_goes_on(tmp_path):
     world = await make_world(tmp_path)
     await open_long(world)
-    world.engine.trading.manage = raising(KeyError("orderType"))(world.engine.trading.manage)
+    world.engine.view.book = raising(KeyError("orderType"))(world.engine.view.book)
     await world.step()
     errors = world.alerts("ERROR")
     assert errors and "KeyError" in errors[0] and "tick BTCUSDT" in errors[0]
@@ -76,6 +69,7 @@ async def test_a_read_that_fails_after_its_retries_skips_the_symbol_for_this_tic
     await open_long(world)
     sent = world.sent
     burst = ExchangeError(-1000, "Unknown error, please check your request", http_status=503)
+    world.paper.stream_live = False      # polling: every tick reads the position over REST
     world.paper.position = raising(burst, times=2)(world.paper.position)
     await world.step()
     await world.step()
@@ -111,7 +105,8 @@ async def test_a_failing_housekeeping_job_skips_only_itself(tmp_path):
 async def test_a_command_that_fails_answers_what_happened_instead_of_silence(tmp_path):
     world = await make_world(tmp_path)
     await open_long(world)
-    world.engine.trading.flatten = raising(RuntimeError("boom"))(world.engine.trading.flatten)
+    runner = world.engine.interpreter.runner
+    runner.flatten = raising(RuntimeError("boom"))(runner.flatten)
     result = await run(world, CommandKind.CLOSE, symbol=SYMBOL)
     assert not result.ok
     text = "\n".join(result.lines)
@@ -148,8 +143,8 @@ async def test_a_leftover_take_profit_on_a_flat_symbol_is_cancelled_on_the_next_
     # A crash between "position closed" and "siblings cancelled": the record is gone, the
     # take-profit is still on the exchange (resting orders outlive the position here).
     world.paper.sim._expire_orphans = lambda symbol, now: []
-    world.paper.sim.place(_take_profit_like(position), world.clock.now())
-    world.paper.sim.close_by_hand(SYMBOL, world.clock.now())
+    world.paper.publish(world.paper.sim.place(_take_profit_like(position), world.clock.now())[1])
+    world.paper.publish(world.paper.sim.close_by_hand(SYMBOL, world.clock.now()))
     world.engine.positions.pop(SYMBOL)
     if asleep:
         world.engine.guard_state = guards.sleep(world.engine.guard_state)
@@ -162,22 +157,19 @@ def _take_profit_like(position):
     from trader.domain import OrderRequest, OrderRole, Side
     return OrderRequest(SYMBOL, Side.SELL, OrderType.TAKE_PROFIT_MARKET, position.quantity,
                         f"tb-{SYMBOL}-{position.key}-tp9", OrderRole.TAKE_PROFIT,
-                        stop_price=position.tp_price, reduce_only=True)
+                        stop_price=position.take_profit.trigger_price, reduce_only=True)
 
 
 async def test_a_failed_alert_write_raises_save_state_failure_within_one_tick(tmp_path):
     world = await make_world(tmp_path)
-    position = await open_long(world)
+    await open_long(world)
     # Only the alert outbox fails (a trigger refuses inserts), nothing else.
     world.store.db.execute("CREATE TRIGGER outbox_broken BEFORE INSERT ON alerts "
                            "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
-    world.paper.sim.cancel_by_hand(SYMBOL, position.sl_client_id, world.clock.now())
-    for _ in range(4):   # SL_MISSING is published after two cycles
-        await world.step()
-        if world.engine.guard_state.save_failure:
-            break
+    world.paper.publish(world.paper.sim.close_by_hand(SYMBOL, world.clock.now()))
+    await world.step()        # the CLOSE alert cannot be written
     unsaved = {a.name for a in world.engine.alerter.take_unsaved()}
-    assert "SL_MISSING" in unsaved
+    assert "CLOSE" in unsaved
     assert "SAVE_STATE_FAILURE" in unsaved
     assert world.engine.guard_state.save_failure
     assert not world.engine.entry_allowed(SYMBOL)
@@ -210,7 +202,7 @@ async def test_a_close_by_the_exchange_is_recorded_and_alerted_as_what_it_was(tm
                                                                              client_id, reason):
     world = await make_world(tmp_path)
     await open_long(world)
-    world.paper.sim.close_by_exchange(SYMBOL, world.clock.now(), client_id)
+    world.paper.publish(world.paper.sim.close_by_exchange(SYMBOL, world.clock.now(), client_id))
     await world.step()
     closed = world.store.closed_positions()[-1]
     assert closed.close_reason.value == reason
@@ -225,7 +217,8 @@ async def test_a_partial_adl_is_reported_as_a_size_change_by_the_exchange(tmp_pa
     world = await make_world(tmp_path)
     position = await open_long(world)
     part = (position.quantity * 2 / 5).quantize(Decimal("0.001"))
-    world.paper.sim.close_by_exchange(SYMBOL, world.clock.now(), "adl_autoclose", part)
+    world.paper.publish(world.paper.sim.close_by_exchange(SYMBOL, world.clock.now(),
+                                                          "adl_autoclose", part))
     await world.step()
     reduced = world.alerts("POSITION_REDUCED")
     assert reduced and "by the exchange (ADL)" in reduced[0]

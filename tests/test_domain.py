@@ -1,6 +1,7 @@
-"""Domain values: deterministic client ids, exchange-filter rounding and formatting, positions."""
+"""Domain values: deterministic client ids, exchange-filter rounding and formatting (positions: tests/test_position.py)."""
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,13 +12,13 @@ from hypothesis import strategies as st
 from trader.domain import (
     ClientId,
     Order,
+    OrderRequest,
     OrderRole,
     OrderStatus,
     OrderType,
-    Position,
-    PositionState,
     Side,
     SymbolRules,
+    plain,
     position_key,
 )
 
@@ -38,16 +39,6 @@ prices = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1000000
 def rules(tick: Decimal = Decimal("0.10"), step: Decimal = Decimal("0.001")) -> SymbolRules:
     return SymbolRules("BTCUSDT", tick_size=tick, step_size=step, min_qty=step,
                        min_notional=Decimal("100"))
-
-
-def long_position(**changes: object) -> Position:
-    fields: dict[str, object] = {
-        "symbol": "BTCUSDT", "key": position_key(OPENED_AT), "side": Side.BUY,
-        "state": PositionState.PROTECTED, "quantity": Decimal("2"),
-        "entry_price": Decimal("100"), "leverage": 5, "opened_at": OPENED_AT,
-    }
-    fields.update(changes)
-    return Position(**fields)  # type: ignore[arg-type]
 
 
 # --- client ids -----------------------------------------------------------------------
@@ -159,77 +150,78 @@ def test_rounded_qty_is_never_more_than_asked_and_within_one_step(
 
 
 @given(price=prices, tick=st.sampled_from(TICKS), up=st.booleans())
-def test_fmt_price_of_a_rounded_price_is_plain_and_exact(
+def test_plain_text_of_a_rounded_price_is_plain_and_exact(
         price: Decimal, tick: Decimal, up: bool) -> None:
-    symbol_rules = rules(tick=tick)
-    rounded = symbol_rules.round_price(price, up=up)
-    text = symbol_rules.fmt_price(rounded)
+    rounded = rules(tick=tick).round_price(price, up=up)
+    text = plain(rounded)
     assert PLAIN_DECIMAL.match(text), text
     assert Decimal(text) == rounded
 
 
 @given(qty=prices, step=st.sampled_from(STEPS))
-def test_fmt_qty_is_plain_and_rounded_down(qty: Decimal, step: Decimal) -> None:
-    symbol_rules = rules(step=step)
-    text = symbol_rules.fmt_qty(qty)
+def test_plain_text_of_a_rounded_quantity_is_plain_and_exact(qty: Decimal, step: Decimal) -> None:
+    rounded = rules(step=step).round_qty(qty)
+    text = plain(rounded)
     assert PLAIN_DECIMAL.match(text), text
-    assert Decimal(text) == symbol_rules.round_qty(qty)
+    assert Decimal(text) == rounded
 
 
 @pytest.mark.parametrize(("value", "expected"), [
     (Decimal("1E+5"), "100000"),
     (Decimal("1000.000"), "1000"),
     (Decimal("0.00000010"), "0.0000001"),
+    (Decimal("-1.5E-7"), "-0.00000015"),
 ])
-def test_formatting_never_uses_exponent_notation(value: Decimal, expected: str) -> None:
-    tiny_tick = rules(tick=Decimal("0.0000001"), step=Decimal("0.0000001"))
-    assert tiny_tick.fmt_price(value) == expected
-    assert tiny_tick.fmt_qty(value) == expected
+def test_plain_text_never_uses_exponent_notation_or_trailing_zeros(value: Decimal,
+                                                                    expected: str) -> None:
+    assert plain(value) == expected
 
 
-def test_formatting_a_float_artefact_gives_the_tick_precision() -> None:
-    """A price computed through float (0.1 + 0.2) is sent with the tick's decimals only."""
-    noisy = Decimal(0.1 + 0.2)  # 0.3000000000000000444...
-    assert rules(tick=Decimal("0.01")).fmt_price(noisy) == "0.3"
-    assert rules(step=Decimal("0.001")).fmt_qty(noisy) == "0.3"
+# --- re-rounding a planned order onto changed rules ------------------------------------
+
+def request(side: Side, type_: OrderType, stop_price: str | None = None,
+            price: str | None = None, quantity: str = "0.1237") -> OrderRequest:
+    role = OrderRole.STOP_LOSS if type_ is OrderType.STOP_MARKET else OrderRole.TAKE_PROFIT
+    return OrderRequest("BTCUSDT", side, type_, Decimal(quantity), "tb-BTCUSDT-k-sl2", role,
+                        price=Decimal(price) if price else None,
+                        stop_price=Decimal(stop_price) if stop_price else None,
+                        reduce_only=True)
 
 
-# --- positions ------------------------------------------------------------------------
-
-def test_next_client_id_counts_each_role_separately() -> None:
-    position = long_position()
-    position, first_sl = position.next_client_id(OrderRole.STOP_LOSS)
-    position, second_sl = position.next_client_id(OrderRole.STOP_LOSS)
-    position, first_tp = position.next_client_id(OrderRole.TAKE_PROFIT)
-    key = position.key
-    assert (first_sl, second_sl, first_tp) == (
-        f"tb-BTCUSDT-{key}-sl1", f"tb-BTCUSDT-{key}-sl2", f"tb-BTCUSDT-{key}-tp1")
-    assert position.seq == {"sl": 2, "tp": 1}
-
-
-def test_next_client_id_leaves_the_original_position_unchanged() -> None:
-    original = long_position()
-    advanced, client_id = original.next_client_id(OrderRole.ENTRY)
-    assert original.seq == {}
-    assert advanced.seq == {"en": 1}
-    assert ClientId.parse(client_id) == ClientId("BTCUSDT", original.key, OrderRole.ENTRY, 1)
-
-
-@pytest.mark.parametrize(("side", "sl_price", "expected"), [
-    (Side.BUY, Decimal("95"), Decimal("10")),      # 2 x (100 - 95)
-    (Side.SELL, Decimal("105"), Decimal("10")),    # 2 x (105 - 100)
-    (Side.BUY, Decimal("100"), Decimal("0")),      # stop at breakeven
-    (Side.BUY, Decimal("102"), Decimal("0")),      # stop locks in profit
-    (Side.SELL, Decimal("97"), Decimal("0")),
-    (Side.BUY, None, Decimal("200")),              # no stop: the whole notional is at risk
-    (Side.SELL, None, Decimal("200")),
+@pytest.mark.parametrize(("side", "type_", "planned", "on_grid"), [
+    (Side.SELL, OrderType.STOP_MARKET, "49500.37", "49500.0"),          # a long's stop: down
+    (Side.BUY, OrderType.STOP_MARKET, "50500.12", "50500.5"),           # a short's stop: up
+    (Side.SELL, OrderType.TAKE_PROFIT_MARKET, "51000.12", "51000.5"),   # a long's target: up
+    (Side.BUY, OrderType.TAKE_PROFIT_MARKET, "48999.9", "48999.5"),     # a short's target: down
 ])
-def test_risk_amount_is_the_loss_if_the_stop_fills_now(
-        side: Side, sl_price: Decimal | None, expected: Decimal) -> None:
-    assert long_position(side=side, sl_price=sl_price).risk_amount() == expected
+def test_onto_grid_moves_a_trigger_away_from_the_market(side: Side, type_: OrderType,
+                                                        planned: str, on_grid: str) -> None:
+    """The tick grew from 0.1 to 0.5 since the order was planned: it can neither trigger
+    at once nor close at a worse price than planned."""
+    coarser = rules(tick=Decimal("0.5"), step=Decimal("0.01"))
+    moved = coarser.onto_grid(request(side, type_, stop_price=planned))
+    assert moved.stop_price == Decimal(on_grid)
+    assert moved.quantity == Decimal("0.12")                             # down to the step
+    assert replace(moved, stop_price=None, quantity=Decimal(0)) == replace(
+        request(side, type_, stop_price=planned), stop_price=None, quantity=Decimal(0))
 
 
-def test_unrealized_pnl_follows_the_side() -> None:
-    assert long_position().unrealized_pnl(Decimal("110")) == Decimal("20")
-    assert long_position(side=Side.SELL).unrealized_pnl(Decimal("110")) == Decimal("-20")
+@pytest.mark.parametrize(("side", "limit", "on_grid"), [
+    (Side.SELL, "51000.12", "51000.5"), (Side.BUY, "48999.9", "48999.5")])
+def test_onto_grid_never_lets_a_limit_pay_more_than_planned(side: Side, limit: str,
+                                                            on_grid: str) -> None:
+    coarser = rules(tick=Decimal("0.5"), step=Decimal("0.01"))
+    assert coarser.onto_grid(request(side, OrderType.LIMIT, price=limit)).price == Decimal(on_grid)
 
+
+@given(side=st.sampled_from(list(Side)),
+       type_=st.sampled_from([OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET]),
+       price=prices, qty=prices, tick=st.sampled_from(TICKS), step=st.sampled_from(STEPS))
+def test_onto_grid_lands_on_the_grid_and_leaves_an_on_grid_order_alone(
+        side: Side, type_: OrderType, price: Decimal, qty: Decimal, tick: Decimal,
+        step: Decimal) -> None:
+    grid = rules(tick=tick, step=step)
+    moved = grid.onto_grid(request(side, type_, stop_price=str(price), quantity=str(qty)))
+    assert moved.stop_price is not None and moved.stop_price % tick == 0
+    assert moved.quantity % step == 0 and moved.quantity <= qty
+    assert grid.onto_grid(moved) == moved

@@ -7,9 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.engine_world import SYMBOL, long_signal, make_world, restart
-from trader.commands import Command, CommandKind
+from trader.commands import CommandKind
 from trader.domain import CloseReason, OrderRequest, OrderRole, OrderType, Side
-from trader.reconcile import boot
+from trader.startup import boot
 
 
 async def open_long(world, sl_pct: str = "0.02", tp_pct: str = "0.04"):
@@ -21,19 +21,13 @@ async def open_long(world, sl_pct: str = "0.02", tp_pct: str = "0.04"):
 
 async def run(world, kind: CommandKind, **fields):
     """Send a command the way the bot does and let the engine run it between ticks."""
-    command = Command(kind, f"test:{kind}:{len(world.engine.command_results)}", world.clock.now(),
-                      **fields)
-    pending = asyncio.ensure_future(world.engine.execute(command))
-    while not pending.done():
-        await asyncio.sleep(0)
-        await world.engine.process_commands()
-    return pending.result()
+    return await world.command(kind, **fields)
 
 
 async def test_position_closed_by_hand_is_finalized_as_manual_with_siblings_cancelled(tmp_path):
     world = await make_world(tmp_path)
     await open_long(world)
-    world.paper.sim.close_by_hand(SYMBOL, world.clock.now())
+    world.paper.publish(world.paper.sim.close_by_hand(SYMBOL, world.clock.now()))
     await world.step()
     closed = world.store.closed_positions()[-1]
     assert closed.close_reason is CloseReason.MANUAL
@@ -45,7 +39,7 @@ async def test_position_reduced_by_hand_keeps_being_tracked_and_protected(tmp_pa
     world = await make_world(tmp_path)
     position = await open_long(world)
     half = (position.quantity / 2).quantize(Decimal("0.001"))
-    world.paper.sim.close_by_hand(SYMBOL, world.clock.now(), quantity=half)
+    world.paper.publish(world.paper.sim.close_by_hand(SYMBOL, world.clock.now(), quantity=half))
     await world.step()
     tracked = world.engine.positions[SYMBOL]
     assert tracked.quantity == position.quantity - half
@@ -57,18 +51,19 @@ async def test_stop_moved_by_hand_is_respected_not_fought(tmp_path):
     world = await make_world(tmp_path)
     position = await open_long(world)
     now = world.clock.now()
-    world.paper.sim.cancel_by_hand(SYMBOL, position.sl_client_id, now)
-    hand_price = position.sl_price + 300
-    world.paper.sim.place(OrderRequest(SYMBOL, Side.SELL, OrderType.STOP_MARKET, position.quantity,
-                                       "web_moved_by_hand", OrderRole.STOP_LOSS,
-                                       stop_price=hand_price, reduce_only=True), now)
+    world.paper.publish(world.paper.sim.cancel_by_hand(SYMBOL, position.stop.order.client_id, now))
+    hand_price = position.stop.trigger_price + 300
+    world.paper.publish(world.paper.sim.place(OrderRequest(
+        SYMBOL, Side.SELL, OrderType.STOP_MARKET, position.quantity, "web_moved_by_hand",
+        OrderRole.STOP_LOSS, stop_price=hand_price, reduce_only=True), now)[1])
     sent_before = world.sent
     for _ in range(5):
         await world.step()
     assert world.sent == sent_before
     assert world.alerts("SL_MISSING") == []
     tracked = world.engine.positions[SYMBOL]
-    assert tracked.sl_client_id == "web_moved_by_hand" and tracked.sl_price == hand_price
+    assert tracked.stop.order.client_id == "web_moved_by_hand"
+    assert tracked.stop.trigger_price == hand_price
 
 
 async def test_shutdown_keeping_positions_sleeps_across_a_restart_and_wake_resumes(tmp_path):
@@ -82,7 +77,8 @@ async def test_shutdown_keeping_positions_sleeps_across_a_restart_and_wake_resum
     await boot(restarted.engine)
     assert restarted.engine.guard_state.asleep
     # Asleep: protection still repairs a hand-cancelled stop, and nothing else runs.
-    world.paper.sim.cancel_by_hand(SYMBOL, position.sl_client_id, world.clock.now())
+    world.paper.publish(world.paper.sim.cancel_by_hand(SYMBOL, position.stop.order.client_id,
+                                                       world.clock.now()))
     restarted.strategy.next = long_signal()
     for _ in range(4):
         await restarted.step()
@@ -107,13 +103,9 @@ async def test_shutdown_with_flatten_closes_everything_and_reports_it(tmp_path):
 async def test_close_command_twice_with_the_same_id_acts_once(tmp_path):
     world = await make_world(tmp_path)
     await open_long(world)
-    command = Command(CommandKind.CLOSE, "tg:1:42", world.clock.now(), symbol=SYMBOL)
-    first = asyncio.ensure_future(world.engine.execute(command))
-    while not first.done():
-        await asyncio.sleep(0)
-        await world.engine.process_commands()
-    second = await asyncio.wait_for(world.engine.execute(command), 5)
-    assert first.result().ok and second.duplicate
+    first = await world.command(CommandKind.CLOSE, "tg:1:42", symbol=SYMBOL)
+    second = await world.command(CommandKind.CLOSE, "tg:1:42", symbol=SYMBOL)
+    assert first.ok and second.duplicate
     assert len(world.store.closed_positions()) == 1
 
 
@@ -122,7 +114,8 @@ async def test_save_state_failure_alerts_blocks_entries_and_keeps_protecting(tmp
     position = await open_long(world)
     world.store.db.execute("PRAGMA query_only = ON")   # the disk went read-only under us
 
-    world.paper.sim.cancel_by_hand(SYMBOL, position.sl_client_id, world.clock.now())
+    world.paper.publish(world.paper.sim.cancel_by_hand(SYMBOL, position.stop.order.client_id,
+                                                       world.clock.now()))
     world.strategy.next = long_signal()
     for _ in range(4):
         await world.step()
@@ -148,9 +141,9 @@ async def test_orders_of_a_second_instance_stop_trading_with_a_critical_alert(tm
     await world.warm_up()
     await boot(world.engine)
     # Another process with the same prefix places an entry on this account.
-    world.paper.sim.place(OrderRequest(SYMBOL, Side.BUY, OrderType.LIMIT, Decimal("0.01"),
-                                       "tb-BTCUSDT-zzzzzz-en1", OrderRole.ENTRY,
-                                       price=Decimal("90000")), world.clock.now())
+    world.paper.publish(world.paper.sim.place(OrderRequest(
+        SYMBOL, Side.BUY, OrderType.LIMIT, Decimal("0.01"), "tb-BTCUSDT-zzzzzz-en1",
+        OrderRole.ENTRY, price=Decimal("90000")), world.clock.now())[1])
     world.strategy.next = long_signal()
     await world.step()
     assert world.alerts("SECOND_INSTANCE")
@@ -159,13 +152,13 @@ async def test_orders_of_a_second_instance_stop_trading_with_a_critical_alert(tm
 
 
 async def test_cli_shutdown_is_executed_by_the_running_agent_as_its_own_command(tmp_path, capsys):
-    from trader.control import run_control_cli
+    from trader.control_cli import run_control_cli
     world = await make_world(tmp_path)
     await open_long(world)
 
     async def engine_loop() -> None:
         while True:
-            await world.engine.process_commands()
+            await world.controller.process()
             await asyncio.sleep(0.05)
 
     loop = asyncio.create_task(engine_loop())

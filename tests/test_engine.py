@@ -11,11 +11,14 @@ from trader.domain import (
     IntentStatus,
     OrderRole,
     OrderType,
-    PositionState,
     Side,
 )
+from trader.entry import EntryLimits, entering_position
+from trader.events import CloseRequested, EntryFilled
 from trader.exchange.errors import Outcome
 from trader.intents import entry_intent
+from trader.position import PositionState
+from trader.risk import EntryPlan
 
 
 async def open_long(world, sl_pct: str = "0.01", tp_pct: str = "0.02"):
@@ -37,8 +40,9 @@ async def test_entry_is_confirmed_then_both_legs_attached_and_verified(tmp_path)
     for order in orders.values():
         assert order.side is Side.SELL and order.reduce_only
         assert order.quantity == position.quantity
-    assert orders[OrderType.STOP_MARKET].stop_price == position.sl_price < position.entry_price
-    assert orders[OrderType.TAKE_PROFIT_MARKET].stop_price == position.tp_price > position.entry_price
+    assert orders[OrderType.STOP_MARKET].stop_price == position.stop.trigger_price < position.entry_price
+    assert orders[OrderType.TAKE_PROFIT_MARKET].stop_price == position.take_profit.trigger_price \
+        > position.entry_price
     intents = world.store.intents_for(SYMBOL, position.key)
     assert [i.role for i in intents] == [OrderRole.ENTRY, OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT]
 
@@ -49,7 +53,7 @@ async def test_stop_loss_fill_finalizes_before_any_other_order_is_sent(tmp_path)
     position = await open_long(world)
     sent_before = world.sent
 
-    await world.step(position.sl_price - 50, low=position.sl_price - 200)
+    await world.step(position.stop.trigger_price - 50, low=position.stop.trigger_price - 200)
 
     assert world.sent == sent_before
     assert SYMBOL not in world.engine.positions
@@ -63,7 +67,8 @@ async def test_stop_loss_fill_finalizes_before_any_other_order_is_sent(tmp_path)
 async def test_take_profit_fill_closes_with_reason_and_cancels_the_stop(tmp_path):
     world = await make_world(tmp_path)
     position = await open_long(world, tp_pct="0.006")
-    await world.step(position.tp_price + 10, high=position.tp_price + 100)
+    take = position.take_profit.trigger_price
+    await world.step(take + 10, high=take + 100)
     closed = world.store.closed_positions()[-1]
     assert closed.close_reason is CloseReason.TAKE_PROFIT and closed.realized_pnl > 0
     assert await world.open_orders() == []
@@ -74,28 +79,33 @@ async def test_stop_filled_before_a_move_finalizes_and_sends_no_new_order(tmp_pa
     world = await make_world(tmp_path)
     position = await open_long(world)
     # The market runs through the stop, but the engine has not observed it yet.
-    candle = world.candle(position.sl_price - 50, low=position.sl_price - 100)
+    stop = position.stop.trigger_price
+    candle = world.candle(stop - 50, low=stop - 100)
     world.paper.feed_candle(candle)
+    world.candles.append(candle)
     sent_before = world.sent
-
-    result = await world.engine.trading.replace_stop(position, position.sl_price + 100)
-
-    assert result is None
+    await world.engine.tick()
     assert world.sent == sent_before
+    assert SYMBOL not in world.engine.positions
     assert world.store.closed_positions()[-1].close_reason is CloseReason.STOP_LOSS
     assert await world.open_orders() == []
 
 
 async def test_replaced_stop_is_confirmed_before_the_old_one_is_cancelled(tmp_path):
+    """New-first: the stop moved up is placed and live before the old one is cancelled."""
     world = await make_world(tmp_path)
     position = await open_long(world)
-    old = position.sl_client_id
-    moved = await world.engine.trading.replace_stop(position, position.sl_price + 100)
-    assert moved is not None and moved.sl_client_id != old
+    old = position.stop.order.client_id
+    from dataclasses import replace as change
+    moved = position.with_leg(change(position.stop, trigger_price=position.stop.trigger_price + 100))
+    world.engine.interpreter.positions[SYMBOL] = moved
+    await world.step()
+    tracked = world.engine.positions[SYMBOL]
+    assert tracked.stop.order.client_id != old and tracked.stop.order.client_id.endswith("sl2")
     stops = [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET]
-    assert [o.client_id for o in stops] == [moved.sl_client_id]
+    assert [o.client_id for o in stops] == [tracked.stop.order.client_id]
     old_order = await world.paper.order_by_client_id(SYMBOL, old)
-    new_order = await world.paper.order_by_client_id(SYMBOL, moved.sl_client_id)
+    new_order = await world.paper.order_by_client_id(SYMBOL, tracked.stop.order.client_id)
     assert old_order.status.name == "CANCELED"
     assert new_order.updated_at <= old_order.updated_at   # new placed before old cancelled
 
@@ -103,8 +113,8 @@ async def test_replaced_stop_is_confirmed_before_the_old_one_is_cancelled(tmp_pa
 async def test_duplicated_intent_sends_exactly_one_order(tmp_path):
     world = await make_world(tmp_path)
     await world.warm_up()
-    position = replace_position_for_entry(world)
-    _, intent = entry_intent(position, world.clock.now())
+    position, client_id = entering(world).next_client_id(OrderRole.ENTRY)
+    intent = entry_intent(position, client_id, world.clock.now())
     first = await world.engine.executor.submit(intent)
     second = await world.engine.executor.submit(intent)
     assert first.ok and second.outcome is Outcome.NOOP
@@ -113,28 +123,52 @@ async def test_duplicated_intent_sends_exactly_one_order(tmp_path):
     assert len(fills) == 1
 
 
-def replace_position_for_entry(world):
-    from trader.domain import Position, position_key
-    return Position(symbol=SYMBOL, key=position_key(world.clock.now()), side=Side.BUY,
-                    state=PositionState.ENTERING, quantity=Decimal("0.010"),
-                    entry_price=world.last_close, leverage=5, opened_at=world.clock.now(),
-                    sl_price=Decimal("99000"), tp_price=Decimal("101000"))
+def entering(world, quantity: str = "0.010", stop: str = "99000", take: str = "101000"):
+    plan = EntryPlan(Decimal(quantity), Decimal(stop), Decimal(take), Decimal(0), Decimal(0),
+                     Decimal(0), Decimal(0), Decimal(0))
+    limits = EntryLimits(5, Decimal("0.06"), Decimal("0.5"), timedelta(minutes=40),
+                         timedelta(minutes=5))
+    from trader.domain import Signal
+    signal = Signal(Side.BUY, 0.8, Decimal("0.02"), Decimal("0.01"))
+    return entering_position(SYMBOL, signal, plan, world.last_close, world.clock.now(),
+                             world.clock.now(), limits)
 
 
 async def test_partial_entry_fill_sizes_exits_to_the_filled_quantity(tmp_path):
     world = await make_world(tmp_path)
     await world.warm_up()
-    wanted = replace_position_for_entry(world)
-    wanted = replace(wanted, quantity=Decimal("0.050"))
-    position, intent = entry_intent(wanted, world.clock.now())
+    position, client_id = entering(world, quantity="0.050").next_client_id(OrderRole.ENTRY)
+    world.engine.interpreter.adopt(position)
     # Only 0.020 of the 0.050 entry filled (the rest expired on the exchange).
-    await world.engine.executor.submit(replace(intent, quantity=Decimal("0.020")))
-    world.engine.save_position(position)
+    await world.engine.executor.submit(replace(entry_intent(position, client_id,
+                                                            world.clock.now()),
+                                               quantity=Decimal("0.020")))
     await world.step()
     tracked = world.engine.positions[SYMBOL]
     assert tracked.quantity == Decimal("0.020")
     legs = [o for o in await world.open_orders() if o.reduce_only]
     assert sorted(o.quantity for o in legs) == [Decimal("0.020"), Decimal("0.020")]
+
+
+async def test_an_entry_filled_in_two_parts_ends_with_one_stop_and_one_target_for_the_whole(
+        tmp_path):
+    """0.004 then 0.006: new 0.010 legs placed first, the 0.004 legs cancelled after."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    position, client_id = entering(world, quantity="0.010").next_client_id(OrderRole.ENTRY)
+    world.engine.interpreter.adopt(position)
+    await world.engine.executor.submit(replace(entry_intent(position, client_id,
+                                                            world.clock.now()),
+                                               quantity=Decimal("0.004")))
+    await world.step()
+    world.paper.publish(world.paper.sim.open_by_hand(SYMBOL, Side.BUY, Decimal("0.006"),
+                                                     world.clock.now()))
+    await world.step()
+    await world.step()
+    legs = [o for o in await world.open_orders() if o.reduce_only]
+    assert sorted((o.type.value, o.quantity) for o in legs) == [
+        ("STOP_MARKET", Decimal("0.010")), ("TAKE_PROFIT_MARKET", Decimal("0.010"))]
+    assert world.engine.positions[SYMBOL].state is PositionState.PROTECTED
 
 
 async def test_opposite_signal_closes_the_position_and_never_flips_it(tmp_path):
@@ -152,7 +186,8 @@ async def test_opposite_signal_closes_the_position_and_never_flips_it(tmp_path):
 async def test_cooldown_after_a_close_blocks_reentry_on_the_symbol(tmp_path):
     world = await make_world(tmp_path, TRADEBOT_COOLDOWN_MINUTES=30)
     position = await open_long(world)
-    await world.step(position.sl_price - 50, low=position.sl_price - 200)
+    stop = position.stop.trigger_price
+    await world.step(stop - 50, low=stop - 200)
     world.strategy.next = long_signal()
     await world.step()
     assert SYMBOL not in world.engine.positions
@@ -169,32 +204,55 @@ async def test_time_in_trade_exit_flattens_with_post_market_verify(tmp_path):
     assert await world.open_orders() == []
 
 
-async def test_hand_cancelled_stop_is_reattached_only_after_the_debounce(tmp_path):
+async def test_a_hand_cancelled_stop_is_replaced_in_the_same_tick(tmp_path):
+    """The exchange says CANCELED for our client id: no debounce, the stop is back at once."""
     world = await make_world(tmp_path)
     position = await open_long(world, sl_pct="0.02", tp_pct="0.04")
-    world.paper.sim.cancel_by_hand(SYMBOL, position.sl_client_id, world.clock.now())
-    sent_before = world.sent
+    world.paper.publish(world.paper.sim.cancel_by_hand(SYMBOL, position.stop.order.client_id,
+                                                       world.clock.now()))
+    await world.step()
+    stops = [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET]
+    assert len(stops) == 1 and stops[0].client_id.endswith("sl2")
+    assert world.engine.positions[SYMBOL].state is PositionState.PROTECTED
 
+
+async def test_a_stop_absent_without_a_final_status_is_replaced_only_after_the_debounce(
+        tmp_path):
+    """Ambiguous absence (not listed, the exchange knows nothing of it yet): probe, then wait
+    for the debounce (time AND cycles) before a second stop is risked."""
+    world = await make_world(tmp_path)
+    position = await open_long(world, sl_pct="0.02", tp_pct="0.04")
+    stop_id = position.stop.order.client_id
+    hidden = world.paper.open_orders
+
+    async def without_the_stop(symbol):
+        return [o for o in await hidden(symbol) if o.client_id != stop_id]
+
+    async def nothing_known(symbol, client_id):
+        return None
+    world.paper.open_orders = without_the_stop
+    world.paper.order_by_client_id = nothing_known
+    world.paper.stream_live = False      # polling: only the REST snapshot tells
+    sent_before = world.sent
     await world.step()          # cycle 1 (5 min of candle time, but only one cycle)
     await world.step()          # cycle 2
     assert world.sent == sent_before
-    assert world.alerts("SL_MISSING") == []
     await world.step()          # cycle 3: time and cycles both reached -> repair
     assert world.alerts("SL_MISSING")
-    stops = [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET]
-    assert len(stops) == 1 and stops[0].client_id.endswith("sl2")
-    assert world.engine.counters.get(SYMBOL, "reattach_success") == 1
+    assert world.engine.positions[SYMBOL].stop.order.client_id.endswith("sl2")
 
 
 async def test_stop_level_already_passed_closes_at_market_instead_of_staying_naked(tmp_path):
     world = await make_world(tmp_path)
     await world.warm_up()
-    position = replace_position_for_entry(world)
-    position, intent = entry_intent(position, world.clock.now())
-    await world.engine.executor.submit(intent)
+    position, client_id = entering(world, stop=str(world.last_close + 500)).next_client_id(
+        OrderRole.ENTRY)
+    world.engine.interpreter.adopt(position)
+    result = await world.engine.executor.submit(entry_intent(position, client_id,
+                                                             world.clock.now()))
     # A stop above the mark for a long would trigger at once: -2021, twice.
-    world.engine.save_position(replace(position, sl_price=world.last_close + 500))
-    await world.step()
+    await world.engine.interpreter.apply(position, EntryFilled(result.order.filled_qty,
+                                                               result.order.avg_price))
     assert (await world.paper.position(SYMBOL)).quantity == 0
     assert world.alerts("POSITION_UNPROTECTED")
     assert world.store.closed_positions()[-1].close_reason is CloseReason.STOP_LOSS
@@ -224,11 +282,11 @@ class TimeframeDisagreement:
 
 async def test_conflicting_timeframes_mean_no_entry(tmp_path):
     world = await make_world(tmp_path)
-    world.engine.trading.strategy = TimeframeDisagreement()
+    world.engine.entries.strategy = TimeframeDisagreement()
     await world.warm_up(40)
     assert SYMBOL not in world.engine.positions
     assert world.sent == 0
-    world.engine.trading.strategy = TimeframeAgreement()
+    world.engine.entries.strategy = TimeframeAgreement()
     await world.step()
     assert SYMBOL in world.engine.positions, "the same setup enters when timeframes agree"
 
@@ -246,9 +304,34 @@ async def test_an_entry_whose_intent_cannot_be_journaled_is_never_sent(tmp_path)
     from storage import SaveStateFailure
     world = await make_world(tmp_path)
     await world.warm_up()
-    _, intent = entry_intent(replace_position_for_entry(world), world.clock.now())
+    position, client_id = entering(world).next_client_id(OrderRole.ENTRY)
     world.store.db.execute("PRAGMA query_only = ON")
     with pytest.raises(SaveStateFailure):
-        await world.engine.executor.submit(intent)
+        await world.engine.executor.submit(entry_intent(position, client_id, world.clock.now()))
     assert world.sent == 0
     assert await world.paper.fills(SYMBOL, world.clock.now() - timedelta(days=1)) == []
+
+
+async def test_a_restart_never_changes_the_leverage_of_an_open_position(tmp_path):
+    """Leverage is set at entry, while flat; settings changed later apply to the next one."""
+    from tests.engine_world import restart
+    world = await make_world(tmp_path, TRADEBOT_LEVERAGE=5)
+    await open_long(world)
+    assert world.paper.sim.leverage(SYMBOL) == 5
+    restarted = restart(world, TRADEBOT_LEVERAGE=10)
+    await world.paper.start([SYMBOL], 10)
+    from trader.startup import boot
+    await boot(restarted.engine)
+    await restarted.step()
+    assert world.paper.sim.leverage(SYMBOL) == 5
+    assert restarted.engine.positions[SYMBOL].leverage == 5
+
+
+async def test_an_operator_close_goes_through_the_state_machine_once(tmp_path):
+    world = await make_world(tmp_path)
+    position = await open_long(world)
+    notes: list[str] = []
+    await world.engine.interpreter.apply(position, CloseRequested(CloseReason.COMMAND), notes)
+    assert SYMBOL not in world.engine.positions
+    assert any("market close" in note for note in notes)
+    assert world.store.closed_positions()[-1].close_reason is CloseReason.COMMAND

@@ -10,6 +10,7 @@ import pytest
 
 from storage.codec import dumps, loads
 from trader.domain import Candle
+from trader.guard_book import dump_state, load_state
 from trader.guards import (
     GuardConfig,
     GuardEventKind,
@@ -21,9 +22,7 @@ from trader.guards import (
     check_spread,
     clear_breaker,
     describe,
-    dump_state,
     expire,
-    load_state,
     pause,
     record_api_result,
     resume,

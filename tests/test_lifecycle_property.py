@@ -1,5 +1,7 @@
-"""Property: along any price path, the engine never holds an exchange position without a
-stop-loss outside the bounded attach window, and no action ever flips a position."""
+"""Property, end to end on the paper exchange: along any price path, the engine never holds
+an exchange position without exactly one stop-loss and one take-profit for its whole size
+after a tick, and no action ever flips a position. (The state machine alone is driven with
+random event sequences in tests/test_lifecycle_machine.py.)"""
 
 from decimal import Decimal
 
@@ -7,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.engine_world import SYMBOL, long_signal, make_world, short_signal
-from trader.domain import OrderType, PositionState
+from trader.position import PositionState
 
 moves = st.lists(st.integers(min_value=-90, max_value=90), min_size=5, max_size=25)
 sides = st.lists(st.sampled_from(["long", "short", None]), min_size=5, max_size=25)
@@ -31,10 +33,9 @@ async def test_no_reachable_state_leaves_a_position_without_a_stop(tmp_path_fact
             continue
         assert record is not None, "an exchange position the engine does not track"
         assert exchange_position.side is record.side, "a position was flipped"
-        if record.state in (PositionState.PROTECTED, PositionState.CLOSING):
-            stops = [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET
-                     and o.side is record.side.opposite and o.quantity >= exchange_position.size]
-            assert stops, f"naked position in state {record.state}"
-        else:
-            assert record.state is PositionState.ATTACHING
+        assert record.state is PositionState.PROTECTED, f"not protected: {record.state}"
+        legs = sorted((o.type.value, o.quantity) for o in await world.open_orders()
+                      if o.side is record.side.opposite and o.reduce_only)
+        assert legs == [("STOP_MARKET", exchange_position.size),
+                        ("TAKE_PROFIT_MARKET", exchange_position.size)], legs
     world.store.close()

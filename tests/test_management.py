@@ -1,30 +1,29 @@
-"""Trade management: partial take-profit, breakeven (and its state machine), trailing
-stop, time exit."""
+"""Trade management: partial take-profit, breakeven price, tighter stop, trailing stop,
+time exit (the pure rules `trader.lifecycle.step` applies on every tick)."""
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trader.domain import Position, PositionState, Side, SymbolRules
+from tests.positions import make
+from trader.domain import Side, SymbolRules
 from trader.management import (
-    BreakevenAction,
-    BreakevenEvent,
-    BreakevenState,
-    BreakevenStatus,
+    best_price,
     breakeven_price,
-    next_breakeven_step,
     partial_quantity,
     partial_tp_trigger,
     should_take_partial,
-    start_breakeven,
     stop_crossed,
+    tighter_stop,
     time_exit_due,
     trailing_stop,
 )
+from trader.position import Position, PositionState
 
 D = Decimal
 OPENED = datetime(2024, 1, 1, 12, tzinfo=UTC)
@@ -32,10 +31,13 @@ RULES = SymbolRules("BTCUSDT", tick_size=D("0.1"), step_size=D("0.001"), min_qty
                     min_notional=D("100"))
 
 
-def position(side: Side = Side.BUY, entry: str = "50000", qty: str = "0.2", **changes: object) -> Position:
-    base = Position("BTCUSDT", "k", side, PositionState.PROTECTED, D(qty), D(entry), 5, OPENED,
-                    sl_price=D(entry) * (1 - side.sign * D("0.01")), initial_quantity=D(qty))
-    return replace(base, **changes)
+def position(side: Side = Side.BUY, entry: str = "50000", qty: str = "0.2",
+             stop: str | None = None, **changes: Any) -> Position:
+    """A protected position with its stop 1 % away from the entry unless `stop` is given."""
+    stop_price = D(stop) if stop is not None else D(entry) * (1 - side.sign * D("0.01"))
+    tp_price = D(entry) * (1 + side.sign * D("0.02"))
+    return make(side=side, entry=entry, quantity=qty, stop=stop_price, tp=tp_price,
+                opened_at=OPENED, **changes)
 
 
 # --- partial take-profit -----------------------------------------------------------------
@@ -82,68 +84,24 @@ def test_breakeven_covers_round_trip_fees_rounded_in_the_positions_favour() -> N
     assert short_be == D("49950.2")                   # 49950.2997 rounded down
 
 
-def test_breakeven_moves_the_stop_only_after_the_new_one_is_confirmed() -> None:
-    state, action = start_breakeven(D("50050"))
-    assert (state.status, action) == (BreakevenStatus.PLACING, BreakevenAction.PLACE_NEW_STOP)
-    state, action = next_breakeven_step(state, BreakevenEvent.PLACED)
-    assert action is BreakevenAction.VERIFY_NEW_STOP
-    state, action = next_breakeven_step(state, BreakevenEvent.CONFIRMED)
-    assert (state.status, action) == (BreakevenStatus.DONE, BreakevenAction.CANCEL_OLD_STOP)
-    assert next_breakeven_step(state, BreakevenEvent.CONFIRMED) == (state, BreakevenAction.NONE)
+# --- tighter stop ----------------------------------------------------------------------
+
+def test_tighter_stop_is_the_higher_for_a_long_and_the_lower_for_a_short() -> None:
+    assert tighter_stop(Side.BUY, D("50050"), D("49500")) == D("50050")
+    assert tighter_stop(Side.BUY, D("49400"), D("49500")) == D("49500")
+    assert tighter_stop(Side.SELL, D("49950"), D("50500")) == D("49950")
+    assert tighter_stop(Side.SELL, D("50600"), D("50500")) == D("50500")
 
 
-def test_breakeven_gives_up_after_five_attempts_and_keeps_the_old_stop() -> None:
-    state, actions = start_breakeven(D("50050"))[0], []
-    for _ in range(10):
-        state, action = next_breakeven_step(state, BreakevenEvent.PLACE_FAILED)
-        actions.append(action)
-    assert state.status is BreakevenStatus.GAVE_UP
-    assert state.attempts == 5
-    assert actions.count(BreakevenAction.PLACE_NEW_STOP) == 4   # plus the first placement
-    assert BreakevenAction.ALERT_GAVE_UP in actions
-    assert BreakevenAction.CANCEL_OLD_STOP not in actions
-
-
-def test_unconfirmed_new_stop_is_placed_again_not_trusted() -> None:
-    state, _ = start_breakeven(D("50050"), max_attempts=2)
-    state, _ = next_breakeven_step(state, BreakevenEvent.PLACED)
-    state, action = next_breakeven_step(state, BreakevenEvent.NOT_CONFIRMED)
-    assert (state.status, state.attempts, action) == (
-        BreakevenStatus.PLACING, 2, BreakevenAction.PLACE_NEW_STOP)
-
-
-def test_position_closing_mid_move_abandons_without_cancelling() -> None:
-    state, _ = start_breakeven(D("50050"))
-    state, action = next_breakeven_step(state, BreakevenEvent.POSITION_CLOSED)
-    assert (state.status, action) == (BreakevenStatus.ABANDONED, BreakevenAction.NONE)
-
-
-def test_start_without_a_target_is_a_programming_error() -> None:
-    with pytest.raises(ValueError):
-        next_breakeven_step(BreakevenState(), BreakevenEvent.START)
-
-
-@settings(max_examples=300)
-@given(st.integers(1, 6), st.lists(st.sampled_from(list(BreakevenEvent)), max_size=30))
-def test_old_stop_is_never_cancelled_before_the_new_one_is_confirmed(
-        max_attempts: int, events: list[BreakevenEvent]) -> None:
-    state = BreakevenState(D("50050"), 0, BreakevenStatus.IDLE, max_attempts)
-    placed_before, cancels = False, 0
-    for event in events:
-        previous = state
-        state, action = next_breakeven_step(state, event)
-        if action is BreakevenAction.CANCEL_OLD_STOP:
-            cancels += 1
-            assert event is BreakevenEvent.CONFIRMED
-            assert placed_before
-            assert previous.status in (BreakevenStatus.PLACING, BreakevenStatus.CONFIRMING)
-            assert state.status is BreakevenStatus.DONE
-        if action is BreakevenAction.PLACE_NEW_STOP:
-            placed_before = True
-        assert state.attempts <= max_attempts
-        if previous.status.terminal:
-            assert (state, action) == (previous, BreakevenAction.NONE)
-    assert cancels <= 1
+@given(st.sampled_from(list(Side)), st.decimals(D("1"), D("100000"), places=1),
+       st.decimals(D("1"), D("100000"), places=1))
+def test_tighter_stop_never_loosens_and_is_one_of_the_two(side: Side, candidate: Decimal,
+                                                          current: Decimal) -> None:
+    stop = tighter_stop(side, candidate, current)
+    assert stop in (candidate, current)
+    assert (stop - current) * side.sign >= 0
+    assert (stop - candidate) * side.sign >= 0
+    assert tighter_stop(side, current, candidate) == stop
 
 
 # --- trailing stop ---------------------------------------------------------------------
@@ -160,7 +118,7 @@ def test_trailing_stop_follows_the_best_price_at_half_the_activation() -> None:
 
 
 def test_trailing_stop_never_loosens_below_the_current_stop() -> None:
-    tight = position(sl_price=D("50200"))
+    tight = position(stop="50200")
     assert trailing_stop(tight, D("50300"), RULES) == D("50200")
 
 
@@ -178,12 +136,25 @@ def test_trailing_stop_only_ever_tightens(side: Side,
         stop = trailing_stop(pos, mark, RULES, distance)
         if stop is None:
             continue
-        assert pos.sl_price is not None
-        assert (stop - pos.sl_price) * side.sign >= 0
+        assert (stop - pos.stop.trigger_price) * side.sign >= 0
         assert stop % RULES.tick_size == 0
         best = pos.best_price if pos.best_price is not None else pos.entry_price
         best = max(best, mark) if side is Side.BUY else min(best, mark)
-        pos = replace(pos, sl_price=stop, trailing_active=True, best_price=best)
+        pos = replace(pos.with_leg(replace(pos.stop, trigger_price=stop)),
+                      trailing_active=True, best_price=best)
+
+
+def test_an_active_trail_keeps_trailing_after_the_profit_falls_below_the_activation() -> None:
+    trailing = position(stop="50149.1", trailing_active=True, best_price=D("50300"))
+    assert trailing_stop(trailing, D("50100"), RULES) == D("50149.1")   # retraced: stop holds
+
+
+def test_best_price_only_ever_improves_in_the_positions_favour() -> None:
+    assert best_price(position(), D("49000")) == D("50000")             # entry until beaten
+    assert best_price(position(best_price=D("50300")), D("50200")) == D("50300")
+    assert best_price(position(best_price=D("50300")), D("50400")) == D("50400")
+    assert best_price(position(Side.SELL, best_price=D("49700")), D("49800")) == D("49700")
+    assert best_price(position(Side.SELL, best_price=D("49700")), D("49600")) == D("49600")
 
 
 def test_stop_crossed_detects_a_stop_that_would_trigger_at_once() -> None:

@@ -1,6 +1,7 @@
 """Performance statistics against hand-computed cases (trader/metrics.py)."""
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -8,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trader.domain import CloseReason, Position, PositionState, Side
+from tests.positions import make
+from trader.domain import CloseReason, Side
 from trader.metrics import (
     EquityPoint,
     TradeRecord,
@@ -16,6 +18,7 @@ from trader.metrics import (
     performance,
     pnl_for_period,
 )
+from trader.position import Position, PositionState
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 D = Decimal
@@ -208,10 +211,10 @@ def test_pnl_for_period_counts_trades_closed_at_or_after_since() -> None:
 # --- TradeRecord.from_position ------------------------------------------------------------
 
 def closed_short() -> Position:
-    return Position(
+    return make(
         symbol="ETHUSDT", key="k1", side=Side.SELL, state=PositionState.CLOSED,
-        quantity=D(0), initial_quantity=D("0.5"), entry_price=D("3000"), leverage=5,
-        opened_at=T0, closed_at=T0 + timedelta(minutes=30), exit_price=D("2980"),
+        quantity="0", entry="3000", stop="3030", tp="2980", opened_at=T0,
+        initial_quantity=D("0.5"), closed_at=T0 + timedelta(minutes=30), exit_price=D("2980"),
         realized_pnl=D("10"), fees=D("1.2"), close_reason=CloseReason.TAKE_PROFIT,
     )
 
@@ -226,7 +229,6 @@ def test_trade_record_from_a_closed_position() -> None:
 
 
 def test_trade_record_refuses_a_position_that_is_not_closed() -> None:
-    from dataclasses import replace
     with pytest.raises(ValueError, match="not closed"):
         TradeRecord.from_position(replace(closed_short(), closed_at=None, exit_price=None))
 

@@ -105,6 +105,7 @@ async def test_a_429_without_retry_after_waits_a_whole_minute(fake, exchange, cl
 
 
 async def test_a_short_burst_of_503_on_a_read_is_retried_and_answers(fake, exchange):
+    fake.clear_request_log()
     fake.inject_fault("GET /fapi/v3/positionRisk", http_status=503, times=3)
     position = await exchange.position(SYMBOL)
     assert position.symbol == SYMBOL
@@ -113,6 +114,7 @@ async def test_a_short_burst_of_503_on_a_read_is_retried_and_answers(fake, excha
 
 async def test_a_long_burst_of_503_on_a_read_ends_as_an_exchange_error_after_the_policy(
         fake, exchange):
+    fake.clear_request_log()
     fake.inject_fault("GET /fapi/v3/positionRisk", http_status=503, times=6)
     with pytest.raises(ExchangeError) as caught:
         await exchange.position(SYMBOL)

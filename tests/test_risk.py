@@ -2,20 +2,20 @@
 cap, margin, and the open/close decision that never flips a position."""
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from trader.domain import Position, PositionState, Side, Signal, SymbolRules
+from tests.positions import make
+from trader.domain import Side, Signal, SymbolRules
+from trader.position import PositionState
 from trader.risk import (
     EntryPlan,
     SignalDecision,
     SizingInput,
     Skip,
-    check_open,
     clamp_stop_pct,
     decide,
     plan_entry,
@@ -240,7 +240,7 @@ def test_signal_decisions() -> None:
 
 
 def test_there_is_no_reverse_decision() -> None:
-    assert {d.value for d in SignalDecision} == {"OPEN", "CLOSE", "HOLD", "REFUSE"}
+    assert {d.value for d in SignalDecision} == {"OPEN", "CLOSE", "HOLD"}
 
 
 @given(st.one_of(st.none(), st.sampled_from(list(Side))),
@@ -254,18 +254,21 @@ def test_decide_never_opens_on_top_of_a_position(held: Side | None, wanted: Side
         assert decision is SignalDecision.CLOSE
 
 
-def test_opening_the_opposite_side_is_refused_with_the_one_way_reason() -> None:
-    decision, reason = check_open(Side.BUY, Side.SELL)
-    assert decision is SignalDecision.REFUSE
-    assert "one-way mode" in reason and "LONG" in reason and "SHORT" in reason
-    assert check_open(Side.BUY, Side.BUY)[0] is SignalDecision.REFUSE
-    assert check_open(None, Side.SELL) == (SignalDecision.OPEN, "")
-
-
 def test_total_open_risk_counts_only_open_positions_and_not_past_breakeven() -> None:
-    opened = datetime(2024, 1, 1, tzinfo=UTC)
-    at_risk = Position("BTCUSDT", "k1", Side.BUY, PositionState.PROTECTED, D("0.1"),
-                       D("50000"), 5, opened, sl_price=D("49500"))
-    past_breakeven = replace(at_risk, key="k2", sl_price=D("50100"))
-    closed = replace(at_risk, key="k3", state=PositionState.CLOSED)
-    assert total_open_risk([at_risk, past_breakeven, closed]) == D("50")
+    at_risk = make(key="k1", quantity="0.1", entry="50000", stop="49500")          # 50 at risk
+    past_breakeven = make(key="k2", quantity="0.1", entry="50000", stop="50100")   # 0 at risk
+    closed = make(key="k3", state=PositionState.CLOSED)
+    entering = make(key="k4", state=PositionState.ENTERING)   # no fill yet: nothing held
+    assert total_open_risk([at_risk, past_breakeven, closed, entering]) == D("50")
+
+
+def test_total_open_risk_reads_the_stop_legs_trigger_price_for_every_open_state() -> None:
+    """The planned stop (the leg's trigger price) is what counts, even while the stop order
+    is missing or a close is in flight: that is where the agent will keep protecting it."""
+    short = make(side=Side.SELL, key="s1", quantity="2", entry="100", stop="103", tp="90",
+                 state=PositionState.ATTACHING)                                  # 6 at risk
+    closing = make(key="c1", quantity="0.1", entry="50000", stop="49000",
+                   state=PositionState.CLOSING)                                  # 100 at risk
+    assert total_open_risk([short, closing]) == D("106")
+    moved = short.with_leg(replace(short.stop, trigger_price=D("101")))
+    assert total_open_risk([moved, closing]) == D("102")

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from trader.domain import Candle, Side, Signal, utc
 from trader.risk import SignalDecision, decide
 from trader.strategy.base import Strategy, combine
-from trader.strategy.default import DefaultStrategy, is_trending
+from trader.strategy.default import DefaultStrategy
+from trader.strategy.regime import is_trending
 
 D = Decimal
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -21,12 +21,16 @@ from tenacity import (
 )
 
 from storage import Store
-from trader.alerts import Alert, Alerter, AlertName
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
 from trader.clock import Clock, ManualClock, SystemClock
 from trader.config import ConfigError, Settings
+from trader.control import Controller
 from trader.domain import Candle
 from trader.engine import Engine
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.startup import boot, reconcile
+from trader.trade_store import TradeStore
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
 CREDENTIAL_CODES = (-2014, -2015, -1022)   # bad key format, key/IP/permission refused, signature
@@ -51,7 +55,7 @@ async def build_engine(settings: Settings, clock: Clock | None = None, *,
     """The engine on its exchange and database; `start=False` leaves `exchange.start` to the
     caller (the agent retries it until the exchange answers)."""
     clock = clock or SystemClock()
-    store = Store.open(settings.db_path)
+    store = TradeStore.open(settings.db_path)
     alerter = Alerter(store)
     exchange = make_exchange(settings, store, clock)
     if start:
@@ -107,7 +111,8 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
     else:
         clock = SystemClock()
     engine, close = await build_engine(settings, clock, start=False)
-    sink = _make_sink(settings, engine)
+    controller = Controller(engine)
+    sink = _make_sink(settings, engine, controller)
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
@@ -127,16 +132,15 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
                                      f"feed {'replay' if replaying else settings.effective_feed}"),
                                clock.now())
         if replaying:
-            await _replay_loop(engine, candles, clock, stop)  # type: ignore[arg-type]
+            await _replay_loop(engine, controller, candles, clock, stop)  # type: ignore[arg-type]
         else:
-            await _live_loop(engine, stop)
+            await _live_loop(engine, controller, stop)
     finally:
         await _shut_down(engine, sink, heartbeat, close)
     return 0
 
 
 async def _boot(engine: Engine) -> None:
-    from trader.reconcile import boot
     await boot(engine)
 
 
@@ -178,10 +182,10 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-def _make_sink(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+def _make_sink(settings: Settings, engine: Engine, controller: Controller):  # type: ignore[no-untyped-def]
     from bot.app import make_alert_sink
     # Telegram time (button expiry, stale commands) is wall-clock time, even in a replay.
-    sink = make_alert_sink(settings, engine, engine.alerter, engine.store, SystemClock())
+    sink = make_alert_sink(settings, controller, engine.alerter, engine.store, SystemClock())
     engine.alerter.sink = sink
     return sink
 
@@ -197,7 +201,8 @@ def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
     stop.set()
 
 
-async def _replay_loop(engine: Engine, candles: dict[str, list[Candle]], clock: ManualClock,
+async def _replay_loop(engine: Engine, controller: Controller,
+                       candles: dict[str, list[Candle]], clock: ManualClock,
                        stop: asyncio.Event) -> None:
     from trader.market.replay import ReplayFeed
     paper = engine.exchange
@@ -209,7 +214,7 @@ async def _replay_loop(engine: Engine, candles: dict[str, list[Candle]], clock: 
         for candle in batch:
             paper.feed_candle(candle)  # type: ignore[attr-defined]
             engine.on_candle(candle)
-        await engine.process_commands()
+        await controller.process()
         await engine.tick()
         engine.record_equity()
     logger.info("replay {} ticks={}", "stopped" if stop.is_set() else "finished", engine.ticks)
@@ -233,29 +238,30 @@ async def _next_or_stop(batches, stop: asyncio.Event) -> list[Candle] | None:  #
         return None
 
 
-async def _live_loop(engine: Engine, stop: asyncio.Event) -> None:
+async def _live_loop(engine: Engine, controller: Controller, stop: asyncio.Event) -> None:
     from trader.market.live import ExchangeFeed
     feed = ExchangeFeed(engine.exchange, engine.symbols, engine.settings.interval)
     last_reconcile = [engine.clock.now()]
     while not stop.is_set():
         # Every part is contained on its own; this outer boundary is the last resort.
-        await engine.contained("live loop", _live_iteration(engine, feed, last_reconcile))
+        await engine.contained("live loop", _live_iteration(engine, controller, feed,
+                                                            last_reconcile))
         await engine.wait_next(stop, engine.settings.tick_seconds)
 
 
-async def _live_iteration(engine: Engine, feed, last_reconcile: list[datetime]) -> None:  # type: ignore[no-untyped-def]
-    from trader.reconcile import periodic
+async def _live_iteration(engine: Engine, controller: Controller, feed,  # type: ignore[no-untyped-def]
+                          last_reconcile: list[datetime]) -> None:
     candles = await engine.contained("candle feed", feed.poll(engine.clock.now())) or []
     for candle in candles:
         engine.on_candle(candle)
-    await engine.process_commands()
+    await controller.process()
     await engine.tick()
     engine.record_equity()
     now = engine.clock.now()
     if engine.resync_due or \
             (now - last_reconcile[0]).total_seconds() >= engine.settings.reconcile_seconds:
         last_reconcile[0], engine.resync_due = now, False
-        await engine.contained("periodic reconciliation", periodic(engine))
+        await engine.contained("periodic reconciliation", reconcile(engine))
 
 
 async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:

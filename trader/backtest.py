@@ -14,8 +14,7 @@ from pathlib import Path
 from loguru import logger
 from tqdm import tqdm
 
-from storage import Store
-from trader.alerts import Alerter
+from trader.alerter import Alerter
 from trader.clock import ManualClock
 from trader.config import Settings
 from trader.domain import Candle, CloseReason
@@ -24,6 +23,7 @@ from trader.logs import setup_logging
 from trader.metrics import EquityPoint, TradeRecord, performance
 from trader.report import BacktestReport, render_text, write_report
 from trader.strategy.base import load_strategy
+from trader.trade_store import TradeStore
 
 
 class BacktestError(Exception):
@@ -60,7 +60,7 @@ async def run_backtest(settings: Settings, candles: dict[str, list[Candle]], out
     settings = settings.model_copy(update={"symbols": symbols, "db_path": db_path,
                                            "exchange": "paper"})
     clock = ManualClock(min(rows[0].open_time for rows in candles.values()))
-    store = Store.open(db_path)
+    store = TradeStore.open(db_path)
     paper = PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
                                                   default_leverage=settings.leverage),
                           persist_every=0, funding_schedules=funding,

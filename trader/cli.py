@@ -126,7 +126,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from trader.app import run_agent
         return asyncio.run(run_agent(settings, replay=args.replay, speed=args.speed, data=args.data))
     if args.command in ("shutdown", "wake"):
-        from trader.control import run_control_cli
+        from trader.control_cli import run_control_cli
         return asyncio.run(run_control_cli(settings, args.command, flatten=getattr(args, "flatten", False)))
     raise AssertionError(args.command)
 

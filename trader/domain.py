@@ -13,7 +13,7 @@ on the same candle yields the same id), `role` is one of OrderRole, `seq` counts
 replacements of that role for the position (the 2nd stop-loss is `sl2`).
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -133,19 +133,6 @@ def exchange_close_reason(client_id: str) -> CloseReason | None:
     return None
 
 
-class PositionState(StrEnum):
-    """Lifecycle of one position (see trader/lifecycle.py)."""
-    ENTERING = "ENTERING"          # entry intent sent, fill not yet confirmed
-    ATTACHING = "ATTACHING"        # entry confirmed; TP/SL being attached (bounded window)
-    PROTECTED = "PROTECTED"        # both legs verified on the exchange
-    CLOSING = "CLOSING"            # a flatten is in flight
-    CLOSED = "CLOSED"
-
-    @property
-    def open(self) -> bool:
-        return self in (PositionState.ATTACHING, PositionState.PROTECTED, PositionState.CLOSING)
-
-
 def utc(ts_ms: int) -> datetime:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
 
@@ -213,13 +200,25 @@ class SymbolRules:
         rounding = ROUND_CEILING if up else ROUND_FLOOR
         return (price / self.tick_size).to_integral_value(rounding=rounding) * self.tick_size
 
-    def fmt_qty(self, qty: Decimal) -> str:
-        return _plain(self.round_qty(qty))
+    def onto_grid(self, request: "OrderRequest") -> "OrderRequest":
+        """An order planned under other rules (the tick or step changed since), re-rounded
+        onto this grid: a price or trigger moves away from the market (a sell stop down, a
+        buy stop up; a sell take-profit or limit up, a buy one down), so it can neither
+        trigger at once nor pay more; a quantity goes down to the step (never more)."""
+        up = request.side is Side.BUY if request.type is OrderType.STOP_MARKET \
+            else request.side is Side.SELL
+        changes: dict[str, Decimal] = {"quantity": self.round_qty(request.quantity)}
+        if request.price is not None:
+            changes["price"] = self.round_price(request.price, up=up)
+        if request.stop_price is not None:
+            changes["stop_price"] = self.round_price(request.stop_price, up=up)
+        return replace(request, **changes)
 
-    def fmt_price(self, price: Decimal) -> str:
-        """The price as Binance wants it: a multiple of the tick (nearest), plain digits."""
-        ticks = (price / self.tick_size).to_integral_value()
-        return _plain(ticks * self.tick_size)
+
+def plain(value: Decimal) -> str:
+    """A decimal as Binance wants it: plain digits, no exponent, no trailing zeros. Prices and
+    quantities are rounded where they are planned; this only writes them."""
+    return format(value.normalize(), "f")
 
 
 def describe_rules_change(old: SymbolRules, new: SymbolRules) -> str:
@@ -228,12 +227,6 @@ def describe_rules_change(old: SymbolRules, new: SymbolRules) -> str:
     changed = [f"{name} {getattr(old, name)} -> {getattr(new, name)}" for name in names
                if getattr(old, name) != getattr(new, name)]
     return ", ".join(changed) or "unchanged"
-
-
-def _plain(value: Decimal) -> str:
-    """A decimal string Binance accepts: no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f")
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,57 +398,3 @@ class Intent:
 
     def with_status(self, status: IntentStatus, detail: str = "", **changes: object) -> "Intent":
         return replace(self, status=status, detail=detail or self.detail, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """The agent's record of one position from entry to close."""
-    symbol: str
-    key: str
-    side: Side
-    state: PositionState
-    quantity: Decimal                 # current open size (unsigned)
-    entry_price: Decimal
-    leverage: int
-    opened_at: datetime
-    sl_price: Decimal | None = None
-    tp_price: Decimal | None = None
-    sl_client_id: str | None = None
-    tp_client_id: str | None = None
-    initial_quantity: Decimal = ZERO
-    initial_sl_price: Decimal | None = None
-    partial_taken: bool = False
-    breakeven_done: bool = False
-    breakeven_attempts: int = 0
-    trailing_active: bool = False
-    best_price: Decimal | None = None
-    time_limit: timedelta = timedelta(minutes=40)
-    cooldown: timedelta = timedelta(minutes=5)
-    trail_activation: Decimal = Decimal("0.006")
-    seq: dict[str, int] = field(default_factory=dict)
-    realized_pnl: Decimal = ZERO
-    fees: Decimal = ZERO
-    adopted: bool = False
-    closed_at: datetime | None = None
-    close_reason: CloseReason | None = None
-    exit_price: Decimal | None = None
-
-    @property
-    def signed_quantity(self) -> Decimal:
-        return self.quantity * self.side.sign
-
-    def next_client_id(self, role: OrderRole) -> tuple["Position", str]:
-        """Allocate the next deterministic client id for `role` on this position."""
-        seq = self.seq.get(role.value, 0) + 1
-        client_id = str(ClientId(self.symbol, self.key, role, seq))
-        return replace(self, seq={**self.seq, role.value: seq}), client_id
-
-    def unrealized_pnl(self, mark: Decimal) -> Decimal:
-        return (mark - self.entry_price) * self.signed_quantity
-
-    def risk_amount(self) -> Decimal:
-        """Money lost if the stop fills now (0 once the stop is at or past breakeven)."""
-        if self.sl_price is None:
-            return abs(self.entry_price * self.quantity)
-        loss = (self.entry_price - self.sl_price) * self.signed_quantity
-        return max(loss, ZERO)

@@ -1,14 +1,19 @@
 """The engine: the single writer of trading state, and the tick in the order that matters.
 
 One tick, per symbol, in this order (finalization first):
-  1. observe           exchange snapshot (position, live orders, mark)
-  2. terminal first    position gone on the exchange -> finalize, nothing else this tick
-  3. protection        the sentinel keeps a stop-loss and a take-profit on the exchange
-  4. management        partial take-profit, breakeven, trailing stop, time exit
-  5. guards            breakers, cooldowns, pause/sleep (entries only, never exits)
-  6. entry             signal -> regime -> sizing -> intent -> order -> confirm -> attach
+  1. view       the exchange's side of the symbol: the order tracker while the user-data
+                stream is trusted, a REST snapshot otherwise (trader/exchange_view.py)
+  2. observe    compare the record with the view; terminal detection first: a position gone
+                on the exchange is finalized and nothing else runs (trader/observe.py)
+  3. step       every event goes through `trader.lifecycle.step`, the only code that changes
+                a position; the interpreter performs its actions and feeds their results back
+                (trader/interpreter.py); each step is one transaction
+  4. manage     a Tick event: protection timers, breakeven, trailing stop, time exit
+  5. guards     breakers and cooldowns (entries only, never exits)
+  6. entry      signal -> regime -> sizing -> entry order -> its fill -> legs (trader/entry.py)
 
-Operator commands wait on a queue and run between ticks (see trader/control.py).
+Operator commands wait on a queue and run between ticks (trader/control.py); the periodic
+duties are in trader/housekeeping.py, boot and periodic reconciliation in trader/startup.py.
 """
 
 import asyncio
@@ -21,32 +26,43 @@ from typing import TypeVar
 
 from loguru import logger
 
-from storage import SaveStateFailure, Store
+from storage import SaveStateFailure
 from trader import guards
-from trader.alerts import Alert, Alerter, AlertName
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.breakers import Breakers
 from trader.clock import Clock
-from trader.commands import Command, CommandResult
+from trader.closing import Finalizer
 from trader.config import Settings
-from trader.domain import CLIENT_ID_PREFIX, Balance, Candle, Position
+from trader.domain import Balance, Candle, CloseReason
+from trader.entry_sender import EntrySender
+from trader.events import CloseRequested, Policy, PositionSizeChanged, Tick
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.exchange_actions import ActionRunner
+from trader.exchange_view import ExchangeView
 from trader.executor import Executor
+from trader.guard_book import GuardBook
+from trader.guards import GuardConfig, GuardState
 from trader.housekeeping import Housekeeping
-from trader.lifecycle import Snapshot, is_terminal, resized
-from trader.sentinel import Sentinel
+from trader.interpreter import Interpreter
+from trader.observe import SymbolView, observe
+from trader.order_tracker import OrderTracker
+from trader.position import Position, PositionState
+from trader.position_journal import PositionJournal
+from trader.reconcile import adopted_position, recover_key, reduction_cause
 from trader.strategy.base import Strategy
 from trader.strategy.default import DefaultStrategy
 from trader.telemetry import Counters
-from trader.trading import Trading
+from trader.trade_store import TradeStore
 
 T = TypeVar("T")
 CANDLE_HISTORY = 1000    # enough for a 5x higher timeframe of a 120-candle warm-up
-BALANCE_REFRESH = timedelta(seconds=10)
 
 
 class Engine:
     """Owns positions, guards and the command queue; the only task that mutates them."""
 
-    def __init__(self, settings: Settings, exchange: Exchange, store: Store, clock: Clock,
+    def __init__(self, settings: Settings, exchange: Exchange, store: TradeStore, clock: Clock,
                  alerter: Alerter, strategy: Strategy | None = None) -> None:
         self.settings = settings
         self.symbols = list(settings.symbols)
@@ -57,54 +73,57 @@ class Engine:
         self.counters = Counters()
         self.executor = Executor(exchange, store, clock,
                                  recv_window=timedelta(milliseconds=settings.recv_window_ms))
-        self.sentinel = Sentinel(self.executor, alerter, clock, self.counters,
-                                 debounce=timedelta(seconds=settings.sentinel_debounce_seconds),
-                                 debounce_cycles=settings.sentinel_debounce_cycles)
-        self.trading = Trading(self, strategy or DefaultStrategy())
-        self.positions: dict[str, Position] = {}
+        self.tracker = OrderTracker()
+        self.view = ExchangeView(exchange, self.executor, self.tracker, clock)
+        self.guards = GuardBook(store, alerter, clock, self.counters, GuardConfig(
+            breaker_minutes=settings.breaker_minutes, cooldown_minutes=settings.cooldown_minutes))
+        self.breakers = Breakers(self.guards)
+        self.journal = PositionJournal(store, alerter, self.guards, clock)
+        self.interpreter = Interpreter(
+            ActionRunner(exchange, self.executor, self.tracker, clock),
+            Finalizer(exchange, self.executor, self.tracker, store, clock), self.journal,
+            alerter, clock, Policy(debounce_seconds=settings.sentinel_debounce_seconds,
+                                   debounce_cycles=settings.sentinel_debounce_cycles,
+                                   breakeven_attempts=settings.breakeven_attempts))
         self.candles: dict[str, deque[Candle]] = {s: deque(maxlen=CANDLE_HISTORY) for s in self.symbols}
-        self.snapshots: dict[str, Snapshot] = {}
-        self.guard_config = guards.GuardConfig(breaker_minutes=settings.breaker_minutes,
-                                               cooldown_minutes=settings.cooldown_minutes)
-        self.guard_state = guards.GuardState()
+        self.entries = EntrySender(settings, exchange, self.executor, store, self.interpreter,
+                                   self.counters, clock, strategy or DefaultStrategy())
         self.balance: Balance | None = None
+        self.balance_at: datetime | None = None
         self.started_at = clock.now()
         self.last_error: str | None = None
         self.stopping = False
-        self.commands: asyncio.Queue[tuple[Command, asyncio.Future[CommandResult]]] = asyncio.Queue()
-        self.command_results: dict[str, CommandResult] = {}
         self.ticks = 0
-        self.housekeeping = Housekeeping(self)
         self.wakeup = asyncio.Event()
         self.booted = False
         self.known_orders: set[str] = set()
         self.last_equity_at: datetime | None = None
-        self.balance_at: datetime | None = None
         self.circuit_alerted: datetime | None = None
         self.resync_due = False   # the user-data stream came back: what it missed is re-read
+        self.housekeeping = Housekeeping(settings, exchange, self.executor, store, alerter,
+                                         clock, self.guards, self.candles, self.counters,
+                                         self.contained)
         exchange.on_stream_reconnect(self._stream_reconnected)
 
     # --- state kept across restarts ---------------------------------------------------
+    @property
+    def positions(self) -> dict[str, Position]:
+        return self.interpreter.positions
+
+    @property
+    def guard_state(self) -> GuardState:
+        return self.guards.state
+
+    @guard_state.setter
+    def guard_state(self, state: GuardState) -> None:
+        self.guards.set(state)
+
     def load_state(self) -> None:
-        self.positions = {p.symbol: p for p in self.store.open_positions() if p.symbol in self.symbols}
-        raw = self.store.get("guards")
-        if raw:
-            self.guard_state = guards.load_state(raw)
+        self.interpreter.positions = {p.symbol: p for p in self.store.open_positions()
+                                      if p.symbol in self.symbols}
+        self.guards.load()
         logger.info("state loaded positions={} asleep={} paused={}", len(self.positions),
                     self.guard_state.asleep, self.guard_state.paused)
-
-    def save_guards(self, state: "guards.GuardState") -> None:
-        """Persist a guard change; breakers and sleep mode survive restarts."""
-        self.guard_state = state
-        self.persist(lambda: self.store.put("guards", guards.dump_state(state), self.clock.now()),
-                     "guards")
-
-    def save_position(self, position: Position) -> None:
-        if position.state.open or position.state.name == "ENTERING":
-            self.positions[position.symbol] = position
-        else:
-            self.positions.pop(position.symbol, None)
-        self.persist(lambda: self.store.save_position(position), f"position {position.symbol}")
 
     def persist(self, write, what: str) -> bool:  # type: ignore[no-untyped-def]
         """Run one write; a failure is counted by the store's write health (reported by
@@ -122,25 +141,13 @@ class Engine:
         fills, positions, guards, events, state) raises SAVE_STATE_FAILURE within one tick."""
         health = self.store.health
         if health.take_alert():
-            self._report_save_failure()
+            self.guards.set(guards.set_save_failure(self.guard_state, True))
+            self.journal.report_save_failure(health, self.positions, self.settings.db_path)
         if health.take_recovery():
-            self.guard_state = guards.set_save_failure(self.guard_state, False)
+            self.guards.set(guards.set_save_failure(self.guard_state, False))
             self.alerter.publish(Alert(AlertName.SAVE_STATE_RECOVERED,
                                        "database writes work again; entries allowed"),
                                  self.clock.now())
-
-    def _report_save_failure(self) -> None:
-        health = self.store.health
-        self.guard_state = guards.set_save_failure(self.guard_state, True)
-        last = health.last
-        text = (f"could not save {last.what if last else 'state'}: "
-                f"{last.cause if last else ''}. New entries blocked; open "
-                "positions stay protected.")
-        if health.in_a_row >= 3:
-            text += f" {health.in_a_row} failures in a row: consider /shutdown."
-        self.trading.write_emergency_backup()
-        self.alerter.publish(Alert(AlertName.SAVE_STATE_FAILURE, text,
-                                   dedup_key=f"save:{health.total_failures}"), self.clock.now())
 
     # --- feed ---------------------------------------------------------------------
     def on_candle(self, candle: Candle) -> None:
@@ -162,13 +169,16 @@ class Engine:
         """
         self.ticks += 1
         self._watch_circuit()
+        events = self.exchange.drain_events()
+        self.view.on_events(events)
+        self.journal.record_stream_fills(events, self.symbols)
         if not self.executor.circuit_open():
-            await self.contained("balance", self._refresh_balance_if_due())
+            await self.contained("balance", self._refresh_balance_if_due(bool(events)))
             for symbol in self.symbols:
                 await self.contained(f"tick {symbol}", self.tick_symbol(symbol), symbol)
         self._watch_circuit()
-        self._expire_guards()
-        await self.housekeeping.run()
+        self.guards.apply(guards.expire, self.clock.now())
+        await self.housekeeping.run(self.positions, self.balance)
         self._report_rules_changes()
         if self.store.health.failing:
             # While the database is failing, try one small write per tick to see it recover.
@@ -176,6 +186,106 @@ class Engine:
                          "tick marker")
         self.check_write_health()
 
+    async def tick_symbol(self, symbol: str) -> None:
+        view = await self.view.view(symbol)
+        self._check_second_instance(symbol)
+        self.guards.apply(guards.record_api_result, True, view.at, self.guards.config)
+        position = self.positions.get(symbol)
+        if position is None and view.position.side is not None:
+            await self.adopt(symbol, view)
+            return
+        if position is not None:
+            position = await self.protect(position, view)
+        await self.sweep_orphans(symbol, position)
+        if self.guard_state.asleep:
+            return                        # asleep: nothing but protection runs
+        await self._run_breakers(symbol, view)
+        candles = list(self.candles[symbol])
+        if position is None:
+            if self.entry_allowed(symbol):
+                await self.entries.maybe_enter(symbol, view, candles, self._account())
+        elif position.state is PositionState.PROTECTED and self.entries.says_close(position, candles):
+            await self.interpreter.apply(position, CloseRequested(CloseReason.SIGNAL_CLOSE))
+
+    async def protect(self, position: Position, view: SymbolView,
+                      notes: list[str] | None = None) -> Position | None:
+        """Observe, step, manage: terminal detection first. None once it is closed."""
+        if position.state is PositionState.ENTERING:
+            position = await self.entries.resolve(position)
+        for event in observe(position, view):
+            if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
+                event = replace(event, cause=await self._who_reduced(position))
+            position = await self.interpreter.apply(position, event, notes)
+            if position.state is PositionState.CLOSED:
+                return None
+        tick = Tick(self.clock.now(), view.mark or None, self.exchange.rules(position.symbol))
+        position = await self.interpreter.apply(position, tick, notes)
+        return None if position.state is PositionState.CLOSED else position
+
+    async def adopt(self, symbol: str, view: SymbolView) -> Position | None:
+        """A position the agent holds no record of (a lost database, or opened by hand)."""
+        if not self.settings.adopt_positions:
+            logger.warning("untracked position left alone symbol={} qty={}", symbol,
+                           view.position.quantity)
+            return None
+        journaled = self.store.fills(symbol)
+        key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled)
+        known = self.store.position(symbol, key) if key else None
+        position = adopted_position(
+            view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
+            leverage=self.settings.leverage,
+            time_limit=timedelta(minutes=self.settings.time_in_trade_minutes))
+        ours = key is not None
+        self.interpreter.adopt(position)
+        if ours:
+            text = (f"{symbol}: picked up its own {position.side.label} {position.quantity} "
+                    f"({position.key}) again; protecting it")
+            alert = Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{position.key}")
+        else:
+            text = (f"{symbol}: a {position.side.label} {position.quantity} the agent did not "
+                    "open is on the exchange: adopted and protected (1 % stop, 1.5 % target)")
+            alert = Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
+                          dedup_key=f"adopted:{position.key}")
+        self.alerter.publish(alert, self.clock.now())
+        return await self.protect(position, view)
+
+    async def _who_reduced(self, position: Position) -> str:
+        """Who made the position smaller: the exchange (ADL, liquidation), a partial fill of
+        its own stop or take-profit, or somebody else (by hand). "" when unknown."""
+        try:
+            fills = await self.executor.read(self.exchange.fills, position.symbol,
+                                             position.opened_at)
+        except (ExchangeError, UnknownOutcome) as exc:
+            logger.warning("fills unavailable to explain a size change error={}", exc)
+            return "outside the agent"
+        return reduction_cause(position, fills)
+
+    async def sweep_orphans(self, symbol: str, position: Position | None) -> list[str]:
+        """No order of ours outlives its reason: on a flat symbol every one is a leftover (a
+        take-profit would act on the next position); on an open one, anything its legs no
+        longer reference (a superseded stop whose cancel failed)."""
+        wanted: set[str | None] = set()
+        if position is not None:
+            if position.state is PositionState.ENTERING:
+                return []
+            for leg in position.legs:
+                wanted |= {leg.pending, leg.order.client_id if leg.order else None}
+        lines = []
+        for order in self.tracker.ours_live(symbol):
+            if order.client_id in wanted:
+                continue
+            final = await self.executor.cancel_and_verify(symbol, order.client_id)
+            if final is not None:
+                self.tracker.on_order(final, self.clock.now())
+            else:
+                self.tracker.on_missing(order.client_id, self.clock.now())
+            line = (f"{symbol}: leftover order {order.client_id} cancelled -> "
+                    f"{final.status.value if final else 'gone'}")
+            logger.warning("{}", line)
+            lines.append(line)
+        return lines
+
+    # --- boundaries ------------------------------------------------------------------
     async def contained(self, what: str, work: Awaitable[T], symbol: str = "") -> T | None:
         """Run one unit of work (a symbol's tick, a command, a job); what escapes it is
         logged, counted and alerted here and goes no further. None when it failed."""
@@ -195,17 +305,29 @@ class Engine:
                 dedup_key=f"error:{what}:{type(exc).__name__}"), self.clock.now())
         return None
 
-    async def _refresh_balance_if_due(self) -> None:
-        events = self.exchange.drain_events()
+    def _record_failure(self, what: str, exc: BaseException, symbol: str) -> None:
+        self.last_error = f"{what}: {type(exc).__name__}: {exc}"
+        logger.error("failed what={} symbol={} error={}", what, symbol or "-", exc)
+        if isinstance(exc, ExchangeError | UnknownOutcome):
+            self.guards.apply(guards.record_api_result, False, self.clock.now(),
+                              self.guards.config)
+
+    # --- account, circuit, rules ------------------------------------------------------
+    async def _refresh_balance_if_due(self, account_events: bool) -> None:
         now = self.clock.now()
-        if events or self.balance_at is None or now - self.balance_at >= BALANCE_REFRESH:
+        every = timedelta(seconds=60 if self.exchange.streaming else 10)
+        if account_events or self.balance_at is None or now - self.balance_at >= every:
             # the account endpoint is heavy (weight 5): read it when something happened
             self.balance_at = now
-            await self.trading.refresh_balance()
-        self.trading.note_events(events)
+            self.balance = await self.executor.read(self.exchange.balance)
+            self.entries.update_risk_fraction(self.balance, self.symbols)
+
+    def _account(self):  # type: ignore[no-untyped-def]
+        return self.entries.account(self.balance, self.positions.values())
 
     def _stream_reconnected(self) -> None:
         logger.info("user-data stream back: symbol rules and orders are re-read over REST")
+        self.tracker.invalidate()
         self.housekeeping.last_run.pop("rules", None)
         self.resync_due = True
 
@@ -234,68 +356,51 @@ class Engine:
             self.alerter.publish(Alert(AlertName.SYMBOL_RULES, f"trading rules changed: {line}",
                                        line.split(":", 1)[0]), self.clock.now())
 
-    async def tick_symbol(self, symbol: str) -> None:
-        if self.guard_state.asleep:
-            await self.protect_only(symbol)   # asleep: nothing but protection runs
+    def _check_second_instance(self, symbol: str) -> None:
+        """An order with our prefix that this process neither placed nor found at boot means
+        another instance trades the account (overlapping deploy): stop instead of fighting."""
+        live = {o.client_id for o in self.tracker.ours_live(symbol)}
+        if not self.booted:
+            self.known_orders |= live
             return
-        snap = await self.observe(symbol)
-        position = self.positions.get(symbol)
-        if position is not None:
-            if await self.finalize_if_terminal(position, snap):
-                return
-            position = await self.protect_and_manage(position, snap)
-            if position is None:
-                return
-        elif snap.position.side is not None:
-            await self.adopt_untracked(symbol, snap)
+        strangers = sorted(live - self.known_orders - self.executor.placed)
+        if not strangers or self.guard_state.asleep:
             return
-        else:
-            await self.sweep_orphans(symbol, snap)
-        await self.run_guards(symbol, snap)
-        if position is None and self.entry_allowed(symbol):
-            await self.trading.maybe_enter(symbol, snap)
+        logger.critical("second instance suspected symbol={} orders={}", symbol, strangers)
+        self.guards.set(guards.sleep(self.guard_state))
+        self.alerter.publish(Alert(
+            AlertName.SECOND_INSTANCE, f"{symbol}: orders {', '.join(strangers)} carry this "
+            "agent's prefix but were not placed by this process: another instance is trading "
+            "this account. Trading stopped (asleep, protection only); stop the other instance, "
+            "then /wake.", symbol), self.clock.now())
 
-    async def protect_only(self, symbol: str) -> None:
-        """Terminal detection and protection, nothing else (boot, sleep mode)."""
+    # --- guards -------------------------------------------------------------------
+    async def _run_breakers(self, symbol: str, view: SymbolView) -> None:
+        book = await self.view.book(symbol)
+        regime = self.breakers.check(symbol, book.spread_pct if book else None,
+                                     list(self.candles[symbol]), view.at)
+        if regime is not None:
+            self.counters.set(symbol, "regime_state", regime)
+
+    def entry_allowed(self, symbol: str) -> bool:
+        if self.stopping or self.executor.circuit_open() or self.executor.symbol_throttled(symbol):
+            return False
+        if self.housekeeping.entries_blocked(symbol):   # stale market data, not TRADING
+            return False
+        allowed, reason = guards.allow_entry(self.guard_state, symbol, self.clock.now())
+        if not allowed:
+            logger.debug("entry blocked symbol={} reason={}", symbol, reason)
+        return allowed
+
+    # --- operations for commands ---------------------------------------------------
+    async def close(self, symbol: str, reason: CloseReason) -> list[str]:
+        """Close one position at market now (/close, /shutdown flatten); what was done."""
         position = self.positions.get(symbol)
-        snap = await self.observe(symbol)
         if position is None:
-            if snap.position.side is None:
-                await self.sweep_orphans(symbol, snap)
-            return
-        if await self.finalize_if_terminal(position, snap):
-            return
-        if position.state.name == "ENTERING":
-            position = await self.trading.resolve_entry(position, snap)
-            if position is None or position.state.name == "ENTERING":
-                return
-        result = await self.sentinel.protect(position, snap)
-        if result.position != position:
-            self.save_position(result.position)
-        if result.flatten is not None:
-            await self.trading.flatten(result.position, result.flatten)
-
-    async def sweep_orphans(self, symbol: str, snap: Snapshot) -> None:
-        """A flat symbol keeps no order of ours: a leftover take-profit or stop (a cancel that
-        failed while finalizing, a crash in between) would act on the next position."""
-        if not self.our_orders(snap):
-            return
-        from trader.reconcile import cancel_orphans
-        for line in await cancel_orphans(self, symbol, None):
-            logger.warning("leftover order on a flat symbol {}", line)
-
-    async def adopt_untracked(self, symbol: str, snap: Snapshot) -> None:
-        """A position we hold no record of (opened by hand, or a lost database)."""
-        from trader.reconcile import adopt
-        if not self.settings.adopt_positions:
-            logger.warning("untracked position left alone symbol={} qty={}", symbol,
-                           snap.position.quantity)
-            return
-        position = await adopt(self, symbol, snap)
-        self.alerter.publish(Alert(AlertName.RECONCILE_MISMATCH, f"{symbol}: untracked "
-                                   f"{position.side.label} {position.quantity} adopted; protecting it",
-                                   symbol), self.clock.now())
-        await self.protect_only(symbol)
+            return [f"{symbol}: no open position"]
+        notes: list[str] = []
+        await self.interpreter.apply(position, CloseRequested(reason), notes)
+        return notes
 
     async def wait_next(self, stop: asyncio.Event, timeout: float) -> None:
         """Sleep until the next tick is due, an exchange event or a command arrives, or stop."""
@@ -318,161 +423,6 @@ class Engine:
         self.last_equity_at = now
         balance = self.balance
         self.persist(lambda: self.store.record_equity(now, balance.equity, balance.wallet), "equity")
-
-    async def observe(self, symbol: str) -> Snapshot:
-        read = self.executor.read
-        exchange_position = await read(self.exchange.position, symbol)
-        orders = await read(self.exchange.open_orders, symbol)
-        mark = exchange_position.mark_price
-        if not mark:
-            mark = await self._book_mid(symbol)
-        snap = Snapshot(symbol, self.clock.now(), exchange_position, orders, mark)
-        self.snapshots[symbol] = snap
-        self._check_second_instance(snap)
-        self.guard_state, events = guards.record_api_result(self.guard_state, True, snap.at,
-                                                            self.guard_config)
-        self.publish_guard_events(events)
-        return snap
-
-    async def _book_mid(self, symbol: str) -> Decimal:
-        try:
-            return (await self.executor.read(self.exchange.book_ticker, symbol)).mid
-        except ExchangeError as exc:
-            if exc.code != -2010:   # the paper exchange before its first candle
-                raise
-            logger.info("no market price yet symbol={}", symbol)
-            return Decimal(0)
-
-    def _check_second_instance(self, snap: Snapshot) -> None:
-        """An order with our prefix that this process neither placed nor found at boot means
-        another instance trades the account (overlapping deploy): stop instead of fighting."""
-        if not self.booted:
-            self.known_orders.update(o.client_id for o in self.our_orders(snap))
-            return
-        strangers = [o.client_id for o in self.our_orders(snap)
-                     if o.client_id not in self.known_orders
-                     and o.client_id not in self.executor.placed]
-        if not strangers or self.guard_state.asleep:
-            return
-        logger.critical("second instance suspected symbol={} orders={}", snap.symbol, strangers)
-        self.save_guards(guards.sleep(self.guard_state))
-        self.alerter.publish(Alert(
-            AlertName.SECOND_INSTANCE, f"{snap.symbol}: orders {', '.join(strangers)} carry this "
-            "agent's prefix but were not placed by this process: another instance is trading "
-            "this account. Trading stopped (asleep, protection only); stop the other instance, "
-            "then /wake.", snap.symbol), self.clock.now())
-
-    async def finalize_if_terminal(self, position: Position, snap: Snapshot) -> bool:
-        """Terminal detection first: a position gone on the exchange is finalized, nothing else."""
-        if position.state.name == "ENTERING":
-            return False
-        if not is_terminal(position, snap):
-            return False
-        await self.trading.finalize(position, snap)
-        return True
-
-    async def protect_and_manage(self, position: Position, snap: Snapshot) -> Position | None:
-        if position.state.name == "ENTERING":
-            position = await self.trading.resolve_entry(position, snap)
-            if position is None or position.state.name == "ENTERING":
-                return position
-        changed = resized(position, snap)
-        if changed is not None:
-            logger.warning("position size changed on the exchange symbol={} was={} now={}",
-                           position.symbol, position.quantity, changed.quantity)
-            if changed.quantity < position.quantity and position.state.open:
-                await self.trading.describe_reduction(position, changed.quantity)
-            self.save_position(changed)
-            position = changed
-        result = await self.sentinel.protect(position, snap)
-        if result.position != position:
-            self.save_position(result.position)
-        position = result.position
-        if result.flatten is not None:
-            await self.trading.flatten(position, result.flatten)
-            return None
-        return await self.trading.manage(position, snap)
-
-    # --- guards -------------------------------------------------------------------
-    async def run_guards(self, symbol: str, snap: Snapshot) -> None:
-        state, events = await self.trading.check_breakers(symbol, snap, self.guard_state)
-        if state != self.guard_state:
-            self.save_guards(state)
-        self.publish_guard_events(events)
-
-    def entry_allowed(self, symbol: str) -> bool:
-        if self.stopping or self.executor.circuit_open() or self.executor.symbol_throttled(symbol):
-            return False
-        if self.housekeeping.entries_blocked(symbol):   # stale market data
-            return False
-        allowed, reason = guards.allow_entry(self.guard_state, symbol, self.clock.now())
-        if not allowed:
-            logger.debug("entry blocked symbol={} reason={}", symbol, reason)
-        return allowed
-
-    def _expire_guards(self) -> None:
-        state, events = guards.expire(self.guard_state, self.clock.now())
-        if state != self.guard_state:
-            self.save_guards(state)
-        self.publish_guard_events(events)
-
-    def publish_guard_events(self, events: list["guards.GuardEvent"]) -> None:
-        for event in events:
-            name = AlertName.BREAKER_TRIPPED if event.kind == "tripped" else AlertName.BREAKER_CLEARED
-            if event.name in ("pause",):
-                name = AlertName.PAUSED if event.kind == "tripped" else AlertName.RESUMED
-            self.alerter.publish(Alert(name, event.text, event.symbol,
-                                       dedup_key=f"{event.kind}:{event.name}:{event.symbol}"),
-                                 self.clock.now())
-            self.counters.set(event.symbol or "*", "circuit_breaker_active",
-                              int(event.kind == "tripped"))
-
-    def _record_failure(self, what: str, exc: BaseException, symbol: str) -> None:
-        self.last_error = f"{what}: {type(exc).__name__}: {exc}"
-        logger.error("failed what={} symbol={} error={}", what, symbol or "-", exc)
-        if isinstance(exc, ExchangeError | UnknownOutcome):
-            self.guard_state, events = guards.record_api_result(
-                self.guard_state, False, self.clock.now(), self.guard_config)
-            self.publish_guard_events(events)
-
-    # --- commands (single writer) ---------------------------------------------------
-    async def execute(self, command: Command) -> CommandResult:
-        from trader.control import answer_query
-        if not command.kind.mutating:
-            return answer_query(self, command)
-        if command.command_id in self.command_results:
-            return replace(self.command_results[command.command_id], duplicate=True)
-        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        await self.commands.put((command, future))
-        self.wakeup.set()
-        return await future
-
-    async def process_commands(self) -> int:
-        """Run queued operator commands (and a CLI request), each inside its own boundary:
-        a command that fails answers what happened instead of silence."""
-        from trader.control import run_command, take_cli_request
-        await self.contained("cli request", take_cli_request(self))
-        done = 0
-        while not self.commands.empty():
-            command, future = self.commands.get_nowait()
-            if command.command_id in self.command_results:
-                result = replace(self.command_results[command.command_id], duplicate=True)
-            else:
-                result = await self.contained(f"command {command.kind.value}",
-                                              run_command(self, command), command.symbol or "")
-                if result is None:
-                    result = CommandResult(False, [
-                        f"{command.kind.value} failed: {self.last_error}",
-                        "open positions keep their exchange-side stop-loss and take-profit; "
-                        "/status shows what is open; send the command again to retry"])
-                self.command_results[command.command_id] = result
-            if not future.done():
-                future.set_result(result)
-            done += 1
-        return done
-
-    def our_orders(self, snap: Snapshot) -> list:  # type: ignore[type-arg]
-        return [o for o in snap.orders if o.client_id.startswith(CLIENT_ID_PREFIX + "-")]
 
     def equity(self) -> Decimal:
         return self.balance.equity if self.balance else Decimal(0)

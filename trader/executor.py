@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from loguru import logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from storage import SaveStateFailure, Store
+from storage import SaveStateFailure
 from trader.clock import Clock
 from trader.domain import Intent, IntentStatus, Order, OrderRequest, OrderRole, OrderStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
@@ -28,6 +28,7 @@ from trader.exchange.errors import (
     classify,
     would_trigger_pause,
 )
+from trader.trade_store import TradeStore
 
 PROBE_GRACE = timedelta(seconds=10)   # clock skew allowance on top of recvWindow
 
@@ -98,12 +99,13 @@ class PlacementRetry:
             logger.warning("filter rejection, re-reading symbol rules and resending once "
                            "client_id={} code={}", client_id, code)
             self.rules_changes += await self.exchange.refresh_rules()
+            self.request = self.exchange.rules(self.request.symbol).onto_grid(self.request)
 
 
 class Executor:
     """Places and cancels orders for the engine, keeping the intent journal exact."""
 
-    def __init__(self, exchange: Exchange, store: Store, clock: Clock, *,
+    def __init__(self, exchange: Exchange, store: TradeStore, clock: Clock, *,
                  recv_window: timedelta = timedelta(milliseconds=5000)) -> None:
         self.exchange = exchange
         self.store = store

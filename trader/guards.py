@@ -1,8 +1,8 @@
 """Entry guards: circuit breakers, per-symbol cooldowns, crash guard, pause and sleep.
 
 Guards only ever gate NEW ENTRIES; exits and protection are never blocked by them.
-`GuardState` is a frozen value the engine persists as JSON (storage.codec.dump/load),
-so tripped breakers survive a restart. Every check takes the values the engine passes
+`GuardState` is a frozen value persisted by trader/guard_book.py, so tripped breakers
+survive a restart. Every check takes the values the engine passes
 in (live spread, funding, closed candles, persisted equity snapshots checked against
 the exchange) plus `now`, and returns the new state and the events to alert on; nothing
 here reads the clock or replays history.
@@ -12,7 +12,6 @@ regime) and `<kind>` alone for account-wide ones (api): a global breaker blocks 
 symbol.
 """
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -22,7 +21,6 @@ from typing import Any
 
 from loguru import logger
 
-from storage import codec
 from trader.domain import Candle
 from trader.market.indicators import highest_high, lowest_low, rolling_median
 from trader.strategy.regime import Regime
@@ -90,20 +88,6 @@ class GuardState:
 
 def _as_datetime(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
-def dump_state(state: GuardState) -> dict[str, Any]:
-    """A JSON-safe dict of the state (for Store.put and the emergency backup file)."""
-    return codec.dump(state)
-
-
-def load_state(raw: Any) -> GuardState:
-    """Rebuild the state saved by dump_state (as read back from the store)."""
-    if isinstance(raw, str):
-        raw = json.loads(raw)
-    if not isinstance(raw, dict):
-        raise ValueError(f"stored guard state is a {type(raw).__name__}, not an object")
-    return codec.load(GuardState, raw)
 
 
 Outcome = tuple[GuardState, list[GuardEvent]]

@@ -1,177 +1,298 @@
-"""The position state machine, pure: state + observation -> new state (+ what to do).
+"""The position state machine, pure: `step(position, event, now, policy) -> Step`.
 
-    ENTERING --entry fill confirmed--> ATTACHING --both legs verified--> PROTECTED
-        |                                  |                                |
-        +--------- position gone on the exchange (terminal, checked first) -+--> CLOSED
-                                           PROTECTED --flatten sent--> CLOSING --> CLOSED
+This is the only code that changes a position. It never calls the exchange, reads the
+clock or writes the database: the engine feeds it events (trader/events.py) and performs
+the actions it returns, feeding their results back as events.
 
-Nothing here calls the exchange, reads the clock or writes the database.
+    state \\ event  EntryFilled EntryFailed Leg*/Size  Tick      CloseRequested FlattenResult PositionGone
+    ENTERING       OPEN        CLOSED      -          ENTERING  -              -             -
+    ATTACHING      OPEN        -           OPEN       OPEN      CLOSING        OPEN          CLOSED
+    PROTECTED      OPEN        -           OPEN       OPEN      CLOSING        OPEN          CLOSED
+    CLOSING        CLOSING     -           CLOSING    CLOSING   CLOSING        CLOSING|OPEN  CLOSED
+    CLOSED         -           -           -          -         -              -             -
+
+Leg* are LegPlaced, LegPlacementUnknown, LegRejected, LegSeen, LegGone, LegFilled; Size is
+PositionSizeChanged. OPEN is PROTECTED when both legs cover the quantity, ATTACHING
+otherwise; "-" means the event is ignored (CLOSED absorbs everything). PositionGone while
+ENTERING is ignored: a flat exchange only means the entry has not filled yet; there is
+nothing to close yet either. Protection keeps running while CLOSING.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
 
-from trader.domain import (
-    ZERO,
-    CloseReason,
-    ExchangePosition,
-    Fill,
-    Order,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    Position,
-    PositionState,
-    Side,
-    exchange_close_reason,
+from trader import management, protection
+from trader.alerts import Alert, AlertName
+from trader.domain import ZERO, CloseReason, OrderRole
+from trader.events import (
+    Action,
+    CloseRequested,
+    EntryFailed,
+    EntryFilled,
+    Event,
+    Finalize,
+    Flatten,
+    FlattenResult,
+    LegFilled,
+    LegGone,
+    LegPlaced,
+    LegPlacementUnknown,
+    LegRejected,
+    LegSeen,
+    Policy,
+    PositionGone,
+    PositionSizeChanged,
+    Tick,
 )
+from trader.position import Position, PositionState
+
+ENTERING, ATTACHING, PROTECTED = (PositionState.ENTERING, PositionState.ATTACHING,
+                                  PositionState.PROTECTED)
+CLOSING, CLOSED = PositionState.CLOSING, PositionState.CLOSED
+OPEN = frozenset({ATTACHING, PROTECTED})
+LEG_EVENTS = (LegPlaced, LegPlacementUnknown, LegRejected, LegSeen, LegGone, LegFilled,
+              PositionSizeChanged, Tick)
+
+TRANSITIONS: dict[tuple[PositionState, type], frozenset[PositionState]] = {
+    (ENTERING, EntryFilled): OPEN,
+    (ENTERING, EntryFailed): frozenset({CLOSED}),
+    (ENTERING, Tick): frozenset({ENTERING}),
+    **{(state, kind): OPEN for state in OPEN for kind in (EntryFilled, *LEG_EVENTS)},
+    **{(state, CloseRequested): frozenset({CLOSING}) for state in OPEN},
+    **{(state, FlattenResult): OPEN for state in OPEN},
+    **{(state, PositionGone): frozenset({CLOSED}) for state in (*OPEN, CLOSING)},
+    **{(CLOSING, kind): frozenset({CLOSING}) for kind in (EntryFilled, *LEG_EVENTS,
+                                                          CloseRequested)},
+    (CLOSING, Tick): frozenset({CLOSING, *OPEN}),
+    (CLOSING, FlattenResult): frozenset({CLOSING, *OPEN}),
+}
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the exchange says about one symbol at one moment."""
-    symbol: str
-    at: datetime
-    position: ExchangePosition
-    orders: list[Order]          # live orders on the symbol (ours and anybody's)
-    mark: Decimal
-
-    def live(self, client_id: str | None) -> Order | None:
-        if client_id is None:
-            return None
-        return next((o for o in self.orders if o.client_id == client_id), None)
+class Step:
+    position: Position
+    actions: list[Action] = field(default_factory=list)
+    ignored: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Legs:
-    """The live protective orders covering a position (ours, or placed by hand)."""
-    stop: Order | None
-    take_profit: Order | None
+Outcome = tuple[Position, list[Action], list[Event]]   # position, actions, follow-up events
 
 
-def is_terminal(position: Position, snap: Snapshot) -> bool:
-    """Terminal detection: we hold an open position and the exchange has none (or flipped)."""
-    if not position.state.open:
-        return False
-    side = snap.position.side
-    return side is None or side is not position.side
+def step(position: Position, event: Event, now: datetime, policy: Policy) -> Step:
+    """Advance one position by one event. Follow-up events (a management decision to close)
+    are stepped within the same call; nothing follows a Finalize."""
+    allowed = TRANSITIONS.get((position.state, type(event)))
+    if allowed is None:
+        return Step(position, [], ignored=True)
+    handler: Callable[..., Outcome] = HANDLERS[type(event)]
+    position, actions, follow_ups = handler(position, event, now, policy)
+    if position.state not in allowed:
+        position = replace(position, state=_open_state(position))
+    if position.state not in allowed:
+        raise AssertionError(f"{type(event).__name__} took {position.symbol} to "
+                             f"{position.state}, not one of {sorted(allowed)}")
+    if position.state.open:
+        position, placements = protection.plan(position, now, policy)
+        position, restored = protection.all_clear(position, now)
+        actions += placements + restored
+        if position.state in OPEN:
+            position = replace(position, state=_open_state(position))
+    for follow_up in follow_ups:
+        later = step(position, follow_up, now, policy)
+        position, actions = later.position, actions + later.actions
+    return Step(position, actions)
 
 
-def close_reason(position: Position, stop: Order | None, take_profit: Order | None,
-                 pending: CloseReason | None, fills: Sequence[Fill] = ()) -> CloseReason:
-    """Why a position disappeared: the exchange itself (its last closing fill came from a
-    liquidation, ADL or settlement order), else the final state of its own exit orders,
-    else the close we were doing (`pending`), else by hand (MANUAL)."""
-    closing = [f for f in fills if f.side is position.side.opposite]
-    if closing:
-        by_exchange = exchange_close_reason(max(closing, key=lambda f: f.time).client_id)
-        if by_exchange is not None:
-            return by_exchange
-    if take_profit is not None and take_profit.status is OrderStatus.FILLED:
-        return CloseReason.TAKE_PROFIT
-    if stop is not None and stop.status is OrderStatus.FILLED:
-        if position.trailing_active:
-            return CloseReason.TRAILING_STOP
-        if position.breakeven_done:
-            return CloseReason.BREAKEVEN_STOP
-        return CloseReason.STOP_LOSS
-    if pending is not None:
-        return pending
-    return CloseReason.MANUAL
+def _open_state(position: Position) -> PositionState:
+    return PROTECTED if position.protected else ATTACHING
 
 
-def closed(position: Position, at: datetime, reason: CloseReason, fills: list[Fill]) -> Position:
-    """The final record of a position, PnL and fees from its exchange fills."""
-    closing_side = position.side.opposite
-    exits = [f for f in fills if f.side is closing_side]
-    exit_qty = sum((f.quantity for f in exits), ZERO)
-    exit_price = (sum((f.price * f.quantity for f in exits), ZERO) / exit_qty) if exit_qty else None
-    realized = sum((f.realized_pnl for f in fills), ZERO)
-    fees = sum((f.fee for f in fills), ZERO)
-    return replace(position, state=PositionState.CLOSED, quantity=ZERO, closed_at=at,
-                   close_reason=reason, exit_price=exit_price, realized_pnl=realized, fees=fees)
+# --- handlers -------------------------------------------------------------------------------
+
+def _entry_filled(position: Position, event: EntryFilled, now: datetime,
+                  policy: Policy) -> Outcome:
+    entry_price = event.price if event.price > 0 else position.entry_price
+    actions: list[Action] = []
+    if position.state is ENTERING:
+        actions.append(Alert(
+            AlertName.FILL, f"{position.symbol}: {position.side.label} {event.quantity} filled "
+            f"at {entry_price}; SL {position.stop.trigger_price}, TP "
+            f"{position.take_profit.trigger_price}", position.symbol,
+            dedup_key=f"fill:{position.symbol}:{position.key}"))
+    state = position.state if position.state is CLOSING else ATTACHING
+    return replace(position, quantity=event.quantity, entry_price=entry_price,
+                   state=state), actions, []
 
 
-def confirm_entry(position: Position, snap: Snapshot) -> Position | None:
-    """ENTERING -> ATTACHING once the exchange shows the position; exits sized to the fill."""
-    if position.state is not PositionState.ENTERING or snap.position.side is not position.side:
-        return None
-    return replace(position, state=PositionState.ATTACHING, quantity=snap.position.size,
-                   initial_quantity=snap.position.size,
-                   entry_price=snap.position.entry_price or position.entry_price)
+def _entry_failed(position: Position, event: EntryFailed, now: datetime,
+                  policy: Policy) -> Outcome:
+    closed = replace(position, state=CLOSED, quantity=ZERO, closed_at=now,
+                     close_reason=CloseReason.UNKNOWN)
+    return closed, [], []
 
 
-def resized(position: Position, snap: Snapshot) -> Position | None:
-    """A reduction we did not expect (partial close by hand): track the exchange's size."""
-    if not position.state.open or snap.position.side is not position.side:
-        return None
-    if snap.position.size == position.quantity:
-        return None
-    return replace(position, quantity=snap.position.size)
+def _leg_placed(position: Position, event: LegPlaced, now: datetime, policy: Policy) -> Outcome:
+    position, actions = protection.placed(position, event.role, event.client_id,
+                                          event.trigger_price, event.quantity)
+    return position, actions, []
 
 
-def _closing_orders(position: Position, snap: Snapshot, kind: OrderType) -> list[Order]:
-    return [o for o in snap.orders
-            if o.type is kind and o.side is position.side.opposite and o.status.live
-            and (o.reduce_only or o.close_position)]
+def _leg_unknown(position: Position, event: LegPlacementUnknown, now: datetime,
+                 policy: Policy) -> Outcome:
+    return position, [], []      # stays pending: probed on the next ticks, never re-sent
 
 
-def covers(order: Order, position: Position) -> bool:
-    """A protective order protects the whole position (oversized reduce-only is fine)."""
-    return order.close_position or order.quantity - order.filled_qty >= position.quantity
+def _leg_rejected(position: Position, event: LegRejected, now: datetime,
+                  policy: Policy) -> Outcome:
+    position, actions = protection.refused(position, event.role, event.client_id,
+                                           event.reason, now, policy)
+    if not event.level_passed:
+        return position, actions, []
+    reason = CloseReason.STOP_LOSS if event.role is OrderRole.STOP_LOSS \
+        else CloseReason.TAKE_PROFIT
+    text = (f"{position.symbol}: the {protection.name(event.role)} level "
+            f"{position.leg(event.role).trigger_price} is already passed; closing at market")
+    alert = Alert(AlertName.POSITION_UNPROTECTED, text, position.symbol)
+    return position, [*actions, alert], [CloseRequested(reason)]
 
 
-def find_legs(position: Position, snap: Snapshot) -> Legs:
-    """Our tracked legs first; otherwise any live closing stop/TP (e.g. moved by hand)."""
-    return Legs(
-        stop=_pick(position.sl_client_id, _closing_orders(position, snap, OrderType.STOP_MARKET)),
-        take_profit=_pick(position.tp_client_id,
-                          _closing_orders(position, snap, OrderType.TAKE_PROFIT_MARKET)))
+def _leg_seen(position: Position, event: LegSeen, now: datetime, policy: Policy) -> Outcome:
+    position, actions = protection.seen(position, event.role, event.client_id,
+                                        event.trigger_price, event.quantity, event.replaces)
+    return position, actions, []
 
 
-def _pick(tracked: str | None, candidates: list[Order]) -> Order | None:
-    for order in candidates:
-        if order.client_id == tracked:
-            return order
-    return candidates[0] if candidates else None
+def _leg_gone(position: Position, event: LegGone, now: datetime, policy: Policy) -> Outcome:
+    position, actions = protection.gone(position, event.role, event.client_id,
+                                        event.confirmed, now, policy)
+    return position, actions, []
 
 
-def protected(position: Position) -> Position:
-    """ATTACHING -> PROTECTED once both legs are verified on the exchange."""
-    if position.state is PositionState.ATTACHING:
-        return replace(position, state=PositionState.PROTECTED)
-    return position
+def _leg_filled(position: Position, event: LegFilled, now: datetime, policy: Policy) -> Outcome:
+    if event.complete:
+        return position, [], []   # the position is gone: PositionGone finalizes it
+    position, actions = protection.partly_filled(position, event.role, event.client_id,
+                                                 event.filled)
+    return position, actions, []
 
 
-def adopt_leg_prices(position: Position, legs: Legs) -> Position:
-    """Respect legs found on the exchange (a stop moved by hand is not fought)."""
-    changes: dict[str, object] = {}
-    if legs.stop is not None and legs.stop.client_id != position.sl_client_id:
-        changes.update(sl_client_id=legs.stop.client_id, sl_price=legs.stop.stop_price)
-    if legs.take_profit is not None and legs.take_profit.client_id != position.tp_client_id:
-        changes.update(tp_client_id=legs.take_profit.client_id, tp_price=legs.take_profit.stop_price)
-    return replace(position, **changes) if changes else position
+def _size_changed(position: Position, event: PositionSizeChanged, now: datetime,
+                  policy: Policy) -> Outcome:
+    actions: list[Action] = []
+    if event.quantity < position.quantity and event.cause:
+        actions.append(Alert(
+            AlertName.POSITION_REDUCED, f"{position.symbol}: {position.side.label} reduced "
+            f"{event.cause} from {position.quantity} to {event.quantity}; protection follows "
+            "the new size", position.symbol,
+            dedup_key=f"reduced:{position.symbol}:{event.quantity}"))
+    entry_price = event.entry_price if event.entry_price > 0 else position.entry_price
+    return replace(position, quantity=event.quantity, entry_price=entry_price), actions, []
 
 
-@dataclass(frozen=True, slots=True)
-class FlattenCheck:
-    done: bool
-    remainder: Decimal       # same side still open
-    flipped: Decimal         # opposite side opened by a late fill (must be rebalanced)
-    flip_side: Side | None
+def _position_gone(position: Position, event: PositionGone, now: datetime,
+                   policy: Policy) -> Outcome:
+    reason = event.reason or position.closing_reason or CloseReason.MANUAL
+    closed = replace(position, state=CLOSED, closed_at=now, close_reason=reason)
+    return closed, [Finalize(reason)], []
 
 
-def check_flatten(position_side: Side, after: ExchangePosition) -> FlattenCheck:
-    """Post-market verify: after a flatten the position must be gone, never flipped."""
-    if after.side is None:
-        return FlattenCheck(True, ZERO, ZERO, None)
-    if after.side is position_side:
-        return FlattenCheck(False, after.size, ZERO, None)
-    return FlattenCheck(False, ZERO, after.size, after.side)
+def _close_requested(position: Position, event: CloseRequested, now: datetime,
+                     policy: Policy) -> Outcome:
+    # The engine performs a close to its end before the next event, so a CLOSING position
+    # seen here has none in flight: a new request (the operator again) starts over.
+    position, client_id = position.next_client_id(OrderRole.FLATTEN)
+    closing = replace(position, state=CLOSING, closing_reason=event.reason, close_attempts=1)
+    return closing, [Flatten(event.reason, position.quantity, client_id)], []
 
 
-def entry_role_fills(fills: list[Fill], key: str) -> list[Fill]:
-    marker = f"-{key}-{OrderRole.ENTRY.value}"
-    return [f for f in fills if marker in f.client_id]
+def _flatten_result(position: Position, event: FlattenResult, now: datetime,
+                    policy: Policy) -> Outcome:
+    if event.remaining <= 0 or position.state is not CLOSING:
+        return replace(position, quantity=event.remaining or position.quantity), [], []
+    position = replace(position, quantity=event.remaining)
+    reason = position.closing_reason or CloseReason.COMMAND
+    if position.close_attempts < policy.flatten_attempts:
+        position, client_id = position.next_client_id(OrderRole.FLATTEN)
+        position = replace(position, close_attempts=position.close_attempts + 1)
+        return position, [Flatten(reason, event.remaining, client_id)], []
+    text = (f"{position.symbol}: still open ({event.remaining}) after "
+            f"{position.close_attempts} market closes; protection stays, try /close again")
+    reopened = replace(position, state=ATTACHING, closing_reason=None, close_attempts=0)
+    return reopened, [Alert(AlertName.POSITION_UNPROTECTED, text, position.symbol)], []
+
+
+def _tick(position: Position, event: Tick, now: datetime, policy: Policy) -> Outcome:
+    if position.state is ENTERING:
+        return position, [], []
+    actions = protection.watch(position)
+    if position.state is CLOSING:
+        # Still open on a later tick: the last close did not finish (its request failed).
+        return position, actions, [FlattenResult(position.quantity)]
+    if position.state is not PROTECTED or event.mark is None:
+        return position, actions, []
+    position, more, follow_ups = _manage(position, event, now, policy)
+    return position, actions + more, follow_ups
+
+
+def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> Outcome:
+    """Time exit, partial take-profit, stop to breakeven, trailing stop (trader/management)."""
+    mark, rules = event.mark, event.rules
+    assert mark is not None
+    if management.time_exit_due(position, now):
+        return position, [], [CloseRequested(CloseReason.TIME_EXIT)]
+    position = replace(position, best_price=management.best_price(position, mark))
+    actions: list[Action] = []
+    if not position.partial_taken and management.should_take_partial(position, mark):
+        part = management.partial_quantity(position, rules, policy.partial_fraction, mark)
+        position = replace(position, partial_taken=True)
+        if part > 0:
+            position, client_id = position.next_client_id(OrderRole.PARTIAL_TP)
+            actions.append(Flatten(CloseReason.TAKE_PROFIT, part, client_id,
+                                   OrderRole.PARTIAL_TP))
+    if position.partial_taken and not position.breakeven_done:
+        position, more = _move_stop_to_breakeven(position, rules, policy)
+        actions += more
+    trail = management.trailing_stop(position, mark, rules)
+    stop = position.stop
+    if trail is not None and trail != stop.trigger_price:
+        if management.stop_crossed(position.side, trail, mark):
+            return position, actions, [CloseRequested(CloseReason.TRAILING_STOP)]
+        position = position.with_leg(replace(stop, trigger_price=trail, failures=0,
+                                             retry_at=None))
+        position = replace(position, trailing_active=True)
+    return position, actions, []
+
+
+def _move_stop_to_breakeven(position: Position, rules, policy: Policy) -> tuple[Position, list[Action]]:  # type: ignore[no-untyped-def]
+    """Aim the stop at breakeven; give up (keep the live stop) after bounded refusals."""
+    stop = position.stop
+    target = management.tighter_stop(position.side,
+                                     management.breakeven_price(position, policy.taker_fee, rules),
+                                     stop.trigger_price)
+    if stop.failures >= policy.breakeven_attempts and stop.order is not None:
+        kept = replace(stop, trigger_price=stop.order.trigger_price, failures=0, retry_at=None)
+        text = (f"{position.symbol}: could not move the stop to breakeven after "
+                f"{stop.failures} attempts; the stop stays at {stop.order.trigger_price}")
+        return (replace(position.with_leg(kept), breakeven_done=True),
+                [Alert(AlertName.PROTECTION, text, position.symbol)])
+    if stop.order is not None and stop.order.trigger_price == target:
+        return replace(position, breakeven_done=True), []
+    return position.with_leg(replace(stop, trigger_price=target)), []
+
+
+HANDLERS: dict[type, Callable[..., Outcome]] = {
+    EntryFilled: _entry_filled,
+    EntryFailed: _entry_failed,
+    LegPlaced: _leg_placed,
+    LegPlacementUnknown: _leg_unknown,
+    LegRejected: _leg_rejected,
+    LegSeen: _leg_seen,
+    LegGone: _leg_gone,
+    LegFilled: _leg_filled,
+    PositionSizeChanged: _size_changed,
+    PositionGone: _position_gone,
+    CloseRequested: _close_requested,
+    FlattenResult: _flatten_result,
+    Tick: _tick,
+}

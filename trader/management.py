@@ -1,18 +1,19 @@
-"""Managing an open position: partial take-profit, stop to breakeven, trailing stop and
-the time-in-trade exit.
+"""Managing an open position, pure: partial take-profit, stop to breakeven, trailing stop
+and the time-in-trade exit. `trader.lifecycle.step` calls these on every tick and turns the
+answers into actions; moving a stop is a change of the stop leg's trigger price, which
+`trader.protection` carries out new-first (the old stop stays until the new one is live).
 
-Pure rules over `Position` values; the engine performs the orders. Moving the stop to
-breakeven has its own small state machine (`BreakevenState`): place the new stop,
-confirm it on the exchange, and only then cancel the old one, with bounded attempts, so
-the position is never without a stop while it moves.
+Rounding (docs/ARCHITECTURE.md, "Prices"): every trigger price is rounded once, here,
+where it is planned, onto the symbol's tick grid, in the direction that keeps the rule's
+promise: breakeven in the position's favour (a fill there still covers the fees), the
+trailing stop away from the mark (never tighter than the distance asked).
 """
 
-from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
-from trader.domain import ZERO, Position, PositionState, Side, SymbolRules
+from trader.domain import ZERO, Side, SymbolRules
+from trader.position import Position, PositionState
 
 DEFAULT_PARTIAL_TRIGGER = Decimal("0.0050")
 PARTIAL_TRIGGERS = {
@@ -85,9 +86,12 @@ def trailing_stop(pos: Position, mark: Decimal, rules: SymbolRules,
     distance = distance_pct if distance_pct is not None else pos.trail_activation / 2
     best = best_price(pos, mark)
     candidate = rules.round_price(best * (1 - pos.side.sign * distance), up=pos.side is Side.SELL)
-    if pos.sl_price is None:
-        return candidate
-    return max(candidate, pos.sl_price) if pos.side is Side.BUY else min(candidate, pos.sl_price)
+    return tighter_stop(pos.side, candidate, pos.stop.trigger_price)
+
+
+def tighter_stop(side: Side, candidate: Decimal, current: Decimal) -> Decimal:
+    """The tighter of two stops (higher for a long, lower for a short): stops never loosen."""
+    return max(candidate, current) if side is Side.BUY else min(candidate, current)
 
 
 def stop_crossed(side: Side, stop: Decimal, mark: Decimal) -> bool:
@@ -98,79 +102,3 @@ def stop_crossed(side: Side, stop: Decimal, mark: Decimal) -> bool:
 def time_exit_due(pos: Position, now: datetime) -> bool:
     """True once an open position has been held for its time limit."""
     return pos.state.open and now - pos.opened_at >= pos.time_limit
-
-
-class BreakevenStatus(StrEnum):
-    IDLE = "idle"
-    PLACING = "placing"          # new stop requested, exchange answer pending
-    CONFIRMING = "confirming"    # exchange accepted; reading it back
-    DONE = "done"                # new stop confirmed, old one cancelled
-    GAVE_UP = "gave_up"          # attempts exhausted; the old stop stays
-    ABANDONED = "abandoned"      # the position closed meanwhile
-
-    @property
-    def terminal(self) -> bool:
-        return self in (BreakevenStatus.DONE, BreakevenStatus.GAVE_UP, BreakevenStatus.ABANDONED)
-
-
-class BreakevenEvent(StrEnum):
-    START = "start"                      # partial taken: move the stop to state.target
-    PLACED = "placed"                    # the exchange accepted the new stop
-    PLACE_FAILED = "place_failed"        # rejected, or an unknown outcome found not placed
-    CONFIRMED = "confirmed"              # new stop read back live at the target, right side
-    NOT_CONFIRMED = "not_confirmed"      # read back: not there
-    POSITION_CLOSED = "position_closed"
-
-
-class BreakevenAction(StrEnum):
-    NONE = "none"
-    PLACE_NEW_STOP = "place_new_stop"    # the engine cancels any unconfirmed remnant first
-    VERIFY_NEW_STOP = "verify_new_stop"
-    CANCEL_OLD_STOP = "cancel_old_stop"  # only ever after CONFIRMED
-    ALERT_GAVE_UP = "alert_gave_up"      # old stop stays; tell the operator
-
-
-@dataclass(frozen=True, slots=True)
-class BreakevenState:
-    target: Decimal | None = None
-    attempts: int = 0
-    status: BreakevenStatus = BreakevenStatus.IDLE
-    max_attempts: int = 5
-
-
-def start_breakeven(target: Decimal, max_attempts: int = 5) -> tuple[BreakevenState, BreakevenAction]:
-    """Begin moving the stop to `target`: the first placement."""
-    return next_breakeven_step(BreakevenState(target, 0, BreakevenStatus.IDLE, max_attempts),
-                               BreakevenEvent.START)
-
-
-def next_breakeven_step(state: BreakevenState,
-                        event: BreakevenEvent) -> tuple[BreakevenState, BreakevenAction]:
-    """Advance the breakeven move by one event. Events that do not apply are ignored."""
-    status = state.status
-    if status.terminal:
-        return state, BreakevenAction.NONE
-    if event is BreakevenEvent.POSITION_CLOSED:
-        return replace(state, status=BreakevenStatus.ABANDONED), BreakevenAction.NONE
-    if status is BreakevenStatus.IDLE:
-        if event is not BreakevenEvent.START:
-            return state, BreakevenAction.NONE
-        if state.target is None:
-            raise ValueError("breakeven START needs a target price")
-        return _place(state)
-    if event is BreakevenEvent.CONFIRMED:
-        # A read-back can beat the ack (lost response): confirmation is what counts.
-        return replace(state, status=BreakevenStatus.DONE), BreakevenAction.CANCEL_OLD_STOP
-    if status is BreakevenStatus.PLACING and event is BreakevenEvent.PLACED:
-        return replace(state, status=BreakevenStatus.CONFIRMING), BreakevenAction.VERIFY_NEW_STOP
-    if ((status is BreakevenStatus.PLACING and event is BreakevenEvent.PLACE_FAILED)
-            or (status is BreakevenStatus.CONFIRMING and event is BreakevenEvent.NOT_CONFIRMED)):
-        return _place(state)
-    return state, BreakevenAction.NONE
-
-
-def _place(state: BreakevenState) -> tuple[BreakevenState, BreakevenAction]:
-    if state.attempts >= state.max_attempts:
-        return replace(state, status=BreakevenStatus.GAVE_UP), BreakevenAction.ALERT_GAVE_UP
-    placing = replace(state, status=BreakevenStatus.PLACING, attempts=state.attempts + 1)
-    return placing, BreakevenAction.PLACE_NEW_STOP

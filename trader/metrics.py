@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from trader.domain import ZERO, Position
+from trader.domain import ZERO
+from trader.position import Position
 
 YEAR = timedelta(days=365)
 

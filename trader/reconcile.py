@@ -1,203 +1,122 @@
-"""Exchange-truth reconciliation: at boot, and periodically as read-only observations.
+"""Exchange truth at boot and periodically, pure helpers: which position key the exchange
+holds (recovered from our own orders or fills), and the record of a position the database
+does not know (adopted: protected before anything else happens).
 
-Boot (works with an empty database, e.g. a fresh disk on a Heroku-like host):
-  1. record every recent fill on the managed symbols (idempotent)
-  2. resolve PENDING/SENT intents by client id
-  3. positions on the exchange without a record are adopted (their key recovered from our
-     orders or fills, so ids stay deterministic) and protected before any entry
-  4. records whose position is gone are finalized with the reason their orders tell
-  5. our orphan orders (no position behind them) are cancelled
-  6. every difference is logged and reported in one RECONCILE_MISMATCH alert
-
-The periodic pass only reads and compares; what it finds reaches the tick as observations
-(the tick itself already starts from an exchange snapshot), and fills are journaled.
+Boot (trader/engine.py `Engine.boot`, works on an empty database, e.g. a wiped disk):
+  1. snapshot every symbol over REST (positions, open orders) into the order tracker
+  2. journal every recent fill on the managed symbols (idempotent)
+  3. resolve PENDING/SENT intents by client id
+  4. records whose position is gone are finalized (the reason their orders tell)
+  5. positions without a record are adopted, their key recovered from our orders or fills
+     so ids stay deterministic; our live legs are adopted too (nothing is sent twice)
+  6. every open position is protected, and our orphan orders cancelled, before any entry
+  7. what differed is reported: INFO when only the agent's own position was picked up
+     again, RECONCILE_MISMATCH when the exchange held something the agent did not know
 """
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
-from loguru import logger
-
-from trader.alerts import Alert, AlertName
 from trader.domain import (
     ClientId,
-    IntentStatus,
+    Fill,
+    Order,
     OrderRole,
-    Position,
-    PositionState,
+    SymbolRules,
+    exchange_close_reason,
     position_key,
 )
-
-if TYPE_CHECKING:
-    from trader.engine import Engine
+from trader.observe import LEG_TYPES, SymbolView
+from trader.position import Leg, LegOrder, Position, PositionState
 
 FILL_LOOKBACK = timedelta(days=2)
 ADOPT_SL_PCT = Decimal("0.01")
 ADOPT_TP_PCT = Decimal("0.015")
 
 
-async def boot(engine: "Engine") -> list[str]:
-    """Rebuild the view from the exchange and the database; protect before trading."""
-    engine.load_state()
-    engine.booted = False
-    lines = await reconcile_now(engine)
-    engine.booted = True
-    for symbol in engine.symbols:
-        if symbol in engine.positions:
-            await engine.protect_only(symbol)
-    if lines:
-        engine.alerter.publish(Alert(AlertName.RECONCILE_MISMATCH, "boot reconciliation:\n" +
-                                     "\n".join(lines)), engine.clock.now())
-    logger.info("boot reconciliation done differences={}", len(lines))
-    return lines
-
-
-async def reconcile_now(engine: "Engine") -> list[str]:
-    lines: list[str] = []
-    await sync_fills(engine)
-    lines += await resolve_intents(engine)
-    for symbol in engine.symbols:
-        lines += await reconcile_symbol(engine, symbol)
-    for line in lines:
-        logger.warning("reconcile difference {}", line)
-    return lines
-
-
-async def sync_fills(engine: "Engine") -> int:
-    since = engine.clock.now() - FILL_LOOKBACK
-    added = 0
-    for symbol in engine.symbols:
-        fills = await engine.executor.read(engine.exchange.fills, symbol, since)
-        for fill in fills:
-            recorded = [False]
-
-            def write(fill=fill, recorded=recorded) -> None:  # type: ignore[no-untyped-def]
-                recorded[0] = engine.store.record_fill(fill)
-            engine.persist(write, "fill")
-            added += recorded[0]
-    if added:
-        logger.info("fills journaled count={}", added)
-    return added
-
-
-async def resolve_intents(engine: "Engine") -> list[str]:
-    lines = []
-    for intent in engine.store.unresolved_intents():
-        if intent.symbol not in engine.symbols:
-            continue
-        resolved = await engine.executor.probe(intent)
-        if resolved.status is not intent.status:
-            lines.append(f"{intent.symbol}: intent {intent.client_id} {intent.status} -> "
-                         f"{resolved.status}")
-    return lines
-
-
-async def reconcile_symbol(engine: "Engine", symbol: str) -> list[str]:
-    lines: list[str] = []
-    snap = await engine.observe(symbol)
-    record = engine.positions.get(symbol)
-    exchange_side = snap.position.side
-    if record is not None and record.state is not PositionState.ENTERING and exchange_side is None:
-        lines.append(f"{symbol}: position record {record.key} but none on the exchange: finalized")
-        await engine.trading.finalize(record, snap)
-        record = None
-    if record is None and exchange_side is not None:
-        if engine.settings.adopt_positions:
-            adopted = await adopt(engine, symbol, snap)
-            lines.append(f"{symbol}: untracked {exchange_side.label} {snap.position.size} on the "
-                         f"exchange: adopted as {adopted.key}, protecting it")
-            record = adopted
-        else:
-            lines.append(f"{symbol}: untracked {exchange_side.label} {snap.position.size} on the "
-                         "exchange, NOT adopted (TRADEBOT_ADOPT_POSITIONS=false)")
-    lines += await cancel_orphans(engine, symbol, record)
-    return lines
-
-
-def _recover_key(engine: "Engine", symbol: str, snap) -> tuple[str | None, dict[str, int]]:  # type: ignore[no-untyped-def]
-    """Our own orders (or the latest entry fill) tell which position key the exchange holds."""
+def recover_key(symbol: str, our_orders: list[Order], fills: list[Fill]) -> tuple[str | None, dict[str, int]]:
+    """The position key our live orders (or the latest entry fill) name, and the highest
+    sequence number used per role, so new client ids never repeat old ones."""
     seq: dict[str, int] = {}
     key = None
-    for order in engine.our_orders(snap):
+    for order in our_orders:
         parsed = ClientId.parse(order.client_id)
         if parsed and parsed.symbol == symbol:
             key = key or parsed.position_key
             if parsed.position_key == key:
                 seq[parsed.role.value] = max(seq.get(parsed.role.value, 0), parsed.seq)
     if key is None:
-        for fill in reversed(engine.store.fills(symbol)):
+        for fill in reversed(fills):
             parsed = ClientId.parse(fill.client_id)
-            if parsed and parsed.role is OrderRole.ENTRY:
+            if parsed and parsed.role is OrderRole.ENTRY and parsed.symbol == symbol:
                 key = parsed.position_key
                 seq[OrderRole.ENTRY.value] = parsed.seq
                 break
     return key, seq
 
 
-async def adopt(engine: "Engine", symbol: str, snap) -> Position:  # type: ignore[no-untyped-def]
-    """Take over a position the database does not know, with stops relative to the mark."""
-    key, seq = _recover_key(engine, symbol, snap)
-    known = engine.store.position(symbol, key) if key else None
-    side = snap.position.side
-    mark = snap.mark or snap.position.entry_price
-    rules = engine.exchange.rules(symbol)
+def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key: str | None,
+                     seq: dict[str, int], known: Position | None, leverage: int,
+                     time_limit: timedelta) -> Position:
+    """The record of a position the database does not know (or knew under this key): its
+    size from the exchange, its legs from our live orders, else planned around the mark
+    (1 % stop, 1.5 % take-profit, rounded away from the mark)."""
+    exchange = view.position
+    side = exchange.side
+    assert side is not None, "only an open exchange position can be adopted"
+    mark = view.mark or exchange.entry_price
     if known is not None:
         position = known
     else:
-        sl = mark * (1 - ADOPT_SL_PCT * side.sign)
-        tp = mark * (1 + ADOPT_TP_PCT * side.sign)
+        stop = rules.round_price(mark * (1 - ADOPT_SL_PCT * side.sign), up=side.sign < 0)
+        take = rules.round_price(mark * (1 + ADOPT_TP_PCT * side.sign), up=side.sign > 0)
         position = Position(
-            symbol=symbol, key=key or "a" + position_key(engine.clock.now()), side=side,
-            state=PositionState.ATTACHING, quantity=snap.position.size,
-            entry_price=snap.position.entry_price, leverage=snap.position.leverage or engine.settings.leverage,
-            opened_at=engine.clock.now(), sl_price=rules.round_price(sl, up=side.sign < 0),
-            tp_price=rules.round_price(tp, up=side.sign > 0), initial_quantity=snap.position.size,
-            adopted=key is None, time_limit=timedelta(minutes=engine.settings.time_in_trade_minutes))
-    from dataclasses import replace
-    merged_seq = {r: max(position.seq.get(r, 0), n) for r, n in {**position.seq, **seq}.items()}
-    position = replace(position, state=PositionState.ATTACHING, quantity=snap.position.size,
-                       seq=merged_seq)
-    engine.save_position(position)
+            symbol=view.symbol, key=key or "a" + position_key(now), side=side,
+            state=PositionState.ATTACHING, quantity=exchange.size,
+            entry_price=exchange.entry_price, leverage=exchange.leverage or leverage,
+            opened_at=now, stop=Leg(OrderRole.STOP_LOSS, stop),
+            take_profit=Leg(OrderRole.TAKE_PROFIT, take), initial_quantity=exchange.size,
+            initial_stop_price=stop, adopted=key is None, time_limit=time_limit)
+    merged = {role: max(position.seq.get(role, 0), n) for role, n in {**position.seq, **seq}.items()}
+    position = replace(position, state=PositionState.ATTACHING, quantity=exchange.size,
+                       seq=merged)
+    for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
+        position = _adopt_leg(position, role, view)
     return position
 
 
-async def cancel_orphans(engine: "Engine", symbol: str, record: Position | None) -> list[str]:
-    lines = []
-    snap = engine.snapshots[symbol]
-    for order in engine.our_orders(snap):
+def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Position:
+    """Our live order for this leg (this key) protects already: take it, do not resend."""
+    leg = position.leg(role)
+    for order in view.live:
         parsed = ClientId.parse(order.client_id)
-        if parsed is None:
-            continue
-        ours = record is not None and parsed.position_key == record.key
-        if ours and not (order.role is OrderRole.ENTRY and record.state.open):
-            continue
-        final = await engine.executor.cancel_and_verify(symbol, order.client_id)
-        status = final.status.value if final else "gone"
-        lines.append(f"{symbol}: orphan order {order.client_id} cancelled -> {status}")
-    return lines
+        if (parsed is not None and position.owns(order.client_id) and parsed.role is role
+                and order.type is LEG_TYPES[role] and order.stop_price is not None):
+            remaining = position.quantity if order.close_position \
+                else order.quantity - order.filled_qty
+            return position.with_leg(replace(
+                leg, trigger_price=order.stop_price, pending=None,
+                order=LegOrder(order.client_id, order.stop_price, remaining)))
+    return position.with_leg(replace(leg, order=None, pending=None))
 
 
-async def periodic(engine: "Engine") -> list[str]:
-    """The periodic pass: journal fills, probe unresolved intents, report what differs.
-
-    It writes no position state: an untracked or vanished position is left to the next
-    tick, which starts from the exchange's snapshot and adopts or finalizes there.
-    """
-    await sync_fills(engine)
-    lines = await resolve_intents(engine)
-    for symbol in engine.symbols:
-        snap = await engine.observe(symbol)
-        record = engine.positions.get(symbol)
-        if record is None and snap.position.side is not None:
-            lines.append(f"{symbol}: untracked {snap.position.side.label} {snap.position.size} "
-                         "on the exchange")
-        if record is not None and record.state.open and snap.position.side is None:
-            lines.append(f"{symbol}: position {record.key} gone on the exchange")
-    for line in lines:
-        logger.warning("periodic reconcile difference {}", line)
-    return lines
-
-
-def unresolved_count(engine: "Engine") -> int:
-    return sum(1 for i in engine.store.unresolved_intents() if i.status is IntentStatus.SENT)
+def reduction_cause(position: Position, fills: list[Fill]) -> str:
+    """Who made a position smaller, from the client id of its latest closing fill: the
+    exchange (ADL, liquidation), a partial fill of its own stop or take-profit, or somebody
+    else. "" when it was the agent's own market close (a partial take-profit): no alert."""
+    closing = [f for f in fills if f.side is position.side.opposite]
+    if not closing:
+        return "outside the agent (by hand or another program)"
+    latest = max(closing, key=lambda f: f.time).client_id
+    by_exchange = exchange_close_reason(latest)
+    if by_exchange is not None:
+        return f"by the exchange ({by_exchange.value})"
+    parsed = ClientId.parse(latest)
+    if parsed is None or not position.owns(latest):
+        return "outside the agent (by hand or another program)"
+    if parsed.role is OrderRole.STOP_LOSS:
+        return "by a partial fill of its stop-loss"
+    if parsed.role is OrderRole.TAKE_PROFIT:
+        return "by a partial fill of its take-profit"
+    return ""

@@ -22,7 +22,8 @@ from enum import StrEnum
 
 from loguru import logger
 
-from trader.domain import ZERO, Position, Side, Signal, SymbolRules
+from trader.domain import ZERO, Side, Signal, SymbolRules
+from trader.position import Position
 from trader.strategy.regime import Regime, RegimeAdjustment
 
 MIN_FREE_MARGIN = Decimal("10")   # USDT; below this Binance answers -2019 soon enough
@@ -196,14 +197,6 @@ class SignalDecision(StrEnum):
     OPEN = "OPEN"
     CLOSE = "CLOSE"
     HOLD = "HOLD"
-    REFUSE = "REFUSE"
-
-
-def one_way_refusal(position_side: Side, requested: Side) -> str:
-    """The reason shown when opening `requested` while a `position_side` position is open."""
-    return (f"one-way mode: a {position_side.label} position is open; opening "
-            f"{requested.label} is refused (close the {position_side.label} first, "
-            f"positions are never flipped)")
 
 
 def decide(position_side: Side | None, signal: Signal | None) -> tuple[SignalDecision, str]:
@@ -217,19 +210,6 @@ def decide(position_side: Side | None, signal: Signal | None) -> tuple[SignalDec
         return SignalDecision.HOLD, f"{position_side.label} already open"
     return SignalDecision.CLOSE, (f"{signal.side.label} signal against the open "
                                   f"{position_side.label}: close it, no reversal")
-
-
-def check_open(position_side: Side | None, requested: Side) -> tuple[SignalDecision, str]:
-    """Whether opening `requested` is allowed: REFUSE while any position is open.
-
-    Guards every code path that could place an entry (signals, commands, adoption): on a
-    one-way account an opposite 'entry' would silently reduce or flip the position.
-    """
-    if position_side is None:
-        return SignalDecision.OPEN, ""
-    if position_side is requested:
-        return SignalDecision.REFUSE, f"a {position_side.label} position is already open (no pyramiding)"
-    return SignalDecision.REFUSE, one_way_refusal(position_side, requested)
 
 
 def total_open_risk(positions: Iterable[Position]) -> Decimal:

@@ -88,6 +88,10 @@ class KeepingSimulator(Simulator):
 
 
 FLAT_ORDER_BEHAVIOURS = {"expire": Simulator, "keep": KeepingSimulator}
+# When a conditional order triggers, Binance's docs do not say whether the child order's
+# ORDER_TRADE_UPDATE fill comes before or after ALGO_UPDATE TRIGGERED (nautilus_trader
+# issue #3664 reports the fill first); ALGO_UPDATE FINISHED comes last either way.
+TRIGGER_EVENT_ORDERS = ("triggered-first", "fill-first")
 
 
 @dataclass(slots=True)
@@ -100,8 +104,14 @@ class AlgoRecord:
 class BinanceEndpoints:
     """Handlers and the bookkeeping Binance keeps beside the simulator (ids, modes, keys)."""
 
-    def __init__(self, sim: Simulator, now: Callable[[], datetime], symbols: list[str]) -> None:
+    def __init__(self, sim: Simulator, now: Callable[[], datetime], symbols: list[str],
+                 trigger_events: str = "triggered-first") -> None:
+        """`trigger_events`: the order of a triggered conditional order's events, one of
+        TRIGGER_EVENT_ORDERS."""
+        if trigger_events not in TRIGGER_EVENT_ORDERS:
+            raise ValueError(f"trigger_events must be one of {TRIGGER_EVENT_ORDERS}")
         self.sim, self.now, self.symbols = sim, now, symbols
+        self.fill_before_trigger = trigger_events == "fill-first"
         self.hedge_mode = False
         self.margin_types: dict[str, str] = {}
         self.listen_key: str | None = None
@@ -144,9 +154,10 @@ class BinanceEndpoints:
         child = CHILD_ORDER_BASE + int(order.exchange_id)
         if update.fill is not None:
             self._trade_orders[update.fill.trade_id] = child
-        return [wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child)),
-                wire.order_trade_update(order, update.fill, child, moment, "MARKET"),
-                wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
+        triggered = wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child))
+        child_fill = wire.order_trade_update(order, update.fill, child, moment, "MARKET")
+        first = [child_fill, triggered] if self.fill_before_trigger else [triggered, child_fill]
+        return [*first, wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
 
     def _algo_id(self, order: Order) -> int:
         record = self._algos.get(order.client_id)

@@ -3,14 +3,21 @@
 `FaultBook` holds the faults tests inject ("make the next N requests to this endpoint
 fail like this"); `Usage` counts request weight and orders in Binance's fixed windows;
 `error_response` renders an error the way Binance does (JSON code/msg, HTTP status,
-Retry-After).
+Retry-After); `RetryAfterWatch` records every request that arrives inside a Retry-After
+window the server announced; `MALFORMED_READS` and `malformed_user_events` are answers and
+user-data events of Binance's documented shapes with a required field taken out or of the
+wrong type (for `FakeBinance.reshape_answers` and `StreamHub.send_user_text`).
 """
 
+import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from tests.fixtures.binance import payload
 from trader.exchange.base import ExchangeError
 
 Json = dict[str, Any]
@@ -106,3 +113,120 @@ def error_response(error: ExchangeError, headers: dict[str, str] | None = None) 
         extra["Retry-After"] = str(int(error.retry_after))
     return web.json_response({"code": error.code, "msg": error.message},
                              status=error.http_status, headers=extra)
+
+
+RATE_LIMIT_STATUSES = (429, 418)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowViolation:
+    """A request that arrived `after` seconds into a Retry-After window of `retry_after` s,
+    which the server had announced answering `status` to `announced_on`."""
+    endpoint: str
+    after: float
+    retry_after: float
+    status: int
+    announced_on: str
+
+    def __str__(self) -> str:
+        return (f"{self.endpoint} sent {self.after:.3f} s after HTTP {self.status} with "
+                f"Retry-After {self.retry_after:g} on {self.announced_on}")
+
+
+class RetryAfterWatch:
+    """Binance's rule, checked from the server's side: after answering 429 or 418 with
+    Retry-After N at time t, no request may arrive before t + N ("A Retry-After header is sent
+    with a 418 or 429 responses and will give the number of seconds required to wait ...
+    failing to back off after receiving 429s will result in an automated IP ban",
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info).
+
+    The window is IP-wide (every REST path counts) and measured on the server's own
+    monotonic clock, so `set_clock_skew` (a server timestamp that drifts) does not move it.
+    Websocket connections are not REST requests and are not counted.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.windows = 0                 # 429/418 answers that announced a Retry-After
+        self.violations: list[WindowViolation] = []
+        self._opened_at = 0.0
+        self._until = 0.0
+        self._retry_after = 0.0
+        self._status = 0
+        self._announced_on = ""
+
+    def note_request(self, method: str, path: str) -> None:
+        """A REST request arrived (call before answering it)."""
+        now = self.clock()
+        if now < self._until:
+            self.violations.append(WindowViolation(
+                f"{method} {path}", now - self._opened_at, self._retry_after, self._status,
+                self._announced_on))
+
+    def note_answer(self, method: str, path: str, response: web.StreamResponse) -> None:
+        """The server answered; a 429/418 with Retry-After opens (or extends) the window."""
+        header = response.headers.get("Retry-After")
+        if response.status not in RATE_LIMIT_STATUSES or header is None:
+            return
+        now, seconds = self.clock(), float(header)
+        self.windows += 1
+        if now + seconds > self._until:
+            self._opened_at, self._until, self._retry_after = now, now + seconds, seconds
+            self._status, self._announced_on = response.status, f"{method} {path}"
+
+    def remaining(self) -> float:
+        """Seconds until the current window closes (0 when none is open)."""
+        return max(0.0, self._until - self.clock())
+
+    @property
+    def count(self) -> int:
+        return len(self.violations)
+
+
+# --- malformed answers and events --------------------------------------------------------
+
+def _broken_rows(field: str, broken: Callable[[Json], Json]) -> Callable[[Any], Any]:
+    """Every row of an array answer broken; an empty array becomes an object (the wrong type
+    for an answer documented as an array), so the answer is malformed either way."""
+    def transform(answer: Any) -> Any:
+        if isinstance(answer, list) and answer:
+            return [broken(dict(row)) for row in answer]
+        return {"unexpected": field}
+    return transform
+
+
+def _without(field: str) -> Callable[[Json], Json]:
+    return lambda row: {k: v for k, v in row.items() if k != field}
+
+
+def _wrong_type(field: str, value: Any) -> Callable[[Json], Json]:
+    return lambda row: {**row, field: value}
+
+
+# "METHOD /path" of a read -> a transform of its documented answer that no decoder can read.
+MALFORMED_READS: dict[str, Callable[[Any], Any]] = {
+    "GET /fapi/v3/positionRisk": _broken_rows("positionAmt", _without("positionAmt")),
+    "GET /fapi/v1/openOrders": _broken_rows("origQty", _wrong_type("origQty", ["0.010"])),
+    "GET /fapi/v1/openAlgoOrders": _broken_rows("algoStatus", _without("algoStatus")),
+    "GET /fapi/v1/ticker/bookTicker": lambda answer: {**answer, "bidPrice": None},
+    "GET /fapi/v2/account": _without("availableBalance"),
+}
+
+
+def malformed_user_events(symbol: str, client_id: str, event_time_ms: int) -> list[str]:
+    """User-data frames about one of our orders that cannot be read: not JSON at all, and
+    the documented ORDER_TRADE_UPDATE / ALGO_UPDATE / ACCOUNT_UPDATE examples (DOCS +
+    "user-data-streams/Event-Order-Update", "Event-Algo-Order-Update",
+    "Event-Balance-and-Position-Update"; tests/fixtures/binance/event_*.json) with a
+    required field taken out or of the wrong type."""
+    order = payload("event_order_trade_update")
+    order["E"] = order["T"] = event_time_ms
+    order["o"] = {k: v for k, v in order["o"].items() if k != "X"} | {"s": symbol, "c": client_id}
+    algo = payload("event_algo_update")
+    algo["E"] = algo["T"] = event_time_ms
+    algo["o"] |= {"s": symbol, "caid": client_id, "q": {"quantity": "0.010"}}
+    account = payload("event_account_update")
+    account["E"] = account["T"] = event_time_ms
+    account["a"] = "ORDER"
+    return ['{"e": "ORDER_TRADE_UPDATE", "E": ', json.dumps(order), json.dumps(algo),
+            json.dumps(account)]

@@ -31,7 +31,7 @@ from loguru import logger
 
 from tests.fakes import binance_control
 from tests.fakes.binance_endpoints import FLAT_ORDER_BEHAVIOURS, BinanceEndpoints
-from tests.fakes.binance_faults import Fault, FaultBook, Usage, error_response
+from tests.fakes.binance_faults import Fault, FaultBook, RetryAfterWatch, Usage, error_response
 from tests.fakes.binance_hub import StreamHub
 from tests.fakes.binance_wire import kline_event
 from trader.domain import Candle, Side, to_ms
@@ -60,10 +60,14 @@ class FakeBinance:
     def __init__(self, *, api_key: str = "fake-api-key-0123456789",
                  api_secret: str = "fake-api-secret-0123456789",
                  prices: dict[str, Decimal] | None = None, sim_config: SimConfig | None = None,
-                 host: str = "127.0.0.1", port: int = 0, flat_orders: str = "expire") -> None:
+                 host: str = "127.0.0.1", port: int = 0, flat_orders: str = "expire",
+                 trigger_events: str = "triggered-first") -> None:
         """`flat_orders`: what happens to resting reduce-only / closePosition orders when
         their position goes flat, "expire" or "keep" (Binance's docs are silent; see
-        binance_endpoints.KeepingSimulator)."""
+        binance_endpoints.KeepingSimulator). `trigger_events`: "triggered-first" or
+        "fill-first", the order of ALGO_UPDATE TRIGGERED and the child order's fill when a
+        conditional order triggers (the docs are silent; binance_endpoints.
+        TRIGGER_EVENT_ORDERS)."""
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
         prices = prices or DEFAULT_PRICES
         self.flat_orders = flat_orders
@@ -71,13 +75,14 @@ class FakeBinance:
         self.clock_skew_ms = 0
         for symbol, price in prices.items():
             self.sim.set_price(symbol, price, self.now())
-        self.endpoints = BinanceEndpoints(self.sim, self.now, list(prices))
+        self.endpoints = BinanceEndpoints(self.sim, self.now, list(prices), trigger_events)
         self.hub = StreamHub()
         self.usage = Usage()
         self.endpoints.rate_limits = self.usage.rate_limits()
         self.request_log: list[LoggedRequest] = []
         self.accepted_orders: list[str] = []
         self.fault_book = FaultBook()
+        self.retry_after_watch = RetryAfterWatch()   # requests inside announced windows
         self._reshapes: dict[tuple[str, str], list[Callable[[Any], Any]]] = {}
         self._routes = self._route_table()
         self._runner: web.AppRunner | None = None
@@ -99,6 +104,7 @@ class FakeBinance:
         app.router.add_route("*", "/_control/{name}", self._control)
         app.router.add_get("/ws/{listen_key}", self._user_socket)
         app.router.add_get("/stream", self._market_socket)
+        app.router.add_get("/{route:public|market}/stream", self._market_socket)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -155,6 +161,12 @@ class FakeBinance:
         }
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.retry_after_watch.note_request(request.method, request.path)
+        response = await self._answer(request)
+        self.retry_after_watch.note_answer(request.method, request.path, response)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.text()
         params = dict(request.query)
         params = {**dict(_parse_form(body)), **params}   # the query string wins, as on Binance
@@ -274,7 +286,9 @@ class FakeBinance:
         return lambda params: transform(handler(params))
 
     def clear_faults(self) -> None:
+        """Forget the injected faults and the answers still to be reshaped."""
         self.fault_book.faults.clear()
+        self._reshapes.clear()
 
     @property
     def faults(self) -> list[Fault]:
@@ -304,7 +318,8 @@ class FakeBinance:
 
     async def _market_socket(self, request: web.Request) -> web.StreamResponse:
         streams = set(filter(None, request.query.get("streams", "").split("/")))
-        return await self.hub.serve_market(request, streams)
+        return await self.hub.serve_market(request, request.match_info.get("route", ""),
+                                           streams)
 
     # --- test controls (also served under /_control/<name>) -------------------------------
     async def _publish(self, events: list[SimEvent]) -> None:
@@ -312,14 +327,22 @@ class FakeBinance:
         await self._flush_stream_events()
 
     async def move_price(self, symbol: str, price: Decimal) -> None:
+        """The price jumps; user-data events of what it triggered, then the new quote."""
         await self._publish(self.sim.set_price(symbol, price, self.now()))
+        await self._push_quote(symbol)
 
     async def push_candle(self, candle: Candle) -> None:
-        """A closed candle: the simulator walks its path; kline subscribers get it."""
+        """A closed candle: the simulator walks its path; kline subscribers get it, quote
+        subscribers the price it closed at."""
         self.endpoints.candles.setdefault(candle.symbol, []).append(candle)
         await self._publish(self.sim.on_candle(candle))
         event = kline_event(candle, to_ms(self.now()))
         await self.hub.send_market(event["stream"], event)
+        await self._push_quote(candle.symbol)
+
+    async def _push_quote(self, symbol: str) -> None:
+        await self.hub.send_quote(self.sim.book(symbol), self.sim.mark_price(symbol),
+                                  self.sim.funding_rate(symbol), to_ms(self.now()))
 
     async def open_position_by_hand(self, symbol: str, side: Side, qty: Decimal) -> None:
         await self._publish(self.sim.open_by_hand(symbol, side, qty, self.now()))

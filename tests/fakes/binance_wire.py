@@ -9,8 +9,10 @@ numbers that Binance sends as strings are strings here too.
 A conditional order's life on the user-data stream, as the fake tells it:
 ALGO_UPDATE NEW -> (trigger) ALGO_UPDATE TRIGGERED -> ORDER_TRADE_UPDATE of the market
 child order (x=TRADE, X=FILLED, c = the clientAlgoId, ot = the conditional type) ->
-ALGO_UPDATE FINISHED. The child order's client id is an assumption of this fake: Binance
-does not document what it is.
+ALGO_UPDATE FINISHED; FakeBinance(trigger_events="fill-first") sends the child's fill
+before TRIGGERED, as nautilus_trader issue #3664 reports Binance doing. The child order's
+client id is an assumption of this fake (nautilus_trader matches such fills by the algo's
+client id too): Binance does not document what it is.
 """
 
 from datetime import timedelta
@@ -318,3 +320,23 @@ def kline_event(candle: Candle, moment_ms: int) -> Json:
              "Q": "0", "B": "0"}
     return {"stream": f"{candle.symbol.lower()}@kline_{name}",
             "data": {"e": "kline", "E": moment_ms, "s": candle.symbol, "k": kline}}
+
+
+def book_ticker_event(book: BookTicker, update_id: int, moment_ms: int) -> Json:
+    """A combined-stream <symbol>@bookTicker message (DOCS + "websocket-market-streams/
+    Individual-Symbol-Book-Ticker-Streams"); the fake's book has 10 at each side."""
+    return {"stream": f"{book.symbol.lower()}@bookTicker", "data": {
+        "e": "bookTicker", "u": update_id, "E": moment_ms, "T": moment_ms, "s": book.symbol,
+        "b": num(book.bid), "B": "10", "a": num(book.ask), "A": "10"}}
+
+
+def mark_price_event(symbol: str, mark: Decimal, funding_rate: Decimal, moment_ms: int,
+                     stream_suffix: str = "@markPrice@1s") -> Json:
+    """A combined-stream <symbol>@markPrice[@1s] message (DOCS + "websocket-market-streams/
+    Mark-Price-Stream"): index, settle and average prices all at the mark; next funding at
+    the next 8-hour mark."""
+    eight_hours = 8 * 3600 * 1000
+    return {"stream": f"{symbol.lower()}{stream_suffix}", "data": {
+        "e": "markPriceUpdate", "E": moment_ms, "s": symbol, "p": num(mark), "ap": num(mark),
+        "i": num(mark), "P": num(mark), "r": num(funding_rate),
+        "T": moment_ms - moment_ms % eight_hours + eight_hours}}

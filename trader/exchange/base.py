@@ -8,7 +8,7 @@ to outcomes; the engine never branches on raw codes.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
@@ -50,6 +50,28 @@ class FundingApplied:
 
 
 ExchangeEvent = OrderUpdate | AccountUpdate | FundingApplied
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """One symbol's latest top of book and mark price, pushed by the exchange's market streams
+    (Binance: <symbol>@bookTicker and <symbol>@markPrice@1s) or read off the simulator.
+
+    `funding_rate` is None when the exchange sent none (a delivery contract sends "").
+    `at` is the injected clock's time at which the newest part arrived; a quote is only
+    as fresh as its oldest part, which `Exchange.quote(symbol, max_age)` checks.
+    """
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    mark: Decimal
+    funding_rate: Decimal | None
+    at: datetime
+
+    @property
+    def book(self) -> BookTicker:
+        """The top of book as `book_ticker()` answers it over REST."""
+        return BookTicker(self.symbol, self.bid, self.ask)
 
 
 class ExchangeError(Exception):
@@ -143,6 +165,11 @@ class Exchange(Protocol):
                      limit: int = 500) -> list[Candle]: ...
 
     async def book_ticker(self, symbol: str) -> BookTicker: ...
+
+    def quote(self, symbol: str, max_age: timedelta) -> Quote | None:
+        """The latest pushed quote if its every part is at most `max_age` old (never blocks,
+        sends nothing); None when the market streams are down, slow or not there yet: then
+        read `book_ticker` / `position` over REST."""
 
     async def funding_rate(self, symbol: str) -> Decimal: ...
 

@@ -59,6 +59,7 @@ from trader.exchange.base import (
     ExchangeEvent,
     MalformedResponse,
     OrderUpdate,
+    Quote,
     UnknownOutcome,
 )
 from trader.exchange.binance_fields import Fields
@@ -149,7 +150,9 @@ class BinanceExchange:
         return TESTNET_STREAMS if self._settings.binance_testnet else MAINNET_STREAMS
 
     async def start(self, symbols: list[str], leverage: int) -> None:
-        """Sync time, load the symbol rules, refuse hedge mode, set ISOLATED + leverage."""
+        """Sync time, load the symbol rules, refuse hedge mode, set ISOLATED, and the leverage
+        of the symbols that are flat (an open position keeps the leverage it was opened with:
+        a restart with other settings never changes it)."""
         if self._client is None:
             self._client = self._make_client()
         await self.sync_time()
@@ -163,9 +166,13 @@ class BinanceExchange:
         if codec.flag(mode.get("dualSidePosition")):
             logger.error("refusing to trade: {}", HEDGE_MODE_MESSAGE)
             raise SetupRefused(HEDGE_MODE_MESSAGE, "BINANCE_API_KEY (the account's position mode)")
+        held = {symbol for symbol in symbols if (await self.position(symbol)).quantity != 0}
         for symbol in symbols:
             await self._set_isolated(symbol)
-            await self.set_leverage(symbol, leverage)
+            if symbol in held:
+                logger.info("leverage left as it is: a position is open symbol={}", symbol)
+            else:
+                await self.set_leverage(symbol, leverage)
         logger.info("binance ready symbols={} leverage={} testnet={} offset_ms={}",
                     ",".join(symbols), leverage, self._settings.binance_testnet, self._offset_ms)
         if self._streams_enabled:
@@ -265,7 +272,6 @@ class BinanceExchange:
         the matching engine without a readable answer (timeout, 5xx, or an answer that
         cannot be read: the order may exist, so the executor probes by client id).
         """
-        rules = self.rules(request.symbol)
         context = f"symbol={request.symbol} client_id={request.client_id} role={request.role}"
         algo = request.type.conditional
         endpoint = codec.NEW_ALGO if algo else codec.NEW_ORDER
@@ -273,11 +279,11 @@ class BinanceExchange:
             if algo:
                 raw = await self._call(f"place algo order {context}",
                                        self.client.futures_create_algo_order, sending=True,
-                                       orders=1, **binance_requests.algo_params(request, rules))
+                                       orders=1, **binance_requests.algo_params(request))
             else:
                 raw = await self._call(f"place order {context}",
                                        self.client.futures_create_order, sending=True,
-                                       orders=1, **binance_requests.order_params(request, rules))
+                                       orders=1, **binance_requests.order_params(request))
         except ExchangeError as exc:
             logger.warning("binance place rejected {} code={} msg={}", context, exc.code,
                            exc.message)
@@ -462,6 +468,12 @@ class BinanceExchange:
     async def book_ticker(self, symbol: str) -> BookTicker:
         return codec.book_from_ticker(await self._call(
             "book ticker", self.client.futures_orderbook_ticker, weight=2, symbol=symbol))
+
+    def quote(self, symbol: str, max_age: timedelta) -> Quote | None:
+        """The latest book top (<symbol>@bookTicker) and mark price (<symbol>@markPrice@1s)
+        from the market streams, None if either is older than `max_age` (streams down, or
+        not started: streams=False); then `book_ticker()` / `position()` read REST."""
+        return self.streams.quotes.quote(symbol, max_age)
 
     async def funding_rate(self, symbol: str) -> Decimal:
         raw = await self._call("premium index", self.client.futures_mark_price, symbol=symbol)

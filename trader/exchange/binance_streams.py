@@ -1,30 +1,42 @@
-"""Binance USD-M websockets: the user-data stream and the kline stream, with REST fallback.
+"""Binance USD-M websockets: the user-data stream and two market streams, with REST fallback.
 
-Both streams run on aiohttp's websocket client, not python-binance's socket manager:
-the library builds the futures user stream as `<root>private/ws?listenKey=...` (we want
-`<root>ws/<listenKey>`), retries inside its own read loop with a fixed budget and logs
-failures instead of raising them, so "the stream is down" could not be observed and
-turned into `streaming = False`. Here each stream is one loop:
+The market streams follow Binance's routed paths (.../websocket-market-streams/
+Important-WebSocket-Change-Notice: each stream on "the correct endpoint category"; a
+stream asked for on another path is never delivered, and nothing says so):
 
-    connect -> mark up -> read until the socket closes, a ping goes unanswered
-    (heartbeat) or the stream is silent too long (klines: reconnect; user data: check
-    the listenKey) -> mark down -> wait (tenacity's capped exponential backoff with
-    jitter, on the injected clock) -> connect again
+    <root>market/stream?streams=btcusdt@kline_1m/btcusdt@markPrice@1s   (market)
+    <root>public/stream?streams=btcusdt@bookTicker                     (book-ticker)
 
-Subscriptions live in the URL (`/ws/<listenKey>`, `/stream?streams=a/b`), so a fresh
-connection is the only place they are (re)made. Going down logs "stream down, polling
-REST" once per outage, coming back logs recovery once and fires the `on_reconnect`
+Combined streams wrap each event as {"stream": "<name>", "data": <event>}. Closed candles go
+to the candle queue; book tops and mark prices replace the previous ones in `LatestQuotes`
+(binance_quotes.py), which `BinanceExchange.quote()` reads.
+
+All streams run on aiohttp's websocket client, not python-binance's socket manager: the
+library retries inside its own read loop with a fixed budget and logs failures instead of
+raising them, so "the stream is down" could not be observed and turned into
+`streaming = False`. Here each stream is one loop:
+
+    connect -> mark up -> read until the socket closes, a ping goes unanswered (heartbeat)
+    or the stream is silent too long (market: reconnect; user data: check the listenKey;
+    book tops: never, a quiet book is no fault and its quote simply ages out) -> mark down
+    -> wait (tenacity's capped exponential backoff with jitter, on the injected clock)
+    -> connect again
+
+Subscriptions live in the URL (`/ws/<listenKey>`, `/<route>/stream?streams=a/b`), so a
+fresh connection is the only place they are (re)made. Going down logs "stream down,
+polling REST" once per outage, coming back logs recovery once and fires the `on_reconnect`
 callbacks. One bad message, or one failed iteration of a loop, is logged with its
 traceback, counted and skipped: the stream keeps reading. Decoded events go to bounded
 queues that drop the oldest entry and log the overflow.
 
 The user-data stream and its listenKey (creation, keepalive, expiry, the silence check)
-are in binance_user_stream.py; the reconnecting loop both share is websocket_stream.py.
+are in binance_user_stream.py; the reconnecting loop all share is websocket_stream.py.
 
 Waits (backoff, keepalive) run on the injected clock: give the streams a real-time
 clock (SystemClock, or a ManualClock with speed > 0), never an instant one.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +47,7 @@ from trader.clock import Clock
 from trader.domain import Candle
 from trader.exchange import binance_codec as codec
 from trader.exchange.base import ExchangeEvent
+from trader.exchange.binance_quotes import LatestQuotes, book_from_stream, mark_from_stream
 from trader.exchange.binance_user_stream import ListenKeyApi, UserDataStream
 from trader.exchange.websocket_stream import (
     BoundedQueue,
@@ -43,20 +56,25 @@ from trader.exchange.websocket_stream import (
     StreamOptions,
 )
 
-__all__ = ["BinanceStreams", "BoundedQueue", "KlineStream", "StreamOptions", "UserDataStream"]
+__all__ = ["BinanceStreams", "BoundedQueue", "CombinedStream", "StreamOptions",
+           "UserDataStream"]
+
+EventHandler = Callable[[dict[str, Any]], None]
+MARKET_ROUTE, PUBLIC_ROUTE = "market", "public"
 
 
-class KlineStream(ReconnectingStream):
-    """`<base>stream?streams=btcusdt@kline_1m/...`: closed candles -> the candle queue."""
+class CombinedStream(ReconnectingStream):
+    """`<root><route>/stream?streams=a/b`: each event, unwrapped from {"stream", "data"},
+    goes to the handler of its type ("e"); events of other types are ignored.
 
-    def __init__(self, base_url: str, symbols: list[str], interval: str,
+    `silence` (seconds, None: never): no message that long -> reconnect.
+    """
+
+    def __init__(self, name: str, url: str, handlers: dict[str, EventHandler],
                  session: aiohttp.ClientSession, clock: Clock, options: StreamOptions,
-                 candles: BoundedQueue[Candle]) -> None:
-        super().__init__("klines", session, clock, options)
-        names = "/".join(f"{symbol.lower()}@kline_{interval}" for symbol in symbols)
-        self.url = f"{base_url}stream?streams={names}"
-        self.silence = options.silence_seconds
-        self._candles = candles
+                 silence: float | None) -> None:
+        super().__init__(name, session, clock, options)
+        self.url, self.silence, self._handlers = url, silence, handlers
 
     async def _url(self) -> str:
         return self.url
@@ -67,20 +85,27 @@ class KlineStream(ReconnectingStream):
 
     def _on_message(self, payload: dict[str, Any]) -> None:
         data = payload.get("data", payload)
-        if data.get("e") != "kline":
-            return
-        candle = codec.candle_from_stream(data["k"])
-        if candle.closed:
-            self._candles.push(candle)
+        if not isinstance(data, dict):
+            raise TypeError(f"data is a {type(data).__name__}, not a JSON object")
+        handler = self._handlers.get(data.get("e"))
+        if handler is not None:
+            handler(data)
+
+
+def combined_url(root: str, route: str, names: list[str]) -> str:
+    """The stream-mode URL of `names` on Binance's routed path `route` ("market", "public")."""
+    return f"{root}{route}/stream?streams={'/'.join(names)}"
 
 
 class BinanceStreams:
-    """Both streams, their websocket session and their bounded queues (no I/O until start).
+    """The three streams, their websocket session, their queues and the latest quotes (no
+    I/O until start).
 
         streams = BinanceStreams("wss://fstream.binance.com/", adapter, clock, StreamOptions())
         streams.on_reconnect.append(lambda: engine_needs_resync.set())
         streams.start(["BTCUSDT"], "1m")
         events = streams.events.drain(); candles = streams.candles.drain()
+        quote = streams.quotes.quote("BTCUSDT", timedelta(seconds=5))   # or None
 
     `on_reconnect`: callables (no arguments) fired each time the user-data stream is up
     again after an outage (not on a first connection that succeeds at once). Events during
@@ -96,9 +121,11 @@ class BinanceStreams:
         self.events: BoundedQueue[ExchangeEvent] = BoundedQueue("user-data-events",
                                                                 options.max_events)
         self.candles: BoundedQueue[Candle] = BoundedQueue("candles", options.max_candles)
+        self.quotes = LatestQuotes(clock)
         self.on_reconnect: list[ReconnectCallback] = []
         self.user: UserDataStream | None = None
-        self.klines: KlineStream | None = None
+        self.market: CombinedStream | None = None
+        self.book_ticker: CombinedStream | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -107,8 +134,14 @@ class BinanceStreams:
         return self.user is not None and self.user.live
 
     @property
-    def klines_live(self) -> bool:
-        return self.klines is not None and self.klines.live
+    def market_live(self) -> bool:
+        """True while the klines and mark prices socket is connected."""
+        return self.market is not None and self.market.live
+
+    @property
+    def book_ticker_live(self) -> bool:
+        """True while the book tops socket is connected."""
+        return self.book_ticker is not None and self.book_ticker.live
 
     @property
     def last_user_event_at(self) -> datetime | None:
@@ -120,17 +153,49 @@ class BinanceStreams:
             logger.info("streams already running; start() again is a no-op")
             return
         options = self._options
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
+        session = self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=options.connect_timeout, connect=options.connect_timeout))
-        self.user = UserDataStream(self._base_url, self._api, self._session, self._clock,
+        names = [symbol.lower() for symbol in symbols]
+        self.user = UserDataStream(self._base_url, self._api, session, self._clock,
                                    options, self.events, self.on_reconnect)
-        self.klines = KlineStream(self._base_url, symbols, interval, self._session,
-                                  self._clock, options, self.candles)
-        self.user.start()
-        self.klines.start()
+        self.market = self._market_stream(session, names, interval)
+        self.book_ticker = self._book_ticker_stream(session, names)
+        for stream in (self.user, self.market, self.book_ticker):
+            stream.start()
+
+    def _market_stream(self, session: aiohttp.ClientSession, symbols: list[str],
+                       interval: str) -> CombinedStream:
+        """Klines (.../Kline-Candlestick-Streams) and the mark price every second
+        (.../Mark-Price-Stream), both on the /market path."""
+        names = [f"{s}@kline_{interval}" for s in symbols] + [f"{s}@markPrice@1s"
+                                                              for s in symbols]
+        handlers: dict[str, EventHandler] = {"kline": self._on_kline,
+                                             "markPriceUpdate": self._on_mark_price}
+        return CombinedStream("market", combined_url(self._base_url, MARKET_ROUTE, names),
+                              handlers, session, self._clock, self._options,
+                              silence=self._options.silence_seconds)
+
+    def _book_ticker_stream(self, session: aiohttp.ClientSession,
+                            symbols: list[str]) -> CombinedStream:
+        """Best bid and ask in real time (.../Individual-Symbol-Book-Ticker-Streams), on
+        the /public path. A book may not change for minutes: no silence check."""
+        url = combined_url(self._base_url, PUBLIC_ROUTE, [f"{s}@bookTicker" for s in symbols])
+        return CombinedStream("book-ticker", url, {"bookTicker": self._on_book_ticker},
+                              session, self._clock, self._options, silence=None)
+
+    def _on_kline(self, data: dict[str, Any]) -> None:
+        candle = codec.candle_from_stream(data.get("k"))
+        if candle.closed:
+            self.candles.push(candle)
+
+    def _on_mark_price(self, data: dict[str, Any]) -> None:
+        self.quotes.on_mark(mark_from_stream(data))
+
+    def _on_book_ticker(self, data: dict[str, Any]) -> None:
+        self.quotes.on_book(book_from_stream(data))
 
     async def stop(self) -> None:
-        for stream in (self.user, self.klines):
+        for stream in (self.user, self.market, self.book_ticker):
             if stream is not None:
                 await stream.stop()
         if self._session is not None:

@@ -44,6 +44,7 @@ from trader.exchange.base import (
     CircuitState,
     ExchangeError,
     ExchangeEvent,
+    Quote,
     UnknownOutcome,
 )
 from trader.exchange.sim import SimConfig, SimEvent, Simulator
@@ -56,6 +57,7 @@ MAX_EVENTS = 10_000
 MAX_CANDLES_KEPT = 1500
 CLOSED_CIRCUIT = CircuitState(None)
 UNKNOWN_ORDER = -2011
+NO_PRICE_YET = -2010
 
 
 class PaperExchange:
@@ -67,7 +69,7 @@ class PaperExchange:
                  rules: dict[str, SymbolRules] | None = None, latency: bool = False,
                  persist_every: int = 1,
                  funding_schedules: dict[str, list[tuple[datetime, Decimal]]] | None = None,
-                 save_state: bool = True) -> None:
+                 save_state: bool = True, stream: bool = True) -> None:
         self.store = store
         self.clock = clock
         self.config = config
@@ -84,6 +86,7 @@ class PaperExchange:
         self._event_waiting = asyncio.Event()
         self._candles: dict[str, deque[Candle]] = {}
         self._candles_since_persist = 0
+        self.stream_live = stream   # False: like Binance with its user-data stream down
 
     def _restore(self, rules: dict[str, SymbolRules] | None) -> Simulator:
         state = self.store.get(STATE_KEY)
@@ -105,8 +108,10 @@ class PaperExchange:
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self, symbols: list[str], leverage: int) -> None:
+        """Set the leverage of flat symbols (an open position keeps the one it has)."""
         for symbol in symbols:
-            self.sim.set_leverage(symbol, leverage)
+            if self.sim.position(symbol).quantity == 0:
+                self.sim.set_leverage(symbol, leverage)
         self._save()
         logger.info("paper exchange started symbols={} leverage={} wallet={}",
                     ",".join(symbols), leverage, self.sim.balance().wallet)
@@ -134,7 +139,7 @@ class PaperExchange:
         events = self.sim.on_candle(candle)
         kept = self._candles.setdefault(candle.symbol, deque(maxlen=MAX_CANDLES_KEPT))
         kept.append(candle)
-        self._publish(events)
+        self.publish(events)
         self._candles_since_persist += 1
         if 0 < self.persist_every <= self._candles_since_persist:
             self._save()
@@ -153,7 +158,7 @@ class PaperExchange:
             logger.info("paper order rejected symbol={} client_id={} code={} message={}",
                         request.symbol, request.client_id, error.code, error.message)
             raise
-        self._publish(events)
+        self.publish(events)
         self._persist(f"place {request.client_id}")
         return order
 
@@ -166,7 +171,7 @@ class PaperExchange:
                 raise
             logger.info("paper cancel: no live order symbol={} client_id={}", symbol, client_id)
             return None
-        self._publish(events)
+        self.publish(events)
         self._persist(f"cancel {client_id}")
         return order
 
@@ -206,6 +211,18 @@ class PaperExchange:
     async def funding_rate(self, symbol: str) -> Decimal:
         return self.sim.funding_rate(symbol, self.clock.now())
 
+    def quote(self, symbol: str, max_age: timedelta) -> Quote | None:
+        """The simulator's book and mark, stamped now (never stale); None before the first
+        price of `symbol` (the simulator's -2010)."""
+        now = self.clock.now()
+        try:
+            book, mark = self.sim.book(symbol), self.sim.mark_price(symbol)
+        except ExchangeError as error:
+            if error.code != NO_PRICE_YET:
+                raise
+            return None
+        return Quote(symbol, book.bid, book.ask, mark, self.sim.funding_rate(symbol, now), now)
+
     # --- push side ----------------------------------------------------------------------
     def drain_events(self) -> list[ExchangeEvent]:
         drained = list(self._events)
@@ -224,14 +241,18 @@ class PaperExchange:
 
     @property
     def streaming(self) -> bool:
-        return True
+        """True while the agent may trust the events (`stream=False` or `stream_live = False`
+        plays a user-data stream that is down: the agent polls every read over REST)."""
+        return self.stream_live
 
     # --- internals ----------------------------------------------------------------------
     async def _latency(self) -> None:
         if self.latency_enabled:
             await self.clock.sleep(self.sim.latency())
 
-    def _publish(self, events: list[SimEvent]) -> None:
+    def publish(self, events: list[SimEvent]) -> None:
+        """Push what the simulator did to the agent's event queue, as Binance's user-data
+        stream would (also for what happens outside the agent: a stop cancelled by hand)."""
         if not events:
             return
         dropped = len(self._events) + len(events) - MAX_EVENTS

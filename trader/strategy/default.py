@@ -87,18 +87,3 @@ class DefaultStrategy:
             reason=(f"{self.channel}-candle {'high' if side is Side.BUY else 'low'} broken "
                     f"at {last.close} with EMA{self.ema_fast}/{self.ema_slow} trend"),
         )
-
-
-def is_trending(closed: Sequence[Candle], fast: int = 20, slow: int = 50, atr_period: int = 14,
-                min_gap_atr: Decimal = Decimal("0.5"), window: int = 120) -> bool:
-    """True when the fast and slow EMAs are at least `min_gap_atr` ATRs apart (a trend).
-
-    The engine passes this as `trending` to risk sizing for the adaptive reward/risk.
-    """
-    recent = closed[-window:]
-    closes = [candle.close for candle in recent]
-    fast_ema, slow_ema = ema(closes, fast), ema(closes, slow)
-    average_range = atr(recent, atr_period)
-    if fast_ema is None or slow_ema is None or not average_range:
-        return False
-    return abs(fast_ema - slow_ema) >= min_gap_atr * average_range

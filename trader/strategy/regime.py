@@ -21,7 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from trader.domain import Candle
-from trader.market.indicators import true_ranges, wilder_average
+from trader.market.indicators import atr, ema, true_ranges, wilder_average
 
 ONE = Decimal(1)
 
@@ -115,3 +115,19 @@ def adjustment(reading: RegimeReading, t: RegimeThresholds = DEFAULT_THRESHOLDS)
                                 f"< {t.min_atr_pct:.2%}: market too quiet to pay fees", regime)
     return RegimeAdjustment(True, ONE, Decimal("0.8"), Decimal("0.9"),
                             f"LOW volatility (VR {vr:.2f}): tighter SL x0.8, TP x0.9", regime)
+
+
+def is_trending(closed: Sequence[Candle], fast: int = 20, slow: int = 50, atr_period: int = 14,
+                min_gap_atr: Decimal = Decimal("0.5"), window: int = 120) -> bool:
+    """True when the fast and slow EMAs are at least `min_gap_atr` ATRs apart (a trend).
+
+    Entries pass it to risk sizing (`SizingInput.trending`): the adaptive reward/risk gives
+    trends a wider target than ranges (trader/risk.py `reward_risk`).
+    """
+    recent = closed[-window:]
+    closes = [candle.close for candle in recent]
+    fast_ema, slow_ema = ema(closes, fast), ema(closes, slow)
+    average_range = atr(recent, atr_period)
+    if fast_ema is None or slow_ema is None or not average_range:
+        return False
+    return abs(fast_ema - slow_ema) >= min_gap_atr * average_range

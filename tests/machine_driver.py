@@ -1,0 +1,292 @@
+"""The engine around `trader.lifecycle.step`, for the simulated exchange of
+tests/machine_sim.py (test-only, pure: time is `Driver.now`, moved by the test).
+
+`Driver` plays trader/engine.py (`protect`, `sweep_orphans`, `contained`),
+trader/interpreter.py and trader/exchange_actions.py: it feeds `step` the events the engine
+would (the real `trader.observe.observe` over the real `OrderTracker`, the entry resolved as
+trader/entry_sender.py does), performs the actions on the simulated exchange, and checks
+every step and every action against the machine's promises (`check_step`, new-first at
+each cancel, one client id per request, one Finalize per position).
+"""
+
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from tests.machine_sim import LEG_TYPES, RULES, SYMBOL, ExchangeDown, Placement, SimExchange
+from trader.alerts import Alert
+from trader.domain import ZERO, Order, OrderRole, OrderStatus, OrderType, Side
+from trader.entry_sender import order_event
+from trader.events import (
+    Action,
+    CancelOrder,
+    EntryFailed,
+    Event,
+    Finalize,
+    Flatten,
+    FlattenResult,
+    LegFilled,
+    LegGone,
+    LegPlaced,
+    LegPlacementUnknown,
+    LegRejected,
+    LegSeen,
+    PlaceLeg,
+    Policy,
+    PositionGone,
+    PositionSizeChanged,
+    ProbeOrder,
+    Tick,
+)
+from trader.lifecycle import Step, step
+from trader.observe import SymbolView, observe
+from trader.order_tracker import OrderTracker
+from trader.position import Position, PositionState
+
+MAX_STEPS = 50            # events one observation may cause (trader/interpreter.py)
+FORGOTTEN = Order(SYMBOL, "", Side.BUY, OrderType.OTHER, OrderStatus.EXPIRED, ZERO)
+
+
+class Crashed(Exception):
+    """The process died right after an exchange request; its answer died with it."""
+
+
+def check_step(before: Position, event: Event, result: Step) -> None:
+    """What every step promises, whatever the event: CLOSED absorbs everything; no action
+    grows the position or opens the other side (legs and market closes are reduce-only, on
+    the closing side, for at most the position); nothing follows a Finalize."""
+    if before.state is PositionState.CLOSED:
+        assert result.ignored and not result.actions and result.position == before, \
+            f"CLOSED must absorb {event}, got {result.actions}"
+        return
+    after = result.position
+    for index, action in enumerate(result.actions):
+        if isinstance(action, Finalize):
+            assert index == len(result.actions) - 1, f"actions after Finalize: {result.actions}"
+            assert after.state is PositionState.CLOSED, f"Finalize left {after.state}"
+        elif isinstance(action, PlaceLeg):
+            assert action.role.protective, f"PlaceLeg for {action.role}"
+            assert ZERO < action.quantity <= after.quantity, \
+                f"{action} for a position of {after.quantity} (after {event})"
+        elif isinstance(action, Flatten):
+            assert action.role in (OrderRole.FLATTEN, OrderRole.PARTIAL_TP), action
+            assert ZERO < action.quantity <= after.quantity, \
+                f"{action} for a position of {after.quantity} (after {event})"
+            if action.role is OrderRole.PARTIAL_TP:
+                assert action.quantity < after.quantity, f"a partial that closes all: {action}"
+
+
+class Driver:
+    """The engine for one symbol around `step`: observe, step, perform, feed back."""
+
+    def __init__(self, position: Position, exchange: SimExchange,
+                 policy: Policy | None = None) -> None:
+        self.position = position
+        self.committed = position          # what the database holds: survives a restart
+        self.exchange = exchange
+        self.policy = policy or Policy()
+        self.now: datetime = position.opened_at
+        self.tracker = OrderTracker()
+        self.crash_armed = False           # die right after the next exchange request
+        self.finalized = 0
+        self.alerts: list[tuple[datetime, Alert]] = []
+        self.sent: list[tuple[datetime, Action]] = []      # exchange actions of the machine
+        self.swept: list[str] = []                         # orphans the engine cancelled
+        self.client_ids: set[str] = set()
+        self.failed_units = 0              # ticks / commands the exchange failed
+        self.blind_spots = 0               # snapshots blind to a dead leg order (see below)
+
+    # --- one engine tick for the symbol (trader/engine.py protect + sweep_orphans) ------
+    def cycle(self, seconds: float = 0) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.contained(self._observe_and_step)
+
+    def contained(self, work: Callable[[], None]) -> None:
+        """One tick or command: a crash restarts the process; an exchange that does not
+        answer fails only this unit of work (Engine.contained)."""
+        try:
+            work()
+        except Crashed:
+            self.restart()
+        except ExchangeDown:
+            self.failed_units += 1
+
+    def _observe_and_step(self) -> None:
+        for order in self.exchange.pushed:            # the user-data stream
+            self.tracker.on_order(order, self.now)
+        self.exchange.pushed.clear()
+        self.tracker.on_position(self.exchange.read_position(), self.now)     # REST snapshot
+        self.tracker.on_snapshot(SYMBOL, self.exchange.open_orders(), self.now)
+        self.blind_spots += self._blind_spots()
+        if self.position.state is PositionState.ENTERING:
+            entry = self.exchange.query(self.exchange.entry_id)
+            event = order_event(entry) if entry else EntryFailed("no entry order")
+            if event is not None:
+                self.apply(event)
+        view = SymbolView(SYMBOL, self.now, self.exchange.position(),
+                          self.tracker.for_symbol(SYMBOL), self.tracker.live(SYMBOL),
+                          self.exchange.mark)
+        for event in observe(self.position, view):
+            if isinstance(event, PositionSizeChanged) and event.quantity < self.position.quantity:
+                event = replace(event, cause="by hand")
+            self.apply(event)
+            if self.position.state is PositionState.CLOSED:
+                break
+        if self.position.state is not PositionState.CLOSED:
+            self.apply(Tick(self.now, self.exchange.mark, RULES))
+        self.sweep()
+
+    def restart(self) -> None:
+        """The process dies and boots: the record is what was committed; what the tracker
+        knew, undelivered stream updates and answers in flight are lost."""
+        self.position = self.committed
+        self.tracker = OrderTracker()
+        self.exchange.pushed.clear()
+        self.crash_armed = False
+
+    def sweep(self) -> None:
+        """No order of ours outlives its reason (Engine.sweep_orphans); the entry order is
+        left alone (a MARKET entry between its partial fills)."""
+        position = self.position
+        if position.state is PositionState.ENTERING:
+            return
+        wanted: set[str | None] = set()
+        if position.state is not PositionState.CLOSED:
+            for leg in position.legs:
+                wanted |= {leg.pending, leg.order.client_id if leg.order else None}
+        for order in self.tracker.ours_live(SYMBOL):
+            if order.client_id in wanted or order.role is OrderRole.ENTRY:
+                continue
+            self.check_new_first(order.client_id, order.role, "the orphan sweep")
+            self.swept.append(order.client_id)
+            final = self.exchange.cancel(order.client_id)
+            if final is None:
+                self.tracker.on_missing(order.client_id, self.now)
+            else:
+                self.tracker.on_order(final, self.now)
+
+    # --- the interpreter (trader/interpreter.py) --------------------------------------------
+    def apply(self, event: Event) -> None:
+        queue: deque[Event] = deque([event])
+        for _ in range(MAX_STEPS):
+            if not queue:
+                return
+            current = queue.popleft()
+            before = self.position
+            result = step(before, current, self.now, self.policy)
+            check_step(before, current, result)
+            if result.ignored:
+                continue
+            self.position = result.position
+            if not any(isinstance(action, Finalize) for action in result.actions):
+                self.committed = result.position
+            for action in result.actions:
+                queue.extend(self.perform(action))
+        raise AssertionError(f"more than {MAX_STEPS} steps for {event}: {list(queue)}")
+
+    def perform(self, action: Action) -> list[Event]:
+        if isinstance(action, Alert):
+            self.alerts.append((self.now, action))
+            return []
+        if isinstance(action, Finalize):
+            self.finalized += 1
+            assert self.finalized == 1, "Finalize a second time for the same position"
+            self.committed = self.position
+            return []
+        self.sent.append((self.now, action))
+        if isinstance(action, PlaceLeg):
+            events = self._place(action)
+        elif isinstance(action, CancelOrder):
+            events = self._cancel(action)
+        elif isinstance(action, ProbeOrder):
+            events = self._probe(action)
+        else:
+            events = self._flatten(action)
+        if self.crash_armed:
+            self.crash_armed = False
+            raise Crashed
+        return events
+
+    # --- the action runner (trader/exchange_actions.py) -------------------------------------
+    def _place(self, action: PlaceLeg) -> list[Event]:
+        role, client_id = action.role, action.client_id
+        assert client_id not in self.client_ids, f"client id {client_id} sent twice"
+        self.client_ids.add(client_id)
+        outcome = self.exchange.place(role, client_id, action.trigger_price, action.quantity)
+        if outcome is Placement.PLACED:
+            self.tracker.on_order(self.exchange.orders[client_id], self.now)
+            return [LegPlaced(role, client_id, action.trigger_price, action.quantity)]
+        if outcome is Placement.LOST:
+            return [LegPlacementUnknown(role, client_id)]
+        if outcome is Placement.REFUSED:
+            return [LegRejected(role, client_id, "Margin is insufficient. (-2019)")]
+        return [LegRejected(role, client_id, "Order would immediately trigger. (-2021)",
+                            level_passed=True)]
+
+    def _cancel(self, action: CancelOrder) -> list[Event]:
+        self.check_new_first(action.client_id, action.role, "the machine")
+        final = self.exchange.cancel(action.client_id)
+        if final is None:
+            self.tracker.on_missing(action.client_id, self.now)
+            return []
+        self.tracker.on_order(final, self.now)
+        if final.status is OrderStatus.FILLED and self.position.owns(action.client_id):
+            return [LegFilled(action.role, action.client_id, final.filled_qty, complete=True)]
+        return []
+
+    def _probe(self, action: ProbeOrder) -> list[Event]:
+        role, client_id = action.role, action.client_id
+        order = self.exchange.query(client_id)
+        pending = client_id == self.position.leg(role).pending
+        if order is None:
+            if pending:
+                return [LegRejected(role, client_id, "never placed (not found)")]
+            self.tracker.on_missing(client_id, self.now)
+            return []
+        self.tracker.on_order(order, self.now)
+        remaining = order.quantity - order.filled_qty
+        if order.status is OrderStatus.FILLED:
+            return [LegFilled(role, client_id, order.filled_qty, complete=True)]
+        if order.status.terminal:
+            return [LegGone(role, client_id, confirmed=True, status=order.status.value)]
+        if pending:
+            return [LegPlaced(role, client_id, order.stop_price or ZERO, remaining)]
+        return [LegSeen(role, client_id, order.stop_price or ZERO, remaining)]
+
+    def _flatten(self, action: Flatten) -> list[Event]:
+        with contextlib.suppress(ExchangeDown):    # outcome unknown: the read decides
+            self.exchange.market_close(action.quantity)
+        self.tracker.on_position(self.exchange.read_position(), self.now)
+        events: list[Event] = [FlattenResult(self.exchange.size)]
+        if self.exchange.size == 0:
+            events.append(PositionGone())
+        return events
+
+    def _blind_spots(self) -> int:
+        """Leg orders of the record that are dead on the exchange while the tracker has
+        never heard of them (a restart forgot them): nothing reports them gone."""
+        if self.exchange.size == 0:
+            return 0
+        dead = [leg.order.client_id for leg in self.position.legs if leg.order
+                and self.tracker.get(leg.order.client_id) is None
+                and not (self.exchange.query(leg.order.client_id) or FORGOTTEN).status.live]
+        return len(dead)
+
+    # --- checks ------------------------------------------------------------------------
+    def check_new_first(self, client_id: str, role: OrderRole | None, who: str) -> None:
+        """A cancel never takes away protection (new-first): whatever the cancelled order
+        still covered, another live order of the same role covers too (unless the position
+        is gone)."""
+        order = self.exchange.orders.get(client_id)
+        size = self.exchange.size
+        if order is None or not order.status.live or size == 0 or role not in LEG_TYPES:
+            return
+        covered = min(self.exchange.covers(order), size)
+        # A closePosition stop placed by hand counts: the machine adopts it in place of
+        # ours (trader/observe.py _foreign_leg), and the sweep then retires ours.
+        others = [o for o in self.exchange.live_legs(role, ours=False) if o.client_id != client_id
+                  and self.exchange.covers(o) >= covered]
+        assert others, (f"{who} cancels {client_id}, the only live {role.name} covering "
+                        f"{covered} of the position's {size}")

@@ -1,0 +1,202 @@
+"""Sending entries: from a closed candle's signal to the entry order and its fill.
+
+The desk (trader/entry.py) decides; this sends: the ENTERING record is saved before the
+order leaves (write-ahead: the executor journals the intent, SENT, before the request),
+the leverage is set only now, while the symbol is flat (a restart never changes the
+leverage of an open position), and the order's answer becomes EntryFilled / EntryFailed
+for the state machine, which then places both legs. An entry whose answer was lost is
+probed by client id on the next ticks, never re-sent.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from decimal import Decimal
+
+from loguru import logger
+
+from storage import SaveStateFailure
+from trader.clock import Clock
+from trader.config import Settings
+from trader.domain import (
+    Balance,
+    Candle,
+    ClientId,
+    IntentStatus,
+    Order,
+    OrderRole,
+    OrderStatus,
+)
+from trader.entry import Account, EntryDesk, EntryLimits
+from trader.events import EntryFailed, EntryFilled, Event
+from trader.exchange.base import Exchange
+from trader.exchange.errors import Outcome
+from trader.executor import ActionResult, Executor
+from trader.intents import entry_intent
+from trader.interpreter import Interpreter
+from trader.observe import SymbolView
+from trader.position import Position
+from trader.risk import risk_fraction, total_open_risk
+from trader.strategy.base import Strategy
+from trader.telemetry import Counters
+from trader.trade_store import TradeStore
+
+RISK_KEY = "risk"
+
+
+class EntrySender:
+    def __init__(self, settings: Settings, exchange: Exchange, executor: Executor, store: TradeStore,
+                 interpreter: Interpreter, counters: Counters, clock: Clock,
+                 strategy: Strategy) -> None:
+        self.settings = settings
+        self.exchange = exchange
+        self.executor = executor
+        self.store = store
+        self.interpreter = interpreter
+        self.counters = counters
+        self.clock = clock
+        self.desk = EntryDesk(strategy)
+        self.leverage_set: dict[str, int] = {}
+        self.limits = EntryLimits(
+            leverage=settings.leverage, max_heat=settings.max_heat,
+            max_position_pct=settings.max_position_pct,
+            time_in_trade=timedelta(minutes=settings.time_in_trade_minutes),
+            cooldown=timedelta(minutes=settings.cooldown_minutes))
+        self._risk = self.store.get(RISK_KEY, {})
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.desk.strategy
+
+    @strategy.setter
+    def strategy(self, strategy: Strategy) -> None:
+        self.desk.strategy = strategy
+
+    # --- deciding ---------------------------------------------------------------------
+    async def maybe_enter(self, symbol: str, view: SymbolView, candles: Sequence[Candle],
+                          account: Account | None) -> Position | None:
+        if account is None or not self.desk.new_candle(symbol, candles):
+            return None
+        signal = self.desk.signal(candles)
+        if signal is None:
+            return None
+        planned = self.desk.plan(symbol, signal, candles, view.mark, account,
+                                 self.exchange.rules(symbol), self.limits, self.clock.now())
+        if symbol in self.desk.last_regime:
+            self.counters.set(symbol, "regime_state", self.desk.last_regime[symbol])
+        if isinstance(planned, str):
+            logger.info("entry skipped symbol={} reason={}", symbol, planned)
+            return None
+        return await self.send(planned, signal.reason)
+
+    def says_close(self, position: Position, candles: Sequence[Candle]) -> bool:
+        """An opposite signal on this closed candle closes the position (never flips it)."""
+        return self.desk.new_candle(position.symbol, candles) and \
+            self.desk.says_close(position, candles)
+
+    # --- sending ----------------------------------------------------------------------
+    async def send(self, planned: Position, reason: str = "") -> Position | None:
+        position, client_id = planned.next_client_id(OrderRole.ENTRY)
+        if await self._already_sent(position.symbol, client_id):
+            return None
+        await self._ensure_leverage(position.symbol)
+        self.interpreter.adopt(position)          # the record exists before the order leaves
+        logger.info("entry symbol={} side={} qty={} sl={} tp={} reason={}", position.symbol,
+                    position.side, position.quantity, position.stop.trigger_price,
+                    position.take_profit.trigger_price, reason)
+        try:
+            result = await self.executor.submit(entry_intent(position, client_id,
+                                                             self.clock.now()))
+        except SaveStateFailure:
+            # Write-ahead: an entry whose intent cannot be journaled is never sent.
+            logger.error("entry not sent: its intent could not be saved symbol={}",
+                         position.symbol)
+            self.interpreter.positions.pop(position.symbol, None)
+            return None
+        event = entry_event(result)
+        if event is None:
+            return position                       # outcome unknown: probed on the next ticks
+        return await self.interpreter.apply(position, event)
+
+    async def resolve(self, position: Position) -> Position:
+        """ENTERING on a later tick: what happened to the entry whose answer was lost."""
+        parsed = ClientId(position.symbol, position.key, OrderRole.ENTRY,
+                          position.seq.get(OrderRole.ENTRY.value, 1))
+        intent = self.store.intent(str(parsed))
+        if intent is None or intent.status.resolved or intent.status is IntentStatus.ACKED:
+            order = await self.executor.read(self.exchange.order_by_client_id, position.symbol,
+                                             str(parsed))
+            event = order_event(order) if order is not None else (
+                EntryFailed("no entry order on the exchange") if intent is None
+                or intent.status in (IntentStatus.FAILED, IntentStatus.EXPIRED) else None)
+        else:
+            probed = await self.executor.probe(intent)
+            if probed.status is IntentStatus.SENT:
+                return position                   # may still land: wait, never resend
+            order = await self.executor.read(self.exchange.order_by_client_id,
+                                             position.symbol, str(parsed))
+            event = order_event(order) if order is not None else EntryFailed(probed.detail)
+        return position if event is None else await self.interpreter.apply(position, event)
+
+    async def _already_sent(self, symbol: str, client_id: str) -> bool:
+        """A MARKET entry fills at once, so Binance's duplicate-id check cannot help: ask for
+        the deterministic id before sending (fresh disk, replayed signal)."""
+        if self.store.intent(client_id) is not None:
+            return True
+        existing = await self.executor.read(self.exchange.order_by_client_id, symbol, client_id)
+        if existing is not None:
+            logger.warning("entry already on the exchange, not re-sending client_id={}",
+                           client_id)
+            return True
+        return False
+
+    async def _ensure_leverage(self, symbol: str) -> None:
+        """Set the configured leverage while the symbol is flat: it applies to this position
+        and, because nothing else sets it, stays for its whole life."""
+        if self.leverage_set.get(symbol) == self.settings.leverage:
+            return
+        await self.executor.read(self.exchange.set_leverage, symbol, self.settings.leverage)
+        self.leverage_set[symbol] = self.settings.leverage
+
+    # --- the account ------------------------------------------------------------------
+    def update_risk_fraction(self, balance: Balance, symbols: Iterable[str]) -> None:
+        """The equity-linked risk fraction: 2.5 % at a new high, 1.5 % after a 5 % drawdown."""
+        base = self.settings.risk_base
+        peak = max(Decimal(self._risk.get("peak", "0")), balance.equity)
+        current = Decimal(self._risk.get("fraction", str(base)))
+        fraction = risk_fraction(balance.equity, peak, current, base=base)
+        fresh = {"peak": str(peak), "fraction": str(fraction)}
+        if fresh != self._risk:
+            self._risk = fresh
+            try:
+                self.store.put(RISK_KEY, fresh, self.clock.now())
+            except SaveStateFailure as exc:
+                logger.error("risk state not saved error={}", exc)
+        for symbol in symbols:
+            self.counters.set(symbol, "risk_fraction_active", str(fraction))
+
+    def account(self, balance: Balance | None, positions: Iterable[Position]) -> Account | None:
+        if balance is None:
+            return None
+        return Account(balance.equity, balance.available,
+                       Decimal(self._risk.get("fraction", str(self.settings.risk_base))),
+                       total_open_risk(positions))
+
+
+def entry_event(result: ActionResult) -> Event | None:
+    """The entry order's answer as an event; None while its outcome is unknown."""
+    if result.outcome is Outcome.UNKNOWN:
+        return None
+    if result.outcome is Outcome.NOOP:
+        return None          # sent before (a restart): resolved by probing
+    if not result.ok or result.order is None:
+        return EntryFailed(result.reason)
+    return order_event(result.order)
+
+
+def order_event(order: Order) -> Event | None:
+    if order.filled_qty > 0:
+        return EntryFilled(order.filled_qty, order.avg_price,
+                           complete=order.status is OrderStatus.FILLED)
+    if order.status.terminal:
+        return EntryFailed(f"entry {order.status.value} without a fill")
+    return None

@@ -1,0 +1,183 @@
+"""What happens to a position (events, the input of `trader.lifecycle.step`) and what the
+agent does about it (actions, its output). Plain frozen values: the state machine is pure,
+the engine alone turns actions into exchange calls and their results back into events.
+
+Events come from three places: observing the exchange (trader/observe.py, from the order
+tracker and the exchange's position), the results of the engine's own actions, and the
+operator or the clock (a close request, a tick).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from trader.alerts import Alert
+from trader.domain import CloseReason, OrderRole, SymbolRules
+
+# --- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilled:
+    """The entry filled (`complete`) or partly filled so far: the exchange holds `quantity`."""
+    quantity: Decimal
+    price: Decimal
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFailed:
+    """The entry order ended without any fill (rejected, expired, never placed)."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegPlaced:
+    """The exchange accepted a protective order of ours."""
+    role: OrderRole
+    client_id: str
+    trigger_price: Decimal
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LegPlacementUnknown:
+    """A placement was sent and its answer lost (timeout, 5xx): probe, never resend."""
+    role: OrderRole
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegRejected:
+    """The exchange refused a placement (or never received it). `level_passed`: the
+    trigger price is already behind the market (-2021 after its retry)."""
+    role: OrderRole
+    client_id: str
+    reason: str
+    level_passed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LegSeen:
+    """A protective order is live on the exchange (ours, or one placed by hand). `replaces`:
+    the order of ours it takes over from (a stop moved by hand: ours cancelled, theirs placed)."""
+    role: OrderRole
+    client_id: str
+    trigger_price: Decimal
+    quantity: Decimal                # what it still closes
+    replaces: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LegGone:
+    """A protective order is not live any more. `confirmed`: the exchange reported a final
+    status (CANCELED, EXPIRED, REJECTED); otherwise it is only absent from the open orders."""
+    role: OrderRole
+    client_id: str
+    confirmed: bool
+    status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LegFilled:
+    """A protective order filled `filled` (in part: the position got smaller)."""
+    role: OrderRole
+    client_id: str
+    filled: Decimal
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PositionSizeChanged:
+    """The exchange's position is `quantity` now (unsigned, same side); `cause` for people."""
+    quantity: Decimal
+    entry_price: Decimal
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PositionGone:
+    """The exchange holds no position (or the opposite side): the position is over.
+    `reason` when the observation knows it (a leg filled, the exchange closed it)."""
+    reason: CloseReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """Close at market: the operator, the time exit, an opposite signal, a passed level."""
+    reason: CloseReason
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenResult:
+    """After a market close: what the exchange still holds on our side."""
+    remaining: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed and the price moved: management, retries and debounces run on it."""
+    now: datetime
+    mark: Decimal | None
+    rules: SymbolRules
+
+
+Event = (EntryFilled | EntryFailed | LegPlaced | LegPlacementUnknown | LegRejected | LegSeen
+         | LegGone | LegFilled | PositionSizeChanged | PositionGone | CloseRequested
+         | FlattenResult | Tick)
+
+# --- actions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceLeg:
+    """Place a reduce-only protective order (new-first: any older one stays until it is live)."""
+    role: OrderRole
+    client_id: str
+    trigger_price: Decimal
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Cancel one of our orders, then read it back (a fill may have raced the cancel)."""
+    client_id: str
+    role: OrderRole
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOrder:
+    """Ask the exchange for one order by client id (absent, or an answer that was lost)."""
+    client_id: str
+    role: OrderRole
+
+
+@dataclass(frozen=True, slots=True)
+class Flatten:
+    """Market reduce-only close of `quantity`, then read the position back."""
+    reason: CloseReason
+    quantity: Decimal
+    client_id: str
+    role: OrderRole = OrderRole.FLATTEN
+
+
+@dataclass(frozen=True, slots=True)
+class Finalize:
+    """Record the close: fills, PnL, reason (refined from the fills), cooldown, alert."""
+    reason: CloseReason
+
+
+Action = PlaceLeg | CancelOrder | ProbeOrder | Flatten | Finalize | Alert
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The settings `step` needs (seconds and counts from trader/config.py)."""
+    debounce_seconds: float = 60.0          # an ambiguous absence is repaired after this long
+    debounce_cycles: int = 3                # ... and this many observations
+    sl_missing_cycles: int = 2              # SL_MISSING after more cycles than this
+    retry_schedule: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 30.0)   # refused placements
+    flatten_attempts: int = 3
+    breakeven_attempts: int = 5
+    taker_fee: Decimal = Decimal("0.0005")
+    partial_fraction: Decimal = Decimal("0.5")

@@ -1,0 +1,181 @@
+"""Performing the state machine's exchange actions, and turning their results into events.
+
+`ActionRunner.run(position, action)` performs one PlaceLeg, CancelOrder, ProbeOrder or
+Flatten through the executor (write-ahead intents, the error policy), records what it
+learned in the order tracker, and returns the events that report the result, plus notes
+for the operator ("market close 0.1 -> done"). It decides nothing: what to do next is
+`trader.lifecycle.step`'s job when the engine feeds it these events.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from loguru import logger
+
+from trader.clock import Clock
+from trader.domain import ZERO, ClientId, IntentStatus, Order, OrderRole, OrderStatus
+from trader.events import (
+    CancelOrder,
+    Event,
+    Flatten,
+    FlattenResult,
+    LegFilled,
+    LegGone,
+    LegPlaced,
+    LegPlacementUnknown,
+    LegRejected,
+    LegSeen,
+    PlaceLeg,
+    PositionGone,
+    ProbeOrder,
+)
+from trader.exchange.base import Exchange
+from trader.exchange.errors import Outcome, Retry
+from trader.executor import ActionResult, Executor
+from trader.intents import exit_intent
+from trader.order_tracker import OrderTracker
+from trader.position import Position
+
+REBALANCE_ATTEMPTS = 3
+
+
+@dataclass
+class Performed:
+    """What one action did: events for the state machine, notes for the operator."""
+    events: list[Event] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class ActionRunner:
+    """Performs exchange actions for the engine (see the module docstring)."""
+
+    def __init__(self, exchange: Exchange, executor: Executor, tracker: OrderTracker,
+                 clock: Clock) -> None:
+        self.exchange = exchange
+        self.executor = executor
+        self.tracker = tracker
+        self.clock = clock
+
+    async def run(self, position: Position, action: PlaceLeg | CancelOrder | ProbeOrder
+                  | Flatten) -> Performed:
+        if isinstance(action, PlaceLeg):
+            return await self.place_leg(position, action)
+        if isinstance(action, CancelOrder):
+            return await self.cancel(position, action)
+        if isinstance(action, ProbeOrder):
+            return await self.probe(position, action)
+        return await self.flatten(position, action)
+
+    # --- protective legs ----------------------------------------------------------------
+    async def place_leg(self, position: Position, action: PlaceLeg) -> Performed:
+        intent = exit_intent(position, action.role, action.client_id, action.quantity,
+                             self.clock.now(), stop_price=action.trigger_price)
+        result = await self.executor.submit(intent)
+        if result.order is not None:
+            self.tracker.on_order(result.order, self.clock.now())
+        return Performed([self._placement_event(action, result)])
+
+    def _placement_event(self, action: PlaceLeg, result: ActionResult) -> Event:
+        role, client_id = action.role, action.client_id
+        if result.outcome is Outcome.DONE and result.order is not None:
+            order = result.order
+            if order.status is OrderStatus.FILLED:
+                return LegFilled(role, client_id, order.filled_qty, complete=True)
+            if order.status.live:
+                return LegPlaced(role, client_id, order.stop_price or action.trigger_price,
+                                 order.quantity - order.filled_qty)
+            return LegRejected(role, client_id, f"order {order.status.value}")
+        if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
+            return LegPlacementUnknown(role, client_id)      # probe it, never resend
+        passed = result.verdict is not None and result.verdict.retry is Retry.ONCE_AFTER_PAUSE
+        return LegRejected(role, client_id, result.reason, level_passed=passed)
+
+    async def cancel(self, position: Position, action: CancelOrder) -> Performed:
+        """Cancel -> verify -> act: a fill that raced the cancel is reported as a fill."""
+        final = await self.executor.cancel_and_verify(position.symbol, action.client_id)
+        if final is None:
+            self.tracker.on_missing(action.client_id, self.clock.now())
+            return Performed()
+        self.tracker.on_order(final, self.clock.now())
+        if final.status is OrderStatus.FILLED and position.owns(action.client_id):
+            logger.warning("order filled before its cancel symbol={} client_id={}",
+                           position.symbol, action.client_id)
+            return Performed([LegFilled(action.role, action.client_id, final.filled_qty,
+                                        complete=True)])
+        return Performed()
+
+    async def probe(self, position: Position, action: ProbeOrder) -> Performed:
+        """One order by client id: placed, still live, gone, or not known (yet)."""
+        leg = position.leg(action.role)
+        if action.client_id == leg.pending:
+            return await self._probe_pending(position, action)
+        order = await self.executor.refresh(position.symbol, action.client_id)
+        if order is None:
+            self.tracker.on_missing(action.client_id, self.clock.now())
+            return Performed()          # ambiguous: the debounce decides
+        self.tracker.on_order(order, self.clock.now())
+        return Performed([_leg_event(action.role, order)])
+
+    async def _probe_pending(self, position: Position, action: ProbeOrder) -> Performed:
+        intent = self.executor.store.intent(action.client_id)
+        if intent is None:
+            return Performed([LegRejected(action.role, action.client_id, "no record of it")])
+        resolved = await self.executor.probe(intent)
+        if resolved.status is IntentStatus.SENT:
+            return Performed()          # may still land: keep waiting, never resend
+        order = await self.executor.refresh(position.symbol, action.client_id) \
+            if resolved.status in (IntentStatus.ACKED, IntentStatus.FILLED) else None
+        if order is None:
+            return Performed([LegRejected(action.role, action.client_id,
+                                          f"never placed ({resolved.detail})")])
+        self.tracker.on_order(order, self.clock.now())
+        if order.status.live:
+            return Performed([LegPlaced(action.role, order.client_id,
+                                        order.stop_price or position.leg(action.role).trigger_price,
+                                        order.quantity - order.filled_qty)])
+        return Performed([_leg_event(action.role, order)])
+
+    # --- market closes ------------------------------------------------------------------
+    async def flatten(self, position: Position, action: Flatten) -> Performed:
+        """Market reduce-only close, then post-market verify: what is left on our side; a
+        late fill that flipped the position is rebalanced reduce-only and reported."""
+        intent = exit_intent(position, action.role, action.client_id, action.quantity,
+                             self.clock.now())
+        result = await self.executor.submit(intent)
+        notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome.value}"
+                 + ("" if result.ok else f" ({result.reason})")]
+        held = await self._read_position(position)
+        for attempt in range(1, REBALANCE_ATTEMPTS + 1):
+            if held.side is None or held.side is position.side:
+                break
+            notes.append(f"{position.symbol}: a late fill flipped the position "
+                         f"({held.side.label} {held.size}); rebalancing reduce-only")
+            rebalance = exit_intent(position, OrderRole.FLATTEN, _rebalance_id(position, attempt),
+                                    held.size, self.clock.now(), side=position.side)
+            await self.executor.submit(rebalance)
+            held = await self._read_position(position)
+        remaining = held.size if held.side is position.side else ZERO
+        events: list[Event] = [FlattenResult(remaining)]
+        if held.side is None:
+            events.append(PositionGone())
+        return Performed(events, notes)
+
+    async def _read_position(self, position: Position):  # type: ignore[no-untyped-def]
+        held = await self.executor.read(self.exchange.position, position.symbol)
+        self.tracker.on_position(held, self.clock.now())
+        return held
+
+
+def _rebalance_id(position: Position, attempt: int) -> str:
+    """Rebalance orders take flatten ids far beyond the state machine's own sequence."""
+    seq = position.seq.get(OrderRole.FLATTEN.value, 0) + 100 + attempt
+    return str(ClientId(position.symbol, position.key, OrderRole.FLATTEN, seq))
+
+
+def _leg_event(role: OrderRole, order: Order) -> Event:
+    if order.status is OrderStatus.FILLED:
+        return LegFilled(role, order.client_id, order.filled_qty, complete=True)
+    if order.status.terminal:
+        return LegGone(role, order.client_id, confirmed=True, status=order.status.value)
+    remaining: Decimal = order.quantity - order.filled_qty
+    return LegSeen(role, order.client_id, order.stop_price or ZERO, remaining)

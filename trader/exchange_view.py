@@ -1,0 +1,86 @@
+"""The tick's view of each symbol, read from the exchange as cheaply as it can be trusted.
+
+While the user-data stream is healthy and the symbol was snapshotted over REST since the
+stream (re)connected, the order tracker already knows every order of ours and the position
+(ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE), and the market stream pushes the book
+and the mark: the tick sends no REST request at all. Otherwise (polling) the tick takes a
+REST snapshot first: position (weight 5) and open orders (plain + algo, weight 1 + 1), and
+the book ticker (weight 2) when no fresh quote was pushed.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from trader.clock import Clock
+from trader.domain import ZERO, BookTicker, ExchangePosition
+from trader.exchange.base import AccountUpdate, Exchange, ExchangeError, ExchangeEvent, OrderUpdate
+from trader.executor import Executor
+from trader.observe import SymbolView
+from trader.order_tracker import OrderTracker
+
+QUOTE_MAX_AGE = timedelta(seconds=10)
+NO_PRICE_YET = -2010      # the paper exchange before its first candle
+
+
+class ExchangeView:
+    def __init__(self, exchange: Exchange, executor: Executor, tracker: OrderTracker,
+                 clock: Clock) -> None:
+        self.exchange = exchange
+        self.executor = executor
+        self.tracker = tracker
+        self.clock = clock
+        self.rest_snapshots = 0          # REST snapshots taken (for the REST budget figures)
+
+    def on_events(self, events: list[ExchangeEvent]) -> None:
+        """Feed what the user-data stream pushed into the tracker."""
+        now = self.clock.now()
+        for event in events:
+            if isinstance(event, OrderUpdate):
+                self.tracker.on_order(event.order, event.time or now)
+            elif isinstance(event, AccountUpdate):
+                for position in event.positions:
+                    self.tracker.on_position(position, event.time or now)
+
+    def streaming(self, symbol: str) -> bool:
+        return self.exchange.streaming and self.tracker.synced(symbol)
+
+    async def view(self, symbol: str, *, fresh: bool = False) -> SymbolView:
+        """The symbol's view: from the tracker while the stream is trusted, else REST first."""
+        if fresh or not self.streaming(symbol) or self.tracker.position(symbol) is None:
+            await self.snapshot(symbol)
+        position = self.tracker.position(symbol) or ExchangePosition(symbol, ZERO)
+        orders = self.tracker.for_symbol(symbol)
+        return SymbolView(symbol, self.clock.now(), position, orders,
+                          self.tracker.live(symbol), await self.mark(symbol, position))
+
+    async def snapshot(self, symbol: str) -> None:
+        """Position and open orders over REST, into the tracker."""
+        started = self.clock.now()
+        position = await self.executor.read(self.exchange.position, symbol)
+        orders = await self.executor.read(self.exchange.open_orders, symbol)
+        self.tracker.on_position(position, started)
+        self.tracker.on_snapshot(symbol, orders, started)
+        self.rest_snapshots += 1
+        if self.exchange.streaming:
+            self.tracker.mark_synced(symbol)
+
+    async def mark(self, symbol: str, position: ExchangePosition) -> Decimal:
+        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
+        if quote is not None and quote.mark > 0:
+            return quote.mark
+        if position.mark_price > 0:
+            return position.mark_price
+        book = await self.book(symbol)
+        return book.mid if book is not None else ZERO
+
+    async def book(self, symbol: str) -> BookTicker | None:
+        """The top of book: pushed if fresh, else over REST; None before any price exists."""
+        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
+        if quote is not None:
+            return quote.book
+        try:
+            return await self.executor.read(self.exchange.book_ticker, symbol)
+        except ExchangeError as exc:
+            if exc.code != NO_PRICE_YET:
+                raise
+            return None

@@ -1,0 +1,83 @@
+"""The guards' state in one place: changed through the pure rules of trader/guards.py,
+persisted on every change (breakers, pauses and sleep survive a restart), and announced
+(trips and clears become alerts).
+
+    book = GuardBook(store, alerter, clock, counters, GuardConfig(...))
+    book.apply(guards.check_spread, symbol, spread, history, now, book.config)
+    allowed, why = guards.allow_entry(book.state, symbol, now)
+"""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from storage import SaveStateFailure, Store, codec
+from trader import guards
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.clock import Clock
+from trader.guards import GuardConfig, GuardEvent, GuardState
+from trader.telemetry import Counters
+
+STATE_KEY = "guards"
+
+
+def dump_state(state: GuardState) -> dict[str, Any]:
+    """A JSON-safe dict of the state (for the store and the emergency backup file)."""
+    return codec.dump(state)
+
+
+def load_state(raw: Any) -> GuardState:
+    """Rebuild the state saved by dump_state (as read back from the store)."""
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    if not isinstance(raw, dict):
+        raise ValueError(f"stored guard state is a {type(raw).__name__}, not an object")
+    return codec.load(GuardState, raw)
+
+
+class GuardBook:
+    def __init__(self, store: Store, alerter: Alerter, clock: Clock, counters: Counters,
+                 config: GuardConfig) -> None:
+        self.store = store
+        self.alerter = alerter
+        self.clock = clock
+        self.counters = counters
+        self.config = config
+        self.state = GuardState()
+
+    def load(self) -> None:
+        raw = self.store.get(STATE_KEY)
+        if raw:
+            self.state = load_state(raw)
+
+    def set(self, state: GuardState) -> None:
+        """Take a new state (from a pure rule that reports no events) and persist it."""
+        if state == self.state:
+            return
+        self.state = state
+        try:
+            self.store.put(STATE_KEY, dump_state(state), self.clock.now())
+        except SaveStateFailure as exc:   # counted by the store's write health
+            logger.error("guard state not saved error={}", exc)
+
+    def apply(self, rule: Callable[..., tuple[GuardState, list[GuardEvent]]],
+              *args: Any) -> list[GuardEvent]:
+        """Run one pure rule on the current state: persist the change, announce its events."""
+        state, events = rule(self.state, *args)
+        self.set(state)
+        self.announce(events)
+        return events
+
+    def announce(self, events: list[GuardEvent]) -> None:
+        for event in events:
+            tripped = event.kind is guards.GuardEventKind.TRIPPED
+            name = AlertName.BREAKER_TRIPPED if tripped else AlertName.BREAKER_CLEARED
+            if event.name == "pause":
+                name = AlertName.PAUSED if tripped else AlertName.RESUMED
+            self.alerter.publish(Alert(name, event.text, event.symbol,
+                                       dedup_key=f"{event.kind}:{event.name}:{event.symbol}"),
+                                 self.clock.now())
+            self.counters.set(event.symbol or "*", "circuit_breaker_active", int(tripped))

@@ -1,0 +1,94 @@
+"""The one interpreter: steps a position through an event and everything its actions report
+back, committing each step in one transaction.
+
+    position = await interpreter.apply(position, LegGone(OrderRole.STOP_LOSS, cid, True))
+
+`trader.lifecycle.step` decides; this performs: alerts are published, Finalize records the
+close (trader/closing.py, then one transaction in trader/position_journal.py), exchange
+actions go through `ActionRunner` (trader/exchange_actions.py) and their results come back
+as events for the next step. Positions that are still open are kept in `positions`.
+"""
+
+from collections import deque
+from datetime import datetime
+
+from loguru import logger
+
+from trader.alerter import Alerter
+from trader.alerts import Alert
+from trader.clock import Clock
+from trader.closing import Finalizer
+from trader.events import Action, Event, Finalize, Policy
+from trader.exchange_actions import ActionRunner
+from trader.lifecycle import step
+from trader.position import Position, PositionState
+from trader.position_journal import PositionJournal
+
+MAX_STEPS = 50           # events one observation may cause (a runaway loop is a bug: stop)
+
+
+class Interpreter:
+    def __init__(self, runner: ActionRunner, finalizer: Finalizer, journal: PositionJournal,
+                 alerter: Alerter, clock: Clock, policy: Policy) -> None:
+        self.runner = runner
+        self.finalizer = finalizer
+        self.journal = journal
+        self.alerter = alerter
+        self.clock = clock
+        self.policy = policy
+        self.positions: dict[str, Position] = {}
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def adopt(self, position: Position) -> Position:
+        """Take a new record (an entry about to be sent, an adopted position): saved first."""
+        self.journal.commit(None, position, None)
+        self._remember(position)
+        return position
+
+    async def apply(self, position: Position, event: Event,
+                    notes: list[str] | None = None) -> Position:
+        """Step `position` through `event` and what its actions report back. `notes`
+        collects what was done, for an operator command's answer."""
+        queue: deque[Event] = deque([event])
+        for _ in range(MAX_STEPS):
+            if not queue:
+                return position
+            current = queue.popleft()
+            result = step(position, current, self.now(), self.policy)
+            if result.ignored:
+                continue
+            if not any(isinstance(action, Finalize) for action in result.actions):
+                # A close is committed by Finalize alone, in one transaction with its fills:
+                # if the process dies before, the restart finds the position open and
+                # finalizes it again.
+                self.journal.commit(position, result.position, current)
+            position = result.position
+            self._remember(position)
+            for action in result.actions:
+                queue.extend(await self.perform(position, action, notes))
+        logger.error("step limit reached symbol={} pending={}", position.symbol, list(queue))
+        return position
+
+    async def perform(self, position: Position, action: Action,
+                      notes: list[str] | None) -> list[Event]:
+        if isinstance(action, Alert):
+            self.alerter.publish(action, self.now())
+            return []
+        if isinstance(action, Finalize):
+            final = await self.finalizer.finalize(position, action.reason)
+            self.journal.close(final)
+            if notes is not None:
+                notes += [f"{position.symbol}: {line}" for line in final.problems]
+            return []
+        performed = await self.runner.run(position, action)
+        if notes is not None:
+            notes += performed.notes
+        return performed.events
+
+    def _remember(self, position: Position) -> None:
+        if position.state is PositionState.CLOSED:
+            self.positions.pop(position.symbol, None)
+        else:
+            self.positions[position.symbol] = position

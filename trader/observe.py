@@ -1,0 +1,120 @@
+"""From what the exchange says to events for the state machine, pure.
+
+`observe(position, view)` compares the agent's record of one position with the exchange's
+view of its symbol (the exchange position and what the order tracker knows) and returns
+the events, terminal detection first: if the exchange holds no position (or the opposite
+side) the only event is PositionGone, nothing else runs for that symbol in that tick.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from trader.domain import ClientId, ExchangePosition, Order, OrderRole, OrderStatus, OrderType
+from trader.events import (
+    EntryFilled,
+    Event,
+    LegFilled,
+    LegGone,
+    LegPlaced,
+    LegRejected,
+    LegSeen,
+    PositionGone,
+    PositionSizeChanged,
+)
+from trader.order_tracker import TrackedOrder
+from trader.position import Leg, LegStatus, Position, PositionState
+
+LEG_TYPES = {OrderRole.STOP_LOSS: OrderType.STOP_MARKET,
+             OrderRole.TAKE_PROFIT: OrderType.TAKE_PROFIT_MARKET}
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolView:
+    """The exchange's side of one symbol at one moment."""
+    symbol: str
+    at: datetime
+    position: ExchangePosition
+    orders: dict[str, TrackedOrder]    # what the tracker knows, by client id
+    live: list[Order]                  # every live order on the symbol (ours and anybody's)
+    mark: Decimal
+
+
+def observe(position: Position, view: SymbolView) -> list[Event]:
+    """The events that bring `position` up to date with `view` (terminal detection first)."""
+    exchange = view.position
+    if position.state is PositionState.ENTERING:
+        if exchange.side is position.side and exchange.size > 0:
+            return [EntryFilled(exchange.size, exchange.entry_price)]
+        return []
+    if not position.state.open:
+        return []
+    if exchange.side is not position.side:
+        return [PositionGone()]
+    events: list[Event] = []
+    if exchange.size != position.quantity:
+        events.append(PositionSizeChanged(exchange.size, exchange.entry_price))
+    for leg in position.legs:
+        events += _leg_events(position, leg, view)
+    return events
+
+
+def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
+    if leg.pending is not None:
+        return _pending_events(leg, view.orders.get(leg.pending))
+    order = leg.order
+    if order is None:
+        foreign = _foreign_leg(position, leg, view)
+        return [foreign] if foreign is not None else []
+    tracked = view.orders.get(order.client_id)
+    if tracked is None:
+        return []                      # not heard of since a restart: the next snapshot tells
+    status = tracked.order.status
+    if status is OrderStatus.FILLED:
+        return [LegFilled(leg.role, order.client_id, order.quantity, complete=True)]
+    if status.terminal or tracked.absent_since is not None or order.status is LegStatus.MISSING:
+        # Ours is gone (or may be): a stop placed by hand in its place is taken over, not
+        # fought with a second one.
+        foreign = _foreign_leg(position, leg, view)
+        if foreign is not None:
+            return [replace(foreign, replaces=order.client_id)]
+    if status.terminal:
+        return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value)]
+    if tracked.absent_since is not None:
+        return [LegGone(leg.role, order.client_id, confirmed=False)]
+    remaining = _remaining(tracked, position.quantity)
+    if remaining < order.quantity and order.status is LegStatus.LIVE:
+        return [LegFilled(leg.role, order.client_id, order.quantity - remaining, complete=False)]
+    return [LegSeen(leg.role, order.client_id, tracked.order.stop_price or leg.trigger_price,
+                    remaining)]
+
+
+def _pending_events(leg: Leg, tracked: TrackedOrder | None) -> list[Event]:
+    if tracked is None or tracked.absent_since is not None:
+        return []                      # not known yet: the tick's probe decides
+    order = tracked.order
+    if order.status.live:
+        return [LegPlaced(leg.role, order.client_id, order.stop_price or leg.trigger_price,
+                          order.quantity - order.filled_qty)]
+    return [LegRejected(leg.role, order.client_id, f"order {order.status.value}")]
+
+
+def _foreign_leg(position: Position, leg: Leg, view: SymbolView) -> LegSeen | None:
+    """A closing stop / take-profit placed by somebody else (the app, by hand) that covers
+    the position: adopted as the leg instead of placing a second one."""
+    wanted = LEG_TYPES[leg.role]
+    for order in view.live:
+        if (ClientId.parse(order.client_id) is None and order.type is wanted
+                and order.side is position.side.opposite
+                and (order.reduce_only or order.close_position)):
+            covered = _remaining(TrackedOrder(order, view.at), position.quantity)
+            if covered >= position.quantity and order.stop_price is not None:
+                return LegSeen(leg.role, order.client_id, order.stop_price, covered)
+    return None
+
+
+def _remaining(tracked: TrackedOrder, position_quantity: Decimal) -> Decimal:
+    """What an order still closes; a closePosition order closes whatever is open."""
+    if tracked.order.close_position:
+        return position_quantity
+    return tracked.order.quantity - tracked.order.filled_qty

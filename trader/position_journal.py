@@ -1,0 +1,149 @@
+"""Writing positions down: each step in one transaction, a close (final record, its fills,
+the journal entry and the cooldown) in one transaction, and the alerts that go with them.
+
+A failed write is counted by the store's write health (SAVE_STATE_FAILURE, entries
+blocked) and never stops protection: the engine goes on from its memory, and the exchange
+keeps the truth (a restart rebuilds from it).
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from storage import SaveStateFailure, codec
+from storage.health import WriteHealth
+from trader import guards
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.clock import Clock
+from trader.closing import Finalized
+from trader.domain import ZERO, Fill
+from trader.events import (
+    CloseRequested,
+    EntryFailed,
+    EntryFilled,
+    Event,
+    FlattenResult,
+    LegFilled,
+    LegGone,
+    LegPlaced,
+    LegRejected,
+    PositionGone,
+    PositionSizeChanged,
+)
+from trader.exchange.base import ExchangeEvent, OrderUpdate
+from trader.guard_book import STATE_KEY, GuardBook, dump_state
+from trader.position import Position
+from trader.trade_store import TradeStore
+
+JOURNALED = (EntryFilled, EntryFailed, LegPlaced, LegRejected, LegGone, LegFilled,
+             PositionSizeChanged, PositionGone, CloseRequested, FlattenResult)
+
+
+class PositionJournal:
+    def __init__(self, store: TradeStore, alerter: Alerter, guard_book: GuardBook,
+                 clock: Clock) -> None:
+        self.store = store
+        self.alerter = alerter
+        self.guards = guard_book
+        self.clock = clock
+
+    def commit(self, before: Position | None, after: Position, event: Event | None) -> None:
+        """One step: the position as it is now, and the event if it matters later."""
+        if after == before:
+            return
+        try:
+            with self.store.transaction(f"step {after.symbol} {type(event).__name__}"):
+                self.store.save_position(after)
+                if isinstance(event, JOURNALED):
+                    self.store.append_event(self.clock.now(), _kind(event), after.symbol,
+                                            {"key": after.key, **codec.dump(event)})
+        except SaveStateFailure as exc:
+            logger.error("step not saved symbol={} error={}", after.symbol, exc)
+
+    def close(self, final: Finalized) -> None:
+        """The close, in one transaction: the record, its fills, the journal, the cooldown."""
+        position = final.position
+        now = self.clock.now()
+        net = position.realized_pnl - position.fees
+        cooldown = guards.start_cooldown(self.guards.state, position.symbol, now, net < 0,
+                                         self.guards.config, base=position.cooldown)
+        try:
+            with self.store.transaction(f"close {position.symbol} {position.key}"):
+                self.store.save_position(position)
+                for fill in final.fills:
+                    self.store.record_fill(fill)
+                self.store.append_event(now, "position_closed", position.symbol, {
+                    "key": position.key, "reason": position.close_reason.value
+                    if position.close_reason else "", "pnl": str(position.realized_pnl),
+                    "fees": str(position.fees)})
+                self.store.put(STATE_KEY, dump_state(cooldown), now)
+        except SaveStateFailure as exc:
+            logger.error("close not saved symbol={} error={}", position.symbol, exc)
+        self.guards.state = cooldown
+        self._alert_close(final)
+
+    def _alert_close(self, final: Finalized) -> None:
+        position = final.position
+        why = position.close_reason
+        net = position.realized_pnl - position.fees
+        symbol = position.symbol
+        qty = sum((f.quantity for f in final.fills if f.side is position.side.opposite), ZERO)
+        if why is not None and why.exchange_initiated:
+            text = (f"{symbol}: {position.side.label} {qty} closed BY THE EXCHANGE "
+                    f"({why.value}) at {position.exit_price}; PnL {net:+.2f} USDT (fees "
+                    f"{position.fees:.2f}). Check the account's margin before trading on.")
+            name = AlertName.EXCHANGE_CLOSE
+        else:
+            text = (f"{symbol}: {position.side.label} closed ({why.value if why else '?'}) at "
+                    f"{position.exit_price}; PnL {net:+.2f} USDT (fees {position.fees:.2f})")
+            name = AlertName.CLOSE
+        if final.problems:
+            text += "\n" + "\n".join(final.problems)
+        self.alerter.publish(Alert(name, text, symbol, dedup_key=f"close:{symbol}:{position.key}"),
+                             self.clock.now())
+
+    def record_stream_fills(self, events: list[ExchangeEvent], symbols: list[str]) -> None:
+        """Journal the fills the user-data stream reported (liquidation fills included:
+        their client id names who closed the position)."""
+        for event in events:
+            if isinstance(event, OrderUpdate) and event.fill is not None \
+                    and event.fill.symbol in symbols:
+                self._record_fill(event.fill)
+
+    def _record_fill(self, fill: Fill) -> None:
+        try:
+            self.store.record_fill(fill)
+        except SaveStateFailure as exc:
+            logger.error("fill not saved trade_id={} error={}", fill.trade_id, exc)
+
+    def report_save_failure(self, health: WriteHealth, positions: dict[str, Position],
+                            db_path: Path) -> None:
+        last = health.last
+        text = (f"could not save {last.what if last else 'state'}: "
+                f"{last.cause if last else ''}. New entries blocked; open "
+                "positions stay protected.")
+        if health.in_a_row >= 3:
+            text += f" {health.in_a_row} failures in a row: consider /shutdown."
+        self._write_emergency_backup(positions, db_path)
+        self.alerter.publish(Alert(AlertName.SAVE_STATE_FAILURE, text,
+                                   dedup_key=f"save:{health.total_failures}"), self.clock.now())
+
+    def _write_emergency_backup(self, positions: dict[str, Position], db_path: Path) -> None:
+        """When the database fails, keep what we know in a plain file next to it."""
+        path = Path(str(db_path) + ".emergency.json")
+        body: dict[str, Any] = {"at": self.clock.now().isoformat(),
+                                "positions": [codec.dump(p) for p in positions.values()],
+                                "guards": dump_state(self.guards.state)}
+        try:
+            path.write_text(json.dumps(body, indent=1))
+            logger.warning("emergency backup written path={}", path)
+        except OSError as exc:
+            logger.error("emergency backup failed path={} error={}", path, exc)
+
+
+def _kind(event: Event) -> str:
+    name = type(event).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")

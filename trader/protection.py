@@ -1,0 +1,194 @@
+"""Protection, pure: what to place or cancel so that exactly one stop-loss and one
+take-profit cover the whole position, and when a missing or refused leg is repaired.
+
+Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protection"):
+- a leg without an order (never placed, or its order confirmed gone: CANCELED, EXPIRED,
+  REJECTED for our client id) is placed at once;
+- an order merely absent from the open orders, with no final status known, is probed by
+  client id; only if that stays ambiguous is it replaced, after `debounce_seconds` AND
+  `debounce_cycles` observations (a slow exchange never causes a second stop);
+- a refused placement (-2019 margin, any other refusal) is retried on `retry_schedule`
+  (2, 4, 8, 16, 30 s, then every 30 s), one alert at the first refusal and an all-clear
+  once the position is protected again;
+- a placement whose answer was lost is never re-sent: it stays `pending` until a probe
+  says what happened;
+- a leg whose live order no longer matches (size changed, trigger moved) is replaced
+  new-first: the new order is placed, the old one cancelled once the new one is live.
+"""
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from trader.alerts import Alert, AlertName
+from trader.domain import OrderRole
+from trader.events import Action, CancelOrder, PlaceLeg, Policy, ProbeOrder
+from trader.position import Leg, LegOrder, LegStatus, Position
+
+LEG_NAMES = {OrderRole.STOP_LOSS: "stop-loss", OrderRole.TAKE_PROFIT: "take-profit"}
+
+
+def name(role: OrderRole) -> str:
+    return LEG_NAMES.get(role, role.name.lower())
+
+
+def plan(position: Position, now: datetime, policy: Policy) -> tuple[Position, list[Action]]:
+    """The placements and cancels that bring both legs to the position's quantity."""
+    actions: list[Action] = []
+    for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
+        position, more = _plan_leg(position, position.leg(role), now, policy)
+        actions += more
+    return position, actions
+
+
+def _plan_leg(position: Position, leg: Leg, now: datetime,
+              policy: Policy) -> tuple[Position, list[Action]]:
+    if leg.pending is not None or leg.matches(position.quantity):
+        return position, []
+    actions: list[Action] = []
+    order = leg.order
+    if order is not None and order.status is LegStatus.MISSING:
+        if not _debounced(order, now, policy):
+            return position, []
+        # Ambiguous for long enough: replace it; cancel the old id too (a no-op if it is gone).
+        actions.append(CancelOrder(order.client_id, leg.role))
+        leg = replace(leg, order=None)
+    if leg.retry_at is not None and now < leg.retry_at:
+        return position.with_leg(leg), actions
+    position, client_id = position.next_client_id(leg.role)
+    leg = replace(leg, pending=client_id)
+    return (position.with_leg(leg),
+            [PlaceLeg(leg.role, client_id, leg.trigger_price, position.quantity), *actions])
+
+
+def _debounced(order: LegOrder, now: datetime, policy: Policy) -> bool:
+    since = order.missing_since or now
+    return (order.missing_cycles >= policy.debounce_cycles
+            and now - since >= timedelta(seconds=policy.debounce_seconds))
+
+
+# --- what the exchange said -------------------------------------------------------------
+
+def placed(position: Position, role: OrderRole, client_id: str, trigger_price: Decimal,
+           quantity: Decimal) -> tuple[Position, list[Action]]:
+    """The exchange accepted (or shows) our order: it protects now; the one it replaces goes."""
+    leg = position.leg(role)
+    if client_id != leg.pending and (leg.order is None or leg.order.client_id != client_id):
+        return position, []          # an order this leg no longer wants: the sweep cancels it
+    old = leg.order
+    # The exchange's trigger is the plan from now on (a placement re-rounded onto a new
+    # tick grid after a filter rejection lands a tick away from the plan).
+    leg = replace(leg, order=LegOrder(client_id, trigger_price, quantity), pending=None,
+                  trigger_price=trigger_price if client_id == leg.pending else leg.trigger_price,
+                  failures=0, retry_at=None)
+    actions: list[Action] = []
+    if old is not None and old.client_id != client_id and old.ours:
+        actions.append(CancelOrder(old.client_id, role))
+    return position.with_leg(leg), actions
+
+
+def refused(position: Position, role: OrderRole, client_id: str, reason: str, now: datetime,
+            policy: Policy) -> tuple[Position, list[Action]]:
+    """A placement was refused: retry on the capped schedule; alert once per episode."""
+    leg = position.leg(role)
+    if client_id != leg.pending:
+        return position, []
+    failures = leg.failures + 1
+    delay = policy.retry_schedule[min(failures, len(policy.retry_schedule)) - 1]
+    leg = replace(leg, pending=None, failures=failures,
+                  retry_at=now + timedelta(seconds=delay))
+    actions: list[Action] = []
+    if not leg.alerted:
+        leg = replace(leg, alerted=True)
+        actions.append(_refusal_alert(position, leg, reason, delay))
+    return position.with_leg(leg), actions
+
+
+def _refusal_alert(position: Position, leg: Leg, reason: str, delay: float) -> Alert:
+    symbol = position.symbol
+    if leg.covers(position.quantity):
+        text = (f"{symbol}: could not move the {name(leg.role)} to {leg.trigger_price} "
+                f"({reason}); the current one stays. Retrying from {delay:.0f} s.")
+        return Alert(AlertName.PROTECTION, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
+    alert_name = AlertName.POSITION_UNPROTECTED if leg.role is OrderRole.STOP_LOSS \
+        else AlertName.PROTECTION
+    text = (f"{symbol}: could not place the {name(leg.role)} for the {position.side.label} "
+            f"{position.quantity} ({reason}). Retrying in {delay:.0f} s, then with backoff "
+            "up to every 30 s.")
+    return Alert(alert_name, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
+
+
+def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Decimal,
+         quantity: Decimal, replaces: str | None = None) -> tuple[Position, list[Action]]:
+    """A protective order is live: ours (refresh what it covers), the one we were placing
+    (accepted), or one placed by hand while ours is gone (adopted, never fought)."""
+    leg = position.leg(role)
+    if client_id == leg.pending:
+        return placed(position, role, client_id, trigger_price, quantity)
+    if leg.order is not None and leg.order.client_id == client_id:
+        order = replace(leg.order, trigger_price=trigger_price, quantity=quantity,
+                        status=LegStatus.LIVE, missing_since=None, missing_cycles=0)
+        return position.with_leg(replace(leg, order=order)), []
+    if leg.order is None or leg.order.status is LegStatus.MISSING \
+            or leg.order.client_id == replaces:
+        # Respect a stop moved by hand: its trigger becomes the plan.
+        adopted = replace(leg, order=LegOrder(client_id, trigger_price, quantity),
+                          trigger_price=trigger_price, failures=0, retry_at=None)
+        return position.with_leg(adopted), []
+    return position, []
+
+
+def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
+         now: datetime, policy: Policy) -> tuple[Position, list[Action]]:
+    """Our order is not live. Confirmed: replace it now. Absent only: probe it by client id
+    first; the debounce (time AND cycles) applies while it stays ambiguous, and a stop-loss
+    missing more than `sl_missing_cycles` observations raises SL_MISSING."""
+    leg = position.leg(role)
+    if client_id == leg.pending:
+        return position, []
+    order = leg.order
+    if order is None or order.client_id != client_id:
+        return position, []
+    if confirmed:
+        return position.with_leg(replace(leg, order=None)), []
+    first = order.status is not LegStatus.MISSING
+    order = replace(order, status=LegStatus.MISSING, missing_since=order.missing_since or now,
+                    missing_cycles=order.missing_cycles + 1)
+    leg = replace(leg, order=order)
+    actions: list[Action] = [ProbeOrder(client_id, role)] if first else []
+    if (role is OrderRole.STOP_LOSS and not leg.alerted
+            and order.missing_cycles > policy.sl_missing_cycles):
+        leg = replace(leg, alerted=True)
+        actions.append(Alert(
+            AlertName.SL_MISSING, f"{position.symbol}: stop-loss {client_id} missing for "
+            f"{order.missing_cycles} observations on the {position.side.label} "
+            f"{position.quantity}; replacing it after the debounce", position.symbol))
+    return position.with_leg(leg), actions
+
+
+def partly_filled(position: Position, role: OrderRole, client_id: str,
+                  filled: Decimal) -> tuple[Position, list[Action]]:
+    """A protective order filled in part: it now closes less (the position's size change,
+    observed with it, carries the alert)."""
+    leg = position.leg(role)
+    if leg.order is None or leg.order.client_id != client_id:
+        return position, []
+    remaining = max(leg.order.quantity - filled, Decimal(0))
+    return position.with_leg(replace(leg, order=replace(leg.order, quantity=remaining))), []
+
+
+def watch(position: Position) -> list[Action]:
+    """Per tick: probe the placements whose answer was lost (never resend them)."""
+    return [ProbeOrder(leg.pending, leg.role) for leg in position.legs if leg.pending is not None]
+
+
+def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]]:
+    """Once protected again after an alert (SL_MISSING, a refused placement), say so."""
+    if not position.protected or not any(leg.alerted for leg in position.legs):
+        return position, []
+    for leg in position.legs:
+        position = position.with_leg(replace(leg, alerted=False))
+    return position, [Alert(AlertName.PROTECTION_RESTORED, f"{position.symbol}: protected again: "
+                            f"stop-loss at {position.stop.trigger_price}, take-profit at "
+                            f"{position.take_profit.trigger_price} for {position.quantity}",
+                            position.symbol, dedup_key=f"restored:{position.symbol}:{now}")]

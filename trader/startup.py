@@ -1,0 +1,95 @@
+"""Boot and periodic reconciliation: the exchange is the source of truth.
+
+`boot(engine)` rebuilds the engine's view from the exchange and the database before any
+trading (it works on an empty database, e.g. a wiped disk; see trader/reconcile.py for
+the steps), and protects every open position first. `reconcile(engine)` re-reads every
+symbol over REST into the order tracker, journals fills and probes unresolved intents; the
+next tick's observation acts on what it found (adopt, finalize, repair).
+"""
+
+from loguru import logger
+
+from storage import SaveStateFailure
+from trader.alerts import Alert, AlertName
+from trader.engine import Engine
+from trader.reconcile import FILL_LOOKBACK
+
+
+async def boot(engine: Engine) -> list[str]:
+    """Rebuild from the exchange and the database; protect before trading."""
+    engine.load_state()
+    engine.booted = False
+    lines = await reconcile(engine)
+    engine.known_orders = {o.client_id for s in engine.symbols for o in engine.tracker.ours_live(s)}
+    for symbol in engine.symbols:
+        lines += await _settle(engine, symbol)
+    engine.booted = True
+    if lines:
+        engine.alerter.publish(Alert(AlertName.RECONCILE_MISMATCH, "boot reconciliation:\n" +
+                                     "\n".join(lines)), engine.clock.now())
+    logger.info("boot reconciliation done differences={}", len(lines))
+    return lines
+
+
+async def _settle(engine: Engine, symbol: str) -> list[str]:
+    """One symbol at boot: finalize, adopt or protect, then cancel our orphans."""
+    view = await engine.view.view(symbol)
+    record = engine.positions.get(symbol)
+    lines: list[str] = []
+    if record is None and view.position.side is not None:
+        position = await engine.adopt(symbol, view)
+        if position is not None and position.adopted:
+            lines.append(f"{symbol}: untracked {view.position.side.label} {view.position.size} "
+                         "on the exchange: adopted and protected")
+    elif record is not None:
+        if record.state.open and view.position.side is None:
+            lines.append(f"{symbol}: position {record.key} is gone on the exchange: finalized")
+        position = await engine.protect(record, view)
+    else:
+        position = None
+    lines += await engine.sweep_orphans(symbol, position)
+    return lines
+
+
+async def reconcile(engine: Engine) -> list[str]:
+    """Every symbol over REST into the tracker, fills journaled, unknown intents probed.
+    Returns what differs from the agent's records (also logged)."""
+    for symbol in engine.symbols:
+        await engine.view.snapshot(symbol)
+    await sync_fills(engine)
+    lines = await resolve_intents(engine)
+    for symbol in engine.symbols:
+        held = engine.tracker.position(symbol)
+        record = engine.positions.get(symbol)
+        if record is None and held is not None and held.side is not None:
+            lines.append(f"{symbol}: untracked {held.side.label} {held.size} on the exchange")
+    for line in lines:
+        logger.warning("reconcile difference {}", line)
+    return lines
+
+
+async def sync_fills(engine: Engine) -> int:
+    """Journal every fill of the last two days (idempotent); returns how many were new."""
+    since = engine.clock.now() - FILL_LOOKBACK
+    added = 0
+    for symbol in engine.symbols:
+        for fill in await engine.executor.read(engine.exchange.fills, symbol, since):
+            try:
+                added += engine.store.record_fill(fill)
+            except SaveStateFailure as exc:     # counted by the store's write health
+                logger.error("fill not saved trade_id={} error={}", fill.trade_id, exc)
+    if added:
+        logger.info("fills journaled count={}", added)
+    return added
+
+
+async def resolve_intents(engine: Engine) -> list[str]:
+    lines = []
+    for intent in engine.store.unresolved_intents():
+        if intent.symbol not in engine.symbols:
+            continue
+        resolved = await engine.executor.probe(intent)
+        if resolved.status is not intent.status:
+            lines.append(f"{intent.symbol}: intent {intent.client_id} {intent.status} -> "
+                         f"{resolved.status}")
+    return lines
