@@ -33,7 +33,6 @@ from bot.confirm import ConfirmationBook
 from bot.delivery import AlertDelivery
 from bot.format import HELP_LINES
 from bot.handlers import CommandHandlers, HandlerTimings
-from bot.headless import HeadlessAlertSink
 from bot.replies import Replies
 from bot.sending import Backoff, RetryLog, RetryPolicy, is_transient
 from storage import Store
@@ -41,6 +40,7 @@ from trader.alerter import Alerter
 from trader.clock import Clock
 from trader.commands import EngineControl
 from trader.config import ConfigError, Settings
+from trader.log_sink import LogAlertSink
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
@@ -254,11 +254,11 @@ def _log_if_crashed(task: "asyncio.Task[None]") -> None:
 
 
 def make_alert_sink(settings: Settings, engine: EngineControl, alerter: Alerter, store: Store,
-                    clock: Clock, timings: BotTimings | None = None) -> TelegramBot | HeadlessAlertSink:
+                    clock: Clock, timings: BotTimings | None = None) -> TelegramBot | LogAlertSink:
     """The Telegram bot when a token is configured, else the log-only sink; attached to `alerter`."""
-    sink: TelegramBot | HeadlessAlertSink
+    sink: TelegramBot | LogAlertSink
     if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value():
-        sink = HeadlessAlertSink(alerter, store, clock)
+        sink = LogAlertSink(alerter, store, clock)
     else:
         sink = TelegramBot(settings, engine, alerter, store, clock, timings)
     alerter.sink = sink

@@ -40,6 +40,7 @@ from trader.events import (
     ProbeOrder,
     Tick,
 )
+from trader.intents import exit_intent
 from trader.lifecycle import Step, step
 from trader.observe import SymbolView, observe
 from trader.order_tracker import OrderTracker
@@ -55,8 +56,9 @@ class Crashed(Exception):
 
 def check_step(before: Position, event: Event, result: Step) -> None:
     """What every step promises, whatever the event: CLOSED absorbs everything; no action
-    grows the position or opens the other side (legs and market closes are reduce-only, on
-    the closing side, for at most the position); nothing follows a Finalize."""
+    grows the position or opens the other side (legs and market closes go out as reduce-only
+    orders on the closing side, trader/intents.py `exit_intent`, for at most the position);
+    nothing follows a Finalize."""
     if before.state is PositionState.CLOSED:
         assert result.ignored and not result.actions and result.position == before, \
             f"CLOSED must absorb {event}, got {result.actions}"
@@ -66,16 +68,21 @@ def check_step(before: Position, event: Event, result: Step) -> None:
         if isinstance(action, Finalize):
             assert index == len(result.actions) - 1, f"actions after Finalize: {result.actions}"
             assert after.state is PositionState.CLOSED, f"Finalize left {after.state}"
-        elif isinstance(action, PlaceLeg):
-            assert action.role.protective, f"PlaceLeg for {action.role}"
-            assert ZERO < action.quantity <= after.quantity, \
-                f"{action} for a position of {after.quantity} (after {event})"
-        elif isinstance(action, Flatten):
-            assert action.role in (OrderRole.FLATTEN, OrderRole.PARTIAL_TP), action
-            assert ZERO < action.quantity <= after.quantity, \
-                f"{action} for a position of {after.quantity} (after {event})"
-            if action.role is OrderRole.PARTIAL_TP:
-                assert action.quantity < after.quantity, f"a partial that closes all: {action}"
+        elif isinstance(action, PlaceLeg | Flatten):
+            _check_exit(after, action, event)
+
+
+def _check_exit(position: Position, action: PlaceLeg | Flatten, event: Event) -> None:
+    roles = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT) if isinstance(action, PlaceLeg) \
+        else (OrderRole.FLATTEN, OrderRole.PARTIAL_TP)
+    assert action.role in roles, action
+    assert ZERO < action.quantity <= position.quantity, \
+        f"{action} for a position of {position.quantity} (after {event})"
+    if action.role is OrderRole.PARTIAL_TP:
+        assert action.quantity < position.quantity, f"a partial that closes all: {action}"
+    intent = exit_intent(position, action.role, action.client_id, action.quantity,
+                         position.opened_at)
+    assert intent.reduce_only and intent.side is position.side.opposite, intent
 
 
 class Driver:

@@ -8,13 +8,13 @@ import pytest
 from loguru import logger
 
 from bot.app import TelegramBot, make_alert_sink
-from bot.headless import HeadlessAlertSink
 from tests.fakes.telegram_server import FakeTelegram, SentItem, utf16_length
 from tests.test_bot_support import FAST, GROUP, OWNER, ask, bot_settings
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import ManualClock
 from trader.config import Settings
+from trader.log_sink import LogAlertSink
 
 pytest_plugins = ["tests.test_bot_support"]
 
@@ -213,7 +213,7 @@ async def test_without_a_token_alerts_are_logged_and_marked_sent(engine, alerter
     handler_id = logger.add(lines.append, format="{message}", level="INFO")
     try:
         sink = make_alert_sink(Settings(telegram_bot_token=None), engine, alerter, store, clock)
-        assert isinstance(sink, HeadlessAlertSink) and alerter.sink is sink
+        assert isinstance(sink, LogAlertSink) and alerter.sink is sink
         await sink.start()
         publish(alerter, clock, "position unprotected", AlertName.POSITION_UNPROTECTED)
         await asyncio.sleep(0)

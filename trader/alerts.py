@@ -96,3 +96,9 @@ class AlertSink(Protocol):
 
     def wake(self) -> None:
         """New alerts are waiting; deliver them soon. Must not block."""
+
+    async def start(self) -> None:
+        """Begin delivering (a rejected Telegram token raises ConfigError)."""
+
+    async def stop(self) -> None:
+        """Deliver what is pending (bounded), then stop."""

@@ -9,6 +9,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import aiohttp
@@ -22,18 +23,20 @@ from tenacity import (
 
 from storage import Store
 from trader.alerter import Alerter
-from trader.alerts import Alert, AlertName
+from trader.alerts import Alert, AlertName, AlertSink
 from trader.clock import Clock, ManualClock, SystemClock
 from trader.config import ConfigError, Settings
 from trader.control import Controller
 from trader.domain import Candle
 from trader.engine import Engine
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.exchange.errors import classify
+from trader.log_sink import LogAlertSink
 from trader.startup import boot, reconcile
 from trader.trade_store import TradeStore
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
-CREDENTIAL_CODES = (-2014, -2015, -1022)   # bad key format, key/IP/permission refused, signature
+SINK_ENTRY_POINTS = "tradebot.alert_sinks"
 START_RETRY_CAP_SECONDS = 60.0
 HEARTBEAT_SECONDS = 60.0
 
@@ -77,7 +80,7 @@ async def start_exchange(exchange: Exchange, settings: Settings) -> None:
     except SetupRefused as exc:
         raise ConfigError([f"{exc.variable}: {exc}"]) from None
     except ExchangeError as exc:
-        if exc.code not in CREDENTIAL_CODES:
+        if not classify(exc, sending=False).credentials:
             raise
         raise ConfigError([f"BINANCE_API_KEY / BINANCE_API_SECRET: rejected by Binance "
                            f"(code {exc.code}: {exc.message}); check the key, its IP whitelist "
@@ -182,10 +185,21 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-def _make_sink(settings: Settings, engine: Engine, controller: Controller):  # type: ignore[no-untyped-def]
-    from bot.app import make_alert_sink
+def _make_sink(settings: Settings, engine: Engine, controller: Controller) -> AlertSink:
+    """Telegram when a token is configured (the `bot` package, found through the
+    `tradebot.alert_sinks` entry point so the core never imports it), else the log."""
     # Telegram time (button expiry, stale commands) is wall-clock time, even in a replay.
-    sink = make_alert_sink(settings, controller, engine.alerter, engine.store, SystemClock())
+    clock = SystemClock()
+    token = settings.telegram_bot_token
+    if token is None or not token.get_secret_value():
+        sink: AlertSink = LogAlertSink(engine.alerter, engine.store, clock)
+    else:
+        found = entry_points(group=SINK_ENTRY_POINTS, name="telegram")
+        if not found:
+            raise ConfigError(["TELEGRAM_BOT_TOKEN: set, but the Telegram part of tradebot "
+                               "is not installed (pip install -e .)"])
+        factory = next(iter(found)).load()
+        sink = factory(settings, controller, engine.alerter, engine.store, clock)
     engine.alerter.sink = sink
     return sink
 

@@ -3,8 +3,8 @@
 Why, in this order: the exchange itself (its last closing fill came from a liquidation,
 ADL or settlement order: Binance's special client ids, see `exchange_close_reason`), then
 the final state of the position's own legs (take-profit filled; stop filled: a trailing
-stop, a breakeven stop or the stop-loss), then the close the agent was making, else by
-hand (MANUAL).
+stop, a breakeven stop when its trigger was at or past the entry after the partial
+take-profit, else the stop-loss), then the close the agent was making, else by hand.
 """
 
 from collections.abc import Sequence
@@ -27,8 +27,9 @@ def close_reason(position: Position, stop: Order | None, take_profit: Order | No
     if stop is not None and stop.status is OrderStatus.FILLED:
         if position.trailing_active:
             return CloseReason.TRAILING_STOP
-        if position.breakeven_done:
-            return CloseReason.BREAKEVEN_STOP
+        trigger = stop.stop_price if stop.stop_price is not None else position.stop.trigger_price
+        if position.partial_taken and (trigger - position.entry_price) * position.side.sign >= 0:
+            return CloseReason.BREAKEVEN_STOP     # the stop had been moved to breakeven
         return CloseReason.STOP_LOSS
     if pending is not None and pending is not CloseReason.MANUAL:
         return pending

@@ -11,6 +11,8 @@ the book ticker (weight 2) when no fresh quote was pushed.
 from datetime import timedelta
 from decimal import Decimal
 
+from loguru import logger
+
 from trader.clock import Clock
 from trader.domain import ZERO, BookTicker, ExchangePosition
 from trader.exchange.base import AccountUpdate, Exchange, ExchangeError, ExchangeEvent, OrderUpdate
@@ -19,7 +21,6 @@ from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
 
 QUOTE_MAX_AGE = timedelta(seconds=10)
-NO_PRICE_YET = -2010      # the paper exchange before its first candle
 
 
 class ExchangeView:
@@ -65,22 +66,24 @@ class ExchangeView:
             self.tracker.mark_synced(symbol)
 
     async def mark(self, symbol: str, position: ExchangePosition) -> Decimal:
+        """The mark: pushed if fresh, else the middle of the book (REST), else the position's
+        last known mark; 0 before any price exists."""
         quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
         if quote is not None and quote.mark > 0:
             return quote.mark
-        if position.mark_price > 0:
-            return position.mark_price
         book = await self.book(symbol)
-        return book.mid if book is not None else ZERO
+        if book is not None and book.mid > 0:
+            return book.mid
+        return position.mark_price
 
     async def book(self, symbol: str) -> BookTicker | None:
-        """The top of book: pushed if fresh, else over REST; None before any price exists."""
+        """The top of book: pushed if fresh, else over REST; None when the exchange has none
+        to give now (no price yet, a refused read: the spread breaker skips this tick)."""
         quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
         if quote is not None:
             return quote.book
         try:
             return await self.executor.read(self.exchange.book_ticker, symbol)
         except ExchangeError as exc:
-            if exc.code != NO_PRICE_YET:
-                raise
+            logger.info("no book this tick symbol={} error={}", symbol, exc)
             return None

@@ -39,6 +39,7 @@ class Policy:
     outcome: Outcome  # after retries are exhausted
     retry: Retry = Retry.NONE
     verify: bool = False  # success by code: confirm on the exchange that the order exists
+    credentials: bool = False  # the key/secret/IP is refused: a configuration error at start
 
 
 PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
@@ -56,7 +57,8 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
            Outcome.SKIPPED, Retry.BACKOFF),
     Policy(-1021, "INVALID_TIMESTAMP: timestamp for this request is outside of the recvWindow",
            Outcome.FAILED, Retry.RESYNC_TIME),
-    Policy(-1022, "INVALID_SIGNATURE: signature for this request is not valid", Outcome.FAILED),
+    Policy(-1022, "INVALID_SIGNATURE: signature for this request is not valid", Outcome.FAILED,
+           credentials=True),
     Policy(-1106, "PARAM_NOT_REQUIRED: a parameter was sent when not required "
            "(e.g. reduceOnly together with closePosition)", Outcome.FAILED, Retry.REDUCE_ONLY),
     Policy(-1013, "INVALID_MESSAGE: a filter failure (price, quantity or notional off the "
@@ -68,9 +70,9 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     Policy(-2011, "CANCEL_REJECTED: unknown order sent (already filled, cancelled or never placed)",
            Outcome.NOOP),
     Policy(-2013, "NO_SUCH_ORDER: order does not exist", Outcome.NOOP),
-    Policy(-2014, "BAD_API_KEY_FMT: API-key format invalid", Outcome.FAILED),
+    Policy(-2014, "BAD_API_KEY_FMT: API-key format invalid", Outcome.FAILED, credentials=True),
     Policy(-2015, "REJECTED_MBX_KEY: invalid API key, IP, or permissions for action",
-           Outcome.FAILED),
+           Outcome.FAILED, credentials=True),
     Policy(-2018, "BALANCE_NOT_SUFFICIENT: balance is insufficient", Outcome.SKIPPED),
     Policy(-2019, "MARGIN_NOT_SUFFICIENT: margin is insufficient", Outcome.SKIPPED),
     Policy(-2021, "ORDER_WOULD_IMMEDIATELY_TRIGGER: order would immediately trigger",
@@ -117,6 +119,7 @@ class Verdict:
     meaning: str
     verify: bool = False
     retry_after: float | None = None
+    credentials: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -155,7 +158,8 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
     if outcome is Outcome.UNKNOWN and not sending:
         outcome = Outcome.SKIPPED
     return Verdict(outcome, retry, error.code, error.http_status, policy.meaning,
-                   verify=policy.verify and outcome is Outcome.DONE)
+                   verify=policy.verify and outcome is Outcome.DONE,
+                   credentials=policy.credentials)
 
 
 def would_trigger_pause() -> float:

@@ -12,27 +12,25 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from storage.codec import dump, load, to_json
 from trader.domain import Fill, Order
+from trader.exchange.sim_core import SimulatorCore
 from trader.exchange.sim_ledger import SimPosition
-
-if TYPE_CHECKING:
-    from trader.exchange.sim import Simulator
 
 STATE_VERSION = 1
 HISTORY_CHUNK = 100   # records per saved chunk of a history log
 
 
-def dump_state(sim: "Simulator") -> dict[str, Any]:
+def dump_state(sim: SimulatorCore) -> dict[str, Any]:
     return {**_account_state(sim),
             "orders": {"live": [dump(o) for o in sim.orders.live.values()],
                        "terminal": [dump(o) for o in sim.orders.terminal.values()]},
             "fills": [dump(f) for f in sim.fill_log]}
 
 
-def account_json(sim: "Simulator") -> str:
+def account_json(sim: SimulatorCore) -> str:
     """Everything but the history, as JSON: `dump_state` without terminal orders and fills."""
     return json.dumps({**_account_state(sim),
                        "orders": {"live": [dump(o) for o in sim.orders.live.values()]}})
@@ -109,7 +107,7 @@ class SimHistory:
     def fill_kept(self, fill: Fill) -> None:
         self.fills.append(f"{fill.symbol}/{fill.trade_id}", to_json(fill))
 
-    def seed(self, sim: "Simulator") -> None:
+    def seed(self, sim: SimulatorCore) -> None:
         """Journal what a simulator restored from a whole-state dump already holds."""
         for order in sim.orders.terminal.values():
             self.order_closed(order)
@@ -131,7 +129,7 @@ class SimHistory:
                 "fills": fills[-self.fills.keep:] if self.fills.keep else []}
 
 
-def _account_state(sim: "Simulator") -> dict[str, Any]:
+def _account_state(sim: SimulatorCore) -> dict[str, Any]:
     ledger, funding = sim.ledger, sim.funding
     return {
         "version": STATE_VERSION,
@@ -154,7 +152,7 @@ def _account_state(sim: "Simulator") -> dict[str, Any]:
     }
 
 
-def load_state(sim: "Simulator", state: dict[str, Any]) -> None:
+def load_state(sim: SimulatorCore, state: dict[str, Any]) -> None:
     """Overwrite a fresh simulator's state with a dump made by `dump_state`."""
     version = state.get("version")
     if version != STATE_VERSION:
@@ -178,7 +176,7 @@ def load_state(sim: "Simulator", state: dict[str, Any]) -> None:
     sim.counters.update({k: int(v) for k, v in state["counters"].items()})
 
 
-def _load_ledger(sim: "Simulator", raw: dict[str, Any]) -> None:
+def _load_ledger(sim: SimulatorCore, raw: dict[str, Any]) -> None:
     ledger = sim.ledger
     ledger.initial_balance = Decimal(raw["initial_balance"])
     ledger.wallet = Decimal(raw["wallet"])

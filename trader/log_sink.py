@@ -12,7 +12,7 @@ from trader.alerts import OutgoingAlert
 from trader.clock import Clock
 
 
-class HeadlessAlertSink:
+class LogAlertSink:
     """An `AlertSink` that writes each alert to the log and marks it sent."""
 
     def __init__(self, alerter: Alerter, store: Store, clock: Clock, batch: int = 100) -> None:
