@@ -223,3 +223,18 @@ async def test_a_partial_adl_is_reported_as_a_size_change_by_the_exchange(tmp_pa
     reduced = world.alerts("POSITION_REDUCED")
     assert reduced and "by the exchange (ADL)" in reduced[0]
     assert world.engine.positions[SYMBOL].quantity == position.quantity - part
+
+
+async def test_a_stop_that_fills_in_part_is_alerted_and_the_rest_stays_protected(tmp_path):
+    world = await make_world(tmp_path)
+    position = await open_long(world)
+    part = (position.quantity * 3 / 5).quantize(Decimal("0.001"))
+    world.paper.publish(world.paper.sim.fill_partly(SYMBOL, position.stop.order.client_id, part,
+                                                    world.clock.now()))
+    await world.step()
+    await world.step()
+    reduced = world.alerts("POSITION_REDUCED")
+    assert reduced and "partial fill of its stop-loss" in reduced[0]
+    left = position.quantity - part
+    legs = sorted((o.type.value, o.quantity - o.filled_qty) for o in await world.open_orders())
+    assert legs == [("STOP_MARKET", left), ("TAKE_PROFIT_MARKET", left)]

@@ -137,6 +137,29 @@ class SimulatorCore:
                                   self._account_update(order.symbol, "ORDER", now)]
         return events + self._expire_orphans(order.symbol, now)
 
+    def fill_partly(self, symbol: str, client_id: str, quantity: Decimal,
+                    now: datetime) -> list[SimEvent]:
+        """Part of a resting order fills at the market (a triggered stop meeting too little
+        liquidity); the rest stays live as PARTIALLY_FILLED."""
+        order = self.orders.open_order(symbol, client_id)
+        if order is None:
+            return []
+        quantity = min(quantity, order.quantity - order.filled_qty)
+        price = self._taker_price(symbol, order.side, self.mark_price(symbol))
+        fee = money(quantity * price * self.config.taker_fee)
+        realized = self.ledger.apply_fill(symbol, order.side, quantity, price, fee)
+        self.counters["trade"] += 1
+        fill = Fill(trade_id=str(self.counters["trade"]), symbol=symbol, client_id=client_id,
+                    side=order.side, quantity=quantity, price=price, fee=fee,
+                    realized_pnl=realized, time=now)
+        self._keep_fill(fill)
+        filled = order.filled_qty + quantity
+        average = (order.avg_price * order.filled_qty + price * quantity) / filled
+        updated = replace(order, filled_qty=filled, avg_price=average,
+                          status=OrderStatus.PARTIALLY_FILLED, updated_at=now)
+        self.orders.add(updated)
+        return [OrderUpdate(updated, fill, now), self._account_update(symbol, "ORDER", now)]
+
     def _expire_orphans(self, symbol: str, now: datetime) -> list[SimEvent]:
         """Resting reduce-only / closePosition orders whose position is gone expire."""
         held = self.ledger.position(symbol)
