@@ -15,13 +15,35 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from tests.machine_sim import LEG_TYPES, RULES, SYMBOL, ExchangeDown, Placement, SimExchange
+from tests.machine_sim import (
+    ENTRY,
+    FULL,
+    LEG_TYPES,
+    RULES,
+    SYMBOL,
+    ExchangeDown,
+    Mood,
+    Placement,
+    SimExchange,
+    mark_at,
+    new_exchange,
+)
+from tests.machine_sim import happen as exchange_happens
+from tests.positions import leg_id, make
 from trader.alerts import Alert
-from trader.domain import ZERO, Order, OrderRole, OrderStatus, OrderType, Side
+from trader.domain import (
+    ZERO,
+    CloseReason,
+    ExchangePosition,
+    OrderRole,
+    OrderStatus,
+    Side,
+)
 from trader.entry_sender import order_event
 from trader.events import (
     Action,
     CancelOrder,
+    CloseRequested,
     EntryFailed,
     Event,
     Finalize,
@@ -47,7 +69,7 @@ from trader.order_tracker import OrderTracker
 from trader.position import Position, PositionState
 
 MAX_STEPS = 50            # events one observation may cause (trader/interpreter.py)
-FORGOTTEN = Order(SYMBOL, "", Side.BUY, OrderType.OTHER, OrderStatus.EXPIRED, ZERO)
+FLAT = ExchangePosition(SYMBOL, ZERO)
 
 
 class Crashed(Exception):
@@ -103,7 +125,6 @@ class Driver:
         self.swept: list[str] = []                         # orphans the engine cancelled
         self.client_ids: set[str] = set()
         self.failed_units = 0              # ticks / commands the exchange failed
-        self.blind_spots = 0               # snapshots blind to a dead leg order (see below)
 
     # --- one engine tick for the symbol (trader/engine.py protect + sweep_orphans) ------
     def cycle(self, seconds: float = 0) -> None:
@@ -126,13 +147,12 @@ class Driver:
         self.exchange.pushed.clear()
         self.tracker.on_position(self.exchange.read_position(), self.now)     # REST snapshot
         self.tracker.on_snapshot(SYMBOL, self.exchange.open_orders(), self.now)
-        self.blind_spots += self._blind_spots()
         if self.position.state is PositionState.ENTERING:
             entry = self.exchange.query(self.exchange.entry_id)
             event = order_event(entry) if entry else EntryFailed("no entry order")
             if event is not None:
                 self.apply(event)
-        view = SymbolView(SYMBOL, self.now, self.exchange.position(),
+        view = SymbolView(SYMBOL, self.now, self.tracker.position(SYMBOL) or FLAT,
                           self.tracker.for_symbol(SYMBOL), self.tracker.live(SYMBOL),
                           self.exchange.mark)
         for event in observe(self.position, view):
@@ -271,16 +291,6 @@ class Driver:
             events.append(PositionGone())
         return events
 
-    def _blind_spots(self) -> int:
-        """Leg orders of the record that are dead on the exchange while the tracker has
-        never heard of them (a restart forgot them): nothing reports them gone."""
-        if self.exchange.size == 0:
-            return 0
-        dead = [leg.order.client_id for leg in self.position.legs if leg.order
-                and self.tracker.get(leg.order.client_id) is None
-                and not (self.exchange.query(leg.order.client_id) or FORGOTTEN).status.live]
-        return len(dead)
-
     # --- checks ------------------------------------------------------------------------
     def check_new_first(self, client_id: str, role: OrderRole | None, who: str) -> None:
         """A cancel never takes away protection (new-first): whatever the cancelled order
@@ -297,3 +307,89 @@ class Driver:
                   and self.exchange.covers(o) >= covered]
         assert others, (f"{who} cancels {client_id}, the only live {role.name} covering "
                         f"{covered} of the position's {size}")
+
+
+# --- stories: the engine's ticks, commands, restarts, and what happens between them -------
+
+def new_world(side: Side, policy: Policy | None = None) -> Driver:
+    """An entry of 0.010 sent (ENTERING, legs planned at -1 % / +2 %), nothing filled yet."""
+    stop, take_profit = (mark_at(side, -100), mark_at(side, 200))
+    position = make(SYMBOL, side, PositionState.ENTERING, FULL, ENTRY, stop, take_profit,
+                    live_legs=False)
+    return Driver(position, new_exchange(side, leg_id(SYMBOL, OrderRole.ENTRY)), policy)
+
+
+def run_story(side: Side, filled_at_start: bool, story: list[tuple[tuple, int]]) -> Driver:
+    """Each (happening, seconds): it happens, then the engine ticks `seconds` later (not at
+    all for 0)."""
+    driver = new_world(side)
+    if filled_at_start:
+        driver.exchange.fill_entry(FULL)
+    driver.cycle(1)
+    for what, seconds in story:
+        happen(driver, what)
+        if seconds:
+            driver.cycle(seconds)
+    return driver
+
+
+def happen(driver: Driver, what: tuple) -> None:
+    kind, *args = what
+    if kind == "operator_close":           # /close: a command between ticks
+        if driver.position.state.open:
+            driver.contained(lambda: driver.apply(CloseRequested(CloseReason.COMMAND)))
+    elif kind == "wait":
+        for _ in range(args[0]):
+            driver.cycle(31)
+    elif kind == "restart":
+        driver.restart()
+    elif kind == "crash":
+        driver.crash_armed = True
+    else:
+        legs = {leg.role: leg.order.client_id for leg in driver.position.legs if leg.order}
+        exchange_happens(driver.exchange, what, legs)
+
+
+def settle(driver: Driver, least: int = 12, most: int = 40) -> bool:
+    """Calm exchange, no more interference; ticks 31 s apart (past every retry delay, and
+    the debounce's 60 s and 3 cycles), at least `least` of them, then until three ticks in a
+    row do nothing at all. False if that never happens within `most` ticks."""
+    driver.exchange.mood = Mood.CALM
+    driver.crash_armed = False
+    quiet = 0
+    for count in range(1, most + 1):
+        before = len(driver.sent), len(driver.swept)
+        driver.cycle(31)
+        quiet = quiet + 1 if (len(driver.sent), len(driver.swept)) == before else 0
+        if count >= least and quiet >= 3:
+            return True
+    return False
+
+
+def assert_settled(driver: Driver) -> None:
+    """Closed: the exchange is flat and the close was finalized once. Open: PROTECTED, for
+    the exchange's size, with exactly one live stop-loss and one live take-profit of ours,
+    each for exactly that size at the planned trigger (or a closePosition order placed by
+    hand, adopted in place of ours). Never a close left in flight."""
+    position, exchange = driver.position, driver.exchange
+    assert position.state is not PositionState.CLOSING, "a close left in flight for good"
+    entry = exchange.orders[exchange.entry_id]
+    if position.state in (PositionState.CLOSED, PositionState.ENTERING):
+        assert exchange.size == 0, f"{position.state} while the exchange holds {exchange.size}"
+        if position.state is PositionState.CLOSED:
+            assert driver.finalized == (1 if entry.filled_qty > 0 else 0)
+        return
+    assert position.state is PositionState.PROTECTED, position
+    assert position.quantity == exchange.size, (position.quantity, exchange.size)
+    for leg in position.legs:
+        ours = exchange.live_legs(leg.role)
+        assert leg.order is not None
+        if not ours:
+            adopted = exchange.orders.get(leg.order.client_id)
+            assert adopted is not None and adopted.status.live and adopted.close_position, \
+                f"no live {leg.role.name} on the exchange; the record believes in {leg.order}"
+            continue
+        assert len(ours) == 1, f"{len(ours)} live {leg.role.name} orders of ours: {ours}"
+        assert ours[0].client_id == leg.order.client_id, (ours[0], leg)
+        assert exchange.covers(ours[0]) == exchange.size, ours[0]
+        assert ours[0].stop_price == leg.trigger_price, (ours[0], leg)

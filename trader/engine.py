@@ -34,7 +34,7 @@ from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.closing import Finalizer
 from trader.config import Settings
-from trader.domain import Balance, Candle, CloseReason
+from trader.domain import Balance, Candle, CloseReason, OrderRole
 from trader.entry_sender import EntrySender
 from trader.events import CloseRequested, Policy, PositionSizeChanged, Tick
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
@@ -272,8 +272,9 @@ class Engine:
                 wanted |= {leg.pending, leg.order.client_id if leg.order else None}
         lines = []
         for order in self.tracker.ours_live(symbol):
-            if order.client_id in wanted:
-                continue
+            if order.client_id in wanted or (position is not None and order.role is
+                                             OrderRole.ENTRY and position.owns(order.client_id)):
+                continue   # a leg, or the rest of this position's own entry
             final = await self.executor.cancel_and_verify(symbol, order.client_id)
             if final is not None:
                 self.tracker.on_order(final, self.clock.now())

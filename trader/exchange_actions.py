@@ -7,7 +7,7 @@ for the operator ("market close 0.1 -> done"). It decides nothing: what to do ne
 `trader.lifecycle.step`'s job when the engine feeds it these events.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from loguru import logger
@@ -33,6 +33,7 @@ from trader.exchange.base import Exchange
 from trader.exchange.errors import Outcome, Retry
 from trader.executor import ActionResult, Executor
 from trader.intents import exit_intent
+from trader.observe import foreign_leg
 from trader.order_tracker import OrderTracker
 from trader.position import Position
 
@@ -114,6 +115,12 @@ class ActionRunner:
             self.tracker.on_missing(action.client_id, self.clock.now())
             return Performed()          # ambiguous: the debounce decides
         self.tracker.on_order(order, self.clock.now())
+        if order.status.terminal and order.status is not OrderStatus.FILLED:
+            # Gone for sure: a stop placed by hand in its place is taken over, not fought.
+            foreign = foreign_leg(position, leg, self.tracker.live(position.symbol),
+                                  self.clock.now())
+            if foreign is not None:
+                return Performed([replace(foreign, replaces=action.client_id)])
         return Performed([_leg_event(action.role, order)])
 
     async def _probe_pending(self, position: Position, action: ProbeOrder) -> Performed:

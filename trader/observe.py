@@ -64,24 +64,22 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
         return _pending_events(leg, view.orders.get(leg.pending))
     order = leg.order
     if order is None:
-        foreign = _foreign_leg(position, leg, view)
+        foreign = foreign_leg(position, leg, view.live, view.at)
         return [foreign] if foreign is not None else []
     tracked = view.orders.get(order.client_id)
-    if tracked is None:
-        return []                      # not heard of since a restart: the next snapshot tells
+    if tracked is None or tracked.absent_since is not None:
+        # Not among the live orders (the view always follows a snapshot, or a tracker kept
+        # exact by the stream since one): gone, or the listing lagged. Probe, then debounce.
+        return [LegGone(leg.role, order.client_id, confirmed=False)]
     status = tracked.order.status
     if status is OrderStatus.FILLED:
         return [LegFilled(leg.role, order.client_id, order.quantity, complete=True)]
-    if status.terminal or tracked.absent_since is not None or order.status is LegStatus.MISSING:
-        # Ours is gone (or may be): a stop placed by hand in its place is taken over, not
-        # fought with a second one.
-        foreign = _foreign_leg(position, leg, view)
+    if status.terminal:
+        # Ours is gone for sure: a stop placed by hand in its place is taken over, not fought.
+        foreign = foreign_leg(position, leg, view.live, view.at)
         if foreign is not None:
             return [replace(foreign, replaces=order.client_id)]
-    if status.terminal:
         return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value)]
-    if tracked.absent_since is not None:
-        return [LegGone(leg.role, order.client_id, confirmed=False)]
     remaining = _remaining(tracked, position.quantity)
     if remaining < order.quantity and order.status is LegStatus.LIVE:
         return [LegFilled(leg.role, order.client_id, order.quantity - remaining, complete=False)]
@@ -99,15 +97,16 @@ def _pending_events(leg: Leg, tracked: TrackedOrder | None) -> list[Event]:
     return [LegRejected(leg.role, order.client_id, f"order {order.status.value}")]
 
 
-def _foreign_leg(position: Position, leg: Leg, view: SymbolView) -> LegSeen | None:
+def foreign_leg(position: Position, leg: Leg, live: list[Order],
+                at: datetime) -> LegSeen | None:
     """A closing stop / take-profit placed by somebody else (the app, by hand) that covers
     the position: adopted as the leg instead of placing a second one."""
     wanted = LEG_TYPES[leg.role]
-    for order in view.live:
+    for order in live:
         if (ClientId.parse(order.client_id) is None and order.type is wanted
                 and order.side is position.side.opposite
                 and (order.reduce_only or order.close_position)):
-            covered = _remaining(TrackedOrder(order, view.at), position.quantity)
+            covered = _remaining(TrackedOrder(order, at), position.quantity)
             if covered >= position.quantity and order.stop_price is not None:
                 return LegSeen(leg.role, order.client_id, order.stop_price, covered)
     return None
