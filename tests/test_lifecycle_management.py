@@ -1,0 +1,101 @@
+"""The exit rules inside the state machine, driven through `step` directly: time exit,
+partial take-profit, breakeven (and giving it up, keeping the live stop), trailing stop
+(moved new-first, or closed at market once the trail is already crossed)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from tests.positions import OPENED, make
+from trader.alerts import Alert, AlertName
+from trader.domain import CloseReason, OrderRole, Side, SymbolRules
+from trader.events import CancelOrder, Flatten, LegPlaced, LegRejected, PlaceLeg, Policy, Tick
+from trader.lifecycle import step
+from trader.position import PositionState
+
+RULES = SymbolRules("BTCUSDT", Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal("5"))
+POLICY = Policy()
+
+
+def tick(position, minutes: float = 1, mark: str = "50000"):
+    return step(position, Tick(OPENED + timedelta(minutes=minutes), Decimal(mark), RULES),
+                OPENED + timedelta(minutes=minutes), POLICY)
+
+
+def actions_of(result, kind):
+    return [a for a in result.actions if isinstance(a, kind)]
+
+
+def test_the_time_exit_closes_at_market_when_the_limit_is_reached():
+    position = make(time_limit=timedelta(minutes=40))
+    assert actions_of(tick(position, minutes=39), Flatten) == []
+    result = tick(position, minutes=40)
+    [flatten] = actions_of(result, Flatten)
+    assert flatten.reason is CloseReason.TIME_EXIT and flatten.quantity == position.quantity
+    assert result.position.state is PositionState.CLOSING
+
+
+def test_the_partial_take_profit_closes_half_and_aims_the_stop_at_breakeven():
+    position = make(quantity="0.100", entry="50000", stop="49500", tp="51500")
+    result = tick(position, mark="50200")            # +0.4 % >= BTC's 0.35 % trigger
+    [partial] = actions_of(result, Flatten)
+    assert partial.role is OrderRole.PARTIAL_TP and partial.quantity == Decimal("0.050")
+    assert result.position.partial_taken
+    assert result.position.stop.trigger_price >= Decimal("50000")      # entry + fees, up
+    assert result.position.state is PositionState.PROTECTED            # not a close
+
+
+def test_a_stop_move_is_new_first_the_old_one_is_cancelled_only_once_the_new_is_live():
+    position = make(quantity="0.100", entry="50000", stop="49500", tp="52000",
+                    trail_activation=Decimal("0.006"), partial_taken=True,
+                    breakeven_done=True)
+    moved = tick(position, mark="50600")                # +1.2 %: trailing active
+    [place] = actions_of(moved, PlaceLeg)
+    assert place.role is OrderRole.STOP_LOSS and place.trigger_price > Decimal("49500")
+    assert actions_of(moved, CancelOrder) == [], "the old stop goes only after the new is live"
+    old = position.stop.order.client_id
+    placed = step(moved.position, LegPlaced(OrderRole.STOP_LOSS, place.client_id,
+                                            place.trigger_price, place.quantity),
+                  OPENED + timedelta(minutes=1), POLICY)
+    assert actions_of(placed, CancelOrder) == [CancelOrder(old, OrderRole.STOP_LOSS)]
+    assert placed.position.stop.order.client_id == place.client_id
+    assert placed.position.trailing_active
+
+
+def test_a_trail_already_crossed_closes_at_market_instead_of_placing_a_stop_behind_the_price():
+    position = make(quantity="0.100", entry="50000", stop="49500", tp="53000",
+                    trailing_active=True, best_price=Decimal("51000"), partial_taken=True,
+                    breakeven_done=True)
+    result = tick(position, mark="50500")   # trail 51000 x (1 - 0.3 %) = 50847 > the mark
+    [flatten] = actions_of(result, Flatten)
+    assert flatten.reason is CloseReason.TRAILING_STOP
+    assert actions_of(result, PlaceLeg) == []
+
+
+def test_breakeven_is_given_up_after_its_attempts_and_the_live_stop_stays():
+    position = make(quantity="0.050", entry="50000", stop="49500", tp="52000",
+                    partial_taken=True)
+    now = OPENED
+    result = tick(position, mark="50100")
+    for _ in range(POLICY.breakeven_attempts):
+        [place] = [a for a in result.actions if isinstance(a, PlaceLeg)]
+        result = step(result.position, LegRejected(OrderRole.STOP_LOSS, place.client_id,
+                                                   "-2019 margin"), now, POLICY)
+        now += timedelta(seconds=60)
+        result = step(result.position, Tick(now, Decimal("50100"), RULES), now, POLICY)
+        if result.position.breakeven_done:
+            break
+    final = result.position
+    assert final.breakeven_done
+    assert final.stop.trigger_price == Decimal("49500"), "the live stop is the plan again"
+    assert any(isinstance(a, Alert) and a.name is AlertName.PROTECTION
+               and "breakeven" in a.text for a in result.actions)
+
+
+def test_a_short_position_rules_mirror_the_long_ones():
+    position = make(side=Side.SELL, quantity="0.100", entry="50000", stop="50500",
+                    tp="48500")
+    result = tick(position, mark="49800")
+    [partial] = actions_of(result, Flatten)
+    assert partial.role is OrderRole.PARTIAL_TP
+    assert result.position.stop.trigger_price <= Decimal("50000")
+    assert result.position.partial_taken
