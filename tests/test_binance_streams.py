@@ -128,6 +128,7 @@ async def test_streams_subscribe_through_their_urls(fake):
             MarketSubscription("market", frozenset(klines_and_marks)),
             MarketSubscription("public", frozenset({"btcusdt@bookTicker", "ethusdt@bookTicker"}))}
         assert list(fake.hub.user.values()) == [exchange.streams.user.listen_key]
+        assert {u.layout for u in fake.hub.upgrades} == {"routed"}   # the preferred paths
 
 
 # --- losing the stream -----------------------------------------------------------------------

@@ -61,13 +61,15 @@ class FakeBinance:
                  api_secret: str = "fake-api-secret-0123456789",
                  prices: dict[str, Decimal] | None = None, sim_config: SimConfig | None = None,
                  host: str = "127.0.0.1", port: int = 0, flat_orders: str = "expire",
-                 trigger_events: str = "triggered-first") -> None:
+                 trigger_events: str = "triggered-first", ws_layout: str = "both") -> None:
         """`flat_orders`: what happens to resting reduce-only / closePosition orders when
         their position goes flat, "expire" or "keep" (Binance's docs are silent; see
         binance_endpoints.KeepingSimulator). `trigger_events`: "triggered-first" or
         "fill-first", the order of ALGO_UPDATE TRIGGERED and the child order's fill when a
         conditional order triggers (the docs are silent; binance_endpoints.
-        TRIGGER_EVENT_ORDERS)."""
+        TRIGGER_EVENT_ORDERS). `ws_layout`: the websocket paths served, "routed" (Binance's
+        /private, /public, /market), "legacy" (/ws/<listenKey>, /stream) or "both"
+        (binance_hub.py)."""
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
         prices = prices or DEFAULT_PRICES
         self.flat_orders = flat_orders
@@ -76,13 +78,13 @@ class FakeBinance:
         for symbol, price in prices.items():
             self.sim.set_price(symbol, price, self.now())
         self.endpoints = BinanceEndpoints(self.sim, self.now, list(prices), trigger_events)
-        self.hub = StreamHub()
+        self.hub = StreamHub(ws_layout)
         self.usage = Usage()
         self.endpoints.rate_limits = self.usage.rate_limits()
         self.request_log: list[LoggedRequest] = []
         self.accepted_orders: list[str] = []
         self.fault_book = FaultBook()
-        self.retry_after_watch = RetryAfterWatch()   # requests inside announced windows
+        self.retry_after_watch = RetryAfterWatch(server_ms=lambda: to_ms(self.now()))
         self._reshapes: dict[tuple[str, str], list[Callable[[Any], Any]]] = {}
         self._routes = self._route_table()
         self._runner: web.AppRunner | None = None
@@ -103,6 +105,8 @@ class FakeBinance:
         app = web.Application()
         app.router.add_route("*", "/_control/{name}", self._control)
         app.router.add_get("/ws/{listen_key}", self._user_socket)
+        app.router.add_get("/private/ws", self._user_socket)
+        app.router.add_get("/private/ws/{listen_key}", self._user_socket)
         app.router.add_get("/stream", self._market_socket)
         app.router.add_get("/{route:public|market}/stream", self._market_socket)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
@@ -161,7 +165,8 @@ class FakeBinance:
         }
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        self.retry_after_watch.note_request(request.method, request.path)
+        self.retry_after_watch.note_request(request.method, request.path,
+                                            request.query.get("timestamp"))
         response = await self._answer(request)
         self.retry_after_watch.note_answer(request.method, request.path, response)
         return response
@@ -311,10 +316,13 @@ class FakeBinance:
 
     # --- websockets ---------------------------------------------------------------------
     async def _user_socket(self, request: web.Request) -> web.StreamResponse:
-        key = request.match_info["listen_key"]
-        if key != self.endpoints.listen_key:
-            return web.Response(status=400, text="invalid listen key")
-        return await self.hub.serve_user(request, key)
+        routed = request.path.startswith("/private/")
+        key = request.match_info.get("listen_key") or request.query.get("listenKey", "")
+        events = request.query.get("events")
+        return await self.hub.serve_user(
+            request, "routed" if routed else "legacy", key,
+            valid=key == self.endpoints.listen_key,
+            events=None if events is None else frozenset(events.split("/")))
 
     async def _market_socket(self, request: web.Request) -> web.StreamResponse:
         streams = set(filter(None, request.query.get("streams", "").split("/")))
@@ -426,12 +434,13 @@ def main(argv: list[str] | None = None,
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-key", default="fake-api-key-0123456789")
     parser.add_argument("--api-secret", default="fake-api-secret-0123456789")
+    parser.add_argument("--ws-layout", default="both", choices=("routed", "legacy", "both"))
     parser.add_argument("--price", action="append", default=[],
                         help="SYMBOL=PRICE, repeatable (default: a few majors)")
     args = parser.parse_args(argv)
     prices = {k: Decimal(v) for k, v in (item.split("=", 1) for item in args.price)} or None
     fake = FakeBinance(api_key=args.api_key, api_secret=args.api_secret, prices=prices,
-                       host=args.host, port=args.port)
+                       host=args.host, port=args.port, ws_layout=args.ws_layout)
     started = time.monotonic()
     try:
         asyncio.run(serve(fake))

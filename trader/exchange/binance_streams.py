@@ -1,11 +1,27 @@
 """Binance USD-M websockets: the user-data stream and two market streams, with REST fallback.
 
-The market streams follow Binance's routed paths (.../websocket-market-streams/
-Important-WebSocket-Change-Notice: each stream on "the correct endpoint category"; a
-stream asked for on another path is never delivered, and nothing says so):
+The market streams follow Binance's routed paths (https://developers.binance.com/docs/
+derivatives/usds-margined-futures/websocket-market-streams/Important-WebSocket-Change-Notice,
+stream mode: "wss://fstream.binance.com/market/stream?streams=bnbusdt@aggTrade/
+btcusdt@markPrice"; each stream on "the correct endpoint category"; a stream asked for on
+another path is never delivered, and nothing says so):
 
     <root>market/stream?streams=btcusdt@kline_1m/btcusdt@markPrice@1s   (market)
     <root>public/stream?streams=btcusdt@bookTicker                     (book-ticker)
+
+A server without routed paths (the layout of Binance's stream pages before the notice,
+https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-
+streams: combined streams at "/stream?streams=<streamName1>/<streamName2>") refuses those;
+each stream then falls back to the same streams on the unrouted path, keeps the path that
+worked for its reconnects, and logs the choice once (websocket_paths.py has the rules):
+
+    <root>stream?streams=btcusdt@kline_1m/btcusdt@markPrice@1s          (market)
+    <root>stream?streams=btcusdt@bookTicker                            (book-ticker)
+
+The two stay separate sockets there too, so that the market stream's silence check is not
+fooled by book tops. On a routed server the unrouted path carries /public data only, so a
+market stream that fell back by mistake goes silent: its silence check then tries the
+routed path again.
 
 Combined streams wrap each event as {"stream": "<name>", "data": <event>}. Closed candles go
 to the candle queue; book tops and mark prices replace the previous ones in `LatestQuotes`
@@ -22,7 +38,7 @@ raising them, so "the stream is down" could not be observed and turned into
     -> wait (tenacity's capped exponential backoff with jitter, on the injected clock)
     -> connect again
 
-Subscriptions live in the URL (`/ws/<listenKey>`, `/<route>/stream?streams=a/b`), so a
+Subscriptions live in the URL (`private/ws?listenKey=`, `<route>/stream?streams=a/b`), so a
 fresh connection is the only place they are (re)made. Going down logs "stream down,
 polling REST" once per outage, coming back logs recovery once and fires the `on_reconnect`
 callbacks. One bad message, or one failed iteration of a loop, is logged with its
@@ -49,6 +65,7 @@ from trader.exchange import binance_codec as codec
 from trader.exchange.base import ExchangeEvent
 from trader.exchange.binance_quotes import LatestQuotes, book_from_stream, mark_from_stream
 from trader.exchange.binance_user_stream import ListenKeyApi, UserDataStream
+from trader.exchange.websocket_paths import LEGACY, ROUTED, PathChooser
 from trader.exchange.websocket_stream import (
     BoundedQueue,
     ReconnectCallback,
@@ -64,23 +81,35 @@ MARKET_ROUTE, PUBLIC_ROUTE = "market", "public"
 
 
 class CombinedStream(ReconnectingStream):
-    """`<root><route>/stream?streams=a/b`: each event, unwrapped from {"stream", "data"},
-    goes to the handler of its type ("e"); events of other types are ignored.
+    """`<root><route>/stream?streams=a/b`, or `<root>stream?streams=a/b` on a server
+    without routed paths: each event, unwrapped from {"stream", "data"}, goes to the
+    handler of its type ("e"); events of other types are ignored.
 
-    `silence` (seconds, None: never): no message that long -> reconnect.
+    `silence` (seconds, None: never): no message that long -> reconnect (on the routed
+    path again if it was on the unrouted one).
     """
 
-    def __init__(self, name: str, url: str, handlers: dict[str, EventHandler],
-                 session: aiohttp.ClientSession, clock: Clock, options: StreamOptions,
-                 silence: float | None) -> None:
+    def __init__(self, name: str, root: str, route: str, names: list[str],
+                 handlers: dict[str, EventHandler], session: aiohttp.ClientSession,
+                 clock: Clock, options: StreamOptions, silence: float | None) -> None:
         super().__init__(name, session, clock, options)
-        self.url, self.silence, self._handlers = url, silence, handlers
+        self.silence, self._handlers = silence, handlers
+        self._root, self._route, self._names = root, route, names
+        self.paths = PathChooser(name, (ROUTED, LEGACY))
+
+    @property
+    def url(self) -> str:
+        """The URL of the current layout (`paths.current`)."""
+        unrouted = self.paths is not None and self.paths.current == LEGACY
+        return combined_url(self._root, None if unrouted else self._route, self._names)
 
     async def _url(self) -> str:
         return self.url
 
     async def _on_silence(self) -> str | None:
         logger.warning("stream={} silent for {}s, reconnecting", self.health.name, self.silence)
+        if self.paths is not None:
+            self.paths.reprobe(f"silent for {self.silence}s")
         return f"silent for {self.silence}s"
 
     def _on_message(self, payload: dict[str, Any]) -> None:
@@ -92,9 +121,11 @@ class CombinedStream(ReconnectingStream):
             handler(data)
 
 
-def combined_url(root: str, route: str, names: list[str]) -> str:
-    """The stream-mode URL of `names` on Binance's routed path `route` ("market", "public")."""
-    return f"{root}{route}/stream?streams={'/'.join(names)}"
+def combined_url(root: str, route: str | None, names: list[str]) -> str:
+    """The stream-mode URL of `names` on Binance's routed path `route` ("market", "public"),
+    or on the unrouted path when `route` is None."""
+    path = "stream" if route is None else f"{route}/stream"
+    return f"{root}{path}?streams={'/'.join(names)}"
 
 
 class BinanceStreams:
@@ -171,17 +202,18 @@ class BinanceStreams:
                                                               for s in symbols]
         handlers: dict[str, EventHandler] = {"kline": self._on_kline,
                                              "markPriceUpdate": self._on_mark_price}
-        return CombinedStream("market", combined_url(self._base_url, MARKET_ROUTE, names),
-                              handlers, session, self._clock, self._options,
+        return CombinedStream("market", self._base_url, MARKET_ROUTE, names, handlers,
+                              session, self._clock, self._options,
                               silence=self._options.silence_seconds)
 
     def _book_ticker_stream(self, session: aiohttp.ClientSession,
                             symbols: list[str]) -> CombinedStream:
         """Best bid and ask in real time (.../Individual-Symbol-Book-Ticker-Streams), on
         the /public path. A book may not change for minutes: no silence check."""
-        url = combined_url(self._base_url, PUBLIC_ROUTE, [f"{s}@bookTicker" for s in symbols])
-        return CombinedStream("book-ticker", url, {"bookTicker": self._on_book_ticker},
-                              session, self._clock, self._options, silence=None)
+        return CombinedStream("book-ticker", self._base_url, PUBLIC_ROUTE,
+                              [f"{s}@bookTicker" for s in symbols],
+                              {"bookTicker": self._on_book_ticker}, session, self._clock,
+                              self._options, silence=None)
 
     def _on_kline(self, data: dict[str, Any]) -> None:
         candle = codec.candle_from_stream(data.get("k"))

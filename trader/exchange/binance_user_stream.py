@@ -1,4 +1,33 @@
-"""Binance's USD-M user-data stream, `<base>ws/<listenKey>`, and its listenKey.
+"""Binance's USD-M user-data stream and its listenKey.
+
+Where it connects. Binance's "Important WebSocket Change Notice" (https://developers.
+binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/
+Important-WebSocket-Change-Notice) splits the stream host into /public, /market and
+/private; user data moves to /private, whose ws mode takes the key and the events wanted
+as query parameters:
+
+    <base>private/ws?listenKey=<listenKey>&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE/...
+
+The notice keeps the legacy URLs "available until 2026-04-23" (quoted in
+github.com/c9s/bbgo/pull/2468), and a retired legacy path was reported to accept the
+handshake and then deliver nothing (github.com/ccxt/go-binance/pull/812). Yet Binance's
+pages disagree: user-data Connect pages still show the old path, or the key as a path
+segment under /private (https://developers.binance.com/docs/derivatives/coin-futures/
+user-data-streams: `wss://fstream.binance.com/private/ws/<listenKey>`), and servers such
+as an older testnet know only the old path:
+
+    <base>ws/<listenKey>
+
+So the stream connects on the routed path first and falls back to the old one only when a
+server refuses the routed handshake (HTTP 400/404, or closes it at once without a message;
+websocket_paths.py has the rules); the path that worked is kept for the reconnects and the
+choice is logged once. We ask for the events we decode plus listenKeyExpired, by name: the
+notice documents `events` as the subscription, and does not say what an absent one means.
+Nor does it list which names a server accepts, so a refused routed handshake is tried once
+more without `events` (the form client libraries use, e.g. ccxt/go-binance#812) before the
+old path:
+
+    <base>private/ws?listenKey=<listenKey>
 
 The listenKey, as Binance documents it for USD-M futures
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Connect):
@@ -25,6 +54,7 @@ import asyncio
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import aiohttp
 from loguru import logger
@@ -32,6 +62,7 @@ from loguru import logger
 from trader.clock import Clock
 from trader.exchange import binance_codec as codec
 from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
+from trader.exchange.websocket_paths import LEGACY, ROUTED, PathChooser
 from trader.exchange.websocket_stream import (
     BoundedQueue,
     ReconnectBackoff,
@@ -41,6 +72,8 @@ from trader.exchange.websocket_stream import (
 )
 
 LISTEN_KEY_GONE = -1125   # "This listenKey does not exist."
+LISTEN_KEY_EXPIRED = "listenKeyExpired"
+ROUTED_ALL_EVENTS = "routed-all-events"   # /private/ws?listenKey=<key>, no `events`
 
 
 class ListenKeyApi(Protocol):
@@ -63,7 +96,8 @@ class ListenKeyStatus(Enum):
 
 
 class UserDataStream(ReconnectingStream):
-    """`<base>ws/<listenKey>`: ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE -> events."""
+    """`<base>private/ws?listenKey=<key>&events=...`, or `<base>ws/<key>` on a server
+    without routed paths: ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE -> events."""
 
     def __init__(self, base_url: str, api: ListenKeyApi, session: aiohttp.ClientSession,
                  clock: Clock, options: StreamOptions, events: BoundedQueue[ExchangeEvent],
@@ -79,6 +113,12 @@ class UserDataStream(ReconnectingStream):
             "ALGO_UPDATE": codec.update_from_algo_event,
             "ACCOUNT_UPDATE": codec.update_from_account_event,
         }
+        self.paths = PathChooser(self.health.name, (ROUTED, ROUTED_ALL_EVENTS, LEGACY))
+
+    @property
+    def subscribed_events(self) -> tuple[str, ...]:
+        """The event types asked for on the routed path: the decoded ones, and the expiry."""
+        return (*self._decoders, LISTEN_KEY_EXPIRED)
 
     def start(self) -> None:
         super().start()
@@ -96,11 +136,21 @@ class UserDataStream(ReconnectingStream):
             self.listen_key = await self._api.create_listen_key()
             self.listen_keys_created += 1
             logger.info("stream=user-data listen key created count={}", self.listen_keys_created)
-        return f"{self._base_url}ws/{self.listen_key}"
+        return self.url_for(self.listen_key)
+
+    def url_for(self, listen_key: str) -> str:
+        """The URL of `listen_key` in the current layout (`paths.current`)."""
+        layout = self.paths.current if self.paths is not None else ROUTED
+        if layout == LEGACY:
+            return f"{self._base_url}ws/{listen_key}"
+        query = {"listenKey": listen_key}
+        if layout == ROUTED:
+            query["events"] = "/".join(self.subscribed_events)
+        return f"{self._base_url}private/ws?{urlencode(query, safe='/')}"
 
     def _on_message(self, payload: dict[str, Any]) -> None:
         kind = payload.get("e", "")
-        if kind == "listenKeyExpired":
+        if kind == LISTEN_KEY_EXPIRED:
             logger.warning("stream=user-data listen key expired (event), recreating")
             self._forget_listen_key(self.listen_key, "listen key expired")
             self._restart_reason = "listen key expired"

@@ -2,8 +2,10 @@
 connect / read / back off loop (ReconnectingStream), its up/down health (announced once
 per outage, with reconnect callbacks and the time of the last message), the reconnect
 backoff (tenacity's wait policy, slept on the injected clock) and the bounded drop-oldest
-queue the decoded messages go to. binance_streams.py and binance_user_stream.py build
-Binance's kline and user-data streams on it."""
+queue the decoded messages go to. A stream whose server may speak one of several URL
+layouts learns which by connecting (websocket_paths.py): a refused handshake, or a socket
+closed at once, moves it to the next layout. binance_streams.py and binance_user_stream.py
+build Binance's market and user-data streams on it."""
 
 import asyncio
 import json
@@ -20,6 +22,7 @@ from tenacity.wait import wait_base
 
 from trader.clock import Clock
 from trader.exchange.base import ExchangeError, UnknownOutcome
+from trader.exchange.websocket_paths import REFUSED_STATUSES, PathChooser, PathOutcome
 
 T = TypeVar("T")
 ReconnectCallback = Callable[[], None]
@@ -34,6 +37,8 @@ class StreamOptions:
     silence_seconds: float = 90.0       # kline stream: no message this long -> reconnect
     user_silence_seconds: float = 180.0  # user-data: no event this long -> check the key
     connect_timeout: float = 10.0
+    refused_within_seconds: float = 2.0  # closed by the server this soon, before any message:
+    #                                      the path may not be served (websocket_paths.py)
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     jitter: float = 0.2                 # +- fraction of each backoff delay
@@ -191,7 +196,9 @@ class ReconnectingStream:
 
     Subclasses give `_url()` (awaited before each connection), `_on_message(payload)`
     (one JSON object; anything it raises is contained by `_decode`) and `_on_silence()`
-    (called after `silence` seconds without a message, when `silence` is set).
+    (called after `silence` seconds without a message, when `silence` is set). A subclass
+    whose URL has several layouts sets `paths` and builds `_url()` from `paths.current`;
+    the loop tells it how each connection went.
     """
 
     silence: float | None = None   # no message this long -> _on_silence()
@@ -208,6 +215,10 @@ class ReconnectingStream:
         self._stopping = False
         self._skip_backoff = False
         self._restart_reason: str | None = None   # set by a message: reconnect now
+        self.paths: PathChooser | None = None
+        self._switching_path = False   # the last layout was refused: try the next one now
+        self._messages_this_connection = 0
+        self._closed_by_server = False
 
     @property
     def live(self) -> bool:
@@ -249,6 +260,13 @@ class ReconnectingStream:
             reason = await self._one_connection()
             if self._stopping:
                 break
+            if self._switching_path:
+                # A refused path is no outage of a stream that was not up: say nothing,
+                # and try the next layout without waiting.
+                self._switching_path = False
+                if self.health.up:
+                    self.health.mark_down(reason)
+                continue
             self.health.mark_down(reason)
             if self._skip_backoff:
                 self._skip_backoff = False
@@ -274,13 +292,45 @@ class ReconnectingStream:
                 self._ws = ws
                 self._backoff.reset()
                 self.health.mark_up()
-                return await self._read(ws)
+                return await self._read_and_judge(ws)
+        except aiohttp.WSServerHandshakeError as exc:
+            # Not the URL in the log: the user-data one carries the listenKey.
+            refused = exc.status in REFUSED_STATUSES
+            self._record_path(PathOutcome.REFUSED if refused else PathOutcome.FAILED,
+                              f"HTTP {exc.status}")
+            logger.warning("stream={} handshake refused status={} message={} layout={}",
+                           self.health.name, exc.status, exc.message,
+                           self.paths.current if self.paths else "-")
+            return f"handshake refused: HTTP {exc.status}"
         except (aiohttp.ClientError, TimeoutError, OSError, ExchangeError,
                 UnknownOutcome) as exc:
+            self._record_path(PathOutcome.FAILED)
             logger.warning("stream={} connect failed error={!r}", self.health.name, exc)
             return f"connect failed: {exc!r}"
         finally:
             self._ws = None
+
+    async def _read_and_judge(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        """Read the connection to its end; if the server ended it before any message, tell
+        `paths` whether it had lasted (worked) or was closed at once (how some servers
+        refuse a path). Ended by us (stop, restart, silence) it says nothing: a silence
+        check may even have moved `paths` to another layout already."""
+        opened = self._clock.now()
+        self._messages_this_connection, self._closed_by_server = 0, False
+        reason = await self._read(ws)
+        lasted = (self._clock.now() - opened).total_seconds()
+        ours = self._stopping or self._skip_backoff or not self._closed_by_server
+        if self._messages_this_connection or ours:
+            return reason
+        if lasted >= self._options.refused_within_seconds:
+            self._record_path(PathOutcome.WORKED)
+        else:
+            self._record_path(PathOutcome.CLOSED_AT_ONCE, reason)
+        return reason
+
+    def _record_path(self, outcome: PathOutcome, detail: str = "") -> None:
+        if self.paths is not None and self.paths.record(outcome, detail):
+            self._switching_path = True
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         while True:
@@ -295,8 +345,12 @@ class ReconnectingStream:
                     continue
                 return ended
             if message.type is not aiohttp.WSMsgType.TEXT:
+                self._closed_by_server = True
                 return f"socket {message.type.name.lower()} {ws.exception() or ''}".strip()
             self.health.last_message_at = self._clock.now()
+            self._messages_this_connection += 1
+            if self._messages_this_connection == 1:
+                self._record_path(PathOutcome.WORKED)
             self._decode(message.data)
             if self._restart_reason is not None:
                 reason, self._restart_reason = self._restart_reason, None
