@@ -86,8 +86,8 @@ def format_position(position: PositionView) -> list[str]:
     return [
         f"<b>{escape(position.symbol)}</b> {escape(position.side)} {number(position.quantity)} "
         f"@ {number(position.entry_price)} → {number(position.mark_price)}  PnL <b>{pnl}</b>",
-        f"  {_leg('SL', position.sl_price, position.sl_attached)} · "
-        f"{_leg('TP', position.tp_price, position.tp_attached)} · "
+        f"  {_leg('SL', position.stop_trigger, position.stop_attached)} · "
+        f"{_leg('TP', position.take_profit_trigger, position.take_profit_attached)} · "
         f"{escape(position.state)} · {position.leverage}x",
     ]
 

@@ -80,7 +80,13 @@ def _v3(db: Database) -> None:
     db["fills"].add_column("order_id", str, not_null_default="")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+def _v4(db: Database) -> None:
+    """One name per concept: a stop's or take-profit's price is its trigger price."""
+    for table in ("intents", "orders"):
+        db.execute(f"ALTER TABLE {table} RENAME COLUMN stop_price TO trigger_price")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -279,8 +279,8 @@ class Driver:
         if order.status.terminal:
             return [LegGone(role, client_id, confirmed=True, status=order.status.value)]
         if pending:
-            return [LegPlaced(role, client_id, order.stop_price or ZERO, remaining)]
-        return [LegSeen(role, client_id, order.stop_price or ZERO, remaining)]
+            return [LegPlaced(role, client_id, order.trigger_price or ZERO, remaining)]
+        return [LegSeen(role, client_id, order.trigger_price or ZERO, remaining)]
 
     def _flatten(self, action: Flatten) -> list[Event]:
         with contextlib.suppress(ExchangeDown):    # outcome unknown: the read decides
@@ -392,4 +392,4 @@ def assert_settled(driver: Driver) -> None:
         assert len(ours) == 1, f"{len(ours)} live {leg.role.name} orders of ours: {ours}"
         assert ours[0].client_id == leg.order.client_id, (ours[0], leg)
         assert exchange.covers(ours[0]) == exchange.size, ours[0]
-        assert ours[0].stop_price == leg.trigger_price, (ours[0], leg)
+        assert ours[0].trigger_price == leg.trigger_price, (ours[0], leg)

@@ -129,7 +129,7 @@ class SimExchange:
         if self.mood in (Mood.LOST_UNPLACED, Mood.DOWN):
             return Placement.LOST
         self.orders[client_id] = Order(SYMBOL, client_id, self.side.opposite, LEG_TYPES[role],
-                                       OrderStatus.NEW, quantity, stop_price=trigger,
+                                       OrderStatus.NEW, quantity, trigger_price=trigger,
                                        reduce_only=True)
         self.requests.append(client_id)
         return Placement.LOST if self.mood is Mood.LOST_PLACED else Placement.PLACED
@@ -192,7 +192,7 @@ class SimExchange:
         else:
             status = OrderStatus.PARTIALLY_FILLED
         updated = replace(order, filled_qty=filled, status=status,
-                          avg_price=order.stop_price or ZERO)
+                          avg_price=order.trigger_price or ZERO)
         if push:
             self._push(updated)
         else:
@@ -203,8 +203,8 @@ class SimExchange:
         self.mark = mark
         for order in list(self.orders.values()):
             role = order.role
-            if order.status.live and role in LEG_TYPES and order.stop_price is not None \
-                    and self.would_trigger(role, order.stop_price):
+            if order.status.live and role in LEG_TYPES and order.trigger_price is not None \
+                    and self.would_trigger(role, order.trigger_price):
                 self.fill(order.client_id, self.covers(order))
 
     def cancel_by_hand(self, client_id: str, *, traceless: bool,
@@ -224,7 +224,7 @@ class SimExchange:
         quantity, a client id that is not ours."""
         if self.size > 0 and not self.would_trigger(role, trigger):
             self._push(Order(SYMBOL, client_id, self.side.opposite, LEG_TYPES[role],
-                             OrderStatus.NEW, ZERO, stop_price=trigger, close_position=True))
+                             OrderStatus.NEW, ZERO, trigger_price=trigger, close_position=True))
 
     def reduce_by_hand(self, quantity: Decimal) -> None:
         """Any reduction: a MARKET reduce placed in the Binance app, the liquidation

@@ -134,7 +134,7 @@ async def test_orders_are_queried_and_cancelled_by_client_id_on_their_own_api(fa
 
     assert (await exchange.order_by_client_id(SYMBOL, resting.client_id)).status is \
         OrderStatus.NEW
-    assert (await exchange.order_by_client_id(SYMBOL, stop.client_id)).stop_price == \
+    assert (await exchange.order_by_client_id(SYMBOL, stop.client_id)).trigger_price == \
         Decimal("48000")
     assert sent(fake, "GET /fapi/v1/order")["origClientOrderId"] == resting.client_id
     assert sent(fake, "GET /fapi/v1/algoOrder")["clientAlgoId"] == stop.client_id
@@ -158,7 +158,7 @@ async def test_unknown_client_id_is_none_and_a_foreign_one_is_tried_plain_then_a
     assert await exchange.order_by_client_id(SYMBOL, client_id(OrderRole.ENTRY, 9)) is None
     await exchange.place(market(Side.BUY, "0.01"))
     foreign = OrderRequest(SYMBOL, Side.SELL, OrderType.STOP_MARKET, Decimal("0"),
-                           "web_stop_1", OrderRole.STOP_LOSS, stop_price=Decimal("48000"),
+                           "web_stop_1", OrderRole.STOP_LOSS, trigger_price=Decimal("48000"),
                            close_position=True)
     await exchange.place(foreign)
     fake.clear_request_log()
@@ -323,7 +323,7 @@ async def test_every_price_and_quantity_is_a_plain_decimal_string(fake):
                                           OrderRole.ENTRY))
         await exchange.place(OrderRequest("XRPUSDT", Side.SELL, OrderType.STOP_MARKET,
                                           Decimal("1E+2"), "tb-XRPUSDT-k-sl1",
-                                          OrderRole.STOP_LOSS, stop_price=Decimal("4.5E-1"),
+                                          OrderRole.STOP_LOSS, trigger_price=Decimal("4.5E-1"),
                                           reduce_only=True))
     order_params = sent(fake, "POST /fapi/v1/order")
     algo_params = sent(fake, "POST /fapi/v1/algoOrder")

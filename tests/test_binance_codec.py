@@ -114,7 +114,7 @@ def test_plain_order_answers_decode_with_foreign_types_as_other(name, client_id,
                                                                    exchange_id)
     assert order.type is OrderType.OTHER          # the examples are TRAILING_STOP_MARKET
     assert order.side is Side.BUY and order.symbol == "BTCUSDT"
-    assert order.stop_price == Decimal("9300") and order.filled_qty == 0
+    assert order.trigger_price == Decimal("9300") and order.filled_qty == 0
 
 
 def test_open_orders_rows_decode_like_a_queried_order():
@@ -130,7 +130,7 @@ def test_algo_order_answers_decode_by_client_algo_id():
                                                    OrderStatus.CANCELED)
     assert (resting.client_id, resting.status) == ("MRumok0dkhrP4kCm12AHaB", OrderStatus.NEW)
     for order in (placed, queried, resting):
-        assert order.exchange_id.startswith("algo:") and order.stop_price == Decimal("750")
+        assert order.exchange_id.startswith("algo:") and order.trigger_price == Decimal("750")
         assert order.type is OrderType.OTHER      # TAKE_PROFIT (limit): not a type we place
         assert order.quantity == Decimal("0.01") and order.side is Side.SELL
 
@@ -265,7 +265,7 @@ def test_algo_update_decodes_the_conditional_order():
     update = decode("event_algo_update")
     assert (update.order.client_id, update.order.status, update.order.exchange_id) == (
         "Q5xaq5EGKgXXa0fD7fs0Ip", OrderStatus.CANCELED, "algo:2148719")
-    assert update.order.stop_price == Decimal("750") and update.fill is None
+    assert update.order.trigger_price == Decimal("750") and update.fill is None
 
 
 def test_account_update_keeps_the_one_way_positions_only():

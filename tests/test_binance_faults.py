@@ -125,7 +125,7 @@ async def test_a_tick_size_change_is_learned_from_the_rejection_and_the_stop_goe
         for _ in range(3):
             await engine.tick()
         live = await stops(engine)
-        assert len(live) == 1 and live[0].stop_price % 7 == 0
+        assert len(live) == 1 and live[0].trigger_price % 7 == 0
         assert len(fake.requests("GET /fapi/v1/exchangeInfo")) > info_before
         assert any("tick_size 0.1 -> 7" in text for text in alerts(engine, "SYMBOL_RULES"))
 

@@ -73,7 +73,7 @@ def test_status_says_when_the_exchange_api_is_paused_by_a_rate_limit():
 def test_position_line_says_whether_each_protective_leg_is_attached():
     view = position()
     shown = plain(format_status(RecordingEngine(SYMBOLS).status()))
-    assert f"SL {view.sl_price:,} ✅" in shown
+    assert f"SL {view.stop_trigger:,} ✅" in shown
     assert "TP 44,000 ❌ not attached" in shown
 
 

@@ -62,8 +62,8 @@ def position(symbol: str = "BTCUSDT") -> PositionView:
     return PositionView(
         symbol=symbol, side="LONG", quantity=Decimal("0.010"), entry_price=Decimal("43000"),
         mark_price=Decimal("43210.5"), unrealized_pnl=Decimal("2.105"),
-        sl_price=Decimal("42500"), sl_attached=True, tp_price=Decimal("44000"),
-        tp_attached=False, state="PROTECTED", opened_at=START - timedelta(minutes=12), leverage=5)
+        stop_trigger=Decimal("42500"), stop_attached=True, take_profit_trigger=Decimal("44000"),
+        take_profit_attached=False, state="PROTECTED", opened_at=START - timedelta(minutes=12), leverage=5)
 
 
 def render_chart() -> bytes:

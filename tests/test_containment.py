@@ -157,7 +157,7 @@ def _take_profit_like(position):
     from trader.domain import OrderRequest, OrderRole, Side
     return OrderRequest(SYMBOL, Side.SELL, OrderType.TAKE_PROFIT_MARKET, position.quantity,
                         f"tb-{SYMBOL}-{position.key}-tp9", OrderRole.TAKE_PROFIT,
-                        stop_price=position.take_profit.trigger_price, reduce_only=True)
+                        trigger_price=position.take_profit.trigger_price, reduce_only=True)
 
 
 async def test_a_failed_alert_write_raises_save_state_failure_within_one_tick(tmp_path):

@@ -179,12 +179,12 @@ def test_plain_text_never_uses_exponent_notation_or_trailing_zeros(value: Decima
 
 # --- re-rounding a planned order onto changed rules ------------------------------------
 
-def request(side: Side, type_: OrderType, stop_price: str | None = None,
+def request(side: Side, type_: OrderType, trigger_price: str | None = None,
             price: str | None = None, quantity: str = "0.1237") -> OrderRequest:
     role = OrderRole.STOP_LOSS if type_ is OrderType.STOP_MARKET else OrderRole.TAKE_PROFIT
     return OrderRequest("BTCUSDT", side, type_, Decimal(quantity), "tb-BTCUSDT-k-sl2", role,
                         price=Decimal(price) if price else None,
-                        stop_price=Decimal(stop_price) if stop_price else None,
+                        trigger_price=Decimal(trigger_price) if trigger_price else None,
                         reduce_only=True)
 
 
@@ -199,11 +199,11 @@ def test_onto_grid_moves_a_trigger_away_from_the_market(side: Side, type_: Order
     """The tick grew from 0.1 to 0.5 since the order was planned: it can neither trigger
     at once nor close at a worse price than planned."""
     coarser = rules(tick=Decimal("0.5"), step=Decimal("0.01"))
-    moved = coarser.onto_grid(request(side, type_, stop_price=planned))
-    assert moved.stop_price == Decimal(on_grid)
+    moved = coarser.onto_grid(request(side, type_, trigger_price=planned))
+    assert moved.trigger_price == Decimal(on_grid)
     assert moved.quantity == Decimal("0.12")                             # down to the step
-    assert replace(moved, stop_price=None, quantity=Decimal(0)) == replace(
-        request(side, type_, stop_price=planned), stop_price=None, quantity=Decimal(0))
+    assert replace(moved, trigger_price=None, quantity=Decimal(0)) == replace(
+        request(side, type_, trigger_price=planned), trigger_price=None, quantity=Decimal(0))
 
 
 @pytest.mark.parametrize(("side", "limit", "on_grid"), [
@@ -221,7 +221,7 @@ def test_onto_grid_lands_on_the_grid_and_leaves_an_on_grid_order_alone(
         side: Side, type_: OrderType, price: Decimal, qty: Decimal, tick: Decimal,
         step: Decimal) -> None:
     grid = rules(tick=tick, step=step)
-    moved = grid.onto_grid(request(side, type_, stop_price=str(price), quantity=str(qty)))
-    assert moved.stop_price is not None and moved.stop_price % tick == 0
+    moved = grid.onto_grid(request(side, type_, trigger_price=str(price), quantity=str(qty)))
+    assert moved.trigger_price is not None and moved.trigger_price % tick == 0
     assert moved.quantity % step == 0 and moved.quantity <= qty
     assert grid.onto_grid(moved) == moved

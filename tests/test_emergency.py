@@ -55,7 +55,7 @@ async def test_stop_moved_by_hand_is_respected_not_fought(tmp_path):
     hand_price = position.stop.trigger_price + 300
     world.paper.publish(world.paper.sim.place(OrderRequest(
         SYMBOL, Side.SELL, OrderType.STOP_MARKET, position.quantity, "web_moved_by_hand",
-        OrderRole.STOP_LOSS, stop_price=hand_price, reduce_only=True), now)[1])
+        OrderRole.STOP_LOSS, trigger_price=hand_price, reduce_only=True), now)[1])
     sent_before = world.sent
     for _ in range(5):
         await world.step()

@@ -40,8 +40,8 @@ async def test_entry_is_confirmed_then_both_legs_attached_and_verified(tmp_path)
     for order in orders.values():
         assert order.side is Side.SELL and order.reduce_only
         assert order.quantity == position.quantity
-    assert orders[OrderType.STOP_MARKET].stop_price == position.stop.trigger_price < position.entry_price
-    assert orders[OrderType.TAKE_PROFIT_MARKET].stop_price == position.take_profit.trigger_price \
+    assert orders[OrderType.STOP_MARKET].trigger_price == position.stop.trigger_price < position.entry_price
+    assert orders[OrderType.TAKE_PROFIT_MARKET].trigger_price == position.take_profit.trigger_price \
         > position.entry_price
     intents = world.store.intents_for(SYMBOL, position.key)
     assert [i.role for i in intents] == [OrderRole.ENTRY, OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT]

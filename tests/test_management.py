@@ -34,9 +34,9 @@ RULES = SymbolRules("BTCUSDT", tick_size=D("0.1"), step_size=D("0.001"), min_qty
 def position(side: Side = Side.BUY, entry: str = "50000", qty: str = "0.2",
              stop: str | None = None, **changes: Any) -> Position:
     """A protected position with its stop 1 % away from the entry unless `stop` is given."""
-    stop_price = D(stop) if stop is not None else D(entry) * (1 - side.sign * D("0.01"))
-    tp_price = D(entry) * (1 + side.sign * D("0.02"))
-    return make(side=side, entry=entry, quantity=qty, stop=stop_price, tp=tp_price,
+    trigger_price = D(stop) if stop is not None else D(entry) * (1 - side.sign * D("0.01"))
+    take_profit_trigger = D(entry) * (1 + side.sign * D("0.02"))
+    return make(side=side, entry=entry, quantity=qty, stop=trigger_price, tp=take_profit_trigger,
                 opened_at=OPENED, **changes)
 
 

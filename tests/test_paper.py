@@ -34,7 +34,7 @@ def entry(qty: str = "0.01", cid: str = "tb-BTCUSDT-k-en1") -> OrderRequest:
 
 def stop_loss(stop: str = "69000", cid: str = "tb-BTCUSDT-k-sl1") -> OrderRequest:
     return OrderRequest(BTC, Side.SELL, OrderType.STOP_MARKET, D(0), cid, OrderRole.STOP_LOSS,
-                        stop_price=D(stop), close_position=True)
+                        trigger_price=D(stop), close_position=True)
 
 
 async def started(store: Store, clock: ManualClock, **options: object) -> PaperExchange:

@@ -86,11 +86,11 @@ def test_trends_get_a_wider_reward_than_ranges(regime: Regime) -> None:
 def test_long_entry_is_sized_from_equity_risk_and_stop_distance() -> None:
     plan = plan_entry(sizing())
     assert isinstance(plan, EntryPlan)
-    assert plan.sl_price == D("49500")
+    assert plan.stop_trigger == D("49500")
     # loss per unit = 500 + 0.0005 x (50000 + 49500); budget = 250 -> 0.4547.. -> 0.454
     assert plan.quantity == D("0.454")
     assert plan.risk_amount == D("0.454") * D("549.75")
-    assert plan.tp_price == D("51000")
+    assert plan.take_profit_trigger == D("51000")
     assert plan.margin == plan.notional / 5 + plan.notional * D("0.001")
 
 
@@ -98,19 +98,19 @@ def test_short_entry_puts_stop_above_and_target_below() -> None:
     plan = plan_entry(sizing(side=Side.SELL,
                              signal=Signal(Side.SELL, 0.7, tp_pct=D("0.02"), sl_pct=D("0.01"))))
     assert isinstance(plan, EntryPlan)
-    assert plan.sl_price == D("50500") and plan.tp_price == D("49000")
+    assert plan.stop_trigger == D("50500") and plan.take_profit_trigger == D("49000")
 
 
 def test_stop_is_rounded_away_from_entry_so_the_distance_never_shrinks() -> None:
     long_plan = plan_entry(sizing(price=D("50000.3"),
                                   signal=Signal(Side.BUY, 0.7, D("0.02"), D("0.004"))))
     assert isinstance(long_plan, EntryPlan)
-    assert long_plan.sl_price == D("49800.2")          # raw 49800.2988 rounded down
+    assert long_plan.stop_trigger == D("49800.2")          # raw 49800.2988 rounded down
     assert long_plan.sl_pct >= D("0.004")
     short_plan = plan_entry(sizing(side=Side.SELL, price=D("50000.3"),
                                    signal=Signal(Side.SELL, 0.7, D("0.02"), D("0.004"))))
     assert isinstance(short_plan, EntryPlan)
-    assert short_plan.sl_price == D("50200.4")         # raw 50200.3012 rounded up
+    assert short_plan.stop_trigger == D("50200.4")         # raw 50200.3012 rounded up
 
 
 def test_stop_is_rounded_toward_entry_when_away_would_break_the_upper_clamp() -> None:
@@ -119,7 +119,7 @@ def test_stop_is_rounded_toward_entry_when_away_would_break_the_upper_clamp() ->
     plan = plan_entry(sizing(symbol="XUSDT", price=D("10.005"), rules=rules,
                              signal=Signal(Side.BUY, 0.7, D("0.04"), D("0.02"))))
     assert isinstance(plan, EntryPlan)
-    assert plan.sl_price == D("9.81")                   # 9.80 would be 2.05 % away
+    assert plan.stop_trigger == D("9.81")                   # 9.80 would be 2.05 % away
     assert D("0.004") <= plan.sl_pct <= D("0.02")
 
 
@@ -219,8 +219,8 @@ def test_every_plan_respects_budget_clamps_sides_steps_heat_cap_and_margin(
     budget = equity * fraction * regime.size_mult
     assert plan.risk_amount <= budget * (1 + D("1e-20"))
     assert D("0.004") <= plan.sl_pct <= D("0.02")
-    assert (plan.sl_price - price) * side.sign < 0 < (plan.tp_price - price) * side.sign
-    assert plan.sl_price % rules.tick_size == 0 and plan.tp_price % rules.tick_size == 0
+    assert (plan.stop_trigger - price) * side.sign < 0 < (plan.take_profit_trigger - price) * side.sign
+    assert plan.stop_trigger % rules.tick_size == 0 and plan.take_profit_trigger % rules.tick_size == 0
     assert plan.quantity % rules.step_size == 0 and plan.quantity >= rules.min_qty
     assert plan.notional >= rules.min_notional
     assert plan.notional <= cap * equity * leverage * (1 + D("1e-20"))

@@ -43,7 +43,7 @@ def limit(side: Side, qty: str, price: str, cid: str = "limit",
 def conditional(kind: OrderType, side: Side, stop: str, cid: str, qty: str = "0",
                 close_position: bool = True, reduce_only: bool = False) -> OrderRequest:
     role = OrderRole.STOP_LOSS if kind is OrderType.STOP_MARKET else OrderRole.TAKE_PROFIT
-    return OrderRequest(BTC, side, kind, D(qty), cid, role, stop_price=D(stop),
+    return OrderRequest(BTC, side, kind, D(qty), cid, role, trigger_price=D(stop),
                         reduce_only=reduce_only, close_position=close_position)
 
 

@@ -43,7 +43,7 @@ def make_intent(client_id: str = "tb-BTCUSDT-s9x0a0-sl1", minutes: int = 0,
     return Intent(client_id=client_id, symbol="BTCUSDT", role=OrderRole.STOP_LOSS,
                   side=Side.SELL, type=OrderType.STOP_MARKET, quantity=Decimal("0.010"),
                   position_key="s9x0a0", created_at=NOW + timedelta(minutes=minutes),
-                  status=status, stop_price=Decimal("61234.10"), reduce_only=True,
+                  status=status, trigger_price=Decimal("61234.10"), reduce_only=True,
                   sent_at=NOW + timedelta(seconds=1), detail="attach after entry")
 
 
@@ -108,7 +108,7 @@ def test_unresolved_intents_oldest_first_and_purge_keeps_them(trade_store: Trade
 def test_order_round_trips_exactly(trade_store: TradeStore) -> None:
     order = Order("BTCUSDT", "tb-BTCUSDT-s9x0a0-tp1", Side.SELL, OrderType.TAKE_PROFIT_MARKET,
                   OrderStatus.PARTIALLY_FILLED, Decimal("0.010"), filled_qty=Decimal("0.004"),
-                  avg_price=Decimal("63000.10"), stop_price=Decimal("63000.1"),
+                  avg_price=Decimal("63000.10"), trigger_price=Decimal("63000.1"),
                   reduce_only=True, exchange_id="8389765", updated_at=NOW)
     trade_store.save_order(order)
     assert repr(trade_store.order(order.client_id)) == repr(order)

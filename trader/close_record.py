@@ -27,7 +27,7 @@ def close_reason(position: Position, stop: Order | None, take_profit: Order | No
     if stop is not None and stop.status is OrderStatus.FILLED:
         if position.trailing_active:
             return CloseReason.TRAILING_STOP
-        trigger = stop.stop_price if stop.stop_price is not None else position.stop.trigger_price
+        trigger = stop.trigger_price if stop.trigger_price is not None else position.stop.trigger_price
         if position.partial_taken and (trigger - position.entry_price) * position.side.sign >= 0:
             return CloseReason.BREAKEVEN_STOP     # the stop had been moved to breakeven
         return CloseReason.STOP_LOSS

@@ -54,10 +54,10 @@ class PositionView:
     entry_price: Decimal
     mark_price: Decimal
     unrealized_pnl: Decimal
-    sl_price: Decimal | None
-    sl_attached: bool
-    tp_price: Decimal | None
-    tp_attached: bool
+    stop_trigger: Decimal | None
+    stop_attached: bool
+    take_profit_trigger: Decimal | None
+    take_profit_attached: bool
     state: str
     opened_at: datetime
     leverage: int

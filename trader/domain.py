@@ -210,8 +210,8 @@ class SymbolRules:
         changes: dict[str, Decimal] = {"quantity": self.round_qty(request.quantity)}
         if request.price is not None:
             changes["price"] = self.round_price(request.price, up=up)
-        if request.stop_price is not None:
-            changes["stop_price"] = self.round_price(request.stop_price, up=up)
+        if request.trigger_price is not None:
+            changes["trigger_price"] = self.round_price(request.trigger_price, up=up)
         return replace(request, **changes)
 
 
@@ -276,7 +276,7 @@ class OrderRequest:
     client_id: str
     role: OrderRole
     price: Decimal | None = None
-    stop_price: Decimal | None = None
+    trigger_price: Decimal | None = None
     reduce_only: bool = False
     close_position: bool = False
 
@@ -293,7 +293,7 @@ class Order:
     filled_qty: Decimal = ZERO
     avg_price: Decimal = ZERO
     price: Decimal | None = None
-    stop_price: Decimal | None = None
+    trigger_price: Decimal | None = None
     reduce_only: bool = False
     close_position: bool = False
     exchange_id: str = ""
@@ -382,7 +382,7 @@ class Intent:
     created_at: datetime
     status: IntentStatus = IntentStatus.PENDING
     price: Decimal | None = None
-    stop_price: Decimal | None = None
+    trigger_price: Decimal | None = None
     reduce_only: bool = False
     close_position: bool = False
     sent_at: datetime | None = None
@@ -392,7 +392,7 @@ class Intent:
         return OrderRequest(
             symbol=self.symbol, side=self.side, type=self.type, quantity=self.quantity,
             client_id=self.client_id, role=self.role, price=self.price,
-            stop_price=self.stop_price, reduce_only=self.reduce_only,
+            trigger_price=self.trigger_price, reduce_only=self.reduce_only,
             close_position=self.close_position,
         )
 

@@ -109,9 +109,9 @@ def entering_position(symbol: str, signal: Signal, plan: EntryPlan, mark: Decima
         symbol=symbol, key=position_key(candle_time), side=signal.side,
         state=PositionState.ENTERING, quantity=plan.quantity, entry_price=mark,
         leverage=limits.leverage, opened_at=now,
-        stop=Leg(OrderRole.STOP_LOSS, plan.sl_price),
-        take_profit=Leg(OrderRole.TAKE_PROFIT, plan.tp_price),
-        initial_quantity=plan.quantity, initial_stop_price=plan.sl_price,
+        stop=Leg(OrderRole.STOP_LOSS, plan.stop_trigger),
+        take_profit=Leg(OrderRole.TAKE_PROFIT, plan.take_profit_trigger),
+        initial_quantity=plan.quantity, initial_stop_price=plan.stop_trigger,
         time_limit=min(signal.time_limit, limits.time_in_trade),
         cooldown=max(signal.cooldown, limits.cooldown),
         trail_activation=signal.trail_activation)

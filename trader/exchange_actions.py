@@ -70,7 +70,7 @@ class ActionRunner:
     # --- protective legs ----------------------------------------------------------------
     async def place_leg(self, position: Position, action: PlaceLeg) -> Performed:
         intent = exit_intent(position, action.role, action.client_id, action.quantity,
-                             self.clock.now(), stop_price=action.trigger_price)
+                             self.clock.now(), trigger_price=action.trigger_price)
         result = await self.executor.submit(intent)
         if result.order is not None:
             self.tracker.on_order(result.order, self.clock.now())
@@ -83,7 +83,7 @@ class ActionRunner:
             if order.status is OrderStatus.FILLED:
                 return LegFilled(role, client_id, order.filled_qty, complete=True)
             if order.status.live:
-                return LegPlaced(role, client_id, order.stop_price or action.trigger_price,
+                return LegPlaced(role, client_id, order.trigger_price or action.trigger_price,
                                  order.quantity - order.filled_qty)
             return LegRejected(role, client_id, f"order {order.status.value}")
         if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
@@ -138,7 +138,7 @@ class ActionRunner:
         self.tracker.on_order(order, self.clock.now())
         if order.status.live:
             return Performed([LegPlaced(action.role, order.client_id,
-                                        order.stop_price or position.leg(action.role).trigger_price,
+                                        order.trigger_price or position.leg(action.role).trigger_price,
                                         order.quantity - order.filled_qty)])
         return Performed([_leg_event(action.role, order)])
 
@@ -185,4 +185,4 @@ def _leg_event(role: OrderRole, order: Order) -> Event:
     if order.status.terminal:
         return LegGone(role, order.client_id, confirmed=True, status=order.status.value)
     remaining: Decimal = order.quantity - order.filled_qty
-    return LegSeen(role, order.client_id, order.stop_price or ZERO, remaining)
+    return LegSeen(role, order.client_id, order.trigger_price or ZERO, remaining)

@@ -27,11 +27,11 @@ def entry_intent(position: Position, client_id: str, now: datetime) -> Intent:
 
 
 def exit_intent(position: Position, role: OrderRole, client_id: str, quantity: Decimal,
-                now: datetime, stop_price: Decimal | None = None,
+                now: datetime, trigger_price: Decimal | None = None,
                 side: Side | None = None) -> Intent:
     """A reduce-only exit, by default on the closing side: it can never grow or flip the
     position (`side` is only given to rebalance a position a late fill flipped)."""
     return Intent(client_id=client_id, symbol=position.symbol, role=role,
                   side=side or position.side.opposite, type=EXIT_TYPES[role], quantity=quantity,
-                  position_key=position.key, created_at=now, stop_price=stop_price,
+                  position_key=position.key, created_at=now, trigger_price=trigger_price,
                   reduce_only=True)

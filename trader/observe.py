@@ -83,7 +83,7 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
     remaining = _remaining(tracked, position.quantity)
     if remaining < order.quantity and order.status is LegStatus.LIVE:
         return [LegFilled(leg.role, order.client_id, order.quantity - remaining, complete=False)]
-    return [LegSeen(leg.role, order.client_id, tracked.order.stop_price or leg.trigger_price,
+    return [LegSeen(leg.role, order.client_id, tracked.order.trigger_price or leg.trigger_price,
                     remaining)]
 
 
@@ -92,7 +92,7 @@ def _pending_events(leg: Leg, tracked: TrackedOrder | None) -> list[Event]:
         return []                      # not known yet: the tick's probe decides
     order = tracked.order
     if order.status.live:
-        return [LegPlaced(leg.role, order.client_id, order.stop_price or leg.trigger_price,
+        return [LegPlaced(leg.role, order.client_id, order.trigger_price or leg.trigger_price,
                           order.quantity - order.filled_qty)]
     return [LegRejected(leg.role, order.client_id, f"order {order.status.value}")]
 
@@ -107,8 +107,8 @@ def foreign_leg(position: Position, leg: Leg, live: list[Order],
                 and order.side is position.side.opposite
                 and (order.reduce_only or order.close_position)):
             covered = _remaining(TrackedOrder(order, at), position.quantity)
-            if covered >= position.quantity and order.stop_price is not None:
-                return LegSeen(leg.role, order.client_id, order.stop_price, covered)
+            if covered >= position.quantity and order.trigger_price is not None:
+                return LegSeen(leg.role, order.client_id, order.trigger_price, covered)
     return None
 
 

@@ -92,12 +92,12 @@ def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Positio
     for order in view.live:
         parsed = ClientId.parse(order.client_id)
         if (parsed is not None and position.owns(order.client_id) and parsed.role is role
-                and order.type is LEG_TYPES[role] and order.stop_price is not None):
+                and order.type is LEG_TYPES[role] and order.trigger_price is not None):
             remaining = position.quantity if order.close_position \
                 else order.quantity - order.filled_qty
             return position.with_leg(replace(
-                leg, trigger_price=order.stop_price, pending=None,
-                order=LegOrder(order.client_id, order.stop_price, remaining)))
+                leg, trigger_price=order.trigger_price, pending=None,
+                order=LegOrder(order.client_id, order.trigger_price, remaining)))
     return position.with_leg(replace(leg, order=None, pending=None))
 
 

@@ -100,8 +100,8 @@ class SizingInput:
 @dataclass(frozen=True, slots=True)
 class EntryPlan:
     quantity: Decimal
-    sl_price: Decimal
-    tp_price: Decimal
+    stop_trigger: Decimal
+    take_profit_trigger: Decimal
     risk_amount: Decimal              # loss at the stop incl. taker fees on both legs
     notional: Decimal
     margin: Decimal                   # notional / leverage + fees (entry and exit)
@@ -122,14 +122,14 @@ def plan_entry(i: SizingInput) -> EntryPlan | Skip:
     sl_pct = clamp_stop_pct(i.signal.sl_pct * i.regime.sl_mult, i.sl_low, i.sl_high)
     tp_pct = max(i.signal.tp_pct * i.regime.tp_mult,
                  sl_pct * reward_risk(i.regime.regime, i.trending))
-    sl_price = _stop_price(i, sl_pct)
-    if sl_price is None:
+    stop_trigger = _stop_price(i, sl_pct)
+    if stop_trigger is None:
         return _skip(i, f"tick size {i.rules.tick_size} too coarse for a stop within "
                         f"{i.sl_low:.2%}..{i.sl_high:.2%} of {i.price}")
-    tp_price = i.rules.round_price(i.price * (1 + i.side.sign * tp_pct), up=i.side is Side.BUY)
-    if tp_price <= 0:
+    take_profit_trigger = i.rules.round_price(i.price * (1 + i.side.sign * tp_pct), up=i.side is Side.BUY)
+    if take_profit_trigger <= 0:
         return _skip(i, f"take-profit {tp_pct:.2%} below a short's entry is not a price")
-    loss_per_unit = abs(i.price - sl_price) + i.taker_fee * (i.price + sl_price)
+    loss_per_unit = abs(i.price - stop_trigger) + i.taker_fee * (i.price + stop_trigger)
     budget = i.equity * i.risk_fraction * i.regime.size_mult
     quantity, capped = _capped_quantity(i, budget / loss_per_unit)
     if quantity < i.rules.min_qty or quantity <= 0:
@@ -146,8 +146,8 @@ def plan_entry(i: SizingInput) -> EntryPlan | Skip:
     if i.free_margin < margin:
         return _skip(i, f"insufficient margin: free {i.free_margin:.2f} < estimated "
                         f"{margin:.2f} (would be rejected with -2019)")
-    return EntryPlan(quantity, sl_price, tp_price, risk_amount, notional, margin,
-                     abs(i.price - sl_price) / i.price, abs(tp_price - i.price) / i.price)
+    return EntryPlan(quantity, stop_trigger, take_profit_trigger, risk_amount, notional, margin,
+                     abs(i.price - stop_trigger) / i.price, abs(take_profit_trigger - i.price) / i.price)
 
 
 def _precheck(i: SizingInput) -> str:

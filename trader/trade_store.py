@@ -84,7 +84,7 @@ class TradeStore(Store):
             type=OrderType(row["type"]), status=OrderStatus(row["status"]),
             quantity=Decimal(row["quantity"]), filled_qty=Decimal(row["filled_qty"]),
             avg_price=Decimal(row["avg_price"]), price=_dec(row["price"]),
-            stop_price=_dec(row["stop_price"]), reduce_only=bool(row["reduce_only"]),
+            trigger_price=_dec(row["trigger_price"]), reduce_only=bool(row["reduce_only"]),
             close_position=bool(row["close_position"]), exchange_id=row["exchange_id"] or "",
             updated_at=datetime.fromisoformat(row["updated_at"]) if row["updated_at"] else None)
 
@@ -163,7 +163,8 @@ def _position(body: str) -> Position:
 def _legs_from_legacy(raw: dict[str, Any]) -> dict[str, Any]:
     upgraded = {k: v for k, v in raw.items()
                 if k not in ("sl_price", "tp_price", "sl_client_id", "tp_client_id",
-                             "breakeven_attempts")}
+                             "breakeven_attempts", "initial_sl_price")}
+    upgraded["initial_stop_price"] = raw.get("initial_sl_price")
     for name, role, price_key, id_key in _LEGACY_LEG_FIELDS:
         price = raw.get(price_key) or raw.get("entry_price")
         client_id = raw.get(id_key)

@@ -59,10 +59,10 @@ def position_views(engine: Engine) -> list[PositionView]:
             symbol=position.symbol, side=position.side.label, quantity=position.quantity,
             entry_price=position.entry_price, mark_price=mark,
             unrealized_pnl=position.unrealized_pnl(mark),
-            sl_price=position.stop.trigger_price,
-            sl_attached=position.stop.covers(position.quantity),
-            tp_price=position.take_profit.trigger_price,
-            tp_attached=position.take_profit.covers(position.quantity),
+            stop_trigger=position.stop.trigger_price,
+            stop_attached=position.stop.covers(position.quantity),
+            take_profit_trigger=position.take_profit.trigger_price,
+            take_profit_attached=position.take_profit.covers(position.quantity),
             state=position.state.value, opened_at=position.opened_at,
             leverage=position.leverage))
     return views

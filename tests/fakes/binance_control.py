@@ -63,7 +63,7 @@ def state(fake: "FakeBinance") -> Json:
                       if p.quantity],
         "open_orders": [{"symbol": o.symbol, "client_id": o.client_id, "type": o.type.value,
                          "side": o.side.value, "quantity": str(o.quantity),
-                         "stop_price": str(o.stop_price) if o.stop_price else None}
+                         "trigger_price": str(o.trigger_price) if o.trigger_price else None}
                         for o in fake.sim.open_orders()],
         "listen_key": fake.endpoints.listen_key,
         "user_sockets": len(fake.hub.user),

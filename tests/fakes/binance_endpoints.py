@@ -241,7 +241,7 @@ class BinanceEndpoints:
             type=order_type, quantity=quantity or Decimal(0), client_id=client_id,
             role=parsed.role if parsed else OrderRole.ENTRY,
             price=decimal_param(params, "price", required=False),
-            stop_price=decimal_param(params, stop_name, required=False),
+            trigger_price=decimal_param(params, stop_name, required=False),
             reduce_only=bool_param(params, "reduceOnly"), close_position=close_position)
 
     def _order_type(self, params: Params) -> OrderType:
@@ -268,7 +268,7 @@ class BinanceEndpoints:
             raise ExchangeError(-1116, "Invalid orderType.")
         client_id = params.get("clientAlgoId") or f"fake-{secrets.token_hex(8)}"
         request = self._request(params, order_type, client_id, "triggerPrice")
-        if request.stop_price is None:
+        if request.trigger_price is None:
             raise missing("triggerPrice")
         order, events = self.sim.place(request, self.now())
         self._next_algo_id += 1

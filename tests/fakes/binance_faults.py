@@ -121,16 +121,22 @@ RATE_LIMIT_STATUSES = (429, 418)
 @dataclass(frozen=True, slots=True)
 class WindowViolation:
     """A request that arrived `after` seconds into a Retry-After window of `retry_after` s,
-    which the server had announced answering `status` to `announced_on`."""
+    which the server had announced answering `status` to `announced_on`. `signed_after_ms`:
+    the request's `timestamp` parameter minus the server's time when it answered the 429
+    (negative: signed before that answer existed, so it was already on its way; None for a
+    request that carries no timestamp in its query string)."""
     endpoint: str
     after: float
     retry_after: float
     status: int
     announced_on: str
+    signed_after_ms: int | None = None
 
     def __str__(self) -> str:
-        return (f"{self.endpoint} sent {self.after:.3f} s after HTTP {self.status} with "
-                f"Retry-After {self.retry_after:g} on {self.announced_on}")
+        signed = ("" if self.signed_after_ms is None
+                  else f", signed {self.signed_after_ms:+d} ms from the answer")
+        return (f"{self.endpoint} arrived {self.after:.3f} s after HTTP {self.status} with "
+                f"Retry-After {self.retry_after:g} on {self.announced_on}{signed}")
 
 
 class RetryAfterWatch:
@@ -142,11 +148,14 @@ class RetryAfterWatch:
 
     The window is IP-wide (every REST path counts) and measured on the server's own
     monotonic clock, so `set_clock_skew` (a server timestamp that drifts) does not move it.
-    Websocket connections are not REST requests and are not counted.
+    Websocket connections are not REST requests and are not counted. A request already on
+    its way when the 429 went out counts too (the server cannot know when it was sent); its
+    signed timestamp, when it has one, tells (`WindowViolation.signed_after_ms`).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 server_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.clock, self.server_ms = clock, server_ms
         self.windows = 0                 # 429/418 answers that announced a Retry-After
         self.violations: list[WindowViolation] = []
         self._opened_at = 0.0
@@ -154,14 +163,18 @@ class RetryAfterWatch:
         self._retry_after = 0.0
         self._status = 0
         self._announced_on = ""
+        self._opened_ms = 0
 
-    def note_request(self, method: str, path: str) -> None:
-        """A REST request arrived (call before answering it)."""
+    def note_request(self, method: str, path: str, timestamp: str | None = None) -> None:
+        """A REST request arrived (call before answering it); `timestamp` is its signed
+        `timestamp` parameter (ms), if any."""
         now = self.clock()
         if now < self._until:
+            signed = int(timestamp) - self._opened_ms if timestamp and timestamp.isdigit() \
+                else None
             self.violations.append(WindowViolation(
                 f"{method} {path}", now - self._opened_at, self._retry_after, self._status,
-                self._announced_on))
+                self._announced_on, signed))
 
     def note_answer(self, method: str, path: str, response: web.StreamResponse) -> None:
         """The server answered; a 429/418 with Retry-After opens (or extends) the window."""
@@ -173,6 +186,7 @@ class RetryAfterWatch:
         if now + seconds > self._until:
             self._opened_at, self._until, self._retry_after = now, now + seconds, seconds
             self._status, self._announced_on = response.status, f"{method} {path}"
+            self._opened_ms = self.server_ms()
 
     def remaining(self) -> float:
         """Seconds until the current window closes (0 when none is open)."""

@@ -62,14 +62,14 @@ def stop_loss(side: Side, stop: str, quantity: str = "0", seq: int = 1,
               close_position: bool = True) -> OrderRequest:
     return OrderRequest(SYMBOL, side, OrderType.STOP_MARKET, Decimal(quantity),
                         client_id(OrderRole.STOP_LOSS, seq), OrderRole.STOP_LOSS,
-                        stop_price=Decimal(stop), close_position=close_position,
+                        trigger_price=Decimal(stop), close_position=close_position,
                         reduce_only=not close_position)
 
 
 def take_profit(side: Side, stop: str, quantity: str, seq: int = 1) -> OrderRequest:
     return OrderRequest(SYMBOL, side, OrderType.TAKE_PROFIT_MARKET, Decimal(quantity),
                         client_id(OrderRole.TAKE_PROFIT, seq), OrderRole.TAKE_PROFIT,
-                        stop_price=Decimal(stop), reduce_only=True)
+                        trigger_price=Decimal(stop), reduce_only=True)
 
 
 @contextmanager

@@ -215,7 +215,7 @@ def order_from_plain(raw: Json, where: str = QUERY_ORDER) -> Order:
         filled_qty=filled,
         avg_price=f.number("avgPrice") if filled else f.optional_number("avgPrice"),
         price=f.optional_number("price") or None,
-        stop_price=f.optional_number("stopPrice") or None,
+        trigger_price=f.optional_number("stopPrice") or None,
         reduce_only=f.flag("reduceOnly"),
         close_position=f.flag("closePosition"),
         exchange_id=f.optional_text("orderId"),
@@ -242,7 +242,7 @@ def order_from_algo(raw: Json, where: str = QUERY_ALGO) -> Order:
         filled_qty=executed or ZERO,
         avg_price=f.optional_number("avgPrice") or f.optional_number("actualPrice"),
         price=f.optional_number("price") or None,
-        stop_price=f.optional_number("triggerPrice") or None,
+        trigger_price=f.optional_number("triggerPrice") or None,
         reduce_only=f.flag("reduceOnly"),
         close_position=f.flag("closePosition"),
         exchange_id=f"{ALGO_ID_PREFIX}{f.optional_text('algoId')}",
@@ -356,7 +356,7 @@ def update_from_order_event(event: Json) -> OrderUpdate:
         type=_order_type(o.optional_text("ot") or o.text("o"), ORDER_EVENT),
         status=_plain_status(o.text("X"), ORDER_EVENT), quantity=o.optional_number("q"),
         filled_qty=o.optional_number("z"), avg_price=o.optional_number("ap"),
-        price=o.optional_number("p") or None, stop_price=o.optional_number("sp") or None,
+        price=o.optional_number("p") or None, trigger_price=o.optional_number("sp") or None,
         reduce_only=o.flag("R"), close_position=o.flag("cp"),
         exchange_id=o.optional_text("i"), updated_at=moment)
     return OrderUpdate(order=order, fill=_fill_of(o, order, moment), time=moment)
@@ -389,7 +389,7 @@ def update_from_algo_event(event: Json) -> OrderUpdate:
         type=_order_type(o.text("o"), ALGO_EVENT),
         status=_algo_status(o.text("X"), quantity, executed, ALGO_EVENT), quantity=quantity,
         filled_qty=executed or ZERO, avg_price=o.optional_number("ap"),
-        price=o.optional_number("p") or None, stop_price=o.optional_number("tp") or None,
+        price=o.optional_number("p") or None, trigger_price=o.optional_number("tp") or None,
         reduce_only=o.flag("R"), close_position=o.flag("cp"),
         exchange_id=f"{ALGO_ID_PREFIX}{o.optional_text('aid')}", updated_at=moment)
     return OrderUpdate(order=order, fill=None, time=moment)

@@ -50,14 +50,14 @@ def algo_params(request: OrderRequest) -> dict[str, str]:
     """
     if not request.type.conditional:
         raise ValueError(f"{request.type} is a plain order, not an algo order")
-    if request.stop_price is None:
+    if request.trigger_price is None:
         raise ValueError(f"conditional order {request.client_id} needs a stop price")
     params = {
         "algoType": "CONDITIONAL",
         "symbol": request.symbol,
         "side": request.side.value,
         "type": request.type.value,
-        "triggerPrice": plain(request.stop_price),
+        "triggerPrice": plain(request.trigger_price),
         "workingType": "MARK_PRICE",
         "clientAlgoId": request.client_id,
     }

@@ -203,8 +203,8 @@ class Simulator(SimulatorCore):
 
     # --- submission -------------------------------------------------------------------
     def _check_conditional(self, request: OrderRequest, last: Decimal) -> None:
-        assert request.stop_price is not None   # validate_shape guarantees it
-        if would_trigger_now(request.type, request.side, request.stop_price, last):
+        assert request.trigger_price is not None   # validate_shape guarantees it
+        if would_trigger_now(request.type, request.side, request.trigger_price, last):
             raise ExchangeError(-2021, "Order would immediately trigger.")
         if request.close_position and any(
                 o.close_position and o.side is request.side and o.type is request.type
@@ -225,7 +225,7 @@ class Simulator(SimulatorCore):
         self.counters["order"] += 1
         return Order(symbol=request.symbol, client_id=request.client_id, side=request.side,
                      type=request.type, status=OrderStatus.NEW, quantity=request.quantity,
-                     price=request.price, stop_price=request.stop_price,
+                     price=request.price, trigger_price=request.trigger_price,
                      reduce_only=request.reduce_only, close_position=request.close_position,
                      exchange_id=str(self.counters["order"]), updated_at=now)
 

@@ -91,7 +91,7 @@ def next_trigger(symbol: str, orders: list[Order], liquidation: Decimal | None,
     low, high = min(start, end), max(start, end)
     best: tuple[Decimal, int, Trigger] | None = None
     for order in orders:
-        level = order.stop_price if order.type.conditional else order.price
+        level = order.trigger_price if order.type.conditional else order.price
         if level is None or not touched(rising_trigger(order.type, order.side), level, low, high):
             continue
         rank = (distance_along(start, level, low, high), int(order.exchange_id or 0))

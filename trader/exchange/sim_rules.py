@@ -81,7 +81,7 @@ def validate_shape(request: OrderRequest) -> None:
     if request.type is OrderType.LIMIT and request.price is None:
         raise ExchangeError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, "
                                    "or malformed.")
-    if request.type.conditional and request.stop_price is None:
+    if request.type.conditional and request.trigger_price is None:
         raise ExchangeError(-1102, "Mandatory parameter 'stopPrice' was not sent, was "
                                    "empty/null, or malformed.")
     if request.close_position and not request.type.conditional:
@@ -92,7 +92,7 @@ def validate_shape(request: OrderRequest) -> None:
 
 def validate_filters(request: OrderRequest, rules: SymbolRules, reference_price: Decimal) -> None:
     """PRICE_FILTER, LOT_SIZE and MIN_NOTIONAL, with Binance's codes and messages."""
-    for price in (request.price, request.stop_price):
+    for price in (request.price, request.trigger_price):
         if price is not None and (price <= 0 or not _multiple_of(price, rules.tick_size)):
             raise ExchangeError(-4014, "Price not increased by tick size.")
     if request.close_position:
@@ -106,16 +106,16 @@ def validate_filters(request: OrderRequest, rules: SymbolRules, reference_price:
         raise ExchangeError(-1013, "Quantity less than minimum quantity.")
     if quantity > rules.max_qty:
         raise ExchangeError(-4005, "Quantity greater than max quantity.")
-    price = request.price or request.stop_price or reference_price
+    price = request.price or request.trigger_price or reference_price
     if not request.reduce_only and quantity * price < rules.min_notional:
         raise ExchangeError(-4164, f"Order's notional must be no smaller than "
                                    f"{_plain(rules.min_notional)} (unless you choose reduce only).")
 
 
-def would_trigger_now(order_type: OrderType, side: Side, stop_price: Decimal,
+def would_trigger_now(order_type: OrderType, side: Side, trigger_price: Decimal,
                       last_price: Decimal) -> bool:
     """True when a conditional order's stop sits on the wrong side of the price (-2021)."""
-    return crossed(order_type, side, stop_price, last_price)
+    return crossed(order_type, side, trigger_price, last_price)
 
 
 def check_leverage(leverage: int) -> None:
