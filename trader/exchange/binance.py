@@ -64,6 +64,7 @@ from trader.exchange.base import (
 )
 from trader.exchange.binance_fields import Fields
 from trader.exchange.binance_streams import BinanceStreams, StreamOptions
+from trader.exchange.errors import Outcome, classify
 from trader.exchange.gate import RequestGate, RetryPolicy
 from trader.exchange.ratelimit import RateLimiter, RateLimits
 from trader.logs import register_secret
@@ -74,9 +75,6 @@ T = TypeVar("T")
 
 TESTNET_STREAMS = "wss://fstream.binancefuture.com/"
 MAINNET_STREAMS = "wss://fstream.binance.com/"
-UNKNOWN_ORDER = (-2013, -2011)        # "Order does not exist." / "Unknown order sent."
-MARGIN_TYPE_ALREADY_SET = -4046
-MARGIN_TYPE_LOCKED_BY_POSITION = -4048
 TIMESTAMP_TOLERANCE_MS = 1000         # Binance accepts a timestamp up to 1 s ahead of its clock
 HEDGE_MODE_MESSAGE = ("account is in hedge mode; switch to one-way mode in Binance "
                       "(Preferences > Position Mode) - refusing to trade")
@@ -183,9 +181,10 @@ class BinanceExchange:
             await self._call("margin type", self.client.futures_change_margin_type,
                              symbol=symbol, marginType="ISOLATED")
         except ExchangeError as exc:
-            if exc.code == MARGIN_TYPE_ALREADY_SET:
+            outcome = classify(exc, sending=False).outcome
+            if outcome is Outcome.NOOP:          # already ISOLATED
                 return
-            if exc.code != MARGIN_TYPE_LOCKED_BY_POSITION:
+            if outcome is not Outcome.SKIPPED:   # anything but "a position is open"
                 raise
             logger.warning("margin type stays as is: a position is open symbol={} error={}",
                            symbol, exc)
@@ -341,7 +340,7 @@ class BinanceExchange:
                                        **self._order_key(symbol, client_id, algo))
                 order = self._read_order(verb, algo, raw)
             except ExchangeError as exc:
-                if exc.code in UNKNOWN_ORDER:
+                if _unknown_order(exc):
                     continue
                 raise
             if order is not None:
@@ -448,7 +447,7 @@ class BinanceExchange:
                                    orderId=order_id)
             client_id = codec.order_from_plain(raw).client_id
         except ExchangeError as exc:     # MalformedResponse too: the fill stays anonymous
-            if exc.code not in UNKNOWN_ORDER and not isinstance(exc, MalformedResponse):
+            if not _unknown_order(exc) and not isinstance(exc, MalformedResponse):
                 raise
             logger.warning("binance fill of an order we cannot name symbol={} order_id={} "
                            "error={}", symbol, order_id, exc)
@@ -537,3 +536,8 @@ class BinanceExchange:
 
     def rate_usage(self) -> dict[str, int]:
         return self._limiter.usage()
+
+
+def _unknown_order(error: ExchangeError) -> bool:
+    """-2011 / -2013: Binance knows no such order (already gone, or never placed)."""
+    return classify(error, sending=False).outcome is Outcome.NOOP

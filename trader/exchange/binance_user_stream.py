@@ -62,6 +62,7 @@ from loguru import logger
 from trader.clock import Clock
 from trader.exchange import binance_codec as codec
 from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
+from trader.exchange.errors import classify
 from trader.exchange.websocket_paths import LEGACY, ROUTED, PathChooser
 from trader.exchange.websocket_stream import (
     BoundedQueue,
@@ -71,7 +72,6 @@ from trader.exchange.websocket_stream import (
     StreamOptions,
 )
 
-LISTEN_KEY_GONE = -1125   # "This listenKey does not exist."
 LISTEN_KEY_EXPIRED = "listenKeyExpired"
 ROUTED_ALL_EVENTS = "routed-all-events"   # /private/ws?listenKey=<key>, no `events`
 
@@ -180,7 +180,7 @@ class UserDataStream(ReconnectingStream):
         try:
             extended = await self._api.keep_alive_listen_key(key)
         except ExchangeError as exc:
-            if exc.code == LISTEN_KEY_GONE:
+            if classify(exc, sending=False).listen_key_gone:
                 logger.warning("stream=user-data listen key gone (-1125)")
                 return ListenKeyStatus.GONE
             logger.warning("stream=user-data keepalive failed error={}", exc)

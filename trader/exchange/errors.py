@@ -40,6 +40,7 @@ class Policy:
     retry: Retry = Retry.NONE
     verify: bool = False  # success by code: confirm on the exchange that the order exists
     credentials: bool = False  # the key/secret/IP is refused: a configuration error at start
+    listen_key_gone: bool = False  # the user-data stream's key expired: create a new one
 
 
 PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
@@ -51,6 +52,7 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
            Outcome.UNKNOWN, Retry.BACKOFF),
     Policy(-1003, "TOO_MANY_REQUESTS: too many requests; use the websocket for live updates",
            Outcome.CIRCUIT_OPEN),
+    Policy(-1015, "TOO_MANY_ORDERS: too many new orders", Outcome.CIRCUIT_OPEN),
     Policy(-1007, "TIMEOUT: timeout waiting for response from backend server; send status unknown",
            Outcome.UNKNOWN),
     Policy(-1008, "SERVER_BUSY: server is currently overloaded with other requests",
@@ -100,12 +102,17 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     Policy(-4164, "MIN_NOTIONAL: order's notional must be no smaller than the minimum",
            Outcome.SKIPPED, verify=True),
     Policy(-4046, "NO_NEED_TO_CHANGE_MARGIN_TYPE: no need to change margin type", Outcome.NOOP),
+    Policy(-4048, "MARGIN_TYPE_CANNOT_BE_CHANGED: margin type cannot be changed if there "
+           "exists position", Outcome.SKIPPED),
+    Policy(-1125, "INVALID_LISTEN_KEY: this listenKey does not exist", Outcome.FAILED,
+           listen_key_gone=True),
     Policy(-4059, "NO_NEED_TO_CHANGE_POSITION_SIDE: no need to change position side",
            Outcome.NOOP),
 ]}
 
 # HTTP statuses that carry their own policy regardless of the JSON code.
 RATE_LIMITED = (429, 418)   # 429: over the limit; 418: IP auto-banned after ignoring 429s
+RATE_LIMIT_CODES = (-1003, -1015)
 THROTTLE_SECONDS = 60.0
 DEFAULT_RETRY_AFTER = 60.0
 
@@ -120,6 +127,7 @@ class Verdict:
     verify: bool = False
     retry_after: float | None = None
     credentials: bool = False
+    listen_key_gone: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -138,7 +146,7 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
                        error.http_status, f"request outcome unknown: {error}")
     if not isinstance(error, ExchangeError):
         raise TypeError(f"not an exchange error: {error!r}")
-    if error.http_status in RATE_LIMITED or error.code == -1003:
+    if error.http_status in RATE_LIMITED or error.code in RATE_LIMIT_CODES:
         return Verdict(Outcome.CIRCUIT_OPEN, Retry.NONE, error.code, error.http_status,
                        "rate limited" if error.http_status != 418 else "IP banned",
                        retry_after=error.retry_after or DEFAULT_RETRY_AFTER)
@@ -159,7 +167,7 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
         outcome = Outcome.SKIPPED
     return Verdict(outcome, retry, error.code, error.http_status, policy.meaning,
                    verify=policy.verify and outcome is Outcome.DONE,
-                   credentials=policy.credentials)
+                   credentials=policy.credentials, listen_key_gone=policy.listen_key_gone)
 
 
 def would_trigger_pause() -> float:

@@ -39,14 +39,11 @@ from tenacity import (
 
 from trader.clock import Clock
 from trader.exchange.base import CircuitOpen, CircuitState, ExchangeError, UnknownOutcome
-from trader.exchange.errors import Retry, classify
+from trader.exchange.errors import Outcome, Retry, classify
 from trader.exchange.ratelimit import RateLimiter
 
 T = TypeVar("T")
 
-RATE_LIMIT_STATUSES = (429, 418)
-RATE_LIMIT_CODES = (-1003, -1015)       # TOO_MANY_REQUESTS, TOO_MANY_ORDERS
-INVALID_TIMESTAMP = -1021
 DEFAULT_RETRY_AFTER = 60.0              # a 429 without Retry-After: wait a whole weight window
 
 
@@ -137,14 +134,14 @@ class RequestGate:
         try:
             return await request()
         except ExchangeError as error:
-            if error.http_status in RATE_LIMIT_STATUSES or error.code in RATE_LIMIT_CODES:
+            if classify(error, sending=False).outcome is Outcome.CIRCUIT_OPEN:
                 self._open_circuit(error, action)
             raise
 
     def _retryable(self, error: BaseException, idempotent: bool) -> bool:
         if isinstance(error, CircuitOpen):
             return False
-        if isinstance(error, ExchangeError) and error.code == INVALID_TIMESTAMP:
+        if _needs_resync(error):
             return True           # rejected before processing: safe to resend after a resync
         if not idempotent or not isinstance(error, ExchangeError | UnknownOutcome):
             return False
@@ -154,15 +151,22 @@ class RequestGate:
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, ExchangeError) and error.code == INVALID_TIMESTAMP:
+        if _needs_resync(error):
             return 0.0
         return self._backoff(state)
 
     async def _before_retry(self, state: RetryCallState, *, action: str) -> None:
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, ExchangeError) and error.code == INVALID_TIMESTAMP:
-            logger.warning("-1021 on {}: resyncing time, sending once more", action)
+        if _needs_resync(error):
+            logger.warning("timestamp outside recvWindow on {}: resyncing time, sending once "
+                           "more", action)
             await self._resync()
             return
         logger.info("transient exchange error, retrying action={} attempt={} error={}", action,
                     state.attempt_number, error)
+
+
+def _needs_resync(error: BaseException | None) -> bool:
+    """-1021: the timestamp was outside recvWindow; rejected before processing."""
+    return isinstance(error, ExchangeError) and \
+        classify(error, sending=False).retry is Retry.RESYNC_TIME

@@ -47,6 +47,7 @@ from trader.exchange.base import (
     Quote,
     UnknownOutcome,
 )
+from trader.exchange.errors import Outcome, classify
 from trader.exchange.sim import SimConfig, SimEvent, Simulator
 from trader.exchange.sim_state import SimHistory, account_json
 
@@ -56,7 +57,6 @@ FILLS_PREFIX = "paper:sim:fills:"
 MAX_EVENTS = 10_000
 MAX_CANDLES_KEPT = 1500
 CLOSED_CIRCUIT = CircuitState(None)
-UNKNOWN_ORDER = -2011
 NO_PRICE_YET = -2010
 
 
@@ -167,7 +167,7 @@ class PaperExchange:
         try:
             order, events = self.sim.cancel(symbol, client_id, self.clock.now())
         except ExchangeError as error:
-            if error.code != UNKNOWN_ORDER:
+            if classify(error, sending=False).outcome is not Outcome.NOOP:
                 raise
             logger.info("paper cancel: no live order symbol={} client_id={}", symbol, client_id)
             return None
