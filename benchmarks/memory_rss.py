@@ -9,19 +9,19 @@ fast as possible; the peak is reached once the bounded histories fill (candles, 
 exchange's 1000 orders and fills), which happens within that span.
 
 Each figure is a separate process, so peaks do not mix:
-  5 symbols     the `tradebot run --replay` code path (trader.app.run_agent: boot, headless
-                alert sink, replay loop, shutdown) fed 5 generated CSVs. `tradebot run
-                --replay --data` takes a single CSV today, so this child process loads the five
-                files itself and hands them to run_agent in place of app.replay_candles (the
-                one-file loader); everything after the loading is the real command.
-  1 symbol      the real command line, `python -m trader run --replay --data <csv>`.
+  5 symbols     the real command line on the 5 generated CSVs, `python -m trader run
+                --replay --data <5 csv>` (trader.app.run_agent: boot, headless alert sink,
+                replay loop, shutdown).
+  1 symbol      the same command line on one of them.
   baseline      a Python process that imports the same modules and does nothing.
+  candles       a process that imports the same modules and loads the 5 CSVs as the replay
+                does (trader.market.replay.load_candles); its RSS growth over the load is the
+                replayed candles held in memory (a live agent holds none).
 Peak RSS is VmHWM from /proc/<pid>/status, sampled while the child runs, and the kernel's
 ru_maxrss when it exits (the larger is reported). The goal: < 150 MB with 5 symbols.
 """
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -108,8 +108,8 @@ def _sample(child: subprocess.Popen, sampled: list[float]) -> None:  # type: ign
 
 def trading_summary(db_path: Path) -> str:
     """What the replayed agent did, read back from its database (proof it traded)."""
-    from storage import Store
-    store = Store.open(db_path)
+    from trader.trade_store import TradeStore
+    store = TradeStore.open(db_path)
     try:
         closed = len(store.closed_positions())
         orders = store.db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
@@ -118,24 +118,20 @@ def trading_summary(db_path: Path) -> str:
     return f"{orders} orders recorded, {closed} positions closed"
 
 
-# --- the child: `tradebot run --replay` on several CSV files ---------------------------
-def run_child(files: list[Path], speed: float) -> int:
-    from trader import app
-    from trader.config import load_settings
-    from trader.logs import setup_logging
+# --- the candles child: what the replay input alone holds in memory ----------------------
+def load_child(files: list[Path]) -> int:
+    import trader.app  # noqa: F401 - the same imports as the agent, before measuring
     from trader.market.replay import load_candles
 
-    settings = load_settings()
-    setup_logging(json_lines=False, level=settings.log_level)
     before = current_rss_mb()
-    candles = {rows[0].symbol: rows for rows in (load_candles(path) for path in files)}
-    print(f"{DATA_MARK}{current_rss_mb() - before:.1f}", flush=True)
-    app.replay_candles = lambda _settings, _data: candles   # the one-file loader, widened
-    return asyncio.run(app.run_agent(settings, replay=True, speed=speed))
+    candles = [load_candles(path) for path in files]
+    print(f"{DATA_MARK}{current_rss_mb() - before:.1f} ({sum(map(len, candles))} candles)",
+          flush=True)
+    return 0
 
 
 def run_children(args: argparse.Namespace, folder: Path,
-                 symbols: list[str]) -> tuple[ChildRun, ChildRun, ChildRun]:
+                 symbols: list[str]) -> tuple[ChildRun, ChildRun, ChildRun, ChildRun]:
     files = generate(folder, symbols, args.hours + args.warmup, args.seed)
     python = sys.executable
     baseline = peak_of([python, "-c", BASELINE_IMPORTS], child_env(folder, symbols), folder)
@@ -143,12 +139,14 @@ def run_children(args: argparse.Namespace, folder: Path,
     one_folder.mkdir()
     one = peak_of([python, "-m", "trader", "run", "--replay", "--speed", str(args.speed),
                    "--data", str(files[0])], child_env(one_folder, symbols[:1]), one_folder)
-    five = peak_of([python, str(Path(__file__).resolve()), "--child", "--speed", str(args.speed),
-                    *map(str, files)], child_env(folder, symbols), folder)
+    five = peak_of([python, "-m", "trader", "run", "--replay", "--speed", str(args.speed),
+                    "--data", *map(str, files)], child_env(folder, symbols), folder)
+    data = peak_of([python, str(Path(__file__).resolve()), "--load-only", *map(str, files)],
+                   child_env(folder, symbols), folder)
     # `run --replay` keeps its own database next to TRADEBOT_DB (agent-replay.db).
     replay_db = folder / "agent-replay.db"
     print(f"5-symbol run: {trading_summary(replay_db if replay_db.exists() else folder / 'agent.db')}")
-    return baseline, one, five
+    return baseline, one, five, data
 
 
 def main(args: argparse.Namespace) -> None:
@@ -158,8 +156,8 @@ def main(args: argparse.Namespace) -> None:
           f"{args.hours:g} h of trading after {args.warmup:g} h of warm-up), replayed at speed "
           f"{args.speed:g}")
     with scratch_dir("memory-rss-", args.dir) as folder:
-        baseline, one, five = run_children(args, folder, symbols)
-    data = float(five.output.split(DATA_MARK)[1].split()[0]) if DATA_MARK in five.output else 0.0
+        baseline, one, five, loaded = run_children(args, folder, symbols)
+    data = float(loaded.output.split(DATA_MARK)[1].split()[0])
     agent = five.peak_mb - baseline.peak_mb - data
     print(figure("baseline: python + the agent's imports", baseline.peak_mb, "MB"))
     print(figure("1 symbol: tradebot run --replay (CLI)", one.peak_mb, "MB",
@@ -167,7 +165,7 @@ def main(args: argparse.Namespace) -> None:
                           f"{one.seconds:.1f} s"))
     print(figure("5 symbols: the agent itself", agent, "MB",
                  baseline=f"peak - imports - the replayed candles held in memory ({data:.1f} MB)"))
-    print(figure("5 symbols: tradebot run --replay path, peak", five.peak_mb, "MB",
+    print(figure("5 symbols: tradebot run --replay, peak", five.peak_mb, "MB",
                  goal=f"< {GOAL_MB:g} MB",
                  baseline=f"imports {baseline.peak_mb:.1f} MB, {five.seconds:.1f} s"))
 
@@ -182,13 +180,13 @@ def parse_args() -> argparse.Namespace:
                         help="replay speed (feed seconds per wall second); default: flat out")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", default=None, help="where CSVs and databases go (default: $TMPDIR)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--load-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("files", nargs="*", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.child:
-        sys.exit(run_child(arguments.files, arguments.speed))
+    if arguments.load_only:
+        sys.exit(load_child(arguments.files))
     main(arguments)

@@ -16,6 +16,7 @@ Usage: python benchmarks/reaction_time.py [--rounds 5]
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import sys
@@ -105,6 +106,9 @@ async def one_round(streams: bool, workdir: Path) -> dict[str, float]:
 
 async def main(rounds: int) -> None:
     quiet_logs("WARNING")     # the fake server's own log lines (the agent logs in its process)
+    # Each round ends by terminating the agent, sometimes in the middle of a Bot API request:
+    # the fake Telegram's aiohttp server would print that lost connection as a traceback.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         for streams in (True, False):

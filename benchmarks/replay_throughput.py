@@ -10,7 +10,7 @@ Variants, all measured in the same run on the same candles:
   file DB         `trader.backtest.run_backtest` with its database in a temporary directory
                   on disk (the headline: exactly what `tradebot backtest` does)
   tmpfs DB        the same call with the database under /dev/shm (no disk under it)
-  memory DB       run_backtest's loop on Store.open(":memory:")
+  memory DB       run_backtest's loop on TradeStore.open(":memory:")
   orders/fills    run_backtest's loop on a file DB with the paper exchange's own state not
     only          saved (PaperExchange(save_state=False)): only what the engine records
                   (intents, orders, fills, positions, alerts) is written, as in the goal
@@ -46,6 +46,7 @@ from trader.engine import Engine
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
 from trader.market.replay import ReplayFeed
+from trader.trade_store import TradeStore
 
 GOAL = 50_000
 HEADLINE = "file DB (tradebot backtest path)"
@@ -76,7 +77,7 @@ async def backtest_loop(settings: Settings, candles: Candles, db_path: Path | st
                         save_state: bool) -> int:
     """The loop of trader.backtest.run_backtest (without its report), on any database."""
     clock = ManualClock(min(rows[0].open_time for rows in candles.values()))
-    store = Store.open(db_path)
+    store = TradeStore.open(db_path)
     paper = PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
                                                   default_leverage=settings.leverage),
                           persist_every=0, save_state=save_state)

@@ -231,8 +231,8 @@ def test_an_absence_that_turns_out_live_is_never_replaced() -> None:
 
 
 def test_a_refused_stop_is_retried_on_the_schedule_with_one_alert_and_an_all_clear() -> None:
-    """-2019 again and again: attempts at 0, 2, 6, 14, 30, 60, 90 s (waits of 2, 4, 8, 16,
-    30, 30 s), one POSITION_UNPROTECTED alert for the whole episode; margin back: the next
+    """-2019 again and again: attempts at 0, 2, 6, 14, 30, 55, 80 s (waits of 2, 4, 8, 16,
+    25, 25 s), one POSITION_UNPROTECTED alert for the whole episode; margin back: the next
     attempt places it and one PROTECTION_RESTORED follows."""
     driver = new_world(Side.BUY)
     driver.exchange.fill_entry(FULL)
@@ -247,7 +247,7 @@ def test_a_refused_stop_is_retried_on_the_schedule_with_one_alert_and_an_all_cle
         driver.cycle(0.5)
     attempts = [(at - start).total_seconds() for at, action in driver.sent[sent_before:]
                 if isinstance(action, PlaceLeg)]
-    assert attempts == [0.5, 2.5, 6.5, 14.5, 30.5, 60.5, 90.5, 120.5]
+    assert attempts == [0.5, 2.5, 6.5, 14.5, 30.5, 55.5, 80.5, 105.5]
     names = [alert.name for _, alert in driver.alerts]
     assert names.count(AlertName.POSITION_UNPROTECTED) == 1
     assert names.count(AlertName.PROTECTION_RESTORED) == 1

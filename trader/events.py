@@ -176,7 +176,9 @@ class Policy:
     debounce_seconds: float = 60.0          # an ambiguous absence is repaired after this long
     debounce_cycles: int = 3                # ... and this many observations
     sl_missing_cycles: int = 2              # SL_MISSING after more cycles than this
-    retry_schedule: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 30.0)   # refused placements
+    # Refused placements: capped at 25 s so that, with a 2 s tick, a stop is back within 30 s
+    # of margin returning whenever it returns.
+    retry_schedule: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 25.0)
     flatten_attempts: int = 3
     breakeven_attempts: int = 5
     taker_fee: Decimal = Decimal("0.0005")

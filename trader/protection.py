@@ -8,7 +8,7 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   client id; only if that stays ambiguous is it replaced, after `debounce_seconds` AND
   `debounce_cycles` observations (a slow exchange never causes a second stop);
 - a refused placement (-2019 margin, any other refusal) is retried on `retry_schedule`
-  (2, 4, 8, 16, 30 s, then every 30 s), one alert at the first refusal and an all-clear
+  (2, 4, 8, 16, 25 s, then every 25 s), one alert at the first refusal and an all-clear
   once the position is protected again;
 - a placement whose answer was lost is never re-sent: it stays `pending` until a probe
   says what happened;
@@ -114,7 +114,7 @@ def _refusal_alert(position: Position, leg: Leg, reason: str, delay: float) -> A
         else AlertName.PROTECTION
     text = (f"{symbol}: could not place the {name(leg.role)} for the {position.side.label} "
             f"{position.quantity} ({reason}). Retrying in {delay:.0f} s, then with backoff "
-            "up to every 30 s.")
+            "up to every 25 s.")
     return Alert(alert_name, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
 
 
