@@ -35,6 +35,7 @@ from typing import Any
 from common import ROOT  # noqa: F401 - puts the repository root on sys.path
 
 from tests.fakes.binance_server import DEFAULT_PRICES, FakeBinance
+from trader.agent_services import AgentServices
 from trader.alerter import Alerter
 from trader.app import _live_loop, start_exchange
 from trader.clock import SystemClock
@@ -78,7 +79,11 @@ def agent_settings(fake: FakeBinance, folder: Path, symbols: list[str],
 
 
 class LiveAgent:
-    """See the module docstring. `engine`, `controller`, `exchange` once entered."""
+    """See the module docstring. `engine`, `controller`, `exchange` once entered. `wal`: the
+    database journal; False (a rollback journal) as the live agent has it (trader/app.py
+    build_engine), True to measure what WAL would save."""
+
+    wal = False
 
     def __init__(self, fake: FakeBinance, folder: Path, symbols: list[str], *, streams: bool,
                  **settings: Any) -> None:
@@ -92,7 +97,7 @@ class LiveAgent:
     async def __aenter__(self) -> "LiveAgent":
         clock = SystemClock()
         self.exchange = BinanceExchange(self.settings, clock, streams=self.streams)
-        self.store = TradeStore.open(self.settings.db_path)
+        self.store = TradeStore.open(self.settings.db_path, wal=self.wal)
         try:
             await start_exchange(self.exchange, self.settings)
             self.engine = Engine(self.settings, self.exchange, self.store, clock,
@@ -108,8 +113,9 @@ class LiveAgent:
     def start_loop(self) -> None:
         """trader.app's live loop as a task (what `tradebot run` runs after boot)."""
         self.loop_started_at = time.perf_counter()
+        services = AgentServices(self.settings, self.engine, replay=False)
         self.loop_task = asyncio.create_task(
-            _live_loop(self.engine, self.controller, self.stop_requested))
+            _live_loop(self.engine, self.controller, services, self.stop_requested))
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:

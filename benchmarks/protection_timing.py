@@ -247,10 +247,11 @@ async def run(args: argparse.Namespace, folder: Path) -> list[Figure]:
 
 async def main(args: argparse.Namespace) -> None:
     quiet_logs(args.log_level)
+    LiveAgent.wal = args.journal == "wal"
     print(f"tick {default_of('tick_seconds'):g} s, sentinel debounce "
           f"{default_of('sentinel_debounce_seconds'):g} s / {default_of('sentinel_debounce_cycles')} "
           f"cycles, refused-placement retries after {Policy().retry_schedule} s; "
-          f"{args.reps} repetitions")
+          f"{args.reps} repetitions, {args.journal} journal")
     with scratch_dir("protection-timing-", args.dir) as folder:
         figures = await run(args, folder)
     print(f"{'figure (seconds; ticks of the engine loop)':<52}{'p50':>9}{'p95':>9}{'max':>9}"
@@ -271,6 +272,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", default=None, help="where the databases go (default: $TMPDIR)")
     parser.add_argument("--log-level", default="ERROR")
+    parser.add_argument("--journal", choices=("rollback", "wal"), default="rollback",
+                        help="the agent database's journal: rollback as the live agent has it "
+                             "(storage/db.py), or wal to see what it costs")
     return parser.parse_args()
 
 

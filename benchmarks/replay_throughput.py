@@ -1,124 +1,98 @@
-"""Replay throughput of the full engine (the `tradebot backtest` code path) in candles per
-second, one symbol of seeded random-walk 1m candles.
+"""Replay throughput and peak memory of `tradebot backtest` (the live engine on the paper
+exchange), in candles per second, at 2k, 100k and 500k candles of one symbol.
 
-    python benchmarks/replay_throughput.py               # 14 days, well under 2 min
-    python benchmarks/replay_throughput.py --days 365 --variants records
-                                                         # the year of the goal (~7 min)
-    python benchmarks/replay_throughput.py --profile     # plus the cProfile hot spots
+    python benchmarks/replay_throughput.py                    # 2k, 100k, 500k (~8 min)
+    python benchmarks/replay_throughput.py --sizes 2k,100k    # a quicker look
+    python benchmarks/replay_throughput.py --sizes 100k --profile   # plus cProfile hot spots
 
-Variants, all measured in the same run on the same candles:
-  file DB         `trader.backtest.run_backtest` with its database in a temporary directory
-                  on disk (the headline: exactly what `tradebot backtest` does)
-  tmpfs DB        the same call with the database under /dev/shm (no disk under it)
-  memory DB       run_backtest's loop on TradeStore.open(":memory:")
-  orders/fills    run_backtest's loop on a file DB with the paper exchange's own state not
-    only          saved (PaperExchange(save_state=False)): only what the engine records
-                  (intents, orders, fills, positions, alerts) is written, as in the goal
-  feed only       the replay feed and the simulator without the engine (the floor)
-Goal: 50,000 candles/s with persistence of orders/fills only.
+Sizes: "2k" is the bundled real data (XRPUSDT 5m, 1,999 candles, with its funding rates);
+the others are seeded random-walk XRPUSDT 5m candles (benchmarks/common.py) written to a
+CSV and streamed from it (`trader.market.replay.iter_candles`), as a long backtest would.
+Each figure is its own child process, so its peak RSS (VmHWM) is its own:
+  backtest    `trader.backtest.run_backtest`, database on disk: exactly `tradebot backtest`
+  feed only   the replay feed and the simulator, no engine (the floor of any backtest)
+Rates are given per wall-clock second and per CPU second of the child (the machine is
+shared: the CPU rate is the steadier). Goals: >= 8,000 candles/s per symbol; peak RSS of
+the 500k run within 60 MB of the 2k run.
 """
 
 import argparse
 import asyncio
 import cProfile
 import io
+import json
 import pstats
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
-from common import (
-    MINUTES_PER_DAY,
-    figure,
-    quiet_logs,
-    random_walk_candles,
-    scratch_dir,
-    shm_available,
-)
+from common import figure, peak_rss_mb, quiet_logs, random_walk_candles, write_candles_csv
 
-from storage import Store
-from trader.alerter import Alerter
-from trader.backtest import run_backtest
-from trader.clock import ManualClock
-from trader.config import Settings, load_settings
-from trader.domain import Candle
-from trader.engine import Engine
-from trader.exchange.paper import PaperExchange
-from trader.exchange.sim import SimConfig
-from trader.market.replay import ReplayFeed
-from trader.trade_store import TradeStore
-
-GOAL = 50_000
-HEADLINE = "file DB (tradebot backtest path)"
-RECORDS_ONLY = "file DB, orders/fills only"
-FLOOR = "feed only (no engine)"
-YEAR_CANDLES = 365 * MINUTES_PER_DAY
-
-Candles = dict[str, list[Candle]]
+GOAL_RATE = 8_000
+GOAL_MEMORY_MB = 60.0
+SYMBOL = "XRPUSDT"
+FIVE_MINUTES = timedelta(minutes=5)
+SIZES = {"2k": 0, "100k": 100_000, "500k": 500_000}    # 0: the bundled data
+RESULT_MARK = "RESULT "
 
 
-async def file_backtest(settings: Settings, candles: Candles, folder: Path) -> int:
-    """The `tradebot backtest` path; returns the number of closed trades."""
-    report = await run_backtest(settings, candles, folder, progress=False)
-    return len(report.trades)
+# --- the child: one measured run ----------------------------------------------------------
+def run_child(kind: str, csv_path: str, profile: bool) -> None:
+    from trader.backtest import run_backtest
+    from trader.config import load_settings
+    from trader.market.replay import iter_candles, load_bundled, load_bundled_funding
+
+    quiet_logs("ERROR")
+    settings = load_settings(_env_file=None, TRADEBOT_SYMBOLS=SYMBOL, TRADEBOT_EXCHANGE="paper")
+    if csv_path:
+        candles, funding = {SYMBOL: iter_candles(Path(csv_path), SYMBOL, FIVE_MINUTES)}, None
+    else:
+        candles, funding = {SYMBOL: load_bundled()[SYMBOL]}, load_bundled_funding()
+    before_mb = peak_rss_mb()
+    profiler = cProfile.Profile() if profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    with tempfile.TemporaryDirectory(prefix="replay-") as folder:
+        if profiler is not None:
+            profiler.enable()
+        if kind == "backtest":
+            report = asyncio.run(run_backtest(settings, candles, Path(folder), progress=False,
+                                              funding=funding))
+            count, trades = report.candles, len(report.trades)
+        else:
+            count, trades = asyncio.run(feed_only(candles)), 0
+        if profiler is not None:
+            profiler.disable()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if profiler is not None:
+        print(hot_spots(profiler, 30))
+    print(RESULT_MARK + json.dumps({"candles": count, "trades": trades, "wall": wall, "cpu": cpu,
+                                    "peak_mb": peak_rss_mb(), "before_mb": before_mb}))
 
 
-async def memory_backtest(settings: Settings, candles: Candles, folder: Path) -> int:
-    """run_backtest's loop on an in-memory database (no file at all)."""
-    return await backtest_loop(settings, candles, ":memory:", save_state=True)
-
-
-async def records_only_backtest(settings: Settings, candles: Candles, folder: Path) -> int:
-    """run_backtest's loop on a file database, without saving the paper exchange's state."""
-    return await backtest_loop(settings, candles, folder / "backtest.db", save_state=False)
-
-
-async def backtest_loop(settings: Settings, candles: Candles, db_path: Path | str,
-                        save_state: bool) -> int:
-    """The loop of trader.backtest.run_backtest (without its report), on any database."""
-    clock = ManualClock(min(rows[0].open_time for rows in candles.values()))
-    store = TradeStore.open(db_path)
-    paper = PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
-                                                  default_leverage=settings.leverage),
-                          persist_every=0, save_state=save_state)
-    await paper.start(sorted(candles), settings.leverage)
-    engine = Engine(settings, paper, store, clock, Alerter(store))
-    async for batch in ReplayFeed(candles, clock):
-        for candle in batch:
-            paper.feed_candle(candle)
-            engine.on_candle(candle)
-        await engine.tick()
-    trades = len(store.closed_positions())
-    store.close()
-    return trades
-
-
-async def feed_only(settings: Settings, candles: Candles, folder: Path) -> int:
+async def feed_only(candles: dict) -> int:  # type: ignore[type-arg]
     """The replay feed and the simulator, no engine: what any backtest costs at least."""
-    clock = ManualClock(min(rows[0].open_time for rows in candles.values()))
-    store = Store.open(":memory:")
-    paper = PaperExchange(store, clock, SimConfig(), persist_every=0)
-    await paper.start(sorted(candles), settings.leverage)
+    from trader.backtest import first_open_time
+    from trader.clock import ManualClock
+    from trader.exchange.paper import PaperExchange
+    from trader.exchange.sim import SimConfig
+    from trader.market.replay import ReplayFeed
+    from trader.trade_store import TradeStore
+
+    start, candles = first_open_time(candles)
+    clock = ManualClock(start)
+    store = TradeStore.open(":memory:")
+    paper = PaperExchange(store, clock, SimConfig(), persist_every=0, save_state=False)
+    await paper.start(sorted(candles), 10)
+    count = 0
     async for batch in ReplayFeed(candles, clock):
         for candle in batch:
             paper.feed_candle(candle)
+        count += len(batch)
     store.close()
-    return 0
-
-
-Variant = Callable[[Settings, Candles, Path], Awaitable[int]]
-
-
-def timed(variant: Variant, settings: Settings, candles: Candles, folder: Path,
-          profiler: cProfile.Profile | None = None) -> tuple[float, int]:
-    """Seconds for one variant (the whole call: setup, replay, report) and its trades."""
-    started = time.perf_counter()
-    if profiler is not None:
-        profiler.enable()
-    trades = asyncio.run(variant(settings, candles, folder))
-    if profiler is not None:
-        profiler.disable()
-    return time.perf_counter() - started, trades
+    return count
 
 
 def hot_spots(profiler: cProfile.Profile, limit: int) -> str:
@@ -129,69 +103,82 @@ def hot_spots(profiler: cProfile.Profile, limit: int) -> str:
     return out.getvalue()
 
 
-def run_variants(args: argparse.Namespace, candles: Candles,
-                 profiler: cProfile.Profile | None) -> dict[str, tuple[float, int]]:
-    settings = load_settings(_env_file=None, TRADEBOT_SYMBOLS=args.symbol, TRADEBOT_EXCHANGE="paper")
-    wanted = set(args.variants.split(","))
-    results: dict[str, tuple[float, int]] = {}
-    with scratch_dir("replay-file-", args.dir) as folder:
-        results[HEADLINE] = timed(file_backtest, settings, candles, folder, profiler)
-    if "tmpfs" in wanted and shm_available():
-        with scratch_dir("replay-shm-", "/dev/shm") as folder:
-            results["tmpfs DB (/dev/shm)"] = timed(file_backtest, settings, candles, folder)
-    if "memory" in wanted:
-        results["memory DB"] = timed(memory_backtest, settings, candles, Path("."))
-    if "records" in wanted:
-        with scratch_dir("replay-records-", args.dir) as folder:
-            results[RECORDS_ONLY] = timed(records_only_backtest, settings, candles, folder)
-    results[FLOOR] = timed(feed_only, settings, candles, Path("."))
-    return results
+# --- the parent: data, children, figures --------------------------------------------------
+def measure(kind: str, csv_path: Path | None, profile: bool = False) -> dict[str, float]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
+               "--csv", str(csv_path or "")] + (["--profile"] if profile else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = done.stdout.splitlines()
+    results = [line for line in lines if line.startswith(RESULT_MARK)]
+    if done.returncode != 0 or not results:
+        raise RuntimeError(f"{kind} run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    if profile:
+        print("\n".join(line for line in lines if not line.startswith(RESULT_MARK)))
+    return json.loads(results[0][len(RESULT_MARK):])
 
 
-def print_results(results: dict[str, tuple[float, int]], count: int, days: float) -> None:
-    floor = count / results[FLOOR][0]
-    for name, (seconds, trades) in results.items():
-        if name != HEADLINE:
-            print(figure(f"{name}: candles/s", count / seconds, "c/s",
-                         goal=f">= {GOAL:,} c/s" if name == RECORDS_ONLY else "",
-                         baseline=f"{seconds:.1f} s, {trades} trades"))
-    seconds, trades = results[HEADLINE]
-    rate = count / seconds
-    print(f"{trades} trades closed; a year of 1m candles ({YEAR_CANDLES:,}) at this rate takes "
-          f"{YEAR_CANDLES / rate / 60:.1f} min" + ("" if days >= 365 else
-                                                   " (extrapolated linearly from this run)"))
-    print(figure(f"{HEADLINE}: candles/s", rate, "c/s", goal=f">= {GOAL:,} c/s",
-                 baseline=f"feed only {floor:,.0f} c/s"))
+def generated_csv(folder: Path, count: int, seed: int) -> Path:
+    started = time.perf_counter()
+    candles = random_walk_candles(SYMBOL, count, seed=seed, interval=FIVE_MINUTES)
+    path = write_candles_csv(folder / f"{SYMBOL}-5m-{count}.csv", candles)
+    print(f"{count:,} generated {SYMBOL} 5m candles written in "
+          f"{time.perf_counter() - started:.1f} s")
+    return path
+
+
+def report(size: str, run: dict[str, float], floor: dict[str, float]) -> None:
+    count = run["candles"]
+    print(figure(f"{size} backtest: candles/s (wall)", count / run["wall"], "c/s",
+                 goal=f">= {GOAL_RATE:,} c/s",
+                 baseline=f"feed only {count / floor['wall']:,.0f} c/s"))
+    print(figure(f"{size} backtest: candles/s (CPU)", count / run["cpu"], "c/s",
+                 goal=f">= {GOAL_RATE:,} c/s",
+                 baseline=f"feed only {count / floor['cpu']:,.0f} c/s; {int(run['trades'])} "
+                          f"trades, {run['wall']:.1f} s"))
+    print(figure(f"{size} backtest: peak RSS", run["peak_mb"], "MB",
+                 baseline=f"feed only {floor['peak_mb']:.1f} MB; "
+                          f"{run['before_mb']:.1f} MB before the replay"))
 
 
 def main(args: argparse.Namespace) -> None:
-    quiet_logs(args.log_level)
-    count = int(args.days * MINUTES_PER_DAY)
-    started = time.perf_counter()
-    candles = {args.symbol: random_walk_candles(args.symbol, count, seed=args.seed)}
-    print(f"{count:,} 1m candles of {args.symbol} ({args.days:g} days) generated in "
-          f"{time.perf_counter() - started:.1f} s")
-    profiler = cProfile.Profile() if args.profile else None
-    results = run_variants(args, candles, profiler)
-    if profiler is not None:
-        print(hot_spots(profiler, args.top))
-    print_results(results, count, args.days)
+    sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
+    unknown = [size for size in sizes if size not in SIZES]
+    if unknown:
+        raise SystemExit(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
+    runs: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="replay-data-", dir=args.dir) as folder:
+        for size in sizes:
+            csv_path = generated_csv(Path(folder), SIZES[size], args.seed) if SIZES[size] else None
+            floor = measure("feed", csv_path)
+            runs[size] = measure("backtest", csv_path, profile=args.profile)
+            report(size, runs[size], floor)
+    if "2k" in runs and len(runs) > 1:
+        largest = max((size for size in runs if size != "2k"), key=lambda size: SIZES[size])
+        growth = runs[largest]["peak_mb"] - runs["2k"]["peak_mb"]
+        print(figure(f"peak RSS growth 2k -> {largest}", growth, "MB",
+                     goal=f"<= {GOAL_MEMORY_MB:g} MB",
+                     baseline=f"2k {runs['2k']['peak_mb']:.1f} MB"))
+    slowest = min(runs.values(), key=lambda run: run["candles"] / run["cpu"])
+    print(figure("backtest: candles/s (CPU, slowest size)", slowest["candles"] / slowest["cpu"],
+                 "c/s", goal=f">= {GOAL_RATE:,} c/s"))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=float, default=14.0, help="days of 1m candles (365: a year)")
-    parser.add_argument("--symbol", default="BTCUSDT")
+    parser.add_argument("--sizes", default="2k,100k,500k",
+                        help="comma-separated: 2k (bundled real data), 100k, 500k")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dir", default=None, help="where the file DB goes (default: $TMPDIR)")
-    parser.add_argument("--variants", default="tmpfs,memory,records",
-                        help="comparisons run beside the headline and the feed-only floor "
-                             "(comma-separated: tmpfs, memory, records; '' for none)")
-    parser.add_argument("--profile", action="store_true", help="cProfile the file-DB run")
-    parser.add_argument("--top", type=int, default=25, help="hot spots listed with --profile")
-    parser.add_argument("--log-level", default="ERROR")
+    parser.add_argument("--dir", default=None, help="where the generated CSVs go ($TMPDIR)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile each backtest run and print its hot spots")
+    parser.add_argument("--child", choices=("backtest", "feed"), help=argparse.SUPPRESS)
+    parser.add_argument("--csv", default="", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    arguments = parse_args()
+    if arguments.child:
+        run_child(arguments.child, arguments.csv, arguments.profile)
+    else:
+        main(arguments)

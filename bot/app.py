@@ -1,7 +1,10 @@
 """The Telegram bot wired into the engine's event loop: polling (or webhook), handlers, alerts.
 
 `TelegramBot` runs a python-telegram-bot `Application` inside the agent's own asyncio loop
-(initialize / start / updater.start_polling; never run_polling, which would own the loop).
+(initialize / start / updater.start_polling; never run_polling, which would own the loop);
+in webhook mode updates arrive on the agent's HTTP endpoint beside GET /health
+(bot/webhook.py). It keeps the operator's sleep/pause pinned (`intent_pin`,
+bot/pinned_state.py) and answers /health (bot/health_reply.py).
 It is also the engine's `AlertSink`: `wake()` nudges the delivery task. If Telegram is
 unreachable at start, the engine is not held up: the bot keeps connecting in the background
 while alerts wait in the outbox. A token Telegram rejects at start is a configuration error
@@ -15,11 +18,10 @@ while alerts wait in the outbox. A token Telegram rejects at start is a configur
 
 import asyncio
 import hashlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from loguru import logger
 from telegram import BotCommand, Update
@@ -33,13 +35,19 @@ from bot.confirm import ConfirmationBook
 from bot.delivery import AlertDelivery
 from bot.format import HELP_LINES
 from bot.handlers import CommandHandlers, HandlerTimings
+from bot.health_reply import ABOUT as HEALTH_ABOUT
+from bot.health_reply import HealthCommand
+from bot.pinned_state import PinnedState
 from bot.replies import Replies
 from bot.sending import Backoff, RetryLog, RetryPolicy, is_transient
+from bot.webhook import TelegramWebhook
 from storage import Store
 from trader.alerter import Alerter
 from trader.clock import Clock
 from trader.commands import EngineControl
 from trader.config import ConfigError, Settings
+from trader.health import HealthView
+from trader.health_server import HttpEndpoint
 from trader.log_sink import LogAlertSink
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
@@ -70,33 +78,58 @@ def file_url(api_url: str) -> str:
     return f"{root}/file/bot" if root != api_url else f"{api_url}/file"
 
 
-def build_application(token: str, api_url: str | None) -> Application:  # type: ignore[type-arg]
+def build_application(token: str, api_url: str | None, *,  # type: ignore[type-arg]
+                      polling: bool = True) -> Application:
     # Two get_updates connections: the cleanup call on stop must not wait for the long poll.
     builder = (ApplicationBuilder().token(token).concurrent_updates(16).job_queue(None)
                .get_updates_connection_pool_size(2))
+    if not polling:
+        builder = builder.updater(None)     # webhook mode: bot/webhook.py feeds the queue
     if api_url:
         builder = builder.base_url(api_url).base_file_url(file_url(api_url))
     return builder.build()
 
 
 class TelegramBot:
-    """Commands in, alerts out. Start and stop it from the agent's event loop."""
+    """Commands in, alerts out. Start and stop it from the agent's event loop.
+
+    `http`: the agent's endpoint on $PORT (the webhook is served there, beside GET /health);
+    without one, webhook mode serves its own. `health`: the /health view. `take_updates=False`
+    connects for alerts and the pinned state only (a one-shot `tradebot shutdown`).
+    `intent_pin` keeps the operator's intent pinned (bot/pinned_state.py).
+    """
 
     def __init__(self, settings: Settings, engine: EngineControl, alerter: Alerter, store: Store,
-                 clock: Clock, timings: BotTimings | None = None) -> None:
+                 clock: Clock, timings: BotTimings | None = None, *,
+                 http: HttpEndpoint | None = None, health: Callable[[], HealthView] | None = None,
+                 take_updates: bool = True) -> None:
         if settings.telegram_bot_token is None:
             raise ValueError("TelegramBot needs TELEGRAM_BOT_TOKEN; use make_alert_sink")
         self.settings = settings
         self.timings = timings or BotTimings()
+        self.take_updates = take_updates
         self._token = settings.telegram_bot_token.get_secret_value()
-        self.application = build_application(self._token, settings.telegram_api_url)
+        webhook_url = settings.telegram_webhook_url
+        self.application = build_application(self._token, settings.telegram_api_url,
+                                             polling=not webhook_url)
+        self.webhook = None if not webhook_url else TelegramWebhook(
+            self.application, http or HttpEndpoint(settings.port), webhook_url,
+            # Telegram sends the secret with every call.
+            hashlib.sha256(self._token.encode()).hexdigest()[:32], ALLOWED_UPDATES,
+            owns_endpoint=http is None)
         gate = ChatGate(settings.telegram_allowed_chat_ids, settings.telegram_allowed_user_ids,
                         alerter)
         replies = Replies(alerter, clock, self.timings.replies, self.timings.callback_answers)
         self.handlers = CommandHandlers(engine, gate, clock,
                                         ConfirmationBook(ttl=self.timings.confirm_ttl), replies,
                                         self.timings.handlers)
-        self.handlers.register(self.application)
+        self.health = health
+        served_here = [HealthCommand(health, replies).handler()] if health is not None else []
+        self.handlers.register(self.application, extra=served_here,
+                               extra_help=[("/health", HEALTH_ABOUT)] if served_here else [])
+        self.intent_pin = PinnedState(lambda: self.application.bot,
+                                      settings.telegram_allowed_chat_ids,
+                                      lambda: self.connected, alerter, clock)
         self.delivery = AlertDelivery(self._send_alert, settings.telegram_allowed_chat_ids,
                                       alerter, store, clock,
                                       interval=self.timings.delivery_interval,
@@ -142,6 +175,8 @@ class TelegramBot:
         application = self.application
         if application.updater is not None and application.updater.running:
             await self._bounded(application.updater.stop(), "stop polling")
+        if self.webhook is not None:
+            await self._bounded(self.webhook.stop(), "stop the webhook server")
         if application.running:
             await self._bounded(application.stop(), "finish running commands")
         await self._bounded(application.shutdown(), "close connections")
@@ -162,32 +197,31 @@ class TelegramBot:
         await asyncio.wait_for(application.initialize(), self.timings.connect_timeout)
         if not application.running:
             await application.start()
-        if application.updater is not None and not application.updater.running:
+        if self.take_updates:
             await self._start_updates()
-        await self._register_menu()
+            await self._register_menu()
         self.connected = True
         me = application.bot.username
         logger.info("telegram bot connected username={} mode={}", me,
                     "webhook" if self.settings.telegram_webhook_url else "polling")
 
     async def _start_updates(self) -> None:
+        if self.webhook is not None:
+            await self.webhook.start()
+            return
         updater = self.application.updater
         assert updater is not None
-        webhook_url = self.settings.telegram_webhook_url
-        if webhook_url:
-            # Telegram sends the secret with every call; the path comes from the public URL.
-            await updater.start_webhook(
-                listen="0.0.0.0", port=self.settings.port,   # the dyno routes $PORT to us
-                url_path=urlparse(webhook_url).path.strip("/"), webhook_url=webhook_url,
-                secret_token=hashlib.sha256(self._token.encode()).hexdigest()[:32],
-                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+        if updater.running:
             return
         await updater.start_polling(timeout=timedelta(seconds=self.timings.poll_timeout),
                                     allowed_updates=ALLOWED_UPDATES,
                                     drop_pending_updates=False, error_callback=self._polling_error)
 
     async def _register_menu(self) -> None:
-        commands = [BotCommand(name, what) for name, what in HELP_LINES]
+        lines = list(HELP_LINES)
+        if self.health is not None and all(name != "health" for name, _ in lines):
+            lines.append(("health", HEALTH_ABOUT))
+        commands = [BotCommand(name, what) for name, what in lines]
         try:
             await self.application.bot.set_my_commands(commands)
         except TelegramError as exc:
@@ -240,9 +274,10 @@ class TelegramBot:
     def _polling_error(self, exc: TelegramError) -> None:
         logger.warning("telegram polling failed error={}", exc)
 
-    async def _send_alert(self, chat_id: int, text: str, html: bool) -> None:
+    async def _send_alert(self, chat_id: int, text: str, html: bool, silent: bool) -> None:
         await self.application.bot.send_message(chat_id, text,
-                                                parse_mode=ParseMode.HTML if html else None)
+                                                parse_mode=ParseMode.HTML if html else None,
+                                                disable_notification=silent)
 
 
 def _log_if_crashed(task: "asyncio.Task[None]") -> None:
@@ -254,12 +289,16 @@ def _log_if_crashed(task: "asyncio.Task[None]") -> None:
 
 
 def make_alert_sink(settings: Settings, engine: EngineControl, alerter: Alerter, store: Store,
-                    clock: Clock, timings: BotTimings | None = None) -> TelegramBot | LogAlertSink:
-    """The Telegram bot when a token is configured, else the log-only sink; attached to `alerter`."""
+                    clock: Clock, timings: BotTimings | None = None, *,
+                    http: HttpEndpoint | None = None, health: Callable[[], HealthView] | None = None,
+                    take_updates: bool = True) -> TelegramBot | LogAlertSink:
+    """The Telegram bot when a token is configured, else the log-only sink; attached to
+    `alerter`. The keywords are TelegramBot's."""
     sink: TelegramBot | LogAlertSink
     if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value():
         sink = LogAlertSink(alerter, store, clock)
     else:
-        sink = TelegramBot(settings, engine, alerter, store, clock, timings)
+        sink = TelegramBot(settings, engine, alerter, store, clock, timings, http=http,
+                           health=health, take_updates=take_updates)
     alerter.sink = sink
     return sink

@@ -1,4 +1,5 @@
-"""Confirmation prompts for destructive commands (/close, /shutdown): buttons, expiry, single use.
+"""Confirmation prompts for commands that act on money (/close, /shutdown, /long, /short,
+/unlock): buttons, expiry, single use.
 
 A prompt is identified by a random nonce carried in the buttons' callback data. It can be
 used once (a repeated press of the same button does nothing), and it expires after its ttl
@@ -20,11 +21,15 @@ class Choice(StrEnum):
     CLOSE = "close"
     FLATTEN = "flatten"
     KEEP = "keep"
+    CONFIRM = "confirm"
     CANCEL = "cancel"
 
 
 CHOICES = {CommandKind.CLOSE: {Choice.CLOSE, Choice.CANCEL},
-           CommandKind.SHUTDOWN: {Choice.FLATTEN, Choice.KEEP, Choice.CANCEL}}
+           CommandKind.SHUTDOWN: {Choice.FLATTEN, Choice.KEEP, Choice.CANCEL},
+           CommandKind.LONG: {Choice.CONFIRM, Choice.CANCEL},
+           CommandKind.SHORT: {Choice.CONFIRM, Choice.CANCEL},
+           CommandKind.UNLOCK: {Choice.CONFIRM, Choice.CANCEL}}
 
 
 class PromptState(StrEnum):
@@ -91,6 +96,21 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
         label = "Close all" if prompt.symbol == ALL_SYMBOLS else f"Close {prompt.symbol}"
         return text, InlineKeyboardMarkup([[_button(prompt, label, Choice.CLOSE),
                                              _button(prompt, "Cancel", Choice.CANCEL)]])
+    if prompt.kind in (CommandKind.LONG, CommandKind.SHORT):
+        side = "LONG" if prompt.kind is CommandKind.LONG else "SHORT"
+        text = (f"Open a <b>{side}</b> on <b>{escape(prompt.symbol)}</b> at market now? Sized "
+                "by the risk rules, with its stop-loss and take-profit, like a signal entry; "
+                f"the guards still apply. Expires in {seconds} s.")
+        label = f"{'Buy' if side == 'LONG' else 'Sell'} {prompt.symbol} ({side.lower()})"
+        return text, InlineKeyboardMarkup([[_button(prompt, label, Choice.CONFIRM),
+                                             _button(prompt, "Cancel", Choice.CANCEL)]])
+    if prompt.kind is CommandKind.UNLOCK:
+        text = (f"Unlock <b>{escape(prompt.symbol)}</b>: end its cooldown and clear its "
+                "breakers? A new entry may follow at once. Expires in "
+                f"{seconds} s.")
+        return text, InlineKeyboardMarkup([[
+            _button(prompt, f"Unlock {prompt.symbol}", Choice.CONFIRM),
+            _button(prompt, "Cancel", Choice.CANCEL)]])
     text = ("<b>Shutdown</b>: entries stop, entry orders are cancelled and the agent sleeps "
             f"until /wake. What about open positions? Expires in {seconds} s.")
     return text, InlineKeyboardMarkup([

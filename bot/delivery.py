@@ -3,11 +3,14 @@
 A background task wakes when the engine publishes (`wake()` only sets an event, so the
 engine never waits for Telegram) and every few seconds. It sends the alerts the database
 could not keep (`Alerter.take_unsaved`) and the outbox's pending ones, oldest first, and
-marks each delivered one sent. While Telegram is unreachable the alerts stay pending (the
+marks each delivered one sent. Each alert rings or not as `Loudness` decides (INFO and the
+operator's TRADEBOT_ALERTS_SILENT names go with `disable_notification`; only the first part
+of a long alert rings). While Telegram is unreachable the alerts stay pending (the
 attempt is counted) and tenacity repeats the pass with capped exponential backoff (never less
 than a flood-control `retry_after`), resuming at the first undelivered alert, so nothing is
 lost, reordered or sent twice. A pass that raises is logged with its traceback and repeated
-the same way: the task only ends when it is stopped.
+the same way: the task only ends when it is stopped. Stopping lets the breaker trips the
+alerter holds for their clear go out in the last pass.
 """
 
 import asyncio
@@ -27,15 +30,20 @@ from tenacity import (
     stop_when_event_set,
 )
 
-from bot.format import format_alert, split_message
+from bot.format import format_alert
 from bot.sending import Backoff, retry_after_seconds
+from bot.telegram_text import split_message
 from storage import SaveStateFailure, Store
+from trader.alert_routing import Loudness
 from trader.alerter import Alerter
 from trader.alerts import OutgoingAlert
 from trader.clock import Clock
 
-SendText = Callable[[int, str, bool], Awaitable[object]]
-"""send(chat_id, text, html) -> raises telegram.error.TelegramError when not delivered."""
+SendText = Callable[[int, str, bool, bool], Awaitable[object]]
+"""send(chat_id, text, html, silent) -> raises telegram.error.TelegramError when not
+delivered. `silent`: Telegram's sendMessage `disable_notification`, "Sends the message
+silently. Users will receive a notification with no sound."
+(https://core.telegram.org/bots/api#sendmessage)"""
 
 
 class Delivery(StrEnum):
@@ -60,6 +68,7 @@ class _Progress:
     """Parts already delivered per chat, so a retry resumes instead of repeating."""
     parts_sent: dict[int, int] = field(default_factory=dict)
     delivered_somewhere: bool = False
+    silent: bool = True          # decided once per alert (Loudness remembers what rang)
 
 
 class AlertDelivery:
@@ -76,6 +85,7 @@ class AlertDelivery:
         self.interval = interval
         self.backoff = backoff or Backoff()
         self.batch = batch
+        self.loudness = Loudness(alerter.routing)
         self._unsaved: list[_Queued] = []
         self._progress: dict[str, _Progress] = {}
         self._unmarked: dict[int, str] = {}      # outbox id -> status not yet written
@@ -99,6 +109,7 @@ class AlertDelivery:
     async def stop(self, timeout: float) -> None:
         """One last delivery pass (best effort, at most `timeout` seconds), then end the loop."""
         self._stop_requested.set()
+        self.alerter.release_held()
         if self._task is None:
             return
         try:
@@ -185,7 +196,9 @@ class AlertDelivery:
     async def _deliver(self, item: _Queued) -> bool:
         """True when this alert is done (sent, or refused by every chat); False: unreachable."""
         parts = split_message(format_alert(item.alert))
-        progress = self._progress.setdefault(item.key, _Progress())
+        progress = self._progress.get(item.key)
+        if progress is None:
+            progress = self._progress[item.key] = _Progress(silent=self.loudness.silent(item.alert))
         for chat_id in self.chat_ids:
             outcome = await self._send_parts(item, chat_id, parts, progress)
             if outcome is ChatOutcome.UNREACHABLE:
@@ -198,15 +211,17 @@ class AlertDelivery:
     async def _send_parts(self, item: _Queued, chat_id: int, parts: list[str],
                           progress: _Progress) -> ChatOutcome:
         for index in range(progress.parts_sent.get(chat_id, 0), len(parts)):
-            outcome = await self._send_one(item, chat_id, parts[index])
+            silent = progress.silent or index > 0   # one sound per alert
+            outcome = await self._send_one(item, chat_id, parts[index], silent)
             if outcome is not ChatOutcome.SENT:
                 return outcome
             progress.parts_sent[chat_id] = index + 1
         return ChatOutcome.SENT
 
-    async def _send_one(self, item: _Queued, chat_id: int, text: str) -> ChatOutcome:
+    async def _send_one(self, item: _Queued, chat_id: int, text: str,
+                        silent: bool) -> ChatOutcome:
         try:
-            await self.send(chat_id, text, True)
+            await self.send(chat_id, text, True, silent)
         except RetryAfter as exc:
             self._retry_after = retry_after_seconds(exc)
             logger.warning("telegram flood control alert={} retry_after_s={}", item.key,
@@ -215,7 +230,7 @@ class AlertDelivery:
         except BadRequest as exc:
             logger.error("telegram refused alert html alert={} chat={} error={}; sending plain",
                          item.key, chat_id, exc)
-            return await self._send_plain(item, chat_id)
+            return await self._send_plain(item, chat_id, silent)
         except NetworkError as exc:
             logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
             return ChatOutcome.UNREACHABLE
@@ -224,11 +239,11 @@ class AlertDelivery:
             return ChatOutcome.REFUSED
         return ChatOutcome.SENT
 
-    async def _send_plain(self, item: _Queued, chat_id: int) -> ChatOutcome:
+    async def _send_plain(self, item: _Queued, chat_id: int, silent: bool) -> ChatOutcome:
         alert = item.alert
         text = f"{alert.severity} {alert.name} {alert.symbol}\n{alert.text}"[:4000]
         try:
-            await self.send(chat_id, text, False)
+            await self.send(chat_id, text, False, silent)
         except BadRequest as exc:   # before NetworkError, its parent class
             logger.error("telegram refused plain alert alert={} chat={} error={}", item.key,
                          chat_id, exc)

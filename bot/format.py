@@ -1,68 +1,33 @@
-"""Compact HTML messages for Telegram: status, positions, PnL, alerts, results, help.
+"""Compact HTML messages for Telegram: status, positions, alerts, results, /start and /help.
 
-Pure functions from the engine's views to Telegram HTML. Every value that did not come from
-this module (symbols, error texts, alert texts) goes through `escape`, so a symbol like
-`A<B&C` can never break the markup. `split_message` cuts long answers under Telegram's
-4096-character limit at line boundaries, keeping tags balanced in every part.
+Pure functions from the engine's views to Telegram HTML (the history tables are in
+bot/format_history.py). Numbers, durations and plurals read as `trader.display` writes them,
+the same as in the alerts. Every value that did not come from this module goes through
+`escape` (bot/telegram_text.py, which also splits long answers under Telegram's limit).
 """
 
-import html
-import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bot.format_history import HISTORY_VIEWS, format_pnl
+from bot.parsing import COMMANDS, HELP_GROUPS
+from bot.telegram_text import TELEGRAM_LIMIT as TELEGRAM_LIMIT
+from bot.telegram_text import escape as escape
+from bot.telegram_text import plain_text as plain_text
+from bot.telegram_text import split_message as split_message
+from bot.telegram_text import utf16_length as utf16_length
 from trader.alerts import OutgoingAlert
-from trader.commands import AlertView, CommandKind, CommandResult, PnlView, PositionView, StatusView
+from trader.commands import AlertView, CommandKind, CommandResult, PositionView, StatusView
+from trader.display import duration, money, number, percent, plural
 
-TELEGRAM_LIMIT = 4096
 SEVERITY_MARK = {"CRITICAL": "🚨", "WARN": "⚠️", "INFO": "ℹ️"}
-_TOKEN = re.compile(r"<[^<>]*>|&#?\w+;|[^<&]+|[<&]", re.DOTALL)
-_TAG_NAME = re.compile(r"</?([a-zA-Z][a-zA-Z0-9-]*)")
 
-HELP_LINES = [
-    ("status", "mode, equity, positions, breakers"),
-    ("positions", "open positions with TP/SL"),
-    ("pnl", "realised PnL: /pnl day|week|all"),
-    ("chart", "equity and drawdown chart"),
-    ("alerts", "recent alerts"),
-    ("close", "close a position: /close SYMBOL|all"),
-    ("shutdown", "sleep (flatten or keep protected)"),
-    ("wake", "reconcile, then resume trading"),
-    ("pause", "pause entries: /pause [30m|2h|1d]"),
-    ("resume", "resume entries"),
-    ("help", "this list"),
-]
+# Telegram's command menu (setMyCommands): every command but the aliases and /start.
+HELP_LINES = [(spec.name, spec.about) for spec in COMMANDS if spec.menu]
 
 
-def escape(text: object) -> str:
-    """Text safe inside Telegram HTML (<, > and & escaped)."""
-    return html.escape(str(text), quote=False)
-
-
-def plain_text(text: str) -> str:
-    """Telegram HTML as the plain text it shows (tags dropped, entities decoded)."""
-    return html.unescape(re.sub(r"<[^<>]*>", "", text))
-
-
-def utf16_length(text: str) -> int:
-    """Telegram measures messages in UTF-16 code units (an emoji counts 2)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-# --- numbers and times --------------------------------------------------------------
-def money(value: Decimal, signed: bool = False) -> str:
-    quantized = value.quantize(Decimal("0.01"))
-    return f"{quantized:+,}" if signed else f"{quantized:,}"
-
-
-def number(value: Decimal) -> str:
-    """A price or quantity as given (no trailing zeros), with thousands separators."""
-    normal = value.normalize()
-    if normal == normal.to_integral():
-        normal = normal.quantize(Decimal(1))
-    return f"{normal:,f}"
-
-
+# --- times ---------------------------------------------------------------------------
 def clock_time(moment: datetime) -> str:
     return moment.strftime("%H:%M UTC")
 
@@ -71,31 +36,37 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%d %b %H:%M:%S UTC")
 
 
-def duration(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    days, rest = divmod(minutes, 1440)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
-
-
 # --- views ----------------------------------------------------------------------------
 def format_position(position: PositionView) -> list[str]:
+    """Two lines: size, entry -> mark, PnL and its %, time in trade; then SL and TP with
+    how far the mark has to move to reach each, the state and the leverage."""
     pnl = money(position.unrealized_pnl, signed=True)
+    held = f" · {duration(position.age)}" if position.age is not None else ""
     return [
         f"<b>{escape(position.symbol)}</b> {escape(position.side)} {number(position.quantity)} "
-        f"@ {number(position.entry_price)} → {number(position.mark_price)}  PnL <b>{pnl}</b>",
-        f"  {_leg('SL', position.stop_trigger, position.stop_attached)} · "
-        f"{_leg('TP', position.take_profit_trigger, position.take_profit_attached)} · "
-        f"{escape(position.state)} · {position.leverage}x",
+        f"@ {number(position.entry_price)} → {number(position.mark_price)}  PnL <b>{pnl}</b> "
+        f"({percent(position.pnl_fraction)}){held}",
+        f"  {_leg('SL', position, position.stop_trigger, position.stop_attached)} · "
+        f"{_targets(position)} · {escape(position.state)} · {position.leverage}x",
     ]
 
 
-def _leg(name: str, price: Decimal | None, attached: bool) -> str:
+def _targets(position: PositionView) -> str:
+    """TP, or TP1 and TP2 while the two-TP plan's TP1 has not filled."""
+    target = _leg('TP' if position.first_target_trigger is None else 'TP2', position,
+                  position.take_profit_trigger, position.take_profit_attached)
+    if position.first_target_trigger is None:
+        return target
+    first = _leg('TP1', position, position.first_target_trigger, position.first_target_attached)
+    return f"{first} · {target}"
+
+
+def _leg(name: str, position: PositionView, price: Decimal | None, attached: bool) -> str:
     if price is None:
         return f"{name} ❌ none"
-    return f"{name} {number(price)} {'✅' if attached else '❌ not attached'}"
+    move = position.move_to(price)
+    away = f" ({percent(move)})" if move is not None else ""
+    return f"{name} {number(price)}{away} {'✅' if attached else '❌ not attached'}"
 
 
 def format_positions(positions: list[PositionView]) -> str:
@@ -107,12 +78,17 @@ def format_positions(positions: list[PositionView]) -> str:
     return "\n".join(lines)
 
 
-def format_status(status: StatusView) -> str:
+def _run_state(status: StatusView) -> str:
     run_state = escape(status.run_state)
     if status.paused_until is not None:
         run_state += f" until {clock_time(status.paused_until)}"
+    return run_state
+
+
+def format_status(status: StatusView) -> str:
     lines = [
-        f"<b>tradebot</b> · {escape(status.mode)} · <b>{run_state}</b> · up {duration(status.uptime)}",
+        f"<b>tradebot</b> · {escape(status.mode)} · <b>{_run_state(status)}</b> · "
+        f"up {duration(status.uptime)}",
         f"Equity <b>{money(status.equity)}</b> USDT · free margin {money(status.free_margin)}",
         format_positions(status.positions),
     ]
@@ -120,6 +96,10 @@ def format_status(status: StatusView) -> str:
         lines.append("<b>Regime</b> " + " · ".join(
             f"{escape(symbol)} {escape(regime)}" for symbol, regime in status.regimes.items()))
     lines.append("<b>Breakers</b> " + (", ".join(escape(b) for b in status.breakers) or "none"))
+    if status.paused_symbols:
+        lines.append("<b>Paused</b> " + ", ".join(
+            f"{escape(symbol)} until {clock_time(until) if until else '/resume'}"
+            for symbol, until in sorted(status.paused_symbols.items())))
     if status.cooldowns:
         lines.append("<b>Cooldowns</b> " + ", ".join(
             f"{escape(symbol)} until {clock_time(until)}" for symbol, until in status.cooldowns.items()))
@@ -133,14 +113,16 @@ def format_status(status: StatusView) -> str:
     return "\n".join(lines)
 
 
-def format_pnl(pnl: PnlView) -> str:
-    return "\n".join([
-        f"<b>PnL · {escape(pnl.period)}</b>",
-        f"Realised {money(pnl.realized, signed=True)} · fees {money(pnl.fees)} · "
-        f"funding {money(pnl.funding, signed=True)}",
-        f"Net <b>{money(pnl.net, signed=True)}</b> USDT · {pnl.trades} trades · "
-        f"win rate {pnl.win_rate:.0%}",
-    ])
+def format_start(status: StatusView) -> str:
+    """/start's short status: state, equity, open positions, anything blocking entries."""
+    lines = [f"<b>tradebot</b> · {escape(status.mode)} · <b>{_run_state(status)}</b> · "
+             f"equity <b>{money(status.equity)}</b> USDT · "
+             f"{plural(len(status.positions), 'open position')}"]
+    lines += [f"{escape(p.symbol)} {escape(p.side)} PnL {money(p.unrealized_pnl, signed=True)} "
+              f"({percent(p.pnl_fraction)})" for p in status.positions]
+    if status.breakers:
+        lines.append("Breakers " + ", ".join(escape(b) for b in status.breakers))
+    return "\n".join(lines)
 
 
 def format_alerts(alerts: list[AlertView]) -> str:
@@ -173,8 +155,11 @@ def _one_line(text: str) -> str:
 # --- command answers -----------------------------------------------------------------
 ACTION_TITLES = {
     CommandKind.CLOSE: "Close", CommandKind.SHUTDOWN: "Shutdown", CommandKind.WAKE: "Wake",
-    CommandKind.PAUSE: "Pause", CommandKind.RESUME: "Resume",
+    CommandKind.PAUSE: "Pause", CommandKind.RESUME: "Resume", CommandKind.LONG: "Long",
+    CommandKind.SHORT: "Short", CommandKind.UNLOCK: "Unlock",
 }
+QUERY_TITLES = {CommandKind.VERSION: "Version", CommandKind.BALANCE: "Balance",
+                CommandKind.CHART: "Chart"}
 
 
 def format_result(kind: CommandKind, result: CommandResult) -> str:
@@ -185,6 +170,9 @@ def format_result(kind: CommandKind, result: CommandResult) -> str:
         view = _view(result)
         if view is not None:
             return view
+        if not kind.mutating:
+            title = QUERY_TITLES.get(kind, kind.value.capitalize())
+            return "\n".join([f"<b>{title}</b>", *(escape(line) for line in result.lines)])
     title = ACTION_TITLES.get(kind, kind.value.capitalize())
     head = f"✅ <b>{title}: done</b>" if result.ok else f"⚠️ <b>{title}: failed</b>"
     return "\n".join([head, *(escape(line) for line in result.lines)])
@@ -200,119 +188,33 @@ def _view(result: CommandResult) -> str | None:
         parts.append(format_pnl(result.pnl))
     if result.alerts is not None:
         parts.append(format_alerts(result.alerts))
+    parts += [show(result) for field, show in HISTORY_VIEWS if getattr(result, field) is not None]
     if not parts:
         return None
     return "\n".join([*parts, *(escape(line) for line in result.lines)])
 
 
-def help_text(symbols: list[str]) -> str:
+def help_text(symbols: list[str], extra: Sequence[tuple[str, str]] = ()) -> str:
+    """Every command, grouped as an operator looks for them; `extra` (usage, about) lines
+    for commands the bot answers itself (/health) end the last group."""
     lines = ["<b>tradebot commands</b>"]
-    lines.extend(f"/{name}: {escape(what)}" for name, what in HELP_LINES)
+    for group in HELP_GROUPS:
+        lines.append(f"<b>{group}</b>")
+        lines += [f"{escape(spec.usage)} · {escape(spec.about)}" for spec in COMMANDS
+                  if spec.group == group]
+    lines += [f"{escape(usage)} · {escape(about)}" for usage, about in extra]
     lines.append("Symbols: " + escape(", ".join(symbols)))
     return "\n".join(lines)
+
+
+def start_text(result: CommandResult, symbols: list[str],
+               extra: Sequence[tuple[str, str]] = ()) -> str:
+    """/start: the short status (when the engine answered one), then /help's list."""
+    status = format_start(result.status) if result.ok and result.status is not None \
+        else format_result(CommandKind.STATUS, result)
+    return f"{status}\n\n{help_text(symbols, extra)}"
 
 
 def stale_text(sent_at: datetime, age: timedelta) -> str:
     return (f"⏳ This command was sent at {clock_time(sent_at)} and waited {duration(age)} "
             "while the agent was down; it was <b>not</b> executed. Send it again if you still want it.")
-
-
-def usage_text(usage: str, problem: str = "") -> str:
-    prefix = f"{escape(problem)}. " if problem else ""
-    return f"{prefix}Usage: {escape(usage)}"
-
-
-# --- splitting ------------------------------------------------------------------------
-def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Parts of `text`, each at most `limit` UTF-16 units, cut at line boundaries when possible.
-
-    Tags open at a cut are closed at the end of the part and reopened in the next, so every
-    part is valid HTML on its own. A line longer than a whole part is cut between words
-    (between characters inside a very long word), never inside a tag or an entity.
-    """
-    if utf16_length(text) <= limit:
-        return [text]
-    splitter = _Splitter(limit)
-    for line in text.split("\n"):
-        splitter.add_line(_tokens(line))
-    return splitter.finish()
-
-
-class _Splitter:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.parts: list[str] = []
-        self.tokens: list[str] = []
-        self.size = 0
-        self.open_tags: list[str] = []
-        self.at_start = True          # the part holds nothing but reopened tags
-
-    def add_line(self, tokens: list[str]) -> None:
-        separator = [] if self.at_start else ["\n"]
-        if self._fits(separator + tokens):
-            self._push_all(separator + tokens)
-            return
-        if not self.at_start:
-            self._cut()
-            if self._fits(tokens):
-                self._push_all(tokens)
-                return
-        for token in tokens:
-            if not self._fits([token]) and not self.at_start:
-                self._cut()
-            self._push_all([token])
-
-    def finish(self) -> list[str]:
-        if not self.at_start:
-            self._cut()
-        return [part for part in self.parts if part.strip()]
-
-    def _fits(self, tokens: list[str]) -> bool:
-        tags = self.open_tags
-        for token in tokens:
-            tags = _after(tags, token)
-        added = sum(utf16_length(token) for token in tokens)
-        return self.size + added + utf16_length(_closers(tags)) <= self.limit
-
-    def _push_all(self, tokens: list[str]) -> None:
-        for token in tokens:
-            self.tokens.append(token)
-            self.size += utf16_length(token)
-            self.open_tags = _after(self.open_tags, token)
-        self.at_start = self.at_start and not tokens
-
-    def _cut(self) -> None:
-        self.parts.append("".join(self.tokens) + _closers(self.open_tags))
-        self.tokens = list(self.open_tags)
-        self.size = sum(utf16_length(tag) for tag in self.open_tags)
-        self.at_start = True
-
-
-_WORD = re.compile(r"\S+\s*|\s+")
-LONG_WORD = 64
-
-
-def _tokens(text: str) -> list[str]:
-    """Tags and entities whole, text word by word (very long words character by character)."""
-    tokens: list[str] = []
-    for match in _TOKEN.finditer(text):
-        token = match.group(0)
-        if token[0] in "<&":
-            tokens.append(token)
-            continue
-        for word in _WORD.findall(token):
-            tokens.extend(word if utf16_length(word) > LONG_WORD else [word])
-    return tokens
-
-
-def _after(open_tags: list[str], token: str) -> list[str]:
-    if not token.startswith("<") or not _TAG_NAME.match(token):
-        return open_tags
-    if token.startswith("</"):
-        return open_tags[:-1]
-    return [*open_tags, token]
-
-
-def _closers(open_tags: list[str]) -> str:
-    names = [_TAG_NAME.match(tag) for tag in reversed(open_tags)]
-    return "".join(f"</{name.group(1)}>" for name in names if name)

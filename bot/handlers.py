@@ -2,23 +2,27 @@
 
 The bot never touches trading state: every action is a `Command` awaited through
 `EngineControl.execute` (the engine is the single writer). A command is refused without
-being executed when its arguments are wrong (one-line usage answer) or when it waited more
-than 60 s while the agent was down. /close and /shutdown ask for confirmation with inline
-buttons that expire; each confirmation can be used once, so a repeated press does nothing.
+being executed when its arguments are wrong (one-line usage answer, bot/parsing.py) or when
+it waited more than 60 s while the agent was down. /close, /shutdown, /long, /short and
+/unlock ask for confirmation with inline buttons that expire; each confirmation can be used
+once, so a repeated press does nothing. /start answers a short status and the command list.
 Everything said back goes through `Replies` (retried; kept in the alert outbox if Telegram
 does not take it in time).
 """
 
 import asyncio
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loguru import logger
 from telegram import Bot, Update
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
+    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -37,90 +41,13 @@ from bot.confirm import (
     confirmation_prompt,
     parse_callback,
 )
-from bot.format import escape, format_result, help_text, plain_text, stale_text, usage_text
+from bot.format import escape, format_result, help_text, plain_text, stale_text, start_text
+from bot.parsing import USAGE, UsageError, command_name, parse_command
 from bot.replies import Replies
 from trader.clock import Clock
 from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult, EngineControl
 
-USAGE = {
-    "status": "/status", "positions": "/positions", "pnl": "/pnl [day|week|all]",
-    "chart": "/chart", "alerts": "/alerts", "help": "/help", "close": "/close SYMBOL|all",
-    "shutdown": "/shutdown", "wake": "/wake", "pause": "/pause [duration, e.g. 30m, 2h, 1d]",
-    "resume": "/resume",
-}
-KINDS: dict[str, CommandKind | None] = {
-    "status": CommandKind.STATUS, "positions": CommandKind.POSITIONS, "pnl": CommandKind.PNL,
-    "chart": CommandKind.CHART, "alerts": CommandKind.ALERTS, "help": None,
-    "close": CommandKind.CLOSE, "shutdown": CommandKind.SHUTDOWN, "wake": CommandKind.WAKE,
-    "pause": CommandKind.PAUSE, "resume": CommandKind.RESUME,
-}
-PNL_PERIODS = ("day", "week", "all")
-MAX_PAUSE = timedelta(days=30)
-_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-# --- parsing ----------------------------------------------------------------------------
-class UsageError(ValueError):
-    """Bad arguments; the answer is one line: what is wrong and the usage."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(problem)
-        self.text = usage_text(USAGE[name], problem)
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A parsed command line, ready to become a `Command` (or a confirmation prompt)."""
-    name: str
-    kind: CommandKind | None
-    symbol: str | None = None
-    duration: timedelta | None = None
-    period: str = "day"
-
-
-def parse_duration(text: str) -> timedelta:
-    """'30m', '2h', '1d' -> timedelta (1 minute to 30 days); ValueError otherwise."""
-    match = _DURATION.match(text.strip().lower())
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration like 30m, 2h or 1d")
-    span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    if not timedelta(minutes=1) <= span <= MAX_PAUSE:
-        raise ValueError("a pause lasts from 1m to 30d")
-    return span
-
-
-def parse_command(name: str, args: list[str], symbols: list[str]) -> Request:
-    """Check one command line against what the command accepts; UsageError if it does not fit."""
-    if name == "close":
-        if len(args) != 1:
-            raise UsageError(name, "name one symbol or all" if not args else "too many words")
-        return Request(name, CommandKind.CLOSE, symbol=_symbol(args[0], symbols))
-    if name in ("pnl", "pause") and len(args) > 1:
-        raise UsageError(name, "too many words")
-    if name == "pnl":
-        period = args[0].lower() if args else "day"
-        if period not in PNL_PERIODS:
-            raise UsageError(name, f"unknown period {args[0][:32]}")
-        return Request(name, CommandKind.PNL, period=period)
-    if name == "pause":
-        try:
-            span = parse_duration(args[0]) if args else None
-        except ValueError as exc:
-            raise UsageError(name, str(exc)) from None
-        return Request(name, CommandKind.PAUSE, duration=span)
-    if args:
-        raise UsageError(name, f"/{name} takes no arguments")
-    return Request(name, KINDS[name])
-
-
-def _symbol(text: str, symbols: list[str]) -> str:
-    if text.upper() == ALL_SYMBOLS:
-        return ALL_SYMBOLS
-    for symbol in symbols:
-        if symbol.upper() == text.upper():
-            return symbol
-    raise UsageError("close", f"unknown symbol {text[:32]} (trading {', '.join(symbols)})")
+CHAT_ACTION_TIMEOUT = 3.0   # seconds; the picture matters, its "sending photo…" hint less
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +73,21 @@ class CommandHandlers:
         self.replies = replies
         self.timings = timings or HandlerTimings()
         self._late: set[asyncio.Future[CommandResult]] = set()
+        self.extra_help: list[tuple[str, str]] = []
 
-    def register(self, application: Application) -> None:  # type: ignore[type-arg]
+    def register(self, application: Application,  # type: ignore[type-arg]
+                 extra: Sequence[BaseHandler] = (),  # type: ignore[type-arg]
+                 extra_help: Sequence[tuple[str, str]] = ()) -> None:
+        """`extra`: handlers answered outside the engine's queue (/health, bot/health_reply.py);
+        added before the unknown-command answer, behind the same access gate. `extra_help`:
+        their (usage, about) lines for /help and /start."""
+        self.extra_help = list(extra_help)
         new_messages = filters.UpdateType.MESSAGE   # an edited "/close" must not act again
         application.add_handler(TypeHandler(Update, self.check_access), group=-1)
         for name in USAGE:
             application.add_handler(CommandHandler(name, self.on_command, filters=new_messages))
+        for handler in extra:
+            application.add_handler(handler)
         application.add_handler(MessageHandler(filters.COMMAND & new_messages, self.on_unknown))
         application.add_handler(CallbackQueryHandler(self.on_button))
         application.add_error_handler(self.on_error)
@@ -197,14 +133,26 @@ class CommandHandlers:
             return
         kind = request.kind
         if kind is None:
-            await self.replies.send_html(context.bot, chat.id, help_text(list(self.engine.symbols)))
+            await self.replies.send_html(context.bot, chat.id, help_text(list(self.engine.symbols),
+                                                                   self.extra_help))
         elif kind in CHOICES:
             await self._prompt(context.bot, chat.id, kind, request.symbol, now)
         else:
             command = Command(kind, f"tg:{chat.id}:{message.message_id}", message.date,
                               symbol=request.symbol, duration=request.duration,
-                              period=request.period)
-            await self._run(context.bot, chat.id, command)
+                              period=request.period, count=request.count)
+            if request.name == "start":
+                await self._start(context.bot, chat.id, command)
+            else:
+                await self._run(context.bot, chat.id, command)
+
+    async def _start(self, bot: Bot, chat_id: int, command: Command) -> None:
+        """/start: what the agent is doing in three lines, then the commands."""
+        result = await self._execute(bot, chat_id, command, None)
+        if result is not None:
+            await self.replies.send_html(bot, chat_id,
+                                         start_text(result, list(self.engine.symbols),
+                                                    self.extra_help))
 
     async def on_unknown(self, update: Update, context: Context) -> None:
         if update.effective_chat is not None:
@@ -270,6 +218,9 @@ class CommandHandlers:
     # --- engine -------------------------------------------------------------------------
     async def _run(self, bot: Bot, chat_id: int, command: Command,
                    running: asyncio.Future[CommandResult] | None = None) -> None:
+        if command.kind is CommandKind.CHART and running is None:   # drawing takes a moment
+            running = asyncio.ensure_future(self.engine.execute(command))
+            await self._show_uploading_photo(bot, chat_id)
         result = await self._execute(bot, chat_id, command, running)
         if result is None:
             return
@@ -319,6 +270,16 @@ class CommandHandlers:
             logger.info("late engine command finished ok={}", task.result().ok)
 
     # --- telegram helpers ---------------------------------------------------------------
+    async def _show_uploading_photo(self, bot: Bot, chat_id: int) -> None:
+        """"sending photo…" in the chat while the picture is drawn: a hint, so it is neither
+        retried nor kept, and it never holds the reply up for long.
+        https://core.telegram.org/bots/api#sendchataction"""
+        try:
+            await asyncio.wait_for(bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO),
+                                   CHAT_ACTION_TIMEOUT)
+        except (TelegramError, TimeoutError) as exc:
+            logger.warning("chat action not shown chat={} error={!r}", chat_id, exc)
+
     async def _edit(self, bot: Bot, prompt: Confirmation, text: str) -> None:
         if prompt.message_id is not None:
             await self.replies.edit(bot, prompt.chat_id, prompt.message_id, text)
@@ -328,16 +289,14 @@ class CommandHandlers:
                                                   getattr(update, "update_id", None))
 
 
-def command_name(text: str) -> str:
-    """'/Close@tradebot_bot BTCUSDT' -> 'close'."""
-    head = text.split(maxsplit=1)[0] if text.strip() else ""
-    return head.lstrip("/").split("@", 1)[0].lower()
-
-
 def confirmed_text(prompt: Confirmation, choice: Choice) -> str:
     if prompt.kind is CommandKind.CLOSE:
         what = "all positions" if prompt.symbol == ALL_SYMBOLS else escape(prompt.symbol)
         return f"⏳ Closing <b>{what}</b>…"
+    if prompt.kind in (CommandKind.LONG, CommandKind.SHORT):
+        return f"⏳ Opening a <b>{prompt.kind.value}</b> on <b>{escape(prompt.symbol)}</b>…"
+    if prompt.kind is CommandKind.UNLOCK:
+        return f"⏳ Unlocking <b>{escape(prompt.symbol)}</b>…"
     if choice is Choice.FLATTEN:
         return "⏳ Shutdown: flattening everything, then sleeping…"
     return "⏳ Shutdown: keeping positions protected, then sleeping…"

@@ -1,7 +1,17 @@
-"""Opening the SQLite file: integrity and version checks, WAL mode, forward migrations.
+"""Opening the SQLite file: integrity and version checks, journal mode, forward migrations.
 
 A file that is not a tradebot database, is corrupt, or carries a newer schema than this
 code knows is refused with `StorageError` before anything is written to it.
+
+Journal mode. WAL is fast (a commit without fsync) but keeps its index in a memory-mapped
+-shm file: when the disk goes read-only under a running process (a filesystem remounted
+read-only after an I/O error), the next write into a mapped page kills the process with
+SIGBUS, with no log line and no alert (https://www.sqlite.org/wal.html, "Use of WAL Without
+Shared-Memory"; tests/chaos/test_read_only_disk.py). The live agent's money-bearing
+database therefore uses a rollback journal (`wal=False`: TRUNCATE, synchronous=FULL), where
+a refused write is an ordinary error (SaveStateFailure); it costs about 3 ms per commit on
+this machine (benchmarks/README.md). Backtests, replays and tests keep WAL: a fresh file of
+their own, where speed matters and nothing outlives the run.
 """
 
 import sqlite3
@@ -86,7 +96,14 @@ def _v4(db: Database) -> None:
         db.execute(f"ALTER TABLE {table} RENAME COLUMN stop_price TO trigger_price")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+def _v5(db: Database) -> None:
+    """Reads that grew with the journal: a close's funding (events of one kind since a
+    time) and its fills (one symbol's since a time) scanned every row ever written."""
+    db["events"].create_index(["kind", "at"], find_unique_name=True)
+    db["fills"].create_index(["symbol", "time"], find_unique_name=True)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
 LATEST_VERSION = len(MIGRATIONS)
 
 
@@ -107,9 +124,13 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def _inspect_existing(path: Path) -> int:
-    """Check an existing file read-only; return its schema version or raise StorageError."""
+    """Check an existing file read-only; return its schema version or raise StorageError.
+    A hot rollback journal beside it (a process killed mid-transaction) needs a writable
+    connection: SQLite rolls the interrupted transaction back on the first read."""
+    journal = Path(f"{path}-journal")
+    hot_journal = journal.exists() and journal.stat().st_size > 0
     try:
-        conn = _connect(path, read_only=True)
+        conn = _connect(path, read_only=not hot_journal)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from exc
     try:
@@ -133,8 +154,12 @@ def _inspect_existing(path: Path) -> int:
     return version
 
 
-def open_database(path: Path | str, *, migrations: list[Migration] | None = None) -> Database:
-    """Open (or create) the database file, enable WAL and apply pending migrations."""
+def open_database(path: Path | str, *, migrations: list[Migration] | None = None,
+                  wal: bool = True) -> Database:
+    """Open (or create) the database file, set its journal mode (WAL, or with `wal=False` a
+    rollback journal: see the module docstring) and apply pending migrations.
+
+    Raises StorageError when the file cannot be opened safely."""
     path = Path(path)
     steps = MIGRATIONS if migrations is None else migrations
     if path.exists() and path.stat().st_size > 0:
@@ -151,14 +176,27 @@ def open_database(path: Path | str, *, migrations: list[Migration] | None = None
     try:
         conn = _connect(path)
         db = Database(conn, execute_plugins=False)
-        if current < len(steps):
-            db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        if wal:
+            if current < len(steps):
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        else:
+            _use_rollback_journal(db, path)
         db.execute("PRAGMA foreign_keys=ON")
         _migrate(db, current, steps)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from exc
     return db
+
+
+def _use_rollback_journal(db: Database, path: Path) -> None:
+    """TRUNCATE journal, synchronous=FULL; a WAL file is converted back (that needs the only
+    connection: with another process on it, it stays WAL, which works, and is logged)."""
+    mode = db.execute("PRAGMA journal_mode=TRUNCATE").fetchone()[0]
+    if str(mode).lower() != "truncate":
+        logger.warning("database journal stays {} (another process has it open) path={}",
+                       mode, path)
+    db.execute("PRAGMA synchronous=FULL")
 
 
 def _migrate(db: Database, current: int, steps: list[Migration]) -> None:

@@ -68,8 +68,9 @@ class Store:
         self._depth = 0
 
     @classmethod
-    def open(cls, path: Path | str) -> "Store":
-        return cls(open_database(path))
+    def open(cls, path: Path | str, *, wal: bool = True) -> "Store":
+        """`wal=False` for the live agent's database (storage/db.py: journal mode)."""
+        return cls(open_database(path, wal=wal))
 
     def close(self) -> None:
         self.db.close()

@@ -21,6 +21,7 @@ from tests.machine_sim import (
     LEG_TYPES,
     RULES,
     SYMBOL,
+    TP1_PART,
     ExchangeDown,
     Mood,
     Placement,
@@ -66,7 +67,7 @@ from trader.intents import exit_intent
 from trader.lifecycle import Step, step
 from trader.observe import SymbolView, observe
 from trader.order_tracker import OrderTracker
-from trader.position import Position, PositionState
+from trader.position import ExitPlan, Leg, Position, PositionState
 
 MAX_STEPS = 50            # events one observation may cause (trader/interpreter.py)
 FLAT = ExchangePosition(SYMBOL, ZERO)
@@ -95,8 +96,8 @@ def check_step(before: Position, event: Event, result: Step) -> None:
 
 
 def _check_exit(position: Position, action: PlaceLeg | Flatten, event: Event) -> None:
-    roles = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT) if isinstance(action, PlaceLeg) \
-        else (OrderRole.FLATTEN, OrderRole.PARTIAL_TP)
+    roles = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1) \
+        if isinstance(action, PlaceLeg) else (OrderRole.FLATTEN, OrderRole.PARTIAL_TP)
     assert action.role in roles, action
     assert ZERO < action.quantity <= position.quantity, \
         f"{action} for a position of {position.quantity} (after {event})"
@@ -295,34 +296,45 @@ class Driver:
     def check_new_first(self, client_id: str, role: OrderRole | None, who: str) -> None:
         """A cancel never takes away protection (new-first): whatever the cancelled order
         still covered, another live order of the same role covers too (unless the position
-        is gone)."""
+        is gone). Two-TP plan: the take-profits of both roles together still cover it (a
+        TP1 whose part is gone leaves TP2 covering the position)."""
         order = self.exchange.orders.get(client_id)
         size = self.exchange.size
         if order is None or not order.status.live or size == 0 or role not in LEG_TYPES:
             return
         covered = min(self.exchange.covers(order), size)
         # A closePosition stop placed by hand counts: the machine adopts it in place of
-        # ours (trader/observe.py _foreign_leg), and the sweep then retires ours.
+        # ours (trader/observe.py covering_leg), and the sweep then retires ours.
         others = [o for o in self.exchange.live_legs(role, ours=False) if o.client_id != client_id
                   and self.exchange.covers(o) >= covered]
+        if not others and role is not OrderRole.STOP_LOSS \
+                and self.position.exit_plan is ExitPlan.TWO:
+            together = sum((self.exchange.covers(o) for o in self.exchange.live_of_type(role)
+                            if o.client_id != client_id), ZERO)
+            others = [order] if together >= covered else []
         assert others, (f"{who} cancels {client_id}, the only live {role.name} covering "
                         f"{covered} of the position's {size}")
 
 
 # --- stories: the engine's ticks, commands, restarts, and what happens between them -------
 
-def new_world(side: Side, policy: Policy | None = None) -> Driver:
-    """An entry of 0.010 sent (ENTERING, legs planned at -1 % / +2 %), nothing filled yet."""
+def new_world(side: Side, policy: Policy | None = None, two_targets: bool = False) -> Driver:
+    """An entry of 0.010 sent (ENTERING, legs planned at -1 % / +2 %), nothing filled yet.
+    `two_targets`: the two-TP plan, TP1 for 0.005 at +1 % (1 R), TP2 at +2 %."""
     stop, take_profit = (mark_at(side, -100), mark_at(side, 200))
     position = make(SYMBOL, side, PositionState.ENTERING, FULL, ENTRY, stop, take_profit,
                     live_legs=False)
+    if two_targets:
+        position = replace(position, exit_plan=ExitPlan.TWO, tp1_quantity=TP1_PART,
+                           take_profit_1=Leg(OrderRole.TAKE_PROFIT_1, mark_at(side, 100)))
     return Driver(position, new_exchange(side, leg_id(SYMBOL, OrderRole.ENTRY)), policy)
 
 
-def run_story(side: Side, filled_at_start: bool, story: list[tuple[tuple, int]]) -> Driver:
+def run_story(side: Side, filled_at_start: bool, story: list[tuple[tuple, int]],
+              two_targets: bool = False) -> Driver:
     """Each (happening, seconds): it happens, then the engine ticks `seconds` later (not at
     all for 0)."""
-    driver = new_world(side)
+    driver = new_world(side, two_targets=two_targets)
     if filled_at_start:
         driver.exchange.fill_entry(FULL)
     driver.cycle(1)
@@ -368,9 +380,11 @@ def settle(driver: Driver, least: int = 12, most: int = 40) -> bool:
 
 def assert_settled(driver: Driver) -> None:
     """Closed: the exchange is flat and the close was finalized once. Open: PROTECTED, for
-    the exchange's size, with exactly one live stop-loss and one live take-profit of ours,
-    each for exactly that size at the planned trigger (or a closePosition order placed by
-    hand, adopted in place of ours). Never a close left in flight."""
+    the exchange's size, with exactly one live stop-loss of ours for that size and
+    take-profits of ours that close exactly that size (one, or TP1 and TP2 of the two-TP
+    plan, each for its part: `Position.leg_quantity`), each at the planned trigger (or a
+    closePosition order placed by hand, adopted in place of ours); no order of ours for a
+    leg that should close nothing. Never a close left in flight."""
     position, exchange = driver.position, driver.exchange
     assert position.state is not PositionState.CLOSING, "a close left in flight for good"
     entry = exchange.orders[exchange.entry_id]
@@ -381,8 +395,18 @@ def assert_settled(driver: Driver) -> None:
         return
     assert position.state is PositionState.PROTECTED, position
     assert position.quantity == exchange.size, (position.quantity, exchange.size)
+    targets = ZERO
+    for role in (OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1):
+        wanted = position.leg_quantity(role)
+        targets += wanted
+        if wanted == 0:
+            assert not exchange.live_legs(role), f"a live {role.name} for nothing: {position}"
+    assert targets == exchange.size, f"the take-profits close {targets} of {exchange.size}"
     for leg in position.legs:
         ours = exchange.live_legs(leg.role)
+        wanted = position.leg_quantity(leg.role)
+        if wanted == 0:
+            continue
         assert leg.order is not None
         if not ours:
             adopted = exchange.orders.get(leg.order.client_id)
@@ -391,5 +415,5 @@ def assert_settled(driver: Driver) -> None:
             continue
         assert len(ours) == 1, f"{len(ours)} live {leg.role.name} orders of ours: {ours}"
         assert ours[0].client_id == leg.order.client_id, (ours[0], leg)
-        assert exchange.covers(ours[0]) == exchange.size, ours[0]
+        assert exchange.covers(ours[0]) == wanted, (ours[0], wanted)
         assert ours[0].trigger_price == leg.trigger_price, (ours[0], leg)

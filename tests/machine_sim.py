@@ -44,8 +44,10 @@ RULES = SymbolRules(SYMBOL, tick_size=Decimal("0.1"), step_size=Decimal("0.001")
                     min_qty=Decimal("0.001"), min_notional=Decimal("100"))
 ENTRY = Decimal("50000")
 FULL = Decimal("0.010")
+TP1_PART = Decimal("0.005")     # the two-TP plan's TP1 part of FULL
 LEG_TYPES = {OrderRole.STOP_LOSS: OrderType.STOP_MARKET,
-             OrderRole.TAKE_PROFIT: OrderType.TAKE_PROFIT_MARKET}
+             OrderRole.TAKE_PROFIT: OrderType.TAKE_PROFIT_MARKET,
+             OrderRole.TAKE_PROFIT_1: OrderType.TAKE_PROFIT_MARKET}
 
 
 class Mood(StrEnum):
@@ -109,10 +111,16 @@ class SimExchange:
             raise ExchangeDown(self.mood)
 
     def live_legs(self, role: OrderRole, *, ours: bool = True) -> list[Order]:
-        """The live protective orders of one role: ours, or anybody's."""
+        """The live protective orders of one role: ours, or ours and anybody's of its type
+        (a take-profit placed by hand has no role: it counts for TP1 and TP2 alike)."""
         return [o for o in self.orders.values()
                 if o.status.live and o.type is LEG_TYPES[role]
-                and (ClientId.parse(o.client_id) is not None or not ours)]
+                and (o.role is role or not ours and ClientId.parse(o.client_id) is None)]
+
+    def live_of_type(self, role: OrderRole) -> list[Order]:
+        """Every live order of the role's order type: ours of any role, and anybody's."""
+        return [o for o in self.orders.values()
+                if o.status.live and o.type is LEG_TYPES[role]]
 
     def covers(self, order: Order) -> Decimal:
         """What a live order still closes (a closePosition order: whatever is open)."""

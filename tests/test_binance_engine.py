@@ -4,7 +4,7 @@ re-attach of a hand-cancelled stop, finalize of a hand-closed position, error ou
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
 from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
 from trader.clock import SystemClock
 from trader.domain import CloseReason, OrderType, Side
 from trader.engine import Engine
@@ -86,6 +87,20 @@ async def test_boot_with_an_empty_database_adopts_and_protects_an_existing_posit
         await stop_engine(engine)
 
 
+async def test_an_adopted_position_cools_down_for_the_configured_minutes_and_is_reported(
+        fake, tmp_path):
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    engine = await start_engine(fake, tmp_path, cooldown_minutes=45)
+    try:
+        engine.alerter.publish(Alert(AlertName.STARTUP, "tradebot started"), engine.clock.now())
+        await boot(engine)
+        assert engine.positions[SYMBOL].cooldown == timedelta(minutes=45)
+        texts = [a.text for a in engine.alerter.pending()]
+        assert any(t.startswith("boot reconciliation") for t in texts), texts  # not throttled
+    finally:
+        await stop_engine(engine)
+
+
 async def test_restart_on_a_fresh_disk_adopts_its_own_orders_instead_of_resending(fake, tmp_path):
     await fake.open_position_by_hand(SYMBOL, Side.SELL, Decimal("0.050"))
     first = await start_engine(fake, tmp_path / "a")
@@ -95,9 +110,10 @@ async def test_restart_on_a_fresh_disk_adopts_its_own_orders_instead_of_resendin
 
     second = await start_engine(fake, tmp_path / "b")      # wiped disk: empty database
     try:
-        await boot(second)
+        lines = await boot(second)
         await second.tick()
         assert len(algo_posts(fake)) == posts_before        # nothing sent twice
+        assert not any("untracked" in line for line in lines), lines   # its own, not a stranger's
         assert second.positions[SYMBOL].key == first.positions[SYMBOL].key
     finally:
         await stop_engine(second)

@@ -61,8 +61,9 @@ async def next_reply(telegram: FakeTelegram, chat: int, since: int, containing: 
 async def test_status_shows_mode_equity_positions_protection_and_uptime(telegram, engine):
     reply = await ask(telegram, "/status")
     assert reply.parse_mode == "HTML"
-    for fact in ("paper", "running", "up 3h 12m", "Equity 10,090.12 USDT", "free margin 9,004.50",
-                 "BTCUSDT LONG 0.01 @ 43,000 → 43,210.5", "SL 42,500 ✅", "TP 44,000 ❌ not attached",
+    for fact in ("paper", "running", "up 3 h 12 min", "Equity 10,090.12 USDT", "free margin 9,004.50",
+                 "BTCUSDT LONG 0.01 @ 43,000 → 43,210.5", "PnL +2.11 (+0.49%)",
+                 "SL 42,500 (-1.64%) ✅", "TP 44,000 (+1.83%) ❌ not attached",
                  "BTCUSDT trend", "Cooldowns ETHUSDT until 12:05 UTC", "Breakers none",
                  "Last error none"):
         assert fact in reply.plain
@@ -81,13 +82,17 @@ async def test_positions_lists_each_position_with_its_stop_and_target(telegram, 
     assert [c.kind for c in engine.received] == [CommandKind.POSITIONS]
 
 
-@pytest.mark.parametrize(("text", "period"), [("/pnl", "day"), ("/pnl week", "week"),
-                                              ("/pnl ALL", "all")])
-async def test_pnl_reports_realised_fees_funding_and_win_rate(telegram, engine, text, period):
+@pytest.mark.parametrize(("text", "period", "shown"), [
+    ("/pnl", "day", "last 24 h"), ("/pnl week", "week", "last 7 days"),
+    ("/pnl month", "month", "last 30 days"), ("/pnl ALL", "all", "all time"),
+    ("/profit", "day", "last 24 h"), ("/profit month", "month", "last 30 days")])
+async def test_pnl_and_its_alias_profit_report_realised_net_of_fees_and_funding(
+        telegram, engine, text, period, shown):
     reply = await ask(telegram, text)
-    assert f"PnL · {period}" in reply.plain
-    assert "Realised +12.50 · fees 1.20 · funding -0.10" in reply.plain
-    assert "Net +11.20 USDT · 5 trades · win rate 60%" in reply.plain
+    assert f"PnL · {shown}" in reply.plain
+    assert "Realised +11.20 USDT net of fees and funding" in reply.plain
+    assert "gross +12.50 · fees -1.20 · funding -0.10" in reply.plain
+    assert "5 trades · 3 won (60%)" in reply.plain
     assert [(c.kind, c.period) for c in engine.received] == [(CommandKind.PNL, period)]
 
 
@@ -117,15 +122,32 @@ async def test_alerts_lists_recent_alerts(telegram, engine):
     assert "FILL BTCUSDT: LONG 0.010 filled at 43,000" in reply.plain
 
 
-async def test_help_lists_every_command_without_asking_the_engine(telegram, engine):
+async def test_help_lists_every_command_in_groups_without_asking_the_engine(telegram, engine):
     reply = await ask(telegram, "/help")
     for name in USAGE:
         assert f"/{name}" in reply.plain
+    shown = reply.plain
+    assert shown.index("Watch") < shown.index("/status") < shown.index("Results") \
+        < shown.index("/daily [n]") < shown.index("Trade") < shown.index("/long SYMBOL") \
+        < shown.index("Agent") < shown.index("/version")
     assert engine.received == []
 
 
-async def test_command_menu_is_registered_at_start(telegram):
-    assert {c["command"] for c in telegram.commands} == set(USAGE)
+async def test_command_menu_is_registered_at_start_without_aliases(telegram):
+    menu = {c["command"] for c in telegram.commands}
+    assert menu == set(USAGE) - {"start", "profit"}
+    assert {"balance", "daily", "weekly", "monthly", "performance", "trades", "logs",
+            "version", "config", "long", "short", "unlock"} <= menu
+
+
+async def test_start_answers_a_short_status_and_the_command_list(telegram, engine):
+    reply = await ask(telegram, "/start")
+    first = reply.plain.splitlines()[0]
+    assert first == "tradebot · paper · running · equity 10,090.12 USDT · 1 open position"
+    assert "BTCUSDT LONG PnL +2.11 (+0.49%)" in reply.plain
+    assert "/status" in reply.plain and "/long SYMBOL" in reply.plain
+    assert "Unknown command" not in reply.plain
+    assert [c.kind for c in engine.received] == [CommandKind.STATUS]
 
 
 async def test_unknown_command_points_to_help(telegram, engine):
@@ -159,7 +181,11 @@ async def test_pause_resume_and_wake_are_executed_and_reported(telegram, engine,
 
 @pytest.mark.parametrize("text", [
     "/status now", "/positions all", "/close", "/close DOGEUSDT", "/close BTCUSDT ETHUSDT",
-    "/pnl month", "/pnl day week", "/pause soon", "/pause 0m", "/pause 45d", "/pause 2h now",
+    "/pnl year", "/pnl day week", "/profit month all", "/daily 0", "/daily 91",
+    "/weekly x", "/monthly 25", "/trades 1.5", "/logs 51", "/logs -1", "/performance BTCUSDT",
+    "/version now", "/config all", "/balance BTCUSDT", "/long", "/long DOGEUSDT",
+    "/short BTCUSDT now", "/unlock", "/unlock all", "/pause DOGEUSDT", "/pause 2h 3h",
+    "/resume DOGEUSDT", "/start now", "/pause soon", "/pause 0m", "/pause 45d", "/pause 2h now",
     "/wake up", "/shutdown now", "/resume 1", "/chart big", "/alerts 5",
 ])
 async def test_bad_arguments_get_a_one_line_usage_and_execute_nothing(telegram, engine, text):
@@ -293,7 +319,7 @@ async def test_shutdown_cancel_keeps_running(telegram, engine):
 # --- staleness, splitting, escaping -----------------------------------------------------------------
 async def test_command_that_waited_while_the_agent_was_down_is_not_executed(telegram, engine):
     reply = await ask(telegram, "/close BTCUSDT", date=START - timedelta(minutes=5))
-    assert "waited 5m while the agent was down" in reply.plain
+    assert "waited 5 min while the agent was down" in reply.plain
     assert "not executed" in reply.plain and "Send it again" in reply.plain
     assert not reply.buttons
     assert engine.received == []
@@ -350,3 +376,67 @@ async def test_fake_server_control_endpoints_drive_the_bot_over_http(telegram, e
         async with http.post("/_control/down", json={"down": True, "mode": "drop"}) as answer:
             assert await answer.json() == {"down": True, "mode": "drop"}
     assert [c.kind for c in engine.received] == [CommandKind.CLOSE]
+
+
+# --- the trader's commands: what reaches the engine ---------------------------------------------
+@pytest.mark.parametrize(("text", "kind", "count"), [
+    ("/daily", CommandKind.DAILY, None), ("/daily 30", CommandKind.DAILY, 30),
+    ("/weekly 4", CommandKind.WEEKLY, 4), ("/monthly", CommandKind.MONTHLY, None),
+    ("/monthly 24", CommandKind.MONTHLY, 24), ("/trades", CommandKind.TRADES, None),
+    ("/trades 3", CommandKind.TRADES, 3), ("/logs 50", CommandKind.LOGS, 50),
+    ("/performance", CommandKind.PERFORMANCE, None), ("/balance", CommandKind.BALANCE, None),
+    ("/version", CommandKind.VERSION, None), ("/config", CommandKind.CONFIG, None)])
+async def test_read_only_commands_reach_the_engine_with_their_count(telegram, engine, text,
+                                                                    kind, count):
+    reply = await ask(telegram, text)
+    assert "Usage" not in reply.plain and "Unknown command" not in reply.plain
+    assert [(c.kind, c.count) for c in engine.received] == [(kind, count)]
+
+
+@pytest.mark.parametrize(("text", "kind", "symbol", "duration"), [
+    ("/pause ethusdt", CommandKind.PAUSE, "ETHUSDT", None),
+    ("/pause ETHUSDT 2h", CommandKind.PAUSE, "ETHUSDT", timedelta(hours=2)),
+    ("/pause 30m btcusdt", CommandKind.PAUSE, "BTCUSDT", timedelta(minutes=30)),
+    ("/resume ETHUSDT", CommandKind.RESUME, "ETHUSDT", None),
+    ("/resume", CommandKind.RESUME, None, None)])
+async def test_pause_and_resume_take_an_optional_symbol(telegram, engine, text, kind, symbol,
+                                                        duration):
+    reply = await ask(telegram, text)
+    assert "done" in reply.plain
+    [command] = engine.received
+    assert (command.kind, command.symbol, command.duration) == (kind, symbol, duration)
+
+
+@pytest.mark.parametrize(("text", "question", "label", "kind"), [
+    ("/long btcusdt", "Open a LONG on BTCUSDT at market now?", "Buy BTCUSDT (long)",
+     CommandKind.LONG),
+    ("/short ETHUSDT", "Open a SHORT on ETHUSDT at market now?", "Sell ETHUSDT (short)",
+     CommandKind.SHORT),
+    ("/unlock ethusdt", "Unlock ETHUSDT: end its cooldown and clear its breakers?",
+     "Unlock ETHUSDT", CommandKind.UNLOCK)])
+async def test_long_short_and_unlock_ask_first_then_act_once(telegram, engine, text, question,
+                                                             label, kind):
+    prompt = await prompt_for(telegram, text)
+    assert question in prompt.plain and "Expires in 60 s" in prompt.plain
+    assert [name for name, _ in prompt.buttons] == [label, "Cancel"]
+    assert engine.received == []
+    since = len(telegram.sent)
+    await press(telegram, prompt, label)
+    await next_reply(telegram, OWNER, since, "done")
+    again = await press(telegram, prompt, label)
+    assert again.text == "Already done."
+    [command] = engine.received
+    assert command.kind is kind and command.symbol == text.split()[1].upper()
+    assert command.command_id.startswith("tg:confirm:")
+
+
+@pytest.mark.parametrize("text", ["/long BTCUSDT", "/unlock BTCUSDT"])
+async def test_long_and_unlock_cancelled_or_expired_do_nothing(telegram, engine, clock, text):
+    cancelled = await prompt_for(telegram, text)
+    assert (await press(telegram, cancelled, "Cancel")).text == "Cancelled."
+    expired = await prompt_for(telegram, text)
+    clock.advance(61)
+    name = text.split()[0]
+    answer = await press(telegram, expired, expired.buttons[0][0])
+    assert f"Expired, send {name} again." in answer.text
+    assert engine.received == []

@@ -1,8 +1,12 @@
-"""Alerts leave the outbox for every allowed chat, in order, once, even across Telegram outages."""
+"""Alerts leave the outbox for every allowed chat, in order, once, even across Telegram outages;
+routine ones silently (disable_notification), breaker trip/clear pairs as one message."""
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from loguru import logger
@@ -10,6 +14,7 @@ from loguru import logger
 from bot.app import TelegramBot, make_alert_sink
 from tests.fakes.telegram_server import FakeTelegram, SentItem, utf16_length
 from tests.test_bot_support import FAST, GROUP, OWNER, ask, bot_settings
+from trader.alert_routing import MERGE_WINDOW, AlertRouting
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import ManualClock
@@ -224,3 +229,128 @@ async def test_without_a_token_alerts_are_logged_and_marked_sent(engine, alerter
     assert store.pending_alerts() == []
     assert [a.status for a in store.recent_alerts()] == ["sent"]
 
+
+
+# --- sound: Telegram's disable_notification ------------------------------------------------------------
+@asynccontextmanager
+async def started(telegram: FakeTelegram, engine, alerter: Alerter, store,
+                  clock: ManualClock, **settings: Any) -> AsyncIterator[TelegramBot]:
+    sink = make_alert_sink(bot_settings(telegram, **settings), engine, alerter, store, clock, FAST)
+    assert isinstance(sink, TelegramBot)
+    await sink.start()
+    try:
+        yield sink
+    finally:
+        await sink.stop()
+
+
+@pytest.mark.parametrize(("name", "silent"), [
+    (AlertName.FILL, True), (AlertName.EMERGENCY_DONE, True), (AlertName.BREAKER_TRIPPED, True),
+    (AlertName.ERROR, False), (AlertName.SL_MISSING, False)])
+@pytest.mark.usefixtures("bot")
+async def test_info_alerts_arrive_silently_warnings_and_criticals_with_sound(
+        telegram, alerter, clock, name, silent):
+    publish(alerter, clock, f"an alert named {name}", name)
+    for chat in (OWNER, GROUP):
+        item = await delivered(telegram, chat, f"an alert named {name}")
+        assert item.disable_notification is silent
+
+
+@pytest.mark.usefixtures("bot")
+async def test_the_all_clear_of_a_critical_rings_and_routine_news_after_it_does_not(
+        telegram, alerter, clock):
+    publish(alerter, clock, "stop-loss missing for 3 observations", AlertName.SL_MISSING)
+    publish(alerter, clock, "protected again: stop-loss at 42,500", AlertName.PROTECTION_RESTORED)
+    publish(alerter, clock, "LONG 0.010 filled at 43,100")
+    await delivered(telegram, OWNER, "filled at 43,100")
+    sound = [(item.plain.split("\n")[0], item.disable_notification)
+             for item in telegram.sent_to(OWNER, "sendMessage")]
+    assert sound == [("🚨🚨 CRITICAL: SL_MISSING · BTCUSDT 🚨🚨", False),
+                     ("ℹ️ PROTECTION_RESTORED · BTCUSDT", False), ("ℹ️ FILL · BTCUSDT", True)]
+
+
+@pytest.mark.usefixtures("bot")
+async def test_a_long_critical_alert_rings_once(telegram, alerter, clock):
+    body = "\n".join(f"line {n:04d} of the reconcile report" for n in range(400))
+    publish(alerter, clock, body, AlertName.RECONCILE_MISMATCH)
+    await delivered(telegram, OWNER, "line 0399")
+    parts = telegram.sent_to(OWNER, "sendMessage")
+    assert [p.disable_notification for p in parts] == [False] + [True] * (len(parts) - 1)
+
+
+async def test_alerts_silent_and_off_settings_are_obeyed(telegram, engine, store, clock):
+    chosen = {"TRADEBOT_ALERTS_SILENT": "ERROR", "TRADEBOT_ALERTS_OFF": "DAILY_SUMMARY"}
+    alerter = Alerter(store, clock, AlertRouting.from_settings(bot_settings(telegram, **chosen)))
+    async with started(telegram, engine, alerter, store, clock, **chosen):
+        clock.advance(1)
+        assert not alerter.publish(Alert(AlertName.DAILY_SUMMARY, "equity 10,000"), clock.now())
+        publish(alerter, clock, "tick BTCUSDT: unexpected error", AlertName.ERROR)
+        item = await delivered(telegram, OWNER, "unexpected error")
+    assert item.disable_notification is True
+    assert alerts_in(telegram, OWNER) == ["tick BTCUSDT: unexpected error"]
+    assert [(a.name, a.status) for a in store.recent_alerts()] == [
+        ("DAILY_SUMMARY", "off"), ("ERROR", "sent")]
+
+
+# --- trip / clear pairs ---------------------------------------------------------------------------------
+def breaker(alerter: Alerter, clock: ManualClock, tripped: bool, minutes: float = 0) -> None:
+    clock.advance(minutes * 60)
+    name = AlertName.BREAKER_TRIPPED if tripped else AlertName.BREAKER_CLEARED
+    text = ("XRPUSDT spread 0.120% > 1.2 x median 0.050%; new entries paused until 12:10 UTC"
+            if tripped else "breaker spread:XRPUSDT cleared; entries allowed again")
+    assert alerter.publish(Alert(name, text, "XRPUSDT", dedup_key=f"{name}:{clock.now()}",
+                                 subject="spread:XRPUSDT"), clock.now())
+
+
+async def test_a_breaker_that_trips_and_clears_soon_is_one_silent_message(telegram, engine, store,
+                                                                        clock):
+    alerter = Alerter(store, clock)
+    async with started(telegram, engine, alerter, store, clock):
+        breaker(alerter, clock, tripped=True, minutes=3)
+        publish(alerter, clock, "LONG 0.010 filled at 43,000")
+        await delivered(telegram, OWNER, "filled at 43,000")   # not held up by the trip
+        breaker(alerter, clock, tripped=False, minutes=5)
+        item = await delivered(telegram, OWNER, "cleared")
+    assert item.plain.split("\n")[1] == "spread breaker on XRPUSDT: tripped 12:03, cleared 12:08 UTC"
+    assert item.disable_notification is True
+    assert [a for a in alerts_in(telegram, OWNER) if "spread" in a] == [
+        "spread breaker on XRPUSDT: tripped 12:03, cleared 12:08 UTC"]
+
+
+async def test_a_breaker_still_on_after_the_window_is_sent_then(telegram, engine, store, clock):
+    alerter = Alerter(store, clock)
+    async with started(telegram, engine, alerter, store, clock):
+        breaker(alerter, clock, tripped=True)
+        await asyncio.sleep(0.3)                          # a delivery sweep or so: still held
+        assert alerts_in(telegram, OWNER) == []
+        clock.advance(MERGE_WINDOW.total_seconds())
+        item = await delivered(telegram, OWNER, "spread 0.120%")   # the next sweep sends it
+        breaker(alerter, clock, tripped=False, minutes=1)
+        await delivered(telegram, OWNER, "(tripped 12:00 UTC)")
+    assert item.disable_notification is True
+
+
+async def test_stopping_sends_a_held_trip(telegram, engine, store, clock):
+    alerter = Alerter(store, clock)
+    async with started(telegram, engine, alerter, store, clock):
+        breaker(alerter, clock, tripped=True)
+        await asyncio.sleep(0.3)
+    assert alerts_in(telegram, OWNER) == [
+        "XRPUSDT spread 0.120% > 1.2 x median 0.050%; new entries paused until 12:10 UTC"]
+    assert store.pending_alerts() == []
+
+
+async def test_headless_log_says_which_alerts_would_ring(engine, alerter, store, clock):
+    lines: list[str] = []
+    handler_id = logger.add(lines.append, format="{message}", level="INFO")
+    try:
+        sink = make_alert_sink(Settings(telegram_bot_token=None), engine, alerter, store, clock)
+        await sink.start()
+        publish(alerter, clock, "LONG 0.010 filled", AlertName.FILL)
+        publish(alerter, clock, "stop-loss missing", AlertName.SL_MISSING)
+        await asyncio.sleep(0)
+        await sink.stop()
+    finally:
+        logger.remove(handler_id)
+    logged = [line for line in lines if "alert (headless)" in line]
+    assert ["sound=no" in logged[0], "sound=yes" in logged[1]] == [True, True]

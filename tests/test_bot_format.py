@@ -21,7 +21,7 @@ from bot.format import (
     split_message,
     utf16_length,
 )
-from bot.handlers import UsageError, command_name, parse_command, parse_duration
+from bot.parsing import UsageError, command_name, parse_command, parse_duration
 from tests.fakes.telegram_html import ApiError, parse_telegram_html
 from tests.test_bot_support import RecordingEngine, position
 from trader.alerts import OutgoingAlert
@@ -71,16 +71,34 @@ def test_status_says_when_the_exchange_api_is_paused_by_a_rate_limit():
 
 
 def test_position_line_says_whether_each_protective_leg_is_attached():
-    view = position()
     shown = plain(format_status(RecordingEngine(SYMBOLS).status()))
-    assert f"SL {view.stop_trigger:,} ✅" in shown
-    assert "TP 44,000 ❌ not attached" in shown
+    assert "SL 42,500 (-1.64%) ✅" in shown
+    assert "TP 44,000 (+1.83%) ❌ not attached" in shown
 
 
-def test_pnl_shows_net_after_fees_and_funding_and_win_rate():
+def test_position_line_shows_pnl_percent_distance_to_each_leg_and_time_in_trade():
+    """A long 0.01 @ 43,000 marked at 43,210.5: +0.49 % in its favour; the stop is 1.64 %
+    below the mark, the target 1.83 % above; opened 2 h 5 min ago."""
+    view = replace(position(), age=timedelta(hours=2, minutes=5))
+    status = replace(RecordingEngine(SYMBOLS).status(), positions=[view])
+    shown = plain(format_status(status))
+    assert "PnL +2.11 (+0.49%) · 2 h 5 min" in shown
+    short = replace(view, side="SHORT", unrealized_pnl=Decimal("-2.105"),
+                    stop_trigger=Decimal("43500"), take_profit_trigger=Decimal("42000"),
+                    age=timedelta(minutes=30))
+    shown = plain(format_status(replace(status, positions=[short])))
+    assert "PnL -2.11 (-0.49%) · 30 min" in shown
+    assert "SL 43,500 (+0.67%)" in shown and "TP 42,000 (-2.80%)" in shown
+
+
+def test_pnl_realised_is_net_of_fees_and_funding_with_its_parts_and_win_rate():
     shown = plain(format_pnl(PnlView("week", Decimal("100"), Decimal("4.5"), Decimal("-1.25"), 8, 6)))
-    assert "Realised +100.00 · fees 4.50 · funding -1.25" in shown
-    assert "Net +94.25 USDT · 8 trades · win rate 75%" in shown
+    assert "PnL · last 7 days" in shown
+    assert "Realised +94.25 USDT net of fees and funding" in shown
+    assert "gross +100.00 · fees -4.50 · funding -1.25" in shown
+    assert "8 trades · 6 won (75%)" in shown
+    one = plain(format_pnl(PnlView("day", Decimal("1"), Decimal("0"), Decimal("0"), 1, 1)))
+    assert "1 trade · 1 won (100%)" in one
 
 
 def test_critical_alert_is_marked_prominently_and_info_is_not():
@@ -172,7 +190,15 @@ def test_close_accepts_known_symbols_in_any_case_and_all():
     ("close", [], "name one symbol or all"),
     ("close", ["DOGEUSDT"], "unknown symbol DOGEUSDT"),
     ("close", ["BTCUSDT", "now"], "too many words"),
-    ("pnl", ["month"], "unknown period month"),
+    ("pnl", ["year"], "unknown period year"),
+    ("daily", ["0"], "n is a number from 1 to 90"),
+    ("trades", ["51"], "n is a number from 1 to 50"),
+    ("logs", ["ten"], "n is a number from 1 to 50"),
+    ("long", [], "name one symbol"),
+    ("short", ["DOGEUSDT"], "unknown symbol DOGEUSDT"),
+    ("unlock", ["all"], "unknown symbol all"),
+    ("pause", ["BTCUSDT", "2h", "now"], "too many words"),
+    ("pause", ["2h", "3h"], "one duration only"),
     ("status", ["please"], "/status takes no arguments"),
 ])
 def test_bad_arguments_give_a_one_line_usage(name, args, problem):
@@ -184,3 +210,62 @@ def test_bad_arguments_give_a_one_line_usage(name, args, problem):
 
 def test_command_name_ignores_the_bot_mention_and_case():
     assert command_name("/Close@tradebot_test_bot BTCUSDT") == "close"
+
+
+# --- money views -------------------------------------------------------------------------------
+def test_period_table_lines_up_dates_trades_net_and_percent():
+    from datetime import date
+
+    from bot.format_history import format_table
+    from trader.commands import PeriodRow, PeriodTable
+    table = PeriodTable("day", [PeriodRow(date(2024, 5, 1), 3, Decimal("12.4"), Decimal("0.00124")),
+                                PeriodRow(date(2024, 4, 30), 0, Decimal("0"), None),
+                                PeriodRow(date(2024, 4, 29), 1, Decimal("-1000.5"),
+                                          Decimal("-0.0909"))])
+    shown = plain(format_table(table))
+    rows = shown.splitlines()
+    assert rows[0] == "Daily PnL (UTC, net of fees and funding)"
+    assert rows[2].split() == ["2024-05-01", "3", "+12.40", "+0.12%"]
+    assert rows[3].split() == ["2024-04-30", "0", "+0.00", "-"]
+    assert rows[4].split() == ["2024-04-29", "1", "-1,000.50", "-9.09%"]
+    assert len({len(row) for row in rows[1:5]}) == 1          # columns line up in <pre>
+    assert rows[-1] == "Total -988.10 USDT over 4 trades"
+    monthly = plain(format_table(PeriodTable("month", [PeriodRow(date(2024, 5, 1), 1,
+                                                                  Decimal("1"), None)])))
+    assert "2024-05 " in monthly and "Total +1.00 USDT over 1 trade" in monthly
+
+
+def test_performance_trades_logs_and_settings_escape_what_they_show():
+    from bot.format_history import format_logs, format_performance, format_settings, format_trades
+    from trader.commands import LogLine, PerformanceRow, TradeView
+    odd = "A<B&C>USDT"
+    rows = [PerformanceRow(odd, 2, 1, Decimal("5"), Decimal("1"), Decimal("-0.2"), Decimal("7"),
+                           Decimal("-2")),
+            PerformanceRow("", 0, 0, Decimal("-0.3"), Decimal("0"), Decimal("-0.3"), Decimal("0"),
+                           Decimal("0"))]
+    shown = plain(format_performance(rows))
+    assert [odd, "2", "50%", "+5.00"] in [row.split() for row in shown.splitlines()]
+    assert "funding*" in shown and "without naming a position" in shown
+    trade = TradeView(odd, "SHORT", Decimal("0.5"), Decimal("1.2"), Decimal("1.19"),
+                      NOW - timedelta(minutes=65), NOW, Decimal("0.004"), Decimal("0.0067"),
+                      "TAKE_PROFIT")
+    shown = plain(format_trades([trade, trade]))
+    assert shown.splitlines()[0] == "Last 2 trades (net of fees and funding)"
+    assert (f"05-01 12:00 {odd} SHORT 0.5 · 1.2 → 1.19 · +0.00 USDT (+0.67%) · TAKE_PROFIT · "
+            "1 h 5 min") in shown
+    logs = plain(format_logs([LogLine(NOW, "ERROR", "trader.engine", "qty < min & <b>")]))
+    assert logs.splitlines() == ["Last 1 warning or error",
+                                 "01 May 12:00:00 ❗ trader.engine: qty < min & <b>"]
+    assert "no warnings or errors" in plain(format_logs([]))
+    assert "X=<&>" in plain(format_settings({"X": "<&>"}))
+
+
+def test_balance_view_reads_as_sentences():
+    from bot.format_history import format_balance
+    from trader.commands import BalanceView
+    view = BalanceView(Decimal("10000"), Decimal("-12.345"), Decimal("9987.655"), Decimal("9000"),
+                       NOW, PnlView("today", Decimal("3"), Decimal("1"), Decimal("-0.5"), 1, 1), 1)
+    assert plain(format_balance(view)).splitlines() == [
+        "Balance (read 12:00:00 UTC)", "Wallet 10,000.00 USDT · unrealised -12.35",
+        "Equity 9,987.66 USDT · free margin 9,000.00",
+        "Today realised +1.50 USDT net (1 trade) · 1 open position"]

@@ -1,5 +1,7 @@
-"""The `tradebot` command line as an operator runs it: help, config, and bad configuration."""
+"""The `tradebot` command line as an operator runs it: help, --version, config, bad or\nmisspelt configuration, and the backtest's output, symbols, data files and strategies."""
 
+import importlib.metadata
+import json
 import os
 import re
 import subprocess
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from trader.cli import EXIT_CONFIG
+from trader.market.replay import bundled_data_files
 
 SECRET_KEY = "supersecretkey123"
 SECRET_VALUE = "supersecretvalue987"
@@ -93,3 +96,135 @@ def test_bad_value_in_dotenv_file_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("config error: TRADEBOT_EXCHANGE:")
     assert "Traceback" not in result.stderr
+
+
+# --- --version and unknown variables ----------------------------------------------------------
+
+def test_version_comes_from_the_package_metadata(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"tradebot {importlib.metadata.version('tradebot')}"
+
+
+def test_a_misspelt_variable_is_warned_with_the_closest_name(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TELEGRAM_CHATID=42\nTRADEBOT_SEED=3\n", encoding="utf-8")
+    result = run_cli(tmp_path, "config", TRADEBOT_LEVERAG="3", TRADEBOT_LEVERAGE="4",
+                     BINANCE_SECRET="x", TRADEBOT_CHAOS_SEED="7", OTHER_TOOL_SETTING="1")
+    assert result.returncode == 0, result.stderr
+    warnings = [line.split("config warning: ", 1)[1] for line in result.stderr.splitlines()
+                if "config warning: " in line]
+    assert warnings == [
+        "BINANCE_SECRET is not a setting and is ignored; did you mean BINANCE_API_SECRET?",
+        "TELEGRAM_CHATID (in .env) is not a setting and is ignored; did you mean "
+        "TELEGRAM_ALLOWED_CHAT_IDS?",
+        "TRADEBOT_LEVERAG is not a setting and is ignored; did you mean TRADEBOT_LEVERAGE?",
+    ]
+    assert config_lines(result.stdout)["TRADEBOT_LEVERAGE"] == "4"
+    assert "x" not in "".join(warnings).replace("xt", "")   # names only, never values
+
+
+# --- backtest ---------------------------------------------------------------------------------
+
+XRP_DAY = ("--from", "2021-11-16", "--to", "2021-11-17")
+
+
+def backtest(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(cwd, "backtest", "--no-progress", *args, **env)
+
+
+def report_of(cwd: Path, run_id: str) -> dict:
+    return json.loads((cwd / "out" / run_id / "report.json").read_text())
+
+
+def test_backtest_writes_one_run_folder_and_prints_where(tmp_path: Path) -> None:
+    result = backtest(tmp_path, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "first")
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "out" / "first"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "databases", "equity.csv", "equity.png", "report.json", "report.txt", "trades.csv"]
+    assert result.stdout.rstrip().endswith(
+        "Files in out/first/\n  equity.png  trades.csv  equity.csv  report.json  report.txt")
+    assert (folder / "report.txt").read_text() == result.stdout
+    for heading in ("Portfolio", "By symbol", "By exit reason", "CAGR", "Calmar", "SQN",
+                    "Expectancy", "from / to"):
+        assert heading in result.stdout, heading
+    assert report_of(tmp_path, "first")["symbols"] == ["XRPUSDT"]
+    again = backtest(tmp_path, "--symbols", "XRPUSDT", *XRP_DAY)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"Files in out/\d{8}-\d{6}(-\d+)?/", again.stdout)
+
+
+def test_backtest_runs_the_symbols_of_tradebot_symbols(tmp_path: Path) -> None:
+    result = backtest(tmp_path, *XRP_DAY, "--run-id", "env", TRADEBOT_SYMBOLS="XRPUSDT")
+    assert result.returncode == 0, result.stderr
+    assert report_of(tmp_path, "env")["symbols"] == ["XRPUSDT"]
+    missing = backtest(tmp_path, TRADEBOT_SYMBOLS="ETHUSDT")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == ("backtest error: no data for ETHUSDT (asked by "
+                                      "TRADEBOT_SYMBOLS); the data has BTCUSDT, XRPUSDT")
+
+
+def xrp_rows(count: int, scale: int) -> list[str]:
+    """Bundled XRPUSDT candles with open_time in seconds (scale 1), ms (1000) or µs."""
+    bundled = bundled_data_files()
+    source = next(p for p in bundled if p.name.startswith("XRPUSDT"))
+    lines = source.read_text().splitlines()[1: count + 1]
+    return [f"{int(line.split(',')[0]) * scale // 1000},{line.split(',', 1)[1]}" for line in lines]
+
+
+def test_backtest_of_a_file_without_a_symbol_in_its_name_needs_symbol(tmp_path: Path) -> None:
+    data = tmp_path / "mydata.csv"
+    data.write_text("open_time,open,high,low,close,volume\n" + "\n".join(xrp_rows(300, 1)) + "\n")
+    refused = backtest(tmp_path, "--data", str(data))
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("backtest error: mydata.csv: the file name does not say "
+                                      "the symbol; pass --symbol ETHUSDT (or name the file like "
+                                      "ETHUSDT-5m.csv)")
+    result = backtest(tmp_path, "--data", str(data), "--symbol", "xrpusdt", "--run-id", "mine")
+    assert result.returncode == 0, result.stderr
+    document = report_of(tmp_path, "mine")
+    assert document["symbols"] == ["XRPUSDT"]                 # not "MYDATA"
+    assert document["performance"]["period_start"].startswith("2021-11-15")   # not 1970
+
+
+def test_backtest_refuses_times_in_no_known_unit_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "XRPUSDT-5m.csv"
+    data.write_text("open_time,open,high,low,close,volume\n0,1,1,1,1,1\n300,1,1,1,1,1\n")
+    result = backtest(tmp_path, "--data", str(data))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "open_time 0 (s) is 1970-01-01, outside 2010..2100" in result.stderr
+
+
+def test_the_readmes_custom_strategy_runs_as_written(tmp_path: Path) -> None:
+    """The README's example file and command, with the console script (not python -m,
+    which would put the working directory on sys.path by itself)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("# mystrategies/cross.py\n", 1)[1].split("```", 1)[0]
+    command = re.search(r"`(TRADEBOT_STRATEGY=\S+) tradebot backtest`", readme)
+    assert command is not None
+    name, _, value = command.group(1).partition("=")
+    (tmp_path / "mystrategies").mkdir()
+    (tmp_path / "mystrategies" / "cross.py").write_text(code)
+    script = Path(sys.executable).with_name("tradebot")
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), name: value}
+    result = subprocess.run([str(script), "backtest", "--no-progress", "--symbols", "XRPUSDT",
+                             *XRP_DAY, "--run-id", "cross"], cwd=tmp_path, env=clean,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Portfolio" in result.stdout
+
+
+def test_a_replay_of_a_bad_candle_file_stops_with_one_line_naming_it(tmp_path: Path) -> None:
+    """`tradebot run --replay --data FILE` with candles it cannot read: exit 2, one line
+    naming the file and the problem, no traceback (the same for TRADEBOT_REPLAY_FILE)."""
+    data = tmp_path / "XRPUSDT-5m.csv"
+    data.write_text("open_time,open,high,low,close,volume\n0,1,1,1,1,1\n300,1,1,1,1,1\n")
+    for args, env in ((("run", "--replay", "--data", str(data)), {}),
+                      (("run", "--replay"), {"TRADEBOT_REPLAY_FILE": str(data)}),
+                      (("run", "--replay", "--data", str(tmp_path / "missing.csv")), {})):
+        result = run_cli(tmp_path, *args, TRADEBOT_DB_PATH=str(tmp_path / "t.db"), **env)
+        assert result.returncode == 2, result.stderr[-2000:]
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert "XRPUSDT-5m.csv" in errors[0] or "missing.csv" in errors[0]

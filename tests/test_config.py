@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from trader.config import ConfigError, Settings, env_name, load_settings
+from trader.config import (
+    ConfigError,
+    Settings,
+    env_name,
+    load_settings,
+    unknown_variable_warnings,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_NAMES = [env_name(name) for name in Settings.model_fields]
@@ -262,3 +268,30 @@ def test_env_example_has_no_real_secrets() -> None:
     for name in ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TELEGRAM_BOT_TOKEN"):
         assert documented[name][0] == ""
     assert not re.search(r"\d{6,}:[\w-]{20,}", (REPO_ROOT / ".env.example").read_text())
+
+
+# --- names that look like ours but are not settings ------------------------------------------
+
+def test_a_misspelt_name_is_warned_with_the_closest_setting(tmp_path: Path) -> None:
+    warnings = unknown_variable_warnings({"TRADEBOT_LEVERAG": "3", "telegram_bot_tokn": "x"},
+                                         None)
+    assert warnings == [
+        "TELEGRAM_BOT_TOKN is not a setting and is ignored; did you mean TELEGRAM_BOT_TOKEN?",
+        "TRADEBOT_LEVERAG is not a setting and is ignored; did you mean TRADEBOT_LEVERAGE?"]
+
+
+def test_every_setting_and_names_outside_our_prefixes_pass_quietly() -> None:
+    environ = {name: "1" for name in ENV_NAMES}
+    environ |= {"tradebot_leverage": "3",          # case does not matter, as for the settings
+                "PATH": "/bin", "BINANCE": "1", "TRADEBOT_CHAOS_KILLS": "30", "MY_TRADEBOT_X": "1"}
+    assert unknown_variable_warnings(environ, None) == []
+
+
+def test_keys_of_the_dotenv_file_are_checked_too(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("TRADEBOT_SYMBOLS=BTCUSDT\nBINANCE_TESTNETT=false\nTRADEBOT_ZZZ=1\n")
+    assert unknown_variable_warnings({}, dotenv) == [
+        "BINANCE_TESTNETT (in .env) is not a setting and is ignored; did you mean "
+        "BINANCE_TESTNET?",
+        "TRADEBOT_ZZZ (in .env) is not a setting and is ignored; see .env.example for the names"]
+    assert unknown_variable_warnings({}, tmp_path / "missing.env") == []

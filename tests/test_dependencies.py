@@ -12,7 +12,7 @@ PURE = ("trader.lifecycle", "trader.protection", "trader.management", "trader.ob
         "trader.order_tracker", "trader.risk", "trader.guards", "trader.entry",
         "trader.close_record", "trader.reconcile", "trader.events", "trader.position",
         "trader.domain", "trader.alerts", "trader.strategy.base", "trader.strategy.default",
-        "trader.strategy.regime", "trader.market.indicators")
+        "trader.strategy.regime", "trader.market.indicators", "trader.invariant_checks")
 IO_PACKAGES = ("storage", "sqlite3", "sqlite_utils", "aiohttp", "binance", "telegram",
                "trader.exchange.binance", "trader.exchange.paper", "trader.executor",
                "trader.engine", "trader.app", "asyncio", "socket", "requests")

@@ -70,7 +70,7 @@ async def test_shutdown_keeping_positions_sleeps_across_a_restart_and_wake_resum
     world = await make_world(tmp_path, TRADEBOT_EMERGENCY_COOLDOWN_MINUTES=0)
     position = await open_long(world)
     result = await run(world, CommandKind.SHUTDOWN, flatten=False)
-    assert result.ok and any("stay protected" in line for line in result.lines)
+    assert result.ok and any("1 position stays protected" in line for line in result.lines)
     assert world.alerts("EMERGENCY_DONE")
 
     restarted = restart(world)
@@ -161,12 +161,18 @@ async def test_cli_shutdown_is_executed_by_the_running_agent_as_its_own_command(
             await world.controller.process()
             await asyncio.sleep(0.05)
 
+    from trader.clock import SystemClock
+    from trader.presence import AgentPresence
+    presence = AgentPresence(world.store, lambda: world.engine.ticks, world.engine.wakeup,
+                             SystemClock(), replay=False)    # the agent's heartbeat
+    presence.start()
     loop = asyncio.create_task(engine_loop())
     try:
         code = await asyncio.wait_for(run_control_cli(world.settings, "shutdown"), 20)
     finally:
         loop.cancel()
+        await presence.stop()
     assert code == 0
     assert world.engine.guard_state.asleep
-    assert "stay protected" in capsys.readouterr().out
+    assert "1 position stays protected" in capsys.readouterr().out
     assert (await world.paper.position(SYMBOL)).quantity != 0

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from storage.codec import dumps, loads
+from trader.display import breaker_label
 from trader.domain import Candle
 from trader.guard_book import dump_state, load_state
 from trader.guards import (
@@ -51,7 +52,8 @@ def candles(closes: list[str]) -> list[Candle]:
 
 
 def trip_spread(state: GuardState) -> Outcome:
-    return check_spread(state, SYMBOL, D("0.0012"), [D("0.0008"), D("0.0009"), D("0.001")], NOW, CFG)
+    return check_spread(state, SYMBOL, D("0.0012"), D("12"), [D("0.0008"), D("0.0009"), D("0.001")],
+                        NOW, CFG)
 
 
 def trip_funding(state: GuardState) -> Outcome:
@@ -86,7 +88,7 @@ def test_every_breaker_trips_blocks_entries_and_clears_with_events(name: str) ->
     assert [(e.kind, e.name) for e in events] == [(GuardEventKind.TRIPPED, name)]
     assert events[0].text
     allowed, reason = allow_entry(state, SYMBOL, NOW + timedelta(minutes=9))
-    assert not allowed and name in reason
+    assert not allowed and breaker_label(name) in reason
     state, events = expire(state, NOW + timedelta(minutes=9, seconds=59))
     assert events == []
     state, events = expire(state, NOW + timedelta(minutes=10))
@@ -112,10 +114,10 @@ def test_a_breaker_tripping_again_extends_it_without_a_second_alert() -> None:
 def test_normal_values_do_not_trip() -> None:
     state = GuardState()
     history = [D("0.0008"), D("0.0009"), D("0.001")]
-    assert check_spread(state, SYMBOL, D("0.00107"), history, NOW, CFG) == (state, [])
-    assert check_spread(state, SYMBOL, D("0.0004"), [D("0.0001")], NOW, CFG) == (state, []), \
-        "a spread under the 0.05 % floor is tick noise"
-    assert check_spread(state, SYMBOL, D("0.01"), [], NOW, CFG) == (state, [])
+    assert check_spread(state, SYMBOL, D("0.00107"), D("10.7"), history, NOW, CFG) == (state, [])
+    assert check_spread(state, SYMBOL, D("0.0004"), D("2"), [D("0.0001")], NOW, CFG) == (state, []), \
+        "a spread of 2 ticks or fewer is tick noise"
+    assert check_spread(state, SYMBOL, D("0.01"), D("100"), [], NOW, CFG) == (state, [])
     assert check_funding(state, SYMBOL, D("0.0011"), D("0.0001"), NOW, CFG) == (state, [])
     assert check_funding(state, SYMBOL, D("0.01"), None, NOW, CFG) == (state, [])
     assert check_crash(state, SYMBOL, candles(["100", "99", "98.5", "98", "97.1"]), NOW, CFG) == (state, [])
@@ -227,7 +229,7 @@ def test_corrupt_stored_state_is_an_error_not_an_empty_state() -> None:
 
 def test_operator_can_clear_a_breaker_and_status_lists_active_ones() -> None:
     state, _ = trip_funding(GuardState())
-    assert describe(state, NOW) == ["funding:BTCUSDT until 12:10 UTC"]
+    assert describe(state, NOW) == ["funding-rate breaker on BTCUSDT until 12:10 UTC"]
     state, events = clear_breaker(state, "funding:BTCUSDT")
     assert [e.kind for e in events] == [GuardEventKind.CLEARED]
     assert allow_entry(state, SYMBOL, NOW)[0]

@@ -23,7 +23,7 @@ async def test_stale_data_alerts_blocks_entries_and_clears_when_candles_resume(t
     await world.step()                                  # candles resume
     await world.engine.tick()
     assert world.engine.entry_allowed(SYMBOL)
-    assert any("resumed" in text for text in world.alerts("STALE_DATA"))
+    assert any("resumed" in text for text in world.alerts("DATA_RESUMED"))
 
 
 async def test_a_gap_in_the_feed_is_backfilled_from_the_exchange(tmp_path):

@@ -3,6 +3,7 @@ exchange (tests/machine_sim.py): random stories of fills, hand cancels, refusals
 answers, hand closes, liquidations, operator closes, price moves and restarts, and the
 machine's promises checked at every step; then the protection timings at their edges."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -37,36 +38,46 @@ from trader.events import (
     Tick,
 )
 from trader.lifecycle import Step, step
-from trader.position import Position, PositionState
+from trader.position import ExitPlan, Leg, LegOrder, Position, PositionState
 
 D = Decimal
-SL, TP = OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT
+SL, TP, T1 = OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1
 POLICY = Policy()
 STORIES = settings(max_examples=500, deadline=None)
 
 roles = st.sampled_from([SL, TP])
-# What can happen between the engine's ticks (the `happen` functions of tests/machine_sim.py
-# and tests/machine_driver.py); a story is a list of (happening, seconds to the next tick).
-happenings = st.one_of(
-    st.tuples(st.just("price"), st.integers(-150, 250)),
-    st.tuples(st.just("entry_fill"), st.sampled_from(["0.004", "0.006", "0.010"])),
-    st.tuples(st.just("entry_expire")),
-    st.tuples(st.just("leg_fill"), roles, st.sampled_from(["0.003", "all"]), st.booleans()),
-    st.tuples(st.just("hand_cancel"), roles, st.booleans()),
-    st.tuples(st.just("expire"), roles),
-    st.tuples(st.just("glitch"), roles),
-    st.tuples(st.just("mood"), st.sampled_from([m.value for m in Mood])),
-    st.tuples(st.just("hand_close")),
-    st.tuples(st.just("hand_reduce"), st.sampled_from(["0.001", "0.003"])),
-    st.tuples(st.just("liquidation")),
-    st.tuples(st.just("operator_close")),
-    st.tuples(st.just("wait"), st.integers(1, 8)),
-    st.tuples(st.just("hand_stop"), roles, st.integers(-20, 20)),
-    st.tuples(st.just("restart")),
-    st.tuples(st.just("crash")),
-)
+
+
+def happenings_for(roles: st.SearchStrategy[OrderRole]) -> st.SearchStrategy[tuple]:
+    """What can happen between the engine's ticks (the `happen` functions of
+    tests/machine_sim.py and tests/machine_driver.py), to legs of `roles`."""
+    return st.one_of(
+        st.tuples(st.just("price"), st.integers(-150, 250)),
+        st.tuples(st.just("entry_fill"), st.sampled_from(["0.004", "0.006", "0.010"])),
+        st.tuples(st.just("entry_expire")),
+        st.tuples(st.just("leg_fill"), roles, st.sampled_from(["0.003", "all"]), st.booleans()),
+        st.tuples(st.just("hand_cancel"), roles, st.booleans()),
+        st.tuples(st.just("expire"), roles),
+        st.tuples(st.just("glitch"), roles),
+        st.tuples(st.just("mood"), st.sampled_from([m.value for m in Mood])),
+        st.tuples(st.just("hand_close")),
+        st.tuples(st.just("hand_reduce"), st.sampled_from(["0.001", "0.003"])),
+        st.tuples(st.just("liquidation")),
+        st.tuples(st.just("operator_close")),
+        st.tuples(st.just("wait"), st.integers(1, 8)),
+        st.tuples(st.just("hand_stop"), roles, st.integers(-20, 20)),
+        st.tuples(st.just("restart")),
+        st.tuples(st.just("crash")),
+    )
+
+
+# A story is a list of (happening, seconds to the next tick).
+happenings = happenings_for(roles)
 stories = st.lists(st.tuples(happenings, st.sampled_from([0, 1, 2, 5, 15, 31, 61, 600])),
                    max_size=30)
+two_tp_stories = st.lists(st.tuples(happenings_for(st.sampled_from([SL, TP, T1])),
+                                    st.sampled_from([0, 1, 2, 5, 15, 31, 61, 600])),
+                          max_size=30)
 sides = st.sampled_from([Side.BUY, Side.SELL])
 
 EVERY_KIND_OF_EVENT: list[Event] = [
@@ -98,6 +109,21 @@ def test_every_story_settles_to_one_stop_and_one_take_profit_for_the_whole_posit
             check_step(driver.position, event, step(driver.position, event, driver.now, POLICY))
 
 
+@STORIES
+@given(side=sides, filled_at_start=st.sampled_from([True, True, True, False]),
+       story=two_tp_stories)
+def test_every_two_tp_story_settles_to_one_stop_and_take_profits_closing_exactly_the_position(
+        side: Side, filled_at_start: bool, story: list) -> None:
+    """The two-TP plan (TP1 for half at +1 %, TP2 at +2 %), whatever happened: once calm, an
+    open position has one live stop-loss for its whole quantity and take-profits of ours
+    that close exactly its quantity (TP1 for its part while it has one, TP2 for the rest);
+    along the way no cancel took the only protection away (the take-profits of both roles
+    together count) and the same step promises hold."""
+    driver = run_story(side, filled_at_start, story, two_targets=True)
+    assert settle(driver), "still placing or cancelling long after the exchange calmed down"
+    assert_settled(driver)
+
+
 events_for_any_state = st.one_of(
     st.builds(EntryFilled, st.sampled_from([D("0.004"), FULL]), st.just(ENTRY), st.booleans()),
     st.builds(EntryFailed, st.just("expired")),
@@ -118,7 +144,8 @@ events_for_any_state = st.one_of(
               st.sampled_from([D("0.003"), FULL]), st.booleans()),
     st.builds(PositionSizeChanged, st.sampled_from([D("0.004"), D("0.007"), FULL, D("0.020")]),
               st.just(ENTRY), st.sampled_from(["", "by hand"])),
-    st.builds(PositionGone, st.sampled_from([None, CloseReason.LIQUIDATION])),
+    st.builds(PositionGone, st.sampled_from([None, CloseReason.LIQUIDATION]),
+              st.sampled_from([None, EntryFilled(FULL, ENTRY)])),
     st.builds(CloseRequested, st.sampled_from([CloseReason.COMMAND, CloseReason.TIME_EXIT])),
     st.builds(FlattenResult, st.sampled_from([D("0"), D("0.004"), FULL])),
     st.builds(Tick, st.just(OPENED), st.sampled_from([None, *(mark_at(Side.BUY, p)
@@ -149,6 +176,59 @@ def test_any_event_sequence_keeps_the_step_promises(state: PositionState,
         check_step(position, event, result)
         finalized += sum(isinstance(action, Finalize) for action in result.actions)
         position = result.position
+    assert finalized <= 1
+
+
+def two_targets(position: Position) -> Position:
+    """`position` under the two-TP plan: TP1 at 50250 for half (its order live when the
+    position's legs are), TP2's order for the other half."""
+    half = position.quantity / 2
+    first = Leg(T1, D("50250"), LegOrder(leg_id(SYMBOL, T1), D("50250"), half)
+                if position.stop.order is not None else None)
+    take_profit = position.take_profit
+    if take_profit.order is not None:
+        take_profit = replace(take_profit, order=replace(take_profit.order, quantity=half))
+    return replace(position, exit_plan=ExitPlan.TWO, tp1_quantity=half, take_profit_1=first,
+                   take_profit=take_profit, seq={**position.seq, T1.value: 1})
+
+
+t1_ids = st.sampled_from([leg_id(SYMBOL, T1, n) for n in (1, 2, 3)])
+events_for_two_targets = st.one_of(
+    events_for_any_state,
+    st.builds(LegPlaced, st.just(T1), t1_ids, st.sampled_from([D("50250"), D("51000")]),
+              st.sampled_from([D("0.004"), D("0.005")])),
+    st.builds(LegRejected, st.just(T1), t1_ids, st.just("-2021"), st.booleans()),
+    st.builds(LegSeen, st.just(T1), t1_ids, st.just(D("50250")),
+              st.sampled_from([D("0.004"), D("0.005")])),
+    st.builds(LegGone, st.just(T1), t1_ids, st.booleans()),
+    st.builds(LegFilled, st.just(T1), t1_ids, st.sampled_from([D("0.002"), D("0.005")]),
+              st.booleans()),
+    st.builds(LegFilled, st.just(TP), st.sampled_from([leg_id(SYMBOL, TP, 1)]),
+              st.just(D("0.005")), st.just(True)),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(state=start_states,
+       events=st.lists(st.tuples(events_for_two_targets, st.integers(0, 90)), max_size=25))
+def test_any_event_sequence_keeps_the_step_promises_with_two_targets(
+        state: PositionState, events: list[tuple[Event, int]]) -> None:
+    """The same promises for a position of the two-TP plan, with TP1's events mixed in."""
+    position = two_targets(make(SYMBOL, Side.BUY, state, FULL, ENTRY, "49500", "51000",
+                                live_legs=state in (PositionState.PROTECTED,
+                                                    PositionState.CLOSING)))
+    now, finalized = OPENED, 0
+    for event, seconds in events:
+        now += timedelta(seconds=seconds)
+        if isinstance(event, Tick):
+            event = Tick(now, event.mark, event.rules)
+        result = step(position, event, now, POLICY)
+        check_step(position, event, result)
+        finalized += sum(isinstance(action, Finalize) for action in result.actions)
+        position = result.position
+        if position.state.open:
+            parts = position.leg_quantity(TP) + position.leg_quantity(T1)
+            assert parts == position.quantity, f"take-profits for {parts} of {position}"
     assert finalized <= 1
 
 
@@ -293,3 +373,17 @@ def test_a_stop_that_died_around_a_restart_is_replaced(story: list) -> None:
     driver = run_story(Side.BUY, True, story)
     assert settle(driver)
     assert_settled(driver)
+
+
+def test_flat_while_entering_waits_for_the_entry_unless_the_entry_is_known_filled() -> None:
+    """Flat while ENTERING is "not filled yet" (nothing happens); flat with the entry's fill
+    known (found after a restart: opened and closed while the agent was down) finalizes it
+    with the fill's size and price, and never places a leg."""
+    entering = make(state=PositionState.ENTERING, quantity="0", live_legs=False)
+    waiting = step(entering, PositionGone(), after(5), POLICY)
+    assert waiting.position == entering and waiting.actions == []
+    gone = step(entering, PositionGone(entry=EntryFilled(FULL, D("50100"))), after(5), POLICY)
+    assert gone.position.state is PositionState.CLOSED
+    assert (gone.position.quantity, gone.position.entry_price) == (FULL, D("50100"))
+    assert [a for a in gone.actions if isinstance(a, Finalize)] == [Finalize(CloseReason.MANUAL)]
+    assert not placements(gone.actions)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tests.positions import make
 from trader.domain import Side, SymbolRules
 from trader.management import (
+    TrailingDistance,
     best_price,
     breakeven_price,
     partial_quantity,
@@ -133,7 +134,8 @@ def test_trailing_stop_only_ever_tightens(side: Side,
     pos, mark = position(side), D("50000")
     for move, distance in steps:
         mark = mark * (1 + move)
-        stop = trailing_stop(pos, mark, RULES, distance)
+        stop = trailing_stop(pos, mark, RULES,
+                             TrailingDistance(distance) if distance is not None else None)
         if stop is None:
             continue
         assert (stop - pos.stop.trigger_price) * side.sign >= 0

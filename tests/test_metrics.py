@@ -16,12 +16,13 @@ from trader.metrics import (
     TradeRecord,
     drawdown_series,
     performance,
-    pnl_for_period,
 )
 from trader.position import Position, PositionState
+from trader.trade_stats import TOTAL, by_symbol, summarize
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 D = Decimal
+YEAR = timedelta(days=365)
 
 
 def curve_of(values: list[str | int], step: timedelta = timedelta(days=1)) -> list[EquityPoint]:
@@ -198,14 +199,126 @@ def test_without_a_curve_the_period_is_the_trades_span() -> None:
     assert perf.exposure_pct == pytest.approx(50.0)
 
 
-def test_pnl_for_period_counts_trades_closed_at_or_after_since() -> None:
-    trades = [trade("5", gross="6", fees="1", closed_h=1),
-              trade("-3", gross="-2", fees="1", closed_h=5),
-              trade("4", gross="4.5", fees="0.4", funding="-0.1", closed_h=9)]
-    realized, fees, funding, count, wins = pnl_for_period(trades, T0 + timedelta(hours=5))
-    assert (realized, fees, funding, count, wins) == (D("2.5"), D("1.4"), D("-0.1"), 2, 1)
-    assert pnl_for_period(trades, None).trades == 3
-    assert pnl_for_period(trades, T0 + timedelta(days=1)) == (D(0), D(0), D(0), 0, 0)
+# --- CAGR, Calmar, drawdown span -----------------------------------------------------------
+
+def test_cagr_compounds_over_the_covered_time() -> None:
+    # 100 -> 121 in two years (730 days) is 10 % a year.
+    perf = performance(curve_of([100, 121], timedelta(days=730)), [])
+    assert perf.cagr_pct == pytest.approx(10.0)
+    assert perf.covered == timedelta(days=730)
+    assert perf.calmar is None                          # no drawdown, no Calmar
+
+
+def test_calmar_is_cagr_over_the_max_drawdown() -> None:
+    # 100 -> 80 -> 121 over two years: CAGR 10 %, max drawdown 20 %.
+    perf = performance(curve_of([100, 80, 121], timedelta(days=365)), [])
+    assert perf.cagr_pct == pytest.approx(10.0)
+    assert perf.max_drawdown_pct == pytest.approx(20.0)
+    assert perf.calmar == pytest.approx(0.5)
+
+
+def test_separate_periods_are_annualised_over_their_own_time_not_the_gap() -> None:
+    # Two one-year runs ten years apart, 100 -> 110 and then 110 -> 121: 10 % a year.
+    first, second = T0, T0 + timedelta(days=3650)
+    curve = [EquityPoint(first, D(100)), EquityPoint(first + YEAR, D(110)),
+             EquityPoint(second, D(110)), EquityPoint(second + YEAR, D(121))]
+    perf = performance(curve, [], periods=[(first, first + YEAR), (second, second + YEAR)])
+    assert perf.covered == 2 * YEAR
+    assert perf.cagr_pct == pytest.approx(10.0)
+    whole_span = performance(curve, [])
+    assert whole_span.cagr_pct == pytest.approx(100 * (1.21 ** (365 / (3650 + 365)) - 1))
+
+
+def test_exposure_over_separate_periods_counts_only_their_time() -> None:
+    first, second = T0, T0 + timedelta(days=100)
+    curve = [EquityPoint(first, D(100)), EquityPoint(first + timedelta(hours=10), D(100)),
+             EquityPoint(second, D(100)), EquityPoint(second + timedelta(hours=10), D(100))]
+    trades = [trade("1", opened_h=0, closed_h=5)]          # 5 h open in 20 h of data
+    periods = [(first, first + timedelta(hours=10)), (second, second + timedelta(hours=10))]
+    assert performance(curve, trades, periods=periods).exposure_pct == pytest.approx(25.0)
+
+
+def test_cagr_is_undefined_without_a_week_of_data_and_minus_100_when_the_account_is_gone(
+        ) -> None:
+    assert performance(curve_of([100]), []).cagr_pct is None
+    assert performance([], []).cagr_pct is None
+    assert performance(curve_of([100, 110], timedelta(days=6)), []).cagr_pct is None
+    assert performance(curve_of([100, 110], timedelta(days=7)), []).cagr_pct is not None
+    assert performance(curve_of([100, 0], timedelta(days=7)), []).cagr_pct == -100.0
+
+
+def test_a_huge_gain_has_no_cagr_rather_than_an_overflow() -> None:
+    assert performance(curve_of([100, 10**20], timedelta(days=7)), []).cagr_pct is None
+
+
+def test_the_deepest_drawdown_has_its_peak_bottom_recovery_and_duration() -> None:
+    # peak 120 on day 1, bottom 80 on day 4, back above 120 on day 5.
+    perf = performance(curve_of([100, 120, 90, 110, 80, 130]), [])
+    assert perf.drawdown_start == T0 + timedelta(days=1)
+    assert perf.drawdown_bottom == T0 + timedelta(days=4)
+    assert perf.drawdown_end == T0 + timedelta(days=5)
+    assert perf.drawdown_duration == timedelta(days=4)
+
+
+def test_a_drawdown_not_recovered_lasts_until_the_end() -> None:
+    perf = performance(curve_of([100, 120, 90, 100]), [])
+    assert perf.drawdown_start == T0 + timedelta(days=1)
+    assert perf.drawdown_end is None
+    assert perf.drawdown_duration == timedelta(days=2)
+
+
+def test_a_drawdown_across_a_gap_between_periods_counts_only_covered_time() -> None:
+    later = T0 + timedelta(days=100)
+    curve = [EquityPoint(T0, D(100)), EquityPoint(T0 + timedelta(days=1), D(120)),
+             EquityPoint(later, D(90)), EquityPoint(later + timedelta(days=2), D(95))]
+    periods = [(T0, T0 + timedelta(days=1)), (later, later + timedelta(days=2))]
+    perf = performance(curve, [], periods=periods)
+    assert perf.drawdown_start == T0 + timedelta(days=1)
+    assert perf.drawdown_duration == timedelta(days=2)
+
+
+def test_a_curve_that_never_falls_has_no_drawdown_span() -> None:
+    perf = performance(curve_of([100, 100, 110]), [])
+    assert (perf.drawdown_start, perf.drawdown_end, perf.drawdown_duration) == (None, None, None)
+
+
+# --- expectancy, SQN, exits, per symbol ----------------------------------------------------
+
+def test_expectancy_ratio_is_the_mean_trade_in_units_of_the_mean_loss() -> None:
+    trades = [trade("40"), trade("-10", reason="STOP_LOSS"), trade("-20", reason="STOP_LOSS")]
+    perf = performance(curve_of([1000, 1010]), trades)
+    assert perf.avg_trade == D(10) / 3
+    assert perf.expectancy_ratio == pytest.approx((10 / 3) / 15)
+    assert perf.exit_pnl == {"STOP_LOSS": D(-30), "TAKE_PROFIT": D(40)}
+    assert list(perf.exit_pnl) == list(perf.exits) == ["STOP_LOSS", "TAKE_PROFIT"]
+
+
+def test_sqn_is_root_n_times_mean_over_stdev_of_net_pnl() -> None:
+    perf = performance([], [trade("1"), trade("2"), trade("3")])
+    assert perf.sqn == pytest.approx(math.sqrt(3) * 2 / 1)
+
+
+def test_sqn_and_expectancy_ratio_are_undefined_without_spread_or_losses() -> None:
+    perf = performance([], [trade("5"), trade("5")])
+    assert perf.sqn == 0.0
+    assert perf.expectancy_ratio is None
+    assert performance([], [trade("-5")]).sqn == 0.0
+
+
+def test_per_symbol_rows_and_the_total_row_add_up() -> None:
+    trades = [trade("30", gross="31", fees="1"), trade("-10", gross="-9", fees="1"),
+              replace(trade("-5", gross="-4", fees="1", funding="0"), symbol="ETHUSDT")]
+    rows = by_symbol(trades)
+    total = summarize(TOTAL, trades)
+    assert [row.label for row in rows] == ["BTCUSDT", "ETHUSDT"]
+    btc, eth = rows
+    assert (btc.trades, btc.wins, btc.losses, btc.net_pnl) == (2, 1, 1, D(20))
+    assert (btc.best, btc.worst, btc.profit_factor) == (D(30), D(-10), pytest.approx(3.0))
+    assert (eth.trades, eth.net_pnl, eth.profit_factor) == (1, D(-5), 0.0)
+    assert total.trades == btc.trades + eth.trades
+    assert total.net_pnl == btc.net_pnl + eth.net_pnl == D(15)
+    assert total.fees == D(3) and total.expectancy == D(5)
+    assert summarize(TOTAL, []).win_rate == 0.0
 
 
 # --- TradeRecord.from_position ------------------------------------------------------------
@@ -245,7 +358,8 @@ def test_statistics_are_always_finite_and_drawdown_stays_between_zero_and_one(
         values: list[Decimal]) -> None:
     curve = curve_of([str(value) for value in values], timedelta(minutes=5))
     perf = performance(curve, [])
-    for number in (perf.sharpe, perf.sortino, perf.return_pct, perf.max_drawdown_pct):
+    for number in (perf.sharpe, perf.sortino, perf.return_pct, perf.max_drawdown_pct,
+                   perf.sqn, perf.cagr_pct or 0.0, perf.calmar or 0.0):
         assert math.isfinite(number)
     fractions = [fraction for _, fraction in drawdown_series(curve)]
     assert all(0.0 <= fraction < 1.0 for fraction in fractions)

@@ -17,6 +17,7 @@ from trader.market.replay import (
     load_bundled,
     load_bundled_funding,
     load_candles,
+    symbol_from_file_name,
 )
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -72,6 +73,45 @@ def test_missing_columns_and_missing_files_are_clear_errors(tmp_path: Path) -> N
         load_candles(path)
     with pytest.raises(ValueError, match="nothing.csv"):
         load_candles(tmp_path / "nothing.csv")
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("s", 1), ("ms", 1000), ("µs", 1_000_000)])
+def test_open_time_in_seconds_milliseconds_or_microseconds_is_detected(
+        tmp_path: Path, unit: str, scale: int) -> None:
+    first = int(T0.timestamp())
+    rows = [f"{(first + minute * 60) * scale},100,101,99,100.5,1" for minute in (0, 1, 2)]
+    loaded = load_candles(write_csv(tmp_path, "BTCUSDT-1m.csv", rows))
+    assert [c.open_time for c in loaded] == [T0 + timedelta(minutes=m) for m in (0, 1, 2)]
+    assert {c.interval for c in loaded} == {timedelta(minutes=1)}
+
+
+@pytest.mark.parametrize(("rows", "needle"), [
+    (["0,1,1,1,1,1", "60,1,1,1,1,1"], "line 2: open_time 0 (s) is 1970-01-01, outside 2010..2100"),
+    ([f"{10**18},1,1,1,1,1"], "line 2: open_time 1000000000000000000 is too large"),
+    ([f"{MS0},1,1,1,1,1", f"{MS0 // 1000 + 60},1,1,1,1,1"],
+     "line 3: open_time 1704067260 is not in ms like the first row"),
+])
+def test_times_in_no_known_unit_or_mixed_units_are_refused_with_the_line(
+        tmp_path: Path, rows: list[str], needle: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        load_candles(write_csv(tmp_path, "BTCUSDT-1m.csv", rows))
+    assert needle in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["BTCUSDT-15m.csv", "btcusdt.csv", "BTCUSDT-1m-2024-01.csv"])
+def test_the_symbol_comes_from_a_file_name_that_says_it(name: str) -> None:
+    assert symbol_from_file_name(Path(name)) == "BTCUSDT"
+
+
+@pytest.mark.parametrize("name", ["mydata.csv", "candles-5m.csv", "BTC-5m.csv", "data.csv"])
+def test_a_file_name_without_a_symbol_needs_the_symbol_given(tmp_path: Path, name: str) -> None:
+    path = write_csv(tmp_path, name, [row(0), row(1)])
+    assert symbol_from_file_name(path) is None
+    with pytest.raises(ValueError, match="does not say the symbol"):
+        load_candles(path)
+    assert {c.symbol for c in load_candles(path, symbol="ethusdt")} == {"ETHUSDT"}
+    with pytest.raises(ValueError, match="not a USD-M symbol"):
+        load_candles(path, symbol="MYDATA")
 
 
 def test_bundled_data_loads_real_candles() -> None:

@@ -258,3 +258,44 @@ def test_reader_process_never_sees_partial_transactions_or_locks(store: Store,
     report = json.loads(out.strip().splitlines()[-1])
     assert report["torn"] == []
     assert report["reads"] >= 1
+
+
+# --- journal mode: a live agent's file never maps its index (tests/chaos/test_read_only_disk.py)
+@pytest.mark.parametrize(("replay", "header"), [(False, b"\x01\x01"), (True, b"\x02\x02")])
+async def test_the_live_agents_database_keeps_a_rollback_journal_and_a_replays_wal(
+        tmp_path: Path, replay: bool, header: bytes) -> None:
+    """Bytes 18-19 of an SQLite file: 1 = rollback journal, 2 = WAL
+    (https://www.sqlite.org/fileformat.html, "The Database Header")."""
+    from trader.app import build_engine
+    from trader.config import load_settings
+    settings = load_settings(_env_file=None, exchange="paper", db_path=tmp_path / "t.db")
+    engine, close = await build_engine(settings, replay=replay)
+    engine.store.put("probe", 1, NOW)
+    await close()
+    assert (tmp_path / "t.db").read_bytes()[18:20] == header
+
+
+KILLED_MID_TRANSACTION = """
+import os, signal, sys
+from datetime import UTC, datetime
+from storage import Store
+store = Store.open(sys.argv[1], wal=False)
+now = datetime.now(UTC)
+store.put("kept", 1, now)
+with store.transaction("half-done"):
+    for n in range(8000):                    # more than the page cache: pages reach the file
+        store.put(f"half:{n}", "x" * 1000, now)
+    os.kill(os.getpid(), signal.SIGKILL)     # the journal is hot: the transaction half done
+"""
+
+
+def test_a_restart_after_a_kill_mid_transaction_rolls_the_hot_journal_back(db_path: Path) -> None:
+    """The live agent's rollback journal: a process killed mid-transaction leaves a hot
+    journal; the next open must roll it back (not refuse the file as unreadable)."""
+    Store.open(db_path, wal=False).close()
+    result = run_helper(KILLED_MID_TRANSACTION, str(db_path))
+    assert result.returncode == -9, result.stderr
+    assert Path(f"{db_path}-journal").stat().st_size > 0, "no hot journal was left"
+    store = Store.open(db_path, wal=False)
+    assert store.get("kept") == 1 and store.keys("half:") == []
+    store.close()

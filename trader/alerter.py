@@ -1,51 +1,183 @@
-"""The alert outbox: publish -> throttle -> database outbox -> the sink delivers.
+"""The alert outbox: publish -> route -> throttle -> database outbox -> the sink delivers.
 
 The engine publishes alerts; they are written to the database outbox first (so nothing is
 lost while Telegram is down or the process restarts) and an `AlertSink` (the Telegram bot,
-or the log when headless) delivers them in order. Repeats of one dedup key are throttled.
+or the log when headless) delivers them in order. Repeats of one dedup key are throttled:
+within `throttle` (5 min) of the last one sent they are dropped; a non-CRITICAL key that keeps
+coming back waits twice as long each time (5, 10, 20 ... min, at most 6 h), and the next
+message says how many were dropped meanwhile, so a bug that fails every tick is not a sound
+every five minutes.
 If the database itself fails, alerts are kept in memory and still handed to the sink.
+
+Routing (trader/alert_routing.py): a name in TRADEBOT_ALERTS_OFF is recorded but not sent;
+an alert the operator already got as a command's reply is recorded but not sent. A breaker
+trip is written to the outbox and held back for the merge window: if its clear comes first,
+the trip is marked "merged" and one message says both ("spread breaker on XRPUSDT: tripped
+12:03, cleared 12:08 UTC"); otherwise the trip goes out when the window ends and the clear
+later. Re-trips of a breaker that has not cleared are folded into the first. Holding is in
+memory only: after a restart a held trip is simply delivered. CRITICAL alerts are never
+held, merged or turned off.
 """
 
 from collections import deque
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from loguru import logger
 
 from storage import SaveStateFailure, Store
-from trader.alerts import Alert, AlertSink, OutgoingAlert, Severity
+from trader.alert_routing import AlertRouting, merged_text
+from trader.alerts import MERGED_PAIRS, Alert, AlertSink, OutgoingAlert, Severity
+from trader.clock import Clock, SystemClock
+
+CLEARS = frozenset(MERGED_PAIRS.values())
+MAX_THROTTLE = timedelta(hours=6)
+
+
+@dataclass
+class _Repeats:
+    """The last alert of one dedup key that was sent, and what was dropped since."""
+    sent_at: datetime
+    window: timedelta
+    dropped: int = 0
+
+    def recurring(self, now: datetime) -> bool:
+        return now - self.sent_at < 2 * self.window
+
+
+@dataclass
+class _Episode:
+    """A breaker between its trip and its clear."""
+    trip: Alert
+    tripped_at: datetime
+    last_trip_at: datetime
+    outbox_id: int | None
+    held: bool
 
 
 class Alerter:
-    """Throttles, records and hands alerts to the sink. Never blocks the engine."""
+    """Routes, throttles, records and hands alerts to the sink. Never blocks the engine.
 
-    def __init__(self, store: Store, throttle: timedelta = timedelta(minutes=5)) -> None:
+    `clock` is the engine's (replay time in a replay): held trips are released by it.
+    """
+
+    def __init__(self, store: Store, clock: Clock | None = None,
+                 routing: AlertRouting | None = None,
+                 throttle: timedelta = timedelta(minutes=5)) -> None:
         self.store = store
+        self.clock = clock or SystemClock()
+        self.routing = routing or AlertRouting()
         self.throttle = throttle
         self.sink: AlertSink | None = None
-        self._last_sent: dict[str, datetime] = {}
+        self._repeats: dict[str, _Repeats] = {}
         self._unsaved: deque[OutgoingAlert] = deque(maxlen=1000)
+        self._episodes: dict[str, _Episode] = {}
 
     def publish(self, alert: Alert, now: datetime) -> bool:
-        """Queue an alert; False if it was throttled as a repeat of the same key."""
-        last = self._last_sent.get(alert.key)
-        if last is not None and now - last < self.throttle:
-            logger.info("alert throttled name={} key={}", alert.name, alert.key)
+        """Queue an alert; False if it was throttled as a repeat of the same key or is
+        turned off (TRADEBOT_ALERTS_OFF)."""
+        if self.routing.is_off(alert):
+            logger.info("alert off (TRADEBOT_ALERTS_OFF) name={} symbol={} text={}", alert.name,
+                        alert.symbol or "-", alert.text.replace("\n", " | "))
+            self._record(alert, now, "off")
             return False
-        self._last_sent[alert.key] = now
-        if len(self._last_sent) > 2000:   # keys carry ids and dates: forget old ones
-            self._last_sent = {k: t for k, t in self._last_sent.items() if now - t < self.throttle}
+        throttled, alert = self._throttle(alert, now)
+        if throttled:
+            return False
         logger.log("WARNING" if alert.level is not Severity.INFO else "INFO",
                    "alert name={} severity={} symbol={} text={}",
                    alert.name, alert.level, alert.symbol or "-", alert.text.replace("\n", " | "))
+        if alert.answered_in_reply:
+            self._record(alert, now, "answered")
+        elif alert.name in MERGED_PAIRS and alert.subject:
+            self._trip(alert, now)
+        elif alert.name in CLEARS and alert.subject in self._episodes:
+            self._clear(alert, now)
+        else:
+            self._enqueue(alert, now)
+        return True
+
+    def _throttle(self, alert: Alert, now: datetime) -> tuple[bool, Alert]:
+        """(True, _) for a repeat to drop; else the alert to send, saying what was dropped."""
+        repeats = self._repeats.get(alert.key)
+        if repeats is not None and now - repeats.sent_at < repeats.window:
+            repeats.dropped += 1
+            logger.info("alert throttled name={} key={} until={}", alert.name, alert.key,
+                        (repeats.sent_at + repeats.window).isoformat())
+            return True, alert
+        window = self.throttle
+        if repeats is not None and repeats.recurring(now) and alert.level is not Severity.CRITICAL:
+            window = min(repeats.window * 2, MAX_THROTTLE)
+        if repeats is not None and repeats.dropped:
+            alert = replace(alert, text=f"{alert.text}\n({repeats.dropped} more like it since "
+                            f"{repeats.sent_at:%H:%M} UTC)")
+        self._repeats[alert.key] = _Repeats(now, window)
+        if len(self._repeats) > 2000:   # keys carry ids and dates: forget the ones gone quiet
+            self._repeats = {k: r for k, r in self._repeats.items() if r.recurring(now)}
+        return False, alert
+
+    # --- trip / clear pairs ---------------------------------------------------------------
+    def _trip(self, alert: Alert, now: datetime) -> None:
+        episode = self._episodes.get(alert.subject)
+        if episode is not None and now - episode.last_trip_at <= self.routing.merge_window:
+            episode.last_trip_at = now
+            logger.info("breaker re-tripped before its clear: one message subject={}",
+                        alert.subject)
+            self._record(alert, now, "merged")
+            return
+        outbox_id = self._enqueue(alert, now)
+        held = outbox_id is not None and self.routing.holds(alert)
+        self._episodes[alert.subject] = _Episode(alert, now, now, outbox_id, held)
+
+    def _clear(self, alert: Alert, now: datetime) -> None:
+        episode = self._episodes.pop(alert.subject)
+        if episode.held and now - episode.tripped_at <= self.routing.merge_window \
+                and self._mark(episode.outbox_id, "merged", now):
+            self._enqueue(replace(alert, text=merged_text(episode.trip, episode.tripped_at, now)),
+                          now)
+            return
+        self._enqueue(replace(alert, text=f"{alert.text} (tripped {episode.tripped_at:%H:%M} "
+                              "UTC)"), now)
+
+    def release_held(self, now: datetime | None = None) -> None:
+        """Let held trips go: those whose window ended by `now`, or all (on stop)."""
+        for episode in self._episodes.values():
+            if episode.held and (now is None
+                                 or now - episode.tripped_at >= self.routing.merge_window):
+                episode.held = False
+
+    # --- outbox ---------------------------------------------------------------------------
+    def _enqueue(self, alert: Alert, now: datetime) -> int | None:
+        outbox_id: int | None = None
         try:
-            self.store.enqueue_alert(now, alert.name.value, alert.level.value, alert.symbol,
-                                     alert.key, alert.text)
+            outbox_id = self.store.enqueue_alert(now, alert.name.value, alert.level.value,
+                                                 alert.symbol, alert.key, alert.text)
         except SaveStateFailure as exc:
             logger.error("alert kept in memory (database down) name={} error={}", alert.name, exc)
             self._unsaved.append(OutgoingAlert(None, now, alert.name.value, alert.level.value,
                                                alert.symbol, alert.text))
         if self.sink is not None:
             self.sink.wake()
+        return outbox_id
+
+    def _record(self, alert: Alert, now: datetime, status: str) -> None:
+        """Kept in the outbox for /alerts with a final status: never sent."""
+        try:
+            outbox_id = self.store.enqueue_alert(now, alert.name.value, alert.level.value,
+                                                 alert.symbol, alert.key, alert.text)
+        except SaveStateFailure as exc:
+            logger.error("alert not recorded name={} status={} error={}", alert.name, status, exc)
+            return
+        self._mark(outbox_id, status, now)
+
+    def _mark(self, outbox_id: int | None, status: str, now: datetime) -> bool:
+        if outbox_id is None:
+            return False
+        try:
+            self.store.mark_alert(outbox_id, status, now)
+        except SaveStateFailure as exc:
+            logger.error("alert status not saved id={} status={} error={}", outbox_id, status, exc)
+            return False
         return True
 
     def take_unsaved(self) -> list[OutgoingAlert]:
@@ -55,5 +187,10 @@ class Alerter:
         return taken
 
     def pending(self, limit: int = 50) -> list[OutgoingAlert]:
+        """Up to `limit` alerts to deliver, oldest first: the outbox's pending ones except
+        the trips still held for their clear (those whose window ended are released)."""
+        self.release_held(self.clock.now())
+        held = {e.outbox_id for e in self._episodes.values() if e.held}
+        rows = [a for a in self.store.pending_alerts(limit + len(held)) if a.id not in held]
         return [OutgoingAlert(a.id, a.created_at, a.name, a.severity, a.symbol, a.text)
-                for a in self.store.pending_alerts(limit)]
+                for a in rows[:limit]]

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 from loguru import logger
@@ -22,6 +23,8 @@ from tenacity import (
 )
 
 from storage import Store
+from trader.agent_services import AgentServices
+from trader.alert_routing import AlertRouting
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName, AlertSink
 from trader.clock import Clock, ManualClock, SystemClock
@@ -32,6 +35,7 @@ from trader.engine import Engine
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import classify
 from trader.log_sink import LogAlertSink
+from trader.presence import replay_db_path
 from trader.startup import boot, reconcile
 from trader.trade_store import TradeStore
 
@@ -41,6 +45,7 @@ START_RETRY_CAP_SECONDS = 60.0
 HEARTBEAT_SECONDS = 60.0
 
 Closer = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
@@ -49,17 +54,24 @@ def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
         return BinanceExchange(settings, clock)
     from trader.exchange.paper import PaperExchange
     from trader.exchange.sim import SimConfig
+    # Orders take 50-500 ms (TRADEBOT_PAPER_LATENCY_MS, seeded by TRADEBOT_SEED) as on a real
+    # exchange: in a replay the engine clock moves by it (real time / TRADEBOT_REPLAY_SPEED).
+    latency = settings.paper_latency
     return PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
-                                                 default_leverage=settings.leverage))
+                                                 default_leverage=settings.leverage,
+                                                 latency_ms=latency or (0, 0)),
+                         latency=latency is not None)
 
 
 async def build_engine(settings: Settings, clock: Clock | None = None, *,
-                       start: bool = True) -> tuple[Engine, Closer]:
+                       start: bool = True, replay: bool = False) -> tuple[Engine, Closer]:
     """The engine on its exchange and database; `start=False` leaves `exchange.start` to the
-    caller (the agent retries it until the exchange answers)."""
+    caller (the agent retries it until the exchange answers). A live agent's database keeps
+    a rollback journal (a disk gone read-only must not kill it: storage/db.py); a replay's
+    fresh file keeps WAL."""
     clock = clock or SystemClock()
-    store = TradeStore.open(settings.db_path)
-    alerter = Alerter(store)
+    store = TradeStore.open(settings.db_path, wal=replay)
+    alerter = Alerter(store, clock, AlertRouting.from_settings(settings))
     exchange = make_exchange(settings, store, clock)
     if start:
         await start_exchange(exchange, settings)
@@ -93,7 +105,11 @@ def replay_candles(settings: Settings, data: list[Path] | None) -> dict[str, lis
     if not paths:
         bundled = load_bundled()
         return {s: c for s, c in bundled.items() if s in settings.symbols} or bundled
-    loaded = [load_candles(path) for path in paths]
+    source = "--data" if data else "TRADEBOT_REPLAY_FILE"
+    try:
+        loaded = [load_candles(path) for path in paths]
+    except (OSError, ValueError) as exc:       # unreadable file, bad row, unknown time unit
+        raise ConfigError([f"{source}: {exc}"]) from None
     return {rows[0].symbol: rows for rows in loaded if rows}
 
 
@@ -104,7 +120,7 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
         candles = replay_candles(settings, data)
         # A replay is a fresh paper session on a database of its own, so it never mixes
         # with (or rewinds) a continuing paper session in TRADEBOT_DB.
-        replay_db = settings.db_path.with_name(settings.db_path.stem + "-replay.db")
+        replay_db = replay_db_path(settings.db_path)
         for path in (replay_db, Path(f"{replay_db}-wal"), Path(f"{replay_db}-shm")):
             path.unlink(missing_ok=True)
         settings = settings.model_copy(update={"exchange": "paper", "symbols": sorted(candles),
@@ -113,15 +129,19 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
         clock: Clock = ManualClock(start, speed=speed or settings.replay_speed)
     else:
         clock = SystemClock()
-    engine, close = await build_engine(settings, clock, start=False)
+    engine, close = await build_engine(settings, clock, start=False, replay=replaying)
     controller = Controller(engine)
-    sink = _make_sink(settings, engine, controller)
+    services = AgentServices(settings, engine, replay=replaying)
+    sink = make_sink(settings, engine, controller, **services.sink_options())
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
+        await services.start(sink)   # $PORT, heartbeat, reading the pinned state
         await sink.start()
     except BaseException:
-        await close()   # e.g. a token Telegram rejects (ConfigError): release exchange and db
+        # e.g. a token Telegram rejects (ConfigError): release port, exchange and db
+        await services.stop()
+        await close()
         raise
     heartbeat = asyncio.create_task(_heartbeat(settings, engine, stop))
     try:
@@ -130,17 +150,32 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
             return 0
         if not await _until_done("start-up reconciliation", engine, stop, lambda: _boot(engine)):
             return 0
+        state = await _unless_stopped(services.recover_intent(), stop)   # sleep/pause first
+        if state is None:
+            return 0
         engine.alerter.publish(Alert(AlertName.STARTUP, f"tradebot started: {settings.mode}, "
                                      f"symbols {', '.join(engine.symbols)}, "
-                                     f"feed {'replay' if replaying else settings.effective_feed}"),
+                                     f"feed {'replay' if replaying else settings.effective_feed}"
+                                     f"\n{state}", dedup_key=f"started:{datetime.now(UTC)}"),
                                clock.now())
         if replaying:
             await _replay_loop(engine, controller, candles, clock, stop)  # type: ignore[arg-type]
         else:
-            await _live_loop(engine, controller, stop)
+            await _live_loop(engine, controller, services, stop)
     finally:
-        await _shut_down(engine, sink, heartbeat, close)
+        await _shut_down(engine, sink, heartbeat, close, services)
     return 0
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """`work`'s result, or None (work cancelled) when a stop signal comes first."""
+    working, stopping = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not working.done():
+        working.cancel()
+        return None
+    return working.result()
 
 
 async def _boot(engine: Engine) -> None:
@@ -185,9 +220,11 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-def _make_sink(settings: Settings, engine: Engine, controller: Controller) -> AlertSink:
+def make_sink(settings: Settings, engine: Engine, controller: Controller,
+              **options: Any) -> AlertSink:
     """Telegram when a token is configured (the `bot` package, found through the
-    `tradebot.alert_sinks` entry point so the core never imports it), else the log."""
+    `tradebot.alert_sinks` entry point so the core never imports it), else the log.
+    `options` go to the Telegram bot (trader/agent_services.py `sink_options`)."""
     # Telegram time (button expiry, stale commands) is wall-clock time, even in a replay.
     clock = SystemClock()
     token = settings.telegram_bot_token
@@ -199,7 +236,7 @@ def _make_sink(settings: Settings, engine: Engine, controller: Controller) -> Al
             raise ConfigError(["TELEGRAM_BOT_TOKEN: set, but the Telegram part of tradebot "
                                "is not installed (pip install -e .)"])
         factory = next(iter(found)).load()
-        sink = factory(settings, controller, engine.alerter, engine.store, clock)
+        sink = factory(settings, controller, engine.alerter, engine.store, clock, **options)
     engine.alerter.sink = sink
     return sink
 
@@ -222,7 +259,7 @@ async def _replay_loop(engine: Engine, controller: Controller,
     paper = engine.exchange
     batches = ReplayFeed(candles, clock).__aiter__()
     while True:
-        batch = await _next_or_stop(batches, stop)
+        batch = await _next_or_stop(batches, stop, engine, controller)
         if batch is None:
             break
         for candle in batch:
@@ -234,29 +271,39 @@ async def _replay_loop(engine: Engine, controller: Controller,
     logger.info("replay {} ticks={}", "stopped" if stop.is_set() else "finished", engine.ticks)
 
 
-async def _next_or_stop(batches, stop: asyncio.Event) -> list[Candle] | None:  # type: ignore[no-untyped-def]
+async def _next_or_stop(batches, stop: asyncio.Event, engine: Engine,  # type: ignore[no-untyped-def]
+                        controller: Controller) -> list[Candle] | None:
     """The next replay batch, or None when the replay ends or a stop is requested (a paced
-    replay may be waiting many seconds for its next candle: SIGTERM must not wait for it)."""
+    replay may be waiting many seconds for its next candle: SIGTERM must not wait for it,
+    and commands, from Telegram or `tradebot shutdown|wake`, are run while it waits)."""
     if stop.is_set():
         return None
     following = asyncio.ensure_future(anext(batches))
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not following.done():
-        following.cancel()
-        return None
+    while not following.done():
+        stopping = asyncio.ensure_future(stop.wait())
+        commands = asyncio.ensure_future(engine.wakeup.wait())
+        await asyncio.wait({following, stopping, commands}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        commands.cancel()
+        if stop.is_set() and not following.done():
+            following.cancel()
+            return None
+        if not following.done():
+            engine.wakeup.clear()
+            await controller.process()
     try:
         return following.result()
     except StopAsyncIteration:
         return None
 
 
-async def _live_loop(engine: Engine, controller: Controller, stop: asyncio.Event) -> None:
+async def _live_loop(engine: Engine, controller: Controller, services: AgentServices,
+                     stop: asyncio.Event) -> None:
     from trader.market.live import ExchangeFeed
     feed = ExchangeFeed(engine.exchange, engine.symbols, engine.settings.interval)
     last_reconcile = [engine.clock.now()]
     while not stop.is_set():
+        services.between_ticks()    # a pinned state Telegram showed only after boot
         # Every part is contained on its own; this outer boundary is the last resort.
         await engine.contained("live loop", _live_iteration(engine, controller, feed,
                                                             last_reconcile))
@@ -298,7 +345,8 @@ async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) ->
                 continue
 
 
-async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer) -> None:  # type: ignore[no-untyped-def]
+async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer,  # type: ignore[no-untyped-def]
+                     services: AgentServices) -> None:
     engine.stopping = True
     open_positions = len(engine.positions)
     engine.alerter.publish(Alert(
@@ -306,6 +354,7 @@ async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close:
         + (f" ({open_positions} open)" if open_positions else ""),
         dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}"), engine.clock.now())
     heartbeat.cancel()
+    await services.stop()       # the last sleep/pause change pinned (bounded), heartbeat: stopped
     try:
         await asyncio.wait_for(sink.stop(), SHUTDOWN_BUDGET_SECONDS / 2)
     except TimeoutError:

@@ -1,53 +1,73 @@
 """`tradebot backtest`: the full engine over candles on the paper exchange.
 
 Same code path as live trading (lifecycle, sentinel, guards, risk, intents, storage), with
-the replay feed driving the clock. Ends with a report: the printed summary and
-equity.png, trades.csv, report.json in the output directory.
+the replay feed driving the clock. Ends with one portfolio report (trader/report.py) in
+`out/<run-id>/`, printed with the folder's name.
 """
 
 import argparse
 import asyncio
+import multiprocessing
+import os
+import re
+import sys
 import time
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 
 from loguru import logger
 from tqdm import tqdm
 
 from trader.alerter import Alerter
+from trader.backtest_curve import CurveRecorder
 from trader.clock import ManualClock
 from trader.config import Settings
 from trader.domain import Candle, CloseReason
 from trader.engine import Engine
 from trader.logs import setup_logging
+from trader.market.replay import CandleFile, FundingSchedule
 from trader.metrics import EquityPoint, TradeRecord, performance
-from trader.report import BacktestReport, render_text, write_report
-from trader.strategy.base import load_strategy
+from trader.report import BacktestReport, combine, render_text, symbol_rows, write_report
+from trader.strategy.base import Strategy, load_strategy
 from trader.trade_store import TradeStore
 
+PARALLEL_MIN_CANDLES = 20_000   # below this, starting worker processes costs more than it saves
+DATABASES = "databases"   # out/<run-id>/databases/<SYMBOLS>/backtest.db: each run's journal
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-class BacktestError(Exception):
+
+class BacktestError(ValueError):
     """Bad backtest input (no data in range, unknown symbol); the message says what to fix."""
 
 
 def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
-                   start: datetime | None, end: datetime | None) -> dict[str, list[Candle]]:
+                   start: datetime | None, end: datetime | None,
+                   *, asked_by: str = "--symbols") -> dict[str, list[Candle]]:
     if symbols:
         unknown = [s for s in symbols if s not in candles]
         if unknown:
-            raise BacktestError(f"no data for {', '.join(unknown)}; the data has "
-                                f"{', '.join(sorted(candles))}")
+            raise BacktestError(f"no data for {', '.join(unknown)} (asked by {asked_by}); the "
+                                f"data has {', '.join(sorted(candles)) or 'no symbol'}")
         candles = {s: candles[s] for s in symbols}
-    picked = {s: [c for c in rows if (start is None or c.open_time >= start)
-                  and (end is None or c.open_time <= end)] for s, rows in candles.items()}
+    picked = {s: rows.between(start, end) if isinstance(rows, CandleFile) else
+              [c for c in rows if (start is None or c.open_time >= start)
+               and (end is None or c.open_time <= end)] for s, rows in candles.items()}
     picked = {s: rows for s, rows in picked.items() if rows}
     if not picked:
         raise BacktestError("no candles in the chosen period")
     return picked
 
 
-async def run_backtest(settings: Settings, candles: dict[str, list[Candle]], out_dir: Path,
-                       *, progress: bool = True, funding: dict | None = None) -> BacktestReport:
+async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle]], out_dir: Path,
+                       *, progress: bool = True, funding: dict | None = None,
+                       strategy: Strategy | None = None) -> BacktestReport:
+    """The full engine over `candles` on the paper exchange; `strategy` (default: the one
+    TRADEBOT_STRATEGY names) lets `tradebot sweep` run a strategy with changed parameters.
+    A symbol's candles may be an iterator (`trader.market.replay.iter_candles`): nothing
+    grows with their number but the closed trades (the equity curve is bounded)."""
     from trader.exchange.paper import PaperExchange
     from trader.exchange.sim import SimConfig
     from trader.market.replay import ReplayFeed
@@ -59,28 +79,33 @@ async def run_backtest(settings: Settings, candles: dict[str, list[Candle]], out
     symbols = sorted(candles)
     settings = settings.model_copy(update={"symbols": symbols, "db_path": db_path,
                                            "exchange": "paper"})
-    clock = ManualClock(min(rows[0].open_time for rows in candles.values()))
+    start, candles = first_open_time(candles)
+    clock = ManualClock(start)
     store = TradeStore.open(db_path)
     paper = PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
                                                   default_leverage=settings.leverage),
                           persist_every=0, funding_schedules=funding,
                           save_state=False)   # a backtest never resumes: journal only our own records
     await paper.start(symbols, settings.leverage)
-    engine = Engine(settings, paper, store, clock, Alerter(store), load_strategy(settings.strategy))
-    total = sum(len(rows) for rows in candles.values())
-    curve: list[EquityPoint] = []
+    engine = Engine(settings, paper, store, clock, Alerter(store),
+                    strategy or load_strategy(settings.strategy))
+    feed = ReplayFeed(candles, clock)
+    recorder = CurveRecorder()          # bounded: exact up to its limit, then bucketed
+    total = 0
     started = time.perf_counter()
-    with tqdm(total=total, unit="candle", disable=not progress, leave=False) as bar:
-        async for batch in ReplayFeed(candles, clock):
+    with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar:
+        async for batch in feed:
             for candle in batch:
                 paper.feed_candle(candle)
                 engine.on_candle(candle)
             await engine.tick()
             if engine.balance is not None:
-                curve.append(EquityPoint(clock.now(), engine.balance.equity))
+                recorder.add(EquityPoint(clock.now(), engine.balance.equity))
+            total += len(batch)
             bar.update(len(batch))
     elapsed = time.perf_counter() - started
-    trades = [TradeRecord.from_position(p) for p in store.closed_positions()
+    curve = recorder.points()
+    trades = [TradeRecord.from_position(p) for p in store.iter_closed_positions()
               if p.close_reason not in (None, CloseReason.UNKNOWN) and p.exit_price is not None]
     report = BacktestReport(
         performance=performance(curve, trades, paper.funding_total()), trades=trades, curve=curve,
@@ -88,6 +113,67 @@ async def run_backtest(settings: Settings, candles: dict[str, list[Candle]], out
         extra={"open_positions": len(engine.positions), "database": db_path})
     store.close()
     return report
+
+
+def first_open_time(candles: Mapping[str, Iterable[Candle]]) -> tuple[
+        datetime, dict[str, Iterable[Candle]]]:
+    """The earliest first candle, and the candles to replay (an iterator's first candle is
+    read and put back): a symbol's candles may be streamed (`iter_candles`)."""
+    starts, replay = [], {}
+    for symbol, rows in candles.items():
+        if isinstance(rows, Sequence):
+            if rows:
+                starts.append(rows[0].open_time)
+            replay[symbol] = rows
+            continue
+        stream = iter(rows)
+        first = next(stream, None)
+        if first is not None:
+            starts.append(first.open_time)
+            replay[symbol] = chain([first], stream)
+    if not starts:
+        raise BacktestError("no candles to replay")
+    return min(starts), replay
+
+
+def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder: Path, *,
+               progress: bool = True, funding: dict | None = None,
+               workers: int | None = None) -> list[BacktestReport]:
+    """One backtest per group, in group order. Groups share nothing (each its own account,
+    database and engine), so with more than one they run in parallel processes, one per
+    core (`workers`, default: the machine's cores). Symbols inside one group trade the same
+    period on one account: the portfolio heat cap, the shared balance and margin couple
+    their entries, so they stay in one engine, on one core (said on stdout)."""
+    for group in groups:
+        if len(group) > 1:
+            print(f"{', '.join(sorted(group))}: same period, one account: the portfolio heat "
+                  f"cap (TRADEBOT_MAX_HEAT {settings.max_heat}) and the shared balance couple "
+                  "their entries, so they run together in one engine (one core)")
+    jobs = [(settings, group, folder / "-".join(sorted(group)), funding) for group in groups]
+    candles = sum(len(rows) for group in groups for rows in group.values())
+    workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if workers <= 1 or candles < PARALLEL_MIN_CANDLES:
+        return [_run_group(*job, progress=progress) for job in jobs]
+    print(f"{len(jobs)} independent runs (no common period, no shared account) on "
+          f"{workers} processes")
+    # spawn, not fork: a forked child would inherit the parent's logging threads and locks
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_run_group_in_worker, *zip(*jobs, strict=True)))
+
+
+def _run_group(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
+               funding: dict | None, progress: bool = False) -> BacktestReport:
+    logger.info("backtest symbols={} candles={}", ",".join(sorted(group)),
+                sum(len(rows) for rows in group.values()))
+    return asyncio.run(run_backtest(settings, group, out_dir, progress=progress, funding=funding))
+
+
+def _run_group_in_worker(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
+                         funding: dict | None) -> BacktestReport:
+    """A worker process starts with no logging set up: as quiet as the command (no bar)."""
+    setup_logging(json_lines=settings.log_json,
+                  level="ERROR" if settings.log_level == "INFO" else settings.log_level)
+    return _run_group(settings, group, out_dir, funding)
 
 
 def overlapping_groups(candles: dict[str, list[Candle]]) -> list[dict[str, list[Candle]]]:
@@ -105,31 +191,69 @@ def overlapping_groups(candles: dict[str, list[Candle]]) -> list[dict[str, list[
 
 
 def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
-    from trader.market.replay import load_bundled, load_bundled_funding, load_candles
-    funding = None
+    """`tradebot backtest`: every group of overlapping symbols through the engine, one
+    portfolio report in `<--out>/<run-id>/` (printed at the end). Exit 2 on bad input."""
     load_strategy(settings.strategy)   # a bad TRADEBOT_STRATEGY stops here, before any work
     try:
-        if args.data is not None:
-            rows = load_candles(args.data)
-            data = {rows[0].symbol: rows} if rows else {}
-        else:
-            data = load_bundled()
-            funding = load_bundled_funding()
-        symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
-        candles = select_candles(data, symbols, args.start, args.end)
+        candles, funding = backtest_data(settings, args)
+        run_dir = new_run_dir(args.out, args.run_id)
     except (BacktestError, ValueError, OSError) as exc:
-        print(f"backtest error: {exc}")
+        print(f"backtest error: {exc}", file=sys.stderr)
         return 2
     if settings.log_level == "INFO":
         setup_logging(json_lines=settings.log_json, level="ERROR")   # the progress bar speaks
-    groups = overlapping_groups(candles)
-    for group in groups:
-        out = args.out if len(groups) == 1 else args.out / "-".join(sorted(group))
-        logger.info("backtest symbols={} candles={}", ",".join(sorted(group)),
-                    sum(len(c) for c in group.values()))
-        report = asyncio.run(run_backtest(settings, group, out, progress=not args.no_progress,
-                                          funding=funding))
-        files = write_report(report, out)
-        print(render_text(report, files))
-        print()
+    reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
+                         progress=not args.no_progress, funding=funding)
+    report = combine(reports, run_id=run_dir.name)
+    files = write_report(report, run_dir)
+    print(render_text(report, symbol_rows(report), files))
     return 0
+
+
+def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
+        dict[str, list[Candle]], dict[str, FundingSchedule] | None]:
+    """The candles to run (and the bundled funding rates) for `args.data` / `args.symbol` /
+    `args.symbols` / `args.start` / `args.end`. Symbols: --symbols, else TRADEBOT_SYMBOLS for
+    the bundled data (an explicit --data file is its own choice), else all of the data."""
+    from trader.market.replay import load_bundled, load_bundled_funding, symbol_from_file_name
+    funding = None
+    if args.data is not None:
+        symbol = getattr(args, "symbol", None)
+        if symbol is None and symbol_from_file_name(args.data) is None:
+            raise BacktestError(f"{args.data.name}: the file name does not say the symbol; "
+                                "pass --symbol ETHUSDT (or name the file like ETHUSDT-5m.csv)")
+        rows = CandleFile(args.data, symbol=symbol)   # streamed: flat memory at any length
+        data = {rows.symbol: rows} if rows else {}
+    else:
+        data, funding = load_bundled(), load_bundled_funding()
+    symbols, asked_by = requested_symbols(settings, args.symbols, args.data is None)
+    return select_candles(data, symbols, args.start, args.end, asked_by=asked_by), funding
+
+
+def requested_symbols(settings: Settings, option: str | None,
+                      bundled: bool) -> tuple[list[str] | None, str]:
+    """(symbols to run or None for all, where the choice came from)."""
+    if option:
+        return [s.strip().upper() for s in option.split(",") if s.strip()], "--symbols"
+    if bundled and "symbols" in settings.model_fields_set:
+        return list(settings.symbols), "TRADEBOT_SYMBOLS"
+    return None, ""
+
+
+def new_run_dir(out: Path, run_id: str | None = None) -> Path:
+    """`out/<run-id>`, created: `run_id`, or the start time (UTC) with -2, -3... when taken."""
+    if run_id is not None:
+        if not RUN_ID.fullmatch(run_id):
+            raise BacktestError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-'")
+        folder = Path(out) / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        folder = Path(out) / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return folder
+    raise BacktestError(f"{out}: too many runs started at {stamp}")

@@ -1,98 +1,219 @@
-"""The equity chart: a PNG of the equity curve and its drawdown, for /chart and the backtest.
+"""The /chart picture: one symbol's price with the agent's entries and exits and the open
+position's stop-loss and take-profit, above the account's equity and drawdown.
 
-Rendered with matplotlib's Agg canvas on a private `Figure` (no pyplot, no display, no
-global state), sized to read well on a phone: 8 x 5 in at 110 dpi = 880 x 550 px.
+    png = trading_chart_png(ChartInputs(symbol, now, prices, trades, open_trade, equity,
+                                        traded=True, ever_traded=True))
+
+Made to be read on a phone: 1080 x 1350 px (Telegram shows a 4:5 picture full width), text
+28 px and larger, % return and the period in the title. Before the first trade there is no
+flat equity line: the picture says "No trades yet". Drawn with matplotlib's Agg canvas on a
+private `Figure` (no pyplot, no global state), so it may run in a worker thread.
+The drawing style shared with the backtest picture (trader/report_chart.py) is in
+trader/chart_style.py.
 """
 
-import io
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
-from loguru import logger
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
 
-from trader.metrics import EquityPoint, drawdown_series
+from trader.chart_style import (
+    COLOURS,
+    FONT,
+    draw_drawdown,
+    draw_equity,
+    draw_headline,
+    format_time_axis,
+    money,
+    new_figure,
+    number_formatter,
+    period_text,
+    png_bytes,
+    px,
+    signed_pct,
+    thin_curve,
+    write_message,
+)
+from trader.commands import PositionView
+from trader.metrics import EquityPoint, TradeRecord, drawdown_series
+from trader.report_chart import equity_chart_png
 
-FIGURE_SIZE_IN = (8.0, 5.0)
-DPI = 110
-EQUITY_COLOUR = "#1f6fb4"
-DRAWDOWN_COLOUR = "#c0392b"
-# Agg draws a few thousand points as fast as a million and the phone shows ~900 pixels;
-# longer curves are thinned by keeping each bucket's lowest and highest point.
-MAX_POINTS = 4000
+# thin_curve and equity_chart_png are the sweep's (trader/sweep_trial.py, sweep_report.py).
+__all__ = ["MAX_POINTS", "ChartInputs", "draw_trading_chart", "equity_chart_png", "thin_curve",
+           "trading_chart_png"]
+
+MAX_POINTS = 2000   # the phone shows ~1000 pixels; thin_curve keeps every dip
+LEGEND_ORDER = ("long entry", "short entry", "exit")
 
 
-def equity_chart_png(curve: Sequence[EquityPoint], title: str = "Equity") -> bytes:
-    """PNG bytes: equity (top) and drawdown % below the running peak (bottom), sharing the
-    time axis. Fewer than two points render a PNG that says "no data yet"."""
-    points = sorted(curve, key=lambda point: point.at)
-    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI)
-    FigureCanvasAgg(figure)
-    if len(points) < 2:
-        _draw_no_data(figure, title)
+@dataclass(frozen=True, slots=True)
+class ChartInputs:
+    """What /chart draws. `prices`: (close time, close) of the symbol's recent candles, in
+    time order; `trades`: its closed trades; `open_trade`: its open position, if any;
+    `equity`: the account's recorded equity; `traded`: the account held a position (any
+    symbol) in the window; `ever_traded`: it ever closed one."""
+    symbol: str
+    now: datetime
+    prices: Sequence[tuple[datetime, Decimal]]
+    trades: Sequence[TradeRecord]
+    open_trade: PositionView | None
+    equity: Sequence[EquityPoint]
+    traded: bool
+    ever_traded: bool
+
+
+def trading_chart_png(inputs: ChartInputs) -> bytes:
+    """PNG bytes of the /chart picture (see the module docstring)."""
+    return png_bytes(draw_trading_chart(inputs), "trading chart")
+
+
+def draw_trading_chart(inputs: ChartInputs) -> Figure:
+    """The /chart figure, not yet rendered (tests read its texts and artists)."""
+    figure = new_figure()
+    start = window_start(inputs)
+    equity = [point for point in inputs.equity if point.at >= start]
+    quiet = "No trades in this period" if inputs.ever_traded else "No trades yet"
+    equity_now = f"equity {money(inputs.equity[-1].equity)} USDT" if inputs.equity else ""
+    if not inputs.prices and not inputs.traded:
+        _title(figure, inputs.symbol, quiet, "waiting for the first candles")
+        write_message(figure.add_subplot(), quiet, f"{inputs.symbol}: no candles received so far")
+    elif not inputs.traded:
+        _price_and_note(figure, inputs, quiet, quiet, equity_now)
+    elif len(equity) < 2:
+        _price_and_note(figure, inputs, _return_text(equity), equity_now,
+                        "the equity line starts with the next minute")
     else:
-        _draw_curves(figure, thin_curve(points, MAX_POINTS), title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    png = buffer.getvalue()
-    logger.debug("equity chart rendered points={} bytes={}", len(points), len(png))
-    return png
+        _price_equity_drawdown(figure, inputs, thin_curve(equity, MAX_POINTS))
+    return figure
 
 
-def _draw_no_data(figure: Figure, title: str) -> None:
-    axes = figure.add_subplot()
-    axes.set_axis_off()
-    figure.suptitle(title, x=0.11, ha="left", fontsize=13)
-    axes.text(0.5, 0.5, "no data yet", ha="center", va="center", fontsize=20, color="#666666",
-              transform=axes.transAxes)
+def _price_and_note(figure: Figure, inputs: ChartInputs, headline: str, note: str,
+                    detail: str) -> None:
+    """The price panel above a note that replaces an equity line not worth drawing."""
+    start = window_start(inputs)
+    price_axes, note_axes = figure.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]})
+    _layout(figure)
+    _title(figure, inputs.symbol, headline, period_text(start, inputs.now))
+    _draw_prices(price_axes, inputs)
+    format_time_axis(price_axes, start, inputs.now)
+    write_message(note_axes, note, detail)
 
 
-def _draw_curves(figure: Figure, points: Sequence[EquityPoint], title: str) -> None:
-    times = [point.at for point in points]
-    equity = [float(point.equity) for point in points]
-    drawdown_pct = [-fraction * 100 for _, fraction in drawdown_series(points)]
-    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    figure.subplots_adjust(left=0.11, right=0.97, top=0.9, bottom=0.08, hspace=0.08)
-
-    change = equity[-1] - equity[0]
-    figure.suptitle(f"{title}   {equity[-1]:,.2f}  ({change:+,.2f})", x=0.11, ha="left",
-                    fontsize=13)
-    top.plot(times, equity, color=EQUITY_COLOUR, linewidth=1.6)
-    top.axhline(equity[0], color="#999999", linewidth=0.8, linestyle="--")
-    top.set_ylabel("equity", fontsize=10)
-    top.grid(True, alpha=0.3)
-    top.tick_params(labelsize=9)
-
-    bottom.fill_between(times, drawdown_pct, 0, color=DRAWDOWN_COLOUR, alpha=0.35, linewidth=0)
-    bottom.plot(times, drawdown_pct, color=DRAWDOWN_COLOUR, linewidth=1.0)
-    deepest = min(drawdown_pct)
-    bottom.set_ylim(min(deepest * 1.15, -0.5), 0)
-    bottom.set_ylabel("drawdown %", fontsize=10)
-    bottom.grid(True, alpha=0.3)
-    bottom.tick_params(labelsize=9)
-    bottom.text(0.01, 0.08, f"max {deepest:.2f} %", transform=bottom.transAxes, fontsize=9,
-                color=DRAWDOWN_COLOUR)
-
-    locator = AutoDateLocator(minticks=3, maxticks=7)
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+def _price_equity_drawdown(figure: Figure, inputs: ChartInputs,
+                           equity: Sequence[EquityPoint]) -> None:
+    start = window_start(inputs)
+    price_axes, equity_axes, drawdown_axes = figure.subplots(
+        3, 1, sharex=True, gridspec_kw={"height_ratios": [5, 3, 2]})
+    _layout(figure)
+    _title(figure, inputs.symbol, _return_text(equity), period_text(start, inputs.now))
+    _draw_prices(price_axes, inputs)
+    draw_equity(equity_axes, equity)
+    draw_drawdown(drawdown_axes, drawdown_series(equity))
+    format_time_axis(drawdown_axes, start, inputs.now)
 
 
-def thin_curve(points: Sequence[EquityPoint], limit: int) -> list[EquityPoint]:
-    """At most about `limit` points that keep the curve's shape: the first and last point,
-    and each bucket's lowest and highest point in time order (so no dip disappears)."""
-    if len(points) <= limit:
-        return list(points)
-    buckets = max(limit // 2 - 1, 1)
-    size = (len(points) - 2) / buckets
-    kept = [points[0]]
-    for index in range(buckets):
-        bucket = points[1 + int(index * size): 1 + int((index + 1) * size)]
-        if not bucket:
+def window_start(inputs: ChartInputs) -> datetime:
+    """The left edge of the picture: the first candle shown (else the first equity point)."""
+    if inputs.prices:
+        return inputs.prices[0][0]
+    if inputs.equity:
+        return inputs.equity[0].at
+    return inputs.now
+
+
+def _layout(figure: Figure) -> None:
+    # right: room for half of a time label at the window's end
+    figure.subplots_adjust(left=0.17, right=0.94, top=0.87, bottom=0.07, hspace=0.12)
+
+
+def _title(figure: Figure, symbol: str, headline: str, period: str) -> None:
+    draw_headline(figure, f"{symbol}   {headline}", period)
+
+
+def _return_text(equity: Sequence[EquityPoint]) -> str:
+    if len(equity) < 2 or equity[0].equity <= 0:
+        return f"equity {money(equity[-1].equity)}" if equity else "equity not known yet"
+    change = float((equity[-1].equity - equity[0].equity) / equity[0].equity * 100)
+    return f"{signed_pct(change)}   equity {money(equity[-1].equity)}"
+
+
+def _draw_prices(axes: Axes, inputs: ChartInputs) -> None:
+    """Close prices, entries (triangles), exits (crosses) joined by a line coloured by the
+    trade's result, and the open position's entry, stop-loss and take-profit levels."""
+    start = window_start(inputs)
+    levels: list[float] = [float(price) for _, price in inputs.prices]
+    if inputs.prices:
+        axes.plot([at for at, _ in inputs.prices], levels, color=COLOURS.price,
+                  linewidth=2.2, zorder=2)
+    for trade in inputs.trades:
+        if trade.closed_at >= start:
+            levels += _draw_trade(axes, trade, start)
+    if inputs.open_trade is not None:
+        levels += _draw_open_trade(axes, inputs.open_trade, start)
+    axes.set_ylabel("price", fontsize=px(FONT.label))
+    axes.grid(True, alpha=0.3)
+    axes.tick_params(labelsize=px(FONT.tick))
+    if levels:
+        low, high = min(levels), max(levels)
+        margin = (high - low) * 0.06 or abs(high) * 0.01 or 1.0
+        axes.set_ylim(low - margin, high + margin)
+        axes.yaxis.set_major_formatter(number_formatter(low, high))
+    _legend(axes)
+
+
+def _draw_trade(axes: Axes, trade: TradeRecord, start: datetime) -> list[float]:
+    entry, exit_ = float(trade.entry_price), float(trade.exit_price)
+    colour = COLOURS.gain if trade.net_pnl > 0 else COLOURS.loss
+    if trade.opened_at >= start:
+        axes.plot([trade.opened_at, trade.closed_at], [entry, exit_], color=colour,
+                  linewidth=4, alpha=0.8, zorder=3)
+        _entry_marker(axes, trade.side, trade.opened_at, entry)
+    axes.plot([trade.closed_at], [exit_], marker="X", markersize=px(26), color=COLOURS.exit,
+              markeredgecolor="white", linestyle="none", zorder=5, label="exit")
+    return [entry, exit_] if trade.opened_at >= start else [exit_]
+
+
+def _entry_marker(axes: Axes, side: str, at: datetime, price: float) -> None:
+    long = side == "LONG"
+    axes.plot([at], [price], marker="^" if long else "v", markersize=px(30),
+              color=COLOURS.gain if long else COLOURS.loss, markeredgecolor="white",
+              linestyle="none", zorder=5, label="long entry" if long else "short entry")
+
+
+def _draw_open_trade(axes: Axes, position: PositionView, start: datetime) -> list[float]:
+    entry = float(position.entry_price)
+    if position.opened_at >= start:
+        _entry_marker(axes, position.side, position.opened_at, entry)
+    edge = blended_transform_factory(axes.transAxes, axes.transData)
+    levels = [entry]
+    for name, price, colour in (("entry", position.entry_price, COLOURS.muted),
+                                ("SL", position.stop_trigger, COLOURS.loss),
+                                ("TP", position.take_profit_trigger, COLOURS.gain)):
+        if price is None:
             continue
-        low = min(bucket, key=lambda point: point.equity)
-        high = max(bucket, key=lambda point: point.equity)
-        kept.extend(sorted({low, high}, key=lambda point: point.at))
-    kept.append(points[-1])
-    return kept
+        axes.axhline(float(price), color=colour, linewidth=2.4,
+                     linestyle=":" if name == "entry" else "--", zorder=1)
+        # On the left: the right edge is where the latest prices and markers are.
+        axes.text(0.01, float(price), f"{name} {price.normalize():,f}", transform=edge,
+                  ha="left", va="bottom", fontsize=px(FONT.small), color=colour,
+                  fontweight="bold", zorder=4,
+                  bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+        levels.append(float(price))
+    return levels
+
+
+def _legend(axes: Axes) -> None:
+    """One legend entry per kind of marker (each trade added its own artists)."""
+    handles, labels = axes.get_legend_handles_labels()
+    by_label = dict(zip(labels, handles, strict=True))
+    shown = [label for label in LEGEND_ORDER if label in by_label]
+    if shown:
+        # Above the panel: it never hides a price, and loc="best" costs a second per picture.
+        axes.legend([by_label[label] for label in shown], shown, loc="lower right",
+                    bbox_to_anchor=(1.0, 1.0), fontsize=px(FONT.small), frameon=False,
+                    handletextpad=0.2, borderpad=0.1, borderaxespad=0.1, ncols=len(shown),
+                    columnspacing=0.8)

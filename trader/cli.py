@@ -1,20 +1,24 @@
-"""`tradebot` command line: run, backtest, config, shutdown, wake.
+"""`tradebot` command line: run, backtest, config, shutdown, wake (and --version).
 
-Configuration problems end the program with exit code 2 and one line per bad variable.
+Configuration problems end the program with exit code 2 and one line per bad variable; an
+environment variable that looks like ours but is not a setting (a typo) is warned about.
 """
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from loguru import logger
 
 from storage import StorageError
-from trader.config import ConfigError, Settings, load_settings
+from trader.config import ConfigError, Settings, load_settings, unknown_variable_warnings
 from trader.logs import register_secret, setup_logging
 from trader.strategy.base import StrategyLoadError
+from trader.sweep_cli import add_sweep_arguments
 
 EXIT_CONFIG = 2
 
@@ -43,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tradebot",
         description="Telegram-controlled Binance USD-M futures agent. Every position keeps "
                     "a stop-loss and a take-profit on the exchange.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the agent (engine + Telegram if configured)")
@@ -55,14 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = sub.add_parser("backtest", help="run the full engine over candles on the paper exchange")
     backtest.add_argument("--symbols", default=None,
-                          help="comma-separated symbols (default: every symbol in the data)")
+                          help="comma-separated symbols (default: TRADEBOT_SYMBOLS if set, else "
+                               "every symbol in the data)")
+    backtest.add_argument("--symbol", default=None, type=str.upper,
+                          help="the symbol of --data when its file name does not say it")
     backtest.add_argument("--from", dest="start", type=_date, default=None, help="first candle (UTC)")
     backtest.add_argument("--to", dest="end", type=_date, default=None, help="last candle (UTC)")
     backtest.add_argument("--data", type=Path, default=None,
                           help="candle CSV (default: bundled real Binance candles)")
     backtest.add_argument("--out", type=Path, default=Path("out"),
-                          help="directory for equity.png, trades.csv, report.json")
+                          help="each run writes its report into OUT/<run-id>/ (default: out)")
+    backtest.add_argument("--run-id", default=None,
+                          help="name of the run's folder (default: the start time, UTC)")
     backtest.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    add_sweep_arguments(sub.add_parser(
+        "sweep", help="many backtests over a grid or an optuna study of settings, ranked"), date=_date)
 
     sub.add_parser("config", help="print the effective configuration (secrets masked)")
 
@@ -84,6 +97,8 @@ def _settings_or_exit() -> Settings:
         if secret is not None:
             register_secret(secret.get_secret_value())
     setup_logging(json_lines=settings.log_json, level=settings.log_level)
+    for warning in unknown_variable_warnings(os.environ, Path(".env")):
+        logger.warning("config warning: {}", warning)
     return settings
 
 
@@ -96,9 +111,28 @@ def _print_config(settings: Settings) -> int:
     return 0
 
 
+def _strategies_from_working_directory() -> None:
+    """TRADEBOT_STRATEGY=mystrategies.cross:Cross finds ./mystrategies as `python -m` would
+    (the console script's sys.path starts in the virtualenv's bin/). Appended, so a file in
+    the working directory never shadows an installed package."""
+    here = str(Path.cwd())
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml), e.g. '0.1.0'."""
+    try:
+        return version("tradebot")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _settings_or_exit()
+    if settings.strategy != "default":
+        _strategies_from_working_directory()
     if args.command == "config":
         return _print_config(settings)
     try:
@@ -119,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "sweep":
+        from trader.sweep_cli import run_sweep_cli
+        return run_sweep_cli(settings, args)
     if args.command == "backtest":
         from trader.backtest import run_backtest_cli
         return run_backtest_cli(settings, args)

@@ -4,33 +4,58 @@ Why, in this order: the exchange itself (its last closing fill came from a liqui
 ADL or settlement order: Binance's special client ids, see `exchange_close_reason`), then
 the final state of the position's own legs (take-profit filled; stop filled: a trailing
 stop, a breakeven stop when its trigger was at or past the entry after the partial
-take-profit, else the stop-loss), then the close the agent was making, else by hand.
+take-profit or TP1, else the stop-loss; TP1 filled and took what was left) or, when the
+agent never saw its legs (closed while it was down), the role in the client id of the last
+closing fill; then the close the agent was making, else by hand.
 """
 
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from trader.domain import ZERO, CloseReason, Fill, Order, OrderStatus, exchange_close_reason
+from trader.domain import (
+    ZERO,
+    ClientId,
+    CloseReason,
+    Fill,
+    Order,
+    OrderRole,
+    OrderStatus,
+    exchange_close_reason,
+)
 from trader.position import Position, PositionState
+
+TAKE_PROFIT_ROLES = (OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
 
 
 def close_reason(position: Position, stop: Order | None, take_profit: Order | None,
-                 pending: CloseReason | None, fills: Sequence[Fill] = ()) -> CloseReason:
+                 pending: CloseReason | None, fills: Sequence[Fill] = (),
+                 first_target: Order | None = None) -> CloseReason:
+    """`stop`, `take_profit`, `first_target` (TP1): the legs' final orders as read at the
+    close, None when not known."""
     closing = [f for f in fills if f.side is position.side.opposite]
+    last_role = None
     if closing:
-        by_exchange = exchange_close_reason(max(closing, key=lambda f: f.time).client_id)
+        last = max(closing, key=lambda f: f.time).client_id
+        by_exchange = exchange_close_reason(last)
         if by_exchange is not None:
             return by_exchange
-    if take_profit is not None and take_profit.status is OrderStatus.FILLED:
+        parsed = ClientId.parse(last)
+        last_role = parsed.role if parsed is not None and position.owns(last) else None
+    if (take_profit is not None and take_profit.status is OrderStatus.FILLED) or (
+            take_profit is None and last_role in TAKE_PROFIT_ROLES):
         return CloseReason.TAKE_PROFIT
-    if stop is not None and stop.status is OrderStatus.FILLED:
+    if (stop is not None and stop.status is OrderStatus.FILLED) or (
+            stop is None and last_role is OrderRole.STOP_LOSS):
         if position.trailing_active:
             return CloseReason.TRAILING_STOP
-        trigger = stop.trigger_price if stop.trigger_price is not None else position.stop.trigger_price
+        trigger = stop.trigger_price if stop is not None and stop.trigger_price is not None \
+            else position.stop.trigger_price
         if position.partial_taken and (trigger - position.entry_price) * position.side.sign >= 0:
             return CloseReason.BREAKEVEN_STOP     # the stop had been moved to breakeven
         return CloseReason.STOP_LOSS
+    if first_target is not None and first_target.status is OrderStatus.FILLED:
+        return CloseReason.TAKE_PROFIT        # TP1 took what was left (reduced by hand)
     if pending is not None and pending is not CloseReason.MANUAL:
         return pending
     return CloseReason.MANUAL

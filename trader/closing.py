@@ -17,7 +17,7 @@ from loguru import logger
 
 from trader.clock import Clock
 from trader.close_record import close_reason, closed
-from trader.domain import CloseReason, Fill, Order
+from trader.domain import CloseReason, Fill, Order, OrderRole
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.executor import Executor
 from trader.order_tracker import OrderTracker
@@ -64,7 +64,8 @@ class Finalizer:
                 await self._best_effort(problems, f"settle intent {intent.client_id}",
                                         self.executor.refresh(position.symbol, intent.client_id))
         fills = await self._fills(position, problems)
-        why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills)
+        why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills,
+                           legs.get(OrderRole.TAKE_PROFIT_1.value))
         return Finalized(closed(position, self.clock.now(), why, fills), fills, problems)
 
     def _leftovers(self, position: Position, legs: dict[str, Order | None]) -> list[str]:

@@ -2,12 +2,15 @@
 
 Commands (from Telegram or the CLI) are values put on the engine's queue; the engine is
 the single writer and resolves each command's future with a `CommandResult`. Read-only
-commands (status, positions, pnl, chart, alerts) are answered from the engine's current
-view without waiting for the tick. A command id makes a repeated button press a no-op.
+commands (status, positions, pnl, history tables, logs, ...) are answered from the engine's
+current view without waiting for the tick. A command id makes a repeated button press a no-op.
+
+Money is in USDT; every PnL the operator sees is realised NET: gross - fees + funding.
+Fractions (`*_fraction`) are plain ratios (0.0049 = 0.49 %).
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -16,19 +19,37 @@ from typing import Protocol
 class CommandKind(StrEnum):
     STATUS = "status"
     POSITIONS = "positions"
-    PNL = "pnl"
+    BALANCE = "balance"
+    PNL = "pnl"              # period: day | week | month | all
+    DAILY = "daily"          # count: how many days (table)
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    PERFORMANCE = "performance"
+    TRADES = "trades"        # count: the last n closed trades
     CHART = "chart"
     ALERTS = "alerts"
+    LOGS = "logs"            # count: the last n warnings and errors
+    VERSION = "version"
+    CONFIG = "config"
     CLOSE = "close"          # symbol or ALL
     SHUTDOWN = "shutdown"    # flatten or keep protected; then sleep
     WAKE = "wake"
-    PAUSE = "pause"          # entries only, optional duration
-    RESUME = "resume"
+    PAUSE = "pause"          # entries only; optional symbol and duration
+    RESUME = "resume"        # optional symbol
+    LONG = "long"            # symbol: a manual entry, planned and protected like a signal's
+    SHORT = "short"
+    UNLOCK = "unlock"        # symbol: end its cooldown, clear its breakers
 
     @property
     def mutating(self) -> bool:
-        return self in (CommandKind.CLOSE, CommandKind.SHUTDOWN, CommandKind.WAKE,
-                        CommandKind.PAUSE, CommandKind.RESUME)
+        return self in MUTATING
+
+
+MUTATING = frozenset({CommandKind.CLOSE, CommandKind.SHUTDOWN, CommandKind.WAKE,
+                      CommandKind.PAUSE, CommandKind.RESUME, CommandKind.LONG,
+                      CommandKind.SHORT, CommandKind.UNLOCK})
+PERIOD_KINDS = {CommandKind.DAILY: "day", CommandKind.WEEKLY: "week",
+                CommandKind.MONTHLY: "month"}
 
 
 ALL_SYMBOLS = "ALL"
@@ -39,10 +60,12 @@ class Command:
     kind: CommandKind
     command_id: str                      # unique per user action; repeats are ignored
     issued_at: datetime
-    symbol: str | None = None            # CLOSE: a symbol or ALL_SYMBOLS
+    symbol: str | None = None            # CLOSE: a symbol or ALL_SYMBOLS; LONG/SHORT/UNLOCK,
+                                         # PAUSE/RESUME of one symbol
     flatten: bool = False                # SHUTDOWN: close everything first
     duration: timedelta | None = None    # PAUSE
-    period: str = "day"                  # PNL: day | week | all
+    period: str = "day"                  # PNL: day | week | month | all
+    count: int | None = None             # DAILY/WEEKLY/MONTHLY, TRADES, LOGS: how many rows
     source: str = "telegram"
 
 
@@ -56,11 +79,29 @@ class PositionView:
     unrealized_pnl: Decimal
     stop_trigger: Decimal | None
     stop_attached: bool
-    take_profit_trigger: Decimal | None
+    take_profit_trigger: Decimal | None   # the target (TP2 of the two-TP plan)
     take_profit_attached: bool
     state: str
     opened_at: datetime
     leverage: int
+    age: timedelta | None = None          # time in trade when the view was taken
+    first_target_trigger: Decimal | None = None   # the two-TP plan's TP1, until it fills
+    first_target_attached: bool = False
+
+    @property
+    def pnl_fraction(self) -> Decimal:
+        """The price move in the position's favour since entry (0.0049 = +0.49 %)."""
+        if self.entry_price <= 0:
+            return Decimal(0)
+        sign = -1 if self.side == "SHORT" else 1
+        return (self.mark_price - self.entry_price) / self.entry_price * sign
+
+    def move_to(self, trigger: Decimal | None) -> Decimal | None:
+        """How far the mark must move to reach `trigger`, as a signed fraction of the mark
+        (a long's stop below: negative)."""
+        if trigger is None or self.mark_price <= 0:
+            return None
+        return (trigger - self.mark_price) / self.mark_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +121,18 @@ class StatusView:
     counters: dict[str, dict[str, int | str]] = field(default_factory=dict)
     feed: str = ""
     api_circuit: str | None = None    # "rate limited ... until 12:03:04 UTC" while open
+    paused_symbols: dict[str, datetime | None] = field(default_factory=dict)  # None: /resume
 
 
 @dataclass(frozen=True, slots=True)
 class PnlView:
+    """Realised PnL of a period: trades closed in it, funding paid or received in it."""
     period: str
-    realized: Decimal
-    fees: Decimal
-    funding: Decimal
+    gross: Decimal            # price PnL of the trades closed in the period
+    fees: Decimal             # their trading fees (positive = paid)
+    funding: Decimal          # funding in the period (positive = received)
     trades: int
-    wins: int
+    wins: int                 # trades whose net PnL (with their own funding) is > 0
 
     @property
     def win_rate(self) -> float:
@@ -97,7 +140,70 @@ class PnlView:
 
     @property
     def net(self) -> Decimal:
-        return self.realized - self.fees + self.funding
+        """Realised, net of fees and funding: the one meaning of "realised" everywhere."""
+        return self.gross - self.fees + self.funding
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    wallet: Decimal           # cash: deposits + realised PnL - fees + funding
+    unrealized_pnl: Decimal
+    equity: Decimal
+    free_margin: Decimal
+    read_at: datetime | None  # when the exchange was last asked (None: not yet)
+    today: PnlView            # realised since 00:00 UTC
+    open_positions: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRow:
+    """One row of /daily, /weekly, /monthly."""
+    start: date               # first day of the period (UTC)
+    trades: int
+    net: Decimal              # realised net of fees and funding
+    fraction: Decimal | None  # net / wallet at the period's start; None when unknown
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodTable:
+    unit: str                 # day | week | month
+    rows: list[PeriodRow]     # newest first
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceRow:
+    """One symbol's closed trades (/performance); `symbol` "" = funding no trade explains."""
+    symbol: str
+    trades: int
+    wins: int
+    net: Decimal
+    fees: Decimal
+    funding: Decimal
+    best: Decimal
+    worst: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TradeView:
+    """One closed trade (/trades); prices rounded to the symbol's tick."""
+    symbol: str
+    side: str
+    quantity: Decimal
+    entry_price: Decimal
+    exit_price: Decimal
+    opened_at: datetime
+    closed_at: datetime
+    net: Decimal              # gross - fees + the funding paid while it was open
+    net_fraction: Decimal     # net / entry notional
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    at: datetime
+    level: str                # WARNING / ERROR / CRITICAL
+    origin: str               # module
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +224,12 @@ class CommandResult:
     positions: list[PositionView] | None = None
     pnl: PnlView | None = None
     alerts: list[AlertView] | None = None
+    balance: BalanceView | None = None
+    table: PeriodTable | None = None
+    performance: list[PerformanceRow] | None = None
+    trades: list[TradeView] | None = None
+    logs: list[LogLine] | None = None
+    settings: dict[str, str] | None = None     # /config: env name -> value (masked)
     png: bytes | None = None
     duplicate: bool = False
 

@@ -6,10 +6,13 @@ public contract (operators and outside tests rely on them); the rest use the
 variable so the CLI can stop with exit code 2 and no traceback.
 """
 
+import difflib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import (
     AliasChoices,
     Field,
@@ -19,6 +22,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from trader.alerts import DEFAULT_SEVERITY, AlertName, Severity
+from trader.management import DEFAULT_TRAILING_DISTANCE, TrailingDistance
 
 SYMBOL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
@@ -72,7 +78,14 @@ class Settings(BaseSettings):
         "TELEGRAM_API_URL", None, "Bot API base, e.g. https://api.telegram.org/bot (token appended)")
     telegram_webhook_url: str | None = _env(
         "TELEGRAM_WEBHOOK_URL", None, "public HTTPS URL; set = webhook mode on $PORT instead of polling")
-    port: int = _env("PORT", 8080, "port for webhook mode (web dynos set it)", ge=1, le=65535)
+    port: int = _env("PORT", 8080, "set: the agent serves GET /health on it, and Telegram's "
+                     "updates in webhook mode (web dynos set it)", ge=1, le=65535)
+    alerts_silent: Annotated[list[AlertName], NoDecode] = _env(
+        "TRADEBOT_ALERTS_SILENT", [], "comma-separated alert names sent without sound "
+        "(INFO ones always are; CRITICAL ones never), e.g. FILL,CLOSE")
+    alerts_off: Annotated[list[AlertName], NoDecode] = _env(
+        "TRADEBOT_ALERTS_OFF", [], "comma-separated alert names not sent at all (still in "
+        "/alerts; never a CRITICAL one), e.g. DAILY_SUMMARY")
 
     # --- agent --------------------------------------------------------------------
     symbols: Annotated[list[str], NoDecode] = _env(
@@ -94,6 +107,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("LOG_LEVEL", "INFO", "log level")
     seed: int = _env("TRADEBOT_SEED", 7, "seed for the paper exchange's latency and slippage")
     paper_balance: Decimal = _env("TRADEBOT_PAPER_BALANCE", Decimal("10000"), "paper wallet in USDT", gt=0)
+    paper_latency_ms: str = _env(
+        "TRADEBOT_PAPER_LATENCY_MS", "50-500", "paper order latency in ms, drawn per order in "
+        "low-high (seeded by TRADEBOT_SEED); 0 = off. `tradebot backtest` never simulates it")
+    invariant_check_ticks: int = _env(
+        "TRADEBOT_INVARIANT_CHECK_TICKS", 30, "ticks between two checks of the live invariant "
+        "monitor (30 x 2 s = 1 min; a violation is alerted when two checks in a row see it); "
+        "0 = off", ge=0)
 
     # --- risk ---------------------------------------------------------------------
     leverage: int = _env("TRADEBOT_LEVERAGE", 5, "leverage set at entry and kept for the position", ge=1, le=125)
@@ -102,7 +122,8 @@ class Settings(BaseSettings):
     max_position_pct: Decimal = _env(
         "TRADEBOT_MAX_POSITION_PCT", Decimal("0.5"), "max notional per symbol / (equity x leverage)", gt=0, le=1)
     time_in_trade_minutes: int = _env(
-        "TRADEBOT_TIME_IN_TRADE_MINUTES", 40, "time-in-trade exit", ge=20, le=60)
+        "TRADEBOT_TIME_IN_TRADE_MINUTES", 40, "time-in-trade exit: minutes a position may stay "
+        "open (a strategy may only ask for less)", ge=20, le=60)
     cooldown_minutes: int = _env("TRADEBOT_COOLDOWN_MINUTES", 5, "cooldown after a close", ge=0, le=1440)
     breaker_minutes: int = _env("TRADEBOT_BREAKER_MINUTES", 10, "entry pause when a breaker trips", ge=5, le=10)
     emergency_cooldown_minutes: int = _env(
@@ -112,6 +133,47 @@ class Settings(BaseSettings):
     sentinel_debounce_cycles: int = _env(
         "TRADEBOT_SENTINEL_DEBOUNCE_CYCLES", 3, "and for this many ticks", ge=1)
     breakeven_attempts: int = _env("TRADEBOT_BREAKEVEN_ATTEMPTS", 5, "bounded attempts to move the stop", ge=1)
+
+    # --- exits (trader/management.py) -------------------------------------------------
+    exit_plan: Literal["one", "two"] = _env(
+        "TRADEBOT_EXIT_PLAN", "one", "one: one take-profit + a market partial close; two: TP1 "
+        "and TP2 on the exchange, the stop to breakeven once TP1 fills, then the trail")
+    tp1_fraction: Decimal = _env(
+        "TRADEBOT_TP1_FRACTION", Decimal("0.5"), "exit plan two: the part of the position TP1 "
+        "closes", gt=0, lt=1)
+    tp1_r: Decimal = _env(
+        "TRADEBOT_TP1_R", Decimal("1.0"), "exit plan two: TP1's distance from the entry in "
+        "stop distances (1.0 = as far as the stop)", gt=0, le=10)
+    trailing_distance: str = _env(
+        "TRADEBOT_TRAILING_DISTANCE", str(DEFAULT_TRAILING_DISTANCE), "how far the trailing stop stays behind the best "
+        "price: a percentage (0.3%) or an ATR(14) multiple (1.5atr)")
+
+    # --- entries (trader/maker_entry.py) ------------------------------------------------
+    entry_mode: Literal["market", "maker"] = _env(
+        "TRADEBOT_ENTRY_MODE", "market", "market: a MARKET entry (taker fee); maker: a "
+        "post-only limit at the touch (maker fee), re-quoted, then the fallback")
+    maker_requotes: int = _env(
+        "TRADEBOT_MAKER_REQUOTES", 3, "maker entries: re-quotes at a new touch after the first", ge=0, le=20)
+    maker_timeout_seconds: float = _env(
+        "TRADEBOT_MAKER_TIMEOUT_SECONDS", 30.0, "maker entries: time for all quotes, then the fallback", gt=0, le=600)
+    maker_fallback: Literal["market", "cancel"] = _env(
+        "TRADEBOT_MAKER_FALLBACK", "market", "maker entries at the timeout: market (the rest at "
+        "market) or cancel (keep what filled)")
+    spread_min_ticks: int = _env(
+        "TRADEBOT_SPREAD_MIN_TICKS", 2, "the spread breaker trips only on a spread wider than "
+        "this many ticks (and above 1.2 x its rolling median)", ge=0, le=1000)
+    correlation_threshold: Decimal = _env(
+        "TRADEBOT_CORRELATION_THRESHOLD", Decimal("0.7"), "open positions whose recent returns "
+        "(in their direction) correlate above this are one cluster: together they may risk one "
+        "position's budget; 1 = off", ge=0, le=1)
+    correlation_window: int = _env(
+        "TRADEBOT_CORRELATION_WINDOW", 100, "closed candles the correlation is measured over",
+        ge=10, le=500)
+    confidence_sizing: bool = _env(
+        "TRADEBOT_CONFIDENCE_SIZING", False, "scale each entry's risk by its signal's confidence")
+    confidence_min_scale: Decimal = _env(
+        "TRADEBOT_CONFIDENCE_MIN_SCALE", Decimal("0.5"), "with confidence sizing: the risk scale "
+        "at confidence 0 (1.0 at confidence 1, linear between)", ge=Decimal("0.1"), le=1)
 
     @field_validator("telegram_allowed_chat_ids", "telegram_allowed_user_ids", mode="before")
     @classmethod
@@ -129,6 +191,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{symbol!r} is not a USD-M symbol like BTCUSDT")
         return symbols
 
+    @field_validator("alerts_silent", "alerts_off", mode="before")
+    @classmethod
+    def _alert_names(cls, value: Any) -> Any:
+        return [_alert_name(name) for name in _split_csv(value)]
+
+    @field_validator("trailing_distance")
+    @classmethod
+    def _trailing_distance(cls, value: str) -> str:
+        return str(TrailingDistance.parse(value))
+
     @field_validator("strategy")
     @classmethod
     def _strategy_ref(cls, value: str) -> str:
@@ -141,6 +213,20 @@ class Settings(BaseSettings):
     def _known_interval(cls, value: str) -> str:
         if value not in INTERVAL_SECONDS:
             raise ValueError(f"must be one of {', '.join(INTERVAL_SECONDS)}")
+        return value
+
+    @field_validator("paper_latency_ms")
+    @classmethod
+    def _latency_range(cls, value: str) -> str:
+        parse_latency_ms(value)
+        return value
+
+    @field_validator("invariant_check_ticks")
+    @classmethod
+    def _check_spacing(cls, value: int) -> int:
+        if 0 < value < 3:
+            raise ValueError("must be 0 (off) or at least 3: two checks in a row must be "
+                             "further apart than a stop replaced new-first (two ticks)")
         return value
 
     @field_validator("binance_futures_url", "telegram_api_url", "telegram_webhook_url", "heartbeat_url")
@@ -177,6 +263,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def paper_latency(self) -> tuple[int, int] | None:
+        """TRADEBOT_PAPER_LATENCY_MS as (low, high) milliseconds; None when off."""
+        return parse_latency_ms(self.paper_latency_ms)
+
+    @property
     def effective_feed(self) -> str:
         return self.feed or ("replay" if self.exchange == "paper" else "exchange")
 
@@ -201,7 +292,73 @@ class Settings(BaseSettings):
         return shown
 
 
+def _alert_name(text: str) -> AlertName:
+    """An alert name an operator may silence or turn off (README, "Alerts")."""
+    name = text.strip().upper()
+    if name not in AlertName.__members__:
+        close = difflib.get_close_matches(name, list(AlertName.__members__), n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}?" if close else "see README, Alerts, for the names"
+        raise ValueError(f"unknown alert name {text!r}; {hint}")
+    if DEFAULT_SEVERITY[AlertName(name)] is Severity.CRITICAL:
+        raise ValueError(f"{name} is CRITICAL (the operator must act): it is always sent, "
+                         "with sound")
+    return AlertName(name)
+
+
+def parse_latency_ms(text: str) -> tuple[int, int] | None:
+    """"50-500" -> (50, 500); "200" -> (200, 200); "0" -> None (off). ValueError otherwise."""
+    low, _, high = text.strip().partition("-")
+    try:
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise ValueError("must be milliseconds as low-high, e.g. 50-500, or 0 (off)") from None
+    if not 0 <= bounds[0] <= bounds[1] <= 10_000:
+        raise ValueError("must be 0 <= low <= high <= 10000 ms, e.g. 50-500")
+    return None if bounds == (0, 0) else bounds
+
+
 INTERVAL_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
+WATCHED_PREFIXES = ("TRADEBOT_", "BINANCE_", "TELEGRAM_")
+NOT_SETTINGS = ("TRADEBOT_CHAOS_",)   # knobs of the chaos test (tests/chaos), read by the test
+
+
+def unknown_variable_warnings(environ: Mapping[str, str], env_file: Path | None) -> list[str]:
+    """One line per TRADEBOT_* / BINANCE_* / TELEGRAM_* name, in the environment or the .env
+    file, that is no setting (a typo is otherwise silently ignored), with the closest valid
+    name (difflib):
+    "TRADEBOT_LEVERAG is not a setting and is ignored; did you mean TRADEBOT_LEVERAGE?"."""
+    known = {env_name(name, field) for name, field in Settings.model_fields.items()}
+    found = {name.upper(): "" for name in environ}
+    if env_file is not None and env_file.is_file():
+        found |= {name.upper(): f" (in {env_file.name})"
+                  for name in dotenv_values(env_file) if name.upper() not in found}
+    warnings = []
+    for name, where in sorted(found.items()):
+        if not name.startswith(WATCHED_PREFIXES) or name.startswith(NOT_SETTINGS) \
+                or name in known:
+            continue
+        close = closest_setting(name, known)
+        hint = f"did you mean {close}?" if close else "see .env.example for the names"
+        warnings.append(f"{name}{where} is not a setting and is ignored; {hint}")
+    return warnings
+
+
+def closest_setting(name: str, known: set[str]) -> str | None:
+    """The setting `name` was probably meant to be. Compared without the prefix (every
+    TRADEBOT_ name looks alike with it), preferring the same prefix:
+    TRADEBOT_LEVERAG -> TRADEBOT_LEVERAGE, TELEGRAM_CHATID -> TELEGRAM_ALLOWED_CHAT_IDS."""
+    prefix = next((p for p in WATCHED_PREFIXES if name.startswith(p)), "")
+    by_rest: dict[str, list[str]] = {}
+    for setting in sorted(known):
+        rest = next((setting.removeprefix(p) for p in WATCHED_PREFIXES
+                     if setting.startswith(p)), setting)
+        by_rest.setdefault(rest, []).append(setting)
+    matches = difflib.get_close_matches(name.removeprefix(prefix), list(by_rest), n=1,
+                                        cutoff=0.5)
+    if not matches:
+        return None
+    candidates = by_rest[matches[0]]
+    return next((c for c in candidates if c.startswith(prefix)), candidates[0])
 
 
 def env_name(field_name: str, field: Any = None) -> str:

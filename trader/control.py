@@ -1,6 +1,7 @@
 """Operator commands: queries answered at once from the engine's view (trader/views.py),
 actions queued and run between ticks by the single writer (close, shutdown, wake, pause,
-resume), and a `tradebot shutdown|wake` relayed from a shell through the database.
+resume, long, short, unlock), and a `tradebot shutdown|wake` relayed from a shell through
+the database.
 
     controller = Controller(engine)          # what the Telegram bot talks to
     result = await controller.execute(Command(CommandKind.CLOSE, "tg:1:42", now, symbol="BTCUSDT"))
@@ -13,20 +14,23 @@ exchange did not confirm. A command that fails answers what happened, never sile
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 
 from loguru import logger
 
 from storage import SaveStateFailure
 from trader import guards
 from trader.alerts import Alert, AlertName
+from trader.chart_view import answer_chart
+from trader.cli_mailbox import CLI_REQUEST_KEY, answer_key
 from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult
-from trader.domain import CloseReason, OrderRole
+from trader.display import duration, money, plural, price, quantity
+from trader.domain import CloseReason, OrderRole, Side
 from trader.engine import Engine
-from trader.position import PositionState
+from trader.position import Leg, Position, PositionState
 from trader.startup import reconcile
-from trader.views import answer_query
-
-CLI_REQUEST_KEY = "cli:request"
+from trader.trade_history import trade_net
+from trader.views import answer_query, symbol_rules
 
 
 class Controller:
@@ -43,6 +47,8 @@ class Controller:
 
     async def execute(self, command: Command) -> CommandResult:
         """Answer a query now; queue an action for the engine's loop and wait for it."""
+        if command.kind is CommandKind.CHART:   # drawn off the loop: ticks go on meanwhile
+            return await answer_chart(self.engine, command.symbol)
         if not command.kind.mutating:
             return answer_query(self.engine, command)
         if command.command_id in self.results:
@@ -81,7 +87,7 @@ class Controller:
         """A `tradebot shutdown|wake` from a shell on the same disk: run it as our own."""
         store = self.engine.store
         request = store.get(CLI_REQUEST_KEY)
-        if not request or store.get(f"cli:answer:{request['id']}") is not None:
+        if not request or store.get(answer_key(request["id"])) is not None:
             return
         command = Command(CommandKind(request["kind"]), f"cli:{request['id']}",
                           self.engine.clock.now(), flatten=bool(request.get("flatten")),
@@ -89,7 +95,7 @@ class Controller:
         result = await self.run(command)
         try:
             with store.transaction("cli answer"):
-                store.put(f"cli:answer:{request['id']}", {"ok": result.ok, "lines": result.lines},
+                store.put(answer_key(request["id"]), {"ok": result.ok, "lines": result.lines},
                           self.engine.clock.now())
                 store.delete(CLI_REQUEST_KEY)
         except SaveStateFailure as exc:   # counted by the store's write health
@@ -105,6 +111,9 @@ async def run_command(engine: Engine, command: Command) -> CommandResult:
         CommandKind.WAKE: wake,
         CommandKind.PAUSE: pause,
         CommandKind.RESUME: resume,
+        CommandKind.LONG: enter_by_hand,
+        CommandKind.SHORT: enter_by_hand,
+        CommandKind.UNLOCK: unlock,
     }[command.kind]
     return await handler(engine, command)
 
@@ -143,10 +152,12 @@ def _final_line(engine: Engine, symbol: str) -> str:
         return f"{symbol}: STILL OPEN - check /status"
     closed = engine.store.closed_positions()
     last = next((p for p in reversed(closed) if p.symbol == symbol), None)
-    if last is None:
+    if last is None or last.exit_price is None:
         return f"{symbol}: closed"
-    return (f"{symbol}: closed at {last.exit_price}, PnL {last.realized_pnl - last.fees:+.2f} "
-            "USDT; no orders left")
+    rules = symbol_rules(engine, symbol)
+    net = trade_net(last, engine.store.funding_payments(last.opened_at))
+    return (f"{symbol}: closed at {price(last.exit_price, rules.tick_size if rules else None)}, "
+            f"PnL {money(net, signed=True)} USDT net of fees and funding; no orders left")
 
 
 async def shutdown(engine: Engine, command: Command) -> CommandResult:
@@ -172,9 +183,11 @@ async def shutdown(engine: Engine, command: Command) -> CommandResult:
     engine.guard_state = guards.sleep(engine.guard_state)
     still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
     lines.append("asleep: no new entries; " + (
-        f"{len(still_open)} position(s) stay protected by exchange-side orders" if still_open
-        else "no open positions"))
-    engine.alerter.publish(Alert(AlertName.EMERGENCY_DONE, "\n".join(lines)), engine.clock.now())
+        f"{plural(len(still_open), 'position')} "
+        f"{'stays' if len(still_open) == 1 else 'stay'} protected by exchange-side orders"
+        if still_open else "no open positions"))
+    engine.alerter.publish(Alert(AlertName.EMERGENCY_DONE, "\n".join(lines),  # the reply says it
+                                 answered_in_reply=command.source == "telegram"), engine.clock.now())
     return CommandResult(True, lines)
 
 
@@ -193,17 +206,90 @@ async def wake(engine: Engine, command: Command) -> CommandResult:
     lines = await reconcile(engine)
     cooldown = timedelta(minutes=engine.settings.emergency_cooldown_minutes)
     engine.guard_state = guards.wake(engine.guard_state, engine.clock.now(), cooldown)
-    lines.append("awake: trading resumes" + (f" after a {cooldown} cooldown" if cooldown else ""))
+    lines.append("awake: trading resumes" + (f" after a {duration(cooldown)} cooldown"
+                                             if cooldown else ""))
     return CommandResult(True, lines)
 
 
 async def pause(engine: Engine, command: Command) -> CommandResult:
+    """Pause entries (all symbols, or `command.symbol` only), until a time or /resume."""
     until = engine.clock.now() + command.duration if command.duration else None
-    engine.guard_state = guards.pause(engine.guard_state, until)
-    text = f"entries paused until {until:%Y-%m-%d %H:%M} UTC" if until else "entries paused until /resume"
-    return CommandResult(True, [text + "; exits and protection keep running"])
+    if command.symbol:
+        engine.guard_state = guards.pause_symbol(engine.guard_state, command.symbol, until)
+        what = f"{command.symbol}: entries paused"
+    else:
+        engine.guard_state = guards.pause(engine.guard_state, until)
+        what = "entries paused"
+    when = f"until {until:%Y-%m-%d %H:%M} UTC" if until else \
+        f"until /resume{' ' + command.symbol if command.symbol else ''}"
+    return CommandResult(True, [f"{what} {when}; exits and protection keep running"])
 
 
 async def resume(engine: Engine, command: Command) -> CommandResult:
-    engine.guard_state = guards.resume(engine.guard_state)
-    return CommandResult(True, ["entries resumed"])
+    """Resume entries everywhere (every pause ends), or on `command.symbol` only."""
+    state = engine.guard_state
+    if command.symbol:
+        engine.guard_state = guards.resume_symbol(state, command.symbol)
+        line = f"{command.symbol}: entries resumed"
+        if state.paused:
+            line += "; all symbols stay paused until /resume"
+        return CommandResult(True, [line])
+    engine.guard_state = guards.resume(state)
+    symbols = sorted(state.paused_symbols)
+    return CommandResult(True, ["entries resumed" + (
+        f" (also on {', '.join(symbols)})" if symbols else "")])
+
+
+async def unlock(engine: Engine, command: Command) -> CommandResult:
+    """/unlock SYMBOL: end its cooldown and clear its breakers (announced as cleared)."""
+    symbol = command.symbol or ""
+    before = engine.guard_state
+    events = engine.guards.apply(guards.unlock, symbol)
+    lines = [f"{symbol}: {event.text}" for event in events]
+    if symbol in before.cooldowns and before.cooldowns[symbol] > engine.clock.now():
+        lines.append(f"{symbol}: cooldown ended")
+    if not lines:
+        lines.append(f"{symbol}: no cooldown or breaker to clear")
+    refusal = engine.entry_refusal(symbol)
+    lines.append(f"{symbol}: entries still blocked: {refusal}" if refusal
+                 else f"{symbol}: entries allowed")
+    return CommandResult(True, lines)
+
+
+async def enter_by_hand(engine: Engine, command: Command) -> CommandResult:
+    """/long, /short SYMBOL: one entry planned and protected like a signal's."""
+    symbol = command.symbol or ""
+    side = Side.BUY if command.kind is CommandKind.LONG else Side.SELL
+    outcome = await engine.enter_by_hand(symbol, side, f"manual /{command.kind.value} "
+                                         f"({command.source})")
+    if isinstance(outcome, str):
+        return CommandResult(False, [f"{symbol}: no {side.label} entry: {outcome}"])
+    position = engine.positions.get(symbol, outcome)   # after its legs were placed
+    return CommandResult(position.state is not PositionState.CLOSED,
+                         entry_lines(engine, position))
+
+
+def entry_lines(engine: Engine, position: Position) -> list[str]:
+    """What a manual entry did, as the exchange confirmed it."""
+    symbol, label = position.symbol, position.side.label
+    rules = symbol_rules(engine, symbol)
+    tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
+    if position.state is PositionState.CLOSED:
+        return [f"{symbol}: the {label} entry was refused by the exchange; nothing is open "
+                "(/logs shows why)"]
+    size = quantity(position.quantity or position.initial_quantity, step)
+    if position.state is PositionState.ENTERING:
+        return [f"{symbol}: {label} {size} sent; its fill is not confirmed yet (the order "
+                "is followed by its id: /status shows it within seconds)"]
+    return [f"{symbol}: {label} {size} filled at {price(position.entry_price, tick)}; "
+            f"risk {money(position.risk_amount())} USDT at the stop",
+            *(_leg_line(position, leg, tick) for leg in position.legs)]
+
+
+def _leg_line(position: Position, leg: Leg, tick: Decimal | None) -> str:
+    """One leg and whether it is on the exchange (the two-TP plan's legs with their part)."""
+    part = position.leg_quantity(leg.role)
+    state = "on the exchange" if leg.covers(part) else "being placed (/status follows it)"
+    name = {OrderRole.STOP_LOSS: "stop-loss", OrderRole.TAKE_PROFIT_1: f"TP1 for {part}"}.get(
+        leg.role, "take-profit" if position.take_profit_1 is None else f"TP2 for {part}")
+    return f"{name} {price(leg.trigger_price, tick)}: {state}"

@@ -1,50 +1,177 @@
-"""`tradebot shutdown|wake` from a shell: relayed to the running agent through its database
-(the engine stays the single writer); when no agent answers, done here, on the exchange."""
+"""`tradebot shutdown|wake` from a shell: reach the running agent, or say there is none and act.
+
+Which agent: the one on the database `tradebot run` uses with the same settings (TRADEBOT_DB,
+or `<db>-replay.db` for a replay: trader/app.py `replay_db_path`); the other of the two is
+looked at as well, so `tradebot shutdown` reaches a running `tradebot run --replay` and says
+so. An agent is running when its heartbeat is fresh (trader/presence.py).
+
+- An agent runs: the request goes through its database (the engine stays the single writer);
+  the agent notices it within 0.2 s and runs it between ticks; its answer is printed. No
+  answer within ANSWER_SECONDS: exit 1, the request withdrawn, nothing claimed.
+- None runs: said at once. The command runs here like a short-lived agent: boot (reconcile,
+  protect every position), the command, the new state saved and pinned in Telegram (so a
+  restart on a wiped disk knows it), and what was done on the exchange is printed. A replay
+  keeps nothing between runs: with no replay running there is nothing to act on.
+
+Exit code 0 only when the command was carried out.
+"""
 
 import asyncio
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from storage import Store
-from trader.app import build_engine
-from trader.clock import SystemClock
-from trader.commands import Command, CommandKind
+from storage import SaveStateFailure, Store
+from trader.cli_mailbox import CLI_REQUEST_KEY, answer_key
 from trader.config import Settings
-from trader.control import CLI_REQUEST_KEY, run_command
-from trader.startup import boot
+from trader.presence import PresenceRecord, read_presence, replay_db_path
 
-CLI_ANSWER_TIMEOUT = 30.0
+ANSWER_SECONDS = 4.5          # the operator hears back within 5 s
+POLL_SECONDS = 0.1
+PIN_SECONDS = 5.0             # for Telegram to show, then take, the pinned state
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    db_path: Path
+    replay: bool
+    presence: PresenceRecord | None
+
+    def running(self, now: datetime) -> bool:
+        return self.presence is not None and self.presence.alive(now)
+
+    @property
+    def name(self) -> str:
+        return f"{'the replay' if self.replay else 'the agent'} on {self.db_path}"
+
+
+def targets(settings: Settings) -> list[Target]:
+    """Both databases an agent may run on; the one `tradebot run` would use first."""
+    main = (settings.db_path, False)
+    replay = (replay_db_path(settings.db_path), True)
+    order = [replay, main] if settings.effective_feed == "replay" else [main, replay]
+    return [Target(path, is_replay, _presence(path)) for path, is_replay in order]
+
+
+def _presence(path: Path) -> PresenceRecord | None:
+    if not path.exists():          # never create a database just to look
+        return None
+    store = Store.open(path)
+    try:
+        return read_presence(store)
+    finally:
+        store.close()
 
 
 async def run_control_cli(settings: Settings, action: str, *, flatten: bool = False) -> int:
-    """A running agent on this database executes the command; when none answers within
-    30 s, it runs here, against the exchange."""
-    request_id = str(uuid.uuid4())
-    clock = SystemClock()
-    store = Store.open(settings.db_path)
-    try:
-        store.put(CLI_REQUEST_KEY, {"id": request_id, "kind": action, "flatten": flatten}, clock.now())
-        print(f"{action}: asking the running agent (up to {CLI_ANSWER_TIMEOUT:.0f} s)...")
-        for _ in range(int(CLI_ANSWER_TIMEOUT / 0.5)):
-            answer = store.get(f"cli:answer:{request_id}")
-            if answer is not None:
-                print("\n".join(answer["lines"]))
-                return 0 if answer["ok"] else 1
-            await asyncio.sleep(0.5)
-        store.delete(CLI_REQUEST_KEY)
-    finally:
-        store.close()
-    print("no running agent answered; acting directly on the exchange")
+    now = datetime.now(UTC)
+    found = targets(settings)
+    running = [t for t in found if t.running(now)]
+    if running:
+        if len(running) > 1:
+            print(f"note: {running[1].name} is running too; it is not touched")
+        return await _relay(running[0], action, flatten, now)
+    first = found[0]
+    seen = first.presence.describe(now) if first.presence else "no agent ever ran on it"
+    print(f"{action}: no agent is running on {first.db_path} ({seen}).")
+    if first.replay:
+        print("A replay keeps nothing between runs (`tradebot run --replay` starts afresh): "
+              "nothing was done.")
+        return 1
+    print(f"Acting here, directly on the exchange ({settings.mode}); an agent running on "
+          "another machine or disk is NOT reached by this (use /shutdown or /wake there):")
     return await _run_here(settings, action, flatten)
 
 
-async def _run_here(settings: Settings, action: str, flatten: bool) -> int:
-    engine, close = await build_engine(settings)
+# --- an agent is running: relay through its database -----------------------------------
+async def _relay(target: Target, action: str, flatten: bool, now: datetime) -> int:
+    assert target.presence is not None
+    request_id = str(uuid.uuid4())
+    store = Store.open(target.db_path)
     try:
+        try:
+            store.put(CLI_REQUEST_KEY, {"id": request_id, "kind": action, "flatten": flatten},
+                      now)
+        except SaveStateFailure as exc:
+            print(f"{action}: could not write the request into {target.db_path}: {exc}; "
+                  "nothing was done")
+            return 1
+        print(f"{action}: asking {target.name} ({target.presence.describe(now)})...")
+        answer = await _answer(store, request_id, ANSWER_SECONDS)
+        if answer is not None:
+            print("\n".join(answer["lines"]))
+            return 0 if answer["ok"] else 1
+        _withdraw(store, request_id)
+        print(f"no answer within {ANSWER_SECONDS:.0f} s: the request was withdrawn and nothing "
+              "is known to be done (if the agent had already started it, it finishes: check "
+              "/status, or run this again)")
+        return 1
+    finally:
+        store.close()
+
+
+async def _answer(store: Store, request_id: str, timeout: float) -> dict[str, Any] | None:
+    key = answer_key(request_id)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        answer = store.get(key)
+        if answer is not None:
+            _forget(store, key)
+            return dict(answer)
+        if asyncio.get_running_loop().time() >= deadline:
+            return None
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _withdraw(store: Store, request_id: str) -> None:
+    request = store.get(CLI_REQUEST_KEY)
+    if isinstance(request, dict) and request.get("id") == request_id:
+        _forget(store, CLI_REQUEST_KEY)
+
+
+def _forget(store: Store, key: str) -> None:
+    try:
+        store.delete(key)
+    except SaveStateFailure as exc:
+        print(f"(could not delete {key}: {exc})")
+
+
+# --- no agent: act here, as a short-lived agent ------------------------------------------
+async def _run_here(settings: Settings, action: str, flatten: bool) -> int:
+    # The agent's machinery is loaded only here: relaying to a running agent stays quick.
+    from trader.agent_services import pin_of
+    from trader.app import build_engine, make_sink
+    from trader.clock import SystemClock
+    from trader.commands import Command, CommandKind
+    from trader.control import Controller, run_command
+    from trader.intent_keeper import IntentKeeper
+    from trader.startup import boot
+
+    engine, close = await build_engine(settings)
+    sink = make_sink(settings, engine, Controller(engine), take_updates=False)
+    pin = pin_of(sink)
+    keeper = IntentKeeper(engine.guards, engine.store, engine.alerter, SystemClock(), pin)
+    try:
+        await sink.start()
         await boot(engine)
+        print(f"before: {await keeper.recover(PIN_SECONDS)}")
         kind = CommandKind.SHUTDOWN if action == "shutdown" else CommandKind.WAKE
         result = await run_command(engine, Command(kind, f"cli:{uuid.uuid4()}", engine.clock.now(),
                                                    flatten=flatten, source="cli"))
         print("\n".join(result.lines))
+        state = keeper.intent.run_state if keeper.intent else "asleep"
+        if pin is None:
+            print(f"{state}: saved in {settings.db_path} only (no Telegram configured): a "
+                  "restart on a wiped disk will not know it")
+        elif await keeper.flush(PIN_SECONDS):
+            print(f"{state}: saved, and pinned in Telegram (a restart on a wiped disk reads it)")
+        else:
+            print(f"{state}: saved in {settings.db_path}, but the pinned state in Telegram could "
+                  "NOT be updated (unreachable): a restart on a wiped disk may not know it")
         return 0 if result.ok else 1
     finally:
+        await keeper.stop()
+        await sink.stop()
         await close()

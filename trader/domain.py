@@ -42,13 +42,14 @@ class Side(StrEnum):
 class OrderRole(StrEnum):
     ENTRY = "en"
     STOP_LOSS = "sl"
-    TAKE_PROFIT = "tp"
+    TAKE_PROFIT = "tp"  # the take-profit at the strategy's target (TP2 in the two-TP plan)
+    TAKE_PROFIT_1 = "t1"  # the first take-profit of the two-TP plan (part of the position)
     PARTIAL_TP = "pt"   # market reduce-only partial take-profit
     FLATTEN = "fl"      # market reduce-only close (time exit, /close, emergency, rebalance)
 
     @property
     def protective(self) -> bool:
-        return self in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+        return self in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
 
 
 class OrderType(StrEnum):
@@ -165,7 +166,9 @@ class Signal:
     confidence: float
     tp_pct: Decimal
     sl_pct: Decimal
-    time_limit: timedelta = timedelta(minutes=40)
+    # None: no opinion, TRADEBOT_TIME_IN_TRADE_MINUTES decides; a strategy may only shorten
+    # it (trader.entry.time_limit_for)
+    time_limit: timedelta | None = None
     cooldown: timedelta = timedelta(minutes=5)
     trail_activation: Decimal = Decimal("0.006")
     reason: str = ""
@@ -279,6 +282,7 @@ class OrderRequest:
     trigger_price: Decimal | None = None
     reduce_only: bool = False
     close_position: bool = False
+    post_only: bool = False     # LIMIT: rest as maker or be refused (Binance timeInForce GTX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,11 +393,14 @@ class Intent:
     detail: str = ""
 
     def request(self) -> OrderRequest:
+        # The agent's only LIMIT orders are its maker-first entries (trader/maker_entry.py):
+        # post-only, so they never pay the taker fee.
         return OrderRequest(
             symbol=self.symbol, side=self.side, type=self.type, quantity=self.quantity,
             client_id=self.client_id, role=self.role, price=self.price,
             trigger_price=self.trigger_price, reduce_only=self.reduce_only,
             close_position=self.close_position,
+            post_only=self.type is OrderType.LIMIT and self.role is OrderRole.ENTRY,
         )
 
     def with_status(self, status: IntentStatus, detail: str = "", **changes: object) -> "Intent":

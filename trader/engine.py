@@ -17,7 +17,6 @@ duties are in trader/housekeeping.py, boot and periodic reconciliation in trader
 """
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -34,9 +33,17 @@ from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.closing import Finalizer
 from trader.config import Settings
-from trader.domain import Balance, Candle, CloseReason, OrderRole
+from trader.domain import Balance, Candle, CloseReason, OrderRole, Side
+from trader.entry import HIGHER_TIMEFRAME
 from trader.entry_sender import EntrySender
-from trader.events import CloseRequested, Policy, PositionSizeChanged, Tick
+from trader.events import (
+    CloseRequested,
+    EntryFilled,
+    Policy,
+    PositionGone,
+    PositionSizeChanged,
+    Tick,
+)
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange_actions import ActionRunner
 from trader.exchange_view import ExchangeView
@@ -45,6 +52,8 @@ from trader.guard_book import GuardBook
 from trader.guards import GuardConfig, GuardState
 from trader.housekeeping import Housekeeping
 from trader.interpreter import Interpreter
+from trader.management import TrailingDistance, trail_atr
+from trader.market.history import CandleHistory
 from trader.observe import SymbolView, observe
 from trader.order_tracker import OrderTracker
 from trader.position import Position, PositionState
@@ -52,11 +61,19 @@ from trader.position_journal import PositionJournal
 from trader.reconcile import adopted_position, recover_key, reduction_cause
 from trader.strategy.base import Strategy
 from trader.strategy.default import DefaultStrategy
+from trader.strategy.regime import DEFAULT_THRESHOLDS
 from trader.telemetry import Counters
 from trader.trade_store import TradeStore
 
 T = TypeVar("T")
 CANDLE_HISTORY = 1000    # enough for a 5x higher timeframe of a 120-candle warm-up
+IDS_KEPT_UNBOOTED = 2000  # client ids kept for the second-instance check before boot
+
+
+def new_history() -> CandleHistory:
+    """A symbol's closed candles with the higher timeframe and the regime's true ranges
+    kept up to date as candles close (trader/market/history.py)."""
+    return CandleHistory(CANDLE_HISTORY, HIGHER_TIMEFRAME, DEFAULT_THRESHOLDS.lookback - 1)
 
 
 class Engine:
@@ -76,18 +93,23 @@ class Engine:
         self.tracker = OrderTracker()
         self.view = ExchangeView(exchange, self.executor, self.tracker, clock)
         self.guards = GuardBook(store, alerter, clock, self.counters, GuardConfig(
-            breaker_minutes=settings.breaker_minutes, cooldown_minutes=settings.cooldown_minutes))
+            breaker_minutes=settings.breaker_minutes, cooldown_minutes=settings.cooldown_minutes,
+            spread_min_ticks=settings.spread_min_ticks))
         self.breakers = Breakers(self.guards)
-        self.journal = PositionJournal(store, alerter, self.guards, clock)
+        self.journal = PositionJournal(store, alerter, self.guards, clock, exchange.rules)
         self.interpreter = Interpreter(
-            ActionRunner(exchange, self.executor, self.tracker, clock),
+            ActionRunner(exchange, self.executor, self.tracker, clock, self._available_margin),
             Finalizer(exchange, self.executor, self.tracker, store, clock), self.journal,
             alerter, clock, Policy(debounce_seconds=settings.sentinel_debounce_seconds,
                                    debounce_cycles=settings.sentinel_debounce_cycles,
-                                   breakeven_attempts=settings.breakeven_attempts))
-        self.candles: dict[str, deque[Candle]] = {s: deque(maxlen=CANDLE_HISTORY) for s in self.symbols}
+                                   breakeven_attempts=settings.breakeven_attempts,
+                                   trailing_distance=TrailingDistance.parse(
+                                       settings.trailing_distance)))
+        self.candles: dict[str, CandleHistory] = {s: new_history() for s in self.symbols}
         self.entries = EntrySender(settings, exchange, self.executor, store, self.interpreter,
-                                   self.counters, clock, strategy or DefaultStrategy())
+                                   self.counters, clock, strategy or DefaultStrategy(),
+                                   view=self.view)
+        self.entries.desk.history = self.candles    # correlated heat reads every symbol's candles
         self.balance: Balance | None = None
         self.balance_at: datetime | None = None
         self.started_at = clock.now()
@@ -102,7 +124,7 @@ class Engine:
         self.resync_due = False   # the user-data stream came back: what it missed is re-read
         self.housekeeping = Housekeeping(settings, exchange, self.executor, store, alerter,
                                          clock, self.guards, self.candles, self.counters,
-                                         self.contained)
+                                         self.contained, self.tracker)
         exchange.on_stream_reconnect(self._stream_reconnected)
 
     # --- state kept across restarts ---------------------------------------------------
@@ -116,7 +138,9 @@ class Engine:
 
     @guard_state.setter
     def guard_state(self, state: GuardState) -> None:
-        self.guards.set(state)
+        # The operator's commands (trader/control.py) set the guards here: even an unchanged
+        # sleep/pause is their decision (trader/intent_keeper.py records it).
+        self.guards.set(state, by_command=True)
 
     def load_state(self) -> None:
         self.interpreter.positions = {p.symbol: p for p in self.store.open_positions()
@@ -172,6 +196,7 @@ class Engine:
         events = self.exchange.drain_events()
         self.view.on_events(events)
         self.journal.record_stream_fills(events, self.symbols)
+        self.journal.record_funding(events, self.symbols)
         if not self.executor.circuit_open():
             await self.contained("balance", self._refresh_balance_if_due(bool(events)))
             for symbol in self.symbols:
@@ -187,6 +212,7 @@ class Engine:
         self.check_write_health()
 
     async def tick_symbol(self, symbol: str) -> None:
+        self._read_regime(symbol)
         view = await self.view.view(symbol)
         self._check_second_instance(symbol)
         self.guards.apply(guards.record_api_result, True, view.at, self.guards.config)
@@ -200,27 +226,54 @@ class Engine:
         if self.guard_state.asleep:
             return                        # asleep: nothing but protection runs
         await self._run_breakers(symbol, view)
-        candles = list(self.candles[symbol])
+        history = self.candles[symbol]
+        candles = history.closed()
         if position is None:
             if self.entry_allowed(symbol):
-                await self.entries.maybe_enter(symbol, view, candles, self._account())
+                await self.entries.maybe_enter(symbol, view, candles, self._account(),
+                                               history.higher)
         elif position.state is PositionState.PROTECTED and self.entries.says_close(position, candles):
             await self.interpreter.apply(position, CloseRequested(CloseReason.SIGNAL_CLOSE))
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None) -> Position | None:
         """Observe, step, manage: terminal detection first. None once it is closed."""
-        if position.state is PositionState.ENTERING:
-            position = await self.entries.resolve(position)
+        if position.state is PositionState.ENTERING or self.entries.entry_working(position, view):
+            position = await self._resolve_entry(position, view, notes)   # + maker quotes
+            if position.state is PositionState.CLOSED:
+                return None
         for event in observe(position, view):
             if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
                 event = replace(event, cause=await self._who_reduced(position))
             position = await self.interpreter.apply(position, event, notes)
             if position.state is PositionState.CLOSED:
                 return None
-        tick = Tick(self.clock.now(), view.mark or None, self.exchange.rules(position.symbol))
+        tick = Tick(self.clock.now(), view.mark or None, self.exchange.rules(position.symbol),
+                    self.breakers.regime(position.symbol, self.candles[position.symbol]),
+                    atr=self._trail_atr(position.symbol))
         position = await self.interpreter.apply(position, tick, notes)
         return None if position.state is PositionState.CLOSED else position
+
+    def _trail_atr(self, symbol: str) -> Decimal | None:
+        """ATR(14) for an ATR trailing distance (TRADEBOT_TRAILING_DISTANCE=1.5atr), else None."""
+        if not self.interpreter.policy.trailing_distance.in_atr:
+            return None
+        return trail_atr(self.candles[symbol].closed())
+
+    async def _resolve_entry(self, position: Position, view: SymbolView,
+                             notes: list[str] | None) -> Position:
+        """The entry whose answer was lost: filled, failed or still unknown. Filled while the
+        exchange holds nothing on our side means it was opened and closed while nobody
+        watched (a restart): confirmed by a fresh read, it is finalized, never protected
+        (protecting it would send its legs again). A maker-first entry's quotes move on
+        here too, open or not (trader/maker_quoter.py)."""
+        position, event = await self.entries.resolve(position, view)
+        if isinstance(event, EntryFilled) and view.position.side is not position.side:
+            fresh = await self.view.view(position.symbol, fresh=True)
+            if fresh.position.side is not position.side:
+                event = PositionGone(entry=event)
+        return position if event is None else await self.interpreter.apply(position, event,
+                                                                            notes)
 
     async def adopt(self, symbol: str, view: SymbolView) -> Position | None:
         """A position the agent holds no record of (a lost database, or opened by hand)."""
@@ -234,7 +287,8 @@ class Engine:
         position = adopted_position(
             view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
             leverage=self.settings.leverage,
-            time_limit=timedelta(minutes=self.settings.time_in_trade_minutes))
+            time_limit=timedelta(minutes=self.settings.time_in_trade_minutes),
+            cooldown=timedelta(minutes=self.settings.cooldown_minutes))
         ours = key is not None
         self.interpreter.adopt(position)
         if ours:
@@ -323,6 +377,10 @@ class Engine:
             self.balance = await self.executor.read(self.exchange.balance)
             self.entries.update_risk_fraction(self.balance, self.symbols)
 
+    def _available_margin(self) -> Decimal | None:
+        """The available balance as last read (a leg's margin estimate: trader/risk.py)."""
+        return self.balance.available if self.balance is not None else None
+
     def _account(self):  # type: ignore[no-untyped-def]
         return self.entries.account(self.balance, self.positions.values())
 
@@ -363,6 +421,8 @@ class Engine:
         live = {o.client_id for o in self.tracker.ours_live(symbol)}
         if not self.booted:
             self.known_orders |= live
+            if len(self.known_orders) + len(self.executor.placed) > IDS_KEPT_UNBOOTED:
+                self._forget_unbooted_ids()
             return
         strangers = sorted(live - self.known_orders - self.executor.placed)
         if not strangers or self.guard_state.asleep:
@@ -375,23 +435,43 @@ class Engine:
             "this account. Trading stopped (asleep, protection only); stop the other instance, "
             "then /wake.", symbol), self.clock.now())
 
+    def _forget_unbooted_ids(self) -> None:
+        """Before boot (a backtest never boots) the check does not run and boot starts the
+        known ids afresh: ids the tracker no longer knows (finished long ago) need not be
+        kept, or a year's replay would keep every client id it ever placed."""
+        self.known_orders = {cid for cid in self.known_orders if self.tracker.get(cid)}
+        self.executor.placed = {cid for cid in self.executor.placed if self.tracker.get(cid)}
+
     # --- guards -------------------------------------------------------------------
     async def _run_breakers(self, symbol: str, view: SymbolView) -> None:
         book = await self.view.book(symbol)
-        regime = self.breakers.check(symbol, book.spread_pct if book else None,
-                                     list(self.candles[symbol]), view.at)
-        if regime is not None:
-            self.counters.set(symbol, "regime_state", regime)
+        self.breakers.check(symbol, book, self.exchange.rules(symbol).tick_size,
+                            self.candles[symbol], view.at)
+
+    def _read_regime(self, symbol: str) -> None:
+        """The `regime_state` gauge, every tick for every symbol (asleep too): the regime of
+        the last closed candle, read once per candle (trader/breakers.py); "" until enough
+        candles."""
+        regime = self.breakers.regime(symbol, self.candles[symbol])
+        self.counters.set(symbol, "regime_state", regime.value if regime else "")
 
     def entry_allowed(self, symbol: str) -> bool:
-        if self.stopping or self.executor.circuit_open() or self.executor.symbol_throttled(symbol):
-            return False
-        if self.housekeeping.entries_blocked(symbol):   # stale market data, not TRADING
-            return False
-        allowed, reason = guards.allow_entry(self.guard_state, symbol, self.clock.now())
-        if not allowed:
+        reason = self.entry_refusal(symbol)
+        if reason:
             logger.debug("entry blocked symbol={} reason={}", symbol, reason)
-        return allowed
+        return not reason
+
+    def entry_refusal(self, symbol: str) -> str:
+        """Why no new entry on `symbol` is allowed now; "" when one is."""
+        if self.stopping:
+            return "the agent is stopping"
+        if self.executor.circuit_open():
+            return "the exchange rate-limited us; requests are paused"
+        if self.executor.symbol_throttled(symbol):
+            return f"{symbol} is throttled after an order rejection"
+        if self.housekeeping.entries_blocked(symbol):
+            return f"{symbol}: market data stale or symbol not trading"
+        return guards.allow_entry(self.guard_state, symbol, self.clock.now())[1]
 
     # --- operations for commands ---------------------------------------------------
     async def close(self, symbol: str, reason: CloseReason) -> list[str]:
@@ -402,6 +482,20 @@ class Engine:
         notes: list[str] = []
         await self.interpreter.apply(position, CloseRequested(reason), notes)
         return notes
+
+    async def enter_by_hand(self, symbol: str, side: Side, reason: str) -> Position | str:
+        """/long, /short: one entry now on a flat `symbol` the guards allow, planned and
+        protected like a signal's (trader/entry_sender.py). The position, or why not."""
+        if symbol in self.positions:
+            return f"{symbol} already has an open position; /close it first"
+        refusal = self.entry_refusal(symbol)
+        if refusal:
+            return refusal
+        view = await self.view.view(symbol, fresh=True)
+        if view.position.side is not None:
+            return "the exchange holds a position the agent does not track yet; the next tick adopts it"
+        return await self.entries.enter_by_hand(symbol, side, view, list(self.candles[symbol]),
+                                                self._account(), reason)
 
     async def wait_next(self, stop: asyncio.Event, timeout: float) -> None:
         """Sleep until the next tick is due, an exchange event or a command arrives, or stop."""

@@ -7,20 +7,29 @@ asked about) and performs nothing: the engine sends the entry and feeds the resu
 state machine.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from loguru import logger
 
-from trader.domain import Candle, OrderRole, Signal, SymbolRules, position_key
+from trader.correlation import Cluster, correlated_cluster
+from trader.domain import Candle, OrderRole, Side, Signal, SymbolRules, position_key
+from trader.management import FirstTarget, with_exit_plan
+from trader.market.history import CandleHistory
+from trader.market.indicators import atr
 from trader.position import Leg, Position, PositionState
+from trader.regime_adjust import anchor
 from trader.risk import EntryPlan, SignalDecision, SizingInput, decide, plan_entry
 from trader.strategy.base import Strategy, aggregate, combine
-from trader.strategy.regime import adjustment, is_trending, read_regime
+from trader.strategy.regime import Regime, adjustment, is_trending, read_regime
 
 HIGHER_TIMEFRAME = 5      # the confirming timeframe, in trading candles (1m -> 5m)
+HigherTimeframe = Callable[[], Sequence[Candle] | None]
+MANUAL_ATR_PERIOD = 14
+MANUAL_SL_ATR = Decimal("1.5")          # the default strategy's stop: 1.5 x ATR
+MANUAL_SL_PCT = Decimal("0.01")         # without enough candles for an ATR
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,7 @@ class Account:
     free_margin: Decimal
     risk_fraction: Decimal
     open_risk: Decimal                # money at risk in the other open positions
+    positions: tuple[Position, ...] = ()   # the open positions (correlated heat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,10 @@ class EntryLimits:
     max_position_pct: Decimal
     time_in_trade: timedelta
     cooldown: timedelta
+    correlation_threshold: Decimal = Decimal(1)   # 1 = correlation-aware heat off
+    correlation_window: int = 100                 # closed candles of returns
+    confidence_floor: Decimal | None = None       # confidence sizing: None = off
+    first_target: FirstTarget | None = None    # the two-TP plan's TP1; None: one TP
 
 
 class EntryDesk:
@@ -49,6 +63,8 @@ class EntryDesk:
         self.strategy = strategy
         self._asked: dict[str, datetime] = {}
         self.last_regime: dict[str, str] = {}
+        # every symbol's closed candles (the engine's), for the correlation of positions
+        self.history: Mapping[str, CandleHistory] = {}
 
     def new_candle(self, symbol: str, candles: Sequence[Candle]) -> bool:
         """True once per closed candle, when there is enough history to ask the strategy."""
@@ -60,12 +76,17 @@ class EntryDesk:
         self._asked[symbol] = last
         return True
 
-    def signal(self, candles: Sequence[Candle]) -> Signal | None:
-        """The trading timeframe's signal, unless the higher timeframe (5x) disagrees."""
+    def signal(self, candles: Sequence[Candle],
+               higher_timeframe: HigherTimeframe | None = None) -> Signal | None:
+        """The trading timeframe's signal, unless the higher timeframe (5x) disagrees.
+        `higher_timeframe`: gives `aggregate(candles, HIGHER_TIMEFRAME)` (or None) when the
+        caller keeps it as candles close; asked only when the trading timeframe signals."""
         signal = self.strategy.signal(candles)
         if signal is None:
             return None
-        higher = aggregate(candles, HIGHER_TIMEFRAME)
+        higher = higher_timeframe() if higher_timeframe is not None else None
+        if higher is None:
+            higher = aggregate(candles, HIGHER_TIMEFRAME)
         if len(higher) < self.strategy.warmup:
             return signal
         combined = combine([signal, self.strategy.signal(higher)])
@@ -89,22 +110,39 @@ class EntryDesk:
         if reading is None:
             return "not enough candles for the volatility regime"
         self.last_regime[symbol] = reading.regime.value
+        cluster = self.cluster(symbol, signal.side, candles, account, limits)
         result = plan_entry(SizingInput(
             symbol=symbol, side=signal.side, price=mark, equity=account.equity,
             free_margin=account.free_margin, risk_fraction=account.risk_fraction,
             signal=signal, regime=adjustment(reading), rules=rules, leverage=limits.leverage,
             open_risk=account.open_risk, max_heat=limits.max_heat,
-            max_position_pct=limits.max_position_pct, trending=is_trending(candles)))
+            max_position_pct=limits.max_position_pct, trending=is_trending(candles),
+            cluster_risk=cluster.risk, cluster_with=cluster.symbols,
+            confidence_floor=limits.confidence_floor))
         if not isinstance(result, EntryPlan):
             return result.reason
-        return entering_position(symbol, signal, result, mark, candles[-1].open_time, now,
-                                 limits)
+        return with_exit_plan(entering_position(symbol, signal, result, mark,
+                                                candles[-1].open_time, now, limits,
+                                                reading.regime), limits.first_target, rules)
+
+
+    def cluster(self, symbol: str, side: Side, candles: Sequence[Candle], account: Account,
+                limits: EntryLimits) -> Cluster:
+        """The open positions that are one bet with this entry (trader/correlation.py)."""
+        if limits.correlation_threshold >= 1 or not account.positions:
+            return Cluster()
+        closed = {name: history.closed() for name, history in self.history.items()
+                  if any(p.symbol == name for p in account.positions)}
+        return correlated_cluster(symbol, side, account.positions, {**closed, symbol: candles},
+                                  limits.correlation_threshold, limits.correlation_window)
 
 
 def entering_position(symbol: str, signal: Signal, plan: EntryPlan, mark: Decimal,
-                      candle_time: datetime, now: datetime, limits: EntryLimits) -> Position:
+                      candle_time: datetime, now: datetime, limits: EntryLimits,
+                      regime: Regime | None = None) -> Position:
     """The record of an entry about to be sent: the key from the entry candle (the same
-    signal on the same candle always names the same client ids)."""
+    signal on the same candle always names the same client ids). `regime`: the one its legs
+    were planned in (they follow its changes: trader/regime_adjust.py)."""
     return Position(
         symbol=symbol, key=position_key(candle_time), side=signal.side,
         state=PositionState.ENTERING, quantity=plan.quantity, entry_price=mark,
@@ -112,6 +150,28 @@ def entering_position(symbol: str, signal: Signal, plan: EntryPlan, mark: Decima
         stop=Leg(OrderRole.STOP_LOSS, plan.stop_trigger),
         take_profit=Leg(OrderRole.TAKE_PROFIT, plan.take_profit_trigger),
         initial_quantity=plan.quantity, initial_stop_price=plan.stop_trigger,
-        time_limit=min(signal.time_limit, limits.time_in_trade),
+        time_limit=time_limit_for(signal, limits.time_in_trade),
         cooldown=max(signal.cooldown, limits.cooldown),
-        trail_activation=signal.trail_activation)
+        trail_activation=signal.trail_activation,
+        regime=None if regime is None else anchor(regime, plan.stop_trigger,
+                                                  plan.take_profit_trigger))
+
+
+def time_limit_for(signal: Signal, setting: timedelta) -> timedelta:
+    """How long the position may stay open: the operator's TRADEBOT_TIME_IN_TRADE_MINUTES
+    (20..60), unless the strategy explicitly asks for a shorter stay (`Signal.time_limit`);
+    a strategy never makes it longer than the setting."""
+    if signal.time_limit is None:
+        return setting
+    return min(signal.time_limit, setting)
+
+
+def manual_signal(side: Side, candles: Sequence[Candle], reason: str) -> Signal:
+    """The signal behind an operator's /long or /short: a stop 1.5 x ATR(14) away (1 %
+    without the candles), the target left to the reward/risk rule; trader/risk.py clamps
+    and sizes it exactly like a strategy's signal."""
+    average_range = atr(candles[-(MANUAL_ATR_PERIOD * 3):], MANUAL_ATR_PERIOD)
+    close = candles[-1].close if candles else Decimal(0)
+    sl_pct = MANUAL_SL_ATR * average_range / close \
+        if average_range is not None and average_range > 0 and close > 0 else MANUAL_SL_PCT
+    return Signal(side=side, confidence=1.0, tp_pct=Decimal(0), sl_pct=sl_pct, reason=reason)

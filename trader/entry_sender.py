@@ -6,9 +6,13 @@ the leverage is set only now, while the symbol is flat (a restart never changes 
 leverage of an open position), and the order's answer becomes EntryFilled / EntryFailed
 for the state machine, which then places both legs. An entry whose answer was lost is
 probed by client id on the next ticks, never re-sent.
+
+TRADEBOT_ENTRY_MODE=maker sends a post-only quote at the touch instead of a MARKET order;
+its re-quotes and fallback run on the next ticks (`resolve`, trader/maker_quoter.py).
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -21,20 +25,29 @@ from trader.domain import (
     Balance,
     Candle,
     ClientId,
+    Intent,
     IntentStatus,
     Order,
     OrderRole,
     OrderStatus,
+    OrderType,
+    Side,
+    position_key,
 )
-from trader.entry import Account, EntryDesk, EntryLimits
+from trader.entry import Account, EntryDesk, EntryLimits, HigherTimeframe, manual_signal
 from trader.events import EntryFailed, EntryFilled, Event
 from trader.exchange.base import Exchange
 from trader.exchange.errors import Outcome
+from trader.exchange_view import ExchangeView
 from trader.executor import ActionResult, Executor
-from trader.intents import entry_intent
+from trader.intents import entry_intent, quote_intent
 from trader.interpreter import Interpreter
+from trader.maker_entry import EntryMode, MakerFallback, MakerPolicy
+from trader.maker_quoter import MakerQuoter, quote_event
+from trader.management import FirstTarget
 from trader.observe import SymbolView
-from trader.position import Position
+from trader.order_tracker import OrderTracker
+from trader.position import Position, PositionState
 from trader.risk import risk_fraction, total_open_risk
 from trader.strategy.base import Strategy
 from trader.telemetry import Counters
@@ -46,7 +59,9 @@ RISK_KEY = "risk"
 class EntrySender:
     def __init__(self, settings: Settings, exchange: Exchange, executor: Executor, store: TradeStore,
                  interpreter: Interpreter, counters: Counters, clock: Clock,
-                 strategy: Strategy) -> None:
+                 strategy: Strategy, view: ExchangeView | None = None) -> None:
+        """`view`: the engine's view of the exchange (its order tracker and book), which
+        maker-first entries read and keep up to date."""
         self.settings = settings
         self.exchange = exchange
         self.executor = executor
@@ -60,8 +75,20 @@ class EntrySender:
             leverage=settings.leverage, max_heat=settings.max_heat,
             max_position_pct=settings.max_position_pct,
             time_in_trade=timedelta(minutes=settings.time_in_trade_minutes),
-            cooldown=timedelta(minutes=settings.cooldown_minutes))
+            cooldown=timedelta(minutes=settings.cooldown_minutes),
+            first_target=FirstTarget(settings.tp1_fraction, settings.tp1_r)
+            if settings.exit_plan == "two" else None,
+            correlation_threshold=settings.correlation_threshold,
+            correlation_window=settings.correlation_window,
+            confidence_floor=settings.confidence_min_scale if settings.confidence_sizing
+            else None)
+        self.maker = MakerQuoter(
+            MakerPolicy(settings.maker_requotes, timedelta(seconds=settings.maker_timeout_seconds),
+                        MakerFallback(settings.maker_fallback)),
+            executor, store, interpreter, clock,
+            view or ExchangeView(exchange, executor, OrderTracker(), clock))
         self._risk = self.store.get(RISK_KEY, {})
+        self._risk_equity: Decimal | None = None   # the equity _risk was last updated for
 
     @property
     def strategy(self) -> Strategy:
@@ -73,10 +100,13 @@ class EntrySender:
 
     # --- deciding ---------------------------------------------------------------------
     async def maybe_enter(self, symbol: str, view: SymbolView, candles: Sequence[Candle],
-                          account: Account | None) -> Position | None:
+                          account: Account | None,
+                          higher: HigherTimeframe | None = None) -> Position | None:
+        """`higher`: gives the higher timeframe when the caller keeps it as candles close
+        (trader/market/history.py); aggregated from `candles` otherwise."""
         if account is None or not self.desk.new_candle(symbol, candles):
             return None
-        signal = self.desk.signal(candles)
+        signal = self.desk.signal(candles, higher)
         if signal is None:
             return None
         planned = self.desk.plan(symbol, signal, candles, view.mark, account,
@@ -88,6 +118,26 @@ class EntrySender:
             return None
         return await self.send(planned, signal.reason)
 
+    async def enter_by_hand(self, symbol: str, side: Side, view: SymbolView,
+                            candles: Sequence[Candle], account: Account | None,
+                            reason: str) -> Position | str:
+        """An operator's /long or /short: a manual signal (trader.entry.manual_signal)
+        planned like a strategy's (regime, sizing, heat, margin, both legs) and sent now.
+        The position (ENTERING while its answer is unknown), or why there is none. Its key
+        starts with "m" so it never shares client ids with a candle's signal entry."""
+        if account is None:
+            return "the balance was not read from the exchange yet; try again in a minute"
+        planned = self.desk.plan(symbol, manual_signal(side, candles, reason), candles,
+                                 view.mark, account, self.exchange.rules(symbol), self.limits,
+                                 self.clock.now())
+        if isinstance(planned, str):
+            return planned
+        sent = await self.send(replace(planned, key="m" + position_key(self.clock.now())),
+                               reason)
+        return sent if sent is not None else "the entry was not sent: its record could not " \
+            "be saved, an order with its id exists already, or (maker entries with " \
+            "TRADEBOT_MAKER_FALLBACK=cancel) there was no book to quote at"
+
     def says_close(self, position: Position, candles: Sequence[Candle]) -> bool:
         """An opposite signal on this closed candle closes the position (never flips it)."""
         return self.desk.new_candle(position.symbol, candles) and \
@@ -98,27 +148,66 @@ class EntrySender:
         position, client_id = planned.next_client_id(OrderRole.ENTRY)
         if await self._already_sent(position.symbol, client_id):
             return None
+        intent = await self._entry_order(position, client_id)
+        if intent is None:
+            return None
         await self._ensure_leverage(position.symbol)
         self.interpreter.adopt(position)          # the record exists before the order leaves
-        logger.info("entry symbol={} side={} qty={} sl={} tp={} reason={}", position.symbol,
-                    position.side, position.quantity, position.stop.trigger_price,
+        logger.info("entry symbol={} side={} qty={} type={} price={} sl={} tp={} reason={}",
+                    position.symbol, position.side, position.quantity, intent.type,
+                    intent.price, position.stop.trigger_price,
                     position.take_profit.trigger_price, reason)
         try:
-            result = await self.executor.submit(entry_intent(position, client_id,
-                                                             self.clock.now()))
+            result = await self.executor.submit(intent)
         except SaveStateFailure:
             # Write-ahead: an entry whose intent cannot be journaled is never sent.
             logger.error("entry not sent: its intent could not be saved symbol={}",
                          position.symbol)
             self.interpreter.positions.pop(position.symbol, None)
             return None
-        event = entry_event(result)
+        if intent.type is OrderType.LIMIT:
+            self.maker.seen(result.order)
+            event = quote_event(result)
+        else:
+            event = entry_event(result)
         if event is None:
-            return position                       # outcome unknown: probed on the next ticks
+            return position          # resting, refused for crossing or unknown: next ticks
         return await self.interpreter.apply(position, event)
 
-    async def resolve(self, position: Position) -> Position:
-        """ENTERING on a later tick: what happened to the entry whose answer was lost."""
+    async def _entry_order(self, position: Position, client_id: str) -> Intent | None:
+        """The MARKET entry, or with TRADEBOT_ENTRY_MODE=maker the first quote at the
+        touch; without a book to quote at, the fallback decides (market, or no entry)."""
+        now = self.clock.now()
+        if self.settings.entry_mode != EntryMode.MAKER:
+            return entry_intent(position, client_id, now)
+        touch = await self.maker.touch(position.symbol, position.side)
+        if touch is not None:
+            return quote_intent(position, client_id, touch, position.quantity, now)
+        if self.maker.policy.fallback is MakerFallback.CANCEL:
+            logger.info("entry skipped: no book to quote at symbol={}", position.symbol)
+            return None
+        logger.info("no book to quote at: entry at market symbol={}", position.symbol)
+        return entry_intent(position, client_id, now)
+
+    def entry_working(self, position: Position, view: SymbolView) -> bool:
+        """An open position whose maker-first entry still has quotes to mind."""
+        return self.maker.working(position, view)
+
+    async def resolve(self, position: Position,
+                      view: SymbolView) -> tuple[Position, Event | None]:
+        """The entry's next step on a later tick: a maker-first entry's quotes move on
+        (trader/maker_quoter.py); an ENTERING market entry whose answer was lost is
+        probed (`outcome`). The position (its entry ids may have moved) and the event to
+        apply, if any."""
+        if self.maker.handles(position):
+            return await self.maker.advance(position, view)
+        if position.state is not PositionState.ENTERING:
+            return position, None
+        return position, await self.outcome(position)
+
+    async def outcome(self, position: Position) -> Event | None:
+        """ENTERING on a later tick: what happened to the entry whose answer was lost, as
+        the event to apply (EntryFilled, EntryFailed), or None while it may still land."""
         parsed = ClientId(position.symbol, position.key, OrderRole.ENTRY,
                           position.seq.get(OrderRole.ENTRY.value, 1))
         intent = self.store.intent(str(parsed))
@@ -131,11 +220,11 @@ class EntrySender:
         else:
             probed = await self.executor.probe(intent)
             if probed.status is IntentStatus.SENT:
-                return position                   # may still land: wait, never resend
+                return None                       # may still land: wait, never resend
             order = await self.executor.read(self.exchange.order_by_client_id,
                                              position.symbol, str(parsed))
             event = order_event(order) if order is not None else EntryFailed(probed.detail)
-        return position if event is None else await self.interpreter.apply(position, event)
+        return event
 
     async def _already_sent(self, symbol: str, client_id: str) -> bool:
         """A MARKET entry fills at once, so Binance's duplicate-id check cannot help: ask for
@@ -160,6 +249,9 @@ class EntrySender:
     # --- the account ------------------------------------------------------------------
     def update_risk_fraction(self, balance: Balance, symbols: Iterable[str]) -> None:
         """The equity-linked risk fraction: 2.5 % at a new high, 1.5 % after a 5 % drawdown."""
+        if balance.equity == self._risk_equity:
+            return          # the same equity gives the same fraction (a flat account)
+        self._risk_equity = balance.equity
         base = self.settings.risk_base
         peak = max(Decimal(self._risk.get("peak", "0")), balance.equity)
         current = Decimal(self._risk.get("fraction", str(base)))
@@ -177,9 +269,10 @@ class EntrySender:
     def account(self, balance: Balance | None, positions: Iterable[Position]) -> Account | None:
         if balance is None:
             return None
+        held = tuple(p for p in positions if p.state.open)
         return Account(balance.equity, balance.available,
                        Decimal(self._risk.get("fraction", str(self.settings.risk_base))),
-                       total_open_risk(positions))
+                       total_open_risk(held), held)
 
 
 def entry_event(result: ActionResult) -> Event | None:

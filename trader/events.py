@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from trader.alerts import Alert
 from trader.domain import CloseReason, OrderRole, SymbolRules
+from trader.management import DEFAULT_TRAILING_DISTANCE, TrailingDistance
+from trader.strategy.regime import Regime
 
 # --- events -------------------------------------------------------------------------------
 
@@ -98,8 +100,12 @@ class PositionSizeChanged:
 @dataclass(frozen=True, slots=True)
 class PositionGone:
     """The exchange holds no position (or the opposite side): the position is over.
-    `reason` when the observation knows it (a leg filled, the exchange closed it)."""
+    `reason` when the observation knows it (a leg filled, the exchange closed it).
+    `entry`: the entry is known to have filled (its fill), so a flat exchange while ENTERING
+    means the position was opened and closed already (found after a restart), not "the entry
+    has not filled yet"."""
     reason: CloseReason | None = None
+    entry: EntryFilled | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +122,14 @@ class FlattenResult:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time passed and the price moved: management, retries and debounces run on it."""
+    """Time passed and the price moved: management, retries and debounces run on it.
+    `regime`: the symbol's volatility regime now, when known (its legs follow it:
+    trader/regime_adjust.py)."""
     now: datetime
     mark: Decimal | None
     rules: SymbolRules
+    regime: Regime | None = None
+    atr: Decimal | None = None        # ATR(14) now, for an ATR trailing distance (management)
 
 
 Event = (EntryFilled | EntryFailed | LegPlaced | LegPlacementUnknown | LegRejected | LegSeen
@@ -183,3 +193,4 @@ class Policy:
     breakeven_attempts: int = 5
     taker_fee: Decimal = Decimal("0.0005")
     partial_fraction: Decimal = Decimal("0.5")
+    trailing_distance: TrailingDistance = DEFAULT_TRAILING_DISTANCE  # TRADEBOT_TRAILING_DISTANCE

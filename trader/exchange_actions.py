@@ -4,9 +4,13 @@
 Flatten through the executor (write-ahead intents, the error policy), records what it
 learned in the order tracker, and returns the events that report the result, plus notes
 for the operator ("market close 0.1 -> done"). It decides nothing: what to do next is
-`trader.lifecycle.step`'s job when the engine feeds it these events.
+`trader.lifecycle.step`'s job when the engine feeds it these events. One estimate is made
+here, before a leg is sent: a placement Binance would refuse (trader/risk.py `leg_refusal`:
+LOT_SIZE, and margin or min notional for a leg that is not reduce-only) is not sent and
+reported as refused, so the operator hears of it before the exchange says no.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -33,11 +37,17 @@ from trader.exchange.base import Exchange
 from trader.exchange.errors import Outcome, Retry
 from trader.executor import ActionResult, Executor
 from trader.intents import exit_intent
-from trader.observe import foreign_leg
+from trader.observe import covering_leg
 from trader.order_tracker import OrderTracker
 from trader.position import Position
+from trader.risk import leg_refusal
 
 REBALANCE_ATTEMPTS = 3
+AvailableMargin = Callable[[], Decimal | None]
+
+
+def _not_read() -> Decimal | None:
+    return None
 
 
 @dataclass
@@ -51,11 +61,13 @@ class ActionRunner:
     """Performs exchange actions for the engine (see the module docstring)."""
 
     def __init__(self, exchange: Exchange, executor: Executor, tracker: OrderTracker,
-                 clock: Clock) -> None:
+                 clock: Clock, available_margin: AvailableMargin | None = None) -> None:
         self.exchange = exchange
         self.executor = executor
         self.tracker = tracker
         self.clock = clock
+        # the account's available balance as last read (None: not read yet)
+        self.available_margin: AvailableMargin = available_margin or _not_read
 
     async def run(self, position: Position, action: PlaceLeg | CancelOrder | ProbeOrder
                   | Flatten) -> Performed:
@@ -71,6 +83,16 @@ class ActionRunner:
     async def place_leg(self, position: Position, action: PlaceLeg) -> Performed:
         intent = exit_intent(position, action.role, action.client_id, action.quantity,
                              self.clock.now(), trigger_price=action.trigger_price)
+        refusal = leg_refusal(intent.quantity, action.trigger_price, intent.reduce_only,
+                              self.exchange.rules(position.symbol), position.leverage,
+                              self.available_margin())
+        if refusal:
+            # Not sent: the state machine alerts once with the reason and retries on its
+            # schedule (trader/protection.py), as it does when the exchange refuses.
+            logger.warning("leg not sent, the exchange would refuse it symbol={} client_id={} "
+                           "reason={}", position.symbol, action.client_id, refusal)
+            return Performed([LegRejected(action.role, action.client_id,
+                                          f"not sent: {refusal}")])
         result = await self.executor.submit(intent)
         if result.order is not None:
             self.tracker.on_order(result.order, self.clock.now())
@@ -117,8 +139,8 @@ class ActionRunner:
         self.tracker.on_order(order, self.clock.now())
         if order.status.terminal and order.status is not OrderStatus.FILLED:
             # Gone for sure: a stop placed by hand in its place is taken over, not fought.
-            foreign = foreign_leg(position, leg, self.tracker.live(position.symbol),
-                                  self.clock.now())
+            foreign = covering_leg(position, leg, self.tracker.live(position.symbol),
+                                   self.clock.now())
             if foreign is not None:
                 return Performed([replace(foreign, replaces=action.client_id)])
         return Performed([_leg_event(action.role, order)])

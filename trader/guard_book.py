@@ -47,21 +47,30 @@ class GuardBook:
         self.counters = counters
         self.config = config
         self.state = GuardState()
+        # Told of every change (before, after, by_command), and of every command even when
+        # nothing changed: trader/intent_keeper.py keeps sleep and pause across restarts.
+        self.on_change: Callable[[GuardState, GuardState, bool], None] | None = None
 
     def load(self) -> None:
         raw = self.store.get(STATE_KEY)
         if raw:
             self.state = load_state(raw)
 
-    def set(self, state: GuardState) -> None:
-        """Take a new state (from a pure rule that reports no events) and persist it."""
-        if state == self.state:
-            return
-        self.state = state
-        try:
-            self.store.put(STATE_KEY, dump_state(state), self.clock.now())
-        except SaveStateFailure as exc:   # counted by the store's write health
-            logger.error("guard state not saved error={}", exc)
+    def set(self, state: GuardState, *, by_command: bool = False) -> None:
+        """Take a new state (from a pure rule that reports no events, or an operator's
+        command: `by_command`) and persist it."""
+        before = self.state
+        if state is before or state == before:   # most rules change nothing
+            if not by_command:
+                return
+        else:
+            self.state = state
+            try:
+                self.store.put(STATE_KEY, dump_state(state), self.clock.now())
+            except SaveStateFailure as exc:   # counted by the store's write health
+                logger.error("guard state not saved error={}", exc)
+        if self.on_change is not None:
+            self.on_change(before, state, by_command)
 
     def apply(self, rule: Callable[..., tuple[GuardState, list[GuardEvent]]],
               *args: Any) -> list[GuardEvent]:
@@ -78,6 +87,7 @@ class GuardBook:
             if event.name == "pause":
                 name = AlertName.PAUSED if tripped else AlertName.RESUMED
             self.alerter.publish(Alert(name, event.text, event.symbol,
-                                       dedup_key=f"{event.kind}:{event.name}:{event.symbol}"),
+                                       dedup_key=f"{event.kind}:{event.name}:{event.symbol}",
+                                       subject=event.name),
                                  self.clock.now())
             self.counters.set(event.symbol or "*", "circuit_breaker_active", int(tripped))

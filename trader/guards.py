@@ -9,7 +9,10 @@ here reads the clock or replays history.
 
 Breaker names are `<kind>:<SYMBOL>` for per-symbol breakers (spread, funding, crash,
 regime) and `<kind>` alone for account-wide ones (api): a global breaker blocks every
-symbol.
+symbol. Texts meant for the operator name them in words (`trader.display.breaker_label`).
+
+A pause is account-wide (`paused`) or for one symbol (`paused_symbols`, /pause SYMBOL);
+either may have an end (`expire` lifts it) or last until /resume.
 """
 
 from collections.abc import Sequence
@@ -21,6 +24,7 @@ from typing import Any
 
 from loguru import logger
 
+from trader.display import breaker_label
 from trader.domain import Candle
 from trader.market.indicators import highest_high, lowest_low, rolling_median
 from trader.strategy.regime import Regime
@@ -44,7 +48,7 @@ class GuardEvent:
 @dataclass(frozen=True, slots=True)
 class GuardConfig:
     spread_mult: Decimal = Decimal("1.2")
-    spread_min_pct: Decimal = Decimal("0.0005")   # spreads under 0.05 % never trip (tick noise)
+    spread_min_ticks: int = 2      # a spread of this many ticks or fewer never trips (tick noise)
     funding_jump: Decimal = Decimal("0.001")
     crash_candles: int = 5
     crash_move: Decimal = Decimal("0.03")
@@ -70,10 +74,11 @@ class GuardState:
     loss_streak: dict[str, int] = field(default_factory=dict)
     api_failures: int = 0
     entries_blocked_until: datetime | None = None                 # emergency cooldown
+    paused_symbols: dict[str, datetime | None] = field(default_factory=dict)  # None = /resume
 
     def __post_init__(self) -> None:
         # storage.codec loads dict values as stored (ISO text): restore the datetimes.
-        for name in ("breakers", "cooldowns"):
+        for name in ("breakers", "cooldowns", "paused_symbols"):
             raw = getattr(self, name)
             if any(isinstance(value, str) for value in raw.values()):
                 object.__setattr__(self, name, {key: _as_datetime(value)
@@ -86,8 +91,8 @@ class GuardState:
         return {name: until for name, until in self.breakers.items() if until > now}
 
 
-def _as_datetime(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+def _as_datetime(value: datetime | str | None) -> datetime | None:
+    return value if value is None or isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 Outcome = tuple[GuardState, list[GuardEvent]]
@@ -105,9 +110,10 @@ def breaker_symbol(name: str) -> str:
 
 def _trip(state: GuardState, kind: str, symbol: str, now: datetime, cfg: GuardConfig,
           text: str) -> Outcome:
-    """Trip (or extend) a breaker; an event only when it was not already active."""
+    """Trip (or extend) a breaker; an event only when it was not already tripped (one that
+    ran out but was not cleared yet is extended: no clear and trip pair for one episode)."""
     name = breaker_name(kind, symbol)
-    was_active = state.breakers.get(name, now) > now
+    was_active = name in state.breakers
     until = max(state.breakers.get(name, now), now + cfg.breaker_duration)
     new_state = replace(state, breakers={**state.breakers, name: until})
     if was_active:
@@ -118,17 +124,23 @@ def _trip(state: GuardState, kind: str, symbol: str, now: datetime, cfg: GuardCo
                                   f"{text}; new entries paused until {until:%H:%M} UTC")]
 
 
-def check_spread(state: GuardState, symbol: str, spread_pct: Decimal,
+def check_spread(state: GuardState, symbol: str, spread_pct: Decimal, spread_ticks: Decimal,
                  spread_history: Sequence[Decimal], now: datetime,
                  cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
-    """Trip when the spread exceeds spread_mult x its rolling median (and the floor)."""
-    if not spread_history or spread_pct < cfg.spread_min_pct:
+    """Trip when the spread (ask - bid, as a fraction of the mid: `spread_pct`) exceeds
+    spread_mult x its rolling median AND is wider than spread_min_ticks ticks
+    (`spread_ticks` = (ask - bid) / tick size). The floor is in ticks, not a percentage:
+    a liquid book quotes one tick wide (BTC: 0.1 on 50,000 = 0.0002 %), so one tick more
+    doubles its median without meaning anything, while any percentage floor high enough to
+    ignore that on cheap coins is one BTC and ETH never reach."""
+    if not spread_history or spread_ticks <= cfg.spread_min_ticks:
         return state, []
     median = rolling_median(spread_history)
     if median <= 0 or spread_pct <= cfg.spread_mult * median:
         return state, []
     return _trip(state, "spread", symbol, now, cfg,
-                 f"{symbol} spread {spread_pct:.3%} > {cfg.spread_mult} x median {median:.3%}")
+                 f"{symbol} spread {spread_pct:.4%} ({spread_ticks.normalize():f} ticks) > "
+                 f"{cfg.spread_mult} x median {median:.4%}")
 
 
 def check_funding(state: GuardState, symbol: str, rate_now: Decimal,
@@ -185,7 +197,7 @@ def expire(state: GuardState, now: datetime) -> Outcome:
     Cleared events for breakers and pauses (cooldown ends are routine: no event).
     """
     events = [GuardEvent(GuardEventKind.CLEARED, name, breaker_symbol(name),
-                         f"breaker {name} cleared; entries allowed again")
+                         f"{breaker_label(name)} cleared; entries allowed again")
               for name, until in state.breakers.items() if until <= now]
     changes: dict[str, Any] = {
         "breakers": state.active_breakers(now),
@@ -194,6 +206,11 @@ def expire(state: GuardState, now: datetime) -> Outcome:
     if state.paused and state.paused_until is not None and state.paused_until <= now:
         changes.update(paused=False, paused_until=None)
         events.append(GuardEvent(GuardEventKind.CLEARED, "pause", "", "pause ended; entries resume"))
+    ended = sorted(s for s, until in state.paused_symbols.items() if until is not None and until <= now)
+    if ended:
+        changes["paused_symbols"] = {s: u for s, u in state.paused_symbols.items() if s not in ended}
+        events += [GuardEvent(GuardEventKind.CLEARED, "pause", symbol,
+                              f"{symbol}: pause ended; entries resume") for symbol in ended]
     if state.entries_blocked_until is not None and state.entries_blocked_until <= now:
         changes["entries_blocked_until"] = None
         events.append(GuardEvent(GuardEventKind.CLEARED, "emergency_cooldown", "",
@@ -229,11 +246,16 @@ def allow_entry(state: GuardState, symbol: str, now: datetime) -> tuple[bool, st
     if state.paused and (state.paused_until is None or state.paused_until > now):
         until = f" until {state.paused_until:%H:%M} UTC" if state.paused_until else ""
         return False, f"paused{until}: /resume to trade again"
+    if symbol in state.paused_symbols:
+        symbol_until = state.paused_symbols[symbol]
+        if symbol_until is None or symbol_until > now:
+            until = f" until {symbol_until:%H:%M} UTC" if symbol_until else ""
+            return False, f"{symbol} paused{until}: /resume {symbol} to trade it again"
     if state.entries_blocked_until is not None and state.entries_blocked_until > now:
         return False, f"emergency cooldown until {state.entries_blocked_until:%H:%M} UTC"
     for name, until in sorted(state.active_breakers(now).items()):
         if breaker_symbol(name) in ("", symbol):
-            return False, f"circuit breaker {name} active until {until:%H:%M} UTC"
+            return False, f"{breaker_label(name)} active until {until:%H:%M} UTC"
     cooldown = state.cooldowns.get(symbol)
     if cooldown is not None and cooldown > now:
         return False, f"{symbol} cooling down until {cooldown:%H:%M:%S} UTC"
@@ -246,7 +268,19 @@ def pause(state: GuardState, until: datetime | None = None) -> GuardState:
 
 
 def resume(state: GuardState) -> GuardState:
-    return replace(state, paused=False, paused_until=None)
+    """Resume every entry: the account-wide pause and each symbol's pause end."""
+    return replace(state, paused=False, paused_until=None, paused_symbols={})
+
+
+def pause_symbol(state: GuardState, symbol: str, until: datetime | None = None) -> GuardState:
+    """Pause new entries on one symbol until `until` (expire() ends it), or until /resume."""
+    return replace(state, paused_symbols={**state.paused_symbols, symbol: until})
+
+
+def resume_symbol(state: GuardState, symbol: str) -> GuardState:
+    """End one symbol's pause (the account-wide pause, if any, stays)."""
+    remaining = {s: until for s, until in state.paused_symbols.items() if s != symbol}
+    return replace(state, paused_symbols=remaining)
 
 
 def sleep(state: GuardState) -> GuardState:
@@ -271,10 +305,24 @@ def clear_breaker(state: GuardState, name: str) -> Outcome:
         return state, []
     remaining = {key: until for key, until in state.breakers.items() if key != name}
     return replace(state, breakers=remaining), [
-        GuardEvent(GuardEventKind.CLEARED, name, breaker_symbol(name), f"breaker {name} cleared")]
+        GuardEvent(GuardEventKind.CLEARED, name, breaker_symbol(name),
+                   f"{breaker_label(name)} cleared by the operator")]
+
+
+def unlock(state: GuardState, symbol: str) -> Outcome:
+    """/unlock SYMBOL: end the symbol's cooldown and clear its own breakers (not the
+    account-wide ones, nor a pause: /resume does that). One cleared event per breaker."""
+    events: list[GuardEvent] = []
+    for name in sorted(state.breakers):
+        if breaker_symbol(name) == symbol:
+            state, cleared = clear_breaker(state, name)
+            events += cleared
+    if symbol in state.cooldowns:
+        state = replace(state, cooldowns={s: u for s, u in state.cooldowns.items() if s != symbol})
+    return state, events
 
 
 def describe(state: GuardState, now: datetime) -> list[str]:
-    """Human-readable active breakers for /status."""
-    return [f"{name} until {until:%H:%M} UTC"
+    """Human-readable active breakers for /status: "crash breaker on XRPUSDT until 12:10 UTC"."""
+    return [f"{breaker_label(name)} until {until:%H:%M} UTC"
             for name, until in sorted(state.active_breakers(now).items())]

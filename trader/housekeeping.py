@@ -2,7 +2,9 @@
 inside its own boundary (one failing job skips only itself): the feed watchdog (stale data
 blocks entries and alerts; gaps are backfilled), the funding breaker, the hourly
 symbol-rules refresh (a symbol no longer TRADING takes no entries), cleanup of intents
-older than 6 h, the telemetry log line, and the daily summary.
+and of the order tracker's finished orders older than 6 h, the telemetry log line, the
+live invariant monitor (trader/invariant_monitor.py, every TRADEBOT_INVARIANT_CHECK_TICKS
+ticks), and the daily summary.
 """
 
 from collections import deque
@@ -19,13 +21,17 @@ from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
 from trader.config import INTERVAL_SECONDS, Settings
-from trader.domain import ZERO, Balance, Candle, CloseReason, IntentStatus
+from trader.display import money, plural
+from trader.domain import ZERO, Balance, Candle, IntentStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.executor import Executor
 from trader.guard_book import GuardBook
+from trader.invariant_monitor import InvariantMonitor
 from trader.market.feed import FeedIssueKind, FeedMonitor, merge_backfill
+from trader.order_tracker import OrderTracker
 from trader.position import Position
 from trader.telemetry import Counters
+from trader.trade_history import period_pnl
 from trader.trade_store import TradeStore
 
 INTENT_TTL = timedelta(hours=6)
@@ -33,6 +39,7 @@ FUNDING_EVERY = timedelta(minutes=5)
 TELEMETRY_EVERY = timedelta(minutes=5)
 CLEANUP_EVERY = timedelta(minutes=30)
 RULES_EVERY = timedelta(hours=1)
+FUNDING_MEMORY = timedelta(hours=1)    # the funding breaker compares with an hour ago
 
 Contained = Callable[[str, Awaitable[Any]], Awaitable[Any]]
 
@@ -41,10 +48,11 @@ class Housekeeping:
     def __init__(self, settings: Settings, exchange: Exchange, executor: Executor, store: TradeStore,
                  alerter: Alerter, clock: Clock, guard_book: GuardBook,
                  candles: dict[str, deque[Candle]], counters: Counters,
-                 contained: Contained) -> None:
+                 contained: Contained, tracker: OrderTracker) -> None:
         self.settings = settings
         self.exchange = exchange
         self.executor = executor
+        self.tracker = tracker
         self.store = store
         self.alerter = alerter
         self.clock = clock
@@ -58,6 +66,8 @@ class Housekeeping:
         self.funding_seen: dict[str, list[tuple[datetime, Decimal]]] = {}
         self.last_run: dict[str, datetime] = {}
         self.summary_day: date | None = None
+        self.invariants = InvariantMonitor(settings, exchange, executor, tracker, store,
+                                           alerter, clock)
         interval = timedelta(seconds=INTERVAL_SECONDS.get(settings.interval, 60))
         for symbol in candles:
             self.feed.watch(symbol, clock.now(), interval)
@@ -86,9 +96,15 @@ class Housekeeping:
             await contained("symbol rules refresh", self.refresh_rules())
         if self._due("cleanup", CLEANUP_EVERY):
             await contained("intent cleanup", self.clean_intents())
+            # Finished orders learned 6 h ago are history: a tick reads only a symbol's
+            # recent orders, and the tracker's memory stays bounded.
+            self.tracker.forget_finished(self.clock.now())
         if self._due("telemetry", TELEMETRY_EVERY):
             self.counters.log()
-        await contained("daily summary", self.daily_summary(positions.values(), balance))
+        if self.invariants.due():
+            await contained("invariant monitor", self.invariants.check())
+        if self.summary_day != self.clock.now().date():
+            await contained("daily summary", self.daily_summary(positions.values(), balance))
 
     # --- feed ---------------------------------------------------------------------
     async def watch_feed(self) -> None:
@@ -100,7 +116,7 @@ class Housekeeping:
                                            "no new entries until candles resume", issue.symbol), now)
             elif issue.kind is FeedIssueKind.RESUMED:
                 self.stale.discard(issue.symbol)
-                self.alerter.publish(Alert(AlertName.STALE_DATA, f"{issue.symbol}: {issue.detail}",
+                self.alerter.publish(Alert(AlertName.DATA_RESUMED, f"{issue.symbol}: {issue.detail}",
                                            issue.symbol, dedup_key=f"resumed:{issue.symbol}"), now)
             elif issue.kind is FeedIssueKind.GAP and issue.missing:
                 await self.backfill(issue.symbol, issue.missing[0], len(issue.missing))
@@ -153,13 +169,15 @@ class Housekeeping:
                 continue
             seen = self.funding_seen.setdefault(symbol, [])
             seen.append((now, rate))
-            seen[:] = [(at, r) for at, r in seen if now - at <= timedelta(hours=1)]
+            seen[:] = [(at, r) for at, r in seen if now - at <= FUNDING_MEMORY]
             self.guards.apply(guards.check_funding, symbol, rate, seen[0][1], now,
                               self.guards.config)
 
     # --- intents older than 6 h -------------------------------------------------------
     async def clean_intents(self) -> None:
         cutoff = self.clock.now() - INTENT_TTL
+        if not self.store.has_intents_before(cutoff):
+            return          # the usual case: one small read instead of a scan and a write
         for intent in self.store.unresolved_intents():
             if intent.created_at >= cutoff:
                 continue
@@ -188,12 +206,14 @@ class Housekeeping:
         if today == self.summary_day:
             return
         self.summary_day = today
-        closed = [p for p in self.store.closed_positions(self.clock.now() - timedelta(days=1))
-                  if p.close_reason is not CloseReason.UNKNOWN]
-        net = sum((p.realized_pnl - p.fees for p in closed), ZERO)
-        wins = sum(1 for p in closed if p.realized_pnl - p.fees > 0)
+        since = self.clock.now() - timedelta(days=1)
+        # Funding is read from a day before: a trade closed today may have paid it earlier.
+        day = period_pnl("day", self.store.closed_positions(since),
+                         self.store.funding_payments(since - timedelta(days=1)), since)
         equity = balance.equity if balance else ZERO
         self.alerter.publish(Alert(
-            AlertName.DAILY_SUMMARY, f"daily summary: equity {equity:.2f} USDT; last 24 h: "
-            f"{len(closed)} trades, {wins} won, net {net:+.2f} USDT after fees; open positions "
-            f"{sum(1 for _ in positions)}", dedup_key=f"daily:{today}"), self.clock.now())
+            AlertName.DAILY_SUMMARY, f"daily summary: equity {money(equity)} USDT; last 24 h: "
+            f"{plural(day.trades, 'trade')}, {day.wins} won, realised "
+            f"{money(day.net, signed=True)} USDT net of fees and funding; "
+            f"{plural(sum(1 for _ in positions), 'open position')}",
+            dedup_key=f"daily:{today}"), self.clock.now())

@@ -14,16 +14,29 @@ from trader.position import Position
 EXIT_TYPES = {
     OrderRole.STOP_LOSS: OrderType.STOP_MARKET,
     OrderRole.TAKE_PROFIT: OrderType.TAKE_PROFIT_MARKET,
+    OrderRole.TAKE_PROFIT_1: OrderType.TAKE_PROFIT_MARKET,
     OrderRole.PARTIAL_TP: OrderType.MARKET,
     OrderRole.FLATTEN: OrderType.MARKET,
 }
 
 
-def entry_intent(position: Position, client_id: str, now: datetime) -> Intent:
-    """The MARKET entry for the position's planned quantity."""
+def entry_intent(position: Position, client_id: str, now: datetime,
+                 quantity: Decimal | None = None) -> Intent:
+    """The MARKET entry for the position's planned quantity (or `quantity`: the rest of a
+    maker-first entry when its time is up)."""
     return Intent(client_id=client_id, symbol=position.symbol, role=OrderRole.ENTRY,
-                  side=position.side, type=OrderType.MARKET, quantity=position.quantity,
+                  side=position.side, type=OrderType.MARKET,
+                  quantity=position.quantity if quantity is None else quantity,
                   position_key=position.key, created_at=now)
+
+
+def quote_intent(position: Position, client_id: str, price: Decimal, quantity: Decimal,
+                 now: datetime) -> Intent:
+    """One quote of a maker-first entry: a LIMIT at `price` (on the tick grid), sent
+    post-only (Intent.request: timeInForce GTX), see trader/maker_entry.py."""
+    return Intent(client_id=client_id, symbol=position.symbol, role=OrderRole.ENTRY,
+                  side=position.side, type=OrderType.LIMIT, quantity=quantity,
+                  position_key=position.key, created_at=now, price=price)
 
 
 def exit_intent(position: Position, role: OrderRole, client_id: str, quantity: Decimal,

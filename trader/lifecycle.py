@@ -5,24 +5,28 @@ clock or writes the database: the engine feeds it events (trader/events.py) and 
 the actions it returns, feeding their results back as events.
 
     state \\ event  EntryFilled EntryFailed Leg*/Size  Tick      CloseRequested FlattenResult PositionGone
-    ENTERING       OPEN        CLOSED      -          ENTERING  -              -             -
+    ENTERING       OPEN        CLOSED      -          ENTERING  -              -             CLOSED*
     ATTACHING      OPEN        -           OPEN       OPEN      CLOSING        OPEN          CLOSED
     PROTECTED      OPEN        -           OPEN       OPEN      CLOSING        OPEN          CLOSED
     CLOSING        CLOSING     -           CLOSING    CLOSING   CLOSING        CLOSING|OPEN  CLOSED
     CLOSED         -           -           -          -         -              -             -
 
 Leg* are LegPlaced, LegPlacementUnknown, LegRejected, LegSeen, LegGone, LegFilled; Size is
-PositionSizeChanged. OPEN is PROTECTED when both legs cover the quantity, ATTACHING
-otherwise; "-" means the event is ignored (CLOSED absorbs everything). PositionGone while
-ENTERING is ignored: a flat exchange only means the entry has not filled yet; there is
-nothing to close yet either. Protection keeps running while CLOSING.
+PositionSizeChanged. OPEN is PROTECTED when every leg covers its part (the stop the
+quantity, the take-profits theirs: `Position.leg_quantity`), ATTACHING otherwise; "-"
+means the event is ignored (CLOSED absorbs everything). CLOSED*: PositionGone while
+ENTERING is ignored (a flat exchange only means the entry has not filled yet) unless it
+carries the entry's fill: then the position was opened and closed while nobody watched
+(found after a restart) and it is finalized, never protected. Protection keeps running
+while CLOSING.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 
-from trader import management, protection
+from trader import display, management, protection, regime_adjust
 from trader.alerts import Alert, AlertName
 from trader.domain import ZERO, CloseReason, OrderRole
 from trader.events import (
@@ -45,7 +49,7 @@ from trader.events import (
     PositionSizeChanged,
     Tick,
 )
-from trader.position import Position, PositionState
+from trader.position import ExitPlan, Leg, Position, PositionState
 
 ENTERING, ATTACHING, PROTECTED = (PositionState.ENTERING, PositionState.ATTACHING,
                                   PositionState.PROTECTED)
@@ -58,6 +62,7 @@ TRANSITIONS: dict[tuple[PositionState, type], frozenset[PositionState]] = {
     (ENTERING, EntryFilled): OPEN,
     (ENTERING, EntryFailed): frozenset({CLOSED}),
     (ENTERING, Tick): frozenset({ENTERING}),
+    (ENTERING, PositionGone): frozenset({ENTERING, CLOSED}),
     **{(state, kind): OPEN for state in OPEN for kind in (EntryFilled, *LEG_EVENTS)},
     **{(state, CloseRequested): frozenset({CLOSING}) for state in OPEN},
     **{(state, FlattenResult): OPEN for state in OPEN},
@@ -93,7 +98,8 @@ def step(position: Position, event: Event, now: datetime, policy: Policy) -> Ste
         raise AssertionError(f"{type(event).__name__} took {position.symbol} to "
                              f"{position.state}, not one of {sorted(allowed)}")
     if position.state.open:
-        position, placements = protection.plan(position, now, policy)
+        position, placements = protection.plan(position, now, policy,
+                                               settle=isinstance(event, Tick))
         position, restored = protection.all_clear(position, now)
         actions += placements + restored
         if position.state in OPEN:
@@ -116,13 +122,23 @@ def _entry_filled(position: Position, event: EntryFilled, now: datetime,
     actions: list[Action] = []
     if position.state is ENTERING:
         actions.append(Alert(
-            AlertName.FILL, f"{position.symbol}: {position.side.label} {event.quantity} filled "
-            f"at {entry_price}; SL {position.stop.trigger_price}, TP "
-            f"{position.take_profit.trigger_price}", position.symbol,
-            dedup_key=f"fill:{position.symbol}:{position.key}"))
+            AlertName.FILL, f"{position.symbol}: {position.side.label} "
+            f"{display.number(event.quantity)} filled at "
+            f"{display.price_like(entry_price, position.stop.trigger_price)}; SL "
+            f"{display.number(position.stop.trigger_price)}, {_targets(position)}",
+            position.symbol, dedup_key=f"fill:{position.symbol}:{position.key}"))
     state = position.state if position.state is CLOSING else ATTACHING
     return replace(position, quantity=event.quantity, entry_price=entry_price,
                    state=state), actions, []
+
+
+def _targets(position: Position) -> str:
+    first = position.take_profit_1
+    if first is None:
+        return f"TP {display.number(position.take_profit.trigger_price)}"
+    return (f"TP1 {display.number(first.trigger_price)} "
+            f"({display.number(position.tp1_quantity)}), "
+            f"TP2 {display.number(position.take_profit.trigger_price)}")
 
 
 def _entry_failed(position: Position, event: EntryFailed, now: datetime,
@@ -145,6 +161,11 @@ def _leg_unknown(position: Position, event: LegPlacementUnknown, now: datetime,
 
 def _leg_rejected(position: Position, event: LegRejected, now: datetime,
                   policy: Policy) -> Outcome:
+    first = position.take_profit_1
+    if event.role is OrderRole.TAKE_PROFIT_1 and event.level_passed and first is not None \
+            and event.client_id == first.pending and position.state is not CLOSING \
+            and position.leg_quantity(OrderRole.TAKE_PROFIT_1) > 0:
+        return _first_target_passed(position, first)
     position, actions = protection.refused(position, event.role, event.client_id,
                                            event.reason, now, policy)
     if not event.level_passed:
@@ -155,6 +176,19 @@ def _leg_rejected(position: Position, event: LegRejected, now: datetime,
             f"{position.leg(event.role).trigger_price} is already passed; closing at market")
     alert = Alert(AlertName.POSITION_UNPROTECTED, text, position.symbol)
     return position, [*actions, alert], [CloseRequested(reason)]
+
+
+def _first_target_passed(position: Position, first: Leg) -> Outcome:
+    """TP1's level is already behind the market (-2021: the price jumped past it): its part
+    is taken at market, the plan's only market order, and the plan goes on as after TP1's
+    fill (the stop to breakeven, TP2 for the rest)."""
+    part = position.leg_quantity(OrderRole.TAKE_PROFIT_1)
+    position, client_id = management.first_target_filled(position).next_client_id(
+        OrderRole.PARTIAL_TP)
+    text = (f"{position.symbol}: the price is already past TP1 {first.trigger_price}; "
+            f"its part {part} is closed at market")
+    return position, [Alert(AlertName.PROTECTION, text, position.symbol),
+                      Flatten(CloseReason.TAKE_PROFIT, part, client_id, OrderRole.PARTIAL_TP)], []
 
 
 def _leg_seen(position: Position, event: LegSeen, now: datetime, policy: Policy) -> Outcome:
@@ -170,11 +204,35 @@ def _leg_gone(position: Position, event: LegGone, now: datetime, policy: Policy)
 
 
 def _leg_filled(position: Position, event: LegFilled, now: datetime, policy: Policy) -> Outcome:
+    if event.role is OrderRole.TAKE_PROFIT_1 and event.complete:
+        return _first_target_filled(position, event)
+    if event.complete and event.role is OrderRole.TAKE_PROFIT \
+            and position.exit_plan is ExitPlan.TWO:
+        # TP2 took its part before TP1 (TP1 was not live, or moved): what is left needs a
+        # take-profit again (placed now; at once at market if the price is past TP2).
+        position, actions = protection.gone(position, event.role, event.client_id, True,
+                                            now, policy)
+        return position, actions, []
     if event.complete:
         return position, [], []   # the position is gone: PositionGone finalizes it
     position, actions = protection.partly_filled(position, event.role, event.client_id,
                                                  event.filled)
     return position, actions, []
+
+
+def _first_target_filled(position: Position, event: LegFilled) -> Outcome:
+    """TP1 (one of its orders, the live one or one it replaced) filled: the rest rides with
+    TP2, the stop goes to breakeven on the next tick (trader/management.py)."""
+    first = position.take_profit_1
+    if first is None or not position.owns(event.client_id):
+        return position, [], []
+    text = (f"{position.symbol}: TP1 filled, {display.number(event.filled)} closed at about "
+            f"{display.number(first.trigger_price)}; the stop moves to breakeven for the "
+            f"remaining {display.number(position.leg_quantity(OrderRole.TAKE_PROFIT))}, TP2 "
+            f"stays at {display.number(position.take_profit.trigger_price)}")
+    return management.first_target_filled(position), [Alert(
+        AlertName.FILL, text, position.symbol,
+        dedup_key=f"tp1:{position.symbol}:{position.key}")], []
 
 
 def _size_changed(position: Position, event: PositionSizeChanged, now: datetime,
@@ -192,6 +250,11 @@ def _size_changed(position: Position, event: PositionSizeChanged, now: datetime,
 
 def _position_gone(position: Position, event: PositionGone, now: datetime,
                    policy: Policy) -> Outcome:
+    if position.state is ENTERING:
+        if event.entry is None:
+            return position, [], []      # flat while entering: the entry has not filled yet
+        entry_price = event.entry.price if event.entry.price > 0 else position.entry_price
+        position = replace(position, quantity=event.entry.quantity, entry_price=entry_price)
     reason = event.reason or position.closing_reason or CloseReason.MANUAL
     closed = replace(position, state=CLOSED, closed_at=now, close_reason=reason)
     return closed, [Finalize(reason)], []
@@ -229,9 +292,16 @@ def _tick(position: Position, event: Tick, now: datetime, policy: Policy) -> Out
     if position.state is CLOSING:
         # Still open on a later tick: the last close did not finish (its request failed).
         return position, actions, [FlattenResult(position.quantity)]
-    if position.state is not PROTECTED or event.mark is None:
+    if event.mark is None:
+        return position, actions, []
+    # The best price since entry, from every tick's mark (saved with the position): the
+    # trail follows it, never the mark itself.
+    position = replace(position, best_price=management.best_price(position, event.mark))
+    if position.state is not PROTECTED:
         return position, actions, []
     position, more, follow_ups = _manage(position, event, now, policy)
+    if not follow_ups:
+        position = regime_adjust.follow(position, event.regime, event.mark, event.rules)
     return position, actions + more, follow_ups
 
 
@@ -241,7 +311,6 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
     assert mark is not None
     if management.time_exit_due(position, now):
         return position, [], [CloseRequested(CloseReason.TIME_EXIT)]
-    position = replace(position, best_price=management.best_price(position, mark))
     actions: list[Action] = []
     if not position.partial_taken and management.should_take_partial(position, mark):
         part = management.partial_quantity(position, rules, policy.partial_fraction, mark)
@@ -251,9 +320,12 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
             actions.append(Flatten(CloseReason.TAKE_PROFIT, part, client_id,
                                    OrderRole.PARTIAL_TP))
     if position.partial_taken and not position.breakeven_done:
-        position, more = _move_stop_to_breakeven(position, rules, policy)
-        actions += more
-    trail = management.trailing_stop(position, mark, rules)
+        aimed, more = _move_stop_to_breakeven(position, rules, policy)
+        if _breakeven_passed(aimed, mark):
+            return position, actions, [CloseRequested(CloseReason.BREAKEVEN_STOP)]
+        position, actions = aimed, actions + more
+    trail = management.trailing_stop(position, mark, rules, policy.trailing_distance,
+                                     event.atr)
     stop = position.stop
     if trail is not None and trail != stop.trigger_price:
         if management.stop_crossed(position.side, trail, mark):
@@ -262,6 +334,16 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
                                              retry_at=None))
         position = replace(position, trailing_active=True)
     return position, actions, []
+
+
+def _breakeven_passed(position: Position, mark: Decimal) -> bool:
+    """Two-TP plan: the price came back through breakeven before the stop could move there
+    (TP1 filled between two ticks): a stop there would fire at once (-2021), so the rest
+    closes at market now, as that stop would have."""
+    stop = position.stop
+    return (position.exit_plan is ExitPlan.TWO and stop.order is not None
+            and stop.order.trigger_price != stop.trigger_price
+            and management.stop_crossed(position.side, stop.trigger_price, mark))
 
 
 def _move_stop_to_breakeven(position: Position, rules, policy: Policy) -> tuple[Position, list[Action]]:  # type: ignore[no-untyped-def]

@@ -1,5 +1,7 @@
 """Alert delivery without Telegram: with no bot token the agent runs headless and alerts only
-go to the log. They still pass through the outbox, and are marked sent once logged."""
+go to the log. They still pass through the outbox (merged, held and turned off like for
+Telegram), and are marked sent once logged; each line says whether Telegram would have rung
+(`sound=yes|no`), which is how a replay counts audible alerts."""
 
 import asyncio
 import sqlite3
@@ -7,6 +9,7 @@ import sqlite3
 from loguru import logger
 
 from storage import SaveStateFailure, Store
+from trader.alert_routing import Loudness
 from trader.alerter import Alerter
 from trader.alerts import OutgoingAlert
 from trader.clock import Clock
@@ -20,6 +23,7 @@ class LogAlertSink:
         self.store = store
         self.clock = clock
         self.batch = batch
+        self.loudness = Loudness(alerter.routing)
         self._scheduled = False
 
     async def start(self) -> None:
@@ -27,6 +31,7 @@ class LogAlertSink:
         self.deliver()
 
     async def stop(self) -> None:
+        self.alerter.release_held()
         self.deliver()
 
     def wake(self) -> None:
@@ -71,9 +76,9 @@ class LogAlertSink:
             return False
         return True
 
-    @staticmethod
-    def _log(alert: OutgoingAlert) -> None:
+    def _log(self, alert: OutgoingAlert) -> None:
         level = "INFO" if alert.severity == "INFO" else "WARNING"
-        logger.log(level, "alert (headless) id={} name={} severity={} symbol={} text={}",
-                   alert.outbox_id, alert.name, alert.severity, alert.symbol or "-",
+        sound = "no" if self.loudness.silent(alert) else "yes"
+        logger.log(level, "alert (headless) id={} name={} severity={} sound={} symbol={} text={}",
+                   alert.outbox_id, alert.name, alert.severity, sound, alert.symbol or "-",
                    alert.text.replace("\n", " | "))

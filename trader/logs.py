@@ -8,6 +8,8 @@ from typing import Any
 
 from loguru import logger
 
+from trader.log_ring import RECENT
+
 _secrets: list[str] = []
 
 
@@ -36,3 +38,4 @@ def setup_logging(*, json_lines: bool = False, level: str = "INFO") -> None:
     else:
         logger.add(sys.stderr, level=level, filter=_mask_record,
                    format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} {name}: {message}")
+    RECENT.install(_mask_record)   # the last warnings and errors, for /logs

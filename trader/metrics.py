@@ -1,11 +1,21 @@
 """Performance statistics of a run: closed trades, the equity curve, and what they add up to.
 
-Pure functions over values (no I/O, no clock): the backtest report, /pnl and /chart use them.
+Pure functions over values (no I/O, no clock): the backtest report and /chart use them.
+Statistics of the trades alone (profit factor, SQN, per symbol...) are in trader/trade_stats.py.
 
 Conventions
 - Money is `Decimal`. `funding` is a signed cash flow: positive = received, negative = paid.
   A trade's net PnL is `gross_pnl - fees + funding` (as in `commands.PnlView.net`).
 - `win_rate` is a fraction (0.6 = 60 %); every `*_pct` field is in percent (12.5 = 12.5 %).
+- A run covers one or more `periods` (stretches of time with data); by default the curve's
+  span. CAGR, exposure and drawdown durations count only time inside them, so a portfolio of
+  runs over separate years is not annualised across the years between them.
+- CAGR = (end / start equity) ^ (365 days / covered time) - 1, in percent; Calmar = CAGR /
+  max drawdown %. Both are None when undefined: less than a week covered (a day's +10 %
+  compounds to 10^15 % a year, which says nothing), no drawdown, an overflow.
+- Expectancy is the mean net PnL per trade (`avg_trade`); `expectancy_ratio` divides it by
+  the mean loss (freqtrade's "expectancy ratio"). SQN (Van Tharp's system quality number, as
+  backtesting.py computes it) = sqrt(trades) x mean net PnL / sample stdev of net PnL.
 - Sharpe and Sortino use simple per-period returns of the equity curve, risk-free rate 0.
   The period is the median spacing of the curve's points; crypto futures trade around the
   clock, so a year is 365 days of such periods: `ratio = mean / deviation * sqrt(periods
@@ -16,62 +26,44 @@ Conventions
 
 import math
 import statistics
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
 
 from trader.domain import ZERO
-from trader.position import Position
+from trader.trade_stats import (
+    TradeRecord,
+    exit_counts,
+    exit_pnl,
+    expectancy,
+    expectancy_ratio,
+    profit_factor,
+    sqn,
+)
+
+__all__ = ["Drawdown", "EquityPoint", "Performance", "TradeRecord", "performance"]
 
 YEAR = timedelta(days=365)
-
-
-@dataclass(frozen=True, slots=True)
-class TradeRecord:
-    """One closed position, as the report and /pnl count it."""
-    symbol: str
-    side: str                 # LONG / SHORT
-    opened_at: datetime
-    closed_at: datetime
-    quantity: Decimal
-    entry_price: Decimal
-    exit_price: Decimal
-    gross_pnl: Decimal
-    fees: Decimal
-    funding: Decimal
-    net_pnl: Decimal
-    reason: str               # a CloseReason value
-
-    @classmethod
-    def from_position(cls, pos: Position, funding: Decimal = ZERO) -> "TradeRecord":
-        """The record of a closed position; `funding` is what it received (+) or paid (-)."""
-        if pos.closed_at is None or pos.exit_price is None:
-            raise ValueError(f"position {pos.symbol}/{pos.key} is not closed "
-                             f"(closed_at={pos.closed_at}, exit_price={pos.exit_price})")
-        funding = Decimal(funding)
-        return cls(
-            symbol=pos.symbol,
-            side=pos.side.label,
-            opened_at=pos.opened_at,
-            closed_at=pos.closed_at,
-            quantity=pos.initial_quantity if pos.initial_quantity > 0 else pos.quantity,
-            entry_price=pos.entry_price,
-            exit_price=pos.exit_price,
-            gross_pnl=pos.realized_pnl,
-            fees=pos.fees,
-            funding=funding,
-            net_pnl=pos.realized_pnl - pos.fees + funding,
-            reason=pos.close_reason.value if pos.close_reason else "UNKNOWN",
-        )
+MIN_CAGR_SPAN = timedelta(days=7)
+Period = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True, slots=True)
 class EquityPoint:
     at: datetime
     equity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Drawdown:
+    """One fall below a running peak: its depth, the peak it fell from, its lowest point,
+    and the recovery to the peak (None while still below it)."""
+    fraction: float                     # 0.1 = 10 % below the peak
+    peak_at: datetime
+    bottom_at: datetime
+    recovered_at: datetime | None
+    duration: timedelta                 # peak -> recovery (or the curve's end), inside periods
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,29 +84,34 @@ class Performance:
     sortino: float
     max_drawdown_pct: float   # deepest fall below a running peak, percent of that peak
     max_drawdown: Decimal     # deepest fall below a running peak, in money
-    exposure_pct: float       # share of the period with at least one position open
+    exposure_pct: float       # share of the covered time with at least one position open
     profit_factor: float | None   # won / lost; None when nothing was lost
-    avg_trade: Decimal        # mean net PnL per trade
+    avg_trade: Decimal        # the expectancy: mean net PnL per trade
     exits: dict[str, int]     # close reason -> count, most frequent first
     period_start: datetime | None
     period_end: datetime | None
-
-
-class PeriodPnl(NamedTuple):
-    """Realised results of the trades closed in a period (unpacks as a 5-tuple)."""
-    realized: Decimal         # gross realised PnL
-    fees: Decimal
-    funding: Decimal
-    trades: int
-    wins: int
+    cagr_pct: float | None = None
+    calmar: float | None = None
+    expectancy_ratio: float | None = None   # avg_trade / mean loss; None when nothing lost
+    sqn: float = 0.0
+    exit_pnl: dict[str, Decimal] | None = None   # close reason -> net PnL, order of `exits`
+    drawdown_start: datetime | None = None       # the deepest drawdown's peak
+    drawdown_bottom: datetime | None = None
+    drawdown_end: datetime | None = None         # its recovery; None: not recovered
+    drawdown_duration: timedelta | None = None   # start -> end (or the period's end)
+    covered: timedelta = timedelta(0)            # time inside the run's periods
 
 
 def performance(curve: Sequence[EquityPoint], trades: Sequence[TradeRecord],
-                funding: Decimal = ZERO) -> Performance:
+                funding: Decimal = ZERO, *, periods: Sequence[Period] | None = None) -> Performance:
     """Statistics of a run. `funding` is funding not attributed to any trade record (it is
-    added to the trades' own funding, and to the net PnL)."""
+    added to the trades' own funding, and to the net PnL). `periods`: the stretches of time
+    the run covered (default: the curve's span, or the trades' span without a curve)."""
     points = sorted(curve, key=lambda point: point.at)
     period_start, period_end = _period(points, trades)
+    if periods is None:
+        periods = [(period_start, period_end)] if period_start and period_end else []
+    covered = sum((end - start for start, end in periods), timedelta(0))
     returns = period_returns(points)
     periods_per_year = _periods_per_year(points)
     gross = sum((trade.gross_pnl for trade in trades), ZERO)
@@ -124,6 +121,8 @@ def performance(curve: Sequence[EquityPoint], trades: Sequence[TradeRecord],
     start_equity = points[0].equity if points else ZERO
     end_equity = points[-1].equity if points else ZERO
     drawdown_fraction, drawdown_money = max_drawdown(points)
+    deepest = deepest_drawdown(points, periods)
+    cagr = cagr_pct(start_equity, end_equity, covered)
     return Performance(
         trades=len(trades),
         wins=wins,
@@ -140,13 +139,42 @@ def performance(curve: Sequence[EquityPoint], trades: Sequence[TradeRecord],
         sortino=sortino_ratio(returns, periods_per_year),
         max_drawdown_pct=drawdown_fraction * 100,
         max_drawdown=drawdown_money,
-        exposure_pct=exposure_fraction(trades, period_start, period_end) * 100,
+        exposure_pct=_exposure(trades, periods, covered) * 100,
         profit_factor=profit_factor(trades),
-        avg_trade=_average_net(trades),
+        avg_trade=expectancy(trades),
         exits=exit_counts(trades),
         period_start=period_start,
         period_end=period_end,
+        cagr_pct=cagr,
+        calmar=calmar_ratio(cagr, drawdown_fraction * 100),
+        expectancy_ratio=expectancy_ratio(trades),
+        sqn=sqn(trades),
+        exit_pnl=exit_pnl(trades),
+        drawdown_start=deepest.peak_at if deepest else None,
+        drawdown_bottom=deepest.bottom_at if deepest else None,
+        drawdown_end=deepest.recovered_at if deepest else None,
+        drawdown_duration=deepest.duration if deepest else None,
+        covered=covered,
     )
+
+
+def cagr_pct(start: Decimal, end: Decimal, covered: timedelta) -> float | None:
+    """Compound annual growth in percent over `covered` time; None when undefined."""
+    if start <= 0 or covered < MIN_CAGR_SPAN:
+        return None
+    if end <= 0:
+        return -100.0
+    exponent = math.log(float(end / start)) * (YEAR / covered)
+    if exponent > 700:          # math.exp overflows near 709: growth beyond meaning
+        return None
+    return (math.exp(exponent) - 1.0) * 100
+
+
+def calmar_ratio(cagr: float | None, max_drawdown_pct: float) -> float | None:
+    """CAGR % / max drawdown %; None without a drawdown or a CAGR."""
+    if cagr is None or not max_drawdown_pct > 0:
+        return None
+    return cagr / max_drawdown_pct
 
 
 def period_returns(curve: Sequence[EquityPoint]) -> list[float]:
@@ -214,6 +242,53 @@ def max_drawdown(curve: Sequence[EquityPoint]) -> tuple[float, Decimal]:
     return fraction, money
 
 
+def deepest_drawdown(curve: Sequence[EquityPoint],
+                     periods: Sequence[Period] = ()) -> Drawdown | None:
+    """The deepest fall below a running peak (the first of equal depth), with its peak,
+    bottom and recovery; None when the curve never falls. Its duration counts only time
+    inside `periods` (all of it when none are given)."""
+    deepest: Drawdown | None = None
+    peak: EquityPoint | None = None
+    bottom: EquityPoint | None = None
+    for point in curve:
+        if peak is None or point.equity >= peak.equity:
+            if bottom is not None and peak is not None:
+                deepest = _deeper(deepest, peak, bottom, point.at, curve, periods)
+            peak, bottom = point, None
+        elif bottom is None or point.equity < bottom.equity:
+            bottom = point
+    if bottom is not None and peak is not None:
+        deepest = _deeper(deepest, peak, bottom, None, curve, periods)
+    return deepest
+
+
+def _deeper(deepest: Drawdown | None, peak: EquityPoint, bottom: EquityPoint,
+            recovered_at: datetime | None, curve: Sequence[EquityPoint],
+            periods: Sequence[Period]) -> Drawdown | None:
+    fraction = float((peak.equity - bottom.equity) / peak.equity) if peak.equity > 0 else 0.0
+    if deepest is not None and fraction <= deepest.fraction:
+        return deepest
+    until = recovered_at or curve[-1].at
+    duration = _time_inside(peak.at, until, periods) if periods else until - peak.at
+    return Drawdown(fraction, peak.at, bottom.at, recovered_at, duration)
+
+
+def _time_inside(start: datetime, end: datetime, periods: Sequence[Period]) -> timedelta:
+    """How much of [start, end] lies inside the periods."""
+    return sum((min(end, until) - max(start, since) for since, until in periods
+                if min(end, until) > max(start, since)), timedelta(0))
+
+
+def _exposure(trades: Sequence[TradeRecord], periods: Sequence[Period],
+              covered: timedelta) -> float:
+    """Share of the covered time with at least one trade open."""
+    if covered <= timedelta(0):
+        return 0.0
+    open_time = sum(((end - start) * exposure_fraction(trades, start, end)
+                     for start, end in periods), timedelta(0))
+    return open_time / covered
+
+
 def exposure_fraction(trades: Sequence[TradeRecord], start: datetime | None,
                       end: datetime | None) -> float:
     """Share of [start, end] during which at least one trade was open (overlaps count once)."""
@@ -238,32 +313,6 @@ def exposure_fraction(trades: Sequence[TradeRecord], start: datetime | None,
     return covered / (end - start)
 
 
-def profit_factor(trades: Sequence[TradeRecord]) -> float | None:
-    """Sum of winning net PnL over the sum of losing net PnL; None when nothing was lost."""
-    won = sum((trade.net_pnl for trade in trades if trade.net_pnl > 0), ZERO)
-    lost = -sum((trade.net_pnl for trade in trades if trade.net_pnl < 0), ZERO)
-    return float(won / lost) if lost > 0 else None
-
-
-def exit_counts(trades: Sequence[TradeRecord]) -> dict[str, int]:
-    """Close reason -> number of trades, most frequent first, ties by name."""
-    counts = Counter(trade.reason for trade in trades)
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-
-def pnl_for_period(trades: Sequence[TradeRecord], since: datetime | None) -> PeriodPnl:
-    """Realised PnL, fees, funding, trade and win counts of trades closed at or after
-    `since` (all trades when None)."""
-    chosen = [trade for trade in trades if since is None or trade.closed_at >= since]
-    return PeriodPnl(
-        realized=sum((trade.gross_pnl for trade in chosen), ZERO),
-        fees=sum((trade.fees for trade in chosen), ZERO),
-        funding=sum((trade.funding for trade in chosen), ZERO),
-        trades=len(chosen),
-        wins=sum(1 for trade in chosen if trade.net_pnl > 0),
-    )
-
-
 def _period(curve: Sequence[EquityPoint],
             trades: Sequence[TradeRecord]) -> tuple[datetime | None, datetime | None]:
     """The curve's span; the trades' span when there is no curve."""
@@ -276,9 +325,3 @@ def _period(curve: Sequence[EquityPoint],
 
 def _return_pct(start: Decimal, end: Decimal) -> float:
     return float((end - start) / start * 100) if start > 0 else 0.0
-
-
-def _average_net(trades: Sequence[TradeRecord]) -> Decimal:
-    if not trades:
-        return ZERO
-    return sum((trade.net_pnl for trade in trades), ZERO) / len(trades)

@@ -4,10 +4,15 @@
 view of its symbol (the exchange position and what the order tracker knows) and returns
 the events, terminal detection first: if the exchange holds no position (or the opposite
 side) the only event is PositionGone, nothing else runs for that symbol in that tick.
+
+The two-TP plan's take-profits fill without closing the position (TP1 always, TP2 when it
+fills first): such a fill is reported once the exchange's position shows it too (the stream's order and account updates
+can arrive in either order), so that the smaller size and the fill are stepped in the same
+observation and the stop is moved once (trader/protection.py).
 """
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trader.domain import ClientId, ExchangePosition, Order, OrderRole, OrderStatus, OrderType
@@ -23,10 +28,14 @@ from trader.events import (
     PositionSizeChanged,
 )
 from trader.order_tracker import TrackedOrder
-from trader.position import Leg, LegStatus, Position, PositionState
+from trader.position import ExitPlan, Leg, LegStatus, Position, PositionState
 
 LEG_TYPES = {OrderRole.STOP_LOSS: OrderType.STOP_MARKET,
-             OrderRole.TAKE_PROFIT: OrderType.TAKE_PROFIT_MARKET}
+             OrderRole.TAKE_PROFIT: OrderType.TAKE_PROFIT_MARKET,
+             OrderRole.TAKE_PROFIT_1: OrderType.TAKE_PROFIT_MARKET}
+# How long a TP1 fill waits for the exchange's position to show it before it is reported
+# anyway (the account update of the same trade normally follows within milliseconds).
+FILL_REPORT_LAG = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +73,7 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
         return _pending_events(leg, view.orders.get(leg.pending))
     order = leg.order
     if order is None:
-        foreign = foreign_leg(position, leg, view.live, view.at)
+        foreign = covering_leg(position, leg, view.live, view.at)
         return [foreign] if foreign is not None else []
     tracked = view.orders.get(order.client_id)
     if tracked is None or tracked.absent_since is not None:
@@ -73,10 +82,12 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
         return [LegGone(leg.role, order.client_id, confirmed=False)]
     status = tracked.order.status
     if status is OrderStatus.FILLED:
+        if _fill_not_shown(position, leg, view, tracked, order.quantity):
+            return []
         return [LegFilled(leg.role, order.client_id, order.quantity, complete=True)]
     if status.terminal:
         # Ours is gone for sure: a stop placed by hand in its place is taken over, not fought.
-        foreign = foreign_leg(position, leg, view.live, view.at)
+        foreign = covering_leg(position, leg, view.live, view.at)
         if foreign is not None:
             return [replace(foreign, replaces=order.client_id)]
         return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value)]
@@ -85,6 +96,15 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
         return [LegFilled(leg.role, order.client_id, order.quantity - remaining, complete=False)]
     return [LegSeen(leg.role, order.client_id, tracked.order.trigger_price or leg.trigger_price,
                     remaining)]
+
+
+def _fill_not_shown(position: Position, leg: Leg, view: SymbolView, tracked: TrackedOrder,
+                    filled: Decimal) -> bool:
+    """A take-profit of the two-TP plan filled but the exchange's position still holds its
+    part (for a little while)."""
+    return (position.exit_plan is ExitPlan.TWO and leg.role is not OrderRole.STOP_LOSS
+            and view.position.size > position.quantity - filled
+            and view.at - tracked.learned_at < FILL_REPORT_LAG)
 
 
 def _pending_events(leg: Leg, tracked: TrackedOrder | None) -> list[Event]:
@@ -97,19 +117,35 @@ def _pending_events(leg: Leg, tracked: TrackedOrder | None) -> list[Event]:
     return [LegRejected(leg.role, order.client_id, f"order {order.status.value}")]
 
 
-def foreign_leg(position: Position, leg: Leg, live: list[Order],
-                at: datetime) -> LegSeen | None:
-    """A closing stop / take-profit placed by somebody else (the app, by hand) that covers
-    the position: adopted as the leg instead of placing a second one."""
+def covering_leg(position: Position, leg: Leg, live: list[Order],
+                 at: datetime) -> LegSeen | None:
+    """A live closing stop / take-profit that covers what the leg should close but is not on
+    the record: one of this position's own orders for that role whose record was lost
+    (placed, then the agent died before saving it: taken back, never sent again), else one
+    placed by somebody else (the app, by hand: adopted instead of placing a second one; as
+    the stop or the take-profit at the target, never as TP1)."""
     wanted = LEG_TYPES[leg.role]
-    for order in live:
-        if (ClientId.parse(order.client_id) is None and order.type is wanted
-                and order.side is position.side.opposite
-                and (order.reduce_only or order.close_position)):
-            covered = _remaining(TrackedOrder(order, at), position.quantity)
-            if covered >= position.quantity and order.trigger_price is not None:
-                return LegSeen(leg.role, order.client_id, order.trigger_price, covered)
+    part = position.leg_quantity(leg.role)
+    if part <= 0 or not position.has_leg(leg.role):
+        return None
+    candidates = [o for o in live if o.type is wanted and o.side is position.side.opposite
+                  and (o.reduce_only or o.close_position) and o.trigger_price is not None
+                  and _unrecorded(position, leg, o.client_id)]
+    candidates.sort(key=lambda o: ClientId.parse(o.client_id) is None)   # ours first
+    for order in candidates:
+        covered = _remaining(TrackedOrder(order, at), position.quantity)
+        if covered >= part and order.trigger_price is not None:
+            return LegSeen(leg.role, order.client_id, order.trigger_price, covered)
     return None
+
+
+def _unrecorded(position: Position, leg: Leg, client_id: str) -> bool:
+    """Somebody else's order, or this position's own for the leg's role (not its current)."""
+    parsed = ClientId.parse(client_id)
+    if parsed is None:
+        return leg.role is not OrderRole.TAKE_PROFIT_1
+    current = leg.order.client_id if leg.order is not None else None
+    return position.owns(client_id) and parsed.role is leg.role and client_id != current
 
 
 def _remaining(tracked: TrackedOrder, position_quantity: Decimal) -> Decimal:

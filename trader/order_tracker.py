@@ -42,6 +42,9 @@ class OrderTracker:
 
     def __init__(self) -> None:
         self._orders: dict[str, TrackedOrder] = {}
+        # The same orders by symbol: a tick reads one symbol's orders without scanning all.
+        self._by_symbol: dict[str, dict[str, TrackedOrder]] = {}
+        self._live: dict[str, list[Order]] = {}    # live(symbol), until the symbol changes
         self._positions: dict[str, tuple[ExchangePosition, datetime]] = {}
         self._synced: set[str] = set()
 
@@ -52,24 +55,31 @@ class OrderTracker:
         known = self._orders.get(order.client_id)
         if known is not None and known.order.status.terminal and order.status.live:
             return
-        self._orders[order.client_id] = TrackedOrder(order, at)
+        if known is not None and known.order.symbol != order.symbol:
+            self._by_symbol[known.order.symbol].pop(order.client_id, None)
+            self._live.pop(known.order.symbol, None)
+        self._keep(TrackedOrder(order, at))
+
+    def _keep(self, tracked: TrackedOrder) -> None:
+        self._orders[tracked.order.client_id] = tracked
+        self._by_symbol.setdefault(tracked.order.symbol, {})[tracked.order.client_id] = tracked
+        self._live.pop(tracked.order.symbol, None)
 
     def on_missing(self, client_id: str, at: datetime) -> None:
         """A query by client id found nothing: the order is not live (if it ever existed)."""
         known = self._orders.get(client_id)
         if known is not None and known.order.status.live:
-            self._orders[client_id] = replace(known, absent_since=known.absent_since or at)
+            self._keep(replace(known, absent_since=known.absent_since or at))
 
     def on_snapshot(self, symbol: str, live_orders: list[Order], at: datetime) -> None:
         """A REST list of the symbol's open orders, requested at `at`."""
         listed = {order.client_id for order in live_orders}
         for order in live_orders:
             self.on_order(order, at)
-        for client_id, tracked in list(self._orders.items()):
-            if (tracked.order.symbol == symbol and client_id not in listed
-                    and tracked.order.status.live and tracked.learned_at <= at
-                    and tracked.absent_since is None):
-                self._orders[client_id] = replace(tracked, absent_since=at)
+        for client_id, tracked in list(self._by_symbol.get(symbol, {}).items()):
+            if (client_id not in listed and tracked.order.status.live
+                    and tracked.learned_at <= at and tracked.absent_since is None):
+                self._keep(replace(tracked, absent_since=at))
 
     def on_position(self, position: ExchangePosition, at: datetime) -> None:
         self._positions[position.symbol] = (position, at)
@@ -89,7 +99,11 @@ class OrderTracker:
         return self._orders.get(client_id) if client_id else None
 
     def live(self, symbol: str) -> list[Order]:
-        return [t.order for t in self._orders.values() if t.order.symbol == symbol and t.live]
+        live = self._live.get(symbol)
+        if live is None:
+            live = [t.order for t in self._by_symbol.get(symbol, {}).values() if t.live]
+            self._live[symbol] = live
+        return list(live)
 
     def ours_live(self, symbol: str) -> list[Order]:
         return [o for o in self.live(symbol) if o.client_id.startswith(CLIENT_ID_PREFIX + "-")]
@@ -103,9 +117,11 @@ class OrderTracker:
         old = [cid for cid, t in self._orders.items()
                if not t.live and now - t.learned_at > FORGET_AFTER]
         for client_id in old:
-            del self._orders[client_id]
+            tracked = self._orders.pop(client_id)
+            del self._by_symbol[tracked.order.symbol][client_id]
+            self._live.pop(tracked.order.symbol, None)
         return len(old)
 
     def for_symbol(self, symbol: str) -> dict[str, TrackedOrder]:
         """Everything known about the symbol's orders, by client id."""
-        return {cid: t for cid, t in self._orders.items() if t.order.symbol == symbol}
+        return dict(self._by_symbol.get(symbol, {}))

@@ -1,11 +1,15 @@
-"""The agent's record of one position, and of the two protective legs that guard it.
+"""The agent's record of one position, and of the protective legs that guard it.
 
 A `Position` is changed by one function only, `trader.lifecycle.step`; everything here is a
 frozen value. Each protective `Leg` (stop-loss, take-profit) says where its order should
 be (`trigger_price`, rounded onto the tick grid when it was planned) and what is known of
 the order that protects now (`order`), of a placement whose answer is not known yet
-(`pending`) and of refused placements (`failures`, `retry_at`). The leg should always
-cover the position's whole quantity; `trader.protection` decides what to place or cancel.
+(`pending`) and of refused placements (`failures`, `retry_at`). `Position.leg_quantity`
+says what each leg's order should close: the stop always the whole quantity; the
+take-profit the whole quantity too under the one-TP plan, and under the two-TP plan
+(`ExitPlan.TWO`, trader/management.py) TP1 (`take_profit_1`, role `t1`) closes its part
+and TP2 (`take_profit`, role `tp`, at the strategy's target) the rest, so that together
+they close exactly the position. `trader.protection` decides what to place or cancel.
 
 Glossary (one name per concept, from strategy to wire; see docs/ARCHITECTURE.md):
 - trigger price: where a stop-loss or take-profit fires (Binance `triggerPrice`);
@@ -34,6 +38,12 @@ class PositionState(StrEnum):
         return self in (PositionState.ATTACHING, PositionState.PROTECTED, PositionState.CLOSING)
 
 
+class ExitPlan(StrEnum):
+    """How the position takes profit (TRADEBOT_EXIT_PLAN, fixed when it is planned)."""
+    ONE = "one"        # one take-profit for everything (+ the market partial close)
+    TWO = "two"        # TP1 for part of it, then the stop to breakeven; TP2 for the rest
+
+
 class LegStatus(StrEnum):
     LIVE = "LIVE"          # seen live on the exchange (or accepted by it)
     MISSING = "MISSING"    # absent from the open orders, and no final status known yet
@@ -58,7 +68,7 @@ class LegOrder:
 @dataclass(frozen=True, slots=True)
 class Leg:
     """One protective leg: where it should be and what is on the exchange for it."""
-    role: OrderRole                        # STOP_LOSS or TAKE_PROFIT
+    role: OrderRole                        # STOP_LOSS, TAKE_PROFIT or TAKE_PROFIT_1
     trigger_price: Decimal                 # where it should be, on the tick grid
     order: LegOrder | None = None          # the order protecting now
     pending: str | None = None             # client id sent, answer unknown: probe, never resend
@@ -78,6 +88,16 @@ class Leg:
 
 
 @dataclass(frozen=True, slots=True)
+class RegimeAnchor:
+    """Where the legs were planned and under which volatility regimes (names of
+    `trader.strategy.regime.Regime`); trader/regime_adjust.py moves them from these."""
+    planned: str                           # the regime at entry
+    applied: str                           # the regime the legs follow now
+    stop: Decimal                          # the stop-loss trigger as planned at entry
+    take_profit: Decimal                   # the take-profit trigger as planned at entry
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """The agent's record of one position from entry to close."""
     symbol: str
@@ -89,7 +109,7 @@ class Position:
     leverage: int
     opened_at: datetime
     stop: Leg
-    take_profit: Leg
+    take_profit: Leg                       # the strategy's target (TP2 of the two-TP plan)
     initial_quantity: Decimal = ZERO       # what the entry asked for
     initial_stop_price: Decimal | None = None
     partial_taken: bool = False
@@ -108,18 +128,49 @@ class Position:
     closed_at: datetime | None = None
     close_reason: CloseReason | None = None
     exit_price: Decimal | None = None
+    regime: RegimeAnchor | None = None     # None: not anchored yet (adopted, older records)
+    exit_plan: ExitPlan = ExitPlan.ONE
+    take_profit_1: Leg | None = None       # TP1 of the two-TP plan; None once it filled
+    tp1_quantity: Decimal = ZERO           # TP1's part of `initial_quantity`
 
     @property
-    def legs(self) -> tuple[Leg, Leg]:
-        return self.stop, self.take_profit
+    def legs(self) -> tuple[Leg, ...]:
+        """The legs that want an order: stop, take-profit, and TP1 until it filled."""
+        if self.take_profit_1 is None:
+            return self.stop, self.take_profit
+        return self.stop, self.take_profit, self.take_profit_1
+
+    def has_leg(self, role: OrderRole) -> bool:
+        return role is not OrderRole.TAKE_PROFIT_1 or self.take_profit_1 is not None
 
     def leg(self, role: OrderRole) -> Leg:
-        return self.stop if role is OrderRole.STOP_LOSS else self.take_profit
+        """The leg of `role`; a TP1 the position does not have (one-TP plan, or filled
+        already) reads as an empty leg: no order, nothing pending (see `has_leg`)."""
+        if role is OrderRole.STOP_LOSS:
+            return self.stop
+        if role is OrderRole.TAKE_PROFIT_1:
+            return self.take_profit_1 or Leg(role, ZERO)
+        return self.take_profit
 
     def with_leg(self, leg: Leg) -> "Position":
         if leg.role is OrderRole.STOP_LOSS:
             return replace(self, stop=leg)
+        if leg.role is OrderRole.TAKE_PROFIT_1:
+            return replace(self, take_profit_1=leg)
         return replace(self, take_profit=leg)
+
+    def leg_quantity(self, role: OrderRole) -> Decimal:
+        """What the leg's order should close now (0: no order wanted). The stop, and a lone
+        take-profit, close the whole quantity. With TP1: TP2 keeps its planned part
+        (`initial_quantity - tp1_quantity`) first, TP1 closes what is beyond it, up to its
+        own part, and TP2 the rest. So TP1's fill leaves TP2's order as it is, a smaller
+        position (partial entry, reduced by hand) shrinks TP1 first, and the two always
+        close exactly the position."""
+        if role is OrderRole.STOP_LOSS or self.take_profit_1 is None:
+            return self.quantity if role is not OrderRole.TAKE_PROFIT_1 else ZERO
+        runner = self.initial_quantity - self.tp1_quantity
+        first = min(self.tp1_quantity, max(self.quantity - runner, ZERO))
+        return first if role is OrderRole.TAKE_PROFIT_1 else self.quantity - first
 
     @property
     def signed_quantity(self) -> Decimal:
@@ -127,13 +178,24 @@ class Position:
 
     @property
     def protected(self) -> bool:
-        return self.stop.covers(self.quantity) and self.take_profit.covers(self.quantity)
+        """Every leg that wants an order has a live one covering what it should close."""
+        return all(leg.covers(self.leg_quantity(leg.role)) for leg in self.legs
+                   if self.leg_quantity(leg.role) > 0)
 
     def next_client_id(self, role: OrderRole) -> tuple["Position", str]:
         """Allocate the next deterministic client id for `role` on this position."""
         seq = self.seq.get(role.value, 0) + 1
         client_id = str(ClientId(self.symbol, self.key, role, seq))
         return replace(self, seq={**self.seq, role.value: seq}), client_id
+
+    def with_seq_past(self, client_id: str) -> "Position":
+        """Never allocate `client_id` (one of ours, e.g. taken back after a lost record) or
+        an earlier id of its role again: the role's sequence moves at least to it."""
+        parsed = ClientId.parse(client_id)
+        if parsed is None or not self.owns(client_id) \
+                or self.seq.get(parsed.role.value, 0) >= parsed.seq:
+            return self
+        return replace(self, seq={**self.seq, parsed.role.value: parsed.seq})
 
     def owns(self, client_id: str) -> bool:
         parsed = ClientId.parse(client_id)

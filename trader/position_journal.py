@@ -7,6 +7,9 @@ keeps the truth (a restart rebuilds from it).
 """
 
 import json
+import sqlite3
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,8 @@ from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
 from trader.closing import Finalized
-from trader.domain import ZERO, Fill
+from trader.display import duration, money, price, quantity
+from trader.domain import ZERO, Fill, SymbolRules
 from trader.events import (
     CloseRequested,
     EntryFailed,
@@ -33,10 +37,11 @@ from trader.events import (
     PositionGone,
     PositionSizeChanged,
 )
-from trader.exchange.base import ExchangeEvent, OrderUpdate
+from trader.exchange.base import ExchangeEvent, FundingApplied, OrderUpdate
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
 from trader.position import Position
-from trader.trade_store import TradeStore
+from trader.trade_history import trade_funding
+from trader.trade_store import FundingPayment, TradeStore
 
 JOURNALED = (EntryFilled, EntryFailed, LegPlaced, LegRejected, LegGone, LegFilled,
              PositionSizeChanged, PositionGone, CloseRequested, FlattenResult)
@@ -44,11 +49,12 @@ JOURNALED = (EntryFilled, EntryFailed, LegPlaced, LegRejected, LegGone, LegFille
 
 class PositionJournal:
     def __init__(self, store: TradeStore, alerter: Alerter, guard_book: GuardBook,
-                 clock: Clock) -> None:
+                 clock: Clock, rules: Callable[[str], SymbolRules] | None = None) -> None:
         self.store = store
         self.alerter = alerter
         self.guards = guard_book
         self.clock = clock
+        self.rules = rules          # the symbol's tick and step, for the texts
 
     def commit(self, before: Position | None, after: Position, event: Event | None) -> None:
         """One step: the position as it is now, and the event if it matters later."""
@@ -88,22 +94,57 @@ class PositionJournal:
     def _alert_close(self, final: Finalized) -> None:
         position = final.position
         why = position.close_reason
-        net = position.realized_pnl - position.fees
         symbol = position.symbol
         qty = sum((f.quantity for f in final.fills if f.side is position.side.opposite), ZERO)
+        tick, step = self._grid(symbol)
+        exit_price = price(position.exit_price, tick) if position.exit_price is not None else "?"
         if why is not None and why.exchange_initiated:
-            text = (f"{symbol}: {position.side.label} {qty} closed BY THE EXCHANGE "
-                    f"({why.value}) at {position.exit_price}; PnL {net:+.2f} USDT (fees "
-                    f"{position.fees:.2f}). Check the account's margin before trading on.")
+            text = (f"{symbol}: {position.side.label} {quantity(qty, step)} closed BY THE "
+                    f"EXCHANGE ({why.value}) at {exit_price}; {self._pnl_text(position)}. "
+                    "Check the account's margin before trading on.")
             name = AlertName.EXCHANGE_CLOSE
         else:
             text = (f"{symbol}: {position.side.label} closed ({why.value if why else '?'}) at "
-                    f"{position.exit_price}; PnL {net:+.2f} USDT (fees {position.fees:.2f})")
+                    f"{exit_price}; {self._pnl_text(position)}")
             name = AlertName.CLOSE
         if final.problems:
             text += "\n" + "\n".join(final.problems)
         self.alerter.publish(Alert(name, text, symbol, dedup_key=f"close:{symbol}:{position.key}"),
                              self.clock.now())
+
+    def _pnl_text(self, position: Position) -> str:
+        """"PnL +1.23 USDT net (fees 0.40, funding -0.05), held 35 min": realised means net
+        of fees and funding everywhere (trader/trade_history.py)."""
+        try:
+            funding = trade_funding(position, self.store.funding_payments(position.opened_at))
+        except sqlite3.Error as exc:   # the alert still goes out, without the funding
+            logger.error("funding not read for the close alert symbol={} error={}",
+                         position.symbol, exc)
+            funding = ZERO
+        net = position.realized_pnl - position.fees + funding
+        held = duration(position.closed_at - position.opened_at) if position.closed_at else "?"
+        return (f"PnL {money(net, signed=True)} USDT net (fees {money(position.fees)}, "
+                f"funding {money(funding, signed=True)}), held {held}")
+
+    def _grid(self, symbol: str) -> tuple[Decimal | None, Decimal | None]:
+        if self.rules is None:
+            return None, None
+        try:
+            rules = self.rules(symbol)
+        except KeyError:            # a symbol no longer configured: shown unrounded
+            return None, None
+        return rules.tick_size, rules.step_size
+
+    def record_funding(self, events: list[ExchangeEvent], symbols: list[str]) -> None:
+        """Journal the funding the exchange booked (per-period realised PnL counts it)."""
+        for event in events:
+            if isinstance(event, FundingApplied) and (event.symbol in symbols or not event.symbol):
+                payment = FundingPayment(event.time, event.symbol, event.amount)
+                try:
+                    self.store.record_funding(payment, event.rate)
+                except SaveStateFailure as exc:   # counted by the store's write health
+                    logger.error("funding not saved symbol={} amount={} error={}",
+                                 event.symbol, event.amount, exc)
 
     def record_stream_fills(self, events: list[ExchangeEvent], symbols: list[str]) -> None:
         """Journal the fills the user-data stream reported (liquidation fills included:

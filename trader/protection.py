@@ -1,5 +1,6 @@
-"""Protection, pure: what to place or cancel so that exactly one stop-loss and one
-take-profit cover the whole position, and when a missing or refused leg is repaired.
+"""Protection, pure: what to place or cancel so that exactly one stop-loss covers the
+whole position and the take-profit legs (one, or TP1 and TP2: `Position.leg_quantity`)
+close exactly the position, and when a missing or refused leg is repaired.
 
 Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protection"):
 - a leg without an order (never placed, or its order confirmed gone: CANCELED, EXPIRED,
@@ -13,7 +14,13 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
 - a placement whose answer was lost is never re-sent: it stays `pending` until a probe
   says what happened;
 - a leg whose live order no longer matches (size changed, trigger moved) is replaced
-  new-first: the new order is placed, the old one cancelled once the new one is live.
+  new-first: the new order is placed, the old one cancelled once the new one is live;
+- two-TP plan: an order that still covers more than its leg should close (the position
+  got smaller: most often TP1 just filled) waits for the tick that follows the
+  observation, where TP1's fill has been seen and the stop goes to breakeven, so the stop
+  is replaced once, for the rest at breakeven; a TP1 whose part is gone (filled, or the
+  position shrank) is cancelled on that tick too (TP2 covers the position) unless its
+  fill was reported first. A leg that covers less than its part is replaced at once.
 """
 
 from dataclasses import replace
@@ -23,27 +30,37 @@ from decimal import Decimal
 from trader.alerts import Alert, AlertName
 from trader.domain import OrderRole
 from trader.events import Action, CancelOrder, PlaceLeg, Policy, ProbeOrder
-from trader.position import Leg, LegOrder, LegStatus, Position
+from trader.position import ExitPlan, Leg, LegOrder, LegStatus, Position
 
-LEG_NAMES = {OrderRole.STOP_LOSS: "stop-loss", OrderRole.TAKE_PROFIT: "take-profit"}
+LEG_NAMES = {OrderRole.STOP_LOSS: "stop-loss", OrderRole.TAKE_PROFIT: "take-profit",
+             OrderRole.TAKE_PROFIT_1: "first take-profit (TP1)"}
 
 
 def name(role: OrderRole) -> str:
     return LEG_NAMES.get(role, role.name.lower())
 
 
-def plan(position: Position, now: datetime, policy: Policy) -> tuple[Position, list[Action]]:
-    """The placements and cancels that bring both legs to the position's quantity."""
+def plan(position: Position, now: datetime, policy: Policy,
+         settle: bool = True) -> tuple[Position, list[Action]]:
+    """The placements and cancels that bring every leg to what it should close.
+    `settle`: this step is a tick's (the two-TP plan's held changes happen then)."""
     actions: list[Action] = []
-    for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
-        position, more = _plan_leg(position, position.leg(role), now, policy)
+    for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1):
+        if not position.has_leg(role):
+            continue
+        position, more = _plan_leg(position, position.leg(role), now, policy, settle)
         actions += more
     return position, actions
 
 
-def _plan_leg(position: Position, leg: Leg, now: datetime,
-              policy: Policy) -> tuple[Position, list[Action]]:
-    if leg.pending is not None or leg.matches(position.quantity):
+def _plan_leg(position: Position, leg: Leg, now: datetime, policy: Policy,
+              settle: bool) -> tuple[Position, list[Action]]:
+    wanted = position.leg_quantity(leg.role)
+    if leg.pending is not None or leg.matches(wanted) or _adopted_covers(position, leg, wanted):
+        return position, []
+    if wanted <= 0 or _held(position, leg, wanted, settle):
+        if wanted <= 0 and settle and _partner_covers(position, leg.role):
+            return _retire_order(position, leg)
         return position, []
     actions: list[Action] = []
     order = leg.order
@@ -58,7 +75,50 @@ def _plan_leg(position: Position, leg: Leg, now: datetime,
     position, client_id = position.next_client_id(leg.role)
     leg = replace(leg, pending=client_id)
     return (position.with_leg(leg),
-            [PlaceLeg(leg.role, client_id, leg.trigger_price, position.quantity), *actions])
+            [PlaceLeg(leg.role, client_id, leg.trigger_price, wanted), *actions])
+
+
+def _held(position: Position, leg: Leg, wanted: Decimal, settle: bool) -> bool:
+    """Two-TP plan: a live order that still covers its part (more than it should close)
+    waits for the tick; so does the stop while a TP1 whose part is gone is being settled,
+    and a take-profit while the other one does not cover its own part (shrinking it first
+    would leave part of the position without a take-profit)."""
+    if position.exit_plan is not ExitPlan.TWO or not leg.covers(wanted) \
+            or leg.order is None or leg.order.trigger_price != leg.trigger_price:
+        return False
+    if not settle:
+        return True
+    if leg.role is not OrderRole.STOP_LOSS:
+        return not _partner_covers(position, leg.role)
+    first = position.take_profit_1
+    return first is not None and first.order is not None \
+        and position.leg_quantity(OrderRole.TAKE_PROFIT_1) <= 0
+
+
+def _partner_covers(position: Position, role: OrderRole) -> bool:
+    """The other take-profit of the two-TP plan covers its part (or has none to cover)."""
+    partner = OrderRole.TAKE_PROFIT if role is OrderRole.TAKE_PROFIT_1 \
+        else OrderRole.TAKE_PROFIT_1
+    part = position.leg_quantity(partner)
+    return part <= 0 or position.leg(partner).covers(part)
+
+
+def _adopted_covers(position: Position, leg: Leg, wanted: Decimal) -> bool:
+    """Two-TP plan: a take-profit placed by hand (closing the whole position) stands for
+    TP2's part; it is never fought."""
+    order = leg.order
+    return (position.exit_plan is ExitPlan.TWO and order is not None and not order.ours
+            and wanted > 0 and leg.covers(wanted) and order.trigger_price == leg.trigger_price)
+
+
+def _retire_order(position: Position, leg: Leg) -> tuple[Position, list[Action]]:
+    """A leg that should close nothing (TP1 once its part is gone): its order goes (a TP2
+    covers the position; a fill that raced the cancel is reported as TP1's fill)."""
+    order = leg.order
+    if order is None:
+        return position, []
+    actions: list[Action] = [CancelOrder(order.client_id, leg.role)] if order.ours else []
+    return position.with_leg(replace(leg, order=None, failures=0, retry_at=None)), actions
 
 
 def _debounced(order: LegOrder, now: datetime, policy: Policy) -> bool:
@@ -106,13 +166,14 @@ def refused(position: Position, role: OrderRole, client_id: str, reason: str, no
 
 def _refusal_alert(position: Position, leg: Leg, reason: str, delay: float) -> Alert:
     symbol = position.symbol
-    if leg.covers(position.quantity):
+    if leg.covers(position.leg_quantity(leg.role)):
         text = (f"{symbol}: could not move the {name(leg.role)} to {leg.trigger_price} "
                 f"({reason}); the current one stays. Retrying from {delay:.0f} s.")
         return Alert(AlertName.PROTECTION, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
     alert_name = AlertName.POSITION_UNPROTECTED if leg.role is OrderRole.STOP_LOSS \
         else AlertName.PROTECTION
-    text = (f"{symbol}: could not place the {name(leg.role)} for the {position.side.label} "
+    text = (f"{symbol}: could not place the {name(leg.role)} for "
+            f"{position.leg_quantity(leg.role)} of the {position.side.label} "
             f"{position.quantity} ({reason}). Retrying in {delay:.0f} s, then with backoff "
             "up to every 25 s.")
     return Alert(alert_name, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
@@ -122,6 +183,8 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
          quantity: Decimal, replaces: str | None = None) -> tuple[Position, list[Action]]:
     """A protective order is live: ours (refresh what it covers), the one we were placing
     (accepted), or one placed by hand while ours is gone (adopted, never fought)."""
+    if not position.has_leg(role):
+        return position, []          # TP1 filled already: the sweep retires what is left
     leg = position.leg(role)
     if client_id == leg.pending:
         return placed(position, role, client_id, trigger_price, quantity)
@@ -134,7 +197,7 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
         # Respect a stop moved by hand: its trigger becomes the plan.
         adopted = replace(leg, order=LegOrder(client_id, trigger_price, quantity),
                           trigger_price=trigger_price, failures=0, retry_at=None)
-        return position.with_leg(adopted), []
+        return position.with_seq_past(client_id).with_leg(adopted), []
     return position, []
 
 
@@ -188,7 +251,11 @@ def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]
         return position, []
     for leg in position.legs:
         position = position.with_leg(replace(leg, alerted=False))
+    first = position.take_profit_1
+    targets = f"take-profit at {position.take_profit.trigger_price}" if first is None else (
+        f"TP1 at {first.trigger_price} for {position.leg_quantity(first.role)}, "
+        f"TP2 at {position.take_profit.trigger_price}")
     return position, [Alert(AlertName.PROTECTION_RESTORED, f"{position.symbol}: protected again: "
-                            f"stop-loss at {position.stop.trigger_price}, take-profit at "
-                            f"{position.take_profit.trigger_price} for {position.quantity}",
+                            f"stop-loss at {position.stop.trigger_price}, {targets} for "
+                            f"{position.quantity}",
                             position.symbol, dedup_key=f"restored:{position.symbol}:{now}")]

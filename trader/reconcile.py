@@ -27,6 +27,7 @@ from trader.domain import (
     exchange_close_reason,
     position_key,
 )
+from trader.management import first_target_filled
 from trader.observe import LEG_TYPES, SymbolView
 from trader.position import Leg, LegOrder, Position, PositionState
 
@@ -58,10 +59,11 @@ def recover_key(symbol: str, our_orders: list[Order], fills: list[Fill]) -> tupl
 
 def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key: str | None,
                      seq: dict[str, int], known: Position | None, leverage: int,
-                     time_limit: timedelta) -> Position:
+                     time_limit: timedelta, cooldown: timedelta) -> Position:
     """The record of a position the database does not know (or knew under this key): its
     size from the exchange, its legs from our live orders, else planned around the mark
-    (1 % stop, 1.5 % take-profit, rounded away from the mark)."""
+    (1 % stop, 1.5 % take-profit, rounded away from the mark). A position the database did
+    not know gets the one-TP plan; a known one keeps its plan (TP1 included)."""
     exchange = view.position
     side = exchange.side
     assert side is not None, "only an open exchange position can be adopted"
@@ -77,12 +79,13 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
             entry_price=exchange.entry_price, leverage=exchange.leverage or leverage,
             opened_at=now, stop=Leg(OrderRole.STOP_LOSS, stop),
             take_profit=Leg(OrderRole.TAKE_PROFIT, take), initial_quantity=exchange.size,
-            initial_stop_price=stop, adopted=key is None, time_limit=time_limit)
+            initial_stop_price=stop, adopted=key is None, time_limit=time_limit,
+            cooldown=cooldown)
     merged = {role: max(position.seq.get(role, 0), n) for role, n in {**position.seq, **seq}.items()}
     position = replace(position, state=PositionState.ATTACHING, quantity=exchange.size,
                        seq=merged)
-    for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
-        position = _adopt_leg(position, role, view)
+    for leg in position.legs:
+        position = _adopt_leg(position, leg.role, view)
     return position
 
 
@@ -98,13 +101,17 @@ def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Positio
             return position.with_leg(replace(
                 leg, trigger_price=order.trigger_price, pending=None,
                 order=LegOrder(order.client_id, order.trigger_price, remaining)))
+    if role is OrderRole.TAKE_PROFIT_1 and position.leg_quantity(role) <= 0:
+        # TP1's part is gone and so is its order: it filled while the agent was away.
+        return first_target_filled(position)
     return position.with_leg(replace(leg, order=None, pending=None))
 
 
 def reduction_cause(position: Position, fills: list[Fill]) -> str:
     """Who made a position smaller, from the client id of its latest closing fill: the
     exchange (ADL, liquidation), a partial fill of its own stop or take-profit, or somebody
-    else. "" when it was the agent's own market close (a partial take-profit): no alert."""
+    else. "" when it was the agent's own market close (a partial take-profit) or the
+    two-TP plan's TP1: no alert (TP1's fill has its own)."""
     closing = [f for f in fills if f.side is position.side.opposite]
     if not closing:
         return "outside the agent (by hand or another program)"
@@ -119,4 +126,4 @@ def reduction_cause(position: Position, fills: list[Fill]) -> str:
         return "by a partial fill of its stop-loss"
     if parsed.role is OrderRole.TAKE_PROFIT:
         return "by a partial fill of its take-profit"
-    return ""
+    return ""          # its own market partial or TP1: the plan, not news

@@ -1,13 +1,19 @@
-"""The backtest report: what `tradebot backtest` prints and the files it leaves behind.
+"""The backtest report: the portfolio (every symbol together), the per-symbol table with its
+TOTAL row, results by exit reason, and the files `tradebot backtest` leaves behind.
 
-`write_report` writes three files into one directory:
-- `equity.png`: equity and drawdown (trader/chart.py),
+One run writes one directory, `out/<run-id>/`:
+- `report.txt`: the text printed at the end of the run (`render_text`),
+- `report.json`: every `Performance` field of the portfolio (Decimals as strings, datetimes
+  ISO 8601, durations in seconds), the per-symbol rows with TOTAL, the periods, the run's
+  symbols, candle count, duration and `extra`,
 - `trades.csv`: one row per closed trade, Decimals as plain strings (no exponent),
-  datetimes ISO 8601,
-- `report.json`: every `Performance` field (Decimals as strings, datetimes ISO 8601) plus
-  the run's symbols, candle count, duration and `extra`.
-`render_text` is the compact table printed at the end of the run. `read_trades` and
-`read_performance` parse the files back.
+- `equity.csv`: the portfolio's equity curve (`at,equity`),
+- `equity.png`: equity, drawdown and PnL by symbol (trader/report_chart.py),
+- `databases/<SYMBOLS>/backtest.db`: each engine run's journal (written by the backtest).
+
+Symbols whose data do not overlap in time run apart (one paper account each); `combine`
+chains their curves into one portfolio: each later run starts where the earlier ones left
+the equity, and statistics count only the time the runs cover (trader/metrics.py).
 """
 
 import csv
@@ -21,21 +27,36 @@ from typing import Any
 
 from loguru import logger
 
-from trader.chart import equity_chart_png
-from trader.metrics import EquityPoint, Performance, TradeRecord
+from trader.domain import ZERO
+from trader.metrics import EquityPoint, Performance, Period, TradeRecord, performance
+from trader.report_chart import BacktestPicture, backtest_chart_png
+from trader.report_text import render_text
+from trader.trade_stats import TOTAL, TradeSummary, by_symbol, summarize
+
+__all__ = ["BacktestReport", "combine", "read_performance", "read_trades", "render_text",
+           "symbol_rows", "write_report"]
 
 EQUITY_PNG = "equity.png"
+EQUITY_CSV = "equity.csv"
 TRADES_CSV = "trades.csv"
 REPORT_JSON = "report.json"
+REPORT_TXT = "report.txt"
 TRADE_COLUMNS = [column.name for column in fields(TradeRecord)]
 _DECIMAL_TRADE_COLUMNS = {"quantity", "entry_price", "exit_price", "gross_pnl", "fees",
                           "funding", "net_pnl"}
 _DECIMAL_PERFORMANCE_FIELDS = {"gross_pnl", "fees", "funding", "net_pnl", "start_equity",
                                "end_equity", "max_drawdown", "avg_trade"}
+_TIME_PERFORMANCE_FIELDS = {"period_start", "period_end", "drawdown_start", "drawdown_bottom",
+                            "drawdown_end"}
+_DURATION_PERFORMANCE_FIELDS = {"drawdown_duration", "covered"}
 
 
 @dataclass(frozen=True)
 class BacktestReport:
+    """One backtest: an engine run (trader/backtest.py `run_backtest`) or several combined.
+    `periods`: the stretches of time with data (empty: the curve's span); `funding_outside`:
+    funding paid or received outside the trades' own records, by the symbols of the run
+    that paid it ("BTCUSDT" or "BTCUSDT,ETHUSDT" when runs shared one account)."""
     performance: Performance
     trades: list[TradeRecord]
     curve: list[EquityPoint]
@@ -43,26 +64,80 @@ class BacktestReport:
     candles: int
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    periods: list[Period] = field(default_factory=list)
+    funding_outside: dict[str, Decimal] = field(default_factory=dict)
+    run_id: str = ""
 
 
+def combine(reports: list[BacktestReport], run_id: str = "") -> BacktestReport:
+    """One portfolio report from runs over separate periods (see the module docstring)."""
+    ordered = sorted(reports, key=lambda report: (0, report.curve[0].at) if report.curve
+                     else (1, 0))
+    curve: list[EquityPoint] = []
+    offset = ZERO
+    funding: dict[str, Decimal] = {}
+    for report in ordered:
+        curve += [EquityPoint(point.at, point.equity + offset) for point in report.curve]
+        if report.curve:
+            offset += report.curve[-1].equity - report.curve[0].equity
+        outside = report.performance.funding - sum((t.funding for t in report.trades), ZERO)
+        if outside:
+            key = ",".join(report.symbols)
+            funding[key] = funding.get(key, ZERO) + outside
+    trades = sorted((t for report in ordered for t in report.trades), key=lambda t: t.closed_at)
+    periods = [_span(report) for report in ordered if report.curve]
+    return BacktestReport(
+        performance=performance(curve, trades, sum(funding.values(), ZERO), periods=periods),
+        trades=trades, curve=curve,
+        symbols=sorted({symbol for report in ordered for symbol in report.symbols}),
+        candles=sum(report.candles for report in ordered),
+        seconds=sum(report.seconds for report in ordered),
+        extra=_combined_extra(ordered), periods=periods, funding_outside=funding, run_id=run_id)
+
+
+def _span(report: BacktestReport) -> Period:
+    return (report.curve[0].at, report.curve[-1].at)
+
+
+def _combined_extra(reports: list[BacktestReport]) -> dict[str, Any]:
+    if len(reports) == 1:
+        return dict(reports[0].extra)
+    return {"runs": [{"symbols": report.symbols, "period": list(_span(report))
+                      if report.curve else None, **report.extra} for report in reports]}
+
+
+def symbol_rows(report: BacktestReport) -> list[TradeSummary]:
+    """The per-symbol table: one row per symbol that traded, then TOTAL (every trade)."""
+    return [*by_symbol(report.trades), summarize(TOTAL, report.trades)]
+
+
+# --- files ----------------------------------------------------------------------------------
 def write_report(report: BacktestReport, out_dir: Path) -> dict[str, Path]:
-    """Write equity.png, trades.csv and report.json into `out_dir` (created if missing).
-    Returns {"equity": ..., "trades": ..., "report": ...}."""
+    """Write the report's files into `out_dir` (created if missing); returns them by name:
+    {"equity": .../equity.png, "trades": ..., "curve": ..., "report": ..., "text": ...}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"equity": out_dir / EQUITY_PNG, "trades": out_dir / TRADES_CSV,
-             "report": out_dir / REPORT_JSON}
-    files["equity"].write_bytes(equity_chart_png(report.curve, title=_chart_title(report)))
+             "curve": out_dir / EQUITY_CSV, "report": out_dir / REPORT_JSON,
+             "text": out_dir / REPORT_TXT}
+    picture = BacktestPicture(_chart_title(report), report.curve, report.periods, report.trades)
+    files["equity"].write_bytes(backtest_chart_png(picture))
     _write_trades(report.trades, files["trades"])
+    _write_curve(report.curve, files["curve"])
     files["report"].write_text(json.dumps(_report_document(report), indent=2, default=_json_value)
                                + "\n", encoding="utf-8")
+    files["text"].write_text(render_text(report, symbol_rows(report), files) + "\n",
+                             encoding="utf-8")
     logger.info("backtest report written out_dir={} trades={} points={}", out_dir,
                 len(report.trades), len(report.curve))
     return files
 
 
 def _chart_title(report: BacktestReport) -> str:
-    return f"Backtest {', '.join(report.symbols)}" if report.symbols else "Backtest"
+    """The symbols, as many as fit on a phone's line."""
+    if len(report.symbols) > 4:
+        return f"{len(report.symbols)} symbols: {', '.join(report.symbols[:3])}, ..."
+    return ", ".join(report.symbols) or "no symbols"
 
 
 def _write_trades(trades: list[TradeRecord], path: Path) -> None:
@@ -73,28 +148,48 @@ def _write_trades(trades: list[TradeRecord], path: Path) -> None:
             writer.writerow([_plain(getattr(trade, column)) for column in TRADE_COLUMNS])
 
 
+def _write_curve(curve: list[EquityPoint], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["at", "equity"])
+        writer.writerows([point.at.isoformat(), _plain(point.equity)] for point in curve)
+
+
 def _report_document(report: BacktestReport) -> dict[str, Any]:
-    performance = {item.name: _plain(getattr(report.performance, item.name))
-                   for item in fields(Performance)}
-    return {"performance": performance, "symbols": report.symbols, "candles": report.candles,
-            "seconds": report.seconds, "extra": report.extra}
+    performance_fields = {item.name: _plain(getattr(report.performance, item.name))
+                          for item in fields(Performance)}
+    return {"run_id": report.run_id, "symbols": report.symbols, "candles": report.candles,
+            "seconds": report.seconds, "performance": performance_fields,
+            "per_symbol": [{name: _plain(value) for name, value in _row_fields(row).items()}
+                           for row in symbol_rows(report)],
+            "funding_outside_trades": {key: _plain(value)
+                                       for key, value in report.funding_outside.items()},
+            "periods": [[_plain(start), _plain(end)] for start, end in report.periods],
+            "extra": report.extra}
+
+
+def _row_fields(row: TradeSummary) -> dict[str, Any]:
+    return {item.name: getattr(row, item.name) for item in fields(TradeSummary)}
 
 
 def _plain(value: Any) -> Any:
-    """Decimal -> plain string, datetime -> ISO; JSON-native values pass through."""
+    """Decimal -> plain string, datetime -> ISO, timedelta -> seconds, dict values alike;
+    JSON-native values pass through."""
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
     return value
 
 
 def _json_value(value: Any) -> Any:
     """json.dumps fallback for the values `extra` may carry."""
-    if isinstance(value, Decimal | datetime):
+    if isinstance(value, Decimal | datetime | timedelta):
         return _plain(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):
@@ -120,59 +215,20 @@ def _parse_trade_field(name: str, text: str) -> Any:
 def read_performance(path: Path) -> Performance:
     """Parse the `performance` section of a report.json written by `write_report`."""
     document = json.loads(Path(path).read_text(encoding="utf-8"))
-    raw = document["performance"]
-    values: dict[str, Any] = {}
-    for item in fields(Performance):
-        value = raw[item.name]
-        if item.name in _DECIMAL_PERFORMANCE_FIELDS:
-            value = Decimal(value)
-        elif item.name in ("period_start", "period_end") and value is not None:
-            value = datetime.fromisoformat(value)
-        values[item.name] = value
+    values = {item.name: _parse_performance_field(item.name, document["performance"][item.name])
+              for item in fields(Performance)}
     return Performance(**values)
 
 
-def render_text(report: BacktestReport, files: dict[str, Path] | None = None) -> str:
-    """The compact table printed at the end of `tradebot backtest`; `files` is what
-    `write_report` returned."""
-    perf = report.performance
-    lines = [
-        f"Backtest {', '.join(report.symbols) or '-'}  {_period_text(perf)}",
-        f"  {report.candles:,} candles in {report.seconds:.1f} s",
-        _row("Trades", f"{perf.trades}  (won {perf.wins}, lost {perf.losses}, "
-                       f"win rate {perf.win_rate * 100:.1f} %)"),
-        _row("Gross PnL", _money(perf.gross_pnl, signed=True)),
-        _row("Fees", _money(perf.fees)),
-        _row("Funding", _money(perf.funding, signed=True)),
-        _row("Net PnL", _money(perf.net_pnl, signed=True)),
-        _row("Equity", f"{_money(perf.start_equity)} -> {_money(perf.end_equity)}  "
-                       f"({perf.return_pct:+.2f} %)"),
-        _row("Sharpe", f"{perf.sharpe:.2f}"),
-        _row("Sortino", f"{perf.sortino:.2f}"),
-        _row("Max drawdown", f"{perf.max_drawdown_pct:.2f} %  ({_money(perf.max_drawdown)})"),
-        _row("Exposure", f"{perf.exposure_pct:.1f} %"),
-        _row("Profit factor", "-" if perf.profit_factor is None else f"{perf.profit_factor:.2f}"),
-        _row("Avg trade", _money(perf.avg_trade, signed=True)),
-        _row("Exits", ", ".join(f"{reason} {count}" for reason, count in perf.exits.items())
-             or "-"),
-    ]
-    for name, path in (files or {}).items():
-        lines.append(_row(f"{name.capitalize()} file", str(path)))
-    return "\n".join(lines)
-
-
-def _row(label: str, value: str) -> str:
-    return f"  {label:<14} {value}"
-
-
-def _money(value: Decimal, *, signed: bool = False) -> str:
-    rounded = value.quantize(Decimal("0.01"))
-    if rounded == 0:
-        rounded = abs(rounded)   # no "-0.00"
-    return f"{rounded:+,.2f}" if signed else f"{rounded:,.2f}"
-
-
-def _period_text(perf: Performance) -> str:
-    if perf.period_start is None or perf.period_end is None:
-        return "(no data)"
-    return f"{perf.period_start:%Y-%m-%d %H:%M} -> {perf.period_end:%Y-%m-%d %H:%M} UTC"
+def _parse_performance_field(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _DECIMAL_PERFORMANCE_FIELDS:
+        return Decimal(value)
+    if name in _TIME_PERFORMANCE_FIELDS:
+        return datetime.fromisoformat(value)
+    if name in _DURATION_PERFORMANCE_FIELDS:
+        return timedelta(seconds=value)
+    if name == "exit_pnl":
+        return {reason: Decimal(amount) for reason, amount in value.items()}
+    return value

@@ -5,6 +5,12 @@ for a signal against the current position (never a flip).
 Everything is pure: the engine passes equity, free margin, open risk and exchange rules
 in, and gets an `EntryPlan` or a `Skip` with a reason it can log and show on /status.
 
+The risk budget of an entry is equity x risk fraction x the regime's size multiplier,
+scaled by the signal's confidence when TRADEBOT_CONFIDENCE_SIZING is on (0.5x..1x by
+default, `confidence_scale`). Open positions correlated with the entry
+(trader/correlation.py) are one bet with it: together they may risk one entry's budget, so
+the entry gets what the cluster has left; all open risk stays within the heat cap.
+
 Rounding rules (all on the safe side):
 - quantity is rounded DOWN to the step size, so the money at risk never exceeds the
   budget;
@@ -15,6 +21,7 @@ Rounding rules (all on the safe side):
 - the take-profit is rounded away from the entry too, so the reward never shrinks.
 """
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -95,6 +102,9 @@ class SizingInput:
     min_free_margin: Decimal = MIN_FREE_MARGIN
     sl_low: Decimal = Decimal("0.004")
     sl_high: Decimal = Decimal("0.02")
+    cluster_risk: Decimal = ZERO      # open risk of the positions that are one bet with this
+    cluster_with: tuple[str, ...] = ()   # ... their symbols (trader/correlation.py)
+    confidence_floor: Decimal | None = None   # confidence sizing: None = off
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +140,11 @@ def plan_entry(i: SizingInput) -> EntryPlan | Skip:
     if take_profit_trigger <= 0:
         return _skip(i, f"take-profit {tp_pct:.2%} below a short's entry is not a price")
     loss_per_unit = abs(i.price - stop_trigger) + i.taker_fee * (i.price + stop_trigger)
-    budget = i.equity * i.risk_fraction * i.regime.size_mult
+    budget, reduced = _risk_budget(i)
+    if budget <= 0:
+        return _skip(i, reduced)
     quantity, capped = _capped_quantity(i, budget / loss_per_unit)
+    capped = capped or (f" ({reduced})" if reduced else "")
     if quantity < i.rules.min_qty or quantity <= 0:
         return _skip(i, f"quantity {quantity} below min qty {i.rules.min_qty}{capped}")
     notional = quantity * i.price
@@ -148,6 +161,68 @@ def plan_entry(i: SizingInput) -> EntryPlan | Skip:
                         f"{margin:.2f} (would be rejected with -2019)")
     return EntryPlan(quantity, stop_trigger, take_profit_trigger, risk_amount, notional, margin,
                      abs(i.price - stop_trigger) / i.price, abs(take_profit_trigger - i.price) / i.price)
+
+
+def confidence_scale(confidence: float, floor: Decimal) -> Decimal:
+    """The risk scale for a signal's confidence with confidence sizing on: `floor` at
+    confidence 0, 1 at confidence 1, linear between; a confidence outside [0, 1] is clamped
+    and one that is not a number counts as 0 (the smallest size)."""
+    if not math.isfinite(confidence):
+        return floor
+    known = min(max(Decimal(str(confidence)), ZERO), Decimal(1))
+    return floor + (1 - floor) * known
+
+
+def _risk_budget(i: SizingInput) -> tuple[Decimal, str]:
+    """Money this entry may lose at its stop, and a note when something reduced it: the
+    equity-linked fraction x the regime's size, x the confidence scale (when on), capped so
+    that the correlated cluster it joins stays within one entry's budget."""
+    single = i.equity * i.risk_fraction * i.regime.size_mult
+    budget = single
+    if i.confidence_floor is not None:
+        budget = single * confidence_scale(i.signal.confidence, i.confidence_floor)
+    room = single - i.cluster_risk
+    if not i.cluster_with or budget <= room:
+        return budget, ""
+    note = (f"correlated with the open {', '.join(i.cluster_with)}: one bet, already risking "
+            f"{i.cluster_risk:.2f} of one entry's {single:.2f}")
+    return max(room, ZERO), note
+
+
+def leg_refusal(quantity: Decimal, trigger_price: Decimal, reduce_only: bool,
+                rules: SymbolRules, leverage: int, available: Decimal | None,
+                taker_fee: Decimal = Decimal("0.0005")) -> str:
+    """Why Binance would refuse a protective order (a leg placed again after one vanished,
+    or re-sent), foreseen before it is sent; "" when it should be accepted.
+
+    - LOT_SIZE applies to every order with a quantity: below minQty it is refused
+      (-4004 / -1013).
+    - A new order costs the margin of the position it could open: initial margin (notional
+      / leverage) plus open loss (https://www.binance.com/en/support/faq/
+      87fa7ee33b574f7084d42bd2ce2e463b). A reduce-only order opens nothing, so it needs no
+      margin, and the minimum notional does not apply to it ("Order's notional must be no
+      smaller than 5.0 (unless you choose reduce only)", -4164:
+      https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code).
+      Every leg the agent places is reduce-only (trader/intents.py), so for them nothing
+      more is foreseen; a -2019 that comes anyway is retried and alerted like any refusal.
+    - A leg that is not reduce-only: -4164 below the minimum notional, -2019 when the
+      available balance (None: unknown, not judged) is short of notional / leverage + the
+      taker fee at the trigger price.
+    """
+    if quantity < rules.min_qty:
+        return (f"quantity {quantity} is below the minimum {rules.min_qty}: Binance refuses "
+                "any order for it (LOT_SIZE, -4004)")
+    if reduce_only:
+        return ""
+    notional = quantity * trigger_price
+    if notional < rules.min_notional:
+        return (f"notional {notional:.2f} is below the minimum {rules.min_notional} for an "
+                "order that is not reduce-only (-4164)")
+    needed = notional / max(leverage, 1) + notional * taker_fee
+    if available is not None and available < needed:
+        return (f"margin: it needs about {needed:.2f} USDT, {available:.2f} available "
+                f"(short by {needed - available:.2f}); Binance would refuse it with -2019")
+    return ""
 
 
 def _precheck(i: SizingInput) -> str:

@@ -19,14 +19,15 @@ async def boot(engine: Engine) -> list[str]:
     """Rebuild from the exchange and the database; protect before trading."""
     engine.load_state()
     engine.booted = False
-    lines = await reconcile(engine)
+    lines = await reconcile(engine, report_untracked=False)   # _settle says what it adopted
     engine.known_orders = {o.client_id for s in engine.symbols for o in engine.tracker.ours_live(s)}
     for symbol in engine.symbols:
         lines += await _settle(engine, symbol)
     engine.booted = True
     if lines:
-        engine.alerter.publish(Alert(AlertName.RECONCILE_MISMATCH, "boot reconciliation:\n" +
-                                     "\n".join(lines)), engine.clock.now())
+        now = engine.clock.now()
+        engine.alerter.publish(Alert(AlertName.STARTUP, "boot reconciliation:\n" +
+                                     "\n".join(lines), dedup_key=f"boot:{now.isoformat()}"), now)
     logger.info("boot reconciliation done differences={}", len(lines))
     return lines
 
@@ -41,6 +42,9 @@ async def _settle(engine: Engine, symbol: str) -> list[str]:
         if position is not None and position.adopted:
             lines.append(f"{symbol}: untracked {view.position.side.label} {view.position.size} "
                          "on the exchange: adopted and protected")
+        elif position is not None:
+            lines.append(f"{symbol}: its own {view.position.side.label} {view.position.size} "
+                         f"({position.key}) picked up again from the exchange")
     elif record is not None:
         if record.state.open and view.position.side is None:
             lines.append(f"{symbol}: position {record.key} is gone on the exchange: finalized")
@@ -51,9 +55,11 @@ async def _settle(engine: Engine, symbol: str) -> list[str]:
     return lines
 
 
-async def reconcile(engine: Engine) -> list[str]:
+async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[str]:
     """Every symbol over REST into the tracker, fills journaled, unknown intents probed.
-    Returns what differs from the agent's records (also logged)."""
+    Returns what differs from the agent's records (also logged); `report_untracked=False`
+    leaves out exchange positions without a record (boot settles and names them itself:
+    adopted, or its own picked up again)."""
     for symbol in engine.symbols:
         await engine.view.snapshot(symbol)
     await sync_fills(engine)
@@ -61,7 +67,7 @@ async def reconcile(engine: Engine) -> list[str]:
     for symbol in engine.symbols:
         held = engine.tracker.position(symbol)
         record = engine.positions.get(symbol)
-        if record is None and held is not None and held.side is not None:
+        if report_untracked and record is None and held is not None and held.side is not None:
             lines.append(f"{symbol}: untracked {held.side.label} {held.size} on the exchange")
     for line in lines:
         logger.warning("reconcile difference {}", line)

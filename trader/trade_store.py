@@ -9,6 +9,8 @@ every order), orders, fills and positions, typed with the trading domain's value
 """
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -17,6 +19,16 @@ from storage import Store
 from storage.codec import dump, dumps, load
 from trader.domain import Fill, Intent, IntentStatus, Order, OrderStatus, OrderType, Side
 from trader.position import Position, PositionState
+
+FUNDING_EVENT = "funding"
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One funding settlement on the account, as journaled."""
+    at: datetime
+    symbol: str          # "" when the exchange did not say (Binance cross margin)
+    amount: Decimal      # USDT; positive = received, negative = paid
 
 
 def _dec(text: str | None) -> Decimal | None:
@@ -42,13 +54,19 @@ class TradeStore(Store):
     def unresolved_intents(self) -> list[Intent]:
         statuses = [s.value for s in IntentStatus if not s.resolved]
         marks = ",".join("?" * len(statuses))
-        return [self._intent(r) for r in self.db["intents"].rows_where(
-            f"status IN ({marks})", statuses, order_by="created_at")]
+        # direct SQL: sqlite-utils' rows_where re-reads the schema on every call
+        return [self._intent(r) for r in self._rows(
+            f"SELECT * FROM intents WHERE status IN ({marks}) ORDER BY created_at", statuses)]
 
     def intents_for(self, symbol: str, position_key: str) -> list[Intent]:
         return [self._intent(r) for r in self._rows(
             "SELECT * FROM intents WHERE symbol = ? AND position_key = ? ORDER BY created_at",
             [symbol, position_key])]
+
+    def has_intents_before(self, before: datetime) -> bool:
+        """Whether any intent was created before `before` (the cleanup has work to do)."""
+        return bool(self.db.execute("SELECT 1 FROM intents WHERE created_at < ? LIMIT 1",
+                                    [before.isoformat()]).fetchone())
 
     def purge_resolved_intents(self, before: datetime) -> int:
         statuses = [s.value for s in IntentStatus if s.resolved]
@@ -118,6 +136,22 @@ class TradeStore(Store):
         return {r["trade_id"] for r in self.db.query(
             "SELECT trade_id FROM fills WHERE symbol = ?", [symbol])}
 
+    # --- funding --------------------------------------------------------------------
+    def record_funding(self, payment: FundingPayment, rate: Decimal | None = None) -> None:
+        """Journal one funding payment (an append-only event)."""
+        self.append_event(payment.at, FUNDING_EVENT, payment.symbol, {
+            "amount": str(payment.amount), "rate": "" if rate is None else str(rate)})
+
+    def funding_payments(self, since: datetime | None = None) -> list[FundingPayment]:
+        """Journaled funding payments at or after `since`, oldest first."""
+        where, args = "kind = ?", [FUNDING_EVENT]
+        if since is not None:
+            where += " AND at >= ?"
+            args.append(since.isoformat())
+        return [FundingPayment(datetime.fromisoformat(r["at"]), r["symbol"] or "",
+                               Decimal(json.loads(r["body"])["amount"]))
+                for r in self.db["events"].rows_where(where, args, order_by="id")]
+
     # --- positions ----------------------------------------------------------------
     def save_position(self, position: Position) -> None:
         row = {
@@ -139,12 +173,18 @@ class TradeStore(Store):
         return _position(rows[0]["body"]) if rows else None
 
     def closed_positions(self, since: datetime | None = None) -> list[Position]:
+        return list(self.iter_closed_positions(since))
+
+    def iter_closed_positions(self, since: datetime | None = None) -> Iterator[Position]:
+        """Closed positions by close time, read one at a time (a long backtest has
+        thousands: its report keeps what it needs of each, not every record)."""
         where, args = "state = ?", [PositionState.CLOSED.value]
         if since:
             where += " AND closed_at >= ?"
             args.append(since.isoformat())
-        rows = self.db["positions"].rows_where(where, args, order_by="closed_at")
-        return [_position(r["body"]) for r in rows]
+        for row in self.db.execute(f"SELECT body FROM positions WHERE {where} "
+                                   "ORDER BY closed_at", args):
+            yield _position(row[0])
 
 
 _LEGACY_LEG_FIELDS = (("stop", "sl", "sl_price", "sl_client_id"),

@@ -1,11 +1,23 @@
-"""Read-only answers for the operator: /status, /positions, /pnl, /alerts, /chart, built
-from the engine's current view without waiting for a tick."""
+"""Read-only answers for the operator (/status, /positions, /balance, /pnl, /daily, /weekly,
+/monthly, /performance, /trades, /alerts, /logs, /version, /config), built from the engine's
+current view and the journal without waiting for a tick (/chart: trader/chart_view.py).
 
-from datetime import datetime, timedelta
-from decimal import Decimal
+Prices are rounded to the symbol's tick and quantities to its step here, once, so every
+reply shows what the exchange would; money stays exact until the formatter shows cents.
+"""
 
+import os
+import platform
+from collections.abc import Callable
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlsplit
+
+from trader import guards
 from trader.commands import (
+    PERIOD_KINDS,
     AlertView,
+    BalanceView,
     Command,
     CommandKind,
     CommandResult,
@@ -13,32 +25,36 @@ from trader.commands import (
     PositionView,
     StatusView,
 )
-from trader.domain import ZERO, CloseReason
+from trader.display import on_step
+from trader.domain import ZERO, OrderRole, SymbolRules
 from trader.engine import Engine
+from trader.log_ring import RECENT
+from trader.position import Position
+from trader.trade_history import (
+    LOOKBACK,
+    performance,
+    period_pnl,
+    period_start,
+    period_table,
+    previous_start,
+    recent_trades,
+)
+from trader.trade_store import FundingPayment
 
-PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7), "all": None}
+PNL_PERIODS = ("day", "week", "month", "all")
+DEFAULT_COUNTS = {CommandKind.DAILY: 7, CommandKind.WEEKLY: 8, CommandKind.MONTHLY: 6,
+                  CommandKind.TRADES: 10, CommandKind.LOGS: 10}
 
 
 def answer_query(engine: Engine, command: Command) -> CommandResult:
-    kind = command.kind
-    if kind is CommandKind.STATUS:
-        return CommandResult(True, status=status_view(engine))
-    if kind is CommandKind.POSITIONS:
-        return CommandResult(True, positions=position_views(engine))
-    if kind is CommandKind.PNL:
-        return CommandResult(True, pnl=pnl_view(engine, command.period))
-    if kind is CommandKind.ALERTS:
-        return CommandResult(True, alerts=[
-            AlertView(a.created_at, a.name, a.severity, a.symbol, a.text)
-            for a in engine.store.recent_alerts(15)])
-    if kind is CommandKind.CHART:
-        from trader.chart import equity_chart_png
-        from trader.metrics import EquityPoint
-        curve = [EquityPoint(at, eq) for at, eq in engine.store.equity_curve()]
-        return CommandResult(True, png=equity_chart_png(curve, title="Equity"))
-    raise ValueError(f"not a query: {kind}")
+    """The answer to a read-only command; ValueError for a command that is not one."""
+    answer = QUERIES.get(command.kind)
+    if answer is None:
+        raise ValueError(f"not a query: {command.kind}")
+    return answer(engine, command)
 
 
+# --- state ------------------------------------------------------------------------------
 def run_state(engine: Engine) -> str:
     state = engine.guard_state
     if engine.stopping:
@@ -50,42 +66,60 @@ def run_state(engine: Engine) -> str:
     return "running"
 
 
+def symbol_rules(engine: Engine, symbol: str) -> SymbolRules | None:
+    """The symbol's tick and step; None for a symbol the exchange no longer describes."""
+    try:
+        return engine.exchange.rules(symbol)
+    except KeyError:
+        return None
+
+
 def position_views(engine: Engine) -> list[PositionView]:
-    views = []
-    for position in engine.positions.values():
-        held = engine.tracker.position(position.symbol)
-        mark = held.mark_price if held is not None and held.mark_price else position.entry_price
-        views.append(PositionView(
-            symbol=position.symbol, side=position.side.label, quantity=position.quantity,
-            entry_price=position.entry_price, mark_price=mark,
-            unrealized_pnl=position.unrealized_pnl(mark),
-            stop_trigger=position.stop.trigger_price,
-            stop_attached=position.stop.covers(position.quantity),
-            take_profit_trigger=position.take_profit.trigger_price,
-            take_profit_attached=position.take_profit.covers(position.quantity),
-            state=position.state.value, opened_at=position.opened_at,
-            leverage=position.leverage))
-    return views
+    now = engine.clock.now()
+    return [position_view(engine, position, now) for position in engine.positions.values()]
+
+
+def position_view(engine: Engine, position: Position, now: datetime) -> PositionView:
+    held = engine.tracker.position(position.symbol)
+    mark = held.mark_price if held is not None and held.mark_price else position.entry_price
+    rules = symbol_rules(engine, position.symbol)
+    tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
+    stop, target = position.stop.trigger_price, position.take_profit.trigger_price
+    first = position.take_profit_1
+    return PositionView(
+        symbol=position.symbol, side=position.side.label,
+        quantity=on_step(position.quantity, step), entry_price=on_step(position.entry_price, tick),
+        mark_price=on_step(mark, tick), unrealized_pnl=position.unrealized_pnl(mark),
+        stop_trigger=on_step(stop, tick) if stop is not None else None,
+        stop_attached=position.stop.covers(position.quantity),
+        take_profit_trigger=on_step(target, tick) if target is not None else None,
+        take_profit_attached=position.take_profit.covers(
+            position.leg_quantity(OrderRole.TAKE_PROFIT)),
+        first_target_trigger=on_step(first.trigger_price, tick) if first is not None else None,
+        first_target_attached=first is not None and first.covers(
+            position.leg_quantity(OrderRole.TAKE_PROFIT_1)),
+        state=position.state.value, opened_at=position.opened_at, leverage=position.leverage,
+        age=now - position.opened_at)
 
 
 def status_view(engine: Engine) -> StatusView:
     now = engine.clock.now()
     state = engine.guard_state
     balance = engine.balance
-    breakers = [f"{name} until {until:%H:%M} UTC" for name, until in sorted(state.breakers.items())
-                if until > now]
     return StatusView(
         mode=engine.settings.mode, run_state=run_state(engine),
         equity=balance.equity if balance else ZERO,
         free_margin=balance.available if balance else ZERO,
         positions=position_views(engine),
         regimes={s: str(engine.counters.get(s, "regime_state") or "-") for s in engine.symbols},
-        breakers=breakers,
+        breakers=guards.describe(state, now),
         cooldowns={s: until for s, until in state.cooldowns.items() if until > now},
         last_error=engine.last_error, uptime=engine.uptime(now), paused_until=state.paused_until,
         save_failures=engine.store.health.in_a_row,
         counters=engine.counters.snapshot(), feed=engine.settings.effective_feed,
-        api_circuit=_circuit_text(engine, now))
+        api_circuit=_circuit_text(engine, now),
+        paused_symbols={s: until for s, until in state.paused_symbols.items()
+                        if until is None or until > now})
 
 
 def _circuit_text(engine: Engine, now: datetime) -> str | None:
@@ -95,13 +129,130 @@ def _circuit_text(engine: Engine, now: datetime) -> str | None:
     return f"{circuit.reason}; requests resume at {circuit.open_until:%H:%M:%S} UTC"
 
 
+def balance_result(engine: Engine, command: Command) -> CommandResult:
+    view = balance_view(engine)
+    if view is None:
+        return CommandResult(True, ["the balance was not read from the exchange yet; "
+                                    "try again in a minute"])
+    return CommandResult(True, balance=view)
+
+
+def balance_view(engine: Engine) -> BalanceView | None:
+    """Wallet, equity and margin as last read (at most a minute old), and today's realised."""
+    balance = engine.balance
+    if balance is None:
+        return None
+    now = engine.clock.now()
+    today = period_start("day", now)
+    closed, funding = _history(engine, today)
+    return BalanceView(
+        wallet=balance.wallet, unrealized_pnl=balance.unrealized_pnl, equity=balance.equity,
+        free_margin=balance.available, read_at=engine.balance_at,
+        today=period_pnl("today", closed, funding, today),
+        open_positions=sum(1 for p in engine.positions.values() if p.state.open))
+
+
+# --- history ------------------------------------------------------------------------------
+def _history(engine: Engine,
+             since: datetime | None) -> tuple[list[Position], list[FundingPayment]]:
+    """Closed positions since `since`, and the funding from the earliest one's opening (a
+    trade's own funding was paid while it was open, maybe before `since`)."""
+    closed = engine.store.closed_positions(since)
+    earliest = min((p.opened_at for p in closed), default=since)
+    funding_since = min(earliest, since) if since is not None and earliest is not None else None
+    return closed, engine.store.funding_payments(funding_since)
+
+
 def pnl_view(engine: Engine, period: str) -> PnlView:
-    span = PERIODS.get(period, PERIODS["day"])
-    since = engine.clock.now() - span if span else None
-    closed = [p for p in engine.store.closed_positions(since)
-              if p.close_reason is not CloseReason.UNKNOWN]
-    realized = sum((p.realized_pnl for p in closed), ZERO)
-    fees = sum((p.fees for p in closed), ZERO)
-    funding = Decimal(str(engine.store.get("funding_total", "0")))
-    wins = sum(1 for p in closed if p.realized_pnl - p.fees > 0)
-    return PnlView(period, realized, fees, funding if period == "all" else ZERO, len(closed), wins)
+    """Realised PnL (net of fees and funding) of the last 24 h / 7 d / 30 d, or of all time."""
+    if period not in PNL_PERIODS:
+        raise ValueError(f"period must be one of {PNL_PERIODS}, not {period!r}")
+    since = engine.clock.now() - LOOKBACK[period] if period != "all" else None
+    closed, funding = _history(engine, since)
+    return period_pnl(period, closed, funding, since)
+
+
+def period_table_result(engine: Engine, command: Command) -> CommandResult:
+    unit = PERIOD_KINDS[command.kind]
+    count = command.count or DEFAULT_COUNTS[command.kind]
+    now = engine.clock.now()
+    oldest = period_start(unit, now)
+    for _ in range(count - 1):
+        oldest = previous_start(unit, oldest)
+    closed, funding = _history(engine, oldest)
+    wallet = engine.balance.wallet if engine.balance else None
+    return CommandResult(True, table=period_table(unit, count, closed, funding, now, wallet))
+
+
+def performance_result(engine: Engine, command: Command) -> CommandResult:
+    closed, funding = _history(engine, None)
+    return CommandResult(True, performance=performance(closed, funding))
+
+
+def trades_result(engine: Engine, command: Command) -> CommandResult:
+    count = command.count or DEFAULT_COUNTS[CommandKind.TRADES]
+    closed, funding = _history(engine, None)
+    return CommandResult(True, trades=recent_trades(
+        closed, funding, count, lambda symbol: symbol_rules(engine, symbol)))
+
+
+# --- the agent itself ---------------------------------------------------------------------
+def logs_result(engine: Engine, command: Command) -> CommandResult:
+    return CommandResult(True, logs=RECENT.last(command.count or DEFAULT_COUNTS[CommandKind.LOGS]))
+
+
+def version_lines(engine: Engine) -> list[str]:
+    """What runs: the agent, its runtime and main libraries, the strategy, the build."""
+    lines = [f"tradebot {_version('tradebot')}",
+             f"Python {platform.python_version()} · python-telegram-bot "
+             f"{_version('python-telegram-bot')} · python-binance {_version('python-binance')}",
+             f"strategy {engine.entries.strategy.name} · {engine.settings.mode}"]
+    # Heroku's dyno metadata (labs feature) names the deployed commit.
+    commit = os.environ.get("HEROKU_SLUG_COMMIT") or os.environ.get("SOURCE_VERSION")
+    if commit:
+        lines.append(f"build {commit[:12]}")
+    return lines
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def config_view(engine: Engine) -> dict[str, str]:
+    """The effective settings, secrets masked; a URL shows only its scheme and host (a
+    heartbeat or webhook path is as good as a password)."""
+    return {name: _url_host(value) for name, value in engine.settings.masked().items()}
+
+
+def _url_host(value: str) -> str:
+    if "://" not in value:
+        return value
+    parts = urlsplit(value)
+    hidden = parts.path.strip("/") or parts.query or "@" in parts.netloc
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}" + ("/…" if hidden else "")
+
+
+QUERIES: dict[CommandKind, Callable[[Engine, Command], CommandResult]] = {
+    CommandKind.STATUS: lambda engine, _: CommandResult(True, status=status_view(engine)),
+    CommandKind.POSITIONS: lambda engine, _: CommandResult(True, positions=position_views(engine)),
+    CommandKind.BALANCE: balance_result,
+    CommandKind.PNL: lambda engine, command: CommandResult(
+        True, pnl=pnl_view(engine, command.period)),
+    CommandKind.DAILY: period_table_result,
+    CommandKind.WEEKLY: period_table_result,
+    CommandKind.MONTHLY: period_table_result,
+    CommandKind.PERFORMANCE: performance_result,
+    CommandKind.TRADES: trades_result,
+    CommandKind.ALERTS: lambda engine, _: CommandResult(True, alerts=[
+        AlertView(a.created_at, a.name, a.severity, a.symbol, a.text)
+        for a in engine.store.recent_alerts(15)]),
+    CommandKind.LOGS: logs_result,
+    CommandKind.VERSION: lambda engine, _: CommandResult(True, version_lines(engine)),
+    CommandKind.CONFIG: lambda engine, _: CommandResult(True, settings=config_view(engine)),
+    # CHART is not here: the Controller draws it off the loop (trader/chart_view.py).
+}

@@ -1,7 +1,10 @@
-"""A strategy plug-in for the chaos test (TRADEBOT_STRATEGY=tests.chaos.strategy:EveryFewCandles):
-it trades often so that entries, partial takes, stops and closes all happen in a short run.
+"""A strategy plug-in for the chaos test and the soak benchmark
+(TRADEBOT_STRATEGY=tests.chaos.strategy:EveryCandle): it wants a position on every closed
+candle, so that entries, stops, take-profits and closes all happen in a short run.
 Its signal depends only on the candle's time, so a restarted agent sees the same signal on
-the same candle (which is what makes duplicate entries possible if idempotency breaks)."""
+the same candle (which is what makes duplicate entries possible if idempotency breaks).
+The side flips every half hour of candle time, so the 5-minute timeframe the agent checks
+against agrees with the 1-minute one (except at a flip)."""
 
 from collections.abc import Sequence
 from datetime import timedelta
@@ -10,15 +13,13 @@ from decimal import Decimal
 from trader.domain import Candle, Side, Signal
 
 
-class EveryFewCandles:
-    name = "chaos-every-few-candles"
+class EveryCandle:
+    name = "chaos-every-candle"
     warmup = 25
-    period = 4
+    side_minutes = 30
 
     def signal(self, closed: Sequence[Candle]) -> Signal | None:
         minute = int(closed[-1].open_time.timestamp()) // 60
-        if minute % self.period:
-            return None
-        side = Side.BUY if (minute // self.period) % 2 == 0 else Side.SELL
+        side = Side.BUY if (minute // self.side_minutes) % 2 == 0 else Side.SELL
         return Signal(side, 0.7, Decimal("0.012"), Decimal("0.006"), cooldown=timedelta(0),
                       reason="chaos")

@@ -1,37 +1,56 @@
 """Chaos: `tradebot run` as a subprocess against the fake Binance server, killed with
 SIGKILL at seeded random points and restarted, sometimes on the same database and
 sometimes on an empty one (a wiped Heroku disk), while prices move and faults are
-injected. After every restart the invariants of tests/chaos/invariants.py must hold.
+injected (tests/chaos/faults.py: order errors, 503 bursts and 429 / 418 with Retry-After on
+reads, malformed answers and user-data events, hand-cancelled stops, hand closes,
+liquidations, a tick-size change, dropped streams, a read-only database). After every
+restart the invariants of tests/chaos/invariants.py must hold, among them: no request
+reached the exchange inside a Retry-After window it announced.
 
-Size: TRADEBOT_CHAOS_KILLS (default 30), seed: TRADEBOT_CHAOS_SEED (default 7).
+Every wait is on a condition with a bound, never a fixed sleep: the boot until the agent
+logs it, the check until the agent has settled (every open position has exactly one live
+stop-loss, no leftover orders, boot fills journaled, earlier alerts delivered) or the bound
+passes, then the invariants are checked. So a loaded machine makes the run slower, not red.
+
+Size: TRADEBOT_CHAOS_KILLS (default 30), seed: TRADEBOT_CHAOS_SEED (default 7), what the
+fake does with reduce-only orders of a flat position: TRADEBOT_CHAOS_FLAT_ORDERS ("keep",
+the default, makes the agent cancel them itself; or "expire").
 """
 
 import asyncio
 import contextlib
 import os
 import random
-import shutil
 import signal
-import subprocess
-import sys
+import statistics
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.chaos import invariants
+from tests.chaos import faults, invariants
+from tests.chaos.agent import ReadOnlyDatabase, agent_env, start_agent, wait_for_boot
+from tests.chaos.market import Market
+from tests.fakes import binance_harness as harness
 from tests.fakes.binance_server import FakeBinance
-from trader.domain import Candle, Side
+from trader.domain import Side
+from trader.exchange.base import CircuitOpen, ExchangeError
+from trader.exchange.gate import RequestGate
 
 SYMBOL = "BTCUSDT"
-REPO = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("TRADEBOT_CHAOS_KILLS", "30"))
 SEED = int(os.environ.get("TRADEBOT_CHAOS_SEED", "7"))
-BOOT_TIMEOUT = 20.0
-SETTLE = 3.2          # > sentinel debounce (1 s) + 2 cycles of 1 s ticks
+FLAT_ORDERS = os.environ.get("TRADEBOT_CHAOS_FLAT_ORDERS", "keep")
+BOOT_BOUND = 90.0      # seconds; bounds, not waits: an idle machine boots in ~2 s and
+SETTLE_BOUND = 45.0    # settles in ~0-3 s (sentinel debounce 1 s + 2 ticks of 1 s)
+POSITION_BOUND = 4.0   # how long a fault that acts on a position waits for one (breakers
+                       # may block entries for minutes: then it finds nothing to do)
+FAULT_BOUND = 5.0      # how long an injected error answer waits for the agent's request
+POLL = 0.05
 
 pytestmark = pytest.mark.chaos
 
@@ -41,201 +60,234 @@ class Counts:
     kills: int = 0
     same_db: int = 0
     fresh_db: int = 0
-    faults: int = 0
     read_only: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    boot_seconds: list[float] = field(default_factory=list)
+    settle_seconds: list[float] = field(default_factory=list)
+    unsettled: int = 0     # checks made because the bound passed, not because it settled
 
 
-class Market:
-    """Moves the fake exchange's price one closed 1m candle at a time (seeded walk)."""
+class Checker:
+    """Waits for the agent to settle (by condition, bounded), then checks every invariant."""
 
-    def __init__(self, fake: FakeBinance, rng: random.Random) -> None:
-        self.fake = fake
-        self.rng = rng
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
-        # candle times run from a day ago: fills stay inside the boot pass's 2-day look-back
-        self.next_open = now - timedelta(days=1)
-        self.price = Decimal("50000")
-        self.pushed = 0
+    def __init__(self, fake: FakeBinance, tally: invariants.Tally, counts: Counts) -> None:
+        self.fake, self.tally, self.counts = fake, tally, counts
+        self.window_violations_seen = 0
 
-    async def push(self) -> None:
-        move = Decimal(str(self.rng.gauss(0, 0.0035)))
-        close = (self.price * (1 + move)).quantize(Decimal("0.1"))
-        wick = Decimal(str(abs(self.rng.gauss(0, 0.0015)))) * self.price
-        high = (max(self.price, close) + wick).quantize(Decimal("0.1"))
-        low = (min(self.price, close) - wick).quantize(Decimal("0.1"))
-        candle = Candle(SYMBOL, self.next_open, timedelta(minutes=1), self.price, high, low,
-                        close, Decimal("12"))
-        await self.fake.push_candle(candle)
-        self.price = close
-        self.next_open += timedelta(minutes=1)
-        self.pushed += 1
+    def waiting_for(self, db_path: Path, booted_at: datetime, fills_at_boot: int) -> list[str]:
+        """What the agent still has to do before a check is fair (empty: settled)."""
+        sim = self.fake.sim
+        pending = (invariants.naked_positions(sim)
+                   + invariants.orders_without_position(sim, [SYMBOL])
+                   + invariants.unrecorded_fills(sim, SYMBOL, db_path, fills_at_boot)
+                   + invariants.undelivered_alerts(db_path, booted_at))
+        if not pending and not invariants.settled(sim, [SYMBOL]):
+            pending.append("a position without exactly one live stop-loss")
+        return pending
 
-    async def run(self, every: float) -> None:
-        while True:
-            await self.push()
-            await asyncio.sleep(every)
+    async def settle_and_check(self, db_path: Path, booted_at: datetime,
+                               fills_at_boot: int) -> None:
+        started = time.monotonic()
+        while self.waiting_for(db_path, booted_at, fills_at_boot):
+            if time.monotonic() - started > SETTLE_BOUND:
+                self.counts.unsettled += 1
+                break
+            await asyncio.sleep(POLL)
+        self.counts.settle_seconds.append(time.monotonic() - started)
+        self.check_all(db_path, booted_at, fills_at_boot)
 
-
-def agent_env(fake: FakeBinance, db_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEBOT_", "TELEGRAM_"))}
-    env.update({
-        "TRADEBOT_EXCHANGE": "binance", "BINANCE_API_KEY": fake.api_key,
-        "BINANCE_API_SECRET": fake.api_secret, "BINANCE_FUTURES_URL": fake.url,
-        "BINANCE_FUTURES_WS_URL": fake.ws_url, "TRADEBOT_SYMBOLS": SYMBOL,
-        "TRADEBOT_DB": str(db_path), "TRADEBOT_TICK_SECONDS": "1.0",
-        "TRADEBOT_STRATEGY": "tests.chaos.strategy:EveryFewCandles",
-        "TRADEBOT_COOLDOWN_MINUTES": "0", "TRADEBOT_SENTINEL_DEBOUNCE_SECONDS": "1",
-        "TRADEBOT_SENTINEL_DEBOUNCE_CYCLES": "2", "TRADEBOT_RECONCILE_SECONDS": "3",
-        "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
-async def start_agent(env: dict[str, str], log_path: Path) -> asyncio.subprocess.Process:
-    log = log_path.open("ab")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "trader", "run", cwd=REPO, env=env,
-        stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
-    log.close()
-    return process
-
-
-async def wait_for_boot(log_path: Path, offset: int, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while time.monotonic() < deadline:
-        text = log_path.read_bytes()[offset:].decode(errors="replace")
-        if "boot reconciliation done" in text:
-            return
-        if process.returncode is not None:
-            raise AssertionError(f"agent exited with {process.returncode}:\n{text[-3000:]}")
-        await asyncio.sleep(0.05)
-    raise AssertionError("agent did not finish boot reconciliation in time:\n" +
-                         log_path.read_bytes()[offset:].decode(errors="replace")[-3000:])
-
-
-def set_read_only(db_path: Path, read_only: bool) -> bool:
-    """Make the agent's database files immutable (a disk gone read-only under a running
-    agent; chmod does not stop root, `chattr +i` does). False where chattr is unavailable."""
-    if shutil.which("chattr") is None:
-        return False
-    files = [p for p in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")) if p.exists()]
-    result = subprocess.run(["chattr", "+i" if read_only else "-i", *map(str, files)],
-                            capture_output=True, check=False)
-    return result.returncode == 0
-
-
-def inject_random_fault(fake: FakeBinance, rng: random.Random) -> str:
-    choice = rng.choice(["none", "none", "margin", "unknown-stop", "busy", "rate-limit",
-                         "streams", "read-error"])
-    if choice == "margin":
-        fake.inject_fault("POST /fapi/v1/order", code=-2019, times=1)
-    elif choice == "unknown-stop":
-        fake.inject_fault("POST /fapi/v1/algoOrder", http_status=503, times=1, execute=True)
-    elif choice == "busy":
-        fake.inject_fault("POST /fapi/v1/order", http_status=503, times=1,
-                          execute=rng.random() < 0.5)
-    elif choice == "rate-limit":
-        fake.inject_fault("GET /fapi/v3/positionRisk", http_status=429, times=1, retry_after=1)
-    elif choice == "read-error":
-        fake.inject_fault("GET /fapi/v1/openOrders", code=-1001, times=2)
-    return choice
-
-
-def check_all(fake: FakeBinance, db_path: Path, booted_at: datetime, fills_at_boot: int,
-              tally: invariants.Tally) -> None:
-    sim = fake.sim
-    tally.record(invariants.duplicate_orders(fake.accepted_orders))
-    tally.record(invariants.naked_positions(sim))
-    tally.record(invariants.orders_without_position(sim, [SYMBOL]))
-    tally.record(invariants.unrecorded_fills(sim, SYMBOL, db_path, fills_at_boot))
-    tally.record(invariants.undelivered_alerts(db_path, booted_at))
+    def check_all(self, db_path: Path, booted_at: datetime, fills_at_boot: int) -> None:
+        sim, tally = self.fake.sim, self.tally
+        tally.record(invariants.duplicate_orders(self.fake.accepted_orders))
+        tally.record(invariants.naked_positions(sim))
+        tally.record(invariants.orders_without_position(sim, [SYMBOL]))
+        tally.record(invariants.unrecorded_fills(sim, SYMBOL, db_path, fills_at_boot))
+        tally.record(invariants.undelivered_alerts(db_path, booted_at))
+        violations = self.fake.retry_after_watch.violations
+        tally.record(invariants.requests_inside_retry_after(
+            violations[self.window_violations_seen:]))
+        self.window_violations_seen = len(violations)
 
 
 async def boot_and_check(fake: FakeBinance, db_path: Path, log_path: Path,
-                         tally: invariants.Tally) -> asyncio.subprocess.Process:
-    """Start the agent, wait for its boot reconciliation, let it settle, check everything."""
+                         checker: Checker) -> asyncio.subprocess.Process:
+    """Start the agent, wait for its boot reconciliation and its settling, check everything."""
     offset = log_path.stat().st_size if log_path.exists() else 0
     booted_at = datetime.now(UTC)
     fills_at_boot = len(fake.sim.fills(SYMBOL))
-    process = await start_agent(agent_env(fake, db_path), log_path)
-    await wait_for_boot(log_path, offset, process)
-    await asyncio.sleep(SETTLE)
-    check_all(fake, db_path, booted_at, fills_at_boot, tally)
+    process = await start_agent(agent_env(fake, db_path, SYMBOL), log_path)
+    checker.counts.boot_seconds.append(await wait_for_boot(log_path, offset, process,
+                                                           BOOT_BOUND))
+    await checker.settle_and_check(db_path, booted_at, fills_at_boot)
     return process
 
 
+def fault_schedule(rng: random.Random, cycles: int) -> list[str]:
+    """Every fault kind about equally often, in a seeded order."""
+    kinds = list(faults.KINDS) * (cycles // len(faults.KINDS) + 1)
+    rng.shuffle(kinds)
+    return kinds[:cycles]
+
+
+async def fault_then_kill(fake: FakeBinance, process: asyncio.subprocess.Process, kind: str,
+                          rng: random.Random, read_only: ReadOnlyDatabase,
+                          checker: Checker) -> None:
+    """One fault of `kind` (and sometimes a read-only database), a SIGKILL at a random point
+    after it, then the exchange made ready for the next boot."""
+    counts = checker.counts
+    if kind in faults.NEEDS_A_STOP:               # a protected position to act on
+        await harness.eventually(lambda: bool(faults.our_stops(fake, SYMBOL)), POSITION_BOUND)
+    done = await faults.inject(fake, kind, rng, SYMBOL)
+    counts.faults[kind if faults.IDLE not in done else f"{kind} {faults.IDLE}"] += 1
+    if kind in faults.ON_REQUESTS:                # let the agent meet it before the kill
+        await harness.eventually(lambda: all(f.times == 0 for f in fake.faults), FAULT_BOUND)
+    if rng.random() < 0.15 and read_only.start():
+        counts.read_only += 1
+    await asyncio.sleep(rng.uniform(0.2, 2.5))   # the kill lands at a random point
+    checker.tally.record(await kill(process))
+    read_only.stop()
+    counts.kills += 1
+    fake.clear_faults()
+    faults.restore_rules(fake, SYMBOL)
+    # A new process cannot know the window its predecessor was told about: the operator's
+    # restart comes after it (a Heroku restart takes longer anyway).
+    await asyncio.sleep(fake.retry_after_watch.remaining())
+
+
+async def kill(process: asyncio.subprocess.Process) -> list[str]:
+    """SIGKILL the agent; a violation if it had exited by itself before (it never may)."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):   # exited just now: wait() tells how
+            process.send_signal(signal.SIGKILL)
+    code = await process.wait()
+    return [] if code == -signal.SIGKILL else [f"agent exited by itself with code {code}"]
+
+
 async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
+    started = time.monotonic()
     rng = random.Random(SEED)
     counts, tally = Counts(), invariants.Tally()
     log_path = tmp_path / "agent.log"
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        market = Market(fake, rng)
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}, flat_orders=FLAT_ORDERS) as fake:
+        checker = Checker(fake, tally, counts)
+        market = Market(fake, rng, SYMBOL)
         for _ in range(40):
             await market.push()              # history for the strategy's warm-up
         mover = asyncio.create_task(market.run(every=0.15))
         db_path = tmp_path / "run0" / "tradebot.db"
         db_path.parent.mkdir()
         process: asyncio.subprocess.Process | None = None
+        read_only: ReadOnlyDatabase | None = None
         try:
-            for cycle in range(KILLS):
+            for cycle, kind in enumerate(fault_schedule(rng, KILLS)):
                 if cycle and rng.random() < 0.3:
                     db_path = tmp_path / f"run{cycle}" / "tradebot.db"   # a wiped disk
                     db_path.parent.mkdir()
                     counts.fresh_db += 1
                 elif cycle:
                     counts.same_db += 1
-                process = await boot_and_check(fake, db_path, log_path, tally)
+                process = await boot_and_check(fake, db_path, log_path, checker)
                 assert not tally.violations, "\n".join(tally.violations)
-                if inject_random_fault(fake, rng) != "none":
-                    counts.faults += 1
-                if rng.random() < 0.15 and set_read_only(db_path, True):
-                    counts.read_only += 1
-                if rng.random() < 0.15:
-                    await fake.drop_streams()
-                await asyncio.sleep(rng.uniform(0.0, 1.5))
-                process.send_signal(signal.SIGKILL)
-                await process.wait()
-                set_read_only(db_path, False)
-                counts.kills += 1
-                fake.clear_faults()
+                read_only = ReadOnlyDatabase(db_path)
+                await fault_then_kill(fake, process, kind, rng, read_only, checker)
             # A last clean run: everything must reconcile, and SIGTERM ends it with 0.
-            process = await boot_and_check(fake, db_path, log_path, tally)
+            process = await boot_and_check(fake, db_path, log_path, checker)
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 25) == 0
         finally:
             if process is not None and process.returncode is None:
                 process.kill()
                 await process.wait()
-            set_read_only(db_path, False)
+            if read_only is not None:
+                read_only.stop()
             mover.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await mover
-    entries = sum(1 for c in fake.accepted_orders if "-en" in c)
-    stops = sum(1 for c in fake.accepted_orders if "-sl" in c)
-    fills = len(fake.sim.fills(SYMBOL))
-    print(f"\nchaos: kills={counts.kills} restarts_same_db={counts.same_db} "
-          f"restarts_empty_db={counts.fresh_db} faults={counts.faults} "
-          f"read_only_db={counts.read_only} save_failures_seen={log_path.read_text().count('SAVE_STATE_FAILURE')} "
-          f"candles={market.pushed} "
-          f"orders={len(fake.accepted_orders)} entries={entries} stops={stops} fills={fills} "
-          f"invariant_checks={tally.checks} violations={len(tally.violations)}")
+    report(fake, counts, tally, market, log_path, time.monotonic() - started)
     assert not tally.violations, "\n".join(tally.violations)
     assert counts.kills >= min(KILLS, 30)
     if KILLS >= 20:
-        assert entries >= 3 and stops >= 3, "the run must actually trade to prove anything"
+        accepted = fake.accepted_orders
+        assert sum("-en" in c for c in accepted) >= 3 and sum("-sl" in c for c in accepted) >= 3, \
+            "the run must actually trade to prove anything"
+        assert fake.requests("DELETE /fapi/v1/algoOrder"), "the run must cancel orders"
+        assert fake.retry_after_watch.windows, "the run must meet Retry-After windows"
 
+
+def report(fake: FakeBinance, counts: Counts, tally: invariants.Tally, market: Market,
+           log_path: Path, seconds: float) -> None:
+    accepted = fake.accepted_orders
+    cancels = len(fake.requests("DELETE /fapi/v1/algoOrder")
+                  + fake.requests("DELETE /fapi/v1/order"))
+    print(f"\nchaos: seed={SEED} flat_orders={FLAT_ORDERS} kills={counts.kills} "
+          f"restarts_same_db={counts.same_db} restarts_empty_db={counts.fresh_db} "
+          f"read_only_db={counts.read_only} "
+          f"save_failures_seen={log_path.read_text().count('SAVE_STATE_FAILURE')} "
+          f"candles={market.pushed} orders={len(accepted)} "
+          f"entries={sum('-en' in c for c in accepted)} stops={sum('-sl' in c for c in accepted)} "
+          f"cancels_sent={cancels} fills={len(fake.sim.fills(SYMBOL))} "
+          f"retry_after_windows={fake.retry_after_watch.windows} "
+          f"requests_inside_retry_after={fake.retry_after_watch.count}\n"
+          f"chaos: faults {dict(sorted(counts.faults.items()))}\n"
+          f"chaos: boot s median={statistics.median(counts.boot_seconds):.1f} "
+          f"max={max(counts.boot_seconds):.1f}; settle s "
+          f"median={statistics.median(counts.settle_seconds):.1f} "
+          f"max={max(counts.settle_seconds):.1f} unsettled={counts.unsettled}; "
+          f"invariant_checks={tally.checks} violations={len(tally.violations)} "
+          f"took={seconds:.0f} s")
+
+
+# --- the checker's self-tests: planted bugs it must catch ----------------------------------
 
 async def test_checker_catches_a_planted_duplicate_from_intents_written_after_sending(tmp_path):
     """The planted bug: an agent that records its intent only after sending, killed in
     between, re-sends the same entry on restart. The checker must flag it."""
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        from tests.fakes.binance_harness import market, started_exchange
-        async with started_exchange(fake) as exchange:
-            await exchange.place(market(Side.BUY, "0.010"))    # sent; "crash" before journaling
-            await exchange.place(market(Side.BUY, "0.010"))    # restart: no intent -> sent again
+        async with harness.started_exchange(fake) as exchange:
+            entry = harness.market(Side.BUY, "0.010")
+            await exchange.place(entry)    # sent; "crash" before journaling
+            await exchange.place(entry)    # restart: no intent -> sent again
         found = invariants.duplicate_orders(fake.accepted_orders)
         assert found and "accepted 2 times" in found[0]
         assert invariants.naked_positions(fake.sim), "a position without a stop is flagged"
+
+
+async def test_checker_catches_a_planted_request_inside_retry_after(monkeypatch):
+    """The planted bug: a gate that forgets its circuit asks again right after a 429 with
+    Retry-After. The fake counts the request, and the checker flags it."""
+    monkeypatch.setattr(RequestGate, "_check_circuit", lambda self, action: None)
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        async with harness.started_exchange(fake) as exchange:
+            fake.inject_fault("GET /fapi/v3/positionRisk", code=-1003, http_status=429,
+                              retry_after=30)
+            with pytest.raises(ExchangeError, match="Too many"):       # the 429 itself
+                await exchange.position(SYMBOL)
+            await exchange.position(SYMBOL)                    # inside the window
+        violations = fake.retry_after_watch.violations
+    found = invariants.requests_inside_retry_after(violations)
+    assert len(found) == 1
+    assert "GET /fapi/v3/positionRisk" in found[0] and "Retry-After 30" in found[0]
+    signed_after = violations[0].signed_after_ms
+    assert signed_after is not None and signed_after > -50, "signed after the 429 came back"
+
+
+async def test_checker_counts_nothing_when_the_agent_waits_out_retry_after():
+    """No false alarm: the real gate refuses locally inside the window, and the first request
+    after it is not counted."""
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        async with harness.started_exchange(fake) as exchange:
+            fake.inject_fault("GET /fapi/v1/ticker/bookTicker", code=-1003, http_status=429,
+                              retry_after=1)
+            with pytest.raises(ExchangeError, match="Too many"):
+                await exchange.book_ticker(SYMBOL)
+            with pytest.raises(CircuitOpen):
+                await exchange.book_ticker(SYMBOL)
+            assert await harness.eventually(lambda: fake.retry_after_watch.remaining() == 0, 5.0)
+            assert await harness.eventually(
+                lambda: not exchange.circuit().is_open(datetime.now(UTC)), 5.0)
+            await exchange.book_ticker(SYMBOL)
+    assert fake.retry_after_watch.windows == 1
+    assert fake.retry_after_watch.violations == []
 
 
 async def test_checker_flags_fills_missing_from_the_database_and_stuck_alerts(tmp_path):
@@ -248,3 +300,4 @@ async def test_checker_flags_fills_missing_from_the_database_and_stuck_alerts(tm
         store.close()
         assert invariants.unrecorded_fills(fake.sim, SYMBOL, tmp_path / "t.db", 1)
         assert invariants.undelivered_alerts(tmp_path / "t.db", datetime.now(UTC))
+        assert not invariants.settled(fake.sim, [SYMBOL]), "a naked position is not settled"

@@ -28,7 +28,7 @@ from trader.domain import (
     Side,
     to_ms,
 )
-from trader.exchange.base import AccountUpdate, ExchangeError, OrderUpdate
+from trader.exchange.base import AccountUpdate, ExchangeError, FundingApplied, OrderUpdate
 from trader.exchange.sim import SimEvent, Simulator
 
 Json = dict[str, Any]
@@ -41,6 +41,13 @@ ALGO_ID_BASE = 4_000_000_000
 PLACEABLE_TYPES = ("MARKET", "LIMIT", "STOP_MARKET", "TAKE_PROFIT_MARKET")
 SWITCH_TO_ALGO = ExchangeError(-4120, "Order type not supported for this endpoint. "
                                       "Please use the Algo Order API.")
+# New Order (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/
+# rest-api/New-Order): "LIMIT: timeInForce, quantity, price" are mandatory; GTX is "Good
+# Till Crossing (Post Only)": a GTX that would take liquidity is refused with -5022 (the
+# simulator's post-only check, error-code page 50xx). IOC, FOK and GTD are Binance's too;
+# this fake does not match them and answers -1115 (a limit of the fake).
+TIME_IN_FORCE = ("GTC", "GTX")
+POST_ONLY = "GTX"
 
 
 def missing(name: str) -> ExchangeError:
@@ -120,6 +127,7 @@ class BinanceEndpoints:
         self._algos: dict[str, AlgoRecord] = {}           # clientAlgoId -> latest algo order
         self._created: dict[tuple[str, str], int] = {}
         self._trade_orders: dict[str, int] = {}           # trade id -> order id
+        self._time_in_force: dict[str, str] = {}          # client id -> as sent (LIMIT)
         self._next_algo_id = ALGO_ID_BASE
         self._stream_events: list[Json] = []
 
@@ -129,13 +137,17 @@ class BinanceEndpoints:
     # --- events ------------------------------------------------------------------------
     def publish(self, events: list[SimEvent]) -> None:
         moment = self.now_ms()
+        funding = Decimal(0)     # the simulator's FundingApplied precedes its ACCOUNT_UPDATE
         for event in events:
             if isinstance(event, OrderUpdate):
                 self._stream_events += self._order_events(event, moment)
+            elif isinstance(event, FundingApplied):
+                funding += event.amount
             elif isinstance(event, AccountUpdate):
                 self._stream_events.append(wire.account_update(
                     list(event.positions), event.balance or self.sim.balance(), event.reason,
-                    moment))
+                    moment, balance_change=funding if event.reason == "FUNDING_FEE" else None))
+                funding = Decimal(0)
 
     def take_stream_events(self) -> list[Json]:
         events, self._stream_events = self._stream_events, []
@@ -147,7 +159,8 @@ class BinanceEndpoints:
         if not order.type.conditional:
             if update.fill is not None:
                 self._trade_orders[update.fill.trade_id] = int(order.exchange_id)
-            return [wire.order_trade_update(order, update.fill, int(order.exchange_id), moment)]
+            return [wire.order_trade_update(order, update.fill, int(order.exchange_id), moment,
+                                            time_in_force=self._tif(order))]
         algo_id = self._algo_id(order)
         if order.status is not OrderStatus.FILLED:
             return [wire.algo_update(order, algo_id, wire.ALGO_STATUS[order.status], moment)]
@@ -236,13 +249,27 @@ class BinanceEndpoints:
         parsed = ClientId.parse(client_id)
         close_position = bool_param(params, "closePosition")
         quantity = decimal_param(params, "quantity", required=not close_position)
+        time_in_force = self._time_in_force_param(params, order_type)
         return OrderRequest(
             symbol=required(params, "symbol"), side=Side(required(params, "side")),
             type=order_type, quantity=quantity or Decimal(0), client_id=client_id,
             role=parsed.role if parsed else OrderRole.ENTRY,
             price=decimal_param(params, "price", required=False),
             trigger_price=decimal_param(params, stop_name, required=False),
-            reduce_only=bool_param(params, "reduceOnly"), close_position=close_position)
+            reduce_only=bool_param(params, "reduceOnly"), close_position=close_position,
+            post_only=time_in_force == POST_ONLY)
+
+    @staticmethod
+    def _time_in_force_param(params: Params, order_type: OrderType) -> str | None:
+        if order_type is not OrderType.LIMIT:
+            return None
+        text = required(params, "timeInForce")
+        if text not in TIME_IN_FORCE:
+            raise ExchangeError(-1115, "Invalid timeInForce.")
+        return text
+
+    def _tif(self, order: Order) -> str:
+        return self._time_in_force.get(order.client_id, "GTC")
 
     def _order_type(self, params: Params) -> OrderType:
         text = required(params, "type")
@@ -255,8 +282,10 @@ class BinanceEndpoints:
         if order_type.conditional:
             raise SWITCH_TO_ALGO
         client_id = params.get("newClientOrderId") or f"fake-{secrets.token_hex(8)}"
-        order, events = self.sim.place(self._request(params, order_type, client_id,
-                                                     "stopPrice"), self.now())
+        request = self._request(params, order_type, client_id, "stopPrice")
+        order, events = self.sim.place(request, self.now())   # -5022: a GTX that would take
+        if order_type is OrderType.LIMIT:
+            self._time_in_force[client_id] = params["timeInForce"]
         self.publish(events)
         return self._plain_json(order, "new")
 
@@ -278,7 +307,7 @@ class BinanceEndpoints:
 
     def _plain_json(self, order: Order, answer: str) -> Json:
         created = self._created.setdefault((order.symbol, order.client_id), self.now_ms())
-        return wire.plain_order(order, int(order.exchange_id), created, answer)
+        return wire.plain_order(order, int(order.exchange_id), created, answer, self._tif(order))
 
     def _algo_json(self, order: Order, answer: str) -> Json:
         created = self._created.setdefault((order.symbol, order.client_id), self.now_ms())

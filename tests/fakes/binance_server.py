@@ -352,6 +352,11 @@ class FakeBinance:
         await self.hub.send_quote(self.sim.book(symbol), self.sim.mark_price(symbol),
                                   self.sim.funding_rate(symbol), to_ms(self.now()))
 
+    async def settle_funding(self, symbol: str, rate: Decimal) -> None:
+        """A funding settlement at `rate` now: ACCOUNT_UPDATE reason FUNDING_FEE."""
+        self.sim.set_funding_rate(symbol, rate)
+        await self._publish(self.sim.apply_funding(symbol, self.now()))
+
     async def open_position_by_hand(self, symbol: str, side: Side, qty: Decimal) -> None:
         await self._publish(self.sim.open_by_hand(symbol, side, qty, self.now()))
 

@@ -96,15 +96,17 @@ def interval_name(interval: timedelta) -> str:
     return INTERVAL_NAMES[int(interval.total_seconds())]
 
 
-def plain_order(order: Order, order_id: int, created_ms: int, answer: str) -> Json:
-    """A plain order as `answer` ("new" | "query" | "cancel" | "open") documents it."""
+def plain_order(order: Order, order_id: int, created_ms: int, answer: str,
+                time_in_force: str = "GTC") -> Json:
+    """A plain order as `answer` ("new" | "query" | "cancel" | "open") documents it;
+    `time_in_force` as it was sent (GTX: post-only)."""
     executed = order.filled_qty
     every = {
         "orderId": order_id, "symbol": order.symbol, "status": order.status.value,
         "clientOrderId": order.client_id, "price": num(order.price),
         "avgPrice": num(order.avg_price), "origQty": num(order.quantity),
         "executedQty": num(executed), "cumQty": num(executed),
-        "cumQuote": num(executed * order.avg_price), "timeInForce": "GTC",
+        "cumQuote": num(executed * order.avg_price), "timeInForce": time_in_force,
         "type": order.type.value, "origType": order.type.value,
         "reduceOnly": order.reduce_only, "closePosition": order.close_position,
         "side": order.side.value, "positionSide": "BOTH", "stopPrice": num(order.trigger_price),
@@ -146,14 +148,14 @@ def algo_cancel_ack(order: Order, algo_id: int) -> Json:
 
 
 def order_trade_update(order: Order, fill: Fill | None, order_id: int, moment_ms: int,
-                       order_type: str | None = None) -> Json:
+                       order_type: str | None = None, time_in_force: str = "GTC") -> Json:
     """ORDER_TRADE_UPDATE for a plain order, or for the market child of an algo order
     (DOCS + "user-data-streams/Event-Order-Update"; AP/cr are trailing-stop only)."""
     execution = "TRADE" if fill else {OrderStatus.NEW: "NEW", OrderStatus.CANCELED: "CANCELED",
                                       OrderStatus.EXPIRED: "EXPIRED"}.get(order.status, "NEW")
     return {"e": "ORDER_TRADE_UPDATE", "E": moment_ms, "T": moment_ms, "o": {
         "s": order.symbol, "c": order.client_id, "S": order.side.value,
-        "o": order_type or order.type.value, "f": "GTC", "q": num(order.quantity),
+        "o": order_type or order.type.value, "f": time_in_force, "q": num(order.quantity),
         "p": num(order.price), "ap": num(order.avg_price), "sp": num(order.trigger_price),
         "x": execution, "X": order.status.value, "i": order_id,
         "l": num(fill.quantity if fill else None), "z": num(order.filled_qty),
@@ -186,11 +188,14 @@ def algo_update(order: Order, algo_id: int, status: str, moment_ms: int,
 
 
 def account_update(positions: list[ExchangePosition], balance: Balance, reason: str,
-                   moment_ms: int) -> Json:
-    """ACCOUNT_UPDATE (DOCS + "user-data-streams/Event-Balance-and-Position-Update")."""
+                   moment_ms: int, balance_change: Decimal | None = None) -> Json:
+    """ACCOUNT_UPDATE (DOCS + "user-data-streams/Event-Balance-and-Position-Update").
+    `balance_change` is "bc" ("balance change except PnL and commission"): the funding of a
+    FUNDING_FEE update."""
+    change = num(balance_change) if balance_change is not None else "0"
     return {"e": "ACCOUNT_UPDATE", "E": moment_ms, "T": moment_ms, "a": {
         "m": reason,
-        "B": [{"a": "USDT", "wb": num(balance.wallet), "cw": num(balance.wallet), "bc": "0"}],
+        "B": [{"a": "USDT", "wb": num(balance.wallet), "cw": num(balance.wallet), "bc": change}],
         "P": [{"s": p.symbol, "pa": num(p.quantity), "ep": num(p.entry_price),
                "bep": num(p.entry_price), "cr": "0", "up": num(p.unrealized_pnl),
                "mt": "isolated", "iw": "0", "ps": "BOTH"} for p in positions],

@@ -25,6 +25,7 @@ class SentItem:
     photo: bytes | None = None
     message_id: int | None = None
     callback_query_id: str | None = None
+    disable_notification: bool = False    # sendMessage: delivered without sound
 
     @property
     def buttons(self) -> list[tuple[str, str]]:

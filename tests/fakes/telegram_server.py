@@ -17,7 +17,8 @@ tests/fixtures/telegram/ and checked against this server in tests/test_bot_fake_
   https://github.com/eternnoir/pyTelegramBotAPI/issues/168);
 - Update, Message, CallbackQuery, User, Chat: https://core.telegram.org/bots/api#update,
   #message, #callbackquery, #user, #chat; example updates:
-  https://core.telegram.org/bots/webhooks#testing-your-bot-with-updates.
+  https://core.telegram.org/bots/webhooks#testing-your-bot-with-updates;
+- getChat, pinChatMessage, unpinChatMessage: tests/fakes/telegram_pins.py (its sources there).
 
     async with FakeTelegram(now=clock.now) as tg:
         settings = Settings(telegram_api_url=tg.api_url, ...)
@@ -25,6 +26,7 @@ tests/fixtures/telegram/ and checked against this server in tests/test_bot_fake_
         reply = await tg.wait_for(lambda item: item.method == "sendMessage")
         tg.flood(retry_after=1, method="sendPhoto")   # the next sendPhoto answers 429
         tg.set_down(True)       # every Bot API call answers 502 ("drop" closes the socket)
+        tg.pins.pin(chat_id, message_id)      # a person pins a message; tg.pins.top(chat_id)
 """
 
 import asyncio
@@ -46,6 +48,7 @@ from tests.fakes.telegram_objects import (
     photo_sizes,
     user,
 )
+from tests.fakes.telegram_pins import ChatPins
 
 __all__ = ["PNG_SIGNATURE", "FakeTelegram", "SentItem", "utf16_length"]
 
@@ -53,6 +56,10 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 DOWN_MODES = ("502", "drop", "hang")
 DEFAULT_TOKEN = "123456789:TEST-token-for-the-fake-server"
+# The actions sendChatAction accepts (https://core.telegram.org/bots/api#sendchataction).
+CHAT_ACTIONS = ("typing", "upload_photo", "record_video", "upload_video", "record_voice",
+                "upload_voice", "upload_document", "choose_sticker", "find_location",
+                "record_video_note", "upload_video_note")
 
 
 class FakeTelegram:
@@ -67,6 +74,7 @@ class FakeTelegram:
         self.webhook: dict[str, Any] | None = None
         self.webhook_deliveries: list[int] = []   # HTTP statuses the bot's webhook answered
         self.calls: list[str] = []
+        self.chat_actions: list[tuple[int, str]] = []   # (chat id, action) in order
         self.commands: list[dict[str, str]] = []
         self.down = False
         self.down_mode = "502"
@@ -78,6 +86,7 @@ class FakeTelegram:
         self._next_message_id = 1
         self._next_query_id = 1
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.pins = ChatPins(self._messages)
         self._open_queries: set[str] = set()
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -241,8 +250,10 @@ class FakeTelegram:
                 "editmessagereplymarkup": self._edit_reply_markup,
                 "answercallbackquery": self._answer_callback_query,
                 "setmycommands": self._set_my_commands, "getmycommands": self._get_my_commands,
-                "deletewebhook": self._true, "sendchataction": self._true,
-                "setwebhook": self._set_webhook,
+                "deletewebhook": self._true, "sendchataction": self._send_chat_action,
+                "setwebhook": self._set_webhook, "getchat": self._get_chat,
+                "pinchatmessage": self.pins.pin_chat_message,
+                "unpinchatmessage": self.pins.unpin_chat_message,
                 "close": self._true, "logout": self._true}
 
     async def _set_webhook(self, params: dict[str, Any]) -> bool:
@@ -263,7 +274,21 @@ class FakeTelegram:
     async def _get_me(self, params: dict[str, Any]) -> dict[str, Any]:
         return bot_me(self.bot_user)
 
+    async def _get_chat(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        if chat_id in self._refused_chats:
+            raise self._refused_chats[chat_id]
+        return self.pins.chat_full_info(chat_id)
+
     async def _true(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _send_chat_action(self, params: dict[str, Any]) -> bool:
+        """https://core.telegram.org/bots/api#sendchataction: chat_id and one of the listed
+        actions; "Returns True on success"."""
+        if params.get("action") not in CHAT_ACTIONS:
+            raise ApiError(400, "Bad Request: wrong parameter action in request")
+        self.chat_actions.append((int(params["chat_id"]), str(params["action"])))
         return True
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -289,8 +314,12 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: message text is empty")
         markup = _json(params.get("reply_markup"))
         message = self._bot_message(chat_id, {"text": plain}, markup)
+        # disable_notification: "Sends the message silently. Users will receive a notification
+        # with no sound." (Boolean, optional: https://core.telegram.org/bots/api#sendmessage)
         await self._record(SentItem("sendMessage", chat_id, text, plain, params.get("parse_mode"),
-                                    markup, message_id=message["message_id"]))
+                                    markup, message_id=message["message_id"],
+                                    disable_notification=str(
+                                        params.get("disable_notification")).lower() == "true"))
         return message
 
     async def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:

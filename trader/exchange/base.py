@@ -195,3 +195,14 @@ class Exchange(Protocol):
 
     async def refresh_rules(self) -> list[str]:
         """Re-read the symbols' trading rules (tick/step/notional, status); one line per change."""
+
+
+def stream_states(exchange: Exchange) -> dict[str, str]:
+    """The exchange's push streams: "up", "down", or "polling" (never started: the agent
+    reads REST by design). Binance has three sockets (trader/exchange/binance_streams.py);
+    the paper exchange one simulated user-data stream."""
+    streams = getattr(exchange, "streams", None)
+    if streams is None:
+        return {"user_data": "up" if exchange.streaming else "polling"}
+    states: dict[str, str] = streams.states()
+    return states

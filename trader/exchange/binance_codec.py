@@ -68,7 +68,13 @@ from trader.domain import (
     OrderType,
     SymbolRules,
 )
-from trader.exchange.base import AccountUpdate, ExchangeError, OrderUpdate, UnknownOutcome
+from trader.exchange.base import (
+    AccountUpdate,
+    ExchangeError,
+    FundingApplied,
+    OrderUpdate,
+    UnknownOutcome,
+)
 from trader.exchange.binance_fields import Fields, malformed, rows_of, warn_once
 from trader.exchange.binance_fields import dec as dec
 from trader.exchange.binance_fields import flag as flag
@@ -412,3 +418,34 @@ def update_from_account_event(event: Json) -> AccountUpdate:
                 entry_price=p.optional_number("ep"), unrealized_pnl=p.optional_number("up")))
     return AccountUpdate(positions=positions, balance=None, reason=data.optional_text("m"),
                          time=f.millis("T", "E"))
+
+
+FUNDING_REASON = "FUNDING_FEE"
+FUNDING_ASSET = "USDT"
+
+
+def funding_from_account_event(event: Json) -> FundingApplied | None:
+    """The funding an ACCOUNT_UPDATE with reason FUNDING_FEE booked: the USDT balance's
+    "bc" (balance change except PnL and commission); None for any other reason.
+
+    Binance's page (user-data-streams/Event-Balance-and-Position-Update): "When FUNDING FEE
+    occurs in a crossed position, ACCOUNT_UPDATE will be pushed with only the balance B
+    (including the FUNDING FEE asset only), without any position P message. When FUNDING FEE
+    occurs in an isolated position, ... with only the balance B ... and the relative position
+    message P". So the symbol is known only in isolated margin ("" otherwise); the rate is
+    not sent (0 here).
+    """
+    f = Fields(event, ACCOUNT_EVENT)
+    data = f.child("a")
+    if data.optional_text("m") != FUNDING_REASON:
+        return None
+    amount = ZERO
+    for raw in data.rows("B"):
+        balance = Fields(raw, f"{ACCOUNT_EVENT} B")
+        if balance.optional_text("a") == FUNDING_ASSET:
+            amount += balance.optional_number("bc")
+    if amount == 0:
+        return None
+    rows = data.rows("P")
+    symbol = Fields(rows[0], f"{ACCOUNT_EVENT} P").text("s") if len(rows) == 1 else ""
+    return FundingApplied(symbol, ZERO, amount, f.millis("T", "E"))

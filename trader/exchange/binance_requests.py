@@ -4,7 +4,7 @@ never floats. Prices and quantities are rounded once, where they are planned (tr
 trader/management.py; after a filter rejection `SymbolRules.onto_grid`): this only writes
 them.
 
-    params = order_params(request)   # MARKET / LIMIT
+    params = order_params(request)   # MARKET / LIMIT (post-only: timeInForce GTX)
     params = algo_params(request)    # STOP_MARKET / TAKE_PROFIT_MARKET
 
 Pages: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api
@@ -36,7 +36,9 @@ def order_params(request: OrderRequest) -> dict[str, str]:
     if request.type is OrderType.LIMIT:
         if request.price is None:
             raise ValueError(f"LIMIT order {request.client_id} needs a price")
-        params |= {"price": plain(request.price), "timeInForce": "GTC"}
+        # GTX: "Good Till Crossing (Post Only)", refused with -5022 rather than filled as taker
+        params |= {"price": plain(request.price),
+                   "timeInForce": "GTX" if request.post_only else "GTC"}
     if request.reduce_only:
         params["reduceOnly"] = "true"
     return params

@@ -174,6 +174,12 @@ class BinanceStreams:
         """True while the book tops socket is connected."""
         return self.book_ticker is not None and self.book_ticker.live
 
+    def states(self) -> dict[str, str]:
+        """Each socket: "up", "down", or "polling" (never started: REST by design)."""
+        return {name: "polling" if stream is None else "up" if stream.live else "down"
+                for name, stream in (("user_data", self.user), ("market", self.market),
+                                     ("book_ticker", self.book_ticker))}
+
     @property
     def last_user_event_at(self) -> datetime | None:
         """The injected clock's time of the last user-data message (None before the first)."""

@@ -160,6 +160,10 @@ class UserDataStream(ReconnectingStream):
             logger.debug("stream=user-data ignored event={}", kind)
             return
         self._events.push(decoder(payload))
+        if kind == codec.ACCOUNT_EVENT:   # a funding settlement is also journaled as such
+            funding = codec.funding_from_account_event(payload)
+            if funding is not None:
+                self._events.push(funding)
 
     async def _on_silence(self) -> str | None:
         key = self.listen_key

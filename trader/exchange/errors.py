@@ -41,9 +41,10 @@ class Policy:
     verify: bool = False  # success by code: confirm on the exchange that the order exists
     credentials: bool = False  # the key/secret/IP is refused: a configuration error at start
     listen_key_gone: bool = False  # the user-data stream's key expired: create a new one
+    post_only_rejected: bool = False  # a post-only (GTX) order would have taken liquidity
 
 
-PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
 
 TABLE: dict[int, Policy] = {p.code: p for p in [
     Policy(-1000, "UNKNOWN: an unknown error occurred while processing the request",
@@ -108,6 +109,13 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
            listen_key_gone=True),
     Policy(-4059, "NO_NEED_TO_CHANGE_POSITION_SIDE: no need to change position side",
            Outcome.NOOP),
+    # A maker-first entry's quote arrived after the touch moved: not an error, the quoter
+    # re-quotes at the new touch (trader/maker_entry.py). Error-code page, 50xx section;
+    # also nautilus_trader's BINANCE_GTX_ORDER_REJECT_CODE ("returned when a GTX order
+    # would immediately match as taker": https://nautilustrader.io/docs/rust-api-latest/
+    # nautilus_binance/common/consts/constant.BINANCE_GTX_ORDER_REJECT_CODE.html).
+    Policy(-5022, "GTX_ORDER_REJECT: due to the order could not be executed as maker, the "
+           "Post Only order will be rejected", Outcome.SKIPPED, post_only_rejected=True),
 ]}
 
 # HTTP statuses that carry their own policy regardless of the JSON code.
@@ -128,6 +136,7 @@ class Verdict:
     retry_after: float | None = None
     credentials: bool = False
     listen_key_gone: bool = False
+    post_only_rejected: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -167,7 +176,8 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
         outcome = Outcome.SKIPPED
     return Verdict(outcome, retry, error.code, error.http_status, policy.meaning,
                    verify=policy.verify and outcome is Outcome.DONE,
-                   credentials=policy.credentials, listen_key_gone=policy.listen_key_gone)
+                   credentials=policy.credentials, listen_key_gone=policy.listen_key_gone,
+                   post_only_rejected=policy.post_only_rejected)
 
 
 def would_trigger_pause() -> float:

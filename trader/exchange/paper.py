@@ -49,6 +49,7 @@ from trader.exchange.base import (
 )
 from trader.exchange.errors import Outcome, classify
 from trader.exchange.sim import SimConfig, SimEvent, Simulator
+from trader.exchange.sim_path import candle_problem
 from trader.exchange.sim_state import SimHistory, account_json
 
 STATE_KEY = "paper:sim"
@@ -86,6 +87,7 @@ class PaperExchange:
         self._event_waiting = asyncio.Event()
         self._candles: dict[str, deque[Candle]] = {}
         self._candles_since_persist = 0
+        self._quotes: dict[str, tuple[tuple[Any, ...], Quote]] = {}
         self.stream_live = stream   # False: like Binance with its user-data stream down
 
     def _restore(self, rules: dict[str, SymbolRules] | None) -> Simulator:
@@ -135,8 +137,11 @@ class PaperExchange:
 
     # --- the market (driven by the replay feed) -----------------------------------------
     def feed_candle(self, candle: Candle) -> list[SimEvent]:
-        """Move the market by one closed candle: triggers, fills, funding."""
+        """Move the market by one closed candle: triggers, fills, funding. A candle the
+        simulator refuses (a price <= 0: logged there) moves nothing and is not kept."""
         events = self.sim.on_candle(candle)
+        if candle_problem(candle) is not None:
+            return events
         kept = self._candles.setdefault(candle.symbol, deque(maxlen=MAX_CANDLES_KEPT))
         kept.append(candle)
         self.publish(events)
@@ -216,12 +221,21 @@ class PaperExchange:
         price of `symbol` (the simulator's -2010)."""
         now = self.clock.now()
         try:
-            book, mark = self.sim.book(symbol), self.sim.mark_price(symbol)
+            mark = self.sim.mark_price(symbol)
         except ExchangeError as error:
             if error.code != NO_PRICE_YET:
                 raise
             return None
-        return Quote(symbol, book.bid, book.ask, mark, self.sim.funding_rate(symbol, now), now)
+        # A tick asks several times (mark, book, funding) at one moment and one price.
+        funding = self.sim.funding_rate(symbol, now)
+        key = (now, mark, funding, self.sim.config.spread)
+        cached = self._quotes.get(symbol)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        book = self.sim.book(symbol)
+        quote = Quote(symbol, book.bid, book.ask, mark, funding, now)
+        self._quotes[symbol] = (key, quote)
+        return quote
 
     # --- push side ----------------------------------------------------------------------
     def drain_events(self) -> list[ExchangeEvent]:

@@ -15,9 +15,13 @@ Matching rules:
 - MARKET orders fill at once at mid +- spread/2, plus slippage against the taker, rounded
   to the tick against the taker; taker fee. A triggered STOP_MARKET / TAKE_PROFIT_MARKET
   is such a market fill from its stop price, or from the open when the candle gaps through
-  it. LIMIT orders rest and fill at their price (maker fee) when the path touches it; a
-  marketable LIMIT fills at once as taker at the book price (never worse than its limit).
-- Orders fill in full (no partial fills). reduce-only orders are clipped to the position;
+  it. LIMIT orders rest and fill at their price (maker fee) when the path trades through
+  it: queue position at the touch is modelled conservatively, a resting buy at P fills
+  only once the price goes below P (a trade AT P does not fill it), a sell only above P.
+  A marketable LIMIT fills at once as taker at the book price (never worse than its
+  limit); a post-only one (Binance timeInForce GTX) is refused instead with -5022 and
+  not recorded, as Binance does.
+- Orders fill in full (no partial fills; `fill_partly` plays one). reduce-only orders are clipped to the position;
   closePosition orders close whatever exists at trigger time; resting reduce-only and
   closePosition orders expire as soon as their position is gone (or flipped).
 - Conditional orders are one `Order` from NEW to FILLED under their client id (Binance's
@@ -51,7 +55,7 @@ from trader.domain import (
 )
 from trader.exchange.base import ExchangeError, OrderUpdate
 from trader.exchange.sim_core import SimConfig, SimEvent, SimulatorCore
-from trader.exchange.sim_path import book_at, candle_path
+from trader.exchange.sim_path import book_at, candle_path, candle_problem
 from trader.exchange.sim_rules import (
     DEFAULT_RULES,
     check_leverage,
@@ -65,14 +69,23 @@ from trader.exchange.sim_state import dump_state, load_state
 
 __all__ = ["DEFAULT_RULES", "SimConfig", "SimEvent", "Simulator", "rules_for"]
 
+POST_ONLY_REJECTED = ("Due to the order could not be executed as maker, the Post Only order "
+                      "will be rejected.")
+
 
 class Simulator(SimulatorCore):
     """One simulated futures account and its market prices. See the module docstring."""
 
     # --- market -----------------------------------------------------------------------
     def on_candle(self, candle: Candle) -> list[SimEvent]:
-        """Walk the candle's price path (gap to the open first), then apply due funding."""
+        """Walk the candle's price path (gap to the open first), then apply due funding.
+        A candle with a price <= 0 is refused: skipped with a warning, nothing moves."""
         symbol = candle.symbol
+        problem = candle_problem(candle)
+        if problem is not None:
+            logger.warning("sim candle refused symbol={} open_time={} problem={} (every price "
+                           "must be above 0)", symbol, candle.open_time.isoformat(), problem)
+            return []
         events = self._sweep(symbol, candle.open, candle.open_time, gap=True)
         for start, end in pairwise(candle_path(candle)):
             events += self._sweep(symbol, end.price, end.time, gap=False, start=start.price)
@@ -82,7 +95,11 @@ class Simulator(SimulatorCore):
     def set_price(self, symbol: str, price: Decimal, now: datetime,
                   gap: bool = False) -> list[SimEvent]:
         """Move the price at once; orders crossed on the way fill at their levels (or at
-        `price` when `gap`)."""
+        `price` when `gap`). A price <= 0 is refused (a warning, nothing moves)."""
+        if price <= 0:
+            logger.warning("sim price refused symbol={} at={} price={} (must be above 0)",
+                           symbol, now.isoformat(), price)
+            return []
         return self._sweep(symbol, price, now, gap=gap)
 
     def set_funding_rate(self, symbol: str, rate: Decimal) -> None:
@@ -112,6 +129,8 @@ class Simulator(SimulatorCore):
         validate_filters(request, self.rules_for(symbol), last)
         if self.orders.open_order(symbol, request.client_id) is not None:
             raise ExchangeError(-4116, "ClientOrderId is duplicated.")
+        if request.post_only and request.type is OrderType.LIMIT:
+            self._check_post_only(request)
         if request.type.conditional:
             self._check_conditional(request, last)
         elif request.reduce_only:
@@ -211,6 +230,15 @@ class Simulator(SimulatorCore):
                 for o in self.orders.open_orders(request.symbol)):
             raise ExchangeError(-4130, "An open stop or take profit order with GTE and "
                                        "closePosition in the direction is existing.")
+
+    def _check_post_only(self, request: OrderRequest) -> None:
+        """A post-only LIMIT that would take liquidity is refused, not filled (error-code
+        page, 50xx: https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        error-code; the order is not recorded)."""
+        book = self.book(request.symbol)
+        assert request.price is not None   # validate_shape guarantees it for a LIMIT
+        if request.price >= book.ask if request.side is Side.BUY else request.price <= book.bid:
+            raise ExchangeError(-5022, POST_ONLY_REJECTED)
 
     def _check_reduces(self, request: OrderRequest) -> None:
         held = self.ledger.position(request.symbol)

@@ -6,8 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from trader.domain import Order
-from trader.exchange.sim_path import distance_along, funding_times, rising_trigger, touched
+from trader.domain import Order, OrderType
+from trader.exchange.sim_path import (
+    distance_along,
+    funding_times,
+    rising_trigger,
+    touched,
+    traded_through,
+)
 
 OrderKey = tuple[str, str]   # (symbol, client id)
 
@@ -55,14 +61,23 @@ class FundingBook:
         self.rates: dict[str, Decimal] = {}
         self.schedules: dict[str, list[tuple[datetime, Decimal]]] = {}
         self.funded_until: dict[str, datetime] = {}
+        # each schedule's moments, for bisect (built once per schedule, not once per read)
+        self._moments: dict[str, tuple[list[tuple[datetime, Decimal]], list[datetime]]] = {}
 
     def rate(self, symbol: str, at: datetime | None = None) -> Decimal:
         schedule = self.schedules.get(symbol)
         if schedule and at is not None:
-            index = bisect_right([moment for moment, _ in schedule], at + SCHEDULE_TOLERANCE)
+            index = bisect_right(self._moments_of(symbol, schedule), at + SCHEDULE_TOLERANCE)
             if index:
                 return schedule[index - 1][1]
         return self.rates.get(symbol, self.default_rate)
+
+    def _moments_of(self, symbol: str, schedule: list[tuple[datetime, Decimal]]) -> list[datetime]:
+        cached = self._moments.get(symbol)
+        if cached is None or cached[0] is not schedule or len(cached[1]) != len(schedule):
+            cached = (schedule, [moment for moment, _ in schedule])
+            self._moments[symbol] = cached
+        return cached[1]
 
     def due(self, symbol: str, after: datetime, until: datetime) -> list[datetime]:
         """Funding moments in (after, until] not yet paid; marks them paid."""
@@ -86,13 +101,15 @@ def next_trigger(symbol: str, orders: list[Order], liquidation: Decimal | None,
     """The first order (or liquidation) the move start -> end reaches, or None.
 
     Levels met earlier along the move come first; at one level, orders in placement
-    order, then the liquidation.
+    order, then the liquidation. A stop or take-profit fires when the price reaches its
+    level; a resting LIMIT fills only when the price trades through it (sim.py).
     """
     low, high = min(start, end), max(start, end)
     best: tuple[Decimal, int, Trigger] | None = None
     for order in orders:
         level = order.trigger_price if order.type.conditional else order.price
-        if level is None or not touched(rising_trigger(order.type, order.side), level, low, high):
+        reached = traded_through if order.type is OrderType.LIMIT else touched
+        if level is None or not reached(rising_trigger(order.type, order.side), level, low, high):
             continue
         rank = (distance_along(start, level, low, high), int(order.exchange_id or 0))
         if best is None or rank < best[:2]:

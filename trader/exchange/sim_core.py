@@ -112,9 +112,10 @@ class SimulatorCore:
     # --- execution --------------------------------------------------------------------
     def _execute(self, order: Order, price: Decimal, maker: bool,
                  now: datetime) -> list[SimEvent]:
-        """Fill `order` in full at `price` (clipped when reduce-only); book money and events."""
+        """Fill what is left of `order` at `price` (clipped when reduce-only); book money
+        and events."""
         held = self.ledger.position(order.symbol)
-        quantity = order.quantity
+        quantity = order.quantity - order.filled_qty
         if order.reduce_only or order.close_position:
             if held.sign == 0 or held.sign == order.side.sign:
                 expired = self._finish(order, OrderStatus.EXPIRED, now)
@@ -129,7 +130,10 @@ class SimulatorCore:
                     client_id=order.client_id, side=order.side, quantity=quantity, price=price,
                     fee=fee, realized_pnl=realized, time=now, maker=maker)
         self._keep_fill(fill)
-        filled = self._finish(replace(order, filled_qty=quantity, avg_price=price),
+        total = order.filled_qty + quantity
+        average = (order.avg_price * order.filled_qty + price * quantity) / total \
+            if total else price
+        filled = self._finish(replace(order, filled_qty=total, avg_price=average),
                               OrderStatus.FILLED, now)
         logger.debug("sim fill symbol={} client_id={} side={} qty={} price={} fee={} pnl={}",
                      order.symbol, order.client_id, order.side, quantity, price, fee, realized)
@@ -139,19 +143,23 @@ class SimulatorCore:
 
     def fill_partly(self, symbol: str, client_id: str, quantity: Decimal,
                     now: datetime) -> list[SimEvent]:
-        """Part of a resting order fills at the market (a triggered stop meeting too little
-        liquidity); the rest stays live as PARTIALLY_FILLED."""
+        """Part of a resting order fills; the rest stays live as PARTIALLY_FILLED. A LIMIT
+        order fills at its price as maker (part of the queue ahead of it traded away), any
+        other at the market as taker (a triggered stop meeting too little liquidity)."""
         order = self.orders.open_order(symbol, client_id)
         if order is None:
             return []
         quantity = min(quantity, order.quantity - order.filled_qty)
-        price = self._taker_price(symbol, order.side, self.mark_price(symbol))
-        fee = money(quantity * price * self.config.taker_fee)
+        maker = order.type is OrderType.LIMIT and order.price is not None
+        price = order.price if maker and order.price is not None \
+            else self._taker_price(symbol, order.side, self.mark_price(symbol))
+        fee = money(quantity * price * (self.config.maker_fee if maker
+                                        else self.config.taker_fee))
         realized = self.ledger.apply_fill(symbol, order.side, quantity, price, fee)
         self.counters["trade"] += 1
         fill = Fill(trade_id=str(self.counters["trade"]), symbol=symbol, client_id=client_id,
                     side=order.side, quantity=quantity, price=price, fee=fee,
-                    realized_pnl=realized, time=now)
+                    realized_pnl=realized, time=now, maker=maker)
         self._keep_fill(fill)
         filled = order.filled_qty + quantity
         average = (order.avg_price * order.filled_qty + price * quantity) / filled
@@ -194,8 +202,9 @@ class SimulatorCore:
         return taker_price(side, reference, cost, self.rules_for(symbol).tick_size)
 
     def _reserved_margin(self) -> Decimal:
-        """Initial margin held by resting LIMIT orders that open exposure."""
-        return sum((o.quantity * o.price / self.ledger.leverage(o.symbol)
+        """Initial margin held by resting LIMIT orders that open exposure (what is still to
+        fill: a partly filled order's filled part is in its position's margin)."""
+        return sum(((o.quantity - o.filled_qty) * o.price / self.ledger.leverage(o.symbol)
                     for o in self.orders.open_orders()
                     if o.type is OrderType.LIMIT and not o.reduce_only and o.price is not None),
                    ZERO)

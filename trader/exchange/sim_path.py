@@ -54,6 +54,12 @@ def touched(rising: bool, level: Decimal, low: Decimal, high: Decimal) -> bool:
     return high >= level if rising else low <= level
 
 
+def traded_through(rising: bool, level: Decimal, low: Decimal, high: Decimal) -> bool:
+    """Whether a move spanning [low, high] goes beyond `level` (a resting limit's queue
+    position is unknown: only a price through it proves it filled)."""
+    return high > level if rising else low < level
+
+
 def distance_along(start: Decimal, level: Decimal, low: Decimal, high: Decimal) -> Decimal:
     """How far from `start` the move meets `level` (0 when it was already beyond it)."""
     return abs(level - start) if low <= level <= high else Decimal(0)
@@ -76,10 +82,22 @@ def to_tick(price: Decimal, tick: Decimal, up: bool) -> Decimal:
 
 
 def book_at(symbol: str, mid: Decimal, spread: Decimal, tick: Decimal) -> BookTicker:
-    """Bid and ask `spread` (a fraction of price) apart around `mid`, at least one tick."""
+    """Bid and ask `spread` (a fraction of price) apart around `mid`, at least one tick;
+    never negative or crossed (a bid rounded down to 0 below one tick is one tick)."""
     half = mid * spread / 2
-    bid, ask = to_tick(mid - half, tick, up=False), to_tick(mid + half, tick, up=True)
+    bid = max(to_tick(mid - half, tick, up=False), tick)
+    ask = to_tick(mid + half, tick, up=True)
     return BookTicker(symbol, bid, ask if ask > bid else bid + tick)
+
+
+def candle_problem(candle: Candle) -> str | None:
+    """Why the simulator refuses a candle ("low=0"), None when it takes it: every price
+    must be above 0 (a 0 or negative price would fire every stop and quote a negative
+    book)."""
+    bad = [f"{name}={value}" for name, value in (("open", candle.open), ("high", candle.high),
+                                                 ("low", candle.low), ("close", candle.close))
+           if value <= 0]
+    return " ".join(bad) or None
 
 
 def taker_price(side: Side, reference: Decimal, cost: Decimal, tick: Decimal) -> Decimal:

@@ -39,7 +39,8 @@ class DefaultStrategy:
     sl_atr: Decimal = Decimal("1.5")
     reward_risk: Decimal = Decimal("2")
     window: int = 120                 # candles every indicator is computed over
-    time_limit: timedelta = timedelta(minutes=40)
+    # The longest TRADEBOT_TIME_IN_TRADE_MINUTES allows: the operator's setting decides.
+    time_limit: timedelta = timedelta(minutes=60)
     cooldown: timedelta = timedelta(minutes=5)
     trail_activation: Decimal = Decimal("0.006")
 

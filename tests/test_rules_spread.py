@@ -1,0 +1,69 @@
+"""The spread breaker: "spread > 1.2 x its rolling median", with a floor in ticks (the
+spread must exceed TRADEBOT_SPREAD_MIN_TICKS ticks, default 2) instead of an absolute
+percentage that the liquid books (BTC, ETH: one 0.1 USDT tick on 50,000 is 0.0002 %)
+never reach."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from tests.engine_world import SYMBOL, long_signal, make_world
+from trader.guards import GuardConfig, GuardState, allow_entry, check_spread
+
+NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
+PRICE = Decimal("50000")
+TICK = Decimal("0.1")
+CFG = GuardConfig()
+
+
+def pct(ticks: str) -> Decimal:
+    """A BTC spread of `ticks` ticks at 50,000, as a fraction of the price."""
+    return Decimal(ticks) * TICK / PRICE
+
+
+ONE_TICK_HISTORY = [pct("1")] * 50
+
+
+def check(ticks: str, history: list[Decimal] = ONE_TICK_HISTORY,
+          cfg: GuardConfig = CFG) -> list:
+    return check_spread(GuardState(), SYMBOL, pct(ticks), Decimal(ticks), history, NOW, cfg)[1]
+
+
+def test_a_btc_spread_widening_from_one_to_three_ticks_trips_the_breaker() -> None:
+    events = check("3")
+    assert [event.name for event in events] == ["spread:BTCUSDT"]
+    assert "3 ticks" in events[0].text
+
+
+@pytest.mark.parametrize("ticks", ["1", "2"])
+def test_a_spread_of_at_most_the_floor_in_ticks_never_trips(ticks: str) -> None:
+    """2 ticks is twice the 1-tick median, but one tick either way is tick noise."""
+    assert check(ticks) == []
+
+
+def test_the_floor_in_ticks_is_a_setting() -> None:
+    assert check("2", cfg=GuardConfig(spread_min_ticks=1)) != []
+    assert check("3", cfg=GuardConfig(spread_min_ticks=3)) == []
+
+
+def test_above_the_floor_the_rule_is_the_rolling_median() -> None:
+    wide_history = [pct("10")] * 50
+    assert check("12", wide_history) == [], "12 ticks is exactly 1.2 x the median: no trip"
+    assert check("12.1", wide_history) != []
+
+
+async def test_the_engine_trips_the_spread_breaker_on_a_btc_like_book(tmp_path) -> None:
+    """Real engine on the paper exchange: BTC at 100,000 quoted one 0.1 tick wide, then
+    five ticks wide (0.0005 %): the breaker trips and the next signal is not taken."""
+    world = await make_world(tmp_path)
+    world.paper.sim.config.spread[SYMBOL] = Decimal("0.000001")     # 0.1 at 100,000
+    await world.warm_up()
+    assert "spread:BTCUSDT" not in world.engine.guard_state.breakers
+    world.paper.sim.config.spread[SYMBOL] = Decimal("0.000005")     # 5 ticks
+    world.strategy.next = long_signal()
+    await world.step()
+    assert "spread:BTCUSDT" in world.engine.guard_state.breakers
+    assert any("spread" in text for text in world.alerts("BREAKER_TRIPPED"))
+    assert not allow_entry(world.engine.guard_state, SYMBOL, world.clock.now())[0]
+    assert SYMBOL not in world.engine.positions

@@ -1,0 +1,93 @@
+"""What runs beside the engine in `tradebot run` (and a one-shot `tradebot shutdown|wake`):
+the presence heartbeat (trader/presence.py), the health view (trader/health.py), the HTTP
+endpoint on $PORT (trader/health_server.py) and the operator-intent keeper
+(trader/intent_keeper.py).
+
+    services = AgentServices(settings, engine, replay=False)
+    sink = make_sink(settings, engine, controller, **services.sink_options())
+    await services.start(sink)           # listening on $PORT, heartbeat, reading the pin
+    ... boot ...
+    line = await services.recover_intent()   # sleep/pause applied before the first tick
+    services.between_ticks()             # in the engine's loop
+    await services.stop()                # before the sink stops: the pin is flushed first
+
+A replay neither reads nor writes the pinned state: it is a throwaway paper session, and the
+pin belongs to the agent that trades.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from trader.alerts import AlertSink
+from trader.clock import SystemClock
+from trader.config import ConfigError, Settings
+from trader.engine import Engine
+from trader.health import HealthMonitor, HealthView
+from trader.health_server import HttpEndpoint
+from trader.intent_keeper import IntentKeeper, IntentPin
+from trader.presence import AgentPresence
+
+INTENT_WAIT_SECONDS = 15.0     # at boot, for Telegram to show the pinned state
+PIN_FLUSH_SECONDS = 3.0        # at stop, for the last change to reach the pin
+
+
+def pin_of(sink: AlertSink) -> IntentPin | None:
+    """The sink's pinned state (the Telegram bot's `intent_pin`); None when headless."""
+    pin: IntentPin | None = getattr(sink, "intent_pin", None)
+    return pin
+
+
+class AgentServices:
+    """Owns the services; the engine and the sink stay the caller's."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, replay: bool) -> None:
+        clock = SystemClock()                # wall-clock time, also in a replay
+        self.engine = engine
+        self.replay = replay
+        self.clock = clock
+        self.presence = AgentPresence(engine.store, lambda: engine.ticks, engine.wakeup, clock,
+                                      replay=replay)
+        self.monitor = HealthMonitor(engine, self.presence, clock)
+        # GET /health only where the platform asks for a port (web dynos set $PORT); the
+        # webhook needs one anyway.
+        serve = "port" in settings.model_fields_set or bool(settings.telegram_webhook_url)
+        self.http = HttpEndpoint(settings.port, health=self.monitor.view) if serve else None
+        self.keeper: IntentKeeper | None = None
+
+    def sink_options(self) -> dict[str, Any]:
+        health: Callable[[], HealthView] = self.monitor.view
+        return {"http": self.http, "health": health}
+
+    async def start(self, sink: AlertSink) -> None:
+        """Raises ConfigError when $PORT cannot be listened on."""
+        engine = self.engine
+        self.keeper = IntentKeeper(engine.guards, engine.store, engine.alerter, self.clock,
+                                   None if self.replay else pin_of(sink), engine.wakeup.set)
+        self.keeper.start()
+        self.presence.start()
+        if self.http is not None:
+            try:
+                await self.http.start()
+            except OSError as exc:
+                raise ConfigError([f"PORT: cannot listen on port {self.http.port} "
+                                   f"({exc.strerror or exc})"]) from None
+
+    async def recover_intent(self, wait: float = INTENT_WAIT_SECONDS) -> str:
+        """Apply the operator's intent (after boot, before the first tick); the STARTUP line."""
+        assert self.keeper is not None
+        return await self.keeper.recover(wait)
+
+    def between_ticks(self) -> None:
+        if self.keeper is not None:
+            self.keeper.apply_late_pin()
+
+    async def stop(self) -> None:
+        if self.keeper is not None:
+            if not await self.keeper.flush(PIN_FLUSH_SECONDS):
+                logger.warning("the last sleep/pause change may not be pinned in Telegram")
+            await self.keeper.stop()
+        await self.presence.stop()
+        if self.http is not None:
+            await self.http.stop()

@@ -1,0 +1,113 @@
+"""How numbers, durations and names read in what the operator sees (replies and alerts).
+
+One rule per concept, used by the Telegram replies (bot/format.py) and by the alert texts the
+engine writes (closes, daily summary, guards), so a price, a duration or a breaker reads the
+same everywhere:
+
+    price(Decimal("1.190099986090393258157504712"), tick=Decimal("0.0001"))  -> "1.1901"
+    quantity(Decimal("0.0100"), step=Decimal("0.001"))                        -> "0.01"
+    money(Decimal("-1.5"), signed=True)                                       -> "-1.50"
+    duration(timedelta(hours=2, minutes=5))                                   -> "2 h 5 min"
+    plural(1, "trade"), plural(2, "position")                                 -> "1 trade", "2 positions"
+    breaker_label("crash:XRPUSDT")                                            -> "crash breaker on XRPUSDT"
+
+Pure: no I/O, no clock. Money is in the quote asset (USDT), two decimals.
+"""
+
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+CENT = Decimal("0.01")
+FALLBACK_DECIMALS = 8          # a price whose tick is unknown: Binance books at most 8 decimals
+
+BREAKER_KINDS = {
+    "spread": "spread breaker",
+    "funding": "funding-rate breaker",
+    "crash": "crash breaker",
+    "regime": "volatility breaker",
+    "api": "API-failure breaker",
+}
+
+
+# --- numbers ------------------------------------------------------------------------
+def on_step(value: Decimal, step: Decimal | None) -> Decimal:
+    """`value` rounded half-up to the nearest multiple of `step` (a tick or a lot step),
+    with no more decimals than the step has. Without a step: at most 8 decimals."""
+    if step is None or step <= 0:
+        return value.quantize(Decimal(1).scaleb(-FALLBACK_DECIMALS), rounding=ROUND_HALF_UP)
+    with localcontext() as exact:
+        exact.prec = 60          # an average price may carry 28 digits: divide without loss
+        steps = (value / step).to_integral_value(rounding=ROUND_HALF_UP)
+        exponent = min(step.normalize().as_tuple().exponent, 0)   # type: ignore[operator]
+        return (steps * step).quantize(Decimal(1).scaleb(exponent))
+
+
+def number(value: Decimal) -> str:
+    """A decimal with thousands separators and no trailing zeros: 43000.0 -> "43,000"."""
+    normal = value.normalize()
+    if normal == normal.to_integral():
+        normal = normal.quantize(Decimal(1))
+    return f"{normal:,f}"
+
+
+def price(value: Decimal, tick: Decimal | None = None) -> str:
+    """A price rounded to the symbol's tick (an average fill price has more decimals)."""
+    return number(on_step(value, tick))
+
+
+def price_like(value: Decimal, reference: Decimal) -> str:
+    """A price shown with the decimals of `reference`, a price already on the tick grid
+    (a stop's trigger): for texts written where the symbol's tick is not at hand."""
+    exponent = reference.as_tuple().exponent
+    tick = Decimal(1).scaleb(exponent) if isinstance(exponent, int) and exponent < 0 else None
+    return price(value, tick)
+
+
+def quantity(value: Decimal, step: Decimal | None = None) -> str:
+    """A quantity rounded to the symbol's lot step."""
+    return number(on_step(value, step))
+
+
+def money(value: Decimal, signed: bool = False) -> str:
+    """USDT with two decimals and thousands separators; `signed` always shows + or -."""
+    quantized = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    if signed and quantized == 0:
+        quantized = abs(quantized)      # "+0.00", never "-0.00"
+    return f"{quantized:+,}" if signed else f"{quantized:,}"
+
+
+def percent(fraction: Decimal | float, signed: bool = True, places: int = 2) -> str:
+    """A fraction as a percentage: 0.0049 -> "+0.49%"."""
+    value = Decimal(str(fraction)) * 100
+    quantized = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    if quantized == 0:
+        quantized = abs(quantized)
+    return f"{quantized:+}%" if signed else f"{quantized}%"
+
+
+# --- words --------------------------------------------------------------------------
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """ "1 trade", "0 trades", "2 positions"; `many` for irregular plurals."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def duration(span: timedelta) -> str:
+    """A span in words, to the minute: "45 s", "30 min", "2 h 5 min", "3 d 4 h"."""
+    seconds = int(span.total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s"
+    minutes = seconds // 60
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def breaker_label(name: str) -> str:
+    """A breaker's name (`<kind>:<SYMBOL>` or `<kind>`, trader/guards.py) as words."""
+    kind, _, symbol = name.partition(":")
+    label = BREAKER_KINDS.get(kind, f"{kind} breaker")
+    return f"{label} on {symbol}" if symbol else f"{label} (all symbols)"

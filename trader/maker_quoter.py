@@ -1,0 +1,319 @@
+"""Working a maker-first entry on the exchange, one step per tick (trader/maker_entry.py
+decides what; this does it).
+
+Every order goes through the executor: a write-ahead intent under the position's next
+deterministic client id (-en1, -en2, ...: one intent per id, never resent). A quote is
+replaced only once the old one is cancelled and read back (cancel -> verify: a fill that
+raced the cancel counts), so at most one quote is ever live. What each quote did is read
+from the order tracker (the user-data stream), else the journal, else the exchange; a
+restart at any point, between a cancel and the next quote included, carries on from what
+the journal and the exchange say, and the next quote takes the next id.
+
+While the position is ENTERING a step reports an event for the state machine: EntryFilled
+with what filled over every quote (the position exists from the first fill; its legs are
+placed for that size), EntryFailed when the entry is over and nothing filled. Once the
+position is open its size follows the exchange's position (PositionSizeChanged: the legs
+follow the size), so a step only moves the quotes; a rest given up at the timeout leaves
+the position at its filled size.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from loguru import logger
+
+from storage import SaveStateFailure
+from trader.clock import Clock
+from trader.domain import (
+    ZERO,
+    ClientId,
+    Intent,
+    IntentStatus,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from trader.events import EntryFailed, EntryFilled, Event
+from trader.exchange.errors import Outcome
+from trader.exchange_view import ExchangeView
+from trader.executor import ActionResult, Executor
+from trader.intents import entry_intent, quote_intent
+from trader.interpreter import Interpreter
+from trader.maker_entry import (
+    Complete,
+    FallBack,
+    Hold,
+    MakerDecision,
+    MakerPolicy,
+    Quote,
+    QuoteState,
+    decide,
+    placeable,
+    touch_price,
+)
+from trader.observe import SymbolView
+from trader.position import Position, PositionState
+from trader.trade_store import TradeStore
+
+
+@dataclass
+class Progress:
+    """What the entry's orders did so far (every quote and a market rest)."""
+    filled: Decimal = ZERO
+    notional: Decimal = ZERO             # sum of filled quantity x price
+    live: Order | None = None            # the quote that is live now
+    unknown: bool = False                # a quote's answer is lost, not resolved yet
+    quotes_sent: int = 0
+    last_id: str | None = None           # the highest entry client id journaled
+
+    def add(self, order: Order) -> None:
+        self.filled += order.filled_qty
+        self.notional += order.filled_qty * order.avg_price
+        if order.type is OrderType.LIMIT and order.status.live:
+            self.live = order
+
+    def settle(self, before: Order, final: Order | None) -> None:
+        """The live quote `before` ended as `final` (None: the exchange knows it no more)."""
+        self.live = None
+        if final is not None and final.filled_qty > before.filled_qty:
+            self.filled += final.filled_qty - before.filled_qty
+            self.notional += final.filled_qty * final.avg_price - \
+                before.filled_qty * before.avg_price
+
+    @property
+    def average_price(self) -> Decimal:
+        return self.notional / self.filled if self.filled else ZERO
+
+
+def quote_event(result: ActionResult) -> Event | None:
+    """A quote's answer as an event. None while it rests, when it was refused because it
+    would have taken liquidity (-5022: the next step re-quotes), when it ended at once
+    without a fill (a GTX that Binance accepts and expires) and while its answer is lost;
+    EntryFilled once something filled; EntryFailed for any other refusal (margin, ...)."""
+    if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
+        return None
+    if result.verdict is not None and result.verdict.post_only_rejected:
+        return None
+    if not result.ok or result.order is None:
+        return EntryFailed(result.reason)
+    order = result.order
+    if order.filled_qty > 0:
+        return EntryFilled(order.filled_qty, order.avg_price,
+                           complete=order.status is OrderStatus.FILLED)
+    return None
+
+
+FINISHED_KEPT = 1000
+
+
+def _seq(intent: Intent) -> int:
+    parsed = ClientId.parse(intent.client_id)
+    return parsed.seq if parsed is not None else 0
+
+
+class MakerQuoter:
+    """Quotes, re-quotes and the fallback of maker-first entries (see the module docstring)."""
+
+    def __init__(self, policy: MakerPolicy, executor: Executor, store: TradeStore,
+                 interpreter: Interpreter, clock: Clock, view: ExchangeView) -> None:
+        self.policy = policy
+        self.executor = executor
+        self.exchange = executor.exchange
+        self.store = store
+        self.interpreter = interpreter
+        self.clock = clock
+        self.view = view
+        self._finished: set[tuple[str, str]] = set()   # (symbol, key) whose quoting is over
+
+    # --- which positions --------------------------------------------------------------
+    def entry_intents(self, position: Position) -> list[Intent]:
+        """The position's entry intents (its quotes, then a market rest), in id order."""
+        return sorted((i for i in self.store.intents_for(position.symbol, position.key)
+                       if i.role is OrderRole.ENTRY), key=_seq)
+
+    def handles(self, position: Position) -> bool:
+        """Its latest entry order is a quote: the maker entry decides what comes next."""
+        intents = self.entry_intents(position)
+        return bool(intents) and intents[-1].type is OrderType.LIMIT
+
+    def working(self, position: Position, view: SymbolView) -> bool:
+        """An open position whose maker entry may still act: a quote of its own is live,
+        or its latest entry order is a quote and its quoting did not finish yet."""
+        if any(o.role is OrderRole.ENTRY and position.owns(o.client_id) for o in view.live):
+            return True
+        key = (position.symbol, position.key)
+        if key in self._finished:
+            return False
+        if not self.handles(position):
+            self._finish(position)           # a market entry: nothing to work, ever
+            return False
+        return True
+
+    def _finish(self, position: Position) -> None:
+        """Remember that this position's quoting is over (bounded: closed ones are dropped
+        now and then, a restart forgets all and asks the journal once again)."""
+        if len(self._finished) >= FINISHED_KEPT:
+            open_now = {(p.symbol, p.key) for p in self.interpreter.positions.values()}
+            self._finished &= open_now
+        self._finished.add((position.symbol, position.key))
+
+    def seen(self, order: Order | None) -> None:
+        """An order of ours as an answer told it: the tracker knows it from now."""
+        if order is not None:
+            self.view.tracker.on_order(order, self.clock.now())
+
+    async def touch(self, symbol: str, side: Side) -> Decimal | None:
+        """Where a quote goes now: the best bid (buy) or ask (sell), None without a book."""
+        return touch_price(side, await self.view.book(symbol), self.exchange.rules(symbol))
+
+    # --- one step -----------------------------------------------------------------------
+    async def advance(self, position: Position,
+                      view: SymbolView) -> tuple[Position, Event | None]:
+        """Read what the quotes did, decide, act; the position (its entry id sequence may
+        have moved) and the event to apply, if any. Raises ExchangeError / UnknownOutcome
+        when a cancel or a read fails (the tick's boundary logs it; the next tick retries)."""
+        progress = await self.progress(position, view)
+        rules = self.exchange.rules(position.symbol)
+        state = QuoteState(
+            side=position.side, planned=position.initial_quantity or position.quantity,
+            filled=progress.filled, quote_price=progress.live.price if progress.live else None,
+            unknown=progress.unknown, quotes_sent=progress.quotes_sent,
+            elapsed=self.clock.now() - position.opened_at,
+            closing=position.state is PositionState.CLOSING)
+        decision = decide(state, await self.touch(position.symbol, position.side), rules,
+                          self.policy)
+        if isinstance(decision, Hold):
+            logger.debug("maker entry holds symbol={} key={} reason={}", position.symbol,
+                         position.key, decision.reason)
+            return position, self._event(position, progress, over=False)
+        logger.info("maker entry symbol={} key={} filled={} quotes={} decision={}",
+                    position.symbol, position.key, progress.filled, progress.quotes_sent,
+                    decision)
+        if progress.live is not None and not await self._cancel_live(position, progress):
+            return position, self._event(position, progress, over=False)   # next tick
+        position, over = await self._act(position, decision, progress, state.planned)
+        if over:
+            self._finish(position)
+        return position, self._event(position, progress, over)
+
+    async def _act(self, position: Position, decision: MakerDecision, progress: Progress,
+                   planned: Decimal) -> tuple[Position, bool]:
+        """After the live quote (if any) is gone: the next quote, the market rest, or the
+        end. Whether the entry's quoting is over."""
+        rules = self.exchange.rules(position.symbol)
+        rest = rules.round_qty(max(planned - progress.filled, ZERO))
+        # the price MIN_NOTIONAL is checked at: the quote's, else what filled so far
+        price = decision.price if isinstance(decision, Quote) else progress.average_price or None
+        now = self.clock.now()
+        if isinstance(decision, Quote | FallBack) and not placeable(rest, price, rules):
+            decision = Complete(f"the rest {rest} cannot be placed (a fill raced the cancel)")
+        if isinstance(decision, Quote):
+            at = decision.price
+            position, result = await self._send(position, progress, lambda cid: quote_intent(
+                position, cid, at, rest, now))
+            if result is not None and result.order is not None:
+                progress.add(result.order)
+            return position, False
+        if isinstance(decision, FallBack):
+            position, result = await self._send(position, progress, lambda cid: entry_intent(
+                position, cid, now, rest))
+            if result is None or result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
+                return position, False       # probed later as a market entry, never resent
+            if result.order is not None:
+                progress.add(result.order)
+        logger.info("maker entry over symbol={} key={} filled={} of {} why={}",
+                    position.symbol, position.key, progress.filled, planned, decision)
+        return position, True
+
+    def _event(self, position: Position, progress: Progress, over: bool) -> Event | None:
+        if position.state is not PositionState.ENTERING:
+            return None                      # open: its size follows the exchange's position
+        if progress.filled > 0:
+            return EntryFilled(progress.filled, progress.average_price, complete=over)
+        if over:
+            return EntryFailed("maker entry: nothing filled")
+        return None
+
+    # --- reading what the quotes did ------------------------------------------------------
+    async def progress(self, position: Position, view: SymbolView) -> Progress:
+        progress = Progress()
+        for intent in self.entry_intents(position):
+            progress.last_id = intent.client_id
+            progress.quotes_sent += int(intent.type is OrderType.LIMIT)
+            order, unknown = await self._order_of(intent, view)
+            progress.unknown |= unknown
+            if order is not None:
+                progress.add(order)
+        return progress
+
+    async def _order_of(self, intent: Intent, view: SymbolView) -> tuple[Order | None, bool]:
+        """One entry order's latest state, and whether its fate is still unknown."""
+        tracked = view.orders.get(intent.client_id)
+        if intent.status.resolved:
+            saved = self.store.order(intent.client_id)
+            if saved is not None and saved.status.terminal:
+                return saved, False
+            if tracked is not None and tracked.order.status.terminal:
+                return tracked.order, False
+            if intent.status is not IntentStatus.FILLED:
+                return None, False           # refused (-5022, ...) or never placed
+            return await self.executor.refresh(intent.symbol, intent.client_id), False
+        if tracked is not None and tracked.absent_since is None:
+            return tracked.order, False
+        if intent.status is IntentStatus.PENDING:
+            # Journaled, never sent (SENT is journaled before a request leaves): the process
+            # stopped in between. It never will be sent: the next quote takes the next id.
+            self.store.save_intent(intent.with_status(
+                IntentStatus.EXPIRED, detail="never sent (stopped before sending)"),
+                self.clock.now())
+            return None, False
+        if intent.status is IntentStatus.SENT:
+            probed = await self.executor.probe(intent)
+            if probed.status is IntentStatus.SENT:
+                return None, True            # may still land: never act on it blind
+            if probed.status in (IntentStatus.FAILED, IntentStatus.EXPIRED):
+                return None, False
+        return await self.executor.refresh(intent.symbol, intent.client_id), False
+
+    # --- acting -------------------------------------------------------------------------
+    async def _cancel_live(self, position: Position, progress: Progress) -> bool:
+        """Cancel the live quote and read it back; False while it is still live."""
+        live = progress.live
+        assert live is not None
+        final = await self.executor.cancel_and_verify(position.symbol, live.client_id)
+        now = self.clock.now()
+        if final is None:
+            self.view.tracker.on_missing(live.client_id, now)
+        else:
+            self.view.tracker.on_order(final, now)
+            if final.status.live:
+                logger.warning("maker quote still live after its cancel symbol={} "
+                               "client_id={} status={}", position.symbol, live.client_id,
+                               final.status)
+                return False
+        progress.settle(live, final)
+        return True
+
+    async def _send(self, position: Position, progress: Progress,
+                    build: Callable[[str], Intent]) -> tuple[Position, ActionResult | None]:
+        """The next entry order under the next client id (past every journaled one)."""
+        if progress.last_id is not None:
+            position = position.with_seq_past(progress.last_id)
+        position, client_id = position.next_client_id(OrderRole.ENTRY)
+        self.interpreter.adopt(position)     # the id is on the record before the order leaves
+        try:
+            result = await self.executor.submit(build(client_id))
+        except SaveStateFailure:
+            # Write-ahead: an order whose intent cannot be journaled is never sent.
+            logger.error("maker entry order not sent: its intent could not be saved "
+                         "symbol={} client_id={}", position.symbol, client_id)
+            return position, None
+        self.seen(result.order)
+        if result.verdict is not None and result.verdict.post_only_rejected:
+            logger.info("maker quote refused: it would have taken liquidity symbol={} "
+                        "client_id={}; re-quoting at the next touch", position.symbol,
+                        client_id)
+        return position, result

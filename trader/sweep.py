@@ -1,0 +1,168 @@
+"""`tradebot sweep`: many full backtests over a grid or an optuna study of strategy and risk
+settings, ranked by an objective.
+
+    sweep = Sweep(spec, settings)            # validates every parameter before any work
+    with make_runner(data, workers=None, log_level="ERROR") as runner:
+        board = sweep.run(runner)            # progress bar with ETA on stderr
+    board.ranked()                           # TrialResults, best first, failed ones last
+
+A grid plans every combination up front (a bad value stops the sweep before the first
+trial). An optuna study asks for as many trials as the runner runs at once, runs them, and
+tells optuna their results in trial order, so the same seed and the same number of workers
+give the same trials. Spec format: trader/sweep_spec.py; the trial: trader/sweep_trial.py;
+where trials run: trader/sweep_runners.py; the table, CSV and pictures: trader/sweep_report.py.
+"""
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from tqdm import tqdm
+
+from trader.config import Settings
+from trader.metrics import EquityPoint
+from trader.sweep_runners import TrialRunner
+from trader.sweep_spec import ParamValue, SearchSpace, Span, SweepError, SweepSpec
+from trader.sweep_trial import (
+    InvalidTrial,
+    TrialPlan,
+    TrialResult,
+    check_value,
+    format_value,
+    plan_trial,
+)
+
+
+class Leaderboard:
+    """Every trial's result, best first by the objective. Keeps the equity curves of the
+    best `pictures` trials only, so memory does not grow with the number of trials."""
+
+    def __init__(self, objective: str, higher_is_better: bool, pictures: int) -> None:
+        self.objective = objective
+        self._sign = -1.0 if higher_is_better else 1.0
+        self._pictures = pictures
+        self._results: dict[int, TrialResult] = {}
+        self._curves: dict[int, list[EquityPoint]] = {}
+
+    def add(self, result: TrialResult) -> None:
+        self._results[result.number] = dataclasses.replace(result, curve=[])
+        if result.ok and self._pictures:
+            self._curves[result.number] = result.curve
+            if len(self._curves) > self._pictures:
+                worst = max(self._curves, key=lambda number: self.rank_key(self._results[number]))
+                del self._curves[worst]
+
+    def rank_key(self, result: TrialResult) -> tuple[int, float, int]:
+        """Trials with a value by the objective, then finished ones without (no trades for a
+        profit factor), then failed ones; ties by trial number."""
+        if not result.ok:
+            return 2, 0.0, result.number
+        value = result.objective(self.objective)
+        if value is None or math.isnan(value):
+            return 1, 0.0, result.number
+        return 0, self._sign * value, result.number
+
+    def ranked(self) -> list[TrialResult]:
+        return sorted(self._results.values(), key=self.rank_key)
+
+    def best(self) -> TrialResult | None:
+        ranked = self.ranked()
+        return ranked[0] if ranked and ranked[0].ok else None
+
+    def curve(self, number: int) -> list[EquityPoint]:
+        """The equity curve of one of the best `pictures` trials (empty for any other)."""
+        return self._curves.get(number, [])
+
+    def progress_text(self) -> str:
+        best = self.best()
+        failed = sum(1 for result in self._results.values() if not result.ok)
+        text = "" if best is None else \
+            f"best {self.objective} {format_value(best.objective(self.objective) or 0.0)} (trial {best.number})"
+        return f"{text}, {failed} failed" if failed else text
+
+
+class Sweep:
+    """A validated sweep: `Sweep(spec, base)` raises SweepError for any bad parameter, value
+    or range (and when optuna is needed but not installed), before anything runs."""
+
+    def __init__(self, spec: SweepSpec, base: Settings) -> None:
+        self.spec = spec.checked()
+        self.base = base
+        self._grid_plans: list[TrialPlan] = []
+        self._optuna: Any = None
+        if spec.mode == "grid":
+            self._grid_plans = [plan_trial(number, params, base)
+                                for number, params in enumerate(spec.grid_points(), start=1)]
+        else:
+            self._optuna = import_optuna()
+            for name, space in spec.search.items():   # both ends (or every choice) must be valid
+                for value in (space.ends if isinstance(space, Span) else space):
+                    check_value(name, value, base)
+
+    def run(self, runner: TrialRunner, *, progress: bool = True) -> Leaderboard:
+        board = Leaderboard(self.spec.objective, self.spec.higher_is_better, self.spec.top)
+        results = runner.run(self._grid_plans) if self._grid_plans else self._study(runner)
+        with tqdm(total=self.spec.trial_count, unit="trial", desc="sweep", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for result in results:
+                board.add(result)
+                bar.set_postfix_str(board.progress_text(), refresh=False)
+                bar.update(1)
+        return board
+
+    def _study(self, runner: TrialRunner) -> Iterator[TrialResult]:
+        spec, optuna = self.spec, self._optuna
+        study = optuna.create_study(
+            direction="maximize" if spec.higher_is_better else "minimize",
+            # constant_liar: trials still running count as poor, so one batch spreads out
+            sampler=optuna.samplers.TPESampler(seed=spec.seed, constant_liar=True))
+        while len(study.trials) < spec.trials:
+            batch = [study.ask() for _ in range(min(runner.slots, spec.trials - len(study.trials)))]
+            plans, results = self._plan_batch(batch)
+            yield from results.values()
+            for result in runner.run(plans):
+                results[result.number] = result
+                yield result
+            for trial in batch:   # in trial order: the same seed gives the same next batch
+                _tell(study, trial, results[trial.number + 1].objective(spec.objective), optuna)
+
+    def _plan_batch(self, batch: list[Any]) -> tuple[list[TrialPlan], dict[int, TrialResult]]:
+        """Plans for optuna's trials (numbered from 1), and failed results, by number, for
+        those whose values the strategy refuses together (e.g. a window under the slow EMA)."""
+        plans: list[TrialPlan] = []
+        refused: dict[int, TrialResult] = {}
+        for trial in batch:
+            params = {name: _suggest(trial, name, space) for name, space in self.spec.search.items()}
+            try:
+                plans.append(plan_trial(trial.number + 1, params, self.base))
+            except InvalidTrial as exc:
+                refused[trial.number + 1] = TrialResult(trial.number + 1, params, None,
+                                                        error=exc.reason)
+        return plans, refused
+
+
+def import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise SweepError("a search over ranges (--search, [optuna]) needs optuna: "
+                         "pip install 'tradebot[optuna]' (or use --grid)") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # the progress bar speaks
+    return optuna
+
+
+def _suggest(trial: Any, name: str, space: SearchSpace) -> ParamValue:
+    if not isinstance(space, Span):
+        return trial.suggest_categorical(name, list(space))
+    if space.integer:
+        return trial.suggest_int(name, space.low, space.high, step=space.step or 1,
+                                 log=space.log)
+    return trial.suggest_float(name, space.low, space.high, step=space.step, log=space.log)
+
+
+def _tell(study: Any, trial: Any, value: float | None, optuna: Any) -> None:
+    if value is None or math.isnan(value):
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    else:
+        study.tell(trial, value)

@@ -1,0 +1,142 @@
+"""`tradebot sweep` on the command line: its options, and the run from data to printed table.
+
+    tradebot sweep --symbols XRPUSDT --grid strategy.channel=20,30,40 \\
+        --grid TRADEBOT_RISK_BASE=0.01,0.02 --objective sharpe
+    tradebot sweep sweep.toml                      # spec file: trader/sweep_spec.py
+    RAY_ADDRESS=auto tradebot sweep sweep.toml     # trials as tasks on a running Ray cluster
+
+Imports nothing heavy at module level: the `tradebot` parser loads it for every command.
+Bad input ends with exit code 2 and one line on stderr; a sweep in which every trial failed
+exits 1.
+"""
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trader.config import Settings
+from trader.sweep_spec import OBJECTIVES, SweepError, SweepSpec, read_spec_file, with_options
+
+if TYPE_CHECKING:   # heavy modules, imported when a sweep runs
+    from trader.sweep import Leaderboard
+    from trader.sweep_trial import BacktestData
+
+EXIT_BAD_INPUT = 2
+DEFAULT_ROWS = 30
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser,
+                        date: Callable[[str], datetime]) -> None:
+    """The `tradebot sweep` options; `date` parses --from/--to like `tradebot backtest`."""
+    parser.add_argument("spec", type=Path, nargs="?", default=None,
+                        help="TOML spec file with [grid] or [optuna] (options below add to it)")
+    parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                        help="a parameter and its values; every combination runs. NAME: a "
+                             "setting (TRADEBOT_RISK_BASE) or strategy.FIELD (strategy.channel)")
+    parser.add_argument("--search", action="append", default=[],
+                        metavar="NAME=LOW..HIGH[:STEP|:log]",
+                        help="an optuna range (or NAME=V1,V2 to choose among values)")
+    parser.add_argument("--trials", type=int, default=None, help="optuna trials (default 20)")
+    parser.add_argument("--seed", type=int, default=None, help="optuna sampler seed")
+    parser.add_argument("--objective", choices=list(OBJECTIVES), default=None,
+                        help="what ranks the trials (default sharpe; max_drawdown_pct: lowest)")
+    parser.add_argument("--top", type=int, default=None,
+                        help="equity pictures of the best trials (default 3)")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS,
+                        help=f"table rows printed (default {DEFAULT_ROWS}; the CSV has all)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="trials at once (default: every core, or the Ray cluster's CPUs)")
+    parser.add_argument("--symbols", default=None,
+                        help="comma-separated symbols whose periods overlap (default: "
+                             "TRADEBOT_SYMBOLS if set, else every symbol in the data; the "
+                             "bundled data needs XRPUSDT or BTCUSDT)")
+    parser.add_argument("--symbol", default=None, type=str.upper,
+                        help="the symbol of --data when its file name does not say it")
+    parser.add_argument("--from", dest="start", type=date, default=None, help="first candle (UTC)")
+    parser.add_argument("--to", dest="end", type=date, default=None, help="last candle (UTC)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="candle CSV (default: bundled real Binance candles)")
+    parser.add_argument("--out", type=Path, default=Path("out"),
+                        help="the sweep writes results.csv and the pictures into "
+                             "OUT/<run-id>/ (default: out)")
+    parser.add_argument("--run-id", default=None,
+                        help="name of the sweep's folder (default: the start time, UTC)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
+    from trader.backtest import new_run_dir
+    from trader.logs import setup_logging
+    from trader.sweep import Sweep
+    from trader.sweep_runners import make_runner
+
+    try:
+        spec = with_options(read_spec_file(args.spec) if args.spec else SweepSpec(),
+                            grid=args.grid, search=args.search, trials=args.trials,
+                            seed=args.seed, objective=args.objective, top=args.top)
+        data = load_sweep_data(settings, args)
+        sweep = Sweep(spec, settings)
+        quiet = "ERROR" if settings.log_level == "INFO" else settings.log_level
+        runner = make_runner(data, workers=args.workers, log_level=quiet)
+    except (SweepError, ValueError, OSError) as exc:   # BacktestError is a ValueError
+        print(f"sweep error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    setup_logging(json_lines=settings.log_json, level=quiet)   # the progress bar speaks
+    started = time.perf_counter()
+    with runner:
+        try:   # only now: a sweep that cannot start leaves no empty folder behind
+            out = new_run_dir(args.out, args.run_id)
+        except (ValueError, OSError) as exc:
+            print(f"sweep error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        board = sweep.run(runner, progress=not args.no_progress)
+    print(_summary(sweep.spec, data, runner.where, time.perf_counter() - started))
+    _print_results(board, sweep.spec, out, args.rows)
+    return 0 if board.best() is not None else 1
+
+
+def load_sweep_data(settings: Settings, args: argparse.Namespace) -> "BacktestData":
+    """The candles every trial replays, chosen as `tradebot backtest` chooses them (bundled
+    by default); SweepError when they span periods that do not overlap."""
+    from trader.backtest import backtest_data, overlapping_groups
+    from trader.sweep_trial import BacktestData
+
+    candles, funding = backtest_data(settings, args)
+    groups = overlapping_groups(candles)
+    if len(groups) > 1:
+        spans = "; ".join(f"{', '.join(sorted(group))} {_period(group)}" for group in groups)
+        raise SweepError(f"the data holds periods that do not overlap ({spans}): a trial is "
+                         f"one backtest, so pick one with --symbols, e.g. --symbols "
+                         f"{sorted(groups[0])[0]}")
+    return BacktestData(candles, funding)
+
+
+def _print_results(board: "Leaderboard", spec: SweepSpec, out: Path, rows: int) -> None:
+    from trader.sweep_report import RESULTS_CSV, render_table, write_pictures, write_results_csv
+
+    csv_path = write_results_csv(board, spec.names, out / RESULTS_CSV)
+    pictures = write_pictures(board, spec.top, out)
+    print(render_table(board, spec.names, rows))
+    print(f"  Results file   {csv_path}")
+    for picture in pictures:
+        print(f"  Equity picture {picture}")
+
+
+def _summary(spec: SweepSpec, data: "BacktestData", where: str, seconds: float) -> str:
+    candles = sum(len(rows) for rows in data.candles.values())
+    direction = "higher" if spec.higher_is_better else "lower"
+    return (f"Sweep: {spec.trial_count} trials ({spec.mode}) over {', '.join(sorted(data.candles))}"
+            f" {_period(data.candles)}, {candles:,} candles each\n"
+            f"  ran on {where} in {seconds:.1f} s; ranked by {spec.objective} "
+            f"({direction} is better)")
+
+
+def _period(candles: dict) -> str:
+    first = min(rows[0].open_time for rows in candles.values())
+    last = max(rows[-1].open_time for rows in candles.values())
+    return f"{first:%Y-%m-%d %H:%M} -> {last:%Y-%m-%d %H:%M} UTC"
+

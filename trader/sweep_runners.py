@@ -1,0 +1,164 @@
+"""Where sweep trials run: local worker processes (default, one per core), or Ray tasks on
+the cluster that RAY_ADDRESS names (`pip install 'tradebot[ray]'`; the cluster's nodes need
+tradebot installed too).
+
+Both give the same `TrialRunner` interface: `run(plans)` yields each trial's result as it
+finishes, in finishing order. A trial that raises becomes a failed `TrialResult` (logged
+with its parameters); it never ends the sweep. The candles are sent once per worker
+process (local) or stored once in Ray's object store, not once per trial.
+"""
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from types import TracebackType
+from typing import Any, Protocol
+
+from loguru import logger
+
+from trader.logs import setup_logging
+from trader.sweep_spec import SweepError
+from trader.sweep_trial import (
+    BacktestData,
+    TrialPlan,
+    TrialResult,
+    describe,
+    failed_trial,
+    run_trial,
+)
+
+RAY_ADDRESS = "RAY_ADDRESS"
+
+
+class TrialRunner(Protocol):
+    slots: int            # trials that run at the same time
+    where: str            # for the summary line, e.g. "2 local processes"
+
+    def run(self, plans: Sequence[TrialPlan]) -> Iterator[TrialResult]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "TrialRunner": ...
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None: ...
+
+
+def make_runner(data: BacktestData, *, workers: int | None, log_level: str,
+                environ: Mapping[str, str] = os.environ) -> TrialRunner:
+    """Ray tasks when RAY_ADDRESS is set, local processes otherwise. `workers` caps the
+    trials run at once (default: the machine's cores, or the Ray cluster's CPUs)."""
+    address = environ.get(RAY_ADDRESS, "").strip()
+    if address:
+        return RayRunner(data, address=address, workers=workers, log_level=log_level)
+    return LocalRunner(data, workers=workers or os.cpu_count() or 1, log_level=log_level)
+
+
+class LocalRunner:
+    def __init__(self, data: BacktestData, *, workers: int, log_level: str) -> None:
+        self.slots = workers
+        self.where = f"{workers} local process{'es' if workers > 1 else ''}"
+        # spawn: a clean interpreter per worker (no inherited threads or open databases)
+        self._pool = ProcessPoolExecutor(max_workers=workers,
+                                         mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_start_worker, initargs=(data, log_level))
+
+    def run(self, plans: Sequence[TrialPlan]) -> Iterator[TrialResult]:
+        futures = {self._pool.submit(_run_in_worker, plan): plan for plan in plans}
+        for future in as_completed(futures):
+            yield _local_outcome(futures[future], future)
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> "LocalRunner":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+
+# The candles of this worker process, sent once by the pool's initializer.
+_worker_data: BacktestData | None = None
+
+
+def _start_worker(data: BacktestData, log_level: str) -> None:
+    global _worker_data
+    _worker_data = data
+    setup_logging(level=log_level)
+
+
+def _run_in_worker(plan: TrialPlan) -> TrialResult:
+    assert _worker_data is not None, "the pool initializer sets the data"
+    return run_trial(plan, _worker_data)
+
+
+def _local_outcome(plan: TrialPlan, future: "Future[TrialResult]") -> TrialResult:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - one trial's failure must not end the sweep
+        logger.opt(exception=exc).error("sweep trial failed trial={} params={}", plan.number,
+                                        describe(plan.params))
+        return failed_trial(plan, exc)
+
+
+def import_ray() -> Any:
+    """The ray module, or SweepError saying how to install it or run without it."""
+    try:
+        import ray
+    except ImportError:
+        raise SweepError(f"{RAY_ADDRESS} is set, so trials would run on Ray, but ray is not "
+                         f"installed: pip install 'tradebot[ray]' (or unset {RAY_ADDRESS} to "
+                         "run in local processes)") from None
+    return ray
+
+
+class RayRunner:
+    def __init__(self, data: BacktestData, *, address: str, workers: int | None,
+                 log_level: str) -> None:
+        self._ray = import_ray()
+        try:
+            self._ray.init(address=address, logging_level=log_level)
+        except ConnectionError as exc:
+            raise SweepError(f"{RAY_ADDRESS}={address}: no Ray cluster answers there ({exc}); "
+                             f"start one with `ray start --head` or unset {RAY_ADDRESS}") from None
+        cpus = int(self._ray.cluster_resources().get("CPU", 1))
+        self.slots = workers or cpus
+        self.where = f"Ray at {address} ({cpus} CPUs)"
+        self._log_level = log_level
+        self._data = self._ray.put(data)
+        self._task = self._ray.remote(num_cpus=1)(_run_ray_trial)
+
+    def run(self, plans: Sequence[TrialPlan]) -> Iterator[TrialResult]:
+        pending = {self._task.remote(plan, self._data, self._log_level): plan for plan in plans}
+        while pending:
+            done, _ = self._ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield self._ray_outcome(pending.pop(ref), ref)
+
+    def _ray_outcome(self, plan: TrialPlan, ref: Any) -> TrialResult:
+        try:
+            return self._ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - one trial's failure must not end the sweep
+            cause = getattr(exc, "cause", None) or exc   # RayTaskError wraps the task's error
+            logger.opt(exception=exc).error("sweep trial failed on ray trial={} params={}",
+                                            plan.number, describe(plan.params))
+            return failed_trial(plan, cause)
+
+    def close(self) -> None:
+        self._ray.shutdown()
+
+    def __enter__(self) -> "RayRunner":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+
+def _run_ray_trial(plan: TrialPlan, data: BacktestData, log_level: str) -> TrialResult:
+    """A Ray task: Ray resolves `data` from its object store before calling."""
+    setup_logging(level=log_level)
+    return run_trial(plan, data)

@@ -1,0 +1,228 @@
+"""One sweep trial: its parameters turned into Settings and a strategy (in the sweep's own
+process, so a bad value stops the sweep before any work), then a full backtest (in a worker
+process or a Ray task) summed up as a `TrialResult`.
+
+Parameters are settings (`TRADEBOT_RISK_BASE` or `risk_base`; validated like the
+environment, same bounds and messages) or `strategy.FIELD`, a field of the configured
+strategy, which must be a dataclass like the default one (`strategy.channel`,
+`strategy.sl_atr`, ...). Strategy values are converted to the field's type: Decimal from
+the number as written (0.1 -> Decimal("0.1")), whole numbers for int fields, minutes for
+timedelta fields.
+
+Trials never touch the network or the operator's secrets: exchange, Telegram and heartbeat
+settings are reset to their defaults before a trial's settings leave this process.
+"""
+
+import asyncio
+import dataclasses
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from trader.backtest import run_backtest
+from trader.chart_style import thin_curve
+from trader.config import ConfigError, Settings, env_name, load_settings
+from trader.domain import Candle
+from trader.market.replay import FundingSchedule
+from trader.metrics import EquityPoint, Performance
+from trader.report_chart import MAX_POINTS
+from trader.strategy.base import Strategy, StrategyLoadError, load_strategy
+from trader.sweep_spec import ParamValue, SweepError
+
+STRATEGY_PREFIX = "strategy."
+# Set by the backtest itself (symbols, database, paper exchange) or no part of a backtest.
+_NOT_SWEPT = {"exchange", "symbols", "db_path", "feed", "replay_file", "replay_speed", "port",
+              "log_json", "log_level", "heartbeat_url", "interval", "tick_seconds"}
+# Reset to their defaults before settings are sent to a worker or a cluster.
+_KEPT_HOME = {"binance_api_key", "binance_api_secret", "binance_futures_url",
+              "binance_futures_ws_url", "telegram_bot_token", "telegram_allowed_chat_ids",
+              "telegram_allowed_user_ids", "telegram_api_url", "telegram_webhook_url",
+              "heartbeat_url", "exchange", "feed"}
+
+
+@dataclass(frozen=True)
+class BacktestData:
+    """What every trial replays: candles by symbol (periods that overlap) and funding."""
+    candles: dict[str, list[Candle]]
+    funding: dict[str, FundingSchedule] | None = None
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    number: int                       # 1-based, in the order trials were planned
+    params: dict[str, ParamValue]
+    settings: Settings
+    strategy: Strategy
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    number: int
+    params: dict[str, ParamValue]
+    performance: Performance | None   # None when the trial failed
+    seconds: float = 0.0
+    curve: list[EquityPoint] = field(default_factory=list)   # thinned to the chart's size
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.performance is not None
+
+    def objective(self, name: str) -> float | None:
+        """The objective's value; a profit factor with no losing trade counts as infinite,
+        a failed trial or one without trades has none."""
+        if self.performance is None:
+            return None
+        value = getattr(self.performance, name)
+        if value is None and name == "profit_factor" and self.performance.trades:
+            return float("inf")
+        return None if value is None else float(value)
+
+
+def setting_field(name: str) -> str:
+    """The Settings field a parameter name means (`TRADEBOT_RISK_BASE` or `risk_base`)."""
+    lowered = name.lower()
+    for field_name, info in Settings.model_fields.items():
+        if lowered in (field_name, env_name(field_name, info).lower()):
+            if field_name in _NOT_SWEPT or field_name in _KEPT_HOME:
+                raise SweepError(f"{name} cannot be swept: the backtest sets it, or it does "
+                                 "not change a backtest")
+            return field_name
+    raise SweepError(f"unknown parameter {name!r}: use a setting (e.g. TRADEBOT_RISK_BASE, "
+                     "see .env.example) or strategy.FIELD (e.g. strategy.channel)")
+
+
+class InvalidTrial(SweepError):
+    """One trial's parameters cannot run; the message names the trial, `reason` does not."""
+
+    def __init__(self, number: int, params: dict[str, ParamValue], reason: str) -> None:
+        super().__init__(f"trial {number} ({describe(params)}): {reason}")
+        self.reason = reason
+
+
+def plan_trial(number: int, params: dict[str, ParamValue], base: Settings) -> TrialPlan:
+    """Settings and strategy for one trial: `base` with `params` applied, validated.
+    Raises InvalidTrial naming the trial and the bad parameter."""
+    try:
+        return _plan(number, params, base)
+    except SweepError as exc:
+        raise InvalidTrial(number, params, str(exc)) from None
+
+
+def check_value(name: str, value: ParamValue, base: Settings) -> None:
+    """SweepError unless `value` is a valid value for parameter `name` on its own (a
+    setting's bounds, a strategy field's type); rules between several strategy fields are
+    checked per trial, when the strategy is built."""
+    if name.startswith(STRATEGY_PREFIX):
+        _strategy_changes(_plan(0, {}, base).strategy,
+                          {name.removeprefix(STRATEGY_PREFIX): value})
+    else:
+        _plan(0, {name: value}, base)
+
+
+def run_trial(plan: TrialPlan, data: BacktestData) -> TrialResult:
+    """The full backtest of one trial in a scratch directory (its database is thrown away).
+    Exceptions propagate: the runner records them as the trial's failure."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"tradebot-trial-{plan.number}-") as scratch:
+        report = asyncio.run(run_backtest(plan.settings, data.candles, Path(scratch),
+                                          progress=False, funding=data.funding,
+                                          strategy=plan.strategy))
+    return TrialResult(plan.number, plan.params, report.performance,
+                       time.perf_counter() - started, thin_curve(report.curve, MAX_POINTS))
+
+
+def failed_trial(plan: TrialPlan, error: BaseException | str) -> TrialResult:
+    """A trial that produced no result; `error` becomes one line for the table and CSV."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    first_line = next((line for line in text.splitlines() if line.strip()), text)
+    return TrialResult(plan.number, plan.params, None, error=first_line.strip())
+
+
+def describe(params: dict[str, ParamValue]) -> str:
+    return " ".join(f"{name}={format_value(value)}" for name, value in params.items())
+
+
+def format_value(value: ParamValue) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _plan(number: int, params: dict[str, ParamValue], base: Settings) -> TrialPlan:
+    changed = {setting_field(name): value for name, value in params.items()
+               if not name.startswith(STRATEGY_PREFIX)}
+    settings = _trial_settings(base, changed)
+    try:
+        strategy = load_strategy(settings.strategy)
+    except StrategyLoadError as exc:
+        raise SweepError(str(exc)) from None
+    strategy_values = {name.removeprefix(STRATEGY_PREFIX): value for name, value in params.items()
+                       if name.startswith(STRATEGY_PREFIX)}
+    return TrialPlan(number, dict(params), settings, _trial_strategy(strategy, strategy_values))
+
+
+def _trial_settings(base: Settings, changed: dict[str, ParamValue]) -> Settings:
+    values: dict[str, Any] = {name: getattr(base, name) for name in Settings.model_fields}
+    kept_home = _KEPT_HOME | {name for name, value in values.items()
+                              if isinstance(value, SecretStr)}   # any secret added later too
+    values |= {name: Settings.model_fields[name].default for name in kept_home}
+    values |= changed
+    try:
+        return load_settings(_env_file=None, **values)
+    except ConfigError as exc:
+        raise SweepError("; ".join(exc.problems)) from None
+
+
+def _trial_strategy(strategy: Strategy, values: dict[str, ParamValue]) -> Strategy:
+    if not values:
+        return strategy
+    try:   # the strategy's own rules (e.g. the window covers the slow EMA) run here
+        return dataclasses.replace(strategy, **_strategy_changes(strategy, values))
+    except (TypeError, ValueError) as exc:
+        raise SweepError(str(exc)) from None
+
+
+def _strategy_changes(strategy: Strategy, values: dict[str, ParamValue]) -> dict[str, Any]:
+    """Field -> value converted to the field's type; SweepError for a strategy that is not
+    a dataclass, an unknown field or a value of the wrong kind."""
+    if not dataclasses.is_dataclass(strategy) or isinstance(strategy, type):
+        raise SweepError(f"the strategy {strategy.name!r} is not a dataclass, so "
+                         "strategy.* parameters cannot be set on it")
+    known = {item.name for item in dataclasses.fields(strategy) if item.init}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SweepError(f"the strategy {strategy.name!r} has no field "
+                         f"{', '.join(unknown)}; its fields: {', '.join(sorted(known))}")
+    return {name: _as_type_of(getattr(strategy, name), value, f"strategy.{name}")
+            for name, value in values.items()}
+
+
+def _as_type_of(current: Any, value: ParamValue, name: str) -> Any:
+    """`value` converted to the type of the field's current value; SweepError if it cannot be."""
+    converted = _converted(current, value)
+    if converted is None:
+        raise SweepError(f"{name}={value!r}: expected {type(current).__name__}, like {current!r}")
+    return converted
+
+
+def _converted(current: Any, value: ParamValue) -> Any:
+    if isinstance(current, bool) or isinstance(value, bool):
+        return value if isinstance(current, bool) and isinstance(value, bool) else None
+    if isinstance(current, str):
+        return str(value)
+    if isinstance(value, str):
+        return None
+    if isinstance(current, int):
+        return int(value) if float(value).is_integer() else None
+    if isinstance(current, Decimal):
+        return Decimal(str(value))
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, timedelta):
+        return timedelta(minutes=value)
+    return None

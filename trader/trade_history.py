@@ -1,0 +1,135 @@
+"""The operator's history views from the journal: realised PnL of a period, the daily /
+weekly / monthly table, per-symbol performance and the last trades.
+
+"Realised" has one meaning everywhere (/pnl, /daily, the daily summary, the close alert):
+net of trading fees and funding. A period counts the trades CLOSED in it and the funding
+PAID or RECEIVED in it (funding is a cash flow at its own time); a single trade's net counts
+the funding of its symbol while it was open. Funding the exchange did not attribute to a
+symbol (Binance's cross-margin ACCOUNT_UPDATE carries no position) counts in the periods and
+shows as its own row in /performance.
+
+Pure: the engine passes closed positions, funding payments and `now` in.
+
+    view = period_pnl("week", closed, funding, since=now - timedelta(days=7))
+    table = period_table("day", 7, closed, funding, now, wallet=balance.wallet)
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from trader.commands import PerformanceRow, PeriodRow, PeriodTable, PnlView, TradeView
+from trader.display import on_step
+from trader.domain import ZERO, CloseReason, SymbolRules
+from trader.position import Position
+from trader.trade_stats import TradeRecord, by_symbol
+from trader.trade_store import FundingPayment
+
+UNITS = ("day", "week", "month")
+LOOKBACK = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
+
+
+def counted(closed: Sequence[Position]) -> list[Position]:
+    """The closed positions that were trades (an entry that never filled is not one)."""
+    return [p for p in closed if p.closed_at is not None and p.exit_price is not None
+            and p.close_reason not in (None, CloseReason.UNKNOWN)]
+
+
+def trade_funding(position: Position, funding: Sequence[FundingPayment]) -> Decimal:
+    """Funding paid (-) or received (+) on the position's symbol while it was open."""
+    closed_at = position.closed_at or datetime.max.replace(tzinfo=UTC)
+    return sum((f.amount for f in funding if f.symbol == position.symbol
+                and position.opened_at <= f.at <= closed_at), ZERO)
+
+
+def trade_net(position: Position, funding: Sequence[FundingPayment]) -> Decimal:
+    """One trade's realised PnL: gross - fees + its funding."""
+    return position.realized_pnl - position.fees + trade_funding(position, funding)
+
+
+def period_pnl(period: str, closed: Sequence[Position], funding: Sequence[FundingPayment],
+               since: datetime | None, until: datetime | None = None) -> PnlView:
+    """Trades closed and funding booked in [since, until) (open-ended when None)."""
+    def inside(moment: datetime) -> bool:
+        return (since is None or moment >= since) and (until is None or moment < until)
+    trades = [p for p in counted(closed) if p.closed_at is not None and inside(p.closed_at)]
+    return PnlView(
+        period, gross=sum((p.realized_pnl for p in trades), ZERO),
+        fees=sum((p.fees for p in trades), ZERO),
+        funding=sum((f.amount for f in funding if inside(f.at)), ZERO), trades=len(trades),
+        wins=sum(1 for p in trades if trade_net(p, funding) > 0))
+
+
+def period_start(unit: str, moment: datetime) -> datetime:
+    """00:00 UTC of the day, of the week's Monday, or of the month's first day."""
+    day = moment.astimezone(UTC).date()
+    if unit == "week":
+        day -= timedelta(days=day.weekday())
+    elif unit == "month":
+        day = day.replace(day=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def previous_start(unit: str, start: datetime) -> datetime:
+    if unit == "day":
+        return start - timedelta(days=1)
+    if unit == "week":
+        return start - timedelta(days=7)
+    return period_start("month", start - timedelta(days=1))
+
+
+def period_table(unit: str, count: int, closed: Sequence[Position],
+                 funding: Sequence[FundingPayment], now: datetime,
+                 wallet: Decimal | None) -> PeriodTable:
+    """The last `count` periods, newest first. A period's % is its net PnL over the wallet
+    at its start, worked back from `wallet` now (deposits and withdrawals are not known)."""
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, not {unit!r}")
+    rows: list[PeriodRow] = []
+    end: datetime | None = None
+    start = period_start(unit, now)
+    balance = wallet
+    for _ in range(count):
+        view = period_pnl(unit, closed, funding, start, end)
+        at_start = balance - view.net if balance is not None else None
+        fraction = view.net / at_start if at_start is not None and at_start > 0 else None
+        rows.append(PeriodRow(start.date(), view.trades, view.net, fraction))
+        balance, end, start = at_start, start, previous_start(unit, start)
+    return PeriodTable(unit, rows)
+
+
+def performance(closed: Sequence[Position],
+                funding: Sequence[FundingPayment]) -> list[PerformanceRow]:
+    """One row per symbol that traded, best net first; funding no trade explains at the end."""
+    trades = counted(closed)
+    records = [TradeRecord.from_position(p, trade_funding(p, funding)) for p in trades]
+    rows = [PerformanceRow(s.label, s.trades, s.wins, s.net_pnl, s.fees, s.funding, s.best,
+                           s.worst) for s in by_symbol(records)]
+    rows.sort(key=lambda row: (-row.net, row.symbol))
+    explained = sum((r.funding for r in records), ZERO)
+    rest = sum((f.amount for f in funding), ZERO) - explained
+    if rest != 0:
+        rows.append(PerformanceRow("", 0, 0, rest, ZERO, rest, ZERO, ZERO))
+    return rows
+
+
+def recent_trades(closed: Sequence[Position], funding: Sequence[FundingPayment], count: int,
+                  rules: Callable[[str], SymbolRules | None]) -> list[TradeView]:
+    """The last `count` closed trades, newest first, prices on the symbol's tick."""
+    views = []
+    for position in reversed(counted(closed)[-count:] if count > 0 else []):
+        symbol_rules = rules(position.symbol)
+        tick = symbol_rules.tick_size if symbol_rules else None
+        step = symbol_rules.step_size if symbol_rules else None
+        size = position.initial_quantity if position.initial_quantity > 0 else position.quantity
+        net = trade_net(position, funding)
+        notional = position.entry_price * size
+        assert position.closed_at is not None and position.exit_price is not None
+        views.append(TradeView(
+            symbol=position.symbol, side=position.side.label, quantity=on_step(size, step),
+            entry_price=on_step(position.entry_price, tick),
+            exit_price=on_step(position.exit_price, tick), opened_at=position.opened_at,
+            closed_at=position.closed_at, net=net,
+            net_fraction=net / notional if notional > 0 else ZERO,
+            reason=position.close_reason.value if position.close_reason else "?"))
+    return views
