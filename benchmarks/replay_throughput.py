@@ -117,6 +117,16 @@ def measure(kind: str, csv_path: Path | None, profile: bool = False) -> dict[str
     return json.loads(results[0][len(RESULT_MARK):])
 
 
+def size_count(size: str) -> int | None:
+    """Candles of a size: 0 for "2k" (the bundled data), else "20k" -> 20,000 generated."""
+    if size in SIZES:
+        return SIZES[size]
+    digits = size.removesuffix("k")
+    if not digits.isdigit() or int(digits) == 0:
+        return None
+    return int(digits) * (1000 if size.endswith("k") else 1)
+
+
 def generated_csv(folder: Path, count: int, seed: int) -> Path:
     started = time.perf_counter()
     candles = random_walk_candles(SYMBOL, count, seed=seed, interval=FIVE_MINUTES)
@@ -142,18 +152,20 @@ def report(size: str, run: dict[str, float], floor: dict[str, float]) -> None:
 
 def main(args: argparse.Namespace) -> None:
     sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
-    unknown = [size for size in sizes if size not in SIZES]
+    unknown = [size for size in sizes if size_count(size) is None]
     if unknown:
-        raise SystemExit(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
+        raise SystemExit(f"unknown size(s) {', '.join(unknown)}: 2k (the bundled data) or a "
+                         "number of generated candles such as 20k, 100k, 500k")
     runs: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="replay-data-", dir=args.dir) as folder:
         for size in sizes:
-            csv_path = generated_csv(Path(folder), SIZES[size], args.seed) if SIZES[size] else None
+            count = size_count(size)
+            csv_path = generated_csv(Path(folder), count, args.seed) if count else None
             floor = measure("feed", csv_path)
             runs[size] = measure("backtest", csv_path, profile=args.profile)
             report(size, runs[size], floor)
     if "2k" in runs and len(runs) > 1:
-        largest = max((size for size in runs if size != "2k"), key=lambda size: SIZES[size])
+        largest = max((size for size in runs if size != "2k"), key=lambda size: size_count(size) or 0)
         growth = runs[largest]["peak_mb"] - runs["2k"]["peak_mb"]
         print(figure(f"peak RSS growth 2k -> {largest}", growth, "MB",
                      goal=f"<= {GOAL_MEMORY_MB:g} MB",
@@ -166,7 +178,8 @@ def main(args: argparse.Namespace) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2k,100k,500k",
-                        help="comma-separated: 2k (bundled real data), 100k, 500k")
+                        help="comma-separated: 2k (bundled real data), 100k, 500k, or any "
+                             "number of generated candles (20k, 5000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", default=None, help="where the generated CSVs go ($TMPDIR)")
     parser.add_argument("--profile", action="store_true",

@@ -110,6 +110,13 @@ def test_entries_exits_and_the_open_positions_levels_are_drawn() -> None:
     assert {"long entry", "short entry", "exit"} <= set(text.splitlines())
 
 
+def test_the_two_take_profit_plan_draws_tp1_and_tp2() -> None:
+    from dataclasses import replace
+    two = replace(open_long(), first_target_trigger=D("44700"), first_target_attached=True)
+    text = all_text(draw_trading_chart(inputs(open_trade=two)))
+    assert "TP1 44,700" in text and "TP2 45,120" in text and "TP 45,120" not in text
+
+
 def test_equity_and_drawdown_panels_share_the_time_axis_with_the_price() -> None:
     figure = draw_trading_chart(inputs())
     price_axes, equity_axes, drawdown_axes = figure.axes

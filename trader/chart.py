@@ -190,9 +190,12 @@ def _draw_open_trade(axes: Axes, position: PositionView, start: datetime) -> lis
         _entry_marker(axes, position.side, position.opened_at, entry)
     edge = blended_transform_factory(axes.transAxes, axes.transData)
     levels = [entry]
+    two_targets = position.first_target_trigger is not None
     for name, price, colour in (("entry", position.entry_price, COLOURS.muted),
                                 ("SL", position.stop_trigger, COLOURS.loss),
-                                ("TP", position.take_profit_trigger, COLOURS.gain)):
+                                ("TP1", position.first_target_trigger, COLOURS.gain),
+                                ("TP2" if two_targets else "TP", position.take_profit_trigger,
+                                 COLOURS.gain)):
         if price is None:
             continue
         axes.axhline(float(price), color=colour, linewidth=2.4,
