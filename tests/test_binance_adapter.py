@@ -24,7 +24,8 @@ from tests.fakes.binance_server import FakeBinance, main
 from trader.clock import ManualClock
 from trader.domain import Candle, OrderRequest, OrderRole, OrderStatus, OrderType, Side
 from trader.exchange.base import ExchangeError, MalformedResponse, UnknownOutcome
-from trader.exchange.binance import BinanceExchange, SetupRefused
+from trader.exchange.binance import BinanceExchange
+from trader.exchange.binance_account import SetupRefused
 from trader.exchange.ratelimit import RateLimiter, RateLimits
 
 

@@ -28,6 +28,8 @@ from trader.domain import (
     utc,
 )
 from trader.exchange import binance_codec as codec
+from trader.exchange import binance_event_codec as event_codec
+from trader.exchange import binance_order_codec as order_codec
 from trader.exchange import binance_quotes as quotes
 from trader.exchange.base import ExchangeError, MalformedResponse, OrderUpdate
 from trader.exchange.errors import Outcome, classify
@@ -37,14 +39,15 @@ MINUTE = timedelta(minutes=1)
 
 DECODERS: dict[str, Callable[[Any], Any]] = {
     "exchange_info": lambda p: codec.rules_from_exchange_info(p, ["BLZUSDT"]),
-    "order_new": lambda p: codec.order_from_plain(p, codec.NEW_ORDER),
-    "order_query": lambda p: codec.order_from_plain(p, codec.QUERY_ORDER),
-    "order_cancel": lambda p: codec.order_from_plain(p, codec.CANCEL_ORDER),
-    "open_orders": lambda p: [codec.order_from_plain(r, codec.OPEN_ORDERS) for r in p],
-    "algo_order_new": lambda p: codec.order_from_algo(p, codec.NEW_ALGO),
-    "algo_order_query": lambda p: codec.order_from_algo(p, codec.QUERY_ALGO),
-    "algo_order_cancel": codec.algo_cancel_result,
-    "open_algo_orders": lambda p: [codec.order_from_algo(r, codec.OPEN_ALGO_ORDERS) for r in p],
+    "order_new": lambda p: order_codec.order_from_plain(p, order_codec.NEW_ORDER),
+    "order_query": lambda p: order_codec.order_from_plain(p, order_codec.QUERY_ORDER),
+    "order_cancel": lambda p: order_codec.order_from_plain(p, order_codec.CANCEL_ORDER),
+    "open_orders": lambda p: [order_codec.order_from_plain(r, order_codec.OPEN_ORDERS) for r in p],
+    "algo_order_new": lambda p: order_codec.order_from_algo(p, order_codec.NEW_ALGO),
+    "algo_order_query": lambda p: order_codec.order_from_algo(p, order_codec.QUERY_ALGO),
+    "algo_order_cancel": order_codec.algo_cancel_result,
+    "open_algo_orders": lambda p: [order_codec.order_from_algo(r, order_codec.OPEN_ALGO_ORDERS)
+                                   for r in p],
     "account_v2": codec.balance_from_account,
     "account_v2_multi_assets": codec.balance_from_account,
     "position_risk_v3": lambda p: codec.position_from_risk(p, "ADAUSDT", 5),
@@ -52,15 +55,15 @@ DECODERS: dict[str, Callable[[Any], Any]] = {
     "user_trades": lambda p: [codec.fill_from_trade(r, "") for r in p],
     "klines": lambda p: [codec.candle_from_rest(r, "BLZUSDT", MINUTE, NOW) for r in p],
     "book_ticker": codec.book_from_ticker,
-    "event_order_trade_update": codec.update_from_order_event,
-    "event_order_trade_update_liquidation_new": codec.update_from_order_event,
-    "event_order_trade_update_liquidation_fill": codec.update_from_order_event,
-    "event_order_trade_update_adl_fill": codec.update_from_order_event,
-    "event_order_trade_update_settlement_fill": codec.update_from_order_event,
-    "event_algo_update": codec.update_from_algo_event,
-    "event_account_update": codec.update_from_account_event,
-    "event_kline": lambda p: codec.candle_from_stream(p["k"]),
-    "event_kline_combined": lambda p: codec.candle_from_stream(p["data"]["k"]),
+    "event_order_trade_update": event_codec.update_from_order_event,
+    "event_order_trade_update_liquidation_new": event_codec.update_from_order_event,
+    "event_order_trade_update_liquidation_fill": event_codec.update_from_order_event,
+    "event_order_trade_update_adl_fill": event_codec.update_from_order_event,
+    "event_order_trade_update_settlement_fill": event_codec.update_from_order_event,
+    "event_algo_update": event_codec.update_from_algo_event,
+    "event_account_update": event_codec.update_from_account_event,
+    "event_kline": lambda p: event_codec.candle_from_stream(p["k"]),
+    "event_kline_combined": lambda p: event_codec.candle_from_stream(p["data"]["k"]),
     "event_book_ticker": quotes.book_from_stream,          # tests/test_binance_quotes.py
     "event_book_ticker_combined": lambda p: quotes.book_from_stream(p["data"]),
     "event_mark_price": quotes.mark_from_stream,
@@ -138,7 +141,7 @@ def test_algo_order_answers_decode_by_client_algo_id():
 def test_the_algo_cancel_answer_is_an_acknowledgement_not_an_order():
     assert decode("algo_order_cancel") is None
     whole = payload("algo_order_query")              # tolerated, should Binance ever send it
-    assert codec.algo_cancel_result(whole).status is OrderStatus.CANCELED
+    assert order_codec.algo_cancel_result(whole).status is OrderStatus.CANCELED
 
 
 @pytest.mark.parametrize(("algo_status", "executed", "expected"), [
@@ -161,17 +164,17 @@ def test_algo_statuses_map_as_the_codec_docstring_says(algo_status, executed, ex
         del event["o"]["aq"]
     else:
         event["o"]["aq"] = executed
-    assert codec.update_from_algo_event(event).order.status is expected
+    assert event_codec.update_from_algo_event(event).order.status is expected
     answer = payload("algo_order_query") | {"algoStatus": algo_status}
     if executed is not None:
         answer["executedQty"] = executed          # undocumented for REST: read if ever sent
-    assert codec.order_from_algo(answer).status is expected
+    assert order_codec.order_from_algo(answer).status is expected
 
 
 def test_an_algo_cancel_acknowledgement_with_a_negative_code_is_that_error():
     answer = payload("algo_order_cancel") | {"code": "-2011", "msg": "Unknown order sent."}
     with pytest.raises(ExchangeError) as caught:
-        codec.algo_cancel_result(answer)
+        order_codec.algo_cancel_result(answer)
     assert caught.value.code == -2011 and not isinstance(caught.value, MalformedResponse)
 
 
@@ -333,7 +336,7 @@ def test_an_unknown_status_on_our_stop_never_reads_as_protection():
     stop = payload("open_algo_orders")[0] | {"clientAlgoId": "tb-BTCUSDT-k-sl1",
                                              "orderType": "STOP_MARKET",
                                              "algoStatus": "HALF_ALIVE"}
-    assert not codec.order_from_algo(stop, codec.OPEN_ALGO_ORDERS).status.live
+    assert not order_codec.order_from_algo(stop, order_codec.OPEN_ALGO_ORDERS).status.live
 
 
 def test_an_unknown_execution_type_that_moved_quantity_still_carries_the_fill():
@@ -374,7 +377,7 @@ def test_a_number_that_is_not_a_number_is_malformed_not_invalid_operation():
 
 def test_an_algo_cancel_answer_naming_no_order_is_malformed():
     with pytest.raises(MalformedResponse, match="clientAlgoId"):
-        codec.algo_cancel_result({"code": "200", "msg": "success"})
+        order_codec.algo_cancel_result({"code": "200", "msg": "success"})
 
 
 # --- any damage to any documented payload: a value or MalformedResponse, nothing else -------

@@ -23,7 +23,7 @@ from tests.fakes.binance_server import FakeBinance
 from tests.test_binance_streams import FAST
 from trader.domain import Side
 from trader.exchange.base import FundingApplied
-from trader.exchange.binance_codec import funding_from_account_event
+from trader.exchange.binance_event_codec import funding_from_account_event
 
 DOCUMENTED = json.loads(
     (Path(__file__).parent / "fixtures/binance/event_account_update.json").read_text())["payload"]

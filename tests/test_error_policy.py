@@ -21,7 +21,8 @@ from tests.fakes.binance_server import FakeBinance
 from trader.clock import ManualClock
 from trader.domain import OrderRole, OrderStatus, Side
 from trader.exchange.base import ExchangeError, UnknownOutcome
-from trader.exchange.binance import PENDING, BinanceExchange
+from trader.exchange.binance import BinanceExchange
+from trader.exchange.binance_orders import PENDING
 from trader.exchange.errors import TABLE, Outcome, Retry, classify
 
 ORDER = "POST /fapi/v1/order"

@@ -86,7 +86,7 @@ async def build_engine(settings: Settings, clock: Clock | None = None, *,
 
 async def start_exchange(exchange: Exchange, settings: Settings) -> None:
     """`exchange.start`, with the answers that mean "fix the configuration" as ConfigError."""
-    from trader.exchange.binance import SetupRefused
+    from trader.exchange.binance_account import SetupRefused
     try:
         await exchange.start(list(settings.symbols), settings.leverage)
     except SetupRefused as exc:

@@ -61,7 +61,7 @@ from loguru import logger
 
 from trader.clock import Clock
 from trader.domain import Candle
-from trader.exchange import binance_codec as codec
+from trader.exchange import binance_event_codec as codec
 from trader.exchange.base import ExchangeEvent
 from trader.exchange.binance_quotes import LatestQuotes, book_from_stream, mark_from_stream
 from trader.exchange.binance_user_stream import ListenKeyApi, UserDataStream

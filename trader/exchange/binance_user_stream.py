@@ -60,7 +60,7 @@ import aiohttp
 from loguru import logger
 
 from trader.clock import Clock
-from trader.exchange import binance_codec as codec
+from trader.exchange import binance_event_codec as codec
 from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
 from trader.exchange.errors import classify
 from trader.exchange.websocket_paths import LEGACY, ROUTED, PathChooser

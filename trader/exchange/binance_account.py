@@ -1,0 +1,112 @@
+"""The Binance USD-M account's settings as the agent needs them: symbol rules, one-way
+position mode, ISOLATED margin, leverage, and the listenKey of the user-data stream.
+
+Symbol rules (tick size, step size, minimum notional, trading status) are loaded at start
+and re-read by `refresh_rules()` (the engine calls it hourly, after a stream reconnect and
+after a filter rejection). Requests go through `BinanceRest` (binance_rest.py).
+"""
+
+from loguru import logger
+
+from trader.domain import SymbolRules, describe_rules_change
+from trader.exchange import binance_codec as codec
+from trader.exchange.base import ExchangeError
+from trader.exchange.binance_fields import Fields, flag
+from trader.exchange.binance_rest import BinanceRest
+from trader.exchange.errors import Outcome, classify
+from trader.exchange.ratelimit import RateLimits
+
+HEDGE_MODE_MESSAGE = ("account is in hedge mode; switch to one-way mode in Binance "
+                      "(Preferences > Position Mode) - refusing to trade")
+
+
+class SetupRefused(Exception):
+    """start() refuses to trade: hedge mode, or a symbol Binance doesn't list.
+    `variable` names the configuration the operator has to change."""
+
+    def __init__(self, message: str, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+class BinanceAccount:
+    """Symbol rules, position mode, margin type, leverage and listen keys;
+    `BinanceExchange` delegates to it.
+
+        account = BinanceAccount(rest)
+        await account.load_rules(["BTCUSDT"])
+        await account.refuse_hedge_mode()
+    """
+
+    def __init__(self, rest: BinanceRest) -> None:
+        self._rest = rest
+        self.rules: dict[str, SymbolRules] = {}
+        self.leverage: dict[str, int] = {}   # symbol -> the leverage Binance answered
+
+    async def load_rules(self, symbols: list[str]) -> None:
+        """Read exchangeInfo: the symbols' rules and the account's rate limits.
+        SetupRefused if Binance doesn't list one of `symbols`."""
+        info = await self._rest.call("exchange info", self._rest.client.futures_exchange_info)
+        try:
+            self.rules = codec.rules_from_exchange_info(info, symbols)
+        except KeyError as exc:
+            raise SetupRefused(exc.args[0], "TRADEBOT_SYMBOLS") from exc
+        self._rest.limiter.set_limits(RateLimits.from_exchange_info(info.get("rateLimits", [])))
+
+    async def refresh_rules(self) -> list[str]:
+        """Re-read exchangeInfo; returns one line per symbol whose rules changed."""
+        info = await self._rest.call("exchange info", self._rest.client.futures_exchange_info)
+        fresh = codec.rules_from_exchange_info(info, list(self.rules))
+        changes = [f"{symbol}: {describe_rules_change(self.rules[symbol], rules)}"
+                   for symbol, rules in fresh.items() if rules != self.rules[symbol]]
+        self.rules = fresh
+        for line in changes:
+            logger.warning("binance symbol rules changed {}", line)
+        return changes
+
+    async def refuse_hedge_mode(self) -> None:
+        """SetupRefused when the account is in hedge mode (dualSidePosition): the agent
+        trades one-way positions only."""
+        mode = await self._rest.call("position mode",
+                                     self._rest.client.futures_get_position_mode)
+        if flag(mode.get("dualSidePosition")):
+            logger.error("refusing to trade: {}", HEDGE_MODE_MESSAGE)
+            raise SetupRefused(HEDGE_MODE_MESSAGE, "BINANCE_API_KEY (the account's position mode)")
+
+    async def set_isolated(self, symbol: str) -> None:
+        try:
+            await self._rest.call("margin type", self._rest.client.futures_change_margin_type,
+                                  symbol=symbol, marginType="ISOLATED")
+        except ExchangeError as exc:
+            outcome = classify(exc, sending=False).outcome
+            if outcome is Outcome.NOOP:          # already ISOLATED
+                return
+            if outcome is not Outcome.SKIPPED:   # anything but "a position is open"
+                raise
+            logger.warning("margin type stays as is: a position is open symbol={} error={}",
+                           symbol, exc)
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        """POST /fapi/v1/leverage; the leverage Binance answers is the one remembered (it may
+        cap what was asked for a large notional)."""
+        raw = await self._rest.call("leverage", self._rest.client.futures_change_leverage,
+                                    symbol=symbol, leverage=leverage)
+        fields = Fields(raw, "POST /fapi/v1/leverage")
+        answered = int(fields.number("leverage")) if fields.present("leverage") else leverage
+        if answered != leverage:
+            logger.warning("binance leverage differs from the request symbol={} asked={} set={}",
+                           symbol, leverage, answered)
+        self.leverage[symbol] = answered
+
+    async def create_listen_key(self) -> str:
+        return str(await self._rest.call("create listen key",
+                                         self._rest.client.futures_stream_get_listen_key))
+
+    async def keep_alive_listen_key(self, listen_key: str) -> str | None:
+        """PUT listenKey; the key Binance says it extended (None if the answer names none).
+        A key other than ours means ours expired and the stream must reconnect."""
+        answer = await self._rest.call("keep alive listen key",
+                                       self._rest.client.futures_stream_keepalive,
+                                       listenKey=listen_key)
+        key = answer.get("listenKey") if isinstance(answer, dict) else None
+        return str(key) if key else None

@@ -1,0 +1,146 @@
+"""Binance USD-M stream events -> domain values, with no I/O: the user-data stream's
+ORDER_TRADE_UPDATE, ALGO_UPDATE and ACCOUNT_UPDATE, and the kline stream's candles.
+
+The shapes read here are Binance's documented examples (tests/fixtures/binance/, each with
+its page); reading is tolerant as binance_codec.py describes. Order types and statuses read
+as binance_order_codec.py describes; ALGO_UPDATE is the only payload that tells an algo
+order's executed quantity (aq).
+
+Execution types (x of ORDER_TRADE_UPDATE): TRADE and CALCULATED (a liquidation fill) carry
+a Fill; NEW, CANCELED, EXPIRED, AMENDMENT carry none; an unknown one carries a Fill when
+its last filled quantity l > 0 (quantity moved; logged).
+"""
+
+from datetime import datetime
+from typing import Any
+
+from trader.domain import ZERO, Candle, ExchangePosition, Fill, Order
+from trader.exchange.base import AccountUpdate, FundingApplied, OrderUpdate
+from trader.exchange.binance_fields import Fields, interval_delta, malformed, warn_once
+from trader.exchange.binance_order_codec import (
+    ALGO_ID_PREFIX,
+    algo_status,
+    order_type,
+    plain_status,
+)
+
+Json = dict[str, Any]
+
+ORDER_EVENT, ALGO_EVENT, ACCOUNT_EVENT = "ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE"
+KLINE_EVENT = "kline stream event"
+FILL_EXECUTIONS = ("TRADE", "CALCULATED")      # CALCULATED: a liquidation fill
+QUIET_EXECUTIONS = ("NEW", "CANCELED", "EXPIRED", "AMENDMENT")
+
+
+# --- market streams ------------------------------------------------------------------
+
+def candle_from_stream(kline: Json) -> Candle:
+    """The "k" object of a <symbol>@kline_<interval> stream event."""
+    f = Fields(kline, KLINE_EVENT)
+    try:
+        interval = interval_delta(f.text("i"))
+    except ValueError:
+        raise malformed(KLINE_EVENT, "i", kline) from None
+    return Candle(symbol=f.text("s"), open_time=f.millis("t"), interval=interval,
+                  open=f.number("o"), high=f.number("h"), low=f.number("l"),
+                  close=f.number("c"), volume=f.optional_number("v"), closed=f.flag("x"))
+
+
+# --- user-data stream ----------------------------------------------------------------
+
+def update_from_order_event(event: Json) -> OrderUpdate:
+    """ORDER_TRADE_UPDATE -> OrderUpdate (with the Fill when quantity traded, see above)."""
+    f = Fields(event, ORDER_EVENT)
+    o, moment = f.child("o"), f.millis("T", "E")
+    order = Order(
+        symbol=o.text("s"), client_id=o.text("c"), side=o.side("S"),
+        type=order_type(o.optional_text("ot") or o.text("o"), ORDER_EVENT),
+        status=plain_status(o.text("X"), ORDER_EVENT), quantity=o.optional_number("q"),
+        filled_qty=o.optional_number("z"), avg_price=o.optional_number("ap"),
+        price=o.optional_number("p") or None, trigger_price=o.optional_number("sp") or None,
+        reduce_only=o.flag("R"), close_position=o.flag("cp"),
+        exchange_id=o.optional_text("i"), updated_at=moment)
+    return OrderUpdate(order=order, fill=_fill_of(o, order, moment), time=moment)
+
+
+def _fill_of(o: Fields, order: Order, moment: datetime) -> Fill | None:
+    execution, last = o.optional_text("x"), o.optional_number("l")
+    if execution not in FILL_EXECUTIONS + QUIET_EXECUTIONS:
+        warn_once("execution type", execution, ORDER_EVENT,
+                  "a fill when l > 0, else no fill")
+    elif execution not in FILL_EXECUTIONS:
+        return None
+    if last <= 0:
+        return None
+    return Fill(trade_id=o.text("t"), symbol=order.symbol, client_id=order.client_id,
+                side=order.side, quantity=last, price=o.number("L"),
+                fee=o.optional_number("n"), realized_pnl=o.optional_number("rp"),
+                time=o.optional_millis("T") or moment, maker=o.flag("m"),
+                order_id=order.exchange_id)
+
+
+def update_from_algo_event(event: Json) -> OrderUpdate:
+    """ALGO_UPDATE -> OrderUpdate of the conditional order (its fill comes as ORDER_TRADE_UPDATE)."""
+    f = Fields(event, ALGO_EVENT)
+    o, moment = f.child("o"), f.millis("T", "E")
+    quantity = o.optional_number("q")
+    executed = o.optional_number("aq") if o.present("aq") else None
+    order = Order(
+        symbol=o.text("s"), client_id=o.text("caid"), side=o.side("S"),
+        type=order_type(o.text("o"), ALGO_EVENT),
+        status=algo_status(o.text("X"), quantity, executed, ALGO_EVENT), quantity=quantity,
+        filled_qty=executed or ZERO, avg_price=o.optional_number("ap"),
+        price=o.optional_number("p") or None, trigger_price=o.optional_number("tp") or None,
+        reduce_only=o.flag("R"), close_position=o.flag("cp"),
+        exchange_id=f"{ALGO_ID_PREFIX}{o.optional_text('aid')}", updated_at=moment)
+    return OrderUpdate(order=order, fill=None, time=moment)
+
+
+def update_from_account_event(event: Json) -> AccountUpdate:
+    """ACCOUNT_UPDATE -> AccountUpdate of the one-way (ps BOTH) positions it carries.
+
+    The event has wallet balances but no available margin, so `balance` stays None: the
+    engine reads `balance()` over REST when it needs a full Balance.
+    """
+    f = Fields(event, ACCOUNT_EVENT)
+    data = f.child("a")
+    positions = []
+    for raw in data.rows("P"):
+        p = Fields(raw, f"{ACCOUNT_EVENT} P")
+        if p.optional_text("ps", "BOTH") == "BOTH":
+            positions.append(ExchangePosition(
+                symbol=p.text("s"), quantity=p.number("pa"),
+                entry_price=p.optional_number("ep"), unrealized_pnl=p.optional_number("up")))
+    return AccountUpdate(positions=positions, balance=None, reason=data.optional_text("m"),
+                         time=f.millis("T", "E"))
+
+
+FUNDING_REASON = "FUNDING_FEE"
+FUNDING_ASSET = "USDT"
+
+
+def funding_from_account_event(event: Json) -> FundingApplied | None:
+    """The funding an ACCOUNT_UPDATE with reason FUNDING_FEE booked: the USDT balance's
+    "bc" (balance change except PnL and commission); None for any other reason.
+
+    Binance's page (user-data-streams/Event-Balance-and-Position-Update): "When FUNDING FEE
+    occurs in a crossed position, ACCOUNT_UPDATE will be pushed with only the balance B
+    (including the FUNDING FEE asset only), without any position P message. When FUNDING FEE
+    occurs in an isolated position, ... with only the balance B ... and the relative position
+    message P". So the symbol is known only in isolated margin ("" otherwise); the rate is
+    not sent (0 here).
+    """
+    f = Fields(event, ACCOUNT_EVENT)
+    data = f.child("a")
+    if data.optional_text("m") != FUNDING_REASON:
+        return None
+    amount = ZERO
+    for raw in data.rows("B"):
+        balance = Fields(raw, f"{ACCOUNT_EVENT} B")
+        if balance.optional_text("a") == FUNDING_ASSET:
+            amount += balance.optional_number("bc")
+    if amount == 0:
+        return None
+    rows = data.rows("P")
+    symbol = Fields(rows[0], f"{ACCOUNT_EVENT} P").text("s") if len(rows) == 1 else ""
+    return FundingApplied(symbol, ZERO, amount, f.millis("T", "E"))

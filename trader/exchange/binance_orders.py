@@ -1,0 +1,245 @@
+"""Our orders on Binance USD-M: place, query, cancel, probe, list the open ones, and read
+the fills of /userTrades under their client ids.
+
+Plain orders (MARKET, LIMIT) go to /fapi/v1/order keyed by `newClientOrderId`;
+conditional ones (STOP_MARKET, TAKE_PROFIT_MARKET) to the Algo Order API
+/fapi/v1/algoOrder keyed by `clientAlgoId` (python-binance would invent a random one:
+we always pass ours). Requests go through `BinanceRest` (binance_rest.py); what is sent is
+binance_requests.py, what is read binance_order_codec.py.
+
+When `place()` cannot know whether the order reached the matching engine it raises
+`UnknownOutcome`; then `probe()` asks for the order by client id.
+
+GET /fapi/v1/userTrades rows carry orderId but no client id: the orderId -> client id map
+is learnt from every order answer and ORDER_TRADE_UPDATE (`remember_stream_order`).
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal, TypeVar
+
+from loguru import logger
+
+from trader.clock import Clock
+from trader.domain import ClientId, Fill, Order, OrderRequest, to_ms
+from trader.exchange import binance_codec as codec
+from trader.exchange import binance_order_codec as order_codec
+from trader.exchange import binance_requests
+from trader.exchange.base import ExchangeError, MalformedResponse, UnknownOutcome
+from trader.exchange.binance_fields import rows_of
+from trader.exchange.binance_rest import BinanceRest
+from trader.exchange.errors import Outcome, classify
+
+PENDING: Final = "pending"
+ProbeResult = Order | None | Literal["pending"]
+T = TypeVar("T")
+
+TIMESTAMP_TOLERANCE_MS = 1000         # Binance accepts a timestamp up to 1 s ahead of its clock
+
+
+class BinanceOrders:
+    """The order endpoints of the adapter; `BinanceExchange` delegates to it.
+
+        orders = BinanceOrders(rest, clock, recv_window_ms=5000)
+        order = await orders.place(intent.request())
+    """
+
+    def __init__(self, rest: BinanceRest, clock: Clock, recv_window_ms: int) -> None:
+        self._rest, self._clock, self._recv_window_ms = rest, clock, recv_window_ms
+        self._client_ids: dict[str, str] = {}   # orderId -> client id (userTrades omit it)
+
+    async def place(self, request: OrderRequest) -> Order:
+        """Send one order; the order as Binance answered it.
+
+        Raises ExchangeError for a refusal, UnknownOutcome when the request may have reached
+        the matching engine without a readable answer (timeout, 5xx, or an answer that
+        cannot be read: the order may exist, so the executor probes by client id).
+        """
+        context = f"symbol={request.symbol} client_id={request.client_id} role={request.role}"
+        algo = request.type.conditional
+        endpoint = order_codec.NEW_ALGO if algo else order_codec.NEW_ORDER
+        client = self._rest.client
+        try:
+            if algo:
+                raw = await self._rest.call(f"place algo order {context}",
+                                            client.futures_create_algo_order, sending=True,
+                                            orders=1, **binance_requests.algo_params(request))
+            else:
+                raw = await self._rest.call(f"place order {context}",
+                                            client.futures_create_order, sending=True,
+                                            orders=1, **binance_requests.order_params(request))
+        except ExchangeError as exc:
+            logger.warning("binance place rejected {} code={} msg={}", context, exc.code,
+                           exc.message)
+            raise
+        try:
+            order = order_codec.order_from_algo(raw, endpoint) if algo \
+                else order_codec.order_from_plain(raw, endpoint)
+        except MalformedResponse as exc:
+            logger.error("binance place answer unreadable {}: the order may exist, probing "
+                         "error={}", context, exc)
+            raise UnknownOutcome(f"{context}: {exc.message}") from exc
+        self._remember(order, raw)
+        logger.info("binance placed {} status={} filled={}", context, order.status,
+                    order.filled_qty)
+        return order
+
+    def _remember(self, order: Order, raw: dict[str, Any]) -> None:
+        if raw.get("orderId"):
+            self._client_ids[str(raw["orderId"])] = order.client_id
+        if raw.get("actualOrderId"):
+            self._client_ids[str(raw["actualOrderId"])] = order.client_id
+
+    def remember_stream_order(self, order: Order) -> None:
+        """Learn a plain order's orderId from ORDER_TRADE_UPDATE, for `fills()`."""
+        if not order.exchange_id.startswith(order_codec.ALGO_ID_PREFIX):
+            self._client_ids[order.exchange_id] = order.client_id
+
+    @staticmethod
+    def _uses_algo_api(client_id: str) -> list[bool]:
+        """Which APIs to ask, in order: our ids name their role; others try plain first."""
+        parsed = ClientId.parse(client_id)
+        if parsed is None:
+            return [False, True]
+        return [parsed.role.protective]
+
+    async def order_by_client_id(self, symbol: str, client_id: str) -> Order | None:
+        return await self._one_order("query", symbol, client_id)
+
+    async def cancel(self, symbol: str, client_id: str) -> Order | None:
+        """Cancel by client id (one DELETE); the order's state when the answer carries it.
+
+        None when Binance knows no such live order (-2011/-2013), and when it acknowledged
+        the cancel without the order's state: DELETE /fapi/v1/algoOrder answers only
+        {algoId, clientAlgoId, code, msg} (.../trade/rest-api/Cancel-Algo-Order). Either way
+        the caller reads the order back (Executor.cancel_and_verify does). DELETE
+        /fapi/v1/order answers the whole order (.../trade/rest-api/Cancel-Order); should
+        that answer be unreadable, the cancel still stands and None is returned.
+        """
+        order = await self._one_order("cancel", symbol, client_id)
+        logger.info("binance cancel symbol={} client_id={} result={}", symbol, client_id,
+                    order.status if order else "no order state in the answer")
+        return order
+
+    async def _one_order(self, verb: str, symbol: str, client_id: str) -> Order | None:
+        """GET or DELETE one order on the API its client id names; None if Binance has none."""
+        for algo in self._uses_algo_api(client_id):
+            try:
+                raw = await self._rest.call(f"{verb} order symbol={symbol} "
+                                            f"client_id={client_id} algo={algo}",
+                                            self._order_method(verb, algo),
+                                            **self._order_key(symbol, client_id, algo))
+                order = self._read_order(verb, algo, raw)
+            except ExchangeError as exc:
+                if _unknown_order(exc):
+                    continue
+                raise
+            if order is not None:
+                self._remember(order, raw)
+            return order
+        return None
+
+    def _order_method(self, verb: str, algo: bool) -> Callable[..., Awaitable[Any]]:
+        client = self._rest.client
+        if algo:
+            return client.futures_get_algo_order if verb == "query" \
+                else client.futures_cancel_algo_order
+        return client.futures_get_order if verb == "query" else client.futures_cancel_order
+
+    @staticmethod
+    def _order_key(symbol: str, client_id: str, algo: bool) -> dict[str, str]:
+        return {"clientAlgoId": client_id} if algo else {"symbol": symbol,
+                                                          "origClientOrderId": client_id}
+
+    @staticmethod
+    def _read_order(verb: str, algo: bool, raw: Any) -> Order | None:
+        """The order an answer carries; None for a cancel answered without a readable order
+        (an acknowledgement: the cancel stands, the caller reads the order back)."""
+        if verb == "query":
+            return order_codec.order_from_algo(raw) if algo \
+                else order_codec.order_from_plain(raw)
+        try:
+            return order_codec.algo_cancel_result(raw) if algo \
+                else order_codec.order_from_plain(raw, order_codec.CANCEL_ORDER)
+        except MalformedResponse as exc:
+            logger.warning("binance cancel accepted but its answer is unreadable error={}", exc)
+            return None
+
+    async def open_orders(self, symbol: str) -> list[Order]:
+        """All live orders on the symbol, plain and conditional; orders of types this agent
+        never places are OrderType.OTHER. A row that cannot be read is logged and left
+        out: the sentinel then sees that leg missing and re-protects (never "protected"
+        on an order we could not read)."""
+        client = self._rest.client
+        plain = await self._rest.call("open orders", client.futures_get_open_orders,
+                                      symbol=symbol)
+        algos = await self._rest.call("open algo orders", client.futures_get_open_algo_orders,
+                                      symbol=symbol)
+        plain_endpoint, algo_endpoint = order_codec.OPEN_ORDERS, order_codec.OPEN_ALGO_ORDERS
+        orders = _read_rows(plain, plain_endpoint,
+                            lambda raw: order_codec.order_from_plain(raw, plain_endpoint))
+        orders += _read_rows(algos, algo_endpoint,
+                             lambda raw: order_codec.order_from_algo(raw, algo_endpoint))
+        return [order for order in orders if order.status.live]
+
+    async def probe(self, symbol: str, client_id: str, signed_at: datetime) -> ProbeResult:
+        """After an UnknownOutcome: the order, or PENDING while it may still appear, or None.
+
+        "Not found" is final only once recvWindow + clock skew has passed since the
+        request was signed: until then Binance could still accept it.
+        """
+        order = await self.order_by_client_id(symbol, client_id)
+        if order is not None:
+            return order
+        skew_ms = abs(self._rest.offset_ms) + TIMESTAMP_TOLERANCE_MS
+        deadline = signed_at + timedelta(milliseconds=self._recv_window_ms + skew_ms)
+        if self._clock.now() < deadline:
+            return PENDING
+        return None
+
+    async def fills(self, symbol: str, since: datetime) -> list[Fill]:
+        """Our trades since `since` (GET /fapi/v1/userTrades). Its rows carry orderId but no
+        client id: each fill gets the client id learnt for its orderId; an order not seen
+        yet is asked for once (GET /fapi/v1/order?orderId=), which is how the client id of
+        an order Binance placed itself ("autoclose-...", "adl_autoclose") reaches the engine
+        without the user-data stream. "" when Binance has no such order."""
+        rows = await self._rest.call("user trades", self._rest.client.futures_account_trades,
+                                     weight=5, symbol=symbol, startTime=to_ms(since),
+                                     limit=1000)
+        fills = _read_rows(rows, codec.USER_TRADES, lambda raw: codec.fill_from_trade(raw, ""))
+        for order_id in sorted({fill.order_id for fill in fills} - {"", "0"}
+                               - self._client_ids.keys()):
+            await self._learn_client_id(symbol, order_id)
+        return [replace(fill, client_id=self._client_ids.get(fill.order_id, ""))
+                for fill in fills]
+
+    async def _learn_client_id(self, symbol: str, order_id: str) -> None:
+        try:
+            raw = await self._rest.call(f"query order symbol={symbol} order_id={order_id}",
+                                        self._rest.client.futures_get_order, symbol=symbol,
+                                        orderId=order_id)
+            client_id = order_codec.order_from_plain(raw).client_id
+        except ExchangeError as exc:     # MalformedResponse too: the fill stays anonymous
+            if not _unknown_order(exc) and not isinstance(exc, MalformedResponse):
+                raise
+            logger.warning("binance fill of an order we cannot name symbol={} order_id={} "
+                           "error={}", symbol, order_id, exc)
+            client_id = ""
+        self._client_ids[order_id] = client_id
+
+
+def _read_rows(rows: Any, where: str, read: Callable[[Any], T]) -> list[T]:
+    """Each readable row of an array answer; unreadable rows are logged and skipped."""
+    values = []
+    for raw in rows_of(rows, where):
+        try:
+            values.append(read(raw))
+        except MalformedResponse as exc:
+            logger.warning("binance {} row left out: {}", where, exc)
+    return values
+
+
+def _unknown_order(error: ExchangeError) -> bool:
+    """-2011 / -2013: Binance knows no such order (already gone, or never placed)."""
+    return classify(error, sending=False).outcome is Outcome.NOOP
