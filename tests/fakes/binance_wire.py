@@ -1,10 +1,10 @@
 """Binance USD-M wire format for the fake server: simulator values -> Binance JSON.
 
 Written from Binance's documented examples (tests/fixtures/binance/ holds each page's
-example and URL), independently of trader/exchange/binance_codec.py (the adapter's
-decoder), so the integration tests check one against the other. Every answer carries
-exactly the documented example's fields (tests/test_binance_codec.py compares the keys);
-numbers that Binance sends as strings are strings here too.
+example and URL), independently of the adapter's decoders (trader/exchange/
+binance_codec.py, binance_order_codec.py, binance_event_codec.py), so the integration tests
+check one against the other. Every answer carries exactly the documented example's fields
+(tests/test_binance_codec.py compares the keys); numbers that Binance sends as strings are strings here too.
 
 A conditional order's life on the user-data stream, as the fake tells it:
 ALGO_UPDATE NEW -> (trigger) ALGO_UPDATE TRIGGERED -> ORDER_TRADE_UPDATE of the market
