@@ -20,7 +20,7 @@ from trader.management import FirstTarget, with_exit_plan
 from trader.market.history import CandleHistory
 from trader.market.indicators import atr
 from trader.position import Leg, Position, PositionState
-from trader.regime_adjust import anchor
+from trader.regime_adjust import anchor, with_first_target
 from trader.risk import EntryPlan, SignalDecision, SizingInput, decide, plan_entry
 from trader.strategy.base import Strategy, aggregate, combine
 from trader.strategy.regime import Regime, adjustment, is_trending, read_regime
@@ -121,9 +121,10 @@ class EntryDesk:
             confidence_floor=limits.confidence_floor))
         if not isinstance(result, EntryPlan):
             return result.reason
-        return with_exit_plan(entering_position(symbol, signal, result, mark,
-                                                candles[-1].open_time, now, limits,
-                                                reading.regime), limits.first_target, rules)
+        planned = with_exit_plan(entering_position(symbol, signal, result, mark,
+                                                   candles[-1].open_time, now, limits,
+                                                   reading.regime), limits.first_target, rules)
+        return with_first_target(planned)      # TP1 follows the regime too
 
 
     def cluster(self, symbol: str, side: Side, candles: Sequence[Candle], account: Account,

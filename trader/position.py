@@ -95,6 +95,7 @@ class RegimeAnchor:
     applied: str                           # the regime the legs follow now
     stop: Decimal                          # the stop-loss trigger as planned at entry
     take_profit: Decimal                   # the take-profit trigger as planned at entry
+    take_profit_1: Decimal | None = None   # TP1's trigger as planned (two-TP plan), else None
 
 
 @dataclass(frozen=True, slots=True)

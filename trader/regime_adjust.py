@@ -1,5 +1,5 @@
 """The volatility regime on open positions, pure: when the regime changes, the stop-loss and
-take-profit of an open position follow the regime's multipliers (EXTREME: stop distance
+take-profit(s) of an open position follow the regime's multipliers (EXTREME: stop distance
 x1.5, target x1.2; HIGH x1.3 / x1.15; LOW x0.8 / x0.9; trader/strategy/regime.py), the
 same multipliers its entry was planned with.
 
@@ -15,6 +15,10 @@ The rule, per leg, measured from the entry price and the legs as planned at entr
   tighter; a stop moved since (breakeven, trailing, by hand) is never loosened: it only
   takes the new level if that is tighter;
 - a take-profit still where the rule put it follows; one moved by hand stays;
+- two-TP plan: TP1, until it fills, follows by the same rule as the final target (its
+  distance from the entry scales by the target's multiplier), but never beyond the final
+  target's new level (where rounding or a target moved by hand would put it past, it sits
+  at the target's level: the two close the position there together);
 - a level the mark has already passed (a tightened stop or target that would fire at
   once, Binance -2021) is not taken: the leg stays where it is;
 - each new level is rounded once, onto the tick grid, away from the entry (as entries are
@@ -37,9 +41,21 @@ from trader.strategy.regime import LEG_MULTIPLIERS, Regime
 Levels = tuple[Decimal, Decimal]      # (stop-loss trigger, take-profit trigger)
 
 
-def anchor(regime: Regime, stop: Decimal, take_profit: Decimal) -> RegimeAnchor:
-    """The anchor of legs planned (or adopted) under `regime`."""
-    return RegimeAnchor(regime.value, regime.value, stop, take_profit)
+def anchor(regime: Regime, stop: Decimal, take_profit: Decimal,
+           first_target: Decimal | None = None) -> RegimeAnchor:
+    """The anchor of legs planned (or adopted) under `regime`; `first_target`: TP1's
+    trigger under the two-TP plan (None: no TP1)."""
+    return RegimeAnchor(regime.value, regime.value, stop, take_profit, first_target)
+
+
+def with_first_target(position: Position) -> Position:
+    """The planned position with TP1's trigger (added by the exit plan,
+    `trader.management.with_exit_plan`) in its anchor, so that TP1 follows the regime too;
+    unchanged without TP1 or without an anchor."""
+    first, current = position.take_profit_1, position.regime
+    if first is None or current is None:
+        return position
+    return replace(position, regime=replace(current, take_profit_1=first.trigger_price))
 
 
 def levels_for(side: Side, entry_price: Decimal, planned: RegimeAnchor, regime: Regime,
@@ -56,11 +72,34 @@ def levels_for(side: Side, entry_price: Decimal, planned: RegimeAnchor, regime: 
     # Away from the entry: a long's stop down and target up, a short's the other way.
     stop = rules.round_price(entry_price - side.sign * stop_distance * sl_ratio,
                              up=side is Side.SELL)
-    take_profit = rules.round_price(entry_price + side.sign * target_distance * tp_ratio,
-                                    up=side is Side.BUY)
-    if stop <= 0 or take_profit <= 0:
+    take_profit = _scaled_target(side, entry_price, planned.take_profit, tp_ratio, rules)
+    if stop <= 0 or take_profit is None:
         return None
     return stop, take_profit
+
+
+def first_target_for(side: Side, entry_price: Decimal, planned: RegimeAnchor, regime: Regime,
+                     rules: SymbolRules) -> Decimal | None:
+    """TP1's trigger for `regime`: its distance scaled by the take-profit multiplier, as the
+    final target's, and never beyond the final target's level for `regime` (rounding can
+    bring the two onto one tick); None without a planned TP1 or when it is not usable."""
+    levels = levels_for(side, entry_price, planned, regime, rules)
+    if planned.take_profit_1 is None or levels is None:
+        return None
+    ratio = LEG_MULTIPLIERS[regime][1] / LEG_MULTIPLIERS[Regime(planned.planned)][1]
+    first = _scaled_target(side, entry_price, planned.take_profit_1, ratio, rules)
+    return None if first is None else _nearer(side, first, levels[1])
+
+
+def _scaled_target(side: Side, entry_price: Decimal, planned: Decimal, ratio: Decimal,
+                   rules: SymbolRules) -> Decimal | None:
+    """A take-profit `ratio` times as far from the entry as `planned`, rounded away from it;
+    None when `planned` is not beyond the entry or the result is not a price."""
+    distance = (planned - entry_price) * side.sign
+    if distance <= 0:
+        return None
+    level = rules.round_price(entry_price + side.sign * distance * ratio, up=side is Side.BUY)
+    return level if level > 0 else None
 
 
 def follow(position: Position, regime: Regime | None, mark: Decimal | None,
@@ -72,11 +111,13 @@ def follow(position: Position, regime: Regime | None, mark: Decimal | None,
         return position
     current = position.regime
     if current is None:
+        first = position.take_profit_1
         return replace(position, regime=anchor(regime, position.stop.trigger_price,
-                                               position.take_profit.trigger_price))
+                                               position.take_profit.trigger_price,
+                                               None if first is None else first.trigger_price))
     if current.applied == regime.value:
         return position
-    if position.stop.pending is not None or position.take_profit.pending is not None:
+    if any(leg.pending is not None for leg in position.legs):
         # A placement whose answer is not known yet would set the plan back to its own
         # trigger when it lands: follow the regime once it has.
         return position
@@ -87,14 +128,20 @@ def follow(position: Position, regime: Regime | None, mark: Decimal | None,
     if before is None or after is None:
         return following
     stop = _stop_level(position, before[0], after[0], mark)
-    take_profit = _target_level(position, before[1], after[1], mark)
-    if (stop, take_profit) != (position.stop.trigger_price, position.take_profit.trigger_price):
-        logger.info("regime {} -> {} moves the legs symbol={} stop={} -> {} target={} -> {}",
-                    current.applied, regime.value, position.symbol,
-                    position.stop.trigger_price, stop, position.take_profit.trigger_price,
-                    take_profit)
-    return following.with_leg(_moved(position.stop, stop)).with_leg(
+    take_profit = _target_level(position.side, position.take_profit.trigger_price, before[1],
+                                after[1], mark)
+    following = following.with_leg(_moved(position.stop, stop)).with_leg(
         _moved(position.take_profit, take_profit))
+    first = position.take_profit_1
+    if first is not None:
+        level = _first_target_level(position, current, regime, take_profit, mark, rules)
+        following = following.with_leg(_moved(first, level))
+    if following.legs != position.legs:
+        logger.info("regime {} -> {} moves the legs symbol={} {}", current.applied,
+                    regime.value, position.symbol, " ".join(
+                        f"{leg.role.value}={leg.trigger_price} -> {moved.trigger_price}"
+                        for leg, moved in zip(position.legs, following.legs, strict=True)))
+    return following
 
 
 def _stop_level(position: Position, ruled: Decimal, wanted: Decimal, mark: Decimal) -> Decimal:
@@ -106,15 +153,34 @@ def _stop_level(position: Position, ruled: Decimal, wanted: Decimal, mark: Decim
     return current if stop_crossed(position.side, level, mark) else level
 
 
-def _target_level(position: Position, ruled: Decimal, wanted: Decimal,
+def _target_level(side: Side, current: Decimal, ruled: Decimal, wanted: Decimal,
                   mark: Decimal) -> Decimal:
-    """The new take-profit: the regime's level if the target is still the rule's (one moved
+    """A take-profit's new trigger: the regime's level if it is still the rule's (one moved
     by hand stays); never one the mark has already reached."""
-    current = position.take_profit.trigger_price
     if current != ruled:
         return current
-    reached = mark >= wanted if position.side is Side.BUY else mark <= wanted
+    reached = mark >= wanted if side is Side.BUY else mark <= wanted
     return current if reached else wanted
+
+
+def _first_target_level(position: Position, planned: RegimeAnchor, regime: Regime,
+                        target: Decimal, mark: Decimal, rules: SymbolRules) -> Decimal:
+    """TP1's new trigger (`position.take_profit_1` is there), by the take-profit rule and
+    never beyond `target` (the final target's new trigger); it stays where it is when the
+    anchor has no TP1 (recorded before TP1 was anchored)."""
+    assert position.take_profit_1 is not None
+    side, current = position.side, position.take_profit_1.trigger_price
+    ruled = first_target_for(side, position.entry_price, planned, Regime(planned.applied),
+                             rules)
+    wanted = first_target_for(side, position.entry_price, planned, regime, rules)
+    if ruled is None or wanted is None:
+        return current
+    return _nearer(side, _target_level(side, current, ruled, wanted, mark), target)
+
+
+def _nearer(side: Side, level: Decimal, other: Decimal) -> Decimal:
+    """Of two take-profit levels, the one nearer the entry (reached first)."""
+    return min(level, other) if side is Side.BUY else max(level, other)
 
 
 def _moved(leg: Leg, trigger_price: Decimal) -> Leg:
