@@ -99,3 +99,18 @@ def test_a_short_position_rules_mirror_the_long_ones():
     assert partial.role is OrderRole.PARTIAL_TP
     assert result.position.stop.trigger_price <= Decimal("50000")
     assert result.position.partial_taken
+
+
+def test_a_breakeven_already_crossed_after_the_partial_closes_the_rest_at_market():
+    """One-TP plan: the market partial was taken, and before the stop could move to
+    breakeven the price fell back through it. A stop there would fire at once (-2021, then
+    refused attempts and the original stop kept): the rest closes at market instead, as
+    that stop would have, and no stop is placed behind the price."""
+    position = make(quantity="0.050", entry="50000", stop="49500", tp="52000",
+                    partial_taken=True)
+    result = tick(position, mark="49990")
+    [flatten] = actions_of(result, Flatten)
+    assert flatten.reason is CloseReason.BREAKEVEN_STOP
+    assert flatten.quantity == Decimal("0.050")
+    assert actions_of(result, PlaceLeg) == []
+    assert result.position.state is PositionState.CLOSING

@@ -337,12 +337,12 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
 
 
 def _breakeven_passed(position: Position, mark: Decimal) -> bool:
-    """Two-TP plan: the price came back through breakeven before the stop could move there
-    (TP1 filled between two ticks): a stop there would fire at once (-2021), so the rest
-    closes at market now, as that stop would have."""
+    """The price came back through breakeven before the stop could move there (TP1 filled
+    between two ticks, or the price fell back after the one-TP plan's market partial): a
+    stop there would fire at once (-2021), so the rest closes at market now, as that stop
+    would have."""
     stop = position.stop
-    return (position.exit_plan is ExitPlan.TWO and stop.order is not None
-            and stop.order.trigger_price != stop.trigger_price
+    return (stop.order is not None and stop.order.trigger_price != stop.trigger_price
             and management.stop_crossed(position.side, stop.trigger_price, mark))
 
 
