@@ -34,6 +34,7 @@ from trader.domain import Candle
 from trader.engine import Engine
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import classify
+from trader.instance_lock import agent_lock
 from trader.log_sink import LogAlertSink
 from trader.presence import replay_db_path
 from trader.startup import boot, reconcile
@@ -115,20 +116,30 @@ def replay_candles(settings: Settings, data: list[Path] | None) -> dict[str, lis
 
 async def run_agent(settings: Settings, *, replay: bool = False, speed: float | None = None,
                     data: list[Path] | None = None) -> int:
-    replaying = replay or settings.effective_feed == "replay"
-    if replaying:
-        candles = replay_candles(settings, data)
-        # A replay is a fresh paper session on a database of its own, so it never mixes
-        # with (or rewinds) a continuing paper session in TRADEBOT_DB.
-        replay_db = replay_db_path(settings.db_path)
+    """`tradebot run`: the agent until a signal; 0. One agent per database (the lock:
+    trader/instance_lock.py); ConfigError when the configuration is wrong or another agent
+    holds the database."""
+    if not (replay or settings.effective_feed == "replay"):
+        with agent_lock(settings.db_path):
+            return await _run_locked(settings, SystemClock(), None)
+    candles = replay_candles(settings, data)
+    # A replay is a fresh paper session on a database of its own, so it never mixes with
+    # (or rewinds) a continuing paper session in TRADEBOT_DB; the lock comes first, so a
+    # second replay never deletes the database of one that is running.
+    replay_db = replay_db_path(settings.db_path)
+    with agent_lock(replay_db):
         for path in (replay_db, Path(f"{replay_db}-wal"), Path(f"{replay_db}-shm")):
             path.unlink(missing_ok=True)
         settings = settings.model_copy(update={"exchange": "paper", "symbols": sorted(candles),
                                                "db_path": replay_db})
         start = min(c[0].open_time for c in candles.values())
-        clock: Clock = ManualClock(start, speed=speed or settings.replay_speed)
-    else:
-        clock = SystemClock()
+        return await _run_locked(settings, ManualClock(start, speed=speed or settings.replay_speed),
+                                 candles)
+
+
+async def _run_locked(settings: Settings, clock: Clock,
+                      candles: dict[str, list[Candle]] | None) -> int:
+    replaying = candles is not None
     engine, close = await build_engine(settings, clock, start=False, replay=replaying)
     controller = Controller(engine)
     services = AgentServices(settings, engine, replay=replaying)
