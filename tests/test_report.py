@@ -250,7 +250,7 @@ def test_text_report_has_the_symbol_table_with_total_and_the_exit_reasons(
     assert table[1].split()[:4] == ["BTCUSDT", "2", "50.0", "-200.40"]
     assert table[2].split()[:4] == ["XRPUSDT", "2", "50.0", "-200.40"]
     assert table[3].split()[:5] == ["TOTAL", "4", "50.0", "-400.79", "15.44"]
-    assert "+ funding -2.50 paid outside the trades (XRPUSDT)" in table[4]
+    assert "+ funding -2.50 (paid) outside the trades (XRPUSDT)" in table[4]
     exits = lines[lines.index("By exit reason") + 1:]
     assert exits[1].split() == ["STOP_LOSS", "2", "-418.60"]
     assert exits[2].split() == ["TAKE_PROFIT", "2", "+17.81"]

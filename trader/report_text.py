@@ -92,7 +92,8 @@ def _symbol_table(report: Report, rows: Sequence[TradeSummary]) -> list[str]:
             _money(row.expectancy, signed=True), _ratio(row.profit_factor), f"{row.sqn:.2f}"),
             widths))
     for symbols, amount in report.funding_outside.items():
-        lines.append(f"  + funding {_money(amount, signed=True)} paid outside the trades "
+        flow = "paid" if amount < 0 else "received"
+        lines.append(f"  + funding {_money(amount, signed=True)} ({flow}) outside the trades "
                      f"({symbols}): in the portfolio's net PnL, not in TOTAL")
     return lines
 
