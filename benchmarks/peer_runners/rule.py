@@ -64,7 +64,15 @@ def stop_fraction(atr: float, close: float) -> float:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size (Linux: ru_maxrss is in KiB)."""
+    """This process's own peak resident set size in MB: VmHWM from /proc (Linux).
+
+    Not getrusage's ru_maxrss: Linux carries it across fork + exec, so a runner started
+    by benchmarks/peers.py would report at least the parent's size at the fork (~500 MB
+    after it has written 500k candles), whatever the engine itself used."""
+    status = Path("/proc/self/status")
+    for line in status.read_text().splitlines() if status.exists() else ():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
