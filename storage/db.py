@@ -212,9 +212,14 @@ def _migrate(db: Database, current: int, steps: list[Migration]) -> None:
 
 
 @contextmanager
-def saving(db: Database, what: str) -> Iterator[Database]:
-    """One transaction for one state change; any failure raises SaveStateFailure(what)."""
+def saving(db: Database, what: str, *, atomic: bool = True) -> Iterator[Database]:
+    """One transaction for one state change; any failure raises SaveStateFailure(what).
+    `atomic=False`: one statement inside a transaction that is already open (its own
+    atomicity is SQLite's: a failed statement changes nothing)."""
     try:
+        if not atomic:
+            yield db
+            return
         with db.atomic():
             yield db
     except (sqlite3.Error, OSError) as exc:

@@ -14,7 +14,7 @@ The trading records (intents, orders, fills, positions) are typed by the trading
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,6 +66,10 @@ class Store:
         self.db = db
         self.health = WriteHealth()
         self._depth = 0
+        self._batching = False
+        # A batch's rows held back until it ends: (table, key) -> (the row, when written; pk)
+        self._later: dict[tuple[str, tuple[Any, ...]],
+                          tuple[Callable[[], dict[str, Any]], tuple[str, ...]]] = {}
 
     @classmethod
     def open(cls, path: Path | str, *, wal: bool = True) -> "Store":
@@ -77,19 +81,49 @@ class Store:
 
     @contextmanager
     def transaction(self, what: str) -> Iterator[None]:
-        with self._saving(what):
+        with self._saving(what, grouped=True):
             yield
 
     @contextmanager
-    def _saving(self, what: str) -> Iterator[None]:
-        """The storage gate: every write runs here, and the outermost one reports its outcome
-        to `health` (a write inside `transaction` is part of that one state change)."""
-        self._depth += 1
+    def batch(self, what: str) -> Iterator[None]:
+        """Replay only (trader/backtest.py, one candle): the writes inside are committed
+        together when the block ends, one commit instead of one per write, and a record
+        written several times (`_upsert_later`: positions, intents) is written once, as it
+        is last; a read of its table writes it first. Each write still reports to `health`
+        and raises `SaveStateFailure` as it would alone; a failed one leaves nothing behind
+        (a single statement is atomic in SQLite, a `transaction` keeps its savepoint). A
+        crash loses the whole block, which a backtest replays from the start anyway. The
+        live agent never batches: there every state change is committed before the
+        exchange action that depends on it. Raises SaveStateFailure(what) when the held-back
+        rows or the final commit cannot be written."""
+        if self._batching or self._depth or self.db.conn.in_transaction:
+            yield                   # inside a transaction already: that one commits
+            return
+        self._batching = True
         try:
             with saving(self.db, what):
                 yield
-        except SaveStateFailure as exc:
-            if self._depth == 1:
+                self._batching = False
+                self._flush()
+        finally:
+            self._batching = False
+            self._later.clear()     # rolled back with the batch when it failed
+
+    @contextmanager
+    def _saving(self, what: str, grouped: bool = False) -> Iterator[None]:
+        """The storage gate: every write runs here, and the outermost one reports its outcome
+        to `health` (a write inside `transaction` is part of that one state change). In a
+        `batch` only a `transaction` takes a savepoint: a lone write is one statement, and a
+        failed write inside a transaction fails all of it."""
+        self._depth += 1
+        held = dict(self._later) if grouped and self._later else None
+        try:
+            with saving(self.db, what, atomic=not self._batching or (grouped and self._depth == 1)):
+                yield
+        except BaseException as exc:
+            if held is not None or grouped:
+                self._later = held or {}    # a failed transaction keeps none of its rows
+            if isinstance(exc, SaveStateFailure) and self._depth == 1:
                 self.health.failed(exc)
             raise
         else:
@@ -101,6 +135,29 @@ class Store:
     def _upsert(self, table: str, row: dict[str, Any], *pk: str) -> None:
         columns = tuple(row)
         self.db.execute(_upsert_statement(table, columns, pk), [row[c] for c in columns])
+
+    def _upsert_later(self, table: str, key: tuple[Any, ...],
+                      row: Callable[[], dict[str, Any]], *pk: str) -> None:
+        """`_upsert(table, row(), *pk)` now, or in a `batch` when it ends (or before its
+        table is read): the last version of a record only, encoded once. Inside the gate
+        (`_saving`), like every write."""
+        if self._batching:
+            self._later[(table, key)] = (row, pk)
+        else:
+            self._upsert(table, row(), *pk)
+
+    def _flush(self, table: str | None = None) -> None:
+        """Write the rows a batch holds back (of `table`, or all): before a read of them.
+        Raises SaveStateFailure."""
+        if not self._later:
+            return
+        keys = [key for key in self._later if table is None or key[0] == table]
+        if not keys:
+            return
+        with self._saving(f"held-back {table or 'rows'}", grouped=True):
+            for key in keys:
+                row, pk = self._later.pop(key)
+                self._upsert(key[0], row(), *pk)
 
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         cursor = self.db.execute(sql, params)

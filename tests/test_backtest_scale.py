@@ -18,6 +18,7 @@ from trader.config import load_settings
 from trader.domain import Candle, Order, OrderStatus, OrderType, Side
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
+from trader.market.gaps import span_text
 from trader.market.replay import (
     CandleFile,
     ReplayFeed,
@@ -89,6 +90,27 @@ def test_a_candle_file_reports_a_bad_row_before_any_work(tmp_path: Path) -> None
                     "1704067260000,1,2,1,1,0\n1704067200000,1,2,1,1,0\n1704067320000,x,2,1,1,0\n")
     with pytest.raises(ValueError, match="line 4: a price"):
         CandleFile(path)
+
+
+def test_a_candle_file_counts_the_gaps_of_its_period(tmp_path: Path) -> None:
+    minutes = [0, 1, 2, 5, 6, 30, 31]         # 2 missing, then 23 missing
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_text("open_time,open,high,low,close,volume\n" + "".join(
+        f"{int(T0.timestamp() * 1000) + m * 60_000},1,2,1,1,0\n" for m in minutes))
+    whole = CandleFile(path)
+    assert (whole.gaps.count, whole.gaps.largest) == (2, timedelta(minutes=23))
+    assert whole.gaps.warning("BTCUSDT") == (
+        "BTCUSDT: 2 gaps in the data, the largest 23 min at 2024-01-01 00:07; the engine "
+        "trades across it")
+    before_the_big_one = whole.between(None, T0 + timedelta(minutes=6))
+    assert before_the_big_one.gaps.count == 1
+    assert whole.between(T0 + timedelta(minutes=30), None).gaps.warning("BTCUSDT") is None
+
+
+def test_gaps_are_told_in_days_hours_and_minutes() -> None:
+    assert span_text(timedelta(hours=16, minutes=40)) == "16 h 40 min"
+    assert span_text(timedelta(days=1, minutes=5)) == "1 day 5 min"
+    assert span_text(timedelta(days=3, hours=2)) == "3 days 2 h"
 
 
 def test_the_first_candle_of_a_stream_is_put_back() -> None:

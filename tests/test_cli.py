@@ -125,7 +125,7 @@ def test_a_misspelt_variable_is_warned_with_the_closest_name(tmp_path: Path) -> 
 
 # --- backtest ---------------------------------------------------------------------------------
 
-XRP_DAY = ("--from", "2021-11-16", "--to", "2021-11-17")
+XRP_DAY = ("--from", "2021-11-16", "--to", "2021-11-16")   # a date alone: the whole day
 
 
 def backtest(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -177,9 +177,9 @@ def test_backtest_of_a_file_without_a_symbol_in_its_name_needs_symbol(tmp_path: 
     data.write_text("open_time,open,high,low,close,volume\n" + "\n".join(xrp_rows(300, 1)) + "\n")
     refused = backtest(tmp_path, "--data", str(data))
     assert refused.returncode == 2
-    assert refused.stderr.strip() == ("backtest error: mydata.csv: the file name does not say "
-                                      "the symbol; pass --symbol ETHUSDT (or name the file like "
-                                      "ETHUSDT-5m.csv)")
+    assert refused.stderr.strip() == (f"backtest error: {data}: the file name does not say "
+                                      "the symbol; pass --symbol SYMBOL (e.g. ETHUSDT) or name "
+                                      "the file like ETHUSDT-5m.csv")
     result = backtest(tmp_path, "--data", str(data), "--symbol", "xrpusdt", "--run-id", "mine")
     assert result.returncode == 0, result.stderr
     document = report_of(tmp_path, "mine")

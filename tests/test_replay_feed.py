@@ -66,6 +66,33 @@ def test_bad_rows_raise_value_error_naming_file_and_line(tmp_path: Path, rows: l
     assert needle in str(caught.value)
 
 
+@pytest.mark.parametrize(("bad_row", "needle"), [
+    (row(1, c="nan"), "line 3: close is not a finite number"),
+    (row(1, h="inf"), "line 3: high is not a finite number"),
+    (row(1).replace(",12.5", ",NaN"), "line 3: volume is not a finite number"),
+    (row(1, h="1e30"), "line 3: high 1e30 is more than 10 x the open/close: a bad row?"),
+    (row(1, low="9.9"), "line 3: low 9.9 is more than 10 x below the open/close: a bad row?"),
+    (row(1, "1e400", "1e400", "1e400", "1e400"), "line 3: high 1e400 is larger than"),
+])
+def test_numbers_no_market_makes_are_refused_naming_the_line_and_field(
+        tmp_path: Path, bad_row: str, needle: str) -> None:
+    path = write_csv(tmp_path, "BTCUSDT-1m.csv", [row(0), bad_row])
+    with pytest.raises(ValueError, match="BTCUSDT-1m.csv") as caught:
+        load_candles(path)
+    assert needle in str(caught.value)
+
+
+def test_a_wick_within_ten_times_the_body_is_a_candle(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "BTCUSDT-1m.csv", [row(0, h="999", low="10.1")])
+    assert load_candles(path)[0].high == D(999)
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_text(HEADER + row(0) + "\n" + row(1) + "\n", encoding="utf-8-sig")
+    assert [c.open_time for c in load_candles(path)] == [T0, T0 + timedelta(minutes=1)]
+
+
 def test_missing_columns_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
     path = tmp_path / "BTCUSDT-1m.csv"
     path.write_text("time,price\n1,2\n")

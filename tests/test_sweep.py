@@ -98,13 +98,18 @@ def test_a_grid_sweep_draws_the_best_trials_equity(local_grid) -> None:
         assert str(picture.relative_to(out.parent.parent)) in result.stdout
 
 
-def test_a_bad_parameter_stops_the_sweep_before_any_trial(tmp_path: Path) -> None:
-    result = run_sweep(tmp_path, *SLICE, "--grid", "TRADEBOT_RISK_BASE=0.01,0.5",
-                       "--run-id", "bad")
+@pytest.mark.parametrize(("grid", "message"), [
+    ("TRADEBOT_RISK_BASE=0.01,0.5",
+     "TRADEBOT_RISK_BASE: Input should be less than or equal to 0.03 (got 0.5)"),
+    ("strategy.channel=20,-5", "strategy.channel=-5: must be at least 1"),
+    ("TRADEBOT_LEVERAG=3", "unknown parameter 'TRADEBOT_LEVERAG': did you mean "
+                           "TRADEBOT_LEVERAGE? (a setting, see .env.example, or strategy.FIELD)"),
+])
+def test_a_bad_parameter_stops_the_sweep_before_any_trial(tmp_path: Path, grid: str,
+                                                          message: str) -> None:
+    result = run_sweep(tmp_path, *SLICE, "--grid", grid, "--run-id", "bad")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "sweep error: trial 2 (TRADEBOT_RISK_BASE=0.5): TRADEBOT_RISK_BASE: Input should be "
-        "less than or equal to 0.03 (got 0.5)"]
+    assert result.stderr.strip().splitlines() == [f"sweep error: {message}"]
     assert not (tmp_path / "out").exists()
 
 

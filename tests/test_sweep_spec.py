@@ -11,6 +11,7 @@ import pytest
 
 from trader.config import load_settings
 from trader.metrics import EquityPoint, performance
+from trader.strategy.default import DefaultStrategy
 from trader.sweep import Leaderboard, Sweep
 from trader.sweep_runners import _local_outcome
 from trader.sweep_spec import Span, SweepError, SweepSpec, read_spec_file, with_options
@@ -138,6 +139,41 @@ def test_a_trial_gets_its_settings_and_strategy_fields_typed(base) -> None:
 def test_a_bad_trial_value_is_named(base, params: dict, message: str) -> None:
     with pytest.raises(SweepError, match=message):
         plan_trial(1, params, base)
+
+
+@pytest.mark.parametrize(("grid", "message"), [
+    ("strategy.channel=20,-5", "strategy.channel=-5: must be at least 1"),
+    ("strategy.channel=0", "strategy.channel=0: must be at least 1"),
+    ("strategy.sl_atr=1.5,0", "strategy.sl_atr=0: must be above 0"),
+    ("strategy.min_body_atr=-0.1", "strategy.min_body_atr=-0.1: must be at least 0"),
+])
+def test_a_value_outside_the_strategys_bounds_stops_the_sweep_up_front(base, grid: str,
+                                                                       message: str) -> None:
+    """The bound the strategy declares, named without a trial: it is wrong in every one."""
+    spec = with_options(SweepSpec(), grid=[grid, "TRADEBOT_RISK_BASE=0.01,0.02"], search=[])
+    with pytest.raises(SweepError) as refused:
+        Sweep(spec, base)
+    assert str(refused.value) == message
+
+
+def test_the_strategy_refuses_a_value_outside_its_bounds_itself() -> None:
+    """channel=0 would make every tick raise (an empty channel): refused when built."""
+    with pytest.raises(ValueError, match="channel=0: must be at least 1"):
+        DefaultStrategy(channel=0)
+
+
+def test_an_optuna_range_reaching_outside_the_strategys_bounds_is_refused(base) -> None:
+    pytest.importorskip("optuna", reason="optuna is an optional extra: pip install '.[optuna]'")
+    spec = with_options(SweepSpec(), grid=[], search=["strategy.channel=0..40:5"])
+    with pytest.raises(SweepError, match="strategy.channel=0: must be at least 1"):
+        Sweep(spec, base)
+
+
+def test_a_misspelt_setting_gets_the_closest_name() -> None:
+    with pytest.raises(SweepError, match="'TRADEBOT_LEVERAG': did you mean TRADEBOT_LEVERAGE?"):
+        setting_field("TRADEBOT_LEVERAG")
+    with pytest.raises(SweepError, match="'risk_bse': did you mean TRADEBOT_RISK_BASE?"):
+        setting_field("risk_bse")
 
 
 def test_trials_never_carry_the_operators_secrets_or_live_settings() -> None:

@@ -100,29 +100,35 @@ async def start_exchange(exchange: Exchange, settings: Settings) -> None:
                            "and its Futures permission"]) from None
 
 
-def replay_candles(settings: Settings, data: list[Path] | None) -> dict[str, list[Candle]]:
+def replay_candles(settings: Settings, data: list[Path] | None,
+                   symbol: str | None = None) -> dict[str, list[Candle]]:
+    """The replay's candles: --data files, else TRADEBOT_REPLAY_FILE, else the bundled data.
+    `symbol` (--symbol) names the symbol of a single file whose name does not say it."""
     from trader.market.replay import load_bundled, load_candles
     paths = data or ([settings.replay_file] if settings.replay_file else [])
     if not paths:
         bundled = load_bundled()
         return {s: c for s, c in bundled.items() if s in settings.symbols} or bundled
     source = "--data" if data else "TRADEBOT_REPLAY_FILE"
+    if symbol is not None and len(paths) > 1:
+        raise ConfigError([f"--symbol {symbol}: names the symbol of one --data file, not of "
+                           f"{len(paths)}; name each file like ETHUSDT-5m.csv"])
     try:
-        loaded = [load_candles(path) for path in paths]
+        loaded = [load_candles(path, symbol=symbol) for path in paths]
     except (OSError, ValueError) as exc:       # unreadable file, bad row, unknown time unit
         raise ConfigError([f"{source}: {exc}"]) from None
     return {rows[0].symbol: rows for rows in loaded if rows}
 
 
 async def run_agent(settings: Settings, *, replay: bool = False, speed: float | None = None,
-                    data: list[Path] | None = None) -> int:
+                    data: list[Path] | None = None, symbol: str | None = None) -> int:
     """`tradebot run`: the agent until a signal; 0. One agent per database (the lock:
     trader/instance_lock.py); ConfigError when the configuration is wrong or another agent
     holds the database."""
     if not (replay or settings.effective_feed == "replay"):
         with agent_lock(settings.db_path):
             return await _run_locked(settings, SystemClock(), None)
-    candles = replay_candles(settings, data)
+    candles = replay_candles(settings, data, symbol)
     # A replay is a fresh paper session on a database of its own, so it never mixes with
     # (or rewinds) a continuing paper session in TRADEBOT_DB; the lock comes first, so a
     # second replay never deletes the database of one that is running.

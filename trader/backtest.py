@@ -52,6 +52,8 @@ def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
             raise BacktestError(f"no data for {', '.join(unknown)} (asked by {asked_by}); the "
                                 f"data has {', '.join(sorted(candles)) or 'no symbol'}")
         candles = {s: candles[s] for s in symbols}
+    if start is not None and end is not None and start > end:
+        raise BacktestError("--from is after --to")
     picked = {s: rows.between(start, end) if isinstance(rows, CandleFile) else
               [c for c in rows if (start is None or c.open_time >= start)
                and (end is None or c.open_time <= end)] for s, rows in candles.items()}
@@ -95,10 +97,11 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     started = time.perf_counter()
     with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar:
         async for batch in feed:
-            for candle in batch:
-                paper.feed_candle(candle)
-                engine.on_candle(candle)
-            await engine.tick()
+            with store.batch("replay candle"):    # one commit per candle (replay clock only)
+                for candle in batch:
+                    paper.feed_candle(candle)
+                    engine.on_candle(candle)
+                await engine.tick()
             if engine.balance is not None:
                 recorder.add(EquityPoint(clock.now(), engine.balance.equity))
             total += len(batch)
@@ -121,7 +124,7 @@ def first_open_time(candles: Mapping[str, Iterable[Candle]]) -> tuple[
     read and put back): a symbol's candles may be streamed (`iter_candles`)."""
     starts, replay = [], {}
     for symbol, rows in candles.items():
-        if isinstance(rows, Sequence):
+        if isinstance(rows, Sequence | CandleFile):   # sized: the progress bar gets a total
             if rows:
                 starts.append(rows[0].open_time)
             replay[symbol] = rows
@@ -215,19 +218,21 @@ def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
     """The candles to run (and the bundled funding rates) for `args.data` / `args.symbol` /
     `args.symbols` / `args.start` / `args.end`. Symbols: --symbols, else TRADEBOT_SYMBOLS for
     the bundled data (an explicit --data file is its own choice), else all of the data."""
-    from trader.market.replay import load_bundled, load_bundled_funding, symbol_from_file_name
+    from trader.backtest_input import check_data_file, warn_about_gaps
+    from trader.market.replay import load_bundled, load_bundled_funding
     funding = None
     if args.data is not None:
-        symbol = getattr(args, "symbol", None)
-        if symbol is None and symbol_from_file_name(args.data) is None:
-            raise BacktestError(f"{args.data.name}: the file name does not say the symbol; "
-                                "pass --symbol ETHUSDT (or name the file like ETHUSDT-5m.csv)")
-        rows = CandleFile(args.data, symbol=symbol)   # streamed: flat memory at any length
-        data = {rows.symbol: rows} if rows else {}
+        check_data_file(args.data)
+        rows = CandleFile(args.data, symbol=getattr(args, "symbol", None))   # streamed
+        if not rows:
+            raise BacktestError(f"{args.data}: no candle rows, only the header")
+        data = {rows.symbol: rows}
     else:
         data, funding = load_bundled(), load_bundled_funding()
     symbols, asked_by = requested_symbols(settings, args.symbols, args.data is None)
-    return select_candles(data, symbols, args.start, args.end, asked_by=asked_by), funding
+    picked = select_candles(data, symbols, args.start, args.end, asked_by=asked_by)
+    warn_about_gaps(picked)
+    return picked, funding
 
 
 def requested_symbols(settings: Settings, option: str | None,

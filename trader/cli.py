@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -23,13 +23,34 @@ from trader.sweep_cli import add_sweep_arguments
 EXIT_CONFIG = 2
 
 
-def _date(text: str) -> datetime:
+def _date(text: str) -> date | datetime:
+    """A day (2021-11-16: a `date`) or a moment (2021-11-16T12:00, UTC unless it says);
+    `_period` turns a day into the moments --from and --to mean by it."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass   # not a day alone: a moment, or neither
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2021-11-16 or "
                                          "2021-11-16T12:00") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _period(args: argparse.Namespace) -> None:
+    """--from DAY starts at that day's midnight; --to DAY includes the whole day: candles
+    opening before the next midnight (a --to with a time is the last candle's open time)."""
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    if _is_day(start):
+        args.start = datetime.combine(start, time(), tzinfo=UTC)
+    if _is_day(end):
+        args.end = (datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
+                    - timedelta(microseconds=1))
+
+
+def _is_day(value: object) -> bool:
+    return isinstance(value, date) and not isinstance(value, datetime)
 
 
 def _positive(text: str) -> float:
@@ -57,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replay speed: feed seconds per wall-clock second (default 60)")
     run.add_argument("--data", type=Path, nargs="+", default=None,
                      help="candle CSV file(s) for --replay, one symbol each")
+    run.add_argument("--symbol", default=None, type=str.upper,
+                     help="the symbol of a single --data file when its file name does not say it")
 
     backtest = sub.add_parser("backtest", help="run the full engine over candles on the paper exchange")
     backtest.add_argument("--symbols", default=None,
@@ -64,8 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "every symbol in the data)")
     backtest.add_argument("--symbol", default=None, type=str.upper,
                           help="the symbol of --data when its file name does not say it")
-    backtest.add_argument("--from", dest="start", type=_date, default=None, help="first candle (UTC)")
-    backtest.add_argument("--to", dest="end", type=_date, default=None, help="last candle (UTC)")
+    backtest.add_argument("--from", dest="start", type=_date, default=None,
+                          help="first candle (UTC): 2021-11-16 or 2021-11-16T12:00")
+    backtest.add_argument("--to", dest="end", type=_date, default=None,
+                          help="last candle (UTC): a date alone includes that whole day; "
+                               "with a time, the last candle's open time")
     backtest.add_argument("--data", type=Path, default=None,
                           help="candle CSV (default: bundled real Binance candles)")
     backtest.add_argument("--out", type=Path, default=Path("out"),
@@ -129,7 +155,21 @@ def package_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `tradebot` console script. A reader that closes stdout early (`| head -1`) ends
+    the command quietly: the recipe of https://docs.python.org/3/library/signal.html#note-on-sigpipe
+    (stdout pointed at devnull so the exit's flush cannot raise again; exit code 1)."""
+    try:
+        code = _run_command(argv)
+        sys.stdout.flush()   # a closed pipe shows here, inside the try, not at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
+
+
+def _run_command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    _period(args)
     settings = _settings_or_exit()
     if settings.strategy != "default":
         _strategies_from_working_directory()
@@ -147,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     except StrategyLoadError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except KeyboardInterrupt:
-        logger.info("interrupted")
+    except KeyboardInterrupt:   # Ctrl-C in a backtest: commands log quietly, so print it
+        print("interrupted", file=sys.stderr)
         return 130
 
 
@@ -161,7 +201,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_backtest_cli(settings, args)
     if args.command == "run":
         from trader.app import run_agent
-        return asyncio.run(run_agent(settings, replay=args.replay, speed=args.speed, data=args.data))
+        return asyncio.run(run_agent(settings, replay=args.replay, speed=args.speed,
+                                     data=args.data, symbol=args.symbol))
     if args.command in ("shutdown", "wake"):
         from trader.control_cli import run_control_cli
         return asyncio.run(run_control_cli(settings, args.command, flatten=getattr(args, "flatten", False)))

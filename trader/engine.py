@@ -26,7 +26,7 @@ from typing import TypeVar
 from loguru import logger
 
 from storage import SaveStateFailure
-from trader import guards
+from trader import guards, protection
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.breakers import Breakers
@@ -39,6 +39,7 @@ from trader.entry_sender import EntrySender
 from trader.events import (
     CloseRequested,
     EntryFilled,
+    LegSeen,
     Policy,
     PositionGone,
     PositionSizeChanged,
@@ -243,6 +244,8 @@ class Engine:
             if position.state is PositionState.CLOSED:
                 return None
         for event in observe(position, view):
+            if isinstance(event, LegSeen) and protection.confirms(position, event):
+                continue        # nothing new about a steady leg: its step would be a no-op
             if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
                 event = replace(event, cause=await self._who_reduced(position))
             position = await self.interpreter.apply(position, event, notes)

@@ -61,11 +61,13 @@ class PositionJournal:
         if after == before:
             return
         try:
+            if not isinstance(event, JOURNALED):
+                self.store.save_position(after)      # one write: a transaction of its own
+                return
             with self.store.transaction(f"step {after.symbol} {type(event).__name__}"):
                 self.store.save_position(after)
-                if isinstance(event, JOURNALED):
-                    self.store.append_event(self.clock.now(), _kind(event), after.symbol,
-                                            {"key": after.key, **codec.dump(event)})
+                self.store.append_event(self.clock.now(), _kind(event), after.symbol,
+                                        {"key": after.key, **codec.dump(event)})
         except SaveStateFailure as exc:
             logger.error("step not saved symbol={} error={}", after.symbol, exc)
 

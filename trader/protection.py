@@ -29,8 +29,8 @@ from decimal import Decimal
 
 from trader.alerts import Alert, AlertName
 from trader.domain import OrderRole
-from trader.events import Action, CancelOrder, PlaceLeg, Policy, ProbeOrder
-from trader.position import ExitPlan, Leg, LegOrder, LegStatus, Position
+from trader.events import Action, CancelOrder, LegSeen, PlaceLeg, Policy, ProbeOrder
+from trader.position import ExitPlan, Leg, LegOrder, LegStatus, Position, PositionState
 
 LEG_NAMES = {OrderRole.STOP_LOSS: "stop-loss", OrderRole.TAKE_PROFIT: "take-profit",
              OrderRole.TAKE_PROFIT_1: "first take-profit (TP1)"}
@@ -199,6 +199,24 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
                           trigger_price=trigger_price, failures=0, retry_at=None)
         return position.with_seq_past(client_id).with_leg(adopted), []
     return position, []
+
+
+def confirms(position: Position, event: LegSeen) -> bool:
+    """`event` says what the record says of a PROTECTED position on which nothing is due
+    (every leg live and matching, nothing pending, retrying or owed an all-clear): stepping
+    it would change nothing and do nothing (`seen` keeps the order as it is, `plan` finds
+    every leg matching), so the engine need not step it. Most ticks of a trade see this."""
+    if position.state is not PositionState.PROTECTED or event.replaces is not None \
+            or not position.has_leg(event.role):
+        return False
+    for leg in position.legs:
+        if leg.pending is not None or leg.retry_at is not None or leg.alerted \
+                or not leg.matches(position.leg_quantity(leg.role)):
+            return False
+    order = position.leg(event.role).order
+    return (order is not None and order.client_id == event.client_id
+            and order.trigger_price == event.trigger_price and order.quantity == event.quantity
+            and order.missing_since is None and order.missing_cycles == 0)
 
 
 def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,

@@ -50,7 +50,8 @@ def _header(report: Report) -> list[str]:
         lines.append("  (no data)")
     for start, end in periods:
         lines.append(f"  {_moment(start)} -> {_moment(end)} UTC  ({duration_text(end - start)})")
-    lines.append(f"  {report.candles:,} candles in {report.seconds:.1f} s")
+    noun = "candle" if report.candles == 1 else "candles"
+    lines.append(f"  {report.candles:,} {noun} in {report.seconds:.1f} s")
     if len(periods) > 1:
         lines.append("  periods apart run on separate paper accounts; the portfolio chains them")
     return lines

@@ -2,9 +2,13 @@
 settings, ranked by an objective.
 
     sweep = Sweep(spec, settings)            # validates every parameter before any work
+    board = sweep.leaderboard()
     with make_runner(data, workers=None, log_level="ERROR") as runner:
-        board = sweep.run(runner)            # progress bar with ETA on stderr
+        sweep.run(runner, board)             # progress bar with ETA on stderr
     board.ranked()                           # TrialResults, best first, failed ones last
+
+An exception out of `run` (e.g. SweepInterrupted on Ctrl-C) leaves the trials finished so
+far in `board`.
 
 A grid plans every combination up front (a bad value stops the sweep before the first
 trial). An optuna study asks for as many trials as the runner runs at once, runs them, and
@@ -15,6 +19,7 @@ where trials run: trader/sweep_runners.py; the table, CSV and pictures: trader/s
 
 import dataclasses
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,6 +68,10 @@ class Leaderboard:
             return 1, 0.0, result.number
         return 0, self._sign * value, result.number
 
+    def __len__(self) -> int:
+        """Trials finished (failed ones too)."""
+        return len(self._results)
+
     def ranked(self) -> list[TrialResult]:
         return sorted(self._results.values(), key=self.rank_key)
 
@@ -82,6 +91,30 @@ class Leaderboard:
         return f"{text}, {failed} failed" if failed else text
 
 
+class BarClock:
+    """Redraws a progress bar every second while inside, so its elapsed time moves during
+    trials that take minutes (tqdm redraws only when a trial finishes)."""
+
+    def __init__(self, bar: tqdm, seconds: float = 1.0) -> None:
+        self._bar, self._seconds = bar, seconds
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._redraw, daemon=True, name="sweep-bar-clock")
+
+    def _redraw(self) -> None:
+        while not self._stopped.wait(self._seconds):
+            self._bar.refresh()   # tqdm takes its own lock: safe against the main thread
+
+    def __enter__(self) -> "BarClock":
+        if not self._bar.disable:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 class Sweep:
     """A validated sweep: `Sweep(spec, base)` raises SweepError for any bad parameter, value
     or range (and when optuna is needed but not installed), before anything runs."""
@@ -91,25 +124,30 @@ class Sweep:
         self.base = base
         self._grid_plans: list[TrialPlan] = []
         self._optuna: Any = None
+        # Each value on its own first (named without a trial: it is wrong in every one);
+        # an optuna range at both ends, and the rules between fields per planned trial.
+        for name, values in (spec.grid or spec.search).items():
+            for value in (values.ends if isinstance(values, Span) else values):
+                check_value(name, value, base)
         if spec.mode == "grid":
             self._grid_plans = [plan_trial(number, params, base)
                                 for number, params in enumerate(spec.grid_points(), start=1)]
         else:
             self._optuna = import_optuna()
-            for name, space in spec.search.items():   # both ends (or every choice) must be valid
-                for value in (space.ends if isinstance(space, Span) else space):
-                    check_value(name, value, base)
 
-    def run(self, runner: TrialRunner, *, progress: bool = True) -> Leaderboard:
-        board = Leaderboard(self.spec.objective, self.spec.higher_is_better, self.spec.top)
+    def leaderboard(self) -> Leaderboard:
+        return Leaderboard(self.spec.objective, self.spec.higher_is_better, self.spec.top)
+
+    def run(self, runner: TrialRunner, board: Leaderboard, *, progress: bool = True) -> None:
+        """Every trial, each result added to `board` as it finishes."""
         results = runner.run(self._grid_plans) if self._grid_plans else self._study(runner)
         with tqdm(total=self.spec.trial_count, unit="trial", desc="sweep", disable=not progress,
-                  dynamic_ncols=True) as bar:
+                  dynamic_ncols=True) as bar, BarClock(bar):
+            bar.set_postfix_str(f"running {min(runner.slots, self.spec.trial_count)} at once")
             for result in results:
                 board.add(result)
                 bar.set_postfix_str(board.progress_text(), refresh=False)
                 bar.update(1)
-        return board
 
     def _study(self, runner: TrialRunner) -> Iterator[TrialResult]:
         spec, optuna = self.spec, self._optuna

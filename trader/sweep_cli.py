@@ -7,7 +7,9 @@
 
 Imports nothing heavy at module level: the `tradebot` parser loads it for every command.
 Bad input ends with exit code 2 and one line on stderr; a sweep in which every trial failed
-exits 1.
+exits 1. Ctrl-C (SIGINT) or SIGTERM stops the running trials at once, writes the finished
+ones to results.csv, prints "interrupted after N of M trials; results so far in PATH" on
+stderr and exits 130 (SIGINT) or 143 (SIGTERM), the shell's codes for death by a signal.
 """
 
 import argparse
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trader.config import Settings
+from trader.sweep_signals import SweepInterrupted, stop_on_signals
 from trader.sweep_spec import OBJECTIVES, SweepError, SweepSpec, read_spec_file, with_options
 
 if TYPE_CHECKING:   # heavy modules, imported when a sweep runs
@@ -87,13 +90,18 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     setup_logging(json_lines=settings.log_json, level=quiet)   # the progress bar speaks
     started = time.perf_counter()
-    with runner:
-        try:   # only now: a sweep that cannot start leaves no empty folder behind
-            out = new_run_dir(args.out, args.run_id)
-        except (ValueError, OSError) as exc:
-            print(f"sweep error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        board = sweep.run(runner, progress=not args.no_progress)
+    board = sweep.leaderboard()
+    out: Path | None = None
+    try:
+        with stop_on_signals(), runner:
+            try:   # only now: a sweep that cannot start leaves no empty folder behind
+                out = new_run_dir(args.out, args.run_id)
+            except (ValueError, OSError) as exc:
+                print(f"sweep error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            sweep.run(runner, board, progress=not args.no_progress)
+    except SweepInterrupted as stop:   # the runner has stopped its trials by now
+        return _report_interruption(board, sweep.spec, out, stop)
     print(_summary(sweep.spec, data, runner.where, time.perf_counter() - started))
     _print_results(board, sweep.spec, out, args.rows)
     return 0 if board.best() is not None else 1
@@ -124,6 +132,18 @@ def _print_results(board: "Leaderboard", spec: SweepSpec, out: Path, rows: int) 
     print(f"  Results file   {csv_path}")
     for picture in pictures:
         print(f"  Equity picture {picture}")
+
+
+def _report_interruption(board: "Leaderboard", spec: SweepSpec, out: Path | None,
+                         stop: SweepInterrupted) -> int:
+    from trader.sweep_report import RESULTS_CSV, write_results_csv
+
+    where = "no results"
+    if out is not None:
+        where = f"results so far in {write_results_csv(board, spec.names, out / RESULTS_CSV)}"
+    print(f"interrupted after {len(board)} of {spec.trial_count} trials; {where}",
+          file=sys.stderr)
+    return stop.exit_code
 
 
 def _summary(spec: SweepSpec, data: "BacktestData", where: str, seconds: float) -> str:

@@ -6,18 +6,27 @@ Both give the same `TrialRunner` interface: `run(plans)` yields each trial's res
 finishes, in finishing order. A trial that raises becomes a failed `TrialResult` (logged
 with its parameters); it never ends the sweep. The candles are sent once per worker
 process (local) or stored once in Ray's object store, not once per trial.
+
+Leaving a runner's `with` block on an exception (e.g. SweepInterrupted on Ctrl-C, see
+trader/sweep_signals.py) stops the trials still running: local workers are terminated, Ray
+tasks cancelled. Local workers ignore SIGINT and exit when the sweep's process is gone.
 """
 
 import multiprocessing
 import os
+import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 from loguru import logger
+from tqdm import tqdm
 
 from trader.logs import setup_logging
+from trader.sweep_signals import detach_worker, sigint_held
 from trader.sweep_spec import SweepError
 from trader.sweep_trial import (
     BacktestData,
@@ -59,40 +68,62 @@ class LocalRunner:
     def __init__(self, data: BacktestData, *, workers: int, log_level: str) -> None:
         self.slots = workers
         self.where = f"{workers} local process{'es' if workers > 1 else ''}"
+        # The trials' databases: removed as a whole on close, also after terminated trials.
+        self._scratch = tempfile.TemporaryDirectory(prefix="tradebot-sweep-")
         # spawn: a clean interpreter per worker (no inherited threads or open databases)
-        self._pool = ProcessPoolExecutor(max_workers=workers,
-                                         mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start_worker, initargs=(data, log_level))
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(data, log_level, os.getpid(), Path(self._scratch.name)))
 
     def run(self, plans: Sequence[TrialPlan]) -> Iterator[TrialResult]:
-        futures = {self._pool.submit(_run_in_worker, plan): plan for plan in plans}
+        with sigint_held():   # the pool starts its workers in submit()
+            futures = {self._pool.submit(_run_in_worker, plan): plan for plan in plans}
         for future in as_completed(futures):
             yield _local_outcome(futures[future], future)
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
+        self._scratch.cleanup()
+
+    def stop_running_trials(self) -> None:
+        """Terminate the workers (SIGTERM) now: shutdown() waits for the trials they run
+        and for those already queued to them, minutes on long data. ProcessPoolExecutor
+        has no public way to do this before Python 3.14 (terminate_workers)."""
+        workers = list((self._pool._processes or {}).values())   # private: see docstring
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join()
 
     def __enter__(self) -> "LocalRunner":
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
+        if error is not None:
+            self.stop_running_trials()
         self.close()
 
 
-# The candles of this worker process, sent once by the pool's initializer.
+# This worker process's candles and scratch folder, sent once by the pool's initializer.
 _worker_data: BacktestData | None = None
+_worker_scratch: Path | None = None
 
 
-def _start_worker(data: BacktestData, log_level: str) -> None:
-    global _worker_data
-    _worker_data = data
+def _start_worker(data: BacktestData, log_level: str, parent_pid: int, scratch: Path) -> None:
+    global _worker_data, _worker_scratch
+    detach_worker(parent_pid)
+    # tqdm's default lock is a multiprocessing one: a worker terminated mid-trial would
+    # leave it to the resource tracker, which warns about "leaked semaphore objects".
+    tqdm.set_lock(threading.RLock())
+    _worker_data, _worker_scratch = data, scratch
     setup_logging(level=log_level)
 
 
 def _run_in_worker(plan: TrialPlan) -> TrialResult:
     assert _worker_data is not None, "the pool initializer sets the data"
-    return run_trial(plan, _worker_data)
+    return run_trial(plan, _worker_data, _worker_scratch)
 
 
 def _local_outcome(plan: TrialPlan, future: "Future[TrialResult]") -> TrialResult:
@@ -130,13 +161,23 @@ class RayRunner:
         self._log_level = log_level
         self._data = self._ray.put(data)
         self._task = self._ray.remote(num_cpus=1)(_run_ray_trial)
+        self._pending: dict[Any, TrialPlan] = {}   # task reference -> its trial
 
     def run(self, plans: Sequence[TrialPlan]) -> Iterator[TrialResult]:
-        pending = {self._task.remote(plan, self._data, self._log_level): plan for plan in plans}
+        pending = self._pending
+        pending.update({self._task.remote(plan, self._data, self._log_level): plan
+                        for plan in plans})
         while pending:
             done, _ = self._ray.wait(list(pending), num_returns=1)
             for ref in done:
                 yield self._ray_outcome(pending.pop(ref), ref)
+
+    def stop_running_trials(self) -> None:
+        """Cancel every task not finished: queued ones never start, running ones are
+        killed (force: a trial is CPU-bound Python that a polite cancel cannot reach)."""
+        for ref in self._pending:
+            self._ray.cancel(ref, force=True)
+        self._pending.clear()
 
     def _ray_outcome(self, plan: TrialPlan, ref: Any) -> TrialResult:
         try:
@@ -155,6 +196,8 @@ class RayRunner:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
+        if error is not None:
+            self.stop_running_trials()
         self.close()
 
 

@@ -27,12 +27,13 @@ from pydantic import SecretStr
 
 from trader.backtest import run_backtest
 from trader.chart_style import thin_curve
-from trader.config import ConfigError, Settings, env_name, load_settings
+from trader.config import ConfigError, Settings, closest_setting, env_name, load_settings
 from trader.domain import Candle
 from trader.market.replay import FundingSchedule
 from trader.metrics import EquityPoint, Performance
 from trader.report_chart import MAX_POINTS
 from trader.strategy.base import Strategy, StrategyLoadError, load_strategy
+from trader.strategy.bounds import bound_problem
 from trader.sweep_spec import ParamValue, SweepError
 
 STRATEGY_PREFIX = "strategy."
@@ -94,6 +95,12 @@ def setting_field(name: str) -> str:
                 raise SweepError(f"{name} cannot be swept: the backtest sets it, or it does "
                                  "not change a backtest")
             return field_name
+    known = {env_name(field_name, info) for field_name, info in Settings.model_fields.items()
+             if field_name not in _NOT_SWEPT | _KEPT_HOME}
+    close = closest_setting(name.upper(), known)
+    if close:   # the closest name, as the environment check suggests it (trader/config.py)
+        raise SweepError(f"unknown parameter {name!r}: did you mean {close}? (a setting, see "
+                         ".env.example, or strategy.FIELD)")
     raise SweepError(f"unknown parameter {name!r}: use a setting (e.g. TRADEBOT_RISK_BASE, "
                      "see .env.example) or strategy.FIELD (e.g. strategy.channel)")
 
@@ -126,11 +133,13 @@ def check_value(name: str, value: ParamValue, base: Settings) -> None:
         _plan(0, {name: value}, base)
 
 
-def run_trial(plan: TrialPlan, data: BacktestData) -> TrialResult:
-    """The full backtest of one trial in a scratch directory (its database is thrown away).
-    Exceptions propagate: the runner records them as the trial's failure."""
+def run_trial(plan: TrialPlan, data: BacktestData, scratch_root: Path | None = None) -> TrialResult:
+    """The full backtest of one trial in a scratch directory (its database is thrown away)
+    inside `scratch_root` (default: the system's temporary folder). Exceptions propagate:
+    the runner records them as the trial's failure."""
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f"tradebot-trial-{plan.number}-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"tradebot-trial-{plan.number}-",
+                                     dir=scratch_root) as scratch:
         report = asyncio.run(run_backtest(plan.settings, data.candles, Path(scratch),
                                           progress=False, funding=data.funding,
                                           strategy=plan.strategy))
@@ -198,8 +207,14 @@ def _strategy_changes(strategy: Strategy, values: dict[str, ParamValue]) -> dict
     if unknown:
         raise SweepError(f"the strategy {strategy.name!r} has no field "
                          f"{', '.join(unknown)}; its fields: {', '.join(sorted(known))}")
-    return {name: _as_type_of(getattr(strategy, name), value, f"strategy.{name}")
-            for name, value in values.items()}
+    declared = {item.name: item for item in dataclasses.fields(strategy)}
+    changes = {}
+    for name, value in values.items():
+        changes[name] = _as_type_of(getattr(strategy, name), value, f"strategy.{name}")
+        problem = bound_problem(declared[name], changes[name])   # the strategy's own bounds
+        if problem:
+            raise SweepError(f"strategy.{name}={format_value(value)}: {problem}")
+    return changes
 
 
 def _as_type_of(current: Any, value: ParamValue, name: str) -> Any:

@@ -40,18 +40,22 @@ class TradeStore(Store):
 
     # --- intents ------------------------------------------------------------------
     def save_intent(self, intent: Intent, now: datetime | None = None) -> None:
-        row = dump(intent)
-        row["reduce_only"] = int(intent.reduce_only)
-        row["close_position"] = int(intent.close_position)
-        row["updated_at"] = (now or intent.created_at).isoformat()
+        def row() -> dict[str, Any]:
+            values = dump(intent)
+            values["reduce_only"] = int(intent.reduce_only)
+            values["close_position"] = int(intent.close_position)
+            values["updated_at"] = (now or intent.created_at).isoformat()
+            return values
         with self._saving(f"intent {intent.client_id} {intent.status}"):
-            self._upsert("intents", row, "client_id")
+            self._upsert_later("intents", (intent.client_id,), row, "client_id")
 
     def intent(self, client_id: str) -> Intent | None:
+        self._flush("intents")
         rows = self._rows("SELECT * FROM intents WHERE client_id = ?", [client_id])
         return self._intent(rows[0]) if rows else None
 
     def unresolved_intents(self) -> list[Intent]:
+        self._flush("intents")
         statuses = [s.value for s in IntentStatus if not s.resolved]
         marks = ",".join("?" * len(statuses))
         # direct SQL: sqlite-utils' rows_where re-reads the schema on every call
@@ -59,18 +63,21 @@ class TradeStore(Store):
             f"SELECT * FROM intents WHERE status IN ({marks}) ORDER BY created_at", statuses)]
 
     def intents_for(self, symbol: str, position_key: str) -> list[Intent]:
+        self._flush("intents")
         return [self._intent(r) for r in self._rows(
             "SELECT * FROM intents WHERE symbol = ? AND position_key = ? ORDER BY created_at",
             [symbol, position_key])]
 
     def has_intents_before(self, before: datetime) -> bool:
         """Whether any intent was created before `before` (the cleanup has work to do)."""
+        self._flush("intents")
         return bool(self.db.execute("SELECT 1 FROM intents WHERE created_at < ? LIMIT 1",
                                     [before.isoformat()]).fetchone())
 
     def purge_resolved_intents(self, before: datetime) -> int:
         statuses = [s.value for s in IntentStatus if s.resolved]
         marks = ",".join("?" * len(statuses))
+        self._flush("intents")
         with self._saving("intent cleanup"):
             cursor = self.db.execute(
                 f"DELETE FROM intents WHERE status IN ({marks}) AND created_at < ?",
@@ -148,27 +155,33 @@ class TradeStore(Store):
         if since is not None:
             where += " AND at >= ?"
             args.append(since.isoformat())
-        return [FundingPayment(datetime.fromisoformat(r["at"]), r["symbol"] or "",
-                               Decimal(json.loads(r["body"])["amount"]))
-                for r in self.db["events"].rows_where(where, args, order_by="id")]
+        # direct SQL: sqlite-utils' rows_where re-reads the schema (every close reads this)
+        return [FundingPayment(datetime.fromisoformat(at), symbol or "",
+                               Decimal(json.loads(body)["amount"]))
+                for at, symbol, body in self.db.execute(
+                    f"SELECT at, symbol, body FROM events WHERE {where} ORDER BY id", args)]
 
     # --- positions ----------------------------------------------------------------
     def save_position(self, position: Position) -> None:
-        row = {
-            "symbol": position.symbol, "key": position.key, "state": position.state.value,
-            "side": position.side.value, "opened_at": position.opened_at.isoformat(),
-            "closed_at": position.closed_at.isoformat() if position.closed_at else None,
-            "body": dumps(position),
-        }
+        def row() -> dict[str, Any]:
+            return {
+                "symbol": position.symbol, "key": position.key, "state": position.state.value,
+                "side": position.side.value, "opened_at": position.opened_at.isoformat(),
+                "closed_at": position.closed_at.isoformat() if position.closed_at else None,
+                "body": dumps(position),
+            }
         with self._saving(f"position {position.symbol} {position.key} {position.state}"):
-            self._upsert("positions", row, "symbol", "key")
+            self._upsert_later("positions", (position.symbol, position.key), row,
+                               "symbol", "key")
 
     def open_positions(self) -> list[Position]:
+        self._flush("positions")
         rows = self.db["positions"].rows_where("state != ?", [PositionState.CLOSED.value],
                                                order_by="opened_at")
         return [_position(r["body"]) for r in rows]
 
     def position(self, symbol: str, key: str) -> Position | None:
+        self._flush("positions")
         rows = self._rows("SELECT body FROM positions WHERE symbol = ? AND key = ?", [symbol, key])
         return _position(rows[0]["body"]) if rows else None
 
@@ -178,6 +191,7 @@ class TradeStore(Store):
     def iter_closed_positions(self, since: datetime | None = None) -> Iterator[Position]:
         """Closed positions by close time, read one at a time (a long backtest has
         thousands: its report keeps what it needs of each, not every record)."""
+        self._flush("positions")
         where, args = "state = ?", [PositionState.CLOSED.value]
         if since:
             where += " AND closed_at >= ?"

@@ -30,6 +30,8 @@ from loguru import logger
 from trader.clock import ManualClock
 from trader.config import INTERVAL_SECONDS, SYMBOL_CHARS
 from trader.domain import ZERO, Candle, utc
+from trader.market.candle_values import PRICE_COLUMNS, check_plausible, parse_number
+from trader.market.gaps import GapTally
 
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close")
 FUNDING_COLUMNS = ("funding_time", "funding_rate")
@@ -105,6 +107,7 @@ class CandleFile:
             self.path, (_open_ms(self.path, n, r, self.unit)
                         for n, r in _iter_rows(self.path, CANDLE_COLUMNS)))
         self.start, self.end = start, end
+        self.gaps = GapTally()      # missing rows in the chosen period, for a warning
         self._count, self._first, self._last = self._check()
 
     def _check(self) -> tuple[int, Candle | None, Candle | None]:
@@ -117,6 +120,7 @@ class CandleFile:
             previous = candle
             if self._wanted(candle):
                 count, first, last = count + 1, first or candle, candle
+                self.gaps.add(candle)
         if out_of_order is not None:
             raise ValueError(f"{self.path}: line {out_of_order}: open_time not after the "
                              "previous row")
@@ -170,8 +174,8 @@ def _symbol_for(path: Path, given: str | None) -> str:
         return given.upper()
     named = symbol_from_file_name(path)
     if named is None:
-        raise ValueError(f"{path}: the file name does not say the symbol; name it like "
-                         "ETHUSDT-5m.csv")
+        raise ValueError(f"{path}: the file name does not say the symbol; pass --symbol "
+                         "SYMBOL (e.g. ETHUSDT) or name the file like ETHUSDT-5m.csv")
     return named
 
 
@@ -287,9 +291,10 @@ def _bundled_csvs() -> list[Path]:
 def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) pairs, read as they are used (a year of 1m candles is 525,600
     rows: holding them all as dicts next to the candles doubled the peak memory of loading);
-    ValueError when the file or its header is unusable."""
+    ValueError when the file or its header is unusable. utf-8-sig: a CSV saved by Excel
+    starts with a byte order mark, which would otherwise be part of the first column name."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
@@ -389,18 +394,16 @@ def _candle(path: Path, number: int, row: dict[str, str], symbol: str, interval:
     is usually the last close) or earlier in this row shares its Decimal: they are
     immutable, and a candle's five Decimals are most of its ~800 bytes."""
     prices = dict(previous_prices)
-    try:
-        for column in ("open", "high", "low", "close"):
-            text = row[column]
-            if text not in prices:
-                prices[text] = Decimal(text)
-        open_, high, low, close = (prices[row[c]] for c in ("open", "high", "low", "close"))
-        volume = Decimal(row["volume"]) if row.get("volume") else ZERO
-    except (TypeError, InvalidOperation) as exc:
-        raise ValueError(f"{path}: line {number}: a price or volume is not a number") from exc
+    for column in PRICE_COLUMNS:
+        text = row[column]
+        if text not in prices:
+            prices[text] = parse_number(path, number, column, text)
+    open_, high, low, close = (prices[row[c]] for c in PRICE_COLUMNS)
+    volume = parse_number(path, number, "volume", row["volume"]) if row.get("volume") else ZERO
     if not (low <= min(open_, close) and high >= max(open_, close) and low > 0):
         raise ValueError(f"{path}: line {number}: inconsistent candle "
                          f"(open={open_} high={high} low={low} close={close})")
+    check_plausible(path, number, row, (open_, high, low, close))
     candle = Candle(symbol=symbol, open_time=open_time, interval=interval,
                     open=open_, high=high, low=low, close=close, volume=volume)
-    return candle, {row[c]: prices[row[c]] for c in ("open", "high", "low", "close")}
+    return candle, {row[c]: prices[row[c]] for c in PRICE_COLUMNS}

@@ -26,25 +26,27 @@ from decimal import Decimal
 
 from trader.domain import Candle, Side, Signal
 from trader.market.indicators import atr, ema, highest_high, lowest_low
+from trader.strategy.bounds import above, at_least, check_bounds
 
 
 @dataclass(frozen=True, slots=True)
 class DefaultStrategy:
     name: str = "donchian-ema-breakout"
-    channel: int = 30                 # Donchian channel length (previous candles)
-    ema_fast: int = 20
-    ema_slow: int = 50
-    atr_period: int = 14
-    min_body_atr: Decimal = Decimal("0.8")
-    sl_atr: Decimal = Decimal("1.5")
-    reward_risk: Decimal = Decimal("2")
+    channel: int = at_least(30, 1)    # Donchian channel length (previous candles)
+    ema_fast: int = at_least(20, 1)
+    ema_slow: int = at_least(50, 1)
+    atr_period: int = at_least(14, 1)
+    min_body_atr: Decimal = at_least(Decimal("0.8"), 0)
+    sl_atr: Decimal = above(Decimal("1.5"), 0)
+    reward_risk: Decimal = above(Decimal("2"), 0)
     window: int = 120                 # candles every indicator is computed over
     # The longest TRADEBOT_TIME_IN_TRADE_MINUTES allows: the operator's setting decides.
     time_limit: timedelta = timedelta(minutes=60)
     cooldown: timedelta = timedelta(minutes=5)
-    trail_activation: Decimal = Decimal("0.006")
+    trail_activation: Decimal = at_least(Decimal("0.006"), 0)
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         if self.window < max(self.ema_slow, self.channel + 2, self.atr_period + 1):
             raise ValueError("window must cover the slow EMA, the channel and the ATR")
 
