@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -91,17 +92,23 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     await paper.start(symbols, settings.leverage)
     engine = Engine(settings, paper, store, clock, Alerter(store),
                     strategy or load_strategy(settings.strategy))
+    engine.fail_fast = True
     feed = ReplayFeed(candles, clock)
     recorder = CurveRecorder()          # bounded: exact up to its limit, then bucketed
     total = 0
     started = time.perf_counter()
     with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar:
         async for batch in feed:
-            with store.batch("replay candle"):    # one commit per candle (replay clock only)
-                for candle in batch:
-                    paper.feed_candle(candle)
-                    engine.on_candle(candle)
-                await engine.tick()
+            try:
+                with store.batch("replay candle"):    # one commit per candle (replay clock only)
+                    for candle in batch:
+                        paper.feed_candle(candle)
+                        engine.on_candle(candle)
+                    await engine.tick()
+            except Exception as exc:   # any failure ends the run, said in one line
+                logger.opt(exception=exc).debug("backtest tick failed")   # LOG_LEVEL=DEBUG
+                store.close()
+                raise BacktestError(tick_failure(batch, exc)) from exc
             if engine.balance is not None:
                 recorder.add(EquityPoint(clock.now(), engine.balance.equity))
             total += len(batch)
@@ -116,6 +123,28 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
         extra={"open_positions": len(engine.positions), "database": db_path})
     store.close()
     return report
+
+
+def tick_failure(batch: list[Candle], exc: BaseException) -> str:
+    """One line for a tick that raised: what, where in the data, where in the code, e.g.
+    "the tick of XRPUSDT at 2021-11-16 00:25 UTC failed: ZeroDivisionError: division by zero
+    (mystrategies/bad.py:9 in signal); nothing after it was run"."""
+    symbols = ", ".join(sorted({candle.symbol for candle in batch})) or "-"
+    at = max((candle.close_time for candle in batch), default=None)
+    when = f" at {at:%Y-%m-%d %H:%M} UTC" if at is not None else ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({_short_path(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name})" \
+        if frames else ""
+    return (f"the tick of {symbols}{when} failed: {type(exc).__name__}: {exc}{where}; "
+            "nothing after it was run")
+
+
+def _short_path(filename: str) -> str:
+    path = Path(filename)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
 
 
 def first_open_time(candles: Mapping[str, Iterable[Candle]]) -> tuple[
@@ -205,8 +234,12 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     if settings.log_level == "INFO":
         setup_logging(json_lines=settings.log_json, level="ERROR")   # the progress bar speaks
-    reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
-                         progress=not args.no_progress, funding=funding)
+    try:
+        reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
+                             progress=not args.no_progress, funding=funding)
+    except BacktestError as exc:       # a tick that failed (the strategy's error, say)
+        print(f"backtest error: {exc}", file=sys.stderr)
+        return 2
     report = combine(reports, run_id=run_dir.name)
     files = write_report(report, run_dir)
     print(render_text(report, symbol_rows(report), files))

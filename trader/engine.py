@@ -115,6 +115,9 @@ class Engine:
         self.balance_at: datetime | None = None
         self.started_at = clock.now()
         self.last_error: str | None = None
+        # Backtests set it: an unexpected error ends the run instead of skipping the unit
+        # (a replayed tick cannot be retried; a report over skipped ticks never happened).
+        self.fail_fast = False
         self.stopping = False
         self.ticks = 0
         self.wakeup = asyncio.Event()
@@ -353,7 +356,9 @@ class Engine:
             # Expected trouble (the exchange said no, or did not answer): no fresh view this
             # tick for this unit; the API-failure breaker counts streaks.
             self._record_failure(what, exc, symbol)
-        except Exception as exc:  # noqa: BLE001 - the boundary: log with traceback, alert, go on
+        except Exception as exc:  # the boundary: log with traceback, alert, go on
+            if self.fail_fast:
+                raise     # a backtest: it ends with one line (trader/backtest.py)
             logger.opt(exception=exc).error("unexpected error in {} symbol={}", what,
                                             symbol or "-")
             self._record_failure(what, exc, symbol)
