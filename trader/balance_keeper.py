@@ -1,0 +1,60 @@
+"""The account balance as last read from the exchange, read again when due, and the equity
+snapshots taken from it (the /chart curve, the risk fraction's peak)."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from trader.clock import Clock
+from trader.domain import Balance
+from trader.exchange.base import Exchange
+from trader.executor import Executor
+from trader.state_writes import StateWrites
+from trader.trade_store import TradeStore
+
+
+class BalanceKeeper:
+    """`balance` (None until the first read) and when it was read (`read_at`, engine time)."""
+
+    def __init__(self, exchange: Exchange, executor: Executor, store: TradeStore, clock: Clock,
+                 writes: StateWrites) -> None:
+        self.exchange = exchange
+        self.executor = executor
+        self.store = store
+        self.clock = clock
+        self.writes = writes
+        self.balance: Balance | None = None
+        self.read_at: datetime | None = None
+        self.last_equity_at: datetime | None = None
+
+    async def refresh_if_due(self, account_events: bool) -> Balance | None:
+        """Read the balance when the stream reported account events, or every 60 s while
+        streaming (10 s while polling). The balance read, None when not due.
+        Raises ExchangeError / UnknownOutcome from the read."""
+        now = self.clock.now()
+        every = timedelta(seconds=60 if self.exchange.streaming else 10)
+        if not (account_events or self.read_at is None or now - self.read_at >= every):
+            return None
+        # the account endpoint is heavy (weight 5): read it when something happened
+        self.read_at = now
+        self.balance = await self.executor.read(self.exchange.balance)
+        return self.balance
+
+    def available_margin(self) -> Decimal | None:
+        """The available balance as last read (a leg's margin estimate: trader/risk.py)."""
+        return self.balance.available if self.balance is not None else None
+
+    def equity(self) -> Decimal:
+        """The equity as last read (USDT); 0 before the first read."""
+        return self.balance.equity if self.balance else Decimal(0)
+
+    def record_equity(self) -> None:
+        """Equity snapshot at most once a minute of engine time (chart, risk fraction)."""
+        if self.balance is None:
+            return
+        now = self.clock.now()
+        if self.last_equity_at is not None and now - self.last_equity_at < timedelta(minutes=1):
+            return
+        self.last_equity_at = now
+        balance = self.balance
+        self.writes.persist(lambda: self.store.record_equity(now, balance.equity,
+                                                             balance.wallet), "equity")

@@ -1,0 +1,59 @@
+"""The boundary around one unit of work (a symbol's tick, a command, a periodic job): what
+escapes it is logged, counted and alerted here and goes no further. Keeps the last failure
+for /status."""
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from loguru import logger
+
+from trader import guards
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.clock import Clock
+from trader.exchange.base import ExchangeError, UnknownOutcome
+from trader.guard_book import GuardBook
+
+T = TypeVar("T")
+
+
+class Containment:
+    """`contained(what, work)` runs `work` and turns what escapes it into a log line, an
+    API-failure count (exchange trouble) or an ERROR alert (anything else)."""
+
+    def __init__(self, guard_book: GuardBook, alerter: Alerter, clock: Clock) -> None:
+        self.guards = guard_book
+        self.alerter = alerter
+        self.clock = clock
+        self.last_error: str | None = None   # "what: ExceptionType: message", for /status
+        # Backtests set it: an unexpected error ends the run instead of skipping the unit
+        # (a replayed tick cannot be retried; a report over skipped ticks never happened).
+        self.fail_fast = False
+
+    async def contained(self, what: str, work: Awaitable[T], symbol: str = "") -> T | None:
+        """Run one unit of work; what escapes it is logged, counted and alerted here and
+        goes no further. The work's result, None when it failed."""
+        try:
+            return await work
+        except (ExchangeError, UnknownOutcome) as exc:
+            # Expected trouble (the exchange said no, or did not answer): no fresh view this
+            # tick for this unit; the API-failure breaker counts streaks.
+            self._record_failure(what, exc, symbol)
+        except Exception as exc:  # the boundary: log with traceback, alert, go on
+            if self.fail_fast:
+                raise     # a backtest: it ends with one line (trader/backtest.py)
+            logger.opt(exception=exc).error("unexpected error in {} symbol={}", what,
+                                            symbol or "-")
+            self._record_failure(what, exc, symbol)
+            self.alerter.publish(Alert(
+                AlertName.ERROR, f"{what}: unexpected error {type(exc).__name__}: {exc}; "
+                "skipped this time, protection keeps running", symbol,
+                dedup_key=f"error:{what}:{type(exc).__name__}"), self.clock.now())
+        return None
+
+    def _record_failure(self, what: str, exc: BaseException, symbol: str) -> None:
+        self.last_error = f"{what}: {type(exc).__name__}: {exc}"
+        logger.error("failed what={} symbol={} error={}", what, symbol or "-", exc)
+        if isinstance(exc, ExchangeError | UnknownOutcome):
+            self.guards.apply(guards.record_api_result, False, self.clock.now(),
+                              self.guards.config)

@@ -1,0 +1,50 @@
+"""The exchange's own state told to the operator once per change: the rate-limit circuit
+opening and closing (API_CIRCUIT_OPEN / API_CIRCUIT_CLOSED), a symbol's trading rules
+changing (SYMBOL_RULES)."""
+
+from datetime import datetime
+
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.clock import Clock
+from trader.exchange.base import Exchange
+from trader.executor import Executor
+
+
+class ExchangeHealth:
+    """Run `watch_circuit()` before and after the symbols, `report_rules_changes()` once a
+    tick."""
+
+    def __init__(self, exchange: Exchange, executor: Executor, alerter: Alerter,
+                 clock: Clock) -> None:
+        self.exchange = exchange
+        self.executor = executor
+        self.alerter = alerter
+        self.clock = clock
+        self.circuit_alerted: datetime | None = None   # opened_at of the circuit alerted
+
+    def watch_circuit(self) -> None:
+        """API_CIRCUIT_OPEN when the exchange rate-limits us, an all-clear when it passes."""
+        now = self.clock.now()
+        circuit = self.exchange.circuit()
+        if circuit.is_open(now) and circuit.opened_at != self.circuit_alerted:
+            self.circuit_alerted = circuit.opened_at
+            until = circuit.open_until
+            assert until is not None
+            self.alerter.publish(Alert(
+                AlertName.API_CIRCUIT_OPEN, f"{circuit.reason}: no requests to the exchange "
+                f"until {until:%H:%M:%S} UTC ({(until - now).total_seconds():.0f} s). Positions "
+                "stay protected by their exchange-side orders.",
+                dedup_key=f"circuit:{until.isoformat()}"), now)
+        elif not circuit.is_open(now) and self.circuit_alerted is not None:
+            self.circuit_alerted = None
+            self.alerter.publish(Alert(AlertName.API_CIRCUIT_CLOSED,
+                                       "rate-limit window over: requests to the exchange resume",
+                                       dedup_key=f"circuit-closed:{now.isoformat()}"), now)
+
+    def report_rules_changes(self) -> None:
+        """One SYMBOL_RULES alert per change the executor saw ("BTCUSDT: tick size ...")."""
+        changes, self.executor.rules_changes = self.executor.rules_changes, []
+        for line in changes:
+            self.alerter.publish(Alert(AlertName.SYMBOL_RULES, f"trading rules changed: {line}",
+                                       line.split(":", 1)[0]), self.clock.now())

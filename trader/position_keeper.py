@@ -1,0 +1,162 @@
+"""One symbol's position brought up to date with the exchange's view, terminal detection first:
+observe -> step -> manage (`protect`), a position the agent has no record of adopted
+(`adopt`), and orders of ours that outlived their reason cancelled (`sweep_orphans`)."""
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+from loguru import logger
+
+from trader import protection
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.breakers import Breakers
+from trader.clock import Clock
+from trader.config import Settings
+from trader.domain import OrderRole
+from trader.entry_sender import EntrySender
+from trader.events import EntryFilled, LegSeen, PositionGone, PositionSizeChanged, Tick
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.exchange_view import ExchangeView
+from trader.executor import Executor
+from trader.interpreter import Interpreter
+from trader.management import trail_atr
+from trader.market.history import CandleHistory
+from trader.observe import SymbolView, observe
+from trader.order_tracker import OrderTracker
+from trader.position import Position, PositionState
+from trader.reconcile import adopted_position, recover_key, reduction_cause
+from trader.trade_store import TradeStore
+
+
+class PositionKeeper:
+    """Feeds the interpreter (the engine's) with what the exchange shows for one symbol."""
+
+    def __init__(self, settings: Settings, exchange: Exchange, executor: Executor,
+                 tracker: OrderTracker, store: TradeStore, view: ExchangeView,
+                 interpreter: Interpreter, entries: EntrySender, breakers: Breakers,
+                 candles: dict[str, CandleHistory], alerter: Alerter, clock: Clock) -> None:
+        self.settings = settings
+        self.exchange = exchange
+        self.executor = executor
+        self.tracker = tracker
+        self.store = store
+        self.view = view
+        self.interpreter = interpreter
+        self.entries = entries
+        self.breakers = breakers
+        self.candles = candles
+        self.alerter = alerter
+        self.clock = clock
+
+    async def protect(self, position: Position, view: SymbolView,
+                      notes: list[str] | None = None) -> Position | None:
+        """Observe, step, manage: terminal detection first. None once it is closed."""
+        if position.state is PositionState.ENTERING or self.entries.entry_working(position, view):
+            position = await self._resolve_entry(position, view, notes)   # + maker quotes
+            if position.state is PositionState.CLOSED:
+                return None
+        for event in observe(position, view):
+            if isinstance(event, LegSeen) and protection.confirms(position, event):
+                continue        # nothing new about a steady leg: its step would be a no-op
+            if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
+                event = replace(event, cause=await self._who_reduced(position))
+            position = await self.interpreter.apply(position, event, notes)
+            if position.state is PositionState.CLOSED:
+                return None
+        tick = Tick(self.clock.now(), view.mark or None, self.exchange.rules(position.symbol),
+                    self.breakers.regime(position.symbol, self.candles[position.symbol]),
+                    atr=self._trail_atr(position.symbol))
+        position = await self.interpreter.apply(position, tick, notes)
+        return None if position.state is PositionState.CLOSED else position
+
+    def _trail_atr(self, symbol: str) -> Decimal | None:
+        """ATR(14) for an ATR trailing distance (TRADEBOT_TRAILING_DISTANCE=1.5atr), else None."""
+        if not self.interpreter.policy.trailing_distance.in_atr:
+            return None
+        return trail_atr(self.candles[symbol].closed())
+
+    async def _resolve_entry(self, position: Position, view: SymbolView,
+                             notes: list[str] | None) -> Position:
+        """The entry whose answer was lost: filled, failed or still unknown. Filled while the
+        exchange holds nothing on our side means it was opened and closed while nobody
+        watched (a restart): confirmed by a fresh read, it is finalized, never protected
+        (protecting it would send its legs again). A maker-first entry's quotes move on
+        here too, open or not (trader/maker_quoter.py)."""
+        position, event = await self.entries.resolve(position, view)
+        if isinstance(event, EntryFilled) and view.position.side is not position.side:
+            fresh = await self.view.view(position.symbol, fresh=True)
+            if fresh.position.side is not position.side:
+                event = PositionGone(entry=event)
+        return position if event is None else await self.interpreter.apply(position, event,
+                                                                            notes)
+
+    async def adopt(self, symbol: str, view: SymbolView) -> Position | None:
+        """A position the agent holds no record of (a lost database, or opened by hand):
+        adopted (when TRADEBOT_ADOPT_POSITIONS) and protected. None when left alone."""
+        if not self.settings.adopt_positions:
+            logger.warning("untracked position left alone symbol={} qty={}", symbol,
+                           view.position.quantity)
+            return None
+        journaled = self.store.fills(symbol)
+        key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled)
+        known = self.store.position(symbol, key) if key else None
+        position = adopted_position(
+            view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
+            leverage=self.settings.leverage,
+            time_limit=timedelta(minutes=self.settings.time_in_trade_minutes),
+            cooldown=timedelta(minutes=self.settings.cooldown_minutes))
+        self.interpreter.adopt(position)
+        self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None),
+                             self.clock.now())
+        return await self.protect(position, view)
+
+    @staticmethod
+    def _adoption_alert(symbol: str, position: Position, ours: bool) -> Alert:
+        if ours:
+            text = (f"{symbol}: picked up its own {position.side.label} {position.quantity} "
+                    f"({position.key}) again; protecting it")
+            return Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{position.key}")
+        text = (f"{symbol}: a {position.side.label} {position.quantity} the agent did not "
+                "open is on the exchange: adopted and protected (1 % stop, 1.5 % target)")
+        return Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
+                     dedup_key=f"adopted:{position.key}")
+
+    async def _who_reduced(self, position: Position) -> str:
+        """Who made the position smaller: the exchange (ADL, liquidation), a partial fill of
+        its own stop or take-profit, or somebody else (by hand). "" when unknown."""
+        try:
+            fills = await self.executor.read(self.exchange.fills, position.symbol,
+                                             position.opened_at)
+        except (ExchangeError, UnknownOutcome) as exc:
+            logger.warning("fills unavailable to explain a size change error={}", exc)
+            return "outside the agent"
+        return reduction_cause(position, fills)
+
+    async def sweep_orphans(self, symbol: str, position: Position | None) -> list[str]:
+        """No order of ours outlives its reason: on a flat symbol every one is a leftover (a
+        take-profit would act on the next position); on an open one, anything its legs no
+        longer reference (a superseded stop whose cancel failed). One line per order
+        cancelled."""
+        wanted: set[str | None] = set()
+        if position is not None:
+            if position.state is PositionState.ENTERING:
+                return []
+            for leg in position.legs:
+                wanted |= {leg.pending, leg.order.client_id if leg.order else None}
+        lines = []
+        for order in self.tracker.ours_live(symbol):
+            if order.client_id in wanted or (position is not None and order.role is
+                                             OrderRole.ENTRY and position.owns(order.client_id)):
+                continue   # a leg, or the rest of this position's own entry
+            final = await self.executor.cancel_and_verify(symbol, order.client_id)
+            if final is not None:
+                self.tracker.on_order(final, self.clock.now())
+            else:
+                self.tracker.on_missing(order.client_id, self.clock.now())
+            line = (f"{symbol}: leftover order {order.client_id} cancelled -> "
+                    f"{final.status.value if final else 'gone'}")
+            logger.warning("{}", line)
+            lines.append(line)
+        return lines
