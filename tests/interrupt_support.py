@@ -10,14 +10,15 @@ import pytest
 BUNDLED = Path(__file__).resolve().parent.parent / "trader" / "data" / "XRPUSDT-5m.csv"
 
 
-def write_long_candles(path: Path, tiles: int) -> Path:
+def write_long_candles(path: Path, tiles: int, first_tile: int = 0) -> Path:
     """The bundled XRPUSDT candles repeated `tiles` times, one after the other, at `path`
-    (named SYMBOL-5m.csv, so the file name says the symbol)."""
+    (named SYMBOL-5m.csv, so the file name says the symbol); `first_tile` > 0 starts that
+    many spans later (data of another period)."""
     lines = BUNDLED.read_text(encoding="utf-8").splitlines()
     header, rows = lines[0], [line.split(",") for line in lines[1:]]
     span = int(rows[-1][0]) - int(rows[0][0]) + 300_000
     tiled = [",".join([str(int(row[0]) + tile * span), *row[1:]])
-             for tile in range(tiles) for row in rows]
+             for tile in range(first_tile, first_tile + tiles) for row in rows]
     path.write_text("\n".join([header, *tiled]) + "\n", encoding="utf-8")
     return path
 

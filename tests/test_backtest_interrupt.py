@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.interrupt_support import session_processes, wait_for, write_long_candles
 
 EXIT_BOUND = 20.0     # seconds from the signal to the exit
@@ -31,3 +33,64 @@ def test_ctrl_c_stops_a_backtest_and_says_interrupted(tmp_path: Path) -> None:
             os.kill(int(line.split()[0]), signal.SIGKILL)
     assert backtest.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted"
+
+
+# Two symbols of different periods run as two groups in parallel worker processes (the
+# bundled data swapped for long files, as `tradebot backtest` has one --data file only).
+TWO_GROUPS = '''
+import sys
+from pathlib import Path
+
+import pytest
+import trader.market.replay as replay
+files = [Path(name) for name in sys.argv[1:3]]
+replay.load_bundled = lambda: {rows[0].symbol: rows for rows in map(replay.load_candles, files)}
+from trader.cli import main
+sys.exit(main(["backtest", "--run-id", "stopped", "--no-progress"]))
+'''
+
+
+GROUP_TILES = 30   # 60,000 candles a group: far longer than EXIT_BOUND, also on a fast machine
+
+
+def start_two_groups(folder: Path) -> subprocess.Popen[str]:
+    first = write_long_candles(folder / "XRPUSDT-5m.csv", tiles=GROUP_TILES)
+    later = write_long_candles(folder / "ADAUSDT-5m.csv", tiles=GROUP_TILES,
+                               first_tile=GROUP_TILES + 1)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen([sys.executable, "-c", TWO_GROUPS, str(first), str(later)],
+                            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def groups_running(folder: Path) -> bool:
+    databases = folder / "out" / "stopped" / "databases"
+    return all((databases / symbol / "backtest.db").exists() for symbol in ("ADAUSDT", "XRPUSDT"))
+
+
+@pytest.mark.parametrize(("signal_to", "signum", "exit_code"), [
+    ("group", signal.SIGINT, 130), ("main", signal.SIGINT, 130), ("main", signal.SIGTERM, 143)])
+def test_a_stop_ends_parallel_groups_and_their_workers(tmp_path: Path, signal_to: str,
+                                                       signum: int, exit_code: int) -> None:
+    """Ctrl-C (SIGINT to the whole group), or SIGINT / SIGTERM to the backtest alone: exit
+    within seconds, "interrupted", no traceback from a worker, no worker left behind."""
+    backtest = start_two_groups(tmp_path)
+    try:
+        wait_for(lambda: groups_running(tmp_path) or backtest.poll() is not None, START_BOUND,
+                 "both groups start")
+        assert backtest.poll() is None, backtest.communicate()
+        (os.killpg if signal_to == "group" else os.kill)(backtest.pid, signum)
+        try:
+            _, stderr = backtest.communicate(timeout=EXIT_BOUND)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the backtest was still running {EXIT_BOUND:.0f} s after the signal")
+        assert backtest.returncode == exit_code, stderr
+        assert stderr.strip().splitlines()[-1] == "interrupted", stderr
+        assert "Traceback" not in stderr, stderr
+        wait_for(lambda: not session_processes(backtest.pid), 10, "every worker ends")
+    finally:
+        for line in session_processes(backtest.pid):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+        if backtest.poll() is None:
+            backtest.communicate()

@@ -10,6 +10,7 @@ import asyncio
 import multiprocessing
 import os
 import re
+import shutil
 import sys
 import time
 import traceback
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from trader.alerter import Alerter
 from trader.backtest_curve import CurveRecorder
+from trader.backtest_notes import RunTally
 from trader.clock import ManualClock
 from trader.config import Settings
 from trader.domain import Candle, CloseReason
@@ -33,11 +35,21 @@ from trader.market.replay import CandleFile, FundingSchedule
 from trader.metrics import EquityPoint, TradeRecord, performance
 from trader.report import BacktestReport, combine, render_text, symbol_rows, write_report
 from trader.strategy.base import Strategy, load_strategy
+from trader.sweep_signals import (
+    SweepInterrupted,
+    detach_worker,
+    sigint_held,
+    stop_on_signals,
+    terminate_workers,
+)
 from trader.trade_store import TradeStore
 
 PARALLEL_MIN_CANDLES = 20_000   # below this, starting worker processes costs more than it saves
 DATABASES = "databases"   # out/<run-id>/databases/<SYMBOLS>/backtest.db: each run's journal
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# What a backtest (trader/report.py) or a sweep (trader/sweep_report.py) writes in its folder
+RUN_OUTPUT = re.compile(r"databases|equity\.png|equity\.csv|trades\.csv|report\.json|"
+                        r"report\.txt|results\.csv|equity-\d+-trial-\d+\.png")
 
 
 class BacktestError(ValueError):
@@ -90,13 +102,14 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
                           persist_every=0, funding_schedules=funding,
                           save_state=False)   # a backtest never resumes: journal only our own records
     await paper.start(symbols, settings.leverage)
-    engine = Engine(settings, paper, store, clock, Alerter(store),
-                    strategy or load_strategy(settings.strategy))
+    strategy = strategy or load_strategy(settings.strategy)
+    engine = Engine(settings, paper, store, clock, Alerter(store), strategy)
     engine.fail_fast = True
     feed = ReplayFeed(candles, clock)
     recorder = CurveRecorder()          # bounded: exact up to its limit, then bucketed
     total = 0
     started = time.perf_counter()
+    tally = RunTally()
     with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar:
         async for batch in feed:
             try:
@@ -104,6 +117,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
                     for candle in batch:
                         paper.feed_candle(candle)
                         engine.on_candle(candle)
+                        tally.add(candle)
                     await engine.tick()
             except Exception as exc:   # any failure ends the run, said in one line
                 logger.opt(exception=exc).debug("backtest tick failed")   # LOG_LEVEL=DEBUG
@@ -117,10 +131,13 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     curve = recorder.points()
     trades = [TradeRecord.from_position(p) for p in store.iter_closed_positions()
               if p.close_reason not in (None, CloseReason.UNKNOWN) and p.exit_price is not None]
+    entered = {trade.symbol for trade in trades} | set(engine.positions)
     report = BacktestReport(
         performance=performance(curve, trades, paper.funding_total()), trades=trades, curve=curve,
         symbols=symbols, candles=total, seconds=elapsed,
-        extra={"open_positions": len(engine.positions), "database": db_path})
+        extra={"open_positions": len(engine.positions), "database": db_path},
+        notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
+                          refusals=engine.entries.desk.refusals))
     store.close()
     return report
 
@@ -188,9 +205,19 @@ def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder
         return [_run_group(*job, progress=progress) for job in jobs]
     print(f"{len(jobs)} independent runs (no common period, no shared account) on "
           f"{workers} processes")
-    # spawn, not fork: a forked child would inherit the parent's logging threads and locks
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_run_group_in_worker, *zip(*jobs, strict=True)))
+    # spawn, not fork: a forked child would inherit the parent's logging threads and locks.
+    # Workers ignore SIGINT and end with this process (trader/sweep_signals.py).
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=detach_worker, initargs=(os.getpid(),))
+    try:
+        with sigint_held():   # the pool starts its workers in submit()
+            futures = [pool.submit(_run_group_in_worker, *job) for job in jobs]
+        return [future.result() for future in futures]
+    except BaseException:     # Ctrl-C/SIGTERM (SweepInterrupted) or a group that failed
+        terminate_workers(pool)   # shutdown() alone would wait for the running groups
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _run_group(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
@@ -224,7 +251,8 @@ def overlapping_groups(candles: dict[str, list[Candle]]) -> list[dict[str, list[
 
 def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     """`tradebot backtest`: every group of overlapping symbols through the engine, one
-    portfolio report in `<--out>/<run-id>/` (printed at the end). Exit 2 on bad input."""
+    portfolio report in `<--out>/<run-id>/` (printed at the end), its notes also on stderr.
+    Exit 2 on bad input; on SIGINT/SIGTERM "interrupted" and exit 130/143."""
     load_strategy(settings.strategy)   # a bad TRADEBOT_STRATEGY stops here, before any work
     try:
         candles, funding = backtest_data(settings, args)
@@ -235,12 +263,18 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     if settings.log_level == "INFO":
         setup_logging(json_lines=settings.log_json, level="ERROR")   # the progress bar speaks
     try:
-        reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
-                             progress=not args.no_progress, funding=funding)
+        with stop_on_signals():        # SIGINT/SIGTERM: SweepInterrupted, workers terminated
+            reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
+                                 progress=not args.no_progress, funding=funding)
     except BacktestError as exc:       # a tick that failed (the strategy's error, say)
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2
+    except SweepInterrupted as stop:
+        print("interrupted", file=sys.stderr)
+        return stop.exit_code          # 130 for SIGINT, 143 for SIGTERM
     report = combine(reports, run_id=run_dir.name)
+    for note in report.notes:          # why the result is empty or suspect (also in report.txt)
+        print(note, file=sys.stderr)
     files = write_report(report, run_dir)
     print(render_text(report, symbol_rows(report), files))
     return 0
@@ -279,11 +313,15 @@ def requested_symbols(settings: Settings, option: str | None,
 
 
 def new_run_dir(out: Path, run_id: str | None = None) -> Path:
-    """`out/<run-id>`, created: `run_id`, or the start time (UTC) with -2, -3... when taken."""
+    """`out/<run-id>`, created: `run_id` (an earlier run of that id is replaced, said on
+    stderr; BacktestError when the folder holds other files), or the start time (UTC) with
+    -2, -3... when taken."""
     if run_id is not None:
         if not RUN_ID.fullmatch(run_id):
             raise BacktestError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-'")
         folder = Path(out) / run_id
+        if folder.is_dir() and any(folder.iterdir()):
+            clear_earlier_run(folder, run_id)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -295,3 +333,21 @@ def new_run_dir(out: Path, run_id: str | None = None) -> Path:
             continue
         return folder
     raise BacktestError(f"{out}: too many runs started at {stamp}")
+
+
+def clear_earlier_run(folder: Path, run_id: str) -> None:
+    """Remove an earlier backtest's or sweep's files from `folder` (its stale databases of
+    other symbols included), saying so; BacktestError, and nothing removed, when it holds a
+    file no run writes (a folder of the user's that --run-id happened to name)."""
+    entries = sorted(folder.iterdir())
+    foreign = [entry.name for entry in entries if not RUN_OUTPUT.fullmatch(entry.name)]
+    if foreign:
+        raise BacktestError(f"{folder} holds files that are not a tradebot run's "
+                            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): "
+                            "pick another --run-id")
+    print(f"replacing the earlier run {run_id} ({folder})", file=sys.stderr)
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

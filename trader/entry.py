@@ -8,7 +8,7 @@ state machine.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -56,6 +56,19 @@ class EntryLimits:
     first_target: FirstTarget | None = None    # the two-TP plan's TP1; None: one TP
 
 
+@dataclass
+class EntryRefusals:
+    """Entry signals that did not become an entry, per symbol: how many, and the last reason
+    (a risk or guard refusal, the higher timeframe disagreeing, no book to quote at). Read
+    by the backtest report's notes ("every one of the 10 entry signals was refused: ...")."""
+    count: dict[str, int] = field(default_factory=dict)
+    last: dict[str, str] = field(default_factory=dict)
+
+    def record(self, symbol: str, reason: str) -> None:
+        self.count[symbol] = self.count.get(symbol, 0) + 1
+        self.last[symbol] = reason
+
+
 class EntryDesk:
     """See the module docstring. `strategy` is the plug-in (TRADEBOT_STRATEGY)."""
 
@@ -63,6 +76,7 @@ class EntryDesk:
         self.strategy = strategy
         self._asked: dict[str, datetime] = {}
         self.last_regime: dict[str, str] = {}
+        self.refusals = EntryRefusals()
         # every symbol's closed candles (the engine's), for the correlation of positions
         self.history: Mapping[str, CandleHistory] = {}
 
@@ -92,6 +106,7 @@ class EntryDesk:
         combined = combine([signal, self.strategy.signal(higher)])
         if combined is None:
             logger.info("timeframes disagree, no entry symbol={}", candles[-1].symbol)
+            self.refusals.record(candles[-1].symbol, "the higher timeframe (5x) disagreed")
         return combined
 
     def says_close(self, position: Position, candles: Sequence[Candle]) -> bool:

@@ -115,6 +115,7 @@ class EntrySender:
             self.counters.set(symbol, "regime_state", self.desk.last_regime[symbol])
         if isinstance(planned, str):
             logger.info("entry skipped symbol={} reason={}", symbol, planned)
+            self.desk.refusals.record(symbol, planned)
             return None
         return await self.send(planned, signal.reason)
 
@@ -185,6 +186,7 @@ class EntrySender:
             return quote_intent(position, client_id, touch, position.quantity, now)
         if self.maker.policy.fallback is MakerFallback.CANCEL:
             logger.info("entry skipped: no book to quote at symbol={}", position.symbol)
+            self.desk.refusals.record(position.symbol, "no book to quote at")
             return None
         logger.info("no book to quote at: entry at market symbol={}", position.symbol)
         return entry_intent(position, client_id, now)

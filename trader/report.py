@@ -5,7 +5,8 @@ One run writes one directory, `out/<run-id>/`:
 - `report.txt`: the text printed at the end of the run (`render_text`),
 - `report.json`: every `Performance` field of the portfolio (Decimals as strings, datetimes
   ISO 8601, durations in seconds), the per-symbol rows with TOTAL, the periods, the run's
-  symbols, candle count, duration and `extra`,
+  symbols, candle count, duration, `notes` (lines saying why a result is empty or suspect)
+  and `extra`,
 - `trades.csv`: one row per closed trade, Decimals as plain strings (no exponent),
 - `equity.csv`: the portfolio's equity curve (`at,equity`),
 - `equity.png`: equity, drawdown and PnL by symbol (trader/report_chart.py),
@@ -56,7 +57,8 @@ class BacktestReport:
     """One backtest: an engine run (trader/backtest.py `run_backtest`) or several combined.
     `periods`: the stretches of time with data (empty: the curve's span); `funding_outside`:
     funding paid or received outside the trades' own records, by the symbols of the run
-    that paid it ("BTCUSDT" or "BTCUSDT,ETHUSDT" when runs shared one account)."""
+    that paid it ("BTCUSDT" or "BTCUSDT,ETHUSDT" when runs shared one account); `notes`:
+    one line per finding of trader/backtest_notes.py (a warmup longer than the data...)."""
     performance: Performance
     trades: list[TradeRecord]
     curve: list[EquityPoint]
@@ -67,6 +69,7 @@ class BacktestReport:
     periods: list[Period] = field(default_factory=list)
     funding_outside: dict[str, Decimal] = field(default_factory=dict)
     run_id: str = ""
+    notes: list[str] = field(default_factory=list)   # why a result is empty or suspect
 
 
 def combine(reports: list[BacktestReport], run_id: str = "") -> BacktestReport:
@@ -92,7 +95,8 @@ def combine(reports: list[BacktestReport], run_id: str = "") -> BacktestReport:
         symbols=sorted({symbol for report in ordered for symbol in report.symbols}),
         candles=sum(report.candles for report in ordered),
         seconds=sum(report.seconds for report in ordered),
-        extra=_combined_extra(ordered), periods=periods, funding_outside=funding, run_id=run_id)
+        extra=_combined_extra(ordered), periods=periods, funding_outside=funding, run_id=run_id,
+        notes=[note for report in ordered for note in report.notes])
 
 
 def _span(report: BacktestReport) -> Period:
@@ -107,8 +111,12 @@ def _combined_extra(reports: list[BacktestReport]) -> dict[str, Any]:
 
 
 def symbol_rows(report: BacktestReport) -> list[TradeSummary]:
-    """The per-symbol table: one row per symbol that traded, then TOTAL (every trade)."""
-    return [*by_symbol(report.trades), summarize(TOTAL, report.trades)]
+    """The per-symbol table: one row per symbol of the run (0 trades included), in symbol
+    order, then TOTAL (every trade)."""
+    traded = {row.label: row for row in by_symbol(report.trades)}
+    rows = [traded.get(symbol) or summarize(symbol, [])
+            for symbol in sorted(set(report.symbols) | set(traded))]
+    return [*rows, summarize(TOTAL, report.trades)]
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -165,7 +173,7 @@ def _report_document(report: BacktestReport) -> dict[str, Any]:
             "funding_outside_trades": {key: _plain(value)
                                        for key, value in report.funding_outside.items()},
             "periods": [[_plain(start), _plain(end)] for start, end in report.periods],
-            "extra": report.extra}
+            "notes": report.notes, "extra": report.extra}
 
 
 def _row_fields(row: TradeSummary) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The text `tradebot backtest` prints at the end (and keeps as report.txt): the portfolio's
-figures, the per-symbol table with its TOTAL row, PnL by exit reason, and where the files are.
+"""The text `tradebot backtest` prints at the end (and keeps as report.txt): the run, its
+notes (why a result is empty or suspect, when there are any), the portfolio's figures, the per-symbol table with its TOTAL row, PnL by exit reason, and where the files are.
 
 Money is shown to the cent with thousands separators and no "-0.00"; undefined ratios as "-".
 """
@@ -26,13 +26,16 @@ class Report(Protocol):
     periods: list[Period]
     funding_outside: dict[str, Decimal]
     run_id: str
+    notes: list[str]
 
 
 def render_text(report: Report, rows: Sequence[TradeSummary],
                 files: Mapping[str, Path] | None = None) -> str:
     """The whole report; `rows` is `report.symbol_rows(report)`, `files` what
     `write_report` wrote."""
-    sections = [_header(report), _portfolio(report.performance), _symbol_table(report, rows),
+    sections = [_header(report), *([["Notes", *(f"  {note}" for note in report.notes)]]
+                                   if report.notes else []),
+                _portfolio(report.performance), _symbol_table(report, rows),
                 _exit_table(report.performance)]
     if files:
         folder = next(iter(files.values())).parent

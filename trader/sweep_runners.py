@@ -15,7 +15,6 @@ tasks cancelled. Local workers ignore SIGINT and exit when the sweep's process i
 import multiprocessing
 import os
 import tempfile
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -23,10 +22,9 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from loguru import logger
-from tqdm import tqdm
 
 from trader.logs import setup_logging
-from trader.sweep_signals import detach_worker, sigint_held
+from trader.sweep_signals import detach_worker, sigint_held, terminate_workers
 from trader.sweep_spec import SweepError
 from trader.sweep_trial import (
     BacktestData,
@@ -87,14 +85,8 @@ class LocalRunner:
         self._scratch.cleanup()
 
     def stop_running_trials(self) -> None:
-        """Terminate the workers (SIGTERM) now: shutdown() waits for the trials they run
-        and for those already queued to them, minutes on long data. ProcessPoolExecutor
-        has no public way to do this before Python 3.14 (terminate_workers)."""
-        workers = list((self._pool._processes or {}).values())   # private: see docstring
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.join()
+        """Terminate the workers now instead of waiting for their trials."""
+        terminate_workers(self._pool)
 
     def __enter__(self) -> "LocalRunner":
         return self
@@ -114,9 +106,6 @@ _worker_scratch: Path | None = None
 def _start_worker(data: BacktestData, log_level: str, parent_pid: int, scratch: Path) -> None:
     global _worker_data, _worker_scratch
     detach_worker(parent_pid)
-    # tqdm's default lock is a multiprocessing one: a worker terminated mid-trial would
-    # leave it to the resource tracker, which warns about "leaked semaphore objects".
-    tqdm.set_lock(threading.RLock())
     _worker_data, _worker_scratch = data, scratch
     setup_logging(level=log_level)
 

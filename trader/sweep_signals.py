@@ -1,4 +1,4 @@
-"""Stopping a sweep from outside. Ctrl-C (SIGINT, which a terminal sends to the sweep and
+"""Stopping a sweep (or a backtest's parallel groups, trader/backtest.py) from outside. Ctrl-C (SIGINT, which a terminal sends to the sweep and
 its workers alike) or SIGTERM to the sweep raises `SweepInterrupted` in its main thread;
 the runner then terminates the trials still running instead of waiting for them. Worker
 processes ignore SIGINT (only the sweep decides when they stop) and exit on their own
@@ -7,6 +7,9 @@ within a second when the sweep's process is gone (e.g. killed with SIGKILL).
     with stop_on_signals():          # SIGINT/SIGTERM -> SweepInterrupted(signal)
         with runner:                 # on any exception: workers terminated, queue dropped
             sweep.run(runner, board)
+
+A ProcessPoolExecutor's workers: started under `sigint_held`, `detach_worker` first thing in
+each, and `terminate_workers` on the way out of an interrupted wait.
 """
 
 import os
@@ -14,8 +17,11 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from types import FrameType
+
+from tqdm import tqdm
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PARENT_CHECK_SECONDS = 1.0
@@ -70,9 +76,12 @@ def sigint_held() -> Iterator[None]:
 
 def detach_worker(parent_pid: int) -> None:
     """In a worker process, first thing: SIGINT ignored for good (a pending one dropped),
-    and a daemon thread that ends the process once `parent_pid` is no longer its parent."""
+    a thread-only tqdm lock, and a daemon thread that ends the process once `parent_pid` is no longer its parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # tqdm's default lock is a multiprocessing one: a worker terminated mid-job would leave
+    # it to the resource tracker, which warns about "leaked semaphore objects".
+    tqdm.set_lock(threading.RLock())
     threading.Thread(target=exit_when_orphaned, args=(parent_pid,), daemon=True,
                      name="sweep-parent-check").start()
 
@@ -82,3 +91,14 @@ def exit_when_orphaned(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(PARENT_CHECK_SECONDS)
     os._exit(1)
+
+
+def terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers (SIGTERM) now and wait for them: shutdown() waits for
+    the jobs they run and for those already queued to them, minutes on long data.
+    ProcessPoolExecutor has no public way to do this before Python 3.14 (terminate_workers)."""
+    workers = list((pool._processes or {}).values())   # private: see docstring
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join()

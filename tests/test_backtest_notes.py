@@ -1,0 +1,138 @@
+"""A backtest whose result is empty or meaningless says why (fresh-user pass 2, #6 and #12):
+a warmup longer than the data, prices too small for the symbol's tick, a symbol that never
+entered (with the refusals' reason), a symbol without trades still in "By symbol", and a
+reused --run-id that replaces the earlier run instead of mixing with it."""
+
+import re
+import subprocess
+from pathlib import Path
+
+from tests.test_backtest_input import HEADER, xrp_file
+from tests.test_cli import XRP_DAY, backtest, report_of, xrp_rows
+
+STRATEGIES = '''
+class BigWarmup:
+    name, warmup = "big-warmup", 100000
+    def signal(self, closed):
+        return None
+
+class Silent:
+    name, warmup = "silent", 10
+    def signal(self, closed):
+        return None
+'''
+
+
+def with_strategies(folder: Path) -> Path:
+    (folder / "mystrategies").mkdir()
+    (folder / "mystrategies" / "quiet.py").write_text(STRATEGIES)
+    return folder
+
+
+def finished(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    return result
+
+
+def notes_of(folder: Path, run_id: str) -> list[str]:
+    """The report.txt's "Notes" section, one line per note."""
+    text = (folder / "out" / run_id / "report.txt").read_text()
+    section = text.split("\nNotes\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in section.splitlines()]
+
+
+def table_row(stdout: str, symbol: str) -> list[str]:
+    table = stdout.split("By symbol\n", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] == [symbol]]
+    assert len(rows) == 1, table
+    return rows[0]
+
+
+def test_a_warmup_longer_than_the_data_is_said_on_stderr_and_in_the_report(
+        tmp_path: Path) -> None:
+    folder = with_strategies(tmp_path)
+    result = finished(backtest(folder, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "warm",
+                               TRADEBOT_STRATEGY="mystrategies.quiet:BigWarmup"))
+    candles = report_of(folder, "warm")["candles"]
+    note = (f"XRPUSDT: {candles:,} candles but the strategy needs 100,000 closed candles "
+            "before its first signal: no trade possible")
+    assert note in result.stderr.splitlines()
+    assert note in notes_of(folder, "warm")
+    assert table_row(result.stdout, "XRPUSDT")[:2] == ["XRPUSDT", "0"]
+    assert [row["label"] for row in report_of(folder, "warm")["per_symbol"]] == [
+        "XRPUSDT", "TOTAL"]
+
+
+def test_a_two_row_file_says_the_strategy_needs_more_candles(tmp_path: Path) -> None:
+    data = xrp_file(tmp_path, rows=2)
+    result = finished(backtest(tmp_path, "--data", str(data), "--run-id", "short"))
+    assert re.search(r"^XRPUSDT: 2 candles but the strategy needs \d+ closed candles before "
+                     "its first signal: no trade possible$", result.stderr, re.MULTILINE), \
+        result.stderr
+
+
+def test_prices_below_100_ticks_of_the_symbol_are_questioned(tmp_path: Path) -> None:
+    data = xrp_file(tmp_path, name="ETHUSDT-5m.csv", rows=600)   # XRP prices, ETH's 0.01 tick
+    result = finished(backtest(tmp_path, "--data", str(data), "--run-id", "eth"))
+    note = "ETHUSDT: prices around 1.1 with a tick of 0.01: is this the right symbol?"
+    assert note in result.stderr.splitlines()
+    assert note in notes_of(tmp_path, "eth")
+    clean = finished(backtest(tmp_path, "--data", str(xrp_file(tmp_path, rows=600)),
+                              "--run-id", "xrp"))
+    assert "is this the right symbol" not in clean.stderr
+
+
+def test_a_symbol_that_never_entered_says_why_and_keeps_its_row(tmp_path: Path) -> None:
+    rows = [line.split(",") for line in xrp_rows(600, 1000)]
+    tiny = [",".join([row[0], *(f"{float(value) * 1e-6:.10f}" for value in row[1:5]), row[5]])
+            for row in rows]
+    data = tmp_path / "TINYUSDT-5m.csv"
+    data.write_text(HEADER + "\n".join(tiny) + "\n")
+    result = finished(backtest(tmp_path, "--data", str(data), "--run-id", "tiny"))
+    assert table_row(result.stdout, "TINYUSDT")[:2] == ["TINYUSDT", "0"]
+    notes = notes_of(tmp_path, "tiny")
+    assert any(note.startswith("TINYUSDT: prices around 1.1e-06 with a tick of 0.0001")
+               and "no rules known for TINYUSDT" in note for note in notes), notes
+    [refused] = [note for note in notes if note.startswith("TINYUSDT: no trade:")]
+    assert re.search(r"every one of the \d+ entry signals was refused; the last: \S", refused), \
+        refused
+    assert refused in result.stderr.splitlines()
+
+
+def test_a_strategy_that_never_signals_is_named_as_the_reason(tmp_path: Path) -> None:
+    folder = with_strategies(tmp_path)
+    result = finished(backtest(folder, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "silent",
+                               TRADEBOT_STRATEGY="mystrategies.quiet:Silent"))
+    candles = report_of(folder, "silent")["candles"]
+    note = f"XRPUSDT: no trade: the strategy gave no entry signal in {candles:,} candles"
+    assert note in result.stderr.splitlines()
+    assert notes_of(folder, "silent") == [note]
+
+
+def test_a_run_that_traded_has_no_notes(tmp_path: Path) -> None:
+    result = finished(backtest(tmp_path, "--symbols", "XRPUSDT", "--run-id", "plain"))
+    assert "\nNotes\n" not in result.stdout
+    assert report_of(tmp_path, "plain")["notes"] == []
+    assert result.stderr.strip() == ""
+
+
+# --- #12 a reused --run-id -------------------------------------------------------------------
+def test_a_reused_run_id_replaces_the_earlier_run_and_says_so(tmp_path: Path) -> None:
+    finished(backtest(tmp_path, "--symbols", "BTCUSDT", "--run-id", "again"))
+    result = finished(backtest(tmp_path, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "again"))
+    assert "replacing the earlier run again (out/again)" in result.stderr.splitlines()
+    databases = tmp_path / "out" / "again" / "databases"
+    assert [p.name for p in databases.iterdir()] == ["XRPUSDT"]   # no stale BTCUSDT
+    assert report_of(tmp_path, "again")["symbols"] == ["XRPUSDT"]
+
+
+def test_a_run_id_naming_a_folder_of_other_files_is_refused(tmp_path: Path) -> None:
+    mine = tmp_path / "out" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    result = backtest(tmp_path, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "mine")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("backtest error: out/mine holds files that are not a "
+                                     "tradebot run's (notes.txt): pick another --run-id")
+    assert (mine / "notes.txt").read_text() == "keep me"

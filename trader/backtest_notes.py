@@ -1,0 +1,111 @@
+"""Why a backtest result is empty or suspect, in one line per finding (printed on stderr and
+kept in report.txt's "Notes"): a warmup longer than the data, prices under 1,000 ticks of
+the symbol's tick size (the wrong symbol's rules), and for a symbol that never entered, the most
+likely reason (every entry signal refused, and the last refusal; or no signal at all).
+
+    tally = RunTally()                     # counts candles, samples closes
+    ... tally.add(candle) for every replayed candle ...
+    lines = tally.notes(warmup=strategy.warmup, rules=paper.rules, entered={"XRPUSDT"},
+                        refusals=engine.entries.desk.refusals)
+
+The refusals are the entry desk's own record (trader/entry.py `EntryRefusals`).
+"""
+
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trader.domain import Candle, SymbolRules
+from trader.entry import EntryRefusals
+from trader.exchange.sim_rules import DEFAULT_RULES
+
+# A tick over 0.1 % of the price: Binance's USD-M symbols have about 0.01 % (XRPUSDT 0.0001
+# at 1.1, BTCUSDT 0.1 at 70,000); ETHUSDT's 0.01 on XRP's 1.1 (110 ticks, a 0.4 % stop moves
+# by whole ticks of 0.9 %) is the wrong symbol's rules.
+MIN_PRICE_TICKS = 1000
+CLOSE_SAMPLE = 2048          # closes kept per symbol for the median (evenly thinned)
+
+
+@dataclass
+class SymbolTally:
+    """One symbol's candles: the count, and closes sampled evenly (every `stride`-th)."""
+    candles: int = 0
+    closes: list[Decimal] = field(default_factory=list)
+    stride: int = 1
+    refused: int = 0
+    last_refusal: str = ""
+
+    def add(self, candle: Candle) -> None:
+        if self.candles % self.stride == 0:
+            self.closes.append(candle.close)
+            if len(self.closes) >= CLOSE_SAMPLE:     # keep every other one: still even
+                self.closes, self.stride = self.closes[::2], self.stride * 2
+        self.candles += 1
+
+
+class RunTally:
+    """Per-symbol tallies of one run."""
+
+    def __init__(self) -> None:
+        self.symbols: dict[str, SymbolTally] = {}
+
+    def add(self, candle: Candle) -> None:
+        self._tally(candle.symbol).add(candle)
+
+    def _tally(self, symbol: str) -> SymbolTally:
+        tally = self.symbols.get(symbol)
+        if tally is None:
+            tally = self.symbols[symbol] = SymbolTally()
+        return tally
+
+    def notes(self, *, warmup: int, rules: Callable[[str], SymbolRules],
+              entered: Iterable[str], refusals: EntryRefusals) -> list[str]:
+        """The findings, symbol by symbol; `entered`: symbols with at least one position
+        (closed or still open); `refusals`: the entry desk's record of refused signals."""
+        entered = set(entered)
+        lines: list[str] = []
+        for symbol, tally in sorted(self.symbols.items()):
+            tally.refused = refusals.count.get(symbol, 0)
+            tally.last_refusal = refusals.last.get(symbol, "")
+            lines += symbol_notes(symbol, tally, warmup, rules(symbol), symbol in entered)
+        return lines
+
+
+def symbol_notes(symbol: str, tally: SymbolTally, warmup: int, rules: SymbolRules,
+                 entered: bool) -> list[str]:
+    lines = []
+    short = tally.candles < warmup
+    if short:
+        noun = "candle" if tally.candles == 1 else "candles"
+        lines.append(f"{symbol}: {tally.candles:,} {noun} but the strategy needs {warmup:,} "
+                     "closed candles before its first signal: no trade possible")
+    tick = tick_note(symbol, tally.closes, rules)
+    if tick:
+        lines.append(tick)
+    if not entered and not short:
+        lines.append(f"{symbol}: no trade: {no_entry_reason(tally)}")
+    return lines
+
+
+def tick_note(symbol: str, closes: list[Decimal], rules: SymbolRules) -> str:
+    """"" unless the median close is under MIN_PRICE_TICKS ticks of the symbol's tick size."""
+    if not closes:
+        return ""
+    median = statistics.median(closes)
+    if median >= rules.tick_size * MIN_PRICE_TICKS:
+        return ""
+    generic = "" if symbol in DEFAULT_RULES else (
+        f" (no rules known for {symbol}: generic ones, tick {rules.tick_size}, "
+        f"min notional {rules.min_notional})")
+    return (f"{symbol}: prices around {float(median):.2g} with a tick of {rules.tick_size}: "
+            f"is this the right symbol?{generic}")
+
+
+def no_entry_reason(tally: SymbolTally) -> str:
+    if tally.refused == 1:
+        return f"the one entry signal was refused: {tally.last_refusal}"
+    if tally.refused:
+        return (f"every one of the {tally.refused:,} entry signals was refused; the last: "
+                f"{tally.last_refusal}")
+    return f"the strategy gave no entry signal in {tally.candles:,} candles"
