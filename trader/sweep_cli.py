@@ -13,6 +13,7 @@ stderr and exits 130 (SIGINT) or 143 (SIGTERM), the shell's codes for death by a
 """
 
 import argparse
+import datetime as dt
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ DEFAULT_ROWS = 30
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser,
-                        date: Callable[[str], datetime]) -> None:
+                        date: Callable[[str], dt.date | datetime]) -> None:
     """The `tradebot sweep` options; `date` parses --from/--to like `tradebot backtest`."""
     parser.add_argument("spec", type=Path, nargs="?", default=None,
                         help="TOML spec file with [grid] or [optuna] (options below add to it)")
@@ -59,8 +60,11 @@ def add_sweep_arguments(parser: argparse.ArgumentParser,
                              "bundled data needs XRPUSDT or BTCUSDT)")
     parser.add_argument("--symbol", default=None, type=str.upper,
                         help="the symbol of --data when its file name does not say it")
-    parser.add_argument("--from", dest="start", type=date, default=None, help="first candle (UTC)")
-    parser.add_argument("--to", dest="end", type=date, default=None, help="last candle (UTC)")
+    parser.add_argument("--from", dest="start", type=date, default=None,
+                        help="first candle (UTC): 2021-11-16 or 2021-11-16T12:00")
+    parser.add_argument("--to", dest="end", type=date, default=None,
+                        help="last candle (UTC): a date alone includes that whole day; with a "
+                             "time, the last candle's open time")
     parser.add_argument("--data", type=Path, default=None,
                         help="candle CSV (default: bundled real Binance candles)")
     parser.add_argument("--out", type=Path, default=Path("out"),
