@@ -3,18 +3,15 @@
 running replay's database; a crashed agent's lock is gone at once (a restart is never
 refused)."""
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from storage import StorageError
-from tests.test_app import clean_env
-from tests.test_operator_intent_cli import BOUND, cli
+from tests.test_operator_intent_cli import BOUND, cli, running_replay
 from trader.config import ConfigError
 from trader.instance_lock import agent_lock, lock_path
 
@@ -59,16 +56,7 @@ def test_a_folder_that_cannot_hold_the_lock_is_a_storage_error(tmp_path):
 
 
 async def test_a_second_replay_refuses_and_leaves_the_running_one_alone(tmp_path):
-    log = tmp_path / "agent.log"
-    with log.open("wb") as out:
-        first = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "trader", "run", "--replay", "--speed", "1", cwd=tmp_path,
-            env=clean_env(tmp_path), stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + BOUND
-        while b"tradebot started" not in log.read_bytes():
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            await asyncio.sleep(0.1)
+    async with running_replay(tmp_path) as first:
         database = tmp_path / "t-replay.db"
         inode = database.stat().st_ino
         code, output, _ = await cli(tmp_path, "run", "--replay")
@@ -78,7 +66,4 @@ async def test_a_second_replay_refuses_and_leaves_the_running_one_alone(tmp_path
         assert database.stat().st_ino == inode, "the running replay's database was replaced"
         code, output, _ = await cli(tmp_path, "shutdown")
         assert code == 0 and "asleep" in output, output
-    finally:
-        first.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(first.wait(), BOUND)
     assert first.returncode == 0

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -47,10 +48,12 @@ def stored(db_path: Path, key: str) -> str | None:
     return row[0] if row else None
 
 
-async def test_shutdown_reaches_a_running_replay_and_answers_within_5_s(tmp_path):
+@asynccontextmanager
+async def running_replay(tmp_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`tradebot run --replay` as a process, started (its STARTUP sent); SIGTERM after.
+    Speed 1: the replay waits minutes for its next candle, so it is idle while tested."""
     log = tmp_path / "agent.log"
     with log.open("wb") as out:
-        # Speed 1: the replay waits minutes for its next candle; the request must not.
         agent = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "trader", "run", "--replay", "--speed", "1", cwd=tmp_path,
             env=clean_env(tmp_path), stdout=out, stderr=out)
@@ -59,10 +62,15 @@ async def test_shutdown_reaches_a_running_replay_and_answers_within_5_s(tmp_path
         while b"tradebot started" not in log.read_bytes():
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             await asyncio.sleep(0.1)
-        code, output, seconds = await cli(tmp_path, "shutdown")
+        yield agent
     finally:
         agent.send_signal(signal.SIGTERM)
         await asyncio.wait_for(agent.wait(), BOUND)
+
+
+async def test_shutdown_reaches_a_running_replay_and_answers_within_5_s(tmp_path):
+    async with running_replay(tmp_path):
+        code, output, seconds = await cli(tmp_path, "shutdown")
     assert code == 0, output
     assert seconds < 5 + 2, output          # + the interpreter's own start-up
     assert "t-replay.db" in output and "asleep" in output, output
