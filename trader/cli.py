@@ -18,7 +18,7 @@ from storage import StorageError
 from trader.config import ConfigError, Settings, load_settings, unknown_variable_warnings
 from trader.logs import register_secret, setup_logging
 from trader.strategy.base import StrategyLoadError
-from trader.sweep_cli import add_sweep_arguments
+from trader.sweep_cli import add_candle_arguments, add_sweep_arguments
 
 EXIT_CONFIG = 2
 
@@ -85,15 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--symbols", default=None,
                           help="comma-separated symbols (default: TRADEBOT_SYMBOLS if set, else "
                                "every symbol in the data)")
-    backtest.add_argument("--symbol", default=None, type=str.upper,
-                          help="the symbol of --data when its file name does not say it")
-    backtest.add_argument("--from", dest="start", type=_date, default=None,
-                          help="first candle (UTC): 2021-11-16 or 2021-11-16T12:00")
-    backtest.add_argument("--to", dest="end", type=_date, default=None,
-                          help="last candle (UTC): a date alone includes that whole day; "
-                               "with a time, the last candle's open time")
-    backtest.add_argument("--data", type=Path, default=None,
-                          help="candle CSV (default: bundled real Binance candles)")
+    add_candle_arguments(backtest, _date)
     backtest.add_argument("--out", type=Path, default=Path("out"),
                           help="each run writes its report into OUT/<run-id>/ (default: out)")
     backtest.add_argument("--run-id", default=None,

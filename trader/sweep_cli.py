@@ -33,6 +33,20 @@ EXIT_BAD_INPUT = 2
 DEFAULT_ROWS = 30
 
 
+def add_candle_arguments(parser: argparse.ArgumentParser,
+                         date: Callable[[str], dt.date | datetime]) -> None:
+    """--symbol, --from, --to, --data: which candles a backtest or a sweep runs on."""
+    parser.add_argument("--symbol", default=None, type=str.upper,
+                        help="the symbol of --data when its file name does not say it")
+    parser.add_argument("--from", dest="start", type=date, default=None,
+                        help="first candle (UTC): 2021-11-16 or 2021-11-16T12:00")
+    parser.add_argument("--to", dest="end", type=date, default=None,
+                        help="last candle (UTC): a date alone includes that whole day; with a "
+                             "time, the last candle's open time")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="candle CSV (default: bundled real Binance candles)")
+
+
 def add_sweep_arguments(parser: argparse.ArgumentParser,
                         date: Callable[[str], dt.date | datetime]) -> None:
     """The `tradebot sweep` options; `date` parses --from/--to like `tradebot backtest`."""
@@ -58,15 +72,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser,
                         help="comma-separated symbols whose periods overlap (default: "
                              "TRADEBOT_SYMBOLS if set, else every symbol in the data; the "
                              "bundled data needs XRPUSDT or BTCUSDT)")
-    parser.add_argument("--symbol", default=None, type=str.upper,
-                        help="the symbol of --data when its file name does not say it")
-    parser.add_argument("--from", dest="start", type=date, default=None,
-                        help="first candle (UTC): 2021-11-16 or 2021-11-16T12:00")
-    parser.add_argument("--to", dest="end", type=date, default=None,
-                        help="last candle (UTC): a date alone includes that whole day; with a "
-                             "time, the last candle's open time")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="candle CSV (default: bundled real Binance candles)")
+    add_candle_arguments(parser, date)
     parser.add_argument("--out", type=Path, default=Path("out"),
                         help="the sweep writes results.csv and the pictures into "
                              "OUT/<run-id>/ (default: out)")
