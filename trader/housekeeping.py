@@ -168,8 +168,9 @@ class Housekeeping:
                 logger.info("funding rate unavailable symbol={} error={}", symbol, exc)
                 continue
             seen = self.funding_seen.setdefault(symbol, [])
-            seen.append((now, rate))
-            seen[:] = [(at, r) for at, r in seen if now - at <= FUNDING_MEMORY]
+            seen.append((now, rate))                 # in time order: the oldest leave first
+            while now - seen[0][0] > FUNDING_MEMORY:
+                del seen[0]
             self.guards.apply(guards.check_funding, symbol, rate, seen[0][1], now,
                               self.guards.config)
 

@@ -77,6 +77,8 @@ class Counters:
 
     def log(self) -> None:
         """One log line per symbol with every counter as key=value."""
-        for symbol, row in self.snapshot().items():
-            fields = " ".join(f"{name}={value}" for name, value in row.items())
-            logger.info("telemetry symbol={} {}", symbol, fields)
+        # Lazy: a backtest logs at ERROR and would format these lines every replayed candle.
+        for symbol, row in sorted(self._by_symbol.items()):
+            logger.opt(lazy=True).info("telemetry symbol={} {}", lambda symbol=symbol: symbol,
+                                       lambda row=row: " ".join(f"{name}={value}"
+                                                                for name, value in row.items()))

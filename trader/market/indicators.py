@@ -6,6 +6,7 @@ closed candles only (an open candle's high/low are still moving).
 
 from collections.abc import Sequence
 from decimal import Decimal
+from operator import attrgetter
 
 from trader.domain import ZERO, Candle
 
@@ -91,13 +92,16 @@ def returns(closes: Sequence[Decimal]) -> list[Decimal]:
     return [(now / before) - 1 for before, now in zip(closes, closes[1:], strict=False) if before]
 
 
+_HIGH, _LOW = attrgetter("high"), attrgetter("low")
+
+
 def highest_high(candles: Sequence[Candle]) -> Decimal:
     if not candles:
         raise ValueError("highest high of no candles")
-    return max(candle.high for candle in candles)
+    return max(map(_HIGH, candles))
 
 
 def lowest_low(candles: Sequence[Candle]) -> Decimal:
     if not candles:
         raise ValueError("lowest low of no candles")
-    return min(candle.low for candle in candles)
+    return min(map(_LOW, candles))

@@ -138,17 +138,29 @@ def classify_ranges(ranges: Sequence[float],
     """`read_regime(candles).regime` from the float true ranges of the candles' window (the
     last lookback - 1 candles, each against its previous close), or None when that cannot
     be told in float: too few ranges, no volatility, or a volatility ratio within
-    FLOAT_MARGIN of a threshold (the exact reading decides those)."""
+    FLOAT_MARGIN of a threshold (the exact reading decides those). Away from a threshold,
+    comparing the float ratio with the float threshold decides as `classify` would."""
     if len(ranges) < t.slow or len(ranges) > t.lookback - 1:
         return None
     slow = _wilder_float(ranges, t.slow)
     if not slow > 0:
         return None
     vr = _wilder_float(ranges, t.fast) / slow
-    for threshold in (t.extreme, t.high, t.normal):
-        if abs(vr - float(threshold)) <= FLOAT_MARGIN * float(threshold):
+    bands = _float_bands(t)
+    for threshold, _ in bands:
+        if abs(vr - threshold) <= FLOAT_MARGIN * threshold:
             return None
-    return classify(Decimal(vr), t)
+    for threshold, regime in bands:
+        if vr >= threshold:
+            return regime
+    return Regime.LOW
+
+
+@lru_cache(maxsize=16)
+def _float_bands(t: RegimeThresholds) -> tuple[tuple[float, Regime], ...]:
+    """The thresholds of `classify`, highest first, as floats."""
+    return ((float(t.extreme), Regime.EXTREME), (float(t.high), Regime.HIGH),
+            (float(t.normal), Regime.NORMAL))
 
 
 def adjustment(reading: RegimeReading, t: RegimeThresholds = DEFAULT_THRESHOLDS) -> RegimeAdjustment:
