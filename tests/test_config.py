@@ -145,6 +145,7 @@ def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_comma_lists_are_trimmed_upper_cased_and_skip_blanks(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADEBOT_SYMBOLS", " btcusdt, ETHUSDT,,1000SHIBUSDT ,")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:telegram-token-value")
     monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", "12, -1001234567890")
     monkeypatch.setenv("TELEGRAM_ALLOWED_USER_IDS", "7")
     settings = load_settings(_env_file=None)
@@ -295,3 +296,32 @@ def test_keys_of_the_dotenv_file_are_checked_too(tmp_path: Path) -> None:
         "BINANCE_TESTNET?",
         "TRADEBOT_ZZZ (in .env) is not a setting and is ignored; see .env.example for the names"]
     assert unknown_variable_warnings({}, tmp_path / "missing.env") == []
+
+
+# --- Telegram asked for without its token (fresh-user finding) ------------------------------
+
+@pytest.mark.parametrize("variable", ["TELEGRAM_ALLOWED_CHAT_IDS", "TELEGRAM_ALLOWED_USER_IDS",
+                                      "TELEGRAM_WEBHOOK_URL"])
+def test_telegram_settings_without_the_token_are_a_config_error(
+        monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    """A misspelt TELEGRAM_BOT_TOKEN must not start an agent whose alerts go nowhere."""
+    value = "https://bot.example/hook" if variable.endswith("URL") else "42"
+    monkeypatch.setenv("TELEGRAM_TOKEN", "123456:misspelt-variable")
+    problems = problems_for(monkeypatch, **{variable: value})
+    assert len(problems) == 1
+    assert "TELEGRAM_BOT_TOKEN" in problems[0] and variable in problems[0]
+    assert "misspelt-variable" not in problems[0]
+
+
+# --- URLs that carry credentials are masked ------------------------------------------------
+
+def test_masked_hides_url_credentials_and_the_heartbeat_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTBEAT_URL", "https://hc-ping.com/6f1c0b2e-secret-uuid")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:telegram-token-value")
+    monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", "42")
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", "https://user:hunter22@bot.example.com/hook")
+    shown = load_settings(_env_file=None).masked()
+    assert shown["HEARTBEAT_URL"] == "https://hc-ping.com/********"
+    assert shown["TELEGRAM_WEBHOOK_URL"] == "https://user:********@bot.example.com/hook"
+    assert "secret-uuid" not in " ".join(shown.values())
+    assert "hunter22" not in " ".join(shown.values())

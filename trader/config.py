@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -255,6 +256,14 @@ class Settings(BaseSettings):
         if self.exchange == "paper" and self.feed == "exchange":
             problems.append("TRADEBOT_FEED=exchange needs TRADEBOT_EXCHANGE=binance: the paper "
                             "exchange has no live market data (use TRADEBOT_FEED=replay)")
+        wanted = [name for name, value in (
+            ("TELEGRAM_ALLOWED_CHAT_IDS", self.telegram_allowed_chat_ids),
+            ("TELEGRAM_ALLOWED_USER_IDS", self.telegram_allowed_user_ids),
+            ("TELEGRAM_WEBHOOK_URL", self.telegram_webhook_url)) if value]
+        if wanted and (self.telegram_bot_token is None
+                       or not self.telegram_bot_token.get_secret_value()):
+            problems.append(f"TELEGRAM_BOT_TOKEN required when {' and '.join(wanted)} is set "
+                            "(without it no alert reaches Telegram and no command is read)")
         if self.telegram_bot_token is not None and not self.telegram_allowed_chat_ids:
             problems.append("TELEGRAM_ALLOWED_CHAT_IDS required when TELEGRAM_BOT_TOKEN is set "
                             "(otherwise nobody may command the bot)")
@@ -286,10 +295,29 @@ class Settings(BaseSettings):
                 text = "********" if value.get_secret_value() else "(empty)"
             elif isinstance(value, list):
                 text = ",".join(str(v) for v in value)
+            elif name in SECRET_PATH_URLS and value:
+                text = masked_url(value, hide_path=True)
+            elif name.endswith("_url") and value:
+                text = masked_url(value)
             else:
                 text = "" if value is None else str(value)
             shown[env_name(name, field)] = text
         return shown
+
+
+# URLs whose path is the credential (a healthchecks ping URL: whoever has it can ping).
+SECRET_PATH_URLS = {"heartbeat_url"}
+
+
+def masked_url(url: str, *, hide_path: bool = False) -> str:
+    """`url` with a password (user:pw@) and, with `hide_path`, the path and query masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", ":********@", 1)
+    path, query = ("/********", "") if hide_path and (parts.path.strip("/") or parts.query) \
+        else (parts.path, parts.query)
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment if not hide_path else ""))
 
 
 def _alert_name(text: str) -> AlertName:
