@@ -325,3 +325,10 @@ def test_masked_hides_url_credentials_and_the_heartbeat_path(monkeypatch: pytest
     assert shown["TELEGRAM_WEBHOOK_URL"] == "https://user:********@bot.example.com/hook"
     assert "secret-uuid" not in " ".join(shown.values())
     assert "hunter22" not in " ".join(shown.values())
+
+
+def test_url_secrets_name_the_password_and_the_path() -> None:
+    from trader.config import url_secrets
+    assert url_secrets("https://hc-ping.com/6f1c0b2e-secret-uuid") == ["6f1c0b2e-secret-uuid"]
+    assert url_secrets("https://user:hunter22@bot.example.com/hook") == ["hunter22", "hook"]
+    assert url_secrets(None) == [] and url_secrets("https://hc-ping.com") == []

@@ -15,7 +15,13 @@ from pathlib import Path
 from loguru import logger
 
 from storage import StorageError
-from trader.config import ConfigError, Settings, load_settings, unknown_variable_warnings
+from trader.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    unknown_variable_warnings,
+    url_secrets,
+)
 from trader.logs import register_secret, setup_logging
 from trader.strategy.base import StrategyLoadError
 from trader.sweep_cli import add_candle_arguments, add_sweep_arguments
@@ -114,6 +120,9 @@ def _settings_or_exit() -> Settings:
     for secret in (settings.binance_api_key, settings.binance_api_secret, settings.telegram_bot_token):
         if secret is not None:
             register_secret(secret.get_secret_value())
+    for url in (settings.heartbeat_url, settings.telegram_webhook_url):
+        for part in url_secrets(url):
+            register_secret(part)
     setup_logging(json_lines=settings.log_json, level=settings.log_level)
     for warning in unknown_variable_warnings(os.environ, Path(".env")):
         logger.warning("config warning: {}", warning)

@@ -320,6 +320,15 @@ def masked_url(url: str, *, hide_path: bool = False) -> str:
     return urlunsplit((parts.scheme, netloc, path, query, parts.fragment if not hide_path else ""))
 
 
+def url_secrets(url: str | None) -> list[str]:
+    """What `masked_url` hides in `url`, for the log filter: its password and, for the
+    heartbeat URL, the path (empty parts left out)."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    return [part for part in (parts.password or "", parts.path.strip("/")) if part]
+
+
 def _alert_name(text: str) -> AlertName:
     """An alert name an operator may silence or turn off (README, "Alerts")."""
     name = text.strip().upper()
