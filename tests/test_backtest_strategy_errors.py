@@ -50,7 +50,8 @@ def test_a_strategy_that_returns_no_signal_stops_it_too(tmp_path: Path) -> None:
                       TRADEBOT_STRATEGY="mystrategies.bad:NoSignal")
     assert result.returncode == 2, result.stdout[-1000:] + result.stderr[-2000:]
     [line] = [text for text in result.stderr.splitlines() if text.startswith("backtest error")]
-    assert "AttributeError" in line or "no Signal" in line, line
+    assert "strategy 'no-signal' returned 'BUY' (str)" in line, line
+    assert "must return a trader.domain.Signal or None" in line, line
 
 
 def test_in_a_sweep_the_trial_is_reported_failed_with_that_line(tmp_path: Path) -> None:
@@ -61,3 +62,4 @@ def test_in_a_sweep_the_trial_is_reported_failed_with_that_line(tmp_path: Path) 
     assert len(failed) == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert all("ZeroDivisionError" in line and "bad.py" in line for line in failed)
     assert result.returncode != 0
+    assert result.stderr.count("Traceback") == 0, "a failed trial is its line, not a traceback"

@@ -95,7 +95,7 @@ class EntryDesk:
         """The trading timeframe's signal, unless the higher timeframe (5x) disagrees.
         `higher_timeframe`: gives `aggregate(candles, HIGHER_TIMEFRAME)` (or None) when the
         caller keeps it as candles close; asked only when the trading timeframe signals."""
-        signal = self.strategy.signal(candles)
+        signal = self._ask(candles)
         if signal is None:
             return None
         higher = higher_timeframe() if higher_timeframe is not None else None
@@ -103,15 +103,25 @@ class EntryDesk:
             higher = aggregate(candles, HIGHER_TIMEFRAME)
         if len(higher) < self.strategy.warmup:
             return signal
-        combined = combine([signal, self.strategy.signal(higher)])
+        combined = combine([signal, self._ask(higher)])
         if combined is None:
             logger.info("timeframes disagree, no entry symbol={}", candles[-1].symbol)
             self.refusals.record(candles[-1].symbol, "the higher timeframe (5x) disagreed")
         return combined
 
+    def _ask(self, candles: Sequence[Candle]) -> Signal | None:
+        """The strategy's answer. Raises TypeError naming the strategy when it is neither a
+        Signal nor None (a plug-in returning "BUY" would otherwise fail far from its cause)."""
+        answer = self.strategy.signal(candles)
+        if answer is None or isinstance(answer, Signal):
+            return answer
+        raise TypeError(f"strategy {getattr(self.strategy, 'name', type(self.strategy).__name__)!r}"
+                        f" returned {answer!r} ({type(answer).__name__}) from signal(): it must "
+                        "return a trader.domain.Signal or None")
+
     def says_close(self, position: Position, candles: Sequence[Candle]) -> bool:
         """An opposite signal closes an open position; it never flips it."""
-        decision, why = decide(position.side, self.strategy.signal(candles))
+        decision, why = decide(position.side, self._ask(candles))
         if decision is SignalDecision.CLOSE:
             logger.info("opposite signal closes symbol={} reason={}", position.symbol, why)
             return True

@@ -119,9 +119,16 @@ def _local_outcome(plan: TrialPlan, future: "Future[TrialResult]") -> TrialResul
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001 - one trial's failure must not end the sweep
-        logger.opt(exception=exc).error("sweep trial failed trial={} params={}", plan.number,
-                                        describe(plan.params))
-        return failed_trial(plan, exc)
+        return _trial_failed(plan, exc, "")
+
+
+def _trial_failed(plan: TrialPlan, exc: BaseException, where: str) -> TrialResult:
+    """One ERROR line per failed trial (the table lists it too); the traceback, which a
+    process pool wraps in a remote one of ~100 lines, only at LOG_LEVEL=DEBUG."""
+    logger.opt(exception=exc).debug("sweep trial failed{} trial={}", where, plan.number)
+    logger.error("sweep trial failed{} trial={} params={} error={}: {}", where, plan.number,
+                 describe(plan.params), type(exc).__name__, exc)
+    return failed_trial(plan, exc)
 
 
 def import_ray() -> Any:
@@ -173,9 +180,7 @@ class RayRunner:
             return self._ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - one trial's failure must not end the sweep
             cause = getattr(exc, "cause", None) or exc   # RayTaskError wraps the task's error
-            logger.opt(exception=exc).error("sweep trial failed on ray trial={} params={}",
-                                            plan.number, describe(plan.params))
-            return failed_trial(plan, cause)
+            return _trial_failed(plan, cause, " on ray")
 
     def close(self) -> None:
         self._ray.shutdown()
