@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_cli import backtest, report_of, run_cli, xrp_rows
+from tests.test_cli import XRP_DAY, backtest, report_of, run_cli, xrp_rows
 
 HEADER = "open_time,open,high,low,close,volume\n"
 
@@ -159,3 +159,20 @@ def test_the_progress_bar_of_a_data_file_knows_its_total(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "/300 [" in result.stderr, result.stderr[-2000:]
     assert json.loads((tmp_path / "out" / "bar" / "report.json").read_text())["candles"] == 300
+
+
+# --- symbols asked for by name (fresh-user findings) ---------------------------------------
+
+def test_a_symbol_asked_for_without_candles_in_the_period_is_said_to_be_left_out(
+        tmp_path: Path) -> None:
+    result = backtest(tmp_path, "--symbols", "XRPUSDT,BTCUSDT", *XRP_DAY, "--run-id", "both")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [line] = [text for text in result.stderr.splitlines() if text.startswith("BTCUSDT:")]
+    assert "no candles in the chosen period" in line and "left out" in line, line
+    assert "2026-" in line, "names the period its data does cover"
+
+
+def test_symbol_without_data_is_refused_with_the_option_meant(tmp_path: Path) -> None:
+    result = backtest(tmp_path, "--symbol", "XRPUSDT")
+    assert result.returncode == 2
+    assert "use --symbols XRPUSDT" in result.stderr, result.stderr[-1000:]

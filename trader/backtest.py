@@ -70,10 +70,21 @@ def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
     picked = {s: rows.between(start, end) if isinstance(rows, CandleFile) else
               [c for c in rows if (start is None or c.open_time >= start)
                and (end is None or c.open_time <= end)] for s, rows in candles.items()}
+    left_out = sorted(s for s, rows in picked.items() if not rows)
     picked = {s: rows for s, rows in picked.items() if rows}
     if not picked:
         raise BacktestError("no candles in the chosen period")
+    if symbols:     # asked for by name: say why one is missing from the report
+        for symbol in left_out:
+            print(f"{symbol}: no candles in the chosen period (its data covers "
+                  f"{_span(candles[symbol])}): left out", file=sys.stderr)
     return picked
+
+
+def _span(rows: Sequence[Candle] | CandleFile) -> str:
+    if not rows:
+        return "nothing"
+    return f"{rows[0].open_time:%Y-%m-%d %H:%M} to {rows[-1].open_time:%Y-%m-%d %H:%M} UTC"
 
 
 async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle]], out_dir: Path,
@@ -288,6 +299,9 @@ def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
     from trader.backtest_input import check_data_file, warn_about_gaps
     from trader.market.replay import load_bundled, load_bundled_funding
     funding = None
+    if args.data is None and getattr(args, "symbol", None):
+        raise BacktestError(f"--symbol names the symbol of a --data file; to pick symbols of "
+                            f"the bundled data use --symbols {args.symbol}")
     if args.data is not None:
         check_data_file(args.data)
         rows = CandleFile(args.data, symbol=getattr(args, "symbol", None))   # streamed
