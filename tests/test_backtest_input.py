@@ -176,3 +176,31 @@ def test_symbol_without_data_is_refused_with_the_option_meant(tmp_path: Path) ->
     result = backtest(tmp_path, "--symbol", "XRPUSDT")
     assert result.returncode == 2
     assert "use --symbols XRPUSDT" in result.stderr, result.stderr[-1000:]
+
+
+def test_two_backtests_with_the_same_run_id_do_not_overwrite_each_other(tmp_path: Path) -> None:
+    """While one run holds out/<run-id>, a second is refused (it used to delete the first's
+    files); once the first is gone, the same id is free again (a replacement)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from trader.backtest import new_run_dir; new_run_dir(Path('out'), 'same'); "
+         "print('held', flush=True); sys.stdin.read()"],
+        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        refused = backtest(tmp_path, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "same")
+        assert refused.returncode == 2, refused.stdout[-500:] + refused.stderr[-500:]
+        assert "another backtest or sweep is writing" in refused.stderr
+    finally:
+        holder.communicate("", timeout=30)
+    again = backtest(tmp_path, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "same")
+    assert again.returncode == 0, again.stderr[-1000:]
+    assert (tmp_path / "out" / "same" / "report.json").exists()
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "results").write_text("not a folder")
+    for extra in ((), ("--run-id", "x")):
+        result = backtest(tmp_path, "--symbols", "XRPUSDT", "--out", "results", *extra)
+        assert result.returncode == 2, result.stderr[-1000:]
+        assert "--out results" in result.stderr and "Traceback" not in result.stderr

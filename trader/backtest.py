@@ -7,6 +7,7 @@ the replay feed driving the clock. Ends with one portfolio report (trader/report
 
 import argparse
 import asyncio
+import fcntl
 import multiprocessing
 import os
 import re
@@ -332,11 +333,17 @@ def new_run_dir(out: Path, run_id: str | None = None) -> Path:
     -2, -3... when taken."""
     if run_id is not None:
         if not RUN_ID.fullmatch(run_id):
-            raise BacktestError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-'")
+            raise BacktestError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-', "
+                                "starting with a letter or digit")
         folder = Path(out) / run_id
-        if folder.is_dir() and any(folder.iterdir()):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise BacktestError(f"--out {out}: {folder} cannot be a folder ({exc.strerror})") \
+                from None
+        _hold_run_folder(folder, run_id)
+        if any(folder.iterdir()):
             clear_earlier_run(folder, run_id)
-        folder.mkdir(parents=True, exist_ok=True)
         return folder
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
@@ -344,9 +351,33 @@ def new_run_dir(out: Path, run_id: str | None = None) -> Path:
         try:
             folder.mkdir(parents=True)
         except FileExistsError:
+            if not Path(out).is_dir():
+                raise BacktestError(f"--out {out}: not a folder") from None
             continue
+        except NotADirectoryError:
+            raise BacktestError(f"--out {out}: not a folder") from None
         return folder
     raise BacktestError(f"{out}: too many runs started at {stamp}")
+
+
+_held_run_folders: dict[Path, int] = {}     # folder -> the open descriptor holding its flock
+
+
+def _hold_run_folder(folder: Path, run_id: str) -> None:
+    """Lock `folder` (the kernel's flock on the directory) for the rest of this process:
+    a second backtest or sweep with the same --out and --run-id is refused instead of
+    deleting the files of the one still running. Released when the process ends, however."""
+    key = folder.resolve()
+    if key in _held_run_folders:
+        return
+    fd = os.open(key, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BacktestError(f"--run-id {run_id}: another backtest or sweep is writing "
+                            f"{folder} right now; wait for it or pick another --run-id") from None
+    _held_run_folders[key] = fd
 
 
 def clear_earlier_run(folder: Path, run_id: str) -> None:
