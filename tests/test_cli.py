@@ -228,3 +228,10 @@ def test_a_replay_of_a_bad_candle_file_stops_with_one_line_naming_it(tmp_path: P
         errors = [line for line in result.stderr.splitlines() if "error" in line]
         assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert "XRPUSDT-5m.csv" in errors[0] or "missing.csv" in errors[0]
+
+
+@pytest.mark.parametrize("speed", ["nan", "inf", "-1", "0"])
+def test_replay_speed_must_be_a_finite_positive_number(tmp_path: Path, speed: str) -> None:
+    result = run_cli(tmp_path, "run", "--replay", "--speed", speed)
+    assert result.returncode == 2
+    assert "--speed" in result.stderr and "greater than 0" in result.stderr

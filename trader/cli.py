@@ -6,6 +6,7 @@ environment variable that looks like ours but is not a setting (a typo) is warne
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from datetime import UTC, date, datetime, time, timedelta
@@ -64,8 +65,8 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number greater than 0")
     return value
 
 
