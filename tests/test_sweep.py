@@ -183,3 +183,11 @@ def test_with_ray_address_the_trials_run_as_ray_tasks(local_grid, tmp_path: Path
     assert trial_outcomes(rows) == trial_outcomes(read_rows(local_out / "results.csv")), \
         "the same trials give the same results wherever they run"
     assert len(list((tmp_path / "out" / "ray").glob("equity-*.png"))) == 2
+
+
+def test_the_sweep_header_gives_its_period_as_the_backtest_report_does() -> None:
+    """First to last candle close, as `tradebot backtest` prints it (it gave open times)."""
+    from trader.market.replay import load_bundled
+    from trader.sweep_cli import _period
+    xrp = [c for c in load_bundled()["XRPUSDT"] if c.open_time.day == 16]
+    assert _period({"XRPUSDT": xrp}) == "2021-11-16 00:05 -> 2021-11-17 00:00 UTC"

@@ -166,7 +166,8 @@ def _summary(spec: SweepSpec, data: "BacktestData", where: str, seconds: float) 
 
 
 def _period(candles: dict) -> str:
-    first = min(rows[0].open_time for rows in candles.values())
-    last = max(rows[-1].open_time for rows in candles.values())
+    """First to last candle close, as the backtest report's header gives its period."""
+    first = min(rows[0].close_time for rows in candles.values())
+    last = max(rows[-1].close_time for rows in candles.values())
     return f"{first:%Y-%m-%d %H:%M} -> {last:%Y-%m-%d %H:%M} UTC"
 
