@@ -62,3 +62,26 @@ async def test_sigterm_stops_entries_says_going_down_and_exits_zero_fast(tmp_pat
     text = log.read_text()
     assert "going down, positions protected by exchange-side orders" in text
     assert "Traceback" not in text
+
+
+async def test_an_unreachable_exchange_is_said_in_words_and_the_exit_says_nothing_traded(tmp_path):
+    """Start-up alerts reach a phone: "cannot connect to host:port (Connection refused)", not
+    the repr of aiohttp's connection key; going down before start-up finished does not claim
+    positions protected by orders it never saw."""
+    log = tmp_path / "agent.log"
+    env = clean_env(tmp_path, TRADEBOT_EXCHANGE="binance", BINANCE_API_KEY="k" * 16,
+                    BINANCE_API_SECRET="s" * 16, BINANCE_FUTURES_URL="http://127.0.0.1:9")
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "trader", "run", cwd=tmp_path, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 30
+    while b"exchange start-up failed" not in log.read_bytes():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        await asyncio.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), 25) == 0
+    text = log.read_text()
+    assert "exchange start-up failed: cannot connect to 127.0.0.1:9 (" in text, text[-3000:]
+    assert "ConnectionKey" not in text.split("exchange start-up failed: ", 1)[1].splitlines()[0]
+    assert "going down before start-up finished (exchange start-up did not succeed)" in text
+    assert "positions protected by exchange-side orders" not in text

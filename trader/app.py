@@ -47,6 +47,7 @@ HEARTBEAT_SECONDS = 60.0
 
 Closer = Callable[[], Awaitable[None]]
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 
 def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
@@ -161,12 +162,15 @@ async def _run_locked(settings: Settings, clock: Clock,
         await close()
         raise
     heartbeat = asyncio.create_task(_heartbeat(settings, engine, stop))
+    stage = "exchange start-up"
     try:
-        if not await _until_done("exchange start-up", engine, stop,
+        if not await _until_done(stage, engine, stop,
                                  lambda: start_exchange(engine.exchange, settings)):
             return 0
-        if not await _until_done("start-up reconciliation", engine, stop, lambda: _boot(engine)):
+        stage = "start-up reconciliation"
+        if not await _until_done(stage, engine, stop, lambda: _boot(engine)):
             return 0
+        stage = ""
         state = await _unless_stopped(services.recover_intent(), stop)   # sleep/pause first
         if state is None:
             return 0
@@ -180,7 +184,7 @@ async def _run_locked(settings: Settings, clock: Clock,
         else:
             await _live_loop(engine, controller, services, stop)
     finally:
-        await _shut_down(engine, sink, heartbeat, close, services)
+        await _shut_down(engine, sink, heartbeat, close, services, unfinished=stage)
     return 0
 
 
@@ -225,9 +229,37 @@ def _start_failed(what: str, engine: Engine, state: RetryCallState) -> None:
                           | TimeoutError | OSError)
     logger.opt(exception=None if expected else error).error(
         "{} failed, retrying (attempt {}) error={!r}", what, state.attempt_number, error)
-    engine.alerter.publish(Alert(AlertName.ERROR, f"{what} failed: {error}; retrying "
-                                 "(no trading until it succeeds)", dedup_key=f"start:{what}"),
-                           engine.clock.now())
+    engine.alerter.publish(Alert(AlertName.ERROR, f"{what} failed: {plain_error(error)}; "
+                                 "retrying (no trading until it succeeds)",
+                                 dedup_key=f"start:{what}"), engine.clock.now())
+
+
+def plain_error(error: BaseException | None) -> str:
+    """An error in words a phone screen can show: "cannot connect to fapi.binance.com:443
+    (Connection refused)", not the repr of aiohttp's connection key."""
+    connect = _in_chain(error, aiohttp.ClientConnectorError)   # the adapter wraps it
+    if connect is not None:
+        cause = connect.os_error.strerror or str(connect.os_error) \
+            or type(connect.os_error).__name__
+        return f"cannot connect to {connect.host}:{connect.port} ({cause})"
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"HTTP {error.status} {error.message}".strip()
+    text = str(error) if error is not None else "unknown error"
+    if not isinstance(error, ExchangeError | UnknownOutcome | ConfigError):
+        text = f"{type(error).__name__}: {text}" if error is not None else text
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _in_chain(error: BaseException | None, kind: type[E]) -> E | None:
+    """`error` or the first of its causes that is a `kind`."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, kind):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
@@ -363,13 +395,19 @@ async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) ->
 
 
 async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer,  # type: ignore[no-untyped-def]
-                     services: AgentServices) -> None:
+                     services: AgentServices, *, unfinished: str = "") -> None:
+    """`unfinished`: the start-up step that never succeeded ("" once trading began)."""
     engine.stopping = True
     open_positions = len(engine.positions)
-    engine.alerter.publish(Alert(
-        AlertName.SHUTDOWN, "going down, positions protected by exchange-side orders"
-        + (f" ({open_positions} open)" if open_positions else ""),
-        dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}"), engine.clock.now())
+    if unfinished:
+        text = (f"going down before start-up finished ({unfinished} did not succeed): the "
+                "agent never traded; positions on the exchange keep whatever orders they have")
+    else:
+        text = "going down, positions protected by exchange-side orders" + (
+            f" ({open_positions} open)" if open_positions else "")
+    engine.alerter.publish(Alert(AlertName.SHUTDOWN, text,
+                                 dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}"),
+                           engine.clock.now())
     heartbeat.cancel()
     await services.stop()       # the last sleep/pause change pinned (bounded), heartbeat: stopped
     try:
