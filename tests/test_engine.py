@@ -335,3 +335,21 @@ async def test_an_operator_close_goes_through_the_state_machine_once(tmp_path):
     assert SYMBOL not in world.engine.positions
     assert any("market close" in note for note in notes)
     assert world.store.closed_positions()[-1].close_reason is CloseReason.COMMAND
+
+
+async def test_legs_left_by_a_closed_position_are_cancelled_as_routine_not_a_warning(tmp_path):
+    """The stop and take-profit a closed position leaves (a market close whose leg expiries
+    the tracker has not seen yet) are cleaned up after every close: INFO, not WARNING (a
+    WARNING in /logs on every close hides the ones that matter)."""
+    from loguru import logger
+    world = await make_world(tmp_path)
+    await open_long(world)
+    lines: list[tuple[str, str]] = []
+    sink = logger.add(lambda m: lines.append((m.record["level"].name, m.record["message"])),
+                      level="INFO")
+    try:
+        swept = await world.engine.sweep_orphans(SYMBOL, None)   # as once the record is closed
+    finally:
+        logger.remove(sink)
+    assert len(swept) == 2
+    assert [level for level, text in lines if "leftover order" in text] == ["INFO", "INFO"]

@@ -157,6 +157,9 @@ class PositionKeeper:
                 self.tracker.on_missing(order.client_id, self.clock.now())
             line = (f"{symbol}: leftover order {order.client_id} cancelled -> "
                     f"{final.status.value if final else 'gone'}")
-            logger.warning("{}", line)
+            # The other leg of a position that just closed is routine; anything else is not.
+            routine = position is None and order.role in (
+                OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
+            logger.log("INFO" if routine else "WARNING", "{}", line)
             lines.append(line)
         return lines
