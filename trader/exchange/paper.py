@@ -58,7 +58,6 @@ FILLS_PREFIX = "paper:sim:fills:"
 MAX_EVENTS = 10_000
 MAX_CANDLES_KEPT = 1500
 CLOSED_CIRCUIT = CircuitState(None)
-NO_PRICE_YET = -2010
 
 
 class PaperExchange:
@@ -87,7 +86,9 @@ class PaperExchange:
         self._event_waiting = asyncio.Event()
         self._candles: dict[str, deque[Candle]] = {}
         self._candles_since_persist = 0
-        self._quotes: dict[str, tuple[tuple[Any, ...], Quote]] = {}
+        # per symbol: the last quote, its (now, mark, funding rate, spreads) and the funding
+        # book's version when it was made
+        self._quotes: dict[str, tuple[tuple[Any, ...], int, Quote]] = {}
         self.stream_live = stream   # False: like Binance with its user-data stream down
 
     def _restore(self, rules: dict[str, SymbolRules] | None) -> Simulator:
@@ -142,7 +143,9 @@ class PaperExchange:
         events = self.sim.on_candle(candle)
         if candle_problem(candle) is not None:
             return events
-        kept = self._candles.setdefault(candle.symbol, deque(maxlen=MAX_CANDLES_KEPT))
+        kept = self._candles.get(candle.symbol)
+        if kept is None:
+            kept = self._candles[candle.symbol] = deque(maxlen=MAX_CANDLES_KEPT)
         kept.append(candle)
         self.publish(events)
         self._candles_since_persist += 1
@@ -220,25 +223,31 @@ class PaperExchange:
         """The simulator's book and mark, stamped now (never stale); None before the first
         price of `symbol` (the simulator's -2010)."""
         now = self.clock.now()
-        try:
-            mark = self.sim.mark_price(symbol)
-        except ExchangeError as error:
-            if error.code != NO_PRICE_YET:
-                raise
+        mark = self.sim.prices.get(symbol)
+        if mark is None:
             return None
-        # A tick asks several times (mark, book, funding) at one moment and one price.
-        funding = self.sim.funding_rate(symbol, now)
-        key = (now, mark, funding, self.sim.config.spread)
+        # A tick asks several times (mark, book, funding) at one moment and one price; while
+        # no funding rate was changed, the same moment has the same rate (not looked up).
         cached = self._quotes.get(symbol)
+        version = self.sim.funding.version
+        spread = self.sim.config.spread
+        if cached is not None and cached[1] == version and cached[0][0] == now \
+                and cached[0][1] == mark and cached[0][3] == spread:
+            return cached[2]
+        key = (now, mark, self.sim.funding_rate(symbol, now), spread)
         if cached is not None and cached[0] == key:
-            return cached[1]
+            self._quotes[symbol] = (key, version, cached[2])
+            return cached[2]
         book = self.sim.book(symbol)
-        quote = Quote(symbol, book.bid, book.ask, mark, funding, now)
-        self._quotes[symbol] = (key, quote)
+        quote = Quote(symbol, book.bid, book.ask, mark, key[2], now)
+        self._quotes[symbol] = (key, version, quote)
         return quote
 
     # --- push side ----------------------------------------------------------------------
     def drain_events(self) -> list[ExchangeEvent]:
+        if not self._events:   # most ticks: nothing happened
+            self._event_waiting.clear()
+            return []
         drained = list(self._events)
         self._events.clear()
         self._event_waiting.clear()

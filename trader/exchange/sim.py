@@ -86,11 +86,25 @@ class Simulator(SimulatorCore):
             logger.warning("sim candle refused symbol={} open_time={} problem={} (every price "
                            "must be above 0)", symbol, candle.open_time.isoformat(), problem)
             return []
-        events = self._sweep(symbol, candle.open, candle.open_time, gap=True)
-        for start, end in pairwise(candle_path(candle)):
-            events += self._sweep(symbol, end.price, end.time, gap=False, start=start.price)
+        if self._quiet_candle(candle):
+            self.prices[symbol] = candle.close   # where walking the path would leave it
+            events: list[SimEvent] = []
+        else:
+            events = self._sweep(symbol, candle.open, candle.open_time, gap=True)
+            for start, end in pairwise(candle_path(candle)):
+                events += self._sweep(symbol, end.price, end.time, gap=False, start=start.price)
         events += self._fund_due(symbol, candle.open_time, candle.close_time)
         return events
+
+    def _quiet_candle(self, candle: Candle) -> bool:
+        """True when nothing fires anywhere between the last price and the candle's
+        extremes: most candles of a backtest, which then skip the path walk."""
+        prices = (candle.open, candle.high, candle.low, candle.close)
+        last = self.prices.get(candle.symbol)
+        low, high = min(prices), max(prices)
+        if last is not None:
+            low, high = min(low, last), max(high, last)
+        return self._quiet_between(candle.symbol, low, high)
 
     def set_price(self, symbol: str, price: Decimal, now: datetime,
                   gap: bool = False) -> list[SimEvent]:
@@ -103,11 +117,11 @@ class Simulator(SimulatorCore):
         return self._sweep(symbol, price, now, gap=gap)
 
     def set_funding_rate(self, symbol: str, rate: Decimal) -> None:
-        self.funding.rates[symbol] = rate
+        self.funding.set_rate(symbol, rate)
 
     def set_funding_schedule(self, symbol: str, schedule: list[tuple[datetime, Decimal]]) -> None:
         """Historical rates: funding at t uses the latest entry at or before t."""
-        self.funding.schedules[symbol] = sorted(schedule)
+        self.funding.set_schedule(symbol, sorted(schedule))
 
     def funding_rate(self, symbol: str, at: datetime | None = None) -> Decimal:
         return self.funding.rate(symbol, at)
@@ -117,8 +131,19 @@ class Simulator(SimulatorCore):
         return self._fund(symbol, now)
 
     def book(self, symbol: str) -> BookTicker:
-        return book_at(symbol, self.mark_price(symbol), spread_for(symbol, self.config.spread),
-                       self.rules_for(symbol).tick_size)
+        """Bid and ask around the last price (sim_path.book_at), kept until the price,
+        spread or tick changes: a tick reads it several times at one price."""
+        mark = self.mark_price(symbol)
+        spread = spread_for(symbol, self.config.spread)
+        tick = self.rules_for(symbol).tick_size
+        cached = self._books.get(symbol)
+        # the very same Decimals (not equal ones: 0.5 and 0.50 may round to other digits)
+        if cached is not None and cached[0] is mark and cached[1] is spread \
+                and cached[2] is tick:
+            return cached[3]
+        book = book_at(symbol, mark, spread, tick)
+        self._books[symbol] = (mark, spread, tick, book)
+        return book
 
     # --- account ----------------------------------------------------------------------
     def place(self, request: OrderRequest, now: datetime) -> tuple[Order, list[SimEvent]]:

@@ -2,13 +2,16 @@
 which resting order (or the liquidation) a price move reaches first."""
 
 from bisect import bisect_right
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 
 from trader.domain import Order, OrderType
 from trader.exchange.sim_path import (
     distance_along,
+    funding_period,
     funding_times,
     rising_trigger,
     touched,
@@ -20,23 +23,30 @@ OrderKey = tuple[str, str]   # (symbol, client id)
 # Binance stamps funding a few milliseconds after the hour (e.g. 00:00:00.017).
 SCHEDULE_TOLERANCE = timedelta(minutes=1)
 LIQUIDATION_RANK = 1 << 62   # after every order at the same level
+NO_ORDERS: Mapping[str, Order] = MappingProxyType({})
 
 
 class OrderBook:
-    """Live orders in placement order, plus the most recent terminal ones (bounded)."""
+    """Live orders in placement order, plus the most recent terminal ones (bounded).
+
+    The live orders are also kept by symbol (same placement order): every candle asks for
+    one symbol's, and filtering all of them each time was a hot spot of the backtest."""
 
     def __init__(self, max_terminal: int) -> None:
         self.max_terminal = max_terminal
         self.live: dict[OrderKey, Order] = {}
         self.terminal: dict[OrderKey, Order] = {}
+        self._live_by_symbol: dict[str, dict[str, Order]] = {}
 
     def add(self, order: Order) -> None:
         self.live[(order.symbol, order.client_id)] = order
+        self._live_by_symbol.setdefault(order.symbol, {})[order.client_id] = order
 
     def close(self, order: Order) -> None:
         """Record a terminal state; a reused client id replaces the older terminal order."""
         key = (order.symbol, order.client_id)
         self.live.pop(key, None)
+        self._live_by_symbol.get(order.symbol, {}).pop(order.client_id, None)
         self.terminal.pop(key, None)
         self.terminal[key] = order
         while len(self.terminal) > self.max_terminal:
@@ -50,19 +60,47 @@ class OrderBook:
         return self.live.get(key) or self.terminal.get(key)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.live.values() if symbol is None or o.symbol == symbol]
+        if symbol is None:
+            return list(self.live.values())
+        return list(self.live_of(symbol))
+
+    def live_of(self, symbol: str) -> Collection[Order]:
+        """The symbol's live orders in placement order, not copied: read it before the
+        book changes."""
+        return self._live_by_symbol.get(symbol, NO_ORDERS).values()
 
 
 class FundingBook:
-    """Funding rates per symbol (a fixed rate or a historical schedule) and what was paid."""
+    """Funding rates per symbol (a fixed rate or a historical schedule) and what was paid.
+
+    Change rates through `set_rate` / `set_schedule` / `restore`: they bump `version`, which
+    readers caching a rate (the paper exchange's quote) compare."""
 
     def __init__(self, default_rate: Decimal) -> None:
         self.default_rate = default_rate
         self.rates: dict[str, Decimal] = {}
         self.schedules: dict[str, list[tuple[datetime, Decimal]]] = {}
         self.funded_until: dict[str, datetime] = {}
+        self.version = 0
         # each schedule's moments, for bisect (built once per schedule, not once per read)
         self._moments: dict[str, tuple[list[tuple[datetime, Decimal]], list[datetime]]] = {}
+        # per symbol, the funding period (previous moment, next moment) funded_until was in
+        # at the last `due`: while a candle ends before the next moment nothing is due
+        self._periods: dict[str, tuple[datetime, datetime]] = {}
+
+    def set_rate(self, symbol: str, rate: Decimal) -> None:
+        self.rates[symbol] = rate
+        self.version += 1
+
+    def set_schedule(self, symbol: str, schedule: list[tuple[datetime, Decimal]]) -> None:
+        self.schedules[symbol] = schedule
+        self.version += 1
+
+    def restore(self, rates: dict[str, Decimal],
+                schedules: dict[str, list[tuple[datetime, Decimal]]],
+                funded_until: dict[str, datetime]) -> None:
+        self.rates, self.schedules, self.funded_until = rates, schedules, funded_until
+        self.version += 1
 
     def rate(self, symbol: str, at: datetime | None = None) -> Decimal:
         schedule = self.schedules.get(symbol)
@@ -82,9 +120,17 @@ class FundingBook:
     def due(self, symbol: str, after: datetime, until: datetime) -> list[datetime]:
         """Funding moments in (after, until] not yet paid; marks them paid."""
         paid = self.funded_until.get(symbol)
-        start = max(after, paid) if paid is not None else after
-        self.funded_until[symbol] = max(until, paid) if paid is not None else until
-        return funding_times(start, until)
+        if paid is None:
+            self.funded_until[symbol] = until
+            return funding_times(after, until)
+        self.funded_until[symbol] = max(until, paid)
+        period = self._periods.get(symbol)
+        if period is None or not period[0] <= paid < period[1]:
+            period = funding_period(paid)
+            self._periods[symbol] = period
+        if until < period[1]:   # the first moment after max(after, paid) is >= period[1]
+            return []
+        return funding_times(max(after, paid), until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +142,7 @@ class Trigger:
     order: Order | None
 
 
-def next_trigger(symbol: str, orders: list[Order], liquidation: Decimal | None,
+def next_trigger(symbol: str, orders: Iterable[Order], liquidation: Decimal | None,
                  position_sign: int, start: Decimal, end: Decimal) -> Trigger | None:
     """The first order (or liquidation) the move start -> end reaches, or None.
 
@@ -107,9 +153,8 @@ def next_trigger(symbol: str, orders: list[Order], liquidation: Decimal | None,
     low, high = min(start, end), max(start, end)
     best: tuple[Decimal, int, Trigger] | None = None
     for order in orders:
-        level = order.trigger_price if order.type.conditional else order.price
-        reached = traded_through if order.type is OrderType.LIMIT else touched
-        if level is None or not reached(rising_trigger(order.type, order.side), level, low, high):
+        level = reached_level(order, low, high)
+        if level is None:
             continue
         rank = (distance_along(start, level, low, high), int(order.exchange_id or 0))
         if best is None or rank < best[:2]:
@@ -120,6 +165,27 @@ def next_trigger(symbol: str, orders: list[Order], liquidation: Decimal | None,
             best = (*rank, Trigger(symbol, liquidation, _meets(liquidation, start, low, high),
                                    None))
     return best[2] if best else None
+
+
+def reached_level(order: Order, low: Decimal, high: Decimal) -> Decimal | None:
+    """The order's limit/stop level when a move spanning [low, high] reaches it (a stop or
+    take-profit at its level, a LIMIT only through it), else None."""
+    level = order.trigger_price if order.type.conditional else order.price
+    if level is None:
+        return None
+    reached = traded_through if order.type is OrderType.LIMIT else touched
+    return level if reached(rising_trigger(order.type, order.side), level, low, high) else None
+
+
+def anything_within(orders: Iterable[Order], liquidation: Decimal | None, position_sign: int,
+                    low: Decimal, high: Decimal) -> bool:
+    """Whether some order or the liquidation is reached by a move spanning [low, high].
+
+    The reach tests only widen with the range, so when this is False no move inside
+    [low, high] (a whole candle's path) fires anything: the price just moves."""
+    if any(reached_level(order, low, high) is not None for order in orders):
+        return True
+    return liquidation is not None and touched(position_sign < 0, liquidation, low, high)
 
 
 def _meets(level: Decimal, start: Decimal, low: Decimal, high: Decimal) -> Decimal:

@@ -13,6 +13,7 @@ from loguru import logger
 from trader.domain import (
     ZERO,
     Balance,
+    BookTicker,
     ExchangePosition,
     Fill,
     Order,
@@ -28,8 +29,14 @@ from trader.exchange.base import (
     FundingApplied,
     OrderUpdate,
 )
-from trader.exchange.sim_book import FundingBook, OrderBook, Trigger, next_trigger
-from trader.exchange.sim_ledger import Ledger, money
+from trader.exchange.sim_book import (
+    FundingBook,
+    OrderBook,
+    Trigger,
+    anything_within,
+    next_trigger,
+)
+from trader.exchange.sim_ledger import Ledger, SimPosition, money
 from trader.exchange.sim_path import taker_price, to_tick
 from trader.exchange.sim_rules import DEFAULT_RULES, maintenance_rate, rules_for, spread_for
 
@@ -75,6 +82,11 @@ class SimulatorCore:
         self.counters = {"order": 0, "trade": 0, "manual": 0, "autoclose": 0, "latency": 0}
         self._rng = random.Random(config.seed)
         self.history: HistoryListener | None = None
+        # per symbol, the last liquidation level and what it was computed from
+        self._liquidations: dict[
+            str, tuple[SimPosition, int, Decimal, Decimal, Decimal | None]] = {}
+        # per symbol, the last book and the (mark, spread, tick) it was computed from
+        self._books: dict[str, tuple[Decimal, Decimal, Decimal, BookTicker]] = {}
 
     def rules_for(self, symbol: str) -> SymbolRules:
         return self._rules.get(symbol) or rules_for(symbol)
@@ -204,10 +216,11 @@ class SimulatorCore:
     def _reserved_margin(self) -> Decimal:
         """Initial margin held by resting LIMIT orders that open exposure (what is still to
         fill: a partly filled order's filled part is in its position's margin)."""
-        return sum(((o.quantity - o.filled_qty) * o.price / self.ledger.leverage(o.symbol)
-                    for o in self.orders.open_orders()
-                    if o.type is OrderType.LIMIT and not o.reduce_only and o.price is not None),
-                   ZERO)
+        reserved = ZERO   # summed as sum(..., ZERO) would: the same Decimal, digit for digit
+        for o in self.orders.live.values():
+            if o.type is OrderType.LIMIT and not o.reduce_only and o.price is not None:
+                reserved += (o.quantity - o.filled_qty) * o.price / self.ledger.leverage(o.symbol)
+        return reserved
 
     # --- price moves ------------------------------------------------------------------
     def _sweep(self, symbol: str, end: Decimal, now: datetime, gap: bool,
@@ -222,13 +235,41 @@ class SimulatorCore:
         return events
 
     def _next_trigger(self, symbol: str, start: Decimal, end: Decimal) -> Trigger | None:
-        rules = self.rules_for(symbol)
-        liquidation = self.ledger.liquidation_price(symbol, maintenance_rate(symbol))
-        if liquidation is not None:
-            held = self.ledger.position(symbol)
-            liquidation = to_tick(liquidation, rules.tick_size, up=held.sign > 0)
-        return next_trigger(symbol, self.orders.open_orders(symbol), liquidation,
-                            self.ledger.position(symbol).sign, start, end)
+        orders = self.orders.live_of(symbol)
+        held = self.ledger.position(symbol)
+        if not orders and held.quantity == 0:
+            return None
+        return next_trigger(symbol, orders, self._liquidation_level(symbol, held), held.sign,
+                            start, end)
+
+    def _quiet_between(self, symbol: str, low: Decimal, high: Decimal) -> bool:
+        """True when no live order of `symbol` and no liquidation fires anywhere in
+        [low, high]: a candle inside that range only moves the price (sim_book's
+        `anything_within`), so its path need not be walked."""
+        orders = self.orders.live_of(symbol)
+        held = self.ledger.position(symbol)
+        if not orders and held.quantity == 0:
+            return True
+        return not anything_within(orders, self._liquidation_level(symbol, held), held.sign,
+                                   low, high)
+
+    def _liquidation_level(self, symbol: str, held: SimPosition) -> Decimal | None:
+        """The liquidation price on the tick (toward the position: a long's rounds up), None
+        when flat. Kept until the position, leverage, rate or tick changes."""
+        if held.quantity == 0:
+            return None
+        leverage = self.ledger.leverage(symbol)
+        rate = maintenance_rate(symbol)
+        tick = self.rules_for(symbol).tick_size
+        cached = self._liquidations.get(symbol)
+        # the very same Decimals (not equal ones: 0.5 and 0.50 may round to other digits)
+        if cached is not None and cached[0] is held and cached[1] == leverage \
+                and cached[2] is rate and cached[3] is tick:
+            return cached[4]
+        liquidation = self.ledger.liquidation_price(symbol, rate)
+        level = None if liquidation is None else to_tick(liquidation, tick, up=held.sign > 0)
+        self._liquidations[symbol] = (held, leverage, rate, tick, level)
+        return level
 
     def _fire(self, trigger: Trigger, price: Decimal, now: datetime) -> list[SimEvent]:
         symbol = trigger.symbol

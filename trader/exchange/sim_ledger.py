@@ -27,7 +27,7 @@ def money(amount: Decimal) -> Decimal:
     return amount.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SimPosition:
     quantity: Decimal = ZERO      # signed: > 0 long, < 0 short
     entry_price: Decimal = ZERO
@@ -35,6 +35,19 @@ class SimPosition:
     @property
     def sign(self) -> int:
         return (self.quantity > 0) - (self.quantity < 0)
+
+
+FLAT = SimPosition()
+
+
+def unrealized_pnl(held: SimPosition, mark: Decimal) -> Decimal:
+    """(mark - entry) x the signed quantity; 0 when flat."""
+    return (mark - held.entry_price) * held.quantity if held.quantity else ZERO
+
+
+def isolated_margin(held: SimPosition, leverage: int) -> Decimal:
+    """|quantity| x entry / leverage."""
+    return abs(held.quantity) * held.entry_price / leverage
 
 
 class Ledger:
@@ -49,9 +62,11 @@ class Ledger:
         self.default_leverage = default_leverage
         self.positions: dict[str, SimPosition] = {}
         self.leverages: dict[str, int] = {}
+        # per symbol, the last position reported and what it was made from
+        self._reported: dict[str, tuple[SimPosition, Decimal, int, ExchangePosition]] = {}
 
     def position(self, symbol: str) -> SimPosition:
-        return self.positions.get(symbol, SimPosition())
+        return self.positions.get(symbol, FLAT)
 
     def leverage(self, symbol: str) -> int:
         return self.leverages.get(symbol, self.default_leverage)
@@ -100,8 +115,7 @@ class Ledger:
 
     # --- margin ---------------------------------------------------------------------
     def position_margin(self, symbol: str) -> Decimal:
-        held = self.position(symbol)
-        return abs(held.quantity) * held.entry_price / self.leverage(symbol)
+        return isolated_margin(self.position(symbol), self.leverage(symbol))
 
     def increase_quantity(self, symbol: str, side: Side, quantity: Decimal) -> Decimal:
         """How much of an order of `quantity` on `side` would open or add exposure."""
@@ -125,7 +139,9 @@ class Ledger:
         return max(needed - available, ZERO)
 
     def available(self, reserved: Decimal) -> Decimal:
-        margins = sum((self.position_margin(s) for s in self.positions), ZERO)
+        margins = ZERO   # summed as sum(..., ZERO) would: the same Decimal, digit for digit
+        for symbol, held in self.positions.items():
+            margins += isolated_margin(held, self.leverage(symbol))
         return self.wallet - margins - reserved
 
     def liquidation_price(self, symbol: str, maintenance_rate: Decimal) -> Decimal | None:
@@ -138,19 +154,26 @@ class Ledger:
         return held.entry_price * (1 + inverse_leverage) / (1 + maintenance_rate)
 
     # --- views ----------------------------------------------------------------------
-    def unrealized(self, symbol: str, mark: Decimal) -> Decimal:
-        held = self.position(symbol)
-        return (mark - held.entry_price) * held.quantity if held.sign else ZERO
-
     def exchange_position(self, symbol: str, mark: Decimal) -> ExchangePosition:
-        held = self.position(symbol)
-        return ExchangePosition(symbol=symbol, quantity=held.quantity,
-                                entry_price=held.entry_price, mark_price=mark,
-                                unrealized_pnl=self.unrealized(symbol, mark),
-                                leverage=self.leverage(symbol))
+        """The position as the exchange reports it; the same (immutable) answer while the
+        position, the mark and the leverage stay the very same objects."""
+        held = self.positions.get(symbol, FLAT)
+        leverage = self.leverage(symbol)
+        cached = self._reported.get(symbol)
+        if cached is not None and cached[0] is held and cached[1] is mark \
+                and cached[2] == leverage:
+            return cached[3]
+        reported = ExchangePosition(symbol=symbol, quantity=held.quantity,
+                                    entry_price=held.entry_price, mark_price=mark,
+                                    unrealized_pnl=unrealized_pnl(held, mark), leverage=leverage)
+        self._reported[symbol] = (held, mark, leverage, reported)
+        return reported
 
     def balance(self, marks: dict[str, Decimal], reserved: Decimal) -> Balance:
-        unrealized = sum((self.unrealized(s, marks[s]) for s in self.positions if s in marks),
-                         ZERO)
+        unrealized = ZERO   # summed as sum(..., ZERO) would: the same Decimal, digit for digit
+        for symbol, held in self.positions.items():
+            mark = marks.get(symbol)
+            if mark is not None:
+                unrealized += unrealized_pnl(held, mark)
         return Balance(wallet=self.wallet, unrealized_pnl=unrealized,
                        available=self.available(reserved))

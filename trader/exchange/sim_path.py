@@ -65,6 +65,12 @@ def distance_along(start: Decimal, level: Decimal, low: Decimal, high: Decimal) 
     return abs(level - start) if low <= level <= high else Decimal(0)
 
 
+def funding_period(moment: datetime) -> tuple[datetime, datetime]:
+    """The funding moments (previous, next) with previous <= moment < next."""
+    previous = EPOCH + (moment - EPOCH) // FUNDING_PERIOD * FUNDING_PERIOD
+    return previous, previous + FUNDING_PERIOD
+
+
 def funding_times(after: datetime, until: datetime) -> list[datetime]:
     """Funding moments (00/08/16 UTC) with after < t <= until."""
     periods = (after - EPOCH) // FUNDING_PERIOD
@@ -94,6 +100,8 @@ def candle_problem(candle: Candle) -> str | None:
     """Why the simulator refuses a candle ("low=0"), None when it takes it: every price
     must be above 0 (a 0 or negative price would fire every stop and quote a negative
     book)."""
+    if candle.open > 0 and candle.high > 0 and candle.low > 0 and candle.close > 0:
+        return None   # every candle but a broken one: no list built
     bad = [f"{name}={value}" for name, value in (("open", candle.open), ("high", candle.high),
                                                  ("low", candle.low), ("close", candle.close))
            if value <= 0]

@@ -160,12 +160,11 @@ def load_state(sim: SimulatorCore, state: dict[str, Any]) -> None:
     _load_ledger(sim, state["ledger"])
     sim.prices = {s: Decimal(p) for s, p in state["prices"].items()}
     funding = state["funding"]
-    sim.funding.rates = {s: Decimal(r) for s, r in funding["rates"].items()}
-    sim.funding.schedules = {
-        s: [(datetime.fromisoformat(t), Decimal(r)) for t, r in schedule]
-        for s, schedule in funding["schedules"].items()}
-    sim.funding.funded_until = {s: datetime.fromisoformat(t)
-                                for s, t in funding["funded_until"].items()}
+    sim.funding.restore(
+        rates={s: Decimal(r) for s, r in funding["rates"].items()},
+        schedules={s: [(datetime.fromisoformat(t), Decimal(r)) for t, r in schedule]
+                   for s, schedule in funding["schedules"].items()},
+        funded_until={s: datetime.fromisoformat(t) for s, t in funding["funded_until"].items()})
     # Terminal orders first: closing one drops a live order of the same client id, and a
     # client id reused after its order ended is both a terminal and a live order.
     for raw in state["orders"]["terminal"]:

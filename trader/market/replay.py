@@ -14,29 +14,33 @@ comes from the file name (`BTCUSDT-15m.csv`, `BTCUSDT-1m-2024-01.csv`) or the ca
 """
 
 import asyncio
-import csv
 import heapq
 import importlib.resources
-from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence, Sized
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from itertools import groupby, islice, pairwise
+from itertools import groupby, pairwise
 from pathlib import Path
 
 from loguru import logger
 
 from trader.clock import ManualClock
-from trader.config import INTERVAL_SECONDS, SYMBOL_CHARS
-from trader.domain import ZERO, Candle, utc
-from trader.market.candle_values import PRICE_COLUMNS, check_plausible, parse_number
+from trader.config import SYMBOL_CHARS
+from trader.domain import Candle, utc
+from trader.market.candle_csv import (
+    TimeUnit,
+    infer_interval,
+    iter_rows,
+    open_times_ms,
+    parse_candles,
+    time_unit,
+)
 from trader.market.gaps import GapTally
 
-CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close")
 FUNDING_COLUMNS = ("funding_time", "funding_rate")
 FUNDING_MARK = "-funding-"
 MAX_PACED_GAP = timedelta(hours=1)   # a longer silence in the data is jumped, not waited for
+NO_WAIT = timedelta(0)
 INFER_ROWS = 1000                    # rows iter_candles reads to infer the interval
 
 FundingSchedule = list[tuple[datetime, Decimal]]
@@ -49,9 +53,8 @@ def load_candles(path: Path, symbol: str | None = None,
     when the file name does not say the symbol and none is given."""
     path = Path(path)
     symbol = _symbol_for(path, symbol)
-    unit = _time_unit(path)
-    interval = interval or _infer_interval(
-        path, [_open_ms(path, n, r, unit) for n, r in _iter_rows(path, CANDLE_COLUMNS)])
+    unit = time_unit(path)
+    interval = interval or infer_interval(path, open_times_ms(path, unit))
     candles = _parse_candles(path, symbol, interval, unit)
     logger.log("DEBUG" if unit.name == "ms" else "INFO",
                "candles loaded file={} symbol={} rows={} interval={} open_time_unit={}",
@@ -67,24 +70,19 @@ def iter_candles(path: Path, symbol: str | None = None,
     time order raises ValueError when it is reached."""
     path = Path(path)
     symbol = _symbol_for(path, symbol)
-    unit = _time_unit(path)
+    unit = time_unit(path)
     if interval is None:
-        head = islice(_iter_rows(path, CANDLE_COLUMNS), INFER_ROWS)
-        interval = _infer_interval(path, [_open_ms(path, n, r, unit) for n, r in head])
+        interval = infer_interval(path, open_times_ms(path, unit, rows=INFER_ROWS))
     return _stream_candles(path, symbol, interval, unit)
 
 
 def _stream_candles(path: Path, symbol: str, interval: timedelta,
-                    unit: "TimeUnit") -> Iterator[Candle]:
-    previous: Candle | None = None
-    previous_prices: dict[str, Decimal] = {}
-    for number, row in _iter_rows(path, CANDLE_COLUMNS):
-        open_time = utc(_open_ms(path, number, row, unit))
-        candle, previous_prices = _candle(path, number, row, symbol, interval, open_time,
-                                          previous_prices)
-        if previous is not None and candle.open_time <= previous.open_time:
+                    unit: TimeUnit) -> Iterator[Candle]:
+    previous: datetime | None = None
+    for number, candle in parse_candles(path, symbol, interval, unit):
+        if previous is not None and candle.open_time <= previous:
             raise ValueError(f"{path}: line {number}: open_time not after the previous row")
-        previous = candle
+        previous = candle.open_time
         yield candle
 
 
@@ -102,10 +100,9 @@ class CandleFile:
                  start: datetime | None = None, end: datetime | None = None) -> None:
         self.path = Path(path)
         self.symbol = _symbol_for(self.path, symbol)
-        self.unit = _time_unit(self.path)
-        self.interval = interval or _infer_interval(
-            self.path, (_open_ms(self.path, n, r, self.unit)
-                        for n, r in _iter_rows(self.path, CANDLE_COLUMNS)))
+        self.unit = time_unit(self.path)
+        self.interval = interval or infer_interval(self.path,
+                                                   open_times_ms(self.path, self.unit))
         self.start, self.end = start, end
         self.gaps = GapTally()      # missing rows in the chosen period, for a warning
         self._count, self._first, self._last = self._check()
@@ -127,12 +124,7 @@ class CandleFile:
         return count, first, last
 
     def _parsed(self) -> Iterator[tuple[int, Candle]]:
-        prices: dict[str, Decimal] = {}
-        for number, row in _iter_rows(self.path, CANDLE_COLUMNS):
-            open_time = utc(_open_ms(self.path, number, row, self.unit))
-            candle, prices = _candle(self.path, number, row, self.symbol, self.interval,
-                                     open_time, prices)
-            yield number, candle
+        return parse_candles(self.path, self.symbol, self.interval, self.unit)
 
     def _wanted(self, candle: Candle) -> bool:
         return ((self.start is None or candle.open_time >= self.start)
@@ -182,7 +174,7 @@ def _symbol_for(path: Path, given: str | None) -> str:
 def load_funding(path: Path) -> FundingSchedule:
     """Read a funding CSV (funding_time in ms, funding_rate) into (time, rate) pairs."""
     schedule = []
-    for number, row in _iter_rows(Path(path), FUNDING_COLUMNS):
+    for number, row in iter_rows(Path(path), FUNDING_COLUMNS):
         try:
             schedule.append((utc(int(row["funding_time"])), Decimal(row["funding_rate"])))
         except (ValueError, InvalidOperation) as exc:
@@ -242,7 +234,7 @@ class ReplayFeed:
         for batch in self.batches:
             closes_at = batch[0].close_time
             wait = closes_at - self.clock.now()
-            if timedelta(0) < wait <= MAX_PACED_GAP:
+            if NO_WAIT < wait <= MAX_PACED_GAP:
                 await self.clock.sleep(wait.total_seconds())
             else:
                 if wait > MAX_PACED_GAP:
@@ -256,9 +248,30 @@ class ReplayFeed:
 def _batches(symbols: Iterable[Iterable[Candle]]) -> Iterator[list[Candle]]:
     """Batches of the candles closing at one moment, in close-time order, each sorted by
     symbol: the symbols' streams merged lazily (a list out of time order is sorted first)."""
-    merged = heapq.merge(*(_in_close_order(rows) for rows in symbols), key=_close_time)
+    streams = [_in_close_order(rows) for rows in symbols]
+    if len(streams) == 1:   # most backtests: nothing to merge
+        yield from _batches_of_one(streams[0])
+        return
+    merged = heapq.merge(*streams, key=_close_time)
     for _, batch in groupby(merged, key=_close_time):
         yield sorted(batch, key=_symbol)
+
+
+def _batches_of_one(rows: Iterable[Candle]) -> Iterator[list[Candle]]:
+    """What `_batches` makes of one stream (runs of one close time, sorted by symbol),
+    without heapq.merge and groupby: they cost more than the rest of the feed's work."""
+    batch: list[Candle] = []
+    batch_closes: datetime | None = None
+    for candle in rows:
+        closes = candle.close_time
+        if batch and closes == batch_closes:
+            batch.append(candle)
+            continue
+        if batch:
+            yield batch if len(batch) == 1 else sorted(batch, key=_symbol)
+        batch, batch_closes = [candle], closes
+    if batch:
+        yield batch if len(batch) == 1 else sorted(batch, key=_symbol)
 
 
 def _in_close_order(rows: Iterable[Candle]) -> Iterable[Candle]:
@@ -282,128 +295,20 @@ def _count(symbols: Iterable[Iterable[Candle]]) -> int | None:
     return sum(sizes) if len(sizes) == len(list(symbols)) else None
 
 
-# --- CSV parsing ------------------------------------------------------------------------
+# --- CSV files ------------------------------------------------------------------------
 def _bundled_csvs() -> list[Path]:
     folder = importlib.resources.files("trader").joinpath("data")
     return sorted(Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".csv"))
 
 
-def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs, read as they are used (a year of 1m candles is 525,600
-    rows: holding them all as dicts next to the candles doubled the peak memory of loading);
-    ValueError when the file or its header is unusable. utf-8-sig: a CSV saved by Excel
-    starts with a byte order mark, which would otherwise be part of the first column name."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
-                                 f"(expected {','.join(required)})")
-            for row in reader:
-                yield reader.line_num, row
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"{path}: cannot read candles ({exc})") from exc
-
-
-def _parse_candles(path: Path, symbol: str, interval: timedelta, unit: "TimeUnit") -> list[Candle]:
+def _parse_candles(path: Path, symbol: str, interval: timedelta, unit: TimeUnit) -> list[Candle]:
     """All candles of a file; a bad value is reported before rows out of time order."""
     candles: list[Candle] = []
-    previous_prices: dict[str, Decimal] = {}
     out_of_order: int | None = None
-    for number, row in _iter_rows(path, CANDLE_COLUMNS):
-        open_time = utc(_open_ms(path, number, row, unit))
-        candle, previous_prices = _candle(path, number, row, symbol, interval, open_time,
-                                          previous_prices)
+    for number, candle in parse_candles(path, symbol, interval, unit):
         if out_of_order is None and candles and candle.open_time <= candles[-1].open_time:
             out_of_order = number
         candles.append(candle)
     if out_of_order is not None:
         raise ValueError(f"{path}: line {out_of_order}: open_time not after the previous row")
     return candles
-
-
-@dataclass(frozen=True, slots=True)
-class TimeUnit:
-    """How a file counts `open_time`. Told apart by size: from 2010 to 2100 a time has
-    10 digits in s, 13 in ms, 16 in µs; values of a unit lie in [lowest, highest)."""
-    name: str
-    per_second: int
-    lowest: int
-    highest: int
-
-    def to_ms(self, value: int) -> int:
-        return value * 1000 // self.per_second
-
-
-TIME_UNITS = (TimeUnit("s", 1, 0, 10**11), TimeUnit("ms", 1000, 10**11, 10**14),
-              TimeUnit("µs", 1_000_000, 10**14, 10**17))
-EARLIEST_MS = 1262304000000   # 2010-01-01: Binance did not exist before; older = a wrong unit
-LATEST_MS = 4102444800000     # 2100-01-01
-
-
-def _time_unit(path: Path) -> TimeUnit:
-    """The unit of the file's open_time, from its first row (ms for an empty file)."""
-    for number, row in _iter_rows(path, CANDLE_COLUMNS):
-        value = _open_time_int(path, number, row)
-        unit = next((u for u in TIME_UNITS if u.lowest <= value < u.highest), None)
-        if unit is None:
-            raise ValueError(f"{path}: line {number}: open_time {value} is too large for "
-                             "seconds, milliseconds or microseconds since the epoch")
-        return unit
-    return TIME_UNITS[1]
-
-
-def _open_ms(path: Path, number: int, row: dict[str, str], unit: TimeUnit) -> int:
-    """open_time in ms; ValueError when it is not in the file's unit or not 2010..2100."""
-    value = _open_time_int(path, number, row)
-    if not unit.lowest <= value < unit.highest:
-        raise ValueError(f"{path}: line {number}: open_time {value} is not in {unit.name} like "
-                         "the first row (one unit per file)")
-    ms = unit.to_ms(value)
-    if not EARLIEST_MS <= ms < LATEST_MS:
-        raise ValueError(f"{path}: line {number}: open_time {value} ({unit.name}) is "
-                         f"{utc(ms):%Y-%m-%d}, outside 2010..2100: not a time since the epoch "
-                         "in s, ms or µs")
-    return ms
-
-
-def _open_time_int(path: Path, number: int, row: dict[str, str]) -> int:
-    try:
-        return int(row["open_time"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: line {number}: open_time {row['open_time']!r} is not a "
-                         "whole number of s, ms or µs since the epoch") from exc
-
-
-def _infer_interval(path: Path, open_times: Iterable[int]) -> timedelta:
-    deltas = Counter(b - a for a, b in pairwise(open_times) if b > a)
-    if deltas:
-        return timedelta(milliseconds=deltas.most_common(1)[0][0])
-    suffix = path.stem.split("-")[1] if "-" in path.stem else ""
-    if suffix in INTERVAL_SECONDS:
-        return timedelta(seconds=INTERVAL_SECONDS[suffix])
-    raise ValueError(f"{path}: cannot infer the candle interval (fewer than two rows and no "
-                     f"interval in the file name)")
-
-
-def _candle(path: Path, number: int, row: dict[str, str], symbol: str, interval: timedelta,
-            open_time: datetime,
-            previous_prices: dict[str, Decimal]) -> tuple[Candle, dict[str, Decimal]]:
-    """One candle, and its prices by text. A price written as in the previous row (an open
-    is usually the last close) or earlier in this row shares its Decimal: they are
-    immutable, and a candle's five Decimals are most of its ~800 bytes."""
-    prices = dict(previous_prices)
-    for column in PRICE_COLUMNS:
-        text = row[column]
-        if text not in prices:
-            prices[text] = parse_number(path, number, column, text)
-    open_, high, low, close = (prices[row[c]] for c in PRICE_COLUMNS)
-    volume = parse_number(path, number, "volume", row["volume"]) if row.get("volume") else ZERO
-    if not (low <= min(open_, close) and high >= max(open_, close) and low > 0):
-        raise ValueError(f"{path}: line {number}: inconsistent candle "
-                         f"(open={open_} high={high} low={low} close={close})")
-    check_plausible(path, number, row, (open_, high, low, close))
-    candle = Candle(symbol=symbol, open_time=open_time, interval=interval,
-                    open=open_, high=high, low=low, close=close, volume=volume)
-    return candle, {row[c]: prices[row[c]] for c in PRICE_COLUMNS}
