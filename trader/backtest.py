@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -35,6 +36,7 @@ from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
 from trader.metrics import EquityPoint, TradeRecord, performance
 from trader.report import BacktestReport, combine, render_text, symbol_rows, write_report
+from trader.run_settings import changed_settings, run_settings
 from trader.strategy.base import Strategy, load_strategy
 from trader.sweep_signals import (
     SweepInterrupted,
@@ -284,7 +286,10 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     except SweepInterrupted as stop:
         print("interrupted", file=sys.stderr)
         return stop.exit_code          # 130 for SIGINT, 143 for SIGTERM
-    report = combine(reports, run_id=run_dir.name)
+    strategy = load_strategy(settings.strategy)
+    report = replace(combine(reports, run_id=run_dir.name),
+                     settings=run_settings(settings, strategy),
+                     changed=changed_settings(settings, strategy))
     for note in report.notes:          # why the result is empty or suspect (also in report.txt)
         print(note, file=sys.stderr)
     files = write_report(report, run_dir)

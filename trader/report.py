@@ -70,6 +70,10 @@ class BacktestReport:
     funding_outside: dict[str, Decimal] = field(default_factory=dict)
     run_id: str = ""
     notes: list[str] = field(default_factory=list)   # why a result is empty or suspect
+    # What decided the result (trader/run_settings.py): strategy parameters and settings by
+    # variable name, all of them (report.json); `changed`: those not at their default (text)
+    settings: dict[str, str] = field(default_factory=dict)
+    changed: dict[str, str] = field(default_factory=dict)
 
 
 def combine(reports: list[BacktestReport], run_id: str = "") -> BacktestReport:
@@ -173,7 +177,7 @@ def _report_document(report: BacktestReport) -> dict[str, Any]:
             "funding_outside_trades": {key: _plain(value)
                                        for key, value in report.funding_outside.items()},
             "periods": [[_plain(start), _plain(end)] for start, end in report.periods],
-            "notes": report.notes, "extra": report.extra}
+            "notes": report.notes, "settings": report.settings, "extra": report.extra}
 
 
 def _row_fields(row: TradeSummary) -> dict[str, Any]:

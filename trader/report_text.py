@@ -1,5 +1,7 @@
 """The text `tradebot backtest` prints at the end (and keeps as report.txt): the run, its
-notes (why a result is empty or suspect, when there are any), the portfolio's figures, the per-symbol table with its TOTAL row, PnL by exit reason, and where the files are.
+notes (why a result is empty or suspect, when there are any), the settings that differ from
+the defaults, the portfolio's figures, the per-symbol table with its TOTAL row, PnL by exit
+reason, and where the files are.
 
 Money is shown to the cent with thousands separators and no "-0.00"; undefined ratios as "-".
 """
@@ -27,6 +29,7 @@ class Report(Protocol):
     funding_outside: dict[str, Decimal]
     run_id: str
     notes: list[str]
+    changed: dict[str, str]
 
 
 def render_text(report: Report, rows: Sequence[TradeSummary],
@@ -35,6 +38,7 @@ def render_text(report: Report, rows: Sequence[TradeSummary],
     `write_report` wrote."""
     sections = [_header(report), *([["Notes", *(f"  {note}" for note in report.notes)]]
                                    if report.notes else []),
+                *([_settings(report.changed)] if report.changed else []),
                 _portfolio(report.performance), _symbol_table(report, rows),
                 _exit_table(report.performance)]
     if files:
@@ -57,6 +61,18 @@ def _header(report: Report) -> list[str]:
     lines.append(f"  {report.candles:,} {noun} in {report.seconds:.1f} s")
     if len(periods) > 1:
         lines.append("  periods apart run on separate paper accounts; the portfolio chains them")
+    return lines
+
+
+def _settings(changed: Mapping[str, str]) -> list[str]:
+    """The strategy, then the settings not at their default (report.json has all)."""
+    name = changed.get("strategy.name", "")
+    params = [f"{key.removeprefix('strategy.')}={value}" for key, value in changed.items()
+              if key.startswith("strategy.") and key != "strategy.name"]
+    lines = ["Settings (not at their default; report.json lists all)",
+             f"  strategy {name}" + (f": {', '.join(params)}" if params else "")]
+    others = [f"{key}={value}" for key, value in changed.items() if not key.startswith("strategy.")]
+    lines += [f"  {text}" for text in others] or ["  every setting at its default"]
     return lines
 
 

@@ -32,19 +32,15 @@ from trader.domain import Candle
 from trader.market.replay import FundingSchedule
 from trader.metrics import EquityPoint, Performance
 from trader.report_chart import MAX_POINTS
+from trader.run_settings import CONNECTION, NOT_IN_A_BACKTEST
 from trader.strategy.base import Strategy, StrategyLoadError, load_strategy
 from trader.strategy.bounds import bound_problem
 from trader.sweep_spec import ParamValue, SweepError
 
 STRATEGY_PREFIX = "strategy."
-# Set by the backtest itself (symbols, database, paper exchange) or no part of a backtest.
-_NOT_SWEPT = {"exchange", "symbols", "db_path", "feed", "replay_file", "replay_speed", "port",
-              "log_json", "log_level", "heartbeat_url", "interval", "tick_seconds"}
+_NOT_SWEPT = NOT_IN_A_BACKTEST      # set by the backtest itself, or no part of one
 # Reset to their defaults before settings are sent to a worker or a cluster.
-_KEPT_HOME = {"binance_api_key", "binance_api_secret", "binance_futures_url",
-              "binance_futures_ws_url", "telegram_bot_token", "telegram_allowed_chat_ids",
-              "telegram_allowed_user_ids", "telegram_api_url", "telegram_webhook_url",
-              "heartbeat_url", "exchange", "feed"}
+_KEPT_HOME = CONNECTION - {"binance_testnet", "recv_window_ms", "alerts_silent", "alerts_off"}
 
 
 @dataclass(frozen=True)
