@@ -210,6 +210,16 @@ def test_a_run_without_trades_writes_a_header_only_csv(tmp_path: Path) -> None:
 
 # --- text -------------------------------------------------------------------------------------
 
+def test_a_run_without_trades_shows_undefined_ratios_as_a_dash() -> None:
+    """No trade: no win rate and no Sharpe/Sortino (a flat curve is 0/0), not "0.0 %"."""
+    curve = sample_curve(50)
+    flat = [EquityPoint(point.at, Decimal(10000)) for point in curve]
+    empty = run_report(flat, [], ["XRPUSDT"])
+    lines = [line.strip() for line in render_text(empty, symbol_rows(empty)).splitlines()]
+    assert "Trades         0  (won 0, lost 0, win rate -)" in lines
+    assert "Sharpe         -" in lines and "Sortino        -" in lines
+
+
 def test_text_report_shows_the_portfolio_figures(report: BacktestReport, tmp_path: Path) -> None:
     files = write_report(report, tmp_path)
     text = render_text(report, symbol_rows(report), files)

@@ -79,8 +79,8 @@ def _settings(changed: Mapping[str, str]) -> list[str]:
 def _portfolio(perf: Performance) -> list[str]:
     return [
         "Portfolio",
-        _row("Trades", f"{perf.trades}  (won {perf.wins}, lost {perf.losses}, "
-                       f"win rate {perf.win_rate * 100:.1f} %)"),
+        _row("Trades", f"{perf.trades}  (won {perf.wins}, lost {perf.losses}, win rate "
+                       + (f"{perf.win_rate * 100:.1f} %)" if perf.trades else "-)")),
         _row("Gross PnL", _money(perf.gross_pnl, signed=True)),
         _row("Fees", _money(perf.fees)),
         _row("Funding", _money(perf.funding, signed=True)),
@@ -88,8 +88,8 @@ def _portfolio(perf: Performance) -> list[str]:
         _row("Equity", f"{_money(perf.start_equity)} -> {_money(perf.end_equity)}  "
                        f"({perf.return_pct:+.2f} %)"),
         _row("CAGR", _cagr(perf)),
-        _row("Sharpe", f"{perf.sharpe:.2f}"),
-        _row("Sortino", f"{perf.sortino:.2f}"),
+        _row("Sharpe", f"{perf.sharpe:.2f}" if perf.trades else "-"),     # a flat curve: 0/0
+        _row("Sortino", f"{perf.sortino:.2f}" if perf.trades else "-"),
         _row("Calmar", _ratio(perf.calmar)),
         _row("Max drawdown", f"{perf.max_drawdown_pct:.2f} %  ({_money(perf.max_drawdown)})"),
         _row("  from / to", _drawdown_span(perf)),
