@@ -136,3 +136,17 @@ def test_a_run_id_naming_a_folder_of_other_files_is_refused(tmp_path: Path) -> N
     assert result.stderr.strip() == ("backtest error: out/mine holds files that are not a "
                                      "tradebot run's (notes.txt): pick another --run-id")
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_an_exit_plan_two_that_never_fits_is_said(tmp_path: Path) -> None:
+    """TRADEBOT_TP1_R beyond the strategy's target (2 R): every trade falls back to one TP;
+    the report says so instead of silently matching the one-TP plan (fresh-user finding)."""
+    result = backtest(tmp_path, "--symbols", "XRPUSDT", "--run-id", "far",
+                      TRADEBOT_EXIT_PLAN="two", TRADEBOT_TP1_R="5")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [note] = [n for n in report_of(tmp_path, "far")["notes"] if "TRADEBOT_EXIT_PLAN" in n]
+    assert "every one of the trades had one take-profit" in note and "TRADEBOT_TP1_R=5" in note
+    fits = backtest(tmp_path, "--symbols", "XRPUSDT", "--run-id", "fits",
+                    TRADEBOT_EXIT_PLAN="two", TRADEBOT_TP1_R="1")
+    assert not [n for n in report_of(tmp_path, "fits")["notes"] if "TRADEBOT_EXIT_PLAN" in n]
+    assert fits.returncode == 0

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from trader.alerter import Alerter
 from trader.backtest_curve import CurveRecorder
-from trader.backtest_notes import RunTally
+from trader.backtest_notes import RunTally, exit_plan_notes
 from trader.clock import ManualClock
 from trader.config import Settings
 from trader.domain import Candle, CloseReason
@@ -143,15 +143,17 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
             bar.update(len(batch))
     elapsed = time.perf_counter() - started
     curve = recorder.points()
-    trades = [TradeRecord.from_position(p) for p in store.iter_closed_positions()
+    closed = [p for p in store.iter_closed_positions()
               if p.close_reason not in (None, CloseReason.UNKNOWN) and p.exit_price is not None]
+    trades = [TradeRecord.from_position(p) for p in closed]
     entered = {trade.symbol for trade in trades} | set(engine.positions)
     report = BacktestReport(
         performance=performance(curve, trades, paper.funding_total()), trades=trades, curve=curve,
         symbols=symbols, candles=total, seconds=elapsed,
         extra={"open_positions": len(engine.positions), "database": db_path},
         notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
-                          refusals=engine.entries.desk.refusals))
+                          refusals=engine.entries.desk.refusals)
+        + exit_plan_notes(settings, [p.exit_plan for p in closed]))
     store.close()
     return report
 

@@ -12,13 +12,15 @@ The refusals are the entry desk's own record (trader/entry.py `EntryRefusals`).
 """
 
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from trader.config import Settings
 from trader.domain import Candle, SymbolRules
 from trader.entry import EntryRefusals
 from trader.exchange.sim_rules import DEFAULT_RULES
+from trader.position import ExitPlan
 
 # A tick over 0.1 % of the price: Binance's USD-M symbols have about 0.01 % (XRPUSDT 0.0001
 # at 1.1, BTCUSDT 0.1 at 70,000); ETHUSDT's 0.01 on XRP's 1.1 (110 ticks, a 0.4 % stop moves
@@ -70,6 +72,22 @@ class RunTally:
             tally.last_refusal = refusals.last.get(symbol, "")
             lines += symbol_notes(symbol, tally, warmup, rules(symbol), symbol in entered)
         return lines
+
+
+def exit_plan_notes(settings: Settings, plans: Sequence[ExitPlan]) -> list[str]:
+    """One line when TRADEBOT_EXIT_PLAN=two but trades ran on one take-profit: TP1 did not
+    lie before the strategy's target (TRADEBOT_TP1_R too far), or a part was under the
+    symbol's minimum (trader/management.py `with_exit_plan` falls back to one TP then)."""
+    if settings.exit_plan != ExitPlan.TWO.value or not plans:
+        return []
+    single = sum(1 for plan in plans if plan is not ExitPlan.TWO)
+    if not single:
+        return []
+    share = "every one" if single == len(plans) else f"{single:,} of the {len(plans):,}"
+    return [f"TRADEBOT_EXIT_PLAN=two, yet {share} of the trades had one take-profit: TP1 at "
+            f"TRADEBOT_TP1_R={settings.tp1_r} R did not lie before the strategy's target, or a "
+            f"part (TRADEBOT_TP1_FRACTION={settings.tp1_fraction}) was below the symbol's "
+            "minimum quantity or notional"]
 
 
 def symbol_notes(symbol: str, tally: SymbolTally, warmup: int, rules: SymbolRules,
