@@ -162,3 +162,23 @@ def test_the_fill_alert_shows_the_average_price_on_the_tick_and_plain_quantities
                   Policy())
     [fill] = [a for a in result.actions if isinstance(a, Alert) and a.name is AlertName.FILL]
     assert fill.text == "BTCUSDT: LONG 0.01 filled at 50,011; SL 49,500, TP 51,000"
+
+
+@given(st.lists(st.tuples(st.sampled_from(["BTCUSDT", "XRPUSDT"]), st.integers(0, 600),
+                          st.integers(1, 120)), max_size=12),
+       st.lists(st.tuples(st.sampled_from(["BTCUSDT", "XRPUSDT", ""]), st.integers(0, 720),
+                          st.decimals("-5", "5", places=8)), max_size=30))
+def test_trades_with_funding_count_what_trade_funding_counts(spans, payments):
+    """The fast attribution (prefix sums, bisect) equals the per-trade sum, boundaries
+    included: a payment at the opening or closing moment belongs to the trade."""
+    from trader.trade_history import trade_funding, trades_with_funding
+    origin = datetime(2024, 1, 1, tzinfo=UTC)
+    closed = [make(symbol=symbol, state=PositionState.CLOSED, key=f"k{index}",
+                   opened_at=origin + timedelta(minutes=start),
+                   closed_at=origin + timedelta(minutes=start + length),
+                   exit_price=Decimal("50100"), close_reason=CloseReason.TAKE_PROFIT)
+              for index, (symbol, start, length) in enumerate(spans)]
+    funding = [FundingPayment(origin + timedelta(minutes=at), symbol, amount)
+               for symbol, at, amount in payments]
+    records = trades_with_funding(closed, funding)
+    assert [r.funding for r in records] == [trade_funding(p, funding) for p in closed]

@@ -134,3 +134,19 @@ async def test_a_failed_chat_action_does_not_stop_the_picture(
     reply = await ask(telegram, "/chart")
     assert reply.method == "sendPhoto"
     assert telegram.chat_actions == []
+
+
+async def test_a_trade_on_the_chart_counts_the_funding_paid_while_it_was_open(tmp_path):
+    """The chart's trades are net of the funding booked while they were open, as /trades and
+    the close alert count them (it used to show them without it)."""
+    from decimal import Decimal
+
+    from trader.trade_store import FundingPayment
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    await open_long(world)
+    world.store.record_funding(FundingPayment(world.clock.now(), SYMBOL, Decimal("-1.25")))
+    await close_at_take_profit(world)
+    [trade] = chart_inputs(world.engine, SYMBOL).trades
+    assert trade.funding == Decimal("-1.25")
+    assert trade.net_pnl == trade.gross_pnl - trade.fees - Decimal("1.25")

@@ -15,6 +15,7 @@ from trader.domain import CloseReason
 from trader.engine import Engine
 from trader.metrics import EquityPoint, TradeRecord
 from trader.position import Position
+from trader.trade_history import trades_with_funding
 from trader.views import position_views
 
 RECENT = timedelta(days=7)   # the default symbol is the last one traded this recently
@@ -49,8 +50,16 @@ def chart_inputs(engine: Engine, symbol: str) -> ChartInputs:
     open_trade = next((view for view in position_views(engine) if view.symbol == symbol), None)
     return ChartInputs(
         symbol=symbol, now=now, prices=prices,
-        trades=[TradeRecord.from_position(p) for p in closed if p.symbol == symbol],
+        trades=_trades(engine, [p for p in closed if p.symbol == symbol]),
         open_trade=open_trade, equity=equity, traded=traded, ever_traded=ever_traded)
+
+
+def _trades(engine: Engine, closed: list[Position]) -> list[TradeRecord]:
+    """The symbol's closed trades with the funding each paid or received while open."""
+    if not closed:
+        return []
+    since = min(p.opened_at for p in closed)
+    return trades_with_funding(closed, engine.store.funding_payments(since))
 
 
 def caption(inputs: ChartInputs, symbols: list[str]) -> str:
