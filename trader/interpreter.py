@@ -59,10 +59,11 @@ class Interpreter:
             result = step(position, current, self.now(), self.policy)
             if result.ignored:
                 continue
-            if not any(isinstance(action, Finalize) for action in result.actions):
-                # A close is committed by Finalize alone, in one transaction with its fills:
-                # if the process dies before, the restart finds the position open and
-                # finalizes it again.
+            # A step that changed nothing returns the same record: nothing to save. A close
+            # is committed by Finalize alone, in one transaction with its fills: if the
+            # process dies before, the restart finds the position open and finalizes it again.
+            if result.position is not position \
+                    and not any(isinstance(action, Finalize) for action in result.actions):
                 self.journal.commit(position, result.position, current)
             position = result.position
             self._remember(position)

@@ -22,7 +22,7 @@ while CLOSING.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -49,6 +49,7 @@ from trader.events import (
     PositionSizeChanged,
     Tick,
 )
+from trader.evolve import evolve
 from trader.position import ExitPlan, Leg, Position, PositionState
 
 ENTERING, ATTACHING, PROTECTED = (PositionState.ENTERING, PositionState.ATTACHING,
@@ -86,24 +87,26 @@ Outcome = tuple[Position, list[Action], list[Event]]   # position, actions, foll
 
 def step(position: Position, event: Event, now: datetime, policy: Policy) -> Step:
     """Advance one position by one event. Follow-up events (a management decision to close)
-    are stepped within the same call; nothing follows a Finalize."""
-    allowed = TRANSITIONS.get((position.state, type(event)))
+    are stepped within the same call; nothing follows a Finalize. A step that changes
+    nothing returns the same `position` object (a quiet tick allocates no new record)."""
+    kind = type(event)
+    allowed = TRANSITIONS.get((position.state, kind))
     if allowed is None:
         return Step(position, [], ignored=True)
-    handler: Callable[..., Outcome] = HANDLERS[type(event)]
+    handler: Callable[..., Outcome] = HANDLERS[kind]
     position, actions, follow_ups = handler(position, event, now, policy)
     if position.state not in allowed:
-        position = replace(position, state=_open_state(position))
+        position = _with_state(position, _open_state(position))
     if position.state not in allowed:
-        raise AssertionError(f"{type(event).__name__} took {position.symbol} to "
+        raise AssertionError(f"{kind.__name__} took {position.symbol} to "
                              f"{position.state}, not one of {sorted(allowed)}")
     if position.state.open:
-        position, placements = protection.plan(position, now, policy,
-                                               settle=isinstance(event, Tick))
+        position, placements = protection.plan(position, now, policy, settle=kind is Tick)
         position, restored = protection.all_clear(position, now)
-        actions += placements + restored
+        if placements or restored:
+            actions += placements + restored
         if position.state in OPEN:
-            position = replace(position, state=_open_state(position))
+            position = _with_state(position, _open_state(position))
     for follow_up in follow_ups:
         later = step(position, follow_up, now, policy)
         position, actions = later.position, actions + later.actions
@@ -112,6 +115,10 @@ def step(position: Position, event: Event, now: datetime, policy: Policy) -> Ste
 
 def _open_state(position: Position) -> PositionState:
     return PROTECTED if position.protected else ATTACHING
+
+
+def _with_state(position: Position, state: PositionState) -> Position:
+    return position if state is position.state else evolve(position, state=state)
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -128,8 +135,8 @@ def _entry_filled(position: Position, event: EntryFilled, now: datetime,
             f"{display.number(position.stop.trigger_price)}, {_targets(position)}",
             position.symbol, dedup_key=f"fill:{position.symbol}:{position.key}"))
     state = position.state if position.state is CLOSING else ATTACHING
-    return replace(position, quantity=event.quantity, entry_price=entry_price,
-                   state=state), actions, []
+    return evolve(position, quantity=event.quantity, entry_price=entry_price,
+                  state=state), actions, []
 
 
 def _targets(position: Position) -> str:
@@ -143,8 +150,8 @@ def _targets(position: Position) -> str:
 
 def _entry_failed(position: Position, event: EntryFailed, now: datetime,
                   policy: Policy) -> Outcome:
-    closed = replace(position, state=CLOSED, quantity=ZERO, closed_at=now,
-                     close_reason=CloseReason.UNKNOWN)
+    closed = evolve(position, state=CLOSED, quantity=ZERO, closed_at=now,
+                    close_reason=CloseReason.UNKNOWN)
     return closed, [], []
 
 
@@ -245,7 +252,7 @@ def _size_changed(position: Position, event: PositionSizeChanged, now: datetime,
             "the new size", position.symbol,
             dedup_key=f"reduced:{position.symbol}:{event.quantity}"))
     entry_price = event.entry_price if event.entry_price > 0 else position.entry_price
-    return replace(position, quantity=event.quantity, entry_price=entry_price), actions, []
+    return evolve(position, quantity=event.quantity, entry_price=entry_price), actions, []
 
 
 def _position_gone(position: Position, event: PositionGone, now: datetime,
@@ -254,9 +261,9 @@ def _position_gone(position: Position, event: PositionGone, now: datetime,
         if event.entry is None:
             return position, [], []      # flat while entering: the entry has not filled yet
         entry_price = event.entry.price if event.entry.price > 0 else position.entry_price
-        position = replace(position, quantity=event.entry.quantity, entry_price=entry_price)
+        position = evolve(position, quantity=event.entry.quantity, entry_price=entry_price)
     reason = event.reason or position.closing_reason or CloseReason.MANUAL
-    closed = replace(position, state=CLOSED, closed_at=now, close_reason=reason)
+    closed = evolve(position, state=CLOSED, closed_at=now, close_reason=reason)
     return closed, [Finalize(reason)], []
 
 
@@ -265,23 +272,26 @@ def _close_requested(position: Position, event: CloseRequested, now: datetime,
     # The engine performs a close to its end before the next event, so a CLOSING position
     # seen here has none in flight: a new request (the operator again) starts over.
     position, client_id = position.next_client_id(OrderRole.FLATTEN)
-    closing = replace(position, state=CLOSING, closing_reason=event.reason, close_attempts=1)
+    closing = evolve(position, state=CLOSING, closing_reason=event.reason, close_attempts=1)
     return closing, [Flatten(event.reason, position.quantity, client_id)], []
 
 
 def _flatten_result(position: Position, event: FlattenResult, now: datetime,
                     policy: Policy) -> Outcome:
     if event.remaining <= 0 or position.state is not CLOSING:
-        return replace(position, quantity=event.remaining or position.quantity), [], []
-    position = replace(position, quantity=event.remaining)
+        quantity = event.remaining or position.quantity      # flat: PositionGone follows
+        if quantity is not position.quantity:
+            position = evolve(position, quantity=quantity)
+        return position, [], []
+    position = evolve(position, quantity=event.remaining)
     reason = position.closing_reason or CloseReason.COMMAND
     if position.close_attempts < policy.flatten_attempts:
         position, client_id = position.next_client_id(OrderRole.FLATTEN)
-        position = replace(position, close_attempts=position.close_attempts + 1)
+        position = evolve(position, close_attempts=position.close_attempts + 1)
         return position, [Flatten(reason, event.remaining, client_id)], []
     text = (f"{position.symbol}: still open ({event.remaining}) after "
             f"{position.close_attempts} market closes; protection stays, try /close again")
-    reopened = replace(position, state=ATTACHING, closing_reason=None, close_attempts=0)
+    reopened = evolve(position, state=ATTACHING, closing_reason=None, close_attempts=0)
     return reopened, [Alert(AlertName.POSITION_UNPROTECTED, text, position.symbol)], []
 
 
@@ -296,7 +306,9 @@ def _tick(position: Position, event: Tick, now: datetime, policy: Policy) -> Out
         return position, actions, []
     # The best price since entry, from every tick's mark (saved with the position): the
     # trail follows it, never the mark itself.
-    position = replace(position, best_price=management.best_price(position, event.mark))
+    best = management.best_price(position, event.mark)
+    if best is not position.best_price:
+        position = evolve(position, best_price=best)
     if position.state is not PROTECTED:
         return position, actions, []
     position, more, follow_ups = _manage(position, event, now, policy)
@@ -314,7 +326,7 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
     actions: list[Action] = []
     if not position.partial_taken and management.should_take_partial(position, mark):
         part = management.partial_quantity(position, rules, policy.partial_fraction, mark)
-        position = replace(position, partial_taken=True)
+        position = evolve(position, partial_taken=True)
         if part > 0:
             position, client_id = position.next_client_id(OrderRole.PARTIAL_TP)
             actions.append(Flatten(CloseReason.TAKE_PROFIT, part, client_id,
@@ -330,9 +342,8 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
     if trail is not None and trail != stop.trigger_price:
         if management.stop_crossed(position.side, trail, mark):
             return position, actions, [CloseRequested(CloseReason.TRAILING_STOP)]
-        position = position.with_leg(replace(stop, trigger_price=trail, failures=0,
-                                             retry_at=None))
-        position = replace(position, trailing_active=True)
+        moved = evolve(stop, trigger_price=trail, failures=0, retry_at=None)
+        position = evolve(position, stop=moved, trailing_active=True)
     return position, actions, []
 
 
@@ -353,14 +364,14 @@ def _move_stop_to_breakeven(position: Position, rules, policy: Policy) -> tuple[
                                      management.breakeven_price(position, policy.taker_fee, rules),
                                      stop.trigger_price)
     if stop.failures >= policy.breakeven_attempts and stop.order is not None:
-        kept = replace(stop, trigger_price=stop.order.trigger_price, failures=0, retry_at=None)
+        kept = evolve(stop, trigger_price=stop.order.trigger_price, failures=0, retry_at=None)
         text = (f"{position.symbol}: could not move the stop to breakeven after "
                 f"{stop.failures} attempts; the stop stays at {stop.order.trigger_price}")
-        return (replace(position.with_leg(kept), breakeven_done=True),
+        return (evolve(position.with_leg(kept), breakeven_done=True),
                 [Alert(AlertName.PROTECTION, text, position.symbol)])
     if stop.order is not None and stop.order.trigger_price == target:
-        return replace(position, breakeven_done=True), []
-    return position.with_leg(replace(stop, trigger_price=target)), []
+        return evolve(position, breakeven_done=True), []
+    return position.with_leg(evolve(stop, trigger_price=target)), []
 
 
 HANDLERS: dict[type, Callable[..., Outcome]] = {

@@ -36,6 +36,9 @@ LEG_TYPES = {OrderRole.STOP_LOSS: OrderType.STOP_MARKET,
 # How long a TP1 fill waits for the exchange's position to show it before it is reported
 # anyway (the account update of the same trade normally follows within milliseconds).
 FILL_REPORT_LAG = timedelta(seconds=10)
+# Read for every leg on every tick: module names, not enum members through their class
+# (~0.1 us each).
+FILLED, LIVE, ENTERING = OrderStatus.FILLED, LegStatus.LIVE, PositionState.ENTERING
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,7 @@ class SymbolView:
 def observe(position: Position, view: SymbolView) -> list[Event]:
     """The events that bring `position` up to date with `view` (terminal detection first)."""
     exchange = view.position
-    if position.state is PositionState.ENTERING:
+    if position.state is ENTERING:
         if exchange.side is position.side and exchange.size > 0:
             return [EntryFilled(exchange.size, exchange.entry_price)]
         return []
@@ -81,7 +84,7 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
         # exact by the stream since one): gone, or the listing lagged. Probe, then debounce.
         return [LegGone(leg.role, order.client_id, confirmed=False)]
     status = tracked.order.status
-    if status is OrderStatus.FILLED:
+    if status is FILLED:
         if _fill_not_shown(position, leg, view, tracked, order.quantity):
             return []
         return [LegFilled(leg.role, order.client_id, order.quantity, complete=True)]
@@ -92,7 +95,7 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
             return [replace(foreign, replaces=order.client_id)]
         return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value)]
     remaining = _remaining(tracked, position.quantity)
-    if remaining < order.quantity and order.status is LegStatus.LIVE:
+    if remaining < order.quantity and order.status is LIVE:
         return [LegFilled(leg.role, order.client_id, order.quantity - remaining, complete=False)]
     return [LegSeen(leg.role, order.client_id, tracked.order.trigger_price or leg.trigger_price,
                     remaining)]

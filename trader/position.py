@@ -17,12 +17,18 @@ Glossary (one name per concept, from strategy to wire; see docs/ARCHITECTURE.md)
 - client id: the id the agent gives an order (`newClientOrderId` / `clientAlgoId`).
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from trader.domain import ZERO, ClientId, CloseReason, OrderRole, Side
+from trader.evolve import evolve
+
+# Read on every tick: module names, not enum members through their class (~0.1 us each).
+STOP_LOSS, TAKE_PROFIT_1 = OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT_1
+LEG_FIELDS = {STOP_LOSS: "stop", OrderRole.TAKE_PROFIT: "take_profit",
+              TAKE_PROFIT_1: "take_profit_1"}       # the Position field of each leg's role
 
 
 class PositionState(StrEnum):
@@ -35,7 +41,11 @@ class PositionState(StrEnum):
 
     @property
     def open(self) -> bool:
-        return self in (PositionState.ATTACHING, PositionState.PROTECTED, PositionState.CLOSING)
+        return self in _OPEN_STATES
+
+
+_OPEN_STATES = frozenset({PositionState.ATTACHING, PositionState.PROTECTED,
+                          PositionState.CLOSING})
 
 
 class ExitPlan(StrEnum):
@@ -47,6 +57,9 @@ class ExitPlan(StrEnum):
 class LegStatus(StrEnum):
     LIVE = "LIVE"          # seen live on the exchange (or accepted by it)
     MISSING = "MISSING"    # absent from the open orders, and no final status known yet
+
+
+LIVE = LegStatus.LIVE      # a module name: read for every leg on every tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +91,12 @@ class Leg:
 
     def covers(self, quantity: Decimal) -> bool:
         order = self.order
-        return order is not None and order.status is LegStatus.LIVE and order.quantity >= quantity
+        return order is not None and order.status is LIVE and order.quantity >= quantity
 
     def matches(self, quantity: Decimal) -> bool:
         """Live, for exactly the quantity, at the planned trigger price: nothing to change."""
         order = self.order
-        return (order is not None and order.status is LegStatus.LIVE
+        return (order is not None and order.status is LIVE
                 and order.quantity == quantity and order.trigger_price == self.trigger_price)
 
 
@@ -142,23 +155,25 @@ class Position:
         return self.stop, self.take_profit, self.take_profit_1
 
     def has_leg(self, role: OrderRole) -> bool:
-        return role is not OrderRole.TAKE_PROFIT_1 or self.take_profit_1 is not None
+        return role is not TAKE_PROFIT_1 or self.take_profit_1 is not None
 
     def leg(self, role: OrderRole) -> Leg:
         """The leg of `role`; a TP1 the position does not have (one-TP plan, or filled
         already) reads as an empty leg: no order, nothing pending (see `has_leg`)."""
-        if role is OrderRole.STOP_LOSS:
+        if role is STOP_LOSS:
             return self.stop
-        if role is OrderRole.TAKE_PROFIT_1:
+        if role is TAKE_PROFIT_1:
             return self.take_profit_1 or Leg(role, ZERO)
         return self.take_profit
 
     def with_leg(self, leg: Leg) -> "Position":
-        if leg.role is OrderRole.STOP_LOSS:
-            return replace(self, stop=leg)
-        if leg.role is OrderRole.TAKE_PROFIT_1:
-            return replace(self, take_profit_1=leg)
-        return replace(self, take_profit=leg)
+        """This position with `leg` in its role's place (itself if that is the leg already)."""
+        role = leg.role
+        if role is STOP_LOSS:
+            return self if leg is self.stop else evolve(self, stop=leg)
+        if role is TAKE_PROFIT_1:
+            return self if leg is self.take_profit_1 else evolve(self, take_profit_1=leg)
+        return self if leg is self.take_profit else evolve(self, take_profit=leg)
 
     def leg_quantity(self, role: OrderRole) -> Decimal:
         """What the leg's order should close now (0: no order wanted). The stop, and a lone
@@ -167,27 +182,52 @@ class Position:
         own part, and TP2 the rest. So TP1's fill leaves TP2's order as it is, a smaller
         position (partial entry, reduced by hand) shrinks TP1 first, and the two always
         close exactly the position."""
-        if role is OrderRole.STOP_LOSS or self.take_profit_1 is None:
-            return self.quantity if role is not OrderRole.TAKE_PROFIT_1 else ZERO
+        if role is STOP_LOSS or self.take_profit_1 is None:
+            return self.quantity if role is not TAKE_PROFIT_1 else ZERO
+        first = self._first_part()
+        return first if role is TAKE_PROFIT_1 else self.quantity - first
+
+    def _first_part(self) -> Decimal:
+        """TP1's part of the quantity now (two-TP plan): what is beyond TP2's planned part."""
         runner = self.initial_quantity - self.tp1_quantity
-        first = min(self.tp1_quantity, max(self.quantity - runner, ZERO))
-        return first if role is OrderRole.TAKE_PROFIT_1 else self.quantity - first
+        return min(self.tp1_quantity, max(self.quantity - runner, ZERO))
 
     @property
     def signed_quantity(self) -> Decimal:
         return self.quantity * self.side.sign
 
+    def leg_quantities(self) -> tuple[tuple[Leg, Decimal], ...]:
+        """Each of `legs` with what its order should close now (`leg_quantity`), in one go."""
+        quantity, first = self.quantity, self.take_profit_1
+        if first is None:
+            return (self.stop, quantity), (self.take_profit, quantity)
+        part = self._first_part()
+        return (self.stop, quantity), (self.take_profit, quantity - part), (first, part)
+
     @property
     def protected(self) -> bool:
         """Every leg that wants an order has a live one covering what it should close."""
-        return all(leg.covers(self.leg_quantity(leg.role)) for leg in self.legs
-                   if self.leg_quantity(leg.role) > 0)
+        for leg, wanted in self.leg_quantities():
+            if wanted > ZERO and not leg.covers(wanted):
+                return False
+        return True
 
     def next_client_id(self, role: OrderRole) -> tuple["Position", str]:
         """Allocate the next deterministic client id for `role` on this position."""
-        seq = self.seq.get(role.value, 0) + 1
-        client_id = str(ClientId(self.symbol, self.key, role, seq))
-        return replace(self, seq={**self.seq, role.value: seq}), client_id
+        seq, client_id = self._next_seq(role)
+        return evolve(self, seq=seq), client_id
+
+    def placing(self, leg: Leg) -> tuple["Position", str]:
+        """`leg` waiting for a new order: the next client id of its role allocated (as by
+        `next_client_id`) and made the leg's `pending`, in one copy of the position."""
+        seq, client_id = self._next_seq(leg.role)
+        pending = evolve(leg, pending=client_id)
+        return evolve(self, seq=seq, **{LEG_FIELDS[leg.role]: pending}), client_id
+
+    def _next_seq(self, role: OrderRole) -> tuple[dict[str, int], str]:
+        name = role._value_          # == role.value, without the enum.property call
+        seq = self.seq.get(name, 0) + 1
+        return {**self.seq, name: seq}, str(ClientId(self.symbol, self.key, role, seq))
 
     def with_seq_past(self, client_id: str) -> "Position":
         """Never allocate `client_id` (one of ours, e.g. taken back after a lost record) or
@@ -196,7 +236,7 @@ class Position:
         if parsed is None or not self.owns(client_id) \
                 or self.seq.get(parsed.role.value, 0) >= parsed.seq:
             return self
-        return replace(self, seq={**self.seq, parsed.role.value: parsed.seq})
+        return evolve(self, seq={**self.seq, parsed.role.value: parsed.seq})
 
     def owns(self, client_id: str) -> bool:
         parsed = ClientId.parse(client_id)

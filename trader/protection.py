@@ -23,15 +23,16 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   fill was reported first. A leg that covers less than its part is replaced at once.
 """
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trader.alerts import Alert, AlertName
 from trader.domain import OrderRole
 from trader.events import Action, CancelOrder, LegSeen, PlaceLeg, Policy, ProbeOrder
+from trader.evolve import evolve
 from trader.position import ExitPlan, Leg, LegOrder, LegStatus, Position, PositionState
 
+PROTECTED = PositionState.PROTECTED
 LEG_NAMES = {OrderRole.STOP_LOSS: "stop-loss", OrderRole.TAKE_PROFIT: "take-profit",
              OrderRole.TAKE_PROFIT_1: "first take-profit (TP1)"}
 
@@ -45,18 +46,19 @@ def plan(position: Position, now: datetime, policy: Policy,
     """The placements and cancels that bring every leg to what it should close.
     `settle`: this step is a tick's (the two-TP plan's held changes happen then)."""
     actions: list[Action] = []
-    for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1):
-        if not position.has_leg(role):
-            continue
-        position, more = _plan_leg(position, position.leg(role), now, policy, settle)
+    # Planning a leg changes that leg alone (and the client id sequence), never what the
+    # others should close: the legs and quantities read up front stay current.
+    for leg, wanted in position.leg_quantities():
+        if leg.pending is not None or leg.matches(wanted):
+            continue        # the common case, decided here without a call: nothing to do
+        position, more = _plan_leg(position, leg, wanted, now, policy, settle)
         actions += more
     return position, actions
 
 
-def _plan_leg(position: Position, leg: Leg, now: datetime, policy: Policy,
+def _plan_leg(position: Position, leg: Leg, wanted: Decimal, now: datetime, policy: Policy,
               settle: bool) -> tuple[Position, list[Action]]:
-    wanted = position.leg_quantity(leg.role)
-    if leg.pending is not None or leg.matches(wanted) or _adopted_covers(position, leg, wanted):
+    if _adopted_covers(position, leg, wanted):
         return position, []
     if wanted <= 0 or _held(position, leg, wanted, settle):
         if wanted <= 0 and settle and _partner_covers(position, leg.role):
@@ -69,13 +71,11 @@ def _plan_leg(position: Position, leg: Leg, now: datetime, policy: Policy,
             return position, []
         # Ambiguous for long enough: replace it; cancel the old id too (a no-op if it is gone).
         actions.append(CancelOrder(order.client_id, leg.role))
-        leg = replace(leg, order=None)
+        leg = evolve(leg, order=None)
     if leg.retry_at is not None and now < leg.retry_at:
         return position.with_leg(leg), actions
-    position, client_id = position.next_client_id(leg.role)
-    leg = replace(leg, pending=client_id)
-    return (position.with_leg(leg),
-            [PlaceLeg(leg.role, client_id, leg.trigger_price, wanted), *actions])
+    position, client_id = position.placing(leg)
+    return position, [PlaceLeg(leg.role, client_id, leg.trigger_price, wanted), *actions]
 
 
 def _held(position: Position, leg: Leg, wanted: Decimal, settle: bool) -> bool:
@@ -118,7 +118,7 @@ def _retire_order(position: Position, leg: Leg) -> tuple[Position, list[Action]]
     if order is None:
         return position, []
     actions: list[Action] = [CancelOrder(order.client_id, leg.role)] if order.ours else []
-    return position.with_leg(replace(leg, order=None, failures=0, retry_at=None)), actions
+    return position.with_leg(evolve(leg, order=None, failures=0, retry_at=None)), actions
 
 
 def _debounced(order: LegOrder, now: datetime, policy: Policy) -> bool:
@@ -138,9 +138,9 @@ def placed(position: Position, role: OrderRole, client_id: str, trigger_price: D
     old = leg.order
     # The exchange's trigger is the plan from now on (a placement re-rounded onto a new
     # tick grid after a filter rejection lands a tick away from the plan).
-    leg = replace(leg, order=LegOrder(client_id, trigger_price, quantity), pending=None,
-                  trigger_price=trigger_price if client_id == leg.pending else leg.trigger_price,
-                  failures=0, retry_at=None)
+    leg = evolve(leg, order=LegOrder(client_id, trigger_price, quantity), pending=None,
+                 trigger_price=trigger_price if client_id == leg.pending else leg.trigger_price,
+                 failures=0, retry_at=None)
     actions: list[Action] = []
     if old is not None and old.client_id != client_id and old.ours:
         actions.append(CancelOrder(old.client_id, role))
@@ -155,11 +155,11 @@ def refused(position: Position, role: OrderRole, client_id: str, reason: str, no
         return position, []
     failures = leg.failures + 1
     delay = policy.retry_schedule[min(failures, len(policy.retry_schedule)) - 1]
-    leg = replace(leg, pending=None, failures=failures,
-                  retry_at=now + timedelta(seconds=delay))
+    leg = evolve(leg, pending=None, failures=failures,
+                 retry_at=now + timedelta(seconds=delay))
     actions: list[Action] = []
     if not leg.alerted:
-        leg = replace(leg, alerted=True)
+        leg = evolve(leg, alerted=True)
         actions.append(_refusal_alert(position, leg, reason, delay))
     return position.with_leg(leg), actions
 
@@ -189,14 +189,14 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
     if client_id == leg.pending:
         return placed(position, role, client_id, trigger_price, quantity)
     if leg.order is not None and leg.order.client_id == client_id:
-        order = replace(leg.order, trigger_price=trigger_price, quantity=quantity,
-                        status=LegStatus.LIVE, missing_since=None, missing_cycles=0)
-        return position.with_leg(replace(leg, order=order)), []
+        order = evolve(leg.order, trigger_price=trigger_price, quantity=quantity,
+                       status=LegStatus.LIVE, missing_since=None, missing_cycles=0)
+        return position.with_leg(evolve(leg, order=order)), []
     if leg.order is None or leg.order.status is LegStatus.MISSING \
             or leg.order.client_id == replaces:
         # Respect a stop moved by hand: its trigger becomes the plan.
-        adopted = replace(leg, order=LegOrder(client_id, trigger_price, quantity),
-                          trigger_price=trigger_price, failures=0, retry_at=None)
+        adopted = evolve(leg, order=LegOrder(client_id, trigger_price, quantity),
+                         trigger_price=trigger_price, failures=0, retry_at=None)
         return position.with_seq_past(client_id).with_leg(adopted), []
     return position, []
 
@@ -206,12 +206,12 @@ def confirms(position: Position, event: LegSeen) -> bool:
     (every leg live and matching, nothing pending, retrying or owed an all-clear): stepping
     it would change nothing and do nothing (`seen` keeps the order as it is, `plan` finds
     every leg matching), so the engine need not step it. Most ticks of a trade see this."""
-    if position.state is not PositionState.PROTECTED or event.replaces is not None \
+    if position.state is not PROTECTED or event.replaces is not None \
             or not position.has_leg(event.role):
         return False
-    for leg in position.legs:
+    for leg, wanted in position.leg_quantities():
         if leg.pending is not None or leg.retry_at is not None or leg.alerted \
-                or not leg.matches(position.leg_quantity(leg.role)):
+                or not leg.matches(wanted):
             return False
     order = position.leg(event.role).order
     return (order is not None and order.client_id == event.client_id
@@ -231,15 +231,15 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
     if order is None or order.client_id != client_id:
         return position, []
     if confirmed:
-        return position.with_leg(replace(leg, order=None)), []
+        return position.with_leg(evolve(leg, order=None)), []
     first = order.status is not LegStatus.MISSING
-    order = replace(order, status=LegStatus.MISSING, missing_since=order.missing_since or now,
-                    missing_cycles=order.missing_cycles + 1)
-    leg = replace(leg, order=order)
+    order = evolve(order, status=LegStatus.MISSING, missing_since=order.missing_since or now,
+                   missing_cycles=order.missing_cycles + 1)
+    leg = evolve(leg, order=order)
     actions: list[Action] = [ProbeOrder(client_id, role)] if first else []
     if (role is OrderRole.STOP_LOSS and not leg.alerted
             and order.missing_cycles > policy.sl_missing_cycles):
-        leg = replace(leg, alerted=True)
+        leg = evolve(leg, alerted=True)
         actions.append(Alert(
             AlertName.SL_MISSING, f"{position.symbol}: stop-loss {client_id} missing for "
             f"{order.missing_cycles} observations on the {position.side.label} "
@@ -255,7 +255,14 @@ def partly_filled(position: Position, role: OrderRole, client_id: str,
     if leg.order is None or leg.order.client_id != client_id:
         return position, []
     remaining = max(leg.order.quantity - filled, Decimal(0))
-    return position.with_leg(replace(leg, order=replace(leg.order, quantity=remaining))), []
+    return position.with_leg(evolve(leg, order=evolve(leg.order, quantity=remaining))), []
+
+
+def _any_alerted(position: Position) -> bool:
+    for leg in position.legs:
+        if leg.alerted:
+            return True
+    return False
 
 
 def watch(position: Position) -> list[Action]:
@@ -265,10 +272,10 @@ def watch(position: Position) -> list[Action]:
 
 def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]]:
     """Once protected again after an alert (SL_MISSING, a refused placement), say so."""
-    if not position.protected or not any(leg.alerted for leg in position.legs):
+    if not _any_alerted(position) or not position.protected:
         return position, []
     for leg in position.legs:
-        position = position.with_leg(replace(leg, alerted=False))
+        position = position.with_leg(evolve(leg, alerted=False))
     first = position.take_profit_1
     targets = f"take-profit at {position.take_profit.trigger_price}" if first is None else (
         f"TP1 at {first.trigger_price} for {position.leg_quantity(first.role)}, "

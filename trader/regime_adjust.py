@@ -28,17 +28,18 @@ Moving a leg is a change of its trigger price; `trader.protection` carries it ou
 new-first (the old order stays until the new one is live).
 """
 
-from dataclasses import replace
 from decimal import Decimal
 
 from loguru import logger
 
 from trader.domain import Side, SymbolRules
+from trader.evolve import evolve
 from trader.management import stop_crossed, tighter_stop
 from trader.position import Leg, Position, PositionState, RegimeAnchor
 from trader.strategy.regime import LEG_MULTIPLIERS, Regime
 
 Levels = tuple[Decimal, Decimal]      # (stop-loss trigger, take-profit trigger)
+PROTECTED = PositionState.PROTECTED
 
 
 def anchor(regime: Regime, stop: Decimal, take_profit: Decimal,
@@ -55,7 +56,7 @@ def with_first_target(position: Position) -> Position:
     first, current = position.take_profit_1, position.regime
     if first is None or current is None:
         return position
-    return replace(position, regime=replace(current, take_profit_1=first.trigger_price))
+    return evolve(position, regime=evolve(current, take_profit_1=first.trigger_price))
 
 
 def levels_for(side: Side, entry_price: Decimal, planned: RegimeAnchor, regime: Regime,
@@ -107,35 +108,36 @@ def follow(position: Position, regime: Regime | None, mark: Decimal | None,
     """`position` with its legs' trigger prices following `regime` (see the module
     docstring); unchanged while the regime is unknown or the same. A position without an
     anchor (adopted, or recorded before anchors existed) is anchored at its current legs."""
-    if regime is None or mark is None or position.state is not PositionState.PROTECTED:
+    if regime is None or mark is None or position.state is not PROTECTED:
         return position
     current = position.regime
     if current is None:
         first = position.take_profit_1
-        return replace(position, regime=anchor(regime, position.stop.trigger_price,
+        return evolve(position, regime=anchor(regime, position.stop.trigger_price,
                                                position.take_profit.trigger_price,
                                                None if first is None else first.trigger_price))
-    if current.applied == regime.value:
+    if current.applied == regime:     # a StrEnum equals its value
         return position
     if any(leg.pending is not None for leg in position.legs):
         # A placement whose answer is not known yet would set the plan back to its own
         # trigger when it lands: follow the regime once it has.
         return position
-    following = replace(position, regime=replace(current, applied=regime.value))
+    applied = evolve(current, applied=regime.value)
     before = levels_for(position.side, position.entry_price, current, Regime(current.applied),
                         rules)
     after = levels_for(position.side, position.entry_price, current, regime, rules)
     if before is None or after is None:
-        return following
+        return evolve(position, regime=applied)
     stop = _stop_level(position, before[0], after[0], mark)
     take_profit = _target_level(position.side, position.take_profit.trigger_price, before[1],
                                 after[1], mark)
-    following = following.with_leg(_moved(position.stop, stop)).with_leg(
-        _moved(position.take_profit, take_profit))
+    legs = {"stop": _moved(position.stop, stop),
+            "take_profit": _moved(position.take_profit, take_profit)}
     first = position.take_profit_1
     if first is not None:
         level = _first_target_level(position, current, regime, take_profit, mark, rules)
-        following = following.with_leg(_moved(first, level))
+        legs["take_profit_1"] = _moved(first, level)
+    following = evolve(position, regime=applied, **legs)     # one copy for all the changes
     if following.legs != position.legs:
         logger.info("regime {} -> {} moves the legs symbol={} {}", current.applied,
                     regime.value, position.symbol, " ".join(
@@ -186,4 +188,4 @@ def _nearer(side: Side, level: Decimal, other: Decimal) -> Decimal:
 def _moved(leg: Leg, trigger_price: Decimal) -> Leg:
     if trigger_price == leg.trigger_price:
         return leg
-    return replace(leg, trigger_price=trigger_price, failures=0, retry_at=None)
+    return evolve(leg, trigger_price=trigger_price, failures=0, retry_at=None)
