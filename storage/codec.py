@@ -7,6 +7,7 @@ per type and cached; `to_json` lets the C JSON encoder walk the value instead of
 
 import dataclasses
 import json
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -97,13 +98,36 @@ def dump(value: Any) -> Any:
 def _json_default(value: Any) -> Any:
     """What the JSON encoder cannot write itself, shallow (it recurses into the result)."""
     kind = type(value)
+    encode = _json_defaults.get(kind)
+    if encode is None:
+        encode = _json_defaults[kind] = _json_default_for(kind)
+    return encode(value)
+
+
+def _json_default_for(kind: type) -> Encoder:
+    """`_json_default`'s rendering of one type, decided once (TypeError: not storable)."""
     if dataclasses.is_dataclass(kind):
-        return {name: getattr(value, name) for name in _names(kind)}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Decimal | datetime | timedelta):
-        return dump(value)
+        return _fields_of(_names(kind))
+    if issubclass(kind, Enum):
+        return _enum_value
+    if issubclass(kind, Decimal | datetime | timedelta):
+        return dump
     raise TypeError(f"cannot store a {kind.__name__}")
+
+
+def _fields_of(names: tuple[str, ...]) -> Encoder:
+    """A dataclass as the dict of its fields (shallow)."""
+    if len(names) < 2:      # attrgetter returns a bare value for one name, fails for none
+        return lambda value: {name: getattr(value, name) for name in names}
+    get = operator.attrgetter(*names)
+    return lambda value: dict(zip(names, get(value), strict=True))
+
+
+_json_defaults: dict[type, Encoder] = {}
+# json.dumps builds an encoder per call when given options; these are built once.
+_json_encoders = {(sort_keys, compact): json.JSONEncoder(
+    default=_json_default, sort_keys=sort_keys, separators=(",", ":") if compact else None)
+    for sort_keys in (False, True) for compact in (False, True)}
 
 
 def to_json(value: Any, *, sort_keys: bool = False, compact: bool = False) -> str:
@@ -112,8 +136,7 @@ def to_json(value: Any, *, sort_keys: bool = False, compact: bool = False) -> st
     The same text for every value `dump` accepts whose dict keys are text or numbers (the
     JSON encoder would write a True or None key as "true"/"null" where dump writes "True").
     """
-    separators = (",", ":") if compact else None
-    return json.dumps(value, default=_json_default, sort_keys=sort_keys, separators=separators)
+    return _json_encoders[sort_keys, compact].encode(value)
 
 
 def dumps(value: Any) -> str:

@@ -15,8 +15,7 @@ their own, where speed matters and nothing outlives the run.
 """
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -211,17 +210,7 @@ def _migrate(db: Database, current: int, steps: list[Migration]) -> None:
         logger.info("storage migrated version={}", version)
 
 
-@contextmanager
-def saving(db: Database, what: str, *, atomic: bool = True) -> Iterator[Database]:
-    """One transaction for one state change; any failure raises SaveStateFailure(what).
-    `atomic=False`: one statement inside a transaction that is already open (its own
-    atomicity is SQLite's: a failed statement changes nothing)."""
-    try:
-        if not atomic:
-            yield db
-            return
-        with db.atomic():
-            yield db
-    except (sqlite3.Error, OSError) as exc:
-        logger.error("save failed what={} error={}", what, exc)
-        raise SaveStateFailure(what, exc) from exc
+def save_failure(what: str, cause: BaseException) -> SaveStateFailure:
+    """The SaveStateFailure for a write that failed with `cause`, logged."""
+    logger.error("save failed what={} error={}", what, cause)
+    return SaveStateFailure(what, cause)

@@ -59,10 +59,9 @@ class Finalizer:
                 "will retry on the next tick")
             if final is not None:
                 self.tracker.on_order(final, self.clock.now())
-        for intent in self.store.intents_for(position.symbol, position.key):
-            if not intent.status.resolved:
-                await self._best_effort(problems, f"settle intent {intent.client_id}",
-                                        self.executor.refresh(position.symbol, intent.client_id))
+        for intent in self.store.unresolved_intents_for(position.symbol, position.key):
+            await self._best_effort(problems, f"settle intent {intent.client_id}",
+                                    self.executor.refresh(position.symbol, intent.client_id))
         fills = await self._fills(position, problems)
         why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills,
                            legs.get(OrderRole.TAKE_PROFIT_1.value))

@@ -10,6 +10,7 @@ rules. Transport-level retries, the rate-limit circuit and pacing live in the ex
 adapter's request gate (trader/exchange/gate.py).
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -102,6 +103,37 @@ class PlacementRetry:
             self.request = self.exchange.rules(self.request.symbol).onto_grid(self.request)
 
 
+class PlacementUnderWay:
+    """The placement the executor's one retrying object serves now: its callbacks ask here.
+    (tenacity's retrying object costs more to build than the rest of a placement.)"""
+
+    def __init__(self) -> None:
+        self.policy: PlacementRetry | None = None
+
+    def _now(self) -> PlacementRetry:
+        if self.policy is None:
+            raise RuntimeError("no placement under way")
+        return self.policy
+
+    def should_retry(self, error: BaseException) -> bool:
+        return self._now().should_retry(error)
+
+    def wait(self, state: RetryCallState) -> float:
+        return self._now().wait(state)
+
+    async def prepare(self, state: RetryCallState) -> None:
+        await self._now().prepare(state)
+
+
+def placement_retrying(policy: PlacementRetry | PlacementUnderWay,
+                       sleep: Callable[[float], Awaitable[None]]) -> AsyncRetrying:
+    """The error table's placement retries for `policy` (each kind at most once)."""
+    return AsyncRetrying(retry=retry_if_exception(policy.should_retry),
+                         stop=stop_after_attempt(len(PlacementRetry.KINDS) + 1),
+                         wait=policy.wait, before_sleep=policy.prepare, sleep=sleep,
+                         reraise=True)
+
+
 class Executor:
     """Places and cancels orders for the engine, keeping the intent journal exact."""
 
@@ -115,6 +147,8 @@ class Executor:
         self.sent_count = 0
         self.placed: set[str] = set()   # client ids this process sent (second-instance guard)
         self.rules_changes: list[str] = []   # found by filter rejections; the engine alerts
+        self._under_way = PlacementUnderWay()
+        self._retrying = placement_retrying(self._under_way, clock.sleep)
 
     # --- journal ------------------------------------------------------------------
     def _journal(self, intent: Intent, *, required: bool) -> bool:
@@ -161,17 +195,21 @@ class Executor:
 
     async def _send_with_policy(self, intent: Intent) -> Order:
         policy = PlacementRetry(intent, self.exchange)
+        # The engine places one order at a time; should two ever overlap, the second
+        # gets a retrying object of its own (tenacity keeps a run's state in it).
+        shared = self._under_way.policy is None
+        if shared:
+            self._under_way.policy = policy
+        retrying = self._retrying if shared else placement_retrying(policy, self.clock.sleep)
         try:
-            async for attempt in AsyncRetrying(
-                    retry=retry_if_exception(policy.should_retry),
-                    stop=stop_after_attempt(len(PlacementRetry.KINDS) + 1),
-                    wait=policy.wait, before_sleep=policy.prepare, sleep=self.clock.sleep,
-                    reraise=True):
+            async for attempt in retrying:
                 with attempt:
                     self.sent_count += 1
                     self.placed.add(policy.request.client_id)
                     return await self.exchange.place(policy.request)
         finally:
+            if shared:
+                self._under_way.policy = None
             self.rules_changes += policy.rules_changes
         raise AssertionError("unreachable")
 

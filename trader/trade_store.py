@@ -15,6 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlite_utils import Database
+
 from storage import Store
 from storage.codec import dump, dumps, load
 from trader.domain import Fill, Intent, IntentStatus, Order, OrderStatus, OrderType, Side
@@ -36,7 +38,29 @@ def _dec(text: str | None) -> Decimal | None:
 
 
 class TradeStore(Store):
-    """The agent's database: `Store` plus the trading records."""
+    """The agent's database: `Store` plus the trading records.
+
+    The intents table is also kept in memory (`_intents`, read from the database once):
+    this process is its only writer, so a point read, "any intent older than ...", and "no
+    unresolved intent at all" are answered without a query. What a failed write or a
+    rolled-back batch may have left out of the database is forgotten and read again."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        # client id -> (the intent as saved, its created_at as stored); None: not read yet
+        self._known_intents: dict[str, tuple[Intent, str]] | None = None
+
+    def _forget_cached(self) -> None:
+        self._known_intents = None
+
+    def _intents(self) -> dict[str, tuple[Intent, str]]:
+        known = self._known_intents
+        if known is None:
+            self._gate.flush("intents")
+            known = {row["client_id"]: (self._intent(row), row["created_at"])
+                     for row in self._rows("SELECT * FROM intents ORDER BY rowid", [])}
+            self._known_intents = known
+        return known
 
     # --- intents ------------------------------------------------------------------
     def save_intent(self, intent: Intent, now: datetime | None = None) -> None:
@@ -46,16 +70,20 @@ class TradeStore(Store):
             values["close_position"] = int(intent.close_position)
             values["updated_at"] = (now or intent.created_at).isoformat()
             return values
-        with self._saving(f"intent {intent.client_id} {intent.status}"):
-            self._upsert_later("intents", (intent.client_id,), row, "client_id")
+        known = self._intents()
+        with self._gate.saving(f"intent {intent.client_id} {intent.status.value}"):
+            self._gate.upsert_later("intents", (intent.client_id,), row, ("client_id",), intent)
+        if self._known_intents is known:       # not forgotten by a failure meanwhile
+            known[intent.client_id] = (intent, intent.created_at.isoformat())
 
     def intent(self, client_id: str) -> Intent | None:
-        self._flush("intents")
-        rows = self._rows("SELECT * FROM intents WHERE client_id = ?", [client_id])
-        return self._intent(rows[0]) if rows else None
+        known = self._intents().get(client_id)
+        return known[0] if known is not None else None
 
     def unresolved_intents(self) -> list[Intent]:
-        self._flush("intents")
+        if all(intent.status.resolved for intent, _ in self._intents().values()):
+            return []
+        self._gate.flush("intents")
         statuses = [s.value for s in IntentStatus if not s.resolved]
         marks = ",".join("?" * len(statuses))
         # direct SQL: sqlite-utils' rows_where re-reads the schema on every call
@@ -63,25 +91,41 @@ class TradeStore(Store):
             f"SELECT * FROM intents WHERE status IN ({marks}) ORDER BY created_at", statuses)]
 
     def intents_for(self, symbol: str, position_key: str) -> list[Intent]:
-        self._flush("intents")
-        return [self._intent(r) for r in self._rows(
-            "SELECT * FROM intents WHERE symbol = ? AND position_key = ? ORDER BY created_at",
-            [symbol, position_key])]
+        """The position's intents by creation time, ties in the order they were first saved:
+        as "SELECT ... ORDER BY created_at" lists them (SQLite's sort keeps the table's
+        row order for ties, and rows are numbered as inserted)."""
+        mine = [(created, intent) for intent, created in self._intents().values()
+                if intent.symbol == symbol and intent.position_key == position_key]
+        mine.sort(key=_created_text)            # stable: ties stay in saving order
+        return [intent for _, intent in mine]
+
+    def unresolved_intents_for(self, symbol: str, position_key: str) -> list[Intent]:
+        """The position's intents not resolved yet, in `intents_for`'s order."""
+        if all(intent.status.resolved or intent.symbol != symbol
+               or intent.position_key != position_key
+               for intent, _ in self._intents().values()):
+            return []
+        return [intent for intent in self.intents_for(symbol, position_key)
+                if not intent.status.resolved]
 
     def has_intents_before(self, before: datetime) -> bool:
         """Whether any intent was created before `before` (the cleanup has work to do)."""
-        self._flush("intents")
-        return bool(self.db.execute("SELECT 1 FROM intents WHERE created_at < ? LIMIT 1",
-                                    [before.isoformat()]).fetchone())
+        cutoff = before.isoformat()     # compared as stored: ISO text
+        return any(created < cutoff for _, created in self._intents().values())
 
     def purge_resolved_intents(self, before: datetime) -> int:
         statuses = [s.value for s in IntentStatus if s.resolved]
         marks = ",".join("?" * len(statuses))
-        self._flush("intents")
-        with self._saving("intent cleanup"):
-            cursor = self.db.execute(
+        cutoff = before.isoformat()
+        known = self._intents()
+        with self._gate.saving("intent cleanup"):
+            cursor = self._gate.write(
                 f"DELETE FROM intents WHERE status IN ({marks}) AND created_at < ?",
-                [*statuses, before.isoformat()])
+                [*statuses, cutoff])
+        if self._known_intents is known:
+            for client_id in [cid for cid, (intent, created) in known.items()
+                              if intent.status.resolved and created < cutoff]:
+                del known[client_id]
         return cursor.rowcount
 
     @staticmethod
@@ -93,13 +137,18 @@ class TradeStore(Store):
 
     # --- orders -------------------------------------------------------------------
     def save_order(self, order: Order) -> None:
-        row = dump(order)
-        row["reduce_only"] = int(order.reduce_only)
-        row["close_position"] = int(order.close_position)
-        with self._saving(f"order {order.client_id} {order.status}"):
-            self._upsert("orders", row, "client_id")
+        def row() -> dict[str, Any]:
+            values = dump(order)
+            values["reduce_only"] = int(order.reduce_only)
+            values["close_position"] = int(order.close_position)
+            return values
+        with self._gate.saving(f"order {order.client_id} {order.status.value}"):
+            self._gate.upsert_later("orders", (order.client_id,), row, ("client_id",), order)
 
     def order(self, client_id: str) -> Order | None:
+        held = self._gate.held("orders", (client_id,))
+        if held is not None:
+            return held
         rows = self._rows("SELECT * FROM orders WHERE client_id = ?", [client_id])
         if not rows:
             return None
@@ -118,15 +167,10 @@ class TradeStore(Store):
         """Store a fill once; False if it was already recorded (idempotent replays)."""
         row = dump(fill)
         row["maker"] = int(fill.maker)
-        with self._saving(f"fill {fill.symbol} {fill.trade_id}"):
-            known = self.db.execute("SELECT 1 FROM fills WHERE symbol = ? AND trade_id = ?",
-                                    [fill.symbol, fill.trade_id]).fetchone()
-            if known:
-                return False
-            columns = tuple(row)
-            self.db.execute(f"INSERT INTO fills ({', '.join(f'[{c}]' for c in columns)}) "
-                            f"VALUES ({', '.join('?' * len(columns))})", [row[c] for c in columns])
-        return True
+        columns = tuple(row)
+        with self._gate.saving(f"fill {fill.symbol} {fill.trade_id}"):
+            cursor = self._gate.write(_insert_fill_statement(columns), [row[c] for c in columns])
+        return cursor.rowcount > 0
 
     def fills(self, symbol: str | None = None, since: datetime | None = None) -> list[Fill]:
         where, args = ["1=1"], []
@@ -136,7 +180,8 @@ class TradeStore(Store):
         if since:
             where.append("time >= ?")
             args.append(since.isoformat())
-        rows = self.db["fills"].rows_where(" AND ".join(where), args, order_by="time")
+        # direct SQL: sqlite-utils' rows_where re-reads the schema on every call
+        rows = self._rows(f"SELECT * FROM fills WHERE {' AND '.join(where)} ORDER BY time", args)
         return [load(Fill, {**r, "maker": bool(r["maker"])}) for r in rows]
 
     def fill_ids(self, symbol: str) -> set[str]:
@@ -170,18 +215,22 @@ class TradeStore(Store):
                 "closed_at": position.closed_at.isoformat() if position.closed_at else None,
                 "body": dumps(position),
             }
-        with self._saving(f"position {position.symbol} {position.key} {position.state}"):
-            self._upsert_later("positions", (position.symbol, position.key), row,
-                               "symbol", "key")
+        with self._gate.saving(
+                f"position {position.symbol} {position.key} {position.state.value}"):
+            self._gate.upsert_later("positions", (position.symbol, position.key), row,
+                               ("symbol", "key"), position)
 
     def open_positions(self) -> list[Position]:
-        self._flush("positions")
-        rows = self.db["positions"].rows_where("state != ?", [PositionState.CLOSED.value],
-                                               order_by="opened_at")
+        self._gate.flush("positions")
+        # direct SQL: sqlite-utils' rows_where re-reads the schema on every call; "< or >"
+        # rather than "!=": it reads the open ones by the state index, not every record
+        closed = PositionState.CLOSED.value
+        rows = self._rows("SELECT * FROM positions WHERE (state < ? OR state > ?) "
+                          "ORDER BY opened_at", [closed, closed])
         return [_position(r["body"]) for r in rows]
 
     def position(self, symbol: str, key: str) -> Position | None:
-        self._flush("positions")
+        self._gate.flush("positions")
         rows = self._rows("SELECT body FROM positions WHERE symbol = ? AND key = ?", [symbol, key])
         return _position(rows[0]["body"]) if rows else None
 
@@ -191,7 +240,7 @@ class TradeStore(Store):
     def iter_closed_positions(self, since: datetime | None = None) -> Iterator[Position]:
         """Closed positions by close time, read one at a time (a long backtest has
         thousands: its report keeps what it needs of each, not every record)."""
-        self._flush("positions")
+        self._gate.flush("positions")
         where, args = "state = ?", [PositionState.CLOSED.value]
         if since:
             where += " AND closed_at >= ?"
@@ -199,6 +248,25 @@ class TradeStore(Store):
         for row in self.db.execute(f"SELECT body FROM positions WHERE {where} "
                                    "ORDER BY closed_at", args):
             yield _position(row[0])
+
+
+def _created_text(entry: tuple[str, Intent]) -> str:
+    return entry[0]
+
+
+_insert_fill_sql: dict[tuple[str, ...], str] = {}
+
+
+def _insert_fill_statement(columns: tuple[str, ...]) -> str:
+    """One statement that stores a fill unless its (symbol, trade_id) is known: its row
+    count says which (a conflict on anything else still fails)."""
+    sql = _insert_fill_sql.get(columns)
+    if sql is None:
+        sql = _insert_fill_sql[columns] = (
+            f"INSERT INTO fills ({', '.join(f'[{c}]' for c in columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) "
+            "ON CONFLICT (symbol, trade_id) DO NOTHING")
+    return sql
 
 
 _LEGACY_LEG_FIELDS = (("stop", "sl", "sl_price", "sl_client_id"),

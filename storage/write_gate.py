@@ -1,0 +1,353 @@
+"""The one gate every database write goes through: transactions, a replay's batches, the
+records a batch holds back, and the report of every outcome to the write health.
+
+    gate = WriteGate(db, health)
+    with gate.saving("event entry"):        # one state change: its own transaction
+        gate.write("INSERT INTO events ...", [...])
+    with gate.saving("close BTCUSDT", grouped=True):   # several writes, all or none
+        ...
+
+Outside a batch (the live agent) each outermost `saving` is one transaction, committed
+before it returns (sqlite-utils' `atomic`; inside another, a savepoint). A replay's
+batches (one per candle) share one transaction that begins at the first write and is
+committed every `REPLAY_COMMIT_EVERY` batches, before any write outside a batch, and when
+the store closes (`settle`); a batch takes a savepoint before its first write when that
+transaction is open already, a grouped `saving` inside it one more. A failed write raises
+`SaveStateFailure(what)` and leaves nothing behind; a failed batch undoes itself only.
+"""
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from loguru import logger
+from sqlite_utils import Database
+
+from storage.db import SaveStateFailure, save_failure
+from storage.health import WriteHealth
+
+SAVEPOINT = "grouped_write"     # a grouped write inside a batch (only the outermost takes one)
+BATCH_SAVEPOINT = "replay_batch"   # a batch, when earlier batches are not committed yet
+# Batches per commit in a replay: a commit costs more than a candle's own writes, and a
+# backtest (the only user) replays from the start after a crash anyway.
+REPLAY_COMMIT_EVERY = 64
+Row = Callable[[], dict[str, Any]]
+
+
+class Held(NamedTuple):
+    """A record a batch holds back until it ends: its row (encoded when written), its
+    primary key's columns, and the value it records (what a read of it answers)."""
+    row: Row
+    pk: tuple[str, ...]
+    value: Any
+
+
+_upsert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+
+
+def upsert_statement(table: str, columns: tuple[str, ...], pk: tuple[str, ...]) -> str:
+    """INSERT ... ON CONFLICT DO UPDATE: what sqlite-utils' upsert does, in one statement
+    built once per shape (the library rebuilds it and re-reads the schema on every call)."""
+    key = (table, columns, pk)
+    sql = _upsert_sql.get(key)
+    if sql is None:
+        names = ", ".join(f"[{c}]" for c in columns)
+        updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in pk)
+        sql = (f"INSERT INTO [{table}] ({names}) VALUES ({', '.join('?' * len(columns))}) "
+               f"ON CONFLICT ({', '.join(f'[{c}]' for c in pk)}) DO UPDATE SET {updates}")
+        _upsert_sql[key] = sql
+    return sql
+
+
+def _forget_nothing() -> None:
+    return None
+
+
+class WriteGate:
+    """See the module docstring. `forget` is called when a write failed or a batch was
+    rolled back: what the caller remembers of the database may no longer be in it."""
+
+    def __init__(self, db: Database, health: WriteHealth,
+                 forget: Callable[[], None] = _forget_nothing) -> None:
+        self.db = db
+        self.conn = db.conn
+        self.health = health
+        self.forget = forget
+        self.depth = 0
+        self.batching = False
+        self.uncommitted = 0            # batches ended since the replay's last commit
+        self.batch_savepoint_due = False   # the batch must take a savepoint at its first write
+        self.batch_savepoint_open = False
+        self.savepoint_due = False     # a batch's grouped write has not written yet
+        self.savepoint_open = False
+        self.later: dict[tuple[str, tuple[Any, ...]], Held] = {}    # (table, key) -> Held
+
+    def saving(self, what: str, grouped: bool = False) -> "_Pass":
+        """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
+        return _Pass(self, what, grouped)
+
+    def batch(self, what: str) -> "_Batch":
+        """Replay only: see `storage.Store.batch`. Raises SaveStateFailure(what) when its
+        writes, the held-back rows or a due commit cannot be written."""
+        return _Batch(self, what)
+
+    def end_batch(self, what: str) -> None:
+        """A batch went through: count it, and commit the batches when due. A batch that
+        cannot be committed takes the uncommitted ones with it (SaveStateFailure)."""
+        try:
+            if self.batch_savepoint_open:
+                self.batch_savepoint_open = False
+                self.conn.execute(f"RELEASE SAVEPOINT {BATCH_SAVEPOINT}")
+            self.uncommitted += 1
+            if self.uncommitted >= REPLAY_COMMIT_EVERY:
+                self._commit()
+        except (sqlite3.Error, OSError) as exc:
+            self._roll_back_all()
+            self.forget()
+            raise save_failure(what, exc) from exc
+
+    def undo_batch(self, open_before: bool, earlier: dict[tuple[str, tuple[Any, ...]], Held]
+                   ) -> None:
+        """A batch raised: back to where it began (`earlier`: the rows held then)."""
+        try:
+            kept = self._undo_batch(open_before)
+        except (sqlite3.Error, OSError) as exc:
+            logger.error("replay batch not undone, rolling back the uncommitted ones error={}",
+                         exc)
+            kept = False
+        if kept:
+            self.later = earlier
+        else:
+            self._roll_back_all()       # the earlier batches went with it
+        self.forget()
+
+    def settle(self) -> None:
+        """Commit what the replay's batches left uncommitted: before a write outside a batch
+        and when the store closes. Raises SaveStateFailure (nothing of them is kept then)."""
+        if not (self.uncommitted or self.later) or self.batching:
+            return
+        self.batching = True            # the held rows are written as a batch writes them
+        try:
+            self._commit()
+        except BaseException as exc:
+            self._roll_back_all()
+            self.forget()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise save_failure("replay batches", exc) from exc
+            raise
+        finally:
+            self.batching = False
+
+    def _commit(self) -> None:
+        self.uncommitted = 0
+        self._write_held()
+        self.later.clear()
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def _undo_batch(self, open_before: bool) -> bool:
+        """A failed batch: back to where it began. False when the earlier batches' writes
+        are gone too (an error that ended the whole transaction)."""
+        if self.batch_savepoint_open:
+            self.batch_savepoint_open = False
+            if self.conn.in_transaction:
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {BATCH_SAVEPOINT}")
+                self.conn.execute(f"RELEASE SAVEPOINT {BATCH_SAVEPOINT}")
+                return True
+            return False
+        if not open_before:
+            self.conn.rollback()        # it began the transaction: all of it is its own
+            return True
+        return self.conn.in_transaction     # it wrote nothing (or the transaction is gone)
+
+    def _roll_back_all(self) -> None:
+        self.conn.rollback()
+        self.uncommitted = 0
+        self.later.clear()
+
+    # --- statements -------------------------------------------------------------------
+    def write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run one write statement, inside `saving`. In a batch, the batch's transaction
+        begins here, and a grouped write's savepoint is taken here, at its first write."""
+        if self.batching:
+            if not self.conn.in_transaction:
+                self.conn.execute("BEGIN")
+                self.batch_savepoint_due = False
+            elif self.batch_savepoint_due:
+                self.conn.execute(f"SAVEPOINT {BATCH_SAVEPOINT}")
+                self.batch_savepoint_due = False
+                self.batch_savepoint_open = True
+            if self.savepoint_due:
+                self.conn.execute(f"SAVEPOINT {SAVEPOINT}")
+                self.savepoint_due = False
+                self.savepoint_open = True
+        return self.conn.execute(sql, params)
+
+    def upsert(self, table: str, row: dict[str, Any], pk: tuple[str, ...]) -> None:
+        columns = tuple(row)
+        self.write(upsert_statement(table, columns, pk), [row[c] for c in columns])
+
+    def upsert_later(self, table: str, key: tuple[Any, ...], row: Row, pk: tuple[str, ...],
+                     value: Any) -> None:
+        """`upsert(table, row(), pk)` now, or in a batch when it ends (or before its table
+        is read: `flush`): the last version of a record only, encoded once. `value` is what
+        the record records (`held` answers it). Inside `saving`, like every write."""
+        if self.batching:
+            self.later[(table, key)] = Held(row, pk, value)
+        else:
+            self.upsert(table, row(), pk)
+
+    def held(self, table: str, key: tuple[Any, ...]) -> Any:
+        """The value of a record the batch holds back (not written yet); None if none."""
+        held = self.later.get((table, key)) if self.later else None
+        return None if held is None else held.value
+
+    def flush(self, table: str) -> None:
+        """Write the rows a batch holds back of `table`: before a read of it. On failure
+        they stay held back. Raises SaveStateFailure."""
+        if not self.later:
+            return
+        rows = {key: held for key, held in self.later.items() if key[0] == table}
+        if not rows:
+            return
+        for key in rows:
+            del self.later[key]
+        try:
+            with self.saving(f"held-back {table}", grouped=len(rows) > 1):
+                for (name, _), held in rows.items():
+                    self.upsert(name, held.row(), held.pk)
+        except BaseException:
+            self.later = {**rows, **self.later}
+            raise
+
+    def _write_held(self) -> None:
+        """Every held-back row (before a commit: their failure fails it)."""
+        if self.later:
+            with self.saving("held-back rows"):
+                for (name, _), held in self.later.items():
+                    self.upsert(name, held.row(), held.pk)
+
+    def end_group(self, keep: bool) -> None:
+        """The end of a batch's grouped write: release its savepoint, or roll back to it."""
+        self.savepoint_due = False
+        if not self.savepoint_open:
+            return
+        self.savepoint_open = False
+        if keep:
+            self.conn.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+        elif self.conn.in_transaction:      # an error may have ended the whole batch
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+            self.conn.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+
+
+class _Batch:
+    """One replay batch (`WriteGate.batch`; a class, not a generator: it runs every candle)."""
+
+    __slots__ = ("gate", "what", "active", "open_before", "earlier")
+
+    def __init__(self, gate: WriteGate, what: str) -> None:
+        self.gate = gate
+        self.what = what
+
+    def __enter__(self) -> None:
+        gate = self.gate
+        # Inside a transaction already (or a batch): that one commits.
+        self.active = not (gate.batching or gate.depth
+                           or (gate.conn.in_transaction and not gate.uncommitted))
+        if self.active:
+            gate.batching = True
+            self.earlier = dict(gate.later) if gate.later else {}   # as earlier batches left them
+            self.open_before = gate.conn.in_transaction
+            gate.batch_savepoint_due = self.open_before
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: Any) -> bool:
+        if not self.active:
+            return False
+        gate = self.gate
+        try:
+            if exc is None:
+                gate.end_batch(self.what)
+            else:
+                gate.undo_batch(self.open_before, self.earlier)
+                if isinstance(exc, sqlite3.Error | OSError):
+                    raise save_failure(self.what, exc) from exc
+        finally:
+            gate.batching = False
+            gate.batch_savepoint_due = gate.batch_savepoint_open = False
+            gate.savepoint_due = gate.savepoint_open = False
+        return False
+
+
+class _Pass:
+    """One pass through the gate (a class, not a generator: every write runs through it).
+    The outermost pass reports its outcome to the health; a grouped pass that fails keeps
+    none of the records it held back."""
+
+    __slots__ = ("gate", "what", "grouped", "outermost", "opens_group", "held", "atomic")
+
+    def __init__(self, gate: WriteGate, what: str, grouped: bool) -> None:
+        self.gate = gate
+        self.what = what
+        self.grouped = grouped
+
+    def __enter__(self) -> None:
+        gate = self.gate
+        gate.depth += 1
+        self.outermost = gate.depth == 1
+        self.held = dict(gate.later) if self.grouped and gate.later else None
+        self.opens_group = gate.batching and self.grouped and self.outermost
+        self.atomic: Any = None
+        if self.opens_group:
+            gate.savepoint_due = True
+        elif not gate.batching:
+            try:
+                gate.settle()               # a replay's batches first: this one commits now
+                atomic = gate.db.atomic()   # a transaction; inside one, a savepoint
+                atomic.__enter__()
+            except BaseException as exc:
+                failure = self._failed(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
+            self.atomic = atomic
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: Any) -> bool:
+        original = exc
+        try:
+            if self.atomic is not None:
+                self.atomic.__exit__(kind, exc, traceback)      # commit, or roll back
+            elif self.opens_group:
+                self.gate.end_group(keep=exc is None)
+        except (sqlite3.Error, OSError) as error:      # the commit or the rollback failed
+            exc = error
+        except BaseException as error:
+            self._failed(error)
+            raise
+        if exc is None:
+            self.gate.depth -= 1
+            if self.outermost:
+                self.gate.health.succeeded()
+            return False
+        failure = self._failed(exc)
+        if failure is original:
+            return False                    # it goes on as it is
+        if failure is exc:
+            raise failure
+        raise failure from exc
+
+    def _failed(self, exc: BaseException) -> BaseException:
+        """Account for a failed pass; the exception to raise (a database error becomes
+        SaveStateFailure naming what was being saved)."""
+        gate = self.gate
+        gate.depth -= 1
+        if self.grouped:
+            gate.later = self.held or {}    # a failed grouped write keeps none of its rows
+        failure = save_failure(self.what, exc) if isinstance(exc, sqlite3.Error | OSError) \
+            else exc
+        if self.outermost:
+            gate.forget()
+            if isinstance(failure, SaveStateFailure):
+                gate.health.failed(failure)
+        return failure
