@@ -150,3 +150,19 @@ def test_an_exit_plan_two_that_never_fits_is_said(tmp_path: Path) -> None:
                     TRADEBOT_EXIT_PLAN="two", TRADEBOT_TP1_R="1")
     assert not [n for n in report_of(tmp_path, "fits")["notes"] if "TRADEBOT_EXIT_PLAN" in n]
     assert fits.returncode == 0
+
+
+def test_funding_paid_while_a_trade_was_open_is_in_that_trade(tmp_path: Path) -> None:
+    """The bundled XRPUSDT run holds trades across funding times: their funding is in
+    trades.csv and their net, not "outside the trades" (fresh-user finding)."""
+    import csv
+    from decimal import Decimal
+    result = backtest(tmp_path, "--symbols", "XRPUSDT", "--run-id", "f")
+    assert result.returncode == 0, result.stderr[-2000:]
+    with (tmp_path / "out" / "f" / "trades.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    paid = [row for row in rows if Decimal(row["funding"]) != 0]
+    assert paid, "a trade open at a funding time carries its funding"
+    for row in paid:
+        assert Decimal(row["net_pnl"]) == (Decimal(row["gross_pnl"]) - Decimal(row["fees"])
+                                           + Decimal(row["funding"]))

@@ -34,7 +34,7 @@ from trader.domain import Candle, CloseReason
 from trader.engine import Engine
 from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
-from trader.metrics import EquityPoint, TradeRecord, performance
+from trader.metrics import EquityPoint, performance
 from trader.report import BacktestReport, combine, render_text, symbol_rows, write_report
 from trader.run_settings import changed_settings, run_settings
 from trader.strategy.base import Strategy, load_strategy
@@ -45,6 +45,7 @@ from trader.sweep_signals import (
     stop_on_signals,
     terminate_workers,
 )
+from trader.trade_history import trades_with_funding
 from trader.trade_store import TradeStore
 
 PARALLEL_MIN_CANDLES = 20_000   # below this, starting worker processes costs more than it saves
@@ -145,7 +146,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     curve = recorder.points()
     closed = [p for p in store.iter_closed_positions()
               if p.close_reason not in (None, CloseReason.UNKNOWN) and p.exit_price is not None]
-    trades = [TradeRecord.from_position(p) for p in closed]
+    trades = trades_with_funding(closed, store.funding_payments())   # net of its funding
     entered = {trade.symbol for trade in trades} | set(engine.positions)
     report = BacktestReport(
         performance=performance(curve, trades, paper.funding_total()), trades=trades, curve=curve,
