@@ -16,6 +16,7 @@ from trader.market.indicators import true_ranges, wilder_average
 from trader.strategy.base import aggregate
 from trader.strategy.regime import (
     DEFAULT_THRESHOLDS,
+    RangeWindow,
     Regime,
     RegimeThresholds,
     _wilder_float,
@@ -113,3 +114,79 @@ def test_a_ratio_on_a_threshold_is_left_to_the_exact_reading() -> None:
     on_threshold = RegimeThresholds(normal=Decimal("0.8"), high=Decimal("1.0"))
     assert classify_ranges(ranges, on_threshold) is None
     assert classify_ranges(ranges[:20]) is None       # fewer ranges than the slow ATR needs
+
+
+# --- the window's Wilder averages kept range by range ---------------------------------------
+SPANS = st.tuples(st.floats(0, 1), st.sampled_from([1.0, 1.0, 1.0, 1e-6, 1e6, 1e12])).map(
+    lambda pair: pair[0] * pair[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(SPANS, max_size=350), st.sampled_from([7, 20, 21, 22, 40, WINDOW]))
+def test_wilder_kept_range_by_range_equals_the_weighted_sum_of_the_window(
+        spans: list[float], size: int) -> None:
+    window = RangeWindow(size, (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow))
+    for count, span in enumerate(spans, 1):
+        window.append(span)
+        ranges = spans[max(0, count - size):count]
+        assert list(window) == ranges
+        for period in (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow, 14):   # 14: not kept
+            kept = window.wilder(period)
+            if len(ranges) < period:
+                assert kept is None
+                continue
+            exact = _wilder_float(ranges, period)
+            assert kept is not None and abs(kept - exact) <= 1e-12 * exact + 1e-300
+
+
+def kept_and_summed(spans: list[float]) -> list[tuple[float, float]]:
+    """Each slow average as the window keeps it and as the weighted sum gives it."""
+    window = RangeWindow(WINDOW, (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow))
+    pairs = []
+    for count, span in enumerate(spans, 1):
+        window.append(span)
+        ranges = spans[max(0, count - WINDOW):count]
+        if len(ranges) >= DEFAULT_THRESHOLDS.slow:
+            kept = window.wilder(DEFAULT_THRESHOLDS.slow)
+            assert kept is not None
+            pairs.append((kept, _wilder_float(ranges, DEFAULT_THRESHOLDS.slow)))
+    return pairs
+
+
+def test_a_spike_leaving_the_window_leaves_no_rounding_behind() -> None:
+    """One range 1e12 times the others: taken out of the sums by subtraction, it would
+    leave its rounding (~1e-4 of a small range) in them; they are summed afresh then."""
+    spans = [1e12 if index == 50 else 0.5 + (index % 7) / 10 for index in range(300)]
+    for kept, exact in kept_and_summed(spans):
+        assert abs(kept - exact) <= 1e-12 * exact
+
+
+def test_volatility_dying_down_leaves_no_rounding_behind() -> None:
+    """Ranges shrinking by half each candle: the rounding of the sums as they were would
+    soon outweigh what is left in them; they are summed afresh as they shrink."""
+    spans = [0.5 + (index % 7) / 10 for index in range(120)] + [2.0 ** -index
+                                                                  for index in range(90)]
+    for kept, exact in kept_and_summed(spans):
+        assert abs(kept - exact) <= 1e-12 * exact
+
+
+# --- the list the strategy reads, the tail the crash breaker reads ----------------------------
+@settings(max_examples=60, deadline=None)
+@given(candle_runs(max_size=200), st.integers(1, 40), st.integers(0, 12))
+def test_closed_and_tail_are_the_history_as_lists_that_later_candles_leave_alone(
+        candles: list[Candle], maxlen: int, size: int) -> None:
+    history = CandleHistory(maxlen, 5, WINDOW)
+    handed: list[tuple[list[Candle], list[Candle]]] = []
+    versions = {history.version}
+    for row in candles:
+        history.append(row)
+        versions.add(history.version)
+        closed = history.closed()
+        assert closed == list(history) and history.closed() is closed
+        assert history.tail(size) == closed[-size:]
+        handed.append((closed, list(closed)))
+    for closed, copy in handed:               # a list handed out is never changed after
+        assert closed == copy
+    assert len(versions) == len(candles) + 1  # every candle is a new version
+    history.clear()
+    assert history.version not in versions and history.closed() == [] and history.tail(3) == []

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storage.codec import dumps, loads
 from trader.display import breaker_label
@@ -234,3 +236,63 @@ def test_operator_can_clear_a_breaker_and_status_lists_active_ones() -> None:
     assert [e.kind for e in events] == [GuardEventKind.CLEARED]
     assert allow_entry(state, SYMBOL, NOW)[0]
     assert clear_breaker(state, "funding:BTCUSDT") == (state, [])
+
+
+# --- expire: nothing to do on most ticks -------------------------------------------------
+MOMENTS = st.integers(-3, 3).map(lambda minutes: NOW + timedelta(minutes=minutes))
+
+
+@st.composite
+def guard_states(draw: st.DrawFn) -> GuardState:
+    """States with breakers, cooldowns, pauses and an emergency cooldown ending around NOW."""
+    names = st.sampled_from(["spread:BTCUSDT", "crash:ETHUSDT", "api", "regime:BTCUSDT"])
+    symbols = st.sampled_from(["BTCUSDT", "ETHUSDT", "XRPUSDT"])
+    paused_until = draw(st.none() | MOMENTS)
+    return GuardState(
+        breakers=draw(st.dictionaries(names, MOMENTS, max_size=3)),
+        cooldowns=draw(st.dictionaries(symbols, MOMENTS, max_size=2)),
+        paused=draw(st.booleans()), paused_until=paused_until,
+        paused_symbols=draw(st.dictionaries(symbols, st.none() | MOMENTS, max_size=2)),
+        entries_blocked_until=draw(st.none() | MOMENTS))
+
+
+@settings(max_examples=300, deadline=None)
+@given(guard_states())
+def test_expire_drops_exactly_what_ended_and_leaves_the_state_alone_otherwise(
+        state: GuardState) -> None:
+    """The early return (nothing ended: the same state, no events) is taken exactly when
+    nothing has an end at or before now; otherwise only what ended goes."""
+    expired, events = expire(state, NOW)
+    ended = ({n for n, until in state.breakers.items() if until <= NOW}
+             | {s for s, until in state.cooldowns.items() if until <= NOW}
+             | {s for s, until in state.paused_symbols.items() if until is not None and until <= NOW})
+    pause_ended = state.paused and state.paused_until is not None and state.paused_until <= NOW
+    emergency_ended = state.entries_blocked_until is not None and state.entries_blocked_until <= NOW
+    if not (ended or pause_ended or emergency_ended):
+        assert expired is state and events == []
+        return
+    assert expired.breakers == {n: u for n, u in state.breakers.items() if u > NOW}
+    assert expired.cooldowns == {s: u for s, u in state.cooldowns.items() if u > NOW}
+    assert expired.paused_symbols == {s: u for s, u in state.paused_symbols.items()
+                                      if u is None or u > NOW}
+    assert expired.paused == (state.paused and not pause_ended)
+    assert expired.entries_blocked_until == (None if emergency_ended
+                                             else state.entries_blocked_until)
+    cleared = {(e.name, e.symbol) for e in events}
+    assert {n for n, _ in cleared if n not in ("pause", "emergency_cooldown")} == \
+        {n for n in state.breakers if state.breakers[n] <= NOW}
+    assert expire(expired, NOW) == (expired, [])
+
+
+@settings(max_examples=200, deadline=None)
+@given(guard_states(), MOMENTS)
+def test_a_breaker_refuses_entries_only_while_it_lasts_on_the_symbol_or_the_account(
+        any_state: GuardState, now: datetime) -> None:
+    state = GuardState(breakers=any_state.breakers, cooldowns=any_state.cooldowns)
+    allowed, reason = allow_entry(state, SYMBOL, now)
+    blocking = sorted(name for name, until in state.breakers.items()
+                      if until > now and name.partition(":")[2] in ("", SYMBOL))
+    if blocking:
+        assert not allowed and reason.startswith(breaker_label(blocking[0]))
+    else:
+        assert (allowed, reason) == allow_entry(GuardState(cooldowns=state.cooldowns), SYMBOL, now)

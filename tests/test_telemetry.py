@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from loguru import logger
 
 from trader.telemetry import COUNTER_NAMES, GAUGE_NAMES, Counters
 
@@ -46,3 +47,19 @@ def test_unknown_names_fail_loudly() -> None:
         counters.incr("BTCUSDT", "sl_atached")
     with pytest.raises(KeyError):
         counters.set("BTCUSDT", "regime", "LOW")
+
+
+def test_the_log_line_names_every_counter_of_each_symbol() -> None:
+    counters = Counters()
+    counters.set("ETHUSDT", "regime_state", "LOW")
+    counters.incr("BTCUSDT", "sl_attached")
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
+    try:
+        counters.log()
+    finally:
+        logger.remove(sink)
+    telemetry = [line for line in lines if line.startswith("telemetry")]
+    assert len(telemetry) == 2
+    assert telemetry[0].startswith("telemetry symbol=BTCUSDT tp_attached=0 sl_attached=1")
+    assert "regime_state=LOW" in telemetry[1]

@@ -138,8 +138,9 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
                 logger.opt(exception=exc).debug("backtest tick failed")   # LOG_LEVEL=DEBUG
                 store.close()
                 raise BacktestError(tick_failure(batch, exc)) from exc
-            if engine.balance is not None:
-                recorder.add(EquityPoint(clock.now(), engine.balance.equity))
+            balance = engine.balance
+            if balance is not None:
+                recorder.add(EquityPoint(clock.now(), balance.equity))
             total += len(batch)
             bar.update(len(batch))
     elapsed = time.perf_counter() - started

@@ -11,6 +11,10 @@ from trader.executor import Executor
 from trader.state_writes import StateWrites
 from trader.trade_store import TradeStore
 
+READ_EVERY_STREAMING = timedelta(seconds=60)
+READ_EVERY_POLLING = timedelta(seconds=10)
+EQUITY_EVERY = timedelta(minutes=1)
+
 
 class BalanceKeeper:
     """`balance` (None until the first read) and when it was read (`read_at`, engine time)."""
@@ -26,16 +30,18 @@ class BalanceKeeper:
         self.read_at: datetime | None = None
         self.last_equity_at: datetime | None = None
 
-    async def refresh_if_due(self, account_events: bool) -> Balance | None:
-        """Read the balance when the stream reported account events, or every 60 s while
-        streaming (10 s while polling). The balance read, None when not due.
-        Raises ExchangeError / UnknownOutcome from the read."""
-        now = self.clock.now()
-        every = timedelta(seconds=60 if self.exchange.streaming else 10)
-        if not (account_events or self.read_at is None or now - self.read_at >= every):
-            return None
-        # the account endpoint is heavy (weight 5): read it when something happened
-        self.read_at = now
+    def due(self, account_events: bool) -> bool:
+        """Whether the balance is to be read now: the stream reported account events, or
+        60 s passed while streaming (10 s while polling); the account endpoint is heavy
+        (weight 5): it is read when something happened."""
+        if account_events or self.read_at is None:
+            return True
+        every = READ_EVERY_STREAMING if self.exchange.streaming else READ_EVERY_POLLING
+        return self.clock.now() - self.read_at >= every
+
+    async def refresh(self) -> Balance:
+        """Read the balance now. Raises ExchangeError / UnknownOutcome from the read."""
+        self.read_at = self.clock.now()
         self.balance = await self.executor.read(self.exchange.balance)
         return self.balance
 
@@ -52,7 +58,7 @@ class BalanceKeeper:
         if self.balance is None:
             return
         now = self.clock.now()
-        if self.last_equity_at is not None and now - self.last_equity_at < timedelta(minutes=1):
+        if self.last_equity_at is not None and now - self.last_equity_at < EQUITY_EVERY:
             return
         self.last_equity_at = now
         balance = self.balance

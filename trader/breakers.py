@@ -1,7 +1,8 @@
 """The per-symbol entry breakers checked every tick: a spread wide against its own recent
 history (and wider than a few ticks), a crash over the last candles, an EXTREME volatility
 regime. The rules are the pure functions of trader/guards.py; this keeps the spread history
-they compare against and the regime of each symbol's last closed candle.
+they compare against, and what each symbol's closed candles give (its regime, its crash
+reading), read once per candle: a tick between two candles only applies them at its time.
 Breakers gate new entries only, never exits or protection.
 """
 
@@ -12,17 +13,32 @@ from decimal import Decimal
 from trader import guards
 from trader.domain import BookTicker, Candle
 from trader.guard_book import GuardBook
+from trader.guards import GuardConfig
 from trader.market.history import CandleHistory
 from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, classify_ranges, read_regime
 
 SPREAD_HISTORY = 100
+CandlesKey = object    # what identifies a symbol's closed candles (`candles_key`)
+
+
+class CandleReading:
+    """What one symbol's closed candles (`key`: `candles_key`) give the breakers under
+    `config`: the volatility regime of the last one, and the crash move (None: no crash)."""
+    __slots__ = ("key", "config", "regime", "crash")
+
+    def __init__(self, key: CandlesKey, config: GuardConfig, regime: Regime | None,
+                 crash: str | None) -> None:
+        self.key = key
+        self.config = config
+        self.regime = regime
+        self.crash = crash
 
 
 class Breakers:
     def __init__(self, book: GuardBook) -> None:
         self.book = book
         self.spreads: dict[str, list[Decimal]] = {}
-        self._regimes: dict[str, tuple[datetime | None, Regime | None]] = {}
+        self._readings: dict[str, CandleReading] = {}
 
     def check(self, symbol: str, quote: BookTicker | None, tick_size: Decimal,
               candles: Sequence[Candle] | CandleHistory, now: datetime) -> str | None:
@@ -30,33 +46,49 @@ class Breakers:
         of book (None when there is none this tick: the spread check skips), `tick_size`
         its price grid (the spread floor is in ticks). A CandleHistory gives the regime
         from its float true ranges (exact near a threshold)."""
-        config = self.book.config
+        book = self.book
+        config = book.config
         if quote is not None and tick_size > 0:
             spread_pct = quote.spread_pct
             history = self.spreads.setdefault(symbol, [])
             if history:
-                self.book.apply(guards.check_spread, symbol, spread_pct,
-                                (quote.ask - quote.bid) / tick_size, history, now, config)
+                book.apply(guards.check_spread, symbol, spread_pct,
+                           (quote.ask - quote.bid) / tick_size, history, now, config)
             history.append(spread_pct)
             del history[:-SPREAD_HISTORY]
-        closed = candles.closed() if isinstance(candles, CandleHistory) else candles
-        self.book.apply(guards.check_crash, symbol, closed, now, config)
-        regime = self.regime(symbol, candles)
-        if regime is None:
+        reading = self.reading(symbol, candles)
+        if reading.crash is not None:   # the breaker is tripped (or extended) while it lasts
+            book.apply(guards.trip_crash, symbol, reading.crash, now, config)
+        if reading.regime is None:
             return None
-        self.book.apply(guards.check_regime, symbol, regime, now, config)
-        return regime.value
+        book.apply(guards.check_regime, symbol, reading.regime, now, config)
+        return reading.regime.value
 
     def regime(self, symbol: str, candles: Sequence[Candle] | CandleHistory) -> Regime | None:
         """The symbol's volatility regime on its last closed candle, read once per candle
         (the breaker, the regime gauge and the open position's legs ask every tick)."""
-        last = candles[-1].open_time if len(candles) else None
-        cached = self._regimes.get(symbol)
-        if cached is not None and cached[0] == last:
-            return cached[1]
-        regime = regime_of(candles)
-        self._regimes[symbol] = (last, regime)
-        return regime
+        return self.reading(symbol, candles).regime
+
+    def reading(self, symbol: str, candles: Sequence[Candle] | CandleHistory) -> CandleReading:
+        """What the symbol's closed candles give the breakers, read once per candle."""
+        key = candles_key(candles)
+        config = self.book.config
+        reading = self._readings.get(symbol)
+        if reading is None or reading.key != key or reading.config is not config:
+            recent = candles.tail(config.crash_candles) if isinstance(candles, CandleHistory) \
+                else candles
+            reading = CandleReading(key, config, regime_of(candles),
+                                    guards.crash_move(recent, config))
+            self._readings[symbol] = reading
+        return reading
+
+
+def candles_key(candles: Sequence[Candle] | CandleHistory) -> CandlesKey:
+    """Equal for the same closed candles: a CandleHistory's version (it changes with every
+    candle added, a backfill included), else the last candle's open time."""
+    if isinstance(candles, CandleHistory):
+        return candles.version
+    return candles[-1].open_time if len(candles) else None
 
 
 def regime_of(candles: Sequence[Candle] | CandleHistory) -> Regime | None:

@@ -127,7 +127,7 @@ class Engine:
         self.resync_due = False   # the user-data stream came back: what it missed is re-read
         self.housekeeping = Housekeeping(settings, exchange, self.executor, store, alerter,
                                          clock, self.guards, self.candles, self.counters,
-                                         self.contained, self.tracker)
+                                         self.boundary.contained, self.tracker)
         exchange.on_stream_reconnect(self._stream_reconnected)
 
     # --- state kept across restarts ---------------------------------------------------
@@ -220,15 +220,18 @@ class Engine:
         rate-limit circuit is open nothing is asked of it.
         """
         self.ticks += 1
+        contained = self.boundary.contained
         self.exchange_health.watch_circuit()
         events = self.exchange.drain_events()
-        self.view.on_events(events)
-        self.journal.record_stream_fills(events, self.symbols)
-        self.journal.record_funding(events, self.symbols)
+        if events:
+            self.view.on_events(events)
+            self.journal.record_stream_fills(events, self.symbols)
+            self.journal.record_funding(events, self.symbols)
         if not self.executor.circuit_open():
-            await self.contained("balance", self._refresh_balance_if_due(bool(events)))
+            if self.balance_keeper.due(bool(events)):
+                await contained("balance", self._refresh_balance())
             for symbol in self.symbols:
-                await self.contained(f"tick {symbol}", self.tick_symbol(symbol), symbol)
+                await contained(f"tick {symbol}", self.tick_symbol(symbol), symbol)
         self.exchange_health.watch_circuit()
         self.guards.apply(guards.expire, self.clock.now())
         await self.housekeeping.run(self.positions, self.balance)
@@ -240,24 +243,26 @@ class Engine:
         self._read_regime(symbol)
         view = await self.view.view(symbol)
         self.second_instance.check(symbol)
-        self.guards.apply(guards.record_api_result, True, view.at, self.guards.config)
+        self.guards.record_api_success(view.at)
         position = self.positions.get(symbol)
         if position is None and view.position.side is not None:
             await self.adopt(symbol, view)
             return
         if position is not None:
             position = await self.protect(position, view)
-        await self.sweep_orphans(symbol, position)
-        if self.guard_state.asleep:
+        await self.keeper.sweep_orphans(symbol, position)
+        if self.guards.state.asleep:
             return                        # asleep: nothing but protection runs
         await self._run_breakers(symbol, view)
         history = self.candles[symbol]
-        candles = history.closed()
         if position is None:
-            if self.entry_allowed(symbol):
-                await self.entries.maybe_enter(symbol, view, candles, self._account(),
+            # The desk asks the strategy once per closed candle: between two candles there
+            # is nothing to decide, and no reason to read the guards and the account.
+            if self.entries.desk.would_ask(symbol, history) and self.entry_allowed(symbol):
+                await self.entries.maybe_enter(symbol, view, history.closed(), self._account(),
                                                history.higher)
-        elif position.state is PositionState.PROTECTED and self.entries.says_close(position, candles):
+        elif position.state is PositionState.PROTECTED \
+                and self.entries.says_close(position, history.closed()):
             await self.interpreter.apply(position, CloseRequested(CloseReason.SIGNAL_CLOSE))
 
     async def protect(self, position: Position, view: SymbolView,
@@ -282,10 +287,9 @@ class Engine:
         return await self.boundary.contained(what, work, symbol)
 
     # --- account ----------------------------------------------------------------------
-    async def _refresh_balance_if_due(self, account_events: bool) -> None:
-        balance = await self.balance_keeper.refresh_if_due(account_events)
-        if balance is not None:
-            self.entries.update_risk_fraction(balance, self.symbols)
+    async def _refresh_balance(self) -> None:
+        balance = await self.balance_keeper.refresh()
+        self.entries.update_risk_fraction(balance, self.symbols)
 
     def _account(self) -> Account | None:
         return self.entries.account(self.balance, self.positions.values())

@@ -82,13 +82,15 @@ class EntryDesk:
 
     def new_candle(self, symbol: str, candles: Sequence[Candle]) -> bool:
         """True once per closed candle, when there is enough history to ask the strategy."""
-        if len(candles) < self.strategy.warmup or not candles:
+        if not self.would_ask(symbol, candles):
             return False
-        last = candles[-1].open_time
-        if self._asked.get(symbol) == last:
-            return False
-        self._asked[symbol] = last
+        self._asked[symbol] = candles[-1].open_time
         return True
+
+    def would_ask(self, symbol: str, candles: Sequence[Candle]) -> bool:
+        """What `new_candle` would answer now, without taking the candle."""
+        return (len(candles) >= self.strategy.warmup and len(candles) > 0
+                and self._asked.get(symbol) != candles[-1].open_time)
 
     def signal(self, candles: Sequence[Candle],
                higher_timeframe: HigherTimeframe | None = None) -> Signal | None:

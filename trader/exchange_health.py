@@ -25,8 +25,10 @@ class ExchangeHealth:
 
     def watch_circuit(self) -> None:
         """API_CIRCUIT_OPEN when the exchange rate-limits us, an all-clear when it passes."""
-        now = self.clock.now()
         circuit = self.exchange.circuit()
+        if circuit.open_until is None and self.circuit_alerted is None:
+            return          # closed, and no opening to announce the end of (nearly always)
+        now = self.clock.now()
         if circuit.is_open(now) and circuit.opened_at != self.circuit_alerted:
             self.circuit_alerted = circuit.opened_at
             until = circuit.open_until

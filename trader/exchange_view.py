@@ -47,12 +47,18 @@ class ExchangeView:
 
     async def view(self, symbol: str, *, fresh: bool = False) -> SymbolView:
         """The symbol's view: from the tracker while the stream is trusted, else REST first."""
-        if fresh or not self.streaming(symbol) or self.tracker.position(symbol) is None:
+        tracker = self.tracker
+        position = tracker.position(symbol)
+        if fresh or position is None or not self.streaming(symbol):
             await self.snapshot(symbol)
-        position = self.tracker.position(symbol) or ExchangePosition(symbol, ZERO)
-        orders = self.tracker.for_symbol(symbol)
-        return SymbolView(symbol, self.clock.now(), position, orders,
-                          self.tracker.live(symbol), await self.mark(symbol, position))
+            position = tracker.position(symbol)
+        if position is None:
+            position = ExchangePosition(symbol, ZERO)
+        orders, at, live = tracker.for_symbol(symbol), self.clock.now(), tracker.live(symbol)
+        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
+        mark = quote.mark if quote is not None and quote.mark > 0 \
+            else await self.mark(symbol, position)      # nothing pushed: the book over REST
+        return SymbolView(symbol, at, position, orders, live, mark)
 
     async def snapshot(self, symbol: str) -> None:
         """Position and open orders over REST, into the tracker."""

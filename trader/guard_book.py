@@ -9,6 +9,7 @@ persisted on every change (breakers, pauses and sleep survive a restart), and an
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from loguru import logger
@@ -76,9 +77,17 @@ class GuardBook:
               *args: Any) -> list[GuardEvent]:
         """Run one pure rule on the current state: persist the change, announce its events."""
         state, events = rule(self.state, *args)
-        self.set(state)
-        self.announce(events)
+        if state is not self.state:       # most rules, most ticks: nothing changed
+            self.set(state)
+        if events:
+            self.announce(events)
         return events
+
+    def record_api_success(self, now: datetime) -> None:
+        """`guards.record_api_result` of a success: it resets a streak of failures; with
+        none counted (nearly every tick) there is nothing to reset."""
+        if self.state.api_failures:
+            self.apply(guards.record_api_result, True, now, self.config)
 
     def announce(self, events: list[GuardEvent]) -> None:
         for event in events:

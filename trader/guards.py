@@ -157,16 +157,31 @@ def check_crash(state: GuardState, symbol: str, closed: Sequence[Candle], now: d
                 cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
     """Trip when the high-low range of the last crash_candles closed candles is at least
     crash_move of the lowest low (a violent move either way)."""
+    return trip_crash(state, symbol, crash_move(closed, cfg), now, cfg)
+
+
+def crash_move(closed: Sequence[Candle], cfg: GuardConfig = DEFAULT_CONFIG) -> str | None:
+    """The crash breaker's reading of the closed candles: what the move was ("crash: 3.41 %
+    range in 5 candles (>= 3 %)"), or None when it is no crash. It depends on the candles
+    alone, so a caller may keep it until the next candle closes (trader/breakers.py)."""
     recent = closed[-cfg.crash_candles:]
     if len(recent) < cfg.crash_candles:
-        return state, []
+        return None
     low, high = lowest_low(recent), highest_high(recent)
     if low <= 0 or (high - low) / low < cfg.crash_move:
-        return state, []
+        return None
     direction = "crash" if recent[-1].close - recent[0].open < 0 else "spike"
-    return _trip(state, "crash", symbol, now, cfg,
-                 f"{symbol} {direction}: {(high - low) / low:.2%} range in "
-                 f"{cfg.crash_candles} candles (>= {cfg.crash_move:.0%})")
+    return (f"{direction}: {(high - low) / low:.2%} range in {cfg.crash_candles} candles "
+            f"(>= {cfg.crash_move:.0%})")
+
+
+def trip_crash(state: GuardState, symbol: str, move: str | None, now: datetime,
+               cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
+    """`check_crash` on a `crash_move` reading: trip (or extend) the crash breaker while
+    the move lasts; nothing when `move` is None."""
+    if move is None:
+        return state, []
+    return _trip(state, "crash", symbol, now, cfg, f"{symbol} {move}")
 
 
 def check_regime(state: GuardState, symbol: str, regime: Regime, now: datetime,
@@ -196,6 +211,8 @@ def expire(state: GuardState, now: datetime) -> Outcome:
 
     Cleared events for breakers and pauses (cooldown ends are routine: no event).
     """
+    if not _anything_ends(state, now):
+        return state, []   # nothing ended (most ticks): no new state to build and compare
     events = [GuardEvent(GuardEventKind.CLEARED, name, breaker_symbol(name),
                          f"{breaker_label(name)} cleared; entries allowed again")
               for name, until in state.breakers.items() if until <= now]
@@ -217,10 +234,19 @@ def expire(state: GuardState, now: datetime) -> Outcome:
                                  "emergency cooldown ended; entries allowed again"))
     for event in events:
         logger.info("guard cleared name={} symbol={}", event.name, event.symbol or "-")
-    if (not events and len(changes["breakers"]) == len(state.breakers)
-            and len(changes["cooldowns"]) == len(state.cooldowns)):
-        return state, []   # nothing ended (most ticks): no new state to build and compare
     return replace(state, **changes), events
+
+
+def _anything_ends(state: GuardState, now: datetime) -> bool:
+    """Whether `expire` has anything to drop at `now`: a breaker, cooldown, timed pause or
+    emergency cooldown that ended."""
+    return bool(
+        (state.breakers and min(state.breakers.values()) <= now)
+        or (state.cooldowns and min(state.cooldowns.values()) <= now)
+        or (state.paused and state.paused_until is not None and state.paused_until <= now)
+        or (state.paused_symbols and any(until is not None and until <= now
+                                         for until in state.paused_symbols.values()))
+        or (state.entries_blocked_until is not None and state.entries_blocked_until <= now))
 
 
 def start_cooldown(state: GuardState, symbol: str, now: datetime, loss: bool,
@@ -253,9 +279,10 @@ def allow_entry(state: GuardState, symbol: str, now: datetime) -> tuple[bool, st
             return False, f"{symbol} paused{until}: /resume {symbol} to trade it again"
     if state.entries_blocked_until is not None and state.entries_blocked_until > now:
         return False, f"emergency cooldown until {state.entries_blocked_until:%H:%M} UTC"
-    for name, until in sorted(state.active_breakers(now).items()):
-        if breaker_symbol(name) in ("", symbol):
-            return False, f"{breaker_label(name)} active until {until:%H:%M} UTC"
+    if state.breakers:        # most ticks: none (the sort below is for a stable reason)
+        for name, until in sorted(state.active_breakers(now).items()):
+            if breaker_symbol(name) in ("", symbol):
+                return False, f"{breaker_label(name)} active until {until:%H:%M} UTC"
     cooldown = state.cooldowns.get(symbol)
     if cooldown is not None and cooldown > now:
         return False, f"{symbol} cooling down until {cooldown:%H:%M:%S} UTC"

@@ -31,7 +31,11 @@ GAUGE_DEFAULTS: dict[str, int | str] = {
     "circuit_breaker_active": 0,
 }
 
+_NAMES = frozenset(COUNTER_NAMES + GAUGE_NAMES)
 Value = int | str
+# Built once: `logger.opt` makes a new logger per call, and the line is logged every
+# TELEMETRY_EVERY of engine time (every candle of a 5-minute backtest).
+_LAZY_LOGGER = logger.opt(lazy=True)
 
 
 class Counters:
@@ -58,10 +62,12 @@ class Counters:
 
     def set(self, symbol: str, name: str, value: int | str | bool | Decimal) -> None:
         """Set a gauge (or overwrite a counter). Decimals are kept as exact text."""
-        if name not in COUNTER_NAMES and name not in GAUGE_NAMES:
+        if name not in _NAMES:
             raise KeyError(f"unknown telemetry name {name!r}")
-        if isinstance(value, bool):
-            stored: Value = int(value)
+        if type(value) is str:          # the usual gauge (the regime, every tick)
+            stored: Value = value
+        elif isinstance(value, bool):
+            stored = int(value)
         elif isinstance(value, Decimal):
             stored = str(value)
         else:
@@ -79,6 +85,6 @@ class Counters:
         """One log line per symbol with every counter as key=value."""
         # Lazy: a backtest logs at ERROR and would format these lines every replayed candle.
         for symbol, row in sorted(self._by_symbol.items()):
-            logger.opt(lazy=True).info("telemetry symbol={} {}", lambda symbol=symbol: symbol,
-                                       lambda row=row: " ".join(f"{name}={value}"
-                                                                for name, value in row.items()))
+            _LAZY_LOGGER.info("telemetry symbol={} {}", lambda symbol=symbol: symbol,
+                              lambda row=row: " ".join(f"{name}={value}"
+                                                       for name, value in row.items()))

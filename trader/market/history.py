@@ -3,16 +3,23 @@ as each candle closes instead of recomputed from the whole history every tick:
 
 - the higher timeframe (`factor` x the interval), the same candles `aggregate` builds: only
   complete groups, aligned on the higher grid, a group losing a candle off the front of the
-  bounded history leaves with it;
+  bounded history leaves with it; a group is merged into its candle when first read (the
+  strategy reads the higher timeframe only when the trading timeframe signals);
 - the true ranges of the last `range_window` candles (each against its previous close) as
-  floats, for the regime breaker's volatility ratio (trader/strategy/regime.py
-  `classify_ranges`);
-- the list copy the strategy reads, made once per new candle, not once per reader.
+  floats, with their Wilder averages, for the regime breaker's volatility ratio
+  (trader/strategy/regime.py `RangeWindow`, `classify_ranges`);
+- the list copy the strategy reads, made once per new candle, not once per reader (sliced
+  from a list kept alongside the deque: half the cost of copying the deque), and the last
+  few candles without a copy of the whole history (`tail`, the crash breaker's);
+- a `version` that changes with every change, which caches of what the candles give key
+  on (trader/breakers.py).
 
     history = CandleHistory(maxlen=1000, factor=5, range_window=99)
     history.append(candle)                  # a deque: append, extend, clear, [-1], len
     history.closed()                        # list[Candle], cached until the next change
+    history.tail(5)                         # == history.closed()[-5:], without the copy
     history.higher()                        # == aggregate(history.closed(), 5), or None
+    history.version                         # changes with every change (caches key on it)
 
 It is a `deque` so the feed watchdog's backfill (clear + extend) and every reader of the
 engine's candles work unchanged; each of those goes through `append`.
@@ -21,9 +28,13 @@ engine's candles work unchanged; each of those goes through `append`.
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from itertools import count
 
 from trader.domain import ZERO, Candle
 from trader.strategy.base import EPOCH
+from trader.strategy.regime import DEFAULT_THRESHOLDS, RangeWindow
+
+_VERSIONS = count(1)    # shared by every history: two histories never hold the same version
 
 
 class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
@@ -36,23 +47,37 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         self.extend(candles)
 
     def _reset(self) -> None:
+        self.version = next(_VERSIONS)
+        # The candles again, as a list kept up to twice as long (trimmed once it is):
+        # `closed()` slices it, twice as fast as copying the deque. Never handed out.
+        self._items: list[Candle] = []
         self._closed: list[Candle] | None = []
-        self._higher: deque[tuple[int, Candle]] = deque()   # (group number, candle)
+        self._higher: deque[_Group] = deque()               # the complete groups
         self._group: list[Candle] = []                      # the group being filled
-        self._step: timedelta | None = None
+        self._group_start = EPOCH                           # its span on the higher grid,
+        self._group_end = EPOCH                             # [start, end), while not empty
+        self._interval: timedelta | None = None             # the first candle's
+        self._step: timedelta | None = None                 # factor x that interval
         self._higher_valid = True
         # true ranges of the last range_window candles that have a previous close
-        self.ranges: deque[float] = deque(maxlen=self.range_window)
+        self.ranges = RangeWindow(self.range_window,
+                                  (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow))
 
     # --- changing -----------------------------------------------------------------------
     def append(self, candle: Candle) -> None:
-        evicted = self[0] if self.maxlen is not None and len(self) == self.maxlen else None
-        previous = self[-1] if self else None
-        super().append(candle)
+        maxlen, count = self.maxlen, len(self)
+        evicted = self[0] if count == maxlen else None
+        if count and self.range_window:
+            self.ranges.append(_true_range(candle, self[-1]))
+        deque.append(self, candle)
+        items = self._items
+        items.append(candle)
+        if maxlen is not None and len(items) >= 2 * maxlen:
+            del items[:-maxlen]
         self._closed = None
-        if previous is not None and self.range_window:
-            self.ranges.append(_true_range(candle, previous))
-        self._add_to_higher(candle, evicted)
+        self.version = next(_VERSIONS)
+        if self.factor > 1 and self._higher_valid:
+            self._add_to_higher(candle, evicted)
 
     def extend(self, candles: Iterable[Candle]) -> None:
         for candle in candles:
@@ -72,8 +97,15 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
     def closed(self) -> list[Candle]:
         """The candles as a list (the strategy slices it); the same list until a change."""
         if self._closed is None:
-            self._closed = list(self)
+            self._closed = self._items[-len(self):] if self else []
         return self._closed
+
+    def tail(self, size: int) -> list[Candle]:
+        """The last `size` candles (fewer while the history is shorter), oldest first:
+        `closed()[-size:]` without copying the whole history."""
+        if size <= 0:
+            return self.closed()[-size:]
+        return self._items[-min(size, len(self)):] if self else []
 
     def higher(self) -> list[Candle] | None:
         """`aggregate(self.closed(), factor)`, built as candles closed; None when it cannot
@@ -82,45 +114,73 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
             return list(self)
         if not self._higher_valid:
             return None
-        return [candle for _, candle in self._higher]
+        step = self._step
+        return [group.merged(step) for group in self._higher] if step is not None else []
 
     # --- the higher timeframe -------------------------------------------------------------
     def _add_to_higher(self, candle: Candle, evicted: Candle | None) -> None:
-        if self.factor <= 1 or not self._higher_valid:
-            return
-        if self._step is None:
-            self._step = candle.interval * self.factor
-        elif candle.interval * self.factor != self._step:
+        step = self._step
+        if step is None:
+            self._interval = candle.interval
+            step = self._step = candle.interval * self.factor
+        elif candle.interval != self._interval:
             self._higher_valid = False      # aggregate() would use the first candle's interval
             return
-        number = (candle.open_time - EPOCH) // self._step
-        if self._group and (self._group[0].open_time - EPOCH) // self._step != number:
-            self._group = []                # the previous group never completed (a gap)
-        self._group.append(candle)
-        if len(self._group) == self.factor:
-            self._higher.append((number, _merge(self._group, number, self._step)))
+        group = self._group
+        opened = candle.open_time
+        if not (group and self._group_start <= opened < self._group_end):
+            if group:
+                group = self._group = []    # the previous group never completed (a gap)
+            self._group_start = EPOCH + step * ((opened - EPOCH) // step)
+            self._group_end = self._group_start + step
+        group.append(candle)
+        if len(group) == self.factor:
+            self._higher.append(_Group(self._group_start, group))
             self._group = []
         if evicted is not None:
             self._forget_before(evicted.open_time)
 
     def _forget_before(self, evicted_at: datetime) -> None:
-        """The group of the candle that left the front is no longer complete."""
-        assert self._step is not None
-        gone = (evicted_at - EPOCH) // self._step
-        while self._higher and self._higher[0][0] <= gone:
-            self._higher.popleft()
-        self._group = [c for c in self._group if c.open_time > evicted_at]
+        """The group of the candle that left the front is no longer complete: every group
+        that starts at or before it (the grid's group numbers up to the evicted one's)."""
+        higher = self._higher
+        while higher and higher[0].start <= evicted_at:
+            higher.popleft()
+        # the group being filled lies in [start, end): from start on, nothing is evicted
+        if self._group and self._group_start <= evicted_at:
+            self._group = [c for c in self._group if c.open_time > evicted_at]
 
 
-def _merge(rows: list[Candle], number: int, step: timedelta) -> Candle:
-    """One higher-timeframe candle, exactly as `trader.strategy.base.aggregate` builds it."""
-    return Candle(rows[0].symbol, EPOCH + step * number, step, rows[0].open,
+class _Group:
+    """One complete group of the higher timeframe: its start on the grid and its candles,
+    merged into one candle when first read (the strategy reads the higher timeframe only
+    when the trading timeframe signals), once."""
+    __slots__ = ("start", "rows", "_merged")
+
+    def __init__(self, start: datetime, rows: list[Candle]) -> None:
+        self.start = start
+        self.rows = rows
+        self._merged: Candle | None = None
+
+    def merged(self, step: timedelta) -> Candle:
+        if self._merged is None:
+            self._merged = _merge(self.rows, self.start, step)
+        return self._merged
+
+
+def _merge(rows: list[Candle], start: datetime, step: timedelta) -> Candle:
+    """One higher-timeframe candle, exactly as `trader.strategy.base.aggregate` builds it
+    (`start`: EPOCH + step x its group number)."""
+    return Candle(rows[0].symbol, start, step, rows[0].open,
                   max(c.high for c in rows), min(c.low for c in rows), rows[-1].close,
                   sum((c.volume for c in rows), ZERO))
 
 
 def _true_range(candle: Candle, previous: Candle) -> float:
-    """max(high-low, |high-prev close|, |low-prev close|), in float."""
+    """max(high-low, |high-prev close|, |low-prev close|), in float: high-low when the
+    previous close lies within the candle (most candles; the same float either way)."""
     high, low, close = float(candle.high), float(candle.low), float(previous.close)
+    if low <= close <= high:
+        return high - low
     return max(high - low, abs(high - close), abs(low - close))
 

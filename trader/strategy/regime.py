@@ -17,17 +17,20 @@ Both ATRs are computed over the same fixed window of the most recent candles
 hold (after a restart the engine may have less than before).
 
 The breaker asks for the regime on every candle: `classify_ranges` gives `read_regime`'s
-class from float true ranges kept as candles close (trader/market/history.py), one dot
-product per ATR, and defers to the exact Decimal reading when the ratio is too close to
-a threshold for float rounding to be ruled out.
+class from float true ranges kept as candles close (`RangeWindow`, in
+trader/market/history.py), whose Wilder averages are kept up to date range by range, and
+defers to the exact Decimal reading when the ratio is too close to a threshold for float
+rounding to be ruled out.
 """
 
 import operator
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
+from itertools import islice
 
 from trader.domain import Candle
 from trader.market.indicators import atr, ema, true_ranges, wilder_average
@@ -133,6 +136,128 @@ def _wilder_float(ranges: Sequence[float], period: int) -> float:
     return sum(map(operator.mul, wilder_weights(len(ranges), period), ranges))
 
 
+class RangeWindow(deque):   # type: ignore[type-arg] - deque[float]
+    """The float true ranges of the last `size` candles (a bounded deque to read), with
+    Wilder's average over the window for each of `periods` kept up to date as ranges are
+    added: a few float operations a candle instead of a weighted sum over the window.
+
+    Wilder over n ranges is (k^(n-p) x seed + later) / p, k = (p-1)/p: `seed` the sum of
+    the first p ranges, `later` the sum of k^(n-1-i) x range i for the others. Each new
+    range updates both with one or two additions (the oldest range leaves the seed, range
+    p moves from `later` into it). Float rounding is relative to the sums' size: a sum is
+    taken afresh from the ranges when it falls below half the largest it was since it was
+    last taken (what a spike leaving the window, or volatility dying down, would otherwise
+    leave behind), and every `size` ranges. So the averages stay within ~1e-13 relative of
+    the weighted sum over the window (`_wilder_float`), far inside the FLOAT_MARGIN
+    `classify_ranges` leaves to the exact reading.
+
+        window = RangeWindow(99, (7, 21))
+        window.append(true_range)
+        window.ratio(7, 21)     # == _wilder_float(list(window), 7) / (..., 21) up to rounding
+    """
+
+    def __init__(self, size: int, periods: Iterable[int]) -> None:
+        super().__init__((), size)
+        self.size = size
+        self._sums = {period: _WilderSums(period, size) for period in periods}
+        self._appended = 0
+
+    def append(self, span: float) -> None:
+        count = len(self)
+        exact = False
+        if count == self.size:                  # full: the oldest range leaves
+            oldest = self[0]
+            for sums in self._sums.values():
+                period = sums.period
+                if period < count:              # range `period` moves into the seed
+                    moving = self[period]
+                    sums.seed += moving - oldest
+                    sums.later = sums.keep * (sums.later - sums.moving_weight * moving) + span
+                else:                           # the whole window is the seed
+                    sums.seed += span - oldest
+                exact = exact or sums.shrunk()
+        else:                                   # nothing leaves: the window grows
+            for sums in self._sums.values():
+                if count < sums.period:
+                    sums.seed += span
+                else:
+                    sums.later = sums.keep * sums.later + span
+                exact = exact or sums.shrunk()
+        super().append(span)
+        self._appended += 1
+        if exact or self._appended % self.size == 0:   # (size > 0: it holds the range)
+            for sums in self._sums.values():
+                sums.take(self)
+
+    def wilder(self, period: int) -> float | None:
+        """Wilder's average of the window's ranges over `period`; None with fewer than
+        `period` ranges."""
+        count = len(self)
+        if count < period:
+            return None
+        sums = self._sums.get(period)
+        if sums is None:                        # not kept: the weighted sum
+            return _wilder_float(self, period)
+        return sums.average(count)
+
+    def ratio(self, fast: int, slow: int) -> float | None:
+        """Wilder over `fast` / Wilder over `slow`; None without enough ranges, or when
+        the slow average is not positive (no volatility)."""
+        count = len(self)
+        if count < slow or count < fast:
+            return None
+        slow_sums, fast_sums = self._sums.get(slow), self._sums.get(fast)
+        slow_average = slow_sums.average(count) if slow_sums is not None \
+            else _wilder_float(self, slow)
+        if not slow_average > 0:
+            return None
+        fast_average = fast_sums.average(count) if fast_sums is not None \
+            else _wilder_float(self, fast)
+        return fast_average / slow_average
+
+
+@lru_cache(maxsize=64)
+def _later_weights(count: int, period: int) -> tuple[float, ...]:
+    """k^(count-1-i) for the ranges i = period .. count-1 (k = (period-1)/period)."""
+    keep = (period - 1) / period
+    return tuple(keep ** (count - 1 - index) for index in range(period, count))
+
+
+class _WilderSums:
+    """One period's `seed` and `later` of a RangeWindow (see there), and the largest each
+    was since it was last summed from the ranges."""
+    __slots__ = ("period", "size", "keep", "moving_weight", "full_weight", "seed", "later",
+                 "seed_peak", "later_peak")
+
+    def __init__(self, period: int, size: int) -> None:
+        self.period = period
+        self.size = size
+        self.keep = (period - 1) / period
+        self.moving_weight = self.keep ** max(size - 1 - period, 0)  # of range `period`, full
+        self.full_weight = self.keep ** max(size - period, 0)        # of the seed, full
+        self.seed = self.later = self.seed_peak = self.later_peak = 0.0
+
+    def shrunk(self) -> bool:
+        """Whether a sum fell below half its peak (its rounding may then matter)."""
+        if self.seed > self.seed_peak:
+            self.seed_peak = self.seed
+        if self.later > self.later_peak:
+            self.later_peak = self.later
+        return self.seed < 0.5 * self.seed_peak or self.later < 0.5 * self.later_peak
+
+    def take(self, ranges: deque[float]) -> None:
+        """Both sums afresh from the window's ranges."""
+        period, count = self.period, len(ranges)
+        self.seed = self.seed_peak = sum(islice(ranges, period))
+        self.later = self.later_peak = sum(map(operator.mul, _later_weights(count, period),
+                                               islice(ranges, period, None)))
+
+    def average(self, count: int) -> float:
+        """Wilder's average over a window of `count` >= period ranges."""
+        weight = self.full_weight if count == self.size else self.keep ** (count - self.period)
+        return (weight * self.seed + self.later) / self.period
+
+
 def classify_ranges(ranges: Sequence[float],
                     t: RegimeThresholds = DEFAULT_THRESHOLDS) -> Regime | None:
     """`read_regime(candles).regime` from the float true ranges of the candles' window (the
@@ -140,27 +265,39 @@ def classify_ranges(ranges: Sequence[float],
     be told in float: too few ranges, no volatility, or a volatility ratio within
     FLOAT_MARGIN of a threshold (the exact reading decides those). Away from a threshold,
     comparing the float ratio with the float threshold decides as `classify` would."""
-    if len(ranges) < t.slow or len(ranges) > t.lookback - 1:
+    count = len(ranges)
+    if count < t.slow or count > t.lookback - 1:
         return None
-    slow = _wilder_float(ranges, t.slow)
-    if not slow > 0:
+    if isinstance(ranges, RangeWindow):
+        vr = ranges.ratio(t.fast, t.slow)
+    else:
+        slow = _wilder_float(ranges, t.slow)
+        vr = _wilder_float(ranges, t.fast) / slow if slow > 0 else None
+    if vr is None:
         return None
-    vr = _wilder_float(ranges, t.fast) / slow
-    bands = _float_bands(t)
-    for threshold, _ in bands:
-        if abs(vr - threshold) <= FLOAT_MARGIN * threshold:
+    bands = _DEFAULT_BANDS if t is DEFAULT_THRESHOLDS else _float_bands(t)
+    for low, _, high, _ in bands:
+        if low <= vr <= high:           # within FLOAT_MARGIN of the threshold
             return None
-    for threshold, regime in bands:
+    for _, threshold, _, regime in bands:
         if vr >= threshold:
             return regime
     return Regime.LOW
 
 
 @lru_cache(maxsize=16)
-def _float_bands(t: RegimeThresholds) -> tuple[tuple[float, Regime], ...]:
-    """The thresholds of `classify`, highest first, as floats."""
-    return ((float(t.extreme), Regime.EXTREME), (float(t.high), Regime.HIGH),
-            (float(t.normal), Regime.NORMAL))
+def _float_bands(t: RegimeThresholds) -> tuple[tuple[float, float, float, Regime], ...]:
+    """The thresholds of `classify`, highest first, as floats, each with the band
+    threshold +- FLOAT_MARGIN x threshold within which float does not decide:
+    (low, threshold, high, regime)."""
+    return tuple((threshold - FLOAT_MARGIN * threshold, threshold,
+                  threshold + FLOAT_MARGIN * threshold, regime)
+                 for threshold, regime in ((float(t.extreme), Regime.EXTREME),
+                                           (float(t.high), Regime.HIGH),
+                                           (float(t.normal), Regime.NORMAL)))
+
+
+_DEFAULT_BANDS = _float_bands(DEFAULT_THRESHOLDS)   # read every candle: not hashed each time
 
 
 def adjustment(reading: RegimeReading, t: RegimeThresholds = DEFAULT_THRESHOLDS) -> RegimeAdjustment:
