@@ -166,3 +166,17 @@ def test_funding_paid_while_a_trade_was_open_is_in_that_trade(tmp_path: Path) ->
     for row in paid:
         assert Decimal(row["net_pnl"]) == (Decimal(row["gross_pnl"]) - Decimal(row["fees"])
                                            + Decimal(row["funding"]))
+
+
+def test_funding_is_counted_once_in_the_portfolio(tmp_path: Path) -> None:
+    """The funding inside trades plus the funding outside them is the account's funding,
+    not twice the part inside (the portfolio said -4.08 for -2.04 paid)."""
+    from decimal import Decimal
+    result = backtest(tmp_path, "--symbols", "XRPUSDT", "--run-id", "once")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = report_of(tmp_path, "once")
+    in_trades = sum(Decimal(row["funding"]) for row in report["per_symbol"]
+                    if row["label"] == "TOTAL")
+    outside = sum((Decimal(v) for v in report["funding_outside_trades"].values()), Decimal(0))
+    assert Decimal(report["performance"]["funding"]) == in_trades + outside
+    assert Decimal(report["performance"]["funding"]).quantize(Decimal("0.01")) == Decimal("-2.04")

@@ -30,7 +30,7 @@ from trader.backtest_curve import CurveRecorder
 from trader.backtest_notes import RunTally, exit_plan_notes
 from trader.clock import ManualClock
 from trader.config import Settings
-from trader.domain import Candle, CloseReason
+from trader.domain import ZERO, Candle, CloseReason
 from trader.engine import Engine
 from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
@@ -128,7 +128,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar:
         async for batch in feed:
             try:
-                with store.batch("replay candle"):    # one commit per candle (replay clock only)
+                with store.batch("replay candle"):    # candles share commits (write_gate.py)
                     for candle in batch:
                         paper.feed_candle(candle)
                         engine.on_candle(candle)
@@ -150,7 +150,8 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     trades = trades_with_funding(closed, store.funding_payments())   # net of its funding
     entered = {trade.symbol for trade in trades} | set(engine.positions)
     report = BacktestReport(
-        performance=performance(curve, trades, paper.funding_total()), trades=trades, curve=curve,
+        performance=performance(curve, trades, paper.funding_total() - sum(
+            (trade.funding for trade in trades), ZERO)), trades=trades, curve=curve,
         symbols=symbols, candles=total, seconds=elapsed,
         extra={"open_positions": len(engine.positions), "database": db_path},
         notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
