@@ -102,7 +102,13 @@ def _v5(db: Database) -> None:
     db["fills"].create_index(["symbol", "time"], find_unique_name=True)
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: Database) -> None:
+    """Closed positions since a time (the daily summary, reports) read by an index: they
+    scanned every closed position ever recorded."""
+    db["positions"].create_index(["state", "closed_at"], find_unique_name=True)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -9,7 +9,8 @@ writes into one state change with `store.transaction("what")`:
         store.append_event(now, "position_closed", "BTCUSDT", {...})
         store.put("guards", {...}, now)
 
-A replay groups a whole candle with `store.batch` (one commit per candle; see there).
+A replay groups each candle's writes with `store.batch` (candles share a commit; see
+there). The gate itself is storage/write_gate.py.
 
 The trading records (intents, orders, fills, positions) are typed by the trading core:
 `trader.trade_store.TradeStore` extends this class. Nothing here imports `trader`.

@@ -95,6 +95,7 @@ class WriteGate:
         """A batch went through: count it, and commit the batches when due. A batch that
         cannot be committed takes the uncommitted ones with it (SaveStateFailure)."""
         try:
+            self.batch_savepoint_due = False
             if self.batch_savepoint_open:
                 self.batch_savepoint_open = False
                 self.conn.execute(f"RELEASE SAVEPOINT {BATCH_SAVEPOINT}")

@@ -2,6 +2,7 @@
 object built with the executor: a placement builds none of its own, and each placement
 still gets its own retries, each kind at most once."""
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -52,3 +53,21 @@ async def test_each_placement_gets_its_own_retry_of_a_passed_level(tmp_path, cou
         assert result.outcome is not Outcome.DONE
         assert result.verdict is not None and result.verdict.retry is Retry.ONCE_AFTER_PAUSE
         assert world.sent - sent == 2           # sent, refused (-2021), paused, sent again
+
+
+async def test_two_placements_at_once_each_get_their_own_retries(tmp_path, counted) -> None:
+    """The engine places one order at a time; should two overlap (the retry's pause lets the
+    other run), the second gets a retrying object of its own and neither is confused."""
+    world = await make_world(tmp_path)
+    position = await open_long(world)
+    built = counted.built
+    above_the_mark = Decimal(world.last_close + 500)
+    stops = [exit_intent(position, OrderRole.STOP_LOSS, f"tb-{SYMBOL}-{position.key}-sl{seq}",
+                         position.quantity, world.clock.now(), trigger_price=above_the_mark)
+             for seq in (7, 8)]
+    sent = world.sent
+    results = await asyncio.gather(*(world.engine.executor.submit(s) for s in stops))
+    for result in results:
+        assert result.verdict is not None and result.verdict.retry is Retry.ONCE_AFTER_PAUSE
+    assert world.sent - sent == 4
+    assert counted.built == built + 1

@@ -115,7 +115,8 @@ def test_migration_from_v1_adds_later_versions_and_keeps_v1_data(db_path: Path) 
     upgraded.record_equity(NOW, Decimal("1"), Decimal("1"))
     upgraded.close()
     reopened = Store.open(db_path)
-    assert [r[0] for r in reopened.db.execute("SELECT version FROM schema_version")] == [1, 2, 3, 4, 5]
+    assert [r[0] for r in reopened.db.execute("SELECT version FROM schema_version")] == list(
+        range(1, LATEST_VERSION + 1))
     assert {tuple(index.columns) for index in reopened.db["events"].indexes} >= {("kind", "at")}
     assert {tuple(index.columns) for index in reopened.db["fills"].indexes} >= {("symbol", "time")}
     assert "trigger_price" in reopened.db["intents"].columns_dict

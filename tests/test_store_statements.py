@@ -8,7 +8,7 @@ of a batch."""
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -280,6 +280,7 @@ def test_reading_the_open_positions_costs_the_same_however_many_are_closed(
 def test_a_positions_intents_are_listed_by_creation_then_as_first_saved_without_a_query(
         store: TradeStore) -> None:
     """The order the database gives (created_at, ties as the rows were inserted)."""
+    assert store.intent("tb-BTCUSDT-k1-en1") is None     # the store reads its intents once
     first = [intent(f"tb-BTCUSDT-k1-{role}1") for role in ("en", "sl", "tp")]
     older = intent("tb-BTCUSDT-k1-xx1", age=timedelta(minutes=5))
     other = replace(intent("tb-BTCUSDT-k2-sl1"), position_key="k2")
@@ -295,3 +296,33 @@ def test_a_positions_intents_are_listed_by_creation_then_as_first_saved_without_
     reopened = TradeStore.open(store.db.execute("PRAGMA database_list").fetchone()[2])
     assert reopened.intents_for("BTCUSDT", "k1") == listed    # as the database lists them
     reopened.close()
+
+
+def test_reading_a_days_closed_positions_costs_the_same_however_many_closed_before(
+        store: TradeStore) -> None:
+    def close(key: str, at: datetime) -> None:
+        store.save_position(replace(protected(key=key), state=PositionState.CLOSED,
+                                    closed_at=at))
+    close("today", NOW)
+    since = NOW - timedelta(hours=1)
+    few = vm_steps(store, lambda: store.closed_positions(since))
+    for n in range(300):
+        close(f"old{n}", NOW - timedelta(days=2, minutes=n))
+    assert [p.key for p in store.closed_positions(since)] == ["today"]
+    assert vm_steps(store, lambda: store.closed_positions(since)) <= few + 2
+
+
+def test_a_save_that_cannot_read_the_intents_back_still_fails_as_a_save(
+        store: TradeStore) -> None:
+    """The memory of the intents is read lazily; a write never turns that read's error into
+    anything but SaveStateFailure (entries must not be sent unjournaled)."""
+    def no_intents(action: int, table: str | None, *_: object) -> int:
+        return sqlite3.SQLITE_DENY if table == "intents" else sqlite3.SQLITE_OK
+    store.db.conn.set_authorizer(no_intents)
+    with pytest.raises(SaveStateFailure):
+        store.save_intent(intent(), NOW)
+    with pytest.raises(SaveStateFailure):
+        store.purge_resolved_intents(NOW)
+    store.db.conn.set_authorizer(None)
+    assert store.intent("tb-BTCUSDT-k1-sl1") is None
+    assert store.health.total_failures == 2

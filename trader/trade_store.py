@@ -40,10 +40,14 @@ def _dec(text: str | None) -> Decimal | None:
 class TradeStore(Store):
     """The agent's database: `Store` plus the trading records.
 
-    The intents table is also kept in memory (`_intents`, read from the database once):
-    this process is its only writer, so a point read, "any intent older than ...", and "no
-    unresolved intent at all" are answered without a query. What a failed write or a
-    rolled-back batch may have left out of the database is forgotten and read again."""
+    The intents table is also kept in memory (`_intents`, read from the database at the
+    first read): this process is its only writer (trader/instance_lock.py; the CLI writes
+    key-value state only), so its reads (one intent, a position's, the unresolved ones,
+    "any older than ...") are answered without a query, listed in the order the database's
+    own queries give (tests/test_intent_listings.py). What a failed write or a rolled-back
+    batch may have left out of the database is forgotten and read again. Writes are
+    unchanged: each is in the database (committed, outside a replay's batch) when it
+    returns."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
@@ -70,10 +74,10 @@ class TradeStore(Store):
             values["close_position"] = int(intent.close_position)
             values["updated_at"] = (now or intent.created_at).isoformat()
             return values
-        known = self._intents()
+        known = self._known_intents     # None: not read yet, nothing to keep up to date
         with self._gate.saving(f"intent {intent.client_id} {intent.status.value}"):
             self._gate.upsert_later("intents", (intent.client_id,), row, ("client_id",), intent)
-        if self._known_intents is known:       # not forgotten by a failure meanwhile
+        if known is not None and self._known_intents is known:    # not forgotten meanwhile
             known[intent.client_id] = (intent, intent.created_at.isoformat())
 
     def intent(self, client_id: str) -> Intent | None:
@@ -81,14 +85,13 @@ class TradeStore(Store):
         return known[0] if known is not None else None
 
     def unresolved_intents(self) -> list[Intent]:
-        if all(intent.status.resolved for intent, _ in self._intents().values()):
-            return []
-        self._gate.flush("intents")
-        statuses = [s.value for s in IntentStatus if not s.resolved]
-        marks = ",".join("?" * len(statuses))
-        # direct SQL: sqlite-utils' rows_where re-reads the schema on every call
-        return [self._intent(r) for r in self._rows(
-            f"SELECT * FROM intents WHERE status IN ({marks}) ORDER BY created_at", statuses)]
+        """Every intent not resolved yet, by creation time, ties by status, then in the
+        order they were first saved: as "SELECT ... WHERE status IN (...) ORDER BY
+        created_at" lists them (it reads them by the status index)."""
+        mine = [(created, intent) for intent, created in self._intents().values()
+                if not intent.status.resolved]
+        mine.sort(key=_created_text_then_status)    # stable: ties stay in saving order
+        return [intent for _, intent in mine]
 
     def intents_for(self, symbol: str, position_key: str) -> list[Intent]:
         """The position's intents by creation time, ties in the order they were first saved:
@@ -101,10 +104,6 @@ class TradeStore(Store):
 
     def unresolved_intents_for(self, symbol: str, position_key: str) -> list[Intent]:
         """The position's intents not resolved yet, in `intents_for`'s order."""
-        if all(intent.status.resolved or intent.symbol != symbol
-               or intent.position_key != position_key
-               for intent, _ in self._intents().values()):
-            return []
         return [intent for intent in self.intents_for(symbol, position_key)
                 if not intent.status.resolved]
 
@@ -117,12 +116,13 @@ class TradeStore(Store):
         statuses = [s.value for s in IntentStatus if s.resolved]
         marks = ",".join("?" * len(statuses))
         cutoff = before.isoformat()
-        known = self._intents()
+        known = self._known_intents
+        self._gate.flush("intents")     # the statuses as saved last, not as written before
         with self._gate.saving("intent cleanup"):
             cursor = self._gate.write(
                 f"DELETE FROM intents WHERE status IN ({marks}) AND created_at < ?",
                 [*statuses, cutoff])
-        if self._known_intents is known:
+        if known is not None and self._known_intents is known:
             for client_id in [cid for cid, (intent, created) in known.items()
                               if intent.status.resolved and created < cutoff]:
                 del known[client_id]
@@ -252,6 +252,10 @@ class TradeStore(Store):
 
 def _created_text(entry: tuple[str, Intent]) -> str:
     return entry[0]
+
+
+def _created_text_then_status(entry: tuple[str, Intent]) -> tuple[str, str]:
+    return entry[0], entry[1].status.value
 
 
 _insert_fill_sql: dict[tuple[str, ...], str] = {}
