@@ -301,7 +301,10 @@ class _Pass:
         self.atomic: Any = None
         if self.opens_group:
             gate.savepoint_due = True
-        elif not gate.batching:
+        elif not gate.batching and (self.outermost or self.grouped):
+            # A single write inside a transaction takes no savepoint: SQLite undoes a
+            # failed statement by itself (its statement journal), and a failure that ends
+            # the whole transaction would end a savepoint too.
             try:
                 gate.settle()               # a replay's batches first: this one commits now
                 atomic = gate.db.atomic()   # a transaction; inside one, a savepoint

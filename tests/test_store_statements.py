@@ -326,3 +326,30 @@ def test_a_save_that_cannot_read_the_intents_back_still_fails_as_a_save(
     store.db.conn.set_authorizer(None)
     assert store.intent("tb-BTCUSDT-k1-sl1") is None
     assert store.health.total_failures == 2
+
+
+def test_a_live_transaction_takes_no_savepoint_per_write_and_a_failed_write_leaves_nothing(
+        store: TradeStore) -> None:
+    """Live, several writes as one state change: BEGIN, the writes, COMMIT (no savepoint
+    around each). A write refused inside it (here by an ABORT trigger) raises
+    SaveStateFailure and leaves no trace: handled by the caller, the others are committed;
+    not handled, none is, and the failed state change is counted."""
+    store.db.execute("CREATE TRIGGER no_sl2 BEFORE INSERT ON intents WHEN "
+                     "NEW.client_id = 'tb-BTCUSDT-k1-sl2' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    seen = Statements(store)
+    with store.transaction("answer"):      # the caller handles the refused write
+        store.save_intent(intent("tb-BTCUSDT-k1-sl1"), NOW)
+        with pytest.raises(SaveStateFailure):
+            store.save_intent(intent("tb-BTCUSDT-k1-sl2"), NOW)
+        store.save_order(order())
+    assert [w for w in seen.words() if w in ("BEGIN", "SAVEPOINT", "RELEASE", "COMMIT")] \
+        == ["BEGIN", "COMMIT"]
+    assert committed(store, "SELECT client_id FROM intents") == [("tb-BTCUSDT-k1-sl1",)]
+    assert len(committed(store, "SELECT client_id FROM orders")) == 1
+    assert store.intent("tb-BTCUSDT-k1-sl2") is None
+    with pytest.raises(SaveStateFailure):       # not handled inside: the state change fails
+        with store.transaction("answer"):
+            store.save_order(replace(order(), status=OrderStatus.FILLED))
+            store.save_intent(intent("tb-BTCUSDT-k1-sl2"), NOW)
+    assert committed(store, "SELECT status FROM orders") == [("NEW",)]
+    assert store.health.total_failures == 1

@@ -184,7 +184,9 @@ class Executor:
             return ActionResult(Outcome.NOOP, known)
         if self.circuit_open():
             return ActionResult(Outcome.CIRCUIT_OPEN, intent)
-        self._journal(intent, required=self._required(intent))
+        # One write before the send, as SENT: a PENDING row superseded at once adds a commit
+        # and tells a restart nothing more (a SENT intent nobody saw land is probed by its
+        # client id and expires: trader/housekeeping.py, trader/startup.py).
         sent = intent.with_status(IntentStatus.SENT, sent_at=self.clock.now())
         self._journal(sent, required=self._required(intent))
         try:
@@ -217,8 +219,7 @@ class Executor:
         status = IntentStatus.FILLED if order.status is OrderStatus.FILLED else IntentStatus.ACKED
         if order.status in (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELED):
             status = IntentStatus.FAILED if order.filled_qty == 0 else IntentStatus.FILLED
-        self._journal(intent.with_status(status), required=False)
-        self._save_order(order)
+        self._record_answer(intent.with_status(status), order)
         logger.info("order placed client_id={} symbol={} role={} status={} filled={}",
                     order.client_id, order.symbol, intent.role, order.status, order.filled_qty)
         return ActionResult(Outcome.DONE, intent.with_status(status), order)
@@ -241,6 +242,18 @@ class Executor:
         failed = intent.with_status(IntentStatus.FAILED, detail=f"{verdict.code} {verdict.meaning}")
         self._journal(failed, required=False)
         return ActionResult(verdict.outcome, failed, verdict=verdict)
+
+    def _record_answer(self, intent: Intent, order: Order) -> None:
+        """The exchange's answer, the intent's status and the order, in one transaction (one
+        commit, both or neither). Not saved, it is logged and counted (SAVE_STATE_FAILURE)
+        and the agent goes on: the intent stays SENT and is probed by client id."""
+        try:
+            with self.store.transaction(f"order {order.client_id} answered"):
+                self.store.save_intent(intent, self.clock.now())
+                self.store.save_order(order)
+        except SaveStateFailure as exc:
+            logger.error("order answer not journaled client_id={} status={} error={}",
+                         order.client_id, order.status, exc)
 
     def _save_order(self, order: Order) -> None:
         try:
