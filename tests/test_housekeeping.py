@@ -75,3 +75,26 @@ async def test_a_daily_summary_goes_out_once_a_day(tmp_path):
     await world.step()
     summaries = world.alerts("DAILY_SUMMARY")
     assert len(summaries) == 1 and "equity" in summaries[0]
+
+
+async def test_resolved_intents_are_purged_in_batches_once_the_oldest_is_past_the_slack(tmp_path):
+    """Resolved intents older than 6 h go together, once the oldest is 7.5 h old: one
+    DELETE per ~1.5 h rather than one per cleanup run. Newer ones stay."""
+    world = await make_world(tmp_path)
+    start = world.clock.now()
+
+    def resolved(name: str, minutes: int) -> Intent:
+        return Intent(f"tb-BTCUSDT-{name}-sl1", SYMBOL, OrderRole.STOP_LOSS, Side.SELL,
+                      OrderType.STOP_MARKET, Decimal("0.01"), name,
+                      start + timedelta(minutes=minutes), status=IntentStatus.FILLED)
+    old, newer, recent = resolved("a", 0), resolved("b", 60), resolved("c", 400)
+    for intent in (old, newer, recent):
+        world.store.save_intent(intent)
+    world.clock.set(start + timedelta(hours=7))         # "a" is 7 h old: not yet
+    await world.engine.housekeeping.clean_intents()
+    assert world.store.intent(old.client_id) is not None
+    world.clock.set(start + timedelta(hours=7, minutes=31))    # "a" 7.5 h, "b" 6.5 h old
+    await world.engine.housekeeping.clean_intents()
+    assert world.store.intent(old.client_id) is None
+    assert world.store.intent(newer.client_id) is None
+    assert world.store.intent(recent.client_id) is not None

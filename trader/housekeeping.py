@@ -35,6 +35,9 @@ from trader.trade_history import period_pnl
 from trader.trade_store import TradeStore
 
 INTENT_TTL = timedelta(hours=6)
+# Resolved intents go in batches: once the oldest is INTENT_TTL + PURGE_BATCH old, every one
+# older than INTENT_TTL is deleted (one DELETE per ~1.5 h, not one per cleanup run).
+PURGE_BATCH = timedelta(minutes=90)
 FUNDING_EVERY = timedelta(minutes=5)
 TELEMETRY_EVERY = timedelta(minutes=5)
 CLEANUP_EVERY = timedelta(minutes=30)
@@ -179,14 +182,16 @@ class Housekeeping:
         cutoff = self.clock.now() - INTENT_TTL
         if not self.store.has_intents_before(cutoff):
             return          # the usual case: one small read instead of a scan and a write
-        for intent in self.store.unresolved_intents():
-            if intent.created_at >= cutoff:
-                continue
+        stuck = [intent for intent in self.store.unresolved_intents()
+                 if intent.created_at < cutoff]
+        for intent in stuck:
             if intent.status is IntentStatus.SENT:
                 await self.executor.probe(intent)
             elif intent.status is IntentStatus.PENDING:
                 self._save(lambda i=intent: self.store.save_intent(
                     i.with_status(IntentStatus.EXPIRED, detail="never sent"), self.clock.now()))
+        if not stuck and not self.store.has_intents_before(cutoff - PURGE_BATCH):
+            return
         removed = self._save(lambda: self.store.purge_resolved_intents(cutoff))
         if removed:
             logger.info("intents cleaned up count={} older_than={}", removed, cutoff)

@@ -53,9 +53,12 @@ class TradeStore(Store):
         super().__init__(db)
         # client id -> (the intent as saved, its created_at as stored); None: not read yet
         self._known_intents: dict[str, tuple[Intent, str]] | None = None
+        # (symbol, key) -> the open position as saved; None: not read yet
+        self._open_positions: dict[tuple[str, str], Position] | None = None
 
     def _forget_cached(self) -> None:
         self._known_intents = None
+        self._open_positions = None
 
     def _intents(self) -> dict[str, tuple[Intent, str]]:
         known = self._known_intents
@@ -215,19 +218,38 @@ class TradeStore(Store):
                 "closed_at": position.closed_at.isoformat() if position.closed_at else None,
                 "body": dumps(position),
             }
+        known = self._open_positions      # None: not read yet, nothing to keep up to date
         with self._gate.saving(
                 f"position {position.symbol} {position.key} {position.state.value}"):
             self._gate.upsert_later("positions", (position.symbol, position.key), row,
                                ("symbol", "key"), position)
+        if known is not None and self._open_positions is known:    # not forgotten meanwhile
+            if position.state is PositionState.CLOSED:
+                known.pop((position.symbol, position.key), None)
+            else:
+                known[position.symbol, position.key] = position
 
     def open_positions(self) -> list[Position]:
-        self._gate.flush("positions")
-        # direct SQL: sqlite-utils' rows_where re-reads the schema on every call; "< or >"
-        # rather than "!=": it reads the open ones by the state index, not every record
-        closed = PositionState.CLOSED.value
-        rows = self._rows("SELECT * FROM positions WHERE (state < ? OR state > ?) "
-                          "ORDER BY opened_at", [closed, closed])
-        return [_position(r["body"]) for r in rows]
+        """Every position not closed, by opening time (ties: as first saved). Read from the
+        database once, then kept with each save (this process is its only writer, as for
+        the intents); what a failed write may have left out is read again."""
+        return sorted(self._open().values(), key=_opened_at)
+
+    def _open(self) -> dict[tuple[str, str], Position]:
+        known = self._open_positions
+        if known is None:
+            self._gate.flush("positions")
+            # direct SQL: sqlite-utils' rows_where re-reads the schema on every call; "< or
+            # >" rather than "!=": it reads the open ones by the state index
+            closed = PositionState.CLOSED.value
+            rows = self._rows("SELECT body FROM positions WHERE (state < ? OR state > ?) "
+                              "ORDER BY rowid", [closed, closed])
+            known = {}
+            for row in rows:
+                position = _position(row["body"])
+                known[position.symbol, position.key] = position
+            self._open_positions = known
+        return known
 
     def position(self, symbol: str, key: str) -> Position | None:
         self._gate.flush("positions")
@@ -248,6 +270,10 @@ class TradeStore(Store):
         for row in self.db.execute(f"SELECT body FROM positions WHERE {where} "
                                    "ORDER BY closed_at", args):
             yield _position(row[0])
+
+
+def _opened_at(position: Position) -> datetime:
+    return position.opened_at
 
 
 def _created_text(entry: tuple[str, Intent]) -> str:
