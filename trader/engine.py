@@ -62,7 +62,7 @@ from trader.state_writes import StateWrites
 from trader.strategy.base import Strategy
 from trader.strategy.default import DefaultStrategy
 from trader.strategy.regime import DEFAULT_THRESHOLDS
-from trader.telemetry import Counters
+from trader.telemetry import Counters, ProtectionTelemetry
 from trader.trade_store import TradeStore
 
 T = TypeVar("T")
@@ -108,7 +108,8 @@ class Engine:
                                    debounce_cycles=settings.sentinel_debounce_cycles,
                                    breakeven_attempts=settings.breakeven_attempts,
                                    trailing_distance=TrailingDistance.parse(
-                                       settings.trailing_distance)))
+                                       settings.trailing_distance)),
+            ProtectionTelemetry(self.counters))
         self.candles: dict[str, CandleHistory] = {s: new_history() for s in self.symbols}
         self.entries = EntrySender(settings, exchange, self.executor, store, self.interpreter,
                                    self.counters, clock, strategy or DefaultStrategy(),

@@ -23,19 +23,22 @@ from trader.exchange_actions import ActionRunner
 from trader.lifecycle import step
 from trader.position import Position, PositionState
 from trader.position_journal import PositionJournal
+from trader.telemetry import Counters, ProtectionTelemetry
 
 MAX_STEPS = 50           # events one observation may cause (a runaway loop is a bug: stop)
 
 
 class Interpreter:
     def __init__(self, runner: ActionRunner, finalizer: Finalizer, journal: PositionJournal,
-                 alerter: Alerter, clock: Clock, policy: Policy) -> None:
+                 alerter: Alerter, clock: Clock, policy: Policy,
+                 telemetry: ProtectionTelemetry | None = None) -> None:
         self.runner = runner
         self.finalizer = finalizer
         self.journal = journal
         self.alerter = alerter
         self.clock = clock
         self.policy = policy
+        self.telemetry = telemetry or ProtectionTelemetry(Counters())
         self.positions: dict[str, Position] = {}
 
     def now(self) -> datetime:
@@ -59,6 +62,7 @@ class Interpreter:
             result = step(position, current, self.now(), self.policy)
             if result.ignored:
                 continue
+            self.telemetry.stepped(position, current, result.position)   # the counters
             # A step that changed nothing returns the same record: nothing to save. A close
             # is committed by Finalize alone, in one transaction with its fills: if the
             # process dies before, the restart finds the position open and finalizes it again.

@@ -206,7 +206,7 @@ def _leg_seen(position: Position, event: LegSeen, now: datetime, policy: Policy)
 
 def _leg_gone(position: Position, event: LegGone, now: datetime, policy: Policy) -> Outcome:
     position, actions = protection.gone(position, event.role, event.client_id,
-                                        event.confirmed, now, policy)
+                                        event.confirmed, now, policy, event.status)
     return position, actions, []
 
 

@@ -4,7 +4,10 @@ close exactly the position, and when a missing or refused leg is repaired.
 
 Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protection"):
 - a leg without an order (never placed, or its order confirmed gone: CANCELED, EXPIRED,
-  REJECTED for our client id) is placed at once;
+  REJECTED for our client id) is placed at once; a stop-loss confirmed gone raises
+  SL_MISSING (the agent never cancels the order a leg holds, so it went outside the agent)
+  and PROTECTION_RESTORED once its replacement is acknowledged; a take-profit is not
+  safety-critical: replaced without an alert (logged at WARNING, trader/telemetry.py);
 - an order merely absent from the open orders, with no final status known, is probed by
   client id; only if that stays ambiguous is it replaced, after `debounce_seconds` AND
   `debounce_cycles` observations (a slow exchange never causes a second stop);
@@ -149,16 +152,19 @@ def placed(position: Position, role: OrderRole, client_id: str, trigger_price: D
 
 def refused(position: Position, role: OrderRole, client_id: str, reason: str, now: datetime,
             policy: Policy) -> tuple[Position, list[Action]]:
-    """A placement was refused: retry on the capped schedule; alert once per episode."""
+    """A placement was refused: retry on the capped schedule; alert at the first refusal of
+    a run (also after an SL_MISSING: "replacing it now" did not happen, and why matters:
+    margin?), not at its retries."""
     leg = position.leg(role)
     if client_id != leg.pending:
         return position, []
+    first = leg.failures == 0 or not leg.alerted
     failures = leg.failures + 1
     delay = policy.retry_schedule[min(failures, len(policy.retry_schedule)) - 1]
     leg = evolve(leg, pending=None, failures=failures,
                  retry_at=now + timedelta(seconds=delay))
     actions: list[Action] = []
-    if not leg.alerted:
+    if first:
         leg = evolve(leg, alerted=True)
         actions.append(_refusal_alert(position, leg, reason, delay))
     return position.with_leg(leg), actions
@@ -220,10 +226,17 @@ def confirms(position: Position, event: LegSeen) -> bool:
 
 
 def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
-         now: datetime, policy: Policy) -> tuple[Position, list[Action]]:
-    """Our order is not live. Confirmed: replace it now. Absent only: probe it by client id
-    first; the debounce (time AND cycles) applies while it stays ambiguous, and a stop-loss
-    missing more than `sl_missing_cycles` observations raises SL_MISSING."""
+         now: datetime, policy: Policy, status: str = "") -> tuple[Position, list[Action]]:
+    """The leg's order is not live. Confirmed (the exchange gave a final `status`: CANCELED,
+    EXPIRED, REJECTED): replace it now; for the stop-loss, SL_MISSING too (`vanished`).
+    Absent only: probe it by client id first; the debounce (time AND cycles) applies while
+    it stays ambiguous, and a stop-loss missing more than `sl_missing_cycles` observations
+    raises SL_MISSING. Either way PROTECTION_RESTORED follows once protected (`all_clear`).
+
+    Only the leg's current order gets here: the agent's own cancels never concern it (a
+    replaced order is cancelled after its successor took its place, and a debounced or
+    retired one after it was dropped), so a confirmed end is an outside one: by hand, or
+    by the exchange."""
     leg = position.leg(role)
     if client_id == leg.pending:
         return position, []
@@ -231,7 +244,11 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
     if order is None or order.client_id != client_id:
         return position, []
     if confirmed:
-        return position.with_leg(evolve(leg, order=None)), []
+        leg = evolve(leg, order=None)
+        if role is not OrderRole.STOP_LOSS:
+            return position.with_leg(leg), []
+        return position.with_leg(evolve(leg, alerted=True)), [
+            vanished(position, client_id, status)]
     first = order.status is not LegStatus.MISSING
     order = evolve(order, status=LegStatus.MISSING, missing_since=order.missing_since or now,
                    missing_cycles=order.missing_cycles + 1)
@@ -245,6 +262,23 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
             f"{order.missing_cycles} observations on the {position.side.label} "
             f"{position.quantity}; replacing it after the debounce", position.symbol))
     return position.with_leg(leg), actions
+
+
+def vanished(position: Position, client_id: str, status: str) -> Alert:
+    """SL_MISSING for a stop-loss the exchange confirmed gone while the position is open.
+    A take-profit that goes the same way is replaced as quietly as it is missed (the stop
+    still limits the loss; trader/telemetry.py logs it at WARNING): no alert, no sound.
+    CANCELED is somebody's cancel (the Binance app, another API client; the fields of
+    ORDER_TRADE_UPDATE / ALGO_UPDATE do not say whose), EXPIRED or REJECTED the exchange's
+    own (e.g. a margin check failed at trigger time: usds-margined-futures
+    user-data-streams/Event-Algo-Order-Update)."""
+    how = "cancelled outside the agent (by hand?)" if status in ("", "CANCELED") \
+        else f"ended on the exchange ({status}), not by the agent"
+    text = (f"{position.symbol}: stop-loss {client_id} was {how}; the "
+            f"{position.side.label} {position.quantity} is without a stop until its "
+            f"replacement at {position.stop.trigger_price} is live: replacing it now")
+    return Alert(AlertName.SL_MISSING, text, position.symbol,
+                 dedup_key=f"sl_vanished:{position.symbol}:{client_id}")
 
 
 def partly_filled(position: Position, role: OrderRole, client_id: str,

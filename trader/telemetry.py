@@ -1,4 +1,6 @@
-"""Per-symbol telemetry counters shown on /status and written to the log.
+"""Per-symbol telemetry counters: logged every 5 minutes of engine time by housekeeping
+(one `telemetry symbol=... sl_attached=...` line per symbol) and handed to /status's view
+(`StatusView.counters`; the Telegram reply shows the regime gauge).
 
     counters = Counters()
     counters.incr("BTCUSDT", "sl_attached")
@@ -6,19 +8,24 @@
     counters.snapshot()  # {"BTCUSDT": {"sl_attached": 1, "regime_state": "HIGH", ...}}
 
 Only the names in `COUNTER_NAMES` and `GAUGE_NAMES` exist, so a typo fails loudly
-instead of creating a counter nobody reads.
+instead of creating a counter nobody reads. The protection counters move in
+`ProtectionTelemetry`, which the interpreter shows every step it takes.
 """
 
 from decimal import Decimal
 
 from loguru import logger
 
+from trader.domain import OrderRole
+from trader.events import EntryFilled, Event, LegFilled, LegGone, Tick
+from trader.position import Leg, LegOrder, LegStatus, Position, PositionState
+
 COUNTER_NAMES = (
-    "tp_attached",
-    "sl_attached",
-    "reattach_attempts",
-    "reattach_success",
-    "partial_fills_count",
+    "tp_attached",               # take-profit placements (TP1 too) the exchange acknowledged
+    "sl_attached",               # stop-loss placements the exchange acknowledged
+    "reattach_attempts",         # placements for a leg whose order vanished (and retries)
+    "reattach_success",          # such re-attaches acknowledged
+    "partial_fills_count",       # an entry, stop-loss or take-profit of ours part-filled
 )
 GAUGE_NAMES = (
     "regime_state",              # NORMAL / HIGH / EXTREME / LOW
@@ -88,3 +95,87 @@ class Counters:
             _LAZY_LOGGER.info("telemetry symbol={} {}", lambda symbol=symbol: symbol,
                               lambda row=row: " ".join(f"{name}={value}"
                                                        for name, value in row.items()))
+
+
+STOP_LOSS, CLOSED = OrderRole.STOP_LOSS, PositionState.CLOSED
+Episode = tuple[str, str, OrderRole]     # symbol, position key, leg role
+PARTIAL_FILLS = (LegFilled, EntryFilled)    # events that may report a partial fill
+
+
+class ProtectionTelemetry:
+    """Counts what each step did to a position's protection (`stepped(before, event,
+    after)`, called by the interpreter for every step it takes):
+
+    - `sl_attached` / `tp_attached`: a placement of the stop-loss / a take-profit (TP1
+      too) acknowledged by the exchange: the first one and every replacement (a move, a
+      new size);
+    - `reattach_attempts`: a placement for a leg whose order vanished (the exchange
+      confirmed it gone, or it stayed missing past the debounce), and every retry of it
+      after a refusal; `reattach_success`: the one of them the exchange acknowledged;
+    - `partial_fills_count`: an entry seen filled in part (the rest follows as the
+      position's size), a stop-loss or a take-profit of ours filled in part.
+
+    A take-profit that vanished is logged here at WARNING: it is replaced at once and
+    raises no alert (a stop-loss that vanishes raises SL_MISSING: trader/protection.py).
+    The re-attach episodes in progress are kept in memory only (a restart forgets them).
+    """
+
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self._reattaching: set[Episode] = set()
+
+    def stepped(self, before: Position, event: Event, after: Position) -> None:
+        """One step of the state machine: `event` took `before` to `after` (the same object
+        when it changed nothing: most ticks, decided without a look at the legs)."""
+        if type(event) in PARTIAL_FILLS and not event.complete:  # type: ignore[union-attr]
+            self._partly_filled(before, event, after)  # type: ignore[arg-type]
+        if after is before:
+            return
+        if after.state is CLOSED:
+            ended = (after.symbol, after.key)
+            self._reattaching = {e for e in self._reattaching if e[:2] != ended}
+            return
+        for leg in after.legs:
+            was = before.leg(leg.role)
+            if leg is not was:
+                self._leg_changed(after, was, leg, event)
+
+    def _partly_filled(self, before: Position, event: LegFilled | EntryFilled,
+                       after: Position) -> None:
+        """A protective order's partial fill is reported once, even when its step changes
+        nothing (the order was already replaced for the smaller size); an entry's when it
+        is first seen, or when more of it filled."""
+        if isinstance(event, LegFilled) or before.state is PositionState.ENTERING \
+                or after.quantity > before.quantity:
+            self.counters.incr(after.symbol, "partial_fills_count")
+
+    def _leg_changed(self, position: Position, was: Leg, leg: Leg, event: Event) -> None:
+        symbol, episode = position.symbol, (position.symbol, position.key, leg.role)
+        order = leg.order
+        if was.pending is not None and order is not None and order.client_id == was.pending:
+            # acknowledged (the same step may start the next placement: a new size)
+            self.counters.incr(symbol, "sl_attached" if leg.role is STOP_LOSS else "tp_attached")
+            if episode in self._reattaching:
+                self._reattaching.discard(episode)
+                self.counters.incr(symbol, "reattach_success")
+        gone = was.order
+        if gone is not None and order is None and _vanished(gone, event):
+            self._reattaching.add(episode)
+            if leg.role is not STOP_LOSS:
+                status = event.status if isinstance(event, LegGone) else ""
+                how = {"": "missing past the debounce",
+                       "CANCELED": "cancelled outside the agent"}.get(
+                    status, f"ended on the exchange ({status}), not by the agent")
+                logger.warning("take-profit {}: replacing it, no alert (the stop-loss stays) "
+                               "symbol={} client_id={}", how, symbol, gone.client_id)
+        if leg.pending is not None and leg.pending != was.pending \
+                and episode in self._reattaching:
+            self.counters.incr(symbol, "reattach_attempts")
+
+
+def _vanished(gone: LegOrder, event: Event) -> bool:
+    """The leg's order was dropped because it is gone: the exchange confirmed it (LegGone
+    for that order), or a tick found it missing past the debounce."""
+    if isinstance(event, LegGone):
+        return event.client_id == gone.client_id
+    return isinstance(event, Tick) and gone.status is LegStatus.MISSING
