@@ -122,10 +122,11 @@ def replay_candles(settings: Settings, data: list[Path] | None,
 
 
 async def run_agent(settings: Settings, *, replay: bool = False, speed: float | None = None,
-                    data: list[Path] | None = None, symbol: str | None = None) -> int:
+                    data: list[Path] | None = None, symbol: str | None = None,
+                    progress: bool = False) -> int:
     """`tradebot run`: the agent until a signal; 0. One agent per database (the lock:
     trader/instance_lock.py); ConfigError when the configuration is wrong or another agent
-    holds the database."""
+    holds the database. `progress`: a replay logs how far it is (trader/replay_progress.py)."""
     if not (replay or settings.effective_feed == "replay"):
         with agent_lock(settings.db_path):
             return await _run_locked(settings, SystemClock(), None)
@@ -141,11 +142,11 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
                                                "db_path": replay_db})
         start = min(c[0].open_time for c in candles.values())
         return await _run_locked(settings, ManualClock(start, speed=speed or settings.replay_speed),
-                                 candles)
+                                 candles, progress=progress)
 
 
 async def _run_locked(settings: Settings, clock: Clock,
-                      candles: dict[str, list[Candle]] | None) -> int:
+                      candles: dict[str, list[Candle]] | None, *, progress: bool = False) -> int:
     replaying = candles is not None
     engine, close = await build_engine(settings, clock, start=False, replay=replaying)
     controller = Controller(engine)
@@ -180,7 +181,8 @@ async def _run_locked(settings: Settings, clock: Clock,
                                      f"\n{state}", dedup_key=f"started:{datetime.now(UTC)}"),
                                clock.now())
         if replaying:
-            await _replay_loop(engine, controller, candles, clock, stop)  # type: ignore[arg-type]
+            await _replay_loop(engine, controller, candles, clock, stop,  # type: ignore[arg-type]
+                               progress=progress)
         else:
             await _live_loop(engine, controller, services, stop)
     finally:
@@ -303,8 +305,10 @@ def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 async def _replay_loop(engine: Engine, controller: Controller,
                        candles: dict[str, list[Candle]], clock: ManualClock,
-                       stop: asyncio.Event) -> None:
+                       stop: asyncio.Event, *, progress: bool = False) -> None:
     from trader.market.replay import ReplayFeed
+    from trader.replay_progress import ReplayProgress
+    status = ReplayProgress(candles, clock.speed, enabled=progress)
     paper = engine.exchange
     batches = ReplayFeed(candles, clock).__aiter__()
     while True:
@@ -317,6 +321,7 @@ async def _replay_loop(engine: Engine, controller: Controller,
         await controller.process()
         await engine.tick()
         engine.record_equity()
+        status.advance(batch)
     logger.info("replay {} ticks={}", "stopped" if stop.is_set() else "finished", engine.ticks)
 
 

@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="candle CSV file(s) for --replay, one symbol each")
     run.add_argument("--symbol", default=None, type=str.upper,
                      help="the symbol of a single --data file when its file name does not say it")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no replay status lines (they are logged only on a terminal)")
 
     backtest = sub.add_parser("backtest", help="run the full engine over candles on the paper exchange")
     backtest.add_argument("--symbols", default=None,
@@ -194,7 +196,37 @@ def _run_command(argv: list[str] | None) -> int:
         return 130
 
 
+def database_path_problem(path: Path) -> str | None:
+    """Why the agent could not keep its database at `path` (TRADEBOT_DB), in words, or None.
+    The database, its journal and its lock file (`<path>.lock`) live in `path`'s folder, which
+    is created (with missing parents) when it does not exist yet."""
+    try:
+        if path.is_dir():
+            return f"{path} is a directory; name a file in it, e.g. {path / 'tradebot.db'}"
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            return f"{path} is not readable and writable by this user"
+        folder = path.absolute().parent
+        while not folder.exists():      # what mkdir(parents=True) would create from
+            folder = folder.parent
+    except OSError as exc:              # e.g. a folder on the way this user may not enter
+        return f"{path} cannot be checked ({exc.strerror or exc})"
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder, so {path} cannot be created"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable by this user, so {path} cannot be created"
+    return None
+
+
+def _check_database_path(settings: Settings) -> None:
+    """ConfigError naming TRADEBOT_DB when the agent could not keep its database there."""
+    problem = database_path_problem(settings.db_path)
+    if problem is not None:
+        raise ConfigError([f"TRADEBOT_DB: {problem}"])
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in ("run", "shutdown", "wake"):   # the commands that open TRADEBOT_DB
+        _check_database_path(settings)
     if args.command == "sweep":
         from trader.sweep_cli import run_sweep_cli
         return run_sweep_cli(settings, args)
@@ -204,7 +236,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         from trader.app import run_agent
         return asyncio.run(run_agent(settings, replay=args.replay, speed=args.speed,
-                                     data=args.data, symbol=args.symbol))
+                                     data=args.data, symbol=args.symbol,
+                                     progress=not args.no_progress and sys.stderr.isatty()))
     if args.command in ("shutdown", "wake"):
         from trader.control_cli import run_control_cli
         return asyncio.run(run_control_cli(settings, args.command, flatten=getattr(args, "flatten", False)))

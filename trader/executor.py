@@ -32,6 +32,7 @@ from trader.exchange.errors import (
 from trader.trade_store import TradeStore
 
 PROBE_GRACE = timedelta(seconds=10)   # clock skew allowance on top of recvWindow
+PLACED_IDS_KEPT = 1000   # sent client ids remembered before those of finished orders go
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class Executor:
         self.throttled_until: dict[str, datetime] = {}
         self.sent_count = 0
         self.placed: set[str] = set()   # client ids this process sent (second-instance guard)
+        self._placed_limit = PLACED_IDS_KEPT
         self.rules_changes: list[str] = []   # found by filter rejections; the engine alerts
         self._under_way = PlacementUnderWay()
         self._retrying = placement_retrying(self._under_way, clock.sleep)
@@ -173,6 +175,26 @@ class Executor:
     def symbol_throttled(self, symbol: str) -> bool:
         until = self.throttled_until.get(symbol)
         return until is not None and self.clock.now() < until
+
+    def _remember_placed(self, client_id: str) -> None:
+        """Remember a client id this process sent, for the second-instance check
+        (trader/second_instance.py). Past PLACED_IDS_KEPT ids, those of finished orders are
+        forgotten (a long live run would keep every id it ever sent). Kept: an id whose
+        intent is unresolved (PENDING; SENT, whose order may still land; ACKED, live), and
+        one the store knows nothing of (its intent was never journaled)."""
+        self.placed.add(client_id)
+        if len(self.placed) <= self._placed_limit:
+            return
+        self.placed = {cid for cid in self.placed if not self._order_over(cid)}
+        # Many unresolved ones: wait until the memory doubles before the next scan.
+        self._placed_limit = max(PLACED_IDS_KEPT, 2 * len(self.placed))
+
+    def _order_over(self, client_id: str) -> bool:
+        intent = self.store.intent(client_id)
+        if intent is not None:
+            return intent.status.resolved
+        order = self.store.order(client_id)   # a resolved intent is purged after 6 h
+        return order is not None and order.status.terminal
 
     # --- placing ------------------------------------------------------------------
     async def submit(self, intent: Intent) -> ActionResult:
@@ -207,7 +229,7 @@ class Executor:
             async for attempt in retrying:
                 with attempt:
                     self.sent_count += 1
-                    self.placed.add(policy.request.client_id)
+                    self._remember_placed(policy.request.client_id)
                     return await self.exchange.place(policy.request)
         finally:
             if shared:

@@ -117,10 +117,11 @@ class BarClock:
 
 class Sweep:
     """A validated sweep: `Sweep(spec, base)` raises SweepError for any bad parameter, value
-    or range (and when optuna is needed but not installed), before anything runs."""
+    or range (and when optuna is needed but not installed), before anything runs. A value
+    listed twice for a parameter runs once (`SweepSpec.without_repeats` says so in words)."""
 
     def __init__(self, spec: SweepSpec, base: Settings) -> None:
-        self.spec = spec.checked()
+        self.spec = spec = spec.without_repeats()[0].checked()
         self.base = base
         self._grid_plans: list[TrialPlan] = []
         self._optuna: Any = None

@@ -88,9 +88,13 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
     from trader.sweep_runners import make_runner
 
     try:
-        spec = with_options(read_spec_file(args.spec) if args.spec else SweepSpec(),
-                            grid=args.grid, search=args.search, trials=args.trials,
-                            seed=args.seed, objective=args.objective, top=args.top)
+        _check_counts(args)
+        spec, notes = with_options(read_spec_file(args.spec) if args.spec else SweepSpec(),
+                                   grid=args.grid, search=args.search, trials=args.trials,
+                                   seed=args.seed, objective=args.objective,
+                                   top=args.top).without_repeats()
+        for note in notes:
+            print(f"sweep note: {note}", file=sys.stderr)
         data = load_sweep_data(settings, args)
         sweep = Sweep(spec, settings)
         quiet = "ERROR" if settings.log_level == "INFO" else settings.log_level
@@ -115,6 +119,15 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
     print(_summary(sweep.spec, data, runner.where, time.perf_counter() - started))
     _print_results(board, sweep.spec, out, args.rows)
     return 0 if board.best() is not None else 1
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """SweepError naming the option for --workers below 1 (a pool of none would fail naming
+    no option, and a Ray study waits forever for trials it never asks for) or --rows below 0."""
+    if args.workers is not None and args.workers < 1:
+        raise SweepError(f"--workers {args.workers}: trials at once must be at least 1")
+    if args.rows < 0:
+        raise SweepError(f"--rows {args.rows}: must be 0 or more")
 
 
 def load_sweep_data(settings: Settings, args: argparse.Namespace) -> "BacktestData":

@@ -103,6 +103,16 @@ class SweepSpec:
         return [dict(zip(names, values, strict=True))
                 for values in itertools.product(*self.grid.values())]
 
+    def without_repeats(self) -> tuple["SweepSpec", list[str]]:
+        """This spec with each value listed once per parameter (a repeated grid value would
+        run the same trials again), and one note per parameter that repeated any, e.g.
+        "strategy.channel: 20 repeated; each value runs once (2 values, not 3)"."""
+        notes: list[str] = []
+        grid = {name: _distinct(name, values, notes) for name, values in self.grid.items()}
+        search = {name: space if isinstance(space, Span) else _distinct(name, space, notes)
+                  for name, space in self.search.items()}
+        return replace(self, grid=grid, search=search), notes
+
     def checked(self) -> "SweepSpec":
         """This spec, or SweepError naming what is missing or contradictory."""
         if self.grid and self.search:
@@ -226,6 +236,24 @@ def _search_space(name: str, space: Any) -> SearchSpace:
             return Span(space["low"], space["high"], space.get("step"), bool(space.get("log")))
     raise SweepError(f"optuna.params.{name}: expected {{ low = .., high = .. }} with optional "
                      "step or log = true, or a list of values")
+
+
+def _distinct(name: str, values: tuple[ParamValue, ...],
+              notes: list[str]) -> tuple[ParamValue, ...]:
+    """`values` in their order, each once (1.5 and 1.50 are one value; True and 1 two)."""
+    first: dict[tuple[bool, ParamValue], ParamValue] = {}
+    repeated: dict[tuple[bool, ParamValue], ParamValue] = {}
+    for value in values:
+        key = (isinstance(value, bool), value)
+        if key in first:
+            repeated.setdefault(key, first[key])
+        else:
+            first[key] = value
+    if repeated:
+        shown = ", ".join(str(value) for value in repeated.values())
+        notes.append(f"{name}: {shown} repeated; each value runs once "
+                     f"({len(first)} values, not {len(values)})")
+    return tuple(first.values())
 
 
 def _is_number(value: Any) -> bool:
