@@ -53,6 +53,7 @@ DECODERS: dict[str, Callable[[Any], Any]] = {
     "position_risk_v3": lambda p: codec.position_from_risk(p, "ADAUSDT", 5),
     "position_risk_v3_hedge": lambda p: codec.position_from_risk(p, "BTCUSDT", 5),
     "user_trades": lambda p: [codec.fill_from_trade(r, "") for r in p],
+    "income_history": codec.funding_from_income,       # tests/test_funding_backfill.py
     "klines": lambda p: [codec.candle_from_rest(r, "BLZUSDT", MINUTE, NOW) for r in p],
     "book_ticker": codec.book_from_ticker,
     "event_order_trade_update": event_codec.update_from_order_event,

@@ -96,6 +96,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
             "order_new": await client.futures_create_order(**order_params(entry)),
         }
         await client.futures_create_order(**order_params(resting))
+        await fake.settle_funding(SYMBOL, Decimal("0.0001"))    # a row for the income history
         answers |= {
             "order_query": await client.futures_get_order(symbol=SYMBOL,
                                                           origClientOrderId=entry.client_id),
@@ -110,6 +111,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
             "account_v2": await client.futures_account(),
             "position_risk_v3": await client.futures_position_information(symbol=SYMBOL),
             "user_trades": await client.futures_account_trades(symbol=SYMBOL),
+            "income_history": await client.futures_income_history(incomeType="FUNDING_FEE"),
             "book_ticker": await client.futures_orderbook_ticker(symbol=SYMBOL),
             "premium_index": await client.futures_mark_price(symbol=SYMBOL),
             "listen_key_new": await client._request_futures_api("post", "listenKey",

@@ -46,6 +46,7 @@ from trader.exchange_actions import ActionRunner
 from trader.exchange_health import ExchangeHealth
 from trader.exchange_view import ExchangeView
 from trader.executor import Executor
+from trader.funding_backfill import FundingBackfill
 from trader.guard_book import GuardBook
 from trader.guards import GuardConfig, GuardState
 from trader.housekeeping import Housekeeping
@@ -130,6 +131,7 @@ class Engine:
                                          clock, self.guards, self.candles, self.counters,
                                          self.boundary.contained, self.tracker)
         exchange.on_stream_reconnect(self._stream_reconnected)
+        self.funding_backfill = FundingBackfill(exchange, store, clock, self.symbols)
 
     # --- state kept across restarts ---------------------------------------------------
     @property

@@ -38,6 +38,7 @@ from trader.events import (
     PositionSizeChanged,
 )
 from trader.exchange.base import ExchangeEvent, FundingApplied, OrderUpdate
+from trader.funding_backfill import MATCH_WINDOW, already_read_back
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
 from trader.position import Position
 from trader.trade_history import trade_funding
@@ -138,15 +139,29 @@ class PositionJournal:
         return rules.tick_size, rules.step_size
 
     def record_funding(self, events: list[ExchangeEvent], symbols: list[str]) -> None:
-        """Journal the funding the exchange booked (per-period realised PnL counts it)."""
+        """Journal the funding the exchange booked (per-period realised PnL counts it),
+        unless it was read back from the income history first (trader/funding_backfill.py)."""
         for event in events:
             if isinstance(event, FundingApplied) and (event.symbol in symbols or not event.symbol):
                 payment = FundingPayment(event.time, event.symbol, event.amount)
+                if self._read_back_already(payment):
+                    logger.info("funding already read back from the income history symbol={} "
+                                "amount={} at={}", event.symbol, event.amount,
+                                event.time.isoformat())
+                    continue
                 try:
                     self.store.record_funding(payment, event.rate)
                 except SaveStateFailure as exc:   # counted by the store's write health
                     logger.error("funding not saved symbol={} amount={} error={}",
                                  event.symbol, event.amount, exc)
+
+    def _read_back_already(self, payment: FundingPayment) -> bool:
+        try:
+            journal = self.store.funding_journal(payment.at - MATCH_WINDOW)
+        except sqlite3.Error as exc:   # journaled all the same: a loss is worse than a twin
+            logger.error("funding journal unreadable symbol={} error={}", payment.symbol, exc)
+            return False
+        return already_read_back(payment, journal)
 
     def record_stream_fills(self, events: list[ExchangeEvent], symbols: list[str]) -> None:
         """Journal the fills the user-data stream reported (liquidation fills included:

@@ -24,6 +24,8 @@ async def boot(engine: Engine) -> list[str]:
     for symbol in engine.symbols:
         lines += await _settle(engine, symbol)
     engine.booted = True
+    # protected first; then the funding paid while the agent was away (funding_backfill.py)
+    await engine.funding_backfill.sync(engine.positions.values())
     if lines:
         now = engine.clock.now()
         engine.alerter.publish(Alert(AlertName.STARTUP, "boot reconciliation:\n" +
@@ -71,6 +73,8 @@ async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[st
             lines.append(f"{symbol}: untracked {held.side.label} {held.size} on the exchange")
     for line in lines:
         logger.warning("reconcile difference {}", line)
+    if engine.booted:     # after a stream reconnect: the funding it missed (boot reads it last)
+        await engine.funding_backfill.sync(engine.positions.values())
     return lines
 
 

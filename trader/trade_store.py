@@ -192,10 +192,29 @@ class TradeStore(Store):
             "SELECT trade_id FROM fills WHERE symbol = ?", [symbol])}
 
     # --- funding --------------------------------------------------------------------
-    def record_funding(self, payment: FundingPayment, rate: Decimal | None = None) -> None:
-        """Journal one funding payment (an append-only event)."""
-        self.append_event(payment.at, FUNDING_EVENT, payment.symbol, {
-            "amount": str(payment.amount), "rate": "" if rate is None else str(rate)})
+    def record_funding(self, payment: FundingPayment, rate: Decimal | None = None,
+                       tran_id: str = "") -> None:
+        """Journal one funding payment (an append-only event). `tran_id`: the exchange's
+        transaction id when it was read from its income history (trader/funding_backfill.py);
+        "" when the user-data stream reported it (ACCOUNT_UPDATE carries none)."""
+        body = {"amount": str(payment.amount), "rate": "" if rate is None else str(rate)}
+        if tran_id:
+            body["tran_id"] = tran_id
+        self.append_event(payment.at, FUNDING_EVENT, payment.symbol, body)
+
+    def funding_journal(self, since: datetime) -> list[tuple[FundingPayment, str]]:
+        """Journaled funding payments at or after `since`, each with its exchange
+        transaction id ("" when the stream reported it), oldest first (a payment read back
+        from the income history is journaled after newer ones: ordered by its time)."""
+        journal = []
+        for at, symbol, text in self.db.execute(
+                "SELECT at, symbol, body FROM events WHERE kind = ? AND at >= ? "
+                "ORDER BY at, id", [FUNDING_EVENT, since.isoformat()]):
+            body = json.loads(text)
+            journal.append((FundingPayment(datetime.fromisoformat(at), symbol or "",
+                                           Decimal(body["amount"])),
+                            str(body.get("tran_id", ""))))
+        return journal
 
     def funding_payments(self, since: datetime | None = None) -> list[FundingPayment]:
         """Journaled funding payments at or after `since`, oldest first."""
@@ -207,7 +226,8 @@ class TradeStore(Store):
         return [FundingPayment(datetime.fromisoformat(at), symbol or "",
                                Decimal(json.loads(body)["amount"]))
                 for at, symbol, body in self.db.execute(
-                    f"SELECT at, symbol, body FROM events WHERE {where} ORDER BY id", args)]
+                    f"SELECT at, symbol, body FROM events WHERE {where} ORDER BY at, id",
+                    args)]
 
     # --- positions ----------------------------------------------------------------
     def save_position(self, position: Position) -> None:

@@ -33,6 +33,7 @@ from tests.fakes import binance_control
 from tests.fakes.binance_endpoints import FLAT_ORDER_BEHAVIOURS, BinanceEndpoints
 from tests.fakes.binance_faults import Fault, FaultBook, RetryAfterWatch, Usage, error_response
 from tests.fakes.binance_hub import StreamHub
+from tests.fakes.binance_income import IncomeLedger
 from tests.fakes.binance_wire import kline_event
 from trader.domain import Candle, Side, to_ms
 from trader.exchange.base import ExchangeError
@@ -82,6 +83,7 @@ class FakeBinance:
         self.usage = Usage()
         self.endpoints.rate_limits = self.usage.rate_limits()
         self.request_log: list[LoggedRequest] = []
+        self.income = IncomeLedger(lambda: to_ms(self.now()))     # GET /fapi/v1/income
         self.accepted_orders: list[str] = []
         self.fault_book = FaultBook()
         self.retry_after_watch = RetryAfterWatch(server_ms=lambda: to_ms(self.now()))
@@ -162,6 +164,7 @@ class FakeBinance:
             ("GET", "/fapi/v2/account"): (SIGNED, 5, e.account),
             ("GET", "/fapi/v3/positionRisk"): (SIGNED, 5, e.position_risk),
             ("GET", v1 + "userTrades"): (SIGNED, 5, e.user_trades),
+            ("GET", v1 + "income"): (SIGNED, 30, self.income.history),
         }
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -331,6 +334,7 @@ class FakeBinance:
 
     # --- test controls (also served under /_control/<name>) -------------------------------
     async def _publish(self, events: list[SimEvent]) -> None:
+        self.income.book(events)     # kept whether or not a socket hears the event
         self.endpoints.publish(events)
         await self._flush_stream_events()
 

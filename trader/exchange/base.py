@@ -53,6 +53,22 @@ ExchangeEvent = OrderUpdate | AccountUpdate | FundingApplied
 
 
 @dataclass(frozen=True, slots=True)
+class FundingIncome:
+    """One funding payment as the exchange's ledger keeps it (Binance: a FUNDING_FEE row
+    of GET /fapi/v1/income), read back for what the user-data stream missed.
+
+    `tran_id` is the exchange's transaction id ("unique in the same incomeType for a user");
+    `amount` is in `asset`, positive = received, negative = paid; `symbol` "" when the
+    exchange names none.
+    """
+    tran_id: str
+    symbol: str
+    amount: Decimal
+    asset: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Quote:
     """One symbol's latest top of book and mark price, pushed by the exchange's market streams
     (Binance: <symbol>@bookTicker and <symbol>@markPrice@1s) or read off the simulator.
@@ -172,6 +188,11 @@ class Exchange(Protocol):
         read `book_ticker` / `position` over REST."""
 
     async def funding_rate(self, symbol: str) -> Decimal: ...
+
+    async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
+        """Funding paid or received between `since` and `until` (both included), oldest
+        first: what the user-data stream may have missed while it was down. The paper
+        exchange answers [] (its funding events never go missing)."""
 
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
 

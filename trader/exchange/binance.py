@@ -1,7 +1,7 @@
 """The Exchange protocol on Binance USD-M futures, through python-binance's AsyncClient.
 
 `BinanceExchange` assembles the adapter's parts, and does the plain account and market
-reads (position, balance, klines, book ticker, funding rate) itself:
+reads (position, balance, funding history, klines, book ticker, funding rate) itself:
 
     binance_rest.py      the one place requests are sent: the gate (circuit, pacing,
                          retries), errors -> ExchangeError / UnknownOutcome, server time
@@ -40,11 +40,12 @@ from trader.exchange.base import (
     AccountUpdate,
     CircuitState,
     ExchangeEvent,
+    FundingIncome,
     OrderUpdate,
     Quote,
 )
 from trader.exchange.binance_account import BinanceAccount
-from trader.exchange.binance_fields import Fields, interval_delta
+from trader.exchange.binance_fields import Fields, interval_delta, rows_of
 from trader.exchange.binance_orders import BinanceOrders, ProbeResult
 from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.binance_streams import BinanceStreams, StreamOptions
@@ -53,6 +54,9 @@ from trader.logs import register_secret
 
 TESTNET_STREAMS = "wss://fstream.binancefuture.com/"
 MAINNET_STREAMS = "wss://fstream.binance.com/"
+INCOME_WEIGHT = 30        # GET /fapi/v1/income, whatever the limit
+INCOME_PAGE = 1000        # its maximum limit
+INCOME_PAGES = 10         # a week of 8-hourly funding is ~21 rows a symbol: paging is rare
 
 
 class BinanceExchange:
@@ -209,6 +213,35 @@ class BinanceExchange:
         raw = await self._rest.call("premium index", self.client.futures_mark_price,
                                     symbol=symbol)
         return Fields(raw, "GET /fapi/v1/premiumIndex").number("lastFundingRate")
+
+    async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
+        """GET /fapi/v1/income, incomeType FUNDING_FEE, startTime `since` to endTime `until`
+        (both included), oldest first; weight 30 a page of up to 1000 rows, through the gate
+        (its circuit, pacing and retries). A page that is full is followed by one from its
+        latest row on (Binance answers "startTime + limit" when more rows match: the Binance
+        Link page of the same endpoint); rows seen twice are counted once (by tranId).
+        Unreadable rows are logged and skipped (binance_codec.funding_from_income); raises
+        ExchangeError / UnknownOutcome like every read.
+        https://developers.binance.com/docs/derivatives/usds-margined-futures/account/
+        rest-api/Get-Income-History"""
+        found: dict[str, FundingIncome] = {}
+        start = since
+        for _ in range(INCOME_PAGES):
+            raw = await self._rest.call(
+                "income history", self.client.futures_income_history, weight=INCOME_WEIGHT,
+                incomeType=codec.FUNDING_FEE, startTime=to_ms(start), endTime=to_ms(until),
+                limit=INCOME_PAGE)
+            rows = rows_of(raw, codec.INCOME)
+            page = codec.funding_from_income(rows)
+            fresh = {income.tran_id: income for income in page if income.tran_id not in found}
+            found |= fresh
+            if len(rows) < INCOME_PAGE or not fresh:
+                break
+            start = max(income.time for income in page)
+        else:
+            logger.warning("funding history cut at {} pages rows={} until={}", INCOME_PAGES,
+                           len(found), start.isoformat())
+        return sorted(found.values(), key=lambda income: (income.time, income.tran_id))
 
     # --- account settings (binance_account.py) ----------------------------------------
     async def set_leverage(self, symbol: str, leverage: int) -> None:

@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from loguru import logger
+
 from trader.domain import ZERO, Balance, BookTicker, Candle, ExchangePosition, Fill, SymbolRules
-from trader.exchange.base import ExchangeError, UnknownOutcome
+from trader.exchange.base import ExchangeError, FundingIncome, MalformedResponse, UnknownOutcome
 from trader.exchange.binance_fields import Fields, malformed, rows_of
 
 Json = dict[str, Any]
@@ -26,6 +28,8 @@ POSITION_RISK, ACCOUNT, USER_TRADES = ("GET /fapi/v3/positionRisk", "GET /fapi/v
                                        "GET /fapi/v1/userTrades")
 KLINES, BOOK_TICKER, EXCHANGE_INFO = ("GET /fapi/v1/klines", "GET /fapi/v1/ticker/bookTicker",
                                       "GET /fapi/v1/exchangeInfo")
+INCOME = "GET /fapi/v1/income"
+FUNDING_FEE = "FUNDING_FEE"
 BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
 
 
@@ -127,6 +131,32 @@ def fill_from_trade(raw: Json, client_id: str) -> Fill:
                 fee=f.optional_number("commission"),
                 realized_pnl=f.optional_number("realizedPnl"), time=f.millis("time"),
                 maker=f.flag("maker"), order_id=f.optional_text("orderId"))
+
+
+def funding_from_income(rows: list[Any]) -> list[FundingIncome]:
+    """The FUNDING_FEE rows among the rows of a GET /fapi/v1/income answer, in the order
+    given: {"symbol", "incomeType", "income", "asset", "info", "time", "tranId", "tradeId"}
+    (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/
+    Get-Income-History; tranId is a JSON number there, a string on the COIN-M page: both
+    read as text).
+
+    A row that cannot be read (no tranId, no time, an income that is not a number) is
+    logged and skipped: one bad row never hides the payments beside it. Rows of another
+    income type are skipped too (we ask for FUNDING_FEE only).
+    """
+    incomes = []
+    for raw in rows:
+        try:
+            f = Fields(raw, f"{INCOME} row")
+            if f.text("incomeType") != FUNDING_FEE:
+                continue
+            incomes.append(FundingIncome(tran_id=f.text("tranId"),
+                                         symbol=f.optional_text("symbol"),
+                                         amount=f.number("income"), asset=f.text("asset"),
+                                         time=f.millis("time")))
+        except MalformedResponse as exc:    # malformed() logged the row itself
+            logger.warning("funding income row skipped error={}", exc)
+    return incomes
 
 
 # --- market data ---------------------------------------------------------------------

@@ -44,6 +44,7 @@ from trader.exchange.base import (
     CircuitState,
     ExchangeError,
     ExchangeEvent,
+    FundingIncome,
     Quote,
     UnknownOutcome,
 )
@@ -218,6 +219,10 @@ class PaperExchange:
 
     async def funding_rate(self, symbol: str) -> Decimal:
         return self.sim.funding_rate(symbol, self.clock.now())
+
+    async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
+        """None to read back: the simulator's funding events never go missing."""
+        return []
 
     def quote(self, symbol: str, max_age: timedelta) -> Quote | None:
         """The simulator's book and mark, stamped now (never stale); None before the first
