@@ -219,23 +219,39 @@ class Executor:
 
     async def _send_with_policy(self, intent: Intent) -> Order:
         policy = PlacementRetry(intent, self.exchange)
+        try:
+            return await self._send(policy)     # the usual case: sent once, answered
+        except ExchangeError as error:
+            if not policy.should_retry(error):
+                raise
+            refused = error
+        # The error table asks for a retry: tenacity runs the placement from the refused
+        # attempt on (its answer is replayed, not sent again), as if it had run from the
+        # start; the usual case above skips the retrying object's bookkeeping.
         # The engine places one order at a time; should two ever overlap, the second
         # gets a retrying object of its own (tenacity keeps a run's state in it).
         shared = self._under_way.policy is None
         if shared:
             self._under_way.policy = policy
         retrying = self._retrying if shared else placement_retrying(policy, self.clock.sleep)
+        replayed = False
         try:
             async for attempt in retrying:
                 with attempt:
-                    self.sent_count += 1
-                    self._remember_placed(policy.request.client_id)
-                    return await self.exchange.place(policy.request)
+                    if not replayed:
+                        replayed = True
+                        raise refused
+                    return await self._send(policy)
         finally:
             if shared:
                 self._under_way.policy = None
             self.rules_changes += policy.rules_changes
         raise AssertionError("unreachable")
+
+    async def _send(self, policy: PlacementRetry) -> Order:
+        self.sent_count += 1
+        self._remember_placed(policy.request.client_id)
+        return await self.exchange.place(policy.request)
 
     def _resolve_order(self, intent: Intent, order: Order) -> ActionResult:
         status = IntentStatus.FILLED if order.status is OrderStatus.FILLED else IntentStatus.ACKED
