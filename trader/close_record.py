@@ -12,6 +12,7 @@ closing fill; then the close the agent was making, else by hand.
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 from trader.domain import (
     ZERO,
@@ -63,7 +64,9 @@ def close_reason(position: Position, stop: Order | None, take_profit: Order | No
 
 def closed(position: Position, at: datetime, reason: CloseReason,
            fills: Sequence[Fill]) -> Position:
-    """The final record, PnL and fees from the position's exchange fills."""
+    """The final record, PnL and fees from the position's exchange fills; its size
+    (`traded_quantity`) is what the closing fills closed in all: what it held, which for a
+    maker entry whose rest was given up is less than the entry asked for."""
     closing_side = position.side.opposite
     exits = [f for f in fills if f.side is closing_side]
     exit_qty = sum((f.quantity for f in exits), ZERO)
@@ -72,4 +75,11 @@ def closed(position: Position, at: datetime, reason: CloseReason,
     fees = sum((f.fee for f in fills), ZERO)
     return replace(position, state=PositionState.CLOSED, quantity=ZERO, closed_at=at,
                    close_reason=reason, exit_price=exit_price, realized_pnl=realized, fees=fees,
-                   closing_reason=None)
+                   closing_reason=None, traded_quantity=exit_qty)
+
+
+def traded_size(position: Position) -> Decimal:
+    """A closed trade's size, unsigned, in the base asset: what it held (`traded_quantity`);
+    a record without it (closed before it was kept, or no closing fill read) falls back on
+    what the entry asked for, else the quantity on record."""
+    return position.traded_quantity or position.initial_quantity or position.quantity

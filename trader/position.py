@@ -146,6 +146,10 @@ class Position:
     exit_plan: ExitPlan = ExitPlan.ONE
     take_profit_1: Leg | None = None       # TP1 of the two-TP plan; None once it filled
     tp1_quantity: Decimal = ZERO           # TP1's part of `initial_quantity`
+    # The final record: what its closing fills closed in all, i.e. the size it actually held
+    # (a maker entry may fill less than `initial_quantity`); 0 until closed, and on records
+    # closed before it was kept (trader.close_record.traded_size falls back then).
+    traded_quantity: Decimal = ZERO
 
     @property
     def legs(self) -> tuple[Leg, ...]:

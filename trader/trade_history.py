@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from trader.close_record import traded_size
 from trader.commands import PerformanceRow, PeriodRow, PeriodTable, PnlView, TradeView
 from trader.display import on_step
 from trader.domain import ZERO, CloseReason, SymbolRules
@@ -141,7 +142,7 @@ def recent_trades(closed: Sequence[Position], funding: Sequence[FundingPayment],
         symbol_rules = rules(position.symbol)
         tick = symbol_rules.tick_size if symbol_rules else None
         step = symbol_rules.step_size if symbol_rules else None
-        size = position.initial_quantity if position.initial_quantity > 0 else position.quantity
+        size = traded_size(position)           # what it held, not what it planned
         net = trade_net(position, funding)
         notional = position.entry_price * size
         assert position.closed_at is not None and position.exit_price is not None

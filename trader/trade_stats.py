@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from trader.close_record import traded_size
 from trader.domain import ZERO
 from trader.position import Position
 
@@ -50,7 +51,7 @@ class TradeRecord:
             side=pos.side.label,
             opened_at=pos.opened_at,
             closed_at=pos.closed_at,
-            quantity=pos.initial_quantity if pos.initial_quantity > 0 else pos.quantity,
+            quantity=traded_size(pos),
             entry_price=pos.entry_price,
             exit_price=pos.exit_price,
             gross_pnl=pos.realized_pnl,
