@@ -223,7 +223,7 @@ def test_a_replay_of_a_bad_candle_file_stops_with_one_line_naming_it(tmp_path: P
     for args, env in ((("run", "--replay", "--data", str(data)), {}),
                       (("run", "--replay"), {"TRADEBOT_REPLAY_FILE": str(data)}),
                       (("run", "--replay", "--data", str(tmp_path / "missing.csv")), {})):
-        result = run_cli(tmp_path, *args, TRADEBOT_DB_PATH=str(tmp_path / "t.db"), **env)
+        result = run_cli(tmp_path, *args, TRADEBOT_DB=str(tmp_path / "t.db"), **env)
         assert result.returncode == 2, result.stderr[-2000:]
         errors = [line for line in result.stderr.splitlines() if "error" in line]
         assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -13,20 +13,31 @@ so. An agent is running when its heartbeat is fresh (trader/presence.py).
   restart on a wiped disk knows it), and what was done on the exchange is printed. A replay
   keeps nothing between runs: with no replay running there is nothing to act on.
 
-Exit code 0 only when the command was carried out.
+Exit code 0 only when the command was carried out; 1 when it was not (no answer from the
+agent, or the exchange failed: one line on stderr says at which step, what was and was not
+done, and what to do; the traceback is logged at DEBUG); 2 for a configuration error
+(trader/cli.py).
 """
 
 import asyncio
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
 
 from storage import SaveStateFailure, Store
 from trader.cli_mailbox import CLI_REQUEST_KEY, answer_key
 from trader.config import Settings
+from trader.exchange.base import CircuitOpen, ExchangeError, UnknownOutcome
 from trader.presence import PresenceRecord, read_presence, replay_db_path
+
+if TYPE_CHECKING:
+    from trader.engine import Engine
 
 ANSWER_SECONDS = 4.5          # the operator hears back within 5 s
 POLL_SECONDS = 0.1
@@ -139,24 +150,59 @@ def _forget(store: Store, key: str) -> None:
 
 
 # --- no agent: act here, as a short-lived agent ------------------------------------------
+class Step(Enum):
+    """How far acting here got when the exchange failed."""
+    EXCHANGE_START = "at start-up"
+    BOOT = "during start-up reconciliation"
+    COMMAND = "while carrying out the command"
+
+
+@dataclass(slots=True)
+class Progress:
+    step: Step = Step.EXCHANGE_START
+
+
 async def _run_here(settings: Settings, action: str, flatten: bool) -> int:
+    """Boot, the command, the state saved and pinned; 1 (one line on stderr) when the
+    exchange fails on the way. The exchange's HTTP session and the database are closed
+    whatever happens."""
     # The agent's machinery is loaded only here: relaying to a running agent stays quick.
+    from trader.app import build_engine, start_exchange
+
+    engine, close = await build_engine(settings, start=False)
+    progress = Progress()
+    try:
+        await start_exchange(engine.exchange, settings)
+        progress.step = Step.BOOT
+        return await _act(engine, settings, action, flatten, progress)
+    except (ExchangeError, UnknownOutcome) as exc:
+        logger.opt(exception=exc).debug("{} from the command line failed step={}", action,
+                                        progress.step.name)
+        print(failure_line(action, flatten, exc, progress.step, settings.db_path), file=sys.stderr)
+        return 1
+    finally:
+        await close()
+
+
+async def _act(engine: "Engine", settings: Settings, action: str, flatten: bool,
+               progress: Progress) -> int:
     from trader.agent_services import pin_of
-    from trader.app import build_engine, make_sink
+    from trader.app import make_sink
     from trader.clock import SystemClock
     from trader.commands import Command, CommandKind
     from trader.control import Controller, run_command
     from trader.intent_keeper import IntentKeeper
     from trader.startup import boot
 
-    engine, close = await build_engine(settings)
     sink = make_sink(settings, engine, Controller(engine), take_updates=False)
     pin = pin_of(sink)
     keeper = IntentKeeper(engine.guards, engine.store, engine.alerter, SystemClock(), pin)
     try:
         await sink.start()
-        await boot(engine)
+        for line in await boot(engine):
+            print(f"start-up: {line}")
         print(f"before: {await keeper.recover(PIN_SECONDS)}")
+        progress.step = Step.COMMAND
         kind = CommandKind.SHUTDOWN if action == "shutdown" else CommandKind.WAKE
         result = await run_command(engine, Command(kind, f"cli:{uuid.uuid4()}", engine.clock.now(),
                                                    flatten=flatten, source="cli"))
@@ -174,4 +220,46 @@ async def _run_here(settings: Settings, action: str, flatten: bool) -> int:
     finally:
         await keeper.stop()
         await sink.stop()
-        await close()
+
+
+def failure_line(action: str, flatten: bool, error: ExchangeError | UnknownOutcome,
+                 step: Step, db_path: Path) -> str:
+    """One line: what failed, at which step, what was and was not done, what to do, e.g.
+    "shutdown: the exchange did not answer (server time: cannot connect to 127.0.0.1:9
+    (...)) at start-up; nothing was done: no order was sent or cancelled and the agent on
+    t.db was not put to sleep. ...". A failure that reaches here came before the sleep state
+    changed: shutdown contains each of its steps and sleeps whatever fails, wake reconciles
+    before it wakes (trader/control.py)."""
+    not_done = f"the agent on {db_path} was not " + (
+        "put to sleep" if action == "shutdown" else "woken")
+    done = {
+        Step.EXCHANGE_START: f"nothing was done: no order was sent or cancelled and {not_done}",
+        Step.BOOT: f"{not_done}; start-up reconciliation stopped part way (a position it "
+                   "protected or a stray order it cancelled is in the log above)",
+        Step.COMMAND: f"{not_done}; start-up reconciliation had finished (what it found is "
+                      "printed above)",
+    }[step]
+    return (f"{action}: {_problem(error)} {step.value}; {done}. {_advice(error)}, then run "
+            f"`tradebot {action}{' --flatten' if flatten else ''}` again.")
+
+
+def _problem(error: ExchangeError | UnknownOutcome) -> str:
+    from trader.app import plain_error
+    if isinstance(error, CircuitOpen):
+        return f"the request was not sent ({error.message.removeprefix('not sent: ')})"
+    if isinstance(error, UnknownOutcome) and error.http_status:    # e.g. a 5xx to an order
+        return f"the exchange answered HTTP {error.http_status} (code {error.code}: {error})"
+    if isinstance(error, UnknownOutcome):       # "server time: ClientConnectorError(...)"
+        action, _, _ = str(error).partition(": ")
+        return f"the exchange did not answer ({action}: {plain_error(error.__cause__ or error)})"
+    code = f", code {error.code}" if error.code else ""
+    return f"the exchange answered with an error (HTTP {error.http_status}{code}: {error.message})"
+
+
+def _advice(error: ExchangeError | UnknownOutcome) -> str:
+    if isinstance(error, ExchangeError) and error.http_status in (418, 429):
+        wait = f"{error.retry_after:.0f} s" if error.retry_after else "a few minutes"
+        return f"Binance limits this IP: wait {wait} (its Retry-After)"
+    if isinstance(error, ExchangeError) and error.code == -1021:
+        return "This machine's clock is off (-1021, timestamp outside recvWindow): sync it (NTP)"
+    return "Check the network and the exchange's status (BINANCE_FUTURES_URL when set)"
