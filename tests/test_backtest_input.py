@@ -124,7 +124,7 @@ def test_a_replay_takes_the_symbol_of_its_data_from_symbol(tmp_path: Path) -> No
     read (here its bad row is what stops the replay, not its name)."""
     row = xrp_rows(60, 1000)[50]
     data = xrp_file(tmp_path, "mydata.csv", change={52: with_field(row, "close", "nan")})
-    database = {"TRADEBOT_DB_PATH": str(tmp_path / "t.db")}
+    database = {"TRADEBOT_DB": str(tmp_path / "t.db")}
     unnamed = run_cli(tmp_path, "run", "--replay", "--data", str(data), **database)
     assert unnamed.returncode == 2 and "pass --symbol SYMBOL" in unnamed.stderr
     named = run_cli(tmp_path, "run", "--replay", "--data", str(data), "--symbol", "xrpusdt",
