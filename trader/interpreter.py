@@ -53,28 +53,53 @@ class Interpreter:
     async def apply(self, position: Position, event: Event,
                     notes: list[str] | None = None) -> Position:
         """Step `position` through `event` and what its actions report back. `notes`
-        collects what was done, for an operator command's answer."""
+        collects what was done, for an operator command's answer.
+
+        The steps' alerts are published once their exchange actions are done (before a
+        close is recorded, and whatever happens): queuing one is a database commit, which
+        must not stand between a fill or a vanished stop and the placement that protects
+        the position (an fsync each on the live agent's journal)."""
         queue: deque[Event] = deque([event])
-        for _ in range(MAX_STEPS):
-            if not queue:
-                return position
-            current = queue.popleft()
-            result = step(position, current, self.now(), self.policy)
-            if result.ignored:
+        said: list[Alert] = []
+        try:
+            for _ in range(MAX_STEPS):
+                if not queue:
+                    return position
+                position = await self._step(position, queue, said, notes)
+            logger.error("step limit reached symbol={} pending={}", position.symbol,
+                         list(queue))
+            return position
+        finally:
+            self._publish(said)
+
+    async def _step(self, position: Position, queue: deque[Event], said: list[Alert],
+                    notes: list[str] | None) -> Position:
+        current = queue.popleft()
+        result = step(position, current, self.now(), self.policy)
+        if result.ignored:
+            return position
+        self.telemetry.stepped(position, current, result.position)   # the counters
+        # A step that changed nothing returns the same record: nothing to save. A close
+        # is committed by Finalize alone, in one transaction with its fills: if the
+        # process dies before, the restart finds the position open and finalizes it again.
+        if result.position is not position \
+                and not any(isinstance(action, Finalize) for action in result.actions):
+            self.journal.commit(position, result.position, current)
+        position = result.position
+        self._remember(position)
+        for action in result.actions:
+            if isinstance(action, Alert):
+                said.append(action)
                 continue
-            self.telemetry.stepped(position, current, result.position)   # the counters
-            # A step that changed nothing returns the same record: nothing to save. A close
-            # is committed by Finalize alone, in one transaction with its fills: if the
-            # process dies before, the restart finds the position open and finalizes it again.
-            if result.position is not position \
-                    and not any(isinstance(action, Finalize) for action in result.actions):
-                self.journal.commit(position, result.position, current)
-            position = result.position
-            self._remember(position)
-            for action in result.actions:
-                queue.extend(await self.perform(position, action, notes))
-        logger.error("step limit reached symbol={} pending={}", position.symbol, list(queue))
+            if isinstance(action, Finalize):
+                self._publish(said)     # what led to the close is said before the close
+            queue.extend(await self.perform(position, action, notes))
         return position
+
+    def _publish(self, said: list[Alert]) -> None:
+        for alert in said:
+            self.alerter.publish(alert, self.now())
+        said.clear()
 
     async def perform(self, position: Position, action: Action,
                       notes: list[str] | None) -> list[Event]:
