@@ -50,12 +50,15 @@ class Breakers:
         config = book.config
         if quote is not None and tick_size > 0:
             spread_pct = quote.spread_pct
-            history = self.spreads.setdefault(symbol, [])
-            if history:
+            history = self.spreads.get(symbol)
+            if history is None:
+                history = self.spreads[symbol] = []
+            elif history:
                 book.apply(guards.check_spread, symbol, spread_pct,
                            (quote.ask - quote.bid) / tick_size, history, now, config)
             history.append(spread_pct)
-            del history[:-SPREAD_HISTORY]
+            if len(history) > SPREAD_HISTORY:
+                del history[0]
         reading = self.reading(symbol, candles)
         if reading.crash is not None:   # the breaker is tripped (or extended) while it lasts
             book.apply(guards.trip_crash, symbol, reading.crash, now, config)

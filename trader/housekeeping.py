@@ -92,7 +92,8 @@ class Housekeeping:
     async def run(self, positions: dict[str, Position], balance: Balance | None) -> None:
         """Each job inside its own boundary: one failing job skips only itself."""
         contained = self.contained
-        await contained("feed watchdog", self.watch_feed())
+        if self.feed.has_issues(self.clock.now()):    # most ticks: none to act on
+            await contained("feed watchdog", self.watch_feed())
         if self._due("funding", FUNDING_EVERY):
             await contained("funding check", self.check_funding())
         if self._due("rules", RULES_EVERY):

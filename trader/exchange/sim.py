@@ -69,6 +69,7 @@ from trader.exchange.sim_state import dump_state, load_state
 
 __all__ = ["DEFAULT_RULES", "SimConfig", "SimEvent", "Simulator", "rules_for"]
 
+BOOKS_KEPT = 1024    # books kept per symbol, one per price (Simulator.book)
 POST_ONLY_REJECTED = ("Due to the order could not be executed as maker, the Post Only order "
                       "will be rejected.")
 
@@ -99,12 +100,15 @@ class Simulator(SimulatorCore):
     def _quiet_candle(self, candle: Candle) -> bool:
         """True when nothing fires anywhere between the last price and the candle's
         extremes: most candles of a backtest, which then skip the path walk."""
+        symbol = candle.symbol
+        if not self.orders.live_of(symbol) and self.ledger.position(symbol).quantity == 0:
+            return True     # nothing could fire at any price (a flat account, most candles)
         prices = (candle.open, candle.high, candle.low, candle.close)
-        last = self.prices.get(candle.symbol)
+        last = self.prices.get(symbol)
         low, high = min(prices), max(prices)
         if last is not None:
             low, high = min(low, last), max(high, last)
-        return self._quiet_between(candle.symbol, low, high)
+        return self._quiet_between(symbol, low, high)
 
     def set_price(self, symbol: str, price: Decimal, now: datetime,
                   gap: bool = False) -> list[SimEvent]:
@@ -131,18 +135,24 @@ class Simulator(SimulatorCore):
         return self._fund(symbol, now)
 
     def book(self, symbol: str) -> BookTicker:
-        """Bid and ask around the last price (sim_path.book_at), kept until the price,
-        spread or tick changes: a tick reads it several times at one price."""
+        """Bid and ask around the last price (sim_path.book_at), kept per price for the
+        last BOOKS_KEPT prices: a tick reads it several times at one price, and prices
+        come back (a candle file's equal price texts are one Decimal: candle_csv.py)."""
         mark = self.mark_price(symbol)
         spread = spread_for(symbol, self.config.spread)
         tick = self.rules_for(symbol).tick_size
-        cached = self._books.get(symbol)
-        # the very same Decimals (not equal ones: 0.5 and 0.50 may round to other digits)
-        if cached is not None and cached[0] is mark and cached[1] is spread \
-                and cached[2] is tick:
-            return cached[3]
+        books = self._books.get(symbol)
+        if books is None:
+            books = self._books[symbol] = {}
+        # by identity, the very same Decimals (not equal ones: 0.5 and 0.50 may round to
+        # other digits); an entry holds its mark, so no other object can take its id
+        kept = books.get(id(mark))
+        if kept is not None and kept[0] is mark and kept[1] is spread and kept[2] is tick:
+            return kept[3]
+        if len(books) >= BOOKS_KEPT:
+            books.clear()
         book = book_at(symbol, mark, spread, tick)
-        self._books[symbol] = (mark, spread, tick, book)
+        books[id(mark)] = (mark, spread, tick, book)
         return book
 
     # --- account ----------------------------------------------------------------------

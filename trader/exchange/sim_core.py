@@ -85,8 +85,9 @@ class SimulatorCore:
         # per symbol, the last liquidation level and what it was computed from
         self._liquidations: dict[
             str, tuple[SimPosition, int, Decimal, Decimal, Decimal | None]] = {}
-        # per symbol, the last book and the (mark, spread, tick) it was computed from
-        self._books: dict[str, tuple[Decimal, Decimal, Decimal, BookTicker]] = {}
+        # per symbol, by id(mark): the books of recent prices and the (mark, spread, tick)
+        # each was computed from (Simulator.book)
+        self._books: dict[str, dict[int, tuple[Decimal, Decimal, Decimal, BookTicker]]] = {}
 
     def rules_for(self, symbol: str) -> SymbolRules:
         return self._rules.get(symbol) or rules_for(symbol)

@@ -64,6 +64,8 @@ class Ledger:
         self.leverages: dict[str, int] = {}
         # per symbol, the last position reported and what it was made from
         self._reported: dict[str, tuple[SimPosition, Decimal, int, ExchangePosition]] = {}
+        # the last balance of a flat account and the wallet and reserved margin it is of
+        self._flat_balance: tuple[Decimal, Decimal, Balance] | None = None
 
     def position(self, symbol: str) -> SimPosition:
         return self.positions.get(symbol, FLAT)
@@ -170,6 +172,18 @@ class Ledger:
         return reported
 
     def balance(self, marks: dict[str, Decimal], reserved: Decimal) -> Balance:
+        """The account's balance at `marks`, `reserved` the margin resting orders hold. A
+        flat account's is kept while the very same wallet and reserved Decimals come back
+        (the engine reads it every candle; Decimals never change, so neither does it)."""
+        flat = self._flat_balance
+        if not self.positions and flat is not None and flat[0] is self.wallet \
+                and flat[1] is reserved:
+            return flat[2]
+        balance = self._balance(marks, reserved)
+        self._flat_balance = None if self.positions else (self.wallet, reserved, balance)
+        return balance
+
+    def _balance(self, marks: dict[str, Decimal], reserved: Decimal) -> Balance:
         unrealized = ZERO   # summed as sum(..., ZERO) would: the same Decimal, digit for digit
         for symbol, held in self.positions.items():
             mark = marks.get(symbol)

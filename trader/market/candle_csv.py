@@ -7,8 +7,8 @@ is described in replay.py, which builds the public loaders and the feed on this.
         ...                      # number: the row's line in the file, for error messages
 
 A backtest parses every row it replays, so `parse_candles` reads the rows as lists (not one
-dict per row) and makes each price once: a price written as in the previous row (an open is
-usually the last close) or earlier in the same row shares its Decimal.
+dict per row) and makes each price text of the recent rows into a Decimal once: a price
+written as before (an open is usually the last close) shares its Decimal.
 """
 
 import csv
@@ -100,7 +100,8 @@ def _candles_of(path: Path, reader: _Rows, header: list[str], symbol: str,
     at_time, at_volume = index["open_time"], index.get("volume")
     at_open, at_high, at_low, at_close = (index[column] for column in PRICE_COLUMNS)
     width = len(header)
-    previous: dict[str | None, Decimal] = {}
+    prices = _Prices(path)
+    known = prices.known.get
     open_times = _OpenTimes()
     for fields in reader:
         if not fields:
@@ -110,19 +111,41 @@ def _candles_of(path: Path, reader: _Rows, header: list[str], symbol: str,
             else [*fields, *[None] * (width - len(fields))]   # type: ignore[assignment]
         open_time = open_times.at(open_ms(path, number, row[at_time], unit))
         texts = (row[at_open], row[at_high], row[at_low], row[at_close])
-        current: dict[str | None, Decimal] = {}
-        for column, text in zip(PRICE_COLUMNS, texts, strict=True):
-            if text not in current:
-                shared = previous.get(text)
-                current[text] = parse_number(path, number, column, text) if shared is None \
-                    else shared
-        open_, high, low, close = map(current.__getitem__, texts)
+        open_, high, low, close = map(known, texts)    # type: ignore[arg-type]
+        if open_ is None or high is None or low is None or close is None:
+            open_, high, low, close = prices.parse(number, texts)
         volume_text = row[at_volume] if at_volume is not None else None
         volume = parse_number(path, number, "volume", volume_text) if volume_text else ZERO
         check_candle(path, number, (open_, high, low, close), texts)
-        previous = current
         # positional: keywords cost a third more here, for every row of a backtest
         yield number, Candle(symbol, open_time, interval, open_, high, low, close, volume)
+
+
+class _Prices:
+    """The Decimal of each price text of the recent rows (`known`), made once: prices
+    repeat (an open is usually the last close, and a market returns to its levels), and a
+    dictionary read costs a fraction of making a Decimal from text. Bounded: all are
+    forgotten once KEPT texts are known (a file's next rows make them again)."""
+    KEPT = 4096
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.known: dict[str, Decimal] = {}
+
+    def parse(self, number: int, texts: tuple[str | None, ...]) -> list[Decimal]:
+        """The row's four prices (open, high, low, close), read from `known` or parsed;
+        ValueError naming the line and the column for one that is not a finite number."""
+        known = self.known
+        if len(known) >= self.KEPT:
+            known.clear()
+        values = []
+        for column, text in zip(PRICE_COLUMNS, texts, strict=True):
+            value = known.get(text) if text is not None else None
+            if value is None:
+                value = parse_number(self.path, number, column, text)
+                known[text] = value     # type: ignore[index]   # parsed: not None
+            values.append(value)
+        return values
 
 
 class _OpenTimes:

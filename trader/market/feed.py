@@ -53,6 +53,9 @@ class _SymbolWatch:
     last_open: datetime | None = None
     watched_since: datetime | None = None
     stale_reported: bool = False
+    # when the symbol goes stale (`FeedMonitor._due` + stale_after; None: never), kept as
+    # the candles arrive: `check` runs every tick and compares only
+    stale_at: datetime | None = None
 
 
 class FeedMonitor:
@@ -68,17 +71,22 @@ class FeedMonitor:
         state = self._watch.setdefault(symbol, _SymbolWatch())
         state.interval = state.interval or interval
         state.watched_since = state.watched_since or now
+        self._update_stale_at(state)
 
     def on_candle(self, symbol: str, candle: Candle, now: datetime) -> None:
-        state = self._watch.setdefault(symbol, _SymbolWatch())
+        state = self._watch.get(symbol)
+        if state is None:
+            state = self._watch[symbol] = _SymbolWatch()
         state.interval = candle.interval
         last = state.last_open
         if last is not None and candle.open_time <= last:
+            self._update_stale_at(state)
             self._fill_pending_gap(symbol, candle.open_time)   # a backfilled or repeated candle
             return
         if last is not None and candle.open_time > last + candle.interval:
             self._report_gap(symbol, last, candle)
         state.last_open = candle.open_time
+        self._update_stale_at(state)
         if state.stale_reported:
             state.stale_reported = False
             self._pending.append(FeedIssue(FeedIssueKind.RESUMED, symbol, now,
@@ -88,10 +96,11 @@ class FeedMonitor:
     def check(self, now: datetime) -> list[FeedIssue]:
         """Current stale issues plus gaps and resumptions not reported before."""
         issues, self._pending = self._pending, []
-        for symbol, state in sorted(self._watch.items()):
+        late = [symbol for symbol, state in self._watch.items() if _late(state, now)]
+        for symbol in sorted(late) if len(late) > 1 else late:   # most ticks: none
+            state = self._watch[symbol]
             due = self._due(state)
-            if due is None or now <= due + self.stale_after:
-                continue
+            assert due is not None   # a stale_at comes from a due time
             issues.append(FeedIssue(FeedIssueKind.STALE, symbol, due + self.stale_after,
                                     f"no candle since the one due at {due}",
                                     first=not state.stale_reported))
@@ -100,6 +109,11 @@ class FeedMonitor:
             state.stale_reported = True
         return issues
 
+    def has_issues(self, now: datetime) -> bool:
+        """Whether `check(now)` would report anything (most ticks: no), without building
+        the report."""
+        return bool(self._pending) or any(_late(state, now) for state in self._watch.values())
+
     def is_stale(self, symbol: str) -> bool:
         state = self._watch.get(symbol)
         return bool(state and state.stale_reported)
@@ -107,6 +121,10 @@ class FeedMonitor:
     def last_open(self, symbol: str) -> datetime | None:
         state = self._watch.get(symbol)
         return state.last_open if state else None
+
+    def _update_stale_at(self, state: _SymbolWatch) -> None:
+        due = self._due(state)
+        state.stale_at = None if due is None else due + self.stale_after
 
     @staticmethod
     def _due(state: _SymbolWatch) -> datetime | None:
@@ -144,6 +162,11 @@ class FeedMonitor:
                 else:
                     del self._pending[index]
                 return
+
+
+def _late(state: _SymbolWatch, now: datetime) -> bool:
+    """Whether the symbol's next candle is overdue at `now` (stale)."""
+    return state.stale_at is not None and now > state.stale_at
 
 
 def merge_backfill(existing: Sequence[Candle], fetched: Sequence[Candle]) -> list[Candle]:

@@ -234,7 +234,9 @@ class ReplayFeed:
         for batch in self.batches:
             closes_at = batch[0].close_time
             wait = closes_at - self.clock.now()
-            if NO_WAIT < wait <= MAX_PACED_GAP:
+            # At speed 0 the wait is no time at all: only the yield below is left of it
+            # (clock.sleep would add the wait and `set` then lands on the same moment).
+            if NO_WAIT < wait <= MAX_PACED_GAP and self.clock.speed > 0:
                 await self.clock.sleep(wait.total_seconds())
             else:
                 if wait > MAX_PACED_GAP:
