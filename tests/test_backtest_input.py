@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.test_cli import XRP_DAY, backtest, report_of, run_cli, xrp_rows
+from tests.test_replay_progress import on_a_terminal
 
 HEADER = "open_time,open,high,low,close,volume\n"
 
@@ -155,10 +156,17 @@ def test_a_closed_stdout_ends_the_backtest_quietly(tmp_path: Path) -> None:
 # --- #11 progress -------------------------------------------------------------------------
 def test_the_progress_bar_of_a_data_file_knows_its_total(tmp_path: Path) -> None:
     data = xrp_file(tmp_path)
-    result = run_cli(tmp_path, "backtest", "--data", str(data), "--run-id", "bar")
+    screen = on_a_terminal(tmp_path, "backtest", "--data", str(data), "--run-id", "bar")
+    assert "/300 [" in screen, screen[-2000:]
+
+
+def test_no_progress_bar_is_drawn_into_a_file_or_a_pipe(tmp_path: Path) -> None:
+    """Redrawn with carriage returns, a bar would litter a log file with frames."""
+    data = xrp_file(tmp_path)
+    result = run_cli(tmp_path, "backtest", "--data", str(data), "--run-id", "piped")
     assert result.returncode == 0, result.stderr
-    assert "/300 [" in result.stderr, result.stderr[-2000:]
-    assert json.loads((tmp_path / "out" / "bar" / "report.json").read_text())["candles"] == 300
+    assert "\r" not in result.stderr and "/300 [" not in result.stderr, result.stderr[-2000:]
+    assert json.loads((tmp_path / "out" / "piped" / "report.json").read_text())["candles"] == 300
 
 
 # --- symbols asked for by name (fresh-user findings) ---------------------------------------
@@ -170,6 +178,15 @@ def test_a_symbol_asked_for_without_candles_in_the_period_is_said_to_be_left_out
     [line] = [text for text in result.stderr.splitlines() if text.startswith("BTCUSDT:")]
     assert "no candles in the chosen period" in line and "left out" in line, line
     assert "2026-" in line, "names the period its data does cover"
+
+
+def test_a_period_without_any_candle_says_what_the_data_covers(tmp_path: Path) -> None:
+    data = xrp_file(tmp_path)
+    line = one_error_line(run_cli(tmp_path, "backtest", "--data", str(data), "--from",
+                                  "2030-01-01", "--to", "2030-01-02"))
+    assert "no candles in the chosen period (from 2030-01-01 00:00 to 2030-01-02 23:59 UTC)" \
+        in line, line
+    assert "the data covers XRPUSDT 20" in line, line
 
 
 def test_symbol_without_data_is_refused_with_the_option_meant(tmp_path: Path) -> None:

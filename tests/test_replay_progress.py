@@ -3,11 +3,14 @@ with few log lines, and looked hung. On a terminal it logs a start line and a st
 now and then (candles done of total, the simulated time, the wall time left); piped, or with
 --no-progress, it says nothing of the kind."""
 
+import fcntl
 import os
 import pty
 import re
+import struct
 import subprocess
 import sys
+import termios
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -95,6 +98,8 @@ async def test_a_replay_with_progress_counts_every_candle_to_the_end(tmp_path, s
 def on_a_terminal(cwd: Path, *args: str) -> str:
     """`python -m trader ARGS` with stderr on a pseudo-terminal; what it wrote there."""
     leader, follower = pty.openpty()
+    # a terminal of 24 x 100 (a new pty has 0 x 0, where a progress bar draws nothing)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd),
            "PYTHONDONTWRITEBYTECODE": "1", "TRADEBOT_DB": str(cwd / "t.db")}
     process = subprocess.Popen([sys.executable, "-m", "trader", *args], cwd=cwd, env=env,

@@ -4,6 +4,7 @@ every run, the per-symbol table with TOTAL, the files of out/<run-id>/ and the p
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -174,6 +175,18 @@ def test_trades_csv_round_trips_with_plain_decimal_strings(report: BacktestRepor
     assert rows[1]["funding"] == "0.00000000"     # 0E-8 too
     assert rows[0]["opened_at"] == "2024-03-01T01:00:00+00:00"
     assert rows[1]["reason"] == "STOP_LOSS"
+
+
+def test_an_average_fill_price_is_written_to_binances_8_decimals(tmp_path: Path) -> None:
+    """An exit at the average of several fills is a division: 28 digits are noise."""
+    [first, second] = sample_trades()
+    averaged = replace(first, exit_price=D("1.190849989687705346565046597"),
+                       entry_price=D("61234.5"))
+    files = write_report(run_report(sample_curve(), [averaged, second], ["BTCUSDT", "ETHUSDT"]),
+                         tmp_path)
+    with files["trades"].open(newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["exit_price"] == "1.19084999" and row["entry_price"] == "61234.5"
 
 
 def test_report_json_round_trips_every_performance_field(two_periods: BacktestReport,

@@ -78,3 +78,9 @@ def test_a_repeated_value_runs_once_and_the_bar_counts_trials_with_time_left(
     # After the first finished trial: elapsed<left, the estimate of the time left.
     assert any(re.search(r"\b1/2 \[\d\d:\d\d<\d\d:\d\d", d) for d in counted), counted
     assert any(re.search(r"\b2/2 \[\d\d:\d\d<00:00", d) for d in counted), counted
+
+
+def test_one_value_left_is_said_in_the_singular() -> None:
+    spec = with_options(SweepSpec(), grid=["strategy.channel=20,20,20"], search=[])
+    _, notes = spec.without_repeats()
+    assert notes == ["strategy.channel: 20 repeated; each value runs once (1 value, not 3)"]

@@ -77,12 +77,21 @@ def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
     left_out = sorted(s for s, rows in picked.items() if not rows)
     picked = {s: rows for s, rows in picked.items() if rows}
     if not picked:
-        raise BacktestError("no candles in the chosen period")
+        covers = "; ".join(f"{symbol} {_span(rows)}" for symbol, rows in sorted(candles.items()))
+        raise BacktestError(f"no candles in the chosen period ({_period(start, end)}); the "
+                            f"data covers {covers}")
     if symbols:     # asked for by name: say why one is missing from the report
         for symbol in left_out:
             print(f"{symbol}: no candles in the chosen period (its data covers "
                   f"{_span(candles[symbol])}): left out", file=sys.stderr)
     return picked
+
+
+def _period(start: datetime | None, end: datetime | None) -> str:
+    """The --from/--to period in words: "from 2021-11-16 00:00 to 2021-11-17 00:00 UTC"."""
+    parts = [f"from {start:%Y-%m-%d %H:%M}" if start else "",
+             f"to {end:%Y-%m-%d %H:%M}" if end else ""]
+    return " ".join(part for part in parts if part) + " UTC" if start or end else "all of it"
 
 
 def _span(rows: Sequence[Candle] | CandleFile) -> str:
@@ -284,7 +293,8 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with stop_on_signals():        # SIGINT/SIGTERM: SweepInterrupted, workers terminated
             reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
-                                 progress=not args.no_progress, funding=funding)
+                                 progress=not args.no_progress and sys.stderr.isatty(),
+                                 funding=funding)    # a bar's redraws would litter a file
     except BacktestError as exc:       # a tick that failed (the strategy's error, say)
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2

@@ -157,7 +157,20 @@ def _write_trades(trades: list[TradeRecord], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(TRADE_COLUMNS)
         for trade in trades:
-            writer.writerow([_plain(getattr(trade, column)) for column in TRADE_COLUMNS])
+            writer.writerow([_plain(_shown(column, getattr(trade, column)))
+                             for column in TRADE_COLUMNS])
+
+
+PRICE_DIGITS = Decimal("1e-8")   # Binance's avgPrice precision
+
+
+def _shown(column: str, value: Any) -> Any:
+    """An average fill price (a division: up to 28 digits) to 8 decimals, as Binance gives
+    avgPrice; everything else exactly as recorded."""
+    if column in ("entry_price", "exit_price") and isinstance(value, Decimal) \
+            and value.as_tuple().exponent < -8:      # type: ignore[operator]
+        return value.quantize(PRICE_DIGITS).normalize()
+    return value
 
 
 def _write_curve(curve: list[EquityPoint], path: Path) -> None:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from trader.display import plural
+
 ParamValue = int | float | bool | str
 
 # Performance field -> True when higher is better.
@@ -252,7 +254,7 @@ def _distinct(name: str, values: tuple[ParamValue, ...],
     if repeated:
         shown = ", ".join(str(value) for value in repeated.values())
         notes.append(f"{name}: {shown} repeated; each value runs once "
-                     f"({len(first)} values, not {len(values)})")
+                     f"({plural(len(first), 'value')}, not {len(values)})")
     return tuple(first.values())
 
 
