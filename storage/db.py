@@ -188,7 +188,7 @@ def open_database(path: Path | str, *, migrations: list[Migration] | None = None
         else:
             _use_rollback_journal(db, path)
         db.execute("PRAGMA foreign_keys=ON")
-        _migrate(db, current, steps)
+        _migrate(db, current, steps, path)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from exc
     return db
@@ -204,7 +204,10 @@ def _use_rollback_journal(db: Database, path: Path) -> None:
     db.execute("PRAGMA synchronous=FULL")
 
 
-def _migrate(db: Database, current: int, steps: list[Migration]) -> None:
+def _migrate(db: Database, current: int, steps: list[Migration], path: Path) -> None:
+    """Apply the steps after `current`. A fresh file is one DEBUG line (every CLI command
+    on a new disk makes one: not news); an existing database upgraded, one INFO line per
+    step."""
     if current == 0:
         db.execute("CREATE TABLE IF NOT EXISTS schema_version "
                    "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
@@ -213,7 +216,10 @@ def _migrate(db: Database, current: int, steps: list[Migration]) -> None:
             steps[version - 1](db)
             db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                        [version, datetime.now(UTC).isoformat()])
-        logger.info("storage migrated version={}", version)
+        if current > 0:
+            logger.info("storage migrated version={} path={}", version, path)
+    if current == 0:
+        logger.debug("database created at schema version {} path={}", len(steps), path)
 
 
 def save_failure(what: str, cause: BaseException) -> SaveStateFailure:

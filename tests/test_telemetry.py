@@ -1,5 +1,6 @@
 """Per-symbol telemetry counters for /status and the log."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -56,7 +57,7 @@ def test_the_log_line_names_every_counter_of_each_symbol() -> None:
     lines: list[str] = []
     sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
     try:
-        counters.log()
+        counters.log(datetime(2026, 1, 5, tzinfo=UTC))
     finally:
         logger.remove(sink)
     telemetry = [line for line in lines if line.startswith("telemetry")]

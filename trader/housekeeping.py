@@ -104,7 +104,7 @@ class Housekeeping:
             # recent orders, and the tracker's memory stays bounded.
             self.tracker.forget_finished(self.clock.now())
         if self._due("telemetry", TELEMETRY_EVERY):
-            self.counters.log()
+            self.counters.log(self.clock.now())
         if self.invariants.due():
             await contained("invariant monitor", self.invariants.check())
         if self.summary_day != self.clock.now().date():

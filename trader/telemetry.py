@@ -1,5 +1,6 @@
-"""Per-symbol telemetry counters: logged every 5 minutes of engine time by housekeeping
-(one `telemetry symbol=... sl_attached=...` line per symbol) and handed to /status's view
+"""Per-symbol telemetry counters: logged by housekeeping (a `telemetry symbol=...
+sl_attached=...` line for a symbol whose counters or gauges changed since its last line, or
+once an hour of engine time as a heartbeat) and handed to /status's view
 (`StatusView.counters`; the Telegram reply shows the regime gauge).
 
     counters = Counters()
@@ -12,6 +13,7 @@ instead of creating a counter nobody reads. The protection counters move in
 `ProtectionTelemetry`, which the interpreter shows every step it takes.
 """
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from loguru import logger
@@ -40,9 +42,12 @@ GAUGE_DEFAULTS: dict[str, int | str] = {
 
 _NAMES = frozenset(COUNTER_NAMES + GAUGE_NAMES)
 Value = int | str
-# Built once: `logger.opt` makes a new logger per call, and the line is logged every
+# Built once: `logger.opt` makes a new logger per call, and `log` is asked every
 # TELEMETRY_EVERY of engine time (every candle of a 5-minute backtest).
 _LAZY_LOGGER = logger.opt(lazy=True)
+# A symbol whose counters and gauges stay put is logged this often (engine time): the
+# housekeeping asks every 5 minutes, and a replay runs those in a blink.
+HEARTBEAT = timedelta(hours=1)
 
 
 class Counters:
@@ -50,6 +55,7 @@ class Counters:
 
     def __init__(self) -> None:
         self._by_symbol: dict[str, dict[str, Value]] = {}
+        self._logged: dict[str, tuple[datetime, dict[str, Value]]] = {}   # when, what
 
     def _row(self, symbol: str) -> dict[str, Value]:
         row = self._by_symbol.get(symbol)
@@ -88,10 +94,16 @@ class Counters:
         """A copy of every symbol's counters (safe to hand to /status)."""
         return {symbol: dict(row) for symbol, row in sorted(self._by_symbol.items())}
 
-    def log(self) -> None:
-        """One log line per symbol with every counter as key=value."""
-        # Lazy: a backtest logs at ERROR and would format these lines every replayed candle.
+    def log(self, now: datetime) -> None:
+        """One INFO line per symbol with news, every counter and gauge as key=value: its
+        first line, a change since its last line, or `HEARTBEAT` of engine time (`now`)
+        since its last line. The others say nothing."""
         for symbol, row in sorted(self._by_symbol.items()):
+            last = self._logged.get(symbol)
+            if last is not None and now - last[0] < HEARTBEAT and last[1] == row:
+                continue
+            self._logged[symbol] = (now, dict(row))
+            # Lazy: a backtest logs at ERROR and would format these lines for nothing.
             _LAZY_LOGGER.info("telemetry symbol={} {}", lambda symbol=symbol: symbol,
                               lambda row=row: " ".join(f"{name}={value}"
                                                        for name, value in row.items()))
