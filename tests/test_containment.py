@@ -110,7 +110,8 @@ async def test_a_command_that_fails_answers_what_happened_instead_of_silence(tmp
     result = await run(world, CommandKind.CLOSE, symbol=SYMBOL)
     assert not result.ok
     text = "\n".join(result.lines)
-    assert "close failed" in text and "boom" in text and "send /close again" in text
+    assert "close failed" in text and "boom" in text and f"send /close {SYMBOL} again" in text
+    assert f"{SYMBOL}: still open" in text and "protected by its stop-loss" in text
     await assert_alive_and_protecting(world)
     again = await run(world, CommandKind.CLOSE, symbol=SYMBOL)
     assert again.ok and SYMBOL not in world.engine.positions

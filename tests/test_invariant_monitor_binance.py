@@ -66,7 +66,7 @@ async def test_a_second_stop_placed_by_hand_is_alerted_once_with_evidence_then_c
         await fake.cancel_order_by_hand(SYMBOL, HAND_STOP)
         assert await eventually(lambda: alerts(engine, "INVARIANT_CLEARED"), BOUND)
         [cleared] = alerts(engine, "INVARIANT_CLEARED")
-        assert "EXTRA_STOP holds again" in cleared
+        assert "a single stop-loss is live on the position again" in cleared
         assert monitor.violations == [] and len(alerts(engine, "INVARIANT_EXTRA_STOP")) == 1
         assert await later_checks(engine, 2)
         assert len(alerts(engine, "INVARIANT_CLEARED")) == 1
@@ -108,5 +108,6 @@ async def test_orders_of_ours_left_on_a_flat_symbol_are_alerted_once_then_cleare
             fake.clear_faults()      # Binance takes cancels again: the engine's sweep tidies
             assert await eventually(lambda: alerts(engine, "INVARIANT_CLEARED"), BOUND)
             assert fake.sim.open_orders(SYMBOL) == [] and monitor.violations == []
-            assert "FLAT_ORDERS holds again" in alerts(engine, "INVARIANT_CLEARED")[0]
+            assert "no order of the agent's is left open on the flat symbol" in alerts(
+                engine, "INVARIANT_CLEARED")[0]
             assert len(alerts(engine, "INVARIANT_FLAT_ORDERS")) == 1

@@ -9,6 +9,7 @@ import asyncio
 import math
 import os
 import sys
+import tempfile
 from datetime import UTC, date, datetime, time, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -198,22 +199,41 @@ def _run_command(argv: list[str] | None) -> int:
 
 def database_path_problem(path: Path) -> str | None:
     """Why the agent could not keep its database at `path` (TRADEBOT_DB), in words, or None.
-    The database, its journal and its lock file (`<path>.lock`) live in `path`'s folder, which
-    is created (with missing parents) when it does not exist yet."""
+    The database, its journal and its lock file (`<path>.lock`) live in `path`'s folder: the
+    missing folders are created here (with their parents, as the agent would a moment
+    later), and a file is created in it and removed, because permission bits do not tell
+    (root "may write" /proc, where nothing can be created)."""
     try:
         if path.is_dir():
             return f"{path} is a directory; name a file in it, e.g. {path / 'tradebot.db'}"
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             return f"{path} is not readable and writable by this user"
         folder = path.absolute().parent
-        while not folder.exists():      # what mkdir(parents=True) would create from
-            folder = folder.parent
+        existing = folder
+        while not existing.exists():    # what mkdir(parents=True) creates from
+            existing = existing.parent
     except OSError as exc:              # e.g. a folder on the way this user may not enter
         return f"{path} cannot be checked ({exc.strerror or exc})"
-    if not folder.is_dir():
-        return f"{folder} is a file, not a folder, so {path} cannot be created"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable by this user, so {path} cannot be created"
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder, so {path} cannot be created"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the folder {existing} is not writable by this user, so {path} cannot be created"
+    return _folder_problem(folder, path)
+
+
+def _folder_problem(folder: Path, path: Path) -> str | None:
+    """Create `folder` (and its parents) and a file in it; what failed, or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"the folder {folder} cannot be created ({exc.strerror or exc}), so {path} " \
+               "cannot be kept there"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tradebot-probe-"):
+            pass
+    except OSError as exc:
+        return f"no file can be created in the folder {folder} ({exc.strerror or exc}), so " \
+               f"{path} cannot be kept there"
     return None
 
 

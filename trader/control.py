@@ -119,7 +119,9 @@ async def run_command(engine: Engine, command: Command) -> CommandResult:
 
 
 async def close_positions(engine: Engine, command: Command) -> CommandResult:
-    """Close at market; each symbol inside its own boundary, every step reported."""
+    """Close at market; each symbol inside its own boundary, every step reported. Not ok
+    when a position is still open afterwards (its line says what protects it and what to
+    do) or a close failed on something unexpected."""
     symbols = engine.symbols if command.symbol in (None, ALL_SYMBOLS) else [command.symbol]
     lines: list[str] = []
     ok = True
@@ -128,10 +130,10 @@ async def close_positions(engine: Engine, command: Command) -> CommandResult:
                                       symbol)
         if done is None:
             ok = False
-            lines.append(f"{symbol}: close failed: {engine.last_error}; the position keeps its "
-                         "exchange-side stop-loss and take-profit; send /close again")
+            lines += _close_failed(engine, command, symbol)
         else:
             lines += done
+            ok = ok and _open(engine, symbol) is None
     return CommandResult(ok, lines or ["no open positions"])
 
 
@@ -144,12 +146,20 @@ async def _close_one(engine: Engine, command: Command, symbol: str,
             return [f"{symbol}: no open position"] if command.symbol not in (None, ALL_SYMBOLS) \
                 else []
         return [f"{symbol}: exchange position not tracked yet; the next tick adopts it"]
-    return [*await engine.close(symbol, reason), _final_line(engine, symbol)]
+    notes = await engine.close(symbol, reason)
+    return [*notes, _final_line(engine, command, symbol, notes)]
 
 
-def _final_line(engine: Engine, symbol: str) -> str:
-    if symbol in engine.positions:
-        return f"{symbol}: STILL OPEN - check /status"
+def _open(engine: Engine, symbol: str) -> Position | None:
+    position = engine.positions.get(symbol)
+    return position if position is not None and position.state.open else None
+
+
+def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str]) -> str:
+    position = _open(engine, symbol)
+    if position is not None:
+        closes = sum(1 for note in notes if note.startswith(f"{symbol}: market close "))
+        return _still_open_line(engine, command, position, closes)
     closed = engine.store.closed_positions()
     last = next((p for p in reversed(closed) if p.symbol == symbol), None)
     if last is None or last.exit_price is None:
@@ -160,10 +170,45 @@ def _final_line(engine: Engine, symbol: str) -> str:
             f"PnL {money(net, signed=True)} USDT net of fees and funding; no orders left")
 
 
+def _close_failed(engine: Engine, command: Command, symbol: str) -> list[str]:
+    """A close (or flatten) that raised: the error, and what is open now, if anything."""
+    failed = f"{symbol}: close failed: {engine.last_error}"
+    position = _open(engine, symbol)
+    if position is None:
+        return [f"{failed}; {_retry_hint(command, symbol)} (/status shows what is open)"]
+    return [failed, _still_open_line(engine, command, position, 0)]
+
+
+def _still_open_line(engine: Engine, command: Command, position: Position,
+                     closes: int) -> str:
+    """"BTCUSDT: still open (0.1) after 3 market closes, protected by its stop-loss at
+    49,000; run `tradebot shutdown --flatten` again or close it in the Binance app"."""
+    symbol = position.symbol
+    rules = symbol_rules(engine, symbol)
+    tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
+    after = f" after {plural(closes, 'market close')}" if closes else ""
+    stop = position.stop.order
+    cover = f"protected by its stop-loss at {price(stop.trigger_price, tick)}" \
+        if stop is not None and position.stop.covers(position.quantity) \
+        else "NOT protected: no stop-loss on the exchange right now"
+    return (f"{symbol}: still open ({quantity(position.quantity, step)}){after}, {cover}; "
+            f"{_retry_hint(command, symbol)}")
+
+
+def _retry_hint(command: Command, symbol: str) -> str:
+    """What to do next, in the words of the one who asked: a shell user may have no
+    Telegram, and `tradebot` from a shell only knows shutdown and wake."""
+    again = "run `tradebot shutdown --flatten` again" if command.source == "cli" \
+        else f"send /close {symbol} again"
+    return f"{again} or close it in the Binance app"
+
+
 async def shutdown(engine: Engine, command: Command) -> CommandResult:
     """Reconcile, cancel entry orders, optionally flatten, then sleep (protection only).
 
-    Sleep is entered whatever fails on the way; each step is contained and reported."""
+    Sleep is entered whatever fails on the way; each step is contained and reported. Not ok
+    when a flatten was asked and a position is still open (asleep all the same, with that
+    position protected as the lines say)."""
     lines = await engine.contained("shutdown reconcile", reconcile(engine)) or []
     for symbol in engine.symbols:
         cancelled = await engine.contained(f"shutdown cancel entries {symbol}",
@@ -171,24 +216,38 @@ async def shutdown(engine: Engine, command: Command) -> CommandResult:
         lines += cancelled if cancelled is not None else [
             f"{symbol}: could not cancel entry orders: {engine.last_error}"]
     if command.flatten:
-        for symbol in engine.symbols:
-            position = engine.positions.get(symbol)
-            if position is None or not position.state.open:
-                continue
-            flattened = await engine.contained(
-                f"shutdown flatten {symbol}",
-                _close_one(engine, command, symbol, CloseReason.EMERGENCY), symbol)
-            lines += flattened if flattened is not None else [
-                f"{symbol}: could not flatten: {engine.last_error}; protection stays"]
+        lines += await _flatten_all(engine, command)
     engine.guard_state = guards.sleep(engine.guard_state)
     still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
-    lines.append("asleep: no new entries; " + (
-        f"{plural(len(still_open), 'position')} "
-        f"{'stays' if len(still_open) == 1 else 'stay'} protected by exchange-side orders"
-        if still_open else "no open positions"))
+    lines.append(_asleep_line(still_open))
     engine.alerter.publish(Alert(AlertName.EMERGENCY_DONE, "\n".join(lines),  # the reply says it
                                  answered_in_reply=command.source == "telegram"), engine.clock.now())
-    return CommandResult(True, lines)
+    return CommandResult(not (command.flatten and still_open), lines)
+
+
+async def _flatten_all(engine: Engine, command: Command) -> list[str]:
+    lines: list[str] = []
+    for symbol in engine.symbols:
+        if _open(engine, symbol) is None:
+            continue
+        flattened = await engine.contained(
+            f"shutdown flatten {symbol}",
+            _close_one(engine, command, symbol, CloseReason.EMERGENCY), symbol)
+        lines += flattened if flattened is not None else _close_failed(engine, command, symbol)
+    return lines
+
+
+def _asleep_line(still_open: list[Position]) -> str:
+    """The last line of a shutdown: what stays open and whether a stop-loss covers it."""
+    if not still_open:
+        return "asleep: no new entries; no open positions"
+    count = f"{plural(len(still_open), 'position')} {'stays' if len(still_open) == 1 else 'stay'}"
+    naked = [p.symbol for p in still_open
+             if p.state.open and not p.stop.covers(p.quantity)]
+    if not naked:
+        return f"asleep: no new entries; {count} protected by exchange-side orders"
+    return (f"asleep: no new entries; {count} open, {', '.join(naked)} with NO stop-loss on "
+            "the exchange right now")
 
 
 async def _cancel_entries(engine: Engine, symbol: str) -> list[str]:

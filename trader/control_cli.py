@@ -15,8 +15,10 @@ so. An agent is running when its heartbeat is fresh (trader/presence.py).
 
 Exit code 0 only when the command was carried out; 1 when it was not (no answer from the
 agent, or the exchange failed: one line on stderr says at which step, what was and was not
-done, and what to do; the traceback is logged at DEBUG); 2 for a configuration error
-(trader/cli.py).
+done, and what to do; the traceback is logged at DEBUG), or not in full: a `--flatten` that
+left a position open (the agent sleeps all the same; the position's line says what protects
+it and what to do), so `tradebot shutdown --flatten && echo flat` never lies; 2 for a
+configuration error (trader/cli.py).
 """
 
 import asyncio

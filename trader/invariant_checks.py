@@ -55,11 +55,13 @@ class InvariantKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """One broken invariant with its evidence (`client_ids`: the orders involved)."""
+    """One broken invariant with its evidence (`client_ids`: the orders involved; `about`:
+    what it concerns when its kind does not say, in words for its all-clear: the streams)."""
     kind: InvariantKind
     symbol: str
     text: str
     client_ids: tuple[str, ...] = ()
+    about: str = ""
 
     @property
     def key(self) -> tuple[InvariantKind, str]:
@@ -253,5 +255,58 @@ def silent_streams(states: Mapping[str, str]) -> list[Violation]:
     down = sorted(name for name, state in states.items() if state == "down")
     if not down:
         return []
+    words = [STREAM_WORDS.get(name, name) for name in down]
+    about = f"{' and '.join(words)} stream{'s' if len(words) > 1 else ''}"
     return [Violation(InvariantKind.STREAM_SILENT, "", f"{', '.join(down)} stream down: "
-                      "the agent polls over REST meanwhile")]
+                      "the agent polls over REST meanwhile", about=about)]
+
+
+# --- all-clears ---------------------------------------------------------------------------
+STREAM_WORDS = {"user_data": "user-data", "market": "market-data", "book_ticker": "book-ticker"}
+
+# kind -> (what is true again, what was wrong before "since HH:MM:SS UTC"); said in words,
+# never with the kind's name: on a phone "NO_STOP holds again" reads as "no stop again".
+_TRUE_AGAIN: dict[InvariantKind, tuple[str, str]] = {
+    InvariantKind.NO_STOP: ("a stop-loss covers the position again", "it had none"),
+    InvariantKind.EXTRA_STOP: ("a single stop-loss is live on the position again",
+                               "it had more than one"),
+    InvariantKind.TAKE_PROFIT: ("the take-profits close exactly the position's size again",
+                                "they did not"),
+    InvariantKind.FLAT_ORDERS: ("no order of the agent's is left open on the flat symbol",
+                                "leftovers were open"),
+    InvariantKind.DUPLICATE_ID: ("no client id of the agent's is on two exchange orders any "
+                                 "more", "one was"),
+    InvariantKind.UNJOURNALED_FILL: ("every exchange fill of the position is in the database "
+                                     "again", "fills were missing"),
+    InvariantKind.ALERT_BACKLOG: ("alerts are delivered again", "they were held up"),
+    InvariantKind.STUCK_INTENT: ("every order sent has a known outcome again",
+                                 "an order's outcome was unknown"),
+    InvariantKind.POSITION_MISMATCH: ("the database's position is the exchange's again",
+                                      "they differed"),
+    InvariantKind.STREAM_SILENT: ("the push streams are up again", "down"),
+}
+# Kinds checked only while a position is open: they also end with the position.
+_WHILE_OPEN = {
+    InvariantKind.NO_STOP: "the position is closed: it needs no stop-loss any more",
+    InvariantKind.EXTRA_STOP: "the position is closed",
+    InvariantKind.TAKE_PROFIT: "the position is closed",
+    InvariantKind.DUPLICATE_ID: "the position is closed: its fills are no longer checked",
+    InvariantKind.UNJOURNALED_FILL: "the position is closed: its fills are no longer checked",
+}
+
+
+def all_clear_text(violation: Violation, since: datetime, position_open: bool) -> str:
+    """What is true now that `violation` is no longer seen (broken since `since`), e.g.
+    "a stop-loss covers the position again (it had none since 06:09:58 UTC)", or "the
+    position is closed: ..." when it ended with the position (`position_open`: whether
+    the exchange holds a position on its symbol now)."""
+    kind = violation.kind
+    now_true, before = _TRUE_AGAIN[kind]
+    if kind in _WHILE_OPEN and not position_open:
+        now_true = _WHILE_OPEN[kind]
+    elif kind is InvariantKind.FLAT_ORDERS and position_open:
+        now_true = "a position is open again: its orders are no leftovers"
+    elif kind is InvariantKind.STREAM_SILENT and violation.about:
+        plural = violation.about.endswith("streams")
+        now_true = f"the {violation.about} {'are' if plural else 'is'} speaking again"
+    return f"{now_true} ({before} since {since:%H:%M:%S} UTC)"

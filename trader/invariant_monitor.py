@@ -61,6 +61,7 @@ from trader.invariant_checks import (
     InvariantKind,
     Violation,
     WaitingAlert,
+    all_clear_text,
     duplicate_client_ids,
     flat_symbol_violations,
     position_mismatch,
@@ -264,8 +265,12 @@ class InvariantMonitor:
         return self.alerter.publish(alert, now) or self.alerter.routing.is_off(alert)
 
     def _publish_clear(self, episode: Episode, now: datetime) -> None:
+        """INVARIANT_CLEARED saying what is true now, in words (trader/invariant_checks.py
+        `all_clear_text`)."""
         violation = episode.violation
+        held = self.tracker.position(violation.symbol) if violation.symbol else None
+        position_open = held is not None and held.quantity != 0
         self.alerter.publish(Alert(
-            AlertName.INVARIANT_CLEARED, f"{violation.symbol or 'account'}: {violation.kind} "
-            f"holds again (broken since {episode.since:%H:%M:%S} UTC)", violation.symbol,
+            AlertName.INVARIANT_CLEARED, f"{violation.symbol or 'account'}: "
+            f"{all_clear_text(violation, episode.since, position_open)}", violation.symbol,
             dedup_key=f"invariant-cleared:{violation.kind}:{violation.symbol}"), now)

@@ -289,10 +289,19 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
         position, client_id = position.next_client_id(OrderRole.FLATTEN)
         position = evolve(position, close_attempts=position.close_attempts + 1)
         return position, [Flatten(reason, event.remaining, client_id)], []
-    text = (f"{position.symbol}: still open ({event.remaining}) after "
-            f"{position.close_attempts} market closes; protection stays, try /close again")
+    # Given up: the name says whether the position is protected meanwhile (its stop is
+    # untouched by a close), which is what the operator needs to know first.
+    stop = position.stop.order
+    if stop is not None and position.stop.covers(event.remaining):
+        name, cover = AlertName.PROTECTION, (f"its stop-loss at {display.number(stop.trigger_price)}"
+                                             " stays on the exchange")
+    else:
+        name, cover = AlertName.POSITION_UNPROTECTED, "it has NO stop-loss on the exchange"
+    text = (f"{position.symbol}: still open ({display.number(event.remaining)}) after "
+            f"{position.close_attempts} market closes; {cover}. Close it again "
+            f"(/close {position.symbol}) or in the Binance app")
     reopened = evolve(position, state=ATTACHING, closing_reason=None, close_attempts=0)
-    return reopened, [Alert(AlertName.POSITION_UNPROTECTED, text, position.symbol)], []
+    return reopened, [Alert(name, text, position.symbol)], []
 
 
 def _tick(position: Position, event: Tick, now: datetime, policy: Policy) -> Outcome:

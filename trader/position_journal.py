@@ -100,15 +100,19 @@ class PositionJournal:
         symbol = position.symbol
         qty = sum((f.quantity for f in final.fills if f.side is position.side.opposite), ZERO)
         tick, step = self._grid(symbol)
-        exit_price = price(position.exit_price, tick) if position.exit_price is not None else "?"
+        # No closing fill read (the read failed: `final.problems` says so): neither the exit
+        # price nor the PnL is known, and a zero would read as a known result.
+        at = f" at {price(position.exit_price, tick)}" if position.exit_price is not None \
+            else ""
         if why is not None and why.exchange_initiated:
-            text = (f"{symbol}: {position.side.label} {quantity(qty, step)} closed BY THE "
-                    f"EXCHANGE ({why.value}) at {exit_price}; {self._pnl_text(position)}. "
-                    "Check the account's margin before trading on.")
+            size = f" {quantity(qty, step)}" if qty else ""
+            text = (f"{symbol}: {position.side.label}{size} closed BY THE EXCHANGE "
+                    f"({why.value}){at}; {self._pnl_text(position)}. Check the account's "
+                    "margin before trading on.")
             name = AlertName.EXCHANGE_CLOSE
         else:
-            text = (f"{symbol}: {position.side.label} closed ({why.value if why else '?'}) at "
-                    f"{exit_price}; {self._pnl_text(position)}")
+            text = (f"{symbol}: {position.side.label} closed ({why.value if why else '?'})"
+                    f"{at}; {self._pnl_text(position)}")
             name = AlertName.CLOSE
         if final.problems:
             text += "\n" + "\n".join(final.problems)
@@ -117,7 +121,11 @@ class PositionJournal:
 
     def _pnl_text(self, position: Position) -> str:
         """"PnL +1.23 USDT net (fees 0.40, funding -0.05), held 35 min": realised means net
-        of fees and funding everywhere (trader/trade_history.py)."""
+        of fees and funding everywhere (trader/trade_history.py). "exit price and PnL unknown
+        (no closing fill was read), held 35 min" when no closing fill is known."""
+        held = duration(position.closed_at - position.opened_at) if position.closed_at else "?"
+        if position.exit_price is None:
+            return f"exit price and PnL unknown (no closing fill was read), held {held}"
         try:
             funding = trade_funding(position, self.store.funding_payments(position.opened_at))
         except sqlite3.Error as exc:   # the alert still goes out, without the funding
@@ -125,7 +133,6 @@ class PositionJournal:
                          position.symbol, exc)
             funding = ZERO
         net = position.realized_pnl - position.fees + funding
-        held = duration(position.closed_at - position.opened_at) if position.closed_at else "?"
         return (f"PnL {money(net, signed=True)} USDT net (fees {money(position.fees)}, "
                 f"funding {money(funding, signed=True)}), held {held}")
 

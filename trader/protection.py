@@ -29,6 +29,7 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from trader import display
 from trader.alerts import Alert, AlertName
 from trader.domain import OrderRole
 from trader.events import Action, CancelOrder, LegSeen, PlaceLeg, Policy, ProbeOrder
@@ -274,9 +275,11 @@ def vanished(position: Position, client_id: str, status: str) -> Alert:
     user-data-streams/Event-Algo-Order-Update)."""
     how = "cancelled outside the agent (by hand?)" if status in ("", "CANCELED") \
         else f"ended on the exchange ({status}), not by the agent"
-    text = (f"{position.symbol}: stop-loss {client_id} was {how}; the "
-            f"{position.side.label} {position.quantity} is without a stop until its "
-            f"replacement at {position.stop.trigger_price} is live: replacing it now")
+    # Numbers as every alert shows them (trader/display.py); the client id last, for the log.
+    text = (f"{position.symbol}: stop-loss {how}; the {position.side.label} "
+            f"{display.number(position.quantity)} has no stop until its replacement at "
+            f"{display.number(position.stop.trigger_price)} is live: replacing it now "
+            f"({client_id})")
     return Alert(AlertName.SL_MISSING, text, position.symbol,
                  dedup_key=f"sl_vanished:{position.symbol}:{client_id}")
 

@@ -102,7 +102,7 @@ class FeedMonitor:
             due = self._due(state)
             assert due is not None   # a stale_at comes from a due time
             issues.append(FeedIssue(FeedIssueKind.STALE, symbol, due + self.stale_after,
-                                    f"no candle since the one due at {due}",
+                                    f"no candle since the one due at {due:%H:%M} UTC",
                                     first=not state.stale_reported))
             if not state.stale_reported:
                 logger.warning("feed stale symbol={} due={} now={}", symbol, due, now)
