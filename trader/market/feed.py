@@ -90,7 +90,7 @@ class FeedMonitor:
         if state.stale_reported:
             state.stale_reported = False
             self._pending.append(FeedIssue(FeedIssueKind.RESUMED, symbol, now,
-                                           f"candles resumed at {candle.close_time}"))
+                                           f"candles resumed at {candle.close_time:%H:%M} UTC"))
             logger.info("feed resumed symbol={} candle_close={}", symbol, candle.close_time)
 
     def check(self, now: datetime) -> list[FeedIssue]:
