@@ -74,3 +74,23 @@ async def test_an_api_success_resets_a_failure_streak_and_writes_nothing_without
     assert book.state.api_failures == 2
     book.record_api_success(world.clock.now())
     assert book.state.api_failures == 0 and written[-1].api_failures == 0
+
+
+async def test_the_account_is_built_only_for_a_signal_to_plan(tmp_path, monkeypatch):
+    """Building it walks the open positions and their risk: most candles give no signal."""
+    world = await make_world(tmp_path)
+    await world.warm_up(30)
+    built: list[object] = []
+    account = world.engine.entries.account
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        built.append(args)
+        return account(*args)
+
+    monkeypatch.setattr(world.engine.entries, "account", counted)
+    for _ in range(5):
+        await world.step()
+    assert built == []                      # asked five times, no signal: never built
+    world.strategy.next = long_signal()
+    await world.step()
+    assert len(built) == 1 and SYMBOL in world.engine.positions

@@ -261,8 +261,10 @@ class Engine:
         if position is None:
             # The desk asks the strategy once per closed candle: between two candles there
             # is nothing to decide, and no reason to read the guards and the account.
-            if self.entries.desk.would_ask(symbol, history) and self.entry_allowed(symbol):
-                await self.entries.maybe_enter(symbol, view, history.closed(), self._account(),
+            # and the account is built only for a signal to plan
+            if self.balance is not None and self.entries.desk.would_ask(symbol, history) \
+                    and self.entry_allowed(symbol):
+                await self.entries.maybe_enter(symbol, view, history.closed(), self._account,
                                                history.higher)
         elif position.state is PositionState.PROTECTED \
                 and self.entries.says_close(position, history.closed()):

@@ -11,7 +11,7 @@ TRADEBOT_ENTRY_MODE=maker sends a post-only quote at the touch instead of a MARK
 its re-quotes and fallback run on the next ticks (`resolve`, trader/maker_quoter.py).
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -100,16 +100,21 @@ class EntrySender:
 
     # --- deciding ---------------------------------------------------------------------
     async def maybe_enter(self, symbol: str, view: SymbolView, candles: Sequence[Candle],
-                          account: Account | None,
+                          account: Callable[[], Account | None],
                           higher: HigherTimeframe | None = None) -> Position | None:
-        """`higher`: gives the higher timeframe when the caller keeps it as candles close
-        (trader/market/history.py); aggregated from `candles` otherwise."""
-        if account is None or not self.desk.new_candle(symbol, candles):
+        """`account` is read only for a signal to plan (most candles give none); the caller
+        asks only once the balance is known. `higher`: gives the higher timeframe when the
+        caller keeps it as candles close (trader/market/history.py); aggregated from
+        `candles` otherwise."""
+        if not self.desk.new_candle(symbol, candles):
             return None
         signal = self.desk.signal(candles, higher)
         if signal is None:
             return None
-        planned = self.desk.plan(symbol, signal, candles, view.mark, account,
+        funds = account()
+        if funds is None:
+            return None
+        planned = self.desk.plan(symbol, signal, candles, view.mark, funds,
                                  self.exchange.rules(symbol), self.limits, self.clock.now())
         if symbol in self.desk.last_regime:
             self.counters.set(symbol, "regime_state", self.desk.last_regime[symbol])
