@@ -256,8 +256,9 @@ async def _cancel_entries(engine: Engine, symbol: str) -> list[str]:
     for order in engine.tracker.ours_live(symbol):
         if order.role is OrderRole.ENTRY:
             final = await engine.executor.cancel_and_verify(symbol, order.client_id)
-            status = final.status.value if final else "gone"
-            lines.append(f"{symbol}: entry order {order.client_id} cancel -> {status}")
+            outcome = f"the exchange says {final.status.value}" if final \
+                else "the exchange no longer lists it"
+            lines.append(f"{symbol}: entry order cancelled, {outcome} ({order.client_id})")
     return lines
 
 

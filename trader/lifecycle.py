@@ -180,7 +180,8 @@ def _leg_rejected(position: Position, event: LegRejected, now: datetime,
     reason = CloseReason.STOP_LOSS if event.role is OrderRole.STOP_LOSS \
         else CloseReason.TAKE_PROFIT
     text = (f"{position.symbol}: the {protection.name(event.role)} level "
-            f"{position.leg(event.role).trigger_price} is already passed; closing at market")
+            f"{display.number(position.leg(event.role).trigger_price)} is already passed; "
+            f"closing the {position.side.label} {display.number(position.quantity)} at market")
     alert = Alert(AlertName.POSITION_UNPROTECTED, text, position.symbol)
     return position, [*actions, alert], [CloseRequested(reason)]
 
@@ -192,8 +193,10 @@ def _first_target_passed(position: Position, first: Leg) -> Outcome:
     part = position.leg_quantity(OrderRole.TAKE_PROFIT_1)
     position, client_id = management.first_target_filled(position).next_client_id(
         OrderRole.PARTIAL_TP)
-    text = (f"{position.symbol}: the price is already past TP1 {first.trigger_price}; "
-            f"its part {part} is closed at market")
+    text = (f"{position.symbol}: the price is already past TP1 "
+            f"{display.number(first.trigger_price)}; its part {display.number(part)} is "
+            f"closed at market, the stop moves to breakeven for the rest, TP2 stays at "
+            f"{display.number(position.take_profit.trigger_price)}")
     return position, [Alert(AlertName.PROTECTION, text, position.symbol),
                       Flatten(CloseReason.TAKE_PROFIT, part, client_id, OrderRole.PARTIAL_TP)], []
 
@@ -248,8 +251,8 @@ def _size_changed(position: Position, event: PositionSizeChanged, now: datetime,
     if event.quantity < position.quantity and event.cause:
         actions.append(Alert(
             AlertName.POSITION_REDUCED, f"{position.symbol}: {position.side.label} reduced "
-            f"{event.cause} from {position.quantity} to {event.quantity}; protection follows "
-            "the new size", position.symbol,
+            f"{event.cause} from {display.number(position.quantity)} to "
+            f"{display.number(event.quantity)}; protection follows the new size", position.symbol,
             dedup_key=f"reduced:{position.symbol}:{event.quantity}"))
     entry_price = event.entry_price if event.entry_price > 0 else position.entry_price
     return evolve(position, quantity=event.quantity, entry_price=entry_price), actions, []
@@ -375,7 +378,8 @@ def _move_stop_to_breakeven(position: Position, rules, policy: Policy) -> tuple[
     if stop.failures >= policy.breakeven_attempts and stop.order is not None:
         kept = evolve(stop, trigger_price=stop.order.trigger_price, failures=0, retry_at=None)
         text = (f"{position.symbol}: could not move the stop to breakeven after "
-                f"{stop.failures} attempts; the stop stays at {stop.order.trigger_price}")
+                f"{stop.failures} attempts; the stop stays at "
+                f"{display.number(stop.order.trigger_price)}")
         return (evolve(position.with_leg(kept), breakeven_done=True),
                 [Alert(AlertName.PROTECTION, text, position.symbol)])
     if stop.order is not None and stop.order.trigger_price == target:

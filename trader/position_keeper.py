@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from loguru import logger
 
-from trader import protection
+from trader import display, protection
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.breakers import Breakers
@@ -115,11 +115,12 @@ class PositionKeeper:
     @staticmethod
     def _adoption_alert(symbol: str, position: Position, ours: bool) -> Alert:
         if ours:
-            text = (f"{symbol}: picked up its own {position.side.label} {position.quantity} "
-                    f"({position.key}) again; protecting it")
+            text = (f"{symbol}: picked up its own {position.side.label} "
+                    f"{display.number(position.quantity)} again; protecting it ({position.key})")
             return Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{position.key}")
-        text = (f"{symbol}: a {position.side.label} {position.quantity} the agent did not "
-                "open is on the exchange: adopted and protected (1 % stop, 1.5 % target)")
+        text = (f"{symbol}: a {position.side.label} {display.number(position.quantity)} the "
+                "agent did not open is on the exchange: adopted and protected (1 % stop, "
+                "1.5 % target)")
         return Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
                      dedup_key=f"adopted:{position.key}")
 
@@ -155,8 +156,9 @@ class PositionKeeper:
                 self.tracker.on_order(final, self.clock.now())
             else:
                 self.tracker.on_missing(order.client_id, self.clock.now())
-            line = (f"{symbol}: leftover order {order.client_id} cancelled -> "
-                    f"{final.status.value if final else 'gone'}")
+            outcome = f"the exchange says {final.status.value}" if final \
+                else "the exchange no longer lists it"
+            line = f"{symbol}: leftover order cancelled, {outcome} ({order.client_id})"
             # The other leg of a position that just closed is routine; anything else is not.
             routine = position is None and order.role in (
                 OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)

@@ -173,16 +173,19 @@ def refused(position: Position, role: OrderRole, client_id: str, reason: str, no
 
 def _refusal_alert(position: Position, leg: Leg, reason: str, delay: float) -> Alert:
     symbol = position.symbol
-    if leg.covers(position.leg_quantity(leg.role)):
-        text = (f"{symbol}: could not move the {name(leg.role)} to {leg.trigger_price} "
-                f"({reason}); the current one stays. Retrying from {delay:.0f} s.")
+    retrying = f"retrying in {delay:.0f} s, then with backoff up to every 25 s"
+    wanted = position.leg_quantity(leg.role)
+    if leg.covers(wanted):
+        current = f" at {display.number(leg.order.trigger_price)}" if leg.order else ""
+        text = (f"{symbol}: could not move the {name(leg.role)} to "
+                f"{display.number(leg.trigger_price)} ({reason}); the current one{current} "
+                f"stays: {retrying}")
         return Alert(AlertName.PROTECTION, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
     alert_name = AlertName.POSITION_UNPROTECTED if leg.role is OrderRole.STOP_LOSS \
         else AlertName.PROTECTION
-    text = (f"{symbol}: could not place the {name(leg.role)} for "
-            f"{position.leg_quantity(leg.role)} of the {position.side.label} "
-            f"{position.quantity} ({reason}). Retrying in {delay:.0f} s, then with backoff "
-            "up to every 25 s.")
+    text = (f"{symbol}: could not place the {name(leg.role)} at "
+            f"{display.number(leg.trigger_price)} for {display.number(wanted)} of the "
+            f"{position.side.label} {display.number(position.quantity)} ({reason}); {retrying}")
     return Alert(alert_name, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
 
 
@@ -259,9 +262,11 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
             and order.missing_cycles > policy.sl_missing_cycles):
         leg = evolve(leg, alerted=True)
         actions.append(Alert(
-            AlertName.SL_MISSING, f"{position.symbol}: stop-loss {client_id} missing for "
-            f"{order.missing_cycles} observations on the {position.side.label} "
-            f"{position.quantity}; replacing it after the debounce", position.symbol))
+            AlertName.SL_MISSING, f"{position.symbol}: stop-loss at "
+            f"{display.number(order.trigger_price)} missing from the open orders for "
+            f"{order.missing_cycles} observations; the {position.side.label} "
+            f"{display.number(position.quantity)} may have no stop: replacing it after the "
+            f"debounce ({client_id})", position.symbol))
     return position.with_leg(leg), actions
 
 
@@ -314,10 +319,12 @@ def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]
     for leg in position.legs:
         position = position.with_leg(evolve(leg, alerted=False))
     first = position.take_profit_1
-    targets = f"take-profit at {position.take_profit.trigger_price}" if first is None else (
-        f"TP1 at {first.trigger_price} for {position.leg_quantity(first.role)}, "
-        f"TP2 at {position.take_profit.trigger_price}")
-    return position, [Alert(AlertName.PROTECTION_RESTORED, f"{position.symbol}: protected again: "
-                            f"stop-loss at {position.stop.trigger_price}, {targets} for "
-                            f"{position.quantity}",
-                            position.symbol, dedup_key=f"restored:{position.symbol}:{now}")]
+    stop = f"SL {display.number(position.stop.trigger_price)}"
+    target = display.number(position.take_profit.trigger_price)
+    levels = f"{stop} and TP {target}" if first is None else (
+        f"{stop}, TP1 {display.number(first.trigger_price)} "
+        f"({display.number(position.leg_quantity(first.role))}) and TP2 {target}")
+    text = (f"{position.symbol}: protected again: the {position.side.label} "
+            f"{display.number(position.quantity)} has {levels} on the exchange")
+    return position, [Alert(AlertName.PROTECTION_RESTORED, text, position.symbol,
+                            dedup_key=f"restored:{position.symbol}:{now}")]

@@ -10,6 +10,7 @@ next tick's observation acts on what it found (adopt, finalize, repair).
 from loguru import logger
 
 from storage import SaveStateFailure
+from trader import display
 from trader.alerts import Alert, AlertName
 from trader.engine import Engine
 from trader.reconcile import FILL_LOOKBACK
@@ -42,14 +43,17 @@ async def _settle(engine: Engine, symbol: str) -> list[str]:
     if record is None and view.position.side is not None:
         position = await engine.adopt(symbol, view)
         if position is not None and position.adopted:
-            lines.append(f"{symbol}: untracked {view.position.side.label} {view.position.size} "
-                         "on the exchange: adopted and protected")
+            lines.append(f"{symbol}: untracked {view.position.side.label} "
+                         f"{display.number(view.position.size)} on the exchange: adopted and "
+                         "protected")
         elif position is not None:
-            lines.append(f"{symbol}: its own {view.position.side.label} {view.position.size} "
-                         f"({position.key}) picked up again from the exchange")
+            lines.append(f"{symbol}: its own {view.position.side.label} "
+                         f"{display.number(view.position.size)} picked up again from the "
+                         f"exchange ({position.key})")
     elif record is not None:
         if record.state.open and view.position.side is None:
-            lines.append(f"{symbol}: position {record.key} is gone on the exchange: finalized")
+            lines.append(f"{symbol}: the position is gone on the exchange: finalized "
+                         f"({record.key})")
         position = await engine.protect(record, view)
     else:
         position = None
@@ -70,7 +74,8 @@ async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[st
         held = engine.tracker.position(symbol)
         record = engine.positions.get(symbol)
         if report_untracked and record is None and held is not None and held.side is not None:
-            lines.append(f"{symbol}: untracked {held.side.label} {held.size} on the exchange")
+            lines.append(f"{symbol}: untracked {held.side.label} {display.number(held.size)} "
+                         "on the exchange")
     for line in lines:
         logger.warning("reconcile difference {}", line)
     if engine.booted:     # after a stream reconnect: the funding it missed (boot reads it last)
@@ -100,6 +105,6 @@ async def resolve_intents(engine: Engine) -> list[str]:
             continue
         resolved = await engine.executor.probe(intent)
         if resolved.status is not intent.status:
-            lines.append(f"{intent.symbol}: intent {intent.client_id} {intent.status} -> "
-                         f"{resolved.status}")
+            lines.append(f"{intent.symbol}: an order whose answer was lost is "
+                         f"{resolved.status} (was {intent.status}) ({intent.client_id})")
     return lines
