@@ -5,6 +5,7 @@ signal a test asks for on the next closed candle.
 """
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +21,7 @@ from trader.domain import Candle, Order, Side, Signal
 from trader.engine import Engine
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
+from trader.position import Position
 from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
@@ -103,6 +105,34 @@ class World:
 
     def alerts(self, name: str) -> list[str]:
         return [a.text for a in self.store.recent_alerts(200) if a.name == name]
+
+    def hide_order(self, client_id: str) -> Callable[[], None]:
+        """The order stays on the exchange but the agent cannot see it: missing from the open
+        orders, unknown to a query by client id, the stream down (only polling tells).
+        Returns what shows it again (the stream stays down)."""
+        listed, probe = self.paper.open_orders, self.paper.order_by_client_id
+
+        async def without_it(symbol: str) -> list[Order]:
+            return [o for o in await listed(symbol) if o.client_id != client_id]
+
+        async def nothing_known(symbol: str, asked: str) -> Order | None:
+            return None
+        self.paper.open_orders = without_it             # type: ignore[method-assign]
+        self.paper.order_by_client_id = nothing_known   # type: ignore[method-assign]
+        self.paper.stream_live = False
+
+        def show_again() -> None:
+            self.paper.open_orders = listed             # type: ignore[method-assign]
+            self.paper.order_by_client_id = probe       # type: ignore[method-assign]
+        return show_again
+
+    def fill_stop_in_part(self, position: Position) -> Decimal:
+        """3/5 of the position's stop-loss fills on the exchange (published as events); the
+        part filled."""
+        part = (position.quantity * 3 / 5).quantize(Decimal("0.001"))
+        self.paper.publish(self.paper.sim.fill_partly(SYMBOL, position.stop.order.client_id,
+                                                      part, self.clock.now()))
+        return part
 
     async def command(self, kind: CommandKind, command_id: str | None = None,
                       **fields: Any) -> CommandResult:

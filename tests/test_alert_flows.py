@@ -155,19 +155,11 @@ async def test_sl_missing_then_protection_restored_both_reach_the_phone_with_sou
     world = await make_world(tmp_path)
     await open_long(world)
     stop_id = world.engine.positions[SYMBOL].stop.order.client_id
-    hidden, probe = world.paper.open_orders, world.paper.order_by_client_id
-
-    async def without_the_stop(symbol):
-        return [o for o in await hidden(symbol) if o.client_id != stop_id]
-
-    async def nothing_known(symbol, client_id):
-        return None
     async with phone(world, telegram):
-        world.paper.open_orders, world.paper.order_by_client_id = without_the_stop, nothing_known
-        world.paper.stream_live = False      # polling: only the REST snapshot tells
+        show_again = world.hide_order(stop_id)     # polling: only the REST snapshot tells
         for _ in range(3):                   # absent 3 observations: SL_MISSING, then repaired
             await world.step()
-        world.paper.open_orders, world.paper.order_by_client_id = hidden, probe
+        show_again()
         await world.step()
         missing = await telegram.wait_for(lambda item: "SL_MISSING" in (item.plain or ""))
         restored = await telegram.wait_for(

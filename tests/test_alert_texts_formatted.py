@@ -67,6 +67,17 @@ def stop_replaced(record: Position) -> tuple[Position, str]:
 
 # --- PROTECTION_RESTORED ------------------------------------------------------------------------
 
+HALF = D("0.250")
+
+
+def with_tp1(base: Position, tp1: Leg, seq: int) -> Position:
+    """`base` under the two-TP plan: TP1 (`tp1`) for half, TP2 for the other half."""
+    return replace(base, exit_plan=ExitPlan.TWO, tp1_quantity=HALF,
+                   take_profit=replace(base.take_profit,
+                                       order=replace(base.take_profit.order, quantity=HALF)),
+                   take_profit_1=tp1, seq={**base.seq, T1.value: seq})
+
+
 def test_protected_again_shows_the_levels_as_the_fill_alert_does() -> None:
     record, new_id = stop_replaced(position())
     _, actions = apply(record, LegPlaced(SL, new_id, D("49790.00"), D("0.500")))
@@ -77,14 +88,8 @@ def test_protected_again_shows_the_levels_as_the_fill_alert_does() -> None:
 
 
 def test_protected_again_under_the_two_tp_plan_names_tp1_and_its_part() -> None:
-    base = position()
-    half = D("0.250")
-    two = replace(base, exit_plan=ExitPlan.TWO, tp1_quantity=half,
-                  take_profit=replace(base.take_profit,
-                                      order=replace(base.take_profit.order, quantity=half)),
-                  take_profit_1=Leg(T1, D("50500.00"), LegOrder(leg_id(SYMBOL, T1), D("50500.00"),
-                                                                half)),
-                  seq={**base.seq, T1.value: 1})
+    two = with_tp1(position(), Leg(T1, D("50500.00"),
+                                   LegOrder(leg_id(SYMBOL, T1), D("50500.00"), HALF)), seq=1)
     record, new_id = stop_replaced(two)
     _, actions = apply(record, LegPlaced(SL, new_id, D("49790.00"), D("0.500")))
     [text] = texts(actions, AlertName.PROTECTION_RESTORED)
@@ -148,13 +153,7 @@ def test_a_stop_level_already_passed_reads_formatted_and_says_what_closes() -> N
 
 
 def test_tp1_already_passed_reads_formatted_and_says_what_follows() -> None:
-    base = position()
-    half = D("0.250")
-    two = replace(base, exit_plan=ExitPlan.TWO, tp1_quantity=half,
-                  take_profit=replace(base.take_profit,
-                                      order=replace(base.take_profit.order, quantity=half)),
-                  take_profit_1=Leg(T1, D("50500.00"), pending=leg_id(SYMBOL, T1, 2)),
-                  seq={**base.seq, T1.value: 2})
+    two = with_tp1(position(), Leg(T1, D("50500.00"), pending=leg_id(SYMBOL, T1, 2)), seq=2)
     _, actions = apply(two, LegRejected(T1, leg_id(SYMBOL, T1, 2), "-2021", level_passed=True))
     [text] = texts(actions, AlertName.PROTECTION)
     assert text == (f"{SYMBOL}: the price is already past TP1 50,500; its part 0.25 is closed "

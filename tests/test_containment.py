@@ -229,9 +229,7 @@ async def test_a_partial_adl_is_reported_as_a_size_change_by_the_exchange(tmp_pa
 async def test_a_stop_that_fills_in_part_is_alerted_and_the_rest_stays_protected(tmp_path):
     world = await make_world(tmp_path)
     position = await open_long(world)
-    part = (position.quantity * 3 / 5).quantize(Decimal("0.001"))
-    world.paper.publish(world.paper.sim.fill_partly(SYMBOL, position.stop.order.client_id, part,
-                                                    world.clock.now()))
+    part = world.fill_stop_in_part(position)
     await world.step()
     await world.step()
     reduced = world.alerts("POSITION_REDUCED")

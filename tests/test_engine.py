@@ -222,17 +222,7 @@ async def test_a_stop_absent_without_a_final_status_is_replaced_only_after_the_d
     for the debounce (time AND cycles) before a second stop is risked."""
     world = await make_world(tmp_path)
     position = await open_long(world, sl_pct="0.02", tp_pct="0.04")
-    stop_id = position.stop.order.client_id
-    hidden = world.paper.open_orders
-
-    async def without_the_stop(symbol):
-        return [o for o in await hidden(symbol) if o.client_id != stop_id]
-
-    async def nothing_known(symbol, client_id):
-        return None
-    world.paper.open_orders = without_the_stop
-    world.paper.order_by_client_id = nothing_known
-    world.paper.stream_live = False      # polling: only the REST snapshot tells
+    world.hide_order(position.stop.order.client_id)     # polling: only the REST snapshot tells
     sent_before = world.sent
     await world.step()          # cycle 1 (5 min of candle time, but only one cycle)
     await world.step()          # cycle 2

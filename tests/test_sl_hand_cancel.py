@@ -12,57 +12,38 @@ Through the pure core (trader/protection.py), the real engine on the paper excha
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from loguru import logger
 
-from tests.engine_world import SYMBOL, long_signal, make_world
-from tests.fakes.binance_harness import eventually, settings_for
+from tests.engine_world import SYMBOL, make_world
+from tests.fakes.binance_harness import eventually
 from tests.fakes.binance_server import FakeBinance
+from tests.log_capture import logged
 from tests.positions import protected as protected_position
+from tests.test_binance_protection import running_agent
+from tests.test_engine import open_long as open_long_at
 from trader import protection
-from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName, Severity
-from trader.clock import SystemClock
 from trader.commands import Command, CommandKind
 from trader.control import Controller
-from trader.domain import OrderRole, OrderStatus, OrderType, Side
+from trader.domain import OrderRole, OrderStatus, OrderType
 from trader.engine import Engine
 from trader.events import LegGone, LegPlaced, PlaceLeg, Policy
-from trader.exchange.binance import BinanceExchange
-from trader.exchange.binance_streams import StreamOptions
-from trader.exchange.gate import RetryPolicy
 from trader.lifecycle import step
 from trader.position import PositionState
-from trader.startup import boot
-from trader.trade_store import TradeStore
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
-async def open_long(world, sl_pct: str = "0.02", tp_pct: str = "0.04"):
-    await world.warm_up()
-    world.strategy.next = long_signal(sl_pct, tp_pct)
-    await world.step()
-    return world.engine.positions[SYMBOL]
+async def open_long(world):
+    """A long with a 2 % stop and a 4 % target (room for the moves these tests make)."""
+    return await open_long_at(world, "0.02", "0.04")
 
 
 def alert_names(world) -> list[str]:
     return [a.name for a in world.store.recent_alerts(200)]
-
-
-@contextmanager
-def warnings_logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
-    try:
-        yield lines
-    finally:
-        logger.remove(sink)
 
 
 # --- the pure core ------------------------------------------------------------------------
@@ -138,7 +119,7 @@ async def test_a_take_profit_cancelled_by_hand_is_replaced_and_logged_not_alerte
     position = await open_long(world)
     tp_id = position.take_profit.order.client_id
     alerts_before = alert_names(world)
-    with warnings_logged() as lines:
+    with logged("WARNING") as lines:
         world.paper.publish(world.paper.sim.cancel_by_hand(SYMBOL, tp_id, world.clock.now()))
         await world.step()
     assert alert_names(world) == alerts_before            # nothing sent to the phone
@@ -153,7 +134,7 @@ async def test_the_agents_own_trailing_moves_and_close_raise_no_sl_missing(tmp_p
     """A trailing stop moves new-first: each old stop is cancelled by the agent (CANCELED on
     the exchange) and /close cancels the legs it leaves: none of it is an outside cancel."""
     world = await make_world(tmp_path, TRADEBOT_TRAILING_DISTANCE="0.5%")
-    position = await open_long(world, sl_pct="0.01", tp_pct="0.05")
+    position = await open_long_at(world, sl_pct="0.01", tp_pct="0.05")
     first_stop = position.stop.order.client_id
     for close in ("101200", "101500", "101800"):
         await world.step(Decimal(close))
@@ -169,45 +150,10 @@ async def test_the_agents_own_trailing_moves_and_close_raise_no_sl_missing(tmp_p
 
 # --- the real agent, python-binance against the fake Binance ---------------------------------
 
-FAST_RETRIES = RetryPolicy(attempts=3, initial=0.01, cap=0.05)
-STREAMS = StreamOptions(heartbeat_seconds=5.0, backoff_initial=0.05, backoff_max=0.2)
-
-
 @pytest.fixture
 async def fake():
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as server:
         yield server
-
-
-@asynccontextmanager
-async def running_agent(fake: FakeBinance, tmp_path) -> AsyncIterator[Engine]:
-    """A hand-opened LONG 0.1 adopted at boot, the engine's loop running, the stream up."""
-    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
-    settings = settings_for(fake, db_path=tmp_path / "tradebot.db", tick_seconds=0.5)
-    exchange = BinanceExchange(settings, SystemClock(), streams=True, stream_options=STREAMS,
-                               retry_policy=FAST_RETRIES)
-    await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
-    await boot(engine)
-    assert await eventually(lambda: exchange.streaming, timeout=5.0)
-    stop = asyncio.Event()
-
-    async def loop() -> None:
-        while not stop.is_set():
-            await engine.tick()
-            await engine.wait_next(stop, settings.tick_seconds)
-
-    task = asyncio.create_task(loop())
-    try:
-        assert await eventually(lambda: engine.positions.get(SYMBOL) is not None and
-                                engine.positions[SYMBOL].state is PositionState.PROTECTED, 5.0)
-        yield engine
-    finally:
-        stop.set()
-        await task
-        await exchange.close()
-        store.close()
 
 
 def stored_alerts(engine: Engine, name: str) -> list[str]:
@@ -216,7 +162,7 @@ def stored_alerts(engine: Engine, name: str) -> list[str]:
 
 async def test_end_to_end_a_stop_cancelled_in_the_app_is_alerted_and_the_all_clear_follows(
         fake, tmp_path):
-    async with running_agent(fake, tmp_path) as engine:
+    async with running_agent(fake, tmp_path, streams=True) as engine:
         stop_id = engine.positions[SYMBOL].stop.order.client_id
         await fake.cancel_order_by_hand(SYMBOL, stop_id)       # ALGO_UPDATE CANCELED
         assert await eventually(lambda: bool(stored_alerts(engine, "PROTECTION_RESTORED")), 5.0)
@@ -230,7 +176,7 @@ async def test_end_to_end_the_agents_own_close_cancels_its_legs_without_an_alert
                                                                                tmp_path):
     """/close: the market close, then the legs it leaves end (ALGO_UPDATE EXPIRED as the
     position closes, or CANCELED by the agent's own clean-up): no SL_MISSING."""
-    async with running_agent(fake, tmp_path) as engine:
+    async with running_agent(fake, tmp_path, streams=True) as engine:
         stop_id = engine.positions[SYMBOL].stop.order.client_id
         command = Command(CommandKind.CLOSE, "test:close", engine.clock.now(), symbol=SYMBOL)
         controller = Controller(engine)

@@ -7,15 +7,13 @@ engine and the paper exchange, and show where telemetry is shown: the periodic
 - partial_fills_count: an entry, stop-loss or take-profit of ours filled in part.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from loguru import logger
-
-from tests.engine_world import SYMBOL, long_signal, make_world
+from tests.engine_world import SYMBOL, make_world
+from tests.log_capture import logged
 from tests.positions import make, protected
+from tests.test_engine import open_long as open_long_at
 from trader.domain import OrderRole
 from trader.events import EntryFilled, LegGone, LegPlaced, LegRejected, PlaceLeg, Policy, Tick
 from trader.lifecycle import step
@@ -28,26 +26,14 @@ PROTECTION = ("sl_attached", "tp_attached", "reattach_attempts", "reattach_succe
               "partial_fills_count")
 
 
-async def open_long(world, sl_pct: str = "0.02", tp_pct: str = "0.04"):
-    await world.warm_up()
-    world.strategy.next = long_signal(sl_pct, tp_pct)
-    await world.step()
-    return world.engine.positions[SYMBOL]
+async def open_long(world):
+    """A long with a 2 % stop and a 4 % target (room for the moves these tests make)."""
+    return await open_long_at(world, "0.02", "0.04")
 
 
 def counts(world) -> dict[str, int | str]:
     row = world.engine.counters.snapshot()[SYMBOL]
     return {name: row[name] for name in PROTECTION}
-
-
-@contextmanager
-def info_logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(m.record["message"]), level="INFO")
-    try:
-        yield lines
-    finally:
-        logger.remove(sink)
 
 
 async def test_both_legs_acknowledged_count_one_stop_and_one_take_profit(tmp_path):
@@ -70,17 +56,7 @@ async def test_a_stop_cancelled_by_hand_counts_one_reattach_attempt_and_its_succ
 async def test_a_stop_missing_past_the_debounce_is_a_reattach_too(tmp_path):
     world = await make_world(tmp_path)
     position = await open_long(world)
-    stop_id = position.stop.order.client_id
-    hidden = world.paper.open_orders
-
-    async def without_the_stop(symbol):
-        return [o for o in await hidden(symbol) if o.client_id != stop_id]
-
-    async def nothing_known(symbol, client_id):
-        return None
-    world.paper.open_orders = without_the_stop
-    world.paper.order_by_client_id = nothing_known
-    world.paper.stream_live = False
+    world.hide_order(position.stop.order.client_id)
     for _ in range(3):
         await world.step()
     assert world.engine.positions[SYMBOL].stop.order.client_id.endswith("sl2")
@@ -89,7 +65,7 @@ async def test_a_stop_missing_past_the_debounce_is_a_reattach_too(tmp_path):
 
 async def test_a_trailing_move_counts_as_an_attached_stop_not_a_reattach(tmp_path):
     world = await make_world(tmp_path, TRADEBOT_TRAILING_DISTANCE="0.5%")
-    await open_long(world, sl_pct="0.01", tp_pct="0.05")
+    await open_long_at(world, sl_pct="0.01", tp_pct="0.05")
     await world.step(Decimal("101200"))
     moved = world.engine.positions[SYMBOL]
     stops_placed = moved.seq[OrderRole.STOP_LOSS.value]
@@ -101,9 +77,7 @@ async def test_a_trailing_move_counts_as_an_attached_stop_not_a_reattach(tmp_pat
 async def test_a_stop_filled_in_part_counts_one_partial_fill(tmp_path):
     world = await make_world(tmp_path)
     position = await open_long(world)
-    part = (position.quantity * 3 / 5).quantize(Decimal("0.001"))
-    world.paper.publish(world.paper.sim.fill_partly(SYMBOL, position.stop.order.client_id, part,
-                                                    world.clock.now()))
+    world.fill_stop_in_part(position)
     await world.step()
     await world.step()
     assert counts(world)["partial_fills_count"] == 1
@@ -114,7 +88,7 @@ async def test_the_counters_show_in_the_telemetry_log_line_and_the_status_view(t
     position = await open_long(world)
     world.paper.publish(world.paper.sim.cancel_by_hand(SYMBOL, position.stop.order.client_id,
                                                        world.clock.now()))
-    with info_logged() as lines:
+    with logged("INFO") as lines:
         await world.step()
         await world.step()           # 5 minutes of engine time: the telemetry line is due
     [line] = [line for line in lines if line.startswith(f"telemetry symbol={SYMBOL}")][-1:]

@@ -4,35 +4,21 @@ replay alike. Housekeeping asks every 5 minutes of engine time; a replay at spee
 those minutes in a blink, and one line per candle buried its progress lines and trades.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from loguru import logger
-
 from tests.engine_world import SYMBOL, long_signal, make_world
+from tests.log_capture import logged
 from trader.telemetry import HEARTBEAT, Counters
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 EVERY = timedelta(minutes=5)          # housekeeping's TELEMETRY_EVERY
 
 
-@contextmanager
-def telemetry_lines() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(m.record["message"]), level="INFO",
-                      filter=lambda record: record["message"].startswith("telemetry "))
-    try:
-        yield lines
-    finally:
-        logger.remove(sink)
-
-
 def test_nothing_changing_is_logged_once_an_hour_of_engine_time() -> None:
     counters = Counters()
     counters.set("BTCUSDT", "regime_state", "NORMAL")
     counters.set("ETHUSDT", "regime_state", "LOW")
-    with telemetry_lines() as lines:
+    with logged("INFO", "telemetry ") as lines:
         for run in range(36):                     # 3 hours of telemetry runs
             counters.set("BTCUSDT", "regime_state", "NORMAL")   # set every tick, unchanged
             counters.log(START + run * EVERY)
@@ -44,7 +30,7 @@ def test_nothing_changing_is_logged_once_an_hour_of_engine_time() -> None:
 def test_a_change_is_logged_at_the_next_run_and_the_hour_counts_from_it() -> None:
     counters = Counters()
     counters.incr("BTCUSDT", "sl_attached")
-    with telemetry_lines() as lines:
+    with logged("INFO", "telemetry ") as lines:
         counters.log(START)
         counters.log(START + EVERY)
         counters.incr("BTCUSDT", "tp_attached")
@@ -71,7 +57,7 @@ def test_one_symbol_changing_does_not_relog_the_others() -> None:
     counters = Counters()
     counters.incr("BTCUSDT", "sl_attached")
     counters.incr("ETHUSDT", "sl_attached")
-    with telemetry_lines() as lines:
+    with logged("INFO", "telemetry ") as lines:
         counters.log(START)
         counters.incr("ETHUSDT", "tp_attached")
         counters.log(START + EVERY)
@@ -82,11 +68,11 @@ def test_one_symbol_changing_does_not_relog_the_others() -> None:
 async def test_the_engine_logs_a_quiet_symbol_hourly_and_a_trade_at_once(tmp_path) -> None:
     world = await make_world(tmp_path)
     await world.warm_up()
-    with telemetry_lines() as quiet:
+    with logged("INFO", "telemetry ") as quiet:
         for _ in range(36):                       # 3 hours of 5-minute candles, no trade
             await world.step()
     assert len(quiet) == 3
-    with telemetry_lines() as lines:
+    with logged("INFO", "telemetry ") as lines:
         world.strategy.next = long_signal()
         await world.step()                        # the entry, its stop and take-profit
         await world.step()
