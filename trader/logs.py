@@ -14,6 +14,7 @@ every few seconds), telegram, binance and aiohttp unless LOG_LEVEL=DEBUG.
 """
 
 import inspect
+import json
 import logging
 import sys
 from typing import Any
@@ -26,9 +27,13 @@ _secrets: list[str] = []
 
 
 def register_secret(value: str | None) -> None:
-    """Make sure this value is masked wherever it would appear in a log line."""
-    if value and len(value) >= 6 and value not in _secrets:
-        _secrets.append(value)
+    """Make sure this value is masked wherever it would appear in a log line, in its JSON
+    spelling too (LOG_JSON=1 writes `"` as `\\"` in a traceback's text)."""
+    if not value or len(value) < 6:
+        return
+    for spelling in (value, json.dumps(value, ensure_ascii=False)[1:-1]):
+        if spelling not in _secrets:
+            _secrets.append(spelling)
 
 
 def mask(text: str) -> str:
