@@ -147,3 +147,18 @@ async def test_python_telegram_bot_behind_a_failing_proxy_logs_no_token(capsys) 
     assert any(r["name"] == "telegram.request.BaseRequest" and r["message"].startswith(
         "Can not load invalid JSON data") and "/bot********/getMe" in r["message"]
         for r in records), records
+
+
+def test_optunas_warnings_go_through_loguru(capsys: pytest.CaptureFixture[str]) -> None:
+    """optuna writes through its own stderr handler unless told otherwise: its lines would
+    escape the masking and the LOG_JSON format."""
+    optuna_logging = pytest.importorskip("optuna.logging",
+                                         reason="optuna is an optional extra")
+    from trader.sweep import import_optuna
+    setup_logging(json_lines=True, level="INFO")
+    import_optuna()
+    optuna_logging.get_logger("optuna.study").warning("trial 3 failed with value None")
+    err = capsys.readouterr().err
+    logger.remove()
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert [line["record"]["name"] for line in lines] == ["optuna.study"]

@@ -188,6 +188,10 @@ def import_optuna() -> Any:
         raise SweepError("a search over ranges (--search, [optuna]) needs optuna: "
                          "pip install 'tradebot[optuna]' (or use --grid)") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # the progress bar speaks
+    # optuna writes to stderr through a handler of its own: its lines go through the
+    # standard logging into loguru instead (masked, and JSON with LOG_JSON=1).
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
     return optuna
 
 
