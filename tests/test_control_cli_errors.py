@@ -1,7 +1,9 @@
 """`tradebot shutdown|wake` acting here (no agent running) when the exchange fails: exit 1,
 one line on stderr saying what failed, at which step, what was and was not done and what to
 do; no traceback (it is logged at DEBUG only) and no "Unclosed client session" (the
-python-binance session is closed whatever happens)."""
+python-binance session is closed whatever happens). A shutdown puts the agent to sleep all
+the same (saved without the exchange, as /shutdown sleeps whatever fails); a wake does not
+wake it."""
 
 import asyncio
 import sqlite3
@@ -63,17 +65,31 @@ async def binance() -> AsyncIterator[FakeBinance]:
         yield fake
 
 
-@pytest.mark.parametrize(("args", "not_done"), [(("shutdown",), "was not put to sleep"),
-                                                (("shutdown", "--flatten"), "was not put to sleep"),
-                                                (("wake",), "was not woken")])
-async def test_nobody_listening_is_one_line_and_exit_1(tmp_path, args, not_done):
+ASLEEP_ANYWAY = "was put to sleep all the same (no new entries when it runs): saved in"
+
+
+@pytest.mark.parametrize(("args", "state", "saved"), [
+    (("shutdown",), ASLEEP_ANYWAY, True),
+    (("shutdown", "--flatten"), ASLEEP_ANYWAY, True),
+    (("wake",), "was not woken", False)])
+async def test_nobody_listening_is_one_line_and_exit_1(tmp_path, args, state, saved):
     code, _, stderr = await control(tmp_path, *args, **NOBODY)
     line = the_failure_line(args[0], code, stderr, "the exchange did not answer",
                             "server time: cannot connect to 127.0.0.1:9", "at start-up",
-                            "no order was sent or cancelled", f"{tmp_path / 't.db'} {not_done}",
+                            "no order was sent or cancelled", f"{tmp_path / 't.db'} {state}",
                             f"run `tradebot {' '.join(args)}` again")
     assert "ConnectionKey" not in line
-    assert not intent_saved(tmp_path / "t.db")
+    assert intent_saved(tmp_path / "t.db") is saved
+
+
+async def test_a_shutdown_that_failed_at_start_up_leaves_the_agent_asleep(tmp_path, binance):
+    """The exchange is back: the agent started afterwards sleeps (no new entries) and says
+    so; a wake is what brings it back."""
+    code, _, _ = await control(tmp_path, "shutdown", **NOBODY)
+    assert code == 1
+    code, out, stderr = await control(tmp_path, "wake", **fake_env(binance))
+    assert code == 0, stderr[-3000:]
+    assert "before: state: ASLEEP" in out, out
 
 
 async def test_the_traceback_is_there_at_debug(tmp_path):
@@ -98,20 +114,20 @@ async def test_an_exchange_answering_errors_is_one_line_and_exit_1(tmp_path, bin
                                                                      fault, words):
     binance.inject_fault(endpoint, times=MANY, **fault)
     code, _, stderr = await control(tmp_path, "shutdown", **fake_env(binance))
-    the_failure_line("shutdown", code, stderr, *words, "at start-up", "nothing was done",
-                     "was not put to sleep")
-    assert not intent_saved(tmp_path / "t.db")
+    the_failure_line("shutdown", code, stderr, *words, "at start-up",
+                     "no order was sent or cancelled", ASLEEP_ANYWAY)
+    assert intent_saved(tmp_path / "t.db")
     assert binance.accepted_orders == []
 
 
 async def test_a_failure_during_reconciliation_says_so(tmp_path, binance):
     """The exchange starts up, then fails while boot reads the orders: the line says the
-    reconciliation stopped part way and the agent was not put to sleep."""
+    reconciliation stopped part way and the agent was put to sleep all the same."""
     binance.inject_fault("GET /fapi/v1/openOrders", http_status=503, times=MANY)
     code, _, stderr = await control(tmp_path, "shutdown", **fake_env(binance))
     the_failure_line("shutdown", code, stderr, "HTTP 503", "during start-up reconciliation",
-                     "was not put to sleep", "stopped part way")
-    assert not intent_saved(tmp_path / "t.db")
+                     ASLEEP_ANYWAY, "stopped part way")
+    assert intent_saved(tmp_path / "t.db")
 
 
 async def test_a_rejected_key_stays_a_configuration_error(tmp_path, binance):

@@ -10,7 +10,9 @@ so. An agent is running when its heartbeat is fresh (trader/presence.py).
   answer within ANSWER_SECONDS: exit 1, the request withdrawn, nothing claimed.
 - None runs: said at once. The command runs here like a short-lived agent: boot (reconcile,
   protect every position), the command, the new state saved and pinned in Telegram (so a
-  restart on a wiped disk knows it), and what was done on the exchange is printed. A replay
+  restart on a wiped disk knows it), and what was done on the exchange is printed. When the
+  exchange fails on the way, a shutdown still saves and pins the sleep (as /shutdown sleeps
+  whatever fails); a wake leaves the state as it was. A replay
   keeps nothing between runs: with no replay running there is nothing to act on.
 
 Exit code 0 only when the command was carried out; 1 when it was not (no answer from the
@@ -24,6 +26,8 @@ configuration error (trader/cli.py).
 import asyncio
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -40,6 +44,7 @@ from trader.presence import PresenceRecord, read_presence, replay_db_path
 
 if TYPE_CHECKING:
     from trader.engine import Engine
+    from trader.intent_keeper import IntentKeeper
 
 ANSWER_SECONDS = 4.5          # the operator hears back within 5 s
 POLL_SECONDS = 0.1
@@ -166,80 +171,113 @@ class Progress:
 
 async def _run_here(settings: Settings, action: str, flatten: bool) -> int:
     """Boot, the command, the state saved and pinned; 1 (one line on stderr) when the
-    exchange fails on the way. The exchange's HTTP session and the database are closed
-    whatever happens."""
+    exchange fails on the way. A shutdown sleeps all the same: sleep is saved and pinned
+    without the exchange, as /shutdown sleeps whatever fails (trader/control.py). The
+    exchange's HTTP session, Telegram's and the database are closed whatever happens."""
     # The agent's machinery is loaded only here: relaying to a running agent stays quick.
     from trader.app import build_engine, start_exchange
 
     engine, close = await build_engine(settings, start=False)
     progress = Progress()
     try:
-        await start_exchange(engine.exchange, settings)
-        progress.step = Step.BOOT
-        return await _act(engine, settings, action, flatten, progress)
-    except (ExchangeError, UnknownOutcome) as exc:
-        logger.opt(exception=exc).debug("{} from the command line failed step={}", action,
-                                        progress.step.name)
-        print(failure_line(action, flatten, exc, progress.step, settings.db_path), file=sys.stderr)
-        return 1
+        async with _operator_state(engine, settings) as keeper:
+            try:
+                await start_exchange(engine.exchange, settings)
+                progress.step = Step.BOOT
+                return await _act(engine, keeper, settings, action, flatten, progress)
+            except (ExchangeError, UnknownOutcome) as exc:
+                logger.opt(exception=exc).debug("{} from the command line failed step={}",
+                                                action, progress.step.name)
+                slept = await _sleep_anyway(engine, keeper, settings) \
+                    if action == "shutdown" else None
+                print(failure_line(action, flatten, exc, progress.step, settings.db_path,
+                                   slept), file=sys.stderr)
+                return 1
     finally:
         await close()
 
 
-async def _act(engine: "Engine", settings: Settings, action: str, flatten: bool,
-               progress: Progress) -> int:
+@asynccontextmanager
+async def _operator_state(engine: "Engine", settings: Settings) -> AsyncIterator["IntentKeeper"]:
+    """Telegram (for the pinned state, no commands taken) and the operator's intent, for the
+    length of the command."""
     from trader.agent_services import pin_of
     from trader.app import make_sink
     from trader.clock import SystemClock
-    from trader.commands import Command, CommandKind
-    from trader.control import Controller, run_command
+    from trader.control import Controller
     from trader.intent_keeper import IntentKeeper
-    from trader.startup import boot
 
     sink = make_sink(settings, engine, Controller(engine), take_updates=False)
-    pin = pin_of(sink)
-    keeper = IntentKeeper(engine.guards, engine.store, engine.alerter, SystemClock(), pin)
+    keeper = IntentKeeper(engine.guards, engine.store, engine.alerter, SystemClock(),
+                          pin_of(sink))
     try:
         await sink.start()
-        for line in await boot(engine):
-            print(f"start-up: {line}")
-        print(f"before: {await keeper.recover(PIN_SECONDS)}")
-        progress.step = Step.COMMAND
-        kind = CommandKind.SHUTDOWN if action == "shutdown" else CommandKind.WAKE
-        result = await run_command(engine, Command(kind, f"cli:{uuid.uuid4()}", engine.clock.now(),
-                                                   flatten=flatten, source="cli"))
-        print("\n".join(result.lines))
-        state = keeper.intent.run_state if keeper.intent else "asleep"
-        if pin is None:
-            print(f"{state}: saved in {settings.db_path} only (no Telegram configured): a "
-                  "restart on a wiped disk will not know it")
-        elif await keeper.flush(PIN_SECONDS):
-            print(f"{state}: saved, and pinned in Telegram (a restart on a wiped disk reads it)")
-        else:
-            print(f"{state}: saved in {settings.db_path}, but the pinned state in Telegram could "
-                  "NOT be updated (unreachable): a restart on a wiped disk may not know it")
-        return 0 if result.ok else 1
+        yield keeper
     finally:
         await keeper.stop()
         await sink.stop()
 
 
+async def _act(engine: "Engine", keeper: "IntentKeeper", settings: Settings, action: str,
+               flatten: bool, progress: Progress) -> int:
+    from trader.commands import Command, CommandKind
+    from trader.control import run_command
+    from trader.startup import boot
+
+    for line in await boot(engine):
+        print(f"start-up: {line}")
+    print(f"before: {await keeper.recover(PIN_SECONDS)}")
+    progress.step = Step.COMMAND
+    kind = CommandKind.SHUTDOWN if action == "shutdown" else CommandKind.WAKE
+    result = await run_command(engine, Command(kind, f"cli:{uuid.uuid4()}", engine.clock.now(),
+                                               flatten=flatten, source="cli"))
+    print("\n".join(result.lines))
+    state = keeper.intent.run_state if keeper.intent else "asleep"
+    print(f"{state}: {await _saved_where(keeper, settings)}")
+    return 0 if result.ok else 1
+
+
+async def _sleep_anyway(engine: "Engine", keeper: "IntentKeeper", settings: Settings) -> str:
+    """Sleep saved (and pinned) with the exchange unreachable; where it was saved."""
+    from trader import guards
+
+    if not keeper.decided:
+        await keeper.recover(PIN_SECONDS)
+    engine.guard_state = guards.sleep(engine.guard_state)
+    return await _saved_where(keeper, settings)
+
+
+async def _saved_where(keeper: "IntentKeeper", settings: Settings) -> str:
+    """Where the operator's intent now is: the database, and Telegram's pinned message."""
+    if keeper.pin is None:
+        return (f"saved in {settings.db_path} only (no Telegram configured): a restart on a "
+                "wiped disk will not know it")
+    if await keeper.flush(PIN_SECONDS):
+        return "saved, and pinned in Telegram (a restart on a wiped disk reads it)"
+    return (f"saved in {settings.db_path}, but the pinned state in Telegram could NOT be "
+            "updated (unreachable): a restart on a wiped disk may not know it")
+
+
 def failure_line(action: str, flatten: bool, error: ExchangeError | UnknownOutcome,
-                 step: Step, db_path: Path) -> str:
+                 step: Step, db_path: Path, slept: str | None = None) -> str:
     """One line: what failed, at which step, what was and was not done, what to do, e.g.
     "shutdown: the exchange did not answer (server time: cannot connect to 127.0.0.1:9
-    (...)) at start-up; nothing was done: no order was sent or cancelled and the agent on
-    t.db was not put to sleep. ...". A failure that reaches here came before the sleep state
-    changed: shutdown contains each of its steps and sleeps whatever fails, wake reconciles
+    (...)) at start-up; no order was sent or cancelled; the agent on t.db was put to sleep
+    all the same (no new entries when it runs): saved, ... ...". A shutdown's sleep is saved without the exchange
+    (`slept` says where); a wake that fails leaves the state as it was: wake reconciles
     before it wakes (trader/control.py)."""
-    not_done = f"the agent on {db_path} was not " + (
-        "put to sleep" if action == "shutdown" else "woken")
+    if slept is not None:
+        state = (f"the agent on {db_path} was put to sleep all the same (no new entries when "
+                 f"it runs): {slept}")
+    else:
+        state = f"the agent on {db_path} was not " + (
+            "put to sleep" if action == "shutdown" else "woken")
     done = {
-        Step.EXCHANGE_START: f"nothing was done: no order was sent or cancelled and {not_done}",
-        Step.BOOT: f"{not_done}; start-up reconciliation stopped part way (a position it "
-                   "protected or a stray order it cancelled is in the log above)",
-        Step.COMMAND: f"{not_done}; start-up reconciliation had finished (what it found is "
-                      "printed above)",
+        Step.EXCHANGE_START: f"no order was sent or cancelled; {state}",
+        Step.BOOT: f"start-up reconciliation stopped part way (a position it protected or a "
+                   f"stray order it cancelled is in the log above); {state}",
+        Step.COMMAND: f"start-up reconciliation had finished (what it found is printed "
+                      f"above); {state}",
     }[step]
     return (f"{action}: {_problem(error)} {step.value}; {done}. {_advice(error)}, then run "
             f"`tradebot {action}{' --flatten' if flatten else ''}` again.")
