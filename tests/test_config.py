@@ -12,8 +12,8 @@ from trader.config import (
     Settings,
     env_name,
     load_settings,
-    unknown_variable_warnings,
 )
+from trader.config_names import unknown_variable_warnings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_NAMES = [env_name(name) for name in Settings.model_fields]
@@ -328,7 +328,7 @@ def test_masked_hides_url_credentials_and_the_heartbeat_path(monkeypatch: pytest
 
 
 def test_url_secrets_name_the_password_and_the_path() -> None:
-    from trader.config import url_secrets
+    from trader.url_mask import url_secrets
     assert url_secrets("https://hc-ping.com/6f1c0b2e-secret-uuid") == ["6f1c0b2e-secret-uuid"]
     assert url_secrets("https://user:hunter22@bot.example.com/hook") == ["hunter22", "hook"]
     assert url_secrets(None) == [] and url_secrets("https://hc-ping.com") == []

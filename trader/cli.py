@@ -17,16 +17,12 @@ from pathlib import Path
 from loguru import logger
 
 from storage import StorageError
-from trader.config import (
-    ConfigError,
-    Settings,
-    load_settings,
-    unknown_variable_warnings,
-    url_secrets,
-)
+from trader.config import ConfigError, Settings, load_settings
+from trader.config_names import unknown_variable_warnings
 from trader.logs import register_secret, setup_logging
 from trader.strategy.base import StrategyLoadError
 from trader.sweep_cli import add_candle_arguments, add_sweep_arguments
+from trader.url_mask import url_secrets
 
 EXIT_CONFIG = 2
 

@@ -7,13 +7,10 @@ variable so the CLI can stop with exit code 2 and no traceback.
 """
 
 import difflib
-from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
-from dotenv import dotenv_values
 from pydantic import (
     AliasChoices,
     Field,
@@ -26,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trader.alerts import DEFAULT_SEVERITY, AlertName, Severity
 from trader.management import DEFAULT_TRAILING_DISTANCE, TrailingDistance
+from trader.url_mask import SECRET_PATH_URLS, masked_url
 
 SYMBOL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
@@ -305,30 +303,6 @@ class Settings(BaseSettings):
         return shown
 
 
-# URLs whose path is the credential (a healthchecks ping URL: whoever has it can ping).
-SECRET_PATH_URLS = {"heartbeat_url"}
-
-
-def masked_url(url: str, *, hide_path: bool = False) -> str:
-    """`url` with a password (user:pw@) and, with `hide_path`, the path and query masked."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password:
-        netloc = netloc.replace(f":{parts.password}@", ":********@", 1)
-    path, query = ("/********", "") if hide_path and (parts.path.strip("/") or parts.query) \
-        else (parts.path, parts.query)
-    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment if not hide_path else ""))
-
-
-def url_secrets(url: str | None) -> list[str]:
-    """What `masked_url` hides in `url`, for the log filter: its password and, for the
-    heartbeat URL, the path (empty parts left out)."""
-    if not url:
-        return []
-    parts = urlsplit(url)
-    return [part for part in (parts.password or "", parts.path.strip("/")) if part]
-
-
 def _alert_name(text: str) -> AlertName:
     """An alert name an operator may silence or turn off (README, "Alerts")."""
     name = text.strip().upper()
@@ -355,49 +329,6 @@ def parse_latency_ms(text: str) -> tuple[int, int] | None:
 
 
 INTERVAL_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
-WATCHED_PREFIXES = ("TRADEBOT_", "BINANCE_", "TELEGRAM_")
-NOT_SETTINGS = ("TRADEBOT_CHAOS_",)   # knobs of the chaos test (tests/chaos), read by the test
-
-
-def unknown_variable_warnings(environ: Mapping[str, str], env_file: Path | None) -> list[str]:
-    """One line per TRADEBOT_* / BINANCE_* / TELEGRAM_* name, in the environment or the .env
-    file, that is no setting (a typo is otherwise silently ignored), with the closest valid
-    name (difflib):
-    "TRADEBOT_LEVERAG is not a setting and is ignored; did you mean TRADEBOT_LEVERAGE?"."""
-    known = {env_name(name, field) for name, field in Settings.model_fields.items()}
-    found = {name.upper(): "" for name in environ}
-    if env_file is not None and env_file.is_file():
-        found |= {name.upper(): f" (in {env_file.name})"
-                  for name in dotenv_values(env_file) if name.upper() not in found}
-    warnings = []
-    for name, where in sorted(found.items()):
-        if not name.startswith(WATCHED_PREFIXES) or name.startswith(NOT_SETTINGS) \
-                or name in known:
-            continue
-        close = closest_setting(name, known)
-        hint = f"did you mean {close}?" if close else "see .env.example for the names"
-        warnings.append(f"{name}{where} is not a setting and is ignored; {hint}")
-    return warnings
-
-
-def closest_setting(name: str, known: set[str]) -> str | None:
-    """The setting `name` was probably meant to be. Compared without the prefix (every
-    TRADEBOT_ name looks alike with it), preferring the same prefix:
-    TRADEBOT_LEVERAG -> TRADEBOT_LEVERAGE, TELEGRAM_CHATID -> TELEGRAM_ALLOWED_CHAT_IDS."""
-    prefix = next((p for p in WATCHED_PREFIXES if name.startswith(p)), "")
-    by_rest: dict[str, list[str]] = {}
-    for setting in sorted(known):
-        rest = next((setting.removeprefix(p) for p in WATCHED_PREFIXES
-                     if setting.startswith(p)), setting)
-        by_rest.setdefault(rest, []).append(setting)
-    matches = difflib.get_close_matches(name.removeprefix(prefix), list(by_rest), n=1,
-                                        cutoff=0.5)
-    if not matches:
-        return None
-    candidates = by_rest[matches[0]]
-    return next((c for c in candidates if c.startswith(prefix)), candidates[0])
-
-
 def env_name(field_name: str, field: Any = None) -> str:
     field = field or Settings.model_fields[field_name]
     alias = field.validation_alias

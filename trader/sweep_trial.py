@@ -27,7 +27,8 @@ from pydantic import SecretStr
 
 from trader.backtest import run_backtest
 from trader.chart_style import thin_curve
-from trader.config import ConfigError, Settings, closest_setting, env_name, load_settings
+from trader.config import ConfigError, Settings, env_name, load_settings
+from trader.config_names import closest_setting
 from trader.domain import Candle
 from trader.market.replay import FundingSchedule
 from trader.metrics import EquityPoint, Performance
