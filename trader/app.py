@@ -15,12 +15,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 from loguru import logger
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_not_exception_type,
-    wait_exponential,
-)
 
 from storage import Store
 from trader.agent_services import AgentServices
@@ -32,22 +26,21 @@ from trader.config import ConfigError, Settings
 from trader.control import Controller
 from trader.domain import Candle
 from trader.engine import Engine
-from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.exchange.base import Exchange, ExchangeError
 from trader.exchange.errors import classify
 from trader.instance_lock import agent_lock
 from trader.log_sink import LogAlertSink
 from trader.presence import replay_db_path
+from trader.start_retry import until_done
 from trader.startup import boot, reconcile
 from trader.trade_store import TradeStore
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
 SINK_ENTRY_POINTS = "tradebot.alert_sinks"
-START_RETRY_CAP_SECONDS = 60.0
 HEARTBEAT_SECONDS = 60.0
 
 Closer = Callable[[], Awaitable[None]]
 T = TypeVar("T")
-E = TypeVar("E", bound=BaseException)
 
 
 def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
@@ -165,11 +158,11 @@ async def _run_locked(settings: Settings, clock: Clock,
     heartbeat = asyncio.create_task(_heartbeat(settings, engine, stop))
     stage = "exchange start-up"
     try:
-        if not await _until_done(stage, engine, stop,
+        if not await until_done(stage, engine, stop,
                                  lambda: start_exchange(engine.exchange, settings)):
             return 0
         stage = "start-up reconciliation"
-        if not await _until_done(stage, engine, stop, lambda: _boot(engine)):
+        if not await until_done(stage, engine, stop, lambda: _boot(engine)):
             return 0
         stage = ""
         state = await _unless_stopped(services.recover_intent(), stop)   # sleep/pause first
@@ -203,72 +196,6 @@ async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
 
 async def _boot(engine: Engine) -> None:
     await boot(engine)
-
-
-async def _until_done(what: str, engine: Engine, stop: asyncio.Event,
-                      step: Callable[[], Awaitable[None]]) -> bool:
-    """Start-up steps must succeed before any trading: retry (capped backoff) while the
-    exchange is down or answers badly; only a configuration error or a stop ends it.
-    False when a stop signal came first."""
-    retrying = AsyncRetrying(
-        retry=retry_if_not_exception_type(ConfigError),
-        wait=wait_exponential(multiplier=2.0, max=START_RETRY_CAP_SECONDS),
-        stop=lambda state: stop.is_set(),
-        sleep=lambda seconds: _sleep_unless(stop, seconds),
-        before_sleep=lambda state: _start_failed(what, engine, state),
-        retry_error_callback=lambda state: None, reraise=True)
-    async for attempt in retrying:
-        with attempt:
-            if stop.is_set():
-                return False
-            await step()
-    return not stop.is_set()
-
-
-def _start_failed(what: str, engine: Engine, state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    expected = isinstance(error, ExchangeError | UnknownOutcome | aiohttp.ClientError
-                          | TimeoutError | OSError)
-    logger.opt(exception=None if expected else error).error(
-        "{} failed, retrying (attempt {}) error={!r}", what, state.attempt_number, error)
-    engine.alerter.publish(Alert(AlertName.ERROR, f"{what} failed: {plain_error(error)}; "
-                                 "retrying (no trading until it succeeds)",
-                                 dedup_key=f"start:{what}"), engine.clock.now())
-
-
-def plain_error(error: BaseException | None) -> str:
-    """An error in words a phone screen can show: "cannot connect to fapi.binance.com:443
-    (Connection refused)", not the repr of aiohttp's connection key."""
-    connect = _in_chain(error, aiohttp.ClientConnectorError)   # the adapter wraps it
-    if connect is not None:
-        cause = connect.os_error.strerror or str(connect.os_error) \
-            or type(connect.os_error).__name__
-        return f"cannot connect to {connect.host}:{connect.port} ({cause})"
-    if isinstance(error, TimeoutError):
-        return "no answer in time"
-    if isinstance(error, aiohttp.ClientResponseError):
-        return f"HTTP {error.status} {error.message}".strip()
-    text = str(error) if error is not None else "unknown error"
-    if not isinstance(error, ExchangeError | UnknownOutcome | ConfigError):
-        text = f"{type(error).__name__}: {text}" if error is not None else text
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _in_chain(error: BaseException | None, kind: type[E]) -> E | None:
-    """`error` or the first of its causes that is a `kind`."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, kind):
-            return error
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return None
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return
 
 
 def make_sink(settings: Settings, engine: Engine, controller: Controller,

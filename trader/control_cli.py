@@ -284,7 +284,7 @@ def failure_line(action: str, flatten: bool, error: ExchangeError | UnknownOutco
 
 
 def _problem(error: ExchangeError | UnknownOutcome) -> str:
-    from trader.app import plain_error
+    from trader.start_retry import plain_error
     if isinstance(error, CircuitOpen):
         return f"the request was not sent ({error.message.removeprefix('not sent: ')})"
     if isinstance(error, UnknownOutcome) and error.http_status:    # e.g. a 5xx to an order

@@ -1,0 +1,88 @@
+"""Start-up steps retried until they succeed: the exchange down or answering badly at start
+is waited out (capped exponential backoff, tenacity), with an ERROR alert per failure in words
+a phone shows; only a configuration error or a stop signal ends the wait."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import aiohttp
+from loguru import logger
+from tenacity import AsyncRetrying, RetryCallState, retry_if_not_exception_type, wait_exponential
+
+from trader.alerts import Alert, AlertName
+from trader.config import ConfigError
+from trader.exchange.base import ExchangeError, UnknownOutcome
+
+if TYPE_CHECKING:
+    from trader.engine import Engine
+
+START_RETRY_CAP_SECONDS = 60.0
+
+E = TypeVar("E", bound=BaseException)
+
+
+async def until_done(what: str, engine: "Engine", stop: asyncio.Event,
+                      step: Callable[[], Awaitable[None]]) -> bool:
+    """Start-up steps must succeed before any trading: retry (capped backoff) while the
+    exchange is down or answers badly; only a configuration error or a stop ends it.
+    False when a stop signal came first."""
+    retrying = AsyncRetrying(
+        retry=retry_if_not_exception_type(ConfigError),
+        wait=wait_exponential(multiplier=2.0, max=START_RETRY_CAP_SECONDS),
+        stop=lambda state: stop.is_set(),
+        sleep=lambda seconds: _sleep_unless(stop, seconds),
+        before_sleep=lambda state: _start_failed(what, engine, state),
+        retry_error_callback=lambda state: None, reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            if stop.is_set():
+                return False
+            await step()
+    return not stop.is_set()
+
+
+def _start_failed(what: str, engine: "Engine", state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    expected = isinstance(error, ExchangeError | UnknownOutcome | aiohttp.ClientError
+                          | TimeoutError | OSError)
+    logger.opt(exception=None if expected else error).error(
+        "{} failed, retrying (attempt {}) error={!r}", what, state.attempt_number, error)
+    engine.alerter.publish(Alert(AlertName.ERROR, f"{what} failed: {plain_error(error)}; "
+                                 "retrying (no trading until it succeeds)",
+                                 dedup_key=f"start:{what}"), engine.clock.now())
+
+
+def plain_error(error: BaseException | None) -> str:
+    """An error in words a phone screen can show: "cannot connect to fapi.binance.com:443
+    (Connection refused)", not the repr of aiohttp's connection key."""
+    connect = _in_chain(error, aiohttp.ClientConnectorError)   # the adapter wraps it
+    if connect is not None:
+        cause = connect.os_error.strerror or str(connect.os_error) \
+            or type(connect.os_error).__name__
+        return f"cannot connect to {connect.host}:{connect.port} ({cause})"
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"HTTP {error.status} {error.message}".strip()
+    text = str(error) if error is not None else "unknown error"
+    if not isinstance(error, ExchangeError | UnknownOutcome | ConfigError):
+        text = f"{type(error).__name__}: {text}" if error is not None else text
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _in_chain(error: BaseException | None, kind: type[E]) -> E | None:
+    """`error` or the first of its causes that is a `kind`."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, kind):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return
