@@ -35,6 +35,8 @@ def format_pnl(pnl: PnlView) -> str:
         f"gross {money(pnl.gross, signed=True)} · fees {money(-pnl.fees, signed=True)} · "
         f"funding {money(pnl.funding, signed=True)}",
         f"{plural(pnl.trades, 'trade')} · {pnl.wins} won ({pnl.win_rate:.0%})",
+        *([f"+ {plural(pnl.unknown, 'trade')} closed with an unknown result (closing fills "
+           "not read), not counted: see /trades and the Binance app"] if pnl.unknown else []),
     ])
 
 
@@ -90,12 +92,15 @@ def format_trades(trades: list[TradeView]) -> str:
         return "<b>Trades</b>: no closed trades yet"
     lines = [f"<b>Last {plural(len(trades), 'trade')}</b> (net of fees and funding)"]
     for trade in trades:
+        if trade.exit_price is None or trade.net is None or trade.net_fraction is None:
+            result = "? · <b>PnL unknown</b> (closing fills not read: see the Binance app)"
+        else:
+            result = (f"{number(trade.exit_price)} · <b>{money(trade.net, signed=True)}</b> "
+                      f"USDT ({percent(trade.net_fraction)})")
         lines.append(
             f"{trade.closed_at:%m-%d %H:%M} <b>{escape(trade.symbol)}</b> {escape(trade.side)} "
-            f"{number(trade.quantity)} · {number(trade.entry_price)} → "
-            f"{number(trade.exit_price)} · <b>{money(trade.net, signed=True)}</b> USDT "
-            f"({percent(trade.net_fraction)}) · {escape(trade.reason)} · "
-            f"{duration(trade.closed_at - trade.opened_at)}")
+            f"{number(trade.quantity)} · {number(trade.entry_price)} → {result} · "
+            f"{escape(trade.reason)} · {duration(trade.closed_at - trade.opened_at)}")
     return "\n".join(lines)
 
 

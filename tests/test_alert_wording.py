@@ -27,7 +27,7 @@ from trader.market.feed import FeedIssueKind, FeedMonitor
 from trader.position import PositionState
 from trader.position_journal import PositionJournal
 from trader.telemetry import Counters
-from trader.trade_history import recent_trades
+from trader.trade_history import period_pnl, recent_trades
 from trader.trade_store import TradeStore
 
 SINCE = datetime(2026, 11, 30, 6, 9, 58, 123456, tzinfo=UTC)
@@ -127,8 +127,12 @@ def test_a_close_whose_exit_was_not_read_says_the_pnl_is_unknown(tmp_path, reaso
     assert "PnL unknown (no closing fill was read)" in first_line, alert.text
     assert "+0.00" not in alert.text and " at ?" not in alert.text and "0 closed" not in alert.text
     assert "held 5 min" in first_line
-    # and /trades does not list it as a trade with a made-up result
-    assert recent_trades(store.closed_positions(), [], 10, lambda symbol: None) == []
+    # /trades lists it, with no made-up exit price or result; /pnl leaves it out and says so
+    [trade] = recent_trades(store.closed_positions(), [], 10, lambda symbol: None)
+    assert (trade.exit_price, trade.net, trade.net_fraction) == (None, None, None)
+    assert trade.reason == reason.value
+    pnl = period_pnl("all", store.closed_positions(), [], None)
+    assert (pnl.trades, pnl.unknown, pnl.net) == (0, 1, 0)
     store.close()
 
 

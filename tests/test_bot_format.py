@@ -99,6 +99,25 @@ def test_pnl_realised_is_net_of_fees_and_funding_with_its_parts_and_win_rate():
     assert "8 trades · 6 won (75%)" in shown
     one = plain(format_pnl(PnlView("day", Decimal("1"), Decimal("0"), Decimal("0"), 1, 1)))
     assert "1 trade · 1 won (100%)" in one
+    assert "unknown" not in one
+
+
+def test_pnl_names_the_trades_whose_result_is_unknown():
+    """A close whose fills could not be read has no PnL to add: /pnl says it left it out."""
+    shown = plain(format_pnl(PnlView("day", Decimal("1"), Decimal("0"), Decimal("0"), 1, 1,
+                                     unknown=2)))
+    assert ("+ 2 trades closed with an unknown result (closing fills not read), not counted: "
+            "see /trades and the Binance app") in shown
+
+
+def test_a_trade_whose_result_is_unknown_is_listed_without_a_made_up_result():
+    from bot.format_history import format_trades
+    from trader.commands import TradeView
+    trade = TradeView("BTCUSDT", "LONG", Decimal("0.01"), Decimal("50000"), None,
+                      NOW - timedelta(minutes=5), NOW, None, None, "STOP_LOSS")
+    shown = plain(format_trades([trade]))
+    assert ("05-01 12:00 BTCUSDT LONG 0.01 · 50,000 → ? · PnL unknown (closing fills not "
+            "read: see the Binance app) · STOP_LOSS · 5 min") in shown
 
 
 def test_critical_alert_is_marked_prominently_and_info_is_not():

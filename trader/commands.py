@@ -133,6 +133,7 @@ class PnlView:
     funding: Decimal          # funding in the period (positive = received)
     trades: int
     wins: int                 # trades whose net PnL (with their own funding) is > 0
+    unknown: int = 0          # closed in the period, result unknown (fills not read): not counted
 
     @property
     def win_rate(self) -> float:
@@ -185,16 +186,17 @@ class PerformanceRow:
 
 @dataclass(frozen=True, slots=True)
 class TradeView:
-    """One closed trade (/trades); prices rounded to the symbol's tick."""
+    """One closed trade (/trades); prices rounded to the symbol's tick. The exit price and the
+    result are None when the closing fills could not be read (trader/closing.py)."""
     symbol: str
     side: str
     quantity: Decimal
     entry_price: Decimal
-    exit_price: Decimal
+    exit_price: Decimal | None
     opened_at: datetime
     closed_at: datetime
-    net: Decimal              # gross - fees + the funding paid while it was open
-    net_fraction: Decimal     # net / entry notional
+    net: Decimal | None           # gross - fees + the funding paid while it was open
+    net_fraction: Decimal | None  # net / entry notional
     reason: str
 
 

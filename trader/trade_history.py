@@ -32,8 +32,16 @@ LOOKBACK = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timede
 
 
 def counted(closed: Sequence[Position]) -> list[Position]:
-    """The closed positions that were trades (an entry that never filled is not one)."""
-    return [p for p in closed if p.closed_at is not None and p.exit_price is not None
+    """The closed positions that were trades with a known result (an entry that never filled
+    is not a trade; a close whose fills could not be read has no result to count)."""
+    return [p for p in listed(closed) if p.exit_price is not None]
+
+
+def listed(closed: Sequence[Position]) -> list[Position]:
+    """The closed positions that were trades, a result unknown included: a close whose
+    closing fills could not be read (trader/closing.py) has no exit price nor PnL, and is
+    shown as such rather than left out."""
+    return [p for p in closed if p.closed_at is not None
             and p.close_reason not in (None, CloseReason.UNKNOWN)]
 
 
@@ -73,12 +81,14 @@ def period_pnl(period: str, closed: Sequence[Position], funding: Sequence[Fundin
     """Trades closed and funding booked in [since, until) (open-ended when None)."""
     def inside(moment: datetime) -> bool:
         return (since is None or moment >= since) and (until is None or moment < until)
-    trades = [p for p in counted(closed) if p.closed_at is not None and inside(p.closed_at)]
+    in_period = [p for p in listed(closed) if p.closed_at is not None and inside(p.closed_at)]
+    trades = [p for p in in_period if p.exit_price is not None]
     return PnlView(
         period, gross=sum((p.realized_pnl for p in trades), ZERO),
         fees=sum((p.fees for p in trades), ZERO),
         funding=sum((f.amount for f in funding if inside(f.at)), ZERO), trades=len(trades),
-        wins=sum(1 for p in trades if trade_net(p, funding) > 0))
+        wins=sum(1 for p in trades if trade_net(p, funding) > 0),
+        unknown=len(in_period) - len(trades))
 
 
 def period_start(unit: str, moment: datetime) -> datetime:
@@ -136,21 +146,23 @@ def performance(closed: Sequence[Position],
 
 def recent_trades(closed: Sequence[Position], funding: Sequence[FundingPayment], count: int,
                   rules: Callable[[str], SymbolRules | None]) -> list[TradeView]:
-    """The last `count` closed trades, newest first, prices on the symbol's tick."""
+    """The last `count` closed trades, newest first, prices on the symbol's tick; a trade
+    whose result is unknown has no exit price nor net (None)."""
     views = []
-    for position in reversed(counted(closed)[-count:] if count > 0 else []):
+    for position in reversed(listed(closed)[-count:] if count > 0 else []):
         symbol_rules = rules(position.symbol)
         tick = symbol_rules.tick_size if symbol_rules else None
         step = symbol_rules.step_size if symbol_rules else None
         size = traded_size(position)           # what it held, not what it planned
-        net = trade_net(position, funding)
+        assert position.closed_at is not None
+        known = position.exit_price is not None
+        net = trade_net(position, funding) if known else None
         notional = position.entry_price * size
-        assert position.closed_at is not None and position.exit_price is not None
         views.append(TradeView(
             symbol=position.symbol, side=position.side.label, quantity=on_step(size, step),
             entry_price=on_step(position.entry_price, tick),
-            exit_price=on_step(position.exit_price, tick), opened_at=position.opened_at,
-            closed_at=position.closed_at, net=net,
-            net_fraction=net / notional if notional > 0 else ZERO,
+            exit_price=on_step(position.exit_price, tick) if known else None,
+            opened_at=position.opened_at, closed_at=position.closed_at, net=net,
+            net_fraction=None if net is None else net / notional if notional > 0 else ZERO,
             reason=position.close_reason.value if position.close_reason else "?"))
     return views
