@@ -34,6 +34,7 @@ from trader.alerter import Alerter
 from trader.balance_keeper import BalanceKeeper
 from trader.breakers import Breakers
 from trader.clock import Clock
+from trader.close_readback import CloseReadback
 from trader.closing import Finalizer
 from trader.config import Settings
 from trader.containment import Containment
@@ -132,6 +133,7 @@ class Engine:
                                          self.boundary.contained, self.tracker)
         exchange.on_stream_reconnect(self._stream_reconnected)
         self.funding_backfill = FundingBackfill(exchange, store, clock, self.symbols)
+        self.close_readback = CloseReadback(exchange, self.executor, store, alerter, clock)
 
     # --- state kept across restarts ---------------------------------------------------
     @property

@@ -25,8 +25,7 @@ async def boot(engine: Engine) -> list[str]:
     for symbol in engine.symbols:
         lines += await _settle(engine, symbol)
     engine.booted = True
-    # protected first; then the funding paid while the agent was away (funding_backfill.py)
-    await engine.funding_backfill.sync(engine.positions.values())
+    await _read_back(engine)        # protected first; then what was missed
     if lines:
         now = engine.clock.now()
         engine.alerter.publish(Alert(AlertName.STARTUP, "boot reconciliation:\n" +
@@ -78,9 +77,17 @@ async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[st
                          "on the exchange")
     for line in lines:
         logger.warning("reconcile difference {}", line)
-    if engine.booted:     # after a stream reconnect: the funding it missed (boot reads it last)
-        await engine.funding_backfill.sync(engine.positions.values())
+    if engine.booted:     # boot reads these last, once every position is protected
+        await _read_back(engine)
     return lines
+
+
+async def _read_back(engine: Engine) -> None:
+    """What was missed: funding paid while the stream was down or the agent away
+    (trader/funding_backfill.py), and closes recorded while their fills could not be read
+    (trader/close_readback.py)."""
+    await engine.funding_backfill.sync(engine.positions.values())
+    await engine.close_readback.sync()
 
 
 async def sync_fills(engine: Engine) -> int:

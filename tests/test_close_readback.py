@@ -1,0 +1,112 @@
+"""A close whose fills could not be read is read again later and completed (trader/
+close_readback.py): the exit price and the PnL come from the exchange's trades, the record
+and its fills are saved together, and the operator is told. The real engine on the paper
+exchange; the fills read fails as Binance's does when it answers 503."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from tests.engine_world import START, SYMBOL, World, long_signal, make_world, restart
+from tests.positions import make
+from trader.close_readback import POLL_EVERY, CloseReadback, fills_of
+from trader.domain import Fill, Side
+from trader.exchange.base import UnknownOutcome
+from trader.position import Position
+from trader.startup import boot, reconcile
+
+
+def readback_of(world: World) -> CloseReadback:
+    engine = world.engine
+    return CloseReadback(world.paper, engine.executor, world.store, engine.alerter, world.clock)
+
+
+async def fills_unreadable(symbol: str, since: object) -> list[Fill]:
+    raise UnknownOutcome("fills: HTTP 503", code=-1000, http_status=503)
+
+
+async def stopped_out_unread(world: World) -> Position:
+    """A long stopped out while neither the stream nor a fills read reports the fill."""
+    await world.warm_up()
+    world.strategy.next = long_signal("0.02", "0.04")
+    await world.step()
+    stop = world.engine.positions[SYMBOL].stop.trigger_price
+    world.paper.stream_live = False             # and what it would have said is lost
+    world.paper.drain_events = list             # type: ignore[method-assign]
+    world.paper.fills = fills_unreadable        # type: ignore[method-assign]
+    await world.step(stop - 50, low=stop - 100)
+    assert SYMBOL not in world.engine.positions
+    [record] = world.store.closed_positions()
+    assert record.exit_price is None and record.realized_pnl == 0
+    return record
+
+
+async def test_an_unknown_result_is_completed_once_the_fills_can_be_read(tmp_path):
+    world = await make_world(tmp_path)
+    record = await stopped_out_unread(world)
+    del world.paper.fills                       # the exchange answers again
+    [final] = await readback_of(world).sync()
+    [saved] = world.store.closed_positions()
+    assert saved == final and saved.key == record.key
+    assert saved.exit_price is not None and saved.realized_pnl < 0 and saved.fees > 0
+    assert saved.close_reason == record.close_reason and saved.closed_at == record.closed_at
+    closing = [f for f in world.store.fills(SYMBOL) if f.side is Side.SELL]
+    assert sum(f.quantity for f in closing) == saved.traded_quantity > 0
+    [said] = [text for text in world.alerts("CLOSE") if "is now read" in text]
+    assert f"{SYMBOL}: the LONG closed" in said and "(STOP_LOSS) is now read: exit " in said
+    assert "USDT net of fees" in said and record.key in said
+
+
+async def test_it_waits_while_the_exchange_still_fails_and_reads_once_per_round(tmp_path):
+    world = await make_world(tmp_path)
+    record = await stopped_out_unread(world)
+    readback = readback_of(world)
+    assert await readback.sync() == []          # still 503: nothing changes, nothing said
+    assert world.store.closed_positions() == [record]
+    assert not [text for text in world.alerts("CLOSE") if "is now read" in text]
+    del world.paper.fills
+    assert await readback.sync() == []          # not due before POLL_EVERY
+    world.clock.advance(POLL_EVERY)
+    assert len(await readback.sync()) == 1
+    world.clock.advance(POLL_EVERY)
+    assert await readback.sync() == []          # nothing unknown left: nothing read
+    assert len([t for t in world.alerts("CLOSE") if "is now read" in t]) == 1
+
+
+def fill(at_minutes: int, side: Side, symbol: str = SYMBOL) -> Fill:
+    return Fill(f"t{at_minutes}", symbol, "c", side, Decimal("1"), Decimal("100"), Decimal("0"),
+                Decimal("0"), START + timedelta(minutes=at_minutes))
+
+
+def test_only_the_fills_between_its_opening_and_its_close_are_its_own() -> None:
+    position = make(opened_at=START + timedelta(minutes=10),
+                    closed_at=START + timedelta(minutes=20))
+    trades = [fill(5, Side.SELL), fill(10, Side.BUY), fill(19, Side.SELL),
+              fill(20, Side.SELL, "ETHUSDT"), fill(21, Side.BUY)]
+    assert [f.trade_id for f in fills_of(position, trades)] == ["t10", "t19"]
+
+
+async def test_the_agent_reads_it_back_at_boot_and_in_its_periodic_reconciliation(tmp_path):
+    """Production's path: `reconcile` (every TRADEBOT_RECONCILE_SECONDS, and after the stream
+    reconnects) and `boot` read unknown closes back once every position is protected."""
+    world = await make_world(tmp_path)
+    await stopped_out_unread(world)
+    engine = world.engine
+    engine.booted = True
+    # as app.py runs it; the exchange still fails: still unknown, and the agent goes on
+    await engine.contained("periodic reconciliation", reconcile(engine))
+    assert world.store.closed_positions()[0].exit_price is None
+    del world.paper.fills
+    world.clock.advance(POLL_EVERY)
+    await engine.contained("periodic reconciliation", reconcile(engine))
+    assert world.store.closed_positions()[0].exit_price is not None
+
+
+async def test_a_restarted_agent_reads_it_back_at_boot(tmp_path):
+    world = await make_world(tmp_path)
+    await stopped_out_unread(world)
+    del world.paper.fills
+    world.store.close()
+    again = restart(world)
+    await boot(again.engine)
+    [final] = again.store.closed_positions()
+    assert final.exit_price is not None and final.realized_pnl < 0

@@ -1,0 +1,115 @@
+"""Closes whose result is unknown, read again until it is known.
+
+A close is recorded even when its fills cannot be read at that moment (trader/closing.py:
+the read failed and the stream had journaled no closing fill): the record then has no exit
+price and no PnL, /trades shows "PnL unknown" and /pnl leaves it out. Every POLL_EVERY,
+`CloseReadback.sync` reads the account's trades of each such close again (GET
+/fapi/v1/userTrades, through the executor's read policy), keeps those between its opening and
+its close, and, once a closing fill is among them, completes the record in one transaction
+(the record and its fills) and says so (CLOSE alert). Closes older than LOOKBACK are left
+as they are: Binance serves a trade history of 7 days per request window
+(https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List).
+
+    readback = CloseReadback(exchange, executor, store, alerter, clock)
+    completed = await readback.sync()      # [] unless due and something was found
+"""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from loguru import logger
+
+from storage import SaveStateFailure
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.clock import Clock
+from trader.close_record import closed
+from trader.display import duration, money, number
+from trader.domain import CloseReason, Fill
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.executor import Executor
+from trader.position import Position
+from trader.trade_store import TradeStore
+
+POLL_EVERY = timedelta(minutes=5)
+LOOKBACK = timedelta(days=7)
+
+
+def result_unknown(position: Position) -> bool:
+    """A trade's close (not an entry that never filled) with no closing fill read."""
+    return position.closed_at is not None and position.exit_price is None \
+        and position.close_reason not in (None, CloseReason.UNKNOWN)
+
+
+def fills_of(position: Position, fills: Sequence[Fill]) -> list[Fill]:
+    """The fills of `position` among the symbol's trades since it opened: those up to its
+    close. The close is recorded when it is seen, after its last fill; the next position on
+    the symbol opens after the close is recorded, so none of its fills comes before."""
+    assert position.closed_at is not None
+    return [f for f in fills if f.symbol == position.symbol
+            and position.opened_at <= f.time <= position.closed_at]
+
+
+class CloseReadback:
+    def __init__(self, exchange: Exchange, executor: Executor, store: TradeStore,
+                 alerter: Alerter, clock: Clock) -> None:
+        self.exchange = exchange
+        self.executor = executor
+        self.store = store
+        self.alerter = alerter
+        self.clock = clock
+        self.next_at: datetime | None = None      # None: due at once
+
+    async def sync(self) -> list[Position]:
+        """Read the unknown closes again when due; the records completed. An exchange error
+        leaves the rest for the next round (logged); a failed write alerts through the
+        store's write health and is tried again then."""
+        now = self.clock.now()
+        if self.next_at is not None and now < self.next_at:
+            return []
+        self.next_at = now + POLL_EVERY
+        completed = []
+        for position in self._unknown(now):
+            try:
+                trades = await self.executor.read(self.exchange.fills, position.symbol,
+                                                  position.opened_at)
+            except (ExchangeError, UnknownOutcome) as exc:
+                logger.warning("close read-back deferred symbol={} key={} error={}",
+                               position.symbol, position.key, exc)
+                break
+            final = self._complete(position, fills_of(position, trades))
+            if final is not None:
+                completed.append(final)
+        return completed
+
+    def _unknown(self, now: datetime) -> list[Position]:
+        return [p for p in self.store.closed_positions(now - LOOKBACK) if result_unknown(p)]
+
+    def _complete(self, position: Position, fills: list[Fill]) -> Position | None:
+        assert position.closed_at is not None and position.close_reason is not None
+        final = closed(position, position.closed_at, position.close_reason, fills)
+        if final.exit_price is None:
+            return None                       # still no closing fill: next round
+        try:
+            with self.store.transaction(f"close read back {position.symbol} {position.key}"):
+                self.store.save_position(final)
+                for fill in fills:
+                    self.store.record_fill(fill)
+        except SaveStateFailure as exc:
+            logger.error("close read back but not saved symbol={} key={} error={}",
+                         position.symbol, position.key, exc)
+            return None
+        self._announce(final)
+        return final
+
+    def _announce(self, final: Position) -> None:
+        assert final.exit_price is not None and final.closed_at is not None
+        net = final.realized_pnl - final.fees
+        text = (f"{final.symbol}: the {final.side.label} closed {final.closed_at:%m-%d %H:%M} "
+                f"UTC ({final.close_reason.value if final.close_reason else '?'}) is now read: "
+                f"exit {number(final.exit_price)}, PnL {money(net, signed=True)} USDT net of "
+                f"fees, held {duration(final.closed_at - final.opened_at)} ({final.key})")
+        logger.info("close read back symbol={} key={} exit={} net={}", final.symbol, final.key,
+                    final.exit_price, net)
+        self.alerter.publish(Alert(AlertName.CLOSE, text, final.symbol,
+                                   dedup_key=f"close-read:{final.key}"), self.clock.now())
