@@ -23,8 +23,9 @@ CandlesKey = object    # what identifies a symbol's closed candles (`candles_key
 
 class CandleReading:
     """What one symbol's closed candles (`key`: `candles_key`) give the breakers under
-    `config`: the volatility regime of the last one, and the crash move (None: no crash)."""
-    __slots__ = ("key", "config", "regime", "crash")
+    `config`: the volatility regime of the last one, and the crash move (None: no crash);
+    `gauge` is the regime as the `regime_state` gauge shows it ("" before enough candles)."""
+    __slots__ = ("key", "config", "regime", "crash", "gauge")
 
     def __init__(self, key: CandlesKey, config: GuardConfig, regime: Regime | None,
                  crash: str | None) -> None:
@@ -32,6 +33,7 @@ class CandleReading:
         self.config = config
         self.regime = regime
         self.crash = crash
+        self.gauge = regime.value if regime is not None else ""
 
 
 class Breakers:
@@ -41,11 +43,13 @@ class Breakers:
         self._readings: dict[str, CandleReading] = {}
 
     def check(self, symbol: str, quote: BookTicker | None, tick_size: Decimal,
-              candles: Sequence[Candle] | CandleHistory, now: datetime) -> str | None:
+              candles: Sequence[Candle] | CandleHistory, now: datetime,
+              reading: CandleReading | None = None) -> str | None:
         """Run the breakers for one symbol; the regime read, for telemetry. `quote`: the top
         of book (None when there is none this tick: the spread check skips), `tick_size`
         its price grid (the spread floor is in ticks). A CandleHistory gives the regime
-        from its float true ranges (exact near a threshold)."""
+        from its float true ranges (exact near a threshold). `reading`: `reading(symbol,
+        candles)` when the caller already took it this tick."""
         book = self.book
         config = book.config
         if quote is not None and tick_size > 0:
@@ -54,18 +58,23 @@ class Breakers:
             if history is None:
                 history = self.spreads[symbol] = []
             elif history:
-                book.apply(guards.check_spread, symbol, spread_pct,
-                           (quote.ask - quote.bid) / tick_size, history, now, config)
+                spread_ticks = (quote.ask - quote.bid) / tick_size
+                if spread_ticks > config.spread_min_ticks:   # else the rule says nothing
+                    book.apply(guards.check_spread, symbol, spread_pct, spread_ticks,
+                               history, now, config)
             history.append(spread_pct)
             if len(history) > SPREAD_HISTORY:
                 del history[0]
-        reading = self.reading(symbol, candles)
+        if reading is None or reading.key != candles_key(candles) or reading.config is not config:
+            reading = self.reading(symbol, candles)
         if reading.crash is not None:   # the breaker is tripped (or extended) while it lasts
             book.apply(guards.trip_crash, symbol, reading.crash, now, config)
-        if reading.regime is None:
+        regime = reading.regime
+        if regime is None:
             return None
-        book.apply(guards.check_regime, symbol, reading.regime, now, config)
-        return reading.regime.value
+        if regime is Regime.EXTREME:    # the only regime `check_regime` acts on
+            book.apply(guards.check_regime, symbol, regime, now, config)
+        return reading.gauge
 
     def regime(self, symbol: str, candles: Sequence[Candle] | CandleHistory) -> Regime | None:
         """The symbol's volatility regime on its last closed candle, read once per candle

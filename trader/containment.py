@@ -35,21 +35,30 @@ class Containment:
         goes no further. The work's result, None when it failed."""
         try:
             return await work
-        except (ExchangeError, UnknownOutcome) as exc:
+        except Exception as exc:  # the boundary: `failed` logs, counts and alerts it
+            if not self.failed(what, exc, symbol):
+                raise     # a backtest: it ends with one line (trader/backtest.py)
+        return None
+
+    def failed(self, what: str, exc: Exception, symbol: str = "") -> bool:
+        """What escaped one unit of work (`what`, e.g. "tick BTCUSDT"), logged, counted and
+        alerted; False when it is to propagate instead (an unexpected error under
+        `fail_fast`). A hot loop catches and calls this itself (the engine's tick: one
+        coroutine fewer per symbol); everything else runs through `contained`."""
+        if isinstance(exc, ExchangeError | UnknownOutcome):
             # Expected trouble (the exchange said no, or did not answer): no fresh view this
             # tick for this unit; the API-failure breaker counts streaks.
             self._record_failure(what, exc, symbol)
-        except Exception as exc:  # the boundary: log with traceback, alert, go on
-            if self.fail_fast:
-                raise     # a backtest: it ends with one line (trader/backtest.py)
-            logger.opt(exception=exc).error("unexpected error in {} symbol={}", what,
-                                            symbol or "-")
-            self._record_failure(what, exc, symbol)
-            self.alerter.publish(Alert(
-                AlertName.ERROR, f"{what}: unexpected error {type(exc).__name__}: {exc}; "
-                "skipped this time, protection keeps running", symbol,
-                dedup_key=f"error:{what}:{type(exc).__name__}"), self.clock.now())
-        return None
+            return True
+        if self.fail_fast:
+            return False
+        logger.opt(exception=exc).error("unexpected error in {} symbol={}", what, symbol or "-")
+        self._record_failure(what, exc, symbol)
+        self.alerter.publish(Alert(
+            AlertName.ERROR, f"{what}: unexpected error {type(exc).__name__}: {exc}; "
+            "skipped this time, protection keeps running", symbol,
+            dedup_key=f"error:{what}:{type(exc).__name__}"), self.clock.now())
+        return True
 
     def _record_failure(self, what: str, exc: BaseException, symbol: str) -> None:
         self.last_error = f"{what}: {type(exc).__name__}: {exc}"

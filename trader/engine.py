@@ -32,7 +32,7 @@ from loguru import logger
 from trader import guards
 from trader.alerter import Alerter
 from trader.balance_keeper import BalanceKeeper
-from trader.breakers import Breakers
+from trader.breakers import Breakers, CandleReading
 from trader.clock import Clock
 from trader.close_readback import CloseReadback
 from trader.closing import Finalizer
@@ -220,12 +220,12 @@ class Engine:
     async def tick(self) -> None:
         """One pass over every symbol, then guards, housekeeping and the health reports.
 
-        Each unit of work runs inside its own boundary (`contained`): one symbol's failure
-        skips that symbol for this tick and never reaches the loop. While the exchange's
-        rate-limit circuit is open nothing is asked of it.
+        Each unit of work runs inside its own boundary (trader/containment.py): one symbol's
+        failure skips that symbol for this tick and never reaches the loop. While the
+        exchange's rate-limit circuit is open nothing is asked of it.
         """
         self.ticks += 1
-        contained = self.boundary.contained
+        boundary = self.boundary
         self.exchange_health.watch_circuit()
         events = self.exchange.drain_events()
         if events:
@@ -234,18 +234,28 @@ class Engine:
             self.journal.record_funding(events, self.symbols)
         if not self.executor.circuit_open():
             if self.balance_keeper.due(bool(events)):
-                await contained("balance", self._refresh_balance())
+                try:
+                    await self._refresh_balance()
+                except Exception as exc:  # the balance read's boundary
+                    if not boundary.failed("balance", exc):
+                        raise     # a backtest ends here (Containment.fail_fast)
             for symbol in self.symbols:
-                await contained(f"tick {symbol}", self.tick_symbol(symbol), symbol)
+                try:
+                    await self.tick_symbol(symbol)
+                except Exception as exc:  # the symbol's boundary: the next one still runs
+                    if not boundary.failed(f"tick {symbol}", exc, symbol):
+                        raise
         self.exchange_health.watch_circuit()
-        self.guards.apply(guards.expire, self.clock.now())
+        self.guards.expire(self.clock.now())
         await self.housekeeping.run(self.positions, self.balance)
         self.exchange_health.report_rules_changes()
         self.writes.probe_if_failing()
         self.writes.check_health()
 
     async def tick_symbol(self, symbol: str) -> None:
-        self._read_regime(symbol)
+        history = self.candles[symbol]
+        reading = self.breakers.reading(symbol, history)   # once per closed candle
+        self._read_regime(symbol, reading)
         view = await self.view.view(symbol)
         self.second_instance.check(symbol)
         self.guards.record_api_success(view.at)
@@ -258,12 +268,11 @@ class Engine:
         await self.keeper.sweep_orphans(symbol, position)
         if self.guards.state.asleep:
             return                        # asleep: nothing but protection runs
-        await self._run_breakers(symbol, view)
-        history = self.candles[symbol]
+        await self._run_breakers(symbol, view, reading)
         if position is None:
             # The desk asks the strategy once per closed candle: between two candles there
-            # is nothing to decide, and no reason to read the guards and the account.
-            # and the account is built only for a signal to plan
+            # is nothing to decide, and no reason to read the guards and the account
+            # (the account is built only for a signal to plan).
             if self.balance is not None and self.entries.desk.would_ask(symbol, history) \
                     and self.entry_allowed(symbol):
                 await self.entries.maybe_enter(symbol, view, history.closed(), self._account,
@@ -318,17 +327,17 @@ class Engine:
         return now - self.started_at
 
     # --- guards -------------------------------------------------------------------
-    async def _run_breakers(self, symbol: str, view: SymbolView) -> None:
+    async def _run_breakers(self, symbol: str, view: SymbolView,
+                            reading: CandleReading) -> None:
         book = await self.view.book(symbol)
         self.breakers.check(symbol, book, self.exchange.rules(symbol).tick_size,
-                            self.candles[symbol], view.at)
+                            self.candles[symbol], view.at, reading)
 
-    def _read_regime(self, symbol: str) -> None:
+    def _read_regime(self, symbol: str, reading: CandleReading) -> None:
         """The `regime_state` gauge, every tick for every symbol (asleep too): the regime of
         the last closed candle, read once per candle (trader/breakers.py); "" until enough
         candles."""
-        regime = self.breakers.regime(symbol, self.candles[symbol])
-        self.counters.set(symbol, "regime_state", regime.value if regime else "")
+        self.counters.set(symbol, "regime_state", reading.gauge)
 
     def entry_allowed(self, symbol: str) -> bool:
         reason = self.entry_refusal(symbol)

@@ -49,7 +49,7 @@ class ExchangeView:
         """The symbol's view: from the tracker while the stream is trusted, else REST first."""
         tracker = self.tracker
         position = tracker.position(symbol)
-        if fresh or position is None or not self.streaming(symbol):
+        if fresh or position is None or not (self.exchange.streaming and tracker.synced(symbol)):
             await self.snapshot(symbol)
             position = tracker.position(symbol)
         if position is None:

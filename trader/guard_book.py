@@ -51,6 +51,10 @@ class GuardBook:
         # Told of every change (before, after, by_command), and of every command even when
         # nothing changed: trader/intent_keeper.py keeps sleep and pause across restarts.
         self.on_change: Callable[[GuardState, GuardState, bool], None] | None = None
+        # `guards.earliest_end` of one state: kept while `state` is that same (frozen)
+        # object; any new state, however it was set, is read afresh.
+        self._ends_for: GuardState | None = None
+        self._ends_at: datetime | None = None
 
     def load(self) -> None:
         raw = self.store.get(STATE_KEY)
@@ -82,6 +86,16 @@ class GuardBook:
         if events:
             self.announce(events)
         return events
+
+    def expire(self, now: datetime) -> list[GuardEvent]:
+        """`apply(guards.expire, now)`, without running the rule before the first end of the
+        current state (most ticks: nothing ends, or nothing is set at all)."""
+        state = self.state
+        if state is not self._ends_for:
+            self._ends_for, self._ends_at = state, guards.earliest_end(state)
+        if self._ends_at is None or now < self._ends_at:
+            return []
+        return self.apply(guards.expire, now)
 
     def record_api_success(self, now: datetime) -> None:
         """`guards.record_api_result` of a success: it resets a streak of failures; with

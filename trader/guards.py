@@ -249,6 +249,19 @@ def _anything_ends(state: GuardState, now: datetime) -> bool:
         or (state.entries_blocked_until is not None and state.entries_blocked_until <= now))
 
 
+def earliest_end(state: GuardState) -> datetime | None:
+    """When the first breaker, cooldown, timed pause or emergency cooldown of `state` ends
+    (None: nothing ends by itself): `expire(state, now)` changes nothing before it, as
+    `_anything_ends(state, now)` is True exactly from then on."""
+    ends = [*state.breakers.values(), *state.cooldowns.values(),
+            *(until for until in state.paused_symbols.values() if until is not None)]
+    if state.paused and state.paused_until is not None:
+        ends.append(state.paused_until)
+    if state.entries_blocked_until is not None:
+        ends.append(state.entries_blocked_until)
+    return min(ends) if ends else None
+
+
 def start_cooldown(state: GuardState, symbol: str, now: datetime, loss: bool,
                    cfg: GuardConfig = DEFAULT_CONFIG, base: timedelta | None = None) -> GuardState:
     """Start the cooldown after a close: `base` (default cooldown_minutes), times

@@ -75,8 +75,7 @@ class Housekeeping:
         for symbol in candles:
             self.feed.watch(symbol, clock.now(), interval)
 
-    def _due(self, job: str, every: timedelta) -> bool:
-        now = self.clock.now()
+    def _due(self, job: str, every: timedelta, now: datetime) -> bool:
         last = self.last_run.get(job)
         if last is not None and now - last < every:
             return False
@@ -90,24 +89,33 @@ class Housekeeping:
         return symbol in self.stale or symbol in self.untradable
 
     async def run(self, positions: dict[str, Position], balance: Balance | None) -> None:
-        """Each job inside its own boundary: one failing job skips only itself."""
+        """Each job inside its own boundary: one failing job skips only itself. Engine time
+        moves only while a job runs (it may wait on the exchange): it is read again after
+        each one that ran."""
         contained = self.contained
-        if self.feed.has_issues(self.clock.now()):    # most ticks: none to act on
+        clock = self.clock
+        now = clock.now()
+        if self.feed.has_issues(now):    # most ticks: none to act on
             await contained("feed watchdog", self.watch_feed())
-        if self._due("funding", FUNDING_EVERY):
+            now = clock.now()
+        if self._due("funding", FUNDING_EVERY, now):
             await contained("funding check", self.check_funding())
-        if self._due("rules", RULES_EVERY):
+            now = clock.now()
+        if self._due("rules", RULES_EVERY, now):
             await contained("symbol rules refresh", self.refresh_rules())
-        if self._due("cleanup", CLEANUP_EVERY):
+            now = clock.now()
+        if self._due("cleanup", CLEANUP_EVERY, now):
             await contained("intent cleanup", self.clean_intents())
+            now = clock.now()
             # Finished orders learned 6 h ago are history: a tick reads only a symbol's
             # recent orders, and the tracker's memory stays bounded.
-            self.tracker.forget_finished(self.clock.now())
-        if self._due("telemetry", TELEMETRY_EVERY):
-            self.counters.log(self.clock.now())
+            self.tracker.forget_finished(now)
+        if self._due("telemetry", TELEMETRY_EVERY, now):
+            self.counters.log(now)
         if self.invariants.due():
             await contained("invariant monitor", self.invariants.check())
-        if self.summary_day != self.clock.now().date():
+            now = clock.now()
+        if self.summary_day != now.date():
             await contained("daily summary", self.daily_summary(positions.values(), balance))
 
     # --- feed ---------------------------------------------------------------------
@@ -171,12 +179,16 @@ class Housekeeping:
             except (ExchangeError, UnknownOutcome) as exc:
                 logger.info("funding rate unavailable symbol={} error={}", symbol, exc)
                 continue
-            seen = self.funding_seen.setdefault(symbol, [])
+            seen = self.funding_seen.get(symbol)
+            if seen is None:
+                seen = self.funding_seen[symbol] = []
             seen.append((now, rate))                 # in time order: the oldest leave first
             while now - seen[0][0] > FUNDING_MEMORY:
                 del seen[0]
-            self.guards.apply(guards.check_funding, symbol, rate, seen[0][1], now,
-                              self.guards.config)
+            hour_ago, config = seen[0][1], self.guards.config
+            if rate == hour_ago and config.funding_jump >= 0:
+                continue                # no move at all: `guards.check_funding` cannot trip
+            self.guards.apply(guards.check_funding, symbol, rate, hour_ago, now, config)
 
     # --- intents older than 6 h -------------------------------------------------------
     async def clean_intents(self) -> None:

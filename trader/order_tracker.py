@@ -105,6 +105,14 @@ class OrderTracker:
             self._live[symbol] = live
         return list(live)
 
+    def has_live(self, symbol: str) -> bool:
+        """Whether `live(symbol)` has any order (ours or anybody's), without the copy."""
+        live = self._live.get(symbol)
+        if live is None:
+            live = self._live[symbol] = [t.order for t in self._by_symbol.get(symbol, {}).values()
+                                         if t.live]
+        return bool(live)
+
     def ours_live(self, symbol: str) -> list[Order]:
         return [o for o in self.live(symbol) if o.client_id.startswith(CLIENT_ID_PREFIX + "-")]
 

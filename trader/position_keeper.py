@@ -140,6 +140,8 @@ class PositionKeeper:
         take-profit would act on the next position); on an open one, anything its legs no
         longer reference (a superseded stop whose cancel failed). One line per order
         cancelled."""
+        if not self.tracker.has_live(symbol):
+            return []       # most ticks: no live order on the symbol, nothing to sweep
         wanted: set[str | None] = set()
         if position is not None:
             if position.state is PositionState.ENTERING:

@@ -56,12 +56,18 @@ class Counters:
     def __init__(self) -> None:
         self._by_symbol: dict[str, dict[str, Value]] = {}
         self._logged: dict[str, tuple[datetime, dict[str, Value]]] = {}   # when, what
+        # What `log` needs to look at: the symbols whose row may differ from its last line
+        # (a new row, a value changed since; every change goes through `_row`, `incr` or
+        # `set`), and when the first heartbeat falls due (None: no line yet).
+        self._changed: set[str] = set()
+        self._heartbeat_at: datetime | None = None
 
     def _row(self, symbol: str) -> dict[str, Value]:
         row = self._by_symbol.get(symbol)
         if row is None:
             row = {name: 0 for name in COUNTER_NAMES} | dict(GAUGE_DEFAULTS)
             self._by_symbol[symbol] = row
+            self._changed.add(symbol)
         return row
 
     def incr(self, symbol: str, name: str, by: int = 1) -> int:
@@ -71,6 +77,7 @@ class Counters:
         row = self._row(symbol)
         value = int(row[name]) + by
         row[name] = value
+        self._changed.add(symbol)
         return value
 
     def set(self, symbol: str, name: str, value: int | str | bool | Decimal) -> None:
@@ -85,7 +92,10 @@ class Counters:
             stored = str(value)
         else:
             stored = value
-        self._row(symbol)[name] = stored
+        row = self._row(symbol)
+        if row[name] != stored:         # the regime gauge, every tick: mostly the same
+            row[name] = stored
+            self._changed.add(symbol)
 
     def get(self, symbol: str, name: str) -> Value:
         return self._row(symbol)[name]
@@ -97,7 +107,11 @@ class Counters:
     def log(self, now: datetime) -> None:
         """One INFO line per symbol with news, every counter and gauge as key=value: its
         first line, a change since its last line, or `HEARTBEAT` of engine time (`now`)
-        since its last line. The others say nothing."""
+        since its last line. The others say nothing (nothing changed and no heartbeat due:
+        nothing is looked at)."""
+        heartbeat_at = self._heartbeat_at
+        if not self._changed and heartbeat_at is not None and now < heartbeat_at:
+            return
         for symbol, row in sorted(self._by_symbol.items()):
             last = self._logged.get(symbol)
             if last is not None and now - last[0] < HEARTBEAT and last[1] == row:
@@ -107,6 +121,9 @@ class Counters:
             _LAZY_LOGGER.info("telemetry symbol={} {}", lambda symbol=symbol: symbol,
                               lambda row=row: " ".join(f"{name}={value}"
                                                        for name, value in row.items()))
+        self._changed.clear()
+        self._heartbeat_at = min(when for when, _ in self._logged.values()) + HEARTBEAT \
+            if self._logged else None
 
 
 STOP_LOSS, CLOSED = OrderRole.STOP_LOSS, PositionState.CLOSED
