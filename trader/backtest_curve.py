@@ -33,7 +33,8 @@ class CurveRecorder:
     def add(self, point: EquityPoint) -> None:
         self.seen += 1
         if self.bucket_size == 1:
-            self._close_bucket((point,))
+            self._buckets.append((point,))        # `_close_bucket`, without the call
+            self._kept += 1
         else:
             self._open = _extremes((*self._open, point))
             self._open_count += 1

@@ -53,7 +53,10 @@ class RunTally:
         self.symbols: dict[str, SymbolTally] = {}
 
     def add(self, candle: Candle) -> None:
-        self._tally(candle.symbol).add(candle)
+        tally = self.symbols.get(candle.symbol)
+        if tally is None:
+            tally = self._tally(candle.symbol)
+        tally.add(candle)
 
     def _tally(self, symbol: str) -> SymbolTally:
         tally = self.symbols.get(symbol)

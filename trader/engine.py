@@ -247,7 +247,7 @@ class Engine:
                         raise
         self.exchange_health.watch_circuit()
         self.guards.expire(self.clock.now())
-        await self.housekeeping.run(self.positions, self.balance)
+        await self.housekeeping.run(self.interpreter.positions, self.balance_keeper.balance)
         self.exchange_health.report_rules_changes()
         self.writes.probe_if_failing()
         self.writes.check_health()
@@ -259,7 +259,7 @@ class Engine:
         view = await self.view.view(symbol)
         self.second_instance.check(symbol)
         self.guards.record_api_success(view.at)
-        position = self.positions.get(symbol)
+        position = self.interpreter.positions.get(symbol)
         if position is None and view.position.side is not None:
             await self.adopt(symbol, view)
             return
@@ -273,7 +273,8 @@ class Engine:
             # The desk asks the strategy once per closed candle: between two candles there
             # is nothing to decide, and no reason to read the guards and the account
             # (the account is built only for a signal to plan).
-            if self.balance is not None and self.entries.desk.would_ask(symbol, history) \
+            if self.balance_keeper.balance is not None \
+                    and self.entries.desk.would_ask(symbol, history) \
                     and self.entry_allowed(symbol):
                 await self.entries.maybe_enter(symbol, view, history.closed(), self._account,
                                                history.higher)
