@@ -57,7 +57,11 @@ async def assert_alive_and_protecting(world) -> None:
 async def test_an_unexpected_error_in_a_symbols_tick_is_alerted_and_the_engine_goes_on(tmp_path):
     world = await make_world(tmp_path)
     await open_long(world)
-    world.engine.view.book = raising(KeyError("orderType"))(world.engine.view.book)
+
+    def broken_book(symbol: str):
+        raise KeyError("orderType")
+
+    world.engine.view.pushed_book = broken_book
     await world.step()
     errors = world.alerts("ERROR")
     assert errors and "KeyError" in errors[0] and "tick BTCUSDT" in errors[0]

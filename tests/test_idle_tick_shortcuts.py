@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loguru import logger
 
-from tests.engine_world import SYMBOL, make_world
+from tests.engine_world import SYMBOL, long_signal, make_world
 from tests.log_capture import logged
 from tests.test_breakers import TICK, candle_runs, every_rule, falling, new_book
 from tests.test_guards import MOMENTS, NOW, guard_states
@@ -176,10 +176,10 @@ async def test_a_backtest_still_ends_on_an_unexpected_error_in_a_symbols_tick(tm
     await world.warm_up()
     world.engine.fail_fast = True
 
-    async def broken(symbol: str):
+    def broken(symbol: str):
         raise KeyError("orderType")
 
-    world.engine.view.book = broken
+    world.engine.view.pushed_book = broken
     with pytest.raises(KeyError):
         await world.step()
 
@@ -190,11 +190,34 @@ async def test_exchange_trouble_in_a_symbols_tick_is_contained_even_in_a_backtes
     await world.warm_up()
     world.engine.fail_fast = True
 
-    async def refused(symbol: str):
+    def refused(symbol: str):
         raise ExchangeError(-1003, "Too many requests", http_status=429)
 
-    world.engine.view.book = refused
+    world.engine.view.pushed_book = refused
     await world.step()
     assert "tick BTCUSDT" in (world.engine.last_error or "")
     assert world.alerts("ERROR") == []
     assert world.engine.guard_state.api_failures == 1
+
+
+# --- the view and the book without a REST read -------------------------------------------
+async def test_the_pushed_view_is_the_view_whenever_it_is_given(tmp_path) -> None:
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    view = world.engine.view
+    assert view.pushed_view(SYMBOL) == await view.view(SYMBOL), "flat, streaming"
+    assert view.pushed_book(SYMBOL) == await view.book(SYMBOL)
+    world.strategy.next = long_signal("0.02", "0.04")
+    await world.step()
+    assert SYMBOL in world.engine.positions
+    pushed = view.pushed_view(SYMBOL)
+    assert pushed is not None and pushed.live and pushed == await view.view(SYMBOL)
+    world.paper.stream_live = False          # polling: every view reads over REST first
+    assert view.pushed_view(SYMBOL) is None
+    world.paper.stream_live = True
+    world.engine.tracker.invalidate()        # the stream came back: snapshot first
+    assert view.pushed_view(SYMBOL) is None
+    await view.view(SYMBOL)
+    assert view.pushed_view(SYMBOL) is not None
+    world.paper.quote = lambda symbol, max_age: None     # no fresh mark pushed
+    assert view.pushed_view(SYMBOL) is None and view.pushed_book(SYMBOL) is None

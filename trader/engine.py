@@ -38,7 +38,7 @@ from trader.close_readback import CloseReadback
 from trader.closing import Finalizer
 from trader.config import Settings
 from trader.containment import Containment
-from trader.domain import Balance, Candle, CloseReason, Side
+from trader.domain import Balance, BookTicker, Candle, CloseReason, Side
 from trader.entry import HIGHER_TIMEFRAME, Account
 from trader.entry_sender import EntrySender
 from trader.events import CloseRequested, Policy
@@ -235,7 +235,8 @@ class Engine:
         if not self.executor.circuit_open():
             if self.balance_keeper.due(bool(events)):
                 try:
-                    await self._refresh_balance()
+                    balance = await self.balance_keeper.refresh()
+                    self.entries.update_risk_fraction(balance, self.symbols)
                 except Exception as exc:  # the balance read's boundary
                     if not boundary.failed("balance", exc):
                         raise     # a backtest ends here (Containment.fail_fast)
@@ -256,7 +257,7 @@ class Engine:
         history = self.candles[symbol]
         reading = self.breakers.reading(symbol, history)   # once per closed candle
         self._read_regime(symbol, reading)
-        view = await self.view.view(symbol)
+        view = self.view.pushed_view(symbol) or await self.view.view(symbol)
         self.second_instance.check(symbol)
         self.guards.record_api_success(view.at)
         position = self.interpreter.positions.get(symbol)
@@ -265,10 +266,12 @@ class Engine:
             return
         if position is not None:
             position = await self.protect(position, view)
-        await self.keeper.sweep_orphans(symbol, position)
+        if self.tracker.has_live(symbol):     # else nothing to sweep (most ticks)
+            await self.keeper.sweep_orphans(symbol, position)
         if self.guards.state.asleep:
             return                        # asleep: nothing but protection runs
-        await self._run_breakers(symbol, view, reading)
+        book = self.view.pushed_book(symbol) or await self.view.book(symbol)
+        self._run_breakers(symbol, view, reading, book)
         if position is None:
             # The desk asks the strategy once per closed candle: between two candles there
             # is nothing to decide, and no reason to read the guards and the account
@@ -304,10 +307,6 @@ class Engine:
         return await self.boundary.contained(what, work, symbol)
 
     # --- account ----------------------------------------------------------------------
-    async def _refresh_balance(self) -> None:
-        balance = await self.balance_keeper.refresh()
-        self.entries.update_risk_fraction(balance, self.symbols)
-
     def _account(self) -> Account | None:
         return self.entries.account(self.balance, self.positions.values())
 
@@ -328,9 +327,10 @@ class Engine:
         return now - self.started_at
 
     # --- guards -------------------------------------------------------------------
-    async def _run_breakers(self, symbol: str, view: SymbolView,
-                            reading: CandleReading) -> None:
-        book = await self.view.book(symbol)
+    def _run_breakers(self, symbol: str, view: SymbolView, reading: CandleReading,
+                      book: BookTicker | None) -> None:
+        """The entry breakers on the top of `book` (None: none this tick) and the closed
+        candles' `reading` (trader/breakers.py)."""
         self.breakers.check(symbol, book, self.exchange.rules(symbol).tick_size,
                             self.candles[symbol], view.at, reading)
 

@@ -47,6 +47,10 @@ class ExchangeView:
 
     async def view(self, symbol: str, *, fresh: bool = False) -> SymbolView:
         """The symbol's view: from the tracker while the stream is trusted, else REST first."""
+        if not fresh:
+            pushed = self.pushed_view(symbol)
+            if pushed is not None:
+                return pushed
         tracker = self.tracker
         position = tracker.position(symbol)
         if fresh or position is None or not (self.exchange.streaming and tracker.synced(symbol)):
@@ -59,6 +63,20 @@ class ExchangeView:
         mark = quote.mark if quote is not None and quote.mark > 0 \
             else await self.mark(symbol, position)      # nothing pushed: the book over REST
         return SymbolView(symbol, at, position, orders, live, mark)
+
+    def pushed_view(self, symbol: str) -> SymbolView | None:
+        """`view(symbol)` when it needs no REST read (the stream is trusted, the symbol was
+        snapshotted since, a fresh mark was pushed: most ticks), else None. The tick asks
+        this first: no coroutine for the usual case."""
+        tracker = self.tracker
+        position = tracker.position(symbol)
+        if position is None or not (self.exchange.streaming and tracker.synced(symbol)):
+            return None
+        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
+        if quote is None or not quote.mark > 0:
+            return None
+        return SymbolView(symbol, self.clock.now(), position, tracker.for_symbol(symbol),
+                          tracker.live(symbol), quote.mark)
 
     async def snapshot(self, symbol: str) -> None:
         """Position and open orders over REST, into the tracker."""
@@ -81,6 +99,11 @@ class ExchangeView:
         if book is not None and book.mid > 0:
             return book.mid
         return position.mark_price
+
+    def pushed_book(self, symbol: str) -> BookTicker | None:
+        """The top of book when one was pushed and is fresh (no REST read), else None."""
+        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
+        return quote.book if quote is not None else None
 
     async def book(self, symbol: str) -> BookTicker | None:
         """The top of book: pushed if fresh, else over REST; None when the exchange has none
