@@ -4,6 +4,7 @@ regime rules skipped where they cannot act, an unmoved funding rate, the telemet
 with no news; and the symbol's boundary caught in the tick still contains a failure (and
 still ends a backtest: fail_fast)."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -221,3 +222,35 @@ async def test_the_pushed_view_is_the_view_whenever_it_is_given(tmp_path) -> Non
     assert view.pushed_view(SYMBOL) is not None
     world.paper.quote = lambda symbol, max_age: None     # no fresh mark pushed
     assert view.pushed_view(SYMBOL) is None and view.pushed_book(SYMBOL) is None
+
+
+# --- the replay at full speed --------------------------------------------------------------
+async def test_a_full_speed_replay_still_lets_other_tasks_run_every_few_batches() -> None:
+    """Speed 0 gives the event loop a turn every YIELD_EVERY batches (not every batch):
+    another task never waits longer than that, and the batches and the clock are the same."""
+    from trader.clock import ManualClock
+    from trader.domain import Candle
+    from trader.market.replay import YIELD_EVERY, ReplayFeed
+
+    start, step = datetime(2024, 1, 1, tzinfo=UTC), timedelta(minutes=1)
+    rows = [Candle(SYMBOL, start + i * step, step, D(100), D(101), D(99), D(100))
+            for i in range(5 * YIELD_EVERY)]
+    clock = ManualClock(start)
+    turns: list[int] = []
+    seen: list[int] = []
+
+    async def other_task() -> None:
+        while True:
+            turns.append(len(seen))
+            await asyncio.sleep(0)
+
+    waiting = asyncio.ensure_future(other_task())
+    try:
+        async for batch in ReplayFeed({SYMBOL: rows}, clock):
+            assert clock.now() == batch[0].close_time
+            seen.append(len(batch))
+    finally:
+        waiting.cancel()
+    assert len(seen) == len(rows)
+    gaps = [later - earlier for earlier, later in zip(turns, turns[1:], strict=False)]
+    assert len(turns) >= 5 and max(gaps) <= YIELD_EVERY

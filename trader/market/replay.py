@@ -41,6 +41,11 @@ FUNDING_COLUMNS = ("funding_time", "funding_rate")
 FUNDING_MARK = "-funding-"
 MAX_PACED_GAP = timedelta(hours=1)   # a longer silence in the data is jumped, not waited for
 NO_WAIT = timedelta(0)
+# At full speed (speed 0) the replay gives the event loop a turn every this many batches,
+# not after every one: a turn costs about as much as the feed's own work on a candle, a
+# backtest has no other task to run, and a replay's loop (trader/app.py) waits on each
+# batch as a task of its own anyway. Other tasks wait at most this many batches.
+YIELD_EVERY = 64
 INFER_ROWS = 1000                    # rows iter_candles reads to infer the interval
 
 FundingSchedule = list[tuple[datetime, Decimal]]
@@ -231,20 +236,31 @@ class ReplayFeed:
         return self._run()
 
     async def _run(self) -> AsyncIterator[list[Candle]]:
+        unyielded = 0      # batches since the event loop last had a turn (speed 0)
         for batch in self.batches:
             closes_at = batch[0].close_time
             wait = closes_at - self.clock.now()
             # At speed 0 the wait is no time at all: only the yield below is left of it
             # (clock.sleep would add the wait and `set` then lands on the same moment).
-            if NO_WAIT < wait <= MAX_PACED_GAP and self.clock.speed > 0:
-                await self.clock.sleep(wait.total_seconds())
+            if self.clock.speed > 0:
+                if NO_WAIT < wait <= MAX_PACED_GAP:
+                    await self.clock.sleep(wait.total_seconds())
+                else:
+                    self._jumped(wait, closes_at)
+                    await asyncio.sleep(0)
             else:
-                if wait > MAX_PACED_GAP:
-                    logger.info("replay jumps over a gap in the data from={} to={}",
-                                self.clock.now(), closes_at)
-                await asyncio.sleep(0)
+                self._jumped(wait, closes_at)
+                unyielded += 1
+                if unyielded >= YIELD_EVERY:
+                    unyielded = 0
+                    await asyncio.sleep(0)
             self.clock.set(closes_at)
             yield batch
+
+    def _jumped(self, wait: timedelta, closes_at: datetime) -> None:
+        if wait > MAX_PACED_GAP:
+            logger.info("replay jumps over a gap in the data from={} to={}",
+                        self.clock.now(), closes_at)
 
 
 def _batches(symbols: Iterable[Iterable[Candle]]) -> Iterator[list[Candle]]:
