@@ -147,7 +147,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
                 logger.opt(exception=exc).debug("backtest tick failed")   # LOG_LEVEL=DEBUG
                 store.close()
                 raise BacktestError(tick_failure(batch, exc)) from exc
-            balance = engine.balance
+            balance = engine.balance_keeper.balance
             if balance is not None:
                 recorder.add(EquityPoint(clock.now(), balance.equity))
             total += len(batch)

@@ -83,7 +83,7 @@ class Breakers:
 
     def reading(self, symbol: str, candles: Sequence[Candle] | CandleHistory) -> CandleReading:
         """What the symbol's closed candles give the breakers, read once per candle."""
-        key = candles_key(candles)
+        key = candles.version if type(candles) is CandleHistory else candles_key(candles)
         config = self.book.config
         reading = self._readings.get(symbol)
         if reading is None or reading.key != key or reading.config is not config:

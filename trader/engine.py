@@ -356,7 +356,7 @@ class Engine:
             return f"{symbol} is throttled after an order rejection"
         if self.housekeeping.entries_blocked(symbol):
             return f"{symbol}: market data stale or symbol not trading"
-        return guards.allow_entry(self.guard_state, symbol, self.clock.now())[1]
+        return guards.allow_entry(self.guards.state, symbol, self.clock.now())[1]
 
     # --- operations for commands ---------------------------------------------------
     async def close(self, symbol: str, reason: CloseReason) -> list[str]:

@@ -138,7 +138,12 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
             self._higher.append(_Group(self._group_start, group))
             self._group = []
         if evicted is not None:
-            self._forget_before(evicted.open_time)
+            evicted_at = evicted.open_time
+            higher = self._higher
+            # most candles leave nothing incomplete: only the front group's first candle does
+            if (higher and higher[0].start <= evicted_at) \
+                    or (self._group and self._group_start <= evicted_at):
+                self._forget_before(evicted_at)
 
     def _forget_before(self, evicted_at: datetime) -> None:
         """The group of the candle that left the front is no longer complete: every group
