@@ -46,6 +46,8 @@ class ExchangeHealth:
 
     def report_rules_changes(self) -> None:
         """One SYMBOL_RULES alert per change the executor saw ("BTCUSDT: tick size ...")."""
+        if not self.executor.rules_changes:
+            return          # nearly every tick: no new list to swap in
         changes, self.executor.rules_changes = self.executor.rules_changes, []
         for line in changes:
             self.alerter.publish(Alert(AlertName.SYMBOL_RULES, f"trading rules changed: {line}",
