@@ -44,7 +44,6 @@ from loguru import logger
 from trader.domain import (
     BookTicker,
     Candle,
-    Fill,
     Order,
     OrderRequest,
     OrderRole,
@@ -191,10 +190,6 @@ class Simulator(SimulatorCore):
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return self.orders.open_orders(symbol)
-
-    def fills(self, symbol: str, since: datetime | None = None) -> list[Fill]:
-        return [f for f in self.fill_log
-                if f.symbol == symbol and (since is None or f.time >= since)]
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         check_leverage(leverage)

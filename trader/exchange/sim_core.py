@@ -3,6 +3,8 @@ a price path, liquidation and funding. The public API and order admission live i
 (read its docstring for the matching rules)."""
 
 import random
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -67,6 +69,16 @@ class SimConfig:
     max_terminal_orders_kept: int = 1000
 
 
+def _fill_time(fill: Fill) -> datetime:
+    return fill.time
+
+
+def _disorder(fills: Sequence[Fill]) -> int:
+    """How many fills come earlier in time than the fill before them."""
+    return sum(1 for before, after in zip(fills, fills[1:], strict=False)
+               if after.time < before.time)
+
+
 class SimulatorCore:
     """State and matching of one simulated account; `Simulator` adds the public API."""
 
@@ -78,7 +90,7 @@ class SimulatorCore:
         self.orders = OrderBook(config.max_terminal_orders_kept)
         self.funding = FundingBook(config.funding_rate)
         self.prices: dict[str, Decimal] = {}
-        self.fill_log: list[Fill] = []
+        self.fill_log = []
         self.counters = {"order": 0, "trade": 0, "manual": 0, "autoclose": 0, "latency": 0}
         self._rng = random.Random(config.seed)
         self.history: HistoryListener | None = None
@@ -88,6 +100,27 @@ class SimulatorCore:
         # per symbol, by id(mark): the books of recent prices and the (mark, spread, tick)
         # each was computed from (Simulator.book)
         self._books: dict[str, dict[int, tuple[Decimal, Decimal, Decimal, BookTicker]]] = {}
+
+    @property
+    def fill_log(self) -> list[Fill]:
+        """The fills kept, oldest first. Assign a new list to change it, never change it in
+        place: `_disorder` (how many of its neighbours are out of time order) must follow."""
+        return self._fill_log
+
+    @fill_log.setter
+    def fill_log(self, fills: list[Fill]) -> None:
+        self._fill_log = fills
+        self._disorder = _disorder(fills)
+
+    def fills(self, symbol: str, since: datetime | None = None) -> list[Fill]:
+        """The kept fills of `symbol` at or after `since` (all with None), oldest first.
+        While the log is in time order (always, unless a caller passed times that went
+        back) the fills before `since` are skipped by bisection, not compared one by one:
+        the very same list either way."""
+        log = self._fill_log
+        if since is not None and self._disorder == 0:
+            log = log[bisect_left(log, since, key=_fill_time):]
+        return [f for f in log if f.symbol == symbol and (since is None or f.time >= since)]
 
     def rules_for(self, symbol: str) -> SymbolRules:
         return self._rules.get(symbol) or rules_for(symbol)
@@ -200,12 +233,16 @@ class SimulatorCore:
         return final
 
     def _keep_fill(self, fill: Fill) -> None:
-        self.fill_log.append(fill)
+        log = self._fill_log
+        if log and fill.time < log[-1].time:
+            self._disorder += 1
+        log.append(fill)
         if self.history is not None:
             self.history.fill_kept(fill)
-        overflow = len(self.fill_log) - self.config.max_fills_kept
+        overflow = len(log) - self.config.max_fills_kept
         if overflow > 0:
-            del self.fill_log[:overflow]
+            self._disorder -= _disorder(log[:overflow + 1])   # the pairs that leave with them
+            del log[:overflow]
 
     def _account_update(self, symbol: str, reason: str, now: datetime) -> AccountUpdate:
         return AccountUpdate([self.position(symbol)], self.balance(), reason, now)
