@@ -8,8 +8,10 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trader.domain import Fill, Side
+from trader.domain import Candle, Fill, Side, Signal
 from trader.exchange.sim import SimConfig, Simulator
+from trader.market.indicators import atr, ema, highest_high, lowest_low
+from trader.strategy.default import DefaultStrategy
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -57,3 +59,64 @@ def test_fills_in_time_order_are_bisected_not_scanned() -> None:
     assert sim._disorder == 1
     assert [f.trade_id for f in sim.fills(SYMBOLS[0], T0 + timedelta(minutes=15))] \
         == ["16", "18"]
+
+
+# --- the default strategy ---------------------------------------------------------------
+
+def reference_signal(strategy: DefaultStrategy, closed: list[Candle]) -> Signal | None:
+    """The rule as first written: every indicator over the window, then the tests."""
+    if len(closed) < strategy.window:
+        return None
+    window = closed[-strategy.window:]
+    last, before = window[-1], window[-2]
+    channel = window[-strategy.channel - 1:-1]
+    channel_before = window[-strategy.channel - 2:-2]
+    breaks_up = (last.close > highest_high(channel)
+                 and before.close <= highest_high(channel_before))
+    breaks_down = (last.close < lowest_low(channel)
+                   and before.close >= lowest_low(channel_before))
+    if not (breaks_up or breaks_down):
+        return None
+    average_range = atr(window, strategy.atr_period)
+    closes = [candle.close for candle in window]
+    fast, slow = ema(closes, strategy.ema_fast), ema(closes, strategy.ema_slow)
+    if average_range is None or fast is None or slow is None or average_range <= 0:
+        return None
+    body = last.close - last.open
+    if breaks_up and fast > slow and body >= strategy.min_body_atr * average_range:
+        return strategy._signal(Side.BUY, last, body, average_range)
+    if breaks_down and fast < slow and -body >= strategy.min_body_atr * average_range:
+        return strategy._signal(Side.SELL, last, -body, average_range)
+    return None
+
+
+def walk(moves: list[tuple[int, int, int, int]]) -> list[Candle]:
+    """Candles from (open step, close step, wick up, wick down) in ticks of 0.1 from 100."""
+    candles, price = [], D(100)
+    for number, (gap, move, up, down) in enumerate(moves):
+        open_ = price + D(gap) / 10
+        close = open_ + D(move) / 10
+        candles.append(Candle("BTCUSDT", T0 + timedelta(minutes=5 * number),
+                              timedelta(minutes=5), open_, max(open_, close) + D(up) / 10,
+                              min(open_, close) - D(down) / 10, close, D(1)))
+        price = close
+    return candles
+
+
+MOVES = st.lists(st.tuples(st.integers(-2, 2), st.integers(-20, 20), st.integers(0, 6),
+                           st.integers(0, 6)), min_size=10, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(moves=MOVES, channel=st.integers(1, 5), fast=st.integers(1, 6), slow=st.integers(1, 8),
+       period=st.integers(1, 6), body=st.sampled_from([D(0), D("0.3"), D("0.8"), D(2)]))
+def test_the_default_strategy_answers_as_the_rule_was_first_written(
+        moves: list[tuple[int, int, int, int]], channel: int, fast: int, slow: int,
+        period: int, body: D) -> None:
+    """Every candle of random walks, with small channels so that breakouts are common: the
+    same signal (side, stop, target, confidence, reason) or the same None."""
+    strategy = DefaultStrategy(channel=channel, ema_fast=fast, ema_slow=slow, atr_period=period,
+                               min_body_atr=body, window=10)
+    candles = walk(moves)
+    for end in range(1, len(candles) + 1):
+        assert strategy.signal(candles[:end]) == reference_signal(strategy, candles[:end])

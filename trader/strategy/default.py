@@ -59,24 +59,30 @@ class DefaultStrategy:
         """A breakout signal on the last closed candle, or None."""
         if len(closed) < self.window:
             return None
-        window = closed[-self.window:]
-        last, before = window[-1], window[-2]
-        channel, channel_before = window[-self.channel - 1:-1], window[-self.channel - 2:-2]
-        breaks_up = (last.close > highest_high(channel)
-                     and before.close <= highest_high(channel_before))
-        breaks_down = (last.close < lowest_low(channel)
-                       and before.close >= lowest_low(channel_before))
+        # The channels straight from `closed` (the window covers them: __post_init__).
+        last, before, channel = closed[-1], closed[-2], self.channel
+        breaks_up = (last.close > highest_high(closed[-channel - 1:-1])
+                     and before.close <= highest_high(closed[-channel - 2:-2]))
+        breaks_down = (last.close < lowest_low(closed[-channel - 1:-1])
+                       and before.close >= lowest_low(closed[-channel - 2:-2]))
         if not (breaks_up or breaks_down):
             return None   # most candles: no breakout, so the indicators are not needed
+        window = closed[-self.window:]
         average_range = atr(window, self.atr_period)
+        if average_range is None or average_range <= 0:
+            return None
+        # The body test before the EMAs: a breakout without a strong body needs no trend.
+        body, least = last.close - last.open, self.min_body_atr * average_range
+        up, down = breaks_up and body >= least, breaks_down and -body >= least
+        if not (up or down):
+            return None
         closes = [candle.close for candle in window]
         fast, slow = ema(closes, self.ema_fast), ema(closes, self.ema_slow)
-        if average_range is None or fast is None or slow is None or average_range <= 0:
+        if fast is None or slow is None:
             return None
-        body = last.close - last.open
-        if breaks_up and fast > slow and body >= self.min_body_atr * average_range:
+        if up and fast > slow:
             return self._signal(Side.BUY, last, body, average_range)
-        if breaks_down and fast < slow and -body >= self.min_body_atr * average_range:
+        if down and fast < slow:
             return self._signal(Side.SELL, last, -body, average_range)
         return None
 
