@@ -4,14 +4,18 @@ indicators reused for the very same input objects, the default strategy's early 
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from decimal import localcontext
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trader.domain import Candle, Fill, Side, Signal
 from trader.exchange.sim import SimConfig, Simulator
-from trader.market.indicators import atr, ema, highest_high, lowest_low
+from trader.market import indicators
+from trader.market.indicators import atr, ema, highest_high, lowest_low, true_ranges, wilder_average
 from trader.strategy.default import DefaultStrategy
+from trader.strategy.regime import is_trending
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -120,3 +124,61 @@ def test_the_default_strategy_answers_as_the_rule_was_first_written(
     candles = walk(moves)
     for end in range(1, len(candles) + 1):
         assert strategy.signal(candles[:end]) == reference_signal(strategy, candles[:end])
+
+
+# --- indicators reused for the very same inputs ------------------------------------------
+
+def plain_atr(candles: list[Candle], period: int) -> D | None:
+    return wilder_average(indicators._true_ranges(candles)[1:], period)
+
+
+@settings(max_examples=200, deadline=None)
+@given(moves=MOVES, asks=st.lists(st.tuples(st.integers(0, 30), st.integers(1, 40),
+                                            st.integers(1, 6), st.booleans()), max_size=12))
+def test_indicators_answer_as_computed_afresh(moves: list[tuple[int, int, int, int]],
+                                              asks: list[tuple[int, int, int, bool]]) -> None:
+    """Windows that end together or not, longer and shorter (the regime's after the
+    strategy's), asked again, at another Decimal precision: every answer is the one
+    computed afresh, digit for digit (Decimal reprs)."""
+    candles = walk(moves)
+    for start, size, period, coarse in asks:
+        window = candles[start:start + size]
+        closes = [candle.close for candle in window]
+        with localcontext() as context:
+            if coarse:
+                context.prec = 4
+            assert repr(true_ranges(window)) == repr(indicators._true_ranges(window))
+            assert repr(atr(window, period)) == repr(plain_atr(window, period))
+            expected = indicators._ema(closes, period) if len(closes) >= period else None
+            assert repr(ema(closes, period)) == repr(expected)
+
+
+def test_an_answer_is_not_given_for_a_list_changed_since() -> None:
+    """The caller's list may change after the call: the answer kept is for the objects it
+    held then, and the ranges handed out are the caller's to change."""
+    candles = walk([(0, move, 1, 1) for move in (5, -3, 8, -2, 4, 1, -6, 2)])
+    closes = [candle.close for candle in candles]
+    first = ema(closes, 3)
+    closes[-1] = closes[-1] + 10
+    assert ema(closes, 3) == indicators._ema(closes, 3) != first
+    ranges = true_ranges(candles)
+    ranges[1] = D(999)
+    assert true_ranges(candles) == indicators._true_ranges(candles)
+    window = list(candles)
+    before = atr(window, 3)
+    window[-1] = walk([(0, 50, 9, 9)])[0]
+    assert atr(window, 3) == plain_atr(window, 3) != before
+
+
+def test_the_planning_reuses_the_signals_indicators() -> None:
+    """The trend test and the regime's ranges of an entry's planning (trader/entry.py) are
+    the strategy's, on the same candles: not computed twice."""
+    candles = walk([(0, (7 * n) % 11 - 5, n % 3, n % 4) for n in range(130)])
+    window = candles[-120:]
+    atr(window, 14)
+    ema([c.close for c in window], 20)
+    ema([c.close for c in window], 50)
+    with patch.object(indicators, "_true_ranges", side_effect=AssertionError("again")), \
+            patch.object(indicators, "_ema", side_effect=AssertionError("again")):
+        is_trending(candles)
+        true_ranges(candles[-100:])

@@ -2,13 +2,62 @@
 
 Pure functions over `Decimal`s; nothing here reads the clock or the exchange. Callers pass
 closed candles only (an open candle's high/low are still moving).
+
+The true ranges, the ATR and the EMA remember their last few answers (`_Recent`): an entry
+asks for the same ones several times on one candle (the strategy's signal, then the
+planning's regime and trend over the same candles), and each costs ~100 Decimal
+operations. An answer is given again only for the very same input objects (candles and
+Decimals are immutable), so it is the answer the computation would give again.
 """
 
-from collections.abc import Sequence
-from decimal import Decimal
-from operator import attrgetter
+from collections.abc import Hashable, Sequence
+from decimal import Decimal, getcontext
+from itertools import islice
+from operator import attrgetter, is_
+from typing import Any
 
 from trader.domain import ZERO, Candle
+
+_MISSING: Any = object()
+
+
+class _Recent:
+    """The last `size` answers of one indicator, each kept with the very objects it was
+    computed from (their own tuple: a caller may change its list afterwards), the
+    parameter, and the Decimal context's precision and rounding (what decides the digits).
+    Nothing is ever stale: the same objects, parameter and context give the same digits
+    again. The oldest answer goes when a new one comes.
+
+        found = RECENT.find(values, period)     # _MISSING, or the answer kept
+    """
+    __slots__ = ("size", "kept")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.kept: list[tuple[tuple[Any, ...], Hashable, Any]] = []
+
+    def find(self, inputs: Sequence[Any], parameter: Hashable) -> Any:
+        if not inputs:
+            return _MISSING
+        key = _key(parameter)
+        for objects, kept_key, answer in self.kept:
+            if (kept_key == key and len(objects) == len(inputs) and objects[-1] is inputs[-1]
+                    and all(map(is_, objects, inputs))):
+                return answer
+        return _MISSING
+
+    def keep(self, inputs: Sequence[Any], parameter: Hashable, answer: Any) -> None:
+        if len(self.kept) >= self.size:
+            del self.kept[0]
+        self.kept.append((tuple(inputs), _key(parameter), answer))
+
+
+def _key(parameter: Hashable) -> Hashable:
+    context = getcontext()
+    return parameter, context.prec, context.rounding
+
+
+_RANGES, _ATR, _EMA = _Recent(2), _Recent(2), _Recent(4)
 
 
 def true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
@@ -16,6 +65,33 @@ def true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
 
     The first candle has no previous close, so its true range is its high-low range.
     """
+    reused = _ranges_of_recent(candles)
+    if reused is not None:
+        return reused
+    ranges = _true_ranges(candles)
+    _RANGES.keep(candles, None, tuple(ranges))     # the caller may change its list
+    return ranges
+
+
+def _ranges_of_recent(candles: Sequence[Candle]) -> list[Decimal] | None:
+    """The true ranges of `candles` from a recent answer for the same candles or for a
+    longer run that ends with them (the regime's 100 candles after the strategy's 120):
+    each range but the first has the same candle and previous close as there; the first
+    has no previous close here, so it is its high-low range (as `_true_ranges` gives it)."""
+    count = len(candles)
+    if not count:
+        return None
+    key = _key(None)
+    for objects, kept_key, ranges in _RANGES.kept:
+        offset = len(objects) - count
+        if (kept_key == key and offset >= 0 and objects[-1] is candles[-1]
+                and all(map(is_, islice(objects, offset, None), candles))):
+            first = candles[0]
+            return [first.high - first.low, *islice(ranges, offset + 1, None)]
+    return None
+
+
+def _true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
     ranges: list[Decimal] = []
     previous_close: Decimal | None = None
     for candle in candles:
@@ -44,7 +120,11 @@ def atr(candles: Sequence[Candle], period: int) -> Decimal | None:
     """
     if period < 1:
         raise ValueError(f"ATR period must be >= 1, got {period}")
-    return wilder_average(true_ranges(candles)[1:], period)
+    found = _ATR.find(candles, period)
+    if found is _MISSING:
+        found = wilder_average(true_ranges(candles)[1:], period)
+        _ATR.keep(candles, period, found)
+    return found  # type: ignore[no-any-return]
 
 
 def wilder_average(ranges: Sequence[Decimal], period: int) -> Decimal | None:
@@ -69,6 +149,14 @@ def ema(values: Sequence[Decimal], period: int) -> Decimal | None:
         raise ValueError(f"EMA period must be >= 1, got {period}")
     if len(values) < period:
         return None
+    found = _EMA.find(values, period)
+    if found is _MISSING:
+        found = _ema(values, period)
+        _EMA.keep(values, period, found)
+    return found  # type: ignore[no-any-return]
+
+
+def _ema(values: Sequence[Decimal], period: int) -> Decimal:
     alpha = Decimal(2) / (period + 1)
     value = sum(values[:period], ZERO) / period
     for item in values[period:]:
