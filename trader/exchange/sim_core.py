@@ -5,7 +5,7 @@ a price path, liquidation and funding. The public API and order admission live i
 import random
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -24,6 +24,7 @@ from trader.domain import (
     Side,
     SymbolRules,
 )
+from trader.evolve import evolve
 from trader.exchange.base import (
     AccountUpdate,
     ExchangeError,
@@ -179,7 +180,7 @@ class SimulatorCore:
         total = order.filled_qty + quantity
         average = (order.avg_price * order.filled_qty + price * quantity) / total \
             if total else price
-        filled = self._finish(replace(order, filled_qty=total, avg_price=average),
+        filled = self._finish(evolve(order, filled_qty=total, avg_price=average),
                               OrderStatus.FILLED, now)
         logger.debug("sim fill symbol={} client_id={} side={} qty={} price={} fee={} pnl={}",
                      order.symbol, order.client_id, order.side, quantity, price, fee, realized)
@@ -209,7 +210,7 @@ class SimulatorCore:
         self._keep_fill(fill)
         filled = order.filled_qty + quantity
         average = (order.avg_price * order.filled_qty + price * quantity) / filled
-        updated = replace(order, filled_qty=filled, avg_price=average,
+        updated = evolve(order, filled_qty=filled, avg_price=average,
                           status=OrderStatus.PARTIALLY_FILLED, updated_at=now)
         self.orders.add(updated)
         return [OrderUpdate(updated, fill, now), self._account_update(symbol, "ORDER", now)]
@@ -226,7 +227,7 @@ class SimulatorCore:
         return events
 
     def _finish(self, order: Order, status: OrderStatus, now: datetime) -> Order:
-        final = replace(order, status=status, updated_at=now)
+        final = evolve(order, status=status, updated_at=now)
         self.orders.close(final)
         if self.history is not None:
             self.history.order_closed(final)
