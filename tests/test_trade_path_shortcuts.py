@@ -5,15 +5,18 @@ indicators reused for the very same input objects, the default strategy's early 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from decimal import localcontext
+from pathlib import Path
 from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trader.domain import Candle, Fill, Side, Signal
+from tests.engine_world import SYMBOL, make_world
+from trader.domain import Balance, Candle, Fill, Side, Signal
 from trader.exchange.sim import SimConfig, Simulator
 from trader.market import indicators
 from trader.market.indicators import atr, ema, highest_high, lowest_low, true_ranges, wilder_average
+from trader.risk import risk_fraction
 from trader.strategy.default import DefaultStrategy
 from trader.strategy.regime import is_trending
 
@@ -182,3 +185,42 @@ def test_the_planning_reuses_the_signals_indicators() -> None:
             patch.object(indicators, "_ema", side_effect=AssertionError("again")):
         is_trending(candles)
         true_ranges(candles[-100:])
+
+
+# --- the equity-linked risk fraction ------------------------------------------------------
+
+def reference_risk(saved: dict[str, str], equity: D, base: D) -> dict[str, str]:
+    """The risk state as first written: parsed from the saved text on every change."""
+    peak = max(D(saved.get("peak", "0")), equity)
+    current = D(saved.get("fraction", str(base)))
+    fraction = risk_fraction(equity, peak, current, base=base)
+    return {"peak": str(peak), "fraction": str(fraction)}
+
+
+EQUITIES = ["10000", "10100", "10100.00", "9600", "9500", "9594.99", "10100.0", "10200",
+            "9000", "9000", "9700", "11000", "10449.99", "10450", "10450.000"]
+
+
+async def test_the_risk_state_follows_the_equity_as_first_written(tmp_path: Path) -> None:
+    """New highs, drawdowns past 5 % and back, the same value in other digits: the saved
+    state (its very text), the writes and the fraction reported are the ones of parsing
+    the saved text anew on every change."""
+    world = await make_world(tmp_path)
+    entries, base = world.engine.entries, world.settings.risk_base
+    expected: dict[str, str] = {}
+    writes: list[dict[str, str]] = []
+    put = entries.store.put
+
+    def counted(key: str, value: dict[str, str], at: datetime) -> None:
+        writes.append(dict(value))
+        put(key, value, at)
+
+    entries.store.put = counted   # type: ignore[method-assign]
+    expected_writes = []
+    for text in EQUITIES:
+        fresh = reference_risk(expected, D(text), base)
+        if fresh != expected:
+            expected, expected_writes = fresh, [*expected_writes, fresh]
+        entries.update_risk_fraction(Balance(D(text), D(0), D(text)), [SYMBOL])
+        assert entries.store.get("risk") == expected and writes == expected_writes
+        assert entries.counters.get(SYMBOL, "risk_fraction_active") == expected["fraction"]

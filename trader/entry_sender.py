@@ -89,6 +89,10 @@ class EntrySender:
             view or ExchangeView(exchange, executor, OrderTracker(), clock))
         self._risk = self.store.get(RISK_KEY, {})
         self._risk_equity: Decimal | None = None   # the equity _risk was last updated for
+        # _risk's peak as a Decimal (parsed once, then the value it was made from), and the
+        # (peak, fraction) objects whose text _risk holds (None: not known to hold any)
+        self._risk_peak = Decimal(self._risk.get("peak", "0"))
+        self._risk_kept: tuple[Decimal, Decimal] | None = None
 
     @property
     def strategy(self) -> Strategy:
@@ -260,9 +264,17 @@ class EntrySender:
             return          # the same equity gives the same fraction (a flat account)
         self._risk_equity = balance.equity
         base = self.settings.risk_base
-        peak = max(Decimal(self._risk.get("peak", "0")), balance.equity)
-        current = Decimal(self._risk.get("fraction", str(base)))
+        kept = self._risk_kept
+        peak = max(self._risk_peak, balance.equity)
+        current = kept[1] if kept is not None else Decimal(self._risk.get("fraction", str(base)))
         fraction = risk_fraction(balance.equity, peak, current, base=base)
+        if kept is None or peak is not kept[0] or fraction is not kept[1]:
+            # (the very objects _risk was last made from give the same text: nothing new)
+            self._save_risk(peak, fraction)
+        for symbol in symbols:
+            self.counters.set(symbol, "risk_fraction_active", str(fraction))
+
+    def _save_risk(self, peak: Decimal, fraction: Decimal) -> None:
         fresh = {"peak": str(peak), "fraction": str(fraction)}
         if fresh != self._risk:
             self._risk = fresh
@@ -270,8 +282,7 @@ class EntrySender:
                 self.store.put(RISK_KEY, fresh, self.clock.now())
             except SaveStateFailure as exc:
                 logger.error("risk state not saved error={}", exc)
-        for symbol in symbols:
-            self.counters.set(symbol, "risk_fraction_active", str(fraction))
+        self._risk_peak, self._risk_kept = peak, (peak, fraction)
 
     def account(self, balance: Balance | None, positions: Iterable[Position]) -> Account | None:
         if balance is None:
