@@ -224,3 +224,20 @@ async def test_the_risk_state_follows_the_equity_as_first_written(tmp_path: Path
         entries.update_risk_fraction(Balance(D(text), D(0), D(text)), [SYMBOL])
         assert entries.store.get("risk") == expected and writes == expected_writes
         assert entries.counters.get(SYMBOL, "risk_fraction_active") == expected["fraction"]
+
+
+def test_a_window_a_few_candles_on_computes_only_its_new_ranges() -> None:
+    """The strategy's next breakout window shares all but its newest candles with the last
+    one: only those are computed (each against the close before it)."""
+    candles = walk([(0, (5 * n) % 9 - 4, n % 3, n % 2) for n in range(140)])
+    true_ranges(candles[-130:-10])
+    computed: list[int] = []
+    fresh = indicators._true_ranges
+
+    def counted(window: list[Candle]) -> list[D]:
+        computed.append(len(window))
+        return fresh(window)
+
+    with patch.object(indicators, "_true_ranges", side_effect=counted):
+        ranges = true_ranges(candles[-120:])
+    assert computed == [11] and repr(ranges) == repr(fresh(candles[-120:]))

@@ -5,9 +5,10 @@ closed candles only (an open candle's high/low are still moving).
 
 The true ranges, the ATR and the EMA remember their last few answers (`_Recent`): an entry
 asks for the same ones several times on one candle (the strategy's signal, then the
-planning's regime and trend over the same candles), and each costs ~100 Decimal
-operations. An answer is given again only for the very same input objects (candles and
-Decimals are immutable), so it is the answer the computation would give again.
+planning's regime and trend over the same candles), each costs ~100 Decimal operations,
+and the true ranges of a window are mostly those of a recent window that overlaps it. An
+answer is given again only for the very same input objects (candles and Decimals are
+immutable), so it is the answer the computation would give again.
 """
 
 from collections.abc import Hashable, Sequence
@@ -65,30 +66,44 @@ def true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
 
     The first candle has no previous close, so its true range is its high-low range.
     """
-    reused = _ranges_of_recent(candles)
-    if reused is not None:
-        return reused
-    ranges = _true_ranges(candles)
+    ranges = _ranges_from_recent(candles)
+    if ranges is None:
+        ranges = _true_ranges(candles)
     _RANGES.keep(candles, None, tuple(ranges))     # the caller may change its list
     return ranges
 
 
-def _ranges_of_recent(candles: Sequence[Candle]) -> list[Decimal] | None:
-    """The true ranges of `candles` from a recent answer for the same candles or for a
-    longer run that ends with them (the regime's 100 candles after the strategy's 120):
-    each range but the first has the same candle and previous close as there; the first
-    has no previous close here, so it is its high-low range (as `_true_ranges` gives it)."""
+def _ranges_from_recent(candles: Sequence[Candle]) -> list[Decimal] | None:
+    """The true ranges of `candles` taken from a recent answer for a run of candles that
+    shares a stretch with them, by identity, from their first candle on (the regime's 100
+    candles within the strategy's 120; the strategy's window a few candles later): there
+    each range but the first has the same candle and previous close; the first has no
+    previous close here, so it is its high-low range (as `_true_ranges` gives it); the
+    candles beyond the stretch are computed. None when no recent run shares any."""
     count = len(candles)
-    if not count:
+    if count < 2:
         return None
-    key = _key(None)
+    first, key = candles[0], _key(None)
     for objects, kept_key, ranges in _RANGES.kept:
-        offset = len(objects) - count
-        if (kept_key == key and offset >= 0 and objects[-1] is candles[-1]
-                and all(map(is_, islice(objects, offset, None), candles))):
-            first = candles[0]
-            return [first.high - first.low, *islice(ranges, offset + 1, None)]
+        offset = _index_of(objects, first) if kept_key == key else -1
+        if offset < 0:
+            continue
+        shared = min(len(objects) - offset, count)
+        if not all(map(is_, islice(objects, offset, offset + shared), islice(candles, shared))):
+            continue
+        reused = [first.high - first.low, *islice(ranges, offset + 1, offset + shared)]
+        if shared < count:     # from the last shared candle on: its close is the previous
+            reused += _true_ranges(candles[shared - 1:])[1:]
+        return reused
     return None
+
+
+def _index_of(objects: Sequence[Any], wanted: Any) -> int:
+    """Where the very object `wanted` is in `objects`, or -1 (never compared for equality)."""
+    for index, item in enumerate(objects):
+        if item is wanted:
+            return index
+    return -1
 
 
 def _true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
