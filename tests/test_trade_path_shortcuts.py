@@ -2,6 +2,7 @@
 the simulator's fills since a moment (bisected while its log is in time order), the
 indicators reused for the very same input objects, the default strategy's early answers."""
 
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from decimal import localcontext
@@ -241,3 +242,10 @@ def test_a_window_a_few_candles_on_computes_only_its_new_ranges() -> None:
     with patch.object(indicators, "_true_ranges", side_effect=counted):
         ranges = true_ranges(candles[-120:])
     assert computed == [11] and repr(ranges) == repr(fresh(candles[-120:]))
+
+
+def test_the_ranges_of_any_sequence_of_candles_are_reused_too() -> None:
+    """A deque (the engine's candle history) is a sequence like a list: no slicing."""
+    candles = walk([(0, (3 * n) % 7 - 3, n % 2, n % 3) for n in range(30)])
+    true_ranges(candles[:20])
+    assert repr(true_ranges(deque(candles[5:]))) == repr(indicators._true_ranges(candles[5:]))

@@ -93,7 +93,7 @@ def _ranges_from_recent(candles: Sequence[Candle]) -> list[Decimal] | None:
             continue
         reused = [first.high - first.low, *islice(ranges, offset + 1, offset + shared)]
         if shared < count:     # from the last shared candle on: its close is the previous
-            reused += _true_ranges(candles[shared - 1:])[1:]
+            reused += _true_ranges(list(islice(candles, shared - 1, None)))[1:]
         return reused
     return None
 
@@ -139,7 +139,7 @@ def atr(candles: Sequence[Candle], period: int) -> Decimal | None:
     if found is _MISSING:
         found = wilder_average(true_ranges(candles)[1:], period)
         _ATR.keep(candles, period, found)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def wilder_average(ranges: Sequence[Decimal], period: int) -> Decimal | None:
@@ -168,7 +168,7 @@ def ema(values: Sequence[Decimal], period: int) -> Decimal | None:
     if found is _MISSING:
         found = _ema(values, period)
         _EMA.keep(values, period, found)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _ema(values: Sequence[Decimal], period: int) -> Decimal:
