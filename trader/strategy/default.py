@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from itertools import islice
 
 from trader.domain import Candle, Side, Signal
 from trader.market.indicators import atr, ema, highest_high, lowest_low
@@ -61,9 +62,9 @@ class DefaultStrategy:
             return None
         # The channels straight from `closed` (the window covers them: __post_init__).
         last, before, channel = closed[-1], closed[-2], self.channel
-        breaks_up = (last.close > highest_high(closed[-channel - 1:-1])
+        breaks_up = (_above_every_high(last.close, closed, channel)
                      and before.close <= highest_high(closed[-channel - 2:-2]))
-        breaks_down = (last.close < lowest_low(closed[-channel - 1:-1])
+        breaks_down = (_below_every_low(last.close, closed, channel)
                        and before.close >= lowest_low(closed[-channel - 2:-2]))
         if not (breaks_up or breaks_down):
             return None   # most candles: no breakout, so the indicators are not needed
@@ -96,3 +97,15 @@ class DefaultStrategy:
             reason=(f"{self.channel}-candle {'high' if side is Side.BUY else 'low'} broken "
                     f"at {last.close} with EMA{self.ema_fast}/{self.ema_slow} trend"),
         )
+
+
+def _above_every_high(price: Decimal, closed: Sequence[Candle], count: int) -> bool:
+    """`price > highest_high(closed[-count - 1:-1])`, the `count` candles before the last,
+    looked at newest first and decided at the first high that is not below `price` (on
+    most candles the one before the last already is)."""
+    return not any(candle.high >= price for candle in islice(reversed(closed), 1, count + 1))
+
+
+def _below_every_low(price: Decimal, closed: Sequence[Candle], count: int) -> bool:
+    """`price < lowest_low(closed[-count - 1:-1])`, decided the same way."""
+    return not any(candle.low <= price for candle in islice(reversed(closed), 1, count + 1))
