@@ -69,7 +69,8 @@ def true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
     ranges = _ranges_from_recent(candles)
     if ranges is None:
         ranges = _true_ranges(candles)
-    _RANGES.keep(candles, None, tuple(ranges))     # the caller may change its list
+        # (an answer taken whole from a kept one is not kept: the longer run stays)
+        _RANGES.keep(candles, None, tuple(ranges))     # the caller may change its list
     return ranges
 
 
@@ -79,13 +80,14 @@ def _ranges_from_recent(candles: Sequence[Candle]) -> list[Decimal] | None:
     candles within the strategy's 120; the strategy's window a few candles later): there
     each range but the first has the same candle and previous close; the first has no
     previous close here, so it is its high-low range (as `_true_ranges` gives it); the
-    candles beyond the stretch are computed. None when no recent run shares any."""
+    candles beyond the stretch are computed (and the whole answer kept). None when no
+    recent run shares any."""
     count = len(candles)
     if count < 2:
         return None
     first, key = candles[0], _key(None)
     for objects, kept_key, ranges in _RANGES.kept:
-        offset = _index_of(objects, first) if kept_key == key else -1
+        offset = _place_of(objects, first) if kept_key == key else -1
         if offset < 0:
             continue
         shared = min(len(objects) - offset, count)
@@ -94,16 +96,22 @@ def _ranges_from_recent(candles: Sequence[Candle]) -> list[Decimal] | None:
         reused = [first.high - first.low, *islice(ranges, offset + 1, offset + shared)]
         if shared < count:     # from the last shared candle on: its close is the previous
             reused += _true_ranges(list(islice(candles, shared - 1, None)))[1:]
+            _RANGES.keep(candles, None, tuple(reused))
         return reused
     return None
 
 
-def _index_of(objects: Sequence[Any], wanted: Any) -> int:
-    """Where the very object `wanted` is in `objects`, or -1 (never compared for equality)."""
-    for index, item in enumerate(objects):
-        if item is wanted:
-            return index
-    return -1
+def _place_of(objects: Sequence[Candle], wanted: Candle) -> int:
+    """Where the very candle `wanted` is in `objects`, or -1: looked for only where the
+    candles' times put it (a run of one interval, oldest first), so a run it is not in is
+    passed over at once. Never compared for equality."""
+    if not objects:
+        return -1
+    start = objects[0]
+    if not start.interval or wanted.interval != start.interval:
+        return -1
+    place = (wanted.open_time - start.open_time) // start.interval
+    return place if 0 <= place < len(objects) and objects[place] is wanted else -1
 
 
 def _true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
