@@ -211,7 +211,7 @@ class SimulatorCore:
         filled = order.filled_qty + quantity
         average = (order.avg_price * order.filled_qty + price * quantity) / filled
         updated = evolve(order, filled_qty=filled, avg_price=average,
-                          status=OrderStatus.PARTIALLY_FILLED, updated_at=now)
+                         status=OrderStatus.PARTIALLY_FILLED, updated_at=now)
         self.orders.add(updated)
         return [OrderUpdate(updated, fill, now), self._account_update(symbol, "ORDER", now)]
 
