@@ -67,8 +67,9 @@ class PositionJournal:
                 return
             with self.store.transaction(f"step {after.symbol} {type(event).__name__}"):
                 self.store.save_position(after)
+                # shallow: the store's JSON encoder renders the values (codec.to_json)
                 self.store.append_event(self.clock.now(), _kind(event), after.symbol,
-                                        {"key": after.key, **codec.dump(event)})
+                                        {"key": after.key, **codec.fields(event)})
         except SaveStateFailure as exc:
             logger.error("step not saved symbol={} error={}", after.symbol, exc)
 
@@ -209,6 +210,14 @@ class PositionJournal:
             logger.error("emergency backup failed path={} error={}", path, exc)
 
 
+_kinds: dict[type, str] = {}     # event type -> its journal kind; types never change
+
+
 def _kind(event: Event) -> str:
-    name = type(event).__name__
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    """"LegPlaced" -> "leg_placed"."""
+    kind = _kinds.get(type(event))
+    if kind is None:
+        name = type(event).__name__
+        kind = _kinds[type(event)] = "".join(f"_{c.lower()}" if c.isupper() else c
+                                             for c in name).lstrip("_")
+    return kind

@@ -81,7 +81,12 @@ class TradeStore(Store):
         with self._gate.saving(f"intent {intent.client_id} {intent.status.value}"):
             self._gate.upsert_later("intents", (intent.client_id,), row, ("client_id",), intent)
         if known is not None and self._known_intents is known:    # not forgotten meanwhile
-            known[intent.client_id] = (intent, intent.created_at.isoformat())
+            # its created_at as stored: the text of the one saved before when it is the same
+            # object (`with_status` keeps it; equal instants in other zones are other text)
+            before = known.get(intent.client_id)
+            created = before[1] if before is not None \
+                and before[0].created_at is intent.created_at else intent.created_at.isoformat()
+            known[intent.client_id] = (intent, created)
 
     def intent(self, client_id: str) -> Intent | None:
         known = self._intents().get(client_id)
