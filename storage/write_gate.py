@@ -203,6 +203,13 @@ class WriteGate:
         held = self.later.get((table, key)) if self.later else None
         return None if held is None else held.value
 
+    def drop_held(self, table: str, keys: list[tuple[Any, ...]]) -> None:
+        """Forget the held-back rows of `keys` (deleted from `table` by the caller's write:
+        not to be written). A batch that fails later gets them back (its `earlier`)."""
+        if self.later:
+            for key in keys:
+                self.later.pop((table, key), None)
+
     def flush(self, table: str) -> None:
         """Write the rows a batch holds back of `table`: before a read of it. On failure
         they stay held back. Raises SaveStateFailure."""

@@ -19,10 +19,11 @@ from sqlite_utils import Database
 
 from storage import Store
 from storage.codec import dump, dumps, load
-from trader.domain import Fill, Intent, IntentStatus, Order, OrderStatus, OrderType, Side
+from trader.domain import Fill, Intent, Order, OrderStatus, OrderType, Side
 from trader.position import Position, PositionState
 
 FUNDING_EVENT = "funding"
+PURGE_CHUNK = 500       # client ids per DELETE (SQLite caps the parameters of a statement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,20 +122,28 @@ class TradeStore(Store):
         return any(created < cutoff for _, created in self._intents().values())
 
     def purge_resolved_intents(self, before: datetime) -> int:
-        statuses = [s.value for s in IntentStatus if s.resolved]
-        marks = ",".join("?" * len(statuses))
-        cutoff = before.isoformat()
-        known = self._known_intents
-        self._gate.flush("intents")     # the statuses as saved last, not as written before
-        with self._gate.saving("intent cleanup"):
-            cursor = self._gate.write(
-                f"DELETE FROM intents WHERE status IN ({marks}) AND created_at < ?",
-                [*statuses, cutoff])
-        if known is not None and self._known_intents is known:
-            for client_id in [cid for cid, (intent, created) in known.items()
-                              if intent.status.resolved and created < cutoff]:
+        """Delete the resolved intents created before `before`; how many went.
+
+        Which ones is decided on the intents as saved last (`_intents`: the database's rows
+        and a batch's held-back ones), and they are deleted by client id: the held-back
+        rows of those are dropped rather than written first only to be deleted (what a
+        flush, then "DELETE ... WHERE status IN (resolved) AND created_at < ?", did)."""
+        cutoff = before.isoformat()     # compared as stored: ISO text
+        # grouped: all or none when it takes several statements (and the intents are read
+        # inside, so a failed read is a failed save)
+        with self._gate.saving("intent cleanup", grouped=True):
+            known = self._intents()
+            doomed = [client_id for client_id, (intent, created) in known.items()
+                      if intent.status.resolved and created < cutoff]
+            for start in range(0, len(doomed), PURGE_CHUNK):
+                chunk = doomed[start:start + PURGE_CHUNK]
+                self._gate.write(f"DELETE FROM intents WHERE client_id IN "
+                                 f"({','.join('?' * len(chunk))})", chunk)
+            self._gate.drop_held("intents", [(client_id,) for client_id in doomed])
+        if self._known_intents is known:    # not forgotten meanwhile
+            for client_id in doomed:
                 del known[client_id]
-        return cursor.rowcount
+        return len(doomed)
 
     @staticmethod
     def _intent(row: dict[str, Any]) -> Intent:
