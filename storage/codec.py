@@ -32,27 +32,8 @@ def _names(cls: type) -> tuple[str, ...]:
     return names
 
 
-def _dataclass_encoder(cls: type) -> Encoder:
-    """`dump` of one dataclass type: its fields read in one call (the list resolved once per
-    type), a plain value kept as it is without a call into `dump`."""
-    names = _names(cls)
-    read = _reader(names)
-    plain = _PASS_THROUGH
-
-    def encode(value: Any) -> dict[str, Any]:
-        return {name: field if type(field) in plain else dump(field)
-                for name, field in zip(names, read(value), strict=True)}
-    return encode
-
-
-def fields(value: Any) -> dict[str, Any]:
-    """A dataclass as the dict of its fields, shallow (the values as they are): for
-    `to_json`, which renders the values itself, where `dump` would copy them first."""
-    kind = type(value)
-    read = _readers.get(kind)
-    if read is None:
-        read = _readers[kind] = _fields_of(_names(kind))
-    return read(value)
+def _dump_dataclass(value: Any) -> dict[str, Any]:
+    return {name: dump(getattr(value, name)) for name in _names(type(value))}
 
 
 def _dump_dict(value: dict[Any, Any]) -> dict[str, Any]:
@@ -92,7 +73,7 @@ def _encoder_for(kind: type) -> Encoder | None:
     if issubclass(kind, float):
         return _identity
     if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
-        return _dataclass_encoder(kind)
+        return _dump_dataclass
     if issubclass(kind, dict):
         return _dump_dict
     if issubclass(kind, list | tuple):
@@ -134,20 +115,14 @@ def _json_default_for(kind: type) -> Encoder:
     raise TypeError(f"cannot store a {kind.__name__}")
 
 
-def _reader(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    """The values of `names` of an object, as a tuple, in one call."""
-    if len(names) < 2:      # attrgetter returns a bare value for one name, fails for none
-        return lambda value: tuple(getattr(value, name) for name in names)
-    return operator.attrgetter(*names)
-
-
 def _fields_of(names: tuple[str, ...]) -> Encoder:
     """A dataclass as the dict of its fields (shallow)."""
-    read = _reader(names)
-    return lambda value: dict(zip(names, read(value), strict=True))
+    if len(names) < 2:      # attrgetter returns a bare value for one name, fails for none
+        return lambda value: {name: getattr(value, name) for name in names}
+    get = operator.attrgetter(*names)
+    return lambda value: dict(zip(names, get(value), strict=True))
 
 
-_readers: dict[type, Encoder] = {}
 _json_defaults: dict[type, Encoder] = {}
 # json.dumps builds an encoder per call when given options; these are built once.
 _json_encoders = {(sort_keys, compact): json.JSONEncoder(

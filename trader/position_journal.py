@@ -67,9 +67,8 @@ class PositionJournal:
                 return
             with self.store.transaction(f"step {after.symbol} {type(event).__name__}"):
                 self.store.save_position(after)
-                # shallow: the store's JSON encoder renders the values (codec.to_json)
                 self.store.append_event(self.clock.now(), _kind(event), after.symbol,
-                                        {"key": after.key, **codec.fields(event)})
+                                        {"key": after.key, **codec.dump(event)})
         except SaveStateFailure as exc:
             logger.error("step not saved symbol={} error={}", after.symbol, exc)
 
