@@ -1,5 +1,6 @@
 """Purging resolved intents by the intents as saved last (held-back rows included), without
-writing a batch's held-back intents first only to delete them.
+writing a batch's held-back intents first only to delete them; whether any intent is older
+than a time, answered from the oldest creation time kept with each save.
 
 The reference is what the store did before: write every held-back intent, then
 "DELETE FROM intents WHERE status IN (resolved) AND created_at < cutoff". Both delete the
@@ -49,6 +50,8 @@ steps = st.lists(st.one_of(st.tuples(st.just("save"), saves, st.booleans()),
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_a_purge_deletes_what_the_flush_then_delete_by_status_deleted(plan: list) -> None:
+    """Also: `has_intents_before` (from the oldest creation time it keeps) answers as a scan
+    of every intent saved last would, after saves that move an intent in time and purges."""
     with tempfile.TemporaryDirectory() as folder:
         store = TradeStore.open(Path(folder) / "t.db")
         model: dict[str, Intent] = {}
@@ -74,6 +77,10 @@ def test_a_purge_deletes_what_the_flush_then_delete_by_status_deleted(plan: list
                         gone = store.purge_resolved_intents(before)
                     assert gone == len(model) - len(kept)
                     model = kept
+                for hours in (0, 5, 9, 13):
+                    cutoff = NOW - timedelta(hours=hours)
+                    assert store.has_intents_before(cutoff) == \
+                        any(i.created_at < cutoff for i in model.values())
             assert in_database(store) == {cid: i.status.value for cid, i in model.items()}
             assert {i.client_id for i in store.unresolved_intents()} == \
                 {cid for cid, i in model.items() if not i.status.resolved}

@@ -23,6 +23,8 @@ from trader.domain import Fill, Intent, Order, OrderStatus, OrderType, Side
 from trader.position import Position, PositionState
 
 FUNDING_EVENT = "funding"
+# An ISO time's text begins with a digit: "~" sorts after all of them ("no intent at all").
+NO_INTENT = "~"
 PURGE_CHUNK = 500       # client ids per DELETE (SQLite caps the parameters of a statement)
 
 
@@ -54,11 +56,16 @@ class TradeStore(Store):
         super().__init__(db)
         # client id -> (the intent as saved, its created_at as stored); None: not read yet
         self._known_intents: dict[str, tuple[Intent, str]] | None = None
+        # the least created_at text of `_known_intents` (NO_INTENT: none); None: not known,
+        # found again at the next ask. Lowered by a save, forgotten when an intent goes or
+        # moves later in time (and with `_known_intents`).
+        self._oldest_created: str | None = None
         # (symbol, key) -> the open position as saved; None: not read yet
         self._open_positions: dict[tuple[str, str], Position] | None = None
 
     def _forget_cached(self) -> None:
         self._known_intents = None
+        self._oldest_created = None
         self._open_positions = None
 
     def _intents(self) -> dict[str, tuple[Intent, str]]:
@@ -88,6 +95,7 @@ class TradeStore(Store):
             created = before[1] if before is not None \
                 and before[0].created_at is intent.created_at else intent.created_at.isoformat()
             known[intent.client_id] = (intent, created)
+            self._keep_oldest(created, moved=before is not None and before[1] != created)
 
     def intent(self, client_id: str) -> Intent | None:
         known = self._intents().get(client_id)
@@ -117,9 +125,25 @@ class TradeStore(Store):
                 if not intent.status.resolved]
 
     def has_intents_before(self, before: datetime) -> bool:
-        """Whether any intent was created before `before` (the cleanup has work to do)."""
-        cutoff = before.isoformat()     # compared as stored: ISO text
-        return any(created < cutoff for _, created in self._intents().values())
+        """Whether any intent was created before `before` (the cleanup has work to do).
+        Asked every tick: answered from the oldest creation time, kept with each save."""
+        oldest = self._oldest_created
+        if oldest is None:
+            oldest = min((created for _, created in self._intents().values()),
+                         default=NO_INTENT)
+            self._oldest_created = oldest
+        return oldest < before.isoformat()      # compared as stored: ISO text
+
+    def _keep_oldest(self, created: str, moved: bool) -> None:
+        """An intent created at `created` was saved (`moved`: it was known with another
+        creation time, which may have been the oldest)."""
+        oldest = self._oldest_created
+        if oldest is None:
+            return
+        if moved:
+            self._oldest_created = None
+        elif created < oldest:
+            self._oldest_created = created
 
     def purge_resolved_intents(self, before: datetime) -> int:
         """Delete the resolved intents created before `before`; how many went.
@@ -143,6 +167,8 @@ class TradeStore(Store):
         if self._known_intents is known:    # not forgotten meanwhile
             for client_id in doomed:
                 del known[client_id]
+            if doomed:
+                self._oldest_created = None
         return len(doomed)
 
     @staticmethod
