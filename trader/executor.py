@@ -185,16 +185,22 @@ class Executor:
         self.placed.add(client_id)
         if len(self.placed) <= self._placed_limit:
             return
-        self.placed = {cid for cid in self.placed if not self._order_over(cid)}
+        self.placed = self.placed - self._finished(self.placed)
         # Many unresolved ones: wait until the memory doubles before the next scan.
         self._placed_limit = max(PLACED_IDS_KEPT, 2 * len(self.placed))
 
-    def _order_over(self, client_id: str) -> bool:
-        intent = self.store.intent(client_id)
-        if intent is not None:
-            return intent.status.resolved
-        order = self.store.order(client_id)   # a resolved intent is purged after 6 h
-        return order is not None and order.status.terminal
+    def _finished(self, client_ids: set[str]) -> set[str]:
+        """The ids whose intent is resolved, or, with no intent (a resolved intent is
+        purged after 6 h), whose order is terminal; asked of the orders in one go."""
+        finished: set[str] = set()
+        unknown: list[str] = []
+        for client_id in client_ids:
+            intent = self.store.intent(client_id)
+            if intent is None:
+                unknown.append(client_id)
+            elif intent.status.resolved:
+                finished.add(client_id)
+        return finished | self.store.finished_orders(unknown)
 
     # --- placing ------------------------------------------------------------------
     async def submit(self, intent: Intent) -> ActionResult:

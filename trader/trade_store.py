@@ -25,7 +25,7 @@ from trader.position import Position, PositionState
 FUNDING_EVENT = "funding"
 # An ISO time's text begins with a digit: "~" sorts after all of them ("no intent at all").
 NO_INTENT = "~"
-PURGE_CHUNK = 500       # client ids per DELETE (SQLite caps the parameters of a statement)
+PURGE_CHUNK = 500       # client ids per statement (SQLite caps a statement's parameters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +204,27 @@ class TradeStore(Store):
             trigger_price=_dec(row["trigger_price"]), reduce_only=bool(row["reduce_only"]),
             close_position=bool(row["close_position"]), exchange_id=row["exchange_id"] or "",
             updated_at=datetime.fromisoformat(row["updated_at"]) if row["updated_at"] else None)
+
+    def finished_orders(self, client_ids: list[str]) -> set[str]:
+        """The ids among `client_ids` whose order record is terminal (a batch's held-back
+        order as held): what `order(id).status.terminal` says for each, in one query per
+        PURGE_CHUNK ids instead of one per id."""
+        finished: set[str] = set()
+        unheld: list[str] = []
+        for client_id in client_ids:
+            held = self._gate.held("orders", (client_id,))
+            if held is None:
+                unheld.append(client_id)
+            elif held.status.terminal:
+                finished.add(client_id)
+        for start in range(0, len(unheld), PURGE_CHUNK):
+            chunk = unheld[start:start + PURGE_CHUNK]
+            for client_id, status in self.db.execute(
+                    f"SELECT client_id, status FROM orders WHERE client_id IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                if OrderStatus(status).terminal:
+                    finished.add(client_id)
+        return finished
 
     # --- fills --------------------------------------------------------------------
     def record_fill(self, fill: Fill) -> bool:
