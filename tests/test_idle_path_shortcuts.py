@@ -27,7 +27,7 @@ from trader.exchange.sim_rules import spread_for
 from trader.exchange.sim_state import load_state
 from trader.market import candle_csv
 from trader.market.feed import FeedIssueKind, FeedMonitor
-from trader.market.replay import ReplayFeed, load_candles
+from trader.market.replay import YIELD_EVERY, ReplayFeed, load_candles
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 BTC = "BTCUSDT"
@@ -203,8 +203,9 @@ def test_the_feed_watchdog_has_issues_exactly_when_its_check_reports_some(
 
 
 def test_a_replay_at_speed_0_puts_the_clock_on_each_close_and_yields() -> None:
+    """Other tasks get a turn every YIELD_EVERY batches (trader/market/replay.py)."""
     candles = [Candle(BTC, T0 + n * FIVE_MINUTES + (timedelta(hours=2) if n > 2 else ZERO_TD),
-                      FIVE_MINUTES, D(1), D(1), D(1), D(1)) for n in range(5)]
+                      FIVE_MINUTES, D(1), D(1), D(1), D(1)) for n in range(3 * YIELD_EVERY)]
     clock = ManualClock(T0)
     yielded = 0
 
@@ -221,5 +222,5 @@ def test_a_replay_at_speed_0_puts_the_clock_on_each_close_and_yields() -> None:
         return seen
 
     assert asyncio.run(replay()) == [c.close_time for c in candles]
-    assert yielded >= len(candles) - 1
+    assert yielded >= len(candles) // YIELD_EVERY - 1
 
