@@ -75,6 +75,26 @@ async def test_a_daily_summary_goes_out_once_a_day(tmp_path):
     await world.step()
     summaries = world.alerts("DAILY_SUMMARY")
     assert len(summaries) == 1 and "equity" in summaries[0]
+    assert "unknown result" not in summaries[0]
+
+
+async def test_the_daily_summary_names_closes_whose_result_is_unknown(tmp_path):
+    """A close whose fills could not be read counts in no sum: the summary says it left it
+    out rather than showing a day without it (trader/close_readback.py reads it later)."""
+    from tests.positions import make
+    from trader.domain import CloseReason
+    from trader.position import PositionState
+    world = await make_world(tmp_path)
+    await world.warm_up(3)
+    now = world.clock.now()
+    world.store.save_position(make(state=PositionState.CLOSED, quantity="0",
+                                   opened_at=now - timedelta(minutes=10), closed_at=now,
+                                   close_reason=CloseReason.STOP_LOSS, exit_price=None))
+    world.clock.set(now + timedelta(days=1))
+    await world.step()
+    [summary] = world.alerts("DAILY_SUMMARY")
+    assert "0 trades" in summary
+    assert "+ 1 closed with an unknown result (fills not read yet), not counted" in summary
 
 
 async def test_resolved_intents_are_purged_in_batches_once_the_oldest_is_past_the_slack(tmp_path):

@@ -233,6 +233,8 @@ class Housekeeping:
         self.alerter.publish(Alert(
             AlertName.DAILY_SUMMARY, f"daily summary: equity {money(equity)} USDT; last 24 h: "
             f"{plural(day.trades, 'trade')}, {day.wins} won, realised "
-            f"{money(day.net, signed=True)} USDT net of fees and funding; "
-            f"{plural(sum(1 for _ in positions), 'open position')}",
+            f"{money(day.net, signed=True)} USDT net of fees and funding"
+            + (f" (+ {day.unknown} closed with an unknown result (fills not read yet), not "
+               "counted)" if day.unknown else "")
+            + f"; {plural(sum(1 for _ in positions), 'open position')}",
             dedup_key=f"daily:{today}"), self.clock.now())
