@@ -17,7 +17,7 @@ follow the size), so a step only moves the quotes; a rest given up at the timeou
 the position at its filled size.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -109,6 +109,17 @@ def quote_event(result: ActionResult) -> Event | None:
 FINISHED_KEPT = 1000
 
 
+def _quote_live(position: Position, live: Iterable[Order]) -> bool:
+    """Whether an entry order of `position` is among `live`: each client id parsed once
+    (`o.role is ENTRY and position.owns(o.client_id)` parsed it twice, every tick)."""
+    for order in live:
+        parsed = ClientId.parse(order.client_id)
+        if parsed is not None and parsed.role is OrderRole.ENTRY \
+                and parsed.symbol == position.symbol and parsed.position_key == position.key:
+            return True
+    return False
+
+
 def _seq(intent: Intent) -> int:
     parsed = ClientId.parse(intent.client_id)
     return parsed.seq if parsed is not None else 0
@@ -142,7 +153,7 @@ class MakerQuoter:
     def working(self, position: Position, view: SymbolView) -> bool:
         """An open position whose maker entry may still act: a quote of its own is live,
         or its latest entry order is a quote and its quoting did not finish yet."""
-        if any(o.role is OrderRole.ENTRY and position.owns(o.client_id) for o in view.live):
+        if _quote_live(position, view.live):
             return True
         key = (position.symbol, position.key)
         if key in self._finished:
