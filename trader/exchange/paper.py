@@ -87,9 +87,9 @@ class PaperExchange:
         self._event_waiting = asyncio.Event()
         self._candles: dict[str, deque[Candle]] = {}
         self._candles_since_persist = 0
-        # per symbol: the last quote, its (now, mark, funding rate, spreads) and the funding
-        # book's version when it was made
-        self._quotes: dict[str, tuple[tuple[Any, ...], int, Quote]] = {}
+        # per symbol: the last quote, the funding book's version and the spread setting it
+        # was made with (`quote`)
+        self._quotes: dict[str, tuple[Quote, int, Any]] = {}
         self.stream_live = stream   # False: like Binance with its user-data stream down
 
     def _restore(self, rules: dict[str, SymbolRules] | None) -> Simulator:
@@ -228,24 +228,25 @@ class PaperExchange:
         """The simulator's book and mark, stamped now (never stale); None before the first
         price of `symbol` (the simulator's -2010)."""
         now = self.clock.now()
-        mark = self.sim.prices.get(symbol)
+        sim = self.sim
+        mark = sim.prices.get(symbol)
         if mark is None:
             return None
-        # A tick asks several times (mark, book, funding) at one moment and one price; while
-        # no funding rate was changed, the same moment has the same rate (not looked up).
-        cached = self._quotes.get(symbol)
-        version = self.sim.funding.version
-        spread = self.sim.config.spread
-        if cached is not None and cached[1] == version and cached[0][0] == now \
-                and cached[0][1] == mark and cached[0][3] == spread:
-            return cached[2]
-        key = (now, mark, self.sim.funding_rate(symbol, now), spread)
-        if cached is not None and cached[0] == key:
-            self._quotes[symbol] = (key, version, cached[2])
-            return cached[2]
-        book = self.sim.book(symbol)
-        quote = Quote(symbol, book.bid, book.ask, mark, key[2], now)
-        self._quotes[symbol] = (key, version, quote)
+        # A tick asks several times (mark, book, funding) at one moment and one price: the
+        # quote made for its first read answers the others. Kept while the moment is equal,
+        # the mark and the spread setting are the very same objects (not equal ones: 0.5 and
+        # 0.50 are equal, but the quote carries the mark's own digits and its book is
+        # rounded from them) and no funding rate or schedule changed (the funding book's
+        # version).
+        kept = self._quotes.get(symbol)
+        version = sim.funding.version
+        spread = sim.config.spread
+        if kept is not None and kept[0].mark is mark and kept[0].at == now \
+                and kept[1] == version and kept[2] is spread:
+            return kept[0]
+        book = sim.book(symbol)
+        quote = Quote(symbol, book.bid, book.ask, mark, sim.funding_rate(symbol, now), now)
+        self._quotes[symbol] = (quote, version, spread)
         return quote
 
     # --- push side ----------------------------------------------------------------------
