@@ -232,13 +232,23 @@ def drawdown_series(curve: Sequence[EquityPoint]) -> list[tuple[datetime, float]
 def max_drawdown(curve: Sequence[EquityPoint]) -> tuple[float, Decimal]:
     """(deepest fraction below a running peak, largest money fall from a running peak).
     The two can come from different dips: a small account's deep dip and a big one's
-    shallow dip."""
-    fraction = max((value for _, value in drawdown_series(curve)), default=0.0)
+    shallow dip. The fraction is `drawdown_series`'s largest value: below one peak it
+    only grows with the fall (a rounded division by the same peak is monotonic), so it is
+    divided out only where the fall below the current peak is the largest so far."""
+    fraction = 0.0
     money = ZERO
     peak: Decimal | None = None
+    deepest: Decimal | None = None      # the largest fall below `peak` so far
     for point in curve:
-        peak = point.equity if peak is None else max(peak, point.equity)
-        money = max(money, peak - point.equity)
+        equity = point.equity
+        if peak is None or equity > peak:
+            peak, deepest = equity, None
+        fall = peak - equity
+        if fall > money:                # max(money, fall): the first of equal ones stays
+            money = fall
+        if peak > 0 and (deepest is None or fall > deepest):
+            deepest = fall
+            fraction = max(fraction, float(fall / peak))
     return fraction, money
 
 
