@@ -141,14 +141,15 @@ class PaperExchange:
     def feed_candle(self, candle: Candle) -> list[SimEvent]:
         """Move the market by one closed candle: triggers, fills, funding. A candle the
         simulator refuses (a price <= 0: logged there) moves nothing and is not kept."""
-        events = self.sim.on_candle(candle)
         if candle_problem(candle) is not None:
-            return events
+            return self.sim.on_candle(candle)     # refused there (logged): nothing moves
+        events = self.sim.walk_candle(candle)
         kept = self._candles.get(candle.symbol)
         if kept is None:
             kept = self._candles[candle.symbol] = deque(maxlen=MAX_CANDLES_KEPT)
         kept.append(candle)
-        self.publish(events)
+        if events:                                # most candles: nothing happened
+            self.publish(events)
         self._candles_since_persist += 1
         if 0 < self.persist_every <= self._candles_since_persist:
             self._save()

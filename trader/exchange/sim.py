@@ -86,6 +86,12 @@ class Simulator(SimulatorCore):
             logger.warning("sim candle refused symbol={} open_time={} problem={} (every price "
                            "must be above 0)", symbol, candle.open_time.isoformat(), problem)
             return []
+        return self.walk_candle(candle)
+
+    def walk_candle(self, candle: Candle) -> list[SimEvent]:
+        """`on_candle` for a candle its caller found sound (`candle_problem` None): the
+        paper exchange checks each candle once, not once here and once there."""
+        symbol = candle.symbol
         if self._quiet_candle(candle):
             self.prices[symbol] = candle.close   # where walking the path would leave it
             events: list[SimEvent] = []
