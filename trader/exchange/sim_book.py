@@ -177,15 +177,42 @@ def reached_level(order: Order, low: Decimal, high: Decimal) -> Decimal | None:
     return level if reached(rising_trigger(order.type, order.side), level, low, high) else None
 
 
-def anything_within(orders: Iterable[Order], liquidation: Decimal | None, position_sign: int,
-                    low: Decimal, high: Decimal) -> bool:
-    """Whether some order or the liquidation is reached by a move spanning [low, high].
+@dataclass(frozen=True, slots=True)
+class QuietBand:
+    """What a move may span without reaching any of some orders or a liquidation: the
+    highest falling and the lowest rising level, each split by how it is reached (a stop,
+    take-profit or the liquidation at a touch, a LIMIT only through it; sim.py). None: no
+    such level. A move spanning [low, high] reaches nothing exactly when `holds(low,
+    high)`: each reach test only compares `low` or `high` with a level, so none of them
+    passes when the nearest level of its kind is out of reach."""
+    touch_floor: Decimal | None        # reached when low <= it
+    through_floor: Decimal | None      # reached when low < it
+    touch_ceiling: Decimal | None      # reached when high >= it
+    through_ceiling: Decimal | None    # reached when high > it
 
-    The reach tests only widen with the range, so when this is False no move inside
-    [low, high] (a whole candle's path) fires anything: the price just moves."""
-    if any(reached_level(order, low, high) is not None for order in orders):
-        return True
-    return liquidation is not None and touched(position_sign < 0, liquidation, low, high)
+    def holds(self, low: Decimal, high: Decimal) -> bool:
+        return (self.touch_floor is None or low > self.touch_floor) \
+            and (self.through_floor is None or low >= self.through_floor) \
+            and (self.touch_ceiling is None or high < self.touch_ceiling) \
+            and (self.through_ceiling is None or high <= self.through_ceiling)
+
+
+def quiet_band(orders: Iterable[Order], liquidation: Decimal | None,
+               position_sign: int) -> QuietBand:
+    """The band of `orders` and the liquidation (a short's is reached rising, a long's
+    falling, at a touch), as `reached_level` and `next_trigger` reach them."""
+    floors: tuple[list[Decimal], list[Decimal]] = ([], [])       # (touch, through)
+    ceilings: tuple[list[Decimal], list[Decimal]] = ([], [])
+    for order in orders:
+        level = order.trigger_price if order.type.conditional else order.price
+        if level is None:
+            continue
+        side = ceilings if rising_trigger(order.type, order.side) else floors
+        side[order.type is OrderType.LIMIT].append(level)
+    if liquidation is not None:
+        (ceilings if position_sign < 0 else floors)[0].append(liquidation)
+    return QuietBand(max(floors[0], default=None), max(floors[1], default=None),
+                     min(ceilings[0], default=None), min(ceilings[1], default=None))
 
 
 def _meets(level: Decimal, start: Decimal, low: Decimal, high: Decimal) -> Decimal:

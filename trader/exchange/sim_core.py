@@ -35,9 +35,10 @@ from trader.exchange.base import (
 from trader.exchange.sim_book import (
     FundingBook,
     OrderBook,
+    QuietBand,
     Trigger,
-    anything_within,
     next_trigger,
+    quiet_band,
 )
 from trader.exchange.sim_ledger import Ledger, SimPosition, money
 from trader.exchange.sim_path import taker_price, to_tick
@@ -101,6 +102,10 @@ class SimulatorCore:
         # per symbol, by id(mark): the books of recent prices and the (mark, spread, tick)
         # each was computed from (Simulator.book)
         self._books: dict[str, dict[int, tuple[Decimal, Decimal, Decimal, BookTicker]]] = {}
+        # per symbol: the quiet band and the (live orders, liquidation level, position
+        # sign) it was made of (_quiet_between)
+        self._bands: dict[str, tuple[tuple[tuple[Order, ...], Decimal | None, int],
+                                     QuietBand]] = {}
 
     @property
     def fill_log(self) -> list[Fill]:
@@ -283,14 +288,19 @@ class SimulatorCore:
 
     def _quiet_between(self, symbol: str, low: Decimal, high: Decimal) -> bool:
         """True when no live order of `symbol` and no liquidation fires anywhere in
-        [low, high]: a candle inside that range only moves the price (sim_book's
-        `anything_within`), so its path need not be walked."""
+        [low, high]: a candle inside that range only moves the price, so its path need not
+        be walked. The band (sim_book.QuietBand) is kept while the live orders, the
+        liquidation level and the position's side are equal to those it was made of (it
+        depends on their values only)."""
         orders = self.orders.live_of(symbol)
         held = self.ledger.position(symbol)
         if not orders and held.quantity == 0:
             return True
-        return not anything_within(orders, self._liquidation_level(symbol, held), held.sign,
-                                   low, high)
+        of = (tuple(orders), self._liquidation_level(symbol, held), held.sign)
+        kept = self._bands.get(symbol)
+        if kept is None or kept[0] != of:
+            kept = self._bands[symbol] = (of, quiet_band(*of))
+        return kept[1].holds(low, high)
 
     def _liquidation_level(self, symbol: str, held: SimPosition) -> Decimal | None:
         """The liquidation price on the tick (toward the position: a long's rounds up), None
