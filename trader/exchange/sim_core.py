@@ -185,8 +185,8 @@ class SimulatorCore:
         total = order.filled_qty + quantity
         average = (order.avg_price * order.filled_qty + price * quantity) / total \
             if total else price
-        filled = self._finish(evolve(order, filled_qty=total, avg_price=average),
-                              OrderStatus.FILLED, now)
+        filled = self._finish(order, OrderStatus.FILLED, now, filled_qty=total,
+                              avg_price=average)
         logger.debug("sim fill symbol={} client_id={} side={} qty={} price={} fee={} pnl={}",
                      order.symbol, order.client_id, order.side, quantity, price, fee, realized)
         events: list[SimEvent] = [OrderUpdate(filled, fill, now),
@@ -231,8 +231,11 @@ class SimulatorCore:
                                           None, now))
         return events
 
-    def _finish(self, order: Order, status: OrderStatus, now: datetime) -> Order:
-        final = evolve(order, status=status, updated_at=now)
+    def _finish(self, order: Order, status: OrderStatus, now: datetime,
+                **changes: Decimal) -> Order:
+        """`order` in its terminal `status` from `now` (with `changes`: a fill's quantity
+        and average price, one copy), recorded as such."""
+        final = evolve(order, status=status, updated_at=now, **changes)
         self.orders.close(final)
         if self.history is not None:
             self.history.order_closed(final)
