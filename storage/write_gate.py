@@ -18,29 +18,22 @@ transaction is open already, a grouped `saving` inside it one more. A failed wri
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from loguru import logger
 from sqlite_utils import Database
 
 from storage.db import SaveStateFailure, save_failure
 from storage.health import WriteHealth
+from storage.held_rows import HeldRows, Row
 
 SAVEPOINT = "grouped_write"     # a grouped write inside a batch (only the outermost takes one)
 BATCH_SAVEPOINT = "replay_batch"   # a batch, when earlier batches are not committed yet
 # Batches per commit in a replay: a commit costs more than a candle's own writes, and a
-# backtest (the only user) replays from the start after a crash anyway.
-REPLAY_COMMIT_EVERY = 64
-Row = Callable[[], dict[str, Any]]
-
-
-class Held(NamedTuple):
-    """A record a batch holds back until it ends: its row (encoded when written), its
-    primary key's columns, and the value it records (what a read of it answers)."""
-    row: Row
-    pk: tuple[str, ...]
-    value: Any
-
+# record saved again before the commit is written once (the held-back rows stay few: one
+# per record saved since, ~300 at most in a 20k-candle backtest). A backtest (the only
+# user) replays from the start after a crash anyway.
+REPLAY_COMMIT_EVERY = 1024
 
 _upsert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 
@@ -80,7 +73,7 @@ class WriteGate:
         self.batch_savepoint_open = False
         self.savepoint_due = False     # a batch's grouped write has not written yet
         self.savepoint_open = False
-        self.later: dict[tuple[str, tuple[Any, ...]], Held] = {}    # (table, key) -> Held
+        self.later = HeldRows()        # what the batches hold back
 
     def saving(self, what: str, grouped: bool = False) -> "_Pass":
         """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
@@ -107,9 +100,8 @@ class WriteGate:
             self.forget()
             raise save_failure(what, exc) from exc
 
-    def undo_batch(self, open_before: bool, earlier: dict[tuple[str, tuple[Any, ...]], Held]
-                   ) -> None:
-        """A batch raised: back to where it began (`earlier`: the rows held then)."""
+    def undo_batch(self, open_before: bool, mark: int) -> None:
+        """A batch raised: back to where it began (`mark`: see storage/held_rows.py)."""
         try:
             kept = self._undo_batch(open_before)
         except (sqlite3.Error, OSError) as exc:
@@ -117,7 +109,7 @@ class WriteGate:
                          exc)
             kept = False
         if kept:
-            self.later = earlier
+            self.later.undo_to(mark)
         else:
             self._roll_back_all()       # the earlier batches went with it
         self.forget()
@@ -125,7 +117,7 @@ class WriteGate:
     def settle(self) -> None:
         """Commit what the replay's batches left uncommitted: before a write outside a batch
         and when the store closes. Raises SaveStateFailure (nothing of them is kept then)."""
-        if not (self.uncommitted or self.later) or self.batching:
+        if not (self.uncommitted or self.later.records) or self.batching:
             return
         self.batching = True            # the held rows are written as a batch writes them
         try:
@@ -194,45 +186,46 @@ class WriteGate:
         is read: `flush`): the last version of a record only, encoded once. `value` is what
         the record records (`held` answers it). Inside `saving`, like every write."""
         if self.batching:
-            self.later[(table, key)] = Held(row, pk, value)
+            self.later.hold((table, key), row, pk, value)
         else:
             self.upsert(table, row(), pk)
 
     def held(self, table: str, key: tuple[Any, ...]) -> Any:
         """The value of a record the batch holds back (not written yet); None if none."""
-        held = self.later.get((table, key)) if self.later else None
+        records = self.later.records
+        held = records.get((table, key)) if records else None
         return None if held is None else held.value
 
     def drop_held(self, table: str, keys: list[tuple[Any, ...]]) -> None:
         """Forget the held-back rows of `keys` (deleted from `table` by the caller's write:
-        not to be written). A batch that fails later gets them back (its `earlier`)."""
-        if self.later:
+        not to be written). A batch that fails later gets them back (its mark)."""
+        if self.later.records:
             for key in keys:
-                self.later.pop((table, key), None)
+                self.later.unhold((table, key))
 
     def flush(self, table: str) -> None:
         """Write the rows a batch holds back of `table`: before a read of it. On failure
         they stay held back. Raises SaveStateFailure."""
-        if not self.later:
+        if not self.later.records:
             return
-        rows = {key: held for key, held in self.later.items() if key[0] == table}
+        rows = self.later.in_order(table)
         if not rows:
             return
-        for key in rows:
-            del self.later[key]
+        for key, _ in rows:
+            self.later.unhold(key)
         try:
             with self.saving(f"held-back {table}", grouped=len(rows) > 1):
-                for (name, _), held in rows.items():
+                for (name, _), held in rows:
                     self.upsert(name, held.row(), held.pk)
         except BaseException:
-            self.later = {**rows, **self.later}
+            self.later.put_back(rows)
             raise
 
     def _write_held(self) -> None:
         """Every held-back row (before a commit: their failure fails it)."""
-        if self.later:
+        if self.later.records:
             with self.saving("held-back rows"):
-                for (name, _), held in self.later.items():
+                for (name, _), held in self.later.in_order():
                     self.upsert(name, held.row(), held.pk)
 
     def end_group(self, keep: bool) -> None:
@@ -251,7 +244,7 @@ class WriteGate:
 class _Batch:
     """One replay batch (`WriteGate.batch`; a class, not a generator: it runs every candle)."""
 
-    __slots__ = ("gate", "what", "active", "open_before", "earlier")
+    __slots__ = ("gate", "what", "active", "open_before", "mark")
 
     def __init__(self, gate: WriteGate, what: str) -> None:
         self.gate = gate
@@ -264,7 +257,7 @@ class _Batch:
                            or (gate.conn.in_transaction and not gate.uncommitted))
         if self.active:
             gate.batching = True
-            self.earlier = dict(gate.later) if gate.later else {}   # as earlier batches left them
+            self.mark = gate.later.mark()     # the held rows as earlier batches left them
             self.open_before = gate.conn.in_transaction
             gate.batch_savepoint_due = self.open_before
 
@@ -277,10 +270,12 @@ class _Batch:
             if exc is None:
                 gate.end_batch(self.what)
             else:
-                gate.undo_batch(self.open_before, self.earlier)
+                gate.undo_batch(self.open_before, self.mark)
                 if isinstance(exc, sqlite3.Error | OSError):
                     raise save_failure(self.what, exc) from exc
         finally:
+            if self.mark is not None:
+                gate.later.unmark()
             gate.batching = False
             gate.batch_savepoint_due = gate.batch_savepoint_open = False
             gate.savepoint_due = gate.savepoint_open = False
@@ -292,7 +287,7 @@ class _Pass:
     The outermost pass reports its outcome to the health; a grouped pass that fails keeps
     none of the records it held back."""
 
-    __slots__ = ("gate", "what", "grouped", "outermost", "opens_group", "held", "atomic")
+    __slots__ = ("gate", "what", "grouped", "outermost", "opens_group", "mark", "atomic")
 
     def __init__(self, gate: WriteGate, what: str, grouped: bool) -> None:
         self.gate = gate
@@ -303,7 +298,9 @@ class _Pass:
         gate = self.gate
         gate.depth += 1
         self.outermost = gate.depth == 1
-        self.held = dict(gate.later) if self.grouped and gate.later else None
+        # inside a batch, a failed grouped write keeps none of the rows it held back
+        # (outside one, rows are written, not held)
+        self.mark = gate.later.mark() if self.grouped and gate.batching else None
         self.opens_group = gate.batching and self.grouped and self.outermost
         self.atomic: Any = None
         if self.opens_group:
@@ -338,6 +335,8 @@ class _Pass:
             raise
         if exc is None:
             self.gate.depth -= 1
+            if self.mark is not None:
+                self.gate.later.unmark()
             if self.outermost:
                 self.gate.health.succeeded()
             return False
@@ -353,8 +352,9 @@ class _Pass:
         SaveStateFailure naming what was being saved)."""
         gate = self.gate
         gate.depth -= 1
-        if self.grouped:
-            gate.later = self.held or {}    # a failed grouped write keeps none of its rows
+        if self.mark is not None:
+            gate.later.undo_to(self.mark)   # a failed grouped write keeps none of its rows
+            gate.later.unmark()
         failure = save_failure(self.what, exc) if isinstance(exc, sqlite3.Error | OSError) \
             else exc
         if self.outermost:
