@@ -127,7 +127,7 @@ async def test_a_tick_size_change_is_learned_from_the_rejection_and_the_stop_goe
         live = await stops(engine)
         assert len(live) == 1 and live[0].trigger_price % 7 == 0
         assert len(fake.requests("GET /fapi/v1/exchangeInfo")) > info_before
-        assert any("tick_size 0.1 -> 7" in text for text in alerts(engine, "SYMBOL_RULES"))
+        assert any("tick size 0.1 → 7" in text for text in alerts(engine, "SYMBOL_RULES"))
 
 
 async def test_a_symbol_no_longer_trading_takes_no_entries_and_is_alerted(fake, tmp_path):

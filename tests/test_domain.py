@@ -225,3 +225,14 @@ def test_onto_grid_lands_on_the_grid_and_leaves_an_on_grid_order_alone(
     assert moved.trigger_price is not None and moved.trigger_price % tick == 0
     assert moved.quantity % step == 0 and moved.quantity <= qty
     assert grid.onto_grid(moved) == moved
+
+
+def test_a_rules_change_reads_as_the_operator_would_say_it() -> None:
+    """SYMBOL_RULES: names in words, numbers without Binance's padding ("0.10000000")."""
+    from trader.domain import describe_rules_change
+    old = rules(tick=Decimal("0.10000000"), step=Decimal("0.00100000"))
+    new = replace(rules(tick=Decimal("0.50000000"), step=Decimal("0.00100000")),
+                  min_notional=Decimal("5000"), status="SETTLING")
+    assert describe_rules_change(old, new) == ("tick size 0.1 → 0.5, min notional 100 → "
+                                               "5,000, status TRADING → SETTLING")
+    assert describe_rules_change(old, old) == "unchanged"

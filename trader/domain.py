@@ -19,6 +19,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from functools import lru_cache
 
+from trader.display import number
 from trader.evolve import evolve
 
 CLIENT_ID_PREFIX = "tb"
@@ -238,11 +239,17 @@ def plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+_RULE_WORDS = {"tick_size": "tick size", "step_size": "step size", "min_qty": "min quantity",
+               "min_notional": "min notional", "max_qty": "max quantity", "status": "status"}
+
+
 def describe_rules_change(old: SymbolRules, new: SymbolRules) -> str:
-    """'tick_size 0.1 -> 0.5, status TRADING -> SETTLING' (the fields that differ)."""
-    names = ("tick_size", "step_size", "min_qty", "min_notional", "max_qty", "status")
-    changed = [f"{name} {getattr(old, name)} -> {getattr(new, name)}" for name in names
-               if getattr(old, name) != getattr(new, name)]
+    """'tick size 0.1 → 0.5, status TRADING → SETTLING' (the fields that differ; numbers
+    without the exchange's padding, as display.number writes them)."""
+    def shown(value: object) -> str:
+        return number(value) if isinstance(value, Decimal) else str(value)
+    changed = [f"{words} {shown(getattr(old, name))} → {shown(getattr(new, name))}"
+               for name, words in _RULE_WORDS.items() if getattr(old, name) != getattr(new, name)]
     return ", ".join(changed) or "unchanged"
 
 
