@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from storage import SaveStateFailure
 from tests.positions import OPENED, make
 from trader.position import Position, PositionState
-from trader.trade_store import TradeStore, _position
+from trader.position_body import position_from_body
+from trader.trade_store import TradeStore
 
 STATES = [PositionState.ENTERING, PositionState.PROTECTED, PositionState.CLOSED]
 
@@ -30,7 +31,7 @@ def database_holds(store: TradeStore) -> list[tuple[str, str, str]]:
     store.put("settle", 1, OPENED)
     rows = store.db.execute("SELECT body FROM positions WHERE state != ?",
                             [PositionState.CLOSED.value]).fetchall()
-    return sorted(_shape(_position(body)) for (body,) in rows)
+    return sorted(_shape(position_from_body(body)) for (body,) in rows)
 
 
 def _shape(position: Position) -> tuple[str, str, str]:

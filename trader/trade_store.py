@@ -21,6 +21,7 @@ from storage import Store
 from storage.codec import dump, dumps, load
 from trader.domain import Fill, Intent, Order, OrderStatus, OrderType, Side
 from trader.position import Position, PositionState
+from trader.position_body import position_from_body
 
 FUNDING_EVENT = "funding"
 # An ISO time's text begins with a digit: "~" sorts after all of them ("no intent at all").
@@ -327,7 +328,7 @@ class TradeStore(Store):
                               "ORDER BY rowid", [closed, closed])
             known = {}
             for row in rows:
-                position = _position(row["body"])
+                position = position_from_body(row["body"])
                 known[position.symbol, position.key] = position
             self._open_positions = known
         return known
@@ -335,7 +336,7 @@ class TradeStore(Store):
     def position(self, symbol: str, key: str) -> Position | None:
         self._gate.flush("positions")
         rows = self._rows("SELECT body FROM positions WHERE symbol = ? AND key = ?", [symbol, key])
-        return _position(rows[0]["body"]) if rows else None
+        return position_from_body(rows[0]["body"]) if rows else None
 
     def closed_positions(self, since: datetime | None = None) -> list[Position]:
         return list(self.iter_closed_positions(since))
@@ -350,7 +351,7 @@ class TradeStore(Store):
             args.append(since.isoformat())
         for row in self.db.execute(f"SELECT body FROM positions WHERE {where} "
                                    "ORDER BY closed_at", args):
-            yield _position(row[0])
+            yield position_from_body(row[0])
 
 
 def _opened_at(position: Position) -> datetime:
@@ -378,32 +379,3 @@ def _insert_fill_statement(columns: tuple[str, ...]) -> str:
             f"VALUES ({', '.join('?' * len(columns))}) "
             "ON CONFLICT (symbol, trade_id) DO NOTHING")
     return sql
-
-
-_LEGACY_LEG_FIELDS = (("stop", "sl", "sl_price", "sl_client_id"),
-                      ("take_profit", "tp", "tp_price", "tp_client_id"))
-
-
-def _position(body: str) -> Position:
-    """A position record; one written before the legs existed (flat `sl_price`,
-    `sl_client_id`, ...) is read as the same position with its legs."""
-    raw = json.loads(body)
-    if "stop" not in raw:
-        raw = _legs_from_legacy(raw)
-    return load(Position, raw)
-
-
-def _legs_from_legacy(raw: dict[str, Any]) -> dict[str, Any]:
-    upgraded = {k: v for k, v in raw.items()
-                if k not in ("sl_price", "tp_price", "sl_client_id", "tp_client_id",
-                             "breakeven_attempts", "initial_sl_price")}
-    upgraded["initial_stop_price"] = raw.get("initial_sl_price")
-    for name, role, price_key, id_key in _LEGACY_LEG_FIELDS:
-        price = raw.get(price_key) or raw.get("entry_price")
-        client_id = raw.get(id_key)
-        order = None
-        if client_id:
-            order = {"client_id": client_id, "trigger_price": price,
-                     "quantity": raw.get("quantity"), "status": "LIVE"}
-        upgraded[name] = {"role": role, "trigger_price": price, "order": order}
-    return upgraded
