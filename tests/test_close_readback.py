@@ -110,3 +110,23 @@ async def test_a_restarted_agent_reads_it_back_at_boot(tmp_path):
     await boot(again.engine)
     [final] = again.store.closed_positions()
     assert final.exit_price is not None and final.realized_pnl < 0
+
+
+async def test_a_read_back_that_cannot_be_saved_keeps_nothing_and_says_nothing(tmp_path):
+    """The record and its fills are one transaction: a refused fill write leaves the close
+    unknown (no half-completed record, no alert claiming it), counted by the write health,
+    and the next round tries again."""
+    world = await make_world(tmp_path)
+    record = await stopped_out_unread(world)
+    del world.paper.fills
+    world.store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON fills "
+                           "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    readback = readback_of(world)
+    assert await readback.sync() == []
+    assert world.store.closed_positions() == [record]
+    assert not [text for text in world.alerts("CLOSE") if "is now read" in text]
+    assert world.store.health.total_failures > 0 and world.store.health.pending_alert
+    world.store.db.execute("DROP TRIGGER refuse")
+    world.clock.advance(POLL_EVERY)
+    [final] = await readback.sync()
+    assert final.exit_price is not None

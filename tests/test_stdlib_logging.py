@@ -160,5 +160,4 @@ def test_optunas_warnings_go_through_loguru(capsys: pytest.CaptureFixture[str]) 
     optuna_logging.get_logger("optuna.study").warning("trial 3 failed with value None")
     err = capsys.readouterr().err
     logger.remove()
-    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
-    assert [line["record"]["name"] for line in lines] == ["optuna.study"]
+    assert [record["name"] for record in json_records(err)] == ["optuna.study"]
