@@ -75,6 +75,13 @@ class BacktestReport:
     settings: dict[str, str] = field(default_factory=dict)
     changed: dict[str, str] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # Sizes, not contents: asyncio.run (3.11) formats the main task's result when it
+        # puts the SIGINT handler back, and a listed curve grew with the run.
+        return (f"BacktestReport(run_id={self.run_id!r}, symbols={self.symbols!r}, "
+                f"candles={self.candles}, {len(self.trades)} trades, "
+                f"{len(self.curve)} curve points, net_pnl={self.performance.net_pnl})")
+
 
 def combine(reports: list[BacktestReport], run_id: str = "") -> BacktestReport:
     """One portfolio report from runs over separate periods (see the module docstring)."""
