@@ -5,12 +5,15 @@ reading or defers to it, on random candles with gaps, evictions and backfills.""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trader.breakers import regime_of
 from trader.domain import Candle
+from trader.market import history as history_module
 from trader.market.history import CandleHistory
 from trader.market.indicators import true_ranges, wilder_average
 from trader.strategy.base import aggregate
@@ -63,6 +66,47 @@ def test_higher_timeframe_kept_as_candles_close_equals_aggregate(
         if number % 5 == 0 or number == len(candles) - 1:
             assert history.closed() == list(history)
             assert history.higher() == aggregate(history.closed(), factor)
+
+
+@settings(max_examples=80, deadline=None)
+@given(candle_runs(), st.integers(3, 60), st.integers(2, 6), st.data())
+def test_higher_timeframe_read_at_any_moments_equals_aggregate(
+        candles: list[Candle], maxlen: int, factor: int, data: st.DataObject) -> None:
+    """Reads at random moments (none for a while, several in a row), a caller changing the
+    list it got, a backfill halfway: each read is what `aggregate` builds."""
+    history = CandleHistory(maxlen, factor, WINDOW)
+    reads = data.draw(st.lists(st.integers(0, 2), min_size=len(candles), max_size=len(candles)))
+    backfill_at = data.draw(st.integers(0, len(candles)))
+    for number, (row, times) in enumerate(zip(candles, reads, strict=True)):
+        if number == backfill_at:
+            history.clear()
+        history.append(row)
+        for _ in range(times):
+            higher = history.higher()
+            assert higher == aggregate(history.closed(), factor)
+            if higher:
+                higher.pop()                          # the caller's own list
+                higher.append(candles[0])
+
+
+def test_a_read_merges_only_the_groups_completed_since_the_last_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def flat(index: int) -> Candle:
+        return candle(index, Decimal("100"), Decimal("1"), Decimal("1"))
+
+    history = CandleHistory(1000, 5, WINDOW, [flat(n) for n in range(2, 1102)])   # on the grid
+    assert len(history.higher() or []) == 200
+    merges: list[Candle] = []
+    original = history_module._Group.merged
+
+    def counting(*args: Any) -> Candle:
+        merges.append(original(*args))
+        return merges[-1]
+
+    monkeypatch.setattr(history_module._Group, "merged", counting)
+    history.extend(flat(n) for n in range(1102, 1112))   # two groups complete, two leave
+    assert history.higher() == aggregate(history.closed(), 5)
+    assert len(merges) == 2
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,7 +4,9 @@ as each candle closes instead of recomputed from the whole history every tick:
 - the higher timeframe (`factor` x the interval), the same candles `aggregate` builds: only
   complete groups, aligned on the higher grid, a group losing a candle off the front of the
   bounded history leaves with it; a group is merged into its candle when first read (the
-  strategy reads the higher timeframe only when the trading timeframe signals);
+  strategy reads the higher timeframe only when the trading timeframe signals), and the
+  list of merged candles is kept from one read to the next: a read drops the groups that
+  left the front since and merges only the groups completed since;
 - the true ranges of the last `range_window` candles (each against its previous close) as
   floats, with their Wilder averages, for the regime breaker's volatility ratio
   (trader/strategy/regime.py `RangeWindow`, `classify_ranges`);
@@ -28,7 +30,7 @@ engine's candles work unchanged; each of those goes through `append`.
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from itertools import count
+from itertools import count, islice
 
 from trader.domain import ZERO, Candle
 from trader.strategy.base import EPOCH
@@ -53,6 +55,11 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         self._items: list[Candle] = []
         self._closed: list[Candle] | None = []
         self._higher: deque[_Group] = deque()               # the complete groups
+        self._completed = 0                                 # groups ever completed
+        # The merged candles of the last read (never handed out: a read returns a copy),
+        # of the groups numbered [_read_from, _read_from + len) in completion order.
+        self._read: list[Candle] = []
+        self._read_from = 0
         self._group: list[Candle] = []                      # the group being filled
         self._group_start = EPOCH                           # its span on the higher grid,
         self._group_end = EPOCH                             # [start, end), while not empty
@@ -115,7 +122,25 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         if not self._higher_valid:
             return None
         step = self._step
-        return [group.merged(step) for group in self._higher] if step is not None else []
+        if step is None:
+            return []
+        return list(self._read_since_last(step))
+
+    def _read_since_last(self, step: timedelta) -> list[Candle]:
+        """The merged candles of the complete groups: the last read's, less the groups that
+        left the front since, plus the groups completed since. Complete groups never change
+        (they only leave from the front), so the kept candles are still theirs."""
+        higher, read = self._higher, self._read
+        first = self._completed - len(higher)     # the number of the front group
+        read_end = self._read_from + len(read)
+        if first > read_end:                      # every group read last time has left
+            read.clear()
+            read_end = first
+        else:
+            del read[:first - self._read_from]
+        self._read_from = first
+        read.extend(group.merged(step) for group in islice(higher, read_end - first, None))
+        return read
 
     # --- the higher timeframe -------------------------------------------------------------
     def _add_to_higher(self, candle: Candle, evicted: Candle | None) -> None:
@@ -136,6 +161,7 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         group.append(candle)
         if len(group) == self.factor:
             self._higher.append(_Group(self._group_start, group))
+            self._completed += 1
             self._group = []
         if evicted is not None:
             evicted_at = evicted.open_time
@@ -159,18 +185,15 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
 class _Group:
     """One complete group of the higher timeframe: its start on the grid and its candles,
     merged into one candle when first read (the strategy reads the higher timeframe only
-    when the trading timeframe signals), once."""
-    __slots__ = ("start", "rows", "_merged")
+    when the trading timeframe signals); the history keeps what was read."""
+    __slots__ = ("start", "rows")
 
     def __init__(self, start: datetime, rows: list[Candle]) -> None:
         self.start = start
         self.rows = rows
-        self._merged: Candle | None = None
 
     def merged(self, step: timedelta) -> Candle:
-        if self._merged is None:
-            self._merged = _merge(self.rows, self.start, step)
-        return self._merged
+        return _merge(self.rows, self.start, step)
 
 
 def _merge(rows: list[Candle], start: datetime, step: timedelta) -> Candle:
