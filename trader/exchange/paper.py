@@ -300,7 +300,7 @@ class PaperExchange:
         changes = [(prefix, log, *log.pending()) for prefix, log in
                    ((ORDERS_PREFIX, self.history.orders), (FILLS_PREFIX, self.history.fills))]
         with self.store.transaction("paper state"):
-            self.store.put_json(STATE_KEY, account_json(self.sim), now)
+            self.store.put_json(STATE_KEY, account_json(self.sim, self.history.live_orders), now)
             for prefix, _, written, deleted in changes:
                 for number, text in written.items():
                     self.store.put_json(f"{prefix}{number:08d}", text, now)

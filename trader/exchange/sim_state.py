@@ -9,6 +9,7 @@ saved in chunks, of which a save rewrites only the ones that changed.
 """
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,10 +31,41 @@ def dump_state(sim: SimulatorCore) -> dict[str, Any]:
             "fills": [dump(f) for f in sim.fill_log]}
 
 
-def account_json(sim: SimulatorCore) -> str:
-    """Everything but the history, as JSON: `dump_state` without terminal orders and fills."""
-    return json.dumps({**_account_state(sim),
-                       "orders": {"live": [dump(o) for o in sim.orders.live.values()]}})
+def account_json(sim: SimulatorCore, texts: "LiveOrderTexts | None" = None) -> str:
+    """Everything but the history, as JSON: `dump_state` without terminal orders and fills.
+    `texts`: the live orders' JSON kept from the previous save (`LiveOrderTexts`)."""
+    account = json.dumps(_account_state(sim))     # a dict with keys: ends with "}"
+    live = (texts or LiveOrderTexts()).of(sim.orders.live.values())
+    # the text json.dumps gives the dict with "orders" as its last key (default separators)
+    return f'{account[:-1]}, "orders": {{"live": [{", ".join(live)}]}}}}'
+
+
+class LiveOrderTexts:
+    """Each live order's JSON as `account_json` writes it (`json.dumps(dump(order))`), kept
+    from one save to the next: an entry tick saves the paper state after each of its
+    orders, and every save writes every live order again.
+
+    A text is kept with the very Order it was written from (a frozen value: the same object
+    always writes the same text) and given again only for that object; an order that
+    changed is a new object. Texts of orders no longer live are dropped at each call.
+    One per paper exchange (`SimHistory.live_orders`): it holds only what was written.
+    """
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, str], tuple[Order, str]] = {}
+
+    def of(self, orders: Iterable[Order]) -> list[str]:
+        """The texts of `orders` (distinct (symbol, client id)s, as the live book keys
+        them), in their order."""
+        kept, fresh = self._kept, {}
+        for order in orders:
+            key = (order.symbol, order.client_id)
+            found = kept.get(key)
+            fresh[key] = found if found is not None and found[0] is order \
+                else (order, json.dumps(dump(order)))
+        self._kept = fresh
+        return [text for _, text in fresh.values()]
 
 
 @dataclass
@@ -100,6 +132,7 @@ class SimHistory:
     def __init__(self, max_orders: int, max_fills: int) -> None:
         self.orders = HistoryLog(max_orders)
         self.fills = HistoryLog(max_fills)
+        self.live_orders = LiveOrderTexts()     # for `account_json`, save after save
 
     def order_closed(self, order: Order) -> None:
         self.orders.append(f"{order.symbol}/{order.client_id}", to_json(order))
