@@ -16,6 +16,7 @@ the tracker and sends no REST request; otherwise it takes a REST snapshot first.
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import count
 
 from trader.domain import CLIENT_ID_PREFIX, ExchangePosition, Order
 
@@ -44,6 +45,13 @@ class OrderTracker:
         self._orders: dict[str, TrackedOrder] = {}
         # The same orders by symbol: a tick reads one symbol's orders without scanning all.
         self._by_symbol: dict[str, dict[str, TrackedOrder]] = {}
+        # The live ones among them, kept as each order is kept: a tick's read after a change
+        # sorts the symbol's few live orders instead of scanning every order of the last
+        # hours (finished orders stay FORGET_AFTER). `_place`: where each client id stands
+        # in its symbol's `_by_symbol` dict (the order `live` answers in).
+        self._live_by_symbol: dict[str, dict[str, Order]] = {}
+        self._place: dict[str, int] = {}
+        self._places = count()
         self._live: dict[str, list[Order]] = {}    # live(symbol), until the symbol changes
         self._positions: dict[str, tuple[ExchangePosition, datetime]] = {}
         self._synced: set[str] = set()
@@ -56,14 +64,29 @@ class OrderTracker:
         if known is not None and known.order.status.terminal and order.status.live:
             return
         if known is not None and known.order.symbol != order.symbol:
-            self._by_symbol[known.order.symbol].pop(order.client_id, None)
-            self._live.pop(known.order.symbol, None)
+            self._drop(known.order.symbol, order.client_id)
         self._keep(TrackedOrder(order, at))
 
     def _keep(self, tracked: TrackedOrder) -> None:
-        self._orders[tracked.order.client_id] = tracked
-        self._by_symbol.setdefault(tracked.order.symbol, {})[tracked.order.client_id] = tracked
-        self._live.pop(tracked.order.symbol, None)
+        order = tracked.order
+        client_id, symbol = order.client_id, order.symbol
+        self._orders[client_id] = tracked
+        orders = self._by_symbol.setdefault(symbol, {})
+        if client_id not in orders:                 # a new key goes last in the dict
+            self._place[client_id] = next(self._places)
+        orders[client_id] = tracked
+        live = self._live_by_symbol.setdefault(symbol, {})
+        if tracked.live:
+            live[client_id] = order
+        else:
+            live.pop(client_id, None)
+        self._live.pop(symbol, None)
+
+    def _drop(self, symbol: str, client_id: str) -> None:
+        """Forget the order `client_id` under `symbol` (its id may be kept again later)."""
+        self._by_symbol[symbol].pop(client_id, None)
+        self._live_by_symbol[symbol].pop(client_id, None)
+        self._live.pop(symbol, None)
 
     def on_missing(self, client_id: str, at: datetime) -> None:
         """A query by client id found nothing: the order is not live (if it ever existed)."""
@@ -99,19 +122,19 @@ class OrderTracker:
         return self._orders.get(client_id) if client_id else None
 
     def live(self, symbol: str) -> list[Order]:
-        live = self._live.get(symbol)
-        if live is None:
-            live = [t.order for t in self._by_symbol.get(symbol, {}).values() if t.live]
-            self._live[symbol] = live
-        return list(live)
+        """The symbol's live orders, in the order `for_symbol` lists them."""
+        return list(self._live.get(symbol) or self._live_of(symbol))
 
     def has_live(self, symbol: str) -> bool:
         """Whether `live(symbol)` has any order (ours or anybody's), without the copy."""
-        live = self._live.get(symbol)
-        if live is None:
-            live = self._live[symbol] = [t.order for t in self._by_symbol.get(symbol, {}).values()
-                                         if t.live]
-        return bool(live)
+        return bool(self._live.get(symbol) or self._live_of(symbol))
+
+    def _live_of(self, symbol: str) -> list[Order]:
+        live = self._live_by_symbol.get(symbol)
+        place = self._place.__getitem__
+        orders = self._live[symbol] = [live[client_id] for client_id in
+                                       sorted(live, key=place)] if live else []
+        return orders
 
     def ours_live(self, symbol: str) -> list[Order]:
         return [o for o in self.live(symbol) if o.client_id.startswith(CLIENT_ID_PREFIX + "-")]
@@ -126,8 +149,8 @@ class OrderTracker:
                if not t.live and now - t.learned_at > FORGET_AFTER]
         for client_id in old:
             tracked = self._orders.pop(client_id)
-            del self._by_symbol[tracked.order.symbol][client_id]
-            self._live.pop(tracked.order.symbol, None)
+            self._drop(tracked.order.symbol, client_id)
+            del self._place[client_id]
         return len(old)
 
     def for_symbol(self, symbol: str) -> dict[str, TrackedOrder]:
