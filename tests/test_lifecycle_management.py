@@ -8,7 +8,17 @@ from decimal import Decimal
 from tests.positions import OPENED, make
 from trader.alerts import Alert, AlertName
 from trader.domain import CloseReason, OrderRole, Side, SymbolRules
-from trader.events import CancelOrder, Flatten, LegPlaced, LegRejected, PlaceLeg, Policy, Tick
+from trader.events import (
+    CancelOrder,
+    Flatten,
+    FlattenResult,
+    LegPlaced,
+    LegRejected,
+    PlaceLeg,
+    Policy,
+    Tick,
+)
+from trader.evolve import evolve
 from trader.lifecycle import step
 from trader.position import PositionState
 
@@ -114,3 +124,43 @@ def test_a_breakeven_already_crossed_after_the_partial_closes_the_rest_at_market
     assert flatten.quantity == Decimal("0.050")
     assert actions_of(result, PlaceLeg) == []
     assert result.position.state is PositionState.CLOSING
+
+
+def test_the_stop_aimed_at_breakeven_with_the_partial_is_placed_once_for_the_rest():
+    """The market partial and the stop's move to breakeven come on one tick: the live stop
+    stays while the partial is in flight, and the step of its result places the new stop
+    once, for what is left (not for the whole size first and again for the rest)."""
+    position = make(quantity="0.100", entry="50000", stop="49500", tp="51500")
+    result = tick(position, mark="50200")
+    [partial] = actions_of(result, Flatten)
+    assert actions_of(result, PlaceLeg) == [], "the live stop waits for the partial's result"
+    aimed = result.position.stop.trigger_price
+    assert aimed >= Decimal("50000")
+    after = step(result.position, FlattenResult(Decimal("0.050")),
+                 OPENED + timedelta(minutes=1), POLICY)
+    places = {a.role: a for a in actions_of(after, PlaceLeg)}
+    assert places[OrderRole.STOP_LOSS].trigger_price == aimed
+    assert places[OrderRole.STOP_LOSS].quantity == Decimal("0.050")
+    assert places[OrderRole.TAKE_PROFIT].quantity == Decimal("0.050")
+    assert partial.quantity == Decimal("0.050")
+
+
+def test_a_partial_whose_close_failed_still_moves_the_stop_for_the_whole_size():
+    position = make(quantity="0.100", entry="50000", stop="49500", tp="51500")
+    result = tick(position, mark="50200")
+    after = step(result.position, FlattenResult(Decimal("0.100")),
+                 OPENED + timedelta(minutes=1), POLICY)
+    [place] = actions_of(after, PlaceLeg)
+    assert place.role is OrderRole.STOP_LOSS and place.quantity == Decimal("0.100")
+    assert place.trigger_price == result.position.stop.trigger_price
+
+
+def test_a_stop_without_a_live_order_is_placed_at_once_even_with_a_partial_in_flight():
+    """Only the replacement of a live order waits for the partial's result: a stop that is
+    not on the exchange is placed in the same step."""
+    position = make(quantity="0.100", entry="50000", stop="49500", tp="51500")
+    position = position.with_leg(evolve(position.stop, order=None))
+    result = tick(position, mark="50200")
+    assert [a.role for a in actions_of(result, Flatten)] == [OrderRole.PARTIAL_TP]
+    [place] = actions_of(result, PlaceLeg)
+    assert place.role is OrderRole.STOP_LOSS and place.quantity == Decimal("0.100")

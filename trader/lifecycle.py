@@ -101,7 +101,8 @@ def step(position: Position, event: Event, now: datetime, policy: Policy) -> Ste
         raise AssertionError(f"{kind.__name__} took {position.symbol} to "
                              f"{position.state}, not one of {sorted(allowed)}")
     if position.state.open:
-        position, placements = protection.plan(position, now, policy, settle=kind is Tick)
+        position, placements = protection.plan(position, now, policy, settle=kind is Tick,
+                                               hold_live=bool(actions) and _partial_in(actions))
         position, restored = protection.all_clear(position, now)
         if placements or restored:
             actions += placements + restored
@@ -111,6 +112,13 @@ def step(position: Position, event: Event, now: datetime, policy: Policy) -> Ste
         later = step(position, follow_up, now, policy)
         position, actions = later.position, actions + later.actions
     return Step(position, actions)
+
+
+def _partial_in(actions: list[Action]) -> bool:
+    """A market partial close is among the actions: a live leg's replacement waits for the
+    step of its FlattenResult, at the size left (protection.plan's `hold_live`)."""
+    return any(type(action) is Flatten and action.role is OrderRole.PARTIAL_TP
+               for action in actions)
 
 
 def _open_state(position: Position) -> PositionState:

@@ -24,6 +24,10 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   is replaced once, for the rest at breakeven; a TP1 whose part is gone (filled, or the
   position shrank) is cancelled on that tick too (TP2 covers the position) unless its
   fill was reported first. A leg that covers less than its part is replaced at once.
+- one-TP plan: while a market partial close is in flight (`hold_live`), a leg whose order
+  is live is not replaced: the step of the partial's result replaces it once, at the size
+  left (the stop aimed at breakeven on the same tick); a leg without a live order is
+  placed at once as always.
 """
 
 from datetime import datetime, timedelta
@@ -46,15 +50,20 @@ def name(role: OrderRole) -> str:
 
 
 def plan(position: Position, now: datetime, policy: Policy,
-         settle: bool = True) -> tuple[Position, list[Action]]:
+         settle: bool = True, hold_live: bool = False) -> tuple[Position, list[Action]]:
     """The placements and cancels that bring every leg to what it should close.
-    `settle`: this step is a tick's (the two-TP plan's held changes happen then)."""
+    `settle`: this step is a tick's (the two-TP plan's held changes happen then).
+    `hold_live`: a leg whose order is live is not replaced in this step (a market partial
+    close is in flight: the step of its result replaces it, at the size left); a leg
+    without a live order is planned as always."""
     actions: list[Action] = []
     # Planning a leg changes that leg alone (and the client id sequence), never what the
     # others should close: the legs and quantities read up front stay current.
     for leg, wanted in position.leg_quantities():
         if leg.pending is not None or leg.matches(wanted):
             continue        # the common case, decided here without a call: nothing to do
+        if hold_live and leg.order is not None and leg.order.status is LegStatus.LIVE:
+            continue
         position, more = _plan_leg(position, leg, wanted, now, policy, settle)
         actions += more
     return position, actions
