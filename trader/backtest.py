@@ -32,6 +32,7 @@ from trader.clock import ManualClock
 from trader.config import Settings
 from trader.domain import ZERO, Candle, CloseReason
 from trader.engine import Engine
+from trader.gc_freeze import frozen_setup
 from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
 from trader.metrics import EquityPoint, performance
@@ -134,7 +135,8 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     total = 0
     started = time.perf_counter()
     tally = RunTally()
-    with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar:
+    with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar, \
+            frozen_setup():     # the setup's objects stay out of full collections
         async for batch in feed:
             try:
                 with store.batch("replay candle"):    # candles share commits (write_gate.py)
