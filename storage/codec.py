@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -111,7 +112,7 @@ def _json_default_for(kind: type) -> Encoder:
     if issubclass(kind, Enum):
         return _enum_value
     if issubclass(kind, Decimal | datetime | timedelta):
-        return dump
+        return _encoder_for(kind)   # dump's own encoder (str, isoformat, ...), not dump
     raise TypeError(f"cannot store a {kind.__name__}")
 
 
@@ -144,15 +145,17 @@ def dumps(value: Any) -> str:
 
 
 # --- loading --------------------------------------------------------------------------
-_loaders: dict[type, dict[str, Loader]] = {}
+# field name -> how its stored value is loaded; None: as stored (text, numbers, booleans)
+_loaders: dict[type, dict[str, Loader | None]] = {}
 
 
-def _loader(kind: Any) -> Loader:
-    """How to turn a stored value back into `kind` (decided once per field type)."""
+def _loader(kind: Any) -> Loader | None:
+    """How to turn a stored value back into `kind` (decided once per field type); None: the
+    stored value is the value (no call per field for text, numbers and booleans)."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = [k for k in typing.get_args(kind) if k is not type(None)]
-        return _loader(options[0]) if len(options) == 1 else _identity
+        return _loader(options[0]) if len(options) == 1 else None
     if origin is dict:
         return dict
     if kind is Decimal:
@@ -162,21 +165,36 @@ def _loader(kind: Any) -> Loader:
     if kind is timedelta:
         return _seconds
     if isinstance(kind, type) and issubclass(kind, Enum):
-        return kind
+        return _member_of(kind)
     if dataclasses.is_dataclass(kind):
-        return lambda raw: load(kind, raw)   # type: ignore[arg-type]
-    return _identity
+        return partial(load, kind)
+    return None
+
+
+def _member_of(kind: type[Enum]) -> Loader:
+    """`kind(raw)`, by its table of values first (the enum's own first step, without its
+    metaclass call): what is not a value as stored (unhashable, or for `_missing_` to
+    decide) goes to `kind(raw)`, which decides or raises ValueError as before."""
+    members = kind._value2member_map_
+
+    def member(raw: Any) -> Enum:
+        try:
+            return members[raw]
+        except (KeyError, TypeError):
+            return kind(raw)
+    return member
 
 
 def _decimal(raw: Any) -> Decimal:
-    return Decimal(str(raw))
+    # a number (a row written by hand) by its text: Decimal(0.1) is not Decimal("0.1")
+    return Decimal(raw) if raw.__class__ is str else Decimal(str(raw))
 
 
 def _seconds(raw: Any) -> timedelta:
     return timedelta(seconds=float(raw))
 
 
-def _field_loaders(cls: type) -> dict[str, Loader]:
+def _field_loaders(cls: type) -> dict[str, Loader | None]:
     loaders = _loaders.get(cls)
     if loaders is None:
         hints = typing.get_type_hints(cls)
@@ -187,7 +205,8 @@ def _field_loaders(cls: type) -> dict[str, Loader]:
 def load(cls: type[T], data: dict[str, Any]) -> T:
     """Rebuild a dataclass stored by `dump`; unknown keys are ignored (older rows)."""
     loaders = _field_loaders(cls)
-    kwargs = {name: (None if value is None else loaders[name](value))
+    kwargs = {name: value if value is None or (loader := loaders[name]) is None
+              else loader(value)
               for name, value in data.items() if name in loaders}
     return cls(**kwargs)
 
