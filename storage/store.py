@@ -17,19 +17,23 @@ The trading records (intents, orders, fills, positions) are typed by the trading
 """
 
 import json
+from collections.abc import Coroutine
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
 from storage.codec import dumps, to_json
 from storage.db import open_database
 from storage.health import WriteHealth
+from storage.unit_of_work import UnitOfWork
 from storage.write_gate import WriteGate
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ class Store:
         self.db = db
         self.health = WriteHealth()
         self._gate = WriteGate(db, self.health, self._forget_cached)
+        self.unit = UnitOfWork(self._gate)
 
     @classmethod
     def open(cls, path: Path | str, *, wal: bool = True) -> "Store":
@@ -87,6 +92,17 @@ class Store:
         the exchange action that depends on it. Raises SaveStateFailure(what) when its
         writes, the held-back rows or a due commit cannot be written."""
         return self._gate.batch(what)
+
+    async def unit_of_work(self, work: Coroutine[Any, Any, T]) -> T:
+        """The live tick: `work`'s writes share one transaction, committed at each
+        `commit_point`, before each suspension and at the end (storage/unit_of_work.py).
+        Inside a replay batch it is `await work`. Returns work's result; raises its error."""
+        return await self.unit.run(work)
+
+    def commit_point(self, what: str) -> None:
+        """Commit the open unit of work now (before an order request leaves). Nothing
+        outside a unit. Raises SaveStateFailure(what): rolled back to the last commit."""
+        self.unit.commit_point(what)
 
     def _forget_cached(self) -> None:
         """A write failed (or a batch was rolled back): what a subclass remembers of the

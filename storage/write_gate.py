@@ -26,6 +26,7 @@ from sqlite_utils import Database
 from storage.db import SaveStateFailure, save_failure
 from storage.health import WriteHealth
 from storage.held_rows import HeldRows, Row
+from storage.unit_of_work import UnitOfWork
 
 SAVEPOINT = "grouped_write"     # a grouped write inside a batch (only the outermost takes one)
 BATCH_SAVEPOINT = "replay_batch"   # a batch, when earlier batches are not committed yet
@@ -74,6 +75,7 @@ class WriteGate:
         self.savepoint_due = False     # a batch's grouped write has not written yet
         self.savepoint_open = False
         self.later = HeldRows()        # what the batches hold back
+        self.unit: UnitOfWork | None = None   # the open unit of work (live tick), if any
 
     def saving(self, what: str, grouped: bool = False) -> "_Pass":
         """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
@@ -287,7 +289,8 @@ class _Pass:
     The outermost pass reports its outcome to the health; a grouped pass that fails keeps
     none of the records it held back."""
 
-    __slots__ = ("gate", "what", "grouped", "outermost", "opens_group", "mark", "atomic")
+    __slots__ = ("gate", "what", "grouped", "outermost", "opens_group", "mark", "atomic",
+                 "unit")
 
     def __init__(self, gate: WriteGate, what: str, grouped: bool) -> None:
         self.gate = gate
@@ -303,13 +306,19 @@ class _Pass:
         self.mark = gate.later.mark() if self.grouped and gate.batching else None
         self.opens_group = gate.batching and self.grouped and self.outermost
         self.atomic: Any = None
+        self.unit: UnitOfWork | None = None
         if self.opens_group:
             gate.savepoint_due = True
         elif not gate.batching and (self.outermost or self.grouped):
             # A single write inside a transaction takes no savepoint: SQLite undoes a
             # failed statement by itself (its statement journal), and a failure that ends
             # the whole transaction would end a savepoint too.
+            unit = gate.unit
             try:
+                if self.outermost and unit is not None and unit.takes():
+                    unit.begin_pass(self.grouped)   # the unit commits (unit_of_work.py)
+                    self.unit = unit
+                    return
                 gate.settle()               # a replay's batches first: this one commits now
                 atomic = gate.db.atomic()   # a transaction; inside one, a savepoint
                 atomic.__enter__()
@@ -326,6 +335,8 @@ class _Pass:
         try:
             if self.atomic is not None:
                 self.atomic.__exit__(kind, exc, traceback)      # commit, or roll back
+            elif self.unit is not None:
+                self.unit.end_pass(self.grouped, exc is None, self.what, exc)
             elif self.opens_group:
                 self.gate.end_group(keep=exc is None)
         except (sqlite3.Error, OSError) as error:      # the commit or the rollback failed
@@ -337,7 +348,7 @@ class _Pass:
             self.gate.depth -= 1
             if self.mark is not None:
                 self.gate.later.unmark()
-            if self.outermost:
+            if self.outermost and self.unit is None:   # in a unit: its commit reports
                 self.gate.health.succeeded()
             return False
         failure = self._failed(exc)

@@ -94,6 +94,8 @@ class World:
         self.engine.on_candle(candle)
         self.last_close = candle.close
         await self.engine.tick()
+        # the unit of work's safety net (storage/unit_of_work.py) never fires in the engine
+        assert not self.store.unit.warned, "another task touched the tick's transaction"
         return candle
 
     async def warm_up(self, count: int = 30) -> None:

@@ -72,6 +72,11 @@ class Alerter:
         self._repeats: dict[str, _Repeats] = {}
         self._unsaved: deque[OutgoingAlert] = deque(maxlen=1000)
         self._episodes: dict[str, _Episode] = {}
+        # Queued inside the engine's unit of work and not committed yet: a rollback
+        # (storage/unit_of_work.py) takes their rows, so they are kept in memory then.
+        self._uncommitted: list[OutgoingAlert] = []
+        store.unit.commit_listeners.append(self._uncommitted.clear)
+        store.unit.rollback_listeners.append(self._rows_rolled_back)
 
     def publish(self, alert: Alert, now: datetime) -> bool:
         """Queue an alert; False if it was throttled as a repeat of the same key or is
@@ -152,6 +157,10 @@ class Alerter:
         try:
             outbox_id = self.store.enqueue_alert(now, alert.name.value, alert.level.value,
                                                  alert.symbol, alert.key, alert.text)
+            if self.store.unit.holds_writes():
+                self._uncommitted.append(OutgoingAlert(None, now, alert.name.value,
+                                                       alert.level.value, alert.symbol,
+                                                       alert.text))
         except SaveStateFailure as exc:
             logger.error("alert kept in memory (database down) name={} error={}", alert.name, exc)
             self._unsaved.append(OutgoingAlert(None, now, alert.name.value, alert.level.value,
@@ -179,6 +188,16 @@ class Alerter:
             logger.error("alert status not saved id={} status={} error={}", outbox_id, status, exc)
             return False
         return True
+
+    def _rows_rolled_back(self) -> None:
+        """The unit of work rolled back: its queued alerts are delivered from memory."""
+        if self._uncommitted:
+            logger.error("alerts kept in memory (their outbox rows were rolled back) count={}",
+                         len(self._uncommitted))
+            self._unsaved.extend(self._uncommitted)
+            self._uncommitted.clear()
+        if self.sink is not None:
+            self.sink.wake()
 
     def take_unsaved(self) -> list[OutgoingAlert]:
         """Alerts that could not be written to the outbox, oldest first (then forgotten)."""

@@ -220,10 +220,16 @@ class Engine:
     async def tick(self) -> None:
         """One pass over every symbol, then guards, housekeeping and the health reports.
 
-        Each unit of work runs inside its own boundary (trader/containment.py): one symbol's
+        The tick is one unit of work (storage/unit_of_work.py): its writes share one
+        transaction, committed before each order request leaves, whenever the tick waits
+        and at its end (in a backtest, inside the candle's batch: no extra commit).
+        Each part runs inside its own boundary (trader/containment.py): one symbol's
         failure skips that symbol for this tick and never reaches the loop. While the
         exchange's rate-limit circuit is open nothing is asked of it.
         """
+        await self.store.unit_of_work(self._tick())
+
+    async def _tick(self) -> None:
         self.ticks += 1
         boundary = self.boundary
         self.exchange_health.watch_circuit()

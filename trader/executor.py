@@ -255,9 +255,23 @@ class Executor:
         raise AssertionError("unreachable")
 
     async def _send(self, policy: PlacementRetry) -> Order:
+        self._commit_before_send(policy.intent, f"intent {policy.request.client_id} sent")
         self.sent_count += 1
         self._remember_placed(policy.request.client_id)
         return await self.exchange.place(policy.request)
+
+    def _commit_before_send(self, intent: Intent | None, what: str) -> None:
+        """The write-ahead commit point (storage/unit_of_work.py): what the tick wrote so
+        far, the SENT intent included, is durable before the request leaves. Not
+        committed (rolled back, counted: SAVE_STATE_FAILURE), an entry is not sent
+        (SaveStateFailure); protection and cancels are sent anyway, like `_journal`."""
+        try:
+            self.store.commit_point(what)
+        except SaveStateFailure as exc:
+            if intent is not None and self._required(intent):
+                raise
+            logger.error("not committed before the request, sending anyway what={} error={}",
+                         what, exc)
 
     def _resolve_order(self, intent: Intent, order: Order) -> ActionResult:
         status = IntentStatus.FILLED if order.status is OrderStatus.FILLED else IntentStatus.ACKED
@@ -308,6 +322,7 @@ class Executor:
     # --- cancel -> verify -----------------------------------------------------------
     async def cancel_and_verify(self, symbol: str, client_id: str) -> Order | None:
         """Cancel, then read the order back. A FILLED result means a fill raced the cancel."""
+        self._commit_before_send(None, f"before cancelling {client_id}")
         try:
             await self.exchange.cancel(symbol, client_id)
         except ExchangeError as error:

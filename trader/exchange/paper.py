@@ -306,6 +306,10 @@ class PaperExchange:
                     self.store.put_json(f"{prefix}{number:08d}", text, now)
                 for number in deleted:
                     self.store.delete(f"{prefix}{number:08d}")
+        # The exchange's own state is durable when its answer is given (a real exchange's
+        # outlives our crash), and the logs below must not count rolled-back chunks as
+        # saved: inside the engine's unit of work, committed here (storage/unit_of_work.py).
+        self.store.commit_point("paper state")
         for _, log, written, deleted in changes:
             log.saved(written, deleted)
 

@@ -1,0 +1,256 @@
+"""A unit of work for the live engine's tick: its writes share one transaction, committed
+at the commit points, never held open while the engine task is suspended.
+
+    await store.unit_of_work(engine_tick())     # storage.Store.unit_of_work
+    store.commit_point("intent tb-... before its send")   # raises SaveStateFailure
+
+Inside a unit, each outermost `saving` writes into the unit's open transaction instead of
+committing on its own; a grouped write (`store.transaction`) stays all-or-none inside it
+(a savepoint). The transaction is committed:
+- at every `commit_point`: the executor calls one right before each order request it
+  sends or cancels (trader/executor.py), so the SENT intent is durable before the request
+  leaves (the write-ahead contract of docs/ARCHITECTURE.md);
+- whenever the engine task is about to suspend (`UnitOfWork.run` drives the tick's
+  coroutine and commits before passing each suspension on to the event loop: an exchange
+  read, a retry sleep, anything), so no other task (the alerter's delivery loop, the
+  Telegram bot's views, the intent keeper) can read an uncommitted row or write into the
+  unit's transaction;
+- at the end of the unit, also when it raises.
+Safety net: a read (`Database.execute`/`query`) or write from another task while the
+unit's transaction is open commits it first and logs a WARNING once.
+
+Failure rule: a commit that fails rolls the database back to the last commit point, calls
+the store's `forget` (its caches re-read the database), counts the failure in the write
+health (SAVE_STATE_FAILURE, as any failed write) and tells the rollback listeners (the
+alerter keeps the rolled-back alerts in memory). `commit_point` then raises
+SaveStateFailure(what) to its caller (an entry is not sent; protection is sent anyway: the
+executor's rule); a commit at a suspension or at the end of the unit has no caller to tell
+and goes on (the write health reports it at the next tick).
+
+After a rollback, what the engine holds in memory (it never claims more than before:
+today's rule for a write that failed on its own):
+- the interpreter's `positions` keep their newer state (as after a step that could not be
+  saved): the next saved step writes the whole record again, and a restart rebuilds it
+  from the exchange (trader/startup.py); an entry rolled back before its send is dropped
+  from memory too (trader/entry_sender.py, trader/maker_quoter.py);
+- the order tracker mirrors the exchange, not the database: unchanged (the exchange did
+  get what was sent); so does the executor's memory of sent client ids;
+- the trade store's caches (intents, open positions) are forgotten and read again;
+- the alerter delivers the alerts whose outbox rows were rolled back from memory;
+- the guards (trader/guard_book.py) keep their newer state, saved again at their next
+  change; the intent keeper's operator intent stays pinned in Telegram, which a boot reads;
+- the paper exchange commits its own state before answering (trader/exchange/paper.py),
+  so its saved-chunk logs never count rolled-back rows.
+
+A unit opened inside a replay batch or an open transaction does nothing (a backtest's tick
+is already inside a batch: same code path, no extra commit).
+"""
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from loguru import logger
+
+from storage.db import SaveStateFailure, save_failure
+
+if TYPE_CHECKING:
+    from storage.write_gate import WriteGate
+
+T = TypeVar("T")
+GROUP_SAVEPOINT = "unit_group"      # the outermost grouped write inside a unit
+
+
+def _current_task() -> "asyncio.Task[Any] | None":
+    try:
+        return asyncio.current_task()
+    except RuntimeError:            # no running loop (another thread)
+        return None
+
+
+class UnitOfWork:
+    """See the module docstring. One per store; at most one unit open at a time."""
+
+    def __init__(self, gate: "WriteGate") -> None:
+        self.gate = gate
+        self.owner: asyncio.Task[Any] | None = None   # the task whose unit is open
+        self.open = False
+        self.warned: set[str] = set()     # what the safety net saw (one WARNING each)
+        self.rollback_listeners: list[Callable[[], None]] = []
+        self.commit_listeners: list[Callable[[], None]] = []
+        self._tracer_before: Any = None
+
+    # --- the unit ---------------------------------------------------------------------
+    async def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` as one unit (see the module docstring); its result, or its error."""
+        gate = self.gate
+        if self.open or gate.batching or gate.depth or gate.conn.in_transaction:
+            return await work           # a replay batch, or a unit already: that one commits
+        self._open()
+        try:
+            return await _Driven(work, self._before_suspending)
+        finally:
+            self.settle("end of the tick")
+            self._close()
+
+    def _open(self) -> None:
+        self.open = True
+        self.owner = _current_task()
+        self.gate.unit = self
+        db = self.gate.db
+        self._tracer_before = db._tracer
+        db._tracer = self._on_statement       # the safety net for reads from other tasks
+
+    def _close(self) -> None:
+        self.open = False
+        self.owner = None
+        self.gate.unit = None
+        self.gate.db._tracer = self._tracer_before
+
+    def _before_suspending(self) -> None:
+        if self.gate.depth and "waits inside a write" not in self.warned:
+            self.warned.add("waits inside a write")    # a bug: an await inside `saving`
+            logger.warning("the engine waits inside a write: its transaction stays open "
+                           "while it waits")
+        self.settle("before the engine waits")
+
+    # --- commits ----------------------------------------------------------------------
+    def commit_point(self, what: str) -> None:
+        """Commit what the unit wrote since the last commit point. Outside a unit: nothing.
+        Raises SaveStateFailure(what) when the commit fails (rolled back: see the module
+        docstring)."""
+        if self.open and not self.gate.depth:   # never inside a write (mid-group)
+            self._commit(what)
+
+    def _commit(self, what: str) -> None:
+        conn = self.gate.conn
+        if not conn.in_transaction:
+            return
+        try:
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            raise self._rolled_back(what, exc) from exc
+        self.gate.health.succeeded()
+        for listener in self.commit_listeners:
+            listener()
+
+    def settle(self, what: str) -> None:
+        """`commit_point` for a caller that cannot act on a failure: logged and counted."""
+        try:
+            self.commit_point(what)
+        except SaveStateFailure as exc:
+            logger.error("unit of work rolled back at {} error={}", what, exc.cause)
+
+    def _rolled_back(self, what: str, exc: BaseException) -> SaveStateFailure:
+        """Back to the last commit point: the caches forget, the health counts it."""
+        gate = self.gate
+        try:
+            gate.conn.rollback()
+        except (sqlite3.Error, OSError) as error:   # the connection is gone: so is the rest
+            logger.error("rollback failed what={} error={}", what, error)
+        failure = save_failure(what, exc)
+        gate.forget()
+        gate.health.failed(failure)
+        for listener in self.rollback_listeners:
+            listener()
+        return failure
+
+    def lost_transaction(self, what: str, exc: BaseException) -> None:
+        """A write inside the unit failed with an error that ended the whole transaction:
+        the unit's earlier writes went with it (the gate counts the write's own failure)."""
+        logger.error("unit of work rolled back by a failed write what={} error={}", what, exc)
+        for listener in self.rollback_listeners:
+            listener()
+
+    def holds_writes(self) -> bool:
+        """True when the caller's writes go into the open unit (not committed yet)."""
+        return self.open and _current_task() is self.owner
+
+    # --- the gate's passes ------------------------------------------------------------
+    def takes(self) -> bool:
+        """True when the caller's outermost write belongs to the open unit. A write from
+        another task commits the unit first (safety net) and goes on alone."""
+        if not self.open:
+            return False
+        if _current_task() is self.owner:
+            return True
+        self._from_another_task("write")
+        return False
+
+    def begin_pass(self, grouped: bool) -> None:
+        """An outermost write inside the unit: the transaction begins at its first write; a
+        grouped one takes a savepoint (all or none inside the unit)."""
+        conn = self.gate.conn
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+        if grouped:
+            conn.execute(f"SAVEPOINT {GROUP_SAVEPOINT}")
+
+    def end_pass(self, grouped: bool, ok: bool, what: str,
+                 error: BaseException | None) -> None:
+        """The end of `begin_pass`'s write: release its savepoint, or roll back to it. A
+        failed write that ended the transaction took the unit's earlier writes along."""
+        conn = self.gate.conn
+        if not conn.in_transaction:
+            if not ok:
+                self.lost_transaction(what, error or RuntimeError("transaction ended"))
+            return
+        if grouped:
+            if not ok:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {GROUP_SAVEPOINT}")
+            conn.execute(f"RELEASE SAVEPOINT {GROUP_SAVEPOINT}")
+
+    # --- the safety net ---------------------------------------------------------------
+    def _on_statement(self, sql: str, params: Any) -> None:
+        if self._tracer_before is not None:
+            self._tracer_before(sql, params)
+        if self.gate.conn.in_transaction and _current_task() is not self.owner:
+            self._from_another_task("read")
+
+    def _from_another_task(self, kind: str) -> None:
+        if not self.gate.conn.in_transaction:
+            return
+        if kind not in self.warned:
+            self.warned.add(kind)
+            other = _current_task()
+            logger.warning("a {} from another task while the engine's unit of work was open: "
+                           "committed first task={} engine_task={}", kind,
+                           other.get_name() if other else "no task (another thread)",
+                           self.owner.get_name() if self.owner else "none")
+        try:
+            self._commit(f"{kind} from another task")
+        except SaveStateFailure as exc:
+            logger.error("unit of work rolled back at a {} from another task error={}", kind,
+                         exc.cause)
+
+
+class _Driven:
+    """Awaits a coroutine, calling `before_suspending` each time it is about to suspend
+    (it yields to the event loop): one place for every await of the tick."""
+
+    __slots__ = ("work", "before_suspending")
+
+    def __init__(self, work: Coroutine[Any, Any, T], before_suspending: Callable[[], None]
+                 ) -> None:
+        self.work = work
+        self.before_suspending = before_suspending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        work = self.work
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = work.send(value) if error is None else work.throw(error)
+            except StopIteration as done:
+                return done.value
+            self.before_suspending()
+            try:
+                value, error = (yield step), None
+            except GeneratorExit:
+                work.close()
+                raise
+            except BaseException as thrown:  # noqa: BLE001 - thrown into the work, not kept
+                # (a cancellation: the tick handles it where it waits, as without the unit)
+                value, error = None, thrown
