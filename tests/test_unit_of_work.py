@@ -17,6 +17,7 @@ from tests.log_capture import logged
 from tests.test_engine import open_long
 from tests.test_store_statements import committed
 from trader.alerter import Alerter
+from trader.commands import CommandKind
 from trader.control import Controller
 from trader.domain import Order, OrderRequest, OrderType
 from trader.engine import Engine
@@ -354,3 +355,18 @@ async def test_a_tick_that_raises_or_is_cancelled_commits_what_it_wrote_and_clos
     task.cancel()
     await asyncio.wait([task], timeout=5)
     assert task.cancelled() and not store.unit.open
+
+
+async def test_a_close_command_runs_as_one_unit_and_its_order_leaves_after_its_intent_is_committed(
+        tmp_path) -> None:
+    world = await make_world(tmp_path)
+    await open_long(world)
+    at_the_send: dict[str, list[tuple[object, ...]]] = {}
+    placed = watch_places(world, lambda request: at_the_send.update(
+        {request.client_id: intent_status(world, request.client_id)}))
+    result = await world.command(CommandKind.CLOSE, symbol=SYMBOL)
+    assert result.ok, result.lines
+    assert placed and at_the_send == {c: [("SENT",)] for c in placed}
+    assert SYMBOL not in world.engine.positions
+    assert committed(world.store, "SELECT state FROM positions") == [("CLOSED",)]
+    assert not world.store.unit.open and not world.store.unit.warned

@@ -73,8 +73,11 @@ class Controller:
         if command.command_id in self.results:
             return replace(self.results[command.command_id], duplicate=True)
         engine = self.engine
+        # one unit of work, like a tick: committed before each order request and each wait
+        # (storage/unit_of_work.py)
         result = await engine.contained(f"command {command.kind.value}",
-                                        run_command(engine, command), command.symbol or "")
+                                        engine.store.unit_of_work(run_command(engine, command)),
+                                        command.symbol or "")
         if result is None:
             result = CommandResult(False, [
                 f"{command.kind.value} failed: {engine.last_error}",
