@@ -17,7 +17,7 @@ The trading records (intents, orders, fills, positions) are typed by the trading
 """
 
 import json
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,11 +93,11 @@ class Store:
         writes, the held-back rows or a due commit cannot be written."""
         return self._gate.batch(what)
 
-    async def unit_of_work(self, work: Coroutine[Any, Any, T]) -> T:
+    def unit_of_work(self, work: Coroutine[Any, Any, T]) -> Awaitable[T]:
         """The live tick: `work`'s writes share one transaction, committed at each
         `commit_point`, before each suspension and at the end (storage/unit_of_work.py).
-        Inside a replay batch it is `await work`. Returns work's result; raises its error."""
-        return await self.unit.run(work)
+        Inside a replay batch it is `work` itself. Await it: work's result, or its error."""
+        return self.unit.run(work)
 
     def commit_point(self, what: str) -> None:
         """Commit the open unit of work now (before an order request leaves). Nothing

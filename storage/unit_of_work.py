@@ -48,7 +48,7 @@ is already inside a batch: same code path, no extra commit).
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
@@ -82,16 +82,26 @@ class UnitOfWork:
         self._tracer_before: Any = None
 
     # --- the unit ---------------------------------------------------------------------
-    async def run(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` as one unit (see the module docstring); its result, or its error."""
+    def run(self, work: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """`work` as one unit (see the module docstring), to await: its result, or its
+        error. Inside a replay batch (or a unit, or an open transaction: that one
+        commits) it is `work` itself: a backtest's tick pays nothing for it."""
+        if self._inactive():
+            return work
+        return self._run_open(work)
+
+    def _inactive(self) -> bool:
         gate = self.gate
-        if self.open or gate.batching or gate.depth or gate.conn.in_transaction:
-            return await work           # a replay batch, or a unit already: that one commits
+        return self.open or gate.batching or bool(gate.depth) or gate.conn.in_transaction
+
+    async def _run_open(self, work: Coroutine[Any, Any, T]) -> T:
+        if self._inactive():            # opened since `run` was called
+            return await work
         self._open()
         try:
             return await _Driven(work, self._before_suspending)
         finally:
-            self.settle("end of the tick")
+            self.settle("end of the unit of work")
             self._close()
 
     def _open(self) -> None:

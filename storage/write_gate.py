@@ -7,8 +7,9 @@ records a batch holds back, and the report of every outcome to the write health.
     with gate.saving("close BTCUSDT", grouped=True):   # several writes, all or none
         ...
 
-Outside a batch (the live agent) each outermost `saving` is one transaction, committed
-before it returns (sqlite-utils' `atomic`; inside another, a savepoint). A replay's
+Outside a batch each outermost `saving` is one transaction, committed before it returns
+(sqlite-utils' `atomic`; inside another, a savepoint); inside the live tick's unit of work
+(storage/unit_of_work.py) it writes into the unit's transaction, which commits. A replay's
 batches (one per candle) share one transaction that begins at the first write and is
 committed every `REPLAY_COMMIT_EVERY` batches, before any write outside a batch, and when
 the store closes (`settle`); a batch takes a savepoint before its first write when that

@@ -220,12 +220,10 @@ class Engine:
     async def tick(self) -> None:
         """One pass over every symbol, then guards, housekeeping and the health reports.
 
-        The tick is one unit of work (storage/unit_of_work.py): its writes share one
-        transaction, committed before each order request leaves, whenever the tick waits
-        and at its end (in a backtest, inside the candle's batch: no extra commit).
-        Each part runs inside its own boundary (trader/containment.py): one symbol's
-        failure skips that symbol for this tick and never reaches the loop. While the
-        exchange's rate-limit circuit is open nothing is asked of it.
+        One unit of work (storage/unit_of_work.py): its writes are committed before each
+        order request leaves, whenever the tick waits, and at its end. Each part runs
+        inside its own boundary (trader/containment.py): one symbol's failure skips that
+        symbol for this tick. While the rate-limit circuit is open nothing is asked.
         """
         await self.store.unit_of_work(self._tick())
 
