@@ -225,7 +225,7 @@ class Engine:
         inside its own boundary (trader/containment.py): one symbol's failure skips that
         symbol for this tick. While the rate-limit circuit is open nothing is asked.
         """
-        await self.store.unit_of_work(self._tick())
+        await self.store.unit.run(self._tick())     # Store.unit_of_work, one call less
 
     async def _tick(self) -> None:
         self.ticks += 1
