@@ -227,7 +227,7 @@ class Housekeeping:
         self.summary_day = today
         since = self.clock.now() - timedelta(days=1)
         # Funding is read from a day before: a trade closed today may have paid it earlier.
-        day = period_pnl("day", self.store.closed_positions(since),
+        day = period_pnl("day", self.store.closed_since(since),
                          self.store.funding_payments(since - timedelta(days=1)), since)
         equity = balance.equity if balance else ZERO
         self.alerter.publish(Alert(

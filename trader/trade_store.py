@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from storage import Store
 from storage.codec import dump, dumps, load
+from trader.closed_recently import ClosedRecently
 from trader.domain import Fill, Intent, Order, OrderStatus, OrderType, Side
 from trader.position import Position, PositionState
 from trader.position_body import position_from_body
@@ -63,11 +64,13 @@ class TradeStore(Store):
         self._oldest_created: str | None = None
         # (symbol, key) -> the open position as saved; None: not read yet
         self._open_positions: dict[tuple[str, str], Position] | None = None
+        self._closed_recently = ClosedRecently()    # the daily summary's positions
 
     def _forget_cached(self) -> None:
         self._known_intents = None
         self._oldest_created = None
         self._open_positions = None
+        self._closed_recently.forget()
 
     def _intents(self) -> dict[str, tuple[Intent, str]]:
         known = self._known_intents
@@ -305,6 +308,7 @@ class TradeStore(Store):
                 f"position {position.symbol} {position.key} {position.state.value}"):
             self._gate.upsert_later("positions", (position.symbol, position.key), row,
                                ("symbol", "key"), position)
+        self._closed_recently.saved(position)   # forgotten meanwhile: ignored there
         if known is not None and self._open_positions is known:    # not forgotten meanwhile
             if position.state is PositionState.CLOSED:
                 known.pop((position.symbol, position.key), None)
@@ -340,6 +344,17 @@ class TradeStore(Store):
 
     def closed_positions(self, since: datetime | None = None) -> list[Position]:
         return list(self.iter_closed_positions(since))
+
+    def closed_since(self, since: datetime) -> list[Position]:
+        """`closed_positions(since)`, by close time but positions closed at the same moment
+        in no set order (for sums and counts: the daily summary). Read from the database
+        once, then kept with each save (trader/closed_recently.py), while `since` does not
+        go back in time."""
+        cutoff = since.isoformat()      # compared as stored: ISO text
+        recent = self._closed_recently
+        if not recent.knows(cutoff):
+            recent.fill(cutoff, self.closed_positions(since))
+        return recent.since(cutoff)
 
     def iter_closed_positions(self, since: datetime | None = None) -> Iterator[Position]:
         """Closed positions by close time, read one at a time (a long backtest has
