@@ -34,7 +34,18 @@ def _names(cls: type) -> tuple[str, ...]:
 
 
 def _dump_dataclass(value: Any) -> dict[str, Any]:
-    return {name: dump(getattr(value, name)) for name in _names(type(value))}
+    """`dump` of each field, its usual cases without a call to it: a value written as it is
+    (text, numbers, None, a str enum) takes no call, a type seen before its encoder's."""
+    dumped = {}
+    encoders = _ENCODERS
+    for name in _names(type(value)):
+        field = getattr(value, name)
+        encoder = encoders.get(type(field))
+        if encoder is _identity:
+            dumped[name] = field
+        else:
+            dumped[name] = dump(field) if encoder is None else encoder(field)
+    return dumped
 
 
 def _dump_dict(value: dict[Any, Any]) -> dict[str, Any]:
@@ -56,6 +67,7 @@ def _enum_value(value: Enum) -> Any:
 _ENCODERS: dict[type, Encoder] = {
     Decimal: str, datetime: datetime.isoformat, timedelta: timedelta.total_seconds,
     dict: _dump_dict, list: _dump_sequence, tuple: _dump_sequence,
+    **{kind: _identity for kind in _PASS_THROUGH},    # `dump` answers these first itself
 }
 
 
