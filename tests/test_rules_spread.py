@@ -7,9 +7,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.engine_world import SYMBOL, long_signal, make_world
 from trader.guards import GuardConfig, GuardState, allow_entry, check_spread
+from trader.market.indicators import MedianWindow, rolling_median
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
 PRICE = Decimal("50000")
@@ -25,7 +28,7 @@ def pct(ticks: str) -> Decimal:
 ONE_TICK_HISTORY = [pct("1")] * 50
 
 
-def check(ticks: str, history: list[Decimal] = ONE_TICK_HISTORY,
+def check(ticks: str, history: list[Decimal] | MedianWindow = ONE_TICK_HISTORY,
           cfg: GuardConfig = CFG) -> list:
     return check_spread(GuardState(), SYMBOL, pct(ticks), Decimal(ticks), history, NOW, cfg)[1]
 
@@ -67,3 +70,25 @@ async def test_the_engine_trips_the_spread_breaker_on_a_btc_like_book(tmp_path) 
     assert any("spread" in text for text in world.alerts("BREAKER_TRIPPED"))
     assert not allow_entry(world.engine.guard_state, SYMBOL, world.clock.now())[0]
     assert SYMBOL not in world.engine.positions
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.decimals(min_value=0, max_value=1, places=6, allow_nan=False), max_size=60),
+       st.integers(min_value=1, max_value=9))
+def test_the_kept_median_window_is_the_median_of_the_last_values(values, size) -> None:
+    """The breaker keeps its last spreads sorted as they come (no sort per tick): its median
+    is rolling_median of the same last `size` values, after every value."""
+    window = MedianWindow(size)
+    for seen, value in enumerate(values, start=1):
+        window.append(value)
+        last = values[max(0, seen - size):seen]
+        assert len(window) == len(last)
+        assert window.median() == rolling_median(last)
+
+
+def test_the_rule_reads_the_same_from_the_kept_window_as_from_a_list() -> None:
+    window = MedianWindow(100)
+    for ticks in ["1", "1", "2", "1"]:
+        window.append(pct(ticks))
+    history = [pct(ticks) for ticks in ["1", "1", "2", "1"]]
+    assert [e.text for e in check("3", window)] == [e.text for e in check("3", history)] != []

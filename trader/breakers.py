@@ -15,6 +15,7 @@ from trader.domain import BookTicker, Candle
 from trader.guard_book import GuardBook
 from trader.guards import GuardConfig
 from trader.market.history import CandleHistory
+from trader.market.indicators import MedianWindow
 from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, classify_ranges, read_regime
 
 SPREAD_HISTORY = 100
@@ -39,7 +40,7 @@ class CandleReading:
 class Breakers:
     def __init__(self, book: GuardBook) -> None:
         self.book = book
-        self.spreads: dict[str, list[Decimal]] = {}
+        self.spreads: dict[str, MedianWindow] = {}   # the last SPREAD_HISTORY spreads
         self._readings: dict[str, CandleReading] = {}
 
     def check(self, symbol: str, quote: BookTicker | None, tick_size: Decimal,
@@ -56,15 +57,13 @@ class Breakers:
             spread_pct = quote.spread_pct
             history = self.spreads.get(symbol)
             if history is None:
-                history = self.spreads[symbol] = []
+                history = self.spreads[symbol] = MedianWindow(SPREAD_HISTORY)
             elif history:
                 spread_ticks = (quote.ask - quote.bid) / tick_size
                 if spread_ticks > config.spread_min_ticks:   # else the rule says nothing
                     book.apply(guards.check_spread, symbol, spread_pct, spread_ticks,
                                history, now, config)
             history.append(spread_pct)
-            if len(history) > SPREAD_HISTORY:
-                del history[0]
         if reading is None or reading.key != candles_key(candles) or reading.config is not config:
             reading = self.reading(symbol, candles)
         if reading.crash is not None:   # the breaker is tripped (or extended) while it lasts

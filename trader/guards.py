@@ -26,7 +26,7 @@ from loguru import logger
 
 from trader.display import breaker_label
 from trader.domain import Candle
-from trader.market.indicators import highest_high, lowest_low, rolling_median
+from trader.market.indicators import MedianWindow, highest_high, lowest_low, rolling_median
 from trader.strategy.regime import Regime
 
 API_BREAKER = "api"
@@ -125,7 +125,7 @@ def _trip(state: GuardState, kind: str, symbol: str, now: datetime, cfg: GuardCo
 
 
 def check_spread(state: GuardState, symbol: str, spread_pct: Decimal, spread_ticks: Decimal,
-                 spread_history: Sequence[Decimal], now: datetime,
+                 spread_history: Sequence[Decimal] | MedianWindow, now: datetime,
                  cfg: GuardConfig = DEFAULT_CONFIG) -> Outcome:
     """Trip when the spread (ask - bid, as a fraction of the mid: `spread_pct`) exceeds
     spread_mult x its rolling median AND is wider than spread_min_ticks ticks
@@ -135,7 +135,8 @@ def check_spread(state: GuardState, symbol: str, spread_pct: Decimal, spread_tic
     ignore that on cheap coins is one BTC and ETH never reach."""
     if not spread_history or spread_ticks <= cfg.spread_min_ticks:
         return state, []
-    median = rolling_median(spread_history)
+    median = spread_history.median() if isinstance(spread_history, MedianWindow) \
+        else rolling_median(spread_history)
     if median <= 0 or spread_pct <= cfg.spread_mult * median:
         return state, []
     return _trip(state, "spread", symbol, now, cfg,

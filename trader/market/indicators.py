@@ -11,6 +11,8 @@ answer is given again only for the very same input objects (candles and Decimals
 immutable), so it is the answer the computation would give again.
 """
 
+from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Hashable, Sequence
 from decimal import Decimal, getcontext
 from itertools import islice
@@ -196,6 +198,38 @@ def rolling_median(values: Sequence[Decimal]) -> Decimal:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+class MedianWindow:
+    """The last `size` values, kept in arrival order and in sorted order, so that the
+    median is read without a sort (the spread breaker reads it on every tick):
+    `median()` equals `rolling_median` of the same values."""
+
+    __slots__ = ("size", "arrived", "ordered")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.arrived: deque[Decimal] = deque()
+        self.ordered: list[Decimal] = []
+
+    def append(self, value: Decimal) -> None:
+        self.arrived.append(value)
+        insort(self.ordered, value)
+        if len(self.arrived) > self.size:
+            del self.ordered[bisect_left(self.ordered, self.arrived.popleft())]
+
+    def __len__(self) -> int:
+        return len(self.arrived)
+
+    def median(self) -> Decimal:
+        """Raises ValueError when empty, as rolling_median."""
+        ordered = self.ordered
+        if not ordered:
+            raise ValueError("median of an empty sequence")
+        middle = len(ordered) // 2
+        if len(ordered) % 2:
+            return ordered[middle]
+        return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def returns(closes: Sequence[Decimal]) -> list[Decimal]:
