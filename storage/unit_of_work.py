@@ -32,7 +32,8 @@ today's rule for a write that failed on its own):
 - the interpreter's `positions` keep their newer state (as after a step that could not be
   saved): the next saved step writes the whole record again, and a restart rebuilds it
   from the exchange (trader/startup.py); an entry rolled back before its send is dropped
-  from memory too (trader/entry_sender.py, trader/maker_quoter.py);
+  from memory too (trader/entry_sender.py, trader/maker_quoter.py); a close, whose
+  position has left memory, is written again by the next tick (trader/position_journal.py);
 - the order tracker mirrors the exchange, not the database: unchanged (the exchange did
   get what was sent); so does the executor's memory of sent client ids;
 - the trade store's caches (intents, open positions) are forgotten and read again;

@@ -3,12 +3,14 @@ the journal entry and the cooldown) in one transaction, and the alerts that go w
 
 A failed write is counted by the store's write health (SAVE_STATE_FAILURE, entries
 blocked) and never stops protection: the engine goes on from its memory, and the exchange
-keeps the truth (a restart rebuilds from it).
+keeps the truth (a restart rebuilds from it). A close that did not reach the disk (its write
+failed, or the engine's unit of work rolled it back) is written again by the next tick.
 """
 
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,15 @@ class PositionJournal:
         self.guards = guard_book
         self.clock = clock
         self.rules = rules          # the symbol's tick and step, for the texts
+        # A close whose write did not reach the disk (it failed, or the engine's unit of
+        # work rolled it back after it was written: storage/unit_of_work.py) is written
+        # again by the next tick (`write_lost_closes`): the closed position has left the
+        # engine's memory, so no later step would ever write it. Each entry: the close and
+        # the time it happened. `_uncommitted` is emptied by every commit of the unit.
+        self.lost_closes: list[tuple[Finalized, datetime]] = []
+        self._uncommitted: list[tuple[Finalized, datetime]] = []
+        store.unit.commit_listeners.append(self._uncommitted.clear)
+        store.unit.rollback_listeners.append(self._closes_rolled_back)
 
     def commit(self, before: Position | None, after: Position, event: Event | None) -> None:
         """One step: the position as it is now, and the event if it matters later."""
@@ -79,6 +90,22 @@ class PositionJournal:
         net = position.realized_pnl - position.fees
         cooldown = guards.start_cooldown(self.guards.state, position.symbol, now, net < 0,
                                          self.guards.config, base=position.cooldown)
+        self._write_close(final, now, cooldown)
+        self.guards.state = cooldown
+        self._alert_close(final)
+
+    def write_lost_closes(self) -> None:
+        """Write again the closes that did not reach the disk (oldest first), with the
+        guards' cooldowns as they are now. One that fails again waits for the next tick."""
+        lost, self.lost_closes = self.lost_closes, []
+        for final, at in lost:
+            logger.info("close written again symbol={} key={}", final.position.symbol,
+                        final.position.key)
+            self._write_close(final, at, self.guards.state)
+
+    def _write_close(self, final: Finalized, now: datetime, cooldown: guards.GuardState
+                     ) -> None:
+        position = final.position
         try:
             with self.store.transaction(f"close {position.symbol} {position.key}"):
                 self.store.save_position(position)
@@ -91,8 +118,14 @@ class PositionJournal:
                 self.store.put(STATE_KEY, dump_state(cooldown), now)
         except SaveStateFailure as exc:
             logger.error("close not saved symbol={} error={}", position.symbol, exc)
-        self.guards.state = cooldown
-        self._alert_close(final)
+            self.lost_closes.append((final, now))
+            return
+        if self.store.unit.holds_writes():      # not on the disk before the unit commits
+            self._uncommitted.append((final, now))
+
+    def _closes_rolled_back(self) -> None:
+        self.lost_closes.extend(self._uncommitted)
+        self._uncommitted.clear()
 
     def _alert_close(self, final: Finalized) -> None:
         position = final.position

@@ -1,0 +1,200 @@
+"""Hostile checks of the unit of work (storage/unit_of_work.py): a refused commit at each
+commit point of a busy tick in turn, with the paper exchange on its own file and on the
+engine's (as `tradebot run --paper` has it: trader/app.py)."""
+
+import sqlite3
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.engine_world import SYMBOL, OnDemandStrategy, World, long_signal, make_world
+from tests.test_store_statements import committed
+from trader.alerter import Alerter
+from trader.control import Controller
+from trader.domain import OrderType
+from trader.engine import Engine
+from trader.exchange.paper import PaperExchange
+from trader.exchange.sim import SimConfig
+from trader.position import PositionState
+
+SQLITE_TRANSACTION = 22    # the authorizer's action codes
+SQLITE_INSERT = 18
+SQLITE_UPDATE = 23
+
+
+async def shared_world(tmp_path: Path) -> World:
+    """The engine world, with the paper exchange saving into the engine's database (as
+    trader/app.py has it for a paper run)."""
+    world = await make_world(tmp_path)
+    paper = PaperExchange(world.store, world.clock,
+                          SimConfig(balance=Decimal("10000"), seed=1, default_leverage=5))
+    await paper.start([SYMBOL], world.settings.leverage)
+    strategy = OnDemandStrategy()
+    engine = Engine(world.settings, paper, world.store, world.clock, Alerter(world.store),
+                    strategy=strategy)
+    return World(world.db_path, world.settings, world.clock, world.store, paper, engine,
+                 strategy, Controller(engine))
+
+
+def refuse_nth_commit(world: World, n: int) -> list[str]:
+    """The unit's n-th commit (counting those with something to commit) is refused, as a
+    disk gone bad would; returns the list of what was refused (filled as it happens)."""
+    unit = world.store.unit
+    commit = unit._commit
+    seen = [0]
+    refused: list[str] = []
+
+    def deny(action: int, arg1: str | None, *_: object) -> int:
+        if action == SQLITE_TRANSACTION and arg1 == "COMMIT":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    def counted(what: str) -> None:
+        conn = unit.gate.conn
+        if not conn.in_transaction:
+            return commit(what)
+        seen[0] += 1
+        if seen[0] != n:
+            return commit(what)
+        refused.append(what)
+        conn.set_authorizer(deny)       # set now: SQLite prepares the COMMIT again
+        try:
+            return commit(what)
+        finally:
+            conn.set_authorizer(None)
+    unit._commit = counted              # type: ignore[method-assign]
+    return refused
+
+
+async def check_after(world: World, placed: Counter[str]) -> None:
+    for _ in range(6):
+        await world.step()
+    assert all(count == 1 for count in placed.values()), placed
+    exchange = await world.paper.position(SYMBOL)
+    orders = await world.paper.open_orders(SYMBOL)
+    if exchange.side is None:
+        assert SYMBOL not in world.engine.positions
+        assert orders == []
+        return
+    position = world.engine.positions[SYMBOL]
+    assert position.state is PositionState.PROTECTED
+    assert [o.type for o in orders].count(OrderType.STOP_MARKET) == 1
+    assert committed(world.store, f"SELECT state FROM positions WHERE key = '{position.key}'") \
+        == [("PROTECTED",)]
+    assert len(world.alerts("SAVE_STATE_FAILURE")) == 1
+
+
+ENTRY_TICK_COMMITS = [(False, n) for n in range(1, 5)] + [(True, n) for n in range(1, 9)]
+
+
+@pytest.mark.parametrize(("shared", "n"), ENTRY_TICK_COMMITS)
+async def test_a_refused_commit_at_each_point_of_an_entry_tick(tmp_path, shared, n) -> None:
+    """Entry, stop-loss, take-profit: 4 commits of the engine's (one before each send and
+    the tick's end), and 4 more with the paper exchange on the engine's file. Whichever
+    is refused: nothing is sent twice, the position ends protected on the exchange and
+    in the database, and SAVE_STATE_FAILURE is alerted once."""
+    world = await (shared_world(tmp_path) if shared else make_world(tmp_path))
+    await world.warm_up()
+    placed: Counter[str] = Counter()
+    place = world.paper.place
+
+    async def counted(request):  # type: ignore[no-untyped-def]
+        placed[request.client_id] += 1
+        return await place(request)
+    world.paper.place = counted          # type: ignore[method-assign]
+    tick = world.engine.tick
+    lists: list[list[str]] = []
+
+    async def refusing_tick() -> None:      # only the tick's commits (not the feed's)
+        lists.append(refuse_nth_commit(world, n))
+        try:
+            await tick()
+        finally:
+            del world.store.unit._commit
+    world.engine.tick = refusing_tick    # type: ignore[method-assign]
+    world.strategy.next = long_signal()
+    await world.step()
+    world.engine.tick = tick             # type: ignore[method-assign]
+    refused = lists[0]
+    assert refused, f"fewer than {n} commits"
+    await check_after(world, placed)
+
+
+async def refused_in_one_tick(world: World, n: int, close: Decimal) -> list[str]:
+    tick = world.engine.tick
+    lists: list[list[str]] = []
+
+    async def refusing_tick() -> None:
+        lists.append(refuse_nth_commit(world, n))
+        try:
+            await tick()
+        finally:
+            del world.store.unit._commit
+    world.engine.tick = refusing_tick    # type: ignore[method-assign]
+    await world.step(close)
+    world.engine.tick = tick             # type: ignore[method-assign]
+    return lists[0]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+async def test_a_close_rolled_back_at_the_ticks_end_is_written_again_by_the_next_tick(
+        tmp_path, shared) -> None:
+    """The stop-loss fills; the close (record, fills, journal, cooldown) is written into
+    the unit, whose one commit, at the tick's end, is refused: the position has left the
+    engine's memory, so no later step writes it. It used to stay PROTECTED in the database
+    (its fills unrecorded) until a restart's reconciliation."""
+    world = await (shared_world(tmp_path) if shared else make_world(tmp_path))
+    await world.warm_up()
+    world.strategy.next = long_signal()
+    await world.step()
+    position = world.engine.positions[SYMBOL]
+    refused = await refused_in_one_tick(world, 1, world.last_close * Decimal("0.97"))
+    assert refused == ["end of the unit of work"]
+    assert SYMBOL not in world.engine.positions
+    for _ in range(2):
+        await world.step()
+    assert (await world.paper.position(SYMBOL)).side is None
+    assert SYMBOL not in world.engine.positions
+    assert committed(world.store, f"SELECT state FROM positions WHERE key = '{position.key}'") \
+        == [("CLOSED",)]
+    assert committed(world.store, "SELECT count(*) FROM fills") == \
+        [(len(world.paper.sim.fills(SYMBOL)),)]
+    assert len(world.alerts("SAVE_STATE_FAILURE")) == 1
+
+
+
+async def test_a_close_whose_own_write_fails_is_written_again_by_the_next_tick(tmp_path) -> None:
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.strategy.next = long_signal()
+    await world.step()
+    position = world.engine.positions[SYMBOL]
+    tick = world.engine.tick
+
+    def no_position_writes(action: int, arg1: str | None, *_: object) -> int:
+        if action in (SQLITE_INSERT, SQLITE_UPDATE) and arg1 == "positions":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    async def failing_tick() -> None:
+        world.store.db.conn.set_authorizer(no_position_writes)
+        try:
+            await tick()
+        finally:
+            world.store.db.conn.set_authorizer(None)
+    world.engine.tick = failing_tick     # type: ignore[method-assign]
+    await world.step(world.last_close * Decimal("0.97"))
+    world.engine.tick = tick             # type: ignore[method-assign]
+    assert SYMBOL not in world.engine.positions
+    assert committed(world.store, f"SELECT state FROM positions WHERE key = '{position.key}'") \
+        == [("PROTECTED",)]
+    await world.step()
+    assert committed(world.store, f"SELECT state FROM positions WHERE key = '{position.key}'") \
+        == [("CLOSED",)]
+    assert committed(world.store, "SELECT count(*) FROM events WHERE kind = 'position_closed'") \
+        == [(1,)]
+    await world.step()
+    assert committed(world.store, "SELECT count(*) FROM events WHERE kind = 'position_closed'") \
+        == [(1,)]                                   # written once, not every tick
