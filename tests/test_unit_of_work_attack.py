@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_world import SYMBOL, OnDemandStrategy, World, long_signal, make_world
+from tests.engine_world import (
+    SYMBOL,
+    OnDemandStrategy,
+    World,
+    long_signal,
+    make_world,
+    restart,
+)
 from tests.test_store_statements import committed
 from trader.alerter import Alerter
 from trader.control import Controller
@@ -18,6 +25,7 @@ from trader.engine import Engine
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
 from trader.position import PositionState
+from trader.startup import boot
 
 SQLITE_TRANSACTION = 22    # the authorizer's action codes
 SQLITE_INSERT = 18
@@ -198,3 +206,59 @@ async def test_a_close_whose_own_write_fails_is_written_again_by_the_next_tick(t
     await world.step()
     assert committed(world.store, "SELECT count(*) FROM events WHERE kind = 'position_closed'") \
         == [(1,)]                                   # written once, not every tick
+
+
+SQLITE_DELETE = 9
+
+
+def deny_every_write(action: int, arg1: str | None, *_: object) -> int:
+    """A disk that refuses every write (read-only, full)."""
+    if action in (SQLITE_INSERT, SQLITE_UPDATE, SQLITE_DELETE) or \
+            (action == SQLITE_TRANSACTION and arg1 == "COMMIT"):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+async def test_a_partial_take_profit_is_not_sent_while_the_database_refuses_writes(
+        tmp_path) -> None:
+    """Found by the chaos run (seed 1301, 80 kills: tb-...-pt1 accepted twice). The partial
+    take-profit was sent anyway, like protection; the restart on the same file knew
+    nothing of it and sent the same client id again: a MARKET order fills at once, so
+    Binance (duplicate ids refused among open orders only) took it and a second part of
+    the position was closed. Now it waits until it can be journaled, as an entry does."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.strategy.next = long_signal()
+    await world.step()
+    position = world.engine.positions[SYMBOL]
+    placed: Counter[str] = Counter()
+    place = world.paper.place
+
+    async def counted(request):  # type: ignore[no-untyped-def]
+        placed[request.client_id] += 1
+        return await place(request)
+    world.paper.place = counted          # type: ignore[method-assign]
+    tick = world.engine.tick
+
+    async def failing_tick() -> None:
+        world.store.db.conn.set_authorizer(deny_every_write)
+        try:
+            await tick()
+        finally:
+            world.store.db.conn.set_authorizer(None)
+    world.engine.tick = failing_tick     # type: ignore[method-assign]
+    await world.step(position.entry_price * Decimal("1.006"))
+    world.engine.tick = tick             # type: ignore[method-assign]
+    assert not [c for c in placed if c.endswith("-pt1")]
+    assert world.engine.positions[SYMBOL].state is PositionState.PROTECTED
+    again = restart(world)       # killed now: the same file, the same exchange account
+    again.paper.place = counted          # type: ignore[method-assign]
+    await boot(again.engine)
+    for _ in range(3):
+        await again.step(position.entry_price * Decimal("1.006"))
+    assert all(count == 1 for count in placed.values()), placed
+    assert placed[f"tb-{SYMBOL}-{position.key}-pt1"] == 1
+    held = await again.paper.position(SYMBOL)
+    assert held.quantity == position.quantity - Decimal("0.113")     # one partial: half
+    orders = await again.paper.open_orders(SYMBOL)
+    assert [o.type for o in orders].count(OrderType.STOP_MARKET) == 1

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from loguru import logger
 
+from storage import SaveStateFailure
 from trader.clock import Clock
 from trader.domain import ZERO, ClientId, IntentStatus, Order, OrderRole, OrderStatus
 from trader.events import (
@@ -170,7 +171,13 @@ class ActionRunner:
         late fill that flipped the position is rebalanced reduce-only and reported."""
         intent = exit_intent(position, action.role, action.client_id, action.quantity,
                              self.clock.now())
-        result = await self.executor.submit(intent)
+        try:
+            result = await self.executor.submit(intent)
+        except SaveStateFailure as exc:      # a partial take-profit (executor.JOURNAL_REQUIRED)
+            logger.error("partial take-profit not sent: its intent is not saved symbol={} "
+                         "client_id={} error={}", position.symbol, action.client_id, exc)
+            return Performed([FlattenResult(position.quantity)], [
+                f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
         notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome.value}"
                  + ("" if result.ok else f" ({result.reason})")]
         held = await self._read_position(position)

@@ -35,6 +35,15 @@ PROBE_GRACE = timedelta(seconds=10)   # clock skew allowance on top of recvWindo
 PLACED_IDS_KEPT = 1000   # sent client ids remembered before those of finished orders go
 
 
+# Orders not sent unless their SENT intent is durable (SaveStateFailure instead). Protection
+# is sent anyway: its deterministic client id makes a resend after a restart a duplicate
+# the exchange refuses while the order rests (-4116 "ClientOrderId is duplicated": among
+# open orders only, as trader/exchange/sim.py and the fake Binance model it). A partial
+# take-profit is a MARKET order, filled at once: a restart that lost its record would send
+# the same id again and the exchange would take it, closing a second part.
+JOURNAL_REQUIRED = frozenset({OrderRole.ENTRY, OrderRole.PARTIAL_TP})
+
+
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     outcome: Outcome
@@ -154,7 +163,8 @@ class Executor:
 
     # --- journal ------------------------------------------------------------------
     def _journal(self, intent: Intent, *, required: bool) -> bool:
-        """Save an intent. Entries require the journal; protection goes on without it.
+        """Save an intent. Entries and partial take-profits require the journal
+        (JOURNAL_REQUIRED); protection goes on without it.
         A failure is counted by the store's write health (SAVE_STATE_FAILURE)."""
         try:
             self.store.save_intent(intent, self.clock.now())
@@ -167,7 +177,7 @@ class Executor:
         return True
 
     def _required(self, intent: Intent) -> bool:
-        return intent.role is OrderRole.ENTRY
+        return intent.role in JOURNAL_REQUIRED
 
     def circuit_open(self) -> bool:
         return self.exchange.circuit().is_open(self.clock.now())
