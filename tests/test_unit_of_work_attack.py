@@ -262,3 +262,36 @@ async def test_a_partial_take_profit_is_not_sent_while_the_database_refuses_writ
     assert held.quantity == position.quantity - Decimal("0.113")     # one partial: half
     orders = await again.paper.open_orders(SYMBOL)
     assert [o.type for o in orders].count(OrderType.STOP_MARKET) == 1
+
+
+async def test_a_pickup_on_a_wiped_disk_does_not_take_the_partial_again(tmp_path) -> None:
+    """Found by the chaos run (seed 1301, 80 kills, after the fix above: tb-...-pt1
+    accepted twice). The partial take-profit was taken; the disk is wiped; the restart
+    picks its own position up again by the key of its live orders (trader/reconcile.py
+    `recover_key`: the highest sequence of each role among LIVE orders) and, knowing
+    neither that the partial was taken nor that pt1 was used, takes a second partial under
+    the same client id: the exchange takes it (the first one is filled, not open). Now the
+    pickup asks the exchange for pt1, pt2, ... by client id."""
+    from tests.test_unit_of_work import restarted_on
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.strategy.next = long_signal()
+    await world.step()
+    position = world.engine.positions[SYMBOL]
+    placed: Counter[str] = Counter()
+    place = world.paper.place
+
+    async def counted(request):  # type: ignore[no-untyped-def]
+        placed[request.client_id] += 1
+        return await place(request)
+    world.paper.place = counted          # type: ignore[method-assign]
+    partial_price = position.entry_price * Decimal("1.006")
+    await world.step(partial_price)
+    assert placed[f"tb-{SYMBOL}-{position.key}-pt1"] == 1
+    half = (await world.paper.position(SYMBOL)).quantity
+    again = restarted_on(world, tmp_path / "wiped.db")     # a wiped disk, the same account
+    await boot(again.engine)
+    for _ in range(3):
+        await again.step(partial_price)
+    assert all(count == 1 for count in placed.values()), placed
+    assert (await again.paper.position(SYMBOL)).quantity == half

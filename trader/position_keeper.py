@@ -14,7 +14,7 @@ from trader.alerts import Alert, AlertName
 from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.config import Settings
-from trader.domain import OrderRole
+from trader.domain import ClientId, OrderRole
 from trader.entry_sender import EntrySender
 from trader.events import EntryFilled, LegSeen, PositionGone, PositionSizeChanged, Tick
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
@@ -28,6 +28,8 @@ from trader.order_tracker import OrderTracker
 from trader.position import Position, PositionState
 from trader.reconcile import adopted_position, recover_key, reduction_cause
 from trader.trade_store import TradeStore
+
+PARTIAL_TP = OrderRole.PARTIAL_TP.value
 
 
 class PositionKeeper:
@@ -102,15 +104,32 @@ class PositionKeeper:
         journaled = self.store.fills(symbol)
         key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled)
         known = self.store.position(symbol, key) if key else None
+        if key is not None and known is None:          # our own, on a wiped disk
+            seq = await self._partials_sent(symbol, key, seq)
         position = adopted_position(
             view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
             leverage=self.settings.leverage,
             time_limit=timedelta(minutes=self.settings.time_in_trade_minutes),
             cooldown=timedelta(minutes=self.settings.cooldown_minutes))
+        if seq.get(PARTIAL_TP) and not position.partial_taken:
+            position = replace(position, partial_taken=True)    # taken before the wipe
         self.interpreter.adopt(position)
         self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None),
                              self.clock.now())
         return await self.protect(position, view)
+
+    async def _partials_sent(self, symbol: str, key: str, seq: dict[str, int]
+                             ) -> dict[str, int]:
+        """`seq` with the partial take-profits `key` already sent: a MARKET order is filled
+        at once, so `recover_key` (live orders) never sees one, and sending its client id
+        again would close a second part (the exchange refuses a duplicate id among open
+        orders only). Asked by client id, pt1, pt2, ... until one is unknown."""
+        sent = seq.get(PARTIAL_TP, 0)
+        while await self.executor.read(self.exchange.order_by_client_id, symbol,
+                                       str(ClientId(symbol, key, OrderRole.PARTIAL_TP,
+                                                    sent + 1))) is not None:
+            sent += 1
+        return {**seq, PARTIAL_TP: sent} if sent else seq
 
     @staticmethod
     def _adoption_alert(symbol: str, position: Position, ours: bool) -> Alert:
