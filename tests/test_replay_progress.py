@@ -21,10 +21,12 @@ import pytest
 from loguru import logger
 
 import trader.replay_progress as replay_progress
+from storage.db import SaveStateFailure
 from tests.test_cli import run_cli
 from trader.app import run_agent
 from trader.config import load_settings
 from trader.domain import Candle
+from trader.exchange.paper import PaperExchange
 from trader.replay_progress import STATUS_SECONDS, ReplayProgress
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -144,3 +146,24 @@ def test_with_no_progress_or_piped_it_says_nothing_of_the_kind(tmp_path: Path) -
     piped = run_cli(tmp_path, *REPLAY, TRADEBOT_DB=str(tmp_path / "t.db"))
     assert piped.returncode == 0, piped.stderr[-2000:]
     assert "replay finished" in piped.stderr and "replay started" not in piped.stderr
+
+
+async def test_a_replay_goes_on_when_the_paper_exchange_cannot_save_its_state(
+        tmp_path, said, monkeypatch) -> None:
+    """The simulated market's state save after a candle fails (a disk error): the replay
+    says so and goes on to the end; the save is tried again on the next candle."""
+    failures = iter(range(3))
+    real_feed = PaperExchange.feed_candle
+
+    def feed_then_fail_to_save(self: PaperExchange, candle: Candle) -> list:
+        events = real_feed(self, candle)     # the market moved; its save is what fails
+        if next(failures, None) is not None:
+            raise SaveStateFailure("paper state", OSError("disk I/O error"))
+        return events
+
+    monkeypatch.setattr(PaperExchange, "feed_candle", feed_then_fail_to_save)
+    settings = load_settings(_env_file=None, TRADEBOT_DB=str(tmp_path / "t.db"),
+                             TRADEBOT_SYMBOLS="XRPUSDT")
+    assert await run_agent(settings, replay=True, speed=1e9) == 0
+    assert next(failures, None) is None        # the failures did happen
+    assert said[-1].startswith("replay finished")

@@ -17,6 +17,7 @@ import aiohttp
 from loguru import logger
 
 from storage import Store
+from storage.db import SaveStateFailure
 from trader.agent_services import AgentServices
 from trader.alert_routing import AlertRouting
 from trader.alerter import Alerter
@@ -243,13 +244,24 @@ async def _replay_loop(engine: Engine, controller: Controller,
         if batch is None:
             break
         for candle in batch:
-            paper.feed_candle(candle)  # type: ignore[attr-defined]
+            _feed_paper(paper, candle)
             engine.on_candle(candle)
         await controller.process()
         await engine.tick()
         engine.record_equity()
         status.advance(batch)
     logger.info("replay {} ticks={}", "stopped" if stop.is_set() else "finished", engine.ticks)
+
+
+def _feed_paper(paper: Any, candle: Candle) -> None:
+    """Move the simulated market. Its state save failing (counted by the write health:
+    SAVE_STATE_FAILURE) must not end the replay: the market moved in memory, and the save
+    is tried again with the next candle."""
+    try:
+        paper.feed_candle(candle)
+    except SaveStateFailure as exc:
+        logger.error("paper exchange state not saved symbol={} candle={} error={}",
+                     candle.symbol, candle.open_time.isoformat(), exc.cause)
 
 
 async def _next_or_stop(batches, stop: asyncio.Event, engine: Engine,  # type: ignore[no-untyped-def]
