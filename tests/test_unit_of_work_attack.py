@@ -4,6 +4,7 @@ engine's (as `tradebot run --paper` has it: trader/app.py)."""
 
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from trader.domain import OrderType
 from trader.engine import Engine
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
-from trader.position import PositionState
+from trader.position import Position, PositionState
 from trader.startup import boot
 
 SQLITE_TRANSACTION = 22    # the authorizer's action codes
@@ -76,6 +77,46 @@ def refuse_nth_commit(world: World, n: int) -> list[str]:
     return refused
 
 
+def count_orders_placed(world: World) -> Counter[str]:
+    """Every order the paper exchange is asked to place, by client id (a restart on the
+    same exchange account keeps counting: give its world the same `place`)."""
+    placed: Counter[str] = Counter()
+    place = world.paper.place
+
+    async def counted(request):  # type: ignore[no-untyped-def]
+        placed[request.client_id] += 1
+        return await place(request)
+    world.paper.place = counted          # type: ignore[method-assign]
+    return placed
+
+
+async def step_refusing(world: World, authorizer: Callable[..., int], close: Decimal) -> None:
+    """One step at `close` whose tick runs with `authorizer` on the database connection
+    (the feed's own writes before the tick are not refused)."""
+    tick = world.engine.tick
+
+    async def refusing_tick() -> None:
+        world.store.db.conn.set_authorizer(authorizer)
+        try:
+            await tick()
+        finally:
+            world.store.db.conn.set_authorizer(None)
+    world.engine.tick = refusing_tick    # type: ignore[method-assign]
+    try:
+        await world.step(close)
+    finally:
+        world.engine.tick = tick         # type: ignore[method-assign]
+
+
+async def entered(tmp_path: Path) -> tuple[World, Position, Counter[str]]:
+    """A world holding one protected long, and the count of the orders placed from then on."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.strategy.next = long_signal()
+    await world.step()
+    return world, world.engine.positions[SYMBOL], count_orders_placed(world)
+
+
 async def check_after(world: World, placed: Counter[str]) -> None:
     for _ in range(6):
         await world.step()
@@ -105,32 +146,17 @@ async def test_a_refused_commit_at_each_point_of_an_entry_tick(tmp_path, shared,
     in the database, and SAVE_STATE_FAILURE is alerted once."""
     world = await (shared_world(tmp_path) if shared else make_world(tmp_path))
     await world.warm_up()
-    placed: Counter[str] = Counter()
-    place = world.paper.place
-
-    async def counted(request):  # type: ignore[no-untyped-def]
-        placed[request.client_id] += 1
-        return await place(request)
-    world.paper.place = counted          # type: ignore[method-assign]
-    tick = world.engine.tick
-    lists: list[list[str]] = []
-
-    async def refusing_tick() -> None:      # only the tick's commits (not the feed's)
-        lists.append(refuse_nth_commit(world, n))
-        try:
-            await tick()
-        finally:
-            del world.store.unit._commit
-    world.engine.tick = refusing_tick    # type: ignore[method-assign]
+    placed = count_orders_placed(world)
     world.strategy.next = long_signal()
-    await world.step()
-    world.engine.tick = tick             # type: ignore[method-assign]
-    refused = lists[0]
+    refused = await refused_in_one_tick(world, n)
     assert refused, f"fewer than {n} commits"
     await check_after(world, placed)
 
 
-async def refused_in_one_tick(world: World, n: int, close: Decimal) -> list[str]:
+async def refused_in_one_tick(world: World, n: int, close: Decimal | None = None
+                              ) -> list[str]:
+    """One step (at `close`, else the last close) whose tick's `n`th commit is refused
+    (only the tick's commits, not the feed's); what `refuse_nth_commit` reports."""
     tick = world.engine.tick
     lists: list[list[str]] = []
 
@@ -179,22 +205,12 @@ async def test_a_close_whose_own_write_fails_is_written_again_by_the_next_tick(t
     world.strategy.next = long_signal()
     await world.step()
     position = world.engine.positions[SYMBOL]
-    tick = world.engine.tick
 
     def no_position_writes(action: int, arg1: str | None, *_: object) -> int:
         if action in (SQLITE_INSERT, SQLITE_UPDATE) and arg1 == "positions":
             return sqlite3.SQLITE_DENY
         return sqlite3.SQLITE_OK
-
-    async def failing_tick() -> None:
-        world.store.db.conn.set_authorizer(no_position_writes)
-        try:
-            await tick()
-        finally:
-            world.store.db.conn.set_authorizer(None)
-    world.engine.tick = failing_tick     # type: ignore[method-assign]
-    await world.step(world.last_close * Decimal("0.97"))
-    world.engine.tick = tick             # type: ignore[method-assign]
+    await step_refusing(world, no_position_writes, world.last_close * Decimal("0.97"))
     assert SYMBOL not in world.engine.positions
     assert committed(world.store, f"SELECT state FROM positions WHERE key = '{position.key}'") \
         == [("PROTECTED",)]
@@ -226,33 +242,12 @@ async def test_a_partial_take_profit_is_not_sent_while_the_database_refuses_writ
     nothing of it and sent the same client id again: a MARKET order fills at once, so
     Binance (duplicate ids refused among open orders only) took it and a second part of
     the position was closed. Now it waits until it can be journaled, as an entry does."""
-    world = await make_world(tmp_path)
-    await world.warm_up()
-    world.strategy.next = long_signal()
-    await world.step()
-    position = world.engine.positions[SYMBOL]
-    placed: Counter[str] = Counter()
-    place = world.paper.place
-
-    async def counted(request):  # type: ignore[no-untyped-def]
-        placed[request.client_id] += 1
-        return await place(request)
-    world.paper.place = counted          # type: ignore[method-assign]
-    tick = world.engine.tick
-
-    async def failing_tick() -> None:
-        world.store.db.conn.set_authorizer(deny_every_write)
-        try:
-            await tick()
-        finally:
-            world.store.db.conn.set_authorizer(None)
-    world.engine.tick = failing_tick     # type: ignore[method-assign]
-    await world.step(position.entry_price * Decimal("1.006"))
-    world.engine.tick = tick             # type: ignore[method-assign]
+    world, position, placed = await entered(tmp_path)
+    await step_refusing(world, deny_every_write, position.entry_price * Decimal("1.006"))
     assert not [c for c in placed if c.endswith("-pt1")]
     assert world.engine.positions[SYMBOL].state is PositionState.PROTECTED
     again = restart(world)       # killed now: the same file, the same exchange account
-    again.paper.place = counted          # type: ignore[method-assign]
+    again.paper.place = world.paper.place    # type: ignore[method-assign]  # counted
     await boot(again.engine)
     for _ in range(3):
         await again.step(position.entry_price * Decimal("1.006"))
@@ -273,18 +268,7 @@ async def test_a_pickup_on_a_wiped_disk_does_not_take_the_partial_again(tmp_path
     the same client id: the exchange takes it (the first one is filled, not open). Now the
     pickup asks the exchange for pt1, pt2, ... by client id."""
     from tests.test_unit_of_work import restarted_on
-    world = await make_world(tmp_path)
-    await world.warm_up()
-    world.strategy.next = long_signal()
-    await world.step()
-    position = world.engine.positions[SYMBOL]
-    placed: Counter[str] = Counter()
-    place = world.paper.place
-
-    async def counted(request):  # type: ignore[no-untyped-def]
-        placed[request.client_id] += 1
-        return await place(request)
-    world.paper.place = counted          # type: ignore[method-assign]
+    world, position, placed = await entered(tmp_path)
     partial_price = position.entry_price * Decimal("1.006")
     await world.step(partial_price)
     assert placed[f"tb-{SYMBOL}-{position.key}-pt1"] == 1
