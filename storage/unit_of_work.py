@@ -28,18 +28,25 @@ executor's rule); a commit at a suspension or at the end of the unit has no call
 and goes on (the write health reports it at the next tick).
 
 After a rollback, what the engine holds in memory (it never claims more than before:
-today's rule for a write that failed on its own):
+today's rule for a write that failed on its own). What nothing else would write again
+before a restart is kept in `UnitOfWork.rewrites` (`Rewrites`) and written again by the
+next tick (trader/engine.py calls `write_again`), also when its own write failed:
+- the guards (trader/guard_book.py) keep their newer state, and write it whole again (a
+  breaker tripped in a rolled-back unit is on the disk after the next tick);
+- a close, whose position has left memory, is written again (trader/position_journal.py),
+  and so are a stream fill and a funding payment (append-only rows no later step writes);
 - the interpreter's `positions` keep their newer state (as after a step that could not be
   saved): the next saved step writes the whole record again, and a restart rebuilds it
   from the exchange (trader/startup.py); an entry rolled back before its send is dropped
-  from memory too (trader/entry_sender.py, trader/maker_quoter.py); a close, whose
-  position has left memory, is written again by the next tick (trader/position_journal.py);
+  from memory too (trader/entry_sender.py, trader/maker_quoter.py);
 - the order tracker mirrors the exchange, not the database: unchanged (the exchange did
-  get what was sent); so does the executor's memory of sent client ids;
+  get what was sent); so does the executor's memory of sent client ids; an intent's
+  answer rolled back leaves it SENT, which the intent sweep resolves from the exchange;
 - the trade store's caches (intents, open positions) are forgotten and read again;
 - the alerter delivers the alerts whose outbox rows were rolled back from memory;
-- the guards (trader/guard_book.py) keep their newer state, saved again at their next
-  change; the intent keeper's operator intent stays pinned in Telegram, which a boot reads;
+- the intent keeper's operator intent stays pinned in Telegram, which a boot reads;
+- rows rewritten on their own schedule lose nothing that matters: the tick marker, the
+  equity snapshots (the next refresh writes one), the presence record;
 - the paper exchange commits its own state before answering (trader/exchange/paper.py),
   so its saved-chunk logs never count rolled-back rows.
 
@@ -49,7 +56,7 @@ is already inside a batch: same code path, no extra commit).
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
@@ -81,6 +88,7 @@ class UnitOfWork:
         self.rollback_listeners: list[Callable[[], None]] = []
         self.commit_listeners: list[Callable[[], None]] = []
         self._tracer_before: Any = None
+        self.rewrites = Rewrites(self)
 
     # --- the unit ---------------------------------------------------------------------
     def run(self, work: Coroutine[Any, Any, T]) -> Awaitable[T]:
@@ -144,6 +152,7 @@ class UnitOfWork:
         except (sqlite3.Error, OSError) as exc:
             raise self._rolled_back(what, exc) from exc
         self.gate.health.succeeded()
+        self.rewrites.uncommitted.clear()       # durable now
         for listener in self.commit_listeners:
             listener()
 
@@ -164,6 +173,7 @@ class UnitOfWork:
         failure = save_failure(what, exc)
         gate.forget()
         gate.health.failed(failure)
+        self.rewrites.rolled_back()
         for listener in self.rollback_listeners:
             listener()
         return failure
@@ -172,6 +182,7 @@ class UnitOfWork:
         """A write inside the unit failed with an error that ended the whole transaction:
         the unit's earlier writes went with it (the gate counts the write's own failure)."""
         logger.error("unit of work rolled back by a failed write what={} error={}", what, exc)
+        self.rewrites.rolled_back()
         for listener in self.rollback_listeners:
             listener()
 
@@ -235,6 +246,60 @@ class UnitOfWork:
         except SaveStateFailure as exc:
             logger.error("unit of work rolled back at a {} from another task error={}", kind,
                          exc.cause)
+
+
+Rewrite = Callable[[], None]
+
+
+class Rewrites:
+    """What a rollback of the unit took off the disk (or what failed to be written on its
+    own), kept in memory as the owner's way to write it again, until the next tick does.
+
+        unit.rewrites.written(("fill", symbol, trade_id), again)   # after the write
+        unit.rewrites.failed(("fill", symbol, trade_id), again)    # it raised SaveStateFailure
+        if unit.rewrites.lost: unit.rewrites.write_again()         # the tick (trader/engine.py)
+
+    `again()` writes the owner's record as it is NOW (the guards' whole state, a close, a
+    fill, a funding payment) and reports itself the same way: it never raises
+    SaveStateFailure, so one that fails again stays `lost` for the tick after (the write
+    health counts each failure: SAVE_STATE_FAILURE). One entry per key: a later write of
+    the same record takes the place of an earlier one. A commit of the unit forgets what
+    it made durable; outside a unit (or inside a replay batch) a write that did not raise
+    is on the disk (or the batch's): nothing is kept."""
+
+    __slots__ = ("unit", "uncommitted", "lost")
+
+    def __init__(self, unit: UnitOfWork) -> None:
+        self.unit = unit
+        self.uncommitted: dict[Hashable, Rewrite] = {}   # in the open transaction
+        self.lost: dict[Hashable, Rewrite] = {}          # to write again, oldest first
+
+    def written(self, key: Hashable, again: Rewrite) -> None:
+        """The record `key` was written (into the unit's transaction when one is open)."""
+        if self.lost:
+            self.lost.pop(key, None)
+        if self.unit.open and self.unit.holds_writes():
+            self.uncommitted[key] = again
+
+    def failed(self, key: Hashable, again: Rewrite) -> None:
+        """The write of `key` failed: `again` is called by the next `write_again`."""
+        self.uncommitted.pop(key, None)
+        self.lost[key] = again
+
+    def rolled_back(self) -> None:
+        """The unit rolled back to its last commit point: what it held is lost."""
+        if self.uncommitted:
+            logger.warning("rolled back, to be written again by the next tick: {}",
+                           ", ".join(str(key) for key in self.uncommitted))
+            self.lost.update(self.uncommitted)
+            self.uncommitted.clear()
+
+    def write_again(self) -> None:
+        """Write every lost record again (oldest first); one that fails stays lost."""
+        lost, self.lost = self.lost, {}
+        for key, again in lost.items():
+            logger.info("written again what={}", key)
+            again()
 
 
 class _Driven:

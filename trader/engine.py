@@ -254,8 +254,9 @@ class Engine:
         self.guards.expire(self.clock.now())
         await self.housekeeping.run(self.interpreter.positions, self.balance_keeper.balance)
         self.exchange_health.report_rules_changes()
-        if self.journal.lost_closes:     # a close a failed or rolled-back write lost
-            self.journal.write_lost_closes()
+        rewrites = self.store.unit.rewrites
+        if rewrites.lost:   # what a failed or rolled-back write lost: storage/unit_of_work.py
+            rewrites.write_again()
         self.writes.probe_if_failing()
         self.writes.check_health()
 

@@ -1,6 +1,7 @@
 """The guards' state in one place: changed through the pure rules of trader/guards.py,
-persisted on every change (breakers, pauses and sleep survive a restart), and announced
-(trips and clears become alerts).
+persisted on every change (breakers, pauses and sleep survive a restart; a change that did
+not reach the disk is written again by the next tick), and announced (trips and clears
+become alerts).
 
     book = GuardBook(store, alerter, clock, counters, GuardConfig(...))
     book.apply(guards.check_spread, symbol, spread, history, now, book.config)
@@ -70,12 +71,24 @@ class GuardBook:
                 return
         else:
             self.state = state
-            try:
-                self.store.put(STATE_KEY, dump_state(state), self.clock.now())
-            except SaveStateFailure as exc:   # counted by the store's write health
-                logger.error("guard state not saved error={}", exc)
+            self.save()
         if self.on_change is not None:
             self.on_change(before, state, by_command)
+
+    def save(self) -> None:
+        """Write the current state whole. One that does not reach the disk (its write
+        failed, counted by the store's write health; or the engine's unit of work rolled it
+        back) is written again, as it is then, by the next tick (`Rewrites`,
+        storage/unit_of_work.py): a breaker the engine holds is never missing from the disk
+        beyond that, so a restart does not forget it."""
+        rewrites = self.store.unit.rewrites
+        try:
+            self.store.put(STATE_KEY, dump_state(self.state), self.clock.now())
+        except SaveStateFailure as exc:
+            logger.error("guard state not saved error={}", exc)
+            rewrites.failed(STATE_KEY, self.save)
+        else:
+            rewrites.written(STATE_KEY, self.save)
 
     def apply(self, rule: Callable[..., tuple[GuardState, list[GuardEvent]]],
               *args: Any) -> list[GuardEvent]:

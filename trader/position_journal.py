@@ -3,8 +3,9 @@ the journal entry and the cooldown) in one transaction, and the alerts that go w
 
 A failed write is counted by the store's write health (SAVE_STATE_FAILURE, entries
 blocked) and never stops protection: the engine goes on from its memory, and the exchange
-keeps the truth (a restart rebuilds from it). A close that did not reach the disk (its write
-failed, or the engine's unit of work rolled it back) is written again by the next tick.
+keeps the truth (a restart rebuilds from it). A close, a stream fill or a funding payment
+that did not reach the disk (its write failed, or the engine's unit of work rolled it back)
+is written again by the next tick.
 """
 
 import json
@@ -12,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +60,13 @@ class PositionJournal:
         self.guards = guard_book
         self.clock = clock
         self.rules = rules          # the symbol's tick and step, for the texts
-        # A close whose write did not reach the disk (it failed, or the engine's unit of
-        # work rolled it back after it was written: storage/unit_of_work.py) is written
-        # again by the next tick (`write_lost_closes`): the closed position has left the
-        # engine's memory, so no later step would ever write it. Each entry: the close and
-        # the time it happened. `_uncommitted` is emptied by every commit of the unit.
-        self.lost_closes: list[tuple[Finalized, datetime]] = []
-        self._uncommitted: list[tuple[Finalized, datetime]] = []
-        store.unit.commit_listeners.append(self._uncommitted.clear)
-        store.unit.rollback_listeners.append(self._closes_rolled_back)
+        # A close, a stream fill or a funding payment whose write did not reach the disk
+        # (it failed, or the engine's unit of work rolled it back after it was written) is
+        # written again by the next tick (storage/unit_of_work.py `Rewrites`): no later
+        # step would write it (the closed position has left the engine's memory; a fill
+        # or a payment is an append-only row). A step is not kept: the position stays in
+        # memory and its next step writes the whole record (a restart rebuilds it).
+        self.rewrites = store.unit.rewrites
 
     def commit(self, before: Position | None, after: Position, event: Event | None) -> None:
         """One step: the position as it is now, and the event if it matters later."""
@@ -94,18 +94,15 @@ class PositionJournal:
         self.guards.state = cooldown
         self._alert_close(final)
 
-    def write_lost_closes(self) -> None:
-        """Write again the closes that did not reach the disk (oldest first), with the
-        guards' cooldowns as they are now. One that fails again waits for the next tick."""
-        lost, self.lost_closes = self.lost_closes, []
-        for final, at in lost:
-            logger.info("close written again symbol={} key={}", final.position.symbol,
-                        final.position.key)
-            self._write_close(final, at, self.guards.state)
-
-    def _write_close(self, final: Finalized, now: datetime, cooldown: guards.GuardState
-                     ) -> None:
+    def _write_close(self, final: Finalized, now: datetime,
+                     cooldown: guards.GuardState | None = None) -> None:
+        """The close's one transaction; `cooldown` None: the guards as they are now (a
+        close written again)."""
         position = final.position
+        if cooldown is None:
+            cooldown = self.guards.state
+        key = ("close", position.symbol, position.key)
+        again = partial(self._write_close, final, now)
         try:
             with self.store.transaction(f"close {position.symbol} {position.key}"):
                 self.store.save_position(position)
@@ -118,14 +115,9 @@ class PositionJournal:
                 self.store.put(STATE_KEY, dump_state(cooldown), now)
         except SaveStateFailure as exc:
             logger.error("close not saved symbol={} error={}", position.symbol, exc)
-            self.lost_closes.append((final, now))
-            return
-        if self.store.unit.holds_writes():      # not on the disk before the unit commits
-            self._uncommitted.append((final, now))
-
-    def _closes_rolled_back(self) -> None:
-        self.lost_closes.extend(self._uncommitted)
-        self._uncommitted.clear()
+            self.rewrites.failed(key, again)
+        else:
+            self.rewrites.written(key, again)
 
     def _alert_close(self, final: Finalized) -> None:
         position = final.position
@@ -183,17 +175,26 @@ class PositionJournal:
         unless it was read back from the income history first (trader/funding_backfill.py)."""
         for event in events:
             if isinstance(event, FundingApplied) and (event.symbol in symbols or not event.symbol):
-                payment = FundingPayment(event.time, event.symbol, event.amount)
-                if self._read_back_already(payment):
-                    logger.info("funding already read back from the income history symbol={} "
-                                "amount={} at={}", event.symbol, event.amount,
-                                event.time.isoformat())
-                    continue
-                try:
-                    self.store.record_funding(payment, event.rate)
-                except SaveStateFailure as exc:   # counted by the store's write health
-                    logger.error("funding not saved symbol={} amount={} error={}",
-                                 event.symbol, event.amount, exc)
+                self._journal_funding(event)
+
+    def _journal_funding(self, event: FundingApplied) -> None:
+        """One payment; asked again whether it was read back when it is written again (the
+        income backfill may have journaled it meanwhile: never twice)."""
+        payment = FundingPayment(event.time, event.symbol, event.amount)
+        if self._read_back_already(payment):
+            logger.info("funding already read back from the income history symbol={} "
+                        "amount={} at={}", event.symbol, event.amount, event.time.isoformat())
+            return
+        key = ("funding", event.symbol, event.time, event.amount)
+        again = partial(self._journal_funding, event)
+        try:
+            self.store.record_funding(payment, event.rate)
+        except SaveStateFailure as exc:   # counted by the store's write health
+            logger.error("funding not saved symbol={} amount={} error={}",
+                         event.symbol, event.amount, exc)
+            self.rewrites.failed(key, again)
+        else:
+            self.rewrites.written(key, again)
 
     def _read_back_already(self, payment: FundingPayment) -> bool:
         try:
@@ -212,10 +213,14 @@ class PositionJournal:
                 self._record_fill(event.fill)
 
     def _record_fill(self, fill: Fill) -> None:
+        key = ("fill", fill.symbol, fill.trade_id)
         try:
             self.store.record_fill(fill)
         except SaveStateFailure as exc:
             logger.error("fill not saved trade_id={} error={}", fill.trade_id, exc)
+            self.rewrites.failed(key, partial(self._record_fill, fill))
+        else:
+            self.rewrites.written(key, partial(self._record_fill, fill))
 
     def report_save_failure(self, health: WriteHealth, positions: dict[str, Position],
                             db_path: Path) -> None:

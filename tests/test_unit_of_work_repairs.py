@@ -1,0 +1,195 @@
+"""What a rolled-back unit of work (storage/unit_of_work.py) took off the disk is written
+again by the next tick, not at the owner's next change or a restart: a guard trip, a
+stream fill of a position still open, a funding payment. Each test refuses the commit at
+the tick's end (a disk gone bad for a moment), lets the next tick run on a good disk,
+reads what another process would read, then restarts on the same file."""
+
+import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+
+from tests.engine_world import SYMBOL, World, make_world, restart
+from tests.log_capture import logged
+from tests.test_store_statements import committed
+from tests.test_unit_of_work_attack import (
+    SQLITE_INSERT,
+    entered,
+    refused_in_one_tick,
+    step_refusing,
+)
+from trader import guards
+from trader.exchange.base import ExchangeEvent, FundingApplied
+from trader.guard_book import STATE_KEY
+from trader.startup import boot
+
+SQLITE_TRANSACTION = 22
+END = "end of the unit of work"
+
+
+def refuse_tick_ends(world: World, times: int) -> list[str]:
+    """The unit's commit at the end of each of the next `times` ticks is refused (the disk
+    refuses it; the unit rolls back to its last commit point); returns what was refused."""
+    unit = world.store.unit
+    commit = unit._commit
+    refused: list[str] = []
+
+    def deny(action: int, arg1: str | None, *_: object) -> int:
+        if action == SQLITE_TRANSACTION and arg1 == "COMMIT":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    def counted(what: str) -> None:
+        conn = unit.gate.conn
+        if what != END or not conn.in_transaction or len(refused) >= times:
+            return commit(what)
+        refused.append(what)
+        conn.set_authorizer(deny)       # set now: SQLite prepares the COMMIT again
+        try:
+            return commit(what)
+        finally:
+            conn.set_authorizer(None)
+    unit._commit = counted              # type: ignore[method-assign]
+    return refused
+
+
+def with_events(world: World, events: list[ExchangeEvent]) -> None:
+    """The next tick drains `events` along with what the paper exchange reports."""
+    drain = world.paper.drain_events
+
+    def drained() -> list[ExchangeEvent]:
+        world.paper.drain_events = drain        # type: ignore[method-assign]
+        return [*events, *drain()]
+    world.paper.drain_events = drained          # type: ignore[method-assign]
+
+
+def saved_breakers(world: World) -> str:
+    rows = committed(world.store, f"SELECT value FROM kv WHERE key = '{STATE_KEY}'")
+    return str(rows[0][0]) if rows else ""
+
+
+async def tick_at(world: World, seconds: int) -> None:
+    """A live tick `seconds` later, with no new candle (the loop ticks every few seconds)."""
+    world.clock.set(world.clock.now() + timedelta(seconds=seconds))
+    await world.engine.tick()
+
+
+def trip_funding_breaker_in_the_next_tick(world: World) -> None:
+    """The next tick trips the funding breaker (as housekeeping's funding check does on a
+    jump of the rate within the hour)."""
+    engine = world.engine
+    real = engine._tick
+
+    async def tripping() -> None:
+        engine._tick = real                     # type: ignore[method-assign]
+        engine.guards.apply(guards.check_funding, SYMBOL, Decimal("0.01"), Decimal("0"),
+                            world.clock.now(), engine.guards.config)
+        await real()
+    engine._tick = tripping                     # type: ignore[method-assign]
+
+
+BREAKER = f"funding:{SYMBOL}"
+
+
+async def test_a_breaker_tripped_in_rolled_back_ticks_is_saved_again_by_the_next_tick(
+        tmp_path) -> None:
+    """The breaker trips in a tick whose commit is refused, and the next tick's too (the
+    one that saved the guards with `save_failure`): the engine keeps it in memory, the
+    database lost it. The first good tick writes the guards again, so a restart after it
+    still holds entries back (it used to forget the breaker until the next guard change,
+    and trade)."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    refused = refuse_tick_ends(world, 2)
+    trip_funding_breaker_in_the_next_tick(world)
+    await tick_at(world, 5)
+    assert BREAKER in world.engine.guard_state.breakers
+    await tick_at(world, 5)
+    assert refused == [END, END]
+    assert BREAKER not in saved_breakers(world)
+    await tick_at(world, 5)                     # a good disk again
+    assert BREAKER in saved_breakers(world)
+    again = restart(world)
+    await boot(again.engine)
+    assert BREAKER in again.engine.guard_state.breakers
+
+
+async def test_a_stream_fill_of_an_open_position_rolled_back_is_recorded_by_the_next_tick(
+        tmp_path) -> None:
+    """3/5 of the stop-loss fills; the stream reports it; the tick journals the fill, and
+    first commit (before the stop-loss is sent again for the rest) is refused. The
+    position stays open, so no close writes its fills: the tick records it again at its
+    end (it used to be missing until a restart's reconciliation read the fills back)."""
+    world, position, _ = await entered(tmp_path)
+    world.fill_stop_in_part(position)
+    [fill] = [f for f in world.paper.sim.fills(SYMBOL)
+              if f.client_id == position.stop.order.client_id]
+    refused = await refused_in_one_tick(world, 1)
+    assert refused == [f"intent {position.stop.order.client_id[:-1]}2 sent"]
+    assert SYMBOL in world.engine.positions
+    sql = f"SELECT count(*) FROM fills WHERE trade_id = '{fill.trade_id}'"
+    assert committed(world.store, sql) == [(1,)]        # written again at the tick's end
+    again = restart(world)
+    await boot(again.engine)
+    await tick_at(again, 5)
+    assert committed(again.store, sql) == [(1,)]
+
+
+def funding_paid(world: World) -> FundingApplied:
+    return FundingApplied(SYMBOL, Decimal("0.0001"), Decimal("-0.37"),
+                          world.clock.now() - timedelta(seconds=1))
+
+
+def journaled_funding(world: World) -> list[tuple[object, ...]]:
+    return committed(world.store, "SELECT symbol, body FROM events WHERE kind = 'funding'")
+
+
+async def test_a_funding_payment_rolled_back_is_journaled_by_the_next_tick(tmp_path) -> None:
+    """The stream reports a funding payment; the tick journals it and its commit is
+    refused: the next tick journals it again (once), and a restart's PnL counts it."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    with_events(world, [funding_paid(world)])
+    refused = refuse_tick_ends(world, 1)
+    await tick_at(world, 5)
+    assert refused == [END]
+    assert journaled_funding(world) == []
+    await tick_at(world, 5)
+    await tick_at(world, 5)
+    assert len(journaled_funding(world)) == 1
+    again = restart(world)
+    await boot(again.engine)
+    assert [p.amount for p in again.store.funding_payments()] == [Decimal("-0.37")]
+
+
+def deny_inserts_into(table: str) -> Callable[..., int]:
+    def deny(action: int, arg1: str | None, *_: object) -> int:
+        if action == SQLITE_INSERT and arg1 == table:
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+    return deny
+
+
+async def test_a_repair_that_fails_again_is_tried_again_and_alerted_once(tmp_path) -> None:
+    """The funding payment is rolled back; its repair, the next tick, fails too (the
+    events table refuses inserts): it is counted as a failed write, kept, and written by
+    the tick after (once). SAVE_STATE_FAILURE is alerted once for the whole episode."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    with_events(world, [funding_paid(world)])
+    refused = refuse_tick_ends(world, 1)
+    await tick_at(world, 5)
+    assert refused == [END]
+    failures = world.store.health.total_failures
+    with logged("INFO") as logs:
+        await step_refusing(world, deny_inserts_into("events"), world.last_close)
+    assert world.store.health.total_failures == failures + 1
+    assert any("written again" in line for line in logs), logs
+    assert journaled_funding(world) == []
+    await world.step()
+    await world.step()
+    assert len(journaled_funding(world)) == 1
+    assert len(world.alerts("SAVE_STATE_FAILURE")) == 1
+    again = restart(world)
+    await boot(again.engine)
+    assert [p.amount for p in again.store.funding_payments()] == [Decimal("-0.37")]
