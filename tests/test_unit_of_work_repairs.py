@@ -193,3 +193,23 @@ async def test_a_repair_that_fails_again_is_tried_again_and_alerted_once(tmp_pat
     again = restart(world)
     await boot(again.engine)
     assert [p.amount for p in again.store.funding_payments()] == [Decimal("-0.37")]
+
+
+async def test_a_restart_does_not_inherit_the_block_of_a_failing_disk(tmp_path) -> None:
+    """The guards saved with `save_failure` (entries blocked while writes fail) the tick
+    after a refused commit; the process restarts before the recovery clears it. The new
+    process's writes work, so it never reports a recovery: it used to keep entries blocked
+    for good ("state could not be saved"). The flag belongs to the process that saw the
+    failures: a boot starts without it (its own first failed write sets it again)."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    with_events(world, [funding_paid(world)])  # something to write
+    assert refuse_tick_ends(world, 1) == []
+    await tick_at(world, 5)
+    await tick_at(world, 5)                     # saves the guards with save_failure
+    assert '"save_failure": true' in saved_breakers(world)
+    again = restart(world)
+    await boot(again.engine)
+    for _ in range(3):
+        await again.step()
+    assert again.engine.entry_refusal(SYMBOL) == ""

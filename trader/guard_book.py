@@ -58,9 +58,17 @@ class GuardBook:
         self._ends_at: datetime | None = None
 
     def load(self) -> None:
+        """The saved state, without `save_failure`: that block belongs to the process whose
+        writes failed (its write health lifts it on recovery); a new process starts with
+        a health of its own, which would never lift it (entries blocked for good), and
+        sets it again at its own first failed write."""
         raw = self.store.get(STATE_KEY)
         if raw:
-            self.state = load_state(raw)
+            state = load_state(raw)
+            if state.save_failure:
+                logger.info("guard state loaded without the failing disk's entry block")
+                state = guards.set_save_failure(state, False)
+            self.state = state
 
     def set(self, state: GuardState, *, by_command: bool = False) -> None:
         """Take a new state (from a pure rule that reports no events, or an operator's
