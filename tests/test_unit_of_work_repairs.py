@@ -213,3 +213,25 @@ async def test_a_restart_does_not_inherit_the_block_of_a_failing_disk(tmp_path) 
     for _ in range(3):
         await again.step()
     assert again.engine.entry_refusal(SYMBOL) == ""
+
+
+def saved_risk(world: World) -> str:
+    rows = committed(world.store, "SELECT value FROM kv WHERE key = 'risk'")
+    return str(rows[0][0]) if rows else ""
+
+
+async def test_a_new_equity_peak_rolled_back_is_saved_again_by_the_next_tick(tmp_path) -> None:
+    """The equity makes a new high (the risk fraction's peak, trader/entry_sender.py) in a
+    tick whose commit is refused: kept in memory only, it was saved again only when the
+    fraction changed; a restart meanwhile measured the drawdown from the older, lower peak
+    (a larger risk per trade than the rule allows)."""
+    world, position, _ = await entered(tmp_path)
+    await world.step(position.entry_price * Decimal("1.004"))
+    before = saved_risk(world)
+    refused = refuse_tick_ends(world, 1)
+    await world.step(position.entry_price * Decimal("1.005"))
+    peak = world.engine.entries._risk["peak"]
+    assert refused == [END] and peak not in before, (refused, before, peak)
+    assert saved_risk(world) == before
+    await tick_at(world, 5)
+    assert peak in saved_risk(world)

@@ -278,11 +278,21 @@ class EntrySender:
         fresh = {"peak": str(peak), "fraction": str(fraction)}
         if fresh != self._risk:
             self._risk = fresh
-            try:
-                self.store.put(RISK_KEY, fresh, self.clock.now())
-            except SaveStateFailure as exc:
-                logger.error("risk state not saved error={}", exc)
+            self._write_risk()
         self._risk_peak, self._risk_kept = peak, (peak, fraction)
+
+    def _write_risk(self) -> None:
+        """Save `_risk` as it is now; one that does not reach the disk (failed, or rolled
+        back with the unit of work) is saved again by the next tick (storage/unit_of_work.py
+        Rewrites): a restart must not measure the drawdown from an older, lower peak."""
+        rewrites = self.store.unit.rewrites
+        try:
+            self.store.put(RISK_KEY, self._risk, self.clock.now())
+        except SaveStateFailure as exc:
+            logger.error("risk state not saved error={}", exc)
+            rewrites.failed(RISK_KEY, self._write_risk)
+        else:
+            rewrites.written(RISK_KEY, self._write_risk)
 
     def account(self, balance: Balance | None, positions: Iterable[Position]) -> Account | None:
         if balance is None:
