@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
-from tests.engine_world import SYMBOL, World, make_world, restart
+from tests.engine_world import SYMBOL, World, long_signal, make_world, restart
 from tests.log_capture import logged
 from tests.test_store_statements import committed
 from tests.test_unit_of_work_attack import (
@@ -235,3 +235,23 @@ async def test_a_new_equity_peak_rolled_back_is_saved_again_by_the_next_tick(tmp
     assert saved_risk(world) == before
     await tick_at(world, 5)
     assert peak in saved_risk(world)
+
+
+async def test_an_order_answer_rolled_back_is_journaled_by_the_next_tick(tmp_path) -> None:
+    """Entry, stop-loss and take-profit are sent; the tick's last commit, after the
+    take-profit's answer, is refused: its intent stayed SENT on the disk (the invariant
+    monitor then reports it stuck, a restart probes it) although the exchange answered.
+    The next tick journals the answer again (the intent ACKED, the order row)."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.strategy.next = long_signal()
+    refused = refuse_tick_ends(world, 1)
+    await world.step()
+    assert refused == [END]
+    take_profit = world.engine.positions[SYMBOL].take_profit.order.client_id
+    status = f"SELECT status FROM intents WHERE client_id = '{take_profit}'"
+    assert committed(world.store, status) == [("SENT",)]
+    await tick_at(world, 5)
+    assert committed(world.store, status) == [("ACKED",)]
+    assert committed(world.store, f"SELECT count(*) FROM orders WHERE client_id = "
+                                  f"'{take_profit}'") == [(1,)]

@@ -13,6 +13,7 @@ adapter's request gate (trader/exchange/gate.py).
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from loguru import logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -313,8 +314,11 @@ class Executor:
 
     def _record_answer(self, intent: Intent, order: Order) -> None:
         """The exchange's answer, the intent's status and the order, in one transaction (one
-        commit, both or neither). Not saved, it is logged and counted (SAVE_STATE_FAILURE)
-        and the agent goes on: the intent stays SENT and is probed by client id."""
+        commit, both or neither). Not saved (counted: SAVE_STATE_FAILURE), or rolled back
+        with the unit of work, the agent goes on and the next tick writes it again while
+        the intent is still SENT on the disk (Rewrites, storage/unit_of_work.py)."""
+        key = ("answer", order.client_id)
+        again = partial(self._record_answer_again, intent, order)
         try:
             with self.store.transaction(f"order {order.client_id} answered"):
                 self.store.save_intent(intent, self.clock.now())
@@ -322,6 +326,14 @@ class Executor:
         except SaveStateFailure as exc:
             logger.error("order answer not journaled client_id={} status={} error={}",
                          order.client_id, order.status, exc)
+            self.store.unit.rewrites.failed(key, again)
+        else:
+            self.store.unit.rewrites.written(key, again)
+
+    def _record_answer_again(self, intent: Intent, order: Order) -> None:
+        saved = self.store.intent(intent.client_id)
+        if saved is None or saved.status is IntentStatus.SENT:   # else resolved since: newer
+            self._record_answer(intent, order)
 
     def _save_order(self, order: Order) -> None:
         try:
