@@ -31,22 +31,35 @@ After a rollback, what the engine holds in memory (it never claims more than bef
 today's rule for a write that failed on its own). What nothing else would write again
 before a restart is kept in `UnitOfWork.rewrites` (`Rewrites`) and written again by the
 next tick (trader/engine.py calls `write_again`), also when its own write failed:
-- the guards (trader/guard_book.py) keep their newer state, and write it whole again (a
-  breaker tripped in a rolled-back unit is on the disk after the next tick);
+- the guards (trader/guard_book.py) keep their newer state and write it whole again (a
+  breaker tripped in a rolled-back unit is on the disk after the next tick); so does the
+  risk state's equity peak (trader/entry_sender.py);
 - a close, whose position has left memory, is written again (trader/position_journal.py),
   and so are a stream fill and a funding payment (append-only rows no later step writes);
+- an order's answer (the intent's status and the order row, trader/executor.py) is written
+  again while the intent is still SENT on the disk (never over a newer status);
 - the interpreter's `positions` keep their newer state (as after a step that could not be
-  saved): the next saved step writes the whole record again, and a restart rebuilds it
-  from the exchange (trader/startup.py); an entry rolled back before its send is dropped
-  from memory too (trader/entry_sender.py, trader/maker_quoter.py);
+  saved): the next saved step writes the whole record again (a position steps again as its
+  legs are observed), and a restart rebuilds it from the exchange (trader/startup.py); the
+  step's journal row (events: leg_placed, ...) is an audit trail nothing reads back; an
+  entry rolled back before its send is dropped from memory too (trader/entry_sender.py,
+  trader/maker_quoter.py);
 - the order tracker mirrors the exchange, not the database: unchanged (the exchange did
-  get what was sent); so does the executor's memory of sent client ids; an intent's
-  answer rolled back leaves it SENT, which the intent sweep resolves from the exchange;
+  get what was sent); so does the executor's memory of sent client ids;
 - the trade store's caches (intents, open positions) are forgotten and read again;
 - the alerter delivers the alerts whose outbox rows were rolled back from memory;
-- the intent keeper's operator intent stays pinned in Telegram, which a boot reads;
+- the periodic reconciliation (trader/app.py) runs outside the tick's unit: its close
+  read-back and funding read-back commit on their own. Inside a command's unit (/reconcile,
+  /shutdown) a rolled-back close read-back is read again at its next round (it starts from
+  the database's unknown closes); a rolled-back funding read-back waits for its next due
+  round (a stream reconnect, or its poll while the stream is down) or a restart: NOT kept;
+- the intent sweep (trader/housekeeping.py) starts from the database: redone next round;
+- the intent keeper's operator intent (trader/intent_keeper.py) is saved again as it is
+  then (the boot rule takes the newest of the record and the Telegram pin: without a pin,
+  an older record would lift a rolled-back /pause or /shutdown);
 - rows rewritten on their own schedule lose nothing that matters: the tick marker, the
-  equity snapshots (the next refresh writes one), the presence record;
+  equity snapshots (a point of /chart's curve; the next refresh writes one); the presence
+  record is written by its own task, outside the unit;
 - the paper exchange commits its own state before answering (trader/exchange/paper.py),
   so its saved-chunk logs never count rolled-back rows.
 

@@ -255,3 +255,30 @@ async def test_an_order_answer_rolled_back_is_journaled_by_the_next_tick(tmp_pat
     assert committed(world.store, status) == [("ACKED",)]
     assert committed(world.store, f"SELECT count(*) FROM orders WHERE client_id = "
                                   f"'{take_profit}'") == [(1,)]
+
+
+async def test_a_pause_rolled_back_is_still_the_operators_after_a_restart(tmp_path) -> None:
+    """/pause, and the command's unit of work is refused at its end: the guards and the
+    operator's intent (trader/intent_keeper.py, saved for the boot rule) were rolled back.
+    Without a Telegram pin the boot took the older record (running) and lifted the pause
+    the guards had written again: the agent traded after /pause. The next tick writes the
+    intent again too."""
+    from trader.clock import SystemClock
+    from trader.commands import CommandKind
+    from trader.intent_keeper import IntentKeeper
+
+    def keeper_of(world: World) -> IntentKeeper:
+        return IntentKeeper(world.engine.guards, world.store, world.engine.alerter,
+                            SystemClock(), None)
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.engine.load_state()
+    await keeper_of(world).recover(0)
+    refused = refuse_tick_ends(world, 1)
+    await world.command(CommandKind.PAUSE)
+    assert refused == [END] and world.engine.guard_state.paused
+    await tick_at(world, 5)
+    again = restart(world)
+    await boot(again.engine)
+    await keeper_of(again).recover(0)
+    assert again.engine.guard_state.paused

@@ -220,10 +220,21 @@ class IntentKeeper:
             return None
 
     def _save(self, intent: OperatorIntent) -> None:
+        """One that does not reach the disk (counted by the write health, or rolled back
+        with the unit of work) is saved again, as the intent is then, by the next tick
+        (Rewrites, storage/unit_of_work.py): the boot rule must not take an older record."""
+        rewrites = self.store.unit.rewrites
         try:
             self.store.put(RECORD_KEY, intent.to_record(), self.clock.now())
-        except SaveStateFailure as exc:    # counted by the store's write health
+        except SaveStateFailure as exc:
             logger.error("operator intent not saved error={}", exc)
+            rewrites.failed(RECORD_KEY, self._save_again)
+        else:
+            rewrites.written(RECORD_KEY, self._save_again)
+
+    def _save_again(self) -> None:
+        if self.intent is not None:
+            self._save(self.intent)
 
     def _publish(self, intent: OperatorIntent) -> None:
         self._wanted = intent
