@@ -17,7 +17,7 @@ The trading records (intents, orders, fills, positions) are typed by the trading
 """
 
 import json
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -161,11 +161,22 @@ class Store:
 
     # --- key-value state ----------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
+        self._gate.flush("kv")      # a replay batch's held-back `put_later` rows first
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
         return json.loads(row[0]) if row else default
 
     def put(self, key: str, value: Any, now: datetime) -> None:
         self.put_json(key, to_json(value), now)
+
+    def put_later(self, key: str, value: Callable[[], Any], now: datetime) -> None:
+        """`put(key, value(), now)`; inside a replay batch, held back until the batches
+        are committed (`WriteGate.upsert_later`): the last value of `key` only, `value()`
+        called then (a state saved on every trade costs one write per commit). Raises
+        SaveStateFailure like `put`."""
+        def row() -> dict[str, Any]:
+            return {"key": key, "value": to_json(value()), "updated_at": now.isoformat()}
+        with self._gate.saving(f"state {key}"):
+            self._gate.upsert_later("kv", (key,), row, ("key",), None)
 
     def put_json(self, key: str, text: str, now: datetime) -> None:
         """Store already-encoded JSON text under `key` (read back by `get` like `put`'s).
@@ -176,9 +187,11 @@ class Store:
 
     def delete(self, key: str) -> None:
         with self._gate.saving(f"state {key}"):
+            self._gate.drop_held("kv", [(key,)])
             self._gate.write("DELETE FROM kv WHERE key = ?", [key])
 
     def keys(self, prefix: str) -> list[str]:
+        self._gate.flush("kv")
         # Not LIKE: it is case-insensitive and treats "_" and "%" in the prefix as wildcards.
         return [r["key"] for r in self.db.query(
             "SELECT key FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", [len(prefix), prefix])]

@@ -119,7 +119,7 @@ async def test_a_stream_fill_of_an_open_position_rolled_back_is_recorded_by_the_
     """3/5 of the stop-loss fills; the stream reports it; the tick journals the fill, and
     first commit (before the stop-loss is sent again for the rest) is refused. The
     position stays open, so no close writes its fills: the tick records it again at its
-    end (it used to be missing until a restart's reconciliation read the fills back)."""
+    end (it used to be missing until the next reconciliation read the fills back)."""
     world, position, _ = await entered(tmp_path)
     world.fill_stop_in_part(position)
     [fill] = [f for f in world.paper.sim.fills(SYMBOL)

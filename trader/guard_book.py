@@ -11,6 +11,7 @@ become alerts).
 import json
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from loguru import logger
@@ -90,8 +91,8 @@ class GuardBook:
         storage/unit_of_work.py): a breaker the engine holds is never missing from the disk
         beyond that, so a restart does not forget it."""
         rewrites = self.store.unit.rewrites
-        try:
-            self.store.put(STATE_KEY, dump_state(self.state), self.clock.now())
+        try:        # held back in a replay batch: written once per commit, as it is last
+            self.store.put_later(STATE_KEY, partial(dump_state, self.state), self.clock.now())
         except SaveStateFailure as exc:
             logger.error("guard state not saved error={}", exc)
             rewrites.failed(STATE_KEY, self.save)

@@ -112,7 +112,7 @@ class PositionJournal:
                     "key": position.key, "reason": position.close_reason.value
                     if position.close_reason else "", "pnl": str(position.realized_pnl),
                     "fees": str(position.fees)})
-                self.store.put(STATE_KEY, dump_state(cooldown), now)
+                self.store.put_later(STATE_KEY, partial(dump_state, cooldown), now)
         except SaveStateFailure as exc:
             logger.error("close not saved symbol={} error={}", position.symbol, exc)
             self.rewrites.failed(key, again)
