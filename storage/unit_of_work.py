@@ -49,10 +49,10 @@ next tick (trader/engine.py calls `write_again`), also when its own write failed
 - the trade store's caches (intents, open positions) are forgotten and read again;
 - the alerter delivers the alerts whose outbox rows were rolled back from memory;
 - the periodic reconciliation (trader/app.py) runs outside the tick's unit: its close
-  read-back and funding read-back commit on their own. Inside a command's unit (/reconcile,
+  read-back and funding read-back commit on their own. Inside a command's unit (/wake,
   /shutdown) a rolled-back close read-back is read again at its next round (it starts from
-  the database's unknown closes); a rolled-back funding read-back waits for its next due
-  round (a stream reconnect, or its poll while the stream is down) or a restart: NOT kept;
+  the database's unknown closes); a rolled-back funding read-back is kept and written
+  again (trader/funding_backfill.py: its next round is due only at a stream reconnect);
 - the intent sweep (trader/housekeeping.py) starts from the database: redone next round;
 - the intent keeper's operator intent (trader/intent_keeper.py) is saved again as it is
   then (the boot rule takes the newest of the record and the Telegram pin: without a pin,

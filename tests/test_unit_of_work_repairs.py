@@ -282,3 +282,30 @@ async def test_a_pause_rolled_back_is_still_the_operators_after_a_restart(tmp_pa
     await boot(again.engine)
     await keeper_of(again).recover(0)
     assert again.engine.guard_state.paused
+
+
+async def test_funding_read_back_in_a_rolled_back_wake_is_journaled_by_the_next_tick(
+        tmp_path) -> None:
+    """/wake reconciles inside its command's unit of work, reading back the funding the
+    stream missed (trader/funding_backfill.py); the unit is refused at its end. With the
+    stream up the next read-back is due only at a reconnect: the payment stayed missing
+    from PnL until then, or a restart. The next tick journals it again (once)."""
+    from trader.commands import CommandKind
+    from trader.exchange.base import FundingIncome
+    world, _, _ = await entered(tmp_path)
+    income = FundingIncome("9001", SYMBOL, Decimal("-0.21"), "USDT",
+                           world.clock.now() - timedelta(seconds=30))
+
+    async def history(since, until):  # type: ignore[no-untyped-def]
+        return [income] if since <= income.time <= until else []
+    world.paper.funding_income = history        # type: ignore[method-assign]
+    world.engine.booted = True                  # reconcile reads back once booted
+    world.engine.funding_backfill.wanted = True
+    refused = refuse_tick_ends(world, 1)
+    await world.command(CommandKind.WAKE)
+    assert refused == [END]
+    assert not world.engine.funding_backfill.wanted        # read back, then rolled back
+    assert journaled_funding(world) == []
+    await tick_at(world, 5)
+    await tick_at(world, 5)
+    assert len(journaled_funding(world)) == 1

@@ -24,6 +24,7 @@ most once an hour (Binance's shortest funding interval), far more than MATCH_WIN
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from loguru import logger
 
@@ -153,11 +154,7 @@ class FundingBackfill:
             return None
         missing = unrecorded(self._ours(incomes), journal)
         for income in missing:
-            try:
-                self.store.record_funding(as_payment(income), tran_id=income.tran_id)
-            except SaveStateFailure as exc:   # counted by the store's write health
-                logger.error("funding not saved symbol={} tran_id={} amount={} error={}",
-                             income.symbol, income.tran_id, income.amount, exc)
+            if not self._journal(income):
                 self.owed_since = start
                 return None
         self.owed_since = None
@@ -166,6 +163,33 @@ class FundingBackfill:
                            "count={} total={} since={}", len(missing),
                            sum((i.amount for i in missing), ZERO), start.isoformat())
         return len(missing)
+
+    def _journal(self, income: FundingIncome) -> bool:
+        """Journal one payment read back; False when the write failed (counted by the
+        store's write health). Rolled back with a unit of work (/wake and /shutdown
+        reconcile inside theirs), it is journaled again by the next tick unless the journal
+        holds it by then (Rewrites, storage/unit_of_work.py): with the stream up, the next
+        read-back is due only at a reconnect."""
+        try:
+            self.store.record_funding(as_payment(income), tran_id=income.tran_id)
+        except SaveStateFailure as exc:
+            logger.error("funding not saved symbol={} tran_id={} amount={} error={}",
+                         income.symbol, income.tran_id, income.amount, exc)
+            return False
+        self.store.unit.rewrites.written(("funding read back", income.tran_id),
+                                         partial(self._journal_again, income))
+        return True
+
+    def _journal_again(self, income: FundingIncome) -> None:
+        try:
+            journal = self.store.funding_journal(income.time - 2 * MATCH_WINDOW)
+        except sqlite3.Error as exc:
+            logger.error("funding journal unreadable, read back again next time error={}",
+                         exc)
+            self.wanted = True
+            return
+        if unrecorded([income], journal) and not self._journal(income):
+            self.wanted = True          # the next reconciliation reads the history again
 
     def _ours(self, incomes: Sequence[FundingIncome]) -> list[FundingIncome]:
         """Our symbols' (or no symbol's, as the stream path keeps them) USDT payments."""
