@@ -26,6 +26,7 @@ async def boot(engine: Engine) -> list[str]:
         lines += await _settle(engine, symbol)
     engine.booted = True
     await _read_back(engine)        # protected first; then what was missed
+    await engine.contained("balance read at boot", _read_balance(engine))
     if lines:
         now = engine.clock.now()
         engine.alerter.publish(Alert(AlertName.STARTUP, "boot reconciliation:\n" +
@@ -80,6 +81,15 @@ async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[st
     if engine.booted:     # boot reads these last, once every position is protected
         await _read_back(engine)
     return lines
+
+
+async def _read_balance(engine: Engine) -> None:
+    """The balance before the first command: `tradebot run` runs the commands queued while
+    it booted before its first tick, and answers /balance and /status at once, so a /long
+    or /balance sent as soon as it started would find none (the tick reads it again when
+    due: trader/balance_keeper.py)."""
+    balance = await engine.balance_keeper.refresh()
+    engine.entries.update_risk_fraction(balance, engine.symbols)
 
 
 async def _read_back(engine: Engine) -> None:
