@@ -8,18 +8,23 @@ Found from outside: the real agent against the fake Binance and Telegram, /long 
 right after "boot reconciliation done". Here the same order of steps as trader/app.py's live
 loop (boot, feed poll, commands, then the first tick), on the Binance adapter."""
 
+import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from tests.chaos.market import Market
 from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
+from trader import guards
 from trader.alerter import Alerter
 from trader.clock import SystemClock
-from trader.commands import Command, CommandKind
+from trader.commands import Command, CommandKind, CommandResult
 from trader.control import Controller
 from trader.engine import Engine
 from trader.exchange.binance import BinanceExchange
@@ -31,8 +36,31 @@ from trader.trade_store import TradeStore
 SYMBOL = "BTCUSDT"
 
 
+@dataclass
+class Agent:
+    controller: Controller
+    feed: ExchangeFeed
+
+    @property
+    def engine(self) -> Engine:
+        return self.controller.engine
+
+    async def poll_feed(self) -> None:
+        """The live loop's feed poll (trader/app.py): the candles closed since the last."""
+        for candle in await self.feed.poll(self.engine.clock.now()):
+            self.engine.on_candle(candle)
+
+    async def run(self, kind: CommandKind) -> CommandResult:
+        message_id = len(self.controller.results) + 1     # each command a message of its own
+        command = Command(kind, f"tg:1:{message_id}", datetime.now(UTC), symbol=SYMBOL,
+                          source="telegram")
+        if not kind.mutating:
+            return await self.controller.execute(command)
+        return await self.controller.run(command)   # what process() does with a queued one
+
+
 @asynccontextmanager
-async def booted(fake: FakeBinance, tmp_path) -> AsyncIterator[Controller]:  # type: ignore[no-untyped-def]
+async def booted(fake: FakeBinance, tmp_path: Path) -> AsyncIterator[Agent]:
     """An agent as `tradebot run` has it after boot and its first feed poll, before its
     first tick."""
     settings = settings_for(fake, db_path=tmp_path / "t.db")
@@ -42,39 +70,64 @@ async def booted(fake: FakeBinance, tmp_path) -> AsyncIterator[Controller]:  # t
     engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
     try:
         await boot(engine)
-        feed = ExchangeFeed(exchange, engine.symbols, settings.interval)
-        for candle in await feed.poll(engine.clock.now()):
-            engine.on_candle(candle)
-        yield Controller(engine)
+        agent = Agent(Controller(engine), ExchangeFeed(exchange, engine.symbols,
+                                                       settings.interval))
+        await agent.poll_feed()
+        yield agent
     finally:
         await exchange.close()
         store.close()
 
 
-async def run(controller: Controller, kind: CommandKind):  # type: ignore[no-untyped-def]
-    command = Command(kind, f"tg:1:{kind.value}", datetime.now(UTC), symbol=SYMBOL,
-                      source="telegram")
-    if not kind.mutating:
-        return await controller.execute(command)
-    return await controller.run(command)      # what process() does with the queued command
+async def market_up_to_now(fake: FakeBinance) -> Market:
+    """Closed 1m candles up to now (no gap, so no stale data)."""
+    market = Market(fake, random.Random(3), SYMBOL, history=timedelta(minutes=60))
+    await catch_up(market)
+    return market
+
+
+async def catch_up(market: Market) -> None:
+    while market.seconds_until_closed() == 0:
+        await market.push()
 
 
 async def test_balance_right_after_boot_shows_the_wallet(tmp_path):
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake, \
-            booted(fake, tmp_path) as controller:
-        result = await run(controller, CommandKind.BALANCE)
+            booted(fake, tmp_path) as agent:
+        result = await agent.run(CommandKind.BALANCE)
         assert result.balance is not None, result.lines
         assert result.balance.wallet > 0
 
 
 async def test_long_right_after_boot_enters_with_its_stop(tmp_path):
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        market = Market(fake, random.Random(3), SYMBOL, history=timedelta(minutes=60))
-        for _ in range(58):
-            await market.push()                 # closed candles up to about now
-        async with booted(fake, tmp_path) as controller:
-            result = await run(controller, CommandKind.LONG)
+        await market_up_to_now(fake)
+        async with booted(fake, tmp_path) as agent:
+            result = await agent.run(CommandKind.LONG)
             assert result.ok, result.lines
-            position = controller.engine.positions[SYMBOL]
-            assert position.state is PositionState.PROTECTED
+            assert agent.engine.positions[SYMBOL].state is PositionState.PROTECTED
             assert fake.sim.position(SYMBOL).quantity > 0
+
+
+async def test_long_after_a_close_seen_over_rest_plans_with_the_balance_as_it_is_now(tmp_path):
+    """The stream was down when the stop filled: the close is found over REST, with no
+    account event to say the margin is free again. A /long just after must not be refused
+    for "insufficient margin" counted from the balance read while the last position held
+    half the account (a manual entry reads the balance as fresh as its view)."""
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        market = await market_up_to_now(fake)
+        async with booted(fake, tmp_path) as agent:
+            engine = agent.engine
+            assert (await agent.run(CommandKind.LONG)).ok
+            first_second = int(time.time())
+            await engine.balance_keeper.refresh()    # read with the position open (a tick when due)
+            await fake.close_position_by_hand(SYMBOL)
+            await engine.tick()                       # the close, found over REST
+            assert SYMBOL not in engine.positions
+            engine.guards.apply(guards.unlock, SYMBOL)  # no cooldown after a close by hand
+            while int(time.time()) == first_second:   # a manual entry's key is its second
+                await asyncio.sleep(0.02)
+            await catch_up(market)
+            await agent.poll_feed()
+            result = await agent.run(CommandKind.LONG)
+            assert result.ok and fake.sim.position(SYMBOL).quantity > 0, result.lines

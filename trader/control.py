@@ -28,7 +28,7 @@ from trader.display import duration, money, plural, price, quantity
 from trader.domain import CloseReason, OrderRole, Side
 from trader.engine import Engine
 from trader.position import Leg, Position, PositionState
-from trader.startup import reconcile
+from trader.startup import read_balance, reconcile
 from trader.trade_history import trade_net
 from trader.views import answer_query, symbol_rules
 
@@ -323,6 +323,10 @@ async def enter_by_hand(engine: Engine, command: Command) -> CommandResult:
     """/long, /short SYMBOL: one entry planned and protected like a signal's."""
     symbol = command.symbol or ""
     side = Side.BUY if command.kind is CommandKind.LONG else Side.SELL
+    # As fresh as the entry's view (Engine.enter_by_hand): a close found over REST (the
+    # stream was down) brings no account event, so the balance last read may still count
+    # the margin the closed position held, and refuse the entry for "insufficient margin".
+    await read_balance(engine)
     outcome = await engine.enter_by_hand(symbol, side, f"manual /{command.kind.value} "
                                          f"({command.source})")
     if isinstance(outcome, str):

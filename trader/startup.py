@@ -26,7 +26,7 @@ async def boot(engine: Engine) -> list[str]:
         lines += await _settle(engine, symbol)
     engine.booted = True
     await _read_back(engine)        # protected first; then what was missed
-    await engine.contained("balance read at boot", _read_balance(engine))
+    await engine.contained("balance read at boot", read_balance(engine))
     if lines:
         now = engine.clock.now()
         engine.alerter.publish(Alert(AlertName.STARTUP, "boot reconciliation:\n" +
@@ -83,11 +83,12 @@ async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[st
     return lines
 
 
-async def _read_balance(engine: Engine) -> None:
-    """The balance before the first command: `tradebot run` runs the commands queued while
-    it booted before its first tick, and answers /balance and /status at once, so a /long
-    or /balance sent as soon as it started would find none (the tick reads it again when
-    due: trader/balance_keeper.py)."""
+async def read_balance(engine: Engine) -> None:
+    """Read the balance now, as a tick does when it is due (trader/balance_keeper.py).
+    At boot: `tradebot run` runs the commands queued while it booted before its first
+    tick, and answers /balance and /status at once, so a /long or /balance sent as soon as
+    it started would find none. Before a manual entry (trader/control.py). Raises what
+    the read raises (ExchangeError, UnknownOutcome)."""
     balance = await engine.balance_keeper.refresh()
     engine.entries.update_risk_fraction(balance, engine.symbols)
 
