@@ -177,6 +177,15 @@ class UserDataStream(ReconnectingStream):
         self._skip_backoff = True
         return reason
 
+    async def _on_refused(self) -> None:
+        """A key that expired while the socket was down shows as nothing but refused
+        handshakes: no socket hears listenKeyExpired, no silence check runs. So each
+        refusal checks the key with one PUT, like a silence; a key Binance forgot is
+        dropped, and the next connection POSTs for a new one."""
+        key = self.listen_key
+        if key is not None and await self._check_listen_key(key) is ListenKeyStatus.GONE:
+            self._forget_listen_key(key, "listen key gone (-1125)")
+
     async def _check_listen_key(self, key: str | None) -> ListenKeyStatus:
         """PUT the key: extends it 60 minutes, or answers -1125 if Binance forgot it."""
         if key is None:

@@ -255,6 +255,10 @@ class ReconnectingStream:
         """No message for `silence` seconds: None to keep reading, or why to reconnect."""
         raise NotImplementedError
 
+    async def _on_refused(self) -> None:
+        """The server refused the handshake; nothing more to do unless the URL holds
+        something that can expire (the user-data stream's listenKey)."""
+
     async def _run(self) -> None:
         while not self._stopping:
             reason = await self._one_connection()
@@ -301,6 +305,7 @@ class ReconnectingStream:
             logger.warning("stream={} handshake refused status={} message={} layout={}",
                            self.health.name, exc.status, exc.message,
                            self.paths.current if self.paths else "-")
+            await self._on_refused()
             return f"handshake refused: HTTP {exc.status}"
         except (aiohttp.ClientError, TimeoutError, OSError, ExchangeError,
                 UnknownOutcome) as exc:
