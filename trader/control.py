@@ -13,7 +13,7 @@ exchange did not confirm. A command that fails answers what happened, never sile
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from loguru import logger
@@ -179,13 +179,28 @@ def _close_failed(engine: Engine, command: Command, symbol: str) -> list[str]:
     position = _open(engine, symbol)
     if position is None:
         return [f"{failed}; {_retry_hint(command, symbol)} (/status shows what is open)"]
+    resumes = _circuit_ends(engine)
+    if position.state is PositionState.CLOSING and resumes is not None:
+        # Nothing is sent while the circuit is open; the first tick after it sends the
+        # close again (trader/lifecycle.py, CLOSING on a Tick): no second /close needed.
+        return [f"{symbol}: close not sent yet: {engine.last_error}",
+                _still_open_line(engine, command, position, 0,
+                                 f"the close is sent again at {resumes:%H:%M:%S} UTC, when "
+                                 "the exchange's wait ends (nothing is sent before)")]
     return [failed, _still_open_line(engine, command, position, 0)]
 
 
+def _circuit_ends(engine: Engine) -> datetime | None:
+    """When the exchange's Retry-After window ends, if it is open now."""
+    circuit = engine.exchange.circuit()
+    return circuit.open_until if circuit.is_open(engine.clock.now()) else None
+
+
 def _still_open_line(engine: Engine, command: Command, position: Position,
-                     closes: int) -> str:
+                     closes: int, next_step: str | None = None) -> str:
     """"BTCUSDT: still open (0.1) after 3 market closes, protected by its stop-loss at
-    49,000; run `tradebot shutdown --flatten` again or close it in the Binance app"."""
+    49,000; run `tradebot shutdown --flatten` again or close it in the Binance app".
+    `next_step` replaces the advice when the agent goes on by itself."""
     symbol = position.symbol
     rules = symbol_rules(engine, symbol)
     tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
@@ -195,7 +210,7 @@ def _still_open_line(engine: Engine, command: Command, position: Position,
         if stop is not None and position.stop.covers(position.quantity) \
         else "NOT protected: no stop-loss on the exchange right now"
     return (f"{symbol}: still open ({quantity(position.quantity, step)}){after}, {cover}; "
-            f"{_retry_hint(command, symbol)}")
+            f"{next_step or _retry_hint(command, symbol)}")
 
 
 def _retry_hint(command: Command, symbol: str) -> str:
