@@ -23,7 +23,7 @@ from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
 from trader import guards
 from trader.alerter import Alerter
-from trader.clock import SystemClock
+from trader.clock import Clock, ManualClock, SystemClock
 from trader.commands import Command, CommandKind, CommandResult
 from trader.control import Controller
 from trader.engine import Engine
@@ -60,14 +60,15 @@ class Agent:
 
 
 @asynccontextmanager
-async def booted(fake: FakeBinance, tmp_path: Path) -> AsyncIterator[Agent]:
+async def booted(fake: FakeBinance, tmp_path: Path,
+                 clock: Clock | None = None) -> AsyncIterator[Agent]:
     """An agent as `tradebot run` has it after boot and its first feed poll, before its
-    first tick."""
+    first tick. `clock`: the engine's (the exchange adapter keeps the system's)."""
     settings = settings_for(fake, db_path=tmp_path / "t.db")
     exchange = BinanceExchange(settings, SystemClock(), streams=False)
     await exchange.start([SYMBOL], settings.leverage)
     store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
+    engine = Engine(settings, exchange, store, clock or SystemClock(), Alerter(store))
     try:
         await boot(engine)
         agent = Agent(Controller(engine), ExchangeFeed(exchange, engine.symbols,
@@ -131,3 +132,26 @@ async def test_long_after_a_close_seen_over_rest_plans_with_the_balance_as_it_is
             await agent.poll_feed()
             result = await agent.run(CommandKind.LONG)
             assert result.ok and fake.sim.position(SYMBOL).quantity > 0, result.lines
+
+
+async def test_a_second_long_in_the_same_second_after_a_close_enters(tmp_path):
+    """A manual entry's key is "m" + its second: /long, a close and /long again within one
+    second (a script, or a quick thumb) found the first entry's id taken and answered "the
+    entry was not sent: ... an order with its id exists already". The confirmation is what
+    makes a /long happen once; its key moves on to the next free second."""
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        await market_up_to_now(fake)
+        frozen = ManualClock(datetime.now(UTC))           # every step in the same second
+        async with booted(fake, tmp_path, frozen) as agent:
+            engine = agent.engine
+            assert (await agent.run(CommandKind.LONG)).ok
+            first = engine.positions[SYMBOL].key
+            await fake.close_position_by_hand(SYMBOL)
+            await engine.tick()
+            assert SYMBOL not in engine.positions
+            engine.guards.apply(guards.unlock, SYMBOL)
+            result = await agent.run(CommandKind.LONG)
+            assert result.ok and fake.sim.position(SYMBOL).quantity > 0, result.lines
+            assert engine.positions[SYMBOL].key != first
+            entries = [c for c in fake.accepted_orders if c.endswith("-en1")]
+            assert len(entries) == len(set(entries)) == 2

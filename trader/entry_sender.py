@@ -142,11 +142,22 @@ class EntrySender:
                                  self.clock.now())
         if isinstance(planned, str):
             return planned
-        sent = await self.send(replace(planned, key="m" + position_key(self.clock.now())),
-                               reason)
+        sent = await self.send(self._with_free_manual_key(planned), reason)
         return sent if sent is not None else "the entry was not sent: its record could not " \
             "be saved, an order with its id exists already, or (maker entries with " \
             "TRADEBOT_MAKER_FALLBACK=cancel) there was no book to quote at"
+
+    def _with_free_manual_key(self, planned: Position) -> Position:
+        """`planned` keyed "m" + this second, or the next second whose entry id has no
+        intent yet: a /long, a close and a /long again within one second would otherwise
+        find the first entry's id taken. A manual entry is no replayed candle signal: the
+        confirmation button (used once) is what makes it happen once."""
+        moment = self.clock.now()
+        while True:
+            keyed = replace(planned, key="m" + position_key(moment))
+            if self.store.intent(keyed.next_client_id(OrderRole.ENTRY)[1]) is None:
+                return keyed
+            moment += timedelta(seconds=1)
 
     def says_close(self, position: Position, candles: Sequence[Candle]) -> bool:
         """An opposite signal on this closed candle closes the position (never flips it)."""
