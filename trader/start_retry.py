@@ -48,9 +48,10 @@ def _start_failed(what: str, engine: "Engine", state: RetryCallState) -> None:
                           | TimeoutError | OSError)
     logger.opt(exception=None if expected else error).error(
         "{} failed, retrying (attempt {}) error={!r}", what, state.attempt_number, error)
-    engine.alerter.publish(Alert(AlertName.ERROR, f"{what} failed: {plain_error(error)}; "
-                                 "retrying (no trading until it succeeds)",
-                                 dedup_key=f"start:{what}"), engine.clock.now())
+    text = f"{what} failed: {plain_error(error)}; retrying (no trading until it succeeds)"
+    engine.boundary.last_error = text      # /status tells why it is still starting
+    engine.alerter.publish(Alert(AlertName.ERROR, text, dedup_key=f"start:{what}"),
+                           engine.clock.now())
 
 
 def plain_error(error: BaseException | None) -> str:

@@ -59,6 +59,8 @@ def run_state(engine: Engine) -> str:
     state = engine.guard_state
     if engine.stopping:
         return "stopping"
+    if not engine.booted and engine.ticks == 0:
+        return "starting"       # Telegram answers before the exchange start-up succeeded
     if state.asleep:
         return "asleep"
     if state.paused:
