@@ -12,6 +12,7 @@ exchange did not confirm. A command that fails answers what happened, never sile
 """
 
 import asyncio
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,14 +33,24 @@ from trader.startup import read_balance, reconcile
 from trader.trade_history import trade_net
 from trader.views import answer_query, symbol_rules
 
+# A queued command that waited longer than the bot waits for its result (bot/handlers.py:
+# then "Still running") is not run if it adds risk: the operator was told nothing happened
+# yet, and the market moved meanwhile. Closing and sleeping, late, are still what was asked.
+QUEUE_WAIT_LIMIT = 60.0       # seconds
+ADDS_RISK = frozenset({CommandKind.LONG, CommandKind.SHORT, CommandKind.WAKE,
+                       CommandKind.RESUME, CommandKind.UNLOCK})
+
+Queued = tuple[Command, "asyncio.Future[CommandResult]", float]   # float: monotonic enqueue time
+
 
 class Controller:
     """The command side of the engine (implements `trader.commands.EngineControl`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.queue: asyncio.Queue[tuple[Command, asyncio.Future[CommandResult]]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Queued] = asyncio.Queue()
         self.results: dict[str, CommandResult] = {}
+        self.queue_wait_limit = QUEUE_WAIT_LIMIT
 
     @property
     def symbols(self) -> list[str]:
@@ -54,7 +65,7 @@ class Controller:
         if command.command_id in self.results:
             return replace(self.results[command.command_id], duplicate=True)
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        await self.queue.put((command, future))
+        await self.queue.put((command, future, time.monotonic()))
         self.engine.wakeup.set()
         return await future
 
@@ -63,11 +74,23 @@ class Controller:
         await self.engine.contained("cli request", self._take_cli_request())
         done = 0
         while not self.queue.empty():
-            command, future = self.queue.get_nowait()
+            command, future, queued_at = self.queue.get_nowait()
             if not future.done():
-                future.set_result(await self.run(command))
+                waited = time.monotonic() - queued_at
+                future.set_result(self._too_late(command, waited) if waited > self.queue_wait_limit
+                                  and command.kind in ADDS_RISK else await self.run(command))
             done += 1
         return done
+
+    def _too_late(self, command: Command, waited: float) -> CommandResult:
+        logger.warning("command not run: it waited too long kind={} id={} waited_s={:.0f}",
+                       command.kind, command.command_id, waited)
+        result = CommandResult(False, [
+            f"/{command.kind.value} not run: it waited {duration(timedelta(seconds=waited))} "
+            f"for the agent (starting, or busy), and the market has moved since; send "
+            f"/{command.kind.value} again"])
+        self.results[command.command_id] = result
+        return result
 
     async def run(self, command: Command) -> CommandResult:
         if command.command_id in self.results:
