@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from loguru import logger
 from telegram import Bot, Update
@@ -72,7 +73,7 @@ class CommandHandlers:
         self.book = book
         self.replies = replies
         self.timings = timings or HandlerTimings()
-        self._late: set[asyncio.Future[CommandResult]] = set()
+        self._late: set[asyncio.Future[Any]] = set()   # late results, and their replies
         self.extra_help: list[tuple[str, str]] = []
 
     def register(self, application: Application,  # type: ignore[type-arg]
@@ -246,9 +247,9 @@ class CommandHandlers:
             done, _ = await asyncio.wait({task}, timeout=self.timings.result_timeout)
         if not done:
             self._late.add(task)
-            task.add_done_callback(self._late_result)
-            await self.replies.send_html(bot, chat_id, "⏳ Still running; /status shows the "
-                                         "outcome.", keep=False)
+            task.add_done_callback(lambda late: self._late_result(late, bot, chat_id, command))
+            await self.replies.send_html(bot, chat_id, "⏳ Still running; the answer follows "
+                                         "when it is done.", keep=False)
             return None
         try:
             return task.result()
@@ -260,14 +261,23 @@ class CommandHandlers:
                                          f"{escape(type(exc).__name__)}: {escape(exc)}")
             return None
 
-    def _late_result(self, task: asyncio.Future[CommandResult]) -> None:
+    def _late_result(self, task: asyncio.Future[CommandResult], bot: Bot, chat_id: int,
+                     command: Command) -> None:
+        """A result that came after "Still running": said in the chat all the same (a
+        /close that ran once the exchange answered, a /long refused for waiting too long)."""
         self._late.discard(task)
         if task.cancelled():
             logger.warning("late engine command cancelled")
         elif task.exception() is not None:
             logger.error("late engine command failed error={!r}", task.exception())
         else:
-            logger.info("late engine command finished ok={}", task.result().ok)
+            result = task.result()
+            logger.info("late engine command finished ok={}", result.ok)
+            text = format_result(command.kind, result) if command.kind is not CommandKind.CHART \
+                else "The /chart picture took too long; send /chart again."
+            reply = asyncio.ensure_future(self.replies.send_html(bot, chat_id, text))
+            self._late.add(reply)           # kept until sent (a task nobody holds may vanish)
+            reply.add_done_callback(self._late.discard)
 
     # --- telegram helpers ---------------------------------------------------------------
     async def _show_uploading_photo(self, bot: Bot, chat_id: int) -> None:
