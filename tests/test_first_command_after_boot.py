@@ -50,9 +50,9 @@ class Agent:
         for candle in await self.feed.poll(self.engine.clock.now()):
             self.engine.on_candle(candle)
 
-    async def run(self, kind: CommandKind) -> CommandResult:
+    async def run(self, kind: CommandKind, symbol: str = SYMBOL) -> CommandResult:
         message_id = len(self.controller.results) + 1     # each command a message of its own
-        command = Command(kind, f"tg:1:{message_id}", datetime.now(UTC), symbol=SYMBOL,
+        command = Command(kind, f"tg:1:{message_id}", datetime.now(UTC), symbol=symbol,
                           source="telegram")
         if not kind.mutating:
             return await self.controller.execute(command)

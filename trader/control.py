@@ -171,7 +171,11 @@ async def _close_one(engine: Engine, command: Command, symbol: str,
         if view.position.side is None:
             return [f"{symbol}: no open position"] if command.symbol not in (None, ALL_SYMBOLS) \
                 else []
-        return [f"{symbol}: exchange position not tracked yet; the next tick adopts it"]
+        # Opened outside the agent, and no tick adopted it yet: adopted now (and protected,
+        # should the close fail), so that the close asked for happens.
+        if await engine.adopt(symbol, view) is None:
+            return [f"{symbol}: exchange position not managed by the agent "
+                    "(TRADEBOT_ADOPT_POSITIONS is off): close it in the Binance app"]
     notes = await engine.close(symbol, reason)
     return [*notes, _final_line(engine, command, symbol, notes)]
 
