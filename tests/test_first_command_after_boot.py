@@ -155,3 +155,17 @@ async def test_a_second_long_in_the_same_second_after_a_close_enters(tmp_path):
             assert engine.positions[SYMBOL].key != first
             entries = [c for c in fake.accepted_orders if c.endswith("-en1")]
             assert len(entries) == len(set(entries)) == 2
+
+
+async def test_a_long_the_exchange_refuses_says_why(tmp_path):
+    """"the LONG entry was refused by the exchange; nothing is open (/logs shows why)": the
+    phone is where the operator is, so the reply gives Binance's answer itself."""
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        await market_up_to_now(fake)
+        async with booted(fake, tmp_path) as agent:
+            fake.inject_fault("POST /fapi/v1/order", code=-2019, http_status=400)
+            result = await agent.run(CommandKind.LONG)
+            assert not result.ok
+            assert "-2019" in result.lines[0], result.lines
+            assert "margin is insufficient" in result.lines[0].lower(), result.lines
+            assert fake.sim.position(SYMBOL).quantity == 0

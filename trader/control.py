@@ -384,8 +384,8 @@ def entry_lines(engine: Engine, position: Position) -> list[str]:
     rules = symbol_rules(engine, symbol)
     tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
     if position.state is PositionState.CLOSED:
-        return [f"{symbol}: the {label} entry was refused by the exchange; nothing is open "
-                "(/logs shows why)"]
+        why = engine.entries.refused.get(symbol, "see /logs")
+        return [f"{symbol}: the {label} entry was refused by the exchange ({why}); nothing is open"]
     size = quantity(position.quantity or position.initial_quantity, step)
     if position.state is PositionState.ENTERING:
         return [f"{symbol}: {label} {size} sent; its fill is not confirmed yet (the order "

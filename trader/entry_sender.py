@@ -70,6 +70,7 @@ class EntrySender:
         self.counters = counters
         self.clock = clock
         self.desk = EntryDesk(strategy)
+        self.refused: dict[str, str] = {}    # symbol -> the exchange's answer to its last entry
         self.leverage_set: dict[str, int] = {}
         self.limits = EntryLimits(
             leverage=settings.leverage, max_heat=settings.max_heat,
@@ -193,6 +194,8 @@ class EntrySender:
             event = entry_event(result)
         if event is None:
             return position          # resting, refused for crossing or unknown: next ticks
+        if isinstance(event, EntryFailed):
+            self.refused[position.symbol] = event.reason      # a /long's reply says it
         return await self.interpreter.apply(position, event)
 
     async def _entry_order(self, position: Position, client_id: str) -> Intent | None:
