@@ -34,6 +34,7 @@ from trader.log_sink import LogAlertSink
 from trader.presence import replay_db_path
 from trader.start_retry import until_done
 from trader.startup import boot, reconcile
+from trader.stop_budget import bounded_after_stop, unprotected
 from trader.trade_store import TradeStore
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
@@ -178,7 +179,7 @@ async def _run_locked(settings: Settings, clock: Clock,
             await _replay_loop(engine, controller, candles, clock, stop,  # type: ignore[arg-type]
                                progress=progress)
         else:
-            await _live_loop(engine, controller, services, stop)
+            await bounded_after_stop(_live_loop(engine, controller, services, stop), stop)
     finally:
         await _shut_down(engine, sink, heartbeat, close, services, unfinished=stage)
     return 0
@@ -346,6 +347,10 @@ async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close:
     if unfinished:
         text = (f"going down before start-up finished ({unfinished} did not succeed): the "
                 "agent never traded; positions on the exchange keep whatever orders they have")
+    elif naked := unprotected(engine.positions.values()):
+        text = (f"going down; stop-loss NOT confirmed on the exchange for {', '.join(naked)} "
+                "(a request cut short at the stop signal): the next start checks it and "
+                "places it before trading")
     else:
         text = "going down, positions protected by exchange-side orders" + (
             f" ({open_positions} open)" if open_positions else "")
