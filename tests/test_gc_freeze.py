@@ -5,9 +5,11 @@ backtests (a sweep's worker) keeps none of them frozen, and a caller's own freez
 import gc
 from pathlib import Path
 
+import pytest
+
 from trader.backtest import run_backtest
 from trader.config import load_settings
-from trader.gc_freeze import frozen_setup
+from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
 from trader.market.replay import load_bundled
 
 
@@ -18,8 +20,11 @@ class FreezeWatcher:
     def __init__(self) -> None:
         self.frozen: list[int] = []
 
+        self.thresholds: list[tuple[int, ...]] = []
+
     def signal(self, closed: object) -> None:
         self.frozen.append(gc.get_freeze_count())
+        self.thresholds.append(gc.get_threshold())
         return None
 
 
@@ -31,6 +36,24 @@ async def test_a_backtest_replays_with_its_setup_frozen_and_unfreezes_it_at_the_
                        tmp_path, progress=False, strategy=watcher)
     assert watcher.frozen and min(watcher.frozen) > 1000   # the setup: modules, engine, ...
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_backtest_collects_the_young_generation_less_often_and_sets_it_back(
+        tmp_path: Path) -> None:
+    before = gc.get_threshold()
+    watcher = FreezeWatcher()
+    await run_backtest(load_settings(_env_file=None), {"BTCUSDT": load_bundled()["BTCUSDT"][:60]},
+                       tmp_path, progress=False, strategy=watcher)
+    assert set(watcher.thresholds) == {(YOUNG_THRESHOLD, *before[1:])}
+    assert gc.get_threshold() == before
+
+
+def test_the_young_threshold_is_set_back_after_an_error() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(KeyError), young_collections_every(12_345):
+        assert gc.get_threshold()[0] == 12_345
+        raise KeyError("x")
+    assert gc.get_threshold() == before
 
 
 def test_a_freeze_made_by_the_caller_is_left_to_the_caller() -> None:

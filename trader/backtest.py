@@ -32,7 +32,7 @@ from trader.clock import ManualClock
 from trader.config import Settings
 from trader.domain import ZERO, Candle, CloseReason
 from trader.engine import Engine
-from trader.gc_freeze import frozen_setup
+from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
 from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
 from trader.metrics import EquityPoint, performance
@@ -136,7 +136,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     started = time.perf_counter()
     tally = RunTally()
     with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar, \
-            frozen_setup():     # the setup's objects stay out of full collections
+            frozen_setup(), young_collections_every(YOUNG_THRESHOLD):   # trader/gc_freeze.py
         async for batch in feed:
             try:
                 with store.batch("replay candle"):    # candles share commits (write_gate.py)
