@@ -39,6 +39,11 @@ class BalanceKeeper:
         every = READ_EVERY_STREAMING if self.exchange.streaming else READ_EVERY_POLLING
         return self.clock.now() - self.read_at >= every
 
+    def mark_due(self) -> None:
+        """Read the balance at the next tick: a position closed (its margin is free again,
+        its result realized), and a close found over REST brings no account event."""
+        self.read_at = None
+
     async def refresh(self) -> Balance:
         """Read the balance now. Raises ExchangeError / UnknownOutcome from the read."""
         self.read_at = self.clock.now()

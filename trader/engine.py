@@ -102,6 +102,7 @@ class Engine:
         self.writes = StateWrites(store, self.guards, self.journal, alerter, clock,
                                   settings.db_path, positions=lambda: self.positions)
         self.balance_keeper = BalanceKeeper(exchange, self.executor, store, clock, self.writes)
+        self.journal.close_listeners.append(self.balance_keeper.mark_due)
         self.interpreter = Interpreter(
             ActionRunner(exchange, self.executor, self.tracker, clock,
                          self.balance_keeper.available_margin),

@@ -60,6 +60,7 @@ class PositionJournal:
         self.guards = guard_book
         self.clock = clock
         self.rules = rules          # the symbol's tick and step, for the texts
+        self.close_listeners: list[Callable[[], None]] = []    # after each close
         # A close, a stream fill or a funding payment whose write did not reach the disk
         # (it failed, or the engine's unit of work rolled it back after it was written) is
         # written again by the next tick (storage/unit_of_work.py `Rewrites`): no later
@@ -93,6 +94,8 @@ class PositionJournal:
         self._write_close(final, now, cooldown)
         self.guards.state = cooldown
         self._alert_close(final)
+        for listener in self.close_listeners:
+            listener()
 
     def _write_close(self, final: Finalized, now: datetime,
                      cooldown: guards.GuardState | None = None) -> None:
