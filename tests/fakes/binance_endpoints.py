@@ -6,6 +6,15 @@ the error says otherwise). Conditional orders exist only in the Algo Order API: 
 /fapi/v1/order answers -4120 for them, and the plain order endpoints don't see them.
 Every simulator event a handler causes is queued as user-data stream JSON
 (`take_stream_events`).
+
+`algo_api=False` is a server from before the migration (or a testnet / proxy without the
+Algo Order API; FakeBinance then answers 404 on the algo paths): POST /fapi/v1/order takes
+STOP_MARKET / TAKE_PROFIT_MARKET with stopPrice, the plain endpoints list, query and cancel
+them, and the stream tells of them in ORDER_TRADE_UPDATE ("o" MARKET and "ot" the original
+type once triggered) as the pre-migration New Order and Event-Order-Update pages document
+(https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api,
+.../user-data-streams/Event-Order-Update; parameters transcribed at
+https://0xhardman.xlog.app/binance-futures-api-guide?locale=en).
 """
 
 import re
@@ -112,13 +121,14 @@ class BinanceEndpoints:
     """Handlers and the bookkeeping Binance keeps beside the simulator (ids, modes, keys)."""
 
     def __init__(self, sim: Simulator, now: Callable[[], datetime], symbols: list[str],
-                 trigger_events: str = "triggered-first") -> None:
+                 trigger_events: str = "triggered-first", algo_api: bool = True) -> None:
         """`trigger_events`: the order of a triggered conditional order's events, one of
-        TRIGGER_EVENT_ORDERS."""
+        TRIGGER_EVENT_ORDERS. `algo_api`: see the module docstring."""
         if trigger_events not in TRIGGER_EVENT_ORDERS:
             raise ValueError(f"trigger_events must be one of {TRIGGER_EVENT_ORDERS}")
         self.sim, self.now, self.symbols = sim, now, symbols
         self.fill_before_trigger = trigger_events == "fill-first"
+        self.algo_api = algo_api
         self.hedge_mode = False
         self.margin_types: dict[str, str] = {}
         self.listen_key: str | None = None
@@ -156,11 +166,12 @@ class BinanceEndpoints:
     def _order_events(self, update: OrderUpdate, moment: int) -> list[Json]:
         order = update.order
         self._created.setdefault((order.symbol, order.client_id), moment)
-        if not order.type.conditional:
+        if not order.type.conditional or not self.algo_api:
             if update.fill is not None:
                 self._trade_orders[update.fill.trade_id] = int(order.exchange_id)
+            triggered = "MARKET" if order.type.conditional and update.fill else None
             return [wire.order_trade_update(order, update.fill, int(order.exchange_id), moment,
-                                            time_in_force=self._tif(order))]
+                                            triggered, time_in_force=self._tif(order))]
         algo_id = self._algo_id(order)
         if order.status is not OrderStatus.FILLED:
             return [wire.algo_update(order, algo_id, wire.ALGO_STATUS[order.status], moment)]
@@ -279,10 +290,12 @@ class BinanceEndpoints:
 
     def new_order(self, params: Params) -> Json:
         order_type = self._order_type(params)
-        if order_type.conditional:
+        if order_type.conditional and self.algo_api:
             raise SWITCH_TO_ALGO
         client_id = params.get("newClientOrderId") or f"fake-{secrets.token_hex(8)}"
         request = self._request(params, order_type, client_id, "stopPrice")
+        if order_type.conditional and request.trigger_price is None:
+            raise missing("stopPrice")
         order, events = self.sim.place(request, self.now())   # -5022: a GTX that would take
         if order_type is OrderType.LIMIT:
             self._time_in_force[client_id] = params["timeInForce"]
@@ -325,7 +338,7 @@ class BinanceEndpoints:
             order = self._order_by_id(params["orderId"])
         else:
             raise missing("orderId")
-        if order is None or order.type.conditional:
+        if order is None or (order.type.conditional and self.algo_api):
             raise ExchangeError(-2013, "Order does not exist.")
         return order
 
@@ -382,7 +395,7 @@ class BinanceEndpoints:
 
     def open_orders(self, params: Params) -> list[Json]:
         return [self._plain_json(o, "open") for o in self.sim.open_orders(params.get("symbol"))
-                if not o.type.conditional]
+                if not (o.type.conditional and self.algo_api)]
 
     def open_algo_orders(self, params: Params) -> list[Json]:
         return [self._algo_json(o, "open") for o in self.sim.open_orders(params.get("symbol"))
@@ -391,7 +404,7 @@ class BinanceEndpoints:
     def cancel_all(self, params: Params, algo: bool) -> Json:
         symbol = required(params, "symbol")
         for order in self.sim.open_orders(symbol):
-            if order.type.conditional == algo:
+            if order.type.conditional == algo or not self.algo_api:
                 self.publish(self.sim.cancel(symbol, order.client_id, self.now())[1])
         return {"code": 200, "msg": "The operation of cancel all open order is done."}
 

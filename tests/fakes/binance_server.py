@@ -62,7 +62,8 @@ class FakeBinance:
                  api_secret: str = "fake-api-secret-0123456789",
                  prices: dict[str, Decimal] | None = None, sim_config: SimConfig | None = None,
                  host: str = "127.0.0.1", port: int = 0, flat_orders: str = "expire",
-                 trigger_events: str = "triggered-first", ws_layout: str = "both") -> None:
+                 trigger_events: str = "triggered-first", ws_layout: str = "both",
+                 algo_api: bool = True) -> None:
         """`flat_orders`: what happens to resting reduce-only / closePosition orders when
         their position goes flat, "expire" or "keep" (Binance's docs are silent; see
         binance_endpoints.KeepingSimulator). `trigger_events`: "triggered-first" or
@@ -70,7 +71,8 @@ class FakeBinance:
         conditional order triggers (the docs are silent; binance_endpoints.
         TRIGGER_EVENT_ORDERS). `ws_layout`: the websocket paths served, "routed" (Binance's
         /private, /public, /market), "legacy" (/ws/<listenKey>, /stream) or "both"
-        (binance_hub.py)."""
+        (binance_hub.py). `algo_api=False`: no Algo Order API, HTTP 404 on its paths and
+        conditional orders on /fapi/v1/order (binance_endpoints.py)."""
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
         prices = prices or DEFAULT_PRICES
         self.flat_orders = flat_orders
@@ -78,7 +80,8 @@ class FakeBinance:
         self.clock_skew_ms = 0
         for symbol, price in prices.items():
             self.sim.set_price(symbol, price, self.now())
-        self.endpoints = BinanceEndpoints(self.sim, self.now, list(prices), trigger_events)
+        self.endpoints = BinanceEndpoints(self.sim, self.now, list(prices), trigger_events,
+                                          algo_api)
         self.hub = StreamHub(ws_layout)
         self.usage = Usage()
         self.endpoints.rate_limits = self.usage.rate_limits()
@@ -137,7 +140,7 @@ class FakeBinance:
     def _route_table(self) -> dict[tuple[str, str], tuple[str, int, Handler]]:
         e = self.endpoints
         v1 = "/fapi/v1/"
-        return {
+        routes = {
             ("GET", v1 + "ping"): (PUBLIC, 1, lambda p: {}),
             ("GET", v1 + "time"): (PUBLIC, 1, lambda p: {"serverTime": e.now_ms()}),
             ("GET", v1 + "exchangeInfo"): (PUBLIC, 1, e.exchange_info),
@@ -156,16 +159,20 @@ class FakeBinance:
             ("DELETE", v1 + "order"): (SIGNED, 1, e.cancel_order),
             ("GET", v1 + "openOrders"): (SIGNED, 1, e.open_orders),
             ("DELETE", v1 + "allOpenOrders"): (SIGNED, 1, lambda p: e.cancel_all(p, False)),
-            ("POST", v1 + "algoOrder"): (SIGNED, 0, e.new_algo_order),
-            ("GET", v1 + "algoOrder"): (SIGNED, 1, e.query_algo_order),
-            ("DELETE", v1 + "algoOrder"): (SIGNED, 1, e.cancel_algo_order),
-            ("GET", v1 + "openAlgoOrders"): (SIGNED, 1, e.open_algo_orders),
-            ("DELETE", v1 + "algoOpenOrders"): (SIGNED, 1, lambda p: e.cancel_all(p, True)),
             ("GET", "/fapi/v2/account"): (SIGNED, 5, e.account),
             ("GET", "/fapi/v3/positionRisk"): (SIGNED, 5, e.position_risk),
             ("GET", v1 + "userTrades"): (SIGNED, 5, e.user_trades),
             ("GET", v1 + "income"): (SIGNED, 30, self.income.history),
         }
+        if e.algo_api:
+            return routes | {
+                ("POST", v1 + "algoOrder"): (SIGNED, 0, e.new_algo_order),
+                ("GET", v1 + "algoOrder"): (SIGNED, 1, e.query_algo_order),
+                ("DELETE", v1 + "algoOrder"): (SIGNED, 1, e.cancel_algo_order),
+                ("GET", v1 + "openAlgoOrders"): (SIGNED, 1, e.open_algo_orders),
+                ("DELETE", v1 + "algoOpenOrders"): (SIGNED, 1, lambda p: e.cancel_all(p, True)),
+            }
+        return routes   # without the Algo API its paths answer 404 as unknown paths do
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         self.retry_after_watch.note_request(request.method, request.path,

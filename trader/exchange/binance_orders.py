@@ -7,6 +7,14 @@ conditional ones (STOP_MARKET, TAKE_PROFIT_MARKET) to the Algo Order API
 we always pass ours). Requests go through `BinanceRest` (binance_rest.py); what is sent is
 binance_requests.py, what is read binance_order_codec.py.
 
+Where the server has no Algo Order API (HTTP 404 on an algo endpoint:
+binance_algo_presence.py) conditional orders go to the classic /fapi/v1/order keyed by
+`newClientOrderId`, open orders come from GET /fapi/v1/openOrders only, and protective
+client ids are queried and cancelled there; a -4120 from the classic endpoint switches
+back. The place refused with the 404 is sent again at once on the classic endpoint under
+the same client id (a 404 never reached a matching engine, and one id cannot make two
+orders).
+
 When `place()` cannot know whether the order reached the matching engine it raises
 `UnknownOutcome`; then `probe()` asks for the order by client id.
 
@@ -27,6 +35,7 @@ from trader.exchange import binance_codec as codec
 from trader.exchange import binance_order_codec as order_codec
 from trader.exchange import binance_requests
 from trader.exchange.base import ExchangeError, MalformedResponse, UnknownOutcome
+from trader.exchange.binance_algo_presence import AlgoApiPresence
 from trader.exchange.binance_fields import rows_of
 from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.errors import Outcome, classify
@@ -48,6 +57,7 @@ class BinanceOrders:
     def __init__(self, rest: BinanceRest, clock: Clock, recv_window_ms: int) -> None:
         self._rest, self._clock, self._recv_window_ms = rest, clock, recv_window_ms
         self._client_ids: dict[str, str] = {}   # orderId -> client id (userTrades omit it)
+        self.algo_api = AlgoApiPresence()
 
     async def place(self, request: OrderRequest) -> Order:
         """Send one order; the order as Binance answered it.
@@ -57,22 +67,16 @@ class BinanceOrders:
         cannot be read: the order may exist, so the executor probes by client id).
         """
         context = f"symbol={request.symbol} client_id={request.client_id} role={request.role}"
-        algo = request.type.conditional
-        endpoint = order_codec.NEW_ALGO if algo else order_codec.NEW_ORDER
-        client = self._rest.client
         try:
-            if algo:
-                raw = await self._rest.call(f"place algo order {context}",
-                                            client.futures_create_algo_order, sending=True,
-                                            orders=1, **binance_requests.algo_params(request))
+            if request.type.conditional:
+                raw, algo = await self._send_conditional(request, context)
             else:
-                raw = await self._rest.call(f"place order {context}",
-                                            client.futures_create_order, sending=True,
-                                            orders=1, **binance_requests.order_params(request))
+                raw, algo = await self._send(request, context, algo=False), False
         except ExchangeError as exc:
             logger.warning("binance place rejected {} code={} msg={}", context, exc.code,
                            exc.message)
             raise
+        endpoint = order_codec.NEW_ALGO if algo else order_codec.NEW_ORDER
         try:
             order = order_codec.order_from_algo(raw, endpoint) if algo \
                 else order_codec.order_from_plain(raw, endpoint)
@@ -85,6 +89,46 @@ class BinanceOrders:
                     order.filled_qty)
         return order
 
+    async def _send_conditional(self, request: OrderRequest, context: str) -> tuple[Any, bool]:
+        """POST a conditional order on the API the server has (see the module docstring);
+        the answer and whether it came from the Algo API. One switch at most: a 404 from
+        the Algo API sends it once more on the classic endpoint, a -4120 from the classic
+        endpoint once more on the Algo API; any other refusal, or a second one, is raised
+        (a 5xx or timeout is an UnknownOutcome and is never sent again here)."""
+        algo = self.algo_api.available
+        try:
+            return await self._send(request, context, algo=algo), algo
+        except ExchangeError as exc:
+            switched = self.algo_api.missing_after(exc, order_codec.NEW_ALGO) if algo \
+                else self.algo_api.back_after(exc, order_codec.NEW_ORDER)
+            if not switched:
+                raise
+        logger.warning("binance place {} sent again on {}", context,
+                       order_codec.NEW_ORDER if algo else order_codec.NEW_ALGO)
+        return await self._send(request, context, algo=not algo), not algo
+
+    async def _send(self, request: OrderRequest, context: str, *, algo: bool) -> Any:
+        client = self._rest.client
+        if algo:
+            return await self._rest.call(f"place algo order {context}",
+                                         client.futures_create_algo_order, sending=True,
+                                         orders=1, **binance_requests.algo_params(request))
+        if request.type.conditional:
+            return await self._rest.call(f"place order {context}", self._post_classic_order,
+                                         sending=True, orders=1,
+                                         **binance_requests.classic_conditional_params(request))
+        return await self._rest.call(f"place order {context}", client.futures_create_order,
+                                     sending=True, orders=1,
+                                     **binance_requests.order_params(request))
+
+    async def _post_classic_order(self, **params: str) -> Any:
+        """POST /fapi/v1/order as sent. python-binance's futures_create_order (1.0.37) sends
+        the conditional types to /fapi/v1/algoOrder itself, dropping our newClientOrderId
+        for a random clientAlgoId; for a server without the Algo API the request goes one
+        level down, as futures_create_order sends plain orders."""
+        client = self._rest.client
+        return await client._request_futures_api("post", "order", True, data=params)
+
     def _remember(self, order: Order, raw: dict[str, Any]) -> None:
         if raw.get("orderId"):
             self._client_ids[str(raw["orderId"])] = order.client_id
@@ -96,9 +140,11 @@ class BinanceOrders:
         if not order.exchange_id.startswith(order_codec.ALGO_ID_PREFIX):
             self._client_ids[order.exchange_id] = order.client_id
 
-    @staticmethod
-    def _uses_algo_api(client_id: str) -> list[bool]:
-        """Which APIs to ask, in order: our ids name their role; others try plain first."""
+    def _uses_algo_api(self, client_id: str) -> list[bool]:
+        """Which APIs to ask, in order: our ids name their role; others try plain first;
+        only the classic one where the server has no Algo API."""
+        if not self.algo_api.available:
+            return [False]
         parsed = ClientId.parse(client_id)
         if parsed is None:
             return [False, True]
@@ -123,8 +169,13 @@ class BinanceOrders:
         return order
 
     async def _one_order(self, verb: str, symbol: str, client_id: str) -> Order | None:
-        """GET or DELETE one order on the API its client id names; None if Binance has none."""
-        for algo in self._uses_algo_api(client_id):
+        """GET or DELETE one order on the API its client id names; None if Binance has none.
+        A 404 from the Algo API (none here) sends the question to the classic endpoint."""
+        apis = self._uses_algo_api(client_id)
+        asked_classic = False
+        while apis:
+            algo = apis.pop(0)
+            asked_classic = asked_classic or not algo
             try:
                 raw = await self._rest.call(f"{verb} order symbol={symbol} "
                                             f"client_id={client_id} algo={algo}",
@@ -132,6 +183,10 @@ class BinanceOrders:
                                             **self._order_key(symbol, client_id, algo))
                 order = self._read_order(verb, algo, raw)
             except ExchangeError as exc:
+                endpoint = order_codec.QUERY_ALGO if verb == "query" else order_codec.CANCEL_ALGO
+                if algo and self.algo_api.missing_after(exc, endpoint):
+                    apis = [] if asked_classic else [False]
+                    continue
                 if _unknown_order(exc):
                     continue
                 raise
@@ -167,20 +222,28 @@ class BinanceOrders:
             return None
 
     async def open_orders(self, symbol: str) -> list[Order]:
-        """All live orders on the symbol, plain and conditional; orders of types this agent
+        """All live orders on the symbol, plain and conditional (the classic list holds the
+        conditional ones where there is no Algo API); orders of types this agent
         never places are OrderType.OTHER. A row that cannot be read is logged and left
         out: the sentinel then sees that leg missing and re-protects (never "protected"
         on an order we could not read)."""
         client = self._rest.client
         plain = await self._rest.call("open orders", client.futures_get_open_orders,
                                       symbol=symbol)
-        algos = await self._rest.call("open algo orders", client.futures_get_open_algo_orders,
-                                      symbol=symbol)
         plain_endpoint, algo_endpoint = order_codec.OPEN_ORDERS, order_codec.OPEN_ALGO_ORDERS
         orders = _read_rows(plain, plain_endpoint,
                             lambda raw: order_codec.order_from_plain(raw, plain_endpoint))
-        orders += _read_rows(algos, algo_endpoint,
-                             lambda raw: order_codec.order_from_algo(raw, algo_endpoint))
+        if self.algo_api.available:
+            try:
+                algos = await self._rest.call("open algo orders",
+                                              client.futures_get_open_algo_orders,
+                                              symbol=symbol)
+            except ExchangeError as exc:
+                if not self.algo_api.missing_after(exc, algo_endpoint):
+                    raise
+            else:
+                orders += _read_rows(algos, algo_endpoint,
+                                     lambda raw: order_codec.order_from_algo(raw, algo_endpoint))
         return [order for order in orders if order.status.live]
 
     async def probe(self, symbol: str, client_id: str, signed_at: datetime) -> ProbeResult:

@@ -6,9 +6,13 @@ them.
 
     params = order_params(request)   # MARKET / LIMIT (post-only: timeInForce GTX)
     params = algo_params(request)    # STOP_MARKET / TAKE_PROFIT_MARKET
+    params = classic_conditional_params(request)   # the same, where there is no Algo API
 
 Pages: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api
-(New Order) and .../trade/rest-api/New-Algo-Order.
+(New Order) and .../trade/rest-api/New-Algo-Order. The pre-migration New Order parameters
+of conditional orders (stopPrice; closePosition "cannot be used with quantity ... cannot be
+used with reduceOnly"; workingType) as that page gave them, transcribed at
+https://0xhardman.xlog.app/binance-futures-api-guide?locale=en
 """
 
 from trader.domain import OrderRequest, OrderType, plain
@@ -68,4 +72,25 @@ def algo_params(request: OrderRequest) -> dict[str, str]:
     else:
         params["quantity"] = plain(request.quantity)
         params["reduceOnly"] = _bool_text(request.reduce_only)
+    return params
+
+
+def classic_conditional_params(request: OrderRequest) -> dict[str, str]:
+    """Parameters of POST /fapi/v1/order for a STOP_MARKET / TAKE_PROFIT_MARKET order, for a
+    server without the Algo Order API (binance_algo_presence.py): the trigger is `stopPrice`,
+    the key `newClientOrderId`; closePosition=true or quantity plus reduceOnly, as in
+    `algo_params`."""
+    algo = algo_params(request)
+    params = {
+        "symbol": algo["symbol"],
+        "side": algo["side"],
+        "type": algo["type"],
+        "stopPrice": algo["triggerPrice"],
+        "workingType": algo["workingType"],
+        "newClientOrderId": request.client_id,
+        "newOrderRespType": "RESULT",
+    }
+    for name in ("closePosition", "quantity", "reduceOnly"):
+        if name in algo:
+            params[name] = algo[name]
     return params
