@@ -126,6 +126,24 @@ async def test_a_4120_from_the_classic_endpoint_switches_back_to_the_algo_api_an
         assert [o.client_id for o in await exchange.open_orders(SYMBOL)] == [request.client_id]
 
 
+async def test_after_a_passing_404_our_algo_stop_is_still_found_by_its_id_and_the_api_is_back(
+        fake):
+    """A 404 from a proxy's hiccup on a real post-migration Binance: the open-orders list
+    then lacks the algo stop, but asking for it by id finds it (classic first, then the Algo
+    API), so the sentinel's probe does not take it for gone and place a second one."""
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    request = stop_loss(Side.SELL, "49000")
+    async with started_exchange(fake) as exchange:
+        await exchange.place(request)
+        fake.inject_fault("GET /fapi/v1/openAlgoOrders", http_status=404)
+        assert await exchange.open_orders(SYMBOL) == []         # the stop hidden by the 404
+        found = await exchange.order_by_client_id(SYMBOL, request.client_id)
+        assert found is not None and found.status is OrderStatus.NEW
+        assert [o.client_id for o in await exchange.open_orders(SYMBOL)] == [request.client_id]
+        await exchange.place(take_profit(Side.SELL, "51000", "0.100"))
+        assert classic_conditional_posts(fake) == []             # back on the Algo API
+
+
 async def test_a_404_on_a_plain_endpoint_is_not_taken_for_a_missing_algo_api(fake):
     await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
     async with started_exchange(fake) as exchange:

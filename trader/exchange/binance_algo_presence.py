@@ -14,7 +14,9 @@ So `BinanceOrders` starts with the Algo API assumed present and flips on evidenc
         classic /fapi/v1/order (STOP_MARKET / TAKE_PROFIT_MARKET with stopPrice), open
         orders come from the classic list only, protective ids are asked there;
     -4120 from the classic endpoint         -> present again (and the place is sent once
-        more on the Algo API).
+        more on the Algo API);
+    an answer of an algo endpoint           -> present again (a query by client id still
+        asks the Algo API after the classic one: a passing 404 must not hide our orders).
 
 A 404 on any other endpoint says nothing about the Algo API (the caller only reports the
 errors of algo endpoints here). Each flip logs one WARNING naming the endpoint.
@@ -62,3 +64,10 @@ class AlgoApiPresence:
                        "conditional orders go to /fapi/v1/algoOrder", endpoint, error.message)
         self.available = True
         return True
+
+    def answered(self, endpoint: str) -> None:
+        """The algo `endpoint` answered (not a 404): the Algo API is here after all."""
+        if not self.available:
+            logger.warning("binance has the Algo Order API after all: {} answered; "
+                           "conditional orders go to /fapi/v1/algoOrder again", endpoint)
+        self.available = True

@@ -10,8 +10,9 @@ binance_requests.py, what is read binance_order_codec.py.
 Where the server has no Algo Order API (HTTP 404 on an algo endpoint:
 binance_algo_presence.py) conditional orders go to the classic /fapi/v1/order keyed by
 `newClientOrderId`, open orders come from GET /fapi/v1/openOrders only, and protective
-client ids are queried and cancelled there; a -4120 from the classic endpoint switches
-back. The place refused with the 404 is sent again at once on the classic endpoint under
+client ids are asked there first (then on the Algo API all the same, so an algo order
+is found after a passing 404); a -4120 from the classic endpoint, or an answer of an algo
+endpoint, switches back. The place refused with the 404 is sent again at once on the classic endpoint under
 the same client id (a 404 never reached a matching engine, and one id cannot make two
 orders).
 
@@ -141,14 +142,16 @@ class BinanceOrders:
             self._client_ids[order.exchange_id] = order.client_id
 
     def _uses_algo_api(self, client_id: str) -> list[bool]:
-        """Which APIs to ask, in order: our ids name their role; others try plain first;
-        only the classic one where the server has no Algo API."""
-        if not self.algo_api.available:
-            return [False]
+        """Which APIs to ask, in order: our ids name their role; others try plain first.
+        Where the Algo API counts as absent, a protective id is asked on the classic one
+        first and then on the Algo API all the same: were the 404 a passing one (a
+        proxy's), our algo stop is found instead of taken for gone and placed twice."""
         parsed = ClientId.parse(client_id)
-        if parsed is None:
-            return [False, True]
-        return [parsed.role.protective]
+        if parsed is not None and not parsed.role.protective:
+            return [False]              # entries, closes, partials: plain orders
+        if parsed is not None and self.algo_api.available:
+            return [True]
+        return [False, True]            # a stranger's id, or no Algo API seen: classic first
 
     async def order_by_client_id(self, symbol: str, client_id: str) -> Order | None:
         return await self._one_order("query", symbol, client_id)
@@ -176,6 +179,7 @@ class BinanceOrders:
         while apis:
             algo = apis.pop(0)
             asked_classic = asked_classic or not algo
+            endpoint = order_codec.QUERY_ALGO if verb == "query" else order_codec.CANCEL_ALGO
             try:
                 raw = await self._rest.call(f"{verb} order symbol={symbol} "
                                             f"client_id={client_id} algo={algo}",
@@ -183,13 +187,16 @@ class BinanceOrders:
                                             **self._order_key(symbol, client_id, algo))
                 order = self._read_order(verb, algo, raw)
             except ExchangeError as exc:
-                endpoint = order_codec.QUERY_ALGO if verb == "query" else order_codec.CANCEL_ALGO
                 if algo and self.algo_api.missing_after(exc, endpoint):
                     apis = [] if asked_classic else [False]
                     continue
                 if _unknown_order(exc):
+                    if algo:                        # "no such order" is the Algo API's word
+                        self.algo_api.answered(endpoint)
                     continue
                 raise
+            if algo:
+                self.algo_api.answered(endpoint)
             if order is not None:
                 self._remember(order, raw)
             return order
