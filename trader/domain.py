@@ -65,7 +65,8 @@ class OrderType(StrEnum):
 
     @property
     def conditional(self) -> bool:
-        """Conditional types live in Binance's Algo Order API (keyed by clientAlgoId)."""
+        """Conditional types live in Binance's Algo Order API (keyed by clientAlgoId; on a
+        server without it, on /fapi/v1/order: trader/exchange/binance_algo_presence.py)."""
         return self in _CONDITIONAL_TYPES
 
 

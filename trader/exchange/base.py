@@ -158,7 +158,8 @@ class Exchange(Protocol):
     def rules(self, symbol: str) -> SymbolRules: ...
 
     async def place(self, request: OrderRequest) -> Order:
-        """Send one order. Conditional types go to the algo API keyed by the client id."""
+        """Send one order. Conditional types go to the algo API keyed by the client id (the
+        classic order endpoint where a server has no algo API: binance_algo_presence.py)."""
 
     async def cancel(self, symbol: str, client_id: str) -> Order | None:
         """Cancel by client id; the order's final state, or None when the exchange knew no such
