@@ -2,7 +2,7 @@
 gives back the value `dump` stored (its per-type shortcuts change nothing)."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum, IntEnum, StrEnum
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from storage.codec import dump, dumps, load, to_json
 from tests.positions import protected
 from trader.domain import Fill, Side
-from trader.position import Position
+from trader.position import Position, PositionState
 
 
 class Colour(StrEnum):
@@ -85,6 +85,34 @@ def test_the_json_text_is_json_dumps_of_dump_and_loads_back(record: Record) -> N
     back = load(Record, json.loads(dumps(record)))
     assert back == record
     assert type(back.colour) is Colour and type(back.level) is Level
+
+
+general_floats = st.floats() | st.sampled_from([float("nan"), float("inf"), -float("inf"), -0.0])
+
+
+@given(records, general_floats, st.text())
+def test_dumps_writes_the_json_encoders_text_for_every_field_type(
+        record: Record, ratio: float, name: str) -> None:
+    """The writers generated per dataclass (storage/sorted_json.py) against the C JSON
+    encoder on the same value: every float (NaN and the infinities too), any text."""
+    record = replace(record, ratio=ratio, name=name)
+    assert dumps(record) == json.dumps(dump(record), sort_keys=True, separators=(",", ":"))
+    assert dumps(record) == to_json(record, sort_keys=True, compact=True)
+
+
+@given(st.sampled_from(list(PositionState)), decimals, st.none() | moments, st.booleans())
+def test_a_position_is_written_as_the_json_encoder_writes_it(
+        state: PositionState, price: Decimal, closed: datetime | None, adopted: bool) -> None:
+    position = replace(protected(), state=state, best_price=price, closed_at=closed,
+                       adopted=adopted, seq={"tp": 2, "sl": 1, "en": 1})
+    assert dumps(position) == json.dumps(dump(position), sort_keys=True,
+                                         separators=(",", ":"))
+
+
+def test_values_that_are_not_dataclasses_are_written_as_before() -> None:
+    for value in ({"b": [Decimal("1.0"), None], "a": {"y": 1, "x": True}}, [1, "é"], "t",
+                  Decimal("2.50"), datetime(2024, 1, 1, tzinfo=UTC)):
+        assert dumps(value) == to_json(value, sort_keys=True, compact=True)
 
 
 def test_an_enum_value_is_loaded_as_the_enum_itself_decides() -> None:

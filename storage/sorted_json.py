@@ -1,0 +1,109 @@
+"""The compact, key-sorted JSON text of a dataclass, as the C JSON encoder writes it
+through storage/codec.py's `dumps`, from code generated once per class.
+
+    text = codec.dumps(position)     # SortedJson(general).write: the same text, cheaper
+
+Every position save encodes the whole record (~1.3 KB: its legs, decimals, times). Through
+the JSON encoder that is a Python `default` call per nested value (each leg, order,
+decimal, time) and a sort of each dict's keys. Here the field names are sorted once per
+class, and a generated function joins `"name":<value>` pieces, each value written by its
+exact type's writer (`SortedJson.writers`). A type without a writer of its own here (a list, a dict,
+an enum that is not text, a subclass of a time) is written by the same JSON encoder as
+before, on that value alone: JSON text is compositional, so the whole is the same text.
+
+What each writer must match (CPython's C encoder, json/encoder.py, `c_make_encoder`,
+ensure_ascii, allow_nan, sort_keys, separators (",", ":")):
+- text (and any str subclass: a StrEnum member) by `encode_basestring_ascii`, its own;
+- an int by int's repr (an IntEnum too: the C encoder never asks the enum), bool first;
+- a float by float's repr, NaN/Infinity/-Infinity spelled as the encoder spells them;
+- Decimal and datetime as the text of `str`/`isoformat` in quotes (ASCII digits, signs,
+  letters, "." and ":" only: nothing to escape); timedelta as its seconds (a float).
+"""
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Any
+
+Writer = Callable[[Any], str]
+
+
+def _float(value: float) -> str:
+    if math.isfinite(value):
+        return float.__repr__(value)
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _none(value: None) -> str:
+    return "null"
+
+
+def _datetime(value: datetime) -> str:
+    return f'"{value.isoformat()}"'
+
+
+def _timedelta(value: timedelta) -> str:
+    return _float(value.total_seconds())
+
+
+_BOOLEANS = {True: "true", False: "false"}
+# exact type -> its writer, for every JSON writer
+_BASIC_WRITERS: dict[type, Writer] = {
+    str: encode_basestring_ascii, int: int.__repr__, bool: _BOOLEANS.__getitem__,
+    float: _float, type(None): _none, Decimal: '"%s"'.__mod__, datetime: _datetime,
+    timedelta: _timedelta,
+}
+
+
+class SortedJson:
+    """The compact, key-sorted JSON text of a value: `SortedJson(general).write(value)`.
+    `general(value)` writes what has no writer here (the codec's JSON encoder)."""
+
+    def __init__(self, general: Writer) -> None:
+        self.general = general
+        # exact type -> its writer; other types are decided once each (`_writer_for`)
+        self.writers: dict[type, Writer] = dict(_BASIC_WRITERS)
+
+    def write(self, value: Any) -> str:
+        """The text of `value` (TypeError for what the codec cannot store)."""
+        return self.writer(type(value))(value)
+
+    def writer(self, kind: type) -> Writer:
+        writer = self.writers.get(kind)
+        if writer is None:
+            writer = self.writers[kind] = self._writer_for(kind)
+        return writer
+
+    def _writer_for(self, kind: type) -> Writer:
+        """The writer of a type met for the first time (see the module docstring)."""
+        if issubclass(kind, str):
+            return encode_basestring_ascii      # its text, as the C encoder reads it
+        if issubclass(kind, int) and not issubclass(kind, bool):
+            return int.__repr__
+        if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+            return self._generated(kind)
+        return self.general
+
+    def _generated(self, kind: type) -> Writer:
+        """`{"a":<a>,"b":<b>,...}` for the fields of `kind` in sorted order, one f-string."""
+        names = sorted(field.name for field in dataclasses.fields(kind))
+        namespace: dict[str, Any] = {"_get": self.writers.get, "_writer": self.writer}
+        lines = [f"def json_{kind.__name__}(value):"]
+        text = []
+        for index, name in enumerate(names):
+            lines.append(f"    v{index} = value.{name}")
+            # JSON labels of identifiers: no quote, brace or backslash to escape in the
+            # f-string
+            text.append(("{{" if index == 0 else ",") + json.dumps(name) + ":"
+                        + f"{{(_get(type(v{index})) or _writer(type(v{index})))(v{index})}}")
+        lines.append(f"    return f'{''.join(text)}}}}}'" if names else "    return '{}'")
+        # only field names (identifiers) and their JSON labels go into the generated text
+        exec("\n".join(lines), namespace)
+        writer: Writer = namespace[f"json_{kind.__name__}"]
+        return writer
