@@ -2,7 +2,7 @@
 gives back the value `dump` stored (its per-type shortcuts change nothing)."""
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum, IntEnum, StrEnum
@@ -107,6 +107,13 @@ def test_a_position_is_written_as_the_json_encoder_writes_it(
                        adopted=adopted, seq={"tp": 2, "sl": 1, "en": 1})
     assert dumps(position) == json.dumps(dump(position), sort_keys=True,
                                          separators=(",", ":"))
+
+
+@given(records)
+def test_dump_of_a_dataclass_is_the_dump_of_each_field(record: Record) -> None:
+    """The dumper generated per class (storage/codec.py) against `dump` field by field."""
+    assert dump(record) == {f.name: dump(getattr(record, f.name)) for f in fields(Record)}
+    assert list(dump(record)) == [f.name for f in fields(Record)]     # the columns' order
 
 
 def test_values_that_are_not_dataclasses_are_written_as_before() -> None:
