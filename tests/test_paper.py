@@ -73,6 +73,33 @@ async def test_restarted_paper_session_continues_with_balance_positions_and_orde
     second_store.close()
 
 
+async def test_a_restart_restores_the_kept_history_across_many_saved_chunks(
+        db_path: Path) -> None:
+    """The terminal orders and fills are journaled in chunks (trader/exchange/sim_state.py),
+    the oldest dropped once the newer ones hold what is kept: a restart after many chunks
+    and drops rebuilds the same history as the session kept in memory."""
+    config = SimConfig(spread={BTC: D(0)}, slippage=D(0), max_terminal_orders_kept=45,
+                       max_fills_kept=33)
+    clock = ManualClock(T0)
+    first_store = Store.open(db_path)
+    first = PaperExchange(first_store, clock, config)
+    await first.start([BTC], leverage=5)
+    first.feed_candle(candle("70000", "70100", "69900", "70000", at=T0 - timedelta(minutes=15)))
+    for number in range(1, 130):      # each a market order: a terminal order and a fill
+        side = Side.BUY if number % 2 else Side.SELL
+        await first.place(OrderRequest(BTC, side, OrderType.MARKET, D("0.01"),
+                                       f"tb-BTCUSDT-k-en{number}", OrderRole.ENTRY))
+    kept = (list(first.sim.orders.terminal.values()), list(first.sim.fill_log))
+    assert len(kept[0]) == 45 and len(kept[1]) == 33
+    assert len(first_store.keys("paper:sim:orders:")) < 130 // 20      # old chunks dropped
+    first_store.close()
+
+    second_store = Store.open(db_path)
+    second = PaperExchange(second_store, clock, config)
+    assert (list(second.sim.orders.terminal.values()), list(second.sim.fill_log)) == kept
+    second_store.close()
+
+
 async def test_every_mutating_call_persists_the_state(store: Store) -> None:
     paper = await started(store, ManualClock(T0), persist_every=0)
     saved = store.get(STATE_KEY)
