@@ -99,9 +99,13 @@ class SortedJson:
         for index, name in enumerate(names):
             lines.append(f"    v{index} = value.{name}")
             # JSON labels of identifiers: no quote, brace or backslash to escape in the
-            # f-string
+            # f-string ('...': its expressions spell their texts "..."). None and the
+            # booleans (most of a position's fields) are written without a call.
+            value = f"v{index}"
             text.append(("{{" if index == 0 else ",") + json.dumps(name) + ":"
-                        + f"{{(_get(type(v{index})) or _writer(type(v{index})))(v{index})}}")
+                        + f'{{"null" if {value} is None else "true" if {value} is True else '
+                        f'"false" if {value} is False else '
+                        f"(_get(type({value})) or _writer(type({value})))({value})}}")
         lines.append(f"    return f'{''.join(text)}}}}}'" if names else "    return '{}'")
         # only field names (identifiers) and their JSON labels go into the generated text
         exec("\n".join(lines), namespace)
