@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage.codec import dump
+from storage.codec import dump, to_json
 from tests.test_sim_shortcuts import BTC, T0, actions, candles, run_action, run_candle
 from trader.domain import OrderRequest, OrderRole, OrderType, Side
 from trader.exchange import sim_state
@@ -66,7 +66,8 @@ def test_a_save_writes_again_only_the_orders_that_changed(
     sim.place(stop(BTC, "b", "68000"), T0)
     account_json(sim, texts)
     dumped: list[Any] = []
-    monkeypatch.setattr(sim_state, "dump", lambda value: dumped.append(value) or dump(value))
+    monkeypatch.setattr(sim_state, "to_json",
+                        lambda value: dumped.append(value) or to_json(value))
     sim.place(stop(BTC, "c", "67000"), T0)
     assert account_json(sim, texts) == written_afresh(sim)
     assert [order.client_id for order in dumped] == ["c"]      # "a" and "b" as kept

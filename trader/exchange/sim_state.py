@@ -68,7 +68,7 @@ class LiveOrderTexts:
             key = (order.symbol, order.client_id)
             found = kept.get(key)
             fresh[key] = found if found is not None and found[0] is order \
-                else (order, json.dumps(dump(order)))
+                else (order, to_json(order))     # == json.dumps(dump(order))
         self._kept = fresh
         return [text for _, text in fresh.values()]
 
