@@ -19,7 +19,7 @@ from trader.domain import OrderRequest, OrderRole, OrderType, Side
 from trader.exchange import sim_state
 from trader.exchange.base import ExchangeError
 from trader.exchange.sim import SimConfig, Simulator
-from trader.exchange.sim_state import LiveOrderTexts, _account_state, account_json
+from trader.exchange.sim_state import HistoryLog, LiveOrderTexts, _account_state, account_json
 
 
 def written_afresh(sim: Simulator) -> str:
@@ -71,3 +71,23 @@ def test_a_save_writes_again_only_the_orders_that_changed(
     sim.place(stop(BTC, "c", "67000"), T0)
     assert account_json(sim, texts) == written_afresh(sim)
     assert [order.client_id for order in dumped] == ["c"]      # "a" and "b" as kept
+
+
+def test_a_chunk_appended_to_after_its_text_was_taken_stays_unsaved() -> None:
+    """The paper exchange counts a save's chunks saved when the engine's unit commits it,
+    later than the texts were taken (trader/exchange/paper.py): a record appended in
+    between is in no written text, so its chunk is written again by the next save."""
+    log = HistoryLog(keep=100, chunk_size=3)
+    log.append("a", '"a"')
+    taken = log.pending()
+    log.append("b", '"b"')
+    log.saved(taken)
+    assert log.pending().written == {0: '["a", "b"]'}
+    log.saved(log.pending())
+    assert log.pending().written == {}
+    log.append("c", '"c"')
+    log.append("d", '"d"')                   # a new chunk
+    taken = log.pending()
+    assert taken.written == {0: '["a", "b", "c"]', 1: '["d"]'}
+    log.saved(taken)
+    assert log.pending().written == {}

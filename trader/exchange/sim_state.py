@@ -78,9 +78,19 @@ class Chunk:
     number: int
     keys: list[str] = field(default_factory=list)    # which record each text is
     texts: list[str] = field(default_factory=list)   # the records as JSON
+    appended: int = 0       # the log's append count at this chunk's last append
 
     def json(self) -> str:
         return "[" + ", ".join(self.texts) + "]"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One save of a history log: chunk number -> its JSON to write, the chunk numbers to
+    delete, and the log's append count (`mark`) when the texts were taken."""
+    written: dict[int, str]
+    deleted: set[int]
+    mark: int
 
 
 class HistoryLog:
@@ -97,6 +107,7 @@ class HistoryLog:
         self.chunks: list[Chunk] = []
         self.unsaved: set[int] = set()    # chunk numbers changed since the last save
         self.dropped: set[int] = set()    # chunk numbers to delete at the next save
+        self.appended = 0                 # appends so far (`pending`'s mark)
 
     def append(self, key: str, text: str) -> None:
         if not self.chunks or len(self.chunks[-1].texts) >= self.chunk_size:
@@ -105,6 +116,8 @@ class HistoryLog:
         chunk = self.chunks[-1]
         chunk.keys.append(key)
         chunk.texts.append(text)
+        self.appended += 1
+        chunk.appended = self.appended
         self.unsaved.add(chunk.number)
 
     def load(self, number: int, records: list[tuple[str, str]]) -> None:
@@ -114,15 +127,22 @@ class HistoryLog:
     def records(self) -> list[str]:
         return [text for chunk in self.chunks for text in chunk.texts]
 
-    def pending(self) -> tuple[dict[int, str], set[int]]:
-        """(chunk number -> JSON to write, chunk numbers to delete) since the last save."""
+    def pending(self) -> "Pending":
+        """What to write and delete since the last save (see `Pending`)."""
         kept = {chunk.number: chunk for chunk in self.chunks}
-        return ({n: kept[n].json() for n in sorted(self.unsaved) if n in kept},
-                set(self.dropped))
+        return Pending({n: kept[n].json() for n in sorted(self.unsaved) if n in kept},
+                       set(self.dropped), self.appended)
 
-    def saved(self, written: dict[int, str], deleted: set[int]) -> None:
-        self.unsaved -= set(written)
-        self.dropped -= deleted
+    def saved(self, pending: "Pending") -> None:
+        """`pending` is on the disk (committed): its chunks are saved, but for one that
+        was appended to since (that record is in no written text: it stays unsaved)."""
+        appended_since = set()
+        for chunk in reversed(self.chunks):     # the last ones: appends go to the newest
+            if chunk.appended <= pending.mark:
+                break
+            appended_since.add(chunk.number)
+        self.unsaved -= set(pending.written) - appended_since
+        self.dropped -= pending.deleted
 
     def _prune(self) -> None:
         while len(self.chunks) > 1 and len({k for c in self.chunks[1:] for k in c.keys}) >= self.keep:
