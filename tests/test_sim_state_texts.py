@@ -91,3 +91,22 @@ def test_a_chunk_appended_to_after_its_text_was_taken_stays_unsaved() -> None:
     assert taken.written == {0: '["a", "b", "c"]', 1: '["d"]'}
     log.saved(taken)
     assert log.pending().written == {}
+
+
+@given(st.lists(st.one_of(st.integers(0, 9), st.just("save"), st.just("take")), max_size=60))
+def test_pending_writes_every_unsaved_chunk_still_kept_in_order(script: list[Any]) -> None:
+    """`pending` (searching from the newest chunk) against its definition."""
+    log = HistoryLog(keep=7, chunk_size=3)
+    taken = []
+    for step in script:
+        if step == "take":
+            taken.append(log.pending())
+        elif step == "save":
+            for pending in taken:
+                log.saved(pending)
+            taken = []
+        else:
+            log.append(f"k{step}", f'"{step}"')
+        kept = {chunk.number: chunk for chunk in log.chunks}
+        assert log.pending().written == {n: kept[n].json() for n in sorted(log.unsaved)
+                                         if n in kept}

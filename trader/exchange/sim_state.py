@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from storage.codec import dump, load, to_json
 from trader.domain import Fill, Order
@@ -84,8 +84,7 @@ class Chunk:
         return "[" + ", ".join(self.texts) + "]"
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """One save of a history log: chunk number -> its JSON to write, the chunk numbers to
     delete, and the log's append count (`mark`) when the texts were taken."""
     written: dict[int, str]
@@ -127,11 +126,19 @@ class HistoryLog:
     def records(self) -> list[str]:
         return [text for chunk in self.chunks for text in chunk.texts]
 
-    def pending(self) -> "Pending":
-        """What to write and delete since the last save (see `Pending`)."""
-        kept = {chunk.number: chunk for chunk in self.chunks}
-        return Pending({n: kept[n].json() for n in sorted(self.unsaved) if n in kept},
-                       set(self.dropped), self.appended)
+    def pending(self) -> Pending:
+        """What to write and delete since the last save (see `Pending`), chunks in
+        ascending number."""
+        unsaved = self.unsaved
+        found: dict[int, str] = {}
+        left = len(unsaved)
+        for chunk in reversed(self.chunks):     # appends go to the newest: found first
+            if not left:
+                break
+            if chunk.number in unsaved:
+                found[chunk.number] = chunk.json()
+                left -= 1
+        return Pending(dict(sorted(found.items())), set(self.dropped), self.appended)
 
     def saved(self, pending: "Pending") -> None:
         """`pending` is on the disk (committed): its chunks are saved, but for one that
