@@ -17,7 +17,7 @@ from enum import Enum
 from functools import partial
 from typing import Any, TypeVar
 
-from storage.sorted_json import SortedJson
+from storage.json_writer import JsonWriter
 
 T = TypeVar("T")
 
@@ -148,6 +148,10 @@ _json_defaults: dict[type, Encoder] = {}
 _json_encoders = {(sort_keys, compact): json.JSONEncoder(
     default=_json_default, sort_keys=sort_keys, separators=(",", ":") if compact else None)
     for sort_keys in (False, True) for compact in (False, True)}
+# A dataclass through the writer generated for its class (storage/json_writer.py: the same
+# text as its encoder's, cheaper); anything else through the encoder.
+_json_writers = {options: JsonWriter(encoder.encode, *options)
+                 for options, encoder in _json_encoders.items()}
 
 
 def to_json(value: Any, *, sort_keys: bool = False, compact: bool = False) -> str:
@@ -156,20 +160,12 @@ def to_json(value: Any, *, sort_keys: bool = False, compact: bool = False) -> st
     The same text for every value `dump` accepts whose dict keys are text or numbers (the
     JSON encoder would write a True or None key as "true"/"null" where dump writes "True").
     """
-    return _json_encoders[sort_keys, compact].encode(value)
-
-
-def _sorted_compact(value: Any) -> str:
-    return _json_encoders[True, True].encode(value)
-
-
-_sorted_json = SortedJson(_sorted_compact)
+    return _json_writers[sort_keys, compact].write(value)
 
 
 def dumps(value: Any) -> str:
-    """`to_json(value, sort_keys=True, compact=True)`; a dataclass through the writer
-    generated for its class (storage/sorted_json.py: the same text, cheaper)."""
-    return _sorted_json.write(value)
+    """`to_json(value, sort_keys=True, compact=True)`."""
+    return _json_writers[True, True].write(value)
 
 
 # --- loading --------------------------------------------------------------------------

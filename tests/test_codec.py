@@ -93,11 +93,15 @@ general_floats = st.floats() | st.sampled_from([float("nan"), float("inf"), -flo
 @given(records, general_floats, st.text())
 def test_dumps_writes_the_json_encoders_text_for_every_field_type(
         record: Record, ratio: float, name: str) -> None:
-    """The writers generated per dataclass (storage/sorted_json.py) against the C JSON
+    """The writers generated per dataclass (storage/json_writer.py) against the C JSON
     encoder on the same value: every float (NaN and the infinities too), any text."""
     record = replace(record, ratio=ratio, name=name)
-    assert dumps(record) == json.dumps(dump(record), sort_keys=True, separators=(",", ":"))
-    assert dumps(record) == to_json(record, sort_keys=True, compact=True)
+    plain = dump(record)
+    assert dumps(record) == json.dumps(plain, sort_keys=True, separators=(",", ":"))
+    for sort_keys in (False, True):
+        assert to_json(record, sort_keys=sort_keys) == json.dumps(plain, sort_keys=sort_keys)
+        assert to_json(record, sort_keys=sort_keys, compact=True) == json.dumps(
+            plain, sort_keys=sort_keys, separators=(",", ":"))
 
 
 @given(st.sampled_from(list(PositionState)), decimals, st.none() | moments, st.booleans())
@@ -119,7 +123,9 @@ def test_dump_of_a_dataclass_is_the_dump_of_each_field(record: Record) -> None:
 def test_values_that_are_not_dataclasses_are_written_as_before() -> None:
     for value in ({"b": [Decimal("1.0"), None], "a": {"y": 1, "x": True}}, [1, "é"], "t",
                   Decimal("2.50"), datetime(2024, 1, 1, tzinfo=UTC)):
-        assert dumps(value) == to_json(value, sort_keys=True, compact=True)
+        plain = dump(value)
+        assert dumps(value) == json.dumps(plain, sort_keys=True, separators=(",", ":"))
+        assert to_json(value) == json.dumps(plain)
 
 
 def test_an_enum_value_is_loaded_as_the_enum_itself_decides() -> None:

@@ -1,18 +1,19 @@
-"""The compact, key-sorted JSON text of a dataclass, as the C JSON encoder writes it
-through storage/codec.py's `dumps`, from code generated once per class.
+"""The JSON text of a dataclass, as the C JSON encoder writes it through storage/codec.py's
+`to_json` and `dumps`, from code generated once per class and text format.
 
-    text = codec.dumps(position)     # SortedJson(general).write: the same text, cheaper
+    text = codec.dumps(position)     # JsonWriter(general, ...).write: the same text, cheaper
 
-Every position save encodes the whole record (~1.3 KB: its legs, decimals, times). Through
-the JSON encoder that is a Python `default` call per nested value (each leg, order,
-decimal, time) and a sort of each dict's keys. Here the field names are sorted once per
-class, and a generated function joins `"name":<value>` pieces, each value written by its
-exact type's writer (`SortedJson.writers`). A type without a writer of its own here (a list, a dict,
-an enum that is not text, a subclass of a time) is written by the same JSON encoder as
-before, on that value alone: JSON text is compositional, so the whole is the same text.
+Every position save encodes the whole record (~1.3 KB: its legs, decimals, times), and the
+paper exchange each order it keeps. Through the JSON encoder that is a Python `default`
+call per nested value (each leg, order, decimal, time) and, key-sorted, a sort of each
+dict's keys. Here the field names are ordered once per class (sorted, or as declared),
+and a generated function joins `"name":<value>` pieces, each value written by its exact
+type's writer (`JsonWriter.writers`). A type without a writer of its own here (a list, a
+dict, an enum that is not text, a subclass of a time) is written by the same JSON encoder
+as before, on that value alone: JSON text is compositional, so the whole is the same text.
 
 What each writer must match (CPython's C encoder, json/encoder.py, `c_make_encoder`,
-ensure_ascii, allow_nan, sort_keys, separators (",", ":")):
+ensure_ascii, allow_nan, the writer's sort_keys and separators):
 - text (and any str subclass: a StrEnum member) by `encode_basestring_ascii`, its own;
 - an int by int's repr (an IntEnum too: the C encoder never asks the enum), bool first;
 - a float by float's repr, NaN/Infinity/-Infinity spelled as the encoder spells them;
@@ -61,12 +62,15 @@ _BASIC_WRITERS: dict[type, Writer] = {
 }
 
 
-class SortedJson:
-    """The compact, key-sorted JSON text of a value: `SortedJson(general).write(value)`.
-    `general(value)` writes what has no writer here (the codec's JSON encoder)."""
+class JsonWriter:
+    """The JSON text of a value, as `general` (the codec's JSON encoder: same `sort_keys`
+    and separators) writes it: `JsonWriter(general, sort_keys, compact).write(value)`.
+    `general(value)` writes what has no writer here."""
 
-    def __init__(self, general: Writer) -> None:
+    def __init__(self, general: Writer, sort_keys: bool, compact: bool) -> None:
         self.general = general
+        self.sort_keys = sort_keys
+        self.item_separator, self.key_separator = (",", ":") if compact else (", ", ": ")
         # exact type -> its writer; other types are decided once each (`_writer_for`)
         self.writers: dict[type, Writer] = dict(_BASIC_WRITERS)
 
@@ -91,8 +95,11 @@ class SortedJson:
         return self.general
 
     def _generated(self, kind: type) -> Writer:
-        """`{"a":<a>,"b":<b>,...}` for the fields of `kind` in sorted order, one f-string."""
-        names = sorted(field.name for field in dataclasses.fields(kind))
+        """`{"a":<a>,"b":<b>,...}` for the fields of `kind` (sorted, or as declared), one
+        f-string."""
+        names = [field.name for field in dataclasses.fields(kind)]
+        if self.sort_keys:
+            names.sort()
         namespace: dict[str, Any] = {"_get": self.writers.get, "_writer": self.writer}
         lines = [f"def json_{kind.__name__}(value):"]
         text = []
@@ -102,7 +109,8 @@ class SortedJson:
             # f-string ('...': its expressions spell their texts "..."). None and the
             # booleans (most of a position's fields) are written without a call.
             value = f"v{index}"
-            text.append(("{{" if index == 0 else ",") + json.dumps(name) + ":"
+            text.append(("{{" if index == 0 else self.item_separator) + json.dumps(name)
+                        + self.key_separator
                         + f'{{"null" if {value} is None else "true" if {value} is True else '
                         f'"false" if {value} is False else '
                         f"(_get(type({value})) or _writer(type({value})))({value})}}")
