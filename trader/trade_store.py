@@ -82,6 +82,8 @@ class TradeStore(Store):
         return known
 
     # --- intents ------------------------------------------------------------------
+    # (`member._value_` below is `member.value` without the enum property's call: every
+    # save reads a status or a state)
     def save_intent(self, intent: Intent, now: datetime | None = None) -> None:
         def row() -> dict[str, Any]:
             values = dump(intent)
@@ -90,7 +92,7 @@ class TradeStore(Store):
             values["updated_at"] = (now or intent.created_at).isoformat()
             return values
         known = self._known_intents     # None: not read yet, nothing to keep up to date
-        with self._gate.saving(f"intent {intent.client_id} {intent.status.value}"):
+        with self._gate.saving(f"intent {intent.client_id} {intent.status._value_}"):
             self._gate.upsert_later("intents", (intent.client_id,), row, ("client_id",), intent)
         if known is not None and self._known_intents is known:    # not forgotten meanwhile
             # its created_at as stored: the text of the one saved before when it is the same
@@ -189,7 +191,7 @@ class TradeStore(Store):
             values["reduce_only"] = int(order.reduce_only)
             values["close_position"] = int(order.close_position)
             return values
-        with self._gate.saving(f"order {order.client_id} {order.status.value}"):
+        with self._gate.saving(f"order {order.client_id} {order.status._value_}"):
             self._gate.upsert_later("orders", (order.client_id,), row, ("client_id",), order)
 
     def order(self, client_id: str) -> Order | None:
@@ -298,14 +300,14 @@ class TradeStore(Store):
     def save_position(self, position: Position) -> None:
         def row() -> dict[str, Any]:
             return {
-                "symbol": position.symbol, "key": position.key, "state": position.state.value,
-                "side": position.side.value, "opened_at": position.opened_at.isoformat(),
+                "symbol": position.symbol, "key": position.key, "state": position.state._value_,
+                "side": position.side._value_, "opened_at": position.opened_at.isoformat(),
                 "closed_at": position.closed_at.isoformat() if position.closed_at else None,
                 "body": dumps(position),
             }
         known = self._open_positions      # None: not read yet, nothing to keep up to date
         with self._gate.saving(
-                f"position {position.symbol} {position.key} {position.state.value}"):
+                f"position {position.symbol} {position.key} {position.state._value_}"):
             self._gate.upsert_later("positions", (position.symbol, position.key), row,
                                ("symbol", "key"), position)
         self._closed_recently.saved(position)   # forgotten meanwhile: ignored there
@@ -378,7 +380,7 @@ def _created_text(entry: tuple[str, Intent]) -> str:
 
 
 def _created_text_then_status(entry: tuple[str, Intent]) -> tuple[str, str]:
-    return entry[0], entry[1].status.value
+    return entry[0], entry[1].status._value_
 
 
 _insert_fill_sql: dict[tuple[str, ...], str] = {}
