@@ -73,40 +73,15 @@ def test_a_save_writes_again_only_the_orders_that_changed(
     assert [order.client_id for order in dumped] == ["c"]      # "a" and "b" as kept
 
 
-def test_a_chunk_appended_to_after_its_text_was_taken_stays_unsaved() -> None:
-    """The paper exchange counts a save's chunks saved when the engine's unit commits it,
-    later than the texts were taken (trader/exchange/paper.py): a record appended in
-    between is in no written text, so its chunk is written again by the next save."""
-    log = HistoryLog(keep=100, chunk_size=3)
-    log.append("a", '"a"')
-    taken = log.pending()
-    log.append("b", '"b"')
-    log.saved(taken)
-    assert log.pending().written == {0: '["a", "b"]'}
-    log.saved(log.pending())
-    assert log.pending().written == {}
-    log.append("c", '"c"')
-    log.append("d", '"d"')                   # a new chunk
-    taken = log.pending()
-    assert taken.written == {0: '["a", "b", "c"]', 1: '["d"]'}
-    log.saved(taken)
-    assert log.pending().written == {}
-
-
-@given(st.lists(st.one_of(st.integers(0, 9), st.just("save"), st.just("take")), max_size=60))
+@given(st.lists(st.one_of(st.integers(0, 9), st.just("save")), max_size=60))
 def test_pending_writes_every_unsaved_chunk_still_kept_in_order(script: list[Any]) -> None:
     """`pending` (searching from the newest chunk) against its definition."""
     log = HistoryLog(keep=7, chunk_size=3)
-    taken = []
     for step in script:
-        if step == "take":
-            taken.append(log.pending())
-        elif step == "save":
-            for pending in taken:
-                log.saved(pending)
-            taken = []
+        if step == "save":
+            log.saved(*log.pending())
         else:
             log.append(f"k{step}", f'"{step}"')
         kept = {chunk.number: chunk for chunk in log.chunks}
-        assert log.pending().written == {n: kept[n].json() for n in sorted(log.unsaved)
-                                         if n in kept}
+        assert log.pending()[0] == {n: kept[n].json() for n in sorted(log.unsaved)
+                                    if n in kept}

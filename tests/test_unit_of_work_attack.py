@@ -19,7 +19,6 @@ from tests.engine_world import (
     restart,
 )
 from tests.test_store_statements import committed
-from tests.test_unit_of_work import crash_image
 from trader.alerter import Alerter
 from trader.control import Controller
 from trader.domain import OrderType
@@ -28,7 +27,6 @@ from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
 from trader.position import Position, PositionState
 from trader.startup import boot
-from trader.trade_store import TradeStore
 
 SQLITE_TRANSACTION = 22    # the authorizer's action codes
 SQLITE_INSERT = 18
@@ -137,64 +135,22 @@ async def check_after(world: World, placed: Counter[str]) -> None:
     assert len(world.alerts("SAVE_STATE_FAILURE")) == 1
 
 
-ENTRY_TICK_COMMITS = [(shared, n) for shared in (False, True) for n in range(1, 5)]
-
-
-def paper_state(paper: PaperExchange) -> tuple[object, ...]:
-    sim = paper.sim
-    return (sim.balance(), sim.positions(), sorted(sim.open_orders(), key=str),
-            list(sim.orders.terminal.values()), list(sim.fill_log))
-
-
-def paper_as_saved(world: World) -> tuple[object, ...]:
-    """The paper exchange a restart on the engine's file would read back."""
-    return paper_state(PaperExchange(world.store, world.clock, SimConfig(
-        balance=Decimal("10000"), seed=1, default_leverage=5)))
+ENTRY_TICK_COMMITS = [(False, n) for n in range(1, 5)] + [(True, n) for n in range(1, 9)]
 
 
 @pytest.mark.parametrize(("shared", "n"), ENTRY_TICK_COMMITS)
 async def test_a_refused_commit_at_each_point_of_an_entry_tick(tmp_path, shared, n) -> None:
-    """Entry, stop-loss, take-profit: 4 commits (one before each send and the tick's
-    end); the paper exchange on the engine's file saves into them. Whichever is refused:
-    nothing is sent twice, the position ends protected on the exchange and in the
-    database, and SAVE_STATE_FAILURE is alerted once; the paper exchange's rolled-back
-    state is saved again by its next save (its history chunks were not counted saved)."""
+    """Entry, stop-loss, take-profit: 4 commits of the engine's (one before each send and
+    the tick's end), and 4 more with the paper exchange on the engine's file. Whichever
+    is refused: nothing is sent twice, the position ends protected on the exchange and
+    in the database, and SAVE_STATE_FAILURE is alerted once."""
     world = await (shared_world(tmp_path) if shared else make_world(tmp_path))
     await world.warm_up()
     placed = count_orders_placed(world)
     world.strategy.next = long_signal()
     refused = await refused_in_one_tick(world, n)
     assert refused, f"fewer than {n} commits"
-    if shared:
-        await world.step()
-        assert paper_as_saved(world) == paper_state(world.paper)
     await check_after(world, placed)
-    if shared:
-        assert paper_as_saved(world) == paper_state(world.paper)
-
-
-async def test_the_paper_exchange_on_the_engines_file_saves_into_the_ticks_commits(
-        tmp_path) -> None:
-    """An entry tick sends 3 orders with 4 commits, the paper exchange's state in them
-    (it used to commit its own after each order: 7), and its saved state is what it holds."""
-    world = await shared_world(tmp_path)
-    await world.warm_up()
-    commits: list[str] = []
-    tick = world.engine.tick
-
-    async def traced_tick() -> None:        # the tick's commits, not the feed's
-        world.store.db.conn.set_trace_callback(
-            lambda sql: commits.append(sql) if sql == "COMMIT" else None)
-        try:
-            await tick()
-        finally:
-            world.store.db.conn.set_trace_callback(None)
-    world.engine.tick = traced_tick         # type: ignore[method-assign]
-    placed = count_orders_placed(world)
-    world.strategy.next = long_signal()
-    await world.step()
-    assert len(placed) == 3 and len(commits) == 4
-    assert paper_as_saved(world) == paper_state(world.paper)
 
 
 async def refused_in_one_tick(world: World, n: int, close: Decimal | None = None
@@ -323,49 +279,3 @@ async def test_a_pickup_on_a_wiped_disk_does_not_take_the_partial_again(tmp_path
         await again.step(partial_price)
     assert all(count == 1 for count in placed.values()), placed
     assert (await again.paper.position(SYMBOL)).quantity == half
-
-
-async def test_a_crash_with_the_paper_exchange_on_the_engines_file_loses_both_sides_together(
-        tmp_path) -> None:
-    """The paper exchange's state commits with the engine's: killed as the stop-loss's
-    answer came back, the file holds neither the stop-loss on the exchange's side nor its
-    answer on the engine's (only its SENT intent, committed before the send), as if the
-    request had been lost on its way to Binance. The restart (engine and exchange from the
-    file) probes the client id, finds nothing, and protects the position once."""
-    world = await shared_world(tmp_path)
-    await world.warm_up()
-    image = tmp_path / "crashed.db"
-    place = world.paper.place
-    stop_loss: list[str] = []
-
-    async def place_then_crash_after_the_stop_loss(request):  # type: ignore[no-untyped-def]
-        order = await place(request)
-        if request.client_id.endswith("-sl1"):
-            stop_loss.append(request.client_id)
-            crash_image(world, image)
-        return order
-    world.paper.place = place_then_crash_after_the_stop_loss  # type: ignore[method-assign]
-    world.strategy.next = long_signal()
-    await world.step()
-    assert stop_loss and image.exists()
-
-    store = TradeStore.open(image)
-    paper = PaperExchange(store, world.clock, SimConfig(balance=Decimal("10000"), seed=1,
-                                                        default_leverage=5))
-    assert (await paper.position(SYMBOL)).quantity > 0          # the entry's commit point
-    assert await paper.open_orders(SYMBOL) == []                 # no stop-loss: lost with it
-    assert store.intent(stop_loss[0]).status.value == "SENT"
-    strategy = OnDemandStrategy()
-    engine = Engine(world.settings, paper, store, world.clock, Alerter(store), strategy=strategy)
-    again = World(image, world.settings, world.clock, store, paper, engine, strategy,
-                  Controller(engine), world.last_close, world.candles)
-    placed = count_orders_placed(again)
-    await boot(engine)
-    for _ in range(3):
-        await again.step()
-    assert placed[stop_loss[0]] == 0                             # never sent again
-    assert store.intent(stop_loss[0]).status.value == "EXPIRED"
-    assert engine.positions[SYMBOL].state is PositionState.PROTECTED
-    orders = await paper.open_orders(SYMBOL)
-    assert [o.type for o in orders].count(OrderType.STOP_MARKET) == 1
-    assert paper_as_saved(again) == paper_state(paper)

@@ -7,14 +7,6 @@ never saves it (a backtest whose database is thrown away: the engine's own inten
 orders, fills and positions are still recorded). A new `PaperExchange` on the same database
 continues where the last one stopped.
 
-On the engine's own file (`tradebot run --paper`), a save inside the engine's tick goes
-into its unit of work (storage/unit_of_work.py) and is committed with the engine's next
-commit point: one commit for the exchange's state and the engine's record of the answer,
-instead of one each (an entry tick: 4 commits, not 7). A crash in between loses both
-together, as if the request had been lost on its way to Binance: the SENT intent was
-committed before the send, so the restart probes its client id, finds nothing and goes on
-(tests/test_unit_of_work_attack.py). On a file of its own it commits each save at once.
-
 Layout: "paper:sim" holds the account (balances, positions, prices, live orders); the
 history of terminal orders and fills is journaled in chunks under "paper:sim:orders:<n>"
 and "paper:sim:fills:<n>", so a save writes what changed, not the ~0.5 MB history kept.
@@ -59,7 +51,7 @@ from trader.exchange.base import (
 from trader.exchange.errors import Outcome, classify
 from trader.exchange.sim import SimConfig, SimEvent, Simulator
 from trader.exchange.sim_path import candle_problem
-from trader.exchange.sim_state import HistoryLog, Pending, SimHistory, account_json
+from trader.exchange.sim_state import SimHistory, account_json
 
 STATE_KEY = "paper:sim"
 ORDERS_PREFIX = "paper:sim:orders:"
@@ -99,10 +91,6 @@ class PaperExchange:
         # was made with (`quote`)
         self._quotes: dict[str, tuple[Quote, int, Any]] = {}
         self.stream_live = stream   # False: like Binance with its user-data stream down
-        # saves written into the engine's open unit of work, not committed yet (`_save`)
-        self._uncommitted: list[tuple[HistoryLog, Pending]] = []
-        store.unit.commit_listeners.append(self._committed)
-        store.unit.rollback_listeners.append(self._rolled_back)
 
     def _restore(self, rules: dict[str, SymbolRules] | None) -> Simulator:
         state = self.store.get(STATE_KEY)
@@ -309,34 +297,21 @@ class PaperExchange:
         if not self.save_state:
             return
         now = self.clock.now()
-        changes = [(prefix, log, log.pending()) for prefix, log in
+        changes = [(prefix, log, *log.pending()) for prefix, log in
                    ((ORDERS_PREFIX, self.history.orders), (FILLS_PREFIX, self.history.fills))]
         with self.store.transaction("paper state"):
             self.store.put_json(STATE_KEY, account_json(self.sim, self.history.live_orders), now)
-            for prefix, _, pending in changes:
-                for number, text in pending.written.items():
+            for prefix, _, written, deleted in changes:
+                for number, text in written.items():
                     self.store.put_json(f"{prefix}{number:08d}", text, now)
-                for number in pending.deleted:
+                for number in deleted:
                     self.store.delete(f"{prefix}{number:08d}")
-        saved = [(log, pending) for _, log, pending in changes]
-        if self.store.unit.holds_writes():
-            # Inside the engine's unit of work (the paper exchange on the engine's file, as
-            # `tradebot run --paper` has it): committed with the engine's next commit point,
-            # one commit for both (storage/unit_of_work.py). The logs count the chunks as
-            # saved then (`_committed`); rolled back, they stay unsaved and the next save
-            # writes them again, with the whole account (`_rolled_back`).
-            self._uncommitted.extend(saved)
-            return
-        for log, pending in saved:
-            log.saved(pending)
-
-    def _committed(self) -> None:
-        uncommitted, self._uncommitted = self._uncommitted, []
-        for log, pending in uncommitted:
-            log.saved(pending)
-
-    def _rolled_back(self) -> None:
-        self._uncommitted = []
+        # The exchange's own state is durable when its answer is given (a real exchange's
+        # outlives our crash), and the logs below must not count rolled-back chunks as
+        # saved: inside the engine's unit of work, committed here (storage/unit_of_work.py).
+        self.store.commit_point("paper state")
+        for _, log, written, deleted in changes:
+            log.saved(written, deleted)
 
     def _saved_chunks(self, prefix: str) -> list[tuple[int, list[dict[str, Any]]]]:
         return [(int(key[len(prefix):]), self.store.get(key)) for key in self.store.keys(prefix)]

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from storage.codec import dump, load, to_json
 from trader.domain import Fill, Order
@@ -78,18 +78,9 @@ class Chunk:
     number: int
     keys: list[str] = field(default_factory=list)    # which record each text is
     texts: list[str] = field(default_factory=list)   # the records as JSON
-    appended: int = 0       # the log's append count at this chunk's last append
 
     def json(self) -> str:
         return "[" + ", ".join(self.texts) + "]"
-
-
-class Pending(NamedTuple):
-    """One save of a history log: chunk number -> its JSON to write, the chunk numbers to
-    delete, and the log's append count (`mark`) when the texts were taken."""
-    written: dict[int, str]
-    deleted: set[int]
-    mark: int
 
 
 class HistoryLog:
@@ -106,7 +97,6 @@ class HistoryLog:
         self.chunks: list[Chunk] = []
         self.unsaved: set[int] = set()    # chunk numbers changed since the last save
         self.dropped: set[int] = set()    # chunk numbers to delete at the next save
-        self.appended = 0                 # appends so far (`pending`'s mark)
 
     def append(self, key: str, text: str) -> None:
         if not self.chunks or len(self.chunks[-1].texts) >= self.chunk_size:
@@ -115,8 +105,6 @@ class HistoryLog:
         chunk = self.chunks[-1]
         chunk.keys.append(key)
         chunk.texts.append(text)
-        self.appended += 1
-        chunk.appended = self.appended
         self.unsaved.add(chunk.number)
 
     def load(self, number: int, records: list[tuple[str, str]]) -> None:
@@ -126,9 +114,9 @@ class HistoryLog:
     def records(self) -> list[str]:
         return [text for chunk in self.chunks for text in chunk.texts]
 
-    def pending(self) -> Pending:
-        """What to write and delete since the last save (see `Pending`), chunks in
-        ascending number."""
+    def pending(self) -> tuple[dict[int, str], set[int]]:
+        """(chunk number -> JSON to write, in ascending number; chunk numbers to delete)
+        since the last save."""
         unsaved = self.unsaved
         found: dict[int, str] = {}
         left = len(unsaved)
@@ -138,18 +126,11 @@ class HistoryLog:
             if chunk.number in unsaved:
                 found[chunk.number] = chunk.json()
                 left -= 1
-        return Pending(dict(sorted(found.items())), set(self.dropped), self.appended)
+        return dict(sorted(found.items())), set(self.dropped)
 
-    def saved(self, pending: "Pending") -> None:
-        """`pending` is on the disk (committed): its chunks are saved, but for one that
-        was appended to since (that record is in no written text: it stays unsaved)."""
-        appended_since = set()
-        for chunk in reversed(self.chunks):     # the last ones: appends go to the newest
-            if chunk.appended <= pending.mark:
-                break
-            appended_since.add(chunk.number)
-        self.unsaved -= set(pending.written) - appended_since
-        self.dropped -= pending.deleted
+    def saved(self, written: dict[int, str], deleted: set[int]) -> None:
+        self.unsaved -= set(written)
+        self.dropped -= deleted
 
     def _prune(self) -> None:
         while len(self.chunks) > 1 and len({k for c in self.chunks[1:] for k in c.keys}) >= self.keep:
