@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from functools import partial
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 
 from storage.json_writer import JsonWriter
@@ -148,9 +149,27 @@ _json_defaults: dict[type, Encoder] = {}
 _json_encoders = {(sort_keys, compact): json.JSONEncoder(
     default=_json_default, sort_keys=sort_keys, separators=(",", ":") if compact else None)
     for sort_keys in (False, True) for compact in (False, True)}
+
+
+def _one_shot(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """`encoder.encode` without its Python steps per call (a closure, the C encoder's
+    arguments): the C encoder made for one value, with a fresh circular-reference memo, as
+    `JSONEncoder.iterencode` makes it for `encode` (json/encoder.py); the same text."""
+    if c_make_encoder is None or encoder.indent is not None or not encoder.ensure_ascii:
+        return encoder.encode
+    options = (encoder.default, encode_basestring_ascii, None, encoder.key_separator,
+               encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
+               encoder.allow_nan)
+    make = c_make_encoder
+
+    def encode(value: Any) -> str:
+        return "".join(make({} if encoder.check_circular else None, *options)(value, 0))
+    return encode
+
+
 # A dataclass through the writer generated for its class (storage/json_writer.py: the same
 # text as its encoder's, cheaper); anything else through the encoder.
-_json_writers = {options: JsonWriter(encoder.encode, *options)
+_json_writers = {options: JsonWriter(_one_shot(encoder), *options)
                  for options, encoder in _json_encoders.items()}
 
 

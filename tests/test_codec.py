@@ -120,6 +120,28 @@ def test_dump_of_a_dataclass_is_the_dump_of_each_field(record: Record) -> None:
     assert list(dump(record)) == [f.name for f in fields(Record)]     # the columns' order
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | general_floats | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(json_values)
+def test_plain_values_are_written_as_json_dumps_writes_them(value: object) -> None:
+    """What has no generated writer goes to the C encoder directly (codec._one_shot)."""
+    assert to_json(value) == json.dumps(value)
+    assert to_json(value, sort_keys=True) == json.dumps(value, sort_keys=True)
+    assert dumps(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def test_a_circular_value_is_refused_as_json_dumps_refuses_it() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps(loop)
+    assert dumps([1, [2]]) == "[1,[2]]"     # a refused value leaves nothing behind
+
+
 def test_values_that_are_not_dataclasses_are_written_as_before() -> None:
     for value in ({"b": [Decimal("1.0"), None], "a": {"y": 1, "x": True}}, [1, "é"], "t",
                   Decimal("2.50"), datetime(2024, 1, 1, tzinfo=UTC)):
