@@ -62,6 +62,31 @@ _BASIC_WRITERS: dict[type, Writer] = {
 }
 
 
+# A class attribute: `True` says every instance is a value that never changes, all the way
+# down (frozen, every field text, a number, a Decimal, a time, an enum, None or another such
+# value: no dict, no list), so the text written for an instance may be given again for it.
+KEPT_TEXT = "__json_text_kept__"
+KEPT_TEXTS = 256        # texts kept per class; all forgotten at once past that
+
+
+def _kept(write: Writer) -> Writer:
+    """`write`, giving the text written before for the very same instance (not an equal
+    one: Decimal("1.0") == Decimal("1.00") writes other digits). Kept with the instance
+    itself, so its id cannot be another object's while it is kept."""
+    texts: dict[int, tuple[Any, str]] = {}
+
+    def kept(value: Any) -> str:
+        known = texts.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        text = write(value)
+        if len(texts) >= KEPT_TEXTS:
+            texts.clear()
+        texts[id(value)] = (value, text)
+        return text
+    return kept
+
+
 class JsonWriter:
     """The JSON text of a value, as `general` (the codec's JSON encoder: same `sort_keys`
     and separators) writes it: `JsonWriter(general, sort_keys, compact).write(value)`.
@@ -91,7 +116,8 @@ class JsonWriter:
         if issubclass(kind, int) and not issubclass(kind, bool):
             return int.__repr__
         if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
-            return self._generated(kind)
+            writer = self._generated(kind)
+            return _kept(writer) if kind.__dict__.get(KEPT_TEXT) is True else writer
         return self.general
 
     def _generated(self, kind: type) -> Writer:

@@ -12,9 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from storage.codec import dump, dumps, load, to_json
+from storage.json_writer import KEPT_TEXTS
 from tests.positions import protected
-from trader.domain import Fill, Side
-from trader.position import Position, PositionState
+from trader.domain import Fill, OrderRole, Side
+from trader.evolve import evolve
+from trader.position import Leg, LegOrder, Position, PositionState
 
 
 class Colour(StrEnum):
@@ -140,6 +142,24 @@ def test_a_circular_value_is_refused_as_json_dumps_refuses_it() -> None:
     with pytest.raises(ValueError, match="Circular reference"):
         dumps(loop)
     assert dumps([1, [2]]) == "[1,[2]]"     # a refused value leaves nothing behind
+
+
+def test_a_legs_text_is_kept_for_that_very_leg_only() -> None:
+    """Leg and LegOrder never change (trader/position.py): the text written for one is
+    given again for the same object, never for an equal one with other digits, nor for a
+    copy with a change (trader/evolve.py makes a new object)."""
+    def reference(value: object) -> str:
+        return json.dumps(dump(value), sort_keys=True, separators=(",", ":"))
+    leg = Leg(OrderRole.STOP_LOSS, Decimal("1.0"), LegOrder("tb-x", Decimal("1.0"),
+                                                            Decimal("2")))
+    assert dumps(leg) == dumps(leg) == reference(leg)
+    for other in (Leg(OrderRole.STOP_LOSS, Decimal("1.00"), leg.order),
+                  evolve(leg, failures=1), evolve(leg, order=evolve(leg.order,
+                                                                     quantity=Decimal("2.0")))):
+        assert dumps(other) == reference(other) != dumps(leg)
+    many = [evolve(leg, failures=n) for n in range(KEPT_TEXTS * 2 + 3)]   # past the bound
+    assert [dumps(one) for one in many] == [reference(one) for one in many]
+    assert dumps(protected()) == reference(protected())
 
 
 def test_values_that_are_not_dataclasses_are_written_as_before() -> None:

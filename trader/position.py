@@ -65,6 +65,7 @@ LIVE = LegStatus.LIVE      # a module name: read for every leg on every tick
 @dataclass(frozen=True, slots=True)
 class LegOrder:
     """The exchange order that protects a leg now."""
+    __json_text_kept__ = True      # never changes, all the way down (storage/json_writer.py)
     client_id: str
     trigger_price: Decimal
     quantity: Decimal                      # what it still closes (as placed, minus fills)
@@ -81,6 +82,7 @@ class LegOrder:
 @dataclass(frozen=True, slots=True)
 class Leg:
     """One protective leg: where it should be and what is on the exchange for it."""
+    __json_text_kept__ = True      # never changes, all the way down (storage/json_writer.py)
     role: OrderRole                        # STOP_LOSS, TAKE_PROFIT or TAKE_PROFIT_1
     trigger_price: Decimal                 # where it should be, on the tick grid
     order: LegOrder | None = None          # the order protecting now
