@@ -18,18 +18,12 @@ from pathlib import Path
 import pytest
 
 from bot.format import format_result
-from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
-from trader.alerter import Alerter
-from trader.clock import SystemClock
+from tests.test_flatten_exit_code import agent
 from trader.commands import Command, CommandKind
 from trader.control import Controller
 from trader.domain import Side
-from trader.engine import Engine
-from trader.exchange.binance import BinanceExchange
 from trader.position import PositionState
-from trader.startup import boot
-from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
 
@@ -38,18 +32,9 @@ SYMBOL = "BTCUSDT"
 async def agent_with_a_position(fake: FakeBinance, tmp_path: Path) -> AsyncIterator[Controller]:
     """An agent booted on an account holding a LONG (adopted and protected at boot)."""
     await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
-    settings = settings_for(fake, db_path=tmp_path / "t.db")
-    exchange = BinanceExchange(settings, SystemClock(), streams=False)
-    await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
-    try:
-        await boot(engine)
-        assert engine.positions[SYMBOL].state is PositionState.PROTECTED
-        yield Controller(engine)
-    finally:
-        await exchange.close()
-        store.close()
+    async with agent(fake, tmp_path) as controller:
+        assert controller.engine.positions[SYMBOL].state is PositionState.PROTECTED
+        yield controller
 
 
 @pytest.mark.parametrize("http_status", [429, 418])

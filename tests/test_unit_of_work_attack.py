@@ -47,34 +47,42 @@ async def shared_world(tmp_path: Path) -> World:
                  strategy, Controller(engine))
 
 
-def refuse_nth_commit(world: World, n: int) -> list[str]:
-    """The unit's n-th commit (counting those with something to commit) is refused, as a
-    disk gone bad would; returns the list of what was refused (filled as it happens)."""
+def deny_commit(action: int, arg1: str | None, *_: object) -> int:
+    """An authorizer refusing COMMIT, as a disk gone bad would."""
+    if action == SQLITE_TRANSACTION and arg1 == "COMMIT":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def refuse_commits(world: World, refuse: Callable[[str], bool]) -> list[str]:
+    """Each commit of the unit with something to commit that `refuse(what)` picks is
+    refused; returns the list of what was refused (filled as it happens)."""
     unit = world.store.unit
     commit = unit._commit
-    seen = [0]
     refused: list[str] = []
-
-    def deny(action: int, arg1: str | None, *_: object) -> int:
-        if action == SQLITE_TRANSACTION and arg1 == "COMMIT":
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
 
     def counted(what: str) -> None:
         conn = unit.gate.conn
-        if not conn.in_transaction:
-            return commit(what)
-        seen[0] += 1
-        if seen[0] != n:
+        if not conn.in_transaction or not refuse(what):
             return commit(what)
         refused.append(what)
-        conn.set_authorizer(deny)       # set now: SQLite prepares the COMMIT again
+        conn.set_authorizer(deny_commit)    # set now: SQLite prepares the COMMIT again
         try:
             return commit(what)
         finally:
             conn.set_authorizer(None)
     unit._commit = counted              # type: ignore[method-assign]
     return refused
+
+
+def refuse_nth_commit(world: World, n: int) -> list[str]:
+    """The unit's n-th commit (counting those with something to commit) is refused."""
+    seen = [0]
+
+    def nth(what: str) -> bool:
+        seen[0] += 1
+        return seen[0] == n
+    return refuse_commits(world, nth)
 
 
 def count_orders_placed(world: World) -> Counter[str]:

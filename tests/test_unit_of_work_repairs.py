@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from tests.engine_world import SYMBOL, World, long_signal, make_world, restart
 from tests.log_capture import logged
@@ -15,6 +16,7 @@ from tests.test_store_statements import committed
 from tests.test_unit_of_work_attack import (
     SQLITE_INSERT,
     entered,
+    refuse_commits,
     refused_in_one_tick,
     step_refusing,
 )
@@ -23,34 +25,20 @@ from trader.exchange.base import ExchangeEvent, FundingApplied
 from trader.guard_book import STATE_KEY
 from trader.startup import boot
 
-SQLITE_TRANSACTION = 22
 END = "end of the unit of work"
 
 
 def refuse_tick_ends(world: World, times: int) -> list[str]:
     """The unit's commit at the end of each of the next `times` ticks is refused (the disk
     refuses it; the unit rolls back to its last commit point); returns what was refused."""
-    unit = world.store.unit
-    commit = unit._commit
-    refused: list[str] = []
+    left = [times]
 
-    def deny(action: int, arg1: str | None, *_: object) -> int:
-        if action == SQLITE_TRANSACTION and arg1 == "COMMIT":
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
-
-    def counted(what: str) -> None:
-        conn = unit.gate.conn
-        if what != END or not conn.in_transaction or len(refused) >= times:
-            return commit(what)
-        refused.append(what)
-        conn.set_authorizer(deny)       # set now: SQLite prepares the COMMIT again
-        try:
-            return commit(what)
-        finally:
-            conn.set_authorizer(None)
-    unit._commit = counted              # type: ignore[method-assign]
-    return refused
+    def tick_end(what: str) -> bool:
+        if what != END or not left[0]:
+            return False
+        left[0] -= 1
+        return True
+    return refuse_commits(world, tick_end)
 
 
 def with_events(world: World, events: list[ExchangeEvent]) -> None:
@@ -144,15 +132,22 @@ def journaled_funding(world: World) -> list[tuple[object, ...]]:
     return committed(world.store, "SELECT symbol, body FROM events WHERE kind = 'funding'")
 
 
-async def test_a_funding_payment_rolled_back_is_journaled_by_the_next_tick(tmp_path) -> None:
-    """The stream reports a funding payment; the tick journals it and its commit is
-    refused: the next tick journals it again (once), and a restart's PnL counts it."""
+async def funding_rolled_back(tmp_path: Path) -> World:
+    """A world whose last tick journaled a funding payment the stream reported, and whose
+    commit at that tick's end was refused."""
     world = await make_world(tmp_path)
     await world.warm_up()
     with_events(world, [funding_paid(world)])
     refused = refuse_tick_ends(world, 1)
     await tick_at(world, 5)
     assert refused == [END]
+    return world
+
+
+async def test_a_funding_payment_rolled_back_is_journaled_by_the_next_tick(tmp_path) -> None:
+    """The stream reports a funding payment; the tick journals it and its commit is
+    refused: the next tick journals it again (once), and a restart's PnL counts it."""
+    world = await funding_rolled_back(tmp_path)
     assert journaled_funding(world) == []
     await tick_at(world, 5)
     await tick_at(world, 5)
@@ -174,12 +169,7 @@ async def test_a_repair_that_fails_again_is_tried_again_and_alerted_once(tmp_pat
     """The funding payment is rolled back; its repair, the next tick, fails too (the
     events table refuses inserts): it is counted as a failed write, kept, and written by
     the tick after (once). SAVE_STATE_FAILURE is alerted once for the whole episode."""
-    world = await make_world(tmp_path)
-    await world.warm_up()
-    with_events(world, [funding_paid(world)])
-    refused = refuse_tick_ends(world, 1)
-    await tick_at(world, 5)
-    assert refused == [END]
+    world = await funding_rolled_back(tmp_path)
     failures = world.store.health.total_failures
     with logged("INFO") as logs:
         await step_refusing(world, deny_inserts_into("events"), world.last_close)
