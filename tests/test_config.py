@@ -118,6 +118,22 @@ def test_problem_lines_never_echo_a_secret(monkeypatch: pytest.MonkeyPatch) -> N
     assert "telegram-token-value" not in text
 
 
+def test_a_malformed_url_is_named_without_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the heartbeat URL's path is a credential, a user:password@ one in any URL
+    problems = problems_for(monkeypatch, HEARTBEAT_URL="htp//user:pingpw@hc/ping-uuid-5678",
+                            TELEGRAM_API_URL="ftp://bot:apipw@proxy/bot",
+                            BINANCE_FUTURES_URL="fapi.binance.com")
+    text = "\n".join(problems)
+    for secret in ("pingpw", "ping-uuid-5678", "apipw"):
+        assert secret not in text
+    assert any(line.startswith("HEARTBEAT_URL: must start with http") for line in problems)
+    assert "TELEGRAM_API_URL: must start with http:// or https:// (got 'ftp://bot:********@proxy/bot')" \
+        in problems
+    # a URL with nothing secret in it is still shown, so the mistake can be seen
+    assert "BINANCE_FUTURES_URL: must start with http:// or https:// (got 'fapi.binance.com')" \
+        in problems
+
+
 # --- good values ---------------------------------------------------------------------------
 
 def test_defaults_are_a_safe_offline_paper_setup() -> None:

@@ -7,6 +7,7 @@ variable so the CLI can stop with exit code 2 and no traceback.
 """
 
 import difflib
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -344,9 +345,23 @@ def _problem_line(error: Any) -> str:
         return message
     field = loc[0]
     name = env_name(field) if field in Settings.model_fields else field.upper()
-    raw = error.get("input")
-    shown = "" if raw is None or "secret" in field or "token" in field or isinstance(raw, dict) else f" (got {raw!r})"
-    return f"{name}: {message}{shown}"
+    return f"{name}: {message}{_shown_input(field.lower(), error.get('input'))}"
+
+
+def _shown_input(field: str, raw: Any) -> str:
+    """` (got 'VALUE')` for a problem line, or nothing where the value holds a credential:
+    a key, a token, the heartbeat URL (its path is one, and a malformed URL has no path to
+    mask reliably), a user:password@ in any other URL (masked even without a scheme)."""
+    if raw is None or isinstance(raw, dict) or "secret" in field or "token" in field \
+            or field in SECRET_PATH_URLS:
+        return ""
+    if field.endswith("_url"):
+        raw = _PASSWORD_IN_URL.sub(":********@", str(raw))
+    return f" (got {raw!r})"
+
+
+# user:password@ (the part between the last colon and the @ before the host)
+_PASSWORD_IN_URL = re.compile(r":[^:@/]*@")
 
 
 def load_settings(**overrides: Any) -> Settings:
