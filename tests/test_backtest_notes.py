@@ -43,7 +43,7 @@ def notes_of(folder: Path, run_id: str) -> list[str]:
 
 
 def table_row(stdout: str, symbol: str) -> list[str]:
-    table = stdout.split("By symbol\n", 1)[1].split("\n\n", 1)[0]
+    table = stdout.split("By symbol (USDT)\n", 1)[1].split("\n\n", 1)[0]
     rows = [line.split() for line in table.splitlines() if line.split()[:1] == [symbol]]
     assert len(rows) == 1, table
     return rows[0]

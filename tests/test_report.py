@@ -239,6 +239,7 @@ def test_text_report_shows_the_portfolio_figures(report: BacktestReport, tmp_pat
     perf = report.performance
     expected = [
         "Backtest BTCUSDT, ETHUSDT   run run-1", "2,880 candles in 4.2 s",
+        "Portfolio (amounts in USDT)",        # a new reader is told the unit once
         "2024-03-01 00:00 -> 2024-03-02 00:55 UTC  (25 h)",
         "Trades         2  (won 1, lost 1, win rate 50.0 %)",
         "Gross PnL      -192.67",
@@ -267,14 +268,14 @@ def test_text_report_shows_the_portfolio_figures(report: BacktestReport, tmp_pat
 def test_text_report_has_the_symbol_table_with_total_and_the_exit_reasons(
         two_periods: BacktestReport) -> None:
     lines = render_text(two_periods, symbol_rows(two_periods)).splitlines()
-    table = lines[lines.index("By symbol") + 1:]
+    table = lines[lines.index("By symbol (USDT)") + 1:]
     assert table[0].split() == ["symbol", "trades", "win", "%", "net", "PnL", "fees",
                                 "expectancy", "PF", "SQN"]
     assert table[1].split()[:4] == ["BTCUSDT", "2", "50.0", "-200.40"]
     assert table[2].split()[:4] == ["XRPUSDT", "2", "50.0", "-200.40"]
     assert table[3].split()[:5] == ["TOTAL", "4", "50.0", "-400.79", "15.44"]
     assert "+ funding -2.50 (paid) outside the trades (XRPUSDT)" in table[4]
-    exits = lines[lines.index("By exit reason") + 1:]
+    exits = lines[lines.index("By exit reason (USDT)") + 1:]
     assert exits[1].split() == ["STOP_LOSS", "2", "-418.60"]
     assert exits[2].split() == ["TAKE_PROFIT", "2", "+17.81"]
     assert "2024-03-01 00:00 -> 2024-03-02 00:55 UTC  (25 h)" in lines[1]

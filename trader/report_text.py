@@ -78,7 +78,7 @@ def _settings(changed: Mapping[str, str]) -> list[str]:
 
 def _portfolio(perf: Performance) -> list[str]:
     return [
-        "Portfolio",
+        "Portfolio (amounts in USDT)",
         _row("Trades", f"{perf.trades}  (won {perf.wins}, lost {perf.losses}, win rate "
                        + (f"{perf.win_rate * 100:.1f} %)" if perf.trades else "-)")),
         _row("Gross PnL", _money(perf.gross_pnl, signed=True)),
@@ -104,7 +104,7 @@ def _portfolio(perf: Performance) -> list[str]:
 
 def _symbol_table(report: Report, rows: Sequence[TradeSummary]) -> list[str]:
     widths = (10, 6, 6, 11, 10, 11, 6, 6)
-    lines = ["By symbol", "  " + _cells(TABLE_COLUMNS, widths)]
+    lines = ["By symbol (USDT)", "  " + _cells(TABLE_COLUMNS, widths)]
     for row in rows:
         lines.append("  " + _cells((
             row.label, str(row.trades), f"{row.win_rate * 100:.1f}",
@@ -120,9 +120,9 @@ def _symbol_table(report: Report, rows: Sequence[TradeSummary]) -> list[str]:
 
 def _exit_table(perf: Performance) -> list[str]:
     if not perf.exits:
-        return ["By exit reason", "  -"]
+        return ["By exit reason (USDT)", "  -"]
     pnl = perf.exit_pnl or {}
-    lines = ["By exit reason", "  " + _cells(("reason", "trades", "net PnL"), (16, 6, 11))]
+    lines = ["By exit reason (USDT)", "  " + _cells(("reason", "trades", "net PnL"), (16, 6, 11))]
     for reason, count in perf.exits.items():
         lines.append("  " + _cells((reason, str(count),
                                     _money(pnl.get(reason, Decimal(0)), signed=True)),
