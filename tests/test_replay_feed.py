@@ -102,6 +102,26 @@ def test_missing_columns_and_missing_files_are_clear_errors(tmp_path: Path) -> N
         load_candles(tmp_path / "nothing.csv")
 
 
+# Binance's kline downloads (data.binance.vision) have no header line before 2022; a new
+# user's first file is often one of them, or a spreadsheet's export.
+@pytest.mark.parametrize(("text", "hint"), [
+    ("", "the file is empty"),
+    ("1704067200000,1.0,1.1,0.9,1.05,100,1704067259999,0,0,0,0,0\n",
+     "line 1 holds values, not column names: the file has no header line"),
+    ("open_time;open;high;low;close;volume\n1;2;3;1;2;5\n", "columns separated by ';'"),
+    ("Open_Time,Open,High,Low,Close,Volume\n1,2,3,1,2,5\n", "column names are lower-case"),
+])
+def test_an_unusable_header_says_what_is_wrong_with_it(tmp_path: Path, text: str,
+                                                        hint: str) -> None:
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError) as caught:
+        load_candles(path)
+    message = str(caught.value)
+    assert hint in message
+    assert "open_time,open,high,low,close" in message, "the fix names the header expected"
+
+
 @pytest.mark.parametrize(("unit", "scale"), [("s", 1), ("ms", 1000), ("µs", 1_000_000)])
 def test_open_time_in_seconds_milliseconds_or_microseconds_is_detected(
         tmp_path: Path, unit: str, scale: int) -> None:

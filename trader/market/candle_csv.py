@@ -81,8 +81,33 @@ def parse_candles(path: Path, symbol: str, interval: timedelta,
 def _check_header(path: Path, header: list[str] | None, required: tuple[str, ...]) -> None:
     missing = [c for c in required if c not in (header or [])]
     if missing:
-        raise ValueError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
-                         f"(expected {','.join(required)})")
+        expected = ",".join(required)
+        raise ValueError(f"{path}: {_header_problem(header or [], missing)} "
+                         f"(expected the header line {expected})")
+
+
+def _header_problem(header: list[str], missing: list[str]) -> str:
+    """What is wrong with a header lacking `missing`, in the words of the usual mistakes: an
+    empty file, no header at all (Binance's kline downloads from data.binance.vision before
+    2022 have none: add the line), another separator, capitalised names."""
+    if not any(name.strip() for name in header):
+        return "the file is empty"
+    if _is_number(header[0]):
+        return ("line 1 holds values, not column names: the file has no header line; "
+                "add one at the top")
+    if len(header) == 1 and (separator := next((c for c in ";\t|" if c in header[0]), None)):
+        return f"line 1: columns separated by {separator!r}, not commas"
+    if all(name in (column.strip().lower() for column in header) for name in missing):
+        return f"line 1: column names are lower-case: {', '.join(missing)}"
+    return f"line 1: missing column(s) {', '.join(missing)}"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class _Rows(Protocol):
