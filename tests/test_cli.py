@@ -230,6 +230,22 @@ def test_a_replay_of_a_bad_candle_file_stops_with_one_line_naming_it(tmp_path: P
         assert "XRPUSDT-5m.csv" in errors[0] or "missing.csv" in errors[0]
 
 
+def test_a_replay_of_an_empty_or_missing_file_says_so_in_one_line(tmp_path: Path) -> None:
+    """As `tradebot backtest --data` says it: a header without rows (was a ValueError
+    traceback from min() of no candles, exit 1), a file that is not there (was "the file
+    name does not say the symbol" for a name without one)."""
+    empty = tmp_path / "XRPUSDT-5m.csv"
+    empty.write_text("open_time,open,high,low,close,volume\n")
+    cases = (((str(empty),), f"--data: {empty}: no candle rows, only the header"),
+             ((str(tmp_path / "candles.csv"),), f"--data: {tmp_path / 'candles.csv'}: no such file"))
+    for files, expected in cases:
+        result = run_cli(tmp_path, "run", "--replay", "--data", *files,
+                         TRADEBOT_DB=str(tmp_path / "t.db"))
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert f"config error: {expected}" in result.stderr.splitlines(), result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("speed", ["nan", "inf", "-1", "0"])
 def test_replay_speed_must_be_a_finite_positive_number(tmp_path: Path, speed: str) -> None:
     result = run_cli(tmp_path, "run", "--replay", "--speed", speed)

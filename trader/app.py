@@ -100,7 +100,7 @@ def replay_candles(settings: Settings, data: list[Path] | None,
                    symbol: str | None = None) -> dict[str, list[Candle]]:
     """The replay's candles: --data files, else TRADEBOT_REPLAY_FILE, else the bundled data.
     `symbol` (--symbol) names the symbol of a single file whose name does not say it."""
-    from trader.market.replay import load_bundled, load_candles
+    from trader.market.replay import load_bundled
     paths = data or ([settings.replay_file] if settings.replay_file else [])
     if not paths:
         bundled = load_bundled()
@@ -110,10 +110,22 @@ def replay_candles(settings: Settings, data: list[Path] | None,
         raise ConfigError([f"--symbol {symbol}: names the symbol of one --data file, not of "
                            f"{len(paths)}; name each file like ETHUSDT-5m.csv"])
     try:
-        loaded = [load_candles(path, symbol=symbol) for path in paths]
+        loaded = [_replay_file(path, symbol) for path in paths]
     except (OSError, ValueError) as exc:       # unreadable file, bad row, unknown time unit
         raise ConfigError([f"{source}: {exc}"]) from None
-    return {rows[0].symbol: rows for rows in loaded if rows}
+    return {rows[0].symbol: rows for rows in loaded}
+
+
+def _replay_file(path: Path, symbol: str | None) -> list[Candle]:
+    """One replay file's candles; ValueError as `tradebot backtest --data` words it for a
+    path that is no file and for a header without rows (a replay needs a first candle)."""
+    from trader.backtest_input import check_data_file
+    from trader.market.replay import load_candles
+    check_data_file(path)
+    candles = load_candles(path, symbol=symbol)
+    if not candles:
+        raise ValueError(f"{path}: no candle rows, only the header")
+    return candles
 
 
 async def run_agent(settings: Settings, *, replay: bool = False, speed: float | None = None,
