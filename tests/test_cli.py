@@ -246,6 +246,21 @@ def test_a_replay_of_an_empty_or_missing_file_says_so_in_one_line(tmp_path: Path
         assert f"config error: {expected}" in result.stderr.splitlines(), result.stderr[-2000:]
 
 
+@pytest.mark.parametrize("option", [("--data", "XRPUSDT-5m.csv"), ("--speed", "600"),
+                                    ("--symbol", "XRPUSDT")])
+def test_replay_options_without_a_replay_never_start_the_live_agent(
+        tmp_path: Path, option: tuple[str, ...]) -> None:
+    """`tradebot run --data FILE` (--replay forgotten) with TRADEBOT_EXCHANGE=binance used to
+    start the live agent on the exchange and ignore the file: exit 2 before any request."""
+    result = run_cli(tmp_path, "run", *option, TRADEBOT_DB=str(tmp_path / "t.db"),
+                     TRADEBOT_EXCHANGE="binance", BINANCE_API_KEY="k", BINANCE_API_SECRET="s",
+                     BINANCE_FUTURES_URL="http://127.0.0.1:9")   # nothing listens there
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.splitlines()[-1] == (
+        f"config error: {option[0]} is for a replay: add --replay (without it `tradebot run` "
+        "is the live agent on binance, which would ignore it)"), result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("speed", ["nan", "inf", "-1", "0"])
 def test_replay_speed_must_be_a_finite_positive_number(tmp_path: Path, speed: str) -> None:
     result = run_cli(tmp_path, "run", "--replay", "--speed", speed)

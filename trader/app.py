@@ -135,6 +135,7 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
     trader/instance_lock.py); ConfigError when the configuration is wrong or another agent
     holds the database. `progress`: a replay logs how far it is (trader/replay_progress.py)."""
     if not (replay or settings.effective_feed == "replay"):
+        _refuse_replay_options(settings, data=data, speed=speed, symbol=symbol)
         with agent_lock(settings.db_path):
             return await _run_locked(settings, SystemClock(), None)
     candles = replay_candles(settings, data, symbol)
@@ -150,6 +151,15 @@ async def run_agent(settings: Settings, *, replay: bool = False, speed: float | 
         start = min(c[0].open_time for c in candles.values())
         return await _run_locked(settings, ManualClock(start, speed=speed or settings.replay_speed),
                                  candles, progress=progress)
+
+
+def _refuse_replay_options(settings: Settings, **given: object) -> None:
+    """ConfigError for a replay's option (--data, --speed, --symbol) given to the live agent:
+    `--replay` was forgotten, and the agent must not trade the exchange instead."""
+    named = next((f"--{name}" for name, value in given.items() if value is not None), None)
+    if named:
+        raise ConfigError([f"{named} is for a replay: add --replay (without it `tradebot run` "
+                           f"is the live agent on {settings.exchange}, which would ignore it)"])
 
 
 async def _run_locked(settings: Settings, clock: Clock,
