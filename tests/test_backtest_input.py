@@ -221,3 +221,14 @@ def test_out_that_is_a_file_is_one_line(tmp_path: Path) -> None:
         result = backtest(tmp_path, "--symbols", "XRPUSDT", "--out", "results", *extra)
         assert result.returncode == 2, result.stderr[-1000:]
         assert "--out results" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_out_that_cannot_be_created_names_the_option(tmp_path: Path) -> None:
+    """A folder the system refuses to create (here: under /proc, where even root cannot)
+    is named as the --out problem, not as a bare "[Errno 2] No such file or directory"."""
+    for extra in ((), ("--run-id", "x")):
+        result = backtest(tmp_path, "--symbols", "XRPUSDT", "--out", "/proc/tradebot-out",
+                          *extra)
+        assert result.returncode == 2, result.stderr[-1000:]
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith("backtest error: --out /proc/tradebot-out: cannot create"), line

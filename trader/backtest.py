@@ -363,6 +363,9 @@ def new_run_dir(out: Path, run_id: str | None = None) -> Path:
         except (FileExistsError, NotADirectoryError) as exc:
             raise BacktestError(f"--out {out}: {folder} cannot be a folder ({exc.strerror})") \
                 from None
+        except OSError as exc:      # no such parent the system lets us make, no permission
+            raise BacktestError(f"--out {out}: cannot create {folder} ({exc.strerror})") \
+                from None
         _hold_run_folder(folder, run_id)
         if any(folder.iterdir()):
             clear_earlier_run(folder, run_id)
@@ -378,6 +381,9 @@ def new_run_dir(out: Path, run_id: str | None = None) -> Path:
             continue
         except NotADirectoryError:
             raise BacktestError(f"--out {out}: not a folder") from None
+        except OSError as exc:
+            raise BacktestError(f"--out {out}: cannot create {folder} ({exc.strerror})") \
+                from None
         return folder
     raise BacktestError(f"{out}: too many runs started at {stamp}")
 
