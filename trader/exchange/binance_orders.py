@@ -12,9 +12,10 @@ binance_algo_presence.py) conditional orders go to the classic /fapi/v1/order ke
 `newClientOrderId`, open orders come from GET /fapi/v1/openOrders only, and protective
 client ids are asked there first (then on the Algo API all the same, so an algo order
 is found after a passing 404); a -4120 from the classic endpoint, or an answer of an algo
-endpoint, switches back. The place refused with the 404 is sent again at once on the classic endpoint under
-the same client id (a 404 never reached a matching engine, and one id cannot make two
-orders).
+endpoint, switches back. The place refused with the 404 is sent again at once on the
+classic endpoint under the same client id (a 404 never reached a matching engine, and one
+id cannot make two orders); should that answer -4120, the 404 was a passing one and it goes
+to the Algo API once more.
 
 When `place()` cannot know whether the order reached the matching engine it raises
 `UnknownOutcome`; then `probe()` asks for the order by client id.
@@ -45,6 +46,9 @@ PENDING: Final = "pending"
 ProbeResult = Order | None | Literal["pending"]
 T = TypeVar("T")
 
+# A conditional place goes to the other API after a 404 or -4120, at most twice (a 404 then
+# a -4120: the 404 was a passing one); see `_send_conditional`.
+SWITCHES_PER_PLACE: Final = 2
 TIMESTAMP_TOLERANCE_MS = 1000         # Binance accepts a timestamp up to 1 s ahead of its clock
 
 
@@ -92,21 +96,25 @@ class BinanceOrders:
 
     async def _send_conditional(self, request: OrderRequest, context: str) -> tuple[Any, bool]:
         """POST a conditional order on the API the server has (see the module docstring);
-        the answer and whether it came from the Algo API. One switch at most: a 404 from
-        the Algo API sends it once more on the classic endpoint, a -4120 from the classic
-        endpoint once more on the Algo API; any other refusal, or a second one, is raised
-        (a 5xx or timeout is an UnknownOutcome and is never sent again here)."""
+        the answer and whether it came from the Algo API. A 404 from the Algo API sends it
+        once more on the classic endpoint, a -4120 from the classic endpoint once more on
+        the Algo API; both in turn (a passing 404 in front of a server that has the Algo
+        API) send it a third time, on the Algo API. Neither answer placed anything, so the
+        same client id is safe. Any other refusal, or a third one, is raised (a 5xx or
+        timeout is an UnknownOutcome and is never sent again here)."""
         algo = self.algo_api.available
-        try:
-            return await self._send(request, context, algo=algo), algo
-        except ExchangeError as exc:
-            switched = self.algo_api.missing_after(exc, order_codec.NEW_ALGO) if algo \
-                else self.algo_api.back_after(exc, order_codec.NEW_ORDER)
-            if not switched:
-                raise
-        logger.warning("binance place {} sent again on {}", context,
-                       order_codec.NEW_ORDER if algo else order_codec.NEW_ALGO)
-        return await self._send(request, context, algo=not algo), not algo
+        for _ in range(SWITCHES_PER_PLACE):
+            try:
+                return await self._send(request, context, algo=algo), algo
+            except ExchangeError as exc:
+                switched = self.algo_api.missing_after(exc, order_codec.NEW_ALGO) if algo \
+                    else self.algo_api.back_after(exc, order_codec.NEW_ORDER)
+                if not switched:
+                    raise
+            algo = not algo
+            logger.warning("binance place {} sent again on {}", context,
+                           order_codec.NEW_ALGO if algo else order_codec.NEW_ORDER)
+        return await self._send(request, context, algo=algo), algo
 
     async def _send(self, request: OrderRequest, context: str, *, algo: bool) -> Any:
         client = self._rest.client

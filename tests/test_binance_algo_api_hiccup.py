@@ -1,0 +1,74 @@
+"""A passing HTTP 404 on one Algo Order API endpoint (a proxy's hiccup in front of a Binance
+that has the Algo API) while the real engine runs with a protected position: never a second
+stop, never a position left without one, and back on the Algo API afterwards
+(trader/exchange/binance_algo_presence.py)."""
+
+import asyncio
+
+import pytest
+
+from tests.fakes.binance_harness import eventually
+from tests.fakes.binance_server import FakeBinance
+from tests.test_binance_protection import PRICE, SYMBOL, running_agent
+from trader.domain import OrderType
+
+
+@pytest.fixture
+async def fake():
+    async with FakeBinance(prices={SYMBOL: PRICE}) as server:
+        yield server
+
+
+def live(fake: FakeBinance, order_type: OrderType) -> list[str]:
+    return [o.client_id for o in fake.sim.open_orders(SYMBOL) if o.type is order_type]
+
+
+def classic_conditional_posts(fake: FakeBinance) -> list:
+    return [r for r in fake.requests("POST /fapi/v1/order")
+            if r.params.get("type") in ("STOP_MARKET", "TAKE_PROFIT_MARKET")]
+
+
+def on_the_algo_api(fake: FakeBinance, client_id: str) -> bool:
+    return [r.params["clientAlgoId"] for r in fake.requests("POST /fapi/v1/algoOrder")
+            ][-1:] == [client_id]
+
+
+async def settle(engine, ticks: int = 4) -> None:
+    """A few of the engine's own ticks (its loop runs every 0.2 s here)."""
+    await asyncio.sleep(0.2 * ticks)
+
+
+@pytest.mark.parametrize("streams", [False, True])
+@pytest.mark.parametrize("endpoint", ["GET /fapi/v1/openAlgoOrders", "DELETE /fapi/v1/algoOrder"])
+async def test_a_passing_404_on_a_read_leaves_one_stop_and_the_algo_api_in_use(
+        fake, tmp_path, endpoint, streams):
+    async with running_agent(fake, tmp_path, streams=streams, tick=0.2) as engine:
+        stop_id = engine.positions[SYMBOL].stop.order.client_id
+        fake.inject_fault(endpoint, http_status=404, times=1)
+        await settle(engine)
+        assert live(fake, OrderType.STOP_MARKET) == [stop_id]
+        assert len(live(fake, OrderType.TAKE_PROFIT_MARKET)) == 1
+
+        await fake.cancel_order_by_hand(SYMBOL, stop_id)       # then a stop to replace
+        assert await eventually(lambda: len(live(fake, OrderType.STOP_MARKET)) == 1, 5.0)
+        await settle(engine)
+        [replacement] = live(fake, OrderType.STOP_MARKET)
+        assert on_the_algo_api(fake, replacement)
+        assert classic_conditional_posts(fake) == []
+
+
+@pytest.mark.parametrize("streams", [False, True])
+async def test_a_passing_404_on_the_algo_place_replaces_the_stop_at_once_on_the_algo_api(
+        fake, tmp_path, streams):
+    """The 404 sends the stop to the classic endpoint, which (the Algo API being there
+    after all) answers -4120: the stop must still be placed by that same attempt."""
+    async with running_agent(fake, tmp_path, streams=streams, tick=0.2) as engine:
+        stop_id = engine.positions[SYMBOL].stop.order.client_id
+        fake.inject_fault("POST /fapi/v1/algoOrder", http_status=404, times=1)
+        await fake.cancel_order_by_hand(SYMBOL, stop_id)
+        assert await eventually(lambda: len(live(fake, OrderType.STOP_MARKET)) == 1, 5.0)
+        [replacement] = live(fake, OrderType.STOP_MARKET)
+        assert replacement.endswith("sl2"), replacement       # its first replacement held
+        await settle(engine)
+        assert live(fake, OrderType.STOP_MARKET) == [replacement]
+        assert on_the_algo_api(fake, replacement)
