@@ -4,13 +4,16 @@ stop, never a position left without one, and back on the Algo API afterwards
 (trader/exchange/binance_algo_presence.py)."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
-from tests.fakes.binance_harness import eventually
+from tests.fakes.binance_harness import eventually, started_exchange, stop_loss
 from tests.fakes.binance_server import FakeBinance
 from tests.test_binance_protection import PRICE, SYMBOL, running_agent
-from trader.domain import OrderType
+from trader.domain import Order, OrderStatus, OrderType, Side
+from trader.exchange.base import ExchangeError
 
 
 @pytest.fixture
@@ -72,3 +75,29 @@ async def test_a_passing_404_on_the_algo_place_replaces_the_stop_at_once_on_the_
         await settle(engine)
         assert live(fake, OrderType.STOP_MARKET) == [replacement]
         assert on_the_algo_api(fake, replacement)
+
+
+async def test_a_passing_404_on_the_query_of_our_algo_stop_is_no_answer_not_none(fake):
+    """The probe after an unknown outcome, past its grace: a 404 from the Algo API, then
+    "no such order" from the classic endpoint, must not read as "never placed" (the
+    executor would mark the stop EXPIRED and place a second one); the next probe finds it."""
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
+    request = stop_loss(Side.SELL, "49000")
+    async with started_exchange(fake) as exchange:
+        await exchange.place(request)                    # its answer lost, say
+        fake.inject_fault("GET /fapi/v1/algoOrder", http_status=404, times=1)
+        long_ago = datetime.now(UTC) - timedelta(minutes=5)
+        with pytest.raises(ExchangeError) as raised:
+            await exchange.probe(SYMBOL, request.client_id, long_ago)
+        assert raised.value.http_status == 404
+        found = await exchange.probe(SYMBOL, request.client_id, long_ago)
+        assert isinstance(found, Order) and found.status is OrderStatus.NEW
+
+
+async def test_where_the_algo_api_was_never_there_a_classic_miss_is_still_none(fake):
+    """Learnt absent before: the 404 says nothing new and the classic answer is final."""
+    async with FakeBinance(prices={SYMBOL: PRICE}, algo_api=False) as no_algo:
+        async with started_exchange(no_algo) as exchange:
+            await exchange.open_orders(SYMBOL)                   # learns: no Algo API
+            assert await exchange.order_by_client_id(SYMBOL, stop_loss(
+                Side.SELL, "49000").client_id) is None

@@ -181,9 +181,16 @@ class BinanceOrders:
 
     async def _one_order(self, verb: str, symbol: str, client_id: str) -> Order | None:
         """GET or DELETE one order on the API its client id names; None if Binance has none.
-        A 404 from the Algo API (none here) sends the question to the classic endpoint."""
+        A 404 from the Algo API (none here) sends the question to the classic endpoint.
+
+        A query whose 404 came from an Algo API that had answered until then (a passing
+        404, or a server losing it: no telling which) raises that 404 when the classic
+        endpoint knows no such order either: our algo order may exist, and "none" would
+        have the caller take a stop for never placed (a second one) or wait for the
+        debounce. The next query asks both APIs."""
         apis = self._uses_algo_api(client_id)
         asked_classic = False
+        unanswered: ExchangeError | None = None
         while apis:
             algo = apis.pop(0)
             asked_classic = asked_classic or not algo
@@ -195,7 +202,9 @@ class BinanceOrders:
                                             **self._order_key(symbol, client_id, algo))
                 order = self._read_order(verb, algo, raw)
             except ExchangeError as exc:
+                was_available = self.algo_api.available
                 if algo and self.algo_api.missing_after(exc, endpoint):
+                    unanswered = exc if was_available and verb == "query" else None
                     apis = [] if asked_classic else [False]
                     continue
                 if _unknown_order(exc):
@@ -208,6 +217,8 @@ class BinanceOrders:
             if order is not None:
                 self._remember(order, raw)
             return order
+        if unanswered is not None:
+            raise unanswered
         return None
 
     def _order_method(self, verb: str, algo: bool) -> Callable[..., Awaitable[Any]]:
