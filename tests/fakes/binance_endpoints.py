@@ -107,7 +107,11 @@ FLAT_ORDER_BEHAVIOURS = {"expire": Simulator, "keep": KeepingSimulator}
 # When a conditional order triggers, Binance's docs do not say whether the child order's
 # ORDER_TRADE_UPDATE fill comes before or after ALGO_UPDATE TRIGGERED (nautilus_trader
 # issue #3664 reports the fill first); ALGO_UPDATE FINISHED comes last either way.
-TRIGGER_EVENT_ORDERS = ("triggered-first", "fill-first")
+# "expired-first" (algo_api=False only, otherwise as "triggered-first"): a classic
+# STOP_MARKET / TAKE_PROFIT_MARKET that triggers first says EXPIRED with expire reason 8,
+# "The initial order has expired after the stop order is triggered" (Event-Order-Update,
+# "Expire Reason"), then NEW as "o" MARKET, then its fill, all under the same ids.
+TRIGGER_EVENT_ORDERS = ("triggered-first", "fill-first", "expired-first")
 
 
 @dataclass(slots=True)
@@ -128,6 +132,7 @@ class BinanceEndpoints:
             raise ValueError(f"trigger_events must be one of {TRIGGER_EVENT_ORDERS}")
         self.sim, self.now, self.symbols = sim, now, symbols
         self.fill_before_trigger = trigger_events == "fill-first"
+        self.expire_on_trigger = trigger_events == "expired-first"
         self.algo_api = algo_api
         self.hedge_mode = False
         self.margin_types: dict[str, str] = {}
@@ -170,8 +175,12 @@ class BinanceEndpoints:
             if update.fill is not None:
                 self._trade_orders[update.fill.trade_id] = int(order.exchange_id)
             triggered = "MARKET" if order.type.conditional and update.fill else None
-            return [wire.order_trade_update(order, update.fill, int(order.exchange_id), moment,
-                                            triggered, time_in_force=self._tif(order))]
+            fill = wire.order_trade_update(order, update.fill, int(order.exchange_id), moment,
+                                           triggered, time_in_force=self._tif(order))
+            first_fill = update.fill is not None and order.filled_qty == update.fill.quantity
+            if triggered and self.expire_on_trigger and first_fill:
+                return [*self._classic_trigger_events(order, moment), fill]
+            return [fill]
         algo_id = self._algo_id(order)
         if order.status is not OrderStatus.FILLED:
             return [wire.algo_update(order, algo_id, wire.ALGO_STATUS[order.status], moment)]
@@ -182,6 +191,15 @@ class BinanceEndpoints:
         child_fill = wire.order_trade_update(order, update.fill, child, moment, "MARKET")
         first = [child_fill, triggered] if self.fill_before_trigger else [triggered, child_fill]
         return [*first, wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
+
+    def _classic_trigger_events(self, order: Order, moment: int) -> list[Json]:
+        """A classic conditional order's trigger, before its first fill ("expired-first")."""
+        waiting = replace(order, status=OrderStatus.NEW, filled_qty=Decimal(0), avg_price=None)
+        expired = wire.order_trade_update(replace(waiting, status=OrderStatus.EXPIRED), None,
+                                          int(order.exchange_id), moment)
+        expired["o"]["er"] = "8"
+        market = wire.order_trade_update(waiting, None, int(order.exchange_id), moment, "MARKET")
+        return [expired, market]
 
     def _algo_id(self, order: Order) -> int:
         record = self._algos.get(order.client_id)

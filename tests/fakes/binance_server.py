@@ -69,7 +69,8 @@ class FakeBinance:
         binance_endpoints.KeepingSimulator). `trigger_events`: "triggered-first" or
         "fill-first", the order of ALGO_UPDATE TRIGGERED and the child order's fill when a
         conditional order triggers (the docs are silent; binance_endpoints.
-        TRIGGER_EVENT_ORDERS). `ws_layout`: the websocket paths served, "routed" (Binance's
+        TRIGGER_EVENT_ORDERS); "expired-first" (with algo_api=False) a classic one's
+        EXPIRED (expire reason 8) before it trades. `ws_layout`: the websocket paths served, "routed" (Binance's
         /private, /public, /market), "legacy" (/ws/<listenKey>, /stream) or "both"
         (binance_hub.py). `algo_api=False`: no Algo Order API, HTTP 404 on its paths and
         conditional orders on /fapi/v1/order (binance_endpoints.py)."""

@@ -9,12 +9,19 @@ order's executed quantity (aq).
 Execution types (x of ORDER_TRADE_UPDATE): TRADE and CALCULATED (a liquidation fill) carry
 a Fill; NEW, CANCELED, EXPIRED, AMENDMENT carry none; an unknown one carries a Fill when
 its last filled quantity l > 0 (quantity moved; logged).
+
+A classic STOP_MARKET / TAKE_PROFIT_MARKET (a server without the Algo Order API) that
+triggers says EXPIRED with expire reason er=8, "The initial order has expired after the
+stop order is triggered" (.../user-data-streams/Event-Order-Update, "Expire Reason"), then
+trades as a MARKET order under the same ids: that EXPIRED reads NEW, as an algo order's
+TRIGGERED does (the stop is executing, not gone: replacing it would make a second one).
+Its fill, or the final status of its market order, follows; REST reads check it as any.
 """
 
 from datetime import datetime
 from typing import Any
 
-from trader.domain import ZERO, Candle, ExchangePosition, Fill, Order
+from trader.domain import ZERO, Candle, ExchangePosition, Fill, Order, OrderStatus
 from trader.exchange.base import AccountUpdate, FundingApplied, OrderUpdate
 from trader.exchange.binance_fields import Fields, interval_delta, malformed, warn_once
 from trader.exchange.binance_order_codec import (
@@ -30,6 +37,7 @@ ORDER_EVENT, ALGO_EVENT, ACCOUNT_EVENT = "ORDER_TRADE_UPDATE", "ALGO_UPDATE", "A
 KLINE_EVENT = "kline stream event"
 FILL_EXECUTIONS = ("TRADE", "CALCULATED")      # CALCULATED: a liquidation fill
 QUIET_EXECUTIONS = ("NEW", "CANCELED", "EXPIRED", "AMENDMENT")
+EXPIRED_BY_TRIGGER = "8"      # er: "The initial order has expired after the stop order is triggered"
 
 
 # --- market streams ------------------------------------------------------------------
@@ -55,12 +63,20 @@ def update_from_order_event(event: Json) -> OrderUpdate:
     order = Order(
         symbol=o.text("s"), client_id=o.text("c"), side=o.side("S"),
         type=order_type(o.optional_text("ot") or o.text("o"), ORDER_EVENT),
-        status=plain_status(o.text("X"), ORDER_EVENT), quantity=o.optional_number("q"),
+        status=_order_event_status(o), quantity=o.optional_number("q"),
         filled_qty=o.optional_number("z"), avg_price=o.optional_number("ap"),
         price=o.optional_number("p") or None, trigger_price=o.optional_number("sp") or None,
         reduce_only=o.flag("R"), close_position=o.flag("cp"),
         exchange_id=o.optional_text("i"), updated_at=moment)
     return OrderUpdate(order=order, fill=_fill_of(o, order, moment), time=moment)
+
+
+def _order_event_status(o: Fields) -> OrderStatus:
+    """X, but the EXPIRED of a conditional order's trigger (er 8) is NEW: see the docstring."""
+    status = plain_status(o.text("X"), ORDER_EVENT)
+    if status is OrderStatus.EXPIRED and o.optional_text("er") == EXPIRED_BY_TRIGGER:
+        return OrderStatus.NEW
+    return status
 
 
 def _fill_of(o: Fields, order: Order, moment: datetime) -> Fill | None:
