@@ -274,7 +274,7 @@ def tick(position: Position, seconds: float) -> Step:
 
 
 def test_an_absent_stop_is_probed_and_replaced_only_after_the_debounce_time() -> None:
-    """Absent from the open orders, no final status: probe it once; three observations in
+    """Absent from the open orders, no final status: probe it; three observations in
     59 s are not enough; at 60 s the replacement goes out (new first, then the old id is
     cancelled, a no-op if it is really gone), with one SL_MISSING on the way."""
     first = absent(protected_long(), 0)
@@ -289,6 +289,20 @@ def test_an_absent_stop_is_probed_and_replaced_only_after_the_debounce_time() ->
     assert due.actions.index(CancelOrder(SL1, SL)) > due.actions.index(placements(due.actions)[0])
     every = first.actions + second.actions + third.actions + early.actions + due.actions
     assert alert_names(every).count(AlertName.SL_MISSING) == 1
+
+
+def test_an_absent_stop_is_probed_again_at_each_observation_while_ambiguous() -> None:
+    """A probe that could not tell (the read failed, or the exchange did not know the id
+    yet) is not the last word: each later observation of the stop still absent asks again,
+    so a stop really cancelled is replaced as soon as one read says so, not after the whole
+    debounce (60 s without a stop)."""
+    first = absent(protected_long(), 0)
+    second = absent(first.position, 5)
+    third = absent(second.position, 10)
+    for later in (second, third):
+        assert ProbeOrder(SL1, SL) in later.actions
+    confirmed = step(third.position, LegGone(SL, SL1, confirmed=True), after(11), POLICY)
+    assert placements(confirmed.actions) == [PlaceLeg(SL, SL2, D("49500"), FULL)]
 
 
 def test_an_absent_stop_is_replaced_only_after_the_debounce_cycles() -> None:

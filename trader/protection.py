@@ -9,8 +9,9 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   and PROTECTION_RESTORED once its replacement is acknowledged; a take-profit is not
   safety-critical: replaced without an alert (logged at WARNING, trader/telemetry.py);
 - an order merely absent from the open orders, with no final status known, is probed by
-  client id; only if that stays ambiguous is it replaced, after `debounce_seconds` AND
-  `debounce_cycles` observations (a slow exchange never causes a second stop);
+  client id (again at each observation); only if that stays ambiguous is it replaced,
+  after `debounce_seconds` AND `debounce_cycles` observations (a slow exchange never
+  causes a second stop);
 - a refused placement (-2019 margin, any other refusal) is retried on `retry_schedule`
   (2, 4, 8, 16, 25 s, then every 25 s), one alert at the first refusal and an all-clear
   once the position is protected again;
@@ -242,8 +243,8 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
          now: datetime, policy: Policy, status: str = "") -> tuple[Position, list[Action]]:
     """The leg's order is not live. Confirmed (the exchange gave a final `status`: CANCELED,
     EXPIRED, REJECTED): replace it now; for the stop-loss, SL_MISSING too (`vanished`).
-    Absent only: probe it by client id first; the debounce (time AND cycles) applies while
-    it stays ambiguous, and a stop-loss missing more than `sl_missing_cycles` observations
+    Absent only: probe it by client id, at each observation; the debounce (time AND cycles)
+    applies while it stays ambiguous, and a stop-loss missing more than `sl_missing_cycles` observations
     raises SL_MISSING. Either way PROTECTION_RESTORED follows once protected (`all_clear`).
 
     Only the leg's current order gets here: the agent's own cancels never concern it (a
@@ -262,11 +263,12 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
             return position.with_leg(leg), []
         return position.with_leg(evolve(leg, alerted=True)), [
             vanished(position, client_id, status)]
-    first = order.status is not LegStatus.MISSING
     order = evolve(order, status=LegStatus.MISSING, missing_since=order.missing_since or now,
                    missing_cycles=order.missing_cycles + 1)
     leg = evolve(leg, order=order)
-    actions: list[Action] = [ProbeOrder(client_id, role)] if first else []
+    # Asked again at each observation: a probe that could not tell (a failed read, an id
+    # not known yet) must not leave a stop really cancelled to the whole debounce.
+    actions: list[Action] = [ProbeOrder(client_id, role)]
     if (role is OrderRole.STOP_LOSS and not leg.alerted
             and order.missing_cycles > policy.sl_missing_cycles):
         leg = evolve(leg, alerted=True)
