@@ -307,12 +307,20 @@ class Rewrites:
             self.lost.update(self.uncommitted)
             self.uncommitted.clear()
 
-    def write_again(self) -> None:
-        """Write every lost record again (oldest first); one that fails stays lost."""
+    def write_again(self, failed: Callable[[str, Exception], bool]) -> None:
+        """Write every lost record again (oldest first); one that fails stays lost. One
+        that raises anything else (a defect in its owner) stays lost too and goes to
+        `failed(what, exc)`, the caller's boundary (trader/containment.py: logged, counted,
+        alerted; False: raise it, as a backtest does); the others are still written."""
         lost, self.lost = self.lost, {}
         for key, again in lost.items():
             logger.info("written again what={}", key)
-            again()
+            try:
+                again()
+            except Exception as exc:  # the boundary: `failed` logs, counts and alerts it
+                self.lost.setdefault(key, again)
+                if not failed(f"write again {key}", exc):
+                    raise
 
 
 class _Driven:

@@ -10,6 +10,8 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from tests.engine_world import SYMBOL, World, long_signal, make_world, restart
 from tests.log_capture import logged
 from tests.test_store_statements import committed
@@ -299,3 +301,40 @@ async def test_funding_read_back_in_a_rolled_back_wake_is_journaled_by_the_next_
     await tick_at(world, 5)
     await tick_at(world, 5)
     assert len(journaled_funding(world)) == 1
+
+
+def test_one_repair_that_raises_does_not_lose_the_others() -> None:
+    """A rewrite that raises something unexpected (a defect in its owner) goes to the
+    caller's boundary and is kept for the next tick; the others are still written."""
+    from storage.unit_of_work import Rewrites
+    written: list[str] = []
+    reported: list[tuple[str, Exception]] = []
+
+    def broken() -> None:
+        raise RuntimeError("a defect in the owner's rewrite")
+
+    def boundary(what: str, exc: Exception) -> bool:
+        reported.append((what, exc))
+        return True                     # live: logged, counted, alerted; go on
+
+    rewrites = Rewrites(unit=None)  # type: ignore[arg-type]   # write_again needs no unit
+    rewrites.failed("broken", broken)
+    rewrites.failed("guards", lambda: written.append("guards"))
+    rewrites.write_again(boundary)
+    assert written == ["guards"]
+    assert list(rewrites.lost) == ["broken"]
+    assert [(what, type(exc)) for what, exc in reported] == [("write again broken",
+                                                              RuntimeError)]
+
+
+def test_a_repair_that_raises_in_a_backtest_ends_it() -> None:
+    """Where the boundary says propagate (a backtest: fail fast), the error goes on up."""
+    from storage.unit_of_work import Rewrites
+
+    def broken() -> None:
+        raise RuntimeError("a defect in the owner's rewrite")
+
+    rewrites = Rewrites(unit=None)  # type: ignore[arg-type]
+    rewrites.failed("broken", broken)
+    with pytest.raises(RuntimeError):
+        rewrites.write_again(lambda what, exc: False)

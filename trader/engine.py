@@ -257,7 +257,7 @@ class Engine:
         self.exchange_health.report_rules_changes()
         rewrites = self.store.unit.rewrites
         if rewrites.lost:   # what a failed or rolled-back write lost: storage/unit_of_work.py
-            rewrites.write_again()
+            rewrites.write_again(boundary.failed)
         self.writes.probe_if_failing()
         self.writes.check_health()
 
