@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.fakes.binance_harness import settings_for
+from tests.fakes.binance_harness import booted_engine, settings_for
 from tests.fakes.binance_server import FakeBinance
 from trader.alerter import Alerter
 from trader.clock import SystemClock
@@ -41,17 +41,8 @@ async def booted_long(fake: FakeBinance, tmp_path, **env) -> AsyncIterator[Engin
     await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
     values = {"db_path": tmp_path / "tradebot.db", "sentinel_debounce_seconds": 0,
               "sentinel_debounce_cycles": 1, **env}
-    settings = settings_for(fake, **values)
-    exchange = BinanceExchange(settings, SystemClock(), streams=False, retry_policy=FAST)
-    await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
-    try:
-        await boot(engine)
+    async with booted_engine(settings_for(fake, **values), retry_policy=FAST) as engine:
         yield engine
-    finally:
-        await exchange.close()
-        store.close()
 
 
 def alerts(engine: Engine, name: str) -> list[str]:

@@ -8,17 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from tests.fakes.binance_harness import eventually, settings_for
+from tests.fakes.binance_harness import booted_engine, eventually, settings_for
 from tests.fakes.binance_server import FakeBinance
 from tests.test_binance_no_algo_api import feed_candles
 from tests.test_binance_protection import PRICE, STREAMS, SYMBOL
-from trader.alerter import Alerter
-from trader.clock import SystemClock
 from trader.domain import CloseReason, OrderRole, OrderType, Side
 from trader.engine import Engine
-from trader.exchange.binance import BinanceExchange
-from trader.startup import boot
-from trader.trade_store import TradeStore
 
 ALGO_PATHS = ("/fapi/v1/algoOrder", "/fapi/v1/openAlgoOrders", "/fapi/v1/algoOpenOrders")
 
@@ -47,13 +42,8 @@ def legs(fake: FakeBinance) -> dict[OrderRole, list]:
 async def test_two_tp_breakeven_and_close_on_the_classic_path_with_streams(no_algo, tmp_path):
     settings = settings_for(no_algo, db_path=tmp_path / "tradebot.db", exit_plan="two",
                             sentinel_debounce_seconds=0, sentinel_debounce_cycles=2)
-    exchange = BinanceExchange(settings, SystemClock(), streams=True, stream_options=STREAMS)
-    await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
-    try:
-        await boot(engine)
-        assert await eventually(lambda: exchange.streaming, timeout=5.0)
+    async with booted_engine(settings, streams=True, stream_options=STREAMS) as engine:
+        assert await eventually(lambda: engine.exchange.streaming, timeout=5.0)
         feed_candles(engine)
         await engine.tick()
         position = await engine.enter_by_hand(SYMBOL, Side.BUY, "test: manual /long")
@@ -95,6 +85,4 @@ async def test_two_tp_breakeven_and_close_on_the_classic_path_with_streams(no_al
         assert closed.close_reason is CloseReason.COMMAND
         assert [r.path for r in no_algo.request_log if r.path in ALGO_PATHS] == \
             ["/fapi/v1/openAlgoOrders"]
-    finally:
-        await exchange.close()
-        store.close()
+

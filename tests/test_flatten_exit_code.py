@@ -23,24 +23,20 @@ import pytest
 
 from bot.format import format_result
 from tests.engine_world import SYMBOL, settings_for
+from tests.fakes.binance_harness import booted_engine
 from tests.fakes.binance_harness import settings_for as binance_settings_for
 from tests.fakes.binance_server import FakeBinance
 from tests.positions import make
 from tests.test_operator_intent_cli import stored
-from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName, Severity
-from trader.clock import SystemClock
 from trader.commands import ALL_SYMBOLS, Command, CommandKind
 from trader.control import Controller
 from trader.control_cli import run_control_cli
 from trader.domain import CloseReason, Side
-from trader.engine import Engine
 from trader.events import FlattenResult, Policy
-from trader.exchange.binance import BinanceExchange
 from trader.intent_keeper import RECORD_KEY
 from trader.lifecycle import step
 from trader.position import PositionState
-from trader.startup import boot
 from trader.trade_store import TradeStore
 
 BOUND = 60.0
@@ -114,17 +110,8 @@ async def test_a_flatten_that_closes_everything_exits_0(tmp_path, capsys, binanc
 @asynccontextmanager
 async def agent(fake: FakeBinance, tmp_path: Path) -> AsyncIterator[Controller]:
     """An agent booted on the account (the position adopted and protected)."""
-    settings = binance_settings_for(fake, db_path=tmp_path / "t.db")
-    exchange = BinanceExchange(settings, SystemClock(), streams=False)
-    await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
-    try:
-        await boot(engine)
+    async with booted_engine(binance_settings_for(fake, db_path=tmp_path / "t.db")) as engine:
         yield Controller(engine)
-    finally:
-        await exchange.close()
-        store.close()
 
 
 def telegram_command(kind: CommandKind, **fields) -> Command:  # type: ignore[no-untyped-def]

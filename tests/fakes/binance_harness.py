@@ -1,5 +1,6 @@
 """Test helpers around the fake Binance server: settings pointing at it, a started
-BinanceExchange, order requests for each role, and a loguru capture."""
+BinanceExchange, a booted engine on it, order requests for each role, and a loguru
+capture."""
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -10,10 +11,14 @@ from typing import Any
 from loguru import logger
 
 from tests.fakes.binance_server import FakeBinance
+from trader.alerter import Alerter
 from trader.clock import Clock, SystemClock
 from trader.config import Settings, load_settings
 from trader.domain import ClientId, OrderRequest, OrderRole, OrderType, Side
+from trader.engine import Engine
 from trader.exchange.binance import BinanceExchange
+from trader.startup import boot
+from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
 POSITION_KEY = "lzx81c0"
@@ -41,6 +46,23 @@ async def started_exchange(fake: FakeBinance, clock: Clock | None = None,
         yield exchange
     finally:
         await exchange.close()
+
+
+@asynccontextmanager
+async def booted_engine(settings: Settings, **exchange_options: Any) -> AsyncIterator[Engine]:
+    """The real engine on a BinanceExchange (`exchange_options`: streams, stream_options,
+    retry_policy, ...) and a database at `settings.db_path`, booted; closed afterwards."""
+    exchange_options.setdefault("streams", False)
+    exchange = BinanceExchange(settings, SystemClock(), **exchange_options)
+    await exchange.start([SYMBOL], settings.leverage)
+    store = TradeStore.open(settings.db_path)
+    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
+    try:
+        await boot(engine)
+        yield engine
+    finally:
+        await exchange.close()
+        store.close()
 
 
 def client_id(role: OrderRole, seq: int = 1, symbol: str = SYMBOL) -> str:
