@@ -171,13 +171,17 @@ async def _close_one(engine: Engine, command: Command, symbol: str,
         if view.position.side is None:
             return [f"{symbol}: no open position"] if command.symbol not in (None, ALL_SYMBOLS) \
                 else []
-        # Opened outside the agent, and no tick adopted it yet: adopted now (and protected,
-        # should the close fail), so that the close asked for happens.
-        if await engine.adopt(symbol, view) is None:
-            return [f"{symbol}: exchange position not managed by the agent "
-                    "(TRADEBOT_ADOPT_POSITIONS is off): close it in the Binance app"]
+        # Opened outside the agent, and no tick adopted it (yet, or ever: adoption off):
+        # adopted now (and protected, should the close fail) so that the close asked for
+        # happens; README: /close is the remedy for a position the agent does not track.
+        if await engine.adopt(symbol, view, to_close=True) is None:
+            return [f"{symbol}: no open position"]     # it closed meanwhile
+        taken = [f"{symbol}: the {view.position.side.label} on the exchange was not managed "
+                 "by the agent; taken over to close it"]
+    else:
+        taken = []
     notes = await engine.close(symbol, reason)
-    return [*notes, _final_line(engine, command, symbol, notes)]
+    return [*taken, *notes, _final_line(engine, command, symbol, notes)]
 
 
 def _open(engine: Engine, symbol: str) -> Position | None:

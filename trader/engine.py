@@ -299,10 +299,11 @@ class Engine:
         (trader/position_keeper.py)."""
         return await self.keeper.protect(position, view, notes)
 
-    async def adopt(self, symbol: str, view: SymbolView) -> Position | None:
+    async def adopt(self, symbol: str, view: SymbolView, to_close: bool = False
+                    ) -> Position | None:
         """A position the agent holds no record of, adopted and protected when the settings
-        allow (trader/position_keeper.py)."""
-        return await self.keeper.adopt(symbol, view)
+        allow or a /close asks for it (trader/position_keeper.py)."""
+        return await self.keeper.adopt(symbol, view, to_close)
 
     async def sweep_orphans(self, symbol: str, position: Position | None) -> list[str]:
         """Cancel orders of ours that outlived their reason; one line each

@@ -94,10 +94,13 @@ class PositionKeeper:
         return position if event is None else await self.interpreter.apply(position, event,
                                                                             notes)
 
-    async def adopt(self, symbol: str, view: SymbolView) -> Position | None:
+    async def adopt(self, symbol: str, view: SymbolView, to_close: bool = False
+                    ) -> Position | None:
         """A position the agent holds no record of (a lost database, or opened by hand):
-        adopted (when TRADEBOT_ADOPT_POSITIONS) and protected. None when left alone."""
-        if not self.settings.adopt_positions:
+        adopted (when TRADEBOT_ADOPT_POSITIONS) and protected. None when left alone.
+        `to_close`: the operator's /close asked for it (adopted whatever the setting, which
+        is about the agent taking positions over by itself; the alert says why)."""
+        if not (self.settings.adopt_positions or to_close):
             logger.warning("untracked position left alone symbol={} qty={}", symbol,
                            view.position.quantity)
             return None
@@ -114,8 +117,8 @@ class PositionKeeper:
         if seq.get(PARTIAL_TP) and not position.partial_taken:
             position = replace(position, partial_taken=True)    # taken before the wipe
         self.interpreter.adopt(position)
-        self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None),
-                             self.clock.now())
+        self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None,
+                                                  to_close=to_close), self.clock.now())
         return await self.protect(position, view)
 
     async def _partials_sent(self, symbol: str, key: str, seq: dict[str, int]
@@ -132,7 +135,14 @@ class PositionKeeper:
         return {**seq, PARTIAL_TP: sent} if sent else seq
 
     @staticmethod
-    def _adoption_alert(symbol: str, position: Position, ours: bool) -> Alert:
+    def _adoption_alert(symbol: str, position: Position, ours: bool, to_close: bool) -> Alert:
+        if to_close:    # the /close's reply tells the rest
+            whose = "the agent's own" if ours else "a"
+            text = (f"{symbol}: {whose} {position.side.label} "
+                    f"{display.number(position.quantity)} the agent was not managing is "
+                    "being closed at market, as /close asked")
+            return Alert(AlertName.STARTUP if ours else AlertName.RECONCILE_MISMATCH, text,
+                         symbol, dedup_key=f"adopted:{position.key}", answered_in_reply=True)
         if ours:
             text = (f"{symbol}: picked up its own {position.side.label} "
                     f"{display.number(position.quantity)} again; protecting it ({position.key})")
