@@ -136,6 +136,8 @@ class CommandHandlers:
         if kind is None:
             await self.replies.send_html(context.bot, chat.id, help_text(list(self.engine.symbols),
                                                                    self.extra_help))
+        elif kind is CommandKind.CLOSE and not self.engine.closable(request.symbol or ""):
+            await self.replies.send_html(context.bot, chat.id, nothing_to_close(request.symbol))
         elif kind in CHOICES:
             await self._prompt(context.bot, chat.id, kind, request.symbol, now)
         else:
@@ -297,6 +299,13 @@ class CommandHandlers:
     async def on_error(self, update: object, context: Context) -> None:
         logger.opt(exception=context.error).error("telegram handler failed update={}",
                                                   getattr(update, "update_id", None))
+
+
+def nothing_to_close(symbol: str | None) -> str:
+    """The answer to a /close with nothing to close: at once, no confirmation asked."""
+    if symbol in (None, ALL_SYMBOLS):
+        return "No open positions; nothing to close."
+    return f"No open position on {escape(symbol)}; nothing to close."
 
 
 def confirmed_text(prompt: Confirmation, choice: Choice) -> str:

@@ -239,7 +239,7 @@ async def test_close_all_closes_every_position(telegram, engine):
 
 
 async def test_cancel_executes_nothing(telegram, engine):
-    prompt = await prompt_for(telegram, "/close ETHUSDT")
+    prompt = await prompt_for(telegram, "/close BTCUSDT")
     answer = await press(telegram, prompt, "Cancel")
     assert answer.text == "Cancelled."
     edit = await telegram.wait_for(lambda item: item.method == "editMessageText"

@@ -88,6 +88,9 @@ class RecordingEngine:
         self.next_result: CommandResult | None = None
         self._answered: dict[str, CommandResult] = {}
 
+    def closable(self, symbol: str) -> list[str]:
+        return [p.symbol for p in self.positions if symbol in (ALL_SYMBOLS, p.symbol)]
+
     def executed(self, kind: CommandKind | None = None) -> list[Command]:
         return [c for c in self.received if kind is None or c.kind is kind]
 

@@ -242,3 +242,8 @@ class EngineControl(Protocol):
     symbols: list[str]
 
     async def execute(self, command: Command) -> CommandResult: ...
+
+    def closable(self, symbol: str) -> list[str]:
+        """The symbols a /close of `symbol` (or ALL_SYMBOLS) could act on, as the agent last
+        saw them; [] answers "nothing to close" without a confirmation."""
+        ...

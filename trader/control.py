@@ -31,7 +31,7 @@ from trader.engine import Engine
 from trader.position import Leg, Position, PositionState
 from trader.startup import read_balance, reconcile
 from trader.trade_history import trade_net
-from trader.views import answer_query, symbol_rules
+from trader.views import answer_query, closable, symbol_rules
 
 # A queued command that waited longer than the bot waits for its result (bot/handlers.py:
 # then "Still running") is not run if it adds risk: the operator was told nothing happened
@@ -55,6 +55,10 @@ class Controller:
     @property
     def symbols(self) -> list[str]:
         return self.engine.symbols
+
+    def closable(self, symbol: str) -> list[str]:
+        """What a /close of `symbol` (or ALL_SYMBOLS) could act on (trader/views.py)."""
+        return closable(self.engine, symbol)
 
     async def execute(self, command: Command) -> CommandResult:
         """Answer a query now; queue an action for the engine's loop and wait for it."""

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from trader import guards
 from trader.commands import (
+    ALL_SYMBOLS,
     PERIOD_KINDS,
     AlertView,
     BalanceView,
@@ -29,7 +30,7 @@ from trader.display import on_step
 from trader.domain import ZERO, OrderRole, SymbolRules
 from trader.engine import Engine
 from trader.log_ring import RECENT
-from trader.position import Position
+from trader.position import Position, PositionState
 from trader.trade_history import (
     LOOKBACK,
     performance,
@@ -55,6 +56,23 @@ def answer_query(engine: Engine, command: Command) -> CommandResult:
 
 
 # --- state ------------------------------------------------------------------------------
+def closable(engine: Engine, symbol: str) -> list[str]:
+    """The symbols among `symbol` (or every one for ALL_SYMBOLS) with something a /close
+    could act on: a position of the agent's in any state but CLOSED (an entry waiting for
+    its answer too), or a position the exchange showed at its last look that the agent does
+    not track (opened by hand). A symbol never looked at counts: unknown is not flat."""
+    symbols = engine.symbols if symbol == ALL_SYMBOLS else [symbol]
+    return [s for s in symbols if _maybe_open(engine, s)]
+
+
+def _maybe_open(engine: Engine, symbol: str) -> bool:
+    position = engine.positions.get(symbol)
+    if position is not None and position.state is not PositionState.CLOSED:
+        return True
+    seen = engine.tracker.position(symbol)
+    return seen is None or seen.side is not None
+
+
 def run_state(engine: Engine) -> str:
     state = engine.guard_state
     if engine.stopping:
