@@ -51,7 +51,10 @@ async def test_close_inside_retry_after_says_when_it_is_sent_again_and_then_clos
         assert f"HTTP {http_status}" in text, text                 # why
         assert "sent again at" in text and "UTC" in text, text      # what happens, and when
         assert "send /close" not in text, text                      # nothing to do for you
-        assert not format_result(CommandKind.CLOSE, result).startswith("✅"), text
+        reply = format_result(CommandKind.CLOSE, result)
+        assert not reply.startswith("✅"), reply
+        assert "failed" not in reply.splitlines()[0], reply          # it is not: it waits
+        assert reply.startswith("⏳ <b>Close: waiting</b>"), reply
 
         async def ticked_until_closed() -> bool:
             await engine.tick()

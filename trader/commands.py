@@ -234,6 +234,8 @@ class CommandResult:
     settings: dict[str, str] | None = None     # /config: env name -> value (masked)
     png: bytes | None = None
     duplicate: bool = False
+    waiting: bool = False     # not done yet, and the agent finishes it by itself (a close
+                              # held back by the exchange's Retry-After is sent after it)
 
 
 class EngineControl(Protocol):

@@ -154,17 +154,19 @@ async def close_positions(engine: Engine, command: Command) -> CommandResult:
     do) or a close failed on something unexpected."""
     symbols = engine.symbols if command.symbol in (None, ALL_SYMBOLS) else [command.symbol]
     lines: list[str] = []
-    ok = True
+    ok, held_back, failed = True, 0, 0
     for symbol in symbols:
         done = await engine.contained(f"close {symbol}", _close_one(engine, command, symbol),
                                       symbol)
         if done is None:
-            ok = False
+            ok, failed = False, failed + 1
+            held_back += _held_back(engine, symbol)
             lines += _close_failed(engine, command, symbol)
         else:
             lines += done
             ok = ok and _open(engine, symbol) is None
-    return CommandResult(ok, lines or ["no open positions"])
+    return CommandResult(ok, lines or ["no open positions"],
+                         waiting=failed > 0 and held_back == failed)
 
 
 async def _close_one(engine: Engine, command: Command, symbol: str,
@@ -208,6 +210,15 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
             f"PnL {money(net, signed=True)} USDT net of fees and funding; no orders left")
 
 
+def _held_back(engine: Engine, symbol: str) -> bool:
+    """A close that only waits out the exchange's Retry-After: nothing is sent while the
+    circuit is open; the first tick after it sends the close again (trader/lifecycle.py,
+    CLOSING on a Tick), with no second /close needed."""
+    position = _open(engine, symbol)
+    return position is not None and position.state is PositionState.CLOSING \
+        and _circuit_ends(engine) is not None
+
+
 def _close_failed(engine: Engine, command: Command, symbol: str) -> list[str]:
     """A close (or flatten) that raised: the error, and what is open now, if anything."""
     failed = f"{symbol}: close failed: {engine.last_error}"
@@ -215,9 +226,7 @@ def _close_failed(engine: Engine, command: Command, symbol: str) -> list[str]:
     if position is None:
         return [f"{failed}; {_retry_hint(command, symbol)} (/status shows what is open)"]
     resumes = _circuit_ends(engine)
-    if position.state is PositionState.CLOSING and resumes is not None:
-        # Nothing is sent while the circuit is open; the first tick after it sends the
-        # close again (trader/lifecycle.py, CLOSING on a Tick): no second /close needed.
+    if _held_back(engine, symbol) and resumes is not None:
         return [f"{symbol}: close not sent yet: {engine.last_error}",
                 _still_open_line(engine, command, position, 0,
                                  f"the close is sent again at {resumes:%H:%M:%S} UTC, when "
