@@ -49,6 +49,7 @@ async def test_close_inside_retry_after_says_when_it_is_sent_again_and_then_clos
                                               symbol=SYMBOL, source="telegram"))
         text = "\n".join(result.lines)
         assert f"HTTP {http_status}" in text, text                 # why
+        assert str(429 if http_status == 418 else 418) not in text, text   # not the other
         assert "sent again at" in text and "UTC" in text, text      # what happens, and when
         assert "send /close" not in text, text                      # nothing to do for you
         reply = format_result(CommandKind.CLOSE, result)

@@ -72,6 +72,9 @@ async def test_nothing_is_sent_on_any_path_inside_the_retry_after_window(fake, e
         with pytest.raises(CircuitOpen) as refused:
             await call()
         assert classify(refused.value, sending=False).outcome is Outcome.CIRCUIT_OPEN, name
+        # the ban is named as the ban: a 418 is not "http=429" in the alerts and /health
+        assert refused.value.http_status == status, name
+        assert f"http={status}" in str(refused.value), str(refused.value)
     assert len(fake.request_log) == sent, "a request reached Binance inside Retry-After"
 
     clock.advance(timedelta(seconds=3.9))

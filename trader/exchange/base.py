@@ -105,9 +105,10 @@ class ExchangeError(Exception):
 class CircuitOpen(ExchangeError):
     """Not sent: the exchange rate-limited or banned us and Retry-After has not passed yet."""
 
-    def __init__(self, remaining_seconds: float, reason: str) -> None:
+    def __init__(self, remaining_seconds: float, reason: str, http_status: int = 429) -> None:
+        """`http_status`: the answer that opened the circuit (418 is the IP ban, and says so)."""
         super().__init__(-1003, f"not sent: API circuit open for {remaining_seconds:.1f}s more "
-                         f"({reason})", http_status=429, retry_after=remaining_seconds)
+                         f"({reason})", http_status=http_status, retry_after=remaining_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class CircuitState:
     open_until: datetime | None
     reason: str = ""
     opened_at: datetime | None = None
+    http_status: int = 429            # of the answer that opened it: 429, or 418 (IP ban)
 
     def is_open(self, now: datetime) -> bool:
         return self.open_until is not None and now < self.open_until

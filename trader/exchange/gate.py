@@ -89,7 +89,8 @@ class RequestGate:
             banned = error.http_status == 418
             reason = (f"{'IP banned' if banned else 'rate limited'} (HTTP {error.http_status}, "
                       f"code {error.code}) on {action}")
-            self._circuit = CircuitState(until, reason, opened_at=self._clock.now())
+            self._circuit = CircuitState(until, reason, opened_at=self._clock.now(),
+                                         http_status=error.http_status)
             logger.error("api circuit open until={} retry_after_s={} reason={}",
                          until.isoformat(), seconds, reason)
 
@@ -101,7 +102,7 @@ class RequestGate:
         remaining = (self._circuit.open_until - now).total_seconds()  # type: ignore[operator]
         logger.debug("api circuit open, not sending action={} remaining_s={:.1f}", action,
                      remaining)
-        raise CircuitOpen(remaining, self._circuit.reason)
+        raise CircuitOpen(remaining, self._circuit.reason, self._circuit.http_status)
 
     # --- sending ---------------------------------------------------------------------
     async def send(self, action: str, request: Callable[[], Awaitable[T]], *,
