@@ -328,9 +328,28 @@ async def wake(engine: Engine, command: Command) -> CommandResult:
     lines = await reconcile(engine)
     cooldown = timedelta(minutes=engine.settings.emergency_cooldown_minutes)
     engine.guard_state = guards.wake(engine.guard_state, engine.clock.now(), cooldown)
-    lines.append("awake: trading resumes" + (f" after a {duration(cooldown)} cooldown"
-                                             if cooldown else ""))
+    after = f" after a {duration(cooldown)} cooldown" if cooldown else ""
+    paused = _pauses_left(engine.guard_state)
+    if not paused:
+        lines.append(f"awake: trading resumes{after}")
+        return CommandResult(True, lines)
+    resume = "send /resume in Telegram" if command.source == "cli" else "send /resume"
+    cooling = f" (and a {duration(cooldown)} cooldown)" if cooldown else ""
+    lines += [f"awake: exits and protection run; new entries wait for your /pause{cooling}",
+              *paused, f"{resume} to trade again"]
     return CommandResult(True, lines)
+
+
+def _pauses_left(state: guards.GuardState) -> list[str]:
+    """The pauses a /wake leaves on (it ends the sleep, not a /pause), one line each."""
+    lines = []
+    if state.paused:
+        until = f"{state.paused_until:%H:%M} UTC" if state.paused_until else "/resume"
+        lines.append(f"entries stay paused until {until}")
+    lines += [f"{symbol}: entries stay paused until "
+              f"{f'{until:%H:%M} UTC' if until else f'/resume {symbol}'}"
+              for symbol, until in sorted(state.paused_symbols.items())]
+    return lines
 
 
 async def pause(engine: Engine, command: Command) -> CommandResult:
