@@ -164,7 +164,8 @@ async def close_positions(engine: Engine, command: Command) -> CommandResult:
             lines += _close_failed(engine, command, symbol)
         else:
             lines += done
-            ok = ok and _open(engine, symbol) is None
+            left = engine.positions.get(symbol)    # still open, or an entry not filled yet
+            ok = ok and (left is None or left.state is PositionState.CLOSED)
     return CommandResult(ok, lines or ["no open positions"],
                          waiting=failed > 0 and held_back == failed)
 
@@ -172,6 +173,11 @@ async def close_positions(engine: Engine, command: Command) -> CommandResult:
 async def _close_one(engine: Engine, command: Command, symbol: str,
                      reason: CloseReason = CloseReason.COMMAND) -> list[str]:
     position = engine.positions.get(symbol)
+    taken: list[str] = []
+    if position is not None and position.state is PositionState.ENTERING:
+        position, taken = await _settle_entry(engine, position)
+        if position is None or not position.state.open:
+            return taken
     if position is None or not position.state.open:
         view = await engine.view.view(symbol, fresh=True)
         if view.position.side is None:
@@ -184,10 +190,28 @@ async def _close_one(engine: Engine, command: Command, symbol: str,
             return [f"{symbol}: no open position"]     # it closed meanwhile
         taken = [f"{symbol}: the {view.position.side.label} on the exchange was not managed "
                  "by the agent; taken over to close it"]
-    else:
-        taken = []
     notes = await engine.close(symbol, reason)
     return [*taken, *notes, _final_line(engine, command, symbol, notes)]
+
+
+async def _settle_entry(engine: Engine, entering: Position) -> tuple[Position | None, list[str]]:
+    """An entry whose answer was lost (or a maker entry still working): asked by client id
+    now, the way the next tick would (PositionKeeper.protect), so that a /close acts on
+    what it really is. The position after that, and a line saying what the entry did."""
+    symbol, label = entering.symbol, entering.side.label
+    view = await engine.view.view(symbol, fresh=True)
+    position = await engine.protect(entering, view)
+    if position is None:
+        return None, [f"{symbol}: the {label} entry whose answer was lost did not fill; "
+                      "nothing is open"]
+    if position.state is PositionState.ENTERING:
+        return position, [f"{symbol}: the {label} entry is not filled yet (the order is "
+                          "followed by its id); nothing to close now: /status shows it"]
+    rules = symbol_rules(engine, symbol)
+    tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
+    return position, [f"{symbol}: the {label} entry whose answer was lost filled "
+                      f"({quantity(position.quantity, step)} at "
+                      f"{price(position.entry_price, tick)}); closing it"]
 
 
 def _open(engine: Engine, symbol: str) -> Position | None:
