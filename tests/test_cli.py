@@ -50,10 +50,19 @@ def test_config_prints_every_variable_with_secrets_masked(tmp_path: Path) -> Non
     assert shown["BINANCE_API_KEY"] == "********"
     assert shown["BINANCE_API_SECRET"] == "********"
     assert shown["BINANCE_TESTNET"] == "True"
-    assert re.search(r"^\(effective feed\) +exchange$", result.stdout, re.MULTILINE)
+    assert shown["TRADEBOT_FEED"] == "exchange (default for binance)"   # was empty
+    assert shown["TRADEBOT_REPLAY_FILE"] == ""                           # no replay
     for secret in (SECRET_KEY, SECRET_VALUE):
         assert secret not in result.stdout
         assert secret not in result.stderr
+
+
+def test_config_shows_the_feed_and_replay_file_paper_uses_by_default(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "config", TRADEBOT_EXCHANGE="paper")
+    assert result.returncode == 0, result.stderr
+    shown = config_lines(result.stdout)
+    assert shown["TRADEBOT_FEED"] == "replay (default for paper)"
+    assert shown["TRADEBOT_REPLAY_FILE"] == "(the bundled data)"
 
 
 def test_config_reads_the_dotenv_file_in_the_working_directory(tmp_path: Path) -> None:

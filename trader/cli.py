@@ -134,7 +134,6 @@ def _print_config(settings: Settings) -> int:
     width = max(len(name) for name in shown)
     for name, value in shown.items():
         print(f"{name:<{width}}  {value}")
-    print(f"{'(effective feed)':<{width}}  {settings.effective_feed}")
     return 0
 
 

@@ -299,9 +299,17 @@ class Settings(BaseSettings):
             elif name.endswith("_url") and value:
                 text = masked_url(value)
             else:
-                text = "" if value is None else str(value)
+                text = self._unset(name) if value is None else str(value)
             shown[env_name(name, field)] = text
         return shown
+
+    def _unset(self, name: str) -> str:
+        """What an unset variable means when it has an effective value, else ""."""
+        if name == "feed":
+            return f"{self.effective_feed} (default for {self.exchange})"
+        if name == "replay_file":
+            return "(the bundled data)" if self.effective_feed == "replay" else ""
+        return ""
 
 
 def _alert_name(text: str) -> AlertName:
