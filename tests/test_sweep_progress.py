@@ -1,11 +1,13 @@
-"""The sweep's progress bar shows signs of life while trials that take minutes run."""
+"""The sweep's progress: on a terminal a bar that shows signs of life while trials that take
+minutes run; into a pipe or a log file (not a terminal) plain lines every 10 %, not a bar
+redrawn with carriage returns (which a file keeps, piece by piece)."""
 
 import io
 import time
 
 from tqdm import tqdm
 
-from trader.sweep import BarClock
+from trader.sweep_progress import BarClock, PlainProgress, sweep_progress
 
 
 def test_the_bar_clock_redraws_the_elapsed_time_between_finished_trials() -> None:
@@ -21,3 +23,41 @@ def test_the_bar_clock_redraws_the_elapsed_time_between_finished_trials() -> Non
 def test_a_disabled_bar_gets_no_clock_thread() -> None:
     with tqdm(total=4, disable=True) as bar, BarClock(bar) as clock:
         assert not clock._thread.is_alive()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_into_a_pipe_or_a_file_it_prints_a_plain_line_every_ten_percent() -> None:
+    stream = io.StringIO()                  # isatty() is False, as for `| cat` or 2>log
+    with sweep_progress(24, 2, stream=stream) as progress:
+        for number in range(24):
+            progress.finished(f"best sharpe 1.{number:02d} (trial {number + 1})")
+    text = stream.getvalue()
+    assert "\r" not in text, text
+    lines = text.splitlines()
+    assert lines[0] == "sweep: 24 trials, 2 at once; a line every 10%"
+    counts = [line.split()[1] for line in lines[1:]]
+    # 3/24 is 12 %, 5/24 20 %, ... each line the first trial at or past the next 10 %
+    assert counts == ["3/24", "5/24", "8/24", "10/24", "12/24", "15/24", "17/24", "20/24",
+                      "22/24", "24/24"], lines
+    assert lines[-1].startswith("sweep: 24/24 trials (100%), 00:00 elapsed, about 00:00 "
+                                "left, best sharpe 1.23 (trial 24)"), lines[-1]
+
+
+def test_a_plain_line_says_the_time_left() -> None:
+    now = [0.0]
+    stream = io.StringIO()
+    progress = PlainProgress(4, stream, clock=lambda: now[0])
+    now[0] = 90.0
+    progress.finished("")
+    assert stream.getvalue() == "sweep: 1/4 trials (25%), 01:30 elapsed, about 04:30 left\n"
+
+
+def test_on_a_terminal_it_draws_the_bar() -> None:
+    screen = Terminal()
+    with sweep_progress(2, 1, stream=screen) as progress:
+        progress.finished("best sharpe 1.00 (trial 1)")
+    assert "sweep:  50%" in screen.getvalue() and "\r" in screen.getvalue(), screen.getvalue()

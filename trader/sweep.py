@@ -4,7 +4,7 @@ settings, ranked by an objective.
     sweep = Sweep(spec, settings)            # validates every parameter before any work
     board = sweep.leaderboard()
     with make_runner(data, workers=None, log_level="ERROR") as runner:
-        sweep.run(runner, board)             # progress bar with ETA on stderr
+        sweep.run(runner, board)             # progress with ETA on stderr (sweep_progress.py)
     board.ranked()                           # TrialResults, best first, failed ones last
 
 An exception out of `run` (e.g. SweepInterrupted on Ctrl-C) leaves the trials finished so
@@ -19,14 +19,12 @@ where trials run: trader/sweep_runners.py; the table, CSV and pictures: trader/s
 
 import dataclasses
 import math
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-from tqdm import tqdm
-
 from trader.config import Settings
 from trader.metrics import EquityPoint
+from trader.sweep_progress import sweep_progress
 from trader.sweep_runners import TrialRunner
 from trader.sweep_spec import ParamValue, SearchSpace, Span, SweepError, SweepSpec
 from trader.sweep_trial import (
@@ -91,30 +89,6 @@ class Leaderboard:
         return f"{text}, {failed} failed" if failed else text
 
 
-class BarClock:
-    """Redraws a progress bar every second while inside, so its elapsed time moves during
-    trials that take minutes (tqdm redraws only when a trial finishes)."""
-
-    def __init__(self, bar: tqdm, seconds: float = 1.0) -> None:
-        self._bar, self._seconds = bar, seconds
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._redraw, daemon=True, name="sweep-bar-clock")
-
-    def _redraw(self) -> None:
-        while not self._stopped.wait(self._seconds):
-            self._bar.refresh()   # tqdm takes its own lock: safe against the main thread
-
-    def __enter__(self) -> "BarClock":
-        if not self._bar.disable:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-
 class Sweep:
     """A validated sweep: `Sweep(spec, base)` raises SweepError for any bad parameter, value
     or range (and when optuna is needed but not installed), before anything runs. A value
@@ -142,13 +116,11 @@ class Sweep:
     def run(self, runner: TrialRunner, board: Leaderboard, *, progress: bool = True) -> None:
         """Every trial, each result added to `board` as it finishes."""
         results = runner.run(self._grid_plans) if self._grid_plans else self._study(runner)
-        with tqdm(total=self.spec.trial_count, unit="trial", desc="sweep", disable=not progress,
-                  dynamic_ncols=True) as bar, BarClock(bar):
-            bar.set_postfix_str(f"running {min(runner.slots, self.spec.trial_count)} at once")
+        total = self.spec.trial_count
+        with sweep_progress(total, min(runner.slots, total), shown=progress) as shown:
             for result in results:
                 board.add(result)
-                bar.set_postfix_str(board.progress_text(), refresh=False)
-                bar.update(1)
+                shown.finished(board.progress_text())
 
     def _study(self, runner: TrialRunner) -> Iterator[TrialResult]:
         spec, optuna = self.spec, self._optuna
