@@ -40,7 +40,9 @@ class ExchangeView:
                 self.tracker.on_order(event.order, event.time or now)
             elif isinstance(event, AccountUpdate):
                 for position in event.positions:
-                    self.tracker.on_position(position, event.time or now)
+                    if not self.tracker.on_streamed_position(position, event.time or now):
+                        logger.warning("stale ACCOUNT_UPDATE ignored symbol={} quantity={} "
+                                       "T={}", position.symbol, position.quantity, event.time)
 
     def streaming(self, symbol: str) -> bool:
         return self.exchange.streaming and self.tracker.synced(symbol)

@@ -54,6 +54,9 @@ class OrderTracker:
         self._places = count()
         self._live: dict[str, list[Order]] = {}    # live(symbol), until the symbol changes
         self._positions: dict[str, tuple[ExchangePosition, datetime]] = {}
+        # The transaction time T of the last ACCOUNT_UPDATE applied, by symbol (see
+        # `on_streamed_position`).
+        self._streamed_at: dict[str, datetime] = {}
         self._synced: set[str] = set()
 
     # --- feeding ------------------------------------------------------------------------
@@ -106,6 +109,20 @@ class OrderTracker:
 
     def on_position(self, position: ExchangePosition, at: datetime) -> None:
         self._positions[position.symbol] = (position, at)
+
+    def on_streamed_position(self, position: ExchangePosition, at: datetime) -> bool:
+        """A position an ACCOUNT_UPDATE pushed, `at` its transaction time T; False (and not
+        applied) when older than the last one applied for the symbol. Binance orders the
+        events of one type on a connection strictly by T ("Message Ordering Guarantee",
+        https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        user-data-streams), so an older one is a replay or a late duplicate: it would undo
+        a newer position (a flat one closed a LONG that was still open)."""
+        last = self._streamed_at.get(position.symbol)
+        if last is not None and at < last:
+            return False
+        self._streamed_at[position.symbol] = at
+        self.on_position(position, at)
+        return True
 
     def mark_synced(self, symbol: str) -> None:
         self._synced.add(symbol)
