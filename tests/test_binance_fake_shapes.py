@@ -28,6 +28,9 @@ NOT_PRODUCED_BY_THE_FAKE = {
     "event_order_trade_update_liquidation_fill": "the fake never liquidates",
     "event_order_trade_update_adl_fill": "the fake never auto-deleverages",
     "event_order_trade_update_settlement_fill": "the fake never settles",
+    "event_account_config_update_leverage": "a leverage changed by hand: tests send the "
+                                            "page's example (test_leverage_changed_by_hand)",
+    "event_account_config_update_multi_assets": "the fake account is in single-asset mode",
 }
 
 

@@ -237,6 +237,7 @@ class Engine:
             self.view.on_events(events)
             self.journal.record_stream_fills(events, self.symbols)
             self.journal.record_funding(events, self.symbols)
+            self.entries.on_leverage_changes(events)
         if not self.executor.circuit_open():
             if self.balance_keeper.due(bool(events)):
                 try:

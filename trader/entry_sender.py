@@ -36,7 +36,7 @@ from trader.domain import (
 )
 from trader.entry import Account, EntryDesk, EntryLimits, HigherTimeframe, manual_signal
 from trader.events import EntryFailed, EntryFilled, Event
-from trader.exchange.base import Exchange
+from trader.exchange.base import Exchange, ExchangeEvent, LeverageChanged
 from trader.exchange.errors import Outcome
 from trader.exchange_view import ExchangeView
 from trader.executor import ActionResult, Executor
@@ -270,6 +270,18 @@ class EntrySender:
             return
         await self.executor.read(self.exchange.set_leverage, symbol, self.settings.leverage)
         self.leverage_set[symbol] = self.settings.leverage
+
+    def on_leverage_changes(self, events: Iterable[ExchangeEvent]) -> None:
+        """A leverage changed on the exchange (by hand: ACCOUNT_CONFIG_UPDATE) to another
+        than the configured one: the next entry on that symbol sets the configured one
+        again. An open position keeps the changed one (and its liquidation price): said."""
+        for event in events:
+            if isinstance(event, LeverageChanged) and event.leverage != self.settings.leverage:
+                self.leverage_set.pop(event.symbol, None)
+                logger.warning("leverage changed on the exchange symbol={} leverage={} "
+                               "configured={}; the next entry sets the configured one, an "
+                               "open position keeps it", event.symbol, event.leverage,
+                               self.settings.leverage)
 
     # --- the account ------------------------------------------------------------------
     def update_risk_fraction(self, balance: Balance, symbols: Iterable[str]) -> None:

@@ -49,7 +49,16 @@ class FundingApplied:
     time: datetime
 
 
-ExchangeEvent = OrderUpdate | AccountUpdate | FundingApplied
+@dataclass(frozen=True, slots=True)
+class LeverageChanged:
+    """A symbol's leverage was changed on the exchange (Binance: ACCOUNT_CONFIG_UPDATE with
+    "ac", e.g. by hand in the app); `time` is the transaction time."""
+    symbol: str
+    leverage: int
+    time: datetime
+
+
+ExchangeEvent = OrderUpdate | AccountUpdate | FundingApplied | LeverageChanged
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from trader.exchange.base import (
     CircuitState,
     ExchangeEvent,
     FundingIncome,
+    LeverageChanged,
     OrderUpdate,
     Quote,
 )
@@ -260,9 +261,13 @@ class BinanceExchange:
         return [self._complete(event) for event in self.streams.events.drain()]
 
     def _complete(self, event: ExchangeEvent) -> ExchangeEvent:
-        """Learn order ids for fills(); give ACCOUNT_UPDATE positions the leverage we set."""
+        """Learn order ids for fills(); give ACCOUNT_UPDATE positions the leverage the
+        symbol has (the one we set, or the one it was changed to since)."""
         if isinstance(event, OrderUpdate):
             self._orders.remember_stream_order(event.order)
+            return event
+        if isinstance(event, LeverageChanged):
+            self._account.leverage[event.symbol] = event.leverage
             return event
         if not isinstance(event, AccountUpdate):
             return event

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from trader.domain import ZERO, Candle, ExchangePosition, Fill, Order, OrderStatus
-from trader.exchange.base import AccountUpdate, FundingApplied, OrderUpdate
+from trader.exchange.base import AccountUpdate, FundingApplied, LeverageChanged, OrderUpdate
 from trader.exchange.binance_fields import Fields, interval_delta, malformed, warn_once
 from trader.exchange.binance_order_codec import (
     ALGO_ID_PREFIX,
@@ -34,6 +34,7 @@ from trader.exchange.binance_order_codec import (
 Json = dict[str, Any]
 
 ORDER_EVENT, ALGO_EVENT, ACCOUNT_EVENT = "ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE"
+CONFIG_EVENT = "ACCOUNT_CONFIG_UPDATE"
 KLINE_EVENT = "kline stream event"
 FILL_EXECUTIONS = ("TRADE", "CALCULATED")      # CALCULATED: a liquidation fill
 QUIET_EXECUTIONS = ("NEW", "CANCELED", "EXPIRED", "AMENDMENT")
@@ -160,3 +161,16 @@ def funding_from_account_event(event: Json) -> FundingApplied | None:
     rows = data.rows("P")
     symbol = Fields(rows[0], f"{ACCOUNT_EVENT} P").text("s") if len(rows) == 1 else ""
     return FundingApplied(symbol, ZERO, amount, f.millis("T", "E"))
+
+
+def leverage_from_config_event(event: Json) -> LeverageChanged | None:
+    """ACCOUNT_CONFIG_UPDATE -> the symbol's new leverage ("ac": {"s", "l"}); None for the
+    other form, "ai" (the Multi-Assets margin mode), which changes nothing we trade by.
+    Page: https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    user-data-streams/Event-Account-Configuration-Update-previous-Leverage-Update
+    """
+    f = Fields(event, CONFIG_EVENT)
+    if not f.present("ac"):
+        return None
+    ac = f.child("ac")
+    return LeverageChanged(ac.text("s"), int(ac.number("l")), f.millis("T", "E"))

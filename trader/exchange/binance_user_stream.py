@@ -97,7 +97,8 @@ class ListenKeyStatus(Enum):
 
 class UserDataStream(ReconnectingStream):
     """`<base>private/ws?listenKey=<key>&events=...`, or `<base>ws/<key>` on a server
-    without routed paths: ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE -> events."""
+    without routed paths: ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE,
+    ACCOUNT_CONFIG_UPDATE (a leverage changed) -> events."""
 
     def __init__(self, base_url: str, api: ListenKeyApi, session: aiohttp.ClientSession,
                  clock: Clock, options: StreamOptions, events: BoundedQueue[ExchangeEvent],
@@ -112,6 +113,7 @@ class UserDataStream(ReconnectingStream):
             "ORDER_TRADE_UPDATE": codec.update_from_order_event,
             "ALGO_UPDATE": codec.update_from_algo_event,
             "ACCOUNT_UPDATE": codec.update_from_account_event,
+            codec.CONFIG_EVENT: codec.leverage_from_config_event,
         }
         self.paths = PathChooser(self.health.name, (ROUTED, ROUTED_ALL_EVENTS, LEGACY))
 
@@ -159,7 +161,9 @@ class UserDataStream(ReconnectingStream):
         if decoder is None:
             logger.debug("stream=user-data ignored event={}", kind)
             return
-        self._events.push(decoder(payload))
+        event = decoder(payload)
+        if event is not None:        # an ACCOUNT_CONFIG_UPDATE of no leverage is None
+            self._events.push(event)
         if kind == codec.ACCOUNT_EVENT:   # a funding settlement is also journaled as such
             funding = codec.funding_from_account_event(payload)
             if funding is not None:
