@@ -12,13 +12,21 @@ reported as refused, so the operator hears of it before the exchange says no.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from loguru import logger
 
 from storage import SaveStateFailure
 from trader.clock import Clock
-from trader.domain import ZERO, ClientId, IntentStatus, Order, OrderRole, OrderStatus
+from trader.domain import (
+    ZERO,
+    ClientId,
+    IntentStatus,
+    Order,
+    OrderRole,
+    OrderStatus,
+    SymbolRules,
+)
 from trader.events import (
     CancelOrder,
     Event,
@@ -82,11 +90,12 @@ class ActionRunner:
 
     # --- protective legs ----------------------------------------------------------------
     async def place_leg(self, position: Position, action: PlaceLeg) -> Performed:
-        intent = exit_intent(position, action.role, action.client_id, action.quantity,
-                             self.clock.now(), trigger_price=action.trigger_price)
+        rules = self.exchange.rules(position.symbol)
+        intent = exit_intent(position, action.role, action.client_id,
+                             covering_quantity(action.quantity, rules), self.clock.now(),
+                             trigger_price=action.trigger_price)
         refusal = leg_refusal(intent.quantity, action.trigger_price, intent.reduce_only,
-                              self.exchange.rules(position.symbol), position.leverage,
-                              self.available_margin())
+                              rules, position.leverage, self.available_margin())
         if refusal:
             # Not sent: the state machine alerts once with the reason and retries on its
             # schedule (trader/protection.py), as it does when the exchange refuses.
@@ -106,8 +115,10 @@ class ActionRunner:
             if order.status is OrderStatus.FILLED:
                 return LegFilled(role, client_id, order.filled_qty, complete=True)
             if order.status.live:
+                # What it covers of the leg: an order rounded up onto the step grid
+                # (`covering_quantity`) covers the leg's part, not more.
                 return LegPlaced(role, client_id, order.trigger_price or action.trigger_price,
-                                 order.quantity - order.filled_qty)
+                                 min(order.quantity - order.filled_qty, action.quantity))
             return LegRejected(role, client_id, f"order {order.status.value}")
         if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
             return LegPlacementUnknown(role, client_id)      # probe it, never resend
@@ -215,3 +226,14 @@ def _leg_event(role: OrderRole, order: Order) -> Event:
         return LegGone(role, order.client_id, confirmed=True, status=order.status.value)
     remaining: Decimal = order.quantity - order.filled_qty
     return LegSeen(role, order.client_id, order.trigger_price or ZERO, remaining)
+
+
+def covering_quantity(quantity: Decimal, rules: SymbolRules) -> Decimal:
+    """A reduce-only leg's quantity on the step grid, rounded UP: the order closes at most
+    the position, so it still covers all of a position whose size is off the grid (the
+    step grew since it was opened). Rounded down, the rest stays unprotected and the leg
+    never covers its part: it was placed again at every step (refused -1111, resent
+    rounded down, not covering, ...)."""
+    rounded = (quantity / rules.step_size).to_integral_value(rounding=ROUND_CEILING) \
+        * rules.step_size
+    return quantity if rounded == quantity else rounded
