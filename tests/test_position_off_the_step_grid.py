@@ -17,6 +17,8 @@ import pytest
 
 from tests.fakes.binance_harness import booted_engine, settings_for
 from tests.fakes.binance_server import FakeBinance
+from tests.test_binance_faults import run
+from trader.commands import CommandKind
 from trader.domain import OrderType, Side
 from trader.position import PositionState
 
@@ -55,3 +57,21 @@ async def test_a_position_off_the_step_grid_gets_one_stop_and_one_target_coverin
         assert position.state is PositionState.PROTECTED and position.quantity == Decimal("0.105")
         await engine.tick()
         assert len(fake.accepted_orders) <= 5, fake.accepted_orders     # and it stays so
+
+
+async def test_close_of_a_position_off_the_step_grid_closes_all_of_it(fake, tmp_path):
+    """/close sent a market close for 0.105, refused (-1111), resent rounded down to 0.1:
+    0.005 stayed open, and no market order can close less than a step (-4003 for the
+    0.005 rounded down to 0), so neither could a second /close."""
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.105"))
+    fake.sim.set_rules(replace(fake.sim.rules_for(SYMBOL), step_size=COARSER_STEP,
+                               min_qty=COARSER_STEP))
+    async with booted_engine(settings_for(fake, db_path=tmp_path / "t.db")) as engine:
+        await engine.tick()
+        result = await run(engine, CommandKind.CLOSE, symbol=SYMBOL)
+        assert result.ok, result.lines
+        assert fake.sim.position(SYMBOL).quantity == 0
+        assert SYMBOL not in engine.positions
+        assert not fake.sim.open_orders(SYMBOL)
+        assert [c for c in fake.accepted_orders if "-fl" in c] == [
+            c for c in fake.accepted_orders if c.endswith("-fl1")]        # one close

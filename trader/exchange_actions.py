@@ -180,8 +180,9 @@ class ActionRunner:
     async def flatten(self, position: Position, action: Flatten) -> Performed:
         """Market reduce-only close, then post-market verify: what is left on our side; a
         late fill that flipped the position is rebalanced reduce-only and reported."""
-        intent = exit_intent(position, action.role, action.client_id, action.quantity,
-                             self.clock.now())
+        rules = self.exchange.rules(position.symbol)
+        intent = exit_intent(position, action.role, action.client_id,
+                             covering_quantity(action.quantity, rules), self.clock.now())
         try:
             result = await self.executor.submit(intent)
         except SaveStateFailure as exc:      # a partial take-profit (executor.JOURNAL_REQUIRED)
@@ -198,7 +199,8 @@ class ActionRunner:
             notes.append(f"{position.symbol}: a late fill flipped the position "
                          f"({held.side.label} {held.size}); rebalancing reduce-only")
             rebalance = exit_intent(position, OrderRole.FLATTEN, _rebalance_id(position, attempt),
-                                    held.size, self.clock.now(), side=position.side)
+                                    covering_quantity(held.size, rules), self.clock.now(),
+                                    side=position.side)
             await self.executor.submit(rebalance)
             held = await self._read_position(position)
         remaining = held.size if held.side is position.side else ZERO
@@ -229,11 +231,12 @@ def _leg_event(role: OrderRole, order: Order) -> Event:
 
 
 def covering_quantity(quantity: Decimal, rules: SymbolRules) -> Decimal:
-    """A reduce-only leg's quantity on the step grid, rounded UP: the order closes at most
-    the position, so it still covers all of a position whose size is off the grid (the
-    step grew since it was opened). Rounded down, the rest stays unprotected and the leg
-    never covers its part: it was placed again at every step (refused -1111, resent
-    rounded down, not covering, ...)."""
+    """A reduce-only order's quantity on the step grid, rounded UP: the order closes at
+    most the position, so it still covers (a leg) or closes (a market close) all of a
+    position whose size is off the grid (the step grew since it was opened). Rounded
+    down, the rest stays open: a leg never covered its part and was placed again at every
+    step (refused -1111, resent rounded down, not covering, ...); a close left a rest that
+    no order could close (-4003 for less than a step)."""
     rounded = (quantity / rules.step_size).to_integral_value(rounding=ROUND_CEILING) \
         * rules.step_size
     return quantity if rounded == quantity else rounded
