@@ -4,6 +4,9 @@ Only chats in TELEGRAM_ALLOWED_CHAT_IDS are obeyed; when TELEGRAM_ALLOWED_USER_I
 only those users inside them (a group chat must not hand control to every member).
 Anyone else gets at most one generic refusal per chat, is logged, and repeated attempts
 raise a throttled UNAUTHORIZED alert to the owner through the alert outbox.
+A command addressed to another bot ("/status@OtherBot" in a group both bots are in) is not
+for us at all: neither run, nor answered, nor counted as an attempt
+(https://core.telegram.org/bots/features#commands: "/command@this_bot" in groups).
 """
 
 from collections.abc import Iterable
@@ -18,6 +21,13 @@ from trader.alerts import Alert, AlertName
 REFUSAL_TEXT = "This bot only answers its owner."
 UNAUTHORIZED_KEY = "UNAUTHORIZED"
 MAX_TRACKED_CHATS = 10_000
+
+
+def addressed_to_another_bot(text: str, our_username: str | None) -> bool:
+    """True for "/cmd@OtherBot ..." when we are not OtherBot (usernames ignore case)."""
+    command = text.split(maxsplit=1)[0] if text.strip() else ""
+    _, at, addressee = command.partition("@")
+    return bool(at) and addressee.lower() != (our_username or "").lower()
 
 
 class Access(StrEnum):

@@ -32,7 +32,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.auth import REFUSAL_TEXT, Access, ChatGate
+from bot.auth import REFUSAL_TEXT, Access, ChatGate, addressed_to_another_bot
 from bot.confirm import (
     CHOICES,
     Choice,
@@ -100,6 +100,9 @@ class CommandHandlers:
         is_command = message is not None and (message.text or "").startswith("/")
         if query is None and not is_command:
             raise ApplicationHandlerStop   # chatter, edits, other update kinds: not for us
+        if message is not None and is_command \
+                and addressed_to_another_bot(message.text or "", context.bot.username):
+            raise ApplicationHandlerStop   # "/status@OtherBot" in a group: not for us either
         chat, user = update.effective_chat, update.effective_user
         what = (query.data if query is not None else message.text if message else "") or ""
         access = self.gate.check(chat.id if chat else None, user.id if user else None, what,

@@ -1,0 +1,85 @@
+"""The fake Bot API as seen from outside, for the tests of what a real Bot API server does
+(tests/test_telegram_*.py): raw updates of any documented kind, the time of every call,
+getUpdates refused with a chosen error. Answers follow https://core.telegram.org/bots/api
+(#making-requests for the error envelope, #getupdates, #update, #message).
+
+A test module with `pytest_plugins = ["tests.test_bot_support"]` defines its own `telegram`
+fixture as `async with OutsideTelegram(now=clock.now) as fake: yield fake`; the `bot`
+fixture then talks to it.
+"""
+
+import asyncio
+import time
+from typing import Any
+
+from tests.fakes.telegram_html import ApiError
+from tests.fakes.telegram_objects import chat, user
+from tests.fakes.telegram_server import FakeTelegram
+
+BOT_NAME = "tradebot_test_bot"
+# Telegram's description for two getUpdates pollers on one token (HTTP 409), as quoted in
+# https://github.com/python-telegram-bot/python-telegram-bot/issues/4237
+OTHER_POLLER = ("Conflict: terminated by other getUpdates request; make sure that only one bot "
+                "instance is running")
+# getUpdates "will not work if an outgoing webhook is set up"
+# (https://core.telegram.org/bots/api#getupdates); Telegram's 409 description then:
+WEBHOOK_ACTIVE = ("Conflict: can't use getUpdates method while webhook is active; use "
+                  "deleteWebhook to delete the webhook first")
+
+
+class OutsideTelegram(FakeTelegram):
+    """The fake Bot API plus what a test needs from outside."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.call_times: list[tuple[str, float]] = []
+        self.get_updates_error: ApiError | None = None
+
+    def inject_update(self, fields: dict[str, Any]) -> None:
+        """Any Update (https://core.telegram.org/bots/api#update): `fields` without update_id."""
+        self._push_update(fields)
+
+    def skip_update_ids(self, count: int) -> None:
+        """update_id gaps: "identifiers start from a certain positive number and increase
+        sequentially" but need not be consecutive for a bot (#getupdates)."""
+        self._next_update_id += count
+
+    async def _api(self, request: Any) -> Any:
+        self.call_times.append((request.match_info["method"], time.monotonic()))
+        return await super()._api(request)
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.get_updates_error is not None:
+            raise self.get_updates_error
+        return await super()._get_updates(params)
+
+    def times_of(self, method: str) -> list[float]:
+        return [at for name, at in self.call_times if name.lower() == method.lower()]
+
+    async def wait_for_call(self, method: str, after: int = 0, timeout: float = 5.0) -> None:
+        """Until `method` was called more than `after` times."""
+        for _ in range(int(timeout / 0.02)):
+            if len(self.times_of(method)) > after:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{method} not called within {timeout}s")
+
+
+def message_fields(chat_id: int, user_id: int, text: str, date: int, message_id: int = 9000,
+                   **extra: Any) -> dict[str, Any]:
+    """A Message (https://core.telegram.org/bots/api#message) with a bot_command entity."""
+    fields: dict[str, Any] = {"message_id": message_id, "date": date, "chat": chat(chat_id),
+                              "from": user(user_id), "text": text, **extra}
+    if text.startswith("/"):
+        fields["entities"] = [{"type": "bot_command", "offset": 0,
+                               "length": len(text.split()[0])}]
+    return fields
+
+
+async def settle(seconds: float = 0.8) -> None:
+    """Nothing to wait for (the point is that nothing happens): give the bot a moment."""
+    await asyncio.sleep(seconds)
+
+
+def texts_to(telegram: FakeTelegram, chat_id: int) -> list[str]:
+    return [item.plain or "" for item in telegram.sent_to(chat_id, "sendMessage")]
