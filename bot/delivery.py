@@ -3,7 +3,9 @@
 A background task wakes when the engine publishes (`wake()` only sets an event, so the
 engine never waits for Telegram) and every few seconds. It sends the alerts the database
 could not keep (`Alerter.take_unsaved`) and the outbox's pending ones, oldest first, and
-marks each delivered one sent. Each alert rings or not as `Loudness` decides (INFO and the
+marks each delivered one sent. CRITICAL alerts go first (SAVE_STATE_FAILURE, SL_MISSING must
+not wait behind a backlog of FILL chatter after an outage or under flood control), the others
+after them; within each group the order is the order of publication. Each alert rings or not as `Loudness` decides (INFO and the
 operator's TRADEBOT_ALERTS_SILENT names go with `disable_notification`; only the first part
 of a long alert rings). While Telegram is unreachable the alerts stay pending (the
 attempt is counted) and tenacity repeats the pass with capped exponential backoff (never less
@@ -18,6 +20,7 @@ import itertools
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from loguru import logger
@@ -36,7 +39,7 @@ from bot.telegram_text import split_message
 from storage import SaveStateFailure, Store
 from trader.alert_routing import Loudness
 from trader.alerter import Alerter
-from trader.alerts import OutgoingAlert
+from trader.alerts import OutgoingAlert, Severity
 from trader.clock import Clock
 
 SendText = Callable[[int, str, bool, bool], Awaitable[object]]
@@ -69,6 +72,15 @@ class _Progress:
     parts_sent: dict[int, int] = field(default_factory=dict)
     delivered_somewhere: bool = False
     silent: bool = True          # decided once per alert (Loudness remembers what rang)
+
+
+def _is_critical(alert: OutgoingAlert) -> bool:
+    return alert.severity == Severity.CRITICAL
+
+
+def _delivery_order(item: _Queued) -> tuple[bool, datetime]:
+    """CRITICAL first, then by publication time."""
+    return not _is_critical(item.alert), item.alert.created_at
 
 
 class AlertDelivery:
@@ -168,30 +180,40 @@ class AlertDelivery:
 
     # --- one pass -----------------------------------------------------------------------
     async def deliver_once(self) -> Delivery:
-        """Send everything waiting, oldest first; stop at the first alert Telegram did not take."""
+        """Send everything waiting, CRITICAL first, then oldest first; stop at the first alert
+        Telegram did not take. An alert published meanwhile is read before the next
+        non-CRITICAL one is sent, so a CRITICAL one never waits for the rest of a batch."""
         async with self._lock:
-            self._unsaved.extend(_Queued(f"mem:{next(self._sequence)}", alert)
-                                 for alert in self.alerter.take_unsaved())
             for _ in range(20):   # bounded; whatever is left goes in the next pass
+                self._wakeup.clear()    # set again by what is published from here on
+                self._unsaved.extend(_Queued(f"mem:{next(self._sequence)}", alert)
+                                     for alert in self.alerter.take_unsaved())
                 stored, full = self._stored()
-                queue = sorted([*self._unsaved, *stored], key=lambda item: item.alert.created_at)
-                for item in queue:
+                queue = sorted([*self._unsaved, *stored], key=_delivery_order)
+                interrupted = False
+                for index, item in enumerate(queue):
+                    if index and self._wakeup.is_set() and not _is_critical(item.alert):
+                        interrupted = True
+                        break
                     if not await self._deliver(item):
                         return Delivery.UNREACHABLE
-                if not full or not queue:
+                if not (full or interrupted) or not queue:
                     break
             return Delivery.ALL_SENT
 
     def _stored(self) -> tuple[list[_Queued], bool]:
         self._write_unmarked()
         try:
+            # The CRITICAL ones may be anywhere in a long backlog: read them on their own.
+            critical = self.alerter.pending(self.batch, Severity.CRITICAL)
             pending = self.alerter.pending(self.batch)
         except (SaveStateFailure, sqlite3.Error) as exc:
             logger.error("alert outbox unreadable error={}", exc)
             return [], False
-        queued = [_Queued(f"db:{alert.outbox_id}", alert) for alert in pending
-                  if alert.outbox_id not in self._unmarked]
-        return queued, len(pending) >= self.batch
+        unique = {alert.outbox_id: alert for alert in [*critical, *pending]
+                  if alert.outbox_id not in self._unmarked}
+        queued = [_Queued(f"db:{outbox_id}", alert) for outbox_id, alert in unique.items()]
+        return queued, len(pending) >= self.batch or len(critical) >= self.batch
 
     async def _deliver(self, item: _Queued) -> bool:
         """True when this alert is done (sent, or refused by every chat); False: unreachable."""

@@ -135,8 +135,11 @@ class Store:
                 [at.isoformat(), name, severity, symbol, dedup_key, text])
         return int(cursor.lastrowid or 0)
 
-    def pending_alerts(self, limit: int = 50) -> list[StoredAlert]:
-        rows = self.db["alerts"].rows_where("status = ?", ["pending"], order_by="id", limit=limit)
+    def pending_alerts(self, limit: int = 50, severity: str | None = None) -> list[StoredAlert]:
+        """Up to `limit` pending alerts, oldest first; only those of `severity` when given."""
+        where, values = ("status = ?", ["pending"]) if severity is None else \
+            ("status = ? AND severity = ?", ["pending", severity])
+        rows = self.db["alerts"].rows_where(where, values, order_by="id", limit=limit)
         return [self._alert(r) for r in rows]
 
     def recent_alerts(self, limit: int = 20) -> list[StoredAlert]:

@@ -205,11 +205,13 @@ class Alerter:
         self._unsaved.clear()
         return taken
 
-    def pending(self, limit: int = 50) -> list[OutgoingAlert]:
-        """Up to `limit` alerts to deliver, oldest first: the outbox's pending ones except
-        the trips still held for their clear (those whose window ended are released)."""
+    def pending(self, limit: int = 50, severity: Severity | None = None) -> list[OutgoingAlert]:
+        """Up to `limit` alerts to deliver, oldest first: the outbox's pending ones (of
+        `severity` only, when given) except the trips still held for their clear (those
+        whose window ended are released)."""
         self.release_held(self.clock.now())
         held = {e.outbox_id for e in self._episodes.values() if e.held}
-        rows = [a for a in self.store.pending_alerts(limit + len(held)) if a.id not in held]
+        only = None if severity is None else severity.value
+        rows = [a for a in self.store.pending_alerts(limit + len(held), only) if a.id not in held]
         return [OutgoingAlert(a.id, a.created_at, a.name, a.severity, a.symbol, a.text)
                 for a in rows[:limit]]
