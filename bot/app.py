@@ -184,11 +184,15 @@ class TelegramBot:
         logger.info("telegram bot stopped")
 
     async def _bounded(self, step: Coroutine[Any, Any, None], what: str) -> None:
+        """One best-effort step of stop(): bounded, and a Telegram error (the polling task
+        that died of a revoked token re-raises its InvalidToken here) does not skip the rest."""
         try:
             await asyncio.wait_for(step, self.timings.stop_timeout)
         except TimeoutError:
             logger.warning("telegram stop step timed out step={} timeout_s={}", what,
                            self.timings.stop_timeout)
+        except TelegramError as exc:
+            logger.warning("telegram stop step failed step={} error={!r}", what, exc)
 
     async def _connect(self) -> None:
         application = self.application

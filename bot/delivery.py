@@ -10,7 +10,8 @@ operator's TRADEBOT_ALERTS_SILENT names go with `disable_notification`; only the
 of a long alert rings). While Telegram is unreachable the alerts stay pending (the
 attempt is counted) and tenacity repeats the pass with capped exponential backoff (never less
 than a flood-control `retry_after`), resuming at the first undelivered alert, so nothing is
-lost, reordered or sent twice. A pass that raises is logged with its traceback and repeated
+lost, reordered or sent twice. A token Telegram refuses (401: revoked) counts as unreachable
+too: the alerts wait in the outbox. A pass that raises is logged with its traceback and repeated
 the same way: the task only ends when it is stopped. Stopping lets the breaker trips the
 alerter holds for their clear go out in the last pass.
 """
@@ -24,7 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from loguru import logger
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -256,10 +257,20 @@ class AlertDelivery:
         except NetworkError as exc:
             logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
             return ChatOutcome.UNREACHABLE
+        except InvalidToken as exc:
+            return self._token_refused(item, exc)
         except TelegramError as exc:
             logger.error("telegram refused alert alert={} chat={} error={}", item.key, chat_id, exc)
             return ChatOutcome.REFUSED
         return ChatOutcome.SENT
+
+    @staticmethod
+    def _token_refused(item: _Queued, exc: InvalidToken) -> ChatOutcome:
+        """401 for every chat alike: the token was revoked. No chat can be reached, so the
+        alert waits in the outbox (like an outage) instead of being given up."""
+        logger.critical("telegram refuses TELEGRAM_BOT_TOKEN alert={} error={}; alerts stay in "
+                        "the outbox until a valid token answers", item.key, exc)
+        return ChatOutcome.UNREACHABLE
 
     async def _send_plain(self, item: _Queued, chat_id: int, silent: bool) -> ChatOutcome:
         alert = item.alert
@@ -273,6 +284,8 @@ class AlertDelivery:
         except NetworkError as exc:
             logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
             return ChatOutcome.UNREACHABLE
+        except InvalidToken as exc:
+            return self._token_refused(item, exc)
         except TelegramError as exc:
             logger.error("telegram refused plain alert alert={} chat={} error={}", item.key,
                          chat_id, exc)
