@@ -16,16 +16,23 @@ that counts every wait, so no handler waits for Telegram forever.
 
 A timed-out request may have reached Telegram: repeating it can show a message twice,
 which we prefer to losing a reply about the operator's money.
+
+`FloodGate` (the application's rate limiter) makes a 429 hold every call that sends a
+message until `retry_after` has passed, not only the call that got it: alert delivery,
+command replies, prompt edits and the pinned state share one bot, and a reply sent inside
+another caller's wait would only earn a longer one.
 """
 
+import asyncio
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from loguru import logger
 from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.ext import BaseRateLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -118,3 +125,44 @@ class RetryLog:
         kind = "flood control" if isinstance(error, RetryAfter) else "unreachable"
         logger.warning("telegram {} what={} attempt={} retry_in_s={:.1f} error={!r}", kind,
                        self.what, retry_state.attempt_number, retry_state.upcoming_sleep, error)
+
+
+# The calls that put or change a message in a chat: a 429 on one holds them all. Hints
+# (sendChatAction) and button answers are held only by their own 429s: a refused "sending
+# photo…" must not hold the photo up.
+MESSAGE_CALLS = frozenset({"sendMessage", "sendPhoto", "editMessageText",
+                           "editMessageReplyMarkup", "pinChatMessage", "unpinChatMessage"})
+
+
+class FloodGate(BaseRateLimiter[None]):
+    """python-telegram-bot rate limiter: after a 429 (RetryAfter), the calls of its kind
+    (MESSAGE_CALLS, or else the same method) wait until its `retry_after` has passed, then
+    go; the 429 itself still reaches its caller (whose retry policy waits the same time).
+    getUpdates never comes here (python-telegram-bot exempts it): commands keep arriving.
+    https://core.telegram.org/bots/api#responseparameters: retry_after, "the number of
+    seconds left to wait before the request can be repeated"."""
+
+    def __init__(self) -> None:
+        self._closed_until: dict[str, float] = {}   # kind -> loop time it opens again
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+    async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]],
+                              args: Any, kwargs: dict[str, Any], endpoint: str,
+                              data: dict[str, Any], rate_limit_args: None) -> Any:
+        loop = asyncio.get_running_loop()
+        kind = "messages" if endpoint in MESSAGE_CALLS else endpoint
+        while (left := self._closed_until.get(kind, 0.0) - loop.time()) > 0:
+            await asyncio.sleep(left)
+        try:
+            return await callback(*args, **kwargs)
+        except RetryAfter as exc:
+            wait = retry_after_seconds(exc)
+            self._closed_until[kind] = max(self._closed_until.get(kind, 0.0), loop.time() + wait)
+            logger.warning("telegram flood control method={} held={} retry_after_s={}", endpoint,
+                           kind, wait)
+            raise

@@ -1,0 +1,59 @@
+"""Flood control: a 429 with parameters.retry_after ("the number of seconds left to wait
+before the request can be repeated", https://core.telegram.org/bots/api#responseparameters)
+on one call holds every call that sends, alerts and command replies alike, until it has
+passed; the alert is then delivered once, nothing lost. Through the real
+python-telegram-bot and the fake Bot API.
+"""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.app import TelegramBot
+from tests.telegram_outside import OutsideTelegram
+from tests.test_bot_support import OWNER
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.clock import ManualClock
+
+pytest_plugins = ["tests.test_bot_support"]
+SENDING = ("sendMessage", "sendPhoto", "editMessageText", "sendChatAction")
+
+
+@pytest.fixture
+async def telegram(clock: ManualClock) -> AsyncIterator[OutsideTelegram]:
+    async with OutsideTelegram(now=clock.now) as fake:
+        yield fake
+
+
+def sending_times(telegram: OutsideTelegram) -> list[float]:
+    return sorted(at for method in SENDING for at in telegram.times_of(method))
+
+
+async def test_a_reply_is_not_sent_inside_the_wait_an_alert_got(
+        telegram: OutsideTelegram, bot: TelegramBot, alerter: Alerter,
+        clock: ManualClock) -> None:
+    telegram.flood(retry_after=2, method="sendMessage")
+    alerter.publish(Alert(AlertName.FILL, "LONG 0.01 BTCUSDT filled", "BTCUSDT"), clock.now())
+    await telegram.wait_for_call("sendMessage")
+    telegram.inject_message(OWNER, OWNER, "/status")
+    await telegram.wait_for(lambda item: "filled" in (item.plain or ""), timeout=10)
+    await telegram.wait_for(lambda item: "equity" in (item.plain or "").lower(), timeout=10)
+    refused, *later = sending_times(telegram)
+    assert later and min(later) - refused >= 2.0, [at - refused for at in later]
+    assert len([item for item in telegram.sent if "filled" in (item.plain or "")]) == 1
+
+
+async def test_a_chart_is_not_sent_inside_the_wait_a_reply_got(
+        telegram: OutsideTelegram, bot: TelegramBot, alerter: Alerter,
+        clock: ManualClock) -> None:
+    """sendPhoto refused with 429: the alert published meanwhile waits too, then both go."""
+    telegram.flood(retry_after=2, method="sendPhoto")
+    telegram.inject_message(OWNER, OWNER, "/chart")
+    await telegram.wait_for_call("sendPhoto")
+    refused = telegram.times_of("sendPhoto")[0]
+    alerter.publish(Alert(AlertName.FILL, "LONG 0.01 BTCUSDT filled", "BTCUSDT"), clock.now())
+    await telegram.wait_for(lambda item: item.method == "sendPhoto", timeout=10)
+    await telegram.wait_for(lambda item: "filled" in (item.plain or ""), timeout=10)
+    later = [at for at in sending_times(telegram) if at > refused]
+    assert later and min(later) - refused >= 2.0, [at - refused for at in later]
