@@ -26,7 +26,7 @@ from typing import Any
 from loguru import logger
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 from tenacity import AsyncRetrying, retry_if_exception, stop_never
 
@@ -43,6 +43,7 @@ from bot.sending import Backoff, FloodGate, RetryLog, RetryPolicy, is_transient
 from bot.webhook import TelegramWebhook
 from storage import Store
 from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName, Severity
 from trader.clock import Clock
 from trader.commands import EngineControl
 from trader.config import ConfigError, Settings
@@ -106,6 +107,8 @@ class TelegramBot:
         if settings.telegram_bot_token is None:
             raise ValueError("TelegramBot needs TELEGRAM_BOT_TOKEN; use make_alert_sink")
         self.settings = settings
+        self.alerter = alerter
+        self.clock = clock
         self.timings = timings or BotTimings()
         self.take_updates = take_updates
         self._token = settings.telegram_bot_token.get_secret_value()
@@ -276,12 +279,29 @@ class TelegramBot:
         task.add_done_callback(_log_if_crashed)
 
     def _polling_error(self, exc: TelegramError) -> None:
+        """python-telegram-bot's polling retries every error itself (backing off up to 30 s);
+        a 409 Conflict means commands may not reach this agent, so the operator is told."""
         logger.warning("telegram polling failed error={}", exc)
+        if isinstance(exc, Conflict):
+            self.alerter.publish(Alert(AlertName.SECOND_INSTANCE, conflict_text(exc),
+                                       severity=Severity.WARN, dedup_key="telegram-conflict"),
+                                 self.clock.now())
 
     async def _send_alert(self, chat_id: int, text: str, html: bool, silent: bool) -> None:
         await self.application.bot.send_message(chat_id, text,
                                                 parse_mode=ParseMode.HTML if html else None,
                                                 disable_notification=silent)
+
+
+def conflict_text(exc: Conflict) -> str:
+    """What a 409 on getUpdates means: another poller on the token, or a webhook set on it
+    (getUpdates "will not work if an outgoing webhook is set up",
+    https://core.telegram.org/bots/api#getupdates)."""
+    cause = "a webhook is set on this bot token" if "webhook" in exc.message.lower() else \
+        "another process polls Telegram with this bot token (a second agent? an overlapping deploy?)"
+    return (f"Telegram refuses this agent's getUpdates ({exc.message}): {cause}. Commands may "
+            "not reach this agent, or reach the other one; alerts still come from here. "
+            "Stop the other process (or delete the webhook); one bot token per agent.")
 
 
 def _log_if_crashed(task: "asyncio.Task[None]") -> None:
