@@ -16,6 +16,8 @@ sent to Telegram by name, and the /status reply time. Exits non-zero if a must-b
 is not zero or SIGTERM does not end the agent with 0.
 
 Usage: python benchmarks/soak.py [--minutes 10] [--baseline-minutes 1] [--seed 7]
+                                 [--algo-api on|off]
+(--algo-api off: a Binance without the Algo Order API, stops and targets on /fapi/v1/order.)
 """
 
 import argparse
@@ -301,11 +303,11 @@ def print_figures(segments: list[Segment], shutdown: tuple[int | None, float],
 
 
 async def soak(minutes: float, baseline_minutes: float, seed: int, read_only_shm: bool,
-               workdir: Path) -> int:
+               workdir: Path, algo_api: bool = True) -> int:
     logger.remove()                       # the fakes' own log: warnings only
     logger.add(sys.stderr, level="WARNING")
     rng = random.Random(seed)
-    async with FakeBinance(prices=PRICES, flat_orders="keep") as fake, \
+    async with FakeBinance(prices=PRICES, flat_orders="keep", algo_api=algo_api) as fake, \
             FakeTelegram() as telegram:
         markets = [Market(fake, random.Random(f"{seed}:{s}"), s, p, timedelta(minutes=45))
                    for s, p in PRICES.items()]
@@ -317,7 +319,8 @@ async def soak(minutes: float, baseline_minutes: float, seed: int, read_only_shm
         tasks.append(asyncio.create_task(run.sample_forever()))
         try:
             booted = await run.boot()
-            print(f"soak: agent booted in {booted:.1f} s; baseline {baseline_minutes} min, "
+            print(f"soak: agent booted in {booted:.1f} s; Algo Order API {'on' if algo_api else 'off'}; "
+                  f"baseline {baseline_minutes} min, "
                   f"then {minutes} min of faults; seed {seed}; log {run.log_path}", flush=True)
             await run.run_segment("baseline", baseline_minutes * 60, faulty=False)
             await run.run_segment("faults", minutes * 60, faulty=True)
@@ -347,13 +350,15 @@ def main() -> int:
     parser.add_argument("--read-only-shm", action="store_true",
                         help="make the WAL's -shm immutable too (kills the agent with SIGBUS "
                              "until storage/ stops memory-mapping it)")
+    parser.add_argument("--algo-api", choices=("on", "off"), default="on",
+                        help="off: the fake Binance has no Algo Order API (HTTP 404 there)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="for the agent's database and log (default: a new /tmp dir, kept)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tradebot-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     return asyncio.run(soak(args.minutes, args.baseline_minutes, args.seed, args.read_only_shm,
-                            workdir))
+                            workdir, args.algo_api == "on"))
 
 
 if __name__ == "__main__":

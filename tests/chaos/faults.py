@@ -6,6 +6,11 @@ Each kind is something Binance or its operator does to a running agent: order er
 bursts of 503 and 429 / 418 with Retry-After on reads (or any path), malformed answers and
 user-data events, a stop cancelled or a position closed by hand in the Binance app, a
 liquidation, a tick-size change, dropped streams. `inject` returns what it did, in words.
+
+On a server without the Algo Order API (`FakeBinance(algo_api=False)`: its paths answer
+404, stops and targets go to the classic /fapi/v1/order) the faults meant for algo paths
+aim at the classic ones instead: the 503 of an "unknown-stop" meets the next classic
+STOP_MARKET, and reads and any-path faults pick among the paths that server has.
 """
 
 import random
@@ -22,6 +27,7 @@ READS = ("GET /fapi/v3/positionRisk", "GET /fapi/v1/openOrders",
 ANY_PATH = (*READS, "POST /fapi/v1/order", "POST /fapi/v1/algoOrder", "DELETE /fapi/v1/order",
             "DELETE /fapi/v1/algoOrder", "GET /fapi/v1/order", "GET /fapi/v1/algoOrder",
             "GET /fapi/v1/userTrades", "GET /fapi/v1/exchangeInfo", "PUT /fapi/v1/listenKey")
+ALGO_PATHS = ("/fapi/v1/algoOrder", "/fapi/v1/openAlgoOrders", "/fapi/v1/algoOpenOrders")
 KINDS = ("margin", "unknown-stop", "busy-order", "read-error", "read-503-burst", "read-429",
          "read-418", "any-429", "malformed-answer", "malformed-event", "cancel-stop",
          "close-by-hand", "liquidation", "tick-size", "drop-streams")
@@ -31,6 +37,13 @@ NEEDS_A_STOP = ("cancel-stop", "close-by-hand", "liquidation", "malformed-event"
 ON_REQUESTS = ("read-error", "read-503-burst", "read-429", "read-418", "any-429")
 COARSE_TICK = Decimal("0.5")     # a tick-size change: every 0.1-tick price that is not a
                                  # multiple of 0.5 is rejected (-4014) until rules are re-read
+
+
+def served(fake: FakeBinance, endpoints: tuple[str, ...]) -> tuple[str, ...]:
+    """The `endpoints` ("METHOD /path") the fake serves: without the Algo API, not its."""
+    if fake.endpoints.algo_api:
+        return endpoints
+    return tuple(e for e in endpoints if e.partition(" ")[2] not in ALGO_PATHS)
 
 
 def our_stops(fake: FakeBinance, symbol: str) -> list[str]:
@@ -47,23 +60,27 @@ async def inject(fake: FakeBinance, kind: str, rng: random.Random, symbol: str, 
     if kind == "margin":
         fake.inject_fault("POST /fapi/v1/order", code=-2019, times=1)
     elif kind == "unknown-stop":       # the stop is placed, the client sees a 503
-        fake.inject_fault("POST /fapi/v1/algoOrder", http_status=503, times=1, execute=True)
+        if fake.endpoints.algo_api:
+            fake.inject_fault("POST /fapi/v1/algoOrder", http_status=503, times=1, execute=True)
+        else:
+            fake.inject_fault("POST /fapi/v1/order", http_status=503, times=1, execute=True,
+                              only={"type": "STOP_MARKET"})
     elif kind == "busy-order":
         fake.inject_fault("POST /fapi/v1/order", http_status=503, times=1,
                           execute=rng.random() < 0.5)
     elif kind == "read-error":
         fake.inject_fault("GET /fapi/v1/openOrders", code=-1001, times=2)
     elif kind == "read-503-burst":
-        endpoint, times = rng.choice(READS), rng.randint(3, 6)
+        endpoint, times = rng.choice(served(fake, READS)), rng.randint(3, 6)
         fake.inject_fault(endpoint, http_status=503, times=times)
         return f"{kind} {times}x {endpoint}"
     elif kind in ("read-429", "read-418", "any-429"):
-        endpoint = rng.choice(ANY_PATH if kind == "any-429" else READS)
+        endpoint = rng.choice(served(fake, ANY_PATH if kind == "any-429" else READS))
         status = 418 if kind == "read-418" else 429
         fake.inject_fault(endpoint, code=-1003, http_status=status, retry_after=seconds)
         return f"{kind} {endpoint} Retry-After {seconds}"
     elif kind == "malformed-answer":
-        endpoint = rng.choice(sorted(MALFORMED_READS))
+        endpoint = rng.choice(sorted(served(fake, tuple(MALFORMED_READS))))
         fake.reshape_answers(endpoint, MALFORMED_READS[endpoint])
         return f"{kind} {endpoint}"
     elif kind == "malformed-event":

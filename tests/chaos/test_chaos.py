@@ -14,7 +14,9 @@ passes, then the invariants are checked. So a loaded machine makes the run slowe
 
 Size: TRADEBOT_CHAOS_KILLS (default 30), seed: TRADEBOT_CHAOS_SEED (default 7), what the
 fake does with reduce-only orders of a flat position: TRADEBOT_CHAOS_FLAT_ORDERS ("keep",
-the default, makes the agent cancel them itself; or "expire").
+the default, makes the agent cancel them itself; or "expire"), whether it has Binance's
+Algo Order API: TRADEBOT_CHAOS_ALGO_API ("on", the default; "off" is a server without it,
+`FakeBinance(algo_api=False)`: stops and targets go to the classic /fapi/v1/order).
 """
 
 import asyncio
@@ -45,6 +47,10 @@ SYMBOL = "BTCUSDT"
 KILLS = int(os.environ.get("TRADEBOT_CHAOS_KILLS", "30"))
 SEED = int(os.environ.get("TRADEBOT_CHAOS_SEED", "7"))
 FLAT_ORDERS = os.environ.get("TRADEBOT_CHAOS_FLAT_ORDERS", "keep")
+ALGO_API = os.environ.get("TRADEBOT_CHAOS_ALGO_API", "on")
+if ALGO_API not in ("on", "off"):
+    raise ValueError(f"TRADEBOT_CHAOS_ALGO_API must be 'on' or 'off', not {ALGO_API!r}")
+CANCEL = "DELETE /fapi/v1/algoOrder" if ALGO_API == "on" else "DELETE /fapi/v1/order"
 BOOT_BOUND = 90.0      # seconds; bounds, not waits: an idle machine boots in ~2 s and
 SETTLE_BOUND = 45.0    # settles in ~0-3 s (sentinel debounce 1 s + 2 ticks of 1 s)
 POSITION_BOUND = 4.0   # how long a fault that acts on a position waits for one (breakers
@@ -168,7 +174,8 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
     rng = random.Random(SEED)
     counts, tally = Counts(), invariants.Tally()
     log_path = tmp_path / "agent.log"
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}, flat_orders=FLAT_ORDERS) as fake:
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}, flat_orders=FLAT_ORDERS,
+                           algo_api=ALGO_API == "on") as fake:
         checker = Checker(fake, tally, counts)
         market = Market(fake, rng, SYMBOL)
         for _ in range(40):
@@ -210,7 +217,7 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
         accepted = fake.accepted_orders
         assert sum("-en" in c for c in accepted) >= 3 and sum("-sl" in c for c in accepted) >= 3, \
             "the run must actually trade to prove anything"
-        assert fake.requests("DELETE /fapi/v1/algoOrder"), "the run must cancel orders"
+        assert fake.requests(CANCEL), "the run must cancel orders"
         assert fake.retry_after_watch.windows, "the run must meet Retry-After windows"
 
 
@@ -219,7 +226,9 @@ def report(fake: FakeBinance, counts: Counts, tally: invariants.Tally, market: M
     accepted = fake.accepted_orders
     cancels = len(fake.requests("DELETE /fapi/v1/algoOrder")
                   + fake.requests("DELETE /fapi/v1/order"))
-    print(f"\nchaos: seed={SEED} flat_orders={FLAT_ORDERS} kills={counts.kills} "
+    algo_paths = sum(r.path in faults.ALGO_PATHS for r in fake.request_log)
+    print(f"\nchaos: seed={SEED} flat_orders={FLAT_ORDERS} algo_api={ALGO_API} "
+          f"algo_requests={algo_paths} kills={counts.kills} "
           f"restarts_same_db={counts.same_db} restarts_empty_db={counts.fresh_db} "
           f"read_only_db={counts.read_only} "
           f"save_failures_seen={log_path.read_text().count('SAVE_STATE_FAILURE')} "

@@ -35,6 +35,7 @@ class Fault:
     delay: float | None = None
     drop_connection: bool = False
     execute: bool = False
+    only: dict[str, str] | None = None    # only requests with these parameters meet it
 
 
 @dataclass(slots=True)
@@ -69,20 +70,23 @@ class FaultBook:
 
     def inject(self, path_or_endpoint: str, code: int | None, http_status: int | None, *,
                times: int, retry_after: float | None, delay: float | None,
-               drop_connection: bool, msg: str | None, execute: bool | None) -> Fault:
+               drop_connection: bool, msg: str | None, execute: bool | None,
+               only: dict[str, str] | None = None) -> Fault:
         method, _, path = path_or_endpoint.rpartition(" ")
         if code is not None and http_status is None:
             http_status = 429 if code == -1003 else 400
         if execute is None:
             execute = (delay is not None or drop_connection) and http_status is None
         fault = Fault(method or None, path, times, code, http_status, msg, retry_after, delay,
-                      drop_connection, execute)
+                      drop_connection, execute, only)
         self.faults.append(fault)
         return fault
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, params: dict[str, str] | None = None) -> Fault | None:
+        """The first fault left for this request (`params`: its parameters), used once."""
         for fault in self.faults:
-            if fault.path == path and fault.method in (None, method) and fault.times > 0:
+            if fault.path == path and fault.method in (None, method) and fault.times > 0 \
+                    and _has(params or {}, fault.only):
                 fault.times -= 1
                 return fault
         return None
@@ -93,6 +97,10 @@ class FaultBook:
             -1000 if fault.http_status >= 500 else -1)
         message = fault.msg or default_message(fault.http_status, code)
         return ExchangeError(code, message, fault.http_status, fault.retry_after)
+
+
+def _has(params: dict[str, str], wanted: dict[str, str] | None) -> bool:
+    return wanted is None or all(params.get(k) == v for k, v in wanted.items())
 
 
 def default_message(status: int, code: int) -> str:

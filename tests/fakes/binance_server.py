@@ -199,7 +199,7 @@ class FakeBinance:
             headers = self._count_usage(request.path, request.method, weight)
         except ExchangeError as exc:
             return error_response(exc)
-        fault = self.fault_book.take(request.method, request.path)
+        fault = self.fault_book.take(request.method, request.path, params)
         if fault is not None:
             return await self._apply_fault(request, fault, handler, params, headers)
         return await self._respond(handler, params, headers, request.method)
@@ -279,13 +279,15 @@ class FakeBinance:
                      http_status: int | None = None, *, times: int = 1,
                      retry_after: float | None = None, delay: float | None = None,
                      drop_connection: bool = False, msg: str | None = None,
-                     execute: bool | None = None) -> None:
+                     execute: bool | None = None, only: dict[str, str] | None = None) -> None:
         """Make the next `times` requests to an endpoint ("POST /fapi/v1/order" or just
         the path) fail. `execute` (default: only for delays and drops) processes the
-        request before failing, so the order exists although the client saw an error."""
+        request before failing, so the order exists although the client saw an error.
+        `only`: just the requests with these parameters (e.g. {"type": "STOP_MARKET"})."""
         self.fault_book.inject(path_or_endpoint, code, http_status, times=times,
                                retry_after=retry_after, delay=delay,
-                               drop_connection=drop_connection, msg=msg, execute=execute)
+                               drop_connection=drop_connection, msg=msg, execute=execute,
+                               only=only)
 
     def reshape_answers(self, endpoint: str, transform: Callable[[Any], Any],
                         times: int = 1) -> None:
