@@ -20,7 +20,8 @@ from tests.fakes.binance_harness import (
     stop_loss,
     take_profit,
 )
-from tests.fakes.binance_server import FakeBinance, main
+from tests.fakes.binance_manual import main
+from tests.fakes.binance_server import FakeBinance
 from trader.clock import ManualClock
 from trader.domain import Candle, OrderRequest, OrderRole, OrderStatus, OrderType, Side
 from trader.exchange.base import ExchangeError, MalformedResponse, UnknownOutcome

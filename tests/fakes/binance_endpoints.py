@@ -5,7 +5,8 @@ Binance would, or raises `ExchangeError` with Binance's code and message (HTTP 4
 the error says otherwise). Conditional orders exist only in the Algo Order API: POST
 /fapi/v1/order answers -4120 for them, and the plain order endpoints don't see them.
 Every simulator event a handler causes is queued as user-data stream JSON
-(`take_stream_events`).
+(`take_stream_events`); the ids, times and events Binance keeps per order are in
+binance_ledger.py, the reading of parameters in binance_params.py.
 
 `algo_api=False` is a server from before the migration (or a testnet / proxy without the
 Algo Order API; FakeBinance then answers 404 on the algo paths): POST /fapi/v1/order takes
@@ -17,15 +18,22 @@ type once triggered) as the pre-migration New Order and Event-Order-Update pages
 https://0xhardman.xlog.app/binance-futures-api-guide?locale=en).
 """
 
-import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from tests.fakes import binance_wire as wire
+from tests.fakes.binance_ledger import (
+    CHILD_ORDER_BASE,
+    FLAT_ORDER_BEHAVIOURS,
+    TRIGGER_EVENT_ORDERS,
+    AlgoRecord,
+    OrderLedger,
+)
+from tests.fakes.binance_params import Params, bool_param, decimal_param, missing, required
 from trader.domain import (
     Candle,
     ClientId,
@@ -37,14 +45,11 @@ from trader.domain import (
     Side,
     to_ms,
 )
-from trader.exchange.base import AccountUpdate, ExchangeError, FundingApplied, OrderUpdate
+from trader.exchange.base import ExchangeError
 from trader.exchange.sim import SimEvent, Simulator
 
+__all__ = ["FLAT_ORDER_BEHAVIOURS", "TRIGGER_EVENT_ORDERS", "BinanceEndpoints"]
 Json = dict[str, Any]
-Params = dict[str, str]
-DECIMAL_TEXT = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
-CHILD_ORDER_BASE = 1_000_000_000    # order ids of the market orders triggered algo orders spawn
-ALGO_ID_BASE = 4_000_000_000
 # The types the simulator can match. Binance also takes STOP, TAKE_PROFIT and
 # TRAILING_STOP_MARKET; this fake answers -1116 for them (a limit of the fake).
 PLACEABLE_TYPES = ("MARKET", "LIMIT", "STOP_MARKET", "TAKE_PROFIT_MARKET")
@@ -59,151 +64,32 @@ TIME_IN_FORCE = ("GTC", "GTX")
 POST_ONLY = "GTX"
 
 
-def missing(name: str) -> ExchangeError:
-    return ExchangeError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
-                                f"or malformed.")
-
-
-def decimal_param(params: Params, name: str, required: bool = True) -> Decimal | None:
-    text = params.get(name)
-    if text is None or text == "":
-        if required:
-            raise missing(name)
-        return None
-    if not DECIMAL_TEXT.fullmatch(text):
-        raise ExchangeError(-1100, f"Illegal characters found in parameter '{name}'; legal "
-                                   f"range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")
-    return Decimal(text)
-
-
-def bool_param(params: Params, name: str) -> bool:
-    text = params.get(name, "false").lower()
-    if text not in ("true", "false"):
-        raise ExchangeError(-1130, f"Data sent for parameter '{name}' is not valid.")
-    return text == "true"
-
-
-def required(params: Params, name: str) -> str:
-    value = params.get(name)
-    if not value:
-        raise missing(name)
-    return value
-
-
-class KeepingSimulator(Simulator):
-    """The matching simulator, except that resting reduce-only / closePosition orders stay
-    when their position goes flat (the plain Simulator expires them).
-
-    Binance's docs are silent on this for our orders: the ALGO_UPDATE page's EXPIRED example
-    only names GTE_GTC conditional orders ("closes all positions on that symbol, resulting in
-    system-led cancellation"), so FakeBinance(flat_orders=...) offers both behaviours.
-    """
-
-    def _expire_orphans(self, symbol: str, now: datetime) -> list[SimEvent]:
-        return []
-
-
-FLAT_ORDER_BEHAVIOURS = {"expire": Simulator, "keep": KeepingSimulator}
-# When a conditional order triggers, Binance's docs do not say whether the child order's
-# ORDER_TRADE_UPDATE fill comes before or after ALGO_UPDATE TRIGGERED (nautilus_trader
-# issue #3664 reports the fill first); ALGO_UPDATE FINISHED comes last either way.
-# "expired-first" (algo_api=False only, otherwise as "triggered-first"): a classic
-# STOP_MARKET / TAKE_PROFIT_MARKET that triggers first says EXPIRED with expire reason 8,
-# "The initial order has expired after the stop order is triggered" (Event-Order-Update,
-# "Expire Reason"), then NEW as "o" MARKET, then its fill, all under the same ids.
-TRIGGER_EVENT_ORDERS = ("triggered-first", "fill-first", "expired-first")
-
-
-@dataclass(slots=True)
-class AlgoRecord:
-    symbol: str
-    client_id: str
-    algo_id: int
-
-
 class BinanceEndpoints:
-    """Handlers and the bookkeeping Binance keeps beside the simulator (ids, modes, keys)."""
+    """Handlers and the account's settings (modes, margin types, listen key); per-order ids
+    and the stream events are kept in `self.ledger` (binance_ledger.OrderLedger)."""
 
     def __init__(self, sim: Simulator, now: Callable[[], datetime], symbols: list[str],
                  trigger_events: str = "triggered-first", algo_api: bool = True) -> None:
         """`trigger_events`: the order of a triggered conditional order's events, one of
         TRIGGER_EVENT_ORDERS. `algo_api`: see the module docstring."""
-        if trigger_events not in TRIGGER_EVENT_ORDERS:
-            raise ValueError(f"trigger_events must be one of {TRIGGER_EVENT_ORDERS}")
         self.sim, self.now, self.symbols = sim, now, symbols
-        self.fill_before_trigger = trigger_events == "fill-first"
-        self.expire_on_trigger = trigger_events == "expired-first"
+        self.ledger = OrderLedger(sim, self.now_ms, trigger_events, algo_api)
         self.algo_api = algo_api
         self.hedge_mode = False
         self.margin_types: dict[str, str] = {}
         self.listen_key: str | None = None
         self.candles: dict[str, list[Candle]] = {}
         self.rate_limits: list[Json] = []
-        self._algos: dict[str, AlgoRecord] = {}           # clientAlgoId -> latest algo order
-        self._created: dict[tuple[str, str], int] = {}
-        self._trade_orders: dict[str, int] = {}           # trade id -> order id
-        self._time_in_force: dict[str, str] = {}          # client id -> as sent (LIMIT)
-        self._next_algo_id = ALGO_ID_BASE
-        self._stream_events: list[Json] = []
 
     def now_ms(self) -> int:
         return to_ms(self.now())
 
-    # --- events ------------------------------------------------------------------------
     def publish(self, events: list[SimEvent]) -> None:
-        moment = self.now_ms()
-        funding = Decimal(0)     # the simulator's FundingApplied precedes its ACCOUNT_UPDATE
-        for event in events:
-            if isinstance(event, OrderUpdate):
-                self._stream_events += self._order_events(event, moment)
-            elif isinstance(event, FundingApplied):
-                funding += event.amount
-            elif isinstance(event, AccountUpdate):
-                self._stream_events.append(wire.account_update(
-                    list(event.positions), event.balance or self.sim.balance(), event.reason,
-                    moment, balance_change=funding if event.reason == "FUNDING_FEE" else None))
-                funding = Decimal(0)
+        """Queue the user-data events of what the simulator did (OrderLedger.publish)."""
+        self.ledger.publish(events)
 
     def take_stream_events(self) -> list[Json]:
-        events, self._stream_events = self._stream_events, []
-        return events
-
-    def _order_events(self, update: OrderUpdate, moment: int) -> list[Json]:
-        order = update.order
-        self._created.setdefault((order.symbol, order.client_id), moment)
-        if not order.type.conditional or not self.algo_api:
-            if update.fill is not None:
-                self._trade_orders[update.fill.trade_id] = int(order.exchange_id)
-            triggered = "MARKET" if order.type.conditional and update.fill else None
-            fill = wire.order_trade_update(order, update.fill, int(order.exchange_id), moment,
-                                           triggered, time_in_force=self._tif(order))
-            first_fill = update.fill is not None and order.filled_qty == update.fill.quantity
-            if triggered and self.expire_on_trigger and first_fill:
-                return [*self._classic_trigger_events(order, moment), fill]
-            return [fill]
-        algo_id = self._algo_id(order)
-        if order.status is not OrderStatus.FILLED:
-            return [wire.algo_update(order, algo_id, wire.ALGO_STATUS[order.status], moment)]
-        child = CHILD_ORDER_BASE + int(order.exchange_id)
-        if update.fill is not None:
-            self._trade_orders[update.fill.trade_id] = child
-        triggered = wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child))
-        child_fill = wire.order_trade_update(order, update.fill, child, moment, "MARKET")
-        first = [child_fill, triggered] if self.fill_before_trigger else [triggered, child_fill]
-        return [*first, wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
-
-    def _classic_trigger_events(self, order: Order, moment: int) -> list[Json]:
-        """A classic conditional order's trigger, before its first fill ("expired-first")."""
-        waiting = replace(order, status=OrderStatus.NEW, filled_qty=Decimal(0), avg_price=None)
-        expired = wire.order_trade_update(replace(waiting, status=OrderStatus.EXPIRED), None,
-                                          int(order.exchange_id), moment)
-        expired["o"]["er"] = "8"
-        market = wire.order_trade_update(waiting, None, int(order.exchange_id), moment, "MARKET")
-        return [expired, market]
-
-    def _algo_id(self, order: Order) -> int:
-        record = self._algos.get(order.client_id)
-        return record.algo_id if record else 0
+        return self.ledger.take_stream_events()
 
     # --- market data --------------------------------------------------------------------
     def exchange_info(self, params: Params) -> Json:
@@ -297,9 +183,6 @@ class BinanceEndpoints:
             raise ExchangeError(-1115, "Invalid timeInForce.")
         return text
 
-    def _tif(self, order: Order) -> str:
-        return self._time_in_force.get(order.client_id, "GTC")
-
     def _order_type(self, params: Params) -> OrderType:
         text = required(params, "type")
         if text not in PLACEABLE_TYPES:
@@ -316,7 +199,7 @@ class BinanceEndpoints:
             raise missing("stopPrice")
         order, events = self.sim.place(request, self.now())   # -5022: a GTX that would take
         if order_type is OrderType.LIMIT:
-            self._time_in_force[client_id] = params["timeInForce"]
+            self.ledger.time_in_force[client_id] = params["timeInForce"]
         self.publish(events)
         return self._plain_json(order, "new")
 
@@ -331,20 +214,19 @@ class BinanceEndpoints:
         if request.trigger_price is None:
             raise missing("triggerPrice")
         order, events = self.sim.place(request, self.now())
-        self._next_algo_id += 1
-        self._algos[client_id] = AlgoRecord(request.symbol, client_id, self._next_algo_id)
+        self.ledger.new_algo(request.symbol, client_id)
         self.publish(events)
         return self._algo_json(order, "new")
 
     def _plain_json(self, order: Order, answer: str) -> Json:
-        created = self._created.setdefault((order.symbol, order.client_id), self.now_ms())
-        return wire.plain_order(order, int(order.exchange_id), created, answer, self._tif(order))
+        return wire.plain_order(order, int(order.exchange_id), self.ledger.created_ms(order),
+                                answer, self.ledger.tif(order))
 
     def _algo_json(self, order: Order, answer: str) -> Json:
-        created = self._created.setdefault((order.symbol, order.client_id), self.now_ms())
         child = str(CHILD_ORDER_BASE + int(order.exchange_id)) \
             if order.status is OrderStatus.FILLED else ""
-        return wire.algo_order(order, self._algo_id(order), created, child, answer)
+        return wire.algo_order(order, self.ledger.algo_id(order), self.ledger.created_ms(order),
+                               child, answer)
 
     def _plain_order(self, params: Params) -> Order:
         symbol = required(params, "symbol")
@@ -374,11 +256,11 @@ class BinanceEndpoints:
         return replace(algo, type=OrderType.MARKET, exchange_id=order_id) if algo else None
 
     def _algo_order(self, params: Params) -> Order:
-        record = None
+        record: AlgoRecord | None = None
         if params.get("clientAlgoId"):
-            record = self._algos.get(params["clientAlgoId"])
+            record = self.ledger.algos.get(params["clientAlgoId"])
         elif params.get("algoId"):
-            record = next((r for r in self._algos.values()
+            record = next((r for r in self.ledger.algos.values()
                            if str(r.algo_id) == params["algoId"]), None)
         else:
             raise missing("algoId")
@@ -409,7 +291,7 @@ class BinanceEndpoints:
             raise ExchangeError(-2011, "Unknown order sent.") from None
         cancelled, events = self.sim.cancel(order.symbol, order.client_id, self.now())
         self.publish(events)
-        return wire.algo_cancel_ack(cancelled, self._algo_id(cancelled))
+        return wire.algo_cancel_ack(cancelled, self.ledger.algo_id(cancelled))
 
     def open_orders(self, params: Params) -> list[Json]:
         return [self._plain_json(o, "open") for o in self.sim.open_orders(params.get("symbol"))
@@ -443,5 +325,5 @@ class BinanceEndpoints:
         start = int(params.get("startTime", "0"))
         fills = [f for f in self.sim.fills(symbol) if to_ms(f.time) >= start]
         limit = int(params.get("limit", "500"))
-        return [wire.user_trade(f, self._trade_orders.get(f.trade_id, 0))
+        return [wire.user_trade(f, self.ledger.trade_orders.get(f.trade_id, 0))
                 for f in fills[:limit]]

@@ -11,25 +11,22 @@ the matching simulator, so the real python-binance client can be pointed at it:
         fake.inject_fault("POST /fapi/v1/order", code=-2019, times=1)
 
 The same controls are served as JSON under /_control/<name> for a server running in
-another process (`python -m tests.fakes.binance_server --port 8765`).
+another process (`python -m tests.fakes.binance_server --port 8765`: its command line is
+binance_manual.py).
 """
 
-import argparse
 import asyncio
-import hashlib
-import hmac
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 from loguru import logger
 
 from tests.fakes import binance_control
+from tests.fakes.binance_auth import KEYED, PUBLIC, SIGNED, Admission, parse_form
 from tests.fakes.binance_endpoints import FLAT_ORDER_BEHAVIOURS, BinanceEndpoints
 from tests.fakes.binance_faults import Fault, FaultBook, RetryAfterWatch, Usage, error_response
 from tests.fakes.binance_hub import StreamHub
@@ -44,8 +41,6 @@ Handler = Callable[[dict[str, str]], Any]
 DEFAULT_PRICES = {"BTCUSDT": Decimal("50000"), "ETHUSDT": Decimal("3000"),
                   "XRPUSDT": Decimal("0.5"), "SOLUSDT": Decimal("150"),
                   "BNBUSDT": Decimal("600")}
-PUBLIC, KEYED, SIGNED = "public", "keyed", "signed"
-ORDER_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +61,9 @@ class FakeBinance:
                  algo_api: bool = True) -> None:
         """`flat_orders`: what happens to resting reduce-only / closePosition orders when
         their position goes flat, "expire" or "keep" (Binance's docs are silent; see
-        binance_endpoints.KeepingSimulator). `trigger_events`: "triggered-first" or
+        binance_ledger.KeepingSimulator). `trigger_events`: "triggered-first" or
         "fill-first", the order of ALGO_UPDATE TRIGGERED and the child order's fill when a
-        conditional order triggers (the docs are silent; binance_endpoints.
+        conditional order triggers (the docs are silent; binance_ledger.
         TRIGGER_EVENT_ORDERS); "expired-first" (with algo_api=False) a classic one's
         EXPIRED (expire reason 8) before it trades. `ws_layout`: the websocket paths served, "routed" (Binance's
         /private, /public, /market), "legacy" (/ws/<listenKey>, /stream) or "both"
@@ -86,6 +81,7 @@ class FakeBinance:
         self.hub = StreamHub(ws_layout)
         self.usage = Usage()
         self.endpoints.rate_limits = self.usage.rate_limits()
+        self.admission = Admission(api_key, api_secret, self.usage, lambda: to_ms(self.now()))
         self.request_log: list[LoggedRequest] = []
         self.income = IncomeLedger(lambda: to_ms(self.now()))     # GET /fapi/v1/income
         self.accepted_orders: list[str] = []
@@ -185,7 +181,7 @@ class FakeBinance:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.text()
         params = dict(request.query)
-        params = {**dict(_parse_form(body)), **params}   # the query string wins, as on Binance
+        params = {**dict(parse_form(body)), **params}   # the query string wins, as on Binance
         self.request_log.append(LoggedRequest(request.method, request.path,
                                               {k: v for k, v in params.items()
                                                if k != "signature"}))
@@ -195,8 +191,9 @@ class FakeBinance:
         security, weight, handler = route
         handler = self._reshaped(request.method, request.path, handler)
         try:
-            self._authenticate(request, security, body)
-            headers = self._count_usage(request.path, request.method, weight)
+            self.admission.authenticate(request.headers.get("X-MBX-APIKEY"), security,
+                                        request.query_string, body)
+            headers = self.admission.count_usage(request.path, request.method, weight)
         except ExchangeError as exc:
             return error_response(exc)
         fault = self.fault_book.take(request.method, request.path, params)
@@ -221,53 +218,6 @@ class FakeBinance:
                 and ("orderId" in result or "algoId" in result):
             self.accepted_orders.append(placed)   # the matching engine took this client id
         return web.json_response(result, headers=headers)
-
-    def _authenticate(self, request: web.Request, security: str, body: str) -> None:
-        if security == PUBLIC:
-            return
-        if request.headers.get("X-MBX-APIKEY") != self.api_key:
-            raise ExchangeError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
-        if security == SIGNED:
-            self._verify_signature(request.query_string, body)
-
-    def _verify_signature(self, query: str, body: str) -> None:
-        total = query + body
-        head, separator, signature = total.rpartition("&signature=")
-        if not separator and total.startswith("signature="):
-            head, signature = "", total.removeprefix("signature=")
-        expected = hmac.new(self.api_secret.encode(), head.encode(), hashlib.sha256).hexdigest()
-        if not signature or not hmac.compare_digest(expected, signature.lower()):
-            raise ExchangeError(-1022, "Signature for this request is not valid.", 401)
-        params = dict(_parse_form(head))
-        if "timestamp" not in params:
-            raise ExchangeError(-1102, "Mandatory parameter 'timestamp' was not sent, was "
-                                       "empty/null, or malformed.")
-        stamp, window = int(params["timestamp"]), int(params.get("recvWindow", "5000"))
-        server = to_ms(self.now())
-        if not (stamp < server + 1000 and server - stamp <= window):
-            raise ExchangeError(-1021, "Timestamp for this request is outside of the "
-                                       "recvWindow.")
-
-    def _count_usage(self, path: str, method: str, weight: int) -> dict[str, str]:
-        now_ms = to_ms(self.now())
-        used = self.usage.add("weight", 60, weight, now_ms)
-        headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
-        if used > self.usage.weight_per_minute:
-            # -1003 TOO_MANY_REQUESTS, worded as on Binance's Error Codes page
-            raise ExchangeError(-1003, f"Too many requests; current limit is "
-                                       f"{self.usage.weight_per_minute} requests per minute. "
-                                       "Please use the websocket for live updates to avoid "
-                                       "polling the API.", 429,
-                                retry_after=60 - (now_ms // 1000) % 60)
-        if method == "POST" and path in ORDER_PATHS:
-            count_10s = self.usage.add("orders", 10, 1, now_ms)
-            count_1m = self.usage.add("orders", 60, 1, now_ms)
-            headers |= {"X-MBX-ORDER-COUNT-10S": str(count_10s),
-                        "X-MBX-ORDER-COUNT-1M": str(count_1m)}
-            if count_10s > self.usage.orders_per_10s or count_1m > self.usage.orders_per_minute:
-                raise ExchangeError(-1015, "Too many new orders.", 429,
-                                    retry_after=10 - (now_ms // 1000) % 10)
-        return headers
 
     async def _flush_stream_events(self) -> None:
         events = self.endpoints.take_stream_events()
@@ -434,38 +384,6 @@ class FakeBinance:
         return await binance_control.handle(self, request)
 
 
-def _parse_form(text: str) -> list[tuple[str, str]]:
-    return parse_qsl(text, keep_blank_values=True)
-
-
-async def _serve_forever(fake: FakeBinance) -> None:
-    async with fake:
-        print(f"fake binance on {fake.url} (ws {fake.ws_url}) key={fake.api_key} "
-              f"secret={fake.api_secret}", flush=True)
-        while True:
-            await asyncio.sleep(3600)
-
-
-def main(argv: list[str] | None = None,
-         serve: Callable[[FakeBinance], Awaitable[None]] = _serve_forever) -> None:
-    parser = argparse.ArgumentParser(description="Fake Binance USD-M futures server")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--api-key", default="fake-api-key-0123456789")
-    parser.add_argument("--api-secret", default="fake-api-secret-0123456789")
-    parser.add_argument("--ws-layout", default="both", choices=("routed", "legacy", "both"))
-    parser.add_argument("--price", action="append", default=[],
-                        help="SYMBOL=PRICE, repeatable (default: a few majors)")
-    args = parser.parse_args(argv)
-    prices = {k: Decimal(v) for k, v in (item.split("=", 1) for item in args.price)} or None
-    fake = FakeBinance(api_key=args.api_key, api_secret=args.api_secret, prices=prices,
-                       host=args.host, port=args.port, ws_layout=args.ws_layout)
-    started = time.monotonic()
-    try:
-        asyncio.run(serve(fake))
-    except KeyboardInterrupt:
-        logger.info("fake binance stopped after {:.0f}s", time.monotonic() - started)
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":      # the command line: binance_manual.py
+    from tests.fakes.binance_manual import main
     main()

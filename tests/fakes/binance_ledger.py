@@ -1,0 +1,145 @@
+"""What the fake Binance keeps beside the matching simulator about orders, and the user-data
+events it sends about them.
+
+The simulator knows orders by client id; Binance also gives each algo order an algoId, each
+triggered algo order a child order (a MARKET order with its own orderId), each trade the
+orderId it belongs to, and remembers when an order was created and the timeInForce it was
+sent with. `OrderLedger` keeps those and renders the simulator's events as Binance's
+user-data stream JSON (ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE: binance_wire.py),
+queued until the server sends them (`take_stream_events`).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tests.fakes import binance_wire as wire
+from trader.domain import Order, OrderStatus
+from trader.exchange.base import AccountUpdate, FundingApplied, OrderUpdate
+from trader.exchange.sim import SimEvent, Simulator
+
+Json = dict[str, Any]
+CHILD_ORDER_BASE = 1_000_000_000    # order ids of the market orders triggered algo orders spawn
+ALGO_ID_BASE = 4_000_000_000
+
+
+class KeepingSimulator(Simulator):
+    """The matching simulator, except that resting reduce-only / closePosition orders stay
+    when their position goes flat (the plain Simulator expires them).
+
+    Binance's docs are silent on this for our orders: the ALGO_UPDATE page's EXPIRED example
+    only names GTE_GTC conditional orders ("closes all positions on that symbol, resulting in
+    system-led cancellation"), so FakeBinance(flat_orders=...) offers both behaviours.
+    """
+
+    def _expire_orphans(self, symbol: str, now: datetime) -> list[SimEvent]:
+        return []
+
+
+FLAT_ORDER_BEHAVIOURS = {"expire": Simulator, "keep": KeepingSimulator}
+# When a conditional order triggers, Binance's docs do not say whether the child order's
+# ORDER_TRADE_UPDATE fill comes before or after ALGO_UPDATE TRIGGERED (nautilus_trader
+# issue #3664 reports the fill first); ALGO_UPDATE FINISHED comes last either way.
+# "expired-first" (algo_api=False only, otherwise as "triggered-first"): a classic
+# STOP_MARKET / TAKE_PROFIT_MARKET that triggers first says EXPIRED with expire reason 8,
+# "The initial order has expired after the stop order is triggered" (Event-Order-Update,
+# "Expire Reason"), then NEW as "o" MARKET, then its fill, all under the same ids.
+TRIGGER_EVENT_ORDERS = ("triggered-first", "fill-first", "expired-first")
+
+
+@dataclass(slots=True)
+class AlgoRecord:
+    symbol: str
+    client_id: str
+    algo_id: int
+
+
+class OrderLedger:
+    """Ids and times Binance keeps per order, and the user-data events not yet sent."""
+
+    def __init__(self, sim: Simulator, now_ms: Callable[[], int], trigger_events: str,
+                 algo_api: bool) -> None:
+        """`trigger_events`: one of TRIGGER_EVENT_ORDERS. `algo_api`: conditional orders live
+        on the Algo Order API (ALGO_UPDATE events) or, False, on the classic endpoints."""
+        if trigger_events not in TRIGGER_EVENT_ORDERS:
+            raise ValueError(f"trigger_events must be one of {TRIGGER_EVENT_ORDERS}")
+        self.sim, self.now_ms, self.algo_api = sim, now_ms, algo_api
+        self.fill_before_trigger = trigger_events == "fill-first"
+        self.expire_on_trigger = trigger_events == "expired-first"
+        self.algos: dict[str, AlgoRecord] = {}            # clientAlgoId -> latest algo order
+        self.trade_orders: dict[str, int] = {}            # trade id -> order id
+        self.time_in_force: dict[str, str] = {}           # client id -> as sent (LIMIT)
+        self._created: dict[tuple[str, str], int] = {}
+        self._next_algo_id = ALGO_ID_BASE
+        self._stream_events: list[Json] = []
+
+    # --- ids and times --------------------------------------------------------------------
+    def new_algo(self, symbol: str, client_id: str) -> None:
+        """A new algo order under `client_id`: it gets the next algoId."""
+        self._next_algo_id += 1
+        self.algos[client_id] = AlgoRecord(symbol, client_id, self._next_algo_id)
+
+    def algo_id(self, order: Order) -> int:
+        record = self.algos.get(order.client_id)
+        return record.algo_id if record else 0
+
+    def tif(self, order: Order) -> str:
+        return self.time_in_force.get(order.client_id, "GTC")
+
+    def created_ms(self, order: Order) -> int:
+        """When the exchange first saw `order` (ms), now if it is new to the ledger."""
+        return self._created.setdefault((order.symbol, order.client_id), self.now_ms())
+
+    # --- events ------------------------------------------------------------------------
+    def publish(self, events: list[SimEvent]) -> None:
+        moment = self.now_ms()
+        funding = Decimal(0)     # the simulator's FundingApplied precedes its ACCOUNT_UPDATE
+        for event in events:
+            if isinstance(event, OrderUpdate):
+                self._stream_events += self._order_events(event, moment)
+            elif isinstance(event, FundingApplied):
+                funding += event.amount
+            elif isinstance(event, AccountUpdate):
+                self._stream_events.append(wire.account_update(
+                    list(event.positions), event.balance or self.sim.balance(), event.reason,
+                    moment, balance_change=funding if event.reason == "FUNDING_FEE" else None))
+                funding = Decimal(0)
+
+    def take_stream_events(self) -> list[Json]:
+        events, self._stream_events = self._stream_events, []
+        return events
+
+    def _order_events(self, update: OrderUpdate, moment: int) -> list[Json]:
+        order = update.order
+        self._created.setdefault((order.symbol, order.client_id), moment)
+        if not order.type.conditional or not self.algo_api:
+            if update.fill is not None:
+                self.trade_orders[update.fill.trade_id] = int(order.exchange_id)
+            triggered = "MARKET" if order.type.conditional and update.fill else None
+            fill = wire.order_trade_update(order, update.fill, int(order.exchange_id), moment,
+                                           triggered, time_in_force=self.tif(order))
+            first_fill = update.fill is not None and order.filled_qty == update.fill.quantity
+            if triggered and self.expire_on_trigger and first_fill:
+                return [*self._classic_trigger_events(order, moment), fill]
+            return [fill]
+        algo_id = self.algo_id(order)
+        if order.status is not OrderStatus.FILLED:
+            return [wire.algo_update(order, algo_id, wire.ALGO_STATUS[order.status], moment)]
+        child = CHILD_ORDER_BASE + int(order.exchange_id)
+        if update.fill is not None:
+            self.trade_orders[update.fill.trade_id] = child
+        triggered = wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child))
+        child_fill = wire.order_trade_update(order, update.fill, child, moment, "MARKET")
+        first = [child_fill, triggered] if self.fill_before_trigger else [triggered, child_fill]
+        return [*first, wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
+
+    def _classic_trigger_events(self, order: Order, moment: int) -> list[Json]:
+        """A classic conditional order's trigger, before its first fill ("expired-first")."""
+        waiting = replace(order, status=OrderStatus.NEW, filled_qty=Decimal(0), avg_price=None)
+        expired = wire.order_trade_update(replace(waiting, status=OrderStatus.EXPIRED), None,
+                                          int(order.exchange_id), moment)
+        expired["o"]["er"] = "8"
+        market = wire.order_trade_update(waiting, None, int(order.exchange_id), moment, "MARKET")
+        return [expired, market]
