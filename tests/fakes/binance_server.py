@@ -11,8 +11,8 @@ the matching simulator, so the real python-binance client can be pointed at it:
         fake.inject_fault("POST /fapi/v1/order", code=-2019, times=1)
 
 The same controls are served as JSON under /_control/<name> for a server running in
-another process (`python -m tests.fakes.binance_server --port 8765`: its command line is
-binance_manual.py).
+another process (`python -m tests.fakes.binance_server --port 8765`: binance_manual.py, the
+server for a person, with candles that move).
 """
 
 import asyncio
@@ -303,11 +303,13 @@ class FakeBinance:
         await self._publish(self.sim.set_price(symbol, price, self.now()))
         await self._push_quote(symbol)
 
-    async def push_candle(self, candle: Candle) -> None:
-        """A closed candle: the simulator walks its path; kline subscribers get it, quote
-        subscribers the price it closed at."""
+    async def push_candle(self, candle: Candle, walk: bool = True) -> None:
+        """A closed candle: the simulator walks its path (`walk`; else the price only goes
+        to the close: the caller moved it along the candle already); kline subscribers get
+        it, quote subscribers the price it closed at."""
         self.endpoints.candles.setdefault(candle.symbol, []).append(candle)
-        await self._publish(self.sim.on_candle(candle))
+        await self._publish(self.sim.on_candle(candle) if walk
+                            else self.sim.set_price(candle.symbol, candle.close, self.now()))
         event = kline_event(candle, to_ms(self.now()))
         await self.hub.send_market(event["stream"], event)
         await self._push_quote(candle.symbol)
@@ -384,6 +386,6 @@ class FakeBinance:
         return await binance_control.handle(self, request)
 
 
-if __name__ == "__main__":      # the command line: binance_manual.py
+if __name__ == "__main__":      # the server for a person, with a market that moves
     from tests.fakes.binance_manual import main
     main()

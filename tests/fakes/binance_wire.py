@@ -316,7 +316,11 @@ def kline_row(candle: Candle) -> list[Any]:
 
 
 def kline_event(candle: Candle, moment_ms: int) -> Json:
-    """A combined-stream kline message: {"stream": ..., "data": {"e": "kline", ...}}."""
+    """A combined-stream <symbol>@kline_<interval> message: {"stream": ..., "data": {"e":
+    "kline", ...}}, the fields of the documented example (DOCS + "websocket-market-streams/
+    Kline-Candlestick-Streams"): "T" is the close time's last millisecond, "x" whether the
+    kline is closed (Binance pushes the open one every 250 ms); trade ids, counts and
+    quote volumes are placeholders."""
     name = interval_name(candle.interval)
     kline = {"t": to_ms(candle.open_time), "T": to_ms(candle.close_time) - 1,
              "s": candle.symbol, "i": name, "f": 0, "L": 0, "o": num(candle.open),

@@ -66,7 +66,8 @@ class FakeTelegram:
     """In-memory Bot API with long polling, message edits, callback queries and an outage switch."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, now: Callable[[], datetime] | None = None,
-                 bot_username: str = "tradebot_test_bot") -> None:
+                 bot_username: str = "tradebot_test_bot", port: int = 0) -> None:
+        """`port`: 0 picks a free one (`self.port` once started)."""
         self.token = token
         self.now = now or (lambda: datetime.now(UTC))
         self.bot_user = bot_user(token, bot_username)
@@ -90,7 +91,7 @@ class FakeTelegram:
         self._open_queries: set[str] = set()
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
 
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> "FakeTelegram":
@@ -102,7 +103,7 @@ class FakeTelegram:
         app.router.add_post("/_control/down", self._control_down)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
@@ -484,3 +485,8 @@ def _json(value: Any) -> Any:
     if value is None or isinstance(value, dict | list):
         return value
     return json.loads(value)
+
+
+if __name__ == "__main__":      # the server for a person, with a chat in the terminal
+    from tests.fakes.telegram_manual import main
+    main()
