@@ -44,3 +44,17 @@ async def test_an_unknown_stop_without_the_algo_api_meets_the_classic_stop_not_t
                 await exchange.place(stop_loss(Side.SELL, "49000"))
         assert faults.our_stops(fake, SYMBOL), "the stop exists although the client saw a 503"
         assert all(f.times == 0 for f in fake.faults)
+
+
+@pytest.mark.parametrize("algo_api", [True, False])
+async def test_malformed_events_name_algo_updates_only_where_the_algo_api_is(algo_api):
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}, algo_api=algo_api) as fake:
+        sent: list[str] = []
+
+        async def capture(texts: list[str], listen_key: str | None) -> None:
+            sent.extend(texts)
+
+        fake.hub.send_user_text = capture          # type: ignore[method-assign]
+        await faults.inject(fake, "malformed-event", random.Random(1), SYMBOL)
+        assert sent and any('"ORDER_TRADE_UPDATE"' in text for text in sent)
+        assert any('"ALGO_UPDATE"' in text for text in sent) is algo_api

@@ -10,7 +10,8 @@ liquidation, a tick-size change, dropped streams. `inject` returns what it did, 
 On a server without the Algo Order API (`FakeBinance(algo_api=False)`: its paths answer
 404, stops and targets go to the classic /fapi/v1/order) the faults meant for algo paths
 aim at the classic ones instead: the 503 of an "unknown-stop" meets the next classic
-STOP_MARKET, and reads and any-path faults pick among the paths that server has.
+STOP_MARKET, reads and any-path faults pick among the paths that server has, and the
+malformed user-data events leave out ALGO_UPDATE (which such a server never sends).
 """
 
 import random
@@ -87,6 +88,8 @@ async def inject(fake: FakeBinance, kind: str, rng: random.Random, symbol: str, 
         stops = our_stops(fake, symbol)
         texts = malformed_user_events(symbol, stops[0] if stops else f"{OURS}x",
                                       to_ms(fake.now()))
+        if not fake.endpoints.algo_api:      # a server without the Algo API sends no ALGO_UPDATE
+            texts = [text for text in texts if '"ALGO_UPDATE"' not in text]
         await fake.hub.send_user_text(texts, fake.endpoints.listen_key)
     else:
         return await _by_hand(fake, kind, rng, symbol)
