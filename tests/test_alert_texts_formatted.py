@@ -192,10 +192,10 @@ def test_breakeven_given_up_shows_the_kept_stop_formatted() -> None:
 
 def test_adoption_alerts_show_the_size_formatted_and_the_key_last() -> None:
     record = position()
-    ours = PositionKeeper._adoption_alert(SYMBOL, record, ours=True)
+    ours = PositionKeeper._adoption_alert(SYMBOL, record, ours=True, to_close=False)
     assert ours.text == (f"{SYMBOL}: picked up its own LONG 0.5 again; protecting it "
                          f"({record.key})")
-    stranger = PositionKeeper._adoption_alert(SYMBOL, record, ours=False)
+    stranger = PositionKeeper._adoption_alert(SYMBOL, record, ours=False, to_close=False)
     assert stranger.text.startswith(f"{SYMBOL}: a LONG 0.5 the agent did not open is on the "
                                     "exchange: adopted and protected")
 
