@@ -80,7 +80,8 @@ class RunTally:
 def exit_plan_notes(settings: Settings, plans: Sequence[ExitPlan]) -> list[str]:
     """One line when TRADEBOT_EXIT_PLAN=two but trades ran on one take-profit: TP1 did not
     lie before the strategy's target (TRADEBOT_TP1_R too far), or a part was under the
-    symbol's minimum (trader/management.py `with_exit_plan` falls back to one TP then)."""
+    symbol's minimum (trader/management.py `with_exit_plan` falls back to one TP then).
+    Legal, so a note and not a configuration error: the target differs per trade."""
     if settings.exit_plan != ExitPlan.TWO.value or not plans:
         return []
     single = sum(1 for plan in plans if plan is not ExitPlan.TWO)
@@ -90,7 +91,9 @@ def exit_plan_notes(settings: Settings, plans: Sequence[ExitPlan]) -> list[str]:
     return [f"TRADEBOT_EXIT_PLAN=two, yet {share} of the trades had one take-profit: TP1 at "
             f"TRADEBOT_TP1_R={settings.tp1_r} R did not lie before the strategy's target, or a "
             f"part (TRADEBOT_TP1_FRACTION={settings.tp1_fraction}) was below the symbol's "
-            "minimum quantity or notional"]
+            "minimum quantity or notional; not an error: each trade's target is its own "
+            "(the strategy's reward/risk, moved by the regime) and a trade whose target lies "
+            "beyond TP1 gets both; lower TRADEBOT_TP1_R for two take-profits on these trades"]
 
 
 def symbol_notes(symbol: str, tally: SymbolTally, warmup: int, rules: SymbolRules,
