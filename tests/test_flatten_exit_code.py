@@ -173,7 +173,7 @@ def test_a_close_given_up_without_a_stop_is_position_unprotected() -> None:
 
 
 def test_the_asleep_line_claims_protection_only_where_a_stop_loss_covers() -> None:
-    from trader.control import _asleep_line
+    from trader.control_sleep import _asleep_line
     covered = make(state=PositionState.PROTECTED)
     naked = make(symbol="ETHUSDT", state=PositionState.ATTACHING, live_legs=False)
     assert _asleep_line([covered]) == ("asleep: no new entries; 1 position stays protected by "

@@ -87,7 +87,7 @@ async def read_balance(engine: Engine) -> None:
     """Read the balance now, as a tick does when it is due (trader/balance_keeper.py).
     At boot: `tradebot run` runs the commands queued while it booted before its first
     tick, and answers /balance and /status at once, so a /long or /balance sent as soon as
-    it started would find none. Before a manual entry (trader/control.py). Raises what
+    it started would find none. Before a manual entry (trader/control_entries.py). Raises what
     the read raises (ExchangeError, UnknownOutcome)."""
     balance = await engine.balance_keeper.refresh()
     engine.entries.update_risk_fraction(balance, engine.symbols)

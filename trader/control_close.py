@@ -1,0 +1,155 @@
+"""/close (and the flatten of /shutdown): each symbol closed at market inside its own
+boundary, every step reported as the exchange confirmed it. A position the agent does not
+manage (opened by hand) is taken over to be closed; an entry whose answer was lost is
+settled first; a close held back by the exchange's Retry-After says when it is sent."""
+
+from datetime import datetime
+
+from trader.commands import ALL_SYMBOLS, Command, CommandResult
+from trader.display import money, plural, price, quantity
+from trader.domain import CloseReason
+from trader.engine import Engine
+from trader.position import Position, PositionState
+from trader.trade_history import trade_net
+from trader.views import symbol_rules
+
+
+async def close_positions(engine: Engine, command: Command) -> CommandResult:
+    """Close at market; each symbol inside its own boundary, every step reported. Not ok
+    when a position is still open afterwards (its line says what protects it and what to
+    do) or a close failed on something unexpected."""
+    symbols = engine.symbols if command.symbol in (None, ALL_SYMBOLS) else [command.symbol]
+    lines: list[str] = []
+    ok, held_back, failed = True, 0, 0
+    for symbol in symbols:
+        done = await engine.contained(f"close {symbol}", close_one(engine, command, symbol),
+                                      symbol)
+        if done is None:
+            ok, failed = False, failed + 1
+            held_back += _held_back(engine, symbol)
+            lines += close_failed(engine, command, symbol)
+        else:
+            lines += done
+            left = engine.positions.get(symbol)    # still open, or an entry not filled yet
+            ok = ok and (left is None or left.state is PositionState.CLOSED)
+    return CommandResult(ok, lines or ["no open positions"],
+                         waiting=failed > 0 and held_back == failed)
+
+
+async def close_one(engine: Engine, command: Command, symbol: str,
+                     reason: CloseReason = CloseReason.COMMAND) -> list[str]:
+    position = engine.positions.get(symbol)
+    taken: list[str] = []
+    if position is not None and position.state is PositionState.ENTERING:
+        position, taken = await _settle_entry(engine, position)
+        if position is None or not position.state.open:
+            return taken
+    if position is None or not position.state.open:
+        view = await engine.view.view(symbol, fresh=True)
+        if view.position.side is None:
+            return [f"{symbol}: no open position"] if command.symbol not in (None, ALL_SYMBOLS) \
+                else []
+        # Opened outside the agent, and no tick adopted it (yet, or ever: adoption off):
+        # adopted now (and protected, should the close fail) so that the close asked for
+        # happens; README: /close is the remedy for a position the agent does not track.
+        if await engine.adopt(symbol, view, to_close=True) is None:
+            return [f"{symbol}: no open position"]     # it closed meanwhile
+        taken = [f"{symbol}: the {view.position.side.label} on the exchange was not managed "
+                 "by the agent; taken over to close it"]
+    notes = await engine.close(symbol, reason)
+    return [*taken, *notes, _final_line(engine, command, symbol, notes)]
+
+
+async def _settle_entry(engine: Engine, entering: Position) -> tuple[Position | None, list[str]]:
+    """An entry whose answer was lost (or a maker entry still working): asked by client id
+    now, the way the next tick would (PositionKeeper.protect), so that a /close acts on
+    what it really is. The position after that, and a line saying what the entry did."""
+    symbol, label = entering.symbol, entering.side.label
+    view = await engine.view.view(symbol, fresh=True)
+    position = await engine.protect(entering, view)
+    if position is None:
+        return None, [f"{symbol}: the {label} entry whose answer was lost did not fill; "
+                      "nothing is open"]
+    if position.state is PositionState.ENTERING:
+        return position, [f"{symbol}: the {label} entry is not filled yet (the order is "
+                          "followed by its id); nothing to close now: /status shows it"]
+    rules = symbol_rules(engine, symbol)
+    tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
+    return position, [f"{symbol}: the {label} entry whose answer was lost filled "
+                      f"({quantity(position.quantity, step)} at "
+                      f"{price(position.entry_price, tick)}); closing it"]
+
+
+def open_position(engine: Engine, symbol: str) -> Position | None:
+    position = engine.positions.get(symbol)
+    return position if position is not None and position.state.open else None
+
+
+def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str]) -> str:
+    position = open_position(engine, symbol)
+    if position is not None:
+        closes = sum(1 for note in notes if note.startswith(f"{symbol}: market close "))
+        return _still_open_line(engine, command, position, closes)
+    closed = engine.store.closed_positions()
+    last = next((p for p in reversed(closed) if p.symbol == symbol), None)
+    if last is None or last.exit_price is None:
+        return f"{symbol}: closed"
+    rules = symbol_rules(engine, symbol)
+    net = trade_net(last, engine.store.funding_payments(last.opened_at))
+    return (f"{symbol}: closed at {price(last.exit_price, rules.tick_size if rules else None)}, "
+            f"PnL {money(net, signed=True)} USDT net of fees and funding; no orders left")
+
+
+def _held_back(engine: Engine, symbol: str) -> bool:
+    """A close that only waits out the exchange's Retry-After: nothing is sent while the
+    circuit is open; the first tick after it sends the close again (trader/lifecycle.py,
+    CLOSING on a Tick), with no second /close needed."""
+    position = open_position(engine, symbol)
+    return position is not None and position.state is PositionState.CLOSING \
+        and _circuit_ends(engine) is not None
+
+
+def close_failed(engine: Engine, command: Command, symbol: str) -> list[str]:
+    """A close (or flatten) that raised: the error, and what is open now, if anything."""
+    failed = f"{symbol}: close failed: {engine.last_error}"
+    position = open_position(engine, symbol)
+    if position is None:
+        return [f"{failed}; {_retry_hint(command, symbol)} (/status shows what is open)"]
+    resumes = _circuit_ends(engine)
+    if _held_back(engine, symbol) and resumes is not None:
+        return [f"{symbol}: close not sent yet: {engine.last_error}",
+                _still_open_line(engine, command, position, 0,
+                                 f"the close is sent again at {resumes:%H:%M:%S} UTC, when "
+                                 "the exchange's wait ends (nothing is sent before)")]
+    return [failed, _still_open_line(engine, command, position, 0)]
+
+
+def _circuit_ends(engine: Engine) -> datetime | None:
+    """When the exchange's Retry-After window ends, if it is open now."""
+    circuit = engine.exchange.circuit()
+    return circuit.open_until if circuit.is_open(engine.clock.now()) else None
+
+
+def _still_open_line(engine: Engine, command: Command, position: Position,
+                     closes: int, next_step: str | None = None) -> str:
+    """"BTCUSDT: still open (0.1) after 3 market closes, protected by its stop-loss at
+    49,000; run `tradebot shutdown --flatten` again or close it in the Binance app".
+    `next_step` replaces the advice when the agent goes on by itself."""
+    symbol = position.symbol
+    rules = symbol_rules(engine, symbol)
+    tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
+    after = f" after {plural(closes, 'market close')}" if closes else ""
+    stop = position.stop.order
+    cover = f"protected by its stop-loss at {price(stop.trigger_price, tick)}" \
+        if stop is not None and position.stop.covers(position.quantity) \
+        else "NOT protected: no stop-loss on the exchange right now"
+    return (f"{symbol}: still open ({quantity(position.quantity, step)}){after}, {cover}; "
+            f"{next_step or _retry_hint(command, symbol)}")
+
+
+def _retry_hint(command: Command, symbol: str) -> str:
+    """What to do next, in the words of the one who asked: a shell user may have no
+    Telegram, and `tradebot` from a shell only knows shutdown and wake."""
+    again = "run `tradebot shutdown --flatten` again" if command.source == "cli" \
+        else f"send /close {symbol} again"
+    return f"{again} or close it in the Binance app"

@@ -1,0 +1,102 @@
+"""/shutdown and /wake (and `tradebot shutdown|wake` from a shell): reconcile, cancel entry
+orders, optionally flatten, sleep with protection running; wake with the emergency cooldown,
+saying which /pause is still on."""
+
+from datetime import timedelta
+
+from trader import guards
+from trader.alerts import Alert, AlertName
+from trader.commands import Command, CommandResult
+from trader.control_close import close_failed, close_one, open_position
+from trader.display import duration, plural
+from trader.domain import CloseReason, OrderRole
+from trader.engine import Engine
+from trader.position import Position, PositionState
+from trader.startup import reconcile
+
+
+async def shutdown(engine: Engine, command: Command) -> CommandResult:
+    """Reconcile, cancel entry orders, optionally flatten, then sleep (protection only).
+
+    Sleep is entered whatever fails on the way; each step is contained and reported. Not ok
+    when a flatten was asked and a position is still open (asleep all the same, with that
+    position protected as the lines say)."""
+    lines = await engine.contained("shutdown reconcile", reconcile(engine)) or []
+    for symbol in engine.symbols:
+        cancelled = await engine.contained(f"shutdown cancel entries {symbol}",
+                                           _cancel_entries(engine, symbol), symbol)
+        lines += cancelled if cancelled is not None else [
+            f"{symbol}: could not cancel entry orders: {engine.last_error}"]
+    if command.flatten:
+        lines += await _flatten_all(engine, command)
+    engine.guard_state = guards.sleep(engine.guard_state)
+    still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
+    lines.append(_asleep_line(still_open))
+    engine.alerter.publish(Alert(AlertName.EMERGENCY_DONE, "\n".join(lines),  # the reply says it
+                                 answered_in_reply=command.source == "telegram"), engine.clock.now())
+    return CommandResult(not (command.flatten and still_open), lines)
+
+
+async def _flatten_all(engine: Engine, command: Command) -> list[str]:
+    lines: list[str] = []
+    for symbol in engine.symbols:
+        if open_position(engine, symbol) is None:
+            continue
+        flattened = await engine.contained(
+            f"shutdown flatten {symbol}",
+            close_one(engine, command, symbol, CloseReason.EMERGENCY), symbol)
+        lines += flattened if flattened is not None else close_failed(engine, command, symbol)
+    return lines
+
+
+def _asleep_line(still_open: list[Position]) -> str:
+    """The last line of a shutdown: what stays open and whether a stop-loss covers it."""
+    if not still_open:
+        return "asleep: no new entries; no open positions"
+    count = f"{plural(len(still_open), 'position')} {'stays' if len(still_open) == 1 else 'stay'}"
+    naked = [p.symbol for p in still_open
+             if p.state.open and not p.stop.covers(p.quantity)]
+    if not naked:
+        return f"asleep: no new entries; {count} protected by exchange-side orders"
+    return (f"asleep: no new entries; {count} open, {', '.join(naked)} with NO stop-loss on "
+            "the exchange right now")
+
+
+async def _cancel_entries(engine: Engine, symbol: str) -> list[str]:
+    lines = []
+    await engine.view.snapshot(symbol)
+    for order in engine.tracker.ours_live(symbol):
+        if order.role is OrderRole.ENTRY:
+            final = await engine.executor.cancel_and_verify(symbol, order.client_id)
+            outcome = f"the exchange says {final.status.value}" if final \
+                else "the exchange no longer lists it"
+            lines.append(f"{symbol}: entry order cancelled, {outcome} ({order.client_id})")
+    return lines
+
+
+async def wake(engine: Engine, command: Command) -> CommandResult:
+    lines = await reconcile(engine)
+    cooldown = timedelta(minutes=engine.settings.emergency_cooldown_minutes)
+    engine.guard_state = guards.wake(engine.guard_state, engine.clock.now(), cooldown)
+    after = f" after a {duration(cooldown)} cooldown" if cooldown else ""
+    paused = _pauses_left(engine.guard_state)
+    if not paused:
+        lines.append(f"awake: trading resumes{after}")
+        return CommandResult(True, lines)
+    resume = "send /resume in Telegram" if command.source == "cli" else "send /resume"
+    cooling = f" (and a {duration(cooldown)} cooldown)" if cooldown else ""
+    lines += [f"awake: exits and protection run; new entries wait for your /pause{cooling}",
+              *paused, f"{resume} to trade again"]
+    return CommandResult(True, lines)
+
+
+def _pauses_left(state: guards.GuardState) -> list[str]:
+    """The pauses a /wake leaves on (it ends the sleep, not a /pause), one line each."""
+    lines = []
+    if state.paused:
+        until = f"{state.paused_until:%H:%M} UTC" if state.paused_until else "/resume"
+        lines.append(f"entries stay paused until {until}")
+    lines += [f"{symbol}: entries stay paused until "
+              f"{f'{until:%H:%M} UTC' if until else f'/resume {symbol}'}"
+              for symbol, until in sorted(state.paused_symbols.items())]
+    return lines
