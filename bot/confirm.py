@@ -1,5 +1,5 @@
 """Confirmation prompts for commands that act on money (/close, /shutdown, /long, /short,
-/unlock): buttons, expiry, single use.
+/unlock, /sl): buttons, expiry, single use.
 
 A prompt is identified by a random nonce carried in the buttons' callback data. It can be
 used once (a repeated press of the same button does nothing), and it expires after its ttl
@@ -9,12 +9,14 @@ used once (a repeated press of the same button does nothing), and it expires aft
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.format import escape
 from trader.commands import ALL_SYMBOLS, CommandKind
+from trader.display import number
 
 
 class Choice(StrEnum):
@@ -29,7 +31,8 @@ CHOICES = {CommandKind.CLOSE: {Choice.CLOSE, Choice.CANCEL},
            CommandKind.SHUTDOWN: {Choice.FLATTEN, Choice.KEEP, Choice.CANCEL},
            CommandKind.LONG: {Choice.CONFIRM, Choice.CANCEL},
            CommandKind.SHORT: {Choice.CONFIRM, Choice.CANCEL},
-           CommandKind.UNLOCK: {Choice.CONFIRM, Choice.CANCEL}}
+           CommandKind.UNLOCK: {Choice.CONFIRM, Choice.CANCEL},
+           CommandKind.SL: {Choice.CONFIRM, Choice.CANCEL}}
 
 
 class PromptState(StrEnum):
@@ -47,6 +50,7 @@ class Confirmation:
     symbol: str | None = None
     message_id: int | None = None
     state: PromptState = PromptState.OPEN
+    price: Decimal | None = None           # /sl: the new stop price asked for
 
     @property
     def expired_text(self) -> str:
@@ -61,8 +65,9 @@ class ConfirmationBook:
     prompts: dict[str, Confirmation] = field(default_factory=dict)
 
     def open(self, kind: CommandKind, chat_id: int, now: datetime,
-             symbol: str | None = None) -> Confirmation:
-        prompt = Confirmation(secrets.token_urlsafe(9), kind, chat_id, now, symbol)
+             symbol: str | None = None, price: Decimal | None = None) -> Confirmation:
+        prompt = Confirmation(secrets.token_urlsafe(9), kind, chat_id, now, symbol,
+                              price=price)
         self.prompts[prompt.nonce] = prompt
         return prompt
 
@@ -110,6 +115,13 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
                 f"{seconds} s.")
         return text, InlineKeyboardMarkup([[
             _button(prompt, f"Unlock {prompt.symbol}", Choice.CONFIRM),
+            _button(prompt, "Cancel", Choice.CANCEL)]])
+    if prompt.kind is CommandKind.SL:
+        text = (f"Move the <b>{escape(prompt.symbol)}</b> stop-loss to <b>{number(prompt.price)}"
+                "</b> (on the tick)? The new stop is placed first, then the old one is "
+                f"cancelled. Expires in {seconds} s.")
+        return text, InlineKeyboardMarkup([[
+            _button(prompt, f"Move the stop to {number(prompt.price)}", Choice.CONFIRM),
             _button(prompt, "Cancel", Choice.CANCEL)]])
     text = ("<b>Shutdown</b>: entries stop, entry orders are cancelled and the agent sleeps "
             f"until /wake. What about open positions? Expires in {seconds} s.")

@@ -156,7 +156,7 @@ def _one_line(text: str) -> str:
 ACTION_TITLES = {
     CommandKind.CLOSE: "Close", CommandKind.SHUTDOWN: "Shutdown", CommandKind.WAKE: "Wake",
     CommandKind.PAUSE: "Pause", CommandKind.RESUME: "Resume", CommandKind.LONG: "Long",
-    CommandKind.SHORT: "Short", CommandKind.UNLOCK: "Unlock",
+    CommandKind.SHORT: "Short", CommandKind.UNLOCK: "Unlock", CommandKind.SL: "Stop-loss",
 }
 QUERY_TITLES = {CommandKind.VERSION: "Version", CommandKind.BALANCE: "Balance",
                 CommandKind.CHART: "Chart"}

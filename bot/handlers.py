@@ -3,8 +3,8 @@
 The bot never touches trading state: every action is a `Command` awaited through
 `EngineControl.execute` (the engine is the single writer). A command is refused without
 being executed when its arguments are wrong (one-line usage answer, bot/parsing.py) or when
-it waited more than 60 s while the agent was down. /close, /shutdown, /long, /short and
-/unlock ask for confirmation with inline buttons that expire; each confirmation can be used
+it waited more than 60 s while the agent was down. /close, /shutdown, /long, /short,
+/unlock and /sl ask for confirmation with inline buttons that expire; each confirmation can be used
 once, so a repeated press does nothing. /start answers a short status and the command list.
 Everything said back goes through `Replies` (retried; kept in the alert outbox if Telegram
 does not take it in time).
@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from loguru import logger
@@ -139,10 +140,14 @@ class CommandHandlers:
         if kind is None:
             await self.replies.send_html(context.bot, chat.id, help_text(list(self.engine.symbols),
                                                                    self.extra_help))
-        elif kind is CommandKind.CLOSE and not self.engine.closable(request.symbol or ""):
-            await self.replies.send_html(context.bot, chat.id, nothing_to_close(request.symbol))
+        elif kind in (CommandKind.CLOSE, CommandKind.SL) \
+                and not self.engine.closable(request.symbol or ""):
+            await self.replies.send_html(context.bot, chat.id, nothing_to_close(request.symbol)
+                                         if kind is CommandKind.CLOSE else
+                                         f"No open position on {escape(request.symbol or '')}"
+                                         "; no stop-loss to move.")
         elif kind in CHOICES:
-            await self._prompt(context.bot, chat.id, kind, request.symbol, now)
+            await self._prompt(context.bot, chat.id, kind, request.symbol, now, request.price)
         else:
             command = Command(kind, f"tg:{chat.id}:{message.message_id}", message.date,
                               symbol=request.symbol, duration=request.duration,
@@ -166,8 +171,8 @@ class CommandHandlers:
                                          "Unknown command. /help lists what I understand.")
 
     async def _prompt(self, bot: Bot, chat_id: int, kind: CommandKind, symbol: str | None,
-                      now: datetime) -> None:
-        prompt = self.book.open(kind, chat_id, now, symbol)
+                      now: datetime, price: Decimal | None = None) -> None:
+        prompt = self.book.open(kind, chat_id, now, symbol, price)
         text, markup = confirmation_prompt(prompt, self.book.ttl)
         sent = await self.replies.send_html(
             bot, chat_id, text, markup,
@@ -207,7 +212,7 @@ class CommandHandlers:
             await self._edit(context.bot, prompt, "Cancelled: nothing was done.")
             return
         command = Command(prompt.kind, f"tg:confirm:{prompt.nonce}", now, symbol=prompt.symbol,
-                          flatten=choice is Choice.FLATTEN)
+                          flatten=choice is Choice.FLATTEN, price=prompt.price)
         # The engine acts at once; the toast and the edit may wait out Telegram's flood control.
         running = asyncio.ensure_future(self.engine.execute(command))
         await self.replies.answer(query, "Working on it…")
@@ -319,6 +324,8 @@ def confirmed_text(prompt: Confirmation, choice: Choice) -> str:
         return f"⏳ Opening a <b>{prompt.kind.value}</b> on <b>{escape(prompt.symbol)}</b>…"
     if prompt.kind is CommandKind.UNLOCK:
         return f"⏳ Unlocking <b>{escape(prompt.symbol)}</b>…"
+    if prompt.kind is CommandKind.SL:
+        return f"⏳ Moving the <b>{escape(prompt.symbol)}</b> stop-loss…"
     if choice is Choice.FLATTEN:
         return "⏳ Shutdown: flattening everything, then sleeping…"
     return "⏳ Shutdown: keeping positions protected, then sleeping…"

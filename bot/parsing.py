@@ -13,6 +13,7 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from trader.commands import ALL_SYMBOLS, CommandKind
@@ -27,6 +28,7 @@ class Args(StrEnum):
     SYMBOL_OR_ALL = "symbol|all"   # SYMBOL|all (required)
     MAYBE_SYMBOL = "[symbol]"      # [SYMBOL]
     PAUSE = "pause"                # [SYMBOL] [duration]
+    SYMBOL_PRICE = "symbol price"  # SYMBOL PRICE (both required)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ COMMANDS = [
          "open a short now (risk-sized, with SL/TP)", "Trade"),
     Spec("close", CommandKind.CLOSE, Args.SYMBOL_OR_ALL, "/close SYMBOL|all",
          "close at market", "Trade"),
+    Spec("sl", CommandKind.SL, Args.SYMBOL_PRICE, "/sl SYMBOL PRICE",
+         "move the stop-loss (new stop first)", "Trade"),
     Spec("pause", CommandKind.PAUSE, Args.PAUSE,
          "/pause [SYMBOL] [duration, e.g. 30m, 2h, 1d]", "pause new entries", "Trade"),
     Spec("resume", CommandKind.RESUME, Args.MAYBE_SYMBOL, "/resume [SYMBOL]",
@@ -94,6 +98,7 @@ HELP_GROUPS = ("Watch", "Results", "Trade", "Agent")
 PNL_PERIODS = ("day", "week", "month", "all")
 MAX_PAUSE = timedelta(days=30)
 _DURATION = re.compile(r"^(\d{1,6})([mhd])$")
+_PRICE = re.compile(r"^\d{1,12}(\.\d{1,12})?$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -119,6 +124,7 @@ class Request:
     duration: timedelta | None = None
     period: str = "day"
     count: int | None = None
+    price: Decimal | None = None
 
 
 def command_name(text: str) -> str:
@@ -141,7 +147,7 @@ def parse_duration(text: str) -> timedelta:
 def parse_command(name: str, args: list[str], symbols: list[str]) -> Request:
     """Check one command line against what the command accepts; UsageError if it does not fit."""
     spec = SPECS[name]
-    most = {Args.NONE: 0, Args.PAUSE: 2}.get(spec.args, 1)
+    most = {Args.NONE: 0, Args.PAUSE: 2, Args.SYMBOL_PRICE: 2}.get(spec.args, 1)
     if len(args) > most:
         raise UsageError(name, f"/{name} takes no arguments" if most == 0 else "too many words")
     if spec.args in (Args.SYMBOL, Args.SYMBOL_OR_ALL) and not args:
@@ -154,6 +160,8 @@ def parse_command(name: str, args: list[str], symbols: list[str]) -> Request:
         return _with_count(request, args, spec.max_count)
     if spec.args is Args.PAUSE:
         return _pause(request, args, symbols)
+    if spec.args is Args.SYMBOL_PRICE:
+        return _symbol_and_price(request, args, symbols)
     if args:
         symbol = _symbol(name, args[0], symbols, allow_all=spec.args is Args.SYMBOL_OR_ALL)
         return Request(name, spec.kind, symbol=symbol)
@@ -195,6 +203,21 @@ def _pause(request: Request, args: list[str], symbols: list[str]) -> Request:
         else:
             raise UsageError(request.name, f"{word[:32]!r} is not a duration like 30m, 2h or 1d")
     return Request(request.name, request.kind, symbol=symbol, duration=span)
+
+
+def _symbol_and_price(request: Request, args: list[str], symbols: list[str]) -> Request:
+    """SYMBOL PRICE: a positive price, digits and one dot ("99400", "0.5123")."""
+    if len(args) < 2:
+        raise UsageError(request.name, "name the symbol and the new stop price")
+    symbol = _symbol(request.name, args[0], symbols)
+    text = args[1].replace(",", "")
+    try:
+        value = Decimal(text) if _PRICE.match(text) else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value > 0:
+        raise UsageError(request.name, f"{args[1][:32]} is not a price")
+    return Request(request.name, request.kind, symbol=symbol, price=value)
 
 
 def _symbol(name: str, text: str, symbols: list[str], allow_all: bool = False) -> str:

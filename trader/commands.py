@@ -39,6 +39,7 @@ class CommandKind(StrEnum):
     LONG = "long"            # symbol: a manual entry, planned and protected like a signal's
     SHORT = "short"
     UNLOCK = "unlock"        # symbol: end its cooldown, clear its breakers
+    SL = "sl"                # symbol, price: move the stop-loss
 
     @property
     def mutating(self) -> bool:
@@ -47,7 +48,7 @@ class CommandKind(StrEnum):
 
 MUTATING = frozenset({CommandKind.CLOSE, CommandKind.SHUTDOWN, CommandKind.WAKE,
                       CommandKind.PAUSE, CommandKind.RESUME, CommandKind.LONG,
-                      CommandKind.SHORT, CommandKind.UNLOCK})
+                      CommandKind.SHORT, CommandKind.UNLOCK, CommandKind.SL})
 PERIOD_KINDS = {CommandKind.DAILY: "day", CommandKind.WEEKLY: "week",
                 CommandKind.MONTHLY: "month"}
 
@@ -66,6 +67,7 @@ class Command:
     duration: timedelta | None = None    # PAUSE
     period: str = "day"                  # PNL: day | week | month | all
     count: int | None = None             # DAILY/WEEKLY/MONTHLY, TRADES, LOGS: how many rows
+    price: Decimal | None = None         # SL: the new stop-loss trigger price
     source: str = "telegram"
 
 

@@ -8,7 +8,7 @@ the database.
     await controller.process()               # in the engine's loop, between ticks
 
 The actions live by job: trader/control_close.py (/close), control_sleep.py (/shutdown,
-/wake), control_entries.py (/pause, /resume, /unlock, /long, /short). Every action
+/wake), control_entries.py (/pause, /resume, /unlock, /long, /short), control_stop.py (/sl). Every action
 reports exactly what was done, one fact per line; nothing is claimed that the
 exchange did not confirm. A command that fails answers what happened, never silence.
 """
@@ -27,6 +27,7 @@ from trader.commands import Command, CommandKind, CommandResult
 from trader.control_close import close_positions
 from trader.control_entries import enter_by_hand, pause, resume, unlock
 from trader.control_sleep import shutdown, wake
+from trader.control_stop import move_stop
 from trader.display import duration
 from trader.engine import Engine
 from trader.views import answer_query, closable
@@ -36,7 +37,7 @@ from trader.views import answer_query, closable
 # yet, and the market moved meanwhile. Closing and sleeping, late, are still what was asked.
 QUEUE_WAIT_LIMIT = 60.0       # seconds
 ADDS_RISK = frozenset({CommandKind.LONG, CommandKind.SHORT, CommandKind.WAKE,
-                       CommandKind.RESUME, CommandKind.UNLOCK})
+                       CommandKind.RESUME, CommandKind.UNLOCK, CommandKind.SL})
 
 Queued = tuple[Command, "asyncio.Future[CommandResult]", float]   # float: monotonic enqueue time
 
@@ -142,5 +143,6 @@ async def run_command(engine: Engine, command: Command) -> CommandResult:
         CommandKind.LONG: enter_by_hand,
         CommandKind.SHORT: enter_by_hand,
         CommandKind.UNLOCK: unlock,
+        CommandKind.SL: move_stop,
     }[command.kind]
     return await handler(engine, command)

@@ -115,6 +115,14 @@ class CloseRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class StopMoveRequested:
+    """The operator's /sl: the stop-loss to `trigger_price` (on the tick, on the stop's
+    side of the mark: trader/control_stop.py checks both). Placed new-first, the old stop
+    cancelled once the new one is live (trader/protection.py)."""
+    trigger_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class FlattenResult:
     """After a market close: what the exchange still holds on our side."""
     remaining: Decimal
@@ -134,7 +142,7 @@ class Tick:
 
 Event = (EntryFilled | EntryFailed | LegPlaced | LegPlacementUnknown | LegRejected | LegSeen
          | LegGone | LegFilled | PositionSizeChanged | PositionGone | CloseRequested
-         | FlattenResult | Tick)
+         | StopMoveRequested | FlattenResult | Tick)
 
 # --- actions ------------------------------------------------------------------------------
 

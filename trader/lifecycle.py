@@ -11,6 +11,8 @@ the actions it returns, feeding their results back as events.
     CLOSING        CLOSING     -           CLOSING    CLOSING   CLOSING        CLOSING|OPEN  CLOSED
     CLOSED         -           -           -          -         -              -             -
 
+StopMoveRequested (the operator's /sl) aims the stop of an OPEN position at a new level
+(protection places it new-first); it is ignored in the other states.
 Leg* are LegPlaced, LegPlacementUnknown, LegRejected, LegSeen, LegGone, LegFilled; Size is
 PositionSizeChanged. OPEN is PROTECTED when every leg covers its part (the stop the
 quantity, the take-profits theirs: `Position.leg_quantity`), ATTACHING otherwise; "-"
@@ -47,6 +49,7 @@ from trader.events import (
     Policy,
     PositionGone,
     PositionSizeChanged,
+    StopMoveRequested,
     Tick,
 )
 from trader.evolve import evolve
@@ -66,6 +69,7 @@ TRANSITIONS: dict[tuple[PositionState, type], frozenset[PositionState]] = {
     (ENTERING, PositionGone): frozenset({ENTERING, CLOSED}),
     **{(state, kind): OPEN for state in OPEN for kind in (EntryFilled, *LEG_EVENTS)},
     **{(state, CloseRequested): frozenset({CLOSING}) for state in OPEN},
+    **{(state, StopMoveRequested): OPEN for state in OPEN},     # CLOSING: ignored
     **{(state, FlattenResult): OPEN for state in OPEN},
     **{(state, PositionGone): frozenset({CLOSED}) for state in (*OPEN, CLOSING)},
     **{(CLOSING, kind): frozenset({CLOSING}) for kind in (EntryFilled, *LEG_EVENTS,
@@ -395,6 +399,14 @@ def _move_stop_to_breakeven(position: Position, rules, policy: Policy) -> tuple[
     return position.with_leg(evolve(stop, trigger_price=target)), []
 
 
+def _stop_move_requested(position: Position, event: StopMoveRequested, now: datetime,
+                         policy: Policy) -> Outcome:
+    """/sl: the stop aimed at the operator's level; protection.plan (in `step`) places it
+    new-first. A breakeven move still due aims at breakeven only if that is tighter."""
+    stop = evolve(position.stop, trigger_price=event.trigger_price, failures=0, retry_at=None)
+    return position.with_leg(stop), [], []
+
+
 HANDLERS: dict[type, Callable[..., Outcome]] = {
     EntryFilled: _entry_filled,
     EntryFailed: _entry_failed,
@@ -407,6 +419,7 @@ HANDLERS: dict[type, Callable[..., Outcome]] = {
     PositionSizeChanged: _size_changed,
     PositionGone: _position_gone,
     CloseRequested: _close_requested,
+    StopMoveRequested: _stop_move_requested,
     FlattenResult: _flatten_result,
     Tick: _tick,
 }

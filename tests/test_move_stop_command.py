@@ -1,0 +1,97 @@
+"""/sl SYMBOL PRICE moves the stop-loss: put on the tick, refused on the wrong side of the
+mark (it would trigger at once), and the new stop is on the exchange before the old one is
+cancelled (never a moment without a stop)."""
+
+from decimal import Decimal
+
+from tests.engine_world import SYMBOL, long_signal, make_world
+from trader.commands import CommandKind
+from trader.domain import OrderType
+
+
+async def world_with_a_long(tmp_path):  # type: ignore[no-untyped-def]
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.strategy.next = long_signal("0.02", "0.04")
+    await world.step()
+    assert SYMBOL in world.engine.positions
+    return world
+
+
+async def stops(world) -> list:  # type: ignore[no-untyped-def]
+    return [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET]
+
+
+async def test_sl_moves_the_stop_new_first_and_rounds_to_the_tick(tmp_path):
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    old = position.stop.order
+    mark = (await world.paper.position(SYMBOL)).mark_price or position.entry_price
+    wanted = (position.stop.trigger_price + mark) / 2 + Decimal("0.0003")
+    placed_before_cancel: list[bool] = []
+    real_cancel = world.paper.cancel
+
+    async def cancel(symbol, client_id):  # type: ignore[no-untyped-def]
+        live = await stops(world)
+        placed_before_cancel.append(any(o.client_id != old.client_id for o in live))
+        return await real_cancel(symbol, client_id)
+    world.paper.cancel = cancel
+
+    result = await world.command(CommandKind.SL, symbol=SYMBOL, price=wanted)
+    assert result.ok, result.lines
+    rules = world.paper.rules(SYMBOL)
+    level = rules.round_price(wanted, up=False)
+    live = await stops(world)
+    assert [o.trigger_price for o in live] == [level], live
+    assert live[0].client_id != old.client_id
+    assert placed_before_cancel == [True]           # the new stop was live first
+    assert world.engine.positions[SYMBOL].stop.trigger_price == level
+    assert "stop-loss moved to" in result.lines[0] and "on the tick" in result.lines[0]
+    assert "was cancelled after it" in result.lines[1], result.lines
+
+
+async def test_sl_on_the_wrong_side_of_the_mark_is_refused_and_changes_nothing(tmp_path):
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    before = await stops(world)
+    above = position.entry_price * Decimal("1.5")
+    result = await world.command(CommandKind.SL, symbol=SYMBOL, price=above)
+    assert not result.ok
+    assert "a LONG's stop must be below the mark price" in result.lines[0], result.lines
+    assert await stops(world) == before
+
+
+async def test_sl_without_a_position_says_so(tmp_path):
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    result = await world.command(CommandKind.SL, symbol=SYMBOL, price=Decimal("100"))
+    assert not result.ok and result.lines == [f"{SYMBOL}: stop-loss not moved: no open position"]
+
+
+async def test_sl_from_the_phone_asks_then_moves_the_stop(tmp_path):
+    from tests.fakes.telegram_server import FakeTelegram
+    from tests.test_bot_engine import confirm, running_bot
+
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    level = world.paper.rules(SYMBOL).round_price(
+        (position.stop.trigger_price + position.entry_price) / 2, up=False)
+    async with FakeTelegram() as telegram, running_bot(world, telegram):
+        reply = await confirm(telegram, f"/sl {SYMBOL} {level}", "Move the stop",
+                              "Stop-loss: done")
+        assert f"{SYMBOL}: stop-loss moved to" in reply.plain, reply.plain
+        assert [o.trigger_price for o in await stops(world)] == [level]
+        wrong = await confirm(telegram, f"/sl {SYMBOL} {position.entry_price * 2}",
+                              "Move the stop", "Stop-loss: failed")
+        assert "would trigger at once" in wrong.plain, wrong.plain
+
+
+def test_sl_usage_needs_a_symbol_and_a_price() -> None:
+    import pytest
+
+    from bot.parsing import UsageError, parse_command
+
+    assert parse_command("sl", ["btcusdt", "99,400.5"], [SYMBOL]).price == Decimal("99400.5")
+    for args in ([SYMBOL], [SYMBOL, "abc"], [SYMBOL, "-5"], [SYMBOL, "0"], ["DOGEUSDT", "1"]):
+        with pytest.raises(UsageError):
+            parse_command("sl", args, [SYMBOL])

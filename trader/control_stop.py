@@ -1,0 +1,76 @@
+"""/sl SYMBOL PRICE: the operator moves the stop-loss of an open position. The price is put
+on the symbol's tick (away from the mark, as the agent rounds its own stops), a level on
+the wrong side of the mark is refused (the exchange would refuse it, -2021, or it would
+fire at once), and the move goes through the state machine (StopMoveRequested): the new
+stop is placed first and the old one cancelled only once the new one is live
+(trader/protection.py), so the position is never without a stop."""
+
+from decimal import Decimal
+
+from trader.commands import Command, CommandResult
+from trader.control_close import open_position
+from trader.display import price
+from trader.domain import Side, SymbolRules
+from trader.engine import Engine
+from trader.events import StopMoveRequested
+from trader.position import Position, PositionState
+from trader.views import symbol_rules
+
+
+async def move_stop(engine: Engine, command: Command) -> CommandResult:
+    """Move `command.symbol`'s stop to `command.price`; every line as the exchange confirmed."""
+    symbol, asked = command.symbol or "", command.price
+    position = open_position(engine, symbol)
+    rules = symbol_rules(engine, symbol)
+    if position is None or position.state is PositionState.CLOSING or asked is None:
+        why = "it is being closed" if position is not None else "no open position"
+        return CommandResult(False, [f"{symbol}: stop-loss not moved: {why}"])
+    if rules is None:
+        return CommandResult(False, [f"{symbol}: stop-loss not moved: the symbol's rules "
+                                     "were not read from the exchange yet; try again"])
+    level = rules.round_price(asked, up=position.side is Side.SELL)   # away from the mark
+    view = await engine.view.view(symbol, fresh=True)
+    refusal = _refusal(position, level, view.mark, rules)
+    if refusal:
+        return CommandResult(False, [f"{symbol}: stop-loss not moved: {refusal}"])
+    before = position.stop.order
+    if before is not None and before.trigger_price == level:
+        return CommandResult(True, [f"{symbol}: the stop-loss is already at "
+                                    f"{price(level, rules.tick_size)}"])
+    moved = await engine.interpreter.apply(position, StopMoveRequested(level))
+    return _result(engine, moved, asked, level, before.client_id if before else None, rules)
+
+
+def _refusal(position: Position, level: Decimal, mark: Decimal, rules: SymbolRules) -> str:
+    """Why `level` cannot be the stop now ("" when it can): a long's stop must be below the
+    mark, a short's above it."""
+    tick = rules.tick_size
+    if level <= 0:
+        return f"{price(level, tick)} is not a price"
+    if not mark > 0:
+        return "the mark price is unknown right now; try again"
+    if (mark - level) * position.side.sign > 0:
+        return ""
+    where = "below" if position.side is Side.BUY else "above"
+    return (f"a {position.side.label}'s stop must be {where} the mark price "
+            f"({price(mark, tick)}); {price(level, tick)} would trigger at once")
+
+
+def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
+            old_id: str | None, rules: SymbolRules) -> CommandResult:
+    symbol, tick = position.symbol, rules.tick_size
+    shown = price(level, tick)
+    rounded = f" ({price(asked)} on the tick)" if level != asked else ""
+    stop = position.stop.order
+    if stop is None or stop.trigger_price != level or not position.stop.covers(
+            position.quantity):
+        return CommandResult(False, [
+            f"{symbol}: the new stop-loss at {shown}{rounded} is not confirmed on the "
+            "exchange yet; the agent keeps placing it (/status shows it), and the old one "
+            "stays until it is"])
+    old = engine.tracker.get(old_id)
+    kept = old is not None and old.live
+    return CommandResult(True, [
+        f"{symbol}: stop-loss moved to {shown}{rounded}: on the exchange",
+        f"{symbol}: the old stop-loss " + ("is still live: it is cancelled on the next tick"
+                                          if kept else "was cancelled after it")])
