@@ -95,3 +95,48 @@ def test_sl_usage_needs_a_symbol_and_a_price() -> None:
     for args in ([SYMBOL], [SYMBOL, "abc"], [SYMBOL, "-5"], [SYMBOL, "0"], ["DOGEUSDT", "1"]):
         with pytest.raises(UsageError):
             parse_command("sl", args, [SYMBOL])
+
+
+async def test_sl_on_binance_replaces_the_stop_and_leaves_one(tmp_path):
+    """The same through the Binance adapter and the fake Binance: one stop-loss on the
+    exchange afterwards, at the new level on the tick, the old one gone."""
+    from datetime import UTC, datetime
+
+    from tests.fakes.binance_server import FakeBinance
+    from tests.test_first_command_after_boot import booted, market_up_to_now
+    from trader.commands import Command
+
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        await market_up_to_now(fake)
+        async with booted(fake, tmp_path) as agent:
+            assert (await agent.run(CommandKind.LONG)).ok
+            position = agent.engine.positions[SYMBOL]
+            old = position.stop.order
+            asked = (position.stop.trigger_price + position.entry_price) / 2 + Decimal("0.03")
+            result = await agent.controller.run(Command(
+                CommandKind.SL, "tg:1:99", datetime.now(UTC), symbol=SYMBOL, price=asked,
+                source="telegram"))
+            assert result.ok, result.lines
+            level = agent.engine.exchange.rules(SYMBOL).round_price(asked, up=False)
+            live = [o for o in await agent.engine.exchange.open_orders(SYMBOL)
+                    if o.type is OrderType.STOP_MARKET]
+            assert [(o.trigger_price, o.client_id != old.client_id) for o in live] \
+                == [(level, True)], (live, result.lines)
+
+
+async def test_sl_of_a_short_rounds_up_and_refuses_a_stop_below_the_mark(tmp_path):
+    from tests.engine_world import short_signal
+
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.strategy.next = short_signal("0.02", "0.04")
+    await world.step()
+    position = world.engine.positions[SYMBOL]
+    below = await world.command(CommandKind.SL, symbol=SYMBOL,
+                                price=position.entry_price * Decimal("0.9"))
+    assert not below.ok and "a SHORT's stop must be above the mark price" in below.lines[0]
+    asked = (position.stop.trigger_price + position.entry_price) / 2 + Decimal("0.0003")
+    moved = await world.command(CommandKind.SL, symbol=SYMBOL, price=asked)
+    assert moved.ok, moved.lines
+    level = world.paper.rules(SYMBOL).round_price(asked, up=True)
+    assert [o.trigger_price for o in await stops(world)] == [level]
