@@ -6,6 +6,8 @@ and re-read by `refresh_rules()` (the engine calls it hourly, after a stream rec
 after a filter rejection). Requests go through `BinanceRest` (binance_rest.py).
 """
 
+from dataclasses import replace
+
 from loguru import logger
 
 from trader.domain import SymbolRules, describe_rules_change
@@ -16,6 +18,7 @@ from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.errors import Outcome, classify
 from trader.exchange.ratelimit import RateLimits
 
+NOT_LISTED = "NOT_LISTED"   # our status for a symbol exchangeInfo no longer lists
 HEDGE_MODE_MESSAGE = ("account is in hedge mode; switch to one-way mode in Binance "
                       "(Preferences > Position Mode) - refusing to trade")
 
@@ -54,9 +57,15 @@ class BinanceAccount:
         self._rest.limiter.set_limits(RateLimits.from_exchange_info(info.get("rateLimits", [])))
 
     async def refresh_rules(self) -> list[str]:
-        """Re-read exchangeInfo; returns one line per symbol whose rules changed."""
+        """Re-read exchangeInfo; returns one line per symbol whose rules changed. A symbol
+        Binance no longer lists (delisted) keeps its last rules with the status NOT_LISTED:
+        not TRADING, so no entry, while its open position keeps its protection (a stop
+        replaced after a filter rejection still finds its rules)."""
         info = await self._rest.call("exchange info", self._rest.client.futures_exchange_info)
-        fresh = codec.rules_from_exchange_info(info, list(self.rules))
+        fresh = codec.rules_from_exchange_info(info, list(self.rules), missing_ok=True)
+        for symbol, known in self.rules.items():
+            if symbol not in fresh:
+                fresh[symbol] = replace(known, status=NOT_LISTED)
         changes = [f"{symbol}: {describe_rules_change(self.rules[symbol], rules)}"
                    for symbol, rules in fresh.items() if rules != self.rules[symbol]]
         self.rules = fresh

@@ -56,17 +56,19 @@ def error_from_answer(status: int, code: int | None, message: str, retry_after: 
 
 # --- exchange info -------------------------------------------------------------------
 
-def rules_from_exchange_info(info: Json, symbols: list[str]) -> dict[str, SymbolRules]:
-    """SymbolRules for the managed symbols; KeyError naming the symbols Binance doesn't list,
-    MalformedResponse for a listed symbol without its PRICE_FILTER / LOT_SIZE."""
+def rules_from_exchange_info(info: Json, symbols: list[str], *,
+                             missing_ok: bool = False) -> dict[str, SymbolRules]:
+    """SymbolRules for the managed symbols; KeyError naming the symbols Binance doesn't list
+    (left out instead with `missing_ok`), MalformedResponse for a listed symbol without its
+    PRICE_FILTER / LOT_SIZE."""
     listed = {}
     for entry in Fields(info, EXCHANGE_INFO).rows("symbols"):
         fields = Fields(entry, f"{EXCHANGE_INFO} symbol")
         listed[fields.text("symbol")] = fields
     missing = [symbol for symbol in symbols if symbol not in listed]
-    if missing:
+    if missing and not missing_ok:
         raise KeyError(f"not listed on Binance USD-M futures: {', '.join(missing)}")
-    return {symbol: _rules(listed[symbol]) for symbol in symbols}
+    return {symbol: _rules(listed[symbol]) for symbol in symbols if symbol in listed}
 
 
 def _rules(entry: Fields) -> SymbolRules:
