@@ -31,6 +31,8 @@ NOT_PRODUCED_BY_THE_FAKE = {
     "event_account_config_update_leverage": "a leverage changed by hand: tests send the "
                                             "page's example (test_leverage_changed_by_hand)",
     "event_account_config_update_multi_assets": "the fake account is in single-asset mode",
+    "event_margin_call": "the fake never calls for margin: tests send the page's example "
+                         "(test_margin_call)",
 }
 
 

@@ -94,7 +94,8 @@ async def test_the_routed_path_names_every_event_the_agent_decodes(fake):
         assert asked == set()                 # the old path has no subscription parameter
     else:
         assert asked == {frozenset({"ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE",
-                                    "ACCOUNT_CONFIG_UPDATE", "listenKeyExpired"})}
+                                    "ACCOUNT_CONFIG_UPDATE", "MARGIN_CALL",
+                                    "listenKeyExpired"})}
 
 
 async def test_closed_candles_and_quotes_arrive(fake):

@@ -30,6 +30,7 @@ class AlertName(StrEnum):
     API_CIRCUIT_OPEN = "API_CIRCUIT_OPEN"
     API_CIRCUIT_CLOSED = "API_CIRCUIT_CLOSED"
     EXCHANGE_CLOSE = "EXCHANGE_CLOSE"        # liquidation, ADL or settlement by the exchange
+    MARGIN_CALL = "MARGIN_CALL"              # the exchange's margin call: liquidation is near
     POSITION_REDUCED = "POSITION_REDUCED"    # size reduced outside the agent (ADL, by hand)
     SYMBOL_RULES = "SYMBOL_RULES"            # tick/step/notional or trading status changed
     PROTECTION_RESTORED = "PROTECTION_RESTORED"   # all-clear after SL_MISSING / unprotected
@@ -74,6 +75,7 @@ DEFAULT_SEVERITY: dict[AlertName, Severity] = {
     AlertName.RECONCILE_MISMATCH: _C,    # a position the agent did not open is on the account
     AlertName.SECOND_INSTANCE: _C,       # another process trades the account: stop it, /wake
     AlertName.EXCHANGE_CLOSE: _C,        # liquidated / ADL / delisted: check margin, leverage
+    AlertName.MARGIN_CALL: _C,           # the exchange warns of a liquidation near
     # WARN: unusual; the agent copes, the operator should hear of it.
     AlertName.API_CIRCUIT_OPEN: _W,      # rate-limited: nothing sent until Retry-After
     AlertName.POSITION_REDUCED: _W,      # someone else (ADL, a hand) reduced a position
@@ -141,6 +143,8 @@ ONE_SHOT: dict[AlertName, str] = {
     AlertName.RECONCILE_MISMATCH: "the foreign position is adopted and protected at once; "
                                   "what remains is the operator's decision about it",
     AlertName.SECOND_INSTANCE: "ends with the operator's /wake, whose reply confirms it",
+    AlertName.MARGIN_CALL: "a warning from the exchange with no end it announces; the "
+                           "position's close (or its liquidation: EXCHANGE_CLOSE) follows",
 }
 
 MERGED_PAIRS: dict[AlertName, AlertName] = {AlertName.BREAKER_TRIPPED: AlertName.BREAKER_CLEARED}

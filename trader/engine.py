@@ -53,6 +53,7 @@ from trader.guards import GuardConfig, GuardState
 from trader.housekeeping import Housekeeping
 from trader.interpreter import Interpreter
 from trader.management import TrailingDistance
+from trader.margin_call import margin_call_alerts
 from trader.market.history import CandleHistory
 from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
@@ -238,6 +239,8 @@ class Engine:
             self.journal.record_stream_fills(events, self.symbols)
             self.journal.record_funding(events, self.symbols)
             self.entries.on_leverage_changes(events)
+            for alert in margin_call_alerts(events, self.symbols):
+                self.alerter.publish(alert, self.clock.now())
         if not self.executor.circuit_open():
             if self.balance_keeper.due(bool(events)):
                 try:

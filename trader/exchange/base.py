@@ -58,7 +58,16 @@ class LeverageChanged:
     time: datetime
 
 
-ExchangeEvent = OrderUpdate | AccountUpdate | FundingApplied | LeverageChanged
+@dataclass(frozen=True, slots=True)
+class MarginCall:
+    """The exchange warns that positions are close to liquidation (Binance: MARGIN_CALL):
+    each position (signed quantity, mark, unrealized PnL) and its maintenance margin."""
+    positions: list[ExchangePosition]
+    maintenance: dict[str, Decimal]
+    time: datetime
+
+
+ExchangeEvent = OrderUpdate | AccountUpdate | FundingApplied | LeverageChanged | MarginCall
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,13 @@ from datetime import datetime
 from typing import Any
 
 from trader.domain import ZERO, Candle, ExchangePosition, Fill, Order, OrderStatus
-from trader.exchange.base import AccountUpdate, FundingApplied, LeverageChanged, OrderUpdate
+from trader.exchange.base import (
+    AccountUpdate,
+    FundingApplied,
+    LeverageChanged,
+    MarginCall,
+    OrderUpdate,
+)
 from trader.exchange.binance_fields import Fields, interval_delta, malformed, warn_once
 from trader.exchange.binance_order_codec import (
     ALGO_ID_PREFIX,
@@ -34,7 +40,7 @@ from trader.exchange.binance_order_codec import (
 Json = dict[str, Any]
 
 ORDER_EVENT, ALGO_EVENT, ACCOUNT_EVENT = "ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE"
-CONFIG_EVENT = "ACCOUNT_CONFIG_UPDATE"
+CONFIG_EVENT, MARGIN_EVENT = "ACCOUNT_CONFIG_UPDATE", "MARGIN_CALL"
 KLINE_EVENT = "kline stream event"
 FILL_EXECUTIONS = ("TRADE", "CALCULATED")      # CALCULATED: a liquidation fill
 QUIET_EXECUTIONS = ("NEW", "CANCELED", "EXPIRED", "AMENDMENT")
@@ -174,3 +180,25 @@ def leverage_from_config_event(event: Json) -> LeverageChanged | None:
         return None
     ac = f.child("ac")
     return LeverageChanged(ac.text("s"), int(ac.number("l")), f.millis("T", "E"))
+
+
+def margin_call_from_event(event: Json) -> MarginCall:
+    """MARGIN_CALL -> its positions ("p": symbol s, amount pa, mark mp, unrealized up,
+    maintenance margin mm). "ps" is LONG / SHORT in hedge mode: the amount is signed by it
+    there (one-way BOTH amounts are signed already). Page:
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/
+    Event-Margin-Call
+    """
+    f = Fields(event, MARGIN_EVENT)
+    positions, maintenance = [], {}
+    for raw in f.rows("p"):
+        p = Fields(raw, f"{MARGIN_EVENT} p")
+        amount = p.number("pa")
+        if p.optional_text("ps", "BOTH") == "SHORT" and amount > 0:
+            amount = -amount
+        symbol = p.text("s")
+        positions.append(ExchangePosition(symbol=symbol, quantity=amount,
+                                          mark_price=p.optional_number("mp"),
+                                          unrealized_pnl=p.optional_number("up")))
+        maintenance[symbol] = p.optional_number("mm")
+    return MarginCall(positions, maintenance, f.millis("E", "T"))

@@ -98,7 +98,7 @@ class ListenKeyStatus(Enum):
 class UserDataStream(ReconnectingStream):
     """`<base>private/ws?listenKey=<key>&events=...`, or `<base>ws/<key>` on a server
     without routed paths: ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE,
-    ACCOUNT_CONFIG_UPDATE (a leverage changed) -> events."""
+    ACCOUNT_CONFIG_UPDATE (a leverage changed), MARGIN_CALL -> events."""
 
     def __init__(self, base_url: str, api: ListenKeyApi, session: aiohttp.ClientSession,
                  clock: Clock, options: StreamOptions, events: BoundedQueue[ExchangeEvent],
@@ -114,6 +114,7 @@ class UserDataStream(ReconnectingStream):
             "ALGO_UPDATE": codec.update_from_algo_event,
             "ACCOUNT_UPDATE": codec.update_from_account_event,
             codec.CONFIG_EVENT: codec.leverage_from_config_event,
+            codec.MARGIN_EVENT: codec.margin_call_from_event,
         }
         self.paths = PathChooser(self.health.name, (ROUTED, ROUTED_ALL_EVENTS, LEGACY))
 
