@@ -347,11 +347,21 @@ class Executor:
         self._commit_before_send(None, f"before cancelling {client_id}")
         try:
             await self.exchange.cancel(symbol, client_id)
+        except UnknownOutcome as error:     # cancelled or not: the read-back tells
+            logger.warning("cancel outcome unknown, reading back client_id={} error={}",
+                           client_id, error)
         except ExchangeError as error:
             verdict = classify(error, sending=False)
-            if verdict.outcome is not Outcome.NOOP:
+            if verdict.outcome is Outcome.SKIPPED:
+                # 5xx / -1007 "execution status unknown" after the gate's retries: the
+                # read-back tells; a stop still live is cancelled again (the orphan sweep).
+                logger.warning("cancel outcome unknown, reading back client_id={} code={} "
+                               "http={}", client_id, error.code, error.http_status)
+            elif verdict.outcome is Outcome.NOOP:
+                logger.info("cancel: order already gone client_id={} code={}", client_id,
+                            error.code)
+            else:
                 raise
-            logger.info("cancel: order already gone client_id={} code={}", client_id, error.code)
         order = await self.refresh(symbol, client_id)
         if order is not None:
             logger.info("cancel verified client_id={} status={}", client_id, order.status)

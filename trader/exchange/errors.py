@@ -54,8 +54,10 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     Policy(-1003, "TOO_MANY_REQUESTS: too many requests; use the websocket for live updates",
            Outcome.CIRCUIT_OPEN),
     Policy(-1015, "TOO_MANY_ORDERS: too many new orders", Outcome.CIRCUIT_OPEN),
+    # Unknown for a send (probed by client id, never resent); a read or a cancel is
+    # simply asked again, as for -1000 / -1001.
     Policy(-1007, "TIMEOUT: timeout waiting for response from backend server; send status unknown",
-           Outcome.UNKNOWN),
+           Outcome.UNKNOWN, Retry.BACKOFF),
     Policy(-1008, "SERVER_BUSY: server is currently overloaded with other requests",
            Outcome.SKIPPED, Retry.BACKOFF),
     Policy(-1021, "INVALID_TIMESTAMP: timestamp for this request is outside of the recvWindow",
