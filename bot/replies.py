@@ -19,7 +19,7 @@ from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
-from bot.format import plain_text, split_message
+from bot.format import escape, plain_text, split_message
 from bot.sending import RetryPolicy, call_with_retries, is_transient
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
@@ -69,7 +69,15 @@ class Replies:
                 partial(bot.send_photo, chat_id, png, caption=caption, parse_mode=ParseMode.HTML),
                 partial(bot.send_photo, chat_id, png, caption=plain_text(caption)))
         except TelegramError as exc:
-            self._not_sent(chat_id, "photo", kept_text, exc, keep=True)
+            if is_transient(exc):
+                self._not_sent(chat_id, "photo", kept_text, exc, keep=True)
+                return None
+            # Telegram refused the picture itself (PHOTO_INVALID_DIMENSIONS, too large ...):
+            # sending it again would not help; the operator still gets the words.
+            logger.error("telegram refused photo chat={} bytes={} error={!r}; answering in text",
+                         chat_id, len(png), exc)
+            await self.send_html(bot, chat_id, f"⚠️ Telegram refused the picture "
+                                               f"({escape(exc.message)}).\n{caption}")
             return None
 
     async def edit(self, bot: Bot, chat_id: int, message_id: int, text: str) -> bool:

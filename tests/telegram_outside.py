@@ -34,6 +34,7 @@ class OutsideTelegram(FakeTelegram):
         super().__init__(**kwargs)
         self.call_times: list[tuple[str, float]] = []
         self.get_updates_error: ApiError | None = None
+        self.photo_error: ApiError | None = None     # every sendPhoto answers this
 
     def inject_update(self, fields: dict[str, Any]) -> None:
         """Any Update (https://core.telegram.org/bots/api#update): `fields` without update_id."""
@@ -52,6 +53,11 @@ class OutsideTelegram(FakeTelegram):
         if self.get_updates_error is not None:
             raise self.get_updates_error
         return await super()._get_updates(params)
+
+    async def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.photo_error is not None:
+            raise self.photo_error
+        return await super()._send_photo(params)
 
     def times_of(self, method: str) -> list[float]:
         return [at for name, at in self.call_times if name.lower() == method.lower()]
