@@ -43,9 +43,10 @@ from bot.confirm import (
     confirmation_prompt,
     parse_callback,
 )
-from bot.format import escape, format_result, help_text, plain_text, stale_text, start_text
+from bot.format import escape, format_result, help_text, plain_text, start_text
 from bot.parsing import USAGE, UsageError, command_name, parse_command
 from bot.replies import Replies
+from bot.stale_commands import StaleCommands
 from trader.clock import Clock
 from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult, EngineControl
 
@@ -74,6 +75,7 @@ class CommandHandlers:
         self.book = book
         self.replies = replies
         self.timings = timings or HandlerTimings()
+        self.stale = StaleCommands(replies)   # one answer per chat for a burst after an outage
         self._late: set[asyncio.Future[Any]] = set()   # late results, and their replies
         self.extra_help: list[tuple[str, str]] = []
 
@@ -127,9 +129,7 @@ class CommandHandlers:
         now = self.clock.now()
         age = now - message.date
         if age > self.timings.stale_after:
-            logger.warning("stale telegram command refused command={} chat={} age_s={:.0f}",
-                           name, chat.id, age.total_seconds())
-            await self.replies.send_html(context.bot, chat.id, stale_text(message.date, age))
+            await self.stale.refuse(context.bot, chat.id, name, message.date, age)
             return
         try:
             request = parse_command(name, list(context.args or []), list(self.engine.symbols))

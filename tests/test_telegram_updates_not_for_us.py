@@ -70,20 +70,40 @@ async def test_updates_that_are_not_new_commands_are_ignored_and_the_bot_goes_on
     assert [command.kind.value for command in engine.received] == ["status"]
 
 
-async def test_a_burst_of_stale_commands_after_an_outage_runs_none(
+async def test_a_burst_of_stale_commands_after_an_outage_runs_none_and_is_answered_once(
         telegram: OutsideTelegram, engine: RecordingEngine, bot: TelegramBot,
         clock: ManualClock) -> None:
-    """200 updates queued while the agent was down, with update_id gaps: none is run, and a
-    fresh command afterwards is."""
+    """200 updates queued while the agent was down, with update_id gaps: none is run, the
+    chat gets one answer for all of them (not 200), and a fresh command afterwards is run."""
     old = int((clock.now() - timedelta(hours=2)).timestamp())
     for index in range(200):
         telegram.skip_update_ids(index % 3)
         telegram.inject_message(OWNER, OWNER, "/close all" if index % 2 else "/long BTCUSDT",
                                 old + index)
-    await telegram.wait_for(lambda item: item.chat_id == OWNER and "again" in (item.plain or ""),
-                            timeout=10)
+    answer = await telegram.wait_for(lambda item: item.chat_id == OWNER
+                                     and "again" in (item.plain or ""), timeout=10)
     await settle(1.5)
     assert engine.received == []
+    assert "200 commands" in (answer.plain or "") and "none was executed" in (answer.plain or "")
+    assert "/long, /close" in (answer.plain or "") and "192 more" in (answer.plain or "")
+    assert [text for text in texts_to(telegram, OWNER) if "again" in text] == [answer.plain]
     telegram.inject_message(OWNER, OWNER, "/status")
     await telegram.wait_for(lambda item: "equity" in (item.plain or "").lower(), timeout=10)
     assert [command.kind.value for command in engine.received] == ["status"]
+
+
+async def test_stale_commands_of_two_chats_get_one_answer_each(
+        telegram: OutsideTelegram, engine: RecordingEngine, bot: TelegramBot,
+        clock: ManualClock) -> None:
+    old = clock.now() - timedelta(minutes=30)
+    telegram.inject_message(OWNER, OWNER, "/pause", old)
+    telegram.inject_message(GROUP, MEMBER, "/resume", old)
+    telegram.inject_message(OWNER, OWNER, "/wake", old + timedelta(minutes=1))
+    await telegram.wait_for(lambda item: item.chat_id == GROUP and "again" in (item.plain or ""))
+    await telegram.wait_for(lambda item: item.chat_id == OWNER and "again" in (item.plain or ""))
+    await settle()
+    [owner_answer] = texts_to(telegram, OWNER)
+    [group_answer] = texts_to(telegram, GROUP)
+    assert "2 commands" in owner_answer and "/pause, /wake" in owner_answer
+    assert "waited 30 min" in group_answer and "not executed" in group_answer
+    assert engine.received == []
