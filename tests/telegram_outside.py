@@ -35,6 +35,7 @@ class OutsideTelegram(FakeTelegram):
         self.call_times: list[tuple[str, float]] = []
         self.get_updates_error: ApiError | None = None
         self.photo_error: ApiError | None = None     # every sendPhoto answers this
+        self._answers_to_lose: dict[str, int] = {}
 
     def inject_update(self, fields: dict[str, Any]) -> None:
         """Any Update (https://core.telegram.org/bots/api#update): `fields` without update_id."""
@@ -45,9 +46,19 @@ class OutsideTelegram(FakeTelegram):
         sequentially" but need not be consecutive for a bot (#getupdates)."""
         self._next_update_id += count
 
+    def lose_answers(self, method: str, times: int = 1) -> None:
+        """The next `times` calls of `method` are carried out, then the connection is reset
+        before the answer leaves: the client cannot know the message was sent."""
+        self._answers_to_lose[method.lower()] = times
+
     async def _api(self, request: Any) -> Any:
-        self.call_times.append((request.match_info["method"], time.monotonic()))
-        return await super()._api(request)
+        method = request.match_info["method"]
+        self.call_times.append((method, time.monotonic()))
+        response = await super()._api(request)
+        if self._answers_to_lose.get(method.lower(), 0) > 0 and request.transport is not None:
+            self._answers_to_lose[method.lower()] -= 1
+            request.transport.abort()
+        return response
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         if self.get_updates_error is not None:
