@@ -136,7 +136,9 @@ class TelegramBot:
         self.delivery = AlertDelivery(self._send_alert, settings.telegram_allowed_chat_ids,
                                       alerter, store, clock,
                                       interval=self.timings.delivery_interval,
-                                      backoff=self.timings.delivery_backoff)
+                                      backoff=self.timings.delivery_backoff,
+                                      on_migrated=self._group_migrated)
+        self._gate = gate
         self.connected = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -277,6 +279,15 @@ class TelegramBot:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_if_crashed)
+
+    def _group_migrated(self, group_id: int, supergroup_id: int) -> None:
+        """An allowed group became a supergroup (new id): obey it there, tell the owner."""
+        self._gate.follow_migration(group_id, supergroup_id)
+        self.alerter.publish(Alert(
+            AlertName.ERROR, f"The Telegram group {group_id} became a supergroup with the id "
+            f"{supergroup_id}: alerts go there now and its allowed members are obeyed there. "
+            f"Put {supergroup_id} in TELEGRAM_ALLOWED_CHAT_IDS in place of {group_id}.",
+            dedup_key=f"telegram-migrated:{group_id}"), self.clock.now())
 
     def _polling_error(self, exc: TelegramError) -> None:
         """python-telegram-bot's polling retries every error itself (backing off up to 30 s);

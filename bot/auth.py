@@ -47,6 +47,13 @@ class ChatGate:
         self.alert_after = alert_after
         self._attempts: dict[int, int] = {}
 
+    def follow_migration(self, group_id: int, supergroup_id: int) -> None:
+        """Telegram answered that an allowed group is now a supergroup with a new id
+        (parameters.migrate_to_chat_id, https://core.telegram.org/bots/api#responseparameters):
+        the new id is allowed too. Only Telegram's own answer to our call leads here."""
+        if group_id in self.allowed_chat_ids:
+            self.allowed_chat_ids = self.allowed_chat_ids | {supergroup_id}
+
     def allows(self, chat_id: int | None, user_id: int | None) -> bool:
         if chat_id is None or chat_id not in self.allowed_chat_ids:
             return False

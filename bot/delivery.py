@@ -25,7 +25,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from loguru import logger
-from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -89,9 +96,12 @@ class AlertDelivery:
 
     def __init__(self, send: SendText, chat_ids: Iterable[int], alerter: Alerter, store: Store,
                  clock: Clock, *, interval: float = 5.0, backoff: Backoff | None = None,
-                 batch: int = 50) -> None:
+                 batch: int = 50, on_migrated: Callable[[int, int], None] | None = None) -> None:
         self.send = send
         self.chat_ids = list(chat_ids)
+        # A group that became a supergroup: configured id -> the id Telegram gave instead.
+        self.moved: dict[int, int] = {}
+        self.on_migrated = on_migrated
         self.alerter = alerter
         self.store = store
         self.clock = clock
@@ -243,8 +253,15 @@ class AlertDelivery:
 
     async def _send_one(self, item: _Queued, chat_id: int, text: str,
                         silent: bool) -> ChatOutcome:
+        target = self.moved.get(chat_id, chat_id)
         try:
-            await self.send(chat_id, text, True, silent)
+            await self.send(target, text, True, silent)
+        except ChatMigrated as exc:
+            if exc.new_chat_id == target:   # Telegram contradicting itself: give this chat up
+                logger.error("telegram migration loop alert={} chat={}", item.key, chat_id)
+                return ChatOutcome.REFUSED
+            self._follow_migration(chat_id, exc.new_chat_id)
+            return await self._send_one(item, chat_id, text, silent)
         except RetryAfter as exc:
             self._retry_after = retry_after_seconds(exc)
             logger.warning("telegram flood control alert={} retry_after_s={}", item.key,
@@ -264,6 +281,13 @@ class AlertDelivery:
             return ChatOutcome.REFUSED
         return ChatOutcome.SENT
 
+    def _follow_migration(self, chat_id: int, new_chat_id: int) -> None:
+        logger.warning("telegram group became a supergroup chat={} new_chat={}; alerts follow",
+                       chat_id, new_chat_id)
+        self.moved[chat_id] = new_chat_id
+        if self.on_migrated is not None:
+            self.on_migrated(chat_id, new_chat_id)
+
     @staticmethod
     def _token_refused(item: _Queued, exc: InvalidToken) -> ChatOutcome:
         """401 for every chat alike: the token was revoked. No chat can be reached, so the
@@ -276,7 +300,7 @@ class AlertDelivery:
         alert = item.alert
         text = f"{alert.severity} {alert.name} {alert.symbol}\n{alert.text}"[:4000]
         try:
-            await self.send(chat_id, text, False, silent)
+            await self.send(self.moved.get(chat_id, chat_id), text, False, silent)
         except BadRequest as exc:   # before NetworkError, its parent class
             logger.error("telegram refused plain alert alert={} chat={} error={}", item.key,
                          chat_id, exc)

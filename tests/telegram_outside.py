@@ -36,6 +36,7 @@ class OutsideTelegram(FakeTelegram):
         self.get_updates_error: ApiError | None = None
         self.photo_error: ApiError | None = None     # every sendPhoto answers this
         self._answers_to_lose: dict[str, int] = {}
+        self._migrated: dict[int, int] = {}          # group id -> its supergroup's id
 
     def inject_update(self, fields: dict[str, Any]) -> None:
         """Any Update (https://core.telegram.org/bots/api#update): `fields` without update_id."""
@@ -65,7 +66,24 @@ class OutsideTelegram(FakeTelegram):
             raise self.get_updates_error
         return await super()._get_updates(params)
 
+    def migrate(self, group_id: int, supergroup_id: int) -> None:
+        """The group became a supergroup with a new id: sending to the old id answers 400 with
+        parameters.migrate_to_chat_id ("The group has been migrated to a supergroup with the
+        specified identifier", https://core.telegram.org/bots/api#responseparameters)."""
+        self._migrated[group_id] = supergroup_id
+
+    def _check_migrated(self, params: dict[str, Any]) -> None:
+        new_id = self._migrated.get(int(params.get("chat_id", 0)))
+        if new_id is not None:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           {"migrate_to_chat_id": new_id})
+
+    async def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_migrated(params)
+        return await super()._send_message(params)
+
     async def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_migrated(params)
         if self.photo_error is not None:
             raise self.photo_error
         return await super()._send_photo(params)

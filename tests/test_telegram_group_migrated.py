@@ -1,0 +1,58 @@
+"""An allowed group upgraded to a supergroup (Telegram does it when a group gets certain
+settings) gets a new chat id: sending to the old one answers 400 with
+parameters.migrate_to_chat_id (https://core.telegram.org/bots/api#responseparameters).
+The alerts then go to the new id (none lost), its allowed members' commands are obeyed there,
+and the owner is told to put the new id in TELEGRAM_ALLOWED_CHAT_IDS.
+"""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.app import TelegramBot
+from storage import Store
+from tests.telegram_outside import OutsideTelegram, settle, texts_to
+from tests.test_bot_support import GROUP, MEMBER, OWNER, RecordingEngine
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.clock import ManualClock
+
+pytest_plugins = ["tests.test_bot_support"]
+SUPERGROUP = -1001234567890
+
+
+@pytest.fixture
+async def telegram(clock: ManualClock) -> AsyncIterator[OutsideTelegram]:
+    async with OutsideTelegram(now=clock.now) as fake:
+        yield fake
+
+
+async def test_alerts_follow_a_group_that_became_a_supergroup(
+        telegram: OutsideTelegram, bot: TelegramBot, alerter: Alerter, store: Store,
+        clock: ManualClock) -> None:
+    telegram.migrate(GROUP, SUPERGROUP)
+    alerter.publish(Alert(AlertName.SL_MISSING, "BTCUSDT has no stop", "BTCUSDT"), clock.now())
+    await telegram.wait_for(lambda item: item.chat_id == SUPERGROUP
+                            and "no stop" in (item.plain or ""), timeout=10)
+    told = await telegram.wait_for(lambda item: item.chat_id == OWNER
+                                   and str(SUPERGROUP) in (item.plain or ""), timeout=10)
+    assert "TELEGRAM_ALLOWED_CHAT_IDS" in (told.plain or "")
+    clock.advance(1)
+    alerter.publish(Alert(AlertName.FILL, "LONG 0.01 filled", "BTCUSDT"), clock.now())
+    await telegram.wait_for(lambda item: item.chat_id == SUPERGROUP
+                            and "filled" in (item.plain or ""), timeout=10)
+    await settle(0.3)
+    assert len([text for text in texts_to(telegram, SUPERGROUP) if "no stop" in text]) == 1
+    assert store.pending_alerts() == []
+
+
+async def test_commands_from_the_supergroup_of_an_allowed_group_are_obeyed_once_known(
+        telegram: OutsideTelegram, bot: TelegramBot, engine: RecordingEngine, alerter: Alerter,
+        clock: ManualClock) -> None:
+    telegram.migrate(GROUP, SUPERGROUP)
+    alerter.publish(Alert(AlertName.FILL, "LONG 0.01 filled", "BTCUSDT"), clock.now())
+    await telegram.wait_for(lambda item: item.chat_id == SUPERGROUP, timeout=10)
+    telegram.inject_message(SUPERGROUP, MEMBER, "/status")
+    await telegram.wait_for(lambda item: item.chat_id == SUPERGROUP
+                            and "equity" in (item.plain or "").lower(), timeout=10)
+    assert [command.kind.value for command in engine.received] == ["status"]
