@@ -43,7 +43,7 @@ from tenacity import (
 
 from bot.format import format_alert
 from bot.sending import Backoff, retry_after_seconds
-from bot.telegram_text import split_message
+from bot.telegram_text import plain_text, split_message
 from storage import SaveStateFailure, Store
 from trader.alert_routing import Loudness
 from trader.alerter import Alerter
@@ -270,7 +270,7 @@ class AlertDelivery:
         except BadRequest as exc:
             logger.error("telegram refused alert html alert={} chat={} error={}; sending plain",
                          item.key, chat_id, exc)
-            return await self._send_plain(item, chat_id, silent)
+            return await self._send_plain(item, chat_id, plain_text(text), silent)
         except NetworkError as exc:
             logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
             return ChatOutcome.UNREACHABLE
@@ -296,9 +296,9 @@ class AlertDelivery:
                         "the outbox until a valid token answers", item.key, exc)
         return ChatOutcome.UNREACHABLE
 
-    async def _send_plain(self, item: _Queued, chat_id: int, silent: bool) -> ChatOutcome:
-        alert = item.alert
-        text = f"{alert.severity} {alert.name} {alert.symbol}\n{alert.text}"[:4000]
+    async def _send_plain(self, item: _Queued, chat_id: int, text: str,
+                          silent: bool) -> ChatOutcome:
+        """This part again as the plain text it shows (never longer than the HTML part)."""
         try:
             await self.send(self.moved.get(chat_id, chat_id), text, False, silent)
         except BadRequest as exc:   # before NetworkError, its parent class
