@@ -164,6 +164,11 @@ class TelegramBot:
                            exc)
             self._spawn(self._connect_in_background(), "telegram-connect")
             return
+        except TelegramError as exc:   # 400/403/409 ...: Telegram's, but no reason to die
+            logger.error("telegram refused the start error={!r}; retrying in the background",
+                         exc)
+            self._spawn(self._connect_in_background(), "telegram-connect")
+            return
         self._after_connect()
 
     async def stop(self) -> None:
@@ -245,8 +250,9 @@ class TelegramBot:
 
     async def _connect_in_background(self) -> None:
         """Retry the connection with capped backoff until Telegram answers (or refuses the
-        token: then the agent runs on, and alerts wait in the outbox)."""
-        retrying = AsyncRetrying(retry=retry_if_exception(is_transient),
+        token: then the agent runs on, and alerts wait in the outbox). Any other refusal
+        (400, 403, 409) is retried the same way: it may pass, and giving up helps nobody."""
+        retrying = AsyncRetrying(retry=retry_if_exception(_worth_connecting_again),
                                  wait=self.timings.connect_backoff.wait(), stop=stop_never,
                                  before_sleep=RetryLog("connect"), reraise=True)
         await asyncio.sleep(self.timings.connect_backoff.initial)   # start() has just failed
@@ -254,10 +260,6 @@ class TelegramBot:
             await retrying(self._connect)
         except InvalidToken:
             logger.critical("telegram rejected TELEGRAM_BOT_TOKEN; alerts stay in the outbox")
-            return
-        except TelegramError as exc:
-            logger.critical("telegram refused to connect error={!r}; alerts stay in the outbox",
-                            exc)
             return
         self._after_connect()
 
@@ -313,6 +315,11 @@ def conflict_text(exc: Conflict) -> str:
     return (f"Telegram refuses this agent's getUpdates ({exc.message}): {cause}. Commands may "
             "not reach this agent, or reach the other one; alerts still come from here. "
             "Stop the other process (or delete the webhook); one bot token per agent.")
+
+
+def _worth_connecting_again(exc: BaseException) -> bool:
+    """Everything but a token Telegram rejects (and a bug of ours)."""
+    return is_transient(exc) or isinstance(exc, TelegramError) and not isinstance(exc, InvalidToken)
 
 
 def _log_if_crashed(task: "asyncio.Task[None]") -> None:

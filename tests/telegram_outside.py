@@ -12,6 +12,8 @@ import asyncio
 import time
 from typing import Any
 
+from aiohttp import web
+
 from tests.fakes.telegram_html import ApiError
 from tests.fakes.telegram_objects import chat, user
 from tests.fakes.telegram_server import FakeTelegram
@@ -37,6 +39,7 @@ class OutsideTelegram(FakeTelegram):
         self.photo_error: ApiError | None = None     # every sendPhoto answers this
         self._answers_to_lose: dict[str, int] = {}
         self._migrated: dict[int, int] = {}          # group id -> its supergroup's id
+        self._errors: dict[str, list[ApiError]] = {}  # method (lower case) -> next answers
 
     def inject_update(self, fields: dict[str, Any]) -> None:
         """Any Update (https://core.telegram.org/bots/api#update): `fields` without update_id."""
@@ -47,6 +50,10 @@ class OutsideTelegram(FakeTelegram):
         sequentially" but need not be consecutive for a bot (#getupdates)."""
         self._next_update_id += count
 
+    def fail(self, method: str, error: ApiError, times: int = 1) -> None:
+        """The next `times` calls of `method` answer `error` (any documented error answer)."""
+        self._errors.setdefault(method.lower(), []).extend([error] * times)
+
     def lose_answers(self, method: str, times: int = 1) -> None:
         """The next `times` calls of `method` are carried out, then the connection is reset
         before the answer leaves: the client cannot know the message was sent."""
@@ -55,6 +62,10 @@ class OutsideTelegram(FakeTelegram):
     async def _api(self, request: Any) -> Any:
         method = request.match_info["method"]
         self.call_times.append((method, time.monotonic()))
+        errors = self._errors.get(method.lower())
+        if errors and request.match_info["token"] == self.token:
+            error = errors.pop(0)
+            return web.json_response(error.body(), status=error.code)
         response = await super()._api(request)
         if self._answers_to_lose.get(method.lower(), 0) > 0 and request.transport is not None:
             self._answers_to_lose[method.lower()] -= 1
