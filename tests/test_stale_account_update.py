@@ -87,3 +87,19 @@ async def test_a_newer_account_update_is_still_applied(fake, tmp_path):
         await fake.close_position_by_hand(SYMBOL)
         assert await eventually(lambda: SYMBOL not in engine.positions, 5.0)
         assert await eventually(lambda: not fake.sim.open_orders(SYMBOL), 5.0)
+
+
+async def test_an_update_older_than_the_position_read_over_rest_is_ignored(fake, tmp_path):
+    """No ACCOUNT_UPDATE came since the boot read the position (GET /fapi/v3/positionRisk,
+    whose rows carry "updateTime": .../trade/rest-api/Position-Information-V3): one with an
+    earlier T is older than what the read said, and is dropped the same way."""
+    async with running_agent(fake, tmp_path, streams=True) as engine:
+        stop_id = engine.positions[SYMBOL].stop.order.client_id
+        now = int(time.time() * 1000)
+        await fake.hub.send_user([account_update("0", now - 60_000), marker(now)])
+        await fed_then_ticked(engine)
+        position = engine.positions.get(SYMBOL)
+        assert position is not None and position.state is PositionState.PROTECTED
+        stops = [o.client_id for o in fake.sim.open_orders(SYMBOL)
+                 if o.type is OrderType.STOP_MARKET]
+        assert stops == [stop_id]

@@ -13,7 +13,7 @@ on the same candle yields the same id), `role` is one of OrderRole, `seq` counts
 replacements of that role for the position (the 2nd stop-loss is `sl2`).
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -356,13 +356,16 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class ExchangePosition:
-    """The exchange's view of a symbol's one-way position. quantity is signed."""
+    """The exchange's view of a symbol's one-way position. quantity is signed.
+    `updated_at`: when the exchange last changed it, if a REST read says (Binance's
+    positionRisk "updateTime"); compared with stream events only, never in equality."""
     symbol: str
     quantity: Decimal
     entry_price: Decimal = ZERO
     mark_price: Decimal = ZERO
     unrealized_pnl: Decimal = ZERO
     leverage: int = 1
+    updated_at: datetime | None = field(default=None, compare=False)
 
     @property
     def side(self) -> Side | None:

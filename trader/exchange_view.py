@@ -85,7 +85,7 @@ class ExchangeView:
         started = self.clock.now()
         position = await self.executor.read(self.exchange.position, symbol)
         orders = await self.executor.read(self.exchange.open_orders, symbol)
-        self.tracker.on_position(position, started)
+        self.tracker.on_read_position(position, started)
         self.tracker.on_snapshot(symbol, orders, started)
         self.rest_snapshots += 1
         if self.exchange.streaming:

@@ -112,8 +112,9 @@ class OrderTracker:
 
     def on_streamed_position(self, position: ExchangePosition, at: datetime) -> bool:
         """A position an ACCOUNT_UPDATE pushed, `at` its transaction time T; False (and not
-        applied) when older than the last one applied for the symbol. Binance orders the
-        events of one type on a connection strictly by T ("Message Ordering Guarantee",
+        applied) when older than the last one applied for the symbol, or than the last
+        change a REST read reported (`on_read_position`). Binance orders the events of one
+        type on a connection strictly by T ("Message Ordering Guarantee",
         https://developers.binance.com/docs/derivatives/usds-margined-futures/
         user-data-streams), so an older one is a replay or a late duplicate: it would undo
         a newer position (a flat one closed a LONG that was still open)."""
@@ -123,6 +124,15 @@ class OrderTracker:
         self._streamed_at[position.symbol] = at
         self.on_position(position, at)
         return True
+
+    def on_read_position(self, position: ExchangePosition, at: datetime) -> None:
+        """A position read over REST at `at`: an ACCOUNT_UPDATE older than the exchange's
+        last change of it (`updated_at`, its clock) is older than this read too."""
+        self.on_position(position, at)
+        changed = position.updated_at
+        last = self._streamed_at.get(position.symbol)
+        if changed is not None and (last is None or changed > last):
+            self._streamed_at[position.symbol] = changed
 
     def mark_synced(self, symbol: str) -> None:
         self._synced.add(symbol)

@@ -112,7 +112,8 @@ def position_from_risk(rows: Any, symbol: str, leverage: int) -> ExchangePositio
             entry_price=f.optional_number("entryPrice"),
             mark_price=f.optional_number("markPrice"),
             unrealized_pnl=f.optional_number("unRealizedProfit"),
-            leverage=int(f.optional_number("leverage")) or leverage)
+            leverage=int(f.optional_number("leverage")) or leverage,
+            updated_at=f.optional_millis("updateTime"))
     return ExchangePosition(symbol=symbol, quantity=ZERO, leverage=leverage)
 
 
