@@ -33,6 +33,8 @@ def margin_call_alerts(events: Iterable[ExchangeEvent], traded: Iterable[str]) -
                     f", unrealized {display.money(position.unrealized_pnl, signed=True)} USDT, "
                     f"maintenance margin {display.money(event.maintenance.get(symbol, ZERO))} "
                     f"USDT) is close to liquidation; {whose}. Add margin or /close {symbol}")
+            # One key per symbol: Binance repeats the call while the risk stays high; the
+            # alerter sends one per 5 minutes and counts the rest (trader/alerter.py).
             alerts.append(Alert(AlertName.MARGIN_CALL, text, symbol,
-                                dedup_key=f"margin-call:{symbol}:{event.time.isoformat()}"))
+                                dedup_key=f"margin-call:{symbol}"))
     return alerts
