@@ -85,7 +85,7 @@ async def test_chart_photo_survives_flood_control(telegram: FakeTelegram, engine
 
 
 async def test_prompt_edit_survives_flood_control(telegram: FakeTelegram, engine: RecordingEngine):
-    prompt = await ask(telegram, "/close ETHUSDT")
+    prompt = await ask(telegram, "/close BTCUSDT")
     telegram.flood(retry_after=1, method="editMessageText")
     cancel = next(data for label, data in prompt.buttons if label == "Cancel")
     telegram.press_button(OWNER, OWNER, prompt.message_id or 0, cancel)
@@ -98,7 +98,7 @@ async def test_prompt_edit_survives_flood_control(telegram: FakeTelegram, engine
 
 async def test_button_answer_survives_flood_control(telegram: FakeTelegram,
                                                     engine: RecordingEngine):
-    prompt = await ask(telegram, "/close ETHUSDT")
+    prompt = await ask(telegram, "/close BTCUSDT")
     telegram.flood(retry_after=1, method="answerCallbackQuery")
     cancel = next(data for label, data in prompt.buttons if label == "Cancel")
     query_id = telegram.press_button(OWNER, OWNER, prompt.message_id or 0, cancel)
