@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from tests.machine_sim import (
     ENTRY,
@@ -61,6 +62,7 @@ from trader.events import (
     PositionGone,
     PositionSizeChanged,
     ProbeOrder,
+    StopMoveRequested,
     Tick,
 )
 from trader.intents import exit_intent
@@ -350,6 +352,14 @@ def happen(driver: Driver, what: tuple) -> None:
     if kind == "operator_close":           # /close: a command between ticks
         if driver.position.state.open:
             driver.contained(lambda: driver.apply(CloseRequested(CloseReason.COMMAND)))
+    elif kind == "operator_stop":          # /sl: a level between the stop and the mark
+        position, mark = driver.position, driver.exchange.mark
+        if position.state in (PositionState.ATTACHING, PositionState.PROTECTED):
+            stop = position.stop.trigger_price
+            level = RULES.round_price(stop + (mark - stop) * Decimal(args[0]) / 100,
+                                      up=position.side is Side.SELL)
+            if (mark - level) * position.side.sign > 0 and level > 0:   # control_stop's check
+                driver.contained(lambda: driver.apply(StopMoveRequested(level)))
     elif kind == "wait":
         for _ in range(args[0]):
             driver.cycle(31)

@@ -35,6 +35,7 @@ from trader.events import (
     PositionGone,
     PositionSizeChanged,
     ProbeOrder,
+    StopMoveRequested,
     Tick,
 )
 from trader.lifecycle import Step, step
@@ -64,6 +65,7 @@ def happenings_for(roles: st.SearchStrategy[OrderRole]) -> st.SearchStrategy[tup
         st.tuples(st.just("hand_reduce"), st.sampled_from(["0.001", "0.003"])),
         st.tuples(st.just("liquidation")),
         st.tuples(st.just("operator_close")),
+        st.tuples(st.just("operator_stop"), st.integers(-60, 90)),   # % of stop -> mark
         st.tuples(st.just("wait"), st.integers(1, 8)),
         st.tuples(st.just("hand_stop"), roles, st.integers(-20, 20)),
         st.tuples(st.just("restart")),
@@ -85,7 +87,8 @@ EVERY_KIND_OF_EVENT: list[Event] = [
     LegPlacementUnknown(SL, "x"), LegRejected(TP, "x", "-2019", level_passed=True),
     LegSeen(SL, "web_1", ENTRY, FULL), LegGone(TP, "x", confirmed=True),
     LegFilled(SL, "x", FULL, complete=False), PositionSizeChanged(FULL, ENTRY),
-    PositionGone(), CloseRequested(CloseReason.COMMAND), FlattenResult(FULL),
+    PositionGone(), CloseRequested(CloseReason.COMMAND), StopMoveRequested(D("49800")),
+    FlattenResult(FULL),
     Tick(OPENED + timedelta(days=1), ENTRY, RULES)]
 
 # --- properties ----------------------------------------------------------------------------
@@ -147,6 +150,7 @@ events_for_any_state = st.one_of(
     st.builds(PositionGone, st.sampled_from([None, CloseReason.LIQUIDATION]),
               st.sampled_from([None, EntryFilled(FULL, ENTRY)])),
     st.builds(CloseRequested, st.sampled_from([CloseReason.COMMAND, CloseReason.TIME_EXIT])),
+    st.builds(StopMoveRequested, st.sampled_from([D("49000"), D("49800"), D("50500")])),
     st.builds(FlattenResult, st.sampled_from([D("0"), D("0.004"), FULL])),
     st.builds(Tick, st.just(OPENED), st.sampled_from([None, *(mark_at(Side.BUY, p)
                                                              for p in (-120, 40, 80, 250))]),
