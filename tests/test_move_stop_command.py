@@ -140,3 +140,26 @@ async def test_sl_of_a_short_rounds_up_and_refuses_a_stop_below_the_mark(tmp_pat
     assert moved.ok, moved.lines
     level = world.paper.rules(SYMBOL).round_price(asked, up=True)
     assert [o.trigger_price for o in await stops(world)] == [level]
+
+
+async def test_sl_whose_level_the_price_passes_meanwhile_closes_as_the_stop_would(tmp_path):
+    """-2021 on the new stop (the mark crossed the level between the check and the
+    placement): closed at market, as that stop would have, and the answer says so."""
+    from trader.exchange.base import ExchangeError
+
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    real_place, refusals = world.paper.place, [0]
+
+    async def passed(request):  # type: ignore[no-untyped-def]
+        if request.type is OrderType.STOP_MARKET and refusals[0] < 2:   # and its one retry
+            refusals[0] += 1
+            raise ExchangeError(-2021, "Order would immediately trigger.")
+        return await real_place(request)
+    world.paper.place = passed
+    level = (position.stop.trigger_price + position.entry_price) / 2
+    result = await world.command(CommandKind.SL, symbol=SYMBOL, price=level)
+    assert not result.ok
+    assert "before the new stop-loss reached the exchange: the position is closed at market" \
+        in result.lines[0], result.lines
+    assert (await world.paper.position(SYMBOL)).quantity == 0

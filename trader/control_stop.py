@@ -61,6 +61,13 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
     symbol, tick = position.symbol, rules.tick_size
     shown = price(level, tick)
     rounded = f" ({price(asked)} on the tick)" if level != asked else ""
+    if not position.state.open or position.state is PositionState.CLOSING:
+        # -2021: the mark passed the level before the new stop reached the exchange; the
+        # machine closes at market, as that stop would have (trader/lifecycle.py).
+        done = "closed" if position.state is PositionState.CLOSED else "being closed"
+        return CommandResult(False, [
+            f"{symbol}: the price passed {shown} before the new stop-loss reached the "
+            f"exchange: the position is {done} at market, as that stop would have done"])
     stop = position.stop.order
     if stop is None or stop.trigger_price != level or not position.stop.covers(
             position.quantity):
