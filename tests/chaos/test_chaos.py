@@ -16,7 +16,9 @@ Size: TRADEBOT_CHAOS_KILLS (default 30), seed: TRADEBOT_CHAOS_SEED (default 7), 
 fake does with reduce-only orders of a flat position: TRADEBOT_CHAOS_FLAT_ORDERS ("keep",
 the default, makes the agent cancel them itself; or "expire"), whether it has Binance's
 Algo Order API: TRADEBOT_CHAOS_ALGO_API ("on", the default; "off" is a server without it,
-`FakeBinance(algo_api=False)`: stops and targets go to the classic /fapi/v1/order).
+`FakeBinance(algo_api=False)`: stops and targets go to the classic /fapi/v1/order), and the
+order of a triggered stop's events: TRADEBOT_CHAOS_TRIGGER_EVENTS ("triggered-first", the
+default, "fill-first", or with the Algo API off "expired-first": binance_ledger.py).
 """
 
 import asyncio
@@ -51,6 +53,7 @@ ALGO_API = os.environ.get("TRADEBOT_CHAOS_ALGO_API", "on")
 if ALGO_API not in ("on", "off"):
     raise ValueError(f"TRADEBOT_CHAOS_ALGO_API must be 'on' or 'off', not {ALGO_API!r}")
 CANCEL = "DELETE /fapi/v1/algoOrder" if ALGO_API == "on" else "DELETE /fapi/v1/order"
+TRIGGER_EVENTS = os.environ.get("TRADEBOT_CHAOS_TRIGGER_EVENTS", "triggered-first")
 BOOT_BOUND = 90.0      # seconds; bounds, not waits: an idle machine boots in ~2 s and
 SETTLE_BOUND = 45.0    # settles in ~0-3 s (sentinel debounce 1 s + 2 ticks of 1 s)
 POSITION_BOUND = 4.0   # how long a fault that acts on a position waits for one (breakers
@@ -175,7 +178,7 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
     counts, tally = Counts(), invariants.Tally()
     log_path = tmp_path / "agent.log"
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}, flat_orders=FLAT_ORDERS,
-                           algo_api=ALGO_API == "on") as fake:
+                           algo_api=ALGO_API == "on", trigger_events=TRIGGER_EVENTS) as fake:
         checker = Checker(fake, tally, counts)
         market = Market(fake, rng, SYMBOL)
         for _ in range(40):
@@ -228,6 +231,7 @@ def report(fake: FakeBinance, counts: Counts, tally: invariants.Tally, market: M
                   + fake.requests("DELETE /fapi/v1/order"))
     algo_paths = sum(r.path in faults.ALGO_PATHS for r in fake.request_log)
     print(f"\nchaos: seed={SEED} flat_orders={FLAT_ORDERS} algo_api={ALGO_API} "
+          f"trigger_events={TRIGGER_EVENTS} "
           f"algo_requests={algo_paths} kills={counts.kills} "
           f"restarts_same_db={counts.same_db} restarts_empty_db={counts.fresh_db} "
           f"read_only_db={counts.read_only} "
