@@ -30,6 +30,9 @@ from trader.reconcile import adopted_position, recover_key, reduction_cause
 from trader.trade_store import TradeStore
 
 PARTIAL_TP = OrderRole.PARTIAL_TP.value
+# Roles whose client ids a pickup on a wiped disk asks the exchange about (_sent_before).
+WIPE_PROBED_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1,
+                     OrderRole.PARTIAL_TP)
 
 
 class PositionKeeper:
@@ -108,7 +111,7 @@ class PositionKeeper:
         key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled)
         known = self.store.position(symbol, key) if key else None
         if key is not None and known is None:          # our own, on a wiped disk
-            seq = await self._partials_sent(symbol, key, seq)
+            seq = await self._sent_before(symbol, key, seq)
         position = adopted_position(
             view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
             leverage=self.settings.leverage,
@@ -121,18 +124,24 @@ class PositionKeeper:
                                                   to_close=to_close), self.clock.now())
         return await self.protect(position, view)
 
-    async def _partials_sent(self, symbol: str, key: str, seq: dict[str, int]
-                             ) -> dict[str, int]:
-        """`seq` with the partial take-profits `key` already sent: a MARKET order is filled
-        at once, so `recover_key` (live orders) never sees one, and sending its client id
-        again would close a second part (the exchange refuses a duplicate id among open
-        orders only). Asked by client id, pt1, pt2, ... until one is unknown."""
-        sent = seq.get(PARTIAL_TP, 0)
-        while await self.executor.read(self.exchange.order_by_client_id, symbol,
-                                       str(ClientId(symbol, key, OrderRole.PARTIAL_TP,
-                                                    sent + 1))) is not None:
-            sent += 1
-        return {**seq, PARTIAL_TP: sent} if sent else seq
+    async def _sent_before(self, symbol: str, key: str, seq: dict[str, int]
+                           ) -> dict[str, int]:
+        """`seq` with the client ids `key` already sent, per role: an order that is no
+        longer live is not among the live orders `recover_key` reads (a stop or target
+        cancelled by hand, a MARKET partial take-profit filled at once), and sending its
+        client id again makes one id two orders (the exchange refuses a duplicate id among
+        open orders only); a partial take-profit's would close a second part. Asked by
+        client id, sl1, sl2, ... until one is unknown; the stop first (it protects)."""
+        sent_before = dict(seq)
+        for role in WIPE_PROBED_ROLES:
+            sent = seq.get(role.value, 0)
+            while await self.executor.read(self.exchange.order_by_client_id, symbol,
+                                           str(ClientId(symbol, key, role, sent + 1))) \
+                    is not None:
+                sent += 1
+            if sent:
+                sent_before[role.value] = sent
+        return sent_before
 
     @staticmethod
     def _adoption_alert(symbol: str, position: Position, ours: bool, to_close: bool) -> Alert:
