@@ -21,7 +21,6 @@ import itertools
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 
 from loguru import logger
@@ -41,6 +40,7 @@ from tenacity import (
     stop_when_event_set,
 )
 
+from bot.alert_order import ENDS_CRITICAL, UrgencyOrder
 from bot.format import format_alert
 from bot.sending import Backoff, retry_after_seconds
 from bot.telegram_text import plain_text, split_message
@@ -82,15 +82,6 @@ class _Progress:
     silent: bool = True          # decided once per alert (Loudness remembers what rang)
 
 
-def _is_critical(alert: OutgoingAlert) -> bool:
-    return alert.severity == Severity.CRITICAL
-
-
-def _delivery_order(item: _Queued) -> tuple[bool, datetime]:
-    """CRITICAL first, then by publication time."""
-    return not _is_critical(item.alert), item.alert.created_at
-
-
 class AlertDelivery:
     """Sends outbox alerts to the allowed chats; `run()` is the background loop."""
 
@@ -109,6 +100,7 @@ class AlertDelivery:
         self.backoff = backoff or Backoff()
         self.batch = batch
         self.loudness = Loudness(alerter.routing)
+        self.order = UrgencyOrder()
         self._unsaved: list[_Queued] = []
         self._progress: dict[str, _Progress] = {}
         self._unmarked: dict[int, str] = {}      # outbox id -> status not yet written
@@ -191,40 +183,49 @@ class AlertDelivery:
 
     # --- one pass -----------------------------------------------------------------------
     async def deliver_once(self) -> Delivery:
-        """Send everything waiting, CRITICAL first, then oldest first; stop at the first alert
-        Telegram did not take. An alert published meanwhile is read before the next
-        non-CRITICAL one is sent, so a CRITICAL one never waits for the rest of a batch."""
+        """Send everything waiting, urgent first (bot/alert_order.py), each group oldest
+        first; stop at the first alert Telegram did not take. An alert published meanwhile is
+        read before the next non-urgent one is sent, so a CRITICAL one never waits for the
+        rest of a batch."""
         async with self._lock:
             for _ in range(20):   # bounded; whatever is left goes in the next pass
                 self._wakeup.clear()    # set again by what is published from here on
                 self._unsaved.extend(_Queued(f"mem:{next(self._sequence)}", alert)
                                      for alert in self.alerter.take_unsaved())
-                stored, full = self._stored()
-                queue = sorted([*self._unsaved, *stored], key=_delivery_order)
+                queue, urgent, more = self._queue()
                 interrupted = False
                 for index, item in enumerate(queue):
-                    if index and self._wakeup.is_set() and not _is_critical(item.alert):
+                    if index >= max(urgent, 1) and self._wakeup.is_set():
                         interrupted = True
                         break
                     if not await self._deliver(item):
                         return Delivery.UNREACHABLE
-                if not (full or interrupted) or not queue:
+                if not (more or interrupted) or not queue:
                     break
             return Delivery.ALL_SENT
 
-    def _stored(self) -> tuple[list[_Queued], bool]:
+    def _queue(self) -> tuple[list[_Queued], int, bool]:
+        """(what to send in order, how many of the first are urgent, whether the outbox
+        holds more than was read)."""
         self._write_unmarked()
         try:
-            # The CRITICAL ones may be anywhere in a long backlog: read them on their own.
-            critical = self.alerter.pending(self.batch, Severity.CRITICAL)
+            # The urgent ones may be anywhere in a long backlog: read them on their own.
+            candidates = self.alerter.pending(self.batch, Severity.CRITICAL, ENDS_CRITICAL)
             pending = self.alerter.pending(self.batch)
         except (SaveStateFailure, sqlite3.Error) as exc:
             logger.error("alert outbox unreadable error={}", exc)
-            return [], False
-        unique = {alert.outbox_id: alert for alert in [*critical, *pending]
+            candidates, pending = [], []
+        unique = {alert.outbox_id: alert for alert in [*candidates, *pending]
                   if alert.outbox_id not in self._unmarked}
-        queued = [_Queued(f"db:{outbox_id}", alert) for outbox_id, alert in unique.items()]
-        return queued, len(pending) >= self.batch or len(critical) >= self.batch
+        stored = [_Queued(f"db:{outbox_id}", alert) for outbox_id, alert in unique.items()]
+        waiting = sorted([*self._unsaved, *stored], key=lambda item: item.alert.created_at)
+        queue, urgent = self.order.arrange([(item, item.alert) for item in waiting])
+        full = len(pending) >= self.batch
+        if full:   # a candidate that is not urgent waits for the alerts published before it
+            last = pending[-1].outbox_id or 0
+            queue = queue[:urgent] + [item for item in queue[urgent:]
+                                      if (item.alert.outbox_id or 0) <= last]
+        return queue, urgent, full or len(candidates) >= self.batch
 
     async def _deliver(self, item: _Queued) -> bool:
         """True when this alert is done (sent, or refused by every chat); False: unreachable."""
@@ -319,6 +320,7 @@ class AlertDelivery:
     # --- bookkeeping --------------------------------------------------------------------
     def _finish(self, item: _Queued, status: str) -> None:
         self._progress.pop(item.key, None)
+        self.order.delivered(item.alert)
         if item in self._unsaved:
             self._unsaved.remove(item)
             return

@@ -17,7 +17,7 @@ The trading records (intents, orders, fills, positions) are typed by the trading
 """
 
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -135,10 +135,14 @@ class Store:
                 [at.isoformat(), name, severity, symbol, dedup_key, text])
         return int(cursor.lastrowid or 0)
 
-    def pending_alerts(self, limit: int = 50, severity: str | None = None) -> list[StoredAlert]:
-        """Up to `limit` pending alerts, oldest first; only those of `severity` when given."""
-        where, values = ("status = ?", ["pending"]) if severity is None else \
-            ("status = ? AND severity = ?", ["pending", severity])
+    def pending_alerts(self, limit: int = 50, severity: str | None = None,
+                       names: Sequence[str] = ()) -> list[StoredAlert]:
+        """Up to `limit` pending alerts, oldest first; when `severity` or `names` is given,
+        only those of that severity or with one of those names."""
+        where, values = "status = ?", ["pending"]
+        if severity is not None or names:
+            where += f" AND (severity = ? OR name IN ({', '.join('?' * len(names))}))"
+            values += [severity or "", *names]
         rows = self.db["alerts"].rows_where(where, values, order_by="id", limit=limit)
         return [self._alert(r) for r in rows]
 

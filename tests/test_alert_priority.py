@@ -1,6 +1,7 @@
 """CRITICAL alerts are not starved behind a backlog: after Telegram was unreachable while
-FILL chatter piled up, SAVE_STATE_FAILURE and SL_MISSING are delivered first, and every
-other alert after them in the order it was published. Through the real python-telegram-bot
+FILL chatter piled up, SAVE_STATE_FAILURE and SL_MISSING are delivered first (with the
+all-clears of the troubles the operator is told of, bot/alert_order.py), and every other
+alert after them in the order it was published. Through the real python-telegram-bot
 and the fake Bot API (502 Bad Gateway while down: https://core.telegram.org/bots/api#making-requests).
 """
 
@@ -10,12 +11,13 @@ from datetime import timedelta
 
 import pytest
 
+from bot.alert_order import UrgencyOrder
 from bot.app import TelegramBot
 from storage import Store
 from tests.telegram_outside import OutsideTelegram, texts_to
-from tests.test_bot_support import OWNER
+from tests.test_bot_support import OWNER, START
 from trader.alerter import Alerter
-from trader.alerts import Alert, AlertName
+from trader.alerts import Alert, AlertName, OutgoingAlert
 from trader.clock import ManualClock
 
 pytest_plugins = ["tests.test_bot_support"]
@@ -75,3 +77,52 @@ async def test_a_critical_alert_published_during_the_backlog_jumps_the_queue(
             break
         await asyncio.sleep(0.02)
     assert store.pending_alerts() == []
+
+
+async def test_a_trouble_that_came_back_reads_in_its_true_order_after_a_backlog(
+        telegram: OutsideTelegram, bot: TelegramBot, alerter: Alerter,
+        clock: ManualClock) -> None:
+    """failure, 80 FILLs, recovered, 40 FILLs, failure again: the all-clear is urgent too
+    (it ends a trouble the operator is told of), so the three read failure, recovered,
+    failure, ahead of the FILLs: never "failure, failure, recovered"."""
+    telegram.set_down(True)
+    alerter.publish(Alert(AlertName.SAVE_STATE_FAILURE, "disk full"), clock.now())
+    clock.advance(timedelta(seconds=1))
+    publish_fills(alerter, clock, 80)
+    alerter.publish(Alert(AlertName.SAVE_STATE_RECOVERED, "disk writable again"), clock.now())
+    clock.advance(timedelta(minutes=10))      # past the repeat throttle of the failure
+    publish_fills(alerter, clock, 40, first=80)
+    alerter.publish(Alert(AlertName.SAVE_STATE_FAILURE, "disk full again"), clock.now())
+    await asyncio.sleep(0.3)
+    telegram.set_down(False)
+    await telegram.wait_for(lambda item: "fill number 119" in (item.plain or ""), timeout=30)
+    texts = texts_to(telegram, OWNER)
+    assert ["disk full" in texts[0], "writable again" in texts[1],
+            "full again" in texts[2]] == [True, True, True], texts[:4]
+    assert fill_numbers(texts) == list(range(120))
+
+
+def outgoing(name: str, severity: str, symbol: str = "BTCUSDT", n: int = 0) -> OutgoingAlert:
+    return OutgoingAlert(n, START + timedelta(seconds=n), name, severity, symbol, name)
+
+
+def test_a_close_waits_its_turn_unless_it_ends_a_trouble_the_operator_was_told_of() -> None:
+    order = UrgencyOrder()
+    fill, close = outgoing("FILL", "INFO", n=1), outgoing("CLOSE", "INFO", n=2)
+    queue, urgent = order.arrange([("fill", fill), ("close", close)])
+    assert (queue, urgent) == (["fill", "close"], 0)
+    order.delivered(outgoing("SL_MISSING", "CRITICAL", n=0))
+    queue, urgent = order.arrange([("fill", fill), ("close", close)])
+    assert (queue, urgent) == (["close", "fill"], 1)
+    order.delivered(close)
+    assert order.open_troubles == set()
+
+
+def test_an_all_clear_for_another_symbol_is_not_urgent() -> None:
+    order = UrgencyOrder()
+    missing = outgoing("SL_MISSING", "CRITICAL", "BTCUSDT", 1)
+    restored_eth = outgoing("PROTECTION_RESTORED", "INFO", "ETHUSDT", 2)
+    fill = outgoing("FILL", "INFO", "ETHUSDT", 0)
+    queue, urgent = order.arrange([("fill", fill), ("missing", missing),
+                                   ("restored eth", restored_eth)])
+    assert (queue, urgent) == (["missing", "fill", "restored eth"], 1)

@@ -86,10 +86,10 @@ async def test_a_delivery_pass_that_raises_is_logged_and_retried(
     failures = [RuntimeError("outbox row could not be decoded")]
     pending = alerter.pending
 
-    def pending_or_fail(limit: int = 50, severity: Any = None) -> Any:
+    def pending_or_fail(limit: int = 50, severity: Any = None, names: Any = ()) -> Any:
         if failures:
             raise failures.pop(0)
-        return pending(limit, severity)
+        return pending(limit, severity, names)
 
     monkeypatch.setattr(alerter, "pending", pending_or_fail)
     lines: list[str] = []

@@ -20,6 +20,7 @@ held, merged or turned off.
 """
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -205,13 +206,16 @@ class Alerter:
         self._unsaved.clear()
         return taken
 
-    def pending(self, limit: int = 50, severity: Severity | None = None) -> list[OutgoingAlert]:
-        """Up to `limit` alerts to deliver, oldest first: the outbox's pending ones (of
-        `severity` only, when given) except the trips still held for their clear (those
-        whose window ended are released)."""
+    def pending(self, limit: int = 50, severity: Severity | None = None,
+                names: Iterable[str] = ()) -> list[OutgoingAlert]:
+        """Up to `limit` alerts to deliver, oldest first: the outbox's pending ones (when
+        `severity` or `names` is given, only those of that severity or with one of those
+        names) except the trips still held for their clear (those whose window ended are
+        released)."""
         self.release_held(self.clock.now())
         held = {e.outbox_id for e in self._episodes.values() if e.held}
         only = None if severity is None else severity.value
-        rows = [a for a in self.store.pending_alerts(limit + len(held), only) if a.id not in held]
+        rows = [a for a in self.store.pending_alerts(limit + len(held), only, list(names))
+                if a.id not in held]
         return [OutgoingAlert(a.id, a.created_at, a.name, a.severity, a.symbol, a.text)
                 for a in rows[:limit]]
