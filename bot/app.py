@@ -133,6 +133,7 @@ class TelegramBot:
         self.intent_pin = PinnedState(lambda: self.application.bot,
                                       settings.telegram_allowed_chat_ids,
                                       lambda: self.connected, alerter, clock)
+        self.intent_pin.on_migrated = self._group_migrated
         self.delivery = AlertDelivery(self._send_alert, settings.telegram_allowed_chat_ids,
                                       alerter, store, clock,
                                       interval=self.timings.delivery_interval,
@@ -284,7 +285,11 @@ class TelegramBot:
 
     def _group_migrated(self, group_id: int, supergroup_id: int) -> None:
         """An allowed group became a supergroup (new id): obey it there, tell the owner."""
+        if supergroup_id in self._gate.allowed_chat_ids:
+            return   # already followed (the pinned state and the alerts both find it)
         self._gate.follow_migration(group_id, supergroup_id)
+        self.delivery.moved[group_id] = supergroup_id
+        self.intent_pin.follow_migration(group_id, supergroup_id)
         self.alerter.publish(Alert(
             AlertName.ERROR, f"The Telegram group {group_id} became a supergroup with the id "
             f"{supergroup_id}: alerts go there now and its allowed members are obeyed there. "

@@ -21,8 +21,8 @@ bot may not pin (it needs to be an admin with "Pin messages") gets one ERROR ale
 from collections.abc import Callable
 
 from loguru import logger
-from telegram import Bot, Message
-from telegram.error import BadRequest, TelegramError
+from telegram import Bot, ChatFullInfo, Message
+from telegram.error import BadRequest, ChatMigrated, TelegramError
 
 from bot.replies import NOT_MODIFIED
 from bot.sending import is_transient
@@ -54,6 +54,7 @@ class PinnedState:
         self.alerter = alerter
         self.clock = clock
         self._refused: set[int] = set()    # chats that refused a read or a pin (alerted once)
+        self.on_migrated: Callable[[int, int], None] | None = None   # (group, supergroup)
 
     async def recall(self) -> list[OperatorIntent]:
         """The intent pinned in each allowed chat that has one. PinUnavailable when Telegram
@@ -61,9 +62,9 @@ class PinnedState:
         bot = self._ready()
         found: list[OperatorIntent] = []
         answered = 0
-        for chat_id in self.chat_ids:
+        for chat_id in list(self.chat_ids):
             try:
-                pinned = (await bot.get_chat(chat_id)).pinned_message
+                pinned = (await self._get_chat(bot, chat_id)).pinned_message
             except TelegramError as exc:
                 if is_transient(exc):
                     logger.warning("pinned state unreadable chat={} error={!r}", chat_id, exc)
@@ -90,7 +91,10 @@ class PinnedState:
         # A chat that refused (no pin right, bot blocked) is left alone until the next start.
         for chat_id in [c for c in self.chat_ids if c not in self._refused]:
             try:
-                await self._show(bot, chat_id, text)
+                try:
+                    await self._show(bot, chat_id, text)
+                except ChatMigrated as exc:
+                    await self._show(bot, self._follow(chat_id, exc.new_chat_id), text)
             except TelegramError as exc:
                 if is_transient(exc):
                     unreachable += 1
@@ -99,6 +103,26 @@ class PinnedState:
         if unreachable:
             raise PinUnavailable(f"{unreachable} chat(s) unreachable")
         logger.info("pinned state shown state={} since={}", intent.run_state, intent.since)
+
+    def follow_migration(self, group_id: int, supergroup_id: int) -> None:
+        """An allowed group became a supergroup: its pin lives at the new id from now on."""
+        self.chat_ids = [supergroup_id if c == group_id else c for c in self.chat_ids]
+
+    def _follow(self, group_id: int, supergroup_id: int) -> int:
+        logger.warning("pinned state: group became a supergroup chat={} new_chat={}", group_id,
+                       supergroup_id)
+        self.follow_migration(group_id, supergroup_id)
+        if self.on_migrated is not None:
+            self.on_migrated(group_id, supergroup_id)
+        return supergroup_id
+
+    async def _get_chat(self, bot: Bot, chat_id: int) -> ChatFullInfo:
+        """getChat, following a group that became a supergroup (400 migrate_to_chat_id,
+        https://core.telegram.org/bots/api#responseparameters)."""
+        try:
+            return await bot.get_chat(chat_id)
+        except ChatMigrated as exc:
+            return await bot.get_chat(self._follow(chat_id, exc.new_chat_id))
 
     async def _show(self, bot: Bot, chat_id: int, text: str) -> None:
         pinned = (await bot.get_chat(chat_id)).pinned_message

@@ -93,6 +93,10 @@ class OutsideTelegram(FakeTelegram):
         self._check_migrated(params)
         return await super()._send_message(params)
 
+    async def _get_chat(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_migrated(params)
+        return await super()._get_chat(params)
+
     async def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_migrated(params)
         if self.photo_error is not None:

@@ -16,6 +16,7 @@ from tests.test_bot_support import GROUP, MEMBER, OWNER, RecordingEngine
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import ManualClock
+from trader.operator_intent import OperatorIntent
 
 pytest_plugins = ["tests.test_bot_support"]
 SUPERGROUP = -1001234567890
@@ -56,3 +57,17 @@ async def test_commands_from_the_supergroup_of_an_allowed_group_are_obeyed_once_
     await telegram.wait_for(lambda item: item.chat_id == SUPERGROUP
                             and "equity" in (item.plain or "").lower(), timeout=10)
     assert [command.kind.value for command in engine.received] == ["status"]
+
+
+async def test_the_pinned_state_follows_the_supergroup(
+        telegram: OutsideTelegram, bot: TelegramBot, clock: ManualClock) -> None:
+    """The sleep/pause pin is read from and written to the supergroup (getChat on the old id
+    answers the same 400 with migrate_to_chat_id), with no 'cannot pin' alert."""
+    telegram.migrate(GROUP, SUPERGROUP)
+    asleep = OperatorIntent(asleep=True, since=clock.now())
+    await bot.intent_pin.publish(asleep)
+    assert OperatorIntent.from_line(str((telegram.pins.top(SUPERGROUP) or {}).get("text")))
+    [found_owner, found_group] = await bot.intent_pin.recall()
+    assert found_group.asleep and found_owner.asleep
+    await settle(0.3)
+    assert not [text for text in texts_to(telegram, OWNER) if "Cannot keep" in text]
