@@ -18,6 +18,7 @@ from functools import partial
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 
+from storage.iso_text import iso_text
 from storage.json_writer import JsonWriter
 
 T = TypeVar("T")
@@ -73,7 +74,7 @@ def _enum_value(value: Enum) -> Any:
 
 
 _ENCODERS: dict[type, Encoder] = {
-    Decimal: str, datetime: datetime.isoformat, timedelta: timedelta.total_seconds,
+    Decimal: str, datetime: iso_text, timedelta: timedelta.total_seconds,
     dict: _dump_dict, list: _dump_sequence, tuple: _dump_sequence,
     **{kind: _identity for kind in _PASS_THROUGH},    # `dump` answers these first itself
 }

@@ -30,6 +30,8 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+from storage.iso_text import iso_text
+
 Writer = Callable[[Any], str]
 
 
@@ -46,7 +48,7 @@ def _none(value: None) -> str:
 
 
 def _datetime(value: datetime) -> str:
-    return f'"{value.isoformat()}"'
+    return f'"{iso_text(value)}"'
 
 
 def _timedelta(value: timedelta) -> str:

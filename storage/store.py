@@ -30,6 +30,7 @@ from sqlite_utils import Database
 from storage.codec import dumps, to_json
 from storage.db import open_database
 from storage.health import WriteHealth
+from storage.iso_text import iso_text
 from storage.unit_of_work import UnitOfWork
 from storage.write_gate import WriteGate
 
@@ -118,7 +119,7 @@ class Store:
                      body: dict[str, Any] | None = None) -> None:
         with self._gate.saving(f"event {kind}"):
             self._gate.write("INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)",
-                        [at.isoformat(), kind, symbol, dumps(body or {})])
+                        [iso_text(at), kind, symbol, dumps(body or {})])
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, args = ("kind = ?", [kind]) if kind else ("1=1", [])
@@ -132,7 +133,7 @@ class Store:
             cursor = self._gate.write(
                 "INSERT INTO alerts (created_at, name, severity, symbol, dedup_key, text, status, "
                 "sent_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, 0)",
-                [at.isoformat(), name, severity, symbol, dedup_key, text])
+                [iso_text(at), name, severity, symbol, dedup_key, text])
         return int(cursor.lastrowid or 0)
 
     def pending_alerts(self, limit: int = 50, severity: str | None = None,
@@ -181,7 +182,7 @@ class Store:
         called then (a state saved on every trade costs one write per commit). Raises
         SaveStateFailure like `put`."""
         def row() -> dict[str, Any]:
-            return {"key": key, "value": to_json(value()), "updated_at": now.isoformat()}
+            return {"key": key, "value": to_json(value()), "updated_at": iso_text(now)}
         with self._gate.saving(f"state {key}"):
             self._gate.upsert_later("kv", (key,), row, ("key",), None)
 
@@ -189,7 +190,7 @@ class Store:
         """Store already-encoded JSON text under `key` (read back by `get` like `put`'s).
         For large states assembled from cached parts (the paper exchange's)."""
         with self._gate.saving(f"state {key}"):
-            self._gate.upsert("kv", {"key": key, "value": text, "updated_at": now.isoformat()},
+            self._gate.upsert("kv", {"key": key, "value": text, "updated_at": iso_text(now)},
                               ("key",))
 
     def delete(self, key: str) -> None:

@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from storage import Store
 from storage.codec import dump, dumps, load
+from storage.iso_text import iso_text
 from trader.closed_recently import ClosedRecently
 from trader.domain import Fill, Intent, Order, OrderStatus, OrderType, Side
 from trader.position import Position, PositionState
@@ -89,7 +90,7 @@ class TradeStore(Store):
             values = dump(intent)
             values["reduce_only"] = int(intent.reduce_only)
             values["close_position"] = int(intent.close_position)
-            values["updated_at"] = (now or intent.created_at).isoformat()
+            values["updated_at"] = iso_text(now or intent.created_at)
             return values
         known = self._known_intents     # None: not read yet, nothing to keep up to date
         with self._gate.saving(f"intent {intent.client_id} {intent.status._value_}"):
@@ -99,7 +100,7 @@ class TradeStore(Store):
             # object (`with_status` keeps it; equal instants in other zones are other text)
             before = known.get(intent.client_id)
             created = before[1] if before is not None \
-                and before[0].created_at is intent.created_at else intent.created_at.isoformat()
+                and before[0].created_at is intent.created_at else iso_text(intent.created_at)
             known[intent.client_id] = (intent, created)
             self._keep_oldest(created, moved=before is not None and before[1] != created)
 
@@ -301,8 +302,8 @@ class TradeStore(Store):
         def row() -> dict[str, Any]:
             return {
                 "symbol": position.symbol, "key": position.key, "state": position.state._value_,
-                "side": position.side._value_, "opened_at": position.opened_at.isoformat(),
-                "closed_at": position.closed_at.isoformat() if position.closed_at else None,
+                "side": position.side._value_, "opened_at": iso_text(position.opened_at),
+                "closed_at": iso_text(position.closed_at) if position.closed_at else None,
                 "body": dumps(position),
             }
         known = self._open_positions      # None: not read yet, nothing to keep up to date

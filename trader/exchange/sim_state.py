@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from storage.codec import dump, load, to_json
+from storage.iso_text import iso_text
 from trader.domain import Fill, Order
 from trader.exchange.sim_core import SimulatorCore
 from trader.exchange.sim_ledger import SimPosition
@@ -192,7 +193,7 @@ def _account_state(sim: SimulatorCore) -> dict[str, Any]:
             "rates": {s: str(r) for s, r in funding.rates.items()},
             "schedules": {s: [[t.isoformat(), str(r)] for t, r in schedule]
                           for s, schedule in funding.schedules.items()},
-            "funded_until": {s: t.isoformat() for s, t in funding.funded_until.items()},
+            "funded_until": {s: iso_text(t) for s, t in funding.funded_until.items()},
         },
         "counters": dict(sim.counters),
     }
