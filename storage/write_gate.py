@@ -37,6 +37,9 @@ BATCH_SAVEPOINT = "replay_batch"   # a batch, when earlier batches are not commi
 # user) replays from the start after a crash anyway.
 REPLAY_COMMIT_EVERY = 1024
 
+# (table, columns, primary key) -> its upsert statement. No invalidation: the statement is
+# a function of its key alone (it names the columns it writes; it never reads the schema),
+# and the schema is fixed once the database is open (storage/db.py migrates before use).
 _upsert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 
 
@@ -180,8 +183,9 @@ class WriteGate:
         return self.conn.execute(sql, params)
 
     def upsert(self, table: str, row: dict[str, Any], pk: tuple[str, ...]) -> None:
-        columns = tuple(row)
-        self.write(upsert_statement(table, columns, pk), [row[c] for c in columns])
+        columns = tuple(row)        # a dict's keys and values come in the same order
+        self.write(_upsert_sql.get((table, columns, pk)) or upsert_statement(table, columns, pk),
+                   list(row.values()))
 
     def upsert_later(self, table: str, key: tuple[Any, ...], row: Row, pk: tuple[str, ...],
                      value: Any) -> None:
