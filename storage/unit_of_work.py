@@ -6,7 +6,14 @@ at the commit points, never held open while the engine task is suspended.
 
 Inside a unit, each outermost `saving` writes into the unit's open transaction instead of
 committing on its own; a grouped write (`store.transaction`) stays all-or-none inside it
-(a savepoint). The transaction is committed:
+(a savepoint). A record saved with `upsert_later` (intents, orders, positions, `put_later`
+state) is held back until the next commit, as a replay batch holds it (storage/held_rows.py,
+`WriteGate.holding`): written as last saved, once, right before the COMMIT (an entry tick's
+position, ATTACHING then PROTECTED in its last transaction, is written once); a read of it
+is answered from what is held, a read of its table writes the table's held rows first. A
+crash before the commit loses the held rows with the rest of the uncommitted unit: nothing
+the write-ahead contract needs (tests/test_unit_of_work.py, the crash images). The
+transaction is committed:
 - at every `commit_point`: the executor calls one right before each order request it
   sends or cancels (trader/executor.py), so the SENT intent is durable before the request
   leaves (the write-ahead contract of docs/ARCHITECTURE.md);
@@ -19,7 +26,8 @@ committing on its own; a grouped write (`store.transaction`) stays all-or-none i
 Safety net: a read (`Database.execute`/`query`) or write from another task while the
 unit's transaction is open commits it first and logs a WARNING once.
 
-Failure rule: a commit that fails rolls the database back to the last commit point, calls
+Failure rule: a commit that fails (the held rows' writes included) rolls the database back
+to the last commit point, drops the held rows, calls
 the store's `forget` (its caches re-read the database), counts the failure in the write
 health (SAVE_STATE_FAILURE, as any failed write) and tells the rollback listeners (the
 alerter keeps the rolled-back alerts in memory). `commit_point` then raises
@@ -156,16 +164,22 @@ class UnitOfWork:
         if self.open and not self.gate.depth:   # never inside a write (mid-group)
             self._commit(what)
 
-    def _commit(self, what: str) -> None:
-        conn = self.gate.conn
-        if not conn.in_transaction:
-            return
+    def _commit(self, what: str, held: bool = True) -> None:
+        """`held`: write the held-back rows first (the safety net's commit for a read runs
+        inside the reader's statement, and leaves them for the unit's next commit)."""
+        gate = self.gate
+        conn = gate.conn
         try:
+            if held and gate.later.records:
+                gate.write_held_rows()
+            if not conn.in_transaction:
+                return
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise self._rolled_back(what, exc) from exc
-        self.gate.health.succeeded()
-        self.rewrites.uncommitted.clear()       # durable now
+        gate.health.succeeded()
+        if not gate.later.records:
+            self.rewrites.uncommitted.clear()   # durable now
         for listener in self.commit_listeners:
             listener()
 
@@ -183,6 +197,7 @@ class UnitOfWork:
             gate.conn.rollback()
         except (sqlite3.Error, OSError) as error:   # the connection is gone: so is the rest
             logger.error("rollback failed what={} error={}", what, error)
+        gate.later.clear()              # the rows held back since are gone with the rest
         failure = save_failure(what, exc)
         gate.forget()
         gate.health.failed(failure)
@@ -195,6 +210,7 @@ class UnitOfWork:
         """A write inside the unit failed with an error that ended the whole transaction:
         the unit's earlier writes went with it (the gate counts the write's own failure)."""
         logger.error("unit of work rolled back by a failed write what={} error={}", what, exc)
+        self.gate.later.clear()         # the rows held back since went with it
         self.rewrites.rolled_back()
         for listener in self.rollback_listeners:
             listener()
@@ -255,7 +271,7 @@ class UnitOfWork:
                            other.get_name() if other else "no task (another thread)",
                            self.owner.get_name() if self.owner else "none")
         try:
-            self._commit(f"{kind} from another task")
+            self._commit(f"{kind} from another task", held=kind != "read")
         except SaveStateFailure as exc:
             logger.error("unit of work rolled back at a {} from another task error={}", kind,
                          exc.cause)

@@ -9,7 +9,8 @@ records a batch holds back, and the report of every outcome to the write health.
 
 Outside a batch each outermost `saving` is one transaction, committed before it returns
 (sqlite-utils' `atomic`; inside another, a savepoint); inside the live tick's unit of work
-(storage/unit_of_work.py) it writes into the unit's transaction, which commits. A replay's
+(storage/unit_of_work.py) it writes into the unit's transaction, which commits (and the
+records saved with `upsert_later` are held until that commit, as in a batch). A replay's
 batches (one per candle) share one transaction that begins at the first write and is
 committed every `REPLAY_COMMIT_EVERY` batches, before any write outside a batch, and when
 the store closes (`settle`); a batch takes a savepoint before its first write when that
@@ -78,8 +79,11 @@ class WriteGate:
         self.batch_savepoint_open = False
         self.savepoint_due = False     # a batch's grouped write has not written yet
         self.savepoint_open = False
-        self.later = HeldRows()        # what the batches hold back
+        self.later = HeldRows()        # what the batches (or the open unit) hold back
         self.unit: UnitOfWork | None = None   # the open unit of work (live tick), if any
+        # True inside the open unit's own outermost write: `upsert_later` holds its row
+        # until the unit's next commit (storage/unit_of_work.py), as a replay batch does
+        self.holding = False
 
     def saving(self, what: str, grouped: bool = False) -> "_Pass":
         """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
@@ -123,7 +127,8 @@ class WriteGate:
     def settle(self) -> None:
         """Commit what the replay's batches left uncommitted: before a write outside a batch
         and when the store closes. Raises SaveStateFailure (nothing of them is kept then)."""
-        if not (self.uncommitted or self.later.records) or self.batching:
+        if not (self.uncommitted or self.later.records) or self.batching \
+                or self.unit is not None:       # held by the open unit: its commit writes them
             return
         self.batching = True            # the held rows are written as a batch writes them
         try:
@@ -190,9 +195,10 @@ class WriteGate:
     def upsert_later(self, table: str, key: tuple[Any, ...], row: Row, pk: tuple[str, ...],
                      value: Any) -> None:
         """`upsert(table, row(), pk)` now, or in a batch when it ends (or before its table
-        is read: `flush`): the last version of a record only, encoded once. `value` is what
-        the record records (`held` answers it). Inside `saving`, like every write."""
-        if self.batching:
+        is read: `flush`), or inside the live tick's unit of work at its next commit
+        (`write_held_rows`): the last version of a record only, encoded once. `value` is
+        what the record records (`held` answers it). Inside `saving`, like every write."""
+        if self.batching or self.holding:
             self.later.hold((table, key), row, pk, value)
         else:
             self.upsert(table, row(), pk)
@@ -227,6 +233,16 @@ class WriteGate:
         except BaseException:
             self.later.put_back(rows)
             raise
+
+    def write_held_rows(self) -> None:
+        """The unit of work's commit: every held-back row into its transaction (begun here
+        if none is open), then forgotten. Raises sqlite3.Error / OSError: the unit rolls
+        back (and forgets them: `HeldRows.clear`)."""
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
+        for (name, _), held in self.later.in_order():
+            self.upsert(name, held.row(), held.pk)
+        self.later.clear()
 
     def _write_held(self) -> None:
         """Every held-back row (before a commit: their failure fails it)."""
@@ -306,9 +322,7 @@ class _Pass:
         gate = self.gate
         gate.depth += 1
         self.outermost = gate.depth == 1
-        # inside a batch, a failed grouped write keeps none of the rows it held back
-        # (outside one, rows are written, not held)
-        self.mark = gate.later.mark() if self.grouped and gate.batching else None
+        self.mark: int | None = None
         self.opens_group = gate.batching and self.grouped and self.outermost
         self.atomic: Any = None
         self.unit: UnitOfWork | None = None
@@ -323,6 +337,8 @@ class _Pass:
                 if self.outermost and unit is not None and unit.takes():
                     unit.begin_pass(self.grouped)   # the unit commits (unit_of_work.py)
                     self.unit = unit
+                    gate.holding = True
+                    self._mark_held()
                     return
                 gate.settle()               # a replay's batches first: this one commits now
                 atomic = gate.db.atomic()   # a transaction; inside one, a savepoint
@@ -333,6 +349,14 @@ class _Pass:
                     raise
                 raise failure from exc
             self.atomic = atomic
+        self._mark_held()
+
+    def _mark_held(self) -> None:
+        """Inside a batch or the unit, a failed grouped write keeps none of the rows it
+        held back (elsewhere, rows are written, not held)."""
+        gate = self.gate
+        if self.grouped and (gate.batching or gate.holding):
+            self.mark = gate.later.mark()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  traceback: Any) -> bool:
@@ -353,6 +377,8 @@ class _Pass:
             self.gate.depth -= 1
             if self.mark is not None:
                 self.gate.later.unmark()
+            if self.unit is not None:
+                self.gate.holding = False
             if self.outermost and self.unit is None:   # in a unit: its commit reports
                 self.gate.health.succeeded()
             return False
@@ -368,6 +394,8 @@ class _Pass:
         SaveStateFailure naming what was being saved)."""
         gate = self.gate
         gate.depth -= 1
+        if self.unit is not None:
+            gate.holding = False
         if self.mark is not None:
             gate.later.undo_to(self.mark)   # a failed grouped write keeps none of its rows
             gate.later.unmark()
