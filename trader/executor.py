@@ -288,10 +288,11 @@ class Executor:
         status = IntentStatus.FILLED if order.status is OrderStatus.FILLED else IntentStatus.ACKED
         if order.status in (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELED):
             status = IntentStatus.FAILED if order.filled_qty == 0 else IntentStatus.FILLED
-        self._record_answer(intent.with_status(status), order)
+        answered = intent.with_status(status)
+        self._record_answer(answered, order)
         logger.info("order placed client_id={} symbol={} role={} status={} filled={}",
                     order.client_id, order.symbol, intent.role, order.status, order.filled_qty)
-        return ActionResult(Outcome.DONE, intent.with_status(status), order)
+        return ActionResult(Outcome.DONE, answered, order)
 
     async def _resolve_error(self, intent: Intent, error: Exception) -> ActionResult:
         verdict = classify(error, intent.role)
