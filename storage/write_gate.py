@@ -29,6 +29,7 @@ from storage.db import SaveStateFailure, save_failure
 from storage.health import WriteHealth
 from storage.held_rows import HeldRows, Row
 from storage.unit_of_work import UnitOfWork
+from storage.upsert import upsert_statement
 
 SAVEPOINT = "grouped_write"     # a grouped write inside a batch (only the outermost takes one)
 BATCH_SAVEPOINT = "replay_batch"   # a batch, when earlier batches are not committed yet
@@ -37,26 +38,6 @@ BATCH_SAVEPOINT = "replay_batch"   # a batch, when earlier batches are not commi
 # per record saved since, ~300 at most in a 20k-candle backtest). A backtest (the only
 # user) replays from the start after a crash anyway.
 REPLAY_COMMIT_EVERY = 1024
-
-# (table, columns, primary key) -> its upsert statement. No invalidation: the statement is
-# a function of its key alone (it names the columns it writes; it never reads the schema),
-# and the schema is fixed once the database is open (storage/db.py migrates before use).
-_upsert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
-
-
-def upsert_statement(table: str, columns: tuple[str, ...], pk: tuple[str, ...]) -> str:
-    """INSERT ... ON CONFLICT DO UPDATE: what sqlite-utils' upsert does, in one statement
-    built once per shape (the library rebuilds it and re-reads the schema on every call)."""
-    key = (table, columns, pk)
-    sql = _upsert_sql.get(key)
-    if sql is None:
-        names = ", ".join(f"[{c}]" for c in columns)
-        updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in pk)
-        sql = (f"INSERT INTO [{table}] ({names}) VALUES ({', '.join('?' * len(columns))}) "
-               f"ON CONFLICT ({', '.join(f'[{c}]' for c in pk)}) DO UPDATE SET {updates}")
-        _upsert_sql[key] = sql
-    return sql
-
 
 def _forget_nothing() -> None:
     return None
@@ -188,9 +169,8 @@ class WriteGate:
         return self.conn.execute(sql, params)
 
     def upsert(self, table: str, row: dict[str, Any], pk: tuple[str, ...]) -> None:
-        columns = tuple(row)        # a dict's keys and values come in the same order
-        self.write(_upsert_sql.get((table, columns, pk)) or upsert_statement(table, columns, pk),
-                   list(row.values()))
+        # a dict's keys and values come in the same order
+        self.write(upsert_statement(table, tuple(row), pk), list(row.values()))
 
     def upsert_later(self, table: str, key: tuple[Any, ...], row: Row, pk: tuple[str, ...],
                      value: Any) -> None:
