@@ -24,6 +24,7 @@ another caller's wait would only earn a longer one.
 """
 
 import asyncio
+import math
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -136,8 +137,9 @@ MESSAGE_CALLS = frozenset({"sendMessage", "sendPhoto", "editMessageText",
 
 class FloodGate(BaseRateLimiter[None]):
     """python-telegram-bot rate limiter: after a 429 (RetryAfter), the calls of its kind
-    (MESSAGE_CALLS, or else the same method) wait until its `retry_after` has passed, then
-    go; the 429 itself still reaches its caller (whose retry policy waits the same time).
+    (MESSAGE_CALLS, or else the same method) are not sent until its `retry_after` has passed:
+    each is answered RetryAfter(the seconds left) at once, which its caller's retry policy
+    waits out or gives up on (never a call held longer than its caller would wait).
     getUpdates never comes here (python-telegram-bot exempts it): commands keep arriving.
     https://core.telegram.org/bots/api#responseparameters: retry_after, "the number of
     seconds left to wait before the request can be repeated"."""
@@ -156,8 +158,11 @@ class FloodGate(BaseRateLimiter[None]):
                               data: dict[str, Any], rate_limit_args: None) -> Any:
         loop = asyncio.get_running_loop()
         kind = "messages" if endpoint in MESSAGE_CALLS else endpoint
-        while (left := self._closed_until.get(kind, 0.0) - loop.time()) > 0:
-            await asyncio.sleep(left)
+        left = self._closed_until.get(kind, 0.0) - loop.time()
+        if left > 0:
+            # Not sent: answered like Telegram would, so each caller's own policy decides
+            # whether to wait the rest (a reply within its budget) or keep it for later.
+            raise RetryAfter(math.ceil(left))
         try:
             return await callback(*args, **kwargs)
         except RetryAfter as exc:

@@ -5,11 +5,13 @@ passed; the alert is then delivered once, nothing lost. Through the real
 python-telegram-bot and the fake Bot API.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.app import TelegramBot
+from storage import Store
 from tests.telegram_outside import OutsideTelegram
 from tests.test_bot_support import OWNER
 from trader.alerter import Alerter
@@ -41,7 +43,7 @@ async def test_a_reply_is_not_sent_inside_the_wait_an_alert_got(
     await telegram.wait_for(lambda item: "equity" in (item.plain or "").lower(), timeout=10)
     refused, *later = sending_times(telegram)
     assert later and min(later) - refused >= 2.0, [at - refused for at in later]
-    assert len([item for item in telegram.sent if "filled" in (item.plain or "")]) == 1
+    assert len([item for item in telegram.sent_to(OWNER) if "filled" in (item.plain or "")]) == 1
 
 
 async def test_a_chart_is_not_sent_inside_the_wait_a_reply_got(
@@ -57,3 +59,21 @@ async def test_a_chart_is_not_sent_inside_the_wait_a_reply_got(
     await telegram.wait_for(lambda item: "filled" in (item.plain or ""), timeout=10)
     later = [at for at in sending_times(telegram) if at > refused]
     assert later and min(later) - refused >= 2.0, [at - refused for at in later]
+
+
+async def test_a_long_flood_wait_keeps_a_reply_for_later_instead_of_holding_its_handler(
+        telegram: OutsideTelegram, bot: TelegramBot, alerter: Alerter, store: Store,
+        clock: ManualClock) -> None:
+    """retry_after=30 is longer than a reply may wait (its policy's budget): the reply is not
+    sent inside the wait, and it goes to the outbox at once (a REPLY alert delivered after
+    the wait) instead of holding one of the bot's update handlers for 30 s."""
+    telegram.flood(retry_after=30, method="sendMessage")
+    alerter.publish(Alert(AlertName.FILL, "LONG 0.01 BTCUSDT filled", "BTCUSDT"), clock.now())
+    await telegram.wait_for_call("sendMessage")
+    telegram.inject_message(OWNER, OWNER, "/status")
+    for _ in range(250):
+        if any(alert.name == "REPLY" for alert in store.pending_alerts()):
+            break
+        await asyncio.sleep(0.02)
+    assert [alert.name for alert in store.pending_alerts()] == ["FILL", "REPLY"]
+    assert len(telegram.times_of("sendMessage")) == 1        # only the refused one
