@@ -8,7 +8,10 @@ bot/pinned_state.py) and answers /health (bot/health_reply.py).
 It is also the engine's `AlertSink`: `wake()` nudges the delivery task. If Telegram is
 unreachable at start, the engine is not held up: the bot keeps connecting in the background
 while alerts wait in the outbox. A token Telegram rejects at start is a configuration error
-(`trader.config.ConfigError`: one line naming TELEGRAM_BOT_TOKEN, exit code 2).
+(`trader.config.ConfigError`: one line naming TELEGRAM_BOT_TOKEN, exit code 2); any other
+refusal at start is retried in the background like an outage. Mid-run, a 409 Conflict on
+getUpdates (another poller on the token, or a webhook) is alerted, and an allowed group that
+Telegram turned into a supergroup is followed to its new id (alerts, pinned state, gate).
 
     sink = make_alert_sink(settings, engine, alerter, store, clock)   # bot or headless
     await sink.start()
