@@ -42,7 +42,14 @@ from bot.health_reply import ABOUT as HEALTH_ABOUT
 from bot.health_reply import HealthCommand
 from bot.pinned_state import PinnedState
 from bot.replies import Replies
-from bot.sending import Backoff, FloodGate, RetryLog, RetryPolicy, is_transient
+from bot.sending import (
+    Backoff,
+    FloodGate,
+    PollingRequest,
+    RetryLog,
+    RetryPolicy,
+    is_transient,
+)
 from bot.webhook import TelegramWebhook
 from storage import Store
 from trader.alerter import Alerter
@@ -86,7 +93,8 @@ def build_application(token: str, api_url: str | None, *,  # type: ignore[type-a
                       polling: bool = True) -> Application:
     # Two get_updates connections: the cleanup call on stop must not wait for the long poll.
     builder = (ApplicationBuilder().token(token).concurrent_updates(16).job_queue(None)
-               .get_updates_connection_pool_size(2).rate_limiter(FloodGate()))
+               .get_updates_request(PollingRequest(connection_pool_size=2))
+               .rate_limiter(FloodGate()))
     if not polling:
         builder = builder.updater(None)     # webhook mode: bot/webhook.py feeds the queue
     if api_url:

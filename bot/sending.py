@@ -24,6 +24,7 @@ another caller's wait would only earn a longer one.
 """
 
 import asyncio
+import json
 import math
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 from loguru import logger
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import BaseRateLimiter
+from telegram.request import HTTPXRequest
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -171,3 +173,21 @@ class FloodGate(BaseRateLimiter[None]):
             logger.warning("telegram flood control method={} held={} retry_after_s={}", endpoint,
                            kind, wait)
             raise
+
+
+class PollingRequest(HTTPXRequest):
+    """The getUpdates connection. python-telegram-bot ends its polling for good on a 401 or
+    404 (it takes both for a wrong token), so a token revoked mid-run, or one 404 from a
+    proxy, would leave the agent deaf to commands until restarted, and its stop() would
+    re-raise the error. Such an answer to getUpdates is handed on as a 502 instead: polling
+    backs off (up to 30 s) and goes on, and works again as soon as Telegram does. A token
+    wrong from the start is still caught by getMe (a ConfigError, bot/app.py)."""
+
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(url, method, *args, **kwargs)
+        if code not in (401, 404):
+            return code, payload
+        logger.critical("telegram answered getUpdates with {}: commands cannot reach the agent "
+                        "until it accepts TELEGRAM_BOT_TOKEN again; polling goes on", code)
+        return 502, json.dumps({"ok": False, "error_code": 502, "description":
+                                f"getUpdates refused with {code} (token revoked?)"}).encode()

@@ -1,7 +1,7 @@
 """The real agent (`python -m trader run`, paper exchange, the README's variable names) as a
 subprocess against the fake Bot API: what a real Bot API server does mid-run must not end it.
 - the token revoked mid-run (every call 401): SIGTERM still ends it cleanly, exit code 0
-  (python-telegram-bot's polling task, ended by the 401, re-raises it when stopped);
+  (python-telegram-bot alone ends its polling on the 401 and re-raises it when stopped);
 - 409 Conflict on getUpdates (another poller): the owner is told, commands work again after;
 - 200 commands queued while it was down: none runs, one answer.
 Error answers: https://core.telegram.org/bots/api#making-requests.

@@ -12,7 +12,7 @@ import pytest
 from bot.app import TelegramBot
 from storage import Store
 from tests.telegram_outside import OutsideTelegram, settle
-from tests.test_bot_support import OWNER
+from tests.test_bot_support import OWNER, RecordingEngine
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import ManualClock
@@ -55,3 +55,17 @@ async def test_stop_after_the_token_was_revoked_finishes_every_step(
     await bot.stop()
     assert not bot.application.running
     assert not bot.connected
+
+
+async def test_commands_reach_the_agent_again_once_the_token_is_accepted_again(
+        telegram: OutsideTelegram, bot: TelegramBot, engine: RecordingEngine) -> None:
+    """getUpdates answered 401 (or 404) for a while: polling goes on (python-telegram-bot alone
+    ends it for good), and the next command is obeyed once Telegram accepts the token."""
+    good_token = telegram.token
+    telegram.token = "1:revoked"
+    calls = len(telegram.times_of("getUpdates"))
+    await telegram.wait_for_call("getUpdates", after=calls + 1, timeout=10)   # polled again
+    telegram.token = good_token
+    telegram.inject_message(OWNER, OWNER, "/status")
+    await telegram.wait_for(lambda item: "equity" in (item.plain or "").lower(), timeout=40)
+    assert [command.kind.value for command in engine.received] == ["status"]
