@@ -131,7 +131,8 @@ async def test_save_state_failure_alerts_blocks_entries_and_keeps_protecting(tmp
     assert json.loads(backup.read_text())["positions"]
 
     world.store.db.execute("PRAGMA query_only = OFF")   # writable again
-    await world.step()
+    await world.step()      # its unit's commit at the end is the first good write...
+    await world.step()      # ...told by the next tick's health check
     assert not world.engine.guard_state.save_failure
     assert world.alerts("SAVE_STATE_RECOVERED")
 
