@@ -13,6 +13,10 @@ The paper exchange plays a healthy user-data stream by default, so, as on Binanc
 stream up, the engine's view of each symbol comes from its order tracker and the pushed
 quotes (trader/exchange_view.py), not from per-tick reads; `--polling` plays the stream
 down (every tick takes a snapshot: position, open orders, book).
+The database is a WAL file by default (a commit does not wait for the disk), as in tests
+and backtests; `--live-journal` opens it as the live agent does (trader/app.py: a rollback
+journal with synchronous=FULL, storage/db.py), so each of a busy tick's commits also waits
+for the disk: that figure is the disk's time as much as the engine's.
 The time spent inside the paper exchange's calls (its simulator and its own state saving:
 on Binance, the network's and the exchange's time) is also subtracted, for the engine's own
 work per tick ("engine-only").
@@ -58,12 +62,13 @@ class TickRun:
     closed_positions: int = 0
 
 
-async def build_engine(db_path: Path, symbols: list[str], start: datetime,
-                       polling: bool) -> tuple[Engine, PaperExchange, ManualClock, TradeStore]:
+async def build_engine(db_path: Path, symbols: list[str], start: datetime, polling: bool,
+                       live_journal: bool = False
+                       ) -> tuple[Engine, PaperExchange, ManualClock, TradeStore]:
     settings = load_settings(_env_file=None, TRADEBOT_SYMBOLS=",".join(symbols),
                              TRADEBOT_DB=str(db_path), TRADEBOT_EXCHANGE="paper")
     clock = ManualClock(start)
-    store = TradeStore.open(db_path)
+    store = TradeStore.open(db_path, wal=not live_journal)
     paper = PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=1,
                                                   default_leverage=settings.leverage),
                          stream=not polling)
@@ -112,10 +117,11 @@ async def empty_loop_ns() -> int:
 
 
 async def measure(symbols: list[str], ticks: int, warmup: int, seed: int, folder: Path,
-                  polling: bool) -> TickRun:
+                  polling: bool, live_journal: bool = False) -> TickRun:
     candles = {s: random_walk_candles(s, warmup + ticks, seed=seed) for s in symbols}
     engine, paper, clock, store = await build_engine(folder / f"ticks-{len(symbols)}.db", symbols,
-                                                     candles[symbols[0]][0].open_time, polling)
+                                                     candles[symbols[0]][0].open_time, polling,
+                                                     live_journal)
     run = TickRun(len(symbols))
     inside = ExchangeTime(paper)
     for index in range(warmup + ticks):
@@ -175,13 +181,14 @@ def report(run: TickRun) -> list[str]:
 
 async def main(args: argparse.Namespace) -> None:
     quiet_logs(args.log_level)
-    lines: list[str] = [f"paper exchange {'polled (stream down)' if args.polling else 'streaming'}"]
+    lines: list[str] = [f"paper exchange {'polled (stream down)' if args.polling else 'streaming'}"
+                        f"; database {'rollback journal, synchronous=FULL (the live agent)' if args.live_journal else 'WAL'}"]
     with scratch_dir("tick-overhead-", args.dir) as folder:
         for count in (1, 10):
             ticks = args.ticks if count == 1 else max(args.ticks // 3, 200)
             started = time.perf_counter()
             run = await measure(bench_symbols(count), ticks, args.warmup, args.seed, folder,
-                                args.polling)
+                                args.polling, args.live_journal)
             lines += report(run)
             lines.append(f"    ({time.perf_counter() - started:.1f} s wall for this part)")
     for line in lines:
@@ -200,6 +207,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dir", default=None, help="where the database file goes (default: $TMPDIR)")
     parser.add_argument("--polling", action="store_true",
                         help="the paper exchange's stream down: every tick reads a snapshot")
+    parser.add_argument("--live-journal", action="store_true",
+                        help="open the database as the live agent does (rollback journal, "
+                             "synchronous=FULL): commits wait for the disk")
     parser.add_argument("--log-level", default="ERROR")
     return parser.parse_args()
 
