@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.chaos.market import Market
-from tests.fakes.binance_harness import settings_for
+from tests.fakes.binance_harness import eventually, settings_for
 from tests.fakes.binance_server import FakeBinance
 from trader import guards
 from trader.alerter import Alerter
@@ -28,6 +28,7 @@ from trader.commands import Command, CommandKind, CommandResult
 from trader.control import Controller
 from trader.engine import Engine
 from trader.exchange.binance import BinanceExchange
+from trader.exchange.binance_streams import StreamOptions
 from trader.market.live import ExchangeFeed
 from trader.position import PositionState
 from trader.startup import boot
@@ -60,17 +61,22 @@ class Agent:
 
 
 @asynccontextmanager
-async def booted(fake: FakeBinance, tmp_path: Path,
-                 clock: Clock | None = None) -> AsyncIterator[Agent]:
+async def booted(fake: FakeBinance, tmp_path: Path, clock: Clock | None = None,
+                 stream_options: StreamOptions | None = None) -> AsyncIterator[Agent]:
     """An agent as `tradebot run` has it after boot and its first feed poll, before its
-    first tick. `clock`: the engine's (the exchange adapter keeps the system's)."""
+    first tick. `clock`: the engine's (the exchange adapter keeps the system's).
+    `stream_options`: the user-data stream on (up before this returns); off without."""
     settings = settings_for(fake, db_path=tmp_path / "t.db")
-    exchange = BinanceExchange(settings, SystemClock(), streams=False)
+    streams = stream_options is not None
+    exchange = BinanceExchange(settings, SystemClock(), streams=streams,
+                               stream_options=stream_options)
     await exchange.start([SYMBOL], settings.leverage)
     store = TradeStore.open(settings.db_path)
     engine = Engine(settings, exchange, store, clock or SystemClock(), Alerter(store))
     try:
         await boot(engine)
+        if streams:
+            assert await eventually(lambda: exchange.streaming, timeout=5.0)
         agent = Agent(Controller(engine), ExchangeFeed(exchange, engine.symbols,
                                                        settings.interval))
         await agent.poll_feed()

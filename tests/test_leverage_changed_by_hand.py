@@ -13,49 +13,19 @@ change opened at the hand-set 25x."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
-from pathlib import Path
 
-from tests.fakes.binance_harness import eventually, settings_for
+from tests.fakes.binance_harness import eventually
 from tests.fakes.binance_server import FakeBinance
 from tests.fixtures.binance import documented
 from tests.test_binance_protection import STREAMS
-from tests.test_first_command_after_boot import Agent, catch_up, market_up_to_now
+from tests.test_first_command_after_boot import booted, catch_up, market_up_to_now
 from trader import guards
-from trader.alerter import Alerter
-from trader.clock import SystemClock
 from trader.commands import CommandKind
-from trader.control import Controller
-from trader.engine import Engine
 from trader.exchange.base import LeverageChanged
-from trader.exchange.binance import BinanceExchange
 from trader.exchange.binance_event_codec import leverage_from_config_event
-from trader.market.live import ExchangeFeed
-from trader.startup import boot
-from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
-
-
-@asynccontextmanager
-async def streaming_agent(fake: FakeBinance, tmp_path: Path) -> AsyncIterator[Agent]:
-    settings = settings_for(fake, db_path=tmp_path / "t.db")
-    exchange = BinanceExchange(settings, SystemClock(), streams=True, stream_options=STREAMS)
-    await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
-    try:
-        await boot(engine)
-        assert await eventually(lambda: exchange.streaming, timeout=5.0)
-        agent = Agent(Controller(engine), ExchangeFeed(exchange, engine.symbols,
-                                                       settings.interval))
-        await agent.poll_feed()
-        yield agent
-    finally:
-        await exchange.close()
-        store.close()
 
 
 def test_the_documented_event_reads_as_the_symbols_new_leverage_and_the_other_form_as_none():
@@ -85,7 +55,7 @@ async def test_an_entry_after_a_leverage_changed_by_hand_is_at_the_configured_le
         tmp_path):
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
         market = await market_up_to_now(fake)
-        async with streaming_agent(fake, tmp_path) as agent:
+        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
             engine = agent.engine
             configured = engine.settings.leverage
             assert (await agent.run(CommandKind.LONG)).ok
@@ -111,7 +81,7 @@ async def test_a_leverage_change_on_another_symbol_or_to_the_configured_one_send
         tmp_path):
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
         await market_up_to_now(fake)
-        async with streaming_agent(fake, tmp_path) as agent:
+        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
             engine = agent.engine
             fake.clear_request_log()
             await fake.hub.send_user([config_update("ETHUSDT", 20),
