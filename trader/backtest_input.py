@@ -10,6 +10,9 @@ from trader.market.gaps import GapTally
 from trader.market.replay import CandleFile
 
 
+class BacktestError(ValueError):
+    """Bad backtest input (no data in range, unknown symbol); the message says what to fix."""
+
 def check_data_file(path: Path) -> None:
     """ValueError saying what is wrong with a --data path that is no readable file (the
     later errors would talk about the file name or the columns instead)."""
