@@ -28,6 +28,7 @@ from trader.backtest_folders import new_run_dir
 from trader.backtest_input import BacktestError
 from trader.backtest_notes import RunTally, exit_plan_notes
 from trader.clock import ManualClock
+from trader.closed_recently import ClosedArchive
 from trader.config import Settings
 from trader.domain import ZERO, Candle, CloseReason
 from trader.engine import Engine
@@ -35,6 +36,7 @@ from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_ev
 from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
 from trader.metrics import EquityPoint, performance
+from trader.position import ExitPlan
 from trader.report import BacktestReport, combine, render_text, symbol_rows, write_report
 from trader.run_settings import changed_settings, run_settings
 from trader.strategy.base import Strategy, load_strategy
@@ -45,7 +47,8 @@ from trader.sweep_signals import (
     stop_on_signals,
     terminate_workers,
 )
-from trader.trade_history import trades_with_funding
+from trader.trade_history import with_funding
+from trader.trade_stats import TradeRecord
 from trader.trade_store import TradeStore
 
 PARALLEL_MIN_CANDLES = 20_000   # below this, starting worker processes costs more than it saves
@@ -113,6 +116,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     start, candles = first_open_time(candles)
     clock = ManualClock(start)
     store = TradeStore.open(db_path)
+    archive = store.archive_closed()    # the report's trades, kept as they close
     paper = PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
                                                   default_leverage=settings.leverage),
                           persist_every=0, funding_schedules=funding,
@@ -147,9 +151,8 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
             bar.update(len(batch))
     elapsed = time.perf_counter() - started
     curve = recorder.points()
-    closed = [p for p in store.iter_closed_positions()
-              if p.close_reason not in (None, CloseReason.UNKNOWN) and p.exit_price is not None]
-    trades = trades_with_funding(closed, store.funding_payments())   # net of its funding
+    records, plans = closed_trades(store, archive)
+    trades = with_funding(records, store.funding_payments())   # net of its funding
     entered = {trade.symbol for trade in trades} | set(engine.positions)
     report = BacktestReport(
         performance=performance(curve, trades, paper.funding_total() - sum(
@@ -158,9 +161,23 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
         extra={"open_positions": len(engine.positions), "database": db_path},
         notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
                           refusals=engine.entries.desk.refusals)
-        + exit_plan_notes(settings, [p.exit_plan for p in closed]))
+        + exit_plan_notes(settings, plans))
     store.close()
     return report
+
+
+def closed_trades(store: TradeStore, archive: ClosedArchive) -> tuple[
+        list[TradeRecord], list[ExitPlan]]:
+    """The report's closed trades (without their funding) and their exit plans, by close
+    time: those `archive` kept as they closed, or read from the database when it lost track
+    (a failed write). Positions with no exit price or with an unknown close reason are left
+    out (their fills were never read: no result to count)."""
+    kept = archive.trades()
+    if kept is not None:
+        return [entry.trade for entry in kept], [entry.exit_plan for entry in kept]
+    closed = [p for p in store.iter_closed_positions()
+              if p.close_reason not in (None, CloseReason.UNKNOWN) and p.exit_price is not None]
+    return [TradeRecord.from_position(p) for p in closed], [p.exit_plan for p in closed]
 
 
 def tick_failure(batch: list[Candle], exc: BaseException) -> str:

@@ -16,6 +16,7 @@ Pure: the engine passes closed positions, funding payments and `now` in.
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -57,18 +58,27 @@ def trades_with_funding(closed: Sequence[Position],
     """One TradeRecord per position, its funding as `trade_funding` counts it, in
     O((trades + payments) log payments): a backtest of years pays funding thousands of times
     and closes thousands of trades (prefix sums per symbol, exact in Decimal)."""
+    return with_funding([TradeRecord.from_position(position) for position in closed], funding)
+
+
+def with_funding(records: Sequence[TradeRecord],
+                 funding: Sequence[FundingPayment]) -> list[TradeRecord]:
+    """`records` (made with no funding) with the funding of each as `trade_funding` counts
+    it: the same records `trades_with_funding` makes of their positions, digit for digit
+    (net = gross - fees + funding, as `TradeRecord.from_position` computes it)."""
     timeline: dict[str, tuple[list[datetime], list[Decimal]]] = {}
     for payment in sorted(funding, key=lambda f: f.at):
         times, sums = timeline.setdefault(payment.symbol, ([], [ZERO]))
         times.append(payment.at)
         sums.append(sums[-1] + payment.amount)
-    records = []
-    for position in closed:
-        times, sums = timeline.get(position.symbol, ([], [ZERO]))
-        closed_at = position.closed_at or datetime.max.replace(tzinfo=UTC)
-        paid = sums[bisect_right(times, closed_at)] - sums[bisect_left(times, position.opened_at)]
-        records.append(TradeRecord.from_position(position, paid))
-    return records
+    funded = []
+    for record in records:
+        times, sums = timeline.get(record.symbol, ([], [ZERO]))
+        paid = sums[bisect_right(times, record.closed_at)] - sums[bisect_left(times,
+                                                                             record.opened_at)]
+        funded.append(replace(record, funding=paid,
+                              net_pnl=record.gross_pnl - record.fees + paid))
+    return funded
 
 
 def trade_net(position: Position, funding: Sequence[FundingPayment]) -> Decimal:

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from storage import Store
 from storage.codec import dump, dumps, load
 from storage.iso_text import iso_text
-from trader.closed_recently import ClosedRecently
+from trader.closed_recently import ClosedArchive, ClosedRecently
 from trader.domain import Fill, Intent, Order, OrderStatus, OrderType, Side
 from trader.position import Position, PositionState
 from trader.position_body import position_from_body
@@ -358,6 +358,12 @@ class TradeStore(Store):
         if not recent.knows(cutoff):
             recent.fill(cutoff, self.closed_positions(since))
         return recent.since(cutoff)
+
+    def archive_closed(self) -> ClosedArchive:
+        """From now on, keep the report's fields of each position saved closed (a backtest,
+        on a new database: trader/closed_recently.py `ClosedArchive`)."""
+        archive = self._closed_recently.archive = ClosedArchive()
+        return archive
 
     def iter_closed_positions(self, since: datetime | None = None) -> Iterator[Position]:
         """Closed positions by close time, read one at a time (a long backtest has
