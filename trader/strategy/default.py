@@ -62,9 +62,12 @@ class DefaultStrategy:
             return None
         # The channels straight from `closed` (the window covers them: __post_init__).
         last, before, channel = closed[-1], closed[-2], self.channel
-        breaks_up = (_above_every_high(last.close, closed, channel)
+        price = last.close
+        # The candle before the last is the first the channel tests look at (channel >= 1):
+        # when it already holds the price, neither test needs its generator (most candles).
+        breaks_up = (before.high < price and _above_every_high(price, closed, channel)
                      and before.close <= highest_high(closed[-channel - 2:-2]))
-        breaks_down = (_below_every_low(last.close, closed, channel)
+        breaks_down = (before.low > price and _below_every_low(price, closed, channel)
                        and before.close >= lowest_low(closed[-channel - 2:-2]))
         if not (breaks_up or breaks_down):
             return None   # most candles: no breakout, so the indicators are not needed
