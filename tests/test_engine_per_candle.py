@@ -48,6 +48,8 @@ async def test_a_candle_whose_entry_was_refused_is_asked_about_once_entries_resu
 async def test_the_balance_is_read_when_due_and_on_account_events(tmp_path):
     world = await make_world(tmp_path)
     keeper = world.engine.balance_keeper
+    keeper.vouches = None       # the timer as on Binance (the paper exchange vouches for a
+    #                             flat account's balance: tests/test_balance_vouched.py)
     assert keeper.due(account_events=False)              # never read yet
     await keeper.refresh()
     assert not keeper.due(account_events=False)

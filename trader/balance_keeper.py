@@ -1,6 +1,13 @@
 """The account balance as last read from the exchange, read again when due, and the equity
-snapshots taken from it (the /chart curve, the risk fraction's peak)."""
+snapshots taken from it (the /chart curve, the risk fraction's peak).
 
+An exchange that knows its own balance exactly (the paper exchange: `balance_current`) is
+not read again on the timer while it vouches that the last answer is still the answer (a
+replay moves the clock 5 minutes a candle: the timer is due every candle, and a flat
+account's balance never moves). Binance has no such method: read on the timer.
+"""
+
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -29,15 +36,28 @@ class BalanceKeeper:
         self.balance: Balance | None = None
         self.read_at: datetime | None = None
         self.last_equity_at: datetime | None = None
+        # Balance -> whether a read would answer that very Balance now (None: no exchange
+        # can tell, read on the timer)
+        self.vouches: Callable[[Balance], bool] | None = getattr(exchange, "balance_current",
+                                                                 None)
 
     def due(self, account_events: bool) -> bool:
         """Whether the balance is to be read now: the stream reported account events, or
         60 s passed while streaming (10 s while polling); the account endpoint is heavy
-        (weight 5): it is read when something happened."""
+        (weight 5): it is read when something happened. Not due either when the exchange
+        vouches that a read would give the balance held (`vouches`): as good as a read,
+        `read_at` moves on (what /balance shows)."""
         if account_events or self.read_at is None:
             return True
         every = READ_EVERY_STREAMING if self.exchange.streaming else READ_EVERY_POLLING
-        return self.clock.now() - self.read_at >= every
+        now = self.clock.now()
+        if now - self.read_at < every:
+            return False
+        vouches, balance = self.vouches, self.balance
+        if vouches is not None and balance is not None and vouches(balance):
+            self.read_at = now
+            return False
+        return True
 
     def mark_due(self) -> None:
         """Read the balance at the next tick: a position closed (its margin is free again,

@@ -202,6 +202,11 @@ class PaperExchange:
     async def balance(self) -> Balance:
         return self.sim.balance()
 
+    def balance_current(self, balance: Balance) -> bool:
+        """Whether `balance` (an answer of `balance()`) is still what it answers: the
+        simulator knows when nothing moved it (trader/balance_keeper.py skips the read)."""
+        return self.sim.balance_current(balance)
+
     async def fills(self, symbol: str, since: datetime) -> list[Fill]:
         return self.sim.fills(symbol, since)
 

@@ -151,6 +151,11 @@ class SimulatorCore:
     def balance(self) -> Balance:
         return self.ledger.balance(self.prices, self._reserved_margin())
 
+    def balance_current(self, balance: Balance) -> bool:
+        """Whether `balance()` would answer `balance` itself now (a flat account's)."""
+        ledger = self.ledger    # (an open position: no, before summing resting orders)
+        return not ledger.positions and ledger.balance_current(balance, self._reserved_margin())
+
     def _margin_shortfall(self, order: Order, price: Decimal, fee_rate: Decimal) -> Decimal:
         if order.reduce_only or order.close_position:
             return ZERO

@@ -183,6 +183,13 @@ class Ledger:
         self._flat_balance = None if self.positions else (self.wallet, reserved, balance)
         return balance
 
+    def balance_current(self, balance: Balance, reserved: Decimal) -> bool:
+        """Whether `balance` is what `balance(marks, reserved)` answers now, whatever the
+        marks: the flat account's kept one, the same wallet and reserved Decimals."""
+        flat = self._flat_balance
+        return (not self.positions and flat is not None and flat[2] is balance
+                and flat[0] is self.wallet and flat[1] is reserved)
+
     def _balance(self, marks: dict[str, Decimal], reserved: Decimal) -> Balance:
         unrealized = ZERO   # summed as sum(..., ZERO) would: the same Decimal, digit for digit
         for symbol, held in self.positions.items():
