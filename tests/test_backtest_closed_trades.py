@@ -1,8 +1,8 @@
 """A backtest's report takes its trades from what the store kept as each position closed
 (trader/closed_recently.py `ClosedArchive`) instead of decoding every closed position back
 from the database: the same trades, in the same order (close time, ties as the rows were
-first written), whatever was saved, saved again, held back by a replay's batch, rolled
-back or failed in between (then the report reads the database)."""
+first written), whatever was saved, saved again, read by the daily summary, held back by
+a replay's batch, rolled back or failed in between (then the report reads the database)."""
 
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -28,7 +28,7 @@ ENDINGS = ("take-profit", "stop", "unknown", "no-exit-price")
 
 # (kind, position number, symbol, close minute (few: ties), ending)
 operations = st.lists(st.tuples(
-    st.sampled_from(["open", "close", "batch-close", "failed-batch-close"]),
+    st.sampled_from(["open", "close", "ask", "batch-close", "failed-batch-close"]),
     st.integers(0, 6), st.sampled_from(SYMBOLS), st.integers(0, 3),
     st.sampled_from(ENDINGS)), max_size=40)
 
@@ -70,7 +70,9 @@ def test_the_kept_trades_are_the_database_s(
         archive = store.archive_closed()
         failed = False
         for kind, number, symbol, minutes, ending in steps:
-            if kind == "open":
+            if kind == "ask":       # the daily summary's read (the same memory)
+                store.closed_since(T0 + timedelta(minutes=minutes))
+            elif kind == "open":
                 store.save_position(position(number, symbol, PositionState.PROTECTED,
                                              minutes, ending))
             elif kind == "close":

@@ -39,15 +39,17 @@ class ClosedRecently:
         self.closed = {}
         self.horizon = since
         for position in positions:
-            self.saved(position)
+            self._keep(position)
 
     def saved(self, position: Position) -> None:
         """A position as just saved: kept when it is closed inside the horizon, else dropped
         (a record saved again in another state, or closed earlier)."""
         if self.archive is not None:
             self.archive.saved(position)
-        if self.horizon is None:
-            return
+        if self.horizon is not None:
+            self._keep(position)
+
+    def _keep(self, position: Position) -> None:
         key = (position.symbol, position.key)
         closed_at = position.closed_at
         if position.state is PositionState.CLOSED and closed_at is not None:
