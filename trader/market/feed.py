@@ -111,8 +111,14 @@ class FeedMonitor:
 
     def has_issues(self, now: datetime) -> bool:
         """Whether `check(now)` would report anything (most ticks: no), without building
-        the report."""
-        return bool(self._pending) or any(_late(state, now) for state in self._watch.values())
+        the report: `_late` of each, inline (every replayed candle asks)."""
+        if self._pending:
+            return True
+        for state in self._watch.values():
+            stale_at = state.stale_at
+            if stale_at is not None and now > stale_at:
+                return True
+        return False
 
     def is_stale(self, symbol: str) -> bool:
         state = self._watch.get(symbol)
