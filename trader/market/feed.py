@@ -86,7 +86,8 @@ class FeedMonitor:
         if last is not None and candle.open_time > last + candle.interval:
             self._report_gap(symbol, last, candle)
         state.last_open = candle.open_time
-        self._update_stale_at(state)
+        # `_update_stale_at` inline (every candle): `_due` is the next candle's close time
+        state.stale_at = candle.open_time + 2 * candle.interval + self.stale_after
         if state.stale_reported:
             state.stale_reported = False
             self._pending.append(FeedIssue(FeedIssueKind.RESUMED, symbol, now,
