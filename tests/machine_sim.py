@@ -36,8 +36,8 @@ from trader.domain import (
     OrderStatus,
     OrderType,
     Side,
-    SymbolRules,
 )
+from trader.symbol_rules import SymbolRules
 
 SYMBOL = "BTCUSDT"
 RULES = SymbolRules(SYMBOL, tick_size=Decimal("0.1"), step_size=Decimal("0.001"),

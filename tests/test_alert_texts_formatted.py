@@ -17,12 +17,13 @@ from tests.test_alert_flows import on_a_wiped_disk
 from tests.test_alert_flows import open_long as open_long_by_signal
 from tests.test_engine import open_long
 from trader.alerts import Alert, AlertName
-from trader.domain import OrderRole, SymbolRules
+from trader.domain import OrderRole
 from trader.events import LegGone, LegPlaced, LegRejected, Policy, PositionSizeChanged, Tick
 from trader.lifecycle import step
 from trader.position import ExitPlan, Leg, LegOrder, Position
 from trader.position_keeper import PositionKeeper
 from trader.startup import boot
+from trader.symbol_rules import SymbolRules
 
 D = Decimal
 SL, TP, T1 = OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1

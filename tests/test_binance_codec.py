@@ -23,7 +23,6 @@ from trader.domain import (
     OrderStatus,
     OrderType,
     Side,
-    SymbolRules,
     exchange_close_reason,
     utc,
 )
@@ -33,6 +32,7 @@ from trader.exchange import binance_order_codec as order_codec
 from trader.exchange import binance_quotes as quotes
 from trader.exchange.base import ExchangeError, MalformedResponse, OrderUpdate
 from trader.exchange.errors import Outcome, classify
+from trader.symbol_rules import SymbolRules
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PURE = ("trader.lifecycle", "trader.protection", "trader.management", "trader.observe",
         "trader.order_tracker", "trader.risk", "trader.guards", "trader.entry",
         "trader.close_record", "trader.reconcile", "trader.events", "trader.position",
-        "trader.domain", "trader.alerts", "trader.strategy.base", "trader.strategy.default",
-        "trader.strategy.regime", "trader.market.indicators", "trader.invariant_checks")
+        "trader.domain", "trader.symbol_rules", "trader.alerts", "trader.strategy.base",
+        "trader.strategy.default", "trader.strategy.regime", "trader.market.indicators",
+        "trader.invariant_checks")
 IO_PACKAGES = ("storage", "sqlite3", "sqlite_utils", "aiohttp", "binance", "telegram",
                "trader.exchange.binance", "trader.exchange.paper", "trader.executor",
                "trader.engine", "trader.app", "asyncio", "socket", "requests")

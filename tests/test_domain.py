@@ -17,10 +17,10 @@ from trader.domain import (
     OrderStatus,
     OrderType,
     Side,
-    SymbolRules,
     plain,
     position_key,
 )
+from trader.symbol_rules import SymbolRules
 
 BINANCE_CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d*[1-9])?$")
@@ -229,7 +229,7 @@ def test_onto_grid_lands_on_the_grid_and_leaves_an_on_grid_order_alone(
 
 def test_a_rules_change_reads_as_the_operator_would_say_it() -> None:
     """SYMBOL_RULES: names in words, numbers without Binance's padding ("0.10000000")."""
-    from trader.domain import describe_rules_change
+    from trader.symbol_rules import describe_rules_change
     old = rules(tick=Decimal("0.10000000"), step=Decimal("0.00100000"))
     new = replace(rules(tick=Decimal("0.50000000"), step=Decimal("0.00100000")),
                   min_notional=Decimal("5000"), status="SETTLING")

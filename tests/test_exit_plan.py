@@ -25,7 +25,6 @@ from trader.domain import (
     OrderStatus,
     OrderType,
     Side,
-    SymbolRules,
 )
 from trader.events import (
     CancelOrder,
@@ -52,6 +51,7 @@ from trader.observe import FILL_REPORT_LAG, SymbolView, observe
 from trader.order_tracker import TrackedOrder
 from trader.position import ExitPlan, Leg, LegOrder, Position, PositionState
 from trader.reconcile import reduction_cause
+from trader.symbol_rules import SymbolRules
 from trader.trade_store import TradeStore
 
 D = Decimal

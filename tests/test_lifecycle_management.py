@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from tests.positions import OPENED, make
 from trader.alerts import Alert, AlertName
-from trader.domain import CloseReason, OrderRole, Side, SymbolRules
+from trader.domain import CloseReason, OrderRole, Side
 from trader.events import (
     CancelOrder,
     Flatten,
@@ -21,6 +21,7 @@ from trader.events import (
 from trader.evolve import evolve
 from trader.lifecycle import step
 from trader.position import PositionState
+from trader.symbol_rules import SymbolRules
 
 RULES = SymbolRules("BTCUSDT", Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal("5"))
 POLICY = Policy()

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.positions import make
-from trader.domain import Side, SymbolRules
+from trader.domain import Side
 from trader.management import (
     TrailingDistance,
     best_price,
@@ -25,6 +25,7 @@ from trader.management import (
     trailing_stop,
 )
 from trader.position import Position, PositionState
+from trader.symbol_rules import SymbolRules
 
 D = Decimal
 OPENED = datetime(2024, 1, 1, 12, tzinfo=UTC)

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.positions import make
-from trader.domain import Side, Signal, SymbolRules
+from trader.domain import Side, Signal
 from trader.position import PositionState
 from trader.risk import (
     EntryPlan,
@@ -24,6 +24,7 @@ from trader.risk import (
     total_open_risk,
 )
 from trader.strategy.regime import Regime, RegimeAdjustment
+from trader.symbol_rules import SymbolRules
 
 D = Decimal
 BTC = SymbolRules("BTCUSDT", tick_size=D("0.1"), step_size=D("0.001"), min_qty=D("0.001"),

@@ -11,9 +11,10 @@ import pytest
 
 import trader.exchange_actions as exchange_actions
 from tests.engine_world import SYMBOL, long_signal, make_world
-from trader.domain import OrderType, SymbolRules
+from trader.domain import OrderType
 from trader.intents import exit_intent
 from trader.risk import leg_refusal
+from trader.symbol_rules import SymbolRules
 
 D = Decimal
 BTC = SymbolRules("BTCUSDT", tick_size=D("0.1"), step_size=D("0.001"), min_qty=D("0.001"),

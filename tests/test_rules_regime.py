@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 
 from tests.engine_world import SYMBOL, long_signal, make_world
 from tests.positions import leg_id, make
-from trader.domain import OrderRole, OrderType, Side, SymbolRules
+from trader.domain import OrderRole, OrderType, Side
 from trader.events import CancelOrder, PlaceLeg, Policy, Tick
 from trader.lifecycle import step
 from trader.management import FirstTarget, stop_crossed, with_exit_plan
 from trader.position import ExitPlan, Leg, LegOrder, PositionState
 from trader.regime_adjust import anchor, first_target_for, follow, levels_for, with_first_target
 from trader.strategy.regime import Regime
+from trader.symbol_rules import SymbolRules
 
 D = Decimal
 RULES = SymbolRules("BTCUSDT", tick_size=D("0.1"), step_size=D("0.001"), min_qty=D("0.001"),

@@ -13,19 +13,12 @@ from hypothesis import strategies as st
 
 from tests.positions import OPENED, leg_id, make
 from trader import regime_adjust
-from trader.domain import (
-    CloseReason,
-    IntentStatus,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    Side,
-    SymbolRules,
-)
+from trader.domain import CloseReason, IntentStatus, OrderRole, OrderStatus, OrderType, Side
 from trader.events import FlattenResult, Policy, Tick
 from trader.lifecycle import step
 from trader.position import ExitPlan, Leg, LegOrder, LegStatus, Position, PositionState
 from trader.strategy.regime import Regime
+from trader.symbol_rules import SymbolRules
 
 D = Decimal
 POLICY = Policy()

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from trader.config import Settings
-from trader.domain import Candle, SymbolRules
+from trader.domain import Candle
 from trader.entry import EntryRefusals
 from trader.exchange.sim_rules import DEFAULT_RULES
 from trader.position import ExitPlan
+from trader.symbol_rules import SymbolRules
 
 # A tick over 0.1 % of the price: Binance's USD-M symbols have about 0.01 % (XRPUSDT 0.0001
 # at 1.1, BTCUSDT 0.1 at 70,000); ETHUSDT's 0.01 on XRP's 1.1 (110 ticks, a 0.4 % stop moves

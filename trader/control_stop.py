@@ -10,10 +10,11 @@ from decimal import Decimal
 from trader.commands import Command, CommandResult
 from trader.control_close import open_position
 from trader.display import price
-from trader.domain import Side, SymbolRules
+from trader.domain import Side
 from trader.engine import Engine
 from trader.events import StopMoveRequested
 from trader.position import Position, PositionState
+from trader.symbol_rules import SymbolRules
 from trader.views import symbol_rules
 
 

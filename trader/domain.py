@@ -13,13 +13,12 @@ on the same candle yields the same id), `role` is one of OrderRole, `seq` counts
 replacements of that role for the position (the 2nd stop-loss is `sl2`).
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 
-from trader.display import number
 from trader.evolve import evolve
 
 CLIENT_ID_PREFIX = "tb"
@@ -190,68 +189,10 @@ class Signal:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolRules:
-    """Exchange filters for one symbol (PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL) and its status.
-
-    `status` is exchangeInfo's symbol status (TRADING, SETTLING, PENDING_TRADING, CLOSE,
-    DELIVERING ...: https://developers.binance.com/docs/derivatives/usds-margined-futures/
-    market-data/rest-api/Exchange-Information); only TRADING takes new entries.
-    """
-    symbol: str
-    tick_size: Decimal
-    step_size: Decimal
-    min_qty: Decimal
-    min_notional: Decimal
-    max_qty: Decimal = Decimal("1000000000")
-    status: str = "TRADING"
-
-    @property
-    def tradable(self) -> bool:
-        return self.status == "TRADING"
-
-    def round_qty(self, qty: Decimal) -> Decimal:
-        """Round a quantity down to the step size (never more than asked)."""
-        return (qty / self.step_size).to_integral_value(rounding=ROUND_DOWN) * self.step_size
-
-    def round_price(self, price: Decimal, *, up: bool) -> Decimal:
-        """Round a price to the tick size; `up` picks the side (use the safe side for stops)."""
-        rounding = ROUND_CEILING if up else ROUND_FLOOR
-        return (price / self.tick_size).to_integral_value(rounding=rounding) * self.tick_size
-
-    def onto_grid(self, request: "OrderRequest") -> "OrderRequest":
-        """An order planned under other rules (the tick or step changed since), re-rounded
-        onto this grid: a price or trigger moves away from the market (a sell stop down, a
-        buy stop up; a sell take-profit or limit up, a buy one down), so it can neither
-        trigger at once nor pay more; a quantity goes down to the step (never more)."""
-        up = request.side is Side.BUY if request.type is OrderType.STOP_MARKET \
-            else request.side is Side.SELL
-        changes: dict[str, Decimal] = {"quantity": self.round_qty(request.quantity)}
-        if request.price is not None:
-            changes["price"] = self.round_price(request.price, up=up)
-        if request.trigger_price is not None:
-            changes["trigger_price"] = self.round_price(request.trigger_price, up=up)
-        return replace(request, **changes)
-
-
 def plain(value: Decimal) -> str:
     """A decimal as Binance wants it: plain digits, no exponent, no trailing zeros. Prices and
     quantities are rounded where they are planned; this only writes them."""
     return format(value.normalize(), "f")
-
-
-_RULE_WORDS = {"tick_size": "tick size", "step_size": "step size", "min_qty": "min quantity",
-               "min_notional": "min notional", "max_qty": "max quantity", "status": "status"}
-
-
-def describe_rules_change(old: SymbolRules, new: SymbolRules) -> str:
-    """'tick size 0.1 → 0.5, status TRADING → SETTLING' (the fields that differ; numbers
-    without the exchange's padding, as display.number writes them)."""
-    def shown(value: object) -> str:
-        return number(value) if isinstance(value, Decimal) else str(value)
-    changed = [f"{words} {shown(getattr(old, name))} → {shown(getattr(new, name))}"
-               for name, words in _RULE_WORDS.items() if getattr(old, name) != getattr(new, name)]
-    return ", ".join(changed) or "unchanged"
 
 
 @dataclass(frozen=True, slots=True)

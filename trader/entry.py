@@ -15,7 +15,7 @@ from decimal import Decimal
 from loguru import logger
 
 from trader.correlation import Cluster, correlated_cluster
-from trader.domain import Candle, OrderRole, Side, Signal, SymbolRules, position_key
+from trader.domain import Candle, OrderRole, Side, Signal, position_key
 from trader.management import FirstTarget, with_exit_plan
 from trader.market.history import CandleHistory
 from trader.market.indicators import atr
@@ -24,6 +24,7 @@ from trader.regime_adjust import anchor, with_first_target
 from trader.risk import EntryPlan, SignalDecision, SizingInput, decide, plan_entry
 from trader.strategy.base import Strategy, aggregate, combine
 from trader.strategy.regime import Regime, adjustment, is_trending, read_regime
+from trader.symbol_rules import SymbolRules
 
 HIGHER_TIMEFRAME = 5      # the confirming timeframe, in trading candles (1m -> 5m)
 HigherTimeframe = Callable[[], Sequence[Candle] | None]

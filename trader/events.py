@@ -12,9 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from trader.alerts import Alert
-from trader.domain import CloseReason, OrderRole, SymbolRules
+from trader.domain import CloseReason, OrderRole
 from trader.management import DEFAULT_TRAILING_DISTANCE, TrailingDistance
 from trader.strategy.regime import Regime
+from trader.symbol_rules import SymbolRules
 
 # --- events -------------------------------------------------------------------------------
 

@@ -18,15 +18,7 @@ from loguru import logger
 
 from storage import SaveStateFailure
 from trader.clock import Clock
-from trader.domain import (
-    ZERO,
-    ClientId,
-    IntentStatus,
-    Order,
-    OrderRole,
-    OrderStatus,
-    SymbolRules,
-)
+from trader.domain import ZERO, ClientId, IntentStatus, Order, OrderRole, OrderStatus
 from trader.events import (
     CancelOrder,
     Event,
@@ -50,6 +42,7 @@ from trader.observe import covering_leg
 from trader.order_tracker import OrderTracker
 from trader.position import Position
 from trader.risk import leg_refusal
+from trader.symbol_rules import SymbolRules
 
 REBALANCE_ATTEMPTS = 3
 AvailableMargin = Callable[[], Decimal | None]

@@ -30,7 +30,8 @@ from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from trader.domain import ZERO, BookTicker, Side, SymbolRules
+from trader.domain import ZERO, BookTicker, Side
+from trader.symbol_rules import SymbolRules
 
 
 class EntryMode(StrEnum):

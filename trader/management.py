@@ -40,10 +40,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from trader.domain import ZERO, Candle, OrderRole, Side, SymbolRules
+from trader.domain import ZERO, Candle, OrderRole, Side
 from trader.evolve import evolve
 from trader.market.indicators import atr
 from trader.position import ExitPlan, Leg, Position, PositionState
+from trader.symbol_rules import SymbolRules
 
 TRAIL_ATR_PERIOD = 14
 # Read on every tick: module names, not enum members through their class (~0.1 us each).

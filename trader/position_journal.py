@@ -27,7 +27,7 @@ from trader.alerts import Alert, AlertName
 from trader.clock import Clock
 from trader.closing import Finalized
 from trader.display import duration, money, price, quantity
-from trader.domain import ZERO, Fill, SymbolRules
+from trader.domain import ZERO, Fill
 from trader.events import (
     CloseRequested,
     EntryFailed,
@@ -45,6 +45,7 @@ from trader.exchange.base import ExchangeEvent, FundingApplied, OrderUpdate
 from trader.funding_backfill import MATCH_WINDOW, already_read_back
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
 from trader.position import Position
+from trader.symbol_rules import SymbolRules
 from trader.trade_history import trade_funding
 from trader.trade_store import FundingPayment, TradeStore
 

@@ -18,18 +18,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from trader.domain import (
-    ClientId,
-    Fill,
-    Order,
-    OrderRole,
-    SymbolRules,
-    exchange_close_reason,
-    position_key,
-)
+from trader.domain import ClientId, Fill, Order, OrderRole, exchange_close_reason, position_key
 from trader.management import first_target_filled
 from trader.observe import LEG_TYPES, SymbolView
 from trader.position import Leg, LegOrder, Position, PositionState
+from trader.symbol_rules import SymbolRules
 
 FILL_LOOKBACK = timedelta(days=2)
 ADOPT_SL_PCT = Decimal("0.01")

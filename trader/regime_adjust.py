@@ -32,11 +32,12 @@ from decimal import Decimal
 
 from loguru import logger
 
-from trader.domain import Side, SymbolRules
+from trader.domain import Side
 from trader.evolve import evolve
 from trader.management import stop_crossed, tighter_stop
 from trader.position import Leg, Position, PositionState, RegimeAnchor
 from trader.strategy.regime import LEG_MULTIPLIERS, Regime
+from trader.symbol_rules import SymbolRules
 
 Levels = tuple[Decimal, Decimal]      # (stop-loss trigger, take-profit trigger)
 PROTECTED = PositionState.PROTECTED

@@ -29,9 +29,10 @@ from enum import StrEnum
 
 from loguru import logger
 
-from trader.domain import ZERO, Side, Signal, SymbolRules
+from trader.domain import ZERO, Side, Signal
 from trader.position import Position
 from trader.strategy.regime import Regime, RegimeAdjustment
+from trader.symbol_rules import SymbolRules
 
 MIN_FREE_MARGIN = Decimal("10")   # USDT; below this Binance answers -2019 soon enough
 

@@ -23,8 +23,9 @@ from decimal import Decimal
 from trader.close_record import traded_size
 from trader.commands import PerformanceRow, PeriodRow, PeriodTable, PnlView, TradeView
 from trader.display import on_step
-from trader.domain import ZERO, CloseReason, SymbolRules
+from trader.domain import ZERO, CloseReason
 from trader.position import Position
+from trader.symbol_rules import SymbolRules
 from trader.trade_stats import TradeRecord, by_symbol
 from trader.trade_store import FundingPayment
 

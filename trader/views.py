@@ -27,10 +27,11 @@ from trader.commands import (
     StatusView,
 )
 from trader.display import on_step
-from trader.domain import ZERO, OrderRole, SymbolRules
+from trader.domain import ZERO, OrderRole
 from trader.engine import Engine
 from trader.log_ring import RECENT
 from trader.position import Position, PositionState
+from trader.symbol_rules import SymbolRules
 from trader.trade_history import (
     LOOKBACK,
     performance,

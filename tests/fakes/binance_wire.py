@@ -28,9 +28,9 @@ from trader.domain import (
     Fill,
     Order,
     OrderStatus,
-    SymbolRules,
     to_ms,
 )
+from trader.symbol_rules import SymbolRules
 
 Json = dict[str, Any]
 DOCS = "https://developers.binance.com/docs/derivatives/usds-margined-futures/"

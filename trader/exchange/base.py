@@ -12,16 +12,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from trader.domain import (
-    Balance,
-    BookTicker,
-    Candle,
-    ExchangePosition,
-    Fill,
-    Order,
-    OrderRequest,
-    SymbolRules,
-)
+from trader.domain import Balance, BookTicker, Candle, ExchangePosition, Fill, Order, OrderRequest
+from trader.symbol_rules import SymbolRules
 
 
 @dataclass(frozen=True, slots=True)

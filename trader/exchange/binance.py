@@ -32,7 +32,6 @@ from trader.domain import (
     Fill,
     Order,
     OrderRequest,
-    SymbolRules,
     to_ms,
 )
 from trader.exchange import binance_codec as codec
@@ -52,6 +51,7 @@ from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.binance_streams import BinanceStreams, StreamOptions
 from trader.exchange.gate import RetryPolicy
 from trader.logs import register_secret
+from trader.symbol_rules import SymbolRules
 
 TESTNET_STREAMS = "wss://fstream.binancefuture.com/"
 MAINNET_STREAMS = "wss://fstream.binance.com/"

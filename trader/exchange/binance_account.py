@@ -10,13 +10,13 @@ from dataclasses import replace
 
 from loguru import logger
 
-from trader.domain import SymbolRules, describe_rules_change
 from trader.exchange import binance_codec as codec
 from trader.exchange.base import ExchangeError
 from trader.exchange.binance_fields import Fields, flag
 from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.errors import Outcome, classify
 from trader.exchange.ratelimit import RateLimits
+from trader.symbol_rules import SymbolRules, describe_rules_change
 
 NOT_LISTED = "NOT_LISTED"   # our status for a symbol exchangeInfo no longer lists
 HEDGE_MODE_MESSAGE = ("account is in hedge mode; switch to one-way mode in Binance "

@@ -18,9 +18,10 @@ from typing import Any
 
 from loguru import logger
 
-from trader.domain import ZERO, Balance, BookTicker, Candle, ExchangePosition, Fill, SymbolRules
+from trader.domain import ZERO, Balance, BookTicker, Candle, ExchangePosition, Fill
 from trader.exchange.base import ExchangeError, FundingIncome, MalformedResponse, UnknownOutcome
 from trader.exchange.binance_fields import Fields, malformed, rows_of
+from trader.symbol_rules import SymbolRules
 
 Json = dict[str, Any]
 

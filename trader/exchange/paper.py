@@ -30,16 +30,7 @@ from loguru import logger
 from storage import SaveStateFailure, Store
 from trader.clock import Clock
 from trader.config import INTERVAL_SECONDS
-from trader.domain import (
-    Balance,
-    BookTicker,
-    Candle,
-    ExchangePosition,
-    Fill,
-    Order,
-    OrderRequest,
-    SymbolRules,
-)
+from trader.domain import Balance, BookTicker, Candle, ExchangePosition, Fill, Order, OrderRequest
 from trader.exchange.base import (
     CircuitState,
     ExchangeError,
@@ -52,6 +43,7 @@ from trader.exchange.errors import Outcome, classify
 from trader.exchange.sim import SimConfig, SimEvent, Simulator
 from trader.exchange.sim_path import candle_problem
 from trader.exchange.sim_state import SimHistory, account_json
+from trader.symbol_rules import SymbolRules
 
 STATE_KEY = "paper:sim"
 ORDERS_PREFIX = "paper:sim:orders:"

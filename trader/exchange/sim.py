@@ -50,7 +50,6 @@ from trader.domain import (
     OrderStatus,
     OrderType,
     Side,
-    SymbolRules,
 )
 from trader.exchange.base import ExchangeError, OrderUpdate
 from trader.exchange.sim_core import SimConfig, SimEvent, SimulatorCore
@@ -65,6 +64,7 @@ from trader.exchange.sim_rules import (
     would_trigger_now,
 )
 from trader.exchange.sim_state import dump_state, load_state
+from trader.symbol_rules import SymbolRules
 
 __all__ = ["DEFAULT_RULES", "SimConfig", "SimEvent", "Simulator", "rules_for"]
 

@@ -22,7 +22,6 @@ from trader.domain import (
     OrderStatus,
     OrderType,
     Side,
-    SymbolRules,
 )
 from trader.evolve import evolve
 from trader.exchange.base import (
@@ -43,6 +42,7 @@ from trader.exchange.sim_book import (
 from trader.exchange.sim_ledger import Ledger, SimPosition, money
 from trader.exchange.sim_path import taker_price, to_tick
 from trader.exchange.sim_rules import DEFAULT_RULES, maintenance_rate, rules_for, spread_for
+from trader.symbol_rules import SymbolRules
 
 SimEvent = ExchangeEvent
 

@@ -8,9 +8,10 @@ Binance would reject the request before it reaches the matching engine.
 
 from decimal import Decimal
 
-from trader.domain import OrderRequest, OrderType, Side, SymbolRules
+from trader.domain import OrderRequest, OrderType, Side
 from trader.exchange.base import ExchangeError
 from trader.exchange.sim_path import crossed
+from trader.symbol_rules import SymbolRules
 
 DEFAULT_RULES: dict[str, SymbolRules] = {
     "BTCUSDT": SymbolRules("BTCUSDT", tick_size=Decimal("0.10"), step_size=Decimal("0.001"),
