@@ -102,7 +102,7 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
 
 def _held_back(engine: Engine, symbol: str) -> bool:
     """A close that only waits out the exchange's Retry-After: nothing is sent while the
-    circuit is open; the first tick after it sends the close again (trader/lifecycle.py,
+    circuit is open; the first tick after it sends the close again (trader/lifecycle_tick.py,
     CLOSING on a Tick), with no second /close needed."""
     position = open_position(engine, symbol)
     return position is not None and position.state is PositionState.CLOSING \

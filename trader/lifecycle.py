@@ -20,15 +20,15 @@ means the event is ignored (CLOSED absorbs everything). CLOSED*: PositionGone wh
 ENTERING is ignored (a flat exchange only means the entry has not filled yet) unless it
 carries the entry's fill: then the position was opened and closed while nobody watched
 (found after a restart) and it is finalized, never protected. Protection keeps running
-while CLOSING.
+while CLOSING. The handler of Tick (protection's timers, the best price, the exit rules)
+is trader/lifecycle_tick.py.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
-from trader import display, management, protection, regime_adjust
+from trader import display, management, protection
 from trader.alerts import Alert, AlertName
 from trader.domain import ZERO, CloseReason, OrderRole
 from trader.events import (
@@ -53,6 +53,7 @@ from trader.events import (
     Tick,
 )
 from trader.evolve import evolve
+from trader.lifecycle_tick import on_tick
 from trader.position import ExitPlan, Leg, Position, PositionState
 
 ENTERING, ATTACHING, PROTECTED = (PositionState.ENTERING, PositionState.ATTACHING,
@@ -319,86 +320,6 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
     return reopened, [Alert(name, text, position.symbol)], []
 
 
-def _tick(position: Position, event: Tick, now: datetime, policy: Policy) -> Outcome:
-    if position.state is ENTERING:
-        return position, [], []
-    actions = protection.watch(position)
-    if position.state is CLOSING:
-        # Still open on a later tick: the last close did not finish (its request failed).
-        return position, actions, [FlattenResult(position.quantity)]
-    if event.mark is None:
-        return position, actions, []
-    # The best price since entry, from every tick's mark (saved with the position): the
-    # trail follows it, never the mark itself.
-    best = management.best_price(position, event.mark)
-    if best is not position.best_price:
-        position = evolve(position, best_price=best)
-    if position.state is not PROTECTED:
-        return position, actions, []
-    position, more, follow_ups = _manage(position, event, now, policy)
-    if not follow_ups:
-        position = regime_adjust.follow(position, event.regime, event.mark, event.rules)
-    return position, actions + more, follow_ups
-
-
-def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> Outcome:
-    """Time exit, partial take-profit, stop to breakeven, trailing stop (trader/management)."""
-    mark, rules = event.mark, event.rules
-    assert mark is not None
-    if management.time_exit_due(position, now):
-        return position, [], [CloseRequested(CloseReason.TIME_EXIT)]
-    actions: list[Action] = []
-    if not position.partial_taken and management.should_take_partial(position, mark):
-        part = management.partial_quantity(position, rules, policy.partial_fraction, mark)
-        position = evolve(position, partial_taken=True)
-        if part > 0:
-            position, client_id = position.next_client_id(OrderRole.PARTIAL_TP)
-            actions.append(Flatten(CloseReason.TAKE_PROFIT, part, client_id,
-                                   OrderRole.PARTIAL_TP))
-    if position.partial_taken and not position.breakeven_done:
-        aimed, more = _move_stop_to_breakeven(position, rules, policy)
-        if _breakeven_passed(aimed, mark):
-            return position, actions, [CloseRequested(CloseReason.BREAKEVEN_STOP)]
-        position, actions = aimed, actions + more
-    trail = management.trailing_stop(position, mark, rules, policy.trailing_distance,
-                                     event.atr)
-    stop = position.stop
-    if trail is not None and trail != stop.trigger_price:
-        if management.stop_crossed(position.side, trail, mark):
-            return position, actions, [CloseRequested(CloseReason.TRAILING_STOP)]
-        moved = evolve(stop, trigger_price=trail, failures=0, retry_at=None)
-        position = evolve(position, stop=moved, trailing_active=True)
-    return position, actions, []
-
-
-def _breakeven_passed(position: Position, mark: Decimal) -> bool:
-    """The price came back through breakeven before the stop could move there (TP1 filled
-    between two ticks, or the price fell back after the one-TP plan's market partial): a
-    stop there would fire at once (-2021), so the rest closes at market now, as that stop
-    would have."""
-    stop = position.stop
-    return (stop.order is not None and stop.order.trigger_price != stop.trigger_price
-            and management.stop_crossed(position.side, stop.trigger_price, mark))
-
-
-def _move_stop_to_breakeven(position: Position, rules, policy: Policy) -> tuple[Position, list[Action]]:  # type: ignore[no-untyped-def]
-    """Aim the stop at breakeven; give up (keep the live stop) after bounded refusals."""
-    stop = position.stop
-    target = management.tighter_stop(position.side,
-                                     management.breakeven_price(position, policy.taker_fee, rules),
-                                     stop.trigger_price)
-    if stop.failures >= policy.breakeven_attempts and stop.order is not None:
-        kept = evolve(stop, trigger_price=stop.order.trigger_price, failures=0, retry_at=None)
-        text = (f"{position.symbol}: could not move the stop to breakeven after "
-                f"{stop.failures} attempts; the stop stays at "
-                f"{display.number(stop.order.trigger_price)}")
-        return (evolve(position.with_leg(kept), breakeven_done=True),
-                [Alert(AlertName.PROTECTION, text, position.symbol)])
-    if stop.order is not None and stop.order.trigger_price == target:
-        return evolve(position, breakeven_done=True), []
-    return position.with_leg(evolve(stop, trigger_price=target)), []
-
-
 def _stop_move_requested(position: Position, event: StopMoveRequested, now: datetime,
                          policy: Policy) -> Outcome:
     """/sl: the stop aimed at the operator's level; protection.plan (in `step`) places it
@@ -421,5 +342,5 @@ HANDLERS: dict[type, Callable[..., Outcome]] = {
     CloseRequested: _close_requested,
     StopMoveRequested: _stop_move_requested,
     FlattenResult: _flatten_result,
-    Tick: _tick,
+    Tick: on_tick,
 }

@@ -1,0 +1,104 @@
+"""What a Tick does to a position (trader/lifecycle.py's handler of `Tick`), pure.
+
+An open position's protection timers are watched (trader/protection.py `watch`), its best
+price follows the mark, and a PROTECTED one runs the exit rules of trader/management.py:
+time exit, partial take-profit, stop to breakeven, trailing stop; then its SL/TP follow the
+volatility regime (trader/regime_adjust.py). A CLOSING position still open on a later tick
+retries its close (a FlattenResult follow-up). Nothing here reads the clock: `now` is given.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+
+from trader import display, management, protection, regime_adjust
+from trader.alerts import Alert, AlertName
+from trader.domain import CloseReason, OrderRole
+from trader.events import Action, CloseRequested, Event, Flatten, FlattenResult, Policy, Tick
+from trader.evolve import evolve
+from trader.position import Position, PositionState
+
+ENTERING, PROTECTED, CLOSING = (PositionState.ENTERING, PositionState.PROTECTED,
+                                PositionState.CLOSING)
+
+# The handlers' result, as in trader.lifecycle (which imports this module)
+Outcome = tuple[Position, list[Action], list[Event]]   # position, actions, follow-up events
+
+
+def on_tick(position: Position, event: Tick, now: datetime, policy: Policy) -> Outcome:
+    if position.state is ENTERING:
+        return position, [], []
+    actions = protection.watch(position)
+    if position.state is CLOSING:
+        # Still open on a later tick: the last close did not finish (its request failed).
+        return position, actions, [FlattenResult(position.quantity)]
+    if event.mark is None:
+        return position, actions, []
+    # The best price since entry, from every tick's mark (saved with the position): the
+    # trail follows it, never the mark itself.
+    best = management.best_price(position, event.mark)
+    if best is not position.best_price:
+        position = evolve(position, best_price=best)
+    if position.state is not PROTECTED:
+        return position, actions, []
+    position, more, follow_ups = _manage(position, event, now, policy)
+    if not follow_ups:
+        position = regime_adjust.follow(position, event.regime, event.mark, event.rules)
+    return position, actions + more, follow_ups
+
+
+def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> Outcome:
+    """Time exit, partial take-profit, stop to breakeven, trailing stop (trader/management)."""
+    mark, rules = event.mark, event.rules
+    assert mark is not None
+    if management.time_exit_due(position, now):
+        return position, [], [CloseRequested(CloseReason.TIME_EXIT)]
+    actions: list[Action] = []
+    if not position.partial_taken and management.should_take_partial(position, mark):
+        part = management.partial_quantity(position, rules, policy.partial_fraction, mark)
+        position = evolve(position, partial_taken=True)
+        if part > 0:
+            position, client_id = position.next_client_id(OrderRole.PARTIAL_TP)
+            actions.append(Flatten(CloseReason.TAKE_PROFIT, part, client_id,
+                                   OrderRole.PARTIAL_TP))
+    if position.partial_taken and not position.breakeven_done:
+        aimed, more = _move_stop_to_breakeven(position, rules, policy)
+        if _breakeven_passed(aimed, mark):
+            return position, actions, [CloseRequested(CloseReason.BREAKEVEN_STOP)]
+        position, actions = aimed, actions + more
+    trail = management.trailing_stop(position, mark, rules, policy.trailing_distance,
+                                     event.atr)
+    stop = position.stop
+    if trail is not None and trail != stop.trigger_price:
+        if management.stop_crossed(position.side, trail, mark):
+            return position, actions, [CloseRequested(CloseReason.TRAILING_STOP)]
+        moved = evolve(stop, trigger_price=trail, failures=0, retry_at=None)
+        position = evolve(position, stop=moved, trailing_active=True)
+    return position, actions, []
+
+
+def _breakeven_passed(position: Position, mark: Decimal) -> bool:
+    """The price came back through breakeven before the stop could move there (TP1 filled
+    between two ticks, or the price fell back after the one-TP plan's market partial): a
+    stop there would fire at once (-2021), so the rest closes at market now, as that stop
+    would have."""
+    stop = position.stop
+    return (stop.order is not None and stop.order.trigger_price != stop.trigger_price
+            and management.stop_crossed(position.side, stop.trigger_price, mark))
+
+
+def _move_stop_to_breakeven(position: Position, rules, policy: Policy) -> tuple[Position, list[Action]]:  # type: ignore[no-untyped-def]
+    """Aim the stop at breakeven; give up (keep the live stop) after bounded refusals."""
+    stop = position.stop
+    target = management.tighter_stop(position.side,
+                                     management.breakeven_price(position, policy.taker_fee, rules),
+                                     stop.trigger_price)
+    if stop.failures >= policy.breakeven_attempts and stop.order is not None:
+        kept = evolve(stop, trigger_price=stop.order.trigger_price, failures=0, retry_at=None)
+        text = (f"{position.symbol}: could not move the stop to breakeven after "
+                f"{stop.failures} attempts; the stop stays at "
+                f"{display.number(stop.order.trigger_price)}")
+        return (evolve(position.with_leg(kept), breakeven_done=True),
+                [Alert(AlertName.PROTECTION, text, position.symbol)])
+    if stop.order is not None and stop.order.trigger_price == target:
+        return evolve(position, breakeven_done=True), []
+    return position.with_leg(evolve(stop, trigger_price=target)), []
