@@ -19,6 +19,7 @@ tests/fixtures/telegram/ and checked against this server in tests/test_bot_fake_
   #message, #callbackquery, #user, #chat; example updates:
   https://core.telegram.org/bots/webhooks#testing-your-bot-with-updates;
 - getChat, pinChatMessage, unpinChatMessage: tests/fakes/telegram_pins.py (its sources there).
+- sendMessage, sendPhoto, the edits and answerCallbackQuery: tests/fakes/telegram_messages.py.
 
     async with FakeTelegram(now=clock.now) as tg:
         settings = Settings(telegram_api_url=tg.api_url, ...)
@@ -31,29 +32,26 @@ tests/fixtures/telegram/ and checked against this server in tests/test_bot_fake_
 
 import asyncio
 import base64
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.telegram_html import ApiError, parse_telegram_html, utf16_length
+from tests.fakes.telegram_html import ApiError, utf16_length
+from tests.fakes.telegram_messages import BotMessages, json_param
 from tests.fakes.telegram_objects import (
     PNG_SIGNATURE,
     SentItem,
     bot_me,
     bot_user,
     chat,
-    photo_sizes,
     user,
 )
 from tests.fakes.telegram_pins import ChatPins
 
 __all__ = ["PNG_SIGNATURE", "FakeTelegram", "SentItem", "utf16_length"]
 
-MAX_TEXT = 4096
-MAX_CAPTION = 1024
 DOWN_MODES = ("502", "drop", "hang")
 DEFAULT_TOKEN = "123456789:TEST-token-for-the-fake-server"
 # The actions sendChatAction accepts (https://core.telegram.org/bots/api#sendchataction).
@@ -62,7 +60,7 @@ CHAT_ACTIONS = ("typing", "upload_photo", "record_video", "upload_video", "recor
                 "record_video_note", "upload_video_note")
 
 
-class FakeTelegram:
+class FakeTelegram(BotMessages):
     """In-memory Bot API with long polling, message edits, callback queries and an outage switch."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, now: Callable[[], datetime] | None = None,
@@ -305,81 +303,8 @@ class FakeTelegram:
                 return []
         return self._updates[:limit]
 
-    async def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id = int(params["chat_id"])
-        if chat_id in self._refused_chats:
-            raise self._refused_chats[chat_id]
-        text = str(params.get("text", ""))
-        plain = self._checked_text(text, params.get("parse_mode"), MAX_TEXT, "message is too long")
-        if not plain.strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        markup = _json(params.get("reply_markup"))
-        message = self._bot_message(chat_id, {"text": plain}, markup)
-        # disable_notification: "Sends the message silently. Users will receive a notification
-        # with no sound." (Boolean, optional: https://core.telegram.org/bots/api#sendmessage)
-        await self._record(SentItem("sendMessage", chat_id, text, plain, params.get("parse_mode"),
-                                    markup, message_id=message["message_id"],
-                                    disable_notification=str(
-                                        params.get("disable_notification")).lower() == "true"))
-        return message
-
-    async def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id = int(params["chat_id"])
-        photo = params.get("photo")
-        if not isinstance(photo, bytes) or not photo.startswith(PNG_SIGNATURE):
-            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
-        caption = params.get("caption")
-        plain = None if caption is None else self._checked_text(
-            str(caption), params.get("parse_mode"), MAX_CAPTION, "message caption is too long")
-        fields: dict[str, Any] = {"photo": photo_sizes(photo, f"photo-{self._next_message_id}")}
-        if plain is not None:
-            fields["caption"] = plain
-        message = self._bot_message(chat_id, fields, _json(params.get("reply_markup")))
-        await self._record(SentItem("sendPhoto", chat_id, caption, plain, params.get("parse_mode"),
-                                    None, photo, message["message_id"]))
-        return message
-
-    async def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id, message = self._editable(params)
-        text = str(params.get("text", ""))
-        plain = self._checked_text(text, params.get("parse_mode"), MAX_TEXT, "message is too long")
-        markup = _json(params.get("reply_markup"))
-        if plain == message.get("text") and markup == message.get("reply_markup"):
-            raise ApiError(400, "Bad Request: message is not modified: specified new message "
-                                "content and reply markup are exactly the same as a current "
-                                "content and reply markup of the message")
-        message["text"] = plain
-        message["edit_date"] = int(self.now().timestamp())
-        self._set_markup(message, markup)
-        await self._record(SentItem("editMessageText", chat_id, text, plain,
-                                    params.get("parse_mode"), markup,
-                                    message_id=message["message_id"]))
-        return message
-
-    async def _edit_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id, message = self._editable(params)
-        markup = _json(params.get("reply_markup"))
-        if markup == message.get("reply_markup"):
-            raise ApiError(400, "Bad Request: message is not modified")
-        self._set_markup(message, markup)
-        message["edit_date"] = int(self.now().timestamp())
-        await self._record(SentItem("editMessageReplyMarkup", chat_id, reply_markup=markup,
-                                    message_id=message["message_id"]))
-        return message
-
-    async def _answer_callback_query(self, params: dict[str, Any]) -> bool:
-        query_id = str(params.get("callback_query_id"))
-        if query_id not in self._open_queries:
-            raise ApiError(400, "Bad Request: query is too old and response timeout expired "
-                                "or query ID is invalid")
-        self._open_queries.discard(query_id)
-        text = params.get("text")
-        await self._record(SentItem("answerCallbackQuery", None, text, text,
-                                    callback_query_id=query_id))
-        return True
-
     async def _set_my_commands(self, params: dict[str, Any]) -> bool:
-        self.commands = list(_json(params.get("commands")) or [])
+        self.commands = list(json_param(params.get("commands")) or [])
         return True
 
     async def _get_my_commands(self, params: dict[str, Any]) -> list[dict[str, str]]:
@@ -441,50 +366,6 @@ class FakeTelegram:
     async def _record(self, item: SentItem) -> None:
         self.sent.append(item)
         self._notify()
-
-    def _new_message_id(self) -> int:
-        message_id = self._next_message_id
-        self._next_message_id += 1
-        return message_id
-
-    def _bot_message(self, chat_id: int, fields: dict[str, Any],
-                     markup: dict[str, Any] | None) -> dict[str, Any]:
-        message = {"message_id": self._new_message_id(), "date": int(self.now().timestamp()),
-                   "chat": chat(chat_id), "from": self.bot_user, **fields}
-        self._set_markup(message, markup)
-        self._messages[(chat_id, message["message_id"])] = message
-        return message
-
-    @staticmethod
-    def _set_markup(message: dict[str, Any], markup: dict[str, Any] | None) -> None:
-        if markup and markup.get("inline_keyboard"):
-            message["reply_markup"] = markup
-        else:
-            message.pop("reply_markup", None)
-
-    def _editable(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        chat_id, message_id = int(params.get("chat_id", 0)), int(params.get("message_id", 0))
-        message = self._messages.get((chat_id, message_id))
-        if message is None or message["from"].get("id") != self.bot_user["id"]:
-            raise ApiError(400, "Bad Request: message to edit not found")
-        return chat_id, message
-
-    def _checked_text(self, text: str, parse_mode: str | None, limit: int, too_long: str) -> str:
-        html_mode = (parse_mode or "").upper() == "HTML"
-        if html_mode and self._html_refusals:
-            self._html_refusals -= 1
-            raise ApiError(400, "Bad Request: can't parse entities: Unsupported start tag "
-                                '"x" at byte offset 0')
-        plain = parse_telegram_html(text) if html_mode else text
-        if utf16_length(plain) > limit:
-            raise ApiError(400, f"Bad Request: {too_long}")
-        return plain
-
-
-def _json(value: Any) -> Any:
-    if value is None or isinstance(value, dict | list):
-        return value
-    return json.loads(value)
 
 
 if __name__ == "__main__":      # the server for a person, with a chat in the terminal
