@@ -318,14 +318,23 @@ def _any_alerted(position: Position) -> bool:
     return False
 
 
+def _still_placing(position: Position) -> bool:
+    for leg in position.legs:
+        if leg.pending is not None or leg.retry_at is not None:
+            return True
+    return False
+
+
 def watch(position: Position) -> list[Action]:
     """Per tick: probe the placements whose answer was lost (never resend them)."""
     return [ProbeOrder(leg.pending, leg.role) for leg in position.legs if leg.pending is not None]
 
 
 def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]]:
-    """Once protected again after an alert (SL_MISSING, a refused placement), say so."""
-    if not _any_alerted(position) or not position.protected:
+    """Once protected again after an alert (SL_MISSING, a refused placement), say so. A
+    refused move (the old order still covers) is not over until its replacement is live:
+    the text names the planned levels as on the exchange."""
+    if not _any_alerted(position) or not position.protected or _still_placing(position):
         return position, []
     for leg in position.legs:
         position = position.with_leg(evolve(leg, alerted=False))
