@@ -110,6 +110,13 @@ class PositionKeeper:
         journaled = self.store.fills(symbol)
         key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled)
         known = self.store.position(symbol, key) if key else None
+        if known is not None and (known.state is PositionState.CLOSED
+                                  or known.side is not view.position.side):
+            # The key names a finished trade (its entry is the journal's last, or an order
+            # of it is left): this position is another one, opened since (by hand).
+            logger.info("untracked position is not the closed {} {} symbol={}",
+                        known.side.label, key, symbol)
+            key, seq, known = None, {}, None
         if key is not None and known is None:          # our own, on a wiped disk
             seq = await self._sent_before(symbol, key, seq)
         position = adopted_position(
