@@ -88,3 +88,27 @@ async def test_close_of_a_hand_long_after_a_closed_short_closes_it(tmp_path):
             assert result.ok, result.lines
             first = booted.engine.store.closed_positions()[0]
             assert (first.close_reason, first.exit_price) == before
+
+
+async def test_an_untracked_position_left_alone_is_one_warning_not_one_per_tick(tmp_path):
+    """/logs shows the last warnings: one 'left alone' line per tick (every 2 s) pushed
+    everything else out of it. Once per position; the invariant monitor alerts."""
+    from loguru import logger
+
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING")
+    try:
+        async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+            await market_up_to_now(fake)
+            async with agent(fake, tmp_path, adopt_positions=False) as booted:
+                await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.1"))
+                for _ in range(5):
+                    await booted.engine.tick()
+                await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.1"))
+                await booted.engine.tick()
+                await booted.engine.tick()
+    finally:
+        logger.remove(sink)
+    alone = [m for m in warnings if "untracked position left alone" in m]
+    assert alone == ["untracked position left alone symbol=BTCUSDT qty=0.1",
+                     "untracked position left alone symbol=BTCUSDT qty=0.2"], warnings

@@ -54,6 +54,7 @@ class PositionKeeper:
         self.candles = candles
         self.alerter = alerter
         self.clock = clock
+        self._left_alone: dict[str, tuple[Decimal, Decimal]] = {}   # symbol -> (qty, entry)
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None) -> Position | None:
@@ -104,8 +105,7 @@ class PositionKeeper:
         `to_close`: the operator's /close asked for it (adopted whatever the setting, which
         is about the agent taking positions over by itself; the alert says why)."""
         if not (self.settings.adopt_positions or to_close):
-            logger.warning("untracked position left alone symbol={} qty={}", symbol,
-                           view.position.quantity)
+            self._left_alone_logged(symbol, view)
             return None
         journaled = self.store.fills(symbol)
         key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled)
@@ -130,6 +130,15 @@ class PositionKeeper:
         self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None,
                                                   to_close=to_close), self.clock.now())
         return await self.protect(position, view)
+
+    def _left_alone_logged(self, symbol: str, view: SymbolView) -> None:
+        """A WARNING once per untracked position (its size and entry price), not at every
+        tick: /logs shows the last warnings, and one line every 2 s pushed the rest out.
+        The invariant monitor's INVARIANT_NO_STOP alert is what tells the operator."""
+        seen = (view.position.quantity, view.position.entry_price)
+        log = logger.debug if self._left_alone.get(symbol) == seen else logger.warning
+        self._left_alone[symbol] = seen
+        log("untracked position left alone symbol={} qty={}", symbol, view.position.quantity)
 
     async def _sent_before(self, symbol: str, key: str, seq: dict[str, int]
                            ) -> dict[str, int]:
