@@ -38,8 +38,11 @@ async def resume(engine: Engine, command: Command) -> CommandResult:
         return CommandResult(True, [line])
     engine.guard_state = guards.resume(state)
     symbols = sorted(state.paused_symbols)
-    return CommandResult(True, ["entries resumed" + (
-        f" (also on {', '.join(symbols)})" if symbols else "")])
+    lines = ["entries resumed" + (f" (also on {', '.join(symbols)})" if symbols else "")]
+    blocked = state.entries_blocked_until        # /wake's cooldown: /resume does not end it
+    if blocked is not None and blocked > engine.clock.now():
+        lines.append(f"new entries after the emergency cooldown, at {blocked:%H:%M} UTC")
+    return CommandResult(True, lines)
 
 
 async def unlock(engine: Engine, command: Command) -> CommandResult:
