@@ -72,10 +72,11 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
     stop = position.stop.order
     if stop is None or stop.trigger_price != level or not position.stop.covers(
             position.quantity):
+        # Held back by a Retry-After: placed by itself when the wait ends (as a /close).
         return CommandResult(False, [
             f"{symbol}: the new stop-loss at {shown}{rounded} is not confirmed on the "
             "exchange yet; the agent keeps placing it (/status shows it), and the old one "
-            "stays until it is"])
+            "stays until it is"], waiting=engine.executor.circuit_open())
     old = engine.tracker.get(old_id)
     kept = old is not None and old.live
     return CommandResult(True, [
