@@ -24,7 +24,7 @@ async def move_stop(engine: Engine, command: Command) -> CommandResult:
     position = open_position(engine, symbol)
     rules = symbol_rules(engine, symbol)
     if position is None or position.state is PositionState.CLOSING or asked is None:
-        why = "it is being closed" if position is not None else "no open position"
+        why = "it is being closed" if position is not None else _why_none(engine, symbol)
         return CommandResult(False, [f"{symbol}: stop-loss not moved: {why}"])
     if rules is None:
         return CommandResult(False, [f"{symbol}: stop-loss not moved: the symbol's rules "
@@ -40,6 +40,15 @@ async def move_stop(engine: Engine, command: Command) -> CommandResult:
                                     f"{price(level, rules.tick_size)}"])
     moved = await engine.interpreter.apply(position, StopMoveRequested(level))
     return _result(engine, moved, asked, level, before.client_id if before else None, rules)
+
+
+def _why_none(engine: Engine, symbol: str) -> str:
+    seen = engine.tracker.position(symbol)       # the exchange's, at the last look
+    if symbol in engine.positions or seen is None or seen.side is None:
+        return "no open position"                # or an entry still waiting for its answer
+    return (f"the {seen.side.label} on the exchange is not managed by the agent (opened by "
+            "hand, TRADEBOT_ADOPT_POSITIONS=false): set its stop in the Binance app, or "
+            "/close it (the agent takes it over to close it)")
 
 
 def _refusal(position: Position, level: Decimal, mark: Decimal, rules: SymbolRules) -> str:
