@@ -29,6 +29,13 @@ async def move_stop(engine: Engine, command: Command) -> CommandResult:
     if rules is None:
         return CommandResult(False, [f"{symbol}: stop-loss not moved: the symbol's rules "
                                      "were not read from the exchange yet; try again"])
+    if position.stop.pending is not None:
+        # Its answer was lost: once the probe finds the order, its trigger becomes the plan
+        # (trader/protection.py `placed`), which would drop a level asked for meanwhile.
+        return CommandResult(False, [
+            f"{symbol}: stop-loss not moved: the answer to the last stop-loss placement was "
+            "lost and the agent is asking the exchange about it; send it again in a few "
+            "seconds (/status shows the stop)"])
     level = rules.round_price(asked, up=position.side is Side.SELL)   # away from the mark
     view = await engine.view.view(symbol, fresh=True)
     refusal = _refusal(position, level, view.mark, rules)
