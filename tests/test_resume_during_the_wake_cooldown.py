@@ -26,3 +26,16 @@ async def test_resume_without_a_cooldown_just_resumes(tmp_path):
     await world.command(CommandKind.PAUSE)
     resumed = await world.command(CommandKind.RESUME)
     assert resumed.lines == ["entries resumed"], resumed.lines
+
+
+async def test_wake_during_a_pause_says_entries_wait_for_the_pause_to_end_and_the_cooldown(
+        tmp_path):
+    """It read 'new entries wait for your /pause (and a 30 min cooldown)': as if the
+    operator were to send /pause. It says the pause's end and the cooldown's."""
+    world = await make_world(tmp_path, TRADEBOT_EMERGENCY_COOLDOWN_MINUTES="30")
+    await world.command(CommandKind.PAUSE)
+    woke = await world.command(CommandKind.WAKE)
+    until = world.engine.guard_state.entries_blocked_until
+    assert until is not None
+    assert ("awake: exits and protection run; new entries wait for the end of your /pause "
+            f"and for a 30 min cooldown, until {until:%H:%M} UTC") in woke.lines, woke.lines

@@ -84,8 +84,11 @@ async def wake(engine: Engine, command: Command) -> CommandResult:
         lines.append(f"awake: trading resumes{after}")
         return CommandResult(True, lines)
     resume = "send /resume in Telegram" if command.source == "cli" else "send /resume"
-    cooling = f" (and a {duration(cooldown)} cooldown)" if cooldown else ""
-    lines += [f"awake: exits and protection run; new entries wait for your /pause{cooling}",
+    blocked = engine.guard_state.entries_blocked_until
+    cooling = f" and for a {duration(cooldown)} cooldown, until {blocked:%H:%M} UTC" \
+        if cooldown and blocked is not None else ""
+    lines += [f"awake: exits and protection run; new entries wait for the end of your "
+              f"/pause{cooling}",
               *paused, f"{resume} to trade again"]
     return CommandResult(True, lines)
 
