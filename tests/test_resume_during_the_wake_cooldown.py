@@ -4,8 +4,11 @@ cooldown still refused every entry ('no LONG entry: emergency cooldown until 17:
 and /status shows no cooldown. Found by manual play: /pause 2h, /shutdown (keep), /wake,
 /resume, /long. The /resume answer names the cooldown and its end."""
 
+from datetime import timedelta
+
 from tests.engine_world import make_world
 from trader.commands import CommandKind
+from trader.views import status_view
 
 
 async def test_resume_during_the_wake_cooldown_says_entries_wait_for_it(tmp_path):
@@ -39,3 +42,17 @@ async def test_wake_during_a_pause_says_entries_wait_for_the_pause_to_end_and_th
     assert until is not None
     assert ("awake: exits and protection run; new entries wait for the end of your /pause "
             f"and for a 30 min cooldown, until {until:%H:%M} UTC") in woke.lines, woke.lines
+
+
+async def test_status_shows_the_wake_cooldown_while_it_refuses_entries(tmp_path):
+    """/status read 'Breakers none' while /wake's emergency cooldown refused every entry:
+    the operator saw nothing that explained why the agent did not trade."""
+    world = await make_world(tmp_path, TRADEBOT_EMERGENCY_COOLDOWN_MINUTES="30")
+    await world.command(CommandKind.SHUTDOWN)
+    await world.command(CommandKind.WAKE)
+    until = world.engine.guard_state.entries_blocked_until
+    assert until is not None and until > world.clock.now()
+    assert f"entries wait after /wake until {until:%H:%M} UTC" \
+        in status_view(world.engine).breakers
+    world.clock.advance(timedelta(minutes=31))
+    assert status_view(world.engine).breakers == []

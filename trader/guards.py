@@ -364,6 +364,11 @@ def unlock(state: GuardState, symbol: str) -> Outcome:
 
 
 def describe(state: GuardState, now: datetime) -> list[str]:
-    """Human-readable active breakers for /status: "crash breaker on XRPUSDT until 12:10 UTC"."""
-    return [f"{breaker_label(name)} until {until:%H:%M} UTC"
-            for name, until in sorted(state.active_breakers(now).items())]
+    """Human-readable active breakers for /status: "crash breaker on XRPUSDT until 12:10 UTC",
+    and /wake's emergency cooldown while it refuses entries."""
+    active = [f"{breaker_label(name)} until {until:%H:%M} UTC"
+              for name, until in sorted(state.active_breakers(now).items())]
+    blocked = state.entries_blocked_until
+    if blocked is not None and blocked > now:
+        active.append(f"entries wait after /wake until {blocked:%H:%M} UTC")
+    return active
