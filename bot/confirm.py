@@ -118,8 +118,8 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
             _button(prompt, "Cancel", Choice.CANCEL)]])
     if prompt.kind is CommandKind.SL:
         text = (f"Move the <b>{escape(prompt.symbol)}</b> stop-loss to <b>{number(prompt.price)}"
-                "</b> (on the tick)? The new stop is placed first, then the old one is "
-                f"cancelled. Expires in {seconds} s.")
+                "</b>? The level is put on the symbol's tick (away from the mark); the new "
+                f"stop is placed first, then the old one is cancelled. Expires in {seconds} s.")
         return text, InlineKeyboardMarkup([[
             _button(prompt, f"Move the stop to {number(prompt.price)}", Choice.CONFIRM),
             _button(prompt, "Cancel", Choice.CANCEL)]])

@@ -163,3 +163,16 @@ async def test_sl_whose_level_the_price_passes_meanwhile_closes_as_the_stop_woul
     assert "before the new stop-loss reached the exchange: the position is closed at market" \
         in result.lines[0], result.lines
     assert (await world.paper.position(SYMBOL)).quantity == 0
+
+
+def test_sl_prompt_does_not_call_the_asked_level_on_the_tick() -> None:
+    """It read 'Move the BTCUSDT stop-loss to 49,300.03 (on the tick)?' for a level that is
+    not on the tick: the agent rounds it when it places the stop (trader/control_stop.py)."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.confirm import Confirmation, confirmation_prompt
+    asked = Confirmation("n1", CommandKind.SL, 1, datetime(2026, 1, 1, tzinfo=UTC), SYMBOL,
+                         price=Decimal("49300.03"))
+    text, _ = confirmation_prompt(asked, timedelta(seconds=60))
+    assert "(on the tick)" not in text
+    assert "49,300.03</b>? The level is put on the symbol's tick (away from the mark)" in text
