@@ -125,6 +125,22 @@ def test_a_refused_stop_move_shows_the_new_and_the_kept_level_formatted() -> Non
     assert_reads_well(text, new_id)
 
 
+
+def test_a_move_refused_inside_retry_after_says_when_it_is_tried_again() -> None:
+    """A /sl (or a trail) met by the exchange's 429 / 418 read 'retrying in 2 s' while a
+    15-20 s Retry-After held every request back: the next try waits for the exchange."""
+    moved = position()
+    moved = replace(moved, stop=replace(moved.stop, trigger_price=D("49900.00")))
+    record, _ = apply(moved, Tick(OPENED + timedelta(seconds=1), None, RULES), seconds=1)
+    new_id = record.stop.pending
+    assert new_id is not None
+    refused = LegRejected(SL, new_id, "-1003 not sent: API circuit open", retry_after=17.6)
+    record, actions = apply(record, refused, seconds=1)
+    [text] = texts(actions, AlertName.PROTECTION)
+    assert text.endswith("the current one at 49,790 stays: retrying in 18 s, when the "
+                         "exchange's Retry-After ends, then with backoff up to every 25 s"), text
+    assert record.stop.retry_at == OPENED + timedelta(seconds=1 + 17.6)
+
 # --- SL_MISSING after the debounce ----------------------------------------------------------------
 
 def test_a_stop_missing_for_several_observations_names_its_level_and_ends_with_its_id() -> None:

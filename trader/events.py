@@ -53,11 +53,14 @@ class LegPlacementUnknown:
 @dataclass(frozen=True, slots=True)
 class LegRejected:
     """The exchange refused a placement (or never received it). `level_passed`: the
-    trigger price is already behind the market (-2021 after its retry)."""
+    trigger price is already behind the market (-2021 after its retry). `retry_after`:
+    seconds the exchange holds requests back (429/418 Retry-After, or the adapter's open
+    circuit): the next try waits for it."""
     role: OrderRole
     client_id: str
     reason: str
     level_passed: bool = False
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,8 @@ class ActionRunner:
         if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
             return LegPlacementUnknown(role, client_id)      # probe it, never resend
         passed = result.verdict is not None and result.verdict.retry is Retry.ONCE_AFTER_PAUSE
-        return LegRejected(role, client_id, result.reason, level_passed=passed)
+        wait = result.verdict.retry_after if result.verdict is not None else None
+        return LegRejected(role, client_id, result.reason, level_passed=passed, retry_after=wait)
 
     async def cancel(self, position: Position, action: CancelOrder) -> Performed:
         """Cancel -> verify -> act: a fill that raced the cancel is reported as a fill."""

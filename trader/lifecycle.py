@@ -187,7 +187,7 @@ def _leg_rejected(position: Position, event: LegRejected, now: datetime,
             and position.leg_quantity(OrderRole.TAKE_PROFIT_1) > 0:
         return _first_target_passed(position, first)
     position, actions = protection.refused(position, event.role, event.client_id,
-                                           event.reason, now, policy)
+                                           event.reason, now, policy, event.retry_after)
     if not event.level_passed:
         return position, actions, []
     reason = CloseReason.STOP_LOSS if event.role is OrderRole.STOP_LOSS \

@@ -31,6 +31,7 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   placed at once as always.
 """
 
+import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -162,28 +163,33 @@ def placed(position: Position, role: OrderRole, client_id: str, trigger_price: D
 
 
 def refused(position: Position, role: OrderRole, client_id: str, reason: str, now: datetime,
-            policy: Policy) -> tuple[Position, list[Action]]:
-    """A placement was refused: retry on the capped schedule; alert at the first refusal of
-    a run (also after an SL_MISSING: "replacing it now" did not happen, and why matters:
-    margin?), not at its retries."""
+            policy: Policy, retry_after: float | None = None) -> tuple[Position, list[Action]]:
+    """A placement was refused: retry on the capped schedule, not before the exchange's
+    `retry_after` (seconds) has passed; alert at the first refusal of a run (also after an
+    SL_MISSING: "replacing it now" did not happen, and why matters: margin?), not at its
+    retries."""
     leg = position.leg(role)
     if client_id != leg.pending:
         return position, []
     first = leg.failures == 0 or not leg.alerted
     failures = leg.failures + 1
-    delay = policy.retry_schedule[min(failures, len(policy.retry_schedule)) - 1]
+    scheduled = policy.retry_schedule[min(failures, len(policy.retry_schedule)) - 1]
+    waits_for_exchange = retry_after is not None and retry_after > scheduled
+    delay = retry_after if waits_for_exchange and retry_after is not None else scheduled
     leg = evolve(leg, pending=None, failures=failures,
                  retry_at=now + timedelta(seconds=delay))
     actions: list[Action] = []
     if first:
         leg = evolve(leg, alerted=True)
-        actions.append(_refusal_alert(position, leg, reason, delay))
+        actions.append(_refusal_alert(position, leg, reason, delay, waits_for_exchange))
     return position.with_leg(leg), actions
 
 
-def _refusal_alert(position: Position, leg: Leg, reason: str, delay: float) -> Alert:
+def _refusal_alert(position: Position, leg: Leg, reason: str, delay: float,
+                   waits_for_exchange: bool) -> Alert:
     symbol = position.symbol
-    retrying = f"retrying in {delay:.0f} s, then with backoff up to every 25 s"
+    why = ", when the exchange's Retry-After ends" if waits_for_exchange else ""
+    retrying = f"retrying in {math.ceil(delay):.0f} s{why}, then with backoff up to every 25 s"
     wanted = position.leg_quantity(leg.role)
     if leg.covers(wanted):
         current = f" at {display.number(leg.order.trigger_price)}" if leg.order else ""
