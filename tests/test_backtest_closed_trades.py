@@ -5,6 +5,7 @@ first written), whatever was saved, saved again, read by the daily summary, held
 a replay's batch, rolled back or failed in between (then the report reads the database)."""
 
 import tempfile
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_the_kept_trades_are_the_database_s(
             else:                   # a replay's batch: held back, or undone when it fails
                 failing = kind.startswith("failed")
                 failed |= failing
-                with pytest.raises(KeyError) if failing else _nothing(), store.batch("candle"):
+                with pytest.raises(KeyError) if failing else nullcontext(), store.batch("candle"):
                     store.save_position(position(number, symbol, PositionState.CLOSED,
                                                  minutes, ending))
                     if failing:
@@ -106,11 +107,3 @@ def test_a_close_whose_write_failed_sends_the_report_to_the_database(tmp_path: P
     kept, _ = closed_trades(store, archive)
     assert [record.closed_at for record in kept] == [T0 + timedelta(minutes=1)]
     store.close()
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return False

@@ -13,34 +13,19 @@ from decimal import Decimal
 from pathlib import Path
 
 from bot.format import format_result
-from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
-from trader.alerter import Alerter
-from trader.clock import SystemClock
+from tests.test_first_command_after_boot import booted
 from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult
 from trader.control import Controller
 from trader.domain import Side
-from trader.engine import Engine
-from trader.exchange.binance import BinanceExchange
-from trader.startup import boot
-from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
 
 
 @asynccontextmanager
 async def agent_not_adopting(fake: FakeBinance, tmp_path: Path) -> AsyncIterator[Controller]:
-    settings = settings_for(fake, db_path=tmp_path / "t.db", adopt_positions=False)
-    exchange = BinanceExchange(settings, SystemClock(), streams=False)
-    await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
-    try:
-        await boot(engine)
-        yield Controller(engine)
-    finally:
-        await exchange.close()
-        store.close()
+    async with booted(fake, tmp_path, adopt_positions=False) as agent:
+        yield agent.controller
 
 
 async def close(controller: Controller, symbol: str, message_id: int = 2) -> CommandResult:

@@ -3,6 +3,7 @@
 saved, closed, saved again, held back by a replay's batch or rolled back in between."""
 
 import tempfile
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -60,7 +61,7 @@ def test_closed_since_answers_what_the_database_query_answers(
             elif kind == "close":
                 store.save_position(position(number, PositionState.CLOSED, minutes))
             else:                   # a replay's batch: held back, or undone when it fails
-                with pytest.raises(KeyError) if kind.startswith("failed") else _nothing(), \
+                with pytest.raises(KeyError) if kind.startswith("failed") else nullcontext(), \
                         store.batch("candle"):
                     store.save_position(position(number, PositionState.CLOSED, minutes))
                     if kind.startswith("failed"):
@@ -69,14 +70,6 @@ def test_closed_since_answers_what_the_database_query_answers(
             since = T0 + timedelta(minutes=minutes)
             assert ids(store.closed_since(since)) == ids(store.closed_positions(since))
         store.close()
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return False
 
 
 def test_a_close_whose_write_failed_is_not_counted(tmp_path: Path) -> None:

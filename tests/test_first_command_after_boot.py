@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from tests.chaos.market import Market
 from tests.fakes.binance_harness import eventually, settings_for
@@ -62,11 +63,13 @@ class Agent:
 
 @asynccontextmanager
 async def booted(fake: FakeBinance, tmp_path: Path, clock: Clock | None = None,
-                 stream_options: StreamOptions | None = None) -> AsyncIterator[Agent]:
+                 stream_options: StreamOptions | None = None, **env: Any
+                 ) -> AsyncIterator[Agent]:
     """An agent as `tradebot run` has it after boot and its first feed poll, before its
     first tick. `clock`: the engine's (the exchange adapter keeps the system's).
-    `stream_options`: the user-data stream on (up before this returns); off without."""
-    settings = settings_for(fake, db_path=tmp_path / "t.db")
+    `stream_options`: the user-data stream on (up before this returns); off without.
+    `env`: settings, as `settings_for` takes them."""
+    settings = settings_for(fake, db_path=tmp_path / "t.db", **env)
     streams = stream_options is not None
     exchange = BinanceExchange(settings, SystemClock(), streams=streams,
                                stream_options=stream_options)

@@ -6,46 +6,16 @@ trade's exit and PnL and counted a loss, and the hand position stayed on the exc
 unprotected (adoption on) or still open after a '✅ Close: done' (/close with adoption off).
 Found by manual play: /short, /close, then a hand BUY 0.1 and /close."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
-from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import Agent, market_up_to_now
-from trader.alerter import Alerter
-from trader.clock import SystemClock
+from tests.test_first_command_after_boot import booted as agent
 from trader.commands import Command, CommandKind, CommandResult
-from trader.control import Controller
 from trader.domain import OrderType, Side
-from trader.engine import Engine
-from trader.exchange.binance import BinanceExchange
-from trader.market.live import ExchangeFeed
-from trader.startup import boot
-from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
-
-
-@asynccontextmanager
-async def agent(fake: FakeBinance, tmp_path: Path, **env: Any) -> AsyncIterator[Agent]:
-    settings = settings_for(fake, db_path=tmp_path / "t.db", **env)
-    exchange = BinanceExchange(settings, SystemClock(), streams=False)
-    await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
-    engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
-    try:
-        await boot(engine)
-        booted = Agent(Controller(engine), ExchangeFeed(exchange, engine.symbols,
-                                                        settings.interval))
-        await booted.poll_feed()
-        yield booted
-    finally:
-        await exchange.close()
-        store.close()
 
 
 async def close(booted: Agent, message_id: int) -> CommandResult:
