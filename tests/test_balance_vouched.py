@@ -5,32 +5,20 @@ balance; with a position open, after a close, with an event, and on an exchange 
 cannot vouch (Binance), it is read as before."""
 
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal as D
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.engine_world import SYMBOL, World, long_signal, make_world
+from tests.engine_world import SYMBOL, long_signal, make_world
+from tests.test_balance_after_close import balance_reads
 from tests.test_idle_path_shortcuts import BTC, FIVE_MINUTES, T0, act, actions, balance_from_scratch
-from trader.domain import Balance
 from trader.exchange.base import ExchangeError
 from trader.exchange.binance import BinanceExchange
 from trader.exchange.sim import SimConfig, Simulator
 
 MINUTE = timedelta(minutes=1, seconds=1)     # past the 60 s timer (streaming)
-
-
-def balance_reads(world: World) -> list[datetime]:
-    """When the engine reads the balance from now on (filled as it happens)."""
-    reads: list[datetime] = []
-    balance = world.paper.balance
-
-    async def counted() -> Balance:
-        reads.append(world.clock.now())
-        return await balance()
-    world.paper.balance = counted               # type: ignore[method-assign]
-    return reads
 
 
 @settings(max_examples=150, deadline=None)
