@@ -91,6 +91,13 @@ def _button(prompt: Confirmation, label: str, choice: Choice) -> InlineKeyboardB
     return InlineKeyboardButton(label, callback_data=f"{prompt.nonce}:{choice.value}")
 
 
+def _ask_or_cancel(prompt: Confirmation, label: str,
+                   choice: Choice = Choice.CONFIRM) -> InlineKeyboardMarkup:
+    """One row: the action's button, then Cancel."""
+    return InlineKeyboardMarkup([[_button(prompt, label, choice),
+                                  _button(prompt, "Cancel", Choice.CANCEL)]])
+
+
 def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, InlineKeyboardMarkup]:
     """The question and its buttons for one prompt."""
     seconds = int(ttl.total_seconds())
@@ -99,30 +106,24 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
         text = (f"Close <b>{what}</b> at market? Its TP/SL orders are cancelled afterwards. "
                 f"Expires in {seconds} s.")
         label = "Close all" if prompt.symbol == ALL_SYMBOLS else f"Close {prompt.symbol}"
-        return text, InlineKeyboardMarkup([[_button(prompt, label, Choice.CLOSE),
-                                             _button(prompt, "Cancel", Choice.CANCEL)]])
+        return text, _ask_or_cancel(prompt, label, Choice.CLOSE)
     if prompt.kind in (CommandKind.LONG, CommandKind.SHORT):
         side = "LONG" if prompt.kind is CommandKind.LONG else "SHORT"
         text = (f"Open a <b>{side}</b> on <b>{escape(prompt.symbol)}</b> at market now? Sized "
                 "by the risk rules, with its stop-loss and take-profit, like a signal entry; "
                 f"the guards still apply. Expires in {seconds} s.")
         label = f"{'Buy' if side == 'LONG' else 'Sell'} {prompt.symbol} ({side.lower()})"
-        return text, InlineKeyboardMarkup([[_button(prompt, label, Choice.CONFIRM),
-                                             _button(prompt, "Cancel", Choice.CANCEL)]])
+        return text, _ask_or_cancel(prompt, label)
     if prompt.kind is CommandKind.UNLOCK:
         text = (f"Unlock <b>{escape(prompt.symbol)}</b>: end its cooldown and clear its "
                 "breakers? A new entry may follow at once. Expires in "
                 f"{seconds} s.")
-        return text, InlineKeyboardMarkup([[
-            _button(prompt, f"Unlock {prompt.symbol}", Choice.CONFIRM),
-            _button(prompt, "Cancel", Choice.CANCEL)]])
+        return text, _ask_or_cancel(prompt, f"Unlock {prompt.symbol}")
     if prompt.kind is CommandKind.SL:
         text = (f"Move the <b>{escape(prompt.symbol)}</b> stop-loss to <b>{number(prompt.price)}"
                 "</b>? The level is put on the symbol's tick (away from the mark); the new "
                 f"stop is placed first, then the old one is cancelled. Expires in {seconds} s.")
-        return text, InlineKeyboardMarkup([[
-            _button(prompt, f"Move the stop to {number(prompt.price)}", Choice.CONFIRM),
-            _button(prompt, "Cancel", Choice.CANCEL)]])
+        return text, _ask_or_cancel(prompt, f"Move the stop to {number(prompt.price)}")
     text = ("<b>Shutdown</b>: entries stop, entry orders are cancelled and the agent sleeps "
             f"until /wake. What about open positions? Expires in {seconds} s.")
     return text, InlineKeyboardMarkup([

@@ -141,6 +141,21 @@ def test_a_move_refused_inside_retry_after_says_when_it_is_tried_again() -> None
                          "exchange's Retry-After ends, then with backoff up to every 25 s"), text
     assert record.stop.retry_at == OPENED + timedelta(seconds=1 + 17.6)
 
+
+def test_a_stop_refused_inside_retry_after_is_placed_again_when_the_wait_ends() -> None:
+    """The safety side of the wait: the stop is not given up, and it goes again at the
+    first tick after the exchange's Retry-After (not on the 2 s schedule inside it)."""
+    from trader.events import PlaceLeg
+    record, new_id = stop_replaced(position())
+    record, _ = apply(record, LegRejected(SL, new_id, "-1003 not sent", retry_after=17.6))
+
+    def stop_placements(seconds: float) -> list[PlaceLeg]:
+        _, actions = apply(record, Tick(OPENED + timedelta(seconds=seconds), None, RULES),
+                           seconds=seconds)
+        return [a for a in actions if isinstance(a, PlaceLeg) and a.role is SL]
+    assert stop_placements(2) == [] and stop_placements(17) == []
+    assert len(stop_placements(18)) == 1
+
 # --- SL_MISSING after the debounce ----------------------------------------------------------------
 
 def test_a_stop_missing_for_several_observations_names_its_level_and_ends_with_its_id() -> None:

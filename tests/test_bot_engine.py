@@ -12,6 +12,7 @@ from bot.app import TelegramBot, make_alert_sink
 from tests.engine_world import SYMBOL, World, long_signal, make_world
 from tests.fakes.telegram_server import FakeTelegram, SentItem
 from tests.test_bot_support import FAST, OWNER, STRANGER
+from tests.test_engine import open_long
 from trader import guards
 from trader.clock import SystemClock
 from trader.config import load_settings
@@ -22,10 +23,7 @@ from trader.position import PositionState
 @pytest.fixture
 async def world(tmp_path) -> AsyncIterator[World]:
     world = await make_world(tmp_path)
-    await world.warm_up()
-    world.strategy.next = long_signal("0.02", "0.04")
-    await world.step()
-    assert SYMBOL in world.engine.positions
+    await open_long(world, "0.02", "0.04")
     yield world
 
 

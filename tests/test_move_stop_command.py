@@ -4,17 +4,15 @@ cancelled (never a moment without a stop)."""
 
 from decimal import Decimal
 
-from tests.engine_world import SYMBOL, long_signal, make_world
+from tests.engine_world import SYMBOL, make_world
+from tests.test_engine import open_long
 from trader.commands import CommandKind
 from trader.domain import OrderType
 
 
 async def world_with_a_long(tmp_path):  # type: ignore[no-untyped-def]
     world = await make_world(tmp_path)
-    await world.warm_up()
-    world.strategy.next = long_signal("0.02", "0.04")
-    await world.step()
-    assert SYMBOL in world.engine.positions
+    await open_long(world, "0.02", "0.04")
     return world
 
 
