@@ -8,8 +8,9 @@ id, fed by the user-data stream and by REST alike.
   is not known: the engine probes it by client id).
 - A query by client id brings one order, or "the exchange knows no such order".
 
-Order statuses only move forward: once an order is FILLED, CANCELED, EXPIRED or REJECTED
-nothing makes it live again, whatever arrives late. While the user-data stream is healthy
+What is known of an order only moves forward: once an order is FILLED, CANCELED, EXPIRED
+or REJECTED nothing makes it live again, and its filled quantity never goes down, whatever
+arrives late (a stream event across a reconnect, a REST read taken before an event: `_newer`). While the user-data stream is healthy
 and a REST snapshot of a symbol was taken since it (re)connected (`synced`), the tick reads
 the tracker and sends no REST request; otherwise it takes a REST snapshot first.
 """
@@ -61,13 +62,17 @@ class OrderTracker:
 
     # --- feeding ------------------------------------------------------------------------
     def on_order(self, order: Order, at: datetime) -> None:
-        """One order's state from the stream or a query (a late live report never revives a
-        finished order)."""
+        """One order's state from the stream or a query, kept monotonic (`_newer`): a late
+        report never lowers the filled quantity nor revives a finished order."""
         known = self._orders.get(order.client_id)
-        if known is not None and known.order.status.terminal and order.status.live:
-            return
-        if known is not None and known.order.symbol != order.symbol:
-            self._drop(known.order.symbol, order.client_id)
+        if known is not None:
+            if known.order.symbol != order.symbol:
+                self._drop(known.order.symbol, order.client_id)
+            else:
+                merged = _newer(known.order, order)
+                if merged is None:
+                    return
+                order = merged
         self._keep(TrackedOrder(order, at))
 
     def _keep(self, tracked: TrackedOrder) -> None:
@@ -183,3 +188,27 @@ class OrderTracker:
     def for_symbol(self, symbol: str) -> dict[str, TrackedOrder]:
         """Everything known about the symbol's orders, by client id."""
         return dict(self._by_symbol.get(symbol, {}))
+
+
+def _newer(known: Order, order: Order) -> Order | None:
+    """What to keep when `order` is reported after `known` (same client id); None: `order`
+    is older, keep `known` as it is.
+
+    Binance promises order only per event type on one connection ("Message Ordering
+    Guarantee", https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    user-data-streams): across a reconnect, between ALGO_UPDATE and ORDER_TRADE_UPDATE or
+    against a REST read taken before an event, an older state can come last. Older is: a
+    live report of a finished order, a smaller cumulative filled quantity (z, executedQty),
+    or, for two live reports, an earlier exchange time (T, updateTime). A finished report
+    is always taken (statuses only move forward), with the larger filled quantity of the
+    two (an ALGO_UPDATE FINISHED without "aq" after its child order's fill)."""
+    if known.status.terminal and order.status.live:
+        return None
+    if order.filled_qty < known.filled_qty:
+        if order.status.live:
+            return None
+        return replace(order, filled_qty=known.filled_qty, avg_price=known.avg_price)
+    if (order.status.live and known.updated_at is not None and order.updated_at is not None
+            and order.updated_at < known.updated_at):
+        return None
+    return order
