@@ -130,7 +130,8 @@ def test_placing_a_leg_allocates_its_next_id_and_makes_it_pending(position: Posi
     allocated, client_id = position.next_client_id(role)
     placed, placed_id = position.placing(leg)
     assert placed_id == client_id
-    assert placed == allocated.with_leg(replace(leg, pending=client_id))
+    assert placed == allocated.with_leg(replace(leg, pending=client_id,
+                                                pending_trigger=leg.trigger_price))
 
 
 @given(position=positions(), quantity=st.sampled_from(["0.2", "0.15", "0.1", "0.05", "0"]),

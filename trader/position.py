@@ -4,7 +4,7 @@ A `Position` is changed by one function only, `trader.lifecycle.step`; everythin
 frozen value. Each protective `Leg` (stop-loss, take-profit) says where its order should
 be (`trigger_price`, rounded onto the tick grid when it was planned) and what is known of
 the order that protects now (`order`), of a placement whose answer is not known yet
-(`pending`) and of refused placements (`failures`, `retry_at`). `Position.leg_quantity`
+(`pending`, sent at `pending_trigger`) and of refused placements (`failures`, `retry_at`). `Position.leg_quantity`
 says what each leg's order should close: the stop always the whole quantity; the
 take-profit the whole quantity too under the one-TP plan, and under the two-TP plan
 (`ExitPlan.TWO`, trader/management.py) TP1 (`take_profit_1`, role `t1`) closes its part
@@ -87,6 +87,9 @@ class Leg:
     trigger_price: Decimal                 # where it should be, on the tick grid
     order: LegOrder | None = None          # the order protecting now
     pending: str | None = None             # client id sent, answer unknown: probe, never resend
+    # The trigger `pending` was sent at: the plan may move while its answer is unknown (/sl,
+    # trailing, breakeven), and the order found then is at this level, not the plan's.
+    pending_trigger: Decimal | None = None
     failures: int = 0                      # consecutive refused placements
     retry_at: datetime | None = None       # no placement before this (capped backoff)
     alerted: bool = False                  # an alert went out for this episode (all-clear owed)
@@ -227,7 +230,7 @@ class Position:
         """`leg` waiting for a new order: the next client id of its role allocated (as by
         `next_client_id`) and made the leg's `pending`, in one copy of the position."""
         seq, client_id = self._next_seq(leg.role)
-        pending = evolve(leg, pending=client_id)
+        pending = evolve(leg, pending=client_id, pending_trigger=leg.trigger_price)
         return evolve(self, seq=seq, **{LEG_FIELDS[leg.role]: pending}), client_id
 
     def _next_seq(self, role: OrderRole) -> tuple[dict[str, int], str]:

@@ -151,15 +151,27 @@ def placed(position: Position, role: OrderRole, client_id: str, trigger_price: D
     if client_id != leg.pending and (leg.order is None or leg.order.client_id != client_id):
         return position, []          # an order this leg no longer wants: the sweep cancels it
     old = leg.order
-    # The exchange's trigger is the plan from now on (a placement re-rounded onto a new
-    # tick grid after a filter rejection lands a tick away from the plan).
     leg = evolve(leg, order=LegOrder(client_id, trigger_price, quantity), pending=None,
-                 trigger_price=trigger_price if client_id == leg.pending else leg.trigger_price,
+                 pending_trigger=None, trigger_price=_plan_after(leg, client_id, trigger_price),
                  failures=0, retry_at=None)
     actions: list[Action] = []
     if old is not None and old.client_id != client_id and old.ours:
         actions.append(CancelOrder(old.client_id, role))
     return position.with_leg(leg), actions
+
+
+def _plan_after(leg: Leg, client_id: str, trigger_price: Decimal) -> Decimal:
+    """The leg's plan once `client_id` is live at `trigger_price`. The placement it was
+    waiting for, unmoved since it was sent: the exchange's trigger is the plan from now on
+    (a placement re-rounded onto a new tick grid after a filter rejection lands a tick away
+    from the plan). Moved meanwhile (/sl, trailing, breakeven): the found order is at the
+    OLD level; it protects until the plan's level is placed (`plan`, new-first)."""
+    if client_id != leg.pending:
+        return leg.trigger_price
+    sent_at = leg.pending_trigger
+    if sent_at is not None and sent_at != leg.trigger_price:
+        return leg.trigger_price
+    return trigger_price
 
 
 def refused(position: Position, role: OrderRole, client_id: str, reason: str, now: datetime,
@@ -176,7 +188,7 @@ def refused(position: Position, role: OrderRole, client_id: str, reason: str, no
     scheduled = policy.retry_schedule[min(failures, len(policy.retry_schedule)) - 1]
     waits_for_exchange = retry_after is not None and retry_after > scheduled
     delay = retry_after if waits_for_exchange and retry_after is not None else scheduled
-    leg = evolve(leg, pending=None, failures=failures,
+    leg = evolve(leg, pending=None, pending_trigger=None, failures=failures,
                  retry_at=now + timedelta(seconds=delay))
     actions: list[Action] = []
     if first:
