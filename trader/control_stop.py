@@ -3,7 +3,9 @@ on the symbol's tick (away from the mark, as the agent rounds its own stops), a 
 the wrong side of the mark is refused (the exchange would refuse it, -2021, or it would
 fire at once), and the move goes through the state machine (StopMoveRequested): the new
 stop is placed first and the old one cancelled only once the new one is live
-(trader/protection.py), so the position is never without a stop."""
+(trader/protection.py), so the position is never without a stop. While the answer to the
+stop's last placement is lost (probed, never resent) the move waits for it: the order found
+is then known for the old level and replaced (`Leg.pending_trigger`)."""
 
 from decimal import Decimal
 
@@ -29,20 +31,13 @@ async def move_stop(engine: Engine, command: Command) -> CommandResult:
     if rules is None:
         return CommandResult(False, [f"{symbol}: stop-loss not moved: the symbol's rules "
                                      "were not read from the exchange yet; try again"])
-    if position.stop.pending is not None:
-        # Its answer was lost: once the probe finds the order, its trigger becomes the plan
-        # (trader/protection.py `placed`), which would drop a level asked for meanwhile.
-        return CommandResult(False, [
-            f"{symbol}: stop-loss not moved: the answer to the last stop-loss placement was "
-            "lost and the agent is asking the exchange about it; send it again in a few "
-            "seconds (/status shows the stop)"])
     level = rules.round_price(asked, up=position.side is Side.SELL)   # away from the mark
     view = await engine.view.view(symbol, fresh=True)
     refusal = _refusal(position, level, view.mark, rules)
     if refusal:
         return CommandResult(False, [f"{symbol}: stop-loss not moved: {refusal}"])
     before = position.stop.order
-    if before is not None and before.trigger_price == level:
+    if before is not None and before.trigger_price == level == position.stop.trigger_price:
         return CommandResult(True, [f"{symbol}: the stop-loss is already at "
                                     f"{price(level, rules.tick_size)}"])
     moved = await engine.interpreter.apply(position, StopMoveRequested(level))
@@ -86,8 +81,8 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
             f"{symbol}: the price passed {shown} before the new stop-loss reached the "
             f"exchange: the position is {done} at market, as that stop would have done"])
     stop = position.stop.order
-    if stop is None or stop.trigger_price != level or not position.stop.covers(
-            position.quantity):
+    if stop is None or stop.trigger_price != level or position.stop.pending is not None \
+            or not position.stop.covers(position.quantity):
         # Held back by a Retry-After: placed by itself when the wait ends (as a /close).
         return CommandResult(False, [
             f"{symbol}: the new stop-loss at {shown}{rounded} is not confirmed on the "
