@@ -3,7 +3,8 @@
 The bot never touches trading state: every action is a `Command` awaited through
 `EngineControl.execute` (the engine is the single writer). A command is refused without
 being executed when its arguments are wrong (one-line usage answer, bot/parsing.py) or when
-it waited more than 60 s while the agent was down. /close, /shutdown, /long, /short,
+it waited more than 60 s while the agent was down, or when it was forwarded (typed by
+someone else or at another time: one-line answer, nothing run). /close, /shutdown, /long, /short,
 /unlock and /sl ask for confirmation with inline buttons that expire; each confirmation can be used
 once, so a repeated press does nothing. /start answers a short status and the command list.
 Everything said back goes through `Replies` (retried; kept in the alert outbox if Telegram
@@ -111,6 +112,9 @@ class CommandHandlers:
         access = self.gate.check(chat.id if chat else None, user.id if user else None, what,
                                  self.clock.now())
         if access is Access.ALLOW:
+            if message is not None and is_command and message.forward_origin is not None:
+                await self._refuse_forwarded(context.bot, message.chat_id, message.text or "")
+                raise ApplicationHandlerStop
             return
         if access is Access.REFUSE:   # never kept: the outbox goes to the owner's chats
             if query is not None:
@@ -119,6 +123,17 @@ class CommandHandlers:
                 await self.replies.send_html(context.bot, chat.id, escape(REFUSAL_TEXT),
                                              keep=False)
         raise ApplicationHandlerStop
+
+    async def _refuse_forwarded(self, bot: Bot, chat_id: int, text: str) -> None:
+        """A forwarded command was typed by someone else or at another time, and its
+        Message.date is the forward's, so the stale rule cannot judge it: never run.
+        Telegram marks it with `forward_origin` (https://core.telegram.org/bots/api#message)."""
+        name = command_name(text)
+        logger.warning("forwarded telegram command refused command={} chat={}", name, chat_id)
+        await self.replies.send_html(
+            bot, chat_id, f"↪️ A forwarded /{escape(name)} is <b>not</b> executed (it was "
+                          "written by someone else or at another time); type it yourself.",
+            keep=False)
 
     # --- commands -----------------------------------------------------------------------
     async def on_command(self, update: Update, context: Context) -> None:
