@@ -34,6 +34,9 @@ from trader.trade_store import TradeStore
 
 PROBE_GRACE = timedelta(seconds=10)   # clock skew allowance on top of recvWindow
 PLACED_IDS_KEPT = 1000   # sent client ids remembered before those of finished orders go
+# The detail of a SENT intent whose placement raised an unexpected exception (not an
+# exchange error): answered or never sent, so not found means never placed, at once.
+NOT_IN_FLIGHT = "unexpected error, not in flight:"
 
 
 # Orders not sent unless their SENT intent is durable (SaveStateFailure instead). Protection
@@ -232,6 +235,15 @@ class Executor:
             order = await self._send_with_policy(sent)
         except (ExchangeError, UnknownOutcome) as error:
             return await self._resolve_error(sent, error)
+        except SaveStateFailure:
+            raise
+        except Exception as error:
+            # Our own bug, before the request left or in reading its answer: nothing is in
+            # flight, so the next probe settles it at once (`probe`); the tick's boundary
+            # logs and alerts it (trader/containment.py).
+            self._journal(sent.with_status(IntentStatus.SENT, detail=f"{NOT_IN_FLIGHT} "
+                                           f"{type(error).__name__}: {error}"), required=False)
+            raise
         return self._resolve_order(sent, order)
 
     async def _send_with_policy(self, intent: Intent) -> Order:
@@ -395,12 +407,15 @@ class Executor:
 
     # --- unknown outcomes -----------------------------------------------------------
     async def probe(self, intent: Intent) -> Intent:
-        """Resolve a SENT intent by asking the exchange for its client id."""
+        """Resolve a SENT intent by asking the exchange for its client id. Not found, it
+        stays SENT while it may still land (recvWindow + PROBE_GRACE after it was sent),
+        unless it was not in flight (`NOT_IN_FLIGHT`): then it is EXPIRED at once."""
         order = await self.read(self.exchange.order_by_client_id, intent.symbol, intent.client_id)
         if order is not None:
             return self._resolve_order(intent, order).intent
         sent_at = intent.sent_at or intent.created_at
-        if self.clock.now() - sent_at < self.recv_window + PROBE_GRACE:
+        if self.clock.now() - sent_at < self.recv_window + PROBE_GRACE \
+                and not intent.detail.startswith(NOT_IN_FLIGHT):
             return intent   # may still land: stays SENT, nothing is re-sent
         expired = intent.with_status(IntentStatus.EXPIRED, detail="not found on the exchange")
         self._journal(expired, required=False)
