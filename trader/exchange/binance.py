@@ -115,7 +115,12 @@ class BinanceExchange:
         """Sync time, load the symbol rules, refuse hedge mode, set ISOLATED, and the leverage
         of the symbols that are flat (an open position keeps the leverage it was opened with:
         a restart with other settings never changes it). Raises SetupRefused
-        (binance_account.py) for hedge mode or a symbol Binance doesn't list."""
+        (binance_account.py) for hedge mode or a symbol Binance doesn't list.
+
+        A symbol listed with a status other than TRADING (a delisted perpetual reads
+        SETTLING) keeps its margin type and leverage as they are: it takes no entry (the
+        engine alerts it, trader/housekeeping.py), and Binance's docs do not say whether
+        it accepts those settings for it; a refusal would keep every symbol from starting."""
         if not self._rest.connected:
             self._rest.connect(self._make_client())
         await self._rest.sync_time()
@@ -123,6 +128,10 @@ class BinanceExchange:
         await self._account.refuse_hedge_mode()
         held = {symbol for symbol in symbols if (await self.position(symbol)).quantity != 0}
         for symbol in symbols:
+            if not self.rules(symbol).tradable:
+                logger.warning("symbol not trading: margin type and leverage left as they are "
+                               "symbol={} status={}", symbol, self.rules(symbol).status)
+                continue
             await self._account.set_isolated(symbol)
             if symbol in held:
                 logger.info("leverage left as it is: a position is open symbol={}", symbol)
