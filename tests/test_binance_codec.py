@@ -52,6 +52,7 @@ DECODERS: dict[str, Callable[[Any], Any]] = {
     "account_v2_multi_assets": codec.balance_from_account,
     "position_risk_v3": lambda p: codec.position_from_risk(p, "ADAUSDT", 5),
     "position_risk_v3_hedge": lambda p: codec.position_from_risk(p, "BTCUSDT", 5),
+    "symbol_config": lambda p: codec.leverage_from_symbol_config(p, "BTCUSDT"),
     "user_trades": lambda p: [codec.fill_from_trade(r, "") for r in p],
     "income_history": codec.funding_from_income,       # tests/test_funding_backfill.py
     "klines": lambda p: [codec.candle_from_rest(r, "BLZUSDT", MINUTE, NOW) for r in p],
@@ -193,6 +194,16 @@ def test_position_risk_v3_gives_the_one_way_position_with_the_leverage_we_set():
         "ADAUSDT", Decimal("30"), Decimal("0.385"), Decimal("0.41047590"),
         Decimal("0.76427700"), leverage=5)
     assert codec.position_from_risk([], "ADAUSDT", 5).quantity == 0   # v3 lists no flat row
+
+
+def test_symbol_config_gives_the_symbols_leverage_on_the_account():
+    """positionRisk v3 carries no leverage; GET /fapi/v1/symbolConfig does (an adopted
+    position's leverage)."""
+    assert decode("symbol_config") == 21
+    assert codec.leverage_from_symbol_config(payload("symbol_config"), "ETHUSDT") is None
+    row = {**payload("symbol_config")[0], "leverage": "0"}
+    with pytest.raises(MalformedResponse, match="leverage"):
+        codec.leverage_from_symbol_config([row], "BTCUSDT")
 
 
 def test_a_hedge_mode_position_row_is_unreadable_never_read_as_flat():

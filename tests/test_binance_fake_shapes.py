@@ -98,6 +98,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
             "margin_type": await client.futures_change_margin_type(symbol="ETHUSDT",
                                                                    marginType="ISOLATED"),
             "leverage": await client.futures_change_leverage(symbol=SYMBOL, leverage=3),
+            "symbol_config": await client.futures_symbol_config(symbol=SYMBOL),
             "order_new": await client.futures_create_order(**order_params(entry)),
         }
         await client.futures_create_order(**order_params(resting))

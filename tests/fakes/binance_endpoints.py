@@ -137,6 +137,14 @@ class BinanceEndpoints:
         self.sim.set_leverage(symbol, leverage)
         return {"leverage": leverage, "maxNotionalValue": "1000000", "symbol": symbol}
 
+    def symbol_config(self, params: Params) -> list[Json]:
+        """GET /fapi/v1/symbolConfig: the account's margin type and leverage, one row per
+        symbol (tests/fixtures/binance/symbol_config.json)."""
+        symbol = params.get("symbol")
+        return [{"symbol": s, "marginType": self.margin_types.get(s, "CROSSED"),
+                 "isAutoAddMargin": "false", "leverage": self.sim.leverage(s),
+                 "maxNotionalValue": "1000000"} for s in ([symbol] if symbol else self.symbols)]
+
     # --- listen key ------------------------------------------------------------------------
     def create_listen_key(self, params: Params) -> Json:
         # POST returns the account's active key if there is one, else a new one

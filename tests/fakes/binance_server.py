@@ -151,6 +151,7 @@ class FakeBinance:
             ("POST", v1 + "positionSide/dual"): (SIGNED, 1, e.change_position_mode),
             ("POST", v1 + "marginType"): (SIGNED, 1, e.margin_type),
             ("POST", v1 + "leverage"): (SIGNED, 1, e.leverage),
+            ("GET", v1 + "symbolConfig"): (SIGNED, 5, e.symbol_config),
             ("POST", v1 + "order"): (SIGNED, 0, e.new_order),
             ("GET", v1 + "order"): (SIGNED, 1, e.query_order),
             ("DELETE", v1 + "order"): (SIGNED, 1, e.cancel_order),

@@ -128,13 +128,16 @@ class BinanceExchange:
         await self._account.refuse_hedge_mode()
         held = {symbol for symbol in symbols if (await self.position(symbol)).quantity != 0}
         for symbol in symbols:
+            if symbol in held:        # its leverage stays: learn it (positionRisk v3 has none)
+                await self._account.read_leverage(symbol)
             if not self.rules(symbol).tradable:
                 logger.warning("symbol not trading: margin type and leverage left as they are "
                                "symbol={} status={}", symbol, self.rules(symbol).status)
                 continue
             await self._account.set_isolated(symbol)
             if symbol in held:
-                logger.info("leverage left as it is: a position is open symbol={}", symbol)
+                logger.info("leverage left as it is: a position is open symbol={} leverage={}",
+                            symbol, self._account.leverage.get(symbol, "unknown"))
             else:
                 await self.set_leverage(symbol, leverage)
         logger.info("binance ready symbols={} leverage={} testnet={} offset_ms={}",

@@ -30,6 +30,7 @@ POSITION_RISK, ACCOUNT, USER_TRADES = ("GET /fapi/v3/positionRisk", "GET /fapi/v
 KLINES, BOOK_TICKER, EXCHANGE_INFO = ("GET /fapi/v1/klines", "GET /fapi/v1/ticker/bookTicker",
                                       "GET /fapi/v1/exchangeInfo")
 INCOME = "GET /fapi/v1/income"
+SYMBOL_CONFIG = "GET /fapi/v1/symbolConfig"
 FUNDING_FEE = "FUNDING_FEE"
 BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
 
@@ -116,6 +117,23 @@ def position_from_risk(rows: Any, symbol: str, leverage: int) -> ExchangePositio
             leverage=int(f.optional_number("leverage")) or leverage,
             updated_at=f.optional_millis("updateTime"))
     return ExchangePosition(symbol=symbol, quantity=ZERO, leverage=leverage)
+
+
+def leverage_from_symbol_config(rows: Any, symbol: str) -> int | None:
+    """The symbol's leverage on the account from GET /fapi/v1/symbolConfig (a JSON array
+    of {"symbol", "marginType", "isAutoAddMargin", "leverage", "maxNotionalValue"}:
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/
+    Symbol-Config); None when no row names it. MalformedResponse for a row without a
+    positive leverage."""
+    for raw in rows_of(rows, SYMBOL_CONFIG):
+        f = Fields(raw, SYMBOL_CONFIG)
+        if f.text("symbol") != symbol:
+            continue
+        leverage = f.number("leverage")
+        if leverage < 1 or leverage != leverage.to_integral_value():
+            raise malformed(SYMBOL_CONFIG, "leverage", raw)
+        return int(leverage)
+    return None
 
 
 def balance_from_account(raw: Json) -> Balance:
