@@ -241,6 +241,9 @@ class Executor:
             # Our own bug, before the request left or in reading its answer: nothing is in
             # flight, so the next probe settles it at once (`probe`); the tick's boundary
             # logs and alerts it (trader/containment.py).
+            logger.error("placement raised an unexpected error, read back by its client id "
+                         "at the next probe client_id={} symbol={} role={} error={!r}",
+                         intent.client_id, intent.symbol, intent.role, error)
             self._journal(sent.with_status(IntentStatus.SENT, detail=f"{NOT_IN_FLIGHT} "
                                            f"{type(error).__name__}: {error}"), required=False)
             raise
