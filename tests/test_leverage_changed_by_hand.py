@@ -13,13 +13,16 @@ change opened at the hand-set 25x."""
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
+from tests.chaos.market import Market
 from tests.fakes.binance_harness import eventually
 from tests.fakes.binance_server import FakeBinance
 from tests.fixtures.binance import documented
 from tests.test_binance_protection import STREAMS
-from tests.test_first_command_after_boot import booted, catch_up, market_up_to_now
+from tests.test_first_command_after_boot import Agent, booted, catch_up, market_up_to_now
 from trader import guards
 from trader.commands import CommandKind
 from trader.exchange.base import LeverageChanged
@@ -51,30 +54,44 @@ async def next_second() -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_an_entry_after_a_leverage_changed_by_hand_is_at_the_configured_leverage(
-        tmp_path):
+@asynccontextmanager
+async def after_a_round_trip(tmp_path) -> AsyncIterator[tuple[FakeBinance, Market, Agent]]:
+    """The agent booted with its user-data stream, after a /long at the configured leverage
+    and its /close (no cooldown left), the close taken in."""
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
         market = await market_up_to_now(fake)
         async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
             engine = agent.engine
-            configured = engine.settings.leverage
             assert (await agent.run(CommandKind.LONG)).ok
-            assert fake.sim.position(SYMBOL).leverage == configured
+            assert fake.sim.position(SYMBOL).leverage == engine.settings.leverage
             assert (await agent.run(CommandKind.CLOSE)).ok
             engine.guards.apply(guards.unlock, SYMBOL)     # no cooldown after a /close
-
             await engine.tick()                     # takes in what the close pushed
-            fake.sim.set_leverage(SYMBOL, 25)               # by hand, in the app
-            await fake.hub.send_user([config_update(SYMBOL, 25)])
-            await eventually(lambda: len(engine.exchange.streams.events) > 0, 2.0)
-            await engine.tick()                               # the event is taken in
+            yield fake, market, agent
 
-            await next_second()
-            await catch_up(market)
-            await agent.poll_feed()
-            assert (await agent.run(CommandKind.LONG)).ok
-            assert fake.sim.position(SYMBOL).leverage == configured
-            assert engine.positions[SYMBOL].leverage == configured
+
+async def long_again_at_the_configured_leverage(fake: FakeBinance, market: Market,
+                                                agent: Agent) -> None:
+    """A /long in a later second (a manual entry's key is its second) opens at the
+    configured leverage."""
+    await next_second()
+    await catch_up(market)
+    await agent.poll_feed()
+    assert (await agent.run(CommandKind.LONG)).ok
+    configured = agent.engine.settings.leverage
+    assert fake.sim.position(SYMBOL).leverage == configured
+    assert agent.engine.positions[SYMBOL].leverage == configured
+
+
+async def test_an_entry_after_a_leverage_changed_by_hand_is_at_the_configured_leverage(
+        tmp_path):
+    async with after_a_round_trip(tmp_path) as (fake, market, agent):
+        engine = agent.engine
+        fake.sim.set_leverage(SYMBOL, 25)               # by hand, in the app
+        await fake.hub.send_user([config_update(SYMBOL, 25)])
+        await eventually(lambda: len(engine.exchange.streams.events) > 0, 2.0)
+        await engine.tick()                               # the event is taken in
+        await long_again_at_the_configured_leverage(fake, market, agent)
 
 
 async def test_a_leverage_change_on_another_symbol_or_to_the_configured_one_sends_nothing(
