@@ -6,7 +6,9 @@ the final state of the position's own legs (take-profit filled; stop filled: a t
 stop, a breakeven stop when its trigger was at or past the entry after the partial
 take-profit or TP1, else the stop-loss; TP1 filled and took what was left) or, when the
 agent never saw its legs (closed while it was down), the role in the client id of the last
-closing fill; then the close the agent was making, else by hand.
+closing fill; then the close the agent was making, unless the last closing fill was
+somebody else's (a hand close in the app that got there first: the agent's market close
+found nothing to close), else by hand.
 """
 
 from collections.abc import Sequence
@@ -35,7 +37,7 @@ def close_reason(position: Position, stop: Order | None, take_profit: Order | No
     """`stop`, `take_profit`, `first_target` (TP1): the legs' final orders as read at the
     close, None when not known."""
     closing = [f for f in fills if f.side is position.side.opposite]
-    last_role = None
+    last_role, by_hand = None, False
     if closing:
         last = max(closing, key=lambda f: f.time).client_id
         by_exchange = exchange_close_reason(last)
@@ -43,6 +45,7 @@ def close_reason(position: Position, stop: Order | None, take_profit: Order | No
             return by_exchange
         parsed = ClientId.parse(last)
         last_role = parsed.role if parsed is not None and position.owns(last) else None
+        by_hand = last_role is None and last != ""      # "": an order Binance cannot name
     if (take_profit is not None and take_profit.status is OrderStatus.FILLED) or (
             take_profit is None and last_role in TAKE_PROFIT_ROLES):
         return CloseReason.TAKE_PROFIT
@@ -57,7 +60,7 @@ def close_reason(position: Position, stop: Order | None, take_profit: Order | No
         return CloseReason.STOP_LOSS
     if first_target is not None and first_target.status is OrderStatus.FILLED:
         return CloseReason.TAKE_PROFIT        # TP1 took what was left (reduced by hand)
-    if pending is not None and pending is not CloseReason.MANUAL:
+    if pending is not None and pending is not CloseReason.MANUAL and not by_hand:
         return pending
     return CloseReason.MANUAL
 
