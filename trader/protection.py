@@ -220,7 +220,9 @@ def _refusal_alert(position: Position, leg: Leg, reason: str, delay: float,
 def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Decimal,
          quantity: Decimal, replaces: str | None = None) -> tuple[Position, list[Action]]:
     """A protective order is live: ours (refresh what it covers), the one we were placing
-    (accepted), or one placed by hand while ours is gone (adopted, never fought)."""
+    (accepted), or one placed by hand while ours is gone (adopted, never fought: its
+    trigger is the plan), or an earlier one of ours while the leg has none (it protects
+    until the plan's level is live)."""
     if not position.has_leg(role):
         return position, []          # TP1 filled already: the sweep retires what is left
     leg = position.leg(role)
@@ -232,9 +234,12 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
         return position.with_leg(evolve(leg, order=order)), []
     if leg.order is None or leg.order.status is LegStatus.MISSING \
             or leg.order.client_id == replaces:
-        # Respect a stop moved by hand: its trigger becomes the plan.
+        # Respect a stop moved by hand: its trigger becomes the plan. One of ours (an
+        # earlier order of the leg, replaced but its cancel failed) protects, but its level
+        # is an old plan: the current one is placed over it (`plan`, new-first).
+        plan = leg.trigger_price if position.owns(client_id) else trigger_price
         adopted = evolve(leg, order=LegOrder(client_id, trigger_price, quantity),
-                         trigger_price=trigger_price, failures=0, retry_at=None)
+                         trigger_price=plan, failures=0, retry_at=None)
         return position.with_seq_past(client_id).with_leg(adopted), []
     return position, []
 
