@@ -5,8 +5,8 @@ ADL or settlement order: Binance's special client ids, see `exchange_close_reaso
 the final state of the position's own legs (take-profit filled; stop filled: a trailing
 stop, a breakeven stop when its trigger was at or past the entry after the partial
 take-profit or TP1, else the stop-loss; TP1 filled and took what was left) or, when the
-agent never saw its legs (closed while it was down), the role in the client id of the last
-closing fill; then the close the agent was making, unless the last closing fill was
+agent never saw its legs (closed while it was down) or the last closing fill was an
+earlier order of a leg (replaced, still live), the role in its client id; then the close the agent was making, unless the last closing fill was
 somebody else's (a hand close in the app that got there first: the agent's market close
 found nothing to close), else by hand.
 """
@@ -37,9 +37,10 @@ def close_reason(position: Position, stop: Order | None, take_profit: Order | No
     """`stop`, `take_profit`, `first_target` (TP1): the legs' final orders as read at the
     close, None when not known."""
     closing = [f for f in fills if f.side is position.side.opposite]
-    last_role, by_hand = None, False
+    last_role, by_hand, last_price = None, False, None
     if closing:
-        last = max(closing, key=lambda f: f.time).client_id
+        last_fill = max(closing, key=lambda f: f.time)
+        last, last_price = last_fill.client_id, last_fill.price
         by_exchange = exchange_close_reason(last)
         if by_exchange is not None:
             return by_exchange
@@ -51,18 +52,31 @@ def close_reason(position: Position, stop: Order | None, take_profit: Order | No
         return CloseReason.TAKE_PROFIT
     if (stop is not None and stop.status is OrderStatus.FILLED) or (
             stop is None and last_role is OrderRole.STOP_LOSS):
-        if position.trailing_active:
-            return CloseReason.TRAILING_STOP
         trigger = stop.trigger_price if stop is not None and stop.trigger_price is not None \
             else position.stop.trigger_price
-        if position.partial_taken and (trigger - position.entry_price) * position.side.sign >= 0:
-            return CloseReason.BREAKEVEN_STOP     # the stop had been moved to breakeven
-        return CloseReason.STOP_LOSS
+        return _stop_reason(position, trigger)
+    # The last closing fill is one of ours, but not of the leg's order as read: an earlier
+    # stop or take-profit, replaced (a /sl move, breakeven) and still live (its cancel
+    # failed, or raced the trigger). Its level is not on record: its fill price stands in.
+    if last_role in TAKE_PROFIT_ROLES:
+        return CloseReason.TAKE_PROFIT
+    if last_role is OrderRole.STOP_LOSS and last_price is not None:
+        return _stop_reason(position, last_price)
     if first_target is not None and first_target.status is OrderStatus.FILLED:
         return CloseReason.TAKE_PROFIT        # TP1 took what was left (reduced by hand)
     if pending is not None and pending is not CloseReason.MANUAL and not by_hand:
         return pending
     return CloseReason.MANUAL
+
+
+def _stop_reason(position: Position, trigger: Decimal) -> CloseReason:
+    """A stop of the position closed it: trailing, at breakeven (`trigger` at or past the
+    entry after the partial take-profit or TP1), or the stop-loss."""
+    if position.trailing_active:
+        return CloseReason.TRAILING_STOP
+    if position.partial_taken and (trigger - position.entry_price) * position.side.sign >= 0:
+        return CloseReason.BREAKEVEN_STOP     # the stop had been moved to breakeven
+    return CloseReason.STOP_LOSS
 
 
 def closed(position: Position, at: datetime, reason: CloseReason,
