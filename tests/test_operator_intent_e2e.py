@@ -19,6 +19,10 @@ from tests.test_bot_support import OWNER
 
 SYMBOL = "BTCUSDT"
 BOUND = 60.0           # seconds; bound of every condition wait
+# Always long, stop and target far: the agent must not close the position itself before the
+# test closes it by hand (it did under load: the chaos strategy's side flips every half hour
+# of candle time, and a flip on the candle after the entry closed it as SIGNAL_CLOSE).
+STRATEGY = "tests.chaos.strategy:EveryCandleLong"
 
 
 def entries(fake: FakeBinance) -> list[str]:
@@ -53,12 +57,12 @@ async def test_shutdown_keep_survives_a_restart_on_an_empty_database(tmp_path: P
         market = Market(fake, random.Random(11), SYMBOL, history=timedelta(minutes=44))
         for _ in range(40):
             await market.push()                     # the strategy's warm-up
-        telegram_env = {"TELEGRAM_BOT_TOKEN": telegram.token,
+        overrides = {"TRADEBOT_STRATEGY": STRATEGY, "TELEGRAM_BOT_TOKEN": telegram.token,
                         "TELEGRAM_API_URL": telegram.api_url,
                         "TELEGRAM_ALLOWED_CHAT_IDS": str(OWNER)}
         log = tmp_path / "agent.log"
         first_db = tmp_path / "first" / "tradebot.db"
-        first = await start_agent(agent_env(fake, first_db, SYMBOL, **telegram_env), log)
+        first = await start_agent(agent_env(fake, first_db, SYMBOL, **overrides), log)
         try:
             await wait_for_boot(log, 0, first, BOUND)
             await until(lambda: bool(entries(fake)), market)      # it trades while running
@@ -83,7 +87,7 @@ async def test_shutdown_keep_survives_a_restart_on_an_empty_database(tmp_path: P
         second_db = tmp_path / "second" / "tradebot.db"      # the wiped disk
         offset = log.stat().st_size
         since = len(telegram.sent)
-        second = await start_agent(agent_env(fake, second_db, SYMBOL, **telegram_env), log)
+        second = await start_agent(agent_env(fake, second_db, SYMBOL, **overrides), log)
         try:
             await wait_for_boot(log, offset, second, BOUND)
             startup = await telegram.wait_for(

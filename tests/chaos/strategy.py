@@ -23,3 +23,15 @@ class EveryCandle:
         side = Side.BUY if (minute // self.side_minutes) % 2 == 0 else Side.SELL
         return Signal(side, 0.7, Decimal("0.012"), Decimal("0.006"), cooldown=timedelta(0),
                       reason="chaos")
+
+
+class EveryCandleLong(EveryCandle):
+    """Long on every closed candle, its stop and target far away (3 %, 6 %): for a test about
+    something else that closes the position by hand, which the agent must not close first
+    on its own (an opposite signal at the half-hour flip, a stop or target hit by the next
+    candle's walk)."""
+    name = "chaos-every-candle-long"
+
+    def signal(self, closed: Sequence[Candle]) -> Signal | None:
+        return Signal(Side.BUY, 0.7, Decimal("0.06"), Decimal("0.03"), cooldown=timedelta(0),
+                      reason="chaos")
