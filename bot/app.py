@@ -43,6 +43,7 @@ from bot.health_reply import HealthCommand
 from bot.pinned_state import PinnedState
 from bot.replies import Replies
 from bot.sending import (
+    TOKEN_REFUSED,
     Backoff,
     FloodGate,
     PollingRequest,
@@ -50,6 +51,7 @@ from bot.sending import (
     RetryPolicy,
     is_transient,
 )
+from bot.trouble_log import TroubleLog
 from bot.webhook import TelegramWebhook
 from storage import Store
 from trader.alerter import Alerter
@@ -90,10 +92,11 @@ def file_url(api_url: str) -> str:
 
 
 def build_application(token: str, api_url: str | None, *,  # type: ignore[type-arg]
-                      polling: bool = True) -> Application:
+                      polling: bool = True, token_trouble: TroubleLog | None = None) -> Application:
     # Two get_updates connections: the cleanup call on stop must not wait for the long poll.
     builder = (ApplicationBuilder().token(token).concurrent_updates(16).job_queue(None)
-               .get_updates_request(PollingRequest(connection_pool_size=2))
+               .get_updates_request(PollingRequest(connection_pool_size=2,
+                                                   token_trouble=token_trouble))
                .rate_limiter(FloodGate()))
     if not polling:
         builder = builder.updater(None)     # webhook mode: bot/webhook.py feeds the queue
@@ -124,8 +127,10 @@ class TelegramBot:
         self.take_updates = take_updates
         self._token = settings.telegram_bot_token.get_secret_value()
         webhook_url = settings.telegram_webhook_url
+        # One log for a refused token, whether polling or alert delivery meets it first.
+        token_trouble = TroubleLog(TOKEN_REFUSED)
         self.application = build_application(self._token, settings.telegram_api_url,
-                                             polling=not webhook_url)
+                                             polling=not webhook_url, token_trouble=token_trouble)
         self.webhook = None if not webhook_url else TelegramWebhook(
             self.application, http or HttpEndpoint(settings.port), webhook_url,
             # Telegram sends the secret with every call.
@@ -149,8 +154,10 @@ class TelegramBot:
                                       alerter, store, clock,
                                       interval=self.timings.delivery_interval,
                                       backoff=self.timings.delivery_backoff,
-                                      on_migrated=self._group_migrated)
+                                      on_migrated=self._group_migrated,
+                                      token_trouble=token_trouble)
         self._gate = gate
+        self._token_trouble = token_trouble
         self.connected = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -309,8 +316,10 @@ class TelegramBot:
 
     def _polling_error(self, exc: TelegramError) -> None:
         """python-telegram-bot's polling retries every error itself (backing off up to 30 s);
-        a 409 Conflict means commands may not reach this agent, so the operator is told."""
-        logger.warning("telegram polling failed error={}", exc)
+        a 409 Conflict means commands may not reach this agent, so the operator is told. A
+        refused token is logged by its own trouble log (bot/trouble_log.py), not per retry."""
+        log = logger.debug if self._token_trouble.failing else logger.warning
+        log("telegram polling failed error={}", exc)
         if isinstance(exc, Conflict):
             self.alerter.publish(Alert(AlertName.SECOND_INSTANCE, conflict_text(exc),
                                        severity=Severity.WARN, dedup_key="telegram-conflict"),

@@ -42,8 +42,9 @@ from tenacity import (
 
 from bot.alert_order import ENDS_CRITICAL, UrgencyOrder
 from bot.format import format_alert
-from bot.sending import Backoff, retry_after_seconds
+from bot.sending import TOKEN_REFUSED, Backoff, retry_after_seconds
 from bot.telegram_text import plain_text, split_message
+from bot.trouble_log import TroubleLog
 from storage import SaveStateFailure, Store
 from trader.alert_routing import Loudness
 from trader.alerter import Alerter
@@ -87,8 +88,10 @@ class AlertDelivery:
 
     def __init__(self, send: SendText, chat_ids: Iterable[int], alerter: Alerter, store: Store,
                  clock: Clock, *, interval: float = 5.0, backoff: Backoff | None = None,
-                 batch: int = 50, on_migrated: Callable[[int, int], None] | None = None) -> None:
+                 batch: int = 50, on_migrated: Callable[[int, int], None] | None = None,
+                 token_trouble: TroubleLog | None = None) -> None:
         self.send = send
+        self.token_trouble = token_trouble or TroubleLog(TOKEN_REFUSED)
         self.chat_ids = list(chat_ids)
         # A group that became a supergroup: configured id -> the id Telegram gave instead.
         self.moved: dict[int, int] = {}
@@ -280,6 +283,7 @@ class AlertDelivery:
         except TelegramError as exc:
             logger.error("telegram refused alert alert={} chat={} error={}", item.key, chat_id, exc)
             return ChatOutcome.REFUSED
+        self.token_trouble.recovered("alerts are delivered again")
         return ChatOutcome.SENT
 
     def _follow_migration(self, chat_id: int, new_chat_id: int) -> None:
@@ -289,12 +293,11 @@ class AlertDelivery:
         if self.on_migrated is not None:
             self.on_migrated(chat_id, new_chat_id)
 
-    @staticmethod
-    def _token_refused(item: _Queued, exc: InvalidToken) -> ChatOutcome:
+    def _token_refused(self, item: _Queued, exc: InvalidToken) -> ChatOutcome:
         """401 for every chat alike: the token was revoked. No chat can be reached, so the
-        alert waits in the outbox (like an outage) instead of being given up."""
-        logger.critical("telegram refuses TELEGRAM_BOT_TOKEN alert={} error={}; alerts stay in "
-                        "the outbox until a valid token answers", item.key, exc)
+        alert waits in the outbox (like an outage) instead of being given up. Logged CRITICAL
+        once, then at a slow rate (bot/trouble_log.py), not at every retry."""
+        self.token_trouble.fail(f"alert={item.key} error={exc}")
         return ChatOutcome.UNREACHABLE
 
     async def _send_plain(self, item: _Queued, chat_id: int, text: str,

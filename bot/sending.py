@@ -46,7 +46,12 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from bot.trouble_log import TroubleLog
+
 T = TypeVar("T")
+
+TOKEN_REFUSED = ("telegram refuses TELEGRAM_BOT_TOKEN (revoked?): alerts stay in the outbox and "
+                 "commands cannot arrive until it is accepted again")
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -183,11 +188,20 @@ class PollingRequest(HTTPXRequest):
     backs off (up to 30 s) and goes on, and works again as soon as Telegram does. A token
     wrong from the start is still caught by getMe (a ConfigError, bot/app.py)."""
 
+    def __init__(self, *args: Any, token_trouble: TroubleLog | None = None,
+                 **kwargs: Any) -> None:
+        """`token_trouble`: the log of a refused token, shared with alert delivery (one
+        CRITICAL line when it begins, slow reminders, one line when it ends)."""
+        super().__init__(*args, **kwargs)
+        self.token_trouble = token_trouble or TroubleLog(TOKEN_REFUSED)
+
     async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         code, payload = await super().do_request(url, method, *args, **kwargs)
         if code not in (401, 404):
+            if code == 200:
+                self.token_trouble.recovered("commands reach the agent again")
             return code, payload
-        logger.critical("telegram answered getUpdates with {}: commands cannot reach the agent "
-                        "until it accepts TELEGRAM_BOT_TOKEN again; polling goes on", code)
+        self.token_trouble.fail(f"getUpdates answered {code}: commands cannot reach the agent; "
+                                "polling goes on")
         return 502, json.dumps({"ok": False, "error_code": 502, "description":
                                 f"getUpdates refused with {code} (token revoked?)"}).encode()
