@@ -41,6 +41,15 @@ async def delivered(telegram: FakeTelegram, chat: int, text: str) -> SentItem:
                                    and text in (item.plain or ""))
 
 
+async def outbox_emptied(store: Any, bound: float = 5.0) -> None:
+    """Until no alert is pending. An alert is marked only after its last chat's answer, which
+    can come well after another chat showed it (a refusal in HTML then in plain text is two
+    round trips): a fixed sleep here failed under load."""
+    deadline = time.monotonic() + bound
+    while store.pending_alerts() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 # --- normal delivery ---------------------------------------------------------------------------------
 @pytest.mark.usefixtures("bot")
 async def test_alert_reaches_every_allowed_chat_and_is_marked_sent(telegram, alerter, clock, store):
@@ -48,7 +57,7 @@ async def test_alert_reaches_every_allowed_chat_and_is_marked_sent(telegram, ale
     for chat in (OWNER, GROUP):
         item = await delivered(telegram, chat, "LONG 0.010 filled at 43,000")
         assert item.parse_mode == "HTML" and "FILL · BTCUSDT" in item.plain
-    await asyncio.sleep(0.05)
+    await outbox_emptied(store)
     assert store.pending_alerts() == []
     [stored] = store.recent_alerts()
     assert stored.status == "sent"
@@ -98,7 +107,7 @@ async def test_telegram_down_then_up_delivers_in_order_without_loss_or_duplicate
     publish(alerter, clock, "alert 6")
     telegram.set_down(False)
     await delivered(telegram, GROUP, "alert 6")
-    await asyncio.sleep(0.3)
+    await outbox_emptied(store)
     expected = [f"alert {n}" for n in range(7)]
     assert alerts_in(telegram, OWNER) == expected
     assert alerts_in(telegram, GROUP) == expected
@@ -194,7 +203,7 @@ async def test_a_chat_that_refuses_alerts_does_not_hold_up_the_others(telegram, 
     for n in range(3):
         publish(alerter, clock, f"alert {n}")
     await delivered(telegram, OWNER, "alert 2")
-    await asyncio.sleep(0.05)
+    await outbox_emptied(store)
     assert alerts_in(telegram, OWNER) == ["alert 0", "alert 1", "alert 2"]
     assert store.pending_alerts() == []
     assert {a.status for a in store.recent_alerts()} == {"sent"}
