@@ -34,6 +34,7 @@ from telegram.ext import Application, ApplicationBuilder
 from tenacity import AsyncRetrying, retry_if_exception, stop_never
 
 from bot.auth import ChatGate
+from bot.blocked_chats import BlockedChats
 from bot.confirm import ConfirmationBook
 from bot.delivery import AlertDelivery
 from bot.format import HELP_LINES
@@ -72,6 +73,7 @@ class BotTimings:
     poll_timeout: float = 10.0             # getUpdates long-poll
     delivery_interval: float = 5.0         # alert outbox sweep when nothing wakes it
     delivery_backoff: Backoff = field(default_factory=Backoff)
+    blocked_chat_retry: float = 300.0      # a chat that answered 403 is tried again after this
     connect_backoff: Backoff = field(default_factory=lambda: Backoff(initial=2.0, cap=60.0))
     replies: RetryPolicy = field(default_factory=RetryPolicy)   # messages, prompts, photos, edits
     # Telegram stops accepting an answer to a button press after a short while.
@@ -155,7 +157,8 @@ class TelegramBot:
                                       interval=self.timings.delivery_interval,
                                       backoff=self.timings.delivery_backoff,
                                       on_migrated=self._group_migrated,
-                                      token_trouble=token_trouble)
+                                      token_trouble=token_trouble,
+                                      blocked=BlockedChats(self.timings.blocked_chat_retry))
         self._gate = gate
         self._token_trouble = token_trouble
         self.connected = False

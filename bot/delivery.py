@@ -5,33 +5,28 @@ engine never waits for Telegram) and every few seconds. It sends the alerts the 
 could not keep (`Alerter.take_unsaved`) and the outbox's pending ones, oldest first, and
 marks each delivered one sent. CRITICAL alerts go first (SAVE_STATE_FAILURE, SL_MISSING must
 not wait behind a backlog of FILL chatter after an outage or under flood control), the others
-after them; within each group the order is the order of publication. Each alert rings or not as `Loudness` decides (INFO and the
-operator's TRADEBOT_ALERTS_SILENT names go with `disable_notification`; only the first part
-of a long alert rings). While Telegram is unreachable the alerts stay pending (the
-attempt is counted) and tenacity repeats the pass with capped exponential backoff (never less
-than a flood-control `retry_after`), resuming at the first undelivered alert, so nothing is
-lost, reordered or sent twice. A token Telegram refuses (401: revoked) counts as unreachable
-too: the alerts wait in the outbox. A pass that raises is logged with its traceback and repeated
-the same way: the task only ends when it is stopped. Stopping lets the breaker trips the
-alerter holds for their clear go out in the last pass.
+after them; within each group the order is the order of publication. Each alert rings or
+not as `Loudness` decides (INFO and the operator's TRADEBOT_ALERTS_SILENT names go with
+`disable_notification`; only the first part of a long alert rings). While Telegram is
+unreachable the alerts stay pending (the attempt is counted) and tenacity repeats the pass
+with capped exponential backoff (never less than a flood-control `retry_after`), resuming at
+the first undelivered alert, so nothing is lost, reordered or sent twice. A token Telegram
+refuses (401: revoked) counts as unreachable too: the alerts wait in the outbox. A chat that
+refuses the bot for now (403: blocked, removed) is tried again every few minutes and then
+gets what it missed, CRITICAL first (bot/blocked_chats.py). One part to one chat and
+Telegram's answer to it: bot/alert_sender.py. A pass that raises is logged with its
+traceback and repeated the same way: the task only ends when it is stopped. Stopping lets
+the breaker trips the alerter holds for their clear go out in the last pass.
 """
 
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from loguru import logger
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-)
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -41,9 +36,11 @@ from tenacity import (
 )
 
 from bot.alert_order import ENDS_CRITICAL, UrgencyOrder
+from bot.alert_sender import ChatOutcome, ChatSender, SendText
+from bot.blocked_chats import BlockedChats
 from bot.format import format_alert
-from bot.sending import TOKEN_REFUSED, Backoff, retry_after_seconds
-from bot.telegram_text import plain_text, split_message
+from bot.sending import TOKEN_REFUSED, Backoff
+from bot.telegram_text import split_message
 from bot.trouble_log import TroubleLog
 from storage import SaveStateFailure, Store
 from trader.alert_routing import Loudness
@@ -51,22 +48,10 @@ from trader.alerter import Alerter
 from trader.alerts import OutgoingAlert, Severity
 from trader.clock import Clock
 
-SendText = Callable[[int, str, bool, bool], Awaitable[object]]
-"""send(chat_id, text, html, silent) -> raises telegram.error.TelegramError when not
-delivered. `silent`: Telegram's sendMessage `disable_notification`, "Sends the message
-silently. Users will receive a notification with no sound."
-(https://core.telegram.org/bots/api#sendmessage)"""
-
 
 class Delivery(StrEnum):
     ALL_SENT = "all_sent"          # the outbox is empty (as far as this pass could see)
     UNREACHABLE = "unreachable"    # Telegram did not answer; retry later from the same alert
-
-
-class ChatOutcome(StrEnum):
-    SENT = "sent"
-    REFUSED = "refused"            # Telegram answered "no" for this chat (blocked, not found)
-    UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +64,16 @@ class _Queued:
 class _Progress:
     """Parts already delivered per chat, so a retry resumes instead of repeating."""
     parts_sent: dict[int, int] = field(default_factory=dict)
+    refused: set[int] = field(default_factory=set)   # chats that refused it for good
     delivered_somewhere: bool = False
     silent: bool = True          # decided once per alert (Loudness remembers what rang)
+
+
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    """An alert delivered elsewhere that a blocked chat gets once it accepts messages."""
+    item: _Queued
+    progress: _Progress
 
 
 class AlertDelivery:
@@ -89,13 +82,13 @@ class AlertDelivery:
     def __init__(self, send: SendText, chat_ids: Iterable[int], alerter: Alerter, store: Store,
                  clock: Clock, *, interval: float = 5.0, backoff: Backoff | None = None,
                  batch: int = 50, on_migrated: Callable[[int, int], None] | None = None,
-                 token_trouble: TroubleLog | None = None) -> None:
-        self.send = send
-        self.token_trouble = token_trouble or TroubleLog(TOKEN_REFUSED)
+                 token_trouble: TroubleLog | None = None,
+                 blocked: BlockedChats[_Owed] | None = None) -> None:
+        self.blocked: BlockedChats[_Owed] = blocked or BlockedChats()
+        self.sender = ChatSender(send, self.blocked, token_trouble or TroubleLog(TOKEN_REFUSED),
+                                 on_migrated)
         self.chat_ids = list(chat_ids)
-        # A group that became a supergroup: configured id -> the id Telegram gave instead.
-        self.moved: dict[int, int] = {}
-        self.on_migrated = on_migrated
+        self.moved = self.sender.moved    # a group that became a supergroup -> its new id
         self.alerter = alerter
         self.store = store
         self.clock = clock
@@ -108,7 +101,6 @@ class AlertDelivery:
         self._progress: dict[str, _Progress] = {}
         self._unmarked: dict[int, str] = {}      # outbox id -> status not yet written
         self._sequence = itertools.count(1)
-        self._retry_after = 0.0     # flood control: the next wait lasts at least this long
         self._backoff_wait = self.backoff.exponential()
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -160,7 +152,7 @@ class AlertDelivery:
             retry_error_callback=lambda state: Delivery.UNREACHABLE)
 
     def _wait(self, retry_state: RetryCallState) -> float:
-        flood_wait, self._retry_after = self._retry_after, 0.0
+        flood_wait, self.sender.retry_after = self.sender.retry_after, 0.0
         return max(float(self._backoff_wait(retry_state)), flood_wait)
 
     async def _sleep(self, seconds: float) -> None:
@@ -191,20 +183,24 @@ class AlertDelivery:
         read before the next non-urgent one is sent, so a CRITICAL one never waits for the
         rest of a batch."""
         async with self._lock:
+            if not await self._deliver_owed():
+                return Delivery.UNREACHABLE
             for _ in range(20):   # bounded; whatever is left goes in the next pass
                 self._wakeup.clear()    # set again by what is published from here on
                 self._unsaved.extend(_Queued(f"mem:{next(self._sequence)}", alert)
                                      for alert in self.alerter.take_unsaved())
                 queue, urgent, more = self._queue()
-                interrupted = False
+                interrupted, finished = False, 0
                 for index, item in enumerate(queue):
                     if index >= max(urgent, 1) and self._wakeup.is_set():
                         interrupted = True
                         break
-                    if not await self._deliver(item):
+                    done = await self._deliver(item)
+                    if done is None:
                         return Delivery.UNREACHABLE
-                if not (more or interrupted) or not queue:
-                    break
+                    finished += done
+                if not (more or interrupted) or not finished:
+                    break   # (nothing finished: every chat left is blocked; read no further)
             return Delivery.ALL_SENT
 
     def _queue(self) -> tuple[list[_Queued], int, bool]:
@@ -230,94 +226,62 @@ class AlertDelivery:
                                       if (item.alert.outbox_id or 0) <= last]
         return queue, urgent, full or len(candidates) >= self.batch
 
-    async def _deliver(self, item: _Queued) -> bool:
-        """True when this alert is done (sent, or refused by every chat); False: unreachable."""
+    async def _deliver(self, item: _Queued) -> bool | None:
+        """True when this alert is done (sent, or refused by every chat); False: kept pending
+        for chats that refuse the bot for now (bot/blocked_chats.py); None: unreachable."""
         parts = split_message(format_alert(item.alert))
         progress = self._progress.get(item.key)
         if progress is None:
             progress = self._progress[item.key] = _Progress(silent=self.loudness.silent(item.alert))
+        blocked: list[int] = []
         for chat_id in self.chat_ids:
-            outcome = await self._send_parts(item, chat_id, parts, progress)
+            if chat_id in progress.refused or progress.parts_sent.get(chat_id, 0) >= len(parts):
+                continue
+            outcome = ChatOutcome.BLOCKED if self.blocked.waiting(chat_id) \
+                else await self._send_parts(item, chat_id, parts, progress)
             if outcome is ChatOutcome.UNREACHABLE:
                 self._count_attempt(item)
-                return False
+                return None
             progress.delivered_somewhere |= outcome is ChatOutcome.SENT
+            if outcome is ChatOutcome.BLOCKED:
+                blocked.append(chat_id)
+            elif outcome is ChatOutcome.REFUSED:
+                progress.refused.add(chat_id)
+        if blocked and not progress.delivered_somewhere:
+            return False     # stays pending in the outbox until one of them takes it
+        for chat_id in blocked:
+            self.blocked.owe(chat_id, _Owed(item, _Progress(silent=progress.silent)))
         self._finish(item, "sent" if progress.delivered_somewhere else "failed")
+        return True
+
+    async def _deliver_owed(self) -> bool:
+        """Chats that refused the bot and are due for a try get what they missed first,
+        urgent first (bot/alert_order.py); the first send is the try. False: unreachable."""
+        for chat_id in self.blocked.due():
+            owed = self.blocked.owed_to(chat_id)
+            owed.sort(key=lambda entry: entry.item.alert.created_at)
+            ordered, _ = UrgencyOrder().arrange([(entry, entry.item.alert) for entry in owed])
+            for entry in ordered:
+                parts = split_message(format_alert(entry.item.alert))
+                outcome = await self._send_parts(entry.item, chat_id, parts, entry.progress)
+                if outcome is ChatOutcome.UNREACHABLE:
+                    return False
+                if outcome is ChatOutcome.BLOCKED:
+                    break                       # still refused: tried again later
+                if outcome is ChatOutcome.REFUSED:
+                    logger.error("owed alert given up alert={} chat={}", entry.item.key, chat_id)
+                owed.remove(entry)
+                self.blocked.accepted(chat_id)
         return True
 
     async def _send_parts(self, item: _Queued, chat_id: int, parts: list[str],
                           progress: _Progress) -> ChatOutcome:
         for index in range(progress.parts_sent.get(chat_id, 0), len(parts)):
             silent = progress.silent or index > 0   # one sound per alert
-            outcome = await self._send_one(item, chat_id, parts[index], silent)
+            outcome = await self.sender.send_part(item.key, chat_id, parts[index], silent)
             if outcome is not ChatOutcome.SENT:
                 return outcome
             progress.parts_sent[chat_id] = index + 1
-        return ChatOutcome.SENT
-
-    async def _send_one(self, item: _Queued, chat_id: int, text: str,
-                        silent: bool) -> ChatOutcome:
-        target = self.moved.get(chat_id, chat_id)
-        try:
-            await self.send(target, text, True, silent)
-        except ChatMigrated as exc:
-            if exc.new_chat_id == target:   # Telegram contradicting itself: give this chat up
-                logger.error("telegram migration loop alert={} chat={}", item.key, chat_id)
-                return ChatOutcome.REFUSED
-            self._follow_migration(chat_id, exc.new_chat_id)
-            return await self._send_one(item, chat_id, text, silent)
-        except RetryAfter as exc:
-            self._retry_after = retry_after_seconds(exc)
-            logger.warning("telegram flood control alert={} retry_after_s={}", item.key,
-                           self._retry_after)
-            return ChatOutcome.UNREACHABLE
-        except BadRequest as exc:
-            logger.error("telegram refused alert html alert={} chat={} error={}; sending plain",
-                         item.key, chat_id, exc)
-            return await self._send_plain(item, chat_id, plain_text(text), silent)
-        except NetworkError as exc:
-            logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
-            return ChatOutcome.UNREACHABLE
-        except InvalidToken as exc:
-            return self._token_refused(item, exc)
-        except TelegramError as exc:
-            logger.error("telegram refused alert alert={} chat={} error={}", item.key, chat_id, exc)
-            return ChatOutcome.REFUSED
-        self.token_trouble.recovered("alerts are delivered again")
-        return ChatOutcome.SENT
-
-    def _follow_migration(self, chat_id: int, new_chat_id: int) -> None:
-        logger.warning("telegram group became a supergroup chat={} new_chat={}; alerts follow",
-                       chat_id, new_chat_id)
-        self.moved[chat_id] = new_chat_id
-        if self.on_migrated is not None:
-            self.on_migrated(chat_id, new_chat_id)
-
-    def _token_refused(self, item: _Queued, exc: InvalidToken) -> ChatOutcome:
-        """401 for every chat alike: the token was revoked. No chat can be reached, so the
-        alert waits in the outbox (like an outage) instead of being given up. Logged CRITICAL
-        once, then at a slow rate (bot/trouble_log.py), not at every retry."""
-        self.token_trouble.fail(f"alert={item.key} error={exc}")
-        return ChatOutcome.UNREACHABLE
-
-    async def _send_plain(self, item: _Queued, chat_id: int, text: str,
-                          silent: bool) -> ChatOutcome:
-        """This part again as the plain text it shows (never longer than the HTML part)."""
-        try:
-            await self.send(self.moved.get(chat_id, chat_id), text, False, silent)
-        except BadRequest as exc:   # before NetworkError, its parent class
-            logger.error("telegram refused plain alert alert={} chat={} error={}", item.key,
-                         chat_id, exc)
-            return ChatOutcome.REFUSED
-        except NetworkError as exc:
-            logger.warning("telegram unreachable alert={} chat={} error={}", item.key, chat_id, exc)
-            return ChatOutcome.UNREACHABLE
-        except InvalidToken as exc:
-            return self._token_refused(item, exc)
-        except TelegramError as exc:
-            logger.error("telegram refused plain alert alert={} chat={} error={}", item.key,
-                         chat_id, exc)
-            return ChatOutcome.REFUSED
         return ChatOutcome.SENT
 
     # --- bookkeeping --------------------------------------------------------------------

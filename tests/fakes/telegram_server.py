@@ -183,6 +183,10 @@ class FakeTelegram(BotMessages):
         """The user blocked the bot: sending there answers 403 Forbidden."""
         self._refused_chats[chat_id] = ApiError(403, "Forbidden: bot was blocked by the user")
 
+    def unblock(self, chat_id: int) -> None:
+        """The user unblocked the bot (or the group added it back): sending works again."""
+        self._refused_chats.pop(chat_id, None)
+
     def forget_chat(self, chat_id: int) -> None:
         """The chat does not exist (any more): sending there answers 400 chat not found."""
         self._refused_chats[chat_id] = ApiError(400, "Bad Request: chat not found")

@@ -1,0 +1,99 @@
+"""Chats that refuse the bot for now (403 Forbidden: "bot was blocked by the user", "bot was
+kicked from the group chat"): their alerts are kept, Telegram is asked again at a slow rate,
+and once the chat takes messages again it gets what it missed, CRITICAL first.
+
+A 403 is Telegram's answer for this chat only (https://core.telegram.org/bots/api#making-requests
+gives the error envelope; the descriptions are Telegram's, e.g. "Forbidden: bot was blocked by
+the user"). Unlike 400 "chat not found" it can end: the user unblocks the bot, the group adds
+it back. So an alert is not given up for such a chat:
+- delivered to another allowed chat: the outbox marks it sent, and this chat is owed it (in
+  memory: after a restart a blocked chat only gets what is still pending);
+- delivered nowhere: it stays pending in the outbox, like during an outage.
+The chat is asked again every `retry_every` seconds (one send, not one per alert or per
+pass); its trouble is logged CRITICAL once, reminded slowly, and its end logged
+(bot/trouble_log.py).
+
+    blocked = BlockedChats(retry_every=300)
+    blocked.refused(chat_id, error)        # a 403: logged once, next try in 5 min
+    if blocked.waiting(chat_id): ...       # not now: keep the alert for it
+    blocked.owe(chat_id, item)             # delivered elsewhere: this chat gets it later
+    blocked.accepted(chat_id)              # a send went through: the owed ones follow
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from loguru import logger
+
+from bot.trouble_log import TroubleLog
+
+RETRY_EVERY = 300.0    # seconds between two tries of a chat that refused the bot
+MAX_OWED = 500         # alerts kept per blocked chat (the oldest go first beyond that)
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Blocked(Generic[T]):
+    log: TroubleLog
+    next_try: float = 0.0
+    owed: list[T] = field(default_factory=list)
+
+
+class BlockedChats(Generic[T]):
+    """Per chat that answered 403: when to try it again and the alerts it is owed."""
+
+    def __init__(self, retry_every: float = RETRY_EVERY,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.retry_every = retry_every
+        self.now = now
+        self._chats: dict[int, _Blocked[T]] = {}
+
+    def refused(self, chat_id: int, error: object) -> None:
+        """Telegram answered 403 for this chat: wait `retry_every` before the next try."""
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Blocked(TroubleLog(
+                f"telegram chat {chat_id} refuses the bot (blocked or removed): its alerts are "
+                f"kept and it is tried again every {self.retry_every:.0f} s", now=self.now))
+        chat.next_try = self.now() + self.retry_every
+        chat.log.fail(f"error={error}")
+
+    def waiting(self, chat_id: int) -> bool:
+        """True while this chat is not to be sent to: blocked and not yet due for a try, or
+        owed alerts that must go first (`owed_to`)."""
+        chat = self._chats.get(chat_id)
+        return chat is not None and (self.now() < chat.next_try or bool(chat.owed))
+
+    def owe(self, chat_id: int, item: T) -> None:
+        """`item` went to another chat but not to this one: kept for when it accepts again."""
+        owed = self._chats[chat_id].owed
+        owed.append(item)
+        if len(owed) > MAX_OWED:
+            logger.error("telegram chat {} refuses the bot: {} alerts kept for it, the oldest "
+                         "is dropped", chat_id, len(owed))
+            del owed[0]
+
+    def due(self) -> list[int]:
+        """Chats with owed alerts whose next try is due: their owed alerts go first."""
+        now = self.now()
+        return [chat_id for chat_id, chat in self._chats.items()
+                if chat.owed and now >= chat.next_try]
+
+    def owed_to(self, chat_id: int) -> list[T]:
+        """The alerts this chat is owed, oldest first (the list itself: remove what is sent)."""
+        return self._chats[chat_id].owed
+
+    def accepted(self, chat_id: int) -> None:
+        """A send to this chat went through: it takes messages again (logged once). It stays
+        known while alerts are still owed to it, so new ones queue behind them."""
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            return
+        if chat.log.failing:
+            chat.log.recovered(f"{len(chat.owed)} missed alerts follow")
+        chat.next_try = 0.0
+        if not chat.owed:
+            del self._chats[chat_id]

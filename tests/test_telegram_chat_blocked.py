@@ -1,0 +1,124 @@
+"""A chat that blocked the bot: every send there answers 403 {"ok": false, "error_code": 403,
+"description": "Forbidden: bot was blocked by the user"} (the error envelope of
+https://core.telegram.org/bots/api#making-requests; the description is Telegram's). Unlike
+"chat not found" it ends when the user unblocks the bot, so its alerts are not given up:
+- the only chat blocked: the alerts stay pending in the outbox;
+- another chat still takes them: they are marked sent, and the blocked chat is owed them;
+- the blocked chat is asked again at a slow rate (not at every delivery pass), logged
+  CRITICAL once, and once it takes messages again it gets what it missed, CRITICAL first.
+Through the real python-telegram-bot and the fake Bot API.
+"""
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+import pytest
+from loguru import logger
+
+from bot.app import TelegramBot, make_alert_sink
+from storage import Store
+from tests.telegram_outside import OutsideTelegram, settle
+from tests.test_bot_support import FAST, GROUP, OWNER, RecordingEngine, bot_settings
+from trader.alerter import Alerter
+from trader.alerts import Alert, AlertName
+from trader.clock import ManualClock
+
+pytest_plugins = ["tests.test_bot_support"]
+
+RETRY = 1.0          # seconds between two tries of the blocked chat (production: 300)
+
+
+@pytest.fixture
+async def telegram(clock: ManualClock) -> AsyncIterator[OutsideTelegram]:
+    async with OutsideTelegram(now=clock.now) as fake:
+        yield fake
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    lines: list[str] = []
+    handler_id = logger.add(lines.append, format="{level} {message}", level="INFO")
+    yield lines
+    logger.remove(handler_id)
+
+
+@asynccontextmanager
+async def started(telegram: OutsideTelegram, engine: RecordingEngine, alerter: Alerter,
+                  store: Store, clock: ManualClock, chats: list[int]) -> AsyncIterator[None]:
+    settings = bot_settings(telegram, telegram_allowed_chat_ids=chats)
+    sink = make_alert_sink(settings, engine, alerter, store, clock,
+                           replace(FAST, blocked_chat_retry=RETRY))
+    assert isinstance(sink, TelegramBot)
+    await sink.start()
+    try:
+        yield
+    finally:
+        await sink.stop()
+
+
+def publish_three(alerter: Alerter, clock: ManualClock) -> None:
+    """A routine fill, then a CRITICAL one, then another fill."""
+    for name, text in [(AlertName.FILL, "LONG 0.01 BTCUSDT filled"),
+                       (AlertName.SL_MISSING, "BTCUSDT has no stop"),
+                       (AlertName.FILL, "SHORT 0.02 ETHUSDT filled")]:
+        clock.advance(1)
+        alerter.publish(Alert(name, text, "BTCUSDT", dedup_key=text), clock.now())
+
+
+def alert_texts(telegram: OutsideTelegram, chat: int) -> list[str]:
+    return [(item.plain or "").split("\n")[1] for item in telegram.sent_to(chat, "sendMessage")]
+
+
+async def until(condition: Callable[[], bool], bound: float = 10.0) -> None:
+    deadline = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await settle(0.02)
+
+
+def about_the_chat(lines: list[str], chat: int) -> list[str]:
+    return [line for line in lines if line.startswith("CRITICAL") and f"chat {chat}" in line]
+
+
+async def test_the_only_chat_blocked_keeps_its_alerts_and_gets_them_critical_first_once_unblocked(
+        telegram: OutsideTelegram, engine: RecordingEngine, alerter: Alerter, store: Store,
+        clock: ManualClock, log_lines: list[str]) -> None:
+    telegram.block(OWNER)
+    async with started(telegram, engine, alerter, store, clock, [OWNER]):
+        publish_three(alerter, clock)
+        await telegram.wait_for_call("sendMessage")
+        await settle(RETRY * 0.6)                 # ~3 delivery passes: no second try yet
+        assert len(telegram.times_of("sendMessage")) == 1
+        assert [alert.status for alert in store.pending_alerts()] == ["pending"] * 3
+        assert store.recent_alerts() and all(a.status == "pending" for a in store.recent_alerts())
+        await telegram.wait_for_call("sendMessage", after=1, timeout=5)   # the slow retry
+        assert len(about_the_chat(log_lines, OWNER)) == 1
+        telegram.unblock(OWNER)
+        await until(lambda: len(alert_texts(telegram, OWNER)) == 3)
+        await until(lambda: store.pending_alerts() == [])
+    assert alert_texts(telegram, OWNER) == ["BTCUSDT has no stop", "LONG 0.01 BTCUSDT filled",
+                                            "SHORT 0.02 ETHUSDT filled"]
+    assert {alert.status for alert in store.recent_alerts()} == {"sent"}
+    assert any("ended after" in line and f"chat {OWNER}" in line for line in log_lines)
+    assert len(about_the_chat(log_lines, OWNER)) == 1
+
+
+async def test_a_blocked_group_gets_what_it_missed_once_it_takes_messages_again(
+        telegram: OutsideTelegram, engine: RecordingEngine, alerter: Alerter, store: Store,
+        clock: ManualClock, log_lines: list[str]) -> None:
+    telegram.block(GROUP)
+    async with started(telegram, engine, alerter, store, clock, [OWNER, GROUP]):
+        publish_three(alerter, clock)
+        await until(lambda: len(alert_texts(telegram, OWNER)) == 3)
+        await until(lambda: store.pending_alerts() == [])     # the owner has them: sent
+        assert {alert.status for alert in store.recent_alerts()} == {"sent"}
+        clock.advance(1)
+        alerter.publish(Alert(AlertName.FILL, "LONG 0.03 BTCUSDT filled", "BTCUSDT"), clock.now())
+        await until(lambda: len(alert_texts(telegram, OWNER)) == 4)
+        telegram.unblock(GROUP)
+        await until(lambda: len(alert_texts(telegram, GROUP)) == 4)
+    assert alert_texts(telegram, GROUP) == ["BTCUSDT has no stop", "LONG 0.01 BTCUSDT filled",
+                                            "SHORT 0.02 ETHUSDT filled", "LONG 0.03 BTCUSDT filled"]
+    assert len(about_the_chat(log_lines, GROUP)) == 1
