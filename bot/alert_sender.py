@@ -4,8 +4,8 @@
     outcome = await sender.send_part("db:7", chat_id, html_text, silent=True)
 
 - sent: SENT (a refused token or a blocked chat that was in trouble is logged as over);
-- 429 flood control: UNREACHABLE, and `retry_after` holds Telegram's wait for the next pass
-  (https://core.telegram.org/bots/api#responseparameters);
+- 429 flood control: BLOCKED for this chat until Telegram's `retry_after` has passed
+  (https://core.telegram.org/bots/api#responseparameters); the other chats go on;
 - a network error, or 401 (the token revoked: every chat alike, bot/trouble_log.py):
   UNREACHABLE, the alert waits in the outbox;
 - 400 "can't parse entities": the part again as plain text;
@@ -44,7 +44,7 @@ silently. Users will receive a notification with no sound."
 class ChatOutcome(StrEnum):
     SENT = "sent"
     REFUSED = "refused"            # Telegram answered "no" for this chat for good (not found)
-    BLOCKED = "blocked"            # 403 for this chat: kept for it, asked again later
+    BLOCKED = "blocked"            # 403 or 429 for this chat: kept for it, tried again later
     UNREACHABLE = "unreachable"
 
 
@@ -59,7 +59,6 @@ class ChatSender:
         self.on_migrated = on_migrated
         # A group that became a supergroup: configured id -> the id Telegram gave instead.
         self.moved: dict[int, int] = {}
-        self.retry_after = 0.0     # flood control: the next wait lasts at least this long
 
     async def send_part(self, key: str, chat_id: int, text: str, silent: bool) -> ChatOutcome:
         """One part of alert `key` to one chat; Telegram's answer as a ChatOutcome."""
@@ -72,11 +71,12 @@ class ChatSender:
                 return ChatOutcome.REFUSED
             self._follow_migration(chat_id, exc.new_chat_id)
             return await self.send_part(key, chat_id, text, silent)
-        except RetryAfter as exc:
-            self.retry_after = retry_after_seconds(exc)
-            logger.warning("telegram flood control alert={} retry_after_s={}", key,
-                           self.retry_after)
-            return ChatOutcome.UNREACHABLE
+        except RetryAfter as exc:   # this chat only (bot/sending.py FloodGate says why)
+            wait = retry_after_seconds(exc)
+            logger.warning("telegram flood control alert={} chat={} retry_after_s={}", key,
+                           chat_id, wait)
+            self.blocked.hold(chat_id, wait)
+            return ChatOutcome.BLOCKED
         except BadRequest as exc:
             logger.error("telegram refused alert html alert={} chat={} error={}; sending plain",
                          key, chat_id, exc)

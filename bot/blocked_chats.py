@@ -1,6 +1,8 @@
 """Chats that refuse the bot for now (403 Forbidden: "bot was blocked by the user", "bot was
 kicked from the group chat"): their alerts are kept, Telegram is asked again at a slow rate,
-and once the chat takes messages again it gets what it missed, CRITICAL first.
+and once the chat takes messages again it gets what it missed, CRITICAL first. A chat under
+flood control (429) is held the same way for Telegram's `retry_after`, without the trouble
+log (bot/sending.py FloodGate: why per chat).
 
 A 403 is Telegram's answer for this chat only (https://core.telegram.org/bots/api#making-requests
 gives the error envelope; the descriptions are Telegram's, e.g. "Forbidden: bot was blocked by
@@ -53,13 +55,21 @@ class BlockedChats(Generic[T]):
 
     def refused(self, chat_id: int, error: object) -> None:
         """Telegram answered 403 for this chat: wait `retry_every` before the next try."""
-        chat = self._chats.get(chat_id)
-        if chat is None:
-            chat = self._chats[chat_id] = _Blocked(TroubleLog(
-                f"telegram chat {chat_id} refuses the bot (blocked or removed): its alerts are "
-                f"kept and it is tried again every {self.retry_every:.0f} s", now=self.now))
+        chat = self._chat(chat_id)
         chat.next_try = self.now() + self.retry_every
         chat.log.fail(f"error={error}")
+
+    def hold(self, chat_id: int, seconds: float) -> None:
+        """Flood control (429) for this chat: not tried again for `seconds` (no trouble
+        logged: a wait Telegram asked for is no fault; the caller logs it)."""
+        chat = self._chat(chat_id)
+        chat.next_try = max(chat.next_try, self.now() + seconds)
+
+    def next_try_in(self) -> float | None:
+        """Seconds until the next chat kept waiting may be tried again (None: none waits)."""
+        now = self.now()
+        ahead = [chat.next_try - now for chat in self._chats.values() if chat.next_try > now]
+        return min(ahead) if ahead else None
 
     def waiting(self, chat_id: int) -> bool:
         """True while this chat is not to be sent to: blocked and not yet due for a try, or
@@ -85,6 +95,14 @@ class BlockedChats(Generic[T]):
     def owed_to(self, chat_id: int) -> list[T]:
         """The alerts this chat is owed, oldest first (the list itself: remove what is sent)."""
         return self._chats[chat_id].owed
+
+    def _chat(self, chat_id: int) -> _Blocked[T]:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Blocked(TroubleLog(
+                f"telegram chat {chat_id} refuses the bot (blocked or removed): its alerts are "
+                f"kept and it is tried again every {self.retry_every:.0f} s", now=self.now))
+        return chat
 
     def accepted(self, chat_id: int) -> None:
         """A send to this chat went through: it takes messages again (logged once). It stays

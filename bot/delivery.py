@@ -9,11 +9,12 @@ after them; within each group the order is the order of publication. Each alert 
 not as `Loudness` decides (INFO and the operator's TRADEBOT_ALERTS_SILENT names go with
 `disable_notification`; only the first part of a long alert rings). While Telegram is
 unreachable the alerts stay pending (the attempt is counted) and tenacity repeats the pass
-with capped exponential backoff (never less than a flood-control `retry_after`), resuming at
+with capped exponential backoff, resuming at
 the first undelivered alert, so nothing is lost, reordered or sent twice. A token Telegram
 refuses (401: revoked) counts as unreachable too: the alerts wait in the outbox. A chat that
 refuses the bot for now (403: blocked, removed) is tried again every few minutes and then
-gets what it missed, CRITICAL first (bot/blocked_chats.py). One part to one chat and
+gets what it missed, CRITICAL first (bot/blocked_chats.py); a chat under flood control
+(429) is held the same way for its `retry_after` while the other chats go on. One part to one chat and
 Telegram's answer to it: bot/alert_sender.py. A pass that raises is logged with its
 traceback and repeated the same way: the task only ends when it is stopped. Stopping lets
 the breaker trips the alerter holds for their clear go out in the last pass.
@@ -136,7 +137,9 @@ class AlertDelivery:
             await self._retrying()(self.deliver_once)
             if self._stop_requested.is_set():
                 return
-            await self._pause(self.interval, wakeable=True)
+            held = self.blocked.next_try_in()    # a chat's flood wait or blocked retry
+            await self._pause(self.interval if held is None else min(self.interval, held),
+                              wakeable=True)
 
     def _retrying(self) -> AsyncRetrying:
         """Repeat a pass while Telegram is unreachable or the pass raised, until stopped.
@@ -152,8 +155,7 @@ class AlertDelivery:
             retry_error_callback=lambda state: Delivery.UNREACHABLE)
 
     def _wait(self, retry_state: RetryCallState) -> float:
-        flood_wait, self.sender.retry_after = self.sender.retry_after, 0.0
-        return max(float(self._backoff_wait(retry_state)), flood_wait)
+        return float(self._backoff_wait(retry_state))
 
     async def _sleep(self, seconds: float) -> None:
         await self._pause(seconds, wakeable=False)

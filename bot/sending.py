@@ -18,9 +18,9 @@ A timed-out request may have reached Telegram: repeating it can show a message t
 which we prefer to losing a reply about the operator's money.
 
 `FloodGate` (the application's rate limiter) makes a 429 hold every call that sends a
-message until `retry_after` has passed, not only the call that got it: alert delivery,
-command replies, prompt edits and the pinned state share one bot, and a reply sent inside
-another caller's wait would only earn a longer one.
+message to the same chat until `retry_after` has passed, not only the call that got it:
+alert delivery, command replies, prompt edits and the pinned state share one bot, and a
+reply sent inside another caller's wait would only earn a longer one. Other chats go on.
 """
 
 import asyncio
@@ -144,15 +144,25 @@ MESSAGE_CALLS = frozenset({"sendMessage", "sendPhoto", "editMessageText",
 
 class FloodGate(BaseRateLimiter[None]):
     """python-telegram-bot rate limiter: after a 429 (RetryAfter), the calls of its kind
-    (MESSAGE_CALLS, or else the same method) are not sent until its `retry_after` has passed:
-    each is answered RetryAfter(the seconds left) at once, which its caller's retry policy
-    waits out or gives up on (never a call held longer than its caller would wait).
-    getUpdates never comes here (python-telegram-bot exempts it): commands keep arriving.
-    https://core.telegram.org/bots/api#responseparameters: retry_after, "the number of
-    seconds left to wait before the request can be repeated"."""
+    (MESSAGE_CALLS, or else the same method) to its chat are not sent until its
+    `retry_after` has passed: each is answered RetryAfter(the seconds left) at once, which
+    its caller's retry policy waits out or gives up on (never a call held longer than its
+    caller would wait). A 429 on a call without a chat (answerCallbackQuery, getMe ...) holds
+    that kind for every chat. getUpdates never comes here (python-telegram-bot exempts it):
+    commands keep arriving.
+
+    Per chat, because Telegram's limits that a bot with a few chats meets are per chat
+    ("avoid sending more than one message per second" to a chat, "not more than 20 messages
+    per minute" to a group; the 30 per second across chats is far off,
+    https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this), so a
+    busy group's wait must not hold the owner's CRITICAL alert up. The docs do not say
+    whether a 429 is per chat or per bot (https://core.telegram.org/bots/api#responseparameters:
+    retry_after, "the number of seconds left to wait before the request can be repeated"):
+    were it per bot, each other chat meets its own 429 once and is held from then on."""
 
     def __init__(self) -> None:
-        self._closed_until: dict[str, float] = {}   # kind -> loop time it opens again
+        # (kind, chat id or None for every chat) -> loop time it opens again
+        self._closed_until: dict[tuple[str, object], float] = {}
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -165,7 +175,10 @@ class FloodGate(BaseRateLimiter[None]):
                               data: dict[str, Any], rate_limit_args: None) -> Any:
         loop = asyncio.get_running_loop()
         kind = "messages" if endpoint in MESSAGE_CALLS else endpoint
-        left = self._closed_until.get(kind, 0.0) - loop.time()
+        chat = (data or {}).get("chat_id")
+        opens = max(self._closed_until.get((kind, chat), 0.0),
+                    self._closed_until.get((kind, None), 0.0))
+        left = opens - loop.time()
         if left > 0:
             # Not sent: answered like Telegram would, so each caller's own policy decides
             # whether to wait the rest (a reply within its budget) or keep it for later.
@@ -174,9 +187,10 @@ class FloodGate(BaseRateLimiter[None]):
             return await callback(*args, **kwargs)
         except RetryAfter as exc:
             wait = retry_after_seconds(exc)
-            self._closed_until[kind] = max(self._closed_until.get(kind, 0.0), loop.time() + wait)
-            logger.warning("telegram flood control method={} held={} retry_after_s={}", endpoint,
-                           kind, wait)
+            key = (kind, chat)
+            self._closed_until[key] = max(self._closed_until.get(key, 0.0), loop.time() + wait)
+            logger.warning("telegram flood control method={} held={} chat={} retry_after_s={}",
+                           endpoint, kind, chat if chat is not None else "all", wait)
             raise
 
 

@@ -1,8 +1,9 @@
 """Flood control: a 429 with parameters.retry_after ("the number of seconds left to wait
 before the request can be repeated", https://core.telegram.org/bots/api#responseparameters)
-on one call holds every call that sends, alerts and command replies alike, until it has
-passed; the alert is then delivered once, nothing lost. Through the real
-python-telegram-bot and the fake Bot API.
+on one call holds every call that sends to that chat, alerts and command replies alike,
+until it has passed; the alert is then delivered once, nothing lost. The bot here has one
+chat (the owner's); per chat and per bot 429s: tests/test_telegram_flood_per_chat.py.
+Through the real python-telegram-bot and the fake Bot API.
 """
 
 import asyncio
@@ -10,10 +11,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.app import TelegramBot
+from bot.app import TelegramBot, make_alert_sink
 from storage import Store
 from tests.telegram_outside import OutsideTelegram
-from tests.test_bot_support import OWNER
+from tests.test_bot_support import FAST, OWNER, RecordingEngine, bot_settings
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import ManualClock
@@ -26,6 +27,18 @@ SENDING = ("sendMessage", "sendPhoto", "editMessageText", "sendChatAction")
 async def telegram(clock: ManualClock) -> AsyncIterator[OutsideTelegram]:
     async with OutsideTelegram(now=clock.now) as fake:
         yield fake
+
+
+@pytest.fixture
+async def bot(telegram: OutsideTelegram, engine: RecordingEngine, alerter: Alerter,
+              store: Store, clock: ManualClock) -> AsyncIterator[TelegramBot]:
+    """The owner's chat only: every send below goes to the chat that got the 429."""
+    sink = make_alert_sink(bot_settings(telegram, telegram_allowed_chat_ids=[OWNER]), engine,
+                           alerter, store, clock, FAST)
+    assert isinstance(sink, TelegramBot)
+    await sink.start()
+    yield sink
+    await sink.stop()
 
 
 def sending_times(telegram: OutsideTelegram) -> list[float]:
