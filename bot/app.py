@@ -30,7 +30,7 @@ from loguru import logger
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, TypeHandler
 from tenacity import AsyncRetrying, retry_if_exception, stop_never
 
 from bot.auth import ChatGate
@@ -148,6 +148,7 @@ class TelegramBot:
         served_here = [HealthCommand(health, replies).handler()] if health is not None else []
         self.handlers.register(self.application, extra=served_here,
                                extra_help=[("/health", HEALTH_ABOUT)] if served_here else [])
+        self.application.add_handler(TypeHandler(Update, self._chat_wrote), group=-2)
         self.intent_pin = PinnedState(lambda: self.application.bot,
                                       settings.telegram_allowed_chat_ids,
                                       lambda: self.connected, alerter, clock)
@@ -303,6 +304,14 @@ class TelegramBot:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_if_crashed)
+
+    async def _chat_wrote(self, update: Update, context: object) -> None:
+        """Runs before the access gate, for every update: a chat that had blocked the bot
+        and writes again has unblocked it, so what it missed goes now, not in 5 minutes."""
+        chat = update.effective_chat
+        if chat is not None and chat.id in self.delivery.chat_ids:
+            self.delivery.blocked.try_soon(chat.id)
+            self.delivery.wake()
 
     def _group_migrated(self, group_id: int, supergroup_id: int) -> None:
         """An allowed group became a supergroup (new id): obey it there, tell the owner."""

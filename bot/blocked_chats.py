@@ -71,6 +71,13 @@ class BlockedChats(Generic[T]):
         ahead = [chat.next_try - now for chat in self._chats.values() if chat.next_try > now]
         return min(ahead) if ahead else None
 
+    def try_soon(self, chat_id: int) -> None:
+        """Someone wrote from a chat that had blocked the bot: it was unblocked, so try it at
+        the next pass instead of at the slow rate. (A flood wait is kept: Telegram set it.)"""
+        chat = self._chats.get(chat_id)
+        if chat is not None and chat.log.failing:
+            chat.next_try = 0.0
+
     def waiting(self, chat_id: int) -> bool:
         """True while this chat is not to be sent to: blocked and not yet due for a try, or
         owed alerts that must go first (`owed_to`)."""

@@ -46,10 +46,11 @@ def log_lines() -> Iterator[list[str]]:
 
 @asynccontextmanager
 async def started(telegram: OutsideTelegram, engine: RecordingEngine, alerter: Alerter,
-                  store: Store, clock: ManualClock, chats: list[int]) -> AsyncIterator[None]:
+                  store: Store, clock: ManualClock, chats: list[int],
+                  retry: float = RETRY) -> AsyncIterator[None]:
     settings = bot_settings(telegram, telegram_allowed_chat_ids=chats)
     sink = make_alert_sink(settings, engine, alerter, store, clock,
-                           replace(FAST, blocked_chat_retry=RETRY))
+                           replace(FAST, blocked_chat_retry=retry))
     assert isinstance(sink, TelegramBot)
     await sink.start()
     try:
@@ -58,17 +59,23 @@ async def started(telegram: OutsideTelegram, engine: RecordingEngine, alerter: A
         await sink.stop()
 
 
+PUBLISHED = {"LONG 0.01 BTCUSDT filled": AlertName.FILL,
+             "BTCUSDT has no stop": AlertName.SL_MISSING,
+             "SHORT 0.02 ETHUSDT filled": AlertName.FILL,
+             "LONG 0.03 BTCUSDT filled": AlertName.FILL}
+
+
 def publish_three(alerter: Alerter, clock: ManualClock) -> None:
     """A routine fill, then a CRITICAL one, then another fill."""
-    for name, text in [(AlertName.FILL, "LONG 0.01 BTCUSDT filled"),
-                       (AlertName.SL_MISSING, "BTCUSDT has no stop"),
-                       (AlertName.FILL, "SHORT 0.02 ETHUSDT filled")]:
+    for text, name in list(PUBLISHED.items())[:3]:
         clock.advance(1)
         alerter.publish(Alert(name, text, "BTCUSDT", dedup_key=text), clock.now())
 
 
 def alert_texts(telegram: OutsideTelegram, chat: int) -> list[str]:
-    return [(item.plain or "").split("\n")[1] for item in telegram.sent_to(chat, "sendMessage")]
+    """The alert lines a chat received (the line after an alert's title), in order."""
+    return [line for item in telegram.sent_to(chat, "sendMessage")
+            for line in (item.plain or "").split("\n")[1:2] if line in PUBLISHED]
 
 
 async def until(condition: Callable[[], bool], bound: float = 10.0) -> None:
@@ -122,3 +129,17 @@ async def test_a_blocked_group_gets_what_it_missed_once_it_takes_messages_again(
     assert alert_texts(telegram, GROUP) == ["BTCUSDT has no stop", "LONG 0.01 BTCUSDT filled",
                                             "SHORT 0.02 ETHUSDT filled", "LONG 0.03 BTCUSDT filled"]
     assert len(about_the_chat(log_lines, GROUP)) == 1
+
+
+async def test_a_command_from_the_unblocked_chat_brings_what_it_missed_at_once(
+        telegram: OutsideTelegram, engine: RecordingEngine, alerter: Alerter, store: Store,
+        clock: ManualClock) -> None:
+    """The user unblocked the bot and wrote to it: no need to wait for the slow retry."""
+    telegram.block(OWNER)
+    async with started(telegram, engine, alerter, store, clock, [OWNER], retry=300):
+        publish_three(alerter, clock)
+        await telegram.wait_for_call("sendMessage")
+        telegram.unblock(OWNER)
+        telegram.inject_message(OWNER, OWNER, "/status")
+        await until(lambda: len(alert_texts(telegram, OWNER)) == 3)
+    assert alert_texts(telegram, OWNER) == ["BTCUSDT has no stop", "LONG 0.01 BTCUSDT filled", "SHORT 0.02 ETHUSDT filled"]
