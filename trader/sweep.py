@@ -26,13 +26,19 @@ from trader.config import Settings
 from trader.metrics import EquityPoint
 from trader.sweep_progress import sweep_progress
 from trader.sweep_runners import TrialRunner
-from trader.sweep_spec import ParamValue, SearchSpace, Span, SweepError, SweepSpec
+from trader.sweep_spec import (
+    ParamValue,
+    SearchSpace,
+    Span,
+    SweepError,
+    SweepSpec,
+    objective_text,
+)
 from trader.sweep_trial import (
     InvalidTrial,
     TrialPlan,
     TrialResult,
     check_value,
-    format_value,
     plan_trial,
 )
 
@@ -84,8 +90,11 @@ class Leaderboard:
     def progress_text(self) -> str:
         best = self.best()
         failed = sum(1 for result in self._results.values() if not result.ok)
-        text = "" if best is None else \
-            f"best {self.objective} {format_value(best.objective(self.objective) or 0.0)} (trial {best.number})"
+        if best is None:
+            text = ""
+        else:
+            value = objective_text(self.objective, best.objective(self.objective) or 0.0)
+            text = f"best {self.objective} {value} (trial {best.number})"
         return f"{text}, {failed} failed" if failed else text
 
 

@@ -40,7 +40,19 @@ OBJECTIVES: dict[str, bool] = {
     "profit_factor": True, "win_rate": True, "avg_trade": True, "calmar": True, "sqn": True,
     "max_drawdown_pct": False,
 }
+# Performance field -> how the progress line shows it (trader/metrics.py gives the units:
+# win_rate a fraction, *_pct in percent, PnL in USDT; the ratios read to two decimals).
+OBJECTIVE_FORMATS: dict[str, str] = {
+    "sharpe": "{:.2f}", "sortino": "{:.2f}", "calmar": "{:.2f}", "sqn": "{:.2f}",
+    "profit_factor": "{:.2f}", "win_rate": "{:.1%}", "net_pnl": "{:+,.2f} USDT",
+    "avg_trade": "{:+,.2f} USDT", "return_pct": "{:+.2f}%", "max_drawdown_pct": "{:.2f}%",
+}
 DEFAULT_TRIALS = 20
+
+
+def objective_text(name: str, value: float) -> str:
+    """`value` of the objective `name` in its unit's digits: "1.23", "52.9%", "-9.80 USDT"."""
+    return OBJECTIVE_FORMATS[name].format(value)
 
 
 class SweepError(Exception):
