@@ -167,16 +167,16 @@ class PositionKeeper:
                     f"{display.number(position.quantity)} the agent was not managing is "
                     "being closed at market, as /close asked")
             return Alert(AlertName.STARTUP if ours else AlertName.RECONCILE_MISMATCH, text,
-                         symbol, dedup_key=f"adopted:{position.key}", answered_in_reply=True)
+                         symbol, dedup_key=f"adopted:{symbol}:{position.key}", answered_in_reply=True)
         if ours:
             text = (f"{symbol}: picked up its own {position.side.label} "
                     f"{display.number(position.quantity)} again; protecting it ({position.key})")
-            return Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{position.key}")
+            return Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{symbol}:{position.key}")
         text = (f"{symbol}: a {position.side.label} {display.number(position.quantity)} the "
                 "agent did not open is on the exchange: adopted and protected (1 % stop, "
                 "1.5 % target)")
         return Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
-                     dedup_key=f"adopted:{position.key}")
+                     dedup_key=f"adopted:{symbol}:{position.key}")
 
     async def _who_reduced(self, position: Position) -> str:
         """Who made the position smaller: the exchange (ADL, liquidation), a partial fill of
