@@ -23,7 +23,7 @@ from trader.executor import Executor
 from trader.interpreter import Interpreter
 from trader.management import trail_atr
 from trader.market.history import CandleHistory
-from trader.observe import SymbolView, observe
+from trader.observe import SymbolView, covering_leg, observe
 from trader.order_tracker import OrderTracker
 from trader.position import Position, PositionState
 from trader.reconcile import adopted_position, recover_key, reduction_cause
@@ -128,7 +128,9 @@ class PositionKeeper:
             position = replace(position, partial_taken=True)    # taken before the wipe
         self.interpreter.adopt(position)
         self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None,
-                                                  to_close=to_close), self.clock.now())
+                                                  to_close=to_close,
+                                                  legs=self._legs_text(position, view)),
+                             self.clock.now())
         return await self.protect(position, view)
 
     def _left_alone_logged(self, symbol: str, view: SymbolView) -> None:
@@ -159,8 +161,25 @@ class PositionKeeper:
                 sent_before[role.value] = sent
         return sent_before
 
+    def _legs_text(self, position: Position, view: SymbolView) -> str:
+        """How an adopted position is protected: "1 % stop, 1.5 % target" when the agent
+        places both, else naming a stop or target placed by hand that it takes as its own
+        (trader/observe.py `covering_leg`; the agent never cancels an order it did not
+        place, so the operator must know which order protects the position)."""
+        parts = []
+        for leg, planned in ((position.stop, "1 % stop"), (position.take_profit, "1.5 % target")):
+            found = covering_leg(position, leg, view.live, self.clock.now())
+            if found is None or ClientId.parse(found.client_id) is not None:
+                parts.append(planned)
+            else:
+                what = "stop-loss" if leg.role is OrderRole.STOP_LOSS else "take-profit"
+                parts.append(f"{what} {found.client_id} at {display.number(found.trigger_price)}"
+                             " (placed outside the agent, kept as its own)")
+        return ", ".join(parts)
+
     @staticmethod
-    def _adoption_alert(symbol: str, position: Position, ours: bool, to_close: bool) -> Alert:
+    def _adoption_alert(symbol: str, position: Position, ours: bool, to_close: bool,
+                        legs: str = "1 % stop, 1.5 % target") -> Alert:
         if to_close:    # the /close's reply tells the rest
             whose = "the agent's own" if ours else "a"
             text = (f"{symbol}: {whose} {position.side.label} "
@@ -173,8 +192,7 @@ class PositionKeeper:
                     f"{display.number(position.quantity)} again; protecting it ({position.key})")
             return Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{symbol}:{position.key}")
         text = (f"{symbol}: a {position.side.label} {display.number(position.quantity)} the "
-                "agent did not open is on the exchange: adopted and protected (1 % stop, "
-                "1.5 % target)")
+                f"agent did not open is on the exchange: adopted and protected: {legs}")
         return Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
                      dedup_key=f"adopted:{symbol}:{position.key}")
 
