@@ -12,7 +12,7 @@ from decimal import Decimal
 from trader.commands import Command, CommandResult
 from trader.control_close import open_position
 from trader.display import price
-from trader.domain import Side
+from trader.domain import ClientId, Side
 from trader.engine import Engine
 from trader.events import StopMoveRequested
 from trader.position import Position, PositionState
@@ -90,6 +90,13 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
             "stays until it is"], waiting=engine.executor.circuit_open())
     old = engine.tracker.get(old_id)
     kept = old is not None and old.live
+    if old_id is not None and ClientId.parse(old_id) is None:
+        # A stop placed by hand that the agent had taken as the position's: it never cancels
+        # an order it did not place, so that one stays (INVARIANT_EXTRA_STOP follows).
+        return CommandResult(True, [
+            f"{symbol}: stop-loss moved to {shown}{rounded}: on the exchange",
+            f"{symbol}: the stop-loss placed outside the agent ({old_id}) stays: the agent "
+            "never cancels an order it did not place; cancel it in the Binance app"])
     return CommandResult(True, [
         f"{symbol}: stop-loss moved to {shown}{rounded}: on the exchange",
         f"{symbol}: the old stop-loss " + ("is still live: it is cancelled on the next tick"
