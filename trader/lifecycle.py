@@ -181,6 +181,10 @@ def _leg_unknown(position: Position, event: LegPlacementUnknown, now: datetime,
 
 def _leg_rejected(position: Position, event: LegRejected, now: datetime,
                   policy: Policy) -> Outcome:
+    if event.client_id != position.leg(event.role).pending:
+        # Not the placement the leg waits for (an older one, already replaced or given up):
+        # its refusal, 'level passed' too, says nothing of the leg's current order.
+        return position, [], []
     first = position.take_profit_1
     if event.role is OrderRole.TAKE_PROFIT_1 and event.level_passed and first is not None \
             and event.client_id == first.pending and position.state is not CLOSING \
