@@ -6,9 +6,10 @@ the final state of the position's own legs (take-profit filled; stop filled: a t
 stop, a breakeven stop when its trigger was at or past the entry after the partial
 take-profit or TP1, else the stop-loss; TP1 filled and took what was left) or, when the
 agent never saw its legs (closed while it was down) or the last closing fill was an
-earlier order of a leg (replaced, still live), the role in its client id; then the close the agent was making, unless the last closing fill was
-somebody else's (a hand close in the app that got there first: the agent's market close
-found nothing to close), else by hand.
+earlier order of a leg (replaced, still live), the role in that fill's client id; then
+the close the agent was making, unless the last closing fill was somebody else's (a hand
+close in the app that got there first: the agent's market close found nothing to close);
+else by hand.
 """
 
 from collections.abc import Sequence

@@ -4,12 +4,13 @@ A `Position` is changed by one function only, `trader.lifecycle.step`; everythin
 frozen value. Each protective `Leg` (stop-loss, take-profit) says where its order should
 be (`trigger_price`, rounded onto the tick grid when it was planned) and what is known of
 the order that protects now (`order`), of a placement whose answer is not known yet
-(`pending`, sent at `pending_trigger`) and of refused placements (`failures`, `retry_at`). `Position.leg_quantity`
-says what each leg's order should close: the stop always the whole quantity; the
-take-profit the whole quantity too under the one-TP plan, and under the two-TP plan
-(`ExitPlan.TWO`, trader/management.py) TP1 (`take_profit_1`, role `t1`) closes its part
-and TP2 (`take_profit`, role `tp`, at the strategy's target) the rest, so that together
-they close exactly the position. `trader.protection` decides what to place or cancel.
+(`pending`, sent at `pending_trigger`) and of refused placements (`failures`,
+`retry_at`). `Position.leg_quantity` says what each leg's order should close: the stop
+always the whole quantity; the take-profit the whole quantity too under the one-TP plan,
+and under the two-TP plan (`ExitPlan.TWO`, trader/management.py) TP1 (`take_profit_1`,
+role `t1`) closes its part and TP2 (`take_profit`, role `tp`, at the strategy's target)
+the rest, so that together they close exactly the position. `trader.protection` decides
+what to place or cancel.
 
 Glossary (one name per concept, from strategy to wire; see docs/ARCHITECTURE.md):
 - trigger price: where a stop-loss or take-profit fires (Binance `triggerPrice`);
