@@ -9,7 +9,7 @@ state machine closed the position at market, though the leg's current order was 
 
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.positions import OPENED, leg_id, make
@@ -29,10 +29,10 @@ from trader.events import (
 )
 from trader.evolve import evolve
 from trader.lifecycle import step
-from trader.position import LegOrder, LegStatus, Position, PositionState
+from trader.position import ExitPlan, Leg, LegOrder, LegStatus, Position, PositionState
 
 D = Decimal
-SL, TP = OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT
+SL, TP, T1 = OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1
 SYMBOL, QUANTITY = "BTCUSDT", D("0.010")
 LEVELS = {Side.BUY: (D("49500"), D("51000")), Side.SELL: (D("50500"), D("49000"))}
 
@@ -48,9 +48,11 @@ def positions(draw: st.DrawFn) -> Position:
                                                        PositionState.CLOSING])),
                     QUANTITY, "50000", stop, target, live_legs=True,
                     seq={OrderRole.ENTRY.value: 1, SL.value: 2, TP.value: 2})
-    for leg in position.legs:
+    if draw(st.booleans()):
+        position = _two_targets(position)
+    for leg, wanted in position.leg_quantities():
         status = draw(st.sampled_from(list(LegStatus)))     # MISSING: absent, not known gone
-        order = LegOrder(leg_id(SYMBOL, leg.role, 2), leg.trigger_price, QUANTITY, status,
+        order = LegOrder(leg_id(SYMBOL, leg.role, 2), leg.trigger_price, wanted, status,
                          OPENED if status is LegStatus.MISSING else None,
                          int(status is LegStatus.MISSING))
         leg = evolve(leg, order=order)
@@ -61,6 +63,14 @@ def positions(draw: st.DrawFn) -> Position:
     return position
 
 
+def _two_targets(position: Position) -> Position:
+    """The two-TP plan: TP1 halfway to the target for half, TP2 for the other half."""
+    half = position.quantity / 2
+    level = (position.entry_price + position.take_profit.trigger_price) / 2
+    return evolve(position, exit_plan=ExitPlan.TWO, tp1_quantity=half,
+                  take_profit_1=Leg(T1, level), seq={**position.seq, T1.value: 2})
+
+
 def stale_events(role: OrderRole) -> st.SearchStrategy[Event]:
     old = leg_id(SYMBOL, role, 1)
     levels = st.sampled_from([D("49000"), D("49500"), D("50500"), D("51000")])
@@ -69,19 +79,20 @@ def stale_events(role: OrderRole) -> st.SearchStrategy[Event]:
         st.builds(LegPlacementUnknown, st.just(role), st.just(old)),
         st.builds(LegRejected, st.just(role), st.just(old), st.just("-2021"), st.booleans()),
         st.builds(LegGone, st.just(role), st.just(old), st.booleans()),
-        st.builds(LegFilled, st.just(role), st.just(old), st.just(D("0.004")), st.just(False)),
+        st.builds(LegFilled, st.just(role), st.just(old), st.just(D("0.002")), st.just(False)),
         st.builds(LegSeen, st.just(role), st.just(old), levels, st.just(QUANTITY)),
     )
 
 
-stale = st.sampled_from([SL, TP]).flatmap(stale_events)
+stale = st.sampled_from([SL, TP, T1]).flatmap(stale_events)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(position=positions(), event=stale)
 def test_an_event_about_a_replaced_order_is_never_taken_for_the_current_one(
         position: Position, event: Event) -> None:
     role = event.role                                           # type: ignore[attr-defined]
+    assume(position.has_leg(role))
     before = position.leg(role)
     result = step(position, event, OPENED, Policy())
     after = result.position.leg(role)
