@@ -14,13 +14,17 @@ Refused, the start failed and was retried forever, so no symbol was traded or pr
 A symbol Binance does not list at all stays a configuration error: one line naming
 TRADEBOT_SYMBOLS (exit 2)."""
 
+import asyncio
+import signal
+import sys
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
-from tests.fakes.binance_harness import settings_for
+from tests.fakes.binance_harness import eventually, settings_for
 from tests.fakes.binance_server import FakeBinance
+from tests.test_app import clean_env
 from trader.alerter import Alerter
 from trader.app import start_exchange
 from trader.clock import SystemClock
@@ -84,3 +88,29 @@ async def test_a_symbol_binance_does_not_list_stays_a_configuration_error(fake, 
         await exchange.close()
     [line] = refused.value.problems
     assert line.startswith("TRADEBOT_SYMBOLS") and "NOSUCHUSDT" in line
+
+
+async def test_tradebot_run_starts_and_protects_with_a_settling_symbol_refusing_its_settings(
+        fake, tmp_path):
+    """The real agent as a process (`tradebot run`): it used to log "exchange start-up
+    failed ... -1122" and retry forever, protecting nothing; now the LONG on the settling
+    symbol gets its stop and the agent runs until SIGTERM (exit 0)."""
+    await fake.open_position_by_hand(SETTLING, Side.BUY, Decimal("0.100"))
+    for endpoint in ("POST /fapi/v1/leverage", "POST /fapi/v1/marginType"):
+        fake.inject_fault(endpoint, code=-1122, msg="Invalid symbol status.", times=50,
+                          only={"symbol": SETTLING})
+    env = clean_env(tmp_path, TRADEBOT_EXCHANGE="binance", BINANCE_API_KEY=fake.api_key,
+                    BINANCE_API_SECRET=fake.api_secret, BINANCE_FUTURES_URL=fake.url,
+                    BINANCE_FUTURES_WS_URL=fake.ws_url, TRADEBOT_SYMBOLS=f"{SETTLING},{TRADING}")
+    log = tmp_path / "agent.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "trader", "run", cwd=tmp_path, env=env, stdout=out, stderr=out)
+    try:
+        protected = await eventually(lambda: any(
+            o.type is OrderType.STOP_MARKET for o in fake.sim.open_orders(SETTLING)), 40.0)
+        assert protected, log.read_text()[-3000:]
+        assert "start-up failed" not in log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 25) == 0
