@@ -61,6 +61,7 @@ PART = order_event("PARTIALLY_FILLED", "0.004", T0 + 10)
 MORE = order_event("PARTIALLY_FILLED", "0.007", T0 + 20)
 FILLED = order_event("FILLED", "0.010", T0 + 30)
 CANCELED = order_event("CANCELED", "0.007", T0 + 30, execution="CANCELED")
+CANCELED_EMPTY = order_event("CANCELED", "0", T0 + 40, execution="CANCELED")
 
 
 @pytest.mark.parametrize(("delivered", "status", "filled"), [
@@ -70,8 +71,11 @@ CANCELED = order_event("CANCELED", "0.007", T0 + 30, execution="CANCELED")
     ((FILLED, MORE), OrderStatus.FILLED, "0.010"),
     ((CANCELED, NEW), OrderStatus.CANCELED, "0.007"),
     ((NEW, PART, MORE, FILLED), OrderStatus.FILLED, "0.010"),
+    ((MORE, CANCELED_EMPTY), OrderStatus.CANCELED, "0.007"),
+    ((FILLED, CANCELED_EMPTY), OrderStatus.FILLED, "0.010"),
 ], ids=["new-after-partial", "older-z", "new-and-older-z", "partial-after-filled",
-        "new-after-canceled", "in-order"])
+        "new-after-canceled", "in-order", "finished-without-z-after-partial",
+        "finished-again-with-less"])
 def test_a_late_event_never_lowers_the_fill_nor_revives_a_finished_order(delivered, status,
                                                                         filled):
     known = tracked_after(*delivered)

@@ -10,9 +10,10 @@ id, fed by the user-data stream and by REST alike.
 
 What is known of an order only moves forward: once an order is FILLED, CANCELED, EXPIRED
 or REJECTED nothing makes it live again, and its filled quantity never goes down, whatever
-arrives late (a stream event across a reconnect, a REST read taken before an event: `_newer`). While the user-data stream is healthy
-and a REST snapshot of a symbol was taken since it (re)connected (`synced`), the tick reads
-the tracker and sends no REST request; otherwise it takes a REST snapshot first.
+arrives late (a stream event across a reconnect, a REST read taken before an event:
+`_newer`). While the user-data stream is healthy and a REST snapshot of a symbol was taken
+since it (re)connected (`synced`), the tick reads the tracker and sends no REST request;
+otherwise it takes a REST snapshot first.
 """
 
 from dataclasses import dataclass, replace
@@ -199,10 +200,12 @@ def _newer(known: Order, order: Order) -> Order | None:
     user-data-streams): across a reconnect, between ALGO_UPDATE and ORDER_TRADE_UPDATE or
     against a REST read taken before an event, an older state can come last. Older is: a
     live report of a finished order, a smaller cumulative filled quantity (z, executedQty),
-    or, for two live reports, an earlier exchange time (T, updateTime). A finished report
-    is always taken (statuses only move forward), with the larger filled quantity of the
-    two (an ALGO_UPDATE FINISHED without "aq" after its child order's fill)."""
-    if known.status.terminal and order.status.live:
+    or, for two live reports, an earlier exchange time (T, updateTime). The first finished
+    report of a live order is always taken (statuses only move forward: a stop cancelled
+    must never read live), with the larger filled quantity of the two (an ALGO_UPDATE
+    without "aq" after its child order's fill); a finished order reported finished again
+    with less filled keeps what it had (FILLED, then an ALGO_UPDATE FINISHED "aq": "0")."""
+    if known.status.terminal and (order.status.live or order.filled_qty < known.filled_qty):
         return None
     if order.filled_qty < known.filled_qty:
         if order.status.live:
