@@ -35,3 +35,16 @@ async def test_an_entry_after_a_stream_gap_sets_the_configured_leverage_again(tm
         fake.clear_request_log()
         await long_again_at_the_configured_leverage(fake, market, agent)
         assert fake.requests("POST /fapi/v1/leverage"), "the leverage was not set again"
+
+
+async def test_an_entry_while_the_stream_is_still_down_sets_the_configured_leverage(tmp_path):
+    """Nothing tells the agent of a change made while no socket listens: an entry made
+    before the stream is back sets the leverage first (one request per entry, only then)."""
+    async with after_a_round_trip(tmp_path) as (fake, market, agent):
+        exchange = agent.engine.exchange
+        await fake.drop_streams(refuse_for=60.0)
+        assert await eventually(lambda: not exchange.streaming, 5.0)
+        fake.sim.set_leverage(SYMBOL, 25)        # by hand, while no socket listens
+        fake.clear_request_log()
+        await long_again_at_the_configured_leverage(fake, market, agent)
+        assert fake.requests("POST /fapi/v1/leverage"), "the leverage was not set again"

@@ -265,8 +265,10 @@ class EntrySender:
 
     async def _ensure_leverage(self, symbol: str) -> None:
         """Set the configured leverage while the symbol is flat: it applies to this position
-        and, because nothing else sets it, stays for its whole life."""
-        if self.leverage_set.get(symbol) == self.settings.leverage:
+        and, because nothing else sets it, stays for its whole life. Set once, it is trusted
+        while the user-data stream would tell a change (ACCOUNT_CONFIG_UPDATE,
+        `on_leverage_changes`); while the stream is down nothing would: set it again."""
+        if self.leverage_set.get(symbol) == self.settings.leverage and self.exchange.streaming:
             return
         await self.executor.read(self.exchange.set_leverage, symbol, self.settings.leverage)
         self.leverage_set[symbol] = self.settings.leverage
