@@ -15,6 +15,7 @@ after its PARTIALLY_FILLED read "nothing filled", a REST read older than the str
 partial fill (the unit cases below failed). The maker entry still bought only the rest,
 because it reads the quote back after its cancel; the engine case guards that path."""
 
+import time
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -22,9 +23,13 @@ from decimal import Decimal
 import pytest
 
 from tests.engine_world import SYMBOL, make_world
+from tests.fakes import binance_wire as wire
+from tests.fakes.binance_server import FakeBinance
 from tests.fixtures.binance import payload
+from tests.test_binance_protection import running_agent
 from tests.test_maker_engine import MAKER, assert_protected_for, fill_part, later, quoting_long
-from trader.domain import ZERO, Order, OrderStatus
+from tests.test_stale_account_update import fed_then_ticked, marker
+from trader.domain import ZERO, Order, OrderStatus, OrderType, Side
 from trader.exchange.base import OrderUpdate
 from trader.exchange.binance_event_codec import update_from_order_event
 from trader.order_tracker import OrderTracker
@@ -123,3 +128,26 @@ async def test_a_late_new_of_a_part_filled_quote_does_not_make_the_agent_buy_the
         await later(world, 2)
     assert (await world.paper.position(SYMBOL)).quantity == planned
     await assert_protected_for(world, planned)
+
+
+async def test_a_late_order_update_on_the_socket_does_not_lower_what_the_agent_knows(tmp_path):
+    """Through the user-data socket, python-binance's client and the real codec and engine
+    (the fake Binance sends the page's event shape, tests/fakes/binance_wire.py): an order
+    on the traded symbol (somebody's LIMIT sell) reported PARTIALLY_FILLED, then its NEW
+    from a second earlier, delivered last."""
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake, \
+            running_agent(fake, tmp_path, streams=True) as engine:
+        order = Order(symbol=SYMBOL, client_id="web_sell_1", side=Side.SELL,
+                      type=OrderType.LIMIT, status=OrderStatus.NEW, quantity=D("0.050"),
+                      price=D("51000"))
+        part = replace(order, status=OrderStatus.PARTIALLY_FILLED, filled_qty=D("0.020"),
+                       avg_price=D("51000"))
+        now = int(time.time() * 1000)
+        await fake.hub.send_user([wire.order_trade_update(part, None, 77, now),
+                                  wire.order_trade_update(order, None, 77, now - 1000),
+                                  marker(now)])
+        await fed_then_ticked(engine)
+        known = engine.tracker.get("web_sell_1")
+        assert known is not None
+        assert (known.order.status, known.order.filled_qty) == (OrderStatus.PARTIALLY_FILLED,
+                                                                D("0.020"))
