@@ -99,9 +99,11 @@ PNL_PERIODS = ("day", "week", "month", "all")
 MAX_PAUSE = timedelta(days=30)
 _DURATION = re.compile(r"^(\d{1,6})([mhd])$")
 _PRICE = re.compile(r"^\d{1,12}(\.\d{1,12})?$")
-# A comma read as a thousands separator only where it can be one ("49,300", "1,234.5"):
-# "0,61" is a decimal comma (a European phone), and dropping it read 61.
-_THOUSANDS = re.compile(r"^[1-9]\d{0,2}(,\d{3})+(\.\d+)?$")
+# A comma read as a thousands separator only where it cannot be a decimal comma: two
+# groups or more ("1,234,567"), or one before a decimal dot ("49,300.5"). "0,61" is 0.61 on
+# a European phone (dropping the comma read 61), and "1,234" may be 1.234: the prompt would
+# show it back as "1,234", confirmed by the person who meant 1.234.
+_THOUSANDS = re.compile(r"^[1-9]\d{0,2}((,\d{3}){2,}(\.\d+)?|,\d{3}\.\d+)$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -209,14 +211,14 @@ def _pause(request: Request, args: list[str], symbols: list[str]) -> Request:
 
 
 def _symbol_and_price(request: Request, args: list[str], symbols: list[str]) -> Request:
-    """SYMBOL PRICE: a positive price, digits and one dot ("99400", "0.5123"), commas only
-    between thousands ("99,400.5")."""
+    """SYMBOL PRICE: a positive price, digits and one dot ("99400", "0.5123"); commas only
+    where they cannot be a decimal comma ("1,234,567", "99,400.5": `_THOUSANDS`)."""
     if len(args) < 2:
         raise UsageError(request.name, "name the symbol and the new stop price")
     symbol = _symbol(request.name, args[0], symbols)
     if "," in args[1] and not _THOUSANDS.match(args[1]):
-        raise UsageError(request.name, f"{args[1][:32]} is not a price: write decimals with a "
-                                       "dot (0.61); a comma only separates thousands (49,300)")
+        raise UsageError(request.name, f"{args[1][:32]} is not a price: write it with "
+                                       "digits and a dot for decimals, no comma (49300, 0.61)")
     text = args[1].replace(",", "")
     try:
         value = Decimal(text) if _PRICE.match(text) else None
