@@ -17,6 +17,8 @@ pass); its trouble is logged CRITICAL once, reminded slowly, and its end logged
 
     blocked = BlockedChats(retry_every=300)
     blocked.refused(chat_id, error)        # a 403: logged once, next try in 5 min
+    blocked.hold(chat_id, retry_after)     # a 429: next try when Telegram's wait is over
+    blocked.try_soon(chat_id)              # the chat wrote to the bot: unblocked, try now
     if blocked.waiting(chat_id): ...       # not now: keep the alert for it
     blocked.owe(chat_id, item)             # delivered elsewhere: this chat gets it later
     blocked.accepted(chat_id)              # a send went through: the owed ones follow
@@ -45,7 +47,7 @@ class _Blocked(Generic[T]):
 
 
 class BlockedChats(Generic[T]):
-    """Per chat that answered 403: when to try it again and the alerts it is owed."""
+    """Per chat that answered 403 (or 429): when to try it again and the alerts it is owed."""
 
     def __init__(self, retry_every: float = RETRY_EVERY,
                  now: Callable[[], float] = time.monotonic) -> None:
@@ -118,7 +120,8 @@ class BlockedChats(Generic[T]):
         if chat is None:
             return
         if chat.log.failing:
-            chat.log.recovered(f"{len(chat.owed)} missed alerts follow")
+            chat.log.recovered(f"{len(chat.owed)} alerts other chats had follow" if chat.owed
+                               else "its pending alerts follow")
         chat.next_try = 0.0
         if not chat.owed:
             del self._chats[chat_id]

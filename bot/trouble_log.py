@@ -6,8 +6,8 @@ a chat that blocked the bot is retried every few minutes. Each retry used to log
 which buried the rest of /logs and paged a log watcher over and over for one cause.
 
     token = TroubleLog("telegram refuses TELEGRAM_BOT_TOKEN", remind_every=900)
-    token.fail("getUpdates answered 401")       # CRITICAL the first time, then every 15 min
-    token.recovered()                          # "... ended after 2 h 3 min" (if it failed)
+    token.fail("getUpdates answered 401")   # CRITICAL the first time, then every 15 min
+    token.recovered()                       # "... ended after 2 h 3 min" (if it failed)
 """
 
 import time
