@@ -270,10 +270,11 @@ class AlertDelivery:
                     return False
                 if outcome is ChatOutcome.BLOCKED:
                     break                       # still refused: tried again later
+                owed.remove(entry)
                 if outcome is ChatOutcome.REFUSED:
                     logger.error("owed alert given up alert={} chat={}", entry.item.key, chat_id)
-                owed.remove(entry)
-                self.blocked.accepted(chat_id)
+                else:
+                    self.blocked.accepted(chat_id)      # forgotten once nothing is owed
         return True
 
     async def _send_parts(self, item: _Queued, chat_id: int, parts: list[str],
