@@ -71,30 +71,13 @@ class ChatSender:
                 return ChatOutcome.REFUSED
             self._follow_migration(chat_id, exc.new_chat_id)
             return await self.send_part(key, chat_id, text, silent)
-        except RetryAfter as exc:   # this chat only (bot/sending.py FloodGate says why)
-            wait = retry_after_seconds(exc)
-            logger.warning("telegram flood control alert={} chat={} retry_after_s={}", key,
-                           chat_id, wait)
-            self.blocked.hold(chat_id, wait)
-            return ChatOutcome.BLOCKED
         except BadRequest as exc:
             logger.error("telegram refused alert html alert={} chat={} error={}; sending plain",
                          key, chat_id, exc)
             return await self._send_plain(key, chat_id, plain_text(text), silent)
-        except NetworkError as exc:
-            logger.warning("telegram unreachable alert={} chat={} error={}", key, chat_id, exc)
-            return ChatOutcome.UNREACHABLE
-        except InvalidToken as exc:
-            return self._token_refused(key, exc)
-        except Forbidden as exc:
-            self.blocked.refused(chat_id, exc)
-            return ChatOutcome.BLOCKED
         except TelegramError as exc:
-            logger.error("telegram refused alert alert={} chat={} error={}", key, chat_id, exc)
-            return ChatOutcome.REFUSED
-        self.token_trouble.recovered("alerts are delivered again")
-        self.blocked.accepted(chat_id)
-        return ChatOutcome.SENT
+            return self._refusal(key, chat_id, exc)
+        return self._sent(chat_id)
 
     def _follow_migration(self, chat_id: int, new_chat_id: int) -> None:
         logger.warning("telegram group became a supergroup chat={} new_chat={}; alerts follow",
@@ -102,13 +85,6 @@ class ChatSender:
         self.moved[chat_id] = new_chat_id
         if self.on_migrated is not None:
             self.on_migrated(chat_id, new_chat_id)
-
-    def _token_refused(self, key: str, exc: InvalidToken) -> ChatOutcome:
-        """401 for every chat alike: the token was revoked. No chat can be reached, so the
-        alert waits in the outbox (like an outage) instead of being given up. Logged CRITICAL
-        once, then at a slow rate (bot/trouble_log.py), not at every retry."""
-        self.token_trouble.fail(f"alert={key} error={exc}")
-        return ChatOutcome.UNREACHABLE
 
     async def _send_plain(self, key: str, chat_id: int, text: str,
                           silent: bool) -> ChatOutcome:
@@ -119,18 +95,35 @@ class ChatSender:
             logger.error("telegram refused plain alert alert={} chat={} error={}", key,
                          chat_id, exc)
             return ChatOutcome.REFUSED
-        except NetworkError as exc:
-            logger.warning("telegram unreachable alert={} chat={} error={}", key, chat_id, exc)
-            return ChatOutcome.UNREACHABLE
-        except InvalidToken as exc:
-            return self._token_refused(key, exc)
-        except Forbidden as exc:
-            self.blocked.refused(chat_id, exc)
-            return ChatOutcome.BLOCKED
         except TelegramError as exc:
-            logger.error("telegram refused plain alert alert={} chat={} error={}", key,
-                         chat_id, exc)
-            return ChatOutcome.REFUSED
+            return self._refusal(key, chat_id, exc)
+        return self._sent(chat_id)
+
+    def _sent(self, chat_id: int) -> ChatOutcome:
+        """Telegram took it: a refused token or a blocked chat is over, if it was one."""
         self.token_trouble.recovered("alerts are delivered again")
         self.blocked.accepted(chat_id)
         return ChatOutcome.SENT
+
+    def _refusal(self, key: str, chat_id: int, exc: TelegramError) -> ChatOutcome:
+        """Telegram's "no" (other than a 400) as what delivery does next."""
+        if isinstance(exc, RetryAfter):    # this chat only (bot/sending.py FloodGate says why)
+            wait = retry_after_seconds(exc)
+            logger.warning("telegram flood control alert={} chat={} retry_after_s={}", key,
+                           chat_id, wait)
+            self.blocked.hold(chat_id, wait)
+            return ChatOutcome.BLOCKED
+        if isinstance(exc, Forbidden):     # 403: blocked by the user, removed from the group
+            self.blocked.refused(chat_id, exc)
+            return ChatOutcome.BLOCKED
+        if isinstance(exc, InvalidToken):
+            # 401 for every chat alike: the token was revoked. No chat can be reached, so the
+            # alert waits in the outbox (like an outage) instead of being given up. Logged
+            # CRITICAL once, then at a slow rate (bot/trouble_log.py), not at every retry.
+            self.token_trouble.fail(f"alert={key} error={exc}")
+            return ChatOutcome.UNREACHABLE
+        if isinstance(exc, NetworkError):  # (BadRequest, its subclass, never comes here)
+            logger.warning("telegram unreachable alert={} chat={} error={}", key, chat_id, exc)
+            return ChatOutcome.UNREACHABLE
+        logger.error("telegram refused alert alert={} chat={} error={}", key, chat_id, exc)
+        return ChatOutcome.REFUSED

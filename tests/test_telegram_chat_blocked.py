@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import pytest
-from loguru import logger
 
 from bot.app import TelegramBot, make_alert_sink
 from storage import Store
+from tests.log_capture import logged
 from tests.telegram_outside import OutsideTelegram, settle
 from tests.test_bot_support import FAST, GROUP, OWNER, RecordingEngine, bot_settings
 from trader.alerter import Alerter
@@ -38,10 +38,9 @@ async def telegram(clock: ManualClock) -> AsyncIterator[OutsideTelegram]:
 
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
-    lines: list[str] = []
-    handler_id = logger.add(lines.append, format="{level} {message}", level="INFO")
-    yield lines
-    logger.remove(handler_id)
+    """The WARNING and CRITICAL messages logged during the test."""
+    with logged("WARNING") as lines:
+        yield lines
 
 
 @asynccontextmanager
@@ -86,7 +85,8 @@ async def until(condition: Callable[[], bool], bound: float = 10.0) -> None:
 
 
 def about_the_chat(lines: list[str], chat: int) -> list[str]:
-    return [line for line in lines if line.startswith("CRITICAL") and f"chat {chat}" in line]
+    """The lines that say the chat refuses the bot (CRITICAL: its first, and reminders)."""
+    return [line for line in lines if f"chat {chat} refuses" in line and "ended" not in line]
 
 
 async def test_the_only_chat_blocked_keeps_its_alerts_and_gets_them_critical_first_once_unblocked(
