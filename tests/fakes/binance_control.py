@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from trader.domain import Candle, Side, utc
+from trader.exchange.base import ExchangeError
 
 if TYPE_CHECKING:
     from tests.fakes.binance_server import FakeBinance
@@ -91,4 +92,6 @@ async def handle(fake: "FakeBinance", request: web.Request) -> web.Response:
             method(**args)
     except (TypeError, ValueError, KeyError) as exc:
         return web.json_response({"ok": False, "error": repr(exc)}, status=400)
+    except ExchangeError as exc:       # the simulated exchange refused it (no price yet, ...)
+        return web.json_response({"ok": False, "error": str(exc)}, status=400)
     return web.json_response({"ok": True})
