@@ -108,7 +108,8 @@ class PositionKeeper:
             self._left_alone_logged(symbol, view)
             return None
         journaled = self.store.fills(symbol)
-        key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled)
+        key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled,
+                               view.position.side)
         known = self.store.position(symbol, key) if key else None
         if known is not None and (known.state is PositionState.CLOSED
                                   or known.side is not view.position.side):

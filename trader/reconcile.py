@@ -18,7 +18,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from trader.domain import ClientId, Fill, Order, OrderRole, exchange_close_reason, position_key
+from trader.domain import (
+    ClientId,
+    Fill,
+    Order,
+    OrderRole,
+    Side,
+    exchange_close_reason,
+    position_key,
+)
 from trader.management import first_target_filled
 from trader.observe import LEG_TYPES, SymbolView
 from trader.position import Leg, LegOrder, Position, PositionState
@@ -29,9 +37,13 @@ ADOPT_SL_PCT = Decimal("0.01")
 ADOPT_TP_PCT = Decimal("0.015")
 
 
-def recover_key(symbol: str, our_orders: list[Order], fills: list[Fill]) -> tuple[str | None, dict[str, int]]:
+def recover_key(symbol: str, our_orders: list[Order], fills: list[Fill],
+                side: Side | None = None) -> tuple[str | None, dict[str, int]]:
     """The position key our live orders (or the latest entry fill) name, and the highest
-    sequence number used per role, so new client ids never repeat old ones."""
+    sequence number used per role, so new client ids never repeat old ones. A key from
+    the fills alone names the exchange's position (on `side`) only while that trade is
+    not finished: a trade whose own exits closed its entries, or whose entry was on the
+    other side, is over, and the position is somebody else's (None)."""
     seq: dict[str, int] = {}
     key = None
     for order in our_orders:
@@ -44,10 +56,31 @@ def recover_key(symbol: str, our_orders: list[Order], fills: list[Fill]) -> tupl
         for fill in reversed(fills):
             parsed = ClientId.parse(fill.client_id)
             if parsed and parsed.role is OrderRole.ENTRY and parsed.symbol == symbol:
+                if _finished(parsed.position_key, fill.side, side, fills):
+                    return None, {}
                 key = parsed.position_key
                 seq[OrderRole.ENTRY.value] = parsed.seq
                 break
     return key, seq
+
+
+def _finished(key: str, entry_side: Side, side: Side | None, fills: list[Fill]) -> bool:
+    """Whether the trade `key` (entered on `entry_side`) is over by its fills: the exits
+    with its own client ids closed at least what its entries opened, or the position now
+    held is on the other side. A close by hand or by the exchange carries no id of the
+    key's, so such a trade is not seen as over here (the database's record tells)."""
+    if side is not None and side is not entry_side:
+        return True
+    opened = closed = Decimal(0)
+    for fill in fills:
+        parsed = ClientId.parse(fill.client_id)
+        if parsed is None or parsed.position_key != key:
+            continue
+        if fill.side is entry_side:
+            opened += fill.quantity
+        else:
+            closed += fill.quantity
+    return closed >= opened > 0
 
 
 def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key: str | None,
