@@ -9,24 +9,16 @@ from decimal import Decimal
 from tests.engine_world import SYMBOL
 from tests.positions import make
 from tests.test_close_record import closing_fill
-from tests.test_move_stop_command import stops, world_with_a_long
+from tests.test_move_stop_command import cancels_refused, stops, world_with_a_long
 from trader.close_record import close_reason
 from trader.commands import CommandKind
 from trader.domain import CloseReason, Order, OrderRole, OrderStatus, OrderType, Side
-from trader.exchange.base import ExchangeError
 
 
 async def test_a_close_by_the_stop_a_move_replaced_is_a_stop_loss(tmp_path):
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
-    real_cancel, cancels_fail = world.paper.cancel, [True]
-
-    async def cancel(symbol, client_id):  # type: ignore[no-untyped-def]
-        if cancels_fail[0]:
-            raise ExchangeError(-1001, "Internal error; unable to process your request.",
-                                http_status=503)
-        return await real_cancel(symbol, client_id)
-    world.paper.cancel = cancel
+    cancels_fail = cancels_refused(world)
     old = position.stop.trigger_price
     wider = old - (position.entry_price - old)          # /sl further away
     await world.command(CommandKind.SL, symbol=SYMBOL, price=wider)

@@ -8,6 +8,7 @@ from tests.engine_world import SYMBOL, make_world
 from tests.test_engine import open_long
 from trader.commands import CommandKind
 from trader.domain import OrderType
+from trader.exchange.base import ExchangeError, UnknownOutcome
 
 
 async def world_with_a_long(tmp_path):  # type: ignore[no-untyped-def]
@@ -18,6 +19,34 @@ async def world_with_a_long(tmp_path):  # type: ignore[no-untyped-def]
 
 async def stops(world) -> list:  # type: ignore[no-untyped-def]
     return [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET]
+
+
+def cancels_refused(world) -> list[bool]:  # type: ignore[no-untyped-def]
+    """Every cancel refused with Binance's -1001 (HTTP 503) while the switch returned holds
+    True; set its item to False to let cancels through."""
+    real_cancel, refusing = world.paper.cancel, [True]
+
+    async def cancel(symbol, client_id):  # type: ignore[no-untyped-def]
+        if refusing[0]:
+            raise ExchangeError(-1001, "Internal error; unable to process your request.",
+                                http_status=503)
+        return await real_cancel(symbol, client_id)
+    world.paper.cancel = cancel
+    return refusing
+
+
+def next_stop_answer_lost(world) -> None:  # type: ignore[no-untyped-def]
+    """The next STOP_MARKET placement lands on the exchange but its answer is lost (a 504
+    timeout): the agent probes it by client id, never resends."""
+    real_place, lost = world.paper.place, [False]
+
+    async def answer_lost(request):  # type: ignore[no-untyped-def]
+        order = await real_place(request)
+        if request.type is OrderType.STOP_MARKET and not lost[0]:
+            lost[0] = True
+            raise UnknownOutcome("timeout", http_status=504)
+        return order
+    world.paper.place = answer_lost
 
 
 async def test_sl_moves_the_stop_new_first_and_rounds_to_the_tick(tmp_path):

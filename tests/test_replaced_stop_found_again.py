@@ -8,12 +8,11 @@ it like a hand-placed stop: 'its trigger becomes the plan'), which silently undi
 from decimal import Decimal
 
 from tests.positions import OPENED, leg_id, make
-from tests.test_move_stop_command import stops, world_with_a_long
+from tests.test_move_stop_command import cancels_refused, stops, world_with_a_long
 from trader.commands import CommandKind
 from trader.domain import OrderRole, Side
 from trader.events import CancelOrder, LegSeen, PlaceLeg, Policy
 from trader.evolve import evolve
-from trader.exchange.base import ExchangeError
 from trader.lifecycle import step
 from trader.position import LegOrder, PositionState
 
@@ -24,14 +23,7 @@ async def test_a_replaced_stop_found_again_does_not_undo_the_move(tmp_path):
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
     old = position.stop.order
-    real_cancel, cancels_fail = world.paper.cancel, [True]
-
-    async def cancel(symbol, client_id):  # type: ignore[no-untyped-def]
-        if cancels_fail[0]:
-            raise ExchangeError(-1001, "Internal error; unable to process your request.",
-                                http_status=503)
-        return await real_cancel(symbol, client_id)
-    world.paper.cancel = cancel
+    cancels_fail = cancels_refused(world)
     rules = world.paper.rules(SYMBOL)
     moved = rules.round_price((position.stop.trigger_price + position.entry_price) / 2,
                               up=False)

@@ -7,28 +7,14 @@ order found is known for the old level and replaced, new-first, at the level ask
 
 
 from tests.engine_world import SYMBOL
-from tests.test_move_stop_command import stops, world_with_a_long
+from tests.test_move_stop_command import next_stop_answer_lost, stops, world_with_a_long
 from trader.commands import CommandKind
-from trader.domain import OrderType
-from trader.exchange.base import UnknownOutcome
-
-
-async def answer_of_the_next_stop_lost(world):  # type: ignore[no-untyped-def]
-    real_place, lost = world.paper.place, [0]
-
-    async def answer_lost(request):  # type: ignore[no-untyped-def]
-        order = await real_place(request)
-        if request.type is OrderType.STOP_MARKET and not lost[0]:
-            lost[0] = 1
-            raise UnknownOutcome("timeout", http_status=504)
-        return order
-    world.paper.place = answer_lost
 
 
 async def test_sl_while_the_last_stop_placement_is_unanswered_lands_once_it_is_known(tmp_path):
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
-    await answer_of_the_next_stop_lost(world)
+    next_stop_answer_lost(world)
     first = (position.stop.trigger_price * 2 + position.entry_price) / 3
     await world.command(CommandKind.SL, symbol=SYMBOL, price=first)
     assert world.engine.positions[SYMBOL].stop.pending is not None   # probing, not resent
@@ -50,7 +36,7 @@ async def test_sl_back_to_the_live_level_while_a_move_is_unanswered_is_not_alrea
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
     live = position.stop.trigger_price
-    await answer_of_the_next_stop_lost(world)
+    next_stop_answer_lost(world)
     await world.command(CommandKind.SL, symbol=SYMBOL,
                         price=(position.stop.trigger_price * 2 + position.entry_price) / 3)
     result = await world.command(CommandKind.SL, symbol=SYMBOL, price=live)

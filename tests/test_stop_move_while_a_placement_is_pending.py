@@ -10,12 +10,11 @@ from decimal import Decimal
 
 from tests.engine_world import SYMBOL
 from tests.positions import OPENED, leg_id, make
-from tests.test_move_stop_command import stops, world_with_a_long
+from tests.test_move_stop_command import next_stop_answer_lost, stops, world_with_a_long
 from trader.commands import CommandKind
-from trader.domain import OrderRole, OrderType, Side
+from trader.domain import OrderRole, Side
 from trader.events import CancelOrder, LegPlaced, LegSeen, PlaceLeg, Policy, StopMoveRequested
 from trader.evolve import evolve
-from trader.exchange.base import UnknownOutcome
 from trader.lifecycle import step
 from trader.position import PositionState
 
@@ -25,21 +24,14 @@ D, SL = Decimal, OrderRole.STOP_LOSS
 async def test_a_move_while_the_last_stop_placement_is_unanswered_is_not_undone(tmp_path):
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
-    real_place, real_cancel, lost = world.paper.place, world.paper.cancel, [0]
-    cancelled_with_another_live: list[bool] = []
-
-    async def answer_lost(request):  # type: ignore[no-untyped-def]
-        order = await real_place(request)
-        if request.type is OrderType.STOP_MARKET and not lost[0]:
-            lost[0] = 1
-            raise UnknownOutcome("timeout", http_status=504)
-        return order
+    real_cancel, cancelled_with_another_live = world.paper.cancel, list[bool]()
+    next_stop_answer_lost(world)
 
     async def cancel(symbol, client_id):  # type: ignore[no-untyped-def]
         others = [o for o in await stops(world) if o.client_id != client_id]
         cancelled_with_another_live.append(bool(others))
         return await real_cancel(symbol, client_id)
-    world.paper.place, world.paper.cancel = answer_lost, cancel
+    world.paper.cancel = cancel
     rules = world.paper.rules(SYMBOL)
     first = rules.round_price((position.stop.trigger_price * 2 + position.entry_price) / 3,
                               up=False)
