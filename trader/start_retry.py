@@ -1,6 +1,8 @@
 """Start-up steps retried until they succeed: the exchange down or answering badly at start
 is waited out (capped exponential backoff, tenacity), with an ERROR alert per failure in words
-a phone shows; only a configuration error or a stop signal ends the wait."""
+a phone shows; only a configuration error or a stop signal ends the wait. After a stop signal
+a step still running gets the live loop's budget (trader/stop_budget.py), then is cancelled
+where it waits: the host kills the process 30 s after SIGTERM."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -13,6 +15,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_not_exception_type,
 from trader.alerts import Alert, AlertName
 from trader.config import ConfigError
 from trader.exchange.base import ExchangeError, UnknownOutcome
+from trader.stop_budget import bounded_after_stop
 
 if TYPE_CHECKING:
     from trader.engine import Engine
@@ -34,11 +37,16 @@ async def until_done(what: str, engine: "Engine", stop: asyncio.Event,
         sleep=lambda seconds: _sleep_unless(stop, seconds),
         before_sleep=lambda state: _start_failed(what, engine, state),
         retry_error_callback=lambda state: None, reraise=True)
+    async def bounded() -> None:
+        await step()
+
     async for attempt in retrying:
         with attempt:
             if stop.is_set():
                 return False
-            await step()
+            # A read that hangs waits out its timeout on every retry (38 s after SIGTERM).
+            if not await bounded_after_stop(bounded(), stop):
+                return False
     return not stop.is_set()
 
 
