@@ -12,6 +12,7 @@ from loguru import logger
 from telegram import Update
 from telegram.ext import CommandHandler, ContextTypes, filters
 
+from bot.parsing import usage_text
 from bot.replies import Replies
 from bot.telegram_text import escape
 from trader.display import duration
@@ -64,6 +65,10 @@ class HealthCommand:
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         if chat is None:
+            return
+        if context.args:       # as every command without arguments answers (bot/parsing.py)
+            await self.replies.send_html(context.bot, chat.id, usage_text(
+                "/health", "/health takes no arguments"))
             return
         try:
             text = health_text(self.health())
