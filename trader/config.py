@@ -189,6 +189,9 @@ class Settings(BaseSettings):
         for symbol in symbols:
             if not set(symbol) <= SYMBOL_CHARS or not symbol.endswith("USDT") or len(symbol) > 16:
                 raise ValueError(f"{symbol!r} is not a USD-M symbol like BTCUSDT")
+        twice = sorted({symbol for symbol in symbols if symbols.count(symbol) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed twice")
         return symbols
 
     @field_validator("alerts_silent", "alerts_off", mode="before")
