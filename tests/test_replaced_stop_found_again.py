@@ -61,6 +61,20 @@ def test_an_earlier_order_of_the_leg_seen_again_protects_but_the_plan_stays() ->
     assert not [a for a in result.actions if isinstance(a, CancelOrder)]   # new-first
 
 
+def test_the_latest_id_of_ours_found_by_a_restart_becomes_the_plan() -> None:
+    """After a restart the leg is empty and sl1, the last stop the run before placed, is
+    found: nothing replaced it, so its level is the plan (no second stop is placed)."""
+    position = make(SYMBOL, Side.BUY, PositionState.ATTACHING, D("0.010"),
+                    D("50000"), "49800", "51000", live_legs=True)
+    position = evolve(position, seq={**position.seq, SL.value: 1})
+    position = position.with_leg(evolve(position.stop, order=None))
+    latest = leg_id(SYMBOL, SL, 1)
+    result = step(position, LegSeen(SL, latest, D("49500"), D("0.010")), OPENED, Policy())
+    assert result.position.stop.trigger_price == D("49500")
+    assert result.position.stop.order == LegOrder(latest, D("49500"), D("0.010"))
+    assert not [a for a in result.actions if isinstance(a, PlaceLeg)]
+
+
 def test_a_stop_placed_by_hand_still_becomes_the_plan() -> None:
     position = make(SYMBOL, Side.BUY, PositionState.ATTACHING, D("0.010"), D("50000"),
                     "49800", "51000", live_legs=True)

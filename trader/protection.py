@@ -37,7 +37,7 @@ from decimal import Decimal
 
 from trader import display
 from trader.alerts import Alert, AlertName
-from trader.domain import OrderRole
+from trader.domain import ClientId, OrderRole
 from trader.events import Action, CancelOrder, LegSeen, PlaceLeg, Policy, ProbeOrder
 from trader.evolve import evolve
 from trader.position import ExitPlan, Leg, LegOrder, LegStatus, Position, PositionState
@@ -234,14 +234,24 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
         return position.with_leg(evolve(leg, order=order)), []
     if leg.order is None or leg.order.status is LegStatus.MISSING \
             or leg.order.client_id == replaces:
-        # Respect a stop moved by hand: its trigger becomes the plan. One of ours (an
-        # earlier order of the leg, replaced but its cancel failed) protects, but its level
-        # is an old plan: the current one is placed over it (`plan`, new-first).
-        plan = leg.trigger_price if position.owns(client_id) else trigger_price
+        # Respect a stop moved by hand: its trigger becomes the plan. So does the latest
+        # id of ours for the role (a restart finds what the run before it placed). An
+        # earlier one (replaced, but its cancel failed) protects, but its level is an old
+        # plan: the current one is placed over it (`plan`, new-first).
+        plan = leg.trigger_price if _replaced_before(position, client_id) else trigger_price
         adopted = evolve(leg, order=LegOrder(client_id, trigger_price, quantity),
                          trigger_price=plan, failures=0, retry_at=None)
         return position.with_seq_past(client_id).with_leg(adopted), []
     return position, []
+
+
+def _replaced_before(position: Position, client_id: str) -> bool:
+    """`client_id` is ours and the leg has allocated a later id of its role since: it was
+    replaced (its cancel failed or raced). The latest id of the role is not: after a restart
+    it is the order the agent placed before it died, at the plan of that time."""
+    parsed = ClientId.parse(client_id)
+    return parsed is not None and position.owns(client_id) \
+        and parsed.seq < position.seq.get(parsed.role.value, 0)
 
 
 def confirms(position: Position, event: LegSeen) -> bool:
