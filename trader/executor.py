@@ -305,8 +305,10 @@ class Executor:
             status = IntentStatus.FAILED if order.filled_qty == 0 else IntentStatus.FILLED
         answered = intent.with_status(status)
         self._record_answer(answered, order)
-        logger.info("order placed client_id={} symbol={} role={} status={} filled={}",
-                    order.client_id, order.symbol, intent.role, order.status, order.filled_qty)
+        # A reconciliation's re-read of a live order is no placement: DEBUG.
+        log = logger.debug if status is intent.status else logger.info
+        log("order placed client_id={} symbol={} role={} status={} filled={}",
+            order.client_id, order.symbol, intent.role, order.status, order.filled_qty)
         return ActionResult(Outcome.DONE, answered, order)
 
     async def _resolve_error(self, intent: Intent, error: Exception) -> ActionResult:
