@@ -16,13 +16,10 @@ from aiohttp import web
 
 from tests.fakes.telegram_html import ApiError
 from tests.fakes.telegram_objects import chat, user
+from tests.fakes.telegram_server import OTHER_POLLER as OTHER_POLLER  # re-exported
 from tests.fakes.telegram_server import FakeTelegram
 
 BOT_NAME = "tradebot_test_bot"
-# Telegram's description for two getUpdates pollers on one token (HTTP 409), as quoted in
-# https://github.com/python-telegram-bot/python-telegram-bot/issues/4237
-OTHER_POLLER = ("Conflict: terminated by other getUpdates request; make sure that only one bot "
-                "instance is running")
 # getUpdates "will not work if an outgoing webhook is set up"
 # (https://core.telegram.org/bots/api#getupdates); Telegram's 409 description then:
 WEBHOOK_ACTIVE = ("Conflict: can't use getUpdates method while webhook is active; use "

@@ -54,6 +54,10 @@ __all__ = ["PNG_SIGNATURE", "FakeTelegram", "SentItem", "utf16_length"]
 
 DOWN_MODES = ("502", "drop", "hang")
 DEFAULT_TOKEN = "123456789:TEST-token-for-the-fake-server"
+# Telegram's description for two getUpdates pollers on one token (HTTP 409), as quoted in
+# https://github.com/python-telegram-bot/python-telegram-bot/issues/4237
+OTHER_POLLER = ("Conflict: terminated by other getUpdates request; make sure that only one bot "
+                "instance is running")
 # The actions sendChatAction accepts (https://core.telegram.org/bots/api#sendchataction).
 CHAT_ACTIONS = ("typing", "upload_photo", "record_video", "upload_video", "record_voice",
                 "upload_voice", "upload_document", "choose_sticker", "find_location",
@@ -84,6 +88,7 @@ class FakeTelegram(BotMessages):
         self._next_update_id = 1
         self._next_message_id = 1
         self._next_query_id = 1
+        self._polls = 0                 # getUpdates calls so far: the newest one polls
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.pins = ChatPins(self._messages)
         self._open_queries: set[str] = set()
@@ -295,9 +300,14 @@ class FakeTelegram(BotMessages):
         return True
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """One long poll per token, as on Telegram: a newer getUpdates ends the one still
+        waiting with 409 OTHER_POLLER (two agents on one token)."""
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         limit = int(params.get("limit") or 100)
+        self._polls += 1
+        mine = self._polls
+        self._notify()                      # a poll still waiting ends (below)
         if offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         if not self._updates and timeout > 0:
@@ -305,6 +315,8 @@ class FakeTelegram(BotMessages):
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:
                 return []
+            if self._polls != mine:
+                raise ApiError(409, OTHER_POLLER)
         return self._updates[:limit]
 
     async def _set_my_commands(self, params: dict[str, Any]) -> bool:
