@@ -25,6 +25,11 @@ class Held(NamedTuple):
     seq: int
 
 
+# `Held(row, pk, value, seq)` without the Python-level `__new__` NamedTuple generates (a
+# record is held ~40 times per trade): the same tuple of the same class.
+_new_held = tuple.__new__
+
+
 def _first_held(entry: tuple[Key, Held]) -> int:
     return entry[1].seq
 
@@ -74,7 +79,7 @@ class HeldRows:
             seq = self.count
         else:
             seq = before.seq
-        self.records[key] = Held(row, pk, value, seq)
+        self.records[key] = _new_held(Held, (row, pk, value, seq))
 
     def unhold(self, key: Key) -> None:
         before = self.records.pop(key, None)

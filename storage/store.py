@@ -183,8 +183,7 @@ class Store:
         SaveStateFailure like `put`."""
         def row() -> dict[str, Any]:
             return {"key": key, "value": to_json(value()), "updated_at": iso_text(now)}
-        with self._gate.saving(f"state {key}"):
-            self._gate.upsert_later("kv", (key,), row, ("key",), None)
+        self._gate.save_later(f"state {key}", "kv", (key,), row, ("key",), None)
 
     def put_json(self, key: str, text: str, now: datetime) -> None:
         """Store already-encoded JSON text under `key` (read back by `get` like `put`'s).

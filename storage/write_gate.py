@@ -183,6 +183,23 @@ class WriteGate:
         else:
             self.upsert(table, row(), pk)
 
+    def save_later(self, what: str, table: str, key: tuple[Any, ...], row: Row,
+                   pk: tuple[str, ...], value: Any) -> None:
+        """`with saving(what): upsert_later(table, key, row, pk, value)`. Where that pass
+        would only hold the row, it is held without one (a trade saves ~40 records): inside
+        a replay batch, or inside an open pass of a batch or of the live unit (an inner
+        pass that only holds does nothing: no statement, no savepoint, no report). An
+        outermost pass in a batch only reports its success to the health, and so does
+        this. Everywhere else the pass runs (it writes, or begins the unit's transaction).
+        Raises SaveStateFailure(what) there, like `saving`."""
+        if self.batching or (self.depth and self.holding):
+            self.later.hold((table, key), row, pk, value)
+            if not self.depth:
+                self.health.succeeded()
+            return
+        with self.saving(what):
+            self.upsert_later(table, key, row, pk, value)
+
     def held(self, table: str, key: tuple[Any, ...]) -> Any:
         """The value of a record the batch holds back (not written yet); None if none."""
         records = self.later.records

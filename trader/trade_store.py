@@ -93,8 +93,8 @@ class TradeStore(Store):
             values["updated_at"] = iso_text(now or intent.created_at)
             return values
         known = self._known_intents     # None: not read yet, nothing to keep up to date
-        with self._gate.saving(f"intent {intent.client_id} {intent.status._value_}"):
-            self._gate.upsert_later("intents", (intent.client_id,), row, ("client_id",), intent)
+        self._gate.save_later(f"intent {intent.client_id} {intent.status._value_}",
+                              "intents", (intent.client_id,), row, ("client_id",), intent)
         if known is not None and self._known_intents is known:    # not forgotten meanwhile
             # its created_at as stored: the text of the one saved before when it is the same
             # object (`with_status` keeps it; equal instants in other zones are other text)
@@ -192,8 +192,8 @@ class TradeStore(Store):
             values["reduce_only"] = int(order.reduce_only)
             values["close_position"] = int(order.close_position)
             return values
-        with self._gate.saving(f"order {order.client_id} {order.status._value_}"):
-            self._gate.upsert_later("orders", (order.client_id,), row, ("client_id",), order)
+        self._gate.save_later(f"order {order.client_id} {order.status._value_}",
+                              "orders", (order.client_id,), row, ("client_id",), order)
 
     def order(self, client_id: str) -> Order | None:
         held = self._gate.held("orders", (client_id,))
@@ -307,10 +307,9 @@ class TradeStore(Store):
                 "body": dumps(position),
             }
         known = self._open_positions      # None: not read yet, nothing to keep up to date
-        with self._gate.saving(
-                f"position {position.symbol} {position.key} {position.state._value_}"):
-            self._gate.upsert_later("positions", (position.symbol, position.key), row,
-                               ("symbol", "key"), position)
+        self._gate.save_later(
+            f"position {position.symbol} {position.key} {position.state._value_}",
+            "positions", (position.symbol, position.key), row, ("symbol", "key"), position)
         self._closed_recently.saved(position)   # forgotten meanwhile: ignored there
         if known is not None and self._open_positions is known:    # not forgotten meanwhile
             if position.state is PositionState.CLOSED:

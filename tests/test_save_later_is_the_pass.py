@@ -1,0 +1,131 @@
+"""`WriteGate.save_later` holds a record without a pass through the gate where that pass
+would only have held it (storage/write_gate.py). The shortcut must be exact: in every
+context a store meets (outside everything, a replay batch, a grouped write inside one, the
+live unit of work, a grouped write inside it, a group that fails), the statements run, the
+rows held, the health's report and what ends up committed are those of
+`with gate.saving(what): gate.upsert_later(...)`."""
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage import SaveStateFailure
+from tests.storage_support import NOW
+from tests.test_store_statements import Statements
+from trader.trade_store import TradeStore
+
+Save = Callable[[TradeStore, str, int], None]
+
+
+def through_the_pass(store: TradeStore, key: str, value: int) -> None:
+    gate = store._gate
+    with gate.saving(f"state {key}"):
+        gate.upsert_later("kv", (key,), _row(key, value), ("key",), value)
+
+
+def shortcut(store: TradeStore, key: str, value: int) -> None:
+    store._gate.save_later(f"state {key}", "kv", (key,), _row(key, value), ("key",), value)
+
+
+def _row(key: str, value: int) -> Callable[[], dict[str, Any]]:
+    return lambda: {"key": key, "value": str(value), "updated_at": NOW.isoformat()}
+
+
+def saves(store: TradeStore, save: Save) -> None:
+    save(store, "a", 1)
+    save(store, "b", 2)
+    save(store, "a", 3)             # held again: keeps its place, last value
+
+
+def outside(store: TradeStore, save: Save) -> None:
+    saves(store, save)
+
+
+def in_a_batch(store: TradeStore, save: Save) -> None:
+    for _ in range(2):
+        with store.batch("candle"):
+            saves(store, save)
+
+
+def grouped_in_a_batch(store: TradeStore, save: Save) -> None:
+    with store.batch("candle"):
+        store.append_event(NOW, "first", "BTCUSDT", {})     # the batch's savepoint
+        with store.transaction("step"):
+            saves(store, save)
+            store.append_event(NOW, "step", "BTCUSDT", {})
+
+
+def failed_group_in_a_batch(store: TradeStore, save: Save) -> None:
+    with store.batch("candle"):
+        save(store, "kept", 1)
+        with pytest.raises(RuntimeError), store.transaction("step"):
+            saves(store, save)
+            raise RuntimeError("the step failed")
+
+
+def in_the_unit(store: TradeStore, save: Save) -> None:
+    async def tick() -> None:
+        saves(store, save)
+        store.commit_point("before a send")
+        save(store, "c", 4)
+    asyncio.run(store.unit_of_work(tick()))
+
+
+def grouped_in_the_unit(store: TradeStore, save: Save) -> None:
+    async def tick() -> None:
+        with store.transaction("answer"):
+            saves(store, save)
+            store.append_event(NOW, "answer", "BTCUSDT", {})
+        with pytest.raises(RuntimeError), store.transaction("failed"):
+            save(store, "gone", 5)
+            raise RuntimeError("the group failed")
+    asyncio.run(store.unit_of_work(tick()))
+
+
+CONTEXTS = [outside, in_a_batch, grouped_in_a_batch, failed_group_in_a_batch, in_the_unit,
+            grouped_in_the_unit]
+
+
+def observed(tmp_path: Path, name: str, context: Callable[[TradeStore, Save], None],
+             save: Save, failing_before: bool) -> dict[str, object]:
+    path = tmp_path / f"{name}.db"
+    store = TradeStore.open(path)
+    try:
+        if failing_before:      # a failure streak: the next outermost success reports it
+            store.health.failed(SaveStateFailure("earlier", RuntimeError("disk")))
+            store.health.take_alert()
+        statements = Statements(store)
+        context(store, save)
+        held = [(key, held.value, held.seq) for key, held in store._gate.later.in_order()]
+        health = (store.health.in_a_row, store.health.pending_recovery)
+        seen = [sql for sql in statements.seen if "schema" not in sql]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as other:    # closed: every batch is committed now
+        rows = other.execute("SELECT key, value FROM kv ORDER BY rowid").fetchall()
+    return {"statements": seen, "held": held, "health": health, "committed": rows}
+
+
+@pytest.mark.parametrize("failing_before", [False, True])
+@pytest.mark.parametrize("context", CONTEXTS, ids=lambda context: context.__name__)
+def test_the_shortcut_does_what_the_pass_does(tmp_path: Path, context: Any,
+                                              failing_before: bool) -> None:
+    long_way = observed(tmp_path, "pass", context, through_the_pass, failing_before)
+    short_way = observed(tmp_path, "shortcut", context, shortcut, failing_before)
+    assert short_way == long_way
+    assert long_way["committed"], "the context wrote nothing: it shows nothing"
+
+
+def test_a_failed_write_outside_a_batch_still_raises_and_is_counted(tmp_path: Path) -> None:
+    store = TradeStore.open(tmp_path / "t.db")
+    try:
+        store.db.execute("DROP TABLE kv")
+        with pytest.raises(SaveStateFailure, match="state a"):
+            shortcut(store, "a", 1)
+        assert store.health.in_a_row == 1
+    finally:
+        store.db.close()
