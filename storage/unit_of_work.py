@@ -110,6 +110,7 @@ class UnitOfWork:
         self.commit_listeners: list[Callable[[], None]] = []
         self._tracer_before: Any = None
         self.rewrites = Rewrites(self)
+        self.group_open = False         # the open group's savepoint was taken (`open_group`)
 
     # --- the unit ---------------------------------------------------------------------
     def run(self, work: Coroutine[Any, Any, T]) -> Awaitable[T]:
@@ -232,23 +233,35 @@ class UnitOfWork:
 
     def begin_pass(self, grouped: bool) -> None:
         """An outermost write inside the unit: the transaction begins at its first write; a
-        grouped one takes a savepoint (all or none inside the unit)."""
+        grouped one takes a savepoint (all or none inside the unit) right before its first
+        statement that writes (`open_group`, called by the gate): a group that only holds
+        rows (an order's answer: its intent and order) writes nothing until the commit,
+        and its held rows are undone by their mark (storage/write_gate.py)."""
         conn = self.gate.conn
         if not conn.in_transaction:
             conn.execute("BEGIN")
         if grouped:
-            conn.execute(f"SAVEPOINT {GROUP_SAVEPOINT}")
+            self.gate.unit_group_due = True
+
+    def open_group(self) -> None:
+        """The open group's savepoint, before its first write (`WriteGate.write`, or a
+        savepoint of a group inside it)."""
+        self.gate.conn.execute(f"SAVEPOINT {GROUP_SAVEPOINT}")
+        self.gate.unit_group_due = False
+        self.group_open = True
 
     def end_pass(self, grouped: bool, ok: bool, what: str,
                  error: BaseException | None) -> None:
         """The end of `begin_pass`'s write: release its savepoint, or roll back to it. A
         failed write that ended the transaction took the unit's earlier writes along."""
         conn = self.gate.conn
+        opened, self.group_open = self.group_open, False
+        self.gate.unit_group_due = False
         if not conn.in_transaction:
             if not ok:
                 self.lost_transaction(what, error or RuntimeError("transaction ended"))
             return
-        if grouped:
+        if grouped and opened:
             if not ok:
                 conn.execute(f"ROLLBACK TO SAVEPOINT {GROUP_SAVEPOINT}")
             conn.execute(f"RELEASE SAVEPOINT {GROUP_SAVEPOINT}")

@@ -65,6 +65,9 @@ class WriteGate:
         # True inside the open unit's own outermost write: `upsert_later` holds its row
         # until the unit's next commit (storage/unit_of_work.py), as a replay batch does
         self.holding = False
+        # True inside the open unit's outermost grouped write until its first statement
+        # that writes: the group's savepoint is taken then (`UnitOfWork.open_group`)
+        self.unit_group_due = False
 
     def saving(self, what: str, grouped: bool = False) -> "_Pass":
         """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
@@ -153,7 +156,8 @@ class WriteGate:
     # --- statements -------------------------------------------------------------------
     def write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run one write statement, inside `saving`. In a batch, the batch's transaction
-        begins here, and a grouped write's savepoint is taken here, at its first write."""
+        begins here, and a grouped write's savepoint is taken here, at its first write (so
+        is the savepoint of the live unit's grouped write: `UnitOfWork.begin_pass`)."""
         if self.batching:
             if not self.conn.in_transaction:
                 self.conn.execute("BEGIN")
@@ -166,6 +170,8 @@ class WriteGate:
                 self.conn.execute(f"SAVEPOINT {SAVEPOINT}")
                 self.savepoint_due = False
                 self.savepoint_open = True
+        elif self.unit_group_due and self.unit is not None:
+            self.unit.open_group()
         return self.conn.execute(sql, params)
 
     def upsert(self, table: str, row: dict[str, Any], pk: tuple[str, ...]) -> None:
@@ -338,6 +344,8 @@ class _Pass:
                     self._mark_held()
                     return
                 gate.settle()               # a replay's batches first: this one commits now
+                if gate.unit_group_due and gate.unit is not None:
+                    gate.unit.open_group()  # the unit's group first: it holds this one
                 atomic = gate.db.atomic()   # a transaction; inside one, a savepoint
                 atomic.__enter__()
             except BaseException as exc:

@@ -145,3 +145,25 @@ async def test_held_rows_that_cannot_be_written_at_the_commit_point_are_all_drop
     assert saved_states(store) == []
     assert committed(store, "SELECT count(*) FROM intents") == [(0,)]
     assert committed(store, "SELECT kind FROM events") == [("after",)]
+
+
+async def test_a_group_that_only_holds_rows_takes_no_savepoint_and_a_failed_one_keeps_none(
+        store: TradeStore) -> None:
+    """An order's answer (its intent and order, both held until the commit) writes nothing
+    inside the unit: its savepoint would be an empty SAVEPOINT/RELEASE pair. A group that
+    writes takes it before its first write, and rolls its writes back when it fails."""
+    statements = Statements(store)
+
+    async def tick() -> None:
+        with store.transaction("order answered"):
+            store.save_intent(intent(status=IntentStatus.ACKED), NOW)
+        with pytest.raises(RuntimeError), store.transaction("step"):
+            store.save_position(protected())
+            store.append_event(NOW, "leg_placed", "BTCUSDT", {})
+            raise RuntimeError("the step failed")
+
+    await store.unit_of_work(tick())
+    assert statements.words()[:4] == ["BEGIN", "SAVEPOINT", "INSERT INTO events", "ROLLBACK"]
+    assert committed(store, "SELECT status FROM intents") == [("ACKED",)]
+    assert committed(store, "SELECT kind FROM events") == []
+    assert saved_states(store) == []
