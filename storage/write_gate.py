@@ -193,15 +193,22 @@ class WriteGate:
                    pk: tuple[str, ...], value: Any) -> None:
         """`with saving(what): upsert_later(table, key, row, pk, value)`. Where that pass
         would only hold the row, it is held without one (a trade saves ~40 records): inside
-        a replay batch, or inside an open pass of a batch or of the live unit (an inner
-        pass that only holds does nothing: no statement, no savepoint, no report). An
-        outermost pass in a batch only reports its success to the health, and so does
-        this. Everywhere else the pass runs (it writes, or begins the unit's transaction).
-        Raises SaveStateFailure(what) there, like `saving`."""
+        a replay batch, inside an open pass of a batch or of the live unit (an inner pass
+        that only holds does nothing: no statement, no savepoint, no report), or in the
+        live unit's task once its transaction is open (its outermost pass would only hold:
+        the unit's commit reports). An outermost pass in a batch only reports its success
+        to the health, and so does this. Everywhere else the pass runs (it writes, begins
+        the unit's transaction, or commits the unit for another task). Raises
+        SaveStateFailure(what) there, like `saving`."""
         if self.batching or (self.depth and self.holding):
             self.later.hold((table, key), row, pk, value)
             if not self.depth:
                 self.health.succeeded()
+            return
+        unit = self.unit
+        if unit is not None and not self.depth and self.conn.in_transaction \
+                and unit.holds_writes():
+            self.later.hold((table, key), row, pk, value)
             return
         with self.saving(what):
             self.upsert_later(table, key, row, pk, value)
