@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from tenacity import AsyncRetrying
 
-import trader.executor as executor_module
+import trader.placement_retry as placement_module
 from tests.engine_world import SYMBOL, make_world
 from tests.test_engine import open_long
 from trader.domain import OrderRole
@@ -27,7 +27,7 @@ class CountedRetrying(AsyncRetrying):
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> type[CountedRetrying]:
     CountedRetrying.built = 0
-    monkeypatch.setattr(executor_module, "AsyncRetrying", CountedRetrying)
+    monkeypatch.setattr(placement_module, "AsyncRetrying", CountedRetrying)
     return CountedRetrying
 
 

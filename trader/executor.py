@@ -4,32 +4,23 @@ Every exchange action goes through here. An intent is recorded (PENDING) before 
 request, marked SENT just before it leaves, and resolved from the exchange's answer.
 A timeout or 5xx leaves it SENT (outcome UNKNOWN): it is probed by client id and never
 re-sent blind. Placement retries follow the error table (trader/exchange/errors.py) on
-tenacity, each kind at most once: -2021 after a 300-400 ms pause, -1106 as a plain
-reduce-only order, a filter rejection (tick/step/notional) after re-reading the symbol's
-rules. Transport-level retries, the rate-limit circuit and pacing live in the exchange
-adapter's request gate (trader/exchange/gate.py).
+tenacity, each kind at most once (trader/placement_retry.py). Transport-level retries,
+the rate-limit circuit and pacing live in the exchange adapter's request gate
+(trader/exchange/gate.py).
 """
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
 from loguru import logger
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from storage import SaveStateFailure
 from trader.clock import Clock
-from trader.domain import Intent, IntentStatus, Order, OrderRequest, OrderRole, OrderStatus
+from trader.domain import Intent, IntentStatus, Order, OrderRole, OrderStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
-from trader.exchange.errors import (
-    THROTTLE_SECONDS,
-    Outcome,
-    Retry,
-    Verdict,
-    classify,
-    would_trigger_pause,
-)
+from trader.exchange.errors import THROTTLE_SECONDS, Outcome, Verdict, classify
+from trader.placement_retry import PlacementRetry, PlacementUnderWay, placement_retrying
 from trader.trade_store import TradeStore
 
 PROBE_GRACE = timedelta(seconds=10)   # clock skew allowance on top of recvWindow
@@ -64,88 +55,6 @@ class ActionResult:
         if self.verdict is None:
             return self.outcome.value
         return f"{self.verdict.code} {self.verdict.meaning}"
-
-
-class PlacementRetry:
-    """The error table's placement retries for one intent, each kind at most once."""
-
-    KINDS = (Retry.ONCE_AFTER_PAUSE, Retry.REDUCE_ONLY, Retry.REFRESH_RULES)
-
-    def __init__(self, intent: Intent, exchange: Exchange) -> None:
-        self.intent = intent
-        self.request = intent.request()
-        self.exchange = exchange
-        self.used: set[Retry] = set()
-        self.rules_changes: list[str] = []
-
-    def _kind(self, error: BaseException) -> Retry | None:
-        if not isinstance(error, ExchangeError):
-            return None
-        kind = classify(error, self.intent.role).retry
-        if kind not in self.KINDS or kind in self.used:
-            return None
-        if kind is Retry.REDUCE_ONLY and not self.request.close_position:
-            return None
-        return kind
-
-    def should_retry(self, error: BaseException) -> bool:
-        return self._kind(error) is not None
-
-    def wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        return would_trigger_pause() if self._kind(error) is Retry.ONCE_AFTER_PAUSE else 0.0
-
-    async def prepare(self, state: RetryCallState) -> None:
-        """Before the resend: adjust the request the way the error asks for."""
-        error = state.outcome.exception() if state.outcome else None
-        kind = self._kind(error)
-        if kind is None:
-            return
-        self.used.add(kind)
-        client_id = self.request.client_id
-        code = getattr(error, "code", 0)
-        if kind is Retry.ONCE_AFTER_PAUSE:
-            logger.info("would trigger immediately, one retry client_id={} code={}", client_id,
-                        code)
-        elif kind is Retry.REDUCE_ONLY:
-            logger.info("closePosition refused, resending reduce-only client_id={}", client_id)
-            self.request = _as_reduce_only(self.request)
-        else:
-            logger.warning("filter rejection, re-reading symbol rules and resending once "
-                           "client_id={} code={}", client_id, code)
-            self.rules_changes += await self.exchange.refresh_rules()
-            self.request = self.exchange.rules(self.request.symbol).onto_grid(self.request)
-
-
-class PlacementUnderWay:
-    """The placement the executor's one retrying object serves now: its callbacks ask here.
-    (tenacity's retrying object costs more to build than the rest of a placement.)"""
-
-    def __init__(self) -> None:
-        self.policy: PlacementRetry | None = None
-
-    def _now(self) -> PlacementRetry:
-        if self.policy is None:
-            raise RuntimeError("no placement under way")
-        return self.policy
-
-    def should_retry(self, error: BaseException) -> bool:
-        return self._now().should_retry(error)
-
-    def wait(self, state: RetryCallState) -> float:
-        return self._now().wait(state)
-
-    async def prepare(self, state: RetryCallState) -> None:
-        await self._now().prepare(state)
-
-
-def placement_retrying(policy: PlacementRetry | PlacementUnderWay,
-                       sleep: Callable[[float], Awaitable[None]]) -> AsyncRetrying:
-    """The error table's placement retries for `policy` (each kind at most once)."""
-    return AsyncRetrying(retry=retry_if_exception(policy.should_retry),
-                         stop=stop_after_attempt(len(PlacementRetry.KINDS) + 1),
-                         wait=policy.wait, before_sleep=policy.prepare, sleep=sleep,
-                         reraise=True)
 
 
 class Executor:
@@ -426,7 +335,3 @@ class Executor:
         self._journal(expired, required=False)
         logger.info("unknown outcome resolved: never placed client_id={}", intent.client_id)
         return expired
-
-
-def _as_reduce_only(request: OrderRequest) -> OrderRequest:
-    return replace(request, close_position=False, reduce_only=True)
