@@ -117,9 +117,9 @@ class Store:
     # --- journal ------------------------------------------------------------------
     def append_event(self, at: datetime, kind: str, symbol: str = "",
                      body: dict[str, Any] | None = None) -> None:
-        with self._gate.saving(f"event {kind}"):
-            self._gate.write("INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)",
-                        [iso_text(at), kind, symbol, dumps(body or {})])
+        self._gate.write_one(f"event {kind}",
+                             "INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)",
+                             [iso_text(at), kind, symbol, dumps(body or {})])
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, args = ("kind = ?", [kind]) if kind else ("1=1", [])
@@ -129,11 +129,11 @@ class Store:
     # --- alerts outbox ------------------------------------------------------------
     def enqueue_alert(self, at: datetime, name: str, severity: str, symbol: str,
                       dedup_key: str, text: str) -> int:
-        with self._gate.saving(f"alert {name}"):
-            cursor = self._gate.write(
-                "INSERT INTO alerts (created_at, name, severity, symbol, dedup_key, text, status, "
-                "sent_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, 0)",
-                [iso_text(at), name, severity, symbol, dedup_key, text])
+        cursor = self._gate.write_one(
+            f"alert {name}",
+            "INSERT INTO alerts (created_at, name, severity, symbol, dedup_key, text, status, "
+            "sent_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, 0)",
+            [iso_text(at), name, severity, symbol, dedup_key, text])
         return int(cursor.lastrowid or 0)
 
     def pending_alerts(self, limit: int = 50, severity: str | None = None,

@@ -174,6 +174,19 @@ class WriteGate:
             self.unit.open_group()
         return self.conn.execute(sql, params)
 
+    def write_one(self, what: str, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """`with saving(what): return write(sql, params)`. Inside an open pass, that inner
+        pass only names a failure (SaveStateFailure(what), no savepoint, no report): done
+        here without one (a trade's journal rows and fills are written inside its groups).
+        Raises SaveStateFailure(what)."""
+        if self.depth:
+            try:
+                return self.write(sql, params)
+            except (sqlite3.Error, OSError) as exc:
+                raise save_failure(what, exc) from exc
+        with self.saving(what):
+            return self.write(sql, params)
+
     def upsert(self, table: str, row: dict[str, Any], pk: tuple[str, ...]) -> None:
         # a dict's keys and values come in the same order
         self.write(upsert_statement(table, tuple(row), pk), list(row.values()))

@@ -129,3 +129,61 @@ def test_a_failed_write_outside_a_batch_still_raises_and_is_counted(tmp_path: Pa
         assert store.health.in_a_row == 1
     finally:
         store.db.close()
+
+
+# --- `WriteGate.write_one`: a statement without an inner pass -------------------------
+EVENT = "INSERT INTO events (id, at, kind, symbol, body) VALUES (?, ?, 'step', '', '{}')"
+
+
+def statement_through_the_pass(store: TradeStore, event_id: int) -> None:
+    with store._gate.saving(f"event {event_id}"):
+        store._gate.write(EVENT, [event_id, NOW.isoformat()])
+
+
+def statement_shortcut(store: TradeStore, event_id: int) -> None:
+    store._gate.write_one(f"event {event_id}", EVENT, [event_id, NOW.isoformat()])
+
+
+def statements_in_groups(store: TradeStore, write: Callable[[TradeStore, int], None]) -> None:
+    """Writes outside, in a batch's group and in the unit's group; the same event id
+    twice inside a group (a failed statement: the group fails, named by the inner write)."""
+    write(store, 1)
+    with store.batch("candle"):
+        with store.transaction("step"):
+            write(store, 2)
+        with pytest.raises(SaveStateFailure, match="could not save event 2: UNIQUE"), \
+                store.transaction("step again"):
+            write(store, 3)
+            write(store, 2)
+
+    async def tick() -> None:
+        with store.transaction("answer"):
+            write(store, 4)
+        with pytest.raises(SaveStateFailure, match="could not save event 4: UNIQUE"), \
+                store.transaction("failed"):
+            write(store, 5)
+            write(store, 4)
+    asyncio.run(store.unit_of_work(tick()))
+
+
+def observed_statements(tmp_path: Path, name: str,
+                        write: Callable[[TradeStore, int], None]) -> dict[str, object]:
+    path = tmp_path / f"{name}.db"
+    store = TradeStore.open(path)
+    try:
+        statements = Statements(store)
+        statements_in_groups(store, write)
+        health = (store.health.in_a_row, store.health.total_failures)
+        seen = [sql for sql in statements.seen if "schema" not in sql]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as other:
+        rows = other.execute("SELECT id FROM events ORDER BY id").fetchall()
+    return {"statements": seen, "health": health, "committed": rows}
+
+
+def test_a_statement_without_its_inner_pass_does_what_the_pass_does(tmp_path: Path) -> None:
+    long_way = observed_statements(tmp_path, "pass", statement_through_the_pass)
+    short_way = observed_statements(tmp_path, "shortcut", statement_shortcut)
+    assert short_way == long_way
+    assert long_way["committed"] == [(1,), (2,), (4,)]

@@ -239,8 +239,8 @@ class TradeStore(Store):
         row = dump(fill)
         row["maker"] = int(fill.maker)
         columns = tuple(row)
-        with self._gate.saving(f"fill {fill.symbol} {fill.trade_id}"):
-            cursor = self._gate.write(_insert_fill_statement(columns), [row[c] for c in columns])
+        cursor = self._gate.write_one(f"fill {fill.symbol} {fill.trade_id}",
+                                      _insert_fill_statement(columns), [row[c] for c in columns])
         return cursor.rowcount > 0
 
     def fills(self, symbol: str | None = None, since: datetime | None = None) -> list[Fill]:
