@@ -16,6 +16,7 @@ committed every `REPLAY_COMMIT_EVERY` batches, before any write outside a batch,
 the store closes (`settle`); a batch takes a savepoint before its first write when that
 transaction is open already, a grouped `saving` inside it one more. A failed write raises
 `SaveStateFailure(what)` and leaves nothing behind; a failed batch undoes itself only.
+The pass and the batch themselves are storage/gate_passes.py.
 """
 
 import sqlite3
@@ -25,7 +26,8 @@ from typing import Any
 from loguru import logger
 from sqlite_utils import Database
 
-from storage.db import SaveStateFailure, save_failure
+from storage.db import save_failure
+from storage.gate_passes import Batch, Pass
 from storage.health import WriteHealth
 from storage.held_rows import HeldRows, Row
 from storage.unit_of_work import UnitOfWork
@@ -69,14 +71,14 @@ class WriteGate:
         # that writes: the group's savepoint is taken then (`UnitOfWork.open_group`)
         self.unit_group_due = False
 
-    def saving(self, what: str, grouped: bool = False) -> "_Pass":
+    def saving(self, what: str, grouped: bool = False) -> Pass:
         """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
-        return _Pass(self, what, grouped)
+        return Pass(self, what, grouped)
 
-    def batch(self, what: str) -> "_Batch":
+    def batch(self, what: str) -> Batch:
         """Replay only: see `storage.Store.batch`. Raises SaveStateFailure(what) when its
         writes, the held-back rows or a due commit cannot be written."""
-        return _Batch(self, what)
+        return Batch(self, what)
 
     def end_batch(self, what: str) -> None:
         """A batch went through: count it, and commit the batches when due. A batch that
@@ -285,149 +287,3 @@ class WriteGate:
         elif self.conn.in_transaction:      # an error may have ended the whole batch
             self.conn.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
             self.conn.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
-
-
-class _Batch:
-    """One replay batch (`WriteGate.batch`; a class, not a generator: it runs every candle)."""
-
-    __slots__ = ("gate", "what", "active", "open_before", "mark")
-
-    def __init__(self, gate: WriteGate, what: str) -> None:
-        self.gate = gate
-        self.what = what
-
-    def __enter__(self) -> None:
-        gate = self.gate
-        # Inside a transaction already (or a batch): that one commits.
-        self.active = not (gate.batching or gate.depth
-                           or (gate.conn.in_transaction and not gate.uncommitted))
-        if self.active:
-            gate.batching = True
-            self.mark = gate.later.mark()     # the held rows as earlier batches left them
-            self.open_before = gate.conn.in_transaction
-            gate.batch_savepoint_due = self.open_before
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 traceback: Any) -> bool:
-        if not self.active:
-            return False
-        gate = self.gate
-        try:
-            if exc is None:
-                gate.end_batch(self.what)
-            else:
-                gate.undo_batch(self.open_before, self.mark)
-                if isinstance(exc, sqlite3.Error | OSError):
-                    raise save_failure(self.what, exc) from exc
-        finally:
-            if self.mark is not None:
-                gate.later.unmark()
-            gate.batching = False
-            gate.batch_savepoint_due = gate.batch_savepoint_open = False
-            gate.savepoint_due = gate.savepoint_open = False
-        return False
-
-
-class _Pass:
-    """One pass through the gate (a class, not a generator: every write runs through it).
-    The outermost pass reports its outcome to the health; a grouped pass that fails keeps
-    none of the records it held back."""
-
-    __slots__ = ("gate", "what", "grouped", "outermost", "opens_group", "mark", "atomic",
-                 "unit")
-
-    def __init__(self, gate: WriteGate, what: str, grouped: bool) -> None:
-        self.gate = gate
-        self.what = what
-        self.grouped = grouped
-
-    def __enter__(self) -> None:
-        gate = self.gate
-        gate.depth += 1
-        self.outermost = gate.depth == 1
-        self.mark: int | None = None
-        self.opens_group = gate.batching and self.grouped and self.outermost
-        self.atomic: Any = None
-        self.unit: UnitOfWork | None = None
-        if self.opens_group:
-            gate.savepoint_due = True
-        elif not gate.batching and (self.outermost or self.grouped):
-            # A single write inside a transaction takes no savepoint: SQLite undoes a
-            # failed statement by itself (its statement journal), and a failure that ends
-            # the whole transaction would end a savepoint too.
-            unit = gate.unit
-            try:
-                if self.outermost and unit is not None and unit.takes():
-                    unit.begin_pass(self.grouped)   # the unit commits (unit_of_work.py)
-                    self.unit = unit
-                    gate.holding = True
-                    self._mark_held()
-                    return
-                gate.settle()               # a replay's batches first: this one commits now
-                if gate.unit_group_due and gate.unit is not None:
-                    gate.unit.open_group()  # the unit's group first: it holds this one
-                atomic = gate.db.atomic()   # a transaction; inside one, a savepoint
-                atomic.__enter__()
-            except BaseException as exc:
-                failure = self._failed(exc)
-                if failure is exc:
-                    raise
-                raise failure from exc
-            self.atomic = atomic
-        self._mark_held()
-
-    def _mark_held(self) -> None:
-        """Inside a batch or the unit, a failed grouped write keeps none of the rows it
-        held back (elsewhere, rows are written, not held)."""
-        gate = self.gate
-        if self.grouped and (gate.batching or gate.holding):
-            self.mark = gate.later.mark()
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 traceback: Any) -> bool:
-        original = exc
-        try:
-            if self.atomic is not None:
-                self.atomic.__exit__(kind, exc, traceback)      # commit, or roll back
-            elif self.unit is not None:
-                self.unit.end_pass(self.grouped, exc is None, self.what, exc)
-            elif self.opens_group:
-                self.gate.end_group(keep=exc is None)
-        except (sqlite3.Error, OSError) as error:      # the commit or the rollback failed
-            exc = error
-        except BaseException as error:
-            self._failed(error)
-            raise
-        if exc is None:
-            self.gate.depth -= 1
-            if self.mark is not None:
-                self.gate.later.unmark()
-            if self.unit is not None:
-                self.gate.holding = False
-            if self.outermost and self.unit is None:   # in a unit: its commit reports
-                self.gate.health.succeeded()
-            return False
-        failure = self._failed(exc)
-        if failure is original:
-            return False                    # it goes on as it is
-        if failure is exc:
-            raise failure
-        raise failure from exc
-
-    def _failed(self, exc: BaseException) -> BaseException:
-        """Account for a failed pass; the exception to raise (a database error becomes
-        SaveStateFailure naming what was being saved)."""
-        gate = self.gate
-        gate.depth -= 1
-        if self.unit is not None:
-            gate.holding = False
-        if self.mark is not None:
-            gate.later.undo_to(self.mark)   # a failed grouped write keeps none of its rows
-            gate.later.unmark()
-        failure = save_failure(self.what, exc) if isinstance(exc, sqlite3.Error | OSError) \
-            else exc
-        if self.outermost:
-            gate.forget()
-            if isinstance(failure, SaveStateFailure):
-                gate.health.failed(failure)
-        return failure
