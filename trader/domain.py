@@ -20,6 +20,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from trader.evolve import evolve
+from trader.fast_init import fast_init
 
 CLIENT_ID_PREFIX = "tb"
 ZERO = Decimal(0)
@@ -157,6 +158,7 @@ def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Candle:
     symbol: str
@@ -240,6 +242,7 @@ def position_key(opened_at: datetime) -> str:
     return out or "0"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """One order the engine wants on the exchange. `client_id` comes from the intent."""
@@ -256,6 +259,7 @@ class OrderRequest:
     post_only: bool = False     # LIMIT: rest as maker or be refused (Binance timeInForce GTX)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Order:
     """An order as the exchange reports it (plain or algo/conditional)."""
@@ -280,6 +284,7 @@ class Order:
         return parsed.role if parsed else None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Fill:
     trade_id: str
@@ -295,6 +300,7 @@ class Fill:
     order_id: str = ""       # the exchange's order id (userTrades carry it, not the client id)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ExchangePosition:
     """The exchange's view of a symbol's one-way position. quantity is signed.
@@ -321,6 +327,7 @@ class ExchangePosition:
         return abs(self.quantity)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Balance:
     wallet: Decimal          # cash incl. realised PnL, fees and funding
@@ -332,6 +339,7 @@ class Balance:
         return self.wallet + self.unrealized_pnl
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BookTicker:
     symbol: str
@@ -348,6 +356,7 @@ class BookTicker:
         return (self.ask - self.bid) / mid if mid else ZERO
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Intent:
     """A write-ahead record of one exchange action, saved before the request is sent."""

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trader.domain import ZERO
+from trader.fast_init import fast_init
 from trader.trade_stats import (
     TradeRecord,
     exit_counts,
@@ -49,6 +50,7 @@ MIN_CAGR_SPAN = timedelta(days=7)
 Period = tuple[datetime, datetime]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EquityPoint:
     at: datetime

@@ -27,6 +27,7 @@ from trader.events import (
     PositionGone,
     PositionSizeChanged,
 )
+from trader.fast_init import fast_init
 from trader.order_tracker import TrackedOrder
 from trader.position import ExitPlan, Leg, LegStatus, Position, PositionState
 
@@ -41,6 +42,7 @@ FILL_REPORT_LAG = timedelta(seconds=10)
 FILLED, LIVE, ENTERING = OrderStatus.FILLED, LegStatus.LIVE, PositionState.ENTERING
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SymbolView:
     """The exchange's side of one symbol at one moment."""

@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from trader.domain import Balance, BookTicker, Candle, ExchangePosition, Fill, Order, OrderRequest
+from trader.fast_init import fast_init
 from trader.symbol_rules import SymbolRules
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderUpdate:
     """An order changed state (stream ORDER_TRADE_UPDATE / ALGO_UPDATE, or the simulator)."""
@@ -24,6 +26,7 @@ class OrderUpdate:
     time: datetime
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AccountUpdate:
     """Positions and/or balance changed (stream ACCOUNT_UPDATE, or the simulator)."""
@@ -78,6 +81,7 @@ class FundingIncome:
     time: datetime
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Quote:
     """One symbol's latest top of book and mark price, pushed by the exchange's market streams

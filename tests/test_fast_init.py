@@ -1,0 +1,110 @@
+"""`trader.fast_init.fast_init`, the cheaper `__init__` of the frozen values made on every
+candle: it makes the value the dataclass's own `__init__` makes (every field the very same
+object, defaults where omitted), takes the same arguments (names, order, defaults) and
+refuses the same calls; the value stays frozen, equal and hashable; and it refuses a class
+whose `__init__` does more than set the fields."""
+
+import dataclasses
+import inspect
+from typing import Any
+
+import pytest
+
+from trader.domain import (
+    Balance,
+    BookTicker,
+    Candle,
+    ExchangePosition,
+    Fill,
+    Intent,
+    Order,
+    OrderRequest,
+)
+from trader.exchange.base import AccountUpdate, OrderUpdate, Quote
+from trader.fast_init import fast_init
+from trader.metrics import EquityPoint
+from trader.observe import SymbolView
+
+FAST = [Candle, OrderRequest, Order, Fill, ExchangePosition, Balance, BookTicker, Intent,
+        OrderUpdate, AccountUpdate, Quote, SymbolView, EquityPoint]
+
+
+def generated_twin(cls: type) -> type:
+    """The same fields under the `__init__` `dataclasses` generates."""
+    return dataclasses.make_dataclass(
+        cls.__name__, [(f.name, f.type, dataclasses.field(default=f.default, compare=f.compare))
+                       for f in dataclasses.fields(cls)], frozen=True, slots=True)
+
+
+def the_long_way(cls: type, values: dict[str, Any]) -> Any:
+    """What the generated `__init__` does: each field through `object.__setattr__`."""
+    made = object.__new__(cls)
+    for f in dataclasses.fields(cls):
+        object.__setattr__(made, f.name, values.get(f.name, f.default))
+    return made
+
+
+def assert_same_value(made: Any, expected: Any) -> None:
+    assert type(made) is type(expected)
+    for f in dataclasses.fields(expected):
+        assert getattr(made, f.name) is getattr(expected, f.name), f.name
+
+
+@pytest.mark.parametrize("cls", FAST, ids=lambda cls: cls.__name__)
+def test_it_makes_what_the_dataclass_init_makes(cls: type) -> None:
+    fields = dataclasses.fields(cls)
+    values = {f.name: object() for f in fields}
+    required = {f.name: values[f.name] for f in fields if f.default is dataclasses.MISSING}
+    assert_same_value(cls(*values.values()), the_long_way(cls, values))
+    assert_same_value(cls(**dict(reversed(values.items()))), the_long_way(cls, values))
+    assert_same_value(cls(**required), the_long_way(cls, required))   # the defaults
+
+
+@pytest.mark.parametrize("cls", FAST, ids=lambda cls: cls.__name__)
+def test_it_takes_the_arguments_the_dataclass_init_takes(cls: type) -> None:
+    fast, generated = inspect.signature(cls.__init__), inspect.signature(
+        generated_twin(cls).__init__)
+    assert [(p.name, p.kind, p.default) for p in fast.parameters.values()] \
+        == [(p.name, p.kind, p.default) for p in generated.parameters.values()]
+    count = len(dataclasses.fields(cls))
+    with pytest.raises(TypeError):
+        cls(*range(count + 1))            # one too many
+    with pytest.raises(TypeError):
+        cls(*range(count), unknown=1)     # a name it does not have
+    with pytest.raises(TypeError):
+        cls()                             # the first field is required in each
+
+
+def test_the_value_stays_frozen_equal_and_hashable() -> None:
+    candle = Candle("BTCUSDT", *range(6))            # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        candle.close = 1                             # type: ignore[misc]
+    same = the_long_way(Candle, {f.name: getattr(candle, f.name)
+                                 for f in dataclasses.fields(Candle)})
+    assert candle == same and hash(candle) == hash(same)
+    assert dataclasses.replace(candle, close=9) == Candle("BTCUSDT", 0, 1, 2, 3, 4, 9)  # type: ignore[arg-type]
+
+
+def test_a_class_whose_init_does_more_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        price: int
+
+        def __post_init__(self) -> None:
+            assert self.price > 0
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Collecting:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass(slots=True)
+    class Mutable:
+        price: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        price: int
+
+    for cls in (Checked, Collecting, Mutable, Unslotted):
+        with pytest.raises(TypeError):
+            fast_init(cls)
