@@ -10,15 +10,16 @@ as each candle closes instead of recomputed from the whole history every tick:
 - the true ranges of the last `range_window` candles (each against its previous close) as
   floats, with their Wilder averages, for the regime breaker's volatility ratio
   (trader/strategy/regime.py `RangeWindow`, `classify_ranges`);
-- the list copy the strategy reads, made once per new candle, not once per reader (sliced
-  from a list kept alongside the deque: half the cost of copying the deque), and the last
-  few candles without a copy of the whole history (`tail`, the crash breaker's);
+- the candles the strategy reads, in place (`closed()`: a CandleWindow over a list kept
+  alongside the deque, trimmed by making a new list: trader/market/candle_window.py),
+  and the last few candles without a copy of the whole history (`tail`, the crash
+  breaker's);
 - a `version` that changes with every change, which caches of what the candles give key
   on (trader/breakers.py).
 
     history = CandleHistory(maxlen=1000, factor=5, range_window=99)
     history.append(candle)                  # a deque: append, extend, clear, [-1], len
-    history.closed()                        # list[Candle], cached until the next change
+    history.closed()                        # CandleWindow (reads as list[Candle]), no copy
     history.tail(5)                         # == history.closed()[-5:], without the copy
     history.higher()                        # == aggregate(history.closed(), 5), or None
     history.version                         # changes with every change (caches key on it)
@@ -33,6 +34,7 @@ from datetime import datetime, timedelta
 from itertools import count, islice
 
 from trader.domain import ZERO, Candle
+from trader.market.candle_window import CandleWindow
 from trader.strategy.base import EPOCH
 from trader.strategy.regime import DEFAULT_THRESHOLDS, RangeWindow
 
@@ -50,10 +52,11 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
 
     def _reset(self) -> None:
         self.version = next(_VERSIONS)
-        # The candles again, as a list kept up to twice as long (trimmed once it is):
-        # `closed()` slices it, twice as fast as copying the deque. Never handed out.
+        # The candles again, as a list kept up to twice as long; trimmed once it is by
+        # making a new one, never changed before its end: `closed()` hands out windows
+        # on it (trader/market/candle_window.py).
         self._items: list[Candle] = []
-        self._closed: list[Candle] | None = []
+        self._closed: CandleWindow | None = None
         self._higher: deque[_Group] = deque()               # the complete groups
         self._completed = 0                                 # groups ever completed
         # The merged candles of the last read (never handed out: a read returns a copy),
@@ -80,7 +83,7 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         items = self._items
         items.append(candle)
         if maxlen is not None and len(items) >= 2 * maxlen:
-            del items[:-maxlen]
+            self._items = items[-maxlen:]       # a new list: the windows handed out keep theirs
         self._closed = None
         self.version = next(_VERSIONS)
         if self.factor > 1 and self._higher_valid:
@@ -101,11 +104,14 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         raise TypeError("a candle history only grows at its end")
 
     # --- reading ------------------------------------------------------------------------
-    def closed(self) -> list[Candle]:
-        """The candles as a list (the strategy slices it); the same list until a change."""
-        if self._closed is None:
-            self._closed = self._items[-len(self):] if self else []
-        return self._closed
+    def closed(self) -> CandleWindow:
+        """The candles, read as a list (the strategy slices it) without a copy; the same
+        window until a change, and a window never changes."""
+        closed = self._closed
+        if closed is None:
+            items = self._items
+            closed = self._closed = CandleWindow(items, len(items) - len(self), len(items))
+        return closed
 
     def tail(self, size: int) -> list[Candle]:
         """The last `size` candles (fewer while the history is shorter), oldest first:

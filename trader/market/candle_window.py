@@ -1,0 +1,70 @@
+"""`CandleWindow`: a history's closed candles read in place, the list the strategy is given
+without copying it (trader/market/history.py `CandleHistory.closed`).
+
+A new candle every candle made `closed()` copy the whole bounded history (1,000 candles:
+~13,000 instructions, a few % of a replayed candle), for a strategy that mostly reads the
+last two. The window is `items[start:stop]` of the list the history keeps alongside its
+deque. It never changes: the history only appends to that list past `stop` and trims it by
+making a new list, so a window handed out stays the candles of its moment (a strategy may
+keep it, a tick may read it across an await while a candle arrives).
+
+It reads as the list it stands for: `len`, indexing (negative too; IndexError past either
+end), slicing (a new `list`), iteration and `reversed` (lazily from the newest: the
+strategy's channel test stops at the first candle or two), `==` with a list or another
+window, and the `Sequence` methods (`index`, `count`, `in`). Not a list: no `append`, no
+`+` with a list on its left (`list(window)` or a slice gives one).
+"""
+
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from typing import overload
+
+from trader.domain import Candle
+
+
+class CandleWindow(Sequence[Candle]):
+    __slots__ = ("_items", "_start", "_stop")
+
+    def __init__(self, items: list[Candle], start: int, stop: int) -> None:
+        self._items = items
+        self._start = start
+        self._stop = stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @overload
+    def __getitem__(self, index: int) -> Candle: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Candle]: ...
+
+    def __getitem__(self, index: int | slice) -> Candle | list[Candle]:
+        # A range of the window's positions in `items` resolves the index as a list would:
+        # negative from the end, IndexError outside, a slice's bounds clipped.
+        span = range(self._start, self._stop)[index]
+        if type(span) is int:
+            return self._items[span]
+        if span.step == 1:          # type: ignore[union-attr]
+            return self._items[span.start:span.stop]   # type: ignore[union-attr]
+        return [self._items[i] for i in span]           # type: ignore[union-attr]
+
+    def __iter__(self) -> Iterator[Candle]:
+        return iter(self._items[self._start:self._stop])
+
+    def __reversed__(self) -> Iterator[Candle]:
+        items = self._items
+        end = len(items)        # candles appended past the window since it was made
+        return islice(reversed(items), end - self._stop, end - self._start)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CandleWindow):
+            other = other._items[other._start:other._stop]
+        if not isinstance(other, list):
+            return NotImplemented
+        return self._items[self._start:self._stop] == other
+
+    __hash__ = None     # type: ignore[assignment]   # a list's: unhashable
+
+    def __repr__(self) -> str:
+        return f"CandleWindow({self._items[self._start:self._stop]!r})"
