@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from trader import guards
-from trader.domain import BookTicker, Candle
+from trader.domain import ZERO, BookTicker, Candle
 from trader.guard_book import GuardBook
 from trader.guards import GuardConfig
 from trader.market.history import CandleHistory
@@ -54,12 +54,15 @@ class Breakers:
         book = self.book
         config = book.config
         if quote is not None and tick_size > 0:
-            spread_pct = quote.spread_pct
+            # `quote.spread_pct` and its `mid`, inline (every tick): the same Decimal steps
+            bid, ask = quote.bid, quote.ask
+            width, mid = ask - bid, (bid + ask) / 2
+            spread_pct = width / mid if mid else ZERO
             history = self.spreads.get(symbol)
             if history is None:
                 history = self.spreads[symbol] = MedianWindow(SPREAD_HISTORY)
             elif history:
-                spread_ticks = (quote.ask - quote.bid) / tick_size
+                spread_ticks = width / tick_size
                 if spread_ticks > config.spread_min_ticks:   # else the rule says nothing
                     book.apply(guards.check_spread, symbol, spread_pct, spread_ticks,
                                history, now, config)

@@ -156,11 +156,13 @@ class OrderTracker:
 
     def live(self, symbol: str) -> list[Order]:
         """The symbol's live orders, in the order `for_symbol` lists them."""
-        return list(self._live.get(symbol) or self._live_of(symbol))
+        live = self._live.get(symbol)     # [] too is kept: a flat symbol, most ticks
+        return list(live if live is not None else self._live_of(symbol))
 
     def has_live(self, symbol: str) -> bool:
         """Whether `live(symbol)` has any order (ours or anybody's), without the copy."""
-        return bool(self._live.get(symbol) or self._live_of(symbol))
+        live = self._live.get(symbol)
+        return bool(live if live is not None else self._live_of(symbol))
 
     def _live_of(self, symbol: str) -> list[Order]:
         live = self._live_by_symbol.get(symbol)
