@@ -32,13 +32,13 @@ from loguru import logger
 from trader import guards
 from trader.alerter import Alerter
 from trader.balance_keeper import BalanceKeeper
-from trader.breakers import Breakers, CandleReading
+from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.close_readback import CloseReadback
 from trader.closing import Finalizer
 from trader.config import Settings
 from trader.containment import Containment
-from trader.domain import Balance, BookTicker, Candle, CloseReason, Side
+from trader.domain import Balance, Candle, CloseReason, Side
 from trader.entry import HIGHER_TIMEFRAME, Account
 from trader.entry_sender import EntrySender
 from trader.events import CloseRequested, Policy
@@ -267,8 +267,10 @@ class Engine:
 
     async def tick_symbol(self, symbol: str) -> None:
         history = self.candles[symbol]
-        reading = self.breakers.reading(symbol, history)   # once per closed candle
-        self._read_regime(symbol, reading)
+        # The `regime_state` gauge, every tick for every symbol (asleep too): the regime of
+        # the last closed candle, read once per candle (trader/breakers.py); "" until enough.
+        reading = self.breakers.reading(symbol, history)
+        self.counters.set(symbol, "regime_state", reading.gauge)
         view = self.view.pushed_view(symbol) or await self.view.view(symbol)
         self.second_instance.check(symbol)
         self.guards.record_api_success(view.at)
@@ -282,8 +284,11 @@ class Engine:
             await self.keeper.sweep_orphans(symbol, position)
         if self.guards.state.asleep:
             return                        # asleep: nothing but protection runs
+        # The entry breakers on the top of book (None: none this tick) and the closed
+        # candles' reading (trader/breakers.py).
         book = self.view.pushed_book(symbol) or await self.view.book(symbol)
-        self._run_breakers(symbol, view, reading, book)
+        self.breakers.check(symbol, book, self.exchange.rules(symbol).tick_size, history,
+                            view.at, reading)
         if position is None:
             # The desk asks the strategy once per closed candle: between two candles there
             # is nothing to decide, and no reason to read the guards and the account
@@ -341,19 +346,6 @@ class Engine:
         return now - self.started_at
 
     # --- guards -------------------------------------------------------------------
-    def _run_breakers(self, symbol: str, view: SymbolView, reading: CandleReading,
-                      book: BookTicker | None) -> None:
-        """The entry breakers on the top of `book` (None: none this tick) and the closed
-        candles' `reading` (trader/breakers.py)."""
-        self.breakers.check(symbol, book, self.exchange.rules(symbol).tick_size,
-                            self.candles[symbol], view.at, reading)
-
-    def _read_regime(self, symbol: str, reading: CandleReading) -> None:
-        """The `regime_state` gauge, every tick for every symbol (asleep too): the regime of
-        the last closed candle, read once per candle (trader/breakers.py); "" until enough
-        candles."""
-        self.counters.set(symbol, "regime_state", reading.gauge)
-
     def entry_allowed(self, symbol: str) -> bool:
         reason = self.entry_refusal(symbol)
         if reason:
