@@ -82,10 +82,16 @@ class EntryDesk:
         self.history: Mapping[str, CandleHistory] = {}
 
     def new_candle(self, symbol: str, candles: Sequence[Candle]) -> bool:
-        """True once per closed candle, when there is enough history to ask the strategy."""
-        if not self.would_ask(symbol, candles):
+        """True once per closed candle, when there is enough history to ask the strategy:
+        `would_ask`, then the candle taken (inline, every candle: a CandleWindow's `len` and
+        `[-1]` are calls, each read once here)."""
+        count = len(candles)
+        if count == 0 or count < self.strategy.warmup:
             return False
-        self._asked[symbol] = candles[-1].open_time
+        opened = candles[-1].open_time
+        if self._asked.get(symbol) == opened:
+            return False
+        self._asked[symbol] = opened
         return True
 
     def would_ask(self, symbol: str, candles: Sequence[Candle]) -> bool:
