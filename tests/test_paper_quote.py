@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from storage import Store
 from trader.clock import ManualClock
-from trader.domain import Candle, OrderRequest, OrderRole, OrderType, Side
+from trader.domain import BookTicker, Candle, OrderRequest, OrderRole, OrderType, Side
 from trader.exchange.base import ExchangeError, Quote
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
@@ -82,5 +82,8 @@ def test_the_quote_always_equals_one_made_anew(script: list[tuple]) -> None:
     for action in script:
         act(paper, clock, action)
         for _ in range(2):   # the second read comes from what the first kept
-            assert paper.quote(BTC, AGE) == fresh_quote(paper, clock.now())
+            quote = paper.quote(BTC, AGE)
+            assert quote == fresh_quote(paper, clock.now())
+            # its book is the simulator's kept one (`top`): the book of its bid and ask
+            assert quote is not None and quote.book == BookTicker(BTC, quote.bid, quote.ask)
     store.close()

@@ -7,7 +7,7 @@ to outcomes; the engine never branches on raw codes.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -90,6 +90,8 @@ class Quote:
     `funding_rate` is None when the exchange sent none (a delivery contract sends "").
     `at` is the injected clock's time at which the newest part arrived; a quote is only
     as fresh as its oldest part, which `Exchange.quote(symbol, max_age)` checks.
+    `top`: the BookTicker of this very bid and ask when its maker holds one (the simulator
+    keeps one per price): `book` gives it instead of making another every tick.
     """
     symbol: str
     bid: Decimal
@@ -97,11 +99,13 @@ class Quote:
     mark: Decimal
     funding_rate: Decimal | None
     at: datetime
+    top: BookTicker | None = field(default=None, compare=False, repr=False)
 
     @property
     def book(self) -> BookTicker:
         """The top of book as `book_ticker()` answers it over REST."""
-        return BookTicker(self.symbol, self.bid, self.ask)
+        top = self.top
+        return top if top is not None else BookTicker(self.symbol, self.bid, self.ask)
 
 
 class ExchangeError(Exception):

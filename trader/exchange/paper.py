@@ -243,7 +243,7 @@ class PaperExchange:
                 and kept[1] == version and kept[2] is spread:
             return kept[0]
         book = sim.book(symbol)
-        quote = Quote(symbol, book.bid, book.ask, mark, sim.funding_rate(symbol, now), now)
+        quote = Quote(symbol, book.bid, book.ask, mark, sim.funding_rate(symbol, now), now, book)
         self._quotes[symbol] = (quote, version, spread)
         return quote
 
