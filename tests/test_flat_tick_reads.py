@@ -6,9 +6,11 @@ orders is read again without a rescan, and dropped as soon as an order arrives."
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.engine_world import make_world
 from trader.domain import Candle, Order, OrderStatus, OrderType, Side
 from trader.entry import EntryDesk
 from trader.market.history import CandleHistory
@@ -70,3 +72,23 @@ def test_an_empty_live_answer_is_kept_until_an_order_arrives(monkeypatch) -> Non
     tracker.on_order(stop("tb-BTCUSDT-k-sl1", OrderStatus.CANCELED), START)
     assert not tracker.has_live("BTCUSDT") and tracker.live("BTCUSDT") == []
     assert scans == ["BTCUSDT"] * 3
+
+
+async def test_the_funding_checks_boundary_contains_live_and_ends_a_backtest(tmp_path) -> None:
+    """The funding check runs inside its boundary without `contained`'s coroutine: an
+    unexpected error is alerted and the later jobs still run; a backtest ends on it."""
+    world = await make_world(tmp_path)
+    housekeeping = world.engine.housekeeping
+
+    async def broken() -> None:
+        raise ZeroDivisionError("funding")
+
+    housekeeping.check_funding = broken
+    housekeeping.last_run.clear()
+    await world.step()
+    assert any("funding check" in text for text in world.alerts("ERROR"))
+    assert "telemetry" in housekeeping.last_run, "the jobs after the failing one still ran"
+    world.engine.fail_fast = True
+    housekeeping.last_run.clear()
+    with pytest.raises(ZeroDivisionError):
+        await world.step()

@@ -132,7 +132,7 @@ class Engine:
         self.resync_due = False   # the user-data stream came back: what it missed is re-read
         self.housekeeping = Housekeeping(settings, exchange, self.executor, store, alerter,
                                          clock, self.guards, self.candles, self.counters,
-                                         self.boundary.contained, self.tracker)
+                                         self.boundary, self.tracker)
         exchange.on_stream_reconnect(self._stream_reconnected)
         self.funding_backfill = FundingBackfill(exchange, store, clock, self.symbols)
         self.close_readback = CloseReadback(exchange, self.executor, store, alerter, clock)

@@ -8,7 +8,7 @@ ticks), and the daily summary.
 """
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,6 +21,7 @@ from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
 from trader.config import INTERVAL_SECONDS, Settings
+from trader.containment import Containment
 from trader.display import money, plural
 from trader.domain import ZERO, Balance, Candle, IntentStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
@@ -44,14 +45,11 @@ CLEANUP_EVERY = timedelta(minutes=30)
 RULES_EVERY = timedelta(hours=1)
 FUNDING_MEMORY = timedelta(hours=1)    # the funding breaker compares with an hour ago
 
-Contained = Callable[[str, Awaitable[Any]], Awaitable[Any]]
-
-
 class Housekeeping:
     def __init__(self, settings: Settings, exchange: Exchange, executor: Executor, store: TradeStore,
                  alerter: Alerter, clock: Clock, guard_book: GuardBook,
                  candles: dict[str, deque[Candle]], counters: Counters,
-                 contained: Contained, tracker: OrderTracker) -> None:
+                 boundary: Containment, tracker: OrderTracker) -> None:
         self.settings = settings
         self.exchange = exchange
         self.executor = executor
@@ -62,7 +60,7 @@ class Housekeeping:
         self.guards = guard_book
         self.candles = candles
         self.counters = counters
-        self.contained = contained
+        self.boundary = boundary
         self.feed = FeedMonitor()
         self.stale: set[str] = set()
         self.untradable: set[str] = set()
@@ -92,14 +90,19 @@ class Housekeeping:
         """Each job inside its own boundary: one failing job skips only itself. Engine time
         moves only while a job runs (it may wait on the exchange): it is read again after
         each one that ran."""
-        contained = self.contained
+        boundary = self.boundary
+        contained = boundary.contained
         clock = self.clock
         now = clock.now()
         if self.feed.has_issues(now):    # most ticks: none to act on
             await contained("feed watchdog", self.watch_feed())
             now = clock.now()
         if self._due("funding", FUNDING_EVERY, now):
-            await contained("funding check", self.check_funding())
+            try:    # `contained` inline: every 5 min is every candle of a 5m replay
+                await self.check_funding()
+            except Exception as exc:  # the funding check's boundary
+                if not boundary.failed("funding check", exc):
+                    raise     # a backtest ends here (Containment.fail_fast)
             now = clock.now()
         if self._due("rules", RULES_EVERY, now):
             await contained("symbol rules refresh", self.refresh_rules())
