@@ -237,24 +237,25 @@ class ReplayFeed:
 
     async def _run(self) -> AsyncIterator[list[Candle]]:
         unyielded = 0      # batches since the event loop last had a turn (speed 0)
-        for batch in self.batches:
-            closes_at = batch[0].close_time
-            wait = closes_at - self.clock.now()
+        clock = self.clock
+        for closes_at, batch in self.batches:
+            wait = closes_at - clock.now()
             # At speed 0 the wait is no time at all: only the yield below is left of it
             # (clock.sleep would add the wait and `set` then lands on the same moment).
-            if self.clock.speed > 0:
+            if clock.speed > 0:
                 if NO_WAIT < wait <= MAX_PACED_GAP:
-                    await self.clock.sleep(wait.total_seconds())
+                    await clock.sleep(wait.total_seconds())
                 else:
                     self._jumped(wait, closes_at)
                     await asyncio.sleep(0)
             else:
-                self._jumped(wait, closes_at)
+                if wait > MAX_PACED_GAP:        # `_jumped`'s test, inline: every candle
+                    self._jumped(wait, closes_at)
                 unyielded += 1
                 if unyielded >= YIELD_EVERY:
                     unyielded = 0
                     await asyncio.sleep(0)
-            self.clock.set(closes_at)
+            clock.set(closes_at)
             yield batch
 
     def _jumped(self, wait: timedelta, closes_at: datetime) -> None:
@@ -263,19 +264,20 @@ class ReplayFeed:
                         self.clock.now(), closes_at)
 
 
-def _batches(symbols: Iterable[Iterable[Candle]]) -> Iterator[list[Candle]]:
-    """Batches of the candles closing at one moment, in close-time order, each sorted by
-    symbol: the symbols' streams merged lazily (a list out of time order is sorted first)."""
+def _batches(symbols: Iterable[Iterable[Candle]]) -> Iterator[tuple[datetime, list[Candle]]]:
+    """(close time, batch): the candles closing at one moment, in close-time order, each
+    batch sorted by symbol: the symbols' streams merged lazily (a list out of time order
+    is sorted first)."""
     streams = [_in_close_order(rows) for rows in symbols]
     if len(streams) == 1:   # most backtests: nothing to merge
         yield from _batches_of_one(streams[0])
         return
     merged = heapq.merge(*streams, key=_close_time)
-    for _, batch in groupby(merged, key=_close_time):
-        yield sorted(batch, key=_symbol)
+    for closes, batch in groupby(merged, key=_close_time):
+        yield closes, sorted(batch, key=_symbol)
 
 
-def _batches_of_one(rows: Iterable[Candle]) -> Iterator[list[Candle]]:
+def _batches_of_one(rows: Iterable[Candle]) -> Iterator[tuple[datetime, list[Candle]]]:
     """What `_batches` makes of one stream (runs of one close time, sorted by symbol),
     without heapq.merge and groupby: they cost more than the rest of the feed's work."""
     batch: list[Candle] = []
@@ -286,10 +288,10 @@ def _batches_of_one(rows: Iterable[Candle]) -> Iterator[list[Candle]]:
             batch.append(candle)
             continue
         if batch:
-            yield batch if len(batch) == 1 else sorted(batch, key=_symbol)
+            yield batch_closes, batch if len(batch) == 1 else sorted(batch, key=_symbol)
         batch, batch_closes = [candle], closes
     if batch:
-        yield batch if len(batch) == 1 else sorted(batch, key=_symbol)
+        yield batch_closes, batch if len(batch) == 1 else sorted(batch, key=_symbol)
 
 
 def _in_close_order(rows: Iterable[Candle]) -> Iterable[Candle]:
