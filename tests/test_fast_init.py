@@ -14,6 +14,7 @@ from trader.domain import (
     Balance,
     BookTicker,
     Candle,
+    ClientId,
     ExchangePosition,
     Fill,
     Intent,
@@ -25,7 +26,7 @@ from trader.fast_init import fast_init
 from trader.metrics import EquityPoint
 from trader.observe import SymbolView
 
-FAST = [Candle, OrderRequest, Order, Fill, ExchangePosition, Balance, BookTicker, Intent,
+FAST = [Candle, ClientId, OrderRequest, Order, Fill, ExchangePosition, Balance, BookTicker, Intent,
         OrderUpdate, AccountUpdate, Quote, SymbolView, EquityPoint]
 
 

@@ -197,6 +197,7 @@ def plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientId:
     symbol: str
