@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tests.engine_world import make_world
 from trader.domain import Candle, Order, OrderStatus, OrderType, Side
 from trader.entry import EntryDesk
+from trader.exchange.base import CircuitState
 from trader.market.history import CandleHistory
 from trader.order_tracker import OrderTracker
 
@@ -92,3 +93,16 @@ async def test_the_funding_checks_boundary_contains_live_and_ends_a_backtest(tmp
     housekeeping.last_run.clear()
     with pytest.raises(ZeroDivisionError):
         await world.step()
+
+
+@pytest.mark.parametrize("open_for", [None, -1, 0, 1])
+async def test_the_circuit_is_open_exactly_when_its_state_says_so(tmp_path, open_for) -> None:
+    """`Executor.circuit_open` skips the clock for a closed circuit: the same answer as
+    `CircuitState.is_open(now)` for a closed, an expired, an ending and an open circuit."""
+    world = await make_world(tmp_path)
+    now = world.clock.now()
+    state = CircuitState(None if open_for is None else now + timedelta(seconds=open_for),
+                         "429", now)
+    world.paper.circuit = lambda: state
+    assert world.engine.executor.circuit_open() == state.is_open(now)
+    assert world.engine.executor.circuit_open() == (open_for is not None and open_for > 0)

@@ -93,7 +93,8 @@ class Executor:
         return intent.role in JOURNAL_REQUIRED
 
     def circuit_open(self) -> bool:
-        return self.exchange.circuit().is_open(self.clock.now())
+        circuit = self.exchange.circuit()     # closed (most ticks): no clock read, no call
+        return circuit.open_until is not None and circuit.is_open(self.clock.now())
 
     def symbol_throttled(self, symbol: str) -> bool:
         until = self.throttled_until.get(symbol)
