@@ -206,6 +206,20 @@ def test_symbol_config_gives_the_symbols_leverage_on_the_account():
         codec.leverage_from_symbol_config([row], "BTCUSDT")
 
 
+@pytest.mark.parametrize("leverage", ["1e999999", "126", "0", "2.5", "-3"])
+def test_a_leverage_outside_binances_1_to_125_is_malformed_at_once(leverage):
+    """Binance's leverage is "int from 1 to 125" (https://developers.binance.com/docs/
+    derivatives/usds-margined-futures/trade/rest-api/Change-Initial-Leverage). "1e999999"
+    took ~35 s to read (int() of a million-digit number) and came out as a leverage."""
+    row = {**payload("symbol_config")[0], "leverage": leverage}
+    with pytest.raises(MalformedResponse, match="leverage"):
+        codec.leverage_from_symbol_config([row], "BTCUSDT")
+    event = payload("event_account_config_update_leverage")
+    event["ac"]["l"] = leverage
+    with pytest.raises(MalformedResponse, match="l"):
+        event_codec.leverage_from_config_event(event)
+
+
 def test_a_hedge_mode_position_row_is_unreadable_never_read_as_flat():
     with pytest.raises(MalformedResponse, match="positionSide"):
         codec.position_from_risk(payload("position_risk_v3_hedge"), "ADAUSDT", 5)

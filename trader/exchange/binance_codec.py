@@ -124,15 +124,12 @@ def leverage_from_symbol_config(rows: Any, symbol: str) -> int | None:
     of {"symbol", "marginType", "isAutoAddMargin", "leverage", "maxNotionalValue"}:
     https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/
     Symbol-Config); None when no row names it. MalformedResponse for a row without a
-    positive leverage."""
+    leverage from 1 to 125 (Fields.leverage)."""
     for raw in rows_of(rows, SYMBOL_CONFIG):
         f = Fields(raw, SYMBOL_CONFIG)
         if f.text("symbol") != symbol:
             continue
-        leverage = f.number("leverage")
-        if leverage < 1 or leverage != leverage.to_integral_value():
-            raise malformed(SYMBOL_CONFIG, "leverage", raw)
-        return int(leverage)
+        return f.leverage("leverage")
     return None
 
 

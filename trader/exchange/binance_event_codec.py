@@ -179,7 +179,7 @@ def leverage_from_config_event(event: Json) -> LeverageChanged | None:
     if not f.present("ac"):
         return None
     ac = f.child("ac")
-    return LeverageChanged(ac.text("s"), int(ac.number("l")), f.millis("T", "E"))
+    return LeverageChanged(ac.text("s"), ac.leverage("l"), f.millis("T", "E"))
 
 
 def margin_call_from_event(event: Json) -> MarginCall:

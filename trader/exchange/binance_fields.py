@@ -20,6 +20,7 @@ from trader.domain import ZERO, Side, utc
 from trader.exchange.base import MalformedResponse
 
 PAYLOAD_LOG_CHARS = 500
+MAX_LEVERAGE = 125
 _INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 _warned: set[tuple[str, str]] = set()
 
@@ -89,6 +90,15 @@ class Fields:
         if not self.present(name):
             raise malformed(self.where, name, self.raw)
         return self.optional_number(name)
+
+    def leverage(self, name: str) -> int:
+        """A leverage: Binance's is "int from 1 to 125" (https://developers.binance.com/docs/
+        derivatives/usds-margined-futures/trade/rest-api/Change-Initial-Leverage). Bounded
+        before int(): "1e999999" would otherwise take half a minute to become an int."""
+        value = self.number(name)
+        if not 1 <= value <= MAX_LEVERAGE or value != value.to_integral_value():
+            raise malformed(self.where, name, self.raw)
+        return int(value)
 
     def optional_number(self, name: str) -> Decimal:
         try:
