@@ -170,15 +170,23 @@ class FloodGate(BaseRateLimiter[None]):
     async def shutdown(self) -> None:
         """Nothing to release."""
 
+    def holds(self, endpoint: str, chat: object) -> bool:
+        """Whether a call of `endpoint` to `chat` would be held now (a 429 was read for it)."""
+        return self._left(endpoint, chat) > 0
+
+    def _left(self, endpoint: str, chat: object) -> float:
+        kind = "messages" if endpoint in MESSAGE_CALLS else endpoint
+        opens = max(self._closed_until.get((kind, chat), 0.0),
+                    self._closed_until.get((kind, None), 0.0))
+        return opens - asyncio.get_running_loop().time()
+
     async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]],
                               args: Any, kwargs: dict[str, Any], endpoint: str,
                               data: dict[str, Any], rate_limit_args: None) -> Any:
         loop = asyncio.get_running_loop()
         kind = "messages" if endpoint in MESSAGE_CALLS else endpoint
         chat = (data or {}).get("chat_id")
-        opens = max(self._closed_until.get((kind, chat), 0.0),
-                    self._closed_until.get((kind, None), 0.0))
-        left = opens - loop.time()
+        left = self._left(endpoint, chat)
         if left > 0:
             # Not sent: answered like Telegram would, so each caller's own policy decides
             # whether to wait the rest (a reply within its budget) or keep it for later.
