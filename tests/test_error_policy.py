@@ -37,6 +37,15 @@ async def fake():
 
 @pytest.fixture
 async def exchange(fake):
+    """The default request timeout: a 0.3 s one timed out now and then on a loaded machine
+    (a test of error codes read UnknownOutcome(TimeoutError), or a start-up read retried)."""
+    async with started_exchange(fake) as started:
+        yield started
+
+
+@pytest.fixture
+async def impatient(fake):
+    """A 0.3 s request timeout, for the tests of timeouts alone (their faults answer later)."""
     async with started_exchange(fake, request_timeout=0.3) as started:
         yield started
 
@@ -124,45 +133,45 @@ async def test_a_clock_jump_is_healed_by_one_resync_and_one_resend(fake, exchang
 
 # --- unknown outcomes ----------------------------------------------------------------------
 
-async def test_5xx_timeout_and_dropped_connection_on_place_are_unknown_outcomes(fake, exchange):
+async def test_5xx_timeout_and_dropped_connection_on_place_are_unknown_outcomes(fake, impatient):
     fake.inject_fault(ORDER, http_status=503)
     fake.inject_fault(ALGO_ORDER, delay=0.6)             # answered after our 0.3 s timeout
     with pytest.raises(UnknownOutcome) as server_error:
-        await exchange.place(market(Side.BUY, "0.01"))
+        await impatient.place(market(Side.BUY, "0.01"))
     assert server_error.value.http_status == 503
-    await exchange.place(market(Side.BUY, "0.01", seq=2))
+    await impatient.place(market(Side.BUY, "0.01", seq=2))
     with pytest.raises(UnknownOutcome):
-        await exchange.place(stop_loss(Side.SELL, "49000"))
+        await impatient.place(stop_loss(Side.SELL, "49000"))
     fake.inject_fault(ORDER, drop_connection=True)
     with pytest.raises(UnknownOutcome):
-        await exchange.place(market(Side.BUY, "0.01", seq=3))
+        await impatient.place(market(Side.BUY, "0.01", seq=3))
     assert classify(server_error.value, OrderRole.ENTRY).outcome is Outcome.UNKNOWN
 
 
-async def test_5xx_and_timeouts_on_reads_are_retryable_not_unknown(fake, exchange):
-    attempts = exchange.gate.policy.attempts
+async def test_5xx_and_timeouts_on_reads_are_retryable_not_unknown(fake, impatient):
+    attempts = impatient.gate.policy.attempts
     fake.inject_fault("GET /fapi/v3/positionRisk", http_status=503, times=attempts)
     fake.inject_fault("GET /fapi/v2/account", delay=0.6, times=attempts)
     with pytest.raises(ExchangeError) as server_error:
-        await exchange.position(SYMBOL)
+        await impatient.position(SYMBOL)
     with pytest.raises(UnknownOutcome) as timeout:
-        await exchange.balance()
+        await impatient.balance()
     for error in (server_error.value, timeout.value):
         verdict = classify(error, sending=False)
         assert (verdict.outcome, verdict.retry) == (Outcome.SKIPPED, Retry.BACKOFF)
 
 
-async def test_probe_finds_an_order_whose_answer_was_lost(fake, exchange):
+async def test_probe_finds_an_order_whose_answer_was_lost(fake, impatient):
     fake.inject_fault(ORDER, delay=0.6)                  # executed, answer too late
     fake.inject_fault(ALGO_ORDER, drop_connection=True)  # executed, connection dropped
     signed_at = datetime.now(UTC)
     with pytest.raises(UnknownOutcome):
-        await exchange.place(market(Side.BUY, "0.01"))
+        await impatient.place(market(Side.BUY, "0.01"))
     with pytest.raises(UnknownOutcome):
-        await exchange.place(stop_loss(Side.SELL, "49000"))
+        await impatient.place(stop_loss(Side.SELL, "49000"))
 
-    entry = await exchange.probe(SYMBOL, client_id(OrderRole.ENTRY), signed_at)
-    stop = await exchange.probe(SYMBOL, client_id(OrderRole.STOP_LOSS), signed_at)
+    entry = await impatient.probe(SYMBOL, client_id(OrderRole.ENTRY), signed_at)
+    stop = await impatient.probe(SYMBOL, client_id(OrderRole.STOP_LOSS), signed_at)
     assert entry is not PENDING and entry is not None and entry.status is OrderStatus.FILLED
     assert stop is not PENDING and stop is not None and stop.status is OrderStatus.NEW
 
