@@ -24,9 +24,11 @@ from trader.exchange.base import ExchangeError, UnknownOutcome
 from trader.exchange.binance import BinanceExchange
 from trader.exchange.binance_orders import PENDING
 from trader.exchange.errors import TABLE, Outcome, Retry, classify
+from trader.exchange.gate import RetryPolicy
 
 ORDER = "POST /fapi/v1/order"
 ALGO_ORDER = "POST /fapi/v1/algoOrder"
+QUICK_RETRIES = RetryPolicy(initial=0.01, cap=0.05, jitter=0.01)
 
 
 @pytest.fixture
@@ -45,8 +47,9 @@ async def exchange(fake):
 
 @pytest.fixture
 async def impatient(fake):
-    """A 0.3 s request timeout, for the tests of timeouts alone (their faults answer later)."""
-    async with started_exchange(fake, request_timeout=0.3) as started:
+    """A 0.3 s request timeout, for the tests of timeouts alone (their faults answer later);
+    backoff shrunk (the retries themselves: tests/test_request_gate.py)."""
+    async with started_exchange(fake, request_timeout=0.3, retry_policy=QUICK_RETRIES) as started:
         yield started
 
 
