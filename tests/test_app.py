@@ -39,6 +39,13 @@ async def test_heartbeat_url_is_pinged_while_the_engine_ticks(tmp_path):
             sys.executable, "-m", "trader", "run", "--replay", "--speed", "100000", cwd=tmp_path,
             env=clean_env(tmp_path, HEARTBEAT_URL=f"http://127.0.0.1:{port}/ping/abc"),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        # Until the first ping, not to the end of the whole replay (10 s and more); then
+        # SIGTERM, which still exits 0.
+        deadline = time.monotonic() + 60
+        while not pings and process.returncode is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 60) == 0
     finally:
         await runner.cleanup()
