@@ -10,7 +10,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from loguru import logger
@@ -22,6 +22,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from trader.metrics import EquityPoint
+from trader.report_text import duration_text
 
 DPI = 100
 WIDTH_PX, HEIGHT_PX = 1080, 1350
@@ -187,16 +188,6 @@ def period_text(start: datetime, end: datetime) -> str:
     same_year = start.year == end.year
     end_format = "%m-%d %H:%M" if same_year else "%Y-%m-%d %H:%M"
     return f"{start:%Y-%m-%d %H:%M} → {end:{end_format}} UTC ({duration_text(end - start)})"
-
-
-def duration_text(span: timedelta) -> str:
-    """'45 min', '25 h', '6.9 days'."""
-    seconds = span.total_seconds()
-    if seconds < 3600:
-        return f"{max(seconds, 0) / 60:.0f} min"
-    if seconds < 72 * 3600:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def thin_curve(points: Sequence[EquityPoint], limit: int) -> list[EquityPoint]:

@@ -30,7 +30,6 @@ from loguru import logger
 
 from trader.domain import ZERO
 from trader.metrics import EquityPoint, Performance, Period, TradeRecord, performance
-from trader.report_chart import BacktestPicture, backtest_chart_png
 from trader.report_text import render_text
 from trader.trade_stats import TOTAL, TradeSummary, by_symbol, summarize
 
@@ -139,6 +138,9 @@ def write_report(report: BacktestReport, out_dir: Path) -> dict[str, Path]:
     files = {"equity": out_dir / EQUITY_PNG, "trades": out_dir / TRADES_CSV,
              "curve": out_dir / EQUITY_CSV, "report": out_dir / REPORT_JSON,
              "text": out_dir / REPORT_TXT}
+    # matplotlib (~0.5 s of imports) only once a report is written: a backtest refused
+    # for its options or data says so without it.
+    from trader.report_chart import BacktestPicture, backtest_chart_png
     picture = BacktestPicture(_chart_title(report), report.curve, report.periods, report.trades)
     files["equity"].write_bytes(backtest_chart_png(picture))
     _write_trades(report.trades, files["trades"])

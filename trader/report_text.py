@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from trader.chart_style import duration_text
 from trader.metrics import MIN_CAGR_SPAN, Performance, Period
 from trader.trade_stats import TradeSummary
 
@@ -170,3 +169,14 @@ def _drawdown_span(perf: Performance) -> str:
 
 def _moment(value: datetime | None) -> str:
     return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+
+def duration_text(span: timedelta) -> str:
+    """'45 min', '25 h', '6.9 days' (the charts use it too: trader/chart_style.py; it lives
+    here so that a backtest's text needs no matplotlib)."""
+    seconds = span.total_seconds()
+    if seconds < 3600:
+        return f"{max(seconds, 0) / 60:.0f} min"
+    if seconds < 72 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.1f} days"
