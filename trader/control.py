@@ -14,6 +14,7 @@ exchange did not confirm. A command that fails answers what happened, never sile
 """
 
 import asyncio
+import importlib
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -21,7 +22,6 @@ from datetime import timedelta
 from loguru import logger
 
 from storage import SaveStateFailure
-from trader.chart_view import answer_chart
 from trader.cli_mailbox import CLI_REQUEST_KEY, answer_key
 from trader.commands import Command, CommandKind, CommandResult
 from trader.control_close import close_positions
@@ -62,7 +62,10 @@ class Controller:
     async def execute(self, command: Command) -> CommandResult:
         """Answer a query now; queue an action for the engine's loop and wait for it."""
         if command.kind is CommandKind.CHART:   # drawn off the loop: ticks go on meanwhile
-            return await answer_chart(self.engine, command.symbol)
+            # matplotlib (~0.5 s of imports) once a chart is asked for, not at every start;
+            # imported off the loop too (the first /chart would otherwise hold the ticks)
+            chart_view = await asyncio.to_thread(importlib.import_module, "trader.chart_view")
+            return await chart_view.answer_chart(self.engine, command.symbol)
         if not command.kind.mutating:
             return answer_query(self.engine, command)
         if command.command_id in self.results:
