@@ -220,6 +220,17 @@ def test_a_leverage_outside_binances_1_to_125_is_malformed_at_once(leverage):
         event_codec.leverage_from_config_event(event)
 
 
+@pytest.mark.parametrize(("leverage", "read"), [("20", 20), ("1e999999", 5), ("0", 5),
+                                              ("2.5", 5)])
+def test_a_position_rows_own_leverage_is_read_only_inside_binances_range(leverage, read):
+    """A v2-style row's leverage (v3 has none): read when it is Binance's "int from 1 to
+    125"; otherwise the leverage we set, at once ("1e999999" took half a minute to become
+    an int) and without refusing the position."""
+    row = {**payload("position_risk_v3")[0], "leverage": leverage}
+    position = codec.position_from_risk([row], "ADAUSDT", 5)
+    assert position.leverage == read and position.quantity == decode("position_risk_v3").quantity
+
+
 def test_a_hedge_mode_position_row_is_unreadable_never_read_as_flat():
     with pytest.raises(MalformedResponse, match="positionSide"):
         codec.position_from_risk(payload("position_risk_v3_hedge"), "ADAUSDT", 5)

@@ -101,7 +101,7 @@ class BinanceAccount:
         raw = await self._rest.call("leverage", self._rest.client.futures_change_leverage,
                                     symbol=symbol, leverage=leverage)
         fields = Fields(raw, "POST /fapi/v1/leverage")
-        answered = int(fields.number("leverage")) if fields.present("leverage") else leverage
+        answered = fields.leverage("leverage") if fields.present("leverage") else leverage
         if answered != leverage:
             logger.warning("binance leverage differs from the request symbol={} asked={} set={}",
                            symbol, leverage, answered)

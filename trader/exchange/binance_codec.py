@@ -114,9 +114,22 @@ def position_from_risk(rows: Any, symbol: str, leverage: int) -> ExchangePositio
             entry_price=f.optional_number("entryPrice"),
             mark_price=f.optional_number("markPrice"),
             unrealized_pnl=f.optional_number("unRealizedProfit"),
-            leverage=int(f.optional_number("leverage")) or leverage,
+            leverage=_row_leverage(f, leverage),
             updated_at=f.optional_millis("updateTime"))
     return ExchangePosition(symbol=symbol, quantity=ZERO, leverage=leverage)
+
+
+def _row_leverage(row: Fields, leverage: int) -> int:
+    """A positionRisk row's own leverage (v2 rows have one, v3 rows none), else `leverage`.
+    One out of Binance's 1..125 is not worth refusing the position for: it is logged and the
+    leverage we set is kept."""
+    if not row.present("leverage"):
+        return leverage
+    try:
+        return row.leverage("leverage")
+    except MalformedResponse as exc:
+        logger.warning("binance positionRisk leverage unreadable, kept {} error={}", leverage, exc)
+        return leverage
 
 
 def leverage_from_symbol_config(rows: Any, symbol: str) -> int | None:
