@@ -116,17 +116,26 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
 
 
 def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Position:
-    """Our live order for this leg (this key) protects already: take it, do not resend."""
+    """Our live order for this leg (this key) protects already: take it, do not resend.
+    Two of them (a move placed new-first, killed before the old one was cancelled): the
+    newest, the highest sequence number, was the last decision (/sl, breakeven, trailing);
+    the older one is then cancelled as an order the leg does not want."""
     leg = position.leg(role)
+    newest: tuple[int, Order] | None = None
     for order in view.live:
         parsed = ClientId.parse(order.client_id)
         if (parsed is not None and position.owns(order.client_id) and parsed.role is role
-                and order.type is LEG_TYPES[role] and order.trigger_price is not None):
-            remaining = position.quantity if order.close_position \
-                else order.quantity - order.filled_qty
-            return position.with_leg(replace(
-                leg, trigger_price=order.trigger_price, pending=None,
-                order=LegOrder(order.client_id, order.trigger_price, remaining)))
+                and order.type is LEG_TYPES[role] and order.trigger_price is not None
+                and (newest is None or parsed.seq > newest[0])):
+            newest = parsed.seq, order
+    if newest is not None:
+        order = newest[1]
+        assert order.trigger_price is not None
+        remaining = position.quantity if order.close_position \
+            else order.quantity - order.filled_qty
+        return position.with_leg(replace(
+            leg, trigger_price=order.trigger_price, pending=None,
+            order=LegOrder(order.client_id, order.trigger_price, remaining)))
     if role is OrderRole.TAKE_PROFIT_1 and position.leg_quantity(role) <= 0:
         # TP1's part is gone and so is its order: it filled while the agent was away.
         return first_target_filled(position)
