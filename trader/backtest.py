@@ -293,6 +293,17 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     Exit 2 on bad input; on SIGINT/SIGTERM "interrupted" and exit 130/143."""
     load_strategy(settings.strategy)   # a bad TRADEBOT_STRATEGY stops here, before any work
     try:
+        # SIGINT/SIGTERM raise SweepInterrupted (workers terminated) from before the run's
+        # folder exists: a SIGINT inherited as ignored (a background job) is not lost there.
+        with stop_on_signals():
+            return _backtest_and_report(settings, args)
+    except SweepInterrupted as stop:
+        print("interrupted", file=sys.stderr)
+        return stop.exit_code          # 130 for SIGINT, 143 for SIGTERM
+
+
+def _backtest_and_report(settings: Settings, args: argparse.Namespace) -> int:
+    try:
         candles, funding = backtest_data(settings, args)
         run_dir = new_run_dir(args.out, args.run_id)
     except (BacktestError, ValueError, OSError) as exc:
@@ -301,16 +312,12 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
     if settings.log_level == "INFO":
         setup_logging(json_lines=settings.log_json, level="ERROR")   # the progress bar speaks
     try:
-        with stop_on_signals():        # SIGINT/SIGTERM: SweepInterrupted, workers terminated
-            reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
-                                 progress=not args.no_progress and sys.stderr.isatty(),
-                                 funding=funding)    # a bar's redraws would litter a file
+        reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
+                             progress=not args.no_progress and sys.stderr.isatty(),
+                             funding=funding)    # a bar's redraws would litter a file
     except BacktestError as exc:       # a tick that failed (the strategy's error, say)
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2
-    except SweepInterrupted as stop:
-        print("interrupted", file=sys.stderr)
-        return stop.exit_code          # 130 for SIGINT, 143 for SIGTERM
     strategy = load_strategy(settings.strategy)
     report = replace(combine(reports, run_id=run_dir.name),
                      settings=run_settings(settings, strategy),
