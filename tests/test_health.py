@@ -188,6 +188,12 @@ async def test_health_from_the_phone(world, telegram, monitor, presence):
     assert isinstance(bot, TelegramBot)
     await bot.start()
     try:
+        # Words after it get the usage, as every other command without arguments answers
+        # (it answered the health view as if they were not there).
+        telegram.inject_message(OWNER, OWNER, "/health now")
+        usage = await telegram.wait_for(lambda item: item.chat_id == OWNER
+                                        and "arguments" in (item.plain or ""), timeout=15)
+        assert usage.plain == "/health takes no arguments. Usage: /health", usage.plain
         reply = await ask(telegram, "/health")
         assert reply.plain.startswith("✅ Healthy · running")
         # 2 s at the tick, plus however long a busy machine took to start the bot and answer

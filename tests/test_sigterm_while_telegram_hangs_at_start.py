@@ -3,12 +3,11 @@ deleteWebhook, the pinned state's getChat never return): the host kills the proc
 after SIGTERM, and README, Deploying, promises an exit with code 0 within 25 s."""
 
 import asyncio
-import signal
 import time
 from decimal import Decimal
 from pathlib import Path
 
-from tests.chaos.agent import agent_env, log_since, start_agent
+from tests.chaos.agent import agent_env, exit_after_sigterm, log_since, start_agent
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_bot_support import OWNER
@@ -32,10 +31,7 @@ async def test_sigterm_while_telegram_hangs_at_start_exits_in_time(tmp_path: Pat
                     log_since(log, 0)[-3000:]
                 await asyncio.sleep(0.1)
             await asyncio.sleep(2.0)
-            started = time.monotonic()
-            agent.send_signal(signal.SIGTERM)
-            code = await asyncio.wait_for(agent.wait(), 45)
-            seconds = time.monotonic() - started
+            code, seconds = await exit_after_sigterm(agent)
         finally:
             if agent.returncode is None:
                 agent.kill()

@@ -5,12 +5,11 @@ Deploying: "the process exits 0 within 25 s". The loop's budget (12 s), the aler
 and the Telegram bot's own stop each wait on a hanging peer, one after the other."""
 
 import asyncio
-import signal
 import time
 from decimal import Decimal
 from pathlib import Path
 
-from tests.chaos.agent import agent_env, log_since, start_agent, wait_for_boot
+from tests.chaos.agent import agent_env, exit_after_sigterm, log_since, start_agent, wait_for_boot
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_bot_support import OWNER
@@ -37,10 +36,7 @@ async def test_sigterm_with_binance_and_telegram_hanging_exits_in_time(tmp_path:
                 assert time.monotonic() < deadline, log_since(log, 0)[-3000:]
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)
-            started = time.monotonic()
-            agent.send_signal(signal.SIGTERM)
-            code = await asyncio.wait_for(agent.wait(), 45)
-            seconds = time.monotonic() - started
+            code, seconds = await exit_after_sigterm(agent)
         finally:
             if agent.returncode is None:
                 agent.kill()

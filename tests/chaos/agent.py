@@ -5,6 +5,7 @@ that stops taking writes under it."""
 import asyncio
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +45,15 @@ async def start_agent(env: dict[str, str], log_path: Path) -> asyncio.subprocess
         stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
     log.close()
     return process
+
+
+async def exit_after_sigterm(process: asyncio.subprocess.Process,
+                             bound: float = 45.0) -> tuple[int, float]:
+    """SIGTERM `process`: its exit code and the seconds it took (TimeoutError past `bound`)."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = await asyncio.wait_for(process.wait(), bound)
+    return code, time.monotonic() - started
 
 
 def log_since(log_path: Path, offset: int) -> str:
