@@ -170,11 +170,9 @@ class FloodGate(BaseRateLimiter[None]):
     async def shutdown(self) -> None:
         """Nothing to release."""
 
-    def holds(self, endpoint: str, chat: object) -> bool:
-        """Whether a call of `endpoint` to `chat` would be held now (a 429 was read for it)."""
-        return self._left(endpoint, chat) > 0
-
-    def _left(self, endpoint: str, chat: object) -> float:
+    def seconds_held(self, endpoint: str, chat: object) -> float:
+        """Seconds a call of `endpoint` to `chat` is still held (a 429 was read for it);
+        0 or less: it goes."""
         kind = "messages" if endpoint in MESSAGE_CALLS else endpoint
         opens = max(self._closed_until.get((kind, chat), 0.0),
                     self._closed_until.get((kind, None), 0.0))
@@ -186,7 +184,7 @@ class FloodGate(BaseRateLimiter[None]):
         loop = asyncio.get_running_loop()
         kind = "messages" if endpoint in MESSAGE_CALLS else endpoint
         chat = (data or {}).get("chat_id")
-        left = self._left(endpoint, chat)
+        left = self.seconds_held(endpoint, chat)
         if left > 0:
             # Not sent: answered like Telegram would, so each caller's own policy decides
             # whether to wait the rest (a reply within its budget) or keep it for later.

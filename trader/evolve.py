@@ -32,16 +32,22 @@ def evolve(value: V, **changes: Any) -> V:
     return result
 
 
-def evolver(cls: type) -> Callable[..., Any]:
-    """The copy function of `cls`: `copier(value, *, field=..., ...)`; generated once."""
+def slot_setters(cls: type) -> tuple[tuple[dataclasses.Field[Any], ...], dict[str, Any]]:
+    """The fields of the plain slotted dataclass `cls` (no `__post_init__`, no `init=False`
+    field) and a namespace for generated code with `_set_<field>` for each: the slot's member
+    descriptor, which sets it without the frozen `__setattr__`. TypeError for another class."""
     fields = dataclasses.fields(cls)
     if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__") \
             or any(not field.init for field in fields):
         raise TypeError(f"{cls.__name__} is not a plain frozen slotted dataclass")
+    return fields, {f"_set_{field.name}": getattr(cls, field.name).__set__ for field in fields}
+
+
+def evolver(cls: type) -> Callable[..., Any]:
+    """The copy function of `cls`: `copier(value, *, field=..., ...)`; generated once."""
+    fields, namespace = slot_setters(cls)
     names = [field.name for field in fields]
-    namespace: dict[str, Any] = {"_KEEP": _KEEP, "_new": object.__new__, "_cls": cls}
-    # A slot's member descriptor sets it on a new instance without the frozen __setattr__.
-    namespace.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
+    namespace.update({"_KEEP": _KEEP, "_new": object.__new__, "_cls": cls})
     keywords = ", ".join(f"{name}=_KEEP" for name in names)
     lines = [f"def evolve_{cls.__name__}(value, *, {keywords}):",
              "    copy = _new(_cls)",

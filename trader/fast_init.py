@@ -16,21 +16,20 @@ no `__post_init__`, no `init=False`, keyword-only or `default_factory` field (Ty
 """
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from trader.evolve import slot_setters
 
 C = TypeVar("C", bound=type)
 
 
 def fast_init(cls: C) -> C:
     """Give the frozen slotted dataclass `cls` the faster `__init__` (see the module)."""
-    params = dataclasses.fields(cls)
-    if "__slots__" not in cls.__dict__ or not cls.__dataclass_params__.frozen \
-            or hasattr(cls, "__post_init__") \
-            or any(not p.init or p.kw_only or p.default_factory is not dataclasses.MISSING
-                   for p in params):
+    params, namespace = slot_setters(cls)        # TypeError for a class it cannot take
+    if not cls.__dataclass_params__.frozen \
+            or any(p.kw_only or p.default_factory is not dataclasses.MISSING for p in params):
         raise TypeError(f"{cls.__name__} is not a plain frozen slotted dataclass")
     names = [p.name for p in params]
-    namespace: dict[str, Any] = {f"_set_{name}": cls.__dict__[name].__set__ for name in names}
     signature = []
     for p in params:
         if p.default is dataclasses.MISSING:
