@@ -2,7 +2,8 @@
 
 `ActionRunner.run(position, action)` performs one PlaceLeg, CancelOrder, ProbeOrder or
 Flatten through the executor (write-ahead intents, the error policy), records what it
-learned in the order tracker, and returns the events that report the result, plus notes
+learned in the order tracker, and returns the events that report the result (built from
+the tracker's merged order, never from a REST answer alone: `_learned`), plus notes
 for the operator ("market close 0.1 -> done"). It decides nothing: what to do next is
 `trader.lifecycle.step`'s job when the engine feeds it these events. One estimate is made
 here, before a leg is sent: a placement Binance would refuse (trader/risk.py `leg_refusal`:
@@ -18,7 +19,15 @@ from loguru import logger
 
 from storage import SaveStateFailure
 from trader.clock import Clock
-from trader.domain import ZERO, ClientId, IntentStatus, Order, OrderRole, OrderStatus
+from trader.domain import (
+    ZERO,
+    ClientId,
+    ExchangePosition,
+    IntentStatus,
+    Order,
+    OrderRole,
+    OrderStatus,
+)
 from trader.events import (
     CancelOrder,
     Event,
@@ -97,14 +106,14 @@ class ActionRunner:
             return Performed([LegRejected(action.role, action.client_id,
                                           f"not sent: {refusal}")])
         result = await self.executor.submit(intent)
-        if result.order is not None:
-            self.tracker.on_order(result.order, self.clock.now())
-        return Performed([self._placement_event(action, result)])
+        order = self._learned(result.order)
+        return Performed([self._placement_event(action, result, order)])
 
-    def _placement_event(self, action: PlaceLeg, result: ActionResult) -> Event:
+    def _placement_event(self, action: PlaceLeg, result: ActionResult,
+                         order: Order | None) -> Event:
+        """`order`: what is known of the placed order (the answer merged into the tracker)."""
         role, client_id = action.role, action.client_id
-        if result.outcome is Outcome.DONE and result.order is not None:
-            order = result.order
+        if result.outcome is Outcome.DONE and order is not None:
             if order.status is OrderStatus.FILLED:
                 return LegFilled(role, client_id, order.filled_qty, complete=True)
             if order.status.live:
@@ -121,11 +130,11 @@ class ActionRunner:
 
     async def cancel(self, position: Position, action: CancelOrder) -> Performed:
         """Cancel -> verify -> act: a fill that raced the cancel is reported as a fill."""
-        final = await self.executor.cancel_and_verify(position.symbol, action.client_id)
+        final = self._learned(await self.executor.cancel_and_verify(position.symbol,
+                                                                    action.client_id))
         if final is None:
             self.tracker.on_missing(action.client_id, self.clock.now())
             return Performed()
-        self.tracker.on_order(final, self.clock.now())
         if final.status is OrderStatus.FILLED and position.owns(action.client_id):
             logger.warning("order filled before its cancel symbol={} client_id={}",
                            position.symbol, action.client_id)
@@ -138,11 +147,10 @@ class ActionRunner:
         leg = position.leg(action.role)
         if action.client_id == leg.pending:
             return await self._probe_pending(position, action)
-        order = await self.executor.refresh(position.symbol, action.client_id)
+        order = self._learned(await self.executor.refresh(position.symbol, action.client_id))
         if order is None:
             self.tracker.on_missing(action.client_id, self.clock.now())
             return Performed()          # ambiguous: the debounce decides
-        self.tracker.on_order(order, self.clock.now())
         if order.status.terminal and order.status is not OrderStatus.FILLED:
             # Gone for sure: a stop placed by hand in its place is taken over, not fought.
             foreign = covering_leg(position, leg, self.tracker.live(position.symbol),
@@ -158,12 +166,11 @@ class ActionRunner:
         resolved = await self.executor.probe(intent)
         if resolved.status is IntentStatus.SENT:
             return Performed()          # may still land: keep waiting, never resend
-        order = await self.executor.refresh(position.symbol, action.client_id) \
+        order = self._learned(await self.executor.refresh(position.symbol, action.client_id)) \
             if resolved.status in (IntentStatus.ACKED, IntentStatus.FILLED) else None
         if order is None:
             return Performed([LegRejected(action.role, action.client_id,
                                           f"never placed ({resolved.detail})")])
-        self.tracker.on_order(order, self.clock.now())
         if order.status.live:
             return Performed([LegPlaced(action.role, order.client_id,
                                         order.trigger_price or position.leg(action.role).trigger_price,
@@ -184,6 +191,7 @@ class ActionRunner:
                          "client_id={} error={}", position.symbol, action.client_id, exc)
             return Performed([FlattenResult(position.quantity)], [
                 f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
+        self._learned(result.order)
         notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome.value}"
                  + ("" if result.ok else f" ({result.reason})")]
         held = await self._read_position(position)
@@ -195,7 +203,7 @@ class ActionRunner:
             rebalance = exit_intent(position, OrderRole.FLATTEN, _rebalance_id(position, attempt),
                                     covering_quantity(held.size, rules), self.clock.now(),
                                     side=position.side)
-            await self.executor.submit(rebalance)
+            self._learned((await self.executor.submit(rebalance)).order)
             held = await self._read_position(position)
         remaining = held.size if held.side is position.side else ZERO
         events: list[Event] = [FlattenResult(remaining)]
@@ -203,10 +211,27 @@ class ActionRunner:
             events.append(PositionGone())
         return Performed(events, notes)
 
-    async def _read_position(self, position: Position):  # type: ignore[no-untyped-def]
-        held = await self.executor.read(self.exchange.position, position.symbol)
-        self.tracker.on_position(held, self.clock.now())
+    async def _read_position(self, position: Position) -> ExchangePosition:
+        asked_at = self.clock.now()
+        held: ExchangePosition = await self.executor.read(self.exchange.position,
+                                                          position.symbol)
+        self.tracker.on_read_position(held, asked_at)
         return held
+
+    def _learned(self, order: Order | None) -> Order | None:
+        """An order a REST call answered, fed to the tracker; what the tracker now knows of
+        it (the merge of this answer with what the stream said before, trader/order_tracker.py
+        `_newer`). A REST answer can know less than the stream: a triggered conditional
+        order reads TRIGGERED, with no executed quantity, until its child order finishes
+        (GET /fapi/v1/algoOrder, https://developers.binance.com/docs/derivatives/
+        usds-margined-futures/trade/rest-api/Query-Algo-Order) while ALGO_UPDATE and the
+        child's ORDER_TRADE_UPDATE have said it filled. Every event is built from this
+        order, never from the answer alone: a stop that filled was stepped as live."""
+        if order is None:
+            return None
+        self.tracker.on_order(order, self.clock.now())
+        known = self.tracker.get(order.client_id)
+        return known.order if known is not None else order
 
 
 def _rebalance_id(position: Position, attempt: int) -> str:
