@@ -150,7 +150,10 @@ class Executor:
         except Exception as error:
             # Our own bug, before the request left or in reading its answer: nothing is in
             # flight, so the next probe settles it at once (`probe`); the tick's boundary
-            # logs and alerts it (trader/containment.py).
+            # logs and alerts it (trader/containment.py). Whatever the HTTP client raises
+            # once a request may have left (a timeout, a dropped connection, a body cut
+            # short or unreadable) comes as UnknownOutcome (trader/exchange/binance_rest.py):
+            # in flight, probed until it may no longer land.
             logger.error("placement raised an unexpected error, read back by its client id "
                          "at the next probe client_id={} symbol={} role={} error={!r}",
                          intent.client_id, intent.symbol, intent.role, error)

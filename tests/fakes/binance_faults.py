@@ -36,6 +36,9 @@ class Fault:
     drop_connection: bool = False
     execute: bool = False
     only: dict[str, str] | None = None    # only requests with these parameters meet it
+    # Raw bytes written on the socket instead of an answer, then the connection closed:
+    # what a proxy or a broken connection may hand the client (a cut body, a gateway page).
+    raw_answer: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -71,14 +74,15 @@ class FaultBook:
     def inject(self, path_or_endpoint: str, code: int | None, http_status: int | None, *,
                times: int, retry_after: float | None, delay: float | None,
                drop_connection: bool, msg: str | None, execute: bool | None,
-               only: dict[str, str] | None = None) -> Fault:
+               only: dict[str, str] | None = None, raw_answer: bytes | None = None) -> Fault:
         method, _, path = path_or_endpoint.rpartition(" ")
         if code is not None and http_status is None:
             http_status = 429 if code == -1003 else 400
         if execute is None:
-            execute = (delay is not None or drop_connection) and http_status is None
+            execute = (delay is not None or drop_connection or raw_answer is not None) \
+                and http_status is None
         fault = Fault(method or None, path, times, code, http_status, msg, retry_after, delay,
-                      drop_connection, execute, only)
+                      drop_connection, execute, only, raw_answer)
         self.faults.append(fault)
         return fault
 

@@ -230,15 +230,18 @@ class FakeBinance:
                      http_status: int | None = None, *, times: int = 1,
                      retry_after: float | None = None, delay: float | None = None,
                      drop_connection: bool = False, msg: str | None = None,
-                     execute: bool | None = None, only: dict[str, str] | None = None) -> None:
+                     execute: bool | None = None, only: dict[str, str] | None = None,
+                     raw_answer: bytes | None = None) -> None:
         """Make the next `times` requests to an endpoint ("POST /fapi/v1/order" or just
-        the path) fail. `execute` (default: only for delays and drops) processes the
-        request before failing, so the order exists although the client saw an error.
-        `only`: just the requests with these parameters (e.g. {"type": "STOP_MARKET"})."""
+        the path) fail. `execute` (default: only for delays, drops and raw answers)
+        processes the request before failing, so the order exists although the client saw
+        an error. `only`: just the requests with these parameters (e.g. {"type":
+        "STOP_MARKET"}). `raw_answer`: these bytes go on the socket as the answer, then the
+        connection closes (a body cut short, a gateway's error page)."""
         self.fault_book.inject(path_or_endpoint, code, http_status, times=times,
                                retry_after=retry_after, delay=delay,
                                drop_connection=drop_connection, msg=msg, execute=execute,
-                               only=only)
+                               only=only, raw_answer=raw_answer)
 
     def reshape_answers(self, endpoint: str, transform: Callable[[Any], Any],
                         times: int = 1) -> None:
@@ -270,8 +273,10 @@ class FakeBinance:
             response = await self._respond(handler, params, headers, request.method)
         if fault.delay:
             await asyncio.sleep(fault.delay)
-        if fault.drop_connection:
+        if fault.drop_connection or fault.raw_answer is not None:
             if request.transport is not None:
+                if fault.raw_answer is not None:
+                    request.transport.write(fault.raw_answer)
                 request.transport.close()
             raise asyncio.CancelledError
         if fault.http_status is not None:

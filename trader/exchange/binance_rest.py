@@ -11,7 +11,8 @@ Errors: a Binance error answer becomes `ExchangeError(code, msg, http_status,
 retry_after)`. When the request may have reached the matching engine without us
 knowing the result (timeout, dropped connection, aiohttp error, HTTP 5xx, -1007),
 a sending call raises `UnknownOutcome`; then the adapter's `probe()` asks for the order
-by client id.
+by client id. So does any other exception raised from inside python-binance's request (an
+answer it could not read): once the request is called, it may have left.
 
 Time: python-binance stamps signed requests with `time.time()` + `timestamp_offset`;
 `sync_time()` measures that offset against GET /fapi/v1/time. Everything else (rate
@@ -100,6 +101,15 @@ class BinanceRest:
             except TRANSPORT_ERRORS as exc:
                 logger.warning("binance {} outcome unknown error={!r}", action, exc)
                 raise UnknownOutcome(f"{action}: {exc!r}") from exc
+            except Exception as exc:
+                # Raised from inside the request, so it may have left: an answer the client
+                # could not read (a 5xx page not in UTF-8: aiohttp's UnicodeDecodeError; a
+                # 5xx JSON body that is not an object: an AttributeError in python-binance's
+                # BinanceAPIException). Taken for a bug of ours before the send, an order
+                # that may still land would be settled as never placed and sent again.
+                logger.error("binance {} answer unreadable, outcome unknown error={!r}",
+                             action, exc)
+                raise UnknownOutcome(f"{action}: unreadable answer {exc!r}") from exc
             self._observe(self.client.response)
             return result
         return await self.gate.send(action, one_request, weight=weight, orders=orders,
