@@ -11,8 +11,8 @@ Errors: a Binance error answer becomes `ExchangeError(code, msg, http_status,
 retry_after)`. When the request may have reached the matching engine without us
 knowing the result (timeout, dropped connection, aiohttp error, HTTP 5xx, -1007),
 a sending call raises `UnknownOutcome`; then the adapter's `probe()` asks for the order
-by client id. So does any other exception raised from inside python-binance's request (an
-answer it could not read): once the request is called, it may have left.
+by client id. So does any other exception raised from inside python-binance's sending
+request (an answer it could not read): once the request is called, it may have left.
 
 Time: python-binance stamps signed requests with `time.time()` + `timestamp_offset`;
 `sync_time()` measures that offset against GET /fapi/v1/time. Everything else (rate
@@ -102,6 +102,8 @@ class BinanceRest:
                 logger.warning("binance {} outcome unknown error={!r}", action, exc)
                 raise UnknownOutcome(f"{action}: {exc!r}") from exc
             except Exception as exc:
+                if not sending:
+                    raise       # a read's: the caller's boundary logs it, nothing is placed
                 # Raised from inside the request, so it may have left: an answer the client
                 # could not read (a 5xx page not in UTF-8: aiohttp's UnicodeDecodeError; a
                 # 5xx JSON body that is not an object: an AttributeError in python-binance's
