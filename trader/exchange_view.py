@@ -15,7 +15,14 @@ from loguru import logger
 
 from trader.clock import Clock
 from trader.domain import ZERO, BookTicker, ExchangePosition
-from trader.exchange.base import AccountUpdate, Exchange, ExchangeError, ExchangeEvent, OrderUpdate
+from trader.exchange.base import (
+    AccountUpdate,
+    Exchange,
+    ExchangeError,
+    ExchangeEvent,
+    LeverageChanged,
+    OrderUpdate,
+)
 from trader.executor import Executor
 from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
@@ -38,6 +45,8 @@ class ExchangeView:
         for event in events:
             if isinstance(event, OrderUpdate):
                 self.tracker.on_order(event.order, event.time or now)
+            elif isinstance(event, LeverageChanged):
+                self.tracker.on_leverage(event.symbol, event.leverage)
             elif isinstance(event, AccountUpdate):
                 for position in event.positions:
                     if not self.tracker.on_streamed_position(position, event.time or now):

@@ -140,6 +140,14 @@ class OrderTracker:
         if changed is not None and (last is None or changed > last):
             self._streamed_at[position.symbol] = changed
 
+    def on_leverage(self, symbol: str, leverage: int) -> None:
+        """The symbol's leverage changed on the exchange (ACCOUNT_CONFIG_UPDATE): the known
+        position has it from now on (Binance applies it to an open position too), though
+        no position update comes with it."""
+        known = self._positions.get(symbol)
+        if known is not None and known[0].leverage != leverage:
+            self._positions[symbol] = (replace(known[0], leverage=leverage), known[1])
+
     def mark_synced(self, symbol: str) -> None:
         self._synced.add(symbol)
 

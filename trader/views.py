@@ -27,7 +27,7 @@ from trader.commands import (
     StatusView,
 )
 from trader.display import on_step
-from trader.domain import ZERO, OrderRole
+from trader.domain import ZERO, ExchangePosition, OrderRole
 from trader.engine import Engine
 from trader.log_ring import RECENT
 from trader.position import Position, PositionState
@@ -119,8 +119,17 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
         first_target_trigger=on_step(first.trigger_price, tick) if first is not None else None,
         first_target_attached=first is not None and first.covers(
             position.leg_quantity(OrderRole.TAKE_PROFIT_1)),
-        state=position.state.value, opened_at=position.opened_at, leverage=position.leverage,
-        age=now - position.opened_at)
+        state=position.state.value, opened_at=position.opened_at,
+        leverage=_leverage(position, held), age=now - position.opened_at)
+
+
+def _leverage(position: Position, held: ExchangePosition | None) -> int:
+    """The leverage the position has on the exchange (a change by hand applies to an open
+    position: ACCOUNT_CONFIG_UPDATE, or read again after a stream outage), else the one it
+    was opened with."""
+    if held is not None and held.side is position.side and held.leverage > 0:
+        return held.leverage
+    return position.leverage
 
 
 def status_view(engine: Engine) -> StatusView:

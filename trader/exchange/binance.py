@@ -43,6 +43,7 @@ from trader.exchange.base import (
     LeverageChanged,
     OrderUpdate,
     Quote,
+    UnknownOutcome,
 )
 from trader.exchange.binance_account import BinanceAccount
 from trader.exchange.binance_fields import Fields, interval_delta, rows_of
@@ -84,6 +85,10 @@ class BinanceExchange:
         self._account = BinanceAccount(self._rest)
         self.streams = BinanceStreams(self.stream_base_url, self, clock,
                                       self._stream_options)
+        # Symbols whose leverage may have changed unheard: an ACCOUNT_CONFIG_UPDATE sent
+        # while the user-data stream was down is lost; read again at the next position read.
+        self._leverage_unheard: set[str] = set()
+        self.streams.on_reconnect.append(self._leverage_may_have_changed)
 
     # --- lifecycle -------------------------------------------------------------------
     @property
@@ -192,7 +197,29 @@ class BinanceExchange:
         return await self._orders.fills(symbol, since)
 
     # --- account and market reads --------------------------------------------------------
+    def _leverage_may_have_changed(self) -> None:
+        self._leverage_unheard = set(self._account.leverage)
+
+    async def _read_leverage_again(self, symbol: str) -> None:
+        """After a stream outage: the leverage a change by hand may have set meanwhile (on an
+        open position too: Binance applies it to the position), from GET
+        /fapi/v1/symbolConfig. A failed read is tried again at the next position read."""
+        known = self._account.leverage.get(symbol)
+        try:
+            leverage = await self._account.read_leverage(symbol)
+        except UnknownOutcome as exc:
+            logger.warning("leverage not read again symbol={} error={}", symbol, exc)
+            return
+        if leverage is None:
+            return
+        self._leverage_unheard.discard(symbol)
+        if leverage != known:
+            logger.warning("leverage changed while the user-data stream was down symbol={} "
+                           "was={} now={}", symbol, known, leverage)
+
     async def position(self, symbol: str) -> ExchangePosition:
+        if symbol in self._leverage_unheard:
+            await self._read_leverage_again(symbol)
         rows = await self._rest.call("position", self.client.futures_position_information,
                                      weight=5, symbol=symbol)
         return codec.position_from_risk(rows, symbol, self._account.leverage.get(symbol, 1))

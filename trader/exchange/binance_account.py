@@ -107,21 +107,22 @@ class BinanceAccount:
                            symbol, leverage, answered)
         self.leverage[symbol] = answered
 
-    async def read_leverage(self, symbol: str) -> None:
+    async def read_leverage(self, symbol: str) -> int | None:
         """GET /fapi/v1/symbolConfig (weight 5): the leverage the symbol has on the account,
-        remembered as `set_leverage` remembers its answer. For a symbol whose leverage start()
-        leaves as it is (an open position): positionRisk v3 has no leverage field. A refusal
-        or an unreadable answer is logged and leaves it unknown (the start goes on)."""
+        remembered as `set_leverage` remembers its answer, and returned. For a symbol whose
+        leverage start() leaves as it is (an open position): positionRisk v3 has no
+        leverage field. A refusal or an unreadable answer is logged and leaves it as it
+        was (None; the start goes on)."""
         try:
             rows = await self._rest.call("symbol config", self._rest.client.futures_symbol_config,
                                          weight=5, symbol=symbol)
             leverage = codec.leverage_from_symbol_config(rows, symbol)
         except ExchangeError as exc:
-            logger.warning("leverage of an open position not read symbol={} error={}",
-                           symbol, exc)
-            return
+            logger.warning("leverage not read symbol={} error={}", symbol, exc)
+            return None
         if leverage is not None:
             self.leverage[symbol] = leverage
+        return leverage
 
     async def create_listen_key(self) -> str:
         return str(await self._rest.call("create listen key",
