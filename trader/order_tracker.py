@@ -133,12 +133,22 @@ class OrderTracker:
 
     def on_read_position(self, position: ExchangePosition, at: datetime) -> None:
         """A position read over REST at `at`: an ACCOUNT_UPDATE older than the exchange's
-        last change of it (`updated_at`, its clock) is older than this read too."""
+        last change of it (`updated_at`, its clock) is older than this read too. A read
+        whose last change is older than one already applied (an ACCOUNT_UPDATE's T, or a
+        read before it) was answered from a state before that change: its size and entry
+        are not the position's, only its mark and leverage are kept."""
+        symbol, changed = position.symbol, position.updated_at
+        last = self._streamed_at.get(symbol)
+        known = self._positions.get(symbol)
+        if changed is not None and last is not None and changed < last and known is not None:
+            kept = known[0]
+            if (kept.quantity, kept.entry_price) != (position.quantity, position.entry_price):
+                self.on_position(replace(kept, mark_price=position.mark_price,
+                                         leverage=position.leverage), known[1])
+                return
         self.on_position(position, at)
-        changed = position.updated_at
-        last = self._streamed_at.get(position.symbol)
         if changed is not None and (last is None or changed > last):
-            self._streamed_at[position.symbol] = changed
+            self._streamed_at[symbol] = changed
 
     def on_leverage(self, symbol: str, leverage: int) -> None:
         """The symbol's leverage changed on the exchange (ACCOUNT_CONFIG_UPDATE): the known
