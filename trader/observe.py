@@ -75,7 +75,7 @@ def observe(position: Position, view: SymbolView) -> list[Event]:
 
 def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
     if leg.pending is not None:
-        return _pending_events(leg, view.orders.get(leg.pending))
+        return _pending_events(position, leg, view, view.orders.get(leg.pending))
     order = leg.order
     if order is None:
         foreign = covering_leg(position, leg, view.live, view.at)
@@ -116,13 +116,20 @@ def _fill_not_shown(position: Position, leg: Leg, view: SymbolView, tracked: Tra
             and view.at - tracked.learned_at < FILL_REPORT_LAG)
 
 
-def _pending_events(leg: Leg, tracked: TrackedOrder | None) -> list[Event]:
+def _pending_events(position: Position, leg: Leg, view: SymbolView,
+                    tracked: TrackedOrder | None) -> list[Event]:
     if tracked is None or tracked.absent_since is not None:
         return []                      # not known yet: the tick's probe decides
     order = tracked.order
     if order.status.live:
         return [LegPlaced(leg.role, order.client_id, order.trigger_price or leg.trigger_price,
                           order.quantity - order.filled_qty)]
+    if order.status is FILLED:
+        # Placed and filled before its answer was known (a TP1 fills without closing the
+        # position): a fill, never a refusal to place again; reported as a live leg's fill is.
+        if _fill_not_shown(position, leg, view, tracked, order.filled_qty):
+            return []
+        return [LegFilled(leg.role, order.client_id, order.filled_qty, complete=True)]
     return [LegRejected(leg.role, order.client_id, f"order {order.status.value}")]
 
 
