@@ -105,9 +105,24 @@ def test_every_documented_payload_is_covered_by_these_tests():
 # --- REST answers --------------------------------------------------------------------------
 
 def test_exchange_info_gives_the_symbol_rules_from_its_filters():
+    """PRICE_FILTER's minPrice / maxPrice bound a price or stopPrice ("disabled on 0":
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/common-definition,
+    Filters)."""
     assert decode("exchange_info") == {"BLZUSDT": SymbolRules(
         "BLZUSDT", tick_size=Decimal("0.0001"), step_size=Decimal("1"), min_qty=Decimal("1"),
-        min_notional=Decimal("5.0"), max_qty=Decimal("10000000"), status="TRADING")}
+        min_notional=Decimal("5.0"), max_qty=Decimal("10000000"), status="TRADING",
+        min_price=Decimal("0.0001"), max_price=Decimal("300"))}
+
+
+def test_a_price_filter_bound_of_zero_reads_as_no_limit():
+    info = payload("exchange_info")
+    [price_filter] = [f for f in info["symbols"][0]["filters"]
+                      if f["filterType"] == "PRICE_FILTER"]
+    price_filter.update(minPrice="0", maxPrice="0")
+    rules = decode("exchange_info", info)["BLZUSDT"]
+    assert (rules.min_price, rules.max_price) == (0, 0)
+    assert rules.price_refusal(Decimal("1000000")) == ""
+    assert rules.price_refusal(Decimal("0.0001")) == ""
 
 
 @pytest.mark.parametrize(("name", "client_id", "status", "exchange_id"), [

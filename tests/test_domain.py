@@ -236,3 +236,19 @@ def test_a_rules_change_reads_as_the_operator_would_say_it() -> None:
     assert describe_rules_change(old, new) == ("tick size 0.1 → 0.5, min notional 100 → "
                                                "5,000, status TRADING → SETTLING")
     assert describe_rules_change(old, old) == "unchanged"
+
+
+def test_price_filter_bounds_refuse_a_price_past_them_and_name_the_bound() -> None:
+    """PRICE_FILTER: price/stopPrice >= minPrice and <= maxPrice, each "disabled on 0"
+    (https://developers.binance.com/docs/derivatives/usds-margined-futures/common-definition)."""
+    bounded = replace(rules(tick=Decimal("0.1"), step=Decimal("0.001")),
+                      min_price=Decimal("556.8"), max_price=Decimal("4529764"))
+    assert bounded.price_refusal(Decimal("4529764")) == ""
+    assert bounded.price_refusal(Decimal("556.8")) == ""
+    assert bounded.price_refusal(Decimal("5000000")) == (
+        "5,000,000 is above BTCUSDT's highest allowed price 4,529,764")
+    assert bounded.price_refusal(Decimal("1")) == (
+        "1 is below BTCUSDT's lowest allowed price 556.8")
+    unbounded = replace(bounded, min_price=Decimal(0), max_price=Decimal(0))
+    assert unbounded.price_refusal(Decimal("1")) == unbounded.price_refusal(
+        Decimal("99999999")) == ""

@@ -1,5 +1,6 @@
 """A symbol's exchange rules: its filters (PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL) and status,
-rounding a quantity or price onto its grid, and how a change of them reads.
+rounding a quantity or price onto its grid, the prices it refuses, and how a change of them
+reads.
 
 Pure values (no I/O): the Binance adapter builds them from exchangeInfo
 (trader/exchange/binance_codec.py); sizing, protection and the exit rules round with them.
@@ -9,7 +10,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from trader.display import number
-from trader.domain import OrderRequest, OrderType, Side
+from trader.domain import ZERO, OrderRequest, OrderType, Side
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,11 @@ class SymbolRules:
     `status` is exchangeInfo's symbol status (TRADING, SETTLING, PENDING_TRADING, CLOSE,
     DELIVERING ...: https://developers.binance.com/docs/derivatives/usds-margined-futures/
     market-data/rest-api/Exchange-Information); only TRADING takes new entries.
+
+    `min_price` / `max_price`: PRICE_FILTER's bounds of a price or stopPrice, 0 for none
+    ("disabled on 0": .../usds-margined-futures/common-definition, Filters). PERCENT_PRICE
+    is not kept: it bounds a limit order's `price` around the mark, and every leg the agent
+    places is a STOP_MARKET / TAKE_PROFIT_MARKET with a trigger and no price.
     """
     symbol: str
     tick_size: Decimal
@@ -27,6 +33,8 @@ class SymbolRules:
     min_notional: Decimal
     max_qty: Decimal = Decimal("1000000000")
     status: str = "TRADING"
+    min_price: Decimal = ZERO
+    max_price: Decimal = ZERO
 
     @property
     def tradable(self) -> bool:
@@ -40,6 +48,17 @@ class SymbolRules:
         """Round a price to the tick size; `up` picks the side (use the safe side for stops)."""
         rounding = ROUND_CEILING if up else ROUND_FLOOR
         return (price / self.tick_size).to_integral_value(rounding=rounding) * self.tick_size
+
+    def price_refusal(self, price: Decimal) -> str:
+        """Why PRICE_FILTER refuses `price` as a price or trigger ("" when it passes): past
+        its max (Binance: -4002 / -4007 for a stopPrice) or below its min (-4013)."""
+        if self.max_price > 0 and price > self.max_price:
+            return (f"{number(price)} is above {self.symbol}'s highest allowed price "
+                    f"{number(self.max_price)}")
+        if self.min_price > 0 and price < self.min_price:
+            return (f"{number(price)} is below {self.symbol}'s lowest allowed price "
+                    f"{number(self.min_price)}")
+        return ""
 
     def onto_grid(self, request: "OrderRequest") -> "OrderRequest":
         """An order planned under other rules (the tick or step changed since), re-rounded
@@ -57,7 +76,8 @@ class SymbolRules:
 
 
 _RULE_WORDS = {"tick_size": "tick size", "step_size": "step size", "min_qty": "min quantity",
-               "min_notional": "min notional", "max_qty": "max quantity", "status": "status"}
+               "min_notional": "min notional", "max_qty": "max quantity", "status": "status",
+               "min_price": "min price", "max_price": "max price"}
 
 
 def describe_rules_change(old: SymbolRules, new: SymbolRules) -> str:

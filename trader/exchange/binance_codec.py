@@ -62,7 +62,8 @@ def rules_from_exchange_info(info: Json, symbols: list[str], *,
                              missing_ok: bool = False) -> dict[str, SymbolRules]:
     """SymbolRules for the managed symbols; KeyError naming the symbols Binance doesn't list
     (left out instead with `missing_ok`), MalformedResponse for a listed symbol without its
-    PRICE_FILTER / LOT_SIZE."""
+    PRICE_FILTER / LOT_SIZE. PRICE_FILTER gives the tick and the price bounds (minPrice,
+    maxPrice), LOT_SIZE the step and the quantity bounds."""
     listed = {}
     for entry in Fields(info, EXCHANGE_INFO).rows("symbols"):
         fields = Fields(entry, f"{EXCHANGE_INFO} symbol")
@@ -89,6 +90,9 @@ def _rules(entry: Fields) -> SymbolRules:
         or notional.optional_number("minNotional"),
         max_qty=lot.optional_number("maxQty") or Decimal("1000000000"),
         status=entry.optional_text("status", "UNKNOWN"),   # not TRADING: no new entries
+        # 0 (or absent): no bound, as the Filters section of common-definition says
+        min_price=price_filter.optional_number("minPrice"),
+        max_price=price_filter.optional_number("maxPrice"),
     )
 
 
