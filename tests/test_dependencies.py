@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE = ("trader.lifecycle", "trader.lifecycle_tick", "trader.protection", "trader.management",
+PURE = ("trader.lifecycle", "trader.lifecycle_tick", "trader.protection",
+        "trader.placement_refusals", "trader.management",
         "trader.observe", "trader.order_tracker", "trader.risk", "trader.guards", "trader.entry",
         "trader.close_record", "trader.reconcile", "trader.events", "trader.position",
         "trader.domain", "trader.symbol_rules", "trader.alerts", "trader.strategy.base",

@@ -55,12 +55,15 @@ class LegRejected:
     """The exchange refused a placement (or never received it). `level_passed`: the
     trigger price is already behind the market (-2021 after its retry). `retry_after`:
     seconds the exchange holds requests back (429/418 Retry-After, or the adapter's open
-    circuit): the next try waits for it."""
+    circuit): the next try waits for it. `filter_refused`: a filter failure that re-reading
+    the symbol's rules did not cure (trader/exchange/errors.py `Verdict.filter_refused`):
+    the same order would be refused again."""
     role: OrderRole
     client_id: str
     reason: str
     level_passed: bool = False
     retry_after: float | None = None
+    filter_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from trader import display, management, protection
+from trader import display, management, placement_refusals, protection
 from trader.alerts import Alert, AlertName
 from trader.domain import ZERO, CloseReason, OrderRole
 from trader.events import (
@@ -190,8 +190,13 @@ def _leg_rejected(position: Position, event: LegRejected, now: datetime,
             and event.client_id == first.pending and position.state is not CLOSING \
             and position.leg_quantity(OrderRole.TAKE_PROFIT_1) > 0:
         return _first_target_passed(position, first)
-    position, actions = protection.refused(position, event.role, event.client_id,
-                                           event.reason, now, policy, event.retry_after)
+    if event.filter_refused:
+        position, actions = placement_refusals.move_refused(
+            position, event.role, event.client_id, event.reason, now, policy)
+    else:
+        position, actions = placement_refusals.refused(position, event.role, event.client_id,
+                                                       event.reason, now, policy,
+                                                       event.retry_after)
     if not event.level_passed:
         return position, actions, []
     reason = CloseReason.STOP_LOSS if event.role is OrderRole.STOP_LOSS \

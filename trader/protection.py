@@ -14,7 +14,8 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   causes a second stop);
 - a refused placement (-2019 margin, any other refusal) is retried on `retry_schedule`
   (2, 4, 8, 16, 25 s, then every 25 s), one alert at the first refusal and an all-clear
-  once the position is protected again;
+  once the position is protected again; a move a filter refused is given up, the old order
+  kept (trader/placement_refusals.py);
 - a placement whose answer was lost is never re-sent: it stays `pending` until a probe
   says what happened;
 - a leg whose live order no longer matches (size changed, trigger moved) is replaced
@@ -31,7 +32,6 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   placed at once as always.
 """
 
-import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -172,49 +172,6 @@ def _plan_after(leg: Leg, client_id: str, trigger_price: Decimal) -> Decimal:
     if sent_at is not None and sent_at != leg.trigger_price:
         return leg.trigger_price
     return trigger_price
-
-
-def refused(position: Position, role: OrderRole, client_id: str, reason: str, now: datetime,
-            policy: Policy, retry_after: float | None = None) -> tuple[Position, list[Action]]:
-    """A placement was refused: retry on the capped schedule, not before the exchange's
-    `retry_after` (seconds) has passed; alert at the first refusal of a run (also after an
-    SL_MISSING: "replacing it now" did not happen, and why matters: margin?), not at its
-    retries."""
-    leg = position.leg(role)
-    if client_id != leg.pending:
-        return position, []
-    first = leg.failures == 0 or not leg.alerted
-    failures = leg.failures + 1
-    scheduled = policy.retry_schedule[min(failures, len(policy.retry_schedule)) - 1]
-    waits_for_exchange = retry_after is not None and retry_after > scheduled
-    delay = retry_after if waits_for_exchange and retry_after is not None else scheduled
-    leg = evolve(leg, pending=None, pending_trigger=None, failures=failures,
-                 retry_at=now + timedelta(seconds=delay))
-    actions: list[Action] = []
-    if first:
-        leg = evolve(leg, alerted=True)
-        actions.append(_refusal_alert(position, leg, reason, delay, waits_for_exchange))
-    return position.with_leg(leg), actions
-
-
-def _refusal_alert(position: Position, leg: Leg, reason: str, delay: float,
-                   waits_for_exchange: bool) -> Alert:
-    symbol = position.symbol
-    why = ", when the exchange's Retry-After ends" if waits_for_exchange else ""
-    retrying = f"retrying in {math.ceil(delay):.0f} s{why}, then with backoff up to every 25 s"
-    wanted = position.leg_quantity(leg.role)
-    if leg.covers(wanted):
-        current = f" at {display.number(leg.order.trigger_price)}" if leg.order else ""
-        text = (f"{symbol}: could not move the {name(leg.role)} to "
-                f"{display.number(leg.trigger_price)} ({reason}); the current one{current} "
-                f"stays: {retrying}")
-        return Alert(AlertName.PROTECTION, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
-    alert_name = AlertName.POSITION_UNPROTECTED if leg.role is OrderRole.STOP_LOSS \
-        else AlertName.PROTECTION
-    text = (f"{symbol}: could not place the {name(leg.role)} at "
-            f"{display.number(leg.trigger_price)} for {display.number(wanted)} of the "
-            f"{position.side.label} {display.number(position.quantity)} ({reason}); {retrying}")
-    return Alert(alert_name, text, symbol, dedup_key=f"refused:{symbol}:{leg.role}")
 
 
 def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Decimal,

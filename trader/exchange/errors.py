@@ -84,17 +84,22 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
            Outcome.FAILED, Retry.ONCE_AFTER_PAUSE),
     Policy(-2022, "REDUCE_ONLY_REJECT: ReduceOnly order is rejected (no position to reduce)",
            Outcome.SKIPPED),
-    # 40xx filter failures: the symbol's rules may have changed since we loaded them.
+    # 40xx filter failures: the symbol's rules may have changed since we loaded them; one
+    # that comes back after the re-read is the order's own (`Verdict.filter_refused`).
     *[Policy(code, meaning, Outcome.FAILED, Retry.REFRESH_RULES) for code, meaning in (
         (-4002, "PRICE_GREATER_THAN_MAX_PRICE: price greater than max price"),
         (-4003, "QTY_LESS_THAN_ZERO: quantity less than or equal to zero"),
         (-4004, "QTY_LESS_THAN_MIN_QTY: quantity less than min quantity"),
         (-4005, "QTY_GREATER_THAN_MAX_QTY: quantity greater than max quantity"),
+        (-4006, "STOP_PRICE_LESS_THAN_ZERO: stop price less than zero"),
+        (-4007, "STOP_PRICE_GREATER_THAN_MAX_PRICE: stop price greater than max price"),
         (-4013, "PRICE_LESS_THAN_MIN_PRICE: price less than min price"),
         (-4014, "PRICE_NOT_INCREASED_BY_TICK_SIZE: price not increased by tick size"),
-        (-4016, "PRICE_HIGHTER_THAN_MULTIPLIER_UP: limit price can't be higher than allowed"),
+        (-4016, "PRICE_HIGHTER_THAN_MULTIPLIER_UP: price is higher than mark price "
+                "multiplier cap"),
         (-4023, "QTY_NOT_INCREASED_BY_STEP_SIZE: quantity not increased by step size"),
-        (-4024, "PRICE_LOWER_THAN_MULTIPLIER_DOWN: limit price can't be lower than allowed"),
+        (-4024, "PRICE_LOWER_THAN_MULTIPLIER_DOWN: price is lower than mark price "
+                "multiplier floor"),
         (-4029, "INVALID_TICK_SIZE_PRECISION: tick size precision is invalid"),
         (-4030, "INVALID_STEP_SIZE_PRECISION: step size precision is invalid"),
     )],
@@ -143,6 +148,14 @@ class Verdict:
     @property
     def retryable(self) -> bool:
         return self.retry is not Retry.NONE
+
+    @property
+    def filter_refused(self) -> bool:
+        """A filter failure (price, trigger or quantity off the symbol's filters). The
+        placement re-read the rules and resent once already (trader/placement_retry.py), so
+        one that reaches a caller is refused as it stands: the same order is refused again
+        (a stop move past PRICE_FILTER's maxPrice: trader/placement_refusals.py)."""
+        return self.retry is Retry.REFRESH_RULES
 
 
 def classify(error: BaseException, role: OrderRole | None = None, *, sending: bool = True) -> Verdict:
