@@ -126,7 +126,9 @@ class ActionRunner:
             return LegPlacementUnknown(role, client_id)      # probe it, never resend
         passed = result.verdict is not None and result.verdict.retry is Retry.ONCE_AFTER_PAUSE
         wait = result.verdict.retry_after if result.verdict is not None else None
-        return LegRejected(role, client_id, result.reason, level_passed=passed, retry_after=wait)
+        refused = result.verdict is not None and result.verdict.filter_refused
+        return LegRejected(role, client_id, result.reason, level_passed=passed, retry_after=wait,
+                           filter_refused=refused)
 
     async def cancel(self, position: Position, action: CancelOrder) -> Performed:
         """Cancel -> verify -> act: a fill that raced the cancel is reported as a fill."""
