@@ -81,6 +81,12 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
             f"{symbol}: the price passed {shown} before the new stop-loss reached the "
             f"exchange: the position is {done} at market, as that stop would have done"])
     stop = position.stop.order
+    if _given_up(position, level):
+        # A filter refused the level for good (trader/placement_refusals.py): not retried.
+        return CommandResult(False, [
+            f"{symbol}: stop-loss not moved: Binance refused the new stop at {shown}; the "
+            f"stop-loss stays at {price(position.stop.trigger_price, tick)} (the PROTECTION "
+            "alert says why)"])
     if stop is None or stop.trigger_price != level or position.stop.pending is not None \
             or not position.stop.covers(position.quantity):
         # Held back by a Retry-After: placed by itself when the wait ends (as a /close).
@@ -101,3 +107,11 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
         f"{symbol}: stop-loss moved to {shown}{rounded}: on the exchange",
         f"{symbol}: the old stop-loss " + ("is still live: it is cancelled on the next tick"
                                           if kept else "was cancelled after it")])
+
+
+def _given_up(position: Position, level: Decimal) -> bool:
+    """The move to `level` was given up: the plan is the live stop again, not `level`, and
+    nothing is being placed or waits for a retry."""
+    leg = position.stop
+    return (leg.trigger_price != level and leg.pending is None and leg.retry_at is None
+            and leg.order is not None and leg.order.trigger_price == leg.trigger_price)

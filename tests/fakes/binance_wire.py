@@ -271,7 +271,11 @@ def symbol_info(rules: SymbolRules) -> Json:
         "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
         "underlyingSubType": [], "settlePlan": 0, "triggerProtect": "0.0500",
         "filters": [
-            {"filterType": "PRICE_FILTER", "maxPrice": "4529764", "minPrice": tick,
+            # The rules' own bounds when they have them, else BTCUSDT's maxPrice and a
+            # minPrice of one tick (0 would be "disabled", also as documented)
+            {"filterType": "PRICE_FILTER",
+             "maxPrice": num(rules.max_price) if rules.max_price > 0 else "4529764",
+             "minPrice": num(rules.min_price) if rules.min_price > 0 else tick,
              "tickSize": tick},
             {"filterType": "LOT_SIZE", "maxQty": num(rules.max_qty),
              "minQty": num(rules.min_qty), "stepSize": step},

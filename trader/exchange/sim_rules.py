@@ -96,6 +96,7 @@ def validate_filters(request: OrderRequest, rules: SymbolRules, reference_price:
     for price in (request.price, request.trigger_price):
         if price is not None and (price <= 0 or not _multiple_of(price, rules.tick_size)):
             raise ExchangeError(-4014, "Price not increased by tick size.")
+    _price_bounds(request, rules)
     if request.close_position:
         return  # quantity is ignored: the whole position is closed at trigger time
     quantity = request.quantity
@@ -111,6 +112,22 @@ def validate_filters(request: OrderRequest, rules: SymbolRules, reference_price:
     if not request.reduce_only and quantity * price < rules.min_notional:
         raise ExchangeError(-4164, f"Order's notional must be no smaller than "
                                    f"{_plain(rules.min_notional)} (unless you choose reduce only).")
+
+
+def _price_bounds(request: OrderRequest, rules: SymbolRules) -> None:
+    """PRICE_FILTER's minPrice / maxPrice bound a price and a stopPrice alike, 0 disabling
+    either (usds-margined-futures/common-definition, Filters). The error-code page names
+    -4002 (price) and -4007 (stop price) past the max, -4013 below the min; it names no
+    stop-price code below the min, so -4013 serves both."""
+    if rules.max_price > 0:
+        if request.price is not None and request.price > rules.max_price:
+            raise ExchangeError(-4002, "Price greater than max price.")
+        if request.trigger_price is not None and request.trigger_price > rules.max_price:
+            raise ExchangeError(-4007, "Stop price greater than max price.")
+    if rules.min_price > 0:
+        for price in (request.price, request.trigger_price):
+            if price is not None and price < rules.min_price:
+                raise ExchangeError(-4013, "Price less than min price.")
 
 
 def would_trigger_now(order_type: OrderType, side: Side, trigger_price: Decimal,
