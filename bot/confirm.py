@@ -51,6 +51,7 @@ class Confirmation:
     message_id: int | None = None
     state: PromptState = PromptState.OPEN
     price: Decimal | None = None           # /sl: the new stop price asked for
+    distance: str = ""                     # /sl: "4.2 % below the mark", when known
 
     @property
     def expired_text(self) -> str:
@@ -65,9 +66,10 @@ class ConfirmationBook:
     prompts: dict[str, Confirmation] = field(default_factory=dict)
 
     def open(self, kind: CommandKind, chat_id: int, now: datetime,
-             symbol: str | None = None, price: Decimal | None = None) -> Confirmation:
+             symbol: str | None = None, price: Decimal | None = None,
+             distance: str = "") -> Confirmation:
         prompt = Confirmation(secrets.token_urlsafe(9), kind, chat_id, now, symbol,
-                              price=price)
+                              price=price, distance=distance)
         self.prompts[prompt.nonce] = prompt
         return prompt
 
@@ -120,8 +122,10 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
                 f"{seconds} s.")
         return text, _ask_or_cancel(prompt, f"Unlock {prompt.symbol}")
     if prompt.kind is CommandKind.SL:
+        # How far from the mark, so an absurd level reads as one before the tap
+        away = f" ({escape(prompt.distance)})" if prompt.distance else ""
         text = (f"Move the <b>{escape(prompt.symbol)}</b> stop-loss to <b>{number(prompt.price)}"
-                "</b>? The level is put on the symbol's tick (away from the mark); the new "
+                f"</b>{away}? The level is put on the symbol's tick (away from the mark); the new "
                 f"stop is placed first, then the old one is cancelled. Expires in {seconds} s.")
         return text, _ask_or_cancel(prompt, f"Move the stop to {number(prompt.price)}")
     text = ("<b>Shutdown</b>: entries stop, entry orders are cancelled and the agent sleeps "

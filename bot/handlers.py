@@ -6,7 +6,9 @@ being executed when its arguments are wrong (one-line usage answer, bot/parsing.
 it waited more than 60 s while the agent was down, or when it was forwarded (typed by
 someone else or at another time: one-line answer, nothing run). /close, /shutdown, /long, /short,
 /unlock and /sl ask for confirmation with inline buttons that expire; each confirmation can be used
-once, so a repeated press does nothing. /start answers a short status and the command list.
+once, so a repeated press does nothing. A /sl level Binance would refuse (past the symbol's
+price filter, on the wrong side of the mark) is refused at once instead; any other is asked
+with its distance from the mark. /start answers a short status and the command list.
 Everything said back goes through `Replies` (retried; kept in the alert outbox if Telegram
 does not take it in time).
 """
@@ -161,6 +163,9 @@ class CommandHandlers:
                                          if kind is CommandKind.CLOSE else
                                          f"No open position on {escape(request.symbol or '')}"
                                          "; no stop-loss to move.")
+        elif kind is CommandKind.SL:
+            await self._prompt_stop(context.bot, chat.id, request.symbol or "", now,
+                                    request.price)
         elif kind in CHOICES:
             await self._prompt(context.bot, chat.id, kind, request.symbol, now, request.price)
         else:
@@ -185,9 +190,20 @@ class CommandHandlers:
             await self.replies.send_html(context.bot, update.effective_chat.id,
                                          "Unknown command. /help lists what I understand.")
 
+    async def _prompt_stop(self, bot: Bot, chat_id: int, symbol: str, now: datetime,
+                           price: Decimal | None) -> None:
+        """/sl: a level Binance would refuse is answered at once (one line, nothing to
+        confirm); any other is asked with its distance from the mark."""
+        check = self.engine.check_stop(symbol, price) if price is not None else None
+        if check is not None and check.refusal:
+            await self.replies.send_html(bot, chat_id, escape(check.refusal))
+            return
+        await self._prompt(bot, chat_id, CommandKind.SL, symbol, now, price,
+                           check.distance if check is not None else "")
+
     async def _prompt(self, bot: Bot, chat_id: int, kind: CommandKind, symbol: str | None,
-                      now: datetime, price: Decimal | None = None) -> None:
-        prompt = self.book.open(kind, chat_id, now, symbol, price)
+                      now: datetime, price: Decimal | None = None, distance: str = "") -> None:
+        prompt = self.book.open(kind, chat_id, now, symbol, price, distance)
         text, markup = confirmation_prompt(prompt, self.book.ttl)
         sent = await self.replies.send_html(
             bot, chat_id, text, markup,

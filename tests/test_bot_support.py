@@ -35,6 +35,7 @@ from trader.commands import (
     PnlView,
     PositionView,
     StatusView,
+    StopCheck,
 )
 from trader.config import Settings
 
@@ -90,6 +91,15 @@ class RecordingEngine:
 
     def closable(self, symbol: str) -> list[str]:
         return [p.symbol for p in self.positions if symbol in (ALL_SYMBOLS, p.symbol)]
+
+    def check_stop(self, symbol: str, price: Decimal) -> StopCheck:
+        """As the engine judges a /sl level from its last mark (trader/control_stop.py)."""
+        held = next((p for p in self.positions if p.symbol == symbol), None)
+        if held is None or not held.mark_price:
+            return StopCheck()
+        side = "below" if price < held.mark_price else "above"
+        away = abs(held.mark_price - price) / held.mark_price * 100
+        return StopCheck(distance=f"{away:.1f} % {side} the mark")
 
     def executed(self, kind: CommandKind | None = None) -> list[Command]:
         return [c for c in self.received if kind is None or c.kind is kind]

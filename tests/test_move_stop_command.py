@@ -97,7 +97,7 @@ async def test_sl_without_a_position_says_so(tmp_path):
 
 async def test_sl_from_the_phone_asks_then_moves_the_stop(tmp_path):
     from tests.fakes.telegram_server import FakeTelegram
-    from tests.test_bot_engine import confirm, running_bot
+    from tests.test_bot_engine import ask_engine, confirm, running_bot
 
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
@@ -108,9 +108,13 @@ async def test_sl_from_the_phone_asks_then_moves_the_stop(tmp_path):
                               "Stop-loss: done")
         assert f"{SYMBOL}: stop-loss moved to" in reply.plain, reply.plain
         assert [o.trigger_price for o in await stops(world)] == [level]
-        wrong = await confirm(telegram, f"/sl {SYMBOL} {position.entry_price * 2}",
-                              "Move the stop", "Stop-loss: failed")
-        assert "would trigger at once" in wrong.plain, wrong.plain
+        # On the wrong side of the mark: answered at once, nothing to confirm
+        # (tests/test_sl_outside_the_price_filter.py has the same for the price filter)
+        wrong = await ask_engine(telegram, f"/sl {SYMBOL} {position.entry_price * 2}",
+                                 "would trigger at once")
+        assert wrong.plain.startswith(f"{SYMBOL}: stop-loss not moved: a LONG's stop must "
+                                      "be below the mark price"), wrong.plain
+        assert not wrong.buttons
 
 
 def test_sl_usage_needs_a_symbol_and_a_price() -> None:

@@ -240,6 +240,15 @@ class CommandResult:
                               # held back by the exchange's Retry-After is sent after it)
 
 
+@dataclass(frozen=True, slots=True)
+class StopCheck:
+    """A /sl level judged before its confirmation: `refusal`, one line, when Binance would
+    refuse it (nothing is asked then), else `distance` from the mark ("4.2 % below the
+    mark") for the prompt; both empty when the agent cannot tell yet."""
+    refusal: str = ""
+    distance: str = ""
+
+
 class EngineControl(Protocol):
     """What the Telegram bot (and the CLI) may do with the engine."""
 
@@ -250,4 +259,9 @@ class EngineControl(Protocol):
     def closable(self, symbol: str) -> list[str]:
         """The symbols a /close of `symbol` (or ALL_SYMBOLS) could act on, as the agent last
         saw them; [] answers "nothing to close" without a confirmation."""
+        ...
+
+    def check_stop(self, symbol: str, price: Decimal) -> StopCheck:
+        """/sl `symbol` `price` judged from what the agent saw last, before the
+        confirmation: refused at once, or asked with its distance from the mark."""
         ...

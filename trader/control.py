@@ -18,16 +18,17 @@ import importlib
 import time
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 
 from loguru import logger
 
 from storage import SaveStateFailure
 from trader.cli_mailbox import CLI_REQUEST_KEY, answer_key
-from trader.commands import Command, CommandKind, CommandResult
+from trader.commands import Command, CommandKind, CommandResult, StopCheck
 from trader.control_close import close_positions
 from trader.control_entries import enter_by_hand, pause, resume, unlock
 from trader.control_sleep import shutdown, wake
-from trader.control_stop import move_stop
+from trader.control_stop import check_stop, move_stop
 from trader.display import duration
 from trader.engine import Engine
 from trader.views import answer_query, closable
@@ -58,6 +59,10 @@ class Controller:
     def closable(self, symbol: str) -> list[str]:
         """What a /close of `symbol` (or ALL_SYMBOLS) could act on (trader/views.py)."""
         return closable(self.engine, symbol)
+
+    def check_stop(self, symbol: str, price: Decimal) -> StopCheck:
+        """/sl judged before its confirmation (trader/control_stop.py)."""
+        return check_stop(self.engine, symbol, price)
 
     async def execute(self, command: Command) -> CommandResult:
         """Answer a query now; queue an action for the engine's loop and wait for it."""

@@ -1,7 +1,9 @@
 """/sl SYMBOL PRICE: the operator moves the stop-loss of an open position. The price is put
-on the symbol's tick (away from the mark, as the agent rounds its own stops), a level on
-the wrong side of the mark is refused (the exchange would refuse it, -2021, or it would
-fire at once), and the move goes through the state machine (StopMoveRequested): the new
+on the symbol's tick (away from the mark, as the agent rounds its own stops), a level past
+the symbol's PRICE_FILTER bounds or on the wrong side of the mark is refused (the exchange
+would refuse it, -4007 / -4013 / -2021, or it would fire at once): on the phone before the
+confirmation (`check_stop`, which also says how far from the mark the level is) and again
+here when it runs (the mark and the rules move meanwhile). The move goes through the state machine (StopMoveRequested): the new
 stop is placed first and the old one cancelled only once the new one is live
 (trader/protection.py), so the position is never without a stop. While the answer to the
 stop's last placement is lost (probed, never resent) the move waits for it: the order found
@@ -9,12 +11,13 @@ is then known for the old level and replaced (`Leg.pending_trigger`)."""
 
 from decimal import Decimal
 
-from trader.commands import Command, CommandResult
+from trader.commands import Command, CommandResult, StopCheck
 from trader.control_close import open_position
 from trader.display import price
 from trader.domain import ClientId, Side
 from trader.engine import Engine
 from trader.events import StopMoveRequested
+from trader.exchange_view import QUOTE_MAX_AGE
 from trader.position import Position, PositionState
 from trader.symbol_rules import SymbolRules
 from trader.views import symbol_rules
@@ -53,12 +56,52 @@ def _why_none(engine: Engine, symbol: str) -> str:
             "/close it (the agent takes it over to close it)")
 
 
-def _refusal(position: Position, level: Decimal, mark: Decimal, rules: SymbolRules) -> str:
-    """Why `level` cannot be the stop now ("" when it can): a long's stop must be below the
-    mark, a short's above it."""
-    tick = rules.tick_size
+def check_stop(engine: Engine, symbol: str, asked: Decimal) -> StopCheck:
+    """What the phone can say of `/sl symbol asked` before it asks for confirmation, from
+    what the agent saw last (read-only, no request): the one-line refusal of a level
+    Binance would refuse, else how far the level is from the mark. Nothing to say (no
+    managed position, no rules, no mark yet): the command itself answers."""
+    position = open_position(engine, symbol)
+    rules = symbol_rules(engine, symbol)
+    if position is None or position.state is PositionState.CLOSING or rules is None:
+        return StopCheck()
+    level = rules.round_price(asked, up=position.side is Side.SELL)
+    mark = _last_mark(engine, symbol)
+    refusal = _refusal(position, level, mark, rules) if mark > 0 \
+        else _filter_refusal(level, rules)
+    if refusal:
+        return StopCheck(refusal=f"{symbol}: stop-loss not moved: {refusal}")
+    if not mark > 0:
+        return StopCheck()
+    side = "below" if level < mark else "above"
+    away = abs(mark - level) / mark * 100
+    return StopCheck(distance=f"{away:.1f} % {side} the mark")
+
+
+def _last_mark(engine: Engine, symbol: str) -> Decimal:
+    """The mark pushed within QUOTE_MAX_AGE, else the position's at the last look, else 0."""
+    quote = engine.exchange.quote(symbol, QUOTE_MAX_AGE)
+    if quote is not None and quote.mark > 0:
+        return quote.mark
+    seen = engine.tracker.position(symbol)
+    return seen.mark_price if seen is not None and seen.mark_price else Decimal(0)
+
+
+def _filter_refusal(level: Decimal, rules: SymbolRules) -> str:
+    """Why Binance's filters refuse `level` as a stop ("" when they take it)."""
     if level <= 0:
-        return f"{price(level, tick)} is not a price"
+        return f"{price(level, rules.tick_size)} is not a price"
+    return rules.price_refusal(level)
+
+
+def _refusal(position: Position, level: Decimal, mark: Decimal, rules: SymbolRules) -> str:
+    """Why `level` cannot be the stop now ("" when it can): off the symbol's PRICE_FILTER
+    bounds, or on the wrong side of the mark (a long's stop must be below it, a short's
+    above it)."""
+    tick = rules.tick_size
+    refused = _filter_refusal(level, rules)
+    if refused:
+        return refused
     if not mark > 0:
         return "the mark price is unknown right now; try again"
     if (mark - level) * position.side.sign > 0:

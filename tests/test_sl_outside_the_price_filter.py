@@ -1,0 +1,65 @@
+"""/sl SYMBOL PRICE checked against what Binance accepts before anything is asked or sent:
+a level past PRICE_FILTER's minPrice / maxPrice ("minimum / maximum price/stopPrice
+allowed": https://developers.binance.com/docs/derivatives/usds-margined-futures/
+common-definition, Filters) is refused with one plain line naming the limit, on the phone
+before any confirmation and in the engine too (the rules may change meanwhile). A level
+Binance takes, however far, is asked with its distance from the mark ("4.2 % below the
+mark"), so an absurd stop (BTC at 1 on a LONG) reads as what it is before the tap."""
+
+from dataclasses import replace
+from decimal import Decimal
+
+from tests.engine_world import SYMBOL
+from tests.fakes.telegram_server import FakeTelegram
+from tests.test_bot_engine import confirm, running_bot
+from tests.test_bot_support import OWNER
+from tests.test_move_stop_command import stops, world_with_a_long
+from trader.commands import CommandKind
+
+MIN_PRICE = Decimal("1000")
+
+
+async def test_sl_below_the_symbols_min_price_is_refused_naming_the_limit(tmp_path):
+    world = await world_with_a_long(tmp_path)
+    world.paper.sim.set_rules(replace(world.paper.rules(SYMBOL), min_price=MIN_PRICE))
+    before = await stops(world)
+    result = await world.command(CommandKind.SL, symbol=SYMBOL, price=Decimal("100"))
+    assert not result.ok
+    assert result.lines == [f"{SYMBOL}: stop-loss not moved: 100 is below {SYMBOL}'s lowest "
+                            "allowed price 1,000"]
+    assert await stops(world) == before
+
+
+async def test_sl_past_the_filter_is_refused_on_the_phone_before_any_confirmation(tmp_path):
+    world = await world_with_a_long(tmp_path)
+    world.paper.sim.set_rules(replace(world.paper.rules(SYMBOL), min_price=MIN_PRICE))
+    before = await stops(world)
+    async with FakeTelegram() as telegram, running_bot(world, telegram):
+        since = len(telegram.sent)
+        telegram.inject_message(OWNER, OWNER, f"/sl {SYMBOL} 100")
+        reply = await telegram.wait_for(lambda item: item.method == "sendMessage" and (
+            bool(item.buttons) or "stop-loss" in (item.plain or "")), since=since)
+        assert reply.plain == (f"{SYMBOL}: stop-loss not moved: 100 is below {SYMBOL}'s "
+                               "lowest allowed price 1,000")
+        assert not reply.buttons                     # nothing to confirm
+    assert await stops(world) == before
+
+
+async def test_the_sl_prompt_shows_how_far_the_level_is_from_the_mark(tmp_path):
+    world = await world_with_a_long(tmp_path)
+    mark = (await world.paper.position(SYMBOL)).mark_price
+    level = world.paper.rules(SYMBOL).round_price(mark * Decimal("0.958"), up=False)
+    away = (mark - level) / mark * 100
+    async with FakeTelegram() as telegram, running_bot(world, telegram):
+        since = len(telegram.sent)
+        telegram.inject_message(OWNER, OWNER, f"/sl {SYMBOL} {level}")
+        prompt = await telegram.wait_for(lambda item: bool(item.buttons), since=since)
+        assert f"({away:.1f} % below the mark)?" in prompt.plain, prompt.plain
+        assert "Move the BTCUSDT stop-loss to" in prompt.plain
+        since = len(telegram.sent)
+        telegram.inject_message(OWNER, OWNER, f"/sl {SYMBOL} 1")
+        prompt = await telegram.wait_for(lambda item: bool(item.buttons), since=since)
+        assert "(100.0 % below the mark)?" in prompt.plain, prompt.plain   # BTC at 1
+        reply = await confirm(telegram, f"/sl {SYMBOL} {level}", "Move the stop",
+                              "Stop-loss: done")
+        assert f"{SYMBOL}: stop-loss moved to" in reply.plain, reply.plain
