@@ -17,7 +17,15 @@ from tests.engine_world import SYMBOL
 from tests.test_alert_texts_formatted import OPENED, RULES, SL, apply, position, texts
 from trader.alerts import AlertName
 from trader.domain import OrderRole
-from trader.events import CancelOrder, LegRejected, PlaceLeg, StopMoveRequested, Tick
+from trader.events import (
+    CancelOrder,
+    LegGone,
+    LegPlaced,
+    LegRejected,
+    PlaceLeg,
+    StopMoveRequested,
+    Tick,
+)
 from trader.exchange.base import ExchangeError
 from trader.exchange.errors import Outcome, classify
 
@@ -89,3 +97,28 @@ def test_a_filter_failure_is_classified_as_refused_by_a_filter(code):
 def test_refusals_that_may_pass_are_not_filter_refusals(code, status):
     verdict = classify(ExchangeError(code, "refused", http_status=status), OrderRole.STOP_LOSS)
     assert not verdict.filter_refused
+
+
+def test_after_a_refused_move_the_next_move_is_placed_as_usual():
+    """Cleanly back: no retry timer, no failure run, no owed all-clear stands in the way."""
+    record, _ = moved_and_refused()
+    record, actions = apply(record, StopMoveRequested(D("49850.00")), seconds=1)
+    [place] = [a for a in actions if isinstance(a, PlaceLeg)]
+    assert place.trigger_price == D("49850.00")
+    record, actions = apply(record, LegPlaced(SL, place.client_id, D("49850.00"), D("0.500")),
+                            seconds=1)
+    assert [a.client_id for a in actions if isinstance(a, CancelOrder)] == [
+        position().stop.order.client_id]  # type: ignore[union-attr]
+    assert texts(actions, AlertName.PROTECTION_RESTORED) == []
+
+
+def test_a_stop_with_nothing_else_protecting_is_retried_even_after_a_filter_refusal():
+    """Never without a stop: with no old order covering the position there is nothing to
+    keep, so the placement goes on being retried (and the position is called unprotected)."""
+    record, _ = apply(position(), LegGone(SL, position().stop.order.client_id, True,  # type: ignore[union-attr]
+                                          status="CANCELED"))
+    replacement = record.stop.pending
+    assert replacement is not None
+    record, actions = apply(record, LegRejected(SL, replacement, MAX_PRICE, filter_refused=True))
+    assert record.stop.retry_at is not None and record.stop.order is None
+    assert texts(actions, AlertName.POSITION_UNPROTECTED), actions
