@@ -118,8 +118,8 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
         return text, _ask_or_cancel(prompt, label)
     if prompt.kind is CommandKind.UNLOCK:
         text = (f"Unlock <b>{escape(prompt.symbol)}</b>: end its cooldown and clear its "
-                "breakers? A new entry may follow at once. Expires in "
-                f"{seconds} s.")
+                "breakers? Its next signal may then enter; the other guards still apply. "
+                f"Expires in {seconds} s.")
         return text, _ask_or_cancel(prompt, f"Unlock {prompt.symbol}")
     if prompt.kind is CommandKind.SL:
         # How far from the mark, so an absurd level reads as one before the tap

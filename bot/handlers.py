@@ -4,11 +4,14 @@ The bot never touches trading state: every action is a `Command` awaited through
 `EngineControl.execute` (the engine is the single writer). A command is refused without
 being executed when its arguments are wrong (one-line usage answer, bot/parsing.py) or when
 it waited more than 60 s while the agent was down, or when it was forwarded (typed by
-someone else or at another time: one-line answer, nothing run). /close, /shutdown, /long, /short,
-/unlock and /sl ask for confirmation with inline buttons that expire; each confirmation can be used
-once, so a repeated press does nothing. A /sl level Binance would refuse (past the symbol's
-price filter, on the wrong side of the mark) is refused at once instead; any other is asked
-with its distance from the mark. /start answers a short status and the command list.
+someone else or at another time: one-line answer a minute per chat, nothing run). /close,
+/shutdown, /long, /short, /unlock and /sl ask for confirmation with inline buttons that expire;
+each confirmation can be used once, so a repeated press does nothing. One whose outcome is
+already decided (a /long while asleep, an /unlock with nothing locked, a /sl level past the
+symbol's price filter or on the wrong side of the mark) is answered at once, without the
+question (`EngineControl.already_decided`, `check_stop`); the engine checks again at the
+tap. A /sl is asked with its distance from the mark. /start answers a short status and the
+command list.
 Everything said back goes through `Replies` (retried; kept in the alert outbox if Telegram
 does not take it in time).
 """
@@ -47,6 +50,7 @@ from bot.confirm import (
     parse_callback,
 )
 from bot.format import escape, format_result, help_text, plain_text, start_text
+from bot.forwarded_commands import ForwardedCommands
 from bot.parsing import USAGE, UsageError, command_name, parse_command
 from bot.replies import Replies
 from bot.stale_commands import StaleCommands
@@ -79,6 +83,7 @@ class CommandHandlers:
         self.replies = replies
         self.timings = timings or HandlerTimings()
         self.stale = StaleCommands(replies)   # one answer per chat for a burst after an outage
+        self.forwarded = ForwardedCommands(replies, clock)   # never run; one answer a minute
         self._late: set[asyncio.Future[Any]] = set()   # late results, and their replies
         self.extra_help: list[tuple[str, str]] = []
 
@@ -115,7 +120,7 @@ class CommandHandlers:
                                  self.clock.now())
         if access is Access.ALLOW:
             if message is not None and is_command and message.forward_origin is not None:
-                await self._refuse_forwarded(context.bot, message.chat_id, message.text or "")
+                await self.forwarded.refuse(context.bot, message.chat_id, message.text or "")
                 raise ApplicationHandlerStop
             return
         if access is Access.REFUSE:   # never kept: the outbox goes to the owner's chats
@@ -125,17 +130,6 @@ class CommandHandlers:
                 await self.replies.send_html(context.bot, chat.id, escape(REFUSAL_TEXT),
                                              keep=False)
         raise ApplicationHandlerStop
-
-    async def _refuse_forwarded(self, bot: Bot, chat_id: int, text: str) -> None:
-        """A forwarded command was typed by someone else or at another time, and its
-        Message.date is the forward's, so the stale rule cannot judge it: never run.
-        Telegram marks it with `forward_origin` (https://core.telegram.org/bots/api#message)."""
-        name = command_name(text)
-        logger.warning("forwarded telegram command refused command={} chat={}", name, chat_id)
-        await self.replies.send_html(
-            bot, chat_id, f"↪️ A forwarded /{escape(name)} is <b>not</b> executed (it was "
-                          "written by someone else or at another time); type it yourself.",
-            keep=False)
 
     # --- commands -----------------------------------------------------------------------
     async def on_command(self, update: Update, context: Context) -> None:
@@ -163,6 +157,10 @@ class CommandHandlers:
                                          if kind is CommandKind.CLOSE else
                                          f"No open position on {escape(request.symbol or '')}"
                                          "; no stop-loss to move.")
+        elif kind in CHOICES and (decided := self.engine.already_decided(kind, request.symbol,
+                                                                         request.price)):
+            await self.replies.send_html(context.bot, chat.id,
+                                         "\n".join(escape(line) for line in decided))
         elif kind is CommandKind.SL:
             await self._prompt_stop(context.bot, chat.id, request.symbol or "", now,
                                     request.price)

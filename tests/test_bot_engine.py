@@ -202,17 +202,24 @@ async def test_manual_entry_is_sized_and_protected_like_a_signal_entry(flat, tel
     assert "stop-loss" in reply.plain and "on the exchange" in reply.plain
 
 
-async def test_manual_entry_obeys_the_guards_and_an_open_position(flat, telegram, flat_bot):
+async def test_manual_entry_obeys_the_guards_checked_again_at_the_tap(flat, telegram, flat_bot):
+    """A breaker that trips between the question and the tap refuses the entry (the guards
+    refusing before the question: tests/test_bot_answers_at_once.py)."""
+    since = len(telegram.sent)
+    telegram.inject_message(OWNER, OWNER, "/long BTCUSDT")
+    prompt = await telegram.wait_for(lambda item: bool(item.buttons), since=since)
     crash = [flat.candle(100000, high=106000, low=100000)] * 5     # a 6 % range in 5 candles
     flat.engine.guards.apply(guards.check_crash, SYMBOL, crash, flat.clock.now(),
                              flat.engine.guards.config)
-    refused = await confirm(telegram, "/long BTCUSDT", "Buy", "failed")
+    since = len(telegram.sent)
+    buy = next(data for label, data in prompt.buttons if label.startswith("Buy"))
+    telegram.press_button(OWNER, OWNER, prompt.message_id, buy)
+    refused = await telegram.wait_for(lambda item: "failed" in (item.plain or ""), since=since,
+                                      timeout=10)
     assert "crash breaker on BTCUSDT active until" in refused.plain
     assert SYMBOL not in flat.engine.positions and (await flat.paper.position(SYMBOL)).quantity == 0
     flat.engine.guards.apply(guards.unlock, SYMBOL)
     await confirm(telegram, "/long BTCUSDT", "Buy", "done")
-    again = await confirm(telegram, "/short BTCUSDT", "Sell", "failed")
-    assert "BTCUSDT already has an open position; /close it first" in again.plain
     assert flat.engine.positions[SYMBOL].side is Side.BUY
 
 

@@ -37,6 +37,7 @@ async def test_wake_during_a_pause_says_entries_wait_for_the_pause_to_end_and_th
     operator were to send /pause. It says the pause's end and the cooldown's."""
     world = await make_world(tmp_path, TRADEBOT_EMERGENCY_COOLDOWN_MINUTES="30")
     await world.command(CommandKind.PAUSE)
+    await world.command(CommandKind.SHUTDOWN)
     woke = await world.command(CommandKind.WAKE)
     until = world.engine.guard_state.entries_blocked_until
     assert until is not None

@@ -282,6 +282,7 @@ async def test_funding_read_back_in_a_rolled_back_wake_is_journaled_by_the_next_
     stream missed (trader/funding_backfill.py); the unit is refused at its end. With the
     stream up the next read-back is due only at a reconnect: the payment stayed missing
     from PnL until then, or a restart. The next tick journals it again (once)."""
+    from trader import guards
     from trader.commands import CommandKind
     from trader.exchange.base import FundingIncome
     world, _, _ = await entered(tmp_path)
@@ -293,6 +294,7 @@ async def test_funding_read_back_in_a_rolled_back_wake_is_journaled_by_the_next_
     world.paper.funding_income = history        # type: ignore[method-assign]
     world.engine.booted = True                  # reconcile reads back once booted
     world.engine.funding_backfill.wanted = True
+    world.engine.guard_state = guards.sleep(world.engine.guard_state)   # a /wake wakes it
     refused = refuse_tick_ends(world, 1)
     await world.command(CommandKind.WAKE)
     assert refused == [END]

@@ -41,5 +41,6 @@ async def test_wake_from_a_shell_says_resume_is_a_telegram_command(tmp_path):
 
 async def test_wake_without_a_pause_says_trading_resumes(tmp_path):
     world = await make_world(tmp_path)
+    await world.command(CommandKind.SHUTDOWN)
     woke = await world.command(CommandKind.WAKE)
     assert woke.lines[-1].startswith("awake: trading resumes"), woke.lines

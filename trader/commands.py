@@ -265,3 +265,11 @@ class EngineControl(Protocol):
         """/sl `symbol` `price` judged from what the agent saw last, before the
         confirmation: refused at once, or asked with its distance from the mark."""
         ...
+
+    def already_decided(self, kind: CommandKind, symbol: str | None,
+                        price: Decimal | None = None) -> list[str]:
+        """What a command that asks for a confirmation would answer now, when its outcome
+        is already decided (a /long while asleep, an /unlock with nothing locked, ...): said
+        at once instead of the question. [] when the question is worth asking. The same
+        check runs again when the button is pressed (the state may change in between)."""
+        ...

@@ -26,12 +26,21 @@ from storage import SaveStateFailure
 from trader.cli_mailbox import CLI_REQUEST_KEY, answer_key
 from trader.commands import Command, CommandKind, CommandResult, StopCheck
 from trader.control_close import close_positions
-from trader.control_entries import enter_by_hand, pause, resume, unlock
-from trader.control_sleep import shutdown, wake
-from trader.control_stop import check_stop, move_stop
+from trader.control_entries import (
+    enter_by_hand,
+    entry_refused,
+    nothing_locked,
+    pause,
+    refused_entry_line,
+    resume,
+    unlock,
+)
+from trader.control_sleep import already_asleep, shutdown, wake
+from trader.control_stop import check_stop, move_stop, stop_already_at, stop_move_refused
 from trader.display import duration
+from trader.domain import Side
 from trader.engine import Engine
-from trader.views import answer_query, closable
+from trader.views import answer_query, closable, run_state
 
 # A queued command that waited longer than the bot waits for its result (bot/handlers.py:
 # then "Still running") is not run if it adds risk: the operator was told nothing happened
@@ -63,6 +72,12 @@ class Controller:
     def check_stop(self, symbol: str, price: Decimal) -> StopCheck:
         """/sl judged before its confirmation (trader/control_stop.py)."""
         return check_stop(self.engine, symbol, price)
+
+    def already_decided(self, kind: CommandKind, symbol: str | None,
+                        price: Decimal | None = None) -> list[str]:
+        """The answer, at once, of a command whose outcome is already decided; [] when its
+        confirmation is worth asking (`trader.commands.EngineControl`)."""
+        return already_decided(self.engine, kind, symbol or "", price)
 
     async def execute(self, command: Command) -> CommandResult:
         """Answer a query now; queue an action for the engine's loop and wait for it."""
@@ -137,6 +152,26 @@ class Controller:
                 store.delete(CLI_REQUEST_KEY)
         except SaveStateFailure as exc:   # counted by the store's write health
             logger.error("cli answer not saved error={}", exc)
+
+
+def already_decided(engine: Engine, kind: CommandKind, symbol: str,
+                    price: Decimal | None = None) -> list[str]:
+    """Checked from what the agent knows now, nothing sent: while it is starting it knows
+    nothing yet (the command then waits for the boot, or is refused for waiting too long)."""
+    if run_state(engine) == "starting":
+        return []
+    if kind in (CommandKind.LONG, CommandKind.SHORT):
+        refusal = entry_refused(engine, symbol)
+        side = Side.BUY if kind is CommandKind.LONG else Side.SELL
+        return [refused_entry_line(symbol, side, refusal)] if refusal else []
+    if kind is CommandKind.UNLOCK:
+        return nothing_locked(engine, symbol)
+    if kind is CommandKind.SHUTDOWN:
+        return already_asleep(engine)
+    if kind is CommandKind.SL:
+        refusal = stop_move_refused(engine, symbol) or stop_already_at(engine, symbol, price)
+        return [refusal] if refusal else []
+    return []
 
 
 # --- actions ----------------------------------------------------------------------

@@ -16,33 +16,46 @@ from trader.views import symbol_rules
 async def pause(engine: Engine, command: Command) -> CommandResult:
     """Pause entries (all symbols, or `command.symbol` only), until a time or /resume."""
     until = engine.clock.now() + command.duration if command.duration else None
+    state = engine.guard_state
     if command.symbol:
-        engine.guard_state = guards.pause_symbol(engine.guard_state, command.symbol, until)
-        what = f"{command.symbol}: entries paused"
+        already = command.symbol in state.paused_symbols \
+            and state.paused_symbols[command.symbol] == until
+        engine.guard_state = guards.pause_symbol(state, command.symbol, until)
+        subject = f"{command.symbol}: entries"
     else:
-        engine.guard_state = guards.pause(engine.guard_state, until)
-        what = "entries paused"
+        already = state.paused and state.paused_until == until
+        engine.guard_state = guards.pause(state, until)
+        subject = "entries"
     when = f"until {until:%Y-%m-%d %H:%M} UTC" if until else \
         f"until /resume{' ' + command.symbol if command.symbol else ''}"
-    return CommandResult(True, [f"{what} {when}; exits and protection keep running"])
+    paused = "already paused" if already else "paused"
+    return CommandResult(True, [f"{subject} {paused} {when}; exits and protection keep running"])
 
 
 async def resume(engine: Engine, command: Command) -> CommandResult:
-    """Resume entries everywhere (every pause ends), or on `command.symbol` only."""
+    """Resume entries everywhere (every pause ends), or on `command.symbol` only; says what
+    still holds them (the sleep, /wake's cooldown, the account-wide pause)."""
     state = engine.guard_state
     if command.symbol:
         engine.guard_state = guards.resume_symbol(state, command.symbol)
-        line = f"{command.symbol}: entries resumed"
+        line = f"{command.symbol}: entries " + ("resumed" if command.symbol in
+                                                state.paused_symbols else "were not paused")
         if state.paused:
             line += "; all symbols stay paused until /resume"
-        return CommandResult(True, [line])
+        return CommandResult(True, [line, *_asleep_still(state)])
     engine.guard_state = guards.resume(state)
     symbols = sorted(state.paused_symbols)
-    lines = ["entries resumed" + (f" (also on {', '.join(symbols)})" if symbols else "")]
+    lines = ["entries resumed" + (f" (also on {', '.join(symbols)})" if symbols else "")
+             if state.paused or symbols else "entries were not paused"]
     blocked = state.entries_blocked_until        # /wake's cooldown: /resume does not end it
     if blocked is not None and blocked > engine.clock.now():
         lines.append(f"new entries after the emergency cooldown, at {blocked:%H:%M} UTC")
-    return CommandResult(True, lines)
+    return CommandResult(True, [*lines, *_asleep_still(state)])
+
+
+def _asleep_still(state: guards.GuardState) -> list[str]:
+    """A /resume ends pauses, not the sleep of a /shutdown: say so rather than "resumed"."""
+    return ["still asleep: no new entries until /wake"] if state.asleep else []
 
 
 async def unlock(engine: Engine, command: Command) -> CommandResult:
@@ -54,17 +67,38 @@ async def unlock(engine: Engine, command: Command) -> CommandResult:
     if symbol in before.cooldowns and before.cooldowns[symbol] > engine.clock.now():
         lines.append(f"{symbol}: cooldown ended")
     if not lines:
-        lines.append(f"{symbol}: no cooldown or breaker to clear")
+        lines.append(NOTHING_LOCKED.format(symbol=symbol))
+    return CommandResult(True, [*lines, _entries_line(engine, symbol)])
+
+
+NOTHING_LOCKED = "{symbol}: nothing is locked (no cooldown, no breaker)"
+
+
+def nothing_locked(engine: Engine, symbol: str) -> list[str]:
+    """/unlock's answer, at once, when `symbol` has no cooldown and no breaker of its own
+    running ([] when it has one: then the question is asked)."""
+    state, now = engine.guard_state, engine.clock.now()
+    if symbol in state.cooldowns and state.cooldowns[symbol] > now \
+            or any(guards.breaker_symbol(name) == symbol for name in state.active_breakers(now)):
+        return []
+    return [NOTHING_LOCKED.format(symbol=symbol), _entries_line(engine, symbol)]
+
+
+def _entries_line(engine: Engine, symbol: str) -> str:
+    """Whether `symbol` may be entered now: what /unlock (which clears only the symbol's own
+    locks) leaves the operator to do."""
     refusal = engine.entry_refusal(symbol)
-    lines.append(f"{symbol}: entries still blocked: {refusal}" if refusal
-                 else f"{symbol}: entries allowed")
-    return CommandResult(True, lines)
+    return f"{symbol}: entries still blocked: {refusal}" if refusal \
+        else f"{symbol}: entries allowed"
 
 
 async def enter_by_hand(engine: Engine, command: Command) -> CommandResult:
     """/long, /short SYMBOL: one entry planned and protected like a signal's."""
     symbol = command.symbol or ""
     side = Side.BUY if command.kind is CommandKind.LONG else Side.SELL
+    refusal = entry_refused(engine, symbol)
+    if refusal:
+        return CommandResult(False, [refused_entry_line(symbol, side, refusal)])
     # As fresh as the entry's view (Engine.enter_by_hand): a close found over REST (the
     # stream was down) brings no account event, so the balance last read may still count
     # the margin the closed position held, and refuse the entry for "insufficient margin".
@@ -72,10 +106,31 @@ async def enter_by_hand(engine: Engine, command: Command) -> CommandResult:
     outcome = await engine.enter_by_hand(symbol, side, f"manual /{command.kind.value} "
                                          f"({command.source})")
     if isinstance(outcome, str):
-        return CommandResult(False, [f"{symbol}: no {side.label} entry: {outcome}"])
+        return CommandResult(False, [refused_entry_line(symbol, side, outcome)])
     position = engine.positions.get(symbol, outcome)   # after its legs were placed
     return CommandResult(position.state is not PositionState.CLOSED,
                          entry_lines(engine, position))
+
+
+def entry_refused(engine: Engine, symbol: str) -> str:
+    """Why a /long or /short on `symbol` is refused now ("" when it may go on), from what
+    the agent knows, without asking the exchange: said before the confirmation, and again
+    when it is pressed (Engine.enter_by_hand then checks once more, with a fresh view)."""
+    position = engine.positions.get(symbol)
+    if position is not None:
+        return f"{symbol} already has an open {position.side.label}; /close it first"
+    refusal = engine.entry_refusal(symbol)
+    if refusal:
+        return refusal
+    seen = engine.tracker.position(symbol)       # the exchange's, at the last look
+    if seen is not None and seen.side is not None:
+        return (f"the exchange holds a {seen.side.label} on {symbol} that the agent does not "
+                "manage; /close it first")
+    return ""
+
+
+def refused_entry_line(symbol: str, side: Side, why: str) -> str:
+    return f"{symbol}: no {side.label} entry: {why}"
 
 
 def entry_lines(engine: Engine, position: Position) -> list[str]:

@@ -6,13 +6,14 @@ from datetime import timedelta
 
 from trader import guards
 from trader.alerts import Alert, AlertName
-from trader.commands import Command, CommandResult
+from trader.commands import ALL_SYMBOLS, Command, CommandResult
 from trader.control_close import close_failed, close_one, open_position
 from trader.display import duration, plural
 from trader.domain import CloseReason, OrderRole
 from trader.engine import Engine
 from trader.position import Position, PositionState
 from trader.startup import reconcile
+from trader.views import closable
 
 
 async def shutdown(engine: Engine, command: Command) -> CommandResult:
@@ -35,6 +36,14 @@ async def shutdown(engine: Engine, command: Command) -> CommandResult:
     engine.alerter.publish(Alert(AlertName.EMERGENCY_DONE, "\n".join(lines),  # the reply says it
                                  answered_in_reply=command.source == "telegram"), engine.clock.now())
     return CommandResult(not (command.flatten and still_open), lines)
+
+
+def already_asleep(engine: Engine) -> list[str]:
+    """/shutdown's answer, at once, when the agent sleeps already with nothing open ([]
+    otherwise: with a position open, "flatten everything" is still worth offering)."""
+    if not engine.guard_state.asleep or closable(engine, ALL_SYMBOLS):
+        return []
+    return ["Already asleep: no new entries; no open positions. /wake to trade again."]
 
 
 async def _flatten_all(engine: Engine, command: Command) -> list[str]:
@@ -75,6 +84,10 @@ async def _cancel_entries(engine: Engine, symbol: str) -> list[str]:
 
 
 async def wake(engine: Engine, command: Command) -> CommandResult:
+    """Wake from a /shutdown: reconcile, then entries after the emergency cooldown. Awake
+    already: nothing is done (the cooldown belongs to waking from a shutdown)."""
+    if not engine.guard_state.asleep:
+        return CommandResult(True, _awake_already(engine, command))
     lines = await reconcile(engine)
     cooldown = timedelta(minutes=engine.settings.emergency_cooldown_minutes)
     engine.guard_state = guards.wake(engine.guard_state, engine.clock.now(), cooldown)
@@ -91,6 +104,19 @@ async def wake(engine: Engine, command: Command) -> CommandResult:
               f"/pause{cooling}",
               *paused, f"{resume} to trade again"]
     return CommandResult(True, lines)
+
+
+def _awake_already(engine: Engine, command: Command) -> list[str]:
+    """/wake while awake: nothing to wake; what holds entries back, if anything does."""
+    paused = _pauses_left(engine.guard_state)
+    blocked = engine.guard_state.entries_blocked_until
+    cooling = [f"new entries after the emergency cooldown, at {blocked:%H:%M} UTC"] \
+        if blocked is not None and blocked > engine.clock.now() else []
+    if not paused and not cooling:
+        return ["already awake: nothing to wake; trading runs"]
+    resume = "send /resume in Telegram" if command.source == "cli" else "send /resume"
+    return ["already awake: nothing to wake", *paused, *cooling,
+            *([f"{resume} to trade again"] if paused else [])]
 
 
 def _pauses_left(state: guards.GuardState) -> list[str]:

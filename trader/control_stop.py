@@ -28,23 +28,49 @@ async def move_stop(engine: Engine, command: Command) -> CommandResult:
     symbol, asked = command.symbol or "", command.price
     position = open_position(engine, symbol)
     rules = symbol_rules(engine, symbol)
-    if position is None or position.state is PositionState.CLOSING or asked is None:
-        why = "it is being closed" if position is not None else _why_none(engine, symbol)
-        return CommandResult(False, [f"{symbol}: stop-loss not moved: {why}"])
-    if rules is None:
-        return CommandResult(False, [f"{symbol}: stop-loss not moved: the symbol's rules "
-                                     "were not read from the exchange yet; try again"])
+    refusal = stop_move_refused(engine, symbol)
+    if refusal:
+        return CommandResult(False, [refusal])
+    if position is None or rules is None or asked is None:
+        return CommandResult(False, [f"{symbol}: stop-loss not moved: no price asked"])
     level = rules.round_price(asked, up=position.side is Side.SELL)   # away from the mark
     view = await engine.view.view(symbol, fresh=True)
     refusal = _refusal(position, level, view.mark, rules)
     if refusal:
         return CommandResult(False, [f"{symbol}: stop-loss not moved: {refusal}"])
+    already = stop_already_at(engine, symbol, asked)
+    if already:
+        return CommandResult(True, [already])
     before = position.stop.order
-    if before is not None and before.trigger_price == level == position.stop.trigger_price:
-        return CommandResult(True, [f"{symbol}: the stop-loss is already at "
-                                    f"{price(level, rules.tick_size)}"])
     moved = await engine.interpreter.apply(position, StopMoveRequested(level))
     return _result(engine, moved, asked, level, before.client_id if before else None, rules)
+
+
+def stop_move_refused(engine: Engine, symbol: str) -> str:
+    """Why a /sl on `symbol` cannot move its stop whatever the price ("" when it may), from
+    what the agent knows, nothing sent: said before the confirmation, and again at the tap."""
+    position = open_position(engine, symbol)
+    if position is None or position.state is PositionState.CLOSING:
+        why = "it is being closed" if position is not None else _why_none(engine, symbol)
+        return f"{symbol}: stop-loss not moved: {why}"
+    if symbol_rules(engine, symbol) is None:
+        return (f"{symbol}: stop-loss not moved: the symbol's rules were not read from the "
+                "exchange yet; try again")
+    return ""
+
+
+def stop_already_at(engine: Engine, symbol: str, asked: Decimal | None) -> str:
+    """"BTCUSDT: the stop-loss is already at 49,000" when its stop is on the exchange at
+    `asked` put on the tick ("" otherwise): nothing to move, said before the confirmation
+    and at the tap."""
+    position, rules = open_position(engine, symbol), symbol_rules(engine, symbol)
+    if position is None or rules is None or asked is None:
+        return ""
+    level = rules.round_price(asked, up=position.side is Side.SELL)   # away from the mark
+    live = position.stop.order
+    if live is None or not live.trigger_price == level == position.stop.trigger_price:
+        return ""
+    return f"{symbol}: the stop-loss is already at {price(level, rules.tick_size)}"
 
 
 def _why_none(engine: Engine, symbol: str) -> str:
