@@ -19,6 +19,7 @@ from tests.fakes.binance_harness import SYMBOL, booted_engine, settings_for
 from tests.fakes.binance_server import FakeBinance
 from trader.domain import Side
 from trader.position import PositionState
+from trader.views import position_view
 
 
 @pytest.fixture
@@ -45,4 +46,9 @@ async def test_a_refused_symbol_config_read_does_not_stop_the_start(fake, tmp_pa
     await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
     settings = settings_for(fake, db_path=tmp_path / "t.db")
     async with booted_engine(settings) as engine:
-        assert engine.positions[SYMBOL].state is PositionState.PROTECTED
+        position = engine.positions[SYMBOL]
+        assert position.state is PositionState.PROTECTED
+        # Not read: the leverage is unknown, not 1x. The record keeps the configured one,
+        # and /status shows it (an unknown leverage never replaces it).
+        assert position.leverage == settings.leverage != 1
+        assert position_view(engine, position, engine.clock.now()).leverage == settings.leverage

@@ -306,7 +306,9 @@ class Fill:
 class ExchangePosition:
     """The exchange's view of a symbol's one-way position. quantity is signed.
     `updated_at`: when the exchange last changed it, if a REST read says (Binance's
-    positionRisk "updateTime"); compared with stream events only, never in equality."""
+    positionRisk "updateTime"); compared with stream events only, never in equality.
+    `leverage` 0: not known (the Binance adapter could not read it); the agent's record of
+    the position keeps its own then."""
     symbol: str
     quantity: Decimal
     entry_price: Decimal = ZERO

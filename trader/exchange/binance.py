@@ -222,7 +222,8 @@ class BinanceExchange:
             await self._read_leverage_again(symbol)
         rows = await self._rest.call("position", self.client.futures_position_information,
                                      weight=5, symbol=symbol)
-        return codec.position_from_risk(rows, symbol, self._account.leverage.get(symbol, 1))
+        # 0: not known (never read, or its read failed): the record keeps its own
+        return codec.position_from_risk(rows, symbol, self._account.leverage.get(symbol, 0))
 
     async def balance(self) -> Balance:
         return codec.balance_from_account(
