@@ -1,7 +1,7 @@
 """Instructions (valgrind callgrind) per backtest candle, per trade and per live tick: the
 figure that compares two trees when timings on a shared host swing by +-25 %.
 
-    python benchmarks/instructions.py                      # ~2.5 min on 2 cores
+    python benchmarks/instructions.py                      # ~110 s of CPU, ~1-1.5 min on 2 idle cores
     python benchmarks/instructions.py --against 9849334    # also that commit, and the change
     python benchmarks/instructions.py --candles 20000 --profiles /tmp/cg   # keep the profiles
 
@@ -21,13 +21,16 @@ its own for `--toggle-collect`, so the measured call goes through `operator.call
 agent, its libraries or the standard library calls it). Valgrind runs with
 `--collect-atstart=no --toggle-collect=_operator_call`: counting starts when that function
 is entered and stops when it returns, so the interpreter's start-up, the imports, the
-candle generation and the set-up are not counted. (Toggling a Python-level marker does not
-work: `--toggle-collect` flips on entry and again on exit of the same function.) Before the
-measured backtest one of a few candles of other times runs uncounted, so the imports and the
-one-off code generation done at a first call are not in the figure (modules still imported
-inside the measured part are named in the output). A live tick runs inside the same call
-by sending None to its coroutine: on the paper exchange a tick never waits (the run stops
-with an error if it does).
+candle generation and the set-up are not counted. (A marker call before and one after would
+not do: `--toggle-collect` flips on a function's entry and again on its exit.) Start-up is
+also made ~8x faster by `--instr-atstart=no`: the process runs uninstrumented until, just
+before the measured part, it has `vgdb` (valgrind's gdbserver client) switch callgrind's
+instrumentation on; the counts are the same as with instrumentation from the start. Before
+the measured backtest an uncounted one over a few candles of other times runs, so the
+imports and the code generated at a first call are not in the figure (modules still
+imported inside the measured part are named in the output). A live tick runs inside the
+counted call by sending None to its coroutine: on the paper exchange a tick never waits (the
+run stops with an error if it does).
 
 `--against REF` measures git REF (a commit or branch of this repository) too: a temporary
 worktree at a path of the same length as this tree's (path lengths change CPython's counts
