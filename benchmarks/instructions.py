@@ -36,9 +36,10 @@ run stops with an error if it does).
 worktree at a path of the same length as this tree's (path lengths change CPython's counts
 slightly), the same interpreter and this script's harness (this tree's benchmarks/ folder),
 with PYTHONPATH set to that tree so `trader` and `storage` come from it. The worktree is
-removed at the end. The counts of one tree agree from run to run to ~0.15 %, whatever else
-runs on the machine (the temporary paths and the heap's layout differ): a change under ~0.3 %
-is noise.
+removed at the end. Four runs of one tree spread by 0.1-0.2 % (per tick, per trade, per
+candle default) and 0.5 % (never signals), whatever else ran on the machine: a change under
+~0.5 % is noise (the cause is not known: the temporary paths and the heap's addresses differ
+from run to run; nothing measured reads a clock).
 """
 
 import argparse
