@@ -120,11 +120,10 @@ def count_backtest(args: argparse.Namespace) -> dict[str, Any]:
         return run_backtest(settings, {"XRPUSDT": iter_candles(csv, "XRPUSDT", FIVE_MINUTES)},
                             out, progress=False)
 
-    with tempfile.TemporaryDirectory(prefix="instructions-") as folder:
-        asyncio.run(backtest(args.warmup_data, Path(folder) / "warm-up"))
-        before = set(sys.modules)
-        start_instrumentation()
-        report = operator.call(asyncio.run, backtest(args.data, Path(folder) / "measured"))
+    asyncio.run(backtest(args.warmup_data, args.work / "warm-up"))
+    before = set(sys.modules)
+    start_instrumentation()
+    report = operator.call(asyncio.run, backtest(args.data, args.work / "measured"))
     return {"units": report.candles, "trades": len(report.trades),
             "late_imports": sorted(set(sys.modules) - before)}
 
@@ -151,7 +150,7 @@ def run_to_end(tick: Any) -> None:
 
 async def count_ticks(args: argparse.Namespace) -> dict[str, Any]:
     """Case c: tick_overhead.py's 1-symbol setup; only `engine.tick()` is counted."""
-    from common import bench_symbols, quiet_logs, random_walk_candles, scratch_dir
+    from common import bench_symbols, quiet_logs, random_walk_candles
     from tick_overhead import build_engine
 
     from trader.strategy.default import DefaultStrategy
@@ -160,23 +159,22 @@ async def count_ticks(args: argparse.Namespace) -> dict[str, Any]:
     symbols = bench_symbols(1)
     warmup = DefaultStrategy().warmup + 10         # as tick_overhead.py's --warmup
     candles = random_walk_candles(symbols[0], warmup + args.ticks, seed=args.seed)
-    with scratch_dir("instructions-ticks-") as folder:
-        engine, paper, clock, store = await build_engine(folder / "ticks-1.db", symbols,
-                                                         candles[0].open_time, polling=False)
-        busy, before = 0, set(sys.modules)
-        for index, candle in enumerate(candles):
-            paper.feed_candle(candle)
-            engine.on_candle(candle)
-            clock.set(candle.close_time)
-            if index < warmup:
-                await engine.tick()
-                continue
-            if index == warmup:
-                start_instrumentation()
-            sent = engine.executor.sent_count
-            operator.call(run_to_end, engine.tick())
-            busy += engine.executor.sent_count > sent
-        store.close()
+    engine, paper, clock, store = await build_engine(args.work / "ticks-1.db", symbols,
+                                                     candles[0].open_time, polling=False)
+    busy, before = 0, set(sys.modules)
+    for index, candle in enumerate(candles):
+        paper.feed_candle(candle)
+        engine.on_candle(candle)
+        clock.set(candle.close_time)
+        if index < warmup:
+            await engine.tick()
+            continue
+        if index == warmup:
+            start_instrumentation()
+        sent = engine.executor.sent_count
+        operator.call(run_to_end, engine.tick())
+        busy += engine.executor.sent_count > sent
+    store.close()
     return {"units": args.ticks, "trades": busy,
             "late_imports": sorted(set(sys.modules) - before)}
 
@@ -200,12 +198,16 @@ def child_environment(tree: Path) -> dict[str, str]:
 
 
 def run_counted(case: str, tree: Path, args: argparse.Namespace, data: Path, warmup_data: Path,
-                profile: Path) -> Count:
+                work: Path, profile: Path) -> Count:
+    """One case on one tree under valgrind. Its files go to `work`, a folder whose path is as
+    long as the other tree's of the same case: the paths' strings (their hashes and lengths)
+    are then the same for both trees, which keeps an A/B's difference down to the code's."""
+    work.mkdir()
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
                f"--toggle-collect={TOGGLE}", f"--callgrind-out-file={profile}",
                sys.executable, str(Path(__file__).resolve()), "--measure", case,
                "--tree", str(tree), "--data", str(data), "--warmup-data", str(warmup_data),
-               "--ticks", str(args.ticks), "--seed", str(args.seed)]
+               "--work", str(work), "--ticks", str(args.ticks), "--seed", str(args.seed)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=tree,
                           env=child_environment(tree), check=False)
@@ -275,6 +277,7 @@ def count_trees(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, d
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = {job: pool.submit(
                 run_counted, job[1], trees[job[0]], args, data, warmup,
+                folder / f"{job[1]}-{list(trees).index(job[0])}",
                 profiles / f"callgrind.out.{job[0].split()[0]}.{job[1]}") for job in jobs}
             counts = {job: future.result() for job, future in futures.items()}
     return {label: {case: counts[(label, case)] for case in CASES} for label in trees}
@@ -367,6 +370,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--warmup-data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
