@@ -324,7 +324,13 @@ def _backtest_and_report(settings: Settings, args: argparse.Namespace) -> int:
                      changed=changed_settings(settings, strategy))
     for note in report.notes:          # why the result is empty or suspect (also in report.txt)
         print(note, file=sys.stderr)
-    files = write_report(report, run_dir)
+    try:
+        files = write_report(report, run_dir)
+    except OSError as exc:             # a full disk, a quota: the run is done, print it anyway
+        print(render_text(report, symbol_rows(report)))
+        print(f"backtest error: the report could not be written into {run_dir} "
+              f"({exc.strerror or exc}); it is printed above", file=sys.stderr)
+        return 2
     print(render_text(report, symbol_rows(report), files))
     return 0
 

@@ -117,7 +117,12 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
     except SweepInterrupted as stop:   # the runner has stopped its trials by now
         return _report_interruption(board, sweep.spec, out, stop)
     print(_summary(sweep.spec, data, runner.where, time.perf_counter() - started))
-    _print_results(board, sweep.spec, out, args.rows)
+    try:
+        _print_results(board, sweep.spec, out, args.rows)
+    except OSError as exc:             # a full disk, a quota: the table is printed already
+        print(f"sweep error: the results could not be written into {out} "
+              f"({exc.strerror or exc}); the table is printed above", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0 if board.best() is not None else 1
 
 
@@ -149,9 +154,9 @@ def load_sweep_data(settings: Settings, args: argparse.Namespace) -> "BacktestDa
 def _print_results(board: "Leaderboard", spec: SweepSpec, out: Path, rows: int) -> None:
     from trader.sweep_report import RESULTS_CSV, render_table, write_pictures, write_results_csv
 
+    print(render_table(board, spec.names, rows))   # first: a file that fails loses no result
     csv_path = write_results_csv(board, spec.names, out / RESULTS_CSV)
     pictures = write_pictures(board, spec.top, out)
-    print(render_table(board, spec.names, rows))
     print(f"  Results file   {csv_path}")
     for picture in pictures:
         print(f"  Equity picture {picture}")
