@@ -84,6 +84,21 @@ def test_a_candle_file_streams_what_load_candles_reads_and_knows_its_span() -> N
         assert list(narrowed) == loaded[10:21] and narrowed[-1] == loaded[20]
 
 
+def test_a_narrowed_candle_file_stops_reading_at_the_end_of_its_period(tmp_path: Path) -> None:
+    """Rows are in time order (checked when opened), so a replay of `--to` stops reading
+    there: two days of a 1,000,000-row file were replayed at 236 candles/s instead of
+    thousands, and every sweep trial read the whole file again. Shown with a line written
+    after the end once the file was opened: it is never read."""
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_text("open_time,open,high,low,close,volume\n" + "".join(
+        f"{int(T0.timestamp() * 1000) + m * 60_000},1,2,1,1,0\n" for m in range(10)))
+    narrowed = CandleFile(path).between(None, T0 + timedelta(minutes=4))
+    with path.open("a") as more:
+        more.write("not a row\n")
+    assert [candle.open_time for candle in narrowed] == [
+        T0 + timedelta(minutes=m) for m in range(5)]
+
+
 def test_a_candle_file_reports_a_bad_row_before_any_work(tmp_path: Path) -> None:
     path = tmp_path / "BTCUSDT-1m.csv"
     path.write_text("open_time,open,high,low,close,volume\n"

@@ -140,7 +140,13 @@ class CandleFile:
         return CandleFile(self.path, self.symbol, self.interval, start, end)
 
     def __iter__(self) -> Iterator[Candle]:
-        return (candle for _, candle in self._parsed() if self._wanted(candle))
+        # The rows were found in time order when the file was opened: reading stops at the
+        # period's end (a day of a year's file, replayed by every sweep trial).
+        for _, candle in self._parsed():
+            if self.end is not None and candle.open_time > self.end:
+                return
+            if self.start is None or candle.open_time >= self.start:
+                yield candle
 
     def __len__(self) -> int:
         return self._count
