@@ -22,6 +22,7 @@ from pathlib import Path
 from loguru import logger
 from tqdm import tqdm
 
+from storage.db import SaveStateFailure
 from trader.alerter import Alerter
 from trader.backtest_curve import CurveRecorder
 from trader.backtest_folders import new_run_dir
@@ -162,7 +163,10 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
         notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
                           refusals=engine.entries.desk.refusals)
         + exit_plan_notes(settings, plans))
-    store.close()
+    try:
+        store.close()                   # commits the last batches: a full disk fails here
+    except SaveStateFailure as exc:
+        raise BacktestError(f"the run's database {db_path} failed at its end: {exc}") from exc
     return report
 
 
