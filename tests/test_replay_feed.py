@@ -11,9 +11,11 @@ from trader.clock import ManualClock
 from trader.domain import Candle
 from trader.market.feed import FeedIssueKind, FeedMonitor, merge_backfill
 from trader.market.replay import (
+    CandleFile,
     ReplayFeed,
     bundled_data_files,
     bundled_funding_files,
+    iter_candles,
     load_bundled,
     load_bundled_funding,
     load_candles,
@@ -55,7 +57,7 @@ def test_load_candles_takes_symbol_from_file_name_and_infers_the_interval(tmp_pa
 @pytest.mark.parametrize(("rows", "needle"), [
     ([row(0), row(1, c="abc")], "line 3"),
     ([row(0), f"{MS0 + 60_000},100,99,98,100.5,1"], "line 3: inconsistent candle"),
-    ([row(1), row(0)], "line 3: open_time not after"),
+    ([row(1), row(0)], "line 3: open_time 2024-01-01 00:00 UTC is before"),
     ([row(0), "yesterday,1,1,1,1,1"], "line 3: open_time 'yesterday'"),
 ])
 def test_bad_rows_raise_value_error_naming_file_and_line(tmp_path: Path, rows: list[str],
@@ -64,6 +66,33 @@ def test_bad_rows_raise_value_error_naming_file_and_line(tmp_path: Path, rows: l
     with pytest.raises(ValueError, match="BTCUSDT-1m.csv") as caught:
         load_candles(path)
     assert needle in str(caught.value)
+
+
+def read_every_way(path: Path) -> list[str]:
+    """The error each reader of a candle file gives: loaded, streamed, opened for a backtest."""
+    errors = []
+    for read in (load_candles, lambda p: list(iter_candles(p)), CandleFile):
+        with pytest.raises(ValueError) as refused:
+            read(path)
+        errors.append(str(refused.value))
+    return errors
+
+
+def test_a_duplicate_row_is_named_as_one(tmp_path: Path) -> None:
+    """Files joined from two downloads repeat the rows they share: the line says so (it
+    said "open_time not after the previous row", which a reader had to decode)."""
+    path = write_csv(tmp_path, "BTCUSDT-1m.csv", [row(0), row(1), row(1), row(2)])
+    for error in read_every_way(path):
+        assert "line 4: open_time 2024-01-01 00:01 UTC repeats the previous row's" in error
+        assert "a duplicate row" in error, error
+
+
+def test_rows_out_of_time_order_are_named_with_both_times(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "BTCUSDT-1m.csv", [row(0), row(2), row(1), row(3)])
+    for error in read_every_way(path):
+        assert ("line 4: open_time 2024-01-01 00:01 UTC is before the previous row's "
+                "(2024-01-01 00:02 UTC)") in error, error
+        assert "sort the rows by open_time, oldest first" in error, error
 
 
 @pytest.mark.parametrize(("bad_row", "needle"), [

@@ -86,9 +86,23 @@ def _stream_candles(path: Path, symbol: str, interval: timedelta,
     previous: datetime | None = None
     for number, candle in parse_candles(path, symbol, interval, unit):
         if previous is not None and candle.open_time <= previous:
-            raise ValueError(f"{path}: line {number}: open_time not after the previous row")
+            raise ValueError(out_of_order(path, number, candle.open_time, previous))
         previous = candle.open_time
         yield candle
+
+
+def out_of_order(path: Path, number: int, open_time: datetime, previous: datetime) -> str:
+    """Why the row at line `number` cannot follow the previous row, in the words of the
+    usual causes: files joined from two downloads repeat rows, a hand-edited one is unsorted."""
+    if open_time == previous:
+        return (f"{path}: line {number}: open_time {_moment(open_time)} repeats the previous "
+                "row's: a duplicate row? Each candle must be in the file once")
+    return (f"{path}: line {number}: open_time {_moment(open_time)} is before the previous "
+            f"row's ({_moment(previous)}): sort the rows by open_time, oldest first, each once")
+
+
+def _moment(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC" if at.second else f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 class CandleFile:
@@ -114,18 +128,17 @@ class CandleFile:
 
     def _check(self) -> tuple[int, Candle | None, Candle | None]:
         """Parse every row once (a bad value is reported before rows out of time order)."""
-        count, first, last, out_of_order = 0, None, None, None
+        count, first, last, misplaced = 0, None, None, None
         previous: Candle | None = None
         for number, candle in self._parsed():
-            if out_of_order is None and previous and candle.open_time <= previous.open_time:
-                out_of_order = number
+            if misplaced is None and previous and candle.open_time <= previous.open_time:
+                misplaced = out_of_order(self.path, number, candle.open_time, previous.open_time)
             previous = candle
             if self._wanted(candle):
                 count, first, last = count + 1, first or candle, candle
                 self.gaps.add(candle)
-        if out_of_order is not None:
-            raise ValueError(f"{self.path}: line {out_of_order}: open_time not after the "
-                             "previous row")
+        if misplaced is not None:
+            raise ValueError(misplaced)
         return count, first, last
 
     def _parsed(self) -> Iterator[tuple[int, Candle]]:
@@ -330,11 +343,11 @@ def _bundled_csvs() -> list[Path]:
 def _parse_candles(path: Path, symbol: str, interval: timedelta, unit: TimeUnit) -> list[Candle]:
     """All candles of a file; a bad value is reported before rows out of time order."""
     candles: list[Candle] = []
-    out_of_order: int | None = None
+    misplaced: str | None = None
     for number, candle in parse_candles(path, symbol, interval, unit):
-        if out_of_order is None and candles and candle.open_time <= candles[-1].open_time:
-            out_of_order = number
+        if misplaced is None and candles and candle.open_time <= candles[-1].open_time:
+            misplaced = out_of_order(path, number, candle.open_time, candles[-1].open_time)
         candles.append(candle)
-    if out_of_order is not None:
-        raise ValueError(f"{path}: line {out_of_order}: open_time not after the previous row")
+    if misplaced is not None:
+        raise ValueError(misplaced)
     return candles
