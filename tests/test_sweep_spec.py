@@ -243,3 +243,16 @@ def test_a_trial_that_raises_in_its_worker_becomes_a_failed_row(base) -> None:
     failed = _local_outcome(plan, future)
     assert (failed.number, failed.ok, failed.params) == (7, False, {"strategy.channel": 20})
     assert failed.error == "RuntimeError: database is locked"
+
+
+@pytest.mark.parametrize(("changes", "line"), [
+    ({"trials": 0}, "trials 0: an optuna study needs at least 1"),
+    ({"top": -1}, "top -1: the equity pictures of the best trials, 0 or more"),
+])
+def test_a_count_out_of_range_is_named_alone(changes: dict, line: str) -> None:
+    """It said "trials must be at least 1 and top at least 0" for either, leaving the reader
+    to find which of the two was wrong."""
+    spec = SweepSpec(search={"strategy.channel": Span(10, 60)}, **changes)
+    with pytest.raises(SweepError) as refused:
+        spec.checked()
+    assert str(refused.value) == line

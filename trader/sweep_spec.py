@@ -146,8 +146,10 @@ class SweepSpec:
                 raise SweepError(f"{name}: the range needs low < high (got {space.low}..{space.high})")
             if isinstance(space, Span) and space.log and (space.step or space.low <= 0):
                 raise SweepError(f"{name}: a log range needs low > 0 and no step")
-        if self.trials < 1 or self.top < 0:
-            raise SweepError("trials must be at least 1 and top at least 0")
+        if self.trials < 1:
+            raise SweepError(f"trials {self.trials}: an optuna study needs at least 1")
+        if self.top < 0:
+            raise SweepError(f"top {self.top}: the equity pictures of the best trials, 0 or more")
         return self
 
 
