@@ -180,3 +180,21 @@ def test_funding_is_counted_once_in_the_portfolio(tmp_path: Path) -> None:
     outside = sum((Decimal(v) for v in report["funding_outside_trades"].values()), Decimal(0))
     assert Decimal(report["performance"]["funding"]) == in_trades + outside
     assert Decimal(report["performance"]["funding"]).quantize(Decimal("0.01")) == Decimal("-2.04")
+
+
+def test_a_position_open_at_the_end_is_noted_with_what_it_adds_to_the_equity(
+        tmp_path: Path) -> None:
+    """The equity (and the return, drawdown and ratios drawn from it) counts a position still
+    open at the last candle at its close; the trades and the net PnL do not. The report said
+    "Net PnL -613.51" above "Equity 10,000.00 -> 9,357.69" with nothing to explain the
+    28.80 between them (report.json's extra.open_positions only)."""
+    result = backtest(tmp_path, "--symbols", "XRPUSDT", "--from", "2021-11-16",
+                      "--to", "2021-11-17T18:30", "--run-id", "open")
+    assert result.returncode == 0, result.stderr
+    report = report_of(tmp_path, "open")
+    assert report["extra"]["open_positions"] == 1
+    [note] = [line for line in report["notes"] if "still open at the end" in line]
+    assert re.fullmatch(r"XRPUSDT: a (LONG|SHORT) opened \d{4}-\d\d-\d\d \d\d:\d\d UTC was still "
+                        r"open at the end: the equity counts it at the last close \(-28\.80 "
+                        r"USDT\); the trades and the net PnL do not", note), note
+    assert note in result.stderr and note in result.stdout

@@ -27,7 +27,7 @@ from trader.alerter import Alerter
 from trader.backtest_curve import CurveRecorder
 from trader.backtest_folders import new_run_dir
 from trader.backtest_input import BacktestError
-from trader.backtest_notes import RunTally, exit_plan_notes
+from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
 from trader.clock import ManualClock
 from trader.closed_recently import ClosedArchive
 from trader.config import Settings
@@ -155,13 +155,16 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     records, plans = closed_trades(store, archive)
     trades = with_funding(records, store.funding_payments())   # net of its funding
     entered = {trade.symbol for trade in trades} | set(engine.positions)
+    figures = performance(curve, trades, paper.funding_total() - sum(
+        (trade.funding for trade in trades), ZERO))
+    unaccounted = curve[-1].equity - settings.paper_balance - figures.net_pnl if curve else ZERO
     report = BacktestReport(
-        performance=performance(curve, trades, paper.funding_total() - sum(
-            (trade.funding for trade in trades), ZERO)), trades=trades, curve=curve,
+        performance=figures, trades=trades, curve=curve,
         symbols=symbols, candles=total, seconds=elapsed,
         extra={"open_positions": len(engine.positions), "database": db_path},
         notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
                           refusals=engine.entries.desk.refusals)
+        + open_at_end_notes(engine.positions.values(), unaccounted)
         + exit_plan_notes(settings, plans))
     try:
         store.close()                   # commits the last batches: a full disk fails here

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from trader.config import Settings
-from trader.domain import Candle
+from trader.domain import Candle, Side
 from trader.entry import EntryRefusals
 from trader.exchange.sim_rules import DEFAULT_RULES
-from trader.position import ExitPlan
+from trader.position import ExitPlan, Position
 from trader.symbol_rules import SymbolRules
 
 # A tick over 0.1 % of the price: Binance's USD-M symbols have about 0.01 % (XRPUSDT 0.0001
@@ -76,6 +76,20 @@ class RunTally:
             tally.last_refusal = refusals.last.get(symbol, "")
             lines += symbol_notes(symbol, tally, warmup, rules(symbol), symbol in entered)
         return lines
+
+
+def open_at_end_notes(positions: Iterable[Position], unaccounted: Decimal) -> list[str]:
+    """One line when positions were still open at the last candle: the equity (and the
+    return, drawdown and ratios drawn from it) counts them at the last close, the trades and
+    the net PnL do not; `unaccounted` is what the equity holds beyond the net PnL."""
+    still_open = sorted(positions, key=lambda position: position.opened_at)
+    if not still_open:
+        return []
+    which = ", ".join(f"{position.symbol}: a {'LONG' if position.side is Side.BUY else 'SHORT'} "
+                      f"opened {position.opened_at:%Y-%m-%d %H:%M} UTC" for position in still_open)
+    verb, pronoun = ("was", "it") if len(still_open) == 1 else ("were", "them")
+    return [f"{which} {verb} still open at the end: the equity counts {pronoun} at the last "
+            f"close ({unaccounted:+,.2f} USDT); the trades and the net PnL do not"]
 
 
 def exit_plan_notes(settings: Settings, plans: Sequence[ExitPlan]) -> list[str]:
