@@ -99,6 +99,22 @@ def test_a_narrowed_candle_file_stops_reading_at_the_end_of_its_period(tmp_path:
         T0 + timedelta(minutes=m) for m in range(5)]
 
 
+def test_narrowing_a_candle_file_reads_it_only_up_to_the_end_of_the_period(
+        tmp_path: Path) -> None:
+    """The whole file was checked when it was opened: `between` (--from/--to) reads it again
+    only up to the period's end. A 1,000,000-row file took 7 s to open and 7 s more to narrow
+    to two days at its start."""
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_text("open_time,open,high,low,close,volume\n" + "".join(
+        f"{int(T0.timestamp() * 1000) + m * 60_000},1,2,1,1,0\n" for m in range(10)))
+    whole = CandleFile(path)
+    with path.open("a") as more:
+        more.write("not a row\n")
+    narrowed = whole.between(T0 + timedelta(minutes=1), T0 + timedelta(minutes=4))
+    assert (len(narrowed), narrowed[0].open_time, narrowed[-1].open_time) == (
+        4, T0 + timedelta(minutes=1), T0 + timedelta(minutes=4))
+
+
 def test_a_candle_file_reports_a_bad_row_before_any_work(tmp_path: Path) -> None:
     path = tmp_path / "BTCUSDT-1m.csv"
     path.write_text("open_time,open,high,low,close,volume\n"

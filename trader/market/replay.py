@@ -127,12 +127,15 @@ class CandleFile:
         self._count, self._first, self._last = self._check()
 
     def _check(self) -> tuple[int, Candle | None, Candle | None]:
-        """Parse every row once (a bad value is reported before rows out of time order)."""
+        """Parse every row once (a bad value is reported before rows out of time order); up
+        to `end` only, which `between` gives to a file it has checked whole already."""
         count, first, last, misplaced = 0, None, None, None
         previous: Candle | None = None
         for number, candle in self._parsed():
             if misplaced is None and previous and candle.open_time <= previous.open_time:
                 misplaced = out_of_order(self.path, number, candle.open_time, previous.open_time)
+            if misplaced is None and self.end is not None and candle.open_time > self.end:
+                break
             previous = candle
             if self._wanted(candle):
                 count, first, last = count + 1, first or candle, candle
