@@ -22,7 +22,7 @@ from trader.market.indicators import atr
 from trader.position import Leg, Position, PositionState
 from trader.regime_adjust import anchor, with_first_target
 from trader.risk import EntryPlan, SignalDecision, SizingInput, decide, plan_entry
-from trader.strategy.base import Strategy, aggregate, combine
+from trader.strategy.base import Strategy, aggregate, combine, signal_problem
 from trader.strategy.regime import Regime, adjustment, is_trending, read_regime
 from trader.symbol_rules import SymbolRules
 
@@ -122,11 +122,16 @@ class EntryDesk:
         """The strategy's answer. Raises TypeError naming the strategy when it is neither a
         Signal nor None (a plug-in returning "BUY" would otherwise fail far from its cause)."""
         answer = self.strategy.signal(candles)
-        if answer is None or isinstance(answer, Signal):
+        if answer is None:
             return answer
-        raise TypeError(f"strategy {getattr(self.strategy, 'name', type(self.strategy).__name__)!r}"
-                        f" returned {answer!r} ({type(answer).__name__}) from signal(): it must "
-                        "return a trader.domain.Signal or None")
+        name = getattr(self.strategy, 'name', type(self.strategy).__name__)
+        if not isinstance(answer, Signal):
+            raise TypeError(f"strategy {name!r} returned {answer!r} ({type(answer).__name__}) "
+                            "from signal(): it must return a trader.domain.Signal or None")
+        problem = signal_problem(answer)
+        if problem:
+            raise ValueError(f"strategy {name!r} returned a Signal whose {problem}")
+        return answer
 
     def says_close(self, position: Position, candles: Sequence[Candle]) -> bool:
         """An opposite signal closes an open position; it never flips it."""

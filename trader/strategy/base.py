@@ -15,9 +15,10 @@ or the exchange: sizing, regime and risk are applied after it by the engine.
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from trader.domain import ZERO, Candle, Signal
+from trader.domain import ZERO, Candle, Side, Signal
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -80,8 +81,46 @@ def load_strategy(reference: str) -> Strategy:
         factory = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise StrategyLoadError(f"TRADEBOT_STRATEGY={reference}: cannot import it ({exc})") from exc
-    strategy = factory()
+    except Exception as exc:  # the user's module failed as it ran: name it, not a traceback
+        raise StrategyLoadError(f"TRADEBOT_STRATEGY={reference}: its module failed to load: "
+                                f"{_described(exc)}") from exc
+    try:
+        strategy = factory()
+    except Exception as exc:  # e.g. an __init__ that needs arguments: we pass none
+        raise StrategyLoadError(f"TRADEBOT_STRATEGY={reference}: could not be created with no "
+                                f"arguments: {_described(exc)}") from exc
     if not isinstance(strategy, Strategy):
         raise StrategyLoadError(f"TRADEBOT_STRATEGY={reference}: needs name, warmup and "
                                 "signal(closed_candles) -> Signal | None")
+    warmup = strategy.warmup
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise StrategyLoadError(f"TRADEBOT_STRATEGY={reference}: warmup must be a whole number "
+                                f"of candles, 0 or more (it is {warmup!r})")
     return strategy
+
+
+def _described(exc: Exception) -> str:
+    """"SyntaxError: invalid syntax (mystrategies/bad.py, line 3)" or "TypeError: ..."."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}, line {exc.lineno})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def signal_problem(signal: Signal) -> str:
+    """What is wrong with a strategy's Signal ("" when nothing): the fields the sizing and
+    the exchange rules compute with must be of their kind (trader/domain.py `Signal`):
+    `side` a Side, `tp_pct` and `sl_pct` Decimals of 0 or more (fractions: 0.004 = 0.4 %; a
+    `tp_pct` of 0 leaves the target to the reward/risk rule), `confidence` a number."""
+    if not isinstance(signal.side, Side):
+        return f"side must be Side.BUY or Side.SELL, not {signal.side!r}"
+    for name in ("tp_pct", "sl_pct"):
+        value = getattr(signal, name)
+        if not isinstance(value, Decimal):
+            return (f"{name} must be a Decimal (a fraction: Decimal(\"0.004\") = 0.4 %), not "
+                    f"{value!r} ({type(value).__name__})")
+        if not value.is_finite() or value < 0:
+            return f"{name} must be 0 or more, not {value}"
+    if not isinstance(signal.confidence, (int, float, Decimal)) \
+            or isinstance(signal.confidence, bool):
+        return f"confidence must be a number from 0 to 1, not {signal.confidence!r}"
+    return ""
