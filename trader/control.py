@@ -40,6 +40,8 @@ from trader.control_stop import check_stop, move_stop, stop_already_at, stop_mov
 from trader.display import duration
 from trader.domain import Side
 from trader.engine import Engine
+from trader.exchange.base import ExchangeError, UnknownOutcome
+from trader.exchange_trouble import advice, problem
 from trader.views import answer_query, closable, run_state
 
 # A queued command that waited longer than the bot waits for its result (bot/handlers.py:
@@ -122,11 +124,8 @@ class Controller:
         if command.command_id in self.results:
             return replace(self.results[command.command_id], duplicate=True)
         engine = self.engine
-        # one unit of work, like a tick: committed before each order request and each wait
-        # (storage/unit_of_work.py)
         result = await engine.contained(f"command {command.kind.value}",
-                                        engine.store.unit_of_work(run_command(engine, command)),
-                                        command.symbol or "")
+                                        self._answered(command), command.symbol or "")
         if result is None:
             result = CommandResult(False, [
                 f"{command.kind.value} failed: {engine.last_error}",
@@ -134,6 +133,22 @@ class Controller:
                 "/status shows what is open; send the command again to retry"])
         self.results[command.command_id] = result
         return result
+
+    async def _answered(self, command: Command) -> CommandResult:
+        """The command as one unit of work, like a tick: committed before each order request
+        and each wait (storage/unit_of_work.py). The exchange's trouble (a rate limit's open
+        circuit, a refusal, no answer) is the answer, in words: what happened and what to do
+        (trader/exchange_trouble.py), counted by the boundary as any exchange failure."""
+        engine = self.engine
+        try:
+            return await engine.store.unit_of_work(run_command(engine, command))
+        except (ExchangeError, UnknownOutcome) as error:
+            engine.boundary.failed(f"command {command.kind.value}", error, command.symbol or "")
+            name = command.kind.value
+            return CommandResult(False, [
+                f"/{name} not done: {problem(error)}",
+                f"{advice(error)}, then send /{name} again; open positions keep their "
+                "exchange-side stop-loss and take-profit (/status shows what is open)"])
 
     async def _take_cli_request(self) -> None:
         """A `tradebot shutdown|wake` from a shell on the same disk: run it as our own."""

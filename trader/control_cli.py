@@ -39,7 +39,8 @@ from loguru import logger
 from storage import SaveStateFailure, Store
 from trader.cli_mailbox import CLI_REQUEST_KEY, answer_key
 from trader.config import Settings
-from trader.exchange.base import CircuitOpen, ExchangeError, UnknownOutcome
+from trader.exchange.base import ExchangeError, UnknownOutcome
+from trader.exchange_trouble import advice, problem
 from trader.presence import PresenceRecord, read_presence, replay_db_path
 
 if TYPE_CHECKING:
@@ -279,27 +280,5 @@ def failure_line(action: str, flatten: bool, error: ExchangeError | UnknownOutco
         Step.COMMAND: f"start-up reconciliation had finished (what it found is printed "
                       f"above); {state}",
     }[step]
-    return (f"{action}: {_problem(error)} {step.value}; {done}. {_advice(error)}, then run "
+    return (f"{action}: {problem(error)} {step.value}; {done}. {advice(error)}, then run "
             f"`tradebot {action}{' --flatten' if flatten else ''}` again.")
-
-
-def _problem(error: ExchangeError | UnknownOutcome) -> str:
-    from trader.start_retry import plain_error
-    if isinstance(error, CircuitOpen):
-        return f"the request was not sent ({error.message.removeprefix('not sent: ')})"
-    if isinstance(error, UnknownOutcome) and error.http_status:    # e.g. a 5xx to an order
-        return f"the exchange answered HTTP {error.http_status} (code {error.code}: {error})"
-    if isinstance(error, UnknownOutcome):       # "server time: ClientConnectorError(...)"
-        action, _, _ = str(error).partition(": ")
-        return f"the exchange did not answer ({action}: {plain_error(error.__cause__ or error)})"
-    code = f", code {error.code}" if error.code else ""
-    return f"the exchange answered with an error (HTTP {error.http_status}{code}: {error.message})"
-
-
-def _advice(error: ExchangeError | UnknownOutcome) -> str:
-    if isinstance(error, ExchangeError) and error.http_status in (418, 429):
-        wait = f"{error.retry_after:.0f} s" if error.retry_after else "a few minutes"
-        return f"Binance limits this IP: wait {wait} (its Retry-After)"
-    if isinstance(error, ExchangeError) and error.code == -1021:
-        return "This machine's clock is off (-1021, timestamp outside recvWindow): sync it (NTP)"
-    return "Check the network and the exchange's status (BINANCE_FUTURES_URL when set)"
