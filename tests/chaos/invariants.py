@@ -61,6 +61,12 @@ def naked_positions(sim: Simulator) -> list[str]:
     return lines([v for v in stop_violations(sim) if v.kind is InvariantKind.NO_STOP])
 
 
+def not_one_stop(sim: Simulator) -> list[str]:
+    """Every open position has exactly one live stop-loss, covering its size (NO_STOP,
+    EXTRA_STOP: a stop replaced new-first whose old order outlived the restart)."""
+    return lines(stop_violations(sim))
+
+
 def orders_without_position(sim: Simulator, symbols: list[str]) -> list[str]:
     """No open orders of ours are left on a symbol whose position is closed."""
     found = []

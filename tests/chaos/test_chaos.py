@@ -5,7 +5,22 @@ injected (tests/chaos/faults.py: order errors, 503 bursts and 429 / 418 with Ret
 reads, malformed answers and user-data events, hand-cancelled stops, hand closes,
 liquidations, a tick-size change, dropped streams, a read-only database). After every
 restart the invariants of tests/chaos/invariants.py must hold, among them: no request
-reached the exchange inside a Retry-After window it announced.
+reached the exchange inside a Retry-After window it announced, and every open position has
+exactly one live stop-loss of ours.
+
+The operator moves stops too (tests/chaos/stop_moves.py): in MOVE_SHARE of the cycles the
+agent runs with the fake Telegram and gets `/sl SYMBOL PRICE` (and its button press) at a
+seeded random moment, the kill coming within a second of the press (before or after the
+reply) or of the reply (before or after the old stop's cancel); the market is held still
+from the press until the check after the restart, which wants the moved position's one
+stop at the level last acknowledged (or the one before, or the one asked, when the kill came
+before the acknowledgement), never an older one. The agent's own moves (breakeven,
+trailing, the regime rule, a size change) go on in every cycle, through the same new-first
+replacement. Only those cycles run with Telegram: its start costs ~0.8 s of every boot.
+
+The market (tests/chaos/market.py) is a seeded walk drawn candle by candle for as long as
+the run lasts (a year of candle time: ~22 h at one candle every 0.15 s), so a larger
+TRADEBOT_CHAOS_KILLS adds trades, not only restarts.
 
 Every wait is on a condition with a bound, never a fixed sleep: the boot until the agent
 logs it, the check until the agent has settled (every open position has exactly one live
@@ -39,8 +54,10 @@ import pytest
 from tests.chaos import faults, invariants
 from tests.chaos.agent import ReadOnlyDatabase, agent_env, start_agent, wait_for_boot
 from tests.chaos.market import Market
+from tests.chaos.stop_moves import StopMoves
 from tests.fakes import binance_harness as harness
 from tests.fakes.binance_server import FakeBinance
+from tests.fakes.telegram_server import FakeTelegram
 from trader.domain import Side
 from trader.exchange.base import CircuitOpen, ExchangeError
 from trader.exchange.gate import RequestGate
@@ -59,6 +76,9 @@ SETTLE_BOUND = 45.0    # settles in ~0-3 s (sentinel debounce 1 s + 2 ticks of 1
 POSITION_BOUND = 4.0   # how long a fault that acts on a position waits for one (breakers
                        # may block entries for minutes: then it finds nothing to do)
 FAULT_BOUND = 5.0      # how long an injected error answer waits for the agent's request
+MOVE_SHARE = 0.4       # the cycles with an operator's /sl (the agent runs with Telegram)
+KILL_AFTER_PRESS = 1.0  # the kill comes at most this long after the press or the reply
+MOVE_BOUND = 20.0      # how long the kill waits for the press or the reply (a bound)
 POLL = 0.05
 
 pytestmark = pytest.mark.chaos
@@ -79,8 +99,10 @@ class Counts:
 class Checker:
     """Waits for the agent to settle (by condition, bounded), then checks every invariant."""
 
-    def __init__(self, fake: FakeBinance, tally: invariants.Tally, counts: Counts) -> None:
+    def __init__(self, fake: FakeBinance, tally: invariants.Tally, counts: Counts,
+                 stop_moves: StopMoves) -> None:
         self.fake, self.tally, self.counts = fake, tally, counts
+        self.stop_moves = stop_moves
         self.window_violations_seen = 0
 
     def waiting_for(self, db_path: Path, booted_at: datetime, fills_at_boot: int) -> list[str]:
@@ -108,7 +130,8 @@ class Checker:
     def check_all(self, db_path: Path, booted_at: datetime, fills_at_boot: int) -> None:
         sim, tally = self.fake.sim, self.tally
         tally.record(invariants.duplicate_orders(self.fake.accepted_orders))
-        tally.record(invariants.naked_positions(sim))
+        tally.record(invariants.not_one_stop(sim))
+        tally.record(self.stop_moves.violations())
         tally.record(invariants.orders_without_position(sim, [SYMBOL]))
         tally.record(invariants.unrecorded_fills(sim, SYMBOL, db_path, fills_at_boot))
         tally.record(invariants.undelivered_alerts(db_path, booted_at))
@@ -118,13 +141,15 @@ class Checker:
         self.window_violations_seen = len(violations)
 
 
-async def boot_and_check(fake: FakeBinance, db_path: Path, log_path: Path,
-                         checker: Checker) -> asyncio.subprocess.Process:
-    """Start the agent, wait for its boot reconciliation and its settling, check everything."""
+async def boot_and_check(fake: FakeBinance, db_path: Path, log_path: Path, checker: Checker,
+                         telegram: bool = False) -> asyncio.subprocess.Process:
+    """Start the agent (with the fake Telegram when `telegram`), wait for its boot
+    reconciliation and its settling, check everything."""
     offset = log_path.stat().st_size if log_path.exists() else 0
     booted_at = datetime.now(UTC)
     fills_at_boot = len(fake.sim.fills(SYMBOL))
-    process = await start_agent(agent_env(fake, db_path, SYMBOL), log_path)
+    bot = checker.stop_moves.env() if telegram else {}
+    process = await start_agent(agent_env(fake, db_path, SYMBOL, **bot), log_path)
     checker.counts.boot_seconds.append(await wait_for_boot(log_path, offset, process,
                                                            BOOT_BOUND))
     await checker.settle_and_check(db_path, booted_at, fills_at_boot)
@@ -140,9 +165,10 @@ def fault_schedule(rng: random.Random, cycles: int) -> list[str]:
 
 async def fault_then_kill(fake: FakeBinance, process: asyncio.subprocess.Process, kind: str,
                           rng: random.Random, read_only: ReadOnlyDatabase,
-                          checker: Checker) -> None:
-    """One fault of `kind` (and sometimes a read-only database), a SIGKILL at a random point
-    after it, then the exchange made ready for the next boot."""
+                          checker: Checker, move_stop: bool) -> None:
+    """One fault of `kind` (and sometimes a read-only database), the operator's /sl when
+    `move_stop`, a SIGKILL at a random point after them, then the exchange made ready for
+    the next boot."""
     counts = checker.counts
     if kind in faults.NEEDS_A_STOP:               # a protected position to act on
         await harness.eventually(lambda: bool(faults.our_stops(fake, SYMBOL)), POSITION_BOUND)
@@ -152,8 +178,9 @@ async def fault_then_kill(fake: FakeBinance, process: asyncio.subprocess.Process
         await harness.eventually(lambda: all(f.times == 0 for f in fake.faults), FAULT_BOUND)
     if rng.random() < 0.15 and read_only.start():
         counts.read_only += 1
-    await asyncio.sleep(rng.uniform(0.2, 2.5))   # the kill lands at a random point
+    checker.tally.record(await kill_point(rng, checker.stop_moves, move_stop))
     checker.tally.record(await kill(process))
+    checker.stop_moves.killed()
     read_only.stop()
     counts.kills += 1
     fake.clear_faults()
@@ -161,6 +188,33 @@ async def fault_then_kill(fake: FakeBinance, process: asyncio.subprocess.Process
     # A new process cannot know the window its predecessor was told about: the operator's
     # restart comes after it (a Heroku restart takes longer anyway).
     await asyncio.sleep(fake.retry_after_watch.remaining())
+
+
+async def kill_point(rng: random.Random, stop_moves: StopMoves, move_stop: bool) -> list[str]:
+    """Wait for the kill's random moment. When `move_stop` the operator moves the stop
+    meanwhile (/sl), and the kill comes within KILL_AFTER_PRESS seconds of the button press
+    (before or after the reply) or of the reply (the old stop is cancelled on the next tick:
+    often before that). A violation if the agent did not answer the command."""
+    if not move_stop:
+        await asyncio.sleep(rng.uniform(0.2, 2.5))
+        return []
+    after_the_reply = rng.random() < 0.5
+    move = asyncio.create_task(stop_moves.move())
+    try:
+        if after_the_reply:
+            await asyncio.wait({move}, timeout=MOVE_BOUND)
+        else:
+            await harness.eventually(lambda: stop_moves.pressed or move.done(), MOVE_BOUND)
+        await asyncio.sleep(rng.uniform(0.0, KILL_AFTER_PRESS))
+    finally:
+        move.cancel()
+        await asyncio.wait({move})
+    failed = None if move.cancelled() else move.exception()
+    if isinstance(failed, AssertionError):
+        return [f"/sl went unanswered: {failed}"]
+    if failed is not None:
+        raise failed
+    return []
 
 
 async def kill(process: asyncio.subprocess.Process) -> list[str]:
@@ -178,9 +232,11 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
     counts, tally = Counts(), invariants.Tally()
     log_path = tmp_path / "agent.log"
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}, flat_orders=FLAT_ORDERS,
-                           algo_api=ALGO_API == "on", trigger_events=TRIGGER_EVENTS) as fake:
-        checker = Checker(fake, tally, counts)
+                           algo_api=ALGO_API == "on", trigger_events=TRIGGER_EVENTS) as fake, \
+            FakeTelegram() as telegram:
         market = Market(fake, rng, SYMBOL)
+        stop_moves = StopMoves(fake, telegram, market, random.Random(f"{SEED}:sl"), SYMBOL)
+        checker = Checker(fake, tally, counts, stop_moves)
         for _ in range(40):
             await market.push()              # history for the strategy's warm-up
         mover = asyncio.create_task(market.run(every=0.15))
@@ -196,10 +252,11 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
                     counts.fresh_db += 1
                 elif cycle:
                     counts.same_db += 1
-                process = await boot_and_check(fake, db_path, log_path, checker)
+                move_stop = rng.random() < MOVE_SHARE
+                process = await boot_and_check(fake, db_path, log_path, checker, move_stop)
                 assert not tally.violations, "\n".join(tally.violations)
                 read_only = ReadOnlyDatabase(db_path)
-                await fault_then_kill(fake, process, kind, rng, read_only, checker)
+                await fault_then_kill(fake, process, kind, rng, read_only, checker, move_stop)
             # A last clean run: everything must reconcile, and SIGTERM ends it with 0.
             process = await boot_and_check(fake, db_path, log_path, checker)
             process.send_signal(signal.SIGTERM)
@@ -213,7 +270,7 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
             mover.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await mover
-    report(fake, counts, tally, market, log_path, time.monotonic() - started)
+    report(fake, counts, tally, market, stop_moves, log_path, time.monotonic() - started)
     assert not tally.violations, "\n".join(tally.violations)
     assert counts.kills >= min(KILLS, 30)
     if KILLS >= 20:
@@ -225,7 +282,7 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
 
 
 def report(fake: FakeBinance, counts: Counts, tally: invariants.Tally, market: Market,
-           log_path: Path, seconds: float) -> None:
+           stop_moves: StopMoves, log_path: Path, seconds: float) -> None:
     accepted = fake.accepted_orders
     cancels = len(fake.requests("DELETE /fapi/v1/algoOrder")
                   + fake.requests("DELETE /fapi/v1/order"))
@@ -242,6 +299,8 @@ def report(fake: FakeBinance, counts: Counts, tally: invariants.Tally, market: M
           f"retry_after_windows={fake.retry_after_watch.windows} "
           f"requests_inside_retry_after={fake.retry_after_watch.count}\n"
           f"chaos: faults {dict(sorted(counts.faults.items()))}\n"
+          f"chaos: /sl {dict(sorted(stop_moves.outcomes.items()))} "
+          f"moved_stops_checked={stop_moves.checked} funding={market.funding_charges}\n"
           f"chaos: boot s median={statistics.median(counts.boot_seconds):.1f} "
           f"max={max(counts.boot_seconds):.1f}; settle s "
           f"median={statistics.median(counts.settle_seconds):.1f} "

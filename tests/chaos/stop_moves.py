@@ -1,0 +1,201 @@
+"""The operator's stop moves in the chaos run, and what a restart must keep of them.
+
+`/sl SYMBOL PRICE` goes to the agent as a phone sends it: through the fake Telegram Bot
+API (tests/fakes/telegram_server.py), the command, then a press of its prompt's "Move the
+stop" button; the reply says whether the new stop is on the exchange. The agent replaces
+the stop new-first (trader/control_stop.py, trader/protection.py), so a kill between the
+placement and the cancel, a lost answer or a wiped disk leaves two stops of ours, or the
+wrong one, unless the restart sorts them out.
+
+What a move promises, checked once after the restart that follows it (`violations`), on
+the position it moved (its key, in our client ids) if that position is still open:
+- its one live stop of ours is at the level of the last move the agent acknowledged, or,
+  when the kill (or a Retry-After) came before the acknowledgement, at that level or the
+  one before: never at a level it had before those, never at a level a refused move asked;
+- unless the agent tightened it itself since (breakeven, trailing, the regime rule only
+  ever tighten a stop moved by hand, trader/regime_adjust.py): a level tighter than every
+  level allowed above, and not one of the stop's old ones.
+The market is held still (tests/chaos/market.py) from the press until that check, or the
+position would rarely outlive the restart (a candle every 0.15 s moves 0.35 %).
+"""
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from tests.chaos.market import Market
+from tests.fakes.binance_server import FakeBinance
+from tests.fakes.telegram_server import FakeTelegram, SentItem
+from trader.domain import ClientId, Order, OrderRole, OrderType, Side
+
+OWNER = 4242                 # the operator's chat and user id (TELEGRAM_ALLOWED_CHAT_IDS)
+MOVE_BUTTON = "Move the stop"
+GRID = Decimal("0.5")        # levels on the coarsest tick the faults set (faults.COARSE_TICK),
+                             # so the agent's rounding onto the tick never changes them
+PROMPT_BOUND = 5.0           # seconds for the prompt; a bound, not a wait
+REPLY_BOUND = 15.0           # seconds for the reply (the engine runs it between ticks)
+POSITION_BOUND = 2.5         # how long a move waits for a protected position to act on
+POLL = 0.05
+
+
+@dataclass
+class MovedStop:
+    """What the stop of the position `key` may be after the move (see the module doc)."""
+    key: str
+    side: Side
+    allowed: set[Decimal]
+    never: set[Decimal] = field(default_factory=set)
+    moves: list[str] = field(default_factory=list)     # what happened, for the evidence
+
+    def tighter(self, level: Decimal, than: Decimal) -> bool:
+        return (level - than) * self.side.sign > 0
+
+
+class StopMoves:
+    """Sends `/sl` through the fake Telegram and keeps what each move promises."""
+
+    def __init__(self, fake: FakeBinance, telegram: FakeTelegram, market: Market,
+                 rng: random.Random, symbol: str) -> None:
+        self.fake, self.telegram, self.market = fake, telegram, market
+        self.rng, self.symbol = rng, symbol
+        self.moved: MovedStop | None = None
+        self.pressed = False          # this cycle's move reached its button press
+        self.outcomes: Counter[str] = Counter()
+        self.checked = 0              # checks of a moved stop on a position still open
+
+    def env(self) -> dict[str, str]:
+        """The agent's Telegram settings (agent_env overrides)."""
+        return {"TELEGRAM_BOT_TOKEN": self.telegram.token, "TELEGRAM_API_URL":
+                self.telegram.api_url, "TELEGRAM_ALLOWED_CHAT_IDS": str(OWNER)}
+
+    def our_stops(self) -> list[tuple[Order, ClientId]]:
+        found = []
+        for order in self.fake.sim.open_orders(self.symbol):
+            parsed = ClientId.parse(order.client_id)
+            if order.type is OrderType.STOP_MARKET and parsed is not None \
+                    and parsed.role is OrderRole.STOP_LOSS:
+                found.append((order, parsed))
+        return found
+
+    async def move(self) -> None:
+        """One /sl on the open position's stop (waiting up to POSITION_BOUND for one): the
+        command, the button, the reply. Cancelled by the kill at any point of it."""
+        self.pressed = False
+        stop = await self._one_live_stop()
+        if stop is None:
+            self.outcomes["no protected position"] += 1
+            return
+        order, parsed = stop
+        side = Side.BUY if order.side is Side.SELL else Side.SELL     # the position's
+        level = self._level(side)
+        if level is None or level == order.trigger_price:
+            self.outcomes["no level"] += 1
+            return
+        since = len(self.telegram.sent)
+        self.telegram.inject_message(OWNER, OWNER, f"/sl {self.symbol} {level}")
+        prompt = await self.telegram.wait_for(
+            lambda item: bool(item.buttons) or "no stop-loss to move" in (item.plain or ""),
+            PROMPT_BOUND, since)
+        button = next((data for label, data in prompt.buttons
+                       if label.startswith(MOVE_BUTTON)), None)
+        if button is None or prompt.message_id is None:
+            self.outcomes["no position at the prompt"] += 1
+            return
+        self._pressing(parsed.position_key, side, order.trigger_price, level)
+        since = len(self.telegram.sent)
+        self.telegram.press_button(OWNER, OWNER, prompt.message_id, button)
+        reply = await self.telegram.wait_for(
+            lambda item: item.method == "sendMessage" and "Stop-loss:" in (item.plain or ""),
+            REPLY_BOUND, since)
+        self._answered(level, reply)
+
+    async def _one_live_stop(self) -> tuple[Order, ClientId] | None:
+        for _ in range(int(POSITION_BOUND / POLL)):
+            stops = self.our_stops()
+            if len(stops) == 1 and self.fake.sim.position(self.symbol).quantity != 0:
+                return stops[0]
+            await asyncio.sleep(POLL)
+        return None
+
+    def _level(self, side: Side) -> Decimal | None:
+        """A level 0.2-2 % from the mark on the stop's side, on GRID: nearer or further
+        than the stop is, as an operator tightens or widens it."""
+        mark = self.fake.sim.mark_price(self.symbol)
+        if not mark > 0:
+            return None
+        distance = Decimal(str(round(self.rng.uniform(0.002, 0.02), 5)))
+        raw = mark * (1 - side.sign * distance) / GRID
+        steps = raw.to_integral_value(ROUND_FLOOR if side is Side.BUY else ROUND_CEILING)
+        return steps * GRID
+
+    def _pressing(self, key: str, side: Side, current: Decimal, level: Decimal) -> None:
+        """The move is about to be confirmed: from now on either level may be the stop, and
+        the market holds still until the check."""
+        self.market.hold()
+        self.pressed = True
+        before = self._levels_of(key) - {current, level}
+        self.moved = MovedStop(key, side, {current, level}, before,
+                               [f"stop at {current}, /sl {level} pressed"])
+
+    def _answered(self, level: Decimal, reply: SentItem) -> None:
+        moved, text = self.moved, reply.plain or ""
+        assert moved is not None
+        moved.moves.append(f"reply {text.splitlines()[0] if text else ''!r}")
+        if "stop-loss moved to" in text or "already at" in text:
+            self.outcomes["acknowledged"] += 1
+            moved.never |= moved.allowed - {level}
+            moved.allowed = {level}
+        elif "not confirmed on the exchange yet" in text:
+            self.outcomes["not confirmed yet"] += 1          # either level, as if killed
+        elif "price passed" in text:
+            self.outcomes["closed at market"] += 1
+            self.moved = None                                # the position is being closed
+        else:
+            why = text.splitlines()[-1].partition("not moved: ")[2] if text else ""
+            self.outcomes[f"refused ({why.partition('(')[0].strip() or text[:60]})"] += 1
+            moved.allowed.discard(level)
+            moved.never.add(level)
+
+    def _levels_of(self, key: str) -> set[Decimal]:
+        """The triggers of every stop of ours the exchange accepted for the position `key`."""
+        levels = set()
+        for client_id in self.fake.accepted_orders:
+            parsed = ClientId.parse(client_id)
+            if parsed is None or parsed.position_key != key or parsed.role is not OrderRole.STOP_LOSS:
+                continue
+            order = self.fake.sim.order(self.symbol, client_id)
+            if order is not None and order.trigger_price is not None:
+                levels.add(order.trigger_price)
+        return levels
+
+    def killed(self) -> None:
+        """The kill came: a move pressed but not answered stays in flight (either level)."""
+        if self.pressed and self.moved is not None and len(self.moved.allowed) > 1:
+            self.outcomes["killed before the reply"] += 1
+            self.moved.moves.append("killed before the reply")
+
+    def violations(self) -> list[str]:
+        """The moved stop's promise (module doc) on the settled exchange, checked once: the
+        move is forgotten and the market moves again."""
+        moved, self.moved = self.moved, None
+        self.market.release()
+        if moved is None or self.fake.sim.position(self.symbol).quantity == 0:
+            return []
+        stops = [order for order, parsed in self.our_stops() if parsed.position_key == moved.key]
+        if len(stops) != 1:     # none: closed, or NO_STOP; two: EXTRA_STOP (both checked apart)
+            return []
+        self.checked += 1
+        level = stops[0].trigger_price
+        assert level is not None
+        if level in moved.allowed:
+            return []
+        story = "; ".join(moved.moves)
+        if level in moved.never:
+            return [f"moved stop of {moved.key} at {level}, a level it must not return to "
+                    f"(allowed {sorted(moved.allowed)}): {story}"]
+        if all(moved.tighter(level, than) for than in moved.allowed):
+            return []           # the agent tightened it itself (breakeven, trailing)
+        return [f"moved stop of {moved.key} at {level}, looser than the operator's "
+                f"{sorted(moved.allowed)}: {story}"]
