@@ -373,3 +373,24 @@ async def test_checker_flags_fills_missing_from_the_database_and_stuck_alerts(tm
         assert invariants.unrecorded_fills(fake.sim, SYMBOL, tmp_path / "t.db", 1)
         assert invariants.undelivered_alerts(tmp_path / "t.db", datetime.now(UTC))
         assert not invariants.settled(fake.sim, [SYMBOL]), "a naked position is not settled"
+
+
+async def test_checker_catches_a_moved_stop_back_at_an_older_level_or_two_stops():
+    """The planted bugs: a restart that kept the stop from before an acknowledged /sl (an
+    older level), then one that kept both stops. The checker must flag both."""
+    from tests.chaos.stop_moves import MovedStop
+
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        async with harness.started_exchange(fake) as exchange:
+            await exchange.place(harness.market(Side.BUY, "0.010"))
+            await exchange.place(harness.stop_loss(Side.SELL, "49000", "0.010", 1, False))   # before /sl
+            moves = StopMoves(fake, FakeTelegram(), Market(fake, random.Random(1), SYMBOL),
+                              random.Random(1), SYMBOL)
+            moves.moved = MovedStop(harness.POSITION_KEY, Side.BUY, {Decimal("49500")},
+                                    {Decimal("49000")})          # /sl 49500 acknowledged
+            found = moves.violations()
+            assert found and "a level it must not return to" in found[0], found
+            await exchange.place(harness.stop_loss(Side.SELL, "49500", "0.010", 2, False))
+            assert "2 live stop-losses" in " ".join(invariants.not_one_stop(fake.sim))
+            moves.moved = MovedStop(harness.POSITION_KEY, Side.BUY, {Decimal("49500")})
+            assert moves.violations() == [], "two stops: EXTRA_STOP's, not this check's"
