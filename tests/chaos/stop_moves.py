@@ -11,10 +11,12 @@ What a move promises, checked once after the restart that follows it (`violation
 the position it moved (its key, in our client ids) if that position is still open:
 - its one live stop of ours is at the level of the last move the agent acknowledged, or,
   when the kill (or a Retry-After) came before the acknowledgement, at that level or the
-  one before: never at a level it had before those, never at a level a refused move asked;
+  one before: never an order from before those (a restart that kept or adopted the
+  replaced stop), never a level a refused move asked, never a looser level;
 - unless the agent tightened it itself since (breakeven, trailing, the regime rule only
-  ever tighten a stop moved by hand, trader/regime_adjust.py): a level tighter than every
-  level allowed above, and not one of the stop's old ones.
+  ever tighten a stop moved by hand, trader/regime_adjust.py): a new order at a level
+  tighter than every level allowed above (the trail may put it back where it was before a
+  looser /sl: its best price is unchanged while the market is held).
 The market is held still (tests/chaos/market.py) from the press until that check, or the
 position would rarely outlive the restart (a candle every 0.15 s moves 0.35 %).
 """
@@ -36,7 +38,7 @@ GRID = Decimal("0.5")        # levels on the coarsest tick the faults set (fault
                              # so the agent's rounding onto the tick never changes them
 PROMPT_BOUND = 5.0           # seconds for the prompt; a bound, not a wait
 REPLY_BOUND = 15.0           # seconds for the reply (the engine runs it between ticks)
-POSITION_BOUND = 2.5         # how long a move waits for a protected position to act on
+POSITION_BOUND = 1.2         # how long a move waits for a protected position (the run time)
 POLL = 0.05
 
 
@@ -46,7 +48,8 @@ class MovedStop:
     key: str
     side: Side
     allowed: set[Decimal]
-    never: set[Decimal] = field(default_factory=set)
+    old_orders: set[str]                 # its stops' client ids from before the move
+    refused: set[Decimal] = field(default_factory=set)
     moves: list[str] = field(default_factory=list)     # what happened, for the evidence
 
     def tighter(self, level: Decimal, than: Decimal) -> bool:
@@ -135,8 +138,7 @@ class StopMoves:
         the market holds still until the check."""
         self.market.hold()
         self.pressed = True
-        before = self._levels_of(key) - {current, level}
-        self.moved = MovedStop(key, side, {current, level}, before,
+        self.moved = MovedStop(key, side, {current, level}, self._stops_of(key),
                                [f"stop at {current}, /sl {level} pressed"])
 
     def _answered(self, level: Decimal, reply: SentItem) -> None:
@@ -145,8 +147,8 @@ class StopMoves:
         moved.moves.append(f"reply {text.splitlines()[0] if text else ''!r}")
         if "stop-loss moved to" in text or "already at" in text:
             self.outcomes["acknowledged"] += 1
-            moved.never |= moved.allowed - {level}
             moved.allowed = {level}
+            moved.old_orders = self._stops_of(moved.key)     # the new one is among them
         elif "not confirmed on the exchange yet" in text:
             self.outcomes["not confirmed yet"] += 1          # either level, as if killed
         elif "price passed" in text:
@@ -156,19 +158,17 @@ class StopMoves:
             why = text.splitlines()[-1].partition("not moved: ")[2] if text else ""
             self.outcomes[f"refused ({why.partition('(')[0].strip() or text[:60]})"] += 1
             moved.allowed.discard(level)
-            moved.never.add(level)
+            moved.refused.add(level)
 
-    def _levels_of(self, key: str) -> set[Decimal]:
-        """The triggers of every stop of ours the exchange accepted for the position `key`."""
-        levels = set()
+    def _stops_of(self, key: str) -> set[str]:
+        """The client ids of every stop of ours the exchange accepted for the position `key`."""
+        found = set()
         for client_id in self.fake.accepted_orders:
             parsed = ClientId.parse(client_id)
-            if parsed is None or parsed.position_key != key or parsed.role is not OrderRole.STOP_LOSS:
-                continue
-            order = self.fake.sim.order(self.symbol, client_id)
-            if order is not None and order.trigger_price is not None:
-                levels.add(order.trigger_price)
-        return levels
+            if parsed is not None and parsed.position_key == key \
+                    and parsed.role is OrderRole.STOP_LOSS:
+                found.add(client_id)
+        return found
 
     def killed(self) -> None:
         """The kill came: a move pressed but not answered stays in flight (either level)."""
@@ -187,15 +187,19 @@ class StopMoves:
         if len(stops) != 1:     # none: closed, or NO_STOP; two: EXTRA_STOP (both checked apart)
             return []
         self.checked += 1
-        level = stops[0].trigger_price
+        stop, level = stops[0], stops[0].trigger_price
         assert level is not None
         if level in moved.allowed:
             return []
-        story = "; ".join(moved.moves)
-        if level in moved.never:
-            return [f"moved stop of {moved.key} at {level}, a level it must not return to "
-                    f"(allowed {sorted(moved.allowed)}): {story}"]
+        where = (f"moved stop of {moved.key} at {level} ({stop.client_id}), allowed "
+                 f"{sorted(moved.allowed)}: {'; '.join(moved.moves)}")
+        if stop.client_id in moved.old_orders:
+            return [f"{where}: an order from before the move outlived it"]
+        if level in moved.refused:
+            return [f"{where}: the level of a refused move"]
         if all(moved.tighter(level, than) for than in moved.allowed):
-            return []           # the agent tightened it itself (breakeven, trailing)
-        return [f"moved stop of {moved.key} at {level}, looser than the operator's "
-                f"{sorted(moved.allowed)}: {story}"]
+            # A new order, tighter: the agent's own rules (breakeven, trailing, the regime
+            # rule), which may land on a level the stop had before (with the market held,
+            # the trail's best price is unchanged): never loosened, as designed.
+            return []
+        return [f"{where}: looser than the operator's level"]

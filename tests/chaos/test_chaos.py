@@ -13,10 +13,10 @@ agent runs with the fake Telegram and gets `/sl SYMBOL PRICE` (and its button pr
 seeded random moment, the kill coming within a second of the press (before or after the
 reply) or of the reply (before or after the old stop's cancel); the market is held still
 from the press until the check after the restart, which wants the moved position's one
-stop at the level last acknowledged (or the one before, or the one asked, when the kill came
-before the acknowledgement), never an older one. The agent's own moves (breakeven,
-trailing, the regime rule, a size change) go on in every cycle, through the same new-first
-replacement. Only those cycles run with Telegram: its start costs ~0.8 s of every boot.
+stop at the level last acknowledged (or the one before, or the one asked, when the kill
+came before the acknowledgement): never an order from before them, never looser; tighter
+only by the agent's own moves (breakeven, trailing, the regime rule), which go on in every
+cycle through the same new-first replacement. Only those cycles run with Telegram: its start costs ~0.8 s of every boot.
 
 The market (tests/chaos/market.py) is a seeded walk drawn candle by candle for as long as
 the run lasts (a year of candle time: ~22 h at one candle every 0.15 s), so a larger
@@ -58,7 +58,7 @@ from tests.chaos.stop_moves import StopMoves
 from tests.fakes import binance_harness as harness
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.telegram_server import FakeTelegram
-from trader.domain import Side
+from trader.domain import OrderRole, Side
 from trader.exchange.base import CircuitOpen, ExchangeError
 from trader.exchange.gate import RequestGate
 
@@ -386,11 +386,12 @@ async def test_checker_catches_a_moved_stop_back_at_an_older_level_or_two_stops(
             await exchange.place(harness.stop_loss(Side.SELL, "49000", "0.010", 1, False))   # before /sl
             moves = StopMoves(fake, FakeTelegram(), Market(fake, random.Random(1), SYMBOL),
                               random.Random(1), SYMBOL)
+            old = {harness.client_id(OrderRole.STOP_LOSS, 1)}
             moves.moved = MovedStop(harness.POSITION_KEY, Side.BUY, {Decimal("49500")},
-                                    {Decimal("49000")})          # /sl 49500 acknowledged
+                                    old)                         # /sl 49500 acknowledged
             found = moves.violations()
-            assert found and "a level it must not return to" in found[0], found
+            assert found and "an order from before the move outlived it" in found[0], found
             await exchange.place(harness.stop_loss(Side.SELL, "49500", "0.010", 2, False))
             assert "2 live stop-losses" in " ".join(invariants.not_one_stop(fake.sim))
-            moves.moved = MovedStop(harness.POSITION_KEY, Side.BUY, {Decimal("49500")})
+            moves.moved = MovedStop(harness.POSITION_KEY, Side.BUY, {Decimal("49500")}, old)
             assert moves.violations() == [], "two stops: EXTRA_STOP's, not this check's"
