@@ -139,7 +139,7 @@ class StopMoves:
         self.market.hold()
         self.pressed = True
         self.moved = MovedStop(key, side, {current, level}, self._stops_of(key),
-                               [f"stop at {current}, /sl {level} pressed"])
+                               moves=[f"stop at {current}, /sl {level} pressed"])
 
     def _answered(self, level: Decimal, reply: SentItem) -> None:
         moved, text = self.moved, reply.plain or ""

@@ -395,3 +395,23 @@ async def test_checker_catches_a_moved_stop_back_at_an_older_level_or_two_stops(
             assert "2 live stop-losses" in " ".join(invariants.not_one_stop(fake.sim))
             moves.moved = MovedStop(harness.POSITION_KEY, Side.BUY, {Decimal("49500")}, old)
             assert moves.violations() == [], "two stops: EXTRA_STOP's, not this check's"
+
+
+async def test_a_move_the_agent_did_not_make_is_kept_as_refused():
+    """A /sl the agent answered without moving (refused, or the exchange's trouble: "/sl not
+    done: ...") keeps its level as one the stop must never be at; the record of a pressed
+    move took the evidence list for the refused levels, and the first refusal of a chaos
+    run raised AttributeError in the harness (seen in CI)."""
+    from tests.fakes.telegram_objects import SentItem
+
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        moves = StopMoves(fake, FakeTelegram(), Market(fake, random.Random(1), SYMBOL),
+                          random.Random(1), SYMBOL)
+        level = Decimal("49500")
+        moves._pressing(harness.POSITION_KEY, Side.BUY, Decimal("49000"), level)
+        moves._answered(level, SentItem("sendMessage", 1, plain=(
+            "Stop-loss: failed\n/sl not done: the exchange answered with an error (HTTP 400)")))
+        assert moves.moved is not None and moves.moved.refused == {level}
+        assert moves.moved.allowed == {Decimal("49000")}
+        assert sum(count for outcome, count in moves.outcomes.items()
+                   if outcome.startswith("refused")) == 1
