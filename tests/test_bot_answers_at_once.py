@@ -21,6 +21,7 @@ from tests.test_bot_engine import (  # noqa: F401 - fixtures
 )
 from tests.test_bot_support import OWNER
 from trader import guards
+from trader.alerts import AlertName
 from trader.domain import Candle, Side
 from trader.engine import Engine
 
@@ -122,12 +123,23 @@ async def test_an_entry_asked_then_refused_by_a_sleep_in_between_is_refused_at_t
     assert (await flat.paper.position(SYMBOL)).quantity == 0
 
 
+def is_alert(item: SentItem) -> bool:
+    """An alert ("ℹ️ FILL · BTCUSDT" on its first line), not a command's answer: one raised
+    by an earlier action (the /long's fill) may be delivered after the next command."""
+    words = (item.plain or "").split("\n", 1)[0].split(" ")
+    return len(words) > 2 and words[1] in ALERT_NAMES and words[2] == "·"
+
+
+ALERT_NAMES = {name.value for name in AlertName}
+
+
 async def answer(telegram: FakeTelegram, text: str) -> str:  # noqa: F811
-    """The first message after `text`, which must not ask anything."""
+    """The first message after `text` that is not an alert, which must not ask anything."""
     since = len(telegram.sent)
     telegram.inject_message(OWNER, OWNER, text)
     item = await telegram.wait_for(lambda item: item.chat_id == OWNER
-                                   and item.method == "sendMessage", since=since, timeout=10)
+                                   and item.method == "sendMessage" and not is_alert(item),
+                                   since=since, timeout=10)
     assert not item.buttons, item.plain
     return item.plain or ""
 
