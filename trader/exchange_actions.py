@@ -221,19 +221,10 @@ class ActionRunner:
         return held
 
     def _learned(self, order: Order | None) -> Order | None:
-        """An order a REST call answered, fed to the tracker; what the tracker now knows of
-        it (the merge of this answer with what the stream said before, trader/order_tracker.py
-        `_newer`). A REST answer can know less than the stream: a triggered conditional
-        order reads TRIGGERED, with no executed quantity, until its child order finishes
-        (GET /fapi/v1/algoOrder, https://developers.binance.com/docs/derivatives/
-        usds-margined-futures/trade/rest-api/Query-Algo-Order) while ALGO_UPDATE and the
-        child's ORDER_TRADE_UPDATE have said it filled. Every event is built from this
-        order, never from the answer alone: a stop that filled was stepped as live."""
-        if order is None:
-            return None
-        self.tracker.on_order(order, self.clock.now())
-        known = self.tracker.get(order.client_id)
-        return known.order if known is not None else order
+        """What the tracker knows of an order a REST call answered, this answer included
+        (OrderTracker.learned): every event is built from it, never from the answer alone
+        (a stop that the stream said filled was stepped as live)."""
+        return self.tracker.learned(order, self.clock.now())
 
 
 def _rebalance_id(position: Position, attempt: int) -> str:

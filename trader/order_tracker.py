@@ -76,6 +76,22 @@ class OrderTracker:
                 order = merged
         self._keep(TrackedOrder(order, at))
 
+    def learned(self, answer: Order | None, at: datetime) -> Order | None:
+        """An order a REST call answered (`at`: when), fed as any report is; what the tracker
+        now knows of it: the merge of this answer with what the stream said before
+        (`_newer`). Every decision on a REST read of one of our orders is taken from this,
+        never from the answer alone, because an answer can know less than the stream: a
+        triggered conditional order reads TRIGGERED, with no executed quantity, until its
+        child order finishes (GET /fapi/v1/algoOrder, https://developers.binance.com/docs/
+        derivatives/usds-margined-futures/trade/rest-api/Query-Algo-Order) while
+        ALGO_UPDATE and the child's ORDER_TRADE_UPDATE have said it filled; a read served
+        from before an ORDER_TRADE_UPDATE lacks its fills. None: the answer named no order."""
+        if answer is None:
+            return None
+        self.on_order(answer, at)
+        known = self._orders.get(answer.client_id)
+        return known.order if known is not None else answer
+
     def _keep(self, tracked: TrackedOrder) -> None:
         order = tracked.order
         client_id, symbol = order.client_id, order.symbol
