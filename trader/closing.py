@@ -1,6 +1,7 @@
 """Finalizing a position the exchange no longer holds: read what happened, clean up.
 
-`Finalizer.finalize(position, reason)` reads the final state of the position's legs,
+`Finalizer.finalize(position, reason)` reads the final state of the position's legs (as
+the order tracker merges the reads with what the stream said: OrderTracker.learned),
 cancels every order of the position still live (verified: a fill that raced the cancel
 counts), settles its open intents, reads its fills and computes the final record
 (trader/close_record.py). Each exchange step is best effort: the close is recorded even
@@ -49,9 +50,12 @@ class Finalizer:
         legs: dict[str, Order | None] = {}
         for leg in position.legs:
             if leg.order is not None and leg.order.ours:
-                legs[leg.role.value] = await self._best_effort(
+                read = await self._best_effort(
                     problems, f"read the {name(leg.role)} {leg.order.client_id}",
                     self.executor.refresh(position.symbol, leg.order.client_id))
+                # The tracker's merge, not the read alone: a stop the stream said filled
+                # still reads TRIGGERED over REST until its child order is done.
+                legs[leg.role.value] = self.tracker.learned(read, self.clock.now())
         for client_id in self._leftovers(position, legs):
             final = await self._best_effort(
                 problems, f"cancel {client_id}",
