@@ -83,11 +83,12 @@ class EntrySender:
             correlation_window=settings.correlation_window,
             confidence_floor=settings.confidence_min_scale if settings.confidence_sizing
             else None)
+        view = view or ExchangeView(exchange, executor, OrderTracker(), clock)
+        self.tracker = view.tracker
         self.maker = MakerQuoter(
             MakerPolicy(settings.maker_requotes, timedelta(seconds=settings.maker_timeout_seconds),
                         MakerFallback(settings.maker_fallback)),
-            executor, store, interpreter, clock,
-            view or ExchangeView(exchange, executor, OrderTracker(), clock))
+            executor, store, interpreter, clock, view)
         self._risk = self.store.get(RISK_KEY, {})
         self._risk_equity: Decimal | None = None   # the equity _risk was last updated for
         # _risk's peak as a Decimal (parsed once, then the value it was made from), and the
@@ -233,23 +234,32 @@ class EntrySender:
     async def outcome(self, position: Position) -> Event | None:
         """ENTERING on a later tick: what happened to the entry whose answer was lost, as
         the event to apply (EntryFilled, EntryFailed), or None while it may still land."""
-        parsed = ClientId(position.symbol, position.key, OrderRole.ENTRY,
-                          position.seq.get(OrderRole.ENTRY.value, 1))
-        intent = self.store.intent(str(parsed))
+        client_id = str(ClientId(position.symbol, position.key, OrderRole.ENTRY,
+                                 position.seq.get(OrderRole.ENTRY.value, 1)))
+        intent = self.store.intent(client_id)
         if intent is None or intent.status.resolved or intent.status is IntentStatus.ACKED:
-            order = await self.executor.read(self.exchange.order_by_client_id, position.symbol,
-                                             str(parsed))
+            order = await self._entry_order_known(position.symbol, client_id)
             event = order_event(order) if order is not None else (
                 EntryFailed("no entry order on the exchange") if intent is None
                 or intent.status in (IntentStatus.FAILED, IntentStatus.EXPIRED) else None)
         else:
             probed = await self.executor.probe(intent)
-            if probed.status is IntentStatus.SENT:
+            if probed.status is IntentStatus.SENT and self.tracker.get(client_id) is None:
                 return None                       # may still land: wait, never resend
-            order = await self.executor.read(self.exchange.order_by_client_id,
-                                             position.symbol, str(parsed))
+            order = await self._entry_order_known(position.symbol, client_id)
             event = order_event(order) if order is not None else EntryFailed(probed.detail)
         return event
+
+    async def _entry_order_known(self, symbol: str, client_id: str) -> Order | None:
+        """The entry order read by client id, merged with what the user-data stream said of
+        it (OrderTracker.learned): a read served from before its ORDER_TRADE_UPDATE says
+        NEW, nothing executed, of an entry the stream reported filled (or expired). What the
+        stream said when the read finds nothing (yet); None when neither knows it."""
+        read = await self.executor.read(self.exchange.order_by_client_id, symbol, client_id)
+        if read is not None:
+            return self.tracker.learned(read, self.clock.now())
+        streamed = self.tracker.get(client_id)
+        return streamed.order if streamed is not None else None
 
     async def _already_sent(self, symbol: str, client_id: str) -> bool:
         """A MARKET entry fills at once, so Binance's duplicate-id check cannot help: ask for
