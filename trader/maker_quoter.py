@@ -266,12 +266,12 @@ class MakerQuoter:
         if intent.status.resolved:
             saved = self.store.order(intent.client_id)
             if saved is not None and saved.status.terminal:
-                return saved, False
+                return self._known(saved), False
             if tracked is not None and tracked.order.status.terminal:
                 return tracked.order, False
             if intent.status is not IntentStatus.FILLED:
                 return None, False           # refused (-5022, ...) or never placed
-            return await self.executor.refresh(intent.symbol, intent.client_id), False
+            return await self._read(intent), False
         if tracked is not None and tracked.absent_since is None:
             return tracked.order, False
         if intent.status is IntentStatus.PENDING:
@@ -287,19 +287,30 @@ class MakerQuoter:
                 return None, True            # may still land: never act on it blind
             if probed.status in (IntentStatus.FAILED, IntentStatus.EXPIRED):
                 return None, False
-        return await self.executor.refresh(intent.symbol, intent.client_id), False
+        return await self._read(intent), False
+
+    async def _read(self, intent: Intent) -> Order | None:
+        """One entry order read by client id, as the tracker knows it with this read."""
+        return self._known(await self.executor.refresh(intent.symbol, intent.client_id))
+
+    def _known(self, answer: Order | None) -> Order | None:
+        """An order as read (REST, or its record saved from a REST answer) merged with what
+        the user-data stream said of it (OrderTracker.learned): a read served from before
+        an ORDER_TRADE_UPDATE lacks its fills (CANCELED, nothing executed, of a quote the
+        stream said partly filled), and counted as it reads the next quote would be for
+        all of the entry again."""
+        return self.view.tracker.learned(answer, self.clock.now())
 
     # --- acting -------------------------------------------------------------------------
     async def _cancel_live(self, position: Position, progress: Progress) -> bool:
         """Cancel the live quote and read it back; False while it is still live."""
         live = progress.live
         assert live is not None
-        final = await self.executor.cancel_and_verify(position.symbol, live.client_id)
-        now = self.clock.now()
+        final = self._known(await self.executor.cancel_and_verify(position.symbol,
+                                                                   live.client_id))
         if final is None:
-            self.view.tracker.on_missing(live.client_id, now)
+            self.view.tracker.on_missing(live.client_id, self.clock.now())
         else:
-            self.view.tracker.on_order(final, now)
             if final.status.live:
                 logger.warning("maker quote still live after its cancel symbol={} "
                                "client_id={} status={}", position.symbol, live.client_id,

@@ -1,0 +1,131 @@
+"""A maker entry's quote read back over REST is taken as the order tracker merges it with
+what the user-data stream said (OrderTracker.learned), never from the read alone
+(trader/maker_quoter.py): fills the stream reported before the read are not lost, and the
+next quote is for what is left, not for all of it again.
+
+The quote's ORDER_TRADE_UPDATE said PARTIALLY_FILLED, 0.004 of 0.010 traded (the documented
+event, https://developers.binance.com/docs/derivatives/usds-margined-futures/
+user-data-streams/Event-Order-Update), while GET /fapi/v1/order (.../trade/rest-api/
+Query-Order) answers without that trade: CANCELED (cancelled by hand, or by our re-quote's
+cancel) or NEW (served from before the trade), executedQty 0. Two ways the quoter reads it:
+- the quote went missing from the open orders, so the next step reads it by client id;
+- the re-quote cancels it and reads it back, the stream's trade arriving during the cancel.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.binance_harness import SYMBOL, settings_for
+from tests.fakes.binance_server import FakeBinance
+from tests.positions import make
+from tests.stream_ahead import PRICE, as_placed_over_rest, order_update
+from trader.alerter import Alerter
+from trader.clock import SystemClock
+from trader.domain import Side
+from trader.engine import Engine
+from trader.events import EntryFilled
+from trader.exchange.binance import BinanceExchange
+from trader.position import Position, PositionState
+from trader.trade_store import TradeStore
+
+PLANNED, TRADED = Decimal("0.010"), Decimal("0.004")
+BID = Decimal("49999.5")                   # the fake's best bid at PRICE: the quote's price
+NEW_ORDER = "POST /fapi/v1/order"
+
+
+@dataclass
+class Quoting:
+    fake: FakeBinance
+    engine: Engine
+    position: Position
+    quote_id: str
+
+    def stream_says_partly_filled(self) -> None:
+        self.engine.view.on_events([order_update(self.quote_id, Side.BUY, "LIMIT", PLANNED,
+                                                 "PARTIALLY_FILLED", TRADED, BID, BID)])
+
+    async def next_step(self) -> EntryFilled | None:
+        view = await self.engine.view.view(SYMBOL)
+        self.position, event = await self.engine.entries.resolve(self.position, view)
+        assert event is None or isinstance(event, EntryFilled)
+        return event
+
+
+@asynccontextmanager
+async def a_resting_quote(tmp_path: Path) -> AsyncIterator[Quoting]:
+    """A maker LONG entry of PLANNED: its first quote rests at the bid (ENTERING)."""
+    async with FakeBinance(prices={SYMBOL: PRICE}) as fake:
+        settings = settings_for(fake, db_path=tmp_path / "tradebot.db", entry_mode="maker",
+                                maker_timeout_seconds=60)
+        clock = SystemClock()
+        exchange = BinanceExchange(settings, clock, streams=False)
+        await exchange.start([SYMBOL], settings.leverage)
+        store = TradeStore.open(settings.db_path)
+        engine = Engine(settings, exchange, store, clock, Alerter(store))
+        try:
+            planned = make(state=PositionState.ENTERING, quantity=PLANNED, entry=PRICE,
+                           stop="49500", tp="51000", live_legs=False, seq={},
+                           opened_at=clock.now(), key="mq1")
+            position = await engine.entries.send(planned)
+            assert position is not None and position.state is PositionState.ENTERING
+            quote = fake.requests(NEW_ORDER)[-1].params
+            assert (quote["timeInForce"], quote["price"]) == ("GTX", str(BID))
+            yield Quoting(fake, engine, position, quote["newClientOrderId"])
+        finally:
+            store.close()
+            await exchange.close()
+
+
+def next_quote(fake: FakeBinance) -> dict[str, Any]:
+    return fake.requests(NEW_ORDER)[-1].params
+
+
+def as_the_fake_answers(answer: Any) -> Any:
+    return answer
+
+
+@pytest.mark.parametrize(("read", "requoted"), [
+    (as_the_fake_answers, True),      # CANCELED, executedQty 0: the rest is quoted again
+    (as_placed_over_rest, False),     # NEW, executedQty 0: still resting at the touch
+], ids=["read-cancelled", "read-as-placed"])
+async def test_a_quote_read_again_keeps_the_fills_the_stream_reported(tmp_path, read,
+                                                                      requoted):
+    async with a_resting_quote(tmp_path) as quoting:
+        quoting.stream_says_partly_filled()
+        await quoting.fake.cancel_order_by_hand(SYMBOL, quoting.quote_id)   # not listed open
+        quoting.fake.reshape_answers("GET /fapi/v1/order", read)
+        quoting.fake.clear_request_log()
+
+        event = await quoting.next_step()
+
+        assert quoting.fake.requests("GET /fapi/v1/order"), "the quote was not read"
+        assert event == EntryFilled(TRADED, BID, complete=False)
+        quotes = quoting.fake.requests(NEW_ORDER)
+        assert len(quotes) == int(requoted)
+        if requoted:
+            assert Decimal(quotes[-1].params["quantity"]) == PLANNED - TRADED
+
+
+async def test_a_requote_cancel_read_back_keeps_the_fill_that_raced_it(tmp_path):
+    async with a_resting_quote(tmp_path) as quoting:
+        await quoting.fake.move_price(SYMBOL, PRICE + 20)      # the touch left the quote
+
+        def stream_during_the_cancel(answer: Any) -> Any:
+            quoting.stream_says_partly_filled()
+            return answer
+
+        quoting.fake.reshape_answers("DELETE /fapi/v1/order", stream_during_the_cancel)
+
+        event = await quoting.next_step()
+
+        assert quoting.fake.requests("DELETE /fapi/v1/order"), "the quote was not cancelled"
+        assert event == EntryFilled(TRADED, BID, complete=False)
+        quote = next_quote(quoting.fake)
+        assert quote["newClientOrderId"] != quoting.quote_id, "no re-quote"
+        assert Decimal(quote["quantity"]) == PLANNED - TRADED
