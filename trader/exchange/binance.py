@@ -89,6 +89,8 @@ class BinanceExchange:
         # while the user-data stream was down is lost; read again at the next position read.
         self._leverage_unheard: set[str] = set()
         self.streams.on_reconnect.append(self._leverage_may_have_changed)
+        # When each symbol's leverage was last read again (`_leverage_due`).
+        self._leverage_read_at: dict[str, datetime] = {}
 
     # --- lifecycle -------------------------------------------------------------------
     @property
@@ -200,10 +202,25 @@ class BinanceExchange:
     def _leverage_may_have_changed(self) -> None:
         self._leverage_unheard = set(self._account.leverage)
 
+    def _leverage_due(self, symbol: str) -> bool:
+        """Whether the leverage of a symbol with an open position is read again: while the
+        user-data stream is off or down, once every TRADEBOT_RECONCILE_SECONDS (nothing
+        would tell a change by hand: its ACCOUNT_CONFIG_UPDATE goes to no socket). One
+        symbolConfig read (weight 5) per open position and period while polling, none
+        while the stream is live; a flat symbol's leverage is set again at its next entry
+        (trader/entry_sender.py `_ensure_leverage`)."""
+        if self.streaming or symbol not in self._account.leverage:
+            return False
+        now = self._clock.now()
+        read_at = self._leverage_read_at.setdefault(symbol, now)
+        return now - read_at >= timedelta(seconds=self._settings.reconcile_seconds)
+
     async def _read_leverage_again(self, symbol: str) -> None:
-        """After a stream outage: the leverage a change by hand may have set meanwhile (on an
-        open position too: Binance applies it to the position), from GET
-        /fapi/v1/symbolConfig. A failed read is tried again at the next position read."""
+        """After a stream outage, or while polling (`_leverage_due`): the leverage a change by
+        hand may have set meanwhile (on an open position too: Binance applies it to the
+        position), from GET /fapi/v1/symbolConfig. A failed read after an outage is tried
+        again at the next position read; while polling, at the next period."""
+        self._leverage_read_at[symbol] = self._clock.now()
         known = self._account.leverage.get(symbol)
         try:
             leverage = await self._account.read_leverage(symbol)
@@ -214,7 +231,7 @@ class BinanceExchange:
             return
         self._leverage_unheard.discard(symbol)
         if leverage != known:
-            logger.warning("leverage changed while the user-data stream was down symbol={} "
+            logger.warning("leverage changed unheard (user-data stream down or off) symbol={} "
                            "was={} now={}", symbol, known, leverage)
 
     async def position(self, symbol: str) -> ExchangePosition:
@@ -223,7 +240,11 @@ class BinanceExchange:
         rows = await self._rest.call("position", self.client.futures_position_information,
                                      weight=5, symbol=symbol)
         # 0: not known (never read, or its read failed): the record keeps its own
-        return codec.position_from_risk(rows, symbol, self._account.leverage.get(symbol, 0))
+        held = codec.position_from_risk(rows, symbol, self._account.leverage.get(symbol, 0))
+        if held.quantity != 0 and self._leverage_due(symbol):
+            await self._read_leverage_again(symbol)
+            held = replace(held, leverage=self._account.leverage.get(symbol, 0))
+        return held
 
     async def balance(self) -> Balance:
         return codec.balance_from_account(
