@@ -214,11 +214,14 @@ class ActionRunner:
         return Performed(events, notes)
 
     async def _read_position(self, position: Position) -> ExchangePosition:
+        """The position read back, as the tracker keeps it with this read
+        (OrderTracker.on_read_position): a read older than the ACCOUNT_UPDATE of the close's
+        fill still says what was there before the close."""
         asked_at = self.clock.now()
         held: ExchangePosition = await self.executor.read(self.exchange.position,
                                                           position.symbol)
         self.tracker.on_read_position(held, asked_at)
-        return held
+        return self.tracker.position(position.symbol) or held
 
     def _learned(self, order: Order | None) -> Order | None:
         """What the tracker knows of an order a REST call answered, this answer included
