@@ -8,6 +8,8 @@ codec and fed as the engine feeds them (ExchangeView.on_events):
 - ORDER_TRADE_UPDATE: https://developers.binance.com/docs/derivatives/usds-margined-futures/
   user-data-streams/Event-Order-Update
 - ALGO_UPDATE: .../usds-margined-futures/user-data-streams/Event-Algo-Order-Update
+- ACCOUNT_UPDATE: .../usds-margined-futures/user-data-streams/
+  Event-Balance-and-Position-Update
 The stale REST answers keep the documented shapes of GET /fapi/v1/order (.../trade/rest-api/
 Query-Order) and GET /fapi/v1/algoOrder (.../trade/rest-api/Query-Algo-Order), with the
 values of a read served from before the events: the order as it was when placed."""
@@ -115,6 +117,15 @@ def order_update(client_id: str, side: Side, order_type: str, quantity: Decimal,
                    "T": now, "t": 1 if traded else 0, "m": order_type == "LIMIT",
                    "R": False, "ps": "BOTH", "wt": "CONTRACT_PRICE"}
     return update_from_order_event(event)
+
+
+def account_update(quantity: Decimal, entry: Decimal, at_ms: int) -> dict[str, Any]:
+    """The documented ACCOUNT_UPDATE, for this symbol's one-way position."""
+    event = payload("event_account_update")
+    event["E"], event["T"] = at_ms + 1, at_ms
+    event["a"]["P"] = [{"s": SYMBOL, "pa": str(quantity), "ep": str(entry), "bep": str(entry),
+                        "cr": "0", "up": "0", "mt": "isolated", "iw": "0", "ps": "BOTH"}]
+    return event
 
 
 def triggered_over_rest(answer: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import pytest
 from tests.fakes.binance_harness import SYMBOL
 from tests.fixtures.binance import payload
 from tests.positions import KEY, leg_id, make
-from tests.stream_ahead import a_world
+from tests.stream_ahead import a_world, account_update
 from trader.domain import CloseReason, OrderRole, Side, to_ms
 from trader.events import Flatten, FlattenResult, PositionGone
 from trader.exchange.binance_event_codec import update_from_account_event
@@ -30,15 +30,6 @@ from trader.position import PositionState
 
 QUANTITY = Decimal("0.010")
 CLOSE_ID = leg_id(SYMBOL, OrderRole.FLATTEN, key=KEY)
-
-
-def account_update(quantity: Decimal, entry: Decimal, at_ms: int) -> dict[str, Any]:
-    """The documented ACCOUNT_UPDATE, for this symbol's one-way position."""
-    event = payload("event_account_update")
-    event["E"], event["T"] = at_ms + 1, at_ms
-    event["a"]["P"] = [{"s": SYMBOL, "pa": str(quantity), "ep": str(entry), "bep": str(entry),
-                        "cr": "0", "up": "0", "mt": "isolated", "iw": "0", "ps": "BOTH"}]
-    return event
 
 
 @pytest.mark.parametrize("stream_ahead", [True, False], ids=["stream-ahead", "read-ahead"])

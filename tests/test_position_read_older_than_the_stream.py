@@ -21,8 +21,8 @@ from typing import Any
 
 from tests.fakes.binance_harness import SYMBOL, started_exchange
 from tests.fakes.binance_server import FakeBinance
-from tests.fixtures.binance import payload
 from tests.positions import make
+from tests.stream_ahead import account_update
 from trader.clock import SystemClock
 from trader.domain import Side, to_ms
 from trader.events import PositionSizeChanged
@@ -35,15 +35,6 @@ from trader.position import PositionState
 from trader.trade_store import TradeStore
 
 OPENED, LEFT = Decimal("0.010"), Decimal("0.006")
-
-
-def account_update(quantity: Decimal, entry: Decimal, at_ms: int) -> dict[str, Any]:
-    """The documented ACCOUNT_UPDATE, for this symbol's one-way position."""
-    event = payload("event_account_update")
-    event["E"], event["T"] = at_ms + 1, at_ms
-    event["a"]["P"] = [{"s": SYMBOL, "pa": str(quantity), "ep": str(entry), "bep": str(entry),
-                        "cr": "0", "up": "0", "mt": "isolated", "iw": "0", "ps": "BOTH"}]
-    return event
 
 
 async def test_a_position_read_older_than_the_streamed_change_is_not_the_view(tmp_path):
