@@ -57,13 +57,16 @@ class LegRejected:
     seconds the exchange holds requests back (429/418 Retry-After, or the adapter's open
     circuit): the next try waits for it. `filter_refused`: a filter failure that re-reading
     the symbol's rules did not cure (trader/exchange/errors.py `Verdict.filter_refused`):
-    the same order would be refused again."""
+    the same order would be refused again. `covered_already`: Binance refused it because a
+    closePosition stop or take-profit in that direction rests already (-4130,
+    `Verdict.closing_order_exists`): the position is covered by it."""
     role: OrderRole
     client_id: str
     reason: str
     level_passed: bool = False
     retry_after: float | None = None
     filter_refused: bool = False
+    covered_already: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,9 @@ class ActionRunner:
             return LegRejected(role, client_id, f"order {order.status.value}")
         if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
             return LegPlacementUnknown(role, client_id)      # probe it, never resend
+        covered = result.verdict is not None and result.verdict.closing_order_exists
+        if covered and order is None:
+            return LegRejected(role, client_id, result.reason, covered_already=True)
         passed = result.verdict is not None and result.verdict.retry is Retry.ONCE_AFTER_PAUSE
         wait = result.verdict.retry_after if result.verdict is not None else None
         refused = result.verdict is not None and result.verdict.filter_refused
@@ -147,7 +150,7 @@ class ActionRunner:
     async def probe(self, position: Position, action: ProbeOrder) -> Performed:
         """One order by client id: placed, still live, gone, or not known (yet)."""
         leg = position.leg(action.role)
-        if action.client_id == leg.pending:
+        if action.client_id in (leg.pending, leg.superseded):
             return await self._probe_pending(position, action)
         order = self._learned(await self.executor.refresh(position.symbol, action.client_id))
         if order is None:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from trader import display, management, placement_refusals, protection
+from trader import display, management, placement_refusals, protection, stop_backup
 from trader.alerts import Alert, AlertName
 from trader.domain import ZERO, CloseReason, OrderRole
 from trader.events import (
@@ -169,6 +169,10 @@ def _entry_failed(position: Position, event: EntryFailed, now: datetime,
 
 
 def _leg_placed(position: Position, event: LegPlaced, now: datetime, policy: Policy) -> Outcome:
+    if stop_backup.is_superseded(position, event.role, event.client_id):
+        position, actions = stop_backup.superseded_live(position, event.role, event.client_id,
+                                                        event.trigger_price, event.quantity)
+        return position, actions, []
     position, actions = protection.placed(position, event.role, event.client_id,
                                           event.trigger_price, event.quantity)
     return position, actions, []
@@ -176,11 +180,21 @@ def _leg_placed(position: Position, event: LegPlaced, now: datetime, policy: Pol
 
 def _leg_unknown(position: Position, event: LegPlacementUnknown, now: datetime,
                  policy: Policy) -> Outcome:
-    return position, [], []      # stays pending: probed on the next ticks, never re-sent
+    # Stays pending: probed on the next ticks, never re-sent; a stop that nothing else
+    # covers gets a backup at once.
+    position, actions = stop_backup.lost(position, event.role, event.client_id)
+    return position, actions, []
 
 
 def _leg_rejected(position: Position, event: LegRejected, now: datetime,
                   policy: Policy) -> Outcome:
+    if stop_backup.is_superseded(position, event.role, event.client_id):
+        position, actions = stop_backup.superseded_over(position, event.role)
+        return position, actions, []
+    if event.covered_already:
+        backed = stop_backup.covered_already(position, event.role, event.client_id)
+        if backed is not None:
+            return *backed, []
     if event.client_id != position.leg(event.role).pending:
         # Not the placement the leg waits for (an older one, already replaced or given up):
         # its refusal, 'level passed' too, says nothing of the leg's current order.
@@ -224,12 +238,19 @@ def _first_target_passed(position: Position, first: Leg) -> Outcome:
 
 
 def _leg_seen(position: Position, event: LegSeen, now: datetime, policy: Policy) -> Outcome:
+    if stop_backup.is_superseded(position, event.role, event.client_id):
+        position, actions = stop_backup.superseded_live(position, event.role, event.client_id,
+                                                        event.trigger_price, event.quantity)
+        return position, actions, []
     position, actions = protection.seen(position, event.role, event.client_id,
                                         event.trigger_price, event.quantity, event.replaces)
     return position, actions, []
 
 
 def _leg_gone(position: Position, event: LegGone, now: datetime, policy: Policy) -> Outcome:
+    if stop_backup.is_superseded(position, event.role, event.client_id):
+        position, actions = stop_backup.superseded_over(position, event.role)
+        return position, actions, []
     position, actions = protection.gone(position, event.role, event.client_id,
                                         event.confirmed, now, policy, event.status)
     return position, actions, []

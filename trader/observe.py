@@ -27,6 +27,7 @@ from trader.events import (
     PositionGone,
     PositionSizeChanged,
 )
+from trader.evolve import evolve
 from trader.fast_init import fast_init
 from trader.order_tracker import TrackedOrder
 from trader.position import ExitPlan, Leg, LegStatus, Position, PositionState
@@ -74,6 +75,12 @@ def observe(position: Position, view: SymbolView) -> list[Event]:
 
 
 def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
+    if leg.superseded is not None:
+        # A stop's lost placement that its backup stands in for (trader/stop_backup.py):
+        # what is known of it first, so that one of the two found live is the one kept.
+        superseded = _pending_events(position, leg, view, view.orders.get(leg.superseded))
+        if superseded:
+            return superseded + _leg_events(position, evolve(leg, superseded=None), view)
     if leg.pending is not None:
         return _pending_events(position, leg, view, view.orders.get(leg.pending))
     order = leg.order

@@ -220,7 +220,8 @@ class PositionKeeper:
             if position.state is PositionState.ENTERING:
                 return []
             for leg in position.legs:
-                wanted |= {leg.pending, leg.order.client_id if leg.order else None}
+                wanted |= {leg.pending, leg.superseded,
+                           leg.order.client_id if leg.order else None}
         lines = []
         for order in self.tracker.ours_live(symbol):
             if order.client_id in wanted or (position is not None and order.role is

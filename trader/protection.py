@@ -17,7 +17,8 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   once the position is protected again; a move a filter refused is given up, the old order
   kept (trader/placement_refusals.py);
 - a placement whose answer was lost is never re-sent: it stays `pending` until a probe
-  says what happened;
+  says what happened; a stop-loss with nothing else covering the position gets a backup
+  under the next client id at once, the extra one retired (trader/stop_backup.py);
 - a leg whose live order no longer matches (size changed, trigger moved) is replaced
   new-first: the new order is placed, the old one cancelled once the new one is live;
 - two-TP plan: an order that still covers more than its leg should close (the position
@@ -221,7 +222,7 @@ def confirms(position: Position, event: LegSeen) -> bool:
         return False
     for leg, wanted in position.leg_quantities():
         if leg.pending is not None or leg.retry_at is not None or leg.alerted \
-                or not leg.matches(wanted):
+                or leg.superseded is not None or not leg.matches(wanted):
             return False
     order = position.leg(event.role).order
     return (order is not None and order.client_id == event.client_id
@@ -316,8 +317,14 @@ def _still_placing(position: Position) -> bool:
 
 
 def watch(position: Position) -> list[Action]:
-    """Per tick: probe the placements whose answer was lost (never resend them)."""
-    return [ProbeOrder(leg.pending, leg.role) for leg in position.legs if leg.pending is not None]
+    """Per tick: probe the placements whose answer was lost (never resend them), a stop's
+    superseded one too (trader/stop_backup.py)."""
+    probes = [ProbeOrder(leg.pending, leg.role) for leg in position.legs
+              if leg.pending is not None]
+    stop = position.stop
+    if stop.superseded is not None:
+        probes.append(ProbeOrder(stop.superseded, stop.role))
+    return probes
 
 
 def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]]:

@@ -42,6 +42,9 @@ class Policy:
     credentials: bool = False  # the key/secret/IP is refused: a configuration error at start
     listen_key_gone: bool = False  # the user-data stream's key expired: create a new one
     post_only_rejected: bool = False  # a post-only (GTX) order would have taken liquidity
+    # a closePosition stop / take-profit in this direction rests already: what the refused
+    # one would close is covered (trader/stop_backup.py)
+    closing_order_exists: bool = False
 
 
 PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
@@ -106,7 +109,7 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     Policy(-4120, "STOP_ORDER_SWITCH_ALGO: order type not supported on this endpoint; "
            "use the Algo Order API", Outcome.FAILED),
     Policy(-4130, "An open stop or take profit order with GTE and closePosition in the "
-           "direction is existing", Outcome.SKIPPED, verify=True),
+           "direction is existing", Outcome.SKIPPED, verify=True, closing_order_exists=True),
     Policy(-4164, "MIN_NOTIONAL: order's notional must be no smaller than the minimum",
            Outcome.SKIPPED, verify=True),
     Policy(-4046, "NO_NEED_TO_CHANGE_MARGIN_TYPE: no need to change margin type", Outcome.NOOP),
@@ -144,6 +147,7 @@ class Verdict:
     credentials: bool = False
     listen_key_gone: bool = False
     post_only_rejected: bool = False
+    closing_order_exists: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -192,7 +196,8 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
     return Verdict(outcome, retry, error.code, error.http_status, policy.meaning,
                    verify=policy.verify and outcome is Outcome.DONE,
                    credentials=policy.credentials, listen_key_gone=policy.listen_key_gone,
-                   post_only_rejected=policy.post_only_rejected)
+                   post_only_rejected=policy.post_only_rejected,
+                   closing_order_exists=policy.closing_order_exists)
 
 
 def would_trigger_pause() -> float:
