@@ -133,6 +133,23 @@ def test_the_lost_one_lands_first_it_protects_then_the_backup_replaces_it():
     assert landed.position.stop.order.client_id == backup
 
 
+def test_the_lost_one_found_first_then_the_backup_never_placed_is_forgotten_quietly():
+    """The first stop protects at the planned level: the backup's end is no refusal (no
+    'could not place' alert, no retry)."""
+    _, result = stop_cancelled_by_hand_then_answer_lost()
+    lost_id, backup = leg_id(SYMBOL, SL, 2), leg_id(SYMBOL, SL, 3)
+    found = step(result.position, LegPlaced(SL, lost_id, Decimal("49500"), QUANTITY), NOW,
+                 Policy()).position
+    never = step(found, LegRejected(SL, backup, "never placed (not found on the exchange)"),
+                 NOW, Policy())
+    assert not [a for a in never.actions if not isinstance(a, Alert)
+                or a.name.value != "PROTECTION_RESTORED"], never.actions
+    stop = never.position.stop
+    assert (stop.order.client_id, stop.pending, stop.retry_at, stop.failures) == (
+        lost_id, None, None, 0)
+    assert never.position.state is PositionState.PROTECTED
+
+
 def test_the_lost_one_never_placed_is_forgotten_without_an_alert():
     _, result = stop_cancelled_by_hand_then_answer_lost()
     gone = step(result.position, LegRejected(SL, leg_id(SYMBOL, SL, 2),

@@ -195,6 +195,9 @@ def _leg_rejected(position: Position, event: LegRejected, now: datetime,
         backed = stop_backup.covered_already(position, event.role, event.client_id)
         if backed is not None:
             return *backed, []
+    matched = stop_backup.already_matched(position, event.role, event.client_id)
+    if matched is not None:
+        return matched, [], []
     if event.client_id != position.leg(event.role).pending:
         # Not the placement the leg waits for (an older one, already replaced or given up):
         # its refusal, 'level passed' too, says nothing of the leg's current order.

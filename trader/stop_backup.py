@@ -14,7 +14,8 @@ reduce. So:
   lost too is waited for);
 - the superseded one is still probed (`protection.watch`) and observed: live, it is
   cancelled if another order covers the position (the backup landed), else it protects and
-  the backup replaces it new-first once it lands; never placed, or ended, it is forgotten;
+  the backup replaces it new-first once it lands (or, never placed, is forgotten quietly:
+  `already_matched`); never placed, or ended, the superseded one is forgotten;
 - a -4130 answer to the backup (a closePosition stop in this direction rests already:
   `LegRejected.covered_already`) means the position is covered: the leg goes back to
   waiting for the first placement, without a refusal alert, a retry or a market close.
@@ -79,3 +80,14 @@ def covered_already(position: Position, role: OrderRole,
         return None
     first = leg.superseded
     return position.with_leg(evolve(leg, pending=first, superseded=None)), []
+
+
+def already_matched(position: Position, role: OrderRole, client_id: str) -> Position | None:
+    """The pending placement `client_id` was refused, or never landed, while the leg's live
+    order matches the plan already (the first of a stop's two placements, found live while
+    its backup was out): nothing is missing, so no refusal alert and no retry. None: the
+    refusal matters."""
+    leg = position.leg(role)
+    if client_id != leg.pending or not leg.matches(position.leg_quantity(role)):
+        return None
+    return position.with_leg(evolve(leg, pending=None, pending_trigger=None))
