@@ -19,9 +19,19 @@ TRADEBOT_SENTINEL_DEBOUNCE_SECONDS at its default (60 s).
     agent's entry order fills 0.004 and the other 0.006 reach the position as a second fill
     on the exchange (as tests/test_engine.py models it): the position grows from 0.004 to
     0.010 under protection for 0.004.
+(d) a stop-loss cancelled by hand whose replacement's answer is lost (the outcome is
+    unknown) -> a stop live on the exchange, with the stream: an HTTP 503 while the order
+    never reached the matching engine, or did (the fake executes it, then answers 503), and
+    no answer at all until the client's 10 s timeout (the order never lands, or lands 12 s
+    after the send). A lost answer is probed by client id,
+    never re-sent; for the only stop of a position a backup stop goes out as soon as the
+    answer is known to be lost (trader/stop_backup.py), where it used to wait for the probe
+    to run out (recvWindow 5 s + 10 s of skew allowance after the send). A timeout still
+    costs the timeout: the backup goes out when the request gives up.
 "Live" means the order rests on the fake's matching engine (polled every 2 ms). Each
 repetition starts at a random moment of the tick cycle. p50/p95 over the repetitions.
-Goals: (a) < 1 s with the stream, within one tick polling; (b) < 30 s; (c) within two ticks.
+Goals: (a) < 1 s with the stream, within one tick polling; (b) < 30 s; (c) within two ticks;
+(d) < 1 s (< 12 s, the timeout and one tick, after a 10 s timeout).
 """
 
 import argparse
@@ -142,6 +152,47 @@ async def cancelled_stop(streams: bool, reps: int, folder: Path, rng: random.Ran
     return samples
 
 
+# --- (d) a stop cancelled by hand, its replacement's answer lost -----------------------------
+
+LOST_ANSWERS = {   # how the replacement's answer is lost: the fake Binance's fault
+    "503, never landed": {"http_status": 503, "execute": False},
+    "503, it landed": {"http_status": 503, "execute": True},
+    # no answer before the client's timeout (python-binance REQUEST_TIMEOUT, 10 s); the
+    # order never lands, or lands 12 s after the send (a slow matching engine)
+    "timeout, never landed": {"delay": 12.0, "drop_connection": True, "execute": False},
+    "timeout, landed at 12 s": {"delay": 12.0, "execute": False},
+}
+
+
+async def lost_replacement(lost: str, reps: int, folder: Path,
+                           rng: random.Random) -> list[Sample]:
+    samples = []
+    async with agent_holding(folder, streams=True) as (fake, agent):
+        agent.start_loop()
+        for _ in range(reps):
+            await wait_for(covered(fake, agent, SIZE), 60, what="protected position")
+            await random_phase(rng)
+            stop = live_stop(fake)
+            assert stop is not None
+            ticks = agent.engine.ticks
+            fake.inject_fault(ALGO_POST, times=1, **LOST_ANSWERS[lost])
+            gone = asyncio.get_running_loop().time()
+            await fake.cancel_order_by_hand(SYMBOL, stop)
+            await wait_for(lambda cancelled=stop: live_stop(fake) not in (None, cancelled),
+                           default_of("sentinel_debounce_seconds") + 30, what="a new stop")
+            samples.append(Sample(asyncio.get_running_loop().time() - gone,
+                                  agent.engine.ticks - ticks))
+            # Both outcomes known before the next repetition: one stop, nothing pending.
+            await wait_for(lambda: not _placing(agent), 60, what="the lost answer resolved")
+    return samples
+
+
+def _placing(agent: LiveAgent) -> bool:
+    position = agent.engine.positions.get(SYMBOL)
+    return position is None or any(leg.pending is not None or leg.superseded is not None
+                                   for leg in position.legs)
+
+
 # --- (b) margin back after -2019 refusals ------------------------------------------------
 
 async def margin_returns(refusals: int, worst: bool, folder: Path,
@@ -238,6 +289,13 @@ async def run(args: argparse.Namespace, folder: Path) -> list[Figure]:
             for n in range(args.reps):
                 figure.samples.append(await two_part_entry(streams, folder / f"c-{label}-{n}", rng))
             figures.append(figure)
+    if "d" in args.only:
+        for n, lost in enumerate(LOST_ANSWERS):
+            timeout = lost.startswith("timeout")
+            figure = Figure(f"(d) lost stop answer ({lost}) -> a stop live",
+                            "goal < 12 s" if timeout else "goal < 1 s", 12.0 if timeout else 1.0)
+            figure.samples = await lost_replacement(lost, args.reps, folder / f"d-{n}", rng)
+            figures.append(figure)
     if "b" in args.only:
         samples = await background
         random_back.samples, worst.samples = samples[:args.reps], samples[args.reps:]
@@ -268,7 +326,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--refusals", type=int, default=5,
                         help="(b) -2019 refusals before margin can return (5: the retry "
                              "schedule has reached its 30 s cap)")
-    parser.add_argument("--only", default="a,b,c", help="which figures: a, b, c")
+    parser.add_argument("--only", default="a,b,c,d", help="which figures: a, b, c, d")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", default=None, help="where the databases go (default: $TMPDIR)")
     parser.add_argument("--log-level", default="ERROR")

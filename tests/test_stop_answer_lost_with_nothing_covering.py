@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.engine_world import SYMBOL, World
+from tests.engine_world import SYMBOL, World, restart
 from tests.fakes.binance_harness import eventually
 from tests.fakes.binance_server import FakeBinance
 from tests.positions import leg_id, protected
@@ -49,6 +49,7 @@ from trader.evolve import evolve
 from trader.exchange.base import ExchangeError, UnknownOutcome
 from trader.lifecycle import Step, step
 from trader.position import Position, PositionState
+from trader.startup import boot
 from trader.symbol_rules import SymbolRules
 
 SL, TP = OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT
@@ -262,10 +263,14 @@ async def settled_to_one_stop(world: World) -> str:
     return live[0]
 
 
+@pytest.mark.parametrize("restarted", [False, True], ids=["running", "after a restart"])
 @pytest.mark.parametrize("lands", [True, False], ids=["the lost one landed", "it did not"])
 async def test_a_stop_cancelled_by_hand_whose_replacement_answer_is_lost_is_covered_in_the_tick(
-        tmp_path, lands):
+        tmp_path, lands, restarted):
     world = await world_with_a_long(tmp_path)
+    if restarted:                  # the chaos run's case: a new process on the same database
+        world = restart(world)
+        await boot(world.engine)
     stop_answers(world, "landed, answer lost" if lands else "lost")
     await cancel_the_stop_by_hand(world)
 
