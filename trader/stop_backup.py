@@ -3,8 +3,9 @@ second stop at once (the backup), and the retirement of whichever of the two is 
 Called by `trader.lifecycle.step` only.
 
 Any other placement whose answer is lost is waited for: probed by client id until it shows
-up or recvWindow + skew has passed (~13.5 s), never re-sent, so that it is never doubled.
-For the only stop of a position that rule leaves it without any stop meanwhile, and a price
+up or recvWindow + 10 s have passed since the send, never re-sent, so that it is never
+doubled. For the only stop of a position that rule left it without any stop meanwhile (~18 s
+in benchmarks/protection_timing.py (d); ~0.1 s with the backup), and a price
 running through the level costs the whole move (a chaos run: -1,384 USDT against -170 at
 the stop). A duplicate stop is the lesser risk: our stops are reduce-only orders for a
 quantity, which Binance accepts side by side, and once one fires the other has nothing to
