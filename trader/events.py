@@ -57,9 +57,11 @@ class LegRejected:
     seconds the exchange holds requests back (429/418 Retry-After, or the adapter's open
     circuit): the next try waits for it. `filter_refused`: a filter failure that re-reading
     the symbol's rules did not cure (trader/exchange/errors.py `Verdict.filter_refused`):
-    the same order would be refused again. `covered_already`: Binance refused it because a
-    closePosition stop or take-profit in that direction rests already (-4130,
-    `Verdict.closing_order_exists`): the position is covered by it."""
+    the same order would be refused again. `allowed_trigger`: with `filter_refused`, the
+    nearest trigger PRICE_FILTER allows when the refused one is past its minPrice / maxPrice
+    (None otherwise): a first placement is planned again there. `covered_already`: Binance
+    refused it because a closePosition stop or take-profit in that direction rests already
+    (-4130, `Verdict.closing_order_exists`): the position is covered by it."""
     role: OrderRole
     client_id: str
     reason: str
@@ -67,6 +69,7 @@ class LegRejected:
     retry_after: float | None = None
     filter_refused: bool = False
     covered_already: bool = False
+    allowed_trigger: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

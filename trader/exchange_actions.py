@@ -18,6 +18,7 @@ from decimal import ROUND_CEILING, Decimal
 from loguru import logger
 
 from storage import SaveStateFailure
+from trader import display
 from trader.clock import Clock
 from trader.domain import (
     ZERO,
@@ -44,7 +45,7 @@ from trader.events import (
     ProbeOrder,
 )
 from trader.exchange.base import Exchange
-from trader.exchange.errors import Outcome, Retry
+from trader.exchange.errors import Outcome, Retry, Verdict
 from trader.executor import ActionResult, Executor
 from trader.intents import exit_intent
 from trader.observe import covering_leg
@@ -55,6 +56,21 @@ from trader.symbol_rules import SymbolRules
 
 REBALANCE_ATTEMPTS = 3
 AvailableMargin = Callable[[], Decimal | None]
+
+
+def rejection_at_bound(rules: SymbolRules, role: OrderRole, trigger_price: Decimal,
+                       verdict: Verdict | None) -> str:
+    """Why a stop at PRICE_FILTER's bound that would trigger at once (-2021 after its retry)
+    is a refusal to retry, not a passed level ("" otherwise). The bound is the nearest level
+    the filter allows (a refused first placement is planned there: trader/placement_refusals.py);
+    behind the market, no allowed level protects. Closing at market for a filter is the
+    operator's call (/close): the stop is retried at the bound, the alert says why."""
+    if role is not OrderRole.STOP_LOSS or verdict is None \
+            or verdict.retry is not Retry.ONCE_AFTER_PAUSE or not rules.at_price_bound(trigger_price):
+        return ""
+    return (f"{display.number(trigger_price)} is the furthest level Binance allows "
+            f"({rules.symbol}'s price filter) and it is already passed: no allowed stop "
+            "protects now; /close closes at market")
 
 
 def _not_read() -> Decimal | None:
@@ -107,10 +123,12 @@ class ActionRunner:
                                           f"not sent: {refusal}")])
         result = await self.executor.submit(intent)
         order = self._learned(result.order)
-        return Performed([self._placement_event(action, result, order)])
+        # the rules as the placement left them (a filter rejection re-read them)
+        rules = self.exchange.rules(position.symbol)
+        return Performed([self._placement_event(action, result, order, rules)])
 
     def _placement_event(self, action: PlaceLeg, result: ActionResult,
-                         order: Order | None) -> Event:
+                         order: Order | None, rules: SymbolRules) -> Event:
         """`order`: what is known of the placed order (the answer merged into the tracker)."""
         role, client_id = action.role, action.client_id
         if result.outcome is Outcome.DONE and order is not None:
@@ -124,14 +142,21 @@ class ActionRunner:
             return LegRejected(role, client_id, f"order {order.status.value}")
         if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
             return LegPlacementUnknown(role, client_id)      # probe it, never resend
-        covered = result.verdict is not None and result.verdict.closing_order_exists
-        if covered and order is None:
+        verdict = result.verdict
+        if verdict is not None and verdict.closing_order_exists and order is None:
             return LegRejected(role, client_id, result.reason, covered_already=True)
-        passed = result.verdict is not None and result.verdict.retry is Retry.ONCE_AFTER_PAUSE
-        wait = result.verdict.retry_after if result.verdict is not None else None
-        refused = result.verdict is not None and result.verdict.filter_refused
+        no_level_protects = rejection_at_bound(rules, role, action.trigger_price, verdict)
+        if no_level_protects:
+            logger.warning("stop at the price filter's bound would trigger at once symbol={} "
+                           "client_id={} trigger={}", rules.symbol, client_id,
+                           action.trigger_price)
+            return LegRejected(role, client_id, no_level_protects)
+        passed = verdict is not None and verdict.retry is Retry.ONCE_AFTER_PAUSE
+        wait = verdict.retry_after if verdict is not None else None
+        refused = verdict is not None and verdict.filter_refused
+        allowed = rules.nearest_allowed_price(action.trigger_price) if refused else None
         return LegRejected(role, client_id, result.reason, level_passed=passed, retry_after=wait,
-                           filter_refused=refused)
+                           filter_refused=refused, allowed_trigger=allowed)
 
     async def cancel(self, position: Position, action: CancelOrder) -> Performed:
         """Cancel -> verify -> act: a fill that raced the cancel is reported as a fill."""

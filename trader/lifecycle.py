@@ -209,7 +209,8 @@ def _leg_rejected(position: Position, event: LegRejected, now: datetime,
         return _first_target_passed(position, first)
     if event.filter_refused:
         position, actions = placement_refusals.move_refused(
-            position, event.role, event.client_id, event.reason, now, policy)
+            position, event.role, event.client_id, event.reason, now, policy,
+            event.allowed_trigger)
     else:
         position, actions = placement_refusals.refused(position, event.role, event.client_id,
                                                        event.reason, now, policy,

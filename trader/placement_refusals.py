@@ -10,10 +10,15 @@ of `risk.leg_refusal`) says no. Called by `trader.lifecycle.step` only.
   order stays and is the plan again, and one alert says why (`move_refused`). The old
   order is never cancelled for it (a leg's order is cancelled only once its successor is
   live: trader/protection.py `placed`).
+- A first placement (nothing else protects the leg) refused by PRICE_FILTER (its trigger
+  past minPrice / maxPrice) is planned again at the nearest level the filter allows and
+  sent once, with one alert naming both levels (`move_refused` with `allowed`); refused
+  there too, it is retried on the schedule (`refused`).
 """
 
 import math
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from trader import display, protection
 from trader.alerts import Alert, AlertName
@@ -24,17 +29,21 @@ from trader.position import Leg, Position
 
 
 def move_refused(position: Position, role: OrderRole, client_id: str, reason: str,
-                 now: datetime, policy: Policy) -> tuple[Position, list[Action]]:
+                 now: datetime, policy: Policy,
+                 allowed: Decimal | None = None) -> tuple[Position, list[Action]]:
     """A filter refused the placement `client_id` for good. A move whose old order still
     covers the leg goes back to that order (no retry; `failures` counts on, so the move to
     breakeven gives up after its bounded attempts instead of aiming there again); with
-    nothing that protects the leg, retrying is all there is (`refused`)."""
+    nothing that protects the leg, it goes to `allowed` (the nearest trigger the price
+    filter allows) if there is one, else retrying is all there is (`refused`)."""
     leg = position.leg(role)
     if client_id != leg.pending:
         return position, []
     old = leg.order
     wanted = position.leg_quantity(role)
     if old is None or not leg.covers(wanted) or old.trigger_price == leg.trigger_price:
+        if allowed is not None and allowed != leg.trigger_price:
+            return _replanned(position, leg, allowed, reason)
         return refused(position, role, client_id, reason, now, policy)
     kept = evolve(leg, trigger_price=old.trigger_price, pending=None, pending_trigger=None,
                   failures=leg.failures + 1, retry_at=None)
@@ -47,6 +56,22 @@ def move_refused(position: Position, role: OrderRole, client_id: str, reason: st
     return position.with_leg(kept), [
         Alert(AlertName.PROTECTION, text, position.symbol,
               dedup_key=f"refused:{position.symbol}:{role}")]
+
+
+def _replanned(position: Position, leg: Leg, allowed: Decimal,
+               reason: str) -> tuple[Position, list[Action]]:
+    """The leg planned again at `allowed`, sent in this step (no wait: nothing protects it).
+    Its failure run starts over, so a refusal at the new level is alerted (`refused`)."""
+    what = protection.name(leg.role)
+    text = (f"{position.symbol}: Binance refused the {what} at "
+            f"{display.number(leg.trigger_price)} ({reason}); placing it at "
+            f"{display.number(allowed)} instead, the nearest level it allows."
+            + (" Send /sl to choose another" if leg.role is OrderRole.STOP_LOSS else ""))
+    kept = evolve(leg, trigger_price=allowed, pending=None, pending_trigger=None, failures=0,
+                  retry_at=None)
+    return position.with_leg(kept), [
+        Alert(AlertName.PROTECTION, text, position.symbol,
+              dedup_key=f"replanned:{position.symbol}:{leg.role}")]
 
 
 def refused(position: Position, role: OrderRole, client_id: str, reason: str, now: datetime,

@@ -60,6 +60,19 @@ class SymbolRules:
                     f"{number(self.min_price)}")
         return ""
 
+    def nearest_allowed_price(self, price: Decimal) -> Decimal | None:
+        """The PRICE_FILTER bound `price` is past (minPrice below it, maxPrice above it), the
+        nearest price the filter allows; None when it allows `price` (or has no bound)."""
+        if self.max_price > 0 and price > self.max_price:
+            return self.max_price
+        if self.min_price > 0 and price < self.min_price:
+            return self.min_price
+        return None
+
+    def at_price_bound(self, price: Decimal) -> bool:
+        """`price` is PRICE_FILTER's minPrice or maxPrice (a level no further out is allowed)."""
+        return price > 0 and price in (self.min_price, self.max_price)
+
     def onto_grid(self, request: "OrderRequest") -> "OrderRequest":
         """An order planned under other rules (the tick or step changed since), re-rounded
         onto this grid: a price or trigger moves away from the market (a sell stop down, a
