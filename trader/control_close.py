@@ -3,10 +3,10 @@ boundary, every step reported as the exchange confirmed it. A position the agent
 manage (opened by hand) is taken over to be closed; an entry whose answer was lost is
 settled first; a close held back by the exchange's Retry-After says when it is sent."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from trader.commands import ALL_SYMBOLS, Command, CommandResult
-from trader.display import money, plural, price, quantity
+from trader.display import duration, money, plural, price, quantity
 from trader.domain import CloseReason
 from trader.engine import Engine
 from trader.position import Position, PositionState
@@ -47,7 +47,7 @@ async def close_one(engine: Engine, command: Command, symbol: str,
     if position is None or not position.state.open:
         view = await engine.view.view(symbol, fresh=True)
         if view.position.side is None:
-            return [f"{symbol}: no open position"] if command.symbol not in (None, ALL_SYMBOLS) \
+            return [_flat_line(engine, symbol)] if command.symbol not in (None, ALL_SYMBOLS) \
                 else []
         # Opened outside the agent, and no tick adopted it (yet, or ever: adoption off):
         # adopted now (and protected, should the close fail) so that the close asked for
@@ -58,6 +58,36 @@ async def close_one(engine: Engine, command: Command, symbol: str,
                  "by the agent; taken over to close it"]
     notes = await engine.close(symbol, reason)
     return [*taken, *notes, _final_line(engine, command, symbol, notes)]
+
+
+# A close this recent is the one the operator did not see coming: the stop filled while the
+# confirmation waited for the tap (it lives 60 s), or while the message was typed.
+RECENT_CLOSE = timedelta(minutes=15)
+CLOSED_BY = {CloseReason.STOP_LOSS: "by its stop-loss", CloseReason.TAKE_PROFIT: "by its take-profit",
+             CloseReason.TRAILING_STOP: "by its trailing stop",
+             CloseReason.BREAKEVEN_STOP: "by its stop at breakeven",
+             CloseReason.TIME_EXIT: "by the time exit", CloseReason.SIGNAL_CLOSE:
+             "on an opposite signal", CloseReason.MANUAL: "by hand on the exchange",
+             CloseReason.COMMAND: "by a /close", CloseReason.EMERGENCY: "by a flatten",
+             CloseReason.LIQUIDATION: "by a liquidation", CloseReason.ADL: "by auto-deleveraging",
+             CloseReason.SETTLEMENT: "by the exchange's settlement"}
+
+
+def _flat_line(engine: Engine, symbol: str) -> str:
+    """Nothing open on `symbol`: "already closed 20 s ago by its stop-loss at 49,500" when it
+    closed lately (the answer to a /close that came too late), else "no open position"."""
+    now = engine.clock.now()
+    closes = [p for p in engine.store.closed_since(now - RECENT_CLOSE) if p.symbol == symbol]
+    if not closes:
+        return f"{symbol}: no open position"
+    last = max(closes, key=lambda p: p.closed_at or now)
+    when = f"{duration(now - last.closed_at)} ago" if last.closed_at else "just now"
+    by = CLOSED_BY.get(last.close_reason, "") if last.close_reason else ""
+    rules = symbol_rules(engine, symbol)
+    at = f" at {price(last.exit_price, rules.tick_size if rules else None)}" \
+        if last.exit_price is not None else ""
+    return (f"{symbol}: already closed {when}{' ' + by if by else ''}{at}; nothing left "
+            "to close")
 
 
 async def _settle_entry(engine: Engine, entering: Position) -> tuple[Position | None, list[str]]:

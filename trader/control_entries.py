@@ -117,6 +117,9 @@ def entry_refused(engine: Engine, symbol: str) -> str:
     the agent knows, without asking the exchange: said before the confirmation, and again
     when it is pressed (Engine.enter_by_hand then checks once more, with a fresh view)."""
     position = engine.positions.get(symbol)
+    if position is not None and position.state is PositionState.ENTERING:
+        return (f"a {position.side.label} entry on {symbol} is still being filled (/status "
+                "follows it)")
     if position is not None:
         return f"{symbol} already has an open {position.side.label}; /close it first"
     refusal = engine.entry_refusal(symbol)
