@@ -9,6 +9,7 @@ stop is placed first and the old one cancelled only once the new one is live
 stop's last placement is lost (probed, never resent) the move waits for it: the order found
 is then known for the old level and replaced (`Leg.pending_trigger`)."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 from trader.commands import Command, CommandResult, StopCheck
@@ -18,6 +19,7 @@ from trader.domain import ClientId, Side
 from trader.engine import Engine
 from trader.events import StopMoveRequested
 from trader.exchange_view import QUOTE_MAX_AGE
+from trader.management import best_price, trail_atr, trailing_stop
 from trader.position import Position, PositionState
 from trader.symbol_rules import SymbolRules
 from trader.views import symbol_rules
@@ -43,7 +45,26 @@ async def move_stop(engine: Engine, command: Command) -> CommandResult:
         return CommandResult(True, [already])
     before = position.stop.order
     moved = await engine.interpreter.apply(position, StopMoveRequested(level))
-    return _result(engine, moved, asked, level, before.client_id if before else None, rules)
+    result = _result(engine, moved, asked, level, before.client_id if before else None, rules)
+    note = _trail_takes_it_back(engine, moved, level, view.mark, rules) if result.ok else ""
+    return replace(result, lines=[*result.lines, note]) if note else result
+
+
+def _trail_takes_it_back(engine: Engine, position: Position, level: Decimal, mark: Decimal,
+                         rules: SymbolRules) -> str:
+    """The line saying the trailing stop moves a looser stop straight back at the next tick
+    (it only tightens: trader/management.py `trailing_stop`), "" when it would not move it
+    (the trail is not on yet, or the level is at least as tight)."""
+    policy = engine.interpreter.policy
+    distance = policy.trailing_distance
+    atr = trail_atr(engine.candles[position.symbol].closed()) if distance.in_atr else None
+    trail = trailing_stop(position, mark, rules, distance, atr)
+    if trail is None or trail == level:
+        return ""
+    best = best_price(position, mark)
+    return (f"{position.symbol}: the trailing stop is on ({distance} behind the best price "
+            f"{price(best, rules.tick_size)}): the next tick moves the stop back to "
+            f"{price(trail, rules.tick_size)}; it only tightens")
 
 
 def stop_move_refused(engine: Engine, symbol: str) -> str:
