@@ -121,7 +121,7 @@ def test_a_run_that_traded_has_no_notes(tmp_path: Path) -> None:
 def test_a_reused_run_id_replaces_the_earlier_run_and_says_so(tmp_path: Path) -> None:
     finished(backtest(tmp_path, "--symbols", "BTCUSDT", "--run-id", "again"))
     result = finished(backtest(tmp_path, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "again"))
-    assert "replacing the earlier run again (out/again)" in result.stderr.splitlines()
+    assert "replaced the earlier run again (out/again)" in result.stderr.splitlines()
     databases = tmp_path / "out" / "again" / "databases"
     assert [p.name for p in databases.iterdir()] == ["XRPUSDT"]   # no stale BTCUSDT
     assert report_of(tmp_path, "again")["symbols"] == ["XRPUSDT"]

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from storage.db import SaveStateFailure
 from trader.alerter import Alerter
 from trader.backtest_curve import CurveRecorder
-from trader.backtest_folders import new_run_dir
+from trader.backtest_folders import RunFolder, new_run_dir
 from trader.backtest_input import BacktestError
 from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
 from trader.clock import ManualClock
@@ -312,30 +312,40 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
 def _backtest_and_report(settings: Settings, args: argparse.Namespace) -> int:
     try:
         candles, funding = backtest_data(settings, args)
-        run_dir = new_run_dir(args.out, args.run_id)
+        folder = new_run_dir(args.out, args.run_id)
     except (BacktestError, ValueError, OSError) as exc:
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2
+    try:
+        # an earlier run of the id stays until this one has succeeded (backtest_folders.py)
+        return _run_into(settings, args, candles, funding, folder)
+    finally:
+        folder.discard()
+
+
+def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, list[Candle]],
+              funding: dict[str, FundingSchedule] | None, folder: RunFolder) -> int:
     if settings.log_level == "INFO":
         setup_logging(json_lines=settings.log_json, level="ERROR")   # the progress bar speaks
     try:
-        reports = run_groups(settings, overlapping_groups(candles), run_dir / DATABASES,
+        reports = run_groups(settings, overlapping_groups(candles), folder.path / DATABASES,
                              progress=not args.no_progress and sys.stderr.isatty(),
                              funding=funding)    # a bar's redraws would litter a file
     except BacktestError as exc:       # a tick that failed (the strategy's error, say)
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2
     strategy = load_strategy(settings.strategy)
-    report = replace(combine(reports, run_id=run_dir.name),
+    report = replace(combine(reports, run_id=folder.final.name),
                      settings=run_settings(settings, strategy),
                      changed=changed_settings(settings, strategy))
     for note in report.notes:          # why the result is empty or suspect (also in report.txt)
         print(note, file=sys.stderr)
     try:
-        files = write_report(report, run_dir)
+        files = write_report(report, folder.path, named_in=folder.final)
+        folder.keep()
     except OSError as exc:             # a full disk, a quota: the run is done, print it anyway
         print(render_text(report, symbol_rows(report)))
-        print(f"backtest error: the report could not be written into {run_dir} "
+        print(f"backtest error: the report could not be written into {folder.final} "
               f"({exc.strerror or exc}); it is printed above", file=sys.stderr)
         return 2
     print(render_text(report, symbol_rows(report), files))

@@ -1,8 +1,12 @@
 """The folder a backtest or a sweep writes its run into: `out/<run-id>` (or the start time),
 held (flock) against a second run of the same id while this one writes, an earlier run of
-that id replaced (only when every file in it is one a run writes).
+that id replaced (only when every file in it is one a run writes) once the new run has
+succeeded: until then the new one writes into a staging folder beside it.
 
     folder = new_run_dir(Path("out"), "nightly")    # BacktestError on a bad id or folder
+    ... write into folder.path ...
+    folder.keep()        # the run succeeded: out/nightly is it now (the earlier run gone)
+    folder.discard()     # it failed: out/nightly is as it was (no-op after keep)
 """
 
 import fcntl
@@ -10,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,10 +26,38 @@ RUN_OUTPUT = re.compile(r"databases|equity\.png|equity\.csv|trades\.csv|report\.
                         r"report\.txt|results\.csv|equity-\d+-trial-\d+\.png")
 
 
-def new_run_dir(out: Path, run_id: str | None = None) -> Path:
-    """`out/<run-id>`, created: `run_id` (an earlier run of that id is replaced, said on
-    stderr; BacktestError when the folder holds other files), or the start time (UTC) with
-    -2, -3... when taken."""
+@dataclass
+class RunFolder:
+    """Where a run writes (`path`) and the folder its files end up in (`final`): the same
+    folder for a new one; a staging folder beside it (`out/.<run-id>.partial`) while an
+    earlier run of the id is there, swapped in by `keep`."""
+    final: Path
+    path: Path
+    kept: bool = False
+
+    @property
+    def staged(self) -> bool:
+        return self.path != self.final
+
+    def keep(self) -> Path:
+        """The run succeeded: its files become `final` (an earlier run's are removed, said on
+        stderr); returns `final`. The folder itself stays (the flock held on it too)."""
+        if self.staged and not self.kept:
+            _swap_in(self.path, self.final)
+        self.kept = True
+        return self.final
+
+    def discard(self) -> None:
+        """The run failed: a staged run's files go, `final` stays as it was. A run written
+        into a new folder leaves what it wrote (there was nothing to keep)."""
+        if self.staged and not self.kept and self.path.exists():
+            shutil.rmtree(self.path)
+
+
+def new_run_dir(out: Path, run_id: str | None = None) -> RunFolder:
+    """`out/<run-id>`: `run_id` (an earlier run of that id is replaced once this one has
+    succeeded: `RunFolder.keep`; BacktestError when the folder holds other files), or the
+    start time (UTC) with -2, -3... when taken."""
     if run_id is not None:
         if not RUN_ID.fullmatch(run_id):
             raise BacktestError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-', "
@@ -39,9 +72,14 @@ def new_run_dir(out: Path, run_id: str | None = None) -> Path:
             raise BacktestError(f"--out {out}: cannot create {folder} ({exc.strerror})") \
                 from None
         _hold_run_folder(folder, run_id)
-        if any(folder.iterdir()):
-            clear_earlier_run(folder, run_id)
-        return folder
+        staging = _staging(folder)
+        if staging.exists():        # left by a run killed before its end: ours, unfinished
+            shutil.rmtree(staging)
+        if not any(folder.iterdir()):
+            return RunFolder(folder, folder)
+        _check_earlier_run(folder)
+        staging.mkdir()
+        return RunFolder(folder, staging)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
         folder = Path(out) / (stamp if attempt == 1 else f"{stamp}-{attempt}")
@@ -56,8 +94,13 @@ def new_run_dir(out: Path, run_id: str | None = None) -> Path:
         except OSError as exc:
             raise BacktestError(f"--out {out}: cannot create {folder} ({exc.strerror})") \
                 from None
-        return folder
+        return RunFolder(folder, folder)
     raise BacktestError(f"{out}: too many runs started at {stamp}")
+
+
+def _staging(folder: Path) -> Path:
+    """A name no --run-id can take (it cannot start with a dot)."""
+    return folder.parent / f".{folder.name}.partial"
 
 
 _held_run_folders: dict[Path, int] = {}     # folder -> the open descriptor holding its flock
@@ -80,19 +123,28 @@ def _hold_run_folder(folder: Path, run_id: str) -> None:
     _held_run_folders[key] = fd
 
 
-def clear_earlier_run(folder: Path, run_id: str) -> None:
-    """Remove an earlier backtest's or sweep's files from `folder` (its stale databases of
-    other symbols included), saying so; BacktestError, and nothing removed, when it holds a
-    file no run writes (a folder of the user's that --run-id happened to name)."""
-    entries = sorted(folder.iterdir())
-    foreign = [entry.name for entry in entries if not RUN_OUTPUT.fullmatch(entry.name)]
+def _check_earlier_run(folder: Path) -> None:
+    """BacktestError, before the run, when `folder` holds a file no run writes (a folder of
+    the user's that --run-id happened to name): it is never touched."""
+    foreign = [entry.name for entry in sorted(folder.iterdir())
+               if not RUN_OUTPUT.fullmatch(entry.name)]
     if foreign:
         raise BacktestError(f"{folder} holds files that are not a tradebot run's "
                             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): "
                             "pick another --run-id")
-    print(f"replacing the earlier run {run_id} ({folder})", file=sys.stderr)
-    for entry in entries:
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    """The earlier run's files out of `folder` (into a trash folder beside it, then removed),
+    the staged run's in: renames within one file system."""
+    trash = folder.parent / f".{folder.name}.replaced"
+    if trash.exists():
+        shutil.rmtree(trash)
+    trash.mkdir()
+    for entry in folder.iterdir():
+        entry.rename(trash / entry.name)
+    for entry in staging.iterdir():
+        entry.rename(folder / entry.name)
+    staging.rmdir()
+    shutil.rmtree(trash)
+    print(f"replaced the earlier run {folder.name} ({folder})", file=sys.stderr)

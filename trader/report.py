@@ -130,14 +130,18 @@ def symbol_rows(report: BacktestReport) -> list[TradeSummary]:
 
 
 # --- files ----------------------------------------------------------------------------------
-def write_report(report: BacktestReport, out_dir: Path) -> dict[str, Path]:
-    """Write the report's files into `out_dir` (created if missing); returns them by name:
-    {"equity": .../equity.png, "trades": ..., "curve": ..., "report": ..., "text": ...}."""
+def write_report(report: BacktestReport, out_dir: Path,
+                 named_in: Path | None = None) -> dict[str, Path]:
+    """Write the report's files into `out_dir` (created if missing); returns them by name as
+    they are read once the run is kept, in `named_in` (default `out_dir`: a run staged beside
+    its final folder, trader/backtest_folders.py): {"equity": .../equity.png, "trades": ...,
+    "curve": ..., "report": ..., "text": ...}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"equity": out_dir / EQUITY_PNG, "trades": out_dir / TRADES_CSV,
-             "curve": out_dir / EQUITY_CSV, "report": out_dir / REPORT_JSON,
-             "text": out_dir / REPORT_TXT}
+    names = {"equity": EQUITY_PNG, "trades": TRADES_CSV, "curve": EQUITY_CSV,
+             "report": REPORT_JSON, "text": REPORT_TXT}
+    files = {key: out_dir / name for key, name in names.items()}
+    shown = {key: Path(named_in or out_dir) / name for key, name in names.items()}
     # matplotlib (~0.5 s of imports) only once a report is written: a backtest refused
     # for its options or data says so without it.
     from trader.report_chart import BacktestPicture, backtest_chart_png
@@ -147,11 +151,11 @@ def write_report(report: BacktestReport, out_dir: Path) -> dict[str, Path]:
     _write_curve(report.curve, files["curve"])
     files["report"].write_text(json.dumps(_report_document(report), indent=2, default=_json_value)
                                + "\n", encoding="utf-8")
-    files["text"].write_text(render_text(report, symbol_rows(report), files) + "\n",
+    files["text"].write_text(render_text(report, symbol_rows(report), shown) + "\n",
                              encoding="utf-8")
     logger.info("backtest report written out_dir={} trades={} points={}", out_dir,
                 len(report.trades), len(report.curve))
-    return files
+    return shown
 
 
 def _chart_title(report: BacktestReport) -> str:

@@ -26,6 +26,7 @@ from trader.sweep_signals import SweepInterrupted, stop_on_signals
 from trader.sweep_spec import OBJECTIVES, SweepError, SweepSpec, read_spec_file, with_options
 
 if TYPE_CHECKING:   # heavy modules, imported when a sweep runs
+    from trader.backtest_folders import RunFolder
     from trader.sweep import Leaderboard
     from trader.sweep_trial import BacktestData
 
@@ -105,17 +106,24 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
     setup_logging(json_lines=settings.log_json, level=quiet)   # the progress bar speaks
     started = time.perf_counter()
     board = sweep.leaderboard()
-    out: Path | None = None
+    folder: RunFolder | None = None
     try:
         with stop_on_signals(), runner:
             try:   # only now: a sweep that cannot start leaves no empty folder behind
-                out = new_run_dir(args.out, args.run_id)
+                folder = new_run_dir(args.out, args.run_id)
             except (ValueError, OSError) as exc:
                 print(f"sweep error: {exc}", file=sys.stderr)
                 return EXIT_BAD_INPUT
             sweep.run(runner, board, progress=not args.no_progress)
+        # the trials ran: the files are written into out/<run-id> itself
+        out = folder.keep()
     except SweepInterrupted as stop:   # the runner has stopped its trials by now
-        return _report_interruption(board, sweep.spec, out, stop)
+        # stopped by the user: its results so far are the run (an earlier one is replaced)
+        kept = folder.keep() if folder is not None else None
+        return _report_interruption(board, sweep.spec, kept, stop)
+    finally:
+        if folder is not None:
+            folder.discard()           # failed: an earlier run of the id stays (no-op if kept)
     print(_summary(sweep.spec, data, runner.where, time.perf_counter() - started))
     try:
         _print_results(board, sweep.spec, out, args.rows)
