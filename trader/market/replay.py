@@ -16,6 +16,7 @@ comes from the file name (`BTCUSDT-15m.csv`, `BTCUSDT-1m-2024-01.csv`) or the ca
 import asyncio
 import heapq
 import importlib.resources
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -120,29 +121,49 @@ class CandleFile:
         self.path = Path(path)
         self.symbol = _symbol_for(self.path, symbol)
         self.unit = time_unit(self.path)
-        self.interval = interval or infer_interval(self.path,
-                                                   open_times_ms(self.path, self.unit))
+        # The file is read whole once here: the interval to parse with comes from the first
+        # rows, and the checks' pass counts the spacing of every row (the file's interval:
+        # the most common one). A file whose later rows space otherwise is checked again.
+        inferred = interval is None and end is None
+        self.interval = interval or self._first_interval(whole=end is not None)
         self.start, self.end = start, end
-        self.gaps = GapTally()      # missing rows in the chosen period, for a warning
-        self._count, self._first, self._last = self._check()
+        self._count, self._first, self._last, spacing = self._check()
+        if inferred and spacing is not None and spacing != self.interval:
+            self.interval = spacing
+            self._count, self._first, self._last, _ = self._check()
 
-    def _check(self) -> tuple[int, Candle | None, Candle | None]:
+    def _first_interval(self, whole: bool) -> timedelta:
+        """The interval of the first INFER_ROWS rows (`whole`: of every row; so too when the
+        first rows show none: then they repeat a time, which the check reports)."""
+        if not whole:
+            first = list(open_times_ms(self.path, self.unit, rows=INFER_ROWS))
+            if any(later > earlier for earlier, later in pairwise(first)):
+                return infer_interval(self.path, first)
+        return infer_interval(self.path, open_times_ms(self.path, self.unit))
+
+    def _check(self) -> tuple[int, Candle | None, Candle | None, timedelta | None]:
         """Parse every row once (a bad value is reported before rows out of time order); up
-        to `end` only, which `between` gives to a file it has checked whole already."""
+        to `end` only, which `between` gives to a file it has checked whole already. Also
+        the most common spacing of the rows read (None: fewer than two)."""
         count, first, last, misplaced = 0, None, None, None
+        self.gaps = GapTally()      # missing rows in the chosen period, for a warning
+        spacings: Counter[timedelta] = Counter()
         previous: Candle | None = None
         for number, candle in self._parsed():
             if misplaced is None and previous and candle.open_time <= previous.open_time:
                 misplaced = out_of_order(self.path, number, candle.open_time, previous.open_time)
             if misplaced is None and self.end is not None and candle.open_time > self.end:
                 break
+            if previous is not None and candle.open_time > previous.open_time:
+                spacings[candle.open_time - previous.open_time] += 1
             previous = candle
             if self._wanted(candle):
                 count, first, last = count + 1, first or candle, candle
                 self.gaps.add(candle)
         if misplaced is not None:
             raise ValueError(misplaced)
-        return count, first, last
+        spacing = spacings.most_common(1)[0][0] if spacings else None
+        return count, first, last, spacing
 
     def _parsed(self) -> Iterator[tuple[int, Candle]]:
         return parse_candles(self.path, self.symbol, self.interval, self.unit)
