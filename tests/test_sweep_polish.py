@@ -85,3 +85,16 @@ def test_one_value_left_is_said_in_the_singular() -> None:
     spec = with_options(SweepSpec(), grid=["strategy.channel=20,20,20"], search=[])
     _, notes = spec.without_repeats()
     assert notes == ["strategy.channel: 20 repeated; each value runs once (1 value, not 3)"]
+
+
+def test_a_single_trial_is_one_trial_run_on_one_process(tmp_path: Path) -> None:
+    """A sweep of one trial said "Sweep: 1 trials" and "ran on 2 local processes": no more
+    processes are started than there are trials, and the count reads in the singular."""
+    result = run_sweep(tmp_path, *SLICE, "--grid", "strategy.channel=20", "--workers", "2",
+                       "--run-id", "one")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Sweep: 1 trial (grid) over XRPUSDT"), lines[0]
+    assert "ran on 1 local process in" in lines[1], lines[1]
+    progress = [line for line in result.stderr.splitlines() if line.startswith("sweep: ")]
+    assert progress[0].startswith("sweep: 1 trial, 1 at once"), progress

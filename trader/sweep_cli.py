@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trader.config import Settings
+from trader.display import plural
 from trader.sweep_signals import SweepInterrupted, stop_on_signals
 from trader.sweep_spec import OBJECTIVES, SweepError, SweepSpec, read_spec_file, with_options
 
@@ -99,7 +100,8 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
         data = load_sweep_data(settings, args)
         sweep = Sweep(spec, settings)
         quiet = "ERROR" if settings.log_level == "INFO" else settings.log_level
-        runner = make_runner(data, workers=args.workers, log_level=quiet)
+        runner = make_runner(data, workers=args.workers, log_level=quiet,
+                             trials=sweep.spec.trial_count)
     except (SweepError, ValueError, OSError) as exc:   # BacktestError is a ValueError
         print(f"sweep error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -177,7 +179,7 @@ def _report_interruption(board: "Leaderboard", spec: SweepSpec, out: Path | None
     where = "no results"
     if out is not None:
         where = f"results so far in {write_results_csv(board, spec.names, out / RESULTS_CSV)}"
-    print(f"interrupted after {len(board)} of {spec.trial_count} trials; {where}",
+    print(f"interrupted after {len(board)} of {plural(spec.trial_count, 'trial')}; {where}",
           file=sys.stderr)
     return stop.exit_code
 
@@ -185,7 +187,7 @@ def _report_interruption(board: "Leaderboard", spec: SweepSpec, out: Path | None
 def _summary(spec: SweepSpec, data: "BacktestData", where: str, seconds: float) -> str:
     candles = sum(len(rows) for rows in data.candles.values())
     direction = "higher" if spec.higher_is_better else "lower"
-    return (f"Sweep: {spec.trial_count} trials ({spec.mode}) over {', '.join(sorted(data.candles))}"
+    return (f"Sweep: {plural(spec.trial_count, 'trial')} ({spec.mode}) over {', '.join(sorted(data.candles))}"
             f" {_period(data.candles)}, {candles:,} candles each\n"
             f"  ran on {where} in {seconds:.1f} s; ranked by {spec.objective} "
             f"({direction} is better)")

@@ -17,6 +17,8 @@ from typing import Protocol, TextIO
 
 from tqdm import tqdm
 
+from trader.display import plural
+
 PLAIN_EVERY = 10      # percent between two plain lines
 
 
@@ -70,7 +72,7 @@ class PlainProgress:
         self.done, self.next_percent, self.started = 0, every, clock()
 
     def start(self, running: int) -> None:
-        self._say(f"sweep: {self.total} trials, {running} at once; a line every "
+        self._say(f"sweep: {plural(self.total, 'trial')}, {running} at once; a line every "
                   f"{self.every}%")
 
     def finished(self, text: str) -> None:

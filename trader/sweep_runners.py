@@ -53,13 +53,19 @@ class TrialRunner(Protocol):
 
 
 def make_runner(data: BacktestData, *, workers: int | None, log_level: str,
-                environ: Mapping[str, str] = os.environ) -> TrialRunner:
+                environ: Mapping[str, str] = os.environ,
+                trials: int | None = None) -> TrialRunner:
     """Ray tasks when RAY_ADDRESS is set, local processes otherwise. `workers` caps the
-    trials run at once (default: the machine's cores, or the Ray cluster's CPUs)."""
+    trials run at once (default: the machine's cores, or the Ray cluster's CPUs); so does
+    `trials`, the sweep's count, for local processes: each one started loads the candles,
+    and one with no trial to run is only a cost (and a wrong "ran on 2 local processes")."""
     address = environ.get(RAY_ADDRESS, "").strip()
     if address:
         return RayRunner(data, address=address, workers=workers, log_level=log_level)
-    return LocalRunner(data, workers=workers or os.cpu_count() or 1, log_level=log_level)
+    processes = workers or os.cpu_count() or 1
+    if trials is not None:
+        processes = max(1, min(processes, trials))
+    return LocalRunner(data, workers=processes, log_level=log_level)
 
 
 class LocalRunner:
