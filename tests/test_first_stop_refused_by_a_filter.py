@@ -111,8 +111,10 @@ def test_immediate_trigger_at_the_bound_is_not_a_passed_level():
     bounded = replace(RULES, min_price=D("49800.00"))
     verdict = classify(ExchangeError(-2021, "Order would immediately trigger."),
                        OrderRole.STOP_LOSS)
-    assert rejection_at_bound(bounded, SL, D("49800.00"), verdict) != ""
-    assert rejection_at_bound(bounded, SL, D("49700.00"), verdict) == ""
+    assert rejection_at_bound(bounded, SL, D("49800.00"), verdict, covered=False) != ""
+    assert rejection_at_bound(bounded, SL, D("49700.00"), verdict, covered=False) == ""
+    # a move to the bound while the old stop covers: a passed level, closed as ever
+    assert rejection_at_bound(bounded, SL, D("49800.00"), verdict, covered=True) == ""
 
 
 async def test_when_even_the_bound_is_passed_the_stop_is_retried_there_not_closed(fake, tmp_path):

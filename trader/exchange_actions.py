@@ -59,13 +59,14 @@ AvailableMargin = Callable[[], Decimal | None]
 
 
 def rejection_at_bound(rules: SymbolRules, role: OrderRole, trigger_price: Decimal,
-                       verdict: Verdict | None) -> str:
+                       verdict: Verdict | None, covered: bool) -> str:
     """Why a stop at PRICE_FILTER's bound that would trigger at once (-2021 after its retry)
     is a refusal to retry, not a passed level ("" otherwise). The bound is the nearest level
     the filter allows (a refused first placement is planned there: trader/placement_refusals.py);
     behind the market, no allowed level protects. Closing at market for a filter is the
-    operator's call (/close): the stop is retried at the bound, the alert says why."""
-    if role is not OrderRole.STOP_LOSS or verdict is None \
+    operator's call (/close): the stop is retried at the bound, the alert says why. A move
+    (`covered`: the old stop still covers the position) passed is a passed level as ever."""
+    if role is not OrderRole.STOP_LOSS or verdict is None or covered \
             or verdict.retry is not Retry.ONCE_AFTER_PAUSE or not rules.at_price_bound(trigger_price):
         return ""
     return (f"{display.number(trigger_price)} is the furthest level Binance allows "
@@ -125,10 +126,11 @@ class ActionRunner:
         order = self._learned(result.order)
         # the rules as the placement left them (a filter rejection re-read them)
         rules = self.exchange.rules(position.symbol)
-        return Performed([self._placement_event(action, result, order, rules)])
+        covered = position.leg(action.role).covers(position.leg_quantity(action.role))
+        return Performed([self._placement_event(action, result, order, rules, covered)])
 
-    def _placement_event(self, action: PlaceLeg, result: ActionResult,
-                         order: Order | None, rules: SymbolRules) -> Event:
+    def _placement_event(self, action: PlaceLeg, result: ActionResult, order: Order | None,
+                         rules: SymbolRules, covered: bool) -> Event:
         """`order`: what is known of the placed order (the answer merged into the tracker)."""
         role, client_id = action.role, action.client_id
         if result.outcome is Outcome.DONE and order is not None:
@@ -145,7 +147,8 @@ class ActionRunner:
         verdict = result.verdict
         if verdict is not None and verdict.closing_order_exists and order is None:
             return LegRejected(role, client_id, result.reason, covered_already=True)
-        no_level_protects = rejection_at_bound(rules, role, action.trigger_price, verdict)
+        no_level_protects = rejection_at_bound(rules, role, action.trigger_price, verdict,
+                                               covered)
         if no_level_protects:
             logger.warning("stop at the price filter's bound would trigger at once symbol={} "
                            "client_id={} trigger={}", rules.symbol, client_id,
