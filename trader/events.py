@@ -75,7 +75,8 @@ class LegRejected:
 @dataclass(frozen=True, slots=True)
 class LegSeen:
     """A protective order is live on the exchange (ours, or one placed by hand). `replaces`:
-    the order of ours it takes over from (a stop moved by hand: ours cancelled, theirs placed)."""
+    the order of ours it takes over from (a stop moved by hand: ours cancelled, theirs placed;
+    a later order of ours the record missed: trader/observe.py `_newer_of_ours`)."""
     role: OrderRole
     client_id: str
     trigger_price: Decimal

@@ -69,24 +69,34 @@ def observe(position: Position, view: SymbolView) -> list[Event]:
     events: list[Event] = []
     if exchange.size != position.quantity:
         events.append(PositionSizeChanged(exchange.size, exchange.entry_price))
-    for leg in position.legs:
-        events += _leg_events(position, leg, view)
+    legs = position.legs
+    held = [leg.order.client_id for leg in legs if leg.order is not None]
+    # Live orders no leg holds (most ticks: none, and nothing more to look at for them).
+    others = [order for order in view.live if order.client_id not in held]
+    for leg in legs:
+        events += _leg_events(position, leg, view, others)
     return events
 
 
-def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
+def _leg_events(position: Position, leg: Leg, view: SymbolView,
+                others: list[Order]) -> list[Event]:
     if leg.superseded is not None:
         # A stop's lost placement that its backup stands in for (trader/stop_backup.py):
         # what is known of it first, so that one of the two found live is the one kept.
         superseded = _pending_events(position, leg, view, view.orders.get(leg.superseded))
         if superseded:
-            return superseded + _leg_events(position, evolve(leg, superseded=None), view)
+            return superseded + _leg_events(position, evolve(leg, superseded=None), view,
+                                              others)
     if leg.pending is not None:
         return _pending_events(position, leg, view, view.orders.get(leg.pending))
     order = leg.order
     if order is None:
         foreign = covering_leg(position, leg, view.live, view.at)
         return [foreign] if foreign is not None else []
+    if others:
+        newer = _newer_of_ours(position, leg, order.client_id, others, view.at)
+        if newer is not None:
+            return [newer]
     tracked = view.orders.get(order.client_id)
     if tracked is None or tracked.absent_since is not None:
         # Not among the live orders (the view always follows a snapshot, or a tracker kept
@@ -112,6 +122,31 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView) -> list[Event]:
         return [LegFilled(leg.role, order.client_id, order.quantity - remaining, complete=False)]
     return [LegSeen(leg.role, order.client_id, tracked.order.trigger_price or leg.trigger_price,
                     remaining)]
+
+
+def _newer_of_ours(position: Position, leg: Leg, current: str, others: list[Order],
+                   at: datetime) -> LegSeen | None:
+    """The newest live order of this position's own for the leg's role, when it is newer
+    than the leg's order (a higher sequence number) and no placement is awaited: the
+    record missed it (placed while nothing could be written, then a restart on that
+    database). It is the last decision taken (an operator's /sl, breakeven, trailing): it
+    takes the leg over (`replaces`), its trigger the plan; the older order is then one the
+    leg does not want (the sweep cancels it). None when the leg's order is the newest."""
+    held = ClientId.parse(current)
+    if held is None:
+        return None                    # a hand-placed order holds the leg: never fought
+    newest: Order | None = None
+    newest_seq = held.seq
+    for order in others:
+        parsed = ClientId.parse(order.client_id)
+        if (parsed is not None and parsed.seq > newest_seq and parsed.role is leg.role
+                and parsed.position_key == position.key and parsed.symbol == position.symbol
+                and order.type is LEG_TYPES[leg.role] and order.trigger_price is not None):
+            newest, newest_seq = order, parsed.seq
+    if newest is None or newest.trigger_price is None:
+        return None
+    covered = _remaining(TrackedOrder(newest, at), position.quantity)
+    return LegSeen(leg.role, newest.client_id, newest.trigger_price, covered, replaces=current)
 
 
 def _fill_not_shown(position: Position, leg: Leg, view: SymbolView, tracked: TrackedOrder,
@@ -154,12 +189,18 @@ def covering_leg(position: Position, leg: Leg, live: list[Order],
     candidates = [o for o in live if o.type is wanted and o.side is position.side.opposite
                   and (o.reduce_only or o.close_position) and o.trigger_price is not None
                   and _unrecorded(position, leg, o.client_id)]
-    candidates.sort(key=lambda o: ClientId.parse(o.client_id) is None)   # ours first
+    candidates.sort(key=_ours_newest_first)
     for order in candidates:
         covered = _remaining(TrackedOrder(order, at), position.quantity)
         if covered >= part and order.trigger_price is not None:
             return LegSeen(leg.role, order.client_id, order.trigger_price, covered)
     return None
+
+
+def _ours_newest_first(order: Order) -> tuple[bool, int]:
+    """Ours before anybody else's; of ours, the highest sequence number (the last decision)."""
+    parsed = ClientId.parse(order.client_id)
+    return (True, 0) if parsed is None else (False, -parsed.seq)
 
 
 def _unrecorded(position: Position, leg: Leg, client_id: str) -> bool:

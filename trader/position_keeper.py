@@ -2,6 +2,7 @@
 observe -> step -> manage (`protect`), a position the agent has no record of adopted
 (`adopt`), and orders of ours that outlived their reason cancelled (`sweep_orphans`)."""
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -143,8 +144,25 @@ class PositionKeeper:
         self._left_alone[symbol] = seen
         log("untracked position left alone symbol={} qty={}", symbol, view.position.quantity)
 
-    async def _sent_before(self, symbol: str, key: str, seq: dict[str, int]
-                           ) -> dict[str, int]:
+    async def past_ids_sent(self, position: Position) -> Position:
+        """A known position whose client id sequence is past every id of its legs the
+        exchange knows. The database can miss orders of ours: placed while nothing could be
+        written (a /sl, breakeven, trailing), then a restart on that database. A live one
+        is taken over by the observation (trader/observe.py `_newer_of_ours`); one no longer
+        live (cancelled by hand) is not among the open orders, and its id sent again would
+        be taken (one id, two orders). Asked at boot; entries and partial take-profits are
+        never sent unjournaled (trader/executor.py JOURNAL_REQUIRED)."""
+        roles = [leg.role for leg in position.legs]
+        seq = await self._sent_before(position.symbol, position.key, position.seq, roles)
+        if seq == position.seq:
+            return position
+        logger.warning("client ids the database missed are on the exchange symbol={} key={} "
+                       "journaled={} exchange={}", position.symbol, position.key,
+                       position.seq, seq)
+        return replace(position, seq=seq)
+
+    async def _sent_before(self, symbol: str, key: str, seq: dict[str, int],
+                           roles: Iterable[OrderRole] = WIPE_PROBED_ROLES) -> dict[str, int]:
         """`seq` with the client ids `key` already sent, per role: an order that is no
         longer live is not among the live orders `recover_key` reads (a stop or target
         cancelled by hand, a MARKET partial take-profit filled at once), and sending its
@@ -152,7 +170,7 @@ class PositionKeeper:
         open orders only); a partial take-profit's would close a second part. Asked by
         client id, sl1, sl2, ... until one is unknown; the stop first (it protects)."""
         sent_before = dict(seq)
-        for role in WIPE_PROBED_ROLES:
+        for role in roles:
             sent = seq.get(role.value, 0)
             while await self.executor.read(self.exchange.order_by_client_id, symbol,
                                            str(ClientId(symbol, key, role, sent + 1))) \

@@ -196,7 +196,8 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
         # id of ours for the role (a restart finds what the run before it placed). An
         # earlier one (replaced, but its cancel failed) protects, but its level is an old
         # plan: the current one is placed over it (`plan`, new-first).
-        plan = leg.trigger_price if _replaced_before(position, client_id) else trigger_price
+        plan = leg.trigger_price if _replaced_before(position, client_id) \
+            and not _newer_than(leg.order, client_id) else trigger_price
         adopted = evolve(leg, order=LegOrder(client_id, trigger_price, quantity),
                          trigger_price=plan, failures=0, retry_at=None)
         return position.with_seq_past(client_id).with_leg(adopted), []
@@ -210,6 +211,16 @@ def _replaced_before(position: Position, client_id: str) -> bool:
     parsed = ClientId.parse(client_id)
     return parsed is not None and position.owns(client_id) \
         and parsed.seq < position.seq.get(parsed.role.value, 0)
+
+
+def _newer_than(order: LegOrder | None, client_id: str) -> bool:
+    """`client_id` is a later id of ours for the role than the leg's own order: the record
+    missed it (trader/observe.py `_newer_of_ours`), so it is no replaced order."""
+    if order is None:
+        return False
+    held, found = ClientId.parse(order.client_id), ClientId.parse(client_id)
+    return held is not None and found is not None and found.role is held.role \
+        and found.seq > held.seq
 
 
 def confirms(position: Position, event: LegSeen) -> bool:

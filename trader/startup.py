@@ -54,6 +54,8 @@ async def _settle(engine: Engine, symbol: str) -> list[str]:
         if record.state.open and view.position.side is None:
             lines.append(f"{symbol}: the position is gone on the exchange: finalized "
                          f"({record.key})")
+        elif record.state.open:
+            record = await engine.keeper.past_ids_sent(record)
         position = await engine.protect(record, view)
     else:
         position = None
