@@ -1,0 +1,41 @@
+"""A stop placement Binance refuses because an open order already holds its client id
+(-4116 DUPLICATED_CLIENT_ORDER_ID "ClientOrderId is duplicated.": USDⓈ-M futures error
+codes, https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code;
+checked among open orders only, trader/exchange/sim.py). That order is ours, live under the
+very id the leg was placing: the leg is protected, not refused. Read back by its client id
+and taken as the placement's answer; never a reason to give up protection, retry under
+another id, or alarm the operator. (-4015 CLIENT_ORDER_ID_INVALID on the same page is about
+the id's form, which ours never break: `ClientId`, trader/domain.py.)"""
+
+from tests.engine_world import SYMBOL
+from tests.test_move_stop_command import stops, world_with_a_long
+from trader.commands import CommandKind
+from trader.domain import ClientId, OrderRole, OrderType
+from trader.exchange.base import ExchangeError
+
+
+async def test_a_stop_refused_as_a_duplicated_id_is_the_open_order_holding_it(tmp_path):
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    real_place, refused = world.paper.place, []
+
+    async def held_already(request):  # type: ignore[no-untyped-def]
+        if request.type is OrderType.STOP_MARKET and not refused:
+            # The id is on the exchange (sent before, its answer never recorded): open.
+            await real_place(request)
+            refused.append(request.client_id)
+            raise ExchangeError(-4116, "ClientOrderId is duplicated.")
+        return await real_place(request)
+    world.paper.place = held_already  # type: ignore[method-assign]
+    moved = world.paper.rules(SYMBOL).round_price(
+        (position.stop.trigger_price + position.entry_price) / 2, up=False)
+    await world.command(CommandKind.SL, symbol=SYMBOL, price=moved)
+    for _ in range(3):
+        await world.step()
+    held = str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 2))
+    assert refused == [held]
+    assert [(o.client_id, o.trigger_price) for o in await stops(world)] == [(held, moved)]
+    stop = world.engine.positions[SYMBOL].stop
+    assert stop.order is not None and stop.order.client_id == held and stop.pending is None
+    assert stop.trigger_price == moved and stop.retry_at is None
+    assert world.alerts("PROTECTION") == [], "an id held by our own open order is no refusal"
