@@ -9,21 +9,20 @@ every order), orders, fills and positions, typed with the trading domain's value
 """
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-from loguru import logger
 from sqlite_utils import Database
 
-from storage import SaveStateFailure, Store
+from storage import Store
 from storage.codec import dump, dumps, load
 from storage.iso_text import iso_text
 from trader.closed_recently import ClosedArchive, ClosedRecently
 from trader.domain import Fill, Intent, Order, OrderStatus, OrderType, Side
+from trader.last_known import LastKnown
 from trader.position import Position, PositionState
 from trader.position_body import position_from_body
 
@@ -31,9 +30,6 @@ FUNDING_EVENT = "funding"
 # An ISO time's text begins with a digit: "~" sorts after all of them ("no intent at all").
 NO_INTENT = "~"
 PURGE_CHUNK = 500       # client ids per statement (SQLite caps a statement's parameters)
-
-
-_Cached = TypeVar("_Cached")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,49 +67,25 @@ class TradeStore(Store):
         # (symbol, key) -> the open position as saved; None: not read yet
         self._open_positions: dict[tuple[str, str], Position] | None = None
         self._closed_recently = ClosedRecently()    # the daily summary's positions
-        # What was known when a failed write made the caches forget: answered while the
-        # database cannot be read again either (a failing disk), so that protection, which
-        # reads intents and positions before each placement, keeps running on memory.
-        self._last_intents: dict[str, tuple[Intent, str]] | None = None
-        self._last_open: dict[tuple[str, str], Position] | None = None
-        self._unreadable_said = False
+        # The caches as a failed write found them: answered while the database cannot be
+        # read either (protection reads both before each placement; trader/last_known.py).
+        self._last_intents = LastKnown[dict[str, tuple[Intent, str]]]("intents")
+        self._last_open = LastKnown[dict[tuple[str, str], Position]]("open positions")
 
     def _forget_cached(self) -> None:
-        if self._known_intents is not None:
-            self._last_intents = self._known_intents
-        if self._open_positions is not None:
-            self._last_open = self._open_positions
+        self._last_intents.forgotten(self._known_intents)
+        self._last_open.forgotten(self._open_positions)
         self._known_intents = None
         self._oldest_created = None
         self._open_positions = None
         self._closed_recently.forget()
 
-    def _read_again(self, what: str, read: Callable[[], _Cached], last: _Cached | None
-                    ) -> tuple[_Cached, bool]:
-        """`read()`, or `last` (what was known before the failed write) when the database
-        cannot be read: (value, True when read). Logged once per outage; raises when
-        nothing was known before (nothing to fall back on)."""
-        try:
-            value = read()
-        except (sqlite3.Error, SaveStateFailure) as exc:
-            if last is None:
-                raise
-            if not self._unreadable_said:
-                self._unreadable_said = True
-                logger.error("database not readable: the {} known before its failed write are "
-                             "used until it reads again error={}", what, exc)
-            return last, False
-        if self._unreadable_said:
-            self._unreadable_said = False
-            logger.info("database readable again what={}", what)
-        return value, True
-
     def _intents(self) -> dict[str, tuple[Intent, str]]:
         known = self._known_intents
         if known is None:
-            known, read = self._read_again("intents", self._read_intents, self._last_intents)
+            known, read = self._last_intents.read(self._read_intents)
             if read:
-                self._known_intents, self._last_intents = known, None
+                self._known_intents = known
         return known
 
     def _read_intents(self) -> dict[str, tuple[Intent, str]]:
@@ -365,9 +337,9 @@ class TradeStore(Store):
     def _open(self) -> dict[tuple[str, str], Position]:
         known = self._open_positions
         if known is None:
-            known, read = self._read_again("open positions", self._read_open, self._last_open)
+            known, read = self._last_open.read(self._read_open)
             if read:
-                self._open_positions, self._last_open = known, None
+                self._open_positions = known
         return known
 
     def _read_open(self) -> dict[tuple[str, str], Position]:
