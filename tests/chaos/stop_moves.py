@@ -40,6 +40,8 @@ PROMPT_BOUND = 5.0           # seconds for the prompt; a bound, not a wait
 REPLY_BOUND = 15.0           # seconds for the reply (the engine runs it between ticks)
 POSITION_BOUND = 1.2         # how long a move waits for a protected position (the run time)
 POLL = 0.05
+# What /sl answers at once instead of a prompt: no position, or a level Binance would refuse.
+ANSWERED_AT_ONCE = ("no stop-loss to move", "stop-loss not moved")
 
 
 @dataclass
@@ -99,8 +101,14 @@ class StopMoves:
         since = len(self.telegram.sent)
         self.telegram.inject_message(OWNER, OWNER, f"/sl {self.symbol} {level}")
         prompt = await self.telegram.wait_for(
-            lambda item: bool(item.buttons) or "no stop-loss to move" in (item.plain or ""),
+            lambda item: bool(item.buttons) or any(
+                answer in (item.plain or "") for answer in ANSWERED_AT_ONCE),
             PROMPT_BOUND, since)
+        if "stop-loss not moved" in (prompt.plain or ""):
+            # A level Binance would refuse (the market moved past it since it was drawn):
+            # answered at once, nothing to confirm (bot/handlers.py `_prompt_stop`).
+            self.outcomes["refused at the prompt"] += 1
+            return
         button = next((data for label, data in prompt.buttons
                        if label.startswith(MOVE_BUTTON)), None)
         if button is None or prompt.message_id is None:
@@ -148,7 +156,7 @@ class StopMoves:
         if "stop-loss moved to" in text or "already at" in text:
             self.outcomes["acknowledged"] += 1
             moved.allowed = {level}
-            moved.old_orders = self._stops_of(moved.key)     # the new one is among them
+            moved.old_orders = self._up_to_the_move(moved.key, level)
         elif "not confirmed on the exchange yet" in text:
             self.outcomes["not confirmed yet"] += 1          # either level, as if killed
         elif "price passed" in text:
@@ -159,6 +167,25 @@ class StopMoves:
             self.outcomes[f"refused ({why.partition('(')[0].strip() or text[:60]})"] += 1
             moved.allowed.discard(level)
             moved.refused.add(level)
+
+    def _up_to_the_move(self, key: str, level: Decimal) -> set[str]:
+        """The stops of `key` accepted up to the one the acknowledged move left at `level`
+        (the highest sequence number there): one placed after it is the agent's own
+        tightening since (breakeven after a partial take-profit, the regime rule), which
+        can land before the reply reaches the operator and is no order from before the move."""
+        stops = self._stops_of(key)
+        at_level = [parsed.seq for parsed, client_id in self._parsed(stops)
+                    if (order := self.fake.sim.order(self.symbol, client_id)) is not None
+                    and order.trigger_price == level]
+        if not at_level:
+            return stops
+        return {client_id for parsed, client_id in self._parsed(stops)
+                if parsed.seq <= max(at_level)}
+
+    @staticmethod
+    def _parsed(client_ids: set[str]) -> list[tuple[ClientId, str]]:
+        return [(parsed, client_id) for client_id in client_ids
+                if (parsed := ClientId.parse(client_id)) is not None]
 
     def _stops_of(self, key: str) -> set[str]:
         """The client ids of every stop of ours the exchange accepted for the position `key`."""
