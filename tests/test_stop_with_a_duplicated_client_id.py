@@ -1,11 +1,12 @@
 """A stop placement Binance refuses because an open order already holds its client id
-(-4116 DUPLICATED_CLIENT_ORDER_ID "ClientOrderId is duplicated.": USDⓈ-M futures error
+(-4116 DUPLICATED_CLIENT_ORDER_ID "clientOrderId is duplicated": USDⓈ-M futures error
 codes, https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code;
-checked among open orders only, trader/exchange/sim.py). That order is ours, live under the
-very id the leg was placing: the leg is protected, not refused. Read back by its client id
-and taken as the placement's answer; never a reason to give up protection, retry under
-another id, or alarm the operator. (-4015 CLIENT_ORDER_ID_INVALID on the same page is about
-the id's form, which ours never break: `ClientId`, trader/domain.py.)"""
+checked among open orders only, trader/exchange/sim.py) is never a reason to give up
+protection. The code has no entry for it (trader/exchange/errors.py: an unexpected error,
+FAILED): the leg is refused and retried on the refusal schedule, one PROTECTION alert; the
+order holding the id is ours and live, newer than the leg's, so the next observation takes
+it as the leg (trader/observe.py `_newer_of_ours`) and nothing is placed again. (-4015
+CLIENT_ORDER_ID_INVALID on the same page is about the id's form, which ours never break.)"""
 
 from tests.engine_world import SYMBOL
 from tests.test_move_stop_command import stops, world_with_a_long
@@ -14,7 +15,7 @@ from trader.domain import ClientId, OrderRole, OrderType
 from trader.exchange.base import ExchangeError
 
 
-async def test_a_stop_refused_as_a_duplicated_id_is_the_open_order_holding_it(tmp_path):
+async def test_a_stop_refused_as_a_duplicated_id_leaves_the_position_protected(tmp_path):
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
     real_place, refused = world.paper.place, []
@@ -37,5 +38,5 @@ async def test_a_stop_refused_as_a_duplicated_id_is_the_open_order_holding_it(tm
     assert [(o.client_id, o.trigger_price) for o in await stops(world)] == [(held, moved)]
     stop = world.engine.positions[SYMBOL].stop
     assert stop.order is not None and stop.order.client_id == held and stop.pending is None
-    assert stop.trigger_price == moved and stop.retry_at is None
-    assert world.alerts("PROTECTION") == [], "an id held by our own open order is no refusal"
+    assert stop.trigger_price == moved and stop.retry_at is None, "not retried once taken"
+    assert len(world.alerts("PROTECTION")) == 1
