@@ -204,7 +204,7 @@ async def test_housekeeping_forgets_the_trackers_old_finished_orders(tmp_path: P
     tracker = world.engine.tracker
     tracker.on_order(order(f"tb-{SYMBOL}-old-sl1", SYMBOL, OrderStatus.CANCELED),
                      world.clock.now() - FORGET_AFTER - timedelta(minutes=1))
-    world.engine.housekeeping.last_run.pop("cleanup", None)    # the 30-min job is due
+    world.engine.housekeeping.due_at.pop("cleanup", None)    # the 30-min job is due
     await world.engine.tick()
     assert tracker.get(f"tb-{SYMBOL}-old-sl1") is None
 

@@ -21,6 +21,7 @@ from trader.domain import CloseReason, OrderType, Side
 from trader.engine import Engine
 from trader.exchange.binance import BinanceExchange
 from trader.exchange.gate import RetryPolicy
+from trader.housekeeping import RULES_EVERY
 from trader.startup import boot
 from trader.trade_store import TradeStore
 
@@ -124,7 +125,7 @@ async def test_a_tick_size_change_is_learned_from_the_rejection_and_the_stop_goe
 async def test_a_symbol_no_longer_trading_takes_no_entries_and_is_alerted(fake, tmp_path):
     async with booted_long(fake, tmp_path) as engine:
         fake.sim.set_rules(replace(fake.sim.rules_for(SYMBOL), status="SETTLING"))
-        engine.housekeeping.last_run.pop("rules", None)
+        engine.housekeeping.due_at.pop("rules", None)
         await engine.tick()
         assert any("SETTLING" in text for text in alerts(engine, "SYMBOL_RULES"))
         assert not engine.entry_allowed(SYMBOL)
@@ -186,11 +187,11 @@ async def test_after_a_silent_listen_key_expiry_the_engine_resyncs_over_rest(fak
     try:
         await boot(engine)
         assert await eventually(lambda: exchange.streaming)
-        engine.housekeeping.last_run["rules"] = engine.clock.now()
+        engine.housekeeping.due_at["rules"] = engine.clock.now() + RULES_EVERY
         await fake.expire_listen_key(silent=True)
         assert await eventually(lambda: engine.resync_due, timeout=5.0)
         assert exchange.streaming
-        assert "rules" not in engine.housekeeping.last_run, "rules are re-read on the next tick"
+        assert "rules" not in engine.housekeeping.due_at, "rules are re-read on the next tick"
     finally:
         await exchange.close()
         store.close()

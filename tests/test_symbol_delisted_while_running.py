@@ -44,7 +44,7 @@ async def test_a_symbol_no_longer_listed_takes_no_entry_keeps_its_stop_and_is_sa
     async with booted_engine(settings) as engine:
         await engine.tick()
         fake.reshape_answers("GET /fapi/v1/exchangeInfo", without_the_symbol, times=100)
-        engine.housekeeping.last_run.pop("rules", None)
+        engine.housekeeping.due_at.pop("rules", None)
         await engine.tick()
         assert any(SYMBOL in text and "NOT_LISTED" in text
                    for text in alerts(engine, "SYMBOL_RULES")), alerts(engine, "ERROR")

@@ -331,7 +331,7 @@ class Engine:
     def _stream_reconnected(self) -> None:
         logger.info("user-data stream back: symbol rules and orders are re-read over REST")
         self.tracker.invalidate()
-        self.housekeeping.last_run.pop("rules", None)
+        self.housekeeping.due_at.pop("rules", None)
         self.entries.leverage_set.clear()   # a change by hand in the gap went unheard
         self.resync_due = True
 

@@ -9,7 +9,7 @@ ticks), and the daily summary.
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -65,20 +65,16 @@ class Housekeeping:
         self.stale: set[str] = set()
         self.untradable: set[str] = set()
         self.funding_seen: dict[str, list[tuple[datetime, Decimal]]] = {}
-        self.last_run: dict[str, datetime] = {}
+        # When each timed job is next due (none: due now; a job dropped from it runs on the
+        # next tick: a stream reconnect re-reads the rules so)
+        self.due_at: dict[str, datetime] = {}
         self.summary_day: date | None = None
+        self._today: tuple[datetime, datetime] | None = None   # summary_day's [start, end)
         self.invariants = InvariantMonitor(settings, exchange, executor, tracker, store,
                                            alerter, clock)
         interval = timedelta(seconds=INTERVAL_SECONDS.get(settings.interval, 60))
         for symbol in candles:
             self.feed.watch(symbol, clock.now(), interval)
-
-    def _due(self, job: str, every: timedelta, now: datetime) -> bool:
-        last = self.last_run.get(job)
-        if last is not None and now - last < every:
-            return False
-        self.last_run[job] = now
-        return True
 
     def on_candle(self, candle: Candle) -> None:
         self.feed.on_candle(candle.symbol, candle, self.clock.now())
@@ -89,36 +85,49 @@ class Housekeeping:
     async def run(self, positions: dict[str, Position], balance: Balance | None) -> None:
         """Each job inside its own boundary: one failing job skips only itself. Engine time
         moves only while a job runs (it may wait on the exchange): it is read again after
-        each one that ran."""
+        each one that ran. Every replayed candle comes here: each timer is one comparison
+        with when it is due, and the daily summary waits for the end of its day."""
         boundary = self.boundary
         contained = boundary.contained
         clock = self.clock
+        due_at = self.due_at
         now = clock.now()
         if self.feed.has_issues(now):    # most ticks: none to act on
             await contained("feed watchdog", self.watch_feed())
             now = clock.now()
-        if self._due("funding", FUNDING_EVERY, now):
+        due = due_at.get("funding")
+        if due is None or now >= due:
+            due_at["funding"] = now + FUNDING_EVERY
             try:    # `contained` inline: every 5 min is every candle of a 5m replay
                 await self.check_funding()
             except Exception as exc:  # the funding check's boundary
                 if not boundary.failed("funding check", exc):
                     raise     # a backtest ends here (Containment.fail_fast)
             now = clock.now()
-        if self._due("rules", RULES_EVERY, now):
+        due = due_at.get("rules")
+        if due is None or now >= due:
+            due_at["rules"] = now + RULES_EVERY
             await contained("symbol rules refresh", self.refresh_rules())
             now = clock.now()
-        if self._due("cleanup", CLEANUP_EVERY, now):
+        due = due_at.get("cleanup")
+        if due is None or now >= due:
+            due_at["cleanup"] = now + CLEANUP_EVERY
             await contained("intent cleanup", self.clean_intents())
             now = clock.now()
             # Finished orders learned 6 h ago are history: a tick reads only a symbol's
             # recent orders, and the tracker's memory stays bounded.
             self.tracker.forget_finished(now)
-        if self._due("telemetry", TELEMETRY_EVERY, now):
+        due = due_at.get("telemetry")
+        if due is None or now >= due:
+            due_at["telemetry"] = now + TELEMETRY_EVERY
             self.counters.log(now)
-        if self.invariants.due():
-            await contained("invariant monitor", self.invariants.check())
+        invariants = self.invariants
+        invariants.ticks += 1            # `InvariantMonitor.due`, inline
+        if invariants.every > 0 and invariants.ticks % invariants.every == 0:
+            await contained("invariant monitor", invariants.check())
             now = clock.now()
-        if self.summary_day != now.date():
+        today = self._today
+        if today is None or not today[0] <= now < today[1]:    # summary_day != now.date()
             await contained("daily summary", self.daily_summary(positions.values(), balance))
 
     # --- feed ---------------------------------------------------------------------
@@ -221,7 +230,11 @@ class Housekeeping:
 
     # --- daily summary --------------------------------------------------------------
     async def daily_summary(self, positions: Iterable[Position], balance: Balance | None) -> None:
-        today = self.clock.now().date()
+        now = self.clock.now()
+        today = now.date()
+        if self.summary_day is None or today != self.summary_day:
+            start = datetime.combine(today, time(), now.tzinfo)
+            self._today = (start, start + timedelta(days=1))
         if self.summary_day is None:
             self.summary_day = today
             return
