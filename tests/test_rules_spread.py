@@ -86,6 +86,23 @@ def test_the_kept_median_window_is_the_median_of_the_last_values(values, size) -
         assert window.median() == rolling_median(last)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.decimals(min_value=0, max_value=1, places=6, allow_nan=False),
+                          st.booleans()), max_size=60),
+       st.integers(min_value=1, max_value=9))
+def test_a_median_first_asked_late_is_the_median_of_the_last_values(values, size) -> None:
+    """The window sorts nothing until a median is asked (a narrow book never asks): asked
+    first after any number of values, then now and then, it is still rolling_median of
+    the last `size` values."""
+    window = MedianWindow(size)
+    for seen, (value, asked) in enumerate(values, start=1):
+        window.append(value)
+        if asked:
+            last = [kept for kept, _ in values[max(0, seen - size):seen]]
+            assert len(window) == len(last)
+            assert window.median() == rolling_median(last)
+
+
 def test_the_rule_reads_the_same_from_the_kept_window_as_from_a_list() -> None:
     window = MedianWindow(100)
     for ticks in ["1", "1", "2", "1"]:

@@ -201,22 +201,29 @@ def rolling_median(values: Sequence[Decimal]) -> Decimal:
 
 
 class MedianWindow:
-    """The last `size` values, kept in arrival order and in sorted order, so that the
-    median is read without a sort (the spread breaker reads it on every tick):
-    `median()` equals `rolling_median` of the same values."""
+    """The last `size` values, kept in arrival order and, from the first `median()` on, in
+    sorted order too, so that the median is read without a sort (the spread breaker reads
+    it on every tick whose spread is wide enough to matter): `median()` equals
+    `rolling_median` of the same values. Until a median is asked (a book a tick or two
+    wide, most markets, every replayed candle) an append is two deque operations."""
 
     __slots__ = ("size", "arrived", "ordered")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.arrived: deque[Decimal] = deque()
-        self.ordered: list[Decimal] = []
+        self.ordered: list[Decimal] | None = None     # sorted `arrived`, once asked
 
     def append(self, value: Decimal) -> None:
-        self.arrived.append(value)
-        insort(self.ordered, value)
-        if len(self.arrived) > self.size:
-            del self.ordered[bisect_left(self.ordered, self.arrived.popleft())]
+        arrived, ordered = self.arrived, self.ordered
+        arrived.append(value)
+        if ordered is None:
+            if len(arrived) > self.size:
+                arrived.popleft()
+            return
+        insort(ordered, value)
+        if len(arrived) > self.size:
+            del ordered[bisect_left(ordered, arrived.popleft())]
 
     def __len__(self) -> int:
         return len(self.arrived)
@@ -224,6 +231,8 @@ class MedianWindow:
     def median(self) -> Decimal:
         """Raises ValueError when empty, as rolling_median."""
         ordered = self.ordered
+        if ordered is None:
+            ordered = self.ordered = sorted(self.arrived)
         if not ordered:
             raise ValueError("median of an empty sequence")
         middle = len(ordered) // 2
