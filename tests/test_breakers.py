@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from trader import guards
 from trader.alerter import Alerter
-from trader.breakers import Breakers
+from trader.breakers import Breakers, no_crash_possible
 from trader.clock import ManualClock
 from trader.domain import BookTicker, Candle
 from trader.guard_book import GuardBook
@@ -159,3 +159,34 @@ def test_the_spread_breaker_still_reads_every_quote(tmp_path) -> None:
     breakers.check(SYMBOL, BookTicker(SYMBOL, Decimal("99"), Decimal("100")), TICK, history,
                    START + timedelta(seconds=6))
     assert "spread:BTCUSDT" in book.state.breakers
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.decimals(min_value=-3, max_value=3, places=3),
+                          st.decimals(min_value=0, max_value=1, places=3)),
+                min_size=1, max_size=40),
+       st.sampled_from([Decimal("0.03"), Decimal("0.01"), Decimal("0.001"), Decimal(0)]))
+def test_the_float_test_rules_out_no_crash_the_exact_reading_finds(moves, threshold) -> None:
+    """`no_crash_possible` (every candle, in float) is only a shortcut: whenever it says no
+    crash, the exact reading of the last candles finds none either, the moves around the
+    threshold (3 % of ~100) included."""
+    config = replace(GuardConfig(), crash_move=threshold)
+    history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
+    price = Decimal(100)
+    for index, (move, spread) in enumerate(moves):
+        history.append(candle(index, price, move, spread))
+        price = history[-1].close
+        if no_crash_possible(history, config):
+            assert guards.crash_move(history.tail(config.crash_candles), config) is None
+
+
+def test_a_calm_market_needs_no_exact_crash_reading() -> None:
+    """Candles moving 0.1 % each: the float test tells there is no crash (the exact reading
+    is skipped) once the history holds a true range for each of the last candles."""
+    history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
+    price = Decimal(100)
+    for index in range(7):
+        history.append(candle(index, price, Decimal("0.1"), Decimal(0)))
+        price = history[-1].close
+    assert no_crash_possible(history, GuardConfig())
+    assert not no_crash_possible(history, replace(GuardConfig(), crash_move=Decimal("0.001")))

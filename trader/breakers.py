@@ -9,6 +9,7 @@ Breakers gate new entries only, never exits or protection.
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from itertools import islice
 
 from trader import guards
 from trader.domain import ZERO, BookTicker, Candle
@@ -89,12 +90,32 @@ class Breakers:
         config = self.book.config
         reading = self._readings.get(symbol)
         if reading is None or reading.key != key or reading.config is not config:
-            recent = candles.tail(config.crash_candles) if isinstance(candles, CandleHistory) \
-                else candles
-            reading = CandleReading(key, config, regime_of(candles),
-                                    guards.crash_move(recent, config))
+            if isinstance(candles, CandleHistory):
+                crash = None if no_crash_possible(candles, config) else \
+                    guards.crash_move(candles.tail(config.crash_candles), config)
+            else:
+                crash = guards.crash_move(candles, config)
+            reading = CandleReading(key, config, regime_of(candles), crash)
             self._readings[symbol] = reading
         return reading
+
+
+def no_crash_possible(history: CandleHistory, config: GuardConfig) -> bool:
+    """True when the last `crash_candles` candles cannot be a crash (`guards.crash_move`
+    None), told from the history's float true ranges without a Decimal comparison (the
+    exact reading makes eight, every candle). Their highs and lows lie within a span no
+    wider than the sum S of their true ranges (each true range covers its candle and the
+    close before it, which lies in the candle before: the ranges chain up), so the lowest
+    low is at least close - S and the move (high - low) / low at most S / (close - S).
+    Slack of 1e-9 x close on S and 0.1 % on the threshold cover every float rounding
+    (about 1e-15 relative) by far. False (ask the exact reading) when unsure."""
+    count, ranges = config.crash_candles, history.ranges
+    if count < 1 or len(ranges) < count or len(ranges) != min(len(history) - 1, ranges.size):
+        return False
+    close = float(history[-1].close)
+    span = sum(islice(reversed(ranges), count)) + 1e-9 * close
+    floor = close * (1 - 1e-12) - span
+    return floor > 0 and span < float(config.crash_move) * 0.999 * floor
 
 
 def candles_key(candles: Sequence[Candle] | CandleHistory) -> CandlesKey:
