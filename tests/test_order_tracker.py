@@ -53,7 +53,11 @@ def test_live_orders_kept_as_they_change_are_the_scan_of_every_order(
                       order(step[1], cid, OrderStatus.NEW) for cid in step[2]]
             tracker.on_snapshot(step[1], [o for o in listed if o.symbol == step[1]], now)
         elif kind == "forget":
-            tracker.forget_finished(now)
+            due = [cid for symbol in SYMBOLS for cid, tracked in
+                   tracker.for_symbol(symbol).items()
+                   if not tracked.live and now - tracked.learned_at > FORGET_AFTER]
+            assert tracker.forget_finished(now) == len(due)
+            assert not any(tracker.get(cid) for cid in due)
         else:
             now += timedelta(minutes=step[1])
         if read:
@@ -84,3 +88,30 @@ def test_a_read_after_a_change_does_not_walk_the_finished_orders(
                                                                "tb-BTCUSDT-live-TP1"]
     assert len(asked) <= 2
     assert tracker.forget_finished(T0 + FORGET_AFTER + timedelta(seconds=1)) == 300
+
+
+def test_forgetting_walks_the_orders_only_once_one_is_due(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Housekeeping asks every few minutes; the last hours' finished orders are walked only
+    once the oldest of them is FORGET_AFTER old, and each is forgotten then."""
+    tracker = OrderTracker()
+    for n in range(300):
+        tracker.on_order(order("BTCUSDT", f"tb-BTCUSDT-k{n}-SL1", OrderStatus.CANCELED),
+                         T0 + timedelta(minutes=n))
+    asked: list[TrackedOrder] = []
+    plain = TrackedOrder.live
+
+    def counted(tracked: TrackedOrder) -> bool:
+        asked.append(tracked)
+        return plain.fget(tracked)             # type: ignore[attr-defined]
+
+    monkeypatch.setattr(TrackedOrder, "live", property(counted))
+    for minutes in range(0, 360, 5):
+        assert tracker.forget_finished(T0 + timedelta(minutes=minutes)) == 0
+    assert asked == []
+    assert tracker.forget_finished(T0 + FORGET_AFTER + timedelta(minutes=10, seconds=1)) == 11
+    assert tracker.get("tb-BTCUSDT-k10-SL1") is None
+    assert tracker.get("tb-BTCUSDT-k11-SL1") is not None
+    asked.clear()
+    assert tracker.forget_finished(T0 + FORGET_AFTER + timedelta(minutes=10, seconds=30)) == 0
+    assert asked == []

@@ -18,6 +18,7 @@ otherwise it takes a REST snapshot first.
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from heapq import heappop, heappush
 from itertools import count
 
 from trader.domain import CLIENT_ID_PREFIX, ExchangePosition, Order
@@ -60,6 +61,11 @@ class OrderTracker:
         # `on_streamed_position`).
         self._streamed_at: dict[str, datetime] = {}
         self._synced: set[str] = set()
+        # (learned_at, place, client id) of each finished order as it was kept, earliest
+        # first: `forget_finished` takes the due ones off the top instead of scanning every
+        # order of the last hours. An entry whose order was kept again since (or forgotten)
+        # is stale and skipped; each lives FORGET_AFTER at most.
+        self._finished_by_time: list[tuple[datetime, int, str]] = []
 
     # --- feeding ------------------------------------------------------------------------
     def on_order(self, order: Order, at: datetime) -> None:
@@ -105,6 +111,8 @@ class OrderTracker:
             live[client_id] = order
         else:
             live.pop(client_id, None)
+            heappush(self._finished_by_time,
+                     (tracked.learned_at, next(self._places), client_id))
         self._live.pop(symbol, None)
 
     def _drop(self, symbol: str, client_id: str) -> None:
@@ -214,13 +222,18 @@ class OrderTracker:
 
     def forget_finished(self, now: datetime) -> int:
         """Drop finished orders learned long ago (bounded memory); returns how many."""
-        old = [cid for cid, t in self._orders.items()
-               if not t.live and now - t.learned_at > FORGET_AFTER]
-        for client_id in old:
-            tracked = self._orders.pop(client_id)
+        by_time = self._finished_by_time
+        forgotten = 0
+        while by_time and now - by_time[0][0] > FORGET_AFTER:
+            learned_at, _, client_id = heappop(by_time)
+            tracked = self._orders.get(client_id)
+            if tracked is None or tracked.live or tracked.learned_at != learned_at:
+                continue        # kept again since, or forgotten: a stale entry
+            del self._orders[client_id]
             self._drop(tracked.order.symbol, client_id)
             del self._place[client_id]
-        return len(old)
+            forgotten += 1
+        return forgotten
 
     def for_symbol(self, symbol: str) -> dict[str, TrackedOrder]:
         """Everything known about the symbol's orders, by client id."""
