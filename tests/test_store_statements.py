@@ -184,9 +184,33 @@ def test_an_order_saved_twice_in_a_batch_is_written_once_as_it_is_last(
 def test_recording_a_fill_is_one_statement_and_still_once(store: TradeStore) -> None:
     trace = Statements(store)
     assert store.record_fill(fill()) is True
-    trace.clear()
-    assert store.record_fill(fill()) is False
     assert [w for w in trace.words() if w not in ("BEGIN", "COMMIT")] == ["INSERT INTO fills"]
+    assert committed(store, "SELECT trade_id FROM fills") == [("1",)]
+
+
+def test_a_fill_this_store_recorded_is_recorded_again_without_a_statement(
+        store: TradeStore) -> None:
+    """A close records its position's fills, which the stream's were recorded already."""
+    assert store.record_fill(fill()) is True
+    trace = Statements(store)
+    with store.batch("candle"), store.transaction("close"):
+        assert store.record_fill(fill()) is False
+        assert store.record_fill(fill("2")) is True
+    assert store.record_fill(fill()) is False and store.record_fill(fill("2")) is False
+    assert [w for w in trace.words() if w.startswith("INSERT")] == ["INSERT INTO fills"]
+    commit_the_batches(store)
+    assert committed(store, "SELECT trade_id FROM fills ORDER BY trade_id") == [("1",), ("2",)]
+    # another process's store (a restart) knows nothing yet: the database answers
+    other = TradeStore(store.db)
+    assert other.record_fill(fill()) is False
+
+
+def test_a_fill_a_failed_batch_rolled_back_is_recorded_again(store: TradeStore) -> None:
+    with pytest.raises(RuntimeError), store.batch("candle"):
+        assert store.record_fill(fill()) is True
+        raise RuntimeError("the candle's tick died")
+    assert committed(store, "SELECT * FROM fills") == []
+    assert store.record_fill(fill()) is True
     assert committed(store, "SELECT trade_id FROM fills") == [("1",)]
 
 

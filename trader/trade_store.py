@@ -30,6 +30,9 @@ FUNDING_EVENT = "funding"
 # An ISO time's text begins with a digit: "~" sorts after all of them ("no intent at all").
 NO_INTENT = "~"
 PURGE_CHUNK = 500       # client ids per statement (SQLite caps a statement's parameters)
+# Fills remembered as recorded (`record_fill`); past this many the memory starts again (a
+# fill recorded since is then asked of the database once more, by its INSERT).
+FILLS_REMEMBERED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +74,15 @@ class TradeStore(Store):
         # read either (protection reads both before each placement; trader/last_known.py).
         self._last_intents = LastKnown[dict[str, tuple[Intent, str]]]("intents")
         self._last_open = LastKnown[dict[tuple[str, str], Position]]("open positions")
+        # (symbol, trade id) of the fills this store recorded (in the database or in its
+        # open transaction): a close records its position's fills, the stream's among them
+        # (recorded as they came), and each of those is answered without a statement.
+        self._fills_recorded: set[tuple[str, str]] = set()
 
     def _forget_cached(self) -> None:
         self._last_intents.forgotten(self._known_intents)
         self._last_open.forgotten(self._open_positions)
+        self._fills_recorded = set()
         self._known_intents = None
         self._oldest_created = None
         self._open_positions = None
@@ -247,11 +255,19 @@ class TradeStore(Store):
     # --- fills --------------------------------------------------------------------
     def record_fill(self, fill: Fill) -> bool:
         """Store a fill once; False if it was already recorded (idempotent replays)."""
+        key = (fill.symbol, fill.trade_id)
+        recorded = self._fills_recorded
+        if key in recorded:
+            return False
         row = dump(fill)
         row["maker"] = int(fill.maker)
         columns = tuple(row)
         cursor = self._gate.write_one(f"fill {fill.symbol} {fill.trade_id}",
                                       _insert_fill_statement(columns), [row[c] for c in columns])
+        if recorded is self._fills_recorded:      # not forgotten meanwhile
+            if len(recorded) >= FILLS_REMEMBERED:
+                recorded.clear()
+            recorded.add(key)
         return cursor.rowcount > 0
 
     def fills(self, symbol: str | None = None, since: datetime | None = None) -> list[Fill]:
