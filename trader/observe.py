@@ -106,6 +106,8 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
     if status is FILLED:
         if _fill_not_shown(position, leg, view, tracked, order.quantity):
             return []
+        if _filled_yet_held(leg, view, tracked):
+            return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value)]
         return [LegFilled(leg.role, order.client_id, order.quantity, complete=True)]
     if status.terminal:
         # Ours is gone for sure: a stop placed by hand in its place is taken over, not fought.
@@ -156,6 +158,16 @@ def _fill_not_shown(position: Position, leg: Leg, view: SymbolView, tracked: Tra
     return (position.exit_plan is ExitPlan.TWO and leg.role is not OrderRole.STOP_LOSS
             and view.position.size > position.quantity - filled
             and view.at - tracked.learned_at < FILL_REPORT_LAG)
+
+
+def _filled_yet_held(leg: Leg, view: SymbolView, tracked: TrackedOrder) -> bool:
+    """The leg's order filled all it was for, and long after its report the exchange still
+    holds the position: no position report is late, the position grew while the order
+    filled (an entry's last fills landing as the price reached the stop), so the rest is
+    unprotected. Its LegFilled waits for a PositionGone that never comes; it is a leg gone
+    (replaced now). TP1 of the two-TP plan leaves the rest open by design."""
+    return (leg.role is not OrderRole.TAKE_PROFIT_1 and view.position.size > 0
+            and view.at - tracked.learned_at >= FILL_REPORT_LAG)
 
 
 def _pending_events(position: Position, leg: Leg, view: SymbolView,

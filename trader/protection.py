@@ -290,9 +290,11 @@ def vanished(position: Position, client_id: str, status: str) -> Alert:
     CANCELED is somebody's cancel (the Binance app, another API client; the fields of
     ORDER_TRADE_UPDATE / ALGO_UPDATE do not say whose), EXPIRED or REJECTED the exchange's
     own (e.g. a margin check failed at trigger time: usds-margined-futures
-    user-data-streams/Event-Algo-Order-Update)."""
+    user-data-streams/Event-Algo-Order-Update); FILLED a stop that filled all it was for
+    while the position stayed open (trader/observe.py `_filled_yet_held`)."""
     how = "cancelled outside the agent (by hand?)" if status in ("", "CANCELED") \
-        else f"ended on the exchange ({status}), not by the agent"
+        else "filled, yet the position is still open (it grew while the stop filled)" \
+        if status == "FILLED" else f"ended on the exchange ({status}), not by the agent"
     # Numbers as every alert shows them (trader/display.py); the client id last, for the log.
     text = (f"{position.symbol}: stop-loss {how}; the {position.side.label} "
             f"{display.number(position.quantity)} has no stop until its replacement at "
