@@ -21,17 +21,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.binance_harness import SYMBOL, started_exchange
+from tests.fakes.binance_harness import SYMBOL, settings_for, started_exchange
 from tests.fakes.binance_server import FakeBinance
 from tests.fixtures.binance import payload
+from tests.positions import make
+from trader.alerter import Alerter
 from trader.clock import SystemClock
 from trader.domain import OrderRequest, OrderRole, OrderType, Side, to_ms
+from trader.engine import Engine
 from trader.exchange.base import OrderUpdate
 from trader.exchange.binance import BinanceExchange
 from trader.exchange.binance_event_codec import update_from_algo_event, update_from_order_event
 from trader.exchange_view import ExchangeView
 from trader.executor import Executor
 from trader.order_tracker import OrderTracker
+from trader.position import Position, PositionState
 from trader.trade_store import TradeStore
 
 PRICE = Decimal("50000")
@@ -138,3 +142,35 @@ def as_placed_over_rest(answer: dict[str, Any]) -> dict[str, Any]:
     """GET /fapi/v1/order served from before the order traded: NEW, nothing executed."""
     return answer | {"status": "NEW", "executedQty": "0", "cumQuote": "0",
                      "avgPrice": "0.00000"}
+
+
+@dataclass
+class EngineOnFake:
+    """The engine over the real python-binance client against the fake Binance (REST only:
+    the adapter's streams off, so each event is fed by hand), its journal in tmp_path."""
+    fake: FakeBinance
+    engine: Engine
+    store: TradeStore
+
+    def planned_long(self, quantity: Decimal, key: str) -> Position:
+        """A LONG of `quantity` at PRICE about to be entered (ENTERING, nothing sent)."""
+        return make(state=PositionState.ENTERING, quantity=quantity, entry=PRICE,
+                    stop="49500", tp="51000", live_legs=False, seq={},
+                    opened_at=self.engine.clock.now(), key=key)
+
+
+@asynccontextmanager
+async def engine_on_fake(tmp_path: Path, **settings: Any) -> AsyncIterator[EngineOnFake]:
+    """`settings`: overrides of tests.fakes.binance_harness.settings_for."""
+    async with FakeBinance(prices={SYMBOL: PRICE}) as fake:
+        config = settings_for(fake, db_path=tmp_path / "tradebot.db", **settings)
+        clock = SystemClock()
+        exchange = BinanceExchange(config, clock, streams=False)
+        await exchange.start([SYMBOL], config.leverage)
+        store = TradeStore.open(config.db_path)
+        try:
+            yield EngineOnFake(fake, Engine(config, exchange, store, clock, Alerter(store)),
+                               store)
+        finally:
+            store.close()
+            await exchange.close()

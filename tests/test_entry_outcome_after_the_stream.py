@@ -19,18 +19,12 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.binance_harness import SYMBOL, settings_for
 from tests.fakes.binance_server import FakeBinance
-from tests.positions import make
-from tests.stream_ahead import PRICE, as_placed_over_rest, order_update
-from trader.alerter import Alerter
-from trader.clock import SystemClock
+from tests.stream_ahead import as_placed_over_rest, engine_on_fake, order_update
 from trader.domain import IntentStatus, Side
 from trader.engine import Engine
 from trader.events import EntryFailed, EntryFilled
-from trader.exchange.binance import BinanceExchange
 from trader.position import Position, PositionState
-from trader.trade_store import TradeStore
 
 QUANTITY = Decimal("0.010")
 FILL_PRICE = Decimal("50005.5")      # where the fake fills a MARKET buy of it
@@ -47,26 +41,14 @@ async def an_entry_whose_answer_was_lost(tmp_path: Path, reached: bool = True
     """A MARKET entry sent through the engine whose answer was lost (the connection
     dropped): ENTERING, its intent SENT. `reached`: the order got to the exchange (and
     filled there) before the connection dropped."""
-    async with FakeBinance(prices={SYMBOL: PRICE}) as fake:
-        settings = settings_for(fake, db_path=tmp_path / "tradebot.db")
-        clock = SystemClock()
-        exchange = BinanceExchange(settings, clock, streams=False)
-        await exchange.start([SYMBOL], settings.leverage)
-        store = TradeStore.open(settings.db_path)
-        engine = Engine(settings, exchange, store, clock, Alerter(store))
-        try:
-            planned = make(state=PositionState.ENTERING, quantity=QUANTITY, entry=PRICE,
-                           stop="49500", tp="51000", live_legs=False, seq={},
-                           opened_at=clock.now(), key="lost1")
-            fake.inject_fault("POST /fapi/v1/order", drop_connection=True, execute=reached)
-            position = await engine.entries.send(planned)
-            assert position is not None and position.state is PositionState.ENTERING
-            entry_id = fake.requests("POST /fapi/v1/order")[-1].params["newClientOrderId"]
-            assert store.intent(entry_id).status is IntentStatus.SENT
-            yield fake, engine, position, entry_id
-        finally:
-            store.close()
-            await exchange.close()
+    async with engine_on_fake(tmp_path) as world:
+        fake, engine = world.fake, world.engine
+        fake.inject_fault("POST /fapi/v1/order", drop_connection=True, execute=reached)
+        position = await engine.entries.send(world.planned_long(QUANTITY, "lost1"))
+        assert position is not None and position.state is PositionState.ENTERING
+        entry_id = fake.requests("POST /fapi/v1/order")[-1].params["newClientOrderId"]
+        assert world.store.intent(entry_id).status is IntentStatus.SENT
+        yield fake, engine, position, entry_id
 
 
 @pytest.mark.parametrize(("streamed", "filled", "read", "expected"), [

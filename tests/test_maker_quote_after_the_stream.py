@@ -21,18 +21,13 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.binance_harness import SYMBOL, settings_for
+from tests.fakes.binance_harness import SYMBOL
 from tests.fakes.binance_server import FakeBinance
-from tests.positions import make
-from tests.stream_ahead import PRICE, as_placed_over_rest, order_update
-from trader.alerter import Alerter
-from trader.clock import SystemClock
+from tests.stream_ahead import PRICE, as_placed_over_rest, engine_on_fake, order_update
 from trader.domain import Side
 from trader.engine import Engine
 from trader.events import EntryFilled
-from trader.exchange.binance import BinanceExchange
 from trader.position import Position, PositionState
-from trader.trade_store import TradeStore
 
 PLANNED, TRADED = Decimal("0.010"), Decimal("0.004")
 BID = Decimal("49999.5")                   # the fake's best bid at PRICE: the quote's price
@@ -60,26 +55,13 @@ class Quoting:
 @asynccontextmanager
 async def a_resting_quote(tmp_path: Path) -> AsyncIterator[Quoting]:
     """A maker LONG entry of PLANNED: its first quote rests at the bid (ENTERING)."""
-    async with FakeBinance(prices={SYMBOL: PRICE}) as fake:
-        settings = settings_for(fake, db_path=tmp_path / "tradebot.db", entry_mode="maker",
-                                maker_timeout_seconds=60)
-        clock = SystemClock()
-        exchange = BinanceExchange(settings, clock, streams=False)
-        await exchange.start([SYMBOL], settings.leverage)
-        store = TradeStore.open(settings.db_path)
-        engine = Engine(settings, exchange, store, clock, Alerter(store))
-        try:
-            planned = make(state=PositionState.ENTERING, quantity=PLANNED, entry=PRICE,
-                           stop="49500", tp="51000", live_legs=False, seq={},
-                           opened_at=clock.now(), key="mq1")
-            position = await engine.entries.send(planned)
-            assert position is not None and position.state is PositionState.ENTERING
-            quote = fake.requests(NEW_ORDER)[-1].params
-            assert (quote["timeInForce"], quote["price"]) == ("GTX", str(BID))
-            yield Quoting(fake, engine, position, quote["newClientOrderId"])
-        finally:
-            store.close()
-            await exchange.close()
+    async with engine_on_fake(tmp_path, entry_mode="maker", maker_timeout_seconds=60) as world:
+        fake, engine = world.fake, world.engine
+        position = await engine.entries.send(world.planned_long(PLANNED, "mq1"))
+        assert position is not None and position.state is PositionState.ENTERING
+        quote = fake.requests(NEW_ORDER)[-1].params
+        assert (quote["timeInForce"], quote["price"]) == ("GTX", str(BID))
+        yield Quoting(fake, engine, position, quote["newClientOrderId"])
 
 
 def next_quote(fake: FakeBinance) -> dict[str, Any]:

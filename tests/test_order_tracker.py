@@ -37,6 +37,19 @@ steps = st.one_of(
 )
 
 
+def live_asked(monkeypatch: pytest.MonkeyPatch) -> list[TrackedOrder]:
+    """Every TrackedOrder whose `live` is asked from now on, in order."""
+    asked: list[TrackedOrder] = []
+    plain = TrackedOrder.live
+
+    def counted(tracked: TrackedOrder) -> bool:
+        asked.append(tracked)
+        return plain.fget(tracked)             # type: ignore[attr-defined]
+
+    monkeypatch.setattr(TrackedOrder, "live", property(counted))
+    return asked
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(steps, max_size=60), st.lists(st.booleans(), min_size=60, max_size=60))
 def test_live_orders_kept_as_they_change_are_the_scan_of_every_order(
@@ -75,14 +88,7 @@ def test_a_read_after_a_change_does_not_walk_the_finished_orders(
         tracker.on_order(order("BTCUSDT", f"tb-BTCUSDT-k{n}-SL1", OrderStatus.CANCELED), T0)
     tracker.on_order(order("BTCUSDT", "tb-BTCUSDT-live-SL1", OrderStatus.NEW), T0)
     assert len(tracker.live("BTCUSDT")) == 1
-    asked: list[TrackedOrder] = []
-    plain = TrackedOrder.live
-
-    def counted(tracked: TrackedOrder) -> bool:
-        asked.append(tracked)
-        return plain.fget(tracked)             # type: ignore[attr-defined]
-
-    monkeypatch.setattr(TrackedOrder, "live", property(counted))
+    asked = live_asked(monkeypatch)
     tracker.on_order(order("BTCUSDT", "tb-BTCUSDT-live-TP1", OrderStatus.NEW), T0)
     assert [o.client_id for o in tracker.live("BTCUSDT")] == ["tb-BTCUSDT-live-SL1",
                                                                "tb-BTCUSDT-live-TP1"]
@@ -98,14 +104,7 @@ def test_forgetting_walks_the_orders_only_once_one_is_due(
     for n in range(300):
         tracker.on_order(order("BTCUSDT", f"tb-BTCUSDT-k{n}-SL1", OrderStatus.CANCELED),
                          T0 + timedelta(minutes=n))
-    asked: list[TrackedOrder] = []
-    plain = TrackedOrder.live
-
-    def counted(tracked: TrackedOrder) -> bool:
-        asked.append(tracked)
-        return plain.fget(tracked)             # type: ignore[attr-defined]
-
-    monkeypatch.setattr(TrackedOrder, "live", property(counted))
+    asked = live_asked(monkeypatch)
     for minutes in range(0, 360, 5):
         assert tracker.forget_finished(T0 + timedelta(minutes=minutes)) == 0
     assert asked == []

@@ -11,12 +11,14 @@ sends an id the exchange already holds."""
 
 import sqlite3
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from tests.engine_world import SYMBOL, World, restart
 from tests.test_move_stop_command import cancels_refused, stops, world_with_a_long
 from trader.commands import CommandKind
 from trader.domain import ClientId, OrderRole
+from trader.position import Position
 from trader.startup import boot
 
 WRITES = (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)
@@ -40,30 +42,43 @@ def sent_ids(world: World) -> list[str]:
     return sent
 
 
-async def test_a_restart_adopts_the_moved_stop_its_journal_missed(tmp_path):
-    world = await world_with_a_long(tmp_path)
+async def move_unjournaled(world: World) -> tuple[Position, Decimal, str]:
+    """/sl to half-way between the stop and the entry while every write is refused: the
+    position, the level and the new stop's id (sl2). The writes stay refused."""
     position = world.engine.positions[SYMBOL]
-    assert position.stop.order is not None
-    first = position.stop.order.client_id
-    sent = sent_ids(world)
     moved = world.paper.rules(SYMBOL).round_price(
         (position.stop.trigger_price + position.entry_price) / 2, up=False)
     world.store.db.conn.set_authorizer(writes_refused)
     await world.command(CommandKind.SL, symbol=SYMBOL, price=moved)
-    for _ in range(2):
-        await world.step()
-    newer = str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 2))
-    assert [(o.client_id, o.trigger_price) for o in await stops(world)] == [(newer, moved)]
-    assert world.engine.guard_state.save_failure, "the move was not journaled"
-    world.store.db.conn.set_authorizer(None)    # killed; the disk is back for the restart
-    assert world.store.position(SYMBOL, position.key).stop.order.client_id == first
+    return position, moved, str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 2))
 
+
+async def restarted(world: World, sent: list[str]) -> World:
+    """Killed and booted on the same database, three ticks run: no id was sent twice."""
     again = restart(world)
     await boot(again.engine)
     for _ in range(3):
         await again.step()
     twice = [cid for cid, n in Counter(sent).items() if n > 1]
     assert twice == [], f"sent again under an id the exchange holds: {twice}"
+    return again
+
+
+async def test_a_restart_adopts_the_moved_stop_its_journal_missed(tmp_path):
+    world = await world_with_a_long(tmp_path)
+    stop_order = world.engine.positions[SYMBOL].stop.order
+    assert stop_order is not None
+    first = stop_order.client_id
+    sent = sent_ids(world)
+    position, moved, newer = await move_unjournaled(world)
+    for _ in range(2):
+        await world.step()
+    assert [(o.client_id, o.trigger_price) for o in await stops(world)] == [(newer, moved)]
+    assert world.engine.guard_state.save_failure, "the move was not journaled"
+    world.store.db.conn.set_authorizer(None)    # killed; the disk is back for the restart
+    assert world.store.position(SYMBOL, position.key).stop.order.client_id == first
+
+    again = await restarted(world, sent)
     assert [(o.client_id, o.trigger_price) for o in await stops(again)] == [(newer, moved)]
     stop = again.engine.positions[SYMBOL].stop
     assert stop.trigger_price == moved, "the acknowledged move was undone"
@@ -78,26 +93,17 @@ async def test_a_restart_between_the_moved_stop_and_the_old_ones_cancel_keeps_th
     """Killed after sl2 was placed and before sl1's cancel went through: both are live, the
     journal names sl1. sl2 is the operator's level: kept, and sl1 cancelled."""
     world = await world_with_a_long(tmp_path)
-    position = world.engine.positions[SYMBOL]
-    assert position.stop.order is not None
-    first = position.stop.order.client_id
+    stop_order = world.engine.positions[SYMBOL].stop.order
+    assert stop_order is not None
+    first = stop_order.client_id
     sent = sent_ids(world)
     cancels_fail = cancels_refused(world)
-    moved = world.paper.rules(SYMBOL).round_price(
-        (position.stop.trigger_price + position.entry_price) / 2, up=False)
-    world.store.db.conn.set_authorizer(writes_refused)
-    await world.command(CommandKind.SL, symbol=SYMBOL, price=moved)
-    newer = str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 2))
+    _, moved, newer = await move_unjournaled(world)
     assert {o.client_id for o in await stops(world)} == {first, newer}
     world.store.db.conn.set_authorizer(None)
     cancels_fail[0] = False
 
-    again = restart(world)
-    await boot(again.engine)
-    for _ in range(3):
-        await again.step()
-    twice = [cid for cid, n in Counter(sent).items() if n > 1]
-    assert twice == [], f"sent again under an id the exchange holds: {twice}"
+    again = await restarted(world, sent)
     assert [(o.client_id, o.trigger_price) for o in await stops(again)] == [(newer, moved)]
     assert again.engine.positions[SYMBOL].stop.trigger_price == moved
 
@@ -109,23 +115,13 @@ async def test_a_restart_never_resends_an_id_the_exchange_knows_but_the_journal_
     among open orders only, so sl2 sent again would be taken (one id, two orders): the
     stop that replaces it is sl3."""
     world = await world_with_a_long(tmp_path)
-    position = world.engine.positions[SYMBOL]
     sent = sent_ids(world)
-    moved = world.paper.rules(SYMBOL).round_price(
-        (position.stop.trigger_price + position.entry_price) / 2, up=False)
-    world.store.db.conn.set_authorizer(writes_refused)
-    await world.command(CommandKind.SL, symbol=SYMBOL, price=moved)
+    position, moved, newer = await move_unjournaled(world)
     for _ in range(2):
         await world.step()
-    newer = str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 2))
     world.store.db.conn.set_authorizer(None)
     world.paper.publish(world.paper.sim.cancel_by_hand(SYMBOL, newer, world.clock.now()))
 
-    again = restart(world)
-    await boot(again.engine)
-    for _ in range(3):
-        await again.step()
-    twice = [cid for cid, n in Counter(sent).items() if n > 1]
-    assert twice == [], f"sent again under an id the exchange holds: {twice}"
+    again = await restarted(world, sent)
     assert [o.client_id for o in await stops(again)] == [
         str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 3))]
