@@ -269,7 +269,10 @@ class Driver:
     def _probe(self, action: ProbeOrder) -> list[Event]:
         role, client_id = action.role, action.client_id
         order = self.exchange.query(client_id)
-        pending = client_id == self.position.leg(role).pending
+        # A stop's superseded placement is probed as a pending one, as ActionRunner.probe
+        # does (trader/stop_backup.py): not found, it never landed.
+        leg = self.position.leg(role)
+        pending = client_id in (leg.pending, leg.superseded)
         if order is None:
             if pending:
                 return [LegRejected(role, client_id, "never placed (not found)")]

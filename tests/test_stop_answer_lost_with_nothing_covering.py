@@ -25,11 +25,12 @@ import pytest
 from tests.engine_world import SYMBOL, World, restart
 from tests.fakes.binance_harness import eventually
 from tests.fakes.binance_server import FakeBinance
+from tests.machine_driver import assert_settled, run_story, settle
 from tests.positions import leg_id, protected
 from tests.test_binance_protection import PRICE, running_agent
 from tests.test_move_stop_command import stops, world_with_a_long
 from trader.alerts import Alert
-from trader.domain import OrderRole, OrderType
+from trader.domain import OrderRole, OrderType, Side
 from trader.engine import Engine
 from trader.events import (
     CancelOrder,
@@ -338,3 +339,18 @@ def one_stop_settled(fake: FakeBinance, engine: Engine, first_known: bool) -> bo
     live = [o.client_id for o in fake.sim.open_orders(SYMBOL) if o.type is OrderType.STOP_MARKET]
     return (stop.pending is None and (stop.superseded is None) is first_known
             and stop.order is not None and live == [stop.order.client_id])
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_a_superseded_stop_that_never_landed_is_forgotten_and_the_machine_settles(
+        side: Side) -> None:
+    """Every placement's answer lost and the order never placed, then the stop expires: the
+    replacement is lost, its backup too (no third), and once the exchange is calm the backup
+    is placed again and the superseded one, found nowhere, is forgotten: one stop, nothing
+    left to probe (found by Hypothesis in test_lifecycle_machine's story property, CI of
+    2026-12-01)."""
+    driver = run_story(side, True, [(("mood", "lost_unplaced"), 0),
+                                    (("expire", OrderRole.STOP_LOSS), 1)])
+    assert settle(driver), "still placing or probing long after the exchange calmed down"
+    assert_settled(driver)
+    assert driver.position.stop.superseded is None
