@@ -49,3 +49,28 @@ async def test_polling_reads_the_leverage_again_once_per_reconciliation_period()
             await exchange.position(FLAT)
             assert [r.params["symbol"] for r in fake.requests(SYMBOL_CONFIG)] == [SYMBOL], \
                 "a flat symbol's leverage was read (its next entry sets it)"
+
+
+
+async def test_polling_reads_a_leverage_the_start_could_not_read_once_per_period():
+    """start() reads an open position's leverage once (positionRisk v3 has none); a refused
+    read left it unknown, and the periodic read skipped an unknown leverage: the position
+    showed the configured leverage for good (/status, its legs' margin estimates)."""
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        fake.sim.set_leverage(SYMBOL, BY_HAND)
+        await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.010"))
+        fake.inject_fault(SYMBOL_CONFIG, http_status=404, times=1)   # the start's read
+        clock = ManualClock(datetime.now(UTC))
+        settings = settings_for(fake, reconcile_seconds=PERIOD.total_seconds())
+        async with started_exchange(fake, clock=clock, settings=settings) as exchange:
+            assert len(fake.requests(SYMBOL_CONFIG)) == 1, "the start did not try to read it"
+            fake.clear_request_log()
+
+            clock.advance(PERIOD - timedelta(seconds=1))
+            assert (await exchange.position(SYMBOL)).leverage == 0, "unknown, not a guess"
+            assert not fake.requests(SYMBOL_CONFIG), "read before its period"
+
+            clock.advance(timedelta(seconds=1))
+            assert (await exchange.position(SYMBOL)).leverage == BY_HAND
+            assert (await exchange.position(SYMBOL)).leverage == BY_HAND
+            assert len(fake.requests(SYMBOL_CONFIG)) == 1, "not once per period"

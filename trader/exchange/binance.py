@@ -208,8 +208,10 @@ class BinanceExchange:
         would tell a change by hand: its ACCOUNT_CONFIG_UPDATE goes to no socket). One
         symbolConfig read (weight 5) per open position and period while polling, none
         while the stream is live; a flat symbol's leverage is set again at its next entry
-        (trader/entry_sender.py `_ensure_leverage`)."""
-        if self.streaming or symbol not in self._account.leverage:
+        (trader/entry_sender.py `_ensure_leverage`). One that start() could not read (a
+        refused symbolConfig) is read on the same cadence: skipped, the position showed the
+        configured leverage for good."""
+        if self.streaming:
             return False
         now = self._clock.now()
         read_at = self._leverage_read_at.setdefault(symbol, now)
