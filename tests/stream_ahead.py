@@ -16,7 +16,7 @@ values of a read served from before the events: the order as it was when placed.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,14 @@ class World:
         """The user-data stream pushed these (the engine's path: ExchangeView.on_events)."""
         self.view.on_events(list(updates))
 
+    def restarted(self) -> "World":
+        """The agent restarted on the same database and exchange: a new executor, an empty
+        tracker and a new view (what the stream said before is gone with the process)."""
+        tracker = OrderTracker()
+        executor = Executor(self.exchange, self.store, self.clock, tracker)
+        return replace(self, executor=executor, tracker=tracker,
+                       view=ExchangeView(self.exchange, executor, tracker, self.clock))
+
 
 @asynccontextmanager
 async def a_world(tmp_path: Path, long: Decimal | None = None,
@@ -70,7 +78,7 @@ async def a_world(tmp_path: Path, long: Decimal | None = None,
                 await started.place(stop)
             clock = SystemClock()
             store, tracker = TradeStore.open(tmp_path / "t.db"), OrderTracker()
-            executor = Executor(started, store, clock)
+            executor = Executor(started, store, clock, tracker)
             try:
                 yield World(fake, started, store, executor, tracker,
                             ExchangeView(started, executor, tracker, clock), clock)

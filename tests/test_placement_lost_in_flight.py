@@ -32,6 +32,7 @@ from trader.domain import IntentStatus, OrderRole, Side
 from trader.exchange.errors import Outcome
 from trader.executor import NOT_IN_FLIGHT, Executor
 from trader.intents import exit_intent
+from trader.order_tracker import OrderTracker
 from trader.position import PositionState
 from trader.trade_store import TradeStore
 
@@ -69,7 +70,7 @@ async def test_a_stop_whose_answer_is_lost_mid_flight_is_unknown_and_found_by_it
         async with started_exchange(fake, request_timeout=TIMEOUT) as exchange:
             store, clock = TradeStore.open(tmp_path / "t.db"), SystemClock()
             try:
-                executor = Executor(exchange, store, clock)
+                executor = Executor(exchange, store, clock, OrderTracker())
                 position = make(SYMBOL, Side.BUY, PositionState.ATTACHING, QUANTITY, "50000",
                                 STOP, "51000", live_legs=False)
                 intent = exit_intent(position, OrderRole.STOP_LOSS, "tb-BTCUSDT-k1-sl1",

@@ -47,7 +47,8 @@ async def test_a_position_read_older_than_the_streamed_change_is_not_the_view(tm
             store, clock, tracker = TradeStore.open(tmp_path / "t.db"), SystemClock(), \
                 OrderTracker()
             try:
-                view = ExchangeView(exchange, Executor(exchange, store, clock), tracker, clock)
+                view = ExchangeView(exchange, Executor(exchange, store, clock, tracker),
+                                    tracker, clock)
                 reduced_at = to_ms(clock.now())
                 view.on_events([update_from_account_event(
                     account_update(LEFT, opened.entry_price, reduced_at))])

@@ -90,9 +90,9 @@ class Engine:
         self.clock = clock
         self.alerter = alerter
         self.counters = Counters()
-        self.executor = Executor(exchange, store, clock,
-                                 recv_window=timedelta(milliseconds=settings.recv_window_ms))
         self.tracker = OrderTracker()
+        self.executor = Executor(exchange, store, clock, self.tracker,
+                                 recv_window=timedelta(milliseconds=settings.recv_window_ms))
         self.view = ExchangeView(exchange, self.executor, self.tracker, clock)
         self.guards = GuardBook(store, alerter, clock, self.counters, GuardConfig(
             breaker_minutes=settings.breaker_minutes, cooldown_minutes=settings.cooldown_minutes,

@@ -3,12 +3,17 @@
 Every exchange action goes through here. An intent is recorded (PENDING) before the
 request, marked SENT just before it leaves, and resolved from the exchange's answer.
 A timeout or 5xx leaves it SENT (outcome UNKNOWN): it is probed by client id and never
-re-sent blind. Placement retries follow the error table (trader/exchange/errors.py) on
+re-sent blind. Every answer about one of our orders (a placement's, a cancel's, a read by
+client id) goes into the order tracker here and comes back merged with what the
+user-data stream said and what the database knew (`_learned`): the order records and the
+intents' settlements are taken from that merge, never from an answer alone, and no caller
+can forget to feed it. Placement retries follow the error table (trader/exchange/errors.py) on
 tenacity, each kind at most once (trader/placement_retry.py). Transport-level retries,
 the rate-limit circuit and pacing live in the exchange adapter's request gate
 (trader/exchange/gate.py).
 """
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -20,6 +25,7 @@ from trader.clock import Clock
 from trader.domain import Intent, IntentStatus, Order, OrderRole, OrderStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import THROTTLE_SECONDS, Outcome, Verdict, classify
+from trader.order_tracker import OrderTracker
 from trader.placement_retry import PlacementRetry, PlacementUnderWay, placement_retrying
 from trader.trade_store import TradeStore
 
@@ -60,11 +66,13 @@ class ActionResult:
 class Executor:
     """Places and cancels orders for the engine, keeping the intent journal exact."""
 
-    def __init__(self, exchange: Exchange, store: TradeStore, clock: Clock, *,
+    def __init__(self, exchange: Exchange, store: TradeStore, clock: Clock,
+                 tracker: OrderTracker, *,
                  recv_window: timedelta = timedelta(milliseconds=5000)) -> None:
         self.exchange = exchange
         self.store = store
         self.clock = clock
+        self.tracker = tracker
         self.recv_window = recv_window
         self.throttled_until: dict[str, datetime] = {}
         self.sent_count = 0
@@ -160,7 +168,8 @@ class Executor:
             self._journal(sent.with_status(IntentStatus.SENT, detail=f"{NOT_IN_FLIGHT} "
                                            f"{type(error).__name__}: {error}"), required=False)
             raise
-        return self._resolve_order(sent, order)
+        # A new client id: the database has no record of it to merge.
+        return self._resolve_order(sent, self.tracker.learned(order, self.clock.now()) or order)
 
     async def _send_with_policy(self, intent: Intent) -> Order:
         policy = PlacementRetry(intent, self.exchange)
@@ -234,7 +243,7 @@ class Executor:
         if verdict.outcome is Outcome.THROTTLED:
             self.throttled_until[intent.symbol] = self.clock.now() + timedelta(seconds=THROTTLE_SECONDS)
         if verdict.outcome is Outcome.DONE and verdict.verify:
-            order = await self.exchange.order_by_client_id(intent.symbol, intent.client_id)
+            order = await self.read_order(intent.symbol, intent.client_id)
             resolved = intent.with_status(IntentStatus.ACKED if order else IntentStatus.FAILED,
                                           detail=verdict.meaning)
             self._journal(resolved, required=False)
@@ -277,7 +286,10 @@ class Executor:
         """Cancel, then read the order back. A FILLED result means a fill raced the cancel."""
         self._commit_before_send(None, f"before cancelling {client_id}")
         try:
-            await self.exchange.cancel(symbol, client_id)
+            # DELETE /fapi/v1/order answers the order as the cancel left it: an answer
+            # like any other (older than a fill the stream reported meanwhile, it is
+            # merged under it, never taken as is).
+            self._learned(await self.exchange.cancel(symbol, client_id))
         except UnknownOutcome as error:     # cancelled or not: the read-back tells
             logger.warning("cancel outcome unknown, reading back client_id={} error={}",
                            client_id, error)
@@ -299,12 +311,47 @@ class Executor:
         return order
 
     async def refresh(self, symbol: str, client_id: str) -> Order | None:
-        """Read one order and bring its intent and order records up to date."""
-        order = await self.exchange.order_by_client_id(symbol, client_id)
-        if order is not None:
-            self._save_order(order)
-            self._settle(order)
+        """Read one order that was placed and bring its intent and order records up to
+        date, from what is known of it with this read (`read_order`). Not found: the
+        tracker takes it as not live (a cancel's read-back, a probe of a leg)."""
+        order = await self.read_order(symbol, client_id)
+        if order is None:
+            self.tracker.on_missing(client_id, self.clock.now())
+            return None
+        self._save_order(order)
+        self._settle(order)
         return order
+
+    async def read_order(self, symbol: str, client_id: str) -> Order | None:
+        """One of our orders read by client id, as known with this answer (`_learned`);
+        None when the exchange knows no such order (not fed: a placement whose answer was
+        lost may not have landed yet)."""
+        return self._learned(await self.exchange.order_by_client_id(symbol, client_id))
+
+    def _learned(self, answer: Order | None) -> Order | None:
+        """An answer about one of our orders, fed to the tracker; what it knows now
+        (OrderTracker.learned: merged with what the stream said). One the tracker does not
+        know (a restart empties it, finished orders are forgotten after hours) is first
+        seeded with its record: a read older than what the database knew (a quote's
+        fill) otherwise took it back, journaled EXPIRED with nothing filled."""
+        if answer is None:
+            return None
+        now = self.clock.now()
+        if self.tracker.get(answer.client_id) is None:
+            recorded = self._recorded(answer.client_id)
+            if recorded is not None:
+                self.tracker.on_order(recorded, now)
+        return self.tracker.learned(answer, now)
+
+    def _recorded(self, client_id: str) -> Order | None:
+        """The order's record, None when there is none or the database cannot be read
+        right now (a failing disk: the answer is taken with what the stream said)."""
+        try:
+            return self.store.order(client_id)
+        except sqlite3.Error as exc:
+            logger.warning("order record not read, the answer merged without it "
+                           "client_id={} error={}", client_id, exc)
+            return None
 
     def _settle(self, order: Order) -> None:
         intent = self.store.intent(order.client_id)
@@ -328,7 +375,7 @@ class Executor:
         """Resolve a SENT intent by asking the exchange for its client id. Not found, it
         stays SENT while it may still land (recvWindow + PROBE_GRACE after it was sent),
         unless it was not in flight (`NOT_IN_FLIGHT`): then it is EXPIRED at once."""
-        order = await self.read(self.exchange.order_by_client_id, intent.symbol, intent.client_id)
+        order = await self.read_order(intent.symbol, intent.client_id)
         if order is not None:
             return self._resolve_order(intent, order).intent
         sent_at = intent.sent_at or intent.created_at
