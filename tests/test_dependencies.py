@@ -108,3 +108,34 @@ def test_a_pure_module_imports_nothing_that_does_io(module):
     bad = sorted(name for name in imported
                  if any(name == io or name.startswith(io + ".") for io in IO_PACKAGES))
     assert bad == []
+
+
+# The Exchange protocol's calls that answer about one of our orders (trader/exchange/base.py)
+ORDER_ANSWERS = ("place", "cancel", "order_by_client_id")
+
+
+def exchange_order_calls(path: Path) -> list[str]:
+    """`<...>exchange.place / .cancel / .order_by_client_id` named in `path`, called or
+    passed on (executor.read(self.exchange.order_by_client_id, ...) counts)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ORDER_ANSWERS:
+            owner = node.value
+            named = owner.attr if isinstance(owner, ast.Attribute) else \
+                owner.id if isinstance(owner, ast.Name) else ""
+            if named == "exchange" or node.attr == "order_by_client_id":
+                found.append(f"{module_name(path)}:{node.lineno} {node.attr}")
+    return found
+
+
+def test_only_the_executor_asks_the_exchange_about_our_orders():
+    """Every answer about one of our orders goes into the order tracker and comes back
+    merged (trader/executor.py `_learned`): a module that asked the exchange itself could
+    decide from an answer alone (a cancel read back CANCELED that the stream said FILLED)."""
+    allowed = {"trader.executor"}
+    calls = [call for path in (ROOT / "trader").rglob("*.py")
+             if not module_name(path).startswith("trader.exchange.")
+             and module_name(path) not in allowed
+             for call in exchange_order_calls(path)]
+    assert calls == []

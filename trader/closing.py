@@ -1,7 +1,7 @@
 """Finalizing a position the exchange no longer holds: read what happened, clean up.
 
 `Finalizer.finalize(position, reason)` reads the final state of the position's legs (as
-the order tracker merges the reads with what the stream said: OrderTracker.learned),
+the order tracker merges the reads with what the stream said: the executor feeds it),
 cancels every order of the position still live (verified: a fill that raced the cancel
 counts), settles its open intents, reads its fills and computes the final record
 (trader/close_record.py). Each exchange step is best effort: the close is recorded even
@@ -50,19 +50,17 @@ class Finalizer:
         legs: dict[str, Order | None] = {}
         for leg in position.legs:
             if leg.order is not None and leg.order.ours:
-                read = await self._best_effort(
+                # The tracker's merge (Executor.refresh), not the read alone: a stop the
+                # stream said filled still reads TRIGGERED over REST until its child order
+                # is done.
+                legs[leg.role.value] = await self._best_effort(
                     problems, f"read the {name(leg.role)} {leg.order.client_id}",
                     self.executor.refresh(position.symbol, leg.order.client_id))
-                # The tracker's merge, not the read alone: a stop the stream said filled
-                # still reads TRIGGERED over REST until its child order is done.
-                legs[leg.role.value] = self.tracker.learned(read, self.clock.now())
         for client_id in self._leftovers(position, legs):
-            final = await self._best_effort(
+            await self._best_effort(
                 problems, f"cancel {client_id}",
                 self.executor.cancel_and_verify(position.symbol, client_id),
                 "will retry on the next tick")
-            if final is not None:
-                self.tracker.on_order(final, self.clock.now())
         for intent in self.store.unresolved_intents_for(position.symbol, position.key):
             await self._best_effort(problems, f"settle intent {intent.client_id}",
                                     self.executor.refresh(position.symbol, intent.client_id))

@@ -8,8 +8,8 @@ from trader import guards
 from trader.alerts import Alert, AlertName
 from trader.commands import ALL_SYMBOLS, Command, CommandResult
 from trader.control_close import close_failed, close_one, open_position
-from trader.display import duration, plural
-from trader.domain import CloseReason, OrderRole
+from trader.display import duration, number, plural
+from trader.domain import CloseReason, Order, OrderRole, OrderStatus
 from trader.engine import Engine
 from trader.position import Position, PositionState
 from trader.startup import reconcile
@@ -77,10 +77,23 @@ async def _cancel_entries(engine: Engine, symbol: str) -> list[str]:
     for order in engine.tracker.ours_live(symbol):
         if order.role is OrderRole.ENTRY:
             final = await engine.executor.cancel_and_verify(symbol, order.client_id)
-            outcome = f"the exchange says {final.status.value}" if final \
-                else "the exchange no longer lists it"
-            lines.append(f"{symbol}: entry order cancelled, {outcome} ({order.client_id})")
+            lines.append(_entry_cancelled_line(symbol, order.client_id, final))
     return lines
+
+
+def _entry_cancelled_line(symbol: str, client_id: str, final: Order | None) -> str:
+    """What became of an entry order /shutdown cancelled, as the order tracker knows it
+    (the cancel's answer merged with the stream: an entry whose trade won the race reads
+    CANCELED in a late answer, yet it filled and its position is open)."""
+    if final is None:
+        return f"{symbol}: entry order cancelled, the exchange no longer lists it ({client_id})"
+    if final.status is OrderStatus.FILLED:
+        return (f"{symbol}: entry order filled before its cancel ({number(final.filled_qty)}):"
+                f" the position is open, protection places its stop ({client_id})")
+    filled = f" after {number(final.filled_qty)} of {number(final.quantity)} filled" \
+        if final.filled_qty > 0 else ""
+    return (f"{symbol}: entry order cancelled{filled}, the exchange says "
+            f"{final.status.value} ({client_id})")
 
 
 async def wake(engine: Engine, command: Command) -> CommandResult:

@@ -189,7 +189,6 @@ class EntrySender:
             self.interpreter.positions.pop(position.symbol, None)
             return None
         if intent.type is OrderType.LIMIT:
-            self.maker.seen(result.order)
             event = quote_event(result)
         else:
             event = entry_event(result)
@@ -255,9 +254,9 @@ class EntrySender:
         it (OrderTracker.learned): a read served from before its ORDER_TRADE_UPDATE says
         NEW, nothing executed, of an entry the stream reported filled (or expired). What the
         stream said when the read finds nothing (yet); None when neither knows it."""
-        read = await self.executor.read(self.exchange.order_by_client_id, symbol, client_id)
+        read = await self.executor.read_order(symbol, client_id)
         if read is not None:
-            return self.tracker.learned(read, self.clock.now())
+            return read
         streamed = self.tracker.get(client_id)
         return streamed.order if streamed is not None else None
 
@@ -266,7 +265,7 @@ class EntrySender:
         the deterministic id before sending (fresh disk, replayed signal)."""
         if self.store.intent(client_id) is not None:
             return True
-        existing = await self.executor.read(self.exchange.order_by_client_id, symbol, client_id)
+        existing = await self.executor.read_order(symbol, client_id)
         if existing is not None:
             logger.warning("entry already on the exchange, not re-sending client_id={}",
                            client_id)

@@ -1,9 +1,9 @@
 """Performing the state machine's exchange actions, and turning their results into events.
 
 `ActionRunner.run(position, action)` performs one PlaceLeg, CancelOrder, ProbeOrder or
-Flatten through the executor (write-ahead intents, the error policy), records what it
-learned in the order tracker, and returns the events that report the result (built from
-the tracker's merged order, never from a REST answer alone: `_learned`), plus notes
+Flatten through the executor (write-ahead intents, the error policy; it feeds every answer
+to the order tracker), and returns the events that report the result (built from the
+tracker's merged order the executor returns, never from a REST answer alone), plus notes
 for the operator ("market close 0.1 -> done"). It decides nothing: what to do next is
 `trader.lifecycle.step`'s job when the engine feeds it these events. One estimate is made
 here, before a leg is sent: a placement Binance would refuse (trader/risk.py `leg_refusal`:
@@ -123,7 +123,7 @@ class ActionRunner:
             return Performed([LegRejected(action.role, action.client_id,
                                           f"not sent: {refusal}")])
         result = await self.executor.submit(intent)
-        order = self._learned(result.order)
+        order = result.order
         # the rules as the placement left them (a filter rejection re-read them)
         rules = self.exchange.rules(position.symbol)
         covered = position.leg(action.role).covers(position.leg_quantity(action.role))
@@ -163,10 +163,8 @@ class ActionRunner:
 
     async def cancel(self, position: Position, action: CancelOrder) -> Performed:
         """Cancel -> verify -> act: a fill that raced the cancel is reported as a fill."""
-        final = self._learned(await self.executor.cancel_and_verify(position.symbol,
-                                                                    action.client_id))
+        final = await self.executor.cancel_and_verify(position.symbol, action.client_id)
         if final is None:
-            self.tracker.on_missing(action.client_id, self.clock.now())
             return Performed()
         if final.status is OrderStatus.FILLED and position.owns(action.client_id):
             logger.warning("order filled before its cancel symbol={} client_id={}",
@@ -180,9 +178,8 @@ class ActionRunner:
         leg = position.leg(action.role)
         if action.client_id in (leg.pending, leg.superseded):
             return await self._probe_pending(position, action)
-        order = self._learned(await self.executor.refresh(position.symbol, action.client_id))
+        order = await self.executor.refresh(position.symbol, action.client_id)
         if order is None:
-            self.tracker.on_missing(action.client_id, self.clock.now())
             return Performed()          # ambiguous: the debounce decides
         if order.status.terminal and order.status is not OrderStatus.FILLED:
             # Gone for sure: a stop placed by hand in its place is taken over, not fought.
@@ -199,7 +196,7 @@ class ActionRunner:
         resolved = await self.executor.probe(intent)
         if resolved.status is IntentStatus.SENT:
             return Performed()          # may still land: keep waiting, never resend
-        order = self._learned(await self.executor.refresh(position.symbol, action.client_id)) \
+        order = await self.executor.refresh(position.symbol, action.client_id) \
             if resolved.status in (IntentStatus.ACKED, IntentStatus.FILLED) else None
         if order is None:
             return Performed([LegRejected(action.role, action.client_id,
@@ -224,7 +221,6 @@ class ActionRunner:
                          "client_id={} error={}", position.symbol, action.client_id, exc)
             return Performed([FlattenResult(position.quantity)], [
                 f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
-        self._learned(result.order)
         notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome.value}"
                  + ("" if result.ok else f" ({result.reason})")]
         held = await self._read_position(position)
@@ -236,7 +232,7 @@ class ActionRunner:
             rebalance = exit_intent(position, OrderRole.FLATTEN, _rebalance_id(position, attempt),
                                     covering_quantity(held.size, rules), self.clock.now(),
                                     side=position.side)
-            self._learned((await self.executor.submit(rebalance)).order)
+            await self.executor.submit(rebalance)
             held = await self._read_position(position)
         remaining = held.size if held.side is position.side else ZERO
         events: list[Event] = [FlattenResult(remaining)]
@@ -253,12 +249,6 @@ class ActionRunner:
                                                           position.symbol)
         self.tracker.on_read_position(held, asked_at)
         return self.tracker.position(position.symbol) or held
-
-    def _learned(self, order: Order | None) -> Order | None:
-        """What the tracker knows of an order a REST call answered, this answer included
-        (OrderTracker.learned): every event is built from it, never from the answer alone
-        (a stop that the stream said filled was stepped as live)."""
-        return self.tracker.learned(order, self.clock.now())
 
 
 def _rebalance_id(position: Position, attempt: int) -> str:

@@ -171,11 +171,6 @@ class MakerQuoter:
             self._finished &= open_now
         self._finished.add((position.symbol, position.key))
 
-    def seen(self, order: Order | None) -> None:
-        """An order of ours as an answer told it: the tracker knows it from now."""
-        if order is not None:
-            self.view.tracker.on_order(order, self.clock.now())
-
     async def touch(self, symbol: str, side: Side) -> Decimal | None:
         """Where a quote goes now: the best bid (buy) or ask (sell), None without a book."""
         return touch_price(side, await self.view.book(symbol), self.exchange.rules(symbol))
@@ -290,27 +285,25 @@ class MakerQuoter:
         return await self._read(intent), False
 
     async def _read(self, intent: Intent) -> Order | None:
-        """One entry order read by client id, as the tracker knows it with this read."""
-        return self._known(await self.executor.refresh(intent.symbol, intent.client_id))
+        """One entry order read by client id, as the tracker knows it with this read
+        (Executor.refresh: merged with what the stream said and the record): a read served
+        from before an ORDER_TRADE_UPDATE lacks its fills (CANCELED, nothing executed, of
+        a quote the stream said partly filled), and counted as it reads the next quote
+        would be for all of the entry again."""
+        return await self.executor.refresh(intent.symbol, intent.client_id)
 
-    def _known(self, answer: Order | None) -> Order | None:
-        """An order as read (REST, or its record saved from a REST answer) merged with what
-        the user-data stream said of it (OrderTracker.learned): a read served from before
-        an ORDER_TRADE_UPDATE lacks its fills (CANCELED, nothing executed, of a quote the
-        stream said partly filled), and counted as it reads the next quote would be for
-        all of the entry again."""
-        return self.view.tracker.learned(answer, self.clock.now())
+    def _known(self, saved: Order) -> Order:
+        """An order's record merged with what the user-data stream said of it since
+        (OrderTracker.learned), as `_read` merges a read."""
+        return self.view.tracker.learned(saved, self.clock.now()) or saved
 
     # --- acting -------------------------------------------------------------------------
     async def _cancel_live(self, position: Position, progress: Progress) -> bool:
         """Cancel the live quote and read it back; False while it is still live."""
         live = progress.live
         assert live is not None
-        final = self._known(await self.executor.cancel_and_verify(position.symbol,
-                                                                   live.client_id))
-        if final is None:
-            self.view.tracker.on_missing(live.client_id, self.clock.now())
-        else:
+        final = await self.executor.cancel_and_verify(position.symbol, live.client_id)
+        if final is not None:
             if final.status.live:
                 logger.warning("maker quote still live after its cancel symbol={} "
                                "client_id={} status={}", position.symbol, live.client_id,
@@ -333,7 +326,6 @@ class MakerQuoter:
             logger.error("maker entry order not sent: its intent could not be saved "
                          "symbol={} client_id={}", position.symbol, client_id)
             return position, None
-        self.seen(result.order)
         if result.verdict is not None and result.verdict.post_only_rejected:
             logger.info("maker quote refused: it would have taken liquidity symbol={} "
                         "client_id={}; re-quoting at the next touch", position.symbol,

@@ -172,8 +172,8 @@ class PositionKeeper:
         sent_before = dict(seq)
         for role in roles:
             sent = seq.get(role.value, 0)
-            while await self.executor.read(self.exchange.order_by_client_id, symbol,
-                                           str(ClientId(symbol, key, role, sent + 1))) \
+            while await self.executor.read_order(symbol,
+                                                 str(ClientId(symbol, key, role, sent + 1))) \
                     is not None:
                 sent += 1
             if sent:
@@ -246,10 +246,6 @@ class PositionKeeper:
                                              OrderRole.ENTRY and position.owns(order.client_id)):
                 continue   # a leg, or the rest of this position's own entry
             final = await self.executor.cancel_and_verify(symbol, order.client_id)
-            if final is not None:
-                self.tracker.on_order(final, self.clock.now())
-            else:
-                self.tracker.on_missing(order.client_id, self.clock.now())
             outcome = f"the exchange says {final.status.value}" if final \
                 else "the exchange no longer lists it"
             line = f"{symbol}: leftover order cancelled, {outcome} ({order.client_id})"
