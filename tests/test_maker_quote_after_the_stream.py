@@ -24,6 +24,7 @@ import pytest
 from tests.fakes.binance_harness import SYMBOL
 from tests.fakes.binance_server import FakeBinance
 from tests.stream_ahead import PRICE, as_placed_over_rest, engine_on_fake, order_update
+from trader.alerter import Alerter
 from trader.domain import Side
 from trader.engine import Engine
 from trader.events import EntryFilled
@@ -111,3 +112,19 @@ async def test_a_requote_cancel_read_back_keeps_the_fill_that_raced_it(tmp_path)
         quote = next_quote(quoting.fake)
         assert quote["newClientOrderId"] != quoting.quote_id, "no re-quote"
         assert Decimal(quote["quantity"]) == PLANNED - TRADED
+
+
+async def test_a_restart_keeps_the_fill_a_stale_read_missed(tmp_path):
+    """The read above, then a restart (the tracker starts empty): the quote's record and
+    intent were saved from the read alone (CANCELED, EXPIRED, nothing filled), and the
+    restarted agent counted nothing filled. Saved from the merge, the fill survives."""
+    async with a_resting_quote(tmp_path) as quoting:
+        quoting.stream_says_partly_filled()
+        await quoting.fake.cancel_order_by_hand(SYMBOL, quoting.quote_id)
+        assert await quoting.next_step() == EntryFilled(TRADED, BID, complete=False)
+        old = quoting.engine
+        quoting.engine = Engine(old.settings, old.exchange, old.store, old.clock,
+                                Alerter(old.store))
+
+        assert await quoting.next_step() == EntryFilled(TRADED, BID, complete=False)
+        assert len(quoting.fake.requests(NEW_ORDER)) == 2, "quoted again after the restart"
