@@ -22,7 +22,10 @@ The rule, per leg, measured from the entry price and the legs as planned at entr
 - a level the mark has already passed (a tightened stop or target that would fire at
   once, Binance -2021) is not taken: the leg stays where it is;
 - each new level is rounded once, onto the tick grid, away from the entry (as entries are
-  planned, trader/risk.py: the distance asked for is a minimum).
+  planned, trader/risk.py: the distance asked for is a minimum), and held within the
+  symbol's PRICE_FILTER bounds: a level past minPrice / maxPrice is the bound, the
+  furthest Binance takes (aimed past it, the move would be refused and given up, with an
+  alert at every regime change that aimed there again).
 
 Moving a leg is a change of its trigger price; `trader.protection` carries it out
 new-first (the old order stays until the new one is live).
@@ -77,7 +80,7 @@ def levels_for(side: Side, entry_price: Decimal, planned: RegimeAnchor, regime: 
     take_profit = _scaled_target(side, entry_price, planned.take_profit, tp_ratio, rules)
     if stop <= 0 or take_profit is None:
         return None
-    return stop, take_profit
+    return _allowed(stop, rules), _allowed(take_profit, rules)
 
 
 def first_target_for(side: Side, entry_price: Decimal, planned: RegimeAnchor, regime: Regime,
@@ -90,7 +93,12 @@ def first_target_for(side: Side, entry_price: Decimal, planned: RegimeAnchor, re
         return None
     ratio = LEG_MULTIPLIERS[regime][1] / LEG_MULTIPLIERS[Regime(planned.planned)][1]
     first = _scaled_target(side, entry_price, planned.take_profit_1, ratio, rules)
-    return None if first is None else _nearer(side, first, levels[1])
+    return None if first is None else _nearer(side, _allowed(first, rules), levels[1])
+
+
+def _allowed(level: Decimal, rules: SymbolRules) -> Decimal:
+    """`level`, or the PRICE_FILTER bound it is past (the nearest level Binance takes)."""
+    return rules.nearest_allowed_price(level) or level
 
 
 def _scaled_target(side: Side, entry_price: Decimal, planned: Decimal, ratio: Decimal,
