@@ -356,10 +356,11 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
 
 def _stop_move_requested(position: Position, event: StopMoveRequested, now: datetime,
                          policy: Policy) -> Outcome:
-    """/sl: the stop aimed at the operator's level; protection.plan (in `step`) places it
-    new-first. A breakeven move still due aims at breakeven only if that is tighter."""
+    """/sl: the stop aimed at the operator's level, which the regime rule then leaves where
+    it is (`operator_stop`); protection.plan (in `step`) places it new-first. A breakeven
+    move still due aims at breakeven only if that is tighter."""
     stop = evolve(position.stop, trigger_price=event.trigger_price, failures=0, retry_at=None)
-    return position.with_leg(stop), [], []
+    return evolve(position, stop=stop, operator_stop=event.trigger_price), [], []
 
 
 HANDLERS: dict[type, Callable[..., Outcome]] = {

@@ -153,6 +153,9 @@ class Position:
     close_reason: CloseReason | None = None
     exit_price: Decimal | None = None
     regime: RegimeAnchor | None = None     # None: not anchored yet (adopted, older records)
+    # The level the operator's /sl set: while the stop is there, the regime rule leaves it
+    # (trader/regime_adjust.py); the trail and breakeven may still tighten it. None: never set.
+    operator_stop: Decimal | None = None
     exit_plan: ExitPlan = ExitPlan.ONE
     take_profit_1: Leg | None = None       # TP1 of the two-TP plan; None once it filled
     tp1_quantity: Decimal = ZERO           # TP1's part of `initial_quantity`

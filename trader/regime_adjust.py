@@ -12,8 +12,12 @@ The rule, per leg, measured from the entry price and the legs as planned at entr
     distance(regime) = planned distance x multiplier(regime) / multiplier(planned regime)
 
 - a stop still where the regime rule last put it follows the new distance, wider or
-  tighter; a stop moved since (breakeven, trailing, by hand) is never loosened: it only
-  takes the new level if that is tighter;
+  tighter; a stop moved since by breakeven or trailing is never loosened: it only takes
+  the new level if that is tighter;
+- a stop where the operator's /sl set it (`Position.operator_stop`) stays: the operator
+  chose that room (or that tightness) on purpose, and the rule scales the agent's plan,
+  not the operator's choice (as a take-profit moved by hand stays). It follows again
+  once something else moved it (the trail, breakeven: only tighter, as above);
 - a take-profit still where the rule put it follows; one moved by hand stays;
 - two-TP plan: TP1, until it fills, follows by the same rule as the final target (its
   distance from the entry scales by the target's multiplier), but never beyond the final
@@ -159,6 +163,8 @@ def _stop_level(position: Position, ruled: Decimal, wanted: Decimal, mark: Decim
     """The new stop: the regime's level if the stop is still the rule's, else only tighter;
     never one the mark has already passed."""
     current = position.stop.trigger_price
+    if current == position.operator_stop:
+        return current
     untouched = current == ruled and not (position.breakeven_done or position.trailing_active)
     level = wanted if untouched else tighter_stop(position.side, wanted, current)
     return current if stop_crossed(position.side, level, mark) else level

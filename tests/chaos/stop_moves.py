@@ -13,8 +13,9 @@ the position it moved (its key, in our client ids) if that position is still ope
   when the kill (or a Retry-After) came before the acknowledgement, at that level or the
   one before: never an order from before those (a restart that kept or adopted the
   replaced stop), never a level a refused move asked, never a looser level;
-- unless the agent tightened it itself since (breakeven, trailing, the regime rule only
-  ever tighten a stop moved by hand, trader/regime_adjust.py): a new order at a level
+- unless the agent tightened it itself since (breakeven, trailing; the regime rule leaves
+  the operator's level, and only tightens once those moved it, trader/regime_adjust.py):
+  a new order at a level
   tighter than every level allowed above (the trail may put it back where it was before a
   looser /sl: its best price is unchanged while the market is held).
 The market is held still (tests/chaos/market.py) from the press until that check, or the
