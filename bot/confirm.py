@@ -15,7 +15,7 @@ from enum import StrEnum
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.format import escape
-from trader.commands import ALL_SYMBOLS, CommandKind
+from trader.commands import ALL_SYMBOLS, CommandKind, StopCheck
 from trader.display import number
 
 
@@ -41,6 +41,9 @@ class PromptState(StrEnum):
     EXPIRED = "expired"
 
 
+NOTHING_CHECKED = StopCheck()
+
+
 @dataclass(slots=True)
 class Confirmation:
     nonce: str
@@ -51,7 +54,7 @@ class Confirmation:
     message_id: int | None = None
     state: PromptState = PromptState.OPEN
     price: Decimal | None = None           # /sl: the new stop price asked for
-    distance: str = ""                     # /sl: "4.2 % below the mark", when known
+    check: StopCheck = NOTHING_CHECKED     # /sl: its distance from the mark, what then moves it
 
     @property
     def expired_text(self) -> str:
@@ -67,9 +70,9 @@ class ConfirmationBook:
 
     def open(self, kind: CommandKind, chat_id: int, now: datetime,
              symbol: str | None = None, price: Decimal | None = None,
-             distance: str = "") -> Confirmation:
+             check: StopCheck | None = None) -> Confirmation:
         prompt = Confirmation(secrets.token_urlsafe(9), kind, chat_id, now, symbol,
-                              price=price, distance=distance)
+                              price=price, check=check or NOTHING_CHECKED)
         self.prompts[prompt.nonce] = prompt
         return prompt
 
@@ -122,11 +125,16 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
                 f"Expires in {seconds} s.")
         return text, _ask_or_cancel(prompt, f"Unlock {prompt.symbol}")
     if prompt.kind is CommandKind.SL:
-        # How far from the mark, so an absurd level reads as one before the tap
-        away = f" ({escape(prompt.distance)})" if prompt.distance else ""
+        # How far from the mark, so an absurd level reads as one before the tap; and what
+        # the agent's own rules then do to it, so the tap confirms what happens
+        check = prompt.check
+        away = f" ({escape(check.distance)})" if check.distance else ""
+        then = f" {escape(check.warning[:1].upper() + check.warning[1:])}." \
+            if check.warning else ""
         text = (f"Move the <b>{escape(prompt.symbol)}</b> stop-loss to <b>{number(prompt.price)}"
-                f"</b>{away}? The level is put on the symbol's tick (away from the mark); the new "
-                f"stop is placed first, then the old one is cancelled. Expires in {seconds} s.")
+                f"</b>{away}?{then} The level is put on the symbol's tick (away from the mark); "
+                "the new stop is placed first, then the old one is cancelled. Expires in "
+                f"{seconds} s.")
         return text, _ask_or_cancel(prompt, f"Move the stop to {number(prompt.price)}")
     text = ("<b>Shutdown</b>: entries stop, entry orders are cancelled and the agent sleeps "
             f"until /wake. What about open positions? Expires in {seconds} s.")

@@ -9,9 +9,10 @@ someone else or at another time: one-line answer a minute per chat, nothing run)
 each confirmation can be used once, so a repeated press does nothing. One whose outcome is
 already decided (a /long while asleep, an /unlock with nothing locked, a /sl level past the
 symbol's price filter or on the wrong side of the mark) is answered at once, without the
-question (`EngineControl.already_decided`, `check_stop`); the engine checks again at the
-tap. A /sl is asked with its distance from the mark. /start answers a short status and the
-command list.
+question (`EngineControl.already_decided`; /sl: `check_stop`); the engine checks again at
+the tap. A /sl is asked with its distance from the mark and, when the trailing stop (or a
+move to breakeven still due) moves it back at the next tick, where to. /start answers a
+short status and the command list.
 Everything said back goes through `Replies` (retried; kept in the alert outbox if Telegram
 does not take it in time).
 """
@@ -55,7 +56,14 @@ from bot.parsing import USAGE, UsageError, command_name, parse_command
 from bot.replies import Replies
 from bot.stale_commands import StaleCommands
 from trader.clock import Clock
-from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult, EngineControl
+from trader.commands import (
+    ALL_SYMBOLS,
+    Command,
+    CommandKind,
+    CommandResult,
+    EngineControl,
+    StopCheck,
+)
 
 CHAT_ACTION_TIMEOUT = 3.0   # seconds; the picture matters, its "sending photo…" hint less
 
@@ -157,13 +165,12 @@ class CommandHandlers:
                                          if kind is CommandKind.CLOSE else
                                          f"No open position on {escape(request.symbol or '')}"
                                          "; no stop-loss to move.")
-        elif kind in CHOICES and (decided := self.engine.already_decided(kind, request.symbol,
-                                                                         request.price)):
-            await self.replies.send_html(context.bot, chat.id,
-                                         "\n".join(escape(line) for line in decided))
         elif kind is CommandKind.SL:
             await self._prompt_stop(context.bot, chat.id, request.symbol or "", now,
                                     request.price)
+        elif kind in CHOICES and (decided := self.engine.already_decided(kind, request.symbol)):
+            await self.replies.send_html(context.bot, chat.id,
+                                         "\n".join(escape(line) for line in decided))
         elif kind in CHOICES:
             await self._prompt(context.bot, chat.id, kind, request.symbol, now, request.price)
         else:
@@ -190,18 +197,20 @@ class CommandHandlers:
 
     async def _prompt_stop(self, bot: Bot, chat_id: int, symbol: str, now: datetime,
                            price: Decimal | None) -> None:
-        """/sl: a level Binance would refuse is answered at once (one line, nothing to
-        confirm); any other is asked with its distance from the mark."""
-        check = self.engine.check_stop(symbol, price) if price is not None else None
-        if check is not None and check.refusal:
-            await self.replies.send_html(bot, chat_id, escape(check.refusal))
+        """/sl: one check (`EngineControl.check_stop`) decides. A /sl whose outcome is
+        decided (a level Binance would refuse, the stop already there, a position being
+        closed) is answered at once, one line, nothing to confirm; any other is asked with
+        its distance from the mark and what the agent's own rules then do to it."""
+        check = self.engine.check_stop(symbol, price) if price is not None else StopCheck()
+        if check.answer:
+            await self.replies.send_html(bot, chat_id, escape(check.answer))
             return
-        await self._prompt(bot, chat_id, CommandKind.SL, symbol, now, price,
-                           check.distance if check is not None else "")
+        await self._prompt(bot, chat_id, CommandKind.SL, symbol, now, price, check)
 
     async def _prompt(self, bot: Bot, chat_id: int, kind: CommandKind, symbol: str | None,
-                      now: datetime, price: Decimal | None = None, distance: str = "") -> None:
-        prompt = self.book.open(kind, chat_id, now, symbol, price, distance)
+                      now: datetime, price: Decimal | None = None,
+                      check: StopCheck | None = None) -> None:
+        prompt = self.book.open(kind, chat_id, now, symbol, price, check)
         text, markup = confirmation_prompt(prompt, self.book.ttl)
         sent = await self.replies.send_html(
             bot, chat_id, text, markup,

@@ -101,8 +101,7 @@ class RecordingEngine:
         away = abs(held.mark_price - price) / held.mark_price * 100
         return StopCheck(distance=f"{away:.1f} % {side} the mark")
 
-    def already_decided(self, kind: CommandKind, symbol: str | None,
-                        price: Decimal | None = None) -> list[str]:
+    def already_decided(self, kind: CommandKind, symbol: str | None) -> list[str]:
         return []          # every question is worth asking here (the real engine's answers
                            # at once: tests/test_bot_answers_at_once.py)
 

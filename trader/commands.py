@@ -242,11 +242,21 @@ class CommandResult:
 
 @dataclass(frozen=True, slots=True)
 class StopCheck:
-    """A /sl level judged before its confirmation: `refusal`, one line, when Binance would
-    refuse it (nothing is asked then), else `distance` from the mark ("4.2 % below the
-    mark") for the prompt; both empty when the agent cannot tell yet."""
+    """A /sl judged (trader/control_stop.py `judge_stop`): `refusal` when the stop cannot
+    move to that level, `already` when it is there; either is said at once, nothing to
+    confirm. Else the question's `distance` from the mark ("4.2 % below the mark") and
+    `warning` when the agent's own rules move the stop at the next tick ("the trailing stop
+    is on (...): the next tick moves the stop back to 100,694; it only tightens"). All empty
+    when the agent cannot tell yet."""
     refusal: str = ""
+    already: str = ""
     distance: str = ""
+    warning: str = ""
+
+    @property
+    def answer(self) -> str:
+        """What is said at once instead of the question ("" when the question is asked)."""
+        return self.refusal or self.already
 
 
 class EngineControl(Protocol):
@@ -263,13 +273,15 @@ class EngineControl(Protocol):
 
     def check_stop(self, symbol: str, price: Decimal) -> StopCheck:
         """/sl `symbol` `price` judged from what the agent saw last, before the
-        confirmation: refused at once, or asked with its distance from the mark."""
+        confirmation: answered at once (`StopCheck.answer`), or asked with its distance
+        from the mark and what the agent's own rules then do to it. The same judgement
+        runs again when the button is pressed."""
         ...
 
-    def already_decided(self, kind: CommandKind, symbol: str | None,
-                        price: Decimal | None = None) -> list[str]:
+    def already_decided(self, kind: CommandKind, symbol: str | None) -> list[str]:
         """What a command that asks for a confirmation would answer now, when its outcome
-        is already decided (a /long while asleep, an /unlock with nothing locked, ...): said
+        is already decided (a /long while asleep, an /unlock with nothing locked; /sl:
+        `check_stop`): said
         at once instead of the question. [] when the question is worth asking. The same
         check runs again when the button is pressed (the state may change in between)."""
         ...

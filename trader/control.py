@@ -36,7 +36,7 @@ from trader.control_entries import (
     unlock,
 )
 from trader.control_sleep import already_asleep, shutdown, wake
-from trader.control_stop import check_stop, move_stop, stop_already_at, stop_move_refused
+from trader.control_stop import check_stop, move_stop
 from trader.display import duration
 from trader.domain import Side
 from trader.engine import Engine
@@ -75,11 +75,10 @@ class Controller:
         """/sl judged before its confirmation (trader/control_stop.py)."""
         return check_stop(self.engine, symbol, price)
 
-    def already_decided(self, kind: CommandKind, symbol: str | None,
-                        price: Decimal | None = None) -> list[str]:
+    def already_decided(self, kind: CommandKind, symbol: str | None) -> list[str]:
         """The answer, at once, of a command whose outcome is already decided; [] when its
         confirmation is worth asking (`trader.commands.EngineControl`)."""
-        return already_decided(self.engine, kind, symbol or "", price)
+        return already_decided(self.engine, kind, symbol or "")
 
     async def execute(self, command: Command) -> CommandResult:
         """Answer a query now; queue an action for the engine's loop and wait for it."""
@@ -169,8 +168,7 @@ class Controller:
             logger.error("cli answer not saved error={}", exc)
 
 
-def already_decided(engine: Engine, kind: CommandKind, symbol: str,
-                    price: Decimal | None = None) -> list[str]:
+def already_decided(engine: Engine, kind: CommandKind, symbol: str) -> list[str]:
     """Checked from what the agent knows now, nothing sent: while it is starting it knows
     nothing yet (the command then waits for the boot, or is refused for waiting too long)."""
     if run_state(engine) == "starting":
@@ -183,10 +181,7 @@ def already_decided(engine: Engine, kind: CommandKind, symbol: str,
         return nothing_locked(engine, symbol)
     if kind is CommandKind.SHUTDOWN:
         return already_asleep(engine)
-    if kind is CommandKind.SL:
-        refusal = stop_move_refused(engine, symbol) or stop_already_at(engine, symbol, price)
-        return [refusal] if refusal else []
-    return []
+    return []       # /sl: check_stop (its level decides)
 
 
 # --- actions ----------------------------------------------------------------------

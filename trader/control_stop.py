@@ -1,13 +1,20 @@
 """/sl SYMBOL PRICE: the operator moves the stop-loss of an open position. The price is put
-on the symbol's tick (away from the mark, as the agent rounds its own stops), a level past
-the symbol's PRICE_FILTER bounds or on the wrong side of the mark is refused (the exchange
-would refuse it, -4007 / -4013 / -2021, or it would fire at once): on the phone before the
-confirmation (`check_stop`, which also says how far from the mark the level is) and again
-here when it runs (the mark and the rules move meanwhile). The move goes through the state machine (StopMoveRequested): the new
-stop is placed first and the old one cancelled only once the new one is live
-(trader/protection.py), so the position is never without a stop. While the answer to the
-stop's last placement is lost (probed, never resent) the move waits for it: the order found
-is then known for the old level and replaced (`Leg.pending_trigger`)."""
+on the symbol's tick (away from the mark, as the agent rounds its own stops). One check
+(`judge_stop`) decides what a /sl does, on the phone before the confirmation (`check_stop`,
+from what the agent saw last) and again when it runs (`move_stop`, with a fresh mark: the
+mark and the rules move meanwhile): answered at once when the stop cannot move (no managed
+position, being closed, rules unread), is already at that level, or the level is past the
+symbol's PRICE_FILTER bounds or on the wrong side of the mark (the exchange would refuse it,
+-4007 / -4013 / -2021, or it would fire at once); else asked with its distance from the
+mark and, when the agent's own rules move the stop back at the next tick (the trailing
+stop, a move to breakeven still due: they only tighten), where to. The volatility regime
+leaves the operator's level (trader/regime_adjust.py).
+
+The move goes through the state machine (StopMoveRequested): the new stop is placed first
+and the old one cancelled only once the new one is live (trader/protection.py), so the
+position is never without a stop. While the answer to the stop's last placement is lost
+(probed, never resent) the move waits for it: the order found is then known for the old
+level and replaced (`Leg.pending_trigger`)."""
 
 from dataclasses import replace
 from decimal import Decimal
@@ -18,58 +25,108 @@ from trader.display import price
 from trader.domain import ClientId, Side
 from trader.engine import Engine
 from trader.events import StopMoveRequested
+from trader.evolve import evolve
 from trader.exchange_view import QUOTE_MAX_AGE
-from trader.management import best_price, trail_atr, trailing_stop
+from trader.management import best_price, breakeven_price, tighter_stop, trail_atr, trailing_stop
 from trader.position import Position, PositionState
 from trader.symbol_rules import SymbolRules
-from trader.views import symbol_rules
+from trader.views import run_state, symbol_rules
 
 
 async def move_stop(engine: Engine, command: Command) -> CommandResult:
     """Move `command.symbol`'s stop to `command.price`; every line as the exchange confirmed."""
     symbol, asked = command.symbol or "", command.price
-    position = open_position(engine, symbol)
-    rules = symbol_rules(engine, symbol)
+    if asked is None:
+        return CommandResult(False, [f"{symbol}: stop-loss not moved: no price asked"])
     refusal = stop_move_refused(engine, symbol)
     if refusal:
         return CommandResult(False, [refusal])
-    if position is None or rules is None or asked is None:
-        return CommandResult(False, [f"{symbol}: stop-loss not moved: no price asked"])
-    level = rules.round_price(asked, up=position.side is Side.SELL)   # away from the mark
     view = await engine.view.view(symbol, fresh=True)
-    refusal = _refusal(position, level, view.mark, rules)
-    if refusal:
-        return CommandResult(False, [f"{symbol}: stop-loss not moved: {refusal}"])
-    already = stop_already_at(engine, symbol, asked)
-    if already:
-        return CommandResult(True, [already])
+    check = judge_stop(engine, symbol, asked, view.mark)
+    if check.refusal or check.already:
+        return CommandResult(not check.refusal, [check.refusal or check.already])
+    position, rules = open_position(engine, symbol), symbol_rules(engine, symbol)
+    assert position is not None and rules is not None      # judge_stop refused otherwise
+    level = _on_tick(position, asked, rules)
     before = position.stop.order
     moved = await engine.interpreter.apply(position, StopMoveRequested(level))
     result = _result(engine, moved, asked, level, before.client_id if before else None, rules)
-    note = _trail_takes_it_back(engine, moved, level, view.mark, rules) if result.ok else ""
-    return replace(result, lines=[*result.lines, note]) if note else result
+    note = stop_taken_back(engine, moved, level, view.mark, rules) if result.ok else ""
+    return replace(result, lines=[*result.lines, f"{symbol}: {note}"]) if note else result
 
 
-def _trail_takes_it_back(engine: Engine, position: Position, level: Decimal, mark: Decimal,
-                         rules: SymbolRules) -> str:
-    """The line saying the trailing stop moves a looser stop straight back at the next tick
-    (it only tightens: trader/management.py `trailing_stop`), "" when it would not move it
-    (the trail is not on yet, or the level is at least as tight)."""
+def check_stop(engine: Engine, symbol: str, asked: Decimal) -> StopCheck:
+    """`judge_stop` before the confirmation, from what the agent saw last (read-only, no
+    request: the pushed mark, else the position's at the last look). While it is starting
+    it knows nothing yet: nothing to say (the command then waits for the boot)."""
+    if run_state(engine) == "starting":
+        return StopCheck()
+    return judge_stop(engine, symbol, asked, _last_mark(engine, symbol), mark_needed=False)
+
+
+def judge_stop(engine: Engine, symbol: str, asked: Decimal, mark: Decimal,
+               mark_needed: bool = True) -> StopCheck:
+    """What `/sl symbol asked` does with the mark at `mark` (0: unknown; refused then if
+    `mark_needed`, else judged by the price filter alone), nothing sent: a refusal, "already
+    there", or the level's distance from the mark and what the next tick does to it."""
+    refusal = stop_move_refused(engine, symbol)
+    if refusal:
+        return StopCheck(refusal=refusal)
+    already = stop_already_at(engine, symbol, asked)
+    if already:
+        return StopCheck(already=already)
+    position, rules = open_position(engine, symbol), symbol_rules(engine, symbol)
+    assert position is not None and rules is not None      # stop_move_refused said so
+    level = _on_tick(position, asked, rules)
+    known = mark > 0
+    refused = _refusal(position, level, mark, rules) if known or mark_needed \
+        else _filter_refusal(level, rules)
+    if refused:
+        return StopCheck(refusal=f"{symbol}: stop-loss not moved: {refused}")
+    if not known:
+        return StopCheck()
+    side = "below" if level < mark else "above"
+    away = abs(mark - level) / mark * 100
+    aimed = position.with_leg(evolve(position.stop, trigger_price=level))
+    return StopCheck(distance=f"{away:.1f} % {side} the mark",
+                     warning=stop_taken_back(engine, aimed, level, mark, rules))
+
+
+def _on_tick(position: Position, asked: Decimal, rules: SymbolRules) -> Decimal:
+    return rules.round_price(asked, up=position.side is Side.SELL)   # away from the mark
+
+
+def stop_taken_back(engine: Engine, position: Position, level: Decimal, mark: Decimal,
+                    rules: SymbolRules) -> str:
+    """What the next tick does to `position`'s stop at `level` when the agent's own rules
+    move it (they only tighten: trader/lifecycle_tick.py `_manage`): "the trailing stop is
+    on (...): the next tick moves the stop back to X; it only tightens", or the same of a
+    move to breakeven still due; "" when nothing moves it (the trail is not due, or the
+    level is at least as tight)."""
     policy = engine.interpreter.policy
+    aimed, why = level, ""
+    if position.partial_taken and not position.breakeven_done:
+        aimed = tighter_stop(position.side, breakeven_price(position, policy.taker_fee, rules),
+                             level)
+        why = "the move to breakeven is due: the next tick moves the stop" \
+            if aimed != level else ""
     distance = policy.trailing_distance
     atr = trail_atr(engine.candles[position.symbol].closed()) if distance.in_atr else None
-    trail = trailing_stop(position, mark, rules, distance, atr)
-    if trail is None or trail == level:
+    trail = trailing_stop(position.with_leg(evolve(position.stop, trigger_price=aimed)), mark,
+                          rules, distance, atr)
+    if trail is not None and trail != aimed:
+        best = best_price(position, mark)
+        aimed, why = trail, (f"the trailing stop is on ({distance} behind the best price "
+                             f"{price(best, rules.tick_size)}): the next tick moves the stop "
+                             "back")
+    if not why:
         return ""
-    best = best_price(position, mark)
-    return (f"{position.symbol}: the trailing stop is on ({distance} behind the best price "
-            f"{price(best, rules.tick_size)}): the next tick moves the stop back to "
-            f"{price(trail, rules.tick_size)}; it only tightens")
+    return f"{why} to {price(aimed, rules.tick_size)}; it only tightens"
 
 
 def stop_move_refused(engine: Engine, symbol: str) -> str:
     """Why a /sl on `symbol` cannot move its stop whatever the price ("" when it may), from
-    what the agent knows, nothing sent: said before the confirmation, and again at the tap."""
+    what the agent knows, nothing sent."""
     position = open_position(engine, symbol)
     if position is None or position.state is PositionState.CLOSING:
         why = "it is being closed" if position is not None else _why_none(engine, symbol)
@@ -80,14 +137,13 @@ def stop_move_refused(engine: Engine, symbol: str) -> str:
     return ""
 
 
-def stop_already_at(engine: Engine, symbol: str, asked: Decimal | None) -> str:
+def stop_already_at(engine: Engine, symbol: str, asked: Decimal) -> str:
     """"BTCUSDT: the stop-loss is already at 49,000" when its stop is on the exchange at
-    `asked` put on the tick ("" otherwise): nothing to move, said before the confirmation
-    and at the tap."""
+    `asked` put on the tick ("" otherwise): nothing to move."""
     position, rules = open_position(engine, symbol), symbol_rules(engine, symbol)
-    if position is None or rules is None or asked is None:
+    if position is None or rules is None:
         return ""
-    level = rules.round_price(asked, up=position.side is Side.SELL)   # away from the mark
+    level = _on_tick(position, asked, rules)
     live = position.stop.order
     if live is None or not live.trigger_price == level == position.stop.trigger_price:
         return ""
@@ -101,28 +157,6 @@ def _why_none(engine: Engine, symbol: str) -> str:
     return (f"the {seen.side.label} on the exchange is not managed by the agent (opened by "
             "hand, TRADEBOT_ADOPT_POSITIONS=false): set its stop in the Binance app, or "
             "/close it (the agent takes it over to close it)")
-
-
-def check_stop(engine: Engine, symbol: str, asked: Decimal) -> StopCheck:
-    """What the phone can say of `/sl symbol asked` before it asks for confirmation, from
-    what the agent saw last (read-only, no request): the one-line refusal of a level
-    Binance would refuse, else how far the level is from the mark. Nothing to say (no
-    managed position, no rules, no mark yet): the command itself answers."""
-    position = open_position(engine, symbol)
-    rules = symbol_rules(engine, symbol)
-    if position is None or position.state is PositionState.CLOSING or rules is None:
-        return StopCheck()
-    level = rules.round_price(asked, up=position.side is Side.SELL)
-    mark = _last_mark(engine, symbol)
-    refusal = _refusal(position, level, mark, rules) if mark > 0 \
-        else _filter_refusal(level, rules)
-    if refusal:
-        return StopCheck(refusal=f"{symbol}: stop-loss not moved: {refusal}")
-    if not mark > 0:
-        return StopCheck()
-    side = "below" if level < mark else "above"
-    away = abs(mark - level) / mark * 100
-    return StopCheck(distance=f"{away:.1f} % {side} the mark")
 
 
 def _last_mark(engine: Engine, symbol: str) -> Decimal:
