@@ -8,8 +8,8 @@ a PROTECTION alert, and again at every regime change that aimed there."""
 from dataclasses import replace
 from decimal import Decimal
 
-from tests.engine_world import SYMBOL, long_signal, make_world
-from tests.test_rules_regime import MARK, RULES, long_position
+from tests.engine_world import SYMBOL
+from tests.test_rules_regime import MARK, RULES, calm_long, long_position, violent_candle
 from trader.regime_adjust import follow
 from trader.strategy.regime import Regime
 
@@ -40,18 +40,15 @@ def test_a_long_target_past_max_price_stops_at_max_price() -> None:
 async def test_extreme_volatility_moves_the_stop_to_min_price_without_a_refusal(tmp_path):
     """Real engine on the paper exchange (its simulator refuses a stopPrice past the
     filter with Binance's -4013): a long planned 2 % below the entry in a calm market, a
-    minPrice 2.5 % below; violent candles turn the regime EXTREME (3 % wanted), then calm
-    and violent again. The stop goes to minPrice, no move is refused, no alert."""
-    world = await make_world(tmp_path)
-    await world.warm_up()
-    world.strategy.next = long_signal("0.02", "0.04")
-    await world.step()
+    minPrice 2.5 % below; violent candles turn the regime EXTREME (3 % wanted). The stop
+    goes to minPrice, no move is refused, no alert."""
+    world = await calm_long(tmp_path)
     entry = world.engine.positions[SYMBOL].entry_price
     floor = world.paper.rules(SYMBOL).round_price(entry * D("0.975"), up=False)
     world.paper.sim.set_rules(replace(world.paper.rules(SYMBOL), min_price=floor))
     seen: set[str] = set()
     for _ in range(6):
-        await world.step(entry, high=entry * D("1.015"), low=entry * D("0.985"), open_=entry)
+        await violent_candle(world, entry)
         seen.add(world.engine.counters.get(SYMBOL, "regime_state"))
     assert "EXTREME" in seen
     held = world.engine.positions[SYMBOL]

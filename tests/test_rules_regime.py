@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.engine_world import SYMBOL, long_signal, make_world
+from tests.engine_world import SYMBOL, World, long_signal, make_world
 from tests.positions import leg_id, make
 from trader.domain import OrderRole, OrderType, Side
 from trader.events import CancelOrder, PlaceLeg, Policy, Tick
@@ -176,14 +176,27 @@ def test_the_state_machine_moves_the_stop_new_first_on_a_tick_with_the_new_regim
     assert result.position.stop.order.client_id == old
 
 
-async def test_extreme_volatility_widens_an_open_position_on_the_exchange(tmp_path) -> None:
-    """Real engine on the paper exchange: a long opened in a calm market; violent candles
-    (wicks of +-1.5 % that touch neither leg) turn the regime EXTREME; the stop and target on
-    the exchange move to 1.5 x and 1.2 x their distances, new orders before old cancelled."""
+async def calm_long(tmp_path) -> World:
+    """The engine on the paper exchange with a long opened in a calm market (NORMAL): its
+    stop 2 % and its target 4 % from the entry."""
     world = await make_world(tmp_path)
     await world.warm_up()
     world.strategy.next = long_signal("0.02", "0.04")
     await world.step()
+    return world
+
+
+async def violent_candle(world: World, entry: Decimal) -> None:
+    """One candle with wicks of +-1.5 % around `entry`, touching neither leg of a calm
+    long: a few of them turn the regime HIGH, then EXTREME."""
+    await world.step(entry, high=entry * D("1.015"), low=entry * D("0.985"), open_=entry)
+
+
+async def test_extreme_volatility_widens_an_open_position_on_the_exchange(tmp_path) -> None:
+    """Real engine on the paper exchange: a long opened in a calm market; violent candles
+    turn the regime EXTREME; the stop and target on the exchange move to 1.5 x and 1.2 x
+    their distances, new orders before old cancelled."""
+    world = await calm_long(tmp_path)
     position = world.engine.positions[SYMBOL]
     entry = position.entry_price
     stop_distance = entry - position.stop.trigger_price
@@ -191,7 +204,7 @@ async def test_extreme_volatility_widens_an_open_position_on_the_exchange(tmp_pa
     assert world.engine.counters.get(SYMBOL, "regime_state") == "NORMAL"
     for _ in range(6):
         before = world.engine.positions[SYMBOL].stop.order.client_id
-        await world.step(entry, high=entry * D("1.015"), low=entry * D("0.985"), open_=entry)
+        await violent_candle(world, entry)
         if world.engine.counters.get(SYMBOL, "regime_state") == "EXTREME":
             break
     assert world.engine.counters.get(SYMBOL, "regime_state") == "EXTREME"

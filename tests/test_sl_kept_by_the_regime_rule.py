@@ -8,8 +8,8 @@ tighten it (they lock in profit; README: /sl)."""
 
 from decimal import Decimal
 
-from tests.engine_world import SYMBOL, long_signal, make_world
-from tests.test_rules_regime import MARK, RULES, long_position
+from tests.engine_world import SYMBOL
+from tests.test_rules_regime import MARK, RULES, calm_long, long_position, violent_candle
 from trader.commands import CommandKind
 from trader.domain import OrderRole
 from trader.events import LegPlaced, Policy, StopMoveRequested
@@ -47,17 +47,14 @@ async def test_a_looser_sl_survives_the_regime_turning_violent(tmp_path):
     """Real engine on the paper exchange: /sl 4 % below the entry, then violent candles turn
     the regime HIGH, then EXTREME; the stop on the exchange stays at the level set, the
     take-profit follows the regime."""
-    world = await make_world(tmp_path)
-    await world.warm_up()
-    world.strategy.next = long_signal("0.02", "0.04")
-    await world.step()
+    world = await calm_long(tmp_path)
     planned = world.engine.positions[SYMBOL]
     entry = planned.entry_price
     level = world.paper.rules(SYMBOL).round_price(entry * D("0.96"), up=False)
     assert (await world.command(CommandKind.SL, symbol=SYMBOL, price=level)).ok
     seen: set[str] = set()
     for _ in range(6):
-        await world.step(entry, high=entry * D("1.015"), low=entry * D("0.985"), open_=entry)
+        await violent_candle(world, entry)
         seen.add(world.engine.counters.get(SYMBOL, "regime_state"))
         assert world.engine.positions[SYMBOL].stop.trigger_price == level
     assert {"HIGH", "EXTREME"} <= seen
