@@ -131,30 +131,9 @@ async def random_phase(rng: random.Random) -> None:
     await asyncio.sleep(rng.uniform(0, default_of("tick_seconds")))
 
 
-# --- (a) a stop cancelled by hand ---------------------------------------------------------
+# --- (a) and (d): a stop cancelled by hand ------------------------------------------------
 
-async def cancelled_stop(streams: bool, reps: int, folder: Path, rng: random.Random) -> list[Sample]:
-    samples = []
-    async with agent_holding(folder, streams) as (fake, agent):
-        agent.start_loop()
-        for _ in range(reps):
-            await wait_for(covered(fake, agent, SIZE), 30, what="protected position")
-            await random_phase(rng)
-            stop = live_stop(fake)
-            assert stop is not None
-            ticks = agent.engine.ticks
-            gone = asyncio.get_running_loop().time()
-            await fake.cancel_order_by_hand(SYMBOL, stop)
-            await wait_for(lambda cancelled=stop: live_stop(fake) not in (None, cancelled),
-                           default_of("sentinel_debounce_seconds") + 30, what="a new stop")
-            samples.append(Sample(asyncio.get_running_loop().time() - gone,
-                                  agent.engine.ticks - ticks))
-    return samples
-
-
-# --- (d) a stop cancelled by hand, its replacement's answer lost -----------------------------
-
-LOST_ANSWERS = {   # how the replacement's answer is lost: the fake Binance's fault
+LOST_ANSWERS = {   # (d) how the replacement's answer is lost: the fake Binance's fault
     "503, never landed": {"http_status": 503, "execute": False},
     "503, it landed": {"http_status": 503, "execute": True},
     # no answer before the client's timeout (python-binance REQUEST_TIMEOUT, 10 s); the
@@ -164,26 +143,31 @@ LOST_ANSWERS = {   # how the replacement's answer is lost: the fake Binance's fa
 }
 
 
-async def lost_replacement(lost: str, reps: int, folder: Path,
-                           rng: random.Random) -> list[Sample]:
+async def cancelled_stop(streams: bool, reps: int, folder: Path, rng: random.Random,
+                         lost: str | None = None) -> list[Sample]:
+    """(a) `reps` times: the live stop cancelled by hand -> a new stop live. (d) with
+    `lost`: the replacement's answer is lost that way (LOST_ANSWERS), and each repetition
+    waits until both outcomes are known (one stop, nothing pending) before the next."""
     samples = []
-    async with agent_holding(folder, streams=True) as (fake, agent):
+    async with agent_holding(folder, streams) as (fake, agent):
         agent.start_loop()
         for _ in range(reps):
-            await wait_for(covered(fake, agent, SIZE), 60, what="protected position")
+            await wait_for(covered(fake, agent, SIZE), 30 if lost is None else 60,
+                           what="protected position")
             await random_phase(rng)
             stop = live_stop(fake)
             assert stop is not None
             ticks = agent.engine.ticks
-            fake.inject_fault(ALGO_POST, times=1, **LOST_ANSWERS[lost])
+            if lost is not None:
+                fake.inject_fault(ALGO_POST, times=1, **LOST_ANSWERS[lost])
             gone = asyncio.get_running_loop().time()
             await fake.cancel_order_by_hand(SYMBOL, stop)
             await wait_for(lambda cancelled=stop: live_stop(fake) not in (None, cancelled),
                            default_of("sentinel_debounce_seconds") + 30, what="a new stop")
             samples.append(Sample(asyncio.get_running_loop().time() - gone,
                                   agent.engine.ticks - ticks))
-            # Both outcomes known before the next repetition: one stop, nothing pending.
-            await wait_for(lambda: not _placing(agent), 60, what="the lost answer resolved")
+            if lost is not None:
+                await wait_for(lambda: not _placing(agent), 60, what="the lost answer resolved")
     return samples
 
 
@@ -294,7 +278,8 @@ async def run(args: argparse.Namespace, folder: Path) -> list[Figure]:
             timeout = lost.startswith("timeout")
             figure = Figure(f"(d) lost stop answer ({lost}) -> a stop live",
                             "goal < 12 s" if timeout else "goal < 1 s", 12.0 if timeout else 1.0)
-            figure.samples = await lost_replacement(lost, args.reps, folder / f"d-{n}", rng)
+            figure.samples = await cancelled_stop(True, args.reps, folder / f"d-{n}", rng,
+                                                  lost)
             figures.append(figure)
     if "b" in args.only:
         samples = await background
