@@ -25,6 +25,7 @@ position would rarely outlive the restart (a candle every 0.15 s moves 0.35 %).
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -101,7 +102,7 @@ class StopMoves:
             return
         since = len(self.telegram.sent)
         self.telegram.inject_message(OWNER, OWNER, f"/sl {self.symbol} {level}")
-        prompt = await self.telegram.wait_for(
+        prompt = await self._answer(
             lambda item: bool(item.buttons) or any(
                 answer in (item.plain or "") for answer in ANSWERED_AT_ONCE),
             PROMPT_BOUND, since)
@@ -118,10 +119,22 @@ class StopMoves:
         self._pressing(parsed.position_key, side, order.trigger_price, level)
         since = len(self.telegram.sent)
         self.telegram.press_button(OWNER, OWNER, prompt.message_id, button)
-        reply = await self.telegram.wait_for(
+        reply = await self._answer(
             lambda item: item.method == "sendMessage" and "Stop-loss:" in (item.plain or ""),
             REPLY_BOUND, since)
         self._answered(level, reply)
+
+    async def _answer(self, answers: Callable[[SentItem], bool], bound: float,
+                      since: int) -> SentItem:
+        """The first item sent from `since` on that `answers` the update just injected;
+        AssertionError past `bound` seconds, with what became of that update (was it ever
+        fetched by the agent's getUpdates: tests/fakes/telegram_updates.py)."""
+        update_id = self.telegram.update_log.newest_id
+        try:
+            return await self.telegram.wait_for(answers, bound, since)
+        except AssertionError as unanswered:
+            raise AssertionError(f"{self.telegram.update_log.describe(update_id)}\n"
+                                 f"{unanswered}") from None
 
     async def _one_live_stop(self) -> tuple[Order, ClientId] | None:
         for _ in range(int(POSITION_BOUND / POLL)):

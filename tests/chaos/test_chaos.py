@@ -166,7 +166,7 @@ def fault_schedule(rng: random.Random, cycles: int) -> list[str]:
 
 async def fault_then_kill(fake: FakeBinance, process: asyncio.subprocess.Process, kind: str,
                           rng: random.Random, read_only: ReadOnlyDatabase,
-                          checker: Checker, move_stop: bool) -> None:
+                          checker: Checker, move_stop: bool, log_path: Path) -> None:
     """One fault of `kind` (and sometimes a read-only database), the operator's /sl when
     `move_stop`, a SIGKILL at a random point after them, then the exchange made ready for
     the next boot."""
@@ -183,7 +183,7 @@ async def fault_then_kill(fake: FakeBinance, process: asyncio.subprocess.Process
     if rng.random() < 0.15 and read_only.start():
         counts.read_only += 1
         counts.read_only_under_sl += move_stop
-    checker.tally.record(await kill_point(rng, checker.stop_moves, move_stop))
+    checker.tally.record(await kill_point(rng, checker.stop_moves, move_stop, log_path))
     checker.tally.record(await kill(process))
     checker.stop_moves.killed()
     read_only.stop()
@@ -195,11 +195,13 @@ async def fault_then_kill(fake: FakeBinance, process: asyncio.subprocess.Process
     await asyncio.sleep(fake.retry_after_watch.remaining())
 
 
-async def kill_point(rng: random.Random, stop_moves: StopMoves, move_stop: bool) -> list[str]:
+async def kill_point(rng: random.Random, stop_moves: StopMoves, move_stop: bool,
+                     log_path: Path) -> list[str]:
     """Wait for the kill's random moment. When `move_stop` the operator moves the stop
     meanwhile (/sl), and the kill comes within KILL_AFTER_PRESS seconds of the button press
     (before or after the reply) or of the reply (the old stop is cancelled on the next tick:
-    often before that). A violation if the agent did not answer the command."""
+    often before that). A violation if the agent did not answer the command: it names the
+    update's way to the agent (tests/fakes/telegram_updates.py) and the agent's log."""
     if not move_stop:
         await asyncio.sleep(rng.uniform(0.2, 2.5))
         return []
@@ -216,7 +218,7 @@ async def kill_point(rng: random.Random, stop_moves: StopMoves, move_stop: bool)
         await asyncio.wait({move})
     failed = None if move.cancelled() else move.exception()
     if isinstance(failed, AssertionError):
-        return [f"/sl went unanswered: {failed}"]
+        return [f"/sl went unanswered: {failed}\nthe agent's log (UTC times): {log_path}"]
     if failed is not None:
         raise failed
     return []
@@ -261,7 +263,8 @@ async def test_agent_survives_random_kills_and_wiped_disks(tmp_path):
                 process = await boot_and_check(fake, db_path, log_path, checker, move_stop)
                 assert not tally.violations, "\n".join(tally.violations)
                 read_only = ReadOnlyDatabase(db_path)
-                await fault_then_kill(fake, process, kind, rng, read_only, checker, move_stop)
+                await fault_then_kill(fake, process, kind, rng, read_only, checker, move_stop,
+                                      log_path)
             # A last clean run: everything must reconcile, and SIGTERM ends it with 0.
             process = await boot_and_check(fake, db_path, log_path, checker)
             process.send_signal(signal.SIGTERM)

@@ -28,6 +28,7 @@ tests/fixtures/telegram/ and checked against this server in tests/test_bot_fake_
         tg.flood(retry_after=1, method="sendPhoto")   # the next sendPhoto answers 429
         tg.set_down(True)       # every Bot API call answers 502 ("drop" closes the socket)
         tg.pins.pin(chat_id, message_id)      # a person pins a message; tg.pins.top(chat_id)
+        tg.update_log.describe(tg.update_log.newest_id)   # did the bot fetch it, when?
 """
 
 import asyncio
@@ -49,6 +50,7 @@ from tests.fakes.telegram_objects import (
     user,
 )
 from tests.fakes.telegram_pins import ChatPins
+from tests.fakes.telegram_updates import UpdateLog
 
 __all__ = ["PNG_SIGNATURE", "FakeTelegram", "SentItem", "utf16_length"]
 
@@ -85,6 +87,7 @@ class FakeTelegram(BotMessages):
         self._html_refusals = 0         # the next HTML texts answer "can't parse entities"
         self._refused_chats: dict[int, ApiError] = {}
         self._updates: list[dict[str, Any]] = []
+        self.update_log = UpdateLog()     # each update's way to the bot (evidence)
         self._next_update_id = 1
         self._next_message_id = 1
         self._next_query_id = 1
@@ -307,6 +310,7 @@ class FakeTelegram(BotMessages):
         limit = int(params.get("limit") or 100)
         self._polls += 1
         mine = self._polls
+        self.update_log.asked(offset)
         self._notify()                      # a poll still waiting ends (below)
         if offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
@@ -317,7 +321,9 @@ class FakeTelegram(BotMessages):
                 return []
             if self._polls != mine:
                 raise ApiError(409, OTHER_POLLER)
-        return self._updates[:limit]
+        returned = self._updates[:limit]
+        self.update_log.answered(returned)
+        return returned
 
     async def _set_my_commands(self, params: dict[str, Any]) -> bool:
         self.commands = list(json_param(params.get("commands")) or [])
@@ -364,6 +370,7 @@ class FakeTelegram(BotMessages):
             asyncio.ensure_future(self._post_to_webhook(update))   # Telegram pushes it
             return
         self._updates.append(update)
+        self.update_log.queued(update)
         self._notify()
 
     async def _post_to_webhook(self, update: dict[str, Any]) -> None:
