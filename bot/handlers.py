@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from loguru import logger
-from telegram import Bot, Update
+from telegram import Bot, Message, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -141,46 +141,56 @@ class CommandHandlers:
 
     # --- commands -----------------------------------------------------------------------
     async def on_command(self, update: Update, context: Context) -> None:
+        """Every command is answered (a reply, a question, or a refusal); its two log lines
+        show when it came and how long the answer took."""
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None:
             return
         name = command_name(message.text or "")
         now = self.clock.now()
+        logger.info("telegram command received name={} update_id={} chat={}", name,
+                    update.update_id, chat.id)
+        await self._answer_command(context, message, chat.id, name, now)
+        logger.info("telegram command answered name={} update_id={} took_s={:.2f}", name,
+                    update.update_id, (self.clock.now() - now).total_seconds())
+
+    async def _answer_command(self, context: Context, message: Message, chat_id: int,
+                              name: str, now: datetime) -> None:
         age = now - message.date
         if age > self.timings.stale_after:
-            await self.stale.refuse(context.bot, chat.id, name, message.date, age)
+            await self.stale.refuse(context.bot, chat_id, name, message.date, age)
             return
         try:
             request = parse_command(name, list(context.args or []), list(self.engine.symbols))
         except UsageError as exc:
-            await self.replies.send_html(context.bot, chat.id, exc.text)
+            await self.replies.send_html(context.bot, chat_id, exc.text)
             return
         kind = request.kind
         if kind is None:
-            await self.replies.send_html(context.bot, chat.id, help_text(list(self.engine.symbols),
+            await self.replies.send_html(context.bot, chat_id, help_text(list(self.engine.symbols),
                                                                    self.extra_help))
         elif kind in (CommandKind.CLOSE, CommandKind.SL) \
                 and not self.engine.closable(request.symbol or ""):
-            await self.replies.send_html(context.bot, chat.id, nothing_to_close(request.symbol)
+            await self.replies.send_html(context.bot, chat_id, nothing_to_close(request.symbol)
                                          if kind is CommandKind.CLOSE else
                                          f"No open position on {escape(request.symbol or '')}"
                                          "; no stop-loss to move.")
         elif kind is CommandKind.SL:
-            await self._prompt_stop(context.bot, chat.id, request.symbol or "", now,
+            await self._prompt_stop(context.bot, chat_id, request.symbol or "", now,
                                     request.price)
         elif kind in CHOICES and (decided := self.engine.already_decided(kind, request.symbol)):
-            await self.replies.send_html(context.bot, chat.id,
+            await self.replies.send_html(context.bot, chat_id,
                                          "\n".join(escape(line) for line in decided))
         elif kind in CHOICES:
-            await self._prompt(context.bot, chat.id, kind, request.symbol, now, request.price)
+            await self._prompt(context.bot, chat_id, kind, request.symbol, now, request.price)
         else:
-            command = Command(kind, f"tg:{chat.id}:{message.message_id}", message.date,
+            command = Command(kind, f"tg:{chat_id}:{message.message_id}", message.date,
                               symbol=request.symbol, duration=request.duration,
                               period=request.period, count=request.count)
             if request.name == "start":
-                await self._start(context.bot, chat.id, command)
+                await self._start(context.bot, chat_id, command)
             else:
-                await self._run(context.bot, chat.id, command)
+                await self._run(context.bot, chat_id, command)
 
     async def _start(self, bot: Bot, chat_id: int, command: Command) -> None:
         """/start: what the agent is doing in three lines, then the commands."""
@@ -227,6 +237,8 @@ class CommandHandlers:
         if query is None or chat is None:
             return
         nonce, choice = parse_callback(query.data)
+        logger.info("telegram button received update_id={} chat={} nonce={} choice={}",
+                    update.update_id, chat.id, nonce, choice)
         prompt = self.book.get(nonce)
         now = self.clock.now()
         if prompt is None or prompt.chat_id != chat.id or choice not in CHOICES[prompt.kind]:

@@ -5,6 +5,7 @@ cancelled (never a moment without a stop)."""
 from decimal import Decimal
 
 from tests.engine_world import SYMBOL, make_world
+from tests.log_capture import logged
 from tests.test_engine import open_long
 from trader.commands import CommandKind
 from trader.domain import OrderType
@@ -104,8 +105,16 @@ async def test_sl_from_the_phone_asks_then_moves_the_stop(tmp_path):
     level = world.paper.rules(SYMBOL).round_price(
         (position.stop.trigger_price + position.entry_price) / 2, up=False)
     async with FakeTelegram() as telegram, running_bot(world, telegram):
-        reply = await confirm(telegram, f"/sl {SYMBOL} {level}", "Move the stop",
-                              "Stop-loss: done")
+        with logged("INFO", "telegram ") as lines:
+            reply = await confirm(telegram, f"/sl {SYMBOL} {level}", "Move the stop",
+                                  "Stop-loss: done")
+        # when the command came, when its question went out, the tap: a /sl that seems
+        # unanswered (the chaos run) shows in the log whether the agent ever had it
+        said = "\n".join(lines)
+        for line in ("telegram command received name=sl update_id=1",
+                     "telegram command answered name=sl update_id=1 took_s=",
+                     "telegram button received update_id=2"):
+            assert line in said, said
         assert f"{SYMBOL}: stop-loss moved to" in reply.plain, reply.plain
         assert [o.trigger_price for o in await stops(world)] == [level]
         # On the wrong side of the mark: answered at once, nothing to confirm
