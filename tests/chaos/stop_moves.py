@@ -18,8 +18,9 @@ the position it moved (its key, in our client ids) if that position is still ope
   a new order at a level
   tighter than every level allowed above (the trail may put it back where it was before a
   looser /sl: its best price is unchanged while the market is held).
-The market is held still (tests/chaos/market.py) from the press until that check, or the
-position would rarely outlive the restart (a candle every 0.15 s moves 0.35 %).
+The market is held still (tests/chaos/market.py) from the moment the move finds the
+protected position until that check, or the position would rarely outlive the restart (a
+candle every 0.15 s moves 0.35 %).
 """
 
 import asyncio
@@ -94,6 +95,10 @@ class StopMoves:
         if stop is None:
             self.outcomes["no protected position"] += 1
             return
+        # Held from here, not from the press: a candle meanwhile (one every 0.15 s, 0.35 %)
+        # passed the drawn level (answered "would trigger at once") or closed the position
+        # before the tap ("no open position") in most moves, and few stops were moved.
+        self.market.hold()
         order, parsed = stop
         side = Side.BUY if order.side is Side.SELL else Side.SELL     # the position's
         level = self._level(side)
