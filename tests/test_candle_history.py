@@ -22,6 +22,7 @@ from trader.strategy.regime import (
     RangeWindow,
     Regime,
     RegimeThresholds,
+    _float_bands,
     _wilder_float,
     classify_ranges,
     read_regime,
@@ -141,6 +142,64 @@ def test_wilder_as_one_weighted_sum_matches_the_decimal_loop(ranges: list[Decima
     assert exact is not None
     quick = _wilder_float([float(r) for r in ranges], period)
     assert abs(quick - float(exact)) <= 1e-9 * max(1.0, float(exact))
+
+
+@settings(max_examples=60, deadline=None)
+@given(candle_runs(max_size=200), st.integers(1, 40), st.integers(0, 199))
+def test_the_last_close_in_float_is_the_newest_candles_after_evictions_and_a_backfill(
+        candles: list[Candle], maxlen: int, cut: int) -> None:
+    """`last_close` (the next true range's previous close, the crash test's price) is
+    float(history[-1].close) whatever happened before: evictions, a clear and a backfill
+    (the feed watchdog's clear + extend); 0.0 while empty."""
+    history = CandleHistory(maxlen, 5, WINDOW)
+    assert history.last_close == 0.0
+    for row in candles:
+        history.append(row)
+        assert history.last_close == float(history[-1].close)
+    history.clear()
+    assert history.last_close == 0.0
+    history.extend(candles[:cut])
+    assert history.last_close == (float(history[-1].close) if history else 0.0)
+
+
+class _FixedRatio(RangeWindow):
+    """A full window of `slow` ranges whose volatility ratio is `ratio` exactly."""
+
+    def __init__(self, ratio: float, thresholds: RegimeThresholds) -> None:
+        super().__init__(thresholds.slow, (thresholds.fast, thresholds.slow))
+        for _ in range(thresholds.slow):
+            self.append(1.0)
+        self.fixed = ratio
+
+    def ratio(self, fast: int, slow: int) -> float | None:
+        return self.fixed
+
+
+def two_pass_class(ratio: float, thresholds: RegimeThresholds) -> Regime | None:
+    """The rule as first written: None within any band, else the first threshold reached."""
+    bands = _float_bands(thresholds)
+    if any(low <= ratio <= high for low, _, high, _ in bands):
+        return None
+    return next((regime for _, threshold, _, regime in bands if ratio >= threshold), Regime.LOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(0.5, 2.5), st.sampled_from([0.0, 1e-10, -1e-10, 1e-9, -1e-9, 2e-9, -2e-9]),
+       st.sampled_from(["normal", "high", "extreme", None]),
+       st.sampled_from([DEFAULT_THRESHOLDS,
+                        RegimeThresholds(normal=Decimal("0.8"), high=Decimal("1.0")),
+                        RegimeThresholds(normal=Decimal("0.9"), high=Decimal("0.9000000001"),
+                                         extreme=Decimal("0.9000000002"))]))
+def test_the_float_class_takes_one_pass_over_the_bands(
+        ratio: float, nudge: float, near: str | None, thresholds: RegimeThresholds) -> None:
+    """One pass over the bands, highest first, gives what comparing with every band and
+    then every threshold gives: None within FLOAT_MARGIN of any threshold (bands of
+    thresholds closer than the margin overlap), else the regime of the first threshold
+    reached; ratios at, just inside and just outside a band's edges included."""
+    if near is not None:
+        ratio = float(getattr(thresholds, near)) * (1 + nudge)
+    assert classify_ranges(_FixedRatio(ratio, thresholds), thresholds) \
+        is two_pass_class(ratio, thresholds)
 
 
 def test_float_ranges_are_the_windows_true_ranges() -> None:

@@ -20,6 +20,7 @@ from trader.market.indicators import MedianWindow
 from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, classify_ranges, read_regime
 
 SPREAD_HISTORY = 100
+REGIME_RANGES = DEFAULT_THRESHOLDS.lookback - 1     # the ranges read_regime computes
 CandlesKey = object    # what identifies a symbol's closed candles (`candles_key`)
 
 
@@ -112,7 +113,7 @@ def no_crash_possible(history: CandleHistory, config: GuardConfig) -> bool:
     count, ranges = config.crash_candles, history.ranges
     if count < 1 or len(ranges) < count or len(ranges) != min(len(history) - 1, ranges.size):
         return False
-    close = float(history[-1].close)
+    close = history.last_close      # float(history[-1].close), made once per candle
     span = sum(islice(reversed(ranges), count)) + 1e-9 * close
     floor = close * (1 - 1e-12) - span
     return floor > 0 and span < float(config.crash_move) * 0.999 * floor
@@ -129,10 +130,11 @@ def candles_key(candles: Sequence[Candle] | CandleHistory) -> CandlesKey:
 def regime_of(candles: Sequence[Candle] | CandleHistory) -> Regime | None:
     """`read_regime(candles).regime`; from the history's float ranges when they decide it."""
     if isinstance(candles, CandleHistory):
-        window = DEFAULT_THRESHOLDS.lookback - 1     # the ranges read_regime computes
-        if (candles and candles[-1].close > 0
-                and len(candles.ranges) == min(len(candles) - 1, window)):
-            regime = classify_ranges(candles.ranges)
+        # `last_close > 0` only when the close is (a float keeps the Decimal's sign; a
+        # positive close too small for a float reads 0.0 and goes to the exact reading)
+        ranges = candles.ranges
+        if candles.last_close > 0 and len(ranges) == min(len(candles) - 1, REGIME_RANGES):
+            regime = classify_ranges(ranges)
             if regime is not None:
                 return regime
         candles = candles.closed()

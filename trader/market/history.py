@@ -9,7 +9,9 @@ as each candle closes instead of recomputed from the whole history every tick:
   left the front since and merges only the groups completed since;
 - the true ranges of the last `range_window` candles (each against its previous close) as
   floats, with their Wilder averages, for the regime breaker's volatility ratio
-  (trader/strategy/regime.py `RangeWindow`, `classify_ranges`);
+  (trader/strategy/regime.py `RangeWindow`, `classify_ranges`), and the last close as a
+  float (`last_close`: the next range's previous close and the crash breaker's float test
+  read it, a Decimal made into a float once);
 - the candles the strategy reads, in place (`closed()`: a CandleWindow over a list kept
   alongside the deque, trimmed by making a new list: trader/market/candle_window.py),
   and the last few candles without a copy of the whole history (`tail`, the crash
@@ -72,13 +74,18 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         # true ranges of the last range_window candles that have a previous close
         self.ranges = RangeWindow(self.range_window,
                                   (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow))
+        # float(self[-1].close) while range_window is kept (0.0 before a candle, or without)
+        self.last_close = 0.0
 
     # --- changing -----------------------------------------------------------------------
     def append(self, candle: Candle) -> None:
         maxlen, count = self.maxlen, len(self)
         evicted = self[0] if count == maxlen else None
-        if count and self.range_window:
-            self.ranges.append(_true_range(candle, self[-1]))
+        if self.range_window:
+            close = float(candle.close)
+            if count:
+                self.ranges.append(_true_range(candle, self.last_close))
+            self.last_close = close
         deque.append(self, candle)
         items = self._items
         items.append(candle)
@@ -210,10 +217,11 @@ def _merge(rows: list[Candle], start: datetime, step: timedelta) -> Candle:
                   sum((c.volume for c in rows), ZERO))
 
 
-def _true_range(candle: Candle, previous: Candle) -> float:
-    """max(high-low, |high-prev close|, |low-prev close|), in float: high-low when the
-    previous close lies within the candle (most candles; the same float either way)."""
-    high, low, close = float(candle.high), float(candle.low), float(previous.close)
+def _true_range(candle: Candle, close: float) -> float:
+    """max(high-low, |high-prev close|, |low-prev close|), in float (`close`: the previous
+    candle's): high-low when the previous close lies within the candle (most candles; the
+    same float either way)."""
+    high, low = float(candle.high), float(candle.low)
     if low <= close <= high:
         return high - low
     return max(high - low, abs(high - close), abs(low - close))

@@ -165,24 +165,29 @@ class RangeWindow(deque):   # type: ignore[type-arg] - deque[float]
     def append(self, span: float) -> None:
         count = len(self)
         exact = False
-        if count == self.size:                  # full: the oldest range leaves
-            oldest = self[0]
-            for sums in self._sums.values():
-                period = sums.period
+        full = count == self.size
+        oldest = self[0] if full else 0.0
+        for sums in self._sums.values():
+            period = sums.period
+            if full:                            # the oldest range leaves
                 if period < count:              # range `period` moves into the seed
                     moving = self[period]
                     sums.seed += moving - oldest
                     sums.later = sums.keep * (sums.later - sums.moving_weight * moving) + span
                 else:                           # the whole window is the seed
                     sums.seed += span - oldest
-                exact = exact or sums.shrunk()
-        else:                                   # nothing leaves: the window grows
-            for sums in self._sums.values():
-                if count < sums.period:
-                    sums.seed += span
-                else:
-                    sums.later = sums.keep * sums.later + span
-                exact = exact or sums.shrunk()
+            elif count < period:                # nothing leaves: the window grows
+                sums.seed += span
+            else:
+                sums.later = sums.keep * sums.later + span
+            # `shrunk`, inline (every candle): a sum below half its peak is taken afresh
+            seed, later = sums.seed, sums.later
+            if seed > sums.seed_peak:
+                sums.seed_peak = seed
+            if later > sums.later_peak:
+                sums.later_peak = later
+            if seed < 0.5 * sums.seed_peak or later < 0.5 * sums.later_peak:
+                exact = True
         super().append(span)
         self._appended += 1
         if exact or self._appended % self.size == 0:   # (size > 0: it holds the range)
@@ -237,14 +242,6 @@ class _WilderSums:
         self.full_weight = self.keep ** max(size - period, 0)        # of the seed, full
         self.seed = self.later = self.seed_peak = self.later_peak = 0.0
 
-    def shrunk(self) -> bool:
-        """Whether a sum fell below half its peak (its rounding may then matter)."""
-        if self.seed > self.seed_peak:
-            self.seed_peak = self.seed
-        if self.later > self.later_peak:
-            self.later_peak = self.later
-        return self.seed < 0.5 * self.seed_peak or self.later < 0.5 * self.later_peak
-
     def take(self, ranges: deque[float]) -> None:
         """Both sums afresh from the window's ranges."""
         period, count = self.period, len(ranges)
@@ -275,13 +272,13 @@ def classify_ranges(ranges: Sequence[float],
         vr = _wilder_float(ranges, t.fast) / slow if slow > 0 else None
     if vr is None:
         return None
-    bands = _DEFAULT_BANDS if t is DEFAULT_THRESHOLDS else _float_bands(t)
-    for low, _, high, _ in bands:
-        if low <= vr <= high:           # within FLOAT_MARGIN of the threshold
-            return None
-    for _, threshold, _, regime in bands:
-        if vr >= threshold:
+    # Highest band first: above a band is its regime (above its threshold, not within the
+    # margin, and above every lower band); within it, the exact reading decides.
+    for low, _, high, regime in _DEFAULT_BANDS if t is DEFAULT_THRESHOLDS else _float_bands(t):
+        if vr > high:
             return regime
+        if vr >= low:                   # within FLOAT_MARGIN of the threshold
+            return None
     return Regime.LOW
 
 
