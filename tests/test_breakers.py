@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from trader import guards
 from trader.alerter import Alerter
-from trader.breakers import Breakers, no_crash_possible
+from trader.breakers import GAUGES, Breakers, CandleReading, no_crash_possible
 from trader.clock import ManualClock
 from trader.domain import BookTicker, Candle
 from trader.guard_book import GuardBook
 from trader.guards import GuardConfig, GuardState
 from trader.market.history import CandleHistory
-from trader.strategy.regime import DEFAULT_THRESHOLDS, read_regime
+from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, read_regime
 from trader.telemetry import Counters
 from trader.trade_store import TradeStore
 
@@ -190,3 +190,13 @@ def test_a_calm_market_needs_no_exact_crash_reading() -> None:
         price = history[-1].close
     assert no_crash_possible(history, GuardConfig())
     assert not no_crash_possible(history, replace(GuardConfig(), crash_move=Decimal("0.001")))
+
+
+def test_the_regime_gauge_is_the_regimes_value_and_empty_before_enough_candles() -> None:
+    """The `regime_state` gauge each reading carries (looked up, not read off the enum's
+    property every candle): every regime's value, "" with no regime yet."""
+    for regime in [*Regime, None]:
+        reading = CandleReading(1, GuardConfig(), regime, None)
+        assert reading.gauge == (regime.value if regime is not None else "")
+        assert type(reading.gauge) is str
+    assert set(GAUGES) == {*Regime, None}

@@ -22,6 +22,9 @@ from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, classify_ranges, 
 SPREAD_HISTORY = 100
 REGIME_RANGES = DEFAULT_THRESHOLDS.lookback - 1     # the ranges read_regime computes
 CandlesKey = object    # what identifies a symbol's closed candles (`candles_key`)
+# The `regime_state` gauge of each reading: the regime's value, "" before enough candles
+# (a dictionary read: `Regime.value` is a Python-level property, read every candle)
+GAUGES: dict[Regime | None, str] = {None: "", **{regime: regime.value for regime in Regime}}
 
 
 class CandleReading:
@@ -36,7 +39,7 @@ class CandleReading:
         self.config = config
         self.regime = regime
         self.crash = crash
-        self.gauge = regime.value if regime is not None else ""
+        self.gauge = GAUGES[regime]
 
 
 class Breakers:
