@@ -284,6 +284,16 @@ class Order:
         parsed = ClientId.parse(self.client_id)
         return parsed.role if parsed else None
 
+    def closes(self, position_quantity: Decimal) -> Decimal:
+        """What this order still closes of a position of `position_quantity`: the one rule
+        for every read-back (observation, a placement's answer or verify, a probe,
+        reconciliation, the invariants). A closePosition order has no quantity of its own
+        (Binance reports 0: "Cannot be sent with closePosition=true", New Algo Order) and
+        closes whatever is open when it triggers."""
+        if self.close_position:
+            return position_quantity
+        return self.quantity - self.filled_qty
+
 
 @fast_init
 @dataclass(frozen=True, slots=True)

@@ -127,11 +127,14 @@ class ActionRunner:
         # the rules as the placement left them (a filter rejection re-read them)
         rules = self.exchange.rules(position.symbol)
         covered = position.leg(action.role).covers(position.leg_quantity(action.role))
-        return Performed([self._placement_event(action, result, order, rules, covered)])
+        return Performed([self._placement_event(action, result, order, rules, covered,
+                                                position.quantity)])
 
     def _placement_event(self, action: PlaceLeg, result: ActionResult, order: Order | None,
-                         rules: SymbolRules, covered: bool) -> Event:
-        """`order`: what is known of the placed order (the answer merged into the tracker)."""
+                         rules: SymbolRules, covered: bool, held: Decimal) -> Event:
+        """`order`: what is known of the placed order (the answer merged into the tracker,
+        or read back after a code that means "covered already"); `held`: the position's
+        size, all of which a closePosition order found there covers (`Order.closes`)."""
         role, client_id = action.role, action.client_id
         if result.outcome is Outcome.DONE and order is not None:
             if order.status is OrderStatus.FILLED:
@@ -140,7 +143,7 @@ class ActionRunner:
                 # What it covers of the leg: an order rounded up onto the step grid
                 # (`covering_quantity`) covers the leg's part, not more.
                 return LegPlaced(role, client_id, order.trigger_price or action.trigger_price,
-                                 min(order.quantity - order.filled_qty, action.quantity))
+                                 min(order.closes(held), action.quantity))
             return LegRejected(role, client_id, f"order {order.status.value}")
         if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
             return LegPlacementUnknown(role, client_id)      # probe it, never resend
@@ -187,7 +190,7 @@ class ActionRunner:
                                    self.clock.now())
             if foreign is not None:
                 return Performed([replace(foreign, replaces=action.client_id)])
-        return Performed([_leg_event(action.role, order)])
+        return Performed([_leg_event(action.role, order, position.quantity)])
 
     async def _probe_pending(self, position: Position, action: ProbeOrder) -> Performed:
         intent = self.executor.store.intent(action.client_id)
@@ -204,8 +207,8 @@ class ActionRunner:
         if order.status.live:
             return Performed([LegPlaced(action.role, order.client_id,
                                         order.trigger_price or position.leg(action.role).trigger_price,
-                                        order.quantity - order.filled_qty)])
-        return Performed([_leg_event(action.role, order)])
+                                        order.closes(position.quantity))])
+        return Performed([_leg_event(action.role, order, position.quantity)])
 
     # --- market closes ------------------------------------------------------------------
     async def flatten(self, position: Position, action: Flatten) -> Performed:
@@ -257,13 +260,13 @@ def _rebalance_id(position: Position, attempt: int) -> str:
     return str(ClientId(position.symbol, position.key, OrderRole.FLATTEN, seq))
 
 
-def _leg_event(role: OrderRole, order: Order) -> Event:
+def _leg_event(role: OrderRole, order: Order, held: Decimal) -> Event:
+    """A leg's order as a read found it; `held`: the position's size (`Order.closes`)."""
     if order.status is OrderStatus.FILLED:
         return LegFilled(role, order.client_id, order.filled_qty, complete=True)
     if order.status.terminal:
         return LegGone(role, order.client_id, confirmed=True, status=order.status.value)
-    remaining: Decimal = order.quantity - order.filled_qty
-    return LegSeen(role, order.client_id, order.trigger_price or ZERO, remaining)
+    return LegSeen(role, order.client_id, order.trigger_price or ZERO, order.closes(held))
 
 
 def covering_quantity(quantity: Decimal, rules: SymbolRules) -> Decimal:

@@ -91,7 +91,7 @@ def closing_orders(position: ExchangePosition, live: Iterable[Order],
 
 def closes(order: Order, size: Decimal) -> Decimal:
     """What an order still closes of a position of `size` (closePosition closes it all)."""
-    return size if order.close_position else order.quantity - order.filled_qty
+    return order.closes(size)
 
 
 def describe(order: Order, size: Decimal) -> str:

@@ -177,7 +177,7 @@ def _pending_events(position: Position, leg: Leg, view: SymbolView,
     order = tracked.order
     if order.status.live:
         return [LegPlaced(leg.role, order.client_id, order.trigger_price or leg.trigger_price,
-                          order.quantity - order.filled_qty)]
+                          order.closes(position.quantity))]
     if order.status is FILLED:
         # Placed and filled before its answer was known (a TP1 fills without closing the
         # position): a fill, never a refusal to place again; reported as a live leg's fill is.
@@ -226,6 +226,4 @@ def _unrecorded(position: Position, leg: Leg, client_id: str) -> bool:
 
 def _remaining(tracked: TrackedOrder, position_quantity: Decimal) -> Decimal:
     """What an order still closes; a closePosition order closes whatever is open."""
-    if tracked.order.close_position:
-        return position_quantity
-    return tracked.order.quantity - tracked.order.filled_qty
+    return tracked.order.closes(position_quantity)

@@ -131,8 +131,7 @@ def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Positio
     if newest is not None:
         order = newest[1]
         assert order.trigger_price is not None
-        remaining = position.quantity if order.close_position \
-            else order.quantity - order.filled_qty
+        remaining = order.closes(position.quantity)
         return position.with_leg(replace(
             leg, trigger_price=order.trigger_price, pending=None,
             order=LegOrder(order.client_id, order.trigger_price, remaining)))
