@@ -62,7 +62,7 @@ def a_close_position_stop_holds_the_id(world: World, code: int) -> list[str]:
     return refused
 
 
-@pytest.mark.parametrize("code", [-4130])
+@pytest.mark.parametrize("code", sorted(REFUSALS))
 async def test_a_close_position_stop_found_on_read_back_covers_the_position(tmp_path, code):
     """No second stop, no refusal alert, no retry: the closePosition stop is the leg."""
     world = await world_with_a_long(tmp_path)

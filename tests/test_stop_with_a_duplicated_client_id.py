@@ -1,12 +1,13 @@
 """A stop placement Binance refuses because an open order already holds its client id
 (-4116 DUPLICATED_CLIENT_ORDER_ID "clientOrderId is duplicated": USDⓈ-M futures error
 codes, https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code;
-checked among open orders only, trader/exchange/sim.py) is never a reason to give up
-protection. The code has no entry for it (trader/exchange/errors.py: an unexpected error,
-FAILED): the leg is refused and retried on the refusal schedule, one PROTECTION alert; the
-order holding the id is ours and live, newer than the leg's, so the next observation takes
-it as the leg (trader/observe.py `_newer_of_ours`) and nothing is placed again. (-4015
-CLIENT_ORDER_ID_INVALID on the same page is about the id's form, which ours never break.)"""
+checked among open orders only, trader/exchange/sim.py). That order is ours, live under the
+very id the leg was placing (sent before, its answer never recorded): the leg is protected,
+not refused. Read back by its client id ("verify", trader/exchange/errors.py) and taken as
+the placement's answer for what it covers (`Order.closes`; a closePosition holder:
+tests/test_protective_read_back_close_position.py); never a reason to give up protection,
+retry under another id, or alarm the operator. (-4015 CLIENT_ORDER_ID_INVALID on the same
+page is about the id's form, which ours never break.)"""
 
 from tests.engine_world import SYMBOL
 from tests.test_move_stop_command import stops, world_with_a_long
@@ -15,7 +16,7 @@ from trader.domain import ClientId, OrderRole, OrderType
 from trader.exchange.base import ExchangeError
 
 
-async def test_a_stop_refused_as_a_duplicated_id_leaves_the_position_protected(tmp_path):
+async def test_a_stop_refused_as_a_duplicated_id_is_the_open_order_holding_it(tmp_path):
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
     real_place, refused = world.paper.place, []
@@ -39,4 +40,4 @@ async def test_a_stop_refused_as_a_duplicated_id_leaves_the_position_protected(t
     stop = world.engine.positions[SYMBOL].stop
     assert stop.order is not None and stop.order.client_id == held and stop.pending is None
     assert stop.trigger_price == moved and stop.retry_at is None, "not retried once taken"
-    assert len(world.alerts("PROTECTION")) == 1
+    assert world.alerts("PROTECTION") == [], "an id held by our own open order is no refusal"

@@ -108,6 +108,13 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     )],
     Policy(-4120, "STOP_ORDER_SWITCH_ALGO: order type not supported on this endpoint; "
            "use the Algo Order API", Outcome.FAILED),
+    # Checked among open orders only (trader/exchange/sim.py): for a stop or take-profit
+    # the order holding the id is ours, sent before under that id (its answer lost, or
+    # never recorded before a restart): it protects, so success, read back by the id and
+    # taken for what it covers (`Order.closes`: a closePosition one, the whole position).
+    # An entry stays refused.
+    Policy(-4116, "DUPLICATED_CLIENT_ORDER_ID: clientOrderId is duplicated", Outcome.FAILED,
+           verify=True),
     Policy(-4130, "An open stop or take profit order with GTE and closePosition in the "
            "direction is existing", Outcome.SKIPPED, verify=True, closing_order_exists=True),
     Policy(-4164, "MIN_NOTIONAL: order's notional must be no smaller than the minimum",
