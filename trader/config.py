@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         "TRADEBOT_SENTINEL_DEBOUNCE_SECONDS", 60.0, "a leg must be missing this long before repair", ge=0)
     sentinel_debounce_cycles: int = _env(
         "TRADEBOT_SENTINEL_DEBOUNCE_CYCLES", 3, "and for this many ticks", ge=1)
+    # Binance answers a placement in tens of ms, a few hundred when busy; the HTTP client
+    # gives up after 10 s. Past this bound the position's only stop is treated as lost for
+    # the backup rule (trader/stop_backup.py): the gap is this long, not the timeout.
+    stop_backup_after_seconds: float = _env(
+        "TRADEBOT_STOP_BACKUP_AFTER_SECONDS", 1.5, "a stop placement for an unprotected "
+        "position still unanswered this long gets a backup stop", ge=0.5, le=9)
     breakeven_attempts: int = _env("TRADEBOT_BREAKEVEN_ATTEMPTS", 5, "bounded attempts to move the stop", ge=1)
 
     # --- exits (trader/management.py) -------------------------------------------------

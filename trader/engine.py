@@ -106,7 +106,8 @@ class Engine:
         self.journal.close_listeners.append(self.balance_keeper.mark_due)
         self.interpreter = Interpreter(
             ActionRunner(exchange, self.executor, self.tracker, clock,
-                         self.balance_keeper.available_margin),
+                         self.balance_keeper.available_margin,
+                         stop_backup_after=settings.stop_backup_after_seconds),
             Finalizer(exchange, self.executor, self.tracker, store, clock), self.journal,
             alerter, clock, Policy(debounce_seconds=settings.sentinel_debounce_seconds,
                                    debounce_cycles=settings.sentinel_debounce_cycles,

@@ -89,11 +89,15 @@ class ActionRunner:
     """Performs exchange actions for the engine (see the module docstring)."""
 
     def __init__(self, exchange: Exchange, executor: Executor, tracker: OrderTracker,
-                 clock: Clock, available_margin: AvailableMargin | None = None) -> None:
+                 clock: Clock, available_margin: AvailableMargin | None = None,
+                 stop_backup_after: float | None = None) -> None:
         self.exchange = exchange
         self.executor = executor
         self.tracker = tracker
         self.clock = clock
+        # A stop placement for a position nothing covers, unanswered this long (seconds),
+        # is an unknown outcome: its backup goes out (TRADEBOT_STOP_BACKUP_AFTER_SECONDS).
+        self.stop_backup_after = stop_backup_after
         # the account's available balance as last read (None: not read yet)
         self.available_margin: AvailableMargin = available_margin or _not_read
 
@@ -122,11 +126,15 @@ class ActionRunner:
                            "reason={}", position.symbol, action.client_id, refusal)
             return Performed([LegRejected(action.role, action.client_id,
                                           f"not sent: {refusal}")])
-        result = await self.executor.submit(intent)
+        covered = position.leg(action.role).covers(position.leg_quantity(action.role))
+        # Nothing covers the position: a hanging request must not hold its backup back
+        # (trader/stop_backup.py); anything else waits for its answer as before.
+        bound = self.stop_backup_after if action.role is OrderRole.STOP_LOSS \
+            and not covered else None
+        result = await self.executor.submit(intent, bound)
         order = result.order
         # the rules as the placement left them (a filter rejection re-read them)
         rules = self.exchange.rules(position.symbol)
-        covered = position.leg(action.role).covers(position.leg_quantity(action.role))
         return Performed([self._placement_event(action, result, order, rules, covered,
                                                 position.quantity)])
 

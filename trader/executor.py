@@ -27,6 +27,7 @@ from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import THROTTLE_SECONDS, Outcome, Verdict, classify
 from trader.order_tracker import OrderTracker
 from trader.placement_retry import PlacementRetry, PlacementUnderWay, placement_retrying
+from trader.slow_answers import SlowAnswers
 from trader.trade_store import TradeStore
 
 PROBE_GRACE = timedelta(seconds=10)   # clock skew allowance on top of recvWindow
@@ -81,6 +82,7 @@ class Executor:
         self.rules_changes: list[str] = []   # found by filter rejections; the engine alerts
         self._under_way = PlacementUnderWay()
         self._retrying = placement_retrying(self._under_way, clock.sleep)
+        self.slow_answers = SlowAnswers()    # placements left in flight past their bound
 
     # --- journal ------------------------------------------------------------------
     def _journal(self, intent: Intent, *, required: bool) -> bool:
@@ -135,8 +137,10 @@ class Executor:
         return finished | self.store.finished_orders(unknown)
 
     # --- placing ------------------------------------------------------------------
-    async def submit(self, intent: Intent) -> ActionResult:
-        """Record, send and resolve one intent. Never sends an intent twice."""
+    async def submit(self, intent: Intent, answer_within: float | None = None) -> ActionResult:
+        """Record, send and resolve one intent. Never sends an intent twice.
+        `answer_within` (seconds): past it, the outcome is UNKNOWN for now and the request
+        goes on in flight (trader/slow_answers.py); its answer is the probe's."""
         known = self.store.intent(intent.client_id)
         if known is not None and known.status is not IntentStatus.PENDING:
             logger.warning("intent already sent, not re-sending client_id={} status={}",
@@ -150,7 +154,7 @@ class Executor:
         sent = intent.with_status(IntentStatus.SENT, sent_at=self.clock.now())
         self._journal(sent, required=self._required(intent))
         try:
-            order = await self._send_with_policy(sent)
+            order = await self._send_with_policy(sent, answer_within)
         except (ExchangeError, UnknownOutcome) as error:
             return await self._resolve_error(sent, error)
         except SaveStateFailure:
@@ -171,10 +175,10 @@ class Executor:
         # A new client id: the database has no record of it to merge.
         return self._resolve_order(sent, self.tracker.learned(order, self.clock.now()) or order)
 
-    async def _send_with_policy(self, intent: Intent) -> Order:
+    async def _send_with_policy(self, intent: Intent, answer_within: float | None) -> Order:
         policy = PlacementRetry(intent, self.exchange)
         try:
-            return await self._send(policy)     # the usual case: sent once, answered
+            return await self._send(policy, answer_within)   # the usual case: sent once
         except ExchangeError as error:
             if not policy.should_retry(error):
                 raise
@@ -195,18 +199,22 @@ class Executor:
                     if not replayed:
                         replayed = True
                         raise refused
-                    return await self._send(policy)
+                    return await self._send(policy, answer_within)
         finally:
             if shared:
                 self._under_way.policy = None
             self.rules_changes += policy.rules_changes
         raise AssertionError("unreachable")
 
-    async def _send(self, policy: PlacementRetry) -> Order:
+    async def _send(self, policy: PlacementRetry, answer_within: float | None) -> Order:
         self._commit_before_send(policy.intent, f"intent {policy.request.client_id} sent")
         self.sent_count += 1
         self._remember_placed(policy.request.client_id)
-        return await self.exchange.place(policy.request)
+        request = self.exchange.place(policy.request)
+        if answer_within is None:
+            return await request
+        return await self.slow_answers.within(policy.request.client_id, request,
+                                              answer_within)
 
     def _commit_before_send(self, intent: Intent | None, what: str) -> None:
         """The write-ahead commit point (storage/unit_of_work.py): what the tick wrote so
@@ -372,9 +380,17 @@ class Executor:
 
     # --- unknown outcomes -----------------------------------------------------------
     async def probe(self, intent: Intent) -> Intent:
-        """Resolve a SENT intent by asking the exchange for its client id. Not found, it
-        stays SENT while it may still land (recvWindow + PROBE_GRACE after it was sent),
-        unless it was not in flight (`NOT_IN_FLIGHT`): then it is EXPIRED at once."""
+        """Resolve a SENT intent: by the late answer of its request if it was left in
+        flight and has answered since (trader/slow_answers.py), else by asking the exchange
+        for its client id. Not found, it stays SENT while it may still land (recvWindow +
+        PROBE_GRACE after it was sent: longer than a request left in flight can last, the
+        HTTP client's timeout), unless it was not in flight (`NOT_IN_FLIGHT`): then it is
+        EXPIRED at once."""
+        late = self.slow_answers.answered(intent.client_id)
+        if late is not None and late.order is not None:
+            return self._resolve_order(intent, self._learned(late.order) or late.order).intent
+        if late is not None and isinstance(late.error, ExchangeError):
+            return (await self._resolve_error(intent, late.error)).intent
         order = await self.read_order(intent.symbol, intent.client_id)
         if order is not None:
             return self._resolve_order(intent, order).intent

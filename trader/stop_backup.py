@@ -10,6 +10,9 @@ running through the level costs the whole move (a chaos run: -1,384 USDT against
 the stop). A duplicate stop is the lesser risk: our stops are reduce-only orders for a
 quantity, which Binance accepts side by side, and once one fires the other has nothing to
 reduce. So:
+- a placement still unanswered after TRADEBOT_STOP_BACKUP_AFTER_SECONDS is lost for this
+  rule (trader/slow_answers.py: its request goes on, its late answer is the probe's), so a
+  hanging request costs that bound, not the client's 10 s timeout;
 - the lost placement is `superseded` and the backup, under the next client id, is the leg's
   `pending`, sent in the same step; never more than one backup (a backup whose answer is
   lost too is waited for);

@@ -1,0 +1,94 @@
+"""A stop placement for a position nothing else covers that is still unanswered after
+TRADEBOT_STOP_BACKUP_AFTER_SECONDS (1.5 s) is an unknown outcome for the backup rule
+(trader/stop_backup.py): the backup stop goes out then, not when the client gives up (its
+10 s timeout: benchmarks/protection_timing.py (d), "timeout, never landed", p50 10.38 s
+without a stop). The first request goes on in the background; its late answer is taken by
+the probe like a lost answer that turned up: one stop stays, never a third.
+
+The real agent (python-binance) against the fake Binance, whose fault injection holds the
+stop's request (POST /fapi/v1/algoOrder, New Algo Order: https://developers.binance.com/
+docs/derivatives/usds-margined-futures/trade/rest-api/New-Algo-Order) before answering:
+executed at once and answered late, executed late (a slow matching engine), or never
+executed and the connection dropped."""
+
+import time
+
+import pytest
+
+from tests.fakes.binance_harness import eventually
+from tests.fakes.binance_server import FakeBinance
+from tests.test_binance_protection import PRICE, running_agent
+from tests.test_stop_answer_lost_with_nothing_covering import one_stop_settled
+from trader.domain import OrderType
+
+SYMBOL = "BTCUSDT"
+ALGO_ORDER = "POST /fapi/v1/algoOrder"
+HELD = 3.0            # seconds the fake holds the stop's request (the bound is 1.5 s)
+HOLDS = {             # how the held request ends: the fake Binance's fault
+    "executed, answered late": {"execute": True},
+    "executed late": {"execute": False},
+    "never executed, dropped": {"execute": False, "drop_connection": True},
+}
+
+
+@pytest.fixture
+async def fake():
+    async with FakeBinance(prices={SYMBOL: PRICE}) as server:
+        yield server
+
+
+def live(fake: FakeBinance, kind: OrderType) -> list[str]:
+    return [o.client_id for o in fake.sim.open_orders(SYMBOL) if o.type is kind]
+
+
+def posts(fake: FakeBinance, kind: OrderType) -> int:
+    return len([r for r in fake.requests(ALGO_ORDER) if r.params.get("type") == kind.value])
+
+
+@pytest.mark.parametrize("held", list(HOLDS))
+async def test_a_hanging_stop_request_gets_a_backup_and_settles_to_one_stop(fake, tmp_path,
+                                                                           held):
+    async with running_agent(fake, tmp_path, streams=True) as engine:
+        stop_id = engine.positions[SYMBOL].stop.order.client_id
+        before = posts(fake, OrderType.STOP_MARKET)
+        fake.inject_fault(ALGO_ORDER, delay=HELD, only={"type": "STOP_MARKET"},
+                          **HOLDS[held])
+        await fake.cancel_order_by_hand(SYMBOL, stop_id)
+        cancelled = time.monotonic()
+        assert await eventually(lambda: posts(fake, OrderType.STOP_MARKET) - before == 2,
+                                HELD - 0.5), "no backup while the first request hangs"
+        assert time.monotonic() - cancelled < HELD - 0.5
+        assert await eventually(lambda: bool(live(fake, OrderType.STOP_MARKET)), 1.0)
+        # The first request's end (its late answer, or the dropped connection) is seen too.
+        first = fake.requests(ALGO_ORDER)[-2].params["clientAlgoId"]
+        slow = engine.executor.slow_answers
+        assert await eventually(lambda: not slow.in_flight(first), HELD + 1)
+        first_known = held != "never executed, dropped"   # else probed for recvWindow + 10 s
+        assert await eventually(lambda: one_stop_settled(fake, engine, first_known), 2.0), \
+            (engine.positions[SYMBOL].stop, live(fake, OrderType.STOP_MARKET))
+        assert posts(fake, OrderType.STOP_MARKET) - before == 2, "never a third"
+
+
+async def test_a_stop_request_answered_within_the_bound_sends_no_backup(fake, tmp_path):
+    async with running_agent(fake, tmp_path, streams=True) as engine:
+        stop_id = engine.positions[SYMBOL].stop.order.client_id
+        before = posts(fake, OrderType.STOP_MARKET)
+        fake.inject_fault(ALGO_ORDER, delay=0.5, only={"type": "STOP_MARKET"})
+        await fake.cancel_order_by_hand(SYMBOL, stop_id)
+        assert await eventually(lambda: one_stop_settled(fake, engine, True), 3.0)
+        assert posts(fake, OrderType.STOP_MARKET) - before == 1
+
+
+async def test_a_hanging_take_profit_request_is_never_doubled(fake, tmp_path):
+    async with running_agent(fake, tmp_path, streams=True) as engine:
+        target_id = engine.positions[SYMBOL].take_profit.order.client_id
+        before = posts(fake, OrderType.TAKE_PROFIT_MARKET)
+        fake.inject_fault(ALGO_ORDER, delay=HELD, only={"type": "TAKE_PROFIT_MARKET"},
+                          execute=False)
+        await fake.cancel_order_by_hand(SYMBOL, target_id)
+        assert await eventually(lambda: bool(live(fake, OrderType.TAKE_PROFIT_MARKET)),
+                                HELD + 2)
+        assert await eventually(lambda: engine.positions[SYMBOL].take_profit.pending is None,
+                                2.0)
+        assert posts(fake, OrderType.TAKE_PROFIT_MARKET) - before == 1
+        assert len(live(fake, OrderType.TAKE_PROFIT_MARKET)) == 1
