@@ -59,10 +59,6 @@ class SlowAnswers:
                        seconds, client_id)
         raise Unanswered(f"no answer within {seconds} s, still in flight")
 
-    def in_flight(self, client_id: str) -> bool:
-        pending = self._requests.get(client_id)
-        return pending is not None and not pending.done()
-
     def answered(self, client_id: str) -> LateAnswer | None:
         """The late answer of `client_id`, once (None: still in flight, or never left in
         flight here)."""
