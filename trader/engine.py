@@ -61,6 +61,7 @@ from trader.position import Position, PositionState
 from trader.position_journal import PositionJournal
 from trader.position_keeper import PositionKeeper
 from trader.second_instance import SecondInstanceCheck
+from trader.slow_answers import answer_bound
 from trader.state_writes import StateWrites
 from trader.strategy.base import Strategy
 from trader.strategy.default import DefaultStrategy
@@ -107,7 +108,8 @@ class Engine:
         self.interpreter = Interpreter(
             ActionRunner(exchange, self.executor, self.tracker, clock,
                          self.balance_keeper.available_margin,
-                         stop_backup_after=settings.stop_backup_after_seconds),
+                         stop_backup_after=answer_bound(settings.stop_backup_after_seconds,
+                                                        exchange)),
             Finalizer(exchange, self.executor, self.tracker, store, clock), self.journal,
             alerter, clock, Policy(debounce_seconds=settings.sentinel_debounce_seconds,
                                    debounce_cycles=settings.sentinel_debounce_cycles,

@@ -21,11 +21,19 @@ from functools import partial
 from loguru import logger
 
 from trader.domain import Order
-from trader.exchange.base import UnknownOutcome
+from trader.exchange.base import Exchange, UnknownOutcome
 
 # Late answers kept at most (a probe takes its own; the others, their placement forgotten
 # since, are dropped once answered: the probe then reads the exchange, as for any lost one).
 KEPT = 64
+
+
+def answer_bound(seconds: float, exchange: Exchange) -> float | None:
+    """The bound for placements on `exchange`. None for the paper exchange: it answers
+    in-process (its latency is simulated on the trading clock, never a hang), and its
+    writes belong to the engine's unit of work, so its requests stay in the engine's task
+    (storage/unit_of_work.py)."""
+    return None if exchange.name == "paper" else seconds
 
 
 class Unanswered(UnknownOutcome):
