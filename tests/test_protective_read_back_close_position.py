@@ -6,10 +6,10 @@ Binance's closePosition stop has no quantity of its own: "quantity: Cannot be se
 closePosition=true (Close-All)", and "If triggered, close all current long position (if
 SELL) or current short position (if BUY)" (New Algo Order, https://developers.binance.com/
 docs/derivatives/usds-margined-futures/trade/rest-api/New-Algo-Order; the same for New Order
-.../trade/rest-api/New-Order). Queried, it reads quantity "0" ("origQty" on GET
-/fapi/v1/order, "quantity" on GET /fapi/v1/algoOrder: .../Query-Order, .../Query-Algo-Order),
-as the paper exchange and the fake Binance keep it. Read as covering 0, the leg was placed
-again: a second stop beside one that covers the position (the revert c6d9e0b's finding).
+.../trade/rest-api/New-Order). The query pages (.../Query-Order "origQty", .../Query-Algo-Order
+"quantity") show no closePosition example; the paper exchange and the fake Binance report
+"0" (no quantity was sent). Whatever the value, the order closes the whole position. Read as covering 0, the leg was placed again:
+a second stop beside one that covers the position (the revert c6d9e0b's finding).
 
 Here the stop cancelled by hand is replaced, and the exchange answers the replacement with
 -4130 ("An open stop or take profit order with GTE and closePosition in the direction is
