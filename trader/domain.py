@@ -288,7 +288,7 @@ class Order:
         """What this order still closes of a position of `position_quantity`: the one rule
         for every read-back (observation, a placement's answer or verify, a probe,
         reconciliation, the invariants). A closePosition order has no quantity of its own
-        (Binance reports 0: "Cannot be sent with closePosition=true", New Algo Order) and
+        ("Cannot be sent with closePosition=true", New Algo Order: it reads back as 0) and
         closes whatever is open when it triggers."""
         if self.close_position:
             return position_quantity
