@@ -36,10 +36,6 @@ class TrackedOrder:
     def live(self) -> bool:
         return self.order.status.live and self.absent_since is None
 
-    @property
-    def remaining(self):  # type: ignore[no-untyped-def]
-        return self.order.quantity - self.order.filled_qty
-
 
 class OrderTracker:
     """See the module docstring. One instance per engine; pure bookkeeping, no I/O."""
