@@ -1,7 +1,9 @@
 """Indicators on closed candles: true range, Wilder ATR, EMA, rolling median, returns.
 
 Pure functions over `Decimal`s; nothing here reads the clock or the exchange. Callers pass
-closed candles only (an open candle's high/low are still moving).
+closed candles only (an open candle's high/low are still moving). `rough_emas` is the one
+float helper: EMAs within a proven bound of the exact ones, for tests that are far from
+their boundary on most candles (the exact EMAs decide the rest).
 
 The true ranges, the ATR and the EMA remember their last few answers (`_Recent`): an entry
 asks for the same ones several times on one candle (the strategy's signal, then the
@@ -14,8 +16,10 @@ immutable), so it is the answer the computation would give again.
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, getcontext
 from itertools import islice
+from math import isfinite
 from operator import attrgetter, is_
 from typing import Any
 
@@ -60,7 +64,7 @@ def _key(parameter: Hashable) -> Hashable:
     return parameter, context.prec, context.rounding
 
 
-_RANGES, _ATR, _EMA = _Recent(2), _Recent(2), _Recent(4)
+_RANGES, _ATR, _EMA, _ROUGH = _Recent(2), _Recent(2), _Recent(4), _Recent(2)
 
 
 def true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
@@ -186,6 +190,81 @@ def _ema(values: Sequence[Decimal], period: int) -> Decimal:
     value = sum(values[:period], ZERO) / period
     for item in values[period:]:
         value = value + alpha * (item - value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RoughEmas:
+    """A fast and a slow EMA in float, each within `error` of `ema` of the same Decimals
+    (same units as the values)."""
+    fast: float
+    slow: float
+    error: float
+
+    def order(self) -> int | None:
+        """1 when the exact fast EMA is above the slow one, -1 below; None when the floats
+        are too close to tell (within both errors)."""
+        gap = self.fast - self.slow
+        if abs(gap) <= 2 * self.error:
+            return None
+        return 1 if gap > 0 else -1
+
+    def gap_reaches(self, least: Decimal) -> bool | None:
+        """Whether the exact |fast - slow| >= `least` (same units); None when too close to
+        tell. float(least) is off by ~1.1e-16 of itself: _ROUGH_ERROR of it covers that."""
+        gap, bound = abs(self.fast - self.slow), float(least)
+        if abs(gap - bound) <= 2 * self.error + _ROUGH_ERROR * abs(bound):
+            return None
+        return gap > bound
+
+
+# Why 1e-9 of the largest |value| (P) bounds either EMA's error, with room to spare (u =
+# 2**-53, ~1.1e-16, a float's relative rounding): each value converted from its Decimal is
+# off by at most u x P; the seed (a float sum of `period` values, divided) by at most
+# (period + 2) x u x P; a step value + alpha x (item - value) mixes the old error and the
+# item's (weights 1 - alpha and alpha: no growth) and adds at most 7u x P of rounding, so
+# the steps keep it under 7u x P / alpha more. In all under 5 (period + 1) u x P: ~3e-14 P
+# for 50 periods, under 1e-9 P up to ~1.8e6 periods. The exact EMA (Decimal, 28 digits by
+# default) is within the same bound with 5e-28 for u; a context of fewer than 16 digits is
+# not covered (its rounding could near the bound), nor values whose floats lose digits
+# (|value| outside 1e-100..1e100): both give None, and the caller takes the exact EMAs.
+_ROUGH_ERROR = 1e-9
+_LEAST_PRECISION, _SMALLEST, _LARGEST = 16, 1e-100, 1e100
+
+
+def rough_emas(values: Sequence[Decimal], fast: int, slow: int) -> RoughEmas | None:
+    """`ema(values, fast)` and `ema(values, slow)` in float with their error bound, or
+    None when fewer values than either period or when the bound does not hold (see above).
+    About an eighth of the exact EMAs' cost (most of it converting the values), and kept
+    for the same values like them (the strategy's signal, then the entry's trend)."""
+    if len(values) < max(fast, slow) or min(fast, slow) < 1:
+        return None
+    found = _ROUGH.find(values, (fast, slow))
+    if found is _MISSING:
+        found = _rough_emas(values, fast, slow)
+        _ROUGH.keep(values, (fast, slow), found)
+    return found
+
+
+def _rough_emas(values: Sequence[Decimal], fast: int, slow: int) -> RoughEmas | None:
+    if getcontext().prec < _LEAST_PRECISION:
+        return None
+    floats = list(map(float, values))
+    largest = max(map(abs, floats))
+    if not _SMALLEST <= largest <= _LARGEST:    # (a NaN makes the EMAs NaN: below)
+        return None
+    fast_ema, slow_ema = _float_ema(floats, fast), _float_ema(floats, slow)
+    if not (isfinite(fast_ema) and isfinite(slow_ema)):
+        return None
+    return RoughEmas(fast_ema, slow_ema, _ROUGH_ERROR * largest)
+
+
+def _float_ema(values: list[float], period: int) -> float:
+    """`_ema` in float: the same seed (the mean of the first `period`), the same steps."""
+    alpha = 2 / (period + 1)
+    value = sum(values[:period]) / period
+    for item in values[period:]:
+        value += alpha * (item - value)
     return value
 
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 from itertools import islice
 
 from trader.domain import Candle, Side, Signal
-from trader.market.indicators import atr, ema, highest_high, lowest_low
+from trader.market.indicators import atr, ema, highest_high, lowest_low, rough_emas
 from trader.strategy.bounds import above, at_least, check_bounds
 
 
@@ -80,15 +80,25 @@ class DefaultStrategy:
         up, down = breaks_up and body >= least, breaks_down and -body >= least
         if not (up or down):
             return None
-        closes = [candle.close for candle in window]
-        fast, slow = ema(closes, self.ema_fast), ema(closes, self.ema_slow)
-        if fast is None or slow is None:
-            return None
-        if up and fast > slow:
+        trend = self._trend([candle.close for candle in window])
+        if up and trend > 0:
             return self._signal(Side.BUY, last, body, average_range)
-        if down and fast < slow:
+        if down and trend < 0:
             return self._signal(Side.SELL, last, -body, average_range)
         return None
+
+    def _trend(self, closes: list[Decimal]) -> int:
+        """1 when the fast EMA of `closes` is above the slow one, -1 below, 0 equal. From
+        the float EMAs when they are further apart than both their errors (most breakouts:
+        the exact EMAs cost ~8x more), else from the exact ones: the same answer."""
+        rough = rough_emas(closes, self.ema_fast, self.ema_slow)
+        order = rough.order() if rough is not None else None
+        if order is not None:
+            return order
+        fast, slow = ema(closes, self.ema_fast), ema(closes, self.ema_slow)
+        if fast is None or slow is None:
+            return 0
+        return (fast > slow) - (fast < slow)
 
     def _signal(self, side: Side, last: Candle, body: Decimal, average_range: Decimal) -> Signal:
         sl_pct = self.sl_atr * average_range / last.close

@@ -33,7 +33,7 @@ from functools import lru_cache
 from itertools import islice
 
 from trader.domain import Candle
-from trader.market.indicators import atr, ema, true_ranges, wilder_average
+from trader.market.indicators import atr, ema, rough_emas, true_ranges, wilder_average
 
 ONE = Decimal(1)
 
@@ -329,8 +329,13 @@ def is_trending(closed: Sequence[Candle], fast: int = 20, slow: int = 50, atr_pe
     """
     recent = closed[-window:]
     closes = [candle.close for candle in recent]
-    fast_ema, slow_ema = ema(closes, fast), ema(closes, slow)
     average_range = atr(recent, atr_period)
+    rough = rough_emas(closes, fast, slow)   # the strategy's, kept: decides most entries
+    if rough is not None and average_range:
+        reached = rough.gap_reaches(min_gap_atr * average_range)
+        if reached is not None:
+            return reached
+    fast_ema, slow_ema = ema(closes, fast), ema(closes, slow)
     if fast_ema is None or slow_ema is None or not average_range:
         return False
     return abs(fast_ema - slow_ema) >= min_gap_atr * average_range
