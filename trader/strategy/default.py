@@ -89,8 +89,9 @@ class DefaultStrategy:
 
     def _trend(self, closes: list[Decimal]) -> int:
         """1 when the fast EMA of `closes` is above the slow one, -1 below, 0 equal. From
-        the float EMAs when they are further apart than both their errors (most breakouts:
-        the exact EMAs cost ~8x more), else from the exact ones: the same answer."""
+        the float EMAs when they are further apart than both their errors (nearly every
+        breakout: the exact EMAs cost twice as much), else from the exact ones: the same
+        answer."""
         rough = rough_emas(closes, self.ema_fast, self.ema_slow)
         order = rough.order() if rough is not None else None
         if order is not None:
