@@ -114,3 +114,48 @@ def test_forgetting_walks_the_orders_only_once_one_is_due(
     asked.clear()
     assert tracker.forget_finished(T0 + FORGET_AFTER + timedelta(minutes=10, seconds=30)) == 0
     assert asked == []
+
+
+def test_a_quiet_symbols_orders_are_handed_out_without_a_copy_each_tick() -> None:
+    """The tick's view asks `for_symbol` every tick; the finished orders of the last 6 h are
+    in it. Nothing changed since the last tick: the same read-only snapshot, not a copy."""
+    tracker = OrderTracker()
+    for n in range(20):
+        tracker.on_order(order("BTCUSDT", f"tb-BTCUSDT-k{n}-sl1", OrderStatus.CANCELED), T0)
+    tracker.on_order(order("BTCUSDT", "tb-BTCUSDT-k20-sl1", OrderStatus.NEW), T0)
+    first = tracker.for_symbol("BTCUSDT")
+    assert tracker.for_symbol("BTCUSDT") is first
+    with pytest.raises(TypeError):
+        first["manual-1"] = first["tb-BTCUSDT-k20-sl1"]     # type: ignore[index]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(steps, max_size=60), st.lists(st.booleans(), min_size=60, max_size=60))
+def test_a_view_handed_out_keeps_what_it_said_while_the_tracker_moves_on(
+        script: list[tuple], reads: list[bool]) -> None:
+    """Each view is the symbol's orders at the moment it was asked (a tick reads it after
+    its own placements changed the tracker), and a fresh one is what the tracker knows."""
+    tracker, now = OrderTracker(), T0
+    views: list[tuple[dict, dict]] = []    # (the view, a copy of it when handed out)
+    for step, read in zip(script, reads, strict=False):
+        kind = step[0]
+        if kind == "order":
+            tracker.on_order(order(step[1], step[2], step[3]), now)
+        elif kind == "missing":
+            tracker.on_missing(step[1], now)
+        elif kind == "snapshot":
+            listed = [tracker.get(cid).order if tracker.get(cid) else
+                      order(step[1], cid, OrderStatus.NEW) for cid in step[2]]
+            tracker.on_snapshot(step[1], [o for o in listed if o.symbol == step[1]], now)
+        elif kind == "forget":
+            tracker.forget_finished(now)
+        else:
+            now += timedelta(minutes=step[1])
+        if read:
+            for symbol in SYMBOLS:
+                view = tracker.for_symbol(symbol)
+                known = {cid: tracker.get(cid) for cid in view}
+                assert dict(view) == known
+                assert all(tracked.order.symbol == symbol for tracked in view.values())
+                views.append((view, dict(view)))
+        assert all(dict(view) == then for view, then in views)

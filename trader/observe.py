@@ -11,6 +11,7 @@ can arrive in either order), so that the smaller size and the fill are stepped i
 observation and the stop is moved once (trader/protection.py).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -50,7 +51,7 @@ class SymbolView:
     symbol: str
     at: datetime
     position: ExchangePosition
-    orders: dict[str, TrackedOrder]    # what the tracker knows, by client id
+    orders: Mapping[str, TrackedOrder]   # what the tracker knows, by client id
     live: list[Order]                  # every live order on the symbol (ours and anybody's)
     mark: Decimal
 

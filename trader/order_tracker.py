@@ -16,10 +16,12 @@ since it (re)connected (`synced`), the tick reads the tracker and sends no REST 
 otherwise it takes a REST snapshot first.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from heapq import heappop, heappush
 from itertools import count
+from types import MappingProxyType
 
 from trader.domain import CLIENT_ID_PREFIX, ExchangePosition, Order
 
@@ -44,6 +46,11 @@ class OrderTracker:
         self._orders: dict[str, TrackedOrder] = {}
         # The same orders by symbol: a tick reads one symbol's orders without scanning all.
         self._by_symbol: dict[str, dict[str, TrackedOrder]] = {}
+        # The read-only views `for_symbol` handed out, by symbol: the tick's view asks every
+        # tick, and a symbol's dict holds its finished orders of the last hours too. A view
+        # is a snapshot: the first change after it copies the dict (`_orders_to_change`),
+        # so a view is never changed under its reader, and a quiet symbol is never copied.
+        self._views: dict[str, Mapping[str, TrackedOrder]] = {}
         # The live ones among them, kept as each order is kept: a tick's read after a change
         # sorts the symbol's few live orders instead of scanning every order of the last
         # hours (finished orders stay FORGET_AFTER). `_place`: where each client id stands
@@ -98,7 +105,7 @@ class OrderTracker:
         order = tracked.order
         client_id, symbol = order.client_id, order.symbol
         self._orders[client_id] = tracked
-        orders = self._by_symbol.setdefault(symbol, {})
+        orders = self._orders_to_change(symbol)
         if client_id not in orders:                 # a new key goes last in the dict
             self._place[client_id] = next(self._places)
         orders[client_id] = tracked
@@ -113,7 +120,7 @@ class OrderTracker:
 
     def _drop(self, symbol: str, client_id: str) -> None:
         """Forget the order `client_id` under `symbol` (its id may be kept again later)."""
-        self._by_symbol[symbol].pop(client_id, None)
+        self._orders_to_change(symbol).pop(client_id, None)
         self._live_by_symbol[symbol].pop(client_id, None)
         self._live.pop(symbol, None)
 
@@ -231,9 +238,24 @@ class OrderTracker:
             forgotten += 1
         return forgotten
 
-    def for_symbol(self, symbol: str) -> dict[str, TrackedOrder]:
-        """Everything known about the symbol's orders, by client id."""
-        return dict(self._by_symbol.get(symbol, {}))
+    def for_symbol(self, symbol: str) -> Mapping[str, TrackedOrder]:
+        """Everything known about the symbol's orders, by client id: a read-only snapshot,
+        the same one until an order of the symbol changes."""
+        view = self._views.get(symbol)
+        if view is None:
+            orders = self._by_symbol.setdefault(symbol, {})
+            view = self._views[symbol] = MappingProxyType(orders)
+        return view
+
+    def _orders_to_change(self, symbol: str) -> dict[str, TrackedOrder]:
+        """The symbol's dict, to be changed: a copy first when a view of it was handed out
+        (that view keeps what it said)."""
+        orders = self._by_symbol.get(symbol)
+        if orders is None:
+            orders = self._by_symbol[symbol] = {}
+        elif self._views.pop(symbol, None) is not None:
+            orders = self._by_symbol[symbol] = dict(orders)
+        return orders
 
 
 def _newer(known: Order, order: Order) -> Order | None:
