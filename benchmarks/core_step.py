@@ -16,6 +16,7 @@ every one of its ticks.
 
 import argparse
 import asyncio
+import copyreg
 import pickle
 import tempfile
 import time
@@ -23,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from common import figure, quiet_logs, random_walk_candles, write_candles_csv
@@ -38,6 +40,13 @@ from trader.market.replay import iter_candles
 CORE: dict[str, Callable[..., Any]] = {"step": lifecycle.step, "observe": observe.observe,
                                         "confirms": protection.confirms}
 Recorded = dict[str, list[bytes]]      # "step:Tick", "observe", ... -> pickled arguments
+# A view's orders are the tracker's read-only snapshot (trader/order_tracker.py `for_symbol`),
+# which pickle cannot take as it is: recorded as the dict it shows, read back as a snapshot.
+def snapshot(orders: dict[str, Any]) -> MappingProxyType[str, Any]:
+    return MappingProxyType(orders)
+
+
+copyreg.pickle(MappingProxyType, lambda orders: (snapshot, (dict(orders),)))
 
 
 def record(candles: int, exit_plan: str) -> tuple[Recorded, float]:
