@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.fakes.binance_harness import eventually, started_exchange, stop_loss
+from tests.fakes.binance_harness import eventually, live_ids, started_exchange, stop_loss
 from tests.fakes.binance_server import FakeBinance
 from tests.test_binance_protection import PRICE, SYMBOL, running_agent
 from trader.domain import Order, OrderStatus, OrderType, Side
@@ -21,9 +21,6 @@ async def fake():
     async with FakeBinance(prices={SYMBOL: PRICE}) as server:
         yield server
 
-
-def live(fake: FakeBinance, order_type: OrderType) -> list[str]:
-    return [o.client_id for o in fake.sim.open_orders(SYMBOL) if o.type is order_type]
 
 
 def classic_conditional_posts(fake: FakeBinance) -> list:
@@ -49,13 +46,13 @@ async def test_a_passing_404_on_a_read_leaves_one_stop_and_the_algo_api_in_use(
         stop_id = engine.positions[SYMBOL].stop.order.client_id
         fake.inject_fault(endpoint, http_status=404, times=1)
         await settle(engine)
-        assert live(fake, OrderType.STOP_MARKET) == [stop_id]
-        assert len(live(fake, OrderType.TAKE_PROFIT_MARKET)) == 1
+        assert live_ids(fake, OrderType.STOP_MARKET) == [stop_id]
+        assert len(live_ids(fake, OrderType.TAKE_PROFIT_MARKET)) == 1
 
         await fake.cancel_order_by_hand(SYMBOL, stop_id)       # then a stop to replace
-        assert await eventually(lambda: len(live(fake, OrderType.STOP_MARKET)) == 1, 5.0)
+        assert await eventually(lambda: len(live_ids(fake, OrderType.STOP_MARKET)) == 1, 5.0)
         await settle(engine)
-        [replacement] = live(fake, OrderType.STOP_MARKET)
+        [replacement] = live_ids(fake, OrderType.STOP_MARKET)
         assert on_the_algo_api(fake, replacement)
         assert classic_conditional_posts(fake) == []
 
@@ -69,11 +66,11 @@ async def test_a_passing_404_on_the_algo_place_replaces_the_stop_at_once_on_the_
         stop_id = engine.positions[SYMBOL].stop.order.client_id
         fake.inject_fault("POST /fapi/v1/algoOrder", http_status=404, times=1)
         await fake.cancel_order_by_hand(SYMBOL, stop_id)
-        assert await eventually(lambda: len(live(fake, OrderType.STOP_MARKET)) == 1, 5.0)
-        [replacement] = live(fake, OrderType.STOP_MARKET)
+        assert await eventually(lambda: len(live_ids(fake, OrderType.STOP_MARKET)) == 1, 5.0)
+        [replacement] = live_ids(fake, OrderType.STOP_MARKET)
         assert replacement.endswith("sl2"), replacement       # its first replacement held
         await settle(engine)
-        assert live(fake, OrderType.STOP_MARKET) == [replacement]
+        assert live_ids(fake, OrderType.STOP_MARKET) == [replacement]
         assert on_the_algo_api(fake, replacement)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import binance_wire as wire
-from tests.fakes.binance_harness import eventually
+from tests.fakes.binance_harness import eventually, live_ids
 from tests.fakes.binance_server import FakeBinance
 from tests.test_binance_protection import PRICE, SYMBOL, running_agent
 from trader.alerts import AlertName
@@ -37,9 +37,6 @@ def classic_posts(fake: FakeBinance, order_type: str) -> list:
     return [r for r in fake.requests("POST /fapi/v1/order") if r.params.get("type") == order_type]
 
 
-def live(fake: FakeBinance, order_type: OrderType) -> list[str]:
-    return [o.client_id for o in fake.sim.open_orders(SYMBOL) if o.type is order_type]
-
 
 def stop_order_id(engine) -> str | None:
     position = engine.positions.get(SYMBOL)
@@ -52,12 +49,12 @@ async def test_streams_on_a_hand_cancelled_classic_stop_is_replaced_once_and_its
     async with running_agent(no_algo, tmp_path, streams=True) as engine:
         position = engine.positions[SYMBOL]
         stop_id = position.stop.order.client_id
-        assert live(no_algo, OrderType.STOP_MARKET) == [stop_id]
-        assert len(live(no_algo, OrderType.TAKE_PROFIT_MARKET)) == 1
+        assert live_ids(no_algo, OrderType.STOP_MARKET) == [stop_id]
+        assert len(live_ids(no_algo, OrderType.TAKE_PROFIT_MARKET)) == 1
 
         await no_algo.cancel_order_by_hand(SYMBOL, stop_id)
-        assert await eventually(lambda: len(live(no_algo, OrderType.STOP_MARKET)) == 1, 5.0)
-        [new_stop] = live(no_algo, OrderType.STOP_MARKET)
+        assert await eventually(lambda: len(live_ids(no_algo, OrderType.STOP_MARKET)) == 1, 5.0)
+        [new_stop] = live_ids(no_algo, OrderType.STOP_MARKET)
         assert new_stop != stop_id
         assert await eventually(lambda: stop_order_id(engine) == new_stop, 5.0)
         trigger = engine.positions[SYMBOL].stop.trigger_price
@@ -92,7 +89,7 @@ async def test_streams_on_a_classic_stop_expired_by_its_trigger_is_not_replaced(
             ("STOP_MARKET", "MARKET", "STOP_MARKET")
         await no_algo.hub.send_user([expired, market], no_algo.endpoints.listen_key)
         await asyncio.sleep(1.0)                       # several ticks before the fill
-        assert live(no_algo, OrderType.STOP_MARKET) == [stop.client_id]
+        assert live_ids(no_algo, OrderType.STOP_MARKET) == [stop.client_id]
         assert not [a for a in engine.alerter.pending() if a.name is AlertName.SL_MISSING]
 
         trigger = engine.positions[SYMBOL].stop.trigger_price

@@ -37,6 +37,28 @@ steps = st.one_of(
 )
 
 
+def played(tracker: OrderTracker, step: tuple, now: datetime) -> datetime:
+    """One `steps` step applied to `tracker` at `now`; the time after it. A "forget" step
+    checks that exactly the finished orders older than FORGET_AFTER are forgotten."""
+    kind = step[0]
+    if kind == "order":
+        tracker.on_order(order(step[1], step[2], step[3]), now)
+    elif kind == "missing":
+        tracker.on_missing(step[1], now)
+    elif kind == "snapshot":
+        listed = [tracker.get(cid).order if tracker.get(cid) else
+                  order(step[1], cid, OrderStatus.NEW) for cid in step[2]]
+        tracker.on_snapshot(step[1], [o for o in listed if o.symbol == step[1]], now)
+    elif kind == "forget":
+        due = [cid for symbol in SYMBOLS for cid, tracked in tracker.for_symbol(symbol).items()
+               if not tracked.live and now - tracked.learned_at > FORGET_AFTER]
+        assert tracker.forget_finished(now) == len(due)
+        assert not any(tracker.get(cid) for cid in due)
+    else:
+        now += timedelta(minutes=step[1])
+    return now
+
+
 def live_asked(monkeypatch: pytest.MonkeyPatch) -> list[TrackedOrder]:
     """Every TrackedOrder whose `live` is asked from now on, in order."""
     asked: list[TrackedOrder] = []
@@ -56,23 +78,7 @@ def test_live_orders_kept_as_they_change_are_the_scan_of_every_order(
         script: list[tuple], reads: list[bool]) -> None:
     tracker, now = OrderTracker(), T0
     for step, read in zip(script, reads, strict=False):
-        kind = step[0]
-        if kind == "order":
-            tracker.on_order(order(step[1], step[2], step[3]), now)
-        elif kind == "missing":
-            tracker.on_missing(step[1], now)
-        elif kind == "snapshot":
-            listed = [tracker.get(cid).order if tracker.get(cid) else
-                      order(step[1], cid, OrderStatus.NEW) for cid in step[2]]
-            tracker.on_snapshot(step[1], [o for o in listed if o.symbol == step[1]], now)
-        elif kind == "forget":
-            due = [cid for symbol in SYMBOLS for cid, tracked in
-                   tracker.for_symbol(symbol).items()
-                   if not tracked.live and now - tracked.learned_at > FORGET_AFTER]
-            assert tracker.forget_finished(now) == len(due)
-            assert not any(tracker.get(cid) for cid in due)
-        else:
-            now += timedelta(minutes=step[1])
+        now = played(tracker, step, now)
         if read:
             for symbol in SYMBOLS:
                 assert tracker.live(symbol) == scanned(tracker, symbol)
@@ -138,19 +144,7 @@ def test_a_view_handed_out_keeps_what_it_said_while_the_tracker_moves_on(
     tracker, now = OrderTracker(), T0
     views: list[tuple[dict, dict]] = []    # (the view, a copy of it when handed out)
     for step, read in zip(script, reads, strict=False):
-        kind = step[0]
-        if kind == "order":
-            tracker.on_order(order(step[1], step[2], step[3]), now)
-        elif kind == "missing":
-            tracker.on_missing(step[1], now)
-        elif kind == "snapshot":
-            listed = [tracker.get(cid).order if tracker.get(cid) else
-                      order(step[1], cid, OrderStatus.NEW) for cid in step[2]]
-            tracker.on_snapshot(step[1], [o for o in listed if o.symbol == step[1]], now)
-        elif kind == "forget":
-            tracker.forget_finished(now)
-        else:
-            now += timedelta(minutes=step[1])
+        now = played(tracker, step, now)
         if read:
             for symbol in SYMBOLS:
                 view = tracker.for_symbol(symbol)

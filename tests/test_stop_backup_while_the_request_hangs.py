@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.fakes.binance_harness import eventually
+from tests.fakes.binance_harness import eventually, live_ids
 from tests.fakes.binance_server import FakeBinance
 from tests.test_binance_protection import PRICE, running_agent
 from tests.test_stop_answer_lost_with_nothing_covering import one_stop_settled
@@ -39,9 +39,6 @@ async def fake():
         yield server
 
 
-def live(fake: FakeBinance, kind: OrderType) -> list[str]:
-    return [o.client_id for o in fake.sim.open_orders(SYMBOL) if o.type is kind]
-
 
 def posts(fake: FakeBinance, kind: OrderType) -> int:
     return len([r for r in fake.requests(ALGO_ORDER) if r.params.get("type") == kind.value])
@@ -61,10 +58,10 @@ async def test_a_hanging_stop_request_gets_a_backup_and_settles_to_one_stop(fake
         assert await eventually(lambda: posts(fake, OrderType.STOP_MARKET) - before == 2,
                                 HELD - 0.5), "no backup while the first request hangs"
         assert time.monotonic() - cancelled < HELD - 0.5
-        assert await eventually(lambda: bool(live(fake, OrderType.STOP_MARKET)), 1.0)
+        assert await eventually(lambda: bool(live_ids(fake, OrderType.STOP_MARKET)), 1.0)
         first_known = held != "never executed, dropped"   # else probed for recvWindow + 10 s
         assert await eventually(lambda: one_stop_settled(fake, engine, first_known), HELD + 1), \
-            (engine.positions[SYMBOL].stop, live(fake, OrderType.STOP_MARKET))
+            (engine.positions[SYMBOL].stop, live_ids(fake, OrderType.STOP_MARKET))
         # Past the first request's end (its late answer, or the dropped connection) and a
         # tick: nothing may follow.
         await asyncio.sleep(max(0.0, cancelled + HELD + 0.6 - time.monotonic()))
@@ -91,9 +88,9 @@ async def test_a_hanging_take_profit_request_is_never_doubled(fake, tmp_path):
         fake.inject_fault(ALGO_ORDER, delay=HELD, only={"type": "TAKE_PROFIT_MARKET"},
                           execute=False)
         await fake.cancel_order_by_hand(SYMBOL, target_id)
-        assert await eventually(lambda: bool(live(fake, OrderType.TAKE_PROFIT_MARKET)),
+        assert await eventually(lambda: bool(live_ids(fake, OrderType.TAKE_PROFIT_MARKET)),
                                 HELD + 2)
         assert await eventually(lambda: engine.positions[SYMBOL].take_profit.pending is None,
                                 2.0)
         assert posts(fake, OrderType.TAKE_PROFIT_MARKET) - before == 1
-        assert len(live(fake, OrderType.TAKE_PROFIT_MARKET)) == 1
+        assert len(live_ids(fake, OrderType.TAKE_PROFIT_MARKET)) == 1

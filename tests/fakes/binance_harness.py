@@ -1,6 +1,6 @@
 """Test helpers around the fake Binance server: settings pointing at it, a started
-BinanceExchange, a booted engine on it, order requests for each role, and a loguru
-capture."""
+BinanceExchange, a booted engine on it, order requests for each role, the open orders of a
+type, and a loguru capture."""
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -103,6 +103,11 @@ def captured_logs(level: str = "INFO") -> Iterator[list[str]]:
         yield messages
     finally:
         logger.remove(handler)
+
+
+def live_ids(fake: FakeBinance, order_type: OrderType, symbol: str = SYMBOL) -> list[str]:
+    """Client ids of the fake's open orders of `order_type` on `symbol`, oldest first."""
+    return [o.client_id for o in fake.sim.open_orders(symbol) if o.type is order_type]
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
