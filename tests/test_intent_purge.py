@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from storage import SaveStateFailure
 from tests.storage_support import NOW
 from trader.domain import Intent, IntentStatus, OrderRole, OrderType, Side
-from trader.trade_store import PURGE_CHUNK, TradeStore
+from trader.intent_records import PURGE_CHUNK
+from trader.trade_store import TradeStore
 
 
 def intent(client_id: str, status: IntentStatus, age_hours: int) -> Intent:

@@ -1,5 +1,6 @@
 """The trading records on top of the generic store: intents (the write-ahead journal of
-every order), orders, fills and positions, typed with the trading domain's values.
+every order: trader/intent_records.py), orders, fills and positions, typed with the
+trading domain's values.
 
     store = TradeStore.open("data/tradebot.db")
     store.save_intent(intent)                  # one transaction; SaveStateFailure if not
@@ -17,19 +18,16 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage import Store
 from storage.codec import dump, dumps, load
 from storage.iso_text import iso_text
 from trader.closed_recently import ClosedArchive, ClosedRecently
-from trader.domain import Fill, Intent, Order, OrderStatus, OrderType, Side
+from trader.domain import Fill, Order, OrderStatus, OrderType, Side
+from trader.intent_records import PURGE_CHUNK, IntentRecords
 from trader.last_known import LastKnown
 from trader.position import Position, PositionState
 from trader.position_body import position_from_body
 
 FUNDING_EVENT = "funding"
-# An ISO time's text begins with a digit: "~" sorts after all of them ("no intent at all").
-NO_INTENT = "~"
-PURGE_CHUNK = 500       # client ids per statement (SQLite caps a statement's parameters)
 # Fills remembered as recorded (`record_fill`); past this many the memory starts again (a
 # fill recorded since is then asked of the database once more, by its INSERT).
 FILLS_REMEMBERED = 1000
@@ -47,32 +45,18 @@ def _dec(text: str | None) -> Decimal | None:
     return None if text is None or text == "" else Decimal(text)
 
 
-class TradeStore(Store):
-    """The agent's database: `Store` plus the trading records.
-
-    The intents table is also kept in memory (`_intents`, read from the database at the
-    first read): this process is its only writer (trader/instance_lock.py; the CLI writes
-    key-value state only), so its reads (one intent, a position's, the unresolved ones,
-    "any older than ...") are answered without a query, listed in the order the database's
-    own queries give (tests/test_intent_listings.py). What a failed write or a rolled-back
-    batch may have left out of the database is forgotten and read again. Writes are
-    unchanged: each is in the database (committed, outside a replay's batch) when it
-    returns."""
+class TradeStore(IntentRecords):
+    """The agent's database: `Store` plus the trading records (the intents in
+    trader/intent_records.py). Like the intents, the open positions are kept in memory
+    (`_open`), and the fills this store recorded are remembered (`record_fill`)."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
-        # client id -> (the intent as saved, its created_at as stored); None: not read yet
-        self._known_intents: dict[str, tuple[Intent, str]] | None = None
-        # the least created_at text of `_known_intents` (NO_INTENT: none); None: not known,
-        # found again at the next ask. Lowered by a save, forgotten when an intent goes or
-        # moves later in time (and with `_known_intents`).
-        self._oldest_created: str | None = None
         # (symbol, key) -> the open position as saved; None: not read yet
         self._open_positions: dict[tuple[str, str], Position] | None = None
         self._closed_recently = ClosedRecently()    # the daily summary's positions
-        # The caches as a failed write found them: answered while the database cannot be
-        # read either (protection reads both before each placement; trader/last_known.py).
-        self._last_intents = LastKnown[dict[str, tuple[Intent, str]]]("intents")
+        # The cache as a failed write found it: answered while the database cannot be read
+        # either (protection reads it before each placement; trader/last_known.py).
         self._last_open = LastKnown[dict[tuple[str, str], Position]]("open positions")
         # (symbol, trade id) of the fills this store recorded (in the database or in its
         # open transaction): a close records its position's fills, the stream's among them
@@ -80,129 +64,11 @@ class TradeStore(Store):
         self._fills_recorded: set[tuple[str, str]] = set()
 
     def _forget_cached(self) -> None:
-        self._last_intents.forgotten(self._known_intents)
+        super()._forget_cached()
         self._last_open.forgotten(self._open_positions)
         self._fills_recorded = set()
-        self._known_intents = None
-        self._oldest_created = None
         self._open_positions = None
         self._closed_recently.forget()
-
-    def _intents(self) -> dict[str, tuple[Intent, str]]:
-        known = self._known_intents
-        if known is None:
-            known, read = self._last_intents.read(self._read_intents)
-            if read:
-                self._known_intents = known
-        return known
-
-    def _read_intents(self) -> dict[str, tuple[Intent, str]]:
-        self._gate.flush("intents")
-        return {row["client_id"]: (self._intent(row), row["created_at"])
-                for row in self._rows("SELECT * FROM intents ORDER BY rowid", [])}
-
-    # --- intents ------------------------------------------------------------------
-    # (`member._value_` below is `member.value` without the enum property's call: every
-    # save reads a status or a state)
-    def save_intent(self, intent: Intent, now: datetime | None = None) -> None:
-        def row() -> dict[str, Any]:
-            values = dump(intent)
-            values["reduce_only"] = int(intent.reduce_only)
-            values["close_position"] = int(intent.close_position)
-            values["updated_at"] = iso_text(now or intent.created_at)
-            return values
-        known = self._known_intents     # None: not read yet, nothing to keep up to date
-        self._gate.save_later(f"intent {intent.client_id} {intent.status._value_}",
-                              "intents", (intent.client_id,), row, ("client_id",), intent)
-        if known is not None and self._known_intents is known:    # not forgotten meanwhile
-            # its created_at as stored: the text of the one saved before when it is the same
-            # object (`with_status` keeps it; equal instants in other zones are other text)
-            before = known.get(intent.client_id)
-            created = before[1] if before is not None \
-                and before[0].created_at is intent.created_at else iso_text(intent.created_at)
-            known[intent.client_id] = (intent, created)
-            self._keep_oldest(created, moved=before is not None and before[1] != created)
-
-    def intent(self, client_id: str) -> Intent | None:
-        known = self._intents().get(client_id)
-        return known[0] if known is not None else None
-
-    def unresolved_intents(self) -> list[Intent]:
-        """Every intent not resolved yet, by creation time, ties by status, then in the
-        order they were first saved: as "SELECT ... WHERE status IN (...) ORDER BY
-        created_at" lists them (it reads them by the status index)."""
-        mine = [(created, intent) for intent, created in self._intents().values()
-                if not intent.status.resolved]
-        mine.sort(key=_created_text_then_status)    # stable: ties stay in saving order
-        return [intent for _, intent in mine]
-
-    def intents_for(self, symbol: str, position_key: str) -> list[Intent]:
-        """The position's intents by creation time, ties in the order they were first saved:
-        as "SELECT ... ORDER BY created_at" lists them (SQLite's sort keeps the table's
-        row order for ties, and rows are numbered as inserted)."""
-        mine = [(created, intent) for intent, created in self._intents().values()
-                if intent.symbol == symbol and intent.position_key == position_key]
-        mine.sort(key=_created_text)            # stable: ties stay in saving order
-        return [intent for _, intent in mine]
-
-    def unresolved_intents_for(self, symbol: str, position_key: str) -> list[Intent]:
-        """The position's intents not resolved yet, in `intents_for`'s order."""
-        return [intent for intent in self.intents_for(symbol, position_key)
-                if not intent.status.resolved]
-
-    def has_intents_before(self, before: datetime) -> bool:
-        """Whether any intent was created before `before` (the cleanup has work to do).
-        Asked every tick: answered from the oldest creation time, kept with each save."""
-        oldest = self._oldest_created
-        if oldest is None:
-            oldest = min((created for _, created in self._intents().values()),
-                         default=NO_INTENT)
-            self._oldest_created = oldest
-        return oldest < before.isoformat()      # compared as stored: ISO text
-
-    def _keep_oldest(self, created: str, moved: bool) -> None:
-        """An intent created at `created` was saved (`moved`: it was known with another
-        creation time, which may have been the oldest)."""
-        oldest = self._oldest_created
-        if oldest is None:
-            return
-        if moved:
-            self._oldest_created = None
-        elif created < oldest:
-            self._oldest_created = created
-
-    def purge_resolved_intents(self, before: datetime) -> int:
-        """Delete the resolved intents created before `before`; how many went.
-
-        Which ones is decided on the intents as saved last (`_intents`: the database's rows
-        and a batch's held-back ones), and they are deleted by client id: the held-back
-        rows of those are dropped rather than written first only to be deleted (what a
-        flush, then "DELETE ... WHERE status IN (resolved) AND created_at < ?", did)."""
-        cutoff = before.isoformat()     # compared as stored: ISO text
-        # grouped: all or none when it takes several statements (and the intents are read
-        # inside, so a failed read is a failed save)
-        with self._gate.saving("intent cleanup", grouped=True):
-            known = self._intents()
-            doomed = [client_id for client_id, (intent, created) in known.items()
-                      if intent.status.resolved and created < cutoff]
-            for start in range(0, len(doomed), PURGE_CHUNK):
-                chunk = doomed[start:start + PURGE_CHUNK]
-                self._gate.write(f"DELETE FROM intents WHERE client_id IN "
-                                 f"({','.join('?' * len(chunk))})", chunk)
-            self._gate.drop_held("intents", [(client_id,) for client_id in doomed])
-        if self._known_intents is known:    # not forgotten meanwhile
-            for client_id in doomed:
-                del known[client_id]
-            if doomed:
-                self._oldest_created = None
-        return len(doomed)
-
-    @staticmethod
-    def _intent(row: dict[str, Any]) -> Intent:
-        row = {k: v for k, v in row.items() if k != "updated_at"}
-        row["reduce_only"] = bool(row["reduce_only"])
-        row["close_position"] = bool(row["close_position"])
-        return load(Intent, row)
 
     # --- orders -------------------------------------------------------------------
     def save_order(self, order: Order) -> None:
@@ -411,14 +277,6 @@ class TradeStore(Store):
 
 def _opened_at(position: Position) -> datetime:
     return position.opened_at
-
-
-def _created_text(entry: tuple[str, Intent]) -> str:
-    return entry[0]
-
-
-def _created_text_then_status(entry: tuple[str, Intent]) -> tuple[str, str]:
-    return entry[0], entry[1].status._value_
 
 
 _insert_fill_sql: dict[tuple[str, ...], str] = {}
