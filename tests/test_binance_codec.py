@@ -475,3 +475,31 @@ def test_damaged_payloads_decode_or_raise_malformed_response(data):
         DECODERS[name](raw)
     except Exception as error:  # noqa: BLE001 - the property: nothing else may escape
         assert isinstance(error, allowed), f"{name} {path}: {error!r}"
+
+
+@pytest.mark.parametrize("quantity", ["0", "", None, "absent"])
+def test_a_close_position_algo_stop_read_back_covers_the_whole_position(quantity):
+    """Query Algo Order (https://developers.binance.com/docs/derivatives/usds-margined-
+    futures/trade/rest-api/Query-Algo-Order) shows no closePosition example, and New Algo
+    Order says quantity "Cannot be sent with closePosition=true": the docs are silent on what
+    a read-back says, so every reading decodes and covers whatever is open (Order.closes)."""
+    answer = payload("algo_order_query") | {"orderType": "STOP_MARKET", "closePosition": True,
+                                            "algoStatus": "NEW"}
+    if quantity == "absent":
+        del answer["quantity"]
+    else:
+        answer["quantity"] = quantity
+    order = order_codec.order_from_algo(answer)
+    assert order.close_position and order.status is OrderStatus.NEW
+    assert order.closes(Decimal("0.5")) == Decimal("0.5")
+
+
+@pytest.mark.parametrize("orig_qty", ["0", "0.01"])
+def test_a_close_position_plain_stop_read_back_covers_the_whole_position(orig_qty):
+    """Query Order (.../trade/rest-api/Query-Order) always has origQty; for a closePosition
+    order the docs do not say its value: zero or not, the order covers the whole position."""
+    answer = payload("order_query") | {"type": "STOP_MARKET", "origType": "STOP_MARKET",
+                                       "closePosition": True, "origQty": orig_qty,
+                                       "executedQty": "0", "status": "NEW"}
+    order = order_codec.order_from_plain(answer)
+    assert order.close_position and order.closes(Decimal("0.5")) == Decimal("0.5")
