@@ -18,9 +18,10 @@ from trader.alerter import Alerter
 from trader.alerts import Alert
 from trader.clock import Clock
 from trader.closing import Finalizer
-from trader.events import Action, Event, Finalize, Policy
+from trader.events import Action, Event, Finalize, Policy, Tick
 from trader.exchange_actions import ActionRunner
 from trader.lifecycle import step
+from trader.lifecycle_tick import quiet
 from trader.position import Position, PositionState
 from trader.position_journal import PositionJournal
 from trader.telemetry import Counters, ProtectionTelemetry
@@ -59,6 +60,17 @@ class Interpreter:
         close is recorded, and whatever happens): queuing one is a database commit, which
         must not stand between a fill or a vanished stop and the placement that protects
         the position (an fsync each on the live agent's journal)."""
+        if type(event) is Tick:
+            # Most ticks of a trade: the step's result is known without the round trip
+            # (trader/lifecycle_tick.py `quiet` says why). Then `_step` would do what follows
+            # with no action to perform and no alert to publish.
+            moved = quiet(position, event, self.now(), self.policy)
+            if moved is not None:
+                self.telemetry.stepped(position, event, moved)
+                if moved is not position:      # the best price moved: saved (a restart's
+                    self.journal.commit(position, moved, event)    # trail starts from it)
+                self._remember(moved)
+                return moved
         queue: deque[Event] = deque([event])
         said: list[Alert] = []
         try:

@@ -46,6 +46,45 @@ def on_tick(position: Position, event: Tick, now: datetime, policy: Policy) -> O
     return position, actions + more, follow_ups
 
 
+def quiet(position: Position, event: Tick, now: datetime, policy: Policy) -> Position | None:
+    """What `trader.lifecycle.step(position, event, now, policy)` gives for this tick when
+    the tick only moves (or keeps) the best price: that record, with no action and no
+    follow-up; None when the tick may do more (the caller steps it in full). Most ticks of
+    a trade are this, and it skips `step`'s round trip (its plan, all-clear and state
+    reading; the interpreter's queue). Why nothing else can come of it, in `step`'s order:
+
+    - the position is `protection.settled` (PROTECTED, every leg live and matching,
+      nothing pending, superseded, retrying, missing or alerted): `protection.watch`
+      probes nothing; after the handler `protection.plan` finds every leg matching (the
+      legs and the quantity are the ones checked: only `best_price` may differ) and
+      places nothing, `protection.all_clear` has no alert to clear and the state read
+      back (`Position.protected`: every leg covers what it matches) stays PROTECTED;
+    - `on_tick` with a mark: the best price first (as here), then `_manage` on the record
+      that holds it: no time exit due, no partial to take, no breakeven move owed (its
+      aim is only settled once `breakeven_done`), no trailing stop other than the stop's
+      own level, and `regime_adjust.follow` hands back the record itself (the regime
+      unknown, or the one applied). Each is the very function `_manage` asks, on the
+      same record, mark, rules, ATR and regime."""
+    mark = event.mark
+    if mark is None or not protection.settled(position):
+        return None
+    if position.partial_taken and not position.breakeven_done:
+        return None
+    best = management.best_price(position, mark)
+    if best is not position.best_price:
+        position = evolve(position, best_price=best)
+    if management.time_exit_due(position, now) or (
+            not position.partial_taken and management.should_take_partial(position, mark)):
+        return None
+    trail = management.trailing_stop(position, mark, event.rules, policy.trailing_distance,
+                                     event.atr)
+    if trail is not None and trail != position.stop.trigger_price:
+        return None
+    if regime_adjust.follow(position, event.regime, mark, event.rules) is not position:
+        return None
+    return position
+
+
 def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> Outcome:
     """Time exit, partial take-profit, stop to breakeven, trailing stop (trader/management)."""
     mark, rules = event.mark, event.rules

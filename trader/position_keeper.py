@@ -64,14 +64,16 @@ class PositionKeeper:
             position = await self._resolve_entry(position, view, notes)   # + maker quotes
             if position.state is PositionState.CLOSED:
                 return None
+        settled = protection.settled(position)     # read again after a step changed it
         for event in observe(position, view):
-            if isinstance(event, LegSeen) and protection.confirms(position, event):
+            if type(event) is LegSeen and protection.confirms(position, event, settled):
                 continue        # nothing new about a steady leg: its step would be a no-op
             if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
                 event = replace(event, cause=await self._who_reduced(position))
             position = await self.interpreter.apply(position, event, notes)
             if position.state is PositionState.CLOSED:
                 return None
+            settled = protection.settled(position)
         tick = Tick(self.clock.now(), view.mark or None, self.exchange.rules(position.symbol),
                     self.breakers.regime(position.symbol, self.candles[position.symbol]),
                     atr=self._trail_atr(position.symbol))

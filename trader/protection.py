@@ -223,22 +223,36 @@ def _newer_than(order: LegOrder | None, client_id: str) -> bool:
         and found.seq > held.seq
 
 
-def confirms(position: Position, event: LegSeen) -> bool:
-    """`event` says what the record says of a PROTECTED position on which nothing is due
-    (every leg live and matching, nothing pending, retrying or owed an all-clear): stepping
-    it would change nothing and do nothing (`seen` keeps the order as it is, `plan` finds
-    every leg matching), so the engine need not step it. Most ticks of a trade see this."""
-    if position.state is not PROTECTED or event.replaces is not None \
-            or not position.has_leg(event.role):
+def settled(position: Position) -> bool:
+    """A PROTECTED position on which nothing is due from its legs: every leg live and
+    matching what it should close (`Leg.matches`), nothing pending, superseded, retrying,
+    missing or owed an all-clear. For such a record `plan` places and cancels nothing,
+    `all_clear` says nothing, `watch` probes nothing and the state stays PROTECTED: what
+    `confirms` and the quiet tick (trader/lifecycle_tick.py `quiet`) build on."""
+    if position.state is not PROTECTED:
         return False
     for leg, wanted in position.leg_quantities():
+        order = leg.order
         if leg.pending is not None or leg.retry_at is not None or leg.alerted \
-                or leg.superseded is not None or not leg.matches(wanted):
+                or leg.superseded is not None or order is None or not leg.matches(wanted) \
+                or order.missing_since is not None or order.missing_cycles != 0:
             return False
+    return True
+
+
+def confirms(position: Position, event: LegSeen, is_settled: bool | None = None) -> bool:
+    """`event` says what the record says of a `settled` position: stepping it would change
+    nothing and do nothing (`seen` keeps the order as it is, `plan` finds every leg
+    matching), so the engine need not step it. Most ticks of a trade see this.
+    `is_settled`: `settled(position)`, when the caller knows it already (one reading for
+    all the legs' events of a tick)."""
+    if event.replaces is not None or not position.has_leg(event.role):
+        return False
+    if not (settled(position) if is_settled is None else is_settled):
+        return False
     order = position.leg(event.role).order
     return (order is not None and order.client_id == event.client_id
-            and order.trigger_price == event.trigger_price and order.quantity == event.quantity
-            and order.missing_since is None and order.missing_cycles == 0)
+            and order.trigger_price == event.trigger_price and order.quantity == event.quantity)
 
 
 def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
