@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from trader.alerts import Alert
 from trader.domain import CloseReason, OrderRole
+from trader.fast_init import fast_init
 from trader.management import DEFAULT_TRAILING_DISTANCE, TrailingDistance
 from trader.strategy.regime import Regime
 from trader.symbol_rules import SymbolRules
@@ -142,6 +143,7 @@ class FlattenResult:
     remaining: Decimal
 
 
+@fast_init          # one per in-position tick
 @dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed and the price moved: management, retries and debounces run on it.

@@ -24,7 +24,7 @@ from trader.executor import Executor
 from trader.interpreter import Interpreter
 from trader.management import trail_atr
 from trader.market.history import CandleHistory
-from trader.observe import SymbolView, covering_leg, observe
+from trader.observe import SymbolView, covering_leg, observe, steady
 from trader.order_tracker import OrderTracker
 from trader.position import Position, PositionState
 from trader.reconcile import adopted_position, recover_key, reduction_cause
@@ -65,7 +65,9 @@ class PositionKeeper:
             if position.state is PositionState.CLOSED:
                 return None
         settled = protection.settled(position)     # read again after a step changed it
-        for event in observe(position, view):
+        # A settled position the exchange shows as recorded (most ticks of a trade): the
+        # observation's events would all be skipped below (trader/observe.py `steady`).
+        for event in () if settled and steady(position, view) else observe(position, view):
             if type(event) is LegSeen and protection.confirms(position, event, settled):
                 continue        # nothing new about a steady leg: its step would be a no-op
             if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:

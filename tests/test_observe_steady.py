@@ -1,0 +1,148 @@
+"""`observe.steady`: the engine skips observing a settled position only when every event the
+observation would give is a LegSeen that `protection.confirms` skips. Checked against
+`observe` itself over many exchange views, and case by case where the observation must run:
+a leg that vanished, filled, was cancelled or partly filled, a trigger moved by hand, the
+position resized or gone, an order nobody's leg holds."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.positions import leg_id, make
+from tests.test_step_fast_paths import LEVELS, positions, with_first_target
+from trader import protection
+from trader.domain import ExchangePosition, Order, OrderStatus, OrderType, Side
+from trader.events import LegSeen
+from trader.observe import LEG_TYPES, SymbolView, observe, steady
+from trader.order_tracker import TrackedOrder
+from trader.position import Leg, Position
+
+D = Decimal
+NOW = datetime(2024, 1, 1, 2, tzinfo=UTC)
+SYMBOL = "BTCUSDT"
+
+
+def exchange_order(position: Position, leg: Leg, how: str = "as placed") -> Order:
+    """The exchange's order of the leg, as placed or as found in one of its other states."""
+    assert leg.order is not None
+    order = Order(SYMBOL, leg.order.client_id, position.side.opposite, LEG_TYPES[leg.role],
+                  OrderStatus.NEW, leg.order.quantity, trigger_price=leg.order.trigger_price,
+                  reduce_only=True)
+    changes: dict = {
+        "as placed": {}, "filled": {"status": OrderStatus.FILLED,
+                                    "filled_qty": leg.order.quantity},
+        "cancelled": {"status": OrderStatus.CANCELED},
+        "partly filled": {"status": OrderStatus.PARTIALLY_FILLED,
+                          "filled_qty": leg.order.quantity / 2},
+        "moved": {"trigger_price": leg.order.trigger_price + D("10")},
+        "no trigger": {"trigger_price": None},
+        "close position": {"close_position": True, "quantity": D(0)},
+        "bigger": {"quantity": leg.order.quantity * 2},
+    }[how]
+    return replace(order, **changes)
+
+
+def view_of(position: Position, hows: dict[str, str] | None = None, size: Decimal | None = None,
+            side: Side | None = None, extra: list[Order] = (), absent: str = "",  # type: ignore[assignment]
+            untracked: str = "") -> SymbolView:
+    hows = hows or {}
+    orders = [exchange_order(position, leg, hows.get(leg.role.value, "as placed"))
+              for leg in position.legs if leg.order is not None] + list(extra)
+    side = side or position.side
+    quantity = (position.quantity if size is None else size) * side.sign
+    tracked = {o.client_id: TrackedOrder(o, NOW - timedelta(minutes=1),
+                                         NOW if o.client_id == absent else None)
+               for o in orders if o.client_id != untracked}
+    live = [o for o in orders if o.status.live and o.client_id != absent]
+    return SymbolView(SYMBOL, NOW, ExchangePosition(SYMBOL, quantity, D("50000")), tracked,
+                      live, D("50000"))
+
+
+def skipped_in_full(position: Position, view: SymbolView) -> bool:
+    """The engine's full observation would skip every event (what `steady` stands for)."""
+    settled = protection.settled(position)
+    return all(type(event) is LegSeen and protection.confirms(position, event, settled)
+               for event in observe(position, view))
+
+
+def foreign_stop(position: Position) -> Order:
+    return Order(SYMBOL, "by-hand-1", position.side.opposite, OrderType.STOP_MARKET,
+                 OrderStatus.NEW, position.quantity, trigger_price=D("49000"), reduce_only=True)
+
+
+hows = st.sampled_from(["as placed", "as placed", "as placed", "filled", "cancelled",
+                        "partly filled", "moved", "no trigger", "close position", "bigger"])
+
+
+@given(position=positions(), stop=hows, take_profit=hows, first=hows,
+       size=st.sampled_from([None, D("0.1"), D("0.3")]),
+       side=st.sampled_from([None, Side.BUY, Side.SELL]),
+       extra=st.sampled_from(["", "foreign", "newer"]),
+       missing=st.sampled_from(["", "absent", "untracked"]))
+def test_steady_is_what_the_full_observation_skips(position: Position, stop: str,
+                                                   take_profit: str, first: str,
+                                                   size: Decimal | None, side: Side | None,
+                                                   extra: str, missing: str) -> None:
+    if not protection.settled(position):
+        return
+    others = {"": [], "foreign": [foreign_stop(position)], "newer": [replace(
+        exchange_order(position, position.stop),
+        client_id=leg_id(SYMBOL, position.stop.role, 2))]}[extra]
+    victim = position.stop.order.client_id if missing else ""  # type: ignore[union-attr]
+    view = view_of(position, {"sl": stop, "tp": take_profit, "t1": first}, size, side, others,
+                   absent=victim if missing == "absent" else "",
+                   untracked=victim if missing == "untracked" else "")
+    if steady(position, view):
+        assert skipped_in_full(position, view)
+
+
+def settled_long(two_targets: bool = False) -> Position:
+    stop, take_profit, _ = LEVELS[Side.BUY]
+    position = make(stop=stop, tp=take_profit, quantity="0.2")
+    position = with_first_target(position, "0.1") if two_targets else position
+    assert protection.settled(position)
+    return position
+
+
+def test_the_exchange_as_recorded_is_steady() -> None:
+    for two_targets in (False, True):
+        position = settled_long(two_targets)
+        view = view_of(position)
+        assert steady(position, view) and skipped_in_full(position, view)
+        # what such an order reads back as; one sent rounded up covers its leg's part only
+        for how in ("no trigger", "close position", "bigger"):
+            view = view_of(position, {"sl": how})
+            assert steady(position, view) and skipped_in_full(position, view)
+
+
+def observed_in_full(position: Position, view: SymbolView) -> None:
+    """Not steady, and rightly: the observation has something to step."""
+    assert not steady(position, view)
+    assert not skipped_in_full(position, view)
+
+
+def test_a_leg_that_changed_on_the_exchange_is_observed() -> None:
+    position = settled_long(two_targets=True)
+    for role in ("sl", "tp", "t1"):
+        for how in ("filled", "cancelled", "partly filled", "moved"):
+            observed_in_full(position, view_of(position, {role: how}))
+    # TP2 closing the whole position where it should close the rest only
+    observed_in_full(position, view_of(position, {"tp": "close position"}))
+    stop_id = position.stop.order.client_id  # type: ignore[union-attr]
+    observed_in_full(position, view_of(position, absent=stop_id))
+    observed_in_full(position, view_of(position, untracked=stop_id))
+
+
+def test_a_resized_or_gone_position_or_an_unheld_order_is_observed() -> None:
+    position = settled_long()
+    observed_in_full(position, view_of(position, size=D("0.1")))
+    observed_in_full(position, view_of(position, side=Side.SELL))
+    observed_in_full(position, view_of(position, size=D(0)))
+    newer = replace(exchange_order(position, position.stop),
+                    client_id=leg_id(SYMBOL, position.stop.role, 2))
+    observed_in_full(position, view_of(position, extra=[newer]))
+    # somebody else's order: nothing to step, but looked at in full all the same
+    assert not steady(position, view_of(position, extra=[foreign_stop(position)]))
