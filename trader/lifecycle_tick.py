@@ -62,13 +62,16 @@ def quiet(position: Position, event: Tick, now: datetime, policy: Policy) -> Pos
     - `on_tick` with a mark: the best price first (as here), then `_manage` on the record
       that holds it: no time exit due, no partial to take, no breakeven move owed (its
       aim is only settled once `breakeven_done`), no trailing stop other than the stop's
-      own level, and `regime_adjust.follow` hands back the record itself (the regime
-      unknown, or the one applied). Each is the very function `_manage` asks, on the
-      same record, mark, rules, ATR and regime."""
-    mark = event.mark
-    if mark is None or not protection.settled(position):
-        return None
-    if position.partial_taken and not position.breakeven_done:
+      own level: each the very function `_manage` asks, on the same record, mark, rules
+      and ATR; and `regime_adjust.follow` hands back the record itself, which for a
+      PROTECTED record and a mark is when the regime is unknown or the one its anchor
+      applies (else it anchors the record, or, nothing pending, copies it to the new
+      regime: told here without computing the levels it would move the legs to)."""
+    mark, regime, anchor = event.mark, event.regime, position.regime
+    if mark is None or (regime is not None and (anchor is None or anchor.applied != regime)):
+        return None       # no mark; or `follow` anchors the legs, or moves them to the regime
+    if (position.partial_taken and not position.breakeven_done) \
+            or not protection.settled(position):
         return None
     best = management.best_price(position, mark)
     if best is not position.best_price:
@@ -79,8 +82,6 @@ def quiet(position: Position, event: Tick, now: datetime, policy: Policy) -> Pos
     trail = management.trailing_stop(position, mark, event.rules, policy.trailing_distance,
                                      event.atr)
     if trail is not None and trail != position.stop.trigger_price:
-        return None
-    if regime_adjust.follow(position, event.regime, mark, event.rules) is not position:
         return None
     return position
 
