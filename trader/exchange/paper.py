@@ -153,7 +153,8 @@ class PaperExchange:
 
     # --- orders -------------------------------------------------------------------------
     async def place(self, request: OrderRequest) -> Order:
-        await self._latency()
+        if self.latency_enabled:            # the simulated latency (no coroutine when off)
+            await self.clock.sleep(self.sim.latency())
         try:
             order, events = self.sim.place(request, self.clock.now())
         except ExchangeError as error:
@@ -161,11 +162,15 @@ class PaperExchange:
                         request.symbol, request.client_id, error.code, error.message)
             raise
         self.publish(events)
-        self._persist(f"place {request.client_id}")
+        if self.save_state:
+            self._persist(f"place {request.client_id}")
+        else:           # what `_save` does when nothing is saved (it cannot fail then)
+            self._candles_since_persist = 0
         return order
 
     async def cancel(self, symbol: str, client_id: str) -> Order | None:
-        await self._latency()
+        if self.latency_enabled:            # the simulated latency (no coroutine when off)
+            await self.clock.sleep(self.sim.latency())
         try:
             order, events = self.sim.cancel(symbol, client_id, self.clock.now())
         except ExchangeError as error:
@@ -174,7 +179,10 @@ class PaperExchange:
             logger.info("paper cancel: no live order symbol={} client_id={}", symbol, client_id)
             return None
         self.publish(events)
-        self._persist(f"cancel {client_id}")
+        if self.save_state:
+            self._persist(f"cancel {client_id}")
+        else:           # what `_save` does when nothing is saved (it cannot fail then)
+            self._candles_since_persist = 0
         return order
 
     async def order_by_client_id(self, symbol: str, client_id: str) -> Order | None:
@@ -237,13 +245,14 @@ class PaperExchange:
         # rounded from them) and no funding rate or schedule changed (the funding book's
         # version).
         kept = self._quotes.get(symbol)
-        version = sim.funding.version
+        funding = sim.funding
+        version = funding.version
         spread = sim.config.spread
         if kept is not None and kept[0].mark is mark and kept[0].at == now \
                 and kept[1] == version and kept[2] is spread:
             return kept[0]
-        book = sim.book(symbol)
-        quote = Quote(symbol, book.bid, book.ask, mark, sim.funding_rate(symbol, now), now, book)
+        book = sim.book_at_mark(symbol, mark)      # == sim.book(symbol): its mark is `mark`
+        quote = Quote(symbol, book.bid, book.ask, mark, funding.rate(symbol, now), now, book)
         self._quotes[symbol] = (quote, version, spread)
         return quote
 
@@ -273,10 +282,6 @@ class PaperExchange:
         return self.stream_live
 
     # --- internals ----------------------------------------------------------------------
-    async def _latency(self) -> None:
-        if self.latency_enabled:
-            await self.clock.sleep(self.sim.latency())
-
     def publish(self, events: list[SimEvent]) -> None:
         """Push what the simulator did to the agent's event queue, as Binance's user-data
         stream would (also for what happens outside the agent: a stop cancelled by hand)."""

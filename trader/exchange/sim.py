@@ -99,20 +99,28 @@ class Simulator(SimulatorCore):
             events = self._sweep(symbol, candle.open, candle.open_time, gap=True)
             for start, end in pairwise(candle_path(candle)):
                 events += self._sweep(symbol, end.price, end.time, gap=False, start=start.price)
-        events += self._fund_due(symbol, candle.open_time, candle.close_time)
+        open_time = candle.open_time
+        due = self.funding.due(symbol, open_time, open_time + candle.interval)
+        for moment in due:      # most candles: none (FundingBook.due decides it cheaply)
+            events += self._fund(symbol, moment)
         return events
 
     def _quiet_candle(self, candle: Candle) -> bool:
         """True when nothing fires anywhere between the last price and the candle's
         extremes: most candles of a backtest, which then skip the path walk."""
         symbol = candle.symbol
-        if not self.orders.live_of(symbol) and self.ledger.position(symbol).quantity == 0:
+        held = self.ledger.positions.get(symbol)
+        if (held is None or not held.quantity) and not self.orders.by_symbol.get(symbol):
             return True     # nothing could fire at any price (a flat account, most candles)
-        prices = (candle.open, candle.high, candle.low, candle.close)
         last = self.prices.get(symbol)
-        low, high = min(prices), max(prices)
-        if last is not None:
-            low, high = min(low, last), max(high, last)
+        # the range spanned by the gap from the last price and the path (only compared
+        # with levels by value: which of two equal Decimals min/max return does not matter)
+        if last is None:
+            low = min(candle.open, candle.high, candle.low, candle.close)
+            high = max(candle.open, candle.high, candle.low, candle.close)
+        else:
+            low = min(candle.open, candle.high, candle.low, candle.close, last)
+            high = max(candle.open, candle.high, candle.low, candle.close, last)
         return self._quiet_between(symbol, low, high)
 
     def set_price(self, symbol: str, price: Decimal, now: datetime,
@@ -143,8 +151,13 @@ class Simulator(SimulatorCore):
         """Bid and ask around the last price (sim_path.book_at), kept per price for the
         last BOOKS_KEPT prices: a tick reads it several times at one price, and prices
         come back (a candle file's equal price texts are one Decimal: candle_csv.py)."""
-        mark = self.mark_price(symbol)
-        spread = spread_for(symbol, self.config.spread)
+        return self.book_at_mark(symbol, self.mark_price(symbol))
+
+    def book_at_mark(self, symbol: str, mark: Decimal) -> BookTicker:
+        """`book(symbol)` when the last price `mark` is at hand (the paper exchange's quote)."""
+        spread = self.config.spread.get(symbol)        # spread_for(symbol, config.spread)
+        if spread is None:
+            spread = spread_for(symbol, self.config.spread)
         tick = self.rules_for(symbol).tick_size
         books = self._books.get(symbol)
         if books is None:

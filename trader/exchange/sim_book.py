@@ -36,17 +36,24 @@ class OrderBook:
         self.max_terminal = max_terminal
         self.live: dict[OrderKey, Order] = {}
         self.terminal: dict[OrderKey, Order] = {}
-        self._live_by_symbol: dict[str, dict[str, Order]] = {}
+        # symbol -> client id -> live order (read only: change it through add and close);
+        # empty or absent for a symbol with none
+        self.by_symbol: dict[str, dict[str, Order]] = {}
+        # bumped by every change of the live orders (`add`, `close`): what was computed from
+        # them (the simulator's quiet band) holds while it is the same number
+        self.version = 0
 
     def add(self, order: Order) -> None:
+        self.version += 1
         self.live[(order.symbol, order.client_id)] = order
-        self._live_by_symbol.setdefault(order.symbol, {})[order.client_id] = order
+        self.by_symbol.setdefault(order.symbol, {})[order.client_id] = order
 
     def close(self, order: Order) -> None:
         """Record a terminal state; a reused client id replaces the older terminal order."""
+        self.version += 1
         key = (order.symbol, order.client_id)
         self.live.pop(key, None)
-        self._live_by_symbol.get(order.symbol, {}).pop(order.client_id, None)
+        self.by_symbol.get(order.symbol, {}).pop(order.client_id, None)
         self.terminal.pop(key, None)
         self.terminal[key] = order
         while len(self.terminal) > self.max_terminal:
@@ -67,7 +74,7 @@ class OrderBook:
     def live_of(self, symbol: str) -> Collection[Order]:
         """The symbol's live orders in placement order, not copied: read it before the
         book changes."""
-        return self._live_by_symbol.get(symbol, NO_ORDERS).values()
+        return self.by_symbol.get(symbol, NO_ORDERS).values()
 
 
 class FundingBook:

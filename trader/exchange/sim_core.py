@@ -102,10 +102,10 @@ class SimulatorCore:
         # per symbol, by id(mark): the books of recent prices and the (mark, spread, tick)
         # each was computed from (Simulator.book)
         self._books: dict[str, dict[int, tuple[Decimal, Decimal, Decimal, BookTicker]]] = {}
-        # per symbol: the quiet band and the (live orders, liquidation level, position
-        # sign) it was made of (_quiet_between)
-        self._bands: dict[str, tuple[tuple[tuple[Order, ...], Decimal | None, int],
-                                     QuietBand]] = {}
+        # per symbol: the key of what the quiet band was made of and the band
+        # (_quiet_between)
+        self._bands: dict[str, tuple[tuple[int, SimPosition | None, int | None,
+                                           SymbolRules | None], QuietBand]] = {}
 
     @property
     def fill_log(self) -> list[Fill]:
@@ -297,17 +297,26 @@ class SimulatorCore:
     def _quiet_between(self, symbol: str, low: Decimal, high: Decimal) -> bool:
         """True when no live order of `symbol` and no liquidation fires anywhere in
         [low, high]: a candle inside that range only moves the price, so its path need not
-        be walked. The band (sim_book.QuietBand) is kept while the live orders, the
-        liquidation level and the position's side are equal to those it was made of (it
-        depends on their values only)."""
-        orders = self.orders.live_of(symbol)
-        held = self.ledger.position(symbol)
-        if not orders and held.quantity == 0:
-            return True
-        of = (tuple(orders), self._liquidation_level(symbol, held), held.sign)
+        be walked. The band (sim_book.QuietBand) depends on the live orders, the position
+        and the liquidation level, which comes from the position, the leverage, the rules'
+        tick and the maintenance rate (a constant per symbol: sim_rules.MAINTENANCE_RATE).
+        It is kept while all of those are what it was made of: the order book's version
+        (bumped by every change of a live order), the position (frozen: a change is a new
+        object), the leverage set and the rules set for the symbol (None: the defaults,
+        which never change). Two equal keys made of other objects reuse it too: the band
+        depends on their values only."""
+        orders = self.orders
+        ledger = self.ledger
+        held = ledger.positions.get(symbol)
+        key = (orders.version, held, ledger.leverages.get(symbol), self._rules.get(symbol))
         kept = self._bands.get(symbol)
-        if kept is None or kept[0] != of:
-            kept = self._bands[symbol] = (of, quiet_band(*of))
+        if kept is None or kept[0] != key:
+            position = ledger.position(symbol)
+            live = orders.live_of(symbol)
+            if not live and position.quantity == 0:
+                return True
+            band = quiet_band(live, self._liquidation_level(symbol, position), position.sign)
+            kept = self._bands[symbol] = (key, band)
         return kept[1].holds(low, high)
 
     def _liquidation_level(self, symbol: str, held: SimPosition) -> Decimal | None:
@@ -355,12 +364,6 @@ class SimulatorCore:
         return [OrderUpdate(order, None, now), *self._execute(order, price, False, now)]
 
     # --- funding ----------------------------------------------------------------------
-    def _fund_due(self, symbol: str, after: datetime, until: datetime) -> list[SimEvent]:
-        events: list[SimEvent] = []
-        for moment in self.funding.due(symbol, after, until):
-            events += self._fund(symbol, moment)
-        return events
-
     def _fund(self, symbol: str, now: datetime) -> list[SimEvent]:
         if self.ledger.position(symbol).sign == 0:
             return []

@@ -24,7 +24,9 @@ MONEY_QUANTUM = Decimal("0.00000001")
 
 def money(amount: Decimal) -> Decimal:
     """Round an amount of USDT as Binance books fees and funding (8 decimals)."""
-    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+    # the rounding by position (quantize(exp, rounding=None, context=None)): the same call,
+    # without _decimal's slower keyword parsing
+    return amount.quantize(MONEY_QUANTUM, ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from trader.domain import BookTicker, Candle, OrderType, Side
+from trader.domain import ZERO, BookTicker, Candle, OrderType, Side
 
 FUNDING_PERIOD = timedelta(hours=8)   # 00:00, 08:00, 16:00 UTC
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Decimal operands for the arithmetic below: an int operand is converted to exactly these
+# values at each use (the same results, digit for digit), so they are made once here
+ONE = Decimal(1)
+TWO = Decimal(2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +87,16 @@ def funding_times(after: datetime, until: datetime) -> list[datetime]:
 
 
 def to_tick(price: Decimal, tick: Decimal, up: bool) -> Decimal:
-    rounding = ROUND_CEILING if up else ROUND_FLOOR
-    return (price / tick).to_integral_value(rounding=rounding) * tick
+    # the rounding passed by position, not by keyword: the same argument of the same method
+    # (to_integral_value(rounding=None, context=None)), but _decimal parses keywords ~1 us
+    # slower (about half of this function's cost)
+    return (price / tick).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR) * tick
 
 
 def book_at(symbol: str, mid: Decimal, spread: Decimal, tick: Decimal) -> BookTicker:
     """Bid and ask `spread` (a fraction of price) apart around `mid`, at least one tick;
     never negative or crossed (a bid rounded down to 0 below one tick is one tick)."""
-    half = mid * spread / 2
+    half = mid * spread / TWO      # TWO, not 2: an int operand is converted to this very value
     bid = max(to_tick(mid - half, tick, up=False), tick)
     ask = to_tick(mid + half, tick, up=True)
     return BookTicker(symbol, bid, ask if ask > bid else bid + tick)
@@ -100,7 +106,9 @@ def candle_problem(candle: Candle) -> str | None:
     """Why the simulator refuses a candle ("low=0"), None when it takes it: every price
     must be above 0 (a 0 or negative price would fire every stop and quote a negative
     book)."""
-    if candle.open > 0 and candle.high > 0 and candle.low > 0 and candle.close > 0:
+    # against the Decimal ZERO, not the int 0: the same answers (a Decimal compares with an
+    # int by its exact value), without converting 0 to a Decimal four times per candle
+    if candle.open > ZERO and candle.high > ZERO and candle.low > ZERO and candle.close > ZERO:
         return None   # every candle but a broken one: no list built
     bad = [f"{name}={value}" for name, value in (("open", candle.open), ("high", candle.high),
                                                  ("low", candle.low), ("close", candle.close))
@@ -111,5 +119,5 @@ def candle_problem(candle: Candle) -> str | None:
 def taker_price(side: Side, reference: Decimal, cost: Decimal, tick: Decimal) -> Decimal:
     """reference +- cost (half spread + slippage), rounded to the tick against the taker."""
     if side is Side.BUY:
-        return to_tick(reference * (1 + cost), tick, up=True)
-    return to_tick(reference * (1 - cost), tick, up=False)
+        return to_tick(reference * (ONE + cost), tick, up=True)
+    return to_tick(reference * (ONE - cost), tick, up=False)
