@@ -79,10 +79,14 @@ class PaperExchange:
         self._event_waiting = asyncio.Event()
         self._candles: dict[str, deque[Candle]] = {}
         self._candles_since_persist = 0
-        # per symbol: the last quote, the funding book's version and the spread setting it
-        # was made with (`quote`)
-        self._quotes: dict[str, tuple[Quote, int, Any]] = {}
-        self.stream_live = stream   # False: like Binance with its user-data stream down
+        # per symbol: the last quote and the mark, moment, funding book's version and spread
+        # setting it was made with (`quote`)
+        self._quotes: dict[str, tuple[Quote, Decimal, datetime, int, Any]] = {}
+        # True while the agent may trust the events (the Exchange protocol's `streaming`);
+        # False (`stream=False` or `stream_live = False`) plays a user-data stream that is
+        # down: the agent polls every read over REST. A plain attribute, not a property: the
+        # engine reads it several times a candle
+        self.streaming = stream
 
     def _restore(self, rules: dict[str, SymbolRules] | None) -> Simulator:
         state = self.store.get(STATE_KEY)
@@ -246,14 +250,13 @@ class PaperExchange:
         # version).
         kept = self._quotes.get(symbol)
         funding = sim.funding
-        version = funding.version
         spread = sim.config.spread
-        if kept is not None and kept[0].mark is mark and kept[0].at == now \
-                and kept[1] == version and kept[2] is spread:
+        if kept is not None and kept[1] is mark and kept[2] == now \
+                and kept[3] == funding.version and kept[4] is spread:
             return kept[0]
         book = sim.book_at_mark(symbol, mark)      # == sim.book(symbol): its mark is `mark`
         quote = Quote(symbol, book.bid, book.ask, mark, funding.rate(symbol, now), now, book)
-        self._quotes[symbol] = (quote, version, spread)
+        self._quotes[symbol] = (quote, mark, now, funding.version, spread)
         return quote
 
     # --- push side ----------------------------------------------------------------------
@@ -276,10 +279,13 @@ class PaperExchange:
         return True
 
     @property
-    def streaming(self) -> bool:
-        """True while the agent may trust the events (`stream=False` or `stream_live = False`
-        plays a user-data stream that is down: the agent polls every read over REST)."""
-        return self.stream_live
+    def stream_live(self) -> bool:
+        """`streaming`, under the name the tests switch it by (False: the stream is down)."""
+        return self.streaming
+
+    @stream_live.setter
+    def stream_live(self, live: bool) -> None:
+        self.streaming = live
 
     # --- internals ----------------------------------------------------------------------
     def publish(self, events: list[SimEvent]) -> None:

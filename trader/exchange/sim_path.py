@@ -102,8 +102,11 @@ def book_at(symbol: str, mid: Decimal, spread: Decimal, tick: Decimal) -> BookTi
     """Bid and ask `spread` (a fraction of price) apart around `mid`, at least one tick;
     never negative or crossed (a bid rounded down to 0 below one tick is one tick)."""
     half = mid * spread / TWO      # TWO, not 2: an int operand is converted to this very value
-    bid = max(to_tick(mid - half, tick, up=False), tick)
-    ask = to_tick(mid + half, tick, up=True)
+    # to_tick(mid - half, tick, up=False) and to_tick(mid + half, tick, up=True), inline
+    bid = ((mid - half) / tick).to_integral_value(ROUND_FLOOR) * tick
+    if tick > bid:                 # max(bid, tick): max keeps the first of equal values
+        bid = tick
+    ask = ((mid + half) / tick).to_integral_value(ROUND_CEILING) * tick
     return BookTicker(symbol, bid, ask if ask > bid else bid + tick)
 
 
