@@ -149,7 +149,8 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
             if balance is not None:
                 recorder.add(EquityPoint(clock.now(), balance.equity))
             total += len(batch)
-            bar.update(len(batch))
+            if progress:                # a disabled bar's `update` does nothing
+                bar.update(len(batch))
     elapsed = time.perf_counter() - started
     curve = recorder.points()
     records, plans = closed_trades(store, archive)

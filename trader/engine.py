@@ -235,8 +235,14 @@ class Engine:
     async def _tick(self) -> None:
         self.ticks += 1
         boundary = self.boundary
-        self.exchange_health.watch_circuit()
-        events = self.exchange.drain_events()
+        exchange = self.exchange
+        health = self.exchange_health
+        # The collaborators' own first tests, inline (every tick, every replayed candle):
+        # each skipped call would have returned at once, having changed nothing.
+        # `ExchangeHealth.watch_circuit`: a closed circuit with no opening alerted.
+        if exchange.circuit().open_until is not None or health.circuit_alerted is not None:
+            health.watch_circuit()
+        events = exchange.drain_events()
         if events:
             self.view.on_events(events)
             self.journal.record_stream_fills(events, self.symbols)
@@ -258,15 +264,22 @@ class Engine:
                 except Exception as exc:  # the symbol's boundary: the next one still runs
                     if not boundary.failed(f"tick {symbol}", exc, symbol):
                         raise
-        self.exchange_health.watch_circuit()
+        if exchange.circuit().open_until is not None or health.circuit_alerted is not None:
+            health.watch_circuit()
         self.guards.expire(self.clock.now())
         await self.housekeeping.run(self.interpreter.positions, self.balance_keeper.balance)
-        self.exchange_health.report_rules_changes()
+        if self.executor.rules_changes:     # `report_rules_changes`: none (nearly every tick)
+            health.report_rules_changes()
         rewrites = self.store.unit.rewrites
         if rewrites.lost:   # what a failed or rolled-back write lost: storage/unit_of_work.py
             rewrites.write_again(boundary.failed)
-        self.writes.probe_if_failing()
-        self.writes.check_health()
+        # `StateWrites.probe_if_failing` acts only while writes fail (`in_a_row`), and
+        # `check_health` only on a pending alert or recovery (each `take_` returns its flag
+        # and clears it: a False one stays False).
+        write_health = self.store.health
+        if write_health.in_a_row or write_health.pending_alert or write_health.pending_recovery:
+            self.writes.probe_if_failing()
+            self.writes.check_health()
 
     async def tick_symbol(self, symbol: str) -> None:
         history = self.candles[symbol]
@@ -275,8 +288,11 @@ class Engine:
         reading = self.breakers.reading(symbol, history)
         self.counters.set(symbol, "regime_state", reading.gauge)
         view = self.view.pushed_view(symbol) or await self.view.view(symbol)
-        self.second_instance.check(symbol)
-        self.guards.record_api_success(view.at)
+        if self.second_instance.booted:     # else `check` does nothing (a backtest never boots)
+            self.second_instance.check(symbol)
+        guard_book = self.guards
+        if guard_book.state.api_failures:   # else `record_api_success` has nothing to reset
+            guard_book.record_api_success(view.at)
         position = self.interpreter.positions.get(symbol)
         if position is None and view.position.side is not None:
             await self.adopt(symbol, view)
@@ -285,7 +301,7 @@ class Engine:
             position = await self.protect(position, view)
         if self.tracker.has_live(symbol):     # else nothing to sweep (most ticks)
             await self.keeper.sweep_orphans(symbol, position)
-        if self.guards.state.asleep:
+        if guard_book.state.asleep:
             return                        # asleep: nothing but protection runs
         # The entry breakers on the top of book (None: none this tick) and the closed
         # candles' reading (trader/breakers.py).

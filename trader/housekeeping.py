@@ -99,7 +99,11 @@ class Housekeeping:
         if due is None or now >= due:
             due_at["funding"] = now + FUNDING_EVERY
             try:    # `contained` inline: every 5 min is every candle of a 5m replay
-                await self.check_funding()
+                # `check_funding` without its coroutine while every rate was pushed (the
+                # paper exchange, Binance's mark price stream): the same steps, in order
+                unread = self.check_pushed_funding()
+                if unread is not None:
+                    await self.check_funding(unread)
             except Exception as exc:  # the funding check's boundary
                 if not boundary.failed("funding check", exc):
                     raise     # a backtest ends here (Containment.fail_fast)
@@ -181,9 +185,12 @@ class Housekeeping:
                     self.clock.now())
 
     # --- funding breaker ------------------------------------------------------------
-    async def check_funding(self) -> None:
-        now = self.clock.now()
-        for symbol in self.candles:
+    async def check_funding(self, unread: tuple[datetime, int] | None = None) -> None:
+        """Every symbol's funding rate (pushed, else read over REST) compared with the one an
+        hour ago (the funding breaker). `unread`: (the check's time, the index of the first
+        symbol `check_pushed_funding` left to do), to go on from there."""
+        now, start = unread if unread is not None else (self.clock.now(), 0)
+        for symbol in list(self.candles)[start:]:
             quote = self.exchange.quote(symbol, FUNDING_EVERY)
             try:
                 rate = quote.funding_rate if quote is not None and quote.funding_rate is not None \
@@ -191,16 +198,35 @@ class Housekeeping:
             except (ExchangeError, UnknownOutcome) as exc:
                 logger.info("funding rate unavailable symbol={} error={}", symbol, exc)
                 continue
-            seen = self.funding_seen.get(symbol)
-            if seen is None:
-                seen = self.funding_seen[symbol] = []
-            seen.append((now, rate))                 # in time order: the oldest leave first
-            while now - seen[0][0] > FUNDING_MEMORY:
-                del seen[0]
-            hour_ago, config = seen[0][1], self.guards.config
-            if rate == hour_ago and config.funding_jump >= 0:
-                continue                # no move at all: `guards.check_funding` cannot trip
-            self.guards.apply(guards.check_funding, symbol, rate, hour_ago, now, config)
+            self._funding_sample(symbol, rate, now)
+
+    def check_pushed_funding(self) -> tuple[datetime, int] | None:
+        """`check_funding` up to the first symbol with no pushed rate: None when every
+        symbol's was pushed (all done, nothing awaited), else (the check's time, that
+        symbol's index) for `check_funding` to go on from, in the same order."""
+        now = self.clock.now()
+        quote_of = self.exchange.quote
+        for index, symbol in enumerate(self.candles):
+            quote = quote_of(symbol, FUNDING_EVERY)
+            rate = quote.funding_rate if quote is not None else None
+            if rate is None:
+                return now, index      # read over REST by `check_funding`: it may wait
+            self._funding_sample(symbol, rate, now)
+        return None
+
+    def _funding_sample(self, symbol: str, rate: Decimal, now: datetime) -> None:
+        """Keep `rate` as of `now`; the funding breaker's rule when it moved in the hour."""
+        seen = self.funding_seen.get(symbol)
+        if seen is None:
+            seen = self.funding_seen[symbol] = []
+        seen.append((now, rate))                 # in time order: the oldest leave first
+        cutoff = now - FUNDING_MEMORY            # now - at > FUNDING_MEMORY: at < cutoff
+        while seen[0][0] < cutoff:
+            del seen[0]
+        hour_ago, config = seen[0][1], self.guards.config
+        if rate == hour_ago and config.funding_jump >= 0:
+            return                  # no move at all: `guards.check_funding` cannot trip
+        self.guards.apply(guards.check_funding, symbol, rate, hour_ago, now, config)
 
     # --- intents older than 6 h -------------------------------------------------------
     async def clean_intents(self) -> None:
