@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 
 class Batch:
-    """One replay batch (`WriteGate.batch`; a class, not a generator: it runs every candle)."""
+    """One replay batch (`WriteGate.batch`; a class, not a generator: it runs every candle).
+    It may be entered again once it has exited (the backtest enters one per candle): each
+    `__enter__` sets everything its `__exit__` reads. Not re-entrant while open."""
 
     __slots__ = ("gate", "what", "active", "open_before", "mark")
 

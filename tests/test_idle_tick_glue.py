@@ -130,3 +130,24 @@ def test_pushed_funding_samples_keep_what_the_listed_samples_kept(steps) -> None
     with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
         assert asyncio.run(_played(Path(one), Housekeeping, steps)) == \
             asyncio.run(_played(Path(two), ListedFunding, steps))
+
+
+async def test_a_throttled_or_stale_or_untradable_symbol_still_refuses_entries(tmp_path) -> None:
+    """`entry_refusal` asks the throttle and the feed only when something is throttled or
+    blocked at all: each kind still refuses, and the other symbols' are not this one's."""
+    world = await make_world(tmp_path)
+    await world.warm_up(3)
+    engine, now = world.engine, world.clock.now()
+    assert engine.entry_refusal(SYMBOL) == ""
+    engine.executor.throttled_until["ETHUSDT"] = now + timedelta(seconds=30)
+    engine.housekeeping.stale.add("ETHUSDT")
+    assert engine.entry_refusal(SYMBOL) == "", "another symbol's throttle and feed"
+    engine.executor.throttled_until[SYMBOL] = now + timedelta(seconds=30)
+    assert engine.entry_refusal(SYMBOL) == f"{SYMBOL} is throttled after an order rejection"
+    engine.executor.throttled_until.clear()
+    for blocked in (engine.housekeeping.stale, engine.housekeeping.untradable):
+        blocked.add(SYMBOL)
+        assert engine.entry_refusal(SYMBOL) == f"{SYMBOL}: market data stale or symbol not " \
+            "trading"
+        blocked.discard(SYMBOL)
+    assert engine.entry_allowed(SYMBOL), "ETHUSDT's stay its own"

@@ -138,3 +138,25 @@ def test_a_failed_batch_undoes_only_itself(store: TradeStore, db_file: Path) -> 
     store.close()
     assert committed_positions(db_file) == [("k1", "PROTECTED")]
     assert committed(db_file, "SELECT kind FROM events") == [("kept",)]
+
+
+def test_one_batch_entered_again_is_a_batch_each_time(store: TradeStore, db_file: Path) -> None:
+    """The backtest enters one `Batch` per candle (trader/backtest.py): each entry is a
+    batch of its own, committed on the same cadence, a failed one undoing only itself."""
+    candle = store.batch("candle")
+    with candle:
+        store.save_position(protected(key="k1"))
+        store.append_event(NOW, "kept", "BTCUSDT", {})
+    with pytest.raises(RuntimeError):
+        with candle:
+            store.save_position(protected(key="k1", best_price=Decimal("50100")))
+            store.append_event(NOW, "undone", "BTCUSDT", {})
+            raise RuntimeError("the candle's tick died")
+    for _ in range(REPLAY_COMMIT_EVERY - 2):
+        with candle:
+            pass
+    assert committed_positions(db_file) == []
+    with candle:        # the REPLAY_COMMIT_EVERY-th batch commits them
+        pass
+    assert committed_positions(db_file) == [("k1", "PROTECTED")]
+    assert committed(db_file, "SELECT kind FROM events") == [("kept",)]

@@ -131,11 +131,14 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     total = 0
     started = time.perf_counter()
     tally = RunTally()
+    # One batch object entered once per candle: each `with` is a batch of its own
+    # (storage/gate_passes.py `Batch`), without making one every candle.
+    candle_batch = store.batch("replay candle")
     with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar, \
             frozen_setup(), young_collections_every(YOUNG_THRESHOLD):   # trader/gc_freeze.py
         async for batch in feed:
             try:
-                with store.batch("replay candle"):    # candles share commits (write_gate.py)
+                with candle_batch:      # candles share commits (storage/write_gate.py)
                     for candle in batch:
                         paper.feed_candle(candle)
                         engine.on_candle(candle)

@@ -375,11 +375,16 @@ class Engine:
         """Why no new entry on `symbol` is allowed now; "" when one is."""
         if self.stopping:
             return "the agent is stopping"
-        if self.executor.circuit_open():
+        executor = self.executor
+        if executor.circuit_open():
             return "the exchange rate-limited us; requests are paused"
-        if self.executor.symbol_throttled(symbol):
+        # Asked only when some symbol is throttled, or some is stale or not trading (nearly
+        # never): `symbol_throttled` and `entries_blocked` answer False for none at all.
+        if executor.throttled_until and executor.symbol_throttled(symbol):
             return f"{symbol} is throttled after an order rejection"
-        if self.housekeeping.entries_blocked(symbol):
+        housekeeping = self.housekeeping
+        if (housekeeping.stale or housekeeping.untradable) \
+                and housekeeping.entries_blocked(symbol):
             return f"{symbol}: market data stale or symbol not trading"
         return guards.allow_entry(self.guards.state, symbol, self.clock.now())[1]
 
