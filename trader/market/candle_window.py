@@ -13,6 +13,11 @@ end), slicing (a new `list`), iteration and `reversed` (lazily from the newest: 
 strategy's channel test stops at the first candle or two), `==` with a list or another
 window, and the `Sequence` methods (`index`, `count`, `in`). Not a list: no `append`, no
 `+` with a list on its left (`list(window)` or a slice gives one).
+
+A history that keeps its candles' closes and true ranges as floats (index for index with
+`items`, trimmed with it: a window keeps the lists of its moment) hands them to its windows
+too: `floats(count)` gives those of the last `count` candles, for the float pre-tests of the
+strategy and the trend (trader/strategy/default.py, trader/strategy/regime.py).
 """
 
 from collections.abc import Iterator, Sequence
@@ -20,15 +25,44 @@ from itertools import islice
 from typing import overload
 
 from trader.domain import Candle
+from trader.market.indicators import RoughEmas, rough_emas_of_floats
 
 
 class CandleWindow(Sequence[Candle]):
-    __slots__ = ("_items", "_start", "_stop")
+    __slots__ = ("_items", "_start", "_stop", "_floats", "_rough")
 
-    def __init__(self, items: list[Candle], start: int, stop: int) -> None:
+    def __init__(self, items: list[Candle], start: int, stop: int,
+                 floats: tuple[list[float], list[float]] | None = None) -> None:
         self._items = items
         self._start = start
         self._stop = stop
+        self._floats = floats      # (closes, true ranges) of `items`, index for index
+        self._rough: dict[tuple[int, int, int], RoughEmas | None] | None = None
+
+    def floats(self, count: int) -> tuple[list[float], list[float]] | None:
+        """The float closes and true ranges of the last `count` candles (each range against
+        the close before it, in the window or not), or None: no floats kept, or `count`
+        not within the window."""
+        floats, stop = self._floats, self._stop
+        if floats is None or not 0 < count <= stop - self._start:
+            return None
+        return floats[0][stop - count:stop], floats[1][stop - count:stop]
+
+    def rough_emas(self, count: int, fast: int, slow: int) -> RoughEmas | None | bool:
+        """`rough_emas_of_floats` of the last `count` closes' floats, kept on the window
+        (it never changes: the strategy's signal, then the entry's trend, pay it once);
+        False when the window has no floats for them (the caller converts the closes)."""
+        key = (count, fast, slow)
+        rough = self._rough
+        if rough is not None and key in rough:
+            return rough[key]
+        floats = self.floats(count)
+        if floats is None:
+            return False
+        if rough is None:
+            rough = self._rough = {}
+        answer = rough[key] = rough_emas_of_floats(floats[0], fast, slow)
+        return answer
 
     def __len__(self) -> int:
         return self._stop - self._start

@@ -26,8 +26,22 @@ from decimal import Decimal
 from itertools import islice
 
 from trader.domain import Candle, Side, Signal
-from trader.market.indicators import atr, ema, highest_high, lowest_low, rough_emas
+from trader.market.candle_window import CandleWindow
+from trader.market.indicators import (
+    ROUGH_WILDER_ERROR,
+    atr,
+    ema,
+    highest_high,
+    lowest_low,
+    rough_emas,
+    rough_wilder,
+)
 from trader.strategy.bounds import above, at_least, check_bounds
+
+# `_surely_none`'s margin on the float body test, relative (see there); prices whose floats
+# lose digits (outside _SMALLEST.._LARGEST) are left to the exact tests
+BODY_MARGIN = 100 * ROUGH_WILDER_ERROR
+_SMALLEST, _LARGEST = 1e-100, 1e100
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,13 @@ class DefaultStrategy:
                        and before.close >= lowest_low(closed[-channel - 2:-2]))
         if not (breaks_up or breaks_down):
             return None   # most candles: no breakout, so the indicators are not needed
+        # A history's window carries its candles' closes and true ranges as floats
+        # (trader/market/candle_window.py): a third of the breakouts are told apart from a
+        # signal by them, without the exact ATR (~100 Decimal steps) nor the exact EMAs.
+        floats = closed.floats(self.window) if type(closed) is CandleWindow else None
+        if floats is not None \
+                and self._surely_none(closed, floats, last, breaks_up, breaks_down):  # type: ignore[arg-type]
+            return None
         window = closed[-self.window:]
         average_range = atr(window, self.atr_period)
         if average_range is None or average_range <= 0:
@@ -80,22 +101,66 @@ class DefaultStrategy:
         up, down = breaks_up and body >= least, breaks_down and -body >= least
         if not (up or down):
             return None
-        trend = self._trend([candle.close for candle in window])
+        trend = self._trend(window, closed if floats is not None else None)  # type: ignore[arg-type]
         if up and trend > 0:
             return self._signal(Side.BUY, last, body, average_range)
         if down and trend < 0:
             return self._signal(Side.SELL, last, -body, average_range)
         return None
 
-    def _trend(self, closes: list[Decimal]) -> int:
-        """1 when the fast EMA of `closes` is above the slow one, -1 below, 0 equal. From
-        the float EMAs when they are further apart than both their errors (nearly every
-        breakout: the exact EMAs cost twice as much), else from the exact ones: the same
-        answer."""
-        rough = rough_emas(closes, self.ema_fast, self.ema_slow)
+    def _surely_none(self, window: CandleWindow, floats: tuple[list[float], list[float]],
+                     last: Candle, breaks_up: bool, breaks_down: bool) -> bool:
+        """True when `signal` will surely answer None for this breakout, told from the
+        window's float closes and true ranges: the body is short of `min_body_atr` x ATR by
+        more than any float error, or the float EMAs (within their proven error:
+        trader/market/indicators.py) point against the breakout. False (the exact tests
+        decide) whenever float cannot tell.
+
+        The error of the float body test: the float ATR is within ROUGH_WILDER_ERROR x P
+        of the exact one (P: the largest |price| of the window's candles; every high and
+        low is within its true range of the close before it, so P <= the largest |close|
+        + the largest range); the float body within 4u x P of the exact body (two
+        conversions and a subtraction, u = 2**-53); float(min_body_atr) within u of its
+        Decimal, the products and the comparison's sides within u of theirs. MARGIN x
+        (P x (1 + m) + |least|) is over a hundred times their sum."""
+        closes, ranges = floats
+        average = rough_wilder(ranges[1:], self.atr_period)
+        if average is None:
+            return False
+        opened = float(last.open)
+        largest = max(max(map(abs, closes)), abs(opened)) + max(ranges)
+        if not (_SMALLEST <= largest <= _LARGEST and average > BODY_MARGIN * largest):
+            return False    # (a zero ATR, no signal, is the exact test's to tell)
+        body, weight = closes[-1] - opened, float(self.min_body_atr)
+        least = weight * average
+        margin = BODY_MARGIN * (largest * (1 + weight) + abs(least))
+        may_up = breaks_up and body >= least - margin
+        may_down = breaks_down and -body >= least - margin
+        if not (may_up or may_down):
+            return True
+        rough = window.rough_emas(len(closes), self.ema_fast, self.ema_slow)
+        order = rough.order() if rough else None
+        if order is None:
+            return False
+        return not ((may_up and order > 0) or (may_down and order < 0))
+
+    def _trend(self, window: list[Candle], closed: CandleWindow | None = None) -> int:
+        """1 when the fast EMA of the closes of `window` is above the slow one, -1 below, 0
+        equal. From the float EMAs when they are further apart than both their errors
+        (nearly every breakout: the exact EMAs cost twice as much), else from the exact
+        ones: the same answer. `closed`: the history's window `window` ends, when it kept
+        the closes' floats (`float(close)` of each: the same float EMAs, not converted)."""
+        rough = closed.rough_emas(len(window), self.ema_fast, self.ema_slow) \
+            if closed is not None else False
+        closes = None
+        if rough is False:
+            closes = [candle.close for candle in window]
+            rough = rough_emas(closes, self.ema_fast, self.ema_slow)
         order = rough.order() if rough is not None else None
         if order is not None:
             return order
+        if closes is None:
+            closes = [candle.close for candle in window]
         fast, slow = ema(closes, self.ema_fast), ema(closes, self.ema_slow)
         if fast is None or slow is None:
             return 0

@@ -33,7 +33,14 @@ from functools import lru_cache
 from itertools import islice
 
 from trader.domain import Candle
-from trader.market.indicators import atr, ema, rough_emas, true_ranges, wilder_average
+from trader.market.candle_window import CandleWindow
+from trader.market.indicators import (
+    atr,
+    ema,
+    rough_emas,
+    true_ranges,
+    wilder_average,
+)
 
 ONE = Decimal(1)
 
@@ -328,13 +335,21 @@ def is_trending(closed: Sequence[Candle], fast: int = 20, slow: int = 50, atr_pe
     trends a wider target than ranges (trader/risk.py `reward_risk`).
     """
     recent = closed[-window:]
-    closes = [candle.close for candle in recent]
     average_range = atr(recent, atr_period)
-    rough = rough_emas(closes, fast, slow)   # the strategy's, kept: decides most entries
+    # A history's window carries its closes' floats (trader/market/candle_window.py): the
+    # float EMAs without converting the closes, the same as `rough_emas` of them
+    rough = closed.rough_emas(len(recent), fast, slow) if type(closed) is CandleWindow \
+        else False
+    closes = None
+    if rough is False:
+        closes = [candle.close for candle in recent]
+        rough = rough_emas(closes, fast, slow)   # the strategy's, kept: decides most entries
     if rough is not None and average_range:
         reached = rough.gap_reaches(min_gap_atr * average_range)
         if reached is not None:
             return reached
+    if closes is None:
+        closes = [candle.close for candle in recent]
     fast_ema, slow_ema = ema(closes, fast), ema(closes, slow)
     if fast_ema is None or slow_ema is None or not average_range:
         return False
