@@ -200,3 +200,21 @@ def test_the_regime_gauge_is_the_regimes_value_and_empty_before_enough_candles()
         assert reading.gauge == (regime.value if regime is not None else "")
         assert type(reading.gauge) is str
     assert set(GAUGES) == {*Regime, None}
+
+
+def test_a_book_read_again_trips_as_its_spread_says_and_a_new_tick_size_is_read_afresh(
+        tmp_path) -> None:
+    """The spread of the very same book object is made once (the paper exchange hands out
+    one book per price); the same book at another tick size is measured again: 1 tick wide
+    at 1, 10 ticks at 0.1 (over the floor: the wide spread trips)."""
+    book = new_book(tmp_path)
+    breakers = Breakers(book)
+    history = CandleHistory(1000, 5, 99, [candle(0, Decimal(100), Decimal(0), Decimal(0))])
+    narrow = BookTicker(SYMBOL, Decimal("99.99"), Decimal("100"))
+    for second in range(5):
+        breakers.check(SYMBOL, narrow, TICK, history, START + timedelta(seconds=second))
+    wide = BookTicker(SYMBOL, Decimal("99"), Decimal("100"))
+    breakers.check(SYMBOL, wide, Decimal(1), history, START + timedelta(seconds=6))
+    assert "spread:BTCUSDT" not in book.state.breakers      # 1 tick of 1: under the floor
+    breakers.check(SYMBOL, wide, TICK, history, START + timedelta(seconds=7))
+    assert "spread:BTCUSDT" in book.state.breakers          # 10 ticks of 0.1

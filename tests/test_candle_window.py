@@ -82,3 +82,16 @@ def test_windows_compare_with_lists_and_windows_only() -> None:
     assert CandleHistory(MAXLEN).closed() == []
     with pytest.raises(TypeError):
         hash(window)
+
+
+def test_an_int_index_reads_as_a_lists_within_and_past_both_ends() -> None:
+    items = list(range(10))
+    window = CandleWindow(items, 3, 8)      # type: ignore[arg-type]
+    expected = items[3:8]
+    for index in range(-7, 7):
+        if -5 <= index < 5:
+            assert window[index] == expected[index]
+        else:
+            with pytest.raises(IndexError):
+                window[index]
+    assert window[True] == expected[True]   # a bool indexes as an int, as in a list

@@ -9,6 +9,7 @@ Breakers gate new entries only, never exits or protection.
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from itertools import islice
 
 from trader import guards
@@ -20,6 +21,7 @@ from trader.market.indicators import MedianWindow
 from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, classify_ranges, read_regime
 
 SPREAD_HISTORY = 100
+SPREADS_KEPT = 256      # books whose spread is kept (`Breakers.check`)
 REGIME_RANGES = DEFAULT_THRESHOLDS.lookback - 1     # the ranges read_regime computes
 CandlesKey = object    # what identifies a symbol's closed candles (`candles_key`)
 # The `regime_state` gauge of each reading: the regime's value, "" before enough candles
@@ -47,6 +49,8 @@ class Breakers:
         self.book = book
         self.spreads: dict[str, MedianWindow] = {}   # the last SPREAD_HISTORY spreads
         self._readings: dict[str, CandleReading] = {}
+        # id(book) -> (book, tick size, spread_pct, spread in ticks): see `check`
+        self._spread_kept: dict[int, tuple[BookTicker, Decimal, Decimal, Decimal]] = {}
 
     def check(self, symbol: str, quote: BookTicker | None, tick_size: Decimal,
               candles: Sequence[Candle] | CandleHistory, now: datetime,
@@ -59,15 +63,23 @@ class Breakers:
         book = self.book
         config = book.config
         if quote is not None and tick_size > 0:
-            # `quote.spread_pct` and its `mid`, inline (every tick): the same Decimal steps
-            bid, ask = quote.bid, quote.ask
-            width, mid = ask - bid, (bid + ask) / 2
-            spread_pct = width / mid if mid else ZERO
+            # The spread and its width in ticks of this very book (frozen: its bid and ask
+            # never change) at this very tick size, made once: the paper exchange hands
+            # out one book per price (trader/exchange/sim.py `book`), and prices come back.
+            # Kept with the book and the tick size themselves (an id is not reused while
+            # its object is held), so a hit is the same Decimal steps' answer.
+            kept = self._spread_kept.get(id(quote))
+            if kept is not None and kept[0] is quote and kept[1] is tick_size:
+                spread_pct, spread_ticks = kept[2], kept[3]
+            else:
+                spread_pct, spread_ticks = _spread(quote, tick_size)
+                if len(self._spread_kept) >= SPREADS_KEPT:
+                    self._spread_kept.clear()
+                self._spread_kept[id(quote)] = (quote, tick_size, spread_pct, spread_ticks)
             history = self.spreads.get(symbol)
             if history is None:
                 history = self.spreads[symbol] = MedianWindow(SPREAD_HISTORY)
             elif history:
-                spread_ticks = width / tick_size
                 if spread_ticks > config.spread_min_ticks:   # else the rule says nothing
                     book.apply(guards.check_spread, symbol, spread_pct, spread_ticks,
                                history, now, config)
@@ -104,6 +116,20 @@ class Breakers:
         return reading
 
 
+def _spread(quote: BookTicker, tick_size: Decimal) -> tuple[Decimal, Decimal]:
+    """`quote.spread_pct` (and its `mid`), inline: the same Decimal steps; and the spread
+    in ticks of `tick_size`."""
+    bid, ask = quote.bid, quote.ask
+    width, mid = ask - bid, (bid + ask) / 2
+    return (width / mid if mid else ZERO), width / tick_size
+
+
+@lru_cache(maxsize=16)
+def _crash_limit(crash_move: Decimal) -> float:
+    """float(crash_move) x 0.999 (`no_crash_possible`'s slack), made once per setting."""
+    return float(crash_move) * 0.999
+
+
 def no_crash_possible(history: CandleHistory, config: GuardConfig) -> bool:
     """True when the last `crash_candles` candles cannot be a crash (`guards.crash_move`
     None), told from the history's float true ranges without a Decimal comparison (the
@@ -119,7 +145,7 @@ def no_crash_possible(history: CandleHistory, config: GuardConfig) -> bool:
     close = history.last_close      # float(history[-1].close), made once per candle
     span = sum(islice(reversed(ranges), count)) + 1e-9 * close
     floor = close * (1 - 1e-12) - span
-    return floor > 0 and span < float(config.crash_move) * 0.999 * floor
+    return floor > 0 and span < _crash_limit(config.crash_move) * floor
 
 
 def candles_key(candles: Sequence[Candle] | CandleHistory) -> CandlesKey:

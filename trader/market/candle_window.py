@@ -74,6 +74,11 @@ class CandleWindow(Sequence[Candle]):
     def __getitem__(self, index: slice) -> list[Candle]: ...
 
     def __getitem__(self, index: int | slice) -> Candle | list[Candle]:
+        if type(index) is int:      # most reads ([-1], [-2]): without the range below
+            position = (self._stop if index < 0 else self._start) + index
+            if self._start <= position < self._stop:
+                return self._items[position]
+            raise IndexError("CandleWindow index out of range")
         # A range of the window's positions in `items` resolves the index as a list would:
         # negative from the end, IndexError outside, a slice's bounds clipped.
         span = range(self._start, self._stop)[index]
