@@ -8,12 +8,13 @@ state machine.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from loguru import logger
 
+from trader.breakers import regime_of
 from trader.correlation import Cluster, correlated_cluster
 from trader.domain import Candle, OrderRole, Side, Signal, position_key
 from trader.management import FirstTarget, with_exit_plan
@@ -23,7 +24,14 @@ from trader.position import Leg, Position, PositionState
 from trader.regime_adjust import anchor, with_first_target
 from trader.risk import EntryPlan, SignalDecision, SizingInput, decide, plan_entry
 from trader.strategy.base import Strategy, aggregate, combine, signal_problem
-from trader.strategy.regime import Regime, adjustment, is_trending, read_regime
+from trader.strategy.regime import (
+    Regime,
+    RegimeAdjustment,
+    RegimeReading,
+    adjustment,
+    is_trending,
+    read_regime,
+)
 from trader.symbol_rules import SymbolRules
 
 HIGHER_TIMEFRAME = 5      # the confirming timeframe, in trading candles (1m -> 5m)
@@ -145,15 +153,15 @@ class EntryDesk:
              account: Account, rules: SymbolRules, limits: EntryLimits,
              now: datetime) -> Position | str:
         """The position to open (ENTERING, legs planned), or why not."""
-        reading = read_regime(candles)
-        if reading is None:
+        regime = self.regime_adjustment(symbol, candles)
+        if regime is None:
             return "not enough candles for the volatility regime"
-        self.last_regime[symbol] = reading.regime.value
+        self.last_regime[symbol] = regime.regime.value
         cluster = self.cluster(symbol, signal.side, candles, account, limits)
         result = plan_entry(SizingInput(
             symbol=symbol, side=signal.side, price=mark, equity=account.equity,
             free_margin=account.free_margin, risk_fraction=account.risk_fraction,
-            signal=signal, regime=adjustment(reading), rules=rules, leverage=limits.leverage,
+            signal=signal, regime=regime, rules=rules, leverage=limits.leverage,
             open_risk=account.open_risk, max_heat=limits.max_heat,
             max_position_pct=limits.max_position_pct, trending=is_trending(candles),
             cluster_risk=cluster.risk, cluster_with=cluster.symbols,
@@ -162,8 +170,31 @@ class EntryDesk:
             return result.reason
         planned = with_exit_plan(entering_position(symbol, signal, result, mark,
                                                    candles[-1].open_time, now, limits,
-                                                   reading.regime), limits.first_target, rules)
+                                                   regime.regime), limits.first_target, rules)
         return with_first_target(planned)      # TP1 follows the regime too
+
+    def regime_adjustment(self, symbol: str, candles: Sequence[Candle]) -> RegimeAdjustment | None:
+        """`adjustment(read_regime(candles))`, None without enough candles: how the regime
+        of the last closed candle changes the entry.
+
+        The exact reading (Decimal Wilder averages over the regime's window: ~40 % of a
+        plan) is skipped when the candles are the engine's history (`history[symbol]
+        .closed()`, the window it hands out until a candle arrives) and its float true
+        ranges tell a NORMAL or HIGH regime (`regime_of`: read_regime's regime, the
+        breakers' own reading, None where float cannot decide). For those two regimes the
+        adjustment does not depend on the reading but in its `reason` text, which nothing
+        reads while `allow_entry` is True (trader/risk.py `_precheck` reads it to refuse):
+        `READING_FREE` holds their adjustments, equal to `adjustment`'s in every other
+        field (tests/test_entry_regime_fast_path.py). LOW (its ATR floor refuses with the
+        reading's figures), EXTREME (refused, the reason is shown) and anything float does
+        not decide take the exact reading."""
+        history = self.history.get(symbol)
+        if isinstance(history, CandleHistory) and history.closed() is candles:
+            free = READING_FREE.get(regime_of(history))
+            if free is not None:
+                return free
+        reading = read_regime(candles)
+        return adjustment(reading) if reading is not None else None
 
 
     def cluster(self, symbol: str, side: Side, candles: Sequence[Candle], account: Account,
@@ -175,6 +206,16 @@ class EntryDesk:
                   if any(p.symbol == name for p in account.positions)}
         return correlated_cluster(symbol, side, account.positions, {**closed, symbol: candles},
                                   limits.correlation_threshold, limits.correlation_window)
+
+
+def _reading_free(regime: Regime) -> RegimeAdjustment:
+    """`adjustment` in `regime` (NORMAL or HIGH: allowed, its multipliers fixed), with a
+    reason that names no volatility ratio (never read: `EntryDesk.regime_adjustment`)."""
+    stand_in = RegimeReading(regime, Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+    return replace(adjustment(stand_in), reason=f"{regime.value} volatility")
+
+
+READING_FREE = {regime: _reading_free(regime) for regime in (Regime.NORMAL, Regime.HIGH)}
 
 
 def entering_position(symbol: str, signal: Signal, plan: EntryPlan, mark: Decimal,

@@ -1,0 +1,136 @@
+"""The entry plan's regime without the exact reading (trader/entry.py
+`EntryDesk.regime_adjustment`): for the engine's own candles whose float ranges tell NORMAL
+or HIGH it gives what `adjustment(read_regime(candles))` gives in every field read while
+the entry is allowed; anything else (other candles, LOW, EXTREME, too few candles) still
+takes the exact reading."""
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+import trader.entry as entry_module
+from trader.domain import Candle
+from trader.entry import READING_FREE, EntryDesk
+from trader.market.history import CandleHistory
+from trader.strategy.regime import (
+    DEFAULT_THRESHOLDS,
+    Regime,
+    RegimeReading,
+    adjustment,
+    read_regime,
+)
+
+SYMBOL = "XRPUSDT"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+STEP = timedelta(minutes=5)
+
+
+class Asks:
+    warmup = 1
+
+    def signal(self, candles):  # noqa: ANN001, ANN201 - never asked here
+        return None
+
+
+def bursty_candles(count: int, seed: int) -> list[Candle]:
+    """A walk whose volatility changes every 15 candles (calm, usual, wild, extreme), so
+    that every regime comes up."""
+    rng = random.Random(seed)
+    price, candles = Decimal("100"), []
+    for index in range(count):
+        scale = (Decimal("0.02"), Decimal("0.3"), Decimal("1.5"), Decimal("6"))[
+            (index // 15 + seed) % 4]
+        move = Decimal(rng.randint(-100, 100)) / 100 * scale
+        high = price + abs(move) + scale * Decimal(rng.randint(0, 50)) / 100
+        low = price - abs(move) - scale * Decimal(rng.randint(0, 50)) / 100
+        close = price + move
+        candles.append(Candle(SYMBOL, START + index * STEP, STEP, price, high, low, close))
+        price = close
+    return candles
+
+
+def desk_with(history: CandleHistory) -> EntryDesk:
+    desk = EntryDesk(Asks())   # type: ignore[arg-type]
+    desk.history = {SYMBOL: history}
+    return desk
+
+
+def counting_exact_readings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+
+    def counted(candles, *args):  # noqa: ANN001, ANN202
+        calls.append(1)
+        return read_regime(candles, *args)
+    monkeypatch.setattr(entry_module, "read_regime", counted)
+    return calls
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_desks_regime_is_the_exact_readings_on_every_candle(seed: int) -> None:
+    history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
+    desk = desk_with(history)
+    seen: set[Regime | None] = set()
+    for candle in bursty_candles(400, seed):
+        history.append(candle)
+        closed = history.closed()
+        reading = read_regime(closed)
+        got = desk.regime_adjustment(SYMBOL, closed)
+        if reading is None:
+            assert got is None
+            seen.add(None)
+            continue
+        expected = adjustment(reading)
+        seen.add(reading.regime)
+        if got is READING_FREE.get(reading.regime):
+            assert expected.allow_entry, "the fast path is only for allowed entries"
+            assert got == replace(expected, reason=got.reason)
+        else:
+            assert got == expected
+    assert seen >= {None, Regime.LOW, Regime.NORMAL, Regime.HIGH, Regime.EXTREME}
+
+
+@pytest.mark.parametrize("regime", [Regime.NORMAL, Regime.HIGH])
+def test_the_kept_adjustments_are_the_tables_but_for_the_reason(regime: Regime) -> None:
+    for vr in ("0.81", "1.2", "1.49", "1.6", "2.4"):
+        exact = adjustment(RegimeReading(regime, Decimal(vr), Decimal(1), Decimal(1),
+                                         Decimal("0.01")))
+        assert replace(READING_FREE[regime], reason=exact.reason) == exact
+
+
+def test_the_exact_reading_is_taken_for_candles_that_are_not_the_historys(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
+    desk = desk_with(history)
+    calls = counting_exact_readings(monkeypatch)
+    fast = 0
+    for candle in bursty_candles(200, 1):
+        history.append(candle)
+        calls.clear()
+        copy = list(history.closed())           # the same candles, not the history's window
+        desk.regime_adjustment(SYMBOL, copy)
+        assert calls == [1]
+        calls.clear()
+        got = desk.regime_adjustment(SYMBOL, history.closed())
+        fast += not calls
+        assert (got in READING_FREE.values()) == (not calls)
+    assert fast > 0, "the fast path was taken on some candles"
+
+
+def test_low_extreme_and_undecided_regimes_take_the_exact_reading(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
+    desk = desk_with(history)
+    calls = counting_exact_readings(monkeypatch)
+    exact_regimes: set[Regime | None] = set()
+    for candle in bursty_candles(400, 2):
+        history.append(candle)
+        calls.clear()
+        got = desk.regime_adjustment(SYMBOL, history.closed())
+        reading = read_regime(history.closed())
+        if got is None or got.regime not in READING_FREE:
+            assert calls == [1], "LOW, EXTREME and too few candles read the exact regime"
+            exact_regimes.add(reading.regime if reading is not None else None)
+    assert exact_regimes >= {None, Regime.LOW, Regime.EXTREME}
