@@ -31,7 +31,7 @@ STEP = timedelta(minutes=5)
 class Asks:
     warmup = 1
 
-    def signal(self, candles):  # noqa: ANN001, ANN201 - never asked here
+    def signal(self, candles):
         return None
 
 
@@ -61,7 +61,7 @@ def desk_with(history: CandleHistory) -> EntryDesk:
 def counting_exact_readings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
 
-    def counted(candles, *args):  # noqa: ANN001, ANN202
+    def counted(candles, *args):
         calls.append(1)
         return read_regime(candles, *args)
     monkeypatch.setattr(entry_module, "read_regime", counted)
@@ -134,3 +134,35 @@ def test_low_extreme_and_undecided_regimes_take_the_exact_reading(
             assert calls == [1], "LOW, EXTREME and too few candles read the exact regime"
             exact_regimes.add(reading.regime if reading is not None else None)
     assert exact_regimes >= {None, Regime.LOW, Regime.EXTREME}
+
+
+# --- says_close without a signal ---------------------------------------------------------
+class Says:
+    warmup = 1
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+
+    def signal(self, candles):
+        return self.answer
+
+
+def test_says_close_holds_without_a_signal_and_closes_on_an_opposite_one() -> None:
+    """`EntryDesk.says_close` returns before `decide` when the strategy says nothing: what
+    `decide` answers then (HOLD) never closes; a signal still goes through it."""
+    from trader.domain import OrderRole, Side, Signal
+    from trader.position import Leg, Position, PositionState
+    from trader.risk import SignalDecision, decide
+
+    assert decide(Side.BUY, None)[0] is SignalDecision.HOLD
+    position = Position(symbol=SYMBOL, key="k", side=Side.BUY, state=PositionState.PROTECTED,
+                        quantity=Decimal(1), entry_price=Decimal(100), leverage=5,
+                        opened_at=START, stop=Leg(OrderRole.STOP_LOSS, Decimal(99)),
+                        take_profit=Leg(OrderRole.TAKE_PROFIT, Decimal(102)))
+    candles = bursty_candles(3, 0)
+    short = Signal(side=Side.SELL, confidence=1.0, tp_pct=Decimal("0.01"),
+                   sl_pct=Decimal("0.005"), reason="r")
+    long = replace(short, side=Side.BUY)
+    assert EntryDesk(Says(None)).says_close(position, candles) is False   # type: ignore[arg-type]
+    assert EntryDesk(Says(long)).says_close(position, candles) is False   # type: ignore[arg-type]
+    assert EntryDesk(Says(short)).says_close(position, candles) is True   # type: ignore[arg-type]

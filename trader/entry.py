@@ -143,7 +143,10 @@ class EntryDesk:
 
     def says_close(self, position: Position, candles: Sequence[Candle]) -> bool:
         """An opposite signal closes an open position; it never flips it."""
-        decision, why = decide(position.side, self._ask(candles))
+        signal = self._ask(candles)
+        if signal is None:
+            return False        # most candles: `decide` holds without a signal
+        decision, why = decide(position.side, signal)
         if decision is SignalDecision.CLOSE:
             logger.info("opposite signal closes symbol={} reason={}", position.symbol, why)
             return True

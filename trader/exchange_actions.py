@@ -132,14 +132,11 @@ class ActionRunner:
         bound = self.stop_backup_after if action.role is OrderRole.STOP_LOSS \
             and not covered else None
         result = await self.executor.submit(intent, bound)
-        order = result.order
-        # the rules as the placement left them (a filter rejection re-read them)
-        rules = self.exchange.rules(position.symbol)
-        return Performed([self._placement_event(action, result, order, rules, covered,
-                                                position.quantity)])
+        return Performed([self._placement_event(action, result, result.order,
+                                                position.symbol, covered, position.quantity)])
 
     def _placement_event(self, action: PlaceLeg, result: ActionResult, order: Order | None,
-                         rules: SymbolRules, covered: bool, held: Decimal) -> Event:
+                         symbol: str, covered: bool, held: Decimal) -> Event:
         """`order`: what is known of the placed order (the answer merged into the tracker,
         or read back after a code that means "covered already"); `held`: the position's
         size, all of which a closePosition order found there covers (`Order.closes`)."""
@@ -158,6 +155,8 @@ class ActionRunner:
         verdict = result.verdict
         if verdict is not None and verdict.closing_order_exists and order is None:
             return LegRejected(role, client_id, result.reason, covered_already=True)
+        # the rules as the placement left them (a filter rejection re-read them)
+        rules = self.exchange.rules(symbol)
         no_level_protects = rejection_at_bound(rules, role, action.trigger_price, verdict,
                                                covered)
         if no_level_protects:

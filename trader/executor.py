@@ -22,7 +22,7 @@ from loguru import logger
 
 from storage import SaveStateFailure
 from trader.clock import Clock
-from trader.domain import Intent, IntentStatus, Order, OrderRole, OrderStatus
+from trader.domain import Intent, IntentStatus, Order, OrderRequest, OrderRole, OrderStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import THROTTLE_SECONDS, Outcome, Verdict, classify
 from trader.order_tracker import OrderTracker
@@ -154,7 +154,10 @@ class Executor:
         sent = intent.with_status(IntentStatus.SENT, sent_at=self.clock.now())
         self._journal(sent, required=self._required(intent))
         try:
-            order = await self._send_with_policy(sent, answer_within)
+            try:
+                order = await self._send(sent, sent.request(), answer_within)   # usually once
+            except ExchangeError as refused:
+                order = await self._send_again(sent, refused, answer_within)
         except (ExchangeError, UnknownOutcome) as error:
             return await self._resolve_error(sent, error)
         except SaveStateFailure:
@@ -175,17 +178,18 @@ class Executor:
         # A new client id: the database has no record of it to merge.
         return self._resolve_order(sent, self.tracker.learned(order, self.clock.now()) or order)
 
-    async def _send_with_policy(self, intent: Intent, answer_within: float | None) -> Order:
+    async def _send_again(self, intent: Intent, refused: ExchangeError,
+                          answer_within: float | None) -> Order:
+        """The placement `refused` answered, sent again as the error table asks (each kind
+        at most once: trader/placement_retry.py), or `refused` raised. The retry policy is
+        built only here: the usual placement, answered at once, needs none of it (its
+        request is made afresh from the same intent: the same request)."""
         policy = PlacementRetry(intent, self.exchange)
-        try:
-            return await self._send(policy, answer_within)   # the usual case: sent once
-        except ExchangeError as error:
-            if not policy.should_retry(error):
-                raise
-            refused = error
+        if not policy.should_retry(refused):
+            raise refused
         # The error table asks for a retry: tenacity runs the placement from the refused
         # attempt on (its answer is replayed, not sent again), as if it had run from the
-        # start; the usual case above skips the retrying object's bookkeeping.
+        # start; the usual case (`submit`) skips the retrying object's bookkeeping.
         # The engine places one order at a time; should two ever overlap, the second
         # gets a retrying object of its own (tenacity keeps a run's state in it).
         shared = self._under_way.policy is None
@@ -199,21 +203,22 @@ class Executor:
                     if not replayed:
                         replayed = True
                         raise refused
-                    return await self._send(policy, answer_within)
+                    return await self._send(policy.intent, policy.request, answer_within)
         finally:
             if shared:
                 self._under_way.policy = None
             self.rules_changes += policy.rules_changes
         raise AssertionError("unreachable")
 
-    async def _send(self, policy: PlacementRetry, answer_within: float | None) -> Order:
-        self._commit_before_send(policy.intent, f"intent {policy.request.client_id} sent")
+    async def _send(self, intent: Intent, request: OrderRequest,
+                    answer_within: float | None) -> Order:
+        client_id = request.client_id
+        self._commit_before_send(intent, f"intent {client_id} sent")
         self.sent_count += 1
-        self._remember_placed(policy.request.client_id)
-        request = self.exchange.place(policy.request)
+        self._remember_placed(client_id)
         if answer_within is None:
-            return await request
-        return await self.slow_answers.within(policy.request.client_id, request,
+            return await self.exchange.place(request)
+        return await self.slow_answers.within(client_id, self.exchange.place(request),
                                               answer_within)
 
     def _commit_before_send(self, intent: Intent | None, what: str) -> None:
