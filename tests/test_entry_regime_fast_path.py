@@ -166,3 +166,26 @@ def test_says_close_holds_without_a_signal_and_closes_on_an_opposite_one() -> No
     assert EntryDesk(Says(None)).says_close(position, candles) is False   # type: ignore[arg-type]
     assert EntryDesk(Says(long)).says_close(position, candles) is False   # type: ignore[arg-type]
     assert EntryDesk(Says(short)).says_close(position, candles) is True   # type: ignore[arg-type]
+
+
+# --- new_candle on the engine's history -------------------------------------------------
+def test_new_candle_reads_the_candles_given_unless_they_are_the_historys_window() -> None:
+    """The desk reads the history's deque for the history's current window only: a window
+    handed out before a candle arrived, or a list, is read as given."""
+    history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
+    desk = desk_with(history)
+    candles = bursty_candles(5, 0)
+    for candle in candles[:3]:
+        history.append(candle)
+    stale = history.closed()
+    assert desk.new_candle(SYMBOL, stale) is True
+    assert desk.new_candle(SYMBOL, history.closed()) is False     # the same candle
+    history.append(candles[3])
+    assert desk.new_candle(SYMBOL, stale) is False, "the stale window's last was asked"
+    assert desk.would_ask(SYMBOL, history)
+    assert desk.new_candle(SYMBOL, list(history)[:3]) is False    # a list, as given
+    assert desk.new_candle(SYMBOL, history.closed()) is True      # the new candle
+    history.clear()
+    assert desk.new_candle(SYMBOL, history.closed()) is False     # no candles
+    assert desk.new_candle(SYMBOL, candles[:4]) is False          # asked already
+    assert desk.new_candle(SYMBOL, candles) is True

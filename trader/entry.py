@@ -92,7 +92,13 @@ class EntryDesk:
     def new_candle(self, symbol: str, candles: Sequence[Candle]) -> bool:
         """True once per closed candle, when there is enough history to ask the strategy:
         `would_ask`, then the candle taken (inline, every candle: a CandleWindow's `len` and
-        `[-1]` are calls, each read once here)."""
+        `[-1]` are calls, each read once here). The engine's candles (its history's window
+        as the history is now: `closed()` hands out the same window until the history
+        changes, and it only changes by `append`/`clear`, which drop that window) are read
+        on the history itself, a deque whose `len` and `[-1]` are C: the same candles."""
+        history = self.history.get(symbol)
+        if type(history) is CandleHistory and history.closed() is candles:
+            candles = history
         count = len(candles)
         if count == 0 or count < self.strategy.warmup:
             return False
