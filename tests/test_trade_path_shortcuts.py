@@ -225,6 +225,10 @@ async def test_the_risk_state_follows_the_equity_as_first_written(tmp_path: Path
         entries.update_risk_fraction(Balance(D(text), D(0), D(text)), [SYMBOL])
         assert entries.store.get("risk") == expected and writes == expected_writes
         assert entries.counters.get(SYMBOL, "risk_fraction_active") == expected["fraction"]
+    # A symbol asked for the first time gets the gauge even when the fraction is the same
+    # (the gauge is set again only for a new fraction or other symbols).
+    entries.update_risk_fraction(Balance(D("10451"), D(0), D("10451")), [SYMBOL, "ETHUSDT"])
+    assert entries.counters.get("ETHUSDT", "risk_fraction_active") == expected["fraction"]
 
 
 def test_a_window_a_few_candles_on_computes_only_its_new_ranges() -> None:

@@ -95,6 +95,8 @@ class EntrySender:
         # (peak, fraction) objects whose text _risk holds (None: not known to hold any)
         self._risk_peak = Decimal(self._risk.get("peak", "0"))
         self._risk_kept: tuple[Decimal, Decimal] | None = None
+        # the fraction the `risk_fraction_active` gauge was last set to, and for which symbols
+        self._gauged: tuple[Decimal, tuple[str, ...]] | None = None
 
     @property
     def strategy(self) -> Strategy:
@@ -308,7 +310,14 @@ class EntrySender:
         if kept is None or peak is not kept[0] or fraction is not kept[1]:
             # (the very objects _risk was last made from give the same text: nothing new)
             self._save_risk(peak, fraction)
-        for symbol in symbols:
+        gauged = self._gauged
+        names = tuple(symbols)
+        if gauged is not None and gauged[0] is fraction and gauged[1] == names:
+            # The gauge shows this very fraction for these symbols already: nothing else
+            # sets it, and a symbol's counters row, once made, is never dropped.
+            return
+        self._gauged = (fraction, names)
+        for symbol in names:
             self.counters.set(symbol, "risk_fraction_active", str(fraction))
 
     def _save_risk(self, peak: Decimal, fraction: Decimal) -> None:
