@@ -273,13 +273,7 @@ class Engine:
         rewrites = self.store.unit.rewrites
         if rewrites.lost:   # what a failed or rolled-back write lost: storage/unit_of_work.py
             rewrites.write_again(boundary.failed)
-        # `StateWrites.probe_if_failing` acts only while writes fail (`in_a_row`), and
-        # `check_health` only on a pending alert or recovery (each `take_` returns its flag
-        # and clears it: a False one stays False).
-        write_health = self.store.health
-        if write_health.in_a_row or write_health.pending_alert or write_health.pending_recovery:
-            self.writes.probe_if_failing()
-            self.writes.check_health()
+        self.writes.after_tick()
 
     async def tick_symbol(self, symbol: str) -> None:
         history = self.candles[symbol]

@@ -45,6 +45,15 @@ class StateWrites:
             return False
         return True
 
+    def after_tick(self) -> None:
+        """The tick's end: `probe_if_failing`, then `check_health`. Both act only while
+        writes fail (`in_a_row`) or on a pending alert or recovery (each `take_` returns its
+        flag and clears it), so nearly every tick asks three fields and nothing more."""
+        health = self.store.health
+        if health.in_a_row or health.pending_alert or health.pending_recovery:
+            self.probe_if_failing()
+            self.check_health()
+
     def check_health(self) -> None:
         """Report what the storage gate saw: every failed write raises SAVE_STATE_FAILURE
         within one tick, the first good one after SAVE_STATE_RECOVERED."""
