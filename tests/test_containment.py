@@ -42,6 +42,20 @@ def raising(error: BaseException, times: int = 1):
     return wrap
 
 
+def failing_first(error: BaseException, times: int = 1):
+    """`raising` for a plain (not async) step."""
+    calls = {"n": 0}
+
+    def wrap(real):
+        def step(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] <= times:
+                raise error
+            return real(*args, **kwargs)
+        return step
+    return wrap
+
+
 async def stop_orders(world):
     return [o for o in await world.open_orders() if o.type is OrderType.STOP_MARKET]
 
@@ -97,8 +111,9 @@ async def test_a_failing_housekeeping_job_skips_only_itself(tmp_path):
     world = await make_world(tmp_path)
     await open_long(world)
     housekeeping = world.engine.housekeeping
-    housekeeping.check_funding = raising(ZeroDivisionError("funding"), times=5)(
-        housekeeping.check_funding)
+    # the funding job's own step, whether the rate was pushed or read over REST
+    housekeeping._funding_sample = failing_first(ZeroDivisionError("funding"), times=5)(
+        housekeeping._funding_sample)
     housekeeping.due_at.clear()
     await world.step()
     assert any("funding check" in text for text in world.alerts("ERROR"))

@@ -81,10 +81,11 @@ async def test_the_funding_checks_boundary_contains_live_and_ends_a_backtest(tmp
     world = await make_world(tmp_path)
     housekeeping = world.engine.housekeeping
 
-    async def broken() -> None:
+    def broken(*args: object) -> None:
         raise ZeroDivisionError("funding")
 
-    housekeeping.check_funding = broken
+    # the funding job's own step, whether the rate was pushed or read over REST
+    housekeeping._funding_sample = broken    # type: ignore[method-assign]
     housekeeping.due_at.clear()
     await world.step()
     assert any("funding check" in text for text in world.alerts("ERROR"))
