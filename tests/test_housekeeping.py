@@ -118,3 +118,32 @@ async def test_resolved_intents_are_purged_in_batches_once_the_oldest_is_past_th
     assert world.store.intent(old.client_id) is None
     assert world.store.intent(newer.client_id) is None
     assert world.store.intent(recent.client_id) is not None
+
+
+async def test_an_intent_saved_unresolved_after_the_first_cleanup_is_still_expired(tmp_path):
+    """The cleanup asks `has_unresolved_before` (the unresolved intents kept with each save)
+    before listing them: an intent saved after the first cleanup read them, never sent, is
+    expired once 6 h old; one that was resolved meanwhile is not stuck (negative test of
+    the kept set: fails if a save does not keep it)."""
+    world = await make_world(tmp_path)
+    start = world.clock.now()
+
+    def intent(name: str, minutes: int, status: IntentStatus) -> Intent:
+        return Intent(f"tb-BTCUSDT-{name}-sl1", SYMBOL, OrderRole.STOP_LOSS, Side.SELL,
+                      OrderType.STOP_MARKET, Decimal("0.01"), name,
+                      start + timedelta(minutes=minutes), status=status)
+    world.store.save_intent(intent("a", 0, IntentStatus.FILLED))
+    world.clock.set(start + timedelta(hours=6, minutes=30))
+    await world.engine.housekeeping.clean_intents()         # reads the intents: none stuck
+    never_sent = intent("p", 10, IntentStatus.PENDING)
+    answered = intent("q", 10, IntentStatus.PENDING)
+    world.store.save_intent(never_sent)
+    world.store.save_intent(answered)
+    world.store.save_intent(answered.with_status(IntentStatus.FILLED))
+    assert world.store.has_unresolved_before(start + timedelta(minutes=11))
+    assert not world.store.has_unresolved_before(start + timedelta(minutes=10))
+    world.clock.set(start + timedelta(hours=7))
+    await world.engine.housekeeping.clean_intents()
+    assert world.store.intent(never_sent.client_id) is None      # expired, then purged
+    assert world.store.unresolved_intents() == []
+    assert not world.store.has_unresolved_before(start + timedelta(hours=7))

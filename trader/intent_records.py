@@ -42,6 +42,10 @@ class IntentRecords(Store):
         # found again at the next ask. Lowered by a save, forgotten when an intent goes or
         # moves later in time (and with `_known_intents`).
         self._oldest_created: str | None = None
+        # client id -> every unresolved intent of `_known_intents` as saved, in no set
+        # order; None: not known, found again at the next ask (and forgotten with
+        # `_known_intents`). Kept with each save: a purge deletes resolved ones only.
+        self._unresolved: dict[str, Intent] | None = None
         # The cache as a failed write found it: answered while the database cannot be read
         # either (protection reads intents before each placement; trader/last_known.py).
         self._last_intents = LastKnown[dict[str, tuple[Intent, str]]]("intents")
@@ -50,6 +54,7 @@ class IntentRecords(Store):
         self._last_intents.forgotten(self._known_intents)
         self._known_intents = None
         self._oldest_created = None
+        self._unresolved = None
 
     def _intents(self) -> dict[str, tuple[Intent, str]]:
         known = self._known_intents
@@ -85,6 +90,12 @@ class IntentRecords(Store):
                 and before[0].created_at is intent.created_at else iso_text(intent.created_at)
             known[intent.client_id] = (intent, created)
             self._keep_oldest(created, moved=before is not None and before[1] != created)
+            unresolved = self._unresolved
+            if unresolved is not None:
+                if intent.status.resolved:
+                    unresolved.pop(intent.client_id, None)
+                else:
+                    unresolved[intent.client_id] = intent
 
     def intent(self, client_id: str) -> Intent | None:
         known = self._intents().get(client_id)
@@ -122,6 +133,20 @@ class IntentRecords(Store):
                          default=NO_INTENT)
             self._oldest_created = oldest
         return oldest < before.isoformat()      # compared as stored: ISO text
+
+    def has_unresolved_before(self, before: datetime) -> bool:
+        """Whether any intent not resolved yet was created before `before`: whether
+        `unresolved_intents()` lists one with `created_at < before` (the cleanup's stuck
+        intents): the same intents (those of `_intents()` not resolved, kept with each
+        save), the same comparison, without listing and sorting them all."""
+        unresolved = self._unresolved
+        if unresolved is None:
+            known = self._intents()
+            unresolved = {client_id: intent for client_id, (intent, _) in known.items()
+                          if not intent.status.resolved}
+            if self._known_intents is known:    # read, not the last known: kept from here on
+                self._unresolved = unresolved
+        return any(intent.created_at < before for intent in unresolved.values())
 
     def _keep_oldest(self, created: str, moved: bool) -> None:
         """An intent created at `created` was saved (`moved`: it was known with another
