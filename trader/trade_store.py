@@ -31,6 +31,9 @@ FUNDING_EVENT = "funding"
 # Fills remembered as recorded (`record_fill`); past this many the memory starts again (a
 # fill recorded since is then asked of the database once more, by its INSERT).
 FILLS_REMEMBERED = 1000
+# Funding payments kept in memory (`funding_payments`); past this many the memory starts
+# again (read once more from the database, from the next ask's `since`).
+FUNDING_REMEMBERED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +65,16 @@ class TradeStore(IntentRecords):
         # open transaction): a close records its position's fills, the stream's among them
         # (recorded as they came), and each of those is answered without a statement.
         self._fills_recorded: set[tuple[str, str]] = set()
+        # The journaled funding payments at or after `_funding_from` (ISO text, as stored),
+        # each as (its stored time's text, the payment as read back), in the database's
+        # "ORDER BY at, id" order: read once, then kept with each `record_funding`, so a
+        # close's alert reads its position's funding without a query. None: not read yet.
+        self._funding: list[tuple[str, FundingPayment]] | None = None
+        self._funding_from = ""
 
     def _forget_cached(self) -> None:
         super()._forget_cached()
+        self._funding = None
         self._last_open.forgotten(self._open_positions)
         self._fills_recorded = set()
         self._open_positions = None
@@ -161,7 +171,22 @@ class TradeStore(IntentRecords):
         body = {"amount": str(payment.amount), "rate": "" if rate is None else str(rate)}
         if tran_id:
             body["tran_id"] = tran_id
+        kept = self._funding
         self.append_event(payment.at, FUNDING_EVENT, payment.symbol, body)
+        if kept is not None and self._funding is kept:     # not forgotten meanwhile
+            at = iso_text(payment.at)
+            if at >= self._funding_from:
+                if len(kept) >= FUNDING_REMEMBERED:
+                    self._funding = None        # read again from the next ask's `since`
+                    return
+                # as `funding_payments` reads the row back (the body's amount is its text),
+                # after every kept one of an earlier or the same time (it has the largest id)
+                read_back = FundingPayment(datetime.fromisoformat(at), payment.symbol or "",
+                                           Decimal(str(payment.amount)))
+                index = len(kept)
+                while index and kept[index - 1][0] > at:
+                    index -= 1
+                kept.insert(index, (at, read_back))
 
     def funding_journal(self, since: datetime) -> list[tuple[FundingPayment, str]]:
         """Journaled funding payments at or after `since`, each with its exchange
@@ -178,14 +203,32 @@ class TradeStore(IntentRecords):
         return journal
 
     def funding_payments(self, since: datetime | None = None) -> list[FundingPayment]:
-        """Journaled funding payments at or after `since`, oldest first."""
+        """Journaled funding payments at or after `since`, oldest first (ties as
+        journaled). With a `since`, read from the database once and then kept with each
+        `record_funding` (this process is the events table's only writer, as for the
+        intents; a failed write or a rolled-back batch forgets them): asked again from the
+        same time or a later one, answered from memory; from an earlier one, read again."""
+        if since is None:
+            return [payment for _, payment in self._read_funding(None)]
+        cutoff = since.isoformat()      # compared as stored: ISO text
+        kept = self._funding
+        if kept is None or cutoff < self._funding_from:
+            kept = self._read_funding(cutoff)
+            if len(kept) < FUNDING_REMEMBERED:
+                self._funding, self._funding_from = kept, cutoff
+            return [payment for _, payment in kept]
+        return [payment for at, payment in kept if at >= cutoff]
+
+    def _read_funding(self, since: str | None) -> list[tuple[str, FundingPayment]]:
+        """The journaled funding payments at or after the time `since` (ISO text), each
+        with its time as stored, by time, ties as journaled."""
         where, args = "kind = ?", [FUNDING_EVENT]
         if since is not None:
             where += " AND at >= ?"
-            args.append(since.isoformat())
-        # direct SQL: sqlite-utils' rows_where re-reads the schema (every close reads this)
-        return [FundingPayment(datetime.fromisoformat(at), symbol or "",
-                               Decimal(json.loads(body)["amount"]))
+            args.append(since)
+        # direct SQL: sqlite-utils' rows_where re-reads the schema on every call
+        return [(at, FundingPayment(datetime.fromisoformat(at), symbol or "",
+                                    Decimal(json.loads(body)["amount"])))
                 for at, symbol, body in self.db.execute(
                     f"SELECT at, symbol, body FROM events WHERE {where} ORDER BY at, id",
                     args)]
