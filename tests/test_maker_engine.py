@@ -4,6 +4,7 @@ first fill with legs for what filled, the fallback at the timeout, and restarts 
 middle of a re-quote that never send an order twice."""
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.engine_world import SYMBOL, World, long_signal, make_world, restart
 from trader.domain import (
+    ClientId,
     CloseReason,
     Fill,
     Intent,
@@ -19,6 +21,7 @@ from trader.domain import (
     OrderRole,
     OrderStatus,
     OrderType,
+    Side,
 )
 from trader.exchange.base import UnknownOutcome
 from trader.executor import ActionResult
@@ -374,3 +377,22 @@ async def test_what_the_quoter_remembers_stays_bounded_over_many_positions(tmp_p
     view = await world.engine.view.view(SYMBOL)
     assert not maker.working(position, view)          # a market entry: nothing to work
     assert maker._finished == {(SYMBOL, position.key)}
+
+
+async def test_a_live_quote_is_minded_even_once_quoting_is_over(tmp_path):
+    """`working` asks the live orders first, also for a position whose quoting finished:
+    an entry quote of its own still live (a cancel that did not take) is minded, never left
+    behind; its stop and target alone are not quotes."""
+    world = await make_world(tmp_path)
+    await world.warm_up()
+    world.strategy.next = long_signal()
+    await world.step()
+    maker = world.engine.entries.maker
+    position = world.engine.positions[SYMBOL]
+    view = await world.engine.view.view(SYMBOL)
+    assert not maker.working(position, view)          # a market entry: finished
+    assert (SYMBOL, position.key) in maker._finished
+    quote = Order(SYMBOL, str(ClientId(SYMBOL, position.key, OrderRole.ENTRY, 7)), Side.BUY,
+                  OrderType.LIMIT, OrderStatus.NEW, D("0.001"), price=D("100"))
+    assert maker.working(position, replace(view, live=[*view.live, quote]))
+    assert not maker.working(position, view)

@@ -12,7 +12,7 @@ from trader.domain import ClientId, Order, OrderRole, OrderStatus, OrderType, Si
 from trader.maker_quoter import _quote_live
 
 SYMBOLS = ("BTCUSDT", "XRPUSDT")
-KEYS = ("k1", "k2")
+KEYS = ("k1", "k2", "k10")
 
 
 def _order(client_id: str) -> Order:
@@ -24,7 +24,8 @@ ours = st.builds(lambda symbol, key, role, seq: str(ClientId(symbol, key, role, 
                  st.sampled_from(SYMBOLS), st.sampled_from(KEYS), st.sampled_from(list(OrderRole)),
                  st.integers(1, 3))
 foreign = st.sampled_from(["web_abc", "autoclose-1", "manual-2", "tb-BTCUSDT-k1-en",
-                           "tb-BTCUSDT-k1-xx1", ""])
+                           "tb-BTCUSDT-k1-xx1", "", "tb-BTCUSDT-k1-en01", "tb-BTCUSDT-k1-en+1",
+                           "tb-BTCUSDT-k1-en1-x", "tb-BTCUSDT-k1-en 1"])
 live_orders = st.lists(st.one_of(ours, foreign).map(_order), max_size=6)
 
 
@@ -44,3 +45,17 @@ def test_only_an_entry_of_this_very_position_counts() -> None:
                   ClientId("BTCUSDT", "k1", OrderRole.STOP_LOSS, 1)):  # its stop, not a quote
         assert not _quote_live(position, [_order(str(other))])
     assert not _quote_live(position, [])
+
+
+def test_an_id_with_the_entry_prefix_still_has_to_parse() -> None:
+    """The prefix test only skips ids that cannot be this position's entry: one that starts
+    like an entry id of it but is not the exact text the agent makes (or is another key
+    that starts with this one) is no quote of it. Fails with the parse dropped after the
+    prefix (or the prefix taken without the key's end)."""
+    position = make(symbol="BTCUSDT", key="k1")
+    for text in ("tb-BTCUSDT-k1-en01", "tb-BTCUSDT-k1-en+1", "tb-BTCUSDT-k1-en1-x",
+                 "tb-BTCUSDT-k1-en", str(ClientId("BTCUSDT", "k10", OrderRole.ENTRY, 1))):
+        assert not _quote_live(position, [_order(text)]), text
+    found = [_order(str(ClientId("BTCUSDT", "k1", OrderRole.STOP_LOSS, 1))),
+             _order(str(ClientId("BTCUSDT", "k1", OrderRole.ENTRY, 12)))]
+    assert _quote_live(position, found)

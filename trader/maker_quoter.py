@@ -26,6 +26,7 @@ from loguru import logger
 from storage import SaveStateFailure
 from trader.clock import Clock
 from trader.domain import (
+    CLIENT_ID_PREFIX,
     ZERO,
     ClientId,
     Intent,
@@ -111,8 +112,19 @@ FINISHED_KEPT = 1000
 
 def _quote_live(position: Position, live: Iterable[Order]) -> bool:
     """Whether an entry order of `position` is among `live`: each client id parsed once
-    (`o.role is ENTRY and position.owns(o.client_id)` parsed it twice, every tick)."""
+    (`o.role is ENTRY and position.owns(o.client_id)` parsed it twice, every tick).
+
+    Asked on every tick of an open position (`working`), whose live orders are most often
+    its stop and target only: an id is parsed only when it starts with the text every entry
+    id of this position starts with, `tb-{symbol}-{key}-en`. That skips no entry order of
+    it: `ClientId.parse` gives a ClientId only for the exact text `str()` of it makes
+    (trader/domain.py), which for role ENTRY, this symbol and this key starts with that
+    prefix; an id without the prefix would have parsed to None or to another role, symbol
+    or key. An id with it is still parsed, so the answer is the full check's."""
+    prefix = f"{CLIENT_ID_PREFIX}-{position.symbol}-{position.key}-{OrderRole.ENTRY}"
     for order in live:
+        if not order.client_id.startswith(prefix):
+            continue
         parsed = ClientId.parse(order.client_id)
         if parsed is not None and parsed.role is OrderRole.ENTRY \
                 and parsed.symbol == position.symbol and parsed.position_key == position.key:
