@@ -52,9 +52,11 @@ class Interpreter:
         return position
 
     async def apply(self, position: Position, event: Event,
-                    notes: list[str] | None = None) -> Position:
+                    notes: list[str] | None = None, settled: bool | None = None) -> Position:
         """Step `position` through `event` and what its actions report back. `notes`
-        collects what was done, for an operator command's answer.
+        collects what was done, for an operator command's answer. `settled`: for a Tick,
+        `protection.settled(position)` of this very record when the caller knows it (else
+        `quiet` reads it).
 
         The steps' alerts are published once their exchange actions are done (before a
         close is recorded, and whatever happens): queuing one is a database commit, which
@@ -64,7 +66,7 @@ class Interpreter:
             # Most ticks of a trade: the step's result is known without the round trip
             # (trader/lifecycle_tick.py `quiet` says why). Then `_step` would do what follows
             # with no action to perform and no alert to publish.
-            moved = quiet(position, event, self.now(), self.policy)
+            moved = quiet(position, event, self.now(), self.policy, settled)
             if moved is not None:
                 self.telemetry.stepped(position, event, moved)
                 if moved is not position:      # the best price moved: saved (a restart's

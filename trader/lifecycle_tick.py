@@ -46,7 +46,8 @@ def on_tick(position: Position, event: Tick, now: datetime, policy: Policy) -> O
     return position, actions + more, follow_ups
 
 
-def quiet(position: Position, event: Tick, now: datetime, policy: Policy) -> Position | None:
+def quiet(position: Position, event: Tick, now: datetime, policy: Policy,
+          is_settled: bool | None = None) -> Position | None:
     """What `trader.lifecycle.step(position, event, now, policy)` gives for this tick when
     the tick only moves (or keeps) the best price: that record, with no action and no
     follow-up; None when the tick may do more (the caller steps it in full). Most ticks of
@@ -66,12 +67,16 @@ def quiet(position: Position, event: Tick, now: datetime, policy: Policy) -> Pos
       and ATR; and `regime_adjust.follow` hands back the record itself, which for a
       PROTECTED record and a mark is when the regime is unknown or the one its anchor
       applies (else it anchors the record, or, nothing pending, copies it to the new
-      regime: told here without computing the levels it would move the legs to)."""
+      regime: told here without computing the levels it would move the legs to).
+
+    `is_settled`: `protection.settled(position)` for this very record, when the caller
+    read it already (trader/position_keeper.py `protect`: one reading per tick); None (the
+    default) and it is read here."""
     mark, regime, anchor = event.mark, event.regime, position.regime
     if mark is None or (regime is not None and (anchor is None or anchor.applied != regime)):
         return None       # no mark; or `follow` anchors the legs, or moves them to the regime
     if (position.partial_taken and not position.breakeven_done) \
-            or not protection.settled(position):
+            or not (protection.settled(position) if is_settled is None else is_settled):
         return None
     best = management.best_price(position, mark)
     if best is not position.best_price:

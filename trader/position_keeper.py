@@ -79,7 +79,10 @@ class PositionKeeper:
         tick = Tick(self.clock.now(), view.mark or None, self.exchange.rules(position.symbol),
                     self.breakers.regime(position.symbol, self.candles[position.symbol]),
                     atr=self._trail_atr(position.symbol))
-        position = await self.interpreter.apply(position, tick, notes)
+        # `settled` is `protection.settled` of this very record: read after the entry's
+        # step and again after every event applied above (a record is immutable), so the
+        # quiet tick need not read it a second time.
+        position = await self.interpreter.apply(position, tick, notes, settled)
         return None if position.state is PositionState.CLOSED else position
 
     def _trail_atr(self, symbol: str) -> Decimal | None:
