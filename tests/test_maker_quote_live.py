@@ -12,7 +12,7 @@ from trader.domain import ClientId, Order, OrderRole, OrderStatus, OrderType, Si
 from trader.maker_quoter import _quote_live
 
 SYMBOLS = ("BTCUSDT", "XRPUSDT")
-KEYS = ("k1", "k2", "k10")
+KEYS = ("k1", "k2", "k10", "en1")
 
 
 def _order(client_id: str) -> Order:
@@ -48,14 +48,18 @@ def test_only_an_entry_of_this_very_position_counts() -> None:
 
 
 def test_an_id_with_the_entry_prefix_still_has_to_parse() -> None:
-    """The prefix test only skips ids that cannot be this position's entry: one that starts
-    like an entry id of it but is not the exact text the agent makes (or is another key
-    that starts with this one) is no quote of it. Fails with the parse dropped after the
-    prefix (or the prefix taken without the key's end)."""
+    """The "-en" test only skips ids that cannot be an entry's: one that holds it but is
+    not the exact text the agent makes, another key's entry, or the stop of a key that
+    starts with "en" is no quote of this position. Fails with the parse dropped after the
+    "-en" test."""
     position = make(symbol="BTCUSDT", key="k1")
     for text in ("tb-BTCUSDT-k1-en01", "tb-BTCUSDT-k1-en+1", "tb-BTCUSDT-k1-en1-x",
                  "tb-BTCUSDT-k1-en", str(ClientId("BTCUSDT", "k10", OrderRole.ENTRY, 1))):
         assert not _quote_live(position, [_order(text)]), text
+    keyed_en = make(symbol="BTCUSDT", key="en1")
+    assert not _quote_live(keyed_en, [_order(str(ClientId("BTCUSDT", "en1",
+                                                          OrderRole.STOP_LOSS, 1)))])
+    assert _quote_live(keyed_en, [_order(str(ClientId("BTCUSDT", "en1", OrderRole.ENTRY, 1)))])
     found = [_order(str(ClientId("BTCUSDT", "k1", OrderRole.STOP_LOSS, 1))),
              _order(str(ClientId("BTCUSDT", "k1", OrderRole.ENTRY, 12)))]
     assert _quote_live(position, found)

@@ -26,7 +26,6 @@ from loguru import logger
 from storage import SaveStateFailure
 from trader.clock import Clock
 from trader.domain import (
-    CLIENT_ID_PREFIX,
     ZERO,
     ClientId,
     Intent,
@@ -108,6 +107,7 @@ def quote_event(result: ActionResult) -> Event | None:
 
 
 FINISHED_KEPT = 1000
+_ENTRY_MARK = f"-{OrderRole.ENTRY.value}"      # in every entry order's client id
 
 
 def _quote_live(position: Position, live: Iterable[Order]) -> bool:
@@ -115,15 +115,14 @@ def _quote_live(position: Position, live: Iterable[Order]) -> bool:
     (`o.role is ENTRY and position.owns(o.client_id)` parsed it twice, every tick).
 
     Asked on every tick of an open position (`working`), whose live orders are most often
-    its stop and target only: an id is parsed only when it starts with the text every entry
-    id of this position starts with, `tb-{symbol}-{key}-en`. That skips no entry order of
-    it: `ClientId.parse` gives a ClientId only for the exact text `str()` of it makes
-    (trader/domain.py), which for role ENTRY, this symbol and this key starts with that
-    prefix; an id without the prefix would have parsed to None or to another role, symbol
-    or key. An id with it is still parsed, so the answer is the full check's."""
-    prefix = f"{CLIENT_ID_PREFIX}-{position.symbol}-{position.key}-{OrderRole.ENTRY}"
+    its stop and target only: an id is parsed only when it holds "-en", which every entry
+    id holds. That skips no entry order of it: `ClientId.parse` gives a ClientId only for
+    the exact text `str()` of it makes (trader/domain.py), "tb-{symbol}-{key}-en{seq}" for
+    role ENTRY; an id without "-en" would have parsed to None or to another role. An id
+    with it is still parsed (a key starting with "en" has it in every id), so the answer is
+    the full check's."""
     for order in live:
-        if not order.client_id.startswith(prefix):
+        if _ENTRY_MARK not in order.client_id:
             continue
         parsed = ClientId.parse(order.client_id)
         if parsed is not None and parsed.role is OrderRole.ENTRY \
