@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trader.domain import Candle, Side, Signal
+from tests.exact_strategy import exact_signal
+from trader.domain import Candle
 from trader.market.history import CandleHistory
 from trader.market.indicators import (
     ROUGH_WILDER_ERROR,
     atr,
-    ema,
     rough_wilder,
     true_ranges,
     wilder_average,
@@ -46,28 +46,6 @@ def walk(price: Decimal, count: int, moves: list[int], drift: int) -> list[Candl
         candles.append(candle(number, opened, max(opened, close) + unit,
                               min(opened, close) - unit, close))
     return candles
-
-
-def exact_signal(strategy: DefaultStrategy, closed: list[Candle]) -> Signal | None:
-    """The default strategy's rule with the exact Decimal indicators only."""
-    last, before, channel = closed[-1], closed[-2], strategy.channel
-    breaks_up = (last.close > max(c.high for c in closed[-channel - 1:-1])
-                 and before.close <= max(c.high for c in closed[-channel - 2:-2]))
-    breaks_down = (last.close < min(c.low for c in closed[-channel - 1:-1])
-                   and before.close >= min(c.low for c in closed[-channel - 2:-2]))
-    window = closed[-strategy.window:]
-    average_range = atr(window, strategy.atr_period)
-    if not (breaks_up or breaks_down) or average_range is None or average_range <= 0:
-        return None
-    body, least = last.close - last.open, strategy.min_body_atr * average_range
-    closes = [c.close for c in window]
-    fast, slow = ema(closes, strategy.ema_fast), ema(closes, strategy.ema_slow)
-    assert fast is not None and slow is not None
-    if breaks_up and body >= least and fast > slow:
-        return strategy._signal(Side.BUY, last, body, average_range)
-    if breaks_down and -body >= least and fast < slow:
-        return strategy._signal(Side.SELL, last, -body, average_range)
-    return None
 
 
 def history_of(candles: list[Candle], maxlen: int = 1000) -> CandleHistory:

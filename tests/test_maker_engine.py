@@ -364,15 +364,19 @@ async def test_a_restart_at_the_timeout_before_the_market_rest_sends_it_once(tmp
     await assert_protected_for(again, position.quantity)
 
 
-async def test_what_the_quoter_remembers_stays_bounded_over_many_positions(tmp_path):
-    """A year's backtest opens thousands of positions: finished entries of closed positions
-    are forgotten (a restart would ask the journal again), open ones are kept."""
+async def entered_at_market(tmp_path):  # type: ignore[no-untyped-def]
+    """A world whose engine entered a long at market: (world, its maker quoter, the position)."""
     world = await make_world(tmp_path)
     await world.warm_up()
     world.strategy.next = long_signal()
     await world.step()
-    maker = world.engine.entries.maker
-    position = world.engine.positions[SYMBOL]
+    return world, world.engine.entries.maker, world.engine.positions[SYMBOL]
+
+
+async def test_what_the_quoter_remembers_stays_bounded_over_many_positions(tmp_path):
+    """A year's backtest opens thousands of positions: finished entries of closed positions
+    are forgotten (a restart would ask the journal again), open ones are kept."""
+    world, maker, position = await entered_at_market(tmp_path)
     maker._finished = {("ETHUSDT", f"closed{n}") for n in range(1000)}
     view = await world.engine.view.view(SYMBOL)
     assert not maker.working(position, view)          # a market entry: nothing to work
@@ -383,12 +387,7 @@ async def test_a_live_quote_is_minded_even_once_quoting_is_over(tmp_path):
     """`working` asks the live orders first, also for a position whose quoting finished:
     an entry quote of its own still live (a cancel that did not take) is minded, never left
     behind; its stop and target alone are not quotes."""
-    world = await make_world(tmp_path)
-    await world.warm_up()
-    world.strategy.next = long_signal()
-    await world.step()
-    maker = world.engine.entries.maker
-    position = world.engine.positions[SYMBOL]
+    world, maker, position = await entered_at_market(tmp_path)
     view = await world.engine.view.view(SYMBOL)
     assert not maker.working(position, view)          # a market entry: finished
     assert (SYMBOL, position.key) in maker._finished

@@ -46,13 +46,11 @@ from trader.domain import (
     Candle,
     Order,
     OrderRequest,
-    OrderRole,
-    OrderStatus,
-    OrderType,
     Side,
 )
 from trader.exchange.base import ExchangeError, OrderUpdate
 from trader.exchange.sim_core import SimConfig, SimEvent, SimulatorCore
+from trader.exchange.sim_members import BUY, CANCELED, FLATTEN, LIMIT, MARKET, NEW, SELL
 from trader.exchange.sim_path import book_at, candle_path, candle_problem
 from trader.exchange.sim_rules import (
     DEFAULT_RULES,
@@ -65,16 +63,6 @@ from trader.exchange.sim_rules import (
 )
 from trader.exchange.sim_state import dump_state, load_state
 from trader.symbol_rules import SymbolRules
-
-# Enum members read once, here: a read of `Side.BUY` goes through EnumType.__getattr__
-# (Python 3.11: ~850 instructions), a module global is a dict read. The very same objects.
-_FLATTEN = OrderRole.FLATTEN
-_CANCELED = OrderStatus.CANCELED
-_NEW = OrderStatus.NEW
-_LIMIT = OrderType.LIMIT
-_MARKET = OrderType.MARKET
-_BUY = Side.BUY
-_SELL = Side.SELL
 
 __all__ = ["DEFAULT_RULES", "SimConfig", "SimEvent", "Simulator", "rules_for"]
 
@@ -192,16 +180,16 @@ class Simulator(SimulatorCore):
         validate_filters(request, self.rules_for(symbol), last)
         if self.orders.open_order(symbol, request.client_id) is not None:
             raise ExchangeError(-4116, "ClientOrderId is duplicated.")
-        if request.post_only and request.type is _LIMIT:
+        if request.post_only and request.type is LIMIT:
             self._check_post_only(request)
         if request.type.conditional:
             self._check_conditional(request, last)
         elif request.reduce_only:
             self._check_reduces(request)
         order = self._new_order(request, now)
-        if request.type is _MARKET:
+        if request.type is MARKET:
             events = self._submit_market(order, now)
-        elif request.type is _LIMIT:
+        elif request.type is LIMIT:
             events = self._submit_limit(order, now)
         else:
             events = self._rest(order, now)
@@ -211,7 +199,7 @@ class Simulator(SimulatorCore):
         order = self.orders.open_order(symbol, client_id)
         if order is None:
             raise ExchangeError(-2011, "Unknown order sent.")
-        cancelled = self._finish(order, _CANCELED, now)
+        cancelled = self._finish(order, CANCELED, now)
         return cancelled, [OrderUpdate(cancelled, None, now)]
 
     def order(self, symbol: str, client_id: str) -> Order | None:
@@ -235,7 +223,7 @@ class Simulator(SimulatorCore):
             logger.info("sim close by hand: no position symbol={}", symbol)
             return []
         size = abs(held.quantity) if quantity is None else min(quantity, abs(held.quantity))
-        side = _SELL if held.sign > 0 else _BUY
+        side = SELL if held.sign > 0 else BUY
         return self._by_hand(symbol, side, size, now, reduce_only=True)
 
     def close_by_exchange(self, symbol: str, now: datetime, client_id: str,
@@ -247,9 +235,9 @@ class Simulator(SimulatorCore):
         if held.sign == 0:
             return []
         size = abs(held.quantity) if quantity is None else min(quantity, abs(held.quantity))
-        side = _SELL if held.sign > 0 else _BUY
-        request = OrderRequest(symbol=symbol, side=side, type=_MARKET, quantity=size,
-                               client_id=client_id, role=_FLATTEN, reduce_only=True)
+        side = SELL if held.sign > 0 else BUY
+        request = OrderRequest(symbol=symbol, side=side, type=MARKET, quantity=size,
+                               client_id=client_id, role=FLATTEN, reduce_only=True)
         return self.place(request, now)[1]
 
     def open_by_hand(self, symbol: str, side: Side, quantity: Decimal,
@@ -296,7 +284,7 @@ class Simulator(SimulatorCore):
         error-code; the order is not recorded)."""
         book = self.book(request.symbol)
         assert request.price is not None   # validate_shape guarantees it for a LIMIT
-        if request.price >= book.ask if request.side is _BUY else request.price <= book.bid:
+        if request.price >= book.ask if request.side is BUY else request.price <= book.bid:
             raise ExchangeError(-5022, POST_ONLY_REJECTED)
 
     def _check_reduces(self, request: OrderRequest) -> None:
@@ -311,7 +299,7 @@ class Simulator(SimulatorCore):
     def _new_order(self, request: OrderRequest, now: datetime) -> Order:
         self.counters["order"] += 1
         return Order(symbol=request.symbol, client_id=request.client_id, side=request.side,
-                     type=request.type, status=_NEW, quantity=request.quantity,
+                     type=request.type, status=NEW, quantity=request.quantity,
                      price=request.price, trigger_price=request.trigger_price,
                      reduce_only=request.reduce_only, close_position=request.close_position,
                      exchange_id=str(self.counters["order"]), updated_at=now)
@@ -325,12 +313,12 @@ class Simulator(SimulatorCore):
         assert order.price is not None
         taker = self._taker_price(order.symbol, order.side, self.mark_price(order.symbol))
         book = self.book(order.symbol)
-        marketable = (order.price >= book.ask if order.side is _BUY
+        marketable = (order.price >= book.ask if order.side is BUY
                       else order.price <= book.bid)
         if not marketable:
             self._check_margin(order, order.price, self.config.maker_fee)
             return self._rest(order, now)
-        price = min(order.price, taker) if order.side is _BUY else max(order.price, taker)
+        price = min(order.price, taker) if order.side is BUY else max(order.price, taker)
         self._check_margin(order, price, self.config.taker_fee)
         return [OrderUpdate(order, None, now), *self._execute(order, price, False, now)]
 
@@ -341,7 +329,7 @@ class Simulator(SimulatorCore):
     def _by_hand(self, symbol: str, side: Side, quantity: Decimal, now: datetime,
                  reduce_only: bool) -> list[SimEvent]:
         self.counters["manual"] += 1
-        request = OrderRequest(symbol=symbol, side=side, type=_MARKET,
+        request = OrderRequest(symbol=symbol, side=side, type=MARKET,
                                quantity=quantity, client_id=f"manual-{self.counters['manual']}",
-                               role=_FLATTEN, reduce_only=reduce_only)
+                               role=FLATTEN, reduce_only=reduce_only)
         return self.place(request, now)[1]

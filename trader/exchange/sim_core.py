@@ -20,7 +20,6 @@ from trader.domain import (
     Fill,
     Order,
     OrderStatus,
-    OrderType,
     Side,
 )
 from trader.evolve import evolve
@@ -40,20 +39,19 @@ from trader.exchange.sim_book import (
     quiet_band,
 )
 from trader.exchange.sim_ledger import Ledger, SimPosition, money
+from trader.exchange.sim_members import (
+    BUY,
+    EXPIRED,
+    FILLED,
+    LIMIT,
+    MARKET,
+    NEW,
+    PARTIALLY_FILLED,
+    SELL,
+)
 from trader.exchange.sim_path import taker_price, to_tick
 from trader.exchange.sim_rules import DEFAULT_RULES, maintenance_rate, rules_for, spread_for
 from trader.symbol_rules import SymbolRules
-
-# Enum members read once, here: a read of `Side.BUY` goes through EnumType.__getattr__
-# (Python 3.11: ~850 instructions), a module global is a dict read. The very same objects.
-_EXPIRED = OrderStatus.EXPIRED
-_FILLED = OrderStatus.FILLED
-_NEW = OrderStatus.NEW
-_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
-_LIMIT = OrderType.LIMIT
-_MARKET = OrderType.MARKET
-_BUY = Side.BUY
-_SELL = Side.SELL
 
 SimEvent = ExchangeEvent
 
@@ -186,7 +184,7 @@ class SimulatorCore:
         quantity = order.quantity - order.filled_qty
         if order.reduce_only or order.close_position:
             if held.sign == 0 or held.sign == order.side.sign:
-                expired = self._finish(order, _EXPIRED, now)
+                expired = self._finish(order, EXPIRED, now)
                 return [OrderUpdate(expired, None, now)]
             quantity = abs(held.quantity) if order.close_position else min(quantity,
                                                                             abs(held.quantity))
@@ -201,7 +199,7 @@ class SimulatorCore:
         total = order.filled_qty + quantity
         average = (order.avg_price * order.filled_qty + price * quantity) / total \
             if total else price
-        filled = self._finish(order, _FILLED, now, filled_qty=total,
+        filled = self._finish(order, FILLED, now, filled_qty=total,
                               avg_price=average)
         logger.debug("sim fill symbol={} client_id={} side={} qty={} price={} fee={} pnl={}",
                      order.symbol, order.client_id, order.side, quantity, price, fee, realized)
@@ -218,7 +216,7 @@ class SimulatorCore:
         if order is None:
             return []
         quantity = min(quantity, order.quantity - order.filled_qty)
-        maker = order.type is _LIMIT and order.price is not None
+        maker = order.type is LIMIT and order.price is not None
         price = order.price if maker and order.price is not None \
             else self._taker_price(symbol, order.side, self.mark_price(symbol))
         fee = money(quantity * price * (self.config.maker_fee if maker
@@ -232,7 +230,7 @@ class SimulatorCore:
         filled = order.filled_qty + quantity
         average = (order.avg_price * order.filled_qty + price * quantity) / filled
         updated = evolve(order, filled_qty=filled, avg_price=average,
-                         status=_PARTIALLY_FILLED, updated_at=now)
+                         status=PARTIALLY_FILLED, updated_at=now)
         self.orders.add(updated)
         return [OrderUpdate(updated, fill, now), self._account_update(symbol, "ORDER", now)]
 
@@ -243,7 +241,7 @@ class SimulatorCore:
         for order in self.orders.open_orders(symbol):
             reducing = order.reduce_only or order.close_position
             if reducing and (held.sign == 0 or held.sign == order.side.sign):
-                events.append(OrderUpdate(self._finish(order, _EXPIRED, now),
+                events.append(OrderUpdate(self._finish(order, EXPIRED, now),
                                           None, now))
         return events
 
@@ -281,7 +279,7 @@ class SimulatorCore:
         fill: a partly filled order's filled part is in its position's margin)."""
         reserved = ZERO   # summed as sum(..., ZERO) would: the same Decimal, digit for digit
         for o in self.orders.live.values():
-            if o.type is _LIMIT and not o.reduce_only and o.price is not None:
+            if o.type is LIMIT and not o.reduce_only and o.price is not None:
                 reserved += (o.quantity - o.filled_qty) * o.price / self.ledger.leverage(o.symbol)
         return reserved
 
@@ -354,11 +352,11 @@ class SimulatorCore:
         if trigger.order is None:
             return self._liquidate(symbol, price, now)
         order = trigger.order
-        if order.type is _LIMIT:
+        if order.type is LIMIT:
             return self._execute(order, trigger.level, True, now)
         fill_price = self._taker_price(symbol, order.side, price)
         if self._margin_shortfall(order, fill_price, self.config.taker_fee) > 0:
-            expired = self._finish(order, _EXPIRED, now)   # Binance rejects it
+            expired = self._finish(order, EXPIRED, now)   # Binance rejects it
             return [OrderUpdate(expired, None, now)]
         return self._execute(order, fill_price, False, now)
 
@@ -367,8 +365,8 @@ class SimulatorCore:
         self.counters["autoclose"] += 1
         self.counters["order"] += 1
         order = Order(symbol=symbol, client_id=f"autoclose-{self.counters['autoclose']}",
-                      side=_SELL if held.sign > 0 else _BUY, type=_MARKET,
-                      status=_NEW, quantity=abs(held.quantity), reduce_only=True,
+                      side=SELL if held.sign > 0 else BUY, type=MARKET,
+                      status=NEW, quantity=abs(held.quantity), reduce_only=True,
                       exchange_id=str(self.counters["order"]), updated_at=now)
         logger.warning("sim liquidation symbol={} qty={} entry={} price={}", symbol,
                        held.quantity, held.entry_price, price)
