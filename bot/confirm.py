@@ -55,6 +55,7 @@ class Confirmation:
     state: PromptState = PromptState.OPEN
     price: Decimal | None = None           # /sl: the new stop price asked for
     check: StopCheck = NOTHING_CHECKED     # /sl: its distance from the mark, what then moves it
+    auto: bool = False                     # /sl SYMBOL auto: back to the agent's own level
 
     @property
     def expired_text(self) -> str:
@@ -70,9 +71,9 @@ class ConfirmationBook:
 
     def open(self, kind: CommandKind, chat_id: int, now: datetime,
              symbol: str | None = None, price: Decimal | None = None,
-             check: StopCheck | None = None) -> Confirmation:
+             check: StopCheck | None = None, auto: bool = False) -> Confirmation:
         prompt = Confirmation(secrets.token_urlsafe(9), kind, chat_id, now, symbol,
-                              price=price, check=check or NOTHING_CHECKED)
+                              price=price, check=check or NOTHING_CHECKED, auto=auto)
         self.prompts[prompt.nonce] = prompt
         return prompt
 
@@ -131,6 +132,14 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
         away = f" ({escape(check.distance)})" if check.distance else ""
         then = f" {escape(check.warning[:1].upper() + check.warning[1:])}." \
             if check.warning else ""
+        if prompt.auto:
+            level = f" at <b>{number(check.level)}</b>" if check.level is not None else ""
+            text = (f"Hand the <b>{escape(prompt.symbol)}</b> stop-loss back to the agent's "
+                    f"rules: its own level{level}{away}?{then} The regime rule moves it from "
+                    "then on; the new stop is placed first, then the old one is cancelled. "
+                    f"Expires in {seconds} s.")
+            shown = f" ({number(check.level)})" if check.level is not None else ""
+            return text, _ask_or_cancel(prompt, f"Back to the agent's stop{shown}")
         text = (f"Move the <b>{escape(prompt.symbol)}</b> stop-loss to <b>{number(prompt.price)}"
                 f"</b>{away}?{then} The level is put on the symbol's tick (away from the mark); "
                 "the new stop is placed first, then the old one is cancelled. Expires in "

@@ -177,7 +177,7 @@ class CommandHandlers:
                                          "; no stop-loss to move.")
         elif kind is CommandKind.SL:
             await self._prompt_stop(context.bot, chat_id, request.symbol or "", now,
-                                    request.price)
+                                    request.price, request.auto)
         elif kind in CHOICES and (decided := self.engine.already_decided(kind, request.symbol)):
             await self.replies.send_html(context.bot, chat_id,
                                          "\n".join(escape(line) for line in decided))
@@ -206,21 +206,22 @@ class CommandHandlers:
                                          "Unknown command. /help lists what I understand.")
 
     async def _prompt_stop(self, bot: Bot, chat_id: int, symbol: str, now: datetime,
-                           price: Decimal | None) -> None:
+                           price: Decimal | None, auto: bool = False) -> None:
         """/sl: one check (`EngineControl.check_stop`) decides. A /sl whose outcome is
         decided (a level Binance would refuse, the stop already there, a position being
         closed) is answered at once, one line, nothing to confirm; any other is asked with
         its distance from the mark and what the agent's own rules then do to it."""
-        check = self.engine.check_stop(symbol, price) if price is not None else StopCheck()
+        check = self.engine.check_stop(symbol, None if auto else price) \
+            if price is not None or auto else StopCheck()
         if check.answer:
             await self.replies.send_html(bot, chat_id, escape(check.answer))
             return
-        await self._prompt(bot, chat_id, CommandKind.SL, symbol, now, price, check)
+        await self._prompt(bot, chat_id, CommandKind.SL, symbol, now, price, check, auto)
 
     async def _prompt(self, bot: Bot, chat_id: int, kind: CommandKind, symbol: str | None,
                       now: datetime, price: Decimal | None = None,
-                      check: StopCheck | None = None) -> None:
-        prompt = self.book.open(kind, chat_id, now, symbol, price, check)
+                      check: StopCheck | None = None, auto: bool = False) -> None:
+        prompt = self.book.open(kind, chat_id, now, symbol, price, check, auto)
         text, markup = confirmation_prompt(prompt, self.book.ttl)
         sent = await self.replies.send_html(
             bot, chat_id, text, markup,
@@ -262,7 +263,8 @@ class CommandHandlers:
             await self._edit(context.bot, prompt, "Cancelled: nothing was done.")
             return
         command = Command(prompt.kind, f"tg:confirm:{prompt.nonce}", now, symbol=prompt.symbol,
-                          flatten=choice is Choice.FLATTEN, price=prompt.price)
+                          flatten=choice is Choice.FLATTEN, price=prompt.price,
+                          auto=prompt.auto)
         # The engine acts at once; the toast and the edit may wait out Telegram's flood control.
         running = asyncio.ensure_future(self.engine.execute(command))
         await self.replies.answer(query, "Working on it…")

@@ -74,8 +74,8 @@ COMMANDS = [
          "open a short now (risk-sized, with SL/TP)", "Trade"),
     Spec("close", CommandKind.CLOSE, Args.SYMBOL_OR_ALL, "/close SYMBOL|all",
          "close at market", "Trade"),
-    Spec("sl", CommandKind.SL, Args.SYMBOL_PRICE, "/sl SYMBOL PRICE",
-         "move the stop-loss (new stop first)", "Trade"),
+    Spec("sl", CommandKind.SL, Args.SYMBOL_PRICE, "/sl SYMBOL PRICE|auto",
+         "move the stop-loss (new stop first); auto: back to the agent's rules", "Trade"),
     Spec("pause", CommandKind.PAUSE, Args.PAUSE,
          "/pause [SYMBOL] [duration, e.g. 30m, 2h, 1d]", "pause new entries", "Trade"),
     Spec("resume", CommandKind.RESUME, Args.MAYBE_SYMBOL, "/resume [SYMBOL]",
@@ -130,6 +130,7 @@ class Request:
     period: str = "day"
     count: int | None = None
     price: Decimal | None = None
+    auto: bool = False              # /sl SYMBOL auto: the stop back to the agent's own level
 
 
 def command_name(text: str) -> str:
@@ -212,10 +213,14 @@ def _pause(request: Request, args: list[str], symbols: list[str]) -> Request:
 
 def _symbol_and_price(request: Request, args: list[str], symbols: list[str]) -> Request:
     """SYMBOL PRICE: a positive price, digits and one dot ("99400", "0.5123"); commas only
-    where they cannot be a decimal comma ("1,234,567", "99,400.5": `_THOUSANDS`)."""
+    where they cannot be a decimal comma ("1,234,567", "99,400.5": `_THOUSANDS`). SYMBOL
+    auto (any case): the stop back to the agent's own level."""
     if len(args) < 2:
-        raise UsageError(request.name, "name the symbol and the new stop price")
+        raise UsageError(request.name, "name the symbol and the new stop price (or auto: "
+                                       "back to the agent's level)")
     symbol = _symbol(request.name, args[0], symbols)
+    if args[1].lower() == "auto":
+        return Request(request.name, request.kind, symbol=symbol, auto=True)
     if "," in args[1] and not _THOUSANDS.match(args[1]):
         raise UsageError(request.name, f"{args[1][:32]} is not a price: write it with "
                                        "digits and a dot for decimals, no comma (49300, 0.61)")

@@ -68,6 +68,7 @@ class Command:
     period: str = "day"                  # PNL: day | week | month | all
     count: int | None = None             # DAILY/WEEKLY/MONTHLY, TRADES, LOGS: how many rows
     price: Decimal | None = None         # SL: the new stop-loss trigger price
+    auto: bool = False                   # SL: back to the agent's own level (no price)
     source: str = "telegram"
 
 
@@ -252,6 +253,7 @@ class StopCheck:
     already: str = ""
     distance: str = ""
     warning: str = ""
+    level: Decimal | None = None     # /sl auto: the agent's level the stop goes back to
 
     @property
     def answer(self) -> str:
@@ -271,9 +273,9 @@ class EngineControl(Protocol):
         saw them; [] answers "nothing to close" without a confirmation."""
         ...
 
-    def check_stop(self, symbol: str, price: Decimal) -> StopCheck:
-        """/sl `symbol` `price` judged from what the agent saw last, before the
-        confirmation: answered at once (`StopCheck.answer`), or asked with its distance
+    def check_stop(self, symbol: str, price: Decimal | None) -> StopCheck:
+        """/sl `symbol` `price` (None: /sl `symbol` auto) judged from what the agent saw
+        last, before the confirmation: answered at once (`StopCheck.answer`), or asked with its distance
         from the mark and what the agent's own rules then do to it. The same judgement
         runs again when the button is pressed."""
         ...

@@ -71,7 +71,7 @@ class Controller:
         """What a /close of `symbol` (or ALL_SYMBOLS) could act on (trader/views.py)."""
         return closable(self.engine, symbol)
 
-    def check_stop(self, symbol: str, price: Decimal) -> StopCheck:
+    def check_stop(self, symbol: str, price: Decimal | None) -> StopCheck:
         """/sl judged before its confirmation (trader/control_stop.py)."""
         return check_stop(self.engine, symbol, price)
 

@@ -10,6 +10,10 @@ mark and, when the agent's own rules move the stop back at the next tick (the tr
 stop, a move to breakeven still due: they only tighten), where to. The volatility regime
 leaves the operator's level (trader/regime_adjust.py).
 
+/sl SYMBOL auto hands the stop back to the agent's own rules (`agent_stop_level`): the
+stop goes where the regime rule keeps it, judged and confirmed as a level asked for, and the
+rule follows it again from then on.
+
 The move goes through the state machine (StopMoveRequested): the new stop is placed first
 and the old one cancelled only once the new one is live (trader/protection.py), so the
 position is never without a stop. While the answer to the stop's last placement is lost
@@ -24,19 +28,22 @@ from trader.control_close import open_position
 from trader.display import price
 from trader.domain import ClientId, Side
 from trader.engine import Engine
-from trader.events import StopMoveRequested
+from trader.events import Policy, StopMoveRequested
 from trader.evolve import evolve
 from trader.exchange_view import QUOTE_MAX_AGE
 from trader.management import best_price, breakeven_price, tighter_stop, trail_atr, trailing_stop
 from trader.position import Position, PositionState
+from trader.regime_adjust import levels_for
+from trader.strategy.regime import Regime
 from trader.symbol_rules import SymbolRules
 from trader.views import run_state, symbol_rules
 
 
 async def move_stop(engine: Engine, command: Command) -> CommandResult:
-    """Move `command.symbol`'s stop to `command.price`; every line as the exchange confirmed."""
+    """Move `command.symbol`'s stop to `command.price`, or back to the agent's own level
+    (`command.auto`); every line as the exchange confirmed."""
     symbol, asked = command.symbol or "", command.price
-    if asked is None:
+    if asked is None and not command.auto:
         return CommandResult(False, [f"{symbol}: stop-loss not moved: no price asked"])
     refusal = stop_move_refused(engine, symbol)
     if refusal:
@@ -47,15 +54,27 @@ async def move_stop(engine: Engine, command: Command) -> CommandResult:
         return CommandResult(not check.refusal, [check.refusal or check.already])
     position, rules = open_position(engine, symbol), symbol_rules(engine, symbol)
     assert position is not None and rules is not None      # judge_stop refused otherwise
-    level = _on_tick(position, asked, rules)
+    level = _aimed(engine, position, asked, rules)
+    assert level is not None                               # judge_stop refused otherwise
     before = position.stop.order
-    moved = await engine.interpreter.apply(position, StopMoveRequested(level))
-    result = _result(engine, moved, asked, level, before.client_id if before else None, rules)
+    if asked is None and before is not None and before.trigger_price == level \
+            == position.stop.trigger_price:
+        # The operator's level is the agent's: nothing to place, the rule takes it back.
+        await engine.interpreter.apply(position, StopMoveRequested(level, by_operator=False))
+        return CommandResult(True, [
+            f"{symbol}: the stop-loss stays at {price(level, rules.tick_size)}, the agent's "
+            "level: its rules move it from now on"])
+    moved = await engine.interpreter.apply(position,
+                                           StopMoveRequested(level, by_operator=asked is not None))
+    result = _result(engine, moved, asked or level, level,
+                     before.client_id if before else None, rules,
+                     "stop-loss moved to" if asked is not None
+                     else "stop-loss back to the agent's level")
     note = stop_taken_back(engine, moved, level, view.mark, rules) if result.ok else ""
     return replace(result, lines=[*result.lines, f"{symbol}: {note}"]) if note else result
 
 
-def check_stop(engine: Engine, symbol: str, asked: Decimal) -> StopCheck:
+def check_stop(engine: Engine, symbol: str, asked: Decimal | None) -> StopCheck:
     """`judge_stop` before the confirmation, from what the agent saw last (read-only, no
     request: the pushed mark, else the position's at the last look). While it is starting
     it knows nothing yet: nothing to say (the command then waits for the boot)."""
@@ -64,32 +83,70 @@ def check_stop(engine: Engine, symbol: str, asked: Decimal) -> StopCheck:
     return judge_stop(engine, symbol, asked, _last_mark(engine, symbol), mark_needed=False)
 
 
-def judge_stop(engine: Engine, symbol: str, asked: Decimal, mark: Decimal,
+def judge_stop(engine: Engine, symbol: str, asked: Decimal | None, mark: Decimal,
                mark_needed: bool = True) -> StopCheck:
-    """What `/sl symbol asked` does with the mark at `mark` (0: unknown; refused then if
-    `mark_needed`, else judged by the price filter alone), nothing sent: a refusal, "already
-    there", or the level's distance from the mark and what the next tick does to it."""
+    """What `/sl symbol asked` (`asked` None: /sl symbol auto) does with the mark at `mark`
+    (0: unknown; refused then if `mark_needed`, else judged by the price filter alone),
+    nothing sent: a refusal, "already there", or the level's distance from the mark and
+    what the next tick does to it (and, for auto, the agent's level)."""
     refusal = stop_move_refused(engine, symbol)
     if refusal:
         return StopCheck(refusal=refusal)
-    already = stop_already_at(engine, symbol, asked)
+    already = stop_already_at(engine, symbol, asked) if asked is not None \
+        else stop_already_agents(engine, symbol)
     if already:
         return StopCheck(already=already)
     position, rules = open_position(engine, symbol), symbol_rules(engine, symbol)
     assert position is not None and rules is not None      # stop_move_refused said so
-    level = _on_tick(position, asked, rules)
+    level = _aimed(engine, position, asked, rules)
+    if level is None:
+        return StopCheck(refusal=(
+            f"{symbol}: stop-loss not moved: the agent has no plan of its own for this stop "
+            "(a position it took over keeps its stop until the next regime reading); set a "
+            f"level: /sl {symbol} PRICE"))
     known = mark > 0
     refused = _refusal(position, level, mark, rules) if known or mark_needed \
         else _filter_refusal(level, rules)
     if refused:
-        return StopCheck(refusal=f"{symbol}: stop-loss not moved: {refused}")
+        whose = "" if asked is not None else f"the agent's level {price(level, rules.tick_size)}: "
+        return StopCheck(refusal=f"{symbol}: stop-loss not moved: {whose}{refused}")
+    auto = None if asked is not None else level
     if not known:
-        return StopCheck()
+        return StopCheck(level=auto)
     side = "below" if level < mark else "above"
     away = abs(mark - level) / mark * 100
     aimed = position.with_leg(evolve(position.stop, trigger_price=level))
     return StopCheck(distance=f"{away:.1f} % {side} the mark",
-                     warning=stop_taken_back(engine, aimed, level, mark, rules))
+                     warning=stop_taken_back(engine, aimed, level, mark, rules), level=auto)
+
+
+def agent_stop_level(position: Position, rules: SymbolRules, policy: Policy) -> Decimal | None:
+    """Where the agent's own rules keep `position`'s stop-loss, for /sl SYMBOL auto: the
+    regime rule's level for the regime the legs follow now (trader/regime_adjust.py
+    `levels_for`: the planned distance from the entry scaled by that regime's multiplier,
+    on the tick, within PRICE_FILTER), no looser than breakeven once the move to breakeven
+    was made (it is made once). The trailing stop, when on, tightens it at the next tick,
+    as for any stop. None without a plan to return to: no anchor yet (a position taken
+    over before its first regime reading) or a plan that is not usable."""
+    planned = position.regime
+    if planned is None:
+        return None
+    levels = levels_for(position.side, position.entry_price, planned, Regime(planned.applied),
+                        rules)
+    if levels is None:
+        return None
+    if not position.breakeven_done:
+        return levels[0]
+    return tighter_stop(position.side, breakeven_price(position, policy.taker_fee, rules),
+                        levels[0])
+
+
+def _aimed(engine: Engine, position: Position, asked: Decimal | None,
+           rules: SymbolRules) -> Decimal | None:
+    """The level a /sl aims at: `asked` on the tick, or (auto) the agent's own."""
+    if asked is not None:
+        return _on_tick(position, asked, rules)
+    return agent_stop_level(position, rules, engine.interpreter.policy)
 
 
 def _on_tick(position: Position, asked: Decimal, rules: SymbolRules) -> Decimal:
@@ -150,6 +207,20 @@ def stop_already_at(engine: Engine, symbol: str, asked: Decimal) -> str:
     return f"{symbol}: the stop-loss is already at {price(level, rules.tick_size)}"
 
 
+def stop_already_agents(engine: Engine, symbol: str) -> str:
+    """"BTCUSDT: the stop-loss is already the agent's (at 49,000)" when no /sl level holds
+    it: never set, or moved since by the trail or breakeven ("" otherwise)."""
+    position, rules = open_position(engine, symbol), symbol_rules(engine, symbol)
+    if position is None or rules is None:
+        return ""
+    if position.operator_stop is not None \
+            and position.stop.trigger_price == position.operator_stop:
+        return ""
+    return (f"{symbol}: the stop-loss is already the agent's (at "
+            f"{price(position.stop.trigger_price, rules.tick_size)}); /sl {symbol} PRICE "
+            "sets one by hand")
+
+
 def _why_none(engine: Engine, symbol: str) -> str:
     seen = engine.tracker.position(symbol)       # the exchange's, at the last look
     if symbol in engine.positions or seen is None or seen.side is None:
@@ -193,7 +264,8 @@ def _refusal(position: Position, level: Decimal, mark: Decimal, rules: SymbolRul
 
 
 def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
-            old_id: str | None, rules: SymbolRules) -> CommandResult:
+            old_id: str | None, rules: SymbolRules,
+            moved_to: str = "stop-loss moved to") -> CommandResult:
     symbol, tick = position.symbol, rules.tick_size
     shown = price(level, tick)
     rounded = f" ({price(asked)} on the tick)" if level != asked else ""
@@ -224,11 +296,11 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
         # A stop placed by hand that the agent had taken as the position's: it never cancels
         # an order it did not place, so that one stays (INVARIANT_EXTRA_STOP follows).
         return CommandResult(True, [
-            f"{symbol}: stop-loss moved to {shown}{rounded}: on the exchange",
+            f"{symbol}: {moved_to} {shown}{rounded}: on the exchange",
             f"{symbol}: the stop-loss placed outside the agent ({old_id}) stays: the agent "
             "never cancels an order it did not place; cancel it in the Binance app"])
     return CommandResult(True, [
-        f"{symbol}: stop-loss moved to {shown}{rounded}: on the exchange",
+        f"{symbol}: {moved_to} {shown}{rounded}: on the exchange",
         f"{symbol}: the old stop-loss " + ("is still live: it is cancelled on the next tick"
                                           if kept else "was cancelled after it")])
 

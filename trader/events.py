@@ -133,8 +133,11 @@ class CloseRequested:
 class StopMoveRequested:
     """The operator's /sl: the stop-loss to `trigger_price` (on the tick, on the stop's
     side of the mark: trader/control_stop.py checks both). Placed new-first, the old stop
-    cancelled once the new one is live (trader/protection.py)."""
+    cancelled once the new one is live (trader/protection.py). `by_operator`: the
+    operator's own level (/sl SYMBOL PRICE), which the regime rule then leaves; False: the
+    agent's level handed back (/sl SYMBOL auto), which the rule follows again."""
     trigger_price: Decimal
+    by_operator: bool = True
 
 
 @dataclass(frozen=True, slots=True)

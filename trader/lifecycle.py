@@ -357,10 +357,12 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
 def _stop_move_requested(position: Position, event: StopMoveRequested, now: datetime,
                          policy: Policy) -> Outcome:
     """/sl: the stop aimed at the operator's level, which the regime rule then leaves where
-    it is (`operator_stop`); protection.plan (in `step`) places it new-first. A breakeven
-    move still due aims at breakeven only if that is tighter."""
+    it is (`operator_stop`); /sl auto: at the agent's level, the operator's forgotten, so
+    the rule follows the stop again. protection.plan (in `step`) places it new-first. A
+    breakeven move still due aims at breakeven only if that is tighter."""
     stop = evolve(position.stop, trigger_price=event.trigger_price, failures=0, retry_at=None)
-    return evolve(position, stop=stop, operator_stop=event.trigger_price), [], []
+    kept = event.trigger_price if event.by_operator else None
+    return evolve(position, stop=stop, operator_stop=kept), [], []
 
 
 HANDLERS: dict[type, Callable[..., Outcome]] = {
