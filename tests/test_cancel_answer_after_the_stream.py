@@ -142,3 +142,21 @@ async def test_shutdown_does_not_call_an_entry_that_filled_during_its_cancel_can
         assert "filled" in line and "CANCELED" not in line, line
         record = world.store.order(quote_id)
         assert record is not None and record.status is OrderStatus.FILLED, f"record: {record}"
+
+
+def test_shutdown_says_a_part_filled_before_the_cancel_is_an_open_position() -> None:
+    """The cancel came after part of the entry filled (Binance: CANCELED with an executedQty,
+    .../trade/rest-api/Cancel-Order): the line said "cancelled after 0.004 of 0.01 filled"
+    and nothing of the position that part opened."""
+    from trader.control_sleep import _entry_cancelled_line
+    from trader.domain import Order, OrderType
+
+    final = Order(SYMBOL, QUOTE_ID, Side.BUY, OrderType.LIMIT, OrderStatus.CANCELED, PLANNED,
+                  Decimal("0.004"), BID, price=BID)
+    line = _entry_cancelled_line(SYMBOL, QUOTE_ID, final)
+    assert line == (f"{SYMBOL}: entry order cancelled after 0.004 of 0.01 filled, the exchange "
+                    f"says CANCELED: the position of 0.004 is open, protection places its stop "
+                    f"({QUOTE_ID})"), line
+    nothing = Order(SYMBOL, QUOTE_ID, Side.BUY, OrderType.LIMIT, OrderStatus.CANCELED, PLANNED,
+                    Decimal("0"), Decimal("0"), price=BID)
+    assert "position" not in _entry_cancelled_line(SYMBOL, QUOTE_ID, nothing)

@@ -90,10 +90,14 @@ def _entry_cancelled_line(symbol: str, client_id: str, final: Order | None) -> s
     if final.status is OrderStatus.FILLED:
         return (f"{symbol}: entry order filled before its cancel ({number(final.filled_qty)}):"
                 f" the position is open, protection places its stop ({client_id})")
-    filled = f" after {number(final.filled_qty)} of {number(final.quantity)} filled" \
-        if final.filled_qty > 0 else ""
-    return (f"{symbol}: entry order cancelled{filled}, the exchange says "
-            f"{final.status.value} ({client_id})")
+    if final.filled_qty > 0:
+        # A part filled before the cancel: that part is a position the operator must hear of.
+        return (f"{symbol}: entry order cancelled after {number(final.filled_qty)} of "
+                f"{number(final.quantity)} filled, the exchange says {final.status.value}: "
+                f"the position of {number(final.filled_qty)} is open, protection places its "
+                f"stop ({client_id})")
+    return (f"{symbol}: entry order cancelled, the exchange says {final.status.value} "
+            f"({client_id})")
 
 
 async def wake(engine: Engine, command: Command) -> CommandResult:
