@@ -78,9 +78,15 @@ CANCELED_EMPTY = order_event("CANCELED", "0", T0 + 40, execution="CANCELED")
     ((NEW, PART, MORE, FILLED), OrderStatus.FILLED, "0.010"),
     ((MORE, CANCELED_EMPTY), OrderStatus.CANCELED, "0.007"),
     ((FILLED, CANCELED_EMPTY), OrderStatus.FILLED, "0.010"),
+    # a cancel's answer written before the fill that preceded it (DELETE /fapi/v1/order
+    # "executedQty": "0", tests/test_cancel_answer_after_the_stream.py), the stream's
+    # PARTIALLY_FILLED delivered after: still CANCELED, with the fill it had
+    ((CANCELED_EMPTY, MORE), OrderStatus.CANCELED, "0.007"),
+    ((CANCELED_EMPTY, MORE, PART), OrderStatus.CANCELED, "0.007"),
 ], ids=["new-after-partial", "older-z", "new-and-older-z", "partial-after-filled",
         "new-after-canceled", "in-order", "finished-without-z-after-partial",
-        "finished-again-with-less"])
+        "finished-again-with-less", "partial-after-finished-without-z",
+        "partials-after-finished-without-z"])
 def test_a_late_event_never_lowers_the_fill_nor_revives_a_finished_order(delivered, status,
                                                                         filled):
     known = tracked_after(*delivered)

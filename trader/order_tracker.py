@@ -271,9 +271,15 @@ def _newer(known: Order, order: Order) -> Order | None:
     report of a live order is always taken (statuses only move forward: a stop cancelled
     must never read live), with the larger filled quantity of the two (an ALGO_UPDATE
     without "aq" after its child order's fill); a finished order reported finished again
-    with less filled keeps what it had (FILLED, then an ALGO_UPDATE FINISHED "aq": "0")."""
-    if known.status.terminal and (order.status.live or order.filled_qty < known.filled_qty):
-        return None
+    with less filled keeps what it had (FILLED, then an ALGO_UPDATE FINISHED "aq": "0"); a
+    live report with more filled than a finished one adds its fill to the finished state (a
+    cancel's answer written before the trade that preceded it, DELETE /fapi/v1/order
+    "executedQty": "0", then the stream's PARTIALLY_FILLED: CANCELED, with that fill)."""
+    if known.status.terminal:
+        if order.status.live and order.filled_qty > known.filled_qty:
+            return replace(known, filled_qty=order.filled_qty, avg_price=order.avg_price)
+        if order.status.live or order.filled_qty < known.filled_qty:
+            return None
     if order.filled_qty < known.filled_qty:
         if order.status.live:
             return None
