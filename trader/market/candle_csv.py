@@ -16,14 +16,20 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from itertools import pairwise
+from decimal import Decimal, InvalidOperation
+from itertools import chain, pairwise
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 from trader.config import INTERVAL_SECONDS
 from trader.domain import ZERO, Candle, utc
-from trader.market.candle_values import PRICE_COLUMNS, check_candle, parse_number
+from trader.market.candle_values import (
+    MAX_PRICE,
+    PRICE_COLUMNS,
+    WICK,
+    check_candle,
+    parse_number,
+)
 
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close")
 
@@ -39,6 +45,19 @@ class TimeUnit:
 
     def to_ms(self, value: int) -> int:
         return value * 1000 // self.per_second
+
+    @property
+    def accepted(self) -> tuple[int, int]:
+        """[low, high): the values `open_ms` takes in this unit, 2010..2100 included (to_ms
+        only grows with the value, so its bounds are where it crosses EARLIEST_MS and
+        LATEST_MS: the least value whose ms reach each)."""
+        return (max(self.lowest, _least_reaching(EARLIEST_MS, self.per_second)),
+                min(self.highest, _least_reaching(LATEST_MS, self.per_second)))
+
+
+def _least_reaching(ms: int, per_second: int) -> int:
+    """The least value v with v * 1000 // per_second >= ms."""
+    return -(-ms * per_second // 1000)
 
 
 TIME_UNITS = (TimeUnit("s", 1, 0, 10**11), TimeUnit("ms", 1000, 10**11, 10**14),
@@ -67,15 +86,141 @@ def parse_candles(path: Path, symbol: str, interval: timedelta,
     """(line number, candle) for every row, read as they are used; ValueError naming the
     file and line for a bad value (rows out of time order are the caller's to refuse).
     Lines are numbered, blank ones skipped and short rows read as `iter_rows` does."""
+    return _read(path, symbol, interval, unit, numbered=True)
+
+
+def stream_candles(path: Path, symbol: str, interval: timedelta, unit: TimeUnit,
+                   start: datetime | None = None,
+                   end: datetime | None = None) -> Iterator[Candle]:
+    """The candles of the file in time order, as a replay reads them: ValueError for a bad
+    value (as `parse_candles`) or for a row out of time order (`out_of_order`'s words, once
+    the row's values are found good), when the row is reached. Only the candles opening in
+    [start, end] (None: no bound): reading stops at the first row past `end`."""
+    return _read(path, symbol, interval, unit, numbered=False, start=start, end=end)
+
+
+def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbered: bool,
+          start: datetime | None = None, end: datetime | None = None) -> Iterator[Any]:
+    """`parse_candles` (`numbered`) or `stream_candles`: this one generator reads, checks
+    and builds each row, a backtest's every row: no layer of generators or calls per row
+    where a row is as they nearly all are; each check that fails calls the function that
+    says why (open_ms, _Prices.parse, parse_number, check_candle), so a bad row is refused
+    with the words it always was."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             _check_header(path, header, CANDLE_COLUMNS)
             assert header is not None   # _check_header refuses a file without one
-            yield from _candles_of(path, reader, header, symbol, interval, unit)
+            number = reader.line_num
+            limit = csv.field_size_limit()
+            # As csv.DictReader reads: a repeated column name means its last column, a
+            # short row lacks its last fields (None), blank lines are skipped.
+            index = {name: position for position, name in enumerate(header)}
+            at_time, at_volume = index["open_time"], index.get("volume")
+            at_open, at_high, at_low, at_close = (index[column] for column in PRICE_COLUMNS)
+            width = len(header)
+            prices = _Prices(path)
+            known = prices.known.get
+            lowest, highest = unit.accepted   # the values open_ms takes, as they are
+            per_second = unit.per_second
+            # `_OpenTimes`, inline: utc(ms) by one addition when a row is as far from the
+            # last as that one was from its own (nearly always; see there)
+            last_ms, last, step_ms, step = 0, utc(0), 0, timedelta(0)
+            for line in handle:
+                # csv.reader's fields of a line without a quote, nor a field it would
+                # find too long: the text between commas, the line's end dropped (with
+                # newline="" a line ends at its \r, \n or \r\n; a blank line is no row;
+                # a NUL is a character like another). Any other line is csv.reader's (a
+                # quoted field may span lines), from this line on.
+                if '"' in line or len(line) > limit:
+                    reader = csv.reader(chain((line,), handle))
+                    fields = next(reader, [])
+                    number += reader.line_num
+                else:
+                    number += 1
+                    line = line.rstrip("\r\n")
+                    fields = line.split(",") if line else []
+                if len(fields) < width:
+                    if not fields:
+                        continue
+                    fields = [*fields, *[None] * (width - len(fields))]
+                text = fields[at_time]
+                try:
+                    value = int(text)
+                except (TypeError, ValueError):     # None: a short row
+                    value = 0                       # not accepted: open_ms says why
+                ms = value * 1000 // per_second if lowest <= value < highest \
+                    else open_ms(path, number, text, unit)
+                delta = ms - last_ms
+                if delta == step_ms:
+                    open_time = last + step
+                else:
+                    open_time = utc(ms)
+                    step_ms, step = delta, open_time - last
+                last_ms, last = ms, open_time
+                texts = (fields[at_open], fields[at_high], fields[at_low], fields[at_close])
+                open_, high, low, close = map(known, texts)    # type: ignore[arg-type]
+                if open_ is None or high is None or low is None or close is None:
+                    open_, high, low, close = prices.parse(number, texts)
+                volume_text = fields[at_volume] if at_volume is not None else None
+                if volume_text:     # `_number`, inline
+                    try:
+                        volume = Decimal(volume_text)
+                    except InvalidOperation:
+                        volume = NAN                # not finite: parse_number says why
+                    if not volume.is_finite():
+                        parse_number(path, number, "volume", volume_text)   # raises
+                else:
+                    volume = ZERO
+                # `check_candle`'s tests, cheaper: it is called only when one of them
+                # fails, and refuses the row or finds it good. Consistent, and within the
+                # wick limit when the low is at least a tenth of the high: then the high is
+                # at most 10 x the low <= 10 x the open/close, and the low at least a
+                # tenth of the high >= the open/close (check_candle's two tests pass).
+                body_low, body_high = (open_, close) if open_ <= close else (close, open_)
+                if not (low <= body_low and high >= body_high and low > 0
+                        and low * WICK >= high and high <= MAX_PRICE):
+                    check_candle(path, number, (open_, high, low, close), texts)
+                if delta <= 0 and not numbered:     # (ms > 0: never the first row)
+                    raise ValueError(out_of_order(path, number, open_time, utc(ms - delta)))
+                if end is not None and open_time > end:
+                    return
+                if start is not None and open_time < start:
+                    continue
+                # `Candle(...)` sets each field through its slot's descriptor (the class is
+                # frozen): built as a _RowCandle, then made the Candle it is (see there)
+                candle = _new(_RowCandle)
+                candle.symbol = symbol
+                candle.open_time = open_time
+                candle.interval = interval
+                candle.open = open_
+                candle.high = high
+                candle.low = low
+                candle.close = close
+                candle.volume = volume
+                candle.closed = True
+                candle.__class__ = Candle
+                if numbered:
+                    yield number, candle
+                else:
+                    yield candle
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{path}: cannot read candles ({exc})") from exc
+
+
+class _RowCandle:
+    """A Candle's slots (the same layout: `__class__` may be set from one to the other),
+    without the frozen `__setattr__`: a row's candle is built by plain slot stores (~2,600
+    instructions, against ~8,000 for `Candle(...)`, a backtest's dearest step of reading a
+    row) and then given the class Candle. What comes out is the Candle `Candle(...)` makes
+    of the same values (type, fields, equality, hash): every field is set (a field added to
+    Candle and not here is caught by tests/test_candle_csv_rows.py)."""
+    __slots__ = Candle.__slots__
+
+
+_new = object.__new__
+NAN = Decimal("NaN")
 
 
 def _check_header(path: Path, header: list[str] | None, required: tuple[str, ...]) -> None:
@@ -110,42 +255,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-class _Rows(Protocol):
-    """csv.reader's rows and the line it has read up to."""
-    line_num: int
-
-    def __iter__(self) -> Iterator[list[str]]: ...
-
-
-def _candles_of(path: Path, reader: _Rows, header: list[str], symbol: str,
-                interval: timedelta, unit: TimeUnit) -> Iterator[tuple[int, Candle]]:
-    # As csv.DictReader reads: a repeated column name means its last column, a short row
-    # lacks its last fields (None), blank lines are skipped.
-    index = {name: position for position, name in enumerate(header)}
-    at_time, at_volume = index["open_time"], index.get("volume")
-    at_open, at_high, at_low, at_close = (index[column] for column in PRICE_COLUMNS)
-    width = len(header)
-    prices = _Prices(path)
-    known = prices.known.get
-    open_times = _OpenTimes()
-    for fields in reader:
-        if not fields:
-            continue
-        number = reader.line_num
-        row: list[str | None] = fields if len(fields) >= width \
-            else [*fields, *[None] * (width - len(fields))]   # type: ignore[assignment]
-        open_time = open_times.at(open_ms(path, number, row[at_time], unit))
-        texts = (row[at_open], row[at_high], row[at_low], row[at_close])
-        open_, high, low, close = map(known, texts)    # type: ignore[arg-type]
-        if open_ is None or high is None or low is None or close is None:
-            open_, high, low, close = prices.parse(number, texts)
-        volume_text = row[at_volume] if at_volume is not None else None
-        volume = parse_number(path, number, "volume", volume_text) if volume_text else ZERO
-        check_candle(path, number, (open_, high, low, close), texts)
-        # positional: keywords cost a third more here, for every row of a backtest
-        yield number, Candle(symbol, open_time, interval, open_, high, low, close, volume)
-
-
 class _Prices:
     """The Decimal of each price text of the recent rows (`known`), made once: prices
     repeat (an open is usually the last close, and a market returns to its levels), and a
@@ -165,31 +274,31 @@ class _Prices:
             known.clear()
         values = []
         for column, text in zip(PRICE_COLUMNS, texts, strict=True):
-            value = known.get(text) if text is not None else None
+            value = known.get(text)     # (None for a short row's None)
             if value is None:
-                value = parse_number(self.path, number, column, text)
+                try:                    # `_number`, inline
+                    value = Decimal(text)   # type: ignore[arg-type]   # None is caught
+                except (TypeError, InvalidOperation):
+                    value = NAN         # not finite: parse_number says why
+                if not value.is_finite():
+                    parse_number(self.path, number, column, text)   # raises
                 known[text] = value     # type: ignore[index]   # parsed: not None
             values.append(value)
         return values
 
 
-class _OpenTimes:
-    """`utc(ms)` of a file's rows, by one addition when a row is as far from the last as
-    that one was from its own (nearly always): a datetime from a timestamp costs ten times
-    more. Exactly equal: from 2010 to 2100 `utc` is exact to the microsecond."""
+def out_of_order(path: Path, number: int, open_time: datetime, previous: datetime) -> str:
+    """Why the row at line `number` cannot follow the previous row, in the words of the
+    usual causes: files joined from two downloads repeat rows, a hand-edited one is unsorted."""
+    if open_time == previous:
+        return (f"{path}: line {number}: open_time {_moment(open_time)} repeats the previous "
+                "row's: a duplicate row? Each candle must be in the file once")
+    return (f"{path}: line {number}: open_time {_moment(open_time)} is before the previous "
+            f"row's ({_moment(previous)}): sort the rows by open_time, oldest first, each once")
 
-    def __init__(self) -> None:
-        self.last_ms, self.last = 0, utc(0)
-        self.step_ms, self.step = 0, timedelta(0)
 
-    def at(self, ms: int) -> datetime:
-        if ms - self.last_ms == self.step_ms:
-            moment = self.last + self.step
-        else:
-            moment = utc(ms)
-            self.step_ms, self.step = ms - self.last_ms, moment - self.last
-        self.last_ms, self.last = ms, moment
-        return moment
+def _moment(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC" if at.second else f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def time_unit(path: Path) -> TimeUnit:

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from itertools import groupby, pairwise
+from itertools import chain, pairwise
 from pathlib import Path
 
 from loguru import logger
@@ -33,7 +33,9 @@ from trader.market.candle_csv import (
     infer_interval,
     iter_rows,
     open_times_ms,
+    out_of_order,
     parse_candles,
+    stream_candles,
     time_unit,
 )
 from trader.market.gaps import GapTally
@@ -79,31 +81,7 @@ def iter_candles(path: Path, symbol: str | None = None,
     unit = time_unit(path)
     if interval is None:
         interval = infer_interval(path, open_times_ms(path, unit, rows=INFER_ROWS))
-    return _stream_candles(path, symbol, interval, unit)
-
-
-def _stream_candles(path: Path, symbol: str, interval: timedelta,
-                    unit: TimeUnit) -> Iterator[Candle]:
-    previous: datetime | None = None
-    for number, candle in parse_candles(path, symbol, interval, unit):
-        if previous is not None and candle.open_time <= previous:
-            raise ValueError(out_of_order(path, number, candle.open_time, previous))
-        previous = candle.open_time
-        yield candle
-
-
-def out_of_order(path: Path, number: int, open_time: datetime, previous: datetime) -> str:
-    """Why the row at line `number` cannot follow the previous row, in the words of the
-    usual causes: files joined from two downloads repeat rows, a hand-edited one is unsorted."""
-    if open_time == previous:
-        return (f"{path}: line {number}: open_time {_moment(open_time)} repeats the previous "
-                "row's: a duplicate row? Each candle must be in the file once")
-    return (f"{path}: line {number}: open_time {_moment(open_time)} is before the previous "
-            f"row's ({_moment(previous)}): sort the rows by open_time, oldest first, each once")
-
-
-def _moment(at: datetime) -> str:
-    return f"{at:%Y-%m-%d %H:%M:%S} UTC" if at.second else f"{at:%Y-%m-%d %H:%M} UTC"
+    return stream_candles(path, symbol, interval, unit)
 
 
 class CandleFile:
@@ -179,11 +157,8 @@ class CandleFile:
     def __iter__(self) -> Iterator[Candle]:
         # The rows were found in time order when the file was opened: reading stops at the
         # period's end (a day of a year's file, replayed by every sweep trial).
-        for _, candle in self._parsed():
-            if self.end is not None and candle.open_time > self.end:
-                return
-            if self.start is None or candle.open_time >= self.start:
-                yield candle
+        return stream_candles(self.path, self.symbol, self.interval, self.unit, self.start,
+                              self.end)
 
     def __len__(self) -> int:
         return self._count
@@ -272,34 +247,48 @@ class ReplayFeed:
         self.clock = clock
         if speed is not None:
             clock.speed = speed
-        self.batches = _batches(candles_by_symbol.values())
+        self.candles = _in_time_order(candles_by_symbol.values())
         self.total = total if total is not None else _count(candles_by_symbol.values())
 
     def __aiter__(self) -> AsyncIterator[list[Candle]]:
         return self._run()
 
     async def _run(self) -> AsyncIterator[list[Candle]]:
+        """The candles in close-time order gathered into batches here (runs of one close
+        time, sorted by symbol: what groupby of the merge gave), not by a generator of
+        batches in between: a layer less for every replayed candle."""
         unyielded = 0      # batches since the event loop last had a turn (speed 0)
         clock = self.clock
-        for closes_at, batch in self.batches:
-            wait = closes_at - clock.now()
-            # At speed 0 the wait is no time at all: only the yield below is left of it
-            # (clock.sleep would add the wait and `set` then lands on the same moment).
-            if clock.speed > 0:
-                if NO_WAIT < wait <= MAX_PACED_GAP:
-                    await clock.sleep(wait.total_seconds())
+        batch: list[Candle] = []
+        closes_at: datetime | None = None
+        for candle in chain(self.candles, _END):
+            if candle is not None:
+                closes = candle.open_time + candle.interval     # its close_time, inline
+                if closes == closes_at:
+                    batch.append(candle)
+                    continue
+            if batch:
+                assert closes_at is not None    # set with the batch's first candle
+                wait = closes_at - clock.now()
+                # At speed 0 the wait is no time at all: only the yield below is left of it
+                # (clock.sleep would add the wait and `set` then lands on the same moment).
+                if clock.speed > 0:
+                    if NO_WAIT < wait <= MAX_PACED_GAP:
+                        await clock.sleep(wait.total_seconds())
+                    else:
+                        self._jumped(wait, closes_at)
+                        await asyncio.sleep(0)
                 else:
-                    self._jumped(wait, closes_at)
-                    await asyncio.sleep(0)
-            else:
-                if wait > MAX_PACED_GAP:        # `_jumped`'s test, inline: every candle
-                    self._jumped(wait, closes_at)
-                unyielded += 1
-                if unyielded >= YIELD_EVERY:
-                    unyielded = 0
-                    await asyncio.sleep(0)
-            clock.set(closes_at)
-            yield batch
+                    if wait > MAX_PACED_GAP:        # `_jumped`'s test, inline: every candle
+                        self._jumped(wait, closes_at)
+                    unyielded += 1
+                    if unyielded >= YIELD_EVERY:
+                        unyielded = 0
+                        await asyncio.sleep(0)
+                clock.set(closes_at)
+                yield batch if len(batch) == 1 else sorted(batch, key=_symbol)
+            if candle is not None:
+                batch, closes_at = [candle], closes
 
     def _jumped(self, wait: timedelta, closes_at: datetime) -> None:
         if wait > MAX_PACED_GAP:
@@ -307,34 +296,17 @@ class ReplayFeed:
                         self.clock.now(), closes_at)
 
 
-def _batches(symbols: Iterable[Iterable[Candle]]) -> Iterator[tuple[datetime, list[Candle]]]:
-    """(close time, batch): the candles closing at one moment, in close-time order, each
-    batch sorted by symbol: the symbols' streams merged lazily (a list out of time order
-    is sorted first)."""
+_END = (None,)      # after the last candle: its batch is complete
+
+
+def _in_time_order(symbols: Iterable[Iterable[Candle]]) -> Iterator[Candle]:
+    """The symbols' candles in close-time order, their streams merged lazily (a list out of
+    time order is sorted first); one stream alone is itself (most backtests: heapq.merge
+    costs more than the rest of the feed's work)."""
     streams = [_in_close_order(rows) for rows in symbols]
-    if len(streams) == 1:   # most backtests: nothing to merge
-        yield from _batches_of_one(streams[0])
-        return
-    merged = heapq.merge(*streams, key=_close_time)
-    for closes, batch in groupby(merged, key=_close_time):
-        yield closes, sorted(batch, key=_symbol)
-
-
-def _batches_of_one(rows: Iterable[Candle]) -> Iterator[tuple[datetime, list[Candle]]]:
-    """What `_batches` makes of one stream (runs of one close time, sorted by symbol),
-    without heapq.merge and groupby: they cost more than the rest of the feed's work."""
-    batch: list[Candle] = []
-    batch_closes: datetime | None = None
-    for candle in rows:
-        closes = candle.close_time
-        if batch and closes == batch_closes:
-            batch.append(candle)
-            continue
-        if batch:
-            yield batch_closes, batch if len(batch) == 1 else sorted(batch, key=_symbol)
-        batch, batch_closes = [candle], closes
-    if batch:
-        yield batch_closes, batch if len(batch) == 1 else sorted(batch, key=_symbol)
+    if len(streams) == 1:
+        return iter(streams[0])
+    return heapq.merge(*streams, key=_close_time)
 
 
 def _in_close_order(rows: Iterable[Candle]) -> Iterable[Candle]:
