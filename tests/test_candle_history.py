@@ -3,8 +3,11 @@ history before (trader/market/history.py, trader/strategy/regime.py `classify_ra
 the higher timeframe equals `aggregate`, the float regime class equals the exact Decimal
 reading or defers to it, on random candles with gaps, evictions and backfills."""
 
+import operator
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import pytest
@@ -293,3 +296,72 @@ def test_closed_and_tail_are_the_history_as_lists_that_later_candles_leave_alone
     assert len(versions) == len(candles) + 1  # every candle is a new version
     history.clear()
     assert history.version not in versions and history.closed() == [] and history.tail(3) == []
+
+
+def sums_as_first_written(spans: list[float], size: int) -> list[list[tuple[float, float]]]:
+    """RangeWindow's seed and later sums after each range, as its `append` was first
+    written (peaks compared with half of them each time, a count of ranges for the
+    periodic summing afresh): the reference for the kept halves and countdown."""
+    periods = (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow)
+    window: deque[float] = deque(maxlen=size)
+    state = {p: [0.0, 0.0, 0.0, 0.0] for p in periods}     # seed, later, their peaks
+    keep = {p: (p - 1) / p for p in periods}
+    moving_weight = {p: keep[p] ** max(size - 1 - p, 0) for p in periods}
+    out, appended = [], 0
+    for span in spans:
+        count, exact = len(window), False
+        full = count == size
+        oldest = window[0] if full else 0.0
+        for p, sums in state.items():
+            if full:
+                if p < count:
+                    moving = window[p]
+                    sums[0] += moving - oldest
+                    sums[1] = keep[p] * (sums[1] - moving_weight[p] * moving) + span
+                else:
+                    sums[0] += span - oldest
+            elif count < p:
+                sums[0] += span
+            else:
+                sums[1] = keep[p] * sums[1] + span
+            sums[2], sums[3] = max(sums[2], sums[0]), max(sums[3], sums[1])
+            if sums[0] < 0.5 * sums[2] or sums[1] < 0.5 * sums[3]:
+                exact = True
+        window.append(span)
+        appended += 1
+        if exact or appended % size == 0:
+            for p, sums in state.items():
+                weights = [keep[p] ** (len(window) - 1 - i) for i in range(p, len(window))]
+                sums[0] = sums[2] = sum(islice(window, p))
+                sums[1] = sums[3] = sum(map(operator.mul, weights, islice(window, p, None)))
+        out.append([(sums[0], sums[1]) for sums in state.values()])
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(SPANS, st.sampled_from([0.0, 1e9, 1e-9])), min_size=130,
+               max_size=350),
+       st.sampled_from([7, 20, 21, 22, 40, WINDOW]))
+def test_the_kept_sums_are_those_of_the_first_written_append_to_the_bit(
+        spans: list[float], size: int) -> None:
+    """Keeping half of each peak with it, skipping the half test when a sum rises to a new
+    peak (peaks are >= 0: a sum above one is above half of it) and counting down to the
+    periodic summing afresh change no float: each sum is the same float as before."""
+    window = RangeWindow(size, (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow))
+    for span, expected in zip(spans, sums_as_first_written(spans, size), strict=True):
+        window.append(span)
+        assert [(sums.seed, sums.later) for sums in window._sums.values()] == expected
+
+
+def test_a_candle_of_an_equal_interval_keeps_the_higher_timeframe_and_another_ends_it() -> None:
+    """The interval is compared by identity first (the reader's candles share one): an
+    equal interval that is another object is still the same interval."""
+    history = CandleHistory(50, 5, WINDOW)
+    for index in range(12):
+        price = Decimal(100 + index)
+        history.append(Candle("BTCUSDT", START + MINUTE * index, timedelta(seconds=60),
+                              price, price + 1, price - 1, price))
+    assert history.higher() == aggregate(history.closed(), 5) and history.higher()
+    history.append(Candle("BTCUSDT", START + MINUTE * 12, 2 * MINUTE, Decimal(1), Decimal(2),
+                          Decimal(1), Decimal(1)))
+    assert history.higher() is None

@@ -73,8 +73,8 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         self._read: list[Candle] = []
         self._read_from = 0
         self._group: list[Candle] = []                      # the group being filled
-        self._group_start = EPOCH                           # its span on the higher grid,
-        self._group_end = EPOCH                             # [start, end), while not empty
+        self._group_start = EPOCH                           # its cell on the higher grid,
+        self._group_end = EPOCH                             # [start, end) (`_add_to_higher`)
         self._interval: timedelta | None = None             # the first candle's
         self._step: timedelta | None = None                 # factor x that interval
         self._higher_valid = True
@@ -91,11 +91,17 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         floats = self._floats
         if floats is not None:      # (range_window)
             close = float(candle.close)
+            high, low = float(candle.high), float(candle.low)
+            # the true range: max(high-low, |high-prev close|, |low-prev close|), in float;
+            # high-low when the previous close lies within the candle (most candles; the
+            # same float either way)
             if count:
-                span = _true_range(candle, self.last_close)
+                previous = self.last_close
+                span = high - low if low <= previous <= high \
+                    else max(high - low, abs(high - previous), abs(low - previous))
                 self.ranges.append(span)
             else:
-                span = float(candle.high) - float(candle.low)
+                span = high - low
             self.last_close = close
             floats[0].append(close)
             floats[1].append(span)
@@ -174,15 +180,20 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
     # --- the higher timeframe -------------------------------------------------------------
     def _add_to_higher(self, candle: Candle, evicted: Candle | None) -> None:
         step = self._step
+        interval = candle.interval
         if step is None:
-            self._interval = candle.interval
-            step = self._step = candle.interval * self.factor
-        elif candle.interval != self._interval:
+            self._interval = interval
+            step = self._step = interval * self.factor
+        elif interval is not self._interval and interval != self._interval:
             self._higher_valid = False      # aggregate() would use the first candle's interval
             return
         group = self._group
         opened = candle.open_time
-        if not (group and self._group_start <= opened < self._group_end):
+        # [_group_start, _group_end): the cell on the higher grid of the group being filled,
+        # or once one completes, the cell after it: where the next candle opens unless the
+        # data has a gap (then its cell is found from its open time, as it is for a
+        # candle outside the cell of the group it would join)
+        if not self._group_start <= opened < self._group_end:
             if group:
                 group = self._group = []    # the previous group never completed (a gap)
             self._group_start = EPOCH + step * ((opened - EPOCH) // step)
@@ -192,6 +203,7 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
             self._higher.append(_Group(self._group_start, group))
             self._completed += 1
             self._group = []
+            self._group_start, self._group_end = self._group_end, self._group_end + step
         if evicted is not None:
             evicted_at = evicted.open_time
             higher = self._higher
@@ -231,14 +243,3 @@ def _merge(rows: list[Candle], start: datetime, step: timedelta) -> Candle:
     return Candle(rows[0].symbol, start, step, rows[0].open,
                   max(c.high for c in rows), min(c.low for c in rows), rows[-1].close,
                   sum((c.volume for c in rows), ZERO))
-
-
-def _true_range(candle: Candle, close: float) -> float:
-    """max(high-low, |high-prev close|, |low-prev close|), in float (`close`: the previous
-    candle's): high-low when the previous close lies within the candle (most candles; the
-    same float either way)."""
-    high, low = float(candle.high), float(candle.low)
-    if low <= close <= high:
-        return high - low
-    return max(high - low, abs(high - close), abs(low - close))
-

@@ -167,38 +167,51 @@ class RangeWindow(deque):   # type: ignore[type-arg] - deque[float]
         super().__init__((), size)
         self.size = size
         self._sums = {period: _WilderSums(period, size) for period in periods}
-        self._appended = 0
+        self._each = tuple(self._sums.values())
+        self._left = size       # ranges until the sums are taken afresh (every `size`)
 
     def append(self, span: float) -> None:
         count = len(self)
         exact = False
         full = count == self.size
         oldest = self[0] if full else 0.0
-        for sums in self._sums.values():
+        for sums in self._each:
             period = sums.period
             if full:                            # the oldest range leaves
                 if period < count:              # range `period` moves into the seed
                     moving = self[period]
-                    sums.seed += moving - oldest
-                    sums.later = sums.keep * (sums.later - sums.moving_weight * moving) + span
+                    seed = sums.seed = sums.seed + (moving - oldest)
+                    later = sums.later = \
+                        sums.keep * (sums.later - sums.moving_weight * moving) + span
                 else:                           # the whole window is the seed
-                    sums.seed += span - oldest
+                    seed = sums.seed = sums.seed + (span - oldest)
+                    later = sums.later
             elif count < period:                # nothing leaves: the window grows
-                sums.seed += span
+                seed = sums.seed = sums.seed + span
+                later = sums.later
             else:
-                sums.later = sums.keep * sums.later + span
-            # `shrunk`, inline (every candle): a sum below half its peak is taken afresh
-            seed, later = sums.seed, sums.later
+                seed = sums.seed
+                later = sums.later = sums.keep * sums.later + span
+            # `shrunk`, inline (every candle): a sum below half its peak is taken afresh.
+            # A sum above its peak is not below half of it (peaks are >= 0: they start at
+            # 0.0 and only grow), and each half is kept with its peak (0.5 x: exact).
             if seed > sums.seed_peak:
-                sums.seed_peak = seed
-            if later > sums.later_peak:
-                sums.later_peak = later
-            if seed < 0.5 * sums.seed_peak or later < 0.5 * sums.later_peak:
+                sums.seed_peak, sums.seed_half = seed, 0.5 * seed
+            elif seed < sums.seed_half:
                 exact = True
-        super().append(span)
-        self._appended += 1
-        if exact or self._appended % self.size == 0:   # (size > 0: it holds the range)
-            for sums in self._sums.values():
+            if later > sums.later_peak:
+                sums.later_peak, sums.later_half = later, 0.5 * later
+            elif later < sums.later_half:
+                exact = True
+        deque.append(self, span)
+        left = self._left - 1                   # (size > 0: it holds the range)
+        if left:
+            self._left = left
+        else:                                   # every `size` ranges appended
+            self._left = self.size
+            exact = True
+        if exact:
+            for sums in self._each:
                 sums.take(self)
 
     def wilder(self, period: int) -> float | None:
@@ -239,7 +252,7 @@ class _WilderSums:
     """One period's `seed` and `later` of a RangeWindow (see there), and the largest each
     was since it was last summed from the ranges."""
     __slots__ = ("period", "size", "keep", "moving_weight", "full_weight", "seed", "later",
-                 "seed_peak", "later_peak")
+                 "seed_peak", "later_peak", "seed_half", "later_half")
 
     def __init__(self, period: int, size: int) -> None:
         self.period = period
@@ -248,6 +261,7 @@ class _WilderSums:
         self.moving_weight = self.keep ** max(size - 1 - period, 0)  # of range `period`, full
         self.full_weight = self.keep ** max(size - period, 0)        # of the seed, full
         self.seed = self.later = self.seed_peak = self.later_peak = 0.0
+        self.seed_half = self.later_half = 0.0      # half of each peak
 
     def take(self, ranges: deque[float]) -> None:
         """Both sums afresh from the window's ranges."""
@@ -255,6 +269,7 @@ class _WilderSums:
         self.seed = self.seed_peak = sum(islice(ranges, period))
         self.later = self.later_peak = sum(map(operator.mul, _later_weights(count, period),
                                                islice(ranges, period, None)))
+        self.seed_half, self.later_half = 0.5 * self.seed, 0.5 * self.later
 
     def average(self, count: int) -> float:
         """Wilder's average over a window of `count` >= period ranges."""
