@@ -267,6 +267,26 @@ def test_gap_lists_the_missing_open_times_once() -> None:
     assert monitor.check(rows[3].close_time) == []
 
 
+def test_a_gap_is_told_with_the_new_candles_interval_after_the_interval_changes() -> None:
+    """The next open time is kept from the last candle only for that candle's interval: a
+    5 m candle 5 min after a 1 m one is no gap (last + its own 5 min), a 1 m candle 2 min
+    after a 1 m one is (one missing), and the stale time follows each candle's interval."""
+    monitor = FeedMonitor()
+    one, five = timedelta(minutes=1), timedelta(minutes=5)
+    first = Candle("BTCUSDT", T0, one, D(1), D(1), D(1), D(1))
+    monitor.on_candle("BTCUSDT", first, T0 + one)
+    later = Candle("BTCUSDT", T0 + five, five, D(1), D(1), D(1), D(1))
+    monitor.on_candle("BTCUSDT", later, T0 + 2 * five)
+    assert monitor.check(T0 + 2 * five) == []
+    assert not monitor.has_issues(T0 + 3 * five + monitor.stale_after)
+    assert monitor.has_issues(T0 + 3 * five + monitor.stale_after + timedelta(seconds=1))
+    monitor = FeedMonitor()
+    monitor.on_candle("BTCUSDT", first, T0 + one)
+    monitor.on_candle("BTCUSDT", Candle("BTCUSDT", T0 + 2 * one, timedelta(seconds=60), D(1),
+                                        D(1), D(1), D(1)), T0 + 3 * one)
+    assert [i.missing for i in monitor.check(T0 + 3 * one)] == [[T0 + one]]
+
+
 def test_a_backfilled_candle_is_dropped_from_an_unreported_gap() -> None:
     monitor = FeedMonitor()
     rows = candles("BTCUSDT", 1, 4)

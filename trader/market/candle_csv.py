@@ -131,8 +131,8 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
                 # csv.reader's fields of a line without a quote, nor a field it would
                 # find too long: the text between commas, the line's end dropped (with
                 # newline="" a line ends at its \r, \n or \r\n; a blank line is no row;
-                # a NUL is a character like another). Any other line is csv.reader's (a
-                # quoted field may span lines), from this line on.
+                # a NUL is a character like another). Any other line is read by a
+                # csv.reader of its own, which reads on as far as a quoted field spans.
                 if '"' in line or len(line) > limit:
                     reader = csv.reader(chain((line,), handle))
                     fields = next(reader, [])

@@ -56,6 +56,10 @@ class _SymbolWatch:
     # when the symbol goes stale (`FeedMonitor._due` + stale_after; None: never), kept as
     # the candles arrive: `check` runs every tick and compares only
     stale_at: datetime | None = None
+    # last_open + the last candle's interval (`next_step`): where the next candle opens
+    # unless there is a gap (`on_candle`)
+    next_open: datetime | None = None
+    next_step: timedelta | None = None
 
 
 class FeedMonitor:
@@ -65,6 +69,7 @@ class FeedMonitor:
         self.stale_after = stale_after
         self._watch: dict[str, _SymbolWatch] = {}
         self._pending: list[FeedIssue] = []
+        self._tail = (timedelta(0), stale_after, stale_after)   # (interval, stale_after, sum)
 
     def watch(self, symbol: str, now: datetime, interval: timedelta) -> None:
         """Expect candles for `symbol` from `now` on, even before the first one arrives."""
@@ -77,17 +82,28 @@ class FeedMonitor:
         state = self._watch.get(symbol)
         if state is None:
             state = self._watch[symbol] = _SymbolWatch()
-        state.interval = candle.interval
+        interval = state.interval = candle.interval
+        opened = candle.open_time
         last = state.last_open
-        if last is not None and candle.open_time <= last:
-            self._update_stale_at(state)
-            self._fill_pending_gap(symbol, candle.open_time)   # a backfilled or repeated candle
-            return
-        if last is not None and candle.open_time > last + candle.interval:
-            self._report_gap(symbol, last, candle)
-        state.last_open = candle.open_time
-        # `_update_stale_at` inline (every candle): `_due` is the next candle's close time
-        state.stale_at = candle.open_time + 2 * candle.interval + self.stale_after
+        if last is not None:
+            if opened <= last:
+                self._update_stale_at(state)
+                self._fill_pending_gap(symbol, opened)   # a backfilled or repeated candle
+                return
+            # last + interval: kept from the last candle when made with this interval
+            due = state.next_open if interval is state.next_step else last + interval
+            if opened > due:    # type: ignore[operator]   # next_open is set with next_step
+                self._report_gap(symbol, last, candle)
+        state.last_open = opened
+        next_open = state.next_open = opened + interval
+        state.next_step = interval
+        # `_update_stale_at` inline (every candle): `_due` is the next candle's close time,
+        # opened + 2 x interval (datetime arithmetic is exact: added in any order); the
+        # interval + stale_after kept for the interval and stale_after it was made of
+        tail = self._tail
+        if tail[0] is not interval or tail[1] is not self.stale_after:
+            tail = self._tail = (interval, self.stale_after, interval + self.stale_after)
+        state.stale_at = next_open + tail[2]
         if state.stale_reported:
             state.stale_reported = False
             self._pending.append(FeedIssue(FeedIssueKind.RESUMED, symbol, now,
