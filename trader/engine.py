@@ -222,15 +222,18 @@ class Engine:
         self.housekeeping.on_candle(candle)
 
     # --- the tick -----------------------------------------------------------------
-    async def tick(self) -> None:
-        """One pass over every symbol, then guards, housekeeping and the health reports.
+    def tick(self) -> Awaitable[None]:
+        """One pass over every symbol, then guards, housekeeping and the health reports, to
+        await (`await engine.tick()`).
 
         One unit of work (storage/unit_of_work.py): its writes are committed before each
         order request leaves, whenever the tick waits, and at its end. Each part runs
         inside its own boundary (trader/containment.py): one symbol's failure skips that
         symbol for this tick. While the rate-limit circuit is open nothing is asked.
+        A plain method handing out the unit's awaitable (a coroutine: `_tick` itself inside
+        a replay batch, else the unit's): no coroutine of its own around it, every candle.
         """
-        await self.store.unit.run(self._tick())     # Store.unit_of_work, one call less
+        return self.store.unit.run(self._tick())     # Store.unit_of_work, one call less
 
     async def _tick(self) -> None:
         self.ticks += 1
@@ -309,8 +312,10 @@ class Engine:
             if self.balance_keeper.balance is not None \
                     and self.entries.desk.would_ask(symbol, history) \
                     and self.entry_allowed(symbol):
-                await self.entries.maybe_enter(symbol, view, history.closed(), self._account,
-                                               history.higher)
+                signal = self.entries.candle_signal(symbol, history)
+                if signal is not None:      # most candles: none, and nothing to await
+                    await self.entries.enter_on_signal(symbol, signal, view, history.closed(),
+                                                       self._account)
         elif position.state is PositionState.PROTECTED \
                 and self.entries.says_close(position, history.closed()):
             await self.interpreter.apply(position, CloseRequested(CloseReason.SIGNAL_CLOSE))

@@ -113,6 +113,12 @@ class EntryDesk:
         return (len(candles) >= self.strategy.warmup and len(candles) > 0
                 and self._asked.get(symbol) != candles[-1].open_time)
 
+    def take(self, symbol: str, candles: Sequence[Candle]) -> None:
+        """Take the last candle: what `new_candle` does once `would_ask(symbol, candles)`
+        said True and nothing changed since (it would answer True; its tests not made
+        twice: the engine's flat tick, every candle)."""
+        self._asked[symbol] = candles[-1].open_time
+
     def signal(self, candles: Sequence[Candle],
                higher_timeframe: HigherTimeframe | None = None) -> Signal | None:
         """The trading timeframe's signal, unless the higher timeframe (5x) disagrees.

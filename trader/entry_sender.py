@@ -32,9 +32,10 @@ from trader.domain import (
     OrderStatus,
     OrderType,
     Side,
+    Signal,
     position_key,
 )
-from trader.entry import Account, EntryDesk, EntryLimits, HigherTimeframe, manual_signal
+from trader.entry import Account, EntryDesk, EntryLimits, manual_signal
 from trader.events import EntryFailed, EntryFilled, Event
 from trader.exchange.base import Exchange, ExchangeEvent, LeverageChanged
 from trader.exchange.errors import Outcome
@@ -45,6 +46,7 @@ from trader.interpreter import Interpreter
 from trader.maker_entry import EntryMode, MakerFallback, MakerPolicy
 from trader.maker_quoter import MakerQuoter, quote_event
 from trader.management import FirstTarget
+from trader.market.history import CandleHistory
 from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
 from trader.position import Position, PositionState
@@ -107,18 +109,21 @@ class EntrySender:
         self.desk.strategy = strategy
 
     # --- deciding ---------------------------------------------------------------------
-    async def maybe_enter(self, symbol: str, view: SymbolView, candles: Sequence[Candle],
-                          account: Callable[[], Account | None],
-                          higher: HigherTimeframe | None = None) -> Position | None:
-        """`account` is read only for a signal to plan (most candles give none); the caller
-        asks only once the balance is known. `higher`: gives the higher timeframe when the
-        caller keeps it as candles close (trader/market/history.py); aggregated from
-        `candles` otherwise."""
-        if not self.desk.new_candle(symbol, candles):
-            return None
-        signal = self.desk.signal(candles, higher)
-        if signal is None:
-            return None
+    def candle_signal(self, symbol: str, history: CandleHistory) -> Signal | None:
+        """The strategy's signal on the symbol's new closed candle, None for none; asked
+        once `desk.would_ask(symbol, history)` said it would ask, nothing changed since:
+        the candle is taken (`new_candle` would take it: the same tests on the same
+        candles) and the strategy asked. Not a coroutine: most candles give no signal, and
+        nothing is awaited for them (`enter_on_signal` is, for a signal)."""
+        desk = self.desk
+        desk.take(symbol, history)
+        return desk.signal(history.closed(), history.higher)
+
+    async def enter_on_signal(self, symbol: str, signal: Signal, view: SymbolView,
+                              candles: Sequence[Candle],
+                              account: Callable[[], Account | None]) -> Position | None:
+        """Plan and send the entry of `candle_signal`'s signal. `account` is read only for
+        a signal to plan; the caller asks only once the balance is known."""
         funds = account()
         if funds is None:
             return None
