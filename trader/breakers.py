@@ -21,7 +21,8 @@ from trader.market.indicators import MedianWindow
 from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, classify_ranges, read_regime
 
 SPREAD_HISTORY = 100
-SPREADS_KEPT = 256      # books whose spread is kept (`Breakers.check`)
+SPREADS_KEPT = 1024     # books whose spread is kept (`Breakers.check`): as many as the
+                        # simulator keeps per symbol (trader/exchange/sim.py BOOKS_KEPT)
 REGIME_RANGES = DEFAULT_THRESHOLDS.lookback - 1     # the ranges read_regime computes
 CandlesKey = object    # what identifies a symbol's closed candles (`candles_key`)
 # The `regime_state` gauge of each reading: the regime's value, "" before enough candles
@@ -84,7 +85,9 @@ class Breakers:
                     book.apply(guards.check_spread, symbol, spread_pct, spread_ticks,
                                history, now, config)
             history.append(spread_pct)
-        if reading is None or reading.key != candles_key(candles) or reading.config is not config:
+        if reading is None or reading.config is not config or reading.key != (
+                candles.version if type(candles) is CandleHistory    # `candles_key`, inline
+                else candles_key(candles)):
             reading = self.reading(symbol, candles)
         if reading.crash is not None:   # the breaker is tripped (or extended) while it lasts
             book.apply(guards.trip_crash, symbol, reading.crash, now, config)
@@ -109,9 +112,17 @@ class Breakers:
             if isinstance(candles, CandleHistory):
                 crash = None if no_crash_possible(candles, config) else \
                     guards.crash_move(candles.tail(config.crash_candles), config)
+                # `regime_of`'s float reading, inline (every candle): the same test, the
+                # exact reading when the float ranges do not decide
+                ranges = candles.ranges
+                regime = classify_ranges(ranges) if candles.last_close > 0 and len(ranges) \
+                    == min(len(candles) - 1, REGIME_RANGES) else None
+                if regime is None:
+                    regime = regime_of(candles)
             else:
                 crash = guards.crash_move(candles, config)
-            reading = CandleReading(key, config, regime_of(candles), crash)
+                regime = regime_of(candles)
+            reading = CandleReading(key, config, regime, crash)
             self._readings[symbol] = reading
         return reading
 
