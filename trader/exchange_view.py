@@ -84,7 +84,9 @@ class ExchangeView:
         if position is None or not (self.exchange.streaming and tracker.synced(symbol)):
             return None
         quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
-        if quote is None or not quote.mark > 0:
+        # against the Decimal ZERO, not the int 0: the same answer (a Decimal compares with
+        # an int by its exact value), without converting 0 to a Decimal every tick
+        if quote is None or not quote.mark > ZERO:
             return None
         return SymbolView(symbol, self.clock.now(), position, tracker.for_symbol(symbol),
                           tracker.live(symbol), quote.mark)

@@ -206,10 +206,13 @@ class PaperExchange:
     async def balance(self) -> Balance:
         return self.sim.balance()
 
-    def balance_current(self, balance: Balance) -> bool:
-        """Whether `balance` (an answer of `balance()`) is still what it answers: the
-        simulator knows when nothing moved it (trader/balance_keeper.py skips the read)."""
-        return self.sim.balance_current(balance)
+    @property
+    def balance_current(self) -> Callable[[Balance], bool]:
+        """`balance_current(balance)`: whether `balance` (an answer of `balance()`) is still
+        what it answers: the simulator knows when nothing moved it (trader/balance_keeper.py
+        skips the read). The simulator's own method, no call of ours around it (the
+        balance keeper asks every replayed candle)."""
+        return self.sim.balance_current
 
     async def fills(self, symbol: str, since: datetime) -> list[Fill]:
         return self.sim.fills(symbol, since)
@@ -262,7 +265,8 @@ class PaperExchange:
     # --- push side ----------------------------------------------------------------------
     def drain_events(self) -> list[ExchangeEvent]:
         if not self._events:   # most ticks: nothing happened
-            self._event_waiting.clear()
+            # and the waiting event is clear already: only `publish` sets it, as it adds
+            # events, and only this method takes them, clearing it (no call to clear it)
             return []
         drained = list(self._events)
         self._events.clear()

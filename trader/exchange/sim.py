@@ -90,7 +90,11 @@ class Simulator(SimulatorCore):
         """`on_candle` for a candle its caller found sound (`candle_problem` None): the
         paper exchange checks each candle once, not once here and once there."""
         symbol = candle.symbol
-        if self._quiet_candle(candle):
+        # Nothing fires: a flat account with no order (nothing could fire at any price: most
+        # candles, told without a call), or no level between the last price and the extremes
+        held = self.ledger.positions.get(symbol)
+        if (held is None or not held.quantity) and not self.orders.by_symbol.get(symbol) \
+                or self._quiet_candle(candle):
             self.prices[symbol] = candle.close   # where walking the path would leave it
             events: list[SimEvent] = []
         else:
@@ -105,11 +109,9 @@ class Simulator(SimulatorCore):
 
     def _quiet_candle(self, candle: Candle) -> bool:
         """True when nothing fires anywhere between the last price and the candle's
-        extremes: most candles of a backtest, which then skip the path walk."""
+        extremes (a position or an order is there: `walk_candle` tells a flat account with
+        no order itself), which then skips the path walk."""
         symbol = candle.symbol
-        held = self.ledger.positions.get(symbol)
-        if (held is None or not held.quantity) and not self.orders.by_symbol.get(symbol):
-            return True     # nothing could fire at any price (a flat account, most candles)
         last = self.prices.get(symbol)
         # the range spanned by the gap from the last price and the path (only compared
         # with levels by value: which of two equal Decimals min/max return does not matter)

@@ -163,7 +163,12 @@ class SimulatorCore:
     def balance_current(self, balance: Balance) -> bool:
         """Whether `balance()` would answer `balance` itself now (a flat account's)."""
         ledger = self.ledger    # (an open position: no, before summing resting orders)
-        return not ledger.positions and ledger.balance_current(balance, self._reserved_margin())
+        if ledger.positions:
+            return False
+        # With no live order `_reserved_margin()` is ZERO itself (its sum starts there and
+        # adds nothing): not summed then (a flat account, every replayed candle)
+        return ledger.balance_current(balance, self._reserved_margin() if self.orders.live
+                                      else ZERO)
 
     def _margin_shortfall(self, order: Order, price: Decimal, fee_rate: Decimal) -> Decimal:
         if order.reduce_only or order.close_position:
