@@ -31,7 +31,11 @@ class Batch:
                            or (gate.conn.in_transaction and not gate.uncommitted))
         if self.active:
             gate.batching = True
-            self.mark = gate.later.mark()     # the held rows as earlier batches left them
+            # the held rows as earlier batches left them: `gate.later.mark()`, inline (every
+            # candle): a mark opened, the undo log's length
+            later = gate.later
+            later.marks += 1
+            self.mark = len(later.undo_log)
             self.open_before = gate.conn.in_transaction
             gate.batch_savepoint_due = self.open_before
 
@@ -49,7 +53,10 @@ class Batch:
                     raise save_failure(self.what, exc) from exc
         finally:
             if self.mark is not None:
-                gate.later.unmark()
+                later = gate.later            # `later.unmark()`, inline (every candle)
+                later.marks -= 1
+                if not later.marks:
+                    later.undo_log.clear()
             gate.batching = False
             gate.batch_savepoint_due = gate.batch_savepoint_open = False
             gate.savepoint_due = gate.savepoint_open = False

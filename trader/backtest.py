@@ -31,7 +31,7 @@ from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
 from trader.clock import ManualClock
 from trader.closed_recently import ClosedArchive
 from trader.config import Settings
-from trader.domain import ZERO, Candle, CloseReason
+from trader.domain import ZERO, Balance, Candle, CloseReason
 from trader.engine import Engine
 from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
 from trader.logs import setup_logging
@@ -134,6 +134,11 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     # One batch object entered once per candle: each `with` is a batch of its own
     # (storage/gate_passes.py `Batch`), without making one every candle.
     candle_batch = store.batch("replay candle")
+    # The equity of the balance last charted: a Balance is frozen, and a flat account's is
+    # the very same object candle after candle (trader/balance_keeper.py), so its `equity`
+    # (a Decimal sum) is taken once per Balance, not once per candle.
+    charted: Balance | None = None
+    equity = ZERO
     with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar, \
             frozen_setup(), young_collections_every(YOUNG_THRESHOLD):   # trader/gc_freeze.py
         async for batch in feed:
@@ -150,7 +155,9 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
                 raise BacktestError(tick_failure(batch, exc)) from exc
             balance = engine.balance_keeper.balance
             if balance is not None:
-                recorder.add(EquityPoint(clock.now(), balance.equity))
+                if balance is not charted:
+                    charted, equity = balance, balance.equity
+                recorder.add(EquityPoint(clock.now(), equity))
             total += len(batch)
             if progress:                # a disabled bar's `update` does nothing
                 bar.update(len(batch))

@@ -39,13 +39,6 @@ class SymbolTally:
     refused: int = 0
     last_refusal: str = ""
 
-    def add(self, candle: Candle) -> None:
-        if self.candles % self.stride == 0:
-            self.closes.append(candle.close)
-            if len(self.closes) >= CLOSE_SAMPLE:     # keep every other one: still even
-                self.closes, self.stride = self.closes[::2], self.stride * 2
-        self.candles += 1
-
 
 class RunTally:
     """Per-symbol tallies of one run."""
@@ -57,7 +50,14 @@ class RunTally:
         tally = self.symbols.get(candle.symbol)
         if tally is None:
             tally = self._tally(candle.symbol)
-        tally.add(candle)
+        # the candle counted, its close sampled when it is a `stride`-th one (no call more:
+        # every replayed candle comes here)
+        if tally.candles % tally.stride == 0:
+            closes = tally.closes
+            closes.append(candle.close)
+            if len(closes) >= CLOSE_SAMPLE:     # keep every other one: still even
+                tally.closes, tally.stride = closes[::2], tally.stride * 2
+        tally.candles += 1
 
     def _tally(self, symbol: str) -> SymbolTally:
         tally = self.symbols.get(symbol)

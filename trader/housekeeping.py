@@ -224,7 +224,8 @@ class Housekeeping:
         while seen[0][0] < cutoff:
             del seen[0]
         hour_ago, config = seen[0][1], self.guards.config
-        if rate == hour_ago and config.funding_jump >= 0:
+        # (ZERO, not 0: the same answer without converting the int every check)
+        if rate == hour_ago and config.funding_jump >= ZERO:
             return                  # no move at all: `guards.check_funding` cannot trip
         self.guards.apply(guards.check_funding, symbol, rate, hour_ago, now, config)
 

@@ -92,7 +92,9 @@ class Counters:
             stored = str(value)
         else:
             stored = value
-        row = self._row(symbol)
+        row = self._by_symbol.get(symbol)   # `_row`, inline (the regime gauge, every tick)
+        if row is None:
+            row = self._row(symbol)
         if row[name] != stored:         # the regime gauge, every tick: mostly the same
             row[name] = stored
             self._changed.add(symbol)
