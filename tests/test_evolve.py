@@ -104,6 +104,50 @@ def test_a_class_whose_init_does_more_than_set_its_fields_is_refused() -> None:
             evolver(cls)
 
 
+def test_a_class_that_runs_code_for_a_subclass_is_refused() -> None:
+    """The copy is filled as an instance of a subclass (trader/evolve.py `filler`): a class
+    whose subclasses run code of their own (a metaclass, `__init_subclass__`) is refused."""
+    class Meta(type):
+        pass
+
+    registered: list[type] = []
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Registering:
+        amount: Decimal
+
+        def __init_subclass__(cls) -> None:
+            registered.append(cls)
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Metaclassed(metaclass=Meta):
+        amount: Decimal
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Inheriting(Registering):
+        more: Decimal
+
+    for cls in (Registering, Metaclassed, Inheriting):
+        with pytest.raises(TypeError):
+            evolver(cls)
+    assert {cls.__name__ for cls in registered} == {"Inheriting"}   # the test's own only
+
+
+@given(position=positions, other=positions)
+def test_a_position_copy_is_a_position_still_frozen(position: Position,
+                                                    other: Position) -> None:
+    """Filled through its filler, the copy is a Position again: its class, its frozen
+    `__setattr__` and `__delattr__`, its equality and hash."""
+    copy = evolve(position, best_price=other.best_price, stop=other.stop)
+    assert type(copy) is Position and copy.__class__ is Position
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        copy.best_price = Decimal(1)  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del copy.best_price  # type: ignore[misc]
+    same = dataclasses.replace(position, best_price=other.best_price, stop=other.stop)
+    assert copy == same and not copy != same
+
+
 def test_the_position_fields_are_all_copied() -> None:
     """A field added to Position later is copied too (the copier is built from the fields)."""
     position: Position = make(best_price=Decimal("50100"), adopted=True)
