@@ -138,10 +138,14 @@ class EntryDesk:
             self.refusals.record(candles[-1].symbol, "the higher timeframe (5x) disagreed")
         return combined
 
-    def _ask(self, candles: Sequence[Candle]) -> Signal | None:
-        """The strategy's answer. Raises TypeError naming the strategy when it is neither a
-        Signal nor None (a plug-in returning "BUY" would otherwise fail far from its cause)."""
-        answer = self.strategy.signal(candles)
+    def _ask(self, candles: Sequence[Candle], against: Side | None = None) -> Signal | None:
+        """The strategy's answer (`against`: only a signal against that side is wanted).
+        Raises TypeError naming the strategy when it is neither a Signal nor None (a
+        plug-in returning "BUY" would otherwise fail far from its cause)."""
+        strategy = self.strategy
+        signal_against = None if against is None else getattr(strategy, "signal_against", None)
+        answer = strategy.signal(candles) if signal_against is None \
+            else signal_against(against, candles)
         if answer is None:
             return answer
         name = getattr(self.strategy, 'name', type(self.strategy).__name__)
@@ -154,8 +158,10 @@ class EntryDesk:
         return answer
 
     def says_close(self, position: Position, candles: Sequence[Candle]) -> bool:
-        """An opposite signal closes an open position; it never flips it."""
-        signal = self._ask(candles)
+        """An opposite signal closes an open position; it never flips it. A strategy with
+        a `signal_against(side, closed)` (trader/strategy/base.py) is asked that: only an
+        opposite signal matters here."""
+        signal = self._ask(candles, against=position.side)
         if signal is None:
             return False        # most candles: `decide` holds without a signal
         decision, why = decide(position.side, signal)

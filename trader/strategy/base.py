@@ -10,6 +10,11 @@ or the exchange: sizing, regime and risk are applied after it by the engine.
 
         def signal(self, closed: Sequence[Candle]) -> Signal | None:
             ...
+
+Optional: `signal_against(side, closed)`, what `signal(closed)` answers when that is a
+signal of the other side than `side`, else None. An open position asks it on each closed
+candle (only an opposite signal closes it: trader/entry.py `says_close`), so a strategy can
+skip the work of its own side's signal there; without it, `signal` is asked.
 """
 
 from collections.abc import Sequence

@@ -72,6 +72,21 @@ class DefaultStrategy:
 
     def signal(self, closed: Sequence[Candle]) -> Signal | None:
         """A breakout signal on the last closed candle, or None."""
+        return self._breakout(closed, True, True)
+
+    def signal_against(self, side: Side, closed: Sequence[Candle]) -> Signal | None:
+        """`signal(closed)` when it is a signal of the other side than `side`, else None:
+        what an open position's close asks (trader/entry.py `says_close`), without looking
+        at a breakout of its own side (the trend it rides: ~200 us each). The same answer:
+        a BUY needs the up breakout and a SELL the down one, and each side's tests read
+        only its own breakout (`_surely_none` too); both at once would need the candle
+        before the last to have its low above its high, and even then a BUY comes only
+        with a rising trend, where a SELL cannot."""
+        return self._breakout(closed, side is not Side.BUY, side is not Side.SELL)
+
+    def _breakout(self, closed: Sequence[Candle], up_wanted: bool,
+                  down_wanted: bool) -> Signal | None:
+        """`signal`, with the breakout of a side not wanted taken as absent."""
         if len(closed) < self.window:
             return None
         # The channels straight from `closed` (the window covers them: __post_init__).
@@ -79,9 +94,11 @@ class DefaultStrategy:
         price = last.close
         # The candle before the last is the first the channel tests look at (channel >= 1):
         # when it already holds the price, neither test needs its generator (most candles).
-        breaks_up = (before.high < price and _above_every_high(price, closed, channel)
+        breaks_up = (up_wanted and before.high < price
+                     and _above_every_high(price, closed, channel)
                      and before.close <= highest_high(closed[-channel - 2:-2]))
-        breaks_down = (before.low > price and _below_every_low(price, closed, channel)
+        breaks_down = (down_wanted and before.low > price
+                       and _below_every_low(price, closed, channel)
                        and before.close >= lowest_low(closed[-channel - 2:-2]))
         if not (breaks_up or breaks_down):
             return None   # most candles: no breakout, so the indicators are not needed
