@@ -13,7 +13,6 @@ else by hand.
 """
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -27,6 +26,7 @@ from trader.domain import (
     OrderStatus,
     exchange_close_reason,
 )
+from trader.evolve import evolve
 from trader.position import Position, PositionState
 
 TAKE_PROFIT_ROLES = (OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
@@ -91,9 +91,9 @@ def closed(position: Position, at: datetime, reason: CloseReason,
     exit_price = (sum((f.price * f.quantity for f in exits), ZERO) / exit_qty) if exit_qty else None
     realized = sum((f.realized_pnl for f in fills), ZERO)
     fees = sum((f.fee for f in fills), ZERO)
-    return replace(position, state=PositionState.CLOSED, quantity=ZERO, closed_at=at,
-                   close_reason=reason, exit_price=exit_price, realized_pnl=realized, fees=fees,
-                   closing_reason=None, traded_quantity=exit_qty)
+    return evolve(position, state=PositionState.CLOSED, quantity=ZERO, closed_at=at,
+                  close_reason=reason, exit_price=exit_price, realized_pnl=realized, fees=fees,
+                  closing_reason=None, traded_quantity=exit_qty)
 
 
 def traded_size(position: Position) -> Decimal:
