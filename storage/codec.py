@@ -188,6 +188,14 @@ def dumps(value: Any) -> str:
     return _json_writers[True, True].write(value)
 
 
+def dumps_with(value: Any, name: str, extra: Any) -> str:
+    """`dumps({name: extra, **dump(value)})` for the dataclass `value` (a journal entry's
+    body: an event and its position's key), without building the dict
+    (storage/json_writer.py `write_with`); the same caveat on dict keys as `to_json`.
+    TypeError when `value` is not a dataclass; `name`: an ASCII identifier."""
+    return _json_writers[True, True].write_with(value, name, extra)
+
+
 # --- loading --------------------------------------------------------------------------
 # field name -> how its stored value is loaded; None: as stored (text, numbers, booleans)
 _loaders: dict[type, dict[str, Loader | None]] = {}

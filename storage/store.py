@@ -117,9 +117,14 @@ class Store:
     # --- journal ------------------------------------------------------------------
     def append_event(self, at: datetime, kind: str, symbol: str = "",
                      body: dict[str, Any] | None = None) -> None:
+        self.append_event_json(at, kind, symbol, dumps(body or {}))
+
+    def append_event_json(self, at: datetime, kind: str, symbol: str, text: str) -> None:
+        """`append_event` with its body already encoded (`codec.dumps` of it, read back by
+        `events` like `append_event`'s): a step's entry (trader/position_journal.py)."""
         self._gate.write_one(f"event {kind}",
                              "INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)",
-                             [iso_text(at), kind, symbol, dumps(body or {})])
+                             [iso_text(at), kind, symbol, text])
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, args = ("kind = ?", [kind]) if kind else ("1=1", [])

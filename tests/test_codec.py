@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage.codec import dump, dumps, load, to_json
+from storage.codec import dump, dumps, dumps_with, load, to_json
 from storage.json_writer import KEPT_TEXTS
 from tests.positions import protected
 from trader.domain import Fill, OrderRole, Side
@@ -134,6 +134,50 @@ def test_plain_values_are_written_as_json_dumps_writes_them(value: object) -> No
     assert to_json(value) == json.dumps(value)
     assert to_json(value, sort_keys=True) == json.dumps(value, sort_keys=True)
     assert dumps(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@given(records, st.sampled_from(["key", "a", "zz", "count", "name", "Key"]),
+       st.text() | decimals | st.none() | st.integers() | st.sampled_from(Colour))
+def test_dumps_with_writes_the_dict_of_a_name_and_the_fields(
+        record: Record, name: str, extra: object) -> None:
+    """A journal entry's body (`dumps_with`) is `dumps` of the dict it stands for: the
+    extra name sorted in with the fields, and a field of that name standing instead."""
+    assert dumps_with(record, name, extra) == dumps({name: extra, **dump(record)})
+
+
+def test_dumps_with_writes_each_journaled_event_as_its_dict() -> None:
+    from trader.domain import CloseReason
+    from trader.events import (
+        CloseRequested,
+        EntryFilled,
+        FlattenResult,
+        LegFilled,
+        LegGone,
+        LegPlaced,
+        LegRejected,
+        PositionGone,
+        PositionSizeChanged,
+    )
+    events = [EntryFilled(Decimal("10"), Decimal("0.6145")), LegPlaced(
+        OrderRole.STOP_LOSS, "tb-x", Decimal("0.60"), Decimal("10")),
+        LegRejected(OrderRole.TAKE_PROFIT, "tb-y", "-2021", True, 1.5, allowed_trigger=None),
+        LegGone(OrderRole.STOP_LOSS, "tb-x", True, "CANCELED"),
+        LegFilled(OrderRole.TAKE_PROFIT, "tb-y", Decimal("3"), False),
+        PositionSizeChanged(Decimal("5"), Decimal("0.61"), "hand"),
+        PositionGone(CloseReason.STOP_LOSS, EntryFilled(Decimal("1"), Decimal("2"), False)),
+        PositionGone(), CloseRequested(CloseReason.TIME_EXIT), FlattenResult(Decimal("0"))]
+    for event in events:
+        assert dumps_with(event, "key", "k-1") == dumps({"key": "k-1", **dump(event)})
+
+
+def test_dumps_with_refuses_a_name_it_cannot_write_and_a_value_not_a_dataclass() -> None:
+    record = Record("a", 1, 0.5, True, Decimal("1.50"), None, datetime(2024, 1, 1, tzinfo=UTC),
+                    timedelta(seconds=5), Colour.RED, Level.HIGH, Shape.SQUARE, None)
+    for name in ("a b", "é", "x'", ""):
+        with pytest.raises(ValueError):
+            dumps_with(record, name, 1)
+    with pytest.raises(TypeError):
+        dumps_with({"a": 1}, "key", 1)
 
 
 def test_a_circular_value_is_refused_as_json_dumps_refuses_it() -> None:

@@ -80,8 +80,9 @@ class PositionJournal:
                 return
             with self.store.transaction(f"step {after.symbol} {type(event).__name__}"):
                 self.store.save_position(after)
-                self.store.append_event(self.clock.now(), _kind(event), after.symbol,
-                                        {"key": after.key, **codec.dump(event)})
+                # the text of {"key": after.key, **codec.dump(event)}, without the dict
+                self.store.append_event_json(self.clock.now(), _kind(event), after.symbol,
+                                             codec.dumps_with(event, "key", after.key))
         except SaveStateFailure as exc:
             logger.error("step not saved symbol={} error={}", after.symbol, exc)
 
