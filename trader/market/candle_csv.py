@@ -23,6 +23,7 @@ from typing import Any
 
 from trader.config import INTERVAL_SECONDS
 from trader.domain import ZERO, Candle, utc
+from trader.evolve import filler
 from trader.market.candle_values import (
     MAX_PRICE,
     PRICE_COLUMNS,
@@ -189,8 +190,11 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
                 if start is not None and open_time < start:
                     continue
                 # `Candle(...)` sets each field through its slot's descriptor (the class is
-                # frozen): built as a _RowCandle, then made the Candle it is (see there)
-                candle = _new(_RowCandle)
+                # frozen): built by plain slot stores on Candle's filler, then made the Candle
+                # it is (trader/evolve.py `filler`): ~2,600 instructions against ~8,000.
+                # Every field is set (a field added to Candle and not here is caught by
+                # tests/test_candle_csv_rows.py).
+                candle = _new(_CandleFiller)
                 candle.symbol = symbol
                 candle.open_time = open_time
                 candle.interval = interval
@@ -209,16 +213,7 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
         raise ValueError(f"{path}: cannot read candles ({exc})") from exc
 
 
-class _RowCandle:
-    """A Candle's slots (the same layout: `__class__` may be set from one to the other),
-    without the frozen `__setattr__`: a row's candle is built by plain slot stores (~2,600
-    instructions, against ~8,000 for `Candle(...)`, a backtest's dearest step of reading a
-    row) and then given the class Candle. What comes out is the Candle `Candle(...)` makes
-    of the same values (type, fields, equality, hash): every field is set (a field added to
-    Candle and not here is caught by tests/test_candle_csv_rows.py)."""
-    __slots__ = Candle.__slots__
-
-
+_CandleFiller = filler(Candle)
 _new = object.__new__
 NAN = Decimal("NaN")
 
