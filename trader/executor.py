@@ -25,6 +25,7 @@ from trader.clock import Clock
 from trader.domain import Intent, IntentStatus, Order, OrderRequest, OrderRole, OrderStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import THROTTLE_SECONDS, Outcome, Verdict, classify
+from trader.fast_init import fast_init
 from trader.order_tracker import OrderTracker
 from trader.placement_retry import PlacementRetry, PlacementUnderWay, placement_retrying
 from trader.slow_answers import SlowAnswers
@@ -46,6 +47,7 @@ NOT_IN_FLIGHT = "unexpected error, not in flight:"
 JOURNAL_REQUIRED = frozenset({OrderRole.ENTRY, OrderRole.PARTIAL_TP})
 
 
+@fast_init       # one per order sent
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     outcome: Outcome

@@ -24,10 +24,12 @@ from itertools import count
 from types import MappingProxyType
 
 from trader.domain import CLIENT_ID_PREFIX, ExchangePosition, Order
+from trader.fast_init import fast_init
 
 FORGET_AFTER = timedelta(hours=6)
 
 
+@fast_init       # made for every report of an order (twice or more per order)
 @dataclass(frozen=True, slots=True)
 class TrackedOrder:
     order: Order                        # the last known state

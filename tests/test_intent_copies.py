@@ -1,0 +1,53 @@
+"""`Intent.with_status` and `Intent.request` build their values by position (every order
+makes 2-3 copies of its intent and one request): the same values as by field name."""
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from trader.domain import Intent, IntentStatus, OrderRequest, OrderRole, OrderType, Side
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def every_field_set() -> Intent:
+    """An intent whose every field differs from its default and from each other."""
+    return Intent(client_id="tb-BTCUSDT-k-sl1", symbol="BTCUSDT", role=OrderRole.STOP_LOSS,
+                  side=Side.SELL, type=OrderType.STOP_MARKET, quantity=Decimal("0.5"),
+                  position_key="k", created_at=T0, status=IntentStatus.PENDING,
+                  price=Decimal("1"), trigger_price=Decimal("2"), reduce_only=True,
+                  close_position=True, sent_at=T0 + timedelta(seconds=1), detail="why")
+
+
+def test_with_status_is_replace_of_status_detail_and_sent_at() -> None:
+    intent = every_field_set()
+    later = T0 + timedelta(seconds=5)
+    assert intent.with_status(IntentStatus.SENT, sent_at=later) == dataclasses.replace(
+        intent, status=IntentStatus.SENT, sent_at=later)
+    assert intent.with_status(IntentStatus.FAILED, "refused") == dataclasses.replace(
+        intent, status=IntentStatus.FAILED, detail="refused")
+    # every field is the original's, one by one (not only equal as a whole)
+    copied = intent.with_status(IntentStatus.ACKED)
+    for field in dataclasses.fields(Intent):
+        expected = IntentStatus.ACKED if field.name == "status" else getattr(intent, field.name)
+        assert getattr(copied, field.name) is expected, field.name
+
+
+def test_request_is_the_intent_field_by_field() -> None:
+    for intent in (every_field_set(),
+                   dataclasses.replace(every_field_set(), role=OrderRole.ENTRY,
+                                       type=OrderType.LIMIT, close_position=False,
+                                       reduce_only=False)):
+        request = intent.request()
+        expected = OrderRequest(symbol=intent.symbol, side=intent.side, type=intent.type,
+                                quantity=intent.quantity, client_id=intent.client_id,
+                                role=intent.role, price=intent.price,
+                                trigger_price=intent.trigger_price,
+                                reduce_only=intent.reduce_only,
+                                close_position=intent.close_position,
+                                post_only=intent.type is OrderType.LIMIT
+                                and intent.role is OrderRole.ENTRY)
+        assert request == expected
+    assert every_field_set().request().post_only is False
+    assert dataclasses.replace(every_field_set(), role=OrderRole.ENTRY,
+                               type=OrderType.LIMIT).request().post_only is True
