@@ -123,6 +123,7 @@ class CloseReason(StrEnum):
 # class (`Side.BUY`) costs ~0.1 us (enum.property), a module name does not, and a frozenset
 # answers membership without building a tuple of members on each call.
 _BUY, _SELL = Side.BUY, Side.SELL
+_LIMIT, _ENTRY = OrderType.LIMIT, OrderRole.ENTRY     # Intent.request: every order
 _PROTECTIVE_ROLES = frozenset({OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1})
 _CONDITIONAL_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET})
 _TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED,
@@ -395,8 +396,8 @@ class Intent:
         # instructions more; tests/test_intent_copies.py checks it against the fields.)
         return OrderRequest(self.symbol, self.side, self.type, self.quantity, self.client_id,
                             self.role, self.price, self.trigger_price, self.reduce_only,
-                            self.close_position, self.type is OrderType.LIMIT
-                            and self.role is OrderRole.ENTRY)
+                            self.close_position, self.type is _LIMIT
+                            and self.role is _ENTRY)
 
     def with_status(self, status: IntentStatus, detail: str = "",
                     sent_at: datetime | None = None) -> "Intent":

@@ -55,6 +55,13 @@ from trader.risk import leg_refusal
 from trader.symbol_rules import SymbolRules
 
 REBALANCE_ATTEMPTS = 3
+# The members read on every order, read once here: on Python 3.11 a read through the class
+# (`OrderStatus.FILLED`) goes through `EnumType.__getattr__` (~850 instructions, see
+# trader/exchange/sim_members.py), a module global is a dict read. The very same objects.
+_STOP_LOSS = OrderRole.STOP_LOSS
+_FILLED = OrderStatus.FILLED
+_DONE = Outcome.DONE
+_NOT_ANSWERED = frozenset({Outcome.UNKNOWN, Outcome.NOOP})
 AvailableMargin = Callable[[], Decimal | None]
 
 
@@ -129,7 +136,7 @@ class ActionRunner:
         covered = position.leg(action.role).covers(position.leg_quantity(action.role))
         # Nothing covers the position: a hanging request must not hold its backup back
         # (trader/stop_backup.py); anything else waits for its answer as before.
-        bound = self.stop_backup_after if action.role is OrderRole.STOP_LOSS \
+        bound = self.stop_backup_after if action.role is _STOP_LOSS \
             and not covered else None
         result = await self.executor.submit(intent, bound)
         return Performed([self._placement_event(action, result, result.order,
@@ -141,8 +148,8 @@ class ActionRunner:
         or read back after a code that means "covered already"); `held`: the position's
         size, all of which a closePosition order found there covers (`Order.closes`)."""
         role, client_id = action.role, action.client_id
-        if result.outcome is Outcome.DONE and order is not None:
-            if order.status is OrderStatus.FILLED:
+        if result.outcome is _DONE and order is not None:
+            if order.status is _FILLED:
                 return LegFilled(role, client_id, order.filled_qty, complete=True)
             if order.status.live:
                 # What it covers of the leg: an order rounded up onto the step grid
@@ -150,7 +157,7 @@ class ActionRunner:
                 return LegPlaced(role, client_id, order.trigger_price or action.trigger_price,
                                  min(order.closes(held), action.quantity))
             return LegRejected(role, client_id, f"order {order.status.value}")
-        if result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
+        if result.outcome in _NOT_ANSWERED:
             return LegPlacementUnknown(role, client_id)      # probe it, never resend
         verdict = result.verdict
         if verdict is not None and verdict.closing_order_exists and order is None:
@@ -176,7 +183,7 @@ class ActionRunner:
         final = await self.executor.cancel_and_verify(position.symbol, action.client_id)
         if final is None:
             return Performed()
-        if final.status is OrderStatus.FILLED and position.owns(action.client_id):
+        if final.status is _FILLED and position.owns(action.client_id):
             logger.warning("order filled before its cancel symbol={} client_id={}",
                            position.symbol, action.client_id)
             return Performed([LegFilled(action.role, action.client_id, final.filled_qty,
@@ -231,7 +238,8 @@ class ActionRunner:
                          "client_id={} error={}", position.symbol, action.client_id, exc)
             return Performed([FlattenResult(position.quantity)], [
                 f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
-        notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome.value}"
+        # (`_value_`: `value` without the enum property's call)
+        notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome._value_}"
                  + ("" if result.ok else f" ({result.reason})")]
         held = await self._read_position(position)
         for attempt in range(1, REBALANCE_ATTEMPTS + 1):
@@ -269,7 +277,7 @@ def _rebalance_id(position: Position, attempt: int) -> str:
 
 def _leg_event(role: OrderRole, order: Order, held: Decimal) -> Event:
     """A leg's order as a read found it; `held`: the position's size (`Order.closes`)."""
-    if order.status is OrderStatus.FILLED:
+    if order.status is _FILLED:
         return LegFilled(role, order.client_id, order.filled_qty, complete=True)
     if order.status.terminal:
         return LegGone(role, order.client_id, confirmed=True, status=order.status.value)

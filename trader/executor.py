@@ -46,6 +46,16 @@ NOT_IN_FLIGHT = "unexpected error, not in flight:"
 # the same id again and the exchange would take it, closing a second part.
 JOURNAL_REQUIRED = frozenset({OrderRole.ENTRY, OrderRole.PARTIAL_TP})
 
+# The members read on every order, read once here: on Python 3.11 a read through the class
+# (`IntentStatus.SENT`) goes through `EnumType.__getattr__` (~850 instructions, see
+# trader/exchange/sim_members.py), a module global is a dict read. The very same objects.
+_PENDING, _SENT, _ACKED = IntentStatus.PENDING, IntentStatus.SENT, IntentStatus.ACKED
+_INTENT_FILLED = IntentStatus.FILLED
+_ORDER_FILLED = OrderStatus.FILLED
+_DONE = Outcome.DONE
+_FAILED_UNLESS_FILLED = frozenset({OrderStatus.REJECTED, OrderStatus.EXPIRED,
+                                   OrderStatus.CANCELED})
+
 
 @fast_init       # one per order sent
 @dataclass(frozen=True, slots=True)
@@ -57,7 +67,7 @@ class ActionResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome is Outcome.DONE
+        return self.outcome is _DONE
 
     @property
     def reason(self) -> str:
@@ -144,7 +154,7 @@ class Executor:
         `answer_within` (seconds): past it, the outcome is UNKNOWN for now and the request
         goes on in flight (trader/slow_answers.py); its answer is the probe's."""
         known = self.store.intent(intent.client_id)
-        if known is not None and known.status is not IntentStatus.PENDING:
+        if known is not None and known.status is not _PENDING:
             logger.warning("intent already sent, not re-sending client_id={} status={}",
                            intent.client_id, known.status)
             return ActionResult(Outcome.NOOP, known)
@@ -153,7 +163,7 @@ class Executor:
         # One write before the send, as SENT: a PENDING row superseded at once adds a commit
         # and tells a restart nothing more (a SENT intent nobody saw land is probed by its
         # client id and expires: trader/housekeeping.py, trader/startup.py).
-        sent = intent.with_status(IntentStatus.SENT, sent_at=self.clock.now())
+        sent = intent.with_status(_SENT, sent_at=self.clock.now())
         self._journal(sent, required=self._required(intent))
         try:
             try:
@@ -237,8 +247,8 @@ class Executor:
                          what, exc)
 
     def _resolve_order(self, intent: Intent, order: Order) -> ActionResult:
-        status = IntentStatus.FILLED if order.status is OrderStatus.FILLED else IntentStatus.ACKED
-        if order.status in (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELED):
+        status = _INTENT_FILLED if order.status is _ORDER_FILLED else _ACKED
+        if order.status in _FAILED_UNLESS_FILLED:
             status = IntentStatus.FAILED if order.filled_qty == 0 else IntentStatus.FILLED
         answered = intent.with_status(status)
         self._record_answer(answered, order)
@@ -246,7 +256,7 @@ class Executor:
         log = logger.debug if status is intent.status else logger.info
         log("order placed client_id={} symbol={} role={} status={} filled={}",
             order.client_id, order.symbol, intent.role, order.status, order.filled_qty)
-        return ActionResult(Outcome.DONE, answered, order)
+        return ActionResult(_DONE, answered, order)
 
     async def _resolve_error(self, intent: Intent, error: Exception) -> ActionResult:
         verdict = classify(error, intent.role)
@@ -287,7 +297,7 @@ class Executor:
 
     def _record_answer_again(self, intent: Intent, order: Order) -> None:
         saved = self.store.intent(intent.client_id)
-        if saved is None or saved.status is IntentStatus.SENT:   # else resolved since: newer
+        if saved is None or saved.status is _SENT:   # else resolved since: newer
             self._record_answer(intent, order)
 
     def _save_order(self, order: Order) -> None:
@@ -372,12 +382,12 @@ class Executor:
         intent = self.store.intent(order.client_id)
         if intent is None or intent.status.resolved:
             return
-        if order.status is OrderStatus.FILLED:
-            status = IntentStatus.FILLED
+        if order.status is _ORDER_FILLED:
+            status = _INTENT_FILLED
         elif order.status.terminal:
-            status = IntentStatus.FILLED if order.filled_qty > 0 else IntentStatus.EXPIRED
+            status = _INTENT_FILLED if order.filled_qty > 0 else IntentStatus.EXPIRED
         else:
-            status = IntentStatus.ACKED
+            status = _ACKED
         if status is not intent.status:
             self._journal(intent.with_status(status, detail=order.status.value), required=False)
 
