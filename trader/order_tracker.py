@@ -81,6 +81,16 @@ class OrderTracker:
             if known.order.symbol != order.symbol:
                 self._drop(known.order.symbol, order.client_id)
             else:
+                if known.order is order and known.learned_at == at \
+                        and known.absent_since is None:
+                    # The very report kept already, at the same moment (the paper
+                    # exchange's stream event of an order whose answer the executor fed
+                    # first: the same object, stamped with the same time): `_newer` keeps
+                    # it, and keeping it again stores an equal TrackedOrder (same order,
+                    # time and absence): nothing anyone reads could change. Not taken for
+                    # a later time (learned_at moves: `on_snapshot`) nor an order marked
+                    # absent (a report clears that).
+                    return
                 merged = _newer(known.order, order)
                 if merged is None:
                     return
