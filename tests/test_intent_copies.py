@@ -4,8 +4,20 @@ makes 2-3 copies of its intent and one request): the same values as by field nam
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
-from trader.domain import Intent, IntentStatus, OrderRequest, OrderRole, OrderType, Side
+from trader.domain import (
+    Intent,
+    IntentStatus,
+    Order,
+    OrderRequest,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from trader.exchange.sim import SimConfig, Simulator
+from trader.intents import exit_intent
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -51,3 +63,34 @@ def test_request_is_the_intent_field_by_field() -> None:
     assert every_field_set().request().post_only is False
     assert dataclasses.replace(every_field_set(), role=OrderRole.ENTRY,
                                type=OrderType.LIMIT).request().post_only is True
+
+
+
+def test_exit_intent_is_built_field_by_field() -> None:
+    """exit_intent builds by position: each field where its name says."""
+    held = SimpleNamespace(symbol="BTCUSDT", side=Side.BUY, key="k")   # what it reads
+    intent = exit_intent(held, OrderRole.STOP_LOSS, "tb-BTCUSDT-k-sl2",  # type: ignore[arg-type]
+                         Decimal("0.5"), T0, trigger_price=Decimal("2"))
+    assert intent == Intent(client_id="tb-BTCUSDT-k-sl2", symbol="BTCUSDT",
+                            role=OrderRole.STOP_LOSS, side=Side.SELL,
+                            type=OrderType.STOP_MARKET, quantity=Decimal("0.5"),
+                            position_key="k", created_at=T0, trigger_price=Decimal("2"),
+                            reduce_only=True)
+    flipped = exit_intent(held, OrderRole.FLATTEN, "tb-BTCUSDT-k-fl101",  # type: ignore[arg-type]
+                          Decimal("1"), T0, side=Side.BUY)
+    assert (flipped.side, flipped.type, flipped.trigger_price, flipped.price,
+            flipped.status) == (Side.BUY, OrderType.MARKET, None, None, IntentStatus.PENDING)
+
+
+def test_the_simulator_builds_a_placed_order_field_by_field() -> None:
+    """Simulator._new_order builds by position: each field where its name says."""
+    sim = Simulator(SimConfig())
+    request = OrderRequest("BTCUSDT", Side.SELL, OrderType.STOP_MARKET, Decimal("0.5"),
+                           "tb-BTCUSDT-k-sl1", OrderRole.STOP_LOSS, price=Decimal("3"),
+                           trigger_price=Decimal("2"), reduce_only=True, close_position=True)
+    placed = sim._new_order(request, T0)
+    assert placed == Order(symbol="BTCUSDT", client_id="tb-BTCUSDT-k-sl1", side=Side.SELL,
+                           type=OrderType.STOP_MARKET, status=OrderStatus.NEW,
+                           quantity=Decimal("0.5"), price=Decimal("3"),
+                           trigger_price=Decimal("2"), reduce_only=True, close_position=True,
+                           exchange_id="1", updated_at=T0)
