@@ -7,6 +7,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from trader.domain import (
+    Fill,
     Intent,
     IntentStatus,
     Order,
@@ -94,3 +95,30 @@ def test_the_simulator_builds_a_placed_order_field_by_field() -> None:
                            quantity=Decimal("0.5"), price=Decimal("3"),
                            trigger_price=Decimal("2"), reduce_only=True, close_position=True,
                            exchange_id="1", updated_at=T0)
+
+
+def test_the_simulator_finishes_an_order_and_books_a_fill_field_by_field() -> None:
+    """Simulator._finish and the fill of `_execute` build by position: each field where its
+    name says."""
+    sim = Simulator(SimConfig(spread={"BTCUSDT": Decimal(0)}, slippage=Decimal(0)))
+    sim.set_price("BTCUSDT", Decimal("100"), T0)
+    later = T0 + timedelta(seconds=3)
+    entry = OrderRequest("BTCUSDT", Side.BUY, OrderType.MARKET, Decimal("2"),
+                         "tb-BTCUSDT-k-en1", OrderRole.ENTRY)
+    filled, _ = sim.place(entry, later)
+    assert filled == Order(symbol="BTCUSDT", client_id="tb-BTCUSDT-k-en1", side=Side.BUY,
+                           type=OrderType.MARKET, status=OrderStatus.FILLED,
+                           quantity=Decimal("2"), filled_qty=Decimal("2"),
+                           avg_price=Decimal("100"), exchange_id="1", updated_at=later)
+    assert sim.fills("BTCUSDT") == [Fill(trade_id="1", symbol="BTCUSDT",
+                                         client_id="tb-BTCUSDT-k-en1", side=Side.BUY,
+                                         quantity=Decimal("2"), price=Decimal("100"),
+                                         fee=Decimal("0.10000000"), realized_pnl=Decimal(0),
+                                         time=later, maker=False)]
+    stop = OrderRequest("BTCUSDT", Side.SELL, OrderType.STOP_MARKET, Decimal("2"),
+                        "tb-BTCUSDT-k-sl1", OrderRole.STOP_LOSS, trigger_price=Decimal("90"),
+                        reduce_only=True)
+    placed, _ = sim.place(stop, T0)
+    cancelled, _ = sim.cancel("BTCUSDT", stop.client_id, later)
+    assert cancelled == dataclasses.replace(placed, status=OrderStatus.CANCELED,
+                                            updated_at=later)

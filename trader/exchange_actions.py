@@ -291,6 +291,9 @@ def covering_quantity(quantity: Decimal, rules: SymbolRules) -> Decimal:
     down, the rest stays open: a leg never covered its part and was placed again at every
     step (refused -1111, resent rounded down, not covering, ...); a close left a rest that
     no order could close (-4003 for less than a step)."""
-    rounded = (quantity / rules.step_size).to_integral_value(rounding=ROUND_CEILING) \
-        * rules.step_size
+    step = rules.step_size
+    if quantity % step == ZERO:         # on the grid (every leg planned on it): as it is
+        return quantity
+    # (the rounding by position: the same call without _decimal's keyword parsing)
+    rounded = (quantity / step).to_integral_value(ROUND_CEILING) * step
     return quantity if rounded == quantity else rounded
