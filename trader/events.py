@@ -21,6 +21,7 @@ from trader.symbol_rules import SymbolRules
 # --- events -------------------------------------------------------------------------------
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class EntryFilled:
     """The entry filled (`complete`) or partly filled so far: the exchange holds `quantity`."""
@@ -35,6 +36,7 @@ class EntryFailed:
     reason: str
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class LegPlaced:
     """The exchange accepted a protective order of ours."""
@@ -85,6 +87,7 @@ class LegSeen:
     replaces: str | None = None
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class LegGone:
     """A protective order is not live any more. `confirmed`: the exchange reported a final
@@ -95,6 +98,7 @@ class LegGone:
     status: str = ""
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class LegFilled:
     """A protective order filled `filled` (in part: the position got smaller)."""
@@ -112,6 +116,7 @@ class PositionSizeChanged:
     cause: str = ""
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class PositionGone:
     """The exchange holds no position (or the opposite side): the position is over.
@@ -140,6 +145,7 @@ class StopMoveRequested:
     by_operator: bool = True
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class FlattenResult:
     """After a market close: what the exchange still holds on our side."""
@@ -166,6 +172,7 @@ Event = (EntryFilled | EntryFailed | LegPlaced | LegPlacementUnknown | LegReject
 # --- actions ------------------------------------------------------------------------------
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class PlaceLeg:
     """Place a reduce-only protective order (new-first: any older one stays until it is live)."""
@@ -175,6 +182,7 @@ class PlaceLeg:
     quantity: Decimal
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
     """Cancel one of our orders, then read it back (a fill may have raced the cancel)."""
@@ -189,6 +197,7 @@ class ProbeOrder:
     role: OrderRole
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class Flatten:
     """Market reduce-only close of `quantity`, then read the position back."""
@@ -198,6 +207,7 @@ class Flatten:
     role: OrderRole = OrderRole.FLATTEN
 
 
+@fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class Finalize:
     """Record the close: fills, PnL, reason (refined from the fills), cooldown, alert."""

@@ -79,23 +79,34 @@ class IntentRecords(Store):
             values["close_position"] = int(intent.close_position)
             values["updated_at"] = iso_text(now or intent.created_at)
             return values
+        client_id = intent.client_id
         known = self._known_intents     # None: not read yet, nothing to keep up to date
-        self._gate.save_later(f"intent {intent.client_id} {intent.status._value_}",
-                              "intents", (intent.client_id,), row, ("client_id",), intent)
+        self._gate.save_later(f"intent {client_id} {intent.status._value_}",
+                              "intents", (client_id,), row, ("client_id",), intent)
         if known is not None and self._known_intents is known:    # not forgotten meanwhile
             # its created_at as stored: the text of the one saved before when it is the same
-            # object (`with_status` keeps it; equal instants in other zones are other text)
-            before = known.get(intent.client_id)
-            created = before[1] if before is not None \
-                and before[0].created_at is intent.created_at else iso_text(intent.created_at)
-            known[intent.client_id] = (intent, created)
-            self._keep_oldest(created, moved=before is not None and before[1] != created)
+            # object (`with_status` keeps it; equal instants in other zones are other text):
+            # then it has not moved. The oldest creation time follows (lowered by this one;
+            # forgotten when the intent moved, it may have been the oldest)
+            before = known.get(client_id)
+            if before is not None and before[0].created_at is intent.created_at:
+                created, moved = before[1], False
+            else:
+                created = iso_text(intent.created_at)
+                moved = before is not None and before[1] != created
+            known[client_id] = (intent, created)
+            oldest = self._oldest_created
+            if oldest is not None:
+                if moved:
+                    self._oldest_created = None
+                elif created < oldest:
+                    self._oldest_created = created
             unresolved = self._unresolved
             if unresolved is not None:
                 if intent.status.resolved:
-                    unresolved.pop(intent.client_id, None)
+                    unresolved.pop(client_id, None)
                 else:
-                    unresolved[intent.client_id] = intent
+                    unresolved[client_id] = intent
 
     def intent(self, client_id: str) -> Intent | None:
         known = self._intents().get(client_id)
@@ -147,17 +158,6 @@ class IntentRecords(Store):
             if self._known_intents is known:    # read, not the last known: kept from here on
                 self._unresolved = unresolved
         return any(intent.created_at < before for intent in unresolved.values())
-
-    def _keep_oldest(self, created: str, moved: bool) -> None:
-        """An intent created at `created` was saved (`moved`: it was known with another
-        creation time, which may have been the oldest)."""
-        oldest = self._oldest_created
-        if oldest is None:
-            return
-        if moved:
-            self._oldest_created = None
-        elif created < oldest:
-            self._oldest_created = created
 
     def purge_resolved_intents(self, before: datetime) -> int:
         """Delete the resolved intents created before `before`; how many went.
