@@ -50,12 +50,8 @@ moves = st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 2), st.integers(0,
                            st.integers(-2, 2)), min_size=8, max_size=40)
 
 
-@settings(max_examples=300, deadline=None)
-@given(moves, st.integers(1, 5), st.sampled_from([Decimal(0), Decimal("0.3")]))
-def test_the_signal_is_the_literal_rule_s(steps: list[tuple[int, int, int, int]],
-                                          channel: int, min_body_atr: Decimal) -> None:
-    strategy = DefaultStrategy(channel=channel, ema_fast=2, ema_slow=3, atr_period=2,
-                               window=channel + 3, min_body_atr=min_body_atr)
+def walk(steps: list[tuple[int, int, int, int]]) -> list[Candle]:
+    """Candles from (close move, upper wick, lower wick, body) steps from 100."""
     candles: list[Candle] = []
     close = Decimal(100)
     for number, (move, up, down, body) in enumerate(steps):
@@ -65,5 +61,17 @@ def test_the_signal_is_the_literal_rule_s(steps: list[tuple[int, int, int, int]]
         candle_open = min(max(opened + body, low), high)      # bodies of every size
         candles.append(Candle("XRPUSDT", START + number * FIVE, FIVE, candle_open, high, low,
                               close, Decimal(1)))
+    return candles
+
+
+@settings(max_examples=300, deadline=None)
+@given(moves, st.integers(1, 5), st.sampled_from([Decimal(0), Decimal("0.3")]))
+def test_the_signal_is_the_literal_rule_s(steps: list[tuple[int, int, int, int]],
+                                          channel: int, min_body_atr: Decimal) -> None:
+    strategy = DefaultStrategy(channel=channel, ema_fast=2, ema_slow=3, atr_period=2,
+                               window=channel + 3, min_body_atr=min_body_atr)
+    walked = walk(steps)
+    for end in range(1, len(walked) + 1):
+        candles = walked[:end]
         got, wanted = strategy.signal(candles), literal_signal(strategy, candles)
         assert got == wanted

@@ -11,6 +11,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.test_default_strategy_channel import walk
 from trader.domain import Candle, OrderRole, Side, Signal
 from trader.entry import EntryDesk
 from trader.market.history import CandleHistory
@@ -24,18 +25,6 @@ FIVE = timedelta(minutes=5)
 moves = st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 2), st.integers(0, 2),
                            st.integers(-2, 2)), min_size=8, max_size=60)
 
-
-def walk(steps: list[tuple[int, int, int, int]]) -> list[Candle]:
-    candles: list[Candle] = []
-    close = Decimal(100)
-    for number, (move, up, down, body) in enumerate(steps):
-        opened = close
-        close = opened + move
-        high, low = max(opened, close) + up, min(opened, close) - down
-        candle_open = min(max(opened + body, low), high)      # bodies of every size
-        candles.append(Candle("XRPUSDT", START + number * FIVE, FIVE, candle_open, high, low,
-                              close, Decimal(1)))
-    return candles
 
 
 def against(signal: Signal | None, side: Side) -> Signal | None:
