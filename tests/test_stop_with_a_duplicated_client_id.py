@@ -41,3 +41,43 @@ async def test_a_stop_refused_as_a_duplicated_id_is_the_open_order_holding_it(tm
     assert stop.order is not None and stop.order.client_id == held and stop.pending is None
     assert stop.trigger_price == moved and stop.retry_at is None, "not retried once taken"
     assert world.alerts("PROTECTION") == [], "an id held by our own open order is no refusal"
+
+
+async def test_an_id_held_by_an_order_of_another_side_or_type_is_no_stop(tmp_path):
+    """The order holding the id is not the stop that was sent (a BUY LIMIT placed by hand
+    under the agent's next id): it protects nothing. Before, it was taken as the leg's
+    stop (the -4116 read-back looked at its status alone): the long was believed
+    protected by a buy order. Now the placement is refused (PROTECTION alert) and the
+    stop is placed again under the next id."""
+    from dataclasses import replace as replaced
+
+    from trader.domain import Side
+
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    real_place, refused = world.paper.place, []
+
+    async def held_by_another(request):  # type: ignore[no-untyped-def]
+        if request.type is OrderType.STOP_MARKET and not refused:
+            low = world.paper.rules(SYMBOL).round_price(position.entry_price / 2, up=False)
+            await real_place(replaced(request, side=Side.BUY, type=OrderType.LIMIT, price=low,
+                                      trigger_price=None, reduce_only=False,
+                                      close_position=False))
+            refused.append(request.client_id)
+            raise ExchangeError(-4116, "ClientOrderId is duplicated.")
+        return await real_place(request)
+    world.paper.place = held_by_another  # type: ignore[method-assign]
+    moved = world.paper.rules(SYMBOL).round_price(
+        (position.stop.trigger_price + position.entry_price) / 2, up=False)
+    await world.command(CommandKind.SL, symbol=SYMBOL, price=moved)
+    held = str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 2))
+    assert refused == [held]
+    stop = world.engine.positions[SYMBOL].stop
+    assert stop.order is None or stop.order.client_id != held, "a BUY LIMIT taken as the stop"
+    assert world.alerts("PROTECTION"), "the refusal is said"
+    for _ in range(40):
+        await world.step()
+        live = [o for o in await stops(world) if o.trigger_price == moved]
+        if live:
+            break
+    assert [o.client_id for o in live] != [held] and len(live) == 1, "placed again"

@@ -269,6 +269,18 @@ class Executor:
             self.throttled_until[intent.symbol] = self.clock.now() + timedelta(seconds=THROTTLE_SECONDS)
         if verdict.outcome is Outcome.DONE and verdict.verify:
             order = await self.read_order(intent.symbol, intent.client_id)
+            if order is not None and (order.side is not intent.side
+                                      or order.type is not intent.type):
+                # The id is held, but not by the order sent (a -4116 whose holder was
+                # placed by hand under our id): it protects nothing of this one.
+                logger.error("client id held by another order client_id={} symbol={} "
+                             "sent={} {} held_by={} {}", intent.client_id, intent.symbol,
+                             intent.side, intent.type, order.side, order.type)
+                failed = intent.with_status(IntentStatus.FAILED, detail=(
+                    f"{verdict.code} {verdict.meaning}: held by a {order.side.value} "
+                    f"{order.type.value}, not this {intent.side.value} {intent.type.value}"))
+                self._journal(failed, required=False)
+                return ActionResult(Outcome.FAILED, failed, verdict=verdict)
             resolved = intent.with_status(IntentStatus.ACKED if order else IntentStatus.FAILED,
                                           detail=verdict.meaning)
             self._journal(resolved, required=False)

@@ -111,7 +111,8 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     # Checked among open orders only (trader/exchange/sim.py): for a stop or take-profit
     # the order holding the id is ours, sent before under that id (its answer lost, or
     # never recorded before a restart): it protects, so success, read back by the id and
-    # taken for what it covers (`Order.closes`: a closePosition one, the whole position).
+    # taken for what it covers (`Order.closes`: a closePosition one, the whole position);
+    # a holder of another side or type is not the order sent: refused (trader/executor.py).
     # An entry stays refused.
     Policy(-4116, "DUPLICATED_CLIENT_ORDER_ID: clientOrderId is duplicated", Outcome.FAILED,
            verify=True),
