@@ -69,3 +69,31 @@ def test_an_interval_that_only_the_later_rows_show_is_still_the_files(tmp_path):
     assert opened[0].interval == opened[-1].interval == timedelta(minutes=1)
     assert opened.gaps.count == INFER_ROWS              # every 5-min step
     assert all(candle.interval == timedelta(minutes=1) for candle in opened)
+
+
+def test_a_backtest_over_the_whole_file_does_not_check_it_again(tmp_path, monkeypatch):
+    """`tradebot backtest --data FILE` without --from/--to: the period is the file's, so the
+    file checked when opened is the one replayed (it was opened a second time and read whole
+    again, a third pass with the replay's)."""
+    from trader.backtest import select_candles
+    rows = 3 * INFER_ROWS
+    path = write(tmp_path / "BTCUSDT-1m.csv", list(range(rows)))
+    counted = rows_read(monkeypatch)
+    opened = CandleFile(path)
+    after_open = counted[0]
+    picked = select_candles({"BTCUSDT": opened}, None, None, None)
+    assert counted[0] == after_open
+    assert len(picked["BTCUSDT"]) == rows
+
+
+def test_a_period_still_narrows_the_file(tmp_path):
+    """The negative: with --from/--to the narrowed file counts only the period's rows."""
+    from datetime import UTC, datetime
+
+    from trader.backtest import select_candles
+    path = write(tmp_path / "BTCUSDT-1m.csv", list(range(100)))
+    start = datetime.fromtimestamp(T0_MS / 1000, UTC) + timedelta(minutes=10)
+    end = start + timedelta(minutes=19)
+    picked = select_candles({"BTCUSDT": CandleFile(path)}, None, start, end)["BTCUSDT"]
+    assert len(picked) == 20 and picked[0].open_time == start and picked[-1].open_time == end
+    assert [c.open_time for c in picked][-1] == end

@@ -151,7 +151,10 @@ class CandleFile:
                 and (self.end is None or candle.open_time <= self.end))
 
     def between(self, start: datetime | None, end: datetime | None) -> "CandleFile":
-        """The same file narrowed to open times in [start, end] (None: no bound)."""
+        """The same file narrowed to open times in [start, end] (None: no bound). The same
+        period is this file itself: it was checked when opened, so it is not read again."""
+        if (start, end) == (self.start, self.end):
+            return self
         return CandleFile(self.path, self.symbol, self.interval, start, end)
 
     def __iter__(self) -> Iterator[Candle]:
