@@ -15,7 +15,7 @@ from tests.positions import leg_id, make
 from tests.test_step_fast_paths import LEVELS, positions, with_first_target
 from trader import protection
 from trader.domain import ExchangePosition, Order, OrderStatus, OrderType, Side
-from trader.events import LegSeen
+from trader.events import LegSeen, Policy
 from trader.observe import LEG_TYPES, SymbolView, observe, steady
 from trader.order_tracker import TrackedOrder
 from trader.position import Leg, Position
@@ -41,6 +41,13 @@ def exchange_order(position: Position, leg: Leg, how: str = "as placed") -> Orde
         "no trigger": {"trigger_price": None},
         "close position": {"close_position": True, "quantity": D(0)},
         "bigger": {"quantity": leg.order.quantity * 2},
+        # somebody's order under the leg's id, once the leg's order was cancelled
+        "another side": {"side": position.side, "type": OrderType.LIMIT, "price":
+                         leg.order.trigger_price, "trigger_price": None, "reduce_only": False},
+        "a limit": {"type": OrderType.LIMIT, "price": leg.order.trigger_price,
+                    "trigger_price": None, "reduce_only": False},
+        # a triggered conditional order's child, should its report name the child's type
+        "triggered": {"type": OrderType.MARKET, "trigger_price": None},
     }[how]
     return replace(order, **changes)
 
@@ -74,7 +81,8 @@ def foreign_stop(position: Position) -> Order:
 
 
 hows = st.sampled_from(["as placed", "as placed", "as placed", "filled", "cancelled",
-                        "partly filled", "moved", "no trigger", "close position", "bigger"])
+                        "partly filled", "moved", "no trigger", "close position", "bigger",
+                        "another side", "a limit", "triggered"])
 
 
 @given(position=positions(), stop=hows, take_profit=hows, first=hows,
@@ -146,3 +154,35 @@ def test_a_resized_or_gone_position_or_an_unheld_order_is_observed() -> None:
     observed_in_full(position, view_of(position, extra=[newer]))
     # somebody else's order: nothing to step, but looked at in full all the same
     assert not steady(position, view_of(position, extra=[foreign_stop(position)]))
+
+
+def test_an_order_of_another_side_or_type_under_a_legs_id_is_no_leg() -> None:
+    """The leg's order was cancelled and somebody placed an order under its client id
+    (Binance checks a newClientOrderId against open orders only): a BUY LIMIT under a long's
+    stop id protects nothing. Before, it was seen as the stop (the observation looked at
+    the id and the status alone: the long believed protected); now the leg is gone, for
+    sure (the id's holder is not ours), and replaced with SL_MISSING."""
+    from trader.events import LegGone
+    position = settled_long(two_targets=True)
+    for role, leg in (("sl", position.stop), ("tp", position.take_profit)):
+        for how in ("another side", "a limit"):
+            view = view_of(position, {role: how})
+            assert not steady(position, view)
+            held = view.orders[leg.order.client_id].order  # type: ignore[union-attr]
+            gone = [e for e in observe(position, view) if isinstance(e, LegGone)]
+            assert gone == [LegGone(leg.role, held.client_id, confirmed=True,
+                                    status=f"held by a {held.side.value} {held.type.value}")]
+    stepped, actions = protection.gone(position, position.stop.role,
+                                       position.stop.order.client_id,  # type: ignore[union-attr]
+                                       True, NOW, Policy(), "held by a BUY LIMIT")
+    assert stepped.stop.order is None
+    assert "held by a BUY LIMIT" in actions[0].text
+
+
+def test_a_triggered_stops_child_order_is_still_the_leg() -> None:
+    """The negative: a report of the stop's own order once triggered, should it name the
+    child's MARKET type, is the leg (a fill on its way), not an order holding its id."""
+    from trader.events import LegGone
+    position = settled_long()
+    events = observe(position, view_of(position, {"sl": "triggered"}))
+    assert not [e for e in events if isinstance(e, LegGone)], events

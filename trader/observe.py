@@ -42,6 +42,7 @@ FILL_REPORT_LAG = timedelta(seconds=10)
 # Read for every leg on every tick: module names, not enum members through their class
 # (~0.1 us each).
 FILLED, LIVE, ENTERING = OrderStatus.FILLED, LegStatus.LIVE, PositionState.ENTERING
+MARKET = OrderType.MARKET
 
 
 @fast_init
@@ -89,8 +90,9 @@ def steady(position: Position, view: SymbolView) -> bool:
       leg `_leg_events` neither looks at `superseded` nor `pending` nor a covering leg;
     - the exchange's side and size are the record's: no PositionGone, no size change;
     - every live order is one a leg holds (`others` is empty): no newer order of ours;
-    - each leg's order is tracked, not absent, and neither filled nor ended (the branches
-      that say LegGone or LegFilled, or wait on a fill); what it still closes (capped at
+    - each leg's order is tracked, not absent, neither filled nor ended, and of the leg's
+      side and type (the branches that say LegGone or LegFilled, or wait on a fill; a
+      triggered stop's MARKET child is observed in full too); what it still closes (capped at
       the leg's order unless it closes the position) is the leg's order quantity (no
       partial fill), and its trigger (the leg's when the exchange shows none) the leg's
       order's: the one event left is LegSeen(role, the leg's client id, that trigger,
@@ -102,6 +104,7 @@ def steady(position: Position, view: SymbolView) -> bool:
     legs = position.legs
     orders = view.orders
     quantity = position.quantity
+    exit_side = position.side.opposite
     held = []
     for leg in legs:
         order = leg.order
@@ -113,7 +116,8 @@ def steady(position: Position, view: SymbolView) -> bool:
         if tracked is None or tracked.absent_since is not None:
             return False
         known = tracked.order
-        if known.status.terminal:
+        if known.status.terminal or known.side is not exit_side \
+                or known.type is not LEG_TYPES[leg.role]:
             return False
         remaining = known.closes(quantity)
         if not known.close_position and remaining > order.quantity:
@@ -164,6 +168,11 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
         if foreign is not None:
             return [replace(foreign, replaces=order.client_id)]
         return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value)]
+    holder = _held_by_another(position, leg, tracked.order)
+    if holder:
+        # Ours is not open: Binance checks a client id against open orders only, so an
+        # order placed under it (by hand, once ours was cancelled) is somebody else's.
+        return [LegGone(leg.role, order.client_id, confirmed=True, status=holder)]
     remaining = _remaining(tracked, position.quantity)
     if not tracked.order.close_position:
         # A leg sent rounded up onto the step grid covers the part it was placed for
@@ -173,6 +182,15 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
         return [LegFilled(leg.role, order.client_id, order.quantity - remaining, complete=False)]
     return [LegSeen(leg.role, order.client_id, tracked.order.trigger_price or leg.trigger_price,
                     remaining)]
+
+
+def _held_by_another(position: Position, leg: Leg, order: Order) -> str:
+    """"held by a BUY LIMIT" when the live order under the leg's client id cannot be the
+    leg's (another side, or a type that is neither the leg's nor MARKET, which a triggered
+    conditional order's child could be reported as); "" when it can."""
+    if order.side is position.side.opposite and order.type in (LEG_TYPES[leg.role], MARKET):
+        return ""
+    return f"held by a {order.side.value} {order.type.value}"
 
 
 def _newer_of_ours(position: Position, leg: Leg, current: str, others: list[Order],

@@ -297,6 +297,17 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
     return position.with_leg(leg), actions
 
 
+def gone_how(status: str) -> str:
+    """How a leg's order went, from the `status` its LegGone carries (trader/observe.py)."""
+    if status in ("", "CANCELED"):
+        return "cancelled outside the agent (by hand?)"
+    if status == "FILLED":
+        return "filled, yet the position is still open (it grew while the stop filled)"
+    if status.startswith("held by"):
+        return f"cancelled outside the agent; its client id is now {status} placed by hand"
+    return f"ended on the exchange ({status}), not by the agent"
+
+
 def vanished(position: Position, client_id: str, status: str) -> Alert:
     """SL_MISSING for a stop-loss the exchange confirmed gone while the position is open.
     A take-profit that goes the same way is replaced as quietly as it is missed (the stop
@@ -304,11 +315,10 @@ def vanished(position: Position, client_id: str, status: str) -> Alert:
     CANCELED is somebody's cancel (the Binance app, another API client; the fields of
     ORDER_TRADE_UPDATE / ALGO_UPDATE do not say whose), EXPIRED or REJECTED the exchange's
     own (e.g. a margin check failed at trigger time: usds-margined-futures
-    user-data-streams/Event-Algo-Order-Update); FILLED a stop that filled all it was for
+    user-data-streams/Event-Algo-Order-Update); "held by a BUY LIMIT" another order placed
+    under its id once it was cancelled; FILLED a stop that filled all it was for
     while the position stayed open (trader/observe.py `_filled_yet_held`)."""
-    how = "cancelled outside the agent (by hand?)" if status in ("", "CANCELED") \
-        else "filled, yet the position is still open (it grew while the stop filled)" \
-        if status == "FILLED" else f"ended on the exchange ({status}), not by the agent"
+    how = gone_how(status)
     # Numbers as every alert shows them (trader/display.py); the client id last, for the log.
     text = (f"{position.symbol}: stop-loss {how}; the {position.side.label} "
             f"{display.number(position.quantity)} has no stop until its replacement at "

@@ -21,6 +21,7 @@ from loguru import logger
 from trader.domain import OrderRole
 from trader.events import EntryFilled, Event, LegFilled, LegGone, Tick
 from trader.position import Leg, LegOrder, LegStatus, Position, PositionState
+from trader.protection import gone_how
 
 COUNTER_NAMES = (
     "tp_attached",               # take-profit placements (TP1 too) the exchange acknowledged
@@ -194,9 +195,7 @@ class ProtectionTelemetry:
             self._reattaching.add(episode)
             if leg.role is not STOP_LOSS:
                 status = event.status if isinstance(event, LegGone) else ""
-                how = {"": "missing past the debounce",
-                       "CANCELED": "cancelled outside the agent"}.get(
-                    status, f"ended on the exchange ({status}), not by the agent")
+                how = "missing past the debounce" if not status else gone_how(status)
                 logger.warning("take-profit {}: replacing it, no alert (the stop-loss stays) "
                                "symbol={} client_id={}", how, symbol, gone.client_id)
         if leg.pending is not None and leg.pending != was.pending \
