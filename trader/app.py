@@ -34,7 +34,7 @@ from trader.log_sink import LogAlertSink
 from trader.presence import replay_db_path
 from trader.start_retry import until_done
 from trader.startup import boot, reconcile
-from trader.stop_budget import bounded_after_stop, unprotected
+from trader.stop_budget import StopSignal, bounded_after_stop, unprotected
 from trader.trade_store import TradeStore
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
@@ -169,7 +169,7 @@ async def _run_locked(settings: Settings, clock: Clock,
     controller = Controller(engine)
     services = AgentServices(settings, engine, replay=replaying)
     sink = make_sink(settings, engine, controller, **services.sink_options())
-    stop = asyncio.Event()
+    stop = StopSignal()
     _install_signal_handlers(stop)
     try:
         await services.start(sink)   # $PORT, heartbeat, reading the pinned state
@@ -203,7 +203,7 @@ async def _run_locked(settings: Settings, clock: Clock,
         else:
             await bounded_after_stop(_live_loop(engine, controller, services, stop), stop)
     finally:
-        await _shut_down(engine, sink, heartbeat, close, services, unfinished=stage)
+        await _shut_down(engine, sink, heartbeat, close, services, stop, unfinished=stage)
     return 0
 
 
@@ -362,8 +362,9 @@ async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) ->
 
 
 async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer,  # type: ignore[no-untyped-def]
-                     services: AgentServices, *, unfinished: str = "") -> None:
-    """`unfinished`: the start-up step that never succeeded ("" once trading began)."""
+                     services: AgentServices, stop: StopSignal, *, unfinished: str = "") -> None:
+    """`unfinished`: the start-up step that never succeeded ("" once trading began). The
+    alert flush gets what is left of the exit promise after a stop signal (`stop.left`)."""
     engine.stopping = True
     open_positions = len(engine.positions)
     if unfinished:
@@ -382,7 +383,7 @@ async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close:
     heartbeat.cancel()
     await services.stop()       # the last sleep/pause change pinned (bounded), heartbeat: stopped
     try:
-        await asyncio.wait_for(sink.stop(), SHUTDOWN_BUDGET_SECONDS / 2)
+        await asyncio.wait_for(sink.stop(), stop.left(SHUTDOWN_BUDGET_SECONDS / 2))
     except TimeoutError:
         logger.error("alert flush timed out at shutdown; undelivered alerts stay in the outbox")
     await close()

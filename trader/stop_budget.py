@@ -13,6 +13,7 @@ protects every position before trading (trader/startup.py).
 """
 
 import asyncio
+import time
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
@@ -22,6 +23,35 @@ from trader.position import Position, PositionState
 
 # After SIGTERM: this for the loop, then at most ~10 s for the alert flush (trader/app.py).
 LOOP_BUDGET_AFTER_STOP = 12.0     # seconds
+EXIT_PROMISE_SECONDS = 25.0       # README, Deploying: "exits 0 within 25 s" of SIGTERM
+# What the steps after the alert flush take: closing the exchange's session and the database,
+# the interpreter's exit.
+CLOSE_RESERVE_SECONDS = 3.0
+MIN_STEP_SECONDS = 1.0            # a step cut by the deadline still gets this much
+
+
+class StopSignal(asyncio.Event):
+    """The stop request (SIGTERM, SIGINT) and when it came (`at`, time.monotonic()): the
+    steps of the shutdown share one deadline instead of adding up their own budgets, each
+    sized for a peer that hangs (the loop's 12 s, the pin's flush, the alert flush and the
+    Telegram bot's stop: 25 s together, with no slack for a busy machine)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: float | None = None
+
+    def set(self) -> None:
+        if self.at is None:
+            self.at = time.monotonic()
+        super().set()
+
+    def left(self, budget: float) -> float:
+        """`budget` seconds, cut to what is left before the exit promise less the close's
+        reserve (never below MIN_STEP_SECONDS); `budget` when no stop was requested."""
+        if self.at is None:
+            return budget
+        left = self.at + EXIT_PROMISE_SECONDS - CLOSE_RESERVE_SECONDS - time.monotonic()
+        return max(MIN_STEP_SECONDS, min(budget, left))
 
 
 async def bounded_after_stop(work: Coroutine[Any, Any, None], stop: asyncio.Event,
