@@ -70,9 +70,12 @@ async def running_replay(tmp_path: Path) -> AsyncIterator[asyncio.subprocess.Pro
 
 async def test_shutdown_reaches_a_running_replay_and_answers_within_5_s(tmp_path):
     async with running_replay(tmp_path):
+        # The interpreter's own start-up and imports, measured here and now (a busy machine
+        # makes them seconds): the 5 s are the wait for the agent's answer.
+        _, _, start_up = await cli(tmp_path, "--version")
         code, output, seconds = await cli(tmp_path, "shutdown")
     assert code == 0, output
-    assert seconds < 5 + 2, output          # + the interpreter's own start-up
+    assert seconds < 5 + start_up + 1, (seconds, start_up, output)
     assert "t-replay.db" in output and "asleep" in output, output
     assert '"asleep": true' in (stored(tmp_path / "t-replay.db", RECORD_KEY) or ""), output
     assert not (tmp_path / "t.db").exists()          # no other session was put to sleep
