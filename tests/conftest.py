@@ -4,8 +4,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from storage import Store
+
+# No per-example time limit (Hypothesis's default is 200 ms): a timing assertion in disguise,
+# which failed on a busy machine (test_rules_confidence at load 10-16). Speed lives in
+# benchmarks/.
+settings.register_profile("tradebot", deadline=None)
+settings.load_profile("tradebot")
 
 
 @pytest.fixture
