@@ -16,6 +16,7 @@ from tests.test_step_fast_paths import LEVELS, positions, with_first_target
 from trader import protection
 from trader.domain import ExchangePosition, Order, OrderStatus, OrderType, Side
 from trader.events import LegSeen, Policy
+from trader.evolve import evolve
 from trader.observe import LEG_TYPES, SymbolView, observe, steady
 from trader.order_tracker import TrackedOrder
 from trader.position import Leg, Position
@@ -186,3 +187,42 @@ def test_a_triggered_stops_child_order_is_still_the_leg() -> None:
     position = settled_long()
     events = observe(position, view_of(position, {"sl": "triggered"}))
     assert not [e for e in events if isinstance(e, LegGone)], events
+
+
+def test_a_fill_of_an_order_of_another_side_under_a_legs_id_is_not_the_legs() -> None:
+    """A BUY LIMIT under a long's TP1 or stop id that filled (the long grew) is no fill of
+    the leg: TP1 was counted as filled (the stop moved to breakeven) and the stop as filled
+    until the 10 s FILL_REPORT_LAG said otherwise. Found by a reviewer."""
+    from trader.events import LegFilled, LegGone
+    position = settled_long(two_targets=True)
+    for role, leg in (("t1", position.take_profit_1), ("sl", position.stop)):
+        assert leg is not None and leg.order is not None
+        view = view_of(position, {role: "another side"})
+        held = view.orders[leg.order.client_id]
+        filled = replace(held.order, status=OrderStatus.FILLED, filled_qty=held.order.quantity)
+        view.orders[leg.order.client_id] = replace(held, order=filled, learned_at=NOW)  # type: ignore[index]
+        view.live[:] = [o for o in view.live if o.client_id != leg.order.client_id]
+        events = observe(position, view)
+        assert not [e for e in events if isinstance(e, LegFilled)], events
+        assert LegGone(leg.role, leg.order.client_id, confirmed=True,
+                       status="held by a BUY LIMIT") in events
+
+
+def test_a_pending_placement_whose_id_another_order_holds_is_refused() -> None:
+    """A placement awaiting its answer, its id found held by a BUY LIMIT: not LegPlaced
+    (the long believed protected by it) but refused, so the leg is placed again under its
+    next id."""
+    from trader.events import LegPlaced, LegRejected
+    position = settled_long()
+    stop = position.stop
+    assert stop.order is not None
+    pending_id = leg_id(SYMBOL, stop.role, 2)
+    waiting = position.with_leg(evolve(stop, pending=pending_id))
+    placed = replace(exchange_order(position, stop), client_id=pending_id)
+    for how, expected in (("as placed", LegPlaced), ("another side", LegRejected)):
+        order = placed if how == "as placed" else replace(
+            placed, side=Side.BUY, type=OrderType.LIMIT, trigger_price=None,
+            price=D("40000"), reduce_only=False)
+        view = view_of(waiting, extra=[order])
+        events = [e for e in observe(waiting, view) if getattr(e, "client_id", "") == pending_id]
+        assert [type(e) for e in events] == [expected], events

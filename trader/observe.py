@@ -155,6 +155,12 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
         # Not among the live orders (the view always follows a snapshot, or a tracker kept
         # exact by the stream since one): gone, or the listing lagged. Probe, then debounce.
         return [LegGone(leg.role, order.client_id, confirmed=False)]
+    holder = _held_by_another(position, leg, tracked.order)
+    if holder:
+        # Ours is not open: Binance checks a client id against open orders only, so an
+        # order placed under it (by hand, once ours was cancelled) is somebody else's, and
+        # so is its fill.
+        return [LegGone(leg.role, order.client_id, confirmed=True, status=holder)]
     status = tracked.order.status
     if status is FILLED:
         if _fill_not_shown(position, leg, view, tracked, order.quantity):
@@ -168,11 +174,6 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
         if foreign is not None:
             return [replace(foreign, replaces=order.client_id)]
         return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value)]
-    holder = _held_by_another(position, leg, tracked.order)
-    if holder:
-        # Ours is not open: Binance checks a client id against open orders only, so an
-        # order placed under it (by hand, once ours was cancelled) is somebody else's.
-        return [LegGone(leg.role, order.client_id, confirmed=True, status=holder)]
     remaining = _remaining(tracked, position.quantity)
     if not tracked.order.close_position:
         # A leg sent rounded up onto the step grid covers the part it was placed for
@@ -185,7 +186,7 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
 
 
 def _held_by_another(position: Position, leg: Leg, order: Order) -> str:
-    """"held by a BUY LIMIT" when the live order under the leg's client id cannot be the
+    """"held by a BUY LIMIT" when the order known under the leg's client id cannot be the
     leg's (another side, or a type that is neither the leg's nor MARKET, which a triggered
     conditional order's child could be reported as); "" when it can."""
     if order.side is position.side.opposite and order.type in (LEG_TYPES[leg.role], MARKET):
@@ -242,6 +243,9 @@ def _pending_events(position: Position, leg: Leg, view: SymbolView,
     if tracked is None or tracked.absent_since is not None:
         return []                      # not known yet: the tick's probe decides
     order = tracked.order
+    holder = _held_by_another(position, leg, order)
+    if holder:                         # not the order sent: placed again under the next id
+        return [LegRejected(leg.role, order.client_id, f"its client id is {holder}")]
     if order.status.live:
         return [LegPlaced(leg.role, order.client_id, order.trigger_price or leg.trigger_price,
                           order.closes(position.quantity))]
