@@ -306,3 +306,28 @@ def test_merge_backfill_inserts_missing_candles_in_order_without_duplicates() ->
     other_symbol = candles("ETHUSDT", 1, 3)[2]
     merged = merge_backfill(existing, [rows[1], rows[2], replacement, still_open, other_symbol])
     assert merged == rows
+
+
+def test_files_of_two_intervals_joined_are_refused_at_the_first_overlap(tmp_path: Path) -> None:
+    """200 rows 15 min apart, then 468 rows an hour apart: the file's interval is its most
+    common spacing (1 h), so each 15-min row was replayed as an hour's candle, overlapping
+    the next three, with no word (found by a reviewer). Now the first row that opens before
+    the previous candle closed is named, when the file is loaded or opened for a backtest."""
+    fifteen = [row(15 * m) for m in range(200)]
+    hourly = [row(15 * 199 + 60 * (h + 1)) for h in range(468)]
+    path = write_csv(tmp_path, "BTCUSDT-mixed.csv", fifteen + hourly)
+    for read in (load_candles, CandleFile):
+        with pytest.raises(ValueError) as refused:
+            read(path)
+        error = str(refused.value)
+        assert "line 3: open_time 2024-01-01 00:15 UTC is only 15 min after the previous " \
+               "row's, less than the 1 h of the file's candles" in error, error
+        assert "two intervals joined" in error
+
+
+def test_a_file_whose_rows_are_mostly_finer_has_gaps_not_overlaps(tmp_path: Path) -> None:
+    """The negative: most rows 15 min apart with a few an hour apart read as 15-min candles
+    with gaps (a warning, as before), not as overlaps."""
+    rows = [row(15 * m) for m in range(300)] + [row(15 * 299 + 60 * (h + 1)) for h in range(20)]
+    path = write_csv(tmp_path, "BTCUSDT-15m.csv", rows)
+    assert len(load_candles(path)) == len(CandleFile(path)) == 320

@@ -292,6 +292,24 @@ def out_of_order(path: Path, number: int, open_time: datetime, previous: datetim
             f"row's ({_moment(previous)}): sort the rows by open_time, oldest first, each once")
 
 
+def too_close(path: Path, number: int, open_time: datetime, previous: datetime,
+              interval: timedelta) -> str:
+    """Why the row at line `number` overlaps the previous one: it opens before the previous
+    candle (of the file's `interval`) closed, as when files of two intervals are joined."""
+    return (f"{path}: line {number}: open_time {_moment(open_time)} is only "
+            f"{_span(open_time - previous)} after the previous row's, less than the "
+            f"{_span(interval)} of the file's candles (its most common spacing): files of "
+            "two intervals joined? Keep one interval per file")
+
+
+def _span(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def _moment(at: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S} UTC" if at.second else f"{at:%Y-%m-%d %H:%M} UTC"
 

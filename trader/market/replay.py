@@ -37,6 +37,7 @@ from trader.market.candle_csv import (
     parse_candles,
     stream_candles,
     time_unit,
+    too_close,
 )
 from trader.market.gaps import GapTally
 
@@ -105,10 +106,12 @@ class CandleFile:
         inferred = interval is None and end is None
         self.interval = interval or self._first_interval(whole=end is not None)
         self.start, self.end = start, end
-        self._count, self._first, self._last, spacing = self._check()
+        self._count, self._first, self._last, spacing, overlap = self._check()
         if inferred and spacing is not None and spacing != self.interval:
             self.interval = spacing
-            self._count, self._first, self._last, _ = self._check()
+            self._count, self._first, self._last, _, overlap = self._check()
+        if overlap is not None:      # told once the interval is the file's, not the first rows'
+            raise ValueError(overlap)
 
     def _first_interval(self, whole: bool) -> timedelta:
         """The interval of the first INFER_ROWS rows (`whole`: of every row; so too when the
@@ -119,11 +122,13 @@ class CandleFile:
                 return infer_interval(self.path, first)
         return infer_interval(self.path, open_times_ms(self.path, self.unit))
 
-    def _check(self) -> tuple[int, Candle | None, Candle | None, timedelta | None]:
+    def _check(self) -> tuple[int, Candle | None, Candle | None, timedelta | None, str | None]:
         """Parse every row once (a bad value is reported before rows out of time order); up
         to `end` only, which `between` gives to a file it has checked whole already. Also
-        the most common spacing of the rows read (None: fewer than two)."""
-        count, first, last, misplaced = 0, None, None, None
+        the most common spacing of the rows read (None: fewer than two), and why the first
+        row opening less than `interval` after the previous one overlaps it (None: none)."""
+        count, first, last, misplaced, overlap = 0, None, None, None, None
+        interval = self.interval
         self.gaps = GapTally()      # missing rows in the chosen period, for a warning
         spacings: Counter[timedelta] = Counter()
         previous: Candle | None = None
@@ -133,7 +138,11 @@ class CandleFile:
             if misplaced is None and self.end is not None and candle.open_time > self.end:
                 break
             if previous is not None and candle.open_time > previous.open_time:
-                spacings[candle.open_time - previous.open_time] += 1
+                spacing = candle.open_time - previous.open_time
+                spacings[spacing] += 1
+                if overlap is None and spacing < interval:
+                    overlap = too_close(self.path, number, candle.open_time,
+                                        previous.open_time, interval)
             previous = candle
             if self._wanted(candle):
                 count, first, last = count + 1, first or candle, candle
@@ -141,7 +150,7 @@ class CandleFile:
         if misplaced is not None:
             raise ValueError(misplaced)
         spacing = spacings.most_common(1)[0][0] if spacings else None
-        return count, first, last, spacing
+        return count, first, last, spacing, overlap
 
     def _parsed(self) -> Iterator[tuple[int, Candle]]:
         return parse_candles(self.path, self.symbol, self.interval, self.unit)
@@ -343,10 +352,15 @@ def _parse_candles(path: Path, symbol: str, interval: timedelta, unit: TimeUnit)
     """All candles of a file; a bad value is reported before rows out of time order."""
     candles: list[Candle] = []
     misplaced: str | None = None
+    overlap: str | None = None
     for number, candle in parse_candles(path, symbol, interval, unit):
-        if misplaced is None and candles and candle.open_time <= candles[-1].open_time:
-            misplaced = out_of_order(path, number, candle.open_time, candles[-1].open_time)
+        if candles and misplaced is None:
+            previous = candles[-1].open_time
+            if candle.open_time <= previous:
+                misplaced = out_of_order(path, number, candle.open_time, previous)
+            elif overlap is None and candle.open_time - previous < interval:
+                overlap = too_close(path, number, candle.open_time, previous, interval)
         candles.append(candle)
-    if misplaced is not None:
-        raise ValueError(misplaced)
+    if misplaced is not None or overlap is not None:
+        raise ValueError(misplaced or overlap)
     return candles
