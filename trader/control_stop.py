@@ -290,6 +290,12 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
             f"{symbol}: the new stop-loss at {shown}{rounded} is not confirmed on the "
             "exchange yet; the agent keeps placing it (/status shows it), and the old one "
             "stays until it is"], waiting=engine.executor.circuit_open())
+    if old_id == stop.client_id:
+        # The live stop is the one asked for (a move away from it was still being retried):
+        # nothing new was placed, and that stop is the position's only one.
+        return CommandResult(True, [
+            f"{symbol}: {moved_to} {shown}{rounded}: on the exchange, the stop-loss already "
+            "there; it stays"])
     old = engine.tracker.get(old_id)
     kept = old is not None and old.live
     if old_id is not None and ClientId.parse(old_id) is None:
