@@ -250,7 +250,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_backtest_cli(settings, args)
     if args.command == "run":
         from trader.app import run_agent
-        return asyncio.run(run_agent(settings, replay=args.replay, speed=args.speed,
+        from trader.exit_runner import run_to_exit
+        return run_to_exit(run_agent(settings, replay=args.replay, speed=args.speed,
                                      data=args.data, symbol=args.symbol,
                                      progress=not args.no_progress and sys.stderr.isatty()))
     if args.command in ("shutdown", "wake"):
