@@ -128,7 +128,10 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
             folder.discard()           # failed: an earlier run of the id stays (no-op if kept)
     print(_summary(sweep.spec, data, runner.where, time.perf_counter() - started))
     try:
-        _print_results(board, sweep.spec, out, args.rows)
+        with stop_on_signals():        # the pictures take seconds: a signal then is said too
+            _print_results(board, sweep.spec, out, args.rows)
+    except SweepInterrupted as stop:
+        return _report_late_interruption(board, sweep.spec, out, stop)
     except OSError as exc:             # a full disk, a quota: the table is printed already
         print(f"sweep error: the results could not be written into {out} "
               f"({exc.strerror or exc}); the table is printed above", file=sys.stderr)
@@ -181,6 +184,18 @@ def _report_interruption(board: "Leaderboard", spec: SweepSpec, out: Path | None
         where = f"results so far in {write_results_csv(board, spec.names, out / RESULTS_CSV)}"
     print(f"interrupted after {len(board)} of {plural(spec.trial_count, 'trial')}; {where}",
           file=sys.stderr)
+    return stop.exit_code
+
+
+def _report_late_interruption(board: "Leaderboard", spec: SweepSpec, out: Path,
+                              stop: SweepInterrupted) -> int:
+    """A signal after every trial ran, while the results were written: the results file is
+    written whole, the pictures may be missing."""
+    from trader.sweep_report import RESULTS_CSV, write_results_csv
+
+    results = write_results_csv(board, spec.names, out / RESULTS_CSV)   # again: it may be cut
+    print(f"interrupted while writing the results of all {plural(spec.trial_count, 'trial')}: "
+          f"every result is in {results}; equity pictures may be missing", file=sys.stderr)
     return stop.exit_code
 
 
