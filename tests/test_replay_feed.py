@@ -331,3 +331,27 @@ def test_a_file_whose_rows_are_mostly_finer_has_gaps_not_overlaps(tmp_path: Path
     rows = [row(15 * m) for m in range(300)] + [row(15 * 299 + 60 * (h + 1)) for h in range(20)]
     path = write_csv(tmp_path, "BTCUSDT-15m.csv", rows)
     assert len(load_candles(path)) == len(CandleFile(path)) == 320
+
+
+@pytest.mark.parametrize("packed, needle", [("zip", "unzip it"), ("gzip", "gunzip"),
+                                            ("utf-16", "UTF-16")])
+def test_a_zipped_download_is_named_as_one(tmp_path: Path, packed: str, needle: str) -> None:
+    """Binance's kline downloads come as .zip: passed as they are, the error was the
+    decoder's ("'utf-8' codec can't decode byte 0x81 ..."), which does not say what to do
+    (found by a reviewer). Now the file is named for what it is."""
+    import gzip
+    import zipfile
+    text = "open_time,open,high,low,close,volume\n" + "\n".join(row(m) for m in range(3)) + "\n"
+    path = tmp_path / "BTCUSDT-1m.csv"
+    if packed == "zip":
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("BTCUSDT-1m-2024-01.csv", text)
+    elif packed == "gzip":
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text, encoding="utf-16")
+    for read in (load_candles, CandleFile):
+        with pytest.raises(ValueError) as refused:
+            read(path)
+        assert needle in str(refused.value) and "BTCUSDT-1m.csv" in str(refused.value), \
+            str(refused.value)

@@ -79,7 +79,29 @@ def iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
             for row in reader:
                 yield reader.line_num, row
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"{path}: cannot read candles ({exc})") from exc
+        raise ValueError(unreadable(path, exc)) from exc
+
+
+# What a file that is no text CSV starts with, and what to do about it.
+NOT_CSV = ((b"PK\x03\x04", "a zip archive (Binance's kline downloads come zipped): unzip it "
+            "and pass the .csv inside"),
+           (b"\x1f\x8b", "a gzip file: unpack it (gunzip) and pass the .csv"),
+           (b"\xff\xfe", "text saved as UTF-16: save it as a UTF-8 CSV"),
+           (b"\xfe\xff", "text saved as UTF-16: save it as a UTF-8 CSV"))
+
+
+def unreadable(path: Path, exc: Exception) -> str:
+    """Why `path` cannot be read as candles: what it is when its first bytes say (a zip or
+    gzip download, UTF-16 text), else the reader's own error."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        head = b""
+    for magic, what in NOT_CSV:
+        if head.startswith(magic):
+            return f"{path}: cannot read candles: the file is {what}"
+    return f"{path}: cannot read candles ({exc})"
 
 
 def parse_candles(path: Path, symbol: str, interval: timedelta,
@@ -210,7 +232,7 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
                 else:
                     yield candle
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"{path}: cannot read candles ({exc})") from exc
+        raise ValueError(unreadable(path, exc)) from exc
 
 
 _CandleFiller = filler(Candle)
