@@ -59,6 +59,8 @@ def test_load_candles_takes_symbol_from_file_name_and_infers_the_interval(tmp_pa
     ([row(0), f"{MS0 + 60_000},100,99,98,100.5,1"], "line 3: inconsistent candle"),
     ([row(1), row(0)], "line 3: open_time 2024-01-01 00:00 UTC is before"),
     ([row(0), "yesterday,1,1,1,1,1"], "line 3: open_time 'yesterday'"),
+    # a short row: it said "a price is not a number: close None" (found by a reviewer)
+    ([row(0), f"{MS0 + 60_000},100,101"], "line 3: the row ends before its low column"),
 ])
 def test_bad_rows_raise_value_error_naming_file_and_line(tmp_path: Path, rows: list[str],
                                                          needle: str) -> None:

@@ -16,9 +16,12 @@ WICK = Decimal(WICK_LIMIT)
 def parse_number(path: Path, number: int, column: str, text: str | None) -> Decimal:
     """A finite Decimal; ValueError naming the line and the column (NaN compares as an
     error and an infinity breaks every sum downstream)."""
+    if text is None:            # csv.DictReader's value for a column the row lacks
+        raise ValueError(f"{path}: line {number}: the row ends before its {column} column: "
+                         "a short row (a line cut off, or a separator missing)?")
     try:
-        value = Decimal(text)   # type: ignore[arg-type]   # None (a short row) is caught
-    except (TypeError, InvalidOperation) as exc:
+        value = Decimal(text)
+    except InvalidOperation as exc:
         kind = "volume" if column == "volume" else "a price"
         raise ValueError(f"{path}: line {number}: {kind} is not a number: "
                          f"{column} {text!r}") from exc
