@@ -137,7 +137,7 @@ def test_a_wick_the_cheap_test_cannot_vouch_for_is_still_a_candle(tmp_path: Path
     (f"{MS0 + 300_000},1,2,1,1,x", "volume is not a number: volume 'x'"),
     (f"{MS0 + 300_000},1,sNaN,1,1,1", "high is not a finite number"),
     (f"{MS0 + 300_000},1,2,0,1,1", "inconsistent candle"),
-    (f"{MS0 + 300_000},1,2,1", "a price is not a number: close None"),
+    (f"{MS0 + 300_000},1,2,1", "the row ends before its close column: a short row"),
 ])
 def test_a_bad_row_is_refused_with_its_words(tmp_path: Path, row: str, needle: str) -> None:
     path = write(tmp_path, [f"{MS0},1,2,1,1,1", row])
