@@ -132,7 +132,8 @@ def test_a_trial_gets_its_settings_and_strategy_fields_typed(base) -> None:
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"strategy.channel": 2.5}, r"strategy.channel=2.5: expected int, like 30"),
-    ({"strategy.chanel": 20}, "has no field chanel; its fields: .*channel"),
+    ({"strategy.chanel": 20}, "has no field chanel; did you mean strategy.channel\\? its "
+                              "fields: .*channel"),
     ({"strategy.window": 40}, "window must cover"),
     ({"TRADEBOT_LEVERAGE": 500}, "trial 1 .*TRADEBOT_LEVERAGE: Input should be less"),
 ])

@@ -15,6 +15,7 @@ settings are reset to their defaults before a trial's settings leave this proces
 
 import asyncio
 import dataclasses
+import difflib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -199,11 +200,14 @@ def _strategy_changes(strategy: Strategy, values: dict[str, ParamValue]) -> dict
     if not dataclasses.is_dataclass(strategy) or isinstance(strategy, type):
         raise SweepError(f"the strategy {strategy.name!r} is not a dataclass, so "
                          "strategy.* parameters cannot be set on it")
-    known = {item.name for item in dataclasses.fields(strategy) if item.init}
+    known = {item.name for item in dataclasses.fields(strategy) if item.init} - {"name"}
     unknown = sorted(set(values) - known)
     if unknown:
+        guesses = [f"strategy.{close[0]}" for name in unknown
+                   if (close := difflib.get_close_matches(name, known, n=1))]
+        guess = f"did you mean {', '.join(guesses)}? " if guesses else ""
         raise SweepError(f"the strategy {strategy.name!r} has no field "
-                         f"{', '.join(unknown)}; its fields: {', '.join(sorted(known))}")
+                         f"{', '.join(unknown)}; {guess}its fields: {', '.join(sorted(known))}")
     declared = {item.name: item for item in dataclasses.fields(strategy)}
     changes = {}
     for name, value in values.items():
