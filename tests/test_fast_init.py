@@ -6,6 +6,7 @@ whose `__init__` does more than set the fields."""
 
 import dataclasses
 import inspect
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from trader.domain import (
     Order,
     OrderRequest,
 )
+from trader.evolve import filler
 from trader.exchange.base import AccountUpdate, OrderUpdate, Quote
 from trader.fast_init import fast_init
 from trader.metrics import EquityPoint
@@ -109,3 +111,26 @@ def test_a_class_whose_init_does_more_is_refused() -> None:
     for cls in (Checked, Collecting, Mutable, Unslotted):
         with pytest.raises(TypeError):
             fast_init(cls)
+
+
+def test_an_instance_of_a_subclass_keeps_its_class() -> None:
+    """The value is filled as its class's filler and its class set back (trader/evolve.py
+    `filler`): an instance of a subclass is not, it would come out as the base class (or,
+    with a `__dict__`, not be filled at all); the dataclass's own `__init__` fills it."""
+    class Tagged(Balance):
+        __slots__ = ()
+
+    class Loose(Balance):          # a `__dict__`: another layout than Balance's filler
+        pass
+
+    for cls in (Tagged, Loose):
+        made = cls(Decimal(1), Decimal(2), Decimal(3))
+        assert type(made) is cls
+        assert (made.wallet, made.unrealized_pnl, made.available) == (1, 2, 3)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.wallet = Decimal(0)                 # type: ignore[misc]
+
+
+def test_one_filler_per_class() -> None:
+    """`fast_init`, `evolve` and the CSV reader fill through the same filler class."""
+    assert filler(Candle) is filler(Candle)

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 V = TypeVar("V")
 
 _EVOLVERS: dict[type, Callable[..., Any]] = {}
+_FILLERS: dict[type, type] = {}
 
 
 def evolve(value: V, **changes: Any) -> V:
@@ -53,17 +54,13 @@ def plain_fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
     return fields
 
 
-def slot_setters(cls: type) -> tuple[tuple[dataclasses.Field[Any], ...], dict[str, Any]]:
-    """The fields of the plain slotted dataclass `cls` (`plain_fields`) and a namespace for
-    generated code with `_set_<field>` for each: the slot's member descriptor, which sets it
-    without the frozen `__setattr__`. TypeError for another class."""
-    fields = plain_fields(cls)
-    return fields, {f"_set_{field.name}": getattr(cls, field.name).__set__ for field in fields}
-
-
 def filler(cls: type) -> type:
-    """`cls`'s filler (see the module docstring): the same layout, plain attribute stores.
-    TypeError for a class with a metaclass or an `__init_subclass__` of its own."""
+    """`cls`'s filler (see the module docstring): the same layout, plain attribute stores;
+    one per class (evolve, `fast_init` and the CSV reader share it). TypeError for a class
+    with a metaclass or an `__init_subclass__` of its own."""
+    made = _FILLERS.get(cls)
+    if made is not None:
+        return made
     if type(cls) is not type or "__init_subclass__" in vars(cls) \
             or any("__init_subclass__" in vars(base) for base in cls.__mro__[1:-1]):
         raise TypeError(f"{cls.__name__} cannot be copied through a filler")
@@ -72,6 +69,7 @@ def filler(cls: type) -> type:
         "__delattr__": object.__delattr__, "__module__": __name__})
     probe = object.__new__(fill)
     probe.__class__ = cls       # TypeError now, not at the first copy, if Python refuses
+    _FILLERS[cls] = fill
     return fill
 
 
