@@ -102,8 +102,10 @@ class OrderLedger:
             elif isinstance(event, FundingApplied):
                 funding += event.amount
             elif isinstance(event, AccountUpdate):
+                # the wallet after the whole operation (an AccountUpdate carries no Balance;
+                # the agent reads only the positions and "bc" of the wire event)
                 self._stream_events.append(wire.account_update(
-                    list(event.positions), event.balance or self.sim.balance(), event.reason,
+                    list(event.positions), self.sim.balance(), event.reason,
                     moment, balance_change=funding if event.reason == "FUNDING_FEE" else None))
                 funding = Decimal(0)
 

@@ -29,9 +29,12 @@ class OrderUpdate:
 @fast_init
 @dataclass(frozen=True, slots=True)
 class AccountUpdate:
-    """Positions and/or balance changed (stream ACCOUNT_UPDATE, or the simulator)."""
+    """Positions and/or balance changed (stream ACCOUNT_UPDATE, or the simulator): the
+    positions it moved. It carries no Balance: Binance's event has the wallet but not the
+    available margin, and nothing reads one off an event; the engine reads `balance()` after
+    account events (trader/balance_keeper.py). (The simulator built one per fill, ~20,000
+    instructions, that nothing read.)"""
     positions: list[ExchangePosition]
-    balance: Balance | None
     reason: str
     time: datetime
 

@@ -122,8 +122,8 @@ def update_from_algo_event(event: Json) -> OrderUpdate:
 def update_from_account_event(event: Json) -> AccountUpdate:
     """ACCOUNT_UPDATE -> AccountUpdate of the one-way (ps BOTH) positions it carries.
 
-    The event has wallet balances but no available margin, so `balance` stays None: the
-    engine reads `balance()` over REST when it needs a full Balance.
+    The event has wallet balances but no available margin, so no Balance is made of them:
+    the engine reads `balance()` over REST when it needs one.
     """
     f = Fields(event, ACCOUNT_EVENT)
     data = f.child("a")
@@ -134,7 +134,7 @@ def update_from_account_event(event: Json) -> AccountUpdate:
             positions.append(ExchangePosition(
                 symbol=p.text("s"), quantity=p.number("pa"),
                 entry_price=p.optional_number("ep"), unrealized_pnl=p.optional_number("up")))
-    return AccountUpdate(positions=positions, balance=None, reason=data.optional_text("m"),
+    return AccountUpdate(positions=positions, reason=data.optional_text("m"),
                          time=f.millis("T", "E"))
 
 

@@ -282,7 +282,7 @@ class SimulatorCore:
             del log[:overflow]
 
     def _account_update(self, symbol: str, reason: str, now: datetime) -> AccountUpdate:
-        return AccountUpdate([self.position(symbol)], self.balance(), reason, now)
+        return AccountUpdate([self.position(symbol)], reason, now)
 
     def _taker_price(self, symbol: str, side: Side, reference: Decimal) -> Decimal:
         cost = spread_for(symbol, self.config.spread) / 2 + self.config.slippage
