@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from trader.fast_init import fast_init
+
 
 class Severity(StrEnum):
     CRITICAL = "CRITICAL"
@@ -160,6 +162,7 @@ def troubles_ended_by(name: AlertName | str) -> frozenset[AlertName]:
     return frozenset(ended)
 
 
+@fast_init          # two or more per trade
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert. `subject` names what a trip and its clear are about (a breaker's name)

@@ -26,12 +26,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from trader.domain import ZERO, Candle, Side
+from trader.fast_init import fast_init
 from trader.position import Position
 
 MIN_RETURNS = 20          # common returns below this: no verdict (not clustered)
 TAKER_FEE = Decimal("0.0005")
 
 
+@fast_init          # one per entry looked at
 @dataclass(frozen=True, slots=True)
 class Cluster:
     """The open positions that are one bet with an entry, and what they risk now."""

@@ -176,6 +176,7 @@ class Candle:
         return self.open_time + self.interval
 
 
+@fast_init          # one per signal
 @dataclass(frozen=True, slots=True)
 class Signal:
     """What a strategy wants for one symbol. Percentages are fractions (0.004 = 0.4 %)."""

@@ -17,6 +17,7 @@ from loguru import logger
 from trader.breakers import regime_of
 from trader.correlation import Cluster, correlated_cluster
 from trader.domain import Candle, OrderRole, Side, Signal, position_key
+from trader.fast_init import fast_init
 from trader.management import FirstTarget, with_exit_plan
 from trader.market.history import CandleHistory
 from trader.market.indicators import atr
@@ -41,6 +42,7 @@ MANUAL_SL_ATR = Decimal("1.5")          # the default strategy's stop: 1.5 x ATR
 MANUAL_SL_PCT = Decimal("0.01")         # without enough candles for an ATR
 
 
+@fast_init          # one per entry looked at
 @dataclass(frozen=True, slots=True)
 class Account:
     """What sizing needs of the account, as last read from the exchange."""

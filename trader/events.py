@@ -128,6 +128,7 @@ class PositionGone:
     entry: EntryFilled | None = None
 
 
+@fast_init          # one per close
 @dataclass(frozen=True, slots=True)
 class CloseRequested:
     """Close at market: the operator, the time exit, an opposite signal, a passed level."""

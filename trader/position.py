@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from trader.domain import ZERO, ClientId, CloseReason, OrderRole, Side
 from trader.evolve import evolve
+from trader.fast_init import fast_init
 
 # Read on every tick: module names, not enum members through their class (~0.1 us each).
 STOP_LOSS, TAKE_PROFIT_1 = OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT_1
@@ -63,6 +64,7 @@ class LegStatus(StrEnum):
 LIVE = LegStatus.LIVE      # a module name: read for every leg on every tick
 
 
+@fast_init          # one per leg placed
 @dataclass(frozen=True, slots=True)
 class LegOrder:
     """The exchange order that protects a leg now."""
@@ -80,6 +82,7 @@ class LegOrder:
         return ClientId.parse(self.client_id) is not None
 
 
+@fast_init          # two per position, more copies by evolve
 @dataclass(frozen=True, slots=True)
 class Leg:
     """One protective leg: where it should be and what is on the exchange for it."""
@@ -110,6 +113,7 @@ class Leg:
                 and order.quantity == quantity and order.trigger_price == self.trigger_price)
 
 
+@fast_init          # one per position
 @dataclass(frozen=True, slots=True)
 class RegimeAnchor:
     """Where the legs were planned and under which volatility regimes (names of

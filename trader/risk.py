@@ -30,6 +30,7 @@ from enum import StrEnum
 from loguru import logger
 
 from trader.domain import ZERO, Side, Signal
+from trader.fast_init import fast_init
 from trader.position import Position
 from trader.strategy.regime import Regime, RegimeAdjustment
 from trader.symbol_rules import SymbolRules
@@ -83,6 +84,7 @@ def reward_risk(regime: Regime, trending: bool) -> Decimal:
     return trending_rr if trending else ranging_rr
 
 
+@fast_init          # one per entry looked at
 @dataclass(frozen=True, slots=True)
 class SizingInput:
     symbol: str
@@ -108,6 +110,7 @@ class SizingInput:
     confidence_floor: Decimal | None = None   # confidence sizing: None = off
 
 
+@fast_init          # one per entry
 @dataclass(frozen=True, slots=True)
 class EntryPlan:
     quantity: Decimal

@@ -18,11 +18,13 @@ from decimal import Decimal
 
 from trader.close_record import traded_size
 from trader.domain import ZERO
+from trader.fast_init import fast_init
 from trader.position import Position
 
 TOTAL = "TOTAL"
 
 
+@fast_init          # one or two per trade
 @dataclass(frozen=True, slots=True)
 class TradeRecord:
     """One closed position, as the report and /pnl count it."""

@@ -18,6 +18,7 @@ from trader.exchange.sim_path import (
     touched,
     traded_through,
 )
+from trader.fast_init import fast_init
 
 # Enum members read once, here: a read of `Side.BUY` goes through EnumType.__getattr__
 # (Python 3.11: ~850 instructions), a module global is a dict read. The very same objects.
@@ -194,6 +195,7 @@ def reached_level(order: Order, low: Decimal, high: Decimal) -> Decimal | None:
     return level if reached(rising_trigger(order.type, order.side), level, low, high) else None
 
 
+@fast_init          # one per book change in the simulator
 @dataclass(frozen=True, slots=True)
 class QuietBand:
     """What a move may span without reaching any of some orders or a liquidation: the

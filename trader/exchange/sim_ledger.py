@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from trader.domain import ZERO, Balance, ExchangePosition, Side
+from trader.fast_init import fast_init
 
 MONEY_QUANTUM = Decimal("0.00000001")
 
@@ -29,6 +30,7 @@ def money(amount: Decimal) -> Decimal:
     return amount.quantize(MONEY_QUANTUM, ROUND_HALF_UP)
 
 
+@fast_init          # one per simulated fill
 @dataclass(frozen=True, slots=True)
 class SimPosition:
     quantity: Decimal = ZERO      # signed: > 0 long, < 0 short

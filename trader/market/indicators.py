@@ -24,6 +24,7 @@ from operator import attrgetter, is_
 from typing import Any
 
 from trader.domain import ZERO, Candle
+from trader.fast_init import fast_init
 
 _MISSING: Any = object()
 
@@ -193,6 +194,7 @@ def _ema(values: Sequence[Decimal], period: int) -> Decimal:
     return value
 
 
+@fast_init          # one per entry signal looked at
 @dataclass(frozen=True, slots=True)
 class RoughEmas:
     """A fast and a slow EMA in float, each within `error` of `ema` of the same Decimals
