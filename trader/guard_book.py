@@ -38,7 +38,7 @@ def load_state(raw: Any) -> GuardState:
         raw = json.loads(raw)
     if not isinstance(raw, dict):
         raise ValueError(f"stored guard state is a {type(raw).__name__}, not an object")
-    return codec.load(GuardState, raw)
+    return guards.restored(codec.load(GuardState, raw))
 
 
 class GuardBook:

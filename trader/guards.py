@@ -16,7 +16,7 @@ either may have an end (`expire` lifts it) or last until /resume.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -26,6 +26,7 @@ from loguru import logger
 
 from trader.display import breaker_label
 from trader.domain import Candle
+from trader.evolve import evolve
 from trader.market.indicators import MedianWindow, highest_high, lowest_low, rolling_median
 from trader.strategy.regime import Regime
 
@@ -76,19 +77,23 @@ class GuardState:
     entries_blocked_until: datetime | None = None                 # emergency cooldown
     paused_symbols: dict[str, datetime | None] = field(default_factory=dict)  # None = /resume
 
-    def __post_init__(self) -> None:
-        # storage.codec loads dict values as stored (ISO text): restore the datetimes.
-        for name in ("breakers", "cooldowns", "paused_symbols"):
-            raw = getattr(self, name)
-            if any(isinstance(value, str) for value in raw.values()):
-                object.__setattr__(self, name, {key: _as_datetime(value)
-                                                for key, value in raw.items()})
-        if any(not isinstance(value, int) for value in self.loss_streak.values()):
-            object.__setattr__(self, "loss_streak",
-                               {key: int(value) for key, value in self.loss_streak.items()})
-
     def active_breakers(self, now: datetime) -> dict[str, datetime]:
         return {name: until for name, until in self.breakers.items() if until > now}
+
+
+def restored(loaded: GuardState) -> GuardState:
+    """A state as storage.codec loads it (dict values as stored: ISO text, JSON numbers)
+    with its datetimes and counts restored. Done once, where a state is read back
+    (trader/guard_book.py `load_state`), not in the class's `__post_init__`: that ran on
+    every copy the rules make (~2 a trade) and kept them off `evolve`."""
+    return evolve(loaded, breakers=_datetimes(loaded.breakers),
+                  cooldowns=_datetimes(loaded.cooldowns),
+                  paused_symbols=_datetimes(loaded.paused_symbols),
+                  loss_streak={key: int(value) for key, value in loaded.loss_streak.items()})
+
+
+def _datetimes(raw: dict[str, Any]) -> dict[str, Any]:
+    return {key: _as_datetime(value) for key, value in raw.items()}
 
 
 def _as_datetime(value: datetime | str | None) -> datetime | None:
@@ -115,7 +120,7 @@ def _trip(state: GuardState, kind: str, symbol: str, now: datetime, cfg: GuardCo
     name = breaker_name(kind, symbol)
     was_active = name in state.breakers
     until = max(state.breakers.get(name, now), now + cfg.breaker_duration)
-    new_state = replace(state, breakers={**state.breakers, name: until})
+    new_state = evolve(state, breakers={**state.breakers, name: until})
     if was_active:
         return new_state, []
     logger.warning("breaker tripped name={} symbol={} until={} reason={}",
@@ -198,9 +203,9 @@ def record_api_result(state: GuardState, ok: bool, now: datetime,
     """Count consecutive API failures; a streak of api_failure_streak trips the
     account-wide API breaker. One success resets the streak."""
     if ok:
-        return (replace(state, api_failures=0), []) if state.api_failures else (state, [])
+        return (evolve(state, api_failures=0), []) if state.api_failures else (state, [])
     failures = state.api_failures + 1
-    counted = replace(state, api_failures=failures)
+    counted = evolve(state, api_failures=failures)
     if failures < cfg.api_failure_streak:
         return counted, []
     return _trip(counted, API_BREAKER, "", now, cfg,
@@ -235,7 +240,7 @@ def expire(state: GuardState, now: datetime) -> Outcome:
                                  "emergency cooldown ended; entries allowed again"))
     for event in events:
         logger.info("guard cleared name={} symbol={}", event.name, event.symbol or "-")
-    return replace(state, **changes), events
+    return evolve(state, **changes), events
 
 
 def _anything_ends(state: GuardState, now: datetime) -> bool:
@@ -273,7 +278,7 @@ def start_cooldown(state: GuardState, symbol: str, now: datetime, loss: bool,
         duration *= cfg.loss_streak_mult
     until = max(state.cooldowns.get(symbol, now), now + duration)
     logger.info("cooldown symbol={} until={} loss_streak={}", symbol, until.isoformat(), streak)
-    return replace(state, cooldowns={**state.cooldowns, symbol: until},
+    return evolve(state, cooldowns={**state.cooldowns, symbol: until},
                    loss_streak={**state.loss_streak, symbol: streak})
 
 
@@ -305,39 +310,39 @@ def allow_entry(state: GuardState, symbol: str, now: datetime) -> tuple[bool, st
 
 def pause(state: GuardState, until: datetime | None = None) -> GuardState:
     """Pause new entries until `until` (expire() ends it), or until resume() when None."""
-    return replace(state, paused=True, paused_until=until)
+    return evolve(state, paused=True, paused_until=until)
 
 
 def resume(state: GuardState) -> GuardState:
     """Resume every entry: the account-wide pause and each symbol's pause end."""
-    return replace(state, paused=False, paused_until=None, paused_symbols={})
+    return evolve(state, paused=False, paused_until=None, paused_symbols={})
 
 
 def pause_symbol(state: GuardState, symbol: str, until: datetime | None = None) -> GuardState:
     """Pause new entries on one symbol until `until` (expire() ends it), or until /resume."""
-    return replace(state, paused_symbols={**state.paused_symbols, symbol: until})
+    return evolve(state, paused_symbols={**state.paused_symbols, symbol: until})
 
 
 def resume_symbol(state: GuardState, symbol: str) -> GuardState:
     """End one symbol's pause (the account-wide pause, if any, stays)."""
     remaining = {s: until for s, until in state.paused_symbols.items() if s != symbol}
-    return replace(state, paused_symbols=remaining)
+    return evolve(state, paused_symbols=remaining)
 
 
 def sleep(state: GuardState) -> GuardState:
     """Asleep (after /shutdown): no entries at all until wake()."""
-    return replace(state, asleep=True)
+    return evolve(state, asleep=True)
 
 
 def wake(state: GuardState, now: datetime, emergency_cooldown: timedelta | None = None) -> GuardState:
     """Wake up; after an emergency, entries stay blocked for `emergency_cooldown`."""
     blocked = now + emergency_cooldown if emergency_cooldown else None
-    return replace(state, asleep=False, entries_blocked_until=blocked)
+    return evolve(state, asleep=False, entries_blocked_until=blocked)
 
 
 def set_save_failure(state: GuardState, failed: bool) -> GuardState:
     """Block entries while state cannot be saved (SaveStateFailure); clear on recovery."""
-    return replace(state, save_failure=failed)
+    return evolve(state, save_failure=failed)
 
 
 def clear_breaker(state: GuardState, name: str) -> Outcome:
@@ -345,7 +350,7 @@ def clear_breaker(state: GuardState, name: str) -> Outcome:
     if name not in state.breakers:
         return state, []
     remaining = {key: until for key, until in state.breakers.items() if key != name}
-    return replace(state, breakers=remaining), [
+    return evolve(state, breakers=remaining), [
         GuardEvent(GuardEventKind.CLEARED, name, breaker_symbol(name),
                    f"{breaker_label(name)} cleared by the operator")]
 
@@ -359,7 +364,7 @@ def unlock(state: GuardState, symbol: str) -> Outcome:
             state, cleared = clear_breaker(state, name)
             events += cleared
     if symbol in state.cooldowns:
-        state = replace(state, cooldowns={s: u for s, u in state.cooldowns.items() if s != symbol})
+        state = evolve(state, cooldowns={s: u for s, u in state.cooldowns.items() if s != symbol})
     return state, events
 
 

@@ -16,7 +16,6 @@ Pure: the engine passes closed positions, funding payments and `now` in.
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -24,6 +23,7 @@ from trader.close_record import traded_size
 from trader.commands import PerformanceRow, PeriodRow, PeriodTable, PnlView, TradeView
 from trader.display import on_step
 from trader.domain import ZERO, CloseReason
+from trader.evolve import evolve
 from trader.position import Position
 from trader.symbol_rules import SymbolRules
 from trader.trade_stats import TradeRecord, by_symbol
@@ -77,8 +77,8 @@ def with_funding(records: Sequence[TradeRecord],
         times, sums = timeline.get(record.symbol, ([], [ZERO]))
         paid = sums[bisect_right(times, record.closed_at)] - sums[bisect_left(times,
                                                                              record.opened_at)]
-        funded.append(replace(record, funding=paid,
-                              net_pnl=record.gross_pnl - record.fees + paid))
+        funded.append(evolve(record, funding=paid,
+                             net_pnl=record.gross_pnl - record.fees + paid))
     return funded
 
 
