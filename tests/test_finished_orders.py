@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,4 +59,15 @@ def test_more_ids_than_one_statement_takes(tmp_path: Path) -> None:
             store.save_order(order(client_id, OrderStatus.FILLED))
     store.put("outside", 1, NOW)            # commits the batch
     assert store.finished_orders([*ids, "unknown"]) == set(ids)
+    store.close()
+
+
+def test_a_stored_status_that_is_no_order_status_is_an_error(tmp_path: Path) -> None:
+    """Statuses are looked up in a table (trader/domain.py `STATUSES_BY_VALUE`); a text
+    that is in none is refused as `OrderStatus(text)` refuses it, not taken as live."""
+    store = TradeStore.open(tmp_path / "t.db")
+    store.save_order(order("tb-BTCUSDT-k1-sl1", OrderStatus.NEW))
+    store.db.execute("UPDATE orders SET status = 'GONE'")
+    with pytest.raises(ValueError, match="GONE"):
+        store.finished_orders(["tb-BTCUSDT-k1-sl1"])
     store.close()

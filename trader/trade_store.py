@@ -21,7 +21,7 @@ from sqlite_utils import Database
 from storage.codec import dump, dumps, load
 from storage.iso_text import iso_text
 from trader.closed_recently import ClosedArchive, ClosedRecently
-from trader.domain import Fill, Order, OrderStatus, OrderType, Side
+from trader.domain import STATUSES_BY_VALUE, Fill, Order, OrderStatus, OrderType, Side
 from trader.intent_records import PURGE_CHUNK, IntentRecords
 from trader.last_known import LastKnown
 from trader.position import Position, PositionState
@@ -124,7 +124,7 @@ class TradeStore(IntentRecords):
             for client_id, status in self.db.execute(
                     f"SELECT client_id, status FROM orders WHERE client_id IN "
                     f"({','.join('?' * len(chunk))})", chunk):
-                if OrderStatus(status).terminal:
+                if (STATUSES_BY_VALUE.get(status) or OrderStatus(status)).terminal:
                     finished.add(client_id)
         return finished
 
