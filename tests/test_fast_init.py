@@ -33,23 +33,25 @@ from trader.exchange.sim_book import QuietBand
 from trader.exchange.sim_ledger import SimPosition
 from trader.exchange.sim_path import PathPoint
 from trader.fast_init import fast_init
+from trader.lifecycle import Step
 from trader.market.indicators import RoughEmas
 from trader.metrics import EquityPoint
 from trader.observe import SymbolView
-from trader.position import Leg, LegOrder, RegimeAnchor
+from trader.position import Leg, LegOrder, Position, RegimeAnchor
 from trader.risk import EntryPlan, SizingInput
 from trader.trade_stats import TradeRecord
 
 FAST = [Candle, ClientId, OrderRequest, Order, Fill, ExchangePosition, Balance, BookTicker, Intent,
         OrderUpdate, AccountUpdate, Quote, SymbolView, EquityPoint, LegOrder, Leg, RegimeAnchor,
         QuietBand, RoughEmas, SimPosition, Alert, TradeRecord, Signal, Account, SizingInput,
-        EntryPlan, Cluster, PathPoint, CloseRequested]
+        EntryPlan, Cluster, PathPoint, CloseRequested, Position, Step]
 
 
 def generated_twin(cls: type) -> type:
     """The same fields under the `__init__` `dataclasses` generates."""
     return dataclasses.make_dataclass(
-        cls.__name__, [(f.name, f.type, dataclasses.field(default=f.default, compare=f.compare))
+        cls.__name__, [(f.name, f.type, dataclasses.field(
+            default=f.default, default_factory=f.default_factory, compare=f.compare))
                        for f in dataclasses.fields(cls)], frozen=True, slots=True)
 
 
@@ -57,7 +59,8 @@ def the_long_way(cls: type, values: dict[str, Any]) -> Any:
     """What the generated `__init__` does: each field through `object.__setattr__`."""
     made = object.__new__(cls)
     for f in dataclasses.fields(cls):
-        object.__setattr__(made, f.name, values.get(f.name, f.default))
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        object.__setattr__(made, f.name, values[f.name] if f.name in values else default)
     return made
 
 
@@ -114,10 +117,6 @@ def test_a_class_whose_init_does_more_is_refused() -> None:
         def __post_init__(self) -> None:
             assert self.price > 0
 
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Collecting:
-        items: list[int] = dataclasses.field(default_factory=list)
-
     @dataclasses.dataclass(slots=True)
     class Mutable:
         price: int
@@ -126,7 +125,7 @@ def test_a_class_whose_init_does_more_is_refused() -> None:
     class Unslotted:
         price: int
 
-    for cls in (Checked, Collecting, Mutable, Unslotted):
+    for cls in (Checked, Mutable, Unslotted):
         with pytest.raises(TypeError):
             fast_init(cls)
 
@@ -152,3 +151,16 @@ def test_an_instance_of_a_subclass_keeps_its_class() -> None:
 def test_one_filler_per_class() -> None:
     """`fast_init`, `evolve` and the CSV reader fill through the same filler class."""
     assert filler(Candle) is filler(Candle)
+
+
+def test_a_default_factory_gives_each_value_its_own() -> None:
+    """As from the dataclass's `__init__`: a field's factory runs per value not given it."""
+    @fast_init
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Collecting:
+        name: str
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    first, second, given = Collecting("a"), Collecting("b"), Collecting("c", [1])
+    assert first.items == [] and second.items == [] and first.items is not second.items
+    assert given.items == [1]

@@ -53,6 +53,7 @@ from trader.events import (
     Tick,
 )
 from trader.evolve import evolve
+from trader.fast_init import fast_init
 from trader.lifecycle_tick import on_tick
 from trader.position import ExitPlan, Leg, Position, PositionState
 
@@ -80,6 +81,7 @@ TRANSITIONS: dict[tuple[PositionState, type], frozenset[PositionState]] = {
 }
 
 
+@fast_init          # one per event stepped (every in-position tick)
 @dataclass(frozen=True, slots=True)
 class Step:
     position: Position

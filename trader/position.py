@@ -125,6 +125,7 @@ class RegimeAnchor:
     take_profit_1: Decimal | None = None   # TP1's trigger as planned (two-TP plan), else None
 
 
+@fast_init          # one per entry (copies: evolve)
 @dataclass(frozen=True, slots=True)
 class Position:
     """The agent's record of one position from entry to close."""
