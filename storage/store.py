@@ -35,6 +35,7 @@ from storage.unit_of_work import UnitOfWork
 from storage.write_gate import WriteGate
 
 T = TypeVar("T")
+EVENT_INSERT = "INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +122,15 @@ class Store:
 
     def append_event_json(self, at: datetime, kind: str, symbol: str, text: str) -> None:
         """`append_event` with its body already encoded (`codec.dumps` of it, read back by
-        `events` like `append_event`'s): a step's entry (trader/position_journal.py)."""
-        self._gate.write_one(f"event {kind}",
-                             "INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)",
-                             [iso_text(at), kind, symbol, text])
+        `events` like `append_event`'s)."""
+        self._gate.write_one(f"event {kind}", EVENT_INSERT, [iso_text(at), kind, symbol, text])
+
+    def _append_event_last(self, at: datetime, kind: str, symbol: str, text: str) -> None:
+        """`append_event_json` as the last statement of the open group: nothing may run
+        after it inside the group (`WriteGate.write`'s `last`; a store method's final
+        line)."""
+        self._gate.write_one(f"event {kind}", EVENT_INSERT, [iso_text(at), kind, symbol, text],
+                             last=True)
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, args = ("kind = ?", [kind]) if kind else ("1=1", [])

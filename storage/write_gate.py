@@ -27,7 +27,7 @@ from loguru import logger
 from sqlite_utils import Database
 
 from storage.db import save_failure
-from storage.gate_passes import Batch, Pass
+from storage.gate_passes import REPLAY_COMMIT_EVERY, Batch, Pass
 from storage.health import WriteHealth
 from storage.held_rows import HeldRows, Row
 from storage.unit_of_work import UnitOfWork
@@ -35,11 +35,16 @@ from storage.upsert import upsert_statement
 
 SAVEPOINT = "grouped_write"     # a grouped write inside a batch (only the outermost takes one)
 BATCH_SAVEPOINT = "replay_batch"   # a batch, when earlier batches are not committed yet
-# Batches per commit in a replay: a commit costs more than a candle's own writes, and a
-# record saved again before the commit is written once (the held-back rows stay few: one
-# per record saved since, ~300 at most in a 20k-candle backtest). A backtest (the only
-# user) replays from the start after a crash anyway.
-REPLAY_COMMIT_EVERY = 1024
+__all__ = ["REPLAY_COMMIT_EVERY", "WriteGate"]
+_TAKE_SAVEPOINT = f"SAVEPOINT {SAVEPOINT}"
+_RELEASE_SAVEPOINT = f"RELEASE SAVEPOINT {SAVEPOINT}"
+_UNDO_SAVEPOINT = f"ROLLBACK TO SAVEPOINT {SAVEPOINT}"
+_TAKE_BATCH_SAVEPOINT = f"SAVEPOINT {BATCH_SAVEPOINT}"
+_RELEASE_BATCH_SAVEPOINT = f"RELEASE SAVEPOINT {BATCH_SAVEPOINT}"
+_UNDO_BATCH_SAVEPOINT = f"ROLLBACK TO SAVEPOINT {BATCH_SAVEPOINT}"
+# `savepoint_due` of a group whose `last` write ran without one: truthy, so a further write
+# of the group finds it (and raises) where a due savepoint would be taken
+_SEALED = "sealed"
 
 def _forget_nothing() -> None:
     return None
@@ -60,8 +65,14 @@ class WriteGate:
         self.uncommitted = 0            # batches ended since the replay's last commit
         self.batch_savepoint_due = False   # the batch must take a savepoint at its first write
         self.batch_savepoint_open = False
-        self.savepoint_due = False     # a batch's grouped write has not written yet
+        # a batch's grouped write has not written yet (True), or has written its `last`
+        # statement without a savepoint (_SEALED: see `write`)
+        self.savepoint_due: bool | str = False
         self.savepoint_open = False
+        self.group_at_batch_savepoint = False   # the group rolls back to the batch's savepoint
+        # SAVEPOINT, RELEASE and ROLLBACK TO run on one cursor kept for them (what they
+        # return is never read): `conn.execute` builds a cursor per statement
+        self.control = self.conn.cursor()
         self.later = HeldRows()        # what the batches (or the open unit) hold back
         self.unit: UnitOfWork | None = None   # the open unit of work (live tick), if any
         # True inside the open unit's own outermost write: `upsert_later` holds its row
@@ -87,7 +98,7 @@ class WriteGate:
             self.batch_savepoint_due = False
             if self.batch_savepoint_open:
                 self.batch_savepoint_open = False
-                self.conn.execute(f"RELEASE SAVEPOINT {BATCH_SAVEPOINT}")
+                self.control.execute(_RELEASE_BATCH_SAVEPOINT)
             self.uncommitted += 1
             if self.uncommitted >= REPLAY_COMMIT_EVERY:
                 self._commit()
@@ -141,8 +152,8 @@ class WriteGate:
         if self.batch_savepoint_open:
             self.batch_savepoint_open = False
             if self.conn.in_transaction:
-                self.conn.execute(f"ROLLBACK TO SAVEPOINT {BATCH_SAVEPOINT}")
-                self.conn.execute(f"RELEASE SAVEPOINT {BATCH_SAVEPOINT}")
+                self.control.execute(_UNDO_BATCH_SAVEPOINT)
+                self.control.execute(_RELEASE_BATCH_SAVEPOINT)
                 return True
             return False
         if not open_before:
@@ -156,34 +167,50 @@ class WriteGate:
         self.later.clear()
 
     # --- statements -------------------------------------------------------------------
-    def write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def write(self, sql: str, params: Sequence[Any] = (), last: bool = False) -> sqlite3.Cursor:
         """Run one write statement, inside `saving`. In a batch, the batch's transaction
         begins here, and a grouped write's savepoint is taken here, at its first write (so
-        is the savepoint of the live unit's grouped write: `UnitOfWork.begin_pass`)."""
+        is the savepoint of the live unit's grouped write: `UnitOfWork.begin_pass`).
+
+        In a batch, a group's savepoint is not taken when the batch's own is taken at the
+        same write (the group rolls back to the batch's: nothing else of the batch is after
+        it), nor when its first write is also its `last`: the caller's promise that nothing
+        runs after this statement inside the group (a store method's final line), so the
+        group is this one statement, which SQLite undoes by itself when it fails (its held
+        rows are undone by their mark). A write after that one raises RuntimeError."""
         if self.batching:
             if not self.conn.in_transaction:
                 self.conn.execute("BEGIN")
                 self.batch_savepoint_due = False
             elif self.batch_savepoint_due:
-                self.conn.execute(f"SAVEPOINT {BATCH_SAVEPOINT}")
+                self.control.execute(_TAKE_BATCH_SAVEPOINT)
                 self.batch_savepoint_due = False
                 self.batch_savepoint_open = True
+                if self.savepoint_due is True:      # the group's first write is the batch's
+                    self.savepoint_due = False
+                    self.group_at_batch_savepoint = True
             if self.savepoint_due:
-                self.conn.execute(f"SAVEPOINT {SAVEPOINT}")
-                self.savepoint_due = False
-                self.savepoint_open = True
+                if self.savepoint_due is not True:
+                    raise RuntimeError(f"a write after the group's last one: {sql[:60]}")
+                if last:
+                    self.savepoint_due = _SEALED
+                else:
+                    self.control.execute(_TAKE_SAVEPOINT)
+                    self.savepoint_due = False
+                    self.savepoint_open = True
         elif self.unit_group_due and self.unit is not None:
             self.unit.open_group()
         return self.conn.execute(sql, params)
 
-    def write_one(self, what: str, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        """`with saving(what): return write(sql, params)`. Inside an open pass, that inner
-        pass only names a failure (SaveStateFailure(what), no savepoint, no report): done
-        here without one (a trade's journal rows and fills are written inside its groups).
-        Raises SaveStateFailure(what)."""
+    def write_one(self, what: str, sql: str, params: Sequence[Any] = (),
+                  last: bool = False) -> sqlite3.Cursor:
+        """`with saving(what): return write(sql, params, last)`. Inside an open pass, that
+        inner pass only names a failure (SaveStateFailure(what), no savepoint, no report):
+        done here without one (a trade's journal rows and fills are written inside its
+        groups). Raises SaveStateFailure(what)."""
         if self.depth:
             try:
-                return self.write(sql, params)
+                return self.write(sql, params, last)
             except (sqlite3.Error, OSError) as exc:
                 raise save_failure(what, exc) from exc
         with self.saving(what):
@@ -277,13 +304,19 @@ class WriteGate:
                     self.upsert(name, held.row(), held.pk)
 
     def end_group(self, keep: bool) -> None:
-        """The end of a batch's grouped write: release its savepoint, or roll back to it."""
+        """The end of a batch's grouped write: release its savepoint, or roll back to it
+        (to the batch's when the group began there: `write`; it stays the batch's)."""
         self.savepoint_due = False
+        if self.group_at_batch_savepoint:
+            self.group_at_batch_savepoint = False
+            if not keep and self.conn.in_transaction:   # an error may have ended the batch
+                self.control.execute(_UNDO_BATCH_SAVEPOINT)
+            return
         if not self.savepoint_open:
             return
         self.savepoint_open = False
         if keep:
-            self.conn.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+            self.control.execute(_RELEASE_SAVEPOINT)
         elif self.conn.in_transaction:      # an error may have ended the whole batch
-            self.conn.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
-            self.conn.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+            self.control.execute(_UNDO_SAVEPOINT)
+            self.control.execute(_RELEASE_SAVEPOINT)

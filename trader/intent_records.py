@@ -173,11 +173,15 @@ class IntentRecords(Store):
             known = self._intents()
             doomed = [client_id for client_id, (intent, created) in known.items()
                       if intent.status.resolved and created < cutoff]
+            # before the deletes: the last one is the group's last statement (in a replay
+            # batch, a cleanup of one chunk takes no savepoint: `WriteGate.write`); a failed
+            # delete gives the held rows back (the group's mark)
+            self._gate.drop_held("intents", [(client_id,) for client_id in doomed])
             for start in range(0, len(doomed), PURGE_CHUNK):
                 chunk = doomed[start:start + PURGE_CHUNK]
                 self._gate.write(f"DELETE FROM intents WHERE client_id IN "
-                                 f"({','.join('?' * len(chunk))})", chunk)
-            self._gate.drop_held("intents", [(client_id,) for client_id in doomed])
+                                 f"({','.join('?' * len(chunk))})", chunk,
+                                 last=start + PURGE_CHUNK >= len(doomed))
         if self._known_intents is known:    # not forgotten meanwhile
             for client_id in doomed:
                 del known[client_id]

@@ -79,11 +79,10 @@ class PositionJournal:
             if not isinstance(event, JOURNALED):
                 self.store.save_position(after)      # one write: a transaction of its own
                 return
-            with self.store.transaction(f"step {after.symbol} {type(event).__name__}"):
-                self.store.save_position(after)
-                # the text of {"key": after.key, **codec.dump(event)}, without the dict
-                self.store.append_event_json(self.clock.now(), _kind(event), after.symbol,
-                                             codec.dumps_with(event, "key", after.key))
+            # the entry: the text of {"key": after.key, **codec.dump(event)}, without the dict
+            self.store.save_step(f"step {after.symbol} {type(event).__name__}", after,
+                                 self.clock.now(), _kind(event),
+                                 codec.dumps_with(event, "key", after.key))
         except SaveStateFailure as exc:
             logger.error("step not saved symbol={} error={}", after.symbol, exc)
 

@@ -253,6 +253,16 @@ class TradeStore(IntentRecords):
             else:
                 known[position.symbol, position.key] = position
 
+    def save_step(self, what: str, position: Position, at: datetime, kind: str,
+                  text: str) -> None:
+        """A position's step and its journal entry (`append_event_json(at, kind, symbol,
+        text)`), all or none: `with transaction(what)` around both. In a replay batch the
+        record is held back and the entry is the group's one statement, written last: it
+        takes no savepoint (storage/write_gate.py `write`). Raises SaveStateFailure."""
+        with self._gate.saving(what, grouped=True):
+            self.save_position(position)
+            self._append_event_last(at, kind, position.symbol, text)
+
     def open_positions(self) -> list[Position]:
         """Every position not closed, by opening time (ties: as first saved). Read from the
         database once, then kept with each save (this process is its only writer, as for
