@@ -87,8 +87,9 @@ class Store:
         records first. The transaction begins at the first write: a candle that writes
         nothing issues no statement. Each write still reports to `health` and raises
         `SaveStateFailure` as it would alone; a failed one leaves nothing behind (a single
-        statement is atomic in SQLite; a `transaction` takes a savepoint before its first
-        write and rolls back to it), and a batch that raises undoes its own writes only. A
+        statement is atomic in SQLite; a `transaction` of several statements takes a
+        savepoint before its first write, or shares the batch's, and rolls back to it), and
+        a batch that raises undoes its own writes only. A
         crash loses the uncommitted batches, which a backtest replays from the start
         anyway. The live agent never batches: there every state change is committed before
         the exchange action that depends on it. Raises SaveStateFailure(what) when its
@@ -194,7 +195,7 @@ class Store:
         SaveStateFailure like `put`."""
         def row() -> dict[str, Any]:
             return {"key": key, "value": to_json(value()), "updated_at": iso_text(now)}
-        self._gate.save_later(f"state {key}", "kv", (key,), row, ("key",), None)
+        self._gate.save_later("state", "kv", (key,), row, ("key",), None)
 
     def put_json(self, key: str, text: str, now: datetime) -> None:
         """Store already-encoded JSON text under `key` (read back by `get` like `put`'s).

@@ -14,13 +14,16 @@ records saved with `upsert_later` are held until that commit, as in a batch). A 
 batches (one per candle) share one transaction that begins at the first write and is
 committed every `REPLAY_COMMIT_EVERY` batches, before any write outside a batch, and when
 the store closes (`settle`); a batch takes a savepoint before its first write when that
-transaction is open already, a grouped `saving` inside it one more. A failed write raises
+transaction is open already, a grouped `saving` inside it one more where it needs its own
+(not when its first write is the batch's, nor when it is one statement: `write`). A failed
+write raises
 `SaveStateFailure(what)` and leaves nothing behind; a failed batch undoes itself only.
 The pass and the batch themselves are storage/gate_passes.py.
 """
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Any
 
 from loguru import logger
@@ -48,6 +51,14 @@ _SEALED = "sealed"
 
 def _forget_nothing() -> None:
     return None
+
+
+def saved_what(kind: str, key: tuple[Any, ...], status: Enum | None = None) -> str:
+    """What `save_later` names a record: "intent tb-BTCUSDT-k1-sl1 SENT", "state guards"."""
+    words = [kind, *map(str, key)]
+    if status is not None:
+        words.append(str(status.value))
+    return " ".join(words)
 
 
 class WriteGate:
@@ -231,9 +242,11 @@ class WriteGate:
         else:
             self.upsert(table, row(), pk)
 
-    def save_later(self, what: str, table: str, key: tuple[Any, ...], row: Row,
-                   pk: tuple[str, ...], value: Any) -> None:
-        """`with saving(what): upsert_later(table, key, row, pk, value)`. Where that pass
+    def save_later(self, kind: str, table: str, key: tuple[Any, ...], row: Row,
+                   pk: tuple[str, ...], value: Any, status: Enum | None = None) -> None:
+        """`with saving(what): upsert_later(table, key, row, pk, value)`, `what` the record's
+        `kind`, its key and its `status` ("position BTCUSDT k1 PROTECTED": `saved_what`),
+        built only where the pass runs (a held record never names itself). Where that pass
         would only hold the row, it is held without one (a trade saves ~40 records): inside
         a replay batch, inside an open pass of a batch or of the live unit (an inner pass
         that only holds does nothing: no statement, no savepoint, no report), or in the
@@ -252,7 +265,7 @@ class WriteGate:
                 and unit.holds_writes():
             self.later.hold((table, key), row, pk, value)
             return
-        with self.saving(what):
+        with self.saving(saved_what(kind, key, status)):
             self.upsert_later(table, key, row, pk, value)
 
     def held(self, table: str, key: tuple[Any, ...]) -> Any:

@@ -14,8 +14,12 @@ from typing import Any
 import pytest
 
 from storage import SaveStateFailure
+from tests.positions import protected
 from tests.storage_support import NOW
 from tests.test_store_statements import Statements
+from tests.test_store_statements import intent as stop_intent
+from tests.test_store_statements import order as stop_order
+from trader.domain import IntentStatus
 from trader.trade_store import TradeStore
 
 Save = Callable[[TradeStore, str, int], None]
@@ -28,7 +32,7 @@ def through_the_pass(store: TradeStore, key: str, value: int) -> None:
 
 
 def shortcut(store: TradeStore, key: str, value: int) -> None:
-    store._gate.save_later(f"state {key}", "kv", (key,), _row(key, value), ("key",), value)
+    store._gate.save_later("state", "kv", (key,), _row(key, value), ("key",), value)
 
 
 def _row(key: str, value: int) -> Callable[[], dict[str, Any]]:
@@ -127,6 +131,29 @@ def test_a_failed_write_outside_a_batch_still_raises_and_is_counted(tmp_path: Pa
         with pytest.raises(SaveStateFailure, match="state a"):
             shortcut(store, "a", 1)
         assert store.health.in_a_row == 1
+    finally:
+        store.db.close()
+
+
+@pytest.mark.parametrize(("table", "save", "what"), [
+    ("positions", lambda store: store.save_position(protected(key="k1")),
+     "position BTCUSDT k1 PROTECTED"),
+    ("intents", lambda store: store.save_intent(stop_intent(status=IntentStatus.SENT), NOW),
+     "intent tb-BTCUSDT-k1-sl1 SENT"),
+    ("orders", lambda store: store.save_order(stop_order()), "order tb-BTCUSDT-k1-sl1 NEW"),
+    ("kv", lambda store: store.put_later("guards", lambda: 1, NOW), "state guards"),
+])
+def test_a_failed_save_names_the_record_and_its_status(
+        tmp_path: Path, table: str, save: Callable[[TradeStore], None], what: str) -> None:
+    """The name is built only when the pass runs (a held record never needs it): the same
+    text as before, on the exception and in the write health."""
+    store = TradeStore.open(tmp_path / "t.db")
+    try:
+        store.db.execute(f"DROP TABLE {table}")
+        with pytest.raises(SaveStateFailure) as failed:
+            save(store)
+        assert failed.value.what == what
+        assert store.health.last is not None and store.health.last.what == what
     finally:
         store.db.close()
 

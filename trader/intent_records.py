@@ -14,12 +14,15 @@ from sqlite_utils import Database
 from storage import Store
 from storage.codec import dump, load
 from storage.iso_text import iso_text
-from trader.domain import Intent
+from trader.domain import Intent, IntentStatus
 from trader.last_known import LastKnown
 
 # An ISO time's text begins with a digit: "~" sorts after all of them ("no intent at all").
 NO_INTENT = "~"
 PURGE_CHUNK = 500       # client ids per statement (SQLite caps a statement's parameters)
+# The statuses that are `resolved`, as a tuple: `status in RESOLVED` compares by identity (a
+# set would hash the member through Enum's Python `__hash__`; the property is a call too)
+RESOLVED = tuple(status for status in IntentStatus if status.resolved)
 
 
 class IntentRecords(Store):
@@ -70,8 +73,6 @@ class IntentRecords(Store):
                 for row in self._rows("SELECT * FROM intents ORDER BY rowid", [])}
 
     # --- intents ------------------------------------------------------------------
-    # (`member._value_` below is `member.value` without the enum property's call: every
-    # save reads a status or a state)
     def save_intent(self, intent: Intent, now: datetime | None = None) -> None:
         def row() -> dict[str, Any]:
             values = dump(intent)
@@ -81,8 +82,8 @@ class IntentRecords(Store):
             return values
         client_id = intent.client_id
         known = self._known_intents     # None: not read yet, nothing to keep up to date
-        self._gate.save_later(f"intent {client_id} {intent.status._value_}",
-                              "intents", (client_id,), row, ("client_id",), intent)
+        self._gate.save_later("intent", "intents", (client_id,), row, ("client_id",), intent,
+                              intent.status)
         if known is not None and self._known_intents is known:    # not forgotten meanwhile
             # its created_at as stored: the text of the one saved before when it is the same
             # object (`with_status` keeps it; equal instants in other zones are other text):
@@ -103,7 +104,7 @@ class IntentRecords(Store):
                     self._oldest_created = created
             unresolved = self._unresolved
             if unresolved is not None:
-                if intent.status.resolved:
+                if intent.status in RESOLVED:     # `.resolved`, without its calls
                     unresolved.pop(client_id, None)
                 else:
                     unresolved[client_id] = intent

@@ -87,8 +87,8 @@ class TradeStore(IntentRecords):
             values["reduce_only"] = int(order.reduce_only)
             values["close_position"] = int(order.close_position)
             return values
-        self._gate.save_later(f"order {order.client_id} {order.status._value_}",
-                              "orders", (order.client_id,), row, ("client_id",), order)
+        self._gate.save_later("order", "orders", (order.client_id,), row, ("client_id",), order,
+                              order.status)
 
     def order(self, client_id: str) -> Order | None:
         held = self._gate.held("orders", (client_id,))
@@ -243,9 +243,8 @@ class TradeStore(IntentRecords):
                 "body": dumps(position),
             }
         known = self._open_positions      # None: not read yet, nothing to keep up to date
-        self._gate.save_later(
-            f"position {position.symbol} {position.key} {position.state._value_}",
-            "positions", (position.symbol, position.key), row, ("symbol", "key"), position)
+        self._gate.save_later("position", "positions", (position.symbol, position.key), row,
+                              ("symbol", "key"), position, position.state)
         self._closed_recently.saved(position)   # forgotten meanwhile: ignored there
         if known is not None and self._open_positions is known:    # not forgotten meanwhile
             if position.state is PositionState.CLOSED:
