@@ -232,12 +232,22 @@ class RangeWindow(deque):   # type: ignore[type-arg] - deque[float]
         if count < slow or count < fast:
             return None
         slow_sums, fast_sums = self._sums.get(slow), self._sums.get(fast)
-        slow_average = slow_sums.average(count) if slow_sums is not None \
-            else _wilder_float(self, slow)
+        # `_WilderSums.average(count)` inline for each (every candle, from the breakers'
+        # regime reading): the very same float operations, without two method calls
+        if slow_sums is None:
+            slow_average = _wilder_float(self, slow)
+        else:
+            weight = slow_sums.full_weight if count == slow_sums.size \
+                else slow_sums.keep ** (count - slow_sums.period)
+            slow_average = (weight * slow_sums.seed + slow_sums.later) / slow_sums.period
         if not slow_average > 0:
             return None
-        fast_average = fast_sums.average(count) if fast_sums is not None \
-            else _wilder_float(self, fast)
+        if fast_sums is None:
+            fast_average = _wilder_float(self, fast)
+        else:
+            weight = fast_sums.full_weight if count == fast_sums.size \
+                else fast_sums.keep ** (count - fast_sums.period)
+            fast_average = (weight * fast_sums.seed + fast_sums.later) / fast_sums.period
         return fast_average / slow_average
 
 
