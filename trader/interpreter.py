@@ -41,6 +41,9 @@ class Interpreter:
         self.policy = policy
         self.telemetry = telemetry or ProtectionTelemetry(Counters())
         self.positions: dict[str, Position] = {}
+        # (record, result) of the last Tick `quiet` answered: the result is the record with
+        # at most its best price moved (trader/position_keeper.py keeps its steady answer)
+        self.last_quiet: tuple[Position, Position] | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -68,6 +71,7 @@ class Interpreter:
             # with no action to perform and no alert to publish.
             moved = quiet(position, event, self.now(), self.policy, settled)
             if moved is not None:
+                self.last_quiet = (position, moved)
                 self.telemetry.stepped(position, event, moved)
                 if moved is not position:      # the best price moved: saved (a restart's
                     self.journal.commit(position, moved, event)    # trail starts from it)

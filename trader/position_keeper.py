@@ -2,7 +2,7 @@
 observe -> step -> manage (`protect`), a position the agent has no record of adopted
 (`adopt`), and orders of ours that outlived their reason cancelled (`sweep_orphans`)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -15,7 +15,7 @@ from trader.alerts import Alert, AlertName
 from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.config import Settings
-from trader.domain import ClientId, OrderRole
+from trader.domain import ClientId, ExchangePosition, Order, OrderRole
 from trader.entry_sender import EntrySender
 from trader.events import EntryFilled, LegSeen, PositionGone, PositionSizeChanged, Tick
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
@@ -25,7 +25,7 @@ from trader.interpreter import Interpreter
 from trader.management import trail_atr
 from trader.market.history import CandleHistory
 from trader.observe import SymbolView, covering_leg, observe, steady
-from trader.order_tracker import OrderTracker
+from trader.order_tracker import OrderTracker, TrackedOrder
 from trader.position import Position, PositionState
 from trader.reconcile import adopted_position, recover_key, reduction_cause
 from trader.trade_store import TradeStore
@@ -56,6 +56,13 @@ class PositionKeeper:
         self.alerter = alerter
         self.clock = clock
         self._left_alone: dict[str, tuple[Decimal, Decimal]] = {}   # symbol -> (qty, entry)
+        # symbol -> (record, exchange position, orders, live orders) of the last tick that
+        # found the record settled and steady: a position record and an ExchangePosition
+        # are frozen, and the tracker's `for_symbol` snapshot is the same object only while
+        # none of the symbol's orders changed (it copies before a change: a snapshot handed
+        # out never changes), so the very same four give the very same answer.
+        self._steady: dict[str, tuple[Position, ExchangePosition, Mapping[str, TrackedOrder],
+                                      list[Order]]] = {}
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None) -> Position | None:
@@ -64,10 +71,22 @@ class PositionKeeper:
             position = await self._resolve_entry(position, view, notes)   # + maker quotes
             if position.state is PositionState.CLOSED:
                 return None
-        settled = protection.settled(position)     # read again after a step changed it
         # A settled position the exchange shows as recorded (most ticks of a trade): the
         # observation's events would all be skipped below (trader/observe.py `steady`).
-        for event in () if settled and steady(position, view) else observe(position, view):
+        # Both readings depend only on the record, the exchange's position and the
+        # symbol's orders (`view.orders` and `view.live`, both from the tracker): when all
+        # are the very ones the last tick found steady, so is this tick.
+        kept = self._steady.get(position.symbol)
+        if kept is not None and kept[0] is position and kept[1] is view.position \
+                and kept[2] is view.orders and kept[3] == view.live:
+            settled = quiet = True
+        else:
+            settled = protection.settled(position)     # read again after a step changed it
+            quiet = settled and steady(position, view)
+            if quiet:
+                self._steady[position.symbol] = (position, view.position, view.orders,
+                                                 view.live)
+        for event in () if quiet else observe(position, view):
             if type(event) is LegSeen and protection.confirms(position, event, settled):
                 continue        # nothing new about a steady leg: its step would be a no-op
             if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
@@ -82,7 +101,17 @@ class PositionKeeper:
         # `settled` is `protection.settled` of this very record: read after the entry's
         # step and again after every event applied above (a record is immutable), so the
         # quiet tick need not read it a second time.
+        before = position
         position = await self.interpreter.apply(position, tick, notes, settled)
+        if quiet and position is not before:
+            # The quiet tick's result differs from the steady record by its best price
+            # alone, which neither `settled` nor `steady` reads: steady as well, with the
+            # same view (a quiet tick sends nothing, so the tracker did not change).
+            last_quiet = self.interpreter.last_quiet
+            if last_quiet is not None and last_quiet[0] is before \
+                    and last_quiet[1] is position:
+                self._steady[position.symbol] = (position, view.position, view.orders,
+                                                 view.live)
         return None if position.state is PositionState.CLOSED else position
 
     def _trail_atr(self, symbol: str) -> Decimal | None:
