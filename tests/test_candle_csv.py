@@ -86,7 +86,7 @@ def dict_reader_line(path: Path, position: int) -> int:
 
 @pytest.mark.parametrize(("lines", "position", "needle"), [
     ([f"{MS0},1,2,1,1,1", "", "", f"{MS0 + 300_000},1,2,1,abc,1"], 1, "a price is not a number"),
-    ([f"{MS0},1,2,1,1,1", "", f"{MS0 + 300_000},1,2,1"], 1, "close None"),
+    ([f"{MS0},1,2,1,1,1", "", f"{MS0 + 300_000},1,2,1"], 1, "before its close column"),
     (["", f"{MS0},1,2,1,1,1", f"{MS0 + 300_000},1,2,1.5,1,1"], 1, "inconsistent candle"),
     ([f"{MS0},1,2,1,1,1", f"{MS0 + 300_000},1,30,1,1,1"], 1, "high 30 is more than 10 x"),
 ])
