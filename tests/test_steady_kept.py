@@ -35,11 +35,18 @@ async def quiet_ticks(world: World, count: int) -> None:
         await world.step(world.last_close)
 
 
-async def test_an_unchanged_position_and_exchange_are_read_steady_once(
-        tmp_path, steady_reads: list[str]) -> None:
+
+async def settled_long(tmp_path):  # type: ignore[no-untyped-def]
+    """A long with its stop and take-profit, after two quiet ticks: the record settles (its
+    first tick anchors it)."""
     world = await make_world(tmp_path)
     await open_long(world, sl_pct="0.02", tp_pct="0.04")
-    await quiet_ticks(world, 2)         # the record settles (its first tick anchors it)
+    await quiet_ticks(world, 2)
+    return world
+
+async def test_an_unchanged_position_and_exchange_are_read_steady_once(
+        tmp_path, steady_reads: list[str]) -> None:
+    world = await settled_long(tmp_path)
     steady_reads.clear()
     kept = world.engine.positions[SYMBOL]
     await quiet_ticks(world, 3)
@@ -50,9 +57,7 @@ async def test_an_unchanged_position_and_exchange_are_read_steady_once(
 async def test_a_stop_cancelled_under_a_kept_answer_is_still_replaced(
         tmp_path, steady_reads: list[str]) -> None:
     """The record is the very one the kept answer is for; the tracker's orders are not."""
-    world = await make_world(tmp_path)
-    await open_long(world, sl_pct="0.02", tp_pct="0.04")
-    await quiet_ticks(world, 2)
+    world = await settled_long(tmp_path)
     position = world.engine.positions[SYMBOL]
     assert position.stop.order is not None
     world.paper.publish(world.paper.sim.cancel_by_hand(SYMBOL, position.stop.order.client_id,
@@ -69,9 +74,7 @@ async def test_a_stop_cancelled_under_a_kept_answer_is_still_replaced(
 async def test_a_stop_filled_in_part_under_a_kept_answer_resizes_the_legs(
         tmp_path, steady_reads: list[str]) -> None:
     """The exchange's position changed (a partial stop fill): observed, the legs resized."""
-    world = await make_world(tmp_path)
-    await open_long(world, sl_pct="0.02", tp_pct="0.04")
-    await quiet_ticks(world, 2)
+    world = await settled_long(tmp_path)
     position = world.engine.positions[SYMBOL]
     part = world.fill_stop_in_part(position)
     steady_reads.clear()
@@ -85,9 +88,7 @@ async def test_a_stop_filled_in_part_under_a_kept_answer_resizes_the_legs(
 async def test_a_best_price_moved_by_a_quiet_tick_keeps_the_answer(
         tmp_path, steady_reads: list[str]) -> None:
     """A quiet tick's record differs by its best price alone, which steady does not read."""
-    world = await make_world(tmp_path)
-    await open_long(world, sl_pct="0.02", tp_pct="0.04")
-    await quiet_ticks(world, 2)
+    world = await settled_long(tmp_path)
     steady_reads.clear()
     best = world.engine.positions[SYMBOL].best_price
     for _ in range(3):
@@ -101,9 +102,7 @@ async def test_a_record_the_full_step_changed_is_read_again(
         tmp_path, steady_reads: list[str]) -> None:
     """Volatility dying down moves the legs (a full step, orders sent, a new record): the
     next tick reads the new record and the new orders in full."""
-    world = await make_world(tmp_path)
-    await open_long(world, sl_pct="0.02", tp_pct="0.04")
-    await quiet_ticks(world, 2)
+    world = await settled_long(tmp_path)
     legs = world.engine.positions[SYMBOL].legs
     for _ in range(6):          # candles of no range until the regime moves the legs
         sent = world.sent
