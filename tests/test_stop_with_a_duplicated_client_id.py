@@ -9,6 +9,8 @@ tests/test_protective_read_back_close_position.py); never a reason to give up pr
 retry under another id, or alarm the operator. (-4015 CLIENT_ORDER_ID_INVALID on the same
 page is about the id's form, which ours never break.)"""
 
+from decimal import Decimal
+
 from tests.engine_world import SYMBOL
 from tests.test_move_stop_command import stops, world_with_a_long
 from trader.commands import CommandKind
@@ -16,22 +18,35 @@ from trader.domain import ClientId, OrderRole, OrderType
 from trader.exchange.base import ExchangeError
 
 
-async def test_a_stop_refused_as_a_duplicated_id_is_the_open_order_holding_it(tmp_path):
-    world = await world_with_a_long(tmp_path)
-    position = world.engine.positions[SYMBOL]
+def first_stop_refused_as_duplicated(world, holder) -> list[str]:  # type: ignore[no-untyped-def]
+    """The first stop placement is refused with -4116 after `holder(request)` was placed
+    under its id; the client ids refused."""
     real_place, refused = world.paper.place, []
 
-    async def held_already(request):  # type: ignore[no-untyped-def]
+    async def held(request):  # type: ignore[no-untyped-def]
         if request.type is OrderType.STOP_MARKET and not refused:
-            # The id is on the exchange (sent before, its answer never recorded): open.
-            await real_place(request)
+            await real_place(holder(request))
             refused.append(request.client_id)
             raise ExchangeError(-4116, "ClientOrderId is duplicated.")
         return await real_place(request)
-    world.paper.place = held_already  # type: ignore[method-assign]
+    world.paper.place = held
+    return refused
+
+
+async def sl_halfway(world, position) -> Decimal:  # type: ignore[no-untyped-def]
+    """/sl to half-way between the stop and the entry; the level."""
     moved = world.paper.rules(SYMBOL).round_price(
         (position.stop.trigger_price + position.entry_price) / 2, up=False)
     await world.command(CommandKind.SL, symbol=SYMBOL, price=moved)
+    return moved
+
+
+async def test_a_stop_refused_as_a_duplicated_id_is_the_open_order_holding_it(tmp_path):
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    # The id is on the exchange (sent before, its answer never recorded): open.
+    refused = first_stop_refused_as_duplicated(world, lambda request: request)
+    moved = await sl_halfway(world, position)
     for _ in range(3):
         await world.step()
     held = str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 2))
@@ -55,21 +70,11 @@ async def test_an_id_held_by_an_order_of_another_side_or_type_is_no_stop(tmp_pat
 
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
-    real_place, refused = world.paper.place, []
-
-    async def held_by_another(request):  # type: ignore[no-untyped-def]
-        if request.type is OrderType.STOP_MARKET and not refused:
-            low = world.paper.rules(SYMBOL).round_price(position.entry_price / 2, up=False)
-            await real_place(replaced(request, side=Side.BUY, type=OrderType.LIMIT, price=low,
-                                      trigger_price=None, reduce_only=False,
-                                      close_position=False))
-            refused.append(request.client_id)
-            raise ExchangeError(-4116, "ClientOrderId is duplicated.")
-        return await real_place(request)
-    world.paper.place = held_by_another  # type: ignore[method-assign]
-    moved = world.paper.rules(SYMBOL).round_price(
-        (position.stop.trigger_price + position.entry_price) / 2, up=False)
-    await world.command(CommandKind.SL, symbol=SYMBOL, price=moved)
+    low = world.paper.rules(SYMBOL).round_price(position.entry_price / 2, up=False)
+    refused = first_stop_refused_as_duplicated(world, lambda request: replaced(
+        request, side=Side.BUY, type=OrderType.LIMIT, price=low, trigger_price=None,
+        reduce_only=False, close_position=False))
+    moved = await sl_halfway(world, position)
     held = str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 2))
     assert refused == [held]
     stop = world.engine.positions[SYMBOL].stop

@@ -33,13 +33,12 @@ def run_to_exit(main: Coroutine[Any, Any, int],
     runner = asyncio.Runner()
     executor = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
     runner.get_loop().set_default_executor(executor)
+    code: int | None = None     # None: an exception from `main` is on its way up
     try:
         code = runner.run(main)
-    except BaseException:
-        _leave_or_close(runner, executor, threads_wait, None)
-        raise
-    _leave_or_close(runner, executor, threads_wait, code)
-    return code
+        return code
+    finally:
+        _leave_or_close(runner, executor, threads_wait, code)
 
 
 def _leave_or_close(runner: asyncio.Runner, executor: ThreadPoolExecutor, wait: float,
