@@ -15,6 +15,7 @@ from tests.test_bot_engine import confirm, running_bot
 from tests.test_bot_support import OWNER
 from tests.test_move_stop_command import stops, world_with_a_long
 from trader.commands import CommandKind
+from trader.control_stop import judge_stop
 
 MIN_PRICE = Decimal("1000")
 
@@ -63,3 +64,18 @@ async def test_the_sl_prompt_shows_how_far_the_level_is_from_the_mark(tmp_path):
         reply = await confirm(telegram, f"/sl {SYMBOL} {level}", "Move the stop",
                               "Stop-loss: done")
         assert f"{SYMBOL}: stop-loss moved to" in reply.plain, reply.plain
+
+
+async def test_a_level_a_tick_from_the_mark_reads_as_near_not_as_zero(tmp_path):
+    """One tick from the mark is 0.0002 % for BTC: "0.0 % below the mark" would read as a
+    stop at the mark; the distance keeps two significant digits under 0.1 %."""
+    world = await world_with_a_long(tmp_path)
+    mark = (await world.paper.position(SYMBOL)).mark_price
+    tick = world.paper.rules(SYMBOL).tick_size
+    level = world.paper.rules(SYMBOL).round_price(mark - tick, up=False)
+    distance = judge_stop(world.engine, SYMBOL, level, mark).distance
+    away = (mark - level) / mark * 100
+    assert distance == f"{float(away):.2g} % below the mark", distance   # 0.0001 %
+    wide = world.paper.rules(SYMBOL).round_price(mark * Decimal("0.958"), up=False)
+    assert judge_stop(world.engine, SYMBOL, wide, mark).distance == \
+        f"{(mark - wide) / mark * 100:.1f} % below the mark"
