@@ -56,6 +56,7 @@ class MovedStop:
     old_orders: set[str]                 # its stops' client ids from before the move
     refused: set[Decimal] = field(default_factory=set)
     moves: list[str] = field(default_factory=list)     # what happened, for the evidence
+    asked: Decimal | None = None                       # the level /sl pressed
 
     def tighter(self, level: Decimal, than: Decimal) -> bool:
         return (level - than) * self.side.sign > 0
@@ -166,7 +167,7 @@ class StopMoves:
         self.market.hold()
         self.pressed = True
         self.moved = MovedStop(key, side, {current, level}, self._stops_of(key),
-                               moves=[f"stop at {current}, /sl {level} pressed"])
+                               moves=[f"stop at {current}, /sl {level} pressed"], asked=level)
 
     def _answered(self, level: Decimal, reply: SentItem) -> None:
         moved, text = self.moved, reply.plain or ""
@@ -216,6 +217,20 @@ class StopMoves:
                 found.add(client_id)
         return found
 
+    def _in_force(self, moved: MovedStop) -> set[Decimal]:
+        """The levels the agent's own tightening is measured from: every allowed level, or
+        only the pressed one once its new stop reached the exchange unanswered (killed
+        before the reply, or "not confirmed yet"): from then on a widening /sl is the
+        operator's level, and the trail may tighten from it to a level between it and the
+        replaced stop (seen once at load ~10: stop 43759.6, /sl 43687.5, trail 43690.1)."""
+        if moved.asked not in moved.allowed:
+            return moved.allowed
+        landed = any(
+            (order := self.fake.sim.order(self.symbol, client_id)) is not None
+            and order.trigger_price == moved.asked
+            for client_id in self._stops_of(moved.key) - moved.old_orders)
+        return {moved.asked} if landed else moved.allowed
+
     def killed(self) -> None:
         """The kill came: a move pressed but not answered stays in flight (either level)."""
         if self.pressed and self.moved is not None and len(self.moved.allowed) > 1:
@@ -243,7 +258,7 @@ class StopMoves:
             return [f"{where}: an order from before the move outlived it"]
         if level in moved.refused:
             return [f"{where}: the level of a refused move"]
-        if all(moved.tighter(level, than) for than in moved.allowed):
+        if all(moved.tighter(level, than) for than in self._in_force(moved)):
             # A new order, tighter: the agent's own rules (breakeven, trailing, the regime
             # rule), which may land on a level the stop had before (with the market held,
             # the trail's best price is unchanged): never loosened, as designed.
