@@ -38,6 +38,7 @@ from trader.commands import (
     StopCheck,
 )
 from trader.config import Settings
+from trader.control_stop import percent_text
 
 matplotlib.use("Agg")
 
@@ -99,7 +100,7 @@ class RecordingEngine:
             return StopCheck()
         side = "below" if price < held.mark_price else "above"
         away = abs(held.mark_price - price) / held.mark_price * 100
-        return StopCheck(distance=f"{away:.1f} % {side} the mark")
+        return StopCheck(distance=f"{percent_text(away)} % {side} the mark")
 
     def already_decided(self, kind: CommandKind, symbol: str | None) -> list[str]:
         return []          # every question is worth asking here (the real engine's answers

@@ -116,11 +116,11 @@ def judge_stop(engine: Engine, symbol: str, asked: Decimal | None, mark: Decimal
     side = "below" if level < mark else "above"
     away = abs(mark - level) / mark * 100
     aimed = position.with_leg(evolve(position.stop, trigger_price=level))
-    return StopCheck(distance=f"{_percent(away)} % {side} the mark",
+    return StopCheck(distance=f"{percent_text(away)} % {side} the mark",
                      warning=stop_taken_back(engine, aimed, level, mark, rules), level=auto)
 
 
-def _percent(away: Decimal) -> str:
+def percent_text(away: Decimal) -> str:
     """`away` (a percentage) with one decimal, or two significant digits under 0.1 (a level
     a few ticks from the mark would read "0.0 %", as if it were at the mark)."""
     if away >= Decimal("0.1"):
