@@ -46,9 +46,14 @@ def format_position(position: PositionView) -> list[str]:
         f"<b>{escape(position.symbol)}</b> {escape(position.side)} {number(position.quantity)} "
         f"@ {number(position.entry_price)} → {number(position.mark_price)}  PnL <b>{pnl}</b> "
         f"({percent(position.pnl_fraction)}){held}",
-        f"  {_leg('SL', position, position.stop_trigger, position.stop_attached)} · "
+        f"  {_leg('SL', position, position.stop_trigger, position.stop_attached)}"
+        f"{_moving(position.stop_moving_to)} · "
         f"{_targets(position)} · {escape(position.state)} · {position.leverage}x",
     ]
+
+
+def _moving(level: Decimal | None) -> str:
+    return f" → moving to {number(level)} ⏳" if level is not None else ""
 
 
 def _targets(position: PositionView) -> str:

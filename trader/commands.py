@@ -90,6 +90,9 @@ class PositionView:
     age: timedelta | None = None          # time in trade when the view was taken
     first_target_trigger: Decimal | None = None   # the two-TP plan's TP1, until it fills
     first_target_attached: bool = False
+    # Where the stop is being moved while the live one (`stop_trigger`) still protects: a
+    # replacement not yet live (new-first: refused and retried, or placed this tick).
+    stop_moving_to: Decimal | None = None
 
     @property
     def pnl_fraction(self) -> Decimal:

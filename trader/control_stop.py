@@ -30,13 +30,12 @@ from trader.domain import ClientId, Side
 from trader.engine import Engine
 from trader.events import Policy, StopMoveRequested
 from trader.evolve import evolve
-from trader.exchange_view import QUOTE_MAX_AGE
 from trader.management import best_price, breakeven_price, tighter_stop, trail_atr, trailing_stop
 from trader.position import Position, PositionState
 from trader.regime_adjust import levels_for
 from trader.strategy.regime import Regime
 from trader.symbol_rules import SymbolRules
-from trader.views import run_state, symbol_rules
+from trader.views import last_mark, run_state, symbol_rules
 
 
 async def move_stop(engine: Engine, command: Command) -> CommandResult:
@@ -80,7 +79,7 @@ def check_stop(engine: Engine, symbol: str, asked: Decimal | None) -> StopCheck:
     it knows nothing yet: nothing to say (the command then waits for the boot)."""
     if run_state(engine) == "starting":
         return StopCheck()
-    return judge_stop(engine, symbol, asked, _last_mark(engine, symbol), mark_needed=False)
+    return judge_stop(engine, symbol, asked, last_mark(engine, symbol), mark_needed=False)
 
 
 def judge_stop(engine: Engine, symbol: str, asked: Decimal | None, mark: Decimal,
@@ -237,15 +236,6 @@ def _why_none(engine: Engine, symbol: str) -> str:
     return (f"the {seen.side.label} on the exchange is not managed by the agent (opened by "
             "hand, TRADEBOT_ADOPT_POSITIONS=false): set its stop in the Binance app, or "
             "/close it (the agent takes it over to close it)")
-
-
-def _last_mark(engine: Engine, symbol: str) -> Decimal:
-    """The mark pushed within QUOTE_MAX_AGE, else the position's at the last look, else 0."""
-    quote = engine.exchange.quote(symbol, QUOTE_MAX_AGE)
-    if quote is not None and quote.mark > 0:
-        return quote.mark
-    seen = engine.tracker.position(symbol)
-    return seen.mark_price if seen is not None and seen.mark_price else Decimal(0)
 
 
 def _filter_refusal(level: Decimal, rules: SymbolRules) -> str:

@@ -10,6 +10,7 @@ import os
 import platform
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlsplit
 
@@ -29,8 +30,9 @@ from trader.commands import (
 from trader.display import on_step
 from trader.domain import ZERO, ExchangePosition, OrderRole
 from trader.engine import Engine
+from trader.exchange_view import QUOTE_MAX_AGE
 from trader.log_ring import RECENT
-from trader.position import Position, PositionState
+from trader.position import LegStatus, Position, PositionState
 from trader.symbol_rules import SymbolRules
 from trader.trade_history import (
     LOOKBACK,
@@ -100,12 +102,26 @@ def position_views(engine: Engine) -> list[PositionView]:
     return [position_view(engine, position, now) for position in engine.positions.values()]
 
 
+def last_mark(engine: Engine, symbol: str) -> Decimal:
+    """The mark pushed within QUOTE_MAX_AGE, else the position's at the last look (a read or
+    an account update: Binance sends none when only the price moves), else 0."""
+    quote = engine.exchange.quote(symbol, QUOTE_MAX_AGE)
+    if quote is not None and quote.mark > 0:
+        return quote.mark
+    seen = engine.tracker.position(symbol)
+    return seen.mark_price if seen is not None and seen.mark_price else ZERO
+
+
 def position_view(engine: Engine, position: Position, now: datetime) -> PositionView:
     held = engine.tracker.position(position.symbol)
-    mark = held.mark_price if held is not None and held.mark_price else position.entry_price
+    mark = last_mark(engine, position.symbol) or position.entry_price
     rules = symbol_rules(engine, position.symbol)
     tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
     stop, target = position.stop.trigger_price, position.take_profit.trigger_price
+    live = position.stop.order
+    moving_to = None
+    if live is not None and live.status is LegStatus.LIVE and live.trigger_price != stop:
+        stop, moving_to = live.trigger_price, stop      # the live stop protects until then
     first = position.take_profit_1
     return PositionView(
         symbol=position.symbol, side=position.side.label,
@@ -120,7 +136,8 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
         first_target_attached=first is not None and first.covers(
             position.leg_quantity(OrderRole.TAKE_PROFIT_1)),
         state=position.state.value, opened_at=position.opened_at,
-        leverage=_leverage(position, held), age=now - position.opened_at)
+        leverage=_leverage(position, held), age=now - position.opened_at,
+        stop_moving_to=on_step(moving_to, tick) if moving_to is not None else None)
 
 
 def _leverage(position: Position, held: ExchangePosition | None) -> int:
