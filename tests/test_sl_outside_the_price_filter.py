@@ -79,3 +79,20 @@ async def test_a_level_a_tick_from_the_mark_reads_as_near_not_as_zero(tmp_path):
     wide = world.paper.rules(SYMBOL).round_price(mark * Decimal("0.958"), up=False)
     assert judge_stop(world.engine, SYMBOL, wide, mark).distance == \
         f"{(mark - wide) / mark * 100:.1f} % below the mark"
+
+
+async def test_a_level_past_the_liquidation_price_is_said_before_the_tap(tmp_path):
+    """A typo (4900 for 49000) on a 5x long: Binance takes the stop, but the isolated
+    position is liquidated (below 1/5 of the entry, sooner with the maintenance margin)
+    before the price gets there; the question says so. A level short of that does not."""
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    mark = (await world.paper.position(SYMBOL)).mark_price
+    assert position.leverage == 5
+    bound = position.entry_price * Decimal("0.8")
+    far = judge_stop(world.engine, SYMBOL, position.entry_price / 10, mark)
+    assert not far.refusal
+    assert "a 5x LONG is liquidated before the price falls to " in far.warning, far.warning
+    assert "before this stop triggers" in far.warning
+    near = judge_stop(world.engine, SYMBOL, bound * Decimal("1.01"), mark)
+    assert "liquidated" not in near.warning

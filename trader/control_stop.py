@@ -35,7 +35,7 @@ from trader.position import Position, PositionState
 from trader.regime_adjust import levels_for
 from trader.strategy.regime import Regime
 from trader.symbol_rules import SymbolRules
-from trader.views import last_mark, run_state, symbol_rules
+from trader.views import last_mark, leverage_of, run_state, symbol_rules
 
 
 async def move_stop(engine: Engine, command: Command) -> CommandResult:
@@ -115,8 +115,29 @@ def judge_stop(engine: Engine, symbol: str, asked: Decimal | None, mark: Decimal
     side = "below" if level < mark else "above"
     away = abs(mark - level) / mark * 100
     aimed = position.with_leg(evolve(position.stop, trigger_price=level))
+    warnings = [_past_liquidation(engine, position, level, rules),
+                stop_taken_back(engine, aimed, level, mark, rules)]
     return StopCheck(distance=f"{percent_text(away)} % {side} the mark",
-                     warning=stop_taken_back(engine, aimed, level, mark, rules), level=auto)
+                     warning=". ".join(warning for warning in warnings if warning), level=auto)
+
+
+def _past_liquidation(engine: Engine, position: Position, level: Decimal,
+                      rules: SymbolRules) -> str:
+    """A warning when `level` lies past where the position is liquidated ("" otherwise).
+    The agent trades ISOLATED margin (trader/exchange/binance_account.py): the position's
+    margin is its notional / leverage, and it is liquidated once the loss leaves less than
+    the maintenance margin, so before the price moved 1/leverage from the entry (the
+    exchange's own figure, `liquidationPrice` of GET /fapi/v3/positionRisk, is not read).
+    The bound is only wrong once margin was added by hand, so it warns, never refuses."""
+    leverage = leverage_of(position, engine.tracker.position(position.symbol))
+    sign = position.side.sign
+    bound = position.entry_price * (1 - sign / Decimal(leverage))
+    if (bound - level) * sign <= 0:
+        return ""
+    falls = "falls" if position.side is Side.BUY else "rises"
+    return (f"a {leverage}x {position.side.label} is liquidated before the price {falls} to "
+            f"{price(bound, rules.tick_size)} (1/{leverage} from its entry, sooner with the "
+            "maintenance margin): the exchange would close it before this stop triggers")
 
 
 def percent_text(away: Decimal) -> str:

@@ -136,11 +136,11 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
         first_target_attached=first is not None and first.covers(
             position.leg_quantity(OrderRole.TAKE_PROFIT_1)),
         state=position.state.value, opened_at=position.opened_at,
-        leverage=_leverage(position, held), age=now - position.opened_at,
+        leverage=leverage_of(position, held), age=now - position.opened_at,
         stop_moving_to=on_step(moving_to, tick) if moving_to is not None else None)
 
 
-def _leverage(position: Position, held: ExchangePosition | None) -> int:
+def leverage_of(position: Position, held: ExchangePosition | None) -> int:
     """The leverage the position has on the exchange (a change by hand applies to an open
     position: ACCOUNT_CONFIG_UPDATE, or read again after a stream outage), else the one it
     was opened with."""
