@@ -42,3 +42,34 @@ def test_a_worker_thread_that_ends_in_time_is_waited_for():
     code, seconds, output = run(work=0.3)
     assert code == 0, output
     assert "worker threads still busy" not in output, output
+
+
+REFUSED_AT_BOOT = """
+import asyncio, sys, time
+import trader.app
+from trader.cli import main
+from trader.config import ConfigError
+
+async def refused(settings, **options):
+    loop = asyncio.get_running_loop()
+    loop.run_in_executor(None, time.sleep, 60)       # the heartbeat's lookup, hung
+    await asyncio.sleep(0.2)
+    raise ConfigError(["TELEGRAM_BOT_TOKEN: rejected by Telegram (401 Unauthorized)"])
+
+trader.app.run_agent = refused
+sys.exit(main(["run"]))
+"""
+
+
+def test_a_refusal_at_boot_exits_with_its_line_and_code_2_despite_a_hung_lookup(tmp_path):
+    """A start-up refusal (a bot token or keys the service rejects) is a ConfigError out of
+    the agent: its exit was not bounded (the exception went up past the runner, and the
+    interpreter then joined the hung worker thread: 15 s; found by a reviewer)."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", REFUSED_AT_BOOT], capture_output=True,
+                          text=True, timeout=120, check=False, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "TRADEBOT_DB": str(tmp_path / "t.db")})
+    seconds = time.monotonic() - started
+    assert done.returncode == 2, done.stderr
+    assert "config error: TELEGRAM_BOT_TOKEN: rejected by Telegram" in done.stderr
+    assert seconds < 30, (seconds, done.stderr)      # was 60 s: the thread's whole sleep

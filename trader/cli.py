@@ -10,9 +10,11 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Coroutine
 from datetime import UTC, date, datetime, time, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -167,6 +169,30 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+START_UP_REFUSALS = (ConfigError, StorageError, StrategyLoadError)
+
+
+def _refused(exc: Exception) -> int:
+    """Say a start-up refusal (START_UP_REFUSALS) in one line per problem: EXIT_CONFIG."""
+    if isinstance(exc, ConfigError):
+        for line in exc.problems:
+            print(f"config error: {line}", file=sys.stderr)
+    elif isinstance(exc, StorageError):
+        print(f"storage error: {exc}", file=sys.stderr)
+    else:
+        print(f"config error: {exc}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+async def _agent_code(agent: Coroutine[Any, Any, int]) -> int:
+    """The agent's exit code, a start-up refusal's included: said inside the run, so the
+    runner bounds the exit after it too (an exception going up past it is not bounded)."""
+    try:
+        return await agent
+    except START_UP_REFUSALS as exc:
+        return _refused(exc)
+
+
 def _run_command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     _period(args)
@@ -177,16 +203,8 @@ def _run_command(argv: list[str] | None) -> int:
         return _print_config(settings)
     try:
         return _dispatch(args, settings)
-    except ConfigError as exc:   # found at start-up, e.g. a bot token Telegram rejects
-        for line in exc.problems:
-            print(f"config error: {line}", file=sys.stderr)
-        return EXIT_CONFIG
-    except StorageError as exc:
-        print(f"storage error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except StrategyLoadError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    except START_UP_REFUSALS as exc:   # found at start-up, e.g. a bot token Telegram rejects
+        return _refused(exc)
     except KeyboardInterrupt:   # Ctrl-C in a backtest: commands log quietly, so print it
         print("interrupted", file=sys.stderr)
         return 130
@@ -251,9 +269,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         from trader.app import run_agent
         from trader.exit_runner import run_to_exit
-        return run_to_exit(run_agent(settings, replay=args.replay, speed=args.speed,
-                                     data=args.data, symbol=args.symbol,
-                                     progress=not args.no_progress and sys.stderr.isatty()))
+        return run_to_exit(_agent_code(run_agent(
+            settings, replay=args.replay, speed=args.speed, data=args.data, symbol=args.symbol,
+            progress=not args.no_progress and sys.stderr.isatty())))
     if args.command in ("shutdown", "wake"):
         from trader.control_cli import run_control_cli
         return asyncio.run(run_control_cli(settings, args.command, flatten=getattr(args, "flatten", False)))

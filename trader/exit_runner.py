@@ -29,7 +29,9 @@ def run_to_exit(main: Coroutine[Any, Any, int],
     loop's worker threads get `threads_wait` seconds once `main` has returned; threads still
     busy then are left behind, said in one WARNING line, and the process exits at once with
     `main`'s code (`os._exit`: the interpreter's own exit would join them, without limit).
-    An exception from `main` goes on up as from asyncio.run."""
+    An exception from `main` goes on up as from asyncio.run, and that exit is not bounded
+    (the interpreter joins the threads): a caller turns the exceptions it expects into a
+    code inside `main` (trader/cli.py `_agent_code`: start-up refusals)."""
     runner = asyncio.Runner()
     executor = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
     runner.get_loop().set_default_executor(executor)
