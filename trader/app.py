@@ -104,7 +104,12 @@ def replay_candles(settings: Settings, data: list[Path] | None,
     paths = data or ([settings.replay_file] if settings.replay_file else [])
     if not paths:
         bundled = load_bundled()
-        return {s: c for s, c in bundled.items() if s in settings.symbols} or bundled
+        missing = [s for s in settings.symbols if s not in bundled]
+        if missing:
+            raise ConfigError([f"TRADEBOT_SYMBOLS: no bundled candles for {', '.join(missing)} "
+                               f"(the bundled data has {', '.join(sorted(bundled))}); give "
+                               "your own with --data FILE"])
+        return _on_one_clock({s: bundled[s] for s in settings.symbols}, "TRADEBOT_SYMBOLS")
     source = "--data" if data else "TRADEBOT_REPLAY_FILE"
     if symbol is not None and len(paths) > 1:
         raise ConfigError([f"--symbol {symbol}: names the symbol of one --data file, not of "
@@ -113,7 +118,23 @@ def replay_candles(settings: Settings, data: list[Path] | None,
         loaded = [_replay_file(path, symbol) for path in paths]
     except (OSError, ValueError) as exc:       # unreadable file, bad row, unknown time unit
         raise ConfigError([f"{source}: {exc}"]) from None
-    return {rows[0].symbol: rows for rows in loaded}
+    return _on_one_clock({rows[0].symbol: rows for rows in loaded}, source)
+
+
+def _on_one_clock(candles: dict[str, list[Candle]], source: str) -> dict[str, list[Candle]]:
+    """`candles` when every symbol's candles share a moment with every other's; ConfigError
+    otherwise (a replay runs one clock: a symbol before its first candle or after its last
+    one is stale data, STALE_DATA, for the whole of the other's period)."""
+    if len(candles) < 2:
+        return candles
+    spans = {s: (rows[0].open_time, rows[-1].open_time) for s, rows in candles.items()}
+    if max(first for first, _ in spans.values()) <= min(last for _, last in spans.values()):
+        return candles
+    shown = ", ".join(f"{s} ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)"
+                      for s, (first, last) in spans.items())
+    raise ConfigError([f"{source}: a replay runs one clock, and the candles of {shown} do "
+                       "not all overlap; replay them one at a time (`tradebot backtest` runs "
+                       "periods apart on separate accounts)"])
 
 
 def _replay_file(path: Path, symbol: str | None) -> list[Candle]:
