@@ -96,6 +96,39 @@ async def test_a_requested_shutdown_is_info_and_sent_only_when_no_reply_carried_
     assert (done.severity, done.status) == ("INFO", status)
 
 
+async def run_command(world, kind: CommandKind, source: str, command_id: str):  # type: ignore[no-untyped-def]
+    command = Command(kind, command_id, world.clock.now(), source=source)
+    pending = asyncio.ensure_future(world.controller.execute(command))
+    while not pending.done():
+        await asyncio.sleep(0)
+        await world.controller.process()
+    return pending.result()
+
+
+async def test_a_shell_wake_is_sent_to_the_chat_and_a_phone_wake_is_answered_once(tmp_path):
+    """`tradebot wake` from a shell changed the agent without a word in the chat, whose last
+    message still said "asleep" (found by a reviewer): the wake is a RESUMED alert, sent
+    for a shell's request, kept as answered for the phone's (its reply said it)."""
+    world = await make_world(tmp_path, TRADEBOT_EMERGENCY_COOLDOWN_MINUTES=0)
+    for source, status in (("cli", "pending"), ("telegram", "answered")):
+        await run_command(world, CommandKind.SHUTDOWN, source, f"{source}:sleep")
+        assert (await run_command(world, CommandKind.WAKE, source, f"{source}:wake")).ok
+        [woke] = [a for a in world.store.recent_alerts(50)
+                  if a.dedup_key == f"RESUMED:{source}:wake"]
+        assert woke.status == status and "awake" in woke.text, woke
+
+
+async def test_a_second_shutdown_within_minutes_is_not_throttled(tmp_path):
+    """A shell's `tradebot shutdown` within 5 minutes of an earlier one sent nothing (the
+    repeat of one alert key was dropped): each request is told."""
+    world = await make_world(tmp_path)
+    for n in (1, 2):
+        await run_command(world, CommandKind.SHUTDOWN, "cli", f"cli:{n}")
+        await run_command(world, CommandKind.WAKE, "cli", f"cli:wake{n}")
+    done = [a for a in world.store.recent_alerts(50) if a.name == "EMERGENCY_DONE"]
+    assert [a.status for a in done] == ["pending", "pending"], done
+
+
 # --- through Telegram -------------------------------------------------------------------------
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:

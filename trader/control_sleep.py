@@ -33,8 +33,7 @@ async def shutdown(engine: Engine, command: Command) -> CommandResult:
     engine.guard_state = guards.sleep(engine.guard_state)
     still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
     lines.append(_asleep_line(still_open))
-    engine.alerter.publish(Alert(AlertName.EMERGENCY_DONE, "\n".join(lines),  # the reply says it
-                                 answered_in_reply=command.source == "telegram"), engine.clock.now())
+    _tell(engine, command, AlertName.EMERGENCY_DONE, lines)
     return CommandResult(not (command.flatten and still_open), lines)
 
 
@@ -112,15 +111,25 @@ async def wake(engine: Engine, command: Command) -> CommandResult:
     paused = _pauses_left(engine.guard_state)
     if not paused:
         lines.append(f"awake: trading resumes{after}")
-        return CommandResult(True, lines)
-    resume = "send /resume in Telegram" if command.source == "cli" else "send /resume"
-    blocked = engine.guard_state.entries_blocked_until
-    cooling = f" and for a {duration(cooldown)} cooldown, until {blocked:%H:%M} UTC" \
-        if cooldown and blocked is not None else ""
-    lines += [f"awake: exits and protection run; new entries wait for the end of your "
-              f"/pause{cooling}",
-              *paused, f"{resume} to trade again"]
+    else:
+        resume = "send /resume in Telegram" if command.source == "cli" else "send /resume"
+        blocked = engine.guard_state.entries_blocked_until
+        cooling = f" and for a {duration(cooldown)} cooldown, until {blocked:%H:%M} UTC" \
+            if cooldown and blocked is not None else ""
+        lines += [f"awake: exits and protection run; new entries wait for the end of your "
+                  f"/pause{cooling}",
+                  *paused, f"{resume} to trade again"]
+    _tell(engine, command, AlertName.RESUMED, lines)
     return CommandResult(True, lines)
+
+
+def _tell(engine: Engine, command: Command, name: AlertName, lines: list[str]) -> None:
+    """The chat hears of a sleep or a wake: sent when a shell asked for it (`tradebot
+    shutdown|wake`: the phone would not know), kept as answered when the phone's reply said
+    it. Keyed by the request, so a second one minutes later is not dropped as a repeat."""
+    engine.alerter.publish(Alert(name, "\n".join(lines), dedup_key=f"{name}:{command.command_id}",
+                                 answered_in_reply=command.source == "telegram"),
+                           engine.clock.now())
 
 
 def _awake_already(engine: Engine, command: Command) -> list[str]:
