@@ -257,3 +257,32 @@ def test_a_count_out_of_range_is_named_alone(changes: dict, line: str) -> None:
     with pytest.raises(SweepError) as refused:
         spec.checked()
     assert str(refused.value) == line
+
+
+def test_a_parameter_given_twice_runs_every_value_given(tmp_path: Path) -> None:
+    """`--grid strategy.channel=20 --grid strategy.channel=30` ran one trial (channel 30), and
+    a file's [grid] values were replaced by an option's for the same name, although --help
+    says the options add to the file (found by a reviewer): the values add up."""
+    twice = with_options(SweepSpec(), grid=["strategy.channel=20", "strategy.channel=30"],
+                         search=[]).checked()
+    assert twice.grid == {"strategy.channel": (20, 30)} and twice.trial_count == 2
+    spec = with_options(read_spec_file(write(tmp_path, SPEC_GRID)),
+                        grid=["strategy.channel=50"], search=[]).checked()
+    assert spec.grid["strategy.channel"] == (20, 30, 40, 50)
+
+
+def test_a_range_given_twice_is_refused() -> None:
+    with pytest.raises(SweepError, match=r"strategy\.sl_atr: given twice"):
+        with_options(SweepSpec(), grid=[], search=["strategy.sl_atr=1..2",
+                                                   "strategy.sl_atr=2..3"])
+
+
+@pytest.mark.parametrize("names", [("leverage", "TRADEBOT_LEVERAGE"),
+                                   ("risk_base", "tradebot_risk_base")])
+def test_two_names_of_one_setting_are_refused(names: tuple[str, str]) -> None:
+    """`--grid leverage=2,10 --grid TRADEBOT_LEVERAGE=3,20` ran 4 trials whose `leverage`
+    column did nothing (the other name's value won): one setting, one name."""
+    first, second = names
+    spec = with_options(SweepSpec(), grid=[f"{first}=2,3", f"{second}=4,5"], search=[])
+    with pytest.raises(SweepError, match=f"{first} and {second} name one setting"):
+        Sweep(spec, load_settings(_env_file=None))

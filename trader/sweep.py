@@ -39,6 +39,7 @@ from trader.sweep_trial import (
     TrialPlan,
     TrialResult,
     check_value,
+    one_name_per_setting,
     plan_trial,
 )
 
@@ -105,6 +106,7 @@ class Sweep:
 
     def __init__(self, spec: SweepSpec, base: Settings) -> None:
         self.spec = spec = spec.without_repeats()[0].checked()
+        one_name_per_setting(spec.names)
         self.base = base
         self._grid_plans: list[TrialPlan] = []
         self._optuna: Any = None

@@ -179,16 +179,21 @@ def read_spec_file(path: Path) -> SweepSpec:
 
 def with_options(spec: SweepSpec, *, grid: list[str], search: list[str],
                  **scalars: Any) -> SweepSpec:
-    """`spec` with command-line options on top: `grid` items like "NAME=V1,V2,V3",
+    """`spec` with command-line options on top: `grid` items like "NAME=V1,V2,V3" (values
+    add to the file's or an earlier option's for that name),
     `search` items like "NAME=LOW..HIGH", "NAME=LOW..HIGH:STEP", "NAME=LOW..HIGH:log" or
     "NAME=V1,V2"; scalars (trials, seed, objective, top) that are None are left alone."""
     grid_values = dict(spec.grid)
-    for item in grid:
+    for item in grid:         # a name given again adds its values (the file's, or an option's)
         name, text = _split_option(item, "--grid")
-        grid_values[name] = tuple(parse_value(part) for part in _parts(name, text))
+        grid_values[name] = grid_values.get(name, ()) + tuple(
+            parse_value(part) for part in _parts(name, text))
     search_spaces = dict(spec.search)
     for item in search:
         name, text = _split_option(item, "--search")
+        if name in search_spaces:
+            raise SweepError(f"{name}: given twice (--search, or --search and the spec file); "
+                             "give one range or one list")
         search_spaces[name] = _range_text(name, text) if ".." in text else \
             tuple(parse_value(part) for part in _parts(name, text))
     given = {key: value for key, value in scalars.items() if value is not None}

@@ -103,6 +103,19 @@ def setting_field(name: str) -> str:
                      "see .env.example) or strategy.FIELD (e.g. strategy.channel)")
 
 
+def one_name_per_setting(names: list[str]) -> None:
+    """SweepError when two of `names` mean one setting (`leverage` and `TRADEBOT_LEVERAGE`):
+    one of them would decide every trial while the other's column said otherwise."""
+    meant: dict[str, str] = {}
+    for name in names:
+        if name.startswith(STRATEGY_PREFIX):
+            continue
+        field_name = setting_field(name)
+        if field_name in meant:
+            raise SweepError(f"{meant[field_name]} and {name} name one setting; give it once")
+        meant[field_name] = name
+
+
 class InvalidTrial(SweepError):
     """One trial's parameters cannot run; the message names the trial, `reason` does not."""
 
