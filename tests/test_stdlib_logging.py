@@ -161,3 +161,36 @@ def test_optunas_warnings_go_through_loguru(capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     logger.remove()
     assert [record["name"] for record in json_records(err)] == ["optuna.study"]
+
+
+def updater_fails_at_shutdown() -> None:
+    """What telegram.ext.Updater logs when its last getUpdates fails while stopping
+    (telegram/ext/_updater.py, `_stop_polling`), on a connection Telegram dropped."""
+    try:
+        try:
+            raise ConnectionResetError("Server disconnected without sending a response.")
+        except ConnectionResetError as exc:
+            raise NetworkError(f"httpx.RemoteProtocolError: {exc}") from exc
+    except NetworkError:
+        logging.getLogger("telegram.ext.Updater").exception(
+            "Error while calling `get_updates` one more time to mark all fetched updates.")
+
+
+def test_a_librarys_network_error_is_one_line_without_its_traceback(capsys) -> None:
+    """A dropped connection is no bug: python-telegram-bot's 70-line traceback reached the
+    operator's terminal at a shutdown while Telegram was unreachable (found by a reviewer).
+    The line keeps the error's type and text."""
+    setup_logging(json_lines=False, level="INFO")
+    updater_fails_at_shutdown()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    [line] = err.strip().splitlines()
+    assert "telegram.ext.Updater" in line and "Error while calling `get_updates`" in line
+    assert "error=telegram.error.NetworkError: httpx.RemoteProtocolError: Server disconnected" \
+        in line, line
+
+
+def test_any_other_library_error_keeps_its_traceback(capsys) -> None:
+    setup_logging(json_lines=False, level="INFO")
+    log_from_telegram_request()            # a ValueError: a bug or a bad answer, worth it all
+    assert "Traceback" in capsys.readouterr().err

@@ -78,8 +78,30 @@ class InterceptHandler(logging.Handler):
         if record.stack_info:
             message += "\n" + record.stack_info
         exception = record.exc_info if record.exc_info and record.exc_info[0] else None
+        if exception is not None and _network_error(exception[1]):
+            message = f"{message.rstrip()} error={_qualified(type(exception[1]))}: {exception[1]}"
+            exception = None
         logger.patch(lambda loguru_record: loguru_record.update(name=record.name)).opt(
             depth=_caller_depth(), exception=exception).log(level, message.rstrip("\n"))
+
+
+# A library's trouble with the network (a dropped connection, a timeout): no bug, so one line
+# with the error and no traceback (python-telegram-bot's ran to 70 lines on a terminal).
+# By qualified class name, so the check imports none of these libraries.
+# (requests' errors are OSErrors; asyncio.TimeoutError is TimeoutError since Python 3.11)
+NETWORK_ERRORS = frozenset({
+    "builtins.OSError", "builtins.TimeoutError", "httpx.TransportError",
+    "telegram.error.NetworkError", "aiohttp.client_exceptions.ClientError",
+})
+
+
+def _qualified(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _network_error(error: BaseException | None) -> bool:
+    return error is not None and any(_qualified(kind) in NETWORK_ERRORS
+                                     for kind in type(error).__mro__)
 
 
 def _caller_depth() -> int:
