@@ -5,11 +5,12 @@ from decimal import Decimal
 
 from trader import guards
 from trader.commands import Command, CommandKind, CommandResult
-from trader.display import money, price, quantity
+from trader.display import money, plural, price, quantity
 from trader.domain import OrderRole, Side
 from trader.engine import Engine
 from trader.position import Leg, Position, PositionState
 from trader.startup import read_balance
+from trader.strategy.regime import DEFAULT_THRESHOLDS, read_regime
 from trader.views import symbol_rules
 
 
@@ -122,7 +123,7 @@ def entry_refused(engine: Engine, symbol: str) -> str:
                 "follows it)")
     if position is not None:
         return f"{symbol} already has an open {position.side.label}; /close it first"
-    refusal = engine.entry_refusal(symbol)
+    refusal = engine.entry_refusal(symbol) or _regime_unread(engine, symbol)
     if refusal:
         return refusal
     seen = engine.tracker.position(symbol)       # the exchange's, at the last look
@@ -130,6 +131,24 @@ def entry_refused(engine: Engine, symbol: str) -> str:
         return (f"the exchange holds a {seen.side.label} on {symbol} that the agent does not "
                 "manage; /close it first")
     return ""
+
+
+def _regime_unread(engine: Engine, symbol: str) -> str:
+    """Why the entry cannot be planned yet ("" once it can): the plan scales the stop and
+    the size by the volatility regime of the closed candles (trader/entry.py `plan`), which
+    reads nothing until ATR(slow) has its slow + 1 candles, or while they do not move.
+    Not judged before the first tick: a live feed's first poll brings 300 candles of history
+    (trader/market/live.py), so the press finds them; a replay's come one per tick."""
+    if engine.ticks == 0:
+        return ""
+    closed = engine.candles[symbol].closed()
+    if read_regime(closed) is not None:
+        return ""
+    need = DEFAULT_THRESHOLDS.slow + 1
+    if len(closed) < need:
+        return (f"the volatility regime needs {need} closed candles, the agent has "
+                f"{len(closed)}; try again after {plural(need - len(closed), 'more candle')}")
+    return "the volatility regime cannot be read: the last candles did not move"
 
 
 def refused_entry_line(symbol: str, side: Side, why: str) -> str:
