@@ -2,8 +2,8 @@
 
 Only chats in TELEGRAM_ALLOWED_CHAT_IDS are obeyed; when TELEGRAM_ALLOWED_USER_IDS is set,
 only those users inside them (a group chat must not hand control to every member).
-Anyone else gets at most one generic refusal per chat, is logged, and repeated attempts
-raise a throttled UNAUTHORIZED alert to the owner through the alert outbox.
+Anyone else gets at most one generic refusal per chat, is logged, and their first command
+raises an UNAUTHORIZED alert to the owner through the alert outbox (repeats: one per 5 min).
 A command addressed to another bot ("/status@OtherBot" in a group both bots are in) is not
 for us at all: neither run, nor answered, nor counted as an attempt
 (https://core.telegram.org/bots/features#commands: "/command@this_bot" in groups).
@@ -17,6 +17,7 @@ from loguru import logger
 
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
+from trader.display import plural
 
 REFUSAL_TEXT = "This bot only answers its owner."
 UNAUTHORIZED_KEY = "UNAUTHORIZED"
@@ -40,7 +41,7 @@ class ChatGate:
     """Decides, per incoming command or button press, whether it may reach the engine."""
 
     def __init__(self, allowed_chat_ids: Iterable[int], allowed_user_ids: Iterable[int],
-                 alerter: Alerter, alert_after: int = 2) -> None:
+                 alerter: Alerter, alert_after: int = 1) -> None:
         self.allowed_chat_ids = frozenset(allowed_chat_ids)
         self.allowed_user_ids = frozenset(allowed_user_ids)
         self.alerter = alerter
@@ -76,6 +77,7 @@ class ChatGate:
 
     def _alert_owner(self, chat_id: int | None, user_id: int | None, what: str, attempts: int,
                      now: datetime) -> None:
-        text = (f"Repeated commands from a chat or user that is not allowed: chat {chat_id}, "
-                f"user {user_id}, {attempts} attempts, last: {what[:64]}. Nothing was executed.")
+        text = (f"Commands from a chat or user that is not allowed: chat {chat_id}, "
+                f"user {user_id}, {plural(attempts, 'attempt')}, last: {what[:64]}. Nothing "
+                "was executed.")
         self.alerter.publish(Alert(AlertName.UNAUTHORIZED, text, dedup_key=UNAUTHORIZED_KEY), now)

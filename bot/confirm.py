@@ -109,7 +109,8 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
     seconds = int(ttl.total_seconds())
     if prompt.kind is CommandKind.CLOSE:
         what = "all positions" if prompt.symbol == ALL_SYMBOLS else escape(prompt.symbol)
-        text = (f"Close <b>{what}</b> at market? Its TP/SL orders are cancelled afterwards. "
+        whose = "Their" if prompt.symbol == ALL_SYMBOLS else "Its"
+        text = (f"Close <b>{what}</b> at market? {whose} TP/SL orders are cancelled afterwards. "
                 f"Expires in {seconds} s.")
         label = "Close all" if prompt.symbol == ALL_SYMBOLS else f"Close {prompt.symbol}"
         return text, _ask_or_cancel(prompt, label, Choice.CLOSE)

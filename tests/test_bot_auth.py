@@ -108,6 +108,17 @@ async def test_chatter_from_strangers_is_ignored_silently(telegram, engine, stor
 
 
 @pytest.mark.usefixtures("bot")
+async def test_a_strangers_first_command_warns_the_owner(telegram, engine, store):
+    """The README promised a warning for any stranger's command; the first went unsaid and
+    only a second one raised it (found by a reviewer)."""
+    telegram.inject_message(STRANGER, STRANGER, "/status")
+    warning = await telegram.wait_for(lambda item: item.chat_id == OWNER
+                                      and "UNAUTHORIZED" in (item.plain or ""))
+    assert f"chat {STRANGER}" in warning.plain and "1 attempt," in warning.plain, warning.plain
+    assert engine.received == []
+
+
+@pytest.mark.usefixtures("bot")
 async def test_repeated_attempts_raise_one_throttled_warning_to_the_owner(telegram, engine, store):
     for _ in range(5):
         telegram.inject_message(STRANGER, STRANGER, "/close all")
