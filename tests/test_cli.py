@@ -57,6 +57,16 @@ def test_config_prints_every_variable_with_secrets_masked(tmp_path: Path) -> Non
         assert secret not in result.stderr
 
 
+def test_config_checks_the_strategy_as_run_and_backtest_do(tmp_path: Path) -> None:
+    """`tradebot config` said nothing of a TRADEBOT_STRATEGY that does not load (exit 0),
+    while `run` and `backtest` stop on it (found by a reviewer)."""
+    result = run_cli(tmp_path, "config", TRADEBOT_STRATEGY="nomod:X")
+    assert result.returncode == EXIT_CONFIG, result.stdout + result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "error" in line]
+    assert line.startswith("config error: TRADEBOT_STRATEGY") and "nomod" in line, line
+    assert "TRADEBOT_STRATEGY" in config_lines(result.stdout)     # the settings still shown
+
+
 def test_config_shows_the_feed_and_replay_file_paper_uses_by_default(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "config", TRADEBOT_EXCHANGE="paper")
     assert result.returncode == 0, result.stderr

@@ -132,10 +132,17 @@ def _settings_or_exit() -> Settings:
 
 
 def _print_config(settings: Settings) -> int:
+    """Every setting (secrets masked), then the strategy loaded as `run` and `backtest`
+    load it: one `config error` line and EXIT_CONFIG when it does not."""
     shown = settings.masked()
     width = max(len(name) for name in shown)
     for name, value in shown.items():
         print(f"{name:<{width}}  {value}")
+    from trader.strategy.base import load_strategy
+    try:
+        load_strategy(settings.strategy)
+    except StrategyLoadError as exc:
+        return _refused(exc)
     return 0
 
 
