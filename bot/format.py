@@ -179,7 +179,8 @@ def format_result(kind: CommandKind, result: CommandResult) -> str:
             title = QUERY_TITLES.get(kind, kind.value.capitalize())
             return "\n".join([f"<b>{title}</b>", *(escape(line) for line in result.lines)])
     title = ACTION_TITLES.get(kind, kind.value.capitalize())
-    head = f"✅ <b>{title}: done</b>" if result.ok else \
+    head = f"ℹ️ <b>{title}: nothing to do</b>" if result.ok and result.unchanged else \
+        f"✅ <b>{title}: done</b>" if result.ok else \
         f"⏳ <b>{title}: waiting</b>; sent by itself when the exchange allows" \
         if result.waiting else f"⚠️ <b>{title}: failed</b>"
     return "\n".join([head, *(escape(line) for line in result.lines)])

@@ -5,6 +5,7 @@ words it can use (it has no /resume: Telegram's)."""
 
 from datetime import timedelta
 
+from bot.format import format_result
 from tests.engine_world import SYMBOL, make_world
 from trader.commands import CommandKind
 
@@ -44,3 +45,13 @@ async def test_wake_without_a_pause_says_trading_resumes(tmp_path):
     await world.command(CommandKind.SHUTDOWN)
     woke = await world.command(CommandKind.WAKE)
     assert woke.lines[-1].startswith("awake: trading resumes"), woke.lines
+
+
+async def test_a_second_wake_reads_as_nothing_to_do_not_done(tmp_path):
+    """"✅ Wake: done" above "already awake: nothing to wake" (found by a reviewer)."""
+    world = await make_world(tmp_path)
+    await world.command(CommandKind.SHUTDOWN)
+    first = format_result(CommandKind.WAKE, await world.command(CommandKind.WAKE))
+    again = format_result(CommandKind.WAKE, await world.command(CommandKind.WAKE))
+    assert first.startswith("✅ <b>Wake: done</b>"), first
+    assert again.startswith("ℹ️ <b>Wake: nothing to do</b>\nalready awake"), again

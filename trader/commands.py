@@ -242,6 +242,7 @@ class CommandResult:
     duplicate: bool = False
     waiting: bool = False     # not done yet, and the agent finishes it by itself (a close
                               # held back by the exchange's Retry-After is sent after it)
+    unchanged: bool = False   # ok, and nothing needed doing (a /wake while awake)
 
 
 @dataclass(frozen=True, slots=True)

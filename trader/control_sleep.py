@@ -103,7 +103,7 @@ async def wake(engine: Engine, command: Command) -> CommandResult:
     """Wake from a /shutdown: reconcile, then entries after the emergency cooldown. Awake
     already: nothing is done (the cooldown belongs to waking from a shutdown)."""
     if not engine.guard_state.asleep:
-        return CommandResult(True, _awake_already(engine, command))
+        return CommandResult(True, _awake_already(engine, command), unchanged=True)
     lines = await reconcile(engine)
     cooldown = timedelta(minutes=engine.settings.emergency_cooldown_minutes)
     engine.guard_state = guards.wake(engine.guard_state, engine.clock.now(), cooldown)
