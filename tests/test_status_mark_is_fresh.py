@@ -8,7 +8,7 @@ nothing traded, while /sl judged levels against the fresh pushed mark (a phone s
 
 from decimal import Decimal
 
-from bot.format import format_position, number
+from bot.format import format_position, format_result, number
 from tests.engine_world import SYMBOL
 from tests.test_move_stop_command import world_with_a_long
 from trader.commands import CommandKind
@@ -55,6 +55,8 @@ async def test_a_stop_move_refused_and_retried_shows_the_live_stop_and_where_it_
     level = (old + position.entry_price) / 2
     result = await world.command(CommandKind.SL, symbol=SYMBOL, price=level)
     assert not result.ok
+    # The agent keeps placing it: waiting, as a /close held back is (it read "failed")
+    assert format_result(CommandKind.SL, result).startswith("⏳ <b>Stop-loss: waiting</b>")
     view = position_view(world.engine, world.engine.positions[SYMBOL], world.clock.now())
     assert view.stop_trigger == old and view.stop_attached           # what protects now
     assert view.stop_moving_to == world.engine.positions[SYMBOL].stop.trigger_price != old

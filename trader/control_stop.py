@@ -305,11 +305,12 @@ def _result(engine: Engine, position: Position, asked: Decimal, level: Decimal,
             "alert says why)"])
     if stop is None or stop.trigger_price != level or position.stop.pending is not None \
             or not position.stop.covers(position.quantity):
-        # Held back by a Retry-After: placed by itself when the wait ends (as a /close).
+        # Held back by a Retry-After, refused for now (-2019 margin), or its answer lost:
+        # placed or resolved by itself, as a /close held back is (waiting, not failed).
         return CommandResult(False, [
             f"{symbol}: the new stop-loss at {shown}{rounded} is not confirmed on the "
             "exchange yet; the agent keeps placing it (/status shows it), and the old one "
-            "stays until it is"], waiting=engine.executor.circuit_open())
+            "stays until it is"], waiting=True)
     if old_id == stop.client_id:
         # The live stop is the one asked for (a move away from it was still being retried):
         # nothing new was placed, and that stop is the position's only one.
