@@ -57,6 +57,14 @@ def test_config_prints_every_variable_with_secrets_masked(tmp_path: Path) -> Non
         assert secret not in result.stderr
 
 
+def test_config_says_when_nothing_listens_on_port(tmp_path: Path) -> None:
+    """/config and `tradebot config` showed PORT=8080 where nothing listens unless the
+    platform sets PORT (found by a reviewer)."""
+    unset = config_lines(run_cli(tmp_path, "config").stdout)["PORT"]
+    assert unset == "8080 (unset: nothing listens; a web dyno sets it)", unset
+    assert config_lines(run_cli(tmp_path, "config", PORT="5000").stdout)["PORT"] == "5000"
+
+
 def test_config_checks_the_strategy_as_run_and_backtest_do(tmp_path: Path) -> None:
     """`tradebot config` said nothing of a TRADEBOT_STRATEGY that does not load (exit 0),
     while `run` and `backtest` stop on it (found by a reviewer)."""

@@ -50,10 +50,8 @@ class AgentServices:
         self.presence = AgentPresence(engine.store, lambda: engine.ticks, engine.wakeup, clock,
                                       replay=replay)
         self.monitor = HealthMonitor(engine, self.presence, clock)
-        # GET /health only where the platform asks for a port (web dynos set $PORT); the
-        # webhook needs one anyway.
-        serve = "port" in settings.model_fields_set or bool(settings.telegram_webhook_url)
-        self.http = HttpEndpoint(settings.port, health=self.monitor.view) if serve else None
+        self.http = HttpEndpoint(settings.port, health=self.monitor.view) \
+            if settings.serves_http else None
         self.keeper: IntentKeeper | None = None
 
     def sink_options(self) -> dict[str, Any]:

@@ -307,10 +307,18 @@ class Settings(BaseSettings):
                 text = masked_url(value, hide_path=True)
             elif name.endswith("_url") and value:
                 text = masked_url(value)
+            elif name == "port" and not self.serves_http:
+                text = f"{value} (unset: nothing listens; a web dyno sets it)"
             else:
                 text = self._unset(name) if value is None else str(value)
             shown[env_name(name, field)] = text
         return shown
+
+    @property
+    def serves_http(self) -> bool:
+        """Whether the agent listens on `port` (GET /health, the webhook): where the platform
+        asks for a port (web dynos set $PORT), or for the webhook, which needs one anyway."""
+        return "port" in self.model_fields_set or bool(self.telegram_webhook_url)
 
     def _unset(self, name: str) -> str:
         """What an unset variable means when it has an effective value, else ""."""
