@@ -75,3 +75,39 @@ async def test_an_answer_that_cannot_be_saved_leaves_the_intent_sent_and_sends_n
     assert world.store.health.total_failures >= 1              # SAVE_STATE_FAILURE follows
     again = await world.engine.executor.submit(stop)
     assert world.sent - sent == 1 and again.order is None      # not re-sent
+
+
+async def test_an_intent_built_as_it_leaves_is_journaled_as_it_is(tmp_path) -> None:
+    """An exit intent built SENT (`exit_intent(..., sending=True)`, what the action runner
+    sends) is the very intent journaled before the send, not a copy; a PENDING one is
+    copied to SENT at the send, as before; either, once sent, is never sent again."""
+    world = await make_world(tmp_path)
+    pending = await a_stop(world)
+    position = world.engine.interpreter.positions[SYMBOL]
+    sending = exit_intent(position, OrderRole.STOP_LOSS, f"tb-{SYMBOL}-{position.key}-sl8",
+                          position.quantity, world.clock.now(),
+                          trigger_price=Decimal(world.last_close - 400), sending=True)
+    store = world.store
+    journaled: list[object] = []
+    save_intent = store.save_intent
+
+    def keep(intent, now=None):  # type: ignore[no-untyped-def]
+        journaled.append(intent)
+        save_intent(intent, now)
+
+    store.save_intent = keep  # type: ignore[method-assign]
+    executor = world.engine.executor
+    result = await executor.submit(sending)
+    assert result.intent.status is IntentStatus.ACKED
+    assert journaled[0] is sending                          # SENT, as built
+    journaled.clear()
+    result = await executor.submit(pending)
+    assert result.intent.status is IntentStatus.ACKED
+    first = journaled[0]
+    assert first is not pending and first.status is IntentStatus.SENT  # type: ignore[attr-defined]
+    assert first == pending.with_status(IntentStatus.SENT,           # type: ignore[attr-defined]
+                                        sent_at=first.sent_at)      # type: ignore[attr-defined]
+    sent = world.sent
+    for again in (sending, pending):
+        assert (await executor.submit(again)).order is None      # NOOP: sent already
+    assert world.sent == sent

@@ -3,6 +3,7 @@ second-instance check) stays bounded in a long run, and never forgets the id of 
 whose outcome is still open: forgetting it would make that order, once it shows up live,
 look like another instance's (SECOND_INSTANCE puts the agent to sleep)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -84,3 +85,39 @@ async def test_the_id_of_an_order_whose_outcome_is_open_is_never_forgotten(tmp_p
     await world.step()     # the second-instance check sees the order live on the exchange
     assert not world.alerts("SECOND_INSTANCE")
     assert not world.engine.guard_state.asleep
+
+
+async def test_ids_seen_ended_are_finished_without_asking_the_order_records(tmp_path) -> None:
+    """The scan that forgets finished ids takes an id whose order the executor saw end (a
+    filled entry, its intent purged since) as finished without a query; an id it never
+    saw end (a refused stop: no order, its intent purged) is still asked of the order
+    records, as before, and kept. The answer is the one the records alone give."""
+    world = await make_world(tmp_path)
+    position = await open_long(world)           # the entry filled: seen ended
+    executor = world.engine.executor
+    await refused_stops(world, position, 2, first=100)
+    store = world.store
+    store.purge_resolved_intents(world.clock.now() + timedelta(days=1))
+    placed = set(executor.placed)
+    entry = next(cid for cid in placed if cid.endswith("-en1"))
+    refused = {f"tb-{SYMBOL}-{position.key}-sl{seq}" for seq in (100, 101)}
+    legs = {cid for cid in placed if store.intent(cid) is not None}
+    assert store.intent(entry) is None and refused <= placed and legs
+
+    asked: list[str] = []
+    finished_orders = store.finished_orders
+
+    def asking(client_ids: list[str]) -> set[str]:
+        asked.extend(client_ids)
+        return finished_orders(client_ids)
+
+    store.finished_orders = asking  # type: ignore[method-assign]
+    finished = executor._finished(placed)
+    store.finished_orders = finished_orders  # type: ignore[method-assign]
+    assert entry in finished and entry not in asked
+    assert refused <= set(asked) and not refused & finished
+    assert not legs & finished
+    by_records = {cid for cid in placed if store.intent(cid) is not None
+                  and store.intent(cid).status.resolved}  # type: ignore[union-attr]
+    by_records |= finished_orders([cid for cid in placed if store.intent(cid) is None])
+    assert finished == by_records

@@ -81,6 +81,10 @@ def test_exit_intent_is_built_field_by_field() -> None:
                           Decimal("1"), T0, side=Side.BUY)
     assert (flipped.side, flipped.type, flipped.trigger_price, flipped.price,
             flipped.status) == (Side.BUY, OrderType.MARKET, None, None, IntentStatus.PENDING)
+    # built as it leaves: the same intent, SENT at its creation time (no PENDING copy)
+    sending = exit_intent(held, OrderRole.STOP_LOSS, "tb-BTCUSDT-k-sl2",  # type: ignore[arg-type]
+                          Decimal("0.5"), T0, trigger_price=Decimal("2"), sending=True)
+    assert sending == intent.with_status(IntentStatus.SENT, sent_at=T0)
 
 
 def test_the_simulator_builds_a_placed_order_field_by_field() -> None:

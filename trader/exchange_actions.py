@@ -123,7 +123,7 @@ class ActionRunner:
         rules = self.exchange.rules(position.symbol)
         intent = exit_intent(position, action.role, action.client_id,
                              covering_quantity(action.quantity, rules), self.clock.now(),
-                             trigger_price=action.trigger_price)
+                             trigger_price=action.trigger_price, sending=True)
         refusal = leg_refusal(intent.quantity, action.trigger_price, intent.reduce_only,
                               rules, position.leverage, self.available_margin())
         if refusal:
@@ -230,7 +230,8 @@ class ActionRunner:
         late fill that flipped the position is rebalanced reduce-only and reported."""
         rules = self.exchange.rules(position.symbol)
         intent = exit_intent(position, action.role, action.client_id,
-                             covering_quantity(action.quantity, rules), self.clock.now())
+                             covering_quantity(action.quantity, rules), self.clock.now(),
+                             sending=True)
         try:
             result = await self.executor.submit(intent)
         except SaveStateFailure as exc:      # a partial take-profit (executor.JOURNAL_REQUIRED)
@@ -249,7 +250,7 @@ class ActionRunner:
                          f"({held.side.label} {held.size}); rebalancing reduce-only")
             rebalance = exit_intent(position, OrderRole.FLATTEN, _rebalance_id(position, attempt),
                                     covering_quantity(held.size, rules), self.clock.now(),
-                                    side=position.side)
+                                    side=position.side, sending=True)
             await self.executor.submit(rebalance)
             held = await self._read_position(position)
         remaining = held.size if held.side is position.side else ZERO

@@ -91,6 +91,10 @@ class Executor:
         self.sent_count = 0
         self.placed: set[str] = set()   # client ids this process sent (second-instance guard)
         self._placed_limit = PLACED_IDS_KEPT
+        # Those of `placed` whose order this executor saw terminal (answered or read back):
+        # finished for `_finished` without asking the database (an order that ended never
+        # becomes live again: trader/order_tracker.py). Cut down to `placed` at each scan.
+        self._ended: set[str] = set()
         self.rules_changes: list[str] = []   # found by filter rejections; the engine alerts
         self._under_way = PlacementUnderWay()
         self._retrying = placement_retrying(self._under_way, clock.sleep)
@@ -132,21 +136,33 @@ class Executor:
         if len(self.placed) <= self._placed_limit:
             return
         self.placed = self.placed - self._finished(self.placed)
+        self._ended &= self.placed
         # Many unresolved ones: wait until the memory doubles before the next scan.
         self._placed_limit = max(PLACED_IDS_KEPT, 2 * len(self.placed))
 
     def _finished(self, client_ids: set[str]) -> set[str]:
         """The ids whose intent is resolved, or, with no intent (a resolved intent is
-        purged after 6 h), whose order is terminal; asked of the orders in one go."""
+        purged after 6 h), whose order is terminal: as this executor saw it end (`_ended`),
+        else asked of the order records in one go. (The second-instance check compares
+        live orders only: an id whose order ended is of no use to it either way.)"""
         finished: set[str] = set()
         unknown: list[str] = []
+        ended = self._ended
         for client_id in client_ids:
             intent = self.store.intent(client_id)
             if intent is None:
-                unknown.append(client_id)
+                if client_id in ended:
+                    finished.add(client_id)
+                else:
+                    unknown.append(client_id)
             elif intent.status.resolved:
                 finished.add(client_id)
-        return finished | self.store.finished_orders(unknown)
+        return finished | self.store.finished_orders(unknown) if unknown else finished
+
+    def _saw(self, order: Order) -> None:
+        """Note an order of ours seen terminal (its id is finished for `_finished`)."""
+        if order.status.terminal and order.client_id in self.placed:
+            self._ended.add(order.client_id)
 
     # --- placing ------------------------------------------------------------------
     async def submit(self, intent: Intent, answer_within: float | None = None) -> ActionResult:
@@ -162,9 +178,15 @@ class Executor:
             return ActionResult(Outcome.CIRCUIT_OPEN, intent)
         # One write before the send, as SENT: a PENDING row superseded at once adds a commit
         # and tells a restart nothing more (a SENT intent nobody saw land is probed by its
-        # client id and expires: trader/housekeeping.py, trader/startup.py).
-        sent = intent.with_status(_SENT, sent_at=self.clock.now())
-        self._journal(sent, required=self._required(intent))
+        # client id and expires: trader/housekeeping.py, trader/startup.py). An intent
+        # built as it leaves (SENT with its sending time: trader/intents.py `sending`) is
+        # journaled as it is; a PENDING one is copied to SENT now.
+        if intent.status is _SENT and intent.sent_at is not None:
+            sent = intent
+        else:
+            sent = intent.with_status(_SENT, sent_at=self.clock.now())
+        required = intent.role in JOURNAL_REQUIRED
+        self._journal(sent, required=required)
         try:
             try:
                 order = await self._send(sent, sent.request(), answer_within)   # usually once
@@ -252,6 +274,7 @@ class Executor:
             status = IntentStatus.FAILED if order.filled_qty == 0 else IntentStatus.FILLED
         answered = intent.with_status(status)
         self._record_answer(answered, order)
+        self._saw(order)
         # A reconciliation's re-read of a live order is no placement: DEBUG.
         log = logger.debug if status is intent.status else logger.info
         log("order placed client_id={} symbol={} role={} status={} filled={}",
@@ -357,6 +380,7 @@ class Executor:
             return None
         self._save_order(order)
         self._settle(order)
+        self._saw(order)
         return order
 
     async def read_order(self, symbol: str, client_id: str) -> Order | None:

@@ -21,7 +21,7 @@ EXIT_TYPES = {
 # read once (every entry): a member read through its class costs ~850 instructions on
 # Python 3.11 (trader/exchange/sim_members.py)
 _ENTRY, _MARKET, _LIMIT = OrderRole.ENTRY, OrderType.MARKET, OrderType.LIMIT
-_PENDING = IntentStatus.PENDING
+_PENDING, _SENT = IntentStatus.PENDING, IntentStatus.SENT
 
 
 def entry_intent(position: Position, client_id: str, now: datetime,
@@ -45,13 +45,20 @@ def quote_intent(position: Position, client_id: str, price: Decimal, quantity: D
 
 def exit_intent(position: Position, role: OrderRole, client_id: str, quantity: Decimal,
                 now: datetime, trigger_price: Decimal | None = None,
-                side: Side | None = None) -> Intent:
+                side: Side | None = None, sending: bool = False) -> Intent:
     """A reduce-only exit, by default on the closing side: it can never grow or flip the
-    position (`side` is only given to rebalance a position a late fill flipped)."""
+    position (`side` is only given to rebalance a position a late fill flipped).
+    `sending`: built as it leaves, SENT at `now` (`Executor.submit` journals it as it is),
+    where a PENDING intent would only be copied to SENT there and dropped (one Intent less
+    per leg, move and close); PENDING otherwise."""
     # by position, in Intent's field order (every leg, move and close; keywords cost
     # ~3,600 instructions more): client_id, symbol, role, side, type, quantity,
-    # position_key, created_at, status, price, trigger_price, reduce_only
-    # (tests/test_intent_copies.py)
+    # position_key, created_at, status, price, trigger_price, reduce_only,
+    # close_position, sent_at (tests/test_intent_copies.py)
+    if sending:
+        return Intent(client_id, position.symbol, role, side or position.side.opposite,
+                      EXIT_TYPES[role], quantity, position.key, now, _SENT, None,
+                      trigger_price, True, False, now)
     return Intent(client_id, position.symbol, role, side or position.side.opposite,
                   EXIT_TYPES[role], quantity, position.key, now, _PENDING, None, trigger_price,
                   True)
