@@ -1,4 +1,4 @@
-"""The executor's memory of the client ids it sent (`Executor.placed`, read by the
+"""The executor's memory of the client ids it sent (`Executor.placed`, trader/sent_ids.py, read by the
 second-instance check) stays bounded in a long run, and never forgets the id of an order
 whose outcome is still open: forgetting it would make that order, once it shows up live,
 look like another instance's (SECOND_INSTANCE puts the agent to sleep)."""
@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-import trader.executor as executor_module
+import trader.sent_ids as sent_ids_module
 from tests.engine_world import SYMBOL, World, make_world
 from tests.test_engine import open_long
 from trader.domain import IntentStatus, OrderRole
@@ -22,7 +22,7 @@ KEPT = 20
 
 @pytest.fixture(autouse=True)
 def small_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(executor_module, "PLACED_IDS_KEPT", KEPT)
+    monkeypatch.setattr(sent_ids_module, "PLACED_IDS_KEPT", KEPT)
 
 
 async def refused_stops(world: World, position: Position, count: int, first: int) -> None:
@@ -112,7 +112,7 @@ async def test_ids_seen_ended_are_finished_without_asking_the_order_records(tmp_
         return finished_orders(client_ids)
 
     store.finished_orders = asking  # type: ignore[method-assign]
-    finished = executor._finished(placed)
+    finished = executor.sent_ids.finished(placed)
     store.finished_orders = finished_orders  # type: ignore[method-assign]
     assert entry in finished and entry not in asked
     assert refused <= set(asked) and not refused & finished

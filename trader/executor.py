@@ -28,11 +28,11 @@ from trader.exchange.errors import THROTTLE_SECONDS, Outcome, Verdict, classify
 from trader.fast_init import fast_init
 from trader.order_tracker import OrderTracker
 from trader.placement_retry import PlacementRetry, PlacementUnderWay, placement_retrying
+from trader.sent_ids import SentIds
 from trader.slow_answers import SlowAnswers
 from trader.trade_store import TradeStore
 
 PROBE_GRACE = timedelta(seconds=10)   # clock skew allowance on top of recvWindow
-PLACED_IDS_KEPT = 1000   # sent client ids remembered before those of finished orders go
 # The detail of a SENT intent whose placement raised an unexpected exception (not an
 # exchange error): answered or never sent, so not found means never placed, at once.
 NOT_IN_FLIGHT = "unexpected error, not in flight:"
@@ -89,12 +89,7 @@ class Executor:
         self.recv_window = recv_window
         self.throttled_until: dict[str, datetime] = {}
         self.sent_count = 0
-        self.placed: set[str] = set()   # client ids this process sent (second-instance guard)
-        self._placed_limit = PLACED_IDS_KEPT
-        # Those of `placed` whose order this executor saw terminal (answered or read back):
-        # finished for `_finished` without asking the database (an order that ended never
-        # becomes live again: trader/order_tracker.py). Cut down to `placed` at each scan.
-        self._ended: set[str] = set()
+        self.sent_ids = SentIds(store)   # for the second-instance check (`placed`)
         self.rules_changes: list[str] = []   # found by filter rejections; the engine alerts
         self._under_way = PlacementUnderWay()
         self._retrying = placement_retrying(self._under_way, clock.sleep)
@@ -118,6 +113,11 @@ class Executor:
     def _required(self, intent: Intent) -> bool:
         return intent.role in JOURNAL_REQUIRED
 
+    @property
+    def placed(self) -> set[str]:
+        """The client ids this process sent and still remembers (trader/sent_ids.py)."""
+        return self.sent_ids.ids
+
     def circuit_open(self) -> bool:
         circuit = self.exchange.circuit()     # closed (most ticks): no clock read, no call
         return circuit.open_until is not None and circuit.is_open(self.clock.now())
@@ -125,44 +125,6 @@ class Executor:
     def symbol_throttled(self, symbol: str) -> bool:
         until = self.throttled_until.get(symbol)
         return until is not None and self.clock.now() < until
-
-    def _remember_placed(self, client_id: str) -> None:
-        """Remember a client id this process sent, for the second-instance check
-        (trader/second_instance.py). Past PLACED_IDS_KEPT ids, those of finished orders are
-        forgotten (a long live run would keep every id it ever sent). Kept: an id whose
-        intent is unresolved (PENDING; SENT, whose order may still land; ACKED, live), and
-        one the store knows nothing of (its intent was never journaled)."""
-        self.placed.add(client_id)
-        if len(self.placed) <= self._placed_limit:
-            return
-        self.placed = self.placed - self._finished(self.placed)
-        self._ended &= self.placed
-        # Many unresolved ones: wait until the memory doubles before the next scan.
-        self._placed_limit = max(PLACED_IDS_KEPT, 2 * len(self.placed))
-
-    def _finished(self, client_ids: set[str]) -> set[str]:
-        """The ids whose intent is resolved, or, with no intent (a resolved intent is
-        purged after 6 h), whose order is terminal: as this executor saw it end (`_ended`),
-        else asked of the order records in one go. (The second-instance check compares
-        live orders only: an id whose order ended is of no use to it either way.)"""
-        finished: set[str] = set()
-        unknown: list[str] = []
-        ended = self._ended
-        for client_id in client_ids:
-            intent = self.store.intent(client_id)
-            if intent is None:
-                if client_id in ended:
-                    finished.add(client_id)
-                else:
-                    unknown.append(client_id)
-            elif intent.status.resolved:
-                finished.add(client_id)
-        return finished | self.store.finished_orders(unknown) if unknown else finished
-
-    def _saw(self, order: Order) -> None:
-        """Note an order of ours seen terminal (its id is finished for `_finished`)."""
-        if order.status.terminal and order.client_id in self.placed:
-            self._ended.add(order.client_id)
 
     # --- placing ------------------------------------------------------------------
     async def submit(self, intent: Intent, answer_within: float | None = None) -> ActionResult:
@@ -249,7 +211,7 @@ class Executor:
         client_id = request.client_id
         self._commit_before_send(intent, f"intent {client_id} sent")
         self.sent_count += 1
-        self._remember_placed(client_id)
+        self.sent_ids.remember(client_id)
         if answer_within is None:
             return await self.exchange.place(request)
         return await self.slow_answers.within(client_id, self.exchange.place(request),
@@ -274,7 +236,7 @@ class Executor:
             status = IntentStatus.FAILED if order.filled_qty == 0 else IntentStatus.FILLED
         answered = intent.with_status(status)
         self._record_answer(answered, order)
-        self._saw(order)
+        self.sent_ids.saw(order)
         # A reconciliation's re-read of a live order is no placement: DEBUG.
         log = logger.debug if status is intent.status else logger.info
         log("order placed client_id={} symbol={} role={} status={} filled={}",
@@ -380,7 +342,7 @@ class Executor:
             return None
         self._save_order(order)
         self._settle(order)
-        self._saw(order)
+        self.sent_ids.saw(order)
         return order
 
     async def read_order(self, symbol: str, client_id: str) -> Order | None:
