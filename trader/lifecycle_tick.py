@@ -105,6 +105,7 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
             position, client_id = position.next_client_id(OrderRole.PARTIAL_TP)
             actions.append(Flatten(CloseReason.TAKE_PROFIT, part, client_id,
                                    OrderRole.PARTIAL_TP))
+            actions.append(_partial_told(position, part, mark))
     if position.partial_taken and not position.breakeven_done:
         aimed, more = _move_stop_to_breakeven(position, rules, policy)
         if _breakeven_passed(aimed, mark):
@@ -119,6 +120,18 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
         moved = evolve(stop, trigger_price=trail, failures=0, retry_at=None)
         position = evolve(position, stop=moved, trailing_active=True)
     return position, actions, []
+
+
+def _partial_told(position: Position, part: Decimal, mark: Decimal) -> Alert:
+    """The chat hears of the first profit taken (as of TP1 in the two-TP plan: lifecycle.py
+    `_first_target_filled`); the fill's price comes with the close's own record."""
+    return Alert(AlertName.FILL, (
+        f"{position.symbol}: first profit taken: {display.number(part)} of "
+        f"{display.number(position.quantity)} closed at market (mark {display.number(mark)}); "
+        f"the stop moves to breakeven for the remaining "
+        f"{display.number(position.quantity - part)}, TP stays at "
+        f"{display.number(position.take_profit.trigger_price)}"),
+        position.symbol, dedup_key=f"partial:{position.symbol}:{position.key}")
 
 
 def _breakeven_passed(position: Position, mark: Decimal) -> bool:
