@@ -193,7 +193,9 @@ class Signal:
     # None: no opinion, TRADEBOT_TIME_IN_TRADE_MINUTES decides; a strategy may only shorten
     # it (trader.entry.time_limit_for)
     time_limit: timedelta | None = None
-    cooldown: timedelta = timedelta(minutes=5)
+    # The pause after its close: TRADEBOT_COOLDOWN_MINUTES, or longer if this asks for more
+    # (trader.entry.entering_position); zero: no opinion
+    cooldown: timedelta = timedelta(0)
     trail_activation: Decimal = Decimal("0.006")
     reason: str = ""
 

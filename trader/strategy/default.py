@@ -57,7 +57,8 @@ class DefaultStrategy:
     window: int = 120                 # candles every indicator is computed over
     # The longest TRADEBOT_TIME_IN_TRADE_MINUTES allows: the operator's setting decides.
     time_limit: timedelta = timedelta(minutes=60)
-    cooldown: timedelta = timedelta(minutes=5)
+    # More pause after a close than TRADEBOT_COOLDOWN_MINUTES (which decides; 0: none more).
+    cooldown: timedelta = timedelta(0)
     trail_activation: Decimal = at_least(Decimal("0.006"), 0)
 
     def __post_init__(self) -> None:
