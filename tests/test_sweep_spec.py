@@ -15,7 +15,7 @@ from trader.strategy.default import DefaultStrategy
 from trader.sweep import Leaderboard, Sweep
 from trader.sweep_runners import _local_outcome
 from trader.sweep_spec import Span, SweepError, SweepSpec, read_spec_file, with_options
-from trader.sweep_trial import TrialResult, plan_trial, setting_field
+from trader.sweep_trial import TrialResult, capped_notes, plan_trial, setting_field
 
 SPEC_GRID = """
 objective = "net_pnl"
@@ -286,3 +286,17 @@ def test_two_names_of_one_setting_are_refused(names: tuple[str, str]) -> None:
     spec = with_options(SweepSpec(), grid=[f"{first}=2,3", f"{second}=4,5"], search=[])
     with pytest.raises(SweepError, match=f"{first} and {second} name one setting"):
         Sweep(spec, load_settings(_env_file=None))
+
+
+def test_time_limits_past_the_setting_are_noted_as_the_setting() -> None:
+    """strategy.time_limit=45,60,90 ran three identical trials with no word: a strategy may
+    shorten TRADEBOT_TIME_IN_TRADE_MINUTES (40), never lengthen it (found by a reviewer)."""
+    spec = with_options(SweepSpec(), grid=["strategy.time_limit=30,45,60"], search=[])
+    [note] = capped_notes(spec, load_settings(_env_file=None))
+    assert note == ("strategy.time_limit: 45, 60 act as 40, TRADEBOT_TIME_IN_TRADE_MINUTES "
+                    "(a strategy may shorten the time in trade, never lengthen it)")
+    within = with_options(SweepSpec(), grid=["strategy.time_limit=20,30"], search=[])
+    assert capped_notes(within, load_settings(_env_file=None)) == []
+    swept = with_options(SweepSpec(), grid=["strategy.time_limit=45,60",
+                                            "TRADEBOT_TIME_IN_TRADE_MINUTES=60"], search=[])
+    assert capped_notes(swept, load_settings(_env_file=None)) == []    # judged per trial

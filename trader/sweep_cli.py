@@ -88,6 +88,7 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
     from trader.logs import setup_logging
     from trader.sweep import Sweep
     from trader.sweep_runners import make_runner
+    from trader.sweep_trial import capped_notes
 
     try:
         _check_counts(args)
@@ -95,7 +96,7 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
                                    grid=args.grid, search=args.search, trials=args.trials,
                                    seed=args.seed, objective=args.objective,
                                    top=args.top).without_repeats()
-        for note in notes:
+        for note in notes + capped_notes(spec, settings):
             print(f"sweep note: {note}", file=sys.stderr)
         data = load_sweep_data(settings, args)
         sweep = Sweep(spec, settings)

@@ -37,9 +37,10 @@ from trader.report_chart import MAX_POINTS
 from trader.run_settings import CONNECTION, NOT_IN_A_BACKTEST
 from trader.strategy.base import Strategy, StrategyLoadError, load_strategy
 from trader.strategy.bounds import bound_problem
-from trader.sweep_spec import ParamValue, SweepError
+from trader.sweep_spec import ParamValue, Span, SweepError, SweepSpec
 
 STRATEGY_PREFIX = "strategy."
+TIME_LIMIT = f"{STRATEGY_PREFIX}time_limit"    # minutes; capped by TRADEBOT_TIME_IN_TRADE_MINUTES
 _NOT_SWEPT = NOT_IN_A_BACKTEST      # set by the backtest itself, or no part of one
 # Reset to their defaults before settings are sent to a worker or a cluster.
 _KEPT_HOME = CONNECTION - {"binance_testnet", "recv_window_ms", "alerts_silent", "alerts_off"}
@@ -101,6 +102,25 @@ def setting_field(name: str) -> str:
                          ".env.example, or strategy.FIELD)")
     raise SweepError(f"unknown parameter {name!r}: use a setting (e.g. TRADEBOT_RISK_BASE, "
                      "see .env.example) or strategy.FIELD (e.g. strategy.channel)")
+
+
+def capped_notes(spec: SweepSpec, base: Settings) -> list[str]:
+    """A note for strategy.time_limit values past TRADEBOT_TIME_IN_TRADE_MINUTES, which act
+    as the setting (trader/entry.py `time_limit_for`): their trials would repeat one another
+    in silence. Not judged when the sweep varies the setting too."""
+    values = spec.grid.get(TIME_LIMIT) or spec.search.get(TIME_LIMIT)
+    if not values or any(setting_field(name) == "time_in_trade_minutes"
+                         for name in spec.names if not name.startswith(STRATEGY_PREFIX)):
+        return []
+    cap = base.time_in_trade_minutes
+    past = [value for value in (values.ends if isinstance(values, Span) else values)
+            if isinstance(value, int | float) and value > cap]
+    if not past:
+        return []
+    act = "act" if len(past) > 1 else "acts"
+    return [f"{TIME_LIMIT}: {', '.join(str(value) for value in past)} {act} as {cap}, "
+            "TRADEBOT_TIME_IN_TRADE_MINUTES (a strategy may shorten the time in trade, never "
+            "lengthen it)"]
 
 
 def one_name_per_setting(names: list[str]) -> None:
