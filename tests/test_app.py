@@ -90,5 +90,5 @@ async def test_an_unreachable_exchange_is_said_in_words_and_the_exit_says_nothin
     text = log.read_text()
     assert "exchange start-up failed: cannot connect to 127.0.0.1:9 (" in text, text[-3000:]
     assert "ConnectionKey" not in text.split("exchange start-up failed: ", 1)[1].splitlines()[0]
-    assert "going down before start-up finished (exchange start-up did not succeed)" in text
+    assert "going down before start-up finished (exchange start-up did not finish)" in text
     assert "positions protected by exchange-side orders" not in text

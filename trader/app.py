@@ -31,6 +31,7 @@ from trader.exchange.base import Exchange, ExchangeError
 from trader.exchange.errors import classify
 from trader.instance_lock import agent_lock
 from trader.log_sink import LogAlertSink
+from trader.position import PositionState
 from trader.presence import replay_db_path
 from trader.start_retry import until_done
 from trader.startup import boot, reconcile
@@ -382,23 +383,31 @@ async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) ->
                 continue
 
 
+def going_down_text(engine: Engine, unfinished: str = "") -> str:
+    """The SHUTDOWN alert: what stays on the exchange, and what a restart takes up again (a
+    stop not confirmed, a close cut short: a /close left on "Closing…" hears of it here)."""
+    if unfinished:
+        return (f"going down before start-up finished ({unfinished} did not finish): the "
+                "agent never traded; positions on the exchange keep whatever orders they have")
+    closing = [p.symbol for p in engine.positions.values()
+               if p.state is PositionState.CLOSING]
+    then = (f"; the close of {', '.join(closing)} was under way: the next start finds out "
+            "whether its market order filled and closes what is left") if closing else ""
+    if naked := unprotected(engine.positions.values()):
+        return (f"going down; stop-loss NOT confirmed on the exchange for {', '.join(naked)} "
+                "(a request cut short at the stop signal): the next start checks it and "
+                f"places it before trading{then}")
+    count = len(engine.positions)
+    return ("going down, positions protected by exchange-side orders"
+            + (f" ({count} open)" if count else "") + then)
+
+
 async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer,  # type: ignore[no-untyped-def]
                      services: AgentServices, stop: StopSignal, *, unfinished: str = "") -> None:
     """`unfinished`: the start-up step that never succeeded ("" once trading began). The
     alert flush gets what is left of the exit promise after a stop signal (`stop.left`)."""
     engine.stopping = True
-    open_positions = len(engine.positions)
-    if unfinished:
-        text = (f"going down before start-up finished ({unfinished} did not succeed): the "
-                "agent never traded; positions on the exchange keep whatever orders they have")
-    elif naked := unprotected(engine.positions.values()):
-        text = (f"going down; stop-loss NOT confirmed on the exchange for {', '.join(naked)} "
-                "(a request cut short at the stop signal): the next start checks it and "
-                "places it before trading")
-    else:
-        text = "going down, positions protected by exchange-side orders" + (
-            f" ({open_positions} open)" if open_positions else "")
-    engine.alerter.publish(Alert(AlertName.SHUTDOWN, text,
+    engine.alerter.publish(Alert(AlertName.SHUTDOWN, going_down_text(engine, unfinished),
                                  dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}"),
                            engine.clock.now())
     heartbeat.cancel()
