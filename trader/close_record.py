@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
+from trader.display import price
 from trader.domain import (
     ZERO,
     ClientId,
@@ -101,3 +102,16 @@ def traded_size(position: Position) -> Decimal:
     a record without it (closed before it was kept, or no closing fill read) falls back on
     what the entry asked for, else the quantity on record."""
     return position.traded_quantity or position.initial_quantity or position.quantity
+
+
+def exit_text(position: Position, tick: Decimal | None) -> str:
+    """How a closed position's exit price reads: " at 70,703.1", or, when part of it was
+    closed earlier (the first profit, TP1: `partial_taken`), "; average exit 70,703.1 over
+    every exit (part was closed earlier)": the record's price is the volume-weighted
+    average of all its exits (`closed`), not the last fill's. "" when no exit is known."""
+    if position.exit_price is None:
+        return ""
+    shown = price(position.exit_price, tick)
+    if position.partial_taken:
+        return f"; average exit {shown} over every exit (part was closed earlier)"
+    return f" at {shown}"

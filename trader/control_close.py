@@ -5,6 +5,7 @@ settled first; a close held back by the exchange's Retry-After says when it is s
 
 from datetime import datetime, timedelta
 
+from trader.close_record import exit_text
 from trader.commands import ALL_SYMBOLS, Command, CommandResult
 from trader.display import duration, money, plural, price, quantity
 from trader.domain import CloseReason
@@ -84,8 +85,7 @@ def _flat_line(engine: Engine, symbol: str) -> str:
     when = f"{duration(now - last.closed_at)} ago" if last.closed_at else "just now"
     by = CLOSED_BY.get(last.close_reason, "") if last.close_reason else ""
     rules = symbol_rules(engine, symbol)
-    at = f" at {price(last.exit_price, rules.tick_size if rules else None)}" \
-        if last.exit_price is not None else ""
+    at = exit_text(last, rules.tick_size if rules else None)
     return (f"{symbol}: already closed {when}{' ' + by if by else ''}{at}; nothing left "
             "to close")
 
@@ -126,8 +126,9 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
         return f"{symbol}: closed"
     rules = symbol_rules(engine, symbol)
     net = trade_net(last, engine.store.funding_payments(last.opened_at))
-    return (f"{symbol}: closed at {price(last.exit_price, rules.tick_size if rules else None)}, "
-            f"PnL {money(net, signed=True)} USDT net of fees and funding; no orders left")
+    exit = exit_text(last, rules.tick_size if rules else None)
+    return (f"{symbol}: closed{exit}, PnL {money(net, signed=True)} USDT net of fees and "
+            "funding; no orders left")
 
 
 def _held_back(engine: Engine, symbol: str) -> bool:
