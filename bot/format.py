@@ -47,7 +47,8 @@ def format_position(position: PositionView) -> list[str]:
         f"@ {number(position.entry_price)} → {number(position.mark_price)}  PnL <b>{pnl}</b> "
         f"({percent(position.pnl_fraction)}){held}",
         f"  {_leg('SL', position, position.stop_trigger, position.stop_attached)}"
-        f"{_moving(position.stop_moving_to)} · "
+        f"{_moving(position.stop_moving_to)}"
+        f"{' ⚠️ past the liquidation price' if position.stop_past_liquidation else ''} · "
         f"{_targets(position)} · {escape(position.state)} · {position.leverage}x",
     ]
 

@@ -9,6 +9,7 @@ mark"), so an absurd stop (BTC at 1 on a LONG) reads as what it is before the ta
 from dataclasses import replace
 from decimal import Decimal
 
+from bot.format import format_position
 from tests.engine_world import SYMBOL
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_bot_engine import confirm, running_bot
@@ -16,6 +17,8 @@ from tests.test_bot_support import OWNER
 from tests.test_move_stop_command import stops, world_with_a_long
 from trader.commands import CommandKind
 from trader.control_stop import judge_stop
+from trader.evolve import evolve
+from trader.views import position_view
 
 MIN_PRICE = Decimal("1000")
 
@@ -96,3 +99,15 @@ async def test_a_level_past_the_liquidation_price_is_said_before_the_tap(tmp_pat
     assert "before this stop triggers" in far.warning
     near = judge_stop(world.engine, SYMBOL, bound * Decimal("1.01"), mark)
     assert "liquidated" not in near.warning
+
+
+async def test_status_marks_a_stop_past_the_liquidation_price(tmp_path):
+    """The tap went through: /status then showed "SL 4,000 (-91.88%) ✅ · PROTECTED" for a
+    stop the liquidation comes before (found by a reviewer)."""
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    now = world.clock.now()
+    assert "liquidation" not in format_position(position_view(world.engine, position, now))[1]
+    far = evolve(position, stop=evolve(position.stop, trigger_price=position.entry_price / 10))
+    assert "⚠️ past the liquidation price" in format_position(
+        position_view(world.engine, far, now))[1]

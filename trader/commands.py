@@ -93,6 +93,7 @@ class PositionView:
     # Where the stop is being moved while the live one (`stop_trigger`) still protects: a
     # replacement not yet live (new-first: refused and retried, or placed this tick).
     stop_moving_to: Decimal | None = None
+    stop_past_liquidation: bool = False   # the stop cannot trigger before the liquidation
 
     @property
     def pnl_fraction(self) -> Decimal:

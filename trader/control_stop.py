@@ -35,7 +35,7 @@ from trader.position import Position, PositionState
 from trader.regime_adjust import levels_for
 from trader.strategy.regime import Regime
 from trader.symbol_rules import SymbolRules
-from trader.views import last_mark, leverage_of, run_state, symbol_rules
+from trader.views import last_mark, leverage_of, liquidated_before, run_state, symbol_rules
 
 
 async def move_stop(engine: Engine, command: Command) -> CommandResult:
@@ -123,16 +123,11 @@ def judge_stop(engine: Engine, symbol: str, asked: Decimal | None, mark: Decimal
 
 def _past_liquidation(engine: Engine, position: Position, level: Decimal,
                       rules: SymbolRules) -> str:
-    """A warning when `level` lies past where the position is liquidated ("" otherwise).
-    The agent trades ISOLATED margin (trader/exchange/binance_account.py): the position's
-    margin is its notional / leverage, and it is liquidated once the loss leaves less than
-    the maintenance margin, so before the price moved 1/leverage from the entry (the
-    exchange's own figure, `liquidationPrice` of GET /fapi/v3/positionRisk, is not read).
-    The bound is only wrong once margin was added by hand, so it warns, never refuses."""
+    """A warning when `level` lies past where the position is liquidated ("" otherwise;
+    views.liquidated_before says why it warns and never refuses)."""
     leverage = leverage_of(position, engine.tracker.position(position.symbol))
-    sign = position.side.sign
-    bound = position.entry_price * (1 - sign / Decimal(leverage))
-    if (bound - level) * sign <= 0:
+    bound = liquidated_before(position, leverage)
+    if (bound - level) * position.side.sign <= 0:
         return ""
     falls = "falls" if position.side is Side.BUY else "rises"
     return (f"a {leverage}x {position.side.label} is liquidated before the price {falls} to "

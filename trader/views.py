@@ -123,6 +123,7 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
     if live is not None and live.status is LegStatus.LIVE and live.trigger_price != stop:
         stop, moving_to = live.trigger_price, stop      # the live stop protects until then
     first = position.take_profit_1
+    leverage = leverage_of(position, held)
     return PositionView(
         symbol=position.symbol, side=position.side.label,
         quantity=on_step(position.quantity, step), entry_price=on_step(position.entry_price, tick),
@@ -136,8 +137,25 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
         first_target_attached=first is not None and first.covers(
             position.leg_quantity(OrderRole.TAKE_PROFIT_1)),
         state=position.state.value, opened_at=position.opened_at,
-        leverage=leverage_of(position, held), age=now - position.opened_at,
-        stop_moving_to=on_step(moving_to, tick) if moving_to is not None else None)
+        leverage=leverage, age=now - position.opened_at,
+        stop_moving_to=on_step(moving_to, tick) if moving_to is not None else None,
+        stop_past_liquidation=stop_past_liquidation(position, leverage))
+
+
+def liquidated_before(position: Position, leverage: int) -> Decimal:
+    """The price the position is liquidated before reaching: 1/leverage from the entry.
+    The agent trades ISOLATED margin (trader/exchange/binance_account.py): the position's
+    margin is its notional / leverage, and it is liquidated once the loss leaves less than
+    the maintenance margin, so sooner still (the exchange's own figure, `liquidationPrice`
+    of GET /fapi/v3/positionRisk, is not read). Only margin added by hand moves it further:
+    a stop past it is warned of, never refused."""
+    return position.entry_price * (1 - position.side.sign / Decimal(leverage))
+
+
+def stop_past_liquidation(position: Position, leverage: int) -> bool:
+    """The stop-loss lies past `liquidated_before`: it cannot trigger first."""
+    stop = position.stop.trigger_price
+    return (liquidated_before(position, leverage) - stop) * position.side.sign > 0
 
 
 def leverage_of(position: Position, held: ExchangePosition | None) -> int:
