@@ -163,6 +163,9 @@ class RangeWindow(deque):   # type: ignore[type-arg] - deque[float]
         window.ratio(7, 21)     # == _wilder_float(list(window), 7) / (..., 21) up to rounding
     """
 
+    # slots: see trader/market/history.py (a deque subclass's dict attributes are slow)
+    __slots__ = ("size", "_sums", "_each", "_left")
+
     def __init__(self, size: int, periods: Iterable[int]) -> None:
         super().__init__((), size)
         self.size = size
