@@ -9,7 +9,6 @@ Breakers gate new entries only, never exits or protection.
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from itertools import islice
 
 from trader import guards
@@ -28,6 +27,9 @@ CandlesKey = object    # what identifies a symbol's closed candles (`candles_key
 # The `regime_state` gauge of each reading: the regime's value, "" before enough candles
 # (a dictionary read: `Regime.value` is a Python-level property, read every candle)
 GAUGES: dict[Regime | None, str] = {None: "", **{regime: regime.value for regime in Regime}}
+# The member read once: `Regime.EXTREME` goes through 3.11's `EnumType.__getattr__` (~900
+# instructions), and `check` compares with it every candle.
+_EXTREME = Regime.EXTREME
 
 
 class CandleReading:
@@ -94,7 +96,7 @@ class Breakers:
         regime = reading.regime
         if regime is None:
             return None
-        if regime is Regime.EXTREME:    # the only regime `check_regime` acts on
+        if regime is _EXTREME:          # the only regime `check_regime` acts on
             book.apply(guards.check_regime, symbol, regime, now, config)
         return reading.gauge
 
@@ -135,10 +137,19 @@ def _spread(quote: BookTicker, tick_size: Decimal) -> tuple[Decimal, Decimal]:
     return (width / mid if mid else ZERO), width / tick_size
 
 
-@lru_cache(maxsize=16)
+_crash_limits: list[tuple[Decimal, float]] = []   # the last setting's: [(crash_move, limit)]
+
+
 def _crash_limit(crash_move: Decimal) -> float:
-    """float(crash_move) x 0.999 (`no_crash_possible`'s slack), made once per setting."""
-    return float(crash_move) * 0.999
+    """float(crash_move) x 0.999 (`no_crash_possible`'s slack), made once per setting: kept
+    with the very Decimal it was made of (an identity test, not the Decimal's hash that an
+    lru_cache takes every candle)."""
+    kept = _crash_limits[0] if _crash_limits else None
+    if kept is not None and kept[0] is crash_move:
+        return kept[1]
+    limit = float(crash_move) * 0.999
+    _crash_limits[:] = [(crash_move, limit)]
+    return limit
 
 
 def no_crash_possible(history: CandleHistory, config: GuardConfig) -> bool:

@@ -70,6 +70,9 @@ from trader.telemetry import Counters, ProtectionTelemetry
 from trader.trade_store import TradeStore
 
 T = TypeVar("T")
+# Read once: a member read on its class goes through 3.11's `EnumType.__getattr__` (~900
+# instructions), and an open position's tick compares with it every candle.
+_PROTECTED = PositionState.PROTECTED
 CANDLE_HISTORY = 1000    # enough for a 5x higher timeframe of a 120-candle warm-up
 
 
@@ -316,7 +319,7 @@ class Engine:
                 if signal is not None:      # most candles: none, and nothing to await
                     await self.entries.enter_on_signal(symbol, signal, view, history.closed(),
                                                        self._account)
-        elif position.state is PositionState.PROTECTED \
+        elif position.state is _PROTECTED \
                 and self.entries.says_close(position, history.closed()):
             await self.interpreter.apply(position, CloseRequested(CloseReason.SIGNAL_CLOSE))
 

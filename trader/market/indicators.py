@@ -304,10 +304,12 @@ def rough_wilder(ranges: Sequence[float], period: int) -> float | None:
     if not 1 <= period <= ROUGH_WILDER_PERIODS or len(ranges) < period \
             or getcontext().prec < _LEAST_PRECISION:
         return None
-    keep = period - 1
-    value = sum(ranges[:period]) / period
+    # float operands: the same doubles as the ints (a float op converts its int exactly),
+    # without the int's conversion and the unspecialised mixed-type op every step
+    keep, divisor = float(period - 1), float(period)
+    value = sum(ranges[:period]) / divisor
     for span in ranges[period:]:
-        value = (value * keep + span) / period
+        value = (value * keep + span) / divisor
     return value
 
 

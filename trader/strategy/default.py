@@ -42,6 +42,9 @@ from trader.strategy.bounds import above, at_least, check_bounds
 # lose digits (outside _SMALLEST.._LARGEST) are left to the exact tests
 BODY_MARGIN = 100 * ROUGH_WILDER_ERROR
 _SMALLEST, _LARGEST = 1e-100, 1e100
+# Members read once: `Side.BUY` goes through 3.11's `EnumType.__getattr__` (~900
+# instructions), and an open position's close asks `signal_against` every candle.
+_BUY, _SELL = Side.BUY, Side.SELL
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ class DefaultStrategy:
         only its own breakout (`_surely_none` too); both at once would need the candle
         before the last to have its low above its high, and even then a BUY comes only
         with a rising trend, where a SELL cannot."""
-        return self._breakout(closed, side is not Side.BUY, side is not Side.SELL)
+        return self._breakout(closed, side is not _BUY, side is not _SELL)
 
     def _breakout(self, closed: Sequence[Candle], up_wanted: bool,
                   down_wanted: bool) -> Signal | None:
