@@ -287,7 +287,13 @@ class Engine:
         # the last closed candle, read once per candle (trader/breakers.py); "" until enough.
         reading = self.breakers.reading(symbol, history)
         self.counters.set(symbol, "regime_state", reading.gauge)
-        view = self.view.pushed_view(symbol) or await self.view.view(symbol)
+        # The view and, from the same quote, the top of book (None: read after the
+        # awaits below, when the view came over REST or the tick awaited before using it)
+        pushed = self.view.pushed_view_and_book(symbol)
+        if pushed is not None:
+            view, pushed_book = pushed
+        else:
+            view, pushed_book = await self.view.view(symbol), None
         if self.second_instance.booted:     # else `check` does nothing (a backtest never boots)
             self.second_instance.check(symbol)
         guard_book = self.guards
@@ -299,13 +305,16 @@ class Engine:
             return
         if position is not None:
             position = await self.protect(position, view)
+            pushed_book = None            # it may have waited: the book is read again
         if self.tracker.has_live(symbol):     # else nothing to sweep (most ticks)
             await self.keeper.sweep_orphans(symbol, position)
+            pushed_book = None
         if guard_book.state.asleep:
             return                        # asleep: nothing but protection runs
         # The entry breakers on the top of book (None: none this tick) and the closed
-        # candles' reading (trader/breakers.py).
-        book = self.view.pushed_book(symbol) or await self.view.book(symbol)
+        # candles' reading (trader/breakers.py). A flat tick has awaited nothing since
+        # the view: its quote's book is what `pushed_book` would read now.
+        book = pushed_book or self.view.pushed_book(symbol) or await self.view.book(symbol)
         self.breakers.check(symbol, book, self.exchange.rules(symbol).tick_size, history,
                             view.at, reading)
         if position is None:

@@ -77,8 +77,15 @@ class ExchangeView:
 
     def pushed_view(self, symbol: str) -> SymbolView | None:
         """`view(symbol)` when it needs no REST read (the stream is trusted, the symbol was
-        snapshotted since, a fresh mark was pushed: most ticks), else None. The tick asks
-        this first: no coroutine for the usual case."""
+        snapshotted since, a fresh mark was pushed: most ticks), else None."""
+        pushed = self.pushed_view_and_book(symbol)
+        return pushed[0] if pushed is not None else None
+
+    def pushed_view_and_book(self, symbol: str) -> tuple[SymbolView, BookTicker] | None:
+        """`pushed_view(symbol)` and the top of book of the very quote its mark came from
+        (`pushed_book(symbol)` read at the same moment), else None. The tick asks this
+        first: no coroutine for the usual case, and a flat tick that awaits nothing before
+        its breakers reads one quote, not two (trader/engine.py `tick_symbol`)."""
         tracker = self.tracker
         position = tracker.position(symbol)
         if position is None or not (self.exchange.streaming and tracker.synced(symbol)):
@@ -89,7 +96,7 @@ class ExchangeView:
         if quote is None or not quote.mark > ZERO:
             return None
         return SymbolView(symbol, self.clock.now(), position, tracker.for_symbol(symbol),
-                          tracker.live(symbol), quote.mark)
+                          tracker.live(symbol), quote.mark), quote.book
 
     async def snapshot(self, symbol: str) -> None:
         """Position and open orders over REST, into the tracker."""
