@@ -180,7 +180,7 @@ async def test_a_backtest_still_ends_on_an_unexpected_error_in_a_symbols_tick(tm
     def broken(symbol: str):
         raise KeyError("orderType")
 
-    world.engine.view.pushed_view_and_book = broken
+    world.engine.view.pushed_quote = broken
     with pytest.raises(KeyError):
         await world.step()
 
@@ -194,7 +194,7 @@ async def test_exchange_trouble_in_a_symbols_tick_is_contained_even_in_a_backtes
     def refused(symbol: str):
         raise ExchangeError(-1003, "Too many requests", http_status=429)
 
-    world.engine.view.pushed_view_and_book = refused
+    world.engine.view.pushed_quote = refused
     await world.step()
     assert "tick BTCUSDT" in (world.engine.last_error or "")
     assert world.alerts("ERROR") == []

@@ -287,28 +287,37 @@ class Engine:
         # the last closed candle, read once per candle (trader/breakers.py); "" until enough.
         reading = self.breakers.reading(symbol, history)
         self.counters.set(symbol, "regime_state", reading.gauge)
-        # The view and, from the same quote, the top of book (None: read after the
-        # awaits below, when the view came over REST or the tick awaited before using it)
-        pushed = self.view.pushed_view_and_book(symbol)
+        # The position and the pushed quote; the view is built from them when something
+        # uses it (a flat tick only needs the position's side), with the tracker's orders
+        # as they were here (nothing awaited in between). Over REST: the view itself. The
+        # top of book of the same quote, None when the view came over REST or the tick
+        # awaited before the breakers (read again then).
+        view: SymbolView | None
+        pushed = self.view.pushed_quote(symbol)
         if pushed is not None:
-            view, pushed_book = pushed
+            seen, quote = pushed
+            at, view, pushed_book = self.clock.now(), None, quote.book
         else:
-            view, pushed_book = await self.view.view(symbol), None
+            view = await self.view.view(symbol)
+            seen, quote, at, pushed_book = view.position, None, view.at, None
         if self.second_instance.booted:     # else `check` does nothing (a backtest never boots)
             self.second_instance.check(symbol)
         guard_book = self.guards
         if guard_book.state.api_failures:   # else `record_api_success` has nothing to reset
-            guard_book.record_api_success(view.at)
+            guard_book.record_api_success(at)
         position = self.interpreter.positions.get(symbol)
-        if position is None and view.position.side is not None:
-            await self.adopt(symbol, view)
-            return
-        if position is not None:
-            position = await self.protect(position, view)
-            pushed_book = None            # it may have waited: the book is read again
-        if self.tracker.has_live(symbol):     # else nothing to sweep (most ticks)
-            await self.keeper.sweep_orphans(symbol, position)
-            pushed_book = None
+        if position is not None or seen.side is not None or self.tracker.has_live(symbol):
+            if view is None:
+                view = self.view.view_of(symbol, at, seen, quote)   # type: ignore[arg-type]
+            if position is None and seen.side is not None:
+                await self.adopt(symbol, view)
+                return
+            if position is not None:
+                position = await self.protect(position, view)
+                pushed_book = None            # it may have waited: the book is read again
+            if self.tracker.has_live(symbol):     # else nothing to sweep (most ticks)
+                await self.keeper.sweep_orphans(symbol, position)
+                pushed_book = None
         if guard_book.state.asleep:
             return                        # asleep: nothing but protection runs
         # The entry breakers on the top of book (None: none this tick) and the closed
@@ -316,7 +325,7 @@ class Engine:
         # the view: its quote's book is what `pushed_book` would read now.
         book = pushed_book or self.view.pushed_book(symbol) or await self.view.book(symbol)
         self.breakers.check(symbol, book, self.exchange.rules(symbol).tick_size, history,
-                            view.at, reading)
+                            at, reading)
         if position is None:
             # The desk asks the strategy once per closed candle: between two candles there
             # is nothing to decide, and no reason to read the guards and the account
@@ -326,6 +335,8 @@ class Engine:
                     and self.entry_allowed(symbol):
                 signal = self.entries.candle_signal(symbol, history)
                 if signal is not None:      # most candles: none, and nothing to await
+                    if view is None:
+                        view = self.view.view_of(symbol, at, seen, quote)  # type: ignore[arg-type]
                     await self.entries.enter_on_signal(symbol, signal, view, history.closed(),
                                                        self._account)
         elif position.state is _PROTECTED \

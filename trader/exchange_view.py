@@ -8,7 +8,7 @@ REST snapshot first: position (weight 5) and open orders (plain + algo, weight 1
 the book ticker (weight 2) when no fresh quote was pushed.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from loguru import logger
@@ -22,6 +22,7 @@ from trader.exchange.base import (
     ExchangeEvent,
     LeverageChanged,
     OrderUpdate,
+    Quote,
 )
 from trader.executor import Executor
 from trader.observe import SymbolView
@@ -78,14 +79,15 @@ class ExchangeView:
     def pushed_view(self, symbol: str) -> SymbolView | None:
         """`view(symbol)` when it needs no REST read (the stream is trusted, the symbol was
         snapshotted since, a fresh mark was pushed: most ticks), else None."""
-        pushed = self.pushed_view_and_book(symbol)
-        return pushed[0] if pushed is not None else None
+        pushed = self.pushed_quote(symbol)
+        return self.view_of(symbol, self.clock.now(), *pushed) if pushed is not None else None
 
-    def pushed_view_and_book(self, symbol: str) -> tuple[SymbolView, BookTicker] | None:
-        """`pushed_view(symbol)` and the top of book of the very quote its mark came from
-        (`pushed_book(symbol)` read at the same moment), else None. The tick asks this
-        first: no coroutine for the usual case, and a flat tick that awaits nothing before
-        its breakers reads one quote, not two (trader/engine.py `tick_symbol`)."""
+    def pushed_quote(self, symbol: str) -> tuple[ExchangePosition, Quote] | None:
+        """What `pushed_view(symbol)` is built from, the position and the pushed quote, else
+        None. The tick asks this first: no coroutine for the usual case, a view built only
+        when something uses it (`view_of`: a flat tick needs only the position's side), and
+        the top of book of the very quote its mark came from (trader/engine.py
+        `tick_symbol`)."""
         tracker = self.tracker
         position = tracker.position(symbol)
         if position is None or not (self.exchange.streaming and tracker.synced(symbol)):
@@ -95,8 +97,15 @@ class ExchangeView:
         # an int by its exact value), without converting 0 to a Decimal every tick
         if quote is None or not quote.mark > ZERO:
             return None
-        return SymbolView(symbol, self.clock.now(), position, tracker.for_symbol(symbol),
-                          tracker.live(symbol), quote.mark), quote.book
+        return position, quote
+
+    def view_of(self, symbol: str, at: datetime, position: ExchangePosition,
+                quote: Quote) -> SymbolView:
+        """The view `pushed_quote` gave `position` and `quote` for, at `at`: the tracker's
+        orders as they are now (equal to the view taken at `at` while nothing awaited)."""
+        tracker = self.tracker
+        return SymbolView(symbol, at, position, tracker.for_symbol(symbol),
+                          tracker.live(symbol), quote.mark)
 
     async def snapshot(self, symbol: str) -> None:
         """Position and open orders over REST, into the tracker."""
