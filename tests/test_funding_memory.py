@@ -63,3 +63,21 @@ def test_a_payment_of_a_rolled_back_batch_is_forgotten(tmp_path: Path) -> None:
         raise RuntimeError("the candle failed")
     assert store.funding_payments(NOW) == _from_the_database(store, NOW) == []
     store.close()
+
+
+def test_the_payments_since_a_time_among_many_kept(tmp_path: Path) -> None:
+    """The kept payments at or after a time are found by bisection: for a time before all
+    of them, equal to one (ties included), between two and after all, the same list as the
+    database's query (fails if the tail starts one payment early or late)."""
+    store = TradeStore.open(tmp_path / "t.db")
+    assert store.funding_payments(NOW - timedelta(days=1)) == []
+    times = [NOW + timedelta(hours=8 * n) for n in range(40)] + [NOW + timedelta(hours=80)]
+    for n, at in enumerate(times):
+        store.record_funding(FundingPayment(at, "BTCUSDT", Decimal(n) / 100))
+    asked = [NOW - timedelta(hours=1), *times, *(at + timedelta(minutes=1) for at in times),
+             NOW + timedelta(days=30)]
+    for since in asked:
+        assert store.funding_payments(since) == _from_the_database(store, since), since
+    assert len(store.funding_payments(NOW + timedelta(hours=80))) == 31     # the tie: both
+    assert store._funding is not None
+    store.close()

@@ -10,6 +10,7 @@ trading domain's values.
 """
 
 import json
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -217,7 +218,10 @@ class TradeStore(IntentRecords):
             if len(kept) < FUNDING_REMEMBERED:
                 self._funding, self._funding_from = kept, cutoff
             return [payment for _, payment in kept]
-        return [payment for at, payment in kept if at >= cutoff]
+        # `kept` is in time order (its ISO texts compare as the times): the payments at or
+        # after `cutoff` are its tail, found by bisection (a close's alert asks for its
+        # position's few payments out of up to FUNDING_REMEMBERED kept)
+        return [payment for _, payment in kept[bisect_left(kept, cutoff, key=_stored_at):]]
 
     def _read_funding(self, since: str | None) -> list[tuple[str, FundingPayment]]:
         """The journaled funding payments at or after the time `since` (ISO text), each
@@ -325,6 +329,10 @@ class TradeStore(IntentRecords):
         for row in self.db.execute(f"SELECT body FROM positions WHERE {where} "
                                    "ORDER BY closed_at", args):
             yield position_from_body(row[0])
+
+
+def _stored_at(entry: tuple[str, FundingPayment]) -> str:
+    return entry[0]
 
 
 def _opened_at(position: Position) -> datetime:
