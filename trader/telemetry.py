@@ -167,6 +167,11 @@ class ProtectionTelemetry:
             ended = (after.symbol, after.key)
             self._reattaching = {e for e in self._reattaching if e[:2] != ended}
             return
+        # Every leg the very one it was (most steps that change a record: the best price,
+        # the state, the client id sequence): the loop below would find no leg changed.
+        if after.stop is before.stop and after.take_profit is before.take_profit \
+                and after.take_profit_1 is before.take_profit_1:
+            return
         for leg in after.legs:
             was = before.leg(leg.role)
             if leg is not was:
