@@ -26,7 +26,7 @@ from trader.management import trail_atr
 from trader.market.history import CandleHistory
 from trader.observe import SymbolView, covering_leg, observe, steady
 from trader.order_tracker import OrderTracker, TrackedOrder
-from trader.position import Position, PositionState
+from trader.position import Leg, Position, PositionState
 from trader.reconcile import adopted_position, recover_key, reduction_cause
 from trader.trade_store import TradeStore
 
@@ -63,6 +63,13 @@ class PositionKeeper:
         # out never changes), so the very same four give the very same answer.
         self._steady: dict[str, tuple[Position, ExchangePosition, Mapping[str, TrackedOrder],
                                       list[Order]]] = {}
+        # symbol -> (tracker snapshot, position key, stop, take-profit, TP1) of the last
+        # sweep that found nothing to cancel: what it looked at is the symbol's live orders
+        # (the snapshot is the same object only while none of them changed, as above) and
+        # the client ids the legs hold (legs are frozen: the very same legs hold the very
+        # same ids), so the very same five give the very same answer: nothing.
+        self._swept: dict[str, tuple[Mapping[str, TrackedOrder], str, Leg, Leg,
+                                     Leg | None]] = {}
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None) -> Position | None:
@@ -269,10 +276,20 @@ class PositionKeeper:
         cancelled."""
         if not self.tracker.has_live(symbol):
             return []       # most ticks: no live order on the symbol, nothing to sweep
+        if position is not None and position.state is PositionState.ENTERING:
+            return []
+        snapshot = self.tracker.for_symbol(symbol)
+        # An open position's ticks (a trade's most): its legs' orders, nothing else, and the
+        # same as the last sweep saw (see `_swept`)
+        clean = None if position is None else (snapshot, position.key, position.stop,
+                                                position.take_profit, position.take_profit_1)
+        kept = self._swept.get(symbol)
+        if clean is not None and kept is not None and kept[0] is snapshot \
+                and kept[1] == clean[1] and kept[2] is clean[2] and kept[3] is clean[3] \
+                and kept[4] is clean[4]:
+            return []
         wanted: set[str | None] = set()
         if position is not None:
-            if position.state is PositionState.ENTERING:
-                return []
             for leg in position.legs:
                 wanted |= {leg.pending, leg.superseded,
                            leg.order.client_id if leg.order else None}
@@ -290,4 +307,6 @@ class PositionKeeper:
                 OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
             logger.log("INFO" if routine else "WARNING", "{}", line)
             lines.append(line)
+        if clean is not None and not lines:
+            self._swept[symbol] = clean
         return lines
