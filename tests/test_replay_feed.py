@@ -310,6 +310,31 @@ def test_merge_backfill_inserts_missing_candles_in_order_without_duplicates() ->
     assert merged == rows
 
 
+def test_a_header_with_spaces_after_its_commas_is_read(tmp_path: Path) -> None:
+    """"open_time, open, high, low, close, volume" (a spreadsheet's export) was refused as
+    "column names are lower-case" (found by a reviewer): the names are read trimmed."""
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_text("open_time, open, high, low, close, volume\n" + row(0) + "\n" + row(1)
+                    + "\n")
+    for read in (load_candles, lambda p: list(CandleFile(p))):
+        assert [c.open_time for c in read(path)] == [T0, T0 + timedelta(minutes=1)]
+
+
+def test_a_negative_volume_is_refused_naming_the_line(tmp_path: Path) -> None:
+    """-5 was taken while nan was refused (found by a reviewer)."""
+    path = write_csv(tmp_path, "BTCUSDT-1m.csv", [row(0), f"{MS0 + 60_000},100,101,99,100,-5"])
+    with pytest.raises(ValueError, match="line 3: volume -5 is negative"):
+        load_candles(path)
+
+
+def test_a_newest_first_file_is_named_as_one(tmp_path: Path) -> None:
+    """Rows newest first in a file whose name gives no interval said "cannot infer the
+    candle interval (fewer than two rows ...)" of 1,999 rows (found by a reviewer)."""
+    path = write_csv(tmp_path, "candles.csv", [row(m) for m in reversed(range(50))])
+    with pytest.raises(ValueError, match="newest first"):
+        load_candles(path, symbol="BTCUSDT")
+
+
 def test_files_of_two_intervals_joined_are_refused_at_the_first_overlap(tmp_path: Path) -> None:
     """200 rows 15 min apart, then 468 rows an hour apart: the file's interval is its most
     common spacing (1 h), so each 15-min row was replayed as an hour's candle, overlapping

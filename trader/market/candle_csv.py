@@ -75,6 +75,8 @@ def iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
+            if reader.fieldnames is not None:       # "open_time, open": names trimmed
+                reader.fieldnames = [name.strip() for name in reader.fieldnames]
             _check_header(path, reader.fieldnames, required)
             for row in reader:
                 yield reader.line_num, row
@@ -133,6 +135,8 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
+            if header is not None:                  # "open_time, open": names trimmed
+                header = [name.strip() for name in header]
             _check_header(path, header, CANDLE_COLUMNS)
             assert header is not None   # _check_header refuses a file without one
             number = reader.line_num
@@ -194,6 +198,9 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
                         volume = NAN                # not finite: parse_number says why
                     if not volume.is_finite():
                         parse_number(path, number, "volume", volume_text)   # raises
+                    if volume < ZERO:
+                        raise ValueError(f"{path}: line {number}: volume {volume_text} is "
+                                         "negative: no market trades less than nothing")
                 else:
                     volume = ZERO
                 # `check_candle`'s tests, cheaper: it is called only when one of them
@@ -380,11 +387,15 @@ def _open_time_int(path: Path, number: int, text: str | None) -> int:
 
 def infer_interval(path: Path, open_times: Iterable[int]) -> timedelta:
     """The most common spacing of the open times (ms), else the file name's (-5m)."""
-    deltas = Counter(b - a for a, b in pairwise(open_times) if b > a)
+    steps = [b - a for a, b in pairwise(open_times)]
+    deltas = Counter(step for step in steps if step > 0)
     if deltas:
         return timedelta(milliseconds=deltas.most_common(1)[0][0])
     suffix = path.stem.split("-")[1] if "-" in path.stem else ""
     if suffix in INTERVAL_SECONDS:
-        return timedelta(seconds=INTERVAL_SECONDS[suffix])
+        return timedelta(seconds=INTERVAL_SECONDS[suffix])     # the rows then say what is wrong
+    if any(step < 0 for step in steps):
+        raise ValueError(f"{path}: the rows go newest first (each opens before the one above "
+                         "it): sort them by open_time, oldest first")
     raise ValueError(f"{path}: cannot infer the candle interval (fewer than two rows and no "
                      f"interval in the file name)")
