@@ -26,8 +26,9 @@ from trader import guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
+from trader.close_record import exit_text
 from trader.closing import Finalized
-from trader.display import duration, money, price, quantity
+from trader.display import duration, money, quantity
 from trader.domain import ZERO, Fill
 from trader.events import (
     CloseRequested,
@@ -132,8 +133,7 @@ class PositionJournal:
         tick, step = self._grid(symbol)
         # No closing fill read (the read failed: `final.problems` says so): neither the exit
         # price nor the PnL is known, and a zero would read as a known result.
-        at = f" at {price(position.exit_price, tick)}" if position.exit_price is not None \
-            else ""
+        at = exit_text(position, tick)
         if why is not None and why.exchange_initiated:
             size = f" {quantity(qty, step)}" if qty else ""
             text = (f"{symbol}: {position.side.label}{size} closed BY THE EXCHANGE "
