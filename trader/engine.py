@@ -38,11 +38,11 @@ from trader.close_readback import CloseReadback
 from trader.closing import Finalizer
 from trader.config import Settings
 from trader.containment import Containment
-from trader.domain import Balance, Candle, CloseReason, Side
+from trader.domain import Balance, Candle, CloseReason, ExchangePosition, Side
 from trader.entry import HIGHER_TIMEFRAME, Account
 from trader.entry_sender import EntrySender
 from trader.events import CloseRequested, Policy
-from trader.exchange.base import Exchange
+from trader.exchange.base import Exchange, Quote
 from trader.exchange_actions import ActionRunner
 from trader.exchange_health import ExchangeHealth
 from trader.exchange_view import ExchangeView
@@ -307,8 +307,7 @@ class Engine:
             guard_book.record_api_success(at)
         position = self.interpreter.positions.get(symbol)
         if position is not None or seen.side is not None or self.tracker.has_live(symbol):
-            if view is None:
-                view = self.view.view_of(symbol, at, seen, quote)   # type: ignore[arg-type]
+            view = self._built(symbol, view, at, seen, quote)
             if position is None and seen.side is not None:
                 await self.adopt(symbol, view)
                 return
@@ -335,13 +334,21 @@ class Engine:
                     and self.entry_allowed(symbol):
                 signal = self.entries.candle_signal(symbol, history)
                 if signal is not None:      # most candles: none, and nothing to await
-                    if view is None:
-                        view = self.view.view_of(symbol, at, seen, quote)  # type: ignore[arg-type]
+                    view = self._built(symbol, view, at, seen, quote)
                     await self.entries.enter_on_signal(symbol, signal, view, history.closed(),
                                                        self._account)
         elif position.state is _PROTECTED \
                 and self.entries.says_close(position, history.closed()):
             await self.interpreter.apply(position, CloseRequested(CloseReason.SIGNAL_CLOSE))
+
+    def _built(self, symbol: str, view: SymbolView | None, at: datetime,
+               seen: ExchangePosition, quote: Quote | None) -> SymbolView:
+        """`view`, or, when the tick took none (`tick_symbol`), the one of the pushed
+        `seen` position and `quote` at `at`."""
+        if view is not None:
+            return view
+        assert quote is not None        # no view was taken: the pushed quote was read
+        return self.view.view_of(symbol, at, seen, quote)
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None) -> Position | None:
