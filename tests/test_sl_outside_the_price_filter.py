@@ -108,6 +108,8 @@ async def test_status_marks_a_stop_past_the_liquidation_price(tmp_path):
     position = world.engine.positions[SYMBOL]
     now = world.clock.now()
     assert "liquidation" not in format_position(position_view(world.engine, position, now))[1]
-    far = evolve(position, stop=evolve(position.stop, trigger_price=position.entry_price / 10))
+    level = position.entry_price / 10                 # on the exchange: the live stop's level
+    far = evolve(position, stop=evolve(position.stop, trigger_price=level,
+                                       order=evolve(position.stop.order, trigger_price=level)))
     assert "⚠️ past the liquidation price" in format_position(
         position_view(world.engine, far, now))[1]

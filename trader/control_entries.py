@@ -10,7 +10,7 @@ from trader.domain import OrderRole, Side
 from trader.engine import Engine
 from trader.position import Leg, Position, PositionState
 from trader.startup import read_balance
-from trader.strategy.regime import DEFAULT_THRESHOLDS, read_regime
+from trader.strategy.regime import DEFAULT_THRESHOLDS
 from trader.views import symbol_rules
 
 
@@ -142,7 +142,7 @@ def _regime_unread(engine: Engine, symbol: str) -> str:
     if engine.ticks == 0:
         return ""
     closed = engine.candles[symbol].closed()
-    if read_regime(closed) is not None:
+    if engine.entries.desk.regime_adjustment(symbol, closed) is not None:    # as `plan` asks
         return ""
     need = DEFAULT_THRESHOLDS.slow + 1
     if len(closed) < need:

@@ -35,7 +35,14 @@ from trader.position import Position, PositionState
 from trader.regime_adjust import levels_for
 from trader.strategy.regime import Regime
 from trader.symbol_rules import SymbolRules
-from trader.views import last_mark, leverage_of, liquidated_before, run_state, symbol_rules
+from trader.views import (
+    last_mark,
+    leverage_of,
+    liquidated_before,
+    past_liquidation,
+    run_state,
+    symbol_rules,
+)
 
 
 async def move_stop(engine: Engine, command: Command) -> CommandResult:
@@ -126,12 +133,11 @@ def _past_liquidation(engine: Engine, position: Position, level: Decimal,
     """A warning when `level` lies past where the position is liquidated ("" otherwise;
     views.liquidated_before says why it warns and never refuses)."""
     leverage = leverage_of(position, engine.tracker.position(position.symbol))
-    bound = liquidated_before(position, leverage)
-    if (bound - level) * position.side.sign <= 0:
+    if not past_liquidation(position, level, leverage):
         return ""
     falls = "falls" if position.side is Side.BUY else "rises"
     return (f"a {leverage}x {position.side.label} is liquidated before the price {falls} to "
-            f"{price(bound, rules.tick_size)} (1/{leverage} from its entry, sooner with the "
+            f"{price(liquidated_before(position, leverage), rules.tick_size)} (1/{leverage} from its entry, sooner with the "
             "maintenance margin): the exchange would close it before this stop triggers")
 
 

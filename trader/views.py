@@ -139,7 +139,7 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
         state=position.state.value, opened_at=position.opened_at,
         leverage=leverage, age=now - position.opened_at,
         stop_moving_to=on_step(moving_to, tick) if moving_to is not None else None,
-        stop_past_liquidation=stop_past_liquidation(position, leverage))
+        stop_past_liquidation=past_liquidation(position, stop, leverage))
 
 
 def liquidated_before(position: Position, leverage: int) -> Decimal:
@@ -152,10 +152,9 @@ def liquidated_before(position: Position, leverage: int) -> Decimal:
     return position.entry_price * (1 - position.side.sign / Decimal(leverage))
 
 
-def stop_past_liquidation(position: Position, leverage: int) -> bool:
-    """The stop-loss lies past `liquidated_before`: it cannot trigger first."""
-    stop = position.stop.trigger_price
-    return (liquidated_before(position, leverage) - stop) * position.side.sign > 0
+def past_liquidation(position: Position, level: Decimal, leverage: int) -> bool:
+    """A stop at `level` lies past `liquidated_before`: it cannot trigger first."""
+    return (liquidated_before(position, leverage) - level) * position.side.sign > 0
 
 
 def leverage_of(position: Position, held: ExchangePosition | None) -> int:
