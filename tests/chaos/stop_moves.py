@@ -17,7 +17,9 @@ the position it moved (its key, in our client ids) if that position is still ope
   the operator's level, and only tightens once those moved it, trader/regime_adjust.py):
   a new order at a level
   tighter than every level allowed above (the trail may put it back where it was before a
-  looser /sl: its best price is unchanged while the market is held).
+  looser /sl: its best price is unchanged while the market is held). While the move is in
+  flight, only the level in force counts: the pressed one once a stop at it reached the
+  exchange, the one before while none did (`_in_force`).
 The market is held still (tests/chaos/market.py) from the moment the move finds the
 protected position until that check, or the position would rarely outlive the restart (a
 candle every 0.15 s moves 0.35 %).
@@ -218,18 +220,24 @@ class StopMoves:
         return found
 
     def _in_force(self, moved: MovedStop) -> set[Decimal]:
-        """The levels the agent's own tightening is measured from: every allowed level, or
-        only the pressed one once its new stop reached the exchange unanswered (killed
-        before the reply, or "not confirmed yet"): from then on a widening /sl is the
-        operator's level, and the trail may tighten from it to a level between it and the
-        replaced stop (seen once at load ~10: stop 43759.6, /sl 43687.5, trail 43690.1)."""
-        if moved.asked not in moved.allowed:
+        """The levels the agent's own tightening is measured from, while the move is in
+        flight (killed before the reply, or "not confirmed yet"):
+        - only the pressed one once its new stop reached the exchange: from then on a
+          widening /sl is the operator's level, and the trail may tighten from it to a level
+          between it and the replaced stop (seen once at load ~10: stop 43759.6, /sl
+          43687.5, trail 43690.1);
+        - only the one before while no stop at the pressed level ever did: the agent, killed
+          before it sent (or saved) the move, left the old stop in force, and its trail may
+          tighten that to a level short of a tighter /sl (seed 7 in CI: stop 50243.5, /sl
+          50101.5, trail 50102.1);
+        every allowed level otherwise (acknowledged, or the move refused)."""
+        if moved.asked not in moved.allowed or len(moved.allowed) == 1:
             return moved.allowed
         landed = any(
             (order := self.fake.sim.order(self.symbol, client_id)) is not None
             and order.trigger_price == moved.asked
             for client_id in self._stops_of(moved.key) - moved.old_orders)
-        return {moved.asked} if landed else moved.allowed
+        return {moved.asked} if landed else moved.allowed - {moved.asked}
 
     def killed(self) -> None:
         """The kill came: a move pressed but not answered stays in flight (either level)."""

@@ -52,15 +52,23 @@ async def stand_in_bot(telegram: FakeTelegram, answer: Answer) -> None:
 
 
 @contextlib.asynccontextmanager
-async def operator_with_a_long(answer: Answer | None) -> AsyncIterator[StopMoves]:
-    """A LONG 0.010 with its stop at 49,000 on the fake exchange, and the operator who moves
-    it; the stand-in bot answers with `answer` (None: no bot polls at all)."""
+async def a_long_and_its_operator() -> AsyncIterator[tuple[StopMoves, FakeTelegram, Any]]:
+    """A LONG 0.010 with its stop at 49,000 (sl1) on the fake exchange: the operator who
+    moves it, the fake Telegram, and the exchange client that placed them."""
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake, \
             FakeTelegram() as telegram, harness.started_exchange(fake) as exchange:
         await exchange.place(harness.market(Side.BUY, "0.010"))
         await exchange.place(harness.stop_loss(Side.SELL, "49000", "0.010", 1, False))
         moves = StopMoves(fake, telegram, Market(fake, random.Random(1), SYMBOL),
                           random.Random(1), SYMBOL)
+        yield moves, telegram, exchange
+
+
+@contextlib.asynccontextmanager
+async def operator_with_a_long(answer: Answer | None) -> AsyncIterator[StopMoves]:
+    """A LONG 0.010 with its stop at 49,000 on the fake exchange, and the operator who moves
+    it; the stand-in bot answers with `answer` (None: no bot polls at all)."""
+    async with a_long_and_its_operator() as (moves, telegram, _):
         bot = asyncio.create_task(stand_in_bot(telegram, answer)) if answer else None
         try:
             yield moves
@@ -100,3 +108,38 @@ async def test_an_unanswered_sl_says_whether_the_agent_ever_fetched_it(monkeypat
     assert "/sl BTCUSDT" in said and trail in said, said
     assert "nothing matching was sent within 0.5s" in said
     assert ("; confirmed " in said) is bot_polls and ("not confirmed" in said) is not bot_polls
+
+
+async def _trailed_after_a_kill(moves: StopMoves, exchange: Any, asked: str,
+                                landed: bool) -> list[str]:
+    """The LONG's stop at 49,000, the operator's /sl to `asked` pressed, the kill before the
+    reply; the restart's trail then replaces the stop with one at 49,400 (sl3 after the
+    move's sl2 when it `landed`, sl2 when the killed agent never sent the move)."""
+    moves._pressing(harness.POSITION_KEY, Side.BUY, Decimal("49000"), Decimal(asked))
+    moves.killed()
+    seq = 2
+    if landed:
+        await exchange.place(harness.stop_loss(Side.SELL, asked, "0.010", seq, False))
+        seq += 1
+    await exchange.place(harness.stop_loss(Side.SELL, "49400", "0.010", seq, False))
+    for order, parsed in moves.our_stops():
+        if order.trigger_price != Decimal("49400"):
+            await exchange.cancel(SYMBOL, str(parsed))
+    return moves.violations()
+
+
+async def test_a_trail_from_the_old_stop_after_a_move_that_never_reached_the_exchange():
+    """Seed 7 in CI (twice, at load ~1): a SHORT's stop at 50,243.5, a tighter /sl to
+    50,101.5 pressed, the agent killed before it saved or sent anything; the restart's trail
+    tightened the old stop to 50,102.1. The operator's level was never on the exchange, so
+    the stop in force was the old one: a tightening from it keeps the promise."""
+    async with a_long_and_its_operator() as (moves, _, exchange):
+        assert await _trailed_after_a_kill(moves, exchange, "49500", landed=False) == []
+
+
+async def test_a_trail_looser_than_a_move_that_reached_the_exchange_is_a_violation():
+    """The negative: the move's stop at 49,500 was accepted before the kill, so the
+    operator's level was in force; a restart that puts the stop at 49,400 loosened it."""
+    async with a_long_and_its_operator() as (moves, _, exchange):
+        found = await _trailed_after_a_kill(moves, exchange, "49500", landed=True)
+    assert len(found) == 1 and "looser than the operator's level" in found[0], found
