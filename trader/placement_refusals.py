@@ -92,7 +92,10 @@ def refused(position: Position, role: OrderRole, client_id: str, reason: str, no
                  retry_at=now + timedelta(seconds=delay))
     actions: list[Action] = []
     if first:
-        leg = evolve(leg, alerted=True)
+        # A run that began with the order gone (SL_MISSING) stays a gap in protection.
+        covered = leg.covers(position.leg_quantity(role))
+        leg = evolve(leg, alerted=True,
+                     alerted_move=covered and (leg.alerted_move or not leg.alerted))
         actions.append(_refusal_alert(position, leg, reason, delay, waits_for_exchange))
     return position.with_leg(leg), actions
 

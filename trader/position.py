@@ -101,6 +101,9 @@ class Leg:
     failures: int = 0                      # consecutive refused placements
     retry_at: datetime | None = None       # no placement before this (capped backoff)
     alerted: bool = False                  # an alert went out for this episode (all-clear owed)
+    # That alert was of a move refused while the old order still covered the leg: the
+    # position was never without it, so the all-clear says the move went through.
+    alerted_move: bool = False
 
     def covers(self, quantity: Decimal) -> bool:
         order = self.order

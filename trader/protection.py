@@ -277,7 +277,7 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
         leg = evolve(leg, order=None)
         if role is not OrderRole.STOP_LOSS:
             return position.with_leg(leg), []
-        return position.with_leg(evolve(leg, alerted=True)), [
+        return position.with_leg(evolve(leg, alerted=True, alerted_move=False)), [
             vanished(position, client_id, status)]
     order = evolve(order, status=LegStatus.MISSING, missing_since=order.missing_since or now,
                    missing_cycles=order.missing_cycles + 1)
@@ -287,7 +287,7 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
     actions: list[Action] = [ProbeOrder(client_id, role)]
     if (role is OrderRole.STOP_LOSS and not leg.alerted
             and order.missing_cycles > policy.sl_missing_cycles):
-        leg = evolve(leg, alerted=True)
+        leg = evolve(leg, alerted=True, alerted_move=False)
         actions.append(Alert(
             AlertName.SL_MISSING, f"{position.symbol}: stop-loss at "
             f"{display.number(order.trigger_price)} missing from the open orders for "
@@ -367,18 +367,26 @@ def watch(position: Position) -> list[Action]:
 def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]]:
     """Once protected again after an alert (SL_MISSING, a refused placement), say so. A
     refused move (the old order still covers) is not over until its replacement is live:
-    the text names the planned levels as on the exchange."""
+    the text names the planned levels as on the exchange, and, when the only alerts were
+    of such moves, says the move went through (the position was never without its order)."""
     if not _any_alerted(position) or not position.protected or _still_placing(position):
         return position, []
-    for leg in position.legs:
-        position = position.with_leg(evolve(leg, alerted=False))
+    alerted = [leg for leg in position.legs if leg.alerted]
+    for leg in alerted:
+        position = position.with_leg(evolve(leg, alerted=False, alerted_move=False))
     first = position.take_profit_1
     stop = f"SL {display.number(position.stop.trigger_price)}"
     target = display.number(position.take_profit.trigger_price)
     levels = f"{stop} and TP {target}" if first is None else (
         f"{stop}, TP1 {display.number(first.trigger_price)} "
         f"({display.number(position.leg_quantity(first.role))}) and TP2 {target}")
-    text = (f"{position.symbol}: protected again: the {position.side.label} "
-            f"{display.number(position.quantity)} has {levels} on the exchange")
+    holding = f"the {position.side.label} {display.number(position.quantity)} has {levels}"
+    if all(leg.alerted_move for leg in alerted):
+        moved = " and ".join(
+            f"{name(leg.role)} moved to {display.number(position.leg(leg.role).trigger_price)}"
+            for leg in alerted)
+        text = f"{position.symbol}: {moved} after all: {holding} on the exchange"
+    else:
+        text = f"{position.symbol}: protected again: {holding} on the exchange"
     return position, [Alert(AlertName.PROTECTION_RESTORED, text, position.symbol,
                             dedup_key=f"restored:{position.symbol}:{now}")]
