@@ -6,6 +6,7 @@ levels), then decode the PNG for its size: no OCR needed.
 """
 
 import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -171,3 +172,28 @@ def test_too_little_equity_history_is_said_not_drawn_and_the_time_axis_stays() -
     assert "equity 10,012.00 USDT\nthe equity line starts with the next minute" in text
     assert "12:00" in text.splitlines()            # the price panel keeps its time labels
     assert "BTCUSDT   equity not known yet" in all_text(draw_trading_chart(inputs(equity=[])))
+
+
+def test_a_level_far_from_the_prices_is_named_at_the_edge_and_keeps_the_prices_readable():
+    """An absurd stop (a /sl far below, a take-profit moved by hand to twice the price) used
+    to stretch the price axis to reach it: the prices became a flat line. The axis now
+    follows the prices and trades; such a level is named at the panel's edge, with an arrow
+    pointing where it is."""
+    far = replace(open_long(), stop_trigger=D("4000"), take_profit_trigger=D("90000"))
+    figure = draw_trading_chart(inputs(open_trade=far))
+    low, high = figure.axes[0].get_ylim()
+    series = [float(price) for _, price in prices()]
+    assert high - low < 6 * (max(series) - min(series)), (low, high)
+    text = all_text(figure)
+    assert "SL 4,000 ↓" in text and "TP 90,000 ↑" in text, text
+    assert "entry" in text
+
+
+def test_levels_near_the_prices_are_still_drawn_as_lines_inside_the_axis():
+    """The negative: a stop and a target a few percent away stay lines on the axis."""
+    near = replace(open_long(), stop_trigger=D("42000"), take_profit_trigger=D("46500"))
+    figure = draw_trading_chart(inputs(open_trade=near))
+    low, high = figure.axes[0].get_ylim()
+    assert low < 42000 and high > 46500
+    text = all_text(figure)
+    assert "SL 42,000" in text and "↓" not in text and "↑" not in text

@@ -66,6 +66,9 @@ class ChartInputs:
     ever_traded: bool
 
 
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1}
+
+
 def trading_chart_png(inputs: ChartInputs) -> bytes:
     """PNG bytes of the /chart picture (see the module docstring)."""
     return png_bytes(draw_trading_chart(inputs), "trading chart")
@@ -143,7 +146,9 @@ def _return_text(equity: Sequence[EquityPoint]) -> str:
 
 def _draw_prices(axes: Axes, inputs: ChartInputs) -> None:
     """Close prices, entries (triangles), exits (crosses) joined by a line coloured by the
-    trade's result, and the open position's entry, stop-loss and take-profit levels."""
+    trade's result, and the open position's entry, stop-loss and take-profit levels. The
+    axis follows the prices and trades; a level further from them than their own range
+    (a stop set far away by /sl) is named at the panel's edge instead of squashing them."""
     start = window_start(inputs)
     levels: list[float] = [float(price) for _, price in inputs.prices]
     if inputs.prices:
@@ -153,7 +158,7 @@ def _draw_prices(axes: Axes, inputs: ChartInputs) -> None:
         if trade.closed_at >= start:
             levels += _draw_trade(axes, trade, start)
     if inputs.open_trade is not None:
-        levels += _draw_open_trade(axes, inputs.open_trade, start)
+        levels += _draw_open_trade(axes, inputs.open_trade, start, _reach(levels))
     axes.set_ylabel("price", fontsize=px(FONT.label))
     axes.grid(True, alpha=0.3)
     axes.tick_params(labelsize=px(FONT.tick))
@@ -163,6 +168,17 @@ def _draw_prices(axes: Axes, inputs: ChartInputs) -> None:
         axes.set_ylim(low - margin, high + margin)
         axes.yaxis.set_major_formatter(number_formatter(low, high))
     _legend(axes)
+
+
+def _reach(levels: list[float]) -> tuple[float, float] | None:
+    """The prices' range widened by twice itself on each side (at least 5 % of the price):
+    the levels drawn as lines, the prices keeping at least a fifth of the panel. None: no
+    prices to judge by (every level is drawn)."""
+    if not levels:
+        return None
+    low, high = min(levels), max(levels)
+    span = max(2 * (high - low), abs(high) * 0.05)
+    return low - span, high + span
 
 
 def _draw_trade(axes: Axes, trade: TradeRecord, start: datetime) -> list[float]:
@@ -184,12 +200,17 @@ def _entry_marker(axes: Axes, side: str, at: datetime, price: float) -> None:
               linestyle="none", zorder=5, label="long entry" if long else "short entry")
 
 
-def _draw_open_trade(axes: Axes, position: PositionView, start: datetime) -> list[float]:
+def _draw_open_trade(axes: Axes, position: PositionView, start: datetime,
+                     reach: tuple[float, float] | None) -> list[float]:
+    """The open position's levels as lines inside `reach`, named at the panel's bottom or
+    top edge (with an arrow) past it; returns the levels drawn as lines."""
     entry = float(position.entry_price)
     if position.opened_at >= start:
         _entry_marker(axes, position.side, position.opened_at, entry)
     edge = blended_transform_factory(axes.transAxes, axes.transData)
     levels = [entry]
+    below: list[tuple[str, str]] = []
+    above: list[tuple[str, str]] = []
     two_targets = position.first_target_trigger is not None
     for name, price, colour in (("entry", position.entry_price, COLOURS.muted),
                                 ("SL", position.stop_trigger, COLOURS.loss),
@@ -198,14 +219,25 @@ def _draw_open_trade(axes: Axes, position: PositionView, start: datetime) -> lis
                                  COLOURS.gain)):
         if price is None:
             continue
+        label = f"{name} {price.normalize():,f}"
+        if reach is not None and float(price) < reach[0]:
+            below.append((f"{label} ↓", colour))
+            continue
+        if reach is not None and float(price) > reach[1]:
+            above.append((f"{label} ↑", colour))
+            continue
         axes.axhline(float(price), color=colour, linewidth=2.4,
                      linestyle=":" if name == "entry" else "--", zorder=1)
         # On the left: the right edge is where the latest prices and markers are.
-        axes.text(0.01, float(price), f"{name} {price.normalize():,f}", transform=edge,
-                  ha="left", va="bottom", fontsize=px(FONT.small), color=colour,
-                  fontweight="bold", zorder=4,
-                  bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+        axes.text(0.01, float(price), label, transform=edge, ha="left", va="bottom",
+                  fontsize=px(FONT.small), color=colour, fontweight="bold", zorder=4,
+                  bbox=LABEL_BOX)
         levels.append(float(price))
+    for named, y, va in ((below, 0.02, "bottom"), (above, 0.98, "top")):
+        if named:      # an edge holds the stop's side or the targets' side: one colour
+            axes.text(0.01, y, "   ".join(label for label, _ in named),
+                      transform=axes.transAxes, ha="left", va=va, fontsize=px(FONT.small),
+                      color=named[0][1], fontweight="bold", zorder=4, bbox=LABEL_BOX)
     return levels
 
 
