@@ -170,7 +170,8 @@ def test_backtest_writes_one_run_folder_and_prints_where(tmp_path: Path) -> None
     assert sorted(p.name for p in folder.iterdir()) == [
         "databases", "equity.csv", "equity.png", "report.json", "report.txt", "trades.csv"]
     assert result.stdout.rstrip().endswith(
-        "Files in out/first/\n  equity.png  trades.csv  equity.csv  report.json  report.txt")
+        "Files in out/first/\n  equity.png  trades.csv  equity.csv  report.json  report.txt  "
+        "databases/")
     assert (folder / "report.txt").read_text() == result.stdout
     for heading in ("Portfolio", "By symbol", "By exit reason", "CAGR", "Calmar", "SQN",
                     "Expectancy", "from / to"):

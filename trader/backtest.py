@@ -38,7 +38,7 @@ from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
 from trader.metrics import EquityPoint, performance
 from trader.position import ExitPlan
-from trader.report import BacktestReport, combine, render_text, symbol_rows, write_report
+from trader.report import DATABASES, BacktestReport, combine, render_text, symbol_rows, write_report
 from trader.run_settings import changed_settings, run_settings
 from trader.strategy.base import Strategy, load_strategy
 from trader.sweep_signals import (
@@ -53,7 +53,6 @@ from trader.trade_stats import TradeRecord
 from trader.trade_store import TradeStore
 
 PARALLEL_MIN_CANDLES = 20_000   # below this, starting worker processes costs more than it saves
-DATABASES = "databases"   # out/<run-id>/databases/<SYMBOLS>/backtest.db: each run's journal
 
 
 def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,

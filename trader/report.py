@@ -41,6 +41,7 @@ EQUITY_CSV = "equity.csv"
 TRADES_CSV = "trades.csv"
 REPORT_JSON = "report.json"
 REPORT_TXT = "report.txt"
+DATABASES = "databases"   # <run>/databases/<SYMBOLS>/backtest.db: each engine run's journal
 TRADE_COLUMNS = [column.name for column in fields(TradeRecord)]
 _DECIMAL_TRADE_COLUMNS = {"quantity", "entry_price", "exit_price", "gross_pnl", "fees",
                           "funding", "net_pnl"}
@@ -142,6 +143,8 @@ def write_report(report: BacktestReport, out_dir: Path,
              "report": REPORT_JSON, "text": REPORT_TXT}
     files = {key: out_dir / name for key, name in names.items()}
     shown = {key: Path(named_in or out_dir) / name for key, name in names.items()}
+    if (out_dir / DATABASES).is_dir():      # the engine runs' journals, written before
+        shown["databases"] = Path(named_in or out_dir) / DATABASES
     # matplotlib (~0.5 s of imports) only once a report is written: a backtest refused
     # for its options or data says so without it.
     from trader.report_chart import BacktestPicture, backtest_chart_png

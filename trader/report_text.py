@@ -42,7 +42,8 @@ def render_text(report: Report, rows: Sequence[TradeSummary],
                 _exit_table(report.performance)]
     if files:
         folder = next(iter(files.values())).parent
-        sections.append([f"Files in {folder}/", "  " + "  ".join(p.name for p in files.values())])
+        sections.append([f"Files in {folder}/", "  " + "  ".join(
+            path.name + ("/" if key == "databases" else "") for key, path in files.items())])
     return "\n\n".join("\n".join(lines) for lines in sections)
 
 
