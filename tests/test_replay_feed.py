@@ -352,6 +352,26 @@ def test_files_of_two_intervals_joined_are_refused_at_the_first_overlap(tmp_path
         assert "two intervals joined" in error
 
 
+def test_a_row_off_the_grid_is_named_as_a_mistyped_time(tmp_path: Path) -> None:
+    """5-min rows, one of them a second late (00:10:01): the next row, 4 min 59 s after it,
+    was blamed on "files of two intervals joined?" (found by a reviewer). The row off the
+    grid the candles open on is named instead, whichever of the two it is."""
+    late = [row(5 * m) for m in range(3)] + [f"{MS0 + 10 * 60_000 + 1000},100,101,99,100,1"] \
+        + [row(5 * m) for m in range(3, 40)]
+    late.pop(2)                                   # 00:10 replaced by 00:10:01
+    early = [row(5 * m) for m in range(2)] + [f"{MS0 + 10 * 60_000 - 1000},100,101,99,100,1"] \
+        + [row(5 * m) for m in range(3, 40)]
+    for name, rows, line, moment in (("late", late, 4, "2024-01-01 00:10:01"),
+                                     ("early", early, 4, "2024-01-01 00:09:59")):
+        path = write_csv(tmp_path, f"BTCUSDT-{name}.csv", rows)
+        for read in (load_candles, CandleFile):
+            with pytest.raises(ValueError) as refused:
+                read(path)
+            error = str(refused.value)
+            assert f"line {line}: open_time {moment} UTC is off the 5 min grid" in error, error
+            assert "two intervals joined" not in error, error
+
+
 def test_a_file_whose_rows_are_mostly_finer_has_gaps_not_overlaps(tmp_path: Path) -> None:
     """The negative: most rows 15 min apart with a few an hour apart read as 15-min candles
     with gaps (a warning, as before), not as overlaps."""

@@ -15,7 +15,7 @@ import csv
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import chain, pairwise
 from pathlib import Path
@@ -33,6 +33,9 @@ from trader.market.candle_values import (
 )
 
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+KLINE_INTERVALS = frozenset(INTERVAL_SECONDS.values())   # seconds
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,13 +325,31 @@ def out_of_order(path: Path, number: int, open_time: datetime, previous: datetim
 
 
 def too_close(path: Path, number: int, open_time: datetime, previous: datetime,
-              interval: timedelta) -> str:
-    """Why the row at line `number` overlaps the previous one: it opens before the previous
-    candle (of the file's `interval`) closed, as when files of two intervals are joined."""
+              interval: timedelta, previous_number: int) -> str:
+    """Why the row at line `number` overlaps the previous one (at `previous_number`): it
+    opens before the previous candle (of the file's `interval`) closed. Rows a candle
+    interval apart (a Binance kline interval, both on its grid) are files of two intervals
+    joined; otherwise the one of the two off the file's grid (whole multiples of the
+    interval since 1970, as Binance's klines open up to a day) is a mistyped time."""
+    spacing = open_time - previous
+    joined = spacing.total_seconds() in KLINE_INTERVALS and on_grid(previous, spacing) \
+        and on_grid(open_time, spacing)
+    for line, moment in ((previous_number, previous), (number, open_time)):
+        if not joined and not on_grid(moment, interval):
+            return (f"{path}: line {line}: open_time {_moment(moment)} is off the "
+                    f"{_span(interval)} grid the file's candles open on (its most common "
+                    "spacing): a mistyped time? Each candle opens at a whole multiple of "
+                    "its interval")
     return (f"{path}: line {number}: open_time {_moment(open_time)} is only "
             f"{_span(open_time - previous)} after the previous row's, less than the "
             f"{_span(interval)} of the file's candles (its most common spacing): files of "
             "two intervals joined? Keep one interval per file")
+
+
+def on_grid(at: datetime, interval: timedelta) -> bool:
+    """`at` is a whole multiple of `interval` since 1970-01-01 UTC (always true past a day:
+    weekly and monthly candles open on other grids)."""
+    return interval > DAY or (at - EPOCH) % interval == timedelta(0)
 
 
 def _span(span: timedelta) -> str:

@@ -132,6 +132,7 @@ class CandleFile:
         self.gaps = GapTally()      # missing rows in the chosen period, for a warning
         spacings: Counter[timedelta] = Counter()
         previous: Candle | None = None
+        previous_number = 0
         for number, candle in self._parsed():
             if misplaced is None and previous and candle.open_time <= previous.open_time:
                 misplaced = out_of_order(self.path, number, candle.open_time, previous.open_time)
@@ -142,8 +143,8 @@ class CandleFile:
                 spacings[spacing] += 1
                 if overlap is None and spacing < interval:
                     overlap = too_close(self.path, number, candle.open_time,
-                                        previous.open_time, interval)
-            previous = candle
+                                        previous.open_time, interval, previous_number)
+            previous, previous_number = candle, number
             if self._wanted(candle):
                 count, first, last = count + 1, first or candle, candle
                 self.gaps.add(candle)
@@ -353,14 +354,17 @@ def _parse_candles(path: Path, symbol: str, interval: timedelta, unit: TimeUnit)
     candles: list[Candle] = []
     misplaced: str | None = None
     overlap: str | None = None
+    previous_number = 0
     for number, candle in parse_candles(path, symbol, interval, unit):
         if candles and misplaced is None:
             previous = candles[-1].open_time
             if candle.open_time <= previous:
                 misplaced = out_of_order(path, number, candle.open_time, previous)
             elif overlap is None and candle.open_time - previous < interval:
-                overlap = too_close(path, number, candle.open_time, previous, interval)
+                overlap = too_close(path, number, candle.open_time, previous, interval,
+                                    previous_number)
         candles.append(candle)
+        previous_number = number
     if misplaced is not None or overlap is not None:
         raise ValueError(misplaced or overlap)
     return candles
