@@ -13,6 +13,15 @@ from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_ev
 from trader.market.replay import load_bundled
 
 
+@pytest.fixture(autouse=True)
+def nothing_frozen_before() -> None:
+    """Each test starts in a process with nothing frozen. A backtest another test of the same
+    worker left unfinished (a coroutine dropped mid-replay is closed whenever the collector
+    gets to it) can leave its freeze behind: seen once in a 40-file single-process run, where
+    the first assertion below read a frozen count from before this test."""
+    gc.unfreeze()
+
+
 class FreezeWatcher:
     """A strategy that never signals and notes how many objects are frozen at each candle."""
     name, warmup = "freeze-watcher", 10
