@@ -8,8 +8,13 @@ The give-up alert names what is true: a position whose stop-loss is on the excha
 still protected (PROTECTION, WARN: the close was given up), one without a stop is not
 (POSITION_UNPROTECTED, CRITICAL).
 
-Market closes fail through the fake Binance answering HTTP 503 to POST /fapi/v1/order
-(`inject_fault`); the stop-loss goes through the Algo Order endpoint and stays.
+Market closes are refused by the fake Binance: HTTP 400, -4131 "The counterparty's best
+price does not meet the PERCENT_PRICE filter limit" to POST /fapi/v1/order (`inject_fault`;
+https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code), a
+definite answer, so each attempt sends a new close; the stop-loss goes through the Algo
+Order endpoint and stays. (A 503 leaves the close's outcome unknown: it is probed, never
+sent again blind, and the answer says the agent finishes it: the last test here and
+tests/test_close_in_flight.py.)
 """
 
 import asyncio
@@ -41,6 +46,8 @@ from trader.trade_store import TradeStore
 
 BOUND = 60.0
 MANY = 1000          # every market close of the run fails
+REFUSED = {"code": -4131, "http_status": 400,
+           "msg": "The counterparty's best price does not meet the PERCENT_PRICE filter limit."}
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
@@ -74,7 +81,7 @@ def still_open_line(output: str) -> str:
 
 async def test_a_flatten_that_leaves_a_position_open_exits_1_and_says_what_to_do(
         tmp_path, capsys, binance):
-    binance.inject_fault("POST /fapi/v1/order", http_status=503, times=MANY)
+    binance.inject_fault("POST /fapi/v1/order", times=MANY, **REFUSED)
     db_path = tmp_path / "t.db"
     code = await asyncio.wait_for(run_control_cli(cli_settings(binance, db_path), "shutdown",
                                                   flatten=True), BOUND)
@@ -120,7 +127,7 @@ def telegram_command(kind: CommandKind, **fields) -> Command:  # type: ignore[no
 
 async def test_close_all_that_leaves_a_position_open_answers_failed(tmp_path, binance):
     async with agent(binance, tmp_path) as controller:
-        binance.inject_fault("POST /fapi/v1/order", http_status=503, times=MANY)
+        binance.inject_fault("POST /fapi/v1/order", times=MANY, **REFUSED)
         result = await controller.run(telegram_command(CommandKind.CLOSE, symbol=ALL_SYMBOLS))
         assert not result.ok, result.lines
         line = still_open_line("\n".join(result.lines))
@@ -140,7 +147,7 @@ async def test_close_all_that_closes_everything_still_answers_done(tmp_path, bin
 async def test_shutdown_flatten_from_telegram_that_leaves_a_position_open_answers_failed_asleep(
         tmp_path, binance):
     async with agent(binance, tmp_path) as controller:
-        binance.inject_fault("POST /fapi/v1/order", http_status=503, times=MANY)
+        binance.inject_fault("POST /fapi/v1/order", times=MANY, **REFUSED)
         result = await controller.run(telegram_command(CommandKind.SHUTDOWN, flatten=True))
         assert not result.ok, result.lines
         assert f"send /close {SYMBOL} again" in still_open_line("\n".join(result.lines))
@@ -181,3 +188,19 @@ def test_the_asleep_line_claims_protection_only_where_a_stop_loss_covers() -> No
     assert _asleep_line([covered, naked]) == ("asleep: no new entries; 2 positions stay open, "
                                               "ETHUSDT with NO stop-loss on the exchange right now")
     assert _asleep_line([]) == "asleep: no new entries; no open positions"
+
+
+async def test_a_close_whose_answer_was_lost_answers_waiting_and_is_not_sent_again(
+        tmp_path, binance):
+    """A 503 to the close: its outcome is unknown, so the answer says the agent goes on by
+    itself ("waiting", not "failed ... send /close again", which would ask the operator for
+    the blind re-send the agent refuses to make), and one close only was sent."""
+    async with agent(binance, tmp_path) as controller:
+        binance.inject_fault("POST /fapi/v1/order", http_status=503, times=MANY)
+        before = len(binance.requests("POST /fapi/v1/order"))
+        result = await controller.run(telegram_command(CommandKind.CLOSE, symbol=SYMBOL))
+        assert not result.ok and result.waiting, result.lines
+        line = still_open_line("\n".join(result.lines))
+        assert "its answer was lost" in line and "send /close" not in line, line
+        assert format_result(CommandKind.CLOSE, result).startswith("⏳ <b>Close: waiting</b>")
+        assert len(binance.requests("POST /fapi/v1/order")) == before + 1

@@ -21,20 +21,22 @@ async def close_positions(engine: Engine, command: Command) -> CommandResult:
     do) or a close failed on something unexpected."""
     symbols = engine.symbols if command.symbol in (None, ALL_SYMBOLS) else [command.symbol]
     lines: list[str] = []
-    ok, held_back, failed = True, 0, 0
+    ok, finishing, failed = True, 0, 0     # finishing: not done, the agent goes on by itself
     for symbol in symbols:
         done = await engine.contained(f"close {symbol}", close_one(engine, command, symbol),
                                       symbol)
         if done is None:
             ok, failed = False, failed + 1
-            held_back += _held_back(engine, symbol)
+            finishing += _held_back(engine, symbol)
             lines += close_failed(engine, command, symbol)
         else:
             lines += done
             left = engine.positions.get(symbol)    # still open, or an entry not filled yet
-            ok = ok and (left is None or left.state is PositionState.CLOSED)
+            if left is not None and left.state is not PositionState.CLOSED:
+                ok, failed = False, failed + 1
+                finishing += _in_flight(done, symbol)
     return CommandResult(ok, lines or ["no open positions"],
-                         waiting=failed > 0 and held_back == failed)
+                         waiting=failed > 0 and finishing == failed)
 
 
 async def close_one(engine: Engine, command: Command, symbol: str,
@@ -119,7 +121,8 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
     position = open_position(engine, symbol)
     if position is not None:
         closes = sum(1 for note in notes if note.startswith(f"{symbol}: market close "))
-        return _still_open_line(engine, command, position, closes)
+        return _still_open_line(engine, command, position, closes, IN_FLIGHT_NEXT
+                                if _in_flight(notes, symbol) else None)
     closed = engine.store.closed_positions()
     last = next((p for p in reversed(closed) if p.symbol == symbol), None)
     if last is None or last.exit_price is None:
@@ -129,6 +132,18 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
     exit = exit_text(last, rules.tick_size if rules else None)
     return (f"{symbol}: closed{exit}, PnL {money(net, signed=True)} USDT net of fees and "
             "funding; no orders left")
+
+
+# A close whose answer was lost (trader/exchange_actions.py `flatten`): never sent blind.
+IN_FLIGHT_NEXT = ("its answer was lost: the agent asks Binance for that close by its id and, "
+                  "once it is known not to have landed, sends it again by itself (never twice)")
+
+
+def _in_flight(notes: list[str], symbol: str) -> bool:
+    """The close's notes say its outcome is not known yet (`ActionRunner.flatten`)."""
+    return any(note.startswith(f"{symbol}: market close ")
+               and (" -> unknown" in note or "outcome not known yet" in note)
+               for note in notes)
 
 
 def _held_back(engine: Engine, symbol: str) -> bool:

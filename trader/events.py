@@ -149,8 +149,11 @@ class StopMoveRequested:
 @fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class FlattenResult:
-    """After a market close: what the exchange still holds on our side."""
+    """After a market close: what the exchange still holds on our side. `in_flight`: the
+    client id of a close of ours whose outcome is not known yet (its answer was lost and it
+    may still land): no other close is sent until it is (trader/exchange_actions.py)."""
     remaining: Decimal
+    in_flight: str | None = None
 
 
 @fast_init          # one per in-position tick

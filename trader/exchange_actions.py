@@ -28,6 +28,7 @@ from trader.domain import (
     Order,
     OrderRole,
     OrderStatus,
+    OrderType,
 )
 from trader.events import (
     CancelOrder,
@@ -228,6 +229,11 @@ class ActionRunner:
     async def flatten(self, position: Position, action: Flatten) -> Performed:
         """Market reduce-only close, then post-market verify: what is left on our side; a
         late fill that flipped the position is rebalanced reduce-only and reported."""
+        in_flight = await self._exit_in_flight(position, action.client_id)
+        if in_flight is not None:
+            return await self._waiting_for(position, in_flight, [
+                f"{position.symbol}: market close {in_flight} sent, its outcome not known yet: "
+                "probed, not sent again"])
         rules = self.exchange.rules(position.symbol)
         intent = exit_intent(position, action.role, action.client_id,
                              covering_quantity(action.quantity, rules), self.clock.now(),
@@ -242,6 +248,8 @@ class ActionRunner:
         # (`_value_`: `value` without the enum property's call)
         notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome._value_}"
                  + ("" if result.ok else f" ({result.reason})")]
+        if result.outcome is Outcome.UNKNOWN:
+            return await self._waiting_for(position, action.client_id, notes)
         held = await self._read_position(position)
         for attempt in range(1, REBALANCE_ATTEMPTS + 1):
             if held.side is None or held.side is position.side:
@@ -258,6 +266,30 @@ class ActionRunner:
         if held.side is None:
             events.append(PositionGone())
         return Performed(events, notes)
+
+    async def _exit_in_flight(self, position: Position, sending: str) -> str | None:
+        """The client id of a market exit of this position (a close, a partial take) whose
+        answer was lost and which may still land, probed now (trader/executor.py `probe`);
+        None when there is none. `sending`: the id about to be sent (not in flight yet)."""
+        for intent in self.executor.store.unresolved_intents_for(position.symbol,
+                                                                 position.key):
+            if intent.status is not IntentStatus.SENT or intent.type is not OrderType.MARKET \
+                    or not intent.reduce_only or intent.client_id == sending:
+                continue
+            probed = await self.executor.probe(intent)
+            if probed.status is IntentStatus.SENT and self.tracker.get(intent.client_id) is None:
+                return intent.client_id
+        return None
+
+    async def _waiting_for(self, position: Position, client_id: str,
+                           notes: list[str]) -> Performed:
+        """A market exit in flight (`client_id`): the position as read now; flat, it is gone
+        (the exit landed after all); else nothing more is sent until its outcome is known."""
+        held = await self._read_position(position)
+        if held.side is None:
+            return Performed([FlattenResult(ZERO), PositionGone()], notes)
+        remaining = held.size if held.side is position.side else position.quantity
+        return Performed([FlattenResult(remaining, in_flight=client_id)], notes)
 
     async def _read_position(self, position: Position) -> ExchangePosition:
         """The position read back, as the tracker keeps it with this read

@@ -336,6 +336,10 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
             position = evolve(position, quantity=quantity)
         return position, [], []
     position = evolve(position, quantity=event.remaining)
+    if event.in_flight is not None:
+        # Waiting for a close that may still land: the attempt that found it sent nothing
+        # (the give-up counts closes sent, not ticks waited).
+        return evolve(position, close_attempts=max(1, position.close_attempts - 1)), [], []
     reason = position.closing_reason or CloseReason.COMMAND
     if position.close_attempts < policy.flatten_attempts:
         position, client_id = position.next_client_id(OrderRole.FLATTEN)
