@@ -104,6 +104,36 @@ async def test_a_429_on_a_read_stops_every_request_until_retry_after_and_is_aler
         assert alerts(engine, "API_CIRCUIT_CLOSED")
 
 
+async def test_the_circuit_alert_does_not_call_a_position_without_its_stop_protected(
+        fake, tmp_path):
+    """The stop cancelled by hand while its replacement meets a 418 (Retry-After 20 s): the
+    circuit's alert said "Positions stay protected by their exchange-side orders" in the
+    same second as POSITION_UNPROTECTED (found by a reviewer; 21 s without a stop). It now
+    names the position without its stop."""
+    async with booted_long(fake, tmp_path) as engine:
+        await engine.tick()
+        (stop,) = await stops(engine)
+        fake.inject_fault("POST /fapi/v1/algoOrder", code=-1003, http_status=418,
+                          retry_after=20)
+        await fake.cancel_order_by_hand(SYMBOL, stop.client_id)
+        for _ in range(3):
+            await engine.tick()
+        (opened,) = alerts(engine, "API_CIRCUIT_OPEN")
+        assert "stay protected" not in opened, opened
+        assert f"{SYMBOL} has NO stop-loss on the exchange" in opened, opened
+
+
+async def test_the_circuit_alert_says_protected_when_every_position_is(fake, tmp_path):
+    """The negative: a 429 on a read with the stop live reads as before."""
+    async with booted_long(fake, tmp_path) as engine:
+        await engine.tick()
+        fake.inject_fault("GET /fapi/v3/positionRisk", code=-1003, http_status=429,
+                          retry_after=2)
+        await engine.tick()
+        (opened,) = alerts(engine, "API_CIRCUIT_OPEN")
+        assert "Positions stay protected by their exchange-side orders" in opened, opened
+
+
 # --- 5. symbol rules change under a running agent ------------------------------------------
 
 async def test_a_tick_size_change_is_learned_from_the_rejection_and_the_stop_goes_back(fake,

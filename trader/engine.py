@@ -247,7 +247,7 @@ class Engine:
         # each skipped call would have returned at once, having changed nothing.
         # `ExchangeHealth.watch_circuit`: a closed circuit with no opening alerted.
         if exchange.circuit().open_until is not None or health.circuit_alerted is not None:
-            health.watch_circuit()
+            health.watch_circuit(self.positions)
         events = exchange.drain_events()
         if events:
             self.view.on_events(events)
@@ -271,7 +271,7 @@ class Engine:
                     if not boundary.failed(f"tick {symbol}", exc, symbol):
                         raise
         if exchange.circuit().open_until is not None or health.circuit_alerted is not None:
-            health.watch_circuit()
+            health.watch_circuit(self.positions)
         self.guards.expire(self.clock.now())
         await self.housekeeping.run(self.interpreter.positions, self.balance_keeper.balance)
         if self.executor.rules_changes:     # `report_rules_changes`: none (nearly every tick)

@@ -2,6 +2,7 @@
 opening and closing (API_CIRCUIT_OPEN / API_CIRCUIT_CLOSED), a symbol's trading rules
 changing (SYMBOL_RULES)."""
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from trader.alerter import Alerter
@@ -9,6 +10,7 @@ from trader.alerts import Alert, AlertName
 from trader.clock import Clock
 from trader.exchange.base import Exchange
 from trader.executor import Executor
+from trader.position import Position
 
 
 class ExchangeHealth:
@@ -23,8 +25,10 @@ class ExchangeHealth:
         self.clock = clock
         self.circuit_alerted: datetime | None = None   # opened_at of the circuit alerted
 
-    def watch_circuit(self) -> None:
-        """API_CIRCUIT_OPEN when the exchange rate-limits us, an all-clear when it passes."""
+    def watch_circuit(self, positions: Mapping[str, Position]) -> None:
+        """API_CIRCUIT_OPEN when the exchange rate-limits us, an all-clear when it passes.
+        `positions`: the open ones, by symbol: the alert says which have no stop on the
+        exchange while nothing can be sent."""
         circuit = self.exchange.circuit()
         if circuit.open_until is None and self.circuit_alerted is None:
             return          # closed, and no opening to announce the end of (nearly always)
@@ -35,8 +39,8 @@ class ExchangeHealth:
             assert until is not None
             self.alerter.publish(Alert(
                 AlertName.API_CIRCUIT_OPEN, f"{circuit.reason}: no requests to the exchange "
-                f"until {until:%H:%M:%S} UTC ({(until - now).total_seconds():.0f} s). Positions "
-                "stay protected by their exchange-side orders.",
+                f"until {until:%H:%M:%S} UTC ({(until - now).total_seconds():.0f} s). "
+                f"{_protection_text(positions)}",
                 dedup_key=f"circuit:{until.isoformat()}"), now)
         elif not circuit.is_open(now) and self.circuit_alerted is not None:
             self.circuit_alerted = None
@@ -52,3 +56,14 @@ class ExchangeHealth:
         for line in changes:
             self.alerter.publish(Alert(AlertName.SYMBOL_RULES, f"trading rules changed: {line}",
                                        line.split(":", 1)[0]), self.clock.now())
+
+
+def _protection_text(positions: Mapping[str, Position]) -> str:
+    """What protects the open positions while no request can be sent: the ones whose stop
+    is not on the exchange are named (their replacement waits for the window's end)."""
+    bare = sorted(symbol for symbol, position in positions.items()
+                  if position.state.open and not position.stop.covers(position.quantity))
+    if not bare:
+        return "Positions stay protected by their exchange-side orders."
+    return (f"{', '.join(bare)} {'has' if len(bare) == 1 else 'have'} NO stop-loss on the "
+            "exchange until then: the replacement is sent when the window ends.")
