@@ -24,6 +24,7 @@ from tests.fakes.telegram_server import FakeTelegram, SentItem
 from tests.test_app import clean_env
 from tests.test_bot_support import FAST, OWNER, STRANGER
 from trader import guards
+from trader.alerts import Alert, AlertName
 from trader.clock import SystemClock
 from trader.config import load_settings
 from trader.health import HealthMonitor, HealthView
@@ -266,3 +267,28 @@ async def test_tradebot_run_with_port_serves_get_health(tmp_path):
     finally:
         agent.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(agent.wait(), BOUND) == 0
+
+
+def test_a_breaker_trip_held_for_its_clear_is_no_alert_waiting(monitor, presence, world):
+    """A BREAKER_TRIPPED is held back on purpose (README: a breaker that clears within 45
+    minutes is one message): /health and GET /health counted it as an alert Telegram had not
+    delivered, "alerts waiting 410 s" with Telegram fine (found by a reviewer). The lag is
+    the oldest alert that is due."""
+    world.engine.alerter.clock = world.clock     # the engine's, as trader/app.py builds it
+    world.engine.alerter.publish(Alert(AlertName.BREAKER_TRIPPED, "crash breaker on BTCUSDT",
+                                       SYMBOL, subject="crash:BTCUSDT"), world.clock.now())
+    world.clock.advance(timedelta(seconds=400))
+    ticked(presence, 1)
+    view = monitor.view()
+    assert view.telegram_lag == 0 and not any("alerts waiting" in w for w in view.warnings), view
+
+
+def test_an_alert_due_and_not_delivered_is_still_waiting(monitor, presence, world):
+    """The negative: an alert due for 400 s and not delivered is the lag, and warned."""
+    world.engine.alerter.clock = world.clock
+    world.engine.alerter.publish(Alert(AlertName.STALE_DATA, "BTCUSDT: no candle", SYMBOL),
+                                 world.clock.now())
+    world.clock.advance(timedelta(seconds=400))
+    ticked(presence, 1)
+    view = monitor.view()
+    assert view.telegram_lag >= 400 and any("alerts waiting" in w for w in view.warnings), view
