@@ -12,6 +12,7 @@ from loguru import logger
 from storage import SaveStateFailure
 from trader import display
 from trader.alerts import Alert, AlertName
+from trader.domain import IntentStatus
 from trader.engine import Engine
 from trader.reconcile import FILL_LOOKBACK
 
@@ -125,6 +126,9 @@ async def resolve_intents(engine: Engine) -> list[str]:
             continue
         resolved = await engine.executor.probe(intent)
         if resolved.status is not intent.status:
-            lines.append(f"{intent.symbol}: an order whose answer was lost is "
-                         f"{resolved.status} (was {intent.status}) ({intent.client_id})")
+            # SENT: its answer was lost; ACKED: acknowledged, and ended since (by hand?).
+            what = "an order whose answer was lost is" if intent.status is IntentStatus.SENT \
+                else "an order acknowledged earlier has ended since: its intent is"
+            lines.append(f"{intent.symbol}: {what} {resolved.status} (was {intent.status}) "
+                         f"({intent.client_id})")
     return lines
