@@ -13,7 +13,7 @@ from tests.engine_world import SYMBOL, long_signal, make_world
 from trader import guards
 from trader.commands import CommandKind
 from trader.domain import OrderType
-from trader.exchange.base import ExchangeError, UnknownOutcome
+from trader.exchange.base import CircuitOpen, ExchangeError, UnknownOutcome
 
 
 async def open_long(world):
@@ -256,3 +256,37 @@ async def test_a_stop_that_fills_in_part_is_alerted_and_the_rest_stays_protected
     left = position.quantity - part
     legs = sorted((o.type.value, o.quantity - o.filled_qty) for o in await world.open_orders())
     assert legs == [("STOP_MARKET", left), ("TAKE_PROFIT_MARKET", left)]
+
+
+@pytest.mark.parametrize(("error", "reads"), [
+    (CircuitOpen(9.2, "rate limited (HTTP 429, code -1003) on place order symbol=BTCUSDT "
+                 "client_id=tb-BTCUSDT-k-fl1 role=fl"),
+     "close BTCUSDT: not sent: Binance rate limit (HTTP 429), nothing is sent for 10 s more"),
+    (CircuitOpen(30, "IP banned (HTTP 418, code -1003) on account", http_status=418),
+     "close BTCUSDT: not sent: Binance IP ban (HTTP 418), nothing is sent for 30 s more"),
+    (ExchangeError(-2019, "Margin is insufficient."),
+     "close BTCUSDT: Binance error -2019 (HTTP 400): Margin is insufficient."),
+], ids=["429", "418", "refusal"])
+async def test_the_last_error_reads_as_words_on_the_phone(tmp_path, error, reads):
+    """/status's "Last error" and a failed /close showed the exception's class and its log
+    text ("close BTCUSDT: CircuitOpen: code=-1003 http=429 not sent: API circuit open for
+    10.0s more (rate limited ... client_id=tb-... role=fl)", found by a reviewer). Exchange
+    errors now read as what Binance said; the log keeps the detail."""
+    world = await make_world(tmp_path)
+
+    async def failing() -> None:
+        raise error
+
+    await world.engine.contained("close BTCUSDT", failing(), SYMBOL)
+    assert world.engine.last_error == reads
+
+
+async def test_an_unexpected_error_keeps_its_type_in_the_last_error(tmp_path):
+    """The negative: a bug reads as before, its type first (what a bug report needs)."""
+    world = await make_world(tmp_path)
+
+    async def failing() -> None:
+        raise KeyError("orderId")
+
+    await world.engine.contained("tick BTCUSDT", failing(), SYMBOL)
+    assert world.engine.last_error == "tick BTCUSDT: KeyError: 'orderId'"

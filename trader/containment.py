@@ -2,6 +2,7 @@
 escapes it is logged, counted and alerted here and goes no further. Keeps the last failure
 for /status."""
 
+import math
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -11,7 +12,7 @@ from trader import guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
-from trader.exchange.base import ExchangeError, UnknownOutcome
+from trader.exchange.base import CircuitOpen, ExchangeError, UnknownOutcome
 from trader.guard_book import GuardBook
 
 T = TypeVar("T")
@@ -25,7 +26,7 @@ class Containment:
         self.guards = guard_book
         self.alerter = alerter
         self.clock = clock
-        self.last_error: str | None = None   # "what: ExceptionType: message", for /status
+        self.last_error: str | None = None   # "what: why" (`readable`), for /status
         # Backtests set it: an unexpected error ends the run instead of skipping the unit
         # (a replayed tick cannot be retried; a report over skipped ticks never happened).
         self.fail_fast = False
@@ -61,8 +62,23 @@ class Containment:
         return True
 
     def _record_failure(self, what: str, exc: BaseException, symbol: str) -> None:
-        self.last_error = f"{what}: {type(exc).__name__}: {exc}"
+        self.last_error = f"{what}: {readable(exc)}"
         logger.error("failed what={} symbol={} error={}", what, symbol or "-", exc)
         if isinstance(exc, ExchangeError | UnknownOutcome):
             self.guards.apply(guards.record_api_result, False, self.clock.now(),
                               self.guards.config)
+
+
+def readable(exc: BaseException) -> str:
+    """A failure as the phone shows it (/status's "Last error", a failed command's line):
+    an exchange error in Binance's words, a rate-limit circuit as the wait it imposes; any
+    other error with its type first (a bug: what a report needs). The log keeps the
+    exception's own text."""
+    if isinstance(exc, CircuitOpen):
+        kind = "IP ban" if exc.http_status == 418 else "rate limit"
+        wait = math.ceil(exc.retry_after or 0)
+        return (f"not sent: Binance {kind} (HTTP {exc.http_status}), nothing is sent for "
+                f"{wait} s more")
+    if isinstance(exc, ExchangeError):
+        return f"Binance error {exc.code} (HTTP {exc.http_status}): {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
