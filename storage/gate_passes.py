@@ -118,7 +118,7 @@ class Pass:
                     self._mark_held()
                     return
                 gate.settle()               # a replay's batches first: this one commits now
-                if gate.unit_group_due and gate.unit is not None:
+                if gate.unit_group_due is True and gate.unit is not None:
                     gate.unit.open_group()  # the unit's group first: it holds this one
                 atomic = gate.db.atomic()   # a transaction; inside one, a savepoint
                 atomic.__enter__()

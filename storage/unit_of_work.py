@@ -236,7 +236,8 @@ class UnitOfWork:
         grouped one takes a savepoint (all or none inside the unit) right before its first
         statement that writes (`open_group`, called by the gate): a group that only holds
         rows (an order's answer: its intent and order) writes nothing until the commit,
-        and its held rows are undone by their mark (storage/write_gate.py)."""
+        and its held rows are undone by their mark (storage/write_gate.py); nor does one
+        whose first statement is its `last` (a journaled step's entry: `WriteGate.write`)."""
         conn = self.gate.conn
         if not conn.in_transaction:
             conn.execute("BEGIN")

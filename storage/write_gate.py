@@ -90,8 +90,9 @@ class WriteGate:
         # until the unit's next commit (storage/unit_of_work.py), as a replay batch does
         self.holding = False
         # True inside the open unit's outermost grouped write until its first statement
-        # that writes: the group's savepoint is taken then (`UnitOfWork.open_group`)
-        self.unit_group_due = False
+        # that writes: the group's savepoint is taken then (`UnitOfWork.open_group`), unless
+        # that statement is the group's `last` (_SEALED then: see `write`)
+        self.unit_group_due: bool | str = False
 
     def saving(self, what: str, grouped: bool = False) -> Pass:
         """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
@@ -188,7 +189,9 @@ class WriteGate:
         it), nor when its first write is also its `last`: the caller's promise that nothing
         runs after this statement inside the group (a store method's final line), so the
         group is this one statement, which SQLite undoes by itself when it fails (its held
-        rows are undone by their mark). A write after that one raises RuntimeError."""
+        rows are undone by their mark). A write after that one raises RuntimeError. The
+        live unit's group takes none for that `last` first write either (a journaled step:
+        its position held, its entry the one statement; 2 statements less per step)."""
         if self.batching:
             if not self.conn.in_transaction:
                 self.conn.execute("BEGIN")
@@ -210,7 +213,14 @@ class WriteGate:
                     self.savepoint_due = False
                     self.savepoint_open = True
         elif self.unit_group_due and self.unit is not None:
-            self.unit.open_group()
+            # The live unit's group: the same rule as a batch's, for its `last` write (a
+            # journaled step's entry, whose record is held: the group's one statement)
+            if self.unit_group_due is not True:
+                raise RuntimeError(f"a write after the group's last one: {sql[:60]}")
+            if last:
+                self.unit_group_due = _SEALED
+            else:
+                self.unit.open_group()
         return self.conn.execute(sql, params)
 
     def write_one(self, what: str, sql: str, params: Sequence[Any] = (),

@@ -179,3 +179,79 @@ def test_an_intent_cleanup_of_one_chunk_takes_no_savepoint(store: TradeStore) ->
     assert trace.words() == ["SAVEPOINT", "INSERT INTO events", "DELETE", "RELEASE"]
     commit_the_batches(store)
     assert committed(store, "SELECT count(*) FROM intents") == [(0,)]
+
+
+# --- the live tick's unit of work (storage/unit_of_work.py): the same rule -------------------
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[TradeStore]:
+    """A store with no batch open: its unit of work runs (a live tick's)."""
+    opened = TradeStore.open(tmp_path / "live.db")
+    assert opened.intent("none") is None
+    yield opened
+    opened.close()
+
+
+async def test_a_journaled_step_in_the_live_unit_is_one_statement_without_a_savepoint(
+        live: TradeStore) -> None:
+    trace = Statements(live)
+
+    async def tick() -> None:
+        live.append_event(NOW, "before", "BTCUSDT", {})
+        live.save_step("step BTCUSDT LegPlaced", protected(key="k1"), NOW, "leg_placed", "{}")
+    await live.unit_of_work(tick())
+    assert savepoints(trace) == []
+    assert committed(live, "SELECT kind FROM events ORDER BY id") == [
+        ("before",), ("leg_placed",)]
+    assert committed(live, "SELECT key, state FROM positions") == [("k1", "PROTECTED")]
+
+
+async def test_a_live_step_whose_entry_is_refused_keeps_neither_and_the_unit_goes_on(
+        live: TradeStore) -> None:
+    refuse_events(live, "leg_placed")
+
+    async def tick() -> None:
+        live.append_event(NOW, "before", "BTCUSDT", {})
+        with pytest.raises(SaveStateFailure) as failed:
+            live.save_step("step BTCUSDT LegPlaced", protected(key="k1"), NOW, "leg_placed",
+                           "{}")
+        assert failed.value.what == "event leg_placed"
+        live.append_event(NOW, "after", "BTCUSDT", {})
+    await live.unit_of_work(tick())
+    assert live.open_positions() == []          # the held record went with the entry
+    assert committed(live, "SELECT kind FROM events ORDER BY id") == [("before",), ("after",)]
+    assert committed(live, "SELECT * FROM positions") == []
+
+
+async def test_a_live_group_of_two_statements_still_takes_its_savepoint_and_rolls_back(
+        live: TradeStore) -> None:
+    """The negative case: a group whose first write is not its last keeps its savepoint."""
+    refuse_key(live, "boom")
+    trace = Statements(live)
+
+    async def tick() -> None:
+        live.append_event(NOW, "before", "BTCUSDT", {})
+        with pytest.raises(SaveStateFailure), live.transaction("close"):
+            live.save_position(protected(key="k1"))
+            live.record_fill(fill())
+            live.put("boom", 1, NOW)
+        live.append_event(NOW, "after", "BTCUSDT", {})
+    await live.unit_of_work(tick())
+    assert savepoints(trace) == ["SAVEPOINT", "ROLLBACK", "RELEASE"]
+    assert committed(live, "SELECT kind FROM events ORDER BY id") == [("before",), ("after",)]
+    assert committed(live, "SELECT * FROM fills") == []
+    assert committed(live, "SELECT * FROM positions") == []
+
+
+async def test_a_live_write_after_the_groups_last_one_is_refused(live: TradeStore) -> None:
+    gate = live._gate
+    insert = "INSERT INTO events (at, kind, symbol, body) VALUES (?, ?, ?, ?)"
+
+    async def tick() -> None:
+        with pytest.raises(RuntimeError, match="after the group's last"), \
+                live.transaction("step"):
+            gate.write(insert, [NOW.isoformat(), "last", "BTCUSDT", "{}"], last=True)
+            gate.write(insert, [NOW.isoformat(), "second", "BTCUSDT", "{}"])
+        live.append_event(NOW, "after", "BTCUSDT", {})      # the next group is not refused
+    await live.unit_of_work(tick())
+    kinds = committed(live, "SELECT kind FROM events ORDER BY id")
+    assert ("second",) not in kinds and ("after",) in kinds
