@@ -34,7 +34,7 @@ from storage.gate_passes import REPLAY_COMMIT_EVERY, Batch, Pass
 from storage.health import WriteHealth
 from storage.held_rows import HeldRows, Row
 from storage.unit_of_work import UnitOfWork
-from storage.upsert import upsert_statement
+from storage.upsert import steady_update_statement, upsert_statement
 
 SAVEPOINT = "grouped_write"     # a grouped write inside a batch (only the outermost takes one)
 BATCH_SAVEPOINT = "replay_batch"   # a batch, when earlier batches are not committed yet
@@ -93,6 +93,8 @@ class WriteGate:
         # that writes: the group's savepoint is taken then (`UnitOfWork.open_group`), unless
         # that statement is the group's `last` (_SEALED then: see `write`)
         self.unit_group_due: bool | str = False
+        # table -> its columns `upsert` writes only when changed (`write_when_changed`)
+        self.steady: dict[str, tuple[str, ...]] = {}
 
     def saving(self, what: str, grouped: bool = False) -> Pass:
         """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
@@ -237,9 +239,26 @@ class WriteGate:
         with self.saving(what):
             return self.write(sql, params)
 
+    def write_when_changed(self, table: str, columns: tuple[str, ...]) -> None:
+        """`upsert` writes `columns` of `table` (its secondary indexes' columns, which seldom
+        change) only when their value changed: an UPDATE of the rest of the row where they
+        hold the row's values first, the upsert when it changed none
+        (storage/upsert.py `steady_update_statement` says why)."""
+        self.steady[table] = columns
+
     def upsert(self, table: str, row: dict[str, Any], pk: tuple[str, ...]) -> None:
-        # a dict's keys and values come in the same order
-        self.write(upsert_statement(table, tuple(row), pk), list(row.values()))
+        """INSERT ... ON CONFLICT DO UPDATE of `row`; where `write_when_changed` names the
+        table's steady columns, an UPDATE that keeps them first (one row or none: the same
+        row either way)."""
+        steady = self.steady.get(table) if self.steady else None
+        columns = tuple(row)            # a dict's keys and values come in the same order
+        if steady is not None:
+            update = steady_update_statement(table, columns, pk, steady)
+            if update is not None:
+                sql, names = update
+                if self.write(sql, [row[name] for name in names]).rowcount:
+                    return
+        self.write(upsert_statement(table, columns, pk), list(row.values()))
 
     def upsert_later(self, table: str, key: tuple[Any, ...], row: Row, pk: tuple[str, ...],
                      value: Any) -> None:
