@@ -48,6 +48,7 @@ _UNDO_BATCH_SAVEPOINT = f"ROLLBACK TO SAVEPOINT {BATCH_SAVEPOINT}"
 # `savepoint_due` of a group whose `last` write ran without one: truthy, so a further write
 # of the group finds it (and raises) where a due savepoint would be taken
 _SEALED = "sealed"
+STEADY_KEPT = 1024      # records whose steady values `upsert` remembers; all forgotten past it
 
 def _forget_nothing() -> None:
     return None
@@ -95,6 +96,8 @@ class WriteGate:
         self.unit_group_due: bool | str = False
         # table -> its columns `upsert` writes only when changed (`write_when_changed`)
         self.steady: dict[str, tuple[str, ...]] = {}
+        # (table, primary key values) -> the steady columns' values last written (a hint)
+        self.steady_written: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...]] = {}
 
     def saving(self, what: str, grouped: bool = False) -> Pass:
         """One write (`grouped`: several, all or none). Raises SaveStateFailure(what)."""
@@ -248,17 +251,29 @@ class WriteGate:
 
     def upsert(self, table: str, row: dict[str, Any], pk: tuple[str, ...]) -> None:
         """INSERT ... ON CONFLICT DO UPDATE of `row`; where `write_when_changed` names the
-        table's steady columns, an UPDATE that keeps them first (one row or none: the same
-        row either way)."""
+        table's steady columns and they hold the values last written, an UPDATE that keeps
+        them first (one row or none: the same row either way)."""
         steady = self.steady.get(table) if self.steady else None
         columns = tuple(row)            # a dict's keys and values come in the same order
-        if steady is not None:
-            update = steady_update_statement(table, columns, pk, steady)
-            if update is not None:
-                sql, names = update
-                if self.write(sql, [row[name] for name in names]).rowcount:
-                    return
+        update = None if steady is None else steady_update_statement(table, columns, pk,
+                                                                     steady)
+        if update is None:
+            self.write(upsert_statement(table, columns, pk), list(row.values()))
+            return
+        # The UPDATE is tried only where the steady values last written for the key are
+        # the row's: a new record or a changed state goes to the upsert at once (one
+        # statement). A hint only: a value it remembers wrongly (a rollback since) makes
+        # the UPDATE change no row, and the upsert writes it.
+        key = (table, tuple([row[name] for name in pk]))
+        values = tuple([row[name] for name in steady])
+        if self.steady_written.get(key) == values:
+            sql, names = update
+            if self.write(sql, [row[name] for name in names]).rowcount:
+                return
         self.write(upsert_statement(table, columns, pk), list(row.values()))
+        if len(self.steady_written) >= STEADY_KEPT:
+            self.steady_written.clear()     # bounded: a forgotten key costs one upsert
+        self.steady_written[key] = values
 
     def upsert_later(self, table: str, key: tuple[Any, ...], row: Row, pk: tuple[str, ...],
                      value: Any) -> None:
