@@ -16,7 +16,7 @@ from storage.json_writer import KEPT_TEXTS
 from tests.positions import protected
 from trader.domain import Fill, OrderRole, Side
 from trader.evolve import evolve
-from trader.position import Leg, LegOrder, Position, PositionState
+from trader.position import Leg, LegOrder, Position, PositionState, RegimeAnchor
 
 
 class Colour(StrEnum):
@@ -204,6 +204,21 @@ def test_a_legs_text_is_kept_for_that_very_leg_only() -> None:
     many = [evolve(leg, failures=n) for n in range(KEPT_TEXTS * 2 + 3)]   # past the bound
     assert [dumps(one) for one in many] == [reference(one) for one in many]
     assert dumps(protected()) == reference(protected())
+
+
+def test_a_regime_anchors_text_is_kept_for_that_very_anchor_only() -> None:
+    """A position's RegimeAnchor never changes (one per position, shared by its copies):
+    its text is given again for the same object, never for an equal one with other digits."""
+    def reference(value: object) -> str:
+        return json.dumps(dump(value), sort_keys=True, separators=(",", ":"))
+    anchor = RegimeAnchor("NORMAL", "NORMAL", Decimal("1.0"), Decimal("2.0"))
+    assert dumps(anchor) == reference(anchor)
+    assert dumps(anchor) is dumps(anchor)       # the text kept, not written again
+    for other in (RegimeAnchor("NORMAL", "NORMAL", Decimal("1.00"), Decimal("2.0")),
+                  evolve(anchor, applied="HIGH")):
+        assert dumps(other) == reference(other) != dumps(anchor)
+    position = evolve(protected(), regime=anchor)
+    assert dumps(position) == reference(position)
 
 
 def test_values_that_are_not_dataclasses_are_written_as_before() -> None:

@@ -121,6 +121,7 @@ class Leg:
 class RegimeAnchor:
     """Where the legs were planned and under which volatility regimes (names of
     `trader.strategy.regime.Regime`); trader/regime_adjust.py moves them from these."""
+    __json_text_kept__ = True      # never changes, all the way down (storage/json_writer.py)
     planned: str                           # the regime at entry
     applied: str                           # the regime the legs follow now
     stop: Decimal                          # the stop-loss trigger as planned at entry
