@@ -98,6 +98,10 @@ def format_status(status: StatusView) -> str:
         f"Equity <b>{money(status.equity)}</b> USDT · free margin {money(status.free_margin)}",
         format_positions(status.positions),
     ]
+    if status.exchange_failures:       # before the positions: their ✅ are from before
+        lines.insert(1, f"⚠️ <b>Exchange not answering</b>: "
+                        f"{plural(status.exchange_failures, 'failure')} in a row; positions "
+                        "and orders below are as last seen")
     if status.regimes:
         lines.append("<b>Regime</b> " + " · ".join(
             f"{escape(symbol)} {escape(regime)}" for symbol, regime in status.regimes.items()))

@@ -22,10 +22,12 @@ from bot.format import (
     utf16_length,
 )
 from bot.parsing import UsageError, command_name, parse_command, parse_duration
+from tests.engine_world import make_world
 from tests.fakes.telegram_html import ApiError, parse_telegram_html
 from tests.test_bot_support import RecordingEngine, position
 from trader.alerts import OutgoingAlert
 from trader.commands import ALL_SYMBOLS, CommandKind, CommandResult, PnlView
+from trader.views import status_view
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -68,6 +70,26 @@ def test_status_says_when_the_exchange_api_is_paused_by_a_rate_limit():
     shown = plain(format_status(status))
     assert "Exchange API paused rate limited (HTTP 429, code -1003)" in shown
     assert "Exchange API paused" not in plain(format_status(RecordingEngine(SYMBOLS).status()))
+
+
+def test_status_says_the_positions_are_as_last_seen_while_the_exchange_fails():
+    """Every REST path answering 503: /status still showed "SL ... ✅ PROTECTED" with
+    nothing saying the view was old (found by a reviewer); it now says so above the
+    positions. The negative: no failures, no such line."""
+    failing = replace(RecordingEngine(SYMBOLS).status(), exchange_failures=6)
+    shown = plain(format_status(failing))
+    warning = "⚠️ Exchange not answering: 6 failures in a row; positions and orders below " \
+              "are as last seen"
+    assert warning in shown
+    assert shown.index(warning) < shown.index("BTCUSDT LONG")
+    assert "Exchange not answering" not in plain(format_status(RecordingEngine(SYMBOLS).status()))
+
+
+async def test_the_status_view_counts_the_exchanges_failures_in_a_row(tmp_path):
+    world = await make_world(tmp_path)
+    assert status_view(world.engine).exchange_failures == 0
+    world.engine.guard_state = replace(world.engine.guard_state, api_failures=4)
+    assert status_view(world.engine).exchange_failures == 4
 
 
 def test_position_line_says_whether_each_protective_leg_is_attached():

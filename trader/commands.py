@@ -129,6 +129,8 @@ class StatusView:
     feed: str = ""
     api_circuit: str | None = None    # "rate limited ... until 12:03:04 UTC" while open
     paused_symbols: dict[str, datetime | None] = field(default_factory=dict)  # None: /resume
+    exchange_failures: int = 0        # units of work failed on the exchange in a row (the
+                                      # view is older: trader/guards.py `api_failures`)
 
 
 @dataclass(frozen=True, slots=True)

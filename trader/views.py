@@ -183,7 +183,8 @@ def status_view(engine: Engine) -> StatusView:
         counters=engine.counters.snapshot(), feed=engine.settings.effective_feed,
         api_circuit=_circuit_text(engine, now),
         paused_symbols={s: until for s, until in state.paused_symbols.items()
-                        if until is None or until > now})
+                        if until is None or until > now},
+        exchange_failures=state.api_failures)
 
 
 def _circuit_text(engine: Engine, now: datetime) -> str | None:
