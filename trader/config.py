@@ -101,6 +101,10 @@ class Settings(BaseSettings):
                          "default, or your own strategy class as module:Class (see README)")
     tick_seconds: float = _env("TRADEBOT_TICK_SECONDS", 2.0, "engine tick period in live mode", gt=0, le=60)
     reconcile_seconds: float = _env("TRADEBOT_RECONCILE_SECONDS", 60.0, "periodic reconciliation period", gt=0)
+    stream_verify_seconds: float = _env(
+        "TRADEBOT_STREAM_VERIFY_SECONDS", 5.0,
+        "open orders of a symbol holding a position read over REST at least this often, "
+        "even with a healthy stream (a silent stream is caught within it)", gt=0, le=60)
     adopt_positions: bool = _env("TRADEBOT_ADOPT_POSITIONS", True, "adopt and protect unknown positions at boot")
     heartbeat_url: str | None = _env("HEARTBEAT_URL", None, "healthchecks-style URL pinged every minute")
     log_json: bool = _env("LOG_JSON", False, "1 = JSON log lines")

@@ -97,7 +97,11 @@ class Engine:
         self.tracker = OrderTracker()
         self.executor = Executor(exchange, store, clock, self.tracker,
                                  recv_window=timedelta(milliseconds=settings.recv_window_ms))
-        self.view = ExchangeView(exchange, self.executor, self.tracker, clock)
+        # Only a stream across a network can fall silent without closing; the paper
+        # exchange's events come from its own simulator (trader/exchange_view.py).
+        verify_every = timedelta(seconds=settings.stream_verify_seconds) \
+            if exchange.name == "binance" else None
+        self.view = ExchangeView(exchange, self.executor, self.tracker, clock, verify_every)
         self.guards = GuardBook(store, alerter, clock, self.counters, GuardConfig(
             breaker_minutes=settings.breaker_minutes, cooldown_minutes=settings.cooldown_minutes,
             spread_min_ticks=settings.spread_min_ticks))

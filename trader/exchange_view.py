@@ -6,9 +6,19 @@ stream (re)connected, the order tracker already knows every order of ours and th
 and the mark: the tick sends no REST request at all. Otherwise (polling) the tick takes a
 REST snapshot first: position (weight 5) and open orders (plain + algo, weight 1 + 1), and
 the book ticker (weight 2) when no fresh quote was pushed.
+
+A stream can go silent without closing (a listenKey that expires with no listenKeyExpired
+event, a half-open socket): the ping notices a dead socket only after 30 + 15 s, the
+user-data silence check after 180 s, and meanwhile the tracker would be trusted while a
+stop cancelled by hand stays unreplaced. So while a symbol holds a position, its open
+orders are read over REST (plain + algo, weight 1 + 1 with the symbol: Binance's "Current
+All Open Orders" and https://developers.binance.com/docs/derivatives/usds-margined-futures/
+trade/rest-api/Current-All-Algo-Open-Orders) once `verify_every` has passed since the
+last read, whatever the stream says; a list that differs from the tracker's live orders
+means the stream missed something: a full snapshot at once, as when polling.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from loguru import logger
@@ -23,22 +33,32 @@ from trader.exchange.base import (
     LeverageChanged,
     OrderUpdate,
     Quote,
+    UnknownOutcome,
 )
 from trader.executor import Executor
 from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
 
 QUOTE_MAX_AGE = timedelta(seconds=10)
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class ExchangeView:
     def __init__(self, exchange: Exchange, executor: Executor, tracker: OrderTracker,
-                 clock: Clock) -> None:
+                 clock: Clock, verify_every: timedelta | None = None) -> None:
         self.exchange = exchange
         self.executor = executor
         self.tracker = tracker
         self.clock = clock
+        # None: the exchange's events come from its own simulator (paper, backtests), a
+        # stream that cannot fall silent; else TRADEBOT_STREAM_VERIFY_SECONDS.
+        self.verify_every = verify_every
         self.rest_snapshots = 0          # REST snapshots taken (for the REST budget figures)
+        self.verifications = 0           # open-order reads checking the stream (same)
+        self.stream_misses = 0           # of them, how many found the tracker wrong
+        # When each symbol's open orders were last read over REST (a snapshot or a
+        # verification, asked at that time), for `verify_due`.
+        self._read_at: dict[str, datetime] = {}
 
     def on_events(self, events: list[ExchangeEvent]) -> None:
         """Feed what the user-data stream pushed into the tracker."""
@@ -68,6 +88,9 @@ class ExchangeView:
         if fresh or position is None or not (self.exchange.streaming and tracker.synced(symbol)):
             await self.snapshot(symbol)
             position = tracker.position(symbol)
+        elif position.side is not None and self.verify_due(symbol):
+            await self.verify(symbol)
+            position = tracker.position(symbol) or position
         if position is None:
             position = ExchangePosition(symbol, ZERO)
         orders, at, live = tracker.for_symbol(symbol), self.clock.now(), tracker.live(symbol)
@@ -92,6 +115,8 @@ class ExchangeView:
         position = tracker.position(symbol)
         if position is None or not (self.exchange.streaming and tracker.synced(symbol)):
             return None
+        if position.side is not None and self.verify_due(symbol):
+            return None                   # the stream's picture is due a REST check: `view`
         quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
         # against the Decimal ZERO, not the int 0: the same answer (a Decimal compares with
         # an int by its exact value), without converting 0 to a Decimal every tick
@@ -115,8 +140,39 @@ class ExchangeView:
         self.tracker.on_read_position(position, started)
         self.tracker.on_snapshot(symbol, orders, started)
         self.rest_snapshots += 1
+        self._read_at[symbol] = started
         if self.exchange.streaming:
             self.tracker.mark_synced(symbol)
+
+    def verify_due(self, symbol: str) -> bool:
+        """Whether the symbol's open orders have gone `verify_every` without a REST read."""
+        every = self.verify_every
+        return every is not None and self.clock.now() - self._read_at.get(symbol, NEVER) >= every
+
+    async def verify(self, symbol: str) -> None:
+        """Check the stream's picture of the symbol's orders against one REST list (weight
+        2): the same live client ids -> the stream is vouched for, nothing else is read;
+        any difference -> a full snapshot now (position and orders into the tracker, which
+        the observation then settles: probes, replacements). A failed read leaves the
+        tracker's view for this tick: the stream may well be fine, skipping the symbol
+        would protect nothing, and the next try is one period later (a read refused inside
+        a Retry-After is not sent at all: exchange/gate.py)."""
+        self._read_at[symbol] = self.clock.now()
+        try:
+            listed = await self.executor.read(self.exchange.open_orders, symbol)
+        except (ExchangeError, UnknownOutcome) as exc:
+            logger.info("stream check skipped this tick symbol={} error={}", symbol, exc)
+            return
+        self.verifications += 1
+        known = {order.client_id for order in self.tracker.live(symbol)}
+        listed_ids = {order.client_id for order in listed}
+        if listed_ids == known:
+            return
+        self.stream_misses += 1
+        logger.warning("user-data stream missed a change symbol={} gone={} unheard={} "
+                       "streaming={}: REST snapshot now", symbol, sorted(known - listed_ids),
+                       sorted(listed_ids - known), self.exchange.streaming)
+        await self.snapshot(symbol)
 
     async def mark(self, symbol: str, position: ExchangePosition) -> Decimal:
         """The mark: pushed if fresh, else the middle of the book (REST), else the position's
