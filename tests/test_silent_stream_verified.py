@@ -84,6 +84,26 @@ async def test_a_stop_cancelled_by_hand_on_a_silent_stream_is_back_within_the_pe
         assert engine.view.stream_misses >= 1
 
 
+async def test_a_change_the_stream_missed_has_its_listen_key_checked_at_once(tmp_path):
+    """The check that found the stream wrong has the key checked with one PUT: -1125 ->
+    a new key and a reconnect now, not at the 180 s silence check; the next stop cancelled
+    by hand is back at stream speed."""
+    async with FakeBinance(prices={SYMBOL: PRICE}) as fake, \
+            running_agent(fake, tmp_path, streams=True, tick=TICK_SECONDS,
+                          stream_verify_seconds=VERIFY_SECONDS) as engine:
+        user = engine.exchange.streams.user
+        await fake.expire_listen_key(silent=True)
+        await asyncio.sleep(0.2)
+        assert await stop_back_after(fake, engine.positions[SYMBOL].stop.order.client_id,
+                                     within=BOUND + 5.0) is not None
+        assert await eventually(lambda: user.listen_keys_created == 2 and user.live, 3.0), \
+            "the stream that missed the cancel still runs on its dead key"
+        await asyncio.sleep(0.5)
+        naked = await stop_back_after(fake, engine.positions[SYMBOL].stop.order.client_id,
+                                      within=BOUND + 5.0)
+        assert naked is not None and naked < 1.0, f"without a stop for {naked} s"
+
+
 async def test_a_healthy_stream_costs_only_the_periodic_open_order_reads(tmp_path):
     """The negative: with the stream healthy nothing else is read (no position, no probe, no
     book), the open orders at most once per period, and no read ever finds the stream
@@ -103,7 +123,7 @@ async def test_a_healthy_stream_costs_only_the_periodic_open_order_reads(tmp_pat
         assert set(sent) <= {"GET /fapi/v1/openOrders", "GET /fapi/v1/openAlgoOrders"}, sent
         assert 1 <= sent.count("GET /fapi/v1/openAlgoOrders") <= periods, sent
         assert sent.count("GET /fapi/v1/openOrders") == sent.count("GET /fapi/v1/openAlgoOrders")
-        assert engine.view.stream_misses == misses
+        assert engine.view.stream_misses == misses      # so no listen key PUT either
 
 
 async def test_a_check_refused_with_retry_after_sends_nothing_inside_the_window(tmp_path):

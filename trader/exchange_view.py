@@ -172,6 +172,8 @@ class ExchangeView:
         logger.warning("user-data stream missed a change symbol={} gone={} unheard={} "
                        "streaming={}: REST snapshot now", symbol, sorted(known - listed_ids),
                        sorted(listed_ids - known), self.exchange.streaming)
+        if self.exchange.streaming:
+            self.exchange.doubt_stream()    # an expired key is found now, not in 180 s
         await self.snapshot(symbol)
 
     async def mark(self, symbol: str, position: ExchangePosition) -> Decimal:

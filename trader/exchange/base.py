@@ -238,6 +238,11 @@ class Exchange(Protocol):
         """Call `callback` (quick, no arguments) whenever the user-data stream is back after
         an outage: what it reported meanwhile is lost, the caller resyncs over REST."""
 
+    def doubt_stream(self) -> None:
+        """A REST read found a change the user-data stream never reported: let the stream
+        check itself now rather than at its own silence check (quick, no await; the check
+        runs beside the caller)."""
+
     async def refresh_rules(self) -> list[str]:
         """Re-read the symbols' trading rules (tick/step/notional, status); one line per change."""
 

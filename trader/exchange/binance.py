@@ -167,6 +167,11 @@ class BinanceExchange:
     def circuit(self) -> CircuitState:
         return self.gate.circuit()
 
+    def doubt_stream(self) -> None:
+        """One PUT of the listenKey now (binance_user_stream.py `UserDataStream.doubt`)."""
+        if self.streams.user is not None:
+            self.streams.user.doubt()
+
     def on_stream_reconnect(self, callback: Callable[[], None]) -> None:
         self.streams.on_reconnect.append(callback)
 

@@ -47,7 +47,9 @@ open, answering, silent socket, and `streaming` would stay true while fills reac
 engine only by REST polling. So when no user-data message arrived for
 `user_silence_seconds`, the stream checks its key at once with a PUT: answered -> the
 account is just quiet, stay up; -1125, or no usable answer -> down at once, new key,
-reconnect without backoff.
+reconnect without backoff. The engine does not wait that long with a position open: it
+reads the open orders every few seconds (trader/exchange_view.py), and a change this stream
+never reported has the key checked at once the same way (`doubt`).
 """
 
 import asyncio
@@ -109,6 +111,7 @@ class UserDataStream(ReconnectingStream):
         self.listen_key: str | None = None
         self.listen_keys_created = 0
         self._keepalive_task: asyncio.Task[None] | None = None
+        self._doubt_task: asyncio.Task[None] | None = None
         self._decoders: dict[str, Callable[[dict[str, Any]], Any]] = {
             "ORDER_TRADE_UPDATE": codec.update_from_order_event,
             "ALGO_UPDATE": codec.update_from_algo_event,
@@ -129,10 +132,26 @@ class UserDataStream(ReconnectingStream):
         self._keepalive_task.add_done_callback(self._crashed)
 
     async def stop(self) -> None:
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-            await asyncio.gather(self._keepalive_task, return_exceptions=True)
+        for task in (self._keepalive_task, self._doubt_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await super().stop()
+
+    def doubt(self) -> None:
+        """The engine read over REST a change this stream never reported (an expired key
+        can leave an open, silent socket): check the key now with one PUT (weight 1), not
+        at the silence check 180 s later; gone -> a new key and a reconnect at once, as a
+        keepalive round does. One check at a time; a key found alive stays (a socket that
+        is merely half-open is the ping's to find)."""
+        if self._stopping or (self._doubt_task is not None and not self._doubt_task.done()):
+            return
+        logger.info("stream=user-data a change went unreported, checking the listen key")
+        self._doubt_task = asyncio.create_task(self._check_doubted(), name="listen-key-doubt")
+        self._doubt_task.add_done_callback(self._crashed)
+
+    async def _check_doubted(self) -> None:
+        await self._keep_alive_once()   # its answer (retry soon?) is the keepalive loop's
 
     async def _url(self) -> str:
         if self.listen_key is None:

@@ -133,6 +133,9 @@ class PaperExchange:
     def on_stream_reconnect(self, callback: Callable[[], None]) -> None:
         """The simulator's events never go missing: nothing to resync after."""
 
+    def doubt_stream(self) -> None:
+        """The simulator's events never go missing: nothing to check."""
+
     # --- the market (driven by the replay feed) -----------------------------------------
     def feed_candle(self, candle: Candle) -> list[SimEvent]:
         """Move the market by one closed candle: triggers, fills, funding. A candle the
