@@ -308,14 +308,17 @@ class EntrySender:
     # --- the account ------------------------------------------------------------------
     def update_risk_fraction(self, balance: Balance, symbols: Iterable[str]) -> None:
         """The equity-linked risk fraction: 2.5 % at a new high, 1.5 % after a 5 % drawdown."""
-        if balance.equity == self._risk_equity:
+        # `Balance.equity` is a property that adds two Decimals on every read: read once
+        # (every in-position candle brings a new equity)
+        equity = balance.equity
+        if equity == self._risk_equity:
             return          # the same equity gives the same fraction (a flat account)
-        self._risk_equity = balance.equity
+        self._risk_equity = equity
         base = self.settings.risk_base
         kept = self._risk_kept
-        peak = max(self._risk_peak, balance.equity)
+        peak = max(self._risk_peak, equity)
         current = kept[1] if kept is not None else Decimal(self._risk.get("fraction", str(base)))
-        fraction = risk_fraction(balance.equity, peak, current, base=base)
+        fraction = risk_fraction(equity, peak, current, base=base)
         if kept is None or peak is not kept[0] or fraction is not kept[1]:
             # (the very objects _risk was last made from give the same text: nothing new)
             self._save_risk(peak, fraction)
