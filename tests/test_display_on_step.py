@@ -1,14 +1,15 @@
 """`display.on_step` in a kept context (trader/display.py `EXACT`) with each step's quantum
 kept: the very number the rule's own arithmetic in a fresh 60-digit local context gives,
 for any value and step (equal steps written with other trailing zeros included: the kept
-quantum of one must not be another's)."""
+quantum of one must not be another's). `price_like`'s quantize to its reference's exponent
+reads as `price` on that power-of-ten tick did."""
 
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from trader.display import on_step, price, quantity
+from trader.display import on_step, price, price_like, quantity
 
 
 def reference(value: Decimal, step: Decimal) -> Decimal:
@@ -44,3 +45,24 @@ def test_a_step_s_kept_quantum_is_its_own() -> None:
     assert str(on_step(Decimal("7.5"), Decimal("0.5"))) == "7.5"
     assert price(Decimal("1.190099986090393258157504712"), Decimal("0.0001")) == "1.1901"
     assert quantity(Decimal("0.0100"), Decimal("0.001")) == "0.01"
+
+
+references = st.sampled_from(["0.6012", "0.60", "0.6010", "1.0", "43000.1", "0.00001234",
+                              "1E-8", "123.45000", "0.0", "50000", "5E+1", "0"]).map(Decimal)
+
+
+def price_like_by_tick(value: Decimal, reference: Decimal) -> str:
+    """price_like as it was written first: `price` on the tick 1E<exponent of reference>
+    (no tick for a reference without decimals)."""
+    exponent = reference.as_tuple().exponent
+    tick = Decimal(1).scaleb(exponent) if isinstance(exponent, int) and exponent < 0 else None
+    return price(value, tick)
+
+
+@given(values, references)
+@example(Decimal("0.61235"), Decimal("0.6012"))         # a tie: half up
+@example(Decimal("0.61234999999999999999"), Decimal("0.6012"))
+@example(Decimal("12345.678"), Decimal("50000"))        # no decimals: the 8-decimal rule
+def test_price_like_reads_as_price_on_the_reference_s_tick(value: Decimal,
+                                                           reference: Decimal) -> None:
+    assert price_like(value, reference) == price_like_by_tick(value, reference)

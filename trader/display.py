@@ -70,8 +70,12 @@ def price_like(value: Decimal, reference: Decimal) -> str:
     """A price shown with the decimals of `reference`, a price already on the tick grid
     (a stop's trigger): for texts written where the symbol's tick is not at hand."""
     exponent = reference.as_tuple().exponent
-    tick = Decimal(1).scaleb(exponent) if isinstance(exponent, int) and exponent < 0 else None
-    return price(value, tick)
+    if isinstance(exponent, int) and exponent < 0:
+        # `on_step` onto the power of ten 1E<exponent> is the half-up quantize to that
+        # exponent (`quantize` takes it from `reference`): the same digits, without a new
+        # tick to hash for `_step_quanta` and the divide-round-multiply (a FILL alert a trade)
+        return number(value.quantize(reference, ROUND_HALF_UP, EXACT))
+    return price(value, None)
 
 
 def quantity(value: Decimal, step: Decimal | None = None) -> str:
