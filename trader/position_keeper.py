@@ -102,9 +102,11 @@ class PositionKeeper:
             if position.state is PositionState.CLOSED:
                 return None
             settled = protection.settled(position)
+        # by position (now, mark, rules, regime, atr): every in-position candle builds one,
+        # and a keyword argument to a class costs a dict (~3,500 instructions here)
         tick = Tick(self.clock.now(), view.mark or None, self.exchange.rules(position.symbol),
                     self.breakers.regime(position.symbol, self.candles[position.symbol]),
-                    atr=self._trail_atr(position.symbol))
+                    self._trail_atr(position.symbol))
         # `settled` is `protection.settled` of this very record: read after the entry's
         # step and again after every event applied above (a record is immutable), so the
         # quiet tick need not read it a second time.
