@@ -170,9 +170,8 @@ class PositionKeeper:
             view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
             leverage=self.settings.leverage,
             time_limit=timedelta(minutes=self.settings.time_in_trade_minutes),
-            cooldown=timedelta(minutes=self.settings.cooldown_minutes))
-        if seq.get(PARTIAL_TP) and not position.partial_taken:
-            position = replace(position, partial_taken=True)    # taken before the wipe
+            cooldown=timedelta(minutes=self.settings.cooldown_minutes), fills=journaled,
+            taker_fee=self.interpreter.policy.taker_fee)
         self.interpreter.adopt(position)
         self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None,
                                                   to_close=to_close,

@@ -8,17 +8,20 @@ Boot (trader/engine.py `Engine.boot`, works on an empty database, e.g. a wiped d
   3. resolve PENDING/SENT intents by client id
   4. records whose position is gone are finalized (the reason their orders tell)
   5. positions without a record are adopted, their key recovered from our orders or fills
-     so ids stay deterministic; our live legs are adopted too (nothing is sent twice)
+     so ids stay deterministic; our live legs are adopted too (nothing is sent twice); our
+     own keeps the exit plan and the progress its orders and fills show
   6. every open position is protected, and our orphan orders cancelled, before any entry
   7. what differed is reported: INFO when only the agent's own position was picked up
      again, RECONCILE_MISMATCH when the exchange held something the agent did not know
 """
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trader.domain import (
+    ZERO,
     ClientId,
     Fill,
     Order,
@@ -27,9 +30,9 @@ from trader.domain import (
     exchange_close_reason,
     position_key,
 )
-from trader.management import first_target_filled
+from trader.management import breakeven_price, first_target_filled, tighter_stop
 from trader.observe import LEG_TYPES, SymbolView
-from trader.position import Leg, LegOrder, Position, PositionState
+from trader.position import ExitPlan, Leg, LegOrder, Position, PositionState
 from trader.symbol_rules import SymbolRules
 
 FILL_LOOKBACK = timedelta(days=2)
@@ -85,11 +88,14 @@ def _finished(key: str, entry_side: Side, side: Side | None, fills: list[Fill]) 
 
 def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key: str | None,
                      seq: dict[str, int], known: Position | None, leverage: int,
-                     time_limit: timedelta, cooldown: timedelta) -> Position:
+                     time_limit: timedelta, cooldown: timedelta, fills: Sequence[Fill] = (),
+                     taker_fee: Decimal = ZERO) -> Position:
     """The record of a position the database does not know (or knew under this key): its
     size from the exchange, its legs from our live orders, else planned around the mark
-    (1 % stop, 1.5 % take-profit, rounded away from the mark). A position the database did
-    not know gets the one-TP plan; a known one keeps its plan (TP1 included)."""
+    (1 % stop, 1.5 % take-profit, rounded away from the mark). A known one keeps its plan
+    (TP1 included). One of ours the database did not know (`key`: a wiped disk) gets the
+    plan and the progress its orders and fills show (`_progress_shown`: `fills` are the
+    journaled ones, `taker_fee` prices breakeven); one not of ours, the one-TP plan."""
     exchange = view.position
     side = exchange.side
     assert side is not None, "only an open exchange position can be adopted"
@@ -107,6 +113,8 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
             take_profit=Leg(OrderRole.TAKE_PROFIT, take), initial_quantity=exchange.size,
             initial_stop_price=stop, adopted=key is None, time_limit=time_limit,
             cooldown=cooldown)
+        if key is not None:
+            position = _progress_shown(position, view, rules, seq, fills, taker_fee)
     merged = {role: max(position.seq.get(role, 0), n) for role, n in {**position.seq, **seq}.items()}
     position = replace(position, state=PositionState.ATTACHING, quantity=exchange.size,
                        seq=merged)
@@ -115,12 +123,51 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
     return position
 
 
-def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Position:
-    """Our live order for this leg (this key) protects already: take it, do not resend.
-    Two of them (a move placed new-first, killed before the old one was cancelled): the
-    newest, the highest sequence number, was the last decision (/sl, breakeven, trailing);
-    the older one is then cancelled as an order the leg does not want."""
-    leg = position.leg(role)
+def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
+                    seq: dict[str, int], fills: Sequence[Fill], taker_fee: Decimal) -> Position:
+    """Our own position on a wiped disk, planned around the mark with one take-profit, given
+    the exit plan and the progress its orders and fills show (the plan is fixed when a
+    position is planned: a known database keeps it too). A TP1 of its key, live, filled or
+    sent (`seq`, its ids asked for by the pickup), means the two-TP plan: a live one is the
+    leg again (`_adopt_leg`) for its part; filled, the plan is past TP1. One sent but
+    neither live nor filled (cancelled by hand, or filled before the fills read back) is not
+    proof of a fill: no TP1, TP2 for everything, and still never the one-TP plan's market
+    partial. TP1 filled, or the market partial sent (pt), means the agent had moved the
+    stop to breakeven: the stop is planned no looser than that, so a stop missing at boot
+    comes back at breakeven, never at the 1 % a fresh adoption gets first."""
+    first = _newest_live(position, OrderRole.TAKE_PROFIT_1, view)
+    first_filled = sum((fill.quantity for fill in fills if fill.side is position.side.opposite
+                        and position.owns(fill.client_id)
+                        and _role(fill.client_id) is OrderRole.TAKE_PROFIT_1), ZERO)
+    if first is not None or first_filled > 0 or seq.get(OrderRole.TAKE_PROFIT_1.value):
+        assert first is None or first.trigger_price is not None
+        position = replace(
+            position, exit_plan=ExitPlan.TWO,
+            initial_quantity=position.quantity + first_filled,
+            # TP1's part: what its live order still closes plus what TP1 orders filled
+            # (a partly filled TP1, or one re-placed after a partial fill, keeps its part)
+            tp1_quantity=first_filled if first is None
+            else first.closes(position.quantity) + first_filled,
+            take_profit_1=None if first is None
+            else Leg(OrderRole.TAKE_PROFIT_1, first.trigger_price),
+            partial_taken=first is None and first_filled > 0)
+    if seq.get(OrderRole.PARTIAL_TP.value):
+        position = replace(position, partial_taken=True)     # taken before the wipe
+    if not position.partial_taken:
+        return position
+    level = tighter_stop(position.side, breakeven_price(position, taker_fee, rules),
+                         position.stop.trigger_price)
+    return position.with_leg(replace(position.stop, trigger_price=level))
+
+
+def _role(client_id: str) -> OrderRole | None:
+    parsed = ClientId.parse(client_id)
+    return None if parsed is None else parsed.role
+
+
+def _newest_live(position: Position, role: OrderRole, view: SymbolView) -> Order | None:
+    """Our live order of `role` for this position with the highest sequence number (the
+    last decision), None without one."""
     newest: tuple[int, Order] | None = None
     for order in view.live:
         parsed = ClientId.parse(order.client_id)
@@ -128,8 +175,17 @@ def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Positio
                 and order.type is LEG_TYPES[role] and order.trigger_price is not None
                 and (newest is None or parsed.seq > newest[0])):
             newest = parsed.seq, order
-    if newest is not None:
-        order = newest[1]
+    return None if newest is None else newest[1]
+
+
+def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Position:
+    """Our live order for this leg (this key) protects already: take it, do not resend.
+    Two of them (a move placed new-first, killed before the old one was cancelled): the
+    newest, the highest sequence number, was the last decision (/sl, breakeven, trailing);
+    the older one is then cancelled as an order the leg does not want."""
+    leg = position.leg(role)
+    order = _newest_live(position, role, view)
+    if order is not None:
         assert order.trigger_price is not None
         remaining = order.closes(position.quantity)
         return position.with_leg(replace(
