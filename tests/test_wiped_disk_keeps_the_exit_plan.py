@@ -194,3 +194,53 @@ async def test_a_tp1_cancelled_by_hand_is_no_fill_and_no_reason_for_a_market_par
     assert [q for cid, (_, q) in live.items() if "-tp" in cid] == [position.quantity]
     assert [p for cid, (p, _) in live.items() if "-sl" in cid] == \
         [position.stop.order.trigger_price]
+
+
+async def test_a_trailed_stop_cancelled_by_hand_comes_back_at_its_level(tmp_path):
+    """The stop trailed past breakeven (0.3 % behind the best price), then was cancelled
+    by hand while the agent was down, and the disk wiped: the exchange still answers for
+    that stop by its client id (cancelled), and its level is what the agent had reached.
+    The stop comes back there, the first and only stop sent, not at breakeven or 1 %."""
+    world, sent = await opened(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    mark = position.entry_price * PARTIAL_MARK
+    await world.step(mark)
+    await world.step(mark)
+    after = world.engine.positions[SYMBOL]
+    trailed = after.stop.order.trigger_price
+    assert after.trailing_active and trailed > breakeven(world, after)
+    await stop_cancelled_by_hand(world)
+    count = len(sent)
+    again = await wiped(world, tmp_path)
+    for _ in range(2):
+        await again.step(mark)
+    assert stops_sent(sent[count:]) == [trailed]
+    assert market_sent(sent[count:]) == []
+
+
+async def test_a_breakeven_level_passed_while_down_closes_as_that_stop_would_have(tmp_path):
+    """Breakeven reached, the stop cancelled by hand, the price back below breakeven
+    while the agent is down, the disk wiped: as on a known database, the stop at its level
+    is refused (-2021, it would trigger at once) and the rest is closed at market; no
+    looser stop is placed to keep it open."""
+    world, sent = await opened(tmp_path, **ONE)
+    position = world.engine.positions[SYMBOL]
+    mark = position.entry_price * PARTIAL_MARK
+    await world.step(mark)
+    await world.step(mark)
+    at_breakeven = breakeven(world, world.engine.positions[SYMBOL])
+    await stop_cancelled_by_hand(world)
+    low = position.entry_price * Decimal("0.998")
+    candle = world.candle(low)                 # the market moves while nobody watches
+    world.candles.append(candle)
+    world.clock.set(candle.close_time)
+    world.paper.feed_candle(candle)
+    world.last_close = low
+    count = len(sent)
+    again = await wiped(world, tmp_path, **ONE)
+    for _ in range(2):
+        await again.step(low)
+    assert SYMBOL not in again.engine.positions
+    assert set(stops_sent(sent[count:])) == {at_breakeven}
+    assert len(market_sent(sent[count:])) == 1
+    assert (await again.paper.position(SYMBOL)).side is None

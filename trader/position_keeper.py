@@ -164,14 +164,15 @@ class PositionKeeper:
             logger.info("untracked position is not the closed {} {} symbol={}",
                         known.side.label, key, symbol)
             key, seq, known = None, {}, None
+        last_stop = None
         if key is not None and known is None:          # our own, on a wiped disk
-            seq = await self._sent_before(symbol, key, seq)
+            seq, last_stop = await self._sent_before(symbol, key, seq)
         position = adopted_position(
             view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
             leverage=self.settings.leverage,
             time_limit=timedelta(minutes=self.settings.time_in_trade_minutes),
             cooldown=timedelta(minutes=self.settings.cooldown_minutes), fills=journaled,
-            taker_fee=self.interpreter.policy.taker_fee)
+            taker_fee=self.interpreter.policy.taker_fee, last_stop=last_stop)
         self.interpreter.adopt(position)
         self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None,
                                                   to_close=to_close,
@@ -197,7 +198,7 @@ class PositionKeeper:
         be taken (one id, two orders). Asked at boot; entries and partial take-profits are
         never sent unjournaled (trader/executor.py JOURNAL_REQUIRED)."""
         roles = [leg.role for leg in position.legs]
-        seq = await self._sent_before(position.symbol, position.key, position.seq, roles)
+        seq, _ = await self._sent_before(position.symbol, position.key, position.seq, roles)
         if seq == position.seq:
             return position
         logger.warning("client ids the database missed are on the exchange symbol={} key={} "
@@ -206,23 +207,28 @@ class PositionKeeper:
         return replace(position, seq=seq)
 
     async def _sent_before(self, symbol: str, key: str, seq: dict[str, int],
-                           roles: Iterable[OrderRole] = WIPE_PROBED_ROLES) -> dict[str, int]:
+                           roles: Iterable[OrderRole] = WIPE_PROBED_ROLES
+                           ) -> tuple[dict[str, int], Decimal | None]:
         """`seq` with the client ids `key` already sent, per role: an order that is no
         longer live is not among the live orders `recover_key` reads (a stop or target
         cancelled by hand, a MARKET partial take-profit filled at once), and sending its
         client id again makes one id two orders (the exchange refuses a duplicate id among
         open orders only); a partial take-profit's would close a second part. Asked by
-        client id, sl1, sl2, ... until one is unknown; the stop first (it protects)."""
+        client id, sl1, sl2, ... until one is unknown; the stop first (it protects). And
+        the level of the newest stop found so (None: none past `seq`): no longer live, yet
+        the last level the agent had put its stop at (a trail, breakeven, /sl)."""
         sent_before = dict(seq)
+        last_stop = None
         for role in roles:
             sent = seq.get(role.value, 0)
-            while await self.executor.read_order(symbol,
-                                                 str(ClientId(symbol, key, role, sent + 1))) \
-                    is not None:
+            while (order := await self.executor.read_order(
+                    symbol, str(ClientId(symbol, key, role, sent + 1)))) is not None:
                 sent += 1
+                if role is OrderRole.STOP_LOSS:
+                    last_stop = order.trigger_price
             if sent:
                 sent_before[role.value] = sent
-        return sent_before
+        return sent_before, last_stop
 
     def _legs_text(self, position: Position, view: SymbolView) -> str:
         """How an adopted position is protected: "1 % stop, 1.5 % target" when the agent

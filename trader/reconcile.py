@@ -89,13 +89,14 @@ def _finished(key: str, entry_side: Side, side: Side | None, fills: list[Fill]) 
 def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key: str | None,
                      seq: dict[str, int], known: Position | None, leverage: int,
                      time_limit: timedelta, cooldown: timedelta, fills: Sequence[Fill] = (),
-                     taker_fee: Decimal = ZERO) -> Position:
+                     taker_fee: Decimal = ZERO, last_stop: Decimal | None = None) -> Position:
     """The record of a position the database does not know (or knew under this key): its
     size from the exchange, its legs from our live orders, else planned around the mark
     (1 % stop, 1.5 % take-profit, rounded away from the mark). A known one keeps its plan
     (TP1 included). One of ours the database did not know (`key`: a wiped disk) gets the
     plan and the progress its orders and fills show (`_progress_shown`: `fills` are the
-    journaled ones, `taker_fee` prices breakeven); one not of ours, the one-TP plan."""
+    journaled ones, `taker_fee` prices breakeven, `last_stop` the level of its newest stop
+    the exchange knows that is no longer live); one not of ours, the one-TP plan."""
     exchange = view.position
     side = exchange.side
     assert side is not None, "only an open exchange position can be adopted"
@@ -114,7 +115,8 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
             initial_stop_price=stop, adopted=key is None, time_limit=time_limit,
             cooldown=cooldown)
         if key is not None:
-            position = _progress_shown(position, view, rules, seq, fills, taker_fee)
+            position = _progress_shown(position, view, rules, seq, fills, taker_fee,
+                                       last_stop)
     merged = {role: max(position.seq.get(role, 0), n) for role, n in {**position.seq, **seq}.items()}
     position = replace(position, state=PositionState.ATTACHING, quantity=exchange.size,
                        seq=merged)
@@ -124,7 +126,8 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
 
 
 def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
-                    seq: dict[str, int], fills: Sequence[Fill], taker_fee: Decimal) -> Position:
+                    seq: dict[str, int], fills: Sequence[Fill], taker_fee: Decimal,
+                    last_stop: Decimal | None) -> Position:
     """Our own position on a wiped disk, planned around the mark with one take-profit, given
     the exit plan and the progress its orders and fills show (the plan is fixed when a
     position is planned: a known database keeps it too). A TP1 of its key, live, filled or
@@ -133,8 +136,13 @@ def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
     neither live nor filled (cancelled by hand, or filled before the fills read back) is not
     proof of a fill: no TP1, TP2 for everything, and still never the one-TP plan's market
     partial. TP1 filled, or the market partial sent (pt), means the agent had moved the
-    stop to breakeven: the stop is planned no looser than that, so a stop missing at boot
-    comes back at breakeven, never at the 1 % a fresh adoption gets first."""
+    stop to breakeven; `last_stop`, the newest stop of its key (cancelled by hand: not
+    live, but the level the agent had reached, e.g. by the trail). The stop is planned no
+    looser than either, so a stop missing at boot comes back there, never at the 1 % a
+    fresh adoption gets first. (A live stop of ours is the leg as it is: `_adopt_leg`;
+    one looser than breakeven is moved by the tick, as on a known database.) A level
+    the mark has passed since closes the position, as that stop would have (placement
+    refused with -2021, then closed at market: the Protection table)."""
     first = _newest_live(position, OrderRole.TAKE_PROFIT_1, view)
     first_filled = sum((fill.quantity for fill in fills if fill.side is position.side.opposite
                         and position.owns(fill.client_id)
@@ -153,10 +161,11 @@ def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
             partial_taken=first is None and first_filled > 0)
     if seq.get(OrderRole.PARTIAL_TP.value):
         position = replace(position, partial_taken=True)     # taken before the wipe
-    if not position.partial_taken:
-        return position
-    level = tighter_stop(position.side, breakeven_price(position, taker_fee, rules),
-                         position.stop.trigger_price)
+    level = position.stop.trigger_price
+    if last_stop is not None:
+        level = tighter_stop(position.side, last_stop, level)
+    if position.partial_taken:
+        level = tighter_stop(position.side, breakeven_price(position, taker_fee, rules), level)
     return position.with_leg(replace(position.stop, trigger_price=level))
 
 
