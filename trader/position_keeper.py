@@ -30,7 +30,6 @@ from trader.position import Leg, Position, PositionState
 from trader.reconcile import adopted_position, recover_key, reduction_cause
 from trader.trade_store import TradeStore
 
-PARTIAL_TP = OrderRole.PARTIAL_TP.value
 # Roles whose client ids a pickup on a wiped disk asks the exchange about (_sent_before).
 WIPE_PROBED_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1,
                      OrderRole.PARTIAL_TP)
