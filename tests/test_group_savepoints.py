@@ -27,6 +27,16 @@ from trader.domain import IntentStatus
 from trader.trade_store import TradeStore
 
 
+def a_refused_close_between_two_events(store: TradeStore) -> None:
+    """An event, a close's group of three writes whose last is refused ("boom"), an event."""
+    store.append_event(NOW, "before", "BTCUSDT", {})
+    with pytest.raises(SaveStateFailure), store.transaction("close"):
+        store.save_position(protected(key="k1"))
+        store.record_fill(fill())
+        store.put("boom", 1, NOW)
+    store.append_event(NOW, "after", "BTCUSDT", {})
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[TradeStore]:
     opened = TradeStore.open(tmp_path / "t.db")
@@ -105,12 +115,7 @@ def test_a_group_of_two_statements_after_other_writes_takes_its_own_savepoint(
     refuse_key(store, "boom")
     trace = Statements(store)
     with store.batch("candle"):
-        store.append_event(NOW, "before", "BTCUSDT", {})
-        with pytest.raises(SaveStateFailure), store.transaction("close"):
-            store.save_position(protected(key="k1"))
-            store.record_fill(fill())
-            store.put("boom", 1, NOW)
-        store.append_event(NOW, "after", "BTCUSDT", {})
+        a_refused_close_between_two_events(store)
     assert savepoints(trace) == ["SAVEPOINT", "SAVEPOINT", "ROLLBACK", "RELEASE", "RELEASE"]
     commit_the_batches(store)
     assert committed(store, "SELECT kind FROM events ORDER BY id") == [
@@ -229,12 +234,7 @@ async def test_a_live_group_of_two_statements_still_takes_its_savepoint_and_roll
     trace = Statements(live)
 
     async def tick() -> None:
-        live.append_event(NOW, "before", "BTCUSDT", {})
-        with pytest.raises(SaveStateFailure), live.transaction("close"):
-            live.save_position(protected(key="k1"))
-            live.record_fill(fill())
-            live.put("boom", 1, NOW)
-        live.append_event(NOW, "after", "BTCUSDT", {})
+        a_refused_close_between_two_events(live)
     await live.unit_of_work(tick())
     assert savepoints(trace) == ["SAVEPOINT", "ROLLBACK", "RELEASE"]
     assert committed(live, "SELECT kind FROM events ORDER BY id") == [("before",), ("after",)]

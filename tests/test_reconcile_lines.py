@@ -3,17 +3,26 @@
 earlier and since ended (a stop cancelled by hand in the app) is not "an order whose answer
 was lost", as the log and the STARTUP alert called it (found by a reviewer)."""
 
-from tests.engine_world import SYMBOL, long_signal, make_world
+from pathlib import Path
+
+from tests.engine_world import SYMBOL, World, long_signal, make_world
 from trader.domain import IntentStatus
 from trader.startup import resolve_intents
 
 
-async def test_an_acknowledged_order_ended_by_hand_is_not_called_an_answer_lost(tmp_path):
+async def a_protected_long(tmp_path: Path) -> tuple[World, str]:
+    """The engine on the paper exchange with a LONG and its stop; the stop's client id."""
     world = await make_world(tmp_path)
     await world.warm_up()
     world.strategy.next = long_signal("0.02", "0.04")
     await world.step()
-    stop_id = world.engine.positions[SYMBOL].stop.order.client_id
+    stop = world.engine.positions[SYMBOL].stop.order
+    assert stop is not None
+    return world, stop.client_id
+
+
+async def test_an_acknowledged_order_ended_by_hand_is_not_called_an_answer_lost(tmp_path):
+    world, stop_id = await a_protected_long(tmp_path)
     assert world.store.intent(stop_id).status is IntentStatus.ACKED
     world.paper.sim.cancel_by_hand(SYMBOL, stop_id, world.clock.now())   # not published yet
     lines = await resolve_intents(world.engine)
@@ -23,11 +32,7 @@ async def test_an_acknowledged_order_ended_by_hand_is_not_called_an_answer_lost(
 
 async def test_an_order_sent_without_an_answer_is_still_called_so(tmp_path):
     """The negative: a SENT intent (its answer lost) keeps its words."""
-    world = await make_world(tmp_path)
-    await world.warm_up()
-    world.strategy.next = long_signal("0.02", "0.04")
-    await world.step()
-    stop_id = world.engine.positions[SYMBOL].stop.order.client_id
+    world, stop_id = await a_protected_long(tmp_path)
     sent = world.store.intent(stop_id).with_status(IntentStatus.SENT)
     world.store.save_intent(sent, world.clock.now())
     world.paper.sim.cancel_by_hand(SYMBOL, stop_id, world.clock.now())
