@@ -52,6 +52,8 @@ class Variant:
     weights: dict[tuple[str, str], int] = field(default_factory=dict)
     ticks: int = 0
     rest_snapshots: int = 0
+    stream_checks: int = 0            # open-order reads checking the stream (exchange_view.py)
+    stream_misses: int = 0            # of them, those that found a change it never reported
     streaming_share: float = 0.0      # of the per-second samples, how many saw the stream up
     protected: bool = False
 
@@ -113,8 +115,10 @@ async def measure(name: str, streams: bool, symbols: list[str], minutes: int, wa
             agent.start_loop()
             await asyncio.sleep(warmup)
             variant = Variant(name, len(symbols), weights={k: v[1] for k, v in fake._routes.items()})
+            view = agent.engine.view
             first, ticks, snapshots = len(fake.request_log), agent.engine.ticks, \
-                agent.engine.view.rest_snapshots
+                view.rest_snapshots
+            checks, misses = view.verifications, view.stream_misses
             started, samples, up = time.perf_counter(), 0, 0
             while time.perf_counter() - started < minutes * 60:
                 await asyncio.sleep(1.0)
@@ -123,7 +127,9 @@ async def measure(name: str, streams: bool, symbols: list[str], minutes: int, wa
             variant.seconds = time.perf_counter() - started
             variant.requests = fake.request_log[first:]
             variant.ticks = agent.engine.ticks - ticks
-            variant.rest_snapshots = agent.engine.view.rest_snapshots - snapshots
+            variant.rest_snapshots = view.rest_snapshots - snapshots
+            variant.stream_checks = view.verifications - checks
+            variant.stream_misses = view.stream_misses - misses
             variant.streaming_share = up / max(samples, 1)
             position = agent.engine.positions.get(symbol)
             variant.protected = position is not None and position.protected
@@ -132,7 +138,9 @@ async def measure(name: str, streams: bool, symbols: list[str], minutes: int, wa
 
 def report(variant: Variant) -> list[str]:
     lines = [f"--- {variant.name}: {variant.symbols} symbols, {variant.seconds:.0f} s measured, "
-             f"{variant.ticks} ticks, {variant.rest_snapshots} REST snapshots, stream up in "
+             f"{variant.ticks} ticks, {variant.rest_snapshots} REST snapshots, "
+             f"{variant.stream_checks} stream checks ({variant.stream_misses} found a miss), "
+             "stream up in "
              f"{variant.streaming_share:.0%} of the samples, position protected: "
              f"{'yes' if variant.protected else 'NO'}",
              f"    {'endpoint':<34}{'requests/min':>13}{'weight/min':>12}{'per symbol-min':>16}"]

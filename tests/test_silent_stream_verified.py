@@ -5,6 +5,14 @@ by hand meanwhile is replaced within the period and a tick, not at the 180 s sil
 or the 45 s ping timeout. A healthy stream costs only those reads (the REST budget), and a
 read refused with Retry-After sends nothing more inside the window.
 
+Binance pushes listenKeyExpired when a key in a connection expires ("This event will be
+received only when a valid listenKey in connection got expired": https://developers.
+binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-User-Data-Stream-
+Expired) and answers a keepalive PUT of a gone key with -1125 ("This listenKey does not
+exist."). The docs do not say what a connection whose event never came looks like, so both
+are played: the event (tests of the user stream) and its absence here (a silent key; all
+sockets frozen).
+
 Through the real python-binance client against the fake Binance, with the engine's own
 loop running (tests/test_binance_protection.py's `running_agent`).
 """

@@ -10,6 +10,7 @@ from trader.commands import ALL_SYMBOLS, Command, CommandResult
 from trader.display import duration, money, plural, price, quantity
 from trader.domain import CloseReason
 from trader.engine import Engine
+from trader.exchange_actions import exits_unanswered
 from trader.position import Position, PositionState
 from trader.trade_history import trade_net
 from trader.views import symbol_rules
@@ -34,7 +35,7 @@ async def close_positions(engine: Engine, command: Command) -> CommandResult:
             left = engine.positions.get(symbol)    # still open, or an entry not filled yet
             if left is not None and left.state is not PositionState.CLOSED:
                 ok, failed = False, failed + 1
-                finishing += _in_flight(done, symbol)
+                finishing += bool(exits_unanswered(engine.store, left))
     return CommandResult(ok, lines or ["no open positions"],
                          waiting=failed > 0 and finishing == failed)
 
@@ -122,7 +123,7 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
     if position is not None:
         closes = sum(1 for note in notes if note.startswith(f"{symbol}: market close "))
         return _still_open_line(engine, command, position, closes, IN_FLIGHT_NEXT
-                                if _in_flight(notes, symbol) else None)
+                                if exits_unanswered(engine.store, position) else None)
     closed = engine.store.closed_positions()
     last = next((p for p in reversed(closed) if p.symbol == symbol), None)
     if last is None or last.exit_price is None:
@@ -137,13 +138,6 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
 # A close whose answer was lost (trader/exchange_actions.py `flatten`): never sent blind.
 IN_FLIGHT_NEXT = ("its answer was lost: the agent asks Binance for that close by its id and, "
                   "once it is known not to have landed, sends it again by itself (never twice)")
-
-
-def _in_flight(notes: list[str], symbol: str) -> bool:
-    """The close's notes say its outcome is not known yet (`ActionRunner.flatten`)."""
-    return any(note.startswith(f"{symbol}: market close ")
-               and (" -> unknown" in note or "outcome not known yet" in note)
-               for note in notes)
 
 
 def _held_back(engine: Engine, symbol: str) -> bool:

@@ -24,6 +24,7 @@ from trader.domain import (
     ZERO,
     ClientId,
     ExchangePosition,
+    Intent,
     IntentStatus,
     Order,
     OrderRole,
@@ -48,6 +49,7 @@ from trader.events import (
 from trader.exchange.base import Exchange
 from trader.exchange.errors import Outcome, Retry, Verdict
 from trader.executor import ActionResult, Executor
+from trader.intent_records import IntentRecords
 from trader.intents import exit_intent
 from trader.observe import covering_leg
 from trader.order_tracker import OrderTracker
@@ -271,10 +273,8 @@ class ActionRunner:
         """The client id of a market exit of this position (a close, a partial take) whose
         answer was lost and which may still land, probed now (trader/executor.py `probe`);
         None when there is none. `sending`: the id about to be sent (not in flight yet)."""
-        for intent in self.executor.store.unresolved_intents_for(position.symbol,
-                                                                 position.key):
-            if intent.status is not IntentStatus.SENT or intent.type is not OrderType.MARKET \
-                    or not intent.reduce_only or intent.client_id == sending:
+        for intent in exits_unanswered(self.executor.store, position):
+            if intent.client_id == sending:
                 continue
             probed = await self.executor.probe(intent)
             if probed.status is IntentStatus.SENT and self.tracker.get(intent.client_id) is None:
@@ -300,6 +300,15 @@ class ActionRunner:
                                                           position.symbol)
         self.tracker.on_read_position(held, asked_at)
         return self.tracker.position(position.symbol) or held
+
+
+def exits_unanswered(store: IntentRecords, position: Position) -> list[Intent]:
+    """The position's market exits (closes, partial takes) sent whose answer was lost: SENT,
+    so they may still land (until `Executor.probe` says otherwise); none is sent again
+    while one is (`ActionRunner.flatten`)."""
+    return [intent for intent in store.unresolved_intents_for(position.symbol, position.key)
+            if intent.status is IntentStatus.SENT and intent.type is OrderType.MARKET
+            and intent.reduce_only]
 
 
 def _rebalance_id(position: Position, attempt: int) -> str:
