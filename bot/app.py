@@ -71,6 +71,9 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 class BotTimings:
     """Real-time intervals of the bot's own loops (tests shrink them)."""
     poll_timeout: float = 10.0             # getUpdates long-poll
+    # The wait between failed polls in an outage (bot/sending.py PollingRequest): a command
+    # sent once Telegram is back waits at most this cap for the next poll.
+    poll_backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.0, cap=5.0))
     delivery_interval: float = 5.0         # alert outbox sweep when nothing wakes it
     delivery_backoff: Backoff = field(default_factory=Backoff)
     blocked_chat_retry: float = 300.0      # a chat that answered 403 is tried again after this
@@ -94,11 +97,13 @@ def file_url(api_url: str) -> str:
 
 
 def build_application(token: str, api_url: str | None, *,  # type: ignore[type-arg]
-                      polling: bool = True, token_trouble: TroubleLog | None = None) -> Application:
+                      polling: bool = True, token_trouble: TroubleLog | None = None,
+                      poll_backoff: Backoff | None = None) -> Application:
     # Two get_updates connections: the cleanup call on stop must not wait for the long poll.
     builder = (ApplicationBuilder().token(token).concurrent_updates(16).job_queue(None)
                .get_updates_request(PollingRequest(connection_pool_size=2,
-                                                   token_trouble=token_trouble))
+                                                   token_trouble=token_trouble,
+                                                   backoff=poll_backoff))
                .rate_limiter(FloodGate()))
     if not polling:
         builder = builder.updater(None)     # webhook mode: bot/webhook.py feeds the queue
@@ -132,7 +137,8 @@ class TelegramBot:
         # One log for a refused token, whether polling or alert delivery meets it first.
         token_trouble = TroubleLog(TOKEN_REFUSED)
         self.application = build_application(self._token, settings.telegram_api_url,
-                                             polling=not webhook_url, token_trouble=token_trouble)
+                                             polling=not webhook_url, token_trouble=token_trouble,
+                                             poll_backoff=self.timings.poll_backoff)
         self.webhook = None if not webhook_url else TelegramWebhook(
             self.application, http or HttpEndpoint(settings.port), webhook_url,
             # Telegram sends the secret with every call.
@@ -197,7 +203,8 @@ class TelegramBot:
     async def stop(self) -> None:
         """Flush pending alerts (best effort), then stop polling and the application.
 
-        Every step is bounded: PTB's polling retry sleeps up to 30 s while Telegram is down,
+        Every step is bounded: PTB's polling retry sleeps up to 30 s after a refused token or a
+        409,
         and in-flight commands may still wait for the engine; SIGTERM must not wait for them.
         """
         for task in self._tasks:
@@ -327,8 +334,8 @@ class TelegramBot:
             dedup_key=f"telegram-migrated:{group_id}"), self.clock.now())
 
     def _polling_error(self, exc: TelegramError) -> None:
-        """python-telegram-bot's polling retries every error itself (backing off up to 30 s);
-        a 409 Conflict means commands may not reach this agent, so the operator is told. A
+        """python-telegram-bot's polling retries every error itself (an outage is retried
+        after PollingRequest's own backoff, up to 5 s, and logged there); a 409 Conflict means commands may not reach this agent, so the operator is told. A
         refused token is logged by its own trouble log (bot/trouble_log.py), not per retry."""
         log = logger.debug if self._token_trouble.failing else logger.warning
         log("telegram polling failed error={}", exc)

@@ -33,9 +33,9 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from loguru import logger
-from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
-from telegram.request import HTTPXRequest
+from telegram.request import HTTPXRequest, RequestData
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -94,6 +94,10 @@ class Backoff:
 
     def exponential(self) -> wait_base:
         return wait_exponential(multiplier=self.initial, max=self.cap)
+
+    def delay(self, failures: int) -> float:
+        """The wait after `failures` (>= 1) failures in a row."""
+        return min(self.cap, self.initial * 2 ** min(failures - 1, 30))
 
     def wait(self) -> wait_base:
         """The backoff, except after flood control, which waits what Telegram asked."""
@@ -201,22 +205,51 @@ class FloodGate(BaseRateLimiter[None]):
 
 
 class PollingRequest(HTTPXRequest):
-    """The getUpdates connection. python-telegram-bot ends its polling for good on a 401 or
-    404 (it takes both for a wrong token), so a token revoked mid-run, or one 404 from a
-    proxy, would leave the agent deaf to commands until restarted, and its stop() would
-    re-raise the error. Such an answer to getUpdates is handed on as a 502 instead: polling
-    backs off (up to 30 s) and goes on, and works again as soon as Telegram does. A token
-    wrong from the start is still caught by getMe (a ConfigError, bot/app.py)."""
+    """The getUpdates connection.
+
+    - A 401 or 404: python-telegram-bot ends its polling for good on either (it takes both for
+      a wrong token), so a token revoked mid-run, or one 404 from a proxy, would leave the
+      agent deaf to commands until restarted, and its stop() would re-raise the error. Such
+      an answer is handed on as a 502 instead: polling backs off (python-telegram-bot's own
+      backoff, up to 30 s) and goes on, and works again as soon as Telegram does. A token
+      wrong from the start is still caught by getMe (a ConfigError, bot/app.py).
+    - An outage (a 5xx answer, a connection refused or closed without an answer): the
+      library would sleep 1, 1.5, 2.25 ... s between polls, up to 30 s
+      (telegram/ext/_utils/networkloop.py, not configurable), so a command sent just after
+      Telegram came back waited up to 30 s. The failure is handed on as TimedOut, which the
+      library polls again at once, and this connection waits its own `backoff` (capped at
+      5 s by default) before the next long poll; a stop cancels that wait with the poll.
+      Telegram documents no retry policy for these (https://core.telegram.org/bots/
+      api#making-requests). Flood control (429, parameters.retry_after) is left to the
+      library, which waits it out in full."""
 
     def __init__(self, *args: Any, token_trouble: TroubleLog | None = None,
-                 **kwargs: Any) -> None:
+                 backoff: Backoff | None = None, **kwargs: Any) -> None:
         """`token_trouble`: the log of a refused token, shared with alert delivery (one
-        CRITICAL line when it begins, slow reminders, one line when it ends)."""
+        CRITICAL line when it begins, slow reminders, one line when it ends). `backoff`: the
+        wait before a long poll after failed ones (default 1, 2, 4, 5, 5 ... s)."""
         super().__init__(*args, **kwargs)
         self.token_trouble = token_trouble or TroubleLog(TOKEN_REFUSED)
+        self.backoff = backoff or Backoff(initial=1.0, cap=5.0)
+        self.failures = 0               # failed polls in a row (outage only)
 
-    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        code, payload = await super().do_request(url, method, *args, **kwargs)
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        # The cleanup poll on stop (timeout 0) never waits: the stop is bounded.
+        long_poll = bool(request_data is not None and request_data.parameters.get("timeout"))
+        if self.failures and long_poll:
+            await asyncio.sleep(self.backoff.delay(self.failures))
+        try:
+            code, payload = await super().do_request(url, method, request_data, *args, **kwargs)
+        except TimedOut:
+            raise                       # polled again at once; a hang paces itself
+        except NetworkError as exc:
+            raise self._outage(str(exc)) from exc
+        if code >= 500:
+            raise self._outage(f"HTTP {code}")
+        if self.failures and code < 400:
+            logger.info("telegram polling works again after {} failed polls", self.failures)
+            self.failures = 0
         if code not in (401, 404):
             if code == 200:
                 self.token_trouble.recovered("commands reach the agent again")
@@ -225,3 +258,11 @@ class PollingRequest(HTTPXRequest):
                                 "polling goes on")
         return 502, json.dumps({"ok": False, "error_code": 502, "description":
                                 f"getUpdates refused with {code} (token revoked?)"}).encode()
+
+    def _outage(self, error: str) -> TimedOut:
+        """One more failed poll: logged, and handed on as TimedOut (polled again at once; the
+        wait is this connection's own, before the next long poll)."""
+        self.failures += 1
+        logger.warning("telegram polling failed error={} failures={} next_poll_in_s={:.1f}",
+                       error, self.failures, self.backoff.delay(self.failures))
+        return TimedOut(f"getUpdates failed ({error}); polled again after the backoff")

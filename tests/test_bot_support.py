@@ -51,7 +51,7 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 REPLIES = ("sendMessage", "sendPhoto")
 
 FAST = BotTimings(
-    poll_timeout=1.0, delivery_interval=0.2, delivery_backoff=Backoff(0.05, 0.2),
+    poll_timeout=1.0, poll_backoff=Backoff(0.05, 0.5), delivery_interval=0.2, delivery_backoff=Backoff(0.05, 0.2),
     connect_backoff=Backoff(0.05, 0.2), connect_timeout=0.5, sweep_interval=0.05,
     flush_timeout=2.0, stop_timeout=0.5,
     # Flood control waits whole seconds (retry_after is an integer): room for one such wait.
