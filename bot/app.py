@@ -204,8 +204,8 @@ class TelegramBot:
         """Flush pending alerts (best effort), then stop polling and the application.
 
         Every step is bounded: PTB's polling retry sleeps up to 30 s after a refused token or a
-        409,
-        and in-flight commands may still wait for the engine; SIGTERM must not wait for them.
+        409, and in-flight commands may still wait for the engine; SIGTERM must not wait for
+        them.
         """
         for task in self._tasks:
             task.cancel()
