@@ -73,7 +73,7 @@ async def build_engine(db_path: Path, symbols: list[str], start: datetime, polli
                                                   default_leverage=settings.leverage),
                          stream=not polling)
     await paper.start(symbols, settings.leverage)
-    engine = Engine(settings, paper, store, clock, Alerter(store), strategy=DefaultStrategy())
+    engine = Engine(settings, paper, store, clock, Alerter(store, clock), strategy=DefaultStrategy())
     return engine, paper, clock, store
 
 

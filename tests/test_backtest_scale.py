@@ -253,3 +253,22 @@ def test_symbols_of_one_period_are_said_to_be_coupled_and_run_in_one_engine(
     [report] = run_groups(load_settings(_env_file=None), [group], tmp_path, progress=False)
     assert "BTCUSDT, ETHUSDT: same period, one account" in capsys.readouterr().out
     assert report.symbols == ["BTCUSDT", "ETHUSDT"]
+
+
+async def test_a_backtest_keeps_its_alerts_on_replay_time(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alerter reads the engine's clock (the replayed candles' time), as `tradebot run`'s
+    does: on the system clock, a breaker trip held for its clear was released at once,
+    its window measured from a time years after the replayed one."""
+    clocks = []
+
+    class RecordingAlerter(backtest.Alerter):
+        def __init__(self, store, clock=None, *args, **kwargs) -> None:
+            super().__init__(store, clock, *args, **kwargs)
+            clocks.append(self.clock)
+
+    monkeypatch.setattr(backtest, "Alerter", RecordingAlerter)
+    rows = load_bundled()["BTCUSDT"][:50]
+    await run_backtest(load_settings(_env_file=None), {"BTCUSDT": rows}, tmp_path, progress=False)
+    assert len(clocks) == 1 and isinstance(clocks[0], ManualClock)
+    assert clocks[0].now() >= rows[-1].open_time

@@ -123,7 +123,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
                           save_state=False)   # a backtest never resumes: journal only our own records
     await paper.start(symbols, settings.leverage)
     strategy = strategy or load_strategy(settings.strategy)
-    engine = Engine(settings, paper, store, clock, Alerter(store), strategy)
+    engine = Engine(settings, paper, store, clock, Alerter(store, clock), strategy)
     engine.fail_fast = True
     feed = ReplayFeed(candles, clock)
     recorder = CurveRecorder()          # bounded: exact up to its limit, then bucketed
