@@ -21,7 +21,7 @@ from storage.db import SaveStateFailure
 from trader.agent_services import AgentServices
 from trader.alert_routing import AlertRouting
 from trader.alerter import Alerter
-from trader.alerts import Alert, AlertName, AlertSink
+from trader.alerts import Alert, AlertName, AlertSink, Severity
 from trader.clock import Clock, ManualClock, SystemClock
 from trader.config import ConfigError, Settings
 from trader.control import Controller
@@ -31,7 +31,7 @@ from trader.exchange.base import Exchange, ExchangeError
 from trader.exchange.errors import classify
 from trader.instance_lock import agent_lock
 from trader.log_sink import LogAlertSink
-from trader.position import PositionState
+from trader.position import LIVE, Position, PositionState
 from trader.presence import replay_db_path
 from trader.start_retry import until_done
 from trader.startup import boot, reconcile
@@ -383,9 +383,20 @@ async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) ->
                 continue
 
 
+def going_down_alert(engine: Engine, unfinished: str = "") -> Alert:
+    """The SHUTDOWN alert: INFO when every position keeps its stop on the exchange; CRITICAL
+    (it sounds) when one has none, since nothing protects it until the agent runs again,
+    which may never come."""
+    naked = [] if unfinished else unprotected(engine.positions.values())
+    return Alert(AlertName.SHUTDOWN, going_down_text(engine, unfinished),
+                 severity=Severity.CRITICAL if naked else None,
+                 dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}")
+
+
 def going_down_text(engine: Engine, unfinished: str = "") -> str:
-    """The SHUTDOWN alert: what stays on the exchange, and what a restart takes up again (a
-    stop not confirmed, a close cut short: a /close left on "Closing…" hears of it here)."""
+    """The SHUTDOWN alert's text: what stays on the exchange, and what a restart takes up
+    again (a stop missing, a close cut short: a /close left on "Closing…" hears of it
+    here)."""
     if unfinished:
         return (f"going down before start-up finished ({unfinished} did not finish): the "
                 "agent never traded; positions on the exchange keep whatever orders they have")
@@ -394,12 +405,30 @@ def going_down_text(engine: Engine, unfinished: str = "") -> str:
     then = (f"; the close of {', '.join(closing)} was under way: the next start finds out "
             "whether its market order filled and closes what is left") if closing else ""
     if naked := unprotected(engine.positions.values()):
-        return (f"going down; stop-loss NOT confirmed on the exchange for {', '.join(naked)} "
-                "(a request cut short at the stop signal): the next start checks it and "
-                f"places it before trading{then}")
+        why = "; ".join(f"{symbol}: {_why_no_stop(engine.positions[symbol])}" for symbol in naked)
+        return (f"going down with {', '.join(naked)} WITHOUT a stop-loss on the exchange "
+                f"({why}). Nothing protects it until the agent runs again, when it places "
+                "the stop before trading; if no restart follows, place a stop in the Binance "
+                f"app{then}")
     count = len(engine.positions)
     return ("going down, positions protected by exchange-side orders"
             + (f" ({count} open)" if count else "") + then)
+
+
+def _why_no_stop(position: Position) -> str:
+    """Why a position has no stop covering it, from its stop leg."""
+    stop = position.stop
+    if stop.pending is not None:
+        return "its placement was sent, its answer not in yet"
+    if stop.order is not None and stop.order.status is LIVE:
+        return f"its stop covers {stop.order.quantity} of {position.quantity}"
+    if stop.failures:
+        held = " (the exchange asked to wait)" if stop.retry_at is not None else ""
+        times = "time" if stop.failures == 1 else "times"
+        return f"its placement refused {stop.failures} {times}{held}"
+    if not position.state.open:
+        return "opened, its stop not placed yet"
+    return "no stop order (cancelled?), not placed again yet"
 
 
 async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer,  # type: ignore[no-untyped-def]
@@ -407,9 +436,7 @@ async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close:
     """`unfinished`: the start-up step that never succeeded ("" once trading began). The
     alert flush gets what is left of the exit promise after a stop signal (`stop.left`)."""
     engine.stopping = True
-    engine.alerter.publish(Alert(AlertName.SHUTDOWN, going_down_text(engine, unfinished),
-                                 dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}"),
-                           engine.clock.now())
+    engine.alerter.publish(going_down_alert(engine, unfinished), engine.clock.now())
     heartbeat.cancel()
     await services.stop()       # the last sleep/pause change pinned (bounded), heartbeat: stopped
     try:
