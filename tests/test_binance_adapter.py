@@ -259,6 +259,22 @@ async def test_start_refuses_an_account_in_hedge_mode_before_changing_anything(f
     assert fake.requests("POST /fapi/v1/leverage") == []
 
 
+async def test_start_refuses_an_account_in_multi_assets_mode_naming_the_fix(fake):
+    """Found by a reviewer: -4168 to the ISOLATED margin type made start-up retry forever
+    ("no trading until it succeeds"), a position opened by hand never protected, and no
+    word of the cause. Like hedge mode, it is the account's setting to change."""
+    fake.set_multi_assets_mode(True)
+    exchange = BinanceExchange(settings_for(fake), ManualClock(datetime.now(UTC)),
+                               streams=False)
+    with pytest.raises(SetupRefused, match="Multi-Assets mode; switch to Single-Asset mode") \
+            as refused:
+        await exchange.start([SYMBOL], 5)
+    await exchange.close()
+    assert "asset mode" in refused.value.variable
+    assert len(fake.requests("POST /fapi/v1/marginType")) == 1       # not retried
+    assert fake.requests("POST /fapi/v1/leverage") == []
+
+
 async def test_start_sets_isolated_margin_and_leverage_per_symbol_and_tolerates_4046(fake):
     for _ in range(2):   # the second start meets "no need to change margin type"
         async with started_exchange(fake, symbols=("BTCUSDT", "ETHUSDT"), leverage=7):

@@ -30,6 +30,7 @@ ASYNC_CONTROLS = ("move_price", "push_candle", "open_position_by_hand",
                   "close_position_by_hand", "cancel_order_by_hand", "drop_streams",
                   "expire_listen_key")
 SYNC_CONTROLS = ("inject_fault", "clear_faults", "freeze_streams", "set_hedge_mode",
+                 "set_multi_assets_mode",
                  "set_clock_skew", "add_used_weight", "clear_request_log")
 DECIMAL_ARGS = ("price", "qty")
 

@@ -76,6 +76,7 @@ class BinanceEndpoints:
         self.ledger = OrderLedger(sim, self.now_ms, trigger_events, algo_api)
         self.algo_api = algo_api
         self.hedge_mode = False
+        self.multi_assets = False       # the account's Multi-Assets mode (asset mode)
         self.margin_types: dict[str, str] = {}
         self.listen_key: str | None = None
         self.candles: dict[str, list[Candle]] = {}
@@ -125,6 +126,12 @@ class BinanceEndpoints:
 
     def margin_type(self, params: Params) -> Json:
         symbol, wanted = required(params, "symbol"), required(params, "marginType").upper()
+        if self.multi_assets and wanted == "ISOLATED":
+            # Multi-Assets mode supports cross margin only (Change Multi-Assets Mode,
+            # https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/
+            # rest-api/Change-Multi-Assets-Mode); code and text from the error-code page.
+            raise ExchangeError(-4168, "Unable to adjust to isolated-margined mode under the "
+                                "Multi-Assets mode.")
         if self.margin_types.get(symbol, "CROSSED") == wanted:
             raise ExchangeError(-4046, "No need to change margin type.")
         if self.sim.position(symbol).quantity != 0:
@@ -320,7 +327,8 @@ class BinanceEndpoints:
     def account(self, params: Params) -> Json:
         positions = [self.sim.position(symbol) for symbol in self.symbols]
         leverage = {symbol: self.sim.leverage(symbol) for symbol in self.symbols}
-        return wire.account(self.sim.balance(), positions, leverage, self.now_ms())
+        return wire.account(self.sim.balance(), positions, leverage, self.now_ms(),
+                            multi_assets=self.multi_assets)
 
     def position_risk(self, params: Params) -> list[Json]:
         symbol = params.get("symbol")

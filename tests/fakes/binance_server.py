@@ -354,6 +354,10 @@ class FakeBinance:
     def set_hedge_mode(self, enabled: bool) -> None:
         self.endpoints.hedge_mode = enabled
 
+    def set_multi_assets_mode(self, enabled: bool) -> None:
+        """The account's asset mode: Multi-Assets (cross margin only) or Single-Asset."""
+        self.endpoints.multi_assets = enabled
+
     async def expire_listen_key(self, silent: bool = False, close_socket: bool = False) -> None:
         """The listenKey expires: PUT answers -1125, POST makes a new key, and its sockets
         get no user-data event any more. Documented: Binance pushes `listenKeyExpired`

@@ -218,12 +218,12 @@ def position_risk(position: ExchangePosition, mark: Decimal, moment_ms: int) -> 
 
 
 def account(balance: Balance, positions: list[ExchangePosition], leverage: dict[str, int],
-            moment_ms: int) -> Json:
+            moment_ms: int, multi_assets: bool = False) -> Json:
     """GET /fapi/v2/account, single-asset mode (DOCS + "account/rest-api/Account-Information-V2")."""
     wallet, available = num(balance.wallet), num(balance.available)
     return {
         "feeTier": 0, "feeBurn": True, "canTrade": True, "canDeposit": True,
-        "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1,
+        "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": multi_assets, "tradeGroupId": -1,
         "totalInitialMargin": "0", "totalMaintMargin": "0", "totalWalletBalance": wallet,
         "totalUnrealizedProfit": num(balance.unrealized_pnl),
         "totalMarginBalance": num(balance.equity), "totalPositionInitialMargin": "0",

@@ -122,7 +122,8 @@ class BinanceExchange:
         """Sync time, load the symbol rules, refuse hedge mode, set ISOLATED, and the leverage
         of the symbols that are flat (an open position keeps the leverage it was opened with:
         a restart with other settings never changes it). Raises SetupRefused
-        (binance_account.py) for hedge mode or a symbol Binance doesn't list.
+        (binance_account.py) for hedge mode, Multi-Assets mode or a symbol Binance doesn't
+        list.
 
         A symbol listed with a status other than TRADING (a delisted perpetual reads
         SETTLING) keeps its margin type and leverage as they are: it takes no entry (the

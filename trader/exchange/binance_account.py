@@ -21,10 +21,18 @@ from trader.symbol_rules import SymbolRules, describe_rules_change
 NOT_LISTED = "NOT_LISTED"   # our status for a symbol exchangeInfo no longer lists
 HEDGE_MODE_MESSAGE = ("account is in hedge mode; switch to one-way mode in Binance "
                       "(Preferences > Position Mode) - refusing to trade")
+# -4168 to POST /fapi/v1/marginType ISOLATED: Multi-Assets mode allows cross margin only
+# (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/
+# Change-Multi-Assets-Mode); the agent risks each position on its own isolated margin.
+MULTI_ASSETS_CODE = -4168
+MULTI_ASSETS_MESSAGE = ("account is in Multi-Assets mode; switch to Single-Asset mode in Binance "
+                        "(Preferences > Asset Mode): ISOLATED margin is refused under it - "
+                        "refusing to trade")
 
 
 class SetupRefused(Exception):
-    """start() refuses to trade: hedge mode, or a symbol Binance doesn't list.
+    """start() refuses to trade: hedge mode, Multi-Assets mode, or a symbol Binance doesn't
+    list.
     `variable` names the configuration the operator has to change."""
 
     def __init__(self, message: str, variable: str) -> None:
@@ -87,6 +95,10 @@ class BinanceAccount:
             await self._rest.call("margin type", self._rest.client.futures_change_margin_type,
                                   symbol=symbol, marginType="ISOLATED")
         except ExchangeError as exc:
+            if exc.code == MULTI_ASSETS_CODE:
+                logger.error("refusing to trade: {} symbol={}", MULTI_ASSETS_MESSAGE, symbol)
+                raise SetupRefused(MULTI_ASSETS_MESSAGE,
+                                   "BINANCE_API_KEY (the account's asset mode)") from exc
             outcome = classify(exc, sending=False).outcome
             if outcome is Outcome.NOOP:          # already ISOLATED
                 return
