@@ -112,11 +112,31 @@ MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
 LATEST_VERSION = len(MIGRATIONS)
 
 
-def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+# How long a statement waits for another connection's lock (a CLI command's write, a reader)
+# before it fails with "database is locked". The live agent waits less
+# (AGENT_LOCK_WAIT_SECONDS): each of its statements runs on its event loop, and while
+# another process held the file (a `sqlite3` shell in a transaction, a database browser)
+# every read and write waiting five seconds froze protection and Telegram alike: a stop
+# cancelled by hand stayed unreplaced, and no alert went out, for as long as the lock lasted.
+# A CLI command's own write holds the lock for milliseconds.
+LOCK_WAIT_SECONDS = 5.0
+AGENT_LOCK_WAIT_SECONDS = 0.5
+
+
+def _connect(path: Path, *, read_only: bool = False,
+             lock_wait: float = LOCK_WAIT_SECONDS) -> sqlite3.Connection:
     if read_only:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0,
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=lock_wait,
                                check_same_thread=False)
-    return sqlite3.connect(str(path), timeout=5.0, check_same_thread=False)
+    return sqlite3.connect(str(path), timeout=lock_wait, check_same_thread=False)
+
+
+def wait_for_locks(conn: sqlite3.Connection, seconds: float) -> None:
+    """How long statements on `conn` wait for another connection's lock (0: they fail at
+    once). While writes fail (storage/store.py), the agent's statements wait no more: the
+    tick goes on with entries blocked and positions protected (SAVE_STATE_FAILURE), the
+    alerts from memory, and the first write that works restores the wait."""
+    conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -160,9 +180,10 @@ def _inspect_existing(path: Path) -> int:
 
 
 def open_database(path: Path | str, *, migrations: list[Migration] | None = None,
-                  wal: bool = True) -> Database:
+                  wal: bool = True, lock_wait: float = LOCK_WAIT_SECONDS) -> Database:
     """Open (or create) the database file, set its journal mode (WAL, or with `wal=False` a
-    rollback journal: see the module docstring) and apply pending migrations.
+    rollback journal: see the module docstring) and apply pending migrations. `lock_wait`:
+    seconds a statement waits for another connection's lock.
 
     Raises StorageError when the file cannot be opened safely."""
     path = Path(path)
@@ -179,7 +200,7 @@ def open_database(path: Path | str, *, migrations: list[Migration] | None = None
             raise StorageError(f"cannot create the directory for {path}: {exc}") from exc
         current = 0
     try:
-        conn = _connect(path)
+        conn = _connect(path, lock_wait=lock_wait)
         db = Database(conn, execute_plugins=False)
         if wal:
             if current < len(steps):

@@ -17,6 +17,7 @@ The trading records (intents, orders, fills, positions) are typed by the trading
 """
 
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from loguru import logger
 from sqlite_utils import Database
 
 from storage.codec import dumps, to_json
-from storage.db import open_database
+from storage.db import LOCK_WAIT_SECONDS, open_database, wait_for_locks
 from storage.health import WriteHealth
 from storage.iso_text import iso_text
 from storage.unit_of_work import UnitOfWork
@@ -54,16 +56,29 @@ class StoredAlert:
 class Store:
     """Typed access to the tradebot database. One instance per process (the engine's)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
         self.db = db
-        self.health = WriteHealth()
+        self.lock_wait = lock_wait
+        self.health = WriteHealth(on_streak=self._wait_for_locks)
         self._gate = WriteGate(db, self.health, self._forget_cached)
         self.unit = UnitOfWork(self._gate)
 
     @classmethod
-    def open(cls, path: Path | str, *, wal: bool = True) -> "Store":
-        """`wal=False` for the live agent's database (storage/db.py: journal mode)."""
-        return cls(open_database(path, wal=wal))
+    def open(cls, path: Path | str, *, wal: bool = True,
+             lock_wait: float = LOCK_WAIT_SECONDS) -> "Store":
+        """`wal=False` for the live agent's database (storage/db.py: journal mode);
+        `lock_wait`: seconds a statement waits for another process's lock
+        (AGENT_LOCK_WAIT_SECONDS for the agent)."""
+        return cls(open_database(path, wal=wal, lock_wait=lock_wait), lock_wait)
+
+    def _wait_for_locks(self, failing: bool) -> None:
+        """A streak of failed writes begins (True) or ends (False): see `wait_for_locks`. A
+        database that refuses even that (a broken file) keeps its wait: the failure being
+        reported matters more."""
+        try:
+            wait_for_locks(self.db.conn, 0 if failing else self.lock_wait)
+        except sqlite3.Error as exc:
+            logger.warning("database lock wait not changed failing={} error={}", failing, exc)
 
     def close(self) -> None:
         """Commit what a replay's batches left uncommitted, then close. Raises

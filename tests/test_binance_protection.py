@@ -10,6 +10,7 @@ the engine's own loop running (ticks, stream events) and the debounce at its def
 """
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from decimal import Decimal
 
 import pytest
 
+from storage.db import AGENT_LOCK_WAIT_SECONDS
 from tests.fakes.binance_harness import eventually, settings_for
 from tests.fakes.binance_server import FakeBinance
 from trader.alerter import Alerter
@@ -44,14 +46,17 @@ async def fake():
 
 @asynccontextmanager
 async def running_agent(fake: FakeBinance, tmp_path, *, streams: bool, tick: float = 0.5,
-                        **env) -> AsyncIterator[Engine]:
-    """A hand-opened LONG 0.1 adopted at boot, then the engine's loop running for real."""
+                        live_database: bool = False, **env) -> AsyncIterator[Engine]:
+    """A hand-opened LONG 0.1 adopted at boot, then the engine's loop running for real.
+    `live_database`: opened as `tradebot run` opens it (rollback journal, the agent's short
+    wait for another process's lock; trader/app.py)."""
     await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
     settings = settings_for(fake, db_path=tmp_path / "tradebot.db", tick_seconds=tick, **env)
     exchange = BinanceExchange(settings, SystemClock(), streams=streams, stream_options=STREAMS,
                                retry_policy=FAST_RETRIES)
     await exchange.start([SYMBOL], settings.leverage)
-    store = TradeStore.open(settings.db_path)
+    store = TradeStore.open(settings.db_path, wal=False, lock_wait=AGENT_LOCK_WAIT_SECONDS) \
+        if live_database else TradeStore.open(settings.db_path)
     engine = Engine(settings, exchange, store, SystemClock(), Alerter(store))
     await boot(engine)
     if streams:
@@ -91,6 +96,34 @@ async def test_a_stop_cancelled_by_hand_is_back_within_a_second_or_one_tick(fake
         naked = time.monotonic() - cancelled
         assert naked < bound, f"without a stop for {naked:.2f} s"
         assert [o.client_id[-3:] for o in await live_stops(fake)] == ["sl2"]
+
+
+async def test_a_stop_cancelled_by_hand_while_another_process_locks_the_database_is_back_soon(
+        fake, tmp_path):
+    """Found by a reviewer: a `sqlite3` shell (or a database browser) holding the file in a
+    transaction froze the agent, every statement waiting five seconds on the event loop: a
+    stop cancelled by hand came back only when the lock ended (90 s), SIGTERM took 46 s.
+    The agent now waits half a second, then, while writes fail, not at all: the stop is
+    placed (entries blocked, SAVE_STATE_FAILURE), and the first write that works after the
+    lock restores the wait."""
+    async with running_agent(fake, tmp_path, streams=True, live_database=True) as engine:
+        stop_id = engine.positions[SYMBOL].stop.order.client_id
+        other = sqlite3.connect(tmp_path / "tradebot.db", isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            await fake.cancel_order_by_hand(SYMBOL, stop_id)
+            cancelled = time.monotonic()
+            assert await eventually(lambda: any(o.type is OrderType.STOP_MARKET
+                                                for o in fake.sim.open_orders(SYMBOL)), 15.0)
+            naked = time.monotonic() - cancelled
+            assert naked < 3.0, f"without a stop for {naked:.2f} s while the file was locked"
+            assert engine.store.health.failing
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        assert await eventually(lambda: not engine.store.health.failing, 5.0)
+        wait = engine.store.db.execute("PRAGMA busy_timeout").fetchone()[0]
+        assert wait == AGENT_LOCK_WAIT_SECONDS * 1000          # the wait is back
 
 
 async def test_a_stop_only_missing_from_the_list_is_probed_and_left_until_the_debounce(

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from storage import SaveStateFailure, Store
+from storage.db import AGENT_LOCK_WAIT_SECONDS, LOCK_WAIT_SECONDS
 from tests.storage_support import NOW, fill_the_disk, read_only_store, run_helper
 
 WRITES: dict[str, Callable[[Store], object]] = {
@@ -69,6 +71,7 @@ import json, resource, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
 from storage import SaveStateFailure, Store
+from storage.db import AGENT_LOCK_WAIT_SECONDS, LOCK_WAIT_SECONDS
 path = Path(sys.argv[1])
 store = Store.open(path)
 now = datetime(2024, 3, 1, tzinfo=UTC)
@@ -127,17 +130,17 @@ def test_a_failed_write_counts_once_even_inside_a_transaction(db_path: Path) -> 
     store.close()
 
 
-def test_failed_writes_alert_on_the_first_the_third_and_every_tenth(db_path: Path) -> None:
+def test_failed_writes_alert_on_the_first_the_third_and_each_power_of_ten(db_path: Path) -> None:
     Store.open(db_path).close()
     store = read_only_store(db_path)
     alerted = []
-    for attempt in range(1, 21):
+    for attempt in range(1, 121):
         with pytest.raises(SaveStateFailure):
             store.append_event(NOW, "entry", "BTCUSDT", {"n": attempt})
         assert store.health.failing and store.health.in_a_row == attempt
         if store.health.take_alert():
             alerted.append(attempt)
-    assert alerted == [1, 3, 10, 20]
+    assert alerted == [1, 3, 10, 100]
     assert store.health.take_recovery() is False       # still failing: nothing recovered
     store.close()
 
@@ -298,4 +301,62 @@ def test_a_restart_after_a_kill_mid_transaction_rolls_the_hot_journal_back(db_pa
     assert Path(f"{db_path}-journal").stat().st_size > 0, "no hot journal was left"
     store = Store.open(db_path, wal=False)
     assert store.get("kept") == 1 and store.keys("half:") == []
+    store.close()
+
+
+def _lock_for(path: Path, seconds: float) -> threading.Thread:
+    """Another process's transaction on the file (a CLI command, a `sqlite3` shell), held
+    `seconds`; started and holding when this returns."""
+    held = threading.Event()
+
+    def hold() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        held.set()
+        threading.Event().wait(seconds)
+        other.execute("COMMIT")
+        other.close()
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    return thread
+
+
+def test_the_agent_waits_briefly_for_a_lock_then_not_at_all_while_writes_fail(
+        db_path: Path) -> None:
+    """storage/db.py AGENT_LOCK_WAIT_SECONDS: a lock held longer than the wait fails the
+    write after it, and every later statement at once until a write works again."""
+    Store.open(db_path, wal=False).close()
+    store = Store.open(db_path, wal=False, lock_wait=AGENT_LOCK_WAIT_SECONDS)
+    locker = _lock_for(db_path, 4.0)
+    started = time.monotonic()
+    with pytest.raises(SaveStateFailure, match="locked"):
+        store.put("sleep", True, NOW)
+    assert AGENT_LOCK_WAIT_SECONDS * 0.8 <= time.monotonic() - started < 3.0
+    started = time.monotonic()
+    for _ in range(5):
+        with pytest.raises(SaveStateFailure, match="locked"):
+            store.put("sleep", True, NOW)
+    assert time.monotonic() - started < 1.0          # no wait while failing (2.5 s if waiting)
+    locker.join()
+    store.put("sleep", True, NOW)
+    assert store.health.take_recovery() is True
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 500
+    store.close()
+
+
+def test_a_lock_shorter_than_the_wait_fails_nothing(db_path: Path) -> None:
+    """The negative: a CLI command's write (milliseconds) is waited for, as before."""
+    Store.open(db_path, wal=False).close()
+    store = Store.open(db_path, wal=False, lock_wait=AGENT_LOCK_WAIT_SECONDS)
+    locker = _lock_for(db_path, 0.1)
+    store.put("sleep", True, NOW)
+    locker.join()
+    assert not store.health.failing and store.health.total_failures == 0
+    store.close()
+
+
+def test_other_processes_still_wait_five_seconds(db_path: Path) -> None:
+    store = Store.open(db_path)
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == LOCK_WAIT_SECONDS * 1000
     store.close()

@@ -17,7 +17,7 @@ import aiohttp
 from loguru import logger
 
 from storage import Store
-from storage.db import SaveStateFailure
+from storage.db import AGENT_LOCK_WAIT_SECONDS, SaveStateFailure
 from trader.agent_services import AgentServices
 from trader.alert_routing import AlertRouting
 from trader.alerter import Alerter
@@ -68,7 +68,7 @@ async def build_engine(settings: Settings, clock: Clock | None = None, *,
     a rollback journal (a disk gone read-only must not kill it: storage/db.py); a replay's
     fresh file keeps WAL."""
     clock = clock or SystemClock()
-    store = TradeStore.open(settings.db_path, wal=replay)
+    store = TradeStore.open(settings.db_path, wal=replay, lock_wait=AGENT_LOCK_WAIT_SECONDS)
     alerter = Alerter(store, clock, AlertRouting.from_settings(settings))
     exchange = make_exchange(settings, store, clock)
     if start:

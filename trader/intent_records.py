@@ -13,6 +13,7 @@ from sqlite_utils import Database
 
 from storage import Store
 from storage.codec import dump, load
+from storage.db import LOCK_WAIT_SECONDS
 from storage.iso_text import iso_text
 from trader.domain import Intent, IntentStatus
 from trader.last_known import LastKnown
@@ -37,8 +38,8 @@ class IntentRecords(Store):
     unchanged: each is in the database (committed, outside a replay's batch) when it
     returns."""
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db)
+    def __init__(self, db: Database, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
+        super().__init__(db, lock_wait)
         # client id -> (the intent as saved, its created_at as stored); None: not read yet
         self._known_intents: dict[str, tuple[Intent, str]] | None = None
         # the least created_at text of `_known_intents` (NO_INTENT: none); None: not known,

@@ -102,6 +102,7 @@ class AgentPresence:
         self._ticks_seen = ticks()
         self._task: asyncio.Task[None] | None = None
         self._beat_failing = False          # logged once per failing streak, not every second
+        self._unreadable = False            # the CLI request unreadable: logged once per streak
 
     def start(self) -> None:
         self._beat()
@@ -135,12 +136,20 @@ class AgentPresence:
             self._beat()
 
     def _request_waiting(self) -> bool:
+        """Whether a CLI request waits. Unreadable (another process locks the file): one
+        WARNING when it begins, one line when it ends; it is read every 0.2 s."""
         try:
             request = self.store.get(CLI_REQUEST_KEY)
-            return bool(request) and self.store.get(answer_key(str(request.get("id")))) is None
+            waiting = bool(request) and self.store.get(answer_key(str(request.get("id")))) is None
         except sqlite3.Error as exc:
-            logger.warning("cli request not readable error={!r}", exc)
+            (logger.debug if self._unreadable else logger.warning)(
+                "cli request not readable error={!r}", exc)
+            self._unreadable = True
             return False
+        if self._unreadable:
+            logger.info("cli requests readable again")
+            self._unreadable = False
+        return waiting
 
     def _beat(self, *, stopped: bool = False) -> None:
         now = self.clock.now()

@@ -20,6 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.codec import dump, dumps, load
+from storage.db import LOCK_WAIT_SECONDS
 from storage.iso_text import iso_text
 from trader.closed_recently import ClosedArchive, ClosedRecently
 from trader.domain import STATUSES_BY_VALUE, Fill, Order, OrderStatus, OrderType, Side
@@ -54,8 +55,8 @@ class TradeStore(IntentRecords):
     trader/intent_records.py). Like the intents, the open positions are kept in memory
     (`_open`), and the fills this store recorded are remembered (`record_fill`)."""
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db)
+    def __init__(self, db: Database, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
+        super().__init__(db, lock_wait)
         # A position's state and close time (its indexes' columns) change a few times per
         # trade, its body at nearly every save: the saves that keep them leave the indexes
         # untouched (2 WAL pages less per commit that writes the record)
