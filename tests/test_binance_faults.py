@@ -163,19 +163,22 @@ async def test_a_symbol_no_longer_trading_takes_no_entries_and_is_alerted(fake, 
 
 # --- 6. closes the exchange makes ----------------------------------------------------------
 
-@pytest.mark.parametrize(("client_id", "reason"), [
-    ("autoclose-1700000000000", CloseReason.LIQUIDATION),
-    ("adl_autoclose", CloseReason.ADL),
-    ("settlement_autoclose-1700000000000", CloseReason.SETTLEMENT),
+@pytest.mark.parametrize(("client_id", "reason", "advice"), [
+    ("autoclose-1700000000000", CloseReason.LIQUIDATION, "Check the account's margin"),
+    # found by a reviewer: an ADL said "Check the account's margin", which did not cause it
+    ("adl_autoclose", CloseReason.ADL, "not caused by this account's margin"),
+    ("settlement_autoclose-1700000000000", CloseReason.SETTLEMENT, "delisting or delivery"),
 ])
 async def test_a_liquidation_is_recorded_and_alerted_as_one_not_as_manual(fake, tmp_path,
-                                                                         client_id, reason):
+                                                                         client_id, reason,
+                                                                         advice):
     async with booted_long(fake, tmp_path) as engine:
         await fake.close_position_by_exchange(SYMBOL, client_id)
         await engine.tick()
         assert SYMBOL not in engine.positions
         assert engine.store.closed_positions()[-1].close_reason is reason
-        assert alerts(engine, "EXCHANGE_CLOSE") and not alerts(engine, "CLOSE")
+        texts = alerts(engine, "EXCHANGE_CLOSE")
+        assert len(texts) == 1 and advice in texts[0] and not alerts(engine, "CLOSE")
 
 
 # --- 1. cancel acknowledgements in the middle of /close and /shutdown -----------------------
