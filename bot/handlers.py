@@ -131,12 +131,13 @@ class CommandHandlers:
                 await self.forwarded.refuse(context.bot, message.chat_id, message.text or "")
                 raise ApplicationHandlerStop
             return
-        if access is Access.REFUSE:   # never kept: the outbox goes to the owner's chats
-            if query is not None:
-                await self.replies.answer(query, REFUSAL_TEXT)
-            elif chat is not None:
-                await self.replies.send_html(context.bot, chat.id, escape(REFUSAL_TEXT),
-                                             keep=False)
+        if query is not None:
+            # Every press is answered, a refused one again too: the toast reaches the presser
+            # alone, and without an answer their button spins on (answerCallbackQuery,
+            # https://core.telegram.org/bots/api#answercallbackquery).
+            await self.replies.answer(query, REFUSAL_TEXT)
+        elif access is Access.REFUSE and chat is not None:   # never kept: the outbox is the owner's
+            await self.replies.send_html(context.bot, chat.id, escape(REFUSAL_TEXT), keep=False)
         raise ApplicationHandlerStop
 
     # --- commands -----------------------------------------------------------------------
