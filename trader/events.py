@@ -204,11 +204,15 @@ class ProbeOrder:
 @fast_init          # one or more per order
 @dataclass(frozen=True, slots=True)
 class Flatten:
-    """Market reduce-only close of `quantity`, then read the position back."""
+    """Market reduce-only close of `quantity`, then read the position back. `attempt`: the
+    how-manyth close of this one request (2, 3: the one before was refused or left some
+    open); a later one is sent a short pause after the one before it
+    (trader/exchange_actions.py `close_retry_pause`)."""
     reason: CloseReason
     quantity: Decimal
     client_id: str
     role: OrderRole = OrderRole.FLATTEN
+    attempt: int = 1
 
 
 @fast_init          # one or more per order

@@ -236,6 +236,7 @@ class ActionRunner:
             return await self._waiting_for(position, in_flight, [
                 f"{position.symbol}: market close {in_flight} sent, its outcome not known yet: "
                 "probed, not sent again"])
+        await self._after_the_close_before(action)
         rules = self.exchange.rules(position.symbol)
         intent = exit_intent(position, action.role, action.client_id,
                              covering_quantity(action.quantity, rules), self.clock.now(),
@@ -268,6 +269,22 @@ class ActionRunner:
         if held.side is None:
             events.append(PositionGone())
         return Performed(events, notes)
+
+    async def _after_the_close_before(self, action: Flatten) -> None:
+        """A close that follows a refused (or partly filled) one of the same request is sent
+        `close_retry_pause` after it, not at once: three closes 10 ms apart all met the same
+        book (-4131 three times). One that follows a tick later is sent at once."""
+        pause = close_retry_pause(action.attempt)
+        before = _previous_close(action.client_id)
+        intent = self.executor.store.intent(before) if pause > 0 and before else None
+        if intent is None:
+            return
+        sent_at = intent.sent_at or intent.created_at
+        wait = pause - (self.clock.now() - sent_at).total_seconds()
+        if wait > 0:
+            logger.info("market close again in {:.1f} s client_id={} after={}", wait,
+                        action.client_id, before)
+            await self.clock.sleep(wait)
 
     async def _exit_in_flight(self, position: Position, sending: str) -> str | None:
         """The client id of a market exit of this position (a close, a partial take) whose
@@ -309,6 +326,31 @@ def exits_unanswered(store: IntentRecords, position: Position) -> list[Intent]:
     return [intent for intent in store.unresolved_intents_for(position.symbol, position.key)
             if intent.status is IntentStatus.SENT and intent.type is OrderType.MARKET
             and intent.reduce_only]
+
+
+# The pauses before the 2nd and the 3rd market close of one request (the last repeats for
+# more attempts). A refusal for the book's state (-4131 PERCENT_PRICE: the best price too
+# far from the mark price, which Binance updates every second; a partial fill of a thin
+# book) may pass once the book or the mark moved: 0.5 s then 1 s puts the third close 1.5 s
+# after the first, across a mark price update, and a /close still answers within a few
+# seconds (its reply waits 60 s: bot/handlers.py `result_timeout`). The engine's tick
+# waits meanwhile (the single writer): longer pauses would hold the other symbols back.
+CLOSE_RETRY_PAUSES = (0.5, 1.0)
+
+
+def close_retry_pause(attempt: int) -> float:
+    """Seconds between the close before and the `attempt`-th close of one request."""
+    if attempt <= 1:
+        return 0.0
+    return CLOSE_RETRY_PAUSES[min(attempt - 2, len(CLOSE_RETRY_PAUSES) - 1)]
+
+
+def _previous_close(client_id: str) -> str | None:
+    """The client id of the close sent before `client_id` (its sequence number less one)."""
+    parsed = ClientId.parse(client_id)
+    if parsed is None or parsed.seq <= 1:
+        return None
+    return str(replace(parsed, seq=parsed.seq - 1))
 
 
 def _rebalance_id(position: Position, attempt: int) -> str:

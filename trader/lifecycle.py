@@ -344,7 +344,8 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
     if position.close_attempts < policy.flatten_attempts:
         position, client_id = position.next_client_id(OrderRole.FLATTEN)
         position = evolve(position, close_attempts=position.close_attempts + 1)
-        return position, [Flatten(reason, event.remaining, client_id)], []
+        return position, [Flatten(reason, event.remaining, client_id,
+                                  attempt=position.close_attempts)], []
     # Given up: the name says whether the position is protected meanwhile (its stop is
     # untouched by a close), which is what the operator needs to know first.
     stop = position.stop.order

@@ -106,6 +106,13 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
         (-4029, "INVALID_TICK_SIZE_PRECISION: tick size precision is invalid"),
         (-4030, "INVALID_STEP_SIZE_PRECISION: step size precision is invalid"),
     )],
+    # A MARKET order refused for the book of this moment, not for anything in the order:
+    # the best counterparty price is outside the PERCENT_PRICE band around the mark price
+    # (a thin book in a fast move). The same order may pass a moment later: a market close
+    # is sent again after a pause (trader/exchange_actions.py `close_retry_pause`); an
+    # entry is not (the next signal decides).
+    Policy(-4131, "MARKET_ORDER_REJECT: the counterparty's best price does not meet the "
+           "PERCENT_PRICE filter limit", Outcome.FAILED),
     Policy(-4120, "STOP_ORDER_SWITCH_ALGO: order type not supported on this endpoint; "
            "use the Algo Order API", Outcome.FAILED),
     # Checked among open orders only (trader/exchange/sim.py): for a stop or take-profit
