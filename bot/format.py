@@ -168,6 +168,12 @@ ACTION_TITLES = {
     CommandKind.PAUSE: "Pause", CommandKind.RESUME: "Resume", CommandKind.LONG: "Long",
     CommandKind.SHORT: "Short", CommandKind.UNLOCK: "Unlock", CommandKind.SL: "Stop-loss",
 }
+# The head of a command not finished that the agent finishes by itself (`waiting`): a close
+# or stop move held back, or sent and its answer lost; an entry whose answer was lost is
+# known later (the FILL or ENTRY_NOT_FILLED alert says which).
+WAITING_TO_SEND = "waiting</b>; sent by itself when the exchange allows"
+WAITING = {kind: "outcome unknown</b>; the agent asks Binance and tells you"
+           for kind in (CommandKind.LONG, CommandKind.SHORT)}
 QUERY_TITLES = {CommandKind.VERSION: "Version", CommandKind.BALANCE: "Balance",
                 CommandKind.CHART: "Chart"}
 
@@ -186,7 +192,7 @@ def format_result(kind: CommandKind, result: CommandResult) -> str:
     title = ACTION_TITLES.get(kind, kind.value.capitalize())
     head = f"ℹ️ <b>{title}: nothing to do</b>" if result.ok and result.unchanged else \
         f"✅ <b>{title}: done</b>" if result.ok else \
-        f"⏳ <b>{title}: waiting</b>; sent by itself when the exchange allows" \
+        f"⏳ <b>{title}: {WAITING.get(kind, WAITING_TO_SEND)}" \
         if result.waiting else f"⚠️ <b>{title}: failed</b>"
     return "\n".join([head, *(escape(line) for line in result.lines)])
 

@@ -53,7 +53,8 @@ async def an_entry_whose_answer_was_lost(tmp_path: Path, reached: bool = True
 
 @pytest.mark.parametrize(("streamed", "filled", "read", "expected"), [
     ("FILLED", QUANTITY, as_placed_over_rest, EntryFilled(QUANTITY, FILL_PRICE, complete=True)),
-    ("EXPIRED", Decimal(0), as_placed_over_rest, EntryFailed("entry EXPIRED without a fill")),
+    ("EXPIRED", Decimal(0), as_placed_over_rest,
+     EntryFailed("entry EXPIRED without a fill", late=True)),
     ("NEW", Decimal(0), fresh, EntryFilled(QUANTITY, FILL_PRICE, complete=True)),
 ], ids=["stream-filled-read-older", "stream-expired-read-older", "read-newer-than-stream"])
 async def test_an_entry_whose_answer_was_lost_is_decided_by_what_the_stream_said(

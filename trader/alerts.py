@@ -40,6 +40,7 @@ class AlertName(StrEnum):
     EMERGENCY_DONE = "EMERGENCY_DONE"
     SECOND_INSTANCE = "SECOND_INSTANCE"
     FILL = "FILL"
+    ENTRY_NOT_FILLED = "ENTRY_NOT_FILLED"    # an entry known unfilled only later (answer lost)
     CLOSE = "CLOSE"
     PROTECTION = "PROTECTION"
     BREAKER_TRIPPED = "BREAKER_TRIPPED"
@@ -93,6 +94,7 @@ DEFAULT_SEVERITY: dict[AlertName, Severity] = {
     AlertName.DATA_RESUMED: _I,
     AlertName.EMERGENCY_DONE: _I,        # the operator's own /shutdown (or `tradebot shutdown`)
     AlertName.FILL: _I,
+    AlertName.ENTRY_NOT_FILLED: _I,      # FILL's twin: what became of an entry, nothing open
     AlertName.CLOSE: _I,
     AlertName.BREAKER_TRIPPED: _I,       # entries pause by themselves for a few minutes
     AlertName.BREAKER_CLEARED: _I,

@@ -8,6 +8,7 @@ from trader.commands import Command, CommandKind, CommandResult
 from trader.display import money, plural, price, quantity
 from trader.domain import OrderRole, Side
 from trader.engine import Engine
+from trader.executor import PROBE_GRACE
 from trader.position import Leg, Position, PositionState
 from trader.startup import read_balance
 from trader.strategy.regime import DEFAULT_THRESHOLDS
@@ -109,6 +110,10 @@ async def enter_by_hand(engine: Engine, command: Command) -> CommandResult:
     if isinstance(outcome, str):
         return CommandResult(False, [refused_entry_line(symbol, side, outcome)])
     position = engine.positions.get(symbol, outcome)   # after its legs were placed
+    if engine.entries.answer_lost(position):
+        # Not done, not failed: the agent asks Binance by the order's id and an alert says
+        # what it was (FILL, or ENTRY_NOT_FILLED), as /close's "waiting" for a lost close.
+        return CommandResult(False, entry_lines(engine, position), waiting=True)
     return CommandResult(position.state is not PositionState.CLOSED,
                          entry_lines(engine, position))
 
@@ -164,12 +169,26 @@ def entry_lines(engine: Engine, position: Position) -> list[str]:
         why = engine.entries.refused.get(symbol, "see /logs")
         return [f"{symbol}: the {label} entry was refused by the exchange ({why}); nothing is open"]
     size = quantity(position.quantity or position.initial_quantity, step)
+    if engine.entries.answer_lost(position):
+        return [f"{symbol}: {label} {size} sent; its answer was lost (Binance: execution "
+                "status unknown), so whether it filled is not known yet. The agent asks "
+                "Binance for it by its id (it never sends it twice) and tells you within "
+                f"about {_known_within(engine)} s: FILL if it landed, ENTRY_NOT_FILLED if not "
+                "(then nothing is open)"]
     if position.state is PositionState.ENTERING:
         return [f"{symbol}: {label} {size} sent; its fill is not confirmed yet (the order "
                 "is followed by its id: /status shows it within seconds)"]
     return [f"{symbol}: {label} {size} filled at {price(position.entry_price, tick)}; "
             f"risk {money(position.risk_amount())} USDT at the stop",
             *(_leg_line(position, leg, tick) for leg in position.legs)]
+
+
+def _known_within(engine: Engine) -> int:
+    """Seconds until a lost entry is known: found at once if it landed; else it is taken for
+    never placed once it cannot land any more (trader/executor.py `Executor.probe`:
+    recvWindow + PROBE_GRACE after it was sent), at the next tick after that."""
+    bound = engine.executor.recv_window + PROBE_GRACE
+    return int(bound.total_seconds() + engine.settings.tick_seconds + 0.999)
 
 
 def _leg_line(position: Position, leg: Leg, tick: Decimal | None) -> str:

@@ -244,21 +244,30 @@ class EntrySender:
     async def outcome(self, position: Position) -> Event | None:
         """ENTERING on a later tick: what happened to the entry whose answer was lost, as
         the event to apply (EntryFilled, EntryFailed), or None while it may still land."""
-        client_id = str(ClientId(position.symbol, position.key, OrderRole.ENTRY,
-                                 position.seq.get(OrderRole.ENTRY.value, 1)))
+        client_id = entry_client_id(position)
         intent = self.store.intent(client_id)
         if intent is None or intent.status.resolved or intent.status is IntentStatus.ACKED:
             order = await self._entry_order_known(position.symbol, client_id)
-            event = order_event(order) if order is not None else (
-                EntryFailed("no entry order on the exchange") if intent is None
+            event = order_event(order, late=True) if order is not None else (
+                EntryFailed("no entry order on the exchange", late=True) if intent is None
                 or intent.status in (IntentStatus.FAILED, IntentStatus.EXPIRED) else None)
         else:
             probed = await self.executor.probe(intent)
             if probed.status is IntentStatus.SENT and self.tracker.get(client_id) is None:
                 return None                       # may still land: wait, never resend
             order = await self._entry_order_known(position.symbol, client_id)
-            event = order_event(order) if order is not None else EntryFailed(probed.detail)
+            event = order_event(order, late=True) if order is not None \
+                else EntryFailed(_never_placed(probed.detail), late=True)
         return event
+
+    def answer_lost(self, position: Position) -> bool:
+        """An ENTERING position whose entry order was sent and not answered (a 503, a
+        timeout): whether it landed is not known until the exchange is asked by its id
+        (`outcome`, on the next ticks)."""
+        if position.state is not PositionState.ENTERING or self.maker.handles(position):
+            return False
+        intent = self.store.intent(entry_client_id(position))
+        return intent is not None and intent.status is IntentStatus.SENT
 
     async def _entry_order_known(self, symbol: str, client_id: str) -> Order | None:
         """The entry order read by client id, merged with what the user-data stream said of
@@ -361,6 +370,19 @@ class EntrySender:
                        total_open_risk(held), held)
 
 
+def entry_client_id(position: Position) -> str:
+    """The client id of the position's (last) entry order."""
+    return str(ClientId(position.symbol, position.key, OrderRole.ENTRY,
+                        position.seq.get(OrderRole.ENTRY.value, 1)))
+
+
+def _never_placed(detail: str) -> str:
+    """What a probe that found no order says, for the operator (the executor's
+    "not found on the exchange"; a late refusal's code and meaning stay as they are)."""
+    return "Binance has no order with its id: never placed" if detail.startswith(
+        "not found") else detail
+
+
 def entry_event(result: ActionResult) -> Event | None:
     """The entry order's answer as an event; None while its outcome is unknown."""
     if result.outcome in _NOT_ANSWERED:
@@ -370,10 +392,12 @@ def entry_event(result: ActionResult) -> Event | None:
     return order_event(result.order)
 
 
-def order_event(order: Order) -> Event | None:
+def order_event(order: Order, *, late: bool = False) -> Event | None:
+    """The entry order as the exchange has it, as an event (None while it rests unfilled).
+    `late`: read on a later tick, not its own answer (EntryFailed.late)."""
     if order.filled_qty > 0:
         return EntryFilled(order.filled_qty, order.avg_price,
                            complete=order.status is _FILLED)
     if order.status.terminal:
-        return EntryFailed(f"entry {order.status.value} without a fill")
+        return EntryFailed(f"entry {order.status.value} without a fill", late=late)
     return None

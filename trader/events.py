@@ -32,8 +32,11 @@ class EntryFilled:
 
 @dataclass(frozen=True, slots=True)
 class EntryFailed:
-    """The entry order ended without any fill (rejected, expired, never placed)."""
+    """The entry order ended without any fill (rejected, expired, never placed). `late`:
+    known only on a later tick (its answer was lost, or it was accepted and then ended
+    unfilled): no reply to a command said it, so an alert does (ENTRY_NOT_FILLED)."""
     reason: str
+    late: bool = False
 
 
 @fast_init          # one or more per order

@@ -167,7 +167,14 @@ def _entry_failed(position: Position, event: EntryFailed, now: datetime,
                   policy: Policy) -> Outcome:
     closed = evolve(position, state=CLOSED, quantity=ZERO, closed_at=now,
                     close_reason=CloseReason.UNKNOWN)
-    return closed, [], []
+    if not event.late:
+        return closed, [], []        # the entry's own answer: the sender tells it
+    size = display.number(position.quantity or position.initial_quantity)
+    return closed, [Alert(
+        AlertName.ENTRY_NOT_FILLED, f"{position.symbol}: the {position.side.label} entry "
+        f"({size}) did not land ({event.reason}); nothing is open on {position.symbol}",
+        position.symbol,
+        dedup_key=f"entry-not-filled:{position.symbol}:{position.key}")], []
 
 
 def _leg_placed(position: Position, event: LegPlaced, now: datetime, policy: Policy) -> Outcome:
