@@ -257,7 +257,7 @@ class EntrySender:
                 return None                       # may still land: wait, never resend
             order = await self._entry_order_known(position.symbol, client_id)
             event = order_event(order, late=True) if order is not None \
-                else EntryFailed(_never_placed(probed.detail), late=True)
+                else EntryFailed(_not_landed(probed), late=True)
         return event
 
     def answer_lost(self, position: Position) -> bool:
@@ -376,11 +376,13 @@ def entry_client_id(position: Position) -> str:
                         position.seq.get(OrderRole.ENTRY.value, 1)))
 
 
-def _never_placed(detail: str) -> str:
-    """What a probe that found no order says, for the operator (the executor's
-    "not found on the exchange"; a late refusal's code and meaning stay as they are)."""
-    return "Binance has no order with its id: never placed" if detail.startswith(
-        "not found") else detail
+def _not_landed(probed: Intent) -> str:
+    """Why a probed entry with no order on the exchange did not land, for the operator:
+    EXPIRED, it was not found once it could no longer land (trader/executor.py `probe`);
+    FAILED, its late answer was a refusal (the code and Binance's meaning)."""
+    if probed.status is IntentStatus.EXPIRED:
+        return "Binance has no order with its id: never placed"
+    return probed.detail
 
 
 def entry_event(result: ActionResult) -> Event | None:
