@@ -1,6 +1,6 @@
 """The in-position tick reads `protection.settled` once: the keeper (trader/position_keeper.py
 `protect`) hands its reading to the quiet tick (trader/lifecycle_tick.py `quiet`) through
-`Interpreter.apply`. Its reading must be of the very record the tick is applied to, also on
+`Interpreter.quiet_tick`. Its reading must be of the very record the tick is applied to, also on
 a tick whose observation changed the record (a stop that went missing); `quiet` without it
 reads it itself."""
 
@@ -32,14 +32,14 @@ async def test_the_keeper_hands_the_reading_of_the_ticked_record(tmp_path) -> No
     world.strategy.next = long_signal()
     await world.step()
     interpreter = world.engine.interpreter
-    applied = interpreter.apply
+    applied = interpreter.quiet_tick
     readings: list[tuple[bool | None, bool]] = []
 
-    async def checked(position, event, notes=None, settled=None):  # type: ignore[no-untyped-def]
+    def checked(position, event, settled=None):  # type: ignore[no-untyped-def]
         if type(event) is Tick:
             readings.append((settled, protection.settled(position)))
-        return await applied(position, event, notes, settled)
-    interpreter.apply = checked                               # type: ignore[method-assign]
+        return applied(position, event, settled)
+    interpreter.quiet_tick = checked                          # type: ignore[method-assign]
     for _ in range(3):
         await world.step()
     position = world.engine.positions[world.candles[-1].symbol]

@@ -315,11 +315,14 @@ class Engine:
             if position is None and seen.side is not None:
                 await self.adopt(symbol, view)
                 return
+            keeper = self.keeper
             if position is not None:
-                position = await self.protect(position, view)
+                position = await keeper.protect(position, view)     # `Engine.protect`
                 pushed_book = None            # it may have waited: the book is read again
-            if self.tracker.has_live(symbol):     # else nothing to sweep (most ticks)
-                await self.keeper.sweep_orphans(symbol, position)
+            # else nothing to sweep: no live order (most flat ticks), or the legs and
+            # orders the last sweep found clean (most in-position ticks): no coroutine
+            if not keeper.nothing_to_sweep(symbol, position):
+                await keeper.sweep_orphans(symbol, position)
                 pushed_book = None
         if guard_book.state.asleep:
             return                        # asleep: nothing but protection runs

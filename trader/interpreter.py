@@ -26,6 +26,9 @@ from trader.position import Position, PositionState
 from trader.position_journal import PositionJournal
 from trader.telemetry import Counters, ProtectionTelemetry
 
+# Read once: a member read on its class goes through 3.11's `EnumType.__getattr__` (~900
+# instructions), and every in-position candle remembers its record
+_CLOSED = PositionState.CLOSED
 MAX_STEPS = 50           # events one observation may cause (a runaway loop is a bug: stop)
 
 
@@ -66,17 +69,31 @@ class Interpreter:
         must not stand between a fill or a vanished stop and the placement that protects
         the position (an fsync each on the live agent's journal)."""
         if type(event) is Tick:
-            # Most ticks of a trade: the step's result is known without the round trip
-            # (trader/lifecycle_tick.py `quiet` says why). Then `_step` would do what follows
-            # with no action to perform and no alert to publish.
-            moved = quiet(position, event, self.now(), self.policy, settled)
+            moved = self.quiet_tick(position, event, settled)
             if moved is not None:
-                self.last_quiet = (position, moved)
-                self.telemetry.stepped(position, event, moved)
-                if moved is not position:      # the best price moved: saved (a restart's
-                    self.journal.commit(position, moved, event)    # trail starts from it)
-                self._remember(moved)
                 return moved
+        return await self.steps(position, event, notes)
+
+    def quiet_tick(self, position: Position, event: Tick,
+                   settled: bool | None = None) -> Position | None:
+        """`apply(position, event)` for a Tick whose result is known without the round trip
+        (trader/lifecycle_tick.py `quiet` says why: then `_step` would do what follows with
+        no action to perform and no alert to publish), done here, without a coroutine (most
+        ticks of a trade); None, having done nothing, when the Tick is to be stepped in full
+        (`steps`)."""
+        moved = quiet(position, event, self.clock.now(), self.policy, settled)
+        if moved is not None:
+            self.last_quiet = (position, moved)
+            self.telemetry.stepped(position, event, moved)
+            if moved is not position:      # the best price moved: saved (a restart's
+                self.journal.commit(position, moved, event)    # trail starts from it)
+            self._remember(moved)
+        return moved
+
+    async def steps(self, position: Position, event: Event,
+                    notes: list[str] | None = None) -> Position:
+        """`apply` without its quiet Tick: `event` and what its actions report back,
+        stepped in full (a Tick `quiet_tick` declined)."""
         queue: deque[Event] = deque([event])
         said: list[Alert] = []
         try:
@@ -136,7 +153,7 @@ class Interpreter:
         return performed.events
 
     def _remember(self, position: Position) -> None:
-        if position.state is PositionState.CLOSED:
+        if position.state is _CLOSED:
             self.positions.pop(position.symbol, None)
         else:
             self.positions[position.symbol] = position

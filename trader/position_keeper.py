@@ -30,6 +30,9 @@ from trader.position import Leg, Position, PositionState
 from trader.reconcile import adopted_position, recover_key, reduction_cause
 from trader.trade_store import TradeStore
 
+# Read once: a member read on its class goes through 3.11's `EnumType.__getattr__` (~900
+# instructions), and every in-position candle compares with them
+_ENTERING, _CLOSED = PositionState.ENTERING, PositionState.CLOSED
 # Roles whose client ids a pickup on a wiped disk asks the exchange about (_sent_before).
 WIPE_PROBED_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1,
                      OrderRole.PARTIAL_TP)
@@ -73,9 +76,9 @@ class PositionKeeper:
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None) -> Position | None:
         """Observe, step, manage: terminal detection first. None once it is closed."""
-        if position.state is PositionState.ENTERING or self.entries.entry_working(position, view):
+        if position.state is _ENTERING or self.entries.entry_working(position, view):
             position = await self._resolve_entry(position, view, notes)   # + maker quotes
-            if position.state is PositionState.CLOSED:
+            if position.state is _CLOSED:
                 return None
         # A settled position the exchange shows as recorded (most ticks of a trade): the
         # observation's events would all be skipped below (trader/observe.py `steady`).
@@ -98,7 +101,7 @@ class PositionKeeper:
             if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
                 event = replace(event, cause=await self._who_reduced(position))
             position = await self.interpreter.apply(position, event, notes)
-            if position.state is PositionState.CLOSED:
+            if position.state is _CLOSED:
                 return None
             settled = protection.settled(position)
         # by position (now, mark, rules, regime, atr): every in-position candle builds one,
@@ -110,7 +113,11 @@ class PositionKeeper:
         # step and again after every event applied above (a record is immutable), so the
         # quiet tick need not read it a second time.
         before = position
-        position = await self.interpreter.apply(position, tick, notes, settled)
+        # The quiet Tick without a coroutine (most in-position candles), else in full
+        interpreter = self.interpreter
+        moved = interpreter.quiet_tick(position, tick, settled)
+        position = moved if moved is not None else await interpreter.steps(position, tick,
+                                                                           notes)
         if quiet and position is not before:
             # The quiet tick's result differs from the steady record by its best price
             # alone, which neither `settled` nor `steady` reads: steady as well, with the
@@ -120,7 +127,7 @@ class PositionKeeper:
                     and last_quiet[1] is position:
                 self._steady[position.symbol] = (position, view.position, view.orders,
                                                  view.live)
-        return None if position.state is PositionState.CLOSED else position
+        return None if position.state is _CLOSED else position
 
     def _trail_atr(self, symbol: str) -> Decimal | None:
         """ATR(14) for an ATR trailing distance (TRADEBOT_TRAILING_DISTANCE=1.5atr), else None."""
@@ -275,25 +282,33 @@ class PositionKeeper:
             return "outside the agent"
         return reduction_cause(position, fills)
 
+    def nothing_to_sweep(self, symbol: str, position: Position | None) -> bool:
+        """True when `sweep_orphans(symbol, position)` would cancel nothing, told without
+        its coroutine or a look at the orders: no live order on the symbol (most flat
+        ticks), an entry still working, or an open position's ticks (a trade's most) whose
+        legs and live orders are the very ones the last sweep found clean (see `_swept`).
+        False: the sweep is to run (it may still find nothing)."""
+        if not self.tracker.has_live(symbol):
+            return True
+        if position is None:
+            return False
+        if position.state is _ENTERING:
+            return True
+        kept = self._swept.get(symbol)
+        return kept is not None and kept[0] is self.tracker.for_symbol(symbol) \
+            and kept[1] == position.key and kept[2] is position.stop \
+            and kept[3] is position.take_profit and kept[4] is position.take_profit_1
+
     async def sweep_orphans(self, symbol: str, position: Position | None) -> list[str]:
         """No order of ours outlives its reason: on a flat symbol every one is a leftover (a
         take-profit would act on the next position); on an open one, anything its legs no
         longer reference (a superseded stop whose cancel failed). One line per order
         cancelled."""
-        if not self.tracker.has_live(symbol):
-            return []       # most ticks: no live order on the symbol, nothing to sweep
-        if position is not None and position.state is PositionState.ENTERING:
+        if self.nothing_to_sweep(symbol, position):
             return []
         snapshot = self.tracker.for_symbol(symbol)
-        # An open position's ticks (a trade's most): its legs' orders, nothing else, and the
-        # same as the last sweep saw (see `_swept`)
         clean = None if position is None else (snapshot, position.key, position.stop,
                                                 position.take_profit, position.take_profit_1)
-        kept = self._swept.get(symbol)
-        if clean is not None and kept is not None and kept[0] is snapshot \
-                and kept[1] == clean[1] and kept[2] is clean[2] and kept[3] is clean[3] \
-                and kept[4] is clean[4]:
-            return []
         wanted: set[str | None] = set()
         if position is not None:
             for leg in position.legs:
