@@ -83,7 +83,9 @@ def test_a_close_whose_write_failed_is_not_counted(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_the_daily_summary_reads_the_positions_table_once(tmp_path: Path) -> None:
+async def test_the_daily_summary_reads_the_positions_table_at_most_once(tmp_path: Path) -> None:
+    """On a new database (the world's, as every backtest's) not even once: the store knew
+    from its start that no position was closed (the next two tests)."""
     world = await make_world(tmp_path)
     await world.warm_up(3)
     statements: list[str] = []
@@ -99,4 +101,55 @@ async def test_the_daily_summary_reads_the_positions_table_once(tmp_path: Path) 
     assert len(summaries) == 3 and all("1 trade," in text for text in summaries)
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")
              and "FROM POSITIONS" in s.upper() and "CLOSED" in s.upper()]
-    assert len(reads) == 1, reads
+    assert reads == [], reads
+
+
+def traced(store: TradeStore) -> list[str]:
+    """The statements the store runs from now on (filled as they run)."""
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    return statements
+
+
+def reads_of_closed(statements: list[str]) -> list[str]:
+    """The reads of closed positions' records among `statements`."""
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT BODY FROM POSITIONS")
+            and "CLOSED" in s.upper()]
+
+
+def test_a_new_database_knows_its_closed_positions_without_reading_them(
+        tmp_path: Path) -> None:
+    """A store opened on a table with no closed position answers the daily summary from
+    its own saves from the start: no read back (each closed position decoded from JSON)."""
+    store = TradeStore.open(tmp_path / "t.db")
+    first, second = position(1, PositionState.CLOSED, 5), position(2, PositionState.CLOSED, 9)
+    store.save_position(position(3, PositionState.PROTECTED, 0))
+    store.save_position(first)
+    store.save_position(second)
+    statements = traced(store)
+    assert ids(store.closed_since(T0)) == ids([first, second])
+    assert ids(store.closed_since(T0 + timedelta(minutes=6))) == [second]
+    store.db.conn.set_trace_callback(None)
+    assert reads_of_closed(statements) == [], statements
+    assert ids(store.closed_since(T0)) == ids(store.closed_positions(T0))  # earlier: read
+    store.close()
+
+
+def test_a_database_with_closed_positions_reads_them_back_once(tmp_path: Path) -> None:
+    """The negative case: a store opened on a table that holds a closed position does not
+    take it for empty; its first daily summary reads the table (once), the earlier close
+    included."""
+    path = tmp_path / "t.db"
+    store = TradeStore.open(path)
+    earlier = position(1, PositionState.CLOSED, 5)
+    store.save_position(earlier)
+    store.close()
+    store = TradeStore.open(path)
+    later = position(2, PositionState.CLOSED, 9)
+    store.save_position(later)
+    statements = traced(store)
+    assert ids(store.closed_since(T0)) == ids([earlier, later])
+    assert ids(store.closed_since(T0 + timedelta(minutes=1))) == ids([earlier, later])
+    store.db.conn.set_trace_callback(None)
+    assert len(reads_of_closed(statements)) == 1, statements
+    store.close()

@@ -4,7 +4,8 @@ The daily summary asks every day for the positions closed in the last 24 h; read
 database, each is a row parsed back into a `Position` (~0.5 M instructions: ~2 % of a
 backtest with trades). This process is the positions table's only writer
 (trader/instance_lock.py), so after one read the store keeps the answer up to date with its
-own saves instead.
+own saves instead; a store opened on a table with no closed position (a new database)
+knows them from the start and need not read them back (trader/trade_store.py).
 
 Invariant: while `horizon` is set, `closed` holds every position saved CLOSED whose close
 time, as stored (ISO text: the database compares that text), is at or after `horizon`,

@@ -64,6 +64,13 @@ class TradeStore(IntentRecords):
         # (symbol, key) -> the open position as saved; None: not read yet
         self._open_positions: dict[tuple[str, str], Position] | None = None
         self._closed_recently = ClosedRecently()    # the daily summary's positions
+        # A table with no closed position (a new database: every backtest's) holds none
+        # closed at or after any time: known from here on, kept with each save, and the
+        # first daily summary reads nothing back (it decoded the day's trades from their
+        # JSON: ~28 M instructions once, in a 2,000-candle backtest)
+        if not self.db.execute("SELECT 1 FROM positions WHERE state = ? LIMIT 1",
+                               [PositionState.CLOSED.value]).fetchone():
+            self._closed_recently.fill("", [])
         # The cache as a failed write found it: answered while the database cannot be read
         # either (protection reads it before each placement; trader/last_known.py).
         self._last_open = LastKnown[dict[tuple[str, str], Position]]("open positions")
