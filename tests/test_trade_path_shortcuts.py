@@ -3,6 +3,7 @@ the simulator's fills since a moment (bisected while its log is in time order), 
 indicators reused for the very same input objects, the default strategy's early answers."""
 
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from decimal import localcontext
@@ -20,6 +21,7 @@ from trader.market.indicators import atr, ema, highest_high, lowest_low, true_ra
 from trader.risk import risk_fraction
 from trader.strategy.default import DefaultStrategy
 from trader.strategy.regime import is_trending
+from trader.trade_store import TradeStore
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -210,13 +212,14 @@ async def test_the_risk_state_follows_the_equity_as_first_written(tmp_path: Path
     entries, base = world.engine.entries, world.settings.risk_base
     expected: dict[str, str] = {}
     writes: list[dict[str, str]] = []
-    put = entries.store.put
+    put_later = entries.store.put_later
 
-    def counted(key: str, value: dict[str, str], at: datetime) -> None:
-        writes.append(dict(value))
-        put(key, value, at)
+    def counted(key: str, value: Callable[[], dict[str, str]], at: datetime) -> None:
+        if key == "risk":
+            writes.append(dict(value()))
+        put_later(key, value, at)
 
-    entries.store.put = counted   # type: ignore[method-assign]
+    entries.store.put_later = counted   # type: ignore[method-assign]
     expected_writes = []
     for text in EQUITIES:
         fresh = reference_risk(expected, D(text), base)
@@ -229,6 +232,29 @@ async def test_the_risk_state_follows_the_equity_as_first_written(tmp_path: Path
     # (the gauge is set again only for a new fraction or other symbols).
     entries.update_risk_fraction(Balance(D("10451"), D(0), D("10451")), [SYMBOL, "ETHUSDT"])
     assert entries.counters.get("ETHUSDT", "risk_fraction_active") == expected["fraction"]
+
+
+async def test_new_peaks_in_one_replay_batch_write_the_risk_state_once(
+        tmp_path: Path) -> None:
+    """A rising equity makes a new peak nearly every in-position candle: inside replay
+    batches the risk state is held and written once, as last saved, when the batches are
+    committed (each new peak was one statement at once); a restart reads the last peak."""
+    world = await make_world(tmp_path)
+    entries, store = world.engine.entries, world.store
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+
+    def risk_writes() -> list[str]:
+        return [s for s in statements if "INTO [kv]" in s and "('risk'" in s]
+    for equity in ("10100", "10200", "10300"):
+        with store.batch("replay candle"):
+            entries.update_risk_fraction(Balance(D(equity), D(0), D(equity)), [SYMBOL])
+    assert risk_writes() == [], "written before the batches' commit"
+    store.close()                      # commits the batches: the held rows first
+    assert len(risk_writes()) == 1 and "10300" in risk_writes()[0], statements
+    store = TradeStore.open(world.db_path)      # a restart
+    assert store.get("risk") == {"peak": "10300", "fraction": "0.025"}
+    store.close()
 
 
 def test_a_window_a_few_candles_on_computes_only_its_new_ranges() -> None:

@@ -353,8 +353,12 @@ class EntrySender:
         back with the unit of work) is saved again by the next tick (storage/unit_of_work.py
         Rewrites): a restart must not measure the drawdown from an older, lower peak."""
         rewrites = self.store.unit.rewrites
+        risk = self._risk
         try:
-            self.store.put(RISK_KEY, self._risk, self.clock.now())
+            # Held until the unit's (or a replay batch's) commit, as any record saved with
+            # `upsert_later`: the last one of the unit is written then, once (a rising equity
+            # makes a new peak nearly every in-position candle; `put` wrote each at once)
+            self.store.put_later(RISK_KEY, lambda: risk, self.clock.now())
         except SaveStateFailure as exc:
             logger.error("risk state not saved error={}", exc)
             rewrites.failed(RISK_KEY, self._write_risk)
