@@ -6,7 +6,7 @@ answers the engine's questions about intents without a query.
     store.unresolved_intents()                 # by creation time, as SQLite lists them
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
@@ -24,6 +24,19 @@ PURGE_CHUNK = 500       # client ids per statement (SQLite caps a statement's pa
 # The statuses that are `resolved`, as a tuple: `status in RESOLVED` compares by identity (a
 # set would hash the member through Enum's Python `__hash__`; the property is a call too)
 RESOLVED = tuple(status for status in IntentStatus if status.resolved)
+
+
+def _utc_time_of(text: str) -> datetime | None:
+    """The UTC time whose `isoformat()` is `text` exactly, else None (another zone, another
+    spelling, NO_INTENT). Two UTC times order as such texts do: `isoformat` writes them
+    fixed-width up to the seconds ("%04d-%02d-%02dT%02d:%02d:%02d"), then ".ffffff" only
+    when there are microseconds, then "+00:00"; and "." sorts after "+", so of two with the
+    same seconds the one with microseconds sorts last, as it is later."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo is UTC and at.isoformat() == text else None
 
 
 class IntentRecords(Store):
@@ -46,6 +59,8 @@ class IntentRecords(Store):
         # found again at the next ask. Lowered by a save, forgotten when an intent goes or
         # moves later in time (and with `_known_intents`).
         self._oldest_created: str | None = None
+        # (`_oldest_created`, its UTC time or None: `_utc_time_of`) as last parsed
+        self._oldest_time: tuple[str, datetime | None] | None = None
         # client id -> every unresolved intent of `_known_intents` as saved, in no set
         # order; None: not known, found again at the next ask (and forgotten with
         # `_known_intents`). Kept with each save: a purge deletes resolved ones only.
@@ -139,13 +154,26 @@ class IntentRecords(Store):
 
     def has_intents_before(self, before: datetime) -> bool:
         """Whether any intent was created before `before` (the cleanup has work to do).
-        Asked every tick: answered from the oldest creation time, kept with each save."""
+        Asked every tick: answered from the oldest creation time, kept with each save,
+        compared as stored (ISO text)."""
         oldest = self._oldest_created
         if oldest is None:
             oldest = min((created for _, created in self._intents().values()),
                          default=NO_INTENT)
             self._oldest_created = oldest
-        return oldest < before.isoformat()      # compared as stored: ISO text
+        if oldest == NO_INTENT:
+            return False        # "~" sorts after every ISO text (they start with a digit)
+        parsed = self._oldest_time
+        if parsed is None or parsed[0] is not oldest:
+            parsed = self._oldest_time = (oldest, _utc_time_of(oldest))
+        at = parsed[1]
+        # `before.isoformat()` costs ~10,700 instructions (the cleanup asks twice every 30
+        # minutes of engine time: every 6th candle of a 5m replay). Two UTC times order as
+        # their ISO texts do (`_utc_time_of`), so a UTC `before` is compared as a time with
+        # the oldest text's own.
+        if at is not None and before.tzinfo is UTC:
+            return at < before
+        return oldest < before.isoformat()      # other zones: the stored text's order
 
     def has_unresolved_before(self, before: datetime) -> bool:
         """Whether any intent not resolved yet was created before `before`: whether
