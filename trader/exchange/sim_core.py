@@ -188,7 +188,8 @@ class SimulatorCore:
         held = self.ledger.position(order.symbol)
         quantity = order.quantity - order.filled_qty
         if order.reduce_only or order.close_position:
-            if held.sign == 0 or held.sign == order.side.sign:
+            sign = held.sign
+            if sign == 0 or sign == order.side.sign:
                 expired = self._finish(order, EXPIRED, now)
                 return [OrderUpdate(expired, None, now)]
             quantity = abs(held.quantity) if order.close_position else min(quantity,
@@ -211,7 +212,9 @@ class SimulatorCore:
                      order.symbol, order.client_id, order.side, quantity, price, fee, realized)
         events: list[SimEvent] = [OrderUpdate(filled, fill, now),
                                   self._account_update(order.symbol, "ORDER", now)]
-        return events + self._expire_orphans(order.symbol, now)
+        if self.orders.by_symbol.get(order.symbol):   # (an entry's fill: none resting)
+            events += self._expire_orphans(order.symbol, now)
+        return events
 
     def fill_partly(self, symbol: str, client_id: str, quantity: Decimal,
                     now: datetime) -> list[SimEvent]:
@@ -242,11 +245,11 @@ class SimulatorCore:
 
     def _expire_orphans(self, symbol: str, now: datetime) -> list[SimEvent]:
         """Resting reduce-only / closePosition orders whose position is gone expire."""
-        held = self.ledger.position(symbol)
+        sign = self.ledger.position(symbol).sign
         events: list[SimEvent] = []
         for order in self.orders.open_orders(symbol):
             reducing = order.reduce_only or order.close_position
-            if reducing and (held.sign == 0 or held.sign == order.side.sign):
+            if reducing and (sign == 0 or sign == order.side.sign):
                 events.append(OrderUpdate(self._finish(order, EXPIRED, now),
                                           None, now))
         return events

@@ -80,19 +80,20 @@ class Ledger:
     def apply_fill(self, symbol: str, side: Side, quantity: Decimal, price: Decimal,
                    fee: Decimal) -> Decimal:
         """Book one fill; return the realised PnL of the part that reduced the position."""
-        held = self.position(symbol)
-        signed = quantity * side.sign
+        held = self.positions.get(symbol, FLAT)      # `position(symbol)`
+        side_sign, held_sign = side.sign, held.sign   # (properties: read once each)
+        signed = quantity * side_sign
         realized = ZERO
-        if held.sign == 0 or held.sign == side.sign:
+        if held_sign == 0 or held_sign == side_sign:
             new_qty = held.quantity + signed
             entry = (held.entry_price * abs(held.quantity) + price * quantity) / abs(new_qty)
             updated = SimPosition(new_qty, entry)
         else:
             closed = min(quantity, abs(held.quantity))
-            realized = money((price - held.entry_price) * closed * held.sign)
+            realized = money((price - held.entry_price) * closed * held_sign)
             new_qty = held.quantity + signed
             if new_qty == 0:
-                updated = SimPosition()
+                updated = FLAT
             elif (new_qty > 0) == (held.quantity > 0):
                 updated = SimPosition(new_qty, held.entry_price)
             else:
@@ -133,14 +134,18 @@ class Ledger:
     def margin_shortfall(self, symbol: str, side: Side, quantity: Decimal, price: Decimal,
                          fee_rate: Decimal, reserved: Decimal) -> Decimal:
         """> 0 when the new exposure's margin plus fee exceeds what is available."""
-        opening = self.increase_quantity(symbol, side, quantity)
+        # `increase_quantity` and `position_margin` inline (every entry), each sign read once
+        held = self.positions.get(symbol, FLAT)
+        held_sign, side_sign = held.sign, side.sign
+        adding = held_sign == 0 or held_sign == side_sign
+        opening = quantity if adding else max(quantity - abs(held.quantity), ZERO)
         if opening == 0:
             return ZERO
-        held = self.position(symbol)
+        leverage = self.leverages.get(symbol, self.default_leverage)
         released = ZERO
-        if held.sign not in (0, side.sign):   # a flip first frees the closed position's margin
-            released = self.position_margin(symbol)
-        needed = opening * price / self.leverage(symbol) + quantity * price * fee_rate
+        if not adding:      # a flip first frees the closed position's margin
+            released = isolated_margin(held, leverage)
+        needed = opening * price / leverage + quantity * price * fee_rate
         available = self.available(reserved) + released
         return max(needed - available, ZERO)
 
