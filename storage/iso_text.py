@@ -19,14 +19,23 @@ and compares equal to a datetime.
 
 Invalidation: none needed (a time and its text never change); the memory is bounded:
 forgotten all at once past ISO_TEXTS_KEPT times (a replay meets a new time every candle).
+
+A time first met costs CPython's `isoformat` ~10,800 instructions (its fields go through
+`PyUnicode_FromFormat` and `sprintf`, its offset through `utcoffset`); the agent's times are
+all in UTC itself (`datetime.UTC`, the clock's zone), and one of those is written from kept
+pieces instead (`utc_text`: ~2,000), the very same text (tests/test_iso_text.py).
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 ISO_TEXTS_KEPT = 1024
 
 _texts: dict[tuple[datetime, Any, int], str] = {}
+
+# "00".."99": a month, day, hour, minute or second as isoformat writes it
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+_years: dict[int, str] = {}     # a year as isoformat writes it (four digits, zero-padded)
 
 
 def iso_text(moment: datetime) -> str:
@@ -38,5 +47,31 @@ def iso_text(moment: datetime) -> str:
     if text is None:
         if len(_texts) >= ISO_TEXTS_KEPT:
             _texts.clear()
-        text = _texts[key] = moment.isoformat()
+        text = _texts[key] = utc_text(moment) if moment.tzinfo is UTC \
+            else moment.isoformat()
     return text
+
+
+def iso_text_once(moment: datetime) -> str:
+    """`moment.isoformat()` of a time not worth remembering (a cutoff computed afresh each
+    time: kept, it would only push out the times that come back)."""
+    if moment.__class__ is datetime and moment.tzinfo is UTC:
+        return utc_text(moment)
+    return moment.isoformat()
+
+
+def utc_text(moment: datetime) -> str:
+    """`moment.isoformat()` of a `datetime` whose zone is `datetime.UTC` itself:
+    "YYYY-MM-DDTHH:MM:SS+00:00", with ".ffffff" after the seconds when the microseconds are
+    not 0 (the fold changes nothing: UTC's offset is always 0). Not for other zones (equal
+    ones may write their offset otherwise) nor datetime subclasses (their own isoformat)."""
+    year = _years.get(moment.year)
+    if year is None:
+        year = _years[moment.year] = f"{moment.year:04d}"
+    two = _TWO_DIGITS
+    microsecond = moment.microsecond
+    if microsecond:
+        return (f"{year}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
+                f"{two[moment.minute]}:{two[moment.second]}.{microsecond:06d}+00:00")
+    return (f"{year}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
+            f"{two[moment.minute]}:{two[moment.second]}+00:00")

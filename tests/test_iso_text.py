@@ -60,3 +60,35 @@ def test_the_memory_is_bounded() -> None:
         moment = start + timedelta(minutes=minute)
         assert iso_text(moment) == moment.isoformat()
     assert len(module._texts) <= module.ISO_TEXTS_KEPT
+
+
+utc_times = st.builds(lambda naive, fold: naive.replace(tzinfo=UTC, fold=fold),
+                      st.datetimes(), st.integers(0, 1))
+
+
+@given(utc_times)
+def test_a_utc_time_is_written_as_isoformat_writes_it(moment: datetime) -> None:
+    """`utc_text` (a UTC time's text from kept pieces): any year, microseconds or none,
+    either fold, digit for digit CPython's own."""
+    assert module.utc_text(moment) == moment.isoformat()
+    assert module.utc_text(moment.replace(microsecond=0)) == \
+        moment.replace(microsecond=0).isoformat()
+
+
+@given(times)
+def test_a_time_not_remembered_is_written_as_isoformat_writes_it(moment: datetime) -> None:
+    """`iso_text_once`: the same text for every zone (UTC's own through `utc_text`, an
+    equal zone of another object or any other through isoformat), and nothing kept."""
+    kept = dict(module._texts)
+    assert module.iso_text_once(moment) == moment.isoformat()
+    assert module._texts == kept
+
+
+def test_only_the_utc_zone_itself_is_written_from_pieces() -> None:
+    """An equal zone that is not `datetime.UTC` (a named one writes the same offset, but a
+    subclass of datetime writes its own text) goes through isoformat."""
+    named = datetime(2025, 1, 1, 12, tzinfo=timezone(timedelta(0), "named"))
+    assert module.iso_text_once(named) == named.isoformat() == "2025-01-01T12:00:00+00:00"
+    odd = Subclass(2025, 1, 1, 12, tzinfo=UTC)
+    assert module.iso_text_once(odd) == "subclass 2025-01-01T12:00:00+00:00"
+    assert iso_text(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00+00:00"

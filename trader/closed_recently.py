@@ -18,6 +18,7 @@ report's fields of each position as it is saved closed (trader/backtest.py).
 
 from typing import NamedTuple
 
+from storage.iso_text import iso_text
 from trader.domain import CloseReason
 from trader.position import ExitPlan, Position, PositionState
 from trader.trade_stats import TradeRecord
@@ -54,7 +55,7 @@ class ClosedRecently:
         key = (position.symbol, position.key)
         closed_at = position.closed_at
         if position.state is PositionState.CLOSED and closed_at is not None:
-            text = closed_at.isoformat()
+            text = iso_text(closed_at)
             if text >= self.horizon:
                 self.closed[key] = (text, position)
                 return
@@ -116,7 +117,7 @@ class ClosedArchive:
         if position.closed_at is None:   # TradeRecord refuses it: the database read raises
             self.lost()
             return
-        self.kept[key] = ClosedTrade(position.closed_at.isoformat(), order,
+        self.kept[key] = ClosedTrade(iso_text(position.closed_at), order,
                                      TradeRecord.from_position(position), position.exit_plan)
 
     def lost(self) -> None:

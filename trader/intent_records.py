@@ -14,7 +14,7 @@ from sqlite_utils import Database
 from storage import Store
 from storage.codec import dump, load
 from storage.db import LOCK_WAIT_SECONDS
-from storage.iso_text import iso_text
+from storage.iso_text import iso_text, iso_text_once
 from trader.domain import Intent, IntentStatus
 from trader.last_known import LastKnown
 
@@ -196,7 +196,7 @@ class IntentRecords(Store):
         and a batch's held-back ones), and they are deleted by client id: the held-back
         rows of those are dropped rather than written first only to be deleted (what a
         flush, then "DELETE ... WHERE status IN (resolved) AND created_at < ?", did)."""
-        cutoff = before.isoformat()     # compared as stored: ISO text
+        cutoff = iso_text_once(before)     # compared as stored: ISO text
         # grouped: all or none when it takes several statements (and the intents are read
         # inside, so a failed read is a failed save)
         with self._gate.saving("intent cleanup", grouped=True):

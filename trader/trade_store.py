@@ -166,7 +166,7 @@ class TradeStore(IntentRecords):
             args.append(symbol)
         if since:
             where.append("time >= ?")
-            args.append(since.isoformat())
+            args.append(iso_text(since))
         # direct SQL: sqlite-utils' rows_where re-reads the schema on every call
         rows = self._rows(f"SELECT * FROM fills WHERE {' AND '.join(where)} ORDER BY time", args)
         return [load(Fill, {**r, "maker": bool(r["maker"])}) for r in rows]
@@ -208,7 +208,7 @@ class TradeStore(IntentRecords):
         journal = []
         for at, symbol, text in self.db.execute(
                 "SELECT at, symbol, body FROM events WHERE kind = ? AND at >= ? "
-                "ORDER BY at, id", [FUNDING_EVENT, since.isoformat()]):
+                "ORDER BY at, id", [FUNDING_EVENT, iso_text(since)]):
             body = json.loads(text)
             journal.append((FundingPayment(datetime.fromisoformat(at), symbol or "",
                                            Decimal(body["amount"])),
@@ -223,7 +223,7 @@ class TradeStore(IntentRecords):
         same time or a later one, answered from memory; from an earlier one, read again."""
         if since is None:
             return [payment for _, payment in self._read_funding(None)]
-        cutoff = since.isoformat()      # compared as stored: ISO text
+        cutoff = iso_text(since)      # compared as stored: ISO text
         kept = self._funding
         if kept is None or cutoff < self._funding_from:
             kept = self._read_funding(cutoff)
@@ -318,7 +318,7 @@ class TradeStore(IntentRecords):
         in no set order (for sums and counts: the daily summary). Read from the database
         once, then kept with each save (trader/closed_recently.py), while `since` does not
         go back in time."""
-        cutoff = since.isoformat()      # compared as stored: ISO text
+        cutoff = iso_text(since)      # compared as stored: ISO text
         recent = self._closed_recently
         if not recent.knows(cutoff):
             recent.fill(cutoff, self.closed_positions(since))
@@ -337,7 +337,7 @@ class TradeStore(IntentRecords):
         where, args = "state = ?", [PositionState.CLOSED.value]
         if since:
             where += " AND closed_at >= ?"
-            args.append(since.isoformat())
+            args.append(iso_text(since))
         for row in self.db.execute(f"SELECT body FROM positions WHERE {where} "
                                    "ORDER BY closed_at", args):
             yield position_from_body(row[0])
