@@ -1,8 +1,9 @@
 """The entry plan's regime without the exact reading (trader/entry.py
 `EntryDesk.regime_adjustment`): for the engine's own candles whose float ranges tell NORMAL
-or HIGH it gives what `adjustment(read_regime(candles))` gives in every field read while
-the entry is allowed; anything else (other candles, LOW, EXTREME, too few candles) still
-takes the exact reading."""
+or HIGH, or LOW clear of its ATR floor, it gives what `adjustment(read_regime(candles))`
+gives in every field read while the entry is allowed, and a LOW refusal's very adjustment
+(its reason's figures too); anything else (other candles, LOW near the floor or a figure's
+rounding, EXTREME, too few candles) still takes the exact reading."""
 
 import random
 from dataclasses import replace
@@ -13,7 +14,7 @@ import pytest
 
 import trader.entry as entry_module
 from trader.domain import Candle
-from trader.entry import READING_FREE, EntryDesk
+from trader.entry import LOW_FREE, READING_FREE, EntryDesk, _shown
 from trader.market.history import CandleHistory
 from trader.strategy.regime import (
     DEFAULT_THRESHOLDS,
@@ -84,12 +85,47 @@ def test_the_desks_regime_is_the_exact_readings_on_every_candle(seed: int) -> No
             continue
         expected = adjustment(reading)
         seen.add(reading.regime)
-        if got is READING_FREE.get(reading.regime):
+        if got is READING_FREE.get(reading.regime) or got is LOW_FREE:
             assert expected.allow_entry, "the fast path is only for allowed entries"
             assert got == replace(expected, reason=got.reason)
         else:
             assert got == expected
     assert seen >= {None, Regime.LOW, Regime.NORMAL, Regime.HIGH, Regime.EXTREME}
+
+
+def calm_candles(count: int) -> list[Candle]:
+    """After `bursty_candles(400, 2)`: ranges of ~0.01 % of the price, under the ATR floor."""
+    return [replace(candle, open=candle.open / 100 + 99, high=candle.high / 100 + 99,
+                    low=candle.low / 100 + 99, close=candle.close / 100 + 99,
+                    open_time=candle.open_time + 400 * STEP)
+            for candle in bursty_candles(count, 0)]
+
+
+def test_a_low_regime_is_the_exact_readings_allowed_or_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOW from the float ranges: allowed above the floor (LOW_FREE), refused below it with
+    the exact reading's own adjustment, reason text and all, without reading it."""
+    history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
+    desk = desk_with(history)
+    calls = counting_exact_readings(monkeypatch)
+    free = refused_without = 0
+    for candle in bursty_candles(400, 2) + calm_candles(150):
+        history.append(candle)
+        calls.clear()
+        got = desk.regime_adjustment(SYMBOL, history.closed())
+        taken = not calls
+        reading = read_regime(history.closed())
+        if reading is None or reading.regime is not Regime.LOW:
+            continue
+        expected = adjustment(reading)
+        if got is LOW_FREE:
+            assert taken and expected.allow_entry
+            assert got == replace(expected, reason=got.reason)
+            free += 1
+        else:
+            assert got == expected
+            refused_without += taken and not expected.allow_entry
+    assert free > 0 and refused_without > 0
 
 
 @pytest.mark.parametrize("regime", [Regime.NORMAL, Regime.HIGH])
@@ -115,11 +151,11 @@ def test_the_exact_reading_is_taken_for_candles_that_are_not_the_historys(
         calls.clear()
         got = desk.regime_adjustment(SYMBOL, history.closed())
         fast += not calls
-        assert (got in READING_FREE.values()) == (not calls)
+        assert (got in READING_FREE.values() or got is LOW_FREE) == (not calls)
     assert fast > 0, "the fast path was taken on some candles"
 
 
-def test_low_extreme_and_undecided_regimes_take_the_exact_reading(
+def test_extreme_and_undecided_regimes_take_the_exact_reading(
         monkeypatch: pytest.MonkeyPatch) -> None:
     history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
     desk = desk_with(history)
@@ -130,10 +166,36 @@ def test_low_extreme_and_undecided_regimes_take_the_exact_reading(
         calls.clear()
         got = desk.regime_adjustment(SYMBOL, history.closed())
         reading = read_regime(history.closed())
-        if got is None or got.regime not in READING_FREE:
-            assert calls == [1], "LOW, EXTREME and too few candles read the exact regime"
+        if got is None or (got.regime not in READING_FREE and got.regime is not Regime.LOW):
+            assert calls == [1], "EXTREME and too few candles read the exact regime"
             exact_regimes.add(reading.regime if reading is not None else None)
-    assert exact_regimes >= {None, Regime.LOW, Regime.EXTREME}
+    assert exact_regimes >= {None, Regime.EXTREME}
+
+
+def test_a_low_atr_at_the_floor_takes_the_exact_reading(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within float rounding of the floor (here: on it, in float) the float ranges do not
+    decide: the exact reading does, whichever side of the floor it falls."""
+    history = CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1)
+    for candle in bursty_candles(120, 2):
+        history.append(candle)
+    fast = history.ranges.wilder(DEFAULT_THRESHOLDS.fast)
+    assert fast is not None
+    monkeypatch.setattr(history, "last_close", fast / float(DEFAULT_THRESHOLDS.min_atr_pct))
+    monkeypatch.setattr(entry_module, "regime_of", lambda candles: Regime.LOW)
+    calls = counting_exact_readings(monkeypatch)
+    got = desk_with(history).regime_adjustment(SYMBOL, history.closed())
+    assert calls == [1]
+    assert got is not LOW_FREE
+
+
+def test_a_figure_on_a_rounding_boundary_is_not_shown_from_a_float() -> None:
+    """A refusal's figure within the margin of a rounding boundary (0.125 to 2 places, the
+    exact figure may round either way): no text from the float; clear of one, the text."""
+    assert _shown(0.125, ".2f") is None
+    assert _shown(0.0012345, ".3%") == "0.123%"
+    assert _shown(0.65, ".2f") == "0.65"
+    assert _shown(0.001235, ".3%") is None    # 0.1235 %: 0.123 % or 0.124 %?
 
 
 # --- says_close without a signal ---------------------------------------------------------

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from loguru import logger
 
-from trader.breakers import regime_of
+from trader.breakers import REGIME_RANGES, regime_of
 from trader.correlation import Cluster, correlated_cluster
 from trader.domain import Candle, OrderRole, Side, Signal, position_key
 from trader.fast_init import fast_init
@@ -26,6 +26,8 @@ from trader.regime_adjust import anchor, with_first_target
 from trader.risk import EntryPlan, SignalDecision, SizingInput, decide, plan_entry
 from trader.strategy.base import Strategy, aggregate, combine, signal_problem
 from trader.strategy.regime import (
+    DEFAULT_THRESHOLDS,
+    FLOAT_MARGIN,
     Regime,
     RegimeAdjustment,
     RegimeReading,
@@ -208,14 +210,21 @@ class EntryDesk:
         adjustment does not depend on the reading but in its `reason` text, which nothing
         reads while `allow_entry` is True (trader/risk.py `_precheck` reads it to refuse):
         `READING_FREE` holds their adjustments, equal to `adjustment`'s in every other
-        field (tests/test_entry_regime_fast_path.py). LOW (its ATR floor refuses with the
-        reading's figures), EXTREME (refused, the reason is shown) and anything float does
-        not decide take the exact reading."""
+        field (tests/test_entry_regime_fast_path.py). LOW is told from the float ranges too
+        where they decide it (`low_from_floats`: its ATR floor, and a refusal's figures as
+        the reason shows them). EXTREME (refused, the reason shows its figures) and
+        anything float does not decide take the exact reading (~680,000 instructions, most
+        of a refused entry's cost)."""
         history = self.history.get(symbol)
         if isinstance(history, CandleHistory) and history.closed() is candles:
-            free = READING_FREE.get(regime_of(history))
+            regime = regime_of(history)
+            free = READING_FREE.get(regime)
             if free is not None:
                 return free
+            if regime is _LOW:
+                low = low_from_floats(history)
+                if low is not None:
+                    return low
         reading = read_regime(candles)
         return adjustment(reading) if reading is not None else None
 
@@ -239,6 +248,53 @@ def _reading_free(regime: Regime) -> RegimeAdjustment:
 
 
 READING_FREE = {regime: _reading_free(regime) for regime in (Regime.NORMAL, Regime.HIGH)}
+_LOW = Regime.LOW
+_LOW_READING = RegimeReading(_LOW, Decimal(0), Decimal(0), Decimal(0), Decimal(1))
+# `adjustment` of a LOW reading whose ATR% passes the floor (the stand-in's 1 does), with a
+# reason that names no figure (never read while the entry is allowed)
+LOW_FREE = replace(adjustment(_LOW_READING), reason="LOW volatility")
+_FLOOR = float(DEFAULT_THRESHOLDS.min_atr_pct)
+
+
+def low_from_floats(history: CandleHistory) -> RegimeAdjustment | None:
+    """`adjustment(read_regime(history.closed()))` in a LOW regime (`regime_of` told it),
+    from the history's float ranges when they are the reading's window (as `regime_of`
+    requires to read them) and decide it; None when they do not (the exact reading does).
+
+    The reading's ATR% is the fast Wilder average / the last close, VR the fast average /
+    the slow one; their floats stay within ~1e-13 relative of the exact figures
+    (trader/strategy/regime.py `RangeWindow`), far inside FLOAT_MARGIN. An ATR% above the
+    floor by more than the margin: allowed (`LOW_FREE`). Below it by more: refused, and the
+    reason shows VR to 2 places and ATR% to 3 (`_shown`: the text both ends of the margin
+    round to, so the exact figure's too), given to `adjustment` as a stand-in reading with
+    those very figures: the same adjustment, reason and all."""
+    ranges, close = history.ranges, history.last_close
+    if not close > 0 or len(ranges) != min(len(history) - 1, REGIME_RANGES):
+        return None
+    fast = ranges.wilder(DEFAULT_THRESHOLDS.fast)
+    vr = ranges.ratio(DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow)
+    if fast is None or vr is None:
+        return None
+    atr_pct = fast / close
+    if atr_pct > _FLOOR * (1 + FLOAT_MARGIN):
+        return LOW_FREE
+    if not atr_pct < _FLOOR * (1 - FLOAT_MARGIN):
+        return None
+    vr_text, pct_text = _shown(vr, ".2f"), _shown(atr_pct, ".3%")
+    if vr_text is None or pct_text is None:
+        return None
+    shown_pct = Decimal(pct_text[:-1]) / 100       # "0.153%" -> 0.00153: it shows so
+    if not shown_pct < DEFAULT_THRESHOLDS.min_atr_pct:
+        return None     # rounds up onto the floor: the stand-in would pass it
+    return adjustment(replace(_LOW_READING, vr=Decimal(vr_text), atr_pct=shown_pct))
+
+
+def _shown(value: float, spec: str) -> str | None:
+    """How a Decimal within FLOAT_MARGIN of `value` (> 0) is formatted with `spec`, when
+    every one is formatted alike (rounding is monotone: both ends of the margin agree);
+    None when the margin straddles a rounding boundary."""
+    low = format(Decimal(value * (1 - FLOAT_MARGIN)), spec)
+    return low if low == format(Decimal(value * (1 + FLOAT_MARGIN)), spec) else None
 
 
 def entering_position(symbol: str, signal: Signal, plan: EntryPlan, mark: Decimal,
