@@ -251,3 +251,38 @@ def test_new_candle_reads_the_candles_given_unless_they_are_the_historys_window(
     assert desk.new_candle(SYMBOL, history.closed()) is False     # no candles
     assert desk.new_candle(SYMBOL, candles[:4]) is False          # asked already
     assert desk.new_candle(SYMBOL, candles) is True
+
+
+# --- the trend is read only for a regime that allows the entry -------------------------
+@pytest.mark.parametrize("allowed", [True, False])
+def test_the_trend_is_read_only_where_the_regime_allows_the_entry(
+        monkeypatch: pytest.MonkeyPatch, allowed: bool) -> None:
+    """A refusing regime is risk._precheck's first refusal: the plan does not read the
+    trend then (and the refusal is the regime's); an allowed one reads it as before."""
+    from trader.domain import Side, Signal
+    from trader.entry import Account, EntryLimits
+    from trader.risk import Skip
+    from trader.symbol_rules import SymbolRules
+
+    regime = LOW_FREE if allowed else replace(LOW_FREE, allow_entry=False, reason="quiet")
+    trend_reads: list[int] = []
+    sized = []
+    monkeypatch.setattr(entry_module, "is_trending",
+                        lambda candles: trend_reads.append(1) or True)
+    monkeypatch.setattr(entry_module, "plan_entry",
+                        lambda i: sized.append(i) or Skip("sized"))
+    desk = desk_with(CandleHistory(1000, 5, DEFAULT_THRESHOLDS.lookback - 1))
+    monkeypatch.setattr(desk, "regime_adjustment", lambda symbol, candles: regime)
+    signal = Signal(side=Side.BUY, confidence=1.0, tp_pct=Decimal("0.01"),
+                    sl_pct=Decimal("0.005"), reason="r")
+    limits = EntryLimits(leverage=5, max_heat=Decimal("0.06"),
+                         max_position_pct=Decimal("0.5"), time_in_trade=timedelta(minutes=40),
+                         cooldown=timedelta(minutes=5))
+    got = desk.plan(SYMBOL, signal, bursty_candles(120, 0), Decimal(100),
+                    Account(Decimal(1000), Decimal(1000), Decimal("0.01"), Decimal(0)),
+                    SymbolRules(SYMBOL, tick_size=Decimal("0.01"), step_size=Decimal("0.001"),
+                                min_qty=Decimal("0.001"), min_notional=Decimal("5")),
+                    limits, START)
+    assert got == "sized"
+    assert sized[0].trending is allowed
+    assert trend_reads == ([1] if allowed else [])

@@ -188,7 +188,10 @@ class EntryDesk:
             free_margin=account.free_margin, risk_fraction=account.risk_fraction,
             signal=signal, regime=regime, rules=rules, leverage=limits.leverage,
             open_risk=account.open_risk, max_heat=limits.max_heat,
-            max_position_pct=limits.max_position_pct, trending=is_trending(candles),
+            max_position_pct=limits.max_position_pct,
+            # a regime that refuses is risk._precheck's first refusal: the trend (~47,000
+            # instructions) is never read then
+            trending=regime.allow_entry and is_trending(candles),
             cluster_risk=cluster.risk, cluster_with=cluster.symbols,
             confidence_floor=limits.confidence_floor))
         if not isinstance(result, EntryPlan):
