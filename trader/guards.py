@@ -24,7 +24,6 @@ from typing import Any
 
 from loguru import logger
 
-from storage.iso_text import iso_text_once
 from trader.display import breaker_label
 from trader.domain import Candle
 from trader.evolve import evolve
@@ -125,7 +124,7 @@ def _trip(state: GuardState, kind: str, symbol: str, now: datetime, cfg: GuardCo
     if was_active:
         return new_state, []
     logger.warning("breaker tripped name={} symbol={} until={} reason={}",
-                   name, symbol or "-", iso_text_once(until), text)
+                   name, symbol or "-", until.isoformat(), text)
     return new_state, [GuardEvent(GuardEventKind.TRIPPED, name, symbol,
                                   f"{text}; new entries paused until {until:%H:%M} UTC")]
 
@@ -278,8 +277,7 @@ def start_cooldown(state: GuardState, symbol: str, now: datetime, loss: bool,
     if streak >= cfg.loss_streak_len:
         duration *= cfg.loss_streak_mult
     until = max(state.cooldowns.get(symbol, now), now + duration)
-    logger.info("cooldown symbol={} until={} loss_streak={}", symbol, iso_text_once(until),
-                streak)
+    logger.info("cooldown symbol={} until={} loss_streak={}", symbol, until.isoformat(), streak)
     return evolve(state, cooldowns={**state.cooldowns, symbol: until},
                    loss_streak={**state.loss_streak, symbol: streak})
 
