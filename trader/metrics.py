@@ -25,12 +25,15 @@ Conventions
 """
 
 import math
+import operator
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from trader.counted_stats import median_of, sample_stdev
 from trader.domain import ZERO
 from trader.fast_init import fast_init
 from trader.trade_stats import (
@@ -109,7 +112,7 @@ def performance(curve: Sequence[EquityPoint], trades: Sequence[TradeRecord],
     """Statistics of a run. `funding` is funding not attributed to any trade record (it is
     added to the trades' own funding, and to the net PnL). `periods`: the stretches of time
     the run covered (default: the curve's span, or the trades' span without a curve)."""
-    points = sorted(curve, key=lambda point: point.at)
+    points = sorted(curve, key=_AT)
     period_start, period_end = _period(points, trades)
     if periods is None:
         periods = [(period_start, period_end)] if period_start and period_end else []
@@ -181,26 +184,48 @@ def calmar_ratio(cagr: float | None, max_drawdown_pct: float) -> float | None:
 
 def period_returns(curve: Sequence[EquityPoint]) -> list[float]:
     """Simple returns between consecutive points. A period that starts at zero or negative
-    equity has no defined return and is left out."""
-    return [float(after.equity / before.equity) - 1.0
-            for before, after in zip(curve, curve[1:], strict=False)
-            if before.equity > 0]
+    equity has no defined return and is left out.
+
+    The report reads every point: a period whose equity is the very Decimal of the one
+    before (a flat account's, trader/balance_keeper.py) returns what the period before
+    returned, float(x / x) - 1.0, divided once per run of them; the sign of an equity is
+    tested once."""
+    returns: list[float] = []
+    append = returns.append
+    before: Decimal | None = None
+    positive = False                    # before > 0
+    repeated: float | None = None       # float(before / before) - 1.0, once asked
+    for point in curve:
+        equity = point.equity
+        if equity is before:
+            if positive:
+                if repeated is None:
+                    repeated = float(equity / equity) - 1.0
+                append(repeated)
+            continue
+        if positive:
+            append(float(equity / before) - 1.0)    # type: ignore[operator]   # positive
+        before, positive, repeated = equity, equity > 0, None
+    return returns
 
 
 def _periods_per_year(curve: Sequence[EquityPoint]) -> float:
     """How many of the curve's periods (its median point spacing) fit in 365 days."""
-    gaps = [after.at - before.at for before, after in zip(curve, curve[1:], strict=False)]
-    positive = [gap for gap in gaps if gap > timedelta(0)]
+    moments = [point.at for point in curve]
+    # the spacings counted by value (a replay's points are one interval apart): the
+    # median of the positive ones, as statistics.median of them all gives it
+    gaps = Counter(map(operator.sub, moments[1:], moments))
+    positive = Counter({gap: count for gap, count in gaps.items() if gap > _NO_TIME})
     if not positive:
         return 0.0
-    return YEAR / statistics.median(positive)
+    return YEAR / median_of(positive)
 
 
 def sharpe_ratio(returns: Sequence[float], periods_per_year: float) -> float:
     """Annualised mean / sample standard deviation; 0.0 when undefined."""
     if len(returns) < 2 or periods_per_year <= 0:
         return 0.0
-    deviation = statistics.stdev(returns)
+    deviation = sample_stdev(returns)     # statistics.stdev, from the distinct returns
     if not deviation > 0:
         return 0.0
     return _finite(statistics.fmean(returns) / deviation * math.sqrt(periods_per_year))
@@ -210,10 +235,16 @@ def sortino_ratio(returns: Sequence[float], periods_per_year: float) -> float:
     """Annualised mean / downside deviation (target 0); 0.0 when undefined."""
     if len(returns) < 2 or periods_per_year <= 0:
         return 0.0
-    downside = math.sqrt(math.fsum(min(r, 0.0) ** 2 for r in returns) / len(returns))
+    # sum(min(r, 0.0) ** 2): the squares of the returns below 0 (and of a NaN) alone, the
+    # others add 0.0 to an exact sum
+    downside = math.sqrt(math.fsum([r ** 2 for r in returns if not r >= 0.0]) / len(returns))
     if not downside > 0:
         return 0.0
     return _finite(statistics.fmean(returns) / downside * math.sqrt(periods_per_year))
+
+
+_AT = operator.attrgetter("at")
+_NO_TIME = timedelta(0)
 
 
 def _finite(value: float) -> float:
@@ -241,8 +272,14 @@ def max_drawdown(curve: Sequence[EquityPoint]) -> tuple[float, Decimal]:
     money = ZERO
     peak: Decimal | None = None
     deepest: Decimal | None = None      # the largest fall below `peak` so far
+    last: Decimal | None = None
     for point in curve:
         equity = point.equity
+        # The very Decimal of the point before (a flat account's) changes nothing: each
+        # of the three below takes a new value only when it is strictly exceeded.
+        if equity is last:
+            continue
+        last = equity
         if peak is None or equity > peak:
             peak, deepest = equity, None
         fall = peak - equity
