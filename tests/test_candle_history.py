@@ -365,3 +365,22 @@ def test_a_candle_of_an_equal_interval_keeps_the_higher_timeframe_and_another_en
     history.append(Candle("BTCUSDT", START + MINUTE * 12, 2 * MINUTE, Decimal(1), Decimal(2),
                           Decimal(1), Decimal(1)))
     assert history.higher() is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(candle_runs(), st.integers(3, 60), st.integers(2, 120))
+def test_the_last_ranges_sum_is_the_sum_of_the_kept_ranges_newest_first(
+        candles: list[Candle], maxlen: int, range_window: int) -> None:
+    """`last_ranges_sum` (the crash breaker's, from the spans kept beside the candles) is
+    the float `sum(islice(reversed(ranges), count))` gives, through evictions, the spans'
+    trimming and a backfill (clear + extend), for every count of ranges of candles held."""
+    history = CandleHistory(maxlen, 1, range_window)
+    for number, row in enumerate(candles):
+        history.append(row)
+        if number == len(candles) // 2:
+            kept = list(history)
+            history.clear()
+            history.extend(kept)
+        ranges = history.ranges     # (may hold ranges of candles evicted already)
+        for count in range(1, min(len(ranges), len(history) - 1) + 1):
+            assert history.last_ranges_sum(count) == sum(islice(reversed(ranges), count))

@@ -9,7 +9,6 @@ Breakers gate new entries only, never exits or protection.
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from itertools import islice
 
 from trader import guards
 from trader.domain import ZERO, BookTicker, Candle
@@ -162,12 +161,18 @@ def no_crash_possible(history: CandleHistory, config: GuardConfig) -> bool:
     Slack of 1e-9 x close on S and 0.1 % on the threshold cover every float rounding
     (about 1e-15 relative) by far. False (ask the exact reading) when unsure."""
     count, ranges = config.crash_candles, history.ranges
-    if count < 1 or len(ranges) < count or len(ranges) != min(len(history) - 1, ranges.size):
+    kept, preceded = len(ranges), len(history) - 1      # min(preceded, ranges.size), inline
+    if count < 1 or kept < count or kept != (preceded if preceded < ranges.size else ranges.size):
         return False
     close = history.last_close      # float(history[-1].close), made once per candle
-    span = sum(islice(reversed(ranges), count)) + 1e-9 * close
+    span = history.last_ranges_sum(count) + 1e-9 * close
     floor = close * (1 - 1e-12) - span
-    return floor > 0 and span < _crash_limit(config.crash_move) * floor
+    if not floor > 0:
+        return False
+    limit = _crash_limits[0] if _crash_limits else None     # `_crash_limit`, inline
+    if limit is None or limit[0] is not config.crash_move:
+        return span < _crash_limit(config.crash_move) * floor
+    return span < limit[1] * floor
 
 
 def candles_key(candles: Sequence[Candle] | CandleHistory) -> CandlesKey:

@@ -101,13 +101,14 @@ class Housekeeping:
             try:    # `contained` inline: every 5 min is every candle of a 5m replay
                 # `check_funding` without its coroutine while every rate was pushed (the
                 # paper exchange, Binance's mark price stream): the same steps, in order
-                unread = self.check_pushed_funding()
+                unread = self.check_pushed_funding(now)
                 if unread is not None:
                     await self.check_funding(unread)
+                    now = clock.now()
             except Exception as exc:  # the funding check's boundary
                 if not boundary.failed("funding check", exc):
                     raise     # a backtest ends here (Containment.fail_fast)
-            now = clock.now()
+                now = clock.now()
         due = due_at.get("rules")
         if due is None or now >= due:
             due_at["rules"] = now + RULES_EVERY
@@ -200,11 +201,13 @@ class Housekeeping:
                 continue
             self._funding_sample(symbol, rate, now)
 
-    def check_pushed_funding(self) -> tuple[datetime, int] | None:
+    def check_pushed_funding(self, now: datetime | None = None) -> tuple[datetime, int] | None:
         """`check_funding` up to the first symbol with no pushed rate: None when every
         symbol's was pushed (all done, nothing awaited), else (the check's time, that
-        symbol's index) for `check_funding` to go on from, in the same order."""
-        now = self.clock.now()
+        symbol's index) for `check_funding` to go on from, in the same order. `now`: the
+        engine time the caller read (None: read here); nothing here waits."""
+        if now is None:
+            now = self.clock.now()
         quote_of = self.exchange.quote
         for index, symbol in enumerate(self.candles):
             quote = quote_of(symbol, FUNDING_EVERY)

@@ -149,6 +149,14 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
                                                  self._floats)
         return closed
 
+    def last_ranges_sum(self, count: int) -> float:
+        """`sum(islice(reversed(self.ranges), count))`, the same float (the same additions,
+        newest first), from the spans kept beside the candles (each range is its candle's
+        span there) in one reversed slice: the crash breaker's, every candle. For ranges of
+        candles still held: 1 <= count <= len(self.ranges) and count < len(self)."""
+        spans = self._floats[1]         # type: ignore[index]   # kept ranges: range_window
+        return sum(spans[:-count - 1:-1])
+
     def tail(self, size: int) -> list[Candle]:
         """The last `size` candles (fewer while the history is shorter), oldest first:
         `closed()[-size:]` without copying the whole history."""
