@@ -131,8 +131,14 @@ def tick_note(symbol: str, closes: list[Decimal], rules: SymbolRules) -> str:
     """"" unless the median close is under MIN_PRICE_TICKS ticks of the symbol's tick size."""
     if not closes:
         return ""
+    least = rules.tick_size * MIN_PRICE_TICKS
+    # Every close at twice the least or more (nearly every market): their median is above
+    # the least, whatever the rounding of a mean of the two middle ones; no sort (2,048
+    # Decimals at most, sorted for a note that says nothing).
+    if least > 0 and min(closes) >= least * 2:
+        return ""
     median = statistics.median(closes)
-    if median >= rules.tick_size * MIN_PRICE_TICKS:
+    if median >= least:
         return ""
     generic = "" if symbol in DEFAULT_RULES else (
         f" (no rules known for {symbol}: generic ones, tick {rules.tick_size}, "

@@ -314,7 +314,7 @@ def classify_ranges(ranges: Sequence[float],
             return regime
         if vr >= low:                   # within FLOAT_MARGIN of the threshold
             return None
-    return Regime.LOW
+    return _LOW
 
 
 @lru_cache(maxsize=16)
@@ -330,6 +330,9 @@ def _float_bands(t: RegimeThresholds) -> tuple[tuple[float, float, float, Regime
 
 
 _DEFAULT_BANDS = _float_bands(DEFAULT_THRESHOLDS)   # read every candle: not hashed each time
+# Read once: `Regime.LOW` goes through 3.11's `EnumType.__getattr__` (~900 instructions),
+# and a quiet market's breakers classify their ranges LOW every candle.
+_LOW = Regime.LOW
 
 
 def adjustment(reading: RegimeReading, t: RegimeThresholds = DEFAULT_THRESHOLDS) -> RegimeAdjustment:
