@@ -272,3 +272,19 @@ async def test_a_backtest_keeps_its_alerts_on_replay_time(tmp_path: Path,
     await run_backtest(load_settings(_env_file=None), {"BTCUSDT": rows}, tmp_path, progress=False)
     assert len(clocks) == 1 and isinstance(clocks[0], ManualClock)
     assert clocks[0].now() >= rows[-1].open_time
+
+
+def test_a_recorded_point_is_the_equity_point_added() -> None:
+    """`record(at, equity)` (built on the filler, every candle) keeps what
+    `add(EquityPoint(at, equity))` keeps: equal points of the class itself, also past the
+    limit where buckets keep their extremes."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    added, recorded = CurveRecorder(limit=8), CurveRecorder(limit=8)
+    for minute in range(40):
+        at, equity = start + timedelta(minutes=minute), Decimal(1000 + (minute * 7) % 11)
+        added.add(EquityPoint(at, equity))
+        recorded.record(at, equity)
+    points = recorded.points()
+    assert points == added.points()
+    assert all(type(point) is EquityPoint for point in points)
+    assert hash(points[0]) == hash(EquityPoint(points[0].at, points[0].equity))

@@ -36,7 +36,7 @@ from trader.engine import Engine
 from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
 from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
-from trader.metrics import EquityPoint, performance
+from trader.metrics import performance
 from trader.position import ExitPlan
 from trader.report import DATABASES, BacktestReport, combine, render_text, symbol_rows, write_report
 from trader.run_settings import changed_settings, run_settings
@@ -156,7 +156,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
             if balance is not None:
                 if balance is not charted:
                     charted, equity = balance, balance.equity
-                recorder.add(EquityPoint(clock.now(), equity))
+                recorder.record(clock.now(), equity)
             total += len(batch)
             if progress:                # a disabled bar's `update` does nothing
                 bar.update(len(batch))

@@ -13,6 +13,10 @@ Sharpe and Sortino are computed on the bucketed returns (measured in benchmarks/
     curve = recorder.points()
 """
 
+from datetime import datetime
+from decimal import Decimal
+
+from trader.evolve import filler
 from trader.metrics import EquityPoint
 
 DEFAULT_LIMIT = 20_000
@@ -43,6 +47,16 @@ class CurveRecorder:
                 self._open, self._open_count = (), 0
         if self._kept + len(self._open) > self.limit:
             self._coarsen()
+
+    def record(self, at: datetime, equity: Decimal) -> None:
+        """`add(EquityPoint(at, equity))`, a backtest's every candle: the point built by
+        plain slot stores on its class's filler (trader/evolve.py `filler`, as the CSV
+        reader builds a Candle), not through its `__init__`; the same value."""
+        point = _new(_POINT_FILLER)
+        point.at = at
+        point.equity = equity
+        point.__class__ = EquityPoint
+        self.add(point)
 
     def points(self) -> list[EquityPoint]:
         """The curve, in time order: at most `limit` points."""
@@ -79,3 +93,7 @@ def _extremes(points: tuple[EquityPoint, ...]) -> tuple[EquityPoint, ...]:
     if low is high:
         return (low,)
     return (low, high) if low.at <= high.at else (high, low)
+
+
+_POINT_FILLER = filler(EquityPoint)
+_new = object.__new__
