@@ -85,7 +85,8 @@ class Housekeeping:
     async def run(self, positions: dict[str, Position], balance: Balance | None) -> None:
         """Each job inside its own boundary: one failing job skips only itself. Engine time
         moves only while a job runs (it may wait on the exchange): it is read again after
-        each one that ran. Every replayed candle comes here: each timer is one comparison
+        each one that may have waited (the funding check reading pushed rates does not).
+        Every replayed candle comes here: each timer is one comparison
         with when it is due, and the daily summary waits for the end of its day."""
         boundary = self.boundary
         contained = boundary.contained
