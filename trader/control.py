@@ -15,6 +15,7 @@ exchange did not confirm. A command that fails answers what happened, never sile
 
 import asyncio
 import importlib
+import sqlite3
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -152,8 +153,14 @@ class Controller:
     async def _take_cli_request(self) -> None:
         """A `tradebot shutdown|wake` from a shell on the same disk: run it as our own."""
         store = self.engine.store
-        request = store.get(CLI_REQUEST_KEY)
-        if not request or store.get(answer_key(request["id"])) is not None:
+        try:
+            request = store.get(CLI_REQUEST_KEY)
+            if not request or store.get(answer_key(request["id"])) is not None:
+                return
+        except sqlite3.Error as exc:
+            # Another process holds the file (trader/presence.py logs the streak): the
+            # request waits for the next pass; not an unexpected error to alert.
+            logger.debug("cli request not read error={!r}", exc)
             return
         command = Command(CommandKind(request["kind"]), f"cli:{request['id']}",
                           self.engine.clock.now(), flatten=bool(request.get("flatten")),
