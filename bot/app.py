@@ -334,9 +334,10 @@ class TelegramBot:
             dedup_key=f"telegram-migrated:{group_id}"), self.clock.now())
 
     def _polling_error(self, exc: TelegramError) -> None:
-        """python-telegram-bot's polling retries every error itself (an outage is retried
-        after PollingRequest's own backoff, up to 5 s, and logged there); a 409 Conflict means commands may not reach this agent, so the operator is told. A
-        refused token is logged by its own trouble log (bot/trouble_log.py), not per retry."""
+        """python-telegram-bot's polling retries every error itself (an outage after
+        PollingRequest's own backoff, up to 5 s, and logged there); a 409 Conflict means
+        commands may not reach this agent, so the operator is told. A refused token is logged
+        by its own trouble log (bot/trouble_log.py), not per retry."""
         log = logger.debug if self._token_trouble.failing else logger.warning
         log("telegram polling failed error={}", exc)
         if isinstance(exc, Conflict):

@@ -3,8 +3,9 @@
 `Store` reports the outcome of each outermost write (intents, orders, fills, positions,
 guards, events, alerts outbox, key-value state) to its `WriteHealth`. The engine reads it
 once per tick: the first failure raises SAVE_STATE_FAILURE, the third suggests /shutdown,
-then the 10th, 100th, 1000th...; the first success after a streak reports the recovery. A write that goes
-around the engine (the alert outbox, the paper exchange's state) counts all the same.
+then the 10th, 100th, 1000th...; the first success after a streak reports the recovery. A
+write that goes around the engine (the alert outbox, the paper exchange's state) counts all
+the same.
 """
 
 from collections.abc import Callable
@@ -62,6 +63,7 @@ class WriteHealth:
 
 
 def _power_of_ten(count: int) -> bool:
+    """10, 100, 1000 ... (and 1)."""
     while count >= 10 and count % 10 == 0:
         count //= 10
     return count == 1

@@ -127,9 +127,11 @@ class BinanceEndpoints:
     def margin_type(self, params: Params) -> Json:
         symbol, wanted = required(params, "symbol"), required(params, "marginType").upper()
         if self.multi_assets and wanted == "ISOLATED":
-            # Multi-Assets mode supports cross margin only (Change Multi-Assets Mode,
+            # Multi-Assets mode: every symbol on cross margin (Change Multi-Assets Mode,
             # https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/
-            # rest-api/Change-Multi-Assets-Mode); code and text from the error-code page.
+            # rest-api/Change-Multi-Assets-Mode). The code and text are those of Binance's
+            # USD-M error-code list (-4168), which the stored docs here do not hold: the
+            # agent reads the code only, so a reworded message changes nothing.
             raise ExchangeError(-4168, "Unable to adjust to isolated-margined mode under the "
                                 "Multi-Assets mode.")
         if self.margin_types.get(symbol, "CROSSED") == wanted:
