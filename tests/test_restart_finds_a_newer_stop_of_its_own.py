@@ -18,6 +18,7 @@ from tests.engine_world import SYMBOL, World, restart
 from tests.test_move_stop_command import cancels_refused, stops, world_with_a_long
 from trader.commands import CommandKind
 from trader.domain import ClientId, OrderRole
+from trader.evolve import evolve
 from trader.position import Position
 from trader.startup import boot
 
@@ -125,3 +126,31 @@ async def test_a_restart_never_resends_an_id_the_exchange_knows_but_the_journal_
     again = await restarted(world, sent)
     assert [o.client_id for o in await stops(again)] == [
         str(ClientId(SYMBOL, position.key, OrderRole.STOP_LOSS, 3))]
+
+
+async def test_a_restart_whose_journal_awaits_the_first_stop_adopts_the_newer_one(tmp_path):
+    """Found by the chaos run (CI of 7c3dfc1): the journal last saw the stop's placement
+    (sl1) sent, not its answer; then nothing could be written while sl1 was cancelled by
+    hand, replaced, and moved by the operator's /sl (acknowledged "done"). On the restart
+    sl1 reads CANCELED: the placement the journal awaits ended, and the leg retried at the
+    OLD level while the sweep cancelled the operator's live stop as a leftover. The live
+    stop of ours newer than the awaited placement is the last decision: it is adopted."""
+    world = await world_with_a_long(tmp_path)
+    sent = sent_ids(world)
+    position, moved, newer = await move_unjournaled(world)
+    for _ in range(2):
+        await world.step()
+    assert [(o.client_id, o.trigger_price) for o in await stops(world)] == [(newer, moved)]
+    world.store.db.conn.set_authorizer(None)    # killed; the disk is back for the restart
+    journaled = world.store.position(SYMBOL, position.key)
+    assert journaled is not None and journaled.stop.order is not None
+    first = journaled.stop.order.client_id
+    awaiting = evolve(journaled.stop, order=None, pending=first,
+                      pending_trigger=journaled.stop.trigger_price)
+    world.store.save_position(journaled.with_leg(awaiting))
+
+    again = await restarted(world, sent)
+    assert [(o.client_id, o.trigger_price) for o in await stops(again)] == [(newer, moved)]
+    stop = again.engine.positions[SYMBOL].stop
+    assert stop.trigger_price == moved, "the acknowledged move was undone"
+    assert stop.order is not None and stop.order.client_id == newer and stop.pending is None

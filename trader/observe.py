@@ -141,7 +141,15 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
             return superseded + _leg_events(position, evolve(leg, superseded=None), view,
                                               others)
     if leg.pending is not None:
-        return _pending_events(position, leg, view, view.orders.get(leg.pending))
+        events = _pending_events(position, leg, view, view.orders.get(leg.pending))
+        if others and events and type(events[0]) is LegRejected:
+            # The placement awaited ended unfilled, and a later one of ours is live: the
+            # record missed it (a replacement, an operator's /sl, placed while nothing could
+            # be written): it is the last decision, never retried over at the older level.
+            newer = _newer_of_ours(position, leg, leg.pending, others, view.at)
+            if newer is not None:
+                return [newer]
+        return events
     order = leg.order
     if order is None:
         foreign = covering_leg(position, leg, view.live, view.at)

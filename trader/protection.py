@@ -190,8 +190,9 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
         order = evolve(leg.order, trigger_price=trigger_price, quantity=quantity,
                        status=LegStatus.LIVE, missing_since=None, missing_cycles=0)
         return position.with_leg(evolve(leg, order=order)), []
+    awaited = replaces is not None and replaces == leg.pending
     if leg.order is None or leg.order.status is LegStatus.MISSING \
-            or leg.order.client_id == replaces:
+            or leg.order.client_id == replaces or awaited:
         # Respect a stop moved by hand: its trigger becomes the plan. So does the latest
         # id of ours for the role (a restart finds what the run before it placed). An
         # earlier one (replaced, but its cancel failed) protects, but its level is an old
@@ -200,6 +201,8 @@ def seen(position: Position, role: OrderRole, client_id: str, trigger_price: Dec
             and not _newer_than(leg.order, client_id) else trigger_price
         adopted = evolve(leg, order=LegOrder(client_id, trigger_price, quantity),
                          trigger_price=plan, failures=0, retry_at=None)
+        if awaited:     # the placement awaited ended; this later one of ours stands for it
+            adopted = evolve(adopted, pending=None, pending_trigger=None)
         return position.with_seq_past(client_id).with_leg(adopted), []
     return position, []
 
