@@ -18,7 +18,15 @@ from tests.test_alert_flows import open_long as open_long_by_signal
 from tests.test_engine import open_long
 from trader.alerts import Alert, AlertName
 from trader.domain import OrderRole
-from trader.events import LegGone, LegPlaced, LegRejected, Policy, PositionSizeChanged, Tick
+from trader.events import (
+    Flatten,
+    LegGone,
+    LegPlaced,
+    LegRejected,
+    Policy,
+    PositionSizeChanged,
+    Tick,
+)
 from trader.lifecycle import step
 from trader.position import ExitPlan, Leg, LegOrder, Position
 from trader.position_keeper import PositionKeeper
@@ -47,7 +55,9 @@ def apply(record: Position, *events: object, seconds: float = 0) -> tuple[Positi
 
 
 def texts(actions: list, name: AlertName) -> list[str]:
-    return [a.text for a in actions if isinstance(a, Alert) and a.name is name]
+    """The alerts said: the actions' own, and what a market close says once sent."""
+    said = [a.told if isinstance(a, Flatten) else a for a in actions]
+    return [a.text for a in said if isinstance(a, Alert) and a.name is name]
 
 
 def assert_reads_well(text: str, *client_ids: str) -> None:

@@ -60,12 +60,14 @@ def test_the_partial_take_profit_is_told():
     (TP1 of the two-TP plan says so; found by a reviewer)."""
     position = make(quantity="0.100", entry="50000", stop="49500", tp="51500")
     result = tick(position, mark="50200")
-    [told] = [a for a in actions_of(result, Alert) if a.name is AlertName.FILL]
+    [told] = [a.told for a in actions_of(result, Flatten) if a.told is not None]   # once sent
+    assert told.name is AlertName.FILL
     assert told.text == ("BTCUSDT: first profit taken: 0.05 of 0.1 closed at market (mark "
                          "50,200); the stop moves to breakeven for the remaining 0.05, TP "
                          "stays at 51,500"), told.text
     calm = tick(position, mark="50100")              # short of the trigger: nothing taken
     assert not [a for a in actions_of(calm, Alert) if a.name is AlertName.FILL]
+    assert actions_of(calm, Flatten) == []
 
 
 def test_a_stop_move_is_new_first_the_old_one_is_cancelled_only_once_the_new_is_live():

@@ -246,7 +246,7 @@ class ActionRunner:
         except SaveStateFailure as exc:      # a partial take-profit (executor.JOURNAL_REQUIRED)
             logger.error("partial take-profit not sent: its intent is not saved symbol={} "
                          "client_id={} error={}", position.symbol, action.client_id, exc)
-            return Performed([FlattenResult(position.quantity)], [
+            return Performed([FlattenResult(position.quantity, not_sent=True)], [
                 f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
         # (`_value_`: `value` without the enum property's call)
         notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome._value_}"

@@ -18,7 +18,7 @@ from trader.alerter import Alerter
 from trader.alerts import Alert
 from trader.clock import Clock
 from trader.closing import Finalizer
-from trader.events import Action, Event, Finalize, Policy, Tick
+from trader.events import Action, Event, Finalize, Flatten, FlattenResult, Policy, Tick
 from trader.exchange_actions import ActionRunner
 from trader.lifecycle import step
 from trader.lifecycle_tick import quiet
@@ -128,7 +128,10 @@ class Interpreter:
                 continue
             if isinstance(action, Finalize):
                 self._publish(said)     # what led to the close is said before the close
-            queue.extend(await self.perform(position, action, notes))
+            events = await self.perform(position, action, notes)
+            if type(action) is Flatten and action.told is not None and _sent(events):
+                said.append(action.told)
+            queue.extend(events)
         return position
 
     def _publish(self, said: list[Alert]) -> None:
@@ -157,3 +160,8 @@ class Interpreter:
             self.positions.pop(position.symbol, None)
         else:
             self.positions[position.symbol] = position
+
+
+def _sent(events: list[Event]) -> bool:
+    """A market close performed was sent (not refused before sending: `FlattenResult.not_sent`)."""
+    return not any(type(event) is FlattenResult and event.not_sent for event in events)

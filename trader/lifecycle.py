@@ -246,8 +246,8 @@ def _first_target_passed(position: Position, first: Leg) -> Outcome:
             f"{display.number(first.trigger_price)}; its part {display.number(part)} is "
             f"closed at market, the stop moves to breakeven for the rest, TP2 stays at "
             f"{display.number(position.take_profit.trigger_price)}")
-    return position, [Alert(AlertName.PROTECTION, text, position.symbol),
-                      Flatten(CloseReason.TAKE_PROFIT, part, client_id, OrderRole.PARTIAL_TP)], []
+    return position, [Flatten(CloseReason.TAKE_PROFIT, part, client_id, OrderRole.PARTIAL_TP,
+                              told=Alert(AlertName.PROTECTION, text, position.symbol))], []
 
 
 def _leg_seen(position: Position, event: LegSeen, now: datetime, policy: Policy) -> Outcome:
@@ -337,6 +337,8 @@ def _close_requested(position: Position, event: CloseRequested, now: datetime,
 
 def _flatten_result(position: Position, event: FlattenResult, now: datetime,
                     policy: Policy) -> Outcome:
+    if event.not_sent and position.state is not CLOSING:
+        return _partial_not_sent(position)
     if event.remaining <= 0 or position.state is not CLOSING:
         quantity = event.remaining or position.quantity      # flat: PositionGone follows
         if quantity is not position.quantity:
@@ -366,6 +368,20 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
             f"(/close {position.symbol}) or in the Binance app")
     reopened = evolve(position, state=ATTACHING, closing_reason=None, close_attempts=0)
     return reopened, [Alert(name, text, position.symbol)], []
+
+
+def _partial_not_sent(position: Position) -> Outcome:
+    """The first profit's market order was refused before sending (its intent could not be
+    saved): nothing was closed. The one-TP plan takes it on a later tick (the decision is
+    undone; the stop aimed at breakeven stays, tighter); TP1's passed part of the two-TP plan
+    rides under the stop, its leg retired already."""
+    again = position.exit_plan is ExitPlan.ONE
+    text = (f"{position.symbol}: the first profit was not taken: its market order was not "
+            "sent, as the database refuses writes (an order that changes the size is recorded "
+            f"first); the {position.side.label} {display.number(position.quantity)} stays open "
+            "with its stop" + ("; taken on a later tick once writes work" if again else ""))
+    alert = Alert(AlertName.PROTECTION, text, position.symbol)
+    return (evolve(position, partial_taken=False) if again else position), [alert], []
 
 
 def _stop_move_requested(position: Position, event: StopMoveRequested, now: datetime,

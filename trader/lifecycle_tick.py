@@ -104,8 +104,8 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
         if part > 0:
             position, client_id = position.next_client_id(OrderRole.PARTIAL_TP)
             actions.append(Flatten(CloseReason.TAKE_PROFIT, part, client_id,
-                                   OrderRole.PARTIAL_TP))
-            actions.append(_partial_told(position, part, mark))
+                                   OrderRole.PARTIAL_TP,
+                                   told=_partial_told(position, part, mark)))
     if position.partial_taken and not position.breakeven_done:
         aimed, more = _move_stop_to_breakeven(position, rules, policy)
         if _breakeven_passed(aimed, mark):
