@@ -67,6 +67,7 @@ DECODERS: dict[str, Callable[[Any], Any]] = {
     "event_account_config_update_leverage": event_codec.leverage_from_config_event,
     "event_account_config_update_multi_assets": event_codec.leverage_from_config_event,
     "event_margin_call": event_codec.margin_call_from_event,
+    "event_conditional_order_trigger_reject": event_codec.trigger_reject_from_event,
     "event_kline": lambda p: event_codec.candle_from_stream(p["k"]),
     "event_kline_combined": lambda p: event_codec.candle_from_stream(p["data"]["k"]),
     "event_book_ticker": quotes.book_from_stream,          # tests/test_binance_quotes.py

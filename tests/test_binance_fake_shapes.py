@@ -33,6 +33,8 @@ NOT_PRODUCED_BY_THE_FAKE = {
     "event_account_config_update_multi_assets": "the fake account is in single-asset mode",
     "event_margin_call": "the fake never calls for margin: tests send the page's example "
                          "(test_margin_call)",
+    "event_conditional_order_trigger_reject": "only on FakeBinance.reject_trigger "
+                                              "(test_stop_trigger_rejected checks its shape)",
 }
 
 

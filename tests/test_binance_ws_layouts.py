@@ -95,6 +95,7 @@ async def test_the_routed_path_names_every_event_the_agent_decodes(fake):
     else:
         assert asked == {frozenset({"ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE",
                                     "ACCOUNT_CONFIG_UPDATE", "MARGIN_CALL",
+                                    "CONDITIONAL_ORDER_TRIGGER_REJECT",
                                     "listenKeyExpired"})}
 
 

@@ -290,6 +290,10 @@ class Order:
     close_position: bool = False
     exchange_id: str = ""
     updated_at: datetime | None = None
+    # The exchange's own words for why it ended the order (Binance: ALGO_UPDATE "rm",
+    # CONDITIONAL_ORDER_TRIGGER_REJECT "r"), "" when it gave none: the operator's alert
+    # of a stop the exchange rejected says it (trader/protection.py `vanished`).
+    reason: str = ""
 
     @property
     def role(self) -> OrderRole | None:

@@ -94,11 +94,13 @@ class LegSeen:
 @dataclass(frozen=True, slots=True)
 class LegGone:
     """A protective order is not live any more. `confirmed`: the exchange reported a final
-    status (CANCELED, EXPIRED, REJECTED); otherwise it is only absent from the open orders."""
+    status (CANCELED, EXPIRED, REJECTED); otherwise it is only absent from the open orders.
+    `reason`: the exchange's own words for why it ended it (`Order.reason`), if it gave any."""
     role: OrderRole
     client_id: str
     confirmed: bool
     status: str = ""
+    reason: str = ""
 
 
 @fast_init          # one or more per order

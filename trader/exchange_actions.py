@@ -364,7 +364,8 @@ def _leg_event(role: OrderRole, order: Order, held: Decimal) -> Event:
     if order.status is _FILLED:
         return LegFilled(role, order.client_id, order.filled_qty, complete=True)
     if order.status.terminal:
-        return LegGone(role, order.client_id, confirmed=True, status=order.status.value)
+        return LegGone(role, order.client_id, confirmed=True, status=order.status.value,
+                       reason=order.reason)
     return LegSeen(role, order.client_id, order.trigger_price or ZERO, order.closes(held))
 
 

@@ -33,6 +33,7 @@ from trader.exchange.base import (
     LeverageChanged,
     OrderUpdate,
     Quote,
+    TriggerRejected,
     UnknownOutcome,
 )
 from trader.executor import Executor
@@ -68,6 +69,9 @@ class ExchangeView:
                 self.tracker.on_order(event.order, event.time or now)
             elif isinstance(event, LeverageChanged):
                 self.tracker.on_leverage(event.symbol, event.leverage)
+            elif isinstance(event, TriggerRejected):
+                self.tracker.on_trigger_rejected(event.symbol, event.order_id, event.reason,
+                                                 event.time or now)
             elif isinstance(event, AccountUpdate):
                 for position in event.positions:
                     if not self.tracker.on_streamed_position(position, event.time or now):

@@ -265,7 +265,8 @@ def _leg_gone(position: Position, event: LegGone, now: datetime, policy: Policy)
         position, actions = stop_backup.superseded_over(position, event.role)
         return position, actions, []
     position, actions = protection.gone(position, event.role, event.client_id,
-                                        event.confirmed, now, policy, event.status)
+                                        event.confirmed, now, policy, event.status,
+                                        event.reason)
     return position, actions, []
 
 

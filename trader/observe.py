@@ -181,7 +181,8 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
         foreign = covering_leg(position, leg, view.live, view.at)
         if foreign is not None:
             return [replace(foreign, replaces=order.client_id)]
-        return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value)]
+        return [LegGone(leg.role, order.client_id, confirmed=True, status=status.value,
+                        reason=tracked.order.reason)]
     remaining = _remaining(tracked, position.quantity)
     if not tracked.order.close_position:
         # A leg sent rounded up onto the step grid covers the part it was placed for

@@ -23,7 +23,7 @@ from heapq import heappop, heappush
 from itertools import count
 from types import MappingProxyType
 
-from trader.domain import CLIENT_ID_PREFIX, ExchangePosition, Order
+from trader.domain import CLIENT_ID_PREFIX, ExchangePosition, Order, OrderStatus
 from trader.fast_init import fast_init
 
 FORGET_AFTER = timedelta(hours=6)
@@ -141,6 +141,24 @@ class OrderTracker:
         known = self._orders.get(client_id)
         if known is not None and known.order.status.live:
             self._keep(replace(known, absent_since=known.absent_since or at))
+
+    def on_trigger_rejected(self, symbol: str, order_id: str, reason: str,
+                            at: datetime) -> None:
+        """The exchange says the conditional order `order_id` triggered and its order was
+        rejected (`reason`, its words): that order is over, REJECTED, with the reason its
+        alert gives. Named by the exchange's id only: matched against each order's
+        `exchange_id`, whose kind prefix ("algo:<algoId>") the adapter adds. An order not
+        known here is left to the reads (nothing to say it is ours)."""
+        for tracked in list(self._by_symbol.get(symbol, {}).values()):
+            order = tracked.order
+            if order_id not in (order.exchange_id, order.exchange_id.rpartition(":")[2]):
+                continue
+            if order.status.terminal:
+                if not order.reason:
+                    self._keep(replace(tracked, order=replace(order, reason=reason)))
+                continue
+            self.on_order(replace(order, status=OrderStatus.REJECTED, reason=reason,
+                                  updated_at=at), at)
 
     def on_snapshot(self, symbol: str, live_orders: list[Order], at: datetime) -> None:
         """A REST list of the symbol's open orders, requested at `at`."""
@@ -299,4 +317,7 @@ def _newer(known: Order, order: Order) -> Order | None:
     if (order.status.live and known.updated_at is not None and order.updated_at is not None
             and order.updated_at < known.updated_at):
         return None
+    if known.reason and not order.reason and not order.status.live:
+        # a REST read of a rejected stop does not say why; the stream did
+        return replace(order, reason=known.reason)
     return order

@@ -259,9 +259,11 @@ def confirms(position: Position, event: LegSeen, is_settled: bool | None = None)
 
 
 def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
-         now: datetime, policy: Policy, status: str = "") -> tuple[Position, list[Action]]:
+         now: datetime, policy: Policy, status: str = "",
+         reason: str = "") -> tuple[Position, list[Action]]:
     """The leg's order is not live. Confirmed (the exchange gave a final `status`: CANCELED,
-    EXPIRED, REJECTED): replace it now; for the stop-loss, SL_MISSING too (`vanished`).
+    EXPIRED, REJECTED, and maybe its `reason`): replace it now; for the stop-loss,
+    SL_MISSING too (`vanished`).
     Absent only: probe it by client id, at each observation; the debounce (time AND cycles)
     applies while it stays ambiguous, and a stop-loss missing more than `sl_missing_cycles` observations
     raises SL_MISSING. Either way PROTECTION_RESTORED follows once protected (`all_clear`).
@@ -281,7 +283,7 @@ def gone(position: Position, role: OrderRole, client_id: str, confirmed: bool,
         if role is not OrderRole.STOP_LOSS:
             return position.with_leg(leg), []
         return position.with_leg(evolve(leg, alerted=True, alerted_move=False)), [
-            vanished(position, client_id, status)]
+            vanished(position, client_id, status, reason)]
     order = evolve(order, status=LegStatus.MISSING, missing_since=order.missing_since or now,
                    missing_cycles=order.missing_cycles + 1)
     leg = evolve(leg, order=order)
@@ -311,7 +313,7 @@ def gone_how(status: str) -> str:
     return f"ended on the exchange ({status}), not by the agent"
 
 
-def vanished(position: Position, client_id: str, status: str) -> Alert:
+def vanished(position: Position, client_id: str, status: str, reason: str = "") -> Alert:
     """SL_MISSING for a stop-loss the exchange confirmed gone while the position is open.
     A take-profit that goes the same way is replaced as quietly as it is missed (the stop
     still limits the loss; trader/telemetry.py logs it at WARNING): no alert, no sound.
@@ -320,8 +322,13 @@ def vanished(position: Position, client_id: str, status: str) -> Alert:
     own (e.g. a margin check failed at trigger time: usds-margined-futures
     user-data-streams/Event-Algo-Order-Update); "held by a BUY LIMIT" another order placed
     under its id once it was cancelled; FILLED a stop that filled all it was for
-    while the position stayed open (trader/observe.py `_filled_yet_held`)."""
+    while the position stayed open (trader/observe.py `_filled_yet_held`). `reason`: the
+    exchange's own words when it gave them (a trigger rejected: ALGO_UPDATE "rm",
+    CONDITIONAL_ORDER_TRIGGER_REJECT "r"): what the operator must fix (margin? reduce-only?)
+    before the replacement meets the same end."""
     how = gone_how(status)
+    if reason:
+        how = f"{how}: Binance said \"{reason}\""
     # Numbers as every alert shows them (trader/display.py); the client id last, for the log.
     text = (f"{position.symbol}: stop-loss {how}; the {position.side.label} "
             f"{display.number(position.quantity)} has no stop until its replacement at "

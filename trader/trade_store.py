@@ -97,6 +97,8 @@ class TradeStore(IntentRecords):
     def save_order(self, order: Order) -> None:
         def row() -> dict[str, Any]:
             values = dump(order)
+            # The exchange's reason is for the alert raised as the order ends, not a record.
+            values.pop("reason", None)
             values["reduce_only"] = int(order.reduce_only)
             values["close_position"] = int(order.close_position)
             return values

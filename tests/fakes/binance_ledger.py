@@ -71,6 +71,7 @@ class OrderLedger:
         self.algos: dict[str, AlgoRecord] = {}            # clientAlgoId -> latest algo order
         self.trade_orders: dict[str, int] = {}            # trade id -> order id
         self.time_in_force: dict[str, str] = {}           # client id -> as sent (LIMIT)
+        self.reject_reasons: dict[str, str] = {}          # client id -> a trigger's reject
         self._created: dict[tuple[str, str], int] = {}
         self._next_algo_id = ALGO_ID_BASE
         self._stream_events: list[Json] = []
@@ -116,6 +117,13 @@ class OrderLedger:
     def _order_events(self, update: OrderUpdate, moment: int) -> list[Json]:
         order = update.order
         self._created.setdefault((order.symbol, order.client_id), moment)
+        reason = self.reject_reasons.get(order.client_id) \
+            if order.status is OrderStatus.REJECTED else None
+        if reason is not None and not self.algo_api:
+            # The page of ORDER_TRADE_UPDATE lists no REJECTED status: a classic conditional
+            # order whose trigger was refused is told by CONDITIONAL_ORDER_TRIGGER_REJECT.
+            return [wire.conditional_order_trigger_reject(order, int(order.exchange_id),
+                                                          reason, moment)]
         if not order.type.conditional or not self.algo_api:
             if update.fill is not None:
                 self.trade_orders[update.fill.trade_id] = int(order.exchange_id)
@@ -128,7 +136,10 @@ class OrderLedger:
             return [fill]
         algo_id = self.algo_id(order)
         if order.status is not OrderStatus.FILLED:
-            return [wire.algo_update(order, algo_id, wire.ALGO_STATUS[order.status], moment)]
+            # ALGO_UPDATE REJECTED: "denied by the matching engine, such as in scenarios of
+            # margin check failures", its "rm" the reason (Event-Algo-Order-Update)
+            return [wire.algo_update(order, algo_id, wire.ALGO_STATUS[order.status], moment,
+                                     reject_reason=reason or "")]
         child = CHILD_ORDER_BASE + int(order.exchange_id)
         if update.fill is not None:
             self.trade_orders[update.fill.trade_id] = child

@@ -338,6 +338,15 @@ class FakeBinance:
     async def cancel_order_by_hand(self, symbol: str, client_id: str) -> None:
         await self._publish(self.sim.cancel_by_hand(symbol, client_id, self.now()))
 
+    async def reject_trigger(self, symbol: str, client_id: str,
+                             reason: str = "Reduce Only reject") -> None:
+        """The conditional order `client_id` triggers and the matching engine rejects it
+        (e.g. a margin check failed): gone, with `reason` told on the stream (ALGO_UPDATE
+        REJECTED "rm", or CONDITIONAL_ORDER_TRIGGER_REJECT "r" without the Algo Order API;
+        the default is the ALGO_UPDATE page's example of "rm")."""
+        self.endpoints.ledger.reject_reasons[client_id] = reason
+        await self._publish(self.sim.reject_by_exchange(symbol, client_id, self.now()))
+
     async def close_position_by_exchange(self, symbol: str, client_id: str,
                                          qty: Decimal | None = None) -> None:
         """A liquidation ("autoclose-<n>"), ADL ("adl_autoclose") or delisting settlement

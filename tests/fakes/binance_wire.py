@@ -171,8 +171,9 @@ def order_trade_update(order: Order, fill: Fill | None, order_id: int, moment_ms
 
 
 def algo_update(order: Order, algo_id: int, status: str, moment_ms: int,
-                actual_order_id: str = "") -> Json:
-    """ALGO_UPDATE (DOCS + "user-data-streams/Event-Algo-Order-Update")."""
+                actual_order_id: str = "", reject_reason: str = "") -> Json:
+    """ALGO_UPDATE (DOCS + "user-data-streams/Event-Algo-Order-Update"); "rm" is the
+    page's reject reason ("Reduce Only reject" in its example), "" unless rejected."""
     executed = status == "FINISHED"
     return {"e": "ALGO_UPDATE", "T": moment_ms, "E": moment_ms, "o": {
         "caid": order.client_id, "aid": algo_id, "at": "CONDITIONAL", "o": order.type.value,
@@ -183,8 +184,17 @@ def algo_update(order: Order, algo_id: int, status: str, moment_ms: int,
         else "0", "tp": num(order.trigger_price), "p": "0", "V": "EXPIRE_MAKER",
         "wt": "MARK_PRICE", "pm": "NONE", "cp": order.close_position, "pP": False,
         "R": order.reduce_only, "tt": moment_ms if actual_order_id else 0, "gtd": 0,
-        "rm": "",
+        "rm": reject_reason,
     }}
+
+
+def conditional_order_trigger_reject(order: Order, order_id: int, reason: str,
+                                     moment_ms: int) -> Json:
+    """CONDITIONAL_ORDER_TRIGGER_REJECT, "when a triggered TP/SL order got rejected" (DOCS +
+    "user-data-streams/Event-Conditional-Order-Trigger-Reject"): the order by symbol and
+    orderId only, and the reject reason."""
+    return {"e": "CONDITIONAL_ORDER_TRIGGER_REJECT", "E": moment_ms, "T": moment_ms,
+            "or": {"s": order.symbol, "i": order_id, "r": reason}}
 
 
 def account_update(positions: list[ExchangePosition], balance: Balance, reason: str,

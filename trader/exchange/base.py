@@ -65,7 +65,19 @@ class MarginCall:
     time: datetime
 
 
-ExchangeEvent = OrderUpdate | AccountUpdate | FundingApplied | LeverageChanged | MarginCall
+@dataclass(frozen=True, slots=True)
+class TriggerRejected:
+    """A conditional order (stop, take-profit) triggered and the matching engine rejected
+    what it sent (Binance: CONDITIONAL_ORDER_TRIGGER_REJECT): the order `order_id` on
+    `symbol` is over; `reason` is the exchange's own words."""
+    symbol: str
+    order_id: str
+    reason: str
+    time: datetime
+
+
+ExchangeEvent = (OrderUpdate | AccountUpdate | FundingApplied | LeverageChanged | MarginCall
+                 | TriggerRejected)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from trader.exchange.base import (
     LeverageChanged,
     MarginCall,
     OrderUpdate,
+    TriggerRejected,
 )
 from trader.exchange.binance_fields import Fields, interval_delta, malformed, warn_once
 from trader.exchange.binance_order_codec import (
@@ -41,6 +42,7 @@ Json = dict[str, Any]
 
 ORDER_EVENT, ALGO_EVENT, ACCOUNT_EVENT = "ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE"
 CONFIG_EVENT, MARGIN_EVENT = "ACCOUNT_CONFIG_UPDATE", "MARGIN_CALL"
+TRIGGER_REJECT_EVENT = "CONDITIONAL_ORDER_TRIGGER_REJECT"
 KLINE_EVENT = "kline stream event"
 FILL_EXECUTIONS = ("TRADE", "CALCULATED")      # CALCULATED: a liquidation fill
 QUIET_EXECUTIONS = ("NEW", "CANCELED", "EXPIRED", "AMENDMENT")
@@ -115,8 +117,20 @@ def update_from_algo_event(event: Json) -> OrderUpdate:
         filled_qty=executed or ZERO, avg_price=o.optional_number("ap"),
         price=o.optional_number("p") or None, trigger_price=o.optional_number("tp") or None,
         reduce_only=o.flag("R"), close_position=o.flag("cp"),
-        exchange_id=f"{ALGO_ID_PREFIX}{o.optional_text('aid')}", updated_at=moment)
+        exchange_id=f"{ALGO_ID_PREFIX}{o.optional_text('aid')}", updated_at=moment,
+        reason=o.optional_text("rm"))
     return OrderUpdate(order=order, fill=None, time=moment)
+
+
+def trigger_reject_from_event(event: Json) -> TriggerRejected:
+    """CONDITIONAL_ORDER_TRIGGER_REJECT -> TriggerRejected: "when a triggered TP/SL order
+    got rejected" (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    user-data-streams/Event-Conditional-Order-Trigger-Reject): "or" names the order by
+    symbol s and orderId i (no client id), r is the reject reason."""
+    f = Fields(event, TRIGGER_REJECT_EVENT)
+    rejected = f.child("or")
+    return TriggerRejected(symbol=rejected.text("s"), order_id=rejected.text("i"),
+                           reason=rejected.optional_text("r"), time=f.millis("T", "E"))
 
 
 def update_from_account_event(event: Json) -> AccountUpdate:

@@ -100,7 +100,8 @@ class ListenKeyStatus(Enum):
 class UserDataStream(ReconnectingStream):
     """`<base>private/ws?listenKey=<key>&events=...`, or `<base>ws/<key>` on a server
     without routed paths: ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE,
-    ACCOUNT_CONFIG_UPDATE (a leverage changed), MARGIN_CALL -> events."""
+    ACCOUNT_CONFIG_UPDATE (a leverage changed), MARGIN_CALL, CONDITIONAL_ORDER_TRIGGER_REJECT
+    (a triggered stop the matching engine refused, and why) -> events."""
 
     def __init__(self, base_url: str, api: ListenKeyApi, session: aiohttp.ClientSession,
                  clock: Clock, options: StreamOptions, events: BoundedQueue[ExchangeEvent],
@@ -118,6 +119,7 @@ class UserDataStream(ReconnectingStream):
             "ACCOUNT_UPDATE": codec.update_from_account_event,
             codec.CONFIG_EVENT: codec.leverage_from_config_event,
             codec.MARGIN_EVENT: codec.margin_call_from_event,
+            codec.TRIGGER_REJECT_EVENT: codec.trigger_reject_from_event,
         }
         self.paths = PathChooser(self.health.name, (ROUTED, ROUTED_ALL_EVENTS, LEGACY))
 
