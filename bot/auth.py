@@ -3,7 +3,8 @@
 Only chats in TELEGRAM_ALLOWED_CHAT_IDS are obeyed; when TELEGRAM_ALLOWED_USER_IDS is set,
 only those users inside them (a group chat must not hand control to every member).
 Anyone else gets at most one generic refusal per chat, is logged, and their first command
-raises an UNAUTHORIZED alert to the owner through the alert outbox (repeats: one per 5 min).
+raises an UNAUTHORIZED alert to the owner through the alert outbox (repeats: one per 5 min),
+which only the allowed private chats read whole (bot/alert_audience.py).
 A command addressed to another bot ("/status@OtherBot" in a group both bots are in) is not
 for us at all: neither run, nor answered, nor counted as an attempt
 (https://core.telegram.org/bots/features#commands: "/command@this_bot" in groups).
@@ -21,6 +22,7 @@ from trader.display import plural
 
 REFUSAL_TEXT = "This bot only answers its owner."
 UNAUTHORIZED_KEY = "UNAUTHORIZED"
+THEIR_MESSAGE = "\nTheir last message: "
 MAX_TRACKED_CHATS = 10_000
 
 
@@ -77,7 +79,14 @@ class ChatGate:
 
     def _alert_owner(self, chat_id: int | None, user_id: int | None, what: str, attempts: int,
                      now: datetime) -> None:
+        # The stranger's words last, on a line of their own: bot/alert_audience.py leaves
+        # them out where a group would read them (`without_their_message`).
         text = (f"Commands from a chat or user that is not allowed: chat {chat_id}, "
-                f"user {user_id}, {plural(attempts, 'attempt')}, last: {what[:64]}. Nothing "
-                "was executed.")
+                f"user {user_id}, {plural(attempts, 'attempt')}. Nothing was executed."
+                f"{THEIR_MESSAGE}{what[:64]}")
         self.alerter.publish(Alert(AlertName.UNAUTHORIZED, text, dedup_key=UNAUTHORIZED_KEY), now)
+
+
+def without_their_message(text: str) -> str:
+    """An UNAUTHORIZED alert's text without what the stranger wrote (its last line)."""
+    return text.partition(THEIR_MESSAGE)[0]

@@ -1,4 +1,5 @@
-"""Alert delivery: the database outbox -> every allowed Telegram chat, in order, once each.
+"""Alert delivery: the database outbox -> every allowed Telegram chat, in order, once each
+(UNAUTHORIZED to the private ones: bot/alert_audience.py).
 
 A background task wakes when the engine publishes (`wake()` only sets an event, so the
 engine never waits for Telegram) and every few seconds. It sends the alerts the database
@@ -36,6 +37,7 @@ from tenacity import (
     stop_when_event_set,
 )
 
+from bot.alert_audience import addressed
 from bot.alert_order import ENDS_CRITICAL, UrgencyOrder
 from bot.alert_sender import ChatOutcome, ChatSender, SendText
 from bot.blocked_chats import BlockedChats
@@ -231,12 +233,11 @@ class AlertDelivery:
     async def _deliver(self, item: _Queued) -> bool | None:
         """True when this alert is done (sent, or refused by every chat); False: kept pending
         for chats that refuse the bot for now (bot/blocked_chats.py); None: unreachable."""
-        parts = split_message(format_alert(item.alert))
         progress = self._progress.get(item.key)
         if progress is None:
             progress = self._progress[item.key] = _Progress(silent=self.loudness.silent(item.alert))
         blocked: list[int] = []
-        for chat_id in self.chat_ids:
+        for chat_id, parts in self._parts(item.alert).items():
             if chat_id in progress.refused or progress.parts_sent.get(chat_id, 0) >= len(parts):
                 continue
             outcome = ChatOutcome.BLOCKED if self.blocked.waiting(chat_id) \
@@ -264,7 +265,7 @@ class AlertDelivery:
             owed.sort(key=lambda entry: entry.item.alert.created_at)
             ordered, _ = UrgencyOrder().arrange([(entry, entry.item.alert) for entry in owed])
             for entry in ordered:
-                parts = split_message(format_alert(entry.item.alert))
+                parts = self._parts(entry.item.alert).get(chat_id, [])
                 outcome = await self._send_parts(entry.item, chat_id, parts, entry.progress)
                 if outcome is ChatOutcome.UNREACHABLE:
                     return False
@@ -276,6 +277,16 @@ class AlertDelivery:
                 else:
                     self.blocked.accepted(chat_id)      # forgotten once nothing is owed
         return True
+
+    def _parts(self, alert: OutgoingAlert) -> dict[int, list[str]]:
+        """The message parts each allowed chat gets of `alert` (bot/alert_audience.py)."""
+        split: dict[int, list[str]] = {}       # by id() of the alert as a chat reads it
+        parts: dict[int, list[str]] = {}
+        for chat_id, told in addressed(alert, self.chat_ids).items():
+            if id(told) not in split:
+                split[id(told)] = split_message(format_alert(told))
+            parts[chat_id] = split[id(told)]
+        return parts
 
     async def _send_parts(self, item: _Queued, chat_id: int, parts: list[str],
                           progress: _Progress) -> ChatOutcome:

@@ -19,7 +19,7 @@ does not take it in time).
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -40,6 +40,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.alert_audience import as_read_in
 from bot.auth import REFUSAL_TEXT, Access, ChatGate, addressed_to_another_bot
 from bot.confirm import (
     CHOICES,
@@ -295,6 +296,8 @@ class CommandHandlers:
                 kept_text=f"The /chart picture could not be sent ({plain_text(caption)}). "
                           "Send /chart again.")
         else:
+            if result.alerts is not None:
+                result = replace(result, alerts=as_read_in(chat_id, result.alerts))
             await self.replies.send_html(bot, chat_id, format_result(command.kind, result))
 
     async def _execute(self, bot: Bot, chat_id: int, command: Command,
