@@ -11,7 +11,8 @@ the journal and the exchange say, and the next quote takes the next id.
 
 While the position is ENTERING a step reports an event for the state machine: EntryFilled
 with what filled over every quote (the position exists from the first fill; its legs are
-placed for that size), EntryFailed when the entry is over and nothing filled. Once the
+placed for that size), EntryFailed when the entry is over and nothing filled (late: the
+operator hears it as ENTRY_NOT_FILLED, trader/lifecycle.py). Once the
 position is open its size follows the exchange's position (PositionSizeChanged: the legs
 follow the size), so a step only moves the quotes; a rest given up at the timeout leaves
 the position at its filled size.
@@ -251,7 +252,8 @@ class MakerQuoter:
         if progress.filled > 0:
             return EntryFilled(progress.filled, progress.average_price, complete=over)
         if over:
-            return EntryFailed("maker entry: nothing filled")
+            # Later than any reply (a /long's said "quoting"), so ENTRY_NOT_FILLED tells it.
+            return EntryFailed("the maker quotes were not filled", late=True)
         return None
 
     # --- reading what the quotes did ------------------------------------------------------
