@@ -45,7 +45,9 @@ async def close_one(engine: Engine, command: Command, symbol: str,
     position = engine.positions.get(symbol)
     taken: list[str] = []
     if position is not None and position.state is PositionState.ENTERING:
-        position, taken = await _settle_entry(engine, position)
+        # the phone's reply says what the entry did; a shell's request leaves it to the alert
+        position, taken = await _settle_entry(engine, position,
+                                              in_reply=command.source == "telegram")
         if position is None or not position.state.open:
             return taken
     if position is None or not position.state.open:
@@ -93,13 +95,15 @@ def _flat_line(engine: Engine, symbol: str) -> str:
             "to close")
 
 
-async def _settle_entry(engine: Engine, entering: Position) -> tuple[Position | None, list[str]]:
+async def _settle_entry(engine: Engine, entering: Position,
+                        in_reply: bool) -> tuple[Position | None, list[str]]:
     """An entry whose answer was lost (or a maker entry still working): asked by client id
     now, the way the next tick would (PositionKeeper.protect), so that a /close acts on
-    what it really is. The position after that, and a line saying what the entry did."""
+    what it really is. The position after that, and a line saying what the entry did;
+    `in_reply`: that line reaches the operator, so ENTRY_NOT_FILLED is not sent again."""
     symbol, label = entering.symbol, entering.side.label
     view = await engine.view.view(symbol, fresh=True)
-    position = await engine.protect(entering, view)
+    position = await engine.protect(entering, view, entry_in_reply=in_reply)
     if position is None:
         return None, [f"{symbol}: the {label} entry whose answer was lost did not fill; "
                       "nothing is open"]

@@ -358,10 +358,12 @@ class Engine:
         return self.view.view_of(symbol, at, seen, quote)
 
     async def protect(self, position: Position, view: SymbolView,
-                      notes: list[str] | None = None) -> Position | None:
+                      notes: list[str] | None = None,
+                      entry_in_reply: bool = False) -> Position | None:
         """Observe, step, manage: terminal detection first. None once it is closed
-        (trader/position_keeper.py)."""
-        return await self.keeper.protect(position, view, notes)
+        (trader/position_keeper.py; `entry_in_reply`: a command's reply tells what the
+        entry did)."""
+        return await self.keeper.protect(position, view, notes, entry_in_reply)
 
     async def adopt(self, symbol: str, view: SymbolView, to_close: bool = False
                     ) -> Position | None:

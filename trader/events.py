@@ -34,9 +34,12 @@ class EntryFilled:
 class EntryFailed:
     """The entry order ended without any fill (rejected, expired, never placed). `late`:
     known only on a later tick (its answer was lost, or it was accepted and then ended
-    unfilled): no reply to a command said it, so an alert does (ENTRY_NOT_FILLED)."""
+    unfilled): no reply to a command said it, so an alert does (ENTRY_NOT_FILLED).
+    `answered`: a command's reply says it after all (a /close that settled the entry):
+    the alert is kept for /alerts, not sent again."""
     reason: str
     late: bool = False
+    answered: bool = False
 
 
 @fast_init          # one or more per order

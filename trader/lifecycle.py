@@ -173,8 +173,8 @@ def _entry_failed(position: Position, event: EntryFailed, now: datetime,
     return closed, [Alert(
         AlertName.ENTRY_NOT_FILLED, f"{position.symbol}: the {position.side.label} entry "
         f"({size}) did not land ({event.reason}); nothing is open on {position.symbol}",
-        position.symbol,
-        dedup_key=f"entry-not-filled:{position.symbol}:{position.key}")], []
+        position.symbol, dedup_key=f"entry-not-filled:{position.symbol}:{position.key}",
+        answered_in_reply=event.answered)], []
 
 
 def _leg_placed(position: Position, event: LegPlaced, now: datetime, policy: Policy) -> Outcome:

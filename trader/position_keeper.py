@@ -17,7 +17,14 @@ from trader.clock import Clock
 from trader.config import Settings
 from trader.domain import ClientId, ExchangePosition, Order, OrderRole
 from trader.entry_sender import EntrySender
-from trader.events import EntryFilled, LegSeen, PositionGone, PositionSizeChanged, Tick
+from trader.events import (
+    EntryFailed,
+    EntryFilled,
+    LegSeen,
+    PositionGone,
+    PositionSizeChanged,
+    Tick,
+)
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange_view import ExchangeView
 from trader.executor import Executor
@@ -74,10 +81,13 @@ class PositionKeeper:
                                      Leg | None]] = {}
 
     async def protect(self, position: Position, view: SymbolView,
-                      notes: list[str] | None = None) -> Position | None:
-        """Observe, step, manage: terminal detection first. None once it is closed."""
+                      notes: list[str] | None = None,
+                      entry_in_reply: bool = False) -> Position | None:
+        """Observe, step, manage: terminal detection first. None once it is closed.
+        `entry_in_reply`: the operator's command reply tells what the entry did (/close)."""
         if position.state is _ENTERING or self.entries.entry_working(position, view):
-            position = await self._resolve_entry(position, view, notes)   # + maker quotes
+            position = await self._resolve_entry(position, view, notes,   # + maker quotes
+                                                 entry_in_reply)
             if position.state is _CLOSED:
                 return None
         # A settled position the exchange shows as recorded (most ticks of a trade): the
@@ -136,13 +146,15 @@ class PositionKeeper:
         return trail_atr(self.candles[symbol].closed())
 
     async def _resolve_entry(self, position: Position, view: SymbolView,
-                             notes: list[str] | None) -> Position:
+                             notes: list[str] | None, in_reply: bool = False) -> Position:
         """The entry whose answer was lost: filled, failed or still unknown. Filled while the
         exchange holds nothing on our side means it was opened and closed while nobody
         watched (a restart): confirmed by a fresh read, it is finalized, never protected
         (protecting it would send its legs again). A maker-first entry's quotes move on
         here too, open or not (trader/maker_quoter.py)."""
         position, event = await self.entries.resolve(position, view)
+        if in_reply and isinstance(event, EntryFailed):
+            event = replace(event, answered=True)    # said once: by the reply
         if isinstance(event, EntryFilled) and view.position.side is not position.side:
             fresh = await self.view.view(position.symbol, fresh=True)
             if fresh.position.side is not position.side:
