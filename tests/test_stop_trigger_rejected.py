@@ -67,9 +67,15 @@ def test_a_trigger_reject_ends_the_tracked_order_with_its_reason(exchange_id):
 def test_a_trigger_reject_of_another_order_changes_nothing():
     tracker = OrderTracker()
     tracker.on_order(stop(), NOW)
+    quote = Order(SYMBOL, "tb-BTCUSDT-k-en1", Side.BUY, OrderType.LIMIT, OrderStatus.NEW,
+                  Decimal("0.1"), price=Decimal("50000"), exchange_id="79", updated_at=NOW)
+    tracker.on_order(quote, NOW)
     tracker.on_trigger_rejected(SYMBOL, "78", REASON, NOW)
     tracker.on_trigger_rejected("ETHUSDT", "77", REASON, NOW)
-    assert tracker.for_symbol(SYMBOL)["tb-BTCUSDT-k-sl1"].order.status is OrderStatus.NEW
+    tracker.on_trigger_rejected(SYMBOL, "79", REASON, NOW)   # not a conditional order
+    orders = tracker.for_symbol(SYMBOL)
+    assert orders["tb-BTCUSDT-k-sl1"].order.status is OrderStatus.NEW
+    assert orders["tb-BTCUSDT-k-en1"].order.status is OrderStatus.NEW
 
 
 def test_a_later_read_that_does_not_say_why_keeps_the_reason_the_stream_gave():

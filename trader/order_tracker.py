@@ -146,12 +146,14 @@ class OrderTracker:
                             at: datetime) -> None:
         """The exchange says the conditional order `order_id` triggered and its order was
         rejected (`reason`, its words): that order is over, REJECTED, with the reason its
-        alert gives. Named by the exchange's id only: matched against each order's
-        `exchange_id`, whose kind prefix ("algo:<algoId>") the adapter adds. An order not
+        alert gives. Named by the exchange's id only: matched against each conditional
+        order's `exchange_id`, whose kind prefix ("algo:<algoId>") the adapter adds. An order not
         known here is left to the reads (nothing to say it is ours)."""
         for tracked in list(self._by_symbol.get(symbol, {}).values()):
             order = tracked.order
-            if order_id not in (order.exchange_id, order.exchange_id.rpartition(":")[2]):
+            # only a stop or take-profit triggers: a plain order's id may equal an algo id
+            if not order.type.conditional or order_id not in (
+                    order.exchange_id, order.exchange_id.rpartition(":")[2]):
                 continue
             if order.status.terminal:
                 if not order.reason:
