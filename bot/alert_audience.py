@@ -7,7 +7,7 @@ private chat's id is its user's, positive; a group's or supergroup's is negative
 "-100..." for a supergroup: https://core.telegram.org/bots/api#chat "id", and the
 migrate_to_chat_id of https://core.telegram.org/bots/api#message). When only groups are
 allowed they still hear of it, without the stranger's message (`bot/auth.py`
-`without_their_message`); /alerts asked in a group lists it so too (`as_read_in`).
+`without_their_message`); /alerts and /logs asked in a group list it so too (`as_read_in`).
 
     for chat_id, alert in addressed(outgoing, delivery.chat_ids).items():
         send(chat_id, format_alert(alert))
@@ -16,9 +16,9 @@ allowed they still hear of it, without the stranger's message (`bot/auth.py`
 from collections.abc import Iterable
 from dataclasses import replace
 
-from bot.auth import without_their_message
+from bot.auth import THEIR_MESSAGE, without_their_message
 from trader.alerts import AlertName, OutgoingAlert
-from trader.commands import AlertView
+from trader.commands import CommandResult
 
 
 def is_private(chat_id: int) -> bool:
@@ -38,10 +38,15 @@ def addressed(alert: OutgoingAlert, chat_ids: Iterable[int]) -> dict[int, Outgoi
     return dict.fromkeys(chats, told)
 
 
-def as_read_in(chat_id: int, alerts: list[AlertView]) -> list[AlertView]:
-    """The /alerts list as `chat_id` reads it: in a group, UNAUTHORIZED without the
-    stranger's message."""
-    if is_private(chat_id):
-        return alerts
-    return [replace(a, text=without_their_message(a.text))
-            if a.name == AlertName.UNAUTHORIZED else a for a in alerts]
+def as_read_in(chat_id: int, result: CommandResult) -> CommandResult:
+    """A command's answer as `chat_id` reads it: in a group, /alerts lists UNAUTHORIZED and
+    /logs the warnings of a stranger's attempt without the stranger's message."""
+    if is_private(chat_id) or (result.alerts is None and result.logs is None):
+        return result
+    alerts = None if result.alerts is None else [
+        replace(a, text=without_their_message(a.text))
+        if a.name == AlertName.UNAUTHORIZED else a for a in result.alerts]
+    logs = None if result.logs is None else [
+        replace(line, message=without_their_message(line.message))
+        if THEIR_MESSAGE in line.message else line for line in result.logs]
+    return replace(result, alerts=alerts, logs=logs)

@@ -22,7 +22,7 @@ from trader.display import plural
 
 REFUSAL_TEXT = "This bot only answers its owner."
 UNAUTHORIZED_KEY = "UNAUTHORIZED"
-THEIR_MESSAGE = "\nTheir last message: "
+THEIR_MESSAGE = "Their last message: "      # what a stranger wrote comes after this
 MAX_TRACKED_CHATS = 10_000
 
 
@@ -71,8 +71,8 @@ class ChatGate:
             self._attempts.clear()   # bounded memory under a flood; worst case: one more refusal
         attempts = self._attempts.get(key, 0) + 1
         self._attempts[key] = attempts
-        logger.warning("unauthorized telegram attempt chat={} user={} what={} attempts={}",
-                       chat_id, user_id, what[:64], attempts)
+        logger.warning("unauthorized telegram attempt chat={} user={} attempts={} {}{}",
+                       chat_id, user_id, attempts, THEIR_MESSAGE, what[:64])
         if attempts >= self.alert_after:
             self._alert_owner(chat_id, user_id, what, attempts, now)
         return Access.REFUSE if attempts == 1 else Access.IGNORE
@@ -82,11 +82,12 @@ class ChatGate:
         # The stranger's words last, on a line of their own: bot/alert_audience.py leaves
         # them out where a group would read them (`without_their_message`).
         text = (f"Commands from a chat or user that is not allowed: chat {chat_id}, "
-                f"user {user_id}, {plural(attempts, 'attempt')}. Nothing was executed."
+                f"user {user_id}, {plural(attempts, 'attempt')}. Nothing was executed.\n"
                 f"{THEIR_MESSAGE}{what[:64]}")
         self.alerter.publish(Alert(AlertName.UNAUTHORIZED, text, dedup_key=UNAUTHORIZED_KEY), now)
 
 
 def without_their_message(text: str) -> str:
-    """An UNAUTHORIZED alert's text without what the stranger wrote (its last line)."""
-    return text.partition(THEIR_MESSAGE)[0]
+    """An UNAUTHORIZED alert's text (or its log line: the alerter's, the gate's) without
+    what the stranger wrote, which comes last."""
+    return text.partition(THEIR_MESSAGE)[0].rstrip(" |\n")

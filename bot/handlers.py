@@ -19,7 +19,7 @@ does not take it in time).
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -296,8 +296,7 @@ class CommandHandlers:
                 kept_text=f"The /chart picture could not be sent ({plain_text(caption)}). "
                           "Send /chart again.")
         else:
-            if result.alerts is not None:
-                result = replace(result, alerts=as_read_in(chat_id, result.alerts))
+            result = as_read_in(chat_id, result)       # a stranger's words stay private
             await self.replies.send_html(bot, chat_id, format_result(command.kind, result))
 
     async def _execute(self, bot: Bot, chat_id: int, command: Command,

@@ -26,7 +26,7 @@ from tests.test_bot_support import (
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName, OutgoingAlert
 from trader.clock import ManualClock
-from trader.commands import AlertView, CommandResult
+from trader.commands import AlertView, CommandResult, LogLine
 
 pytest_plugins = ["tests.test_bot_support"]
 SECRET = "/close all my-secret-words"
@@ -96,4 +96,23 @@ async def test_alerts_asked_in_a_group_list_it_without_the_strangers_words(teleg
     in_group = await ask(telegram, "/alerts", chat=GROUP, user=MEMBER)
     assert "UNAUTHORIZED" in in_group.plain and "my-secret-words" not in in_group.plain
     in_private = await ask(telegram, "/alerts", chat=OWNER)
+    assert "my-secret-words" in in_private.plain
+
+
+@pytest.mark.usefixtures("bot")
+async def test_logs_asked_in_a_group_show_the_attempt_without_the_strangers_words(telegram,
+                                                                                  engine):
+    """The gate's warning and the alerter's log line of the alert are in /logs too."""
+    engine.next_result = CommandResult(True, logs=[
+        LogLine(START, "WARNING", "bot.auth", "unauthorized telegram attempt chat=9 user=9 "
+                f"attempts=1 Their last message: {SECRET}"),
+        LogLine(START, "WARNING", "trader.alerter", "alert name=UNAUTHORIZED severity=WARN "
+                f"symbol=- text=chat 9, user 9. Nothing was executed. | Their last message: "
+                f"{SECRET}"),
+        LogLine(START, "ERROR", "trader.engine", "something else entirely")])
+    in_group = await ask(telegram, "/logs", chat=GROUP, user=MEMBER)
+    assert "unauthorized telegram attempt chat=9" in in_group.plain
+    assert "Nothing was executed." in in_group.plain and "something else" in in_group.plain
+    assert "my-secret-words" not in in_group.plain
+    in_private = await ask(telegram, "/logs", chat=OWNER)
     assert "my-secret-words" in in_private.plain
