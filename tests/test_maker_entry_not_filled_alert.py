@@ -10,6 +10,8 @@ from decimal import Decimal
 from tests.engine_world import SYMBOL, World, make_world
 from tests.test_maker_engine import MAKER, fill_part, later, live_quotes, quoting_long
 from trader.commands import CommandKind
+from trader.domain import Order, OrderRequest, OrderType
+from trader.exchange.base import ExchangeError
 from trader.position import PositionState
 
 CANCEL = {**MAKER, "TRADEBOT_MAKER_FALLBACK": "cancel"}
@@ -58,3 +60,23 @@ async def test_a_maker_entry_that_filled_in_part_raises_no_entry_not_filled(tmp_
     await world.engine.tick()
     assert world.engine.positions[SYMBOL].quantity == part
     assert not_filled(world) == []
+
+
+async def test_a_market_rest_refused_at_the_timeout_says_why_nothing_is_open(tmp_path):
+    """TRADEBOT_MAKER_FALLBACK=market: the quotes did not fill and the exchange refused the
+    rest at market (-2019, margin): the alert says that too."""
+    world = await make_world(tmp_path, **MAKER)
+    await quoting_long(world)
+    original = world.paper.place
+
+    async def refuse_market(request: OrderRequest) -> Order:
+        if request.type is OrderType.MARKET:
+            raise ExchangeError(-2019, "Margin is insufficient.")
+        return await original(request)
+
+    world.paper.place = refuse_market  # type: ignore[method-assign]
+    await later(world, 31)
+    assert SYMBOL not in world.engine.positions
+    [(_, text)] = not_filled(world)
+    assert "nothing is open" in text and "the market rest was refused" in text
+    assert "Margin is insufficient" in text or "-2019" in text, text

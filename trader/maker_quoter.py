@@ -69,6 +69,7 @@ class Progress:
     unknown: bool = False                # a quote's answer is lost, not resolved yet
     quotes_sent: int = 0
     last_id: str | None = None           # the highest entry client id journaled
+    refused: str = ""                    # why the market rest was refused, if it was
 
     def add(self, order: Order) -> None:
         self.filled += order.filled_qty
@@ -242,6 +243,8 @@ class MakerQuoter:
                 return position, False       # probed later as a market entry, never resent
             if result.order is not None:
                 progress.add(result.order)
+            elif not result.ok:
+                progress.refused = result.reason
         logger.info("maker entry over symbol={} key={} filled={} of {} why={}",
                     position.symbol, position.key, progress.filled, planned, decision)
         return position, True
@@ -253,7 +256,9 @@ class MakerQuoter:
             return EntryFilled(progress.filled, progress.average_price, complete=over)
         if over:
             # Later than any reply (a /long's said "quoting"), so ENTRY_NOT_FILLED tells it.
-            return EntryFailed("the maker quotes were not filled", late=True)
+            refused = f"; the market rest was refused: {progress.refused}" \
+                if progress.refused else ""
+            return EntryFailed(f"the maker quotes were not filled{refused}", late=True)
         return None
 
     # --- reading what the quotes did ------------------------------------------------------
