@@ -12,6 +12,7 @@ Reject). A stop cancelled by hand says nothing of the kind (the negative case).
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import aiohttp
 import pytest
 
 from tests.fakes.binance_harness import eventually, live_ids
@@ -156,3 +157,19 @@ async def test_the_fakes_trigger_reject_has_the_documented_fields():
     doc = documented("event_conditional_order_trigger_reject")
     assert shape_problems(event, doc.payload, doc.optional_fields) == []
     assert event["or"]["r"] == REASON
+
+
+async def test_the_control_api_plays_a_rejected_trigger_for_a_server_in_another_process():
+    async with FakeBinance(prices={SYMBOL: PRICE}) as fake, aiohttp.ClientSession() as http:
+        await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.1"))
+        client_id = "tb-BTCUSDT-k-sl1"
+        fake.sim.place(OrderRequest(SYMBOL, Side.SELL, OrderType.STOP_MARKET, Decimal("0.1"),
+                                    client_id, OrderRole.STOP_LOSS,
+                                    trigger_price=PRICE - 1000, reduce_only=True), fake.now())
+        url = f"{fake.url}/_control/reject_trigger"
+        async with http.post(url, json={"symbol": SYMBOL, "client_id": "nope"}) as answer:
+            assert answer.status == 400 and "-2011" in (await answer.json())["error"]
+        async with http.post(url, json={"symbol": SYMBOL, "client_id": client_id,
+                                        "reason": REASON}) as answer:
+            assert answer.status == 200
+        assert fake.sim.order(SYMBOL, client_id).status is OrderStatus.REJECTED

@@ -9,6 +9,8 @@ GET /_control/request_log and GET /_control/state read. Answers are JSON.
                                    "interval": "1m", "open": "1", "high": "2", "low": "1",
                                    "close": "2", "volume": "5"}
     POST /_control/inject_fault   {"path_or_endpoint": "POST /fapi/v1/order", "code": -2019}
+    POST /_control/reject_trigger {"symbol": "BTCUSDT", "client_id": "tb-...-sl1",
+                                   "reason": "Reduce Only reject"}
 """
 
 from dataclasses import asdict
@@ -27,8 +29,8 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 ASYNC_CONTROLS = ("move_price", "push_candle", "open_position_by_hand",
-                  "close_position_by_hand", "cancel_order_by_hand", "drop_streams",
-                  "expire_listen_key")
+                  "close_position_by_hand", "cancel_order_by_hand", "reject_trigger",
+                  "drop_streams", "expire_listen_key")
 SYNC_CONTROLS = ("inject_fault", "clear_faults", "freeze_streams", "set_hedge_mode",
                  "set_multi_assets_mode",
                  "set_clock_skew", "add_used_weight", "clear_request_log")
