@@ -178,6 +178,13 @@ class Store:
         rows = self.db["alerts"].rows_where(order_by="id desc", limit=limit)
         return [self._alert(r) for r in rows][::-1]
 
+    def alerts_with_key(self, dedup_key: str, since: datetime) -> list[StoredAlert]:
+        """The alerts of one dedup key created at `since` or later, oldest first (a process
+        that starts again reads what the one before it said)."""
+        rows = self.db["alerts"].rows_where("dedup_key = ? AND created_at >= ?",
+                                            [dedup_key, iso_text(since)], order_by="id")
+        return [self._alert(r) for r in rows]
+
     def mark_alert(self, alert_id: int, status: str, at: datetime) -> None:
         with self._gate.saving(f"alert {alert_id} {status}"):
             self._gate.write("UPDATE alerts SET status = ?, sent_at = ?, attempts = attempts + 1 "

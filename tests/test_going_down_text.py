@@ -9,8 +9,8 @@ from datetime import timedelta
 from tests.engine_world import SYMBOL
 from tests.test_move_stop_command import world_with_a_long
 from trader.alerts import AlertName, Severity
-from trader.app import going_down_alert, going_down_text
 from trader.evolve import evolve
+from trader.going_down import going_down_alert, going_down_text
 from trader.position import PositionState
 
 

@@ -182,6 +182,13 @@ class Alerter:
             self.sink.wake()
         return outbox_id
 
+    def record(self, alert: Alert, now: datetime, status: str) -> None:
+        """Keep `alert` in the outbox for /alerts with the final `status`, never sent: its
+        caller knows the operator has it already (a start-up refusal a restart repeats)."""
+        logger.info("alert not sent ({}) name={} text={}", status, alert.name,
+                    alert.text.replace("\n", " | "))
+        self._record(alert, now, status)
+
     def _record(self, alert: Alert, now: datetime, status: str) -> None:
         """Kept in the outbox for /alerts with a final status: never sent."""
         try:

@@ -21,7 +21,7 @@ from storage.db import AGENT_LOCK_WAIT_SECONDS, SaveStateFailure
 from trader.agent_services import AgentServices
 from trader.alert_routing import AlertRouting
 from trader.alerter import Alerter
-from trader.alerts import Alert, AlertName, AlertSink, Severity
+from trader.alerts import Alert, AlertName, AlertSink
 from trader.clock import Clock, ManualClock, SystemClock
 from trader.config import ConfigError, Settings
 from trader.control import Controller
@@ -29,13 +29,13 @@ from trader.domain import Candle
 from trader.engine import Engine
 from trader.exchange.base import Exchange, ExchangeError
 from trader.exchange.errors import classify
+from trader.going_down import StartRefused, say_going_down
 from trader.instance_lock import agent_lock
 from trader.log_sink import LogAlertSink
-from trader.position import LIVE, Position, PositionState
 from trader.presence import replay_db_path
 from trader.start_retry import until_done
 from trader.startup import boot, reconcile
-from trader.stop_budget import StopSignal, bounded_after_stop, unprotected
+from trader.stop_budget import StopSignal, bounded_after_stop
 from trader.trade_store import TradeStore
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
@@ -88,11 +88,11 @@ async def start_exchange(exchange: Exchange, settings: Settings) -> None:
     try:
         await exchange.start(list(settings.symbols), settings.leverage)
     except SetupRefused as exc:
-        raise ConfigError([f"{exc.variable}: {exc}"]) from None
+        raise StartRefused([f"{exc.variable}: {exc}"], exc.held) from None
     except ExchangeError as exc:
         if not classify(exc, sending=False).credentials:
             raise
-        raise ConfigError([f"BINANCE_API_KEY / BINANCE_API_SECRET: rejected by Binance "
+        raise StartRefused([f"BINANCE_API_KEY / BINANCE_API_SECRET: rejected by Binance "
                            f"(code {exc.code}: {exc.message}); check the key, its IP whitelist "
                            "and its Futures permission"]) from None
 
@@ -203,6 +203,7 @@ async def _run_locked(settings: Settings, clock: Clock,
         raise
     heartbeat = asyncio.create_task(_heartbeat(settings, engine, stop))
     stage = "exchange start-up"
+    refusal: ConfigError | None = None
     try:
         if not await until_done(stage, engine, stop,
                                  lambda: start_exchange(engine.exchange, settings)):
@@ -224,8 +225,12 @@ async def _run_locked(settings: Settings, clock: Clock,
                                progress=progress)
         else:
             await bounded_after_stop(_live_loop(engine, controller, services, stop), stop)
+    except ConfigError as exc:      # the exchange's answer at start-up: fix the setting
+        refusal = exc
+        raise
     finally:
-        await _shut_down(engine, sink, heartbeat, close, services, stop, unfinished=stage)
+        await _shut_down(engine, sink, heartbeat, close, services, stop, unfinished=stage,
+                         refusal=refusal)
     return 0
 
 
@@ -383,60 +388,14 @@ async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) ->
                 continue
 
 
-def going_down_alert(engine: Engine, unfinished: str = "") -> Alert:
-    """The SHUTDOWN alert: INFO when every position keeps its stop on the exchange; CRITICAL
-    (it sounds) when one has none, since nothing protects it until the agent runs again,
-    which may never come."""
-    naked = [] if unfinished else unprotected(engine.positions.values())
-    return Alert(AlertName.SHUTDOWN, going_down_text(engine, unfinished),
-                 severity=Severity.CRITICAL if naked else None,
-                 dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}")
-
-
-def going_down_text(engine: Engine, unfinished: str = "") -> str:
-    """The SHUTDOWN alert's text: what stays on the exchange, and what a restart takes up
-    again (a stop missing, a close cut short: a /close left on "Closing…" hears of it
-    here)."""
-    if unfinished:
-        return (f"going down before start-up finished ({unfinished} did not finish): the "
-                "agent never traded; positions on the exchange keep whatever orders they have")
-    closing = [p.symbol for p in engine.positions.values()
-               if p.state is PositionState.CLOSING]
-    then = (f"; the close of {', '.join(closing)} was under way: the next start finds out "
-            "whether its market order filled and closes what is left") if closing else ""
-    if naked := unprotected(engine.positions.values()):
-        why = "; ".join(f"{symbol}: {_why_no_stop(engine.positions[symbol])}" for symbol in naked)
-        return (f"going down with {', '.join(naked)} WITHOUT a stop-loss on the exchange "
-                f"({why}). Nothing protects it until the agent runs again, when it places "
-                "the stop before trading; if no restart follows, place a stop in the Binance "
-                f"app{then}")
-    count = len(engine.positions)
-    return ("going down, positions protected by exchange-side orders"
-            + (f" ({count} open)" if count else "") + then)
-
-
-def _why_no_stop(position: Position) -> str:
-    """Why a position has no stop covering it, from its stop leg."""
-    stop = position.stop
-    if stop.pending is not None:
-        return "its placement was sent, its answer not in yet"
-    if stop.order is not None and stop.order.status is LIVE:
-        return f"its stop covers {stop.order.quantity} of {position.quantity}"
-    if stop.failures:
-        held = " (the exchange asked to wait)" if stop.retry_at is not None else ""
-        times = "time" if stop.failures == 1 else "times"
-        return f"its placement refused {stop.failures} {times}{held}"
-    if not position.state.open:
-        return "opened, its stop not placed yet"
-    return "no stop order (cancelled?), not placed again yet"
-
-
 async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer,  # type: ignore[no-untyped-def]
-                     services: AgentServices, stop: StopSignal, *, unfinished: str = "") -> None:
-    """`unfinished`: the start-up step that never succeeded ("" once trading began). The
-    alert flush gets what is left of the exit promise after a stop signal (`stop.left`)."""
+                     services: AgentServices, stop: StopSignal, *, unfinished: str = "",
+                     refusal: ConfigError | None = None) -> None:
+    """`unfinished`: the start-up step that never succeeded ("" once trading began);
+    `refusal`: the configuration error that ended it. The alert flush gets what is left of
+    the exit promise after a stop signal (`stop.left`)."""
     engine.stopping = True
-    engine.alerter.publish(going_down_alert(engine, unfinished), engine.clock.now())
+    say_going_down(engine, unfinished, refusal)
     heartbeat.cancel()
     await services.stop()       # the last sleep/pause change pinned (bounded), heartbeat: stopped
     try:

@@ -45,7 +45,7 @@ from trader.exchange.base import (
     Quote,
     UnknownOutcome,
 )
-from trader.exchange.binance_account import BinanceAccount
+from trader.exchange.binance_account import BinanceAccount, SetupRefused
 from trader.exchange.binance_fields import Fields, interval_delta, rows_of
 from trader.exchange.binance_orders import BinanceOrders, ProbeResult
 from trader.exchange.binance_rest import BinanceRest
@@ -135,6 +135,20 @@ class BinanceExchange:
         await self._account.load_rules(symbols)
         await self._account.refuse_hedge_mode()
         held = {symbol for symbol in symbols if (await self.position(symbol)).quantity != 0}
+        try:
+            await self._set_up_symbols(symbols, held, leverage)
+        except SetupRefused as refused:     # Multi-Assets: the positions were read by then
+            refused.held = tuple(sorted(held))
+            raise
+        logger.info("binance ready symbols={} leverage={} testnet={} offset_ms={}",
+                    ",".join(symbols), leverage, self._settings.binance_testnet,
+                    self._rest.offset_ms)
+        if self._streams_enabled:
+            self.streams.start(symbols, self._settings.interval)
+
+    async def _set_up_symbols(self, symbols: list[str], held: set[str], leverage: int) -> None:
+        """ISOLATED and `leverage` on each of `symbols`; those in `held` (a position open)
+        keep their leverage, read back."""
         for symbol in symbols:
             if symbol in held:        # its leverage stays: learn it (positionRisk v3 has none)
                 await self._account.read_leverage(symbol)
@@ -148,11 +162,6 @@ class BinanceExchange:
                             symbol, self._account.leverage.get(symbol, "unknown"))
             else:
                 await self.set_leverage(symbol, leverage)
-        logger.info("binance ready symbols={} leverage={} testnet={} offset_ms={}",
-                    ",".join(symbols), leverage, self._settings.binance_testnet,
-                    self._rest.offset_ms)
-        if self._streams_enabled:
-            self.streams.start(symbols, self._settings.interval)
 
     async def close(self) -> None:
         await self.streams.stop()

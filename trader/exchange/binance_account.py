@@ -33,11 +33,14 @@ MULTI_ASSETS_MESSAGE = ("account is in Multi-Assets mode; switch to Single-Asset
 class SetupRefused(Exception):
     """start() refuses to trade: hedge mode, Multi-Assets mode, or a symbol Binance doesn't
     list.
-    `variable` names the configuration the operator has to change."""
+    `variable` names the configuration the operator has to change; `held`, the symbols
+    start() found a position on before it refused (None: it had not read them yet), for the
+    SHUTDOWN alert to name what goes without a stop from the agent."""
 
     def __init__(self, message: str, variable: str) -> None:
         super().__init__(message)
         self.variable = variable
+        self.held: tuple[str, ...] | None = None
 
 
 class BinanceAccount:

@@ -1,0 +1,135 @@
+"""The SHUTDOWN alert `tradebot run` sends on its way out: what stays on the exchange, what
+a restart takes up again, and, when the configuration refused the start-up, that refusal's
+line: the agent stays down until someone changes the setting it names.
+
+A refused start-up is said once: a host that restarts the process at once (systemd
+Restart=always, docker --restart=always) on a database that stays would otherwise sound it
+every few seconds. The same refusal within REFUSAL_REMINDER of the one sent is kept in the
+outbox (/alerts) as "repeat"; after it, the next one sounds again and counts the repeats.
+On a host that wipes the disk on restart (Heroku) each start is a first; the host's own
+crash-restart backoff spaces them.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from trader.alerts import Alert, AlertName, Severity
+from trader.config import ConfigError
+from trader.position import LIVE, Position, PositionState
+from trader.stop_budget import unprotected
+
+if TYPE_CHECKING:
+    from trader.engine import Engine
+
+REFUSAL_REMINDER = timedelta(hours=1)
+REPEAT = "repeat"        # the outbox status of a refusal a restart repeated, not sent
+
+
+class StartRefused(ConfigError):
+    """A ConfigError the exchange's start-up answered (hedge mode, Multi-Assets mode, a
+    symbol not listed, a rejected key). `held`: the symbols start-up found a position on
+    before it refused; None when it never read them."""
+
+    def __init__(self, problems: list[str], held: tuple[str, ...] | None = None) -> None:
+        super().__init__(problems)
+        self.held = held
+
+
+def say_going_down(engine: "Engine", unfinished: str = "",
+                   refusal: ConfigError | None = None) -> None:
+    """Publish the SHUTDOWN alert; a refusal a restart loop repeats is only recorded."""
+    now = engine.clock.now()
+    alert = going_down_alert(engine, unfinished, refusal)
+    if refusal is None:
+        engine.alerter.publish(alert, now)
+        return
+    before = engine.store.alerts_with_key(alert.key, now - REFUSAL_REMINDER)
+    said = [a for a in before if a.status in ("sent", "pending")]
+    if said:
+        engine.alerter.record(alert, now, REPEAT)
+        return
+    repeats = [a for a in engine.store.alerts_with_key(alert.key, now - 24 * REFUSAL_REMINDER)
+               if a.status == REPEAT]
+    if repeats:
+        alert = Alert(alert.name, f"{alert.text}\n({len(repeats)} restarts refused the same "
+                      f"way since {repeats[0].created_at:%H:%M} UTC)", severity=alert.severity,
+                      dedup_key=alert.dedup_key)
+    engine.alerter.publish(alert, now)
+
+
+def going_down_alert(engine: "Engine", unfinished: str = "",
+                     refusal: ConfigError | None = None) -> Alert:
+    """The SHUTDOWN alert: INFO when every position keeps its stop on the exchange; CRITICAL
+    (it sounds) when one has none, since nothing protects it until the agent runs again,
+    which may never come, and when the configuration refused the start-up (the agent will
+    not trade until someone changes it; a restarted process stops there again)."""
+    if refusal is not None:
+        return Alert(AlertName.SHUTDOWN, refused_text(engine, refusal), severity=Severity.CRITICAL,
+                     dedup_key=f"start-refused:{'; '.join(refusal.problems)}")
+    naked = [] if unfinished else unprotected(engine.positions.values())
+    return Alert(AlertName.SHUTDOWN, going_down_text(engine, unfinished),
+                 severity=Severity.CRITICAL if naked else None,
+                 dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}")
+
+
+def refused_text(engine: "Engine", refusal: ConfigError) -> str:
+    """The refusal's lines as `tradebot run` prints them, that the agent stays down, and the
+    positions it would have protected, as far as it knows them without asking Binance."""
+    lines = [f"config error: {problem}" for problem in refusal.problems]
+    held = _positions_known(engine, refusal)
+    if held:
+        positions = [f"{symbol}: a position is open on the account with no stop from the "
+                     "agent (a stop placed before stays only if nothing removed it); check it "
+                     "in the Binance app" for symbol in held]
+    else:
+        positions = ["the agent never read the account's positions: any position open on it "
+                     "has no stop from the agent; check them in the Binance app"]
+    return ("going down: start-up refused, the agent never traded\n" + "\n".join(lines)
+            + "\nThe agent does not trade until this is fixed: each restart stops here again. "
+            "Change the setting named, then restart.\n" + "\n".join(positions))
+
+
+def _positions_known(engine: "Engine", refusal: ConfigError) -> list[str]:
+    """The configured symbols with a position: the ones the exchange's start-up saw before it
+    refused, and the agent's own records (no request is sent for this)."""
+    seen = set(refusal.held or ()) if isinstance(refusal, StartRefused) else set()
+    recorded = {p.symbol for p in engine.store.open_positions()}
+    return sorted((seen | recorded) & set(engine.symbols))
+
+
+def going_down_text(engine: "Engine", unfinished: str = "") -> str:
+    """The SHUTDOWN alert's text: what stays on the exchange, and what a restart takes up
+    again (a stop missing, a close cut short: a /close left on "Closing…" hears of it
+    here)."""
+    if unfinished:
+        return (f"going down before start-up finished ({unfinished} did not finish): the "
+                "agent never traded; positions on the exchange keep whatever orders they have")
+    closing = [p.symbol for p in engine.positions.values()
+               if p.state is PositionState.CLOSING]
+    then = (f"; the close of {', '.join(closing)} was under way: the next start finds out "
+            "whether its market order filled and closes what is left") if closing else ""
+    if naked := unprotected(engine.positions.values()):
+        why = "; ".join(f"{symbol}: {_why_no_stop(engine.positions[symbol])}" for symbol in naked)
+        return (f"going down with {', '.join(naked)} WITHOUT a stop-loss on the exchange "
+                f"({why}). Nothing protects it until the agent runs again, when it places "
+                "the stop before trading; if no restart follows, place a stop in the Binance "
+                f"app{then}")
+    count = len(engine.positions)
+    return ("going down, positions protected by exchange-side orders"
+            + (f" ({count} open)" if count else "") + then)
+
+
+def _why_no_stop(position: Position) -> str:
+    """Why a position has no stop covering it, from its stop leg."""
+    stop = position.stop
+    if stop.pending is not None:
+        return "its placement was sent, its answer not in yet"
+    if stop.order is not None and stop.order.status is LIVE:
+        return f"its stop covers {stop.order.quantity} of {position.quantity}"
+    if stop.failures:
+        held = " (the exchange asked to wait)" if stop.retry_at is not None else ""
+        times = "time" if stop.failures == 1 else "times"
+        return f"its placement refused {stop.failures} {times}{held}"
+    if not position.state.open:
+        return "opened, its stop not placed yet"
+    return "no stop order (cancelled?), not placed again yet"
