@@ -81,7 +81,8 @@ DEFAULT_SEVERITY: dict[AlertName, Severity] = {
     AlertName.MARGIN_CALL: _C,           # the exchange warns of a liquidation near
     # WARN: unusual; the agent copes, the operator should hear of it.
     AlertName.API_CIRCUIT_OPEN: _W,      # rate-limited: nothing sent until Retry-After
-    AlertName.POSITION_REDUCED: _W,      # someone else (ADL, a hand) reduced a position
+    AlertName.POSITION_REDUCED: _W,      # ADL, a hand reduced a position (a partial
+                                         # liquidation: CRITICAL, trader/lifecycle.py)
     AlertName.PROTECTION: _W,            # a take-profit refused, a stop move given up
     AlertName.SYMBOL_RULES: _W,          # the exchange changed a symbol's rules or status
     AlertName.STALE_DATA: _W,            # no candles: entries blocked on that symbol

@@ -148,6 +148,11 @@ _EXCHANGE_CLIENT_IDS = (("settlement_autoclose-", CloseReason.SETTLEMENT),
                         ("autoclose-", CloseReason.LIQUIDATION))
 
 
+# What the operator does after a liquidation, whole or partial: it came from the position's
+# own margin ("liquidated due to insufficient margin balance", the page above).
+LIQUIDATION_ADVICE = "Check the account's margin and leverage before trading on."
+
+
 def exchange_close_reason(client_id: str) -> CloseReason | None:
     """The close reason an exchange-placed order's client id names, or None for any other id."""
     for prefix, reason in _EXCHANGE_CLIENT_IDS:

@@ -118,10 +118,12 @@ class LegFilled:
 
 @dataclass(frozen=True, slots=True)
 class PositionSizeChanged:
-    """The exchange's position is `quantity` now (unsigned, same side); `cause` for people."""
+    """The exchange's position is `quantity` now (unsigned, same side); `cause` for people;
+    `by_exchange`: Binance's own order made it smaller (a partial liquidation, an ADL)."""
     quantity: Decimal
     entry_price: Decimal
     cause: str = ""
+    by_exchange: CloseReason | None = None
 
 
 @fast_init          # one or more per order

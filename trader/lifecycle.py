@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from trader import display, management, placement_refusals, protection, stop_backup
-from trader.alerts import Alert, AlertName
-from trader.domain import ZERO, CloseReason, OrderRole
+from trader.alerts import Alert, AlertName, Severity
+from trader.domain import LIQUIDATION_ADVICE, ZERO, CloseReason, OrderRole
 from trader.events import (
     Action,
     CloseRequested,
@@ -306,11 +306,18 @@ def _size_changed(position: Position, event: PositionSizeChanged, now: datetime,
                   policy: Policy) -> Outcome:
     actions: list[Action] = []
     if event.quantity < position.quantity and event.cause:
-        actions.append(Alert(
-            AlertName.POSITION_REDUCED, f"{position.symbol}: {position.side.label} reduced "
-            f"{event.cause} from {display.number(position.quantity)} to "
-            f"{display.number(event.quantity)}; protection follows the new size", position.symbol,
-            dedup_key=f"reduced:{position.symbol}:{event.quantity}"))
+        text = (f"{position.symbol}: {position.side.label} reduced {event.cause} from "
+                f"{display.number(position.quantity)} to {display.number(event.quantity)}; "
+                "protection follows the new size")
+        # A partial liquidation comes from this account's margin, as a whole one does
+        # (EXCHANGE_CLOSE): it sounds, with the same advice. An ADL does not (a counterparty's).
+        liquidated = event.by_exchange is CloseReason.LIQUIDATION
+        if liquidated:
+            text += (". Binance liquidated part of it: the margin was insufficient. "
+                     + LIQUIDATION_ADVICE)
+        actions.append(Alert(AlertName.POSITION_REDUCED, text, position.symbol,
+                             severity=Severity.CRITICAL if liquidated else None,
+                             dedup_key=f"reduced:{position.symbol}:{event.quantity}"))
     entry_price = event.entry_price if event.entry_price > 0 else position.entry_price
     return evolve(position, quantity=event.quantity, entry_price=entry_price), actions, []
 

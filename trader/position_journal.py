@@ -29,7 +29,7 @@ from trader.clock import Clock
 from trader.close_record import exit_text
 from trader.closing import Finalized
 from trader.display import duration, money, quantity
-from trader.domain import ZERO, CloseReason, Fill
+from trader.domain import LIQUIDATION_ADVICE, ZERO, CloseReason, Fill
 from trader.events import (
     CloseRequested,
     EntryFailed,
@@ -59,7 +59,7 @@ JOURNALED = (EntryFilled, EntryFailed, LegPlaced, LegRejected, LegGone, LegFille
 # from the position's own margin; an ADL from a counterparty's liquidation, with the
 # position in profit (Binance's ADL ranking: profit and leverage), not from the account.
 _AFTER_EXCHANGE_CLOSE = {
-    CloseReason.LIQUIDATION: "Check the account's margin and leverage before trading on.",
+    CloseReason.LIQUIDATION: LIQUIDATION_ADVICE,
     CloseReason.ADL: ("Auto-deleveraged: Binance closed it against a liquidated counterparty; "
                       "not caused by this account's margin."),
     CloseReason.SETTLEMENT: "The exchange settled the symbol (delisting or delivery).",

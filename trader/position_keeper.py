@@ -15,7 +15,7 @@ from trader.alerts import Alert, AlertName
 from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.config import Settings
-from trader.domain import ClientId, ExchangePosition, Order, OrderRole
+from trader.domain import ClientId, CloseReason, ExchangePosition, Order, OrderRole
 from trader.entry_sender import EntrySender
 from trader.events import (
     EntryFailed,
@@ -34,7 +34,12 @@ from trader.market.history import CandleHistory
 from trader.observe import SymbolView, covering_leg, observe, steady
 from trader.order_tracker import OrderTracker, TrackedOrder
 from trader.position import Leg, Position, PositionState
-from trader.reconcile import adopted_position, recover_key, reduction_cause
+from trader.reconcile import (
+    adopted_position,
+    recover_key,
+    reduced_by_exchange,
+    reduction_cause,
+)
 from trader.trade_store import TradeStore
 
 # Read once: a member read on its class goes through 3.11's `EnumType.__getattr__` (~900
@@ -109,7 +114,8 @@ class PositionKeeper:
             if type(event) is LegSeen and protection.confirms(position, event, settled):
                 continue        # nothing new about a steady leg: its step would be a no-op
             if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
-                event = replace(event, cause=await self._who_reduced(position))
+                cause, by_exchange = await self._who_reduced(position)
+                event = replace(event, cause=cause, by_exchange=by_exchange)
             position = await self.interpreter.apply(position, event, notes)
             if position.state is _CLOSED:
                 return None
@@ -283,16 +289,17 @@ class PositionKeeper:
         return Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
                      dedup_key=f"adopted:{symbol}:{position.key}")
 
-    async def _who_reduced(self, position: Position) -> str:
-        """Who made the position smaller: the exchange (ADL, liquidation), a partial fill of
-        its own stop or take-profit, or somebody else (by hand). "" when unknown."""
+    async def _who_reduced(self, position: Position) -> tuple[str, CloseReason | None]:
+        """Who made the position smaller, in words: the exchange (ADL, liquidation), a
+        partial fill of its own stop or take-profit, or somebody else (by hand); "" for the
+        agent's own plan. With it, the exchange's reason when its order did it."""
         try:
             fills = await self.executor.read(self.exchange.fills, position.symbol,
                                              position.opened_at)
         except (ExchangeError, UnknownOutcome) as exc:
             logger.warning("fills unavailable to explain a size change error={}", exc)
-            return "outside the agent"
-        return reduction_cause(position, fills)
+            return "outside the agent", None
+        return reduction_cause(position, fills), reduced_by_exchange(position, fills)
 
     def nothing_to_sweep(self, symbol: str, position: Position | None) -> bool:
         """True when `sweep_orphans(symbol, position)` would cancel nothing, told without

@@ -23,6 +23,7 @@ from decimal import Decimal
 from trader.domain import (
     ZERO,
     ClientId,
+    CloseReason,
     Fill,
     Order,
     OrderRole,
@@ -211,10 +212,9 @@ def reduction_cause(position: Position, fills: list[Fill]) -> str:
     exchange (ADL, liquidation), a partial fill of its own stop or take-profit, or somebody
     else. "" when it was the agent's own market close (a partial take-profit) or the
     two-TP plan's TP1: no alert (TP1's fill has its own)."""
-    closing = [f for f in fills if f.side is position.side.opposite]
-    if not closing:
+    latest = _latest_closing(position, fills)
+    if latest is None:
         return "outside the agent (by hand or another program)"
-    latest = max(closing, key=lambda f: f.time).client_id
     by_exchange = exchange_close_reason(latest)
     if by_exchange is not None:
         return f"by the exchange ({by_exchange.value})"
@@ -226,3 +226,16 @@ def reduction_cause(position: Position, fills: list[Fill]) -> str:
     if parsed.role is OrderRole.TAKE_PROFIT:
         return "by a partial fill of its take-profit"
     return ""          # its own market partial or TP1: the plan, not news
+
+
+def reduced_by_exchange(position: Position, fills: list[Fill]) -> CloseReason | None:
+    """The exchange's order that made a position smaller (its latest closing fill's client
+    id: "autoclose-..." a liquidation, "adl_autoclose" an ADL), or None."""
+    latest = _latest_closing(position, fills)
+    return None if latest is None else exchange_close_reason(latest)
+
+
+def _latest_closing(position: Position, fills: list[Fill]) -> str | None:
+    """The client id of the position's latest closing fill, or None."""
+    closing = [f for f in fills if f.side is position.side.opposite]
+    return max(closing, key=lambda f: f.time).client_id if closing else None
