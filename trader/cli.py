@@ -20,6 +20,7 @@ from loguru import logger
 
 from storage import StorageError
 from trader.config import ConfigError, Settings, load_settings
+from trader.config_hosts import host_warnings
 from trader.config_names import unknown_variable_warnings
 from trader.logs import register_secret, setup_logging
 from trader.strategy.base import StrategyLoadError
@@ -126,7 +127,7 @@ def _settings_or_exit() -> Settings:
         for part in url_secrets(url):
             register_secret(part)
     setup_logging(json_lines=settings.log_json, level=settings.log_level)
-    for warning in unknown_variable_warnings(os.environ, Path(".env")):
+    for warning in unknown_variable_warnings(os.environ, Path(".env")) + host_warnings(settings):
         logger.warning("config warning: {}", warning)
     return settings
 

@@ -24,6 +24,7 @@ from loguru import logger
 
 from trader.clock import Clock
 from trader.config import Settings
+from trader.config_hosts import MAINNET_STREAMS, TESTNET_STREAMS
 from trader.domain import (
     Balance,
     BookTicker,
@@ -54,8 +55,6 @@ from trader.exchange.gate import RetryPolicy
 from trader.logs import register_secret
 from trader.symbol_rules import SymbolRules
 
-TESTNET_STREAMS = "wss://fstream.binancefuture.com/"
-MAINNET_STREAMS = "wss://fstream.binance.com/"
 INCOME_WEIGHT = 30        # GET /fapi/v1/income, whatever the limit
 INCOME_PAGE = 1000        # its maximum limit
 INCOME_PAGES = 10         # a week of 8-hourly funding is ~21 rows a symbol: paging is rare

@@ -1,0 +1,63 @@
+"""Where the Binance settings send the REST calls and whence the streams come, and a warning
+when the two may be different places: orders sent to one host while their updates are read
+from another (or from none) look like a silent stream. A private fake or a proxy on both is
+legitimate, so these are warnings (`tradebot config`, and every command's start), never
+errors.
+
+Binance's own hosts (python-binance's defaults for REST, trader/exchange/binance.py's for
+the streams): https://fapi.binance.com and wss://fstream.binance.com/ for MAINNET;
+https://testnet.binancefuture.com and wss://fstream.binancefuture.com/ for the testnet
+(its "demo-" hosts under binance.com are the testnet too).
+"""
+
+from urllib.parse import urlsplit
+
+from trader.config import Settings
+
+TESTNET_REST, MAINNET_REST = "https://testnet.binancefuture.com", "https://fapi.binance.com"
+TESTNET_STREAMS, MAINNET_STREAMS = "wss://fstream.binancefuture.com/", "wss://fstream.binance.com/"
+
+
+def host_warnings(settings: Settings) -> list[str]:
+    """One line per way the REST and stream hosts may differ, naming the variables."""
+    rest, streams = settings.binance_futures_url, settings.binance_futures_ws_url
+    testnet = settings.binance_testnet
+    default = f"the BINANCE_TESTNET={'true' if testnet else 'false'} default"
+    lines = []
+    if rest and not streams:
+        lines.append(f"BINANCE_FUTURES_URL is set (REST to {_host(rest)}) but "
+                     "BINANCE_FUTURES_WS_URL is not: the streams go to "
+                     f"{_host(TESTNET_STREAMS if testnet else MAINNET_STREAMS)} ({default}); "
+                     "set both to the same place, or neither")
+    if streams and not rest:
+        lines.append(f"BINANCE_FUTURES_WS_URL is set (streams from {_host(streams)}) but "
+                     "BINANCE_FUTURES_URL is not: the REST calls go to "
+                     f"{_host(TESTNET_REST if testnet else MAINNET_REST)} ({default}); set both "
+                     "to the same place, or neither")
+    for name, url in (("BINANCE_FUTURES_URL", rest), ("BINANCE_FUTURES_WS_URL", streams)):
+        network = _network(url)
+        if network == "testnet" and not testnet:
+            lines.append(f"BINANCE_TESTNET=false (MAINNET) but {name} is a testnet host "
+                         f"({_host(url)})")
+        elif network == "mainnet" and testnet:
+            lines.append(f"BINANCE_TESTNET=true (testnet) but {name} is a MAINNET host "
+                         f"({_host(url)}): it trades real money while it says testnet")
+    return lines
+
+
+def _host(url: str | None) -> str:
+    """host[:port] of `url`, without the credentials a URL may carry."""
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _network(url: str | None) -> str | None:
+    """"testnet" or "mainnet" for Binance's own hosts; None for any other (a fake, a proxy)."""
+    host = urlsplit(url or "").hostname or ""
+    if host == "binancefuture.com" or host.endswith(".binancefuture.com") \
+            or (host.startswith("demo-") and host.endswith(".binance.com")):
+        return "testnet"
+    if host.endswith(".binance.com"):
+        return "mainnet"
+    return None
