@@ -8,6 +8,7 @@ saying the agent will not come back until the setting is fixed."""
 import asyncio
 import sys
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from trader.app import run_agent
 from trader.cli import EXIT_CONFIG
 from trader.config import ConfigError, Settings, load_settings
 from trader.domain import Side
-from trader.going_down import going_down_alert, going_down_text
+from trader.going_down import going_down_alert, going_down_text, say_going_down
 from trader.trade_store import TradeStore
 
 SYMBOL = "BTCUSDT"
@@ -150,3 +151,21 @@ async def test_the_agents_recorded_position_is_named_when_the_account_was_never_
     assert f"{SYMBOL}: a position is open on the account with no stop from the agent" \
         in alert.text
     assert "never read the account's positions" not in alert.text
+
+
+async def test_the_same_refusal_sounds_again_after_an_hour_with_the_restarts_counted(tmp_path):
+    world = await make_world(tmp_path)
+    engine = world.engine
+    refusal = ConfigError(["TRADEBOT_SYMBOLS: not listed on Binance USD-M futures: DOGEUSDT"])
+    started = world.clock.now()
+    for minutes in (0, 10, 20, 70):
+        world.clock.set(started + timedelta(minutes=minutes))
+        say_going_down(engine, "exchange start-up", refusal)
+    kept = [a for a in engine.store.recent_alerts() if a.name == "SHUTDOWN"]
+    assert [a.status == "repeat" for a in kept] == [False, True, True, False]
+    assert kept[-1].severity == "CRITICAL"
+    assert kept[-1].text.endswith(
+        f"(2 restarts refused the same way since {started + timedelta(minutes=10):%H:%M} UTC)")
+    other = ConfigError(["TRADEBOT_SYMBOLS: not listed on Binance USD-M futures: XRPUSDT"])
+    say_going_down(engine, "exchange start-up", other)      # another refusal: said at once
+    assert engine.store.recent_alerts()[-1].status != "repeat"

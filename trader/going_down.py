@@ -6,12 +6,16 @@ A refused start-up is said once: a host that restarts the process at once (syste
 Restart=always, docker --restart=always) on a database that stays would otherwise sound it
 every few seconds. The same refusal within REFUSAL_REMINDER of the one sent is kept in the
 outbox (/alerts) as "repeat"; after it, the next one sounds again and counts the repeats.
-On a host that wipes the disk on restart (Heroku) each start is a first; the host's own
-crash-restart backoff spaces them.
+On a host that wipes the disk on restart (Heroku) each start is a first: one message per
+start, as often as that host restarts a process that keeps exiting.
 """
 
+import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from loguru import logger
 
 from trader.alerts import Alert, AlertName, Severity
 from trader.config import ConfigError
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from trader.engine import Engine
 
 REFUSAL_REMINDER = timedelta(hours=1)
+REPEATS_COUNTED = timedelta(days=1)     # how far back the repeats of a refusal are read
 REPEAT = "repeat"        # the outbox status of a refusal a restart repeated, not sent
 
 
@@ -43,17 +48,21 @@ def say_going_down(engine: "Engine", unfinished: str = "",
     if refusal is None:
         engine.alerter.publish(alert, now)
         return
-    before = engine.store.alerts_with_key(alert.key, now - REFUSAL_REMINDER)
-    said = [a for a in before if a.status in ("sent", "pending")]
-    if said:
+    try:
+        history = engine.store.alerts_with_key(alert.key, now - REPEATS_COUNTED)
+    except sqlite3.Error as exc:     # a database that cannot be read: say it, repeat or not
+        logger.error("earlier start-up refusals not readable error={}", exc)
+        engine.alerter.publish(alert, now)
+        return
+    said = [a for a in history if a.status in ("sent", "pending")]
+    if said and now - said[-1].created_at < REFUSAL_REMINDER:
         engine.alerter.record(alert, now, REPEAT)
         return
-    repeats = [a for a in engine.store.alerts_with_key(alert.key, now - 24 * REFUSAL_REMINDER)
-               if a.status == REPEAT]
+    last_said = said[-1].id if said else 0
+    repeats = [a for a in history if a.status == REPEAT and a.id > last_said]
     if repeats:
-        alert = Alert(alert.name, f"{alert.text}\n({len(repeats)} restarts refused the same "
-                      f"way since {repeats[0].created_at:%H:%M} UTC)", severity=alert.severity,
-                      dedup_key=alert.dedup_key)
+        alert = replace(alert, text=f"{alert.text}\n({len(repeats)} restarts refused the same "
+                        f"way since {repeats[0].created_at:%H:%M} UTC)")
     engine.alerter.publish(alert, now)
 
 
@@ -93,7 +102,11 @@ def _positions_known(engine: "Engine", refusal: ConfigError) -> list[str]:
     """The configured symbols with a position: the ones the exchange's start-up saw before it
     refused, and the agent's own records (no request is sent for this)."""
     seen = set(refusal.held or ()) if isinstance(refusal, StartRefused) else set()
-    recorded = {p.symbol for p in engine.store.open_positions()}
+    try:
+        recorded = {p.symbol for p in engine.store.open_positions()}
+    except sqlite3.Error as exc:
+        logger.error("the agent's positions not readable for the refusal's alert error={}", exc)
+        recorded = set()
     return sorted((seen | recorded) & set(engine.symbols))
 
 
