@@ -91,11 +91,12 @@ def refused_text(engine: "Engine", refusal: ConfigError) -> str:
                      "agent (a stop placed before stays only if nothing removed it); check it "
                      "in the Binance app" for symbol in held]
     else:
-        positions = ["the agent never read the account's positions: any position open on it "
+        positions = ["The agent never read the account's positions: any position open on it "
                      "has no stop from the agent; check them in the Binance app"]
     return ("going down: start-up refused, the agent never traded\n" + "\n".join(lines)
             + "\nThe agent does not trade until this is fixed: each restart stops here again. "
-            "Change the setting named, then restart.\n" + "\n".join(positions))
+            "Fix what it names (the variable, or the account's setting in Binance), then "
+            "restart.\n" + "\n".join(positions))
 
 
 def _positions_known(engine: "Engine", refusal: ConfigError) -> list[str]:
