@@ -63,9 +63,11 @@ class Settings(BaseSettings):
     binance_api_secret: SecretStr | None = _env("BINANCE_API_SECRET", None, "Binance API secret")
     binance_testnet: bool = _env("BINANCE_TESTNET", True, "use the Binance futures testnet")
     binance_futures_url: str | None = _env(
-        "BINANCE_FUTURES_URL", None, "REST host root, e.g. https://fapi.binance.com")
+        "BINANCE_FUTURES_URL", None, "REST host root, e.g. https://fapi.binance.com; set it "
+        "with BINANCE_FUTURES_WS_URL (unset: Binance's, BINANCE_TESTNET chooses)")
     binance_futures_ws_url: str | None = _env(
-        "BINANCE_FUTURES_WS_URL", None, "stream host root with trailing slash, e.g. wss://fstream.binance.com/")
+        "BINANCE_FUTURES_WS_URL", None, "stream host root with trailing slash, e.g. "
+        "wss://fstream.binance.com/; set it with BINANCE_FUTURES_URL (one alone: a warning)")
     recv_window_ms: int = _env("TRADEBOT_RECV_WINDOW_MS", 5000, "recvWindow sent with signed requests", ge=1000, le=60000)
 
     # --- telegram -----------------------------------------------------------------
