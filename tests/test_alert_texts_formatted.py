@@ -188,9 +188,9 @@ def test_a_stop_missing_for_several_observations_names_its_level_and_ends_with_i
 def test_a_stop_level_already_passed_reads_formatted_and_says_what_closes() -> None:
     record, new_id = stop_replaced(position())
     _, actions = apply(record, LegRejected(SL, new_id, "-2021", level_passed=True))
-    [text] = [t for t in texts(actions, AlertName.POSITION_UNPROTECTED) if "passed" in t]
-    assert text == (f"{SYMBOL}: the stop-loss level 49,790 is already passed; closing the LONG "
-                    "0.5 at market")
+    [text] = texts(actions, AlertName.POSITION_UNPROTECTED)
+    assert text == (f"{SYMBOL}: Binance refused the stop-loss at 49,790: the price is already "
+                    "past it (-2021); closing the LONG 0.5 at market, as the stop-loss would have")
     assert_reads_well(text, new_id)
 
 

@@ -3,10 +3,11 @@ the manual entries /long and /short, planned and protected like a signal's."""
 
 from decimal import Decimal
 
-from trader import guards
+from trader import guards, protection
+from trader.close_record import exit_text
 from trader.commands import Command, CommandKind, CommandResult
 from trader.display import money, plural, price, quantity
-from trader.domain import OrderRole, Side
+from trader.domain import CloseReason, OrderRole, Side
 from trader.engine import Engine
 from trader.executor import PROBE_GRACE
 from trader.position import Leg, Position, PositionState
@@ -114,8 +115,8 @@ async def enter_by_hand(engine: Engine, command: Command) -> CommandResult:
         # Not done, not failed: the agent asks Binance by the order's id and an alert says
         # what it was (FILL, or ENTRY_NOT_FILLED), as /close's "waiting" for a lost close.
         return CommandResult(False, entry_lines(engine, position), waiting=True)
-    return CommandResult(position.state is not PositionState.CLOSED,
-                         entry_lines(engine, position))
+    # Failed only when refused: one that filled and was closed at once did enter.
+    return CommandResult(symbol not in engine.entries.refused, entry_lines(engine, position))
 
 
 def entry_refused(engine: Engine, symbol: str) -> str:
@@ -166,7 +167,9 @@ def entry_lines(engine: Engine, position: Position) -> list[str]:
     rules = symbol_rules(engine, symbol)
     tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
     if position.state is PositionState.CLOSED:
-        why = engine.entries.refused.get(symbol, "see /logs")
+        why = engine.entries.refused.get(symbol)
+        if why is None:     # not refused: it filled, and was closed before this answer
+            return [_closed_at_once(engine, position, tick, step)]
         return [f"{symbol}: the {label} entry was refused by the exchange ({why}); nothing is open"]
     size = quantity(position.quantity or position.initial_quantity, step)
     if engine.entries.answer_lost(position):
@@ -181,6 +184,39 @@ def entry_lines(engine: Engine, position: Position) -> list[str]:
     return [f"{symbol}: {label} {size} filled at {price(position.entry_price, tick)}; "
             f"risk {money(position.risk_amount())} USDT at the stop",
             *(_leg_line(position, leg, tick) for leg in position.legs)]
+
+
+def _closed_at_once(engine: Engine, position: Position, tick: Decimal | None,
+                    step: Decimal | None) -> str:
+    """An entry that filled and was closed before its answer: mostly a leg whose level the
+    price passed before the leg reached Binance (-2021, closed at market: trader/lifecycle.py
+    `_leg_rejected`), or a stop that triggered at once. The result is the close's record,
+    as the CLOSE alert says it (unknown while its fills could not be read)."""
+    symbol = position.symbol
+    final = engine.store.position(symbol, position.key)
+    if final is None or final.state is not PositionState.CLOSED:
+        final = position            # its close could not be saved: the result is not known
+    size = quantity(final.traded_quantity or position.quantity or position.initial_quantity,
+                    step)
+    opened = (f"{symbol}: the {position.side.label} {size} filled at "
+              f"{price(position.entry_price, tick)} and was closed at once")
+    result = (f"closed{exit_text(final, tick)}; {engine.journal.pnl_text(final)}"
+              if final.exit_price is not None
+              else "its exit price and PnL are not read yet (the CLOSE alert tells them)")
+    role = _CLOSING_ROLES.get(final.close_reason) if final.close_reason else None
+    if role is None:
+        why = final.close_reason.value if final.close_reason else "reason unknown"
+        return f"{opened} ({why}); {result}"
+    leg, what = final.leg(role), protection.name(role)
+    level = price(leg.trigger_price, tick)
+    if leg.order is None:       # never placed: Binance refused it, the level was passed
+        return (f"{opened} at market: the price was already past its {what} {level} when "
+                f"the {what} reached Binance; {result}")
+    return f"{opened} by its {what} at {level}; {result}"
+
+
+_CLOSING_ROLES = {CloseReason.STOP_LOSS: OrderRole.STOP_LOSS,
+                  CloseReason.TAKE_PROFIT: OrderRole.TAKE_PROFIT}
 
 
 def _known_within(engine: Engine) -> int:

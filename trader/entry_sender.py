@@ -76,7 +76,9 @@ class EntrySender:
         self.counters = counters
         self.clock = clock
         self.desk = EntryDesk(strategy)
-        self.refused: dict[str, str] = {}    # symbol -> the exchange's answer to its last entry
+        # symbol -> the exchange's refusal of its last entry, none when it was not refused
+        # (a /long's reply tells a refused entry from one that filled and closed at once)
+        self.refused: dict[str, str] = {}
         self.leverage_set: dict[str, int] = {}
         self.limits = EntryLimits(
             leverage=settings.leverage, max_heat=settings.max_heat,
@@ -180,6 +182,7 @@ class EntrySender:
     # --- sending ----------------------------------------------------------------------
     async def send(self, planned: Position, reason: str = "") -> Position | None:
         position, client_id = planned.next_client_id(_ENTRY)
+        self.refused.pop(position.symbol, None)
         if await self._already_sent(position.symbol, client_id):
             return None
         intent = await self._entry_order(position, client_id)

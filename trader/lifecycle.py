@@ -223,16 +223,27 @@ def _leg_rejected(position: Position, event: LegRejected, now: datetime,
     else:
         position, actions = placement_refusals.refused(position, event.role, event.client_id,
                                                        event.reason, now, policy,
-                                                       event.retry_after)
+                                                       event.retry_after, event.level_passed)
     if not event.level_passed:
         return position, actions, []
-    reason = CloseReason.STOP_LOSS if event.role is OrderRole.STOP_LOSS \
-        else CloseReason.TAKE_PROFIT
-    text = (f"{position.symbol}: the {protection.name(event.role)} level "
-            f"{display.number(position.leg(event.role).trigger_price)} is already passed; "
-            f"closing the {position.side.label} {display.number(position.quantity)} at market")
-    alert = Alert(AlertName.POSITION_UNPROTECTED, text, position.symbol)
-    return position, [*actions, alert], [CloseRequested(reason)]
+    return position, [*actions, _level_passed_alert(position, event)], \
+        [CloseRequested(CloseReason.STOP_LOSS if event.role is OrderRole.STOP_LOSS
+                        else CloseReason.TAKE_PROFIT)]
+
+
+def _level_passed_alert(position: Position, event: LegRejected) -> Alert:
+    """The price went past the leg's level before its order reached Binance (-2021 "Order
+    would immediately trigger"): the position is closed at market, as the order would have
+    done. A stop-loss's is CRITICAL (the position is without its stop until the close
+    fills); a take-profit's is the profit taken, told quietly like the CLOSE that follows."""
+    what = protection.name(event.role)
+    text = (f"{position.symbol}: Binance refused the {what} at "
+            f"{display.number(position.leg(event.role).trigger_price)}: the price is already "
+            f"past it ({event.reason}); closing the {position.side.label} "
+            f"{display.number(position.quantity)} at market, as the {what} would have")
+    if event.role is OrderRole.STOP_LOSS:
+        return Alert(AlertName.POSITION_UNPROTECTED, text, position.symbol)
+    return Alert(AlertName.PROTECTION, text, position.symbol, severity=Severity.INFO)
 
 
 def _first_target_passed(position: Position, first: Leg) -> Outcome:

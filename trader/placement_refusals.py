@@ -75,11 +75,15 @@ def _replanned(position: Position, leg: Leg, allowed: Decimal,
 
 
 def refused(position: Position, role: OrderRole, client_id: str, reason: str, now: datetime,
-            policy: Policy, retry_after: float | None = None) -> tuple[Position, list[Action]]:
+            policy: Policy, retry_after: float | None = None,
+            told: bool = False) -> tuple[Position, list[Action]]:
     """A placement was refused: retry on the capped schedule, not before the exchange's
     `retry_after` (seconds) has passed; alert at the first refusal of a run (also after an
     SL_MISSING: "replacing it now" did not happen, and why matters: margin?), not at its
-    retries."""
+    retries. `told`: the caller says what happens instead (a level already passed is
+    closed at market, trader/lifecycle.py): no "retrying" alert, which would be false, yet
+    the run counts as alerted, so its all-clear follows if the close fails and the leg is
+    placed later."""
     leg = position.leg(role)
     if client_id != leg.pending:
         return position, []
@@ -96,7 +100,8 @@ def refused(position: Position, role: OrderRole, client_id: str, reason: str, no
         covered = leg.covers(position.leg_quantity(role))
         leg = evolve(leg, alerted=True,
                      alerted_move=covered and (leg.alerted_move or not leg.alerted))
-        actions.append(_refusal_alert(position, leg, reason, delay, waits_for_exchange))
+        if not told:
+            actions.append(_refusal_alert(position, leg, reason, delay, waits_for_exchange))
     return position.with_leg(leg), actions
 
 

@@ -147,18 +147,18 @@ class PositionJournal:
         if why is not None and why.exchange_initiated:
             size = f" {quantity(qty, step)}" if qty else ""
             text = (f"{symbol}: {position.side.label}{size} closed BY THE EXCHANGE "
-                    f"({why.value}){at}; {self._pnl_text(position)}. {_AFTER_EXCHANGE_CLOSE[why]}")
+                    f"({why.value}){at}; {self.pnl_text(position)}. {_AFTER_EXCHANGE_CLOSE[why]}")
             name = AlertName.EXCHANGE_CLOSE
         else:
             text = (f"{symbol}: {position.side.label} closed ({why.value if why else '?'})"
-                    f"{at}; {self._pnl_text(position)}")
+                    f"{at}; {self.pnl_text(position)}")
             name = AlertName.CLOSE
         if final.problems:
             text += "\n" + "\n".join(final.problems)
         self.alerter.publish(Alert(name, text, symbol, dedup_key=f"close:{symbol}:{position.key}"),
                              self.clock.now())
 
-    def _pnl_text(self, position: Position) -> str:
+    def pnl_text(self, position: Position) -> str:
         """"PnL +1.23 USDT net (fees 0.40, funding -0.05), held 35 min": realised means net
         of fees and funding everywhere (trader/trade_history.py). "exit price and PnL unknown
         (no closing fill was read), held 35 min" when no closing fill is known."""
