@@ -7,7 +7,9 @@ SL_MISSING, SAVE_STATE_RECOVERED after SAVE_STATE_FAILURE, a CLOSE of a position
 was missing (trader/alerts.py `troubles_ended_by`). Were the all-clear left behind, a
 trouble that came back (failure, recovered, failure) would read "failure, failure,
 recovered": the opposite of the truth. An all-clear of a trouble nobody was told of waits its
-turn with the rest, so a CLOSE never jumps ahead of the FILL that opened the position.
+turn with the rest, and so does a CLOSE behind a FILL of its symbol still waiting (an entry
+closed at once: its stop-loss level already passed), so a CLOSE never jumps ahead of the
+FILL that opened the position.
 
     order = UrgencyOrder()
     queue = order.arrange(waiting)      # waiting: publication order; -> (queue, urgent count)
@@ -22,12 +24,14 @@ from trader.alerts import (
     CLOSES,
     DEFAULT_SEVERITY,
     ENDED_BY_CLOSE,
+    AlertName,
     OutgoingAlert,
     Severity,
     troubles_ended_by,
 )
 
 Trouble = tuple[str, str]     # (alert name, symbol)
+_FILL = AlertName.FILL.value
 T = TypeVar("T")
 
 CRITICAL_TROUBLES = frozenset(name for name, level in DEFAULT_SEVERITY.items()
@@ -42,6 +46,11 @@ an all-clear far down a backlog is not overtaken by its trouble's return."""
 
 def is_critical(alert: OutgoingAlert) -> bool:
     return alert.severity == Severity.CRITICAL
+
+
+def _opened_by(alert: OutgoingAlert, filled: set[str]) -> bool:
+    """A close whose position's FILL waits still: told after it, in publication order."""
+    return alert.name in CLOSES and alert.symbol in filled
 
 
 def _ends(alert: OutgoingAlert) -> set[Trouble]:
@@ -61,15 +70,18 @@ class UrgencyOrder:
         told = set(self.open_troubles)
         urgent: list[T] = []
         rest: list[T] = []
+        filled: set[str] = set()       # symbols with a FILL waiting in `rest`
         for item, alert in waiting:
             if is_critical(alert):
                 urgent.append(item)
                 told.add((alert.name, alert.symbol))
-            elif ended := _ends(alert) & told:
+            elif (ended := _ends(alert) & told) and not _opened_by(alert, filled):
                 urgent.append(item)
                 told -= ended
             else:
                 rest.append(item)
+                if alert.name == _FILL:
+                    filled.add(alert.symbol)
         return urgent + rest, len(urgent)
 
     def delivered(self, alert: OutgoingAlert) -> None:

@@ -108,7 +108,7 @@ def outgoing(name: str, severity: str, symbol: str = "BTCUSDT", n: int = 0) -> O
 
 def test_a_close_waits_its_turn_unless_it_ends_a_trouble_the_operator_was_told_of() -> None:
     order = UrgencyOrder()
-    fill, close = outgoing("FILL", "INFO", n=1), outgoing("CLOSE", "INFO", n=2)
+    fill, close = outgoing("FILL", "INFO", "ETHUSDT", n=1), outgoing("CLOSE", "INFO", n=2)
     queue, urgent = order.arrange([("fill", fill), ("close", close)])
     assert (queue, urgent) == (["fill", "close"], 0)
     order.delivered(outgoing("SL_MISSING", "CRITICAL", n=0))
@@ -116,6 +116,18 @@ def test_a_close_waits_its_turn_unless_it_ends_a_trouble_the_operator_was_told_o
     assert (queue, urgent) == (["close", "fill"], 1)
     order.delivered(close)
     assert order.open_troubles == set()
+
+
+def test_a_close_never_jumps_ahead_of_the_fill_of_its_symbol_still_waiting() -> None:
+    """An entry closed at once (its stop-loss level already passed): FILL, the CRITICAL,
+    CLOSE, published in that order. The CRITICAL goes first; the CLOSE, which ends it, stays
+    behind the FILL that opened the position (it went first, and read "closed ... filled")."""
+    order = UrgencyOrder()
+    fill = outgoing("FILL", "INFO", n=1)
+    passed = outgoing("POSITION_UNPROTECTED", "CRITICAL", n=2)
+    close = outgoing("CLOSE", "INFO", n=3)
+    queue, urgent = order.arrange([("fill", fill), ("passed", passed), ("close", close)])
+    assert (queue, urgent) == (["passed", "fill", "close"], 1)
 
 
 def test_an_all_clear_for_another_symbol_is_not_urgent() -> None:
