@@ -269,7 +269,7 @@ class BinanceEndpoints:
             return found
         parent = str(int(order_id) - CHILD_ORDER_BASE)
         algo = next((o for o in orders if o.exchange_id == parent and o.type.conditional
-                     and o.status is OrderStatus.FILLED), None)
+                     and o.filled_qty > 0), None)     # its child traded (all, or part)
         return replace(algo, type=OrderType.MARKET, exchange_id=order_id) if algo else None
 
     def _algo_order(self, params: Params) -> Order:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.fakes import binance_wire as wire
-from trader.domain import Order, OrderStatus
+from trader.domain import Fill, Order, OrderStatus
 from trader.exchange.base import AccountUpdate, FundingApplied, OrderUpdate
 from trader.exchange.sim import SimEvent, Simulator
 
@@ -135,6 +135,8 @@ class OrderLedger:
                 return [*self._classic_trigger_events(order, moment), fill]
             return [fill]
         algo_id = self.algo_id(order)
+        if order.status is not OrderStatus.FILLED and update.fill is not None:
+            return self._child_traded_in_part(order, update.fill, algo_id, moment)
         if order.status is not OrderStatus.FILLED:
             # ALGO_UPDATE REJECTED: "denied by the matching engine, such as in scenarios of
             # margin check failures", its "rm" the reason (Event-Algo-Order-Update)
@@ -147,6 +149,20 @@ class OrderLedger:
         child_fill = wire.order_trade_update(order, update.fill, child, moment, "MARKET")
         first = [child_fill, triggered] if self.fill_before_trigger else [triggered, child_fill]
         return [*first, wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
+
+    def _child_traded_in_part(self, order: Order, fill: Fill, algo_id: int,
+                              moment: int) -> list[Json]:
+        """A triggered algo order whose child (the MARKET order it placed in the matching
+        engine) traded only part so far: ALGO_UPDATE TRIGGERED, "the order has been
+        successfully placed into the matching engine", with "ai" the child's order id
+        (DOCS + "user-data-streams/Event-Algo-Order-Update"), and the child's own trade as
+        ORDER_TRADE_UPDATE PARTIALLY_FILLED. Its row in GET /fapi/v1/userTrades carries the
+        child's orderId, the order that traded (DOCS + "trade/rest-api/Account-Trade-List"),
+        never 0."""
+        child = CHILD_ORDER_BASE + int(order.exchange_id)
+        self.trade_orders[fill.trade_id] = child
+        return [wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child)),
+                wire.order_trade_update(order, fill, child, moment, "MARKET")]
 
     def _classic_trigger_events(self, order: Order, moment: int) -> list[Json]:
         """A classic conditional order's trigger, before its first fill ("expired-first")."""
