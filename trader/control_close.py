@@ -135,8 +135,15 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
     rules = symbol_rules(engine, symbol)
     net = trade_net(last, engine.store.funding_payments(last.opened_at))
     exit = exit_text(last, rules.tick_size if rules else None)
-    return (f"{symbol}: closed{exit}, PnL {money(net, signed=True)} USDT net of fees and "
-            "funding; no orders left")
+    pnl = f"PnL {money(net, signed=True)} USDT net of fees and funding; no orders left"
+    by = CLOSED_BY.get(last.close_reason) if last.close_reason not in _ASKED else None
+    if by is not None:      # it went before the close asked for (the stop filled meanwhile)
+        return f"{symbol}: already closed {by}{exit}, before the market close; {pnl}"
+    return f"{symbol}: closed{exit}, {pnl}"
+
+
+# The reasons of a close this command (or a flatten) made itself.
+_ASKED = frozenset({CloseReason.COMMAND, CloseReason.EMERGENCY, None})
 
 
 # A close whose answer was lost (trader/exchange_actions.py `flatten`): never sent blind.

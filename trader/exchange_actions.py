@@ -248,12 +248,17 @@ class ActionRunner:
                          "client_id={} error={}", position.symbol, action.client_id, exc)
             return Performed([FlattenResult(position.quantity, not_sent=True)], [
                 f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
-        # (`_value_`: `value` without the enum property's call)
-        notes = [f"{position.symbol}: market close {action.quantity} -> {result.outcome._value_}"
-                 + ("" if result.ok else f" ({result.reason})")]
+        close = f"{position.symbol}: market close {action.quantity}"
         if result.outcome is Outcome.UNKNOWN:
-            return await self._waiting_for(position, action.client_id, notes)
+            return await self._waiting_for(position, action.client_id, [
+                f"{close} sent; its answer was lost (Binance: execution status unknown), so "
+                "the position is read back"])
         held = await self._read_position(position)
+        # (`_value_`: `value` without the enum property's call)
+        notes = [f"{close} -> {result.outcome._value_}" if result.ok
+                 else f"{close} not needed: the position was already closed on Binance "
+                 f"(Binance: {result.reason})" if held.side is None
+                 else f"{close} refused by Binance ({result.reason})"]
         for attempt in range(1, REBALANCE_ATTEMPTS + 1):
             if held.side is None or held.side is position.side:
                 break
@@ -304,7 +309,8 @@ class ActionRunner:
         (the exit landed after all); else nothing more is sent until its outcome is known."""
         held = await self._read_position(position)
         if held.side is None:
-            return Performed([FlattenResult(ZERO), PositionGone()], notes)
+            return Performed([FlattenResult(ZERO), PositionGone()],
+                             [*notes, f"{position.symbol}: the position read back is closed"])
         remaining = held.size if held.side is position.side else position.quantity
         return Performed([FlattenResult(remaining, in_flight=client_id)], notes)
 
