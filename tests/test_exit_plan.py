@@ -50,7 +50,7 @@ from trader.management import (
 from trader.observe import FILL_REPORT_LAG, SymbolView, observe
 from trader.order_tracker import TrackedOrder
 from trader.position import ExitPlan, Leg, LegOrder, Position, PositionState
-from trader.reconcile import reduction_cause
+from trader.reconcile import OUTSIDE, reduction_cause
 from trader.symbol_rules import SymbolRules
 from trader.trade_store import TradeStore
 
@@ -360,3 +360,23 @@ def test_a_price_back_through_breakeven_after_tp1_closes_the_rest_at_market() ->
     assert breakeven not in [p.trigger_price for p in placements(result)]
     assert AlertName.POSITION_UNPROTECTED not in [getattr(a, "name", None)
                                                   for a in result.actions]
+
+
+def test_a_reduction_the_trades_cannot_name_is_named_by_the_leg_that_executed_part() -> None:
+    """reduction_cause: the trade list unread (None), with no closing trade yet, or whose
+    latest closing trade Binance cannot name (""): the leg whose order executed part (as
+    the stream told) names it. Negative: a trade of a named order not ours stays "outside
+    the agent", whatever executed; nothing executed stays as before."""
+    position = make(SYMBOL, Side.BUY, PositionState.PROTECTED, Decimal("0.5"), "50000",
+                    "49000", "52000")
+    stop_part = frozenset({OrderRole.STOP_LOSS})
+    anonymous = Fill("7", SYMBOL, "", Side.SELL, Decimal("0.2"), Decimal("48900"),
+                     Decimal("0"), Decimal("0"), OPENED)
+    by_hand = replace(anonymous, client_id="ios_abc123")
+    assert reduction_cause(position, None, stop_part) == "by a partial fill of its stop-loss"
+    assert reduction_cause(position, [], stop_part) == "by a partial fill of its stop-loss"
+    assert reduction_cause(position, [anonymous], stop_part) \
+        == "by a partial fill of its stop-loss"
+    assert reduction_cause(position, [by_hand], stop_part) == OUTSIDE
+    assert reduction_cause(position, [anonymous]) == OUTSIDE
+    assert reduction_cause(position, None) == "outside the agent"

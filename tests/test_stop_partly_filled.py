@@ -23,7 +23,9 @@ from trader.exchange.websocket_stream import StreamOptions
 SYMBOL = "BTCUSDT"
 
 
-async def test_a_stop_filled_in_part_is_named_and_the_rest_closed(tmp_path):
+async def stop_filled_in_part(tmp_path, trades_unreadable: bool = False) -> tuple[list[str], str]:
+    """The scenario; the alerts' texts and the POSITION_REDUCED text expected.
+    `trades_unreadable`: GET /fapi/v1/userTrades fails meanwhile (HTTP 503)."""
     async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
         await market_up_to_now(fake)
         async with booted(fake, tmp_path, stream_options=StreamOptions()) as agent:
@@ -34,6 +36,9 @@ async def test_a_stop_filled_in_part_is_named_and_the_rest_closed(tmp_path):
                         if o.type is OrderType.STOP_MARKET)
             algo_id = fake.endpoints.ledger.algo_id(stop)
             part = (stop.quantity * Decimal("0.4")).quantize(Decimal("0.001"))
+            if trades_unreadable:
+                fake.inject_fault("GET /fapi/v1/userTrades", code=-1000, http_status=503,
+                                  times=100)
             await fake._publish(fake.sim.fill_partly(SYMBOL, stop.client_id, part, fake.now()))
             done = fake.sim.order(SYMBOL, stop.client_id)
             fake.sim.cancel(SYMBOL, stop.client_id, fake.now())      # the rest expired, no event
@@ -45,10 +50,21 @@ async def test_a_stop_filled_in_part_is_named_and_the_rest_closed(tmp_path):
                 await engine.tick()
                 await asyncio.sleep(0.2)
             assert fake.sim.position(SYMBOL).quantity == 0
-            texts = [a.text for a in engine.store.recent_alerts(50)]
-            reduced = [t for t in texts if "reduced" in t]
-            assert reduced == [f"{SYMBOL}: LONG reduced by a partial fill of its stop-loss from "
-                               f"{stop.quantity.normalize()} to "
-                               f"{(stop.quantity - part).normalize()}; protection follows the "
-                               "new size"], texts
-            assert not [t for t in texts if "stays" in t or "retrying" in t], texts
+            expected = (f"{SYMBOL}: LONG reduced by a partial fill of its stop-loss from "
+                        f"{stop.quantity.normalize()} to {(stop.quantity - part).normalize()}; "
+                        "protection follows the new size")
+            return [a.text for a in engine.store.recent_alerts(50)], expected
+
+
+async def test_a_stop_filled_in_part_is_named_and_the_rest_closed(tmp_path):
+    texts, expected = await stop_filled_in_part(tmp_path)
+    assert [t for t in texts if "reduced" in t] == [expected], texts
+    assert not [t for t in texts if "stays" in t or "retrying" in t], texts
+
+
+async def test_the_stops_partial_fill_is_named_from_the_stream_when_the_trades_cannot_be_read(
+        tmp_path):
+    """The trade list unreadable (or not naming the order): the stream's ALGO_UPDATE, whose
+    "aq" says the stop executed part, names it (it read "reduced outside the agent")."""
+    texts, expected = await stop_filled_in_part(tmp_path, trades_unreadable=True)
+    assert [t for t in texts if "reduced" in t] == [expected], texts

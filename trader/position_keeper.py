@@ -15,7 +15,7 @@ from trader.alerts import Alert, AlertName
 from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.config import Settings
-from trader.domain import ClientId, CloseReason, ExchangePosition, Order, OrderRole
+from trader.domain import ClientId, CloseReason, ExchangePosition, Fill, Order, OrderRole
 from trader.entry_sender import EntrySender
 from trader.events import (
     EntryFailed,
@@ -293,13 +293,24 @@ class PositionKeeper:
         """Who made the position smaller, in words: the exchange (ADL, liquidation), a
         partial fill of its own stop or take-profit, or somebody else (by hand); "" for the
         agent's own plan. With it, the exchange's reason when its order did it."""
+        fills: list[Fill] | None = None
         try:
             fills = await self.executor.read(self.exchange.fills, position.symbol,
                                              position.opened_at)
         except (ExchangeError, UnknownOutcome) as exc:
             logger.warning("fills unavailable to explain a size change error={}", exc)
-            return "outside the agent", None
-        return reduction_cause(position, fills), reduced_by_exchange(position, fills)
+        return (reduction_cause(position, fills, self._legs_executed(position)),
+                reduced_by_exchange(position, fills))
+
+    def _legs_executed(self, position: Position) -> frozenset[OrderRole]:
+        """The roles of the position's legs whose order executed part, as the tracker knows
+        it (the stream's ALGO_UPDATE "aq" of a stop whose MARKET child filled in part)."""
+        roles = set()
+        for leg in position.legs:
+            tracked = self.tracker.get(leg.order.client_id if leg.order else None)
+            if tracked is not None and tracked.order.filled_qty > 0:
+                roles.add(leg.role)
+        return frozenset(roles)
 
     def nothing_to_sweep(self, symbol: str, position: Position | None) -> bool:
         """True when `sweep_orphans(symbol, position)` would cancel nothing, told without

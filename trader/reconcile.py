@@ -207,31 +207,44 @@ def _adopt_leg(position: Position, role: OrderRole, view: SymbolView) -> Positio
     return position.with_leg(replace(leg, order=None, pending=None))
 
 
-def reduction_cause(position: Position, fills: list[Fill]) -> str:
+OUTSIDE = "outside the agent (by hand or another program)"
+
+
+def reduction_cause(position: Position, fills: list[Fill] | None,
+                    executed: frozenset[OrderRole] = frozenset()) -> str:
     """Who made a position smaller, from the client id of its latest closing fill: the
     exchange (ADL, liquidation), a partial fill of its own stop or take-profit, or somebody
     else. "" when it was the agent's own market close (a partial take-profit) or the
-    two-TP plan's TP1: no alert (TP1's fill has its own)."""
-    latest = _latest_closing(position, fills)
+    two-TP plan's TP1: no alert (TP1's fill has its own). `executed`: the roles of the
+    position's legs whose order executed part, as the stream told (ALGO_UPDATE "aq"):
+    what names the reduction when the fills cannot (None: they could not be read; none
+    closing yet; or the latest one's order Binance cannot name)."""
+    latest = None if fills is None else _latest_closing(position, fills)
     if latest is None:
-        return "outside the agent (by hand or another program)"
+        return _partial_fill_of(executed) or (OUTSIDE if fills is not None
+                                              else "outside the agent")
     by_exchange = exchange_close_reason(latest)
     if by_exchange is not None:
         return f"by the exchange ({by_exchange.value})"
     parsed = ClientId.parse(latest)
     if parsed is None or not position.owns(latest):
-        return "outside the agent (by hand or another program)"
-    if parsed.role is OrderRole.STOP_LOSS:
+        return (_partial_fill_of(executed) if latest == "" else "") or OUTSIDE
+    return _partial_fill_of(frozenset({parsed.role}))  # "" for its own market partial, TP1
+
+
+def _partial_fill_of(roles: frozenset[OrderRole]) -> str:
+    if OrderRole.STOP_LOSS in roles:
         return "by a partial fill of its stop-loss"
-    if parsed.role is OrderRole.TAKE_PROFIT:
+    if OrderRole.TAKE_PROFIT in roles:
         return "by a partial fill of its take-profit"
     return ""          # its own market partial or TP1: the plan, not news
 
 
-def reduced_by_exchange(position: Position, fills: list[Fill]) -> CloseReason | None:
+def reduced_by_exchange(position: Position, fills: list[Fill] | None) -> CloseReason | None:
     """The exchange's order that made a position smaller (its latest closing fill's client
-    id: "autoclose-..." a liquidation, "adl_autoclose" an ADL), or None."""
-    latest = _latest_closing(position, fills)
+    id: "autoclose-..." a liquidation, "adl_autoclose" an ADL), or None (also when the fills
+    could not be read)."""
+    latest = None if fills is None else _latest_closing(position, fills)
     return None if latest is None else exchange_close_reason(latest)
 
 
