@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PURE = ("trader.lifecycle", "trader.lifecycle_tick", "trader.protection",
-        "trader.placement_refusals", "trader.stop_backup", "trader.management",
+        "trader.placement_refusals", "trader.stop_backup", "trader.stuck_trigger",
+        "trader.management",
         "trader.observe", "trader.order_tracker", "trader.risk", "trader.guards", "trader.entry",
         "trader.close_record", "trader.reconcile", "trader.events", "trader.position",
         "trader.domain", "trader.symbol_rules", "trader.alerts", "trader.strategy.base",

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     stop_backup_after_seconds: float = _env(
         "TRADEBOT_STOP_BACKUP_AFTER_SECONDS", 1.5, "a stop placement for an unprotected "
         "position still unanswered this long gets a backup stop", ge=0.5, le=9)
+    # A triggered stop's MARKET order fills within a second or two and the stream says so at
+    # once; with the stream silently dead the fill shows within TRADEBOT_STREAM_VERIFY_SECONDS
+    # (5 s) + a tick. Past this bound the trigger is taken as stuck (trader/stuck_trigger.py).
+    trigger_grace_seconds: float = _env(
+        "TRADEBOT_TRIGGER_GRACE_SECONDS", 10.0, "a stop-loss the mark has passed this long, "
+        "its position still open, triggered without executing: closed at market", ge=1, le=60)
     breakeven_attempts: int = _env("TRADEBOT_BREAKEVEN_ATTEMPTS", 5, "bounded attempts to move the stop", ge=1)
 
     # --- exits (trader/management.py) -------------------------------------------------

@@ -121,6 +121,7 @@ class Engine:
             alerter, clock, Policy(debounce_seconds=settings.sentinel_debounce_seconds,
                                    debounce_cycles=settings.sentinel_debounce_cycles,
                                    breakeven_attempts=settings.breakeven_attempts,
+                                   trigger_grace_seconds=settings.trigger_grace_seconds,
                                    trailing_distance=TrailingDistance.parse(
                                        settings.trailing_distance)),
             ProtectionTelemetry(self.counters))

@@ -254,3 +254,6 @@ class Policy:
     taker_fee: Decimal = Decimal("0.0005")
     partial_fraction: Decimal = Decimal("0.5")
     trailing_distance: TrailingDistance = DEFAULT_TRAILING_DISTANCE  # TRADEBOT_TRAILING_DISTANCE
+    # A protective order the mark has passed this long, its position still open, triggered
+    # without executing (TRADEBOT_TRIGGER_GRACE_SECONDS; trader/stuck_trigger.py says why 10)
+    trigger_grace_seconds: float = 10.0

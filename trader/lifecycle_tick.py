@@ -1,16 +1,18 @@
 """What a Tick does to a position (trader/lifecycle.py's handler of `Tick`), pure.
 
 An open position's protection timers are watched (trader/protection.py `watch`), its best
-price follows the mark, and a PROTECTED one runs the exit rules of trader/management.py:
-time exit, partial take-profit, stop to breakeven, trailing stop; then its SL/TP follow the
-volatility regime (trader/regime_adjust.py). A CLOSING position still open on a later tick
-retries its close (a FlattenResult follow-up). Nothing here reads the clock: `now` is given.
+price follows the mark, a live leg the mark has passed without executing is caught
+(trader/stuck_trigger.py: a stuck stop closes the position), and a PROTECTED one runs the
+exit rules of trader/management.py: time exit, partial take-profit, stop to breakeven,
+trailing stop; then its SL/TP follow the volatility regime (trader/regime_adjust.py). A
+CLOSING position still open on a later tick retries its close (a FlattenResult follow-up).
+Nothing here reads the clock: `now` is given.
 """
 
 from datetime import datetime
 from decimal import Decimal
 
-from trader import display, management, protection, regime_adjust
+from trader import display, management, protection, regime_adjust, stuck_trigger
 from trader.alerts import Alert, AlertName
 from trader.domain import CloseReason, OrderRole
 from trader.events import Action, CloseRequested, Event, Flatten, FlattenResult, Policy, Tick
@@ -38,6 +40,10 @@ def on_tick(position: Position, event: Tick, now: datetime, policy: Policy) -> O
     best = management.best_price(position, event.mark)
     if best is not position.best_price:
         position = evolve(position, best_price=best)
+    position, stuck, follow_ups = stuck_trigger.watch(position, event.mark, now, policy)
+    if follow_ups:
+        return position, actions + stuck, follow_ups
+    actions += stuck
     if position.state is not PROTECTED:
         return position, actions, []
     position, more, follow_ups = _manage(position, event, now, policy)
@@ -62,9 +68,10 @@ def quiet(position: Position, event: Tick, now: datetime, policy: Policy,
       back (`Position.protected`: every leg covers what it matches) stays PROTECTED;
     - `on_tick` with a mark: the best price first (as here), then `_manage` on the record
       that holds it: no time exit due, no partial to take, no breakeven move owed (its
-      aim is only settled once `breakeven_done`), no trailing stop other than the stop's
-      own level: each the very function `_manage` asks, on the same record, mark, rules
-      and ATR; and `regime_adjust.follow` hands back the record itself, which for a
+      aim is only settled once `breakeven_done`), no leg's live order at or past its
+      trigger and none watched for it (`stuck_trigger.due`), no trailing stop other than
+      the stop's own level: each the very function `_manage` asks, on the same record,
+      mark, rules and ATR; and `regime_adjust.follow` hands back the record itself, which for a
       PROTECTED record and a mark is when the regime is unknown or the one its anchor
       applies (else it anchors the record, or, nothing pending, copies it to the new
       regime: told here without computing the levels it would move the legs to).
@@ -76,7 +83,8 @@ def quiet(position: Position, event: Tick, now: datetime, policy: Policy,
     if mark is None or (regime is not None and (anchor is None or anchor.applied != regime)):
         return None       # no mark; or `follow` anchors the legs, or moves them to the regime
     if (position.partial_taken and not position.breakeven_done) \
-            or not (protection.settled(position) if is_settled is None else is_settled):
+            or not (protection.settled(position) if is_settled is None else is_settled) \
+            or stuck_trigger.due(position, mark):
         return None
     best = management.best_price(position, mark)
     if best is not position.best_price:

@@ -75,6 +75,11 @@ class LegOrder:
     status: LegStatus = LegStatus.LIVE
     missing_since: datetime | None = None
     missing_cycles: int = 0
+    # Since when the mark has been at or past its trigger with the position still open
+    # (trader/stuck_trigger.py), None while it is not; `stuck`: that lasted past the grace,
+    # so Binance triggered it and it did not execute: not working protection any more.
+    passed_since: datetime | None = None
+    stuck: bool = False
 
     @property
     def ours(self) -> bool:

@@ -18,7 +18,10 @@ from trader.strategy.base import Strategy
 # Set by the backtest itself (symbols, database, paper exchange) or no part of a backtest.
 NOT_IN_A_BACKTEST = {"exchange", "symbols", "db_path", "feed", "replay_file", "replay_speed",
                      "port", "log_json", "log_level", "heartbeat_url", "interval",
-                     "tick_seconds", "paper_latency_ms"}
+                     "tick_seconds", "paper_latency_ms",
+                     # the simulator fills a triggered stop at once (trader/exchange/sim.py):
+                     # none is ever stuck, so the grace of one changes no backtest
+                     "trigger_grace_seconds"}
 # Credentials and where the live agent connects: never part of a backtest (nor of a report).
 CONNECTION = {"binance_api_key", "binance_api_secret", "binance_testnet", "binance_futures_url",
               "binance_futures_ws_url", "recv_window_ms", "telegram_bot_token",

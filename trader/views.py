@@ -32,7 +32,7 @@ from trader.domain import ZERO, ExchangePosition, OrderRole
 from trader.engine import Engine
 from trader.exchange_view import QUOTE_MAX_AGE
 from trader.log_ring import RECENT
-from trader.position import LegStatus, Position, PositionState
+from trader.position import Leg, LegStatus, Position, PositionState
 from trader.symbol_rules import SymbolRules
 from trader.trade_history import (
     LOOKBACK,
@@ -129,17 +129,23 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
         quantity=on_step(position.quantity, step), entry_price=on_step(position.entry_price, tick),
         mark_price=on_step(mark, tick), unrealized_pnl=position.unrealized_pnl(mark),
         stop_trigger=on_step(stop, tick) if stop is not None else None,
-        stop_attached=position.stop.covers(position.quantity),
+        stop_attached=_working(position.stop, position.quantity),
         take_profit_trigger=on_step(target, tick) if target is not None else None,
-        take_profit_attached=position.take_profit.covers(
-            position.leg_quantity(OrderRole.TAKE_PROFIT)),
+        take_profit_attached=_working(position.take_profit,
+                                      position.leg_quantity(OrderRole.TAKE_PROFIT)),
         first_target_trigger=on_step(first.trigger_price, tick) if first is not None else None,
-        first_target_attached=first is not None and first.covers(
-            position.leg_quantity(OrderRole.TAKE_PROFIT_1)),
+        first_target_attached=first is not None and _working(
+            first, position.leg_quantity(OrderRole.TAKE_PROFIT_1)),
         state=position.state.value, opened_at=position.opened_at,
         leverage=leverage, age=now - position.opened_at,
         stop_moving_to=on_step(moving_to, tick) if moving_to is not None else None,
         stop_past_liquidation=past_liquidation(position, stop, leverage))
+
+
+def _working(leg: Leg, quantity: Decimal) -> bool:
+    """Shown attached: a live order covering `quantity`, unless Binance triggered it and
+    it did not execute (trader/stuck_trigger.py): that one covers nothing any more."""
+    return leg.covers(quantity) and not (leg.order is not None and leg.order.stuck)
 
 
 def liquidated_before(position: Position, leverage: int) -> Decimal:

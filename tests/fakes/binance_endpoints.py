@@ -242,8 +242,11 @@ class BinanceEndpoints:
     def _algo_json(self, order: Order, answer: str) -> Json:
         child = str(CHILD_ORDER_BASE + int(order.exchange_id)) \
             if order.status is OrderStatus.FILLED else ""
-        return wire.algo_order(order, self.ledger.algo_id(order), self.ledger.created_ms(order),
-                               child, answer)
+        shown = wire.algo_order(self.ledger.shown(order), self.ledger.algo_id(order),
+                                self.ledger.created_ms(order), child, answer)
+        if order.client_id in self.ledger.stuck and order.status is OrderStatus.NEW:
+            shown["algoStatus"] = "TRIGGERING"          # FakeBinance.stick_trigger
+        return shown
 
     def _plain_order(self, params: Params) -> Order:
         symbol = required(params, "symbol")
@@ -306,6 +309,11 @@ class BinanceEndpoints:
             order = self._algo_order(params)
         except ExchangeError:
             raise ExchangeError(-2011, "Unknown order sent.") from None
+        if order.client_id in self.ledger.stuck:
+            # An order stuck TRIGGERING has left the Algo Service: cancelling it "returned
+            # -2011 Unknown order sent" on Binance's demo venue, while GET algoOrder kept
+            # answering TRIGGERING (github.com/nautechsystems/nautilus_trader/discussions/5378)
+            raise ExchangeError(-2011, "Unknown order sent.")
         cancelled, events = self.sim.cancel(order.symbol, order.client_id, self.now())
         self.publish(events)
         return wire.algo_cancel_ack(cancelled, self.ledger.algo_id(cancelled))

@@ -72,6 +72,9 @@ class OrderLedger:
         self.trade_orders: dict[str, int] = {}            # trade id -> order id
         self.time_in_force: dict[str, str] = {}           # client id -> as sent (LIMIT)
         self.reject_reasons: dict[str, str] = {}          # client id -> a trigger's reject
+        # client id -> the trigger of an algo order stuck TRIGGERING (FakeBinance's
+        # `stick_trigger`); the simulator holds it parked where no price reaches
+        self.stuck: dict[str, Decimal] = {}
         self._created: dict[tuple[str, str], int] = {}
         self._next_algo_id = ALGO_ID_BASE
         self._stream_events: list[Json] = []
@@ -85,6 +88,12 @@ class OrderLedger:
     def algo_id(self, order: Order) -> int:
         record = self.algos.get(order.client_id)
         return record.algo_id if record else 0
+
+    def shown(self, order: Order) -> Order:
+        """`order` as Binance shows it: one stuck TRIGGERING at its own trigger price, not
+        where the simulator parks it."""
+        level = self.stuck.get(order.client_id)
+        return order if level is None else replace(order, trigger_price=level)
 
     def tif(self, order: Order) -> str:
         return self.time_in_force.get(order.client_id, "GTC")
@@ -115,7 +124,7 @@ class OrderLedger:
         return events
 
     def _order_events(self, update: OrderUpdate, moment: int) -> list[Json]:
-        order = update.order
+        order = self.shown(update.order)
         self._created.setdefault((order.symbol, order.client_id), moment)
         reason = self.reject_reasons.get(order.client_id) \
             if order.status is OrderStatus.REJECTED else None

@@ -17,7 +17,7 @@ server for a person, with candles that move).
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,16 +31,19 @@ from tests.fakes.binance_endpoints import FLAT_ORDER_BEHAVIOURS, BinanceEndpoint
 from tests.fakes.binance_faults import Fault, FaultBook, RetryAfterWatch, Usage, error_response
 from tests.fakes.binance_hub import StreamHub
 from tests.fakes.binance_income import IncomeLedger
-from tests.fakes.binance_wire import kline_event
-from trader.domain import Candle, Side, to_ms
+from tests.fakes.binance_wire import algo_update, kline_event
+from trader.domain import Candle, OrderStatus, Side, to_ms
 from trader.exchange.base import ExchangeError
 from trader.exchange.sim import SimConfig, SimEvent
+from trader.exchange.sim_path import rising_trigger
 
 Json = dict[str, Any]
 Handler = Callable[[dict[str, str]], Any]
 DEFAULT_PRICES = {"BTCUSDT": Decimal("50000"), "ETHUSDT": Decimal("3000"),
                   "XRPUSDT": Decimal("0.5"), "SOLUSDT": Decimal("150"),
                   "BNBUSDT": Decimal("600")}
+# Where `stick_trigger` parks an order in the simulator: levels no price of a test reaches
+NEVER_ABOVE, NEVER_BELOW = Decimal("1000000000000"), Decimal("0.00000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +349,29 @@ class FakeBinance:
         the default is the ALGO_UPDATE page's example of "rm")."""
         self.endpoints.ledger.reject_reasons[client_id] = reason
         await self._publish(self.sim.reject_by_exchange(symbol, client_id, self.now()))
+
+    async def stick_trigger(self, symbol: str, client_id: str) -> None:
+        """The algo order `client_id` meets its trigger and stays TRIGGERING: it "has met
+        the triggering condition and has been forwarded to the matching engine"
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        user-data-streams/Event-Algo-Order-Update) and never executes, as a
+        reduce-only STOP_MARKET did on Binance's demo venue
+        (github.com/nautechsystems/nautilus_trader/discussions/5378: GET algoOrder still
+        answered TRIGGERING the next day, the position stayed open, a cancel answered
+        -2011). Sent now: ALGO_UPDATE TRIGGERING; from then on GET openAlgoOrders and
+        algoOrder answer it TRIGGERING at its trigger price whatever the price does.
+        Call it before moving the price through its level (the simulator would fill it)."""
+        if not self.endpoints.algo_api:
+            raise ValueError("TRIGGERING is an algo order status: the classic endpoints have none")
+        order = self.sim.order(symbol, client_id)
+        if order is None or not order.type.conditional or order.status is not OrderStatus.NEW:
+            raise ExchangeError(-2011, "Unknown order sent.")
+        ledger = self.endpoints.ledger
+        ledger.stuck[client_id] = order.trigger_price
+        rising = rising_trigger(order.type, order.side)
+        self.sim.orders.add(replace(order, trigger_price=NEVER_ABOVE if rising else NEVER_BELOW))
+        await self.hub.send_user([algo_update(order, ledger.algo_id(order), "TRIGGERING",
+                                              to_ms(self.now()))])
 
     async def close_position_by_exchange(self, symbol: str, client_id: str,
                                          qty: Decimal | None = None) -> None:

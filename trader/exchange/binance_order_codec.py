@@ -18,7 +18,8 @@ Plain order statuses (X of ORDER_TRADE_UPDATE, status of /fapi/v1/order):
 Algo (conditional) order statuses map onto `OrderStatus` like this:
 
     NEW          -> NEW        waiting in the Algo Service for its trigger
-    TRIGGERING   -> NEW        trigger met, being forwarded: still live, not filled yet
+    TRIGGERING   -> NEW        trigger met, being forwarded: still live, not filled yet (one
+                               that never executes is caught by the price: stuck_trigger.py)
     TRIGGERED    -> NEW / PARTIALLY_FILLED / FILLED by the executed quantity, when known
                    (placed in the matching engine; a MARKET child fills at once)
     FINISHED     -> FILLED     the child order finished in the matching engine; CANCELED
