@@ -79,11 +79,19 @@ async def test_a_stop_stuck_in_triggering_closes_the_position_at_market(tmp_path
 async def test_the_stuck_stop_executing_after_the_close_cannot_flip_the_position(tmp_path):
     """Reduce-only: once flat it has nothing to reduce (the simulator expires it, as its
     MARKET child would be refused); the fake keeps it after the close (flat_orders="keep")
-    and a cancel of it answers -2011, as the demo venue did."""
+    and a cancel of it answers -2011, as the demo venue did: the orphan sweep tries a few
+    times, then tells the operator once instead of cancelling it every tick."""
     async with FakeBinance(prices={SYMBOL: PRICE}, flat_orders="keep") as fake, \
             running_agent(fake, tmp_path, streams=True, trigger_grace_seconds=GRACE) as engine:
         stop_id, level = await stuck_stop(fake, engine)
         assert await eventually(lambda: SYMBOL not in engine.positions and flat(fake), BOUND)
+        # Every cancel answers -2011 while it stays listed: a few, then said once, no more.
+        assert await eventually(lambda: alerts(engine, AlertName.PROTECTION), BOUND)
+        [text] = alerts(engine, AlertName.PROTECTION)
+        assert f"cannot be cancelled: {stop_id}" in text and "Binance app" in text, text
+        cancels = len(fake.requests("DELETE /fapi/v1/algoOrder"))
+        assert not await eventually(
+            lambda: len(fake.requests("DELETE /fapi/v1/algoOrder")) > cancels, 1.5)
 
         # The matching engine gets it at last: at its level again, the price through it.
         order = fake.sim.order(SYMBOL, stop_id)

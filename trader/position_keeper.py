@@ -46,6 +46,7 @@ from trader.trade_store import TradeStore
 # instructions), and every in-position candle compares with them
 _ENTERING, _CLOSED = PositionState.ENTERING, PositionState.CLOSED
 # Roles whose client ids a pickup on a wiped disk asks the exchange about (_sent_before).
+LEFTOVER_CANCELS = 3      # cancels of a leftover order that still reads live, then left alone
 WIPE_PROBED_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1,
                      OrderRole.PARTIAL_TP)
 
@@ -84,6 +85,10 @@ class PositionKeeper:
         # same ids), so the very same five give the very same answer: nothing.
         self._swept: dict[str, tuple[Mapping[str, TrackedOrder], str, Leg, Leg,
                                      Leg | None]] = {}
+        # client id -> cancels of a leftover that still read live after them: one stuck
+        # TRIGGERING answers each cancel -2011 and stays listed (trader/stuck_trigger.py);
+        # past LEFTOVER_CANCELS it is left alone, said once, not cancelled every tick
+        self._uncancelled: dict[str, int] = {}
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None,
@@ -349,7 +354,12 @@ class PositionKeeper:
             if order.client_id in wanted or (position is not None and order.role is
                                              OrderRole.ENTRY and position.owns(order.client_id)):
                 continue   # a leg, or the rest of this position's own entry
+            if self._uncancelled.get(order.client_id, 0) >= LEFTOVER_CANCELS:
+                continue   # said once already (`_still_live`)
             final = await self.executor.cancel_and_verify(symbol, order.client_id)
+            if final is not None and final.status.live:
+                self._still_live(order, final)
+                continue
             outcome = f"the exchange says {final.status.value}" if final \
                 else "the exchange no longer lists it"
             line = f"{symbol}: leftover order cancelled, {outcome} ({order.client_id})"
@@ -361,3 +371,23 @@ class PositionKeeper:
         if clean is not None and not lines:
             self._swept[symbol] = clean
         return lines
+
+    def _still_live(self, order: Order, final: Order) -> None:
+        """A leftover read back live after its cancel: tried again on the next sweeps, at
+        most LEFTOVER_CANCELS times; then one alert, and it is left alone."""
+        tries = self._uncancelled[order.client_id] = self._uncancelled.get(order.client_id, 0) + 1
+        logger.warning("{}: leftover order still {} after its cancel ({}), try {} of {}",
+                       order.symbol, final.status.value, order.client_id, tries,
+                       LEFTOVER_CANCELS)
+        if tries < LEFTOVER_CANCELS:
+            return
+        level = f" at {display.number(final.trigger_price)}" if final.trigger_price else ""
+        risk = "reduce-only, it cannot open a position but could still reduce the next one" \
+            if final.reduce_only or final.close_position else "it could still fill"
+        self.alerter.publish(Alert(AlertName.PROTECTION, (
+            f"{order.symbol}: a leftover order of ours cannot be cancelled: {order.client_id} "
+            f"({final.type.value} {final.side.value} {display.number(final.quantity)}{level}) "
+            f"still reads {final.status.value} after {tries} cancels (an algo order stuck in "
+            f"TRIGGERING answers a cancel -2011 and stays listed); no more cancels are sent. "
+            f"{risk.capitalize()}: cancel it in the Binance app"), order.symbol),
+            self.clock.now())
