@@ -9,7 +9,10 @@ The position is closed at market; a take-profit stuck so is only no longer count
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from tests.positions import OPENED, make
+from trader import stuck_trigger
 from trader.alerts import Alert, AlertName
 from trader.domain import CloseReason, Side
 from trader.events import Flatten, Policy, Tick
@@ -119,3 +122,23 @@ def test_a_failed_close_handing_the_position_back_closes_again():
     reopened = evolve(closing, state=PositionState.PROTECTED, closing_reason=None)
     again = tick(reopened, 11, "48000")
     assert flattens(again) and alerts(again, AlertName.POSITION_UNPROTECTED)
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+@pytest.mark.parametrize("mark", ["48000", "49000", "49500", "50000", "51000", "52000"])
+@pytest.mark.parametrize("stuck_target", [False, True])
+@pytest.mark.parametrize("later", [1, 15])
+def test_the_quiet_tick_shortcut_misses_nothing_the_watch_would_do(side, mark, stuck_target,
+                                                                    later):
+    """Whenever `watch` would change the record or act, `due` says so (the quiet tick then
+    steps in full); with the mark between the legs and nothing watched, it says no."""
+    stop, target = ("49000", "51000") if side is Side.BUY else ("51000", "49000")
+    position = make(side=side, quantity="0.5", entry="50000", stop=stop, tp=target)
+    order = evolve(position.take_profit.order, stuck=stuck_target)
+    position = position.with_leg(evolve(position.take_profit, order=order))
+    watched, _, _ = stuck_trigger.watch(position, Decimal(mark), at(0), POLICY)
+    for record in (position, watched):
+        changed, actions, _ = stuck_trigger.watch(record, Decimal(mark), at(later), POLICY)
+        if changed is not record or actions:
+            assert stuck_trigger.due(record, Decimal(mark))
+    assert not stuck_trigger.due(position, Decimal("50000"))
