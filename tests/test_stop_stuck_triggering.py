@@ -22,6 +22,8 @@ import pytest
 from bot.format import format_result, plain_text
 from tests.fakes.binance_harness import eventually
 from tests.fakes.binance_server import FakeBinance
+from tests.fixtures.binance import documented
+from tests.test_binance_fake_shapes import shape_problems
 from tests.test_binance_protection import PRICE, SYMBOL, running_agent
 from tests.test_first_command_after_boot import booted, market_up_to_now
 from trader.alerts import AlertName
@@ -194,10 +196,14 @@ async def test_the_fakes_stuck_trigger_reads_triggering_and_never_executes():
             assert answer.status == 200
 
         await fake.move_price(SYMBOL, level - 1000)
-        [row] = fake.endpoints.open_algo_orders({"symbol": SYMBOL})
+        rows = fake.endpoints.open_algo_orders({"symbol": SYMBOL})
+        [row] = rows
         assert (row["algoStatus"], row["triggerPrice"]) == ("TRIGGERING", str(level))
-        assert fake.endpoints.query_algo_order({"clientAlgoId": client_id})["algoStatus"] \
-            == "TRIGGERING"
+        read = fake.endpoints.query_algo_order({"clientAlgoId": client_id})
+        assert read["algoStatus"] == "TRIGGERING"
+        for answer, name in ((rows, "open_algo_orders"), (read, "algo_order_query")):
+            doc = documented(name)        # the pages' fields, only a status value changed
+            assert shape_problems(answer, doc.payload, doc.optional_fields) == []
         assert fake.sim.position(SYMBOL).quantity == Decimal("0.1")
         with pytest.raises(ExchangeError, match="Unknown order sent"):
             fake.endpoints.cancel_algo_order({"symbol": SYMBOL, "clientAlgoId": client_id})
