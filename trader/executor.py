@@ -94,6 +94,11 @@ class Executor:
         self._under_way = PlacementUnderWay()
         self._retrying = placement_retrying(self._under_way, clock.sleep)
         self.slow_answers = SlowAnswers()    # placements left in flight past their bound
+        # Client ids whose last cancel the exchange answered (acknowledged, or "unknown
+        # order": Outcome.NOOP) rather than failed (5xx, timeout): one still read live after
+        # such an answer is stuck (an algo order in TRIGGERING answers -2011 and stays
+        # listed); the orphan sweep stops after a few (trader/position_keeper.py).
+        self.cancel_answered: set[str] = set()
 
     # --- journal ------------------------------------------------------------------
     def _journal(self, intent: Intent, *, required: bool) -> bool:
@@ -307,11 +312,13 @@ class Executor:
     async def cancel_and_verify(self, symbol: str, client_id: str) -> Order | None:
         """Cancel, then read the order back. A FILLED result means a fill raced the cancel."""
         self._commit_before_send(None, f"before cancelling {client_id}")
+        self.cancel_answered.discard(client_id)
         try:
             # DELETE /fapi/v1/order answers the order as the cancel left it: an answer
             # like any other (older than a fill the stream reported meanwhile, it is
             # merged under it, never taken as is).
             self._learned(await self.exchange.cancel(symbol, client_id))
+            self.cancel_answered.add(client_id)
         except UnknownOutcome as error:     # cancelled or not: the read-back tells
             logger.warning("cancel outcome unknown, reading back client_id={} error={}",
                            client_id, error)
@@ -325,6 +332,7 @@ class Executor:
             elif verdict.outcome is Outcome.NOOP:
                 logger.info("cancel: order already gone client_id={} code={}", client_id,
                             error.code)
+                self.cancel_answered.add(client_id)
             else:
                 raise
         order = await self.refresh(symbol, client_id)

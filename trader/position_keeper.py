@@ -85,9 +85,11 @@ class PositionKeeper:
         # same ids), so the very same five give the very same answer: nothing.
         self._swept: dict[str, tuple[Mapping[str, TrackedOrder], str, Leg, Leg,
                                      Leg | None]] = {}
-        # client id -> cancels of a leftover that still read live after them: one stuck
-        # TRIGGERING answers each cancel -2011 and stays listed (trader/stuck_trigger.py);
-        # past LEFTOVER_CANCELS it is left alone, said once, not cancelled every tick
+        # client id -> cancels of a leftover the exchange answered (-2011 "unknown order",
+        # or acknowledged) that still read live after them: one stuck TRIGGERING does so
+        # (trader/stuck_trigger.py); past LEFTOVER_CANCELS it is left alone, said once, not
+        # cancelled every tick. A cancel that failed (5xx, a timeout) counts for nothing:
+        # tried again on every sweep.
         self._uncancelled: dict[str, int] = {}
 
     async def protect(self, position: Position, view: SymbolView,
@@ -357,7 +359,8 @@ class PositionKeeper:
             if self._uncancelled.get(order.client_id, 0) >= LEFTOVER_CANCELS:
                 continue   # said once already (`_still_live`)
             final = await self.executor.cancel_and_verify(symbol, order.client_id)
-            if final is not None and final.status.live:
+            if final is not None and final.status.live \
+                    and order.client_id in self.executor.cancel_answered:
                 self._still_live(order, final)
                 continue
             outcome = f"the exchange says {final.status.value}" if final \
@@ -373,8 +376,9 @@ class PositionKeeper:
         return lines
 
     def _still_live(self, order: Order, final: Order) -> None:
-        """A leftover read back live after its cancel: tried again on the next sweeps, at
-        most LEFTOVER_CANCELS times; then one alert, and it is left alone."""
+        """A leftover read back live after the exchange answered its cancel:
+        tried again on the next sweeps, at most LEFTOVER_CANCELS times; then one alert, and
+        it is left alone."""
         tries = self._uncancelled[order.client_id] = self._uncancelled.get(order.client_id, 0) + 1
         logger.warning("{}: leftover order still {} after its cancel ({}), try {} of {}",
                        order.symbol, final.status.value, order.client_id, tries,
