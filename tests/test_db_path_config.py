@@ -13,7 +13,8 @@ from trader.cli import EXIT_CONFIG, database_path_problem
 
 # A live agent on an exchange nobody answers at: refused before it would try to connect.
 LIVE = {"TRADEBOT_EXCHANGE": "binance", "BINANCE_API_KEY": "k" * 16,
-        "BINANCE_API_SECRET": "s" * 16, "BINANCE_FUTURES_URL": "http://127.0.0.1:9"}
+        "BINANCE_API_SECRET": "s" * 16, "BINANCE_FUTURES_URL": "http://127.0.0.1:9",
+        "BINANCE_FUTURES_WS_URL": "ws://127.0.0.1:9/"}
 COMMANDS = [("run",), ("run", "--replay"), ("shutdown",), ("wake",)]
 
 
