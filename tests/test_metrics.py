@@ -364,3 +364,32 @@ def test_statistics_are_always_finite_and_drawdown_stays_between_zero_and_one(
     fractions = [fraction for _, fraction in drawdown_series(curve)]
     assert all(0.0 <= fraction < 1.0 for fraction in fractions)
     assert perf.max_drawdown_pct == pytest.approx(max(fractions, default=0.0) * 100)
+
+
+def test_a_portfolio_of_two_intervals_takes_its_returns_on_the_coarser_grid() -> None:
+    """Found by a reviewer: the bundled portfolio chains XRPUSDT 5m (2021) and BTCUSDT 15m
+    (2026); every return was annualised as a 5-minute one (the curve's median spacing), so
+    the 15m part's returns counted as 5m returns (Sharpe -6.96 against -5.70 on a common
+    15-minute grid). Each period's own spacing is known: the coarser grid serves both."""
+    five, fifteen = timedelta(minutes=5), timedelta(minutes=15)
+    first = [EquityPoint(T0 + five * i, D(100 + (i % 7) - (i % 3))) for i in range(60)]
+    later = T0 + timedelta(days=400)
+    second = [EquityPoint(later + fifteen * i, D(104 + (i % 5) - (i % 4))) for i in range(40)]
+    curve = first + second
+    periods = [(first[0].at, first[-1].at), (second[0].at, second[-1].at)]
+    grid = [p for p in curve if (p.at - datetime(1970, 1, 1, tzinfo=UTC)) % fifteen == timedelta(0)]
+    assert performance(curve, [], periods=periods).sharpe == pytest.approx(
+        performance(grid, [], periods=periods[1:]).sharpe)
+    assert performance(curve, [], periods=periods).sharpe != pytest.approx(
+        performance(curve, []).sharpe), "the median spacing alone reads it as 5-minute"
+
+
+def test_periods_of_one_spacing_use_every_point() -> None:
+    """The negative: two periods of the same interval (one symbol's runs over two years)
+    keep every return and the median spacing, as before."""
+    hour = timedelta(hours=1)
+    first = curve_of(["100", "110", "99", "108.9"], hour)
+    second = [EquityPoint(p.at + timedelta(days=400), p.equity) for p in first]
+    periods = [(first[0].at, first[-1].at), (second[0].at, second[-1].at)]
+    assert performance(first + second, [], periods=periods).sharpe == pytest.approx(
+        performance(first + second, []).sharpe)

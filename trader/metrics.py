@@ -21,16 +21,19 @@ Conventions
   clock, so a year is 365 days of such periods: `ratio = mean / deviation * sqrt(periods
   per year)`. Sharpe divides by the sample standard deviation (n - 1); Sortino by the
   downside deviation `sqrt(sum(min(r, 0)^2) / n)`. When a ratio is undefined (fewer than
-  two returns, no variation, no losing period) it is 0.0, never NaN or infinity.
+  two returns, no variation, no losing period) it is 0.0, never NaN or infinity. A portfolio
+  whose periods have different spacings (a 5m run chained with a 15m one) takes its returns
+  on the coarsest spacing's grid (`_return_grid`).
 """
 
 import math
 import operator
 import statistics
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from trader.counted_stats import median_of, sample_stdev
@@ -117,8 +120,11 @@ def performance(curve: Sequence[EquityPoint], trades: Sequence[TradeRecord],
     if periods is None:
         periods = [(period_start, period_end)] if period_start and period_end else []
     covered = sum((end - start for start, end in periods), timedelta(0))
-    returns = period_returns(points)
-    periods_per_year = _periods_per_year(points)
+    grid = _return_grid(points, periods)
+    if grid is None:
+        returns, periods_per_year = period_returns(points), _periods_per_year(points)
+    else:
+        returns, periods_per_year = period_returns(_on_grid(points, grid)), YEAR / grid
     gross = sum((trade.gross_pnl for trade in trades), ZERO)
     fees = sum((trade.fees for trade in trades), ZERO)
     total_funding = sum((trade.funding for trade in trades), ZERO) + Decimal(funding)
@@ -211,14 +217,43 @@ def period_returns(curve: Sequence[EquityPoint]) -> list[float]:
 
 def _periods_per_year(curve: Sequence[EquityPoint]) -> float:
     """How many of the curve's periods (its median point spacing) fit in 365 days."""
+    spacing = _median_spacing(curve)
+    return 0.0 if spacing is None else YEAR / spacing
+
+
+def _median_spacing(curve: Sequence[EquityPoint]) -> timedelta | None:
+    """The median of the positive spacings of the curve's points; None without any."""
     moments = [point.at for point in curve]
     # the spacings counted by value (a replay's points are one interval apart): the
     # median of the positive ones, as statistics.median of them all gives it
     gaps = Counter(map(operator.sub, moments[1:], moments))
     positive = Counter({gap: count for gap, count in gaps.items() if gap > _NO_TIME})
-    if not positive:
-        return 0.0
-    return YEAR / median_of(positive)
+    return median_of(positive) if positive else None
+
+
+def _return_grid(points: Sequence[EquityPoint], periods: Sequence[Period]) -> timedelta | None:
+    """The coarsest of the periods' own point spacings when they differ (a portfolio that
+    chains a 5-minute run and a 15-minute one): Sharpe and Sortino then take the returns on
+    that grid, so that every return spans the same time and one annualisation fits them
+    all (annualised at the median spacing, a 15-minute return counted as a 5-minute one).
+    None when the periods share one spacing: every point is used (most runs)."""
+    if len(periods) < 2:
+        return None
+    times = [point.at for point in points]
+    spacings = set()
+    for start, end in periods:
+        inside = points[bisect_left(times, start):bisect_right(times, end)]
+        spacing = _median_spacing(inside)
+        if spacing is not None:
+            spacings.add(spacing)
+    return max(spacings) if len(spacings) > 1 else None
+
+
+def _on_grid(points: Sequence[EquityPoint], grid: timedelta) -> Sequence[EquityPoint]:
+    """The points at whole multiples of `grid` since the epoch (a candle closes on its
+    interval's grid); all of them when fewer than two are."""
+    kept = [point for point in points if (point.at - _EPOCH) % grid == _NO_TIME]
+    return kept if len(kept) > 1 else points
 
 
 def sharpe_ratio(returns: Sequence[float], periods_per_year: float) -> float:
@@ -245,6 +280,7 @@ def sortino_ratio(returns: Sequence[float], periods_per_year: float) -> float:
 
 _AT = operator.attrgetter("at")
 _NO_TIME = timedelta(0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _finite(value: float) -> float:
