@@ -107,13 +107,17 @@ def test_a_strategy_that_never_signals_is_named_as_the_reason(tmp_path: Path) ->
     candles = report_of(folder, "silent")["candles"]
     note = f"XRPUSDT: no trade: the strategy gave no entry signal in {candles:,} candles"
     assert note in result.stderr.splitlines()
-    assert notes_of(folder, "silent") == [note]
+    assert notes_of(folder, "silent") == [note, XRP_FUNDING]
 
 
-def test_a_run_that_traded_has_no_notes(tmp_path: Path) -> None:
+XRP_FUNDING = ("funding: XRPUSDT from a funding file (rates 2021-11-18 00:00 to 2021-12-18 "
+               "00:00 UTC; before the first, the assumed 0.01 % per 8 h)")
+
+
+def test_a_run_that_traded_has_no_notes_but_where_its_funding_came_from(tmp_path: Path) -> None:
     result = finished(backtest(tmp_path, "--symbols", "XRPUSDT", "--run-id", "plain"))
-    assert "\nNotes\n" not in result.stdout
-    assert report_of(tmp_path, "plain")["notes"] == []
+    assert "\nNotes\n  funding: XRPUSDT from a funding file" in result.stdout
+    assert report_of(tmp_path, "plain")["notes"] == [XRP_FUNDING]
     assert result.stderr.strip() == ""
 
 

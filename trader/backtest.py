@@ -31,6 +31,7 @@ from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
 from trader.clock import ManualClock
 from trader.closed_recently import ClosedArchive
 from trader.config import Settings
+from trader.data_notes import funding_notes
 from trader.domain import ZERO, Balance, Candle, CloseReason
 from trader.engine import Engine
 from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
@@ -345,11 +346,13 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2
     strategy = load_strategy(settings.strategy)
-    report = replace(combine(reports, run_id=folder.final.name),
-                     settings=run_settings(settings, strategy),
-                     changed=changed_settings(settings, strategy))
-    for note in report.notes:          # why the result is empty or suspect (also in report.txt)
+    combined = combine(reports, run_id=folder.final.name)
+    for note in combined.notes:        # why the result is empty or suspect (also in report.txt)
         print(note, file=sys.stderr)
+    # where the funding came from: a fact of every run, in the report only
+    report = replace(combined, settings=run_settings(settings, strategy),
+                     changed=changed_settings(settings, strategy),
+                     notes=combined.notes + funding_notes(candles, funding))
     try:
         files = write_report(report, folder.path, named_in=folder.final)
         folder.keep()
@@ -367,24 +370,61 @@ def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
     """The candles to run (and the bundled funding rates) for `args.data` / `args.symbol` /
     `args.symbols` / `args.start` / `args.end`. Symbols: --symbols, else TRADEBOT_SYMBOLS for
     the bundled data (an explicit --data file is its own choice), else all of the data."""
-    from trader.backtest_input import check_data_file, warn_about_gaps
+    from trader.backtest_input import warn_about_gaps
     from trader.market.replay import load_bundled, load_bundled_funding
     funding = None
     if args.data is None and getattr(args, "symbol", None):
         raise BacktestError(f"--symbol names the symbol of a --data file; to pick symbols of "
                             f"the bundled data use --symbols {args.symbol}")
     if args.data is not None:
-        check_data_file(args.data)
-        rows = CandleFile(args.data, symbol=getattr(args, "symbol", None))   # streamed
-        if not rows:
-            raise BacktestError(f"{args.data}: no candle rows, only the header")
-        data = {rows.symbol: rows}
+        data = data_files(args.data, getattr(args, "symbol", None))
     else:
         data, funding = load_bundled(), load_bundled_funding()
     symbols, asked_by = requested_symbols(settings, args.symbols, args.data is None)
     picked = select_candles(data, symbols, args.start, args.end, asked_by=asked_by)
+    given = funding_files(getattr(args, "funding", None) or [], picked)
+    if given:
+        funding = {**(funding or {}), **given}
     warn_about_gaps(picked)
     return picked, funding
+
+
+def funding_files(paths: list[Path], candles: Mapping[str, object]) -> dict[
+        str, FundingSchedule]:
+    """--funding files (Binance's funding_time,funding_rate CSV, as trader/data/'s) by the
+    symbol their names say; BacktestError for a name that says none or a symbol not run."""
+    from trader.market.replay import load_funding, symbol_from_file_name
+    schedules: dict[str, FundingSchedule] = {}
+    for path in paths:
+        symbol = symbol_from_file_name(path)
+        if symbol is None:
+            raise BacktestError(f"--funding {path}: the file name does not say the symbol; "
+                                "name it like ETHUSDT-funding-8h.csv")
+        if symbol not in candles:
+            raise BacktestError(f"--funding {path}: {symbol} is not a symbol of the run "
+                                f"({', '.join(sorted(candles))})")
+        schedules[symbol] = load_funding(path)
+    return schedules
+
+
+def data_files(paths: list[Path], symbol: str | None) -> dict[str, CandleFile]:
+    """The --data files by symbol (streamed), one symbol each; BacktestError for two files
+    of one symbol (the second would replace the first unsaid) or --symbol with several."""
+    from trader.backtest_input import check_data_file
+    if symbol is not None and len(paths) > 1:
+        raise BacktestError(f"--symbol {symbol}: names the symbol of one --data file, not of "
+                            f"{len(paths)}; name each file like ETHUSDT-5m.csv")
+    data: dict[str, CandleFile] = {}
+    for path in paths:
+        check_data_file(path)
+        rows = CandleFile(path, symbol=symbol)
+        if not rows:
+            raise BacktestError(f"{path}: no candle rows, only the header")
+        if rows.symbol in data:
+            raise BacktestError(f"--data: {data[rows.symbol].path} and {path} both hold "
+                                f"{rows.symbol}; give one file per symbol")
+        data[rows.symbol] = rows
+    return data
 
 
 def requested_symbols(settings: Settings, option: str | None,

@@ -39,14 +39,16 @@ def add_candle_arguments(parser: argparse.ArgumentParser,
                          date: Callable[[str], dt.date | datetime]) -> None:
     """--symbol, --from, --to, --data: which candles a backtest or a sweep runs on."""
     parser.add_argument("--symbol", default=None, type=str.upper,
-                        help="the symbol of --data when its file name does not say it")
+                        help="the symbol of a single --data file when its file name does not say it")
     parser.add_argument("--from", dest="start", type=date, default=None,
                         help="first candle (UTC): 2021-11-16 or 2021-11-16T12:00")
     parser.add_argument("--to", dest="end", type=date, default=None,
                         help="last candle (UTC): a date alone includes that whole day; with a "
                              "time, the last candle's open time")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="candle CSV (default: bundled real Binance candles)")
+    # extend: `--data A --data B` and `--data A B` both give [A, B] (as `run --replay`)
+    parser.add_argument("--data", type=Path, nargs="+", action="extend", default=None,
+                        help="candle CSV file(s), one symbol each, run together like the "
+                             "bundled symbols (default: bundled real Binance candles)")
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser,

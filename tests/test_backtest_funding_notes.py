@@ -1,0 +1,63 @@
+"""Where a backtest's funding comes from, said in report.txt's Notes and report.json's
+notes: a symbol without a funding file pays an assumed flat rate (SimConfig.funding_rate),
+which the "Funding" figure would otherwise show as if measured; `--funding FILE` gives a
+symbol Binance's rates (the bundled trader/data/XRPUSDT-funding-8h.csv format)."""
+
+from pathlib import Path
+
+from tests.test_backtest_input import one_error_line
+from tests.test_backtest_several_files import candle_file
+from tests.test_cli import backtest, report_of
+
+ASSUMED_ETH = ("funding: ETHUSDT at an assumed flat 0.01 % per 8 h (no funding file for it; "
+               "--funding FILE gives its real rates)")
+
+
+def funding_notes(folder: Path, run_id: str) -> list[str]:
+    return [note for note in report_of(folder, run_id)["notes"] if note.startswith("funding")]
+
+
+def test_a_data_file_without_funding_says_its_funding_is_assumed(tmp_path: Path) -> None:
+    data = candle_file(tmp_path, "ETHUSDT-5m.csv")
+    result = backtest(tmp_path, "--data", str(data), "--run-id", "eth")
+    assert result.returncode == 0, result.stderr
+    assert funding_notes(tmp_path, "eth") == [ASSUMED_ETH]
+    assert ASSUMED_ETH in (tmp_path / "out" / "eth" / "report.txt").read_text()
+
+
+def test_a_funding_file_is_used_and_said(tmp_path: Path) -> None:
+    data = candle_file(tmp_path, "ETHUSDT-5m.csv", rows=2000)     # trades across funding times
+    rates = tmp_path / "ETHUSDT-funding-8h.csv"
+    # 2021-11-15 00:00 and 08:00 UTC (ms, a few ms late as Binance stamps them)
+    rates.write_text("funding_time,funding_rate\n1636934400017,0.003\n1636963200004,0.003\n")
+    assumed = backtest(tmp_path, "--data", str(data), "--run-id", "assumed")
+    measured = backtest(tmp_path, "--data", str(data), "--funding", str(rates), "--run-id", "file")
+    assert assumed.returncode == 0 and measured.returncode == 0, measured.stderr
+    assert funding_notes(tmp_path, "file") == [
+        "funding: ETHUSDT from a funding file (rates 2021-11-15 00:00 to 2021-11-15 08:00 UTC; "
+        "before the first, the assumed 0.01 % per 8 h)"]
+    paid = [report_of(tmp_path, run)["performance"]["funding"] for run in ("assumed", "file")]
+    assert paid[0] != paid[1]
+
+
+def test_the_bundled_data_says_which_symbol_has_real_funding(tmp_path: Path) -> None:
+    result = backtest(tmp_path, "--run-id", "bundled")
+    assert result.returncode == 0, result.stderr
+    assert funding_notes(tmp_path, "bundled") == [
+        "funding: BTCUSDT at an assumed flat 0.01 % per 8 h (no funding file for it; "
+        "--funding FILE gives its real rates)",
+        "funding: XRPUSDT from a funding file (rates 2021-11-18 00:00 to 2021-12-18 00:00 UTC; "
+        "before the first, the assumed 0.01 % per 8 h)"]
+
+
+def test_a_funding_file_for_no_symbol_of_the_data_is_refused(tmp_path: Path) -> None:
+    data = candle_file(tmp_path, "ETHUSDT-5m.csv")
+    rates = tmp_path / "SOLUSDT-funding-8h.csv"
+    rates.write_text("funding_time,funding_rate\n1636934400017,0.003\n")
+    assert one_error_line(backtest(tmp_path, "--data", str(data), "--funding", str(rates))) == (
+        f"backtest error: --funding {rates}: SOLUSDT is not a symbol of the run (ETHUSDT)")
+    unnamed = tmp_path / "rates.csv"
+    unnamed.write_text("funding_time,funding_rate\n1636934400017,0.003\n")
+    assert one_error_line(backtest(tmp_path, "--data", str(data), "--funding", str(unnamed))) == (
+        f"backtest error: --funding {unnamed}: the file name does not say the symbol; name it "
+        "like ETHUSDT-funding-8h.csv")
