@@ -26,7 +26,7 @@ from storage.db import SaveStateFailure
 from trader.alerter import Alerter
 from trader.backtest_curve import CurveRecorder
 from trader.backtest_folders import RunFolder, new_run_dir
-from trader.backtest_input import BacktestError
+from trader.backtest_input import BacktestError, gap_warnings
 from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
 from trader.clock import ManualClock
 from trader.closed_recently import ClosedArchive
@@ -349,10 +349,11 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
     combined = combine(reports, run_id=folder.final.name)
     for note in combined.notes:        # why the result is empty or suspect (also in report.txt)
         print(note, file=sys.stderr)
-    # where the funding came from: a fact of every run, in the report only
+    # the gaps (said on stderr when the data was read) and where the funding came from
+    # (a fact of every run): in the report only
     report = replace(combined, settings=run_settings(settings, strategy),
                      changed=changed_settings(settings, strategy),
-                     notes=combined.notes + funding_notes(candles, funding))
+                     notes=combined.notes + gap_warnings(candles) + funding_notes(candles, funding))
     try:
         files = write_report(report, folder.path, named_in=folder.final)
         folder.keep()

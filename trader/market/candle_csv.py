@@ -28,6 +28,7 @@ from trader.market.candle_values import (
     MAX_PRICE,
     PRICE_COLUMNS,
     WICK,
+    WICK_LIMIT,
     check_candle,
     parse_number,
 )
@@ -157,6 +158,7 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
             # `_OpenTimes`, inline: utc(ms) by one addition when a row is as far from the
             # last as that one was from its own (nearly always; see there)
             last_ms, last, step_ms, step = 0, utc(0), 0, timedelta(0)
+            last_close = None
             for line in handle:
                 # csv.reader's fields of a line without a quote, nor a field it would
                 # find too long: the text between commas, the line's end dropped (with
@@ -215,6 +217,13 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
                 if not (low <= body_low and high >= body_high and low > 0
                         and low * WICK >= high and high <= MAX_PRICE):
                     check_candle(path, number, (open_, high, low, close), texts)
+                # An open far from the previous close: no market moves 10 x between two
+                # candles; two symbols' rows joined in one file do (XRP 1.1, BTC 70,000).
+                # The open is most often the very Decimal of the last close (`known`).
+                if open_ is not last_close and last_close is not None and (
+                        open_ > last_close * WICK or open_ * WICK < last_close):
+                    raise ValueError(price_jump(path, number, texts[0], last_close))
+                last_close = close
                 if delta <= 0 and not numbered:     # (ms > 0: never the first row)
                     raise ValueError(out_of_order(path, number, open_time, utc(ms - delta)))
                 if end is not None and open_time > end:
@@ -312,6 +321,14 @@ class _Prices:
                 known[text] = value     # type: ignore[index]   # parsed: not None
             values.append(value)
         return values
+
+
+def price_jump(path: Path, number: int, open_text: str | None, close: Decimal) -> str:
+    """Why a row whose open is WICK_LIMIT times away from the previous row's close is refused."""
+    far = (f"is more than {WICK_LIMIT} x" if Decimal(open_text or 0) > close
+           else "is less than a tenth of")
+    return (f"{path}: line {number}: open {open_text} {far} the close {close} of line "
+            f"{number - 1}: two symbols' rows in one file?")
 
 
 def out_of_order(path: Path, number: int, open_time: datetime, previous: datetime) -> str:
