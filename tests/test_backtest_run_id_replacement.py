@@ -63,3 +63,41 @@ def test_a_folder_of_other_files_is_refused_before_the_run(tmp_path, data, capsy
     assert run(tmp_path, data) == 2
     assert "holds files that are not a tradebot run's" in capsys.readouterr().err
     assert [p.name for p in folder.iterdir()] == ["notes.md"]
+
+
+def failing_groups(*args, **kwargs):  # type: ignore[no-untyped-def]
+    raise BacktestError("the strategy raised")
+
+
+def test_a_failed_first_run_leaves_nothing_and_the_next_replaces_nothing(
+        tmp_path, data, monkeypatch, capsys):
+    """It used to leave out/nightly/databases/ (written before the failure, straight into the
+    run's folder), which the next run then "replaced" as an earlier run."""
+    real_groups = backtest.run_groups
+
+    def fail_after_writing(settings, groups, folder, **kwargs):  # type: ignore[no-untyped-def]
+        real_groups(settings, groups, folder, **kwargs)          # the databases are written
+        raise BacktestError("the strategy raised")
+    monkeypatch.setattr(backtest, "run_groups", fail_after_writing)
+    assert run(tmp_path, data) == 2
+    assert not (tmp_path / "out" / "nightly").exists()
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setattr(backtest, "run_groups", real_groups)
+    capsys.readouterr()
+    assert run(tmp_path, data) == 0
+    assert "replaced" not in capsys.readouterr().err
+
+
+def test_a_failed_run_without_a_run_id_leaves_nothing(tmp_path, data, monkeypatch):
+    monkeypatch.setattr(backtest, "run_groups", failing_groups)
+    assert main(["backtest", "--data", str(data), "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 2
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_kept_run_names_its_databases_in_its_final_folder(tmp_path, data):
+    assert run(tmp_path, data) == 0
+    folder = tmp_path / "out" / "nightly"
+    database = json.loads((folder / "report.json").read_text())["extra"]["database"]
+    assert database == str(folder / "databases" / "XRPUSDT" / "backtest.db")
+    assert Path(database).is_file()

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 from tqdm import tqdm
@@ -347,6 +348,7 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
         return 2
     strategy = load_strategy(settings.strategy)
     combined = combine(reports, run_id=folder.final.name)
+    combined = replace(combined, extra=in_final(combined.extra, folder))
     for note in combined.notes:        # why the result is empty or suspect (also in report.txt)
         print(note, file=sys.stderr)
     # the gaps (said on stderr when the data was read) and where the funding came from
@@ -364,6 +366,18 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
         return 2
     print(render_text(report, symbol_rows(report), files))
     return 0
+
+
+def in_final(value: Any, folder: RunFolder) -> Any:
+    """`value` (the report's `extra`: dicts, lists, paths) with each path into the staging
+    folder made the path it has once the run is kept (its database, as a user finds it)."""
+    if isinstance(value, dict):
+        return {key: in_final(item, folder) for key, item in value.items()}
+    if isinstance(value, list):
+        return [in_final(item, folder) for item in value]
+    if isinstance(value, Path) and value.is_relative_to(folder.path):
+        return folder.final / value.relative_to(folder.path)
+    return value
 
 
 def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[

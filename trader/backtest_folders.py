@@ -1,7 +1,8 @@
 """The folder a backtest or a sweep writes its run into: `out/<run-id>` (or the start time),
 held (flock) against a second run of the same id while this one writes, an earlier run of
 that id replaced (only when every file in it is one a run writes) once the new run has
-succeeded: until then the new one writes into a staging folder beside it.
+succeeded: until then the new one writes into a staging folder beside it (`out/.<id>.partial`),
+so a run that fails leaves nothing in out/<run-id> (a new folder is removed again).
 
     folder = new_run_dir(Path("out"), "nightly")    # BacktestError on a bad id or folder
     ... write into folder.path ...
@@ -28,12 +29,13 @@ RUN_OUTPUT = re.compile(r"databases|equity\.png|equity\.csv|trades\.csv|report\.
 
 @dataclass
 class RunFolder:
-    """Where a run writes (`path`) and the folder its files end up in (`final`): the same
-    folder for a new one; a staging folder beside it (`out/.<run-id>.partial`) while an
-    earlier run of the id is there, swapped in by `keep`."""
+    """Where a run writes (`path`: a staging folder beside `final`, `out/.<run-id>.partial`)
+    and the folder its files end up in (`final`), swapped in by `keep`. `created`: `final`
+    was made for this run, so a failed run removes it again."""
     final: Path
     path: Path
     kept: bool = False
+    created: bool = False
 
     @property
     def staged(self) -> bool:
@@ -48,10 +50,15 @@ class RunFolder:
         return self.final
 
     def discard(self) -> None:
-        """The run failed: a staged run's files go, `final` stays as it was. A run written
-        into a new folder leaves what it wrote (there was nothing to keep)."""
-        if self.staged and not self.kept and self.path.exists():
+        """The run failed: its staged files go, `final` stays as it was (removed when this
+        run made it and it is still empty: a failed run leaves nothing behind)."""
+        if self.kept:
+            return
+        if self.staged and self.path.exists():
             shutil.rmtree(self.path)
+        if self.created and self.final.is_dir() and not any(self.final.iterdir()):
+            _release_run_folder(self.final)
+            self.final.rmdir()
 
 
 def new_run_dir(out: Path, run_id: str | None = None) -> RunFolder:
@@ -63,6 +70,7 @@ def new_run_dir(out: Path, run_id: str | None = None) -> RunFolder:
             raise BacktestError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-', "
                                 "starting with a letter or digit")
         folder = Path(out) / run_id
+        created = not folder.is_dir()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -75,11 +83,9 @@ def new_run_dir(out: Path, run_id: str | None = None) -> RunFolder:
         staging = _staging(folder)
         if staging.exists():        # left by a run killed before its end: ours, unfinished
             shutil.rmtree(staging)
-        if not any(folder.iterdir()):
-            return RunFolder(folder, folder)
         _check_earlier_run(folder)
         staging.mkdir()
-        return RunFolder(folder, staging)
+        return RunFolder(folder, staging, created=created)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
         folder = Path(out) / (stamp if attempt == 1 else f"{stamp}-{attempt}")
@@ -94,7 +100,11 @@ def new_run_dir(out: Path, run_id: str | None = None) -> RunFolder:
         except OSError as exc:
             raise BacktestError(f"--out {out}: cannot create {folder} ({exc.strerror})") \
                 from None
-        return RunFolder(folder, folder)
+        staging = _staging(folder)
+        if staging.exists():        # left by a run killed before its end, same second
+            shutil.rmtree(staging)
+        staging.mkdir()
+        return RunFolder(folder, staging, created=True)
     raise BacktestError(f"{out}: too many runs started at {stamp}")
 
 
@@ -123,6 +133,14 @@ def _hold_run_folder(folder: Path, run_id: str) -> None:
     _held_run_folders[key] = fd
 
 
+def _release_run_folder(folder: Path) -> None:
+    """Unlock `folder` (a failed run's, about to be removed): a later run of its id in this
+    process locks the folder it makes anew."""
+    fd = _held_run_folders.pop(folder.resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
 def _check_earlier_run(folder: Path) -> None:
     """BacktestError, before the run, when `folder` holds a file no run writes (a folder of
     the user's that --run-id happened to name): it is never touched."""
@@ -141,10 +159,12 @@ def _swap_in(staging: Path, folder: Path) -> None:
     if trash.exists():
         shutil.rmtree(trash)
     trash.mkdir()
-    for entry in folder.iterdir():
+    earlier = list(folder.iterdir())
+    for entry in earlier:
         entry.rename(trash / entry.name)
     for entry in staging.iterdir():
         entry.rename(folder / entry.name)
     staging.rmdir()
     shutil.rmtree(trash)
-    print(f"replaced the earlier run {folder.name} ({folder})", file=sys.stderr)
+    if earlier:                  # a new folder (or an empty one) replaced nothing
+        print(f"replaced the earlier run {folder.name} ({folder})", file=sys.stderr)
