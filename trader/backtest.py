@@ -32,7 +32,7 @@ from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
 from trader.clock import ManualClock
 from trader.closed_recently import ClosedArchive
 from trader.config import Settings
-from trader.data_notes import funding_notes
+from trader.data_notes import candle_intervals, funding_notes
 from trader.domain import ZERO, Balance, Candle, CloseReason
 from trader.engine import Engine
 from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
@@ -355,7 +355,8 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
     # (a fact of every run): in the report only
     report = replace(combined, settings=run_settings(settings, strategy),
                      changed=changed_settings(settings, strategy),
-                     notes=combined.notes + gap_warnings(candles) + funding_notes(candles, funding))
+                     notes=combined.notes + gap_warnings(candles) + funding_notes(candles, funding),
+                     intervals=candle_intervals(candles))
     try:
         files = write_report(report, folder.path, named_in=folder.final)
         folder.keep()

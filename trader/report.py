@@ -74,6 +74,7 @@ class BacktestReport:
     # variable name, all of them (report.json); `changed`: those not at their default (text)
     settings: dict[str, str] = field(default_factory=dict)
     changed: dict[str, str] = field(default_factory=dict)
+    intervals: dict[str, str] = field(default_factory=dict)   # symbol -> "5m": the candles'
 
     def __repr__(self) -> str:
         # Sizes, not contents: asyncio.run (3.11) formats the main task's result when it
@@ -206,7 +207,8 @@ def _report_document(report: BacktestReport) -> dict[str, Any]:
             "funding_outside_trades": {key: _plain(value)
                                        for key, value in report.funding_outside.items()},
             "periods": [[_plain(start), _plain(end)] for start, end in report.periods],
-            "notes": report.notes, "settings": report.settings, "extra": report.extra}
+            "notes": report.notes, "intervals": report.intervals, "settings": report.settings,
+            "extra": report.extra}
 
 
 def _row_fields(row: TradeSummary) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class Report(Protocol):
     run_id: str
     notes: list[str]
     changed: dict[str, str]
+    intervals: dict[str, str]
 
 
 def render_text(report: Report, rows: Sequence[TradeSummary],
@@ -59,6 +60,10 @@ def _header(report: Report) -> list[str]:
         lines.append(f"  {_moment(start)} -> {_moment(end)} UTC  ({duration_text(end - start)})")
     noun = "candle" if report.candles == 1 else "candles"
     lines.append(f"  {report.candles:,} {noun} in {report.seconds:.1f} s")
+    if report.intervals:     # one interval for all, else each symbol's
+        shown = set(report.intervals.values())
+        lines.append("  candle interval " + (shown.pop() if len(shown) == 1 else ", ".join(
+            f"{symbol} {interval}" for symbol, interval in sorted(report.intervals.items()))))
     if len(periods) > 1:
         lines.append("  periods apart run on separate paper accounts; the portfolio chains them")
     return lines

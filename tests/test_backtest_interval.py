@@ -1,0 +1,28 @@
+"""The candle interval a backtest ran on, in report.txt and report.json: 1m data fed to a
+strategy written for 5m candles is seen in the report, not only in the results."""
+
+from pathlib import Path
+
+from tests.test_backtest_input import HEADER
+from tests.test_cli import backtest, report_of, xrp_rows
+
+
+def test_the_bundled_run_names_each_symbols_interval(tmp_path: Path) -> None:
+    result = backtest(tmp_path, "--run-id", "both")
+    assert result.returncode == 0, result.stderr
+    assert report_of(tmp_path, "both")["intervals"] == {"BTCUSDT": "15m", "XRPUSDT": "5m"}
+    assert "  candle interval BTCUSDT 15m, XRPUSDT 5m\n" in result.stdout
+    assert "  candle interval BTCUSDT 15m, XRPUSDT 5m\n" in (
+        tmp_path / "out" / "both" / "report.txt").read_text()
+
+
+def test_one_minute_data_says_1m(tmp_path: Path) -> None:
+    rows = xrp_rows(300, 1000)
+    first = int(rows[0].split(",")[0])
+    minutes = [f"{first + 60_000 * index},{row.split(',', 1)[1]}" for index, row in enumerate(rows)]
+    data = tmp_path / "ETHUSDT-1m.csv"
+    data.write_text(HEADER + "\n".join(minutes) + "\n")
+    result = backtest(tmp_path, "--data", str(data), "--run-id", "minute")
+    assert result.returncode == 0, result.stderr
+    assert report_of(tmp_path, "minute")["intervals"] == {"ETHUSDT": "1m"}
+    assert "  candle interval 1m\n" in result.stdout
