@@ -33,6 +33,7 @@ def test_ctrl_c_stops_a_backtest_and_says_interrupted(tmp_path: Path) -> None:
             os.kill(int(line.split()[0]), signal.SIGKILL)
     assert backtest.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted"
+    assert list((tmp_path / "out").iterdir()) == []    # no half-made run left behind
 
 
 def test_stop_signals_are_taken_from_before_the_run_folder_exists(tmp_path: Path,
@@ -86,7 +87,8 @@ def start_two_groups(folder: Path) -> subprocess.Popen[str]:
 
 
 def groups_running(folder: Path) -> bool:
-    databases = folder / "out" / "stopped" / "databases"
+    # a run writes into its staging folder until it is kept (trader/backtest_folders.py)
+    databases = folder / "out" / ".stopped.partial" / "databases"
     return all((databases / symbol / "backtest.db").exists() for symbol in ("ADAUSDT", "XRPUSDT"))
 
 
