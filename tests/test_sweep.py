@@ -169,10 +169,8 @@ def test_with_ray_address_the_trials_run_as_ray_tasks(local_grid, tmp_path: Path
     for name, value in LOCAL_RAY.items():   # before ray is imported: it reads them then
         monkeypatch.setenv(name, value)
     ray = pytest.importorskip("ray", reason="ray is an optional extra: pip install '.[ray]'")
-    # "local": a new instance of its own, even when the machine runs a Ray head already
-    # (`ray start --head` makes a bare ray.init connect to it, which refuses num_cpus).
     context = ray.init(address="local", num_cpus=2, include_dashboard=False,
-                       configure_logging=False)
+                       configure_logging=False)   # "local": never a stale /tmp/ray address
     try:
         assert context.address_info["address"].startswith("127.0.0.1:"), "loopback only"
         result = run_sweep(tmp_path, *SLICE, *GRID, "--top", "2", "--run-id", "ray",

@@ -206,7 +206,8 @@ def result(number: int, *, sharpe: float = 0.0, drawdown: float = 0.0,
            failed: bool = False) -> TrialResult:
     if failed:
         return TrialResult(number, {"strategy.channel": number}, None, error="RuntimeError: x")
-    stats = dataclasses.replace(performance([], []), sharpe=sharpe, max_drawdown_pct=drawdown)
+    stats = dataclasses.replace(performance([], []), trades=10, sharpe=sharpe,
+                                max_drawdown_pct=drawdown)
     start = datetime(2021, 11, 16, tzinfo=UTC)
     curve = [EquityPoint(start + timedelta(minutes=5 * i), Decimal(10000 + i)) for i in range(3)]
     return TrialResult(number, {"strategy.channel": number}, stats, 1.0, curve)

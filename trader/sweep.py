@@ -57,21 +57,29 @@ class Leaderboard:
 
     def add(self, result: TrialResult) -> None:
         self._results[result.number] = dataclasses.replace(result, curve=[])
-        if result.ok and self._pictures:
+        if result.ok and not result.no_trade and self._pictures:   # a flat line shows nothing
             self._curves[result.number] = result.curve
             if len(self._curves) > self._pictures:
                 worst = max(self._curves, key=lambda number: self.rank_key(self._results[number]))
                 del self._curves[worst]
 
     def rank_key(self, result: TrialResult) -> tuple[int, float, int]:
-        """Trials with a value by the objective, then finished ones without (no trades for a
-        profit factor), then failed ones; ties by trial number."""
+        """Trials that traded with a value by the objective, then those that traded without
+        one (e.g. calmar on less than its 7 days), then those that made no trade whatever
+        their value (a flat line is no setting to pick), then failed ones; ties by number."""
         if not result.ok:
+            return 3, 0.0, result.number
+        if result.no_trade:
             return 2, 0.0, result.number
         value = result.objective(self.objective)
         if value is None or math.isnan(value):
             return 1, 0.0, result.number
         return 0, self._sign * value, result.number
+
+    def without_value(self) -> bool:
+        """Trials traded, yet none has a value by the objective: the order is by number."""
+        traded = [result for result in self._results.values() if result.ok and not result.no_trade]
+        return bool(traded) and all(self.rank_key(result)[0] == 1 for result in traded)
 
     def __len__(self) -> int:
         """Trials finished (failed ones too)."""
@@ -93,9 +101,12 @@ class Leaderboard:
         failed = sum(1 for result in self._results.values() if not result.ok)
         if best is None:
             text = ""
+        elif best.no_trade:
+            text = "no trade yet"
+        elif (value := best.objective(self.objective)) is None:
+            text = f"no {self.objective} yet"
         else:
-            value = objective_text(self.objective, best.objective(self.objective) or 0.0)
-            text = f"best {self.objective} {value} (trial {best.number})"
+            text = f"best {self.objective} {objective_text(self.objective, value)} (trial {best.number})"
         return f"{text}, {failed} failed" if failed else text
 
 
@@ -147,7 +158,7 @@ class Sweep:
                 results[result.number] = result
                 yield result
             for trial in batch:   # in trial order: the same seed gives the same next batch
-                _tell(study, trial, results[trial.number + 1].objective(spec.objective), optuna)
+                _tell(study, trial, results[trial.number + 1], spec.objective, optuna)
 
     def _plan_batch(self, batch: list[Any]) -> tuple[list[TrialPlan], dict[int, TrialResult]]:
         """Plans for optuna's trials (numbered from 1), and failed results, by number, for
@@ -187,7 +198,15 @@ def _suggest(trial: Any, name: str, space: SearchSpace) -> ParamValue:
     return trial.suggest_float(name, space.low, space.high, step=space.step, log=space.log)
 
 
-def _tell(study: Any, trial: Any, value: float | None, optuna: Any) -> None:
+def _tell(study: Any, trial: Any, result: TrialResult, objective: str, optuna: Any) -> None:
+    """A trial without trades is told PRUNED: optuna's TPE sampler counts pruned trials as
+    worse than every complete one (optuna/samplers/_tpe/sampler.py, _split_trials), so it
+    steers away from not trading; a value of 0 would have steered towards it. A failed
+    trial, or one without a value, is told FAIL: the sampler leaves it out."""
+    if result.no_trade:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return
+    value = result.objective(objective)
     if value is None or math.isnan(value):
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     else:

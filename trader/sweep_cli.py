@@ -101,6 +101,8 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
         for note in notes + capped_notes(spec, settings):
             print(f"sweep note: {note}", file=sys.stderr)
         data = load_sweep_data(settings, args)
+        for note in objective_notes(spec, data):
+            print(f"sweep note: {note}", file=sys.stderr)
         sweep = Sweep(spec, settings)
         quiet = "ERROR" if settings.log_level == "INFO" else settings.log_level
         runner = make_runner(data, workers=args.workers, log_level=quiet,
@@ -165,6 +167,23 @@ def load_sweep_data(settings: Settings, args: argparse.Namespace) -> "BacktestDa
                          f"one backtest, so pick one with --symbols, e.g. --symbols "
                          f"{sorted(groups[0])[0]}")
     return BacktestData(candles, funding)
+
+
+def objective_notes(spec: SweepSpec, data: "BacktestData") -> list[str]:
+    """A note before any trial runs when the objective cannot have a value on this data:
+    calmar on less than the week its CAGR needs (trader/metrics.py) would rank by nothing."""
+    from trader.display import duration
+    from trader.metrics import MIN_CAGR_SPAN
+
+    if spec.objective != "calmar":
+        return []
+    covered = (max(rows[-1].close_time for rows in data.candles.values())
+               - min(rows[0].open_time for rows in data.candles.values()))
+    if covered >= MIN_CAGR_SPAN:
+        return []
+    return [f"calmar needs at least {MIN_CAGR_SPAN.days} days of data (its CAGR is not "
+            f"annualised from less); this data covers {duration(covered)}: no trial will "
+            "have a value, rank by another --objective"]
 
 
 def _print_results(board: "Leaderboard", spec: SweepSpec, out: Path, rows: int) -> None:

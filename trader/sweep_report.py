@@ -2,10 +2,11 @@
 equity pictures.
 
 - `results.csv`: one row per trial, best first: rank (empty for a failed trial), trial,
-  status (ok | failed), every parameter, the objective's value, then every `Performance`
+  status (ok | no trade | failed; a trial with no trade ranks after every one that traded),
+  every parameter, the objective's value, then every `Performance`
   field (Decimals as plain strings, datetimes ISO 8601, durations in seconds, exits as
   `REASON=count;...`), the trial's seconds and its error.
-- `equity-<rank>-trial-<n>.png`: equity and drawdown of the best `top` trials
+- `equity-<rank>-trial-<n>.png`: equity and drawdown of the best `top` trials that traded
   (trader/report_chart.py).
 """
 
@@ -16,12 +17,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from trader.metrics import Performance
+from trader.metrics import MIN_CAGR_SPAN, Performance
 from trader.report_chart import equity_chart_png
 from trader.sweep import Leaderboard
 from trader.sweep_trial import TrialResult, describe, format_value
 
 RESULTS_CSV = "results.csv"
+# Why an objective can have no value in a trial that traded (trader/metrics.py).
+NO_VALUE_WHY = {"calmar": f" (calmar is CAGR / drawdown, and CAGR needs at least "
+                          f"{MIN_CAGR_SPAN.days} days of data and a drawdown)"}
 MAX_TITLE = 42   # what the picture's bold 1080 px wide title line holds
 # (header, Performance field, format) of the printed table, after the parameters.
 TABLE_COLUMNS = [("trades", "trades", "{:d}"), ("win %", "win_rate", "{:.1%}"),
@@ -41,7 +45,7 @@ def write_results_csv(board: Leaderboard, names: list[str], path: Path) -> Path:
         for rank, result in _numbered(board.ranked()):
             performance = [_cell(getattr(result.performance, name)) if result.performance
                            else "" for name in performance_fields]
-            writer.writerow([rank or "", result.number, "ok" if result.ok else "failed",
+            writer.writerow([rank or "", result.number, _status(result),
                              *[_cell(result.params.get(name)) for name in names],
                              _cell(result.objective(board.objective)), *performance,
                              f"{result.seconds:.2f}", result.error or ""])
@@ -52,7 +56,7 @@ def write_pictures(board: Leaderboard, top: int, out_dir: Path) -> list[Path]:
     """equity-<rank>-trial-<n>.png for the best `top` finished trials."""
     written = []
     for rank, result in _numbered(board.ranked()):
-        if rank is None or rank > top:
+        if rank is None or rank > top or result.no_trade:   # no trade: a flat line
             break
         title = f"#{rank} trial {result.number}: " + " ".join(
             f"{_short(name)}={format_value(value)}" for name, value in result.params.items())
@@ -81,11 +85,25 @@ def render_table(board: Leaderboard, names: list[str], limit: int) -> str:
              for row in [header, *rows]]
     if len(finished) > limit:
         lines.append(f"... {len(finished) - limit} more in {RESULTS_CSV}")
+    idle = [str(result.number) for result in ranked if result.no_trade]
+    if idle:
+        lines.append(f"no trade: {'trials' if len(idle) > 1 else 'trial'} {', '.join(idle)} "
+                     "made none, so ranked after every trial that traded")
+    if board.without_value():
+        why = NO_VALUE_WHY.get(board.objective, "")
+        lines.append(f"note: no trial has a {board.objective} value{why}; the order is by "
+                     "trial number: rank by another --objective")
     for result in ranked:
         if not result.ok:
             lines.append(f"failed: trial {result.number} ({describe(result.params)}): "
                          f"{result.error}")
     return "\n".join(lines)
+
+
+def _status(result: TrialResult) -> str:
+    if not result.ok:
+        return "failed"
+    return "no trade" if result.no_trade else "ok"
 
 
 def _short(name: str) -> str:

@@ -74,6 +74,12 @@ class TrialResult:
     def ok(self) -> bool:
         return self.performance is not None
 
+    @property
+    def no_trade(self) -> bool:
+        """Finished without a single trade: its flat curve scores a Sharpe of 0 and a 0 %
+        drawdown, which would beat every trial that traded and lost, so it ranks after them."""
+        return self.performance is not None and self.performance.trades == 0
+
     def objective(self, name: str) -> float | None:
         """The objective's value; a profit factor with no losing trade counts as infinite,
         a failed trial or one without trades has none."""
