@@ -41,16 +41,28 @@ class SweepInterrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+# The signal that stopped the block of `stop_on_signals` (main thread only, like signals).
+_received: list[int] = []
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Inside: SIGINT and SIGTERM raise SweepInterrupted in the main thread (the one that
-    waits for results). Further signals are ignored until the block ends, so the cleanup
+    waits for results), also when a library turned it into a plain KeyboardInterrupt on its
+    way up (ray.wait does). Further signals are ignored until the block ends, so the cleanup
     that follows the first one runs to its end. Main thread only (Python's rule)."""
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    _received.clear()
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_interrupted)
     try:
         yield
+    except KeyboardInterrupt as exc:
+        # ray.wait/ray.get catch any KeyboardInterrupt raised while they wait, cancel their
+        # tasks and raise a plain KeyboardInterrupt of their own: our signal, said again.
+        if _received and not isinstance(exc, SweepInterrupted):
+            raise SweepInterrupted(_received[0]) from exc
+        raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -59,6 +71,7 @@ def stop_on_signals() -> Iterator[None]:
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    _received.append(signum)
     raise SweepInterrupted(signum)
 
 
