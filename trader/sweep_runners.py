@@ -14,6 +14,7 @@ tasks cancelled. Local workers ignore SIGINT and exit when the sweep's process i
 
 import multiprocessing
 import os
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -36,6 +37,7 @@ from trader.sweep_trial import (
 )
 
 RAY_ADDRESS = "RAY_ADDRESS"
+REACH_SECONDS = 5.0   # a head that is up answers a TCP connect in milliseconds
 
 
 class TrialRunner(Protocol):
@@ -148,10 +150,29 @@ def import_ray() -> Any:
     return ray
 
 
+def check_reachable(address: str, seconds: float = REACH_SECONDS) -> None:
+    """SweepError within `seconds` unless something accepts a TCP connection at a
+    host:port (or ray://host:port) `address`: ray.init has no bound of its own and, with
+    nothing there, warns every 5 s for minutes (and takes ~40 s to take a Ctrl-C). Other
+    forms ("auto": the cluster this machine runs) are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as exc:
+        timed_out = isinstance(exc, TimeoutError)
+        why = f"no answer within {seconds:g} s" if timed_out else exc.strerror or str(exc)
+        raise SweepError(f"{RAY_ADDRESS}={address}: no Ray cluster answers there ({why}); "
+                         f"start one with `ray start --head` or unset {RAY_ADDRESS}") from None
+
+
 class RayRunner:
     def __init__(self, data: BacktestData, *, address: str, workers: int | None,
                  log_level: str) -> None:
         self._ray = import_ray()
+        check_reachable(address)   # ray.init retries a dead address for minutes, unbounded
         try:
             self._ray.init(address=address, logging_level=log_level)
         except ConnectionError as exc:
