@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.ray_support import LOCAL_RAY
+
 SLICE = ("--symbols", "XRPUSDT", "--from", "2021-11-16", "--to", "2021-11-17")
 GRID = ("--grid", "strategy.channel=20,30", "--grid", "TRADEBOT_RISK_BASE=0.01,0.02")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# A Ray instance for this test alone: every address on the loopback (Ray's own switch for
-# single-machine clusters), no usage report sent out, no token file shared through HOME.
-LOCAL_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-             "RAY_AUTH_MODE": "disabled"}
 
 
 def run_sweep(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -165,18 +163,9 @@ def test_ray_address_without_ray_installed_says_how_to_fix_it(tmp_path: Path) ->
 
 
 def test_with_ray_address_the_trials_run_as_ray_tasks(local_grid, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in LOCAL_RAY.items():   # before ray is imported: it reads them then
-        monkeypatch.setenv(name, value)
-    ray = pytest.importorskip("ray", reason="ray is an optional extra: pip install '.[ray]'")
-    context = ray.init(address="local", num_cpus=2, include_dashboard=False,
-                       configure_logging=False)   # "local": never a stale /tmp/ray address
-    try:
-        assert context.address_info["address"].startswith("127.0.0.1:"), "loopback only"
-        result = run_sweep(tmp_path, *SLICE, *GRID, "--top", "2", "--run-id", "ray",
-                           RAY_ADDRESS=context.address_info["address"], **LOCAL_RAY)
-    finally:
-        ray.shutdown()
+                                                      ray_address: str) -> None:
+    result = run_sweep(tmp_path, *SLICE, *GRID, "--top", "2", "--run-id", "ray",
+                       RAY_ADDRESS=ray_address, **LOCAL_RAY)
     assert result.returncode == 0, result.stderr
     assert "ran on Ray at 127.0.0.1" in result.stdout and "(2 CPUs)" in result.stdout
     rows = read_rows(tmp_path / "out" / "ray" / "results.csv")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.interrupt_support import write_long_candles
-from tests.test_sweep import LOCAL_RAY
+from tests.ray_support import LOCAL_RAY
 from trader.sweep_signals import SweepInterrupted, stop_on_signals
 
 TILES = 10            # 20,000 candles: a trial takes 15 s or more, none finishes before the signal
@@ -48,20 +48,6 @@ def test_a_keyboard_interrupt_without_a_signal_stays_what_it_was() -> None:
     with pytest.raises(KeyboardInterrupt) as raised, stop_on_signals():
         raise KeyboardInterrupt
     assert not isinstance(raised.value, SweepInterrupted)
-
-
-@pytest.fixture(scope="module")
-def ray_address(tmp_path_factory: pytest.TempPathFactory):
-    for name, value in LOCAL_RAY.items():   # before ray is imported: it reads them then
-        os.environ.setdefault(name, value)
-    ray = pytest.importorskip("ray", reason="ray is an optional extra: pip install '.[ray]'")
-    context = ray.init(address="local", num_cpus=2, include_dashboard=False,
-                       configure_logging=False)
-    try:
-        assert context.address_info["address"].startswith("127.0.0.1:"), "loopback only"
-        yield context.address_info["address"]
-    finally:
-        ray.shutdown()
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -5,6 +5,11 @@
     tradebot sweep sweep.toml                      # spec file: trader/sweep_spec.py
     RAY_ADDRESS=auto tradebot sweep sweep.toml     # trials as tasks on a running Ray cluster
 
+On Ray, a --data file is shipped as its absolute path, not its rows (a long file streams
+from disk in each trial): on a cluster of several machines, each needs the file at that
+path (a shared folder). A RAY_ADDRESS host:port where nothing answers ends the sweep within
+5 s with exit 2.
+
 Imports nothing heavy at module level: the `tradebot` parser loads it for every command.
 Bad input ends with exit code 2 and one line on stderr; a sweep in which every trial failed
 exits 1. Ctrl-C (SIGINT) or SIGTERM stops the running trials at once, writes the finished

@@ -1,6 +1,7 @@
 """Where sweep trials run: local worker processes (default, one per core), or Ray tasks on
 the cluster that RAY_ADDRESS names (`pip install 'tradebot[ray]'`; the cluster's nodes need
-tradebot installed too).
+tradebot installed too, and a --data file at the same absolute path: it is shipped as its
+path, resolved on this machine, not as its rows).
 
 Both give the same `TrialRunner` interface: `run(plans)` yields each trial's result as it
 finishes, in finishing order. A trial that raises becomes a failed `TrialResult` (logged
@@ -12,6 +13,7 @@ trader/sweep_signals.py) stops the trials still running: local workers are termi
 tasks cancelled. Local workers ignore SIGINT and exit when the sweep's process is gone.
 """
 
+import dataclasses
 import multiprocessing
 import os
 import socket
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from trader.logs import setup_logging
+from trader.market.replay import CandleFile
 from trader.sweep_signals import detach_worker, sigint_held, terminate_workers
 from trader.sweep_spec import SweepError
 from trader.sweep_trial import (
@@ -182,7 +185,7 @@ class RayRunner:
         self.slots = workers or cpus
         self.where = f"Ray at {address} ({cpus} CPUs)"
         self._log_level = log_level
-        self._data = self._ray.put(data)
+        self._data = self._ray.put(anchored(data))
         self._task = self._ray.remote(num_cpus=1)(_run_ray_trial)
         self._pending: dict[Any, TrialPlan] = {}   # task reference -> its trial
 
@@ -220,6 +223,16 @@ class RayRunner:
         if error is not None:
             self.stop_running_trials()
         self.close()
+
+
+def anchored(data: BacktestData) -> BacktestData:
+    """`data` with its candle files by absolute path. A --data file is shipped as its path,
+    not its rows (trader/market/replay.py CandleFile: a long file streams, its rows would
+    fill Ray's object store and every worker's memory); Ray workers run in a folder of
+    their own, where a relative path names nothing."""
+    candles = {symbol: rows.anchored() if isinstance(rows, CandleFile) else rows
+               for symbol, rows in data.candles.items()}
+    return dataclasses.replace(data, candles=candles)
 
 
 def _run_ray_trial(plan: TrialPlan, data: BacktestData, log_level: str) -> TrialResult:

@@ -14,6 +14,7 @@ comes from the file name (`BTCUSDT-15m.csv`, `BTCUSDT-1m-2024-01.csv`) or the ca
 """
 
 import asyncio
+import copy
 import heapq
 import importlib.resources
 from collections import Counter
@@ -166,6 +167,15 @@ class CandleFile:
         if (start, end) == (self.start, self.end):
             return self
         return CandleFile(self.path, self.symbol, self.interval, start, end)
+
+    def anchored(self) -> "CandleFile":
+        """The same file by its absolute path, for a process whose working folder differs
+        (a Ray worker); not read again. Messages name the path as given until then."""
+        if self.path.is_absolute():
+            return self
+        anchored = copy.copy(self)
+        anchored.path = self.path.absolute()
+        return anchored
 
     def __iter__(self) -> Iterator[Candle]:
         # The rows were found in time order when the file was opened: reading stops at the
