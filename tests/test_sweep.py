@@ -135,17 +135,30 @@ def test_an_optuna_study_with_a_seed_runs_the_same_trials_again(tmp_path: Path) 
     assert trial_outcomes(rows) == trial_outcomes(read_rows(tmp_path / "out" / "again" / "results.csv"))
 
 
-def test_trials_the_strategy_refuses_are_reported_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    """A window shorter than the slow EMA is refused by the strategy itself, trial by trial;
-    a sweep with no finished trial says so with exit code 1."""
-    pytest.importorskip("optuna", reason="optuna is an optional extra: pip install '.[optuna]'")
-    result = run_sweep(tmp_path, *SLICE, "--search", "strategy.window=40,41", "--trials", "2",
-                       "--seed", "1", "--no-progress", "--run-id", "refused")
+RAISES = """
+class Raises:
+    name, warmup = "raises", 5
+
+    def signal(self, closed):
+        if len(closed) > 100:
+            raise ZeroDivisionError("boom in my strategy")
+        return None
+"""
+
+
+def test_a_sweep_in_which_every_trial_failed_exits_1(tmp_path: Path) -> None:
+    """Each failure is listed and the sweep goes on; with no finished trial, exit 1.
+    (It used choices the strategy refuses together, strategy.window=40,41: refused before
+    the sweep now, tests/test_sweep_optuna_rules.py.)"""
+    (tmp_path / "raising.py").write_text(RAISES, encoding="utf-8")
+    result = run_sweep(tmp_path, *SLICE, "--grid", "TRADEBOT_SEED=1,2", "--no-progress",
+                       "--run-id", "failed", PYTHONPATH=str(tmp_path),
+                       TRADEBOT_STRATEGY="raising:Raises")
     assert result.returncode == 1, result.stderr
     failed = [line for line in result.stdout.splitlines() if line.startswith("failed: ")]
     assert len(failed) == 2
-    assert all("window must cover the slow EMA" in line for line in failed)
-    rows = read_rows(tmp_path / "out" / "refused" / "results.csv")
+    assert all("ZeroDivisionError: boom in my strategy" in line for line in failed)
+    rows = read_rows(tmp_path / "out" / "failed" / "results.csv")
     assert [row["status"] for row in rows] == ["failed", "failed"]
 
 

@@ -18,6 +18,7 @@ where trials run: trader/sweep_runners.py; the table, CSV and pictures: trader/s
 """
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -39,6 +40,7 @@ from trader.sweep_trial import (
     TrialPlan,
     TrialResult,
     check_value,
+    format_value,
     one_name_per_setting,
     plan_trial,
 )
@@ -131,6 +133,7 @@ class Sweep:
                                 for number, params in enumerate(spec.grid_points(), start=1)]
         else:
             self._optuna = import_optuna()
+            refuse_dead_ends(spec.search, base)
 
     def leaderboard(self) -> Leaderboard:
         return Leaderboard(self.spec.objective, self.spec.higher_is_better, self.spec.top)
@@ -171,8 +174,53 @@ class Sweep:
                 plans.append(plan_trial(trial.number + 1, params, self.base))
             except InvalidTrial as exc:
                 refused[trial.number + 1] = TrialResult(trial.number + 1, params, None,
-                                                        error=exc.reason)
+                                                        error=exc.reason, refused=True)
         return plans, refused
+
+
+CORNERS_CHECKED = 256   # combinations of range ends planned up front (a few ms each)
+
+
+def refuse_dead_ends(search: dict[str, SearchSpace], base: Settings) -> None:
+    """SweepError, before any trial, for a range end (or a choice) that the strategy's
+    rules between fields refuse whatever the other parameters take at their ends, as a grid
+    refuses such a value before it starts: e.g. strategy.channel=10..200 with a window of
+    120 would fail every trial optuna draws past the window. Ends refused only together
+    with some other parameter's end are left to the study (told to optuna as pruned)."""
+    names = list(search)
+    choices = [_reachable_ends(search[name]) for name in names]
+    if math.prod(len(values) for values in choices) > CORNERS_CHECKED:
+        return
+    refused: dict[tuple[str, ParamValue], list[str]] = {}
+    accepted: set[tuple[str, ParamValue]] = set()
+    for corner in itertools.product(*choices):
+        params = dict(zip(names, corner, strict=True))
+        try:
+            plan_trial(0, params, base)
+        except InvalidTrial as exc:
+            for item in params.items():
+                refused.setdefault(item, []).append(exc.reason)
+        else:
+            accepted.update(params.items())
+    for (name, value), reasons in refused.items():
+        if (name, value) not in accepted:
+            space = search[name]
+            where = (f"an end of its range {format_value(space.low)}..{format_value(space.high)}"
+                     if isinstance(space, Span) else "one of its choices")
+            raise SweepError(f"{name}={format_value(value)} ({where}): {reasons[0]}; "
+                             "narrow it, or change the other parameters")
+
+
+def _reachable_ends(space: SearchSpace) -> tuple[ParamValue, ...]:
+    """A range's lowest and highest value optuna can draw (a step may stop short of high);
+    every choice of a list."""
+    if not isinstance(space, Span):
+        return tuple(space)
+    high = space.high
+    if space.step and not space.log:
+        high = space.low + (space.high - space.low) // space.step * space.step
+        high = int(high) if space.integer else float(high)
+    return space.low, high
 
 
 def import_optuna() -> Any:
@@ -199,11 +247,12 @@ def _suggest(trial: Any, name: str, space: SearchSpace) -> ParamValue:
 
 
 def _tell(study: Any, trial: Any, result: TrialResult, objective: str, optuna: Any) -> None:
-    """A trial without trades is told PRUNED: optuna's TPE sampler counts pruned trials as
-    worse than every complete one (optuna/samplers/_tpe/sampler.py, _split_trials), so it
-    steers away from not trading; a value of 0 would have steered towards it. A failed
-    trial, or one without a value, is told FAIL: the sampler leaves it out."""
-    if result.no_trade:
+    """A trial without trades, or one whose values the strategy refused together, is told
+    PRUNED: optuna's TPE sampler counts pruned trials as worse than every complete one
+    (optuna/samplers/_tpe/sampler.py, _split_trials), so it steers away from them; a value
+    of 0 steered towards not trading, and FAIL, which the sampler leaves out, let it draw
+    refused values again. A trial that failed otherwise, or has no value, is told FAIL."""
+    if result.no_trade or result.refused:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
     value = result.objective(objective)

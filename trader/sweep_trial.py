@@ -69,6 +69,7 @@ class TrialResult:
     seconds: float = 0.0
     curve: list[EquityPoint] = field(default_factory=list)   # thinned to the chart's size
     error: str | None = None
+    refused: bool = False             # the strategy refused its values together: never ran
 
     @property
     def ok(self) -> bool:
