@@ -61,3 +61,18 @@ def test_on_a_terminal_it_draws_the_bar() -> None:
     with sweep_progress(2, 1, stream=screen) as progress:
         progress.finished("best sharpe 1.00 (trial 1)")
     assert "sweep:  50%" in screen.getvalue() and "\r" in screen.getvalue(), screen.getvalue()
+
+
+def test_the_first_time_left_counts_the_trials_run_at_once() -> None:
+    """4 trials of ~15 s, 2 at once: when the first ends, its partner ends with it and the
+    last two take one more round, ~15 s (review4: "about 00:47 left", as for one at a time)."""
+    now = [0.0]
+    stream = io.StringIO()
+    progress = PlainProgress(4, stream, every=1, clock=lambda: now[0], running=2)
+    now[0] = 15.0
+    progress.finished("")
+    now[0] = 16.0
+    progress.finished("")
+    assert stream.getvalue().splitlines() == [
+        "sweep: 1/4 trials (25%), 00:15 elapsed, about 00:15 left",
+        "sweep: 2/4 trials (50%), 00:16 elapsed, about 00:16 left"]

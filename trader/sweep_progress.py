@@ -67,13 +67,24 @@ class PlainProgress:
     "sweep: 6/24 trials (25%), 01:20 elapsed, about 04:00 left, best sharpe 1.20 (trial 3)"."""
 
     def __init__(self, total: int, stream: TextIO, every: int = PLAIN_EVERY,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, running: int = 1) -> None:
         self.total, self.stream, self.every, self.clock = total, stream, every, clock
+        self.running = max(1, min(running, total))
         self.done, self.next_percent, self.started = 0, every, clock()
 
-    def start(self, running: int) -> None:
-        self._say(f"sweep: {plural(self.total, 'trial')}, {running} at once; a line every "
+    def start(self) -> None:
+        self._say(f"sweep: {plural(self.total, 'trial')}, {self.running} at once; a line every "
                   f"{self.every}%")
+
+    def time_left(self, elapsed: float) -> float:
+        """Seconds left. Until the first `running` trials are done, they all started at
+        once and each took about `elapsed`: those still running end soon, the queued ones
+        run `running` at a time. Then the rate so far (trials done per second) holds, which
+        counts the trials run at once by itself."""
+        if self.done >= self.running:
+            return elapsed / self.done * (self.total - self.done)
+        queued = self.total - self.running
+        return -(-queued // self.running) * elapsed
 
     def finished(self, text: str) -> None:
         self.done += 1
@@ -82,7 +93,7 @@ class PlainProgress:
             return
         self.next_percent = (percent // self.every + 1) * self.every
         elapsed = self.clock() - self.started
-        left = elapsed / self.done * (self.total - self.done)
+        left = self.time_left(elapsed)
         best = f", {text}" if text else ""
         self._say(f"sweep: {self.done}/{self.total} trials ({percent}%), "
                   f"{tqdm.format_interval(elapsed)} elapsed, about "
@@ -105,8 +116,8 @@ def sweep_progress(total: int, running: int, *, shown: bool = True,
     if not shown:
         yield NoProgress()
     elif not stream.isatty():
-        plain = PlainProgress(total, stream)
-        plain.start(running)
+        plain = PlainProgress(total, stream, running=running)
+        plain.start()
         yield plain
     else:
         with tqdm(total=total, unit="trial", desc="sweep", file=stream,
