@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_sweep import SLICE
-from trader.sweep_runners import check_reachable
+from trader.sweep_runners import check_reachable, this_machines_cluster
 from trader.sweep_spec import SweepError
 
 BOUND = 60.0   # imports and the bundled candles on a busy machine; the check itself: < 5 s
@@ -49,7 +49,29 @@ def test_a_listening_head_and_other_forms_pass() -> None:
         head.listen()
         check_reachable(f"127.0.0.1:{head.getsockname()[1]}")
         check_reachable(f"ray://localhost:{head.getsockname()[1]}")
-    check_reachable("auto")
+    check_reachable("auto")   # without a target: Ray's to find
+
+
+def test_auto_is_checked_at_the_cluster_it_stands_for(monkeypatch) -> None:
+    """RAY_ADDRESS=auto with no head running and /tmp/ray/ray_current_cluster left behind
+    (a head that died, another user's): ray.init hung there as for a host:port."""
+    services = pytest.importorskip("ray._private.services", reason="ray is an optional extra")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    port = closed_port()
+    monkeypatch.setattr(services, "find_gcs_addresses", list)
+    monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir: f"127.0.0.1:{port}")
+    target = this_machines_cluster("auto")
+    assert target is not None and target.endswith(f":{port}")   # the host: Ray's node address
+    with pytest.raises(SweepError) as refused:
+        check_reachable("auto", target=target)
+    assert str(refused.value) == (
+        f"RAY_ADDRESS=auto ({target}, the cluster last started on this machine): no Ray "
+        "cluster answers there (Connection refused); start one with `ray start --head` or "
+        "unset RAY_ADDRESS")
+    monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir: None)
+    with pytest.raises(SweepError, match="RAY_ADDRESS=auto: no Ray cluster runs on this machine"):
+        this_machines_cluster("auto")
+    assert this_machines_cluster("127.0.0.1:6379") is None, "only auto is looked up"
 
 
 def test_a_sweep_with_ray_address_where_nothing_listens_ends_in_seconds(tmp_path: Path) -> None:

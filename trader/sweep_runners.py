@@ -153,12 +153,13 @@ def import_ray() -> Any:
     return ray
 
 
-def check_reachable(address: str, seconds: float = REACH_SECONDS) -> None:
+def check_reachable(address: str, seconds: float = REACH_SECONDS, *,
+                    target: str | None = None) -> None:
     """SweepError within `seconds` unless something accepts a TCP connection at a
-    host:port (or ray://host:port) `address`: ray.init has no bound of its own and, with
-    nothing there, warns every 5 s for minutes (and takes ~40 s to take a Ctrl-C). Other
-    forms ("auto": the cluster this machine runs) are left to Ray."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host:port (or ray://host:port) `address`, or at `target`, what "auto" stands for:
+    ray.init has no bound of its own and, with nothing there, warns every 5 s for minutes
+    (and takes ~40 s to take a Ctrl-C). Other forms are left to Ray."""
+    host, sep, port = (target or address).removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit():
         return
     host = host.strip("[]") or "127.0.0.1"
@@ -167,15 +168,35 @@ def check_reachable(address: str, seconds: float = REACH_SECONDS) -> None:
     except OSError as exc:
         timed_out = isinstance(exc, TimeoutError)
         why = f"no answer within {seconds:g} s" if timed_out else exc.strerror or str(exc)
-        raise SweepError(f"{RAY_ADDRESS}={address}: no Ray cluster answers there ({why}); "
+        named = f"{address} ({target}, the cluster last started on this machine)" if target \
+            else address
+        raise SweepError(f"{RAY_ADDRESS}={named}: no Ray cluster answers there ({why}); "
                          f"start one with `ray start --head` or unset {RAY_ADDRESS}") from None
+
+
+def this_machines_cluster(address: str) -> str | None:
+    """The host:port RAY_ADDRESS=auto stands for, as ray.init finds it (a running head, else
+    /tmp/ray/ray_current_cluster, which a head that died leaves behind); None for any other
+    address, or when this Ray has no such lookup (a private function of Ray's)."""
+    if address != "auto":
+        return None
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return None
+    try:
+        return canonicalize_bootstrap_address(address)
+    except ConnectionError:
+        raise SweepError(f"{RAY_ADDRESS}=auto: no Ray cluster runs on this machine; start one "
+                         f"with `ray start --head` or unset {RAY_ADDRESS}") from None
 
 
 class RayRunner:
     def __init__(self, data: BacktestData, *, address: str, workers: int | None,
                  log_level: str) -> None:
         self._ray = import_ray()
-        check_reachable(address)   # ray.init retries a dead address for minutes, unbounded
+        # ray.init retries a dead address for minutes, unbounded
+        check_reachable(address, target=this_machines_cluster(address))
         try:
             self._ray.init(address=address, logging_level=log_level)
         except ConnectionError as exc:
