@@ -5,15 +5,17 @@ settings, ranked by an objective.
     board = sweep.leaderboard()
     with make_runner(data, workers=None, log_level="ERROR") as runner:
         sweep.run(runner, board)             # progress with ETA on stderr (sweep_progress.py)
-    board.ranked()                           # TrialResults, best first, failed ones last
+    board.ranked()                           # best first; no-trade, then failed ones last
 
 An exception out of `run` (e.g. SweepInterrupted on Ctrl-C) leaves the trials finished so
 far in `board`.
 
 A grid plans every combination up front (a bad value stops the sweep before the first
-trial). An optuna study asks for as many trials as the runner runs at once, runs them, and
-tells optuna their results in trial order, so the same seed and the same number of workers
-give the same trials. Spec format: trader/sweep_spec.py; the trial: trader/sweep_trial.py;
+trial); an optuna study plans its ranges' ends the same way, so an end the strategy refuses
+whatever the other parameters (a channel past the window) stops it too. An optuna study
+asks for as many trials as the runner runs at once, runs them, and tells optuna their
+results in trial order, so the same seed and the same number of workers give the same
+trials; a trial without a trade, or refused by the strategy, is told to optuna as pruned. Spec format: trader/sweep_spec.py; the trial: trader/sweep_trial.py;
 where trials run: trader/sweep_runners.py; the table, CSV and pictures: trader/sweep_report.py.
 """
 
@@ -217,9 +219,8 @@ def _reachable_ends(space: SearchSpace) -> tuple[ParamValue, ...]:
     if not isinstance(space, Span):
         return tuple(space)
     high = space.high
-    if space.step and not space.log:
+    if space.step and space.integer:   # floats: high as given (a step's rounding is noise)
         high = space.low + (space.high - space.low) // space.step * space.step
-        high = int(high) if space.integer else float(high)
     return space.low, high
 
 
