@@ -15,14 +15,16 @@ from trader.commands import CommandKind
 from trader.exchange.base import UnknownOutcome
 
 
-def lose_the_entry_answer(world: World) -> dict[str, bool]:
-    """The next order is placed but its answer is lost, and so is every probe of it by
-    client id until `lost["probes"]` is set False."""
+def lose_the_entry_answer(world: World, lands: bool = True) -> dict[str, bool]:
+    """The next order's request times out: it is placed (`lands`) or never reaches the
+    exchange, and every probe of it by client id fails too until `lost["probes"]` is set
+    False."""
     paper, lost = world.paper, {"probes": False}
     real_place, real_probe = paper.place, paper.order_by_client_id
 
     async def place_then_time_out(request):  # type: ignore[no-untyped-def]
-        await real_place(request)
+        if lands:
+            await real_place(request)
         paper.place = real_place
         lost["probes"] = True
         raise UnknownOutcome("place: timeout (test)")
@@ -54,26 +56,6 @@ async def test_close_of_an_entry_whose_answer_was_lost_settles_it_then_closes(tm
     assert Decimal(0) == (await world.paper.position(SYMBOL)).quantity
 
 
-def lose_an_entry_never_placed(world: World) -> dict[str, bool]:
-    """The next order's request times out without reaching the exchange, and every probe
-    of it by client id fails too until `lost["probes"]` is set False."""
-    paper, lost = world.paper, {"probes": False}
-    real_place, real_probe = paper.place, paper.order_by_client_id
-
-    async def time_out(request):  # type: ignore[no-untyped-def]
-        paper.place = real_place
-        lost["probes"] = True
-        raise UnknownOutcome("place: timeout (test)")
-
-    async def probe(symbol, client_id):  # type: ignore[no-untyped-def]
-        if lost["probes"]:
-            raise UnknownOutcome("query order: timeout (test)")
-        return await real_probe(symbol, client_id)
-
-    paper.place, paper.order_by_client_id = time_out, probe
-    return lost
-
-
 @pytest.mark.parametrize(("source", "sent"), [("telegram", False), ("cli", True)])
 async def test_close_of_a_lost_entry_that_never_filled_says_it_once(tmp_path, source, sent):
     """The /close's reply says the entry did not fill: its ENTRY_NOT_FILLED is kept for
@@ -81,7 +63,7 @@ async def test_close_of_a_lost_entry_that_never_filled_says_it_once(tmp_path, so
     phone heard nothing: the alert goes."""
     world = await make_world(tmp_path)
     await world.warm_up()
-    lost = lose_an_entry_never_placed(world)
+    lost = lose_the_entry_answer(world, lands=False)
     await world.command(CommandKind.LONG, symbol=SYMBOL)
     lost["probes"] = False                                    # the exchange answers again
     # past recvWindow + skew: an order the exchange does not know now never will be
