@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.fakes import binance_wire as wire
 from trader.domain import Fill, Order, OrderStatus
-from trader.exchange.base import AccountUpdate, FundingApplied, OrderUpdate
+from trader.exchange.base import AccountUpdate, ExchangeError, FundingApplied, OrderUpdate
 from trader.exchange.sim import SimEvent, Simulator
 
 Json = dict[str, Any]
@@ -25,7 +25,20 @@ CHILD_ORDER_BASE = 1_000_000_000    # order ids of the market orders triggered a
 ALGO_ID_BASE = 4_000_000_000
 
 
-class KeepingSimulator(Simulator):
+class ExchangeSimulator(Simulator):
+    """The matching simulator, with what only the exchange itself does to an order."""
+
+    def reject_by_exchange(self, symbol: str, client_id: str, now: datetime) -> list[SimEvent]:
+        """The exchange ends a resting order REJECTED (a conditional order whose trigger the
+        matching engine refused): FakeBinance.reject_trigger."""
+        order = self.orders.open_order(symbol, client_id)
+        if order is None:
+            raise ExchangeError(-2011, "Unknown order sent.")
+        rejected = self._finish(order, OrderStatus.REJECTED, now)
+        return [OrderUpdate(rejected, None, now)]
+
+
+class KeepingSimulator(ExchangeSimulator):
     """The matching simulator, except that resting reduce-only / closePosition orders stay
     when their position goes flat (the plain Simulator expires them).
 
@@ -38,7 +51,7 @@ class KeepingSimulator(Simulator):
         return []
 
 
-FLAT_ORDER_BEHAVIOURS = {"expire": Simulator, "keep": KeepingSimulator}
+FLAT_ORDER_BEHAVIOURS = {"expire": ExchangeSimulator, "keep": KeepingSimulator}
 # When a conditional order triggers, Binance's docs do not say whether the child order's
 # ORDER_TRADE_UPDATE fill comes before or after ALGO_UPDATE TRIGGERED (nautilus_trader
 # issue #3664 reports the fill first); ALGO_UPDATE FINISHED comes last either way.

@@ -47,7 +47,6 @@ from trader.domain import (
     Candle,
     Order,
     OrderRequest,
-    OrderStatus,
     Side,
 )
 from trader.exchange.base import ExchangeError, OrderUpdate
@@ -251,15 +250,6 @@ class Simulator(SimulatorCore):
 
     def cancel_by_hand(self, symbol: str, client_id: str, now: datetime) -> list[SimEvent]:
         return self.cancel(symbol, client_id, now)[1]
-
-    def reject_by_exchange(self, symbol: str, client_id: str, now: datetime) -> list[SimEvent]:
-        """The exchange ends a resting order REJECTED (a conditional order whose trigger the
-        matching engine refused): the fake Binance's `reject_trigger`."""
-        order = self.orders.open_order(symbol, client_id)
-        if order is None:
-            raise ExchangeError(-2011, "Unknown order sent.")
-        rejected = self._finish(order, OrderStatus.REJECTED, now)
-        return [OrderUpdate(rejected, None, now)]
 
     def latency(self) -> float:
         """Seconds of order latency, seeded uniform in latency_ms (the sim never sleeps)."""
