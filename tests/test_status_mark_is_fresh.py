@@ -71,3 +71,35 @@ async def test_a_settled_stop_shows_no_move(tmp_path):
     view = position_view(world.engine, position, world.clock.now())
     assert view.stop_trigger == position.stop.trigger_price and view.stop_moving_to is None
     assert "moving to" not in format_position(view)[1]
+
+
+async def test_with_the_market_stream_silent_the_mark_the_tick_read_is_shown(tmp_path):
+    """The market streams quiet (nothing pushed for over 10 s) while the user-data stream is
+    healthy: the tick reads the book over REST (GET /fapi/v1/ticker/bookTicker) for its mark,
+    but /status showed the position's mark of the last account update, which Binance's
+    ACCOUNT_UPDATE does not carry: the entry price and "PnL +0.00" while the price fell."""
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    world.paper.quote = lambda symbol, max_age: None                  # nothing pushed lately
+    moved = position.entry_price * Decimal("0.98")
+    world.paper.sim.set_price(SYMBOL, moved, world.clock.now())
+    await world.engine.tick()
+    position = world.engine.positions[SYMBOL]
+    view = position_view(world.engine, position, world.clock.now())
+    read = world.paper.sim.book(SYMBOL).mid
+    assert abs(view.mark_price - read) <= world.paper.rules(SYMBOL).tick_size / 2
+    assert view.unrealized_pnl == position.unrealized_pnl(read) < 0
+
+
+async def test_a_mark_read_long_ago_gives_way_to_the_positions_own(tmp_path):
+    """The mark a tick read over REST counts for a minute; older, the position's last look
+    (a REST position read) is shown as before."""
+    world = await world_with_a_long(tmp_path)
+    position = world.engine.positions[SYMBOL]
+    world.paper.quote = lambda symbol, max_age: None
+    world.paper.sim.set_price(SYMBOL, position.entry_price * Decimal("0.98"), world.clock.now())
+    await world.engine.tick()
+    world.clock.advance(61)
+    seen = world.engine.tracker.position(SYMBOL).mark_price
+    view = position_view(world.engine, world.engine.positions[SYMBOL], world.clock.now())
+    assert view.mark_price == seen.quantize(world.paper.rules(SYMBOL).tick_size)

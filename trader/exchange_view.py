@@ -41,6 +41,9 @@ from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
 
 QUOTE_MAX_AGE = timedelta(seconds=10)
+# How long the mark a tick read over REST (the book's middle) stands for the current one
+# when nothing fresh was pushed (`last_mark`): a few ticks of the live loop.
+READ_MARK_MAX_AGE = timedelta(seconds=60)
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -60,6 +63,8 @@ class ExchangeView:
         # When each symbol's open orders were last read over REST (a snapshot or a
         # verification, asked at that time), for `verify_due`.
         self._read_at: dict[str, datetime] = {}
+        # symbol -> (the mark the last tick read over REST, when): `mark`, `last_mark`
+        self._read_marks: dict[str, tuple[Decimal, datetime]] = {}
 
     def on_events(self, events: list[ExchangeEvent]) -> None:
         """Feed what the user-data stream pushed into the tracker."""
@@ -188,8 +193,24 @@ class ExchangeView:
             return quote.mark
         book = await self.book(symbol)
         if book is not None and book.mid > 0:
+            self._read_marks[symbol] = (book.mid, self.clock.now())
             return book.mid
         return position.mark_price
+
+    def last_mark(self, symbol: str) -> Decimal:
+        """The mark to show now (/status, /positions): pushed within QUOTE_MAX_AGE, else the
+        one the last tick read over REST within READ_MARK_MAX_AGE (the market streams
+        silent), else the position's at the last look (a REST position read carries
+        `markPrice`; Binance's ACCOUNT_UPDATE carries none, and is sent on balance or
+        position changes only), else 0 (no price known)."""
+        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
+        if quote is not None and quote.mark > 0:
+            return quote.mark
+        read = self._read_marks.get(symbol)
+        if read is not None and self.clock.now() - read[1] <= READ_MARK_MAX_AGE:
+            return read[0]
+        seen = self.tracker.position(symbol)
+        return seen.mark_price if seen is not None and seen.mark_price else ZERO
 
     def pushed_book(self, symbol: str) -> BookTicker | None:
         """The top of book when one was pushed and is fresh (no REST read), else None."""

@@ -30,7 +30,6 @@ from trader.commands import (
 from trader.display import on_step
 from trader.domain import ZERO, ExchangePosition, OrderRole
 from trader.engine import Engine
-from trader.exchange_view import QUOTE_MAX_AGE
 from trader.log_ring import RECENT
 from trader.position import Leg, LegStatus, Position, PositionState
 from trader.symbol_rules import SymbolRules
@@ -103,13 +102,8 @@ def position_views(engine: Engine) -> list[PositionView]:
 
 
 def last_mark(engine: Engine, symbol: str) -> Decimal:
-    """The mark pushed within QUOTE_MAX_AGE, else the position's at the last look (a read or
-    an account update: Binance sends none when only the price moves), else 0."""
-    quote = engine.exchange.quote(symbol, QUOTE_MAX_AGE)
-    if quote is not None and quote.mark > 0:
-        return quote.mark
-    seen = engine.tracker.position(symbol)
-    return seen.mark_price if seen is not None and seen.mark_price else ZERO
+    """The mark to show now: trader/exchange_view.py `ExchangeView.last_mark`."""
+    return engine.view.last_mark(symbol)
 
 
 def position_view(engine: Engine, position: Position, now: datetime) -> PositionView:
