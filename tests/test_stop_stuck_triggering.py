@@ -94,6 +94,9 @@ async def test_the_stuck_stop_executing_after_the_close_cannot_flip_the_position
         cancels = len(fake.requests("DELETE /fapi/v1/algoOrder"))
         assert not await eventually(
             lambda: len(fake.requests("DELETE /fapi/v1/algoOrder")) > cancels, 1.5)
+        # While it stays listed no new position is opened under it (it could reduce one).
+        refusal = engine.entry_refusal(SYMBOL)
+        assert stop_id in refusal and "Binance app" in refusal, refusal
 
         # The matching engine gets it at last: at its level again, the price through it.
         order = fake.sim.order(SYMBOL, stop_id)
@@ -107,6 +110,8 @@ async def test_the_stuck_stop_executing_after_the_close_cannot_flip_the_position
         assert not await eventually(lambda: SYMBOL in engine.positions, 1.5)
         assert len(alerts(engine, AlertName.RECONCILE_MISMATCH)) == 1, "the boot's adoption only"
         assert len(market_closes(fake)) == 1
+        # Gone from the exchange's list: entries are allowed again.
+        assert await eventually(lambda: stop_id not in engine.entry_refusal(SYMBOL), BOUND)
 
 
 async def test_a_stop_that_fills_within_the_grace_is_reported_as_before(tmp_path):

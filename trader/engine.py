@@ -425,6 +425,9 @@ class Engine:
         if (housekeeping.stale or housekeeping.untradable) \
                 and housekeeping.entries_blocked(symbol):
             return f"{symbol}: market data stale or symbol not trading"
+        leftover = self.keeper.leftover_refusal(symbol)
+        if leftover:
+            return leftover
         return guards.allow_entry(self.guards.state, symbol, self.clock.now())[1]
 
     # --- operations for commands ---------------------------------------------------

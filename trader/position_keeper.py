@@ -375,6 +375,18 @@ class PositionKeeper:
             self._swept[symbol] = clean
         return lines
 
+    def leftover_refusal(self, symbol: str) -> str:
+        """Why no entry on `symbol` now: a leftover of ours given up on (`_still_live`) that
+        the exchange still lists could fill or reduce the new position; "" when none."""
+        if not self._uncancelled:          # nearly always: no cancel was ever answered so
+            return ""
+        stuck = sorted(order.client_id for order in self.tracker.ours_live(symbol)
+                       if self._uncancelled.get(order.client_id, 0) >= LEFTOVER_CANCELS)
+        if not stuck:
+            return ""
+        return (f"{symbol}: an old order of ours that cannot be cancelled is still listed "
+                f"({', '.join(stuck)}); cancel it in the Binance app first")
+
     def _still_live(self, order: Order, final: Order) -> None:
         """A leftover read back live after the exchange answered its cancel:
         tried again on the next sweeps, at most LEFTOVER_CANCELS times; then one alert, and
@@ -393,5 +405,6 @@ class PositionKeeper:
             f"({final.type.value} {final.side.value} {display.number(final.quantity)}{level}) "
             f"still reads {final.status.value} after {tries} cancels (an algo order stuck in "
             f"TRIGGERING answers a cancel -2011 and stays listed); no more cancels are sent. "
-            f"{risk.capitalize()}: cancel it in the Binance app"), order.symbol),
+            f"{risk.capitalize()}: cancel it in the Binance app. No new entry on "
+            f"{order.symbol} while it is listed"), order.symbol),
             self.clock.now())
