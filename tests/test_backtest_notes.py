@@ -202,3 +202,24 @@ def test_a_position_open_at_the_end_is_noted_with_what_it_adds_to_the_equity(
                         r"open at the end: the equity counts it at the last close \(-28\.80 "
                         r"USDT\); the trades and the net PnL do not", note), note
     assert note in result.stderr and note in result.stdout
+
+
+def test_an_entry_that_never_filled_is_not_noted_as_an_open_position() -> None:
+    """A maker entry still resting unfilled at the last candle holds no position: the note
+    said "a LONG opened ... was still open at the end" about it."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tests.positions import make
+    from trader.backtest_notes import open_at_end_notes
+    from trader.position import PositionState
+    resting = make(state=PositionState.ENTERING, quantity="0",
+                   opened_at=datetime(2021, 11, 17, 18, 0, tzinfo=UTC))
+    [note] = open_at_end_notes([resting], Decimal(0))
+    assert note == ("BTCUSDT: a LONG entry placed 2021-11-17 18:00 UTC had not filled at "
+                    "the end: no position, nothing counted"), note
+    opened = make(opened_at=datetime(2021, 11, 17, 18, 5, tzinfo=UTC))
+    notes = open_at_end_notes([resting, opened], Decimal("-1.5"))
+    assert notes[-1] == ("BTCUSDT: a LONG opened 2021-11-17 18:05 UTC was still open at the "
+                         "end: the equity counts it at the last close (-1.50 USDT); the "
+                         "trades and the net PnL do not"), notes

@@ -173,7 +173,8 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     report = BacktestReport(
         performance=figures, trades=trades, curve=curve,
         symbols=symbols, candles=total, seconds=elapsed,
-        extra={"open_positions": len(engine.positions), "database": db_path},
+        extra={"open_positions": sum(1 for p in engine.positions.values() if p.quantity),
+               "database": db_path},
         notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
                           refusals=engine.entries.desk.refusals)
         + open_at_end_notes(engine.positions.values(), unaccounted)

@@ -81,15 +81,26 @@ class RunTally:
 def open_at_end_notes(positions: Iterable[Position], unaccounted: Decimal) -> list[str]:
     """One line when positions were still open at the last candle: the equity (and the
     return, drawdown and ratios drawn from it) counts them at the last close, the trades and
-    the net PnL do not; `unaccounted` is what the equity holds beyond the net PnL."""
-    still_open = sorted(positions, key=lambda position: position.opened_at)
+    the net PnL do not; `unaccounted` is what the equity holds beyond the net PnL. An entry
+    still resting unfilled (a maker entry) holds no position: one line of its own."""
+    ordered = sorted(positions, key=lambda position: position.opened_at)
+    unfilled = [position for position in ordered if position.quantity == 0]
+    still_open = [position for position in ordered if position.quantity != 0]
+    lines = [f"{position.symbol}: a {_label(position)} entry placed "
+             f"{position.opened_at:%Y-%m-%d %H:%M} UTC had not filled at the end: no "
+             f"position, nothing counted" for position in unfilled]
     if not still_open:
-        return []
-    which = ", ".join(f"{position.symbol}: a {'LONG' if position.side is Side.BUY else 'SHORT'} "
+        return lines
+    which = ", ".join(f"{position.symbol}: a {_label(position)} "
                       f"opened {position.opened_at:%Y-%m-%d %H:%M} UTC" for position in still_open)
     verb, pronoun = ("was", "it") if len(still_open) == 1 else ("were", "them")
-    return [f"{which} {verb} still open at the end: the equity counts {pronoun} at the last "
-            f"close ({unaccounted:+,.2f} USDT); the trades and the net PnL do not"]
+    return lines + [f"{which} {verb} still open at the end: the equity counts {pronoun} at "
+                    f"the last close ({unaccounted:+,.2f} USDT); the trades and the net PnL "
+                    f"do not"]
+
+
+def _label(position: Position) -> str:
+    return "LONG" if position.side is Side.BUY else "SHORT"
 
 
 def exit_plan_notes(settings: Settings, plans: Sequence[ExitPlan]) -> list[str]:
