@@ -61,3 +61,18 @@ def test_a_funding_file_for_no_symbol_of_the_data_is_refused(tmp_path: Path) -> 
     assert one_error_line(backtest(tmp_path, "--data", str(data), "--funding", str(unnamed))) == (
         f"backtest error: --funding {unnamed}: the file name does not say the symbol; name it "
         "like ETHUSDT-funding-8h.csv")
+
+
+def test_a_sweep_takes_funding_files_as_a_backtest_does(tmp_path: Path) -> None:
+    """`tradebot sweep --funding FILE`: every trial pays the file's rates (the option was
+    the backtest's alone: a sweep over --data files ran on the assumed rate)."""
+    from trader.cli import build_parser
+    from trader.config import load_settings
+    from trader.sweep_cli import load_sweep_data
+    data = candle_file(tmp_path, "ETHUSDT-5m.csv")
+    rates = tmp_path / "ETHUSDT-funding-8h.csv"
+    rates.write_text("funding_time,funding_rate\n1636934400017,0.003\n1636963200004,0.003\n")
+    args = build_parser().parse_args(["sweep", "--data", str(data), "--funding", str(rates),
+                                      "--grid", "strategy.channel=20,30"])
+    loaded = load_sweep_data(load_settings(_env_file=None), args)
+    assert loaded.funding is not None and "ETHUSDT" in loaded.funding

@@ -95,11 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
                           help="comma-separated symbols (default: TRADEBOT_SYMBOLS if set, else "
                                "every symbol in the data)")
     add_candle_arguments(backtest, _date)
-    backtest.add_argument("--funding", type=Path, nargs="+", action="extend", default=None,
-                          metavar="FILE",
-                          help="a symbol's funding rates, Binance's funding_time,funding_rate "
-                               "CSV named like ETHUSDT-funding-8h.csv (default: the bundled "
-                               "XRPUSDT rates; other symbols an assumed 0.01 %% per 8 h)")
     backtest.add_argument("--out", type=Path, default=Path("out"),
                           help="each run writes its report into OUT/<run-id>/ (default: out)")
     backtest.add_argument("--run-id", default=None,

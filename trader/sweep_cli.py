@@ -42,7 +42,8 @@ DEFAULT_ROWS = 30
 
 def add_candle_arguments(parser: argparse.ArgumentParser,
                          date: Callable[[str], dt.date | datetime]) -> None:
-    """--symbol, --from, --to, --data: which candles a backtest or a sweep runs on."""
+    """--symbol, --from, --to, --data, --funding: which candles (and funding rates) a
+    backtest or a sweep runs on."""
     parser.add_argument("--symbol", default=None, type=str.upper,
                         help="the symbol of a single --data file when its file name does not say it")
     parser.add_argument("--from", dest="start", type=date, default=None,
@@ -54,6 +55,11 @@ def add_candle_arguments(parser: argparse.ArgumentParser,
     parser.add_argument("--data", type=Path, nargs="+", action="extend", default=None,
                         help="candle CSV file(s), one symbol each, run together like the "
                              "bundled symbols (default: bundled real Binance candles)")
+    parser.add_argument("--funding", type=Path, nargs="+", action="extend", default=None,
+                        metavar="FILE",
+                        help="a symbol's funding rates, Binance's funding_time,funding_rate "
+                             "CSV named like ETHUSDT-funding-8h.csv (default: the bundled "
+                             "XRPUSDT rates; other symbols an assumed 0.01 %% per 8 h)")
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser,
