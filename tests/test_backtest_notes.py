@@ -55,10 +55,13 @@ def test_a_warmup_longer_than_the_data_is_said_on_stderr_and_in_the_report(
     result = finished(backtest(folder, "--symbols", "XRPUSDT", *XRP_DAY, "--run-id", "warm",
                                TRADEBOT_STRATEGY="mystrategies.quiet:BigWarmup"))
     candles = report_of(folder, "warm")["candles"]
-    note = (f"XRPUSDT: {candles:,} candles but the strategy needs 100,000 closed candles "
-            "before its first signal: no trade possible")
-    assert note in result.stderr.splitlines()
-    assert note in notes_of(folder, "warm")
+    note = (f"XRPUSDT: {candles:,} candles (and 288 before --from) but the strategy needs "
+            "100,000 closed candles before its first signal: no trade possible")
+    warm_up = ("warm-up: XRPUSDT: 288 of 100,000 candles before 2021-11-16 00:00 UTC in the "
+               "data; the whole window warms up: no trade possible")
+    for line in (note, warm_up):
+        assert line in result.stderr.splitlines()
+        assert line in notes_of(folder, "warm")
     assert table_row(result.stdout, "XRPUSDT")[:2] == ["XRPUSDT", "0"]
     assert [row["label"] for row in report_of(folder, "warm")["per_symbol"]] == [
         "XRPUSDT", "TOTAL"]
@@ -107,11 +110,18 @@ def test_a_strategy_that_never_signals_is_named_as_the_reason(tmp_path: Path) ->
     candles = report_of(folder, "silent")["candles"]
     note = f"XRPUSDT: no trade: the strategy gave no entry signal in {candles:,} candles"
     assert note in result.stderr.splitlines()
-    assert notes_of(folder, "silent") == [note, XRP_FUNDING]
+    assert notes_of(folder, "silent") == [note, XRP_FUNDING, xrp_day_warmup(needs=10)]
 
 
 XRP_FUNDING = ("funding: XRPUSDT from a funding file (rates 2021-11-18 00:00 to 2021-12-18 "
                "00:00 UTC; before the first, the assumed 0.01 % per 8 h)")
+
+
+def xrp_day_warmup(needs: int) -> str:
+    """The warm-up note of XRP_DAY: the bundled day before it (trader/backtest_warmup.py)."""
+    return (f"warm-up: XRPUSDT: the 288 candles before 2021-11-16 00:00 UTC in the data (the "
+            f"strategy needs {needs}) fed the indicators without trading; trades, equity and "
+            "funding start at 2021-11-16 00:00 UTC")
 
 
 def test_a_run_that_traded_has_no_notes_but_where_its_funding_came_from(tmp_path: Path) -> None:
@@ -191,7 +201,8 @@ def test_a_position_open_at_the_end_is_noted_with_what_it_adds_to_the_equity(
     """The equity (and the return, drawdown and ratios drawn from it) counts a position still
     open at the last candle at its close; the trades and the net PnL do not. The report said
     "Net PnL -613.51" above "Equity 10,000.00 -> 9,357.69" with nothing to explain the
-    28.80 between them (report.json's extra.open_positions only)."""
+    28.80 between them (report.json's extra.open_positions only). 30.16 since the day
+    before --from warms the strategy up: the window trades from its first candle."""
     result = backtest(tmp_path, "--symbols", "XRPUSDT", "--from", "2021-11-16",
                       "--to", "2021-11-17T18:30", "--run-id", "open")
     assert result.returncode == 0, result.stderr
@@ -199,7 +210,7 @@ def test_a_position_open_at_the_end_is_noted_with_what_it_adds_to_the_equity(
     assert report["extra"]["open_positions"] == 1
     [note] = [line for line in report["notes"] if "still open at the end" in line]
     assert re.fullmatch(r"XRPUSDT: a (LONG|SHORT) opened \d{4}-\d\d-\d\d \d\d:\d\d UTC was still "
-                        r"open at the end: the equity counts it at the last close \(-28\.80 "
+                        r"open at the end: the equity counts it at the last close \(-30\.16 "
                         r"USDT\); the trades and the net PnL do not", note), note
     assert note in result.stderr and note in result.stdout
 

@@ -7,6 +7,7 @@ the replay feed driving the clock. Ends with one portfolio report (trader/report
 
 import argparse
 import asyncio
+import heapq
 import multiprocessing
 import os
 import sys
@@ -29,6 +30,7 @@ from trader.backtest_curve import CurveRecorder
 from trader.backtest_folders import RunFolder, new_run_dir
 from trader.backtest_input import BacktestError, gap_warnings
 from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
+from trader.backtest_warmup import warmup_candles, warmup_notes
 from trader.clock import ManualClock
 from trader.closed_recently import ClosedArchive
 from trader.config import Settings
@@ -99,9 +101,12 @@ def _span(rows: Sequence[Candle] | CandleFile) -> str:
 
 async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle]], out_dir: Path,
                        *, progress: bool = True, funding: dict | None = None,
-                       strategy: Strategy | None = None) -> BacktestReport:
+                       strategy: Strategy | None = None,
+                       warmup: Mapping[str, Sequence[Candle]] | None = None) -> BacktestReport:
     """The full engine over `candles` on the paper exchange; `strategy` (default: the one
-    TRADEBOT_STRATEGY names) lets `tradebot sweep` run a strategy with changed parameters.
+    TRADEBOT_STRATEGY names) lets `tradebot sweep` run a strategy with changed parameters;
+    `warmup`: each symbol's candles before --from, fed to the engine's history only
+    (trader/backtest_warmup.py): not traded, charted, charged funding nor counted.
     A symbol's candles may be an iterator (`trader.market.replay.iter_candles`): nothing
     grows with their number but the closed trades (the equity curve is bounded)."""
     from trader.exchange.paper import PaperExchange
@@ -135,6 +140,12 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     # One batch object entered once per candle: each `with` is a batch of its own
     # (storage/gate_passes.py `Batch`), without making one every candle.
     candle_batch = store.batch("replay candle")
+    warmed = {symbol: len(warmup.get(symbol, ())) for symbol in symbols} if warmup else {}
+    if warmed:
+        with candle_batch:      # a breaker the warm-up trips is written with the batch
+            for candle in heapq.merge(*(warmup.get(symbol, ()) for symbol in symbols),
+                                      key=_close_time):
+                engine.warm_up(candle)
     # The equity of the balance last charted: a Balance is frozen, and a flat account's is
     # the very same object candle after candle (trader/balance_keeper.py), so its `equity`
     # (a Decimal sum) is taken once per Balance, not once per candle.
@@ -176,7 +187,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
         extra={"open_positions": sum(1 for p in engine.positions.values() if p.quantity),
                "database": db_path},
         notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
-                          refusals=engine.entries.desk.refusals)
+                          refusals=engine.entries.desk.refusals, warmed=warmed)
         + open_at_end_notes(engine.positions.values(), unaccounted)
         + exit_plan_notes(settings, plans))
     try:
@@ -184,6 +195,10 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     except SaveStateFailure as exc:
         raise BacktestError(f"the run's database {db_path} failed at its end: {exc}") from exc
     return report
+
+
+def _close_time(candle: Candle) -> datetime:
+    return candle.close_time
 
 
 def closed_trades(store: TradeStore, archive: ClosedArchive) -> tuple[
@@ -245,18 +260,23 @@ def first_open_time(candles: Mapping[str, Iterable[Candle]]) -> tuple[
 
 def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder: Path, *,
                progress: bool = True, funding: dict | None = None,
-               workers: int | None = None) -> list[BacktestReport]:
+               workers: int | None = None,
+               warmup: Mapping[str, list[Candle]] | None = None) -> list[BacktestReport]:
     """One backtest per group, in group order. Groups share nothing (each its own account,
     database and engine), so with more than one they run in parallel processes, one per
     core (`workers`, default: the machine's cores). Symbols inside one group trade the same
     period on one account: the portfolio heat cap, the shared balance and margin couple
-    their entries, so they stay in one engine, on one core (said on stdout)."""
+    their entries, so they stay in one engine, on one core (said on stdout). `warmup`: the
+    candles before --from by symbol (`backtest_data`), each group given its own symbols'."""
     for group in groups:
         if len(group) > 1:
             print(f"{', '.join(sorted(group))}: same period, one account: the portfolio heat "
                   f"cap (TRADEBOT_MAX_HEAT {settings.max_heat}) and the shared balance couple "
                   "their entries, so they run together in one engine (one core)")
-    jobs = [(settings, group, folder / "-".join(sorted(group)), funding) for group in groups]
+    warmup = warmup or {}
+    jobs = [(settings, group, folder / "-".join(sorted(group)), funding,
+             {symbol: warmup[symbol] for symbol in group if symbol in warmup})
+            for group in groups]
     candles = sum(len(rows) for group in groups for rows in group.values())
     workers = min(len(jobs), workers or os.cpu_count() or 1)
     if workers <= 1 or candles < PARALLEL_MIN_CANDLES:
@@ -279,18 +299,21 @@ def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder
 
 
 def _run_group(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
-               funding: dict | None, progress: bool = False) -> BacktestReport:
+               funding: dict | None, warmup: dict[str, list[Candle]],
+               progress: bool = False) -> BacktestReport:
     logger.info("backtest symbols={} candles={}", ",".join(sorted(group)),
                 sum(len(rows) for rows in group.values()))
-    return asyncio.run(run_backtest(settings, group, out_dir, progress=progress, funding=funding))
+    return asyncio.run(run_backtest(settings, group, out_dir, progress=progress, funding=funding,
+                                    warmup=warmup))
 
 
 def _run_group_in_worker(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
-                         funding: dict | None) -> BacktestReport:
+                         funding: dict | None, warmup: dict[str, list[Candle]]
+                         ) -> BacktestReport:
     """A worker process starts with no logging set up: as quiet as the command (no bar)."""
     setup_logging(json_lines=settings.log_json,
                   level="ERROR" if settings.log_level == "INFO" else settings.log_level)
-    return _run_group(settings, group, out_dir, funding)
+    return _run_group(settings, group, out_dir, funding, warmup)
 
 
 def overlapping_groups(candles: dict[str, list[Candle]]) -> list[dict[str, list[Candle]]]:
@@ -324,39 +347,42 @@ def run_backtest_cli(settings: Settings, args: argparse.Namespace) -> int:
 
 def _backtest_and_report(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        candles, funding = backtest_data(settings, args)
+        candles, funding, warmup = backtest_data(settings, args)
         folder = new_run_dir(args.out, args.run_id)
     except (BacktestError, ValueError, OSError) as exc:
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2
     try:
         # an earlier run of the id stays until this one has succeeded (backtest_folders.py)
-        return _run_into(settings, args, candles, funding, folder)
+        return _run_into(settings, args, candles, funding, warmup, folder)
     finally:
         folder.discard()
 
 
 def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, list[Candle]],
-              funding: dict[str, FundingSchedule] | None, folder: RunFolder) -> int:
+              funding: dict[str, FundingSchedule] | None, warmup: dict[str, list[Candle]],
+              folder: RunFolder) -> int:
     if settings.log_level == "INFO":
         setup_logging(json_lines=settings.log_json, level="ERROR")   # the progress bar speaks
     try:
         reports = run_groups(settings, overlapping_groups(candles), folder.path / DATABASES,
                              progress=not args.no_progress and sys.stderr.isatty(),
-                             funding=funding)    # a bar's redraws would litter a file
+                             funding=funding, warmup=warmup)   # a bar's redraws would litter a file
     except BacktestError as exc:       # a tick that failed (the strategy's error, say)
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2
     strategy = load_strategy(settings.strategy)
     combined = combine(reports, run_id=folder.final.name)
     combined = replace(combined, extra=in_final(combined.extra, folder))
-    for note in combined.notes:        # why the result is empty or suspect (also in report.txt)
+    warmed, short = warmup_notes(warmup, candles, args.start, strategy.warmup)
+    for note in combined.notes + short:   # why the result is empty or suspect (also in report.txt)
         print(note, file=sys.stderr)
-    # the gaps (said on stderr when the data was read) and where the funding came from
-    # (a fact of every run): in the report only
+    # the gaps (said on stderr when the data was read), where the funding came from and the
+    # warm-up had (facts of every run): in the report only
     report = replace(combined, settings=run_settings(settings, strategy),
                      changed=changed_settings(settings, strategy),
-                     notes=combined.notes + gap_warnings(candles) + funding_notes(candles, funding),
+                     notes=combined.notes + gap_warnings(candles) + funding_notes(candles, funding)
+                     + warmed,
                      intervals=candle_intervals(candles))
     try:
         files = write_report(report, folder.path, named_in=folder.final)
@@ -383,8 +409,9 @@ def in_final(value: Any, folder: RunFolder) -> Any:
 
 
 def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
-        dict[str, list[Candle]], dict[str, FundingSchedule] | None]:
-    """The candles to run (and the bundled funding rates) for `args.data` / `args.symbol` /
+        dict[str, list[Candle]], dict[str, FundingSchedule] | None, dict[str, list[Candle]]]:
+    """The candles to run (and the bundled funding rates, and the candles before --from that
+    warm each symbol up: trader/backtest_warmup.py) for `args.data` / `args.symbol` /
     `args.symbols` / `args.start` / `args.end`. Symbols: --symbols, else TRADEBOT_SYMBOLS for
     the bundled data (an explicit --data file is its own choice), else all of the data."""
     from trader.backtest_input import warn_about_gaps
@@ -403,7 +430,7 @@ def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
     if given:
         funding = {**(funding or {}), **given}
     warn_about_gaps(picked)
-    return picked, funding
+    return picked, funding, warmup_candles(data, picked, args.start)
 
 
 def funding_files(paths: list[Path], candles: Mapping[str, object]) -> dict[

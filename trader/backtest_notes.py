@@ -12,7 +12,7 @@ The refusals are the entry desk's own record (trader/entry.py `EntryRefusals`).
 """
 
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -66,15 +66,18 @@ class RunTally:
         return tally
 
     def notes(self, *, warmup: int, rules: Callable[[str], SymbolRules],
-              entered: Iterable[str], refusals: EntryRefusals) -> list[str]:
+              entered: Iterable[str], refusals: EntryRefusals,
+              warmed: Mapping[str, int] | None = None) -> list[str]:
         """The findings, symbol by symbol; `entered`: symbols with at least one position
-        (closed or still open); `refusals`: the entry desk's record of refused signals."""
+        (closed or still open); `refusals`: the entry desk's record of refused signals;
+        `warmed`: the candles before --from each symbol's history had (trader/backtest_warmup.py)."""
         entered = set(entered)
         lines: list[str] = []
         for symbol, tally in sorted(self.symbols.items()):
             tally.refused = refusals.count.get(symbol, 0)
             tally.last_refusal = refusals.last.get(symbol, "")
-            lines += symbol_notes(symbol, tally, warmup, rules(symbol), symbol in entered)
+            lines += symbol_notes(symbol, tally, warmup, rules(symbol), symbol in entered,
+                                  (warmed or {}).get(symbol, 0))
         return lines
 
 
@@ -123,13 +126,14 @@ def exit_plan_notes(settings: Settings, plans: Sequence[ExitPlan]) -> list[str]:
 
 
 def symbol_notes(symbol: str, tally: SymbolTally, warmup: int, rules: SymbolRules,
-                 entered: bool) -> list[str]:
+                 entered: bool, warmed: int = 0) -> list[str]:
     lines = []
-    short = tally.candles < warmup
+    short = tally.candles + warmed < warmup
     if short:
         noun = "candle" if tally.candles == 1 else "candles"
-        lines.append(f"{symbol}: {tally.candles:,} {noun} but the strategy needs {warmup:,} "
-                     "closed candles before its first signal: no trade possible")
+        before = f" (and {warmed:,} before --from)" if warmed else ""
+        lines.append(f"{symbol}: {tally.candles:,} {noun}{before} but the strategy needs "
+                     f"{warmup:,} closed candles before its first signal: no trade possible")
     tick = tick_note(symbol, tally.closes, rules)
     if tick:
         lines.append(tick)

@@ -38,7 +38,7 @@ from trader.close_readback import CloseReadback
 from trader.closing import Finalizer
 from trader.config import Settings
 from trader.containment import Containment
-from trader.domain import Balance, Candle, CloseReason, ExchangePosition, Side
+from trader.domain import ZERO, Balance, Candle, CloseReason, ExchangePosition, Side
 from trader.entry import HIGHER_TIMEFRAME, Account
 from trader.entry_sender import EntrySender
 from trader.events import CloseRequested, Policy
@@ -228,6 +228,20 @@ class Engine:
             return
         history.append(candle)
         self.housekeeping.on_candle(candle)
+
+    def warm_up(self, candle: Candle) -> None:
+        """A candle from before a backtest's --from (trader/backtest_warmup.py): into the
+        symbol's history, with the breakers that read the closed candles (crash, EXTREME
+        regime) applied at its close as that candle's tick would have; no tick: nothing is
+        traded, no balance read, no order sent, the feed watchdog not told."""
+        history = self.candles.get(candle.symbol)
+        if history is None or (history and candle.open_time <= history[-1].open_time):
+            return
+        history.append(candle)
+        now = candle.close_time
+        # no book before --from: the spread breaker waits for the window's first quote
+        self.breakers.check(candle.symbol, None, ZERO, history, now)
+        self.guards.expire(now)
 
     # --- the tick -----------------------------------------------------------------
     def tick(self) -> Awaitable[None]:

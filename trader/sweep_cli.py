@@ -170,14 +170,14 @@ def load_sweep_data(settings: Settings, args: argparse.Namespace) -> "BacktestDa
     from trader.backtest import backtest_data, overlapping_groups
     from trader.sweep_trial import BacktestData
 
-    candles, funding = backtest_data(settings, args)
+    candles, funding, warmup = backtest_data(settings, args)
     groups = overlapping_groups(candles)
     if len(groups) > 1:
         spans = "; ".join(f"{', '.join(sorted(group))} {_period(group)}" for group in groups)
         raise SweepError(f"the data holds periods that do not overlap ({spans}): a trial is "
                          f"one backtest, so pick one with --symbols, e.g. --symbols "
                          f"{sorted(groups[0])[0]}")
-    return BacktestData(candles, funding)
+    return BacktestData(candles, funding, warmup)
 
 
 def objective_notes(spec: SweepSpec, data: "BacktestData") -> list[str]:

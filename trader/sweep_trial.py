@@ -48,9 +48,11 @@ _KEPT_HOME = CONNECTION - {"binance_testnet", "recv_window_ms", "alerts_silent",
 
 @dataclass(frozen=True)
 class BacktestData:
-    """What every trial replays: candles by symbol (periods that overlap) and funding."""
+    """What every trial replays: candles by symbol (periods that overlap) and funding; the
+    candles before --from that warm each symbol up (trader/backtest_warmup.py)."""
     candles: dict[str, list[Candle]]
     funding: dict[str, FundingSchedule] | None = None
+    warmup: dict[str, list[Candle]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def run_trial(plan: TrialPlan, data: BacktestData, scratch_root: Path | None = N
                                      dir=scratch_root) as scratch:
         report = asyncio.run(run_backtest(plan.settings, data.candles, Path(scratch),
                                           progress=False, funding=data.funding,
-                                          strategy=plan.strategy))
+                                          strategy=plan.strategy, warmup=data.warmup))
     return TrialResult(plan.number, plan.params, report.performance,
                        time.perf_counter() - started, thin_curve(report.curve, MAX_POINTS))
 

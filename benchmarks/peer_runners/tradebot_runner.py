@@ -27,10 +27,10 @@ def main() -> None:
     settings = load_settings(_env_file=None, TRADEBOT_EXCHANGE="paper")
     setup_logging(level="ERROR")   # as the command does: INFO lines would be most of the cost
     with rule.Stopwatch() as watch:
-        candles, funding = backtest_data(settings, args)
+        candles, funding, warmup = backtest_data(settings, args)
         reports = run_groups(settings, overlapping_groups(candles),
                              options.workdir / "out" / "databases", progress=False,
-                             funding=funding)
+                             funding=funding, warmup=warmup)
     count = sum(report.candles for report in reports)
     rule.report(candles=count, rows=count, seconds=watch.seconds,
                 trades=sum(len(report.trades) for report in reports),
