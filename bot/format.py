@@ -21,6 +21,9 @@ from trader.alerts import OutgoingAlert
 from trader.commands import AlertView, CommandKind, CommandResult, PositionView, StatusView
 from trader.display import duration, money, number, percent, plural
 
+# An equity read this recently goes without its age on /status (the balance is read again
+# at most a minute apart while streaming: trader/balance_keeper.py)
+EQUITY_FRESH = timedelta(seconds=10)
 SEVERITY_MARK = {"CRITICAL": "🚨", "WARN": "⚠️", "INFO": "ℹ️"}
 
 # Telegram's command menu (setMyCommands): every command but the aliases and /start.
@@ -95,7 +98,8 @@ def format_status(status: StatusView) -> str:
     lines = [
         f"<b>tradebot</b> · {escape(status.mode)} · <b>{_run_state(status)}</b> · "
         f"up {duration(status.uptime)}",
-        f"Equity <b>{money(status.equity)}</b> USDT · free margin {money(status.free_margin)}",
+        f"Equity <b>{money(status.equity)}</b> USDT{_equity_age(status)} · "
+        f"free margin {money(status.free_margin)}",
         format_positions(status.positions),
     ]
     if status.exchange_failures:       # before the positions: their ✅ are from before
@@ -121,6 +125,16 @@ def format_status(status: StatusView) -> str:
         lines.append(f"Feed {escape(status.feed)}")
     lines.append(f"<b>Last error</b> {escape(status.last_error) if status.last_error else 'none'}")
     return "\n".join(lines)
+
+
+def _equity_age(status: StatusView) -> str:
+    """" (read 45 s ago)" when positions are open and the equity was read EQUITY_FRESH or
+    longer ago: the PnL lines beside it are at the mark of now, the equity at the marks of
+    its read (Binance pushes no balance update when only the price moves)."""
+    read_at, now = status.equity_read_at, status.now
+    if not status.positions or read_at is None or now is None or now - read_at < EQUITY_FRESH:
+        return ""
+    return f" (read {duration(now - read_at)} ago)"
 
 
 def format_start(status: StatusView) -> str:

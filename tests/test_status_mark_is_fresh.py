@@ -103,3 +103,29 @@ async def test_a_mark_read_long_ago_gives_way_to_the_positions_own(tmp_path):
     seen = world.engine.tracker.position(SYMBOL).mark_price
     view = position_view(world.engine, world.engine.positions[SYMBOL], world.clock.now())
     assert view.mark_price == seen.quantize(world.paper.rules(SYMBOL).tick_size)
+
+
+async def test_an_equity_read_a_while_ago_says_so_beside_the_live_pnl(tmp_path):
+    """/status's equity is the exchange's at the last balance read (up to a minute old while
+    streaming: Binance pushes no ACCOUNT_UPDATE when only the price moves), its positions'
+    PnL is at the mark of now: a reviewer saw "Equity 9,984.72" beside "PnL -149.92" while
+    the exchange's equity was 9,837.59. The equity line says when it was read."""
+    from bot.format import format_status
+    from trader.views import status_view
+    world = await world_with_a_long(tmp_path)
+    read_at = world.engine.balance_at
+    assert read_at is not None
+    world.clock.advance(45)
+    status = status_view(world.engine)
+    assert status.equity_read_at == read_at
+    assert "USDT (read 45 s ago)" in format_status(status)
+
+
+async def test_a_fresh_equity_or_a_flat_account_shows_no_age(tmp_path):
+    from bot.format import format_status
+    from trader.views import status_view
+    world = await world_with_a_long(tmp_path)
+    assert "(read " not in format_status(status_view(world.engine))     # just read
+    world.engine.interpreter.positions.clear()                          # flat: it does not move
+    world.clock.advance(45)
+    assert "(read " not in format_status(status_view(world.engine))
