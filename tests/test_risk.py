@@ -169,6 +169,10 @@ def test_oversized_position_is_reduced_to_the_cap_instead_of_skipped() -> None:
 def test_position_cap_below_min_notional_is_a_skip() -> None:
     result = plan_entry(sizing(max_position_pct=D("0.001")))
     assert isinstance(result, Skip) and "min notional" in result.reason
+    # the cap said with its unit and where it comes from (a 15 USDT account read "reduced to
+    # the max position cap 37.50", a bare number)
+    assert ("(reduced to the max position cap: 50.00 USDT notional = TRADEBOT_MAX_POSITION_PCT "
+            "0.001 x equity 10000.00 x leverage 5)") in result.reason, result.reason
 
 
 def test_below_min_qty_or_notional_is_a_skip() -> None:

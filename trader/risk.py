@@ -260,7 +260,9 @@ def _capped_quantity(i: SizingInput, wanted: Decimal) -> tuple[Decimal, str]:
     note = ""
     if wanted * i.price > cap_notional:
         wanted = cap_notional / i.price
-        note = f" (reduced to the max position cap {cap_notional:.2f})"
+        note = (f" (reduced to the max position cap: {cap_notional:.2f} USDT notional = "
+                f"TRADEBOT_MAX_POSITION_PCT {i.max_position_pct} x equity {i.equity:.2f} x "
+                f"leverage {i.leverage})")
     if wanted > i.rules.max_qty:
         wanted = i.rules.max_qty
         note = f" (reduced to max qty {i.rules.max_qty})"
