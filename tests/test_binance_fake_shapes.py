@@ -177,3 +177,20 @@ async def test_every_answer_and_event_of_the_fake_has_the_documented_fields():
         doc = documented(name)
         assert (error.status_code, error.code, error.message) == (
             doc.http_status, doc.payload["code"], doc.payload["msg"]), name
+
+
+async def test_position_risk_says_when_the_position_last_changed_not_when_it_was_read():
+    """GET /fapi/v3/positionRisk's updateTime is the position's update time: the documented
+    example answers a request signed at 1702920680303 with 1625474304765 (DOCS +
+    "trade/websocket-api/Position-Information"). The fake gave the time of each read."""
+    import asyncio
+    async with FakeBinance() as fake, started_exchange(fake) as exchange:
+        client = exchange.client
+        await client.futures_create_order(**order_params(market_order(Side.BUY, "0.01")))
+        [first] = await client.futures_position_information(symbol=SYMBOL)
+        await asyncio.sleep(0.05)
+        [again] = await client.futures_position_information(symbol=SYMBOL)
+        assert first["updateTime"] == again["updateTime"]
+        await client.futures_create_order(**order_params(market_order(Side.BUY, "0.01", seq=2)))
+        [grown] = await client.futures_position_information(symbol=SYMBOL)
+        assert grown["updateTime"] > again["updateTime"]

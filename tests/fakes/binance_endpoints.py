@@ -343,8 +343,9 @@ class BinanceEndpoints:
     def position_risk(self, params: Params) -> list[Json]:
         symbol = params.get("symbol")
         symbols = [symbol] if symbol else self.symbols
-        return [wire.position_risk(self.sim.position(s), self.sim.mark_price(s), self.now_ms())
-                for s in symbols if self.sim.position(s).quantity != 0]
+        return [wire.position_risk(position, self.sim.mark_price(position.symbol),
+                                   self.ledger.position_changed_ms(position))
+                for position in map(self.sim.position, symbols) if position.quantity != 0]
 
     def user_trades(self, params: Params) -> list[Json]:
         symbol = required(params, "symbol")

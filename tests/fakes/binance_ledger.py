@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.fakes import binance_wire as wire
-from trader.domain import Fill, Order, OrderStatus
+from trader.domain import ExchangePosition, Fill, Order, OrderStatus
 from trader.exchange.base import AccountUpdate, ExchangeError, FundingApplied, OrderUpdate
 from trader.exchange.sim import SimEvent, Simulator
 
@@ -89,6 +89,9 @@ class OrderLedger:
         # `stick_trigger`); the simulator holds it parked where no price reaches
         self.stuck: dict[str, Decimal] = {}
         self._created: dict[tuple[str, str], int] = {}
+        # symbol -> (size, entry price, ms) of the last position change an ACCOUNT_UPDATE
+        # carried: GET /fapi/v3/positionRisk's `updateTime` (`position_changed_ms`)
+        self._position_changes: dict[str, tuple[Decimal, Decimal, int]] = {}
         self._next_algo_id = ALGO_ID_BASE
         self._stream_events: list[Json] = []
 
@@ -131,6 +134,25 @@ class OrderLedger:
                     list(event.positions), self.sim.balance(), event.reason,
                     moment, balance_change=funding if event.reason == "FUNDING_FEE" else None))
                 funding = Decimal(0)
+                for position in event.positions:
+                    self._position_changed(position, moment)
+
+    def _position_changed(self, position: ExchangePosition, moment: int) -> None:
+        known = self._position_changes.get(position.symbol)
+        if known is None or known[:2] != (position.quantity, position.entry_price):
+            self._position_changes[position.symbol] = (position.quantity,
+                                                       position.entry_price, moment)
+
+    def position_changed_ms(self, position: ExchangePosition) -> int:
+        """`updateTime` of the position's row in GET /fapi/v3/positionRisk ("更新时间",
+        update time): when it last changed, as its last ACCOUNT_UPDATE said, not the time of
+        the read (DOCS + "trade/websocket-api/Position-Information": the example answers a
+        request signed at 1702920680303 with "updateTime": 1625474304765, years before it);
+        now for a change no event told (a test that set the simulator's position directly)."""
+        known = self._position_changes.get(position.symbol)
+        if known is not None and known[:2] == (position.quantity, position.entry_price):
+            return known[2]
+        return self.now_ms()
 
     def take_stream_events(self) -> list[Json]:
         events, self._stream_events = self._stream_events, []
