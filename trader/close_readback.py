@@ -2,10 +2,11 @@
 
 A close is recorded even when its fills cannot be read at that moment (trader/closing.py:
 the read failed and the stream had journaled no closing fill): the record then has no exit
-price and no PnL, /trades shows "PnL unknown" and /pnl leaves it out. Every POLL_EVERY,
-`CloseReadback.sync` reads the account's trades of each such close again (GET
-/fapi/v1/userTrades, through the executor's read policy), keeps those between its opening and
-its close, and, once a closing fill is among them, completes the record in one transaction
+price and no PnL, /trades shows "PnL unknown" and /pnl leaves it out (so is a close recorded
+inside a Retry-After before the stream told its closing fill). Every POLL_EVERY, and at the
+first round after each close (`mark_due`), `CloseReadback.sync` reads the account's trades
+of each such close again (GET /fapi/v1/userTrades, through the executor's read policy), keeps
+those between its opening and its close, and, once a closing fill is among them, completes the record in one transaction
 (the record and its fills) and says so (CLOSE alert). Closes older than LOOKBACK are left
 as they are: Binance serves a trade history of 7 days per request window
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List).
@@ -59,6 +60,13 @@ class CloseReadback:
         self.alerter = alerter
         self.clock = clock
         self.next_at: datetime | None = None      # None: due at once
+
+    def mark_due(self) -> None:
+        """Due at the next round (after each close, trader/engine.py): one recorded with an
+        unknown result (its fills unreadable, or recorded inside a Retry-After from the
+        stream alone: trader/closing.py) is completed once the fills can be read, not
+        up to POLL_EVERY after the last round."""
+        self.next_at = None
 
     async def sync(self) -> list[Position]:
         """Read the unknown closes again when due; the records completed. An exchange error

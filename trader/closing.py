@@ -7,7 +7,9 @@ counts), settles its open intents, reads its fills and computes the final record
 (trader/close_record.py). Each exchange step is best effort: the close is recorded even
 when a cancel or a read fails right now (the failure is in `problems`, reported to the
 operator; the engine's sweep cancels what is left on the flat symbol on the next tick).
-The engine commits the result in one transaction.
+Inside a Retry-After (the rate-limit circuit open) it asks nothing: the close is recorded
+from what the user-data stream told (`_told_by_stream`). The engine commits the result in
+one transaction.
 """
 
 from collections.abc import Awaitable
@@ -18,7 +20,7 @@ from loguru import logger
 
 from trader.clock import Clock
 from trader.close_record import close_reason, closed
-from trader.domain import CloseReason, Fill, Order, OrderRole
+from trader.domain import ZERO, CloseReason, Fill, Order, OrderRole
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.executor import Executor
 from trader.order_tracker import OrderTracker
@@ -46,6 +48,8 @@ class Finalizer:
         self.clock = clock
 
     async def finalize(self, position: Position, reason: CloseReason) -> Finalized:
+        if self.executor.circuit_open():
+            return self._told_by_stream(position, reason)
         problems: list[str] = []
         legs: dict[str, Order | None] = {}
         for leg in position.legs:
@@ -67,6 +71,43 @@ class Finalizer:
         fills = await self._fills(position, problems)
         why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills,
                            legs.get(OrderRole.TAKE_PROFIT_1.value))
+        return Finalized(closed(position, self.clock.now(), why, fills), fills, problems)
+
+    def _told_by_stream(self, position: Position, reason: CloseReason) -> Finalized:
+        """The close inside a Retry-After, when the gate sends nothing (an IP ban lasts from
+        2 minutes to 3 days: the stop's fill cannot wait for it), from what the user-data
+        stream told: the legs as the tracker knows them, the fills it journaled (Binance's
+        ORDER_TRADE_UPDATE carries each fill's price, fee and realised PnL). Complete when
+        the closing fills journaled close all the opening ones; else the exit and the PnL
+        are left unknown (a part would read as the result) and the close read-back completes
+        them from the account's trades once requests resume (trader/close_readback.py).
+        What may still be live is cancelled then by the orphan sweep of the flat symbol."""
+        legs: dict[str, Order | None] = {}
+        for leg in position.legs:
+            if leg.order is not None and leg.order.ours:
+                legs[leg.role.value] = self.executor.settle_known(leg.order.client_id)
+        for intent in self.store.unresolved_intents_for(position.symbol, position.key):
+            self.executor.settle_known(intent.client_id)
+        until = self.exchange.circuit().open_until
+        resume = "once requests to the exchange resume" + (
+            f" ({until:%H:%M:%S} UTC)" if until is not None else "")
+        problems = []
+        fills = self.store.fills(position.symbol, position.opened_at)
+        complete = _closes_all(position, fills)
+        if not complete:
+            fills = [f for f in fills if f.side is position.side]
+            problems.append("requests to the exchange are paused (rate limit) and the "
+                            "user-data stream has not told every closing fill: exit price "
+                            f"and PnL are read {resume}")
+        leftovers = self._leftovers(position, legs)
+        if leftovers:
+            problems.append(f"not cancelled yet, no request may be sent: {', '.join(leftovers)}"
+                            f"; cancelled {resume}")
+        why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills,
+                           legs.get(OrderRole.TAKE_PROFIT_1.value))
+        logger.info("close recorded from the user-data stream inside a Retry-After symbol={} "
+                    "key={} reason={} result_known={} left_live={}", position.symbol,
+                    position.key, why, complete, leftovers)
         return Finalized(closed(position, self.clock.now(), why, fills), fills, problems)
 
     def _leftovers(self, position: Position, legs: dict[str, Order | None]) -> list[str]:
@@ -104,3 +145,15 @@ class Finalizer:
             logger.warning("finalize step failed {}", line)
             problems.append(line)
             return None
+
+
+def _closes_all(position: Position, fills: list[Fill]) -> bool:
+    """Whether `fills` (the symbol's since the position opened) close all it opened: as
+    much closed as opened, and something opened (none journaled: an adopted position)."""
+    opened = closed_qty = ZERO
+    for fill in fills:
+        if fill.side is position.side:
+            opened += fill.quantity
+        else:
+            closed_qty += fill.quantity
+    return opened > 0 and closed_qty == opened

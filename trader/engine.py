@@ -147,6 +147,7 @@ class Engine:
         exchange.on_stream_reconnect(self._stream_reconnected)
         self.funding_backfill = FundingBackfill(exchange, store, clock, self.symbols)
         self.close_readback = CloseReadback(exchange, self.executor, store, alerter, clock)
+        self.journal.close_listeners.append(self.close_readback.mark_due)
 
     # --- state kept across restarts ---------------------------------------------------
     @property
@@ -289,6 +290,8 @@ class Engine:
                 except Exception as exc:  # the symbol's boundary: the next one still runs
                     if not boundary.failed(f"tick {symbol}", exc, symbol):
                         raise
+        else:
+            await self._closes_heard()
         if exchange.circuit().open_until is not None or health.circuit_alerted is not None:
             health.watch_circuit(self.positions)
         self.guards.expire(self.clock.now())
@@ -299,6 +302,24 @@ class Engine:
         if rewrites.lost:   # what a failed or rolled-back write lost: storage/unit_of_work.py
             rewrites.write_again(boundary.failed)
         self.writes.after_tick()
+
+    async def _closes_heard(self) -> None:
+        """Inside a Retry-After no symbol is ticked (nothing may be sent), but a position the
+        user-data stream says is gone (its stop or take-profit filled, closed by hand,
+        liquidated) is closed now from what the stream told: /status and the phone must
+        not show it open, past its stop, until an IP ban ends (2 minutes to 3 days).
+        Everything else waits for the window's end."""
+        for symbol, position in list(self.interpreter.positions.items()):
+            if not position.state.open:
+                continue        # an entry's outcome needs a read
+            view = self.view.streamed_view(symbol)
+            if view is None or view.position.side is position.side:
+                continue        # polling, or still held: as it was
+            try:
+                await self.keeper.close_if_gone(position, view)
+            except Exception as exc:  # the symbol's boundary: the next one still runs
+                if not self.boundary.failed(f"close heard {symbol}", exc, symbol):
+                    raise
 
     async def tick_symbol(self, symbol: str) -> None:
         history = self.candles[symbol]

@@ -133,6 +133,18 @@ class ExchangeView:
             return None
         return position, quote
 
+    def streamed_view(self, symbol: str) -> SymbolView | None:
+        """The symbol's view from the streams alone, whatever REST read is due (the stream
+        check, a mark): None unless the user-data stream is trusted and the symbol was
+        snapshotted since it (re)connected. Inside a Retry-After the only view there is:
+        a stop's fill must not wait out an IP ban (trader/engine.py)."""
+        tracker = self.tracker
+        position = tracker.position(symbol)
+        if position is None or not (self.exchange.streaming and tracker.synced(symbol)):
+            return None
+        return SymbolView(symbol, self.clock.now(), position, tracker.for_symbol(symbol),
+                          tracker.live(symbol), self.last_mark(symbol))
+
     def view_of(self, symbol: str, at: datetime, position: ExchangePosition,
                 quote: Quote) -> SymbolView:
         """The view `pushed_quote` gave `position` and `quote` for, at `at`: the tracker's

@@ -353,6 +353,19 @@ class Executor:
         self.sent_ids.saw(order)
         return order
 
+    def settle_known(self, client_id: str) -> Order | None:
+        """`refresh` without the read: what the tracker knows of one of our orders now (the
+        user-data stream's word merged with the last answers), its record saved and its
+        intent settled; None when it knows nothing of it. For a close recorded inside a
+        Retry-After, when no read may be sent (trader/closing.py)."""
+        tracked = self.tracker.get(client_id)
+        if tracked is None:
+            return None
+        order = tracked.order
+        self._save_order(order)
+        self._settle(order)
+        return order
+
     async def read_order(self, symbol: str, client_id: str) -> Order | None:
         """One of our orders read by client id, as known with this answer (`_learned`);
         None when the exchange knows no such order (not fed: a placement whose answer was

@@ -152,6 +152,17 @@ class PositionKeeper:
                                                  view.live)
         return None if position.state is _CLOSED else position
 
+    async def close_if_gone(self, position: Position, view: SymbolView) -> Position | None:
+        """Terminal detection alone, for a tick that may send nothing (inside a Retry-After:
+        trader/engine.py): a position `view` shows gone is closed now (its finalize reads
+        nothing then: trader/closing.py); any other difference, and every action that needs
+        a request, waits for the window's end. None once closed."""
+        events = observe(position, view)
+        if not events or type(events[0]) is not PositionGone:
+            return position
+        position = await self.interpreter.apply(position, events[0])
+        return None if position.state is _CLOSED else position
+
     def _trail_atr(self, symbol: str) -> Decimal | None:
         """ATR(14) for an ATR trailing distance (TRADEBOT_TRAILING_DISTANCE=1.5atr), else None."""
         if not self.interpreter.policy.trailing_distance.in_atr:
