@@ -13,6 +13,10 @@ One tick, per symbol, in this order (finalization first):
   5. guards     breakers and cooldowns (entries only, never exits)
   6. entry      signal -> regime -> sizing -> entry order -> its fill -> legs (trader/entry.py)
 
+Inside a Retry-After (the rate-limit circuit open) no symbol is ticked; only 2-3 run, on the
+stream's view, for a position the user-data stream shows gone (`_closes_heard`): its close
+needs no request (trader/closing.py).
+
 Each symbol's tick runs inside its own boundary (trader/containment.py). Around the symbols:
 the balance read when due (trader/balance_keeper.py), the rate-limit circuit and rules-change
 alerts (trader/exchange_health.py), the second-instance check (trader/second_instance.py)
