@@ -25,6 +25,7 @@ from trader.domain import (
     Order,
     OrderRole,
     OrderStatus,
+    Side,
     exchange_close_reason,
 )
 from trader.evolve import evolve
@@ -81,20 +82,48 @@ def _stop_reason(position: Position, trigger: Decimal) -> CloseReason:
     return CloseReason.STOP_LOSS
 
 
-def closed(position: Position, at: datetime, reason: CloseReason,
-           fills: Sequence[Fill]) -> Position:
+def closed(position: Position, at: datetime, reason: CloseReason, fills: Sequence[Fill],
+           beyond: Decimal = ZERO) -> Position:
     """The final record, PnL and fees from the position's exchange fills; its size
     (`traded_quantity`) is what the closing fills closed in all: what it held, which for a
-    maker entry whose rest was given up is less than the entry asked for."""
+    maker entry whose rest was given up is less than the entry asked for.
+
+    `beyond`: what the exchange holds now on the other side (a LONG reversed by hand with
+    one SELL larger than it: the SHORT it opened). That much of the newest closing fills
+    opened the new position, not closed this one (`own_part`)."""
     closing_side = position.side.opposite
-    exits = [f for f in fills if f.side is closing_side]
-    exit_qty = sum((f.quantity for f in exits), ZERO)
-    exit_price = (sum((f.price * f.quantity for f in exits), ZERO) / exit_qty) if exit_qty else None
-    realized = sum((f.realized_pnl for f in fills), ZERO)
-    fees = sum((f.fee for f in fills), ZERO)
+    own = own_part(fills, closing_side, beyond)
+    exits = [(f, q) for f, q in own if f.side is closing_side]
+    exit_qty = sum((q for _, q in exits), ZERO)
+    exit_price = (sum((f.price * q for f, q in exits), ZERO) / exit_qty) if exit_qty else None
+    realized = sum((f.realized_pnl for f, _ in own), ZERO)
+    fees = sum((f.fee * q / f.quantity if f.quantity else f.fee for f, q in own), ZERO)
     return evolve(position, state=PositionState.CLOSED, quantity=ZERO, closed_at=at,
                   close_reason=reason, exit_price=exit_price, realized_pnl=realized, fees=fees,
                   closing_reason=None, traded_quantity=exit_qty)
+
+
+def own_part(fills: Sequence[Fill], closing_side: Side,
+             beyond: Decimal) -> list[tuple[Fill, Decimal]]:
+    """Each fill with the quantity of it that was this position's: all of it, except the
+    newest closing fills' last `beyond`, which opened the next position on the other side.
+    Binance reports a reversing trade as one fill with one commission (userTrades,
+    ORDER_TRADE_UPDATE "n"): its fee is shared pro rata; its realized profit is the closed
+    part's alone (the part that opens realizes nothing), so it stays whole. A fill wholly
+    beyond is left out."""
+    left = max(beyond, ZERO)
+    parts: list[tuple[Fill, Decimal]] = []
+    for fill in reversed(sorted(fills, key=lambda f: f.time)):     # newest first
+        quantity = fill.quantity
+        if left > 0 and fill.side is closing_side:
+            taken = min(left, quantity)
+            left -= taken
+            quantity -= taken
+            if quantity <= 0:
+                continue
+        parts.append((fill, quantity))
+    parts.reverse()
+    return parts
 
 
 def traded_size(position: Position) -> Decimal:

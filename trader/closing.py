@@ -14,6 +14,7 @@ one transaction.
 
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TypeVar
 
 from loguru import logger
@@ -71,7 +72,16 @@ class Finalizer:
         fills = await self._fills(position, problems)
         why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills,
                            legs.get(OrderRole.TAKE_PROFIT_1.value))
-        return Finalized(closed(position, self.clock.now(), why, fills), fills, problems)
+        return Finalized(closed(position, self.clock.now(), why, fills,
+                                self._opened_beyond(position)), fills, problems)
+
+    def _opened_beyond(self, position: Position) -> Decimal:
+        """What the exchange holds now on the other side (the view the close was seen in):
+        a reversal by hand, one order larger than the position, opened that much."""
+        now = self.tracker.position(position.symbol)
+        if now is None or now.side is not position.side.opposite:
+            return ZERO
+        return now.size
 
     def _told_by_stream(self, position: Position, reason: CloseReason) -> Finalized:
         """The close inside a Retry-After, when the gate sends nothing (an IP ban lasts from
