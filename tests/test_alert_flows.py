@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import TelegramBot, make_alert_sink
-from tests.engine_world import SYMBOL, World, long_signal, make_world, settings_for
+from tests.engine_world import SYMBOL, World, long_signal, make_world, restart, settings_for
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_bot_support import FAST, OWNER
 from trader.alerter import Alerter
@@ -65,7 +65,30 @@ async def test_a_restart_that_picks_up_its_own_position_is_info_not_a_mismatch(t
     assert "RECONCILE_MISMATCH" not in found
     assert found["STARTUP"] == {"INFO"}
     assert any("picked up its own" in text for text in restarted.alerts("STARTUP"))
-    assert any(text.startswith("boot reconciliation") for text in restarted.alerts("STARTUP"))
+
+
+async def test_a_position_picked_up_on_a_wiped_disk_is_said_once(tmp_path):
+    """review5: "picked up its own LONG 0.807 again" reached the phone twice in one second,
+    the adoption's alert and a "boot reconciliation" line saying the same."""
+    world = await make_world(tmp_path)
+    await open_long(world)
+    restarted = on_a_wiped_disk(world, tmp_path / "wiped")
+    lines = await boot(restarted.engine)
+    said = [text for text in restarted.alerts("STARTUP") if "picked up" in text]
+    assert len(said) == 1, said
+    assert [line for line in lines if "picked up again" in line], lines   # the CLI's print
+
+
+async def test_the_boot_report_still_names_what_no_other_alert_told(tmp_path):
+    """Negative: a record whose position is gone on the exchange is finalized at boot and
+    said in the "boot reconciliation" STARTUP alert, as before."""
+    world = await make_world(tmp_path)
+    await open_long(world)
+    world.paper.publish(world.paper.sim.close_by_hand(SYMBOL, world.clock.now()))
+    restarted = restart(world)
+    await boot(restarted.engine)
+    [report] = [t for t in restarted.alerts("STARTUP") if t.startswith("boot reconciliation")]
+    assert "the position is gone on the exchange: finalized" in report, report
 
 
 async def test_a_position_the_agent_did_not_open_is_a_critical_mismatch(tmp_path):

@@ -7,6 +7,8 @@ symbol over REST into the order tracker, journals fills and probes unresolved in
 next tick's observation acts on what it found (adopt, finalize, repair).
 """
 
+from dataclasses import dataclass
+
 from loguru import logger
 
 from storage import SaveStateFailure
@@ -18,13 +20,19 @@ from trader.reconcile import FILL_LOOKBACK
 
 
 async def boot(engine: Engine) -> list[str]:
-    """Rebuild from the exchange and the database; protect before trading."""
+    """Rebuild from the exchange and the database; protect before trading. Returns every
+    difference found (the CLI prints them); the STARTUP alert "boot reconciliation" names
+    those no other alert told: a position adopted has its own alert (trader/position_keeper.py
+    `adopt`: "picked up its own LONG 0.5 again", or RECONCILE_MISMATCH), said once."""
     engine.load_state()
     engine.booted = False
     lines = await reconcile(engine, report_untracked=False)   # _settle says what it adopted
     engine.known_orders = {o.client_id for s in engine.symbols for o in engine.tracker.ours_live(s)}
+    told: list[str] = []
     for symbol in engine.symbols:
-        lines += await _settle(engine, symbol)
+        settled = await _settle(engine, symbol)
+        lines += settled.lines
+        told += settled.told
     engine.booted = True
     await _read_back(engine)        # protected first; then what was missed
     await engine.contained("balance read at boot", read_balance(engine))
@@ -32,25 +40,34 @@ async def boot(engine: Engine) -> list[str]:
         now = engine.clock.now()
         engine.alerter.publish(Alert(AlertName.STARTUP, "boot reconciliation:\n" +
                                      "\n".join(lines), dedup_key=f"boot:{now.isoformat()}"), now)
-    logger.info("boot reconciliation done differences={}", len(lines))
-    return lines
+    logger.info("boot reconciliation done differences={}", len(lines) + len(told))
+    return told + lines
 
 
-async def _settle(engine: Engine, symbol: str) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What boot found on one symbol: `told`, the adoption its own alert already said;
+    `lines`, the rest (finalized, orphans swept)."""
+    told: list[str]
+    lines: list[str]
+
+
+async def _settle(engine: Engine, symbol: str) -> Settled:
     """One symbol at boot: finalize, adopt or protect, then cancel our orphans."""
     view = await engine.view.view(symbol)
     record = engine.positions.get(symbol)
+    told: list[str] = []
     lines: list[str] = []
     if record is None and view.position.side is not None:
         position = await engine.adopt(symbol, view)
         if position is not None and position.adopted:
-            lines.append(f"{symbol}: untracked {view.position.side.label} "
-                         f"{display.number(view.position.size)} on the exchange: adopted and "
-                         "protected")
+            told.append(f"{symbol}: untracked {view.position.side.label} "
+                        f"{display.number(view.position.size)} on the exchange: adopted and "
+                        "protected")
         elif position is not None:
-            lines.append(f"{symbol}: its own {view.position.side.label} "
-                         f"{display.number(view.position.size)} picked up again from the "
-                         f"exchange ({position.key})")
+            told.append(f"{symbol}: its own {view.position.side.label} "
+                        f"{display.number(view.position.size)} picked up again from the "
+                        f"exchange ({position.key})")
     elif record is not None:
         if record.state.open and view.position.side is None:
             lines.append(f"{symbol}: the position is gone on the exchange: finalized "
@@ -61,7 +78,7 @@ async def _settle(engine: Engine, symbol: str) -> list[str]:
     else:
         position = None
     lines += await engine.sweep_orphans(symbol, position)
-    return lines
+    return Settled(told, lines)
 
 
 async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[str]:
