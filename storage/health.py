@@ -22,6 +22,9 @@ class WriteHealth:
     last: SaveStateFailure | None = None
     pending_alert: bool = False        # a failure the operator has not been told about yet
     pending_recovery: bool = False     # a streak ended; tell the operator writes work again
+    # Which streak the last failure belongs to, one number for all of it (the count of
+    # failures ever at its first): the SAVE_STATE_FAILURE alerts of one streak share a key.
+    streak: int = 0
     # Called with True when a streak of failures begins, False when it ends (storage/store.py:
     # the connection stops waiting for a lock while writes fail).
     on_streak: Callable[[bool], None] | None = None
@@ -35,6 +38,8 @@ class WriteHealth:
         if self.in_a_row == 1 and self.on_streak is not None:
             self.on_streak(True)
         self.total_failures += 1
+        if self.in_a_row == 1:
+            self.streak = self.total_failures
         self.last = exc
         self.pending_recovery = False
         if self.in_a_row in (1, 3) or _power_of_ten(self.in_a_row):

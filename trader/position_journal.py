@@ -245,8 +245,12 @@ class PositionJournal:
         if health.in_a_row >= 3:
             text += f" {health.in_a_row} failures in a row: consider /shutdown."
         self._write_emergency_backup(positions, db_path)
+        # One key per streak: failures come many a second (a full disk fails every write of
+        # a tick), so the 1st, 3rd and 10th flagged by the write health came within 2 s; the
+        # alerter drops a key's repeats within its throttle (5 min) and the next one says how
+        # many it dropped. A new streak, after SAVE_STATE_RECOVERED, is told at once.
         self.alerter.publish(Alert(AlertName.SAVE_STATE_FAILURE, text,
-                                   dedup_key=f"save:{health.total_failures}"), self.clock.now())
+                                   dedup_key=f"save:{health.streak}"), self.clock.now())
 
     def _write_emergency_backup(self, positions: dict[str, Position], db_path: Path) -> None:
         """When the database fails, keep what we know in a plain file next to it."""
