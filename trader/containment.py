@@ -4,6 +4,7 @@ for /status."""
 
 import math
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import TypeVar
 
 from loguru import logger
@@ -30,6 +31,8 @@ class Containment:
         # Backtests set it: an unexpected error ends the run instead of skipping the unit
         # (a replayed tick cannot be retried; a report over skipped ticks never happened).
         self.fail_fast = False
+        # When the API circuit whose refusals were logged opened (`_refused`: once each).
+        self._refusals_logged_for: datetime | None = None
 
     async def contained(self, what: str, work: Awaitable[T], symbol: str = "") -> T | None:
         """Run one unit of work; what escapes it is logged, counted and alerted here and
@@ -46,6 +49,9 @@ class Containment:
         alerted; False when it is to propagate instead (an unexpected error under
         `fail_fast`). A hot loop catches and calls this itself (the engine's tick: one
         coroutine fewer per symbol); everything else runs through `contained`."""
+        if isinstance(exc, CircuitOpen):
+            self._refused(what, exc, symbol)
+            return True
         if isinstance(exc, ExchangeError | UnknownOutcome):
             # Expected trouble (the exchange said no, or did not answer): no fresh view this
             # tick for this unit; the API-failure breaker counts streaks.
@@ -60,6 +66,20 @@ class Containment:
             "skipped this time, protection keeps running", symbol,
             dedup_key=f"error:{what}:{type(exc).__name__}"), self.clock.now())
         return True
+
+    def _refused(self, what: str, exc: CircuitOpen, symbol: str) -> None:
+        """A request our own gate did not send inside a Retry-After (exchange/gate.py): what
+        the circuit is for, not an error, and no API failure (nothing reached Binance; the
+        429/418 that opened it was counted). Logged once per circuit: the candle feed and
+        every symbol's tick meet it every few seconds until it closes, which filled /logs."""
+        self.last_error = f"{what}: {readable(exc)}"
+        if exc.opened_at is not None and exc.opened_at == self._refusals_logged_for:
+            logger.debug("not sent, API circuit open what={} symbol={}", what, symbol or "-")
+            return
+        self._refusals_logged_for = exc.opened_at
+        logger.warning("not sent while the API circuit is open what={} symbol={} error={}; "
+                       "the work waits for the circuit to close (said once per circuit)",
+                       what, symbol or "-", exc)
 
     def _record_failure(self, what: str, exc: BaseException, symbol: str) -> None:
         self.last_error = f"{what}: {readable(exc)}"

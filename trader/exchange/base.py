@@ -138,10 +138,13 @@ class ExchangeError(Exception):
 class CircuitOpen(ExchangeError):
     """Not sent: the exchange rate-limited or banned us and Retry-After has not passed yet."""
 
-    def __init__(self, remaining_seconds: float, reason: str, http_status: int = 429) -> None:
-        """`http_status`: the answer that opened the circuit (418 is the IP ban, and says so)."""
+    def __init__(self, remaining_seconds: float, reason: str, http_status: int = 429,
+                 opened_at: datetime | None = None) -> None:
+        """`http_status`: the answer that opened the circuit (418 is the IP ban, and says so);
+        `opened_at`: when it opened, one value for every refusal of one circuit."""
         super().__init__(-1003, f"not sent: API circuit open for {remaining_seconds:.1f}s more "
                          f"({reason})", http_status=http_status, retry_after=remaining_seconds)
+        self.opened_at = opened_at
 
 
 @dataclass(frozen=True, slots=True)

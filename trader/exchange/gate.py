@@ -102,7 +102,8 @@ class RequestGate:
         remaining = (self._circuit.open_until - now).total_seconds()  # type: ignore[operator]
         logger.debug("api circuit open, not sending action={} remaining_s={:.1f}", action,
                      remaining)
-        raise CircuitOpen(remaining, self._circuit.reason, self._circuit.http_status)
+        raise CircuitOpen(remaining, self._circuit.reason, self._circuit.http_status,
+                          self._circuit.opened_at)
 
     # --- sending ---------------------------------------------------------------------
     async def send(self, action: str, request: Callable[[], Awaitable[T]], *,
