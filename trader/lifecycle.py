@@ -330,7 +330,23 @@ def _size_changed(position: Position, event: PositionSizeChanged, now: datetime,
                              severity=Severity.CRITICAL if liquidated else None,
                              dedup_key=f"reduced:{position.symbol}:{event.quantity}"))
     entry_price = event.entry_price if event.entry_price > 0 else position.entry_price
-    return evolve(position, quantity=event.quantity, entry_price=entry_price), actions, []
+    resized = evolve(position, quantity=event.quantity, entry_price=entry_price)
+    if event.quantity > position.quantity and event.cause:
+        actions.append(_added_alert(position, resized, event.cause))
+    return resized, actions, []
+
+
+def _added_alert(before: Position, after: Position, cause: str) -> Alert:
+    """Size added outside the agent (by hand, on the same side): the legs follow it (the
+    stop too, at its level), so the loss at the stop grows past what the agent sized."""
+    text = (f"{after.symbol}: {after.side.label} increased {cause} from "
+            f"{display.number(before.quantity)} to {display.number(after.quantity)}; its "
+            "stop-loss and take-profit follow the new size: risk "
+            f"{display.money(after.risk_amount())} USDT at the stop "
+            f"{display.number(after.stop.trigger_price)} (was "
+            f"{display.money(before.risk_amount())})")
+    return Alert(AlertName.RECONCILE_MISMATCH, text, after.symbol,
+                 dedup_key=f"added:{after.symbol}:{after.key}:{after.quantity}")
 
 
 def _position_gone(position: Position, event: PositionGone, now: datetime,

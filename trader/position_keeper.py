@@ -35,6 +35,7 @@ from trader.observe import SymbolView, covering_leg, observe, steady
 from trader.order_tracker import OrderTracker, TrackedOrder
 from trader.position import Leg, Position, PositionState
 from trader.reconcile import (
+    addition_cause,
     adopted_position,
     recover_key,
     reduced_by_exchange,
@@ -123,6 +124,9 @@ class PositionKeeper:
             if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
                 cause, by_exchange = await self._who_reduced(position)
                 event = replace(event, cause=cause, by_exchange=by_exchange)
+            elif isinstance(event, PositionSizeChanged) and event.quantity > position.quantity:
+                event = replace(event, cause=await self._who_added(position, event.quantity,
+                                                                   view))
             position = await self.interpreter.apply(position, event, notes)
             if position.state is _CLOSED:
                 return None
@@ -319,6 +323,19 @@ class PositionKeeper:
             logger.warning("fills unavailable to explain a size change error={}", exc)
         return (reduction_cause(position, fills, self._legs_executed(position)),
                 reduced_by_exchange(position, fills))
+
+    async def _who_added(self, position: Position, quantity: Decimal,
+                         view: SymbolView) -> str:
+        """Who made the position larger, in words (`reconcile.addition_cause`); "" for its
+        own entry still filling."""
+        fills: list[Fill] | None = None
+        try:
+            fills = await self.executor.read(self.exchange.fills, position.symbol,
+                                             position.opened_at)
+        except (ExchangeError, UnknownOutcome) as exc:
+            logger.warning("fills unavailable to explain a size change error={}", exc)
+        return addition_cause(position, quantity, fills,
+                              self.entries.entry_working(position, view))
 
     def _legs_executed(self, position: Position) -> frozenset[OrderRole]:
         """The roles of the position's legs whose order executed part, as the tracker knows

@@ -248,6 +248,29 @@ def reduced_by_exchange(position: Position, fills: list[Fill] | None) -> CloseRe
     return None if latest is None else exchange_close_reason(latest)
 
 
+def addition_cause(position: Position, quantity: Decimal, fills: list[Fill] | None,
+                   entry_working: bool) -> str:
+    """Who made a position larger (the exchange now holds `quantity`): "" for its own
+    entry (a partial fill of its market order, a maker quote's fill: the plan), else
+    OUTSIDE. From its opening fills: the latest one not of its entry's orders, or more
+    than they bought in all (a fill the trade list does not show yet). Without them (not
+    read; none since it opened: adopted), its entry still working says it is its own."""
+    opening = [] if fills is None else [f for f in fills if f.side is position.side]
+    if not opening:
+        return "" if entry_working else OUTSIDE
+    ours = [f for f in opening if _entry_of(position, f.client_id)]
+    latest = max(opening, key=lambda f: f.time)
+    if not _entry_of(position, latest.client_id) \
+            or quantity > sum((f.quantity for f in ours), ZERO):
+        return OUTSIDE
+    return ""
+
+
+def _entry_of(position: Position, client_id: str) -> bool:
+    parsed = ClientId.parse(client_id)
+    return parsed is not None and parsed.role is OrderRole.ENTRY and position.owns(client_id)
+
+
 def _latest_closing(position: Position, fills: list[Fill]) -> str | None:
     """The client id of the position's latest closing fill, or None."""
     closing = [f for f in fills if f.side is position.side.opposite]
