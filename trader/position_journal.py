@@ -139,7 +139,7 @@ class PositionJournal:
         position = final.position
         why = position.close_reason
         symbol = position.symbol
-        qty = sum((f.quantity for f in final.fills if f.side is position.side.opposite), ZERO)
+        qty = position.traded_quantity      # its own part of the closing fills (close_record)
         tick, step = self._grid(symbol)
         # No closing fill read (the read failed: `final.problems` says so): neither the exit
         # price nor the PnL is known, and a zero would read as a known result.
