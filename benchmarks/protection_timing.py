@@ -174,7 +174,7 @@ async def cancelled_stop(streams: bool, reps: int, folder: Path, rng: random.Ran
 
 def _placing(agent: LiveAgent) -> bool:
     position = agent.engine.positions.get(SYMBOL)
-    return position is None or any(leg.pending is not None or leg.superseded is not None
+    return position is None or any(leg.pending is not None or leg.superseded
                                    for leg in position.legs)
 
 

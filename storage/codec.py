@@ -210,6 +210,11 @@ def _loader(kind: Any) -> Loader | None:
         return _loader(options[0]) if len(options) == 1 else None
     if origin is dict:
         return dict
+    if origin is tuple:
+        # stored as a JSON list; a tuple of one type (`tuple[str, ...]`) item by item
+        args = typing.get_args(kind)
+        item = _loader(args[0]) if len(args) == 2 and args[1] is Ellipsis else None
+        return tuple if item is None else partial(_tuple_of, item)
     if kind is Decimal:
         return _decimal
     if kind is datetime:
@@ -221,6 +226,10 @@ def _loader(kind: Any) -> Loader | None:
     if dataclasses.is_dataclass(kind):
         return partial(load, kind)
     return None
+
+
+def _tuple_of(item: Loader, raw: Any) -> tuple[Any, ...]:
+    return tuple(item(value) for value in raw)
 
 
 def _member_of(kind: type[Enum]) -> Loader:

@@ -272,10 +272,11 @@ class Driver:
         # A stop's superseded placement is probed as a pending one, as ActionRunner.probe
         # does (trader/stop_backup.py): not found, it never landed.
         leg = self.position.leg(role)
-        pending = client_id in (leg.pending, leg.superseded)
+        pending = client_id == leg.pending or client_id in leg.superseded
         if order is None:
             if pending:
-                return [LegRejected(role, client_id, "never placed (not found)")]
+                return [LegRejected(role, client_id, "never placed (not found)",
+                                    never_placed=True)]
             self.tracker.on_missing(client_id, self.now)
             return []
         self.tracker.on_order(order, self.now)

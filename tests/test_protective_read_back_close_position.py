@@ -80,7 +80,7 @@ async def test_a_close_position_stop_found_on_read_back_covers_the_position(tmp_
     stop = position.stop
     assert stop.order is not None and stop.order.client_id == refused[0]
     assert stop.covers(position.quantity)
-    assert (stop.pending, stop.superseded, stop.retry_at) == (None, None, None)
+    assert (stop.pending, stop.superseded, stop.retry_at) == (None, (), None)
     assert position.state is PositionState.PROTECTED
     for name in ("PROTECTION", "POSITION_UNPROTECTED"):
         assert not world.alerts(name), world.alerts(name)

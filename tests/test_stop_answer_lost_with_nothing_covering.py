@@ -8,7 +8,9 @@ known. Waiting for the lost answer (probed by client id until recvWindow + skew 
 lesser risk: both are reduce-only, so the second to trigger has nothing to reduce.
 
 Not doubled: a take-profit (a missing one loses no money), a move whose old stop still
-covers the position, a backup whose own answer is lost too (never a third). A -4130 answer
+covers the position. A backup whose own answer is lost too gets its own backup, up to
+three placements unresolved at once (trader/stop_backup.py MAX_STOPS_IN_FLIGHT;
+tests/test_stop_backup_after_two_lost_answers.py). A -4130 answer
 to the backup ("An open stop or take profit order with GTE and closePosition in the
 direction is existing", USD-M futures error codes: https://developers.binance.com/docs/
 derivatives/usds-margined-futures/error-code) says a stop holds the position already: the
@@ -82,7 +84,7 @@ def test_a_lost_stop_answer_with_nothing_covering_sends_a_second_stop_in_the_sam
     assert backup.client_id == leg_id(SYMBOL, SL, 3)
     assert (backup.trigger_price, backup.quantity) == (Decimal("49500"), QUANTITY)
     stop = result.position.stop
-    assert (stop.pending, stop.superseded) == (backup.client_id, leg_id(SYMBOL, SL, 2))
+    assert (stop.pending, stop.superseded) == (backup.client_id, (leg_id(SYMBOL, SL, 2),))
     assert not [a for a in result.actions if isinstance(a, (Alert, Flatten))]
 
 
@@ -104,7 +106,7 @@ def test_the_backup_lands_first_then_the_lost_one_shows_up_and_is_cancelled():
                                            QUANTITY), NOW, Policy())
     assert cancels(lost) == [leg_id(SYMBOL, SL, 2)]
     stop = lost.position.stop
-    assert (stop.order.client_id, stop.pending, stop.superseded) == (backup, None, None)
+    assert (stop.order.client_id, stop.pending, stop.superseded) == (backup, None, ())
     assert not placements(lost)
 
 
@@ -117,7 +119,7 @@ def test_the_lost_one_seen_live_by_the_stream_after_the_backup_landed_is_cancell
                 Policy())
     assert cancels(seen) == [leg_id(SYMBOL, SL, 2)]
     assert seen.position.stop.order.client_id == backup
-    assert seen.position.stop.superseded is None
+    assert seen.position.stop.superseded == ()
 
 
 def test_the_lost_one_lands_first_it_protects_then_the_backup_replaces_it():
@@ -127,7 +129,7 @@ def test_the_lost_one_lands_first_it_protects_then_the_backup_replaces_it():
                  Policy())
     assert found.position.state is PositionState.PROTECTED
     assert found.position.stop.order.client_id == lost_id
-    assert (found.position.stop.pending, found.position.stop.superseded) == (backup, None)
+    assert (found.position.stop.pending, found.position.stop.superseded) == (backup, ())
     assert not cancels(found) and not placements(found)
     landed = step(found.position, LegPlaced(SL, backup, Decimal("49500"), QUANTITY), NOW,
                   Policy())
@@ -158,17 +160,28 @@ def test_the_lost_one_never_placed_is_forgotten_without_an_alert():
                                              "never placed (not found on the exchange)"),
                 NOW, Policy())
     stop = gone.position.stop
-    assert (stop.pending, stop.superseded) == (leg_id(SYMBOL, SL, 3), None)
+    assert (stop.pending, stop.superseded) == (leg_id(SYMBOL, SL, 3), ())
     assert gone.actions == []
 
 
-def test_the_backup_answer_lost_too_sends_no_third_stop():
+def test_the_backup_answer_lost_too_gets_its_own_backup_and_a_fourth_is_never_sent():
+    """A burst of 5xx pages loses the backup sent right after the first: a third stop at
+    once (review 5: waiting for both to expire left no stop for 16-18 s); never more than
+    MAX_STOPS_IN_FLIGHT unresolved at a time."""
     _, result = stop_cancelled_by_hand_then_answer_lost()
     again = step(result.position, LegPlacementUnknown(SL, leg_id(SYMBOL, SL, 3)), NOW,
                  Policy())
-    assert again.actions == []
+    [third] = placements(again)
+    assert third.client_id == leg_id(SYMBOL, SL, 4)
+    assert (third.trigger_price, third.quantity) == (Decimal("49500"), QUANTITY)
     stop = again.position.stop
-    assert (stop.pending, stop.superseded) == (leg_id(SYMBOL, SL, 3), leg_id(SYMBOL, SL, 2))
+    assert (stop.pending, stop.superseded) == (
+        leg_id(SYMBOL, SL, 4), (leg_id(SYMBOL, SL, 2), leg_id(SYMBOL, SL, 3)))
+    assert not [a for a in again.actions if isinstance(a, (Alert, Flatten))]
+    more = step(again.position, LegPlacementUnknown(SL, leg_id(SYMBOL, SL, 4)), NOW, Policy())
+    assert more.actions == []
+    assert (more.position.stop.pending, more.position.stop.superseded) == (
+        stop.pending, stop.superseded)
 
 
 def test_an_existing_stop_answer_to_the_backup_goes_back_to_waiting_for_the_first():
@@ -180,7 +193,7 @@ def test_an_existing_stop_answer_to_the_backup_goes_back_to_waiting_for_the_firs
         NOW, Policy())
     assert not [a for a in refused.actions if isinstance(a, (Alert, Flatten, PlaceLeg))]
     stop = refused.position.stop
-    assert (stop.pending, stop.superseded, stop.retry_at) == (leg_id(SYMBOL, SL, 2), None,
+    assert (stop.pending, stop.superseded, stop.retry_at) == (leg_id(SYMBOL, SL, 2), (),
                                                             None)
     assert stop.failures == 0
     found = step(refused.position, LegPlaced(SL, leg_id(SYMBOL, SL, 2), Decimal("49500"),
@@ -195,7 +208,7 @@ def test_a_lost_take_profit_answer_is_waited_for_not_doubled():
     result = step(position, LegPlacementUnknown(TP, leg_id(SYMBOL, TP, 2)), NOW, Policy())
     assert result.actions == []
     assert result.position.take_profit.pending == leg_id(SYMBOL, TP, 2)
-    assert result.position.take_profit.superseded is None
+    assert result.position.take_profit.superseded == ()
 
 
 def test_a_lost_stop_move_while_the_old_stop_still_covers_is_waited_for():
@@ -204,7 +217,7 @@ def test_a_lost_stop_move_while_the_old_stop_still_covers_is_waited_for():
     moved, new_id = position.placing(position.stop)
     result = step(moved, LegPlacementUnknown(SL, new_id), NOW, Policy())
     assert result.actions == []
-    assert result.position.stop.superseded is None
+    assert result.position.stop.superseded == ()
 
 
 def test_a_lost_stop_move_while_a_stop_placed_by_hand_covers_is_waited_for():
@@ -215,7 +228,7 @@ def test_a_lost_stop_move_while_a_stop_placed_by_hand_covers_is_waited_for():
                                         trigger_price=Decimal("49600")))
     moving, new_id = position.placing(position.stop)
     result = step(moving, LegPlacementUnknown(SL, new_id), NOW, Policy())
-    assert result.actions == [] and result.position.stop.superseded is None
+    assert result.actions == [] and result.position.stop.superseded == ()
 
 
 # --- the real engine on the paper exchange --------------------------------------------------
@@ -258,7 +271,7 @@ async def settled_to_one_stop(world: World) -> str:
     position = world.engine.positions[SYMBOL]
     live = [o.client_id for o in await stops(world)]
     assert live == [position.stop.order.client_id], live
-    assert (position.stop.pending, position.stop.superseded) == (None, None)
+    assert (position.stop.pending, position.stop.superseded) == (None, ())
     assert position.state is PositionState.PROTECTED
     assert not world.alerts("POSITION_UNPROTECTED")
     return live[0]
@@ -337,7 +350,7 @@ def one_stop_settled(fake: FakeBinance, engine: Engine, first_known: bool) -> bo
     the exchange is the leg's."""
     stop = engine.positions[SYMBOL].stop
     live = [o.client_id for o in fake.sim.open_orders(SYMBOL) if o.type is OrderType.STOP_MARKET]
-    return (stop.pending is None and (stop.superseded is None) is first_known
+    return (stop.pending is None and (stop.superseded == ()) is first_known
             and stop.order is not None and live == [stop.order.client_id])
 
 
@@ -353,4 +366,4 @@ def test_a_superseded_stop_that_never_landed_is_forgotten_and_the_machine_settle
                                     (("expire", OrderRole.STOP_LOSS), 1)])
     assert settle(driver), "still placing or probing long after the exchange calmed down"
     assert_settled(driver)
-    assert driver.position.stop.superseded is None
+    assert driver.position.stop.superseded == ()

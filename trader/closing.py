@@ -128,7 +128,9 @@ class Finalizer:
         for leg in position.legs:
             if leg.order is not None and leg.order.ours:
                 candidates.append(leg.order.client_id)
-            candidates += [cid for cid in (leg.pending, leg.superseded) if cid is not None]
+            if leg.pending is not None:
+                candidates.append(leg.pending)
+            candidates += leg.superseded
         finished = {o.client_id for o in legs.values() if o is not None and o.status.terminal}
         return [cid for cid in dict.fromkeys(candidates)
                 if cid not in finished and not self._known_finished(cid)]

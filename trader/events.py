@@ -70,7 +70,9 @@ class LegRejected:
     nearest trigger PRICE_FILTER allows when the refused one is past its minPrice / maxPrice
     (None otherwise): a first placement is planned again there. `covered_already`: Binance
     refused it because a closePosition stop or take-profit in that direction rests already
-    (-4130, `Verdict.closing_order_exists`): the position is covered by it."""
+    (-4130, `Verdict.closing_order_exists`): the position is covered by it. `never_placed`:
+    no refusal, the placement's answer was lost and its probe found it never landed
+    (recvWindow + grace passed, not on the exchange): no reason to wait before the next."""
     role: OrderRole
     client_id: str
     reason: str
@@ -79,6 +81,7 @@ class LegRejected:
     filter_refused: bool = False
     covered_already: bool = False
     allowed_trigger: Decimal | None = None
+    never_placed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from decimal import ROUND_CEILING, Decimal
 from loguru import logger
 
 from storage import SaveStateFailure
-from trader import display
+from trader import display, stop_backup
 from trader.clock import Clock
 from trader.domain import (
     ZERO,
@@ -196,7 +196,7 @@ class ActionRunner:
     async def probe(self, position: Position, action: ProbeOrder) -> Performed:
         """One order by client id: placed, still live, gone, or not known (yet)."""
         leg = position.leg(action.role)
-        if action.client_id in (leg.pending, leg.superseded):
+        if action.client_id == leg.pending or action.client_id in leg.superseded:
             return await self._probe_pending(position, action)
         order = await self.executor.refresh(position.symbol, action.client_id)
         if order is None:
@@ -215,12 +215,18 @@ class ActionRunner:
             return Performed([LegRejected(action.role, action.client_id, "no record of it")])
         resolved = await self.executor.probe(intent)
         if resolved.status is IntentStatus.SENT:
-            return Performed()          # may still land: keep waiting, never resend
+            # May still land: never resent. A stop placement nothing else covers gets its
+            # backup now (after a restart: the run before lost its answer), as when the
+            # answer was lost (trader/stop_backup.py).
+            if stop_backup.backs_up(position, action.role, action.client_id):
+                return Performed([LegPlacementUnknown(action.role, action.client_id)])
+            return Performed()
         order = await self.executor.refresh(position.symbol, action.client_id) \
             if resolved.status in (IntentStatus.ACKED, IntentStatus.FILLED) else None
         if order is None:
             return Performed([LegRejected(action.role, action.client_id,
-                                          f"never placed ({resolved.detail})")])
+                                          f"never placed ({resolved.detail})",
+                                          never_placed=True)])
         if order.status.live:
             return Performed([LegPlaced(action.role, order.client_id,
                                         order.trigger_price or position.leg(action.role).trigger_price,

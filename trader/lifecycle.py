@@ -198,7 +198,7 @@ def _leg_unknown(position: Position, event: LegPlacementUnknown, now: datetime,
 def _leg_rejected(position: Position, event: LegRejected, now: datetime,
                   policy: Policy) -> Outcome:
     if stop_backup.is_superseded(position, event.role, event.client_id):
-        position, actions = stop_backup.superseded_over(position, event.role)
+        position, actions = stop_backup.superseded_over(position, event.role, event.client_id)
         return position, actions, []
     if event.covered_already:
         backed = stop_backup.covered_already(position, event.role, event.client_id)
@@ -211,6 +211,10 @@ def _leg_rejected(position: Position, event: LegRejected, now: datetime,
         # Not the placement the leg waits for (an older one, already replaced or given up):
         # its refusal, 'level passed' too, says nothing of the leg's current order.
         return position, [], []
+    if event.never_placed:
+        again = stop_backup.never_placed(position, event.role, event.client_id, event.reason)
+        if again is not None:
+            return *again, []
     first = position.take_profit_1
     if event.role is OrderRole.TAKE_PROFIT_1 and event.level_passed and first is not None \
             and event.client_id == first.pending and position.state is not CLOSING \
@@ -273,7 +277,7 @@ def _leg_seen(position: Position, event: LegSeen, now: datetime, policy: Policy)
 
 def _leg_gone(position: Position, event: LegGone, now: datetime, policy: Policy) -> Outcome:
     if stop_backup.is_superseded(position, event.role, event.client_id):
-        position, actions = stop_backup.superseded_over(position, event.role)
+        position, actions = stop_backup.superseded_over(position, event.role, event.client_id)
         return position, actions, []
     position, actions = protection.gone(position, event.role, event.client_id,
                                         event.confirmed, now, policy, event.status,

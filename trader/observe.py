@@ -133,12 +133,15 @@ def steady(position: Position, view: SymbolView) -> bool:
 
 def _leg_events(position: Position, leg: Leg, view: SymbolView,
                 others: list[Order]) -> list[Event]:
-    if leg.superseded is not None:
-        # A stop's lost placement that its backup stands in for (trader/stop_backup.py):
-        # what is known of it first, so that one of the two found live is the one kept.
-        superseded = _pending_events(position, leg, view, view.orders.get(leg.superseded))
+    if leg.superseded:
+        # A stop's lost placements that its backups stand in for (trader/stop_backup.py):
+        # what is known of them first, oldest first, so that of those found live the first
+        # stepped is the one kept (the others are extra then).
+        superseded = [event for client_id in leg.superseded
+                      for event in _pending_events(position, leg, view,
+                                                   view.orders.get(client_id))]
         if superseded:
-            return superseded + _leg_events(position, evolve(leg, superseded=None), view,
+            return superseded + _leg_events(position, evolve(leg, superseded=()), view,
                                               others)
     if leg.pending is not None:
         events = _pending_events(position, leg, view, view.orders.get(leg.pending))

@@ -4,7 +4,7 @@ A `Position` is changed by one function only, `trader.lifecycle.step`; everythin
 frozen value. Each protective `Leg` (stop-loss, take-profit) says where its order should
 be (`trigger_price`, rounded onto the tick grid when it was planned) and what is known of
 the order that protects now (`order`), of a placement whose answer is not known yet
-(`pending`, sent at `pending_trigger`; a stop's lost one it no longer waits for,
+(`pending`, sent at `pending_trigger`; a stop's lost ones it no longer waits for,
 `superseded`) and of refused placements (`failures`, `retry_at`). `Position.leg_quantity` says what each leg's order should close: the stop
 always the whole quantity; the take-profit the whole quantity too under the one-TP plan,
 and under the two-TP plan (`ExitPlan.TWO`, trader/management.py) TP1 (`take_profit_1`,
@@ -99,10 +99,13 @@ class Leg:
     # The trigger `pending` was sent at: the plan may move while its answer is unknown (/sl,
     # trailing, breakeven), and the order found then is at this level, not the plan's.
     pending_trigger: Decimal | None = None
-    # A stop-loss placement whose answer was lost while nothing covered the position: not
-    # waited for, `pending` is its backup (trader/stop_backup.py). Probed until its outcome
-    # is known; if it shows up live it is cancelled, unless it is all that protects.
-    superseded: str | None = None
+    # The stop-loss placements whose answers were lost while nothing covered the position,
+    # oldest first: not waited for, `pending` is the backup of the last (trader/stop_backup.py,
+    # at most `MAX_STOPS_IN_FLIGHT` with `pending`). Each is probed until its outcome is
+    # known; one that shows up live is cancelled, unless it is all that protects. A record
+    # written when there could be one only (a client id or null) is read as this tuple
+    # (trader/position_body.py).
+    superseded: tuple[str, ...] = ()
     failures: int = 0                      # consecutive refused placements
     retry_at: datetime | None = None       # no placement before this (capped backoff)
     alerted: bool = False                  # an alert went out for this episode (all-clear owed)

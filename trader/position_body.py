@@ -1,5 +1,7 @@
 """A saved position's body read back: the record as written, or one written before the legs
-existed (flat `sl_price`, `sl_client_id`, ...) read as the same position with its legs."""
+existed (flat `sl_price`, `sl_client_id`, ...) read as the same position with its legs, and
+a leg's `superseded` as the tuple it is now (a client id or null when a stop could have one
+lost placement backed up only)."""
 
 import json
 from typing import Any
@@ -7,6 +9,7 @@ from typing import Any
 from storage.codec import load
 from trader.position import Position
 
+_LEG_NAMES = ("stop", "take_profit", "take_profit_1")
 _LEGACY_LEG_FIELDS = (("stop", "sl", "sl_price", "sl_client_id"),
                       ("take_profit", "tp", "tp_price", "tp_client_id"))
 
@@ -17,7 +20,21 @@ def position_from_body(body: str) -> Position:
     raw = json.loads(body)
     if "stop" not in raw:
         raw = _legs_from_legacy(raw)
+    for name in _LEG_NAMES:
+        leg = raw.get(name)
+        if isinstance(leg, dict) and "superseded" in leg:
+            leg["superseded"] = _superseded(leg["superseded"])
     return load(Position, raw)
+
+
+def _superseded(stored: Any) -> tuple[str, ...]:
+    """A leg's lost placements as stored: a JSON list (tuples are written so), or from a
+    record of the time there was one at most, its client id or null."""
+    if stored is None:
+        return ()
+    if isinstance(stored, str):
+        return (stored,)
+    return tuple(stored)
 
 
 def _legs_from_legacy(raw: dict[str, Any]) -> dict[str, Any]:

@@ -377,7 +377,7 @@ class PositionKeeper:
         wanted: set[str | None] = set()
         if position is not None:
             for leg in position.legs:
-                wanted |= {leg.pending, leg.superseded,
+                wanted |= {leg.pending, *leg.superseded,
                            leg.order.client_id if leg.order else None}
         lines = []
         for order in self.tracker.ours_live(symbol):

@@ -18,7 +18,8 @@ Called by `trader.lifecycle.step` only. The rules (docs/ARCHITECTURE.md, "Protec
   kept (trader/placement_refusals.py);
 - a placement whose answer was lost is never re-sent: it stays `pending` until a probe
   says what happened; a stop-loss with nothing else covering the position gets a backup
-  under the next client id at once, the extra one retired (trader/stop_backup.py);
+  under the next client id at once (a lost backup its own, up to a bound), the extra ones
+  retired, and one found never placed is placed again at once (trader/stop_backup.py);
 - a leg whose live order no longer matches (size changed, trigger moved) is replaced
   new-first: the new order is placed, the old one cancelled once the new one is live;
 - two-TP plan: an order that still covers more than its leg should close (the position
@@ -237,7 +238,7 @@ def settled(position: Position) -> bool:
     for leg, wanted in position.leg_quantities():
         order = leg.order
         if leg.pending is not None or leg.retry_at is not None or leg.alerted \
-                or leg.superseded is not None or order is None or not leg.matches(wanted) \
+                or leg.superseded or order is None or not leg.matches(wanted) \
                 or order.missing_since is not None or order.missing_cycles != 0:
             return False
     return True
@@ -365,12 +366,12 @@ def _still_placing(position: Position) -> bool:
 
 def watch(position: Position) -> list[Action]:
     """Per tick: probe the placements whose answer was lost (never resend them), a stop's
-    superseded one too (trader/stop_backup.py)."""
-    probes = [ProbeOrder(leg.pending, leg.role) for leg in position.legs
-              if leg.pending is not None]
+    superseded ones first, oldest first (trader/stop_backup.py): one found never placed
+    makes room for the backup the pending one's probe may then send in the same tick."""
     stop = position.stop
-    if stop.superseded is not None:
-        probes.append(ProbeOrder(stop.superseded, stop.role))
+    probes = [ProbeOrder(client_id, stop.role) for client_id in stop.superseded]
+    probes += [ProbeOrder(leg.pending, leg.role) for leg in position.legs
+               if leg.pending is not None]
     return probes
 
 
