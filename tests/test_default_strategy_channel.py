@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trader.domain import Candle, Side, Signal
+from trader.market.history import CandleHistory
 from trader.market.indicators import atr, ema, highest_high, lowest_low
-from trader.strategy.default import DefaultStrategy
+from trader.strategy.default import DefaultStrategy, _breaks_down, _breaks_up
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 FIVE = timedelta(minutes=5)
@@ -75,3 +76,63 @@ def test_the_signal_is_the_literal_rule_s(steps: list[tuple[int, int, int, int]]
         candles = walked[:end]
         got, wanted = strategy.signal(candles), literal_signal(strategy, candles)
         assert got == wanted
+
+
+# A nudge of 10**-18 of the price: Decimals that differ where their floats are equal (the
+# float channel tests must leave those to the Decimals).
+NUDGES = st.lists(st.tuples(st.sampled_from([0, 0, 1, -1]), st.sampled_from([0, 0, 1, -1]),
+                            st.sampled_from([0, 0, 1, -1])), min_size=1, max_size=7)
+TINY = Decimal("1e-16")
+
+
+def nudged(candles: list[Candle], nudges: list[tuple[int, int, int]]) -> list[Candle]:
+    """Each candle's high, low and close moved by a multiple of TINY (floats keep them
+    equal: a close meets a high or a low as a float while the Decimals differ)."""
+    out = []
+    for number, candle in enumerate(candles):
+        high, low, close = nudges[number % len(nudges)]
+        out.append(Candle(candle.symbol, candle.open_time, candle.interval, candle.open,
+                          candle.high + high * TINY, candle.low + low * TINY,
+                          candle.close + close * TINY, candle.volume))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(moves, st.integers(1, 5), NUDGES)
+def test_a_historys_window_tests_its_channel_as_the_literal_rule(
+        steps: list[tuple[int, int, int, int]], channel: int,
+        nudges: list[tuple[int, int, int]]) -> None:
+    """The channel tests from the history's float highs and lows (trader/strategy/default.py
+    `_breaks_up`, `_breaks_down`) answer as the Decimal rule on every window, ties of the
+    floats and of the Decimals included; so does the signal."""
+    strategy = DefaultStrategy(channel=channel, ema_fast=2, ema_slow=3, atr_period=2,
+                               window=channel + 3, min_body_atr=Decimal(0))
+    walked = nudged(walk(steps), nudges)
+    history = CandleHistory(maxlen=channel + 5, factor=5, range_window=99)
+    for end, candle in enumerate(walked, start=1):
+        history.append(candle)
+        window, candles = history.closed(), walked[max(0, end - channel - 5):end]
+        assert window.channel_floats(channel + 2, True) is not None or len(window) < channel + 2
+        if len(candles) >= channel + 2:
+            price, before = candles[-1].close, candles[-2].close
+            assert _breaks_up(price, before, window, channel) == (
+                price > highest_high(candles[-channel - 1:-1])
+                and before <= highest_high(candles[-channel - 2:-2]))
+            assert _breaks_down(price, before, window, channel) == (
+                price < lowest_low(candles[-channel - 1:-1])
+                and before >= lowest_low(candles[-channel - 2:-2]))
+        assert strategy.signal(window) == literal_signal(strategy, candles)
+
+
+def test_equal_floats_leave_the_channel_to_the_decimals() -> None:
+    """A close above the channel's highest high by less than a float can tell breaks it; one
+    below by as little does not (the float pre-test must not decide either)."""
+    base = walk([(0, 1, 1, 0)] * 6)
+    for move, breaks in ((TINY, True), (-TINY, False), (Decimal(0), False)):
+        highest = max(c.high for c in base[:-1])
+        last = base[-1]
+        candles = [*base[:-1], Candle(last.symbol, last.open_time, last.interval, last.open,
+                                      highest + move + 1, last.low, highest + move)]
+        history = CandleHistory(maxlen=10, factor=5, range_window=99, candles=candles)
+        assert float(candles[-1].close) == float(highest)
+        assert _breaks_up(candles[-1].close, candles[-2].close, history.closed(), 4) is breaks

@@ -14,10 +14,12 @@ strategy's channel test stops at the first candle or two), `==` with a list or a
 window, and the `Sequence` methods (`index`, `count`, `in`). Not a list: no `append`, no
 `+` with a list on its left (`list(window)` or a slice gives one).
 
-A history that keeps its candles' closes and true ranges as floats (index for index with
-`items`, trimmed with it: a window keeps the lists of its moment) hands them to its windows
-too: `floats(count)` gives those of the last `count` candles, for the float pre-tests of the
-strategy and the trend (trader/strategy/default.py, trader/strategy/regime.py).
+A history that keeps its candles' closes, true ranges, highs and lows as floats (index for
+index with `items`, trimmed with it: a window keeps the lists of its moment) hands them to
+its windows too: `floats(count)` gives the closes and ranges of the last `count` candles,
+for the float pre-tests of the strategy and the trend (trader/strategy/default.py,
+trader/strategy/regime.py), `channel_floats(count, upper)` the closes and the highs (or
+lows), for the strategy's channel tests.
 """
 
 from collections.abc import Iterator, Sequence
@@ -32,11 +34,12 @@ class CandleWindow(Sequence[Candle]):
     __slots__ = ("_items", "_start", "_stop", "_floats", "_rough")
 
     def __init__(self, items: list[Candle], start: int, stop: int,
-                 floats: tuple[list[float], list[float]] | None = None) -> None:
+                 floats: tuple[list[float], list[float], list[float], list[float]] | None = None
+                 ) -> None:
         self._items = items
         self._start = start
         self._stop = stop
-        self._floats = floats      # (closes, true ranges) of `items`, index for index
+        self._floats = floats      # (closes, true ranges, highs, lows) of `items`, index for index
         self._rough: dict[tuple[int, int, int], RoughEmas | None] | None = None
 
     def floats(self, count: int) -> tuple[list[float], list[float]] | None:
@@ -47,6 +50,14 @@ class CandleWindow(Sequence[Candle]):
         if floats is None or not 0 < count <= stop - self._start:
             return None
         return floats[0][stop - count:stop], floats[1][stop - count:stop]
+
+    def channel_floats(self, count: int, upper: bool) -> tuple[list[float], list[float]] | None:
+        """The float closes and highs (`upper`) or lows of the last `count` candles, or None:
+        no floats kept, or `count` not within the window."""
+        floats, stop = self._floats, self._stop
+        if floats is None or not 0 < count <= stop - self._start:
+            return None
+        return floats[0][stop - count:stop], floats[2 if upper else 3][stop - count:stop]
 
     def rough_emas(self, count: int, fast: int, slow: int) -> RoughEmas | None | bool:
         """`rough_emas_of_floats` of the last `count` closes' floats, kept on the window

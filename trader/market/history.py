@@ -66,12 +66,13 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         # on it (trader/market/candle_window.py).
         self._items: list[Candle] = []
         # With range_window: alongside `_items`, index for index (trimmed with it), each
-        # candle's close and true range (against the close before it; its high - low for
-        # the first candle) as floats, made once as it is appended: the strategy's and the
-        # trend's float pre-tests read them through the windows (trader/strategy/default.py)
-        # instead of converting 120 Decimals each time (~1,460 instructions a value).
-        self._floats: tuple[list[float], list[float]] | None = \
-            ([], []) if self.range_window else None
+        # candle's close, true range (against the close before it; its high - low for the
+        # first candle), high and low as floats, made once as it is appended: the
+        # strategy's and the trend's float pre-tests read them through the windows
+        # (trader/strategy/default.py) instead of converting 120 Decimals each time
+        # (~1,460 instructions a value), and its channel tests without a scan of Decimals.
+        self._floats: tuple[list[float], list[float], list[float], list[float]] | None = \
+            ([], [], [], []) if self.range_window else None
         self._closed: CandleWindow | None = None
         self._higher: deque[_Group] = deque()               # the complete groups
         self._completed = 0                                 # groups ever completed
@@ -112,13 +113,16 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
             self.last_close = close
             floats[0].append(close)
             floats[1].append(span)
+            floats[2].append(high)
+            floats[3].append(low)
         deque.append(self, candle)
         items = self._items
         items.append(candle)
         if maxlen is not None and len(items) >= 2 * maxlen:
             self._items = items[-maxlen:]       # a new list: the windows handed out keep theirs
             if floats is not None:
-                self._floats = (floats[0][-maxlen:], floats[1][-maxlen:])
+                self._floats = (floats[0][-maxlen:], floats[1][-maxlen:],
+                                floats[2][-maxlen:], floats[3][-maxlen:])
         self._closed = None
         self.version = next(_VERSIONS)
         if self.factor > 1 and self._higher_valid:

@@ -99,11 +99,9 @@ class DefaultStrategy:
         # The candle before the last is the first the channel tests look at (channel >= 1):
         # when it already holds the price, neither test needs its generator (most candles).
         breaks_up = (up_wanted and before.high < price
-                     and _above_every_high(price, closed, channel)
-                     and before.close <= highest_high(closed[-channel - 2:-2]))
+                     and _breaks_up(price, before.close, closed, channel))
         breaks_down = (down_wanted and before.low > price
-                       and _below_every_low(price, closed, channel)
-                       and before.close >= lowest_low(closed[-channel - 2:-2]))
+                       and _breaks_down(price, before.close, closed, channel))
         if not (breaks_up or breaks_down):
             return None   # most candles: no breakout, so the indicators are not needed
         # A history's window carries its candles' closes and true ranges as floats
@@ -197,6 +195,46 @@ class DefaultStrategy:
             reason=(f"{self.channel}-candle {'high' if side is Side.BUY else 'low'} broken "
                     f"at {last.close} with EMA{self.ema_fast}/{self.ema_slow} trend"),
         )
+
+
+# The channel tests from a history's float highs and lows (trader/market/candle_window.py):
+# float() of a Decimal rounds to the nearest double, which never puts a larger Decimal below
+# a smaller one, so a float strictly above (or below) another tells the Decimals' order;
+# only equal floats leave a test to the Decimals. (One `max` over 30 floats, ~2,000
+# instructions, against a scan of Decimals that reads the whole channel on a breakout.)
+
+def _breaks_up(price: Decimal, before: Decimal, closed: Sequence[Candle], channel: int) -> bool:
+    """`price > highest_high(closed[-channel - 1:-1])` and `before <= highest_high(
+    closed[-channel - 2:-2])`: `price` (the last close) breaks the channel before it, and
+    `before` (the close before it) did not break its own."""
+    floats = closed.channel_floats(channel + 2, True) if type(closed) is CandleWindow else None
+    if floats is None:
+        return (_above_every_high(price, closed, channel)
+                and before <= highest_high(closed[-channel - 2:-2]))
+    closes, highs = floats
+    last, highest = closes[-1], max(highs[1:-1])
+    if last < highest or (last == highest and not _above_every_high(price, closed, channel)):
+        return False
+    before_float, highest = closes[-2], max(highs[:-2])
+    if before_float != highest:
+        return before_float < highest
+    return before <= highest_high(closed[-channel - 2:-2])
+
+
+def _breaks_down(price: Decimal, before: Decimal, closed: Sequence[Candle], channel: int) -> bool:
+    """`_breaks_up`'s mirror: `price` below every low of the channel before it, `before` not."""
+    floats = closed.channel_floats(channel + 2, False) if type(closed) is CandleWindow else None
+    if floats is None:
+        return (_below_every_low(price, closed, channel)
+                and before >= lowest_low(closed[-channel - 2:-2]))
+    closes, lows = floats
+    last, lowest = closes[-1], min(lows[1:-1])
+    if last > lowest or (last == lowest and not _below_every_low(price, closed, channel)):
+        return False
+    before_float, lowest = closes[-2], min(lows[:-2])
+    if before_float != lowest:
+        return before_float > lowest
+    return before >= lowest_low(closed[-channel - 2:-2])
 
 
 def _above_every_high(price: Decimal, closed: Sequence[Candle], count: int) -> bool:
