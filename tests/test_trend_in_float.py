@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.exact_strategy import exact_signal
 from trader.domain import Candle
-from trader.market.indicators import atr, ema
+from trader.market.indicators import atr, ema, largest_magnitude
 from trader.strategy.default import DefaultStrategy
 from trader.strategy.regime import is_trending
 
@@ -110,3 +110,18 @@ def test_is_trending_answers_as_with_the_exact_emas(
     closed = [candle(number, close, close + half, close - half, close)
               for number, close in enumerate(closes)]
     assert is_trending(closed) == exact_is_trending(closed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0]), min_size=1,
+                max_size=40))
+def test_the_largest_magnitude_is_maxs_of_the_absolute_values(floats: list[float]) -> None:
+    """`largest_magnitude` (the float pre-tests' P) equals `max(map(abs, floats))`."""
+    assert largest_magnitude(floats) == max(map(abs, floats))
+
+
+def test_the_largest_magnitude_passes_over_a_nan_as_max_of_abs_does() -> None:
+    nan = float("nan")
+    for floats in ([1.0, nan, -2.0], [-3.0, nan], [nan, 1.0], [nan]):
+        got, wanted = largest_magnitude(floats), max(map(abs, floats))
+        assert got == wanted or (got != got and wanted != wanted), floats

@@ -32,6 +32,7 @@ from trader.market.indicators import (
     atr,
     ema,
     highest_high,
+    largest_magnitude,
     lowest_low,
     rough_emas,
     rough_wilder,
@@ -147,7 +148,7 @@ class DefaultStrategy:
         if average is None:
             return False
         opened = float(last.open)
-        largest = max(max(map(abs, closes)), abs(opened)) + max(ranges)
+        largest = max(largest_magnitude(closes), abs(opened)) + max(ranges)
         if not (_SMALLEST <= largest <= _LARGEST and average > BODY_MARGIN * largest):
             return False    # (a zero ATR, no signal, is the exact test's to tell)
         body, weight = closes[-1] - opened, float(self.min_body_atr)
