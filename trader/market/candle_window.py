@@ -19,27 +19,31 @@ index with `items`, trimmed with it: a window keeps the lists of its moment) han
 its windows too: `floats(count)` gives the closes and ranges of the last `count` candles,
 for the float pre-tests of the strategy and the trend (trader/strategy/default.py,
 trader/strategy/regime.py), `channel_floats(count, upper)` the closes and the highs (or
-lows), for the strategy's channel tests.
+lows), for the strategy's channel tests. Its exact true ranges, kept by the history as they
+are first asked for, give `atr(count, period)` without recomputing them.
 """
 
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from itertools import islice
 from typing import overload
 
 from trader.domain import Candle
-from trader.market.indicators import RoughEmas, rough_emas_of_floats
+from trader.market.exact_ranges import ExactRanges
+from trader.market.indicators import RoughEmas, atr, rough_emas_of_floats, wilder_average
 
 
 class CandleWindow(Sequence[Candle]):
-    __slots__ = ("_items", "_start", "_stop", "_floats", "_rough")
+    __slots__ = ("_items", "_start", "_stop", "_floats", "_exact", "_rough")
 
     def __init__(self, items: list[Candle], start: int, stop: int,
-                 floats: tuple[list[float], list[float], list[float], list[float]] | None = None
-                 ) -> None:
+                 floats: tuple[list[float], list[float], list[float], list[float]] | None = None,
+                 exact: ExactRanges | None = None) -> None:
         self._items = items
         self._start = start
         self._stop = stop
         self._floats = floats      # (closes, true ranges, highs, lows) of `items`, index for index
+        self._exact = exact        # the exact true ranges of `items`, as asked
         self._rough: dict[tuple[int, int, int], RoughEmas | None] | None = None
 
     def floats(self, count: int) -> tuple[list[float], list[float]] | None:
@@ -50,6 +54,15 @@ class CandleWindow(Sequence[Candle]):
         if floats is None or not 0 < count <= stop - self._start:
             return None
         return floats[0][stop - count:stop], floats[1][stop - count:stop]
+
+    def atr(self, count: int, period: int) -> Decimal | None:
+        """`atr(self[-count:], period)`, the same Decimal: from the history's exact true
+        ranges (each computed once: trader/market/exact_ranges.py) when it keeps them and
+        `count` is within the window, else computed from the candles."""
+        exact, stop = self._exact, self._stop
+        if exact is None or not 0 < count <= stop - self._start:
+            return atr(self[-count:], period)
+        return wilder_average(exact.between(stop - count + 1, stop), period)
 
     def channel_floats(self, count: int, upper: bool) -> tuple[list[float], list[float]] | None:
         """The float closes and highs (`upper`) or lows of the last `count` candles, or None:

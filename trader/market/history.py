@@ -37,6 +37,7 @@ from itertools import count, islice
 
 from trader.domain import ZERO, Candle
 from trader.market.candle_window import CandleWindow
+from trader.market.exact_ranges import ExactRanges
 from trader.strategy.base import EPOCH
 from trader.strategy.regime import DEFAULT_THRESHOLDS, RangeWindow
 
@@ -47,7 +48,7 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
     # Slots, not an instance dict: an attribute of a deque subclass with a dict is read
     # through the generic lookup (~270 instructions more than a slot's), and the tick
     # reads and writes a few dozen of them every candle (append, the breakers, the desk).
-    __slots__ = ("factor", "range_window", "version", "_items", "_floats", "_closed",
+    __slots__ = ("factor", "range_window", "version", "_items", "_floats", "_exact", "_closed",
                  "_higher", "_completed", "_read", "_read_from", "_group", "_group_start",
                  "_group_end", "_interval", "_step", "_higher_valid", "ranges", "last_close")
 
@@ -73,6 +74,9 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         # (~1,460 instructions a value), and its channel tests without a scan of Decimals.
         self._floats: tuple[list[float], list[float], list[float], list[float]] | None = \
             ([], [], [], []) if self.range_window else None
+        # The exact true ranges of `_items`, computed when a window first asks for them (the
+        # strategy's ATR on a signal): trader/market/exact_ranges.py.
+        self._exact = ExactRanges(self._items)
         self._closed: CandleWindow | None = None
         self._higher: deque[_Group] = deque()               # the complete groups
         self._completed = 0                                 # groups ever completed
@@ -120,6 +124,7 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         items.append(candle)
         if maxlen is not None and len(items) >= 2 * maxlen:
             self._items = items[-maxlen:]       # a new list: the windows handed out keep theirs
+            self._exact = self._exact.trimmed(self._items, len(items) - maxlen)
             if floats is not None:
                 self._floats = (floats[0][-maxlen:], floats[1][-maxlen:],
                                 floats[2][-maxlen:], floats[3][-maxlen:])
@@ -150,7 +155,7 @@ class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
         if closed is None:
             items = self._items
             closed = self._closed = CandleWindow(items, len(items) - len(self), len(items),
-                                                 self._floats)
+                                                 self._floats, self._exact)
         return closed
 
     def last_ranges_sum(self, count: int) -> float:

@@ -121,6 +121,12 @@ def _place_of(objects: Sequence[Candle], wanted: Candle) -> int:
     return place if 0 <= place < len(objects) and objects[place] is wanted else -1
 
 
+def true_ranges_afresh(candles: Sequence[Candle]) -> list[Decimal]:
+    """`true_ranges(candles)`, computed: the same Decimals, without looking for them among
+    the recent answers nor keeping them (a history keeps its own: market/exact_ranges.py)."""
+    return _true_ranges(candles)
+
+
 def _true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
     ranges: list[Decimal] = []
     previous_close: Decimal | None = None

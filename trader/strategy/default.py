@@ -113,7 +113,9 @@ class DefaultStrategy:
                 and self._surely_none(closed, floats, last, breaks_up, breaks_down):  # type: ignore[arg-type]
             return None
         window = closed[-self.window:]
-        average_range = atr(window, self.atr_period)
+        # (a history's window: from the true ranges the history kept, not computed again)
+        average_range = closed.atr(self.window, self.atr_period) \
+            if type(closed) is CandleWindow else atr(window, self.atr_period)
         if average_range is None or average_range <= 0:
             return None
         # The body test before the EMAs: a breakout without a strong body needs no trend.
