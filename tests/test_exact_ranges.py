@@ -14,6 +14,7 @@ from trader.domain import Candle
 from trader.market.exact_ranges import ExactRanges
 from trader.market.history import CandleHistory
 from trader.market.indicators import atr, true_ranges, true_ranges_afresh
+from trader.strategy.regime import is_trending, read_regime
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 FIVE = timedelta(minutes=5)
@@ -59,6 +60,8 @@ def test_a_windows_atr_is_atr_of_its_candles(steps: list[tuple[int, int, int]], 
         with localcontext() as context:
             if precision is not None and count % 3 == 0:
                 context.prec, context.rounding = precision, ROUND_DOWN
+            assert repr(window.atr(count, period)) == repr(atr(list(window)[-count:], period))
+            assert repr(window.true_ranges(count)) == repr(true_ranges(list(window)[-count:])[1:])
             assert repr(window.atr(count, period)) == repr(atr(list(window)[-count:], period))
             # an older window (its moment's list, maybe trimmed since) asks too
             old = kept[count % len(kept)]
@@ -114,3 +117,22 @@ def test_a_historys_windows_compute_each_range_once(monkeypatch: pytest.MonkeyPa
         if len(window) >= 120:
             assert window.atr(120, 14) == atr(list(window)[-120:], 14)
     assert sum(computed) == 400 - 120 + 119
+
+
+@settings(max_examples=60, deadline=None)
+@given(STEPS, st.integers(1, 30))
+def test_the_entrys_regime_and_trend_read_a_window_as_its_candles(
+        steps: list[tuple[int, int, int]], every: int) -> None:
+    """`read_regime` and `is_trending` on a history's window (its kept ranges and ATR, the
+    strategy's) answer as on the list of its candles."""
+    candles = walk(steps, 260)
+    history = CandleHistory(maxlen=200, factor=5, range_window=99)
+    for number, candle in enumerate(candles):
+        history.append(candle)
+        if number % every:
+            continue
+        window, plain = history.closed(), list(history.closed())
+        if number % 2:
+            window.atr(120, 14)                 # the strategy asked first
+        assert read_regime(window) == read_regime(plain)
+        assert is_trending(window) == is_trending(plain)

@@ -20,21 +20,22 @@ its windows too: `floats(count)` gives the closes and ranges of the last `count`
 for the float pre-tests of the strategy and the trend (trader/strategy/default.py,
 trader/strategy/regime.py), `channel_floats(count, upper)` the closes and the highs (or
 lows), for the strategy's channel tests. Its exact true ranges, kept by the history as they
-are first asked for, give `atr(count, period)` without recomputing them.
+are first asked for, give `true_ranges(count)` and `atr(count, period)` without computing
+them again (the strategy's signal, the entry's regime and trend).
 """
 
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
+from decimal import Decimal, getcontext
 from itertools import islice
 from typing import overload
 
 from trader.domain import Candle
 from trader.market.exact_ranges import ExactRanges
-from trader.market.indicators import RoughEmas, atr, rough_emas_of_floats, wilder_average
+from trader.market.indicators import RoughEmas, rough_emas_of_floats, true_ranges, wilder_average
 
 
 class CandleWindow(Sequence[Candle]):
-    __slots__ = ("_items", "_start", "_stop", "_floats", "_exact", "_rough")
+    __slots__ = ("_items", "_start", "_stop", "_floats", "_exact", "_rough", "_atr")
 
     def __init__(self, items: list[Candle], start: int, stop: int,
                  floats: tuple[list[float], list[float], list[float], list[float]] | None = None,
@@ -45,6 +46,7 @@ class CandleWindow(Sequence[Candle]):
         self._floats = floats      # (closes, true ranges, highs, lows) of `items`, index for index
         self._exact = exact        # the exact true ranges of `items`, as asked
         self._rough: dict[tuple[int, int, int], RoughEmas | None] | None = None
+        self._atr: dict[tuple[int, int, int, str], Decimal | None] | None = None
 
     def floats(self, count: int) -> tuple[list[float], list[float]] | None:
         """The float closes and true ranges of the last `count` candles (each range against
@@ -55,14 +57,29 @@ class CandleWindow(Sequence[Candle]):
             return None
         return floats[0][stop - count:stop], floats[1][stop - count:stop]
 
-    def atr(self, count: int, period: int) -> Decimal | None:
-        """`atr(self[-count:], period)`, the same Decimal: from the history's exact true
-        ranges (each computed once: trader/market/exact_ranges.py) when it keeps them and
-        `count` is within the window, else computed from the candles."""
+    def true_ranges(self, count: int) -> list[Decimal]:
+        """`true_ranges(self[-count:])[1:]`, the same Decimals: the true ranges of the last
+        `count` candles but the first, each against the close before it; from the history's
+        exact true ranges (each computed once: trader/market/exact_ranges.py) when it keeps
+        them and `count` is within the window."""
         exact, stop = self._exact, self._stop
         if exact is None or not 0 < count <= stop - self._start:
-            return atr(self[-count:], period)
-        return wilder_average(exact.between(stop - count + 1, stop), period)
+            return true_ranges(self[-count:])[1:]
+        return exact.between(stop - count + 1, stop)
+
+    def atr(self, count: int, period: int) -> Decimal | None:
+        """`atr(self[-count:], period)`, the same Decimal, from `true_ranges(count)`; kept on
+        the window (it never changes: the strategy's signal, then the entry's trend, pay it
+        once) for the Decimal context it was computed under."""
+        context = getcontext()
+        key = (count, period, context.prec, context.rounding)
+        kept = self._atr
+        if kept is None:
+            kept = self._atr = {}
+        elif key in kept:
+            return kept[key]
+        answer = kept[key] = wilder_average(self.true_ranges(count), period)
+        return answer
 
     def channel_floats(self, count: int, upper: bool) -> tuple[list[float], list[float]] | None:
         """The float closes and highs (`upper`) or lows of the last `count` candles, or None:

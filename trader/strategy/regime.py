@@ -116,7 +116,10 @@ def read_regime(closed: Sequence[Candle],
                 t: RegimeThresholds = DEFAULT_THRESHOLDS) -> RegimeReading | None:
     """Read the regime from closed candles; None until there are slow + 1 candles."""
     window = closed[-t.lookback:]
-    ranges = true_ranges(window)[1:]   # once for both periods (as atr() would compute them)
+    # once for both periods (as atr() would compute them); a history's window: the exact
+    # ranges the history kept (the strategy's ATR computed most of them)
+    ranges = closed.true_ranges(t.lookback) if type(closed) is CandleWindow \
+        else true_ranges(window)[1:]
     atr_fast = wilder_average(ranges, t.fast)
     atr_slow = wilder_average(ranges, t.slow)
     if atr_fast is None or atr_slow is None or atr_slow <= 0 or window[-1].close <= 0:
@@ -366,7 +369,9 @@ def is_trending(closed: Sequence[Candle], fast: int = 20, slow: int = 50, atr_pe
     trends a wider target than ranges (trader/risk.py `reward_risk`).
     """
     recent = closed[-window:]
-    average_range = atr(recent, atr_period)
+    # (a history's window: the strategy's ATR of the same candles, kept on the window)
+    average_range = closed.atr(window, atr_period) if type(closed) is CandleWindow \
+        else atr(recent, atr_period)
     # A history's window carries its closes' floats (trader/market/candle_window.py): the
     # float EMAs without converting the closes, the same as `rough_emas` of them
     rough = closed.rough_emas(len(recent), fast, slow) if type(closed) is CandleWindow \
