@@ -18,6 +18,7 @@ from trader.market.history import CandleHistory
 from trader.market.indicators import (
     ROUGH_WILDER_ERROR,
     atr,
+    rough_emas_of_floats,
     rough_wilder,
     true_ranges,
     wilder_average,
@@ -124,7 +125,16 @@ def test_the_windows_floats_are_their_candles_also_after_a_trim() -> None:
         # each range made in float from the floats: within a few roundings of the exact one
         assert ranges == pytest.approx([float(r) for r in true_ranges(tail)[1:]],
                                        rel=0, abs=1e-15)
+        # the pre-tests' P, kept on the window, and the rough EMAs that read it
+        for count in (120, 50, 120):
+            assert window.largest_close(count) == max(abs(float(c.close)) for c in tail[-count:])
+        assert window.rough_emas(120, 20, 50) == rough_emas_of_floats(closes, 20, 50)
+        highs, lows = window.channel_floats(40, True), window.channel_floats(40, False)
+        assert highs == ([float(c.close) for c in tail[-40:]], [float(c.high) for c in tail[-40:]])
+        assert lows == ([float(c.close) for c in tail[-40:]], [float(c.low) for c in tail[-40:]])
     assert history.closed().floats(201) is None       # more than the window holds
+    assert history.closed().largest_close(201) is None
+    assert history.closed().channel_floats(201, True) is None
 
 
 def test_no_float_pretest_without_the_histories_floats(monkeypatch: pytest.MonkeyPatch) -> None:

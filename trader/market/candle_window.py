@@ -31,11 +31,17 @@ from typing import overload
 
 from trader.domain import Candle
 from trader.market.exact_ranges import ExactRanges
-from trader.market.indicators import RoughEmas, rough_emas_of_floats, true_ranges, wilder_average
+from trader.market.indicators import (
+    RoughEmas,
+    largest_magnitude,
+    rough_emas_of_floats,
+    true_ranges,
+    wilder_average,
+)
 
 
 class CandleWindow(Sequence[Candle]):
-    __slots__ = ("_items", "_start", "_stop", "_floats", "_exact", "_rough", "_atr")
+    __slots__ = ("_items", "_start", "_stop", "_floats", "_exact", "_rough", "_atr", "_largest")
 
     def __init__(self, items: list[Candle], start: int, stop: int,
                  floats: tuple[list[float], list[float], list[float], list[float]] | None = None,
@@ -47,6 +53,7 @@ class CandleWindow(Sequence[Candle]):
         self._exact = exact        # the exact true ranges of `items`, as asked
         self._rough: dict[tuple[int, int, int], RoughEmas | None] | None = None
         self._atr: dict[tuple[int, int, int, str], Decimal | None] | None = None
+        self._largest: tuple[int, float] | None = None      # (count, largest_close(count))
 
     def floats(self, count: int) -> tuple[list[float], list[float]] | None:
         """The float closes and true ranges of the last `count` candles (each range against
@@ -89,6 +96,19 @@ class CandleWindow(Sequence[Candle]):
             return None
         return floats[0][stop - count:stop], floats[2 if upper else 3][stop - count:stop]
 
+    def largest_close(self, count: int) -> float | None:
+        """`largest_magnitude` of the float closes of the last `count` candles (the float
+        pre-tests' P: the strategy's body test, then its rough EMAs), kept for the last
+        count asked; None as `floats(count)`."""
+        largest = self._largest
+        if largest is not None and largest[0] == count:
+            return largest[1]
+        floats = self.floats(count)
+        if floats is None:
+            return None
+        self._largest = (count, largest_magnitude(floats[0]))
+        return self._largest[1]
+
     def rough_emas(self, count: int, fast: int, slow: int) -> RoughEmas | None | bool:
         """`rough_emas_of_floats` of the last `count` closes' floats, kept on the window
         (it never changes: the strategy's signal, then the entry's trend, pay it once);
@@ -102,7 +122,8 @@ class CandleWindow(Sequence[Candle]):
             return False
         if rough is None:
             rough = self._rough = {}
-        answer = rough[key] = rough_emas_of_floats(floats[0], fast, slow)
+        answer = rough[key] = rough_emas_of_floats(floats[0], fast, slow,
+                                                   self.largest_close(count))
         return answer
 
     def __len__(self) -> int:

@@ -261,14 +261,17 @@ def _rough_emas(values: Sequence[Decimal], fast: int, slow: int) -> RoughEmas | 
     return rough_emas_of_floats(list(map(float, values)), fast, slow)
 
 
-def rough_emas_of_floats(floats: list[float], fast: int, slow: int) -> RoughEmas | None:
+def rough_emas_of_floats(floats: list[float], fast: int, slow: int,
+                         largest: float | None = None) -> RoughEmas | None:
     """`rough_emas` of Decimals whose floats (`float(value)` of each) are given: the very
     same answer without converting them (a history keeps its closes' floats:
-    trader/market/history.py). Not kept (`_ROUGH`): the float steps are cheap."""
+    trader/market/history.py). Not kept (`_ROUGH`): the float steps are cheap. `largest`:
+    `largest_magnitude(floats)`, when the caller has it already."""
     if not max(fast, slow) <= len(floats) <= _MOST_STEPS or min(fast, slow) < 1 \
             or getcontext().prec < _LEAST_PRECISION:
         return None
-    largest = largest_magnitude(floats)
+    if largest is None:
+        largest = largest_magnitude(floats)
     if not _SMALLEST <= largest <= _LARGEST:    # (a NaN makes the EMAs NaN: below)
         return None
     fast_ema, slow_ema = _float_ema(floats, fast), _float_ema(floats, slow)

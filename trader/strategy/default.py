@@ -32,7 +32,6 @@ from trader.market.indicators import (
     atr,
     ema,
     highest_high,
-    largest_magnitude,
     lowest_low,
     rough_emas,
     rough_wilder,
@@ -150,7 +149,10 @@ class DefaultStrategy:
         if average is None:
             return False
         opened = float(last.open)
-        largest = max(largest_magnitude(closes), abs(opened)) + max(ranges)
+        largest_close = window.largest_close(len(closes))     # (kept for the rough EMAs)
+        if largest_close is None:
+            return False
+        largest = max(largest_close, abs(opened)) + max(ranges)
         if not (_SMALLEST <= largest <= _LARGEST and average > BODY_MARGIN * largest):
             return False    # (a zero ATR, no signal, is the exact test's to tell)
         body, weight = closes[-1] - opened, float(self.min_body_atr)
