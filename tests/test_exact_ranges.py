@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trader.domain import Candle
+from trader.management import trail_atr
 from trader.market.exact_ranges import ExactRanges
 from trader.market.history import CandleHistory
 from trader.market.indicators import atr, true_ranges, true_ranges_afresh
@@ -136,3 +137,15 @@ def test_the_entrys_regime_and_trend_read_a_window_as_its_candles(
             window.atr(120, 14)                 # the strategy asked first
         assert read_regime(window) == read_regime(plain)
         assert is_trending(window) == is_trending(plain)
+
+
+def test_the_trailing_atr_of_a_historys_window_is_that_of_its_candles() -> None:
+    """trader/management.py `trail_atr` (an ATR trailing distance, every in-position candle)
+    reads a history's window from its kept ranges: the same Decimal as from its candles,
+    also with fewer candles than it looks at (42)."""
+    candles = walk([(3, 1, 2), (-5, 0, 4), (7, 2, 0), (-2, 3, 1)], 150)
+    history = CandleHistory(maxlen=100, factor=5, range_window=99)
+    for candle in candles:
+        history.append(candle)
+        window = history.closed()
+        assert repr(trail_atr(window)) == repr(trail_atr(list(window)))

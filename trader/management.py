@@ -42,6 +42,7 @@ from decimal import Decimal, InvalidOperation
 
 from trader.domain import ZERO, Candle, OrderRole, Side
 from trader.evolve import evolve
+from trader.market.candle_window import CandleWindow
 from trader.market.indicators import atr
 from trader.position import ExitPlan, Leg, Position, PositionState
 from trader.symbol_rules import SymbolRules
@@ -189,7 +190,10 @@ DEFAULT_TRAILING_DISTANCE = TrailingDistance(Decimal("0.003"))
 
 def trail_atr(candles: Sequence[Candle]) -> Decimal | None:
     """ATR(14) of the latest closed candles, for an ATR trailing distance (None without
-    enough candles: the trail then waits, the stop stays where it is)."""
+    enough candles: the trail then waits, the stop stays where it is). A history's window
+    gives it from the true ranges the history keeps (the strategy's ATR computed them)."""
+    if type(candles) is CandleWindow:
+        return candles.atr(3 * TRAIL_ATR_PERIOD, TRAIL_ATR_PERIOD)
     return atr(candles[-3 * TRAIL_ATR_PERIOD:], TRAIL_ATR_PERIOD)
 
 
