@@ -15,7 +15,10 @@ as each candle closes instead of recomputed from the whole history every tick:
 - the candles the strategy reads, in place (`closed()`: a CandleWindow over a list kept
   alongside the deque, trimmed by making a new list: trader/market/candle_window.py),
   and the last few candles without a copy of the whole history (`tail`, the crash
-  breaker's);
+  breaker's); beside that list, each candle's close, true range, high and low as floats
+  (the strategy's float pre-tests and channel tests) and, computed when first asked, its
+  exact true range (trader/market/exact_ranges.py: the strategy's ATR, the entry's regime
+  and trend);
 - a `version` that changes with every change, which caches of what the candles give key
   on (trader/breakers.py).
 
