@@ -301,7 +301,8 @@ def test_closed_and_tail_are_the_history_as_lists_that_later_candles_leave_alone
 def sums_as_first_written(spans: list[float], size: int) -> list[list[tuple[float, float]]]:
     """RangeWindow's seed and later sums after each range, as its `append` was first
     written (peaks compared with half of them each time, a count of ranges for the
-    periodic summing afresh): the reference for the kept halves and countdown."""
+    periodic summing afresh), each sum taken afresh when it shrank below half its peak (or
+    every `size` ranges, all of them): the reference for the kept halves and countdown."""
     periods = (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow)
     window: deque[float] = deque(maxlen=size)
     state = {p: [0.0, 0.0, 0.0, 0.0] for p in periods}     # seed, later, their peaks
@@ -309,7 +310,7 @@ def sums_as_first_written(spans: list[float], size: int) -> list[list[tuple[floa
     moving_weight = {p: keep[p] ** max(size - 1 - p, 0) for p in periods}
     out, appended = [], 0
     for span in spans:
-        count, exact = len(window), False
+        count, shrunk = len(window), {}
         full = count == size
         oldest = window[0] if full else 0.0
         for p, sums in state.items():
@@ -325,14 +326,15 @@ def sums_as_first_written(spans: list[float], size: int) -> list[list[tuple[floa
             else:
                 sums[1] = keep[p] * sums[1] + span
             sums[2], sums[3] = max(sums[2], sums[0]), max(sums[3], sums[1])
-            if sums[0] < 0.5 * sums[2] or sums[1] < 0.5 * sums[3]:
-                exact = True
+            shrunk[p] = (sums[0] < 0.5 * sums[2], sums[1] < 0.5 * sums[3])
         window.append(span)
         appended += 1
-        if exact or appended % size == 0:
-            for p, sums in state.items():
-                weights = [keep[p] ** (len(window) - 1 - i) for i in range(p, len(window))]
+        for p, sums in state.items():
+            every = appended % size == 0
+            if every or shrunk[p][0]:
                 sums[0] = sums[2] = sum(islice(window, p))
+            if every or shrunk[p][1]:
+                weights = [keep[p] ** (len(window) - 1 - i) for i in range(p, len(window))]
                 sums[1] = sums[3] = sum(map(operator.mul, weights, islice(window, p, None)))
         out.append([(sums[0], sums[1]) for sums in state.values()])
     return out
@@ -384,3 +386,32 @@ def test_the_last_ranges_sum_is_the_sum_of_the_kept_ranges_newest_first(
         ranges = history.ranges     # (may hold ranges of candles evicted already)
         for count in range(1, min(len(ranges), len(history) - 1) + 1):
             assert history.last_ranges_sum(count) == sum(islice(reversed(ranges), count))
+
+
+def test_a_shrunk_sum_alone_is_taken_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the periodic summings, a sum that fell below half its peak is summed afresh
+    and the others are left as they are (the weighted `later` sums cost ~80 products)."""
+    from trader.strategy import regime as regime_module
+    taken: list[tuple[int, str]] = []
+    for part in ("seed", "later"):
+        original = getattr(regime_module._WilderSums, f"take_{part}")
+
+        def counted(sums: Any, ranges: Any, original: Any = original, part: str = part) -> None:
+            taken.append((sums.period, part))
+            original(sums, ranges)
+
+        monkeypatch.setattr(regime_module._WilderSums, f"take_{part}", counted)
+    window = RangeWindow(WINDOW, (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow))
+    for _ in range(WINDOW + 2):                 # full, past its first periodic summing
+        window.append(1.0)
+    taken.clear()
+    first = []
+    for _ in range(10):                         # volatility dies down: the fast later first
+        window.append(1e-6)
+        if taken and not first:
+            first = list(taken)
+    assert first == [(DEFAULT_THRESHOLDS.fast, "later")]
+    fast, slow = (window.wilder(p) for p in (DEFAULT_THRESHOLDS.fast, DEFAULT_THRESHOLDS.slow))
+    ranges = list(window)
+    assert fast == pytest.approx(_wilder_float(ranges, DEFAULT_THRESHOLDS.fast), rel=1e-12)
+    assert slow == pytest.approx(_wilder_float(ranges, DEFAULT_THRESHOLDS.slow), rel=1e-12)

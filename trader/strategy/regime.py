@@ -25,7 +25,7 @@ rounding to be ruled out.
 
 import operator
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -178,7 +178,7 @@ class RangeWindow(deque):   # type: ignore[type-arg] - deque[float]
 
     def append(self, span: float) -> None:
         count = len(self)
-        exact = False
+        stale: list[Callable[[deque[float]], None]] | None = None   # sums to take afresh
         full = count == self.size
         oldest = self[0] if full else 0.0
         for sums in self._each:
@@ -198,25 +198,28 @@ class RangeWindow(deque):   # type: ignore[type-arg] - deque[float]
             else:
                 seed = sums.seed
                 later = sums.later = sums.keep * sums.later + span
-            # `shrunk`, inline (every candle): a sum below half its peak is taken afresh.
-            # A sum above its peak is not below half of it (peaks are >= 0: they start at
-            # 0.0 and only grow), and each half is kept with its peak (0.5 x: exact).
+            # `shrunk`, inline (every candle): a sum below half its peak is taken afresh,
+            # that sum alone (the seed of the fast period, 7 ranges, does most often; the
+            # weighted `later` sums cost ~80 products each). A sum above its peak is not
+            # below half of it (peaks are >= 0: they start at 0.0 and only grow), and each
+            # half is kept with its peak (0.5 x: exact).
             if seed > sums.seed_peak:
                 sums.seed_peak, sums.seed_half = seed, 0.5 * seed
             elif seed < sums.seed_half:
-                exact = True
+                stale = [sums.take_seed] if stale is None else [*stale, sums.take_seed]
             if later > sums.later_peak:
                 sums.later_peak, sums.later_half = later, 0.5 * later
             elif later < sums.later_half:
-                exact = True
+                stale = [sums.take_later] if stale is None else [*stale, sums.take_later]
         deque.append(self, span)
         left = self._left - 1                   # (size > 0: it holds the range)
         if left:
             self._left = left
-        else:                                   # every `size` ranges appended
+            if stale is not None:
+                for take in stale:
+                    take(self)
+        else:                                   # every `size` ranges appended: all of them
             self._left = self.size
-            exact = True
-        if exact:
             for sums in self._each:
                 sums.take(self)
 
@@ -281,11 +284,18 @@ class _WilderSums:
 
     def take(self, ranges: deque[float]) -> None:
         """Both sums afresh from the window's ranges."""
-        period, count = self.period, len(ranges)
-        self.seed = self.seed_peak = sum(islice(ranges, period))
-        self.later = self.later_peak = sum(map(operator.mul, _later_weights(count, period),
+        self.take_seed(ranges)
+        self.take_later(ranges)
+
+    def take_seed(self, ranges: deque[float]) -> None:
+        self.seed = self.seed_peak = sum(islice(ranges, self.period))
+        self.seed_half = 0.5 * self.seed
+
+    def take_later(self, ranges: deque[float]) -> None:
+        period = self.period
+        self.later = self.later_peak = sum(map(operator.mul, _later_weights(len(ranges), period),
                                                islice(ranges, period, None)))
-        self.seed_half, self.later_half = 0.5 * self.seed, 0.5 * self.later
+        self.later_half = 0.5 * self.later
 
     def average(self, count: int) -> float:
         """Wilder's average over a window of `count` >= period ranges."""
