@@ -205,7 +205,7 @@ class DefaultStrategy:
 # The channel tests from a history's float highs and lows (trader/market/candle_window.py):
 # float() of a Decimal rounds to the nearest double, which never puts a larger Decimal below
 # a smaller one, so a float strictly above (or below) another tells the Decimals' order;
-# only equal floats leave a test to the Decimals. (One `max` over 30 floats, ~2,000
+# only equal floats leave a test to the Decimals. (One `max` over 30 floats, ~5,000
 # instructions, against a scan of Decimals that reads the whole channel on a breakout.)
 
 def _breaks_up(price: Decimal, before: Decimal, closed: Sequence[Candle], channel: int) -> bool:
