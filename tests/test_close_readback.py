@@ -8,10 +8,11 @@ from decimal import Decimal
 
 from tests.engine_world import START, SYMBOL, World, long_signal, make_world, restart
 from tests.positions import make
-from trader.close_readback import POLL_EVERY, CloseReadback, fills_of
+from trader.close_readback import POLL_EVERY, CloseReadback
 from trader.domain import Fill, Side
 from trader.exchange.base import UnknownOutcome
 from trader.position import Position
+from trader.position_fills import fills_of
 from trader.startup import boot, reconcile
 
 
@@ -82,7 +83,7 @@ def test_only_the_fills_between_its_opening_and_its_close_are_its_own() -> None:
                     closed_at=START + timedelta(minutes=20))
     trades = [fill(5, Side.SELL), fill(10, Side.BUY), fill(19, Side.SELL),
               fill(20, Side.SELL, "ETHUSDT"), fill(21, Side.BUY)]
-    assert [f.trade_id for f in fills_of(position, trades)] == ["t10", "t19"]
+    assert [f.trade_id for f in fills_of(position, trades, position.closed_at)] == ["t10", "t19"]
 
 
 async def test_the_agent_reads_it_back_at_boot_and_in_its_periodic_reconciliation(tmp_path):

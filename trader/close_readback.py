@@ -6,7 +6,7 @@ price and no PnL, /trades shows "PnL unknown" and /pnl leaves it out (so is a cl
 inside a Retry-After before the stream told its closing fill). Every POLL_EVERY, and at the
 first round after each close (`mark_due`), `CloseReadback.sync` reads the account's trades
 of each such close again (GET /fapi/v1/userTrades, through the executor's read policy), keeps
-those between its opening and its close, and, once a closing fill is among them, completes the record in one transaction
+the position's own (trader/position_fills.py), and, once a closing fill is among them, completes the record in one transaction
 (the record and its fills) and says so (CLOSE alert). Closes older than LOOKBACK are left
 as they are: Binance serves a trade history of 7 days per request window
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List).
@@ -15,7 +15,6 @@ as they are: Binance serves a trade history of 7 days per request window
     completed = await readback.sync()      # [] unless due and something was found
 """
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from loguru import logger
@@ -30,6 +29,7 @@ from trader.domain import CloseReason, Fill
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.executor import Executor
 from trader.position import Position
+from trader.position_fills import fills_of, read_from
 from trader.trade_store import TradeStore
 
 POLL_EVERY = timedelta(minutes=5)
@@ -40,15 +40,6 @@ def result_unknown(position: Position) -> bool:
     """A trade's close (not an entry that never filled) with no closing fill read."""
     return position.closed_at is not None and position.exit_price is None \
         and position.close_reason not in (None, CloseReason.UNKNOWN)
-
-
-def fills_of(position: Position, fills: Sequence[Fill]) -> list[Fill]:
-    """The fills of `position` among the symbol's trades since it opened: those up to its
-    close. The close is recorded when it is seen, after its last fill; the next position on
-    the symbol opens after the close is recorded, so none of its fills comes before."""
-    assert position.closed_at is not None
-    return [f for f in fills if f.symbol == position.symbol
-            and position.opened_at <= f.time <= position.closed_at]
 
 
 class CloseReadback:
@@ -80,12 +71,12 @@ class CloseReadback:
         for position in self._unknown(now):
             try:
                 trades = await self.executor.read(self.exchange.fills, position.symbol,
-                                                  position.opened_at)
+                                                  read_from(position))
             except (ExchangeError, UnknownOutcome) as exc:
                 logger.warning("close read-back deferred symbol={} key={} error={}",
                                position.symbol, position.key, exc)
                 break
-            final = self._complete(position, fills_of(position, trades))
+            final = self._complete(position, fills_of(position, trades, position.closed_at))
             if final is not None:
                 completed.append(final)
         return completed

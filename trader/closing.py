@@ -26,6 +26,7 @@ from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.executor import Executor
 from trader.order_tracker import OrderTracker
 from trader.position import Position
+from trader.position_fills import fills_of, read_from
 from trader.protection import name
 from trader.trade_store import TradeStore
 
@@ -102,7 +103,7 @@ class Finalizer:
         resume = "once requests to the exchange resume" + (
             f" ({until:%H:%M:%S} UTC)" if until is not None else "")
         problems = []
-        fills = self.store.fills(position.symbol, position.opened_at)
+        fills = fills_of(position, self.store.fills(position.symbol, read_from(position)))
         complete = _closes_all(position, fills)
         if not complete:
             fills = [f for f in fills if f.side is position.side]
@@ -140,13 +141,16 @@ class Finalizer:
         return tracked is not None and tracked.order.status.terminal
 
     async def _fills(self, position: Position, problems: list[str]) -> list[Fill]:
+        """The position's fills (trader/position_fills.py): read over REST, else those
+        already journaled."""
+        since = read_from(position)
         fills = await self._best_effort(
             problems, "read the fills",
-            self.executor.read(self.exchange.fills, position.symbol, position.opened_at),
+            self.executor.read(self.exchange.fills, position.symbol, since),
             "PnL taken from the fills already journaled")
         if fills is None:
-            return self.store.fills(position.symbol, position.opened_at)
-        return fills
+            fills = self.store.fills(position.symbol, since)
+        return fills_of(position, fills)
 
     async def _best_effort(self, problems: list[str], what: str, work: Awaitable[T],
                            consequence: str = "") -> T | None:
@@ -160,7 +164,7 @@ class Finalizer:
 
 
 def _closes_all(position: Position, fills: list[Fill]) -> bool:
-    """Whether `fills` (the symbol's since the position opened) close all it opened: as
+    """Whether `fills` (the position's: trader/position_fills.py) close all it opened: as
     much closed as opened, and something opened (none journaled: an adopted position)."""
     opened = closed_qty = ZERO
     for fill in fills:
