@@ -6,9 +6,11 @@ price and no PnL, /trades shows "PnL unknown" and /pnl leaves it out (so is a cl
 inside a Retry-After before the stream told its closing fill). Every POLL_EVERY, and at the
 first round after each close (`mark_due`), `CloseReadback.sync` reads the account's trades
 of each such close again (GET /fapi/v1/userTrades, through the executor's read policy), keeps
-the position's own (trader/position_fills.py), and, once a closing fill is among them, completes the record in one transaction
-(the record and its fills) and says so (CLOSE alert). Closes older than LOOKBACK are left
-as they are: Binance serves a trade history of 7 days per request window
+the position's own (trader/position_fills.py), and, once a closing fill is among them,
+completes the record in one transaction (the record and its fills) and says so (CLOSE
+alert). Its reason, decided with no closing fill known, is decided again from the fills: a
+liquidation first recorded MANUAL is then said as one (EXCHANGE_CLOSE). Closes older than
+LOOKBACK are left as they are: Binance serves a trade history of 7 days per request window
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List).
 
     readback = CloseReadback(exchange, executor, store, alerter, clock)
@@ -23,7 +25,7 @@ from storage import SaveStateFailure
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
-from trader.close_record import closed
+from trader.close_record import AFTER_EXCHANGE_CLOSE, close_reason, closed
 from trader.display import duration, money, number
 from trader.domain import CloseReason, Fill
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
@@ -86,7 +88,12 @@ class CloseReadback:
 
     def _complete(self, position: Position, fills: list[Fill]) -> Position | None:
         assert position.closed_at is not None and position.close_reason is not None
-        final = closed(position, position.closed_at, position.close_reason, fills)
+        # Its reason was decided with no closing fill known (why its result is unknown): a
+        # liquidation recorded inside a ban before its "autoclose-" fill was heard reads
+        # MANUAL. Decided again from the fills, by the finalizer's rules (the fills' client
+        # ids name the order that closed it; the legs' orders as read then are not kept).
+        why = close_reason(position, None, None, position.close_reason, fills)
+        final = closed(position, position.closed_at, why, fills)
         if final.exit_price is None:
             return None                       # still no closing fill: next round
         try:
@@ -98,17 +105,29 @@ class CloseReadback:
             logger.error("close read back but not saved symbol={} key={} error={}",
                          position.symbol, position.key, exc)
             return None
-        self._announce(final)
+        self._announce(final, position.close_reason)
         return final
 
-    def _announce(self, final: Position) -> None:
+    def _announce(self, final: Position, told: CloseReason) -> None:
+        """"... is now read: exit, PnL"; a close the fills show the exchange made (told
+        otherwise at the close) is said as one: EXCHANGE_CLOSE with its advice."""
         assert final.exit_price is not None and final.closed_at is not None
+        why = final.close_reason or told
         net = final.realized_pnl - final.fees
-        text = (f"{final.symbol}: the {final.side.label} closed {final.closed_at:%m-%d %H:%M} "
-                f"UTC ({final.close_reason.value if final.close_reason else '?'}) is now read: "
-                f"exit {number(final.exit_price)}, PnL {money(net, signed=True)} USDT net of "
-                f"fees, held {duration(final.closed_at - final.opened_at)} ({final.key})")
-        logger.info("close read back symbol={} key={} exit={} net={}", final.symbol, final.key,
-                    final.exit_price, net)
-        self.alerter.publish(Alert(AlertName.CLOSE, text, final.symbol,
+        result = (f"exit {number(final.exit_price)}, PnL {money(net, signed=True)} USDT net of "
+                  f"fees, held {duration(final.closed_at - final.opened_at)} ({final.key})")
+        when = f"{final.closed_at:%m-%d %H:%M} UTC"
+        name = AlertName.CLOSE
+        if why.exchange_initiated and why is not told:
+            name = AlertName.EXCHANGE_CLOSE
+            text = (f"{final.symbol}: the {final.side.label} {number(final.traded_quantity)} "
+                    f"recorded {when} as closed ({told.value}) before its fills could be "
+                    f"read was closed BY THE EXCHANGE ({why.value}); now read: {result}. "
+                    f"{AFTER_EXCHANGE_CLOSE[why]}")
+        else:
+            text = f"{final.symbol}: the {final.side.label} closed {when} ({why.value}) is " \
+                   f"now read: {result}"
+        logger.info("close read back symbol={} key={} reason={} told={} exit={} net={}",
+                    final.symbol, final.key, why, told, final.exit_price, net)
+        self.alerter.publish(Alert(name, text, final.symbol,
                                    dedup_key=f"close-read:{final.key}"), self.clock.now())

@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from trader.display import price
 from trader.domain import (
+    LIQUIDATION_ADVICE,
     ZERO,
     ClientId,
     CloseReason,
@@ -32,6 +33,17 @@ from trader.evolve import evolve
 from trader.position import Position, PositionState
 
 TAKE_PROFIT_ROLES = (OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
+
+# What the operator should look at after the exchange closed a position (the CLOSE's
+# EXCHANGE_CLOSE alert, told at the close or once its fills are read back): a liquidation
+# comes from the position's own margin; an ADL from a counterparty's liquidation, with the
+# position in profit (Binance's ADL ranking: profit and leverage), not from the account.
+AFTER_EXCHANGE_CLOSE = {
+    CloseReason.LIQUIDATION: LIQUIDATION_ADVICE,
+    CloseReason.ADL: ("Auto-deleveraged: Binance closed it against a liquidated counterparty; "
+                      "not caused by this account's margin."),
+    CloseReason.SETTLEMENT: "The exchange settled the symbol (delisting or delivery).",
+}
 
 
 def close_reason(position: Position, stop: Order | None, take_profit: Order | None,

@@ -26,10 +26,10 @@ from trader import guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
-from trader.close_record import exit_text
+from trader.close_record import AFTER_EXCHANGE_CLOSE, exit_text
 from trader.closing import Finalized
 from trader.display import duration, money, quantity
-from trader.domain import LIQUIDATION_ADVICE, ZERO, CloseReason, Fill
+from trader.domain import ZERO, Fill
 from trader.events import (
     CloseRequested,
     EntryFailed,
@@ -54,16 +54,6 @@ from trader.trade_store import FundingPayment, TradeStore
 JOURNALED = (EntryFilled, EntryFailed, LegPlaced, LegRejected, LegGone, LegFilled,
              PositionSizeChanged, PositionGone, CloseRequested, FlattenResult)
 
-
-# What the operator should look at after the exchange closed a position: a liquidation comes
-# from the position's own margin; an ADL from a counterparty's liquidation, with the
-# position in profit (Binance's ADL ranking: profit and leverage), not from the account.
-_AFTER_EXCHANGE_CLOSE = {
-    CloseReason.LIQUIDATION: LIQUIDATION_ADVICE,
-    CloseReason.ADL: ("Auto-deleveraged: Binance closed it against a liquidated counterparty; "
-                      "not caused by this account's margin."),
-    CloseReason.SETTLEMENT: "The exchange settled the symbol (delisting or delivery).",
-}
 
 class PositionJournal:
     def __init__(self, store: TradeStore, alerter: Alerter, guard_book: GuardBook,
@@ -147,7 +137,7 @@ class PositionJournal:
         if why is not None and why.exchange_initiated:
             size = f" {quantity(qty, step)}" if qty else ""
             text = (f"{symbol}: {position.side.label}{size} closed BY THE EXCHANGE "
-                    f"({why.value}){at}; {self.pnl_text(position)}. {_AFTER_EXCHANGE_CLOSE[why]}")
+                    f"({why.value}){at}; {self.pnl_text(position)}. {AFTER_EXCHANGE_CLOSE[why]}")
             name = AlertName.EXCHANGE_CLOSE
         else:
             text = (f"{symbol}: {position.side.label} closed ({why.value if why else '?'})"
