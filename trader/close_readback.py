@@ -25,7 +25,7 @@ from storage import SaveStateFailure
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
-from trader.close_record import AFTER_EXCHANGE_CLOSE, close_reason, closed
+from trader.close_record import AFTER_EXCHANGE_CLOSE, close_reason, closed, over_closed
 from trader.display import duration, money, number
 from trader.domain import CloseReason, Fill
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
@@ -93,7 +93,9 @@ class CloseReadback:
         # MANUAL. Decided again from the fills, by the finalizer's rules (the fills' client
         # ids name the order that closed it; the legs' orders as read then are not kept).
         why = close_reason(position, None, None, position.close_reason, fills)
-        final = closed(position, position.closed_at, why, fills)
+        # What the exchange held after the close is not kept with it: a reversal by hand is
+        # read from the fills (their closing part beyond what its opening part opened).
+        final = closed(position, position.closed_at, why, fills, over_closed(position, fills))
         if final.exit_price is None:
             return None                       # still no closing fill: next round
         try:

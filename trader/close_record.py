@@ -138,6 +138,17 @@ def own_part(fills: Sequence[Fill], closing_side: Side,
     return parts
 
 
+def over_closed(position: Position, fills: Sequence[Fill]) -> Decimal:
+    """How much more the position's closing fills closed than its opening fills opened: a
+    reversal by hand (one order larger than the position) opened that much on the other
+    side; the `beyond` of `closed` when what the exchange held after the close is not
+    known (the close read back later). 0 with no opening fill among them (an adopted
+    position: what it held is not in its fills)."""
+    opened = sum((f.quantity for f in fills if f.side is position.side), ZERO)
+    closing = sum((f.quantity for f in fills if f.side is position.side.opposite), ZERO)
+    return max(closing - opened, ZERO) if opened > 0 else ZERO
+
+
 def traded_size(position: Position) -> Decimal:
     """A closed trade's size, unsigned, in the base asset: what it held (`traded_quantity`);
     a record without it (closed before it was kept, or no closing fill read) falls back on

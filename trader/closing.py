@@ -104,7 +104,8 @@ class Finalizer:
             f" ({until:%H:%M:%S} UTC)" if until is not None else "")
         problems = []
         fills = fills_of(position, self.store.fills(position.symbol, read_from(position)))
-        complete = _closes_all(position, fills)
+        beyond = self._opened_beyond(position)       # the stream's view of the position
+        complete = _closes_all(position, fills, beyond)
         if not complete:
             fills = [f for f in fills if f.side is position.side]
             problems.append("requests to the exchange are paused (rate limit) and the "
@@ -119,7 +120,8 @@ class Finalizer:
         logger.info("close recorded from the user-data stream inside a Retry-After symbol={} "
                     "key={} reason={} result_known={} left_live={}", position.symbol,
                     position.key, why, complete, leftovers)
-        return Finalized(closed(position, self.clock.now(), why, fills), fills, problems)
+        return Finalized(closed(position, self.clock.now(), why, fills, beyond), fills,
+                         problems)
 
     def _leftovers(self, position: Position, legs: dict[str, Order | None]) -> list[str]:
         """Every order of this position that may still be live (legs, pending placements,
@@ -163,13 +165,15 @@ class Finalizer:
             return None
 
 
-def _closes_all(position: Position, fills: list[Fill]) -> bool:
+def _closes_all(position: Position, fills: list[Fill], beyond: Decimal) -> bool:
     """Whether `fills` (the position's: trader/position_fills.py) close all it opened: as
-    much closed as opened, and something opened (none journaled: an adopted position)."""
+    much closed as opened, and something opened (none journaled: an adopted position).
+    `beyond`: what the exchange holds on the other side (a reversal by hand opened it with
+    part of the closing fills)."""
     opened = closed_qty = ZERO
     for fill in fills:
         if fill.side is position.side:
             opened += fill.quantity
         else:
             closed_qty += fill.quantity
-    return opened > 0 and closed_qty == opened
+    return opened > 0 and closed_qty - beyond == opened
