@@ -2,8 +2,9 @@
 
 `Store` reports the outcome of each outermost write (intents, orders, fills, positions,
 guards, events, alerts outbox, key-value state) to its `WriteHealth`. The engine reads it
-once per tick: the first failure raises SAVE_STATE_FAILURE, the third suggests /shutdown,
-then the 10th, 100th, 1000th...; the first success after a streak reports the recovery. A
+once per tick: it flags the first failure, the third (the alert suggests /shutdown), then the
+10th, 100th, 1000th..., and the first success after a streak; trader/save_alerts.py decides
+which of these the operator hears (SAVE_STATE_FAILURE, SAVE_STATE_RECOVERED). A
 write that goes around the engine (the alert outbox, the paper exchange's state) counts all
 the same.
 """
@@ -22,9 +23,9 @@ class WriteHealth:
     last: SaveStateFailure | None = None
     pending_alert: bool = False        # a failure the operator has not been told about yet
     pending_recovery: bool = False     # a streak ended; tell the operator writes work again
-    # Which streak the last failure belongs to, one number for all of it (the count of
-    # failures ever at its first): the SAVE_STATE_FAILURE alerts of one streak share a key.
-    streak: int = 0
+    # Streaks ended (a success after failures): the alerts count the recoveries a disk that
+    # fails and works by turns had between two messages (trader/save_alerts.py).
+    total_recoveries: int = 0
     # Called with True when a streak of failures begins, False when it ends (storage/store.py:
     # the connection stops waiting for a lock while writes fail).
     on_streak: Callable[[bool], None] | None = None
@@ -38,8 +39,6 @@ class WriteHealth:
         if self.in_a_row == 1 and self.on_streak is not None:
             self.on_streak(True)
         self.total_failures += 1
-        if self.in_a_row == 1:
-            self.streak = self.total_failures
         self.last = exc
         self.pending_recovery = False
         if self.in_a_row in (1, 3) or _power_of_ten(self.in_a_row):
@@ -48,6 +47,7 @@ class WriteHealth:
     def succeeded(self) -> None:
         if self.in_a_row:
             self.pending_recovery = True
+            self.total_recoveries += 1
             if self.on_streak is not None:
                 self.on_streak(False)
         self.in_a_row = 0

@@ -21,7 +21,6 @@ from typing import Any
 from loguru import logger
 
 from storage import SaveStateFailure, codec
-from storage.health import WriteHealth
 from trader import guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
@@ -226,23 +225,7 @@ class PositionJournal:
         else:
             self.rewrites.written(key, partial(self._record_fill, fill))
 
-    def report_save_failure(self, health: WriteHealth, positions: dict[str, Position],
-                            db_path: Path) -> None:
-        last = health.last
-        text = (f"could not save {last.what if last else 'state'}: "
-                f"{last.cause if last else ''}. New entries blocked; open "
-                "positions stay protected.")
-        if health.in_a_row >= 3:
-            text += f" {health.in_a_row} failures in a row: consider /shutdown."
-        self._write_emergency_backup(positions, db_path)
-        # One key per streak: failures come many a second (a full disk fails every write of
-        # a tick), so the 1st, 3rd and 10th flagged by the write health came within 2 s; the
-        # alerter drops a key's repeats within its throttle (5 min) and the next one says how
-        # many it dropped. A new streak, after SAVE_STATE_RECOVERED, is told at once.
-        self.alerter.publish(Alert(AlertName.SAVE_STATE_FAILURE, text,
-                                   dedup_key=f"save:{health.streak}"), self.clock.now())
-
-    def _write_emergency_backup(self, positions: dict[str, Position], db_path: Path) -> None:
+    def write_emergency_backup(self, positions: dict[str, Position], db_path: Path) -> None:
         """When the database fails, keep what we know in a plain file next to it."""
         path = Path(str(db_path) + ".emergency.json")
         body: dict[str, Any] = {"at": self.clock.now().isoformat(),

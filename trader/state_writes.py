@@ -2,11 +2,14 @@
 reported from the tick: SAVE_STATE_FAILURE with entries blocked, SAVE_STATE_RECOVERED."""
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from loguru import logger
 
 from storage import SaveStateFailure
+from storage.health import WriteHealth
 from trader import guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
@@ -14,6 +17,7 @@ from trader.clock import Clock
 from trader.guard_book import GuardBook
 from trader.position import Position
 from trader.position_journal import PositionJournal
+from trader.save_alerts import Said, SaveAlerts, failure_text
 from trader.trade_store import TradeStore
 
 
@@ -32,6 +36,8 @@ class StateWrites:
         self.clock = clock
         self.db_path = db_path
         self.positions = positions     # the open records, for the emergency backup
+        self.save_alerts = SaveAlerts(alerter.throttle)
+        self.said_count = 0
 
     def persist(self, write: Callable[[], object], what: str) -> bool:
         """Run one write; a failure is counted by the store's write health (reported by
@@ -55,17 +61,36 @@ class StateWrites:
             self.check_health()
 
     def check_health(self) -> None:
-        """Report what the storage gate saw: every failed write raises SAVE_STATE_FAILURE
-        within one tick, the first good one after SAVE_STATE_RECOVERED."""
+        """Report what the storage gate saw: every failed write blocks entries within one
+        tick and writes the emergency backup, the first good one after allows them again;
+        what the operator hears of it is `SaveAlerts`' to decide (a disk failing and working
+        by turns is not a message per tick)."""
         health = self.store.health
-        if health.take_alert():
+        flagged = health.take_alert()
+        if flagged:
             self.guards.set(guards.set_save_failure(self.guards.state, True))
-            self.journal.report_save_failure(health, self.positions(), self.db_path)
+            self.journal.write_emergency_backup(self.positions(), self.db_path)
         if health.take_recovery():
             self.guards.set(guards.set_save_failure(self.guards.state, False))
-            self.alerter.publish(Alert(AlertName.SAVE_STATE_RECOVERED,
-                                       "database writes work again; entries allowed"),
-                                 self.clock.now())
+        now = self.clock.now()
+        for what in self.save_alerts.step(now, flagged, health.failing):
+            self._say(what, health, now)
+
+    def _say(self, what: Said, health: WriteHealth, now: datetime) -> None:
+        note = self.save_alerts.said_now(what, now, health.total_failures,
+                                         health.total_recoveries)
+        if what is Said.FAILURE:
+            alert = Alert(AlertName.SAVE_STATE_FAILURE, failure_text(health))
+        else:
+            alert = Alert(AlertName.SAVE_STATE_RECOVERED,
+                          "database writes work again; entries allowed")
+        if note:
+            alert = replace(alert, text=f"{alert.text}\n{note}")
+        # SaveAlerts is the throttle of these two: a key of their own per message, so the
+        # alerter's (per key, 5 min, doubling for a recurring INFO) cannot drop a recovery
+        # and leave "entries blocked" the last word while writes work.
+        self.alerter.publish(replace(alert, dedup_key=f"save:{self.said_count}"), now)
+        self.said_count += 1
 
     def probe_if_failing(self) -> None:
         """While the database is failing, one small write per tick to see it recover."""
