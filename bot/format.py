@@ -117,6 +117,7 @@ def format_status(status: StatusView) -> str:
     if status.cooldowns:
         lines.append("<b>Cooldowns</b> " + ", ".join(
             f"{escape(symbol)} until {clock_time(until)}" for symbol, until in status.cooldowns.items()))
+    lines += [f"⛔ <b>No entries</b> {escape(block)}" for block in status.entry_blocks]
     if status.save_failures:
         lines.append(f"⚠️ <b>Save failures</b> {status.save_failures}")
     if status.api_circuit:
@@ -146,6 +147,7 @@ def format_start(status: StatusView) -> str:
               f"({percent(p.pnl_fraction)})" for p in status.positions]
     if status.breakers:
         lines.append("Breakers " + ", ".join(escape(b) for b in status.breakers))
+    lines += [f"No entries {escape(block)}" for block in status.entry_blocks]
     return "\n".join(lines)
 
 

@@ -184,7 +184,9 @@ def status_view(engine: Engine) -> StatusView:
         api_circuit=_circuit_text(engine, now),
         paused_symbols={s: until for s, until in state.paused_symbols.items()
                         if until is None or until > now},
-        exchange_failures=state.api_failures, equity_read_at=engine.balance_at, now=now)
+        exchange_failures=state.api_failures, equity_read_at=engine.balance_at, now=now,
+        entry_blocks=[block for symbol in engine.symbols
+                      if (block := engine.keeper.leftover_refusal(symbol))])
 
 
 def _circuit_text(engine: Engine, now: datetime) -> str | None:
