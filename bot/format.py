@@ -131,9 +131,16 @@ def format_status(status: StatusView) -> str:
 def _equity_age(status: StatusView) -> str:
     """" (read 45 s ago)" when positions are open and the equity was read EQUITY_FRESH or
     longer ago: the PnL lines beside it are at the mark of now, the equity at the marks of
-    its read (Binance pushes no balance update when only the price moves)."""
+    its read (Binance pushes no balance update when only the price moves). Whatever its age,
+    " (read 40 s ago, before the last close)" when a position closed after the read (a
+    Retry-After forbids reading it again): its margin still counted used, its result not in.
+    """
     read_at, now = status.equity_read_at, status.now
-    if not status.positions or read_at is None or now is None or now - read_at < EQUITY_FRESH:
+    if read_at is None or now is None:
+        return ""
+    if status.equity_before_close:
+        return f" (read {duration(now - read_at)} ago, before the last close)"
+    if not status.positions or now - read_at < EQUITY_FRESH:
         return ""
     return f" (read {duration(now - read_at)} ago)"
 

@@ -36,6 +36,11 @@ class BalanceKeeper:
         self.balance: Balance | None = None
         self.read_at: datetime | None = None
         self.last_equity_at: datetime | None = None
+        # A position closed since the balance was read: the balance held is the one of before
+        # (its margin counted used, its result not in) until read again, which a Retry-After
+        # (an IP ban: up to 3 days) may forbid; /status then says the equity's age. (A flag,
+        # not a time: `due` reads it every tick, every replayed candle.)
+        self.read_before_close = False
         # Balance -> whether a read would answer that very Balance now (None: no exchange
         # can tell, read on the timer)
         self.vouches: Callable[[Balance], bool] | None = getattr(exchange, "balance_current",
@@ -47,7 +52,7 @@ class BalanceKeeper:
         (weight 5): it is read when something happened. Not due either when the exchange
         vouches that a read would give the balance held (`vouches`): as good as a read,
         `read_at` moves on (what /balance shows)."""
-        if account_events or self.read_at is None:
+        if account_events or self.read_at is None or self.read_before_close:
             return True
         every = READ_EVERY_STREAMING if self.exchange.streaming else READ_EVERY_POLLING
         now = self.clock.now()
@@ -62,11 +67,14 @@ class BalanceKeeper:
     def mark_due(self) -> None:
         """Read the balance at the next tick: a position closed (its margin is free again,
         its result realized), and a close found over REST brings no account event."""
-        self.read_at = None
+        self.read_before_close = True
 
     async def refresh(self) -> Balance:
         """Read the balance now. Raises ExchangeError / UnknownOutcome from the read."""
+        # (both at the ask, as `read_at` always was: a failed read is not asked again every
+        # tick, and /status's age is then that of the ask)
         self.read_at = self.clock.now()
+        self.read_before_close = False
         self.balance = await self.executor.read(self.exchange.balance)
         return self.balance
 

@@ -135,6 +135,8 @@ class StatusView:
     # mark of `now`); None: not read yet
     equity_read_at: datetime | None = None
     now: datetime | None = None
+    # a position closed after `equity` was read (not read again since: a Retry-After)
+    equity_before_close: bool = False
     # why entries are refused on a symbol where no line above says it: a leftover order of
     # ours the exchange still lists and will not cancel (trader/position_keeper.py)
     entry_blocks: list[str] = field(default_factory=list)

@@ -185,6 +185,7 @@ def status_view(engine: Engine) -> StatusView:
         paused_symbols={s: until for s, until in state.paused_symbols.items()
                         if until is None or until > now},
         exchange_failures=state.api_failures, equity_read_at=engine.balance_at, now=now,
+        equity_before_close=engine.balance_keeper.read_before_close,
         entry_blocks=[block for symbol in engine.symbols
                       if (block := engine.keeper.leftover_refusal(symbol))])
 
