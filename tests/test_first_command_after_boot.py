@@ -89,6 +89,22 @@ async def booted(fake: FakeBinance, tmp_path: Path, clock: Clock | None = None,
         store.close()
 
 
+# The user-data stream's timings for tests that watch it live: a dropped socket is back
+# within a fraction of a second, a silent one found in 5 s.
+FAST_STREAMS = StreamOptions(heartbeat_seconds=5.0, backoff_initial=0.05, backoff_max=0.2)
+
+
+@asynccontextmanager
+async def streaming_agent(tmp_path: Path, price: Decimal = Decimal("50000"), **env: Any
+                          ) -> AsyncIterator[tuple[FakeBinance, Agent]]:
+    """A fake Binance quoting SYMBOL at `price` with its 1m candles up to now, and an agent
+    booted on it (`booted`) with its user-data stream up (FAST_STREAMS); `env`: settings."""
+    async with FakeBinance(prices={SYMBOL: price}) as fake:
+        await market_up_to_now(fake)
+        async with booted(fake, tmp_path, stream_options=FAST_STREAMS, **env) as agent:
+            yield fake, agent
+
+
 async def market_up_to_now(fake: FakeBinance) -> Market:
     """Closed 1m candles up to now (no gap, so no stale data)."""
     market = Market(fake, random.Random(3), SYMBOL, history=timedelta(minutes=60))

@@ -7,10 +7,9 @@ about -30.56 for the 0.507 held). From review6 (test_rv6_flip_by_hand_during_ban
 from decimal import Decimal
 
 from tests.fakes.binance_harness import eventually
-from tests.fakes.binance_server import FakeBinance
 from tests.positions import make
-from tests.test_first_command_after_boot import SYMBOL, booted, market_up_to_now
-from tests.test_stop_fill_during_ban import STREAMS, banned, dropping_fills, long_open, ticks
+from tests.test_first_command_after_boot import SYMBOL, streaming_agent
+from tests.test_stop_fill_during_ban import banned, dropping_fills, long_open, ticks
 from trader.close_record import over_closed
 from trader.commands import CommandKind
 from trader.domain import Fill, Side
@@ -18,33 +17,31 @@ from trader.startup import reconcile
 
 
 async def reversed_during_a_ban(tmp_path, hear_fills: bool) -> None:
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            await long_open(agent)
-            held = engine.positions[SYMBOL].quantity
-            sent = await banned(agent, fake, 3)
-            drain = engine.exchange.drain_events
-            if not hear_fills:        # the hand trade's ORDER_TRADE_UPDATE lost
-                engine.exchange.drain_events = dropping_fills(engine)
-            await fake.open_position_by_hand(SYMBOL, Side.SELL, Decimal("1.0"))
-            await ticks(engine, 4)
-            engine.exchange.drain_events = drain
-            assert len(fake.request_log) == sent, fake.request_log[sent:]
-            assert await eventually(lambda: not engine.executor.circuit_open(), timeout=6.0)
-            await ticks(engine, 4)
-            await reconcile(engine)
-            await ticks(engine, 3)
-            [trade] = (await agent.run(CommandKind.TRADES)).trades
-            fills = fake.sim.fills(SYMBOL)
-            entry_fee, hand_fee = fills[0].fee, fills[-1].fee
-            own_fees = entry_fee + hand_fee * held / Decimal("1.0")
-            gross = (trade.exit_price - trade.entry_price) * held
-            assert trade.quantity == held, f"/trades shows LONG {trade.quantity}, it held {held}"
-            assert abs(trade.net - (gross - own_fees)) < Decimal("0.1"), (
-                f"net {trade.net}: expected about {gross - own_fees} (fees {own_fees})")
-            assert fake.retry_after_watch.violations == []
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        await long_open(agent)
+        held = engine.positions[SYMBOL].quantity
+        sent = await banned(agent, fake, 3)
+        drain = engine.exchange.drain_events
+        if not hear_fills:        # the hand trade's ORDER_TRADE_UPDATE lost
+            engine.exchange.drain_events = dropping_fills(engine)
+        await fake.open_position_by_hand(SYMBOL, Side.SELL, Decimal("1.0"))
+        await ticks(engine, 4)
+        engine.exchange.drain_events = drain
+        assert len(fake.request_log) == sent, fake.request_log[sent:]
+        assert await eventually(lambda: not engine.executor.circuit_open(), timeout=6.0)
+        await ticks(engine, 4)
+        await reconcile(engine)
+        await ticks(engine, 3)
+        [trade] = (await agent.run(CommandKind.TRADES)).trades
+        fills = fake.sim.fills(SYMBOL)
+        entry_fee, hand_fee = fills[0].fee, fills[-1].fee
+        own_fees = entry_fee + hand_fee * held / Decimal("1.0")
+        gross = (trade.exit_price - trade.entry_price) * held
+        assert trade.quantity == held, f"/trades shows LONG {trade.quantity}, it held {held}"
+        assert abs(trade.net - (gross - own_fees)) < Decimal("0.1"), (
+            f"net {trade.net}: expected about {gross - own_fees} (fees {own_fees})")
+        assert fake.retry_after_watch.violations == []
 
 
 async def test_a_long_reversed_by_hand_during_a_ban_keeps_its_own_size(tmp_path):

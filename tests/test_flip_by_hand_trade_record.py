@@ -10,62 +10,54 @@ CLOSE "fees 37.13" for a LONG 0.507 reversed with a SELL 1.0 (Binance reports on
 import asyncio
 from decimal import Decimal
 
-from tests.fakes.binance_server import FakeBinance
-from tests.test_first_command_after_boot import SYMBOL, booted, market_up_to_now
+from tests.test_first_command_after_boot import SYMBOL, streaming_agent
 from trader.commands import CommandKind
 from trader.domain import Side
-from trader.exchange.binance_streams import StreamOptions
-
-STREAMS = StreamOptions(heartbeat_seconds=5.0, backoff_initial=0.05, backoff_max=0.2)
 
 
 async def test_a_long_reversed_by_hand_is_recorded_with_its_own_size_and_fees(tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            result = await agent.run(CommandKind.LONG)
-            assert result.ok, result.lines
-            engine = agent.engine
+    async with streaming_agent(tmp_path) as (fake, agent):
+        result = await agent.run(CommandKind.LONG)
+        assert result.ok, result.lines
+        engine = agent.engine
+        await engine.tick()
+        held = engine.positions[SYMBOL].quantity
+        await fake.open_position_by_hand(SYMBOL, Side.SELL, Decimal("1.0"))
+        assert fake.sim.position(SYMBOL).quantity == held - Decimal("1.0") < 0
+        for _ in range(6):
             await engine.tick()
-            held = engine.positions[SYMBOL].quantity
-            await fake.open_position_by_hand(SYMBOL, Side.SELL, Decimal("1.0"))
-            assert fake.sim.position(SYMBOL).quantity == held - Decimal("1.0") < 0
-            for _ in range(6):
-                await engine.tick()
-                await asyncio.sleep(0.2)
-            [trade] = (await agent.run(CommandKind.TRADES)).trades
-            fills = fake.sim.fills(SYMBOL)
-            entry_fee, hand_fee = fills[0].fee, fills[-1].fee
-            own_fees = entry_fee + hand_fee * held / Decimal("1.0")
-            gross = (trade.exit_price - trade.entry_price) * held
-            assert trade.quantity == held, f"/trades shows LONG {trade.quantity}, it held {held}"
-            assert abs(trade.net - (gross - own_fees)) < Decimal("0.1"), (
-                f"net {trade.net}: expected about {gross - own_fees} (fees {own_fees}); charged "
-                f"the fee of the whole 1.0 sold ({hand_fee}), not its {held} of it")
-            adopted = engine.positions[SYMBOL]
-            assert (adopted.side, adopted.quantity) == (Side.SELL, Decimal("1.0") - held)
+            await asyncio.sleep(0.2)
+        [trade] = (await agent.run(CommandKind.TRADES)).trades
+        fills = fake.sim.fills(SYMBOL)
+        entry_fee, hand_fee = fills[0].fee, fills[-1].fee
+        own_fees = entry_fee + hand_fee * held / Decimal("1.0")
+        gross = (trade.exit_price - trade.entry_price) * held
+        assert trade.quantity == held, f"/trades shows LONG {trade.quantity}, it held {held}"
+        assert abs(trade.net - (gross - own_fees)) < Decimal("0.1"), (
+            f"net {trade.net}: expected about {gross - own_fees} (fees {own_fees}); charged "
+            f"the fee of the whole 1.0 sold ({hand_fee}), not its {held} of it")
+        adopted = engine.positions[SYMBOL]
+        assert (adopted.side, adopted.quantity) == (Side.SELL, Decimal("1.0") - held)
 
 
 async def test_a_long_closed_by_hand_in_full_is_charged_the_whole_hand_fill(tmp_path):
     """The cap applies to a reversal only: a hand SELL of exactly what was held is all the
     LONG's (its whole size and fee), as before."""
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            result = await agent.run(CommandKind.LONG)
-            assert result.ok, result.lines
-            engine = agent.engine
+    async with streaming_agent(tmp_path) as (fake, agent):
+        result = await agent.run(CommandKind.LONG)
+        assert result.ok, result.lines
+        engine = agent.engine
+        await engine.tick()
+        held = engine.positions[SYMBOL].quantity
+        await fake.close_position_by_hand(SYMBOL)
+        for _ in range(6):
             await engine.tick()
-            held = engine.positions[SYMBOL].quantity
-            await fake.close_position_by_hand(SYMBOL)
-            for _ in range(6):
-                await engine.tick()
-                await asyncio.sleep(0.2)
-            [trade] = (await agent.run(CommandKind.TRADES)).trades
-            fills = fake.sim.fills(SYMBOL)
-            assert fills[-1].quantity == held
-            fees = fills[0].fee + fills[-1].fee
-            gross = (trade.exit_price - trade.entry_price) * held
-            assert trade.quantity == held
-            assert abs(trade.net - (gross - fees)) < Decimal("0.01")
-            assert SYMBOL not in engine.positions
+            await asyncio.sleep(0.2)
+        [trade] = (await agent.run(CommandKind.TRADES)).trades
+        fills = fake.sim.fills(SYMBOL)
+        assert fills[-1].quantity == held
+        fees = fills[0].fee + fills[-1].fee
+        gross = (trade.exit_price - trade.entry_price) * held
+        assert trade.quantity == held
+        assert abs(trade.net - (gross - fees)) < Decimal("0.01")
+        assert SYMBOL not in engine.positions

@@ -14,48 +14,43 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from bot.format import format_status
-from tests.fakes.binance_server import FakeBinance
 from tests.test_bot_format import plain
 from tests.test_bot_support import SYMBOLS, RecordingEngine
-from tests.test_first_command_after_boot import SYMBOL, booted, market_up_to_now
-from tests.test_stop_fill_during_ban import STREAMS, banned, long_open, ticks
+from tests.test_first_command_after_boot import SYMBOL, streaming_agent
+from tests.test_stop_fill_during_ban import banned, long_open, ticks
 from trader.commands import CommandKind
 from trader.display import money
 
 
 async def test_equity_after_a_stop_filled_during_a_ban_says_it_is_from_before_the_close(
         tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            await ticks(engine, 2)
-            await banned(agent, fake, 120)
-            await fake.move_price(SYMBOL, entry * Decimal("0.985"))
-            await ticks(engine)
-            assert engine.store.closed_positions(), "the close was not recorded in the ban"
-            status = (await agent.run(CommandKind.STATUS)).status
-            assert status is not None and status.positions == []
-            first = plain(format_status(status)).splitlines()[1]
-            truth = fake.sim.balance()
-            assert money(truth.equity) in first or "before the last close" in first, (
-                f"/status after the stop's close inside the ban: {first!r}; the exchange's "
-                f"equity is {money(truth.equity)} (free margin {money(truth.available)})")
-            assert " ago" in first, first
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        await ticks(engine, 2)
+        await banned(agent, fake, 120)
+        await fake.move_price(SYMBOL, entry * Decimal("0.985"))
+        await ticks(engine)
+        assert engine.store.closed_positions(), "the close was not recorded in the ban"
+        status = (await agent.run(CommandKind.STATUS)).status
+        assert status is not None and status.positions == []
+        first = plain(format_status(status)).splitlines()[1]
+        truth = fake.sim.balance()
+        assert money(truth.equity) in first or "before the last close" in first, (
+            f"/status after the stop's close inside the ban: {first!r}; the exchange's "
+            f"equity is {money(truth.equity)} (free margin {money(truth.available)})")
+        assert " ago" in first, first
 
 
 async def test_negative_a_flat_account_with_no_close_since_the_read_shows_no_age(tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            await ticks(agent.engine, 2)
-            await banned(agent, fake, 120)
-            await ticks(agent.engine)
-            status = (await agent.run(CommandKind.STATUS)).status
-            assert status is not None and not status.equity_before_close
-            first = plain(format_status(status)).splitlines()[1]
-            assert "ago" not in first, first
+    async with streaming_agent(tmp_path) as (fake, agent):
+        await ticks(agent.engine, 2)
+        await banned(agent, fake, 120)
+        await ticks(agent.engine)
+        status = (await agent.run(CommandKind.STATUS)).status
+        assert status is not None and not status.equity_before_close
+        first = plain(format_status(status)).splitlines()[1]
+        assert "ago" not in first, first
 
 
 def test_the_age_is_said_after_a_close_however_fresh():

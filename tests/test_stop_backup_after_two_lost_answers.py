@@ -18,14 +18,11 @@ the restart case: tests/test_stop_backup_bound_and_restart.py.
 
 import asyncio
 import time
-from decimal import Decimal
 
 from tests.fakes.binance_server import FakeBinance
-from tests.test_first_command_after_boot import SYMBOL, booted, market_up_to_now
+from tests.test_first_command_after_boot import SYMBOL, streaming_agent
 from trader.commands import CommandKind
-from trader.exchange.binance_streams import StreamOptions
 
-STREAMS = StreamOptions(heartbeat_seconds=5.0, backoff_initial=0.05, backoff_max=0.2)
 BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 PAGE = (b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: "
         + str(len(BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + BODY)
@@ -36,43 +33,39 @@ def stops(fake: FakeBinance) -> list[str]:
 
 
 async def test_a_stop_is_back_within_seconds_after_two_lost_answers(tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            result = await agent.run(CommandKind.LONG)
-            assert result.ok, result.lines
-            engine = agent.engine
+    async with streaming_agent(tmp_path) as (fake, agent):
+        result = await agent.run(CommandKind.LONG)
+        assert result.ok, result.lines
+        engine = agent.engine
+        await engine.tick()
+        [stop] = stops(fake)
+        # a 5xx burst: the next two stop placements get a gateway page, not placed
+        fake.inject_fault("POST /fapi/v1/algoOrder", raw_answer=PAGE, execute=False,
+                          times=2)
+        await fake.cancel_order_by_hand(SYMBOL, stop)
+        started = time.monotonic()
+        while time.monotonic() - started < 6.0 and not stops(fake):
             await engine.tick()
-            [stop] = stops(fake)
-            # a 5xx burst: the next two stop placements get a gateway page, not placed
-            fake.inject_fault("POST /fapi/v1/algoOrder", raw_answer=PAGE, execute=False,
-                              times=2)
-            await fake.cancel_order_by_hand(SYMBOL, stop)
-            started = time.monotonic()
-            while time.monotonic() - started < 6.0 and not stops(fake):
-                await engine.tick()
-                await asyncio.sleep(0.3)
-            sent = [r.params.get("clientAlgoId") for r in fake.requests("POST /fapi/v1/algoOrder")]
-            assert stops(fake), (
-                f"no stop on the exchange 6 s after the burst ended (the third request would "
-                f"have been accepted); stop placements sent: {sent}; position "
-                f"{fake.sim.position(SYMBOL).quantity} unprotected")
+            await asyncio.sleep(0.3)
+        sent = [r.params.get("clientAlgoId") for r in fake.requests("POST /fapi/v1/algoOrder")]
+        assert stops(fake), (
+            f"no stop on the exchange 6 s after the burst ended (the third request would "
+            f"have been accepted); stop placements sent: {sent}; position "
+            f"{fake.sim.position(SYMBOL).quantity} unprotected")
 
 
 async def test_a_new_position_gets_its_stop_within_seconds_after_two_lost_answers(tmp_path):
     """The same right after an entry: the entry fills, its stop and the backup meet the burst."""
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            fake.inject_fault("POST /fapi/v1/algoOrder", raw_answer=PAGE, execute=False,
-                              times=2, only={"type": "STOP_MARKET"})
-            result = await agent.run(CommandKind.LONG)
-            assert fake.sim.position(SYMBOL).quantity > 0, result.lines
-            engine = agent.engine
-            started = time.monotonic()
-            while time.monotonic() - started < 6.0 and not stops(fake):
-                await engine.tick()
-                await asyncio.sleep(0.3)
-            assert stops(fake), (
-                f"the new LONG {fake.sim.position(SYMBOL).quantity} has no stop 6 s after its "
-                f"entry; /long answered: {result.lines}")
+    async with streaming_agent(tmp_path) as (fake, agent):
+        fake.inject_fault("POST /fapi/v1/algoOrder", raw_answer=PAGE, execute=False,
+                          times=2, only={"type": "STOP_MARKET"})
+        result = await agent.run(CommandKind.LONG)
+        assert fake.sim.position(SYMBOL).quantity > 0, result.lines
+        engine = agent.engine
+        started = time.monotonic()
+        while time.monotonic() - started < 6.0 and not stops(fake):
+            await engine.tick()
+            await asyncio.sleep(0.3)
+        assert stops(fake), (
+            f"the new LONG {fake.sim.position(SYMBOL).quantity} has no stop 6 s after its "
+            f"entry; /long answered: {result.lines}")

@@ -20,16 +20,20 @@ import pytest
 
 from tests.fakes.binance_harness import eventually
 from tests.fakes.binance_server import FakeBinance
-from tests.test_first_command_after_boot import SYMBOL, Agent, booted, market_up_to_now
+from tests.test_first_command_after_boot import (
+    FAST_STREAMS,
+    SYMBOL,
+    Agent,
+    streaming_agent,
+)
 from trader.commands import CommandKind
 from trader.domain import CloseReason
 from trader.engine import Engine
 from trader.exchange.base import ExchangeError, ExchangeEvent, OrderUpdate
-from trader.exchange.binance_streams import StreamOptions
 from trader.position import PositionState
 from trader.startup import reconcile
 
-STREAMS = StreamOptions(heartbeat_seconds=5.0, backoff_initial=0.05, backoff_max=0.2)
+STREAMS = FAST_STREAMS   # (other test files import it from here)
 
 
 async def banned(agent: Agent, fake: FakeBinance, seconds: float) -> int:
@@ -62,78 +66,72 @@ async def long_open(agent: Agent) -> Decimal:
 
 
 async def test_a_stop_filled_during_an_ip_ban_is_seen_from_the_stream(tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            key = engine.positions[SYMBOL].key
-            sent = await banned(agent, fake, 120)
-            # the price falls through the stop: it fills, the stream says so
-            await fake.move_price(SYMBOL, entry * Decimal("0.985"))
-            assert fake.sim.position(SYMBOL).quantity == 0
-            await ticks(engine)
-            status = (await agent.run(CommandKind.STATUS)).status
-            assert status is not None
-            shown = [(p.symbol, p.state, str(p.quantity)) for p in status.positions]
-            assert shown == [], (
-                "the stop filled about 1 s ago (the stream said so); /status still shows "
-                f"{shown} during the ban; positions: {engine.positions}")
-            # recorded from the stream: the sim's own fills give the same result
-            [record] = engine.store.closed_positions()
-            assert record.key == key and record.close_reason is CloseReason.STOP_LOSS
-            fills = fake.sim.fills(SYMBOL)
-            assert record.exit_price == next(f.price for f in fills if f.side.value == "SELL")
-            assert record.realized_pnl == sum(f.realized_pnl for f in fills) < 0
-            assert record.fees == sum(f.fee for f in fills) > 0
-            [close] = alerts(engine, "CLOSE")
-            assert "LONG closed (STOP_LOSS) at " in close and "PnL -" in close, close
-            assert "unknown" not in close, close
-            trades = (await agent.run(CommandKind.TRADES)).trades
-            assert trades is not None and [t.reason for t in trades] == ["STOP_LOSS"]
-            # nothing reached the exchange inside Retry-After
-            assert len(fake.request_log) == sent, fake.request_log[sent:]
-            assert fake.retry_after_watch.violations == []
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        key = engine.positions[SYMBOL].key
+        sent = await banned(agent, fake, 120)
+        # the price falls through the stop: it fills, the stream says so
+        await fake.move_price(SYMBOL, entry * Decimal("0.985"))
+        assert fake.sim.position(SYMBOL).quantity == 0
+        await ticks(engine)
+        status = (await agent.run(CommandKind.STATUS)).status
+        assert status is not None
+        shown = [(p.symbol, p.state, str(p.quantity)) for p in status.positions]
+        assert shown == [], (
+            "the stop filled about 1 s ago (the stream said so); /status still shows "
+            f"{shown} during the ban; positions: {engine.positions}")
+        # recorded from the stream: the sim's own fills give the same result
+        [record] = engine.store.closed_positions()
+        assert record.key == key and record.close_reason is CloseReason.STOP_LOSS
+        fills = fake.sim.fills(SYMBOL)
+        assert record.exit_price == next(f.price for f in fills if f.side.value == "SELL")
+        assert record.realized_pnl == sum(f.realized_pnl for f in fills) < 0
+        assert record.fees == sum(f.fee for f in fills) > 0
+        [close] = alerts(engine, "CLOSE")
+        assert "LONG closed (STOP_LOSS) at " in close and "PnL -" in close, close
+        assert "unknown" not in close, close
+        trades = (await agent.run(CommandKind.TRADES)).trades
+        assert trades is not None and [t.reason for t in trades] == ["STOP_LOSS"]
+        # nothing reached the exchange inside Retry-After
+        assert len(fake.request_log) == sent, fake.request_log[sent:]
+        assert fake.retry_after_watch.violations == []
 
 
 async def test_a_position_whose_stop_did_not_fill_stays_as_it_was_during_the_ban(tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            before = engine.positions[SYMBOL]
-            sent = await banned(agent, fake, 120)
-            await fake.move_price(SYMBOL, entry * Decimal("0.999"))    # above the stop
-            await ticks(engine)
-            assert engine.positions[SYMBOL] is before
-            assert before.state is PositionState.PROTECTED
-            assert engine.store.closed_positions() == [] and alerts(engine, "CLOSE") == []
-            status = (await agent.run(CommandKind.STATUS)).status
-            assert status is not None and [p.symbol for p in status.positions] == [SYMBOL]
-            assert len(fake.request_log) == sent, fake.request_log[sent:]
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        before = engine.positions[SYMBOL]
+        sent = await banned(agent, fake, 120)
+        await fake.move_price(SYMBOL, entry * Decimal("0.999"))    # above the stop
+        await ticks(engine)
+        assert engine.positions[SYMBOL] is before
+        assert before.state is PositionState.PROTECTED
+        assert engine.store.closed_positions() == [] and alerts(engine, "CLOSE") == []
+        status = (await agent.run(CommandKind.STATUS)).status
+        assert status is not None and [p.symbol for p in status.positions] == [SYMBOL]
+        assert len(fake.request_log) == sent, fake.request_log[sent:]
 
 
 async def test_after_the_ban_the_close_is_neither_recorded_nor_announced_again(tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            sent = await banned(agent, fake, 2)
-            await fake.move_price(SYMBOL, entry * Decimal("0.985"))
-            await ticks(engine, 3)
-            [during] = engine.store.closed_positions()
-            assert len(fake.request_log) == sent
-            assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
-            await ticks(engine, 3)
-            await reconcile(engine)           # the live loop's periodic one, fills read again
-            await ticks(engine, 2)
-            assert engine.store.closed_positions() == [during]
-            assert len(alerts(engine, "CLOSE")) == 1, alerts(engine, "CLOSE")
-            assert SYMBOL not in engine.positions
-            assert fake.sim.open_orders(SYMBOL) == []
-            assert fake.retry_after_watch.violations == []
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        sent = await banned(agent, fake, 2)
+        await fake.move_price(SYMBOL, entry * Decimal("0.985"))
+        await ticks(engine, 3)
+        [during] = engine.store.closed_positions()
+        assert len(fake.request_log) == sent
+        assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
+        await ticks(engine, 3)
+        await reconcile(engine)           # the live loop's periodic one, fills read again
+        await ticks(engine, 2)
+        assert engine.store.closed_positions() == [during]
+        assert len(alerts(engine, "CLOSE")) == 1, alerts(engine, "CLOSE")
+        assert SYMBOL not in engine.positions
+        assert fake.sim.open_orders(SYMBOL) == []
+        assert fake.retry_after_watch.violations == []
 
 
 def dropping_fills(engine: Engine) -> Callable[[], list[ExchangeEvent]]:
@@ -148,59 +146,55 @@ def dropping_fills(engine: Engine) -> Callable[[], list[ExchangeEvent]]:
 
 async def test_a_close_without_its_fill_is_recorded_unknown_then_completed_after_the_ban(
         tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            sent = await banned(agent, fake, 2)
-            engine.exchange.drain_events = dropping_fills(engine)   # type: ignore[method-assign]
-            await fake.move_price(SYMBOL, entry * Decimal("0.985"))
-            await ticks(engine, 3)
-            [during] = engine.store.closed_positions()
-            assert during.exit_price is None and during.realized_pnl == 0
-            [close] = alerts(engine, "CLOSE")
-            assert "exit price and PnL unknown" in close and "once requests to the " \
-                "exchange resume" in close, close
-            assert len(fake.request_log) == sent
-            assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
-            await ticks(engine, 2)
-            await reconcile(engine)           # the live loop's periodic one
-            [final] = engine.store.closed_positions()
-            assert final.key == during.key and final.exit_price is not None
-            assert final.close_reason is CloseReason.STOP_LOSS
-            assert final.realized_pnl == sum(f.realized_pnl for f in fake.sim.fills(SYMBOL))
-            read = [t for t in alerts(engine, "CLOSE") if "is now read" in t]
-            assert len(read) == 1 and "(STOP_LOSS) is now read" in read[0], read
-            await reconcile(engine)
-            assert len(alerts(engine, "CLOSE")) == 2
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        sent = await banned(agent, fake, 2)
+        engine.exchange.drain_events = dropping_fills(engine)   # type: ignore[method-assign]
+        await fake.move_price(SYMBOL, entry * Decimal("0.985"))
+        await ticks(engine, 3)
+        [during] = engine.store.closed_positions()
+        assert during.exit_price is None and during.realized_pnl == 0
+        [close] = alerts(engine, "CLOSE")
+        assert "exit price and PnL unknown" in close and "once requests to the " \
+            "exchange resume" in close, close
+        assert len(fake.request_log) == sent
+        assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
+        await ticks(engine, 2)
+        await reconcile(engine)           # the live loop's periodic one
+        [final] = engine.store.closed_positions()
+        assert final.key == during.key and final.exit_price is not None
+        assert final.close_reason is CloseReason.STOP_LOSS
+        assert final.realized_pnl == sum(f.realized_pnl for f in fake.sim.fills(SYMBOL))
+        read = [t for t in alerts(engine, "CLOSE") if "is now read" in t]
+        assert len(read) == 1 and "(STOP_LOSS) is now read" in read[0], read
+        await reconcile(engine)
+        assert len(alerts(engine, "CLOSE")) == 2
 
 
 async def test_an_order_not_heard_ended_is_named_and_cancelled_only_after_the_ban(tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            target = engine.positions[SYMBOL].take_profit.order
-            assert target is not None
-            sent = await banned(agent, fake, 2)
-            drain = engine.exchange.drain_events
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        target = engine.positions[SYMBOL].take_profit.order
+        assert target is not None
+        sent = await banned(agent, fake, 2)
+        drain = engine.exchange.drain_events
 
-            def without_the_targets_end() -> list[ExchangeEvent]:
-                return [e for e in drain() if not (isinstance(e, OrderUpdate)
-                                                   and e.order.client_id == target.client_id)]
-            engine.exchange.drain_events = without_the_targets_end  # type: ignore[method-assign]
-            await fake.move_price(SYMBOL, entry * Decimal("0.985"))
-            await ticks(engine, 3)
-            [close] = alerts(engine, "CLOSE")
-            assert f"not cancelled yet, no request may be sent: {target.client_id}" in close
-            assert "(STOP_LOSS) at " in close, close
-            assert [o.client_id for o in engine.tracker.ours_live(SYMBOL)] == [target.client_id]
-            assert len(fake.request_log) == sent
-            engine.exchange.drain_events = drain     # type: ignore[method-assign]
-            assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
-            await ticks(engine, 2)                    # the flat symbol's orphan sweep
-            assert engine.tracker.ours_live(SYMBOL) == []
-            assert len(alerts(engine, "CLOSE")) == 1
-            assert fake.retry_after_watch.violations == []
+        def without_the_targets_end() -> list[ExchangeEvent]:
+            return [e for e in drain() if not (isinstance(e, OrderUpdate)
+                                               and e.order.client_id == target.client_id)]
+        engine.exchange.drain_events = without_the_targets_end  # type: ignore[method-assign]
+        await fake.move_price(SYMBOL, entry * Decimal("0.985"))
+        await ticks(engine, 3)
+        [close] = alerts(engine, "CLOSE")
+        assert f"not cancelled yet, no request may be sent: {target.client_id}" in close
+        assert "(STOP_LOSS) at " in close, close
+        assert [o.client_id for o in engine.tracker.ours_live(SYMBOL)] == [target.client_id]
+        assert len(fake.request_log) == sent
+        engine.exchange.drain_events = drain     # type: ignore[method-assign]
+        assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
+        await ticks(engine, 2)                    # the flat symbol's orphan sweep
+        assert engine.tracker.ours_live(SYMBOL) == []
+        assert len(alerts(engine, "CLOSE")) == 1
+        assert fake.retry_after_watch.violations == []
