@@ -34,6 +34,7 @@ from trader.market.history import CandleHistory
 from trader.observe import SymbolView, covering_leg, observe, steady
 from trader.order_tracker import OrderTracker, TrackedOrder
 from trader.position import Leg, Position, PositionState
+from trader.position_fills import read_from
 from trader.reconcile import (
     addition_cause,
     adopted_position,
@@ -315,12 +316,7 @@ class PositionKeeper:
         """Who made the position smaller, in words: the exchange (ADL, liquidation), a
         partial fill of its own stop or take-profit, or somebody else (by hand); "" for the
         agent's own plan. With it, the exchange's reason when its order did it."""
-        fills: list[Fill] | None = None
-        try:
-            fills = await self.executor.read(self.exchange.fills, position.symbol,
-                                             position.opened_at)
-        except (ExchangeError, UnknownOutcome) as exc:
-            logger.warning("fills unavailable to explain a size change error={}", exc)
+        fills = await self._fills_since_open(position)
         return (reduction_cause(position, fills, self._legs_executed(position)),
                 reduced_by_exchange(position, fills))
 
@@ -328,14 +324,20 @@ class PositionKeeper:
                          view: SymbolView) -> str:
         """Who made the position larger, in words (`reconcile.addition_cause`); "" for its
         own entry still filling."""
-        fills: list[Fill] | None = None
-        try:
-            fills = await self.executor.read(self.exchange.fills, position.symbol,
-                                             position.opened_at)
-        except (ExchangeError, UnknownOutcome) as exc:
-            logger.warning("fills unavailable to explain a size change error={}", exc)
+        fills = await self._fills_since_open(position)
         return addition_cause(position, quantity, fills,
                               self.entries.entry_working(position, view))
+
+    async def _fills_since_open(self, position: Position) -> list[Fill] | None:
+        """The symbol's trades since the position opened (from `read_from`: a host clock
+        ahead of Binance's would cut its entry fill), to tell who changed its size; None when
+        the read failed (the cause is then told without them)."""
+        try:
+            return await self.executor.read(self.exchange.fills, position.symbol,
+                                            read_from(position))
+        except (ExchangeError, UnknownOutcome) as exc:
+            logger.warning("fills unavailable to explain a size change error={}", exc)
+            return None
 
     def _legs_executed(self, position: Position) -> frozenset[OrderRole]:
         """The roles of the position's legs whose order executed part, as the tracker knows
