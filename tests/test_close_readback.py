@@ -18,7 +18,8 @@ from trader.startup import boot, reconcile
 
 def readback_of(world: World) -> CloseReadback:
     engine = world.engine
-    return CloseReadback(world.paper, engine.executor, world.store, engine.alerter, world.clock)
+    return CloseReadback(world.paper, engine.executor, world.store, engine.alerter, world.clock,
+                         engine.guards)
 
 
 async def fills_unreadable(symbol: str, since: object) -> list[Fill]:

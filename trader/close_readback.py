@@ -12,24 +12,36 @@ alert). Its reason, decided with no closing fill known, is decided again from th
 liquidation first recorded MANUAL is then said as one (EXCHANGE_CLOSE). Closes older than
 LOOKBACK are left as they are: Binance serves a trade history of 7 days per request window
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List).
+The result, unknown at the close (which left the symbol's loss streak as it was), is counted
+into the guards in the same transaction (trader/guards.py `count_read_back`): a loss lengthens
+the streak, and the cooldown once the streak reaches its length, as if known at the close.
 
-    readback = CloseReadback(exchange, executor, store, alerter, clock)
+    readback = CloseReadback(exchange, executor, store, alerter, clock, guard_book)
     completed = await readback.sync()      # [] unless due and something was found
 """
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from loguru import logger
 
 from storage import SaveStateFailure
+from trader import guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
-from trader.close_record import AFTER_EXCHANGE_CLOSE, close_reason, closed, over_closed
+from trader.close_record import (
+    AFTER_EXCHANGE_CLOSE,
+    close_reason,
+    closed,
+    over_closed,
+    result_unknown,
+)
 from trader.display import duration, money, number
 from trader.domain import CloseReason, Fill
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.executor import Executor
+from trader.guard_book import STATE_KEY, GuardBook, dump_state
 from trader.position import Position
 from trader.position_fills import fills_of, read_from
 from trader.trade_store import TradeStore
@@ -38,20 +50,16 @@ POLL_EVERY = timedelta(minutes=5)
 LOOKBACK = timedelta(days=7)
 
 
-def result_unknown(position: Position) -> bool:
-    """A trade's close (not an entry that never filled) with no closing fill read."""
-    return position.closed_at is not None and position.exit_price is None \
-        and position.close_reason not in (None, CloseReason.UNKNOWN)
-
-
 class CloseReadback:
     def __init__(self, exchange: Exchange, executor: Executor, store: TradeStore,
-                 alerter: Alerter, clock: Clock) -> None:
+                 alerter: Alerter, clock: Clock, guard_book: GuardBook) -> None:
         self.exchange = exchange
         self.executor = executor
         self.store = store
         self.alerter = alerter
         self.clock = clock
+        self.guards = guard_book
+        self.counted_keys: set[str] = set()       # closes whose result the guards counted
         self.next_at: datetime | None = None      # None: due at once
 
     def mark_due(self) -> None:
@@ -98,17 +106,42 @@ class CloseReadback:
         final = closed(position, position.closed_at, why, fills, over_closed(position, fills))
         if final.exit_price is None:
             return None                       # still no closing fill: next round
+        now = self.clock.now()
+        # Counted once: a read-back rolled back with a command's unit of work (storage/
+        # unit_of_work.py) is read again from the database, with the guards in memory
+        # already counting it (a restart forgets both, and counts it from the disk again).
+        counted = self.guards.state if position.key in self.counted_keys \
+            else self._counted(final, now)
         try:
             with self.store.transaction(f"close read back {position.symbol} {position.key}"):
                 self.store.save_position(final)
                 for fill in fills:
                     self.store.record_fill(fill)
+                # with the record: once it is known, it is never counted again
+                self.store.put_later(STATE_KEY, partial(dump_state, counted), now)
         except SaveStateFailure as exc:
             logger.error("close read back but not saved symbol={} key={} error={}",
                          position.symbol, position.key, exc)
             return None
+        self.guards.state = counted
+        self.counted_keys.add(position.key)
         self._announce(final, position.close_reason)
         return final
+
+    def _counted(self, final: Position, now: datetime) -> guards.GuardState:
+        """The guards with `final`'s result counted into its symbol's loss streak, after the
+        symbol's closes recorded since (counted at their own close, or at their own read-back
+        when it came first: an unknown one is left out until then)."""
+        assert final.closed_at is not None
+        later = sorted((p for p in self.store.closed_positions(final.closed_at)
+                        if p.symbol == final.symbol and p.key != final.key),
+                       key=lambda p: p.closed_at or final.closed_at)
+        last = later[-1] if later else final
+        assert last.closed_at is not None
+        return guards.count_read_back(
+            self.guards.state, final.symbol, _loss(final),
+            [_loss(p) for p in later if not result_unknown(p)], last.closed_at, now,
+            self.guards.config, base=last.cooldown)
 
     def _announce(self, final: Position, told: CloseReason) -> None:
         """"... is now read: exit, PnL"; a close the fills show the exchange made (told
@@ -133,3 +166,8 @@ class CloseReadback:
                     final.symbol, final.key, why, told, final.exit_price, net)
         self.alerter.publish(Alert(name, text, final.symbol,
                                    dedup_key=f"close-read:{final.key}"), self.clock.now())
+
+
+def _loss(position: Position) -> bool:
+    """A loss as the close's cooldown counts one (trader/position_journal.py): net of fees."""
+    return position.realized_pnl - position.fees < 0

@@ -149,6 +149,12 @@ def over_closed(position: Position, fills: Sequence[Fill]) -> Decimal:
     return max(closing - opened, ZERO) if opened > 0 else ZERO
 
 
+def result_unknown(position: Position) -> bool:
+    """A trade's close (not an entry that never filled) with no closing fill read."""
+    return position.closed_at is not None and position.exit_price is None \
+        and position.close_reason not in (None, CloseReason.UNKNOWN)
+
+
 def traded_size(position: Position) -> Decimal:
     """A closed trade's size, unsigned, in the base asset: what it held (`traded_quantity`);
     a record without it (closed before it was kept, or no closing fill read) falls back on

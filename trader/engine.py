@@ -150,7 +150,8 @@ class Engine:
                                          self.boundary, self.tracker)
         exchange.on_stream_reconnect(self._stream_reconnected)
         self.funding_backfill = FundingBackfill(exchange, store, clock, self.symbols)
-        self.close_readback = CloseReadback(exchange, self.executor, store, alerter, clock)
+        self.close_readback = CloseReadback(exchange, self.executor, store, alerter, clock,
+                                            self.guards)
         self.journal.close_listeners.append(self.close_readback.mark_due)
 
     # --- state kept across restarts ---------------------------------------------------

@@ -25,7 +25,7 @@ from trader import guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
-from trader.close_record import AFTER_EXCHANGE_CLOSE, exit_text
+from trader.close_record import AFTER_EXCHANGE_CLOSE, exit_text, result_unknown
 from trader.closing import Finalized
 from trader.display import duration, money, quantity
 from trader.domain import ZERO, Fill
@@ -90,8 +90,11 @@ class PositionJournal:
         """The close, in one transaction: the record, its fills, the journal, the cooldown."""
         position = final.position
         now = self.clock.now()
-        net = position.realized_pnl - position.fees
-        cooldown = guards.start_cooldown(self.guards.state, position.symbol, now, net < 0,
+        # No closing fill read yet: neither a loss nor a win until the close read-back
+        # counts it (trader/close_readback.py); a zero PnL would reset the loss streak.
+        loss = None if result_unknown(position) \
+            else position.realized_pnl - position.fees < 0
+        cooldown = guards.start_cooldown(self.guards.state, position.symbol, now, loss,
                                          self.guards.config, base=position.cooldown)
         self._write_close(final, now, cooldown)
         self.guards.state = cooldown
