@@ -80,3 +80,22 @@ def test_with_the_clocks_agreeing_the_window_is_as_before() -> None:
              Fill("eth", "ETHUSDT", "", Side.SELL, Decimal("1"), Decimal("1"), Decimal("0"),
                   Decimal("0"), at(1000))]
     assert ids(fills_of(position, fills, at(1200))) == ["entry", "close"]
+
+
+def test_the_read_starts_earlier_by_the_measured_offset_either_way() -> None:
+    """Host clock 8 s ahead of Binance's (offset -8 s) or behind it (+8 s): the read of its
+    fills starts 5 s plus 8 s before it opened; no offset measured: 5 s."""
+    position = make(key="aaa", opened_at=at(20))
+    for offset in (timedelta(seconds=-8), timedelta(seconds=8)):
+        assert read_from(position, offset) == at(20) - CLOCK_SLACK - timedelta(seconds=8)
+    assert read_from(position) == at(20) - CLOCK_SLACK
+
+
+def test_anybodys_fill_is_taken_within_the_slack_widened_by_the_offset() -> None:
+    """Host clock 8 s behind Binance's: an autoclose stamped 12 s after the close was
+    recorded is its own with the offset known, not without it."""
+    position = make(key="aaa", opened_at=at(10))
+    fills = [fill("entry", "tb-BTCUSDT-aaa-en1", Side.BUY, 18),
+             fill("liq", "autoclose-1700000000000", Side.SELL, 42)]
+    assert ids(fills_of(position, fills, at(30), timedelta(seconds=8))) == ["entry", "liq"]
+    assert ids(fills_of(position, fills, at(30))) == ["entry"]

@@ -39,7 +39,7 @@ from trader.close_record import (
 )
 from trader.display import duration, money, number
 from trader.domain import CloseReason, Fill
-from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_offset
 from trader.executor import Executor
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
 from trader.position import Position
@@ -78,15 +78,17 @@ class CloseReadback:
             return []
         self.next_at = now + POLL_EVERY
         completed = []
+        offset = clock_offset(self.exchange)
         for position in self._unknown(now):
             try:
                 trades = await self.executor.read(self.exchange.fills, position.symbol,
-                                                  read_from(position))
+                                                  read_from(position, offset))
             except (ExchangeError, UnknownOutcome) as exc:
                 logger.warning("close read-back deferred symbol={} key={} error={}",
                                position.symbol, position.key, exc)
                 break
-            final = self._complete(position, fills_of(position, trades, position.closed_at))
+            final = self._complete(position, fills_of(position, trades, position.closed_at,
+                                                      offset))
             if final is not None:
                 completed.append(final)
         return completed

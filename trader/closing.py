@@ -22,7 +22,7 @@ from loguru import logger
 from trader.clock import Clock
 from trader.close_record import close_reason, closed
 from trader.domain import ZERO, CloseReason, Fill, Order, OrderRole
-from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_offset
 from trader.executor import Executor
 from trader.order_tracker import OrderTracker
 from trader.position import Position
@@ -103,7 +103,9 @@ class Finalizer:
         resume = "once requests to the exchange resume" + (
             f" ({until:%H:%M:%S} UTC)" if until is not None else "")
         problems = []
-        fills = fills_of(position, self.store.fills(position.symbol, read_from(position)))
+        offset = clock_offset(self.exchange)
+        fills = fills_of(position, self.store.fills(position.symbol, read_from(position, offset)),
+                         offset=offset)
         beyond = self._opened_beyond(position)       # the stream's view of the position
         complete = _closes_all(position, fills, beyond)
         if not complete:
@@ -145,14 +147,15 @@ class Finalizer:
     async def _fills(self, position: Position, problems: list[str]) -> list[Fill]:
         """The position's fills (trader/position_fills.py): read over REST, else those
         already journaled."""
-        since = read_from(position)
+        offset = clock_offset(self.exchange)
+        since = read_from(position, offset)
         fills = await self._best_effort(
             problems, "read the fills",
             self.executor.read(self.exchange.fills, position.symbol, since),
             "PnL taken from the fills already journaled")
         if fills is None:
             fills = self.store.fills(position.symbol, since)
-        return fills_of(position, fills)
+        return fills_of(position, fills, offset=offset)
 
     async def _best_effort(self, problems: list[str], what: str, work: Awaitable[T],
                            consequence: str = "") -> T | None:

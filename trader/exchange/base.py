@@ -262,6 +262,14 @@ class Exchange(Protocol):
         """Re-read the symbols' trading rules (tick/step/notional, status); one line per change."""
 
 
+def clock_offset(exchange: Exchange) -> timedelta:
+    """The exchange's clock minus the host's, as the exchange last measured it
+    (`clock_offset_ms`: Binance's GET /fapi/v1/time); 0 for one that measures none (the
+    paper exchange runs on the host's clock). A fill carries the exchange's time, a
+    position the host's: trader/position_fills.py widens its windows by this much."""
+    return timedelta(milliseconds=getattr(exchange, "clock_offset_ms", 0))
+
+
 def stream_states(exchange: Exchange) -> dict[str, str]:
     """The exchange's push streams: "up", "down", or "polling" (never started: the agent
     reads REST by design). Binance has three sockets (trader/exchange/binance_streams.py);

@@ -112,6 +112,12 @@ class BinanceExchange:
         return client
 
     @property
+    def clock_offset_ms(self) -> int:
+        """Binance's clock minus the host's, as last measured (GET /fapi/v1/time at start
+        and after a -1021): trader/exchange/base.py `clock_offset`."""
+        return self._rest.offset_ms
+
+    @property
     def stream_base_url(self) -> str:
         if self._settings.binance_futures_ws_url:
             return self._settings.binance_futures_ws_url
