@@ -25,7 +25,7 @@ from trader.events import (
     PositionSizeChanged,
     Tick,
 )
-from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_offset
 from trader.exchange_view import ExchangeView
 from trader.executor import Executor
 from trader.interpreter import Interpreter
@@ -334,7 +334,7 @@ class PositionKeeper:
         the read failed (the cause is then told without them)."""
         try:
             return await self.executor.read(self.exchange.fills, position.symbol,
-                                            read_from(position))
+                                            read_from(position, clock_offset(self.exchange)))
         except (ExchangeError, UnknownOutcome) as exc:
             logger.warning("fills unavailable to explain a size change error={}", exc)
             return None
