@@ -13,64 +13,55 @@ from decimal import Decimal
 
 import pytest
 
-from tests.fakes.binance_server import FakeBinance
-from tests.test_first_command_after_boot import SYMBOL, booted, market_up_to_now
-from tests.test_stop_fill_during_ban import STREAMS, alerts, banned, long_open, ticks
+from tests.test_first_command_after_boot import SYMBOL, streaming_agent
+from tests.test_stop_fill_during_ban import alerts, banned, long_open, ticks
 from trader.exchange.base import clock_offset
 
 
 async def test_a_stop_close_counts_the_entry_fee_with_the_host_clock_ahead(tmp_path):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        fake.set_clock_skew(-300)                  # Binance's clock 0.3 s behind the host's
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            await asyncio.sleep(1.5)               # held a while
-            await fake.move_price(SYMBOL, entry * Decimal("0.985"))
-            await ticks(engine)
-            [record] = engine.store.closed_positions()
-            fills = fake.sim.fills(SYMBOL)
-            [close] = alerts(engine, "CLOSE")
-            assert record.fees == sum(f.fee for f in fills), (close, record.fees)
-            assert record.realized_pnl - record.fees == sum(
-                f.realized_pnl - f.fee for f in fills)
+    # Binance's clock 0.3 s behind the host's
+    async with streaming_agent(tmp_path, clock_skew_ms=-300) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        await asyncio.sleep(1.5)               # held a while
+        await fake.move_price(SYMBOL, entry * Decimal("0.985"))
+        await ticks(engine)
+        [record] = engine.store.closed_positions()
+        fills = fake.sim.fills(SYMBOL)
+        [close] = alerts(engine, "CLOSE")
+        assert record.fees == sum(f.fee for f in fills), (close, record.fees)
+        assert record.realized_pnl - record.fees == sum(
+            f.realized_pnl - f.fee for f in fills)
 
 
 @pytest.mark.parametrize("skew_ms", [-8000, -1500, -300, 0, 1500, 8000])
 async def test_a_stop_fill_during_a_ban_is_complete_whatever_the_clock_skew(tmp_path,
                                                                               skew_ms):
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        fake.set_clock_skew(skew_ms)
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            await asyncio.sleep(0.5)
-            await banned(agent, fake, 120)
-            await fake.move_price(SYMBOL, entry * Decimal("0.985"))
-            await ticks(engine)
-            [record] = engine.store.closed_positions()
-            [close] = alerts(engine, "CLOSE")
-            assert record.exit_price is not None and "unknown" not in close, close
-            assert record.fees == sum(f.fee for f in fake.sim.fills(SYMBOL)), close
+    async with streaming_agent(tmp_path, clock_skew_ms=skew_ms) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        await asyncio.sleep(0.5)
+        await banned(agent, fake, 120)
+        await fake.move_price(SYMBOL, entry * Decimal("0.985"))
+        await ticks(engine)
+        [record] = engine.store.closed_positions()
+        [close] = alerts(engine, "CLOSE")
+        assert record.exit_price is not None and "unknown" not in close, close
+        assert record.fees == sum(f.fee for f in fake.sim.fills(SYMBOL)), close
 
 
 @pytest.mark.parametrize("skew_ms", [-8000, -1500, -300, 0, 1500, 8000])
 async def test_a_stop_fill_without_a_ban_counts_the_entry_fee_whatever_the_clock_skew(
         tmp_path, skew_ms):
     """The close read over REST (userTrades from the position's read start)."""
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        fake.set_clock_skew(skew_ms)
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            entry = await long_open(agent)
-            await fake.move_price(SYMBOL, entry * Decimal("0.985"))
-            await ticks(engine)
-            [record] = engine.store.closed_positions()
-            fills = fake.sim.fills(SYMBOL)
-            assert record.fees == sum(f.fee for f in fills), (record.fees, [f.fee for f in fills])
+    async with streaming_agent(tmp_path, clock_skew_ms=skew_ms) as (fake, agent):
+        engine = agent.engine
+        entry = await long_open(agent)
+        await fake.move_price(SYMBOL, entry * Decimal("0.985"))
+        await ticks(engine)
+        [record] = engine.store.closed_positions()
+        fills = fake.sim.fills(SYMBOL)
+        assert record.fees == sum(f.fee for f in fills), (record.fees, [f.fee for f in fills])
 
 
 @pytest.mark.parametrize("skew_ms", [-8000, 0, 8000])
@@ -79,18 +70,15 @@ async def test_a_close_by_hand_counts_its_fill_whatever_the_clock_skew(tmp_path,
     and the hand close. Before, with the host clock 8 s ahead of Binance's, the fills read
     started 5 s before the position opened (host clock) and left out the entry fill,
     stamped 8 s "earlier" by Binance (trader/position_fills.py `read_from`)."""
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
-        fake.set_clock_skew(skew_ms)
-        await market_up_to_now(fake)
-        async with booted(fake, tmp_path, stream_options=STREAMS) as agent:
-            engine = agent.engine
-            measured = clock_offset(engine.exchange) / timedelta(milliseconds=1)
-            assert abs(measured - skew_ms) < 1000, measured     # GET /fapi/v1/time at start
-            await long_open(agent)
-            await fake.close_position_by_hand(SYMBOL)
-            await ticks(engine)
-            [record] = engine.store.closed_positions()
-            fills = fake.sim.fills(SYMBOL)
-            [close] = alerts(engine, "CLOSE")
-            assert record.exit_price is not None and "unknown" not in close, close
-            assert record.fees == sum(f.fee for f in fills), close
+    async with streaming_agent(tmp_path, clock_skew_ms=skew_ms) as (fake, agent):
+        engine = agent.engine
+        measured = clock_offset(engine.exchange) / timedelta(milliseconds=1)
+        assert abs(measured - skew_ms) < 1000, measured     # GET /fapi/v1/time at start
+        await long_open(agent)
+        await fake.close_position_by_hand(SYMBOL)
+        await ticks(engine)
+        [record] = engine.store.closed_positions()
+        fills = fake.sim.fills(SYMBOL)
+        [close] = alerts(engine, "CLOSE")
+        assert record.exit_price is not None and "unknown" not in close, close
+        assert record.fees == sum(f.fee for f in fills), close

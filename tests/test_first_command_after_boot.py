@@ -95,11 +95,14 @@ FAST_STREAMS = StreamOptions(heartbeat_seconds=5.0, backoff_initial=0.05, backof
 
 
 @asynccontextmanager
-async def streaming_agent(tmp_path: Path, price: Decimal = Decimal("50000"), **env: Any
+async def streaming_agent(tmp_path: Path, price: Decimal = Decimal("50000"),
+                          clock_skew_ms: int = 0, **env: Any
                           ) -> AsyncIterator[tuple[FakeBinance, Agent]]:
-    """A fake Binance quoting SYMBOL at `price` with its 1m candles up to now, and an agent
-    booted on it (`booted`) with its user-data stream up (FAST_STREAMS); `env`: settings."""
+    """A fake Binance quoting SYMBOL at `price` with its 1m candles up to now, its clock
+    `clock_skew_ms` off the host's, and an agent booted on it (`booted`) with its user-data
+    stream up (FAST_STREAMS); `env`: settings."""
     async with FakeBinance(prices={SYMBOL: price}) as fake:
+        fake.set_clock_skew(clock_skew_ms)
         await market_up_to_now(fake)
         async with booted(fake, tmp_path, stream_options=FAST_STREAMS, **env) as agent:
             yield fake, agent

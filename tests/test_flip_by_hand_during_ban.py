@@ -9,9 +9,9 @@ from decimal import Decimal
 from tests.fakes.binance_harness import eventually
 from tests.positions import make
 from tests.test_first_command_after_boot import SYMBOL, streaming_agent
+from tests.test_flip_by_hand_trade_record import assert_the_long_keeps_its_share
 from tests.test_stop_fill_during_ban import banned, dropping_fills, long_open, ticks
 from trader.close_record import over_closed
-from trader.commands import CommandKind
 from trader.domain import Fill, Side
 from trader.startup import reconcile
 
@@ -33,14 +33,7 @@ async def reversed_during_a_ban(tmp_path, hear_fills: bool) -> None:
         await ticks(engine, 4)
         await reconcile(engine)
         await ticks(engine, 3)
-        [trade] = (await agent.run(CommandKind.TRADES)).trades
-        fills = fake.sim.fills(SYMBOL)
-        entry_fee, hand_fee = fills[0].fee, fills[-1].fee
-        own_fees = entry_fee + hand_fee * held / Decimal("1.0")
-        gross = (trade.exit_price - trade.entry_price) * held
-        assert trade.quantity == held, f"/trades shows LONG {trade.quantity}, it held {held}"
-        assert abs(trade.net - (gross - own_fees)) < Decimal("0.1"), (
-            f"net {trade.net}: expected about {gross - own_fees} (fees {own_fees})")
+        await assert_the_long_keeps_its_share(agent, fake, held, Decimal("1.0"))
         assert fake.retry_after_watch.violations == []
 
 

@@ -10,9 +10,25 @@ CLOSE "fees 37.13" for a LONG 0.507 reversed with a SELL 1.0 (Binance reports on
 import asyncio
 from decimal import Decimal
 
-from tests.test_first_command_after_boot import SYMBOL, streaming_agent
+from tests.fakes.binance_server import FakeBinance
+from tests.test_first_command_after_boot import SYMBOL, Agent, streaming_agent
 from trader.commands import CommandKind
 from trader.domain import Side
+
+
+async def assert_the_long_keeps_its_share(agent: Agent, fake: FakeBinance, held: Decimal,
+                                          sold: Decimal) -> None:
+    """/trades holds one trade: the LONG of `held`, charged the entry's fee and its `held`
+    share of the hand SELL of `sold` that reversed it (not the whole fill's)."""
+    [trade] = (await agent.run(CommandKind.TRADES)).trades
+    fills = fake.sim.fills(SYMBOL)
+    entry_fee, hand_fee = fills[0].fee, fills[-1].fee
+    own_fees = entry_fee + hand_fee * held / sold
+    gross = (trade.exit_price - trade.entry_price) * held
+    assert trade.quantity == held, f"/trades shows LONG {trade.quantity}, it held {held}"
+    assert abs(trade.net - (gross - own_fees)) < Decimal("0.1"), (
+        f"net {trade.net}: expected about {gross - own_fees} (fees {own_fees}); charged "
+        f"the fee of the whole {sold} sold ({hand_fee}), not its {held} of it")
 
 
 async def test_a_long_reversed_by_hand_is_recorded_with_its_own_size_and_fees(tmp_path):
@@ -27,15 +43,7 @@ async def test_a_long_reversed_by_hand_is_recorded_with_its_own_size_and_fees(tm
         for _ in range(6):
             await engine.tick()
             await asyncio.sleep(0.2)
-        [trade] = (await agent.run(CommandKind.TRADES)).trades
-        fills = fake.sim.fills(SYMBOL)
-        entry_fee, hand_fee = fills[0].fee, fills[-1].fee
-        own_fees = entry_fee + hand_fee * held / Decimal("1.0")
-        gross = (trade.exit_price - trade.entry_price) * held
-        assert trade.quantity == held, f"/trades shows LONG {trade.quantity}, it held {held}"
-        assert abs(trade.net - (gross - own_fees)) < Decimal("0.1"), (
-            f"net {trade.net}: expected about {gross - own_fees} (fees {own_fees}); charged "
-            f"the fee of the whole 1.0 sold ({hand_fee}), not its {held} of it")
+        await assert_the_long_keeps_its_share(agent, fake, held, Decimal("1.0"))
         adopted = engine.positions[SYMBOL]
         assert (adopted.side, adopted.quantity) == (Side.SELL, Decimal("1.0") - held)
 
