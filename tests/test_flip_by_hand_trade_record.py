@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import SYMBOL, Agent, streaming_agent
+from tests.test_stop_fill_during_ban import long_open
 from trader.commands import CommandKind
 from trader.domain import Side
 
@@ -33,10 +34,8 @@ async def assert_the_long_keeps_its_share(agent: Agent, fake: FakeBinance, held:
 
 async def test_a_long_reversed_by_hand_is_recorded_with_its_own_size_and_fees(tmp_path):
     async with streaming_agent(tmp_path) as (fake, agent):
-        result = await agent.run(CommandKind.LONG)
-        assert result.ok, result.lines
         engine = agent.engine
-        await engine.tick()
+        await long_open(agent)
         held = engine.positions[SYMBOL].quantity
         await fake.open_position_by_hand(SYMBOL, Side.SELL, Decimal("1.0"))
         assert fake.sim.position(SYMBOL).quantity == held - Decimal("1.0") < 0
@@ -52,10 +51,8 @@ async def test_a_long_closed_by_hand_in_full_is_charged_the_whole_hand_fill(tmp_
     """The cap applies to a reversal only: a hand SELL of exactly what was held is all the
     LONG's (its whole size and fee), as before."""
     async with streaming_agent(tmp_path) as (fake, agent):
-        result = await agent.run(CommandKind.LONG)
-        assert result.ok, result.lines
         engine = agent.engine
-        await engine.tick()
+        await long_open(agent)
         held = engine.positions[SYMBOL].quantity
         await fake.close_position_by_hand(SYMBOL)
         for _ in range(6):
