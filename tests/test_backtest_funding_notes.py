@@ -3,6 +3,7 @@ notes: a symbol without a funding file pays an assumed flat rate (SimConfig.fund
 which the "Funding" figure would otherwise show as if measured; `--funding FILE` gives a
 symbol Binance's rates (the bundled trader/data/XRPUSDT-funding-8h.csv format)."""
 
+import zipfile
 from pathlib import Path
 
 from tests.test_backtest_input import one_error_line
@@ -76,3 +77,24 @@ def test_a_sweep_takes_funding_files_as_a_backtest_does(tmp_path: Path) -> None:
                                       "--grid", "strategy.channel=20,30"])
     loaded = load_sweep_data(load_settings(_env_file=None), args)
     assert loaded.funding is not None and "ETHUSDT" in loaded.funding
+
+
+def test_a_funding_file_that_cannot_be_read_is_named_as_funding(tmp_path: Path) -> None:
+    """A missing, a directory or a zipped --funding path says what it is as --data's do (it
+    said "cannot read candles (... No such file or directory ...)" of a funding file)."""
+    data = candle_file(tmp_path, "ETHUSDT-5m.csv")
+    missing = tmp_path / "ETHUSDT-funding-8h.csv"
+    assert one_error_line(backtest(tmp_path, "--data", str(data), "--funding", str(missing))) == (
+        f"backtest error: --funding {missing}: no such file")
+    folder = tmp_path / "ETHUSDT-funding"
+    folder.mkdir()
+    assert one_error_line(backtest(tmp_path, "--data", str(data), "--funding", str(folder))) == (
+        f"backtest error: --funding {folder}: is a directory, not a funding CSV file")
+    zipped = tmp_path / "ETHUSDT-fundingRate-2024-01.csv"      # data.binance.vision's, unzipped not
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("ETHUSDT-fundingRate-2024-01.csv",
+                         "calc_time,funding_interval_hours,last_funding_rate\n"
+                         "1704067200000,8,0.00037409\n" * 50)
+    error = one_error_line(backtest(tmp_path, "--data", str(data), "--funding", str(zipped)))
+    assert error.startswith(f"backtest error: {zipped}: cannot read funding rates: the file "
+                            "is a zip archive"), error

@@ -168,3 +168,20 @@ async def test_warm_up_candles_fill_the_history_and_the_candle_breakers_without_
     until = crash.close_time + timedelta(minutes=10)      # its volatility is EXTREME too
     assert world.engine.guards.state.breakers == {f"crash:{SYMBOL}": until,
                                                   f"regime:{SYMBOL}": until}
+
+
+def test_a_sweep_says_too_few_candles_before_from_as_the_backtest_does(tmp_path: Path) -> None:
+    """A sweep trial warms up as the backtest (40 candles before --from: its first 80 warm
+    up), but the sweep said nothing of it: every trial lost those hours unsaid."""
+    from tests.test_sweep import run_sweep
+    result = run_sweep(tmp_path, "--symbols", "XRPUSDT", "--from", "2021-11-15T03:20",
+                       "--to", "2021-11-15T12:00", "--grid", "strategy.channel=20",
+                       "--workers", "1", "--no-progress", "--run-id", "short")
+    assert result.returncode in (0, 1), result.stderr
+    assert ("sweep note: warm-up: XRPUSDT: 40 of 120 candles before 2021-11-15 03:20 UTC in the "
+            "data; the first 80 candles of the window warm up (the base settings' need: a "
+            "trial's own strategy.window decides its own)") in result.stderr.splitlines()
+    enough = run_sweep(tmp_path, "--symbols", "XRPUSDT", "--from", "2021-11-16",
+                       "--to", "2021-11-16T06:00", "--grid", "strategy.channel=20",
+                       "--workers", "1", "--no-progress", "--run-id", "enough")
+    assert "warm-up" not in enough.stderr, enough.stderr

@@ -437,9 +437,14 @@ def funding_files(paths: list[Path], candles: Mapping[str, object]) -> dict[
         str, FundingSchedule]:
     """--funding files (Binance's funding_time,funding_rate CSV, as trader/data/'s) by the
     symbol their names say; BacktestError for a name that says none or a symbol not run."""
+    from trader.backtest_input import check_data_file
     from trader.market.replay import load_funding, symbol_from_file_name
     schedules: dict[str, FundingSchedule] = {}
     for path in paths:
+        try:
+            check_data_file(path, "funding")
+        except ValueError as exc:
+            raise BacktestError(f"--funding {exc}") from exc
         symbol = symbol_from_file_name(path)
         if symbol is None:
             raise BacktestError(f"--funding {path}: the file name does not say the symbol; "

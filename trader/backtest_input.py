@@ -13,11 +13,12 @@ from trader.market.replay import CandleFile
 class BacktestError(ValueError):
     """Bad backtest input (no data in range, unknown symbol); the message says what to fix."""
 
-def check_data_file(path: Path) -> None:
-    """ValueError saying what is wrong with a --data path that is no readable file (the
-    later errors would talk about the file name or the columns instead)."""
+def check_data_file(path: Path, kind: str = "candle") -> None:
+    """ValueError saying what is wrong with a --data (or, kind "funding", --funding) path
+    that is no readable file (the later errors would talk about the file name or the
+    columns instead)."""
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory, not a candle CSV file")
+        raise ValueError(f"{path}: is a directory, not a {kind} CSV file")
     if not path.exists():
         raise ValueError(f"{path}: no such file")
 

@@ -112,7 +112,7 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
         for note in notes + capped_notes(spec, settings):
             print(f"sweep note: {note}", file=sys.stderr)
         data = load_sweep_data(settings, args)
-        for note in objective_notes(spec, data):
+        for note in objective_notes(spec, data) + warmup_short_notes(settings, args, data):
             print(f"sweep note: {note}", file=sys.stderr)
         sweep = Sweep(spec, settings)
         quiet = "ERROR" if settings.log_level == "INFO" else settings.log_level
@@ -178,6 +178,20 @@ def load_sweep_data(settings: Settings, args: argparse.Namespace) -> "BacktestDa
                          f"one backtest, so pick one with --symbols, e.g. --symbols "
                          f"{sorted(groups[0])[0]}")
     return BacktestData(candles, funding, warmup)
+
+
+def warmup_short_notes(settings: Settings, args: argparse.Namespace,
+                       data: "BacktestData") -> list[str]:
+    """The backtest's stderr lines for symbols with too few candles before --from to warm
+    the base settings' strategy up (trader/backtest_warmup.py), said once before the trials
+    (each trial's report keeps its own note)."""
+    from trader.backtest_warmup import warmup_notes
+    from trader.strategy.base import load_strategy
+
+    needed = load_strategy(settings.strategy).warmup
+    short = warmup_notes(data.warmup, data.candles, args.start, needed)[1]
+    return [f"{line} (the base settings' need: a trial's own strategy.window decides its own)"
+            for line in short]
 
 
 def objective_notes(spec: SweepSpec, data: "BacktestData") -> list[str]:

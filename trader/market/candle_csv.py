@@ -71,7 +71,8 @@ EARLIEST_MS = 1262304000000   # 2010-01-01: Binance did not exist before; older 
 LATEST_MS = 4102444800000     # 2100-01-01
 
 
-def iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+def iter_rows(path: Path, required: tuple[str, ...],
+              what: str = "candles") -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) pairs, read as they are used (a year of 1m candles is 525,600
     rows: holding them all as dicts next to the candles doubled the peak memory of loading);
     ValueError when the file or its header is unusable. utf-8-sig: a CSV saved by Excel
@@ -85,7 +86,7 @@ def iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
             for row in reader:
                 yield reader.line_num, row
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(unreadable(path, exc)) from exc
+        raise ValueError(unreadable(path, exc, what)) from exc
 
 
 # What a file that is no text CSV starts with, and what to do about it.
@@ -96,18 +97,18 @@ NOT_CSV = ((b"PK\x03\x04", "a zip archive (Binance's kline downloads come zipped
            (b"\xfe\xff", "text saved as UTF-16: save it as a UTF-8 CSV"))
 
 
-def unreadable(path: Path, exc: Exception) -> str:
-    """Why `path` cannot be read as candles: what it is when its first bytes say (a zip or
-    gzip download, UTF-16 text), else the reader's own error."""
+def unreadable(path: Path, exc: Exception, what: str = "candles") -> str:
+    """Why `path` cannot be read as `what` (candles, funding rates): what it is when its
+    first bytes say (a zip or gzip download, UTF-16 text), else the reader's own error."""
     try:
         with path.open("rb") as handle:
             head = handle.read(4)
     except OSError:
         head = b""
-    for magic, what in NOT_CSV:
+    for magic, kind in NOT_CSV:
         if head.startswith(magic):
-            return f"{path}: cannot read candles: the file is {what}"
-    return f"{path}: cannot read candles ({exc})"
+            return f"{path}: cannot read {what}: the file is {kind}"
+    return f"{path}: cannot read {what} ({exc})"
 
 
 def parse_candles(path: Path, symbol: str, interval: timedelta,

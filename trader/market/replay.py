@@ -220,7 +220,7 @@ def _symbol_for(path: Path, given: str | None) -> str:
 def load_funding(path: Path) -> FundingSchedule:
     """Read a funding CSV (funding_time in ms, funding_rate) into (time, rate) pairs."""
     schedule = []
-    for number, row in iter_rows(Path(path), FUNDING_COLUMNS):
+    for number, row in iter_rows(Path(path), FUNDING_COLUMNS, what="funding rates"):
         try:
             schedule.append((utc(int(row["funding_time"])), Decimal(row["funding_rate"])))
         except (ValueError, InvalidOperation) as exc:
