@@ -50,10 +50,15 @@ def format_position(position: PositionView) -> list[str]:
         f"@ {number(position.entry_price)} → {number(position.mark_price)}  PnL <b>{pnl}</b> "
         f"({percent(position.pnl_fraction)}){held}",
         f"  {_leg('SL', position, position.stop_trigger, position.stop_attached)}"
-        f"{_moving(position.stop_moving_to)}"
+        f"{_unanswered(position.stop_unanswered)}{_moving(position.stop_moving_to)}"
         f"{' ⚠️ past the liquidation price' if position.stop_past_liquidation else ''} · "
         f"{_targets(position)} · {escape(position.state)} · {position.leverage}x",
     ]
+
+
+def _unanswered(count: int) -> str:
+    """The stop placements Binance has not answered yet (an alert told why, SL_MISSING)."""
+    return f" ({plural(count, 'placement')} sent, no answer yet ⏳)" if count else ""
 
 
 def _moving(level: Decimal | None) -> str:

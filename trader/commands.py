@@ -94,6 +94,9 @@ class PositionView:
     # replacement not yet live (new-first: refused and retried, or placed this tick).
     stop_moving_to: Decimal | None = None
     stop_past_liquidation: bool = False   # the stop cannot trigger before the liquidation
+    # Stop placements sent whose answer is not in while no stop protects (lost ones not
+    # known never placed yet: trader/stop_backup.py): what the agent is waiting for.
+    stop_unanswered: int = 0
 
     @property
     def pnl_fraction(self) -> Decimal:

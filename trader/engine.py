@@ -50,7 +50,7 @@ from trader.exchange.base import Exchange, Quote
 from trader.exchange_actions import ActionRunner
 from trader.exchange_health import ExchangeHealth
 from trader.exchange_view import ExchangeView
-from trader.executor import Executor
+from trader.executor import PROBE_GRACE, Executor
 from trader.funding_backfill import FundingBackfill
 from trader.guard_book import GuardBook
 from trader.guards import GuardConfig, GuardState
@@ -127,7 +127,9 @@ class Engine:
                                    breakeven_attempts=settings.breakeven_attempts,
                                    trigger_grace_seconds=settings.trigger_grace_seconds,
                                    trailing_distance=TrailingDistance.parse(
-                                       settings.trailing_distance)),
+                                       settings.trailing_distance),
+                                   placement_expiry_seconds=(self.executor.recv_window
+                                                             + PROBE_GRACE).total_seconds()),
             ProtectionTelemetry(self.counters))
         self.candles: dict[str, CandleHistory] = {s: new_history() for s in self.symbols}
         self.entries = EntrySender(settings, exchange, self.executor, store, self.interpreter,

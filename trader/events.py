@@ -260,3 +260,7 @@ class Policy:
     # A protective order the mark has passed this long, its position still open, triggered
     # without executing (TRADEBOT_TRIGGER_GRACE_SECONDS; trader/stuck_trigger.py says why 10)
     trigger_grace_seconds: float = 10.0
+    # A placement whose answer was lost is known never placed this long after its send at
+    # the latest (recvWindow + trader/executor.py PROBE_GRACE): what the operator is told
+    # the agent waits, at most, once every stop placement is unanswered (stop_backup.py).
+    placement_expiry_seconds: float = 15.0

@@ -217,8 +217,9 @@ class ActionRunner:
         if resolved.status is IntentStatus.SENT:
             # May still land: never resent. A stop placement nothing else covers gets its
             # backup now (after a restart: the run before lost its answer), as when the
-            # answer was lost (trader/stop_backup.py).
-            if stop_backup.backs_up(position, action.role, action.client_id):
+            # answer was lost, or, with no room for one, the operator is told of the wait
+            # (at boot too: trader/stop_backup.py `lost`).
+            if stop_backup.unresolved_uncovered(position, action.role, action.client_id):
                 return Performed([LegPlacementUnknown(action.role, action.client_id)])
             return Performed()
         order = await self.executor.refresh(position.symbol, action.client_id) \

@@ -109,6 +109,10 @@ class Leg:
     failures: int = 0                      # consecutive refused placements
     retry_at: datetime | None = None       # no placement before this (capped backoff)
     alerted: bool = False                  # an alert went out for this episode (all-clear owed)
+    # The operator was told the stop's placements are all unanswered while nothing covers
+    # the position (trader/stop_backup.py `unanswered_alert`): once per episode, ended by
+    # the all-clear (trader/protection.py `all_clear`).
+    unanswered_told: bool = False
     # That alert was of a move refused while the old order still covered the leg: the
     # position was never without it, so the all-clear says the move went through.
     alerted_move: bool = False

@@ -358,8 +358,13 @@ def _any_alerted(position: Position) -> bool:
 
 
 def _still_placing(position: Position) -> bool:
-    for leg in position.legs:
-        if leg.pending is not None or leg.retry_at is not None:
+    """A leg still on its way to what it should close. One whose order matches already is
+    not, whatever is still unanswered for it: a stop found live while later placements of
+    it are out (trader/stop_backup.py) protects now, and the extra ones are retired quietly
+    once they show up (the operator told of the gap hears the all-clear now, not when the
+    last of them is known, up to recvWindow + 10 s later)."""
+    for leg, wanted in position.leg_quantities():
+        if (leg.pending is not None or leg.retry_at is not None) and not leg.matches(wanted):
             return True
     return False
 
@@ -384,7 +389,8 @@ def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]
         return position, []
     alerted = [leg for leg in position.legs if leg.alerted]
     for leg in alerted:
-        position = position.with_leg(evolve(leg, alerted=False, alerted_move=False))
+        position = position.with_leg(evolve(leg, alerted=False, alerted_move=False,
+                                            unanswered_told=False))
     first = position.take_profit_1
     stop = f"SL {display.number(position.stop.trigger_price)}"
     target = display.number(position.take_profit.trigger_price)

@@ -1,7 +1,7 @@
 """Stop-loss placements whose answers were lost while nothing covers the position, pure: a
-backup at once for each (up to a bound), and the retirement of whichever are extra.
-Called by `trader.lifecycle.step` and, for its predicate `backs_up`, by
-`trader.exchange_actions.ActionRunner.probe`.
+backup at once for each (up to a bound), the operator told once the bound is reached, and
+the retirement of whichever are extra. Called by `trader.lifecycle.step` and, for its
+predicate `unresolved_uncovered`, by `trader.exchange_actions.ActionRunner.probe`.
 
 Any other placement whose answer is lost is waited for: probed by client id until it shows
 up or recvWindow + 10 s have passed since the send, never re-sent, so that it is never
@@ -21,8 +21,11 @@ reduce. So:
   left the position without a stop for 16-18 s while the next request would have landed
   (review 5). At most MAX_STOPS_IN_FLIGHT placements are unresolved at a time (`pending`
   and `superseded`): past that the exchange is not answering at all, and more requests
-  would only add stops to retire; each one found never placed makes room again;
-- the same rule holds for a placement still unresolved when a probe asks (`backs_up`): after
+  would only add stops to retire; each one found never placed makes room again. Reaching
+  the bound raises SL_MISSING at once, once per episode (`unanswered_alert`: the position,
+  the level, the wait of up to recvWindow + 10 s); PROTECTION_RESTORED follows the first
+  stop confirmed, not the last answer (trader/protection.py `all_clear`);
+- the same rule holds for a placement still unresolved when a probe asks (`lost`): after
   a restart (the boot's probes of the stop placements the run before lost), or once a
   superseded one found never placed made room, a backup goes at once instead of waiting for
   the placement to expire;
@@ -41,12 +44,13 @@ Take-profits keep the waiting rule (a missing take-profit loses no money); so do
 move whose old order still covers the position.
 """
 
+import math
 from decimal import Decimal
 
 from trader import display
 from trader.alerts import Alert, AlertName
 from trader.domain import OrderRole
-from trader.events import Action, CancelOrder, PlaceLeg
+from trader.events import Action, CancelOrder, PlaceLeg, Policy
 from trader.evolve import evolve
 from trader.position import Leg, LegOrder, Position
 
@@ -56,26 +60,58 @@ from trader.position import Leg, LegOrder, Position
 MAX_STOPS_IN_FLIGHT = 3
 
 
-def backs_up(position: Position, role: OrderRole, client_id: str) -> bool:
-    """The placement `client_id`, whose answer is lost, gets a backup now: it is the stop's
-    pending placement, nothing else covers the position, and with the backup no more than
-    MAX_STOPS_IN_FLIGHT placements are unresolved (it, the backup, the superseded ones)."""
+def unresolved_uncovered(position: Position, role: OrderRole, client_id: str) -> bool:
+    """`client_id` is the stop's pending placement, its outcome unknown, and nothing else
+    covers the position: a probe that finds it still unknown reports it (`lost`)."""
     if role is not OrderRole.STOP_LOSS:
         return False
     leg = position.stop
     wanted = position.leg_quantity(role)
-    return client_id == leg.pending and wanted > 0 and not leg.covers(wanted) \
-        and len(leg.superseded) + 2 <= MAX_STOPS_IN_FLIGHT
+    return client_id == leg.pending and wanted > 0 and not leg.covers(wanted)
 
 
-def lost(position: Position, role: OrderRole, client_id: str) -> tuple[Position, list[Action]]:
+def backs_up(position: Position, role: OrderRole, client_id: str) -> bool:
+    """The placement `client_id`, whose answer is lost, gets a backup now: it is the stop's
+    pending placement, nothing else covers the position, and with the backup no more than
+    MAX_STOPS_IN_FLIGHT placements are unresolved (it, the backup, the superseded ones)."""
+    return unresolved_uncovered(position, role, client_id) \
+        and len(position.stop.superseded) + 2 <= MAX_STOPS_IN_FLIGHT
+
+
+def lost(position: Position, role: OrderRole, client_id: str,
+         policy: Policy) -> tuple[Position, list[Action]]:
     """The placement `client_id`'s answer was lost (or is still unknown when probed): a
-    backup stop now if `backs_up`; else it is probed on the next ticks, never re-sent."""
+    backup stop now if `backs_up`; else it is probed on the next ticks, never re-sent. A
+    stop without room for a backup leaves the position with no confirmed stop until the
+    oldest placement is known never placed (up to recvWindow + 10 s): the operator is told
+    now, once (`unanswered_alert`), not when that wait is over."""
     if not backs_up(position, role, client_id):
+        if unresolved_uncovered(position, role, client_id) \
+                and not position.stop.unanswered_told:
+            return unanswered_alert(position, policy)
         return position, []
     leg = position.leg(role)
     position, backup = position.placing(evolve(leg, superseded=(*leg.superseded, client_id)))
     return position, [PlaceLeg(role, backup, leg.trigger_price, position.leg_quantity(role))]
+
+
+def unanswered_alert(position: Position, policy: Policy) -> tuple[Position, list[Action]]:
+    """SL_MISSING (the documented alert for a position without a stop) once every stop
+    placement allowed is out unanswered: a new entry's first stop had no alert at all until
+    the wait ended, and "replacing it now" after a stop cancelled by hand was not what
+    happened. The all-clear (PROTECTION_RESTORED) follows once a stop is confirmed; the
+    placement that follows the wait is not alerted again (`never_placed`)."""
+    leg = position.stop
+    waiting = math.ceil(policy.placement_expiry_seconds)
+    text = (f"{position.symbol}: the {position.side.label} {display.number(position.quantity)} "
+            f"has no confirmed stop-loss: {len(leg.superseded) + 1} stop placements at "
+            f"{display.number(leg.trigger_price)} unanswered (Binance errors or timeouts); "
+            f"waiting up to {waiting} s for Binance before placing again, as one may still "
+            f"land. /close {position.symbol} closes it at market")
+    told = evolve(leg, alerted=True, alerted_move=False, unanswered_told=True)
+    return position.with_leg(told), [Alert(
+        AlertName.SL_MISSING, text, position.symbol,
+        dedup_key=f"sl_unanswered:{position.symbol}:{leg.pending}")]
 
 
 def is_superseded(position: Position, role: OrderRole, client_id: str) -> bool:
@@ -148,6 +184,12 @@ def never_placed(position: Position, role: OrderRole, client_id: str,
     if role is not OrderRole.STOP_LOSS or client_id != leg.pending or wanted <= 0 \
             or leg.covers(wanted):
         return None
+    if leg.unanswered_told:
+        # The operator heard of the wait and of the placement after it (`unanswered_alert`):
+        # no second alert. Not counted as a refusal: a refusal of the placement that
+        # follows is alerted as the run's first (trader/placement_refusals.py `refused`).
+        return position.with_leg(evolve(leg, pending=None, pending_trigger=None,
+                                        retry_at=None)), []
     first = leg.failures == 0 or not leg.alerted
     leg = evolve(leg, pending=None, pending_trigger=None, failures=leg.failures + 1,
                  retry_at=None, alerted=True, alerted_move=False)

@@ -133,7 +133,16 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
         state=position.state.value, opened_at=position.opened_at,
         leverage=leverage, age=now - position.opened_at,
         stop_moving_to=on_step(moving_to, tick) if moving_to is not None else None,
-        stop_past_liquidation=past_liquidation(position, stop, leverage))
+        stop_past_liquidation=past_liquidation(position, stop, leverage),
+        stop_unanswered=_unanswered(position.stop, position.quantity))
+
+
+def _unanswered(stop: Leg, quantity: Decimal) -> int:
+    """The stop placements out unanswered while none protects (0 once one does: the others
+    are then extras, retired as they show up)."""
+    if _working(stop, quantity):
+        return 0
+    return len(stop.superseded) + (stop.pending is not None)
 
 
 def _working(leg: Leg, quantity: Decimal) -> bool:
