@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from bot.format import format_status
 from storage.codec import dumps
-from tests.engine_world import SYMBOL, restart
+from tests.engine_world import SYMBOL, make_world, restart
 from tests.fakes.telegram_html import parse_telegram_html
 from tests.positions import leg_id, make
 from tests.test_first_command_after_boot import SYMBOL as AGENT_SYMBOL
@@ -35,8 +35,9 @@ from tests.test_stop_backup_after_two_lost_answers import stops as agent_stops
 from tests.test_stop_backup_bound_and_restart import NEVER, ProcessKilled, alerts, three_out
 from trader.alerts import Alert
 from trader.commands import CommandKind
-from trader.domain import OrderType
+from trader.domain import IntentStatus, OrderType
 from trader.events import EntryFilled, LegPlaced, LegPlacementUnknown, LegRejected, Policy
+from trader.exchange.base import UnknownOutcome
 from trader.lifecycle import step
 from trader.position import Position, PositionState
 from trader.position_body import position_from_body
@@ -200,6 +201,11 @@ async def test_a_restart_with_every_stop_placement_unanswered_tells_the_operator
     assert "3 stop placements" in told_at_boot
 
 
+async def test_the_wait_told_is_the_configured_recv_window_plus_the_probes_grace(tmp_path):
+    world = await make_world(tmp_path, TRADEBOT_RECV_WINDOW_MS=7000)
+    assert world.engine.interpreter.policy.placement_expiry_seconds == 17.0
+
+
 # --- the agent against the fake Binance ----------------------------------------------------
 
 async def test_a_new_entry_whose_stop_meets_three_gateway_pages_is_alerted_within_seconds(
@@ -223,3 +229,47 @@ async def test_a_new_entry_whose_stop_meets_three_gateway_pages_is_alerted_withi
                       f"stops on the exchange: {agent_stops(fake)}")
         assert "3 stop placements" in told[0] and "LONG" in told[0]
         assert agent_stops(fake) == []          # still waiting: none of them landed
+
+
+# --- why the wait stays recvWindow + 10 s --------------------------------------------------
+
+async def test_a_placement_landing_late_inside_the_wait_protects_and_leaves_one_stop(tmp_path):
+    """Negative for shortening the wait: Binance checks a request's timestamp when its API
+    server receives it (USD-M "General Info", timing security), but a 5xx "execution status
+    UNKNOWN" is a request received and passed on, whose execution no document bounds. One
+    that lands 9 s after its send (recvWindow 5 s + 1 s of skew passed) is found and kept:
+    no other stop is sent while it may land, its intent is not journaled as never placed,
+    one stop rests. Declared never placed at 6 s (the wait without its 10 s), a fifth stop
+    went out at 7 s and the journal said "not found on the exchange" of an order that
+    rested there (the orphan sweep then cancelled it as a leftover)."""
+    world = await world_with_a_long(tmp_path)
+    real_place, lost_requests = world.paper.place, []
+
+    async def place(request):  # type: ignore[no-untyped-def]
+        if request.type is OrderType.STOP_MARKET and len(lost_requests) < 3:
+            lost_requests.append(request)
+            raise UnknownOutcome("502 Bad Gateway page", http_status=502)
+        return await real_place(request)
+    world.paper.place = place  # type: ignore[method-assign]
+    await cancel_the_stop_by_hand(world)
+    await world.step()
+    assert [r.client_id[-3:] for r in lost_requests] == ["sl2", "sl3", "sl4"]
+    sent_at = world.clock.now()
+
+    world.clock.set(sent_at + timedelta(seconds=7))         # past recvWindow + 1 s
+    await world.engine.tick()
+    assert await stops(world) == []                         # still waiting: none sent
+    world.clock.set(sent_at + timedelta(seconds=9))
+    await real_place(lost_requests[0])                      # the first lands, late
+    await world.engine.tick()
+    world.clock.set(sent_at + timedelta(seconds=16))        # the other two run out
+    await world.engine.tick()
+    await world.engine.tick()
+
+    assert [o.client_id[-3:] for o in await stops(world)] == ["sl2"]
+    landed = world.store.intent(lost_requests[0].client_id)
+    assert landed is not None and landed.status is not IntentStatus.EXPIRED, landed
+    stop = world.engine.positions[SYMBOL].stop
+    assert (stop.order.client_id[-3:], stop.pending, stop.superseded) == ("sl2", None, ())
+    assert world.engine.positions[SYMBOL].state is PositionState.PROTECTED
+    assert world.alerts("PROTECTION_RESTORED")

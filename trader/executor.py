@@ -32,7 +32,17 @@ from trader.sent_ids import SentIds
 from trader.slow_answers import SlowAnswers
 from trader.trade_store import TradeStore
 
-PROBE_GRACE = timedelta(seconds=10)   # clock skew allowance on top of recvWindow
+# On top of recvWindow before a lost order not found is taken as never placed. Not clock
+# skew alone: Binance checks the timestamp when its API server receives a request (USD-M
+# "General Info", timing security: serverTime - timestamp <= recvWindow), but a 5xx whose
+# "execution status is UNKNOWN" (same page, HTTP return codes) is a request received and
+# passed on, and no document bounds when the matching engine acts on it; our timestamp is
+# also the host's clock plus an offset measured at start. Declared never placed too early,
+# an order that lands after all is journaled "not found" though it rests on the exchange:
+# an entry opens a position the agent believes it never opened; a stop is sent again beside
+# it, the late one then cancelled as a leftover by the orphan sweep
+# (tests/test_stop_gap_told_to_the_operator.py `..._landing_late_...`).
+PROBE_GRACE = timedelta(seconds=10)
 # The detail of a SENT intent whose placement raised an unexpected exception (not an
 # exchange error): answered or never sent, so not found means never placed, at once.
 NOT_IN_FLIGHT = "unexpected error, not in flight:"
