@@ -38,6 +38,7 @@ from trader.commands import CommandKind
 from trader.domain import IntentStatus, OrderType
 from trader.events import EntryFilled, LegPlaced, LegPlacementUnknown, LegRejected, Policy
 from trader.exchange.base import UnknownOutcome
+from trader.going_down import going_down_text
 from trader.lifecycle import step
 from trader.position import Position, PositionState
 from trader.position_body import position_from_body
@@ -199,6 +200,19 @@ async def test_a_restart_with_every_stop_placement_unanswered_tells_the_operator
     assert await stops(world) == []
     [told_at_boot] = unanswered(world.alerts("SL_MISSING"))
     assert "3 stop placements" in told_at_boot
+
+
+async def test_going_down_inside_the_wait_says_the_next_start_waits_too(tmp_path):
+    """SIGTERM (a deploy) inside the wait: the SHUTDOWN alert said "its placement was sent,
+    its answer not in yet" and that the next start places the stop before trading; it
+    places it only once the lost ones are known not to have landed."""
+    world = await world_with_a_long(tmp_path)
+    stop_answers(world, "lost", "lost", "lost")
+    await cancel_the_stop_by_hand(world)
+    await world.step()
+    text = going_down_text(world.engine)
+    assert "3 stop placements sent, none answered yet" in text, text
+    assert "up to recvWindow + 10 s after they were sent" in text
 
 
 async def test_the_wait_told_is_the_configured_recv_window_plus_the_probes_grace(tmp_path):

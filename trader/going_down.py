@@ -136,6 +136,12 @@ def going_down_text(engine: "Engine", unfinished: str = "") -> str:
 def _why_no_stop(position: Position) -> str:
     """Why a position has no stop covering it, from its stop leg."""
     stop = position.stop
+    if stop.pending is not None and stop.superseded:
+        # Lost ones too (trader/stop_backup.py): any may still land, so the next start does
+        # not place another at once, but once each is known not to have landed.
+        return (f"{len(stop.superseded) + 1} stop placements sent, none answered yet: the next "
+                "start places it once they are known not to have landed, up to recvWindow "
+                "+ 10 s after they were sent")
     if stop.pending is not None:
         return "its placement was sent, its answer not in yet"
     if stop.order is not None and stop.order.status is LIVE:
