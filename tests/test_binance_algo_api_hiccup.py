@@ -4,7 +4,6 @@ stop, never a position left without one, and back on the Algo API afterwards
 (trader/exchange/binance_algo_presence.py)."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -83,11 +82,10 @@ async def test_a_passing_404_on_the_query_of_our_algo_stop_is_no_answer_not_none
     async with started_exchange(fake) as exchange:
         await exchange.place(request)                    # its answer lost, say
         fake.inject_fault("GET /fapi/v1/algoOrder", http_status=404, times=1)
-        long_ago = datetime.now(UTC) - timedelta(minutes=5)
         with pytest.raises(ExchangeError) as raised:
-            await exchange.probe(SYMBOL, request.client_id, long_ago)
+            await exchange.order_by_client_id(SYMBOL, request.client_id)
         assert raised.value.http_status == 404
-        found = await exchange.probe(SYMBOL, request.client_id, long_ago)
+        found = await exchange.order_by_client_id(SYMBOL, request.client_id)
         assert isinstance(found, Order) and found.status is OrderStatus.NEW
 
 

@@ -22,7 +22,6 @@ from trader.clock import ManualClock
 from trader.domain import OrderRole, OrderStatus, Side
 from trader.exchange.base import ExchangeError, UnknownOutcome
 from trader.exchange.binance import BinanceExchange
-from trader.exchange.binance_orders import PENDING
 from trader.exchange.errors import TABLE, Outcome, Retry, classify
 from trader.exchange.gate import RetryPolicy
 
@@ -167,32 +166,15 @@ async def test_5xx_and_timeouts_on_reads_are_retryable_not_unknown(fake, impatie
 async def test_probe_finds_an_order_whose_answer_was_lost(fake, impatient):
     fake.inject_fault(ORDER, delay=0.6)                  # executed, answer too late
     fake.inject_fault(ALGO_ORDER, drop_connection=True)  # executed, connection dropped
-    signed_at = datetime.now(UTC)
     with pytest.raises(UnknownOutcome):
         await impatient.place(market(Side.BUY, "0.01"))
     with pytest.raises(UnknownOutcome):
         await impatient.place(stop_loss(Side.SELL, "49000"))
 
-    entry = await impatient.probe(SYMBOL, client_id(OrderRole.ENTRY), signed_at)
-    stop = await impatient.probe(SYMBOL, client_id(OrderRole.STOP_LOSS), signed_at)
-    assert entry is not PENDING and entry is not None and entry.status is OrderStatus.FILLED
-    assert stop is not PENDING and stop is not None and stop.status is OrderStatus.NEW
-
-
-async def test_probe_is_pending_until_recv_window_plus_skew_then_not_found(fake):
-    clock = ManualClock(datetime.now(UTC))
-    async with started_exchange(fake, clock=clock) as exchange:
-        fake.inject_fault(ORDER, http_status=503)        # rejected before matching
-        signed_at = clock.now()
-        with pytest.raises(UnknownOutcome):
-            await exchange.place(market(Side.BUY, "0.01"))
-        cid = client_id(OrderRole.ENTRY)
-
-        assert await exchange.probe(SYMBOL, cid, signed_at) == PENDING
-        clock.advance(timedelta(seconds=5.5))            # recvWindow 5 s, skew >= 1 s
-        assert await exchange.probe(SYMBOL, cid, signed_at) == PENDING
-        clock.advance(timedelta(seconds=1))
-        assert await exchange.probe(SYMBOL, cid, signed_at) is None
+    entry = await impatient.order_by_client_id(SYMBOL, client_id(OrderRole.ENTRY))
+    stop = await impatient.order_by_client_id(SYMBOL, client_id(OrderRole.STOP_LOSS))
+    assert entry is not None and entry.status is OrderStatus.FILLED
+    assert stop is not None and stop.status is OrderStatus.NEW
 
 
 # --- rate limiting -------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from trader.exchange.base import (
 )
 from trader.exchange.binance_account import BinanceAccount, SetupRefused
 from trader.exchange.binance_fields import Fields, interval_delta, rows_of
-from trader.exchange.binance_orders import BinanceOrders, ProbeResult
+from trader.exchange.binance_orders import BinanceOrders
 from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.binance_streams import BinanceStreams, StreamOptions
 from trader.exchange.gate import RetryPolicy
@@ -80,7 +80,7 @@ class BinanceExchange:
         self._request_timeout = request_timeout
         self._rest = BinanceRest(clock, rate_headroom=rate_headroom, retry_policy=retry_policy)
         self.gate = self._rest.gate
-        self._orders = BinanceOrders(self._rest, clock, settings.recv_window_ms)
+        self._orders = BinanceOrders(self._rest)
         self._account = BinanceAccount(self._rest)
         self.streams = BinanceStreams(self.stream_base_url, self, clock,
                                       self._stream_options)
@@ -209,10 +209,6 @@ class BinanceExchange:
 
     async def open_orders(self, symbol: str) -> list[Order]:
         return await self._orders.open_orders(symbol)
-
-    async def probe(self, symbol: str, client_id: str, signed_at: datetime) -> ProbeResult:
-        """After an UnknownOutcome: the order, PENDING while it may still appear, or None."""
-        return await self._orders.probe(symbol, client_id, signed_at)
 
     async def fills(self, symbol: str, since: datetime) -> list[Fill]:
         """Our trades since `since`, each under its order's client id (BinanceOrders.fills)."""

@@ -26,12 +26,11 @@ is learnt from every order answer and ORDER_TRADE_UPDATE (`remember_stream_order
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
-from typing import Any, Final, Literal, TypeVar
+from datetime import datetime
+from typing import Any, Final, TypeVar
 
 from loguru import logger
 
-from trader.clock import Clock
 from trader.domain import ClientId, Fill, Order, OrderRequest, to_ms
 from trader.exchange import binance_codec as codec
 from trader.exchange import binance_order_codec as order_codec
@@ -42,25 +41,22 @@ from trader.exchange.binance_fields import rows_of
 from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.errors import Outcome, classify
 
-PENDING: Final = "pending"
-ProbeResult = Order | None | Literal["pending"]
 T = TypeVar("T")
 
 # A conditional place goes to the other API after a 404 or -4120, at most twice (a 404 then
 # a -4120: the 404 was a passing one); see `_send_conditional`.
 SWITCHES_PER_PLACE: Final = 2
-TIMESTAMP_TOLERANCE_MS = 1000         # Binance accepts a timestamp up to 1 s ahead of its clock
 
 
 class BinanceOrders:
     """The order endpoints of the adapter; `BinanceExchange` delegates to it.
 
-        orders = BinanceOrders(rest, clock, recv_window_ms=5000)
+        orders = BinanceOrders(rest)
         order = await orders.place(intent.request())
     """
 
-    def __init__(self, rest: BinanceRest, clock: Clock, recv_window_ms: int) -> None:
-        self._rest, self._clock, self._recv_window_ms = rest, clock, recv_window_ms
+    def __init__(self, rest: BinanceRest) -> None:
+        self._rest = rest
         self._client_ids: dict[str, str] = {}   # orderId -> client id (userTrades omit it)
         self.algo_api = AlgoApiPresence()
 
@@ -271,21 +267,6 @@ class BinanceOrders:
                 orders += _read_rows(algos, algo_endpoint,
                                      lambda raw: order_codec.order_from_algo(raw, algo_endpoint))
         return [order for order in orders if order.status.live]
-
-    async def probe(self, symbol: str, client_id: str, signed_at: datetime) -> ProbeResult:
-        """After an UnknownOutcome: the order, or PENDING while it may still appear, or None.
-
-        "Not found" is final only once recvWindow + clock skew has passed since the
-        request was signed: until then Binance could still accept it.
-        """
-        order = await self.order_by_client_id(symbol, client_id)
-        if order is not None:
-            return order
-        skew_ms = abs(self._rest.offset_ms) + TIMESTAMP_TOLERANCE_MS
-        deadline = signed_at + timedelta(milliseconds=self._recv_window_ms + skew_ms)
-        if self._clock.now() < deadline:
-            return PENDING
-        return None
 
     async def fills(self, symbol: str, since: datetime) -> list[Fill]:
         """Our trades since `since` (GET /fapi/v1/userTrades). Its rows carry orderId but no
