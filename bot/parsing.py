@@ -29,6 +29,9 @@ class Args(StrEnum):
     MAYBE_SYMBOL = "[symbol]"      # [SYMBOL]
     PAUSE = "pause"                # [SYMBOL] [duration]
     SYMBOL_PRICE = "symbol price"  # SYMBOL PRICE (both required)
+    # /start's deep-link payload (t.me/<bot>?start=<payload> sends "/start <payload>":
+    # https://core.telegram.org/bots/features#deep-linking): read, not used
+    DEEP_LINK = "[payload]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,7 @@ COMMANDS = [
     Spec("version", CommandKind.VERSION, Args.NONE, "/version", "what is running", "Agent"),
     Spec("config", CommandKind.CONFIG, Args.NONE, "/config", "settings (secrets masked)",
          "Agent"),
-    Spec("start", CommandKind.STATUS, Args.NONE, "/start", "short status and this list",
+    Spec("start", CommandKind.STATUS, Args.DEEP_LINK, "/start", "short status and this list",
          "Agent", menu=False),
     Spec("help", None, Args.NONE, "/help", "this list", "Agent"),
 ]
@@ -134,9 +137,14 @@ class Request:
 
 
 def command_name(text: str) -> str:
-    """'/Close@tradebot_bot BTCUSDT' -> 'close'."""
-    head = text.split(maxsplit=1)[0] if text.strip() else ""
-    return head.lstrip("/").split("@", 1)[0].lower()
+    """'/Close@tradebot_bot BTCUSDT' -> 'close', '/status.' -> 'status': the letters, digits
+    and underscores after the slash, what Telegram marks as the bot_command entity
+    (https://core.telegram.org/bots/api#messageentity) and python-telegram-bot routes by."""
+    match = _COMMAND.match(text.strip())
+    return match.group(1).lower() if match else ""
+
+
+_COMMAND = re.compile(r"/([A-Za-z0-9_]*)")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -153,6 +161,8 @@ def parse_duration(text: str) -> timedelta:
 def parse_command(name: str, args: list[str], symbols: list[str]) -> Request:
     """Check one command line against what the command accepts; UsageError if it does not fit."""
     spec = SPECS[name]
+    if spec.args is Args.DEEP_LINK:
+        return Request(name, spec.kind)
     most = {Args.NONE: 0, Args.PAUSE: 2, Args.SYMBOL_PRICE: 2}.get(spec.args, 1)
     if len(args) > most:
         raise UsageError(name, f"/{name} takes no arguments" if most == 0 else "too many words")

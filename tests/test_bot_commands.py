@@ -185,7 +185,7 @@ async def test_pause_resume_and_wake_are_executed_and_reported(telegram, engine,
     "/weekly x", "/monthly 25", "/trades 1.5", "/logs 51", "/logs -1", "/performance BTCUSDT",
     "/version now", "/config all", "/balance BTCUSDT", "/long", "/long DOGEUSDT",
     "/short BTCUSDT now", "/unlock", "/unlock all", "/pause DOGEUSDT", "/pause 2h 3h",
-    "/resume DOGEUSDT", "/start now", "/pause soon", "/pause 0m", "/pause 45d", "/pause 2h now",
+    "/resume DOGEUSDT", "/pause soon", "/pause 0m", "/pause 45d", "/pause 2h now",
     "/wake up", "/shutdown now", "/resume 1", "/chart big", "/alerts 5",
 ])
 async def test_bad_arguments_get_a_one_line_usage_and_execute_nothing(telegram, engine, text):

@@ -33,6 +33,7 @@ tests/fixtures/telegram/ and checked against this server in tests/test_bot_fake_
 
 import asyncio
 import base64
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +65,11 @@ OTHER_POLLER = ("Conflict: terminated by other getUpdates request; make sure tha
 CHAT_ACTIONS = ("typing", "upload_photo", "record_video", "upload_video", "record_voice",
                 "upload_voice", "upload_document", "choose_sticker", "find_location",
                 "record_video_note", "upload_video_note")
+
+# What Telegram marks as a bot_command entity: the slash, the command's letters, digits and
+# underscores, and a bot's @username ("/start@jobs_bot":
+# https://core.telegram.org/bots/api#messageentity; https://core.telegram.org/bots/api#botcommand)
+BOT_COMMAND = re.compile(r"/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?")
 
 
 class FakeTelegram(BotMessages):
@@ -145,9 +151,10 @@ class FakeTelegram(BotMessages):
         message: dict[str, Any] = {
             "message_id": self._new_message_id(), "date": timestamp, "text": text,
             "chat": chat(chat_id), "from": user(user_id)}
-        if text.startswith("/"):
+        command = BOT_COMMAND.match(text)
+        if command is not None:
             message["entities"] = [{"type": "bot_command", "offset": 0,
-                                    "length": utf16_length(text.split()[0])}]
+                                    "length": utf16_length(command.group())}]
         self._messages[(chat_id, message["message_id"])] = message
         self._push_update({"message": message})
         return int(message["message_id"])
