@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 from loguru import logger
-from telegram import BotCommand, Update
+from telegram import BotCommand, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, TypeHandler
@@ -319,6 +319,20 @@ class TelegramBot:
         if chat is not None and chat.id in self.delivery.chat_ids:
             self.delivery.blocked.try_soon(chat.id)
             self.delivery.wake()
+        self._migration_announced(update.message)
+
+    def _migration_announced(self, message: Message | None) -> None:
+        """Telegram's service messages of a group upgraded to a supergroup
+        (Message.migrate_to_chat_id in the group, migrate_from_chat_id in the supergroup:
+        https://core.telegram.org/bots/api#message), followed at once: the first command
+        there was refused until an alert's 400 taught the new id."""
+        if message is None:
+            return
+        if message.migrate_to_chat_id and message.chat_id in self._gate.allowed_chat_ids:
+            self._group_migrated(message.chat_id, message.migrate_to_chat_id)
+        elif message.migrate_from_chat_id \
+                and message.migrate_from_chat_id in self._gate.allowed_chat_ids:
+            self._group_migrated(message.migrate_from_chat_id, message.chat_id)
 
     def _group_migrated(self, group_id: int, supergroup_id: int) -> None:
         """An allowed group became a supergroup (new id): obey it there, tell the owner."""

@@ -74,11 +74,20 @@ class OutsideTelegram(FakeTelegram):
             raise self.get_updates_error
         return await super()._get_updates(params)
 
-    def migrate(self, group_id: int, supergroup_id: int) -> None:
+    def migrate(self, group_id: int, supergroup_id: int, announced: bool = False) -> None:
         """The group became a supergroup with a new id: sending to the old id answers 400 with
         parameters.migrate_to_chat_id ("The group has been migrated to a supergroup with the
-        specified identifier", https://core.telegram.org/bots/api#responseparameters)."""
+        specified identifier", https://core.telegram.org/bots/api#responseparameters).
+        `announced`: the two service messages Telegram sends a member bot at once too
+        (Message.migrate_to_chat_id in the group, Message.migrate_from_chat_id in the new
+        supergroup: https://core.telegram.org/bots/api#message)."""
         self._migrated[group_id] = supergroup_id
+        if announced:
+            for chat_id, field, other in ((group_id, "migrate_to_chat_id", supergroup_id),
+                                          (supergroup_id, "migrate_from_chat_id", group_id)):
+                self._push_update({"message": {
+                    "message_id": self._new_message_id(), "date": int(self.now().timestamp()),
+                    "chat": chat(chat_id), field: other}})
 
     def _check_migrated(self, params: dict[str, Any]) -> None:
         new_id = self._migrated.get(int(params.get("chat_id", 0)))

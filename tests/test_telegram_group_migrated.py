@@ -59,6 +59,29 @@ async def test_commands_from_the_supergroup_of_an_allowed_group_are_obeyed_once_
     assert [command.kind.value for command in engine.received] == ["status"]
 
 
+async def test_the_owner_is_obeyed_in_the_supergroup_from_the_first_command(
+        telegram: OutsideTelegram, bot: TelegramBot, engine: RecordingEngine) -> None:
+    """Telegram announces the new id at once (the service messages); the bot learnt it only
+    from a 400 on its next send, so until an alert happened to go, the owner's /status there
+    was refused ("This bot only answers its owner.") and their own group reported as a
+    stranger (review 8)."""
+    telegram.migrate(GROUP, SUPERGROUP, announced=True)
+    telegram.inject_message(SUPERGROUP, MEMBER, "/status")
+    await telegram.wait_for(lambda item: item.chat_id == SUPERGROUP
+                            and "equity" in (item.plain or "").lower(), timeout=10)
+    assert [command.kind.value for command in engine.received] == ["status"]
+    assert not any("only answers its owner" in (item.plain or "") for item in telegram.sent)
+
+
+async def test_a_migration_service_message_of_a_group_not_allowed_changes_nothing(
+        telegram: OutsideTelegram, bot: TelegramBot, engine: RecordingEngine) -> None:
+    telegram.migrate(-4242, SUPERGROUP, announced=True)
+    telegram.inject_message(SUPERGROUP, MEMBER, "/status")
+    reply = await telegram.wait_for(lambda item: item.chat_id == SUPERGROUP, timeout=10)
+    assert "only answers its owner" in (reply.plain or ""), reply.plain
+    assert engine.received == []
+
+
 async def test_the_pinned_state_follows_the_supergroup(
         telegram: OutsideTelegram, bot: TelegramBot, clock: ManualClock) -> None:
     """The sleep/pause pin is read from and written to the supergroup (getChat on the old id
