@@ -348,9 +348,28 @@ class BinanceEndpoints:
                 for position in map(self.sim.position, symbols) if position.quantity != 0]
 
     def user_trades(self, params: Params) -> list[Json]:
+        """DOCS + "trade/rest-api/Account-Trade-List": "If startTime and endTime are both not
+        sent, then the last 7 days' data will be returned. The time between startTime and
+        endTime cannot be longer than 7 days." With one of them only, the 7 days from it
+        (or up to it): the docs do not say, and that reading is the narrower one. Longer:
+        -1127 (error-code page: "More than %s hours between startTime and endTime.")."""
         symbol = required(params, "symbol")
-        start = int(params.get("startTime", "0"))
-        fills = [f for f in self.sim.fills(symbol) if to_ms(f.time) >= start]
-        limit = int(params.get("limit", "500"))
+        week = 7 * 24 * 3600 * 1000
+        start, end = params.get("startTime"), params.get("endTime")
+        if start is None and end is None:
+            end_ms = self.now_ms()
+            start_ms = end_ms - week
+        elif end is None:
+            start_ms = int(start)
+            end_ms = start_ms + week
+        elif start is None:
+            end_ms = int(end)
+            start_ms = end_ms - week
+        else:
+            start_ms, end_ms = int(start), int(end)
+            if end_ms - start_ms > week:
+                raise ExchangeError(-1127, "More than 168 hours between startTime and endTime.")
+        fills = [f for f in self.sim.fills(symbol) if start_ms <= to_ms(f.time) <= end_ms]
+        limit = min(int(params.get("limit", "500")), 1000)
         return [wire.user_trade(f, self.ledger.trade_orders.get(f.trade_id, 0))
                 for f in fills[:limit]]

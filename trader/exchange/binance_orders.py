@@ -46,6 +46,9 @@ T = TypeVar("T")
 # A conditional place goes to the other API after a 404 or -4120, at most twice (a 404 then
 # a -4120: the 404 was a passing one); see `_send_conditional`.
 SWITCHES_PER_PLACE: Final = 2
+# GET /fapi/v1/userTrades: the longest span and the most rows one request serves (`_trades`)
+TRADES_WINDOW_MS: Final = 7 * 24 * 3600 * 1000
+TRADES_PAGE: Final = 1000
 
 
 class BinanceOrders:
@@ -274,15 +277,41 @@ class BinanceOrders:
         yet is asked for once (GET /fapi/v1/order?orderId=), which is how the client id of
         an order Binance placed itself ("autoclose-...", "adl_autoclose") reaches the engine
         without the user-data stream. "" when Binance has no such order."""
-        rows = await self._rest.call("user trades", self._rest.client.futures_account_trades,
-                                     weight=5, symbol=symbol, startTime=to_ms(since),
-                                     limit=1000)
-        fills = _read_rows(rows, codec.USER_TRADES, lambda raw: codec.fill_from_trade(raw, ""))
+        fills = await self._trades(symbol, to_ms(since))
         for order_id in sorted({fill.order_id for fill in fills} - {"", "0"}
                                - self._client_ids.keys()):
             await self._learn_client_id(symbol, order_id)
         return [replace(fill, client_id=self._client_ids.get(fill.order_id, ""))
                 for fill in fills]
+
+    async def _trades(self, symbol: str, start_ms: int) -> list[Fill]:
+        """Every trade of `symbol` from `start_ms` to now, oldest first. Binance serves one
+        request at most 7 days ("The time between startTime and endTime cannot be longer
+        than 7 days") and 1,000 rows (Account-Trade-List, https://developers.binance.com/
+        docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List): a
+        position held longer, or a window fuller, is read in several requests (weight 5
+        each), a full page going on from its last row's time (rows of that millisecond
+        read again are kept once, by trade id). Today's position: one request, startTime
+        alone, as ever."""
+        now_ms = to_ms(self._rest.server_now())
+        found: dict[str, Fill] = {}
+        while True:
+            window_end = start_ms + TRADES_WINDOW_MS - 1
+            bounds = {"startTime": start_ms} | ({"endTime": window_end}
+                                                if window_end < now_ms else {})
+            rows = await self._rest.call("user trades", self._rest.client.futures_account_trades,
+                                         weight=5, symbol=symbol, limit=TRADES_PAGE, **bounds)
+            page = _read_rows(rows, codec.USER_TRADES,
+                              lambda raw: codec.fill_from_trade(raw, ""))
+            for fill in page:
+                found.setdefault(fill.trade_id, fill)
+            last_ms = max((to_ms(fill.time) for fill in page), default=start_ms)
+            if isinstance(rows, list) and len(rows) >= TRADES_PAGE and last_ms > start_ms:
+                start_ms = last_ms                    # more in this window
+            elif window_end < now_ms:
+                start_ms = window_end + 1             # the next week
+            else:
+                return list(found.values())
 
     async def _learn_client_id(self, symbol: str, order_id: str) -> None:
         try:
