@@ -42,7 +42,8 @@ def stamp(moment: datetime) -> str:
 # --- views ----------------------------------------------------------------------------
 def format_position(position: PositionView) -> list[str]:
     """Two lines: size, entry -> mark, PnL and its %, time in trade; then SL and TP with
-    how far the mark has to move to reach each, the state and the leverage."""
+    how far the mark has to move to reach each, the state and the leverage. A third while
+    the size is the user-data stream's word alone (told inside an IP ban)."""
     pnl = money(position.unrealized_pnl, signed=True)
     held = f" · {duration(position.age)}" if position.age is not None else ""
     return [
@@ -53,7 +54,8 @@ def format_position(position: PositionView) -> list[str]:
         f"{_unanswered(position.stop_unanswered)}{_moving(position.stop_moving_to)}"
         f"{' ⚠️ past the liquidation price' if position.stop_past_liquidation else ''} · "
         f"{_targets(position)} · {escape(position.state)} · {position.leverage}x",
-    ]
+    ] + (["  📡 size as the user-data stream told it; the position is read again once "
+          "requests to the exchange resume"] if position.size_heard else [])
 
 
 def _unanswered(count: int) -> str:

@@ -8,7 +8,7 @@ PnL "rp"; ACCOUNT_UPDATE with the position at 0). Found by review5 (exp_ban_stop
 `Engine._tick` ticked no symbol while the circuit was open, so /status showed the closed
 position open, PROTECTED, at a loss past its stop, /trades "no closed trades yet", and the
 CLOSE came when the ban ended. Now terminal detection runs on the stream's view inside the
-window (trader/engine.py `_closes_heard`) and the close is recorded from the stream
+window (trader/engine.py `_heard_in_ban`) and the close is recorded from the stream
 (trader/closing.py `_told_by_stream`), with no request.
 """
 

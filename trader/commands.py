@@ -97,6 +97,9 @@ class PositionView:
     # Stop placements sent whose answer is not in while no stop protects (lost ones not
     # known never placed yet: trader/stop_backup.py): what the agent is waiting for.
     stop_unanswered: int = 0
+    # the size is the user-data stream's word, told inside a Retry-After (an IP ban): the
+    # position is read over REST once requests resume (trader/exchange_view.py `heard_size`)
+    size_heard: bool = False
 
     @property
     def pnl_fraction(self) -> Decimal:

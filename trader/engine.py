@@ -14,8 +14,9 @@ One tick, per symbol, in this order (finalization first):
   6. entry      signal -> regime -> sizing -> entry order -> its fill -> legs (trader/entry.py)
 
 Inside a Retry-After (the rate-limit circuit open) no symbol is ticked; only 2-3 run, on the
-stream's view, for a position the user-data stream shows gone (`_closes_heard`): its close
-needs no request (trader/closing.py).
+stream's view, for a position the user-data stream shows gone or of another size
+(`_heard_in_ban`): its close, or the record taking the size, needs no request
+(trader/closing.py, trader/position_keeper.py `follow_heard`).
 
 Each symbol's tick runs inside its own boundary (trader/containment.py). Around the symbols:
 the balance read when due (trader/balance_keeper.py), the rate-limit circuit and rules-change
@@ -298,7 +299,7 @@ class Engine:
                     if not boundary.failed(f"tick {symbol}", exc, symbol):
                         raise
         else:
-            await self._closes_heard()
+            await self._heard_in_ban()
         if exchange.circuit().open_until is not None or health.circuit_alerted is not None:
             health.watch_circuit(self.positions)
         self.guards.expire(self.clock.now())
@@ -310,20 +311,22 @@ class Engine:
             rewrites.write_again(boundary.failed)
         self.writes.after_tick()
 
-    async def _closes_heard(self) -> None:
+    async def _heard_in_ban(self) -> None:
         """Inside a Retry-After no symbol is ticked (nothing may be sent), but a position the
         user-data stream says is gone (its stop or take-profit filled, closed by hand,
-        liquidated) is closed now from what the stream told: /status and the phone must
-        not show it open, past its stop, until an IP ban ends (2 minutes to 3 days).
-        Everything else waits for the window's end."""
+        liquidated) is closed now from what the stream told, and one it says is of another
+        size (a partial fill of its stop, changed by hand) takes that size: /status and the
+        phone must not show what is no longer held until an IP ban ends (2 minutes to 3
+        days). Everything else waits for the window's end."""
         for symbol, position in list(self.interpreter.positions.items()):
             if not position.state.open:
                 continue        # an entry's outcome needs a read
             view = self.view.streamed_view(symbol)
-            if view is None or view.position.side is position.side:
-                continue        # polling, or still held: as it was
+            if view is None or (view.position.side is position.side
+                                and view.position.size == position.quantity):
+                continue        # polling, or held as recorded: as it was
             try:
-                await self.keeper.close_if_gone(position, view)
+                await self.keeper.follow_heard(position, view)
             except Exception as exc:  # the symbol's boundary: the next one still runs
                 if not self.boundary.failed(f"close heard {symbol}", exc, symbol):
                     raise

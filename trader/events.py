@@ -122,11 +122,14 @@ class LegFilled:
 @dataclass(frozen=True, slots=True)
 class PositionSizeChanged:
     """The exchange's position is `quantity` now (unsigned, same side); `cause` for people;
-    `by_exchange`: Binance's own order made it smaller (a partial liquidation, an ADL)."""
+    `by_exchange`: Binance's own order made it smaller (a partial liquidation, an ADL).
+    `heard`: told by the user-data stream inside a Retry-After (an IP ban), when nothing
+    may be sent: the record takes the size, its legs follow on the first tick after."""
     quantity: Decimal
     entry_price: Decimal
     cause: str = ""
     by_exchange: CloseReason | None = None
+    heard: bool = False
 
 
 @fast_init          # one or more per order

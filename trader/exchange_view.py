@@ -65,6 +65,9 @@ class ExchangeView:
         self._read_at: dict[str, datetime] = {}
         # symbol -> (the mark the last tick read over REST, when): `mark`, `last_mark`
         self._read_marks: dict[str, tuple[Decimal, datetime]] = {}
+        # Symbols whose recorded size the user-data stream told inside a Retry-After, with
+        # no read since to confirm it (`heard_size`): read over REST first thing after.
+        self._heard: set[str] = set()
 
     def on_events(self, events: list[ExchangeEvent]) -> None:
         """Feed what the user-data stream pushed into the tracker."""
@@ -94,7 +97,8 @@ class ExchangeView:
                 return pushed
         tracker = self.tracker
         position = tracker.position(symbol)
-        if fresh or position is None or not (self.exchange.streaming and tracker.synced(symbol)):
+        if fresh or position is None or not (self.exchange.streaming and tracker.synced(symbol)) \
+                or symbol in self._heard:
             await self.snapshot(symbol)
             position = tracker.position(symbol)
         elif position.side is not None and self.verify_due(symbol):
@@ -126,6 +130,8 @@ class ExchangeView:
             return None
         if position.side is not None and self.verify_due(symbol):
             return None                   # the stream's picture is due a REST check: `view`
+        if self._heard and symbol in self._heard:
+            return None                   # a size heard in a ban, to read: `view`
         quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
         # against the Decimal ZERO, not the int 0: the same answer (a Decimal compares with
         # an int by its exact value), without converting 0 to a Decimal every tick
@@ -162,8 +168,19 @@ class ExchangeView:
         self.tracker.on_snapshot(symbol, orders, started)
         self.rest_snapshots += 1
         self._read_at[symbol] = started
+        self._heard.discard(symbol)
         if self.exchange.streaming:
             self.tracker.mark_synced(symbol)
+
+    def heard_size(self, symbol: str) -> None:
+        """The record took the size the user-data stream told inside a Retry-After (an IP
+        ban: no request could confirm it): the symbol's next view reads the position over
+        REST, and until then /status says whose word the size is."""
+        self._heard.add(symbol)
+
+    def size_unread(self, symbol: str) -> bool:
+        """Whether the symbol's recorded size is the stream's word alone (`heard_size`)."""
+        return symbol in self._heard
 
     def verify_due(self, symbol: str) -> bool:
         """Whether the symbol's open orders have gone `verify_every` without a REST read."""

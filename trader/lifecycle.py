@@ -108,8 +108,11 @@ def step(position: Position, event: Event, now: datetime, policy: Policy) -> Ste
         raise AssertionError(f"{kind.__name__} took {position.symbol} to "
                              f"{position.state}, not one of {sorted(allowed)}")
     if position.state.open:
-        position, placements = protection.plan(position, now, policy, settle=kind is Tick,
-                                               hold_live=bool(actions) and _partial_in(actions))
+        # A size heard inside a Retry-After plans nothing: no order can be sent until it
+        # ends, and the first Tick after plans the legs for it (the live ones still cover)
+        position, placements = (position, []) if kind is PositionSizeChanged and event.heard \
+            else protection.plan(position, now, policy, settle=kind is Tick,
+                                 hold_live=bool(actions) and _partial_in(actions))
         position, restored = protection.all_clear(position, now)
         if placements or restored:
             actions += placements + restored

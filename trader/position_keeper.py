@@ -34,7 +34,7 @@ from trader.market.history import CandleHistory
 from trader.observe import SymbolView, covering_leg, observe, steady
 from trader.order_tracker import OrderTracker, TrackedOrder
 from trader.position import Leg, Position, PositionState
-from trader.position_fills import read_from
+from trader.position_fills import fills_of, read_from
 from trader.reconcile import (
     addition_cause,
     adopted_position,
@@ -122,12 +122,8 @@ class PositionKeeper:
         for event in () if quiet else observe(position, view):
             if type(event) is LegSeen and protection.confirms(position, event, settled):
                 continue        # nothing new about a steady leg: its step would be a no-op
-            if isinstance(event, PositionSizeChanged) and event.quantity < position.quantity:
-                cause, by_exchange = await self._who_reduced(position)
-                event = replace(event, cause=cause, by_exchange=by_exchange)
-            elif isinstance(event, PositionSizeChanged) and event.quantity > position.quantity:
-                event = replace(event, cause=await self._who_added(position, event.quantity,
-                                                                   view))
+            if isinstance(event, PositionSizeChanged):
+                event = await self._explained(position, event, view)
             position = await self.interpreter.apply(position, event, notes)
             if position.state is _CLOSED:
                 return None
@@ -157,16 +153,37 @@ class PositionKeeper:
                                                  view.live)
         return None if position.state is _CLOSED else position
 
-    async def close_if_gone(self, position: Position, view: SymbolView) -> Position | None:
-        """Terminal detection alone, for a tick that may send nothing (inside a Retry-After:
-        trader/engine.py): a position `view` shows gone is closed now (its finalize reads
-        nothing then: trader/closing.py); any other difference, and every action that needs
-        a request, waits for the window's end. None once closed."""
+    async def follow_heard(self, position: Position, view: SymbolView) -> Position | None:
+        """Terminal detection and the size, for a tick that may send nothing (inside a
+        Retry-After: trader/engine.py). A position `view` shows gone is closed now (its
+        finalize reads nothing then: trader/closing.py); one whose size changed (a partial
+        fill of its stop, reduced or added by hand, a partial liquidation) takes the size
+        the stream told, who changed it told from the fills the stream told, its legs
+        following once requests resume (`PositionSizeChanged.heard`), and its position is
+        read over REST first thing then (`ExchangeView.heard_size`). Any other difference,
+        and every action that needs a request, waits for the window's end. None once
+        closed."""
         events = observe(position, view)
-        if not events or type(events[0]) is not PositionGone:
+        if not events:
             return position
-        position = await self.interpreter.apply(position, events[0])
+        event = events[0]
+        if isinstance(event, PositionSizeChanged):
+            event = replace(await self._explained(position, event, view), heard=True)
+        elif type(event) is not PositionGone:
+            return position
+        position = await self.interpreter.apply(position, event)
+        if isinstance(event, PositionSizeChanged):
+            self.view.heard_size(position.symbol)
         return None if position.state is _CLOSED else position
+
+    async def _explained(self, position: Position, event: PositionSizeChanged,
+                         view: SymbolView) -> PositionSizeChanged:
+        """`event` with who changed the size, in words (and Binance's reason when its own
+        order made it smaller)."""
+        if event.quantity < position.quantity:
+            cause, by_exchange = await self._who_reduced(position)
+            return replace(event, cause=cause, by_exchange=by_exchange)
+        return replace(event, cause=await self._who_added(position, event.quantity, view))
 
     def _trail_atr(self, symbol: str) -> Decimal | None:
         """ATR(14) for an ATR trailing distance (TRADEBOT_TRAILING_DISTANCE=1.5atr), else None."""
@@ -331,10 +348,16 @@ class PositionKeeper:
     async def _fills_since_open(self, position: Position) -> list[Fill] | None:
         """The symbol's trades since the position opened (from `read_from`: a host clock
         ahead of Binance's would cut its entry fill), to tell who changed its size; None when
-        the read failed (the cause is then told without them)."""
+        the read failed (the cause is then told without them). Inside a Retry-After nothing
+        may be read: the position's fills the user-data stream told (journaled) instead."""
+        offset = clock_offset(self.exchange)
+        if self.executor.circuit_open():
+            return fills_of(position, self.store.fills(position.symbol,
+                                                       read_from(position, offset)),
+                            offset=offset)
         try:
             return await self.executor.read(self.exchange.fills, position.symbol,
-                                            read_from(position, clock_offset(self.exchange)))
+                                            read_from(position, offset))
         except (ExchangeError, UnknownOutcome) as exc:
             logger.warning("fills unavailable to explain a size change error={}", exc)
             return None

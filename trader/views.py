@@ -134,7 +134,8 @@ def position_view(engine: Engine, position: Position, now: datetime) -> Position
         leverage=leverage, age=now - position.opened_at,
         stop_moving_to=on_step(moving_to, tick) if moving_to is not None else None,
         stop_past_liquidation=past_liquidation(position, stop, leverage),
-        stop_unanswered=_unanswered(position.stop, position.quantity))
+        stop_unanswered=_unanswered(position.stop, position.quantity),
+        size_heard=engine.view.size_unread(position.symbol))
 
 
 def _unanswered(stop: Leg, quantity: Decimal) -> int:
