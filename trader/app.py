@@ -22,6 +22,7 @@ from trader.agent_services import AgentServices
 from trader.alert_routing import AlertRouting
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName, AlertSink
+from trader.circuit_memory import CircuitMemory
 from trader.clock import Clock, ManualClock, SystemClock
 from trader.config import ConfigError, Settings
 from trader.control import Controller
@@ -71,6 +72,8 @@ async def build_engine(settings: Settings, clock: Clock | None = None, *,
     store = TradeStore.open(settings.db_path, wal=replay, lock_wait=AGENT_LOCK_WAIT_SECONDS)
     alerter = Alerter(store, clock, AlertRouting.from_settings(settings))
     exchange = make_exchange(settings, store, clock)
+    # a Retry-After a previous process was given still holds (trader/circuit_memory.py)
+    CircuitMemory(store, clock).attach(exchange)
     if start:
         await start_exchange(exchange, settings)
     from trader.strategy.base import load_strategy

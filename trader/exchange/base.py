@@ -154,6 +154,7 @@ class CircuitState:
     reason: str = ""
     opened_at: datetime | None = None
     http_status: int = 429            # of the answer that opened it: 429, or 418 (IP ban)
+    told: bool = True                 # the answer gave Retry-After (else the gate's default)
 
     def is_open(self, now: datetime) -> bool:
         return self.open_until is not None and now < self.open_until
@@ -252,6 +253,14 @@ class Exchange(Protocol):
     def on_stream_reconnect(self, callback: Callable[[], None]) -> None:
         """Call `callback` (quick, no arguments) whenever the user-data stream is back after
         an outage: what it reported meanwhile is lost, the caller resyncs over REST."""
+
+    def on_circuit_open(self, callback: Callable[[CircuitState], None]) -> None:
+        """Call `callback` (quick) with the circuit each time an answer opens it or moves
+        its end later: kept, a restart inside the window sends nothing either."""
+
+    def restore_circuit(self, circuit: CircuitState) -> None:
+        """A circuit a previous process opened (its end kept: trader/circuit_memory.py):
+        nothing is sent until it ends, as if this process had been answered so."""
 
     def doubt_stream(self) -> None:
         """A REST read found a change the user-data stream never reported: let the stream

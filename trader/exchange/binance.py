@@ -182,6 +182,12 @@ class BinanceExchange:
     def circuit(self) -> CircuitState:
         return self.gate.circuit()
 
+    def on_circuit_open(self, callback: Callable[[CircuitState], None]) -> None:
+        self.gate.on_open(callback)
+
+    def restore_circuit(self, circuit: CircuitState) -> None:
+        self.gate.restore(circuit)
+
     def doubt_stream(self) -> None:
         """One PUT of the listenKey now (binance_user_stream.py `UserDataStream.doubt`)."""
         if self.streams.user is not None:

@@ -45,6 +45,10 @@ from trader.exchange.ratelimit import RateLimiter
 T = TypeVar("T")
 
 DEFAULT_RETRY_AFTER = 60.0              # a 429 without Retry-After: wait a whole weight window
+# A 418 without Retry-After (the docs say one is sent; a proxy may drop it): the shortest IP
+# ban Binance names ("scale in duration for repeat offenders, from 2 minutes to 3 days"),
+# not a weight window: a request inside the ban would make the next one longer.
+DEFAULT_BAN_SECONDS = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +81,41 @@ class RequestGate:
                                                 jitter=self.policy.initial * self.policy.jitter)
         self._circuit = CircuitState(None)
         self.refused = 0                  # calls refused locally while the circuit was open
+        self._on_open: list[Callable[[CircuitState], None]] = []
 
     # --- circuit ---------------------------------------------------------------------
     def circuit(self) -> CircuitState:
         return self._circuit
 
+    def on_open(self, callback: Callable[[CircuitState], None]) -> None:
+        """Call `callback` with the circuit whenever an answer opens it or moves its end."""
+        self._on_open.append(callback)
+
+    def restore(self, circuit: CircuitState) -> None:
+        """A circuit a previous process opened (trader/circuit_memory.py): kept while it
+        ends later than this one's own."""
+        if circuit.is_open(self._clock.now()) and (
+                self._circuit.open_until is None or circuit.open_until > self._circuit.open_until):
+            self._circuit = circuit
+            logger.error("api circuit open (kept from before the restart) until={} reason={}",
+                         circuit.open_until.isoformat() if circuit.open_until else None,
+                         circuit.reason)
+
     def _open_circuit(self, error: ExchangeError, action: str) -> None:
-        seconds = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
+        banned = error.http_status == 418
+        told = error.retry_after is not None
+        seconds = error.retry_after if error.retry_after is not None \
+            else DEFAULT_BAN_SECONDS if banned else DEFAULT_RETRY_AFTER
         until = self._clock.now() + timedelta(seconds=seconds)
         if self._circuit.open_until is None or until > self._circuit.open_until:
-            banned = error.http_status == 418
             reason = (f"{'IP banned' if banned else 'rate limited'} (HTTP {error.http_status}, "
                       f"code {error.code}) on {action}")
             self._circuit = CircuitState(until, reason, opened_at=self._clock.now(),
-                                         http_status=error.http_status)
-            logger.error("api circuit open until={} retry_after_s={} reason={}",
-                         until.isoformat(), seconds, reason)
+                                         http_status=error.http_status, told=told)
+            logger.error("api circuit open until={} retry_after_s={} told={} reason={}",
+                         until.isoformat(), seconds, told, reason)
+            for callback in self._on_open:
+                callback(self._circuit)
 
     def _check_circuit(self, action: str) -> None:
         now = self._clock.now()

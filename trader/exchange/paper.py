@@ -130,6 +130,12 @@ class PaperExchange:
         """The simulator never rate-limits: the circuit stays closed."""
         return CLOSED_CIRCUIT
 
+    def on_circuit_open(self, callback: Callable[[CircuitState], None]) -> None:
+        """The simulator never rate-limits: no circuit ever opens."""
+
+    def restore_circuit(self, circuit: CircuitState) -> None:
+        """The simulator is another exchange than the one that rate-limited (if any)."""
+
     def on_stream_reconnect(self, callback: Callable[[], None]) -> None:
         """The simulator's events never go missing: nothing to resync after."""
 

@@ -1,0 +1,69 @@
+"""The rate-limit circuit's end kept in the database, so that a process restarted inside a
+Retry-After (an IP ban lasts "from 2 minutes to 3 days" and grows "for repeat offenders":
+Binance's general info, LIMITS) sends nothing until it ends, and says until when.
+
+The disk is wiped only when the host restarts; then nothing is kept and the new process
+is a plain client: its first request is answered 418 with Retry-After, and it waits that.
+
+    memory = CircuitMemory(store, clock)
+    memory.attach(exchange)       # restores a window still running, keeps each new one
+"""
+
+from datetime import datetime
+from typing import Any
+
+from loguru import logger
+
+from storage.db import SaveStateFailure
+from trader.clock import Clock
+from trader.exchange.base import CircuitState, Exchange
+from trader.trade_store import TradeStore
+
+KEY = "exchange_circuit"
+
+
+class CircuitMemory:
+    def __init__(self, store: TradeStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def attach(self, exchange: Exchange) -> None:
+        """Restore a window a previous process saw still running, and keep each new one."""
+        kept = self.recall()
+        if kept is not None:
+            exchange.restore_circuit(kept)
+        exchange.on_circuit_open(self.remember)
+
+    def remember(self, circuit: CircuitState) -> None:
+        """Save `circuit` (called by the gate as it opens: quick, never raises: a disk that
+        refuses the write leaves this process honouring the window all the same)."""
+        if circuit.open_until is None:
+            return
+        body = {"open_until": circuit.open_until.isoformat(), "reason": circuit.reason,
+                "opened_at": circuit.opened_at.isoformat() if circuit.opened_at else None,
+                "http_status": circuit.http_status, "told": circuit.told}
+        try:
+            self.store.put(KEY, body, self.clock.now())
+        except SaveStateFailure as exc:
+            logger.error("rate-limit window not saved (a restart before {} would not know "
+                         "it) error={}", circuit.open_until.isoformat(), exc)
+
+    def recall(self) -> CircuitState | None:
+        """The window saved, while it still runs; None otherwise (or unreadable)."""
+        body = self.store.get(KEY)
+        if not isinstance(body, dict):
+            return None
+        try:
+            circuit = _circuit(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning("saved rate-limit window unreadable, ignored body={} error={}",
+                           body, exc)
+            return None
+        return circuit if circuit.is_open(self.clock.now()) else None
+
+
+def _circuit(body: dict[str, Any]) -> CircuitState:
+    opened = body.get("opened_at")
+    return CircuitState(datetime.fromisoformat(body["open_until"]), str(body["reason"]),
+                        opened_at=datetime.fromisoformat(opened) if opened else None,
+                        http_status=int(body["http_status"]), told=bool(body.get("told", True)))
