@@ -140,3 +140,36 @@ async def test_a_partial_stop_fill_outside_a_ban_is_followed_as_before(tmp_path)
     def kinds(lines: list[str]) -> list[str]:
         return sorted(t.split(":")[0] for t in lines if "CIRCUIT" not in t)
     assert kinds(texts) == kinds(banned_texts), (texts, banned_texts)
+
+
+async def tp1_filled(tmp_path, ban: bool) -> tuple[list, list[str]]:
+    """The two-TP plan's TP1 fills (inside a 2 s ban, or not); the ban ends. The orders
+    left on the exchange and the alerts' names and texts."""
+    async with streaming_agent(tmp_path, exit_plan="two") as (fake, agent):
+        engine = agent.engine
+        await long_open(agent)
+        first = engine.positions[SYMBOL].take_profit_1.order
+        assert first is not None
+        sent = await banned(agent, fake, 2) if ban else 0
+        order = fake.sim.order(SYMBOL, first.client_id)
+        await fake.move_price(SYMBOL, (order.price or order.trigger_price) * Decimal("1.0005"))
+        await ticks(engine, 2)
+        if ban:
+            assert len(fake.request_log) == sent, fake.request_log[sent:]
+            assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
+        await ticks(engine, 4)
+        assert fake.retry_after_watch.violations == []
+        left = sorted((o.type, o.quantity - o.filled_qty, o.trigger_price)
+                      for o in fake.sim.open_orders(SYMBOL))
+        return left, [f"{a.name}: {a.text}" for a in engine.store.recent_alerts(50)
+                      if "CIRCUIT" not in a.name]
+
+
+async def test_tp1_filled_during_a_ban_ends_as_outside_one(tmp_path):
+    """TP1's fill makes the position smaller too: the plan, not news (no POSITION_REDUCED);
+    after the ban the stop goes to breakeven for the rest, as without a ban."""
+    banned_left, banned_said = await tp1_filled(tmp_path / "ban", ban=True)
+    plain_left, plain_said = await tp1_filled(tmp_path / "plain", ban=False)
+    assert banned_left == plain_left and len(banned_left) == 2, (banned_left, plain_left)
+    assert banned_said == plain_said, (banned_said, plain_said)
+    assert not [t for t in banned_said if t.startswith("POSITION_REDUCED")]
