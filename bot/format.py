@@ -105,8 +105,7 @@ def format_status(status: StatusView) -> str:
     lines = [
         f"<b>tradebot</b> · {escape(status.mode)} · <b>{_run_state(status)}</b> · "
         f"up {duration(status.uptime)}",
-        f"Equity <b>{money(status.equity)}</b> USDT{_equity_age(status)} · "
-        f"free margin {money(status.free_margin)}",
+        _equity(status),
         format_positions(status.positions),
     ]
     if status.exchange_failures:       # before the positions: their ✅ are from before
@@ -133,6 +132,15 @@ def format_status(status: StatusView) -> str:
         lines.append(f"Feed {escape(status.feed)}")
     lines.append(f"<b>Last error</b> {escape(status.last_error) if status.last_error else 'none'}")
     return "\n".join(lines)
+
+
+def _equity(status: StatusView) -> str:
+    """The equity line; before the start-up read the balance (the exchange down, an IP
+    ban waited out), "not read yet", not a 0.00 that reads as an empty account."""
+    if status.run_state == "starting" and status.equity_read_at is None:
+        return "Equity not read yet (the exchange start-up has not finished)"
+    return (f"Equity <b>{money(status.equity)}</b> USDT{_equity_age(status)} · "
+            f"free margin {money(status.free_margin)}")
 
 
 def _equity_age(status: StatusView) -> str:

@@ -185,6 +185,7 @@ async def test_a_restart_inside_the_ban_waits_it_out_says_so_and_starts_at_its_e
             status = await telegram.wait_for(said("requests resume at"), timeout=5,
                                              since=asked)
             assert "starting" in (status.plain or ""), status.plain
+            assert "Equity not read yet" in (status.plain or ""), status.plain   # not 0.00
             await until_end_of(ban_end - 0.3)
             assert len(fake.request_log) == sent, fake.request_log[sent:]
             await telegram.wait_for(started_line, timeout=15)
