@@ -36,7 +36,11 @@ from trader.start_retry import _next_try, circuit_text
 from trader.trade_store import TradeStore
 
 OWNER = 42
-BAN = 10.0          # long enough for the new process to import and reach its first request
+BAN = 15.0          # long enough for the new process to import and reach its first request
+STARTS_WITHIN = 30.0     # a process's imports and Telegram set-up on a loaded 2-core host
+# STARTUP after the ban's end: its boot (0.7-1.3 s measured on an idle host); the backoff
+# it replaces came up 4-25 s late
+PROMPT = 5.0
 BANNED = "Binance has banned this IP until "
 
 
@@ -178,6 +182,7 @@ async def test_a_restart_inside_the_ban_waits_it_out_says_so_and_starts_at_its_e
         try:
             line = f"{BANNED}{until:%H:%M:%S} UTC (Retry-After); trading starts then"
             await telegram.wait_for(said(line), timeout=BAN)
+            assert time.monotonic() < ban_end - 2, "the process came up after the ban ended"
             assert line in log_since(log, 0)
             # Telegram is not Binance: /status answers inside the ban
             asked = len(telegram.sent)
@@ -190,7 +195,7 @@ async def test_a_restart_inside_the_ban_waits_it_out_says_so_and_starts_at_its_e
             assert len(fake.request_log) == sent, fake.request_log[sent:]
             await telegram.wait_for(started_line, timeout=15)
             late = time.monotonic() - ban_end
-            assert late < 3.0, f"trading started {late:.1f} s after the ban ended"
+            assert late < PROMPT, f"trading started {late:.1f} s after the ban ended"
             assert fake.retry_after_watch.violations == []
             assert len([i for i in telegram.sent_to(OWNER) if BANNED in (i.plain or "")]) == 1
         finally:
@@ -206,14 +211,16 @@ async def test_on_a_wiped_disk_one_request_reads_the_ban_and_waits_it_out(tmp_pa
         sent = len(fake.request_log)
         process = await start_run(fake, telegram, tmp_path / "a.db", log)
         try:
-            item = await telegram.wait_for(said(BANNED), timeout=BAN)
-            ban_end = time.monotonic() + BAN - 1.0       # the 418 came before the message
+            item = await telegram.wait_for(said(BANNED), timeout=STARTS_WITHIN)
+            # the 418 came a moment before its line reached the phone (< 0.5 s: a log line,
+            # an outbox row, one sendMessage)
+            ban_end = time.monotonic() + BAN - 0.5
             assert "(Retry-After); trading starts then" in (item.plain or ""), item.plain
-            await until_end_of(ban_end - 0.3)
+            await until_end_of(ban_end - 0.5)
             assert len(fake.request_log) == sent + 1, fake.request_log[sent:]
             await telegram.wait_for(started_line, timeout=15)
-            late = time.monotonic() - (ban_end + 1.0)
-            assert late < 3.0, f"trading started {late:.1f} s after the ban ended"
+            late = time.monotonic() - ban_end
+            assert late < PROMPT, f"trading started {late:.1f} s after the ban ended"
             assert fake.retry_after_watch.violations == []
         finally:
             await exit_after_sigterm(process)
@@ -230,7 +237,7 @@ async def test_a_418_without_retry_after_waits_the_shortest_ban_and_says_so(tmp_
         sent = len(fake.request_log)
         process = await start_run(fake, telegram, tmp_path / "a.db", log)
         try:
-            item = await telegram.wait_for(said(BANNED), timeout=BAN)
+            item = await telegram.wait_for(said(BANNED), timeout=STARTS_WITHIN)
             now = datetime.now(UTC)
             assert "(no Retry-After given: the shortest ban Binance names); trading starts " \
                 "then" in (item.plain or ""), item.plain
@@ -251,7 +258,7 @@ async def test_without_a_ban_the_start_up_is_as_before(tmp_path):
         await market_up_to_now(fake)
         process = await start_run(fake, telegram, tmp_path / "a.db", tmp_path / "run.log")
         try:
-            await telegram.wait_for(started_line, timeout=30)
+            await telegram.wait_for(started_line, timeout=STARTS_WITHIN)
             assert not [i for i in telegram.sent_to(OWNER) if BANNED in (i.plain or "")]
             assert fake.request_log[0].path == "/fapi/v1/time"
         finally:
