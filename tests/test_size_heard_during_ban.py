@@ -173,3 +173,29 @@ async def test_tp1_filled_during_a_ban_ends_as_outside_one(tmp_path):
     assert banned_left == plain_left and len(banned_left) == 2, (banned_left, plain_left)
     assert banned_said == plain_said, (banned_said, plain_said)
     assert not [t for t in banned_said if t.startswith("POSITION_REDUCED")]
+
+
+async def test_a_close_held_by_the_ban_closes_what_the_partial_fill_left(tmp_path):
+    """/close during the ban waits for its end (nothing sent); the stop fills in part
+    meanwhile: the record takes the size (still CLOSING), and at the ban's end the held
+    close closes the rest, recorded with every fill."""
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        await long_open(agent)
+        sent = await banned(agent, fake, 2)
+        assert not (await agent.run(CommandKind.CLOSE)).ok          # held: "not sent yet"
+        held = await stop_filled_in_part(fake, agent)
+        await ticks(engine, 2)
+        [view] = await shown(agent)
+        assert (view.quantity, view.state, view.size_heard) == (held, "CLOSING", True)
+        assert len(fake.request_log) == sent, fake.request_log[sent:]
+        assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
+        await ticks(engine, 4)
+        assert fake.sim.position(SYMBOL).quantity == 0 and fake.sim.open_orders(SYMBOL) == []
+        [record] = engine.store.closed_positions()
+        fills = fake.sim.fills(SYMBOL)
+        assert record.close_reason is CloseReason.COMMAND
+        assert (record.realized_pnl, record.fees) == (sum(f.realized_pnl for f in fills),
+                                                      sum(f.fee for f in fills))
+        assert len(alerts(engine, "CLOSE")) == 1
+        assert fake.retry_after_watch.violations == []
