@@ -89,11 +89,25 @@ async def test_a_window_that_ended_is_not_kept_and_a_fresh_disk_keeps_none(tmp_p
                 await close()
 
 
+async def test_a_ban_kept_for_another_endpoint_is_not_waited_for(tmp_path):
+    """Binance bans an IP on the host it banned it on: a restart on the same disk pointed
+    elsewhere (testnet -> mainnet, another BINANCE_FUTURES_URL) waited out the other's ban."""
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake, \
+            FakeBinance(prices={SYMBOL: Decimal("50000")}) as other:
+        await banned_first_run(fake, tmp_path / "a.db", 120)
+        engine, close = await build_engine(settings_for(other, db_path=tmp_path / "a.db"))
+        try:
+            assert not engine.exchange.circuit().is_open(engine.clock.now())
+            assert other.request_log, "the other endpoint was not asked"
+        finally:
+            await close()
+
+
 async def test_an_unreadable_saved_window_is_ignored(tmp_path):
     store = TradeStore.open(tmp_path / "a.db")
     try:
         store.put("exchange_circuit", {"open_until": "tomorrow"}, datetime.now(UTC))
-        assert CircuitMemory(store, _Clock()).recall() is None
+        assert CircuitMemory(store, _Clock(), "https://fapi.binance.com").recall() is None
     finally:
         store.close()
 

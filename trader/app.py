@@ -62,6 +62,14 @@ def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
                          latency=latency is not None)
 
 
+def rest_endpoint(settings: Settings) -> str:
+    """Where the agent's REST requests go, as a Binance IP ban is scoped: the URL given,
+    else Binance's testnet or mainnet."""
+    if settings.exchange != "binance":
+        return settings.exchange
+    return settings.binance_futures_url or ("testnet" if settings.binance_testnet else "mainnet")
+
+
 async def build_engine(settings: Settings, clock: Clock | None = None, *,
                        start: bool = True, replay: bool = False) -> tuple[Engine, Closer]:
     """The engine on its exchange and database; `start=False` leaves `exchange.start` to the
@@ -73,7 +81,7 @@ async def build_engine(settings: Settings, clock: Clock | None = None, *,
     alerter = Alerter(store, clock, AlertRouting.from_settings(settings))
     exchange = make_exchange(settings, store, clock)
     # a Retry-After a previous process was given still holds (trader/circuit_memory.py)
-    CircuitMemory(store, clock).attach(exchange)
+    CircuitMemory(store, clock, rest_endpoint(settings)).attach(exchange)
     if start:
         await start_exchange(exchange, settings)
     from trader.strategy.base import load_strategy

@@ -5,8 +5,11 @@ Binance's general info, LIMITS) sends nothing until it ends, and says until when
 The disk is wiped only when the host restarts; then nothing is kept and the new process
 is a plain client: its first request is answered 418 with Retry-After, and it waits that.
 
-    memory = CircuitMemory(store, clock)
+    memory = CircuitMemory(store, clock, endpoint)   # endpoint: where requests go
     memory.attach(exchange)       # restores a window still running, keeps each new one
+
+Binance bans an IP on the host that banned it: a window kept for another endpoint (the same
+disk restarted on mainnet after testnet, another BINANCE_FUTURES_URL) is not waited for.
 """
 
 from datetime import datetime
@@ -23,9 +26,10 @@ KEY = "exchange_circuit"
 
 
 class CircuitMemory:
-    def __init__(self, store: TradeStore, clock: Clock) -> None:
+    def __init__(self, store: TradeStore, clock: Clock, endpoint: str) -> None:
         self.store = store
         self.clock = clock
+        self.endpoint = endpoint
 
     def attach(self, exchange: Exchange) -> None:
         """Restore a window a previous process saw still running, and keep each new one."""
@@ -41,7 +45,8 @@ class CircuitMemory:
             return
         body = {"open_until": circuit.open_until.isoformat(), "reason": circuit.reason,
                 "opened_at": circuit.opened_at.isoformat() if circuit.opened_at else None,
-                "http_status": circuit.http_status, "told": circuit.told}
+                "http_status": circuit.http_status, "told": circuit.told,
+                "endpoint": self.endpoint}
         try:
             self.store.put(KEY, body, self.clock.now())
         except SaveStateFailure as exc:
@@ -51,7 +56,7 @@ class CircuitMemory:
     def recall(self) -> CircuitState | None:
         """The window saved, while it still runs; None otherwise (or unreadable)."""
         body = self.store.get(KEY)
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or body.get("endpoint") != self.endpoint:
             return None
         try:
             circuit = _circuit(body)
