@@ -108,7 +108,13 @@ def _v6(db: Database) -> None:
     db["positions"].create_index(["state", "closed_at"], find_unique_name=True)
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: Database) -> None:
+    """Fills keep the asset their fee was charged in (BNB when the account pays its fees
+    in BNB); every fill recorded before was booked as USDT."""
+    db["fills"].add_column("fee_asset", str, not_null_default="USDT")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -261,6 +261,29 @@ def test_user_trades_rows_are_fills_keyed_by_order_id():
     assert fill.time == utc(1569514978020) and not fill.maker
 
 
+def test_a_fill_carries_the_asset_binance_charged_its_fee_in():
+    """The documented examples charge USDT (userTrades "commissionAsset", ORDER_TRADE_UPDATE
+    "N"); with "BNB burn" on, Binance names BNB there and the fee is an amount of BNB."""
+    [trade] = decode("user_trades")
+    told = decode("event_order_trade_update_settlement_fill").fill
+    assert (trade.fee_asset, told.fee_asset) == ("USDT", "USDT")
+    assert told.fee == Decimal("0.00355152")
+    in_bnb = payload("user_trades")[0] | {"commission": "0.00004166", "commissionAsset": "BNB"}
+    [trade] = decode("user_trades", [in_bnb])
+    assert (trade.fee, trade.fee_asset) == (Decimal("0.00004166"), "BNB")
+    event = payload("event_order_trade_update_settlement_fill")
+    event["o"] |= {"N": "BNB", "n": "0.00000591"}
+    told = decode("event_order_trade_update_settlement_fill", event).fill
+    assert (told.fee, told.fee_asset) == (Decimal("0.00000591"), "BNB")
+
+
+def test_a_fill_without_a_commission_asset_is_in_usdt():
+    """No asset named (a fill with no commission may come without "N"): USDT, as always."""
+    event = payload("event_order_trade_update_settlement_fill")
+    del event["o"]["N"]
+    assert decode("event_order_trade_update_settlement_fill", event).fill.fee_asset == "USDT"
+
+
 def test_market_data_answers_give_candles_and_the_book():
     [candle] = decode("klines")
     assert (candle.open, candle.high, candle.low, candle.close) == (

@@ -158,6 +158,30 @@ def test_a_fill_recorded_before_v3_reads_back_with_an_empty_order_id(db_path: Pa
     upgraded.close()
 
 
+def test_a_fill_keeps_the_asset_of_its_fee(trade_store: TradeStore) -> None:
+    """A fee charged in BNB ("BNB burn") reads back as BNB, never as USDT."""
+    fill = Fill("77002", "BTCUSDT", "tb-BTCUSDT-s9x0a0-en1", Side.BUY, Decimal("0.010"),
+                Decimal("62000.00"), Decimal("0.00041333"), Decimal("0"), NOW,
+                fee_asset="BNB")
+    trade_store.record_fill(fill)
+    assert [repr(f) for f in trade_store.fills("BTCUSDT")] == [repr(fill)]
+
+
+def test_a_fill_recorded_before_v7_reads_back_with_its_fee_in_usdt(db_path: Path) -> None:
+    """Every fill recorded before the asset was kept was booked as USDT."""
+    old = open_database(db_path, migrations=MIGRATIONS[:6])
+    old["fills"].insert({"symbol": "BTCUSDT", "trade_id": "77001",
+                         "client_id": "tb-BTCUSDT-s9x0a0-en1", "side": "BUY",
+                         "quantity": "0.010", "price": "62000.00", "fee": "0.248",
+                         "realized_pnl": "0", "time": NOW.isoformat(), "maker": 0,
+                         "order_id": "283194212"})
+    old.close()
+    upgraded = TradeStore.open(db_path)
+    [fill] = upgraded.fills("BTCUSDT")
+    assert (fill.fee, fill.fee_asset) == (Decimal("0.248"), "USDT")
+    upgraded.close()
+
+
 LEGACY_POSITION_BODY = {   # what the previous release (before issue 12) wrote to positions.body
     "symbol": "BTCUSDT", "key": "s9x0a0", "side": "SELL", "state": "PROTECTED",
     "quantity": "0.010", "entry_price": "62000.00", "leverage": 5,

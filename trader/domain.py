@@ -316,6 +316,11 @@ class Order:
         return self.quantity - self.filled_qty
 
 
+# Every symbol traded is quoted and settled in USDT (config.py refuses others): its PnL,
+# and a fee charged in it, need no conversion.
+SETTLEMENT_ASSET = "USDT"
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class Fill:
@@ -330,6 +335,21 @@ class Fill:
     time: datetime
     maker: bool = False
     order_id: str = ""       # the exchange's order id (userTrades carry it, not the client id)
+    # The asset `fee` is counted in: Binance's commission asset (ORDER_TRADE_UPDATE "N",
+    # userTrades "commissionAsset"), BNB when the account pays its fees in BNB ("feeBurn");
+    # trader/fee_value.py values it in USDT at the close.
+    fee_asset: str = SETTLEMENT_ASSET
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class FeeInKind:
+    """A closed trade's commission charged in an asset other than USDT (BNB with "BNB
+    burn" on), over its own part of the fills, and what it was worth in USDT at the
+    close: None when its price could not be read (trader/fee_value.py)."""
+    asset: str
+    amount: Decimal
+    usdt: Decimal | None = None
 
 
 @fast_init

@@ -18,7 +18,15 @@ from typing import Any
 
 from loguru import logger
 
-from trader.domain import ZERO, Balance, BookTicker, Candle, ExchangePosition, Fill
+from trader.domain import (
+    SETTLEMENT_ASSET,
+    ZERO,
+    Balance,
+    BookTicker,
+    Candle,
+    ExchangePosition,
+    Fill,
+)
 from trader.exchange.base import ExchangeError, FundingIncome, MalformedResponse, UnknownOutcome
 from trader.exchange.binance_fields import Fields, malformed, rows_of
 from trader.symbol_rules import SymbolRules
@@ -160,13 +168,16 @@ def balance_from_account(raw: Json) -> Balance:
 
 def fill_from_trade(raw: Json, client_id: str) -> Fill:
     """One row of GET /fapi/v1/userTrades. Binance omits the client id: the caller maps it
-    from the row's orderId (kept as `order_id`)."""
+    from the row's orderId (kept as `order_id`). Its fee is "commission" in
+    "commissionAsset" (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    trade/rest-api/Account-Trade-List): BNB when the account pays its fees in BNB."""
     f = Fields(raw, USER_TRADES)
     return Fill(trade_id=f.text("id"), symbol=f.text("symbol"), client_id=client_id,
                 side=f.side("side"), quantity=f.number("qty"), price=f.number("price"),
                 fee=f.optional_number("commission"),
                 realized_pnl=f.optional_number("realizedPnl"), time=f.millis("time"),
-                maker=f.flag("maker"), order_id=f.optional_text("orderId"))
+                maker=f.flag("maker"), order_id=f.optional_text("orderId"),
+                fee_asset=f.optional_text("commissionAsset") or SETTLEMENT_ASSET)
 
 
 def funding_from_income(rows: list[Any]) -> list[FundingIncome]:

@@ -21,7 +21,15 @@ Its fill, or the final status of its market order, follows; REST reads check it 
 from datetime import datetime
 from typing import Any
 
-from trader.domain import ZERO, Candle, ExchangePosition, Fill, Order, OrderStatus
+from trader.domain import (
+    SETTLEMENT_ASSET,
+    ZERO,
+    Candle,
+    ExchangePosition,
+    Fill,
+    Order,
+    OrderStatus,
+)
 from trader.exchange.base import (
     AccountUpdate,
     FundingApplied,
@@ -89,6 +97,10 @@ def _order_event_status(o: Fields) -> OrderStatus:
 
 
 def _fill_of(o: Fields, order: Order, moment: datetime) -> Fill | None:
+    """The trade an ORDER_TRADE_UPDATE tells, if any. Its fee is "n" in the asset "N"
+    ("Commission Asset": BNB when the account pays its fees in BNB, GET /fapi/v2/account
+    "feeBurn"; https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    user-data-streams/Event-Order-Update): never taken for USDT unless it says so."""
     execution, last = o.optional_text("x"), o.optional_number("l")
     if execution not in FILL_EXECUTIONS + QUIET_EXECUTIONS:
         warn_once("execution type", execution, ORDER_EVENT,
@@ -101,7 +113,7 @@ def _fill_of(o: Fields, order: Order, moment: datetime) -> Fill | None:
                 side=order.side, quantity=last, price=o.number("L"),
                 fee=o.optional_number("n"), realized_pnl=o.optional_number("rp"),
                 time=o.optional_millis("T") or moment, maker=o.flag("m"),
-                order_id=order.exchange_id)
+                order_id=order.exchange_id, fee_asset=o.optional_text("N") or SETTLEMENT_ASSET)
 
 
 def update_from_algo_event(event: Json) -> OrderUpdate:
