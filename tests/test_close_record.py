@@ -1,13 +1,15 @@
 """Why a position closed (`trader.close_record.close_reason`), from what the agent knows."""
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from tests.positions import OPENED, leg_id, make
-from trader.close_record import close_reason, closed
-from trader.domain import CloseReason, Fill, OrderRole, Side
+from trader.close_record import close_reason, closed, lost
+from trader.domain import CloseReason, FeeInKind, Fill, OrderRole, Side
+from trader.fee_value import assets_to_value, fees_text
 
 SYMBOL = "BTCUSDT"
 
@@ -79,3 +81,68 @@ def test_a_close_with_nothing_on_the_other_side_counts_every_fill_as_before() ->
     assert final.exit_price == Decimal("49500")
     assert final.fees == Decimal("24.9")
     assert final.realized_pnl == Decimal("-250")
+
+
+# --- fees charged in another asset (BNB with "BNB burn" on: trader/fee_value.py) ----------
+
+def in_bnb(original: Fill, fee: str) -> Fill:
+    return replace(original, fee=Decimal(fee), fee_asset="BNB")
+
+
+EXIT = fill(Side.SELL, "0.5", "50100", "12.525", "50", 5, leg_id(SYMBOL, OrderRole.TAKE_PROFIT))
+BNB_ENTRY, BNB_EXIT = in_bnb(ENTRY, "0.02083333"), in_bnb(EXIT, "0.020875")
+AT = OPENED + timedelta(minutes=6)
+
+
+def test_fees_in_usdt_are_summed_exactly_as_before() -> None:
+    """Negative: every fee in USDT: the same sum, digit for digit, and no fee in kind."""
+    own = [(ENTRY, Decimal("0.5")), (EXIT, Decimal("0.5"))]
+    before = sum((f.fee * q / f.quantity if f.quantity else f.fee for f, q in own),
+                 Decimal(0))
+    final = closed(make(quantity="0.5"), AT, CloseReason.TAKE_PROFIT, [ENTRY, EXIT])
+    assert (str(final.fees), final.fees_in_kind) == (str(before), ())
+    with_prices = closed(make(quantity="0.5"), AT, CloseReason.TAKE_PROFIT, [ENTRY, EXIT],
+                         prices={"BNB": Decimal("600")})
+    assert with_prices == final
+
+
+def test_fees_in_bnb_are_valued_at_its_price() -> None:
+    final = closed(make(quantity="0.5"), AT, CloseReason.TAKE_PROFIT, [BNB_ENTRY, BNB_EXIT],
+                   prices={"BNB": Decimal("600")})
+    bnb = Decimal("0.04170833")
+    assert final.fees_in_kind == (FeeInKind("BNB", bnb, bnb * 600),)
+    assert final.fees == Decimal("25.024998")
+    assert lost(final) is False                 # +50 gross, 25.02 of fees: a win
+
+
+def test_a_trade_that_lost_only_to_its_bnb_fees_is_a_loss() -> None:
+    small = replace(BNB_EXIT, realized_pnl=Decimal("10"))
+    final = closed(make(quantity="0.5"), AT, CloseReason.TAKE_PROFIT, [BNB_ENTRY, small],
+                   prices={"BNB": Decimal("600")})
+    assert lost(final) is True                  # +10 gross, 25.02 of fees
+    unpriced = closed(make(quantity="0.5"), AT, CloseReason.TAKE_PROFIT, [BNB_ENTRY, small])
+    assert unpriced.fees == 0 and unpriced.fees_in_kind[0].usdt is None
+    assert lost(unpriced) is None               # +10 on a net that leaves the fee out
+
+
+def test_unvalued_bnb_fees_never_turn_a_loss_into_an_unknown() -> None:
+    """Fees can only deepen a loss: a trade below 0 before them is a loss whatever they
+    were worth."""
+    losing = replace(BNB_EXIT, realized_pnl=Decimal("-5"))
+    final = closed(make(quantity="0.5"), AT, CloseReason.STOP_LOSS, [BNB_ENTRY, losing])
+    assert lost(final) is True
+
+
+def test_fees_in_usdt_and_in_bnb_in_one_trade_add_up() -> None:
+    """BNB ran out mid-trade: the entry's fee in BNB, the exit's in USDT."""
+    final = closed(make(quantity="0.5"), AT, CloseReason.TAKE_PROFIT, [BNB_ENTRY, EXIT],
+                   prices={"BNB": Decimal("600")})
+    assert final.fees == Decimal("12.525") + Decimal("12.499998")
+    assert fees_text(final.fees, final.fees_in_kind) == "25.02 USDT (0.02083333 BNB)"
+
+
+def test_the_fees_text_says_each_asset_and_what_was_not_valued() -> None:
+    assert fees_text(Decimal("0.4"), ()) == "0.40"
+    unpriced = (FeeInKind("BNB", Decimal("0.0416"), None),)
+    assert fees_text(Decimal("0"), unpriced) == "0.00 USDT + 0.0416 BNB not valued in USDT"
+    assert assets_to_value([BNB_ENTRY, EXIT, in_bnb(EXIT, "0")]) == ["BNB"]

@@ -15,7 +15,7 @@ from tests.positions import make
 from tests.test_evolve import positions
 from trader.alerter import Alerter
 from trader.clock import ManualClock
-from trader.domain import CloseReason, OrderRole
+from trader.domain import CloseReason, FeeInKind, OrderRole
 from trader.events import LegPlaced
 from trader.evolve import evolve
 from trader.guard_book import GuardBook
@@ -53,6 +53,8 @@ def other_value(value: Any) -> Any:
         return evolve(value, failures=value.failures + 1)
     if isinstance(value, dict):
         return {**value, "zz": 9}
+    if isinstance(value, tuple):            # fees_in_kind
+        return (*value, FeeInKind("BNB", Decimal(1)))
     raise AssertionError(f"no other value for {value!r}")
 
 

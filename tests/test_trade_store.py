@@ -18,6 +18,7 @@ from tests.positions import make
 from tests.storage_support import NOW, fill_the_disk, read_only_store
 from trader.domain import (
     CloseReason,
+    FeeInKind,
     Fill,
     Intent,
     IntentStatus,
@@ -130,6 +131,20 @@ def test_position_round_trips_with_decimals_enums_timedeltas_and_seq(trade_store
     trade_store.save_position(position)
     assert repr(trade_store.position("BTCUSDT", position.key)) == repr(position)
     assert [repr(p) for p in trade_store.open_positions()] == [repr(position)]
+
+
+def test_a_closed_record_keeps_its_fees_in_bnb_valued_or_not(db_path: Path) -> None:
+    """Read back from the file (a restart), not from memory."""
+    store = TradeStore.open(db_path)
+    done = replace(closed(make_position(), NOW + timedelta(minutes=20)),
+                   fees=Decimal("24.99"), fees_in_kind=(
+                       FeeInKind("BNB", Decimal("0.04165"), Decimal("24.99")),
+                       FeeInKind("BNFCR", Decimal("0.5"), None)))
+    store.save_position(done)
+    store.close()
+    reopened = TradeStore.open(db_path)
+    assert [repr(p) for p in reopened.closed_positions(since=NOW)] == [repr(done)]
+    reopened.close()
 
 
 def test_closed_position_leaves_the_open_list(trade_store: TradeStore) -> None:

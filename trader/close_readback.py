@@ -21,6 +21,7 @@ the streak, and the cooldown once the streak reaches its length, as if known at 
 """
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import partial
 
 from loguru import logger
@@ -34,6 +35,7 @@ from trader.close_record import (
     AFTER_EXCHANGE_CLOSE,
     close_reason,
     closed,
+    lost,
     over_closed,
     result_unknown,
 )
@@ -41,6 +43,8 @@ from trader.display import duration, money, number
 from trader.domain import CloseReason, Fill
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_offset
 from trader.executor import Executor
+from trader.fee_prices import fee_prices
+from trader.fee_value import fees_text
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
 from trader.position import Position
 from trader.position_fills import fills_of, read_from
@@ -87,8 +91,10 @@ class CloseReadback:
                 logger.warning("close read-back deferred symbol={} key={} error={}",
                                position.symbol, position.key, exc)
                 break
-            final = self._complete(position, fills_of(position, trades, position.closed_at,
-                                                      offset))
+            fills = fills_of(position, trades, position.closed_at, offset)
+            # priced now: the close's own moment is past (a fee in BNB not priced: unvalued)
+            prices = await fee_prices(self.exchange, self.executor, fills, [])
+            final = self._complete(position, fills, prices)
             if final is not None:
                 completed.append(final)
         return completed
@@ -96,7 +102,8 @@ class CloseReadback:
     def _unknown(self, now: datetime) -> list[Position]:
         return [p for p in self.store.closed_positions(now - LOOKBACK) if result_unknown(p)]
 
-    def _complete(self, position: Position, fills: list[Fill]) -> Position | None:
+    def _complete(self, position: Position, fills: list[Fill],
+                  prices: dict[str, Decimal]) -> Position | None:
         assert position.closed_at is not None and position.close_reason is not None
         # Its reason was decided with no closing fill known (why its result is unknown): a
         # liquidation recorded inside a ban before its "autoclose-" fill was heard reads
@@ -105,7 +112,8 @@ class CloseReadback:
         why = close_reason(position, None, None, position.close_reason, fills)
         # What the exchange held after the close is not kept with it: a reversal by hand is
         # read from the fills (their closing part beyond what its opening part opened).
-        final = closed(position, position.closed_at, why, fills, over_closed(position, fills))
+        final = closed(position, position.closed_at, why, fills, over_closed(position, fills),
+                       prices)
         if final.exit_price is None:
             return None                       # still no closing fill: next round
         now = self.clock.now()
@@ -140,10 +148,13 @@ class CloseReadback:
                        key=lambda p: p.closed_at or final.closed_at)
         last = later[-1] if later else final
         assert last.closed_at is not None
-        return guards.count_read_back(
-            self.guards.state, final.symbol, _loss(final),
-            [_loss(p) for p in later if not result_unknown(p)], last.closed_at, now,
-            self.guards.config, base=last.cooldown)
+        loss = lost(final)
+        if loss is None:        # a fee in BNB not valued: left as it was at the close
+            return self.guards.state
+        known = [result for result in map(lost, later) if result is not None]
+        return guards.count_read_back(self.guards.state, final.symbol, loss, known,
+                                      last.closed_at, now, self.guards.config,
+                                      base=last.cooldown)
 
     def _announce(self, final: Position, told: CloseReason) -> None:
         """"... is now read: exit, PnL"; a close the fills show the exchange made (told
@@ -152,7 +163,8 @@ class CloseReadback:
         why = final.close_reason or told
         net = final.realized_pnl - final.fees
         result = (f"exit {number(final.exit_price)}, PnL {money(net, signed=True)} USDT net of "
-                  f"fees, held {duration(final.closed_at - final.opened_at)} ({final.key})")
+                  f"fees{_in_kind(final)}, held {duration(final.closed_at - final.opened_at)} "
+                  f"({final.key})")
         when = f"{final.closed_at:%m-%d %H:%M} UTC"
         name = AlertName.CLOSE
         if why.exchange_initiated and why is not told:
@@ -170,6 +182,8 @@ class CloseReadback:
                                    dedup_key=f"close-read:{final.key}"), self.clock.now())
 
 
-def _loss(position: Position) -> bool:
-    """A loss as the close's cooldown counts one (trader/position_journal.py): net of fees."""
-    return position.realized_pnl - position.fees < 0
+def _in_kind(final: Position) -> str:
+    """"" when every fee was in USDT; else how the fees charged in BNB were counted."""
+    if not final.fees_in_kind:
+        return ""
+    return f" ({fees_text(final.fees, final.fees_in_kind)})"

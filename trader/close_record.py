@@ -12,7 +12,7 @@ close in the app that got there first: the agent's market close found nothing to
 else by hand.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -30,6 +30,7 @@ from trader.domain import (
     exchange_close_reason,
 )
 from trader.evolve import evolve
+from trader.fee_value import trade_fees, unvalued
 from trader.position import Position, PositionState
 
 TAKE_PROFIT_ROLES = (OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
@@ -95,24 +96,29 @@ def _stop_reason(position: Position, trigger: Decimal) -> CloseReason:
 
 
 def closed(position: Position, at: datetime, reason: CloseReason, fills: Sequence[Fill],
-           beyond: Decimal = ZERO) -> Position:
+           beyond: Decimal = ZERO, prices: Mapping[str, Decimal] | None = None) -> Position:
     """The final record, PnL and fees from the position's exchange fills; its size
     (`traded_quantity`) is what the closing fills closed in all: what it held, which for a
     maker entry whose rest was given up is less than the entry asked for.
 
     `beyond`: what the exchange holds now on the other side (a LONG reversed by hand with
     one SELL larger than it: the SHORT it opened). That much of the newest closing fills
-    opened the new position, not closed this one (`own_part`)."""
+    opened the new position, not closed this one (`own_part`).
+
+    `prices`: the USDT price of each asset other than USDT a fee was charged in (BNB with
+    "BNB burn" on), read at the close (trader/fee_prices.py); a fee in an asset without
+    one is kept unvalued in `fees_in_kind`, out of `fees` (trader/fee_value.py)."""
     closing_side = position.side.opposite
     own = own_part(fills, closing_side, beyond)
     exits = [(f, q) for f, q in own if f.side is closing_side]
     exit_qty = sum((q for _, q in exits), ZERO)
     exit_price = (sum((f.price * q for f, q in exits), ZERO) / exit_qty) if exit_qty else None
     realized = sum((f.realized_pnl for f, _ in own), ZERO)
-    fees = sum((f.fee * q / f.quantity if f.quantity else f.fee for f, q in own), ZERO)
+    fees, in_kind = trade_fees(((f, f.fee * q / f.quantity if f.quantity else f.fee)
+                                for f, q in own), prices or {})
     return evolve(position, state=PositionState.CLOSED, quantity=ZERO, closed_at=at,
                   close_reason=reason, exit_price=exit_price, realized_pnl=realized, fees=fees,
-                  closing_reason=None, traded_quantity=exit_qty)
+                  closing_reason=None, traded_quantity=exit_qty, fees_in_kind=in_kind)
 
 
 def own_part(fills: Sequence[Fill], closing_side: Side,
@@ -153,6 +159,21 @@ def result_unknown(position: Position) -> bool:
     """A trade's close (not an entry that never filled) with no closing fill read."""
     return position.closed_at is not None and position.exit_price is None \
         and position.close_reason not in (None, CloseReason.UNKNOWN)
+
+
+def lost(position: Position) -> bool | None:
+    """Whether a closed trade lost, net of its fees, as the loss streak counts it; None
+    when that is not known: no closing fill read (`result_unknown`), or a fee charged in
+    another asset (BNB) whose price could not be read and whose trade is not a loss even
+    without it (the fee could only make it one: it is not counted as a win on a net that
+    leaves it out). The streak leaves an unknown result as it was (trader/guards.py)."""
+    if result_unknown(position):
+        return None
+    net = position.realized_pnl - position.fees
+    missing = unvalued(position.fees_in_kind)
+    if missing and not (net < 0 and all(fee.amount >= 0 for fee in missing)):
+        return None
+    return net < 0
 
 
 def traded_size(position: Position) -> Decimal:

@@ -24,6 +24,8 @@ from trader.close_record import close_reason, closed
 from trader.domain import ZERO, CloseReason, Fill, Order, OrderRole
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_offset
 from trader.executor import Executor
+from trader.fee_prices import fee_prices
+from trader.fee_value import assets_to_value
 from trader.order_tracker import OrderTracker
 from trader.position import Position
 from trader.position_fills import fills_of, read_from
@@ -71,10 +73,11 @@ class Finalizer:
             await self._best_effort(problems, f"settle intent {intent.client_id}",
                                     self.executor.refresh(position.symbol, intent.client_id))
         fills = await self._fills(position, problems)
+        prices = await fee_prices(self.exchange, self.executor, fills, problems)
         why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills,
                            legs.get(OrderRole.TAKE_PROFIT_1.value))
         return Finalized(closed(position, self.clock.now(), why, fills,
-                                self._opened_beyond(position)), fills, problems)
+                                self._opened_beyond(position), prices), fills, problems)
 
     def _opened_beyond(self, position: Position) -> Decimal:
         """What the exchange holds now on the other side (the view the close was seen in):
@@ -113,6 +116,10 @@ class Finalizer:
             problems.append("requests to the exchange are paused (rate limit) and the "
                             "user-data stream has not told every closing fill: exit price "
                             f"and PnL are read {resume}")
+        in_kind = assets_to_value(fills)
+        if in_kind:
+            problems.append(f"fees charged in {', '.join(in_kind)} are not valued in USDT: "
+                            "no request may be sent for its price (rate limit)")
         leftovers = self._leftovers(position, legs)
         if leftovers:
             problems.append(f"not cancelled yet, no request may be sent: {', '.join(leftovers)}"

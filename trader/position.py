@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from trader.domain import ZERO, ClientId, CloseReason, OrderRole, Side
+from trader.domain import ZERO, ClientId, CloseReason, FeeInKind, OrderRole, Side
 from trader.evolve import evolve
 from trader.fast_init import fast_init
 
@@ -184,6 +184,10 @@ class Position:
     # (a maker entry may fill less than `initial_quantity`); 0 until closed, and on records
     # closed before it was kept (trader.close_record.traded_size falls back then).
     traded_quantity: Decimal = ZERO
+    # The final record's fees charged in another asset than USDT (BNB with "BNB burn" on),
+    # each with its USDT value, already in `fees`, or None: its price could not be read, so
+    # `fees` leaves it out (trader/fee_value.py). () when every fee was charged in USDT.
+    fees_in_kind: tuple[FeeInKind, ...] = ()
 
     @property
     def legs(self) -> tuple[Leg, ...]:

@@ -25,7 +25,7 @@ from trader import guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
-from trader.close_record import AFTER_EXCHANGE_CLOSE, exit_text, result_unknown
+from trader.close_record import AFTER_EXCHANGE_CLOSE, exit_text, lost
 from trader.closing import Finalized
 from trader.display import duration, money, quantity
 from trader.domain import ZERO, Fill
@@ -43,6 +43,7 @@ from trader.events import (
     PositionSizeChanged,
 )
 from trader.exchange.base import ExchangeEvent, FundingApplied, OrderUpdate
+from trader.fee_value import amounts, fees_text, unvalued
 from trader.funding_backfill import MATCH_WINDOW, already_read_back
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
 from trader.position import Position
@@ -91,9 +92,9 @@ class PositionJournal:
         position = final.position
         now = self.clock.now()
         # No closing fill read yet: neither a loss nor a win until the close read-back
-        # counts it (trader/close_readback.py); a zero PnL would reset the loss streak.
-        loss = None if result_unknown(position) \
-            else position.realized_pnl - position.fees < 0
+        # counts it (trader/close_readback.py); a zero PnL would reset the loss streak. A
+        # fee in BNB whose price could not be read: not a win on a net that leaves it out.
+        loss = lost(position)
         cooldown = guards.start_cooldown(self.guards.state, position.symbol, now, loss,
                                          self.guards.config, base=position.cooldown)
         self._write_close(final, now, cooldown)
@@ -164,7 +165,11 @@ class PositionJournal:
                          position.symbol, exc)
             funding = ZERO
         net = position.realized_pnl - position.fees + funding
-        return (f"PnL {money(net, signed=True)} USDT net (fees {money(position.fees)}, "
+        fees = fees_text(position.fees, position.fees_in_kind)
+        missing = unvalued(position.fees_in_kind)
+        # a fee in BNB whose price could not be read: the net leaves it out, said first
+        before = f" before {amounts(missing)} of fees" if missing else ""
+        return (f"PnL {money(net, signed=True)} USDT net{before} (fees {fees}, "
                 f"funding {money(funding, signed=True)}), held {held}")
 
     def _grid(self, symbol: str) -> tuple[Decimal | None, Decimal | None]:

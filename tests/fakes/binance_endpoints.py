@@ -35,6 +35,7 @@ from tests.fakes.binance_ledger import (
 )
 from tests.fakes.binance_params import Params, bool_param, decimal_param, missing, required
 from trader.domain import (
+    ZERO,
     Candle,
     ClientId,
     Order,
@@ -61,6 +62,7 @@ SWITCH_TO_ALGO = ExchangeError(-4120, "Order type not supported for this endpoin
 # simulator's post-only check, error-code page 50xx). IOC, FOK and GTD are Binance's too;
 # this fake does not match them and answers -1115 (a limit of the fake).
 TIME_IN_FORCE = ("GTC", "GTX")
+BNB_SYMBOL = "BNBUSDT"      # what fees in BNB are priced with (BinanceExchange.asset_price)
 POST_ONLY = "GTX"
 
 
@@ -110,6 +112,10 @@ class BinanceEndpoints:
 
     def premium_index(self, params: Params) -> Json:
         symbol = required(params, "symbol")
+        bnb = self.ledger.bnb_price
+        if symbol == BNB_SYMBOL and bnb is not None and symbol not in self.symbols:
+            # BNBUSDT, listed on Binance, not traded here: its price while fees are in BNB
+            return wire.premium_index(symbol, bnb, ZERO, self.now_ms())
         return wire.premium_index(symbol, self.sim.mark_price(symbol),
                                   self.sim.funding_rate(symbol), self.now_ms())
 
@@ -371,5 +377,5 @@ class BinanceEndpoints:
                 raise ExchangeError(-1127, "More than 168 hours between startTime and endTime.")
         fills = [f for f in self.sim.fills(symbol) if start_ms <= to_ms(f.time) <= end_ms]
         limit = min(int(params.get("limit", "500")), 1000)
-        return [wire.user_trade(f, self.ledger.trade_orders.get(f.trade_id, 0))
-                for f in fills[:limit]]
+        return [wire.user_trade(f, self.ledger.trade_orders.get(f.trade_id, 0),
+                                self.ledger.bnb_price) for f in fills[:limit]]

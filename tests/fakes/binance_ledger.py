@@ -79,6 +79,9 @@ class OrderLedger:
         if trigger_events not in TRIGGER_EVENT_ORDERS:
             raise ValueError(f"trigger_events must be one of {TRIGGER_EVENT_ORDERS}")
         self.sim, self.now_ms, self.algo_api = sim, now_ms, algo_api
+        # BNB's price in USDT while the account pays its fees in BNB (FakeBinance's
+        # `fees_in_bnb`; wire.commission), None: in USDT
+        self.bnb_price: Decimal | None = None
         self.fill_before_trigger = trigger_events == "fill-first"
         self.expire_on_trigger = trigger_events == "expired-first"
         self.algos: dict[str, AlgoRecord] = {}            # clientAlgoId -> latest algo order
@@ -173,7 +176,8 @@ class OrderLedger:
                 self.trade_orders[update.fill.trade_id] = int(order.exchange_id)
             triggered = "MARKET" if order.type.conditional and update.fill else None
             fill = wire.order_trade_update(order, update.fill, int(order.exchange_id), moment,
-                                           triggered, time_in_force=self.tif(order))
+                                           triggered, time_in_force=self.tif(order),
+                                           bnb_price=self.bnb_price)
             first_fill = update.fill is not None and order.filled_qty == update.fill.quantity
             if triggered and self.expire_on_trigger and first_fill:
                 return [*self._classic_trigger_events(order, moment), fill]
@@ -190,7 +194,8 @@ class OrderLedger:
         if update.fill is not None:
             self.trade_orders[update.fill.trade_id] = child
         triggered = wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child))
-        child_fill = wire.order_trade_update(order, update.fill, child, moment, "MARKET")
+        child_fill = wire.order_trade_update(order, update.fill, child, moment, "MARKET",
+                                             bnb_price=self.bnb_price)
         first = [child_fill, triggered] if self.fill_before_trigger else [triggered, child_fill]
         return [*first, wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
 
@@ -206,7 +211,8 @@ class OrderLedger:
         child = CHILD_ORDER_BASE + int(order.exchange_id)
         self.trade_orders[fill.trade_id] = child
         return [wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child)),
-                wire.order_trade_update(order, fill, child, moment, "MARKET")]
+                wire.order_trade_update(order, fill, child, moment, "MARKET",
+                                        bnb_price=self.bnb_price)]
 
     def _classic_trigger_events(self, order: Order, moment: int) -> list[Json]:
         """A classic conditional order's trigger, before its first fill ("expired-first")."""

@@ -61,7 +61,7 @@ class FakeBinance:
                  prices: dict[str, Decimal] | None = None, sim_config: SimConfig | None = None,
                  host: str = "127.0.0.1", port: int = 0, flat_orders: str = "expire",
                  trigger_events: str = "triggered-first", ws_layout: str = "both",
-                 algo_api: bool = True) -> None:
+                 algo_api: bool = True, fees_in_bnb: Decimal | None = None) -> None:
         """`flat_orders`: what happens to resting reduce-only / closePosition orders when
         their position goes flat, "expire" or "keep" (Binance's docs are silent; see
         binance_ledger.KeepingSimulator). `trigger_events`: "triggered-first" or
@@ -71,7 +71,10 @@ class FakeBinance:
         EXPIRED (expire reason 8) before it trades. `ws_layout`: the websocket paths served, "routed" (Binance's
         /private, /public, /market), "legacy" (/ws/<listenKey>, /stream) or "both"
         (binance_hub.py). `algo_api=False`: no Algo Order API, HTTP 404 on its paths and
-        conditional orders on /fapi/v1/order (binance_endpoints.py)."""
+        conditional orders on /fapi/v1/order (binance_endpoints.py). `fees_in_bnb`: BNB's
+        price in USDT, and every commission charged in BNB as "BNB burn" does ("N" /
+        "commissionAsset" BNB: binance_wire.commission), BNBUSDT's premiumIndex at that
+        price; None (default): in USDT, as with "feeBurn" on and no BNB in the wallet."""
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
         prices = prices or DEFAULT_PRICES
         self.flat_orders = flat_orders
@@ -81,6 +84,7 @@ class FakeBinance:
             self.sim.set_price(symbol, price, self.now())
         self.endpoints = BinanceEndpoints(self.sim, self.now, list(prices), trigger_events,
                                           algo_api)
+        self.endpoints.ledger.bnb_price = fees_in_bnb
         self.hub = StreamHub(ws_layout)
         self.usage = Usage()
         self.endpoints.rate_limits = self.usage.rate_limits()

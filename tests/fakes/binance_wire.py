@@ -147,10 +147,29 @@ def algo_cancel_ack(order: Order, algo_id: int) -> Json:
             "msg": "success"}
 
 
+BNB_STEP = Decimal("0.00000001")
+
+
+def commission(fee: Decimal | None, bnb_price: Decimal | None) -> tuple[str, str]:
+    """A trade's commission as Binance names it: (asset, amount). With "BNB burn" on
+    (GET /fapi/v2/account "feeBurn": true, DOCS + "account/rest-api/Account-Information-V2")
+    and BNB in the wallet (`bnb_price`: BNB's price in USDT), Binance charges it in BNB and
+    says so in ORDER_TRADE_UPDATE "N" (Commission Asset) and userTrades "commissionAsset"
+    (DOCS + "user-data-streams/Event-Order-Update", "trade/rest-api/Account-Trade-List"):
+    the simulator's USDT fee at that price, to 8 decimals (Binance's discount for paying in
+    BNB left out). Else, as when there is no BNB to pay with, in USDT."""
+    if bnb_price is None or not fee:
+        return "USDT", num(fee)
+    return "BNB", num((fee / bnb_price).quantize(BNB_STEP))
+
+
 def order_trade_update(order: Order, fill: Fill | None, order_id: int, moment_ms: int,
-                       order_type: str | None = None, time_in_force: str = "GTC") -> Json:
+                       order_type: str | None = None, time_in_force: str = "GTC",
+                       bnb_price: Decimal | None = None) -> Json:
     """ORDER_TRADE_UPDATE for a plain order, or for the market child of an algo order
-    (DOCS + "user-data-streams/Event-Order-Update"; AP/cr are trailing-stop only)."""
+    (DOCS + "user-data-streams/Event-Order-Update"; AP/cr are trailing-stop only); its
+    commission in BNB with `bnb_price` (`commission`)."""
+    asset, fee = commission(fill.fee if fill else None, bnb_price)
     execution = "TRADE" if fill else {OrderStatus.NEW: "NEW", OrderStatus.CANCELED: "CANCELED",
                                       OrderStatus.EXPIRED: "EXPIRED"}.get(order.status, "NEW")
     return {"e": "ORDER_TRADE_UPDATE", "E": moment_ms, "T": moment_ms, "o": {
@@ -159,8 +178,7 @@ def order_trade_update(order: Order, fill: Fill | None, order_id: int, moment_ms
         "p": num(order.price), "ap": num(order.avg_price), "sp": num(order.trigger_price),
         "x": execution, "X": order.status.value, "i": order_id,
         "l": num(fill.quantity if fill else None), "z": num(order.filled_qty),
-        "L": num(fill.price if fill else None), "N": "USDT",
-        "n": num(fill.fee if fill else None), "T": moment_ms,
+        "L": num(fill.price if fill else None), "N": asset, "n": fee, "T": moment_ms,
         "t": int(fill.trade_id) if fill else 0, "b": "0", "a": "0",
         "m": fill.maker if fill else False, "R": order.reduce_only,
         "wt": "CONTRACT_PRICE", "ot": order.type.value, "ps": "BOTH",
@@ -256,12 +274,13 @@ def account(balance: Balance, positions: list[ExchangePosition], leverage: dict[
     }
 
 
-def user_trade(fill: Fill, order_id: int) -> Json:
+def user_trade(fill: Fill, order_id: int, bnb_price: Decimal | None = None) -> Json:
     """One row of GET /fapi/v1/userTrades (DOCS + "trade/rest-api/Account-Trade-List";
-    no client order id)."""
+    no client order id); its commission in BNB with `bnb_price` (`commission`)."""
+    asset, fee = commission(fill.fee, bnb_price)
     return {
-        "buyer": fill.side.value == "BUY", "commission": num(fill.fee),
-        "commissionAsset": "USDT", "id": int(fill.trade_id), "maker": fill.maker,
+        "buyer": fill.side.value == "BUY", "commission": fee,
+        "commissionAsset": asset, "id": int(fill.trade_id), "maker": fill.maker,
         "orderId": order_id, "price": num(fill.price), "qty": num(fill.quantity),
         "quoteQty": num(fill.quantity * fill.price), "realizedPnl": num(fill.realized_pnl),
         "side": fill.side.value, "positionSide": "BOTH", "symbol": fill.symbol,

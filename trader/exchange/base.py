@@ -229,6 +229,10 @@ class Exchange(Protocol):
 
     async def funding_rate(self, symbol: str) -> Decimal: ...
 
+    async def asset_price(self, asset: str) -> Decimal:
+        """What one unit of `asset` is worth in USDT (> 0): a fee charged in it (BNB with
+        "BNB burn" on) is valued with it at the close (trader/fee_prices.py)."""
+
     async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
         """Funding paid or received between `since` and `until` (both included), oldest
         first: what the user-data stream may have missed while it was down. The paper

@@ -300,6 +300,16 @@ class BinanceExchange:
                                     symbol=symbol)
         return Fields(raw, "GET /fapi/v1/premiumIndex").number("lastFundingRate")
 
+    async def asset_price(self, asset: str) -> Decimal:
+        """The index price of <asset>USDT: BNB's price on the spot markets Binance's index
+        follows, what a fee charged in BNB is worth (GET /fapi/v1/premiumIndex with a
+        symbol, weight 1: https://developers.binance.com/docs/derivatives/
+        usds-margined-futures/market-data/rest-api/Mark-Price). An asset with no such
+        symbol (BNFCR) is refused by Binance (-1121 Invalid symbol): an ExchangeError."""
+        raw = await self._rest.call("premium index", self.client.futures_mark_price,
+                                    symbol=f"{asset}USDT")
+        return codec.asset_price_from_premium_index(raw)
+
     async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
         """GET /fapi/v1/income, incomeType FUNDING_FEE, startTime `since` to endTime `until`
         (both included), oldest first; weight 30 a page of up to 1000 rows, through the gate

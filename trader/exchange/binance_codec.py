@@ -38,6 +38,7 @@ POSITION_RISK, ACCOUNT, USER_TRADES = ("GET /fapi/v3/positionRisk", "GET /fapi/v
 KLINES, BOOK_TICKER, EXCHANGE_INFO = ("GET /fapi/v1/klines", "GET /fapi/v1/ticker/bookTicker",
                                       "GET /fapi/v1/exchangeInfo")
 INCOME = "GET /fapi/v1/income"
+PREMIUM_INDEX = "GET /fapi/v1/premiumIndex"
 SYMBOL_CONFIG = "GET /fapi/v1/symbolConfig"
 FUNDING_FEE = "FUNDING_FEE"
 BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
@@ -178,6 +179,16 @@ def fill_from_trade(raw: Json, client_id: str) -> Fill:
                 realized_pnl=f.optional_number("realizedPnl"), time=f.millis("time"),
                 maker=f.flag("maker"), order_id=f.optional_text("orderId"),
                 fee_asset=f.optional_text("commissionAsset") or SETTLEMENT_ASSET)
+
+
+def asset_price_from_premium_index(raw: Json) -> Decimal:
+    """GET /fapi/v1/premiumIndex of one symbol: its "indexPrice". MalformedResponse when it
+    is missing or not above 0 (a fee valued at 0 would read as no fee)."""
+    f = Fields(raw, PREMIUM_INDEX)
+    price = f.number("indexPrice")
+    if price <= 0:
+        raise malformed(PREMIUM_INDEX, "indexPrice", raw)
+    return price
 
 
 def funding_from_income(rows: list[Any]) -> list[FundingIncome]:

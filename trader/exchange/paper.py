@@ -30,7 +30,16 @@ from loguru import logger
 from storage import SaveStateFailure, Store
 from trader.clock import Clock
 from trader.config import INTERVAL_SECONDS
-from trader.domain import Balance, BookTicker, Candle, ExchangePosition, Fill, Order, OrderRequest
+from trader.domain import (
+    SETTLEMENT_ASSET,
+    Balance,
+    BookTicker,
+    Candle,
+    ExchangePosition,
+    Fill,
+    Order,
+    OrderRequest,
+)
 from trader.exchange.base import (
     CircuitState,
     ExchangeError,
@@ -241,6 +250,12 @@ class PaperExchange:
 
     async def funding_rate(self, symbol: str) -> Decimal:
         return self.sim.funding_rate(symbol, self.clock.now())
+
+    async def asset_price(self, asset: str) -> Decimal:
+        """The simulator charges every fee in USDT: no other asset has a price here."""
+        if asset == SETTLEMENT_ASSET:
+            return Decimal(1)
+        raise ExchangeError(0, f"the paper exchange charges fees in USDT, not {asset}")
 
     async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
         """None to read back: the simulator's funding events never go missing."""
