@@ -37,6 +37,8 @@ def format_pnl(pnl: PnlView) -> str:
         f"{plural(pnl.trades, 'trade')} · {pnl.wins} won ({pnl.win_rate:.0%})",
         *([f"+ {plural(pnl.unknown, 'trade')} closed with an unknown result (closing fills "
            "not read), not counted: see /trades and the Binance app"] if pnl.unknown else []),
+        *([f"+ fees of {escape(pnl.unvalued_fees)} not valued in USDT (price not read at the "
+           "close): not in the fees nor the net above"] if pnl.unvalued_fees else []),
     ])
 
 
@@ -97,6 +99,8 @@ def format_trades(trades: list[TradeView]) -> str:
         else:
             result = (f"{number(trade.exit_price)} · <b>{money(trade.net, signed=True)}</b> "
                       f"USDT ({percent(trade.net_fraction)})")
+            if trade.unvalued_fees:
+                result += f" before {escape(trade.unvalued_fees)} of fees not valued in USDT"
         lines.append(
             f"{trade.closed_at:%m-%d %H:%M} <b>{escape(trade.symbol)}</b> {escape(trade.side)} "
             f"{number(trade.quantity)} · {number(trade.entry_price)} → {result} · "

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.format_history import format_pnl, format_trades
 from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import (
     FAST_STREAMS,
@@ -80,6 +81,9 @@ async def test_fees_charged_in_bnb_are_valued_in_usdt_at_the_close(tmp_path):
         [close] = close_texts(agent)
         assert f"(fees {money(usdt)} USDT ({number(bnb)} BNB), funding" in close, close
         assert len(bnb_price_reads(fake)) == 1             # one read, weight 1
+        pnl = (await agent.run(CommandKind.PNL)).pnl
+        assert pnl is not None and (pnl.fees, pnl.unvalued_fees) == (usdt, "")
+        assert "not valued" not in format_pnl(pnl)
 
 
 async def test_a_trade_that_lost_only_to_its_bnb_fees_lengthens_the_loss_streak(tmp_path):
@@ -114,6 +118,16 @@ async def test_bnb_fees_whose_price_cannot_be_read_are_said_unvalued_never_count
         assert "could not read the price of BNB" in close, close
         # neither a win (its net leaves the fee out) nor a loss (not known): as it was
         assert agent.engine.guards.state.loss_streak.get(SYMBOL) == 1, close
+        # /pnl and /trades say the same: the net leaves out fees of so much BNB
+        pnl = (await agent.run(CommandKind.PNL)).pnl
+        trades = (await agent.run(CommandKind.TRADES)).trades
+        assert pnl is not None and trades is not None
+        assert (pnl.trades, pnl.wins, pnl.unvalued_fees) == (1, 0, f"{number(bnb)} BNB")
+        assert f"+ fees of {number(bnb)} BNB not valued in USDT" in format_pnl(pnl)
+        [trade] = trades
+        assert trade.unvalued_fees == f"{number(bnb)} BNB"
+        assert f"%) before {number(bnb)} BNB of fees not valued in USDT ·" \
+            in format_trades(trades), format_trades(trades)
 
 
 async def test_a_close_inside_a_ban_leaves_the_bnb_fees_unvalued_and_says_why(tmp_path):

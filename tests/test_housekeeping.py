@@ -97,6 +97,26 @@ async def test_the_daily_summary_names_closes_whose_result_is_unknown(tmp_path):
     assert "+ 1 closed with an unknown result (fills not read yet), not counted" in summary
 
 
+async def test_the_daily_summary_names_fees_in_bnb_it_could_not_value(tmp_path):
+    """A close whose fees in BNB could not be priced (trader/fee_value.py): counted, but
+    neither a win nor a net that claims to include them."""
+    from tests.positions import make
+    from trader.domain import CloseReason, FeeInKind
+    from trader.position import PositionState
+    world = await make_world(tmp_path)
+    await world.warm_up(3)
+    now = world.clock.now()
+    world.store.save_position(make(
+        state=PositionState.CLOSED, quantity="0", opened_at=now - timedelta(minutes=10),
+        closed_at=now, close_reason=CloseReason.TAKE_PROFIT, exit_price=Decimal("50500"),
+        realized_pnl=Decimal("10"), fees_in_kind=(FeeInKind("BNB", Decimal("0.0416")),)))
+    world.clock.set(now + timedelta(days=1))
+    await world.step()
+    [summary] = world.alerts("DAILY_SUMMARY")
+    assert "1 trade, 0 won" in summary, summary
+    assert "(+ fees of 0.0416 BNB not valued in USDT, not in the net)" in summary, summary
+
+
 async def test_resolved_intents_are_purged_in_batches_once_the_oldest_is_past_the_slack(tmp_path):
     """Resolved intents older than 6 h go together, once the oldest is 7.5 h old: one
     DELETE per ~1.5 h rather than one per cleanup run. Newer ones stay."""

@@ -158,6 +158,9 @@ class PnlView:
     trades: int
     wins: int                 # trades whose net PnL (with their own funding) is > 0
     unknown: int = 0          # closed in the period, result unknown (fills not read): not counted
+    # fees of the counted trades charged in BNB whose price could not be read at their close
+    # ("0.0416 BNB"; trader/fee_value.py): in neither `fees` nor `net`; "" when none
+    unvalued_fees: str = ""
 
     @property
     def win_rate(self) -> float:
@@ -222,6 +225,7 @@ class TradeView:
     net: Decimal | None           # gross - fees + the funding paid while it was open
     net_fraction: Decimal | None  # net / entry notional
     reason: str
+    unvalued_fees: str = ""       # fees in BNB not valued in USDT, not in `net` ("0.0416 BNB")
 
 
 @dataclass(frozen=True, slots=True)

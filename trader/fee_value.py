@@ -59,6 +59,16 @@ def unvalued(fees_in_kind: Sequence[FeeInKind]) -> list[FeeInKind]:
     return [fee for fee in fees_in_kind if fee.usdt is None]
 
 
+def unvalued_in(trades: Iterable[Sequence[FeeInKind]]) -> str:
+    """The fees not valued in USDT over several trades' `fees_in_kind`, summed per asset
+    ("0.0416 BNB"); "" when there are none."""
+    total: dict[str, Decimal] = {}
+    for fees_in_kind in trades:
+        for fee in unvalued(fees_in_kind):
+            total[fee.asset] = total.get(fee.asset, ZERO) + fee.amount
+    return amounts([FeeInKind(asset, total[asset]) for asset in sorted(total)])
+
+
 def amounts(fees_in_kind: Sequence[FeeInKind]) -> str:
     """"0.0416 BNB" (", " between assets)."""
     return ", ".join(f"{number(fee.amount)} {fee.asset}" for fee in fees_in_kind)

@@ -288,5 +288,7 @@ class Housekeeping:
             f"{money(day.net, signed=True)} USDT net of fees and funding"
             + (f" (+ {day.unknown} closed with an unknown result (fills not read yet), not "
                "counted)" if day.unknown else "")
+            + (f" (+ fees of {day.unvalued_fees} not valued in USDT, not in the net)"
+               if day.unvalued_fees else "")
             + f"; {plural(sum(1 for _ in positions), 'open position')}",
             dedup_key=f"daily:{today}"), self.clock.now())

@@ -24,6 +24,7 @@ from trader.commands import PerformanceRow, PeriodRow, PeriodTable, PnlView, Tra
 from trader.display import on_step
 from trader.domain import ZERO, CloseReason
 from trader.evolve import evolve
+from trader.fee_value import unvalued, unvalued_in
 from trader.position import Position
 from trader.symbol_rules import SymbolRules
 from trader.trade_stats import TradeRecord, by_symbol
@@ -94,12 +95,16 @@ def period_pnl(period: str, closed: Sequence[Position], funding: Sequence[Fundin
         return (since is None or moment >= since) and (until is None or moment < until)
     in_period = [p for p in listed(closed) if p.closed_at is not None and inside(p.closed_at)]
     trades = [p for p in in_period if p.exit_price is not None]
+    # a trade with a fee in BNB not valued (its price unread at the close) is no win on a
+    # net that leaves the fee out (as for the loss streak: close_record.lost)
     return PnlView(
         period, gross=sum((p.realized_pnl for p in trades), ZERO),
         fees=sum((p.fees for p in trades), ZERO),
         funding=sum((f.amount for f in funding if inside(f.at)), ZERO), trades=len(trades),
-        wins=sum(1 for p in trades if trade_net(p, funding) > 0),
-        unknown=len(in_period) - len(trades))
+        wins=sum(1 for p in trades if trade_net(p, funding) > 0
+                 and not unvalued(p.fees_in_kind)),
+        unknown=len(in_period) - len(trades),
+        unvalued_fees=unvalued_in(p.fees_in_kind for p in trades))
 
 
 def period_start(unit: str, moment: datetime) -> datetime:
@@ -175,5 +180,6 @@ def recent_trades(closed: Sequence[Position], funding: Sequence[FundingPayment],
             exit_price=on_step(position.exit_price, tick) if known else None,
             opened_at=position.opened_at, closed_at=position.closed_at, net=net,
             net_fraction=None if net is None else net / notional if notional > 0 else ZERO,
-            reason=position.close_reason.value if position.close_reason else "?"))
+            reason=position.close_reason.value if position.close_reason else "?",
+            unvalued_fees=unvalued_in([position.fees_in_kind])))
     return views
