@@ -284,6 +284,19 @@ def test_a_fill_without_a_commission_asset_is_in_usdt():
     assert decode("event_order_trade_update_settlement_fill", event).fill.fee_asset == "USDT"
 
 
+def test_an_assets_usdt_price_is_its_symbols_index_price():
+    """What a fee in BNB is valued with: premiumIndex's "indexPrice" (the documented
+    example, for BTCUSDT); a missing or non-positive one is unreadable, never 0."""
+    assert codec.asset_price_from_premium_index(payload("premium_index")) == Decimal(
+        "11781.80495970")
+    for broken in ({"indexPrice": "0"}, {"indexPrice": None}):
+        raw = payload("premium_index") | broken
+        if broken["indexPrice"] is None:
+            del raw["indexPrice"]
+        with pytest.raises(MalformedResponse, match="indexPrice"):
+            codec.asset_price_from_premium_index(raw)
+
+
 def test_market_data_answers_give_candles_and_the_book():
     [candle] = decode("klines")
     assert (candle.open, candle.high, candle.low, candle.close) == (

@@ -184,6 +184,16 @@ async def test_reads_reflect_the_simulator(store: Store) -> None:
     assert paper.rules(BTC).tick_size == D("0.10")
 
 
+async def test_paper_fees_are_in_usdt_and_no_other_asset_is_priced(store: Store) -> None:
+    """Negative: the simulator charges USDT, as always; a close never asks a price."""
+    paper = await started(store, ManualClock(T0))
+    await paper.place(entry())
+    assert [f.fee_asset for f in await paper.fills(BTC, T0)] == ["USDT"]
+    assert await paper.asset_price("USDT") == 1
+    with pytest.raises(ExchangeError):
+        await paper.asset_price("BNB")
+
+
 async def test_a_failed_save_after_an_order_is_an_unknown_outcome_and_the_order_exists(
         db_path: Path) -> None:
     store = Store.open(db_path)
