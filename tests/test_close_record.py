@@ -146,3 +146,14 @@ def test_the_fees_text_says_each_asset_and_what_was_not_valued() -> None:
     unpriced = (FeeInKind("BNB", Decimal("0.0416"), None),)
     assert fees_text(Decimal("0"), unpriced) == "0.00 USDT + 0.0416 BNB not valued in USDT"
     assert assets_to_value([BNB_ENTRY, EXIT, in_bnb(EXIT, "0")]) == ["BNB"]
+
+
+def test_any_other_asset_is_valued_at_its_price_or_left_unvalued_never_taken_for_usdt() -> None:
+    """USDC (a USDC-margined account) has a USDT price; BNFCR (credits) has none to read."""
+    usdc = replace(ENTRY, fee=Decimal("12.5"), fee_asset="USDC")
+    bnfcr = replace(EXIT, fee=Decimal("12.5"), fee_asset="BNFCR")
+    final = closed(make(quantity="0.5"), AT, CloseReason.TAKE_PROFIT, [usdc, bnfcr],
+                   prices={"USDC": Decimal("0.9998")})
+    assert final.fees_in_kind == (FeeInKind("BNFCR", Decimal("12.5"), None),
+                                  FeeInKind("USDC", Decimal("12.5"), Decimal("12.4975")))
+    assert final.fees == Decimal("12.4975")
