@@ -3,12 +3,14 @@ close_readback.py): the exit price and the PnL come from the exchange's trades, 
 and its fills are saved together, and the operator is told. The real engine on the paper
 exchange; the fills read fails as Binance's does when it answers 503."""
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 from tests.engine_world import START, SYMBOL, World, long_signal, make_world, restart
 from tests.positions import make
 from trader.close_readback import POLL_EVERY, CloseReadback
+from trader.display import money, number
 from trader.domain import Fill, Side
 from trader.exchange.base import UnknownOutcome
 from trader.position import Position
@@ -132,3 +134,49 @@ async def test_a_read_back_that_cannot_be_saved_keeps_nothing_and_says_nothing(t
     world.clock.advance(POLL_EVERY)
     [final] = await readback.sync()
     assert final.exit_price is not None
+
+
+def paying_in_bnb(world: World, price: Decimal | None) -> None:
+    """The exchange's trades read with their fees in BNB (at 600 USDT), BNB's price read
+    as `price` (None: the read fails)."""
+    real = world.paper.fills
+
+    async def trades_in_bnb(symbol: str, since: object) -> list[Fill]:
+        return [replace(f, fee=(f.fee / 600).quantize(Decimal("0.00000001")), fee_asset="BNB")
+                for f in await real(symbol, since)]     # type: ignore[arg-type]
+
+    async def bnb_price(asset: str) -> Decimal:
+        if price is None:
+            raise UnknownOutcome("premiumIndex: HTTP 503", code=-1000, http_status=503)
+        return price
+    world.paper.fills = trades_in_bnb               # type: ignore[method-assign]
+    world.paper.asset_price = bnb_price             # type: ignore[method-assign]
+
+
+async def test_a_read_back_values_fees_in_bnb_at_the_price_read_then(tmp_path):
+    world = await make_world(tmp_path)
+    await stopped_out_unread(world)
+    del world.paper.fills
+    paying_in_bnb(world, Decimal("600"))
+    [final] = await readback_of(world).sync()
+    [(asset, amount, usdt)] = [(f.asset, f.amount, f.usdt) for f in final.fees_in_kind]
+    assert asset == "BNB" and usdt == amount * 600 and final.fees == usdt > 0
+    [said] = [text for text in world.alerts("CLOSE") if "is now read" in text]
+    assert f"USDT net of fees ({money(usdt)} USDT ({number(amount)} BNB))" in said, said
+
+
+async def test_a_read_back_whose_bnb_price_cannot_be_read_leaves_the_streak_as_it_was(
+        tmp_path):
+    world = await make_world(tmp_path)
+    await stopped_out_unread(world)
+    del world.paper.fills
+    paying_in_bnb(world, None)
+    guards_before = world.engine.guards.state
+    [final] = await readback_of(world).sync()
+    assert [f.usdt for f in final.fees_in_kind] == [None] and final.fees == 0
+    # a stop-loss: a loss before its fees, so a loss whatever they were worth
+    assert final.realized_pnl < 0
+    assert world.engine.guards.state.loss_streak.get(SYMBOL, 0) == \
+        guards_before.loss_streak.get(SYMBOL, 0) + 1
+    [said] = [text for text in world.alerts("CLOSE") if "is now read" in text]
+    assert "not valued in USDT" in said, said
