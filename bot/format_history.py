@@ -86,6 +86,9 @@ def format_performance(rows: list[PerformanceRow]) -> str:
             "<pre>" + escape("\n".join(lines)) + "</pre>"]
     if any(not row.symbol for row in rows):
         text.append("* funding the exchange booked without naming a position")
+    text += [f"{row.symbol}: fees of {escape(row.unvalued_fees)} not valued in USDT (price not "
+             "read at the close): not in its net, its trades not counted won"
+             for row in rows if row.unvalued_fees]
     return "\n".join(text)
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.format_history import format_pnl, format_trades
+from bot.format_history import format_performance, format_pnl, format_trades
 from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import (
     FAST_STREAMS,
@@ -128,6 +128,13 @@ async def test_bnb_fees_whose_price_cannot_be_read_are_said_unvalued_never_count
         assert trade.unvalued_fees == f"{number(bnb)} BNB"
         assert f"%) before {number(bnb)} BNB of fees not valued in USDT ·" \
             in format_trades(trades), format_trades(trades)
+        # /performance too: no win, and the fee it leaves out named (it said 100 % won)
+        rows = (await agent.run(CommandKind.PERFORMANCE)).performance
+        assert rows is not None
+        [row] = rows
+        assert (row.trades, row.wins, row.unvalued_fees) == (1, 0, f"{number(bnb)} BNB")
+        assert f"{SYMBOL}: fees of {number(bnb)} BNB not valued in USDT" \
+            in format_performance(rows), format_performance(rows)
 
 
 async def test_a_close_inside_a_ban_leaves_the_bnb_fees_unvalued_and_says_why(tmp_path):

@@ -209,6 +209,9 @@ class PerformanceRow:
     funding: Decimal
     best: Decimal
     worst: Decimal
+    # fees charged in another asset whose price was not read at the close ("0.0416 BNB"):
+    # not in `net` nor `fees`, and their trades not counted in `wins` (trader/fee_value.py)
+    unvalued_fees: str = ""
 
 
 @dataclass(frozen=True, slots=True)

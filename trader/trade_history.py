@@ -150,8 +150,15 @@ def performance(closed: Sequence[Position],
     """One row per symbol that traded, best net first; funding no trade explains at the end."""
     trades = counted(closed)
     records = trades_with_funding(trades, funding)
-    rows = [PerformanceRow(s.label, s.trades, s.wins, s.net_pnl, s.fees, s.funding, s.best,
-                           s.worst) for s in by_symbol(records)]
+    # a trade whose fee in BNB was not valued is no win on a net that leaves the fee out
+    # (as /pnl and the loss streak: close_record.lost)
+    unsure = [p for p in trades if unvalued(p.fees_in_kind)]
+    rows = [PerformanceRow(
+        s.label, s.trades,
+        s.wins - sum(1 for p in unsure if p.symbol == s.label and trade_net(p, funding) > 0),
+        s.net_pnl, s.fees, s.funding, s.best, s.worst,
+        unvalued_in(p.fees_in_kind for p in unsure if p.symbol == s.label))
+        for s in by_symbol(records)]
     rows.sort(key=lambda row: (-row.net, row.symbol))
     explained = sum((r.funding for r in records), ZERO)
     rest = sum((f.amount for f in funding), ZERO) - explained
