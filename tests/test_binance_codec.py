@@ -45,6 +45,8 @@ DECODERS: dict[str, Callable[[Any], Any]] = {
     "open_orders": lambda p: [order_codec.order_from_plain(r, order_codec.OPEN_ORDERS) for r in p],
     "algo_order_new": lambda p: order_codec.order_from_algo(p, order_codec.NEW_ALGO),
     "algo_order_query": lambda p: order_codec.order_from_algo(p, order_codec.QUERY_ALGO),
+    "algo_order_query_finished": lambda p: order_codec.order_from_algo(p, order_codec.QUERY_ALGO),
+    "order_query_child_expired": lambda p: order_codec.order_from_plain(p),
     "algo_order_cancel": order_codec.algo_cancel_result,
     "open_algo_orders": lambda p: [order_codec.order_from_algo(r, order_codec.OPEN_ALGO_ORDERS)
                                    for r in p],
@@ -172,7 +174,7 @@ def test_the_algo_cancel_answer_is_an_acknowledgement_not_an_order():
     ("TRIGGERED", "0.005", OrderStatus.PARTIALLY_FILLED),
     ("TRIGGERED", "0.01", OrderStatus.FILLED),
     ("FINISHED", None, OrderStatus.FILLED),
-    ("FINISHED", "0", OrderStatus.CANCELED),
+    ("FINISHED", "0", OrderStatus.EXPIRED),      # its child executed nothing: not by hand
     ("CANCELED", None, OrderStatus.CANCELED),
     ("EXPIRED", None, OrderStatus.EXPIRED),
     ("REJECTED", None, OrderStatus.REJECTED),
@@ -190,6 +192,44 @@ def test_algo_statuses_map_as_the_codec_docstring_says(algo_status, executed, ex
     if executed is not None:
         answer["executedQty"] = executed          # undocumented for REST: read if ever sent
     assert order_codec.order_from_algo(answer).status is expected
+
+
+def finished_read(child_changes: dict[str, str]) -> Any:
+    answer = payload("algo_order_query_finished")
+    child = order_codec.order_from_plain(payload("order_query_child_expired") | child_changes)
+    return order_codec.finished_by_child(order_codec.order_from_algo(answer), child)
+
+
+def test_a_finished_algo_answer_names_the_child_that_tells_what_it_executed():
+    """Query-Algo-Order documents no executed quantity; FINISHED is "filled or canceled in
+    the matching engine" (Event-Algo-Order-Update). The answer's actualOrderId names the
+    child, and GET /fapi/v1/order of the child (Query-Order) tells its executedQty."""
+    answer = payload("algo_order_query_finished")
+    assert order_codec.finished_child_id(answer) == "8886774"
+    assert decode("algo_order_query_finished").status is OrderStatus.FILLED   # unknown: as before
+    child = decode("order_query_child_expired")
+    assert (child.exchange_id, child.status, child.filled_qty) == ("8886774",
+                                                                   OrderStatus.EXPIRED, 0)
+    assert order_codec.finished_child_id(answer | {"actualOrderId": ""}) == ""
+    assert order_codec.finished_child_id(answer | {"executedQty": "0.01"}) == ""
+    assert order_codec.finished_child_id(payload("algo_order_query")) == ""   # CANCELED
+
+
+@pytest.mark.parametrize(("child", "status", "filled"), [
+    ({}, OrderStatus.EXPIRED, "0"),                       # nothing executed: gone, unfilled
+    ({"executedQty": "0.005", "avgPrice": "599.5"}, OrderStatus.FILLED, "0.005"),   # in part
+    ({"executedQty": "0.01", "avgPrice": "599.5", "status": "FILLED"}, OrderStatus.FILLED,
+     "0.01"),
+    ({"status": "NEW"}, OrderStatus.NEW, "0"),            # the child's end not shown yet
+    ({"executedQty": "0.005", "avgPrice": "599.5", "status": "PARTIALLY_FILLED"},
+     OrderStatus.PARTIALLY_FILLED, "0.005"),
+])
+def test_a_finished_algo_order_is_what_its_child_executed(child, status, filled):
+    read = finished_read(child)
+    assert (read.status, read.filled_qty) == (status, Decimal(filled))
+    assert read.client_id == "6B2I9XVcJpCjqPAJ4YoFX7" and read.type is OrderType.STOP_MARKET
+    if Decimal(filled):
+        assert read.avg_price == Decimal("599.5")
 
 
 def test_an_algo_cancel_acknowledgement_with_a_negative_code_is_that_error():

@@ -35,6 +35,10 @@ NOT_PRODUCED_BY_THE_FAKE = {
                          "(test_margin_call)",
     "event_conditional_order_trigger_reject": "only on FakeBinance.reject_trigger "
                                               "(test_stop_trigger_rejected checks its shape)",
+    "algo_order_query_finished": "a FINISHED stop and its child: "
+                                 "test_stop_finished_unfilled checks the fake's shapes",
+    "order_query_child_expired": "a FINISHED stop and its child: "
+                                 "test_stop_finished_unfilled checks the fake's shapes",
 }
 
 

@@ -278,8 +278,8 @@ class BinanceEndpoints:
             return found
         parent = str(int(order_id) - CHILD_ORDER_BASE)
         algo = next((o for o in orders if o.exchange_id == parent and o.type.conditional
-                     and o.filled_qty > 0), None)     # its child traded (all, or part)
-        return replace(algo, type=OrderType.MARKET, exchange_id=order_id) if algo else None
+                     and (o.filled_qty > 0 or o.status is OrderStatus.FILLED)), None)
+        return _child_of(algo, order_id) if algo else None
 
     def _algo_order(self, params: Params) -> Order:
         record: AlgoRecord | None = None
@@ -379,3 +379,18 @@ class BinanceEndpoints:
         limit = min(int(params.get("limit", "500")), 1000)
         return [wire.user_trade(f, self.ledger.trade_orders.get(f.trade_id, 0),
                                 self.ledger.bnb_price) for f in fills[:limit]]
+
+
+def _child_of(algo: Order, order_id: str) -> Order:
+    """The MARKET child of a triggered algo order (one the simulator ended FILLED is
+    FINISHED, "filled or canceled in the matching engine": DOCS of binance_wire, "user-data-
+    streams/Event-Algo-Order-Update"): FILLED when it executed the whole order; a child
+    that executed less, or nothing, ended EXPIRED with what it executed ("Market order
+    could not be filled completely", "knocked out by another higher priority RO (market)
+    order": the expiry reasons of "user-data-streams/Event-Order-Update"). Still trading,
+    it is as live as its algo order."""
+    child = replace(algo, type=OrderType.MARKET, exchange_id=order_id)
+    if algo.status is not OrderStatus.FILLED:
+        return child
+    complete = algo.filled_qty > 0 and (algo.close_position or algo.filled_qty >= algo.quantity)
+    return child if complete else replace(child, status=OrderStatus.EXPIRED)

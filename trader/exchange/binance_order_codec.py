@@ -22,15 +22,25 @@ Algo (conditional) order statuses map onto `OrderStatus` like this:
                                that never executes is caught by the price: stuck_trigger.py)
     TRIGGERED    -> NEW / PARTIALLY_FILLED / FILLED by the executed quantity, when known
                    (placed in the matching engine; a MARKET child fills at once)
-    FINISHED     -> FILLED     the child order finished in the matching engine; CANCELED
-                   when the payload says nothing was executed
+    FINISHED     -> what its child executed: "the triggered conditional order has been
+                   filled or canceled in the matching engine". FILLED (with that quantity,
+                   all or part) when it executed anything; EXPIRED when it executed
+                   nothing (its MARKET child expired or was cancelled unfilled, e.g. expiry
+                   reason 4 "knocked out by another higher priority RO (market) order":
+                   .../user-data-streams/Event-Order-Update): the stop is gone, replaced at
+                   once, not waited for as a fill. FILLED when the quantity is unknown.
     CANCELED     -> CANCELED
     EXPIRED      -> EXPIRED    cancelled by the system (e.g. position closed)
     REJECTED     -> REJECTED   e.g. margin check failed at trigger time
 
-Only ALGO_UPDATE tells the executed quantity (aq); no REST algo answer documents one, so
-from REST a TRIGGERED order reads NEW and a FINISHED one FILLED (the position read tells
-whether the stop really closed anything).
+Only ALGO_UPDATE tells the executed quantity (aq, "executed quantity in matching engine":
+.../user-data-streams/Event-Algo-Order-Update); no REST algo answer documents one, so from
+REST a TRIGGERED order reads NEW. A FINISHED one names its child, "actualOrderId"
+(.../trade/rest-api/Query-Algo-Order), whose own answer (GET /fapi/v1/order by orderId,
+.../trade/rest-api/Query-Order) tells "executedQty": the adapter reads it
+(`finished_child_id`, then `finished_by_child`). Without it (no child named, or the child
+not found) FINISHED reads FILLED and the position read tells whether the stop really closed
+anything.
 
 An UNKNOWN status (plain or algo) reads as EXPIRED: not live. Counting an order we cannot
 read as working could let the agent believe a stop-loss protects a position when it may
@@ -43,6 +53,7 @@ time). An algo order's `exchange_id` is "algo:<algoId>"; a plain order's is its 
 DELETE /fapi/v1/algoOrder answers an acknowledgement, not the order (`algo_cancel_result`).
 """
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -107,8 +118,31 @@ def algo_status(text: str, quantity: Decimal, executed: Decimal | None,
         complete = not quantity or executed >= quantity
         return OrderStatus.FILLED if complete else OrderStatus.PARTIALLY_FILLED
     if text == "FINISHED" and executed is not None and executed == 0:
-        return OrderStatus.CANCELED
+        return OrderStatus.EXPIRED
     return status
+
+
+def finished_child_id(raw: Json) -> str:
+    """The child order to ask what a FINISHED algo answer executed: its "actualOrderId",
+    when the answer itself carries no executed quantity; "" when there is nothing to ask."""
+    if not isinstance(raw, dict) or raw.get("algoStatus") != "FINISHED" \
+            or "executedQty" in raw:
+        return ""
+    child = raw.get("actualOrderId")
+    return str(child) if child not in (None, "", 0, "0") else ""
+
+
+def finished_by_child(algo: Order, child: Order) -> Order:
+    """A FINISHED algo order as its child order (GET /fapi/v1/order) tells it: the child's
+    executed quantity and price. A child still live (its end not shown yet) reads as a
+    TRIGGERED algo order does, by what it executed so far."""
+    executed = child.filled_qty
+    if child.status.live:
+        status = algo_status("TRIGGERED", algo.quantity, executed)
+    else:
+        status = algo_status("FINISHED", algo.quantity, executed)
+    return replace(algo, status=status, filled_qty=executed,
+                   avg_price=child.avg_price if executed else algo.avg_price)
 
 
 # --- orders --------------------------------------------------------------------------

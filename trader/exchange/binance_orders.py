@@ -215,10 +215,46 @@ class BinanceOrders:
                 self.algo_api.answered(endpoint)
             if order is not None:
                 self._remember(order, raw)
+                order = await self._finished_as_executed(order, raw)
             return order
         if unanswered is not None:
             raise unanswered
         return None
+
+    async def _finished_as_executed(self, order: Order, raw: Any) -> Order:
+        """A FINISHED algo order as what its child executed (binance_order_codec.py): the
+        answer names the child ("actualOrderId") but no algo answer tells its executed
+        quantity, and FINISHED is "filled or canceled in the matching engine". Read as
+        filled, a stop whose MARKET child executed nothing left the position without a
+        stop for 10 s, then said it had filled. A child Binance does not find, or whose
+        answer cannot be read, leaves the order as read (FILLED: the position read
+        decides); any other failure is the read's failure (the caller asks again)."""
+        child_id = order_codec.finished_child_id(raw)
+        if not child_id:
+            return order
+        try:
+            child_raw = await self._rest.call(
+                f"query child order symbol={order.symbol} client_id={order.client_id} "
+                f"order_id={child_id}", self._rest.client.futures_get_order,
+                symbol=order.symbol, orderId=child_id)
+        except ExchangeError as exc:
+            if not _unknown_order(exc):
+                raise
+            logger.warning("binance FINISHED algo order's child not found symbol={} "
+                           "client_id={} order_id={}: read as filled error={}", order.symbol,
+                           order.client_id, child_id, exc)
+            return order
+        try:
+            child = order_codec.order_from_plain(child_raw)
+        except MalformedResponse as exc:
+            logger.warning("binance FINISHED algo order's child unreadable client_id={}: "
+                           "read as filled error={}", order.client_id, exc)
+            return order
+        finished = order_codec.finished_by_child(order, child)
+        logger.info("binance algo order FINISHED symbol={} client_id={} child={} child_status={} "
+                    "executed={} read as {}", order.symbol, order.client_id, child_id,
+                    child.status, child.filled_qty, finished.status)
+        return finished
 
     def _order_method(self, verb: str, algo: bool) -> Callable[..., Awaitable[Any]]:
         client = self._rest.client
