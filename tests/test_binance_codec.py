@@ -114,7 +114,8 @@ def test_exchange_info_gives_the_symbol_rules_from_its_filters():
     assert decode("exchange_info") == {"BLZUSDT": SymbolRules(
         "BLZUSDT", tick_size=Decimal("0.0001"), step_size=Decimal("1"), min_qty=Decimal("1"),
         min_notional=Decimal("5.0"), max_qty=Decimal("10000000"), status="TRADING",
-        min_price=Decimal("0.0001"), max_price=Decimal("300"))}
+        min_price=Decimal("0.0001"), max_price=Decimal("300"), market_min_qty=Decimal("1"),
+        market_max_qty=Decimal("590119"), market_step_size=Decimal("1"))}
 
 
 def test_a_price_filter_bound_of_zero_reads_as_no_limit():

@@ -6,13 +6,14 @@ from decimal import Decimal
 from trader import guards, protection
 from trader.close_record import exit_text
 from trader.commands import Command, CommandKind, CommandResult
-from trader.display import money, plural, price, quantity
+from trader.display import money, number, plural, price, quantity
 from trader.domain import CloseReason, OrderRole, Side
 from trader.engine import Engine
 from trader.executor import PROBE_GRACE
 from trader.position import Leg, Position, PositionState
 from trader.startup import read_balance
 from trader.strategy.regime import DEFAULT_THRESHOLDS
+from trader.symbol_rules import SymbolRules
 from trader.views import symbol_rules
 
 
@@ -182,8 +183,19 @@ def entry_lines(engine: Engine, position: Position) -> list[str]:
         return [f"{symbol}: {label} {size} sent; its fill is not confirmed yet (the order "
                 "is followed by its id: /status shows it within seconds)"]
     return [f"{symbol}: {label} {size} filled at {price(position.entry_price, tick)}; "
-            f"risk {money(position.risk_amount())} USDT at the stop",
+            f"risk {money(position.risk_amount())} USDT at the stop{_capped(rules, position)}",
             *(_leg_line(position, leg, tick) for leg in position.legs)]
+
+
+def _capped(rules: SymbolRules | None, position: Position) -> str:
+    """The entry's size is the largest MARKET order Binance takes on the symbol
+    (MARKET_LOT_SIZE below LOT_SIZE: trader/risk.py caps entries there), said as the cap
+    it most likely is; "" otherwise, and on symbols whose two filters agree."""
+    if rules is None or rules.largest_market_qty >= rules.max_qty \
+            or position.initial_quantity != rules.largest_market_qty:
+        return ""
+    return (f" (capped: {number(rules.largest_market_qty)} is the largest market order "
+            f"Binance takes on {position.symbol}, MARKET_LOT_SIZE)")
 
 
 def _closed_at_once(engine: Engine, position: Position, tick: Decimal | None,

@@ -50,7 +50,7 @@ from trader.exchange.base import Exchange
 from trader.exchange.errors import Outcome, Retry, Verdict
 from trader.executor import ActionResult, Executor
 from trader.intent_records import IntentRecords
-from trader.intents import exit_intent
+from trader.intents import exit_intent, part_client_id
 from trader.observe import covering_leg
 from trader.order_tracker import OrderTracker
 from trader.position import Position
@@ -245,19 +245,20 @@ class ActionRunner:
                 "probed, not sent again"])
         await self._after_the_close_before(action)
         rules = self.exchange.rules(position.symbol)
-        intent = exit_intent(position, action.role, action.client_id,
-                             covering_quantity(action.quantity, rules), self.clock.now(),
-                             sending=True)
-        try:
-            result = await self.executor.submit(intent)
-        except SaveStateFailure as exc:      # a partial take-profit (executor.JOURNAL_REQUIRED)
-            logger.error("partial take-profit not sent: its intent is not saved symbol={} "
-                         "client_id={} error={}", position.symbol, action.client_id, exc)
+        parts = rules.market_parts(covering_quantity(action.quantity, rules))
+        close = f"{position.symbol}: market close {action.quantity}"
+        if len(parts) > 1:
+            close += (f" in {len(parts)} orders (Binance takes at most "
+                      f"{display.number(rules.largest_market_qty)} at market: MARKET_LOT_SIZE)")
+        sent = await self._send_parts(position, action, parts)
+        if sent is None:
             return Performed([FlattenResult(position.quantity, not_sent=True)], [
                 f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
-        close = f"{position.symbol}: market close {action.quantity}"
+        client_id, result = sent
         if result.outcome is Outcome.UNKNOWN:
-            return await self._waiting_for(position, action.client_id, [
+            return await self._waiting_for(position, client_id, [
+                f"{close} sent; the answer of {client_id} was lost (Binance: execution status "
+                "unknown), so the position is read back" if len(parts) > 1 else
                 f"{close} sent; its answer was lost (Binance: execution status unknown), so "
                 "the position is read back"])
         held = await self._read_position(position)
@@ -272,7 +273,10 @@ class ActionRunner:
             notes.append(f"{position.symbol}: a late fill flipped the position "
                          f"({held.side.label} {held.size}); rebalancing reduce-only")
             rebalance = exit_intent(position, OrderRole.FLATTEN, _rebalance_id(position, attempt),
-                                    covering_quantity(held.size, rules), self.clock.now(),
+                                    # at most one market order's worth: the next
+                                    # attempt sends what is left
+                                    min(covering_quantity(held.size, rules),
+                                        rules.largest_market_qty), self.clock.now(),
                                     side=position.side, sending=True)
             await self.executor.submit(rebalance)
             held = await self._read_position(position)
@@ -281,6 +285,33 @@ class ActionRunner:
         if held.side is None:
             events.append(PositionGone())
         return Performed(events, notes)
+
+    async def _send_parts(self, position: Position, action: Flatten, parts: list[Decimal]
+                          ) -> tuple[str, ActionResult] | None:
+        """Send a market exit as `parts` (trader/symbol_rules.py `market_parts`: one, unless
+        it is larger than the largest MARKET order Binance takes), one reduce-only order
+        each, each journaled with its own client id (the action's for the first,
+        `part_client_id` for the others); the client id and result of the last one sent.
+        A part refused, or whose answer was lost, ends it: the position read back says what
+        is left, and the state machine's next close sends the rest. None: a partial
+        take-profit whose intent the database refused (executor.JOURNAL_REQUIRED)."""
+        sent: tuple[str, ActionResult] | None = None
+        for number_, part in enumerate(parts):
+            client_id = part_client_id(action.client_id, number_)
+            intent = exit_intent(position, action.role, client_id, part, self.clock.now(),
+                                 sending=True)
+            try:
+                result = await self.executor.submit(intent)
+            except SaveStateFailure as exc:
+                logger.error("market exit not sent: its intent is not saved symbol={} "
+                             "client_id={} error={}", position.symbol, client_id, exc)
+                if sent is None:
+                    return None
+                break
+            sent = client_id, result
+            if not result.ok or result.outcome is Outcome.UNKNOWN:
+                break
+        return sent
 
     async def _after_the_close_before(self, action: Flatten) -> None:
         """A close that follows a refused (or partly filled) one of the same request is sent

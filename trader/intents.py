@@ -5,10 +5,11 @@ machine when it decides to place an order), so the same decision always names th
 and a restart finds the order instead of sending it twice.
 """
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from trader.domain import Intent, IntentStatus, OrderRole, OrderType, Side
+from trader.domain import ClientId, Intent, IntentStatus, OrderRole, OrderType, Side
 from trader.position import Position
 
 EXIT_TYPES = {
@@ -62,3 +63,19 @@ def exit_intent(position: Position, role: OrderRole, client_id: str, quantity: D
     return Intent(client_id, position.symbol, role, side or position.side.opposite,
                   EXIT_TYPES[role], quantity, position.key, now, _PENDING, None, trigger_price,
                   True)
+
+
+# The part client ids of a market exit sent in parts lie this far apart in sequence: far
+# beyond the state machine's own next closes (one sequence number each) and the
+# rebalances' (trader/exchange_actions.py `_rebalance_id`: 100 beyond).
+PART_SEQ_STRIDE = 1000
+
+
+def part_client_id(client_id: str, number_: int) -> str:
+    """The client id of part `number_` (from 0) of a market exit sent in parts: the exit's
+    own for part 0, its sequence number + PART_SEQ_STRIDE x number_ for the others, so a
+    restart finds each part by its id and none is sent twice."""
+    parsed = ClientId.parse(client_id)
+    if number_ == 0 or parsed is None:
+        return client_id if number_ == 0 else f"{client_id}p{number_}"
+    return str(replace(parsed, seq=parsed.seq + PART_SEQ_STRIDE * number_))

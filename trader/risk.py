@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from loguru import logger
 
+from trader.display import number
 from trader.domain import ZERO, Side, Signal
 from trader.fast_init import fast_init
 from trader.position import Position
@@ -255,7 +256,10 @@ def _stop_price(i: SizingInput, sl_pct: Decimal) -> Decimal | None:
 
 
 def _capped_quantity(i: SizingInput, wanted: Decimal) -> tuple[Decimal, str]:
-    """Quantity after the per-symbol notional cap and max qty, rounded down to the step."""
+    """Quantity after the per-symbol notional cap and the largest MARKET order, rounded down
+    to the step. The entry is a MARKET order (a maker entry's rest goes to market when its
+    time is up), held to MARKET_LOT_SIZE (trader/symbol_rules.py): above its maxQty
+    Binance refuses it (-4005), the same order again and again."""
     cap_notional = i.max_position_pct * i.equity * i.leverage
     note = ""
     if wanted * i.price > cap_notional:
@@ -263,9 +267,13 @@ def _capped_quantity(i: SizingInput, wanted: Decimal) -> tuple[Decimal, str]:
         note = (f" (reduced to the max position cap: {cap_notional:.2f} USDT notional = "
                 f"TRADEBOT_MAX_POSITION_PCT {i.max_position_pct} x equity {i.equity:.2f} x "
                 f"leverage {i.leverage})")
-    if wanted > i.rules.max_qty:
-        wanted = i.rules.max_qty
-        note = f" (reduced to max qty {i.rules.max_qty})"
+    largest = i.rules.largest_market_qty
+    if wanted > largest:
+        wanted = largest
+        note = (f" (reduced to {number(largest)}, the largest market order Binance takes on "
+                f"{i.symbol}: MARKET_LOT_SIZE)" if largest < i.rules.max_qty
+                else f" (reduced to max qty {i.rules.max_qty})")
+        logger.info("entry capped symbol={} quantity={}{}", i.symbol, largest, note)
     return i.rules.round_qty(wanted), note
 
 

@@ -1,4 +1,5 @@
-"""A symbol's exchange rules: its filters (PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL) and status,
+"""A symbol's exchange rules: its filters (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE,
+MIN_NOTIONAL) and status,
 rounding a quantity or price onto its grid, the prices it refuses, and how a change of them
 reads.
 
@@ -25,6 +26,13 @@ class SymbolRules:
     ("disabled on 0": .../usds-margined-futures/common-definition, Filters). PERCENT_PRICE
     is not kept: it bounds a limit order's `price` around the mark, and every leg the agent
     places is a STOP_MARKET / TAKE_PROFIT_MARKET with a trigger and no price.
+
+    `market_min_qty` / `market_max_qty` / `market_step_size`: MARKET_LOT_SIZE, "the
+    quantity rules for MARKET orders" (common-definition, Filters), 0 where exchangeInfo
+    gives none (LOT_SIZE's then). Binance's documented exchangeInfo example has LOT_SIZE
+    maxQty 10000000 but MARKET_LOT_SIZE maxQty 590119: a MARKET order above it is refused
+    (-4005). Entries are sized within it (trader/risk.py), a market close above it is sent
+    in parts (`market_parts`); legs (STOP_MARKET / TAKE_PROFIT_MARKET) keep LOT_SIZE.
     """
     symbol: str
     tick_size: Decimal
@@ -35,10 +43,45 @@ class SymbolRules:
     status: str = "TRADING"
     min_price: Decimal = ZERO
     max_price: Decimal = ZERO
+    market_min_qty: Decimal = ZERO
+    market_max_qty: Decimal = ZERO
+    market_step_size: Decimal = ZERO
 
     @property
     def tradable(self) -> bool:
         return self.status == "TRADING"
+
+    @property
+    def largest_market_qty(self) -> Decimal:
+        """The largest MARKET order Binance takes: MARKET_LOT_SIZE's maxQty (within
+        LOT_SIZE's, should it ever be larger), on the market step."""
+        largest = min(self.market_max_qty, self.max_qty) if self.market_max_qty > 0 \
+            else self.max_qty
+        step = self.market_step_size or self.step_size
+        return (largest / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+    def market_parts(self, quantity: Decimal) -> list[Decimal]:
+        """A market close of `quantity` as the MARKET orders Binance takes: parts of at most
+        `largest_market_qty`, the last one the rest (one part, `quantity` itself, when it
+        is within). A rest below MARKET_LOT_SIZE's minQty takes what it lacks from the part
+        before it, so every part is an order Binance accepts.
+
+            >>> rules.market_parts(Decimal("0.7"))      # market maxQty 0.3
+            [Decimal('0.3'), Decimal('0.3'), Decimal('0.1')]
+        """
+        largest = self.largest_market_qty
+        if quantity <= largest or largest <= 0:
+            return [quantity]
+        parts = []
+        left = quantity
+        while left > largest:
+            parts.append(largest)
+            left -= largest
+        least = self.market_min_qty or self.min_qty
+        if left < least:
+            parts[-1] -= least - left
+            left = least
+        return [*parts, left]
 
     def round_qty(self, qty: Decimal) -> Decimal:
         """Round a quantity down to the step size (never more than asked)."""
@@ -90,7 +133,9 @@ class SymbolRules:
 
 _RULE_WORDS = {"tick_size": "tick size", "step_size": "step size", "min_qty": "min quantity",
                "min_notional": "min notional", "max_qty": "max quantity", "status": "status",
-               "min_price": "min price", "max_price": "max price"}
+               "min_price": "min price", "max_price": "max price",
+               "market_min_qty": "market min quantity", "market_max_qty": "market max quantity",
+               "market_step_size": "market step size"}
 
 
 def describe_rules_change(old: SymbolRules, new: SymbolRules) -> str:

@@ -308,8 +308,13 @@ def symbol_info(rules: SymbolRules) -> Json:
              "tickSize": tick},
             {"filterType": "LOT_SIZE", "maxQty": num(rules.max_qty),
              "minQty": num(rules.min_qty), "stepSize": step},
-            {"filterType": "MARKET_LOT_SIZE", "maxQty": num(rules.max_qty),
-             "minQty": num(rules.min_qty), "stepSize": step},
+            # MARKET_LOT_SIZE, "the quantity rules for MARKET orders" (DOCS +
+            # "common-definition", Filters): its own when the rules have one (the page's
+            # example: maxQty 590119 beside LOT_SIZE's 10000000), else LOT_SIZE's
+            {"filterType": "MARKET_LOT_SIZE",
+             "maxQty": num(rules.market_max_qty or rules.max_qty),
+             "minQty": num(rules.market_min_qty or rules.min_qty),
+             "stepSize": num(rules.market_step_size) if rules.market_step_size else step},
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MIN_NOTIONAL", "notional": num(rules.min_notional)},
             {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",

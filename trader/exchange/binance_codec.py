@@ -72,7 +72,9 @@ def rules_from_exchange_info(info: Json, symbols: list[str], *,
     """SymbolRules for the managed symbols; KeyError naming the symbols Binance doesn't list
     (left out instead with `missing_ok`), MalformedResponse for a listed symbol without its
     PRICE_FILTER / LOT_SIZE. PRICE_FILTER gives the tick and the price bounds (minPrice,
-    maxPrice), LOT_SIZE the step and the quantity bounds."""
+    maxPrice), LOT_SIZE the step and the quantity bounds, MARKET_LOT_SIZE those of MARKET
+    orders (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    market-data/rest-api/Exchange-Information: maxQty 590119 there, LOT_SIZE's 10000000)."""
     listed = {}
     for entry in Fields(info, EXCHANGE_INFO).rows("symbols"):
         fields = Fields(entry, f"{EXCHANGE_INFO} symbol")
@@ -89,6 +91,9 @@ def _rules(entry: Fields) -> SymbolRules:
                if isinstance(raw, dict) and raw.get("filterType")}
     price_filter = Fields(filters.get("PRICE_FILTER"), f"{where} PRICE_FILTER")
     lot = Fields(filters.get("LOT_SIZE"), f"{where} LOT_SIZE")
+    # "the quantity rules for MARKET orders" (common-definition, Filters); absent: 0, and
+    # LOT_SIZE's rules apply to them too (SymbolRules)
+    market_lot = Fields(filters.get("MARKET_LOT_SIZE", {}), f"{where} MARKET_LOT_SIZE")
     notional = Fields(filters.get("MIN_NOTIONAL", {}), f"{where} MIN_NOTIONAL")
     return SymbolRules(
         symbol=entry.text("symbol"),
@@ -102,6 +107,9 @@ def _rules(entry: Fields) -> SymbolRules:
         # 0 (or absent): no bound, as the Filters section of common-definition says
         min_price=price_filter.optional_number("minPrice"),
         max_price=price_filter.optional_number("maxPrice"),
+        market_min_qty=market_lot.optional_number("minQty"),
+        market_max_qty=market_lot.optional_number("maxQty"),
+        market_step_size=market_lot.optional_number("stepSize").normalize(),
     )
 
 

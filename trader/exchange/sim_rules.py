@@ -15,7 +15,7 @@ from trader.symbol_rules import SymbolRules
 
 # Enum members read once, here: a read of `Side.BUY` goes through EnumType.__getattr__
 # (Python 3.11: ~850 instructions), a module global is a dict read. The very same objects.
-_LIMIT = OrderType.LIMIT
+_LIMIT, _MARKET = OrderType.LIMIT, OrderType.MARKET
 
 DEFAULT_RULES: dict[str, SymbolRules] = {
     "BTCUSDT": SymbolRules("BTCUSDT", tick_size=Decimal("0.10"), step_size=Decimal("0.001"),
@@ -109,16 +109,30 @@ def validate_filters(request: OrderRequest, rules: SymbolRules, reference_price:
     quantity = request.quantity
     if quantity <= ZERO:
         raise ExchangeError(-4003, "Quantity less than or equal to zero.")
-    if not _multiple_of(quantity, rules.step_size):
+    step, least, largest = _lot(request, rules)
+    if not _multiple_of(quantity, step):
         raise ExchangeError(-1111, "Precision is over the maximum defined for this asset.")
-    if quantity < rules.min_qty:
+    if quantity < least:
         raise ExchangeError(-1013, "Quantity less than minimum quantity.")
-    if quantity > rules.max_qty:
+    if quantity > largest:
+        # -4005 QTY_GREATER_THAN_MAX_QTY (usds-margined-futures/error-code)
         raise ExchangeError(-4005, "Quantity greater than max quantity.")
     price = request.price or request.trigger_price or reference_price
     if not request.reduce_only and quantity * price < rules.min_notional:
         raise ExchangeError(-4164, f"Order's notional must be no smaller than "
                                    f"{_plain(rules.min_notional)} (unless you choose reduce only).")
+
+
+def _lot(request: OrderRequest, rules: SymbolRules) -> tuple[Decimal, Decimal, Decimal]:
+    """The step, minQty and maxQty an order's quantity is held to: a MARKET order's are
+    MARKET_LOT_SIZE's where the symbol has one ("the quantity rules for MARKET orders",
+    common-definition, Filters), within LOT_SIZE's maxQty; any other order's LOT_SIZE's."""
+    if request.type is not _MARKET:
+        return rules.step_size, rules.min_qty, rules.max_qty
+    largest = min(rules.market_max_qty, rules.max_qty) if rules.market_max_qty > ZERO \
+        else rules.max_qty
+    return (rules.market_step_size or rules.step_size, rules.market_min_qty or rules.min_qty,
+            largest)
 
 
 def _price_bounds(request: OrderRequest, rules: SymbolRules) -> None:
