@@ -216,6 +216,18 @@ def test_a_finished_algo_answer_names_the_child_that_tells_what_it_executed():
     assert order_codec.finished_child_id(payload("algo_order_query")) == ""   # CANCELED
 
 
+def test_a_finished_algo_event_with_nothing_executed_says_so():
+    """ALGO_UPDATE FINISHED with "aq" 0: gone after its trigger, ended by the exchange (its
+    SL_MISSING says so, not "cancelled outside the agent (by hand?)")."""
+    event = payload("event_algo_update")
+    event["o"] |= {"X": "FINISHED", "aq": "0", "rm": ""}
+    order = event_codec.update_from_algo_event(event).order
+    assert (order.status, order.reason) == (OrderStatus.EXPIRED, order_codec.NOTHING_EXECUTED)
+    event["o"] |= {"aq": "0.005"}
+    assert event_codec.update_from_algo_event(event).order.reason == ""
+    assert finished_read({}).reason == order_codec.NOTHING_EXECUTED
+
+
 @pytest.mark.parametrize(("child", "status", "filled"), [
     ({}, OrderStatus.EXPIRED, "0"),                       # nothing executed: gone, unfilled
     ({"executedQty": "0.005", "avgPrice": "599.5"}, OrderStatus.FILLED, "0.005"),   # in part

@@ -74,7 +74,9 @@ async def test_a_stop_gone_unfilled_seen_over_rest_is_replaced_at_once(tmp_path,
             asked = fake.requests("GET /fapi/v1/order")
             assert any(r.params.get("orderId") == str(CHILD_ORDER_BASE + int(stop.exchange_id))
                        for r in asked), "the FINISHED stop's child was not asked"
-            assert any("ended on the exchange (EXPIRED)" in t for t in texts), texts
+            assert any("ended on the exchange (EXPIRED), not by the agent: Binance said "
+                       "\"FINISHED: triggered, its market order ended with nothing executed\""
+                       in t for t in texts), texts
 
 
 async def test_a_stop_finished_in_part_seen_over_rest_protects_the_rest(tmp_path):

@@ -256,10 +256,9 @@ class ActionRunner:
                 f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
         client_id, result = sent
         if result.outcome is Outcome.UNKNOWN:
+            lost = f"the answer of {client_id}" if len(parts) > 1 else "its answer"
             return await self._waiting_for(position, client_id, [
-                f"{close} sent; the answer of {client_id} was lost (Binance: execution status "
-                "unknown), so the position is read back" if len(parts) > 1 else
-                f"{close} sent; its answer was lost (Binance: execution status unknown), so "
+                f"{close} sent; {lost} was lost (Binance: execution status unknown), so "
                 "the position is read back"])
         held = await self._read_position(position)
         # (`_value_`: `value` without the enum property's call)

@@ -42,6 +42,7 @@ from trader.exchange.binance_fields import Fields, interval_delta, malformed, wa
 from trader.exchange.binance_order_codec import (
     ALGO_ID_PREFIX,
     algo_status,
+    finished_reason,
     order_type,
     plain_status,
 )
@@ -122,15 +123,17 @@ def update_from_algo_event(event: Json) -> OrderUpdate:
     o, moment = f.child("o"), f.millis("T", "E")
     quantity = o.optional_number("q")
     executed = o.optional_number("aq") if o.present("aq") else None
+    text = o.text("X")
+    status = algo_status(text, quantity, executed, ALGO_EVENT)
     order = Order(
         symbol=o.text("s"), client_id=o.text("caid"), side=o.side("S"),
         type=order_type(o.text("o"), ALGO_EVENT),
-        status=algo_status(o.text("X"), quantity, executed, ALGO_EVENT), quantity=quantity,
+        status=status, quantity=quantity,
         filled_qty=executed or ZERO, avg_price=o.optional_number("ap"),
         price=o.optional_number("p") or None, trigger_price=o.optional_number("tp") or None,
         reduce_only=o.flag("R"), close_position=o.flag("cp"),
         exchange_id=f"{ALGO_ID_PREFIX}{o.optional_text('aid')}", updated_at=moment,
-        reason=o.optional_text("rm"))
+        reason=o.optional_text("rm") or finished_reason(text, status))
     return OrderUpdate(order=order, fill=None, time=moment)
 
 

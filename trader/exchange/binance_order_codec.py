@@ -87,6 +87,9 @@ UNKNOWN_STATUS_READ_AS = OrderStatus.EXPIRED   # never "live": see the module do
 FOREIGN_TYPES = frozenset({"LIQUIDATION", "TRAILING_STOP_MARKET", "STOP", "TAKE_PROFIT"})
 ACK_OK = "200"            # DELETE /fapi/v1/algoOrder: {"code": "200", "msg": "success"}
 ALGO_ID_PREFIX = "algo:"
+# Said with a stop FINISHED with nothing executed (an Order's `reason`, shown in its
+# SL_MISSING alert): ended by the exchange after its trigger, not cancelled by anyone
+NOTHING_EXECUTED = "FINISHED: triggered, its market order ended with nothing executed"
 
 
 # --- enums we may not know ---------------------------------------------------------------
@@ -142,7 +145,13 @@ def finished_by_child(algo: Order, child: Order) -> Order:
     else:
         status = algo_status("FINISHED", algo.quantity, executed)
     return replace(algo, status=status, filled_qty=executed,
-                   avg_price=child.avg_price if executed else algo.avg_price)
+                   avg_price=child.avg_price if executed else algo.avg_price,
+                   reason=finished_reason("FINISHED", status) or algo.reason)
+
+
+def finished_reason(text: str, status: OrderStatus) -> str:
+    """NOTHING_EXECUTED for an algo order FINISHED that reads EXPIRED, else ""."""
+    return NOTHING_EXECUTED if text == "FINISHED" and status is OrderStatus.EXPIRED else ""
 
 
 # --- orders --------------------------------------------------------------------------
