@@ -22,12 +22,18 @@ from binance.exceptions import BinanceAPIException
 from tests.fakes.binance_harness import market, started_exchange, stop_loss
 from tests.fakes.binance_server import FakeBinance
 from tests.fixtures.binance import payload
+from tests.positions import KEY, leg_id, make
+from tests.stream_ahead import a_world
 from tests.test_first_command_after_boot import SYMBOL, booted, market_up_to_now
 from trader.commands import CommandKind
-from trader.domain import ClientId, OrderRole, OrderType, Side
+from trader.domain import ClientId, CloseReason, OrderRole, OrderType, Side
+from trader.events import Flatten, FlattenResult, PositionGone
+from trader.evolve import evolve
 from trader.exchange import binance_codec as codec
 from trader.exchange.binance_requests import algo_params, order_params
+from trader.exchange_actions import ActionRunner
 from trader.intents import part_client_id
+from trader.position import PositionState
 from trader.symbol_rules import SymbolRules
 
 D = Decimal
@@ -193,3 +199,32 @@ async def test_a_close_within_the_largest_market_order_is_one_order_as_before(tm
             parsed = ClientId.parse(sent[0]["newClientOrderId"])
             assert parsed is not None and parsed.seq < 1000
             assert fake.sim.position(SYMBOL).quantity == 0
+
+
+async def test_a_part_whose_answer_was_lost_is_probed_and_the_rest_closed_after(tmp_path):
+    """The second of three parts answered 503 (it landed): the rest waits for its probe,
+    nothing is sent blind; the next close finds it filled and sends what is left."""
+    async with a_world(tmp_path, long=D("0.7")) as world:
+        market_limited(world.fake)
+        await world.exchange.refresh_rules()
+        opened = await world.exchange.position(SYMBOL)
+        position = make(SYMBOL, Side.BUY, PositionState.CLOSING, D("0.7"), opened.entry_price,
+                        "49000", "51000")
+        runner = ActionRunner(world.exchange, world.executor, world.tracker, world.clock)
+        first = leg_id(SYMBOL, OrderRole.FLATTEN, 1, key=KEY)
+        lost = part_client_id(first, 1)
+        world.fake.inject_fault("POST /fapi/v1/order", code=-1000, http_status=503,
+                                execute=True, only={"newClientOrderId": lost})
+
+        sent = await runner.flatten(position, Flatten(CloseReason.MANUAL, D("0.7"), first))
+
+        assert sent.events == [FlattenResult(D("0.1"), in_flight=lost)], sent.events
+        assert [q["quantity"] for q in market_orders(world.fake)] == ["0.3", "0.3"]
+        rest = evolve(position, quantity=D("0.1"))
+        done = await runner.flatten(rest, Flatten(CloseReason.MANUAL, D("0.1"),
+                                                  leg_id(SYMBOL, OrderRole.FLATTEN, 2, key=KEY)))
+        assert done.events == [FlattenResult(D(0)), PositionGone()], done.events
+        assert any(r.params.get("origClientOrderId") == lost
+                   for r in world.fake.requests("GET /fapi/v1/order")), "not probed"
+        assert [q["quantity"] for q in market_orders(world.fake)] == ["0.3", "0.3", "0.1"]
+        assert world.fake.sim.position(SYMBOL).quantity == 0
