@@ -105,6 +105,8 @@ def test_the_parts_of_a_close_have_ids_of_their_own_that_no_later_close_takes():
     assert all(p is not None and p.role is OrderRole.FLATTEN and p.position_key == "key"
                for p in parsed)
     assert [p.seq for p in parsed if p] == [2, 1002, 2002]
+    with pytest.raises(ValueError):
+        part_client_id("somebody-elses-id", 1)
 
 
 async def test_the_fake_refuses_a_market_order_above_market_lot_size_as_documented():

@@ -74,8 +74,11 @@ PART_SEQ_STRIDE = 1000
 def part_client_id(client_id: str, number_: int) -> str:
     """The client id of part `number_` (from 0) of a market exit sent in parts: the exit's
     own for part 0, its sequence number + PART_SEQ_STRIDE x number_ for the others, so a
-    restart finds each part by its id and none is sent twice."""
+    restart finds each part by its id and none is sent twice. A market exit's id is always
+    one of ours (`Position.next_client_id`); anything else is a ValueError."""
+    if number_ == 0:
+        return client_id
     parsed = ClientId.parse(client_id)
-    if number_ == 0 or parsed is None:
-        return client_id if number_ == 0 else f"{client_id}p{number_}"
+    if parsed is None:
+        raise ValueError(f"not one of this agent's client ids: {client_id}")
     return str(replace(parsed, seq=parsed.seq + PART_SEQ_STRIDE * number_))
