@@ -9,7 +9,9 @@ It is also the engine's `AlertSink`: `wake()` nudges the delivery task. If Teleg
 unreachable at start, the engine is not held up: the bot keeps connecting in the background
 while alerts wait in the outbox. A token Telegram rejects at start is a configuration error
 (`trader.config.ConfigError`: one line naming TELEGRAM_BOT_TOKEN, exit code 2); any other
-refusal at start is retried in the background like an outage. Mid-run, a 409 Conflict on
+refusal at start is retried in the background like an outage. The bot counts as connected
+once getMe answers: the update channel (polling, or setWebhook) is opened after that and
+apart (bot/update_channel.py), so a refused webhook never holds an alert up. Mid-run, a 409 Conflict on
 getUpdates (another poller on the token, or a webhook) is alerted, and an allowed group that
 Telegram turned into a supergroup is followed to its new id (alerts, pinned state, gate).
 
@@ -53,6 +55,7 @@ from bot.sending import (
     is_transient,
 )
 from bot.trouble_log import TroubleLog
+from bot.update_channel import UpdateChannel
 from bot.webhook import TelegramWebhook
 from storage import Store
 from trader.alerter import Alerter
@@ -166,6 +169,8 @@ class TelegramBot:
                                       on_migrated=self._group_migrated,
                                       token_trouble=token_trouble,
                                       blocked=BlockedChats(self.timings.blocked_chat_retry))
+        self.updates = UpdateChannel(self._start_updates, alerter, clock,
+                                     self.timings.connect_backoff, webhook_url)
         self._gate = gate
         self._token_trouble = token_trouble
         self.connected = False
@@ -199,6 +204,8 @@ class TelegramBot:
             self._spawn(self._connect_in_background(), "telegram-connect")
             return
         self._after_connect()
+        if self.take_updates and not await self.updates.open():
+            self._spawn(self.updates.keep_opening(), "telegram-updates")
 
     async def stop(self) -> None:
         """Flush pending alerts (best effort), then stop polling and the application.
@@ -241,9 +248,8 @@ class TelegramBot:
         await asyncio.wait_for(application.initialize(), self.timings.connect_timeout)
         if not application.running:
             await application.start()
-        if self.take_updates:
-            await self._start_updates()
-            await self._register_menu()
+        # Connected once Telegram answers getMe: sending alerts needs no update channel, so
+        # the channel (setWebhook, polling) is opened after this and apart (UpdateChannel).
         self.connected = True
         me = application.bot.username
         logger.info("telegram bot connected username={} mode={}", me,
@@ -252,14 +258,15 @@ class TelegramBot:
     async def _start_updates(self) -> None:
         if self.webhook is not None:
             await self.webhook.start()
-            return
-        updater = self.application.updater
-        assert updater is not None
-        if updater.running:
-            return
-        await updater.start_polling(timeout=timedelta(seconds=self.timings.poll_timeout),
-                                    allowed_updates=ALLOWED_UPDATES,
-                                    drop_pending_updates=False, error_callback=self._polling_error)
+        else:
+            updater = self.application.updater
+            assert updater is not None
+            if not updater.running:
+                await updater.start_polling(
+                    timeout=timedelta(seconds=self.timings.poll_timeout),
+                    allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False,
+                    error_callback=self._polling_error)
+        await self._register_menu()
 
     async def _register_menu(self) -> None:
         lines = list(HELP_LINES)
@@ -292,6 +299,8 @@ class TelegramBot:
             logger.critical("telegram rejected TELEGRAM_BOT_TOKEN; alerts stay in the outbox")
             return
         self._after_connect()
+        if self.take_updates:
+            await self.updates.keep_opening()
 
     def _after_connect(self) -> None:
         self.delivery.start()

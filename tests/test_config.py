@@ -353,3 +353,33 @@ def test_url_secrets_name_the_password_and_the_path() -> None:
     assert url_secrets("https://hc-ping.com/6f1c0b2e-secret-uuid") == ["6f1c0b2e-secret-uuid"]
     assert url_secrets("https://user:hunter22@bot.example.com/hook") == ["hunter22", "hook"]
     assert url_secrets(None) == [] and url_secrets("https://hc-ping.com") == []
+
+
+# --- TELEGRAM_WEBHOOK_URL that Telegram's own server would refuse (review8) -------------------
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://bot.example.com/hook", "must be an https:// URL"),
+    ("https://bot.example.com:34567/hook", "port 34567"),
+])
+def test_a_webhook_url_telegram_would_refuse_is_a_config_error(url: str, problem: str) -> None:
+    """Telegram's setWebhook takes an HTTPS URL on port 443, 80, 88 or 8443 only
+    (https://core.telegram.org/bots/api#setwebhook): refused at every start otherwise."""
+    with pytest.raises(ConfigError) as refused:
+        Settings(_env_file=None, telegram_bot_token="123:abc", telegram_allowed_chat_ids="42",
+                 telegram_webhook_url=url)
+    lines = [line for line in refused.value.problems if "TELEGRAM_WEBHOOK_URL" in line]
+    assert len(lines) == 1 and problem in lines[0]
+
+
+@pytest.mark.parametrize(("url", "api_url"), [
+    ("https://bot.example.com/hook", None),
+    ("https://bot.example.com:8443/hook", "https://api.telegram.org/bot"),
+    # A local Bot API server may "use an HTTP URL for the webhook ... any port"
+    # (https://core.telegram.org/bots/api#using-a-local-bot-api-server): its call.
+    ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8081/bot"),
+])
+def test_a_webhook_url_its_bot_api_server_takes_is_accepted(url: str, api_url: str | None) -> None:
+    settings = Settings(_env_file=None, telegram_bot_token="123:abc",
+                        telegram_allowed_chat_ids="42", telegram_webhook_url=url,
+                        telegram_api_url=api_url)
+    assert settings.telegram_webhook_url == url

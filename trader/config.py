@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trader.alerts import DEFAULT_SEVERITY, AlertName, Severity
+from trader.config_webhook import webhook_url_problem
 from trader.management import DEFAULT_TRAILING_DISTANCE, TrailingDistance
 from trader.url_mask import SECRET_PATH_URLS, masked_url
 
@@ -79,7 +80,8 @@ class Settings(BaseSettings):
     telegram_api_url: str | None = _env(
         "TELEGRAM_API_URL", None, "Bot API base, e.g. https://api.telegram.org/bot (token appended)")
     telegram_webhook_url: str | None = _env(
-        "TELEGRAM_WEBHOOK_URL", None, "public HTTPS URL; set = webhook mode on $PORT instead of polling")
+        "TELEGRAM_WEBHOOK_URL", None, "public HTTPS URL (port 443, 80, 88 or 8443); set = "
+        "webhook mode on $PORT instead of polling")
     port: int = _env("PORT", 8080, "set: the agent serves GET /health on it, and Telegram's "
                      "updates in webhook mode (web dynos set it)", ge=1, le=65535)
     alerts_silent: Annotated[list[AlertName], NoDecode] = _env(
@@ -284,6 +286,9 @@ class Settings(BaseSettings):
                        or not self.telegram_bot_token.get_secret_value()):
             problems.append(f"TELEGRAM_BOT_TOKEN required when {' and '.join(wanted)} is set "
                             "(without it no alert reaches Telegram and no command is read)")
+        webhook = webhook_url_problem(self.telegram_webhook_url, self.telegram_api_url)
+        if webhook:
+            problems.append(webhook)
         if self.telegram_bot_token is not None and not self.telegram_allowed_chat_ids:
             problems.append("TELEGRAM_ALLOWED_CHAT_IDS required when TELEGRAM_BOT_TOKEN is set "
                             "(otherwise nobody may command the bot)")
