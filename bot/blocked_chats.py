@@ -1,13 +1,14 @@
 """Chats that refuse the bot for now (403 Forbidden: "bot was blocked by the user", "bot was
-kicked from the group chat"): their alerts are kept, Telegram is asked again at a slow rate,
+kicked from the group chat"; 400 "not enough rights to send text messages to the chat",
+"chat not found": bot/telegram_refusals.py): their alerts are kept, Telegram is asked again at a slow rate,
 and once the chat takes messages again it gets what it missed, CRITICAL first. A chat under
 flood control (429) is held the same way for Telegram's `retry_after`, without the trouble
 log (bot/sending.py FloodGate: why per chat).
 
 A 403 is Telegram's answer for this chat only (https://core.telegram.org/bots/api#making-requests
 gives the error envelope; the descriptions are Telegram's, e.g. "Forbidden: bot was blocked by
-the user"). Unlike 400 "chat not found" it can end: the user unblocks the bot, the group adds
-it back. So an alert is not given up for such a chat:
+the user"). It can end: the user unblocks the bot, the group adds it back or gives it back
+its right to send, the owner presses Start. So an alert is not given up for such a chat:
 - delivered to another allowed chat: the outbox marks it sent, and this chat is owed it (in
   memory: after a restart a blocked chat only gets what is still pending);
 - delivered nowhere: it stays pending in the outbox, like during an outage.
@@ -55,11 +56,15 @@ class BlockedChats(Generic[T]):
         self.now = now
         self._chats: dict[int, _Blocked[T]] = {}
 
-    def refused(self, chat_id: int, error: object) -> None:
-        """Telegram answered 403 for this chat: wait `retry_every` before the next try."""
+    def refused(self, chat_id: int, error: object) -> bool:
+        """Telegram refused this chat (a 403, or a 400 about the chat: bot/telegram_refusals.py):
+        wait `retry_every` before the next try. True when the trouble begins (it was taking
+        messages until now)."""
         chat = self._chat(chat_id)
+        begins = not chat.log.failing
         chat.next_try = self.now() + self.retry_every
         chat.log.fail(f"error={error}")
+        return begins
 
     def hold(self, chat_id: int, seconds: float) -> None:
         """Flood control (429) for this chat: not tried again for `seconds` (no trouble
@@ -109,8 +114,9 @@ class BlockedChats(Generic[T]):
         chat = self._chats.get(chat_id)
         if chat is None:
             chat = self._chats[chat_id] = _Blocked(TroubleLog(
-                f"telegram chat {chat_id} refuses the bot (blocked or removed): its alerts are "
-                f"kept and it is tried again every {self.retry_every:.0f} s", now=self.now))
+                f"telegram chat {chat_id} refuses the bot (blocked, removed, no right to "
+                f"send): its alerts are kept and it is tried again every "
+                f"{self.retry_every:.0f} s", now=self.now))
         return chat
 
     def accepted(self, chat_id: int) -> None:

@@ -13,8 +13,9 @@ unreachable the alerts stay pending (the attempt is counted) and tenacity repeat
 with capped exponential backoff, resuming at
 the first undelivered alert, so nothing is lost, reordered or sent twice. A token Telegram
 refuses (401: revoked) counts as unreachable too: the alerts wait in the outbox. A chat that
-refuses the bot for now (403: blocked, removed) is tried again every few minutes and then
-gets what it missed, CRITICAL first (bot/blocked_chats.py); a chat under flood control
+refuses the bot for now (403: blocked, removed; 400: no right to send, chat not found:
+bot/telegram_refusals.py) is tried again every few minutes and then gets what it missed,
+CRITICAL first (bot/blocked_chats.py), and the other chats are told; a chat under flood control
 (429) is held the same way for its `retry_after` while the other chats go on. One part to one chat and
 Telegram's answer to it: bot/alert_sender.py. A pass that raises is logged with its
 traceback and repeated the same way: the task only ends when it is stopped. Stopping lets
@@ -26,6 +27,7 @@ import itertools
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 
 from loguru import logger
@@ -48,8 +50,9 @@ from bot.trouble_log import TroubleLog
 from storage import SaveStateFailure, Store
 from trader.alert_routing import Loudness
 from trader.alerter import Alerter
-from trader.alerts import OutgoingAlert, Severity
+from trader.alerts import Alert, AlertName, OutgoingAlert, Severity
 from trader.clock import Clock
+from trader.display import duration
 
 
 class Delivery(StrEnum):
@@ -89,7 +92,7 @@ class AlertDelivery:
                  blocked: BlockedChats[_Owed] | None = None) -> None:
         self.blocked: BlockedChats[_Owed] = blocked or BlockedChats()
         self.sender = ChatSender(send, self.blocked, token_trouble or TroubleLog(TOKEN_REFUSED),
-                                 on_migrated)
+                                 on_migrated, on_chat_refused=self._chat_refuses)
         self.chat_ids = list(chat_ids)
         self.moved = self.sender.moved    # a group that became a supergroup -> its new id
         self.alerter = alerter
@@ -297,6 +300,21 @@ class AlertDelivery:
                 return outcome
             progress.parts_sent[chat_id] = index + 1
         return ChatOutcome.SENT
+
+    def _chat_refuses(self, chat_id: int, words: str) -> None:
+        """A chat began to refuse the bot: the other chats read why, and that its alerts are
+        kept for it (it reads this too once it takes messages again). Alone, it has nobody
+        to tell: the log says it (bot/blocked_chats.py)."""
+        if all(other == chat_id for other in self.chat_ids):
+            return
+        every = duration(timedelta(seconds=self.blocked.retry_every))
+        self.alerter.publish(Alert(
+            AlertName.ERROR, f"Telegram chat {chat_id} takes no message from the bot for now "
+            f"(Telegram: {words}). Its alerts are kept, CRITICAL first, and it is tried again "
+            f"every {every}. A group: let the bot send messages there (an admin "
+            "restricted it, or removed it); a private chat: open the bot and unblock it or "
+            "press Start; else check TELEGRAM_ALLOWED_CHAT_IDS.",
+            dedup_key=f"telegram-chat-refuses:{chat_id}"), self.clock.now())
 
     # --- bookkeeping --------------------------------------------------------------------
     def _finish(self, item: _Queued, status: str) -> None:

@@ -202,6 +202,14 @@ class FakeTelegram(BotMessages):
         """The user unblocked the bot (or the group added it back): sending works again."""
         self._refused_chats.pop(chat_id, None)
 
+    def restrict(self, chat_id: int) -> None:
+        """An admin took the bot's right to send messages in the group (`can_send_messages`,
+        https://core.telegram.org/bots/api#chatpermissions): Telegram answers 400, not 403
+        (its words as bots met them: TelegramBotAPI/errors json/bad-request-not-enough-rights-
+        text.json, python-telegram-bot#3956). `unblock` gives the right back."""
+        self._refused_chats[chat_id] = ApiError(
+            400, "Bad Request: not enough rights to send text messages to the chat")
+
     def forget_chat(self, chat_id: int) -> None:
         """The chat does not exist (any more): sending there answers 400 chat not found."""
         self._refused_chats[chat_id] = ApiError(400, "Bad Request: chat not found")
