@@ -60,13 +60,16 @@ class ChatSender:
 
     def __init__(self, send: SendText, blocked: BlockedChats[Any], token_trouble: TroubleLog,
                  on_migrated: Callable[[int, int], None] | None = None,
-                 on_chat_refused: Callable[[int, str], None] | None = None) -> None:
+                 on_chat_refused: Callable[[int, str], None] | None = None,
+                 on_chat_took: Callable[[int], None] | None = None) -> None:
         self.send = send
         self.blocked = blocked
         self.token_trouble = token_trouble
         self.on_migrated = on_migrated
         # (chat, Telegram's words) when a chat begins to refuse the bot: the others are told
         self.on_chat_refused = on_chat_refused
+        # (chat) after every part a chat took: it answers again (bot/pinned_state.py)
+        self.on_chat_took = on_chat_took
         # A group that became a supergroup: configured id -> the id Telegram gave instead.
         self.moved: dict[int, int] = {}
 
@@ -138,6 +141,8 @@ class ChatSender:
         """Telegram took it: a refused token or a blocked chat is over, if it was one."""
         self.token_trouble.recovered("alerts are delivered again")
         self.blocked.accepted(chat_id)
+        if self.on_chat_took is not None:
+            self.on_chat_took(chat_id)
         return ChatOutcome.SENT
 
     def _refusal(self, key: str, chat_id: int, exc: TelegramError) -> ChatOutcome:

@@ -168,7 +168,8 @@ class TelegramBot:
                                       backoff=self.timings.delivery_backoff,
                                       on_migrated=self._group_migrated,
                                       token_trouble=token_trouble,
-                                      blocked=BlockedChats(self.timings.blocked_chat_retry))
+                                      blocked=BlockedChats(self.timings.blocked_chat_retry),
+                                      on_chat_took=self.intent_pin.chat_answers)
         self.updates = UpdateChannel(self._start_updates, alerter, clock,
                                      self.timings.connect_backoff, webhook_url)
         self._gate = gate
@@ -323,11 +324,13 @@ class TelegramBot:
 
     async def _chat_wrote(self, update: Update, context: object) -> None:
         """Runs before the access gate, for every update: a chat that had blocked the bot
-        and writes again has unblocked it, so what it missed goes now, not in 5 minutes."""
+        and writes again has unblocked it, so what it missed goes now, not in 5 minutes, and
+        its pinned state is brought up to date now, not at the next change."""
         chat = update.effective_chat
         if chat is not None and chat.id in self.delivery.chat_ids:
             self.delivery.blocked.try_soon(chat.id)
             self.delivery.wake()
+            self.intent_pin.chat_answers(chat.id)
         self._migration_announced(update.message)
 
     def _migration_announced(self, message: Message | None) -> None:

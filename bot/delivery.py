@@ -89,10 +89,12 @@ class AlertDelivery:
                  clock: Clock, *, interval: float = 5.0, backoff: Backoff | None = None,
                  batch: int = 50, on_migrated: Callable[[int, int], None] | None = None,
                  token_trouble: TroubleLog | None = None,
-                 blocked: BlockedChats[_Owed] | None = None) -> None:
+                 blocked: BlockedChats[_Owed] | None = None,
+                 on_chat_took: Callable[[int], None] | None = None) -> None:
         self.blocked: BlockedChats[_Owed] = blocked or BlockedChats()
         self.sender = ChatSender(send, self.blocked, token_trouble or TroubleLog(TOKEN_REFUSED),
-                                 on_migrated, on_chat_refused=self._chat_refuses)
+                                 on_migrated, on_chat_refused=self._chat_refuses,
+                                 on_chat_took=on_chat_took)
         self.chat_ids = list(chat_ids)
         self.moved = self.sender.moved    # a group that became a supergroup -> its new id
         self.alerter = alerter

@@ -15,9 +15,18 @@ Trust: only a pinned message the bot itself sent counts (a person can pin a copy
 `from` is the person); one without a readable `tradebot-state` line is ignored. getChat shows
 only the most recent pin (https://core.telegram.org/bots/api#chatfullinfo): if a person pins
 something newer, the next change sends a fresh status message and pins it. A group where the
-bot may not pin (it needs to be an admin with "Pin messages") gets one ERROR alert.
+bot may not pin (it needs to be an admin with "Pin messages") gets one ERROR alert and is
+left alone until the next start (each try would leave one more unpinned status message there).
+
+A chat that refuses the bot itself (403 "bot was blocked by the user", a 400 "not enough
+rights to send text messages", "chat not found": bot/telegram_refusals.py) is behind: one
+ERROR alert says so, and it is tried again at the next change, and at once when it answers
+again (a command from it, an alert it took: `chat_answers`), so that a /shutdown sent after
+unblocking is pinned before a restart on a wiped disk reads the pin. The log names the
+chats the state was shown in, and those it was not.
 """
 
+import asyncio
 from collections.abc import Callable
 
 from loguru import logger
@@ -26,6 +35,7 @@ from telegram.error import BadRequest, ChatMigrated, TelegramError
 
 from bot.replies import NOT_MODIFIED
 from bot.sending import is_transient
+from bot.telegram_refusals import Refusal, refusal_kind
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
@@ -43,6 +53,14 @@ def render(intent: OperatorIntent) -> str:
             f"{intent.to_line()}")
 
 
+class PinRefused(Exception):
+    """The chat took the status message but the bot may not pin it (not an admin)."""
+
+    def __init__(self, refusal: TelegramError) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
 class PinnedState:
     """Reads and writes the pinned status message through python-telegram-bot."""
 
@@ -53,7 +71,12 @@ class PinnedState:
         self._connected = connected
         self.alerter = alerter
         self.clock = clock
-        self._refused: set[int] = set()    # chats that refused a read or a pin (alerted once)
+        self._may_not_pin: set[int] = set()   # left alone until the next start (alerted)
+        self._behind: set[int] = set()        # refused the bot: shown when they answer again
+        self._alerted: set[int] = set()       # an ERROR said so, until the chat is shown
+        self._latest: OperatorIntent | None = None    # the last intent asked for
+        self._showing = asyncio.Lock()        # one writer per pin: no two status messages
+        self._catching_up: set[asyncio.Task[None]] = set()
         self.on_migrated: Callable[[int, int], None] | None = None   # (group, supergroup)
 
     async def recall(self) -> list[OperatorIntent]:
@@ -86,23 +109,71 @@ class PinnedState:
         """Show `intent` in every allowed chat: edit our pinned message, or send and pin a new
         one. PinUnavailable when a chat could not be reached (retried by the keeper)."""
         bot = self._ready()
-        text = render(intent)
+        self._latest = intent
+        shown: list[int] = []
         unreachable = 0
-        # A chat that refused (no pin right, bot blocked) is left alone until the next start.
-        for chat_id in [c for c in self.chat_ids if c not in self._refused]:
-            try:
+        async with self._showing:
+            for chat_id in [c for c in self.chat_ids if c not in self._may_not_pin]:
                 try:
-                    await self._show(bot, chat_id, text)
-                except ChatMigrated as exc:
-                    await self._show(bot, self._follow(chat_id, exc.new_chat_id), text)
-            except TelegramError as exc:
-                if is_transient(exc):
-                    unreachable += 1
-                    continue
-                self._cannot(chat_id, "pin", exc)
+                    shown.append(await self._show_in(bot, chat_id, render(intent)))
+                except TelegramError as exc:
+                    if is_transient(exc):
+                        unreachable += 1
+                        continue
+                    self._cannot(chat_id, "update", exc)
+                except PinRefused as exc:
+                    self._cannot(chat_id, "pin", exc.refusal)
+        left = [c for c in self.chat_ids if c not in shown]
+        if shown:
+            logger.info("pinned state shown state={} since={} chats={}", intent.run_state,
+                        intent.since, shown)
+        if left:
+            logger.warning("pinned state not shown state={} chats={} (behind: {}; may not pin: "
+                           "{}; unreachable: {})", intent.run_state, left,
+                           sorted(self._behind), sorted(self._may_not_pin), unreachable)
         if unreachable:
             raise PinUnavailable(f"{unreachable} chat(s) unreachable")
-        logger.info("pinned state shown state={} since={}", intent.run_state, intent.since)
+
+    def chat_answers(self, chat_id: int) -> None:
+        """A chat took a message or wrote to the bot: if its pin is behind, bring it up to
+        date now (not at the next change: a restart may come first)."""
+        if chat_id not in self._behind or self._latest is None or not self._connected():
+            return
+        self._behind.discard(chat_id)
+        task = asyncio.create_task(self._catch_up(chat_id, self._latest),
+                                   name=f"pin-catch-up-{chat_id}")
+        self._catching_up.add(task)
+        task.add_done_callback(self._catching_up.discard)
+
+    async def _catch_up(self, chat_id: int, intent: OperatorIntent) -> None:
+        try:
+            async with self._showing:
+                if intent is not self._latest:
+                    return     # a newer publish came meanwhile and tried this chat itself
+                shown = await self._show_in(self._bot(), chat_id, render(intent))
+        except TelegramError as exc:
+            if is_transient(exc):
+                self._behind.add(chat_id)       # tried again at the next answer or change
+                logger.warning("pinned state catch-up failed chat={} error={!r}", chat_id, exc)
+                return
+            self._cannot(chat_id, "update", exc)
+            return
+        except PinRefused as exc:
+            self._cannot(chat_id, "pin", exc.refusal)
+            return
+        logger.info("pinned state shown state={} since={} chats={} (the chat answered again)",
+                    intent.run_state, intent.since, [shown])
+
+    async def _show_in(self, bot: Bot, chat_id: int, text: str) -> int:
+        """Show `text` in one chat (following a migration); the chat id it is shown in."""
+        try:
+            await self._show(bot, chat_id, text)
+        except ChatMigrated as exc:
+            chat_id = self._follow(chat_id, exc.new_chat_id)
+            await self._show(bot, chat_id, text)
+        self._behind.discard(chat_id)
+        self._alerted.discard(chat_id)
+        return chat_id
 
     def follow_migration(self, group_id: int, supergroup_id: int) -> None:
         """An allowed group became a supergroup: its pin lives at the new id from now on."""
@@ -139,7 +210,14 @@ class PinnedState:
                 if EDIT_TARGET_GONE not in exc.message.lower():
                     raise
         sent = await bot.send_message(chat_id, text, disable_notification=True)
-        await bot.pin_chat_message(chat_id, sent.message_id, disable_notification=True)
+        try:
+            await bot.pin_chat_message(chat_id, sent.message_id, disable_notification=True)
+        except TelegramError as exc:
+            # The chat took the message, so a refusal here is the pin right itself, whatever
+            # its words ("not enough rights to manage pinned messages in the chat").
+            if is_transient(exc):
+                raise
+            raise PinRefused(exc) from exc
 
     def _ready(self) -> Bot:
         if not self._connected():
@@ -165,12 +243,23 @@ class PinnedState:
         return intent
 
     def _cannot(self, chat_id: int, what: str, exc: TelegramError) -> None:
+        """A refusal Telegram will repeat: the chat refuses the bot (behind: tried again when
+        it answers, and at the next change), or the bot may not pin there (left alone until
+        the next start). Said once in an ERROR alert, until the chat is shown the state."""
         logger.warning("pinned state: cannot {} in chat={} error={!r}", what, chat_id, exc)
-        if chat_id in self._refused:
+        refuses_the_bot = what != "pin" and refusal_kind(exc) is Refusal.CHAT
+        if refuses_the_bot:
+            self._behind.add(chat_id)
+            advice = ("the chat refuses the bot for now: it is brought up to date as soon as "
+                      "it answers again (any command from it) or at the next change; until "
+                      "then a restart on a wiped disk may read an older state there.")
+        else:
+            self._may_not_pin.add(chat_id)
+            advice = ("/shutdown and /pause may not survive a restart on a wiped disk; in a "
+                      "group, make the bot an admin with the 'Pin messages' right, then restart.")
+        if chat_id in self._alerted:
             return
-        self._refused.add(chat_id)
+        self._alerted.add(chat_id)
         self.alerter.publish(Alert(
             AlertName.ERROR, f"Cannot keep the state message pinned in chat {chat_id} "
-            f"({exc.message}). /shutdown and /pause may not survive a restart on a wiped disk; "
-            "in a group, make the bot an admin with the 'Pin messages' right.",
-            dedup_key=f"pin:{chat_id}"), self.clock.now())
+            f"({exc.message}): {advice}", dedup_key=f"pin:{chat_id}"), self.clock.now())
