@@ -9,6 +9,10 @@ migrate_to_chat_id of https://core.telegram.org/bots/api#message). When only gro
 allowed they still hear of it, without the stranger's message (`bot/auth.py`
 `without_their_message`); /alerts and /logs asked in a group list it so too (`as_read_in`).
 
+A REPLY (a command's answer Telegram did not take in time, bot/replies.py) goes to the chat
+that asked only: it was written for that chat (a private chat's /alerts lists a stranger's
+words), and nobody else asked. Its key names the chat (`reply_key`).
+
     for chat_id, alert in addressed(outgoing, delivery.chat_ids).items():
         send(chat_id, format_alert(alert))
 """
@@ -26,11 +30,40 @@ def is_private(chat_id: int) -> bool:
     return chat_id > 0
 
 
+REPLY_KEY = "reply"
+
+
+def reply_key(chat_id: int, moment: str) -> str:
+    """The dedup key of a late reply to `chat_id` (`moment`: what makes it unique)."""
+    return f"{REPLY_KEY}:{chat_id}:{moment}"
+
+
+def reply_chat(dedup_key: str) -> int | None:
+    """The chat a late reply answers (None: not a reply's key)."""
+    kind, _, rest = dedup_key.partition(":")
+    chat, _, _ = rest.partition(":")
+    try:
+        return int(chat) if kind == REPLY_KEY else None
+    except ValueError:
+        return None
+
+
 def addressed(alert: OutgoingAlert, chat_ids: Iterable[int]) -> dict[int, OutgoingAlert]:
-    """The chats among `chat_ids` that get `alert`, each with the alert as it reads there."""
+    """The chats among `chat_ids` that get `alert`, each with the alert as it reads there
+    (a REPLY: the chat that asked, whatever the list)."""
     chats = list(chat_ids)
+    if alert.name == AlertName.REPLY:
+        asked = reply_chat(alert.dedup_key)
+        if asked is not None:
+            return {asked: alert}
+        return _privately(alert, chats)     # whose it was is unknown: told as UNAUTHORIZED is
     if alert.name != AlertName.UNAUTHORIZED:
         return dict.fromkeys(chats, alert)
+    return _privately(alert, chats)
+
+
+def _privately(alert: OutgoingAlert, chats: list[int]) -> dict[int, OutgoingAlert]:
+    """The private chats get `alert` whole; with none, every chat without a stranger's words."""
     private = [chat_id for chat_id in chats if is_private(chat_id)]
     if private:
         return dict.fromkeys(private, alert)

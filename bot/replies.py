@@ -2,7 +2,8 @@
 
 Every call goes through a retry policy of bot/sending.py (flood control waited out, network
 failures retried, bounded). A reply Telegram still did not take is not lost: it becomes a
-REPLY alert in the outbox, which bot/delivery.py sends, in order, once Telegram answers again.
+REPLY alert in the outbox, which bot/delivery.py sends, in order, once Telegram answers again,
+to the chat that asked only (bot/alert_audience.py).
 HTML that Telegram refuses is sent once more as plain text, like alert delivery does.
 
     replies = Replies(alerter, clock, RetryPolicy(), RetryPolicy(attempts=3, budget=10))
@@ -19,6 +20,7 @@ from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
+from bot.alert_audience import reply_key
 from bot.format import escape, plain_text, split_message
 from bot.sending import RetryPolicy, call_with_retries, is_transient
 from trader.alerter import Alerter
@@ -135,4 +137,4 @@ class Replies:
         now = self.clock.now()
         self.alerter.publish(Alert(
             AlertName.REPLY, f"Late reply (Telegram did not take it in time):\n{text}",
-            dedup_key=f"reply:{chat_id}:{now.isoformat()}:{next(self._kept)}"), now)
+            dedup_key=reply_key(chat_id, f"{now.isoformat()}:{next(self._kept)}")), now)

@@ -173,11 +173,11 @@ class Alerter:
                                                  alert.text)
             if self.store.unit.holds_writes():
                 self._uncommitted.append(OutgoingAlert(None, now, name, severity, alert.symbol,
-                                                       alert.text))
+                                                       alert.text, alert.key))
         except SaveStateFailure as exc:
             logger.error("alert kept in memory (database down) name={} error={}", alert.name, exc)
             self._unsaved.append(OutgoingAlert(None, now, name, severity, alert.symbol,
-                                               alert.text))
+                                               alert.text, alert.key))
         if self.sink is not None:
             self.sink.wake()
         return outbox_id
@@ -236,5 +236,5 @@ class Alerter:
         only = None if severity is None else severity.value
         rows = [a for a in self.store.pending_alerts(limit + len(held), only, list(names))
                 if a.id not in held]
-        return [OutgoingAlert(a.id, a.created_at, a.name, a.severity, a.symbol, a.text)
-                for a in rows[:limit]]
+        return [OutgoingAlert(a.id, a.created_at, a.name, a.severity, a.symbol, a.text,
+                              a.dedup_key) for a in rows[:limit]]

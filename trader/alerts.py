@@ -197,6 +197,7 @@ class OutgoingAlert:
     severity: str
     symbol: str
     text: str
+    dedup_key: str = ""       # Alert.key: a REPLY's names the chat that asked (bot/alert_audience.py)
 
 
 class AlertSink(Protocol):
