@@ -144,6 +144,7 @@ class PinnedState:
                                    name=f"pin-catch-up-{chat_id}")
         self._catching_up.add(task)
         task.add_done_callback(self._catching_up.discard)
+        task.add_done_callback(_log_if_crashed)
 
     async def _catch_up(self, chat_id: int, intent: OperatorIntent) -> None:
         try:
@@ -263,3 +264,11 @@ class PinnedState:
         self.alerter.publish(Alert(
             AlertName.ERROR, f"Cannot keep the state message pinned in chat {chat_id} "
             f"({exc.message}): {advice}", dedup_key=f"pin:{chat_id}"), self.clock.now())
+
+
+def _log_if_crashed(task: "asyncio.Task[None]") -> None:
+    """A catch-up that dies of anything else (the bot stopping under it) says so."""
+    if task.cancelled() or task.exception() is None:
+        return
+    logger.opt(exception=task.exception()).error("pinned state catch-up {} crashed",
+                                                 task.get_name())
