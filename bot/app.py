@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from loguru import logger
-from telegram import BotCommand, Message, Update
+from telegram import BotCommand, Update
 from telegram.constants import ParseMode
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, TypeHandler
@@ -40,6 +40,7 @@ from bot.blocked_chats import BlockedChats
 from bot.confirm import ConfirmationBook
 from bot.delivery import AlertDelivery
 from bot.format import HELP_LINES
+from bot.group_migration import GroupMigration
 from bot.handlers import CommandHandlers, HandlerTimings
 from bot.health_reply import ABOUT as HEALTH_ABOUT
 from bot.health_reply import HealthCommand
@@ -161,15 +162,18 @@ class TelegramBot:
         self.intent_pin = PinnedState(lambda: self.application.bot,
                                       settings.telegram_allowed_chat_ids,
                                       lambda: self.connected, alerter, clock)
-        self.intent_pin.on_migrated = self._group_migrated
+        self.migration = GroupMigration(gate, alerter, clock)
+        self.intent_pin.on_migrated = self.migration.follow
         self.delivery = AlertDelivery(self._send_alert, settings.telegram_allowed_chat_ids,
                                       alerter, store, clock,
                                       interval=self.timings.delivery_interval,
                                       backoff=self.timings.delivery_backoff,
-                                      on_migrated=self._group_migrated,
+                                      on_migrated=self.migration.follow,
                                       token_trouble=token_trouble,
                                       blocked=BlockedChats(self.timings.blocked_chat_retry),
                                       on_chat_took=self.intent_pin.chat_answers)
+        self.migration.targets = [self.delivery.moved.__setitem__,
+                                  self.intent_pin.follow_migration]
         self.updates = UpdateChannel(self._start_updates, alerter, clock,
                                      self.timings.connect_backoff, webhook_url)
         self._gate = gate
@@ -331,33 +335,7 @@ class TelegramBot:
             self.delivery.blocked.try_soon(chat.id)
             self.delivery.wake()
             self.intent_pin.chat_answers(chat.id)
-        self._migration_announced(update.message)
-
-    def _migration_announced(self, message: Message | None) -> None:
-        """Telegram's service messages of a group upgraded to a supergroup
-        (Message.migrate_to_chat_id in the group, migrate_from_chat_id in the supergroup:
-        https://core.telegram.org/bots/api#message), followed at once: the first command
-        there was refused until an alert's 400 taught the new id."""
-        if message is None:
-            return
-        if message.migrate_to_chat_id and message.chat_id in self._gate.allowed_chat_ids:
-            self._group_migrated(message.chat_id, message.migrate_to_chat_id)
-        elif message.migrate_from_chat_id \
-                and message.migrate_from_chat_id in self._gate.allowed_chat_ids:
-            self._group_migrated(message.migrate_from_chat_id, message.chat_id)
-
-    def _group_migrated(self, group_id: int, supergroup_id: int) -> None:
-        """An allowed group became a supergroup (new id): obey it there, tell the owner."""
-        if supergroup_id in self._gate.allowed_chat_ids:
-            return   # already followed (the pinned state and the alerts both find it)
-        self._gate.follow_migration(group_id, supergroup_id)
-        self.delivery.moved[group_id] = supergroup_id
-        self.intent_pin.follow_migration(group_id, supergroup_id)
-        self.alerter.publish(Alert(
-            AlertName.ERROR, f"The Telegram group {group_id} became a supergroup with the id "
-            f"{supergroup_id}: alerts go there now and its allowed members are obeyed there. "
-            f"Put {supergroup_id} in TELEGRAM_ALLOWED_CHAT_IDS in place of {group_id}.",
-            dedup_key=f"telegram-migrated:{group_id}"), self.clock.now())
+        self.migration.announced(update.message)
 
     def _polling_error(self, exc: TelegramError) -> None:
         """python-telegram-bot's polling retries every error itself (an outage after
