@@ -24,7 +24,7 @@ from trader.config import INTERVAL_SECONDS, Settings
 from trader.containment import Containment
 from trader.display import money, plural
 from trader.domain import ZERO, Balance, Candle, IntentStatus
-from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_offset
 from trader.executor import Executor
 from trader.guard_book import GuardBook
 from trader.invariant_monitor import InvariantMonitor
@@ -72,12 +72,24 @@ class Housekeeping:
         self._today: tuple[datetime, datetime] | None = None   # summary_day's [start, end)
         self.invariants = InvariantMonitor(settings, exchange, executor, tracker, store,
                                            alerter, clock)
+        # The paper exchange runs on the host's clock: nothing to add to it (every replayed
+        # candle asks the feed watchdog); Binance's offset is read each time (a -1021
+        # measures it again)
+        self.offset_measured = hasattr(exchange, "clock_offset_ms")
         interval = timedelta(seconds=INTERVAL_SECONDS.get(settings.interval, 60))
         for symbol in candles:
-            self.feed.watch(symbol, clock.now(), interval)
+            self.feed.watch(symbol, self.exchange_now(), interval)
+
+    def exchange_now(self, now: datetime | None = None) -> datetime:
+        """The exchange's time (the host's, `now` or the clock's, plus the measured offset):
+        the feed watchdog compares it with candle times, which are the exchange's; the
+        host's clock alone would call a candle late (or on time) by as much as it is ahead
+        (or behind)."""
+        now = self.clock.now() if now is None else now
+        return now + clock_offset(self.exchange) if self.offset_measured else now
 
     def on_candle(self, candle: Candle) -> None:
-        self.feed.on_candle(candle.symbol, candle, self.clock.now())
+        self.feed.on_candle(candle.symbol, candle, self.exchange_now())
 
     def entries_blocked(self, symbol: str) -> bool:
         return symbol in self.stale or symbol in self.untradable
@@ -93,7 +105,7 @@ class Housekeeping:
         clock = self.clock
         due_at = self.due_at
         now = clock.now()
-        if self.feed.has_issues(now):    # most ticks: none to act on
+        if self.feed.has_issues(self.exchange_now(now)):    # most ticks: none to act on
             await contained("feed watchdog", self.watch_feed())
             now = clock.now()
         due = due_at.get("funding")
@@ -139,7 +151,7 @@ class Housekeeping:
     # --- feed ---------------------------------------------------------------------
     async def watch_feed(self) -> None:
         now = self.clock.now()
-        for issue in self.feed.check(now):
+        for issue in self.feed.check(self.exchange_now()):
             if issue.kind is FeedIssueKind.STALE and issue.first:
                 self.stale.add(issue.symbol)
                 self.alerter.publish(Alert(AlertName.STALE_DATA, f"{issue.symbol}: {issue.detail}; "

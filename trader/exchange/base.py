@@ -218,7 +218,9 @@ class Exchange(Protocol):
     async def fills(self, symbol: str, since: datetime) -> list[Fill]: ...
 
     async def klines(self, symbol: str, interval: str, start: datetime | None = None,
-                     limit: int = 500) -> list[Candle]: ...
+                     limit: int = 500) -> list[Candle]:
+        """Candles oldest first, the one in progress included with `closed` False: closed is
+        the exchange's word (its clock, its next kline begun), never the host's clock."""
 
     async def book_ticker(self, symbol: str) -> BookTicker: ...
 

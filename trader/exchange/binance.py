@@ -280,10 +280,11 @@ class BinanceExchange:
         if start is not None:
             params["startTime"] = to_ms(start)
         weight = 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+        asked_at = self._rest.server_now()   # Binance answers after: its rows closed by then
         rows = await self._rest.call("klines", self.client.futures_klines, weight=weight,
                                      **params)
-        step, now = interval_delta(interval), self._rest.server_now()
-        return [codec.candle_from_rest(row, symbol, step, now) for row in rows]
+        return codec.candles_from_rest(rows_of(rows, codec.KLINES), symbol,
+                                       interval_delta(interval), asked_at)
 
     async def book_ticker(self, symbol: str) -> BookTicker:
         return codec.book_from_ticker(await self._rest.call(

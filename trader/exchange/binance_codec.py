@@ -12,8 +12,10 @@ side, a status, a quantity that moved) raises `MalformedResponse(endpoint, field
 the payload, truncated; never a bare KeyError.
 """
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from loguru import logger
@@ -42,6 +44,9 @@ PREMIUM_INDEX = "GET /fapi/v1/premiumIndex"
 SYMBOL_CONFIG = "GET /fapi/v1/symbolConfig"
 FUNDING_FEE = "FUNDING_FEE"
 BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
+# How far our idea of Binance's time may run ahead of it before a signed request is refused
+# (-1021; the fake's binance_auth.py checks the same bound): `candles_from_rest`
+CLOSE_MARGIN = timedelta(seconds=1)
 
 
 # --- errors --------------------------------------------------------------------------
@@ -227,8 +232,28 @@ def funding_from_income(rows: list[Any]) -> list[FundingIncome]:
 
 # --- market data ---------------------------------------------------------------------
 
+def candles_from_rest(rows: list[Any], symbol: str, interval: timedelta,
+                      asked_at: datetime) -> list[Candle]:
+    """The rows of one GET /fapi/v1/klines answer, oldest first, each closed as Binance has
+    it. Binance answers the kline in progress as its last row (Kline-Candlestick-Data: "the
+    most recent klines are returned"; its COIN-M page names that close "Close (or latest
+    price)"), so a row followed by a later one is closed: Binance began the next (what the
+    kline stream's "x" says: trader/exchange/binance_event_codec.py). The last row is closed
+    once its close time is CLOSE_MARGIN before `asked_at`, Binance's time as the request
+    left (the host's plus the measured offset): the answer came after it, and that offset
+    is off by up to a second before Binance refuses a signed request (-1021: a timestamp
+    more than 1000 ms ahead of its clock), so a kline still open is never taken as closed.
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/
+    rest-api/Kline-Candlestick-Data"""
+    candles = [candle_from_rest(row, symbol, interval, asked_at - CLOSE_MARGIN) for row in rows]
+    return [replace(candle, closed=True)
+            if not candle.closed and later.open_time >= candle.close_time else candle
+            for candle, later in pairwise(candles)] + candles[-1:]
+
+
 def candle_from_rest(row: Any, symbol: str, interval: timedelta, now: datetime) -> Candle:
-    """One row of GET /fapi/v1/klines: [openTime, open, high, low, close, volume, closeTime...]."""
+    """One row of GET /fapi/v1/klines: [openTime, open, high, low, close, volume, closeTime...],
+    closed if it closed by `now` (Binance's time: `candles_from_rest`)."""
     if not isinstance(row, list) or len(row) < 6:
         raise malformed(KLINES, "[openTime, open, high, low, close, volume]", row)
     f = Fields(dict(zip(("t", "o", "h", "l", "c", "v"), row, strict=False)), KLINES)

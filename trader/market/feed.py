@@ -1,7 +1,8 @@
 """What every candle feed provides, and the watchdog over it: stale data and gaps.
 
-`FeedMonitor` is pure (time is passed in). The engine tells it about every candle and asks
-`check(now)` once per tick:
+`FeedMonitor` is pure (time is passed in: the exchange's, as the candles' times are; the
+engine's housekeeping adds the measured clock offset to the host's). The engine tells it
+about every candle and asks `check(now)` once per tick:
 - stale: a symbol's next candle should have closed at last close + interval; once `now`
   is more than `stale_after` (30 s) past that, the symbol is stale: entries stop and an
   alert goes out. The issue is reported on every check while it lasts (`first` marks the
