@@ -38,7 +38,9 @@ async def test_the_history_ends_at_the_last_boundary_and_soon_holds_a_default_si
         await play.seed_history()
         rows = fake.endpoints.klines({"symbol": SYMBOL, "limit": "1500"})
         boundary = play.boundary(fake.now())
-        assert len(rows) == 300 and rows[-1][6] == to_ms(boundary) - 1
+        # 300 closed, then the kline in progress, as Binance answers (fakes/binance_endpoints.py)
+        assert len(rows) == 301 and rows[-2][6] == to_ms(boundary) - 1
+        assert rows[-1][0] == to_ms(boundary)
         assert all(row[2] >= max(row[1], row[4]) and row[3] <= min(row[1], row[4])
                    for row in rows)
         upcoming = [play.next_candle(SYMBOL, boundary + timedelta(minutes=n)) for n in range(6)]
@@ -76,7 +78,8 @@ async def test_klines_stream_as_binance_documents_them_and_the_price_follows():
         assert last["t"] == to_ms(live.open_time) and last["T"] == to_ms(live.close_time) - 1
         assert Decimal(last["c"]) == live.close
         assert abs(fake.sim.mark_price(SYMBOL) - live.close) < Decimal("0.1")   # the mark
-        assert fake.endpoints.klines({"symbol": SYMBOL, "limit": "1"})[0][0] == last["t"]
+        closed, current = fake.endpoints.klines({"symbol": SYMBOL, "limit": "2"})
+        assert closed[0] == last["t"] and current[0] == last["T"] + 1    # the next in progress
 
 
 @given(st.integers(1, 10_000), st.integers(-300, 300), st.integers(0, 200),

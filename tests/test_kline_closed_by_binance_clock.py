@@ -220,3 +220,17 @@ async def test_a_gap_is_backfilled_with_closed_candles_only_whatever_the_clock_s
             assert times[-1] == current - MINUTE, times[-3:]
             assert all(later - earlier == MINUTE for earlier, later in pairwise(times))
             assert len(times) == 60 + 15 and all(c.closed for c in engine.candles[SYMBOL])
+
+
+async def test_the_fake_answers_the_kline_in_progress_as_its_last_row_as_binance_does():
+    """tests/fakes/binance_endpoints.py `klines`: after the last candle pushed, the one in
+    progress (its close so far: the mark price) is the last row; the candle pushed is then
+    closed on Binance's word (the next one begun) as soon as it is pushed."""
+    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake:
+        async with started_exchange(fake) as exchange:
+            pushed = candle(on_ms(fake.now() - MINUTE), "50000")
+            await fake.push_candle(pushed, walk=False)
+            candles = await exchange.klines(SYMBOL, "1m", None, 10)
+            assert [(c.open_time, c.closed) for c in candles] == [
+                (pushed.open_time, True), (pushed.close_time, False)]
+            assert candles[-1].close == fake.sim.mark_price(SYMBOL)

@@ -100,12 +100,34 @@ class BinanceEndpoints:
                                   self.rate_limits, self.now_ms())
 
     def klines(self, params: Params) -> list[list[Any]]:
-        candles = self.candles.get(required(params, "symbol"), [])
+        """The candles pushed so far and, as on Binance, the kline in progress as the last
+        row: "If startTime and endTime are not sent, the most recent klines are returned"
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/
+        rest-api/Kline-Candlestick-Data; the COIN-M page of the same endpoint names the
+        last row's close "Close (or latest price)"). The fake knows that kline only in the
+        interval after the last candle pushed: it opened at that candle's close, its close
+        so far is the mark price."""
+        symbol = required(params, "symbol")
+        candles = self.candles.get(symbol, [])
+        current = self._kline_in_progress(symbol, candles)
+        if current is not None:
+            candles = [*candles, current]
         limit = int(params.get("limit", "500"))
         if "startTime" in params:
             start = int(params["startTime"])
             return [wire.kline_row(c) for c in candles if to_ms(c.open_time) >= start][:limit]
         return [wire.kline_row(c) for c in candles[-limit:]]
+
+    def _kline_in_progress(self, symbol: str, candles: list[Candle]) -> Candle | None:
+        if not candles or not candles[-1].closed:
+            return None       # none pushed, or the test put the one in progress there itself
+        last, now = candles[-1], self.now()
+        if not last.close_time <= now < last.close_time + last.interval:
+            return None
+        price = self.sim.mark_price(symbol)
+        return Candle(symbol, last.close_time, last.interval, last.close,
+                      max(last.close, price), min(last.close, price), price, Decimal(0),
+                      closed=False)
 
     def book_ticker(self, params: Params) -> Json:
         return wire.book_ticker(self.sim.book(required(params, "symbol")), self.now_ms())
