@@ -36,7 +36,7 @@ from tests.test_first_command_after_boot import FAST_STREAMS, SYMBOL, Agent, boo
 from tests.test_stop_fill_during_ban import alerts
 from trader.clock import ManualClock
 from trader.domain import Candle
-from trader.exchange.binance_codec import CLOSE_MARGIN, candles_from_rest
+from trader.exchange import binance_codec as codec
 from trader.market.live import ExchangeFeed
 
 MINUTE = timedelta(minutes=1)
@@ -88,14 +88,14 @@ def test_a_klines_row_is_closed_when_binance_began_the_next_or_its_clock_is_well
     before, current = asked_at.replace(microsecond=0) - 2 * MINUTE, asked_at.replace(
         microsecond=0) - MINUTE
     rows = [kline_row(candle(before, "50000")), kline_row(candle(current, "50100"))]
-    last_alone = candles_from_rest(rows, SYMBOL, MINUTE, asked_at)
+    last_alone = codec.candles_from_rest(rows, SYMBOL, MINUTE, asked_at)
     assert [c.closed for c in last_alone] == [True, False]
-    begun = candles_from_rest(rows + [kline_row(candle(current + MINUTE, "50100"))], SYMBOL,
+    begun = codec.candles_from_rest(rows + [kline_row(candle(current + MINUTE, "50100"))], SYMBOL,
                               MINUTE, asked_at)
     assert [c.closed for c in begun] == [True, True, False]
-    later = candles_from_rest(rows, SYMBOL, MINUTE, current + MINUTE + CLOSE_MARGIN)
+    later = codec.candles_from_rest(rows, SYMBOL, MINUTE, current + MINUTE + codec.CLOSE_MARGIN)
     assert [c.closed for c in later] == [True, True]
-    assert candles_from_rest([], SYMBOL, MINUTE, asked_at) == []
+    assert codec.candles_from_rest([], SYMBOL, MINUTE, asked_at) == []
 
 
 @pytest.mark.parametrize("skew_ms", SKEWS)
