@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fixtures.binance import payload
+from tests.fixtures.binance import documented, payload
 from trader.exchange.base import ExchangeError
 
 Json = dict[str, Any]
@@ -39,6 +39,12 @@ class Fault:
     # Raw bytes written on the socket instead of an answer, then the connection closed:
     # what a proxy or a broken connection may hand the client (a cut body, a gateway page).
     raw_answer: bytes | None = None
+    # The answer's body as given (JSON text, or b"" for none), sent with `http_status`: a
+    # documented error answer as its page shows it (`FakeBinance.answer_documented`).
+    body: bytes | None = None
+    # Requests that reduce exposure (reduceOnly / closePosition) pass untouched: Binance's
+    # -1008 throttling exempts them (General Info, HTTP 503 variant C).
+    exempt_reducing: bool = False
 
 
 @dataclass(slots=True)
@@ -74,7 +80,8 @@ class FaultBook:
     def inject(self, path_or_endpoint: str, code: int | None, http_status: int | None, *,
                times: int, retry_after: float | None, delay: float | None,
                drop_connection: bool, msg: str | None, execute: bool | None,
-               only: dict[str, str] | None = None, raw_answer: bytes | None = None) -> Fault:
+               only: dict[str, str] | None = None, raw_answer: bytes | None = None,
+               body: bytes | None = None, exempt_reducing: bool = False) -> Fault:
         method, _, path = path_or_endpoint.rpartition(" ")
         if code is not None and http_status is None:
             http_status = 429 if code == -1003 else 400
@@ -82,7 +89,7 @@ class FaultBook:
             execute = (delay is not None or drop_connection or raw_answer is not None) \
                 and http_status is None
         fault = Fault(method or None, path, times, code, http_status, msg, retry_after, delay,
-                      drop_connection, execute, only, raw_answer)
+                      drop_connection, execute, only, raw_answer, body, exempt_reducing)
         self.faults.append(fault)
         return fault
 
@@ -90,7 +97,8 @@ class FaultBook:
         """The first fault left for this request (`params`: its parameters), used once."""
         for fault in self.faults:
             if fault.path == path and fault.method in (None, method) and fault.times > 0 \
-                    and _has(params or {}, fault.only):
+                    and _has(params or {}, fault.only) \
+                    and not (fault.exempt_reducing and _reduces(params or {})):
                 fault.times -= 1
                 return fault
         return None
@@ -105,6 +113,22 @@ class FaultBook:
 
 def _has(params: dict[str, str], wanted: dict[str, str] | None) -> bool:
     return wanted is None or all(params.get(k) == v for k, v in wanted.items())
+
+
+def _reduces(params: dict[str, str]) -> bool:
+    """An order that reduces exposure, as General Info's -1008 exemption names it
+    ("closePosition = true, or positionSide = BOTH with reduceOnly = true"; the fake
+    account is one-way, so LONG+SELL / SHORT+BUY do not arise)."""
+    return params.get("reduceOnly") == "true" or params.get("closePosition") == "true"
+
+
+def documented_error(name: str) -> tuple[int, bytes]:
+    """The HTTP status and body of a documented error answer (tests/fixtures/binance/
+    error_*.json): its payload as JSON text, or no body at all for a null payload (HTTP 408
+    has none documented)."""
+    answer = documented(name)
+    body = b"" if answer.payload is None else json.dumps(answer.payload).encode()
+    return answer.http_status, body
 
 
 def default_message(status: int, code: int) -> str:

@@ -28,7 +28,14 @@ from loguru import logger
 from tests.fakes import binance_control
 from tests.fakes.binance_auth import KEYED, PUBLIC, SIGNED, Admission, parse_form
 from tests.fakes.binance_endpoints import FLAT_ORDER_BEHAVIOURS, BinanceEndpoints
-from tests.fakes.binance_faults import Fault, FaultBook, RetryAfterWatch, Usage, error_response
+from tests.fakes.binance_faults import (
+    Fault,
+    FaultBook,
+    RetryAfterWatch,
+    Usage,
+    documented_error,
+    error_response,
+)
 from tests.fakes.binance_hub import StreamHub
 from tests.fakes.binance_income import IncomeLedger
 from tests.fakes.binance_wire import algo_update, kline_event
@@ -250,6 +257,28 @@ class FakeBinance:
                                drop_connection=drop_connection, msg=msg, execute=execute,
                                only=only, raw_answer=raw_answer)
 
+    def answer_documented(self, path_or_endpoint: str, name: str, *, times: int = 1,
+                          execute: bool = False, only: dict[str, str] | None = None,
+                          exempt_reducing: bool = False) -> None:
+        """Answer the next `times` requests with the documented error answer `name`
+        (tests/fixtures/binance/error_*.json, each with its page): its HTTP status and its
+        body as the page shows it. `execute`: the request is processed first, so an order
+        exists although the answer says otherwise (the "execution status unknown" answers:
+        -1006, -1007, 408, 503 "Unknown error"). `exempt_reducing`: orders that reduce
+        exposure pass (-1008: "Reduce-only/close-position orders are exempt", General Info,
+        https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info)."""
+        status, body = documented_error(name)
+        self.fault_book.inject(path_or_endpoint, None, status, times=times, retry_after=None,
+                               delay=None, drop_connection=False, msg=None, execute=execute,
+                               only=only, body=body, exempt_reducing=exempt_reducing)
+
+    def throttle_new_orders(self, times: int = 1) -> None:
+        """Binance's system-level protection, as General Info's HTTP 503 variant C tells
+        it: the next `times` new orders on POST /fapi/v1/order are refused with 503 -1008
+        ("100% failure"), orders that reduce exposure and cancels are not."""
+        self.answer_documented("POST /fapi/v1/order", "error_request_throttled", times=times,
+                               exempt_reducing=True)
+
     def reshape_answers(self, endpoint: str, transform: Callable[[Any], Any],
                         times: int = 1) -> None:
         """Pass the next `times` answers of "METHOD /path" through `transform`: a test's way
@@ -286,6 +315,9 @@ class FakeBinance:
                     request.transport.write(fault.raw_answer)
                 request.transport.close()
             raise asyncio.CancelledError
+        if fault.body is not None and fault.http_status is not None:
+            return web.Response(status=fault.http_status, body=fault.body, headers=headers,
+                                content_type="application/json" if fault.body else "text/plain")
         if fault.http_status is not None:
             return error_response(self.fault_book.error(fault), headers)
         return response or await self._respond(handler, params, headers, request.method)

@@ -175,7 +175,8 @@ class MalformedResponse(ExchangeError):
 
 
 class UnknownOutcome(Exception):
-    """The request may or may not have reached the matching engine (timeout, 5xx, -1007)."""
+    """The request may or may not have reached the matching engine (no answer, or one that
+    leaves its execution unknown: trader/exchange/errors.py `execution_unknown`)."""
 
     def __init__(self, message: str, code: int = 0, http_status: int = 0) -> None:
         super().__init__(message)

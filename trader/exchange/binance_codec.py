@@ -31,6 +31,7 @@ from trader.domain import (
 )
 from trader.exchange.base import ExchangeError, FundingIncome, MalformedResponse, UnknownOutcome
 from trader.exchange.binance_fields import Fields, malformed, rows_of
+from trader.exchange.errors import SERVICE_UNAVAILABLE_503, UNKNOWN_ERROR_503, execution_unknown
 from trader.symbol_rules import SymbolRules
 
 Json = dict[str, Any]
@@ -43,7 +44,6 @@ INCOME = "GET /fapi/v1/income"
 PREMIUM_INDEX = "GET /fapi/v1/premiumIndex"
 SYMBOL_CONFIG = "GET /fapi/v1/symbolConfig"
 FUNDING_FEE = "FUNDING_FEE"
-BACKEND_TIMEOUT = -1007   # "Timeout waiting for response from backend server. Send status unknown"
 # How far our idea of Binance's time may run ahead of it before a signed request is refused
 # (-1021; the fake's binance_auth.py checks the same bound): `candles_from_rest`
 CLOSE_MARGIN = timedelta(seconds=1)
@@ -51,17 +51,21 @@ CLOSE_MARGIN = timedelta(seconds=1)
 
 # --- errors --------------------------------------------------------------------------
 
-def error_from_answer(status: int, code: int | None, message: str, retry_after: str | None,
-                      *, sending: bool) -> ExchangeError | UnknownOutcome:
+def error_from_answer(status: int, code: int | None, message: str | None,
+                      retry_after: str | None, *, sending: bool) -> ExchangeError | UnknownOutcome:
     """A Binance error answer as our error value.
 
-    While sending an order, HTTP 5xx (503 "Unknown error, please check your request or try
-    again later." included) and -1007 mean the order may exist: UnknownOutcome.
+    While sending an order, an answer that leaves its execution unknown (-1000, -1006,
+    -1007, HTTP 408, 503 "Unknown error, please check your request or try again later.", a
+    5xx not documented as a failure: errors.py `execution_unknown`) means the order may
+    exist: UnknownOutcome. A documented failure (503 -1008, -1001, "Service Unavailable.")
+    or refusal is an ExchangeError: nothing executed.
     """
     code = int(code or 0)
-    if not code:
+    message = message or ""
+    if not code and message.strip() not in (UNKNOWN_ERROR_503, SERVICE_UNAVAILABLE_503):
         message = f"HTTP {status} without a Binance error body"
-    if sending and (status >= 500 or code == BACKEND_TIMEOUT):
+    if sending and execution_unknown(status, code, message):
         return UnknownOutcome(message, code=code, http_status=status)
     try:
         seconds = float(retry_after) if retry_after is not None else None

@@ -3,6 +3,20 @@
 Callers branch on `Outcome`, never on raw codes. Each code carries Binance's own meaning
 (USD-M futures error codes, https://developers.binance.com/docs/derivatives/
 usds-margined-futures/error-code) beside what we do about it and why.
+
+An answer to a request that could create or cancel an order is one of three kinds:
+- execution unknown: the order may exist (-1000, -1006, -1007, -1010, HTTP 408, a 5xx
+  Binance does not document as a failure). A send is probed by its client id, never sent again blind
+  (`Outcome.UNKNOWN`; `execution_unknown` decides, binance_codec.py raises UnknownOutcome).
+- a failure: Binance executed nothing. Final for the order (a refusal: -2019, -4164, ...),
+  or retryable (`Retry.BACKOFF`: -1001, -1008, 503 "Service Unavailable."), which the gate
+  retries for reads and cancels; a stop or a close is placed again by its caller's own
+  retry (trader/placement_retry.py, trader/exchange_actions.py `close_retry_pause`); an
+  entry is not (its moment passed: the reply says nothing is open, /long sends a new one).
+- rate limited / banned (429, 418, -1003, -1015): the circuit opens.
+The 5xx kinds are told by their message (USD-M General Info, "HTTP Return Codes" and "HTTP
+503 Status: Message Variants & Handling", https://developers.binance.com/docs/derivatives/
+usds-margined-futures/general-info).
 """
 
 import random
@@ -52,17 +66,30 @@ PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE
 TABLE: dict[int, Policy] = {p.code: p for p in [
     Policy(-1000, "UNKNOWN: an unknown error occurred while processing the request",
            Outcome.UNKNOWN, Retry.BACKOFF),
+    # General Info, HTTP 503 variant 3: "Internal error; unable to process your request.
+    # Please try again." (-1001's message) "means this is a failure API operation and you
+    # can resend your request if you need": nothing executed.
     Policy(-1001, "DISCONNECTED: internal error; unable to process your request",
-           Outcome.UNKNOWN, Retry.BACKOFF),
+           Outcome.SKIPPED, Retry.BACKOFF),
     Policy(-1003, "TOO_MANY_REQUESTS: too many requests; use the websocket for live updates",
            Outcome.CIRCUIT_OPEN),
     Policy(-1015, "TOO_MANY_ORDERS: too many new orders", Outcome.CIRCUIT_OPEN),
     # Unknown for a send (probed by client id, never resent); a read or a cancel is
-    # simply asked again, as for -1000 / -1001.
+    # simply asked again, as for -1000.
+    Policy(-1006, "UNEXPECTED_RESP: an unexpected response was received from the message "
+           "bus; execution status unknown", Outcome.UNKNOWN, Retry.BACKOFF),
+    # In the page's "General Server or Network issues" with no meaning beyond its name:
+    # whether a send executed is not said, so it is probed by client id like -1006.
+    Policy(-1010, "ERROR_MSG_RECEIVED: an error message was received (Binance says no more)",
+           Outcome.UNKNOWN, Retry.BACKOFF),
     Policy(-1007, "TIMEOUT: timeout waiting for response from backend server; send status unknown",
            Outcome.UNKNOWN, Retry.BACKOFF),
-    Policy(-1008, "SERVER_BUSY: server is currently overloaded with other requests",
-           Outcome.SKIPPED, Retry.BACKOFF),
+    # General Info, HTTP 503 variant C: "System overload; 100% failure", "Retry with backoff"
+    # (also the older "Server is currently overloaded with other requests"). Orders that
+    # reduce exposure (reduceOnly, closePosition) and cancels are exempt: one that meets it
+    # anyway failed as well, and its caller places it again.
+    Policy(-1008, "REQUEST_THROTTLED: request throttled by system-level protection; "
+           "nothing executed", Outcome.SKIPPED, Retry.BACKOFF),
     Policy(-1021, "INVALID_TIMESTAMP: timestamp for this request is outside of the recvWindow",
            Outcome.FAILED, Retry.RESYNC_TIME),
     Policy(-1022, "INVALID_SIGNATURE: signature for this request is not valid", Outcome.FAILED,
@@ -146,6 +173,17 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
 # HTTP statuses that carry their own policy regardless of the JSON code.
 RATE_LIMITED = (429, 418)   # 429: over the limit; 418: IP auto-banned after ignoring 429s
 RATE_LIMIT_CODES = (-1003, -1015)
+# General Info, HTTP Return Codes: "HTTP 408 return code is used when a timeout has occurred
+# while waiting for a response from the backend server" (-1007's words): the request may
+# have been processed, with or without a JSON body.
+BACKEND_TIMEOUT_STATUS = 408
+# General Info, "HTTP 503 Status: Message Variants & Handling", told by the message (the
+# page gives no code for A and B): A is "execution status unknown ... could have been a
+# success", B is "100% failure" (retry with backoff). C is -1008 and 3 is -1001 (TABLE).
+UNKNOWN_ERROR_503 = "Unknown error, please check your request or try again later."
+SERVICE_UNAVAILABLE_503 = "Service Unavailable."
+SERVICE_UNAVAILABLE = Policy(0, "Service Unavailable: Binance executed nothing (HTTP 503, "
+                             "100% failure)", Outcome.SKIPPED, Retry.BACKOFF)
 THROTTLE_SECONDS = 60.0
 DEFAULT_RETRY_AFTER = 60.0
 
@@ -177,11 +215,53 @@ class Verdict:
         return self.retry is Retry.REFRESH_RULES
 
 
+def execution_unknown(http_status: int, code: int, message: str) -> bool:
+    """Whether Binance's error answer leaves unknown if the request executed (see the
+    module docstring): the code says so (TABLE: -1000, -1006, -1007, -1010), or the 503 message
+    does (variant A), or HTTP 408; or a 5xx Binance does not document as a failure (a
+    gateway's page, "Request occur unknown error."): slower when probed, never wrong.
+
+    >>> execution_unknown(400, -1006, "An unexpected response was received ...")
+    True
+    >>> execution_unknown(503, -1008, "Request throttled by system-level protection. ...")
+    False
+    """
+    # the 503 variants are told by their message, whatever code comes with it
+    if message.strip() == UNKNOWN_ERROR_503:
+        return True
+    if _service_unavailable(http_status, message):
+        return False
+    policy = TABLE.get(code)
+    if (policy is not None and policy.outcome is Outcome.UNKNOWN) \
+            or http_status == BACKEND_TIMEOUT_STATUS:
+        return True
+    if policy is not None or _refusal_code(code):
+        return False     # a code Binance documents as a failure (-1001, -1008, a refusal)
+    return http_status >= 500
+
+
+# The error-code page's server issues (10xx) that refuse the request outright: not
+# authorized, IP lists, unsupported, shutting down, not found. Every code from -1100 on
+# (11xx request issues, 20xx processing, 40xx filters, 50xx order execution) is a
+# refusal too. -1000 / -1006 / -1007 / -1010 are unknown, -1001 / -1008 failures (TABLE).
+REFUSED_SERVER_CODES = frozenset({-1002, -1004, -1005, -1011, -1014, -1016, -1020, -1023,
+                                  -1099})
+
+
+def _refusal_code(code: int) -> bool:
+    return code <= -1100 or code in REFUSED_SERVER_CODES
+
+
+def _service_unavailable(http_status: int, message: str) -> bool:
+    return http_status == 503 and message.strip() == SERVICE_UNAVAILABLE_503
+
+
 def classify(error: BaseException, role: OrderRole | None = None, *, sending: bool = True) -> Verdict:
     """The outcome of one failed exchange call for an order of `role`.
 
-    `sending` is True when the call could have created an order (place); then a timeout
-    or 5xx is UNKNOWN. For reads and cancels the same errors are simply retryable.
+    `sending` is True when the call could have created an order (place); then an answer
+    that leaves its execution unknown (`execution_unknown`) is UNKNOWN. For reads and
+    cancels the same errors are simply retryable.
     """
     if isinstance(error, UnknownOutcome):
         outcome = Outcome.UNKNOWN if sending else Outcome.SKIPPED
@@ -193,12 +273,18 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
         return Verdict(Outcome.CIRCUIT_OPEN, Retry.NONE, error.code, error.http_status,
                        "rate limited" if error.http_status != 418 else "IP banned",
                        retry_after=error.retry_after or DEFAULT_RETRY_AFTER)
-    policy = TABLE.get(error.code)
+    policy = SERVICE_UNAVAILABLE if _service_unavailable(error.http_status, error.message) \
+        else TABLE.get(error.code)
+    if execution_unknown(error.http_status, error.code, error.message) \
+            and (policy is None or policy.outcome is not Outcome.UNKNOWN):
+        # 408, 503 variant A, an undocumented 5xx: unknown whatever the code says
+        outcome = Outcome.UNKNOWN if sending else Outcome.SKIPPED
+        return Verdict(outcome, Retry.NONE if sending else Retry.BACKOFF, error.code,
+                       error.http_status, f"server error {error.http_status}: "
+                       f"{error.message} (execution status unknown)")
     if policy is None:
-        if error.http_status >= 500:
-            outcome = Outcome.UNKNOWN if sending else Outcome.SKIPPED
-            return Verdict(outcome, Retry.NONE if sending else Retry.BACKOFF, error.code,
-                           error.http_status, f"server error {error.http_status}")
+        # Any other code of the error-code page (11xx, 20xx, 40xx, 50xx) is a refusal:
+        # nothing executed, and the same request is refused again.
         return Verdict(Outcome.FAILED, Retry.NONE, error.code, error.http_status,
                        f"unexpected error: {error.message}")
     outcome, retry = policy.outcome, policy.retry
