@@ -54,3 +54,23 @@ async def test_a_trailing_move_whose_old_stop_cancel_is_unknown_ends_with_one_st
         for _ in range(2):
             await engine.tick()                  # the sweep cancels what was left behind
         assert stops(fake) == [engine.positions[SYMBOL].stop.order.client_id]
+
+
+async def test_a_cancel_refused_because_the_stop_is_triggering_is_read_back(fake, tmp_path):
+    """-4117 STOP_ORDER_TRIGGERING "stop order is triggering" (error-code page, 40xx): the
+    cancel did nothing and the stop is on its way to execute; what it did is read back by
+    its id, as for an unknown cancel, never failing the symbol's tick (before: "failed
+    what=tick ... code=-4117", the rest of the step skipped, counted as an API failure)."""
+    await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.1"))
+    settings = settings_for(fake, db_path=tmp_path / "t.db", trailing_distance="0.5%")
+    async with booted_engine(settings) as engine:
+        await engine.tick()
+        fake.inject_fault(CANCEL, code=-4117, http_status=400, msg="stop order is triggering")
+        await fake.move_price(SYMBOL, Decimal("50400"))      # past the 0.6 % activation
+        await engine.tick()
+        assert engine.last_error is None
+        errors = [a.text for a in engine.store.recent_alerts(50) if a.name == "ERROR"]
+        assert errors == []
+        for _ in range(2):
+            await engine.tick()
+        assert stops(fake) == [engine.positions[SYMBOL].stop.order.client_id]

@@ -335,8 +335,9 @@ class Executor:
         except ExchangeError as error:
             verdict = classify(error, sending=False)
             if verdict.outcome is Outcome.SKIPPED:
-                # 5xx / -1007 "execution status unknown" after the gate's retries: the
-                # read-back tells; a stop still live is cancelled again (the orphan sweep).
+                # 5xx / -1007 "execution status unknown", or -4117 "stop order is
+                # triggering", after the gate's retries: the read-back tells; a stop still
+                # live is cancelled again (the orphan sweep).
                 logger.warning("cancel outcome unknown, reading back client_id={} code={} "
                                "http={}", client_id, error.code, error.http_status)
             elif verdict.outcome is Outcome.NOOP:

@@ -140,6 +140,11 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     # entry is not (the next signal decides).
     Policy(-4131, "MARKET_ORDER_REJECT: the counterparty's best price does not meet the "
            "PERCENT_PRICE filter limit", Outcome.FAILED),
+    # A cancel refused because the stop is being triggered: it did nothing, and the stop
+    # is on its way to execute; asked again with backoff, then read back by its id like a
+    # cancel whose outcome is unknown (trader/executor.py `cancel_and_verify`).
+    Policy(-4117, "STOP_ORDER_TRIGGERING: stop order is triggering", Outcome.SKIPPED,
+           Retry.BACKOFF),
     Policy(-4120, "STOP_ORDER_SWITCH_ALGO: order type not supported on this endpoint; "
            "use the Algo Order API", Outcome.FAILED),
     # Checked among open orders only (trader/exchange/sim.py): for a stop or take-profit
