@@ -14,9 +14,11 @@ Every request the Binance adapter sends (reads, orders, cancels, listenKey) goes
    fits under the usage Binance reported in its last answers.
 3. **Retries, on tenacity.** -1021 (timestamp outside recvWindow) resyncs the clock offset and
    resends once. Idempotent requests (reads, cancels, listenKey) are retried on transient
-   errors (HTTP 5xx, -1000, -1001, -1008, timeouts, dropped connections) with capped
-   exponential backoff and jitter. A request that may create an order is never retried here:
-   its outcome is unknown and the executor probes it by client id.
+   errors (HTTP 5xx and 408, -1000, -1001, -1006, -1007, -1008, timeouts, dropped
+   connections: `Retry.BACKOFF` in trader/exchange/errors.py) with capped exponential
+   backoff and jitter. A request that may create an order is never retried here: its outcome
+   is unknown and the executor probes it by client id, or it failed (a documented failure:
+   nothing executed) and its caller decides whether to place it again.
 
 The gate knows nothing of python-binance: `send` takes a zero-argument coroutine factory
 that performs one request and raises `ExchangeError` / `UnknownOutcome` already translated.
