@@ -3,7 +3,7 @@ PERCENT_PRICE filter limit": a thin book in a fast move, exactly when a close ma
 Binance USD-M error codes, https://developers.binance.com/docs/derivatives/
 usds-margined-futures/error-code, MARKET_ORDER_REJECT). The refusal is named in Binance's
 words, and the market closes of one /close are spaced (0.5 s, then 1 s: trader/
-exchange_actions.py `close_retry_pause`) rather than sent 10 ms apart into the same book.
+market_exit.py `close_retry_pause`) rather than sent 10 ms apart into the same book.
 
 Found from outside: three closes ~10 ms apart, each "-4131 unexpected error", then "Close:
 failed ... send /close again"."""

@@ -7,7 +7,7 @@ from decimal import ROUND_CEILING, Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trader.exchange_actions import covering_quantity
+from trader.market_exit import covering_quantity
 from trader.symbol_rules import SymbolRules
 
 

@@ -1,6 +1,6 @@
 """A market close's read-back of the position (post-market verify) is taken as the order
 tracker merges it with what the user-data stream said (OrderTracker.on_read_position), not
-from the REST read alone (trader/exchange_actions.py `ActionRunner.flatten`).
+from the REST read alone (trader/market_exit.py `MarketExit.flatten`).
 
 The close's fill brought an ACCOUNT_UPDATE that says the position is flat, "T" its
 transaction time (https://developers.binance.com/docs/derivatives/usds-margined-futures/

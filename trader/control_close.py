@@ -10,7 +10,7 @@ from trader.commands import ALL_SYMBOLS, Command, CommandResult
 from trader.display import duration, money, plural, price, quantity
 from trader.domain import CloseReason
 from trader.engine import Engine
-from trader.exchange_actions import exits_unanswered
+from trader.market_exit import exits_unanswered
 from trader.position import Position, PositionState
 from trader.trade_history import trade_net
 from trader.views import symbol_rules
@@ -146,7 +146,7 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
 _ASKED = frozenset({CloseReason.COMMAND, CloseReason.EMERGENCY, None})
 
 
-# A close whose answer was lost (trader/exchange_actions.py `flatten`): never sent blind.
+# A close whose answer was lost (trader/market_exit.py `flatten`): never sent blind.
 IN_FLIGHT_NEXT = ("its answer was lost: the agent asks Binance for that close by its id and, "
                   "once it is known not to have landed, sends it again by itself (never twice)")
 

@@ -167,7 +167,7 @@ class StopMoveRequested:
 class FlattenResult:
     """After a market close: what the exchange still holds on our side. `in_flight`: the
     client id of a close of ours whose outcome is not known yet (its answer was lost and it
-    may still land): no other close is sent until it is (trader/exchange_actions.py).
+    may still land): no other close is sent until it is (trader/market_exit.py).
     `not_sent`: a partial take-profit refused before sending, as its intent could not be
     saved (trader/executor.py JOURNAL_REQUIRED): nothing was closed."""
     remaining: Decimal
@@ -226,7 +226,7 @@ class Flatten:
     """Market reduce-only close of `quantity`, then read the position back. `attempt`: the
     how-manyth close of this one request (2, 3: the one before was refused or left some
     open); a later one is sent a short pause after the one before it
-    (trader/exchange_actions.py `close_retry_pause`). `told`: what the chat hears once the
+    (trader/market_exit.py `close_retry_pause`). `told`: what the chat hears once the
     order is sent (a partial take-profit's news), never when it is not (trader/interpreter.py)."""
     reason: CloseReason
     quantity: Decimal

@@ -67,7 +67,7 @@ def exit_intent(position: Position, role: OrderRole, client_id: str, quantity: D
 
 # The part client ids of a market exit sent in parts lie this far apart in sequence: far
 # beyond the state machine's own next closes (one sequence number each) and the
-# rebalances' (trader/exchange_actions.py `_rebalance_id`: 100 beyond).
+# rebalances' (trader/market_exit.py `_rebalance_id`: 100 beyond).
 PART_SEQ_STRIDE = 1000
 
 

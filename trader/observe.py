@@ -189,7 +189,7 @@ def _leg_events(position: Position, leg: Leg, view: SymbolView,
     remaining = _remaining(tracked, position.quantity)
     if not tracked.order.close_position:
         # A leg sent rounded up onto the step grid covers the part it was placed for
-        # (trader/exchange_actions.py `covering_quantity`), not more.
+        # (trader/market_exit.py `covering_quantity`), not more.
         remaining = min(remaining, order.quantity)
     if remaining < order.quantity and order.status is LIVE:
         return [LegFilled(leg.role, order.client_id, order.quantity - remaining, complete=False)]

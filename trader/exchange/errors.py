@@ -11,7 +11,7 @@ An answer to a request that could create or cancel an order is one of three kind
 - a failure: Binance executed nothing. Final for the order (a refusal: -2019, -4164, ...),
   or retryable (`Retry.BACKOFF`: -1001, -1008, 503 "Service Unavailable."), which the gate
   retries for reads and cancels; a stop or a close is placed again by its caller's own
-  retry (trader/placement_retry.py, trader/exchange_actions.py `close_retry_pause`); an
+  retry (trader/placement_retry.py, trader/market_exit.py `close_retry_pause`); an
   entry is not (its moment passed: the reply says nothing is open, /long sends a new one).
 - rate limited / banned (429, 418, -1003, -1015): the circuit opens.
 The 5xx kinds are told by their message (USD-M General Info, "HTTP Return Codes" and "HTTP
@@ -136,7 +136,7 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     # A MARKET order refused for the book of this moment, not for anything in the order:
     # the best counterparty price is outside the PERCENT_PRICE band around the mark price
     # (a thin book in a fast move). The same order may pass a moment later: a market close
-    # is sent again after a pause (trader/exchange_actions.py `close_retry_pause`); an
+    # is sent again after a pause (trader/market_exit.py `close_retry_pause`); an
     # entry is not (the next signal decides).
     Policy(-4131, "MARKET_ORDER_REJECT: the counterparty's best price does not meet the "
            "PERCENT_PRICE filter limit", Outcome.FAILED),

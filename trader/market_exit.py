@@ -1,0 +1,233 @@
+"""Market exits of a position (a /close, a time exit, a flatten, a partial take-profit):
+sent reduce-only through the executor (write-ahead intents; a part per MARKET_LOT_SIZE), never
+two in flight (one whose answer was lost is probed, not sent again), then verified against the
+position read back; a late fill that flipped the position is rebalanced reduce-only.
+
+    exit = MarketExit(exchange, executor, tracker, clock)
+    performed = await exit.flatten(position, action)   # events + notes for the operator
+
+Called by `trader.exchange_actions.ActionRunner.flatten`; what to do next is the state
+machine's (`trader.lifecycle.step`).
+"""
+
+from dataclasses import replace
+from decimal import ROUND_CEILING, Decimal
+
+from loguru import logger
+
+from storage import SaveStateFailure
+from trader import display
+from trader.clock import Clock
+from trader.domain import (
+    ZERO,
+    ClientId,
+    ExchangePosition,
+    Intent,
+    IntentStatus,
+    OrderRole,
+    OrderType,
+)
+from trader.events import Event, Flatten, FlattenResult, PositionGone
+from trader.exchange.base import Exchange
+from trader.exchange.errors import Outcome
+from trader.executor import ActionResult, Executor
+from trader.intent_records import IntentRecords
+from trader.intents import exit_intent, part_client_id
+from trader.order_tracker import OrderTracker
+from trader.performed import Performed
+from trader.position import Position
+from trader.symbol_rules import SymbolRules
+
+REBALANCE_ATTEMPTS = 3
+
+
+class MarketExit:
+    """Sends and verifies market exits (see the module docstring)."""
+
+    def __init__(self, exchange: Exchange, executor: Executor, tracker: OrderTracker,
+                 clock: Clock) -> None:
+        self.exchange = exchange
+        self.executor = executor
+        self.tracker = tracker
+        self.clock = clock
+
+    async def flatten(self, position: Position, action: Flatten) -> Performed:
+        """Market reduce-only close, then post-market verify: what is left on our side; a
+        late fill that flipped the position is rebalanced reduce-only and reported."""
+        in_flight = await self._exit_in_flight(position, action.client_id)
+        if in_flight is not None:
+            return await self._waiting_for(position, in_flight, [
+                f"{position.symbol}: market close {in_flight} sent, its outcome not known yet: "
+                "probed, not sent again"])
+        await self._after_the_close_before(action)
+        rules = self.exchange.rules(position.symbol)
+        parts = rules.market_parts(covering_quantity(action.quantity, rules))
+        close = f"{position.symbol}: market close {action.quantity}"
+        if len(parts) > 1:
+            close += (f" in {len(parts)} orders (Binance takes at most "
+                      f"{display.number(rules.largest_market_qty)} at market: MARKET_LOT_SIZE)")
+        sent = await self._send_parts(position, action, parts)
+        if sent is None:
+            return Performed([FlattenResult(position.quantity, not_sent=True)], [
+                f"{position.symbol}: partial take-profit not sent (the database refuses writes)"])
+        client_id, result = sent
+        if result.outcome is Outcome.UNKNOWN:
+            lost = f"the answer of {client_id}" if len(parts) > 1 else "its answer"
+            return await self._waiting_for(position, client_id, [
+                f"{close} sent; {lost} was lost (Binance: execution status unknown), so "
+                "the position is read back"])
+        held = await self._read_position(position)
+        # (`_value_`: `value` without the enum property's call)
+        notes = [f"{close} -> {result.outcome._value_}" if result.ok
+                 else f"{close} not needed: the position was already closed on Binance "
+                 f"(Binance: {result.reason})" if held.side is None
+                 else f"{close} refused by Binance ({result.reason})"]
+        for attempt in range(1, REBALANCE_ATTEMPTS + 1):
+            if held.side is None or held.side is position.side:
+                break
+            notes.append(f"{position.symbol}: a late fill flipped the position "
+                         f"({held.side.label} {held.size}); rebalancing reduce-only")
+            rebalance = exit_intent(position, OrderRole.FLATTEN, _rebalance_id(position, attempt),
+                                    # at most one market order's worth: the next
+                                    # attempt sends what is left
+                                    min(covering_quantity(held.size, rules),
+                                        rules.largest_market_qty), self.clock.now(),
+                                    side=position.side, sending=True)
+            await self.executor.submit(rebalance)
+            held = await self._read_position(position)
+        remaining = held.size if held.side is position.side else ZERO
+        events: list[Event] = [FlattenResult(remaining)]
+        if held.side is None:
+            events.append(PositionGone())
+        return Performed(events, notes)
+
+    async def _send_parts(self, position: Position, action: Flatten, parts: list[Decimal]
+                          ) -> tuple[str, ActionResult] | None:
+        """Send a market exit as `parts` (trader/symbol_rules.py `market_parts`: one, unless
+        it is larger than the largest MARKET order Binance takes), one reduce-only order
+        each, each journaled with its own client id (the action's for the first,
+        `part_client_id` for the others); the client id and result of the last one sent.
+        A part refused, or whose answer was lost, ends it: the position read back says what
+        is left, and the state machine's next close sends the rest. None: a partial
+        take-profit whose intent the database refused (executor.JOURNAL_REQUIRED)."""
+        sent: tuple[str, ActionResult] | None = None
+        for number_, part in enumerate(parts):
+            client_id = part_client_id(action.client_id, number_)
+            intent = exit_intent(position, action.role, client_id, part, self.clock.now(),
+                                 sending=True)
+            try:
+                result = await self.executor.submit(intent)
+            except SaveStateFailure as exc:
+                logger.error("market exit not sent: its intent is not saved symbol={} "
+                             "client_id={} error={}", position.symbol, client_id, exc)
+                if sent is None:
+                    return None
+                break
+            sent = client_id, result
+            if not result.ok or result.outcome is Outcome.UNKNOWN:
+                break
+        return sent
+
+    async def _after_the_close_before(self, action: Flatten) -> None:
+        """A close that follows a refused (or partly filled) one of the same request is sent
+        `close_retry_pause` after it, not at once: three closes 10 ms apart all met the same
+        book (-4131 three times). One that follows a tick later is sent at once."""
+        pause = close_retry_pause(action.attempt)
+        before = _previous_close(action.client_id)
+        intent = self.executor.store.intent(before) if pause > 0 and before else None
+        if intent is None:
+            return
+        sent_at = intent.sent_at or intent.created_at
+        wait = pause - (self.clock.now() - sent_at).total_seconds()
+        if wait > 0:
+            logger.info("market close again in {:.1f} s client_id={} after={}", wait,
+                        action.client_id, before)
+            await self.clock.sleep(wait)
+
+    async def _exit_in_flight(self, position: Position, sending: str) -> str | None:
+        """The client id of a market exit of this position (a close, a partial take) whose
+        answer was lost and which may still land, probed now (trader/executor.py `probe`);
+        None when there is none. `sending`: the id about to be sent (not in flight yet)."""
+        for intent in exits_unanswered(self.executor.store, position):
+            if intent.client_id == sending:
+                continue
+            probed = await self.executor.probe(intent)
+            if probed.status is IntentStatus.SENT and self.tracker.get(intent.client_id) is None:
+                return intent.client_id
+        return None
+
+    async def _waiting_for(self, position: Position, client_id: str,
+                           notes: list[str]) -> Performed:
+        """A market exit in flight (`client_id`): the position as read now; flat, it is gone
+        (the exit landed after all); else nothing more is sent until its outcome is known."""
+        held = await self._read_position(position)
+        if held.side is None:
+            return Performed([FlattenResult(ZERO), PositionGone()],
+                             [*notes, f"{position.symbol}: the position read back is closed"])
+        remaining = held.size if held.side is position.side else position.quantity
+        return Performed([FlattenResult(remaining, in_flight=client_id)], notes)
+
+    async def _read_position(self, position: Position) -> ExchangePosition:
+        """The position read back, as the tracker keeps it with this read
+        (OrderTracker.on_read_position): a read older than the ACCOUNT_UPDATE of the close's
+        fill still says what was there before the close."""
+        asked_at = self.clock.now()
+        held: ExchangePosition = await self.executor.read(self.exchange.position,
+                                                          position.symbol)
+        self.tracker.on_read_position(held, asked_at)
+        return self.tracker.position(position.symbol) or held
+
+
+def exits_unanswered(store: IntentRecords, position: Position) -> list[Intent]:
+    """The position's market exits (closes, partial takes) sent whose answer was lost: SENT,
+    so they may still land (until `Executor.probe` says otherwise); none is sent again
+    while one is (`ActionRunner.flatten`)."""
+    return [intent for intent in store.unresolved_intents_for(position.symbol, position.key)
+            if intent.status is IntentStatus.SENT and intent.type is OrderType.MARKET
+            and intent.reduce_only]
+
+
+# The pauses before the 2nd and the 3rd market close of one request (the last repeats for
+# more attempts). A refusal for the book's state (-4131 PERCENT_PRICE: the best price too
+# far from the mark price, which Binance updates every second; a partial fill of a thin
+# book) may pass once the book or the mark moved: 0.5 s then 1 s puts the third close 1.5 s
+# after the first, across a mark price update, and a /close still answers within a few
+# seconds (its reply waits 60 s: bot/handlers.py `result_timeout`). The engine's tick
+# waits meanwhile (the single writer): longer pauses would hold the other symbols back.
+CLOSE_RETRY_PAUSES = (0.5, 1.0)
+
+
+def close_retry_pause(attempt: int) -> float:
+    """Seconds between the close before and the `attempt`-th close of one request."""
+    if attempt <= 1:
+        return 0.0
+    return CLOSE_RETRY_PAUSES[min(attempt - 2, len(CLOSE_RETRY_PAUSES) - 1)]
+
+
+def _previous_close(client_id: str) -> str | None:
+    """The client id of the close sent before `client_id` (its sequence number less one)."""
+    parsed = ClientId.parse(client_id)
+    if parsed is None or parsed.seq <= 1:
+        return None
+    return str(replace(parsed, seq=parsed.seq - 1))
+
+
+def _rebalance_id(position: Position, attempt: int) -> str:
+    """Rebalance orders take flatten ids far beyond the state machine's own sequence."""
+    seq = position.seq.get(OrderRole.FLATTEN.value, 0) + 100 + attempt
+    return str(ClientId(position.symbol, position.key, OrderRole.FLATTEN, seq))
+
+
+def covering_quantity(quantity: Decimal, rules: SymbolRules) -> Decimal:
+    """A reduce-only order's quantity on the step grid, rounded UP: the order closes at
+    most the position, so it still covers (a leg) or closes (a market close) all of a
+    position whose size is off the grid (the step grew since it was opened). Rounded
+    down, the rest stays open: a leg never covered its part and was placed again at every
+    step (refused -1111, resent rounded down, not covering, ...); a close left a rest that
+    no order could close (-4003 for less than a step)."""
+    step = rules.step_size
+    if quantity % step == ZERO:         # on the grid (every leg planned on it): as it is
+        return quantity
+    # (the rounding by position: the same call without _decimal's keyword parsing)
+    rounded = (quantity / step).to_integral_value(ROUND_CEILING) * step
+    return quantity if rounded == quantity else rounded
