@@ -2,6 +2,8 @@
 
     python benchmarks/instruction_phases.py                   # 2,000 candles, ~10 min on 2 cores
     python benchmarks/instruction_phases.py --phases protect,entry_send --candles 5000
+    python benchmarks/instruction_phases.py --phases orders        # a trade's order actions
+    python benchmarks/instruction_phases.py --phases in-position   # its quiet candles' parts
 
 instructions.py counts a whole backtest; this counts one phase of it per run: the methods
 of the phase are called through `operator.call`, whose C function toggles callgrind's
@@ -16,6 +18,18 @@ The phases are not disjoint: `tick` holds all but `feed`; `protect` and `entry_s
 `perform`, `submit`, `step` and `journal_commit`; `strategy` is the strategy's own signal,
 also asked inside `says_close` and on every flat candle (the never-signalling strategy
 asks nothing, so instructions.py's "per trade" includes it).
+
+Two groups split a trade's cost further (not in the default run: ~5 and ~4 min more).
+`orders`, the order actions: `enter` (a signal's entry: plan and send), `steps` (the
+interpreter's full steps: the entry's fill and legs, the exit, leg replacements) and,
+inside them, `place_leg`, `flatten`, `cancel`, `finalize` (the close's reads), the paper
+exchange's `sim_place` and `sim_reads`, the executor's `refresh` and `answer_journal` (an
+answer's intent and order saved), the tracker's `tracker` (an answer merged) and `alerts`
+(publishing). `in-position`, what an open position adds to a candle besides its steps:
+`quiet_tick`, `stream_fills` (the fills the stream reports a tick after an order),
+`maker_check` (whether a maker entry still works), `intents_for` (a position's intents, also
+read by the close), `invariants` (the monitor's check) and `intent_cleanup`; with `balance`,
+`says_close`, `feed` and `housekeeping` above.
 """
 
 import argparse
@@ -36,7 +50,9 @@ from instructions import FIVE_MINUTES, TOGGLE, child_environment, start_instrume
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_MARK = "PHASE-RESULT "
-IDLE_TOO = ("tick", "housekeeping", "events", "balance", "feed")   # measured on `never` too
+# measured on `never` too
+IDLE_TOO = ("tick", "housekeeping", "events", "balance", "feed", "alerts", "invariants",
+            "intent_cleanup")
 
 # phase -> (module, attribute path, async?) of the methods counted
 PHASES: dict[str, tuple[tuple[str, str, bool], ...]] = {
@@ -57,7 +73,37 @@ PHASES: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "journal_commit": (("trader.position_journal", "PositionJournal.commit", False),),
     "close": (("trader.position_journal", "PositionJournal.close", False),),
     "submit": (("trader.executor", "Executor.submit", True),),
+    # the `orders` group
+    "enter": (("trader.entry_sender", "EntrySender.enter_on_signal", True),),
+    "steps": (("trader.interpreter", "Interpreter.steps", True),),
+    "place_leg": (("trader.exchange_actions", "ActionRunner.place_leg", True),),
+    "flatten": (("trader.exchange_actions", "ActionRunner.flatten", True),),
+    "cancel": (("trader.exchange_actions", "ActionRunner.cancel", True),),
+    "finalize": (("trader.closing", "Finalizer.finalize", True),),
+    "sim_place": (("trader.exchange.paper", "PaperExchange.place", True),),
+    "sim_reads": (("trader.exchange.paper", "PaperExchange.cancel", True),
+                  ("trader.exchange.paper", "PaperExchange.order_by_client_id", True),
+                  ("trader.exchange.paper", "PaperExchange.fills", True),
+                  ("trader.exchange.paper", "PaperExchange.position", True)),
+    "refresh": (("trader.executor", "Executor.refresh", True),),
+    "answer_journal": (("trader.executor", "Executor._record_answer", False),),
+    "tracker": (("trader.order_tracker", "OrderTracker.learned", False),),
+    "alerts": (("trader.alerter", "Alerter.publish", False),),
+    # the `in-position` group
+    "quiet_tick": (("trader.interpreter", "Interpreter.quiet_tick", False),),
+    "stream_fills": (("trader.position_journal", "PositionJournal.record_stream_fills", False),),
+    "maker_check": (("trader.maker_quoter", "MakerQuoter.working", False),),
+    "intents_for": (("trader.intent_records", "IntentRecords.intents_for", False),),
+    "invariants": (("trader.invariant_monitor", "InvariantMonitor.check", True),),
+    "intent_cleanup": (("trader.housekeeping", "Housekeeping.clean_intents", True),),
 }
+GROUPS = {
+    "orders": ("enter", "steps", "place_leg", "flatten", "cancel", "finalize", "sim_place",
+               "sim_reads", "refresh", "answer_journal", "tracker", "alerts"),
+    "in-position": ("quiet_tick", "stream_fills", "maker_check", "intents_for", "invariants",
+                    "intent_cleanup"),
+}
+DEFAULT = tuple(name for name in PHASES if not any(name in group for group in GROUPS.values()))
 
 
 # --- the measured process ---------------------------------------------------------------
@@ -138,9 +184,19 @@ def run_counted(phase: str, case: str, data: Path, warmup: Path, folder: Path) -
     return {**json.loads(results[-1][len(RESULT_MARK):]), "instructions": int(collected[1])}
 
 
+def chosen_phases(names: str) -> list[str]:
+    """The phases `--phases` names (a group stands for its phases), in that order, each
+    once; the default run's without any."""
+    if not names.strip():
+        return list(DEFAULT)
+    chosen: list[str] = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        chosen += GROUPS.get(name, (name,))
+    return list(dict.fromkeys(chosen))
+
+
 def main(args: argparse.Namespace) -> None:
-    phases = [p.strip() for p in args.phases.split(",") if p.strip()] if args.phases \
-        else list(PHASES)
+    phases = chosen_phases(args.phases)
     unknown = [p for p in phases if p not in PHASES]
     if unknown:
         raise SystemExit(f"unknown phase(s) {', '.join(unknown)}: {', '.join(PHASES)}")
@@ -169,7 +225,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--phases", default="", help=f"comma-separated of: {', '.join(PHASES)}")
+    parser.add_argument("--phases", default="", help="comma-separated of: "
+                        f"{', '.join([*PHASES, *GROUPS])} (a group: its phases)")
     parser.add_argument("--jobs", type=int, default=2, help="runs under valgrind at once")
     parser.add_argument("--measure", choices=tuple(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--case", choices=("default", "never"), help=argparse.SUPPRESS)
