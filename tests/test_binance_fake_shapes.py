@@ -211,3 +211,14 @@ async def test_position_risk_says_when_the_position_last_changed_not_when_it_was
         await client.futures_create_order(**order_params(market_order(Side.BUY, "0.01", seq=2)))
         [grown] = await client.futures_position_information(symbol=SYMBOL)
         assert grown["updateTime"] > again["updateTime"]
+
+
+async def test_a_symbol_binance_does_not_list_is_refused_as_binance_refuses_it():
+    """-1121 BAD_SYMBOL "Invalid symbol." (DOCS + "error-code"); the fake answered the
+    premium index and book of an unknown symbol with its simulator's -2010."""
+    async with FakeBinance() as fake, started_exchange(fake) as exchange:
+        client = exchange.client
+        for call in (lambda: client.futures_mark_price(symbol="NOSUCHUSDT"),
+                     lambda: client.futures_orderbook_ticker(symbol="NOSUCHUSDT")):
+            error = await rejected(call())
+            assert (error.code, error.message) == (-1121, "Invalid symbol.")

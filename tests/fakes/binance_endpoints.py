@@ -130,7 +130,7 @@ class BinanceEndpoints:
                       closed=False)
 
     def book_ticker(self, params: Params) -> Json:
-        return wire.book_ticker(self.sim.book(required(params, "symbol")), self.now_ms())
+        return wire.book_ticker(self.sim.book(self._listed(params)), self.now_ms())
 
     def premium_index(self, params: Params) -> Json:
         symbol = required(params, "symbol")
@@ -138,8 +138,17 @@ class BinanceEndpoints:
         if symbol == BNB_SYMBOL and bnb is not None and symbol not in self.symbols:
             # BNBUSDT, listed on Binance, not traded here: its price while fees are in BNB
             return wire.premium_index(symbol, bnb, ZERO, self.now_ms())
+        symbol = self._listed(params)
         return wire.premium_index(symbol, self.sim.mark_price(symbol),
                                   self.sim.funding_rate(symbol), self.now_ms())
+
+    def _listed(self, params: Params) -> str:
+        """The request's symbol, one the fake lists; -1121 BAD_SYMBOL "Invalid symbol."
+        otherwise (DOCS + "error-code")."""
+        symbol = required(params, "symbol")
+        if symbol not in self.symbols:
+            raise ExchangeError(-1121, "Invalid symbol.")
+        return symbol
 
     # --- account settings ------------------------------------------------------------------
     def position_mode(self, params: Params) -> Json:
