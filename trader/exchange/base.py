@@ -147,6 +147,12 @@ class CircuitOpen(ExchangeError):
         self.opened_at = opened_at
 
 
+# Binance (general info, LIMITS): "IP bans are tracked and scale in duration for repeat
+# offenders, from 2 minutes to 3 days". No wait for Binance is longer: a longer Retry-After
+# (a proxy's, a bug's) or a window saved by a clock that ran ahead is cut to it.
+LONGEST_BAN = timedelta(days=3)
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitState:
     """The adapter's rate-limit circuit: open until `open_until` (None: closed)."""

@@ -12,6 +12,7 @@ side, a status, a quantity that moved) raises `MalformedResponse(endpoint, field
 the payload, truncated; never a bare KeyError.
 """
 
+import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,7 +30,13 @@ from trader.domain import (
     ExchangePosition,
     Fill,
 )
-from trader.exchange.base import ExchangeError, FundingIncome, MalformedResponse, UnknownOutcome
+from trader.exchange.base import (
+    LONGEST_BAN,
+    ExchangeError,
+    FundingIncome,
+    MalformedResponse,
+    UnknownOutcome,
+)
 from trader.exchange.binance_fields import Fields, malformed, rows_of
 from trader.exchange.errors import SERVICE_UNAVAILABLE_503, UNKNOWN_ERROR_503, execution_unknown
 from trader.symbol_rules import SymbolRules
@@ -67,11 +74,25 @@ def error_from_answer(status: int, code: int | None, message: str | None,
         message = f"HTTP {status} without a Binance error body"
     if sending and execution_unknown(status, code, message):
         return UnknownOutcome(message, code=code, http_status=status)
+    return ExchangeError(code, message, http_status=status,
+                         retry_after=retry_after_seconds(retry_after))
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """Retry-After as the seconds to wait, at most Binance's longest ban (`LONGEST_BAN`);
+    None when missing or not a number of seconds ("soon", NaN, negative, the HTTP-date a
+    proxy may write): the gate then waits its default, as for a missing one.
+
+    >>> retry_after_seconds("18"), retry_after_seconds("1e15"), retry_after_seconds("soon")
+    (18.0, 259200.0, None)
+    """
     try:
-        seconds = float(retry_after) if retry_after is not None else None
+        seconds = float(header) if header is not None else None
     except ValueError:
-        seconds = None
-    return ExchangeError(code, message, http_status=status, retry_after=seconds)
+        return None
+    if seconds is None or math.isnan(seconds) or seconds < 0:
+        return None
+    return min(seconds, LONGEST_BAN.total_seconds())
 
 
 # --- exchange info -------------------------------------------------------------------

@@ -40,7 +40,13 @@ from tenacity import (
 )
 
 from trader.clock import Clock
-from trader.exchange.base import CircuitOpen, CircuitState, ExchangeError, UnknownOutcome
+from trader.exchange.base import (
+    LONGEST_BAN,
+    CircuitOpen,
+    CircuitState,
+    ExchangeError,
+    UnknownOutcome,
+)
 from trader.exchange.errors import Outcome, Retry, classify
 from trader.exchange.ratelimit import RateLimiter
 
@@ -108,6 +114,9 @@ class RequestGate:
         told = error.retry_after is not None
         seconds = error.retry_after if error.retry_after is not None \
             else DEFAULT_BAN_SECONDS if banned else DEFAULT_RETRY_AFTER
+        # the codec caps Retry-After already; an error built elsewhere must not overflow
+        # timedelta (1e15 s: OverflowError, and the circuit would stay shut)
+        seconds = min(seconds, LONGEST_BAN.total_seconds())
         until = self._clock.now() + timedelta(seconds=seconds)
         if self._circuit.open_until is None or until > self._circuit.open_until:
             reason = (f"{'IP banned' if banned else 'rate limited'} (HTTP {error.http_status}, "
