@@ -10,16 +10,21 @@ is a plain client: its first request is answered 418 with Retry-After, and it wa
 
 Binance bans an IP on the host that banned it: a window kept for another endpoint (the same
 disk restarted on mainnet after testnet, another BINANCE_FUTURES_URL) is not waited for.
+
+A window restored lasts no longer from now than the Retry-After it was given (its saved
+length), nor than Binance's longest ban (3 days): the clock that saved it may have run ahead
+(NTP corrected it before the restart), or the Retry-After was absurd; the log says it is cut.
 """
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
 
 from storage.db import SaveStateFailure
 from trader.clock import Clock
-from trader.exchange.base import CircuitState, Exchange
+from trader.exchange.base import LONGEST_BAN, CircuitState, Exchange
 from trader.trade_store import TradeStore
 
 KEY = "exchange_circuit"
@@ -64,7 +69,30 @@ class CircuitMemory:
             logger.warning("saved rate-limit window unreadable, ignored body={} error={}",
                            body, exc)
             return None
-        return circuit if circuit.is_open(self.clock.now()) else None
+        now = self.clock.now()
+        circuit = _bounded(circuit, now)
+        return circuit if circuit.is_open(now) else None
+
+
+def _bounded(circuit: CircuitState, now: datetime) -> CircuitState:
+    """`circuit` ending no later than its own length (the Retry-After given) from `now`, nor
+    than LONGEST_BAN from `now`: a clock that ran ahead when it was saved moved its end as far
+    (1 h ahead, a 120 s ban waited 1 h 2 min), and every restart would wait a 30-day window."""
+    saved_until = circuit.open_until
+    assert saved_until is not None
+    longest = LONGEST_BAN
+    if circuit.opened_at is not None:
+        longest = min(longest, max(saved_until - circuit.opened_at, timedelta(0)))
+    until = min(saved_until, now + longest)
+    if until == saved_until:
+        return circuit
+    opened = circuit.opened_at.isoformat() if circuit.opened_at else None
+    logger.warning("saved rate-limit window cut: saved until={} opened_at={} now={}, kept "
+                   "until={} (no longer than its Retry-After from now, {:.0f} s, nor than "
+                   "Binance's longest ban, 3 days: the clock that saved it may have run ahead)",
+                   saved_until.isoformat(), opened, now.isoformat(), until.isoformat(),
+                   longest.total_seconds())
+    return replace(circuit, open_until=until)
 
 
 def _circuit(body: dict[str, Any]) -> CircuitState:
