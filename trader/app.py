@@ -25,6 +25,7 @@ from trader.alerts import Alert, AlertName, AlertSink
 from trader.circuit_memory import CircuitMemory
 from trader.clock import Clock, ManualClock, SystemClock
 from trader.config import ConfigError, Settings
+from trader.config_hosts import rest_root
 from trader.control import Controller
 from trader.domain import Candle
 from trader.engine import Engine
@@ -63,11 +64,11 @@ def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
 
 
 def rest_endpoint(settings: Settings) -> str:
-    """Where the agent's REST requests go, as a Binance IP ban is scoped: the URL given,
-    else Binance's testnet or mainnet."""
+    """Where the agent's REST requests go, as a Binance IP ban is scoped: the host
+    python-binance calls, one spelling for each (trader/config_hosts.py `rest_root`)."""
     if settings.exchange != "binance":
         return settings.exchange
-    return settings.binance_futures_url or ("testnet" if settings.binance_testnet else "mainnet")
+    return rest_root(settings)
 
 
 async def build_engine(settings: Settings, clock: Clock | None = None, *,

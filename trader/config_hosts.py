@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from trader.config import Settings
 
 TESTNET_REST, MAINNET_REST = "https://testnet.binancefuture.com", "https://fapi.binance.com"
+DEFAULT_PORTS = {"https": 443, "http": 80}
 TESTNET_STREAMS, MAINNET_STREAMS = "wss://fstream.binancefuture.com/", "wss://fstream.binance.com/"
 
 
@@ -43,6 +44,22 @@ def host_warnings(settings: Settings) -> list[str]:
             lines.append(f"BINANCE_TESTNET=true (testnet) but {name} is a MAINNET host "
                          f"({_host(url)}): it trades real money while it says testnet")
     return lines
+
+
+def rest_root(settings: Settings) -> str:
+    """The REST root the Binance adapter calls (BINANCE_FUTURES_URL, else python-binance's
+    FUTURES_URL / FUTURES_TESTNET_URL without their "/fapi": trader/exchange/binance.py),
+    spelled one way: an IP ban is per host, and the saved window is matched on this
+    (trader/circuit_memory.py): BINANCE_FUTURES_URL=https://FAPI.binance.com:443/ reads
+    "https://fapi.binance.com", as the default mainnet does."""
+    url = settings.binance_futures_url or (TESTNET_REST if settings.binance_testnet
+                                           else MAINNET_REST)
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host                       # an IPv6 address
+    port = "" if parts.port in (None, DEFAULT_PORTS.get(scheme)) else f":{parts.port}"
+    # no credentials a proxy URL may carry: this is saved in the database
+    return f"{scheme}://{host}{port}{parts.path.rstrip('/')}"
 
 
 def _host(url: str | None) -> str:
