@@ -193,8 +193,8 @@ def _leg_placed(position: Position, event: LegPlaced, now: datetime, policy: Pol
 def _leg_unknown(position: Position, event: LegPlacementUnknown, now: datetime,
                  policy: Policy) -> Outcome:
     # Stays pending: probed on the next ticks, never re-sent; a stop that nothing else
-    # covers gets a backup at once (past the bound: the operator is told, once).
-    position, actions = stop_backup.lost(position, event.role, event.client_id, policy)
+    # covers gets a backup at once (past the bound: the operator is told, once a round).
+    position, actions = stop_backup.lost(position, event.role, event.client_id, now, policy)
     return position, actions, []
 
 

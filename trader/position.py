@@ -110,12 +110,19 @@ class Leg:
     retry_at: datetime | None = None       # no placement before this (capped backoff)
     alerted: bool = False                  # an alert went out for this episode (all-clear owed)
     # The operator was told the stop's placements are all unanswered while nothing covers
-    # the position (trader/stop_backup.py `unanswered_alert`): once per episode, ended by
-    # the all-clear (trader/protection.py `all_clear`).
-    unanswered_told: bool = False
+    # the position (trader/stop_backup.py `unanswered_alert`), once per round of them: first
+    # at `unanswered_since`, last while `unanswered_out` were out. The all-clear
+    # (trader/protection.py `all_clear`) ends the episode.
+    unanswered_since: datetime | None = None
+    unanswered_out: tuple[str, ...] = ()
     # That alert was of a move refused while the old order still covered the leg: the
     # position was never without it, so the all-clear says the move went through.
     alerted_move: bool = False
+
+    @property
+    def unanswered_told(self) -> bool:
+        """SL_MISSING said of this episode's unanswered placements (`unanswered_since`)."""
+        return self.unanswered_since is not None
 
     def covers(self, quantity: Decimal) -> bool:
         order = self.order

@@ -390,7 +390,7 @@ def all_clear(position: Position, now: datetime) -> tuple[Position, list[Action]
     alerted = [leg for leg in position.legs if leg.alerted]
     for leg in alerted:
         position = position.with_leg(evolve(leg, alerted=False, alerted_move=False,
-                                            unanswered_told=False))
+                                            unanswered_since=None, unanswered_out=()))
     first = position.take_profit_1
     stop = f"SL {display.number(position.stop.trigger_price)}"
     target = display.number(position.take_profit.trigger_price)

@@ -22,8 +22,10 @@ reduce. So:
   (review 5). At most MAX_STOPS_IN_FLIGHT placements are unresolved at a time (`pending`
   and `superseded`): past that the exchange is not answering at all, and more requests
   would only add stops to retire; each one found never placed makes room again. Reaching
-  the bound raises SL_MISSING at once, once per episode (`unanswered_alert`: the position,
-  the level, the wait of up to recvWindow + 10 s); PROTECTION_RESTORED follows the first
+  the bound raises SL_MISSING at once, once per round (`unanswered_alert`: the position,
+  the level, the wait of up to recvWindow + 10 s). After the wait the stop is placed again;
+  if all the placements out are again ones sent since it was said, unanswered too, it is
+  said again with how long ago it was first said. PROTECTION_RESTORED follows the first
   stop confirmed, not the last answer (trader/protection.py `all_clear`);
 - the same rule holds for a placement still unresolved when a probe asks (`lost`): after
   a restart (the boot's probes of the stop placements the run before lost), or once a
@@ -45,6 +47,7 @@ move whose old order still covers the position.
 """
 
 import math
+from datetime import datetime
 from decimal import Decimal
 
 from trader import display
@@ -78,37 +81,53 @@ def backs_up(position: Position, role: OrderRole, client_id: str) -> bool:
         and len(position.stop.superseded) + 2 <= MAX_STOPS_IN_FLIGHT
 
 
-def lost(position: Position, role: OrderRole, client_id: str,
+def lost(position: Position, role: OrderRole, client_id: str, now: datetime,
          policy: Policy) -> tuple[Position, list[Action]]:
     """The placement `client_id`'s answer was lost (or is still unknown when probed): a
     backup stop now if `backs_up`; else it is probed on the next ticks, never re-sent. A
     stop without room for a backup leaves the position with no confirmed stop until the
     oldest placement is known never placed (up to recvWindow + 10 s): the operator is told
-    now, once (`unanswered_alert`), not when that wait is over."""
+    now, once for this round of placements (`unanswered_alert`), not when that wait is
+    over, nor on every probe."""
     if not backs_up(position, role, client_id):
-        if unresolved_uncovered(position, role, client_id) \
-                and not position.stop.unanswered_told:
-            return unanswered_alert(position, policy)
+        if unresolved_uncovered(position, role, client_id) and _new_round(position.stop):
+            return unanswered_alert(position, now, policy)
         return position, []
     leg = position.leg(role)
     position, backup = position.placing(evolve(leg, superseded=(*leg.superseded, client_id)))
     return position, [PlaceLeg(role, backup, leg.trigger_price, position.leg_quantity(role))]
 
 
-def unanswered_alert(position: Position, policy: Policy) -> tuple[Position, list[Action]]:
+def _new_round(leg: Leg) -> bool:
+    """None of the placements out was out when SL_MISSING was last said: each was sent
+    since (after the wait, or as a backup once an older one was known never placed)."""
+    return not any(client_id in leg.unanswered_out
+                   for client_id in (*leg.superseded, leg.pending))
+
+
+def unanswered_alert(position: Position, now: datetime,
+                     policy: Policy) -> tuple[Position, list[Action]]:
     """SL_MISSING (the documented alert for a position without a stop) once every stop
     placement allowed is out unanswered: a new entry's first stop had no alert at all until
     the wait ended, and "replacing it now" after a stop cancelled by hand was not what
     happened. The all-clear (PROTECTION_RESTORED) follows once a stop is confirmed; the
-    placement that follows the wait is not alerted again (`never_placed`)."""
+    placement that follows the wait is not alerted (`never_placed`), but a new round of
+    placements all unanswered is: one alert promising a placement in 15 s was all a
+    position without a stop for minutes had (review9)."""
     leg = position.stop
     waiting = math.ceil(policy.placement_expiry_seconds)
+    since = leg.unanswered_since
+    has = "has no confirmed stop-loss" if since is None else (
+        f"still has no confirmed stop-loss ({display.duration(now - since)} since it was "
+        "first said)")
+    more = "" if since is None else " more"
     text = (f"{position.symbol}: the {position.side.label} {display.number(position.quantity)} "
-            f"has no confirmed stop-loss: {len(leg.superseded) + 1} stop placements at "
+            f"{has}: {len(leg.superseded) + 1}{more} stop placements at "
             f"{display.number(leg.trigger_price)} unanswered (Binance errors or timeouts); "
             f"waiting up to {waiting} s for Binance before placing again, as one may still "
             f"land. /close {position.symbol} closes it at market")
-    told = evolve(leg, alerted=True, alerted_move=False, unanswered_told=True)
+    told = evolve(leg, alerted=True, alerted_move=False, unanswered_since=since or now,
+                  unanswered_out=tuple(cid for cid in (*leg.superseded, leg.pending) if cid))
     return position.with_leg(told), [Alert(
         AlertName.SL_MISSING, text, position.symbol,
         dedup_key=f"sl_unanswered:{position.symbol}:{leg.pending}")]
