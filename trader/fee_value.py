@@ -24,6 +24,11 @@ from trader.domain import SETTLEMENT_ASSET, ZERO, FeeInKind, Fill
 
 # A fee's USDT value is kept to 8 decimals, as Binance writes its amounts
 VALUE_STEP = Decimal("0.00000001")
+# A fee's amount in its asset likewise: Binance writes a commission to 8 decimals
+# ("commission": "-0.07819010", GET /fapi/v1/userTrades' example, https://developers.
+# binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List);
+# a fill's share of its fee (a reversal by hand: close_record.own_part) divides it further
+AMOUNT_STEP = Decimal("0.00000001")
 
 
 def assets_to_value(fills: Iterable[Fill]) -> list[str]:
@@ -46,7 +51,7 @@ def trade_fees(shares: Iterable[tuple[Fill, Decimal]], prices: Mapping[str, Deci
             in_kind[fill.fee_asset] = in_kind.get(fill.fee_asset, ZERO) + share
     kinds = []
     for asset in sorted(in_kind):
-        amount, price = in_kind[asset], prices.get(asset)
+        amount, price = in_kind[asset].quantize(AMOUNT_STEP), prices.get(asset)
         usdt = (amount * price).quantize(VALUE_STEP) if price is not None else None
         if usdt is not None:
             fees += usdt
