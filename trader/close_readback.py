@@ -16,6 +16,11 @@ The result, unknown at the close (which left the symbol's loss streak as it was)
 into the guards in the same transaction (trader/guards.py `count_read_back`): a loss lengthens
 the streak, and the cooldown once the streak reaches its length, as if known at the close.
 
+So is a close whose fee charged in BNB was left unvalued (its price not read at the close:
+inside a ban, a failed or slow read: trader/fee_prices.py): each round reads the price of
+each such asset once, values those fees at it (the price then, said so), saves the record
+and counts a result it made known, the same way. Within LOOKBACK too.
+
     readback = CloseReadback(exchange, executor, store, alerter, clock, guard_book)
     completed = await readback.sync()      # [] unless due and something was found
 """
@@ -41,10 +46,11 @@ from trader.close_record import (
 )
 from trader.display import duration, money, number
 from trader.domain import CloseReason, Fill
+from trader.evolve import evolve
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_offset
 from trader.executor import Executor
 from trader.fee_prices import fee_prices
-from trader.fee_value import fees_text
+from trader.fee_value import assets_to_value, fees_text, unvalued, valued_later
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
 from trader.position import Position
 from trader.position_fills import fills_of, read_from
@@ -82,6 +88,7 @@ class CloseReadback:
             return []
         self.next_at = now + POLL_EVERY
         completed = []
+        unread: set[str] = set()              # assets whose price this round could not read
         offset = clock_offset(self.exchange)
         for position in self._unknown(now):
             try:
@@ -90,17 +97,42 @@ class CloseReadback:
             except (ExchangeError, UnknownOutcome) as exc:
                 logger.warning("close read-back deferred symbol={} key={} error={}",
                                position.symbol, position.key, exc)
-                break
+                return completed              # the fee prices too: the next round
             fills = fills_of(position, trades, position.closed_at, offset)
-            # priced now: the close's own moment is past (a fee in BNB not priced: unvalued)
-            prices = await fee_prices(self.exchange, self.executor, fills, [])
+            # priced now: the close's own moment is past (a fee in BNB not priced: unvalued,
+            # valued by a later round)
+            assets = assets_to_value(fills)
+            prices = await fee_prices(self.exchange, self.executor, assets, [])
+            unread.update(set(assets) - prices.keys())
             final = self._complete(position, fills, prices)
             if final is not None:
                 completed.append(final)
-        return completed
+        return completed + await self._value_fees(now, unread)
 
     def _unknown(self, now: datetime) -> list[Position]:
         return [p for p in self.store.closed_positions(now - LOOKBACK) if result_unknown(p)]
+
+    async def _value_fees(self, now: datetime, unread: set[str]) -> list[Position]:
+        """The closes whose result is known but a fee in another asset (BNB) unvalued,
+        valued at its price read now (one read per asset a round, none for those `unread`
+        already; not read: the next round)."""
+        closes = [p for p in self.store.closed_positions(now - LOOKBACK)
+                  if not result_unknown(p) and unvalued(p.fees_in_kind)]
+        assets = sorted({fee.asset for p in closes for fee in unvalued(p.fees_in_kind)}
+                        - unread)
+        if not assets:
+            return []
+        prices = await fee_prices(self.exchange, self.executor, assets, [])
+        valued = []
+        for position in closes:
+            fees, in_kind = valued_later(position.fees, position.fees_in_kind, prices)
+            if in_kind == position.fees_in_kind:
+                continue                      # its asset's price not read
+            final = evolve(position, fees=fees, fees_in_kind=in_kind)
+            if self._save(position, final, []):
+                self._announce_fees(final, prices)
+                valued.append(final)
+        return valued
 
     def _complete(self, position: Position, fills: list[Fill],
                   prices: dict[str, Decimal]) -> Position | None:
@@ -116,41 +148,54 @@ class CloseReadback:
                        prices)
         if final.exit_price is None:
             return None                       # still no closing fill: next round
+        if not self._save(position, final, fills):
+            return None
+        self._announce(final, position.close_reason)
+        return final
+
+    def _save(self, was: Position, final: Position, fills: list[Fill]) -> bool:
+        """`final` (and `fills`) in one transaction with the guards, its result counted in
+        them if it became known (`_counted`); False when the write failed (the write
+        health alerts; the next round tries again)."""
         now = self.clock.now()
-        # Counted once: a read-back rolled back with a command's unit of work (storage/
-        # unit_of_work.py) is read again from the database, with the guards in memory
-        # already counting it (a restart forgets both, and counts it from the disk again).
-        counted = self.guards.state if position.key in self.counted_keys \
-            else self._counted(final, now)
+        counted = self._counted(was, final, now)
         try:
-            with self.store.transaction(f"close read back {position.symbol} {position.key}"):
+            with self.store.transaction(f"close read back {final.symbol} {final.key}"):
                 self.store.save_position(final)
                 for fill in fills:
                     self.store.record_fill(fill)
                 # with the record: once it is known, it is never counted again
-                self.store.put_later(STATE_KEY, partial(dump_state, counted), now)
+                if counted is not None:
+                    self.store.put_later(STATE_KEY, partial(dump_state, counted), now)
         except SaveStateFailure as exc:
             logger.error("close read back but not saved symbol={} key={} error={}",
-                         position.symbol, position.key, exc)
-            return None
-        self.guards.state = counted
-        self.counted_keys.add(position.key)
-        self._announce(final, position.close_reason)
-        return final
+                         final.symbol, final.key, exc)
+            return False
+        if counted is not None:
+            self.guards.state = counted
+            self.counted_keys.add(final.key)
+        return True
 
-    def _counted(self, final: Position, now: datetime) -> guards.GuardState:
+    def _counted(self, was: Position, final: Position, now: datetime) -> guards.GuardState | None:
         """The guards with `final`'s result counted into its symbol's loss streak, after the
         symbol's closes recorded since (counted at their own close, or at their own read-back
-        when it came first: an unknown one is left out until then)."""
+        when it came first: an unknown one is left out until then). None when there is
+        nothing to count: `was` (the record as it stood) counted already at its close, or
+        `final`'s result not known either (a fee in BNB still unvalued)."""
         assert final.closed_at is not None
+        # Counted once: a read-back rolled back with a command's unit of work (storage/
+        # unit_of_work.py) is read again from the database, with the guards in memory
+        # already counting it (a restart forgets both, and counts it from the disk again).
+        if final.key in self.counted_keys:
+            return self.guards.state
+        loss = lost(final)
+        if lost(was) is not None or loss is None:
+            return None
         later = sorted((p for p in self.store.closed_positions(final.closed_at)
                         if p.symbol == final.symbol and p.key != final.key),
                        key=lambda p: p.closed_at or final.closed_at)
         last = later[-1] if later else final
         assert last.closed_at is not None
-        loss = lost(final)
-        if loss is None:        # a fee in BNB not valued: left as it was at the close
-            return self.guards.state
         known = [result for result in map(lost, later) if result is not None]
         return guards.count_read_back(self.guards.state, final.symbol, loss, known,
                                       last.closed_at, now, self.guards.config,
@@ -180,6 +225,24 @@ class CloseReadback:
                     final.symbol, final.key, why, told, final.exit_price, net)
         self.alerter.publish(Alert(name, text, final.symbol,
                                    dedup_key=f"close-read:{final.key}"), self.clock.now())
+
+    def _announce_fees(self, final: Position, prices: dict[str, Decimal]) -> None:
+        """"the fees of the LONG closed 12-02 07:00 UTC (STOP_LOSS) are now valued at the
+        price of 12-02 07:05 UTC (BNB 600 USDT; not read at the close): PnL ...": the price
+        is later than the close's, said so."""
+        assert final.closed_at is not None
+        now = self.clock.now()
+        net = final.realized_pnl - final.fees
+        at = ", ".join(f"{asset} {number(prices[asset])} USDT" for asset in sorted(prices))
+        why = final.close_reason.value if final.close_reason else "?"
+        text = (f"{final.symbol}: the fees of the {final.side.label} closed "
+                f"{final.closed_at:%m-%d %H:%M} UTC ({why}) are now valued at the price of "
+                f"{now:%m-%d %H:%M} UTC ({at}; not read at the close): PnL "
+                f"{money(net, signed=True)} USDT net of fees{_in_kind(final)} ({final.key})")
+        logger.info("close fees valued later symbol={} key={} fees={} prices={}",
+                    final.symbol, final.key, final.fees, prices)
+        self.alerter.publish(Alert(AlertName.CLOSE, text, final.symbol,
+                                   dedup_key=f"close-fees:{final.key}"), now)
 
 
 def _in_kind(final: Position) -> str:

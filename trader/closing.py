@@ -73,7 +73,8 @@ class Finalizer:
             await self._best_effort(problems, f"settle intent {intent.client_id}",
                                     self.executor.refresh(position.symbol, intent.client_id))
         fills = await self._fills(position, problems)
-        prices = await fee_prices(self.exchange, self.executor, fills, problems)
+        prices = await fee_prices(self.exchange, self.executor, assets_to_value(fills),
+                                  problems)
         why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills,
                            legs.get(OrderRole.TAKE_PROFIT_1.value))
         return Finalized(closed(position, self.clock.now(), why, fills,
@@ -119,7 +120,8 @@ class Finalizer:
         in_kind = assets_to_value(fills)
         if in_kind:
             problems.append(f"fees charged in {', '.join(in_kind)} are not valued in USDT: "
-                            "no request may be sent for its price (rate limit)")
+                            "no request may be sent for its price (rate limit); valued "
+                            f"{resume}")
         leftovers = self._leftovers(position, legs)
         if leftovers:
             problems.append(f"not cancelled yet, no request may be sent: {', '.join(leftovers)}"

@@ -346,7 +346,8 @@ class Fill:
 class FeeInKind:
     """A closed trade's commission charged in an asset other than USDT (BNB with "BNB
     burn" on), over its own part of the fills, and what it was worth in USDT at the
-    close: None when its price could not be read (trader/fee_value.py)."""
+    close: None when its price could not be read (trader/fee_value.py), until the close
+    read-back values it at its price then (trader/close_readback.py)."""
     asset: str
     amount: Decimal
     usdt: Decimal | None = None

@@ -5,7 +5,8 @@ Binance charges each trade's commission in BNB and names the asset beside the am
 (ORDER_TRADE_UPDATE "N", userTrades "commissionAsset"). Such a fee counts against the
 trade like one in USDT, at what it was worth: its amount times the asset's price in USDT,
 read once at the close (trader/fee_prices.py). A fee whose price could not be read is kept
-as an amount of its asset, unvalued: the record then claims no net in USDT that leaves it
+as an amount of its asset, unvalued (until the close read-back values it at its price
+then: `valued_later`): the record then claims no net in USDT that leaves it
 out silently (`unvalued`), and the loss streak does not count the trade as a win on a
 net that leaves it out (trader/close_record.py `lost`).
 
@@ -56,6 +57,22 @@ def trade_fees(shares: Iterable[tuple[Fill, Decimal]], prices: Mapping[str, Deci
         if usdt is not None:
             fees += usdt
         kinds.append(FeeInKind(asset, amount, usdt))
+    return fees, tuple(kinds)
+
+
+def valued_later(fees: Decimal, fees_in_kind: Sequence[FeeInKind],
+                 prices: Mapping[str, Decimal]) -> tuple[Decimal, tuple[FeeInKind, ...]]:
+    """A closed trade's `fees` and `fees_in_kind` with those left unvalued at its close
+    valued at `prices` (read since: trader/close_readback.py) and added to the USDT fees;
+    the others as they were, an asset without a price still unvalued."""
+    kinds = []
+    for fee in fees_in_kind:
+        price = prices.get(fee.asset)
+        if fee.usdt is None and price is not None:
+            usdt = (fee.amount * price).quantize(VALUE_STEP)
+            fee = FeeInKind(fee.asset, fee.amount, usdt)
+            fees += usdt
+        kinds.append(fee)
     return fees, tuple(kinds)
 
 
