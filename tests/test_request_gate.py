@@ -3,6 +3,7 @@ after a 429/418 nothing at all is sent until Retry-After has passed (reads, orde
 listenKey alike), transient errors on reads are retried with capped backoff, and a request
 that may create an order is never retried blind."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from tests.fakes.binance_server import FakeBinance
 from trader.clock import ManualClock
 from trader.domain import OrderRole, Side
 from trader.exchange.base import CircuitOpen, ExchangeError, UnknownOutcome
+from trader.exchange.binance import PRICE_READ_SECONDS
 from trader.exchange.errors import Outcome, classify
 from trader.exchange.gate import RetryPolicy
 
@@ -139,3 +141,31 @@ async def test_an_order_is_never_resent_after_a_503(fake, exchange):
     with pytest.raises(UnknownOutcome):
         await exchange.place(market(Side.BUY, "0.01"))
     assert len(fake.requests("POST /fapi/v1/order")) == 1
+
+
+async def test_the_price_a_fee_is_valued_with_is_read_once_and_not_retried(fake, exchange):
+    """A close waits for it and does without it (trader/fee_prices.py): one try, no
+    backoff (review9 item 3: four tries held a close 44 s)."""
+    fake.clear_request_log()
+    fake.inject_fault("GET /fapi/v1/premiumIndex", http_status=503, times=3)
+    with pytest.raises(ExchangeError):
+        await exchange.asset_price("BNB")
+    assert len(fake.requests("GET /fapi/v1/premiumIndex")) == 1
+
+
+async def test_the_funding_rate_on_the_same_path_is_still_retried(fake, exchange):
+    """Negative: `once` is the fee price's alone; the same endpoint read for the funding
+    rate keeps the gate's retries."""
+    fake.clear_request_log()
+    fake.inject_fault("GET /fapi/v1/premiumIndex", http_status=503, times=1)
+    await exchange.funding_rate(SYMBOL)
+    assert len(fake.requests("GET /fapi/v1/premiumIndex")) == 2
+
+
+async def test_a_slow_fee_price_read_gives_up_after_its_short_bound(fake, exchange):
+    fake.inject_fault("GET /fapi/v1/premiumIndex", delay=PRICE_READ_SECONDS + 1.5,
+                      only={"symbol": "BNBUSDT"})
+    started = time.monotonic()
+    with pytest.raises(UnknownOutcome):
+        await exchange.asset_price("BNB")
+    assert time.monotonic() - started < PRICE_READ_SECONDS + 1

@@ -54,6 +54,8 @@ class Finalizer:
     async def finalize(self, position: Position, reason: CloseReason) -> Finalized:
         if self.executor.circuit_open():
             return self._told_by_stream(position, reason)
+        # When the close was seen: the reads below (each up to a timeout) are not its time
+        seen_at = self.clock.now()
         problems: list[str] = []
         legs: dict[str, Order | None] = {}
         for leg in position.legs:
@@ -77,7 +79,7 @@ class Finalizer:
                                   problems)
         why = close_reason(position, legs.get("sl"), legs.get("tp"), reason, fills,
                            legs.get(OrderRole.TAKE_PROFIT_1.value))
-        return Finalized(closed(position, self.clock.now(), why, fills,
+        return Finalized(closed(position, seen_at, why, fills,
                                 self._opened_beyond(position), prices), fills, problems)
 
     def _opened_beyond(self, position: Position) -> Decimal:

@@ -3,10 +3,11 @@ was charged in (BNB with "BNB burn" on), at the close, none when every fee is in
 
 Read at each close rather than cached: a close is rare (minutes to hours apart) and one
 read costs weight 1 (Binance: `BinanceExchange.asset_price`), while a cached price would
-value the fee at some earlier moment's price. A read that fails (a ban, the circuit
-open, an error) leaves that asset out: its fees stay unvalued in the record, said so in
-the CLOSE, and the close goes on (trader/fee_value.py); the close read-back values them
-once a price can be read (trader/close_readback.py).
+value the fee at some earlier moment's price. The read is short and tried once (the close
+waits for it). One that fails (a ban, the circuit open, an error, slow) leaves that asset
+out: its fees stay unvalued in the record, said so in the CLOSE, and the close goes on
+(trader/fee_value.py); the close read-back values them once a price can be read
+(trader/close_readback.py).
 """
 
 from collections.abc import Iterable

@@ -240,7 +240,8 @@ class Exchange(Protocol):
 
     async def asset_price(self, asset: str) -> Decimal:
         """What one unit of `asset` is worth in USDT (> 0): a fee charged in it (BNB with
-        "BNB burn" on) is valued with it at the close (trader/fee_prices.py)."""
+        "BNB burn" on) is valued with it at the close (trader/fee_prices.py). A short read
+        tried once: the close waits for it, and does without it (valued later)."""
 
     async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
         """Funding paid or received between `since` and `until` (both included), oldest

@@ -57,6 +57,10 @@ from trader.symbol_rules import SymbolRules
 
 INCOME_WEIGHT = 30        # GET /fapi/v1/income, whatever the limit
 INCOME_PAGE = 1000        # its maximum limit
+# The price a fee in BNB is valued with is read at the close, which waits for it (the tick
+# with it): one try this long at most, not the client's 10 s with the gate's retries (44 s
+# on a hanging read). Not read: the fee is valued later (trader/close_readback.py).
+PRICE_READ_SECONDS = 2.0
 INCOME_PAGES = 10         # a week of 8-hourly funding is ~21 rows a symbol: paging is rare
 
 
@@ -306,8 +310,10 @@ class BinanceExchange:
         follows, what a fee charged in BNB is worth (GET /fapi/v1/premiumIndex with a
         symbol, weight 1: https://developers.binance.com/docs/derivatives/
         usds-margined-futures/market-data/rest-api/Mark-Price). An asset with no such
-        symbol (BNFCR) is refused by Binance (-1121 Invalid symbol): an ExchangeError."""
+        symbol (BNFCR) is refused by Binance (-1121 Invalid symbol): an ExchangeError.
+        Sent once, for PRICE_READ_SECONDS at most: UnknownOutcome past it."""
         raw = await self._rest.call("premium index", self.client.futures_mark_price,
+                                    timeout=PRICE_READ_SECONDS, once=True,
                                     symbol=f"{asset}USDT")
         return codec.asset_price_from_premium_index(raw)
 

@@ -19,6 +19,7 @@ Time: python-binance stamps signed requests with `time.time()` + `timestamp_offs
 limit windows, probe deadlines, backoff sleeps) uses the injected clock.
 """
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -89,12 +90,15 @@ class BinanceRest:
 
     async def call(self, action: str, method: Callable[..., Awaitable[Any]], *,
                    sending: bool = False, orders: int = 0, weight: int = 1,
-                   **params: Any) -> Any:
+                   timeout: float | None = None, once: bool = False, **params: Any) -> Any:
         """One request through the gate (circuit, pacing, retries; trader/exchange/gate.py),
-        its failure translated into ExchangeError / UnknownOutcome."""
+        its failure translated into ExchangeError / UnknownOutcome. `timeout` (seconds):
+        shorter than the client's for this request (run out: UnknownOutcome, as the
+        client's own timeout); `once`: not retried (RequestGate.send)."""
         async def one_request() -> Any:
             try:
-                result = await method(**dict(params))
+                async with asyncio.timeout(timeout):
+                    result = await method(**dict(params))
             except BinanceAPIException as exc:
                 self._observe(exc.response)
                 raise self._translate(exc, sending) from exc
@@ -115,7 +119,7 @@ class BinanceRest:
             self._observe(self.client.response)
             return result
         return await self.gate.send(action, one_request, weight=weight, orders=orders,
-                                    idempotent=not sending)
+                                    idempotent=not sending, once=once)
 
     @staticmethod
     def _translate(exc: BinanceAPIException, sending: bool) -> Exception:

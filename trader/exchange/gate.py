@@ -18,7 +18,8 @@ Every request the Binance adapter sends (reads, orders, cancels, listenKey) goes
    connections: `Retry.BACKOFF` in trader/exchange/errors.py) with capped exponential
    backoff and jitter. A request that may create an order is never retried here: its outcome
    is unknown and the executor probes it by client id, or it failed (a documented failure:
-   nothing executed) and its caller decides whether to place it again.
+   nothing executed) and its caller decides whether to place it again. A read its caller
+   can do without is sent once (`once`).
 
 The gate knows nothing of python-binance: `send` takes a zero-argument coroutine factory
 that performs one request and raises `ExchangeError` / `UnknownOutcome` already translated.
@@ -141,8 +142,11 @@ class RequestGate:
 
     # --- sending ---------------------------------------------------------------------
     async def send(self, action: str, request: Callable[[], Awaitable[T]], *,
-                   weight: int = 1, orders: int = 0, idempotent: bool = True) -> T:
+                   weight: int = 1, orders: int = 0, idempotent: bool = True,
+                   once: bool = False) -> T:
         """Send one request through the gate; see the module docstring for the order.
+        `once`: a read worth one try only (its caller does without it, and a retry would
+        hold its caller: the price a fee is valued with, trader/fee_prices.py).
 
         Raises `CircuitOpen` (an `ExchangeError` with HTTP 429) while the circuit is open,
         `ExchangeError` for an answer that is final, `UnknownOutcome` when a request that may
@@ -150,7 +154,7 @@ class RequestGate:
         """
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda error: self._retryable(error, idempotent)),
-            stop=stop_after_attempt(self.policy.attempts if idempotent else 2),
+            stop=stop_after_attempt(1 if once else self.policy.attempts if idempotent else 2),
             wait=self._wait, sleep=self._clock.sleep, reraise=True,
             before_sleep=partial(self._before_retry, action=action))
         async for attempt in retrying:
