@@ -318,15 +318,18 @@ class Engine:
         size (a partial fill of its stop, changed by hand) takes that size: /status and the
         phone must not show what is no longer held until an IP ban ends (2 minutes to 3
         days). Everything else waits for the window's end."""
+        keeper = self.keeper
         for symbol, position in list(self.interpreter.positions.items()):
             if not position.state.open:
                 continue        # an entry's outcome needs a read
-            view = self.view.streamed_view(symbol)
-            if view is None or (view.position.side is position.side
-                                and view.position.size == position.quantity):
-                continue        # polling, or held as recorded: as it was
             try:
-                await self.keeper.follow_heard(position, view)
+                if keeper.unexplained and symbol in keeper.unexplained:
+                    await keeper.tell_cause(position)  # from the fills the stream told
+                view = self.view.streamed_view(symbol)
+                if view is None or (view.position.side is position.side
+                                    and view.position.size == position.quantity):
+                    continue        # polling, or held as recorded: as it was
+                await keeper.follow_heard(position, view)
             except Exception as exc:  # the symbol's boundary: the next one still runs
                 if not self.boundary.failed(f"close heard {symbol}", exc, symbol):
                     raise

@@ -30,7 +30,7 @@ from datetime import datetime
 
 from trader import display, management, placement_refusals, protection, stop_backup
 from trader.alerts import Alert, AlertName, Severity
-from trader.domain import LIQUIDATION_ADVICE, ZERO, CloseReason, OrderRole
+from trader.domain import ZERO, CloseReason, OrderRole
 from trader.events import (
     Action,
     CloseRequested,
@@ -56,6 +56,7 @@ from trader.evolve import evolve
 from trader.fast_init import fast_init
 from trader.lifecycle_tick import on_tick
 from trader.position import ExitPlan, Leg, Position, PositionState
+from trader.reduction_news import reduced_alert
 
 ENTERING, ATTACHING, PROTECTED = (PositionState.ENTERING, PositionState.ATTACHING,
                                   PositionState.PROTECTED)
@@ -324,18 +325,8 @@ def _size_changed(position: Position, event: PositionSizeChanged, now: datetime,
                   policy: Policy) -> Outcome:
     actions: list[Action] = []
     if event.quantity < position.quantity and event.cause:
-        text = (f"{position.symbol}: {position.side.label} reduced {event.cause} from "
-                f"{display.number(position.quantity)} to {display.number(event.quantity)}; "
-                "protection follows the new size")
-        # A partial liquidation comes from this account's margin, as a whole one does
-        # (EXCHANGE_CLOSE): it sounds, with the same advice. An ADL does not (a counterparty's).
-        liquidated = event.by_exchange is CloseReason.LIQUIDATION
-        if liquidated:
-            text += (". Binance liquidated part of it: the margin was insufficient. "
-                     + LIQUIDATION_ADVICE)
-        actions.append(Alert(AlertName.POSITION_REDUCED, text, position.symbol,
-                             severity=Severity.CRITICAL if liquidated else None,
-                             dedup_key=f"reduced:{position.symbol}:{event.quantity}"))
+        actions.append(reduced_alert(position.symbol, position.side, position.quantity,
+                                     event.quantity, event.cause, event.by_exchange))
     entry_price = event.entry_price if event.entry_price > 0 else position.entry_price
     resized = evolve(position, quantity=event.quantity, entry_price=entry_price)
     if event.quantity > position.quantity and event.cause:

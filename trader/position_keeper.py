@@ -15,7 +15,7 @@ from trader.alerts import Alert, AlertName
 from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.config import Settings
-from trader.domain import ClientId, CloseReason, ExchangePosition, Fill, Order, OrderRole
+from trader.domain import ClientId, ExchangePosition, Fill, Order, OrderRole
 from trader.entry_sender import EntrySender
 from trader.events import (
     EntryFailed,
@@ -42,6 +42,7 @@ from trader.reconcile import (
     reduced_by_exchange,
     reduction_cause,
 )
+from trader.reduction_news import UnsaidReductions
 from trader.trade_store import TradeStore
 
 # Read once: a member read on its class goes through 3.11's `EnumType.__getattr__` (~900
@@ -93,6 +94,8 @@ class PositionKeeper:
         # cancelled every tick. A cancel that failed (5xx, a timeout) counts for nothing:
         # tried again on every sweep.
         self._uncancelled: dict[str, int] = {}
+        # Reductions taken without a word yet: no fill known explains them (`tell_cause`)
+        self.unexplained = UnsaidReductions()
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None,
@@ -104,6 +107,8 @@ class PositionKeeper:
                                                  entry_in_reply)
             if position.state is _CLOSED:
                 return None
+        if self.unexplained and position.symbol in self.unexplained:
+            await self.tell_cause(position)
         # A settled position the exchange shows as recorded (most ticks of a trade): the
         # observation's events would all be skipped below (trader/observe.py `steady`).
         # Both readings depend only on the record, the exchange's position and the
@@ -158,7 +163,8 @@ class PositionKeeper:
         Retry-After: trader/engine.py). A position `view` shows gone is closed now (its
         finalize reads nothing then: trader/closing.py); one whose size changed (a partial
         fill of its stop, reduced or added by hand, a partial liquidation) takes the size
-        the stream told, who changed it told from the fills the stream told, its legs
+        the stream told, who changed it told from the fills the stream told (once one
+        does: Binance may push the smaller position before its fill, `tell_cause`), its legs
         following once requests resume (`PositionSizeChanged.heard`), and its position is
         read over REST first thing then (`ExchangeView.heard_size`). Any other difference,
         and every action that needs a request, waits for the window's end. None once
@@ -181,9 +187,23 @@ class PositionKeeper:
         """`event` with who changed the size, in words (and Binance's reason when its own
         order made it smaller)."""
         if event.quantity < position.quantity:
-            cause, by_exchange = await self._who_reduced(position)
-            return replace(event, cause=cause, by_exchange=by_exchange)
+            fills = await self._fills_since_open(position)
+            if self.unexplained.hold(position, event.quantity, fills, self.clock.now()):
+                return event        # taken without a word: said by `tell_cause`
+            return replace(event, cause=self._who_reduced(position, fills),
+                           by_exchange=reduced_by_exchange(position, fills))
         return replace(event, cause=await self._who_added(position, event.quantity, view))
+
+    async def tell_cause(self, position: Position) -> None:
+        """Who made a reduction taken without a word (`_explained`): said once the fills
+        known explain the size (the stream's ORDER_TRADE_UPDATE came; over REST, the trade
+        list), else past WAIT_FOR_FILL with its cause not known yet, the cause after
+        (trader/reduction_news.py `UnsaidReductions.settle`)."""
+        fills = await self._fills_since_open(position)
+        alert = self.unexplained.settle(position, fills, self._who_reduced(position, fills),
+                                        self.clock.now(), self.executor.circuit_open())
+        if alert is not None:
+            self.alerter.publish(alert, self.clock.now())
 
     def _trail_atr(self, symbol: str) -> Decimal | None:
         """ATR(14) for an ATR trailing distance (TRADEBOT_TRAILING_DISTANCE=1.5atr), else None."""
@@ -329,13 +349,11 @@ class PositionKeeper:
         return Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
                      dedup_key=f"adopted:{symbol}:{position.key}")
 
-    async def _who_reduced(self, position: Position) -> tuple[str, CloseReason | None]:
-        """Who made the position smaller, in words: the exchange (ADL, liquidation), a
-        partial fill of its own stop or take-profit, or somebody else (by hand); "" for the
-        agent's own plan. With it, the exchange's reason when its order did it."""
-        fills = await self._fills_since_open(position)
-        return (reduction_cause(position, fills, self._legs_executed(position)),
-                reduced_by_exchange(position, fills))
+    def _who_reduced(self, position: Position, fills: list[Fill] | None) -> str:
+        """Who made the position smaller, in words, from its `fills` since it opened: the
+        exchange (ADL, liquidation), a partial fill of its own stop or take-profit, or
+        somebody else (by hand); "" for the agent's own plan."""
+        return reduction_cause(position, fills, self._legs_executed(position))
 
     async def _who_added(self, position: Position, quantity: Decimal,
                          view: SymbolView) -> str:

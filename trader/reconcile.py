@@ -248,6 +248,27 @@ def reduced_by_exchange(position: Position, fills: list[Fill] | None) -> CloseRe
     return None if latest is None else exchange_close_reason(latest)
 
 
+def fill_unheard(position: Position, quantity: Decimal, fills: list[Fill] | None) -> bool:
+    """Whether the exchange holds less (`quantity`) than the fills known so far leave open:
+    the fill that made it smaller is not among them yet. Binance orders one event type on a
+    connection, not an ACCOUNT_UPDATE against the ORDER_TRADE_UPDATE of the same fill
+    (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    user-data-streams/Event-Balance-and-Position-Update and .../Event-Order-Update describe
+    each alone; the user-data streams' "Message Ordering Guarantee" covers "messages of the
+    same event type"): the smaller position can come first. False when the fills cannot
+    tell (not read; no opening fill among them: adopted, or opened before the read), so
+    who reduced it is said from them as before."""
+    if not fills:
+        return False
+    opened = closed = ZERO
+    for fill in fills:
+        if fill.side is position.side:
+            opened += fill.quantity
+        else:
+            closed += fill.quantity
+    return opened > ZERO and opened - closed > quantity
+
+
 def addition_cause(position: Position, quantity: Decimal, fills: list[Fill] | None,
                    entry_working: bool) -> str:
     """Who made a position larger (the exchange now holds `quantity`): "" for its own

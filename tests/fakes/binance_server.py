@@ -49,6 +49,8 @@ Handler = Callable[[dict[str, str]], Any]
 DEFAULT_PRICES = {"BTCUSDT": Decimal("50000"), "ETHUSDT": Decimal("3000"),
                   "XRPUSDT": Decimal("0.5"), "SOLUSDT": Decimal("150"),
                   "BNBUSDT": Decimal("600")}
+# The user-data events about orders, which `hold_order_updates` can keep back
+ORDER_EVENTS = frozenset({"ORDER_TRADE_UPDATE", "ALGO_UPDATE"})
 # Where `stick_trigger` parks an order in the simulator: levels no price of a test reaches
 NEVER_ABOVE, NEVER_BELOW = Decimal("1000000000000"), Decimal("0.00000001")
 
@@ -102,6 +104,8 @@ class FakeBinance:
         self.fault_book = FaultBook()
         self.retry_after_watch = RetryAfterWatch(server_ms=lambda: to_ms(self.now()))
         self._reshapes: dict[tuple[str, str], list[Callable[[Any], Any]]] = {}
+        # The order events held back by `hold_order_updates`; None: sent as they come.
+        self._held_order_events: list[Json] | None = None
         self._routes = self._route_table()
         self._runner: web.AppRunner | None = None
 
@@ -236,8 +240,32 @@ class FakeBinance:
 
     async def _flush_stream_events(self) -> None:
         events = self.endpoints.take_stream_events()
+        held = self._held_order_events
+        if held is not None:
+            held += [e for e in events if e.get("e") in ORDER_EVENTS]
+            events = [e for e in events if e.get("e") not in ORDER_EVENTS]
         if events:
             await self.hub.send_user(events, self.endpoints.listen_key)
+
+    def hold_order_updates(self) -> None:
+        """From now on the user-data stream sends what happened to orders (ORDER_TRADE_UPDATE,
+        ALGO_UPDATE) only at `release_order_updates`; the ACCOUNT_UPDATE of the same fill
+        goes at once, and the REST reads (userTrades, the order) know the trade already.
+        Binance does not order the two events of one fill: the USD-M pages
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        user-data-streams/Event-Balance-and-Position-Update and .../Event-Order-Update)
+        describe each alone, and the user-data streams' "Message Ordering Guarantee"
+        (e.g. https://developers.binance.com/docs/derivatives/coin-futures/
+        user-data-streams) covers "messages of the same event type" only, telling to
+        compare "E" across types."""
+        if self._held_order_events is None:
+            self._held_order_events = []
+
+    async def release_order_updates(self) -> None:
+        """Send the order events `hold_order_updates` kept, in their order; stop holding."""
+        held, self._held_order_events = self._held_order_events or [], None
+        if held:
+            await self.hub.send_user(held, self.endpoints.listen_key)
 
     # --- faults -------------------------------------------------------------------------
     def inject_fault(self, path_or_endpoint: str, code: int | None = None,
