@@ -15,7 +15,7 @@ WAIT_FOR_FILL, said with its cause not known yet and the cause after.
 """
 
 import asyncio
-from datetime import UTC, datetime
+from dataclasses import replace
 from decimal import Decimal
 
 from tests.fakes.binance_server import FakeBinance
@@ -26,8 +26,8 @@ from tests.test_stop_fill_during_ban import banned, long_open, ticks
 from trader.alerts import AlertName, Severity
 from trader.domain import Fill, Side
 from trader.engine import Engine
-from trader.reconcile import fill_unheard
-from trader.reduction_news import WAIT_FOR_FILL
+from trader.reconcile import OUTSIDE, fill_unheard
+from trader.reduction_news import WAIT_FOR_FILL, UnsaidReductions
 
 STOP_PART = "reduced by a partial fill of its stop-loss from 0.507 to 0.253"
 LIQUIDATED = "reduced by the exchange (LIQUIDATION) from 0.507 to 0.338"
@@ -155,8 +155,9 @@ async def test_outside_a_ban_the_trade_list_names_the_stop_whatever_the_stream_o
 
 
 def fill(side: Side, quantity: str, client_id: str = "") -> Fill:
+    """A fill by hand (no client id of ours) when the test position opened."""
     return Fill("1", SYMBOL, client_id, side, Decimal(quantity), Decimal("50000"),
-                Decimal("0"), Decimal("0"), datetime(2026, 1, 1, tzinfo=UTC))
+                Decimal("0"), Decimal("0"), position().opened_at)
 
 
 def test_fills_that_cannot_tell_never_hold_the_cause_back() -> None:
@@ -169,3 +170,34 @@ def test_fills_that_cannot_tell_never_hold_the_cause_back() -> None:
     assert fill_unheard(held, Decimal("0.3"), [fill(Side.BUY, "0.5")])
     assert not fill_unheard(held, Decimal("0.3"), [fill(Side.BUY, "0.5"),
                                                    fill(Side.SELL, "0.2")])
+    # another position of ours (its key) is not this one's: it cannot tell
+    other = fill(Side.BUY, "0.5", "tb-BTCUSDT-otherkey-en1")
+    assert not fill_unheard(held, Decimal("0.3"), [other])
+
+
+def test_an_unsaid_reduction_is_said_unknown_once_then_dropped_after_a_read_lacking_it(
+        ) -> None:
+    """Past the wait: said without a cause, once; outside a ban a read still lacking the
+    fill ends the wait (no more reads, nothing guessed); inside a ban it keeps waiting."""
+    held = position()
+    unsaid = UnsaidReductions()
+    now = held.opened_at
+    opened = [fill(Side.BUY, "0.5")]
+    assert unsaid.hold(held, Decimal("0.3"), opened, now)
+    smaller = replace(held, quantity=Decimal("0.3"))
+    assert unsaid.settle(smaller, opened, OUTSIDE, now, banned=True) is None
+    later = now + WAIT_FOR_FILL
+    alert = unsaid.settle(smaller, opened, OUTSIDE, later, banned=True)
+    assert alert is not None and UNKNOWN in alert.text and "outside" not in alert.text
+    assert unsaid.settle(smaller, opened, OUTSIDE, later, banned=True) is None
+    assert SYMBOL in unsaid
+    assert unsaid.settle(smaller, opened, OUTSIDE, later, banned=False) is None
+    assert SYMBOL not in unsaid
+
+
+def test_an_unsaid_reduction_of_a_closed_position_is_dropped_unsaid() -> None:
+    held = position()
+    unsaid = UnsaidReductions()
+    assert unsaid.hold(held, Decimal("0.3"), [fill(Side.BUY, "0.5")], held.opened_at)
+    assert not unsaid.awaits(replace(held, key="nextone"))
+    assert not unsaid

@@ -107,7 +107,8 @@ class PositionKeeper:
                                                  entry_in_reply)
             if position.state is _CLOSED:
                 return None
-        if self.unexplained and position.symbol in self.unexplained:
+        unsaid = self.unexplained.pending      # a dict's own test: every candle passes here
+        if unsaid and position.symbol in unsaid:
             await self.tell_cause(position)
         # A settled position the exchange shows as recorded (most ticks of a trade): the
         # observation's events would all be skipped below (trader/observe.py `steady`).
@@ -199,6 +200,8 @@ class PositionKeeper:
         known explain the size (the stream's ORDER_TRADE_UPDATE came; over REST, the trade
         list), else past WAIT_FOR_FILL with its cause not known yet, the cause after
         (trader/reduction_news.py `UnsaidReductions.settle`)."""
+        if not self.unexplained.awaits(position):
+            return
         fills = await self._fills_since_open(position)
         alert = self.unexplained.settle(position, fills, self._who_reduced(position, fills),
                                         self.clock.now(), self.executor.circuit_open())

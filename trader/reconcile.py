@@ -34,6 +34,7 @@ from trader.domain import (
 from trader.management import breakeven_price, first_target_filled, tighter_stop
 from trader.observe import LEG_TYPES, SymbolView
 from trader.position import ExitPlan, Leg, LegOrder, Position, PositionState
+from trader.position_fills import fills_of
 from trader.symbol_rules import SymbolRules
 
 FILL_LOOKBACK = timedelta(days=2)
@@ -261,7 +262,9 @@ def fill_unheard(position: Position, quantity: Decimal, fills: list[Fill] | None
     if not fills:
         return False
     opened = closed = ZERO
-    for fill in fills:
+    # its own only: a trade list read from its opening (less the clocks' slack) can hold
+    # the previous trade's last fills, or another position of ours
+    for fill in fills_of(position, fills):
         if fill.side is position.side:
             opened += fill.quantity
         else:

@@ -49,6 +49,15 @@ class UnsaidReductions:
     def __bool__(self) -> bool:
         return bool(self.pending)
 
+    def awaits(self, position: Position) -> bool:
+        """Whether a reduction of `position` is unsaid (one of a position since closed is
+        dropped: its close said the rest)."""
+        pending = self.pending.get(position.symbol)
+        if pending is not None and pending.key != position.key:
+            del self.pending[position.symbol]
+            return False
+        return pending is not None
+
     def hold(self, position: Position, quantity: Decimal, fills: list[Fill] | None,
              now: datetime) -> bool:
         """Whether the reduction of `position` to `quantity` waits for its fill (kept
@@ -76,12 +85,9 @@ class UnsaidReductions:
         Retry-After (`banned` False) a trade list read after that which still lacks it
         ends the wait (logged)."""
         symbol, side = position.symbol, position.side
-        pending = self.pending.get(symbol)
-        if pending is None:
+        if not self.awaits(position):
             return None
-        if pending.key != position.key:
-            del self.pending[symbol]           # another position: that one is over
-            return None
+        pending = self.pending[symbol]
         if fills is not None and not fill_unheard(position, position.quantity, fills):
             del self.pending[symbol]
             by_exchange = reduced_by_exchange(position, fills)
