@@ -24,9 +24,9 @@ from tests.test_first_command_after_boot import SYMBOL, Agent, streaming_agent
 from tests.test_size_heard_during_ban import shown
 from tests.test_stop_fill_during_ban import banned, long_open, ticks
 from trader.alerts import AlertName, Severity
-from trader.domain import Fill, Side
+from trader.domain import CloseReason, Fill, OrderRole, Side
 from trader.engine import Engine
-from trader.reconcile import OUTSIDE, fill_unheard
+from trader.reconcile import OUTSIDE, cause_unheard, fill_unheard
 from trader.reduction_news import WAIT_FOR_FILL, UnsaidReductions
 
 STOP_PART = "reduced by a partial fill of its stop-loss from 0.507 to 0.253"
@@ -154,6 +154,32 @@ async def test_outside_a_ban_the_trade_list_names_the_stop_whatever_the_stream_o
         assert len(reduced(engine)) == 1, reduced(engine)
 
 
+async def test_a_liquidation_with_the_trade_list_unreadable_is_said_unknown_then_named(
+        tmp_path):
+    """Outside a ban, GET /fapi/v1/userTrades failing (HTTP 503): nothing read says who
+    reduced it (it said "outside the agent (by hand or another program)", a WARN for a
+    partial liquidation): said with its cause not known yet, then named once the list
+    reads again, CRITICAL."""
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        await long_open(agent)
+        fake.inject_fault("GET /fapi/v1/userTrades", code=-1000, http_status=503, times=1000)
+        part = (fake.sim.position(SYMBOL).quantity / 3).quantize(Decimal("0.001"))
+        await fake.close_position_by_exchange(SYMBOL, "autoclose-1796164000123", qty=part)
+        await ticks(engine, 2)
+        assert reduced(engine) == []
+        await asyncio.sleep(WAIT_FOR_FILL.total_seconds())
+        await ticks(engine, 2)
+        [(level, first)] = reduced(engine)
+        assert UNKNOWN in first and "outside" not in first, first
+        fake.clear_faults()
+        await ticks(engine, 2)
+        [_, (level, found)] = reduced(engine)
+        assert found.startswith(f"{SYMBOL}: the LONG reduction from 0.507 to 0.338 was made "
+                                "by the exchange (LIQUIDATION)"), found
+        assert level == Severity.CRITICAL.value
+
+
 def fill(side: Side, quantity: str, client_id: str = "") -> Fill:
     """A fill by hand (no client id of ours) when the test position opened."""
     return Fill("1", SYMBOL, client_id, side, Decimal(quantity), Decimal("50000"),
@@ -175,6 +201,16 @@ def test_fills_that_cannot_tell_never_hold_the_cause_back() -> None:
     assert not fill_unheard(held, Decimal("0.3"), [other])
 
 
+def test_unread_fills_hold_the_cause_back_unless_the_stream_saw_a_leg_execute() -> None:
+    """The trade list not read (HTTP 503): "outside the agent" would be a guess, unless the
+    stream's ALGO_UPDATE "aq" said its stop executed part (tests/test_stop_partly_filled)."""
+    held = position()
+    assert cause_unheard(held, Decimal("0.3"), None)
+    assert not cause_unheard(held, Decimal("0.3"), None, frozenset({OrderRole.STOP_LOSS}))
+    assert not cause_unheard(held, Decimal("0.3"), [fill(Side.BUY, "0.5"),
+                                                    fill(Side.SELL, "0.2")])
+
+
 def test_an_unsaid_reduction_is_said_unknown_once_then_dropped_after_a_read_lacking_it(
         ) -> None:
     """Past the wait: said without a cause, once; outside a ban a read still lacking the
@@ -182,22 +218,36 @@ def test_an_unsaid_reduction_is_said_unknown_once_then_dropped_after_a_read_lack
     held = position()
     unsaid = UnsaidReductions()
     now = held.opened_at
-    opened = [fill(Side.BUY, "0.5")]
-    assert unsaid.hold(held, Decimal("0.3"), opened, now)
+    assert unsaid.hold(held, Decimal("0.3"), True, now)
     smaller = replace(held, quantity=Decimal("0.3"))
-    assert unsaid.settle(smaller, opened, OUTSIDE, now, banned=True) is None
+    assert unsaid.settle(smaller, True, OUTSIDE, None, now, keep_waiting=True) is None
     later = now + WAIT_FOR_FILL
-    alert = unsaid.settle(smaller, opened, OUTSIDE, later, banned=True)
+    alert = unsaid.settle(smaller, True, OUTSIDE, None, later, keep_waiting=True)
     assert alert is not None and UNKNOWN in alert.text and "outside" not in alert.text
-    assert unsaid.settle(smaller, opened, OUTSIDE, later, banned=True) is None
+    assert unsaid.settle(smaller, True, OUTSIDE, None, later, keep_waiting=True) is None
     assert SYMBOL in unsaid
-    assert unsaid.settle(smaller, opened, OUTSIDE, later, banned=False) is None
+    assert unsaid.settle(smaller, True, OUTSIDE, None, later, keep_waiting=False) is None
     assert SYMBOL not in unsaid
+
+
+def test_a_cause_found_after_the_unknown_word_keeps_a_liquidation_critical() -> None:
+    held = position()
+    unsaid = UnsaidReductions()
+    assert unsaid.hold(held, Decimal("0.3"), True, held.opened_at)
+    smaller = replace(held, quantity=Decimal("0.3"))
+    later = held.opened_at + WAIT_FOR_FILL
+    assert unsaid.settle(smaller, True, "", None, later, keep_waiting=True) is not None
+    alert = unsaid.settle(smaller, False, "by the exchange (LIQUIDATION)",
+                          CloseReason.LIQUIDATION, later, keep_waiting=True)
+    assert alert is not None and alert.level is Severity.CRITICAL
+    assert alert.text.startswith(f"{SYMBOL}: the LONG reduction from 0.5 to 0.3 was made by "
+                                 "the exchange (LIQUIDATION). Binance liquidated part"), alert
+    assert not unsaid
 
 
 def test_an_unsaid_reduction_of_a_closed_position_is_dropped_unsaid() -> None:
     held = position()
     unsaid = UnsaidReductions()
-    assert unsaid.hold(held, Decimal("0.3"), [fill(Side.BUY, "0.5")], held.opened_at)
+    assert unsaid.hold(held, Decimal("0.3"), True, held.opened_at)
     assert not unsaid.awaits(replace(held, key="nextone"))
     assert not unsaid

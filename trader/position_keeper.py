@@ -38,6 +38,7 @@ from trader.position_fills import fills_of, read_from
 from trader.reconcile import (
     addition_cause,
     adopted_position,
+    cause_unheard,
     recover_key,
     reduced_by_exchange,
     reduction_cause,
@@ -189,9 +190,12 @@ class PositionKeeper:
         order made it smaller)."""
         if event.quantity < position.quantity:
             fills = await self._fills_since_open(position)
-            if self.unexplained.hold(position, event.quantity, fills, self.clock.now()):
+            executed = self._legs_executed(position)
+            if self.unexplained.hold(position, event.quantity,
+                                     cause_unheard(position, event.quantity, fills, executed),
+                                     self.clock.now()):
                 return event        # taken without a word: said by `tell_cause`
-            return replace(event, cause=self._who_reduced(position, fills),
+            return replace(event, cause=reduction_cause(position, fills, executed),
                            by_exchange=reduced_by_exchange(position, fills))
         return replace(event, cause=await self._who_added(position, event.quantity, view))
 
@@ -203,8 +207,11 @@ class PositionKeeper:
         if not self.unexplained.awaits(position):
             return
         fills = await self._fills_since_open(position)
-        alert = self.unexplained.settle(position, fills, self._who_reduced(position, fills),
-                                        self.clock.now(), self.executor.circuit_open())
+        executed = self._legs_executed(position)
+        alert = self.unexplained.settle(
+            position, cause_unheard(position, position.quantity, fills, executed),
+            reduction_cause(position, fills, executed), reduced_by_exchange(position, fills),
+            self.clock.now(), keep_waiting=fills is None or self.executor.circuit_open())
         if alert is not None:
             self.alerter.publish(alert, self.clock.now())
 
@@ -351,12 +358,6 @@ class PositionKeeper:
                 f"agent did not open is on the exchange: adopted and protected: {legs}")
         return Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
                      dedup_key=f"adopted:{symbol}:{position.key}")
-
-    def _who_reduced(self, position: Position, fills: list[Fill] | None) -> str:
-        """Who made the position smaller, in words, from its `fills` since it opened: the
-        exchange (ADL, liquidation), a partial fill of its own stop or take-profit, or
-        somebody else (by hand); "" for the agent's own plan."""
-        return reduction_cause(position, fills, self._legs_executed(position))
 
     async def _who_added(self, position: Position, quantity: Decimal,
                          view: SymbolView) -> str:

@@ -272,6 +272,16 @@ def fill_unheard(position: Position, quantity: Decimal, fills: list[Fill] | None
     return opened > ZERO and opened - closed > quantity
 
 
+def cause_unheard(position: Position, quantity: Decimal, fills: list[Fill] | None,
+                  executed: frozenset[OrderRole] = frozenset()) -> bool:
+    """Whether nothing known yet says who reduced `position` to `quantity`: its fill is
+    missing from `fills` (`fill_unheard`), or they could not be read (None) and no leg of
+    its own is known to have executed part (`executed`: the stream's ALGO_UPDATE "aq")."""
+    if fills is None:
+        return not _partial_fill_of(executed)
+    return fill_unheard(position, quantity, fills)
+
+
 def addition_cause(position: Position, quantity: Decimal, fills: list[Fill] | None,
                    entry_working: bool) -> str:
     """Who made a position larger (the exchange now holds `quantity`): "" for its own

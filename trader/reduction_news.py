@@ -11,9 +11,8 @@ from loguru import logger
 
 from trader import display
 from trader.alerts import Alert, AlertName, Severity
-from trader.domain import LIQUIDATION_ADVICE, CloseReason, Fill, Side
+from trader.domain import LIQUIDATION_ADVICE, CloseReason, Side
 from trader.position import Position
-from trader.reconcile import fill_unheard, reduced_by_exchange
 
 # A fill and its ACCOUNT_UPDATE share one transaction time ("T"): the other event comes
 # within the same second on a healthy stream; a tick comes every second.
@@ -58,39 +57,41 @@ class UnsaidReductions:
             return False
         return pending is not None
 
-    def hold(self, position: Position, quantity: Decimal, fills: list[Fill] | None,
+    def hold(self, position: Position, quantity: Decimal, unheard: bool,
              now: datetime) -> bool:
         """Whether the reduction of `position` to `quantity` waits for its fill (kept
-        here; the record takes the size without a word): the `fills` known leave more
-        open than that. From where the last one still unsaid started, if any."""
-        if not fill_unheard(position, quantity, fills):
+        here; the record takes the size without a word): `unheard`, nothing known says
+        who made it (trader/reconcile.py `cause_unheard`). From where the last one still
+        unsaid started, if any."""
+        if not unheard:
             return False
         known = self.pending.get(position.symbol)
         before = position.quantity
         if known is not None and known.key == position.key and not known.told:
             before = known.before
         self.pending[position.symbol] = Unexplained(position.key, before, quantity, now)
-        logger.info("size reduced with no fill known to explain it yet symbol={} from={} "
-                    "to={}: who did it is said once its fill is heard", position.symbol,
-                    before, quantity)
+        logger.info("size reduced with nothing known to say who did it yet symbol={} "
+                    "from={} to={}: said once its fill is known", position.symbol, before,
+                    quantity)
         return True
 
-    def settle(self, position: Position, fills: list[Fill] | None, cause: str, now: datetime,
-               banned: bool) -> Alert | None:
-        """What to say now of the symbol's unsaid reduction, given the `fills` known now
-        and the `cause` told from them (trader/reconcile.py `reduction_cause`). Once they
-        explain the size: POSITION_REDUCED as it would have been said at once (nothing for
-        the agent's own plan), or the cause after a `cause_unknown_alert`. Past
-        WAIT_FOR_FILL without it: said with its cause not known yet. Outside a
-        Retry-After (`banned` False) a trade list read after that which still lacks it
-        ends the wait (logged)."""
+    def settle(self, position: Position, unheard: bool, cause: str,
+               by_exchange: CloseReason | None, now: datetime, keep_waiting: bool
+               ) -> Alert | None:
+        """What to say now of the symbol's unsaid reduction. `unheard`: still nothing known
+        says who made it (`cause_unheard` of the record's size now); else `cause` and
+        `by_exchange` say it (trader/reconcile.py `reduction_cause`, `reduced_by_exchange`):
+        POSITION_REDUCED as it would have been said at once (nothing for the agent's own
+        plan), or the cause after a `cause_unknown_alert`. Past WAIT_FOR_FILL still
+        unheard: said with its cause not known yet. Then a trade list read that lacks it
+        ends the wait, logged: the reads stop; `keep_waiting` (inside a Retry-After: the
+        fill may still be heard; or the read failed) keeps it."""
         symbol, side = position.symbol, position.side
         if not self.awaits(position):
             return None
         pending = self.pending[symbol]
-        if fills is not None and not fill_unheard(position, position.quantity, fills):
+        if not unheard:
             del self.pending[symbol]
-            by_exchange = reduced_by_exchange(position, fills)
             if pending.told:
                 return cause_found_alert(symbol, side, pending,
                                          cause or "by an order of its own", by_exchange)
@@ -99,10 +100,10 @@ class UnsaidReductions:
         if pending.due(now):
             self.pending[symbol] = replace(pending, told=True)
             return cause_unknown_alert(symbol, side, pending)
-        if pending.told and not banned:
+        if pending.told and not keep_waiting:
             del self.pending[symbol]
-            logger.warning("no fill explains the reduction symbol={} from={} to={}; the "
-                           "trade list read lacks it too", symbol, pending.before,
+            logger.warning("nothing says who reduced the position symbol={} from={} to={}; "
+                           "the trade list read lacks its fill too", symbol, pending.before,
                            pending.after)
         return None
 
