@@ -1,7 +1,8 @@
 """What the phone is told when a position got smaller: who reduced it, said only once a fill
 says so. Binance may push the smaller position (ACCOUNT_UPDATE) before the fill that made it
-(ORDER_TRADE_UPDATE): a reduction no known fill explains waits up to WAIT_FOR_FILL for it,
-then is said with its cause not known yet, and the cause follows once the fill is heard."""
+(ORDER_TRADE_UPDATE), and the trade list can fail to read: a reduction nothing known explains
+waits up to WAIT_FOR_FILL for its fill, then is said with its cause not known yet, and the
+cause follows once a fill shows it."""
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -124,7 +125,7 @@ def cause_unknown_alert(symbol: str, side: Side, pending: Unexplained) -> Alert:
     """The reduction said without a cause: no fill of it heard within WAIT_FOR_FILL."""
     text = (f"{symbol}: {side.label} reduced from {display.number(pending.before)} to "
             f"{display.number(pending.after)}; who reduced it is not known yet (no fill of "
-            "it heard): said once it is. Protection follows the new size")
+            "it known): said once a fill shows it. Protection follows the new size")
     return Alert(AlertName.POSITION_REDUCED, text, symbol,
                  dedup_key=f"reduced:{symbol}:{pending.after}")
 
