@@ -12,6 +12,7 @@ GET /_control/request_log and GET /_control/state read. Answers are JSON.
     POST /_control/reject_trigger {"symbol": "BTCUSDT", "client_id": "tb-...-sl1",
                                    "reason": "Reduce Only reject"}
     POST /_control/stick_trigger  {"symbol": "BTCUSDT", "client_id": "tb-...-sl1"}
+    POST /_control/hold_order_updates {}     (then /_control/release_order_updates {})
 """
 
 from dataclasses import asdict
@@ -31,9 +32,10 @@ Json = dict[str, Any]
 INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 ASYNC_CONTROLS = ("move_price", "push_candle", "open_position_by_hand",
                   "close_position_by_hand", "cancel_order_by_hand", "reject_trigger",
-                  "stick_trigger",
+                  "stick_trigger", "release_order_updates",
                   "drop_streams", "expire_listen_key")
-SYNC_CONTROLS = ("inject_fault", "clear_faults", "freeze_streams", "set_hedge_mode",
+SYNC_CONTROLS = ("inject_fault", "clear_faults", "freeze_streams", "hold_order_updates",
+                 "set_hedge_mode",
                  "set_multi_assets_mode",
                  "set_clock_skew", "add_used_weight", "clear_request_log")
 DECIMAL_ARGS = ("price", "qty")
