@@ -6,7 +6,7 @@ open orders and finds the stop's id live, held by a BUY LIMIT: before, the obser
 it as the stop (it looked at the id and the status alone) and the long ran believed
 protected with no stop at all. Now the leg is gone for sure: SL_MISSING says so and a stop
 is placed again under the next id. (The BUY LIMIT, under an id of the agent's own form,
-is then swept as a stray order of its own: trader/position_keeper.py `sweep_orphans`.)"""
+is then swept as a stray order of its own: trader/orphan_sweep.py `OrphanSweep.sweep`.)"""
 
 from decimal import Decimal
 

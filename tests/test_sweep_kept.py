@@ -1,6 +1,6 @@
 """The position keeper's sweep of orders that outlived their reason keeps its last "nothing
 to cancel" only for the very same tracker snapshot and the very same legs of the very same
-position (trader/position_keeper.py `_swept`): an order of ours that shows up live under a
+position (trader/orphan_sweep.py `_swept`): an order of ours that shows up live under a
 kept answer, or a leg that changed, is swept as it would be without it."""
 
 from dataclasses import replace

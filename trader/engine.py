@@ -370,8 +370,8 @@ class Engine:
                 pushed_book = None            # it may have waited: the book is read again
             # else nothing to sweep: no live order (most flat ticks), or the legs and
             # orders the last sweep found clean (most in-position ticks): no coroutine
-            if not keeper.nothing_to_sweep(symbol, position):
-                await keeper.sweep_orphans(symbol, position)
+            if not keeper.orphans.nothing_to_sweep(symbol, position):
+                await keeper.orphans.sweep(symbol, position)
                 pushed_book = None
         if guard_book.state.asleep:
             return                        # asleep: nothing but protection runs
@@ -423,7 +423,7 @@ class Engine:
     async def sweep_orphans(self, symbol: str, position: Position | None) -> list[str]:
         """Cancel orders of ours that outlived their reason; one line each
         (trader/position_keeper.py)."""
-        return await self.keeper.sweep_orphans(symbol, position)
+        return await self.keeper.orphans.sweep(symbol, position)
 
     async def contained(self, what: str, work: Awaitable[T], symbol: str = "") -> T | None:
         """Run one unit of work (a symbol's tick, a command, a job) inside its boundary
@@ -473,7 +473,7 @@ class Engine:
         if (housekeeping.stale or housekeeping.untradable) \
                 and housekeeping.entries_blocked(symbol):
             return f"{symbol}: market data stale or symbol not trading"
-        leftover = self.keeper.leftover_refusal(symbol)
+        leftover = self.keeper.orphans.leftover_refusal(symbol)
         if leftover:
             return leftover
         return guards.allow_entry(self.guards.state, symbol, self.clock.now())[1]

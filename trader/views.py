@@ -197,7 +197,7 @@ def status_view(engine: Engine) -> StatusView:
         exchange_failures=state.api_failures, equity_read_at=engine.balance_at, now=now,
         equity_before_close=engine.balance_keeper.read_before_close,
         entry_blocks=[block for symbol in engine.symbols
-                      if (block := engine.keeper.leftover_refusal(symbol))])
+                      if (block := engine.keeper.orphans.leftover_refusal(symbol))])
 
 
 def _circuit_text(engine: Engine, now: datetime) -> str | None:
