@@ -17,7 +17,7 @@ server for a person, with candles that move).
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,23 +26,23 @@ from aiohttp import web
 from loguru import logger
 
 from tests.fakes import binance_control
+from tests.fakes.binance_acts import AccountActs
 from tests.fakes.binance_auth import KEYED, PUBLIC, SIGNED, Admission, parse_form
 from tests.fakes.binance_endpoints import FLAT_ORDER_BEHAVIOURS, BinanceEndpoints
+from tests.fakes.binance_fault_controls import FaultControls
 from tests.fakes.binance_faults import (
     Fault,
     FaultBook,
     RetryAfterWatch,
     Usage,
-    documented_error,
     error_response,
 )
 from tests.fakes.binance_hub import StreamHub
 from tests.fakes.binance_income import IncomeLedger
-from tests.fakes.binance_wire import algo_update, kline_event
-from trader.domain import Candle, OrderStatus, Side, to_ms
+from tests.fakes.binance_wire import kline_event
+from trader.domain import Candle, to_ms
 from trader.exchange.base import ExchangeError
 from trader.exchange.sim import SimConfig, SimEvent
-from trader.exchange.sim_path import rising_trigger
 
 Json = dict[str, Any]
 Handler = Callable[[dict[str, str]], Any]
@@ -51,8 +51,6 @@ DEFAULT_PRICES = {"BTCUSDT": Decimal("50000"), "ETHUSDT": Decimal("3000"),
                   "BNBUSDT": Decimal("600")}
 # The user-data events about orders, which `hold_order_updates` can keep back
 ORDER_EVENTS = frozenset({"ORDER_TRADE_UPDATE", "ALGO_UPDATE"})
-# Where `stick_trigger` parks an order in the simulator: levels no price of a test reaches
-NEVER_ABOVE, NEVER_BELOW = Decimal("1000000000000"), Decimal("0.00000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +60,7 @@ class LoggedRequest:
     params: dict[str, str]
 
 
-class FakeBinance:
+class FakeBinance(FaultControls, AccountActs):
     """See the module docstring. Control methods are async: they push stream events."""
 
     def __init__(self, *, api_key: str = "fake-api-key-0123456789",
@@ -267,69 +265,6 @@ class FakeBinance:
         if held:
             await self.hub.send_user(held, self.endpoints.listen_key)
 
-    # --- faults -------------------------------------------------------------------------
-    def inject_fault(self, path_or_endpoint: str, code: int | None = None,
-                     http_status: int | None = None, *, times: int = 1,
-                     retry_after: float | None = None, delay: float | None = None,
-                     drop_connection: bool = False, msg: str | None = None,
-                     execute: bool | None = None, only: dict[str, str] | None = None,
-                     raw_answer: bytes | None = None) -> None:
-        """Make the next `times` requests to an endpoint ("POST /fapi/v1/order" or just
-        the path) fail. `execute` (default: only for delays, drops and raw answers)
-        processes the request before failing, so the order exists although the client saw
-        an error. `only`: just the requests with these parameters (e.g. {"type":
-        "STOP_MARKET"}). `raw_answer`: these bytes go on the socket as the answer, then the
-        connection closes (a body cut short, a gateway's error page)."""
-        self.fault_book.inject(path_or_endpoint, code, http_status, times=times,
-                               retry_after=retry_after, delay=delay,
-                               drop_connection=drop_connection, msg=msg, execute=execute,
-                               only=only, raw_answer=raw_answer)
-
-    def answer_documented(self, path_or_endpoint: str, name: str, *, times: int = 1,
-                          execute: bool = False, only: dict[str, str] | None = None,
-                          exempt_reducing: bool = False) -> None:
-        """Answer the next `times` requests with the documented error answer `name`
-        (tests/fixtures/binance/error_*.json, each with its page): its HTTP status and its
-        body as the page shows it. `execute`: the request is processed first, so an order
-        exists although the answer says otherwise (the "execution status unknown" answers:
-        -1006, -1007, 408, 503 "Unknown error"). `exempt_reducing`: orders that reduce
-        exposure pass (-1008: "Reduce-only/close-position orders are exempt", General Info,
-        https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info)."""
-        status, body = documented_error(name)
-        self.fault_book.inject(path_or_endpoint, None, status, times=times, retry_after=None,
-                               delay=None, drop_connection=False, msg=None, execute=execute,
-                               only=only, body=body, exempt_reducing=exempt_reducing)
-
-    def throttle_new_orders(self, times: int = 1) -> None:
-        """Binance's system-level protection, as General Info's HTTP 503 variant C tells
-        it: the next `times` new orders on POST /fapi/v1/order are refused with 503 -1008
-        ("100% failure"), orders that reduce exposure and cancels are not."""
-        self.answer_documented("POST /fapi/v1/order", "error_request_throttled", times=times,
-                               exempt_reducing=True)
-
-    def reshape_answers(self, endpoint: str, transform: Callable[[Any], Any],
-                        times: int = 1) -> None:
-        """Pass the next `times` answers of "METHOD /path" through `transform`: a test's way
-        to answer like a Binance that sends fields or values this fake never does."""
-        method, _, path = endpoint.partition(" ")
-        self._reshapes.setdefault((method, path), []).extend([transform] * times)
-
-    def _reshaped(self, method: str, path: str, handler: Handler) -> Handler:
-        pending = self._reshapes.get((method, path))
-        if not pending:
-            return handler
-        transform = pending.pop(0)
-        return lambda params: transform(handler(params))
-
-    def clear_faults(self) -> None:
-        """Forget the injected faults and the answers still to be reshaped."""
-        self.fault_book.faults.clear()
-        self._reshapes.clear()
-
-    @property
-    def faults(self) -> list[Fault]:
-        return self.fault_book.faults
-
     async def _apply_fault(self, request: web.Request, fault: Fault, handler: Handler,
                            params: dict[str, str], headers: dict[str, str]) -> web.StreamResponse:
         response = None
@@ -390,58 +325,6 @@ class FakeBinance:
     async def _push_quote(self, symbol: str) -> None:
         await self.hub.send_quote(self.sim.book(symbol), self.sim.mark_price(symbol),
                                   self.sim.funding_rate(symbol), to_ms(self.now()))
-
-    async def settle_funding(self, symbol: str, rate: Decimal) -> None:
-        """A funding settlement at `rate` now: ACCOUNT_UPDATE reason FUNDING_FEE."""
-        self.sim.set_funding_rate(symbol, rate)
-        await self._publish(self.sim.apply_funding(symbol, self.now()))
-
-    async def open_position_by_hand(self, symbol: str, side: Side, qty: Decimal) -> None:
-        await self._publish(self.sim.open_by_hand(symbol, side, qty, self.now()))
-
-    async def close_position_by_hand(self, symbol: str, qty: Decimal | None = None) -> None:
-        await self._publish(self.sim.close_by_hand(symbol, self.now(), qty))
-
-    async def cancel_order_by_hand(self, symbol: str, client_id: str) -> None:
-        await self._publish(self.sim.cancel_by_hand(symbol, client_id, self.now()))
-
-    async def reject_trigger(self, symbol: str, client_id: str,
-                             reason: str = "Reduce Only reject") -> None:
-        """The conditional order `client_id` triggers and the matching engine rejects it
-        (e.g. a margin check failed): gone, with `reason` told on the stream (ALGO_UPDATE
-        REJECTED "rm", or CONDITIONAL_ORDER_TRIGGER_REJECT "r" without the Algo Order API;
-        the default is the ALGO_UPDATE page's example of "rm")."""
-        self.endpoints.ledger.reject_reasons[client_id] = reason
-        await self._publish(self.sim.reject_by_exchange(symbol, client_id, self.now()))
-
-    async def stick_trigger(self, symbol: str, client_id: str) -> None:
-        """The algo order `client_id` meets its trigger and stays TRIGGERING: it "has met
-        the triggering condition and has been forwarded to the matching engine"
-        (https://developers.binance.com/docs/derivatives/usds-margined-futures/
-        user-data-streams/Event-Algo-Order-Update) and never executes, as a
-        reduce-only STOP_MARKET did on Binance's demo venue
-        (github.com/nautechsystems/nautilus_trader/discussions/5378: GET algoOrder still
-        answered TRIGGERING the next day, the position stayed open, a cancel answered
-        -2011). Sent now: ALGO_UPDATE TRIGGERING; from then on GET openAlgoOrders and
-        algoOrder answer it TRIGGERING at its trigger price whatever the price does.
-        Call it before moving the price through its level (the simulator would fill it)."""
-        if not self.endpoints.algo_api:
-            raise ValueError("TRIGGERING is an algo order status: the classic endpoints have none")
-        order = self.sim.order(symbol, client_id)
-        if order is None or not order.type.conditional or order.status is not OrderStatus.NEW:
-            raise ExchangeError(-2011, "Unknown order sent.")
-        ledger = self.endpoints.ledger
-        ledger.stuck[client_id] = order.trigger_price
-        rising = rising_trigger(order.type, order.side)
-        self.sim.orders.add(replace(order, trigger_price=NEVER_ABOVE if rising else NEVER_BELOW))
-        await self.hub.send_user([algo_update(order, ledger.algo_id(order), "TRIGGERING",
-                                              to_ms(self.now()))])
-
-    async def close_position_by_exchange(self, symbol: str, client_id: str,
-                                         qty: Decimal | None = None) -> None:
-        """A liquidation ("autoclose-<n>"), ADL ("adl_autoclose") or delisting settlement
-        ("settlement_autoclose-<n>") order of Binance's own, filled at the mark."""
-        await self._publish(self.sim.close_by_exchange(symbol, self.now(), client_id, qty))
 
     async def drop_streams(self, refuse_for: float = 0.0) -> None:
         await self.hub.drop_all(refuse_for)

@@ -1,0 +1,81 @@
+"""What happens on the fake account besides the agent's own requests: a person trading in
+the app (a position opened, closed or an order cancelled by hand), the exchange acting by
+itself (a trigger rejected or stuck, a liquidation, ADL or settlement, a funding
+settlement). Mixed into `FakeBinance` (binance_server.py); each publishes its user-data
+events as Binance would (also served under /_control/<name>)."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from tests.fakes.binance_endpoints import BinanceEndpoints
+from tests.fakes.binance_hub import StreamHub
+from tests.fakes.binance_wire import algo_update
+from trader.domain import OrderStatus, Side, to_ms
+from trader.exchange.base import ExchangeError
+from trader.exchange.sim import SimEvent, Simulator
+from trader.exchange.sim_path import rising_trigger
+
+# Where `stick_trigger` parks an order in the simulator: levels no price of a test reaches
+NEVER_ABOVE, NEVER_BELOW = Decimal("1000000000000"), Decimal("0.00000001")
+
+
+class AccountActs:
+    sim: Simulator
+    endpoints: BinanceEndpoints
+    hub: StreamHub
+    now: Callable[[], datetime]
+    _publish: Callable[[list[SimEvent]], Awaitable[None]]
+
+    async def settle_funding(self, symbol: str, rate: Decimal) -> None:
+        """A funding settlement at `rate` now: ACCOUNT_UPDATE reason FUNDING_FEE."""
+        self.sim.set_funding_rate(symbol, rate)
+        await self._publish(self.sim.apply_funding(symbol, self.now()))
+
+    async def open_position_by_hand(self, symbol: str, side: Side, qty: Decimal) -> None:
+        await self._publish(self.sim.open_by_hand(symbol, side, qty, self.now()))
+
+    async def close_position_by_hand(self, symbol: str, qty: Decimal | None = None) -> None:
+        await self._publish(self.sim.close_by_hand(symbol, self.now(), qty))
+
+    async def cancel_order_by_hand(self, symbol: str, client_id: str) -> None:
+        await self._publish(self.sim.cancel_by_hand(symbol, client_id, self.now()))
+
+    async def reject_trigger(self, symbol: str, client_id: str,
+                             reason: str = "Reduce Only reject") -> None:
+        """The conditional order `client_id` triggers and the matching engine rejects it
+        (e.g. a margin check failed): gone, with `reason` told on the stream (ALGO_UPDATE
+        REJECTED "rm", or CONDITIONAL_ORDER_TRIGGER_REJECT "r" without the Algo Order API;
+        the default is the ALGO_UPDATE page's example of "rm")."""
+        self.endpoints.ledger.reject_reasons[client_id] = reason
+        await self._publish(self.sim.reject_by_exchange(symbol, client_id, self.now()))
+
+    async def stick_trigger(self, symbol: str, client_id: str) -> None:
+        """The algo order `client_id` meets its trigger and stays TRIGGERING: it "has met
+        the triggering condition and has been forwarded to the matching engine"
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        user-data-streams/Event-Algo-Order-Update) and never executes, as a
+        reduce-only STOP_MARKET did on Binance's demo venue
+        (github.com/nautechsystems/nautilus_trader/discussions/5378: GET algoOrder still
+        answered TRIGGERING the next day, the position stayed open, a cancel answered
+        -2011). Sent now: ALGO_UPDATE TRIGGERING; from then on GET openAlgoOrders and
+        algoOrder answer it TRIGGERING at its trigger price whatever the price does.
+        Call it before moving the price through its level (the simulator would fill it)."""
+        if not self.endpoints.algo_api:
+            raise ValueError("TRIGGERING is an algo order status: the classic endpoints have none")
+        order = self.sim.order(symbol, client_id)
+        if order is None or not order.type.conditional or order.status is not OrderStatus.NEW:
+            raise ExchangeError(-2011, "Unknown order sent.")
+        ledger = self.endpoints.ledger
+        ledger.stuck[client_id] = order.trigger_price
+        rising = rising_trigger(order.type, order.side)
+        self.sim.orders.add(replace(order, trigger_price=NEVER_ABOVE if rising else NEVER_BELOW))
+        await self.hub.send_user([algo_update(order, ledger.algo_id(order), "TRIGGERING",
+                                              to_ms(self.now()))])
+
+    async def close_position_by_exchange(self, symbol: str, client_id: str,
+                                         qty: Decimal | None = None) -> None:
+        """A liquidation ("autoclose-<n>"), ADL ("adl_autoclose") or delisting settlement
+        ("settlement_autoclose-<n>") order of Binance's own, filled at the mark."""
+        await self._publish(self.sim.close_by_exchange(symbol, self.now(), client_id, qty))
