@@ -29,17 +29,7 @@ from trader.exchange.binance import BinanceExchange
 from trader.exchange.binance_account import SetupRefused
 from trader.exchange.ratelimit import RateLimiter, RateLimits
 
-
-@pytest.fixture
-async def fake():
-    async with FakeBinance() as server:
-        yield server
-
-
-@pytest.fixture
-async def exchange(fake):
-    async with started_exchange(fake) as started:
-        yield started
+pytest_plugins = ["tests.fakes.binance_fixtures"]
 
 
 def sent(fake: FakeBinance, endpoint: str) -> dict[str, str]:

@@ -12,24 +12,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
 from tests.fakes.binance_harness import SYMBOL, client_id, market, started_exchange
 from tests.fakes.binance_server import FakeBinance
 from trader.domain import OrderRole, Side
 from trader.exchange.sim_core import SimConfig
 
-
-@pytest.fixture
-async def fake():
-    async with FakeBinance() as server:
-        yield server
-
-
-@pytest.fixture
-async def exchange(fake):
-    async with started_exchange(fake) as started:
-        yield started
+pytest_plugins = ["tests.fakes.binance_fixtures"]
 
 
 def age_fills(fake: FakeBinance, by: timedelta) -> None:

@@ -6,29 +6,15 @@ queried and cancelled there by its clientAlgoId like every protective leg
 
 from decimal import Decimal
 
-import pytest
-
 from tests.fakes.binance_harness import (
     SYMBOL,
     client_id,
     market,
-    started_exchange,
     take_profit,
 )
-from tests.fakes.binance_server import FakeBinance
 from trader.domain import OrderRequest, OrderRole, OrderStatus, OrderType, Side
 
-
-@pytest.fixture
-async def fake():
-    async with FakeBinance() as server:
-        yield server
-
-
-@pytest.fixture
-async def exchange(fake):
-    async with started_exchange(fake) as started:
-        yield started
+pytest_plugins = ["tests.fakes.binance_fixtures"]
 
 
 def first_target(trigger: str, quantity: str, seq: int = 1) -> OrderRequest:
