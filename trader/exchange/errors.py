@@ -94,6 +94,10 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
            Outcome.FAILED, Retry.RESYNC_TIME),
     Policy(-1022, "INVALID_SIGNATURE: signature for this request is not valid", Outcome.FAILED,
            credentials=True),
+    # The key may not do this (a key without the Futures permission, say): the operator's to
+    # fix, as -2014 / -2015 are; a refusal, nothing executed.
+    Policy(-1002, "UNAUTHORIZED: you are not authorized to execute this request",
+           Outcome.FAILED, credentials=True),
     Policy(-1106, "PARAM_NOT_REQUIRED: a parameter was sent when not required "
            "(e.g. reduceOnly together with closePosition)", Outcome.FAILED, Retry.REDUCE_ONLY),
     Policy(-1013, "INVALID_MESSAGE: a filter failure (price, quantity or notional off the "
