@@ -260,6 +260,15 @@ def position_key(opened_at: datetime) -> str:
     return out or "0"
 
 
+def key_time(key: str) -> datetime | None:
+    """The time a position key names (`position_key`'s inverse): the entry candle's, or for
+    an adopted position's key ("a" + `position_key`) the adoption's; None if unreadable."""
+    try:
+        return utc(int(key.removeprefix("a"), 36) * 1000)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class OrderRequest:

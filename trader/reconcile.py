@@ -29,6 +29,7 @@ from trader.domain import (
     OrderRole,
     Side,
     exchange_close_reason,
+    key_time,
     position_key,
 )
 from trader.management import breakeven_price, first_target_filled, tighter_stop
@@ -112,7 +113,8 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
             symbol=view.symbol, key=key or "a" + position_key(now), side=side,
             state=PositionState.ATTACHING, quantity=exchange.size,
             entry_price=exchange.entry_price, leverage=exchange.leverage or leverage,
-            opened_at=now, stop=Leg(OrderRole.STOP_LOSS, stop),
+            opened_at=_entered_at(view.symbol, key, side, fills, now),
+            stop=Leg(OrderRole.STOP_LOSS, stop),
             take_profit=Leg(OrderRole.TAKE_PROFIT, take), initial_quantity=exchange.size,
             initial_stop_price=stop, adopted=key is None, time_limit=time_limit,
             cooldown=cooldown)
@@ -125,6 +127,21 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
     for leg in position.legs:
         position = _adopt_leg(position, leg.role, view)
     return position
+
+
+def _entered_at(symbol: str, key: str | None, side: Side, fills: Sequence[Fill],
+                now: datetime) -> datetime:
+    """When our own position found again on a wiped disk was entered, for its time in
+    trade: its earliest entry fill of `key`, else the time its key names (the entry
+    candle's; an adopted one's, its adoption), never later than `now`; `now` for a position
+    none of our ids name (its time counts from its adoption)."""
+    if key is None:
+        return now
+    entries = [fill.time for fill in fills if fill.symbol == symbol and fill.side is side
+               and (parsed := ClientId.parse(fill.client_id)) is not None
+               and parsed.position_key == key and parsed.role is OrderRole.ENTRY]
+    entered = min(entries) if entries else key_time(key)
+    return now if entered is None else min(entered, now)
 
 
 def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
