@@ -36,7 +36,10 @@ class StreamOptions:
     heartbeat_seconds: float = 30.0     # websocket ping period; no pong -> connection dead
     silence_seconds: float = 90.0       # kline stream: no message this long -> reconnect
     user_silence_seconds: float = 180.0  # user-data: no event this long -> check the key
-    connect_timeout: float = 10.0
+    connect_timeout: float = 10.0       # the whole handshake: socket, TLS, HTTP upgrade
+    stable_seconds: float = 30.0        # a connection that lasted this long ends an outage:
+    #                                     the next one starts the backoff again (a server that
+    #                                     drops each connection at once gets waits that grow)
     refused_within_seconds: float = 2.0  # closed by the server this soon, before any message:
     #                                      the path may not be served (websocket_paths.py)
     backoff_initial: float = 1.0
@@ -152,7 +155,8 @@ def reconnect_wait(initial: float, cap: float, jitter: float) -> wait_base:
 
 class ReconnectBackoff:
     """Attempts of one outage, each waiting by `reconnect_wait` on the injected clock's
-    sleep; `reset()` once a connection is up, so the next outage starts at `initial` again.
+    sleep; `reset()` once a connection has lasted, so the next outage starts at `initial`
+    again.
 
         backoff = ReconnectBackoff(1.0, 60.0, 0.2, clock.sleep)
         await backoff.pause()   # ~1 s, then ~2 s, ~4 s ... up to ~60 s
@@ -291,10 +295,13 @@ class ReconnectingStream:
     async def _connect_and_read(self) -> str:
         try:
             url = await self._url()
-            async with self._session.ws_connect(
-                    url, heartbeat=self._options.heartbeat_seconds) as ws:
+            # The session's timeouts bound getting a socket, not the upgrade's answer: a
+            # server or proxy that never answers it would hold this stream for good.
+            async with asyncio.timeout(self._options.connect_timeout):
+                ws = await self._session.ws_connect(
+                    url, heartbeat=self._options.heartbeat_seconds)
+            async with ws:
                 self._ws = ws
-                self._backoff.reset()
                 self.health.mark_up()
                 return await self._read_and_judge(ws)
         except aiohttp.WSServerHandshakeError as exc:
@@ -324,6 +331,10 @@ class ReconnectingStream:
         self._messages_this_connection, self._closed_by_server = 0, False
         reason = await self._read(ws)
         lasted = (self._clock.now() - opened).total_seconds()
+        if lasted >= self._options.stable_seconds:
+            # Binance: "IPs that are repeatedly disconnected may be banned" (USD-M Websocket
+            # Market Streams): only a connection that lasted resets the backoff.
+            self._backoff.reset()
         ours = self._stopping or self._skip_backoff or not self._closed_by_server
         if self._messages_this_connection or ours:
             return reason
