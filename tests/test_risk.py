@@ -277,3 +277,35 @@ def test_total_open_risk_reads_the_stop_legs_trigger_price_for_every_open_state(
     assert total_open_risk([short, closing]) == D("106")
     moved = short.with_leg(replace(short.stop, trigger_price=D("101")))
     assert total_open_risk([moved, closing]) == D("102")
+
+
+# --- a base below the built-in levels (found by h-review13) ------------------------------
+def test_a_base_below_the_floor_is_the_risk_taken() -> None:
+    """TRADEBOT_RISK_BASE=0.004 was raised to the 1 % floor: a trader asking for less risk
+    got 2.5 times as much."""
+    assert risk_fraction(D("10000"), D("10000"), D("0.004"), base=D("0.004")) == D("0.004")
+    assert risk_fraction(D("9000"), D("10000"), D("0.004"), base=D("0.004")) == D("0.004")
+
+
+def test_a_drawdown_never_raises_the_risk() -> None:
+    """A base of 1 % went up to 1.5 % after a 5 % drawdown."""
+    assert risk_fraction(D("9400"), D("10000"), D("0.01"), base=D("0.01")) == D("0.01")
+    assert risk_fraction(D("9400"), D("10000"), D("0.012"), base=D("0.012")) == D("0.012")
+
+
+def test_a_fraction_saved_under_a_higher_base_is_cut_to_the_new_base() -> None:
+    assert risk_fraction(D("9700"), D("10000"), D("0.015"), base=D("0.01")) == D("0.01")
+
+
+def test_the_default_base_still_drops_to_one_and_a_half_percent() -> None:
+    """Negative: from a base above 1.5 % the drawdown step is as before."""
+    assert risk_fraction(D("9400"), D("10000"), D("0.025")) == D("0.015")
+    assert risk_fraction(D("9400"), D("10000"), D("0.02"), base=D("0.02")) == D("0.015")
+
+
+@given(st.decimals(0, 100000, places=2), st.decimals(1, 100000, places=2),
+       st.decimals(D("0.0001"), D("0.2"), places=4), st.decimals(D("0.0001"), D("0.03"),
+                                                                   places=4))
+def test_the_fraction_never_exceeds_the_base(equity: Decimal, peak: Decimal, current: Decimal,
+                                             base: Decimal) -> None:
+    assert min(base, D("0.01")) <= risk_fraction(equity, peak, current, base=base) <= base

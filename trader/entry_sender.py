@@ -319,7 +319,9 @@ class EntrySender:
 
     # --- the account ------------------------------------------------------------------
     def update_risk_fraction(self, balance: Balance, symbols: Iterable[str]) -> None:
-        """The equity-linked risk fraction: 2.5 % at a new high, 1.5 % after a 5 % drawdown."""
+        """The equity-linked risk fraction (trader/risk.py `risk_fraction`): the base
+        (TRADEBOT_RISK_BASE, 2.5 %) at a new high, 1.5 % (or the base if lower) after a 5 %
+        drawdown."""
         # `Balance.equity` is a property that adds two Decimals on every read: read once
         # (every in-position candle brings a new equity)
         equity = balance.equity

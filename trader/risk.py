@@ -47,8 +47,12 @@ def risk_fraction(equity: Decimal, peak_equity: Decimal, current: Decimal,
 
     A drawdown from the peak of `drawdown_step` or more drops to `reduced`; a new equity
     high (equity >= peak) restores `base`; anything in between keeps `current` (so a
-    small recovery does not flip the fraction back and forth). Always in [floor, ceiling].
+    small recovery does not flip the fraction back and forth). Never above `base` (a
+    drawdown only ever lowers the risk; a fraction saved under a higher base is cut to
+    it), nor above `ceiling`; never below `floor`, or the base when the operator chose a
+    lower one (TRADEBOT_RISK_BASE=0.004 risks 0.4 %, not the floor's 1 %).
     """
+    reduced, floor = min(reduced, base), min(floor, base)
     if peak_equity <= 0:
         chosen = current
     elif equity >= peak_equity:
@@ -57,7 +61,7 @@ def risk_fraction(equity: Decimal, peak_equity: Decimal, current: Decimal,
         chosen = reduced
     else:
         chosen = current
-    return min(max(chosen, floor), ceiling)
+    return min(max(chosen, floor), base, ceiling)
 
 
 def clamp_stop_pct(sl_pct: Decimal, low: Decimal = Decimal("0.004"),
