@@ -45,6 +45,7 @@ from trader.sweep_trial import (
     format_value,
     one_name_per_setting,
     plan_trial,
+    whole_numbers,
 )
 
 
@@ -136,6 +137,9 @@ class Sweep:
         else:
             self._optuna = import_optuna()
             refuse_dead_ends(spec.search, base)
+            self.spec = spec = dataclasses.replace(spec, search={
+                name: _sampled_as(space, whole_numbers(name, base))
+                for name, space in spec.search.items()})
 
     def leaderboard(self) -> Leaderboard:
         return Leaderboard(self.spec.objective, self.spec.higher_is_better, self.spec.top)
@@ -236,6 +240,15 @@ def import_optuna() -> Any:
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     return optuna
+
+
+def _sampled_as(space: SearchSpace, whole: bool) -> SearchSpace:
+    """A range written with whole numbers over a parameter of reals ("1..3" over a Decimal
+    field) sampled as reals: optuna's suggest_int would only ever draw 1, 2 and 3."""
+    if not isinstance(space, Span) or whole or not space.integer:
+        return space
+    return Span(float(space.low), float(space.high),
+                None if space.step is None else float(space.step), space.log)
 
 
 def _suggest(trial: Any, name: str, space: SearchSpace) -> ParamValue:

@@ -173,6 +173,17 @@ def check_value(name: str, value: ParamValue, base: Settings) -> None:
         _plan(0, {name: value}, base)
 
 
+def whole_numbers(name: str, base: Settings) -> bool:
+    """Whether parameter `name` takes whole numbers only (an int setting or strategy field;
+    a time limit in minutes): how an optuna range over it is sampled. A range written
+    "1..3" over a Decimal field is a range of reals, not of the integers 1, 2 and 3."""
+    if name.startswith(STRATEGY_PREFIX):
+        current = getattr(_plan(0, {}, base).strategy, name.removeprefix(STRATEGY_PREFIX))
+    else:
+        current = getattr(base, setting_field(name))
+    return isinstance(current, int | timedelta) and not isinstance(current, bool)
+
+
 def run_trial(plan: TrialPlan, data: BacktestData, scratch_root: Path | None = None) -> TrialResult:
     """The full backtest of one trial in a scratch directory (its database is thrown away)
     inside `scratch_root` (default: the system's temporary folder). Exceptions propagate:
