@@ -259,12 +259,13 @@ def test_decide_never_opens_on_top_of_a_position(held: Side | None, wanted: Side
         assert decision is SignalDecision.CLOSE
 
 
-def test_total_open_risk_counts_only_open_positions_and_not_past_breakeven() -> None:
+def test_total_open_risk_counts_open_and_entering_positions_and_not_past_breakeven() -> None:
     at_risk = make(key="k1", quantity="0.1", entry="50000", stop="49500")          # 50 at risk
     past_breakeven = make(key="k2", quantity="0.1", entry="50000", stop="50100")   # 0 at risk
     closed = make(key="k3", state=PositionState.CLOSED)
-    entering = make(key="k4", state=PositionState.ENTERING)   # no fill yet: nothing held
-    assert total_open_risk([at_risk, past_breakeven, closed, entering]) == D("50")
+    # no fill seen yet, but it may fill any moment: its planned size at its planned stop
+    entering = make(key="k4", state=PositionState.ENTERING, quantity="0.2")        # 100
+    assert total_open_risk([at_risk, past_breakeven, closed, entering]) == D("150")
 
 
 def test_total_open_risk_reads_the_stop_legs_trigger_price_for_every_open_state() -> None:

@@ -6,7 +6,9 @@ last `window` closed candles both hold (matched by open time), taken in each pos
 direction (a short's returns are negated), correlate above `threshold` (Pearson). So BTC,
 ETH and SOL longs usually are one bet, while a BTC long and an ETH short hedge each other.
 Correlation links chain: the cluster of an entry is every open position reachable from it
-through correlated pairs (single linkage).
+through correlated pairs (single linkage). An entry still working (ENTERING: a resting
+maker quote, a market entry whose answer was lost) counts as an open position at its
+planned size and stop: it may fill any moment, so two breakouts on one candle are one bet.
 
 The cluster counts as one position against the heat (trader/risk.py): its open risk plus
 the new entry's may not exceed one entry's risk budget, and the total over all positions
@@ -64,12 +66,13 @@ def correlation(first: dict[datetime, float], second: dict[datetime, float]) -> 
 def correlated_cluster(symbol: str, side: Side, positions: Iterable[Position],
                        candles: Mapping[str, Sequence[Candle]], threshold: Decimal | float,
                        window: int) -> Cluster:
-    """The open positions that are one bet with an entry on `symbol` in `side` (see the
-    module docstring); an empty cluster when none is, or when `threshold` >= 1. `candles`:
-    closed candles by symbol (a symbol missing has no returns: never correlated)."""
+    """The open (or entering) positions that are one bet with an entry on `symbol` in
+    `side` (see the module docstring); an empty cluster when none is, or when `threshold`
+    >= 1. `candles`: closed candles by symbol (a symbol missing has no returns: never
+    correlated)."""
     if threshold >= 1:
         return Cluster()
-    others = [p for p in positions if p.state.open and p.symbol != symbol]
+    others = [p for p in positions if p.state.at_stake and p.symbol != symbol]
     series = {s: returns(candles.get(s, ()), window)
               for s in {symbol, *(p.symbol for p in others)}}
     members = [(symbol, side), *((p.symbol, p.side) for p in others)]

@@ -51,8 +51,10 @@ class Account:
     equity: Decimal
     free_margin: Decimal
     risk_fraction: Decimal
-    open_risk: Decimal                # money at risk in the other open positions
-    positions: tuple[Position, ...] = ()   # the open positions (correlated heat)
+    # money at risk in the other positions, held or entering (trader/entry_sender.py
+    # `account`: each at what it may hold, a working entry at its planned size)
+    open_risk: Decimal
+    positions: tuple[Position, ...] = ()   # those positions (correlated heat)
 
 
 @dataclass(frozen=True, slots=True)

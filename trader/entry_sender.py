@@ -371,9 +371,14 @@ class EntrySender:
             rewrites.written(RISK_KEY, self._write_risk)
 
     def account(self, balance: Balance | None, positions: Iterable[Position]) -> Account | None:
+        """What sizing needs of the account. The heat and the correlated cluster count
+        every position at what it may hold: an ENTERING one (a quote resting, a market
+        entry whose answer was lost) at its planned size and stop, an open one whose maker
+        entry still works on the rest at its planned size (MakerQuoter.may_hold)."""
         if balance is None:
             return None
-        held = tuple(p for p in positions if p.state.open)
+        maker = self.maker
+        held = tuple(maker.may_hold(p) for p in positions if p.state.at_stake)
         return Account(balance.equity, balance.available,
                        Decimal(self._risk.get("fraction", str(self.settings.risk_base))),
                        total_open_risk(held), held)

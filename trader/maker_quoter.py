@@ -38,6 +38,7 @@ from trader.domain import (
     Side,
 )
 from trader.events import EntryFailed, EntryFilled, Event
+from trader.evolve import evolve
 from trader.exchange.errors import Outcome
 from trader.exchange_view import ExchangeView
 from trader.executor import ActionResult, Executor
@@ -175,6 +176,30 @@ class MakerQuoter:
             self._finish(position)           # a market entry: nothing to work, ever
             return False
         return True
+
+    def may_hold(self, position: Position) -> Position:
+        """`position` at the most it may hold, for the heat (trader/entry_sender.py
+        `account`): an open one short of its planned size whose maker entry may still fill
+        the rest counts the rest too (at its stop); any other as it is (ENTERING: its
+        quantity is the planned one until the first fill)."""
+        if position.state.open and position.quantity < position.initial_quantity \
+                and self.may_add(position):
+            return evolve(position, quantity=position.initial_quantity)
+        return position
+
+    def may_add(self, position: Position) -> bool:
+        """Whether its maker entry may still add to an open position, without a view
+        (`may_hold`): its latest entry order is a quote and its quoting is not over, or it
+        is the market rest and its answer was lost."""
+        # the latest entry id is on the record before its order leaves (`_send`): one
+        # lookup, not a scan of every intent (asked again for each entry planned)
+        latest = self.store.intent(str(ClientId(position.symbol, position.key, OrderRole.ENTRY,
+                                                position.seq.get(OrderRole.ENTRY.value, 1))))
+        if latest is None:
+            return False
+        if latest.type is not OrderType.LIMIT:
+            return not latest.status.resolved     # the market rest, until it is known
+        return (position.symbol, position.key) not in self._finished
 
     def _finish(self, position: Position) -> None:
         """Remember that this position's quoting is over (bounded: closed ones are dropped

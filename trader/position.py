@@ -45,6 +45,13 @@ class PositionState(StrEnum):
     def open(self) -> bool:
         return self in _OPEN_STATES
 
+    @property
+    def at_stake(self) -> bool:
+        """Held, or may be held any moment: open, or ENTERING (a maker quote resting, a
+        market entry whose answer was lost). What portfolio heat counts: a limit meant to
+        bound what can be lost counts what may fill."""
+        return self is not PositionState.CLOSED
+
 
 _OPEN_STATES = frozenset({PositionState.ATTACHING, PositionState.PROTECTED,
                           PositionState.CLOSING})

@@ -306,5 +306,7 @@ def decide(position_side: Side | None, signal: Signal | None) -> tuple[SignalDec
 
 
 def total_open_risk(positions: Iterable[Position]) -> Decimal:
-    """Money at risk across open positions (0 for those whose stop is past breakeven)."""
-    return sum((position.risk_amount() for position in positions if position.state.open), ZERO)
+    """Money at risk across the positions held or entering (an ENTERING one at its planned
+    size and stop: it may fill any moment), 0 for those whose stop is past breakeven."""
+    return sum((position.risk_amount() for position in positions if position.state.at_stake),
+               ZERO)
