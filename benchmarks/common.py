@@ -8,6 +8,7 @@ module puts the repository root on `sys.path` so the project need not be install
     print(figure("p99 per symbol-tick", 0.8, "ms", goal="< 2 ms", baseline="0.05 ms"))
 """
 
+import argparse
 import csv
 import math
 import os
@@ -42,6 +43,13 @@ KNOWN_SYMBOLS: dict[str, tuple[Decimal, Decimal]] = {
     "BNBUSDT": (Decimal("550"), Decimal("0.01")),
 }
 GENERIC = (Decimal("25"), Decimal("0.0001"))
+
+
+def script_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line of a benchmark script, its --help showing the module docstring
+    whole (what it measures and how to run it), as written."""
+    return argparse.ArgumentParser(description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def bench_symbols(count: int) -> list[str]:

@@ -14,7 +14,6 @@ The backtest's own candles/s is printed beside them as the baseline: the core is
 every one of its ticks.
 """
 
-import argparse
 import asyncio
 import copyreg
 import pickle
@@ -27,7 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from common import figure, quiet_logs, random_walk_candles, write_candles_csv
+from common import figure, quiet_logs, random_walk_candles, script_parser, write_candles_csv
 
 import trader.interpreter
 import trader.position_keeper
@@ -91,7 +90,7 @@ def best_round(function: Callable[..., Any], pickled: list[bytes], rounds: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--candles", type=int, default=20_000)
     parser.add_argument("--exit-plan", choices=["one", "two"], default="one")
     parser.add_argument("--rounds", type=int, default=7)

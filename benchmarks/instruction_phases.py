@@ -222,7 +222,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candles", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--phases", default="", help="comma-separated of: "

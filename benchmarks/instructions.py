@@ -358,7 +358,7 @@ def nullpath() -> Iterator[Path | None]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candles", type=int, default=5000, help="backtest candles (a, b)")
     parser.add_argument("--ticks", type=int, default=2000, help="counted live ticks (c)")
     parser.add_argument("--seed", type=int, default=1)

@@ -37,6 +37,7 @@ from common import (
     peak_rss_mb,
     random_walk_candles,
     scratch_dir,
+    script_parser,
     write_candles_csv,
 )
 
@@ -171,7 +172,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--hours", type=float, default=60.0,
                         help="hours of replayed trading after the warm-up (market time)")
     parser.add_argument("--warmup", type=float, default=WARMUP_HOURS,

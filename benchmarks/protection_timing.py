@@ -46,7 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from agent_on_fake import LiveAgent, QuietMarket, default_of, protective_orders, wait_for
-from common import percentile, quiet_logs, scratch_dir
+from common import percentile, quiet_logs, scratch_dir, script_parser
 
 from tests.fakes.binance_server import FakeBinance
 from trader.domain import OrderRole, OrderType, Side, Signal
@@ -305,7 +305,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--reps", type=int, default=5, help="repetitions of each figure")
     parser.add_argument("--worst-reps", type=int, default=2,
                         help="(b) runs with margin back right after the last refusal")

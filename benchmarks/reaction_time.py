@@ -14,7 +14,6 @@ streams at a closed port, as when Binance's streams are down.
 Usage: python benchmarks/reaction_time.py [--rounds 5]
 """
 
-import argparse
 import asyncio
 import logging
 import os
@@ -28,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common import quiet_logs  # noqa: E402
+from common import quiet_logs, script_parser  # noqa: E402
 
 from tests.fakes.binance_server import FakeBinance  # noqa: E402
 from tests.fakes.telegram_server import FakeTelegram  # noqa: E402
@@ -131,6 +130,6 @@ async def main(rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     asyncio.run(main(parser.parse_args().rounds))

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import figure, quiet_logs, random_walk_candles, write_candles_csv
+from common import figure, quiet_logs, random_walk_candles, script_parser, write_candles_csv
 
 import trader.market.replay as replay
 from trader.backtest import run_backtest
@@ -134,7 +134,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--candles", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)

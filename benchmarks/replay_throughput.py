@@ -29,7 +29,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from common import figure, peak_rss_mb, quiet_logs, random_walk_candles, write_candles_csv
+from common import (
+    figure,
+    peak_rss_mb,
+    quiet_logs,
+    random_walk_candles,
+    script_parser,
+    write_candles_csv,
+)
 
 GOAL_RATE = 8_000
 GOAL_MEMORY_MB = 60.0
@@ -157,6 +164,8 @@ def main(args: argparse.Namespace) -> None:
         raise SystemExit(f"unknown size(s) {', '.join(unknown)}: 2k (the bundled data) or a "
                          "number of generated candles such as 20k, 100k, 500k")
     runs: dict[str, dict[str, float]] = {}
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="replay-data-", dir=args.dir) as folder:
         for size in sizes:
             count = size_count(size)
@@ -176,7 +185,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--sizes", default="2k,100k,500k",
                         help="comma-separated: 2k (bundled real data), 100k, 500k, or any "
                              "number of generated candles (20k, 5000)")

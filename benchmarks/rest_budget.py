@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from agent_on_fake import LiveAgent, QuietMarket, default_of, prices_for
-from common import bench_symbols, figure, quiet_logs, scratch_dir
+from common import bench_symbols, figure, quiet_logs, scratch_dir, script_parser
 
 from tests.fakes.binance_server import FakeBinance, LoggedRequest
 from trader.domain import Side
@@ -202,7 +202,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--symbols", type=int, default=5)
     parser.add_argument("--minutes", type=int, default=2, help="measured minutes per variant")
     parser.add_argument("--warmup", type=float, default=None,

@@ -342,7 +342,7 @@ async def soak(minutes: float, baseline_minutes: float, seed: int, read_only_shm
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="fault segment length")
     parser.add_argument("--baseline-minutes", type=float, default=1.0,
                         help="fault-free segment before it")

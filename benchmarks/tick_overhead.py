@@ -32,7 +32,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from common import bench_symbols, figure, percentile, quiet_logs, random_walk_candles, scratch_dir
+from common import (
+    bench_symbols,
+    figure,
+    percentile,
+    quiet_logs,
+    random_walk_candles,
+    scratch_dir,
+    script_parser,
+)
 
 from trader.alerter import Alerter
 from trader.clock import ManualClock
@@ -198,7 +206,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--ticks", type=int, default=6000,
                         help="measured ticks with 1 symbol (10 symbols: a third of it)")
     parser.add_argument("--warmup", type=int, default=DefaultStrategy().warmup + 10,
