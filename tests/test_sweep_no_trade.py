@@ -127,3 +127,17 @@ def test_calmar_on_less_than_a_week_is_said_before_the_sweep(tmp_path: Path) -> 
             "from less); this data covers 2 d: no trial will have a value, rank by "
             "another --objective") in result.stderr
     assert "note: no trial has a calmar value" in result.stdout
+
+
+def test_a_trial_without_a_trade_has_no_win_rate(tmp_path: Path) -> None:
+    """h-review13: the table and the CSV said "0.0%" where the backtest report says "-";
+    a trial that traded keeps its win rate (the negative case)."""
+    board = Leaderboard("sharpe", True, pictures=1)
+    for result in (traded(1), idle(2)):
+        board.add(result)
+    table = render_table(board, ["strategy.min_body_atr"], 30).splitlines()
+    win = table[0].split().index("win")
+    assert table[1].split()[win] == "35.0%"
+    assert table[2].split()[win] == "-"
+    rows = read_rows(write_results_csv(board, ["strategy.min_body_atr"], tmp_path / "r.csv"))
+    assert [row["win_rate"] for row in rows] == ["0.35", ""]

@@ -43,8 +43,7 @@ def write_results_csv(board: Leaderboard, names: list[str], path: Path) -> Path:
         writer.writerow(["rank", "trial", "status", *names, f"objective_{board.objective}",
                          *performance_fields, "seconds", "error"])
         for rank, result in _numbered(board.ranked()):
-            performance = [_cell(getattr(result.performance, name)) if result.performance
-                           else "" for name in performance_fields]
+            performance = [_cell(_measured(result, name)) for name in performance_fields]
             writer.writerow([rank or "", result.number, _status(result),
                              *[_cell(result.params.get(name)) for name in names],
                              _cell(result.objective(board.objective)), *performance,
@@ -78,7 +77,7 @@ def render_table(board: Leaderboard, names: list[str], limit: int) -> str:
         columns.insert(0, (board.objective, board.objective, "{:.3f}"))
     header = ["#", "trial", *names, *[title for title, _, _ in columns]]
     rows = [[str(rank), str(result.number), *[format_value(result.params[name]) for name in names],
-             *[_number(getattr(result.performance, field), pattern) for _, field, pattern in columns]]
+             *[_number(_measured(result, field), pattern) for _, field, pattern in columns]]
             for rank, result in finished[:limit]]
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
@@ -115,6 +114,14 @@ def _numbered(ranked: list[TrialResult]) -> list[tuple[int | None, TrialResult]]
     """(rank, result); a rank only for finished trials."""
     return [(index if result.ok else None, result)
             for index, result in enumerate(ranked, start=1)]
+
+
+def _measured(result: TrialResult, name: str) -> Any:
+    """A Performance field of a trial; None where it has no meaning: nothing finished, or a
+    win rate without trades (Performance counts it 0.0; the backtest report shows "-")."""
+    if result.performance is None or (name == "win_rate" and result.no_trade):
+        return None
+    return getattr(result.performance, name)
 
 
 def _number(value: Any, pattern: str) -> str:
