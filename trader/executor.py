@@ -99,6 +99,7 @@ class Executor:
         self.recv_window = recv_window
         self.throttled_until: dict[str, datetime] = {}
         self.sent_count = 0
+        self.cancels_sent = 0
         self.sent_ids = SentIds(store)   # for the second-instance check (`placed`)
         self.rules_changes: list[str] = []   # found by filter rejections; the engine alerts
         self._under_way = PlacementUnderWay()
@@ -111,6 +112,12 @@ class Executor:
         self.cancel_answered: set[str] = set()
 
     # --- journal ------------------------------------------------------------------
+    @property
+    def actions_sent(self) -> int:
+        """Orders placed and cancels sent so far: a view of the exchange taken before this
+        last changed is older than an order (trader/position_keeper.py `_resolve_entry`)."""
+        return self.sent_count + self.cancels_sent
+
     def _journal(self, intent: Intent, *, required: bool) -> bool:
         """Save an intent. Entries and partial take-profits require the journal
         (JOURNAL_REQUIRED); protection goes on without it.
@@ -323,6 +330,7 @@ class Executor:
         """Cancel, then read the order back. A FILLED result means a fill raced the cancel."""
         self._commit_before_send(None, f"before cancelling {client_id}")
         self.cancel_answered.discard(client_id)
+        self.cancels_sent += 1
         try:
             # DELETE /fapi/v1/order answers the order as the cancel left it: an answer
             # like any other (older than a fill the stream reported meanwhile, it is

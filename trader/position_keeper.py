@@ -94,8 +94,8 @@ class PositionKeeper:
         """Observe, step, manage: terminal detection first. None once it is closed.
         `entry_in_reply`: the operator's command reply tells what the entry did (/close)."""
         if position.state is _ENTERING or self.entries.entry_working(position, view):
-            position = await self._resolve_entry(position, view, notes,   # + maker quotes
-                                                 entry_in_reply)
+            position, view = await self._resolve_entry(position, view, notes,  # + quotes
+                                                       entry_in_reply)
             if position.state is _CLOSED:
                 return None
         unsaid = self.unexplained.pending      # a dict's own test: every candle passes here
@@ -212,21 +212,35 @@ class PositionKeeper:
         return trail_atr(self.candles[symbol].closed())
 
     async def _resolve_entry(self, position: Position, view: SymbolView,
-                             notes: list[str] | None, in_reply: bool = False) -> Position:
+                             notes: list[str] | None, in_reply: bool = False
+                             ) -> tuple[Position, SymbolView]:
         """The entry whose answer was lost: filled, failed or still unknown. Filled while the
         exchange holds nothing on our side means it was opened and closed while nobody
         watched (a restart): confirmed by a fresh read, it is finalized, never protected
         (protecting it would send its legs again). A maker-first entry's quotes move on
-        here too, open or not (trader/maker_quoter.py)."""
+        here too, open or not (trader/maker_quoter.py).
+
+        And the view the tick's observation must use: `view` when this step sent nothing,
+        else one read afresh after it. `view` was taken before the step's orders (a maker
+        entry's market rest, a quote cancelled, the legs of the entry's fill): observed
+        with it, a position just filled reads as flat (closed "by hand", then adopted as
+        somebody else's) and a size just grown as the older one. A fresh read, because
+        the user-data stream's word on those orders is read only at the next tick."""
+        actions = self.executor.actions_sent
         position, event = await self.entries.resolve(position, view)
         if in_reply and isinstance(event, EntryFailed):
             event = replace(event, answered=True)    # said once: by the reply
+        read_after = actions
         if isinstance(event, EntryFilled) and view.position.side is not position.side:
-            fresh = await self.view.view(position.symbol, fresh=True)
-            if fresh.position.side is not position.side:
+            view = await self.view.view(position.symbol, fresh=True)
+            read_after = self.executor.actions_sent
+            if view.position.side is not position.side:
                 event = PositionGone(entry=event)
-        return position if event is None else await self.interpreter.apply(position, event,
-                                                                            notes)
+        if event is not None:
+            position = await self.interpreter.apply(position, event, notes)
+        if self.executor.actions_sent != read_after and position.state is not _CLOSED:
+            view = await self.view.view(position.symbol, fresh=True)
+        return position, view
 
     async def adopt(self, symbol: str, view: SymbolView, to_close: bool = False
                     ) -> Position | None:
