@@ -24,8 +24,15 @@ from tests.test_maker_engine import (
     live_quotes,
     quoting_long,
 )
-from trader.domain import CloseReason, Order, OrderRequest, OrderRole, OrderType
-from trader.exchange.base import ExchangeEvent, UnknownOutcome
+from trader.domain import (
+    CloseReason,
+    ExchangePosition,
+    Order,
+    OrderRequest,
+    OrderRole,
+    OrderType,
+)
+from trader.exchange.base import ExchangeError, ExchangeEvent, UnknownOutcome
 from trader.position import Position, PositionState
 
 D = Decimal
@@ -92,6 +99,28 @@ async def test_the_market_rest_has_its_stop_when_positions_are_not_adopted(tmp_p
     planned = await quotes_outrun_then_market(world)
     for _ in range(3):
         await later(world, 2)
+    await assert_kept_as_planned(world, planned)
+
+
+async def test_a_failed_read_after_the_market_rest_leaves_the_observation_to_the_next_tick(
+        tmp_path):
+    """The read after the rest is refused (a 503): the tick ends there (the symbol's
+    boundary), nothing is closed, and the next tick observes the position as planned."""
+    world = await make_world(tmp_path, **MAKER)
+    reads = world.paper.position
+    refused: list[str] = []
+
+    async def position(symbol: str) -> ExchangePosition:
+        if not refused and (await reads(symbol)).quantity > 0:
+            refused.append(symbol)
+            raise ExchangeError(-1000, "An unknown error occurred", 503)
+        return await reads(symbol)
+
+    world.paper.position = position  # type: ignore[method-assign]
+    planned = await quotes_outrun_then_market(world)
+    assert refused == [SYMBOL]
+    assert told(world) == [] and world.engine.positions[SYMBOL].key == planned.key
+    await later(world, 2)
     await assert_kept_as_planned(world, planned)
 
 
