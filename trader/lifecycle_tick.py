@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from trader import display, management, protection, regime_adjust, stuck_trigger
-from trader.alerts import Alert, AlertName
+from trader.alerts import Alert, AlertName, Severity
 from trader.domain import CloseReason, OrderRole
 from trader.events import Action, CloseRequested, Event, Flatten, FlattenResult, Policy, Tick
 from trader.evolve import evolve
@@ -68,9 +68,11 @@ def quiet(position: Position, event: Tick, now: datetime, policy: Policy,
       back (`Position.protected`: every leg covers what it matches) stays PROTECTED;
     - `on_tick` with a mark: the best price first (as here), then `_manage` on the record
       that holds it: no time exit due, no partial to take, no breakeven move owed (its
-      aim is only settled once `breakeven_done`), no leg's live order at or past its
-      trigger and none watched for it (`stuck_trigger.due`), no trailing stop other than
-      the stop's own level: each the very function `_manage` asks, on the same record,
+      aim is only settled once `breakeven_done`), no switch to the one-TP plan (a TP1
+      whose part is gone holds no order: `management.first_target_gone`), no leg's live
+      order at or past its trigger and none watched for it (`stuck_trigger.due`), no
+      trailing stop other than the stop's own level: each the very function `_manage`
+      asks, on the same record,
       mark, rules and ATR; and `regime_adjust.follow` hands back the record itself, which for a
       PROTECTED record and a mark is when the regime is unknown or the one its anchor
       applies (else it anchors the record, or, nothing pending, copies it to the new
@@ -106,6 +108,9 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
     if management.time_exit_due(position, now):
         return position, [], [CloseRequested(CloseReason.TIME_EXIT)]
     actions: list[Action] = []
+    if management.first_target_gone(position, mark):
+        actions.append(_one_tp_told(position))
+        position = management.one_tp_plan(position)
     if not position.partial_taken and management.should_take_partial(position, mark):
         part = management.partial_quantity(position, rules, policy.partial_fraction, mark)
         position = evolve(position, partial_taken=True)
@@ -128,6 +133,20 @@ def _manage(position: Position, event: Tick, now: datetime, policy: Policy) -> O
         moved = evolve(stop, trigger_price=trail, failures=0, retry_at=None)
         position = evolve(position, stop=moved, trailing_active=True)
     return position, actions, []
+
+
+def _one_tp_told(position: Position) -> Alert:
+    """The chat hears why a two-TP position takes its first profit at market after all:
+    TP1 lost its part (trader/management.py `first_target_gone`)."""
+    runner = position.initial_quantity - position.tp1_quantity
+    return Alert(AlertName.PROTECTION, (
+        f"{position.symbol}: the {position.side.label} {display.number(position.quantity)} "
+        f"is no more than TP2's part {display.number(runner)} (of "
+        f"{display.number(position.initial_quantity)} planned), so TP1 has nothing to close: "
+        f"one take-profit from now on, at {display.number(position.take_profit.trigger_price)}"
+        ", with the first profit at market, the stop to breakeven and the trail"),
+        position.symbol, severity=Severity.INFO,
+        dedup_key=f"one-tp:{position.symbol}:{position.key}")
 
 
 def _partial_told(position: Position, part: Decimal, mark: Decimal) -> Alert:

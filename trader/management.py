@@ -22,6 +22,14 @@ Exit plans (TRADEBOT_EXIT_PLAN, fixed for a position when it is planned):
   would race the market and leave the runner without a take-profit for a while.
   A position too small to split (either part below the symbol's minimum quantity or
   notional) or whose TP1 would not lie between the entry and TP2 keeps the one-TP plan.
+  So does, from then on, one whose TP1 lost its part: the position came to no more than
+  TP2's planned part (a maker entry filled in part and gave up the rest, a stop filled in
+  part, a reduction by hand: `Position.leg_quantity` shrinks TP1 first), so TP1 can never
+  fill and its breakeven and trail would never come (`first_target_gone`). The switch is
+  made when the one-TP plan's first rule is due (its partial's profit, or the trail's
+  activation), not before: until then neither plan does anything more, and a maker entry
+  still working may fill the rest and give TP1 its part back. It is read from the record
+  alone (sizes and TP1's leg), so a restart decides the same, and it is saved with it.
 
 Trailing (TRADEBOT_TRAILING_DISTANCE, "0.3%" or "1.5atr"): the stop stays that distance
 behind the best price since entry (`Position.best_price`, updated from the mark on every
@@ -134,6 +142,31 @@ def with_exit_plan(pos: Position, first_target: FirstTarget | None,
             return pos
     return evolve(pos, exit_plan=ExitPlan.TWO, tp1_quantity=part,
                   take_profit_1=Leg(OrderRole.TAKE_PROFIT_1, level))
+
+
+def first_target_gone(pos: Position, mark: Decimal) -> bool:
+    """A protected position of the two-TP plan whose TP1 has no part left and nothing on
+    the exchange, once the one-TP plan would act: at its partial's profit or the trail's
+    activation (see the module docstring). `one_tp_plan` is the position from then on.
+    Nothing on the exchange (no order, no placement unanswered): a TP1 that filled can show
+    as a smaller position before its own fill is reported; its order is cancelled first
+    (trader/protection.py), and the cancel's read-back reports that fill as TP1's, so the
+    market partial is never a second profit taken."""
+    first = pos.take_profit_1
+    if first is None or pos.state is not PROTECTED or pos.partial_taken \
+            or first.order is not None or first.pending is not None or first.superseded \
+            or pos.leg_quantity(OrderRole.TAKE_PROFIT_1) > 0:
+        return False
+    profit = profit_pct(pos, mark)
+    return profit >= partial_tp_trigger(pos.symbol) or profit >= pos.trail_activation
+
+
+def one_tp_plan(pos: Position) -> Position:
+    """The position under the one-TP plan: TP1's leg retired (TP2's order, for the whole
+    quantity already, is the one take-profit), out of the regime's anchor too."""
+    anchor = pos.regime
+    return evolve(pos, exit_plan=ONE, take_profit_1=None, tp1_quantity=ZERO,
+                  regime=None if anchor is None else evolve(anchor, take_profit_1=None))
 
 
 def first_target_filled(pos: Position) -> Position:

@@ -237,7 +237,8 @@ class Position:
         (`initial_quantity - tp1_quantity`) first, TP1 closes what is beyond it, up to its
         own part, and TP2 the rest. So TP1's fill leaves TP2's order as it is, a smaller
         position (partial entry, reduced by hand) shrinks TP1 first, and the two always
-        close exactly the position."""
+        close exactly the position. A TP1 left with nothing gives way to the one-TP plan
+        (trader/management.py `first_target_gone`)."""
         if role is STOP_LOSS or self.take_profit_1 is None:
             return self.quantity if role is not TAKE_PROFIT_1 else ZERO
         first = self._first_part()
