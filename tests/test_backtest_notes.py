@@ -234,3 +234,17 @@ def test_an_entry_that_never_filled_is_not_noted_as_an_open_position() -> None:
     assert notes[-1] == ("BTCUSDT: a LONG opened 2021-11-17 18:05 UTC was still open at the "
                          "end: the equity counts it at the last close (-1.50 USDT); the "
                          "trades and the net PnL do not"), notes
+
+
+def test_a_symbol_without_known_rules_says_its_rules_are_generic(tmp_path: Path) -> None:
+    """h-review13: FOOUSDT holding XRPUSDT's candles lost 41 % more (generic step, spread
+    and maintenance) and nothing said why; a known symbol has no such note (negative)."""
+    data = xrp_file(tmp_path, name="FOOUSDT-5m.csv", rows=600)
+    result = finished(backtest(tmp_path, "--data", str(data), "--run-id", "foo"))
+    [note] = [line for line in notes_of(tmp_path, "foo") if "no exchange rules known" in line]
+    assert note.startswith("FOOUSDT: no exchange rules known for it (known: BNBUSDT, BTCUSDT")
+    assert "generic ones used (tick 0.0001, step 0.001, min notional 5" in note
+    assert note in result.stderr.splitlines()
+    known = finished(backtest(tmp_path, "--data", str(xrp_file(tmp_path, rows=600)),
+                              "--run-id", "xrp"))
+    assert "no exchange rules known" not in known.stderr

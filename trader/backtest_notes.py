@@ -137,6 +137,8 @@ def symbol_notes(symbol: str, tally: SymbolTally, warmup: int, rules: SymbolRule
     tick = tick_note(symbol, tally.closes, rules)
     if tick:
         lines.append(tick)
+    elif symbol not in DEFAULT_RULES:
+        lines.append(generic_rules_note(symbol, rules))
     if not entered and not short:
         lines.append(f"{symbol}: no trade: {no_entry_reason(tally)}")
     return lines
@@ -160,6 +162,18 @@ def tick_note(symbol: str, closes: list[Decimal], rules: SymbolRules) -> str:
         f"min notional {rules.min_notional})")
     return (f"{symbol}: prices around {float(median):.2g} with a tick of {rules.tick_size}: "
             f"is this the right symbol?{generic}")
+
+
+def generic_rules_note(symbol: str, rules: SymbolRules) -> str:
+    """Said of a symbol whose exchange filters the backtest does not know: its sizes,
+    prices, fees' minimums and spread are generic ones, so its results may differ from what
+    Binance's own filters would give (h-review13: the same candles as XRPUSDT lost 41 %
+    more under another name, and nothing said why)."""
+    known = ", ".join(sorted(DEFAULT_RULES))
+    return (f"{symbol}: no exchange rules known for it (known: {known}): generic ones used "
+            f"(tick {rules.tick_size}, step {rules.step_size}, min notional "
+            f"{rules.min_notional}, the fallback spread and maintenance margin); its trades "
+            "may differ from Binance's filters")
 
 
 def no_entry_reason(tally: SymbolTally) -> str:
