@@ -19,7 +19,6 @@ The 5xx kinds are told by their message (USD-M General Info, "HTTP Return Codes"
 usds-margined-futures/general-info).
 """
 
-import random
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -60,6 +59,8 @@ class Policy:
     # one would close is covered (trader/stop_backup.py)
     closing_order_exists: bool = False
 
+
+WOULD_TRIGGER_PAUSE_SECONDS = 0.35   # the pause before the one retry of a -2021 (see below)
 
 PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
 
@@ -311,6 +312,8 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
 
 
 def would_trigger_pause() -> float:
-    """Binance answers -2021 when the mark price sits on the trigger; 300-400 ms lets it move."""
-    return random.uniform(0.3, 0.4)
+    """Binance answers -2021 when the mark price sits on the trigger; 350 ms lets it move.
+    A fixed pause, not a random one: one order retried once needs no spread, and a backtest
+    (whose clock this pause advances) must give the same trades every run."""
+    return WOULD_TRIGGER_PAUSE_SECONDS
 
