@@ -88,7 +88,8 @@ async def build_engine(db_path: Path, symbols: list[str], start: datetime, polli
 # The exchange calls a tick may make. On Binance their time is the network's and the
 # exchange's; on the paper exchange it is the simulator's and its own state saving.
 EXCHANGE_CALLS = ("place", "cancel", "order_by_client_id", "open_orders", "position",
-                  "balance", "fills", "klines", "book_ticker", "funding_rate", "set_leverage")
+                  "balance", "fills", "klines", "book_ticker", "mark_price", "funding_rate",
+                  "set_leverage")
 
 
 class ExchangeTime:

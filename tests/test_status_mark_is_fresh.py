@@ -75,9 +75,11 @@ async def test_a_settled_stop_shows_no_move(tmp_path):
 
 async def test_with_the_market_stream_silent_the_mark_the_tick_read_is_shown(tmp_path):
     """The market streams quiet (nothing pushed for over 10 s) while the user-data stream is
-    healthy: the tick reads the book over REST (GET /fapi/v1/ticker/bookTicker) for its mark,
-    but /status showed the position's mark of the last account update, which Binance's
-    ACCOUNT_UPDATE does not carry: the entry price and "PnL +0.00" while the price fell."""
+    healthy: the tick reads Binance's mark over REST (GET /fapi/v1/premiumIndex "markPrice":
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/
+    rest-api/Mark-Price), but /status showed the position's mark of the last account
+    update, which Binance's ACCOUNT_UPDATE does not carry: the entry price and "PnL +0.00"
+    while the price fell. The mark shown is that mark, not the book's middle."""
     world = await world_with_a_long(tmp_path)
     position = world.engine.positions[SYMBOL]
     world.paper.quote = lambda symbol, max_age: None                  # nothing pushed lately
@@ -86,7 +88,8 @@ async def test_with_the_market_stream_silent_the_mark_the_tick_read_is_shown(tmp
     await world.engine.tick()
     position = world.engine.positions[SYMBOL]
     view = position_view(world.engine, position, world.clock.now())
-    read = world.paper.sim.book(SYMBOL).mid
+    read = world.paper.sim.mark_price(SYMBOL)
+    assert read == moved != world.paper.sim.book(SYMBOL).mid
     assert abs(view.mark_price - read) <= world.paper.rules(SYMBOL).tick_size / 2
     assert view.unrealized_pnl == position.unrealized_pnl(read) < 0
 

@@ -4,8 +4,16 @@ While the user-data stream is healthy and the symbol was snapshotted over REST s
 stream (re)connected, the order tracker already knows every order of ours and the position
 (ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE), and the market stream pushes the book
 and the mark: the tick sends no REST request at all. Otherwise (polling) the tick takes a
-REST snapshot first: position (weight 5) and open orders (plain + algo, weight 1 + 1), and
-the book ticker (weight 2) when no fresh quote was pushed.
+REST snapshot first: position (weight 5) and open orders (plain + algo, weight 1 + 1).
+
+"The mark" is Binance's mark price, always: what our stops trigger on (workingType
+MARK_PRICE, trader/exchange/binance_requests.py) and what the exit rules and the stuck
+stop watch judge (trader/lifecycle_tick.py). Pushed within QUOTE_MAX_AGE, else the
+"markPrice" of a position read in the same view, else GET /fapi/v1/premiumIndex (weight
+1); never the book's middle, which parts from the mark in a fast move. The book and the
+mark age apart (trader/exchange/binance_quotes.py): the book-ticker stream pushes only
+when the best bid or ask changes, so a quiet book costs no mark read; the spread breaker
+and the maker quotes read the book (`pushed_book`, else bookTicker over REST, weight 2).
 
 A stream can go silent without closing (a listenKey that expires with no listenKeyExpired
 event, a half-open socket): the ping notices a dead socket only after 30 + 15 s, the
@@ -41,8 +49,9 @@ from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
 
 QUOTE_MAX_AGE = timedelta(seconds=10)
-# How long the mark a tick read over REST (the book's middle) stands for the current one
-# when nothing fresh was pushed (`last_mark`): a few ticks of the live loop.
+# How long the mark a tick read over REST (premiumIndex, or a position read) stands for the
+# current one on /status when nothing fresh was pushed (`last_mark`): a few ticks of the
+# live loop. Shown only: nothing is judged on it.
 READ_MARK_MAX_AGE = timedelta(seconds=60)
 NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -97,9 +106,10 @@ class ExchangeView:
                 return pushed
         tracker = self.tracker
         position = tracker.position(symbol)
+        read: ExchangePosition | None = None
         if fresh or position is None or not (self.exchange.streaming and tracker.synced(symbol)) \
                 or symbol in self._heard:
-            await self.snapshot(symbol)
+            read = await self.snapshot(symbol)
             position = tracker.position(symbol)
         elif position.side is not None and self.verify_due(symbol):
             await self.verify(symbol)
@@ -107,10 +117,7 @@ class ExchangeView:
         if position is None:
             position = ExchangePosition(symbol, ZERO)
         orders, at, live = tracker.for_symbol(symbol), self.clock.now(), tracker.live(symbol)
-        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
-        mark = quote.mark if quote is not None and quote.mark > 0 \
-            else await self.mark(symbol, position)      # nothing pushed: the book over REST
-        return SymbolView(symbol, at, position, orders, live, mark)
+        return SymbolView(symbol, at, position, orders, live, await self.mark(symbol, read))
 
     def pushed_view(self, symbol: str) -> SymbolView | None:
         """`view(symbol)` when it needs no REST read (the stream is trusted, the symbol was
@@ -159,8 +166,8 @@ class ExchangeView:
         return SymbolView(symbol, at, position, tracker.for_symbol(symbol),
                           tracker.live(symbol), quote.mark)
 
-    async def snapshot(self, symbol: str) -> None:
-        """Position and open orders over REST, into the tracker."""
+    async def snapshot(self, symbol: str) -> ExchangePosition:
+        """Position and open orders over REST, into the tracker; the position as read."""
         started = self.clock.now()
         position = await self.executor.read(self.exchange.position, symbol)
         orders = await self.executor.read(self.exchange.open_orders, symbol)
@@ -171,6 +178,7 @@ class ExchangeView:
         self._heard.discard(symbol)
         if self.exchange.streaming:
             self.tracker.mark_synced(symbol)
+        return position
 
     def heard_size(self, symbol: str) -> None:
         """The record took the size the user-data stream told inside a Retry-After (an IP
@@ -214,27 +222,39 @@ class ExchangeView:
             self.exchange.doubt_stream()    # an expired key is found now, not in 180 s
         await self.snapshot(symbol)
 
-    async def mark(self, symbol: str, position: ExchangePosition) -> Decimal:
-        """The mark: pushed if fresh, else the middle of the book (REST), else the position's
-        last known mark; 0 before any price exists."""
-        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
-        if quote is not None and quote.mark > 0:
-            return quote.mark
-        book = await self.book(symbol)
-        if book is not None and book.mid > 0:
-            self._read_marks[symbol] = (book.mid, self.clock.now())
-            return book.mid
-        return position.mark_price
+    async def mark(self, symbol: str, read: ExchangePosition | None = None) -> Decimal:
+        """Binance's mark price now: pushed within QUOTE_MAX_AGE (whatever the book's age),
+        else the "markPrice" of the position `read` over REST in this very view, else GET
+        /fapi/v1/premiumIndex; 0 when none can be had (the read refused or failed: a ban,
+        an error). With 0 nothing is judged on the price this tick (trader/
+        position_keeper.py gives the Tick no mark: no stuck-stop close, no trailing or
+        breakeven move), said in the log. Never the book's middle: a book past a stop the
+        mark has not reached closed positions Binance kept."""
+        pushed = self.exchange.pushed_mark(symbol, QUOTE_MAX_AGE)
+        if pushed is not None and pushed > ZERO:
+            return pushed
+        if read is not None and read.mark_price and read.mark_price > ZERO:
+            mark = read.mark_price
+        else:
+            try:
+                mark = await self.executor.read(self.exchange.mark_price, symbol)
+            except (ExchangeError, UnknownOutcome) as exc:
+                logger.warning("no mark price this tick symbol={} error={}: nothing is "
+                               "judged on the price (stuck stop, exit rules) until one is "
+                               "read", symbol, exc)
+                return ZERO
+        self._read_marks[symbol] = (mark, self.clock.now())
+        return mark
 
     def last_mark(self, symbol: str) -> Decimal:
         """The mark to show now (/status, /positions): pushed within QUOTE_MAX_AGE, else the
         one the last tick read over REST within READ_MARK_MAX_AGE (the market streams
         silent), else the position's at the last look (a REST position read carries
         `markPrice`; Binance's ACCOUNT_UPDATE carries none, and is sent on balance or
-        position changes only), else 0 (no price known)."""
-        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
-        if quote is not None and quote.mark > 0:
-            return quote.mark
+        position changes only), else 0 (no price known). Each of them Binance's mark."""
+        pushed = self.exchange.pushed_mark(symbol, QUOTE_MAX_AGE)
+        if pushed is not None and pushed > ZERO:
+            return pushed
         read = self._read_marks.get(symbol)
         if read is not None and self.clock.now() - read[1] <= READ_MARK_MAX_AGE:
             return read[0]
@@ -242,16 +262,16 @@ class ExchangeView:
         return seen.mark_price if seen is not None and seen.mark_price else ZERO
 
     def pushed_book(self, symbol: str) -> BookTicker | None:
-        """The top of book when one was pushed and is fresh (no REST read), else None."""
-        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
-        return quote.book if quote is not None else None
+        """The top of book when one was pushed and is fresh (no REST read), whatever the
+        mark's age, else None."""
+        return self.exchange.pushed_book(symbol, QUOTE_MAX_AGE)
 
     async def book(self, symbol: str) -> BookTicker | None:
         """The top of book: pushed if fresh, else over REST; None when the exchange has none
         to give now (no price yet, a refused read: the spread breaker skips this tick)."""
-        quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
-        if quote is not None:
-            return quote.book
+        pushed = self.exchange.pushed_book(symbol, QUOTE_MAX_AGE)
+        if pushed is not None:
+            return pushed
         try:
             return await self.executor.read(self.exchange.book_ticker, symbol)
         except ExchangeError as exc:

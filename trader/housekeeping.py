@@ -205,9 +205,10 @@ class Housekeeping:
         symbol `check_pushed_funding` left to do), to go on from there."""
         now, start = unread if unread is not None else (self.clock.now(), 0)
         for symbol in list(self.candles)[start:]:
-            quote = self.exchange.quote(symbol, FUNDING_EVERY)
+            # the rate comes with the mark: a quiet book does not make it stale
+            pushed = self.exchange.pushed_funding_rate(symbol, FUNDING_EVERY)
             try:
-                rate = quote.funding_rate if quote is not None and quote.funding_rate is not None \
+                rate = pushed if pushed is not None \
                     else await self.exchange.funding_rate(symbol)
             except (ExchangeError, UnknownOutcome) as exc:
                 logger.info("funding rate unavailable symbol={} error={}", symbol, exc)
@@ -221,10 +222,9 @@ class Housekeeping:
         engine time the caller read (None: read here); nothing here waits."""
         if now is None:
             now = self.clock.now()
-        quote_of = self.exchange.quote
+        rate_of = self.exchange.pushed_funding_rate
         for index, symbol in enumerate(self.candles):
-            quote = quote_of(symbol, FUNDING_EVERY)
-            rate = quote.funding_rate if quote is not None else None
+            rate = rate_of(symbol, FUNDING_EVERY)
             if rate is None:
                 return now, index      # read over REST by `check_funding`: it may wait
             self._funding_sample(symbol, rate, now)

@@ -103,7 +103,9 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
     exchange = view.position
     side = exchange.side
     assert side is not None, "only an open exchange position can be adopted"
-    mark = view.mark or exchange.entry_price
+    # Binance's mark now; with none to be had (0), its mark at the position read, then the
+    # entry: legs to plan, never a price to judge a stop by
+    mark = view.mark or exchange.mark_price or exchange.entry_price
     if known is not None:
         position = known
     else:

@@ -236,6 +236,23 @@ class Exchange(Protocol):
         sends nothing); None when the market streams are down, slow or not there yet: then
         read `book_ticker` / `position` over REST."""
 
+    def pushed_book(self, symbol: str, max_age: timedelta) -> BookTicker | None:
+        """The latest pushed top of book if at most `max_age` old, whatever the mark's age
+        (never blocks, sends nothing); None: read `book_ticker` over REST."""
+
+    def pushed_mark(self, symbol: str, max_age: timedelta) -> Decimal | None:
+        """The latest pushed mark price if at most `max_age` old, whatever the book's age
+        (never blocks, sends nothing); None: read `mark_price` over REST."""
+
+    def pushed_funding_rate(self, symbol: str, max_age: timedelta) -> Decimal | None:
+        """The funding rate pushed with the mark (Binance's markPriceUpdate "r") if at most
+        `max_age` old, whatever the book's age; None: read `funding_rate` over REST."""
+
+    async def mark_price(self, symbol: str) -> Decimal:
+        """The exchange's mark price of `symbol` now (> 0), read over REST: what its
+        stops trigger on (workingType MARK_PRICE), never the book's middle (Binance: GET
+        /fapi/v1/premiumIndex "markPrice", weight 1)."""
+
     async def funding_rate(self, symbol: str) -> Decimal: ...
 
     async def asset_price(self, asset: str) -> Decimal:

@@ -300,10 +300,31 @@ class BinanceExchange:
         not started: streams=False); then `book_ticker()` / `position()` read REST."""
         return self.streams.quotes.quote(symbol, max_age)
 
+    def pushed_book(self, symbol: str, max_age: timedelta) -> BookTicker | None:
+        """The book top <symbol>@bookTicker pushed within `max_age`, whatever the mark's age."""
+        return self.streams.quotes.book(symbol, max_age)
+
+    def pushed_mark(self, symbol: str, max_age: timedelta) -> Decimal | None:
+        """The mark <symbol>@markPrice@1s pushed within `max_age`, whatever the book's age:
+        the book-ticker stream may stay quiet for minutes while the mark moves."""
+        pushed = self.streams.quotes.mark(symbol, max_age)
+        return pushed.mark if pushed is not None else None
+
+    def pushed_funding_rate(self, symbol: str, max_age: timedelta) -> Decimal | None:
+        """The "r" of the mark pushed within `max_age` (None: none pushed, or "")."""
+        pushed = self.streams.quotes.mark(symbol, max_age)
+        return pushed.funding_rate if pushed is not None else None
+
+    async def mark_price(self, symbol: str) -> Decimal:
+        """Binance's mark price of `symbol`: GET /fapi/v1/premiumIndex with the symbol,
+        weight 1, its "markPrice" (https://developers.binance.com/docs/derivatives/
+        usds-margined-futures/market-data/rest-api/Mark-Price: "Mark Price and Funding
+        Rate", weight "1 with symbol, 10 without"). What our stops trigger on."""
+        return codec.mark_from_premium_index(await self._premium_index(symbol))
+
     async def funding_rate(self, symbol: str) -> Decimal:
-        raw = await self._rest.call("premium index", self.client.futures_mark_price,
-                                    symbol=symbol)
-        return Fields(raw, "GET /fapi/v1/premiumIndex").number("lastFundingRate")
+        raw = await self._premium_index(symbol)
+        return Fields(raw, codec.PREMIUM_INDEX).number("lastFundingRate")
 
     async def asset_price(self, asset: str) -> Decimal:
         """The index price of <asset>USDT: BNB's price on the spot markets Binance's index
@@ -312,10 +333,15 @@ class BinanceExchange:
         usds-margined-futures/market-data/rest-api/Mark-Price). An asset with no such
         symbol (BNFCR) is refused by Binance (-1121 Invalid symbol): an ExchangeError.
         Sent once, for PRICE_READ_SECONDS at most: UnknownOutcome past it."""
-        raw = await self._rest.call("premium index", self.client.futures_mark_price,
-                                    timeout=PRICE_READ_SECONDS, once=True,
-                                    symbol=f"{asset}USDT")
+        raw = await self._premium_index(f"{asset}USDT", timeout=PRICE_READ_SECONDS, once=True)
         return codec.asset_price_from_premium_index(raw)
+
+    async def _premium_index(self, symbol: str, **options: Any) -> Any:
+        """GET /fapi/v1/premiumIndex of one symbol (weight 1): the mark (`mark_price`), the
+        funding rate (`funding_rate`) and the index price (`asset_price`) all come from it;
+        `options` as `BinanceRest.call` takes them."""
+        return await self._rest.call("premium index", self.client.futures_mark_price,
+                                     symbol=symbol, **options)
 
     async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
         """GET /fapi/v1/income, incomeType FUNDING_FEE, startTime `since` to endTime `until`

@@ -219,6 +219,16 @@ def fill_from_trade(raw: Json, client_id: str) -> Fill:
                 fee_asset=f.optional_text("commissionAsset") or SETTLEMENT_ASSET)
 
 
+def mark_from_premium_index(raw: Json) -> Decimal:
+    """GET /fapi/v1/premiumIndex of one symbol: its "markPrice". MalformedResponse when it
+    is missing or not above 0 (a stop judged against a mark of 0 would be judged wrong)."""
+    f = Fields(raw, PREMIUM_INDEX)
+    mark = f.number("markPrice")
+    if mark <= 0:
+        raise malformed(PREMIUM_INDEX, "markPrice", raw)
+    return mark
+
+
 def asset_price_from_premium_index(raw: Json) -> Decimal:
     """GET /fapi/v1/premiumIndex of one symbol: its "indexPrice". MalformedResponse when it
     is missing or not above 0 (a fee valued at 0 would read as no fee)."""

@@ -1,9 +1,13 @@
 """Quotes from Binance's market streams: bookTicker and markPriceUpdate events -> the latest
 book top and mark price per symbol, each stamped with the injected clock's time it arrived.
 
-No queue: a newer value replaces the older, because only the latest price matters. A quote
-is only as fresh as its oldest part (`LatestQuotes.quote`): while a stream is down nothing
-replaces its part, so the quote ages out and the caller reads REST instead.
+No queue: a newer value replaces the older, because only the latest price matters. The book
+and the mark age apart: the book-ticker stream pushes only when the best bid or ask changes
+(a quiet book is no fault), the mark stream every second, so a mark stays Binance's mark
+(`LatestQuotes.mark`) however long the book is quiet, and the book (`LatestQuotes.book`)
+however long the mark stream is down. A whole quote (`LatestQuotes.quote`) is only as fresh
+as its oldest part. While a stream is down nothing replaces its part, so it ages out and the
+caller reads REST instead (the book: bookTicker; the mark: premiumIndex, never the book).
 
 Documented payloads (tests/fixtures/binance/event_book_ticker*.json, event_mark_price*.json):
 https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Individual-Symbol-Book-Ticker-Streams
@@ -53,6 +57,7 @@ class LatestQuotes:
         quotes = LatestQuotes(clock)
         quotes.on_book(book_from_stream(event)); quotes.on_mark(mark_from_stream(event))
         quotes.quote("BTCUSDT", timedelta(seconds=5))   # Quote, or None if a part is older
+        quotes.mark("BTCUSDT", timedelta(seconds=5))    # MarkPrice alone, whatever the book
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -65,6 +70,21 @@ class LatestQuotes:
 
     def on_mark(self, mark: MarkPrice) -> None:
         self._marks[mark.symbol] = (mark, self._clock.now())
+
+    def book(self, symbol: str, max_age: timedelta) -> BookTicker | None:
+        """The book top of `symbol` if it arrived within `max_age` of now, else None."""
+        part = self._books.get(symbol)
+        if part is None or self._clock.now() - part[1] > max_age:
+            return None
+        return part[0]
+
+    def mark(self, symbol: str, max_age: timedelta) -> MarkPrice | None:
+        """The mark of `symbol` if it arrived within `max_age` of now, else None: the book's
+        age does not matter (stops trigger on the mark, not on the book)."""
+        part = self._marks.get(symbol)
+        if part is None or self._clock.now() - part[1] > max_age:
+            return None
+        return part[0]
 
     def quote(self, symbol: str, max_age: timedelta) -> Quote | None:
         """Book and mark of `symbol` if both arrived within `max_age` of now, else None.

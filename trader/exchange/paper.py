@@ -286,6 +286,28 @@ class PaperExchange:
         self._quotes[symbol] = (quote, mark, now, funding.version, spread)
         return quote
 
+    def pushed_book(self, symbol: str, max_age: timedelta) -> BookTicker | None:
+        """The simulator's book, as `quote` gives it (never stale)."""
+        quote = self.quote(symbol, max_age)
+        return quote.book if quote is not None else None
+
+    def pushed_mark(self, symbol: str, max_age: timedelta) -> Decimal | None:
+        """The simulator's mark, as `quote` gives it (never stale); None before its first
+        price."""
+        quote = self.quote(symbol, max_age)
+        return quote.mark if quote is not None else None
+
+    def pushed_funding_rate(self, symbol: str, max_age: timedelta) -> Decimal | None:
+        """The simulator's funding rate, as `quote` gives it."""
+        quote = self.quote(symbol, max_age)
+        return quote.funding_rate if quote is not None else None
+
+    async def mark_price(self, symbol: str) -> Decimal:
+        """The simulator's mark, as Binance's GET /fapi/v1/premiumIndex answers "markPrice"
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/
+        rest-api/Mark-Price); before its first price the simulator's -2010."""
+        return self.sim.mark_price(symbol)
+
     # --- push side ----------------------------------------------------------------------
     def drain_events(self) -> list[ExchangeEvent]:
         if not self._events:   # most ticks: nothing happened
