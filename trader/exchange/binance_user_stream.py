@@ -46,10 +46,15 @@ Nothing promises that event, nor that the socket closes: an expired key can leav
 open, answering, silent socket, and `streaming` would stay true while fills reach the
 engine only by REST polling. So when no user-data message arrived for
 `user_silence_seconds`, the stream checks its key at once with a PUT: answered -> the
-account is just quiet, stay up; -1125, or no usable answer -> down at once, new key,
-reconnect without backoff. The engine does not wait that long with a position open: it
-reads the open orders every few seconds (trader/exchange_view.py), and a change this stream
-never reported has the key checked at once the same way (`doubt`).
+account is just quiet, stay up; -1125 (or another key extended) -> down at once, new key,
+reconnect without backoff. A PUT not sent (the rate-limit circuit open: an IP ban lasts
+"from 2 minutes to 3 days", USD-M General Info, LIMITS) or not answered says nothing of
+the key, which a PUT extended less than `keepalive_seconds` ago: the socket stays, and the
+next silence checks again. Closing it would gain nothing (the POST for a new key is
+refused the same way) and would lose the one source that may speak inside a ban: a
+stop's fill (ARCHITECTURE.md). The engine does not wait that long with a position open:
+it reads the open orders every few seconds (trader/exchange_view.py), and a change this
+stream never reported has the key checked at once the same way (`doubt`).
 """
 
 import asyncio
@@ -94,7 +99,8 @@ class ListenKeyApi(Protocol):
 class ListenKeyStatus(Enum):
     ALIVE = "alive"             # PUT answered: the key exists and was extended 60 minutes
     GONE = "gone"               # -1125, another key extended, or no key at all
-    UNVERIFIED = "unverified"   # the PUT failed otherwise: events may not be arriving
+    UNVERIFIED = "unverified"   # not sent (circuit open), not answered, another error:
+    #                             unknown, the key may be fine (a silence keeps the socket)
 
 
 class UserDataStream(ReconnectingStream):
@@ -196,6 +202,13 @@ class UserDataStream(ReconnectingStream):
         logger.info("stream=user-data no event for {}s, checking the listen key", self.silence)
         status = await self._check_listen_key(key)
         if status is ListenKeyStatus.ALIVE:
+            return None
+        if status is ListenKeyStatus.UNVERIFIED:
+            # Only a definite "gone" closes a socket that may be working: an expiry would
+            # have been pushed (listenKeyExpired), and inside an IP ban a new key cannot be
+            # had either (the POST is refused like the PUT).
+            logger.info("stream=user-data listen key unchecked, keeping the stream; checking "
+                        "again after {}s without an event", self.silence)
             return None
         reason = f"no event for {self.silence}s, listen key {status.value}"
         if not self._forget_listen_key(key, reason):
