@@ -148,12 +148,18 @@ class ExchangeView:
 
     def streamed_view(self, symbol: str) -> SymbolView | None:
         """The symbol's view from the streams alone, whatever REST read is due (the stream
-        check, a mark): None unless the user-data stream is trusted and the symbol was
-        snapshotted since it (re)connected. Inside a Retry-After the only view there is:
-        a stop's fill must not wait out an IP ban (trader/engine.py)."""
+        check, a mark): None unless the user-data stream is up and either the symbol was
+        snapshotted since it (re)connected, or the stream told the symbol's position since
+        (`OrderTracker.told_since_reconnect`). Inside a Retry-After the only view there is:
+        a stop's fill must not wait out an IP ban (trader/engine.py), and a socket that
+        Binance closes in the ban (its 24-hour mark) reconnects on its valid key with no
+        request, while no snapshot may be taken until the ban ends. What the gap hid is
+        unknown, but a position told after it is the exchange's: serve it for terminal
+        detection and the size, which plan no order; its orders may predate the gap."""
         tracker = self.tracker
         position = tracker.position(symbol)
-        if position is None or not (self.exchange.streaming and tracker.synced(symbol)):
+        if position is None or not self.exchange.streaming or not (
+                tracker.synced(symbol) or tracker.told_since_reconnect(symbol)):
             return None
         return SymbolView(symbol, self.clock.now(), position, tracker.for_symbol(symbol),
                           tracker.live(symbol), self.last_mark(symbol))

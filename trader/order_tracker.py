@@ -13,7 +13,10 @@ or REJECTED nothing makes it live again, and its filled quantity never goes down
 arrives late (a stream event across a reconnect, a REST read taken before an event:
 `_newer`). While the user-data stream is healthy and a REST snapshot of a symbol was taken
 since it (re)connected (`synced`), the tick reads the tracker and sends no REST request;
-otherwise it takes a REST snapshot first.
+otherwise it takes a REST snapshot first. A position an ACCOUNT_UPDATE told since the
+stream (re)connected is known too (`told_since_reconnect`), whatever the gap lost: inside
+an IP ban, where no snapshot can be taken, the engine acts on that (trader/engine.py
+`_heard_in_ban`).
 """
 
 from collections.abc import Mapping
@@ -66,6 +69,8 @@ class OrderTracker:
         # `on_streamed_position`).
         self._streamed_at: dict[str, datetime] = {}
         self._synced: set[str] = set()
+        # Symbols whose position an ACCOUNT_UPDATE told since the last `invalidate`.
+        self._told: set[str] = set()
         # (learned_at, place, client id) of each finished order as it was kept, earliest
         # first: `forget_finished` takes the due ones off the top instead of scanning every
         # order of the last hours. An entry whose order was kept again since (or forgotten)
@@ -187,6 +192,7 @@ class OrderTracker:
         if last is not None and at < last:
             return False
         self._streamed_at[position.symbol] = at
+        self._told.add(position.symbol)
         self.on_position(position, at)
         return True
 
@@ -223,10 +229,18 @@ class OrderTracker:
     def invalidate(self) -> None:
         """The stream was down: what it would have said is unknown; re-read over REST."""
         self._synced.clear()
+        self._told.clear()
 
     # --- reading ------------------------------------------------------------------------
     def synced(self, symbol: str) -> bool:
         return symbol in self._synced
+
+    def told_since_reconnect(self, symbol: str) -> bool:
+        """Whether an ACCOUNT_UPDATE told the symbol's position since the stream last
+        (re)connected (`invalidate`): that position is the exchange's at the event's time,
+        whatever the gap lost. The orders may be older than the gap: unlike `synced`, this
+        vouches for the position alone."""
+        return symbol in self._told
 
     def get(self, client_id: str | None) -> TrackedOrder | None:
         return self._orders.get(client_id) if client_id else None
