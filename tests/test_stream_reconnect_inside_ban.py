@@ -10,8 +10,10 @@ stream again, and the ban forbids one: a stop that filled after the reconnect, t
 by the stream, was heard only when the ban ended. What the gap hid stays unknown, but a
 position the stream tells after the reconnect is the exchange's: it is closed or takes
 that size (📡 on /status) at once, with no request; nothing is placed or cancelled on it;
-the position is read over REST as soon as the ban ends. Outside a ban a reconnect still
-waits for the REST snapshot, as before.
+the position is read over REST as soon as the ban ends, and the reconciliation the
+reconnect asked for (fills, funding and intents of the gap) waits for the ban's end instead
+of being spent on a refusal. Outside a ban a reconnect still waits for the REST snapshot, as
+before.
 """
 
 from decimal import Decimal
@@ -22,6 +24,7 @@ from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import SYMBOL, Agent, streaming_agent
 from tests.test_size_heard_during_ban import HEARD, shown, stop_filled_in_part
 from tests.test_stop_fill_during_ban import alerts, banned, long_open, ticks
+from trader.app import _live_iteration
 from trader.domain import CloseReason, OrderType
 from trader.position import PositionState
 
@@ -120,3 +123,21 @@ async def test_outside_a_ban_a_reconnect_still_waits_for_the_rest_snapshot(tmp_p
         assert "/fapi/v3/positionRisk" in [r.path for r in fake.request_log[sent:]]
         [closed] = engine.store.closed_positions()
         assert closed.close_reason is CloseReason.STOP_LOSS
+
+
+async def test_the_resync_a_reconnect_asks_inside_a_ban_runs_when_the_ban_ends(tmp_path):
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        await long_open(agent)
+        sent = await banned(agent, fake, 1.5)
+        await reconnected(fake, agent)
+        assert engine.resync_due
+        last_reconcile = [engine.clock.now()]
+        await _live_iteration(engine, agent.controller, agent.feed, last_reconcile)
+        assert engine.resync_due, "the resync was spent on a refusal inside the ban"
+        assert len(fake.request_log) == sent, fake.request_log[sent:]
+        assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
+        await _live_iteration(engine, agent.controller, agent.feed, last_reconcile)
+        assert not engine.resync_due
+        assert fake.requests("GET /fapi/v1/userTrades")[-1] in fake.request_log[sent:]
+        assert fake.retry_after_watch.violations == []

@@ -374,9 +374,14 @@ async def _live_iteration(engine: Engine, controller: Controller, feed,  # type:
     await engine.tick()
     engine.record_equity()
     now = engine.clock.now()
-    if engine.resync_due or \
+    # Inside a Retry-After the reconciliation is refused unsent; the one a stream reconnect
+    # asked for (what the gap hid: fills, funding, intents) waits for the window's end
+    # instead of being spent on the refusal.
+    closed = not engine.executor.circuit_open()
+    if (engine.resync_due and closed) or \
             (now - last_reconcile[0]).total_seconds() >= engine.settings.reconcile_seconds:
-        last_reconcile[0], engine.resync_due = now, False
+        last_reconcile[0] = now
+        engine.resync_due = engine.resync_due and not closed
         await engine.contained("periodic reconciliation", reconcile(engine))
 
 
