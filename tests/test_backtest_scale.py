@@ -232,20 +232,6 @@ def shifted(rows: list[Candle], days: int) -> list[Candle]:
     return [replace(c, open_time=c.open_time + timedelta(days=days)) for c in rows]
 
 
-def test_independent_runs_use_worker_processes_and_report_what_one_process_does(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    rows = load_bundled()["BTCUSDT"][:300]
-    groups = [{"BTCUSDT": rows}, {"ETHUSDT": [replace(c, symbol="ETHUSDT")
-                                              for c in shifted(rows, 400)]}]
-    settings = load_settings(_env_file=None)
-    alone = run_groups(settings, groups, tmp_path / "one", progress=False, workers=1)
-    monkeypatch.setattr(backtest, "PARALLEL_MIN_CANDLES", 0)
-    parallel = run_groups(settings, groups, tmp_path / "two", progress=False, workers=2)
-    assert "2 independent runs" in capsys.readouterr().out
-    assert [r.trades for r in parallel] == [r.trades for r in alone]
-    assert [r.curve for r in parallel] == [r.curve for r in alone]
-
-
 def test_symbols_of_one_period_are_said_to_be_coupled_and_run_in_one_engine(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = load_bundled()["BTCUSDT"][:150]

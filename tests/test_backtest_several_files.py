@@ -1,7 +1,7 @@
 """`tradebot backtest --data A --data B` (or `--data A B`): the user's own files backtested
 together, one symbol per file, as the bundled symbols are: a common period on one account
-(the portfolio heat cap couples their entries, said on stdout), periods apart on separate
-accounts."""
+(the portfolio heat cap couples their entries, said on stdout), periods apart one after the
+other on one account (tests/test_backtest_chained.py)."""
 
 from pathlib import Path
 
@@ -35,12 +35,13 @@ def test_two_files_of_one_period_run_together_on_one_account(tmp_path: Path) -> 
         assert len(report["periods"]) == 1             # one run, one account
 
 
-def test_two_files_of_periods_apart_run_on_separate_accounts(tmp_path: Path) -> None:
+def test_two_files_of_periods_apart_run_one_after_the_other(tmp_path: Path) -> None:
     xrp = candle_file(tmp_path, "XRPUSDT-5m.csv")
     doge = candle_file(tmp_path, "DOGEUSDT-5m.csv", shift_ms=YEAR_MS)
     result = backtest(tmp_path, "--data", str(xrp), "--data", str(doge), "--run-id", "apart")
     assert result.returncode == 0, result.stderr
     assert "same period, one account" not in result.stdout
+    assert "2 periods apart (XRPUSDT then DOGEUSDT): one account carried" in result.stdout
     report = report_of(tmp_path, "apart")
     assert report["symbols"] == ["DOGEUSDT", "XRPUSDT"]
     assert [run["symbols"] for run in report["extra"]["runs"]] == [["XRPUSDT"], ["DOGEUSDT"]]

@@ -10,11 +10,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from tests.engine_world import START, STEP, SYMBOL, make_world
 from tests.test_cli import backtest, report_of
-from trader import backtest as backtest_module
 from trader.backtest import backtest_data, overlapping_groups, run_groups
 from trader.config import load_settings
 from trader.domain import Candle
@@ -107,11 +104,10 @@ def write_candles(path: Path, rows: list[Candle]) -> Path:
     return path
 
 
-def test_files_of_periods_apart_each_warm_up_in_their_own_process(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_of_periods_apart_each_warm_up_on_their_own_candles(tmp_path: Path) -> None:
     """Two --data files, a year apart: --from cuts the first, whose candles before it warm
-    its run up, while the second (all after --from) has none; the groups run in worker
-    processes as in one, and the first trades as its full run does from --from on."""
+    its run up, while the second (all after --from) has none; the first trades as its full
+    run does from --from on."""
     xrp = load_bundled()["XRPUSDT"]
     later = [replace(c, symbol="DOGEUSDT", open_time=c.open_time + timedelta(days=365))
              for c in xrp[:600]]
@@ -123,14 +119,10 @@ def test_files_of_periods_apart_each_warm_up_in_their_own_process(
     assert warmup["XRPUSDT"][-1].open_time == LATE_START - timedelta(minutes=5)
     assert warmup["DOGEUSDT"] == []
     groups = overlapping_groups(candles)
-    alone = run_groups(settings, groups, tmp_path / "one", progress=False, workers=1,
+    alone = run_groups(settings, groups, tmp_path / "one", progress=False,
                        funding=funding, warmup=warmup)
-    monkeypatch.setattr(backtest_module, "PARALLEL_MIN_CANDLES", 0)
-    parallel = run_groups(settings, groups, tmp_path / "two", progress=False, workers=2,
-                          funding=funding, warmup=warmup)
-    assert [r.trades for r in parallel] == [r.trades for r in alone]
     whole, _, _ = backtest_data(settings, args_for(None, first))
-    [full] = run_groups(settings, [whole], tmp_path / "full", progress=False, workers=1)
+    [full] = run_groups(settings, [whole], tmp_path / "full", progress=False)
     opened = [(t.side, t.opened_at, t.entry_price) for t in full.trades
               if t.opened_at >= LATE_START]
     assert [(t.side, t.opened_at, t.entry_price) for t in alone[0].trades] == opened

@@ -3,7 +3,7 @@ without candles (TRADEBOT_SYMBOLS=ETHUSDT replayed BTCUSDT and XRPUSDT, and ETHU
 dropped ETHUSDT, without a word), or symbols whose candles never share a moment (the bundled
 BTCUSDT of 2026 and XRPUSDT of 2021 ran on one clock from 2021: BTCUSDT raised STALE_DATA
 for years of replay time). Found by a reviewer; `tradebot backtest` refuses the first alike
-("no data for ETHUSDT") and runs the second on separate accounts."""
+("no data for ETHUSDT") and runs the second one period after the other."""
 
 import pytest
 

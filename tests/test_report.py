@@ -81,10 +81,11 @@ def report() -> BacktestReport:
 
 @pytest.fixture
 def two_periods() -> BacktestReport:
-    """XRPUSDT in 2024 and BTCUSDT in 2026, each on its own paper account of 10,000."""
+    """XRPUSDT in 2024 on a paper account of 10,000, then BTCUSDT in 2026 on what it left."""
     xrp = run_report(sample_curve(), [_retag(t, "XRPUSDT") for t in sample_trades()],
                      ["XRPUSDT"], funding=D("-2.5"))
-    btc = run_report(sample_curve(start=LATER), [_retag(t, "BTCUSDT")
+    left = int(sample_curve()[-1].equity)
+    btc = run_report(sample_curve(start=LATER, base=left), [_retag(t, "BTCUSDT")
                                                  for t in sample_trades(LATER)], ["BTCUSDT"])
     return combine([btc, xrp], run_id="two")
 
@@ -113,7 +114,8 @@ def test_runs_over_separate_periods_chain_into_one_portfolio(two_periods: Backte
     assert curve[0] == sample_curve()[0]
     later = [point for point in curve if point.at >= LATER]
     assert later[0].equity == first_end                    # ...and BTCUSDT's starts there
-    assert later[-1].equity == first_end + (sample_curve()[-1].equity - D(10000))
+    assert later[-1].equity == sample_curve(start=LATER, base=int(first_end))[-1].equity
+    assert later == sample_curve(start=LATER, base=int(first_end))   # joined, not shifted
     assert two_periods.periods == [(T0, sample_curve()[-1].at),
                                    (LATER, sample_curve(start=LATER)[-1].at)]
     assert two_periods.symbols == ["BTCUSDT", "XRPUSDT"]

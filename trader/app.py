@@ -147,7 +147,7 @@ def _on_one_clock(candles: dict[str, list[Candle]], source: str) -> dict[str, li
                       for s, (first, last) in spans.items())
     raise ConfigError([f"{source}: a replay runs one clock, and the candles of {shown} do "
                        "not all overlap; replay them one at a time (`tradebot backtest` runs "
-                       "periods apart on separate accounts)"])
+                       "periods apart one after the other)"])
 
 
 def _replay_file(path: Path, symbol: str | None) -> list[Candle]:

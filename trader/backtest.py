@@ -8,15 +8,13 @@ the replay feed driving the clock. Ends with one portfolio report (trader/report
 import argparse
 import asyncio
 import heapq
-import multiprocessing
-import os
 import sys
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from trader.config import Settings
 from trader.data_notes import candle_intervals, funding_notes
 from trader.domain import ZERO, Balance, Candle, CloseReason
 from trader.engine import Engine
+from trader.entry_sender import RISK_KEY
 from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
 from trader.logs import setup_logging
 from trader.market.replay import CandleFile, FundingSchedule
@@ -45,18 +44,10 @@ from trader.position import ExitPlan
 from trader.report import DATABASES, BacktestReport, combine, render_text, symbol_rows, write_report
 from trader.run_settings import changed_settings, run_settings
 from trader.strategy.base import Strategy, load_strategy
-from trader.sweep_signals import (
-    SweepInterrupted,
-    detach_worker,
-    sigint_held,
-    stop_on_signals,
-    terminate_workers,
-)
+from trader.sweep_signals import SweepInterrupted, stop_on_signals
 from trader.trade_history import with_funding
 from trader.trade_stats import TradeRecord
 from trader.trade_store import TradeStore
-
-PARALLEL_MIN_CANDLES = 20_000   # below this, starting worker processes costs more than it saves
 
 
 def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
@@ -102,13 +93,16 @@ def _span(rows: Sequence[Candle] | CandleFile) -> str:
 async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle]], out_dir: Path,
                        *, progress: bool = True, funding: dict | None = None,
                        strategy: Strategy | None = None,
-                       warmup: Mapping[str, Sequence[Candle]] | None = None) -> BacktestReport:
+                       warmup: Mapping[str, Sequence[Candle]] | None = None,
+                       risk_state: Mapping[str, str] | None = None) -> BacktestReport:
     """The full engine over `candles` on the paper exchange; `strategy` (default: the one
     TRADEBOT_STRATEGY names) lets `tradebot sweep` run a strategy with changed parameters;
     `warmup`: each symbol's candles before --from, fed to the engine's history only
     (trader/backtest_warmup.py): not traded, charted, charged funding nor counted.
     A symbol's candles may be an iterator (`trader.market.replay.iter_candles`): nothing
-    grows with their number but the closed trades (the equity curve is bounded)."""
+    grows with their number but the closed trades (the equity curve is bounded).
+    `risk_state`: the risk record (equity peak, fraction) an earlier period of the same
+    account ended with (`run_groups`): the drawdown-reduced risk carries over."""
     from trader.exchange.paper import PaperExchange
     from trader.exchange.sim import SimConfig
     from trader.market.replay import ReplayFeed
@@ -129,6 +123,8 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
                           persist_every=0, funding_schedules=funding,
                           save_state=False)   # a backtest never resumes: journal only our own records
     await paper.start(symbols, settings.leverage)
+    if risk_state:
+        store.put(RISK_KEY, dict(risk_state), clock.now())
     strategy = strategy or load_strategy(settings.strategy)
     engine = Engine(settings, paper, store, clock, Alerter(store, clock), strategy)
     engine.fail_fast = True
@@ -151,6 +147,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     # (a Decimal sum) is taken once per Balance, not once per candle.
     charted: Balance | None = None
     equity = ZERO
+    bust: datetime | None = None    # when the equity fell to 0 or below: the run ends there
     with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar, \
             frozen_setup(), young_collections_every(YOUNG_THRESHOLD):   # trader/gc_freeze.py
         async for batch in feed:
@@ -173,6 +170,9 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
             total += len(batch)
             if progress:                # a disabled bar's `update` does nothing
                 bar.update(len(batch))
+            if equity <= 0 and charted is not None:   # no account trades on from nothing
+                bust = clock.now()
+                break
     elapsed = time.perf_counter() - started
     curve = recorder.points()
     records, plans = closed_trades(store, archive)
@@ -189,12 +189,21 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
         notes=tally.notes(warmup=strategy.warmup, rules=paper.rules, entered=entered,
                           refusals=engine.entries.desk.refusals, warmed=warmed)
         + open_at_end_notes(engine.positions.values(), unaccounted)
-        + exit_plan_notes(settings, plans))
+        + exit_plan_notes(settings, plans) + bust_notes(bust, equity),
+        risk_state=store.get(RISK_KEY, {}))
     try:
         store.close()                   # commits the last batches: a full disk fails here
     except SaveStateFailure as exc:
         raise BacktestError(f"the run's database {db_path} failed at its end: {exc}") from exc
     return report
+
+
+def bust_notes(at: datetime | None, equity: Decimal) -> list[str]:
+    """The note of a run stopped because its account was bust (else none)."""
+    if at is None:
+        return []
+    return [f"the account was bust at {at:%Y-%m-%d %H:%M} UTC (equity {equity:,.2f} USDT): "
+            "the run stopped there, no later candle was traded"]
 
 
 def _close_time(candle: Candle) -> datetime:
@@ -260,60 +269,57 @@ def first_open_time(candles: Mapping[str, Iterable[Candle]]) -> tuple[
 
 def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder: Path, *,
                progress: bool = True, funding: dict | None = None,
-               workers: int | None = None,
                warmup: Mapping[str, list[Candle]] | None = None) -> list[BacktestReport]:
-    """One backtest per group, in group order. Groups share nothing (each its own account,
-    database and engine), so with more than one they run in parallel processes, one per
-    core (`workers`, default: the machine's cores). Symbols inside one group trade the same
-    period on one account: the portfolio heat cap, the shared balance and margin couple
-    their entries, so they stay in one engine, on one core (said on stdout). `warmup`: the
-    candles before --from by symbol (`backtest_data`), each group given its own symbols'."""
+    """One backtest per group, in time order (`overlapping_groups`), on one account: each
+    later group starts with the equity the one before it ended with, as a trader's account
+    goes from one period to the next (its risk record too: the equity peak the
+    drawdown-reduced risk fraction is measured from). So the groups run one after another in this process
+    (a later one's position sizes depend on the earlier one's result; said on stdout), and
+    an account bust (equity at or below 0) runs no later group (said in the last report's
+    notes). Symbols inside one group trade the same period on one account: the portfolio
+    heat cap, the shared balance and margin couple their entries, so they stay in one
+    engine (said on stdout). `warmup`: the candles before --from by symbol
+    (`backtest_data`), each group given its own symbols'."""
     for group in groups:
         if len(group) > 1:
             print(f"{', '.join(sorted(group))}: same period, one account: the portfolio heat "
                   f"cap (TRADEBOT_MAX_HEAT {settings.max_heat}) and the shared balance couple "
                   "their entries, so they run together in one engine (one core)")
+    if len(groups) > 1:
+        print(f"{len(groups)} periods apart ({' then '.join(', '.join(sorted(g)) for g in groups)})"
+              ": one account carried from each period to the next (a period starts with the "
+              "equity the one before ended with), so they run one after the other (one core)")
     warmup = warmup or {}
-    jobs = [(settings, group, folder / "-".join(sorted(group)), funding,
-             {symbol: warmup[symbol] for symbol in group if symbol in warmup})
-            for group in groups]
-    candles = sum(len(rows) for group in groups for rows in group.values())
-    workers = min(len(jobs), workers or os.cpu_count() or 1)
-    if workers <= 1 or candles < PARALLEL_MIN_CANDLES:
-        return [_run_group(*job, progress=progress) for job in jobs]
-    print(f"{len(jobs)} independent runs (no common period, no shared account) on "
-          f"{workers} processes")
-    # spawn, not fork: a forked child would inherit the parent's logging threads and locks.
-    # Workers ignore SIGINT and end with this process (trader/sweep_signals.py).
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=detach_worker, initargs=(os.getpid(),))
-    try:
-        with sigint_held():   # the pool starts its workers in submit()
-            futures = [pool.submit(_run_group_in_worker, *job) for job in jobs]
-        return [future.result() for future in futures]
-    except BaseException:     # Ctrl-C/SIGTERM (SweepInterrupted) or a group that failed
-        terminate_workers(pool)   # shutdown() alone would wait for the running groups
-        raise
-    finally:
-        pool.shutdown(cancel_futures=True)
+    reports: list[BacktestReport] = []
+    balance = settings.paper_balance
+    risk_state: dict[str, str] = {}
+    for index, group in enumerate(groups):
+        report = _run_group(settings.model_copy(update={"paper_balance": balance}), group,
+                            folder / "-".join(sorted(group)), funding,
+                            {symbol: warmup[symbol] for symbol in group if symbol in warmup},
+                            progress=progress, risk_state=risk_state)
+        risk_state = report.risk_state
+        if report.curve:
+            balance = report.curve[-1].equity
+        if balance <= 0 and index + 1 < len(groups):
+            later = ", ".join(symbol for rest in groups[index + 1:] for symbol in sorted(rest))
+            report = replace(report, notes=[*report.notes, (
+                f"the account was bust at the end of {', '.join(sorted(group))}'s period "
+                f"(equity {balance:,.2f} USDT): the later periods ({later}) were not run")])
+        reports.append(report)
+        if balance <= 0:
+            break
+    return reports
 
 
 def _run_group(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
                funding: dict | None, warmup: dict[str, list[Candle]],
-               progress: bool = False) -> BacktestReport:
+               progress: bool = False, risk_state: Mapping[str, str] | None = None
+               ) -> BacktestReport:
     logger.info("backtest symbols={} candles={}", ",".join(sorted(group)),
                 sum(len(rows) for rows in group.values()))
     return asyncio.run(run_backtest(settings, group, out_dir, progress=progress, funding=funding,
-                                    warmup=warmup))
-
-
-def _run_group_in_worker(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
-                         funding: dict | None, warmup: dict[str, list[Candle]]
-                         ) -> BacktestReport:
-    """A worker process starts with no logging set up: as quiet as the command (no bar)."""
-    setup_logging(json_lines=settings.log_json,
-                  level="ERROR" if settings.log_level == "INFO" else settings.log_level)
-    return _run_group(settings, group, out_dir, funding, warmup)
+                                    warmup=warmup, risk_state=risk_state))
 
 
 def overlapping_groups(candles: dict[str, list[Candle]]) -> list[dict[str, list[Candle]]]:

@@ -12,9 +12,10 @@ One run writes one directory, `out/<run-id>/`:
 - `equity.png`: equity, drawdown and PnL by symbol (trader/report_chart.py),
 - `databases/<SYMBOLS>/backtest.db`: each engine run's journal (written by the backtest).
 
-Symbols whose data do not overlap in time run apart (one paper account each); `combine`
-chains their curves into one portfolio: each later run starts where the earlier ones left
-the equity, and statistics count only the time the runs cover (trader/metrics.py).
+Symbols whose data do not overlap in time run one period after another on one account
+(trader/backtest.py `run_groups`: each later run starts with the equity the earlier one
+ended with); `combine` joins their curves into one portfolio, and statistics count only
+the time the runs cover (trader/metrics.py).
 """
 
 import csv
@@ -75,6 +76,9 @@ class BacktestReport:
     settings: dict[str, str] = field(default_factory=dict)
     changed: dict[str, str] = field(default_factory=dict)
     intervals: dict[str, str] = field(default_factory=dict)   # symbol -> "5m": the candles'
+    # The account's risk record at the end (trader/entry_sender.py: equity peak, fraction):
+    # the next period of a chained run starts from it, as one account would (not written)
+    risk_state: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         # Sizes, not contents: asyncio.run (3.11) formats the main task's result when it
@@ -85,16 +89,15 @@ class BacktestReport:
 
 
 def combine(reports: list[BacktestReport], run_id: str = "") -> BacktestReport:
-    """One portfolio report from runs over separate periods (see the module docstring)."""
+    """One portfolio report from runs over separate periods, each started with the equity
+    the one before it ended with (see the module docstring): their curves are joined as
+    they are, the later run's PnL is not shifted onto the earlier one's."""
     ordered = sorted(reports, key=lambda report: (0, report.curve[0].at) if report.curve
                      else (1, 0))
     curve: list[EquityPoint] = []
-    offset = ZERO
     funding: dict[str, Decimal] = {}
     for report in ordered:
-        curve += [EquityPoint(point.at, point.equity + offset) for point in report.curve]
-        if report.curve:
-            offset += report.curve[-1].equity - report.curve[0].equity
+        curve += report.curve
         outside = report.performance.funding - sum((t.funding for t in report.trades), ZERO)
         if outside:
             key = ",".join(report.symbols)

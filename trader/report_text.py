@@ -65,7 +65,8 @@ def _header(report: Report) -> list[str]:
         lines.append("  candle interval " + (shown.pop() if len(shown) == 1 else ", ".join(
             f"{symbol} {interval}" for symbol, interval in sorted(report.intervals.items()))))
     if len(periods) > 1:
-        lines.append("  periods apart run on separate paper accounts; the portfolio chains them")
+        lines.append("  periods apart run one after the other on one account: each starts "
+                     "with the equity the one before ended with")
     return lines
 
 
