@@ -1,7 +1,7 @@
 """The folder a backtest or a sweep writes its run into: `out/<run-id>` (or the start time),
 held (flock) against a second run of the same id while this one writes, an earlier run of
 that id replaced (only when every file in it is one a run writes) once the new run has
-succeeded: until then the new one writes into a staging folder beside it (`out/.<id>.partial`),
+succeeded (an interrupted sweep's results so far go beside it, `keep_unfinished`): until then the new one writes into a staging folder beside it (`out/.<id>.partial`),
 so a run that fails leaves nothing in out/<run-id> (a new folder is removed again).
 
     folder = new_run_dir(Path("out"), "nightly")    # BacktestError on a bad id or folder
@@ -48,6 +48,24 @@ class RunFolder:
             _swap_in(self.path, self.final)
         self.kept = True
         return self.final
+
+    def keep_unfinished(self) -> Path:
+        """An interrupted run's results so far: `final` when it holds no earlier run (as
+        `keep`), else a folder beside it, `<final>-interrupted` (an earlier interrupted
+        run's there replaced): an unfinished run never replaces a finished one. Returns
+        where they are. BacktestError when that folder holds files no run writes or
+        another run is writing it (then nothing is kept: `discard`)."""
+        if not self.staged or self.kept or not any(self.final.iterdir()):
+            return self.keep()
+        beside = self.final.with_name(f"{self.final.name}-interrupted")
+        if beside.exists():
+            _hold_run_folder(beside, beside.name)
+            _check_earlier_run(beside)
+            _swap_in(self.path, beside, quiet=True)
+        else:
+            self.path.rename(beside)
+        self.kept = True
+        return beside
 
     def discard(self) -> None:
         """The run failed: its staged files go, `final` stays as it was (removed when this
@@ -152,9 +170,9 @@ def _check_earlier_run(folder: Path) -> None:
                             "pick another --run-id")
 
 
-def _swap_in(staging: Path, folder: Path) -> None:
+def _swap_in(staging: Path, folder: Path, *, quiet: bool = False) -> None:
     """The earlier run's files out of `folder` (into a trash folder beside it, then removed),
-    the staged run's in: renames within one file system."""
+    the staged run's in: renames within one file system. `quiet`: no line saying so."""
     trash = folder.parent / f".{folder.name}.replaced"
     if trash.exists():
         shutil.rmtree(trash)
@@ -166,5 +184,5 @@ def _swap_in(staging: Path, folder: Path) -> None:
         entry.rename(folder / entry.name)
     staging.rmdir()
     shutil.rmtree(trash)
-    if earlier:                  # a new folder (or an empty one) replaced nothing
+    if earlier and not quiet:    # a new folder (or an empty one) replaced nothing
         print(f"replaced the earlier run {folder.name} ({folder})", file=sys.stderr)

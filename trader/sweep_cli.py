@@ -136,9 +136,17 @@ def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
         # the trials ran: the files are written into out/<run-id> itself
         out = folder.keep()
     except SweepInterrupted as stop:   # the runner has stopped its trials by now
-        # stopped by the user: its results so far are the run (an earlier one is replaced)
-        kept = folder.keep() if folder is not None else None
-        return _report_interruption(board, sweep.spec, kept, stop)
+        # stopped by the user: its results so far are the run, unless they would replace
+        # an earlier finished one (then they go beside it)
+        if folder is None:
+            return _report_interruption(board, sweep.spec, None, stop)
+        try:
+            kept = folder.keep_unfinished()
+        except (ValueError, OSError) as exc:   # BacktestError is a ValueError
+            print(f"sweep error: the results so far could not be kept ({exc})", file=sys.stderr)
+            kept = None
+        return _report_interruption(board, sweep.spec, kept, stop,
+                                    earlier=folder.final if kept != folder.final else None)
     finally:
         if folder is not None:
             folder.discard()           # failed: an earlier run of the id stays (no-op if kept)
@@ -223,12 +231,15 @@ def _print_results(board: "Leaderboard", spec: SweepSpec, out: Path, rows: int) 
 
 
 def _report_interruption(board: "Leaderboard", spec: SweepSpec, out: Path | None,
-                         stop: SweepInterrupted) -> int:
+                         stop: SweepInterrupted, earlier: Path | None = None) -> int:
+    """`earlier`: the finished run of the id, kept (the results so far went beside it)."""
     from trader.sweep_report import RESULTS_CSV, write_results_csv
 
     where = "no results"
     if out is not None:
         where = f"results so far in {write_results_csv(board, spec.names, out / RESULTS_CSV)}"
+        if earlier is not None:
+            where += f" (the finished run in {earlier} is kept)"
     print(f"interrupted after {len(board)} of {plural(spec.trial_count, 'trial')}; {where}",
           file=sys.stderr)
     return stop.exit_code
