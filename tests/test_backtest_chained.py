@@ -79,3 +79,19 @@ def test_one_period_runs_on_the_configured_balance(tmp_path: Path,
     [report] = run_groups(load_settings(_env_file=None, paper_balance=Decimal(5_000)),
                           [{"XRPUSDT": bundled["XRPUSDT"]}], tmp_path, progress=False)
     assert balances == [Decimal(5_000)] and report.notes == []
+
+
+def test_periods_apart_show_one_bar_over_the_whole_run(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by h-review13: periods apart in worker processes showed no progress at all
+    (20-28 s of silence on a terminal). Now one bar counts every period's candles, labelled
+    with the period running."""
+    groups = overlapping_groups(load_bundled())
+    total = sum(len(rows) for group in groups for rows in group.values())
+    run_groups(load_settings(_env_file=None), groups, tmp_path, progress=True)
+    frames = [frame for frame in capsys.readouterr().err.split("\r") if f"/{total} " in frame]
+    assert any(frame.startswith("XRPUSDT:") for frame in frames), frames
+    # BTCUSDT's frames count on from XRPUSDT's candles: one bar, one ETA
+    first = len(groups[0]["XRPUSDT"])
+    assert any(frame.startswith("BTCUSDT:") and int(frame.split("/")[0].split()[-1]) > first
+               for frame in frames), frames

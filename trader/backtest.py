@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -91,7 +92,7 @@ def _span(rows: Sequence[Candle] | CandleFile) -> str:
 
 
 async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle]], out_dir: Path,
-                       *, progress: bool = True, funding: dict | None = None,
+                       *, progress: "bool | tqdm[Any]" = True, funding: dict | None = None,
                        strategy: Strategy | None = None,
                        warmup: Mapping[str, Sequence[Candle]] | None = None,
                        risk_state: Mapping[str, str] | None = None) -> BacktestReport:
@@ -102,7 +103,8 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     A symbol's candles may be an iterator (`trader.market.replay.iter_candles`): nothing
     grows with their number but the closed trades (the equity curve is bounded).
     `risk_state`: the risk record (equity peak, fraction) an earlier period of the same
-    account ended with (`run_groups`): the drawdown-reduced risk carries over."""
+    account ended with (`run_groups`): the drawdown-reduced risk carries over. `progress`:
+    a bar of its own (True), none (False), or a bar the caller shares over several runs."""
     from trader.exchange.paper import PaperExchange
     from trader.exchange.sim import SimConfig
     from trader.market.replay import ReplayFeed
@@ -148,7 +150,10 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     charted: Balance | None = None
     equity = ZERO
     bust: datetime | None = None    # when the equity fell to 0 or below: the run ends there
-    with tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) as bar, \
+    shown = bool(progress) if isinstance(progress, bool) else True
+    own_bar = tqdm(total=feed.total, unit="candle", disable=not progress, leave=False) \
+        if isinstance(progress, bool) else nullcontext(progress)
+    with own_bar as bar, \
             frozen_setup(), young_collections_every(YOUNG_THRESHOLD):   # trader/gc_freeze.py
         async for batch in feed:
             try:
@@ -168,7 +173,7 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
                     charted, equity = balance, balance.equity
                 recorder.record(clock.now(), equity)
             total += len(batch)
-            if progress:                # a disabled bar's `update` does nothing
+            if shown:                   # a disabled bar's `update` does nothing
                 bar.update(len(batch))
             if equity <= 0 and charted is not None:   # no account trades on from nothing
                 bust = clock.now()
@@ -273,10 +278,10 @@ def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder
     """One backtest per group, in time order (`overlapping_groups`), on one account: each
     later group starts with the equity the one before it ended with, as a trader's account
     goes from one period to the next (its risk record too: the equity peak the
-    drawdown-reduced risk fraction is measured from). So the groups run one after another in this process
-    (a later one's position sizes depend on the earlier one's result; said on stdout), and
-    an account bust (equity at or below 0) runs no later group (said in the last report's
-    notes). Symbols inside one group trade the same period on one account: the portfolio
+    drawdown-reduced risk fraction is measured from). So the groups run one after another
+    in this process, under one progress bar (a later one's position sizes depend on the
+    earlier one's result; said on stdout), and an account bust (equity at or below 0) runs
+    no later group (said in the last report's notes). Symbols inside one group trade the same period on one account: the portfolio
     heat cap, the shared balance and margin couple their entries, so they stay in one
     engine (said on stdout). `warmup`: the candles before --from by symbol
     (`backtest_data`), each group given its own symbols'."""
@@ -293,29 +298,34 @@ def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder
     reports: list[BacktestReport] = []
     balance = settings.paper_balance
     risk_state: dict[str, str] = {}
-    for index, group in enumerate(groups):
-        report = _run_group(settings.model_copy(update={"paper_balance": balance}), group,
-                            folder / "-".join(sorted(group)), funding,
-                            {symbol: warmup[symbol] for symbol in group if symbol in warmup},
-                            progress=progress, risk_state=risk_state)
-        risk_state = report.risk_state
-        if report.curve:
-            balance = report.curve[-1].equity
-        if balance <= 0 and index + 1 < len(groups):
-            later = ", ".join(symbol for rest in groups[index + 1:] for symbol in sorted(rest))
-            report = replace(report, notes=[*report.notes, (
-                f"the account was bust at the end of {', '.join(sorted(group))}'s period "
-                f"(equity {balance:,.2f} USDT): the later periods ({later}) were not run")])
-        reports.append(report)
-        if balance <= 0:
-            break
+    # one bar over every period: its ETA is the whole run's, its label the period running
+    candles = sum(len(rows) for group in groups for rows in group.values())
+    with tqdm(total=candles, unit="candle", disable=not progress, leave=False) as bar:
+        for index, group in enumerate(groups):
+            if len(groups) > 1:
+                bar.set_description_str(", ".join(sorted(group)), refresh=False)
+            report = _run_group(settings.model_copy(update={"paper_balance": balance}), group,
+                                folder / "-".join(sorted(group)), funding,
+                                {symbol: warmup[symbol] for symbol in group if symbol in warmup},
+                                progress=bar if progress else False, risk_state=risk_state)
+            risk_state = report.risk_state
+            if report.curve:
+                balance = report.curve[-1].equity
+            if balance <= 0 and index + 1 < len(groups):
+                later = ", ".join(symbol for rest in groups[index + 1:] for symbol in sorted(rest))
+                report = replace(report, notes=[*report.notes, (
+                    f"the account was bust at the end of {', '.join(sorted(group))}'s period "
+                    f"(equity {balance:,.2f} USDT): the later periods ({later}) were not run")])
+            reports.append(report)
+            if balance <= 0:
+                break
     return reports
 
 
 def _run_group(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
                funding: dict | None, warmup: dict[str, list[Candle]],
-               progress: bool = False, risk_state: Mapping[str, str] | None = None
-               ) -> BacktestReport:
+               progress: "bool | tqdm[Any]" = False,
+               risk_state: Mapping[str, str] | None = None) -> BacktestReport:
     logger.info("backtest symbols={} candles={}", ",".join(sorted(group)),
                 sum(len(rows) for rows in group.values()))
     return asyncio.run(run_backtest(settings, group, out_dir, progress=progress, funding=funding,
