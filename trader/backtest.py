@@ -33,7 +33,7 @@ from trader.backtest_warmup import warmup_candles, warmup_notes
 from trader.clock import ManualClock
 from trader.closed_recently import ClosedArchive
 from trader.config import Settings
-from trader.data_notes import candle_intervals, funding_notes
+from trader.data_notes import candle_intervals, funding_notes, time_limit_notes
 from trader.domain import ZERO, Balance, Candle, CloseReason
 from trader.engine import Engine
 from trader.entry_sender import RISK_KEY
@@ -391,6 +391,8 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
     combined = combine(reports, run_id=folder.final.name)
     combined = replace(combined, extra=in_final(combined.extra, folder))
     warmed, short = warmup_notes(warmup, candles, args.start, strategy.warmup)
+    combined = replace(combined, notes=combined.notes + time_limit_notes(
+        settings.time_in_trade_minutes, candles))
     for note in combined.notes + short:   # why the result is empty or suspect (also in report.txt)
         print(note, file=sys.stderr)
     # the gaps (said on stderr when the data was read), where the funding came from and the
