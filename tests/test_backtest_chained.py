@@ -95,3 +95,20 @@ def test_periods_apart_show_one_bar_over_the_whole_run(tmp_path: Path,
     first = len(groups[0]["XRPUSDT"])
     assert any(frame.startswith("BTCUSDT:") and int(frame.split("/")[0].split()[-1]) > first
                for frame in frames), frames
+
+
+async def test_a_period_whose_equity_falls_to_zero_stops_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An account at or below 0 is not traded on: the run ends at that candle and says so
+    (the equity is forced below 0, as a gap through a leveraged position's stop would)."""
+    from trader.backtest import run_backtest
+    from trader.domain import Balance
+
+    monkeypatch.setattr(Balance, "equity", property(lambda balance: Decimal(-5)))
+    rows = load_bundled()["XRPUSDT"][:300]
+    report = await run_backtest(load_settings(_env_file=None), {"XRPUSDT": rows}, tmp_path,
+                                progress=False)
+    assert report.candles < len(rows) and report.curve[-1].equity == -5
+    assert report.notes[-1] == (
+        f"the account was bust at {report.curve[-1].at:%Y-%m-%d %H:%M} UTC (equity -5.00 "
+        "USDT): the run stopped there, no later candle was traded")
