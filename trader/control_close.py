@@ -1,15 +1,17 @@
 """/close (and the flatten of /shutdown): each symbol closed at market inside its own
 boundary, every step reported as the exchange confirmed it. A position the agent does not
 manage (opened by hand) is taken over to be closed; an entry whose answer was lost is
-settled first; a close held back by the exchange's Retry-After says when it is sent."""
+settled first, a maker-first entry still quoting is stopped (its quote cancelled, what
+filled closed); a close held back by the exchange's Retry-After says when it is sent."""
 
 from datetime import datetime, timedelta
 
 from trader.close_record import exit_text
 from trader.commands import ALL_SYMBOLS, Command, CommandResult
 from trader.display import duration, money, plural, price, quantity
-from trader.domain import CloseReason
+from trader.domain import ZERO, CloseReason
 from trader.engine import Engine
+from trader.events import CloseRequested
 from trader.market_exit import exits_unanswered
 from trader.position import Position, PositionState
 from trader.trade_history import trade_net
@@ -44,6 +46,9 @@ async def close_one(engine: Engine, command: Command, symbol: str,
                      reason: CloseReason = CloseReason.COMMAND) -> list[str]:
     position = engine.positions.get(symbol)
     taken: list[str] = []
+    if position is not None and position.state is PositionState.ENTERING \
+            and engine.entries.maker.handles(position):
+        return await _stop_quoting(engine, command, position, reason)
     if position is not None and position.state is PositionState.ENTERING:
         # the phone's reply says what the entry did; a shell's request leaves it to the alert
         position, taken = await _settle_entry(engine, position,
@@ -115,6 +120,40 @@ async def _settle_entry(engine: Engine, entering: Position,
     return position, [f"{symbol}: the {label} entry whose answer was lost filled "
                       f"({quantity(position.quantity, step)} at "
                       f"{price(position.entry_price, tick)}); closing it"]
+
+
+async def _stop_quoting(engine: Engine, command: Command, entering: Position,
+                        reason: CloseReason) -> list[str]:
+    """A maker-first entry still quoting: the operator wants out, so nothing more is
+    bought. The close is journaled on the entering record first (trader/lifecycle.py
+    ENTERING*: a restart gives the quotes up too), then its quotes take their step now, the
+    way the next tick would: they give up (trader/maker_quoter.py: cancel -> verify, a fill
+    that raced the cancel counted), and what filled is closed at market with no legs placed
+    for it. What was cancelled and what was closed, in the operator's words."""
+    symbol, label = entering.symbol, entering.side.label
+    intents = engine.entries.maker.entry_intents(entering)
+    quote = intents[-1].client_id if intents else "?"
+    position = await engine.interpreter.apply(entering, CloseRequested(reason))
+    view = await engine.view.view(symbol, fresh=True)
+    notes: list[str] = []
+    left = await engine.protect(position, view, notes,
+                                entry_in_reply=command.source == "telegram")
+    record = left or engine.store.position(symbol, entering.key)
+    if left is not None and left.state is PositionState.ENTERING:
+        return [f"{symbol}: the {label} maker entry is being stopped: its quote {quote} is "
+                "not known cancelled yet (Binance has not told); the agent cancels it once "
+                "Binance does, closes at market whatever filled and buys nothing more: "
+                "/status shows it"]
+    filled = (record.traded_quantity or record.quantity) if record is not None else ZERO
+    if filled <= 0:
+        return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was "
+                "cancelled; nothing had filled, nothing is open"]
+    rules = symbol_rules(engine, symbol)
+    step = rules.step_size if rules else None
+    planned = entering.initial_quantity or entering.quantity
+    return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was cancelled "
+            f"after {quantity(filled, step)} of {quantity(planned, step)} filled; that part "
+            "is closed at market", *notes, _final_line(engine, command, symbol, notes)]
 
 
 def open_position(engine: Engine, symbol: str) -> Position | None:

@@ -4,12 +4,12 @@ This is the only code that changes a position. It never calls the exchange, read
 clock or writes the database: the engine feeds it events (trader/events.py) and performs
 the actions it returns, feeding their results back as events.
 
-    state \\ event  EntryFilled EntryFailed Leg*/Size  Tick      CloseRequested FlattenResult PositionGone
-    ENTERING       OPEN        CLOSED      -          ENTERING  -              -             CLOSED*
-    ATTACHING      OPEN        -           OPEN       OPEN      CLOSING        OPEN          CLOSED
-    PROTECTED      OPEN        -           OPEN       OPEN      CLOSING        OPEN          CLOSED
-    CLOSING        CLOSING     -           CLOSING    CLOSING   CLOSING        CLOSING|OPEN  CLOSED
-    CLOSED         -           -           -          -         -              -             -
+    state \\ event  EntryFilled   EntryFailed Leg*/Size  Tick      CloseRequested FlattenResult PositionGone
+    ENTERING       OPEN|CLOSING* CLOSED      -          ENTERING  ENTERING*      -             CLOSED*
+    ATTACHING      OPEN          -           OPEN       OPEN      CLOSING        OPEN          CLOSED
+    PROTECTED      OPEN          -           OPEN       OPEN      CLOSING        OPEN          CLOSED
+    CLOSING        CLOSING       -           CLOSING    CLOSING   CLOSING        CLOSING|OPEN  CLOSED
+    CLOSED         -             -           -          -         -              -             -
 
 StopMoveRequested (the operator's /sl) aims the stop of an OPEN position at a new level
 (protection places it new-first); it is ignored in the other states.
@@ -19,14 +19,19 @@ quantity, the take-profits theirs: `Position.leg_quantity`), ATTACHING otherwise
 means the event is ignored (CLOSED absorbs everything). CLOSED*: PositionGone while
 ENTERING is ignored (a flat exchange only means the entry has not filled yet) unless it
 carries the entry's fill: then the position was opened and closed while nobody watched
-(found after a restart) and it is finalized, never protected. Protection keeps running
-while CLOSING. The handler of Tick (protection's timers, the best price, the exit rules)
-is trader/lifecycle_tick.py.
+(found after a restart) and it is finalized, never protected. ENTERING*: a close asked
+for while the entry still works (a maker-first entry's quote: the operator's /close)
+is kept on the record (`closing_reason`, journaled with it: a restart sees it too); its
+quotes give up (trader/maker_quoter.py), and what they filled comes as EntryFilled, which
+takes it to CLOSING* with its market close, no legs planned for it (a flat position is
+what was asked). Protection keeps running while CLOSING. The handler of Tick
+(protection's timers, the best price, the exit rules) is trader/lifecycle_tick.py.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from trader import display, management, placement_refusals, protection, stop_backup
 from trader.alerts import Alert, AlertName, Severity
@@ -66,7 +71,8 @@ LEG_EVENTS = (LegPlaced, LegPlacementUnknown, LegRejected, LegSeen, LegGone, Leg
               PositionSizeChanged, Tick)
 
 TRANSITIONS: dict[tuple[PositionState, type], frozenset[PositionState]] = {
-    (ENTERING, EntryFilled): OPEN,
+    (ENTERING, EntryFilled): OPEN | {CLOSING},
+    (ENTERING, CloseRequested): frozenset({ENTERING}),
     (ENTERING, EntryFailed): frozenset({CLOSED}),
     (ENTERING, Tick): frozenset({ENTERING}),
     (ENTERING, PositionGone): frozenset({ENTERING, CLOSED}),
@@ -110,8 +116,11 @@ def step(position: Position, event: Event, now: datetime, policy: Policy) -> Ste
                              f"{position.state}, not one of {sorted(allowed)}")
     if position.state.open:
         # A size heard inside a Retry-After plans nothing: no order can be sent until it
-        # ends, and the first Tick after plans the legs for it (the live ones still cover)
-        position, placements = (position, []) if kind is PositionSizeChanged and event.heard \
+        # ends, and the first Tick after plans the legs for it (the live ones still cover).
+        # An entry filled into a close plans none either (its market close comes first, and
+        # a close that leaves some open plans them in its result's step), nor a close that
+        # left nothing (PositionGone follows: a leg placed now would outlive the position).
+        position, placements = (position, []) if _plans_no_legs(position, event, actions) \
             else protection.plan(position, now, policy, settle=kind is Tick,
                                  hold_live=bool(actions) and _partial_in(actions))
         position, restored = protection.all_clear(position, now)
@@ -123,6 +132,17 @@ def step(position: Position, event: Event, now: datetime, policy: Policy) -> Ste
         later = step(position, follow_up, now, policy)
         position, actions = later.position, actions + later.actions
     return Step(position, actions)
+
+
+def _plans_no_legs(position: Position, event: Event, actions: list[Action]) -> bool:
+    """This step of an open position places no leg (`step` says why)."""
+    if isinstance(event, PositionSizeChanged):
+        return event.heard
+    if position.state is not CLOSING:
+        return False
+    if isinstance(event, EntryFilled):
+        return bool(actions)            # filled into a close: the Flatten is among them
+    return isinstance(event, FlattenResult) and event.remaining <= 0
 
 
 def _partial_in(actions: list[Action]) -> bool:
@@ -145,6 +165,8 @@ def _with_state(position: Position, state: PositionState) -> Position:
 def _entry_filled(position: Position, event: EntryFilled, now: datetime,
                   policy: Policy) -> Outcome:
     entry_price = event.price if event.price > 0 else position.entry_price
+    if position.state is ENTERING and position.closing_reason is not None:
+        return _filled_into_a_close(position, event, entry_price)
     actions: list[Action] = []
     if position.state is ENTERING:
         actions.append(Alert(
@@ -156,6 +178,22 @@ def _entry_filled(position: Position, event: EntryFilled, now: datetime,
     state = position.state if position.state is CLOSING else ATTACHING
     return evolve(position, quantity=event.quantity, entry_price=entry_price,
                   state=state), actions, []
+
+
+def _filled_into_a_close(position: Position, event: EntryFilled,
+                         entry_price: Decimal) -> Outcome:
+    """An entry a close was asked for while it worked (ENTERING*) filled in part before
+    its quotes gave up: that part is closed at market now, as the close asked."""
+    size = display.number(event.quantity)
+    position, client_id = evolve(position, quantity=event.quantity,
+                                 entry_price=entry_price).next_client_id(OrderRole.FLATTEN)
+    closing = evolve(position, state=CLOSING, close_attempts=1)
+    reason = position.closing_reason or CloseReason.COMMAND
+    told = Alert(AlertName.FILL, f"{position.symbol}: {position.side.label} {size} filled at "
+                 f"{display.number(entry_price)} before its entry was stopped; closing it at "
+                 "market, as asked", position.symbol,
+                 dedup_key=f"fill:{position.symbol}:{position.key}")
+    return closing, [told, Flatten(reason, event.quantity, client_id)], []
 
 
 def _targets(position: Position) -> str:
@@ -361,6 +399,9 @@ def _position_gone(position: Position, event: PositionGone, now: datetime,
 
 def _close_requested(position: Position, event: CloseRequested, now: datetime,
                      policy: Policy) -> Outcome:
+    if position.state is ENTERING:
+        # Nothing held that the record knows of: kept for the quotes to give up (ENTERING*)
+        return evolve(position, closing_reason=event.reason), [], []
     # The engine performs a close to its end before the next event, so a CLOSING position
     # seen here has none in flight: a new request (the operator again) starts over.
     position, client_id = position.next_client_id(OrderRole.FLATTEN)

@@ -16,6 +16,11 @@ operator hears it as ENTRY_NOT_FILLED, trader/lifecycle.py). Once the
 position is open its size follows the exchange's position (PositionSizeChanged: the legs
 follow the size), so a step only moves the quotes; a rest given up at the timeout leaves
 the position at its filled size.
+
+A close asked for while the entry works (the operator's /close of an ENTERING position: its
+record keeps the `closing_reason`, trader/lifecycle.py) gives the quotes up as a CLOSING
+position does: the live quote cancelled and verified, nothing more quoted nor bought at
+the timeout, after a restart too; what filled is closed at market by the state machine.
 """
 
 from collections.abc import Callable, Iterable
@@ -226,7 +231,9 @@ class MakerQuoter:
             filled=progress.filled, quote_price=progress.live.price if progress.live else None,
             unknown=progress.unknown, quotes_sent=progress.quotes_sent,
             elapsed=self.clock.now() - position.opened_at,
-            closing=position.state is PositionState.CLOSING)
+            # CLOSING, or a close asked for while it is ENTERING (trader/lifecycle.py)
+            closing=position.closing_reason is not None
+            or position.state is PositionState.CLOSING)
         decision = decide(state, await self.touch(position.symbol, position.side), rules,
                           self.policy)
         if isinstance(decision, Hold):
@@ -279,6 +286,8 @@ class MakerQuoter:
             return None                      # open: its size follows the exchange's position
         if progress.filled > 0:
             return EntryFilled(progress.filled, progress.average_price, complete=over)
+        if over and position.closing_reason is not None:
+            return EntryFailed("its quote was cancelled: a close was asked for", late=True)
         if over:
             # Later than any reply (a /long's said "quoting"), so ENTRY_NOT_FILLED tells it.
             refused = f"; the market rest was refused: {progress.refused}" \
