@@ -131,8 +131,7 @@ async def _stop_quoting(engine: Engine, command: Command, entering: Position,
     that raced the cancel counted), and what filled is closed at market with no legs placed
     for it. What was cancelled and what was closed, in the operator's words."""
     symbol, label = entering.symbol, entering.side.label
-    intents = engine.entries.maker.entry_intents(entering)
-    quote = intents[-1].client_id if intents else "?"
+    quote = entry_quote(engine, entering)
     position = await engine.interpreter.apply(entering, CloseRequested(reason))
     view = await engine.view.view(symbol, fresh=True)
     notes: list[str] = []
@@ -154,6 +153,12 @@ async def _stop_quoting(engine: Engine, command: Command, entering: Position,
     return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was cancelled "
             f"after {quantity(filled, step)} of {quantity(planned, step)} filled; that part "
             "is closed at market", *notes, _final_line(engine, command, symbol, notes)]
+
+
+def entry_quote(engine: Engine, position: Position) -> str:
+    """The client id of a maker-first entry's latest order (its quote), for a reply."""
+    intents = engine.entries.maker.entry_intents(position)
+    return intents[-1].client_id if intents else "(none sent)"
 
 
 def open_position(engine: Engine, symbol: str) -> Position | None:

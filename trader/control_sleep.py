@@ -1,13 +1,13 @@
-"""/shutdown and /wake (and `tradebot shutdown|wake` from a shell): reconcile, cancel entry
-orders, optionally flatten, sleep with protection running; wake with the emergency cooldown,
-saying which /pause is still on."""
+"""/shutdown and /wake (and `tradebot shutdown|wake` from a shell): reconcile, sleep with
+protection running, cancel entry orders (a maker entry's quotes given up), optionally
+flatten; wake with the emergency cooldown, saying which /pause is still on."""
 
 from datetime import timedelta
 
 from trader import guards
 from trader.alerts import Alert, AlertName
 from trader.commands import ALL_SYMBOLS, Command, CommandResult
-from trader.control_close import close_failed, close_one, open_position
+from trader.control_close import close_failed, close_one, entry_quote, open_position
 from trader.display import duration, number, plural
 from trader.domain import CloseReason, Order, OrderRole, OrderStatus
 from trader.engine import Engine
@@ -17,20 +17,23 @@ from trader.views import closable
 
 
 async def shutdown(engine: Engine, command: Command) -> CommandResult:
-    """Reconcile, cancel entry orders, optionally flatten, then sleep (protection only).
+    """Reconcile, sleep (protection only), cancel entry orders (a maker entry's quotes
+    give up, asleep), optionally flatten.
 
     Sleep is entered whatever fails on the way; each step is contained and reported. Not ok
     when a flatten was asked and a position is still open (asleep all the same, with that
     position protected as the lines say)."""
     lines = await engine.contained("shutdown reconcile", reconcile(engine)) or []
+    # Asleep before any entry order is cancelled: a maker entry's quotes give up on it
+    # (trader/maker_quoter.py), so that none is quoted again, now or after a restart.
+    engine.guard_state = guards.sleep(engine.guard_state)
     for symbol in engine.symbols:
         cancelled = await engine.contained(f"shutdown cancel entries {symbol}",
-                                           _cancel_entries(engine, symbol), symbol)
+                                           _cancel_entries(engine, command, symbol), symbol)
         lines += cancelled if cancelled is not None else [
             f"{symbol}: could not cancel entry orders: {engine.last_error}"]
     if command.flatten:
         lines += await _flatten_all(engine, command)
-    engine.guard_state = guards.sleep(engine.guard_state)
     still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
     lines.append(_asleep_line(still_open))
     _tell(engine, command, AlertName.EMERGENCY_DONE, lines)
@@ -48,7 +51,7 @@ def already_asleep(engine: Engine) -> list[str]:
 async def _flatten_all(engine: Engine, command: Command) -> list[str]:
     lines: list[str] = []
     for symbol in engine.symbols:
-        if open_position(engine, symbol) is None:
+        if open_position(engine, symbol) is None and _quoting(engine, symbol) is None:
             continue
         flattened = await engine.contained(
             f"shutdown flatten {symbol}",
@@ -70,14 +73,53 @@ def _asleep_line(still_open: list[Position]) -> str:
             "the exchange right now")
 
 
-async def _cancel_entries(engine: Engine, symbol: str) -> list[str]:
-    lines = []
+def _quoting(engine: Engine, symbol: str) -> Position | None:
+    """The symbol's maker-first entry still quoting, not filled so far (ENTERING)."""
+    position = engine.positions.get(symbol)
+    if position is None or position.state is not PositionState.ENTERING \
+            or not engine.entries.maker.handles(position):
+        return None
+    return position
+
+
+async def _cancel_entries(engine: Engine, command: Command, symbol: str) -> list[str]:
+    lines = await _stop_quotes(engine, command, symbol)
     await engine.view.snapshot(symbol)
     for order in engine.tracker.ours_live(symbol):
         if order.role is OrderRole.ENTRY:
             final = await engine.executor.cancel_and_verify(symbol, order.client_id)
             lines.append(_entry_cancelled_line(symbol, order.client_id, final))
     return lines
+
+
+async def _stop_quotes(engine: Engine, command: Command, symbol: str) -> list[str]:
+    """A maker-first entry still working (its quote live, or not finished yet): its quotes
+    take their step now, asleep, so they give up (cancel -> verify) the way the next tick
+    would: the position keeps what filled, protected. What became of it, in a line."""
+    position = engine.positions.get(symbol)
+    if position is None:
+        return []
+    view = await engine.view.view(symbol, fresh=True)
+    if position.state is not PositionState.ENTERING \
+            and not engine.entries.entry_working(position, view):
+        return []
+    if not engine.entries.maker.handles(position):
+        return []            # a MARKET entry: its order is cancelled with the others
+    quote = entry_quote(engine, position)
+    # the phone's reply says what the entry did; a shell's request leaves it to the alert
+    left = await engine.protect(position, view, entry_in_reply=command.source == "telegram")
+    label = position.side.label
+    if left is None:
+        return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was "
+                "cancelled; nothing had filled, nothing is open"]
+    if left.state is PositionState.ENTERING:
+        return [f"{symbol}: the {label} maker entry is being stopped: its quote {quote} is "
+                "not known cancelled yet (Binance has not told); the agent cancels it once "
+                "Binance does and buys nothing more"]
+    return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was cancelled "
+            f"with {number(left.quantity)} of "
+            f"{number(left.initial_quantity or left.quantity)} filled: that position is "
+            "open, protection places its stop"]
 
 
 def _entry_cancelled_line(symbol: str, client_id: str, final: Order | None) -> str:

@@ -137,6 +137,7 @@ class Engine:
                                    self.counters, clock, strategy or DefaultStrategy(),
                                    view=self.view)
         self.entries.desk.history = self.candles    # correlated heat reads every symbol's candles
+        self.entries.maker.asleep = self._asleep    # /shutdown stops a maker entry's quotes
         self.keeper = PositionKeeper(settings, exchange, self.executor, self.tracker, store,
                                      self.view, self.interpreter, self.entries, self.breakers,
                                      self.candles, alerter, clock)
@@ -161,6 +162,9 @@ class Engine:
     @property
     def positions(self) -> dict[str, Position]:
         return self.interpreter.positions
+
+    def _asleep(self) -> bool:
+        return self.guards.state.asleep
 
     @property
     def guard_state(self) -> GuardState:

@@ -13,8 +13,9 @@ fee (0.05 %). On every tick while it works, `decide` looks at what is known and 
                       first), after a refusal (-5022: it would have taken liquidity) or after
                       the quote ended without filling everything
     FallBack(q)       the time is up: the rest `q` at market (TRADEBOT_MAKER_FALLBACK=market)
-    GiveUp            the time is up (TRADEBOT_MAKER_FALLBACK=cancel) or the position is
-                      closing: cancel the rest; the position keeps what filled
+    GiveUp            the time is up (TRADEBOT_MAKER_FALLBACK=cancel), the position is
+                      closing or the agent sleeps (/shutdown): cancel the rest; the
+                      position keeps what filled
     Complete          everything planned has filled, or what is left cannot be placed
 
 "Moved away": for a long the best bid rose above our price (we are no longer first in
@@ -63,6 +64,7 @@ class QuoteState:
     quotes_sent: int              # quotes sent so far, the first one included
     elapsed: timedelta            # since the entry began
     closing: bool = False         # the position is being closed: no more buying into it
+    asleep: bool = False          # the operator's /shutdown: no new entries, this one neither
 
     @property
     def requotes_used(self) -> int:
@@ -138,6 +140,8 @@ def decide(state: QuoteState, touch: Decimal | None, rules: SymbolRules,
         return Hold("a quote's answer was lost: waiting until the exchange tells")
     if state.closing:
         return GiveUp("the position is being closed")
+    if state.asleep:
+        return GiveUp("the agent sleeps (/shutdown): no new entries")
     if state.elapsed >= policy.timeout:
         if policy.fallback is MakerFallback.MARKET:
             return FallBack(rest)

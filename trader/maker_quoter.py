@@ -21,6 +21,7 @@ A close asked for while the entry works (the operator's /close of an ENTERING po
 record keeps the `closing_reason`, trader/lifecycle.py) gives the quotes up as a CLOSING
 position does: the live quote cancelled and verified, nothing more quoted nor bought at
 the timeout, after a restart too; what filled is closed at market by the state machine.
+Asleep (/shutdown) the quotes give up the same way, and the position keeps what filled.
 """
 
 from collections.abc import Callable, Iterable
@@ -139,6 +140,10 @@ def _quote_live(position: Position, live: Iterable[Order]) -> bool:
     return False
 
 
+def _awake() -> bool:
+    return False
+
+
 def _seq(intent: Intent) -> int:
     parsed = ClientId.parse(intent.client_id)
     return parsed.seq if parsed is not None else 0
@@ -157,6 +162,9 @@ class MakerQuoter:
         self.clock = clock
         self.view = view
         self._finished: set[tuple[str, str]] = set()   # (symbol, key) whose quoting is over
+        # Whether the agent sleeps (the operator's /shutdown, kept in the database and the
+        # pinned message: a restart sleeps too); set by the engine to its guard book's word.
+        self.asleep: Callable[[], bool] = _awake
 
     # --- which positions --------------------------------------------------------------
     def entry_intents(self, position: Position) -> list[Intent]:
@@ -233,7 +241,7 @@ class MakerQuoter:
             elapsed=self.clock.now() - position.opened_at,
             # CLOSING, or a close asked for while it is ENTERING (trader/lifecycle.py)
             closing=position.closing_reason is not None
-            or position.state is PositionState.CLOSING)
+            or position.state is PositionState.CLOSING, asleep=self.asleep())
         decision = decide(state, await self.touch(position.symbol, position.side), rules,
                           self.policy)
         if isinstance(decision, Hold):
@@ -288,6 +296,9 @@ class MakerQuoter:
             return EntryFilled(progress.filled, progress.average_price, complete=over)
         if over and position.closing_reason is not None:
             return EntryFailed("its quote was cancelled: a close was asked for", late=True)
+        if over and self.asleep():
+            return EntryFailed("its quote was cancelled: the agent sleeps (/shutdown)",
+                               late=True)
         if over:
             # Later than any reply (a /long's said "quoting"), so ENTRY_NOT_FILLED tells it.
             refused = f"; the market rest was refused: {progress.refused}" \
