@@ -29,7 +29,7 @@ from tests.test_maker_engine import (
 )
 from trader.alerts import Alert
 from trader.commands import ALL_SYMBOLS, CommandKind
-from trader.domain import CloseReason, OrderRole, OrderStatus
+from trader.domain import CloseReason, Order, OrderRequest, OrderRole, OrderStatus
 from trader.events import CloseRequested, EntryFilled, Flatten, FlattenResult, PlaceLeg, Policy
 from trader.lifecycle import step
 from trader.position import PositionState
@@ -46,6 +46,23 @@ async def nothing_bought_later(world: World) -> None:
     assert (await world.paper.position(SYMBOL)).quantity == 0
     assert await world.open_orders() == []
     assert SYMBOL not in world.engine.positions
+
+
+def requests(world: World) -> list[tuple[str, str]]:
+    """Every placement and cancel the agent sends, in order (a spy on the wire)."""
+    wire: list[tuple[str, str]] = []
+    place, cancel = world.paper.place, world.paper.cancel
+
+    async def placed(request: OrderRequest) -> Order:
+        wire.append(("place", request.client_id))
+        return await place(request)
+
+    async def cancelled(symbol: str, client_id: str) -> Order | None:
+        wire.append(("cancel", client_id))
+        return await cancel(symbol, client_id)
+
+    world.paper.place, world.paper.cancel = placed, cancelled  # type: ignore[method-assign]
+    return wire
 
 
 def legs_sent(sent: list[str]) -> list[str]:
@@ -97,10 +114,11 @@ async def test_close_after_a_part_filled_unseen_closes_that_part_with_no_legs(tm
     await nothing_bought_later(world)
 
 
-async def test_close_after_a_part_filled_and_was_protected_cancels_the_rest_and_closes(
+async def test_close_after_a_part_filled_and_was_protected_cancels_the_quote_before_closing(
         tmp_path):
-    """Seen filled in part (legs placed for it), the rest still quoted: the close leaves no
-    quote, no stop, no take-profit, and nothing bought afterwards."""
+    """Seen filled in part (legs placed for it), the rest still quoted: the quote is
+    cancelled before the market close is sent (a fill of it can no longer follow the
+    close), and the close leaves no quote, no stop, no take-profit, nothing bought after."""
     world = await make_world(tmp_path, **MAKER)
     position, quote = await quoting_long(world)
     part = world.paper.rules(SYMBOL).round_qty(position.quantity * D("0.4"))
@@ -109,14 +127,45 @@ async def test_close_after_a_part_filled_and_was_protected_cancels_the_rest_and_
     await later(world, 2)
     assert world.engine.positions[SYMBOL].state is PositionState.PROTECTED
     assert len(await live_quotes(world)) == 1
+    wire = requests(world)
     result = await world.command(CommandKind.CLOSE, symbol=SYMBOL)
     text = format_result(CommandKind.CLOSE, result)
     assert result.ok, text
+    first_close = next(i for i, (what, cid) in enumerate(wire) if "-fl" in cid)
+    assert ("cancel", quote.client_id) in wire[:first_close], wire
+    assert f"{SYMBOL}: the LONG maker entry is stopped: its quote {quote.client_id} was " \
+        "cancelled before the close" in text, text
     assert await world.open_orders() == [], text
     assert (await world.paper.position(SYMBOL)).quantity == 0, text
     closed = world.store.closed_positions()[-1]
     assert (closed.close_reason, closed.traded_quantity) == (CloseReason.COMMAND, part)
     await nothing_bought_later(world)
+
+
+async def test_a_restart_after_the_close_was_kept_cancels_the_quote_and_closes(tmp_path):
+    """A part filled and seen: the process dies as the quote's cancel is sent; the new one
+    finds the close kept (CLOSING), gives the quote up and closes what is held."""
+    world = await make_world(tmp_path, **MAKER)
+    position, quote = await quoting_long(world)
+    part = world.paper.rules(SYMBOL).round_qty(position.quantity * D("0.4"))
+    fill_part(world, quote.client_id, part)
+    await later(world, 2)
+    await later(world, 2)
+
+    async def die(symbol: str, client_id: str):  # type: ignore[no-untyped-def]
+        raise ProcessKilled
+
+    world.engine.executor.cancel_and_verify = die  # type: ignore[method-assign]
+    with pytest.raises(ProcessKilled):
+        await world.command(CommandKind.CLOSE, symbol=SYMBOL)
+    assert (await world.paper.position(SYMBOL)).quantity == part
+    again = await restarted(world)
+    await later(again, 2)
+    await later(again, 2)
+    assert (await world.paper.position(SYMBOL)).quantity == 0
+    closed = again.store.closed_positions()[-1]
+    assert (closed.close_reason, closed.traded_quantity) == (CloseReason.COMMAND, part)
+    await nothing_bought_later(again)
 
 
 async def test_close_all_stops_a_quoting_entry_too(tmp_path):

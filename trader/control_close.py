@@ -13,6 +13,7 @@ from trader.domain import ZERO, CloseReason
 from trader.engine import Engine
 from trader.events import CloseRequested
 from trader.market_exit import exits_unanswered
+from trader.observe import SymbolView
 from trader.position import Position, PositionState
 from trader.trade_history import trade_net
 from trader.views import symbol_rules
@@ -67,6 +68,10 @@ async def close_one(engine: Engine, command: Command, symbol: str,
             return [f"{symbol}: no open position"]     # it closed meanwhile
         taken = [f"{symbol}: the {view.position.side.label} on the exchange was not managed "
                  "by the agent; taken over to close it"]
+    if position is not None and position.state.open and engine.entries.maker.handles(position):
+        view = await engine.view.view(symbol, fresh=True)
+        if engine.entries.entry_working(position, view):
+            return await _quote_then_close(engine, command, position, view, reason)
     notes = await engine.close(symbol, reason)
     return [*taken, *notes, _final_line(engine, command, symbol, notes)]
 
@@ -153,6 +158,26 @@ async def _stop_quoting(engine: Engine, command: Command, entering: Position,
     return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was cancelled "
             f"after {quantity(filled, step)} of {quantity(planned, step)} filled; that part "
             "is closed at market", *notes, _final_line(engine, command, symbol, notes)]
+
+
+async def _quote_then_close(engine: Engine, command: Command, position: Position,
+                            view: SymbolView, reason: CloseReason) -> list[str]:
+    """An open position (filled in part) whose maker quote still works: the close is
+    journaled first (CLOSING, no order yet: trader/lifecycle.py `quotes_first`; a restart
+    gives the quote up too), then the position's step runs now, the way the next tick
+    would: the quote given up (cancel -> verify), then the close sent for what is held, so
+    that no fill of the quote can come after the close."""
+    symbol, quote = position.symbol, entry_quote(engine, position)
+    closing = await engine.interpreter.apply(position, CloseRequested(reason,
+                                                                      quotes_first=True))
+    notes: list[str] = []
+    await engine.protect(closing, view, notes)
+    live = any(o.client_id == quote for o in engine.tracker.ours_live(symbol))
+    said = (f"{symbol}: its quote {quote} is not known cancelled yet: the agent cancels it "
+            "once Binance tells, and buys nothing more") if live else \
+        f"{symbol}: the {position.side.label} maker entry is stopped: its quote {quote} was " \
+        "cancelled before the close"
+    return [said, *notes, _final_line(engine, command, symbol, notes)]
 
 
 def entry_quote(engine: Engine, position: Position) -> str:

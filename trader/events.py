@@ -147,8 +147,12 @@ class PositionGone:
 @fast_init          # one per close
 @dataclass(frozen=True, slots=True)
 class CloseRequested:
-    """Close at market: the operator, the time exit, an opposite signal, a passed level."""
+    """Close at market: the operator, the time exit, an opposite signal, a passed level.
+    `quotes_first`: the entry's maker quote still works (the operator's /close of a
+    position filled in part): CLOSING with no order yet, so that the quote is given up
+    (cancelled and verified) before the close is sent, by the Tick that follows."""
     reason: CloseReason
+    quotes_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,9 @@ for while the entry still works (a maker-first entry's quote: the operator's /cl
 is kept on the record (`closing_reason`, journaled with it: a restart sees it too); its
 quotes give up (trader/maker_quoter.py), and what they filled comes as EntryFilled, which
 takes it to CLOSING* with its market close, no legs planned for it (a flat position is
-what was asked). Protection keeps running while CLOSING. The handler of Tick
+what was asked). An open position's CloseRequested with `quotes_first` (its maker quote
+still works) goes to CLOSING with no order: the quote is given up first, and the Tick that
+follows sends the close. Protection keeps running while CLOSING. The handler of Tick
 (protection's timers, the best price, the exit rules) is trader/lifecycle_tick.py.
 """
 
@@ -402,6 +404,11 @@ def _close_requested(position: Position, event: CloseRequested, now: datetime,
     if position.state is ENTERING:
         # Nothing held that the record knows of: kept for the quotes to give up (ENTERING*)
         return evolve(position, closing_reason=event.reason), [], []
+    if event.quotes_first and position.state in OPEN:
+        # The close is sent by the next Tick (CLOSING: its FlattenResult follow-up), once
+        # the quote's step gave it up: a fill of the quote can no longer follow the close.
+        return evolve(position, state=CLOSING, closing_reason=event.reason,
+                      close_attempts=0), [], []
     # The engine performs a close to its end before the next event, so a CLOSING position
     # seen here has none in flight: a new request (the operator again) starts over.
     position, client_id = position.next_client_id(OrderRole.FLATTEN)
