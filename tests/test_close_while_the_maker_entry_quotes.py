@@ -104,7 +104,7 @@ async def test_close_after_a_part_filled_unseen_closes_that_part_with_no_legs(tm
     assert legs_sent(sent) == [], sent
     assert result.ok, text
     assert (f"its quote {quote.client_id} was cancelled after {part.normalize()} of "
-            f"{position.quantity.normalize()} filled; that part is closed at market") in text, \
+            f"{position.quantity.normalize()} filled; closing that part at market") in text, \
         text
     assert f"{SYMBOL}: closed at " in text and "PnL " in text, text
     closed = world.store.closed_positions()[-1]

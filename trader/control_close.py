@@ -156,8 +156,8 @@ async def _stop_quoting(engine: Engine, command: Command, entering: Position,
     step = rules.step_size if rules else None
     planned = entering.initial_quantity or entering.quantity
     return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was cancelled "
-            f"after {quantity(filled, step)} of {quantity(planned, step)} filled; that part "
-            "is closed at market", *notes, _final_line(engine, command, symbol, notes)]
+            f"after {quantity(filled, step)} of {quantity(planned, step)} filled; closing "
+            "that part at market", *notes, _final_line(engine, command, symbol, notes)]
 
 
 async def _quote_then_close(engine: Engine, command: Command, position: Position,
