@@ -97,14 +97,12 @@ async def _stop_quotes(engine: Engine, command: Command, symbol: str) -> list[st
     take their step now, asleep, so they give up (cancel -> verify) the way the next tick
     would: the position keeps what filled, protected. What became of it, in a line."""
     position = engine.positions.get(symbol)
-    if position is None:
-        return []
+    if position is None or not engine.entries.maker.handles(position):
+        return []            # a MARKET entry: its order is cancelled with the others
     view = await engine.view.view(symbol, fresh=True)
     if position.state is not PositionState.ENTERING \
             and not engine.entries.entry_working(position, view):
         return []
-    if not engine.entries.maker.handles(position):
-        return []            # a MARKET entry: its order is cancelled with the others
     quote = entry_quote(engine, position)
     # the phone's reply says what the entry did; a shell's request leaves it to the alert
     left = await engine.protect(position, view, entry_in_reply=command.source == "telegram")
