@@ -52,8 +52,10 @@ from trader.trade_store import TradeStore
 # instructions), and every in-position candle compares with them
 _ENTERING, _CLOSED = PositionState.ENTERING, PositionState.CLOSED
 # Roles whose client ids a pickup on a wiped disk asks the exchange about (_sent_before).
+# FLATTEN: a market close sent before the wipe (a /close in parts interrupted) is carried
+# on, and no close id is sent again (a close's parts derive from its id: `_sent_before`).
 WIPE_PROBED_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1,
-                     OrderRole.PARTIAL_TP)
+                     OrderRole.PARTIAL_TP, OrderRole.FLATTEN)
 
 
 class PositionKeeper:
@@ -314,14 +316,30 @@ class PositionKeeper:
         open orders only); a partial take-profit's would close a second part. Asked by
         client id, sl1, sl2, ... until one is unknown; the stop first (it protects). And
         the level of the newest stop found so (None: none past `seq`): no longer live, yet
-        the last level the agent had put its stop at (a trail, breakeven, /sl)."""
+        the last level the agent had put its stop at (a trail, breakeven, /sl).
+
+        Market closes (FLATTEN) are asked one id further: a close whose answer was lost
+        and which never landed is followed by the next id (trader/market_exit.py), so one
+        unknown id does not end them. Their parts need no asking: a part's id is its
+        close's + PART_SEQ_STRIDE x n (trader/intents.py `part_client_id`), sent only after
+        its close's first part was accepted, so a close numbered past every close found
+        has parts no id sent before can equal. The REST cost, one GET each (weight 1): per
+        role the ids found plus one (FLATTEN: plus two): bounded by what the key sent."""
         sent_before = dict(seq)
         last_stop = None
         for role in roles:
             sent = seq.get(role.value, 0)
-            while (order := await self.executor.read_order(
-                    symbol, str(ClientId(symbol, key, role, sent + 1)))) is not None:
-                sent += 1
+            gap = 1 if role is OrderRole.FLATTEN else 0
+            while True:
+                order = None
+                for ahead in range(1, gap + 2):
+                    order = await self.executor.read_order(
+                        symbol, str(ClientId(symbol, key, role, sent + ahead)))
+                    if order is not None:
+                        sent += ahead
+                        break
+                if order is None:
+                    break
                 if role is OrderRole.STOP_LOSS:
                     last_stop = order.trigger_price
             if sent:
@@ -354,6 +372,11 @@ class PositionKeeper:
                     "being closed at market, as /close asked")
             return Alert(AlertName.STARTUP if ours else AlertName.RECONCILE_MISMATCH, text,
                          symbol, dedup_key=f"adopted:{symbol}:{position.key}", answered_in_reply=True)
+        if ours and position.state is PositionState.CLOSING:
+            text = (f"{symbol}: picked up its own {position.side.label} "
+                    f"{display.number(position.quantity)} again, in the middle of its market "
+                    f"close (sent before the restart): closing the rest ({position.key})")
+            return Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{symbol}:{position.key}")
         if ours:
             text = (f"{symbol}: picked up its own {position.side.label} "
                     f"{display.number(position.quantity)} again; protecting it ({position.key})")

@@ -9,7 +9,8 @@ Boot (trader/engine.py `Engine.boot`, works on an empty database, e.g. a wiped d
   4. records whose position is gone are finalized (the reason their orders tell)
   5. positions without a record are adopted, their key recovered from our orders or fills
      so ids stay deterministic; our live legs are adopted too (nothing is sent twice); our
-     own keeps the exit plan and the progress its orders and fills show
+     own keeps the exit plan and the progress its orders and fills show, and a market
+     close it had begun goes on (CLOSING: `close_unfinished`)
   6. every open position is protected, and our orphan orders cancelled, before any entry
   7. what differed is reported: INFO when only the agent's own position was picked up
      again, RECONCILE_MISMATCH when the exchange held something the agent did not know
@@ -126,9 +127,28 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
     merged = {role: max(position.seq.get(role, 0), n) for role, n in {**position.seq, **seq}.items()}
     position = replace(position, state=PositionState.ATTACHING, quantity=exchange.size,
                        seq=merged)
+    if known is None and key is not None and close_unfinished(key, side, seq, fills):
+        # The operator's /close (or a rule's close) was decided before the wipe: carried to
+        # its end by the first tick (trader/lifecycle_tick.py: CLOSING sends the rest under
+        # the next close id), never taken up again as an open trade. Its reason is not
+        # known any more: COMMAND, as the state machine's own default for a close.
+        position = replace(position, state=PositionState.CLOSING,
+                           closing_reason=CloseReason.COMMAND, close_attempts=1)
     for leg in position.legs:
         position = _adopt_leg(position, leg.role, view)
     return position
+
+
+def close_unfinished(key: str, side: Side, seq: dict[str, int],
+                     fills: Sequence[Fill]) -> bool:
+    """Whether our own position found on a wiped disk was being closed at market: a close
+    id of `key` (`seq`: the ids the pickup found sent) is on the exchange,
+    and the key's fills do not show its entries closed in full (`_finished`: a close that
+    executed all of it left nothing of this trade to close). A close in parts interrupted
+    (part 2 lost, a SIGTERM) leaves the rest open: the close goes on."""
+    if not seq.get(OrderRole.FLATTEN.value):
+        return False
+    return not _finished(key, side, None, list(fills))
 
 
 def _entered_at(symbol: str, key: str | None, side: Side, fills: Sequence[Fill],
