@@ -140,7 +140,7 @@ class Engine:
         self.entries.maker.asleep = self._asleep    # /shutdown stops a maker entry's quotes
         self.keeper = PositionKeeper(settings, exchange, self.executor, self.tracker, store,
                                      self.view, self.interpreter, self.entries, self.breakers,
-                                     self.candles, alerter, clock)
+                                     self.candles, alerter, clock, self.balance_keeper)
         self.exchange_health = ExchangeHealth(exchange, self.executor, alerter, clock)
         self.second_instance = SecondInstanceCheck(self.tracker, self.executor, self.guards,
                                                    alerter, clock)

@@ -13,6 +13,7 @@ from loguru import logger
 from trader import display, protection
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
+from trader.balance_keeper import BalanceKeeper
 from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.config import Settings
@@ -64,8 +65,10 @@ class PositionKeeper:
     def __init__(self, settings: Settings, exchange: Exchange, executor: Executor,
                  tracker: OrderTracker, store: TradeStore, view: ExchangeView,
                  interpreter: Interpreter, entries: EntrySender, breakers: Breakers,
-                 candles: dict[str, CandleHistory], alerter: Alerter, clock: Clock) -> None:
+                 candles: dict[str, CandleHistory], alerter: Alerter, clock: Clock,
+                 balances: BalanceKeeper) -> None:
         self.settings = settings
+        self.balances = balances
         self.exchange = exchange
         self.executor = executor
         self.tracker = tracker
@@ -264,21 +267,39 @@ class PositionKeeper:
             logger.info("untracked position is not the closed {} {} symbol={}",
                         known.side.label, key, symbol)
             key, seq, known = None, {}, None
-        last_stop = None
+        last_stop = risk_budget = None
         if key is not None and known is None:          # our own, on a wiped disk
             seq, last_stop = await self._sent_before(symbol, key, seq)
+            risk_budget = await self._risk_budget()
         position = adopted_position(
             view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
             leverage=self.settings.leverage,
             time_limit=timedelta(minutes=self.settings.time_in_trade_minutes),
             cooldown=timedelta(minutes=self.settings.cooldown_minutes), fills=journaled,
-            taker_fee=self.interpreter.policy.taker_fee, last_stop=last_stop)
+            taker_fee=self.interpreter.policy.taker_fee, last_stop=last_stop,
+            risk_budget=risk_budget)
         self.interpreter.adopt(position)
         self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None,
                                                   to_close=to_close,
                                                   legs=self._legs_text(position, view)),
                              self.clock.now())
         return await self.protect(position, view)
+
+    async def _risk_budget(self) -> Decimal | None:
+        """What an entry is sized to lose now (trader/risk.py): equity x the risk fraction.
+        A wiped disk's boot adopts before its balance read: the balance is read here then.
+        None when it cannot be read: the stop is planned as for any adoption (1 % from the
+        mark), said in the log."""
+        balance = self.balances.balance
+        if balance is None:
+            try:
+                balance = await self.balances.refresh()
+            except (ExchangeError, UnknownOutcome) as exc:
+                logger.warning("balance unreadable: the stop of a position picked up again "
+                               "is not sized from it error={}", exc)
+                return None
+        account = self.entries.account(balance, ())
+        return None if account is None else account.equity * account.risk_fraction
 
     def _left_alone_logged(self, symbol: str, view: SymbolView) -> None:
         """A WARNING once per untracked position (its size and entry price), not at every

@@ -37,6 +37,7 @@ from trader.management import breakeven_price, first_target_filled, tighter_stop
 from trader.observe import LEG_TYPES, SymbolView
 from trader.position import ExitPlan, Leg, LegOrder, Position, PositionState
 from trader.position_fills import fills_of
+from trader.risk import clamp_stop_pct
 from trader.symbol_rules import SymbolRules
 
 FILL_LOOKBACK = timedelta(days=2)
@@ -93,14 +94,16 @@ def _finished(key: str, entry_side: Side, side: Side | None, fills: list[Fill]) 
 def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key: str | None,
                      seq: dict[str, int], known: Position | None, leverage: int,
                      time_limit: timedelta, cooldown: timedelta, fills: Sequence[Fill] = (),
-                     taker_fee: Decimal = ZERO, last_stop: Decimal | None = None) -> Position:
+                     taker_fee: Decimal = ZERO, last_stop: Decimal | None = None,
+                     risk_budget: Decimal | None = None) -> Position:
     """The record of a position the database does not know (or knew under this key): its
     size from the exchange, its legs from our live orders, else planned around the mark
     (1 % stop, 1.5 % take-profit, rounded away from the mark). A known one keeps its plan
     (TP1 included). One of ours the database did not know (`key`: a wiped disk) gets the
     plan and the progress its orders and fills show (`_progress_shown`: `fills` are the
     journaled ones, `taker_fee` prices breakeven, `last_stop` the level of its newest stop
-    the exchange knows that is no longer live); one not of ours, the one-TP plan."""
+    the exchange knows that is no longer live, `risk_budget` what its entry was sized to
+    lose: `sized_stop`); one not of ours, the one-TP plan."""
     exchange = view.position
     side = exchange.side
     assert side is not None, "only an open exchange position can be adopted"
@@ -123,7 +126,7 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
             cooldown=cooldown)
         if key is not None:
             position = _progress_shown(position, view, rules, seq, fills, taker_fee,
-                                       last_stop)
+                                       last_stop, risk_budget)
     merged = {role: max(position.seq.get(role, 0), n) for role, n in {**position.seq, **seq}.items()}
     position = replace(position, state=PositionState.ATTACHING, quantity=exchange.size,
                        seq=merged)
@@ -168,7 +171,8 @@ def _entered_at(symbol: str, key: str | None, side: Side, fills: Sequence[Fill],
 
 def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
                     seq: dict[str, int], fills: Sequence[Fill], taker_fee: Decimal,
-                    last_stop: Decimal | None) -> Position:
+                    last_stop: Decimal | None, risk_budget: Decimal | None = None
+                    ) -> Position:
     """Our own position on a wiped disk, planned around the mark with one take-profit, given
     the exit plan and the progress its orders and fills show (the plan is fixed when a
     position is planned: a known database keeps it too). A TP1 of its key, live, filled or
@@ -180,8 +184,10 @@ def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
     stop to breakeven; `last_stop`, the newest stop of its key (cancelled by hand: not
     live, but the level the agent had reached, e.g. by the trail). The stop is planned no
     looser than either, so a stop missing at boot comes back there, never at the 1 % a
-    fresh adoption gets first. (A live stop of ours is the leg as it is: `_adopt_leg`;
-    one looser than breakeven is moved by the tick, as on a known database.) A level
+    fresh adoption gets first; nor looser than its size allows (`sized_stop`: a stop
+    never sent before the wipe comes back within the risk its entry was sized for). (A
+    live stop of ours is the leg as it is: `_adopt_leg`; one looser than breakeven is
+    moved by the tick, as on a known database.) A level
     the mark has passed since closes the position, as that stop would have (placement
     refused with -2021, then closed at market: the Protection table)."""
     first = _newest_live(position, OrderRole.TAKE_PROFIT_1, view)
@@ -203,11 +209,31 @@ def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
     if seq.get(OrderRole.PARTIAL_TP.value):
         position = replace(position, partial_taken=True)     # taken before the wipe
     level = position.stop.trigger_price
+    if risk_budget is not None and risk_budget > 0 and position.entry_price > 0:
+        level = tighter_stop(position.side, sized_stop(position, rules, risk_budget,
+                                                       taker_fee), level)
     if last_stop is not None:
         level = tighter_stop(position.side, last_stop, level)
     if position.partial_taken:
         level = tighter_stop(position.side, breakeven_price(position, taker_fee, rules), level)
     return position.with_leg(replace(position.stop, trigger_price=level))
+
+
+def sized_stop(position: Position, rules: SymbolRules, risk_budget: Decimal,
+               taker_fee: Decimal) -> Decimal:
+    """The stop level at which our own `position` loses `risk_budget` (equity x risk
+    fraction: what trader/risk.py `plan_entry` sizes an entry to lose at its stop, taker
+    fees on both legs included): its size was budget / loss per unit, so the distance is
+    read back from it. Clamped as the planner clamps stop distances (0.4-2 %,
+    `clamp_stop_pct`), rounded toward the entry (the loss never exceeds the budget by a
+    tick). A plan that was tighter (a regime's or the confidence's smaller size, a
+    drawdown's lower fraction) reads as looser here, never tighter than the plan's; a
+    size capped (notional, MARKET_LOT_SIZE) reads looser too, up to the 2 % clamp."""
+    price, side = position.entry_price, position.side
+    per_unit = risk_budget / position.quantity / price
+    # loss per unit = d x p + fee x (p + p x (1 - sign x d)): solved for the distance d
+    distance = clamp_stop_pct((per_unit - 2 * taker_fee) / (1 - side.sign * taker_fee))
+    return rules.round_price(price * (1 - side.sign * distance), up=side is Side.BUY)
 
 
 def _role(client_id: str) -> OrderRole | None:
