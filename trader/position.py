@@ -191,6 +191,10 @@ class Position:
     # The level the operator's /sl set: while the stop is there, the regime rule leaves it
     # (trader/regime_adjust.py); the trail and breakeven may still tighten it. None: never set.
     operator_stop: Decimal | None = None
+    # Our own position found again on a wiped disk (trader/reconcile.py): who set its stop
+    # (the plan, the operator's /sl, the trail, breakeven) is not known, so the regime rule
+    # only ever tightens it (trader/regime_adjust.py).
+    picked_up: bool = False
     exit_plan: ExitPlan = ExitPlan.ONE
     take_profit_1: Leg | None = None       # TP1 of the two-TP plan; None once it filled
     tp1_quantity: Decimal = ZERO           # TP1's part of `initial_quantity`

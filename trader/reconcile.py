@@ -123,7 +123,7 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
             stop=Leg(OrderRole.STOP_LOSS, stop),
             take_profit=Leg(OrderRole.TAKE_PROFIT, take), initial_quantity=exchange.size,
             initial_stop_price=stop, adopted=key is None, time_limit=time_limit,
-            cooldown=cooldown)
+            cooldown=cooldown, picked_up=key is not None)
         if key is not None:
             position = _progress_shown(position, view, rules, seq, fills, taker_fee,
                                        last_stop, risk_budget)

@@ -14,6 +14,9 @@ The rule, per leg, measured from the entry price and the legs as planned at entr
 - a stop still where the regime rule last put it follows the new distance, wider or
   tighter; a stop moved since by breakeven or trailing is never loosened: it only takes
   the new level if that is tighter;
+- a stop of our own position found again on a wiped disk (`Position.picked_up`) is
+  never loosened either: it may be the operator's /sl or a trailed level, which the
+  wiped record no longer tells; it only takes a tighter level;
 - a stop where the operator's /sl set it (`Position.operator_stop`) stays: the operator
   chose that room (or that tightness) on purpose, and the rule scales the agent's plan,
   not the operator's choice (as a take-profit moved by hand stays). It follows again
@@ -165,7 +168,8 @@ def _stop_level(position: Position, ruled: Decimal, wanted: Decimal, mark: Decim
     current = position.stop.trigger_price
     if current == position.operator_stop:
         return current
-    untouched = current == ruled and not (position.breakeven_done or position.trailing_active)
+    untouched = current == ruled and not (position.breakeven_done or position.trailing_active
+                                          or position.picked_up)
     level = wanted if untouched else tighter_stop(position.side, wanted, current)
     return current if stop_crossed(position.side, level, mark) else level
 
