@@ -39,6 +39,7 @@ from trader.position import Position
 from trader.symbol_rules import SymbolRules
 
 REBALANCE_ATTEMPTS = 3
+REBALANCE_SEQ_STRIDE = 100   # rebalance ids: the close's number + 100 x attempt
 
 
 class MarketExit:
@@ -213,8 +214,11 @@ def _previous_close(client_id: str) -> str | None:
 
 
 def _rebalance_id(position: Position, attempt: int) -> str:
-    """Rebalance orders take flatten ids far beyond the state machine's own sequence."""
-    seq = position.seq.get(OrderRole.FLATTEN.value, 0) + 100 + attempt
+    """Rebalance orders take flatten ids far beyond the state machine's own sequence: the
+    close's number + REBALANCE_SEQ_STRIDE x attempt, so the rebalances of two closes of one
+    position never share an id (with + 100 + attempt, close 1's third and close 2's second
+    were both fl104) until 100 closes apart, nor meet a part's (+ 1000 x part)."""
+    seq = position.seq.get(OrderRole.FLATTEN.value, 0) + REBALANCE_SEQ_STRIDE * attempt
     return str(ClientId(position.symbol, position.key, OrderRole.FLATTEN, seq))
 
 
