@@ -2,10 +2,11 @@
 
 An open position's protection timers are watched (trader/protection.py `watch`), its best
 price follows the mark, a live leg the mark has passed without executing is caught
-(trader/stuck_trigger.py: a stuck stop closes the position), and a PROTECTED one runs the
-exit rules of trader/management.py: time exit, partial take-profit, stop to breakeven,
-trailing stop; then its SL/TP follow the volatility regime (trader/regime_adjust.py). A
-CLOSING position still open on a later tick retries its close (a FlattenResult follow-up).
+(trader/stuck_trigger.py: a stuck stop closes the position; a tick with no mark ends the
+watch), and a PROTECTED one runs the exit rules of trader/management.py: time exit, partial
+take-profit, stop to breakeven, trailing stop; then its SL/TP follow the volatility regime
+(trader/regime_adjust.py). A CLOSING position still open on a later tick retries its close
+(a FlattenResult follow-up).
 Nothing here reads the clock: `now` is given.
 """
 
@@ -34,7 +35,7 @@ def on_tick(position: Position, event: Tick, now: datetime, policy: Policy) -> O
         # Still open on a later tick: the last close did not finish (its request failed).
         return position, actions, [FlattenResult(position.quantity)]
     if event.mark is None:
-        return position, actions, []
+        return stuck_trigger.forget(position), actions, []
     # The best price since entry, from every tick's mark (saved with the position): the
     # trail follows it, never the mark itself.
     best = management.best_price(position, event.mark)

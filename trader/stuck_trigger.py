@@ -74,6 +74,21 @@ def due(position: Position, mark: Decimal) -> bool:
     return False
 
 
+def forget(position: Position) -> Position:
+    """`position` with the watch of each leg's live order ended, for a tick with no mark
+    (none pushed, none read: trader/exchange_view.py `mark`). The grace is Binance's time to
+    act on its own trigger, and across the gap the mark may have come back and passed the
+    trigger again a moment ago: a watch kept through it would close at market at the first
+    mark past the stop, racing a trigger Binance is executing. The grace starts again at
+    the first tick whose mark is past. A stuck order keeps its watch: its trigger already
+    failed to execute, no grace is owed to it (a failed close is retried at once)."""
+    for leg in position.legs:
+        order = leg.order
+        if order is not None and order.passed_since is not None and not order.stuck:
+            position = position.with_leg(evolve(leg, order=evolve(order, passed_since=None)))
+    return position
+
+
 def watch(position: Position, mark: Decimal, now: datetime, policy: Policy) -> Outcome:
     """Start, end or conclude the watch of each leg's live order (module docstring)."""
     grace = timedelta(seconds=policy.trigger_grace_seconds)
