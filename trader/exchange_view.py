@@ -47,6 +47,7 @@ from trader.exchange.base import (
 from trader.executor import Executor
 from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
+from trader.outage_log import OutageLog
 
 QUOTE_MAX_AGE = timedelta(seconds=10)
 # How long the mark a tick read over REST (premiumIndex, or a position read) stands for the
@@ -74,6 +75,9 @@ class ExchangeView:
         self._read_at: dict[str, datetime] = {}
         # symbol -> (the mark the last tick read over REST, when): `mark`, `last_mark`
         self._read_marks: dict[str, tuple[Decimal, datetime]] = {}
+        # Symbols whose ticks have had no mark since the WARNING said so (`mark`): said once
+        # per gap, and when a mark is had again, how long the gap lasted.
+        self.no_mark = OutageLog(clock)
         # Symbols whose recorded size the user-data stream told inside a Retry-After, with
         # no read since to confirm it (`heard_size`): read over REST first thing after.
         self._heard: set[str] = set()
@@ -144,6 +148,8 @@ class ExchangeView:
         # an int by its exact value), without converting 0 to a Decimal every tick
         if quote is None or not quote.mark > ZERO:
             return None
+        if self.no_mark.since:
+            self._mark_again(symbol)
         return position, quote
 
     def streamed_view(self, symbol: str) -> SymbolView | None:
@@ -238,6 +244,8 @@ class ExchangeView:
         mark has not reached closed positions Binance kept."""
         pushed = self.exchange.pushed_mark(symbol, QUOTE_MAX_AGE)
         if pushed is not None and pushed > ZERO:
+            if self.no_mark.since:
+                self._mark_again(symbol)
             return pushed
         if read is not None and read.mark_price and read.mark_price > ZERO:
             mark = read.mark_price
@@ -245,12 +253,18 @@ class ExchangeView:
             try:
                 mark = await self.executor.read(self.exchange.mark_price, symbol)
             except (ExchangeError, UnknownOutcome) as exc:
-                logger.warning("no mark price this tick symbol={} error={}: nothing is "
-                               "judged on the price (stuck stop, exit rules) until one is "
-                               "read", symbol, exc)
+                self.no_mark.failed(symbol, "no mark price this tick symbol={} error={}: "
+                                    "nothing is judged on the price (stuck stop, exit rules) "
+                                    "until one is read (said once until then)", symbol, exc)
                 return ZERO
+        if self.no_mark.since:
+            self._mark_again(symbol)
         self._read_marks[symbol] = (mark, self.clock.now())
         return mark
+
+    def _mark_again(self, symbol: str) -> None:
+        self.no_mark.ended(symbol, "mark price read again symbol={}: the price is judged "
+                           "again; none was to be had", symbol)
 
     def last_mark(self, symbol: str) -> Decimal:
         """The mark to show now (/status, /positions): pushed within QUOTE_MAX_AGE, else the

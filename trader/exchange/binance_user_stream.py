@@ -78,6 +78,7 @@ from trader.exchange.websocket_stream import (
     ReconnectingStream,
     StreamOptions,
 )
+from trader.outage_log import OutageLog
 
 LISTEN_KEY_EXPIRED = "listenKeyExpired"
 ROUTED_ALL_EVENTS = "routed-all-events"   # /private/ws?listenKey=<key>, no `events`
@@ -119,6 +120,9 @@ class UserDataStream(ReconnectingStream):
         self.listen_keys_created = 0
         self._keepalive_task: asyncio.Task[None] | None = None
         self._doubt_task: asyncio.Task[None] | None = None
+        # PUTs of the key unsent or unanswered (an IP ban refuses one at every silence check
+        # and keepalive retry, for up to 3 days): said once, and how long until one answered.
+        self.keepalive_failures = OutageLog(clock)
         self._decoders: dict[str, Callable[[dict[str, Any]], Any]] = {
             "ORDER_TRADE_UPDATE": codec.update_from_order_event,
             "ALGO_UPDATE": codec.update_from_algo_event,
@@ -199,7 +203,9 @@ class UserDataStream(ReconnectingStream):
 
     async def _on_silence(self) -> str | None:
         key = self.listen_key
-        logger.info("stream=user-data no event for {}s, checking the listen key", self.silence)
+        # Inside an outage of the PUT (said once) each check would say the same again
+        said = logger.debug if self.keepalive_failures.failing() else logger.info
+        said("stream=user-data no event for {}s, checking the listen key", self.silence)
         status = await self._check_listen_key(key)
         if status is ListenKeyStatus.ALIVE:
             return None
@@ -207,8 +213,8 @@ class UserDataStream(ReconnectingStream):
             # Only a definite "gone" closes a socket that may be working: an expiry would
             # have been pushed (listenKeyExpired), and inside an IP ban a new key cannot be
             # had either (the POST is refused like the PUT).
-            logger.info("stream=user-data listen key unchecked, keeping the stream; checking "
-                        "again after {}s without an event", self.silence)
+            said("stream=user-data listen key unchecked, keeping the stream; checking again "
+                 "after {}s without an event", self.silence)
             return None
         reason = f"no event for {self.silence}s, listen key {status.value}"
         if not self._forget_listen_key(key, reason):
@@ -229,17 +235,22 @@ class UserDataStream(ReconnectingStream):
         """PUT the key: extends it 60 minutes, or answers -1125 if Binance forgot it."""
         if key is None:
             return ListenKeyStatus.GONE
+        failures = self.keepalive_failures
         try:
             extended = await self._api.keep_alive_listen_key(key)
         except ExchangeError as exc:
             if classify(exc, sending=False).listen_key_gone:
+                failures.ended("", "stream=user-data keepalive answered again")
                 logger.warning("stream=user-data listen key gone (-1125)")
                 return ListenKeyStatus.GONE
-            logger.warning("stream=user-data keepalive failed error={}", exc)
+            failures.failed("", "stream=user-data keepalive failed error={} (said once until "
+                            "one is answered)", exc)
             return ListenKeyStatus.UNVERIFIED
         except UnknownOutcome as exc:
-            logger.warning("stream=user-data keepalive outcome unknown error={}", exc)
+            failures.failed("", "stream=user-data keepalive outcome unknown error={} (said "
+                            "once until one is answered)", exc)
             return ListenKeyStatus.UNVERIFIED
+        failures.ended("", "stream=user-data keepalive answered again")
         if extended is not None and extended != key:
             # The account has another active key now (made by another process after ours
             # expired): ours gets no event any more.
