@@ -351,18 +351,21 @@ class Engine:
         # awaited before the breakers (read again then).
         view: SymbolView | None
         pushed = self.view.pushed_quote(symbol)
+        position = self.interpreter.positions.get(symbol)
         if pushed is not None:
             seen, quote = pushed
             at, view, pushed_book = self.clock.now(), None, quote.book
         else:
-            view = await self.view.view(symbol)
+            # A flat symbol with no record takes its mark only for an entry to plan
+            # (`priced` below): premiumIndex's weight is not spent on every tick of it
+            view = await self.view.view(symbol, priced=position is not None)
             seen, quote, at, pushed_book = view.position, None, view.at, None
         if self.second_instance.booted:     # else `check` does nothing (a backtest never boots)
             self.second_instance.check(symbol)
         guard_book = self.guards
         if guard_book.state.api_failures:   # else `record_api_success` has nothing to reset
             guard_book.record_api_success(at)
-        position = self.interpreter.positions.get(symbol)
+        position = self.interpreter.positions.get(symbol)    # the view may have awaited
         if position is not None or seen.side is not None or self.tracker.has_live(symbol):
             view = self._built(symbol, view, at, seen, quote)
             if position is None and seen.side is not None:
@@ -394,7 +397,7 @@ class Engine:
                     and self.entry_allowed(symbol):
                 signal = self.entries.candle_signal(symbol, history)
                 if signal is not None:      # most candles: none, and nothing to await
-                    view = self._built(symbol, view, at, seen, quote)
+                    view = await self.view.priced(self._built(symbol, view, at, seen, quote))
                     await self.entries.enter_on_signal(symbol, signal, view, history.closed(),
                                                        self._account)
         elif position.state is _PROTECTED \

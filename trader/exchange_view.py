@@ -10,7 +10,8 @@ REST snapshot first: position (weight 5) and open orders (plain + algo, weight 1
 MARK_PRICE, trader/exchange/binance_requests.py) and what the exit rules and the stuck
 stop watch judge (trader/lifecycle_tick.py). Pushed within QUOTE_MAX_AGE, else the
 "markPrice" of a position read in the same view, else GET /fapi/v1/premiumIndex (weight
-1); never the book's middle, which parts from the mark in a fast move. The book and the
+1: for a flat symbol with no record, only when an entry is to be planned, `priced`); never
+the book's middle, which parts from the mark in a fast move. The book and the
 mark age apart (trader/exchange/binance_quotes.py): the book-ticker stream pushes only
 when the best bid or ask changes, so a quiet book costs no mark read; the spread breaker
 and the maker quotes read the book (`pushed_book`, else bookTicker over REST, weight 2).
@@ -26,6 +27,7 @@ last read, whatever the stream says; a list that differs from the tracker's live
 means the stream missed something: a full snapshot at once, as when polling.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -102,8 +104,12 @@ class ExchangeView:
     def streaming(self, symbol: str) -> bool:
         return self.exchange.streaming and self.tracker.synced(symbol)
 
-    async def view(self, symbol: str, *, fresh: bool = False) -> SymbolView:
-        """The symbol's view: from the tracker while the stream is trusted, else REST first."""
+    async def view(self, symbol: str, *, fresh: bool = False,
+                   priced: bool = True) -> SymbolView:
+        """The symbol's view: from the tracker while the stream is trusted, else REST first.
+        `priced=False`: a flat symbol's mark only when it costs no request (pushed, or the
+        position read in this view), else 0 (`priced` reads it, for an entry to plan): a
+        flat tick with nothing to decide does not spend premiumIndex's weight on it."""
         if not fresh:
             pushed = self.pushed_view(symbol)
             if pushed is not None:
@@ -121,7 +127,25 @@ class ExchangeView:
         if position is None:
             position = ExchangePosition(symbol, ZERO)
         orders, at, live = tracker.for_symbol(symbol), self.clock.now(), tracker.live(symbol)
-        return SymbolView(symbol, at, position, orders, live, await self.mark(symbol, read))
+        mark = await self.mark(symbol, read) if priced or position.side is not None \
+            else self._free_mark(symbol, read)
+        return SymbolView(symbol, at, position, orders, live, mark)
+
+    async def priced(self, view: SymbolView) -> SymbolView:
+        """`view` with the mark (`mark`: read over REST when none is pushed), when it was
+        taken without one (`view(priced=False)`)."""
+        if view.mark > ZERO:
+            return view
+        return replace(view, mark=await self.mark(view.symbol))
+
+    def _free_mark(self, symbol: str, read: ExchangePosition | None) -> Decimal:
+        """`mark` when it needs no request: pushed, or the position `read` in this view;
+        else 0."""
+        pushed = self.exchange.pushed_mark(symbol, QUOTE_MAX_AGE)
+        if pushed is not None and pushed > ZERO:
+            return pushed
+        return read.mark_price if read is not None and read.mark_price \
+            and read.mark_price > ZERO else ZERO
 
     def pushed_view(self, symbol: str) -> SymbolView | None:
         """`view(symbol)` when it needs no REST read (the stream is trusted, the symbol was
