@@ -40,13 +40,12 @@ PLANNED_STOP, PLANNED_TARGET = D("99000"), D("102000")     # long_signal: 1 % / 
 
 
 async def quotes_outrun_then_market(world: World) -> Position:
-    """A long quoted at the bid; the bid runs away over 20 s (every re-quote left behind);
-    at 32 s the time is up and the rest is bought at market in that tick."""
+    """A long quoted at the bid; nothing trades through it for 32 s, then the time is up
+    and the rest is bought at market in that tick (at the planned price: all of it; a bid
+    that ran away would leave less of the risk budget, tests/test_maker_chase_budget.py)."""
     position, _ = await quoting_long(world)
-    price = D("100000")
     for _ in range(5):
-        price += 250
-        await later(world, 4, price=str(price))
+        await later(world, 4)
     assert world.engine.positions[SYMBOL].state is PositionState.ENTERING
     await later(world, 12)                 # the fallback's tick
     return position

@@ -6,7 +6,7 @@ middle of a re-quote that never send an order twice."""
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
@@ -87,6 +87,35 @@ async def assert_protected_for(world: World, quantity: Decimal) -> None:
     assert position.quantity == quantity and position.state is PositionState.PROTECTED
 
 
+TAKER = D("0.0005")         # what the planner counts at each end of a trade (trader/risk.py)
+
+
+def loss_at_stop(position: Position, fills: list[tuple[Decimal, Decimal]]) -> Decimal:
+    """What `fills` (quantity, price) lose if the long's stop fills, as the planner counts
+    it: the price distance plus the taker fee at both ends."""
+    stop = position.stop.trigger_price
+    return sum(((price - stop) + TAKER * (price + stop)) * quantity
+               for quantity, price in fills) if fills else D(0)
+
+
+def plan_budget(planned: Position) -> Decimal:
+    """The risk the plan of an ENTERING long was sized for (trader/risk.py `risk_amount`):
+    its quantity's loss at the stop from the planned price (the mark then)."""
+    return loss_at_stop(planned, [(planned.initial_quantity, planned.entry_price)])
+
+
+def budget_rest(planned: Position, fills: list[tuple[Decimal, Decimal]],
+                price: Decimal) -> Decimal:
+    """What the budget of an ENTERING long's plan leaves for an order at `price` once
+    `fills` are in: never more than the planned rest, down to BTCUSDT's step (0.001)."""
+    position = planned
+    stop = position.stop.trigger_price
+    left = plan_budget(planned) - loss_at_stop(position, fills)
+    affordable = (left / ((price - stop) + TAKER * (price + stop))).quantize(
+        D("0.001"), rounding=ROUND_DOWN)
+    return min(affordable, position.initial_quantity - sum((q for q, _ in fills), D(0)))
+
+
 def placements(world: World) -> list[str]:
     """Every client id the agent sends to the exchange, in order (a spy on the wire)."""
     sent: list[str] = []
@@ -153,14 +182,16 @@ async def test_a_partly_filled_quote_is_requoted_at_the_new_touch_and_legs_follo
     assert world.paper.sim.order(SYMBOL, first.client_id).status is OrderStatus.CANCELED
     [second] = await live_quotes(world)
     assert second.client_id.endswith("-en2") and second.price == world.paper.sim.book(SYMBOL).bid
-    assert second.quantity == position.quantity - part
+    # the rest, as much of it as the risk budget leaves at the higher price
+    assert second.quantity == budget_rest(position, [(part, first.price)], second.price) \
+        < position.quantity - part
     await later(world, 2)
     await assert_protected_for(world, part)       # legs for what is filled, nothing more
 
     await later(world, 3, price="100040")         # trades through the new quote
     for _ in range(3):
         await later(world, 2)
-    await assert_protected_for(world, position.quantity)
+    await assert_protected_for(world, part + second.quantity)
     assert all(f.maker for f in entry_fills(world))
     assert sent.count(second.client_id) == 1 and await live_quotes(world) == []
     assert [c for c in sent if "-en" in c] == [first.client_id, second.client_id]
@@ -181,9 +212,11 @@ async def test_after_n_requotes_the_last_quote_waits_and_then_the_rest_goes_at_m
     assert await live_quotes(world) == []
     [market] = [o for o in world.paper.sim.orders.terminal.values()
                 if o.type is OrderType.MARKET and o.role is OrderRole.ENTRY]
-    assert market.client_id.endswith("-en5") and market.filled_qty == position.quantity
+    # the rest at market, as much as the risk budget leaves at the mark it ran to
+    rest = budget_rest(position, [], price)
+    assert market.client_id.endswith("-en5") and market.filled_qty == rest
     await later(world, 2)
-    await assert_protected_for(world, position.quantity)
+    await assert_protected_for(world, rest)
 
 
 # --- the timeout ---------------------------------------------------------------------------------
@@ -321,7 +354,7 @@ async def test_a_restart_between_the_cancel_and_the_next_quote_places_it_once(tm
 async def test_a_restart_after_a_quote_was_sent_but_its_answer_lost_never_resends_it(tmp_path):
     world = await make_world(tmp_path, **MAKER)
     sent = placements(world)
-    await quoting_long(world)
+    planned, _ = await quoting_long(world)
     accepted_then_die: Callable[[OrderRequest], Awaitable[Order]] = world.paper.place
 
     async def place(request: OrderRequest) -> Order:
@@ -343,7 +376,9 @@ async def test_a_restart_after_a_quote_was_sent_but_its_answer_lost_never_resend
     await later(again, 2, price="100040")         # it fills; the agent follows
     for _ in range(3):
         await later(again, 2)
-    await assert_protected_for(again, again.engine.positions[SYMBOL].initial_quantity)
+    # the second quote, at the higher bid, was for what the risk budget leaves there
+    assert second.quantity == budget_rest(planned, [], second.price) < planned.quantity
+    await assert_protected_for(again, second.quantity)
 
 
 async def test_a_restart_at_the_timeout_before_the_market_rest_sends_it_once(tmp_path):

@@ -23,6 +23,7 @@ from trader.exchange.sim_rules import rules_for
 from trader.executor import ActionResult
 from trader.maker_entry import (
     Complete,
+    EntryRisk,
     FallBack,
     GiveUp,
     Hold,
@@ -42,12 +43,19 @@ POLICY = MakerPolicy(requotes=3, timeout=timedelta(seconds=30))
 CANCEL = MakerPolicy(requotes=3, timeout=timedelta(seconds=30), fallback=MakerFallback.CANCEL)
 
 
+def roomy(side: Side) -> EntryRisk:
+    """A budget these tests never reach: a stop 1.5 % from 100,000, a million to lose (the
+    budget's own rules: tests/test_maker_chase_budget_rules.py)."""
+    return EntryRisk(D("98500") if side is Side.BUY else D("101500"), D("1000000"))
+
+
 def state(side: Side = Side.BUY, *, filled: str = "0", quote: str | None = None,
           sent: int = 0, seconds: float = 0, unknown: bool = False,
           closing: bool = False, planned: str = "0.250") -> QuoteState:
     return QuoteState(side=side, planned=D(planned), filled=D(filled),
                       quote_price=D(quote) if quote is not None else None, unknown=unknown,
-                      quotes_sent=sent, elapsed=timedelta(seconds=seconds), closing=closing)
+                      quotes_sent=sent, elapsed=timedelta(seconds=seconds),
+                      risk=roomy(side), mark=D("100000"), closing=closing)
 
 
 # --- where a quote goes ---------------------------------------------------------------------
@@ -182,7 +190,7 @@ def test_quotes_stay_within_budget_and_time_and_never_exceed_the_plan(
         touch += D(move) / 10
         seconds += 2
         now = QuoteState(Side.BUY, planned, filled, quote, False, sent,
-                         timedelta(seconds=seconds))
+                         timedelta(seconds=seconds), risk=roomy(Side.BUY), mark=touch)
         decision = decide(now, touch, RULES, policy)
         if isinstance(decision, Quote):
             assert seconds < 30 and sent <= requotes

@@ -15,7 +15,7 @@ cancel) or NEW (served from before the trade), executedQty 0. Two ways the quote
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,19 @@ async def a_resting_quote(tmp_path: Path) -> AsyncIterator[Quoting]:
         yield Quoting(fake, engine, position, quote["newClientOrderId"])
 
 
+def left_at(price: Decimal) -> Decimal:
+    """What the plan (PLANNED at PRICE, stop 49,500: tests/stream_ahead.py) may still buy at
+    `price` once TRADED filled at BID, as the planner counts a loss at the stop (the price
+    distance plus the 0.05 % taker fee at both ends), down to the step, at most the rest."""
+    stop, fee = Decimal("49500"), Decimal("0.0005")
+
+    def loss(at: Decimal) -> Decimal:
+        return at - stop + fee * (at + stop)
+    left = PLANNED * loss(PRICE) - TRADED * loss(BID)
+    return min(PLANNED - TRADED, (left / loss(price)).quantize(Decimal("0.001"),
+                                                                  rounding=ROUND_DOWN))
+
+
 def next_quote(fake: FakeBinance) -> dict[str, Any]:
     return fake.requests(NEW_ORDER)[-1].params
 
@@ -111,7 +124,9 @@ async def test_a_requote_cancel_read_back_keeps_the_fill_that_raced_it(tmp_path)
         assert event == EntryFilled(TRADED, BID, complete=False)
         quote = next_quote(quoting.fake)
         assert quote["newClientOrderId"] != quoting.quote_id, "no re-quote"
-        assert Decimal(quote["quantity"]) == PLANNED - TRADED
+        # what is left, at most: the planned rest as much of it as the plan's risk budget
+        # leaves at the higher bid (0.005 there; the budget counts the filled 0.004 too)
+        assert Decimal(quote["quantity"]) == left_at(Decimal(quote["price"]))
 
 
 async def test_a_restart_keeps_the_fill_a_stale_read_missed(tmp_path):

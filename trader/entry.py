@@ -315,7 +315,7 @@ def entering_position(symbol: str, signal: Signal, plan: EntryPlan, mark: Decima
         stop=Leg(OrderRole.STOP_LOSS, plan.stop_trigger),
         take_profit=Leg(OrderRole.TAKE_PROFIT, plan.take_profit_trigger),
         initial_quantity=plan.quantity, initial_stop_price=plan.stop_trigger,
-        time_limit=time_limit_for(signal, limits.time_in_trade),
+        risk_budget=plan.risk_amount, time_limit=time_limit_for(signal, limits.time_in_trade),
         cooldown=max(signal.cooldown, limits.cooldown),
         trail_activation=signal.trail_activation,
         regime=None if regime is None else anchor(regime, plan.stop_trigger,

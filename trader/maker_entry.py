@@ -24,6 +24,17 @@ the market is coming to our price. At most `requotes` re-quotes follow the first
 within `timeout` of the start of the entry; then the fallback. A quote whose answer was
 lost is never acted on until the exchange has told what became of it (one intent per
 client id, never resent).
+
+Chasing the price never outgrows the plan (`EntryRisk`): the stop stays where it was
+planned whatever the fill price, so every quote and the market rest is sized to what is
+left of the plan's risk budget at its own price (the budget less what the filled part
+loses at the stop, by the planner's rule: trader/risk.py), never more than the planned
+rest, and never sent at a price whose stop distance is outside the planner's clamp
+(0.4-2 %; for a quote, the near edge is the stop itself: `EntryRisk.outside_clamp`).
+A re-quote past that limit waits (the price may come back: the live quote, if
+any, stays); the market rest past it, or too small to place once sized, is given up and
+the position keeps what filled. The market rest is priced at the mark, as the planner
+prices a MARKET entry: with no drift it buys the planned rest, as a market entry would.
 """
 
 from dataclasses import dataclass
@@ -31,7 +42,9 @@ from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from trader.display import number
 from trader.domain import ZERO, BookTicker, Side
+from trader.risk import SL_HIGH, SL_LOW, TAKER_FEE
 from trader.symbol_rules import SymbolRules
 
 
@@ -54,6 +67,50 @@ class MakerPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryRisk:
+    """What an entry may still risk: its stop, the plan's risk budget and what the filled
+    part loses at the stop, each as the planner counts it (trader/risk.py `plan_entry`: the
+    price distance plus the taker fee at both ends)."""
+    stop: Decimal
+    budget: Decimal
+    at_risk: Decimal = ZERO
+    fee: Decimal = TAKER_FEE
+
+    def loss_per_unit(self, side: Side, price: Decimal) -> Decimal:
+        """What one unit bought (sold) at `price` loses at the stop, fees included."""
+        return max((price - self.stop) * side.sign, ZERO) + self.fee * (price + self.stop)
+
+    def filled(self, side: Side, quantity: Decimal, notional: Decimal) -> "EntryRisk":
+        """This budget with `quantity` filled for `notional` in all counted as at risk."""
+        at_risk = max((notional - quantity * self.stop) * side.sign, ZERO) + \
+            self.fee * (notional + quantity * self.stop)
+        return EntryRisk(self.stop, self.budget, at_risk, self.fee)
+
+    def outside_clamp(self, side: Side, price: Decimal, market: bool) -> str:
+        """Why buying (selling) at `price` would put the stop outside the planner's clamp;
+        "" when it is inside. A quote's nearer edge is the stop itself: the quotes rest at
+        the touch, below the plan's price for a buy (the plan is made at the mark), so a
+        plan at the clamp's 0.4 % has its very first quote nearer; buying cheaper than
+        planned only lowers the risk. The market rest is priced where the plan was, at the
+        mark: the whole clamp applies."""
+        distance = (price - self.stop) * side.sign / price
+        low = SL_LOW if market else ZERO
+        if low <= distance <= SL_HIGH and distance > 0:
+            return ""
+        return (f"at {number(price)} the stop {number(self.stop)} would be {distance:.2%} "
+                f"away (the planner keeps it within {SL_LOW:.1%}-{SL_HIGH:.0%})")
+
+    def affordable(self, side: Side, price: Decimal, rest: Decimal,
+                   rules: SymbolRules) -> Decimal:
+        """The most of `rest` that buying (selling) at `price` keeps within the budget,
+        down to the step size."""
+        left = self.budget - self.at_risk
+        if left <= 0:
+            return ZERO
+        return min(rest, rules.round_qty(left / self.loss_per_unit(side, price)))
+
+
+@dataclass(frozen=True, slots=True)
 class QuoteState:
     """What is known of one maker entry now. Quantities are unsigned, in the base asset."""
     side: Side
@@ -63,6 +120,8 @@ class QuoteState:
     unknown: bool                 # a quote was sent and its answer lost: not known yet
     quotes_sent: int              # quotes sent so far, the first one included
     elapsed: timedelta            # since the entry began
+    risk: EntryRisk               # the plan's budget every order is sized to
+    mark: Decimal | None          # where the market rest is priced (the mark); None: unknown
     closing: bool = False         # the position is being closed: no more buying into it
     asleep: bool = False          # the operator's /shutdown: no new entries, this one neither
 
@@ -90,6 +149,7 @@ class FallBack:
 @dataclass(frozen=True, slots=True)
 class GiveUp:
     reason: str
+    chase: bool = False     # given up so as not to outgrow the plan (`fall_back`): told
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +204,7 @@ def decide(state: QuoteState, touch: Decimal | None, rules: SymbolRules,
         return GiveUp("the agent sleeps (/shutdown): no new entries")
     if state.elapsed >= policy.timeout:
         if policy.fallback is MakerFallback.MARKET:
-            return FallBack(rest)
+            return fall_back(state, rest, rules)
         return GiveUp(f"not filled within {policy.timeout.total_seconds():g} s")
     if touch is None:
         return Hold("no book to quote at")
@@ -152,4 +212,34 @@ def decide(state: QuoteState, touch: Decimal | None, rules: SymbolRules,
         return Hold("the quote is at the touch")
     if state.quotes_sent > 0 and state.requotes_used >= policy.requotes:
         return Hold(f"{policy.requotes} re-quotes used: waiting for the timeout")
-    return Quote(touch, rest)
+    quantity, why_not = sized(state, touch, rest, rules)
+    if why_not:
+        return Hold(f"no re-quote: {why_not}")     # the price may come back in time
+    return Quote(touch, quantity)
+
+
+def fall_back(state: QuoteState, rest: Decimal, rules: SymbolRules) -> FallBack | GiveUp:
+    """The time is up: the rest at market, sized at the mark; given up when that would
+    break the plan's budget or clamp."""
+    if state.mark is None:
+        return GiveUp(f"the rest {number(rest)} was given up: no mark to size it at",
+                      chase=True)
+    quantity, why_not = sized(state, state.mark, rest, rules, market=True)
+    if why_not:
+        return GiveUp(f"the rest {number(rest)} was given up: {why_not}", chase=True)
+    return FallBack(quantity)
+
+
+def sized(state: QuoteState, price: Decimal, rest: Decimal, rules: SymbolRules,
+          market: bool = False) -> tuple[Decimal, str]:
+    """What of `rest` an order at `price` (a quote; `market`: the market rest) may take
+    within the entry's risk (`EntryRisk`), or why it may take nothing ("" when it may)."""
+    risk = state.risk
+    why_not = risk.outside_clamp(state.side, price, market)
+    if why_not:
+        return ZERO, why_not
+    quantity = risk.affordable(state.side, price, rest, rules)
+    if not placeable(quantity, price, rules):
+        return ZERO, (f"at {number(price)} the plan's risk budget {risk.budget:.2f} leaves "
+                      f"{number(quantity)}, below the symbol's minimum")
+    return quantity, ""

@@ -52,14 +52,19 @@ from trader.intents import entry_intent, quote_intent
 from trader.interpreter import Interpreter
 from trader.maker_entry import (
     Complete,
+    EntryRisk,
     FallBack,
+    GiveUp,
     Hold,
     MakerDecision,
     MakerPolicy,
     Quote,
     QuoteState,
     decide,
+    fall_back,
     placeable,
+    rest_of,
+    sized,
     touch_price,
 )
 from trader.observe import SymbolView
@@ -77,6 +82,7 @@ class Progress:
     quotes_sent: int = 0
     last_id: str | None = None           # the highest entry client id journaled
     refused: str = ""                    # why the market rest was refused, if it was
+    given_up: str = ""                   # why the rest was given up to keep the plan's risk
 
     def add(self, order: Order) -> None:
         self.filled += order.filled_qty
@@ -234,14 +240,7 @@ class MakerQuoter:
         when a cancel or a read fails (the tick's boundary logs it; the next tick retries)."""
         progress = await self.progress(position, view)
         rules = self.exchange.rules(position.symbol)
-        state = QuoteState(
-            side=position.side, planned=position.initial_quantity or position.quantity,
-            filled=progress.filled, quote_price=progress.live.price if progress.live else None,
-            unknown=progress.unknown, quotes_sent=progress.quotes_sent,
-            elapsed=self.clock.now() - position.opened_at,
-            # CLOSING, or a close asked for while it is ENTERING (trader/lifecycle.py)
-            closing=position.closing_reason is not None
-            or position.state is PositionState.CLOSING, asleep=self.asleep())
+        state = self._state(position, progress, view.mark)
         decision = decide(state, await self.touch(position.symbol, position.side), rules,
                           self.policy)
         if isinstance(decision, Hold):
@@ -253,40 +252,79 @@ class MakerQuoter:
                     decision)
         if progress.live is not None and not await self._cancel_live(position, progress):
             return position, self._event(position, progress, over=False)   # next tick
-        position, over = await self._act(position, decision, progress, state.planned)
+        # what the cancel's read-back found filled counts: the rest and its budget again
+        after = self._state(position, progress, view.mark)
+        position, over = await self._act(position, decision, progress, after)
         if over:
             self._finish(position)
         return position, self._event(position, progress, over)
 
+    def _state(self, position: Position, progress: Progress, mark: Decimal) -> QuoteState:
+        """What is known of the entry now, its risk budget included (`EntryRisk`)."""
+        planned = position.initial_quantity or position.quantity
+        return QuoteState(
+            side=position.side, planned=planned, filled=progress.filled,
+            quote_price=progress.live.price if progress.live else None,
+            unknown=progress.unknown, quotes_sent=progress.quotes_sent,
+            elapsed=self.clock.now() - position.opened_at,
+            # CLOSING, or a close asked for while it is ENTERING (trader/lifecycle.py)
+            closing=position.closing_reason is not None
+            or position.state is PositionState.CLOSING, asleep=self.asleep(),
+            risk=self._risk(position, planned).filled(position.side, progress.filled,
+                                                      progress.notional),
+            mark=mark if mark > 0 else None)
+
+    def _risk(self, position: Position, planned: Decimal) -> EntryRisk:
+        """The plan's budget at the position's stop now. A record without one (kept since
+        this version) is an ENTERING one's plan at its planned price, or an open one's at
+        the price it filled at so far."""
+        stop = position.stop.trigger_price
+        if position.risk_budget > 0:
+            return EntryRisk(stop, position.risk_budget)
+        unknown = EntryRisk(stop, ZERO)
+        return EntryRisk(stop, planned * unknown.loss_per_unit(position.side,
+                                                               position.entry_price))
+
     async def _act(self, position: Position, decision: MakerDecision, progress: Progress,
-                   planned: Decimal) -> tuple[Position, bool]:
+                   state: QuoteState) -> tuple[Position, bool]:
         """After the live quote (if any) is gone: the next quote, the market rest, or the
-        end. Whether the entry's quoting is over."""
+        end, sized again with what the cancel found filled (`state`). Whether the entry's
+        quoting is over."""
         rules = self.exchange.rules(position.symbol)
-        rest = rules.round_qty(max(planned - progress.filled, ZERO))
+        rest = rest_of(state, rules)
         # the price MIN_NOTIONAL is checked at: the quote's, else what filled so far
         price = decision.price if isinstance(decision, Quote) else progress.average_price or None
         now = self.clock.now()
         if isinstance(decision, Quote | FallBack) and not placeable(rest, price, rules):
             decision = Complete(f"the rest {rest} cannot be placed (a fill raced the cancel)")
+        elif isinstance(decision, FallBack):
+            decision = fall_back(state, rest, rules)
         if isinstance(decision, Quote):
             at = decision.price
+            quantity, why_not = sized(state, at, rest, rules)
+            if why_not:
+                logger.info("maker entry waits symbol={} key={}: no re-quote: {}",
+                            position.symbol, position.key, why_not)
+                return position, False
             position, result = await self._send(position, progress, lambda cid: quote_intent(
-                position, cid, at, rest, now))
+                position, cid, at, quantity, now))
             if result is not None and result.order is not None:
                 progress.add(result.order)
             return position, False
         if isinstance(decision, FallBack):
+            market = decision.quantity
             position, result = await self._send(position, progress, lambda cid: entry_intent(
-                position, cid, now, rest))
+                position, cid, now, market))
             if result is None or result.outcome in (Outcome.UNKNOWN, Outcome.NOOP):
                 return position, False       # probed later as a market entry, never resent
             if result.order is not None:
                 progress.add(result.order)
             elif not result.ok:
                 progress.refused = result.reason
+        if isinstance(decision, GiveUp) and decision.chase:
+            progress.given_up = decision.reason
         logger.info("maker entry over symbol={} key={} filled={} of {} why={}",
-                    position.symbol, position.key, progress.filled, planned, decision)
+                    position.symbol, position.key, progress.filled, state.planned, decision)
         return position, True
 
     def _event(self, position: Position, progress: Progress, over: bool) -> Event | None:
@@ -302,7 +340,7 @@ class MakerQuoter:
         if over:
             # Later than any reply (a /long's said "quoting"), so ENTRY_NOT_FILLED tells it.
             refused = f"; the market rest was refused: {progress.refused}" \
-                if progress.refused else ""
+                if progress.refused else f"; {progress.given_up}" if progress.given_up else ""
             return EntryFailed(f"the maker quotes were not filled{refused}", late=True)
         return None
 

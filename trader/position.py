@@ -206,6 +206,11 @@ class Position:
     # each with its USDT value, already in `fees`, or None: its price could not be read, so
     # `fees` leaves it out (trader/fee_value.py). () when every fee was charged in USDT.
     fees_in_kind: tuple[FeeInKind, ...] = ()
+    # What the entry's plan risks at its stop (trader/risk.py `EntryPlan.risk_amount`, fees
+    # included): a maker entry's later orders are sized to what is left of it, however far
+    # the price ran (trader/maker_entry.py `EntryRisk`). 0: not known (adopted, and records
+    # from before it was kept).
+    risk_budget: Decimal = ZERO
 
     @property
     def legs(self) -> tuple[Leg, ...]:

@@ -37,6 +37,8 @@ from trader.strategy.regime import Regime, RegimeAdjustment
 from trader.symbol_rules import SymbolRules
 
 MIN_FREE_MARGIN = Decimal("10")   # USDT; below this Binance answers -2019 soon enough
+SL_LOW, SL_HIGH = Decimal("0.004"), Decimal("0.02")   # the stop distance's clamp
+TAKER_FEE = Decimal("0.0005")     # what a plan's risk counts at each end (Binance's default)
 
 
 def risk_fraction(equity: Decimal, peak_equity: Decimal, current: Decimal,
@@ -64,8 +66,8 @@ def risk_fraction(equity: Decimal, peak_equity: Decimal, current: Decimal,
     return min(max(chosen, floor), base, ceiling)
 
 
-def clamp_stop_pct(sl_pct: Decimal, low: Decimal = Decimal("0.004"),
-                   high: Decimal = Decimal("0.02")) -> Decimal:
+def clamp_stop_pct(sl_pct: Decimal, low: Decimal = SL_LOW,
+                   high: Decimal = SL_HIGH) -> Decimal:
     """The stop distance (fraction of price) clamped to [low, high]."""
     return min(max(sl_pct, low), high)
 
@@ -105,11 +107,11 @@ class SizingInput:
     open_risk: Decimal                # money at risk in the other open positions
     max_heat: Decimal                 # max total open risk / equity (0.06)
     max_position_pct: Decimal         # max notional / (equity x leverage)
-    taker_fee: Decimal = Decimal("0.0005")
+    taker_fee: Decimal = TAKER_FEE
     trending: bool = False
     min_free_margin: Decimal = MIN_FREE_MARGIN
-    sl_low: Decimal = Decimal("0.004")
-    sl_high: Decimal = Decimal("0.02")
+    sl_low: Decimal = SL_LOW
+    sl_high: Decimal = SL_HIGH
     cluster_risk: Decimal = ZERO      # open risk of the positions that are one bet with this
     cluster_with: tuple[str, ...] = ()   # ... their symbols (trader/correlation.py)
     confidence_floor: Decimal | None = None   # confidence sizing: None = off
