@@ -181,3 +181,25 @@ async def test_a_run_down_buys_no_more_than_planned(tmp_path):
     assert sum((q for q, _ in held_fills(world)), D(0)) == planned.quantity
     assert await live_quotes(world) == []
     await assert_protected_for(world, planned.quantity)
+
+
+async def test_no_more_is_bought_once_the_part_held_took_its_first_profit(tmp_path):
+    """40 % fills; the price runs +0.4 %: the part takes its partial profit and its stop
+    goes to breakeven (~100,100). Before, the re-quote at the new bid bought more there
+    (the whole rest, 0.137; 0.100 with the budget rule alone) on that stop 0.3 % below it,
+    the partial already taken for good: the exit rules began, the entry is over."""
+    world = await make_world(tmp_path, **MAKER)
+    planned, first = await quoting_long(world)
+    part = world.paper.rules(SYMBOL).round_qty(planned.quantity * D("0.4"))
+    fill_part(world, first.client_id, part)
+    await later(world, 4, price="100400")
+    for _ in range(3):
+        await later(world, 2)
+    assert world.engine.positions[SYMBOL].partial_taken
+    await later(world, 2, price="100380")          # trades through any quote at the bid
+    for _ in range(12):
+        await later(world, 2)                      # past the timeout
+    assert held_fills(world) == [(part, first.price)]
+    assert await live_quotes(world) == []
+    held = world.engine.positions[SYMBOL]
+    await assert_protected_for(world, held.quantity)

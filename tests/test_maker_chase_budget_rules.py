@@ -3,6 +3,7 @@
 at a better price than planned (never more than the planned rest), the clamp's near edge
 for the market rest. The engine-level cases: tests/test_maker_chase_budget.py."""
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -60,6 +61,16 @@ def test_a_requote_at_a_lower_touch_is_for_the_planned_rest_never_more() -> None
     the budget a cheaper price would pay for."""
     assert decide(state(Side.BUY, LONG_RISK), D("99700.0"), RULES, POLICY) == \
         Quote(D("99700.0"), D("0.227"))
+
+
+def test_a_position_whose_exit_rules_began_buys_no_more() -> None:
+    """Its first profit taken or its stop moved (breakeven, trail): a re-quote and the
+    fallback alike give the rest up."""
+    managed = replace(state(Side.BUY, LONG_RISK, mark="100400", quote="99999"), managed=True)
+    for touch, later in ((D("100399.0"), 5), (None, 31)):
+        decision = decide(replace(managed, elapsed=timedelta(seconds=later)), touch, RULES,
+                          POLICY)
+        assert isinstance(decision, GiveUp) and "first profit" in decision.reason
 
 
 def test_a_fallback_near_the_stop_is_given_up() -> None:

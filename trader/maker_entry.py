@@ -14,8 +14,9 @@ fee (0.05 %). On every tick while it works, `decide` looks at what is known and 
                       the quote ended without filling everything
     FallBack(q)       the time is up: the rest `q` at market (TRADEBOT_MAKER_FALLBACK=market)
     GiveUp            the time is up (TRADEBOT_MAKER_FALLBACK=cancel), the position is
-                      closing or the agent sleeps (/shutdown): cancel the rest; the
-                      position keeps what filled
+                      closing, the agent sleeps (/shutdown), or its exit rules began (a first
+                      profit taken, the stop moved): cancel the rest; the position keeps what
+                      filled
     Complete          everything planned has filled, or what is left cannot be placed
 
 "Moved away": for a long the best bid rose above our price (we are no longer first in
@@ -124,6 +125,9 @@ class QuoteState:
     mark: Decimal | None          # where the market rest is priced (the mark); None: unknown
     closing: bool = False         # the position is being closed: no more buying into it
     asleep: bool = False          # the operator's /shutdown: no new entries, this one neither
+    # Its exit rules began (a first profit taken, the stop moved to breakeven or trailing):
+    # more bought now would sit on a stop planned for the part that profited, not for it
+    managed: bool = False
 
     @property
     def requotes_used(self) -> int:
@@ -202,6 +206,9 @@ def decide(state: QuoteState, touch: Decimal | None, rules: SymbolRules,
         return GiveUp("the position is being closed")
     if state.asleep:
         return GiveUp("the agent sleeps (/shutdown): no new entries")
+    if state.managed:
+        return GiveUp("the position took its first profit (its stop moved): no more "
+                      "buying into it")
     if state.elapsed >= policy.timeout:
         if policy.fallback is MakerFallback.MARKET:
             return fall_back(state, rest, rules)

@@ -270,6 +270,8 @@ class MakerQuoter:
             # CLOSING, or a close asked for while it is ENTERING (trader/lifecycle.py)
             closing=position.closing_reason is not None
             or position.state is PositionState.CLOSING, asleep=self.asleep(),
+            managed=position.partial_taken or position.breakeven_done
+            or position.trailing_active,
             risk=self._risk(position, planned).filled(position.side, progress.filled,
                                                       progress.notional),
             mark=mark if mark > 0 else None)
