@@ -26,6 +26,7 @@ from tests.test_maker_engine import (
     quoting_long,
     restarted,
 )
+from tests.test_maker_entry import roomy
 from trader.commands import CommandKind
 from trader.domain import Side
 from trader.exchange.sim_rules import rules_for
@@ -104,6 +105,7 @@ def test_asleep_a_maker_entry_gives_up_instead_of_quoting_or_falling_back():
     for seconds, touch in ((5, "99999"), (5, "100010"), (31, "99999")):
         kept = QuoteState(side=Side.BUY, planned=D("0.250"), filled=D("0.100"),
                           quote_price=D("99999"), unknown=False, quotes_sent=1,
-                          elapsed=timedelta(seconds=seconds))
+                          elapsed=timedelta(seconds=seconds), risk=roomy(Side.BUY),
+                          mark=D(touch))
         assert isinstance(decide(replace(kept, asleep=True), D(touch), rules, policy), GiveUp)
         assert not isinstance(decide(kept, D(touch), rules, policy), GiveUp)
