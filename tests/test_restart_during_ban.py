@@ -38,6 +38,9 @@ from trader.trade_store import TradeStore
 OWNER = 42
 BAN = 15.0          # long enough for the new process to import and reach its first request
 STARTS_WITHIN = 30.0     # a process's imports and Telegram set-up on a loaded 2-core host
+# A ban begun before the new process starts must outlast that start-up (13 s and more seen
+# beside a test suite), or the test cannot see the process wait it out
+BAN_BEFORE_START = STARTS_WITHIN
 # STARTUP after the ban's end: its boot (0.7-1.3 s measured on an idle host); the backoff
 # it replaces came up 4-25 s late
 PROMPT = 5.0
@@ -189,13 +192,13 @@ async def test_a_restart_inside_the_ban_waits_it_out_says_so_and_starts_at_its_e
             FakeTelegram() as telegram:
         await market_up_to_now(fake)
         db, log = tmp_path / "a.db", tmp_path / "run.log"
-        ban_end = time.monotonic() + BAN
-        until = await banned_first_run(fake, db, BAN)
+        ban_end = time.monotonic() + BAN_BEFORE_START
+        until = await banned_first_run(fake, db, BAN_BEFORE_START)
         sent = len(fake.request_log)
         process = await start_run(fake, telegram, db, log)
         try:
             line = f"{BANNED}{until:%H:%M:%S} UTC (Retry-After); trading starts then"
-            await telegram.wait_for(said(line), timeout=BAN)
+            await telegram.wait_for(said(line), timeout=BAN_BEFORE_START)
             assert time.monotonic() < ban_end - 2, "the process came up after the ban ended"
             assert line in log_since(log, 0)
             # Telegram is not Binance: /status answers inside the ban
