@@ -31,10 +31,10 @@ from collections.abc import Callable
 
 from loguru import logger
 from telegram import Bot, ChatFullInfo, Message
-from telegram.error import BadRequest, ChatMigrated, TelegramError
+from telegram.error import BadRequest, ChatMigrated, RetryAfter, TelegramError
 
 from bot.replies import NOT_MODIFIED
-from bot.sending import is_transient
+from bot.sending import is_transient, retry_after_seconds
 from bot.telegram_refusals import Refusal, refusal_kind
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
@@ -85,12 +85,15 @@ class PinnedState:
         bot = self._ready()
         found: list[OperatorIntent] = []
         answered = 0
+        flood_wait: float | None = None
         for chat_id in list(self.chat_ids):
             try:
                 pinned = (await self._get_chat(bot, chat_id)).pinned_message
             except TelegramError as exc:
                 if is_transient(exc):
                     logger.warning("pinned state unreadable chat={} error={!r}", chat_id, exc)
+                    if isinstance(exc, RetryAfter):
+                        flood_wait = max(flood_wait or 0.0, retry_after_seconds(exc))
                     continue
                 answered += 1
                 self._cannot(chat_id, "read", exc)
@@ -100,7 +103,7 @@ class PinnedState:
             if intent is not None:
                 found.append(intent)
         if not answered:
-            raise PinUnavailable("telegram answered for no allowed chat")
+            raise PinUnavailable("telegram answered for no allowed chat", retry_after=flood_wait)
         logger.info("pinned state read chats={} found={}", answered,
                     [i.run_state for i in found])
         return found
@@ -112,6 +115,7 @@ class PinnedState:
         self._latest = intent
         shown: list[int] = []
         unreachable = 0
+        flood_wait: float | None = None      # the longest wait flood control asked for
         async with self._showing:
             for chat_id in [c for c in self.chat_ids if c not in self._may_not_pin]:
                 try:
@@ -119,6 +123,8 @@ class PinnedState:
                 except TelegramError as exc:
                     if is_transient(exc):
                         unreachable += 1
+                        if isinstance(exc, RetryAfter):
+                            flood_wait = max(flood_wait or 0.0, retry_after_seconds(exc))
                         continue
                     self._cannot(chat_id, "update", exc)
                 except PinRefused as exc:
@@ -131,6 +137,9 @@ class PinnedState:
             logger.warning("pinned state not shown state={} chats={} (behind: {}; may not pin: "
                            "{}; unreachable: {})", intent.run_state, left,
                            sorted(self._behind), sorted(self._may_not_pin), unreachable)
+        if flood_wait is not None:
+            raise PinUnavailable(f"Telegram's flood control: retry in {flood_wait:.0f} s",
+                                 retry_after=flood_wait)
         if unreachable:
             raise PinUnavailable(f"{unreachable} chat(s) unreachable")
 

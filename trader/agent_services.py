@@ -9,7 +9,8 @@ endpoint on $PORT (trader/health_server.py) and the operator-intent keeper
     ... boot ...
     line = await services.recover_intent()   # sleep/pause applied before the first tick
     services.between_ticks()             # in the engine's loop
-    await services.stop()                # before the sink stops: the pin is flushed first
+    await services.flush_pin(seconds)    # before the SHUTDOWN alert, which says if it failed
+    await services.stop()
 
 A replay neither reads nor writes the pinned state: it is a throwaway paper session, and the
 pin belongs to the agent that trades.
@@ -30,7 +31,9 @@ from trader.intent_keeper import IntentKeeper, IntentPin
 from trader.presence import AgentPresence
 
 INTENT_WAIT_SECONDS = 15.0     # at boot, for Telegram to show the pinned state
-PIN_FLUSH_SECONDS = 3.0        # at stop, for the last change to reach the pin
+# At an exit without a stop signal, for the last change to reach the pin; after SIGTERM the
+# pin gets the rest of the exit deadline instead (trader/app.py `_shut_down`).
+PIN_FLUSH_SECONDS = 3.0
 
 
 def pin_of(sink: AlertSink) -> IntentPin | None:
@@ -81,10 +84,21 @@ class AgentServices:
         if self.keeper is not None:
             self.keeper.apply_late_pin()
 
+    async def flush_pin(self, seconds: float) -> tuple[str, str] | None:
+        """Wait (at most `seconds`) for Telegram to confirm the last sleep/pause change
+        pinned. None when it did (or nothing is pinned); else the state that is not pinned
+        ("asleep", "paused", "running") and why."""
+        keeper = self.keeper
+        if keeper is None or await keeper.flush(seconds):
+            return None
+        why = keeper.unpinned() or f"Telegram did not confirm it within {seconds:.0f} s"
+        state = keeper.intent.run_state if keeper.intent is not None else "asleep"
+        logger.warning("the last sleep/pause change is not pinned in Telegram state={} why={}",
+                       state, why)
+        return state, why
+
     async def stop(self) -> None:
         if self.keeper is not None:
-            if not await self.keeper.flush(PIN_FLUSH_SECONDS):
-                logger.warning("the last sleep/pause change may not be pinned in Telegram")
             await self.keeper.stop()
         await self.presence.stop()
         if self.http is not None:

@@ -18,15 +18,17 @@ from loguru import logger
 
 from storage import Store
 from storage.db import AGENT_LOCK_WAIT_SECONDS, SaveStateFailure
-from trader.agent_services import AgentServices
+from trader.agent_services import PIN_FLUSH_SECONDS, AgentServices
 from trader.alert_routing import AlertRouting
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName, AlertSink
 from trader.circuit_memory import CircuitMemory
 from trader.clock import Clock, ManualClock, SystemClock
+from trader.commands import Command
 from trader.config import ConfigError, Settings
 from trader.config_hosts import rest_root
 from trader.control import Controller
+from trader.control_sleep import interrupted_flatten
 from trader.domain import Candle
 from trader.engine import Engine
 from trader.exchange.base import Exchange, ExchangeError
@@ -41,6 +43,8 @@ from trader.stop_budget import StopSignal, bounded_after_stop
 from trader.trade_store import TradeStore
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
+# After a stop signal, kept from the pin's wait for the alert flush (the SHUTDOWN message).
+ALERT_FLUSH_RESERVE_SECONDS = 5.0
 SINK_ENTRY_POINTS = "tradebot.alert_sinks"
 HEARTBEAT_SECONDS = 60.0
 
@@ -242,7 +246,7 @@ async def _run_locked(settings: Settings, clock: Clock,
         raise
     finally:
         await _shut_down(engine, sink, heartbeat, close, services, stop, unfinished=stage,
-                         refusal=refusal)
+                         refusal=refusal, interrupted=controller.running)
     return 0
 
 
@@ -359,6 +363,8 @@ async def _live_loop(engine: Engine, controller: Controller, services: AgentServ
     last_reconcile = [engine.clock.now()]
     while not stop.is_set():
         services.between_ticks()    # a pinned state Telegram showed only after boot
+        if (flatten := interrupted_flatten(engine)) is not None:
+            await controller.run(flatten)    # a /shutdown's flatten a stop cut short: finished
         # Every part is contained on its own; this outer boundary is the last resort.
         await engine.contained("live loop", _live_iteration(engine, controller, feed,
                                                             last_reconcile))
@@ -407,14 +413,20 @@ async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) ->
 
 async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer,  # type: ignore[no-untyped-def]
                      services: AgentServices, stop: StopSignal, *, unfinished: str = "",
-                     refusal: ConfigError | None = None) -> None:
+                     refusal: ConfigError | None = None,
+                     interrupted: Command | None = None) -> None:
     """`unfinished`: the start-up step that never succeeded ("" once trading began);
-    `refusal`: the configuration error that ended it. The alert flush gets what is left of
-    the exit promise after a stop signal (`stop.left`)."""
+    `refusal`: the configuration error that ended it; `interrupted`: the command the stop
+    cut short. After a stop signal the pin gets what is left of the exit promise but the
+    alert flush's reserve (`stop.rest`), the alert flush the rest (`stop.left`). The pin
+    goes first: the SHUTDOWN alert says when the last sleep/pause is not pinned, which a
+    restart on a wiped disk would not know."""
     engine.stopping = True
-    say_going_down(engine, unfinished, refusal)
     heartbeat.cancel()
-    await services.stop()       # the last sleep/pause change pinned (bounded), heartbeat: stopped
+    unpinned = await services.flush_pin(stop.rest(ALERT_FLUSH_RESERVE_SECONDS,
+                                                  PIN_FLUSH_SECONDS))
+    say_going_down(engine, unfinished, refusal, interrupted=interrupted, unpinned=unpinned)
+    await services.stop()       # heartbeat (presence), $PORT: stopped
     try:
         await asyncio.wait_for(sink.stop(), stop.left(SHUTDOWN_BUDGET_SECONDS / 2))
     except TimeoutError:

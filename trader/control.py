@@ -63,6 +63,9 @@ class Controller:
         self.queue: asyncio.Queue[Queued] = asyncio.Queue()
         self.results: dict[str, CommandResult] = {}
         self.queue_wait_limit = QUEUE_WAIT_LIMIT
+        # The action under way; still set when a stop cancelled it before its answer (the
+        # SHUTDOWN alert then names it: the operator's "Working on it…" never got one).
+        self.running: Command | None = None
 
     @property
     def symbols(self) -> list[str]:
@@ -124,8 +127,10 @@ class Controller:
         if command.command_id in self.results:
             return replace(self.results[command.command_id], duplicate=True)
         engine = self.engine
+        self.running = command
         result = await engine.contained(f"command {command.kind.value}",
                                         self._answered(command), command.symbol or "")
+        self.running = None          # not reached when cancelled: see `running`
         if result is None:
             result = CommandResult(False, [
                 f"{command.kind.value} failed: {engine.last_error}",

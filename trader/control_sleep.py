@@ -1,12 +1,12 @@
-"""/shutdown and /wake (and `tradebot shutdown|wake` from a shell): reconcile, sleep with
-protection running, cancel entry orders (a maker entry's quotes given up), optionally
+"""/shutdown and /wake (and `tradebot shutdown|wake` from a shell): sleep first (protection
+running), reconcile, cancel entry orders (a maker entry's quotes given up), optionally
 flatten; wake with the emergency cooldown, saying which /pause is still on."""
 
 from datetime import timedelta
 
 from trader import guards
 from trader.alerts import Alert, AlertName
-from trader.commands import ALL_SYMBOLS, Command, CommandResult
+from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult
 from trader.control_close import close_failed, close_one, entry_quote, open_position
 from trader.display import duration, number, plural
 from trader.domain import CloseReason, Order, OrderRole, OrderStatus
@@ -15,18 +15,27 @@ from trader.position import Position, PositionState
 from trader.startup import reconcile
 from trader.views import closable
 
+RESTART = "restart"      # a Command's source: the agent's own, finishing a flatten cut short
+FINISHING = "Finishing the /shutdown's flatten that a stop cut short:"
+
 
 async def shutdown(engine: Engine, command: Command) -> CommandResult:
-    """Reconcile, sleep (protection only), cancel entry orders (a maker entry's quotes
+    """Sleep (protection only), then reconcile, cancel entry orders (a maker entry's quotes
     give up, asleep), optionally flatten.
 
-    Sleep is entered whatever fails on the way; each step is contained and reported. Not ok
-    when a flatten was asked and a position is still open (asleep all the same, with that
+    The sleep comes first, saved and pinned (trader/intent_keeper.py) before any request, as
+    an order's intent is written before it is sent: a stop or a crash in the middle (a slow
+    exchange outlasts the stop's budget) must not leave a restart trading. A flatten is
+    marked unfinished with it, and the mark lifted only at the end: the next start finishes
+    a flatten cut short (`interrupted_flatten`). Each step is contained and reported. Not ok when
+    a flatten was asked and a position is still open (asleep all the same, with that
     position protected as the lines say)."""
-    lines = await engine.contained("shutdown reconcile", reconcile(engine)) or []
-    # Asleep before any entry order is cancelled: a maker entry's quotes give up on it
-    # (trader/maker_quoter.py), so that none is quoted again, now or after a restart.
-    engine.guard_state = guards.sleep(engine.guard_state)
+    # Asleep before any request, and before any entry order is cancelled: a maker entry's
+    # quotes give up on it (trader/maker_quoter.py), so that none is quoted again, now or
+    # after a restart.
+    engine.guard_state = guards.sleep(engine.guard_state, flattening=command.flatten)
+    lines = [FINISHING] if command.source == RESTART else []
+    lines += await engine.contained("shutdown reconcile", reconcile(engine)) or []
     for symbol in engine.symbols:
         cancelled = await engine.contained(f"shutdown cancel entries {symbol}",
                                            _cancel_entries(engine, command, symbol), symbol)
@@ -34,10 +43,32 @@ async def shutdown(engine: Engine, command: Command) -> CommandResult:
             f"{symbol}: could not cancel entry orders: {engine.last_error}"]
     if command.flatten:
         lines += await _flatten_all(engine, command)
+        engine.guard_state = guards.flattened(engine.guard_state)
     still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
     lines.append(_asleep_line(still_open))
+    if why := engine.guards.unpinned():
+        lines.append(unpinned_line(why))
     _tell(engine, command, AlertName.EMERGENCY_DONE, lines)
     return CommandResult(not (command.flatten and still_open), lines)
+
+
+def unpinned_line(why: str) -> str:
+    """The sleep is in the database, but Telegram has not confirmed its pinned copy (`why`),
+    the only copy a restart on a wiped disk reads; the keeper goes on trying (and the
+    SHUTDOWN alert says if it never did)."""
+    return (f"not pinned yet ({why}): a restart on a wiped disk before it is would trade; "
+            "the agent keeps trying")
+
+
+def interrupted_flatten(engine: Engine) -> Command | None:
+    """At start-up: the /shutdown a stop cut short in its flatten (asleep, marked
+    unfinished), to run again on what is still open (the chat hears how it ended); None
+    when there is none."""
+    if not (engine.guard_state.asleep and engine.guard_state.flattening):
+        return None
+    now = engine.clock.now()
+    return Command(CommandKind.SHUTDOWN, f"{RESTART}:{now.isoformat()}", now, flatten=True,
+                   source=RESTART)
 
 
 def already_asleep(engine: Engine) -> list[str]:

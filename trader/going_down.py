@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from trader.alerts import Alert, AlertName, Severity
+from trader.commands import Command, CommandKind
 from trader.config import ConfigError
 from trader.position import LIVE, Position, PositionState
 from trader.stop_budget import unprotected
@@ -41,10 +42,16 @@ class StartRefused(ConfigError):
 
 
 def say_going_down(engine: "Engine", unfinished: str = "",
-                   refusal: ConfigError | None = None) -> None:
-    """Publish the SHUTDOWN alert; a refusal a restart loop repeats is only recorded."""
+                   refusal: ConfigError | None = None, *, interrupted: "Command | None" = None,
+                   unpinned: tuple[str, str] | None = None) -> None:
+    """Publish the SHUTDOWN alert; a refusal a restart loop repeats is only recorded.
+    `interrupted`: the command the stop cut short; `unpinned`: the state Telegram has not
+    confirmed pinned and why (trader/agent_services.py `flush_pin`)."""
     now = engine.clock.now()
     alert = going_down_alert(engine, unfinished, refusal)
+    notes = [*interrupted_lines(engine, interrupted), *unpinned_lines(unpinned)]
+    if notes:
+        alert = replace(alert, text="\n".join([alert.text, *notes]))
     if refusal is None:
         engine.alerter.publish(alert, now)
         return
@@ -64,6 +71,36 @@ def say_going_down(engine: "Engine", unfinished: str = "",
         alert = replace(alert, text=f"{alert.text}\n({len(repeats)} restarts refused the same "
                         f"way since {repeats[0].created_at:%H:%M} UTC)")
     engine.alerter.publish(alert, now)
+
+
+def interrupted_lines(engine: "Engine", command: "Command | None") -> list[str]:
+    """The command the stop cut short before it was answered, and where it stands."""
+    if command is None:
+        return []
+    name = f"/{command.kind.value}" + (" (flatten)" if command.flatten else "")
+    if command.kind is CommandKind.SHUTDOWN:
+        then = ("the next start finishes the flatten (closes what is still open)"
+                if engine.guard_state.flattening else "the next start stays asleep")
+        return [f"Your {name} was cut short by this stop before its answer: the sleep is "
+                f"saved; {then}."]
+    return [f"Your {name} was cut short by this stop before its answer: after the restart, "
+            "/status shows where it stands; send it again if it is still needed."]
+
+
+def unpinned_lines(unpinned: tuple[str, str] | None) -> list[str]:
+    """The last sleep/pause change Telegram never confirmed pinned: a restart on a wiped
+    disk reads the older pin."""
+    if unpinned is None:
+        return []
+    state, why = unpinned
+    if state == "asleep":
+        return [f"The sleep is not pinned ({why}): a restart on a wiped disk will trade; send "
+                "/shutdown again."]
+    if state == "paused":
+        return [f"The pause is not pinned ({why}): a restart on a wiped disk will trade; send "
+                "/pause again."]
+    return [f"The last change (now {state}) is not pinned ({why}): a restart on a wiped disk "
+            "reads the older state pinned in Telegram; send the command again."]
 
 
 def going_down_alert(engine: "Engine", unfinished: str = "",

@@ -53,6 +53,9 @@ class GuardBook:
         # Told of every change (before, after, by_command), and of every command even when
         # nothing changed: trader/intent_keeper.py keeps sleep and pause across restarts.
         self.on_change: Callable[[GuardState, GuardState, bool], None] | None = None
+        # Why Telegram has not confirmed the pinned copy of the latest sleep/pause ("" when it
+        # has, or none is kept): set by the intent keeper, for the /shutdown's answer.
+        self.unpinned: Callable[[], str] = lambda: ""
         # `guards.earliest_end` of one state: kept while `state` is that same (frozen)
         # object; any new state, however it was set, is read afresh.
         self._ends_for: GuardState | None = None

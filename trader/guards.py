@@ -76,6 +76,9 @@ class GuardState:
     api_failures: int = 0
     entries_blocked_until: datetime | None = None                 # emergency cooldown
     paused_symbols: dict[str, datetime | None] = field(default_factory=dict)  # None = /resume
+    # A /shutdown's flatten asked and not finished: set with the sleep, before the first
+    # close, so that a stop in the middle leaves it for the next start to finish.
+    flattening: bool = False
 
     def active_breakers(self, now: datetime) -> dict[str, datetime]:
         return {name: until for name, until in self.breakers.items() if until > now}
@@ -358,15 +361,21 @@ def resume_symbol(state: GuardState, symbol: str) -> GuardState:
     return evolve(state, paused_symbols=remaining)
 
 
-def sleep(state: GuardState) -> GuardState:
-    """Asleep (after /shutdown): no entries at all until wake()."""
-    return evolve(state, asleep=True)
+def sleep(state: GuardState, flattening: bool = False) -> GuardState:
+    """Asleep (after /shutdown): no entries at all until wake(). `flattening`: the /shutdown
+    also closes every position, until flattened() says it ran to its end."""
+    return evolve(state, asleep=True, flattening=state.flattening or flattening)
+
+
+def flattened(state: GuardState) -> GuardState:
+    """The /shutdown's flatten ran to its end (each close done or reported failed)."""
+    return evolve(state, flattening=False)
 
 
 def wake(state: GuardState, now: datetime, emergency_cooldown: timedelta | None = None) -> GuardState:
     """Wake up; after an emergency, entries stay blocked for `emergency_cooldown`."""
     blocked = now + emergency_cooldown if emergency_cooldown else None
-    return evolve(state, asleep=False, entries_blocked_until=blocked)
+    return evolve(state, asleep=False, flattening=False, entries_blocked_until=blocked)
 
 
 def set_save_failure(state: GuardState, failed: bool) -> GuardState:

@@ -44,7 +44,14 @@ RETRY_CAP_SECONDS = 60.0
 
 
 class PinUnavailable(Exception):
-    """Telegram cannot be asked right now (not connected, network, flood control): retry."""
+    """Telegram cannot be asked right now (not connected, network, flood control): retry.
+    `retry_after`: the seconds flood control asked to wait (Telegram's 429
+    `parameters.retry_after`, https://core.telegram.org/bots/api#responseparameters); a try
+    before then is refused again and prolongs the limit."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class IntentPin(Protocol):
@@ -77,10 +84,13 @@ class IntentKeeper:
         self._late: list[OperatorIntent] | None = None
         self._wanted: OperatorIntent | None = None     # what the pin should show
         self._shown: OperatorIntent | None = None      # what Telegram confirmed it shows
+        self._refused = ""                 # why the last update failed ("" after a success)
+        self._next_try: float | None = None   # loop time of the publisher's next try
         self._recall: asyncio.Task[list[OperatorIntent]] | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._publish_due = asyncio.Event()
         guards.on_change = self.on_guards_changed
+        guards.unpinned = self.unpinned
 
     # --- boot -------------------------------------------------------------------------
     def start(self) -> None:
@@ -133,10 +143,12 @@ class IntentKeeper:
             try:
                 return await self.pin.recall()
             except PinUnavailable as exc:
-                logger.info("pinned state not readable yet error={}; retry_in_s={}", exc, delay)
+                wait = max(delay, exc.retry_after or 0.0)
+                logger.info("pinned state not readable yet error={}; retry_in_s={}", exc, wait)
             except Exception as exc:  # noqa: BLE001 - a bug here must not end the retries
+                wait = delay
                 logger.opt(exception=exc).error("reading the pinned state failed")
-            await asyncio.sleep(delay)
+            await asyncio.sleep(wait)
             delay = min(delay * 2, self.retry_cap)
 
     def _recalled(self, task: "asyncio.Task[list[OperatorIntent]]") -> None:
@@ -256,22 +268,41 @@ class IntentKeeper:
                 continue
             try:
                 await self.pin.publish(wanted)
-                self._shown = wanted
+                self._shown, self._refused = wanted, ""
                 delay = self.retry_initial
                 continue
             except PinUnavailable as exc:
-                logger.info("pinned state not updated error={}; retry_in_s={}", exc, delay)
+                wait = max(delay, exc.retry_after or 0.0)
+                self._refused = str(exc)
+                logger.info("pinned state not updated error={}; retry_in_s={}", exc, wait)
             except Exception as exc:  # noqa: BLE001 - one failed update must not stop later ones
+                wait = delay
+                self._refused = f"{type(exc).__name__}: {exc}"
                 logger.opt(exception=exc).error("pinned state update failed")
-            await asyncio.sleep(delay)
+            self._next_try = asyncio.get_running_loop().time() + wait
+            await asyncio.sleep(wait)
+            self._next_try = None
             delay = min(delay * 2, self.retry_cap)
             self._publish_due.set()
 
+    def unpinned(self) -> str:
+        """Why Telegram has not confirmed the latest intent pinned: the last update's failure;
+        "" when it did, when nothing is to be pinned, or while the first try is under way."""
+        if self.pin is None or self._wanted is None or self._shown is self._wanted:
+            return ""
+        return self._refused
+
     async def flush(self, timeout: float) -> bool:
         """Wait (bounded) until Telegram confirmed the latest intent is pinned. True then (or
-        with nothing to pin); False when it did not within `timeout`."""
-        if self.pin is None or self._wanted is None:
+        with nothing to pin); False when it did not within `timeout`, or at once when the
+        next try is due only after it (flood control's wait: nothing to gain by waiting)."""
+        if self.pin is None or self._wanted is None or self._shown is self._wanted:
             return True
+        loop = asyncio.get_running_loop()
+        if self._next_try is not None and self._next_try > loop.time() + timeout:
+            logger.warning("pinned state: the next try is due in {:.0f} s, after the {:.0f} s "
+                           "left", self._next_try - loop.time(), timeout)
+            return False
         try:
             await asyncio.wait_for(self._confirmed(), timeout)
         except TimeoutError:

@@ -6,6 +6,7 @@ a pinned Telegram message, and applies it to the guards at boot. Two encodings:
 
     intent.to_record()   # {"asleep": true, "paused": false, ...}  the database
     intent.to_line()     # "tradebot-state v=1 asleep=yes paused=no symbols=- since=2024-05-01T12:00:00Z"
+                         # (+ " flatten=yes" while a /shutdown's flatten is not finished)
     OperatorIntent.from_line(text)   # finds that line in a message; None if there is none
 
 Choosing between stored copies (`newest`): the latest `since` wins; on equal times the more
@@ -34,6 +35,7 @@ class OperatorIntent:
     paused_until: datetime | None = None
     paused_symbols: dict[str, datetime | None] = field(default_factory=dict)
     since: datetime = EPOCH
+    flattening: bool = False     # asleep with a /shutdown's flatten still to finish
 
     @property
     def run_state(self) -> str:
@@ -53,19 +55,20 @@ class OperatorIntent:
     @staticmethod
     def of(state: GuardState, since: datetime) -> "OperatorIntent":
         return OperatorIntent(state.asleep, state.paused, state.paused_until,
-                              dict(state.paused_symbols), since)
+                              dict(state.paused_symbols), since, state.asleep and state.flattening)
 
     def applied_to(self, state: GuardState) -> GuardState:
         """The guards with this intent's sleep and pauses (breakers, cooldowns untouched)."""
         return replace(state, asleep=self.asleep, paused=self.paused,
-                       paused_until=self.paused_until, paused_symbols=dict(self.paused_symbols))
+                       paused_until=self.paused_until, paused_symbols=dict(self.paused_symbols),
+                       flattening=self.flattening)
 
     # --- the database ---------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
         return {"asleep": self.asleep, "paused": self.paused,
                 "paused_until": _iso(self.paused_until),
                 "paused_symbols": {s: _iso(u) for s, u in self.paused_symbols.items()},
-                "since": _iso(self.since)}
+                "since": _iso(self.since), "flattening": self.flattening}
 
     @staticmethod
     def from_record(record: dict[str, Any]) -> "OperatorIntent":
@@ -74,7 +77,8 @@ class OperatorIntent:
         return OperatorIntent(bool(record["asleep"]), bool(record["paused"]),
                               _time(record.get("paused_until")),
                               {str(s): _time(u) for s, u in symbols.items()},
-                              _time(record["since"]) or EPOCH)
+                              _time(record["since"]) or EPOCH,
+                              bool(record.get("flattening", False)))
 
     # --- the pinned message -----------------------------------------------------------
     def to_line(self) -> str:
@@ -83,8 +87,11 @@ class OperatorIntent:
             ("yes" if self.paused else "no")
         symbols = ",".join(f"{s}@{_stamp(u)}" if u else s
                            for s, u in sorted(self.paused_symbols.items())) or "-"
+        # flatten=yes is added, not a new version: an agent that does not know it still
+        # reads the sleep (it then protects what is open rather than closing it).
         return (f"{LINE_TAG} v={LINE_VERSION} asleep={'yes' if self.asleep else 'no'} "
-                f"paused={paused} symbols={symbols} since={_stamp(self.since)}")
+                f"paused={paused} symbols={symbols} since={_stamp(self.since)}"
+                + (" flatten=yes" if self.flattening else ""))
 
     @staticmethod
     def from_line(text: str) -> "OperatorIntent | None":
@@ -103,7 +110,8 @@ class OperatorIntent:
             return OperatorIntent(
                 asleep=fields["asleep"] == "yes", paused=paused != "no",
                 paused_until=None if paused in ("yes", "no") else _parse_stamp(paused),
-                paused_symbols=symbols, since=_parse_stamp(fields["since"]))
+                paused_symbols=symbols, since=_parse_stamp(fields["since"]),
+                flattening=fields["asleep"] == "yes" and fields.get("flatten") == "yes")
         except (KeyError, ValueError):
             return None
 
@@ -117,6 +125,9 @@ def newest(candidates: list[OperatorIntent]) -> OperatorIntent | None:
 
 def describe(intent: OperatorIntent) -> str:
     """In words, for STARTUP and the pinned message: "ASLEEP", "PAUSED until 14:00 UTC"..."""
+    if intent.asleep and intent.flattening:
+        return ("ASLEEP, a /shutdown's flatten not finished: closing what is still open; no "
+                "new entries; /wake to trade")
     if intent.asleep:
         return "ASLEEP: no new entries; open positions stay protected; /wake to trade"
     if intent.paused:

@@ -45,6 +45,15 @@ class StopSignal(asyncio.Event):
             self.at = time.monotonic()
         super().set()
 
+    def rest(self, reserve: float, otherwise: float) -> float:
+        """All that is left before the exit promise, less the close's reserve and `reserve`
+        (what the steps after this one need; never below MIN_STEP_SECONDS); `otherwise`
+        when no stop was requested."""
+        if self.at is None:
+            return otherwise
+        left = self.at + EXIT_PROMISE_SECONDS - CLOSE_RESERVE_SECONDS - reserve - time.monotonic()
+        return max(MIN_STEP_SECONDS, left)
+
     def left(self, budget: float) -> float:
         """`budget` seconds, cut to what is left before the exit promise less the close's
         reserve (never below MIN_STEP_SECONDS); `budget` when no stop was requested."""

@@ -33,7 +33,9 @@ tests/fixtures/telegram/ and checked against this server in tests/test_bot_fake_
 
 import asyncio
 import base64
+import math
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -90,6 +92,7 @@ class FakeTelegram(BotMessages):
         self.down = False
         self.down_mode = "502"
         self._flood: dict[str, list[int]] = {}   # method (lower case) -> next retry_after values
+        self._flood_until: dict[str, float] = {}  # method (lower case) -> monotonic end of limit
         self._html_refusals = 0         # the next HTML texts answer "can't parse entities"
         self._refused_chats: dict[int, ApiError] = {}
         self._updates: list[dict[str, Any]] = []
@@ -189,6 +192,18 @@ class FakeTelegram(BotMessages):
         "parameters": {"retry_after": N}} (N whole seconds)."""
         self._flood.setdefault(method.lower(), []).extend([retry_after] * times)
 
+    def flood_for(self, seconds: float, method: str = "sendMessage") -> None:
+        """Every call of `method` for the next `seconds` answers 429 with the seconds left:
+        Telegram's `retry_after` is "the number of seconds left to wait before the request
+        can be repeated" (https://core.telegram.org/bots/api#responseparameters), so a call
+        before then is refused again, and one after it is answered."""
+        self._flood_until[method.lower()] = time.monotonic() + seconds
+
+    def end_flood(self) -> None:
+        """Telegram answers every method again."""
+        self._flood.clear()
+        self._flood_until.clear()
+
     def refuse_html(self, times: int = 1) -> None:
         """The next `times` texts sent with parse_mode HTML answer 400 "can't parse entities"
         (what Telegram answers for markup it cannot parse)."""
@@ -258,8 +273,9 @@ class FakeTelegram(BotMessages):
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"},
                                      status=404)
         flood = self._flood.get(method.lower())
-        if flood:
-            retry_after = flood.pop(0)
+        left = self._flood_until.get(method.lower(), 0.0) - time.monotonic()
+        if flood or left > 0:
+            retry_after = flood.pop(0) if flood else math.ceil(left)
             return web.json_response(ApiError(429, f"Too Many Requests: retry after {retry_after}",
                                               {"retry_after": retry_after}).body(), status=429)
         params = await self._params(request)
