@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from trader.app import SHUTDOWN_BUDGET_SECONDS, _shut_down
+from trader.app import ALERT_FLUSH_RESERVE_SECONDS, SHUTDOWN_BUDGET_SECONDS, _shut_down
 from trader.clock import ManualClock
 from trader.stop_budget import (
     CLOSE_RESERVE_SECONDS,
@@ -25,22 +25,48 @@ class HangingSink:
         await asyncio.sleep(3600)       # Telegram holds every request unanswered
 
 
-async def shut_down_with(stop: StopSignal) -> float:
-    """Seconds `_shut_down` takes with a sink that never stops."""
+async def shut_down_with(stop: StopSignal, flush_pin=None) -> float:  # type: ignore[no-untyped-def]
+    """Seconds `_shut_down` takes with a sink that never stops (and `flush_pin`, the pin's
+    wait: confirmed at once by default)."""
     published = []
     engine = SimpleNamespace(stopping=False, positions={}, clock=ManualClock(
         datetime(2024, 1, 1, tzinfo=UTC)), alerter=SimpleNamespace(
             publish=lambda alert, at: published.append(alert)))
-    services = SimpleNamespace(stop=_nothing)
+    services = SimpleNamespace(stop=_nothing, flush_pin=flush_pin or _pinned)
     heartbeat = asyncio.create_task(asyncio.sleep(3600))
     started = time.monotonic()
     await _shut_down(engine, HangingSink(), heartbeat, _nothing, services, stop)  # type: ignore[arg-type]
     assert [a.name.value for a in published] == ["SHUTDOWN"]
+    shut_down_with.said = published[0].text        # type: ignore[attr-defined]
     return time.monotonic() - started
 
 
 async def _nothing() -> None:
     return None
+
+
+async def _pinned(seconds: float) -> None:
+    return None
+
+
+async def test_a_pin_never_confirmed_gets_the_rest_but_the_alert_flush_reserve():
+    """The pin waits first (the SHUTDOWN alert says whether it is pinned): it gets what is
+    left of the promise but ALERT_FLUSH_RESERVE_SECONDS, the alert flush the rest; the
+    whole stays within the promise less the close's reserve."""
+    waited: list[float] = []
+
+    async def never_confirmed(seconds: float) -> tuple[str, str]:
+        waited.append(seconds)
+        await asyncio.sleep(seconds)
+        return "asleep", "Telegram did not confirm it"
+    stop = StopSignal()
+    stop.set()
+    stop.at = time.monotonic() - 12.0       # the loop used its 12 s
+    took = await shut_down_with(stop, never_confirmed)
+    left = EXIT_PROMISE_SECONDS - CLOSE_RESERVE_SECONDS - 12.0
+    assert abs(waited[0] - (left - ALERT_FLUSH_RESERVE_SECONDS)) < 0.5, waited
+    assert left - 0.5 < took < left + 1.0, took
+    assert "send /shutdown again" in shut_down_with.said      # type: ignore[attr-defined]
 
 
 async def test_the_alert_flush_gets_only_what_is_left_of_the_exit_promise():
