@@ -41,6 +41,9 @@ from trader.operator_intent import EPOCH, OperatorIntent, describe, newest
 RECORD_KEY = "operator_intent"
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_CAP_SECONDS = 60.0
+# The longest flood-control wait obeyed: one beyond it (a proxy's, a bug's) must not stop the
+# pin from being tried again for days.
+FLOOD_WAIT_CAP_SECONDS = 3600.0
 
 
 class PinUnavailable(Exception):
@@ -143,7 +146,7 @@ class IntentKeeper:
             try:
                 return await self.pin.recall()
             except PinUnavailable as exc:
-                wait = max(delay, exc.retry_after or 0.0)
+                wait = max(delay, min(exc.retry_after or 0.0, FLOOD_WAIT_CAP_SECONDS))
                 logger.info("pinned state not readable yet error={}; retry_in_s={}", exc, wait)
             except Exception as exc:  # noqa: BLE001 - a bug here must not end the retries
                 wait = delay
@@ -272,7 +275,7 @@ class IntentKeeper:
                 delay = self.retry_initial
                 continue
             except PinUnavailable as exc:
-                wait = max(delay, exc.retry_after or 0.0)
+                wait = max(delay, min(exc.retry_after or 0.0, FLOOD_WAIT_CAP_SECONDS))
                 self._refused = str(exc)
                 logger.info("pinned state not updated error={}; retry_in_s={}", exc, wait)
             except Exception as exc:  # noqa: BLE001 - one failed update must not stop later ones
