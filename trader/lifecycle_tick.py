@@ -35,7 +35,11 @@ def on_tick(position: Position, event: Tick, now: datetime, policy: Policy) -> O
         # Still open on a later tick: the last close did not finish (its request failed).
         return position, actions, [FlattenResult(position.quantity)]
     if event.mark is None:
-        return stuck_trigger.forget(position), actions, []
+        # Nothing is judged on a price it does not have; the time in trade needs none
+        position = stuck_trigger.forget(position)
+        if position.state is PROTECTED and management.time_exit_due(position, now):
+            return position, actions, [CloseRequested(CloseReason.TIME_EXIT)]
+        return position, actions, []
     # The best price since entry, from every tick's mark (saved with the position): the
     # trail follows it, never the mark itself.
     best = management.best_price(position, event.mark)
