@@ -136,6 +136,8 @@ async def test_after_a_gap_without_mark_longer_than_the_grace_the_close_waits_a_
         assert held(fake) == Decimal("0.100"), (
             f"closed at once after the gap, no fresh grace: {unprotected(engine)}")
         assert await eventually(lambda: held(fake) == 0, GRACE + 4), "never closed"
+        # the alert is stored once the close's answer is handled, a moment after the fill
+        assert await eventually(lambda: unprotected(engine), 5.0)
         [text] = unprotected(engine)
         assert "has been past it for 2 s" in text or "has been past it for 3 s" in text, text
         assert len(market_closes(fake)) == 1
