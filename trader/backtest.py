@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
 from tqdm import tqdm
@@ -49,6 +49,13 @@ from trader.sweep_signals import SweepInterrupted, stop_on_signals
 from trader.trade_history import with_funding
 from trader.trade_stats import TradeRecord
 from trader.trade_store import TradeStore
+
+
+class ProgressBar(Protocol):
+    """What a run tells its progress to: a tqdm bar, or a worker's count the parent's bar
+    reads (trader/backtest_accounts.py)."""
+
+    def update(self, n: float = 1) -> bool | None: ...
 
 
 def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
@@ -92,7 +99,7 @@ def _span(rows: Sequence[Candle] | CandleFile) -> str:
 
 
 async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle]], out_dir: Path,
-                       *, progress: "bool | tqdm[Any]" = True, funding: dict | None = None,
+                       *, progress: bool | ProgressBar = True, funding: dict | None = None,
                        strategy: Strategy | None = None,
                        warmup: Mapping[str, Sequence[Candle]] | None = None,
                        risk_state: Mapping[str, str] | None = None) -> BacktestReport:
@@ -104,7 +111,8 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     grows with their number but the closed trades (the equity curve is bounded).
     `risk_state`: the risk record (equity peak, fraction) an earlier period of the same
     account ended with (`run_groups`): the drawdown-reduced risk carries over. `progress`:
-    a bar of its own (True), none (False), or a bar the caller shares over several runs."""
+    a bar of its own (True), none (False), or a bar the caller shares over several runs
+    (or a worker process's count, trader/backtest_accounts.py)."""
     from trader.exchange.paper import PaperExchange
     from trader.exchange.sim import SimConfig
     from trader.market.replay import ReplayFeed
@@ -324,7 +332,7 @@ def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder
 
 def _run_group(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
                funding: dict | None, warmup: dict[str, list[Candle]],
-               progress: "bool | tqdm[Any]" = False,
+               progress: bool | ProgressBar = False,
                risk_state: Mapping[str, str] | None = None) -> BacktestReport:
     logger.info("backtest symbols={} candles={}", ",".join(sorted(group)),
                 sum(len(rows) for rows in group.values()))
@@ -381,14 +389,11 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
     if settings.log_level == "INFO":
         setup_logging(json_lines=settings.log_json, level="ERROR")   # the progress bar speaks
     try:
-        reports = run_groups(settings, overlapping_groups(candles), folder.path / DATABASES,
-                             progress=not args.no_progress and sys.stderr.isatty(),
-                             funding=funding, warmup=warmup)   # a bar's redraws would litter a file
+        combined = _portfolio(settings, args, candles, funding, warmup, folder)
     except BacktestError as exc:       # a tick that failed (the strategy's error, say)
         print(f"backtest error: {exc}", file=sys.stderr)
         return 2
     strategy = load_strategy(settings.strategy)
-    combined = combine(reports, run_id=folder.final.name)
     combined = replace(combined, extra=in_final(combined.extra, folder))
     warmed, short = warmup_notes(warmup, candles, args.start, strategy.warmup)
     combined = replace(combined, notes=combined.notes + time_limit_notes(
@@ -412,6 +417,32 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
         return 2
     print(render_text(report, symbol_rows(report), files))
     return 0
+
+
+def _portfolio(settings: Settings, args: argparse.Namespace, candles: dict[str, list[Candle]],
+               funding: dict[str, FundingSchedule] | None, warmup: dict[str, list[Candle]],
+               folder: RunFolder) -> BacktestReport:
+    """The run's portfolio: every symbol on one account (`run_groups`), or with
+    --separate-accounts each on an account of its own, in parallel processes."""
+    progress = not args.no_progress and sys.stderr.isatty()   # redraws would litter a file
+    separate = getattr(args, "separate_accounts", False)
+    if separate and len(candles) > 1:
+        from trader.backtest_accounts import run_separate_accounts
+        from trader.report import SeparateAccounts, sum_accounts
+        runs = run_separate_accounts(settings, candles, folder.path / DATABASES,
+                                     progress=progress, funding=funding, warmup=warmup)
+        accounts = SeparateAccounts(len(runs.reports), settings.paper_balance, runs.processes)
+        return sum_accounts(runs.reports, accounts, runs.seconds, run_id=folder.final.name)
+    if separate:
+        print(f"--separate-accounts: one symbol ({next(iter(candles))}), one account: "
+              "nothing to run apart")
+    elif len(candles) > 1:
+        print(f"{len(candles)} symbols on one account of {settings.paper_balance:,.2f} USDT; "
+              "--separate-accounts would run each on an account of its own, in parallel "
+              "processes (no portfolio heat between them)")
+    reports = run_groups(settings, overlapping_groups(candles), folder.path / DATABASES,
+                         progress=progress, funding=funding, warmup=warmup)
+    return combine(reports, run_id=folder.final.name)
 
 
 def in_final(value: Any, folder: RunFolder) -> Any:

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--run-id", default=None,
                           help="name of the run's folder (default: the start time, UTC)")
     backtest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backtest.add_argument("--separate-accounts", action="store_true",
+                          help="each symbol on a paper account of its own (TRADEBOT_PAPER_BALANCE "
+                               "each: N symbols start with N times it), run in parallel, one "
+                               "process per core; the report sums the accounts (default: one "
+                               "account, the portfolio heat cap couples the symbols)")
 
     add_sweep_arguments(sub.add_parser(
         "sweep", help="many backtests over a grid or an optuna study of settings, ranked"), date=_date)

@@ -15,27 +15,33 @@ One run writes one directory, `out/<run-id>/`:
 Symbols whose data do not overlap in time run one period after another on one account
 (trader/backtest.py `run_groups`: each later run starts with the equity the earlier one
 ended with); `combine` joins their curves into one portfolio, and statistics count only
-the time the runs cover (trader/metrics.py).
+the time the runs cover (trader/metrics.py). With `--separate-accounts` each symbol runs on
+an account of its own (trader/backtest_accounts.py) and `sum_accounts` makes the portfolio
+their sum: N accounts of the configured balance, the equity of all of them at each time.
 """
 
 import csv
+import heapq
 import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
+from trader.backtest_curve import CurveRecorder
 from trader.domain import ZERO
 from trader.metrics import EquityPoint, Performance, Period, TradeRecord, performance
 from trader.report_text import render_text
 from trader.trade_stats import TOTAL, TradeSummary, by_symbol, summarize
 
-__all__ = ["BacktestReport", "combine", "read_performance", "read_trades", "render_text",
-           "symbol_rows", "write_report"]
+__all__ = ["BacktestReport", "SeparateAccounts", "combine", "read_performance", "read_trades",
+           "render_text", "sum_accounts", "symbol_rows", "write_report"]
 
 EQUITY_PNG = "equity.png"
 EQUITY_CSV = "equity.csv"
@@ -51,6 +57,15 @@ _DECIMAL_PERFORMANCE_FIELDS = {"gross_pnl", "fees", "funding", "net_pnl", "start
 _TIME_PERFORMANCE_FIELDS = {"period_start", "period_end", "drawdown_start", "drawdown_bottom",
                             "drawdown_end"}
 _DURATION_PERFORMANCE_FIELDS = {"drawdown_duration", "covered"}
+
+
+@dataclass(frozen=True)
+class SeparateAccounts:
+    """A portfolio of `count` paper accounts of `balance` USDT each, one per symbol
+    (`tradebot backtest --separate-accounts`), run on `processes` worker processes at once."""
+    count: int
+    balance: Decimal
+    processes: int
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,7 @@ class BacktestReport:
     # The account's risk record at the end (trader/entry_sender.py: equity peak, fraction):
     # the next period of a chained run starts from it, as one account would (not written)
     risk_state: dict[str, str] = field(default_factory=dict)
+    accounts: SeparateAccounts | None = None    # None: one account (the default)
 
     def __repr__(self) -> str:
         # Sizes, not contents: asyncio.run (3.11) formats the main task's result when it
@@ -112,6 +128,58 @@ def combine(reports: list[BacktestReport], run_id: str = "") -> BacktestReport:
         seconds=sum(report.seconds for report in ordered),
         extra=_combined_extra(ordered), periods=periods, funding_outside=funding, run_id=run_id,
         notes=[note for report in ordered for note in report.notes])
+
+
+def sum_accounts(reports: list[BacktestReport], accounts: SeparateAccounts, seconds: float,
+                 run_id: str = "") -> BacktestReport:
+    """One portfolio report from `reports`, each one account's run (one symbol) started with
+    `accounts.balance`: its equity is the accounts' sum at each time (`summed_curve`), its
+    trades all of theirs (each sized on its own account), `seconds` the wall time (they ran
+    at once). Statistics count the time at least one account ran (their spans joined)."""
+    curve = summed_curve([report.curve for report in reports], accounts.balance)
+    funding: dict[str, Decimal] = {}
+    for report in reports:
+        outside = report.performance.funding - sum((t.funding for t in report.trades), ZERO)
+        if outside:
+            funding[",".join(report.symbols)] = outside
+    trades = sorted((t for report in reports for t in report.trades), key=lambda t: t.closed_at)
+    periods = joined_periods([_span(report) for report in reports if report.curve])
+    return BacktestReport(
+        performance=performance(curve, trades, sum(funding.values(), ZERO), periods=periods),
+        trades=trades, curve=curve,
+        symbols=sorted({symbol for report in reports for symbol in report.symbols}),
+        candles=sum(report.candles for report in reports), seconds=seconds,
+        extra=_combined_extra(reports), periods=periods, funding_outside=funding,
+        run_id=run_id, notes=[note for report in reports for note in report.notes],
+        accounts=accounts)
+
+
+def summed_curve(curves: list[list[EquityPoint]], balance: Decimal) -> list[EquityPoint]:
+    """The equity of several accounts together at each time one of them has a point: an
+    account counts `balance` before its first point and its last equity after its last
+    (flat while it has no candles). Bounded as a run's own curve (trader/backtest_curve.py)."""
+    points = heapq.merge(*([(point.at, index, point.equity) for point in curve]
+                           for index, curve in enumerate(curves)), key=itemgetter(0))
+    current = [balance] * len(curves)
+    total = balance * len(curves)
+    recorder = CurveRecorder()
+    for at, moves in groupby(points, key=itemgetter(0)):
+        for _, index, equity in moves:
+            total += equity - current[index]
+            current[index] = equity
+        recorder.add(EquityPoint(at, total))
+    return recorder.points()
+
+
+def joined_periods(spans: list[Period]) -> list[Period]:
+    """Overlapping spans joined, in time order: the stretches when some account ran."""
+    joined: list[Period] = []
+    for start, end in sorted(spans):
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
 
 
 def _span(report: BacktestReport) -> Period:
@@ -211,7 +279,11 @@ def _report_document(report: BacktestReport) -> dict[str, Any]:
                                        for key, value in report.funding_outside.items()},
             "periods": [[_plain(start), _plain(end)] for start, end in report.periods],
             "notes": report.notes, "intervals": report.intervals, "settings": report.settings,
-            "extra": report.extra}
+            "extra": report.extra,
+            **({"accounts": {"count": report.accounts.count,
+                             "balance": _plain(report.accounts.balance),
+                             "processes": report.accounts.processes}}
+               if report.accounts else {})}
 
 
 def _row_fields(row: TradeSummary) -> dict[str, Any]:

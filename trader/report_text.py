@@ -30,6 +30,14 @@ class Report(Protocol):
     notes: list[str]
     changed: dict[str, str]
     intervals: dict[str, str]
+    accounts: "SeparateAccounts | None"
+
+
+class SeparateAccounts(Protocol):
+    """What the text shows of a `trader.report.SeparateAccounts`."""
+    count: int
+    balance: Decimal
+    processes: int
 
 
 def render_text(report: Report, rows: Sequence[TradeSummary],
@@ -64,10 +72,30 @@ def _header(report: Report) -> list[str]:
         shown = set(report.intervals.values())
         lines.append("  candle interval " + (shown.pop() if len(shown) == 1 else ", ".join(
             f"{symbol} {interval}" for symbol, interval in sorted(report.intervals.items()))))
-    if len(periods) > 1:
+    if report.accounts is not None:
+        lines.append(_accounts_line(report.accounts))
+    elif len(periods) > 1:
         lines.append("  periods apart run one after the other on one account: each starts "
                      "with the equity the one before ended with")
     return lines
+
+
+def _accounts_line(accounts: SeparateAccounts) -> str:
+    """`--separate-accounts`: what the portfolio is the sum of, and why its symbols ran at once."""
+    return (f"  {accounts.count} separate accounts of {_money(accounts.balance)} USDT each "
+            f"(starting capital {_money(accounts.count * accounts.balance)} USDT), "
+            f"{how_run(accounts.count, accounts.processes)} (portfolio heat does not couple "
+            "them)")
+
+
+def how_run(accounts: int, processes: int) -> str:
+    """How `accounts` runs shared `processes` at once, in words: "run in parallel on 2
+    processes"."""
+    if processes == 1:
+        return "run one after the other in 1 process (one core)"
+    if accounts <= processes:
+        return f"run in parallel on {processes} processes"
+    return f"run in parallel, {processes} processes at a time"
 
 
 def _settings(changed: Mapping[str, str]) -> list[str]:
