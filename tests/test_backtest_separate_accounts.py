@@ -5,6 +5,7 @@ backtest used a second core (periods apart run one after the other on one accoun
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -118,6 +119,10 @@ def test_the_portfolio_is_the_accounts_summed(bundled_runs: AccountRuns) -> None
     assert ("  2 separate accounts of 10,000.00 USDT each (starting capital 20,000.00 USDT), "
             "run in parallel on 2 processes (portfolio heat does not couple them)") in text
     assert "one after the other on one account" not in text
+    bust = replace(xrp, notes=["the account was bust at 2021-11-20 10:00 UTC (equity -1.00 USDT)"])
+    notes = sum_accounts([bust, *(r for r in reports if r is not xrp)], accounts, 1.0).notes
+    assert "XRPUSDT's account: the account was bust at 2021-11-20 10:00 UTC (equity -1.00 USDT)" \
+        in notes and all(note.startswith(("BTCUSDT", "XRPUSDT")) for note in notes)
 
 
 def _at(minutes: int) -> datetime:

@@ -150,8 +150,15 @@ def sum_accounts(reports: list[BacktestReport], accounts: SeparateAccounts, seco
         symbols=sorted({symbol for report in reports for symbol in report.symbols}),
         candles=sum(report.candles for report in reports), seconds=seconds,
         extra=_combined_extra(reports), periods=periods, funding_outside=funding,
-        run_id=run_id, notes=[note for report in reports for note in report.notes],
+        run_id=run_id, notes=[_of_account(report, note) for report in reports
+                              for note in report.notes],
         accounts=accounts)
+
+
+def _of_account(report: BacktestReport, note: str) -> str:
+    """An account's note saying whose it is ("the account was bust at ..." names none)."""
+    symbols = ", ".join(report.symbols)
+    return note if note.startswith(symbols) else f"{symbols}'s account: {note}"
 
 
 def summed_curve(curves: list[list[EquityPoint]], balance: Decimal) -> list[EquityPoint]:
