@@ -25,6 +25,12 @@ All Open Orders" and https://developers.binance.com/docs/derivatives/usds-margin
 trade/rest-api/Current-All-Algo-Open-Orders) once `verify_every` has passed since the
 last read, whatever the stream says; a list that differs from the tracker's live orders
 means the stream missed something: a full snapshot at once, as when polling.
+
+A fill of ours a REST answer told (a MARKET entry answered FILLED) reaches the tracker's
+position only with its ACCOUNT_UPDATE, which may come a tick late or not at all while the
+socket stays up: until then (OrderTracker.position_behind) the position is read over REST
+(weight 5 + 2, once), never taken from the stream's older picture, which would show the
+position just opened as flat ("closed (MANUAL)", then adopted).
 """
 
 from dataclasses import replace
@@ -118,7 +124,7 @@ class ExchangeView:
         position = tracker.position(symbol)
         read: ExchangePosition | None = None
         if fresh or position is None or not (self.exchange.streaming and tracker.synced(symbol)) \
-                or symbol in self._heard:
+                or symbol in self._heard or tracker.position_behind(symbol):
             read = await self.snapshot(symbol)
             position = tracker.position(symbol)
         elif position.side is not None and self.verify_due(symbol):
@@ -167,6 +173,8 @@ class ExchangeView:
             return None                   # the stream's picture is due a REST check: `view`
         if self._heard and symbol in self._heard:
             return None                   # a size heard in a ban, to read: `view`
+        if tracker.position_behind(symbol):
+            return None                   # older than a fill of ours: read, `view`
         quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
         # against the Decimal ZERO, not the int 0: the same answer (a Decimal compares with
         # an int by its exact value), without converting 0 to a Decimal every tick
@@ -185,11 +193,16 @@ class ExchangeView:
         Binance closes in the ban (its 24-hour mark) reconnects on its valid key with no
         request, while no snapshot may be taken until the ban ends. What the gap hid is
         unknown, but a position told after it is the exchange's: serve it for terminal
-        detection and the size, which plan no order; its orders may predate the gap."""
+        detection and the size, which plan no order; its orders may predate the gap. None
+        too while the stream has not told a fill of ours a REST answer did
+        (`position_behind`): its position is older than our order, so it cannot say the
+        position is gone; the ACCOUNT_UPDATE of a later fill (the stop's) shows it, and is
+        heard at once."""
         tracker = self.tracker
         position = tracker.position(symbol)
         if position is None or not self.exchange.streaming or not (
-                tracker.synced(symbol) or tracker.told_since_reconnect(symbol)):
+                tracker.synced(symbol) or tracker.told_since_reconnect(symbol)) \
+                or tracker.position_behind(symbol):
             return None
         return SymbolView(symbol, self.clock.now(), position, tracker.for_symbol(symbol),
                           tracker.live(symbol), self.last_mark(symbol))

@@ -17,6 +17,13 @@ otherwise it takes a REST snapshot first. A position an ACCOUNT_UPDATE told sinc
 stream (re)connected is known too (`told_since_reconnect`), whatever the gap lost: inside
 an IP ban, where no snapshot can be taken, the engine acts on that (trader/engine.py
 `_heard_in_ban`).
+
+A REST answer telling a fill of ours (a MARKET entry answered FILLED, a partial take, a
+cancel that found fills) changes the position before the stream says so: until the
+ACCOUNT_UPDATE of that fill (or a later one), or a REST read of the position asked after
+the answer, the position kept here is older than our own order (`position_behind`), and a
+view built from it would show a position just opened as flat (closed "by hand", then
+adopted as somebody else's) or a size just changed as the older one.
 """
 
 from collections.abc import Mapping
@@ -26,7 +33,7 @@ from heapq import heappop, heappush
 from itertools import count
 from types import MappingProxyType
 
-from trader.domain import CLIENT_ID_PREFIX, ExchangePosition, Order, OrderStatus
+from trader.domain import CLIENT_ID_PREFIX, ZERO, ExchangePosition, Order, OrderStatus
 from trader.fast_init import fast_init
 
 FORGET_AFTER = timedelta(hours=6)
@@ -68,6 +75,10 @@ class OrderTracker:
         # The transaction time T of the last ACCOUNT_UPDATE applied, by symbol (see
         # `on_streamed_position`).
         self._streamed_at: dict[str, datetime] = {}
+        # symbol -> (the exchange's time of the newest fill a REST answer told, None if it
+        # gave none; when the answer came, our clock) while no ACCOUNT_UPDATE or REST read
+        # of the position has shown it since (`position_behind`); empty nearly always.
+        self._unshown_fills: dict[str, tuple[datetime | None, datetime]] = {}
         self._synced: set[str] = set()
         # Symbols whose position an ACCOUNT_UPDATE told since the last `invalidate`.
         self._told: set[str] = set()
@@ -114,9 +125,29 @@ class OrderTracker:
         from before an ORDER_TRADE_UPDATE lacks its fills. None: the answer named no order."""
         if answer is None:
             return None
+        before = self._orders.get(answer.client_id)
+        filled = before.order.filled_qty if before is not None else ZERO
         self.on_order(answer, at)
         known = self._orders.get(answer.client_id)
-        return known.order if known is not None else answer
+        order = known.order if known is not None else answer
+        if order.filled_qty > filled:
+            self._fill_answered(order, at)
+        return order
+
+    def _fill_answered(self, order: Order, at: datetime) -> None:
+        """A REST answer (`at`: when it came) told a fill of `order` nobody had told
+        before: the position kept is behind it until shown (`position_behind`)."""
+        symbol, filled_at = order.symbol, order.updated_at
+        shown = self._streamed_at.get(symbol)
+        if filled_at is not None and shown is not None and filled_at < shown:
+            return          # an ACCOUNT_UPDATE after the fill was applied already
+        known = self._unshown_fills.get(symbol)
+        if known is not None:
+            # the newest of both; a fill of unknown time waits for a read
+            filled_at = None if filled_at is None or known[0] is None \
+                else max(filled_at, known[0])
+            at = max(at, known[1])
+        self._unshown_fills[symbol] = (filled_at, at)
 
     def _keep(self, tracked: TrackedOrder) -> None:
         order = tracked.order
@@ -194,6 +225,11 @@ class OrderTracker:
         self._streamed_at[position.symbol] = at
         self._told.add(position.symbol)
         self.on_position(position, at)
+        unshown = self._unshown_fills
+        if unshown:
+            fill = unshown.get(position.symbol)
+            if fill is not None and fill[0] is not None and at >= fill[0]:
+                del unshown[position.symbol]      # this update comes from after our fill
         return True
 
     def on_read_position(self, position: ExchangePosition, at: datetime) -> None:
@@ -203,6 +239,11 @@ class OrderTracker:
         read before it) was answered from a state before that change: its size and entry
         are not the position's, only its mark and leverage are kept."""
         symbol, changed = position.symbol, position.updated_at
+        fill = self._unshown_fills.get(symbol)
+        if fill is not None and at >= fill[1]:
+            # asked after the answer of our fill: Binance's read knows it (a flat row of
+            # positionRisk carries no updateTime to compare with the fill's)
+            del self._unshown_fills[symbol]
         last = self._streamed_at.get(symbol)
         known = self._positions.get(symbol)
         if changed is not None and last is not None and changed < last and known is not None:
@@ -268,6 +309,13 @@ class OrderTracker:
     def position(self, symbol: str) -> ExchangePosition | None:
         known = self._positions.get(symbol)
         return known[0] if known else None
+
+    def position_behind(self, symbol: str) -> bool:
+        """Whether the symbol's position kept here predates a fill of ours a REST answer
+        told (see the module docstring): no view may be built from it, the position is
+        read over REST (trader/exchange_view.py)."""
+        unshown = self._unshown_fills
+        return bool(unshown) and symbol in unshown
 
     def forget_finished(self, now: datetime) -> int:
         """Drop finished orders learned long ago (bounded memory); returns how many."""

@@ -104,6 +104,7 @@ class FakeBinance(FaultControls, AccountActs):
         self._reshapes: dict[tuple[str, str], list[Callable[[Any], Any]]] = {}
         # The order events held back by `hold_order_updates`; None: sent as they come.
         self._held_order_events: list[Json] | None = None
+        self._held_kinds: frozenset[str] = ORDER_EVENTS     # the event types held back
         self._routes = self._route_table()
         self._runner: web.AppRunner | None = None
 
@@ -240,15 +241,22 @@ class FakeBinance(FaultControls, AccountActs):
         events = self.endpoints.take_stream_events()
         held = self._held_order_events
         if held is not None:
-            held += [e for e in events if e.get("e") in ORDER_EVENTS]
-            events = [e for e in events if e.get("e") not in ORDER_EVENTS]
+            kinds = self._held_kinds
+            held += [e for e in events if e.get("e") in kinds]
+            events = [e for e in events if e.get("e") not in kinds]
         if events:
             await self.hub.send_user(events, self.endpoints.listen_key)
 
-    def hold_order_updates(self) -> None:
+    def hold_order_updates(self, account_updates: bool = False) -> None:
         """From now on the user-data stream sends what happened to orders (ORDER_TRADE_UPDATE,
         ALGO_UPDATE) only at `release_order_updates`; the ACCOUNT_UPDATE of the same fill
-        goes at once, and the REST reads (userTrades, the order) know the trade already.
+        goes at once (unless `account_updates`: held back too), and the REST reads
+        (userTrades, the order, positionRisk) know the trade already: the order's REST
+        answer is given by the matching engine, the stream's events by another service,
+        with no promise of when (the ACCOUNT_UPDATE page, .../user-data-streams/
+        Event-Balance-and-Position-Update, says the event "will be pushed" when a position
+        changes, nothing of how soon, nor of the REST answer; the "Message Ordering
+        Guarantee" orders events of one type against each other only).
         Binance does not order the two events of one fill: the USD-M pages
         (https://developers.binance.com/docs/derivatives/usds-margined-futures/
         user-data-streams/Event-Balance-and-Position-Update and .../Event-Order-Update)
@@ -258,11 +266,15 @@ class FakeBinance(FaultControls, AccountActs):
         compare "E" across types."""
         if self._held_order_events is None:
             self._held_order_events = []
+        self._held_kinds = ORDER_EVENTS | {"ACCOUNT_UPDATE"} if account_updates \
+            else ORDER_EVENTS
 
-    async def release_order_updates(self) -> None:
-        """Send the order events `hold_order_updates` kept, in their order; stop holding."""
+    async def release_order_updates(self, lost: bool = False) -> None:
+        """Send the order events `hold_order_updates` kept, in their order (`lost`: never,
+        gone while the socket stayed up); stop holding."""
         held, self._held_order_events = self._held_order_events or [], None
-        if held:
+        self._held_kinds = ORDER_EVENTS
+        if held and not lost:
             await self.hub.send_user(held, self.endpoints.listen_key)
 
     async def _apply_fault(self, request: web.Request, fault: Fault, handler: Handler,
