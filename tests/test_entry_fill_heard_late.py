@@ -24,6 +24,8 @@ import pytest
 
 from tests.engine_world import SYMBOL, World, long_signal, make_world
 from tests.test_maker_engine import later
+from tests.test_move_stop_command import world_with_a_long
+from tests.test_partial_take_not_sent import profit_mark
 from trader.domain import ExchangePosition, Order, OrderRole, OrderStatus, OrderType, Side
 from trader.exchange.sim import SimEvent
 from trader.order_tracker import OrderTracker
@@ -160,3 +162,39 @@ def test_the_tracker_waits_for_an_update_after_the_fill_or_a_read_after_the_answ
     tracker.learned(later_fill, at + timedelta(seconds=1))
     tracker.on_read_position(flat, at + timedelta(seconds=1))
     assert not tracker.position_behind(SYMBOL)
+
+
+async def test_a_first_profit_taken_before_its_stream_events_keeps_the_smaller_size(tmp_path):
+    """A part of a close: the one-TP plan's first profit at market, answered FILLED, its
+    events late: the record's smaller size stands, nothing "added by hand". (Held before
+    the fix too: the market exit reads the position back, trader/market_exit.py; a read
+    asked after the answer, which also ends `position_behind`: no read more.)"""
+    world = await world_with_a_long(tmp_path)
+    held = world.engine.positions[SYMBOL].quantity
+    late: list[SimEvent] = []
+    reaches = world.paper.place
+
+    async def place(request):  # type: ignore[no-untyped-def]
+        if request.role is not OrderRole.PARTIAL_TP:
+            return await reaches(request)
+        order, events = world.paper.sim.place(request, world.clock.now())
+        late.extend(events)
+        return order
+
+    world.paper.place = place               # type: ignore[method-assign]
+    await world.step(profit_mark(world))
+    world.paper.place = reaches             # type: ignore[method-assign]
+    assert late, "the first profit was taken"
+    left = world.paper.sim.position(SYMBOL).quantity
+    assert 0 < left < held
+    snapshots = world.engine.view.rest_snapshots
+    await later(world, 2)
+    await later(world, 2)
+    world.paper.publish(late)
+    await later(world, 2)
+    assert world.engine.view.rest_snapshots == snapshots
+    position = world.engine.positions[SYMBOL]
+    assert (position.quantity, position.adopted) == (left, False)
+    assert world.alerts("POSITION_ADDED") == [] and world.alerts("CLOSE") == []
+    assert world.alerts("RECONCILE_MISMATCH") == []
+    assert sorted(q for _, q in legs_on_the_exchange(world)) == [left, left]
