@@ -173,7 +173,10 @@ class ExchangeView:
             return None                   # the stream's picture is due a REST check: `view`
         if self._heard and symbol in self._heard:
             return None                   # a size heard in a ban, to read: `view`
-        if tracker.position_behind(symbol):
+        # `position_behind`, inline: every tick of every symbol asks, and it is empty but
+        # for the tick after a fill answered over REST
+        unshown = tracker.unshown_fills
+        if unshown and symbol in unshown:
             return None                   # older than a fill of ours: read, `view`
         quote = self.exchange.quote(symbol, QUOTE_MAX_AGE)
         # against the Decimal ZERO, not the int 0: the same answer (a Decimal compares with

@@ -78,7 +78,8 @@ class OrderTracker:
         # symbol -> (the exchange's time of the newest fill a REST answer told, None if it
         # gave none; when the answer came, our clock) while no ACCOUNT_UPDATE or REST read
         # of the position has shown it since (`position_behind`); empty nearly always.
-        self._unshown_fills: dict[str, tuple[datetime | None, datetime]] = {}
+        # Read by the tick's view (ExchangeView.pushed_quote), changed only here.
+        self.unshown_fills: dict[str, tuple[datetime | None, datetime]] = {}
         self._synced: set[str] = set()
         # Symbols whose position an ACCOUNT_UPDATE told since the last `invalidate`.
         self._told: set[str] = set()
@@ -141,13 +142,13 @@ class OrderTracker:
         shown = self._streamed_at.get(symbol)
         if filled_at is not None and shown is not None and filled_at < shown:
             return          # an ACCOUNT_UPDATE after the fill was applied already
-        known = self._unshown_fills.get(symbol)
+        known = self.unshown_fills.get(symbol)
         if known is not None:
             # the newest of both; a fill of unknown time waits for a read
             filled_at = None if filled_at is None or known[0] is None \
                 else max(filled_at, known[0])
             at = max(at, known[1])
-        self._unshown_fills[symbol] = (filled_at, at)
+        self.unshown_fills[symbol] = (filled_at, at)
 
     def _keep(self, tracked: TrackedOrder) -> None:
         order = tracked.order
@@ -225,7 +226,7 @@ class OrderTracker:
         self._streamed_at[position.symbol] = at
         self._told.add(position.symbol)
         self.on_position(position, at)
-        unshown = self._unshown_fills
+        unshown = self.unshown_fills
         if unshown:
             fill = unshown.get(position.symbol)
             if fill is not None and fill[0] is not None and at >= fill[0]:
@@ -239,11 +240,11 @@ class OrderTracker:
         read before it) was answered from a state before that change: its size and entry
         are not the position's, only its mark and leverage are kept."""
         symbol, changed = position.symbol, position.updated_at
-        fill = self._unshown_fills.get(symbol)
+        fill = self.unshown_fills.get(symbol)
         if fill is not None and at >= fill[1]:
             # asked after the answer of our fill: Binance's read knows it (a flat row of
             # positionRisk carries no updateTime to compare with the fill's)
-            del self._unshown_fills[symbol]
+            del self.unshown_fills[symbol]
         last = self._streamed_at.get(symbol)
         known = self._positions.get(symbol)
         if changed is not None and last is not None and changed < last and known is not None:
@@ -314,7 +315,7 @@ class OrderTracker:
         """Whether the symbol's position kept here predates a fill of ours a REST answer
         told (see the module docstring): no view may be built from it, the position is
         read over REST (trader/exchange_view.py)."""
-        unshown = self._unshown_fills
+        unshown = self.unshown_fills
         return bool(unshown) and symbol in unshown
 
     def forget_finished(self, now: datetime) -> int:
