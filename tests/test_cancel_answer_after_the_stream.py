@@ -124,7 +124,9 @@ async def test_shutdown_entry_cancel_feeds_the_tracker(tmp_path):
         result = await shutdown(world.engine, shutdown_command(world))
 
         assert world.fake.requests(CANCEL), "the entry was not cancelled"
-        assert any("entry order cancelled" in line for line in result.lines), result.lines
+        # a maker entry's quote is given up and said so (trader/control_sleep.py)
+        assert any(f"its quote {quote_id} was cancelled" in line for line in result.lines), \
+            result.lines
         tracked = world.engine.tracker.get(quote_id)
         assert tracked is not None and not tracked.live, f"still taken for live: {tracked}"
 

@@ -202,9 +202,13 @@ async def test_a_maker_entry_whose_first_fill_is_below_tp2s_part_and_then_fills_
 
 # --- TP1 filled, then the size grows ----------------------------------------------------------
 
-async def test_a_late_entry_fill_after_tp1_rides_with_tp2_and_the_stop(tmp_path):
-    """80 % filled, TP1 fills (its part, 0.067), then the rest of the entry fills: no TP1
-    again and no market partial; the stop (at breakeven or trailing) and TP2 cover it all."""
+async def test_after_tp1_the_rest_of_the_entry_is_given_up_and_tp2_and_the_stop_cover_it(
+        tmp_path):
+    """80 % filled, TP1 fills (its part): the rest of the entry is given up (a maker entry
+    buys no more once a first profit is taken: trader/maker_entry.py), no TP1 again and no
+    market partial; the stop (at breakeven or trailing) and TP2 cover what is held. (Before
+    that rule the re-quote bought the rest here, on a stop planned for the part that
+    profited.)"""
     world = await make_world(tmp_path, **MAKER, **TWO)
     position, quote = await quoting_long(world)
     fill_part(world, quote.client_id, world.paper.rules(SYMBOL).round_qty(
@@ -217,19 +221,19 @@ async def test_a_late_entry_fill_after_tp1_rides_with_tp2_and_the_stop(tmp_path)
     await settle(world)
     after_tp1 = world.engine.positions[SYMBOL]
     assert after_tp1.take_profit_1 is None and after_tp1.partial_taken
-    [requote] = await live_quotes(world)
-    fill_part(world, requote.client_id, requote.quantity)   # the rest of the entry lands
+    assert await live_quotes(world) == []
+    await later(world, 40)                                  # past the maker timeout
     await settle(world)
-    grown = world.engine.positions[SYMBOL]
-    assert grown.quantity == after_tp1.quantity + requote.quantity
-    assert grown.exit_plan is ExitPlan.TWO and grown.take_profit_1 is None
-    assert not partials_sent(world, grown)
+    held = world.engine.positions[SYMBOL]
+    assert held.quantity == after_tp1.quantity          # nothing bought once TP1 was taken
+    assert held.exit_plan is ExitPlan.TWO and held.take_profit_1 is None
+    assert not partials_sent(world, held)
     legs = await legs_on_exchange(world)
     assert OrderRole.TAKE_PROFIT_1 not in legs
     [stop], [target] = legs[OrderRole.STOP_LOSS], legs[OrderRole.TAKE_PROFIT]
-    assert stop.quantity == target.quantity == grown.quantity
-    assert stop.trigger_price == grown.stop.trigger_price > entered.entry_price
-    assert grown.state is PositionState.PROTECTED
+    assert stop.quantity == target.quantity == held.quantity
+    assert stop.trigger_price == held.stop.trigger_price > entered.entry_price
+    assert held.state is PositionState.PROTECTED
 
 
 # --- pure: TP1's own fill not heard yet is never taken for a lost part ---------------------
