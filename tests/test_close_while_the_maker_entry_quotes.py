@@ -179,9 +179,10 @@ async def test_close_all_stops_a_quoting_entry_too(tmp_path):
     await nothing_bought_later(world)
 
 
-async def test_a_restart_before_the_quote_is_cancelled_still_gives_it_up(tmp_path):
-    """The close is journaled before the cancel is sent: the process dies between the two,
-    and the new one cancels the quote and buys nothing, at the maker timeout neither."""
+async def dies_before_the_quote_is_cancelled(tmp_path, kind: CommandKind,
+                                             **args: object) -> World:
+    """A maker long quoting; the command `kind` is taken and the process dies as it sends
+    the quote's cancel: the quote is still live."""
     world = await make_world(tmp_path, **MAKER)
     _, quote = await quoting_long(world)
 
@@ -190,8 +191,16 @@ async def test_a_restart_before_the_quote_is_cancelled_still_gives_it_up(tmp_pat
 
     world.engine.executor.cancel_and_verify = die  # type: ignore[method-assign]
     with pytest.raises(ProcessKilled):
-        await world.command(CommandKind.CLOSE, symbol=SYMBOL)
+        await world.command(kind, **args)
     assert [q.client_id for q in await live_quotes(world)] == [quote.client_id]
+    return world
+
+
+async def test_a_restart_before_the_quote_is_cancelled_still_gives_it_up(tmp_path):
+    """The close is journaled before the cancel is sent: the process dies between the two,
+    and the new one cancels the quote and buys nothing, at the maker timeout neither."""
+    world = await dies_before_the_quote_is_cancelled(tmp_path, CommandKind.CLOSE,
+                                                     symbol=SYMBOL)
     again = await restarted(world)
     await later(again, 2)
     assert await live_quotes(again) == []

@@ -113,24 +113,33 @@ async def test_a_flatten_cut_short_by_sigterm_is_named_and_finished_after_a_wipe
         assert finished and "no open positions" in finished[-1], telegram.sent[since:]
 
 
+async def shutdown_kept_under_flood(agents: Agents, telegram: FakeTelegram,
+                                    seconds: float) -> int:
+    """The first agent answers "/shutdown" -> keep while Telegram refuses the pin's update
+    for `seconds` (its getChat, where the update starts), then is stopped 2 s after its
+    "asleep" reply; how many messages Telegram had been sent before the button."""
+    agent = await agents.start("first")
+    try:
+        await telegram.wait_for(lambda item: "tradebot-state" in (item.text or ""),
+                                timeout=BOUND)
+        prompt = await reply_to(telegram, "/shutdown", lambda item: bool(item.buttons))
+        keep = next(d for _, d in prompt.buttons if d.endswith(":keep"))
+        telegram.flood_for(seconds, method="getChat")
+        since = len(telegram.sent)
+        telegram.press_button(OWNER, OWNER, prompt.message_id, keep)
+        await telegram.wait_for(lambda item: "asleep" in (item.plain or "").lower(),
+                                since=since, timeout=BOUND)
+        await asyncio.sleep(2.0)
+    finally:
+        await agents.stopped(agent)
+    return since
+
+
 async def test_a_pin_flood_limited_for_a_few_seconds_is_waited_for_at_exit(tmp_path: Path):
     async with FakeBinance(prices=PRICES) as fake, FakeTelegram() as telegram:
         await market_for(fake)
         agents = Agents(fake, telegram, tmp_path)
-        agent = await agents.start("first")
-        try:
-            await telegram.wait_for(lambda item: "tradebot-state" in (item.text or ""),
-                                    timeout=BOUND)
-            prompt = await reply_to(telegram, "/shutdown", lambda item: bool(item.buttons))
-            keep = next(d for _, d in prompt.buttons if d.endswith(":keep"))
-            telegram.flood_for(8.0, method="getChat")      # the pin's update starts with it
-            since = len(telegram.sent)
-            telegram.press_button(OWNER, OWNER, prompt.message_id, keep)
-            await telegram.wait_for(lambda item: "asleep" in (item.plain or "").lower(),
-                                    since=since, timeout=BOUND)
-            await asyncio.sleep(2.0)
-        finally:
-            await agents.stopped(agent)
+        since = await shutdown_kept_under_flood(agents, telegram, 8.0)
         assert texts(telegram, since, "not pinned yet (Telegram's flood control")   # the answer
         down = texts(telegram, since, "going down")
         assert down and "not pinned" not in down[-1], down          # pinned before the exit
@@ -142,20 +151,7 @@ async def test_a_pin_flood_limited_past_the_exit_deadline_is_said_in_the_shutdow
     async with FakeBinance(prices=PRICES) as fake, FakeTelegram() as telegram:
         await market_for(fake)
         agents = Agents(fake, telegram, tmp_path)
-        agent = await agents.start("first")
-        try:
-            await telegram.wait_for(lambda item: "tradebot-state" in (item.text or ""),
-                                    timeout=BOUND)
-            prompt = await reply_to(telegram, "/shutdown", lambda item: bool(item.buttons))
-            keep = next(d for _, d in prompt.buttons if d.endswith(":keep"))
-            telegram.flood_for(60.0, method="getChat")
-            since = len(telegram.sent)
-            telegram.press_button(OWNER, OWNER, prompt.message_id, keep)
-            await telegram.wait_for(lambda item: "asleep" in (item.plain or "").lower(),
-                                    since=since, timeout=BOUND)
-            await asyncio.sleep(2.0)
-        finally:
-            await agents.stopped(agent)
+        since = await shutdown_kept_under_flood(agents, telegram, 60.0)
         down = texts(telegram, since, "going down")
         assert down and ("a restart on a wiped disk will trade; send /shutdown again"
                          in down[-1]), telegram.sent[since:]

@@ -15,10 +15,12 @@ from decimal import Decimal
 import pytest
 
 from tests.engine_world import SYMBOL, make_world
-from tests.test_close_while_the_maker_entry_quotes import nothing_bought_later
+from tests.test_close_while_the_maker_entry_quotes import (
+    dies_before_the_quote_is_cancelled,
+    nothing_bought_later,
+)
 from tests.test_maker_engine import (
     MAKER,
-    ProcessKilled,
     assert_protected_for,
     fill_part,
     later,
@@ -80,16 +82,8 @@ async def test_shutdown_with_flatten_closes_the_part_filled(tmp_path):
 async def test_a_restart_before_the_shutdowns_cancel_sleeps_and_gives_the_quote_up(tmp_path):
     """The sleep is kept before the cancel is sent: the process dies between the two, and
     the new one, asleep, cancels the quote and buys nothing, at the maker timeout neither."""
-    world = await make_world(tmp_path, **MAKER)
-    _, quote = await quoting_long(world)
-
-    async def die(symbol: str, client_id: str):  # type: ignore[no-untyped-def]
-        raise ProcessKilled
-
-    world.engine.executor.cancel_and_verify = die  # type: ignore[method-assign]
-    with pytest.raises(ProcessKilled):
-        await world.command(CommandKind.SHUTDOWN, flatten=False)
-    assert [q.client_id for q in await live_quotes(world)] == [quote.client_id]
+    world = await dies_before_the_quote_is_cancelled(tmp_path, CommandKind.SHUTDOWN,
+                                                     flatten=False)
     again = await restarted(world)
     assert again.engine.guard_state.asleep
     await later(again, 2)
