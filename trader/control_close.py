@@ -6,6 +6,7 @@ filled closed); a close held back by the exchange's Retry-After says when it is 
 
 from datetime import datetime, timedelta
 
+from trader.close_hold import QUOTE_CANCEL_WAIT, CloseHold
 from trader.close_record import exit_text
 from trader.commands import ALL_SYMBOLS, Command, CommandResult
 from trader.display import duration, money, plural, price, quantity
@@ -143,17 +144,21 @@ async def _stop_quoting(engine: Engine, command: Command, entering: Position,
     left = await engine.protect(position, view, notes,
                                 entry_in_reply=command.source == "telegram")
     record = left or engine.store.position(symbol, entering.key)
-    if left is not None and left.state is PositionState.ENTERING:
+    rules = symbol_rules(engine, symbol)
+    step = rules.step_size if rules else None
+    if left is not None and not engine.entries.maker.quoting_over(left):
+        # its cancel unanswered or read back live: nothing is closed before it is known
+        # gone (trader/close_hold.py), and the reply says no more than is known
+        so_far = f"; {quantity(left.quantity, step)} filled so far, with no stop-loss " \
+            "meanwhile" if left.state is not PositionState.ENTERING else ""
         return [f"{symbol}: the {label} maker entry is being stopped: its quote {quote} is "
-                "not known cancelled yet (Binance has not told); the agent cancels it once "
-                "Binance does, closes at market whatever filled and buys nothing more: "
-                "/status shows it"]
+                f"not known cancelled yet (Binance has not told){so_far}; the agent cancels "
+                "it once Binance does, closes at market whatever filled and buys nothing "
+                f"more ({HOLD_LIMIT}): /status shows it"]
     filled = (record.traded_quantity or record.quantity) if record is not None else ZERO
     if filled <= 0:
         return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was "
                 "cancelled; nothing had filled, nothing is open"]
-    rules = symbol_rules(engine, symbol)
-    step = rules.step_size if rules else None
     planned = entering.initial_quantity or entering.quantity
     return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was cancelled "
             f"after {quantity(filled, step)} of {quantity(planned, step)} filled; closing "
@@ -171,13 +176,24 @@ async def _quote_then_close(engine: Engine, command: Command, position: Position
     closing = await engine.interpreter.apply(position, CloseRequested(reason,
                                                                       quotes_first=True))
     notes: list[str] = []
-    await engine.protect(closing, view, notes)
-    live = any(o.client_id == quote for o in engine.tracker.ours_live(symbol))
-    said = (f"{symbol}: its quote {quote} is not known cancelled yet: the agent cancels it "
-            "once Binance tells, and buys nothing more") if live else \
-        f"{symbol}: the {position.side.label} maker entry is stopped: its quote {quote} was " \
-        "cancelled before the close"
+    left = await engine.protect(closing, view, notes)
+    if not engine.entries.maker.quoting_over(closing):
+        # its cancel unanswered or read back live: the close waits (trader/close_hold.py)
+        said = (f"{symbol}: its quote {quote} is not known cancelled yet: the agent cancels "
+                "it once Binance tells, and buys nothing more")
+        if left is not None and CloseHold.waits_for_quote(left):
+            return [said, *notes, _still_open_line(
+                engine, command, left, 0, f"the market close is sent once the quote is known "
+                f"cancelled ({HOLD_LIMIT})")]
+        return [said, *notes, _final_line(engine, command, symbol, notes)]
+    said = f"{symbol}: the {position.side.label} maker entry is stopped: its quote {quote} " \
+        "was cancelled before the close"
     return [said, *notes, _final_line(engine, command, symbol, notes)]
+
+
+# How long a close waits for its maker quote, in the reply's words
+HOLD_LIMIT = (f"after {duration(QUOTE_CANCEL_WAIT)} without Binance's word the close is "
+              "sent anyway")
 
 
 def entry_quote(engine: Engine, position: Position) -> str:

@@ -143,7 +143,11 @@ def _plans_no_legs(position: Position, event: Event, actions: list[Action]) -> b
     if position.state is not CLOSING:
         return False
     if isinstance(event, EntryFilled):
-        return bool(actions)            # filled into a close: the Flatten is among them
+        return bool(actions)            # filled into a close: its close comes first
+    if isinstance(event, Tick):
+        # No close sent yet (quotes_first, or an entry filled into a close): its
+        # FlattenResult follow-up sends it in this very step
+        return position.close_attempts == 0
     return isinstance(event, FlattenResult) and event.remaining <= 0
 
 
@@ -185,17 +189,24 @@ def _entry_filled(position: Position, event: EntryFilled, now: datetime,
 def _filled_into_a_close(position: Position, event: EntryFilled,
                          entry_price: Decimal) -> Outcome:
     """An entry a close was asked for while it worked (ENTERING*) filled in part before
-    its quotes gave up: that part is closed at market now, as the close asked."""
+    its quotes gave up: that part is closed at market, as the close asked. Now when the
+    entry is over (`complete`: its quote known cancelled, or a market entry's fill); else
+    by the Tick (CLOSING, none sent yet: its FlattenResult follow-up) once the quote is
+    known cancelled (trader/close_hold.py): a fill of a quote still live would come after
+    the close, held by nobody's record."""
     size = display.number(event.quantity)
-    position, client_id = evolve(position, quantity=event.quantity,
-                                 entry_price=entry_price).next_client_id(OrderRole.FLATTEN)
-    closing = evolve(position, state=CLOSING, close_attempts=1)
+    position = evolve(position, quantity=event.quantity, entry_price=entry_price)
     reason = position.closing_reason or CloseReason.COMMAND
+    actions: list[Action] = []
+    if event.complete:
+        position, client_id = position.next_client_id(OrderRole.FLATTEN)
+        actions.append(Flatten(reason, event.quantity, client_id))
+    closing = evolve(position, state=CLOSING, close_attempts=len(actions))
     told = Alert(AlertName.FILL, f"{position.symbol}: {position.side.label} {size} filled at "
                  f"{display.number(entry_price)} before its entry was stopped; closing it at "
                  "market, as asked", position.symbol,
                  dedup_key=f"fill:{position.symbol}:{position.key}")
-    return closing, [told, Flatten(reason, event.quantity, client_id)], []
+    return closing, [told, *actions], []
 
 
 def _targets(position: Position) -> str:

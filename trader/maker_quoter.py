@@ -220,6 +220,12 @@ class MakerQuoter:
             return not latest.status.resolved     # the market rest, until it is known
         return (position.symbol, position.key) not in self._finished
 
+    def quoting_over(self, position: Position) -> bool:
+        """Whether its quoting is known over: the last quote cancelled and read back (or
+        filled), nothing more to quote. False while a cancel is unanswered or reads back
+        live (a /close's reply must not say "cancelled" then)."""
+        return (position.symbol, position.key) in self._finished
+
     def _finish(self, position: Position) -> None:
         """Remember that this position's quoting is over (bounded: closed ones are dropped
         now and then, a restart forgets all and asks the journal once again)."""

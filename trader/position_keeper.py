@@ -16,6 +16,7 @@ from trader.alerts import Alert, AlertName
 from trader.balance_keeper import BalanceKeeper
 from trader.breakers import Breakers
 from trader.clock import Clock
+from trader.close_hold import CloseHold
 from trader.config import Settings
 from trader.domain import ClientId, ExchangePosition, Fill, Order, OrderRole
 from trader.entry_sender import EntrySender
@@ -92,6 +93,8 @@ class PositionKeeper:
         self.orphans = OrphanSweep(executor, tracker, alerter, clock)
         # Reductions taken without a word yet: no fill known explains them (`tell_cause`)
         self.unexplained = UnsaidReductions()
+        # Closes that wait for their maker quote to be known cancelled (trader/close_hold.py)
+        self.close_hold = CloseHold()
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None,
@@ -130,6 +133,8 @@ class PositionKeeper:
             if position.state is _CLOSED:
                 return None
             settled = protection.settled(position)
+        if self.close_hold.waits_for_quote(position) and self._close_held(position, view):
+            return position
         # by position (now, mark, rules, regime, atr): every in-position candle builds one,
         # and a keyword argument to a class costs a dict (~3,500 instructions here)
         tick = Tick(self.clock.now(), view.mark or None, self.exchange.rules(position.symbol),
@@ -154,6 +159,16 @@ class PositionKeeper:
                 self._steady[position.symbol] = (position, view.position, view.orders,
                                                  view.live)
         return None if position.state is _CLOSED else position
+
+    def _close_held(self, position: Position, view: SymbolView) -> bool:
+        """A close waiting for its maker quote (trader/close_hold.py) while the quote is
+        live or its cancel unanswered: the Tick that would send it is not stepped."""
+        now = self.clock.now()
+        held, alert = self.close_hold.holds(position, self.entries.entry_working(position, view),
+                                            now)
+        if alert is not None:
+            self.alerter.publish(alert, now)
+        return held
 
     async def follow_heard(self, position: Position, view: SymbolView) -> Position | None:
         """Terminal detection and the size, for a tick that may send nothing (inside a
