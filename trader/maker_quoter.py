@@ -188,11 +188,10 @@ class MakerQuoter:
         or its latest entry order is a quote and its quoting did not finish yet."""
         if _quote_live(position, view.live):
             return True
-        key = (position.symbol, position.key)
-        if key in self._finished:
+        if self.quoting_over(position):
             return False
         if not self.handles(position):
-            self._finish(position)           # a market entry: nothing to work, ever
+            self._remember(position)         # a market entry: nothing to work, ever
             return False
         return True
 
@@ -218,17 +217,27 @@ class MakerQuoter:
             return False
         if latest.type is not OrderType.LIMIT:
             return not latest.status.resolved     # the market rest, until it is known
-        return (position.symbol, position.key) not in self._finished
+        return not self.quoting_over(position)
 
     def quoting_over(self, position: Position) -> bool:
         """Whether its quoting is known over: the last quote cancelled and read back (or
         filled), nothing more to quote. False while a cancel is unanswered or reads back
-        live (a /close's reply must not say "cancelled" then)."""
-        return (position.symbol, position.key) in self._finished
+        live (a /close's reply must not say "cancelled" then). Kept on the record
+        (`Position.quoting_over`): a restart knows an entry given up, however long ago."""
+        return position.quoting_over or (position.symbol, position.key) in self._finished
 
-    def _finish(self, position: Position) -> None:
-        """Remember that this position's quoting is over (bounded: closed ones are dropped
-        now and then, a restart forgets all and asks the journal once again)."""
+    def _finish(self, position: Position) -> Position:
+        """Its quoting is over: said on the record, journaled before anything else is
+        decided on it (a restart that found only the latest entry order a quote would
+        quote again, or buy the rest at market past the timeout), and remembered."""
+        self._remember(position)
+        if position.quoting_over:
+            return position
+        return self.interpreter.adopt(evolve(position, quoting_over=True))
+
+    def _remember(self, position: Position) -> None:
+        """Remember that this position's quoting is over, or that it never had any (a market
+        entry; bounded: closed ones are dropped now and then)."""
         if len(self._finished) >= FINISHED_KEPT:
             open_now = {(p.symbol, p.key) for p in self.interpreter.positions.values()}
             self._finished &= open_now
@@ -262,7 +271,7 @@ class MakerQuoter:
         after = self._state(position, progress, view.mark)
         position, over = await self._act(position, decision, progress, after)
         if over:
-            self._finish(position)
+            position = self._finish(position)
         return position, self._event(position, progress, over)
 
     def _state(self, position: Position, progress: Progress, mark: Decimal) -> QuoteState:

@@ -211,6 +211,11 @@ class Position:
     # the price ran (trader/maker_entry.py `EntryRisk`). 0: not known (adopted, and records
     # from before it was kept).
     risk_budget: Decimal = ZERO
+    # Its maker entry's quoting is over (given up for any reason: the timeout, a close,
+    # /shutdown, its exit rules began, its risk budget used, or complete): nothing more is
+    # quoted nor bought into it, after a restart too (trader/maker_quoter.py). False on a
+    # market entry's record (nothing to quote) and on records from before it was kept.
+    quoting_over: bool = False
 
     @property
     def legs(self) -> tuple[Leg, ...]:
