@@ -10,6 +10,7 @@ from tests.engine_world import SYMBOL, make_world
 from tests.test_maker_engine import MAKER, fill_part, later, live_quotes, quoting_long
 from trader.close_hold import QUOTE_CANCEL_WAIT
 from trader.commands import CommandKind
+from trader.domain import OrderRequest, OrderRole, OrderType, Side
 from trader.exchange.base import UnknownOutcome
 from trader.position import PositionState
 
@@ -147,3 +148,50 @@ async def test_a_cancel_never_answered_closes_anyway_after_the_wait_and_says_so(
     assert (await world.paper.position(SYMBOL)).quantity == 0
     said = world.alerts("PROTECTION")
     assert any("still not known cancelled" in text for text in said), said
+
+
+async def test_a_quote_filling_after_the_close_sent_anyway_is_closed_at_market(tmp_path):
+    """The safety net (trader/late_entry_fill.py): past the wait the close went out with
+    the quote still live; the quote then trades. That fill, whose record is closed, is
+    adopted whatever TRADEBOT_ADOPT_POSITIONS says and closed at market, CRITICAL."""
+    world = await make_world(tmp_path, **MAKER, TRADEBOT_ADOPT_POSITIONS="false")
+    _, quote, part = await partly_filled_and_protected(world)
+    cancel = world.paper.cancel
+    answering = {"yet": False}
+
+    async def not_yet(symbol, client_id):
+        if client_id == quote.client_id and not answering["yet"]:
+            raise UnknownOutcome(LOST)
+        return await cancel(symbol, client_id)
+    world.paper.cancel = not_yet  # type: ignore[method-assign]
+
+    await world.command(CommandKind.CLOSE, symbol=SYMBOL)
+    for _ in range(int(QUOTE_CANCEL_WAIT.total_seconds() / 2) + 3):
+        await later(world, 2)
+    assert (await world.paper.position(SYMBOL)).quantity == 0
+    assert SYMBOL not in world.engine.positions
+    assert [q.client_id for q in await live_quotes(world)] == [quote.client_id]
+    fill_part(world, quote.client_id, D("0.100"))          # the quote trades after the close
+    answering["yet"] = True
+    for _ in range(4):
+        await later(world, 2)
+    assert (await world.paper.position(SYMBOL)).quantity == 0
+    assert await world.open_orders() == []
+    said = world.alerts("POSITION_UNPROTECTED")
+    assert any("filled after its close" in text for text in said), said
+
+
+async def test_a_position_opened_by_hand_after_a_close_is_still_left_alone(tmp_path):
+    """Negative: with adoption off, a position that is no late fill of our quote (opened
+    by hand after the close) is left alone, as before."""
+    world = await make_world(tmp_path, **MAKER, TRADEBOT_ADOPT_POSITIONS="false")
+    await partly_filled_and_protected(world)
+    result = await world.command(CommandKind.CLOSE, symbol=SYMBOL)
+    assert result.ok, result.lines
+    await world.paper.place(OrderRequest(SYMBOL, Side.BUY, OrderType.MARKET, D("0.05"),
+                                         client_id="by-hand-1", role=OrderRole.ENTRY))
+    for _ in range(3):
+        await later(world, 2)
+    assert (await world.paper.position(SYMBOL)).quantity == D("0.05")
+    assert SYMBOL not in world.engine.positions
+    assert world.alerts("POSITION_UNPROTECTED") == []

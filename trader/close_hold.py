@@ -6,7 +6,8 @@ rests, or an entry still ENTERING) sends its market close once the quote is know
 rests closes what is held now, and the quote's later fill is a position nobody records nor
 protects. While the quote's cancel is not answered, or reads back live, the close waits
 (the record's stop, if it has one, stays on the exchange meanwhile), bounded by
-QUOTE_CANCEL_WAIT: past it the operator is told (CRITICAL) and what is held is closed anyway.
+QUOTE_CANCEL_WAIT: past it the operator is told (CRITICAL) and what is held is closed anyway;
+a fill of the quote after that is closed at market too (trader/late_entry_fill.py).
 """
 
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def _given_up(position: Position, waited: timedelta) -> Alert:
         AlertName.PROTECTION,
         f"{position.symbol}: the maker quote of the {position.side.label} is still not known "
         f"cancelled after {display.duration(waited)}; closing the "
-        f"{display.number(position.quantity)} held at market anyway, as /close asked. A fill "
-        "of the quote after the close would be a position again: check the open orders "
-        "and the position in the Binance app", position.symbol, severity=Severity.CRITICAL,
+        f"{display.number(position.quantity)} held at market anyway, as /close asked; should "
+        "the quote fill after the close, the agent closes that fill at market too",
+        position.symbol, severity=Severity.CRITICAL,
         dedup_key=f"close-held:{position.symbol}:{position.key}")

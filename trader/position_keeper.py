@@ -18,9 +18,10 @@ from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.close_hold import CloseHold
 from trader.config import Settings
-from trader.domain import ClientId, ExchangePosition, Fill, Order, OrderRole
+from trader.domain import ClientId, CloseReason, ExchangePosition, Fill, Order, OrderRole
 from trader.entry_sender import EntrySender
 from trader.events import (
+    CloseRequested,
     EntryFailed,
     EntryFilled,
     LegSeen,
@@ -32,6 +33,7 @@ from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_
 from trader.exchange_view import ExchangeView
 from trader.executor import Executor
 from trader.interpreter import Interpreter
+from trader.late_entry_fill import late_entry_fill, late_fill_alert
 from trader.management import trail_atr
 from trader.market.history import CandleHistory
 from trader.observe import SymbolView, covering_leg, observe, steady
@@ -58,6 +60,9 @@ _ENTERING, _CLOSED = PositionState.ENTERING, PositionState.CLOSED
 # on, and no close id is sent again (a close's parts derive from its id: `_sent_before`).
 WIPE_PROBED_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1,
                      OrderRole.PARTIAL_TP, OrderRole.FLATTEN)
+# How long after a close a fill of its entry quote is taken for a late one (close_hold.py:
+# a quote possibly live at the close is cancelled by the finalization and the orphan sweep)
+LATE_FILL_WINDOW = timedelta(hours=1)
 
 
 class PositionKeeper:
@@ -268,7 +273,8 @@ class PositionKeeper:
         adopted (when TRADEBOT_ADOPT_POSITIONS) and protected. None when left alone.
         `to_close`: the operator's /close asked for it (adopted whatever the setting, which
         is about the agent taking positions over by itself; the alert says why)."""
-        if not (self.settings.adopt_positions or to_close):
+        late = self._late_entry_fill(symbol, view)
+        if not (self.settings.adopt_positions or to_close or late is not None):
             self._left_alone_logged(symbol, view)
             return None
         journaled = self.store.fills(symbol)
@@ -294,11 +300,36 @@ class PositionKeeper:
             taker_fee=self.interpreter.policy.taker_fee, last_stop=last_stop,
             risk_budget=risk_budget)
         self.interpreter.adopt(position)
+        if late is not None and not to_close:     # a /close closes it itself
+            return await self._close_late_fill(position, view, *late)
         self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None,
                                                   to_close=to_close,
                                                   legs=self._legs_text(position, view)),
                              self.clock.now())
         return await self.protect(position, view)
+
+    def _late_entry_fill(self, symbol: str, view: SymbolView) -> tuple[Position, Fill] | None:
+        """The symbol's last closed record (lately, on the side now held) and the fill of its
+        entry quote that came after its close (trader/late_entry_fill.py), if any."""
+        since = self.clock.now() - LATE_FILL_WINDOW
+        recent = [p for p in self.store.closed_since(since) if p.symbol == symbol
+                  and p.side is view.position.side and p.closed_at is not None]
+        if not recent:
+            return None
+        last = max(recent, key=lambda p: p.closed_at or since)
+        fill = late_entry_fill(last, self.store.fills(symbol, last.closed_at))
+        return None if fill is None else (last, fill)
+
+    async def _close_late_fill(self, position: Position, view: SymbolView, closed: Position,
+                               fill: Fill) -> Position | None:
+        """A closed record's quote that filled after its close: protected, then closed at
+        market (the operator had asked to be out), whatever TRADEBOT_ADOPT_POSITIONS says."""
+        self.alerter.publish(late_fill_alert(closed, fill, position), self.clock.now())
+        protected = await self.protect(position, view)
+        if protected is None:
+            return None
+        closing = await self.interpreter.apply(protected, CloseRequested(CloseReason.COMMAND))
+        return None if closing.state is _CLOSED else closing
 
     async def _risk_budget(self) -> Decimal | None:
         """What an entry is sized to lose now (trader/risk.py): equity x the risk fraction.
