@@ -22,6 +22,8 @@ record keeps the `closing_reason`, trader/lifecycle.py) gives the quotes up as a
 position does: the live quote cancelled and verified, nothing more quoted nor bought at
 the timeout, after a restart too; what filled is closed at market by the state machine.
 Asleep (/shutdown) the quotes give up the same way, and the position keeps what filled.
+Once its quoting is over, for whatever reason, the record says so (`Position.quoting_over`,
+journaled): a restart, awake and past the timeout, never buys the rest of a given-up entry.
 """
 
 from collections.abc import Callable, Iterable
