@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.test_cli import backtest
 from trader import backtest_accounts
-from trader.backtest import run_groups
+from trader.backtest import _run_group, run_groups
 from trader.backtest_accounts import AccountRuns, run_separate_accounts
 from trader.cli import build_parser, main
 from trader.config import load_settings
@@ -57,8 +57,8 @@ def bundled_runs(tmp_path_factory: pytest.TempPathFactory) -> AccountRuns:
     RecordingBar.made.clear()
     try:
         return run_separate_accounts(load_settings(_env_file=None), load_bundled(),
-                                     tmp_path_factory.mktemp("separate"), progress=True,
-                                     workers=2)
+                                     tmp_path_factory.mktemp("separate"), _run_group,
+                                     progress=True, workers=2)
     finally:
         monkeypatch.undo()
 

@@ -429,7 +429,7 @@ def _portfolio(settings: Settings, args: argparse.Namespace, candles: dict[str, 
     if separate and len(candles) > 1:
         from trader.backtest_accounts import run_separate_accounts
         from trader.report import SeparateAccounts, sum_accounts
-        runs = run_separate_accounts(settings, candles, folder.path / DATABASES,
+        runs = run_separate_accounts(settings, candles, folder.path / DATABASES, _run_group,
                                      progress=progress, funding=funding, warmup=warmup)
         accounts = SeparateAccounts(len(runs.reports), settings.paper_balance, runs.processes)
         return sum_accounts(runs.reports, accounts, runs.seconds, run_id=folder.final.name)

@@ -14,7 +14,7 @@ ignore it and end with this process; Ctrl-C or SIGTERM here terminates them.
 import multiprocessing
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -23,7 +23,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from trader.backtest import _run_group
 from trader.backtest_input import BacktestError
 from trader.config import Settings
 from trader.domain import Candle
@@ -45,13 +44,18 @@ class AccountRuns:
     seconds: float
 
 
+RunGroup = Callable[..., BacktestReport]   # trader/backtest.py `_run_group`: one account's run
+
+
 def run_separate_accounts(settings: Settings, candles: Mapping[str, list[Candle]], folder: Path,
-                          *, progress: bool = True, funding: dict | None = None,
+                          run_group: RunGroup, *, progress: bool = True,
+                          funding: dict | None = None,
                           warmup: Mapping[str, list[Candle]] | None = None,
                           workers: int | None = None) -> AccountRuns:
     """Each symbol of `candles` through the engine on an account of `settings.paper_balance`,
     in worker processes (`workers` at once, default one per core), its journal in
-    `folder/<SYMBOL>/`. A run that fails (BacktestError) terminates the others and is raised;
+    `folder/<SYMBOL>/`; `run_group` runs one (given by trader/backtest.py, which imports this
+    module: a module-level function, so the workers get it by reference). A run that fails (BacktestError) terminates the others and is raised;
     so is a worker that died (killed, out of memory), as a BacktestError saying so."""
     symbols = sorted(candles)
     warmup = warmup or {}
@@ -68,7 +72,8 @@ def run_separate_accounts(settings: Settings, candles: Mapping[str, list[Candle]
     started = time.perf_counter()
     try:
         with sigint_held():   # the pool starts its workers in submit()
-            futures = [pool.submit(_run_account, index, settings, symbol, candles[symbol],
+            futures = [pool.submit(_run_account, run_group, index, settings, symbol,
+                                   candles[symbol],
                                    folder / symbol, funding,
                                    {symbol: warmup[symbol]} if symbol in warmup else {})
                        for index, symbol in enumerate(symbols)]
@@ -121,13 +126,13 @@ class _SharedCount:
         self._counts[self._index] += int(n)
 
 
-def _run_account(index: int, settings: Settings, symbol: str, rows: list[Candle], out_dir: Path,
-                 funding: dict | None, warmup: dict[str, list[Candle]]
-                 ) -> tuple[BacktestReport, int]:
+def _run_account(run_group: RunGroup, index: int, settings: Settings, symbol: str,
+                 rows: list[Candle], out_dir: Path, funding: dict | None,
+                 warmup: dict[str, list[Candle]]) -> tuple[BacktestReport, int]:
     """In a worker: one symbol on its own account, as quiet as the command (the parent's bar
     speaks); the report and this process's id."""
     setup_logging(json_lines=settings.log_json,
                   level="ERROR" if settings.log_level == "INFO" else settings.log_level)
-    report = _run_group(settings, {symbol: rows}, out_dir, funding, warmup,
-                        progress=_SharedCount(_counts, index))
+    report = run_group(settings, {symbol: rows}, out_dir, funding, warmup,
+                       progress=_SharedCount(_counts, index))
     return report, os.getpid()
