@@ -12,7 +12,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from trader.domain import Intent, OrderRequest
 from trader.exchange.base import Exchange, ExchangeError
-from trader.exchange.errors import Retry, classify, would_trigger_pause
+from trader.exchange.errors import WOULD_TRIGGER_PAUSE_SECONDS, Retry, classify
 
 
 class PlacementRetry:
@@ -42,7 +42,7 @@ class PlacementRetry:
 
     def wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        return would_trigger_pause() if self._kind(error) is Retry.ONCE_AFTER_PAUSE else 0.0
+        return WOULD_TRIGGER_PAUSE_SECONDS if self._kind(error) is Retry.ONCE_AFTER_PAUSE else 0.0
 
     async def prepare(self, state: RetryCallState) -> None:
         """Before the resend: adjust the request the way the error asks for."""

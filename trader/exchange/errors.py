@@ -60,7 +60,10 @@ class Policy:
     closing_order_exists: bool = False
 
 
-WOULD_TRIGGER_PAUSE_SECONDS = 0.35   # the pause before the one retry of a -2021 (see below)
+# Binance answers -2021 when the mark price sits on the trigger; 350 ms lets it move. Fixed,
+# not random: one order retried once needs no spread, and a backtest (whose clock this pause
+# advances) must give the same trades every run.
+WOULD_TRIGGER_PAUSE_SECONDS = 0.35
 
 PROTECTIVE_SUCCESS = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1)
 
@@ -309,11 +312,3 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
                    credentials=policy.credentials, listen_key_gone=policy.listen_key_gone,
                    post_only_rejected=policy.post_only_rejected,
                    closing_order_exists=policy.closing_order_exists)
-
-
-def would_trigger_pause() -> float:
-    """Binance answers -2021 when the mark price sits on the trigger; 350 ms lets it move.
-    A fixed pause, not a random one: one order retried once needs no spread, and a backtest
-    (whose clock this pause advances) must give the same trades every run."""
-    return WOULD_TRIGGER_PAUSE_SECONDS
-
