@@ -167,3 +167,20 @@ async def test_an_intent_saved_unresolved_after_the_first_cleanup_is_still_expir
     assert world.store.intent(never_sent.client_id) is None      # expired, then purged
     assert world.store.unresolved_intents() == []
     assert not world.store.has_unresolved_before(start + timedelta(hours=7))
+
+
+async def test_the_daily_summary_counts_open_positions_as_balance_does(tmp_path):
+    """An entry still waiting for its fill (a maker quote resting) holds nothing yet: the
+    summary's "open positions" are those /balance counts (`PositionState.open`)."""
+    from tests.positions import make
+    from trader.position import PositionState
+    world = await make_world(tmp_path)
+    await world.warm_up(3)
+    held = make(key="held")
+    quoting = make(symbol="ETHUSDT", state=PositionState.ENTERING, key="quoting")
+    summary_of = world.engine.housekeeping.daily_summary
+    await summary_of([held, quoting], world.engine.balance)            # the first day: remembered
+    world.clock.set(world.clock.now() + timedelta(days=1))
+    await summary_of([held, quoting], world.engine.balance)
+    [summary] = world.alerts("DAILY_SUMMARY")
+    assert summary.endswith("; 1 open position"), summary

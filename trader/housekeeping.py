@@ -302,5 +302,5 @@ class Housekeeping:
                "counted)" if day.unknown else "")
             + (f" (+ fees of {day.unvalued_fees} not valued in USDT, not in the net)"
                if day.unvalued_fees else "")
-            + f"; {plural(sum(1 for _ in positions), 'open position')}",
+            + f"; {plural(sum(1 for p in positions if p.state.open), 'open position')}",
             dedup_key=f"daily:{today}"), self.clock.now())
