@@ -141,3 +141,21 @@ def test_a_trial_without_a_trade_has_no_win_rate(tmp_path: Path) -> None:
     assert table[2].split()[win] == "-"
     rows = read_rows(write_results_csv(board, ["strategy.min_body_atr"], tmp_path / "r.csv"))
     assert [row["win_rate"] for row in rows] == ["0.35", ""]
+
+
+def test_a_best_trials_picture_names_every_parameter_of_the_trial() -> None:
+    """The pictures exist to tell trials apart: three settings do not fit a bold title, so
+    the title is the rank and trial and every `name=value` is on the line under it, inside
+    the picture (it was cut at 42 characters: 'TRADEBOT_RISK_BASE=0.0...')."""
+    from trader.report_chart import draw_equity_chart
+    from trader.sweep_report import picture_headline
+    params = {"strategy.channel": 30, "strategy.reward_risk": 2.5, "TRADEBOT_RISK_BASE": 0.015}
+    result = dataclasses.replace(traded(14), params=params)
+    title, detail = picture_headline(1, result)
+    assert title == "#1 trial 14"
+    assert detail == "channel=30  reward_risk=2.5  risk_base=0.015"
+    figure = draw_equity_chart(CURVE, title, detail)
+    texts = [text.get_text() for text in figure.texts]
+    assert texts[0].startswith(title) and detail in texts
+    renderer = figure.canvas.get_renderer()
+    assert all(text.get_window_extent(renderer).x1 <= 1080 for text in figure.texts)

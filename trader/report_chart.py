@@ -56,25 +56,37 @@ def backtest_chart_png(picture: BacktestPicture) -> bytes:
     return png_bytes(draw_backtest_chart(picture), "backtest chart")
 
 
-def equity_chart_png(curve: Sequence[EquityPoint], title: str = "Equity") -> bytes:
-    """Equity and drawdown of one curve (e.g. a sweep trial), titled with its final equity
-    and change; fewer than two points say "no data yet"."""
+def equity_chart_png(curve: Sequence[EquityPoint], title: str = "Equity",
+                     detail: str = "") -> bytes:
+    """`draw_equity_chart` rendered as PNG bytes."""
+    return png_bytes(draw_equity_chart(curve, title, detail), "equity chart")
+
+
+def draw_equity_chart(curve: Sequence[EquityPoint], title: str = "Equity",
+                      detail: str = "") -> Figure:
+    """Equity and drawdown of one curve (e.g. a sweep trial): `title` in bold with the final
+    equity and its change, `detail` (a trial's settings) under it when given, then the
+    period; fewer than two points say "no data yet"."""
     points = sorted(curve, key=lambda point: point.at)
     figure = new_figure()
+    lines = [detail] if detail else []
     if len(points) < 2:
-        draw_headline(figure, title, "no data yet")
+        draw_headline(figure, title, *lines, "no data yet")
         write_message(figure.add_subplot(), "No data yet", "fewer than two equity points")
-        return png_bytes(figure, "equity chart")
+        return figure
     equity_axes, drawdown_axes = figure.subplots(2, 1, sharex=True,
                                                  gridspec_kw={"height_ratios": [3, 1]})
     _layout(figure)
-    draw_headline(figure, title, f"{_change(points)}   {_duration(points)}",
-                  period_text(points[0].at, points[-1].at))
+    period = period_text(points[0].at, points[-1].at)
+    if detail:      # two lines fit under the title: the settings take the first
+        draw_headline(figure, f"{title}   {_change(points)}", detail, period)
+    else:
+        draw_headline(figure, title, f"{_change(points)}   {_duration(points)}", period)
     thinned = thin_curve(points, MAX_POINTS)
     draw_equity(equity_axes, thinned)
     draw_drawdown(drawdown_axes, drawdown_series(thinned))
     format_time_axis(drawdown_axes, points[0].at, points[-1].at)
-    return png_bytes(figure, "equity chart")
+    return figure
 
 
 def draw_backtest_chart(picture: BacktestPicture) -> Figure:

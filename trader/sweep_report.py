@@ -26,7 +26,6 @@ RESULTS_CSV = "results.csv"
 # Why an objective can have no value in a trial that traded (trader/metrics.py).
 NO_VALUE_WHY = {"calmar": f" (calmar is CAGR / drawdown, and CAGR needs at least "
                           f"{MIN_CAGR_SPAN.days} days of data and a drawdown)"}
-MAX_TITLE = 42   # what the picture's bold 1080 px wide title line holds
 # (header, Performance field, format) of the printed table, after the parameters.
 TABLE_COLUMNS = [("trades", "trades", "{:d}"), ("win %", "win_rate", "{:.1%}"),
                  ("net PnL", "net_pnl", "{:+,.2f}"), ("return %", "return_pct", "{:+.2f}"),
@@ -57,14 +56,19 @@ def write_pictures(board: Leaderboard, top: int, out_dir: Path) -> list[Path]:
     for rank, result in _numbered(board.ranked()):
         if rank is None or rank > top or result.no_trade:   # no trade: a flat line
             break
-        title = f"#{rank} trial {result.number}: " + " ".join(
-            f"{_short(name)}={format_value(value)}" for name, value in result.params.items())
-        if len(title) > MAX_TITLE:
-            title = title[:MAX_TITLE - 3] + "..."
+        title, detail = picture_headline(rank, result)
         path = out_dir / f"equity-{rank}-trial-{result.number}.png"
-        path.write_bytes(equity_chart_png(board.curve(result.number), title=title))
+        path.write_bytes(equity_chart_png(board.curve(result.number), title, detail))
         written.append(path)
     return written
+
+
+def picture_headline(rank: int, result: TrialResult) -> tuple[str, str]:
+    """A best trial's picture title ("#1 trial 14") and the line under it: every setting
+    the trial tried, `name=value` (strategy fields without their `strategy.` prefix)."""
+    return (f"#{rank} trial {result.number}",
+            "  ".join(f"{_short(name)}={format_value(value)}"
+                      for name, value in result.params.items()))
 
 
 def render_table(board: Leaderboard, names: list[str], limit: int) -> str:
