@@ -101,5 +101,6 @@ def test_asleep_a_maker_entry_gives_up_instead_of_quoting_or_falling_back():
                           quote_price=D("99999"), unknown=False, quotes_sent=1,
                           elapsed=timedelta(seconds=seconds), risk=roomy(Side.BUY),
                           mark=D(touch))
-        assert isinstance(decide(replace(kept, asleep=True), D(touch), rules, policy), GiveUp)
+        assert isinstance(decide(replace(kept, held="the agent sleeps (/shutdown)"), D(touch),
+                                 rules, policy), GiveUp)
         assert not isinstance(decide(kept, D(touch), rules, policy), GiveUp)

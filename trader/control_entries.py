@@ -6,6 +6,7 @@ from decimal import Decimal
 from trader import guards, protection
 from trader.close_record import exit_text
 from trader.commands import Command, CommandKind, CommandResult
+from trader.control_quotes import stop_quotes
 from trader.display import money, number, plural, price, quantity
 from trader.domain import CloseReason, OrderRole, Side
 from trader.engine import Engine
@@ -33,7 +34,23 @@ async def pause(engine: Engine, command: Command) -> CommandResult:
     when = f"until {until:%Y-%m-%d %H:%M} UTC" if until else \
         f"until /resume{' ' + command.symbol if command.symbol else ''}"
     paused = "already paused" if already else "paused"
-    return CommandResult(True, [f"{subject} {paused} {when}; exits and protection keep running"])
+    lines = await _hold_working_entries(engine, command)
+    return CommandResult(True, [*lines,
+                                f"{subject} {paused} {when}; exits and protection keep running"])
+
+
+async def _hold_working_entries(engine: Engine, command: Command) -> list[str]:
+    """The pause is kept (saved and pinned) before this: a maker entry still quoting on a
+    paused symbol gives up now (trader/control_quotes.py), what it filled kept and
+    protected; a line for each. A symbol whose step fails gives up at its next tick."""
+    lines: list[str] = []
+    for symbol in [command.symbol] if command.symbol else engine.symbols:
+        stopped = await engine.contained(f"pause stop quotes {symbol}",
+                                         stop_quotes(engine, command, symbol), symbol)
+        lines += stopped if stopped is not None else [
+            f"{symbol}: could not stop its maker entry's quote now ({engine.last_error}); "
+            "the agent gives it up at its next tick"]
+    return lines
 
 
 async def resume(engine: Engine, command: Command) -> CommandResult:

@@ -7,7 +7,8 @@ from datetime import timedelta
 from trader import guards
 from trader.alerts import Alert, AlertName
 from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult
-from trader.control_close import close_failed, close_one, entry_quote, open_position
+from trader.control_close import close_failed, close_one, open_position
+from trader.control_quotes import stop_quotes
 from trader.display import duration, number, plural
 from trader.domain import CloseReason, Order, OrderRole, OrderStatus
 from trader.engine import Engine
@@ -114,41 +115,13 @@ def _quoting(engine: Engine, symbol: str) -> Position | None:
 
 
 async def _cancel_entries(engine: Engine, command: Command, symbol: str) -> list[str]:
-    lines = await _stop_quotes(engine, command, symbol)
+    lines = await stop_quotes(engine, command, symbol)
     await engine.view.snapshot(symbol)
     for order in engine.tracker.ours_live(symbol):
         if order.role is OrderRole.ENTRY:
             final = await engine.executor.cancel_and_verify(symbol, order.client_id)
             lines.append(_entry_cancelled_line(symbol, order.client_id, final))
     return lines
-
-
-async def _stop_quotes(engine: Engine, command: Command, symbol: str) -> list[str]:
-    """A maker-first entry still working (its quote live, or not finished yet): its quotes
-    take their step now, asleep, so they give up (cancel -> verify) the way the next tick
-    would: the position keeps what filled, protected. What became of it, in a line."""
-    position = engine.positions.get(symbol)
-    if position is None or not engine.entries.maker.handles(position):
-        return []            # a MARKET entry: its order is cancelled with the others
-    view = await engine.view.view(symbol, fresh=True)
-    if position.state is not PositionState.ENTERING \
-            and not engine.entries.entry_working(position, view):
-        return []
-    quote = entry_quote(engine, position)
-    # the phone's reply says what the entry did; a shell's request leaves it to the alert
-    left = await engine.protect(position, view, entry_in_reply=command.source == "telegram")
-    label = position.side.label
-    if left is None:
-        return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was "
-                "cancelled; nothing had filled, nothing is open"]
-    if left.state is PositionState.ENTERING:
-        return [f"{symbol}: the {label} maker entry is being stopped: its quote {quote} is "
-                "not known cancelled yet (Binance has not told); the agent cancels it once "
-                "Binance does and buys nothing more"]
-    return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was cancelled "
-            f"with {number(left.quantity)} of "
-            f"{number(left.initial_quantity or left.quantity)} filled: that position is "
-            "open, protection places its stop"]
 
 
 def _entry_cancelled_line(symbol: str, client_id: str, final: Order | None) -> str:

@@ -137,7 +137,7 @@ class Engine:
                                    self.counters, clock, strategy or DefaultStrategy(),
                                    view=self.view)
         self.entries.desk.history = self.candles    # correlated heat reads every symbol's candles
-        self.entries.maker.asleep = self._asleep    # /shutdown stops a maker entry's quotes
+        self.entries.maker.held = self._entries_held   # /shutdown, /pause stop maker quotes
         self.keeper = PositionKeeper(settings, exchange, self.executor, self.tracker, store,
                                      self.view, self.interpreter, self.entries, self.breakers,
                                      self.candles, alerter, clock, self.balance_keeper)
@@ -163,8 +163,8 @@ class Engine:
     def positions(self) -> dict[str, Position]:
         return self.interpreter.positions
 
-    def _asleep(self) -> bool:
-        return self.guards.state.asleep
+    def _entries_held(self, symbol: str) -> str:
+        return guards.entries_held(self.guards.state, symbol, self.clock.now())
 
     @property
     def guard_state(self) -> GuardState:

@@ -320,14 +320,13 @@ def allow_entry(state: GuardState, symbol: str, now: datetime) -> tuple[bool, st
         return False, "asleep: send /wake to trade again"
     if state.save_failure:
         return False, "state could not be saved: entries blocked until storage recovers"
-    if state.paused and (state.paused_until is None or state.paused_until > now):
-        until = f" until {state.paused_until:%H:%M} UTC" if state.paused_until else ""
-        return False, f"paused{until}: /resume to trade again"
-    if symbol in state.paused_symbols:
-        symbol_until = state.paused_symbols[symbol]
-        if symbol_until is None or symbol_until > now:
-            until = f" until {symbol_until:%H:%M} UTC" if symbol_until else ""
-            return False, f"{symbol} paused{until}: /resume {symbol} to trade it again"
+    pause = pause_holding(state, symbol, now)
+    if pause is not None:
+        scope, end = pause
+        until = f" until {end:%H:%M} UTC" if end else ""
+        if not scope:
+            return False, f"paused{until}: /resume to trade again"
+        return False, f"{symbol} paused{until}: /resume {symbol} to trade it again"
     if state.entries_blocked_until is not None and state.entries_blocked_until > now:
         return False, f"emergency cooldown until {state.entries_blocked_until:%H:%M} UTC"
     if state.breakers:        # most ticks: none (the sort below is for a stable reason)
@@ -338,6 +337,33 @@ def allow_entry(state: GuardState, symbol: str, now: datetime) -> tuple[bool, st
     if cooldown is not None and cooldown > now:
         return False, f"{symbol} cooling down until {cooldown:%H:%M:%S} UTC"
     return True, ""
+
+
+def pause_holding(state: GuardState, symbol: str,
+                  now: datetime) -> tuple[str, datetime | None] | None:
+    """The pause that holds new entries on `symbol` now, as (its symbol, its end): "" for
+    the account-wide /pause; the end None until /resume. None when none covers the symbol
+    or each has ended (`expire` lifts it later)."""
+    if state.paused and (state.paused_until is None or state.paused_until > now):
+        return "", state.paused_until
+    if symbol in state.paused_symbols:
+        until = state.paused_symbols[symbol]
+        if until is None or until > now:
+            return symbol, until
+    return None
+
+
+def entries_held(state: GuardState, symbol: str, now: datetime) -> str:
+    """Why the operator holds new entries on `symbol` now ("" when nothing does): the sleep
+    of a /shutdown, or a /pause that covers the symbol. An entry still working is held too
+    (a maker entry's quotes give up: trader/maker_quoter.py); breakers and cooldowns only
+    gate the next entry."""
+    if state.asleep:
+        return "the agent sleeps (/shutdown)"
+    pause = pause_holding(state, symbol, now)
+    if pause is None:
+        return ""
+    return f"{symbol} is paused (/pause {symbol})" if pause[0] else "entries are paused (/pause)"
 
 
 def pause(state: GuardState, until: datetime | None = None) -> GuardState:

@@ -14,9 +14,9 @@ fee (0.05 %). On every tick while it works, `decide` looks at what is known and 
                       the quote ended without filling everything
     FallBack(q)       the time is up: the rest `q` at market (TRADEBOT_MAKER_FALLBACK=market)
     GiveUp            the time is up (TRADEBOT_MAKER_FALLBACK=cancel), the position is
-                      closing, the agent sleeps (/shutdown), or its exit rules began (a first
-                      profit taken, the stop moved): cancel the rest; the position keeps what
-                      filled
+                      closing, the operator holds entries on its symbol (the sleep of a
+                      /shutdown, a /pause), or its exit rules began (a first profit taken,
+                      the stop moved): cancel the rest; the position keeps what filled
     Complete          everything planned has filled, or what is left cannot be placed
 
 "Moved away": for a long the best bid rose above our price (we are no longer first in
@@ -124,7 +124,10 @@ class QuoteState:
     risk: EntryRisk               # the plan's budget every order is sized to
     mark: Decimal | None          # where the market rest is priced (the mark); None: unknown
     closing: bool = False         # the position is being closed: no more buying into it
-    asleep: bool = False          # the operator's /shutdown: no new entries, this one neither
+    # Why the operator holds entries on its symbol ("" when nothing does): the sleep of a
+    # /shutdown, a /pause of every symbol or of this one (trader/guards.py `entries_held`).
+    # No new entries, and no more of this one either.
+    held: str = ""
     # Its exit rules began (a first profit taken, the stop moved to breakeven or trailing):
     # more bought now would sit on a stop planned for the part that profited, not for it
     managed: bool = False
@@ -204,8 +207,8 @@ def decide(state: QuoteState, touch: Decimal | None, rules: SymbolRules,
         return Hold("a quote's answer was lost: waiting until the exchange tells")
     if state.closing:
         return GiveUp("the position is being closed")
-    if state.asleep:
-        return GiveUp("the agent sleeps (/shutdown): no new entries")
+    if state.held:
+        return GiveUp(f"{state.held}: no new entries")
     if state.managed:
         return GiveUp("the position took its first profit (its stop moved): no more "
                       "buying into it")

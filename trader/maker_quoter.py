@@ -21,7 +21,9 @@ A close asked for while the entry works (the operator's /close of an ENTERING po
 record keeps the `closing_reason`, trader/lifecycle.py) gives the quotes up as a CLOSING
 position does: the live quote cancelled and verified, nothing more quoted nor bought at
 the timeout, after a restart too; what filled is closed at market by the state machine.
-Asleep (/shutdown) the quotes give up the same way, and the position keeps what filled.
+Held by the operator (the sleep of a /shutdown, a /pause covering its symbol: `held`) the
+quotes give up the same way, and the position keeps what filled; the hold's end does not
+revive them.
 Once its quoting is over, for whatever reason, the record says so (`Position.quoting_over`,
 journaled): a restart, awake and past the timeout, never buys the rest of a given-up entry.
 """
@@ -148,8 +150,8 @@ def _quote_live(position: Position, live: Iterable[Order]) -> bool:
     return False
 
 
-def _awake() -> bool:
-    return False
+def _not_held(symbol: str) -> str:
+    return ""
 
 
 def _seq(intent: Intent) -> int:
@@ -170,9 +172,10 @@ class MakerQuoter:
         self.clock = clock
         self.view = view
         self._finished: set[tuple[str, str]] = set()   # (symbol, key) whose quoting is over
-        # Whether the agent sleeps (the operator's /shutdown, kept in the database and the
-        # pinned message: a restart sleeps too); set by the engine to its guard book's word.
-        self.asleep: Callable[[], bool] = _awake
+        # Why the operator holds entries on a symbol ("" when nothing does): the sleep of a
+        # /shutdown or a /pause (kept in the database and the pinned message: a restart
+        # holds them too); set by the engine to its guard book's word (`entries_held`).
+        self.held: Callable[[str], str] = _not_held
 
     # --- which positions --------------------------------------------------------------
     def entry_intents(self, position: Position) -> list[Intent]:
@@ -286,7 +289,7 @@ class MakerQuoter:
             elapsed=self.clock.now() - position.opened_at,
             # CLOSING, or a close asked for while it is ENTERING (trader/lifecycle.py)
             closing=position.closing_reason is not None
-            or position.state is PositionState.CLOSING, asleep=self.asleep(),
+            or position.state is PositionState.CLOSING, held=self.held(position.symbol),
             managed=position.partial_taken or position.breakeven_done
             or position.trailing_active,
             risk=self._risk(position, planned).filled(position.side, progress.filled,
@@ -353,9 +356,9 @@ class MakerQuoter:
             return EntryFilled(progress.filled, progress.average_price, complete=over)
         if over and position.closing_reason is not None:
             return EntryFailed("its quote was cancelled: a close was asked for", late=True)
-        if over and self.asleep():
-            return EntryFailed("its quote was cancelled: the agent sleeps (/shutdown)",
-                               late=True)
+        held = self.held(position.symbol) if over else ""
+        if held:
+            return EntryFailed(f"its quote was cancelled: {held}", late=True)
         if over:
             # Later than any reply (a /long's said "quoting"), so ENTRY_NOT_FILLED tells it.
             refused = f"; the market rest was refused: {progress.refused}" \
