@@ -7,7 +7,9 @@ Now a pause that covers the entry's symbol (every symbol, or that one; timed or 
 its quotes give up as the sleep of a /shutdown does: the quote is cancelled and read back,
 nothing is quoted again nor bought at the timeout, what filled is kept and protected; a
 pause that ends (/resume, or its time) does not revive it, nor does a restart. The /pause
-reply says what it did to the entry. A pause of another symbol leaves the quote alone."""
+reply says what it did to the entry, and no more than is known: a quote whose cancel went
+unanswered is "not known cancelled yet", not "cancelled" (the reply /shutdown shares said
+it was). A pause of another symbol leaves the quote alone."""
 
 from dataclasses import replace
 from datetime import timedelta
@@ -39,8 +41,9 @@ from trader.alerter import Alerter
 from trader.clock import ManualClock
 from trader.commands import CommandKind
 from trader.control import Controller
-from trader.domain import Candle, OrderRole, Side
+from trader.domain import Candle, Order, OrderRole, Side
 from trader.engine import Engine
+from trader.exchange.base import UnknownOutcome
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
 from trader.exchange.sim_rules import rules_for
@@ -225,3 +228,50 @@ async def test_a_pause_of_one_symbol_leaves_another_symbols_quote_working(tmp_pa
     assert (await world.paper.position(ETH)).quantity == 0
     assert await quotes_of(world, ETH) == []
 
+
+# --- a cancel without an answer: the reply claims no more than is known ----------------------
+
+def first_cancel_lost(world: World, quote_id: str) -> None:
+    """The quote's first cancel gets no answer (it never arrived: the quote reads back
+    live); the next ones land."""
+    cancel = world.paper.cancel
+    calls = {"n": 0}
+
+    async def cancelled(symbol: str, client_id: str) -> Order | None:
+        if client_id == quote_id:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise UnknownOutcome("timeout: the DELETE got no answer (it never arrived)")
+        return await cancel(symbol, client_id)
+    world.paper.cancel = cancelled  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("seen", [True, False])
+@pytest.mark.parametrize("kind", [CommandKind.PAUSE, CommandKind.SHUTDOWN])
+async def test_a_hold_whose_cancel_is_unanswered_says_the_quote_is_not_known_cancelled(
+        tmp_path, kind, seen):
+    """Filled in part (seen and protected already, or not yet seen), the quote's cancel
+    unanswered: the reply says the quote is not known cancelled yet, never "was cancelled";
+    the next tick cancels it, and nothing more is bought."""
+    world = await make_world(tmp_path, **MAKER)
+    position, quote = await quoting_long(world)
+    part = world.paper.rules(BTC).round_qty(position.quantity * D("0.4"))
+    fill_part(world, quote.client_id, part)
+    if seen:
+        await later(world, 2)
+        await later(world, 2)
+        assert world.engine.positions[BTC].state is PositionState.PROTECTED
+    first_cancel_lost(world, quote.client_id)
+    result = await world.command(kind, flatten=False)
+    assert f"{BTC}: the LONG maker entry is being stopped: its quote {quote.client_id} is " \
+        f"not known cancelled yet (Binance has not told); {part.normalize()} of " \
+        f"{position.quantity.normalize()} filled so far: that position is open, protection " \
+        "places its stop; the agent cancels it once Binance does and buys nothing more" \
+        in result.lines, result.lines
+    assert not any("was cancelled" in line for line in result.lines), result.lines
+    await later(world, 2)           # the next tick cancels it (the price has not reached it)
+    assert await live_quotes(world) == []
+    for _ in range(4):
+        await later(world, 12, price="99900")
+    assert await live_quotes(world) == []
+    await assert_protected_for(world, part)

@@ -33,10 +33,14 @@ async def stop_quotes(engine: Engine, command: Command, symbol: str) -> list[str
     if left is None:
         return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was "
                 "cancelled; nothing had filled, nothing is open"]
-    if left.state is PositionState.ENTERING:
+    if not engine.entries.maker.quoting_over(left):
+        # its cancel unanswered or read back live: the reply says no more than is known
+        so_far = "" if left.state is PositionState.ENTERING else \
+            f"; {_filled(left)} filled so far: that position is open, protection places " \
+            "its stop"
         return [f"{symbol}: the {label} maker entry is being stopped: its quote {quote} is "
-                "not known cancelled yet (Binance has not told); the agent cancels it once "
-                "Binance does and buys nothing more"]
+                f"not known cancelled yet (Binance has not told){so_far}; the agent cancels "
+                "it once Binance does and buys nothing more"]
     return [f"{symbol}: the {label} maker entry is stopped: its quote {quote} was cancelled "
             f"with {_filled(left)} filled: that position is open, protection places its stop"]
 
