@@ -133,11 +133,11 @@ def test_missing_columns_and_missing_files_are_clear_errors(tmp_path: Path) -> N
         load_candles(tmp_path / "nothing.csv")
 
 
-# Binance's kline downloads (data.binance.vision) have no header line before 2022; a new
-# user's first file is often one of them, or a spreadsheet's export.
+# A new user's first file is often a spreadsheet's export. (Binance's kline downloads, which
+# have no header line before 2022, are read without one: tests/test_binance_kline_files.py.)
 @pytest.mark.parametrize(("text", "hint"), [
     ("", "the file is empty"),
-    ("1704067200000,1.0,1.1,0.9,1.05,100,1704067259999,0,0,0,0,0\n",
+    ("1704067200000,1.0,1.1,0.9,1.05,100\n",
      "line 1 holds values, not column names: the file has no header line"),
     ("open_time;open;high;low;close;volume\n1;2;3;1;2;5\n", "columns separated by ';'"),
     ("Open_Time,Open,High,Low,Close,Volume\n1,2,3,1,2,5\n", "column names are lower-case"),

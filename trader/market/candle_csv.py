@@ -1,6 +1,7 @@
-"""Reading candle CSV files row by row: the header, the unit of `open_time`, the interval,
-and each row parsed into a `Candle` with every check of candle_values.py. The file format
-is described in replay.py, which builds the public loaders and the feed on this.
+"""Reading candle CSV files row by row: the unit of `open_time`, the interval, and each row
+parsed into a `Candle` with every check of candle_values.py (the columns, from the header
+line or Binance's kline layout: csv_columns.py). The file format is described in replay.py,
+which builds the public loaders and the feed on this.
 
     unit = time_unit(path)
     for number, candle in parse_candles(path, "BTCUSDT", timedelta(minutes=1), unit):
@@ -32,6 +33,7 @@ from trader.market.candle_values import (
     check_candle,
     parse_number,
 )
+from trader.market.csv_columns import file_columns, first_line, iter_rows, unreadable
 
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -71,46 +73,6 @@ EARLIEST_MS = 1262304000000   # 2010-01-01: Binance did not exist before; older 
 LATEST_MS = 4102444800000     # 2100-01-01
 
 
-def iter_rows(path: Path, required: tuple[str, ...],
-              what: str = "candles") -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs, read as they are used (a year of 1m candles is 525,600
-    rows: holding them all as dicts next to the candles doubled the peak memory of loading);
-    ValueError when the file or its header is unusable. utf-8-sig: a CSV saved by Excel
-    starts with a byte order mark, which would otherwise be part of the first column name."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is not None:       # "open_time, open": names trimmed
-                reader.fieldnames = [name.strip() for name in reader.fieldnames]
-            _check_header(path, reader.fieldnames, required)
-            for row in reader:
-                yield reader.line_num, row
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(unreadable(path, exc, what)) from exc
-
-
-# What a file that is no text CSV starts with, and what to do about it.
-NOT_CSV = ((b"PK\x03\x04", "a zip archive (Binance's kline downloads come zipped): unzip it "
-            "and pass the .csv inside"),
-           (b"\x1f\x8b", "a gzip file: unpack it (gunzip) and pass the .csv"),
-           (b"\xff\xfe", "text saved as UTF-16: save it as a UTF-8 CSV"),
-           (b"\xfe\xff", "text saved as UTF-16: save it as a UTF-8 CSV"))
-
-
-def unreadable(path: Path, exc: Exception, what: str = "candles") -> str:
-    """Why `path` cannot be read as `what` (candles, funding rates): what it is when its
-    first bytes say (a zip or gzip download, UTF-16 text), else the reader's own error."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-    except OSError:
-        head = b""
-    for magic, kind in NOT_CSV:
-        if head.startswith(magic):
-            return f"{path}: cannot read {what}: the file is {kind}"
-    return f"{path}: cannot read {what} ({exc})"
-
-
 def parse_candles(path: Path, symbol: str, interval: timedelta,
                   unit: TimeUnit) -> Iterator[tuple[int, Candle]]:
     """(line number, candle) for every row, read as they are used; ValueError naming the
@@ -138,13 +100,11 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
     with the words it always was."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is not None:                  # "open_time, open": names trimmed
-                header = [name.strip() for name in header]
-            _check_header(path, header, CANDLE_COLUMNS)
-            assert header is not None   # _check_header refuses a file without one
-            number = reader.line_num
+            first, names = first_line(handle)
+            header, has_header = file_columns(path, names, CANDLE_COLUMNS)
+            # A file without a header line (Binance's klines before 2022): its line 1 is a row
+            lines = handle if has_header else chain((first,), handle)
+            number = 1 if has_header else 0
             limit = csv.field_size_limit()
             # As csv.DictReader reads: a repeated column name means its last column, a
             # short row lacks its last fields (None), blank lines are skipped.
@@ -160,7 +120,7 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
             # last as that one was from its own (nearly always; see there)
             last_ms, last, step_ms, step = 0, utc(0), 0, timedelta(0)
             last_close = None
-            for line in handle:
+            for line in lines:
                 # csv.reader's fields of a line without a quote, nor a field it would
                 # find too long: the text between commas, the line's end dropped (with
                 # newline="" a line ends at its \r, \n or \r\n; a blank line is no row;
@@ -258,38 +218,6 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
 _CandleFiller = filler(Candle)
 _new = object.__new__
 NAN = Decimal("NaN")
-
-
-def _check_header(path: Path, header: list[str] | None, required: tuple[str, ...]) -> None:
-    missing = [c for c in required if c not in (header or [])]
-    if missing:
-        expected = ",".join(required)
-        raise ValueError(f"{path}: {_header_problem(header or [], missing)} "
-                         f"(expected the header line {expected})")
-
-
-def _header_problem(header: list[str], missing: list[str]) -> str:
-    """What is wrong with a header lacking `missing`, in the words of the usual mistakes: an
-    empty file, no header at all (Binance's kline downloads from data.binance.vision before
-    2022 have none: add the line), another separator, capitalised names."""
-    if not any(name.strip() for name in header):
-        return "the file is empty"
-    if _is_number(header[0]):
-        return ("line 1 holds values, not column names: the file has no header line; "
-                "add one at the top")
-    if len(header) == 1 and (separator := next((c for c in ";\t|" if c in header[0]), None)):
-        return f"line 1: columns separated by {separator!r}, not commas"
-    if all(name in (column.strip().lower() for column in header) for name in missing):
-        return f"line 1: column names are lower-case: {', '.join(missing)}"
-    return f"line 1: missing column(s) {', '.join(missing)}"
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 class _Prices:

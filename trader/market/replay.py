@@ -6,11 +6,13 @@ drives the clock with them.
         ...                                       # clock.now() == batch[0].close_time
 
 CSV format: a header `open_time,open,high,low,close,volume` (volume may be empty, other
-columns are ignored), one row per candle, rows in time order. `open_time` counts seconds,
-milliseconds or microseconds since the epoch (UTC): the unit is told by the first row's size
-(Binance's files use ms, its spot files µs since 2025) and every row must use the same one;
-a time before 2010 or after 2100 is refused rather than read as a 1970 backtest. The symbol
-comes from the file name (`BTCUSDT-15m.csv`, `BTCUSDT-1m-2024-01.csv`) or the caller.
+columns are ignored), or none when the rows are Binance's klines of 12 columns (its files
+before 2022: csv_columns.py), one row per candle, rows in time order. `open_time` counts
+seconds, milliseconds or microseconds since the epoch (UTC): the unit is told by the first
+row's size (Binance's files use ms, its spot files µs since 2025) and every row must use the
+same one; a time before 2010 or after 2100 is refused rather than read as a 1970 backtest.
+The symbol comes from the file name (`BTCUSDT-15m.csv`, `BTCUSDT-1m-2024-01.csv`) or the
+caller.
 """
 
 import asyncio
@@ -32,7 +34,6 @@ from trader.domain import Candle, utc
 from trader.market.candle_csv import (
     TimeUnit,
     infer_interval,
-    iter_rows,
     open_times_ms,
     out_of_order,
     parse_candles,
@@ -40,6 +41,7 @@ from trader.market.candle_csv import (
     time_unit,
     too_close,
 )
+from trader.market.csv_columns import iter_rows
 from trader.market.gaps import GapTally
 
 FUNDING_COLUMNS = ("funding_time", "funding_rate")
