@@ -57,11 +57,13 @@ def test_opening_a_candle_file_reads_its_rows_once(tmp_path, monkeypatch):
 
 
 def test_an_interval_that_only_the_later_rows_show_is_still_the_files(tmp_path):
-    """The first INFER_ROWS + 1 rows 5 min apart, twice as many after them 1 min apart: the
-    most common spacing of the whole file is 1 min, as before, and the gaps count with it."""
-    five = [5 * m for m in range(INFER_ROWS + 1)]
-    one = [five[-1] + 1 + m for m in range(2 * INFER_ROWS + 10)]
-    path = write(tmp_path / "BTCUSDT.csv", five + one)
+    """The first INFER_ROWS + 1 rows 2 min apart (every other 1m candle missing: 2 min is no
+    candle interval, so no change of interval, tests/test_candle_interval_change.py), twice
+    as many after them 1 min apart: the most common spacing of the whole file is 1 min, as
+    before, and the gaps count with it."""
+    two = [2 * m for m in range(INFER_ROWS + 1)]
+    one = [two[-1] + 1 + m for m in range(2 * INFER_ROWS + 10)]
+    path = write(tmp_path / "BTCUSDT.csv", two + one)
     opened = CandleFile(path)
     unit = time_unit(path)
     assert opened.interval == infer_interval(path, open_times_ms(path, unit)) \

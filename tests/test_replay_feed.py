@@ -335,11 +335,12 @@ def test_a_newest_first_file_is_named_as_one(tmp_path: Path) -> None:
         load_candles(path, symbol="BTCUSDT")
 
 
-def test_files_of_two_intervals_joined_are_refused_at_the_first_overlap(tmp_path: Path) -> None:
+def test_files_of_two_intervals_joined_are_refused_where_they_change(tmp_path: Path) -> None:
     """200 rows 15 min apart, then 468 rows an hour apart: the file's interval is its most
     common spacing (1 h), so each 15-min row was replayed as an hour's candle, overlapping
-    the next three, with no word (found by a reviewer). Now the first row that opens before
-    the previous candle closed is named, when the file is loaded or opened for a backtest."""
+    the next three, with no word (found by a reviewer). It was then refused at its line 3,
+    the first row closer to the previous one than an hour; now the line where the hourly
+    rows begin is named (tests/test_candle_interval_change.py)."""
     fifteen = [row(15 * m) for m in range(200)]
     hourly = [row(15 * 199 + 60 * (h + 1)) for h in range(468)]
     path = write_csv(tmp_path, "BTCUSDT-mixed.csv", fifteen + hourly)
@@ -347,9 +348,8 @@ def test_files_of_two_intervals_joined_are_refused_at_the_first_overlap(tmp_path
         with pytest.raises(ValueError) as refused:
             read(path)
         error = str(refused.value)
-        assert "line 3: open_time 2024-01-01 00:15 UTC is only 15 min after the previous " \
-               "row's, less than the 1 h of the file's candles" in error, error
-        assert "two intervals joined" in error
+        assert "line 202: the rows change interval here, from 15 min (up to line 201) to " \
+               "1 h: candles of two intervals in one file?" in error, error
 
 
 def test_a_row_off_the_grid_is_named_as_a_mistyped_time(tmp_path: Path) -> None:
@@ -374,10 +374,11 @@ def test_a_row_off_the_grid_is_named_as_a_mistyped_time(tmp_path: Path) -> None:
 
 def test_a_file_whose_rows_are_mostly_finer_has_gaps_not_overlaps(tmp_path: Path) -> None:
     """The negative: most rows 15 min apart with a few an hour apart read as 15-min candles
-    with gaps (a warning, as before), not as overlaps."""
-    rows = [row(15 * m) for m in range(300)] + [row(15 * 299 + 60 * (h + 1)) for h in range(20)]
+    with gaps (a warning, as before), not as overlaps. (A stretch of STRETCH hourly rows or
+    more is one of hourly candles: tests/test_candle_interval_change.py.)"""
+    rows = [row(15 * m) for m in range(300)] + [row(15 * 299 + 60 * (h + 1)) for h in range(5)]
     path = write_csv(tmp_path, "BTCUSDT-15m.csv", rows)
-    assert len(load_candles(path)) == len(CandleFile(path)) == 320
+    assert len(load_candles(path)) == len(CandleFile(path)) == 305
 
 
 @pytest.mark.parametrize("packed, needle", [("zip", "unzip it"), ("gzip", "gunzip"),

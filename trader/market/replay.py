@@ -7,8 +7,8 @@ drives the clock with them.
 
 CSV format: a header `open_time,open,high,low,close,volume` (volume may be empty, other
 columns are ignored), or none when the rows are Binance's klines of 12 columns (its files
-before 2022: csv_columns.py), one row per candle, rows in time order. `open_time` counts
-seconds, milliseconds or microseconds since the epoch (UTC): the unit is told by the first
+before 2022: csv_columns.py), one row per candle, rows in time order, of one interval.
+`open_time` counts seconds, milliseconds or microseconds since the epoch (UTC): the unit is told by the first
 row's size (Binance's files use ms, its spot files µs since 2025) and every row must use the
 same one; a time before 2010 or after 2100 is refused rather than read as a 1970 backtest.
 The symbol comes from the file name (`BTCUSDT-15m.csv`, `BTCUSDT-1m-2024-01.csv`) or the
@@ -32,6 +32,7 @@ from trader.clock import ManualClock
 from trader.config import SYMBOL_CHARS
 from trader.domain import Candle, utc
 from trader.market.candle_csv import (
+    KLINE_INTERVALS,
     TimeUnit,
     infer_interval,
     open_times_ms,
@@ -43,6 +44,7 @@ from trader.market.candle_csv import (
 )
 from trader.market.csv_columns import iter_rows
 from trader.market.gaps import GapTally
+from trader.market.interval_change import IntervalChange
 
 FUNDING_COLUMNS = ("funding_time", "funding_rate")
 FUNDING_MARK = "-funding-"
@@ -129,9 +131,11 @@ class CandleFile:
         """Parse every row once (a bad value is reported before rows out of time order); up
         to `end` only, which `between` gives to a file it has checked whole already. Also
         the most common spacing of the rows read (None: fewer than two), and why the first
-        row opening less than `interval` after the previous one overlaps it (None: none)."""
-        count, first, last, misplaced, overlap = 0, None, None, None, None
+        row opening less than `interval` after the previous one overlaps it (None: none).
+        ValueError for rows that change interval part-way (interval_change.py)."""
+        count, first, last, misplaced, overlap, changed = 0, None, None, None, None, None
         interval = self.interval
+        change = IntervalChange(self.path, KLINE_INTERVALS)
         self.gaps = GapTally()      # missing rows in the chosen period, for a warning
         spacings: Counter[timedelta] = Counter()
         previous: Candle | None = None
@@ -144,6 +148,7 @@ class CandleFile:
             if previous is not None and candle.open_time > previous.open_time:
                 spacing = candle.open_time - previous.open_time
                 spacings[spacing] += 1
+                changed = changed or change.step(number, spacing)
                 if overlap is None and spacing < interval:
                     overlap = too_close(self.path, number, candle.open_time,
                                         previous.open_time, interval, previous_number)
@@ -151,8 +156,8 @@ class CandleFile:
             if self._wanted(candle):
                 count, first, last = count + 1, first or candle, candle
                 self.gaps.add(candle)
-        if misplaced is not None:
-            raise ValueError(misplaced)
+        if misplaced is not None or changed is not None:
+            raise ValueError(misplaced or changed)
         spacing = spacings.most_common(1)[0][0] if spacings else None
         return count, first, last, spacing, overlap
 
@@ -362,21 +367,26 @@ def _bundled_csvs() -> list[Path]:
 
 
 def _parse_candles(path: Path, symbol: str, interval: timedelta, unit: TimeUnit) -> list[Candle]:
-    """All candles of a file; a bad value is reported before rows out of time order."""
+    """All candles of a file; a bad value is reported before rows out of time order, and
+    those before rows that change interval (interval_change.py) or overlap."""
     candles: list[Candle] = []
     misplaced: str | None = None
     overlap: str | None = None
+    changed: str | None = None
+    change = IntervalChange(path, KLINE_INTERVALS)
     previous_number = 0
     for number, candle in parse_candles(path, symbol, interval, unit):
         if candles and misplaced is None:
             previous = candles[-1].open_time
             if candle.open_time <= previous:
                 misplaced = out_of_order(path, number, candle.open_time, previous)
-            elif overlap is None and candle.open_time - previous < interval:
-                overlap = too_close(path, number, candle.open_time, previous, interval,
-                                    previous_number)
+            else:
+                changed = changed or change.step(number, candle.open_time - previous)
+                if overlap is None and candle.open_time - previous < interval:
+                    overlap = too_close(path, number, candle.open_time, previous, interval,
+                                        previous_number)
         candles.append(candle)
         previous_number = number
-    if misplaced is not None or overlap is not None:
-        raise ValueError(misplaced or overlap)
+    if misplaced is not None or changed is not None or overlap is not None:
+        raise ValueError(misplaced or changed or overlap)
     return candles
