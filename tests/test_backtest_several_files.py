@@ -1,7 +1,7 @@
 """`tradebot backtest --data A --data B` (or `--data A B`): the user's own files backtested
-together, one symbol per file, as the bundled symbols are: a common period on one account
-(the portfolio heat cap couples their entries, said on stdout), periods apart one after the
-other on one account (tests/test_backtest_chained.py)."""
+together, each the symbol its name says, as the bundled symbols are: a common period on one
+account (the portfolio heat cap couples their entries, said on stdout), periods apart one
+after the other on one account (tests/test_backtest_chained.py)."""
 
 from pathlib import Path
 
@@ -47,17 +47,15 @@ def test_two_files_of_periods_apart_run_one_after_the_other(tmp_path: Path) -> N
     assert [run["symbols"] for run in report["extra"]["runs"]] == [["XRPUSDT"], ["DOGEUSDT"]]
 
 
-def test_two_files_of_one_symbol_or_symbol_with_two_files_are_refused(tmp_path: Path) -> None:
+def test_a_copy_of_a_symbols_file_is_refused_as_adding_nothing(tmp_path: Path) -> None:
+    """A symbol's several files are one series (tests/test_backtest_monthly_files.py); a
+    file whose candles another file holds already is a mistake said, not a run of one."""
     first = candle_file(tmp_path, "XRPUSDT-5m.csv")
     second = candle_file(tmp_path, "XRPUSDT-5m-copy.csv")
     assert one_error_line(backtest(tmp_path, "--data", str(first), "--data", str(second))) == (
-        f"backtest error: --data: {first} and {second} both hold XRPUSDT; give one file "
-        "per symbol")
-    other = candle_file(tmp_path, "mydata.csv")
-    assert one_error_line(backtest(tmp_path, "--data", str(first), "--data", str(other),
-                                   "--symbol", "ETHUSDT")) == (
-        "backtest error: --symbol ETHUSDT: names the symbol of one --data file, not of 2; "
-        "name each file like ETHUSDT-5m.csv")
+        f"backtest error: {second}: its candles (2021-11-15 00:00 UTC to 2021-11-16 00:55 UTC) "
+        f"all lie within those of {first} (2021-11-15 00:00 UTC to 2021-11-16 00:55 UTC): it "
+        "adds nothing; pass one of them")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

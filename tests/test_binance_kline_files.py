@@ -45,9 +45,10 @@ def test_a_bad_row_of_a_file_without_a_header_is_named_by_its_own_line(tmp_path:
         CandleFile(bare)
 
 
-def test_a_binance_file_without_a_header_backtests(tmp_path: Path) -> None:
-    bare = headerless(tmp_path / "XRPUSDT-5m-2021-11.csv", ROWS)
-    result = backtest(tmp_path, "--data", str(bare), "--run-id", "bare")
+def test_months_of_binance_files_without_headers_backtest_as_one_series(tmp_path: Path) -> None:
+    first = headerless(tmp_path / "XRPUSDT-5m-2021-11-15.csv", ROWS[:150])
+    second = headerless(tmp_path / "XRPUSDT-5m-2021-11-16.csv", ROWS[150:])
+    result = backtest(tmp_path, "--data", str(first), str(second), "--run-id", "bare")
     assert result.returncode == 0, result.stderr
     assert report_of(tmp_path, "bare")["candles"] == 300
 

@@ -116,7 +116,8 @@ async def start_exchange(exchange: Exchange, settings: Settings) -> None:
 def replay_candles(settings: Settings, data: list[Path] | None,
                    symbol: str | None = None) -> dict[str, list[Candle]]:
     """The replay's candles: --data files, else TRADEBOT_REPLAY_FILE, else the bundled data.
-    `symbol` (--symbol) names the symbol of a single file whose name does not say it."""
+    `symbol` (--symbol) names the symbol of files whose names do not say it (one series)."""
+    from trader.backtest_input import candle_files
     from trader.market.replay import load_bundled
     paths = data or ([settings.replay_file] if settings.replay_file else [])
     if not paths:
@@ -128,14 +129,13 @@ def replay_candles(settings: Settings, data: list[Path] | None,
                                "your own with --data FILE"])
         return _on_one_clock({s: bundled[s] for s in settings.symbols}, "TRADEBOT_SYMBOLS")
     source = "--data" if data else "TRADEBOT_REPLAY_FILE"
-    if symbol is not None and len(paths) > 1:
-        raise ConfigError([f"--symbol {symbol}: names the symbol of one --data file, not of "
-                           f"{len(paths)}; name each file like ETHUSDT-5m.csv"])
     try:
-        loaded = [_replay_file(path, symbol) for path in paths]
+        # checked as `tradebot backtest --data` checks them (a symbol's several files one
+        # series), then read into memory: a replay is paced, not long
+        loaded = {name: list(rows) for name, rows in candle_files(paths, symbol).items()}
     except (OSError, ValueError) as exc:       # unreadable file, bad row, unknown time unit
         raise ConfigError([f"{source}: {exc}"]) from None
-    return _on_one_clock({rows[0].symbol: rows for rows in loaded}, source)
+    return _on_one_clock(loaded, source)
 
 
 def _on_one_clock(candles: dict[str, list[Candle]], source: str) -> dict[str, list[Candle]]:
@@ -152,18 +152,6 @@ def _on_one_clock(candles: dict[str, list[Candle]], source: str) -> dict[str, li
     raise ConfigError([f"{source}: a replay runs one clock, and the candles of {shown} do "
                        "not all overlap; replay them one at a time (`tradebot backtest` runs "
                        "periods apart one after the other)"])
-
-
-def _replay_file(path: Path, symbol: str | None) -> list[Candle]:
-    """One replay file's candles; ValueError as `tradebot backtest --data` words it for a
-    path that is no file and for a header without rows (a replay needs a first candle)."""
-    from trader.backtest_input import check_data_file
-    from trader.market.replay import load_candles
-    check_data_file(path)
-    candles = load_candles(path, symbol=symbol)
-    if not candles:
-        raise ValueError(f"{path}: no candle rows, only the header")
-    return candles
 
 
 async def run_agent(settings: Settings, *, replay: bool = False, speed: float | None = None,

@@ -27,7 +27,7 @@ from storage.db import SaveStateFailure
 from trader.alerter import Alerter
 from trader.backtest_curve import CurveRecorder
 from trader.backtest_folders import RunFolder, new_run_dir
-from trader.backtest_input import BacktestError, gap_warnings
+from trader.backtest_input import BacktestError, CandleSource, gap_warnings
 from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
 from trader.backtest_warmup import warmup_candles, warmup_notes
 from trader.clock import ManualClock
@@ -39,7 +39,7 @@ from trader.engine import Engine
 from trader.entry_sender import RISK_KEY
 from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
 from trader.logs import setup_logging
-from trader.market.replay import CandleFile, FundingSchedule
+from trader.market.replay import FundingSchedule
 from trader.metrics import performance
 from trader.position import ExitPlan
 from trader.report import DATABASES, BacktestReport, combine, render_text, symbol_rows, write_report
@@ -69,7 +69,7 @@ def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
         candles = {s: candles[s] for s in symbols}
     if start is not None and end is not None and start > end:
         raise BacktestError("--from is after --to")
-    picked = {s: rows.between(start, end) if isinstance(rows, CandleFile) else
+    picked = {s: rows.between(start, end) if isinstance(rows, CandleSource) else
               [c for c in rows if (start is None or c.open_time >= start)
                and (end is None or c.open_time <= end)] for s, rows in candles.items()}
     left_out = sorted(s for s, rows in picked.items() if not rows)
@@ -92,7 +92,7 @@ def _period(start: datetime | None, end: datetime | None) -> str:
     return " ".join(part for part in parts if part) + " UTC" if start or end else "all of it"
 
 
-def _span(rows: Sequence[Candle] | CandleFile) -> str:
+def _span(rows: Sequence[Candle] | CandleSource) -> str:
     if not rows:
         return "nothing"
     return f"{rows[0].open_time:%Y-%m-%d %H:%M} to {rows[-1].open_time:%Y-%m-%d %H:%M} UTC"
@@ -265,7 +265,7 @@ def first_open_time(candles: Mapping[str, Iterable[Candle]]) -> tuple[
     read and put back): a symbol's candles may be streamed (`iter_candles`)."""
     starts, replay = [], {}
     for symbol, rows in candles.items():
-        if isinstance(rows, Sequence | CandleFile):   # sized: the progress bar gets a total
+        if isinstance(rows, Sequence | CandleSource):   # sized: the progress bar gets a total
             if rows:
                 starts.append(rows[0].open_time)
             replay[symbol] = rows
@@ -463,14 +463,14 @@ def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
     warm each symbol up: trader/backtest_warmup.py) for `args.data` / `args.symbol` /
     `args.symbols` / `args.start` / `args.end`. Symbols: --symbols, else TRADEBOT_SYMBOLS for
     the bundled data (an explicit --data file is its own choice), else all of the data."""
-    from trader.backtest_input import warn_about_gaps
+    from trader.backtest_input import candle_files, warn_about_gaps
     from trader.market.replay import load_bundled, load_bundled_funding
     funding = None
     if args.data is None and getattr(args, "symbol", None):
         raise BacktestError(f"--symbol names the symbol of a --data file; to pick symbols of "
                             f"the bundled data use --symbols {args.symbol}")
     if args.data is not None:
-        data = data_files(args.data, getattr(args, "symbol", None))
+        data = candle_files(args.data, getattr(args, "symbol", None))
     else:
         data, funding = load_bundled(), load_bundled_funding()
     symbols, asked_by = requested_symbols(settings, args.symbols, args.data is None)
@@ -503,26 +503,6 @@ def funding_files(paths: list[Path], candles: Mapping[str, object]) -> dict[
                                 f"({', '.join(sorted(candles))})")
         schedules[symbol] = load_funding(path)
     return schedules
-
-
-def data_files(paths: list[Path], symbol: str | None) -> dict[str, CandleFile]:
-    """The --data files by symbol (streamed), one symbol each; BacktestError for two files
-    of one symbol (the second would replace the first unsaid) or --symbol with several."""
-    from trader.backtest_input import check_data_file
-    if symbol is not None and len(paths) > 1:
-        raise BacktestError(f"--symbol {symbol}: names the symbol of one --data file, not of "
-                            f"{len(paths)}; name each file like ETHUSDT-5m.csv")
-    data: dict[str, CandleFile] = {}
-    for path in paths:
-        check_data_file(path)
-        rows = CandleFile(path, symbol=symbol)
-        if not rows:
-            raise BacktestError(f"{path}: no candle rows, only the header")
-        if rows.symbol in data:
-            raise BacktestError(f"--data: {data[rows.symbol].path} and {path} both hold "
-                                f"{rows.symbol}; give one file per symbol")
-        data[rows.symbol] = rows
-    return data
 
 
 def requested_symbols(settings: Settings, option: str | None,

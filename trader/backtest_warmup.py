@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence, Sized
 from datetime import datetime
 from itertools import takewhile
 
+from trader.backtest_input import CandleSource
 from trader.domain import Candle
 from trader.engine import CANDLE_HISTORY
-from trader.market.replay import CandleFile
 
 # As many as the engine's history holds, not the strategy's `warmup` alone: its 5x higher
 # timeframe (trader/entry.py) and the correlation of positions read further back, and with
@@ -31,8 +31,8 @@ from trader.market.replay import CandleFile
 WARMUP_KEPT = CANDLE_HISTORY
 
 
-def warmup_candles(data: Mapping[str, Sequence[Candle] | CandleFile], symbols: Iterable[str],
-                   start: datetime | None) -> dict[str, list[Candle]]:
+def warmup_candles(data: Mapping[str, Sequence[Candle] | CandleSource],
+                   symbols: Iterable[str], start: datetime | None) -> dict[str, list[Candle]]:
     """{symbol: the last WARMUP_KEPT candles of `data` opening before `start`} for each of
     `symbols` (the run's); {} without a --from (the data's own first candles warm up)."""
     if start is None:
@@ -40,11 +40,11 @@ def warmup_candles(data: Mapping[str, Sequence[Candle] | CandleFile], symbols: I
     return {symbol: candles_before(data[symbol], start, WARMUP_KEPT) for symbol in symbols}
 
 
-def candles_before(rows: Sequence[Candle] | CandleFile, start: datetime,
+def candles_before(rows: Sequence[Candle] | CandleSource, start: datetime,
                    count: int) -> list[Candle]:
     """The last `count` candles opening before `start`, a few in memory at a time; a file
     (in time order: checked when opened) is read only up to `start`."""
-    if isinstance(rows, CandleFile):
+    if isinstance(rows, CandleSource):
         before: Iterable[Candle] = takewhile(lambda candle: candle.open_time < start, rows)
     else:
         before = (candle for candle in rows if candle.open_time < start)

@@ -84,9 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=_positive, default=None,
                      help="replay speed: feed seconds per wall-clock second (default 60)")
     run.add_argument("--data", type=Path, nargs="+", default=None,
-                     help="candle CSV file(s) for --replay, one symbol each")
+                     help="candle CSV file(s) for --replay, the symbol each one's name says "
+                          "(one symbol's files joined in time order)")
     run.add_argument("--symbol", default=None, type=str.upper,
-                     help="the symbol of a single --data file when its file name does not say it")
+                     help="the symbol of the --data file(s) when their names do not say it")
     run.add_argument("--no-progress", action="store_true",
                      help="no replay status lines (they are logged only on a terminal)")
 

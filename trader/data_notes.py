@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from trader.backtest_input import CandleSource
 from trader.domain import Candle
 from trader.exchange.sim_core import SimConfig
-from trader.market.replay import CandleFile
 
 
 def funding_notes(symbols: Iterable[str],
@@ -37,7 +37,7 @@ def percent(rate: Decimal) -> str:
 
 
 def time_limit_notes(limit_minutes: int,
-                     candles: Mapping[str, Sequence[Candle] | CandleFile]) -> list[str]:
+                     candles: Mapping[str, Sequence[Candle] | CandleSource]) -> list[str]:
     """One line per symbol whose candles last as long as the time in trade allows or
     longer (TRADEBOT_TIME_IN_TRADE_MINUTES): the time exit fires at the first candle close
     after each entry, so every trade is a one-candle TIME_EXIT (unless a stop or target
@@ -60,11 +60,11 @@ def _minutes(interval: timedelta) -> str:
     return f"{interval.total_seconds() / 60:g}"
 
 
-def _interval(rows: Sequence[Candle] | CandleFile) -> timedelta:
-    return rows.interval if isinstance(rows, CandleFile) else rows[0].interval
+def _interval(rows: Sequence[Candle] | CandleSource) -> timedelta:
+    return rows.interval if isinstance(rows, CandleSource) else rows[0].interval
 
 
-def candle_intervals(candles: Mapping[str, Sequence[Candle] | CandleFile]) -> dict[str, str]:
+def candle_intervals(candles: Mapping[str, Sequence[Candle] | CandleSource]) -> dict[str, str]:
     """{symbol: "5m"}: the interval each symbol's candles were read with, named as Binance
     names its klines' (1m, 15m, 4h, 1d; another spacing in its largest whole unit, 90s)."""
     intervals = {}

@@ -45,7 +45,8 @@ def add_candle_arguments(parser: argparse.ArgumentParser,
     """--symbol, --from, --to, --data, --funding: which candles (and funding rates) a
     backtest or a sweep runs on."""
     parser.add_argument("--symbol", default=None, type=str.upper,
-                        help="the symbol of a single --data file when its file name does not say it")
+                        help="the symbol of the --data file(s) when their names do not say "
+                             "it (several files: one series of it)")
     parser.add_argument("--from", dest="start", type=date, default=None,
                         help="first candle (UTC): 2021-11-16 or 2021-11-16T12:00")
     parser.add_argument("--to", dest="end", type=date, default=None,
@@ -53,8 +54,10 @@ def add_candle_arguments(parser: argparse.ArgumentParser,
                              "time, the last candle's open time")
     # extend: `--data A --data B` and `--data A B` both give [A, B] (as `run --replay`)
     parser.add_argument("--data", type=Path, nargs="+", action="extend", default=None,
-                        help="candle CSV file(s), one symbol each, run together like the "
-                             "bundled symbols (default: bundled real Binance candles)")
+                        help="candle CSV file(s), the symbol each one's name says; one "
+                             "symbol's files (Binance's months) joined in time order, symbols "
+                             "run together like the bundled ones (default: bundled real "
+                             "Binance candles)")
     parser.add_argument("--funding", type=Path, nargs="+", action="extend", default=None,
                         metavar="FILE",
                         help="a symbol's funding rates, Binance's funding_time,funding_rate "

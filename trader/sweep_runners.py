@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from trader.backtest_input import CandleSource
 from trader.logs import setup_logging
-from trader.market.replay import CandleFile
 from trader.sweep_signals import detach_worker, sigint_held, terminate_workers
 from trader.sweep_spec import SweepError
 from trader.sweep_trial import (
@@ -248,10 +248,10 @@ class RayRunner:
 
 def anchored(data: BacktestData) -> BacktestData:
     """`data` with its candle files by absolute path. A --data file is shipped as its path,
-    not its rows (trader/market/replay.py CandleFile: a long file streams, its rows would
-    fill Ray's object store and every worker's memory); Ray workers run in a folder of
-    their own, where a relative path names nothing."""
-    candles = {symbol: rows.anchored() if isinstance(rows, CandleFile) else rows
+    not its rows (trader/market/replay.py CandleFile, candle_series.py CandleSeries: a long
+    file streams, its rows would fill Ray's object store and every worker's memory); Ray
+    workers run in a folder of their own, where a relative path names nothing."""
+    candles = {symbol: rows.anchored() if isinstance(rows, CandleSource) else rows
                for symbol, rows in data.candles.items()}
     return dataclasses.replace(data, candles=candles)
 
