@@ -11,7 +11,8 @@ import pytest
 from tests.test_backtest_input import HEADER, one_error_line
 from tests.test_cli import backtest, report_of, xrp_rows
 from trader.market.candle_csv import open_times_ms, time_unit
-from trader.market.replay import CandleFile, load_candles, load_funding
+from trader.market.funding_csv import load_funding
+from trader.market.replay import CandleFile, load_candles
 
 ROWS = xrp_rows(300, 1000)      # open_time,open,high,low,close,volume (ms)
 

@@ -23,18 +23,12 @@ def write(path: Path, minutes: list[int]) -> Path:
 def rows_read(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
     """How many rows the replay module reads from files, by either reader."""
     counted = [0]
-    real_rows, real_candles = replay.iter_rows, replay.parse_candles
-
-    def iter_rows(*args):  # type: ignore[no-untyped-def]
-        for item in real_rows(*args):
-            counted[0] += 1
-            yield item
+    real_candles = replay.parse_candles
 
     def parse_candles(*args):  # type: ignore[no-untyped-def]
         for item in real_candles(*args):
             counted[0] += 1
             yield item
-    monkeypatch.setattr(replay, "iter_rows", iter_rows)
     monkeypatch.setattr(replay, "parse_candles", parse_candles)
     monkeypatch.setattr(replay, "open_times_ms", lambda path, unit, rows=None: (
         ms for ms in _counted_open_times(path, unit, rows, counted)))

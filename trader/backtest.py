@@ -484,11 +484,14 @@ def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
 
 def funding_files(paths: list[Path], candles: Mapping[str, object]) -> dict[
         str, FundingSchedule]:
-    """--funding files (Binance's funding_time,funding_rate CSV, as trader/data/'s) by the
-    symbol their names say; BacktestError for a name that says none or a symbol not run."""
+    """--funding files by the symbol their names say, a symbol's several files (Binance's
+    months) joined (trader/market/funding_csv.py: the bundled funding_time,funding_rate
+    layout or Binance's calc_time,funding_interval_hours,last_funding_rate); BacktestError
+    for a name that says no symbol or a symbol not run."""
     from trader.backtest_input import check_data_file
-    from trader.market.replay import load_funding, symbol_from_file_name
-    schedules: dict[str, FundingSchedule] = {}
+    from trader.market.funding_csv import load_funding_files
+    from trader.market.replay import symbol_from_file_name
+    by_symbol: dict[str, list[Path]] = {}
     for path in paths:
         try:
             check_data_file(path, "funding")
@@ -501,8 +504,8 @@ def funding_files(paths: list[Path], candles: Mapping[str, object]) -> dict[
         if symbol not in candles:
             raise BacktestError(f"--funding {path}: {symbol} is not a symbol of the run "
                                 f"({', '.join(sorted(candles))})")
-        schedules[symbol] = load_funding(path)
-    return schedules
+        by_symbol.setdefault(symbol, []).append(path)
+    return {symbol: load_funding_files(files) for symbol, files in by_symbol.items()}
 
 
 def requested_symbols(settings: Settings, option: str | None,

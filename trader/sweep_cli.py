@@ -60,9 +60,11 @@ def add_candle_arguments(parser: argparse.ArgumentParser,
                              "Binance candles)")
     parser.add_argument("--funding", type=Path, nargs="+", action="extend", default=None,
                         metavar="FILE",
-                        help="a symbol's funding rates, Binance's funding_time,funding_rate "
-                             "CSV named like ETHUSDT-funding-8h.csv (default: the bundled "
-                             "XRPUSDT rates; other symbols an assumed 0.01 %% per 8 h)")
+                        help="a symbol's funding rates: Binance's fundingRate CSVs (ETHUSDT-"
+                             "fundingRate-2024-01.csv, a symbol's months joined) or the "
+                             "bundled funding_time,funding_rate layout, named by symbol "
+                             "(default: the bundled XRPUSDT rates; other symbols an assumed "
+                             "0.01 %% per 8 h)")
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser,

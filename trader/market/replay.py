@@ -8,11 +8,11 @@ drives the clock with them.
 CSV format: a header `open_time,open,high,low,close,volume` (volume may be empty, other
 columns are ignored), or none when the rows are Binance's klines of 12 columns (its files
 before 2022: csv_columns.py), one row per candle, rows in time order, of one interval.
-`open_time` counts seconds, milliseconds or microseconds since the epoch (UTC): the unit is told by the first
-row's size (Binance's files use ms, its spot files µs since 2025) and every row must use the
-same one; a time before 2010 or after 2100 is refused rather than read as a 1970 backtest.
-The symbol comes from the file name (`BTCUSDT-15m.csv`, `BTCUSDT-1m-2024-01.csv`) or the
-caller.
+`open_time` counts seconds, milliseconds or microseconds since the epoch (UTC): the unit is
+told by the first row's size (Binance's files use ms, its spot files µs since 2025) and
+every row must use the same one; a time before 2010 or after 2100 is refused rather than
+read as a 1970 backtest. The symbol comes from the file name (`BTCUSDT-15m.csv`,
+`BTCUSDT-1m-2024-01.csv`) or the caller. Several files of one symbol: candle_series.py.
 """
 
 import asyncio
@@ -22,7 +22,6 @@ import importlib.resources
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from itertools import chain, pairwise
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from loguru import logger
 
 from trader.clock import ManualClock
 from trader.config import SYMBOL_CHARS
-from trader.domain import Candle, utc
+from trader.domain import Candle
 from trader.market.candle_csv import (
     KLINE_INTERVALS,
     TimeUnit,
@@ -42,11 +41,10 @@ from trader.market.candle_csv import (
     time_unit,
     too_close,
 )
-from trader.market.csv_columns import iter_rows
+from trader.market.funding_csv import FundingSchedule, load_funding
 from trader.market.gaps import GapTally
 from trader.market.interval_change import IntervalChange
 
-FUNDING_COLUMNS = ("funding_time", "funding_rate")
 FUNDING_MARK = "-funding-"
 MAX_PACED_GAP = timedelta(hours=1)   # a longer silence in the data is jumped, not waited for
 NO_WAIT = timedelta(0)
@@ -56,8 +54,6 @@ NO_WAIT = timedelta(0)
 # batch as a task of its own anyway. Other tasks wait at most this many batches.
 YIELD_EVERY = 64
 INFER_ROWS = 1000                    # rows iter_candles reads to infer the interval
-
-FundingSchedule = list[tuple[datetime, Decimal]]
 
 
 def load_candles(path: Path, symbol: str | None = None,
@@ -222,17 +218,6 @@ def _symbol_for(path: Path, given: str | None) -> str:
         raise ValueError(f"{path}: the file name does not say the symbol; pass --symbol "
                          "SYMBOL (e.g. ETHUSDT) or name the file like ETHUSDT-5m.csv")
     return named
-
-
-def load_funding(path: Path) -> FundingSchedule:
-    """Read a funding CSV (funding_time in ms, funding_rate) into (time, rate) pairs."""
-    schedule = []
-    for number, row in iter_rows(Path(path), FUNDING_COLUMNS, what="funding rates"):
-        try:
-            schedule.append((utc(int(row["funding_time"])), Decimal(row["funding_rate"])))
-        except (ValueError, InvalidOperation) as exc:
-            raise ValueError(f"{path}: line {number}: bad funding row ({exc})") from exc
-    return sorted(schedule)
 
 
 def bundled_data_files() -> list[Path]:
