@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE = ("trader.lifecycle", "trader.lifecycle_tick", "trader.protection",
+PURE = ("trader.lifecycle", "trader.lifecycle_tick", "trader.lifecycle_legs",
+        "trader.protection",
         "trader.placement_refusals", "trader.stop_backup", "trader.stuck_trigger",
         "trader.management",
         "trader.observe", "trader.order_tracker", "trader.risk", "trader.guards", "trader.entry",

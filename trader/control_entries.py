@@ -218,8 +218,8 @@ def _capped(rules: SymbolRules | None, position: Position) -> str:
 def _closed_at_once(engine: Engine, position: Position, tick: Decimal | None,
                     step: Decimal | None) -> str:
     """An entry that filled and was closed before its answer: mostly a leg whose level the
-    price passed before the leg reached Binance (-2021, closed at market: trader/lifecycle.py
-    `_leg_rejected`), or a stop that triggered at once. The result is the close's record,
+    price passed before the leg reached Binance (-2021, closed at market:
+    trader/lifecycle_legs.py `on_leg_rejected`), or a stop that triggered at once. The result is the close's record,
     as the CLOSE alert says it (unknown while its fills could not be read)."""
     symbol = position.symbol
     final = engine.store.position(symbol, position.key)

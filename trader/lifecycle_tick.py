@@ -155,8 +155,8 @@ def _one_tp_told(position: Position) -> Alert:
 
 
 def _partial_told(position: Position, part: Decimal, mark: Decimal) -> Alert:
-    """The chat hears of the first profit taken (as of TP1 in the two-TP plan: lifecycle.py
-    `_first_target_filled`); the fill's price comes with the close's own record."""
+    """The chat hears of the first profit taken (as of TP1 in the two-TP plan:
+    lifecycle_legs.py `_first_target_filled`); the fill's price comes with the close's own record."""
     return Alert(AlertName.FILL, (
         f"{position.symbol}: first profit taken: {display.number(part)} of "
         f"{display.number(position.quantity)} closed at market (mark {display.number(mark)}); "
