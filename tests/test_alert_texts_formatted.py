@@ -16,6 +16,7 @@ from tests.positions import OPENED, leg_id, make
 from tests.test_alert_flows import on_a_wiped_disk
 from tests.test_alert_flows import open_long as open_long_by_signal
 from tests.test_engine import open_long
+from trader.adoption import adoption_alert
 from trader.alerts import Alert, AlertName
 from trader.domain import OrderRole
 from trader.events import (
@@ -29,7 +30,6 @@ from trader.events import (
 )
 from trader.lifecycle import step
 from trader.position import ExitPlan, Leg, LegOrder, Position
-from trader.position_keeper import PositionKeeper
 from trader.startup import boot
 from trader.symbol_rules import SymbolRules
 
@@ -234,10 +234,10 @@ def test_breakeven_given_up_shows_the_kept_stop_formatted() -> None:
 
 def test_adoption_alerts_show_the_size_formatted_and_the_key_last() -> None:
     record = position()
-    ours = PositionKeeper._adoption_alert(SYMBOL, record, ours=True, to_close=False)
+    ours = adoption_alert(SYMBOL, record, ours=True, to_close=False)
     assert ours.text == (f"{SYMBOL}: picked up its own LONG 0.5 again; protecting it "
                          f"({record.key})")
-    stranger = PositionKeeper._adoption_alert(SYMBOL, record, ours=False, to_close=False)
+    stranger = adoption_alert(SYMBOL, record, ours=False, to_close=False)
     assert stranger.text.startswith(f"{SYMBOL}: a LONG 0.5 the agent did not open is on the "
                                     "exchange: adopted and protected")
 

@@ -7,7 +7,7 @@ process goes down (SIGTERM) and its SHUTDOWN promised that the next start closes
 left. On a wiped disk the restart said "picked up its own LONG 0.3 again; protecting it"
 (trader/reconcile.py adopted it ATTACHING), and a second /close sent `…-fl1` again: one
 client id, two orders (FLATTEN was not among the ids a pickup asks the exchange about,
-trader/position_keeper.py WIPE_PROBED_ROLES). The same process (or a kept database) goes on
+trader/adoption.py WIPE_PROBED_ROLES). The same process (or a kept database) goes on
 closing: tests/test_market_lot_size.py."""
 
 from collections import Counter

@@ -1,24 +1,23 @@
 """One symbol's position brought up to date with the exchange's view, terminal detection first:
-observe -> step -> manage (`protect`), a position the agent has no record of adopted
-(`adopt`), and orders of ours that outlived their reason cancelled (`orphans`:
-trader/orphan_sweep.py)."""
+observe -> step -> manage (`protect`), a position the agent has no record of adopted and
+protected (`adopt`; its record built by trader/adoption.py), and orders of ours that outlived
+their reason cancelled (`orphans`: trader/orphan_sweep.py)."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
 from decimal import Decimal
 
 from loguru import logger
 
-from trader import display, protection
+from trader import protection
+from trader.adoption import Adoption, adoption_alert
 from trader.alerter import Alerter
-from trader.alerts import Alert, AlertName
 from trader.balance_keeper import BalanceKeeper
 from trader.breakers import Breakers
 from trader.clock import Clock
 from trader.close_hold import CloseHold
 from trader.config import Settings
-from trader.domain import ClientId, CloseReason, ExchangePosition, Fill, Order, OrderRole
+from trader.domain import CloseReason, ExchangePosition, Fill, Order, OrderRole
 from trader.entry_sender import EntrySender
 from trader.events import (
     CloseRequested,
@@ -33,36 +32,21 @@ from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_
 from trader.exchange_view import ExchangeView
 from trader.executor import Executor
 from trader.interpreter import Interpreter
-from trader.late_entry_fill import late_entry_fill, late_fill_alert
+from trader.late_entry_fill import late_fill_alert
 from trader.management import trail_atr
 from trader.market.history import CandleHistory
-from trader.observe import SymbolView, covering_leg, observe, steady
+from trader.observe import SymbolView, observe, steady
 from trader.order_tracker import OrderTracker, TrackedOrder
 from trader.orphan_sweep import OrphanSweep
 from trader.position import Position, PositionState
 from trader.position_fills import fills_of, read_from
-from trader.reconcile import (
-    addition_cause,
-    adopted_position,
-    cause_unheard,
-    recover_key,
-    reduced_by_exchange,
-    reduction_cause,
-)
+from trader.reconcile import addition_cause, cause_unheard, reduced_by_exchange, reduction_cause
 from trader.reduction_news import UnsaidReductions
 from trader.trade_store import TradeStore
 
 # Read once: a member read on its class goes through 3.11's `EnumType.__getattr__` (~900
 # instructions), and every in-position candle compares with them
 _ENTERING, _CLOSED = PositionState.ENTERING, PositionState.CLOSED
-# Roles whose client ids a pickup on a wiped disk asks the exchange about (_sent_before).
-# FLATTEN: a market close sent before the wipe (a /close in parts interrupted) is carried
-# on, and no close id is sent again (a close's parts derive from its id: `_sent_before`).
-WIPE_PROBED_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.TAKE_PROFIT_1,
-                     OrderRole.PARTIAL_TP, OrderRole.FLATTEN)
-# How long after a close a fill of its entry quote is taken for a late one (close_hold.py:
-# a quote possibly live at the close is cancelled by the finalization and the orphan sweep)
-LATE_FILL_WINDOW = timedelta(hours=1)
 
 
 class PositionKeeper:
@@ -73,8 +57,6 @@ class PositionKeeper:
                  interpreter: Interpreter, entries: EntrySender, breakers: Breakers,
                  candles: dict[str, CandleHistory], alerter: Alerter, clock: Clock,
                  balances: BalanceKeeper) -> None:
-        self.settings = settings
-        self.balances = balances
         self.exchange = exchange
         self.executor = executor
         self.tracker = tracker
@@ -86,7 +68,6 @@ class PositionKeeper:
         self.candles = candles
         self.alerter = alerter
         self.clock = clock
-        self._left_alone: dict[str, tuple[Decimal, Decimal]] = {}   # symbol -> (qty, entry)
         # symbol -> (record, exchange position, orders, live orders) of the last tick that
         # found the record settled and steady: a position record and an ExchangePosition
         # are frozen, and the tracker's `for_symbol` snapshot is the same object only while
@@ -100,6 +81,9 @@ class PositionKeeper:
         self.unexplained = UnsaidReductions()
         # Closes that wait for their maker quote to be known cancelled (trader/close_hold.py)
         self.close_hold = CloseHold()
+        # A position found without a record, taken over (trader/adoption.py)
+        self.adoption = Adoption(settings, exchange, executor, tracker, store, entries, clock,
+                                 balances)
 
     async def protect(self, position: Position, view: SymbolView,
                       notes: list[str] | None = None,
@@ -273,52 +257,19 @@ class PositionKeeper:
         adopted (when TRADEBOT_ADOPT_POSITIONS) and protected. None when left alone.
         `to_close`: the operator's /close asked for it (adopted whatever the setting, which
         is about the agent taking positions over by itself; the alert says why)."""
-        late = self._late_entry_fill(symbol, view)
-        if not (self.settings.adopt_positions or to_close or late is not None):
-            self._left_alone_logged(symbol, view)
+        adopted = await self.adoption.adopted(symbol, view, to_close,
+                                              self.interpreter.policy.taker_fee)
+        if adopted is None:
             return None
-        journaled = self.store.fills(symbol)
-        key, seq = recover_key(symbol, self.tracker.ours_live(symbol), journaled,
-                               view.position.side)
-        known = self.store.position(symbol, key) if key else None
-        if known is not None and (known.state is PositionState.CLOSED
-                                  or known.side is not view.position.side):
-            # The key names a finished trade (its entry is the journal's last, or an order
-            # of it is left): this position is another one, opened since (by hand).
-            logger.info("untracked position is not the closed {} {} symbol={}",
-                        known.side.label, key, symbol)
-            key, seq, known = None, {}, None
-        last_stop = risk_budget = None
-        if key is not None and known is None:          # our own, on a wiped disk
-            seq, last_stop = await self._sent_before(symbol, key, seq)
-            risk_budget = await self._risk_budget()
-        position = adopted_position(
-            view, self.exchange.rules(symbol), self.clock.now(), key=key, seq=seq, known=known,
-            leverage=self.settings.leverage,
-            time_limit=timedelta(minutes=self.settings.time_in_trade_minutes),
-            cooldown=timedelta(minutes=self.settings.cooldown_minutes), fills=journaled,
-            taker_fee=self.interpreter.policy.taker_fee, last_stop=last_stop,
-            risk_budget=risk_budget)
+        position = adopted.position
         self.interpreter.adopt(position)
-        if late is not None and not to_close:     # a /close closes it itself
-            return await self._close_late_fill(position, view, *late)
-        self.alerter.publish(self._adoption_alert(symbol, position, ours=key is not None,
-                                                  to_close=to_close,
-                                                  legs=self._legs_text(position, view)),
+        if adopted.late is not None and not to_close:     # a /close closes it itself
+            return await self._close_late_fill(position, view, *adopted.late)
+        self.alerter.publish(adoption_alert(symbol, position, ours=adopted.ours,
+                                            to_close=to_close,
+                                            legs=self.adoption.legs_text(position, view)),
                              self.clock.now())
         return await self.protect(position, view)
-
-    def _late_entry_fill(self, symbol: str, view: SymbolView) -> tuple[Position, Fill] | None:
-        """The symbol's last closed record (lately, on the side now held) and the fill of its
-        entry quote that came after its close (trader/late_entry_fill.py), if any."""
-        since = self.clock.now() - LATE_FILL_WINDOW
-        recent = [p for p in self.store.closed_since(since) if p.symbol == symbol
-                  and p.side is view.position.side and p.closed_at is not None]
-        if not recent:
-            return None
-        last = max(recent, key=lambda p: p.closed_at or since)
-        fill = late_entry_fill(last, self.store.fills(symbol, last.closed_at))
-        return None if fill is None else (last, fill)
 
     async def _close_late_fill(self, position: Position, view: SymbolView, closed: Position,
                                fill: Fill) -> Position | None:
@@ -330,128 +281,6 @@ class PositionKeeper:
             return None
         closing = await self.interpreter.apply(protected, CloseRequested(CloseReason.COMMAND))
         return None if closing.state is _CLOSED else closing
-
-    async def _risk_budget(self) -> Decimal | None:
-        """What an entry is sized to lose now (trader/risk.py): equity x the risk fraction.
-        A wiped disk's boot adopts before its balance read: the balance is read here then.
-        None when it cannot be read: the stop is planned as for any adoption (1 % from the
-        mark), said in the log."""
-        balance = self.balances.balance
-        if balance is None:
-            try:
-                balance = await self.balances.refresh()
-            except (ExchangeError, UnknownOutcome) as exc:
-                logger.warning("balance unreadable: the stop of a position picked up again "
-                               "is not sized from it error={}", exc)
-                return None
-        account = self.entries.account(balance, ())
-        return None if account is None else account.equity * account.risk_fraction
-
-    def _left_alone_logged(self, symbol: str, view: SymbolView) -> None:
-        """A WARNING once per untracked position (its size and entry price), not at every
-        tick: /logs shows the last warnings, and one line every 2 s pushed the rest out.
-        The invariant monitor's INVARIANT_NO_STOP alert is what tells the operator."""
-        seen = (view.position.quantity, view.position.entry_price)
-        log = logger.debug if self._left_alone.get(symbol) == seen else logger.warning
-        self._left_alone[symbol] = seen
-        log("untracked position left alone symbol={} qty={}", symbol, view.position.quantity)
-
-    async def past_ids_sent(self, position: Position) -> Position:
-        """A known position whose client id sequence is past every id of its legs the
-        exchange knows. The database can miss orders of ours: placed while nothing could be
-        written (a /sl, breakeven, trailing), then a restart on that database. A live one
-        is taken over by the observation (trader/observe.py `_newer_of_ours`); one no longer
-        live (cancelled by hand) is not among the open orders, and its id sent again would
-        be taken (one id, two orders). Asked at boot; entries and partial take-profits are
-        never sent unjournaled (trader/executor.py JOURNAL_REQUIRED)."""
-        roles = [leg.role for leg in position.legs]
-        seq, _ = await self._sent_before(position.symbol, position.key, position.seq, roles)
-        if seq == position.seq:
-            return position
-        logger.warning("client ids the database missed are on the exchange symbol={} key={} "
-                       "journaled={} exchange={}", position.symbol, position.key,
-                       position.seq, seq)
-        return replace(position, seq=seq)
-
-    async def _sent_before(self, symbol: str, key: str, seq: dict[str, int],
-                           roles: Iterable[OrderRole] = WIPE_PROBED_ROLES
-                           ) -> tuple[dict[str, int], Decimal | None]:
-        """`seq` with the client ids `key` already sent, per role: an order that is no
-        longer live is not among the live orders `recover_key` reads (a stop or target
-        cancelled by hand, a MARKET partial take-profit filled at once), and sending its
-        client id again makes one id two orders (the exchange refuses a duplicate id among
-        open orders only); a partial take-profit's would close a second part. Asked by
-        client id, sl1, sl2, ... until one is unknown; the stop first (it protects). And
-        the level of the newest stop found so (None: none past `seq`): no longer live, yet
-        the last level the agent had put its stop at (a trail, breakeven, /sl).
-
-        Market closes (FLATTEN) are asked one id further: a close whose answer was lost
-        and which never landed is followed by the next id (trader/market_exit.py), so one
-        unknown id does not end them. Their parts need no asking: a part's id is its
-        close's + PART_SEQ_STRIDE x n (trader/intents.py `part_client_id`), sent only after
-        its close's first part was accepted, so a close numbered past every close found
-        has parts no id sent before can equal. The REST cost, one GET each (weight 1): per
-        role the ids found plus one (FLATTEN: plus two): bounded by what the key sent."""
-        sent_before = dict(seq)
-        last_stop = None
-        for role in roles:
-            sent = seq.get(role.value, 0)
-            gap = 1 if role is OrderRole.FLATTEN else 0
-            while True:
-                order = None
-                for ahead in range(1, gap + 2):
-                    order = await self.executor.read_order(
-                        symbol, str(ClientId(symbol, key, role, sent + ahead)))
-                    if order is not None:
-                        sent += ahead
-                        break
-                if order is None:
-                    break
-                if role is OrderRole.STOP_LOSS:
-                    last_stop = order.trigger_price
-            if sent:
-                sent_before[role.value] = sent
-        return sent_before, last_stop
-
-    def _legs_text(self, position: Position, view: SymbolView) -> str:
-        """How an adopted position is protected: "1 % stop, 1.5 % target" when the agent
-        places both, else naming a stop or target placed by hand that it takes as its own
-        (trader/observe.py `covering_leg`; the agent never cancels an order it did not
-        place, so the operator must know which order protects the position)."""
-        parts = []
-        for leg, planned in ((position.stop, "1 % stop"), (position.take_profit, "1.5 % target")):
-            found = covering_leg(position, leg, view.live, self.clock.now())
-            if found is None or ClientId.parse(found.client_id) is not None:
-                parts.append(planned)
-            else:
-                what = "stop-loss" if leg.role is OrderRole.STOP_LOSS else "take-profit"
-                parts.append(f"{what} {found.client_id} at {display.number(found.trigger_price)}"
-                             " (placed outside the agent, kept as its own)")
-        return ", ".join(parts)
-
-    @staticmethod
-    def _adoption_alert(symbol: str, position: Position, ours: bool, to_close: bool,
-                        legs: str = "1 % stop, 1.5 % target") -> Alert:
-        if to_close:    # the /close's reply tells the rest
-            whose = "the agent's own" if ours else "a"
-            text = (f"{symbol}: {whose} {position.side.label} "
-                    f"{display.number(position.quantity)} the agent was not managing is "
-                    "being closed at market, as /close asked")
-            return Alert(AlertName.STARTUP if ours else AlertName.RECONCILE_MISMATCH, text,
-                         symbol, dedup_key=f"adopted:{symbol}:{position.key}", answered_in_reply=True)
-        if ours and position.state is PositionState.CLOSING:
-            text = (f"{symbol}: picked up its own {position.side.label} "
-                    f"{display.number(position.quantity)} again, in the middle of its market "
-                    f"close (sent before the restart): closing the rest ({position.key})")
-            return Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{symbol}:{position.key}")
-        if ours:
-            text = (f"{symbol}: picked up its own {position.side.label} "
-                    f"{display.number(position.quantity)} again; protecting it ({position.key})")
-            return Alert(AlertName.STARTUP, text, symbol, dedup_key=f"adopted:{symbol}:{position.key}")
-        text = (f"{symbol}: a {position.side.label} {display.number(position.quantity)} the "
-                f"agent did not open is on the exchange: adopted and protected: {legs}")
-        return Alert(AlertName.RECONCILE_MISMATCH, text, symbol,
-                     dedup_key=f"adopted:{symbol}:{position.key}")
 
     async def _who_added(self, position: Position, quantity: Decimal,
                          view: SymbolView) -> str:

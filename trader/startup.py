@@ -22,8 +22,8 @@ from trader.reconcile import FILL_LOOKBACK
 async def boot(engine: Engine) -> list[str]:
     """Rebuild from the exchange and the database; protect before trading. Returns every
     difference found (the CLI prints them); the STARTUP alert "boot reconciliation" names
-    those no other alert told: a position adopted has its own alert (trader/position_keeper.py
-    `adopt`: "picked up its own LONG 0.5 again", or RECONCILE_MISMATCH), said once."""
+    those no other alert told: a position adopted has its own alert (trader/adoption.py
+    `adoption_alert`: "picked up its own LONG 0.5 again", or RECONCILE_MISMATCH), said once."""
     engine.load_state()
     engine.booted = False
     lines = await reconcile(engine, report_untracked=False)   # _settle says what it adopted
@@ -73,7 +73,7 @@ async def _settle(engine: Engine, symbol: str) -> Settled:
             lines.append(f"{symbol}: the position is gone on the exchange: finalized "
                          f"({record.key})")
         elif record.state.open:
-            record = await engine.keeper.past_ids_sent(record)
+            record = await engine.keeper.adoption.past_ids_sent(record)
         position = await engine.protect(record, view)
     else:
         position = None
