@@ -6,11 +6,11 @@ and a quiet market around it: the harness of rest_budget.py and protection_timin
         await market.seed_history()
         async with market.running(), LiveAgent(fake, folder, ["BTCUSDT", "ETHUSDT"],
                                                streams=True) as agent:
-            agent.start_loop()             # trader.app's own live loop, as a task
+            agent.start_loop()             # trader.agent_loops' live loop, as a task
             ...                            # agent.engine, fake.request_log
 
 `LiveAgent` wires what `tradebot run` wires (trader.app: exchange start, database, engine,
-controller, `trader.startup.boot`, then `trader.app._live_loop`: feed.poll +
+controller, `trader.startup.boot`, then `trader.agent_loops.live_loop`: feed.poll +
 controller.process + engine.tick + periodic reconcile, waiting with `engine.wait_next`),
 without Telegram (alerts stay in the database's outbox). `streams=False` is the adapter
 with its streams switched off: every read is polled over REST.
@@ -35,14 +35,15 @@ from typing import Any
 from common import ROOT  # noqa: F401 - puts the repository root on sys.path
 
 from tests.fakes.binance_server import DEFAULT_PRICES, FakeBinance
+from trader.agent_loops import live_loop
 from trader.agent_services import AgentServices
 from trader.alerter import Alerter
-from trader.app import _live_loop, start_exchange
 from trader.clock import SystemClock
 from trader.config import Settings, load_settings
 from trader.control import Controller
 from trader.domain import Candle, Order, OrderType
 from trader.engine import Engine
+from trader.engine_setup import start_exchange
 from trader.exchange.binance import BinanceExchange
 from trader.startup import boot
 from trader.strategy.base import load_strategy
@@ -80,7 +81,7 @@ def agent_settings(fake: FakeBinance, folder: Path, symbols: list[str],
 
 class LiveAgent:
     """See the module docstring. `engine`, `controller`, `exchange` once entered. `wal`: the
-    database journal; False (a rollback journal) as the live agent has it (trader/app.py
+    database journal; False (a rollback journal) as the live agent has it (trader/engine_setup.py
     build_engine), True to measure what WAL would save."""
 
     wal = False
@@ -111,11 +112,11 @@ class LiveAgent:
         return self
 
     def start_loop(self) -> None:
-        """trader.app's live loop as a task (what `tradebot run` runs after boot)."""
+        """trader.agent_loops' live loop as a task (what `tradebot run` runs after boot)."""
         self.loop_started_at = time.perf_counter()
         services = AgentServices(self.settings, self.engine, replay=False)
         self.loop_task = asyncio.create_task(
-            _live_loop(self.engine, self.controller, services, self.stop_requested))
+            live_loop(self.engine, self.controller, services, self.stop_requested))
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:

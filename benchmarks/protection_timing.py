@@ -1,5 +1,5 @@
 """How long a position goes without its protection, as an operator would see it: the real
-engine loop (trader.app's live loop, ticking every TRADEBOT_TICK_SECONDS and woken by the
+engine loop (trader.agent_loops' live loop, ticking every TRADEBOT_TICK_SECONDS and woken by the
 user-data stream) on the real python-binance client against the fake Binance server, with
 TRADEBOT_SENTINEL_DEBOUNCE_SECONDS at its default (60 s).
 

@@ -5,7 +5,7 @@ with the streams switched off (polling, the baseline), measured side by side in 
     python benchmarks/rest_budget.py --minutes 1 --symbols 3
 
 Each variant is its own fake Binance server (tests/fakes/binance_server.py) and its own agent
-on the real python-binance client: trader.app's live loop (feed.poll + controller.process +
+on the real python-binance client: trader.agent_loops' live loop (feed.poll + controller.process +
 engine.tick + periodic reconciliation) with the default TRADEBOT_TICK_SECONDS and
 TRADEBOT_RECONCILE_SECONDS, the default strategy, one open position (opened by hand before
 boot, adopted and protected by a stop-loss and a take-profit) and a quiet market (quotes

@@ -14,7 +14,7 @@ stream up, the engine's view of each symbol comes from its order tracker and the
 quotes (trader/exchange_view.py), not from per-tick reads; `--polling` plays the stream
 down (every tick takes a snapshot: position, open orders, book).
 The database is a WAL file by default (a commit does not wait for the disk), as in tests
-and backtests; `--live-journal` opens it as the live agent does (trader/app.py: a rollback
+and backtests; `--live-journal` opens it as the live agent does (trader/engine_setup.py: a rollback
 journal with synchronous=FULL, storage/db.py), so each of a busy tick's commits also waits
 for the disk: that figure is the disk's time as much as the engine's.
 The time spent inside the paper exchange's calls (its simulator and its own state saving:

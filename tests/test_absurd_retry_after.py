@@ -18,8 +18,8 @@ import pytest
 from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import SYMBOL
-from trader.app import build_engine, start_exchange
 from trader.clock import ManualClock
+from trader.engine_setup import build_engine, start_exchange
 from trader.exchange.base import LONGEST_BAN, CircuitOpen, ExchangeError
 from trader.exchange.binance_codec import error_from_answer
 from trader.exchange.gate import DEFAULT_BAN_SECONDS, DEFAULT_RETRY_AFTER, RequestGate

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from binance import AsyncClient
 
-from trader.app import rest_endpoint
 from trader.circuit_memory import CircuitMemory
 from trader.config import Settings, load_settings
 from trader.config_hosts import MAINNET_REST, TESTNET_REST
+from trader.engine_setup import rest_endpoint
 from trader.exchange.base import CircuitState
 from trader.trade_store import TradeStore
 

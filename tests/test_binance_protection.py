@@ -49,7 +49,7 @@ async def running_agent(fake: FakeBinance, tmp_path, *, streams: bool, tick: flo
                         live_database: bool = False, **env) -> AsyncIterator[Engine]:
     """A hand-opened LONG 0.1 adopted at boot, then the engine's loop running for real.
     `live_database`: opened as `tradebot run` opens it (rollback journal, the agent's short
-    wait for another process's lock; trader/app.py)."""
+    wait for another process's lock; trader/engine_setup.py)."""
     await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.100"))
     settings = settings_for(fake, db_path=tmp_path / "tradebot.db", tick_seconds=tick, **env)
     exchange = BinanceExchange(settings, SystemClock(), streams=streams, stream_options=STREAMS,

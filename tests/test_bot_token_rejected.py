@@ -11,11 +11,11 @@ import pytest
 
 import trader.app
 from tests.fakes.telegram_server import FakeTelegram
-from trader.app import Closer
 from trader.cli import EXIT_CONFIG
 from trader.clock import Clock
 from trader.config import ConfigError, Settings, load_settings
 from trader.engine import Engine
+from trader.engine_setup import Closer
 
 WRONG_TOKEN = "987654321:WRONG-secret-token-xyz"
 BUILD_ENGINE = trader.app.build_engine

@@ -21,7 +21,8 @@ PURE = ("trader.lifecycle", "trader.lifecycle_tick", "trader.lifecycle_legs",
         "trader.invariant_checks")
 IO_PACKAGES = ("storage", "sqlite3", "sqlite_utils", "aiohttp", "binance", "telegram",
                "trader.exchange.binance", "trader.exchange.paper", "trader.executor",
-               "trader.engine", "trader.app", "asyncio", "socket", "requests")
+               "trader.engine", "trader.app", "trader.engine_setup", "trader.agent_loops",
+               "asyncio", "socket", "requests")
 
 
 def module_name(path: Path) -> str:

@@ -5,7 +5,7 @@ sent as soon as the agent says it started must enter, not answer "the balance wa
 from the exchange yet; try again in a minute", and /balance must show the wallet.
 
 Found from outside: the real agent against the fake Binance and Telegram, /long confirmed
-right after "boot reconciliation done". Here the same order of steps as trader/app.py's live
+right after "boot reconciliation done". Here the same order of steps as trader/agent_loops.py's live
 loop (boot, feed poll, commands, then the first tick), on the Binance adapter."""
 
 import asyncio
@@ -48,7 +48,7 @@ class Agent:
         return self.controller.engine
 
     async def poll_feed(self) -> None:
-        """The live loop's feed poll (trader/app.py): the candles closed since the last."""
+        """The live loop's feed poll (trader/agent_loops.py): the candles closed since the last."""
         for candle in await self.feed.poll(self.engine.clock.now()):
             self.engine.on_candle(candle)
 

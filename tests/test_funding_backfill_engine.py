@@ -1,4 +1,4 @@
-"""End to end: the agent's live loop (trader.app's iteration: tick, then the reconciliation
+"""End to end: the agent's live loop (trader.agent_loops' iteration: tick, then the reconciliation
 a stream reconnect asks for), the real python-binance client and the fake Binance's
 websockets. Funding settled while the user-data stream was down, or while the agent was not
 running, is read back from the income history (GET /fapi/v1/income) and shows in the trade's
@@ -18,8 +18,8 @@ import pytest
 from tests.fakes.binance_harness import captured_logs, eventually, settings_for
 from tests.fakes.binance_server import FakeBinance
 from tests.test_binance_streams import FAST
+from trader.agent_loops import live_iteration
 from trader.alerter import Alerter
-from trader.app import _live_iteration
 from trader.clock import SystemClock
 from trader.commands import Command, CommandKind, CommandResult
 from trader.control import Controller
@@ -67,7 +67,7 @@ async def live_agent(fake: FakeBinance, db_path: Path) -> AsyncIterator[tuple[En
         feed = ExchangeFeed(exchange, engine.symbols, settings.interval)
         last_reconcile = [engine.clock.now()]
         while not stop.is_set():
-            await engine.contained("live loop", _live_iteration(engine, controller, feed,
+            await engine.contained("live loop", live_iteration(engine, controller, feed,
                                                                 last_reconcile))
             await engine.wait_next(stop, settings.tick_seconds)
 

@@ -157,7 +157,7 @@ async def test_the_agent_gets_each_candle_once_at_its_close_from_rest_or_the_str
 
 
 async def agent_poll(agent: Agent) -> list[Candle]:
-    """The live loop's feed poll (trader/app.py `_live_iteration`), returning what it gave."""
+    """The live loop's feed poll (trader/agent_loops.py `live_iteration`), returning what it gave."""
     fresh = await agent.feed.poll(agent.engine.clock.now())
     for candle_ in fresh:
         agent.engine.on_candle(candle_)

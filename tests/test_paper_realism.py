@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from storage import Store
 from tests.engine_world import SYMBOL, long_signal, make_world
 from tests.fakes.binance_harness import captured_logs
-from trader.app import make_exchange
 from trader.clock import ManualClock
 from trader.config import load_settings
 from trader.domain import Candle, OrderRequest, OrderRole, OrderType, Side
+from trader.engine_setup import make_exchange
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig, Simulator
 from trader.exchange.sim_path import book_at
@@ -38,7 +38,7 @@ def market_buy(n: int) -> OrderRequest:
 
 async def replay_paper(tmp_path: Path, name: str, **env: str) -> tuple[PaperExchange,
                                                                       ManualClock]:
-    """The paper exchange `tradebot run --replay` builds (trader/app.py), on a replay clock."""
+    """The paper exchange `tradebot run --replay` builds (trader/engine_setup.py), on a replay clock."""
     settings = load_settings(_env_file=None, TRADEBOT_EXCHANGE="paper", **env)
     clock = ManualClock(T0)
     paper = make_exchange(settings, Store.open(tmp_path / f"{name}.db"), clock)

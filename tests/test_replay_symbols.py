@@ -7,8 +7,8 @@ for years of replay time). Found by a reviewer; `tradebot backtest` refuses the 
 
 import pytest
 
-from trader.app import replay_candles
 from trader.config import ConfigError, load_settings
+from trader.replay_input import replay_candles
 
 
 def settings(symbols: str | None):  # type: ignore[no-untyped-def]

@@ -29,8 +29,8 @@ from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.telegram_server import FakeTelegram, SentItem
 from tests.test_first_command_after_boot import SYMBOL, market_up_to_now
-from trader.app import build_engine, start_exchange
 from trader.circuit_memory import CircuitMemory
+from trader.engine_setup import build_engine, start_exchange
 from trader.exchange.base import CircuitOpen, CircuitState, ExchangeError
 from trader.start_retry import _next_try, circuit_text
 from trader.trade_store import TradeStore

@@ -19,8 +19,8 @@ from tests.fakes.binance_harness import captured_logs, settings_for
 from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import SYMBOL
 from tests.test_restart_during_ban import banned_first_run
-from trader.app import build_engine
 from trader.circuit_memory import KEY, CircuitMemory
+from trader.engine_setup import build_engine
 from trader.exchange.base import LONGEST_BAN
 from trader.start_retry import circuit_text
 from trader.trade_store import TradeStore

@@ -9,7 +9,7 @@ import pytest
 
 from tests.fakes.binance_harness import settings_for
 from tests.fakes.binance_server import FakeBinance
-from trader.app import build_engine, start_exchange
+from trader.engine_setup import build_engine, start_exchange
 from trader.exchange.base import ExchangeError
 from trader.exchange.errors import classify
 from trader.going_down import StartRefused

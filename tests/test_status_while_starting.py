@@ -11,8 +11,8 @@ from decimal import Decimal
 
 from tests.fakes.binance_harness import eventually, settings_for
 from tests.fakes.binance_server import FakeBinance
-from trader.app import build_engine, start_exchange
 from trader.commands import Command, CommandKind
+from trader.engine_setup import build_engine, start_exchange
 from trader.start_retry import until_done
 from trader.views import answer_query
 

@@ -269,8 +269,8 @@ async def test_the_live_agents_database_keeps_a_rollback_journal_and_a_replays_w
         tmp_path: Path, replay: bool, header: bytes) -> None:
     """Bytes 18-19 of an SQLite file: 1 = rollback journal, 2 = WAL
     (https://www.sqlite.org/fileformat.html, "The Database Header")."""
-    from trader.app import build_engine
     from trader.config import load_settings
+    from trader.engine_setup import build_engine
     settings = load_settings(_env_file=None, exchange="paper", db_path=tmp_path / "t.db")
     engine, close = await build_engine(settings, replay=replay)
     engine.store.put("probe", 1, NOW)

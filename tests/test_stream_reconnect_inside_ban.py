@@ -24,7 +24,7 @@ from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import SYMBOL, Agent, streaming_agent
 from tests.test_size_heard_during_ban import HEARD, shown, stop_filled_in_part
 from tests.test_stop_fill_during_ban import alerts, banned, long_open, ticks
-from trader.app import _live_iteration
+from trader.agent_loops import live_iteration
 from trader.domain import CloseReason, OrderType
 from trader.position import PositionState
 
@@ -133,11 +133,11 @@ async def test_the_resync_a_reconnect_asks_inside_a_ban_runs_when_the_ban_ends(t
         await reconnected(fake, agent)
         assert engine.resync_due
         last_reconcile = [engine.clock.now()]
-        await _live_iteration(engine, agent.controller, agent.feed, last_reconcile)
+        await live_iteration(engine, agent.controller, agent.feed, last_reconcile)
         assert engine.resync_due, "the resync was spent on a refusal inside the ban"
         assert len(fake.request_log) == sent, fake.request_log[sent:]
         assert await eventually(lambda: not engine.executor.circuit_open(), timeout=5.0)
-        await _live_iteration(engine, agent.controller, agent.feed, last_reconcile)
+        await live_iteration(engine, agent.controller, agent.feed, last_reconcile)
         assert not engine.resync_due
         assert fake.requests("GET /fapi/v1/userTrades")[-1] in fake.request_log[sent:]
         assert fake.retry_after_watch.violations == []

@@ -26,11 +26,11 @@ from tests.fakes.binance_harness import eventually, settings_for
 from tests.fakes.binance_server import FakeBinance
 from tests.test_app import clean_env
 from trader.alerter import Alerter
-from trader.app import start_exchange
 from trader.clock import SystemClock
 from trader.config import ConfigError
 from trader.domain import OrderType, Side
 from trader.engine import Engine
+from trader.engine_setup import start_exchange
 from trader.exchange.binance import BinanceExchange
 from trader.position import PositionState
 from trader.startup import boot

@@ -35,7 +35,7 @@ SQLITE_UPDATE = 23
 
 async def shared_world(tmp_path: Path) -> World:
     """The engine world, with the paper exchange saving into the engine's database (as
-    trader/app.py has it for a paper run)."""
+    trader/engine_setup.py has it for a paper run)."""
     world = await make_world(tmp_path)
     paper = PaperExchange(world.store, world.clock,
                           SimConfig(balance=Decimal("10000"), seed=1, default_leverage=5))

@@ -2,12 +2,14 @@
 
 The engine and the Telegram bot share one asyncio event loop. SIGTERM/SIGINT stop new
 entries, let the current tick finish, flush alerts, say "going down" and exit 0 well within
-the 30 s a Heroku-like host allows.
+the 30 s a Heroku-like host allows. Here: the start-up's order, the alert sink, the signals,
+the heartbeat and the shutdown; the engine's set-up is trader/engine_setup.py, a replay's
+candles trader/replay_input.py, the loops after boot trader/agent_loops.py.
 """
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -16,31 +18,24 @@ from typing import Any, TypeVar
 import aiohttp
 from loguru import logger
 
-from storage import Store
-from storage.db import AGENT_LOCK_WAIT_SECONDS, SaveStateFailure
+from trader.agent_loops import live_loop, replay_loop
 from trader.agent_services import PIN_FLUSH_SECONDS, AgentServices
-from trader.alert_routing import AlertRouting
-from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName, AlertSink
-from trader.circuit_memory import CircuitMemory
 from trader.clock import Clock, ManualClock, SystemClock
 from trader.commands import Command
 from trader.config import ConfigError, Settings
-from trader.config_hosts import rest_root
 from trader.control import Controller
-from trader.control_sleep import interrupted_flatten
 from trader.domain import Candle
 from trader.engine import Engine
-from trader.exchange.base import Exchange, ExchangeError
-from trader.exchange.errors import classify
-from trader.going_down import StartRefused, say_going_down
+from trader.engine_setup import Closer, build_engine, start_exchange
+from trader.going_down import say_going_down
 from trader.instance_lock import agent_lock
 from trader.log_sink import LogAlertSink
 from trader.presence import replay_db_path
+from trader.replay_input import replay_candles
 from trader.start_retry import until_done
-from trader.startup import boot, reconcile
+from trader.startup import boot
 from trader.stop_budget import StopSignal, bounded_after_stop
-from trader.trade_store import TradeStore
 
 SHUTDOWN_BUDGET_SECONDS = 20.0
 # After a stop signal, kept from the pin's wait for the alert flush (the SHUTDOWN message).
@@ -48,110 +43,7 @@ ALERT_FLUSH_RESERVE_SECONDS = 5.0
 SINK_ENTRY_POINTS = "tradebot.alert_sinks"
 HEARTBEAT_SECONDS = 60.0
 
-Closer = Callable[[], Awaitable[None]]
 T = TypeVar("T")
-
-
-def make_exchange(settings: Settings, store: Store, clock: Clock) -> Exchange:
-    if settings.exchange == "binance":
-        from trader.exchange.binance import BinanceExchange
-        return BinanceExchange(settings, clock)
-    from trader.exchange.paper import PaperExchange
-    from trader.exchange.sim import SimConfig
-    # Orders take 50-500 ms (TRADEBOT_PAPER_LATENCY_MS, seeded by TRADEBOT_SEED) as on a real
-    # exchange: in a replay the engine clock moves by it (real time / TRADEBOT_REPLAY_SPEED).
-    latency = settings.paper_latency
-    return PaperExchange(store, clock, SimConfig(balance=settings.paper_balance, seed=settings.seed,
-                                                 default_leverage=settings.leverage,
-                                                 latency_ms=latency or (0, 0)),
-                         latency=latency is not None)
-
-
-def rest_endpoint(settings: Settings) -> str:
-    """Where the agent's REST requests go, as a Binance IP ban is scoped: the host
-    python-binance calls, one spelling for each (trader/config_hosts.py `rest_root`)."""
-    if settings.exchange != "binance":
-        return settings.exchange
-    return rest_root(settings)
-
-
-async def build_engine(settings: Settings, clock: Clock | None = None, *,
-                       start: bool = True, replay: bool = False) -> tuple[Engine, Closer]:
-    """The engine on its exchange and database; `start=False` leaves `exchange.start` to the
-    caller (the agent retries it until the exchange answers). A live agent's database keeps
-    a rollback journal (a disk gone read-only must not kill it: storage/db.py); a replay's
-    fresh file keeps WAL."""
-    clock = clock or SystemClock()
-    store = TradeStore.open(settings.db_path, wal=replay, lock_wait=AGENT_LOCK_WAIT_SECONDS)
-    alerter = Alerter(store, clock, AlertRouting.from_settings(settings))
-    exchange = make_exchange(settings, store, clock)
-    # a Retry-After a previous process was given still holds (trader/circuit_memory.py)
-    CircuitMemory(store, clock, rest_endpoint(settings)).attach(exchange)
-    if start:
-        await start_exchange(exchange, settings)
-    from trader.strategy.base import load_strategy
-    engine = Engine(settings, exchange, store, clock, alerter, load_strategy(settings.strategy))
-
-    async def close() -> None:
-        await exchange.close()
-        store.close()
-    return engine, close
-
-
-async def start_exchange(exchange: Exchange, settings: Settings) -> None:
-    """`exchange.start`, with the answers that mean "fix the configuration" as ConfigError."""
-    from trader.exchange.binance_account import SetupRefused
-    try:
-        await exchange.start(list(settings.symbols), settings.leverage)
-    except SetupRefused as exc:
-        raise StartRefused([f"{exc.variable}: {exc}"], exc.held) from None
-    except ExchangeError as exc:
-        if not classify(exc, sending=False).credentials:
-            raise
-        raise StartRefused([f"BINANCE_API_KEY / BINANCE_API_SECRET: rejected by Binance "
-                           f"(code {exc.code}: {exc.message}); check the key, its IP whitelist "
-                           "and its Futures permission"]) from None
-
-
-def replay_candles(settings: Settings, data: list[Path] | None,
-                   symbol: str | None = None) -> dict[str, list[Candle]]:
-    """The replay's candles: --data files, else TRADEBOT_REPLAY_FILE, else the bundled data.
-    `symbol` (--symbol) names the symbol of files whose names do not say it (one series)."""
-    from trader.backtest_input import candle_files
-    from trader.market.replay import load_bundled
-    paths = data or ([settings.replay_file] if settings.replay_file else [])
-    if not paths:
-        bundled = load_bundled()
-        missing = [s for s in settings.symbols if s not in bundled]
-        if missing:
-            raise ConfigError([f"TRADEBOT_SYMBOLS: no bundled candles for {', '.join(missing)} "
-                               f"(the bundled data has {', '.join(sorted(bundled))}); give "
-                               "your own with --data FILE"])
-        return _on_one_clock({s: bundled[s] for s in settings.symbols}, "TRADEBOT_SYMBOLS")
-    source = "--data" if data else "TRADEBOT_REPLAY_FILE"
-    try:
-        # checked as `tradebot backtest --data` checks them (a symbol's several files one
-        # series), then read into memory: a replay is paced, not long
-        loaded = {name: list(rows) for name, rows in candle_files(paths, symbol).items()}
-    except (OSError, ValueError) as exc:       # unreadable file, bad row, unknown time unit
-        raise ConfigError([f"{source}: {exc}"]) from None
-    return _on_one_clock(loaded, source)
-
-
-def _on_one_clock(candles: dict[str, list[Candle]], source: str) -> dict[str, list[Candle]]:
-    """`candles` when every symbol's candles share a moment with every other's; ConfigError
-    otherwise (a replay runs one clock: a symbol before its first candle or after its last
-    one is stale data, STALE_DATA, for the whole of the other's period)."""
-    if len(candles) < 2:
-        return candles
-    spans = {s: (rows[0].open_time, rows[-1].open_time) for s, rows in candles.items()}
-    if max(first for first, _ in spans.values()) <= min(last for _, last in spans.values()):
-        return candles
-    shown = ", ".join(f"{s} ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)"
-                      for s, (first, last) in spans.items())
-    raise ConfigError([f"{source}: a replay runs one clock, and the candles of {shown} do "
-                       "not all overlap; replay them one at a time (`tradebot backtest` runs "
-                       "periods apart one after the other)"])
 
 
 async def run_agent(settings: Settings, *, replay: bool = False, speed: float | None = None,
@@ -225,10 +117,10 @@ async def _run_locked(settings: Settings, clock: Clock,
                                      f"\n{state}", dedup_key=f"started:{datetime.now(UTC)}"),
                                clock.now())
         if replaying:
-            await _replay_loop(engine, controller, candles, clock, stop,  # type: ignore[arg-type]
-                               progress=progress)
+            await replay_loop(engine, controller, candles, clock, stop,  # type: ignore[arg-type]
+                              progress=progress)
         else:
-            await bounded_after_stop(_live_loop(engine, controller, services, stop), stop)
+            await bounded_after_stop(live_loop(engine, controller, services, stop), stop)
     except ConfigError as exc:      # the exchange's answer at start-up: fix the setting
         refusal = exc
         raise
@@ -283,100 +175,6 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
     logger.warning("signal received signal={}: stopping entries, finishing the tick", sig.name)
     stop.set()
-
-
-async def _replay_loop(engine: Engine, controller: Controller,
-                       candles: dict[str, list[Candle]], clock: ManualClock,
-                       stop: asyncio.Event, *, progress: bool = False) -> None:
-    from trader.market.replay import ReplayFeed
-    from trader.replay_progress import ReplayProgress
-    status = ReplayProgress(candles, clock.speed, enabled=progress)
-    paper = engine.exchange
-    batches = ReplayFeed(candles, clock).__aiter__()
-    while True:
-        batch = await _next_or_stop(batches, stop, engine, controller)
-        if batch is None:
-            break
-        for candle in batch:
-            _feed_paper(paper, candle)
-            engine.on_candle(candle)
-        await controller.process()
-        await engine.tick()
-        engine.record_equity()
-        status.advance(batch)
-    logger.info("replay {} ticks={}", "stopped" if stop.is_set() else "finished", engine.ticks)
-
-
-def _feed_paper(paper: Any, candle: Candle) -> None:
-    """Move the simulated market. Its state save failing (counted by the write health:
-    SAVE_STATE_FAILURE) must not end the replay: the market moved in memory, and the save
-    is tried again with the next candle."""
-    try:
-        paper.feed_candle(candle)
-    except SaveStateFailure as exc:
-        logger.error("paper exchange state not saved symbol={} candle={} error={}",
-                     candle.symbol, candle.open_time.isoformat(), exc.cause)
-
-
-async def _next_or_stop(batches, stop: asyncio.Event, engine: Engine,  # type: ignore[no-untyped-def]
-                        controller: Controller) -> list[Candle] | None:
-    """The next replay batch, or None when the replay ends or a stop is requested (a paced
-    replay may be waiting many seconds for its next candle: SIGTERM must not wait for it,
-    and commands, from Telegram or `tradebot shutdown|wake`, are run while it waits)."""
-    if stop.is_set():
-        return None
-    following = asyncio.ensure_future(anext(batches))
-    while not following.done():
-        stopping = asyncio.ensure_future(stop.wait())
-        commands = asyncio.ensure_future(engine.wakeup.wait())
-        await asyncio.wait({following, stopping, commands}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        commands.cancel()
-        if stop.is_set() and not following.done():
-            following.cancel()
-            return None
-        if not following.done():
-            engine.wakeup.clear()
-            await controller.process()
-    try:
-        return following.result()
-    except StopAsyncIteration:
-        return None
-
-
-async def _live_loop(engine: Engine, controller: Controller, services: AgentServices,
-                     stop: asyncio.Event) -> None:
-    from trader.market.live import ExchangeFeed
-    feed = ExchangeFeed(engine.exchange, engine.symbols, engine.settings.interval)
-    last_reconcile = [engine.clock.now()]
-    while not stop.is_set():
-        services.between_ticks()    # a pinned state Telegram showed only after boot
-        if (flatten := interrupted_flatten(engine)) is not None:
-            await controller.run(flatten)    # a /shutdown's flatten a stop cut short: finished
-        # Every part is contained on its own; this outer boundary is the last resort.
-        await engine.contained("live loop", _live_iteration(engine, controller, feed,
-                                                            last_reconcile))
-        await engine.wait_next(stop, engine.settings.tick_seconds)
-
-
-async def _live_iteration(engine: Engine, controller: Controller, feed,  # type: ignore[no-untyped-def]
-                          last_reconcile: list[datetime]) -> None:
-    candles = await engine.contained("candle feed", feed.poll(engine.clock.now())) or []
-    for candle in candles:
-        engine.on_candle(candle)
-    await controller.process()
-    await engine.tick()
-    engine.record_equity()
-    now = engine.clock.now()
-    # Inside a Retry-After the reconciliation is refused unsent; the one a stream reconnect
-    # asked for (what the gap hid: fills, funding, intents) waits for the window's end
-    # instead of being spent on the refusal.
-    closed = not engine.executor.circuit_open()
-    if (engine.resync_due and closed) or \
-            (now - last_reconcile[0]).total_seconds() >= engine.settings.reconcile_seconds:
-        last_reconcile[0] = now
-        engine.resync_due = engine.resync_due and not closed
-        await engine.contained("periodic reconciliation", reconcile(engine))
 
 
 async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:

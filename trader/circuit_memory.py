@@ -5,7 +5,7 @@ Binance's general info, LIMITS) sends nothing until it ends, and says until when
 The disk is wiped only when the host restarts; then nothing is kept and the new process
 is a plain client: its first request is answered 418 with Retry-After, and it waits that.
 
-    memory = CircuitMemory(store, clock, endpoint)   # app.rest_endpoint: the REST host
+    memory = CircuitMemory(store, clock, endpoint)   # engine_setup.rest_endpoint: the REST host
     memory.attach(exchange)       # restores a window still running, keeps each new one
 
 Binance bans an IP on the host that banned it: a window kept for another endpoint (the same

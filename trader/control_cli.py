@@ -176,7 +176,7 @@ async def _run_here(settings: Settings, action: str, flatten: bool) -> int:
     without the exchange, as /shutdown sleeps whatever fails (trader/control.py). The
     exchange's HTTP session, Telegram's and the database are closed whatever happens."""
     # The agent's machinery is loaded only here: relaying to a running agent stays quick.
-    from trader.app import build_engine, start_exchange
+    from trader.engine_setup import build_engine, start_exchange
 
     engine, close = await build_engine(settings, start=False)
     progress = Progress()
