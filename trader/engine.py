@@ -21,216 +21,38 @@ stream's view, for a position the user-data stream shows gone or of another size
 Each symbol's tick runs inside its own boundary (trader/containment.py). Around the symbols:
 the balance read when due (trader/balance_keeper.py), the rate-limit circuit and rules-change
 alerts (trader/exchange_health.py), the second-instance check (trader/second_instance.py)
-and the database's write health (trader/state_writes.py). Operator commands wait on a queue
-and run between ticks (trader/control.py); the periodic duties are in trader/housekeeping.py,
-boot and periodic reconciliation in trader/startup.py.
+and the database's write health (trader/state_writes.py); these parts are wired in
+trader/engine_parts.py. Operator commands wait on a queue and run between ticks
+(trader/control.py); the periodic duties are in trader/housekeeping.py, boot and periodic
+reconciliation in trader/startup.py.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import TypeVar
+from collections.abc import Awaitable
+from datetime import datetime
 
 from loguru import logger
 
 from trader import guards
-from trader.alerter import Alerter
-from trader.balance_keeper import BalanceKeeper
-from trader.breakers import Breakers
-from trader.clock import Clock
-from trader.close_readback import CloseReadback
-from trader.closing import Finalizer
-from trader.config import Settings
-from trader.containment import Containment
-from trader.domain import ZERO, Balance, Candle, CloseReason, ExchangePosition, Side
-from trader.entry import HIGHER_TIMEFRAME, Account
-from trader.entry_sender import EntrySender
-from trader.events import CloseRequested, Policy
-from trader.exchange.base import Exchange, Quote
-from trader.exchange_actions import ActionRunner
-from trader.exchange_health import ExchangeHealth
-from trader.exchange_view import ExchangeView
-from trader.executor import PROBE_GRACE, Executor
-from trader.funding_backfill import FundingBackfill
-from trader.guard_book import GuardBook
-from trader.guards import GuardConfig, GuardState
-from trader.housekeeping import Housekeeping
-from trader.interpreter import Interpreter
-from trader.management import TrailingDistance
+from trader.domain import ZERO, Candle, CloseReason, ExchangePosition, Side
+from trader.engine_parts import CANDLE_HISTORY as CANDLE_HISTORY  # backtest_warmup.py reads it
+from trader.engine_parts import EngineParts
+from trader.entry import Account
+from trader.events import CloseRequested
+from trader.exchange.base import Quote
 from trader.margin_call import margin_call_alerts
-from trader.market.history import CandleHistory
 from trader.observe import SymbolView
-from trader.order_tracker import OrderTracker
 from trader.position import Position, PositionState
-from trader.position_journal import PositionJournal
-from trader.position_keeper import PositionKeeper
-from trader.second_instance import SecondInstanceCheck
-from trader.slow_answers import answer_bound
-from trader.state_writes import StateWrites
-from trader.strategy.base import Strategy
-from trader.strategy.default import DefaultStrategy
-from trader.strategy.regime import DEFAULT_THRESHOLDS
-from trader.telemetry import Counters, ProtectionTelemetry
-from trader.trade_store import TradeStore
 
-T = TypeVar("T")
 # Read once: a member read on its class goes through 3.11's `EnumType.__getattr__` (~900
 # instructions), and an open position's tick compares with it every candle.
 _PROTECTED = PositionState.PROTECTED
-CANDLE_HISTORY = 1000    # enough for a 5x higher timeframe of a 120-candle warm-up
 
 
-def new_history() -> CandleHistory:
-    """A symbol's closed candles with the higher timeframe and the regime's true ranges
-    kept up to date as candles close (trader/market/history.py)."""
-    return CandleHistory(CANDLE_HISTORY, HIGHER_TIMEFRAME, DEFAULT_THRESHOLDS.lookback - 1)
-
-
-class Engine:
-    """Owns positions, guards and the command queue; the only task that mutates them."""
-
-    def __init__(self, settings: Settings, exchange: Exchange, store: TradeStore, clock: Clock,
-                 alerter: Alerter, strategy: Strategy | None = None) -> None:
-        self.settings = settings
-        self.symbols = list(settings.symbols)
-        self.exchange = exchange
-        self.store = store
-        self.clock = clock
-        self.alerter = alerter
-        self.counters = Counters()
-        self.tracker = OrderTracker()
-        self.executor = Executor(exchange, store, clock, self.tracker,
-                                 recv_window=timedelta(milliseconds=settings.recv_window_ms))
-        # Only a stream across a network can fall silent without closing; the paper
-        # exchange's events come from its own simulator (trader/exchange_view.py).
-        verify_every = timedelta(seconds=settings.stream_verify_seconds) \
-            if exchange.name == "binance" else None
-        self.view = ExchangeView(exchange, self.executor, self.tracker, clock, verify_every)
-        self.guards = GuardBook(store, alerter, clock, self.counters, GuardConfig(
-            breaker_minutes=settings.breaker_minutes, cooldown_minutes=settings.cooldown_minutes,
-            spread_min_ticks=settings.spread_min_ticks))
-        self.breakers = Breakers(self.guards)
-        self.journal = PositionJournal(store, alerter, self.guards, clock, exchange.rules)
-        self.boundary = Containment(self.guards, alerter, clock)
-        self.writes = StateWrites(store, self.guards, self.journal, alerter, clock,
-                                  settings.db_path, positions=lambda: self.positions)
-        self.balance_keeper = BalanceKeeper(exchange, self.executor, store, clock, self.writes)
-        self.journal.close_listeners.append(self.balance_keeper.mark_due)
-        self.interpreter = Interpreter(
-            ActionRunner(exchange, self.executor, self.tracker, clock,
-                         self.balance_keeper.available_margin,
-                         stop_backup_after=answer_bound(settings.stop_backup_after_seconds,
-                                                        exchange)),
-            Finalizer(exchange, self.executor, self.tracker, store, clock), self.journal,
-            alerter, clock, Policy(debounce_seconds=settings.sentinel_debounce_seconds,
-                                   debounce_cycles=settings.sentinel_debounce_cycles,
-                                   breakeven_attempts=settings.breakeven_attempts,
-                                   trigger_grace_seconds=settings.trigger_grace_seconds,
-                                   trailing_distance=TrailingDistance.parse(
-                                       settings.trailing_distance),
-                                   placement_expiry_seconds=(self.executor.recv_window
-                                                             + PROBE_GRACE).total_seconds()),
-            ProtectionTelemetry(self.counters))
-        self.candles: dict[str, CandleHistory] = {s: new_history() for s in self.symbols}
-        self.entries = EntrySender(settings, exchange, self.executor, store, self.interpreter,
-                                   self.counters, clock, strategy or DefaultStrategy(),
-                                   view=self.view)
-        self.entries.desk.history = self.candles    # correlated heat reads every symbol's candles
-        self.entries.maker.held = self._entries_held   # /shutdown, /pause stop maker quotes
-        self.keeper = PositionKeeper(settings, exchange, self.executor, self.tracker, store,
-                                     self.view, self.interpreter, self.entries, self.breakers,
-                                     self.candles, alerter, clock, self.balance_keeper)
-        self.exchange_health = ExchangeHealth(exchange, self.executor, alerter, clock)
-        self.second_instance = SecondInstanceCheck(self.tracker, self.executor, self.guards,
-                                                   alerter, clock)
-        self.started_at = clock.now()
-        self.stopping = False
-        self.ticks = 0
-        self.wakeup = asyncio.Event()
-        self.resync_due = False   # the user-data stream came back: what it missed is re-read
-        self.housekeeping = Housekeeping(settings, exchange, self.executor, store, alerter,
-                                         clock, self.guards, self.candles, self.counters,
-                                         self.boundary, self.tracker)
-        exchange.on_stream_reconnect(self._stream_reconnected)
-        self.funding_backfill = FundingBackfill(exchange, store, clock, self.symbols)
-        self.close_readback = CloseReadback(exchange, self.executor, store, alerter, clock,
-                                            self.guards)
-        self.journal.close_listeners.append(self.close_readback.mark_due)
-
-    # --- state kept across restarts ---------------------------------------------------
-    @property
-    def positions(self) -> dict[str, Position]:
-        return self.interpreter.positions
-
-    def _entries_held(self, symbol: str) -> str:
-        return guards.entries_held(self.guards.state, symbol, self.clock.now())
-
-    @property
-    def guard_state(self) -> GuardState:
-        return self.guards.state
-
-    @guard_state.setter
-    def guard_state(self, state: GuardState) -> None:
-        # The operator's commands (trader/control.py) set the guards here: even an unchanged
-        # sleep/pause is their decision (trader/intent_keeper.py records it).
-        self.guards.set(state, by_command=True)
-
-    def load_state(self) -> None:
-        self.interpreter.positions = {p.symbol: p for p in self.store.open_positions()
-                                      if p.symbol in self.symbols}
-        self.guards.load()
-        logger.info("state loaded positions={} asleep={} paused={}", len(self.positions),
-                    self.guard_state.asleep, self.guard_state.paused)
-
-    def persist(self, write: Callable[[], object], what: str) -> bool:
-        """Run one write; False when it failed (trader/state_writes.py)."""
-        return self.writes.persist(write, what)
-
-    def check_write_health(self) -> None:
-        """SAVE_STATE_FAILURE / SAVE_STATE_RECOVERED as the store saw (trader/state_writes.py)."""
-        self.writes.check_health()
-
-    # --- the collaborators' state under the names the rest of the code reads -----------
-    @property
-    def balance(self) -> Balance | None:
-        return self.balance_keeper.balance
-
-    @property
-    def balance_at(self) -> datetime | None:
-        return self.balance_keeper.read_at
-
-    @balance_at.setter
-    def balance_at(self, at: datetime | None) -> None:   # None: read again on the next tick
-        self.balance_keeper.read_at = at
-
-    @property
-    def last_error(self) -> str | None:
-        return self.boundary.last_error
-
-    @property
-    def fail_fast(self) -> bool:
-        return self.boundary.fail_fast
-
-    @fail_fast.setter
-    def fail_fast(self, fail_fast: bool) -> None:   # backtests: trader/containment.py
-        self.boundary.fail_fast = fail_fast
-
-    @property
-    def booted(self) -> bool:
-        return self.second_instance.booted
-
-    @booted.setter
-    def booted(self, booted: bool) -> None:   # boot: trader/startup.py
-        self.second_instance.booted = booted
-
-    @property
-    def known_orders(self) -> set[str]:
-        return self.second_instance.known_orders
-
-    @known_orders.setter
-    def known_orders(self, client_ids: set[str]) -> None:   # boot: trader/startup.py
-        self.second_instance.known_orders = client_ids
+class Engine(EngineParts):
+    """Owns positions, guards and the command queue; the only task that mutates them. Its
+    collaborators, and their state under the names the rest of the code reads, are wired in
+    trader/engine_parts.py; here the tick and the operations the commands ask for."""
 
     # --- feed ---------------------------------------------------------------------
     def on_candle(self, candle: Candle) -> None:
@@ -413,50 +235,9 @@ class Engine:
         assert quote is not None        # no view was taken: the pushed quote was read
         return self.view.view_of(symbol, at, seen, quote)
 
-    async def protect(self, position: Position, view: SymbolView,
-                      notes: list[str] | None = None,
-                      entry_in_reply: bool = False) -> Position | None:
-        """Observe, step, manage: terminal detection first. None once it is closed
-        (trader/position_keeper.py; `entry_in_reply`: a command's reply tells what the
-        entry did)."""
-        return await self.keeper.protect(position, view, notes, entry_in_reply)
-
-    async def adopt(self, symbol: str, view: SymbolView, to_close: bool = False
-                    ) -> Position | None:
-        """A position the agent holds no record of, adopted and protected when the settings
-        allow or a /close asks for it (trader/position_keeper.py)."""
-        return await self.keeper.adopt(symbol, view, to_close)
-
-    async def sweep_orphans(self, symbol: str, position: Position | None) -> list[str]:
-        """Cancel orders of ours that outlived their reason; one line each
-        (trader/position_keeper.py)."""
-        return await self.keeper.orphans.sweep(symbol, position)
-
-    async def contained(self, what: str, work: Awaitable[T], symbol: str = "") -> T | None:
-        """Run one unit of work (a symbol's tick, a command, a job) inside its boundary
-        (trader/containment.py); None when it failed, `last_error` says why."""
-        return await self.boundary.contained(what, work, symbol)
-
     # --- account ----------------------------------------------------------------------
     def _account(self) -> Account | None:
         return self.entries.account(self.balance, self.positions.values())
-
-    def _stream_reconnected(self) -> None:
-        logger.info("user-data stream back: symbol rules and orders are re-read over REST")
-        self.tracker.invalidate()
-        self.housekeeping.due_at.pop("rules", None)
-        self.entries.leverage_set.clear()   # a change by hand in the gap went unheard
-        self.resync_due = True
-
-    def record_equity(self) -> None:
-        """Equity snapshot at most once a minute of engine time (chart, risk fraction)."""
-        self.balance_keeper.record_equity()
-
-    def equity(self) -> Decimal:
-        return self.balance_keeper.equity()
-
-    def uptime(self, now: datetime) -> timedelta:
-        return now - self.started_at
 
     # --- guards -------------------------------------------------------------------
     def entry_allowed(self, symbol: str) -> bool:
