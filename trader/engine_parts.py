@@ -134,13 +134,21 @@ class EngineParts:
                                             self.guards)
         self.journal.close_listeners.append(self.close_readback.mark_due)
 
+    # --- what the parts were handed to call back ----------------------------------------
+    def _entries_held(self, symbol: str) -> str:
+        return guards.entries_held(self.guards.state, symbol, self.clock.now())
+
+    def _stream_reconnected(self) -> None:
+        logger.info("user-data stream back: symbol rules and orders are re-read over REST")
+        self.tracker.invalidate()
+        self.housekeeping.due_at.pop("rules", None)
+        self.entries.leverage_set.clear()   # a change by hand in the gap went unheard
+        self.resync_due = True
+
     # --- state kept across restarts ---------------------------------------------------
     @property
     def positions(self) -> dict[str, Position]:
         return self.interpreter.positions
-
-    def _entries_held(self, symbol: str) -> str:
-        return guards.entries_held(self.guards.state, symbol, self.clock.now())
 
     @property
     def guard_state(self) -> GuardState:
@@ -233,14 +241,7 @@ class EngineParts:
         (trader/containment.py); None when it failed, `last_error` says why."""
         return await self.boundary.contained(what, work, symbol)
 
-    # --- account and uptime ----------------------------------------------------------
-    def _stream_reconnected(self) -> None:
-        logger.info("user-data stream back: symbol rules and orders are re-read over REST")
-        self.tracker.invalidate()
-        self.housekeeping.due_at.pop("rules", None)
-        self.entries.leverage_set.clear()   # a change by hand in the gap went unheard
-        self.resync_due = True
-
+    # --- equity and uptime -----------------------------------------------------------
     def record_equity(self) -> None:
         """Equity snapshot at most once a minute of engine time (chart, risk fraction)."""
         self.balance_keeper.record_equity()
