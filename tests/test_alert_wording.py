@@ -20,7 +20,7 @@ from trader.closing import Finalized
 from trader.domain import CloseReason, OrderRole, Side
 from trader.events import LegGone, Policy
 from trader.guard_book import GuardBook
-from trader.guards import GuardConfig
+from trader.guard_state import GuardConfig
 from trader.invariant_checks import InvariantKind, Violation, all_clear_text, silent_streams
 from trader.lifecycle import step
 from trader.market.feed import FeedIssueKind, FeedMonitor

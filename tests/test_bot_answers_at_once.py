@@ -20,22 +20,22 @@ from tests.test_bot_engine import (  # noqa: F401 - fixtures
     telegram,
 )
 from tests.test_bot_support import OWNER
-from trader import guards
+from trader import breaker_rules, cooldowns, guards, operator_holds
 from trader.alerts import AlertName
 from trader.domain import Candle, Side
 from trader.engine import Engine
 
 
 def asleep(engine: Engine) -> None:
-    engine.guard_state = guards.sleep(engine.guard_state)
+    engine.guard_state = operator_holds.sleep(engine.guard_state)
 
 
 def paused(engine: Engine) -> None:
-    engine.guard_state = guards.pause(engine.guard_state)
+    engine.guard_state = operator_holds.pause(engine.guard_state)
 
 
 def symbol_paused(engine: Engine) -> None:
-    engine.guard_state = guards.pause_symbol(engine.guard_state, SYMBOL)
+    engine.guard_state = operator_holds.pause_symbol(engine.guard_state, SYMBOL)
 
 
 def storage_failing(engine: Engine) -> None:
@@ -47,11 +47,11 @@ def crash_breaker(engine: Engine) -> None:
     last = engine.candles[SYMBOL][-1]
     crash = [Candle(SYMBOL, last.open_time, last.interval, Decimal(100000), Decimal(106000),
                     Decimal(100000), Decimal(100000), Decimal(10))] * 5     # a 6 % range
-    engine.guards.apply(guards.check_crash, SYMBOL, crash, now, engine.guards.config)
+    engine.guards.apply(breaker_rules.check_crash, SYMBOL, crash, now, engine.guards.config)
 
 
 def cooling_down(engine: Engine) -> None:
-    engine.guard_state = guards.start_cooldown(engine.guard_state, SYMBOL, engine.clock.now(),
+    engine.guard_state = cooldowns.start_cooldown(engine.guard_state, SYMBOL, engine.clock.now(),
                                                loss=True)
 
 
@@ -157,7 +157,7 @@ async def test_unlock_asked_then_unlocked_in_between_says_nothing_was_locked_at_
         flat: World, telegram, flat_bot):  # noqa: F811
     cooling_down(flat.engine)
     tapped = await press_after(telegram, f"/unlock {SYMBOL}", "Unlock",
-                               lambda: flat.engine.guards.apply(guards.unlock, SYMBOL),
+                               lambda: flat.engine.guards.apply(breaker_rules.unlock, SYMBOL),
                                "nothing is locked")
     assert f"{SYMBOL}: entries allowed" in tapped.plain
 

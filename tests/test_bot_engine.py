@@ -13,7 +13,7 @@ from tests.engine_world import SYMBOL, World, long_signal, make_world
 from tests.fakes.telegram_server import FakeTelegram, SentItem
 from tests.test_bot_support import FAST, OWNER, STRANGER
 from tests.test_engine import open_long
-from trader import guards
+from trader import breaker_rules, cooldowns, guards
 from trader.clock import SystemClock
 from trader.config import load_settings
 from trader.domain import OrderRole, Side
@@ -209,7 +209,7 @@ async def test_manual_entry_obeys_the_guards_checked_again_at_the_tap(flat, tele
     telegram.inject_message(OWNER, OWNER, "/long BTCUSDT")
     prompt = await telegram.wait_for(lambda item: bool(item.buttons), since=since)
     crash = [flat.candle(100000, high=106000, low=100000)] * 5     # a 6 % range in 5 candles
-    flat.engine.guards.apply(guards.check_crash, SYMBOL, crash, flat.clock.now(),
+    flat.engine.guards.apply(breaker_rules.check_crash, SYMBOL, crash, flat.clock.now(),
                              flat.engine.guards.config)
     since = len(telegram.sent)
     buy = next(data for label, data in prompt.buttons if label.startswith("Buy"))
@@ -218,17 +218,17 @@ async def test_manual_entry_obeys_the_guards_checked_again_at_the_tap(flat, tele
                                       timeout=10)
     assert "crash breaker on BTCUSDT active until" in refused.plain
     assert SYMBOL not in flat.engine.positions and (await flat.paper.position(SYMBOL)).quantity == 0
-    flat.engine.guards.apply(guards.unlock, SYMBOL)
+    flat.engine.guards.apply(breaker_rules.unlock, SYMBOL)
     await confirm(telegram, "/long BTCUSDT", "Buy", "done")
     assert flat.engine.positions[SYMBOL].side is Side.BUY
 
 
 async def test_unlock_ends_the_cooldown_and_clears_the_symbols_breakers(flat, telegram, flat_bot):
     engine, now = flat.engine, flat.clock.now()
-    engine.guards.apply(guards.check_crash, SYMBOL, [flat.candle(100000, high=106000,
+    engine.guards.apply(breaker_rules.check_crash, SYMBOL, [flat.candle(100000, high=106000,
                                                                  low=100000)] * 5, now,
                         engine.guards.config)
-    engine.guard_state = guards.start_cooldown(engine.guard_state, SYMBOL, now, loss=True)
+    engine.guard_state = cooldowns.start_cooldown(engine.guard_state, SYMBOL, now, loss=True)
     assert not engine.entry_allowed(SYMBOL)
     reply = await confirm(telegram, "/unlock BTCUSDT", "Unlock", "done")
     assert "crash breaker on BTCUSDT cleared by the operator" in reply.plain
@@ -239,7 +239,7 @@ async def test_unlock_ends_the_cooldown_and_clears_the_symbols_breakers(flat, te
 
 async def test_unlock_cancelled_changes_nothing(flat, telegram, flat_bot):
     engine = flat.engine
-    engine.guard_state = guards.start_cooldown(engine.guard_state, SYMBOL, flat.clock.now(),
+    engine.guard_state = cooldowns.start_cooldown(engine.guard_state, SYMBOL, flat.clock.now(),
                                                loss=True)
     since = len(telegram.sent)
     telegram.inject_message(OWNER, OWNER, "/unlock BTCUSDT")

@@ -19,7 +19,7 @@ from trader.commands import CommandKind
 from trader.display import breaker_label, duration, money, on_step, percent, plural, price
 from trader.domain import CloseReason
 from trader.guard_book import GuardBook
-from trader.guards import GuardConfig, GuardState
+from trader.guard_state import GuardConfig, GuardState
 from trader.position import PositionState
 from trader.position_journal import PositionJournal
 from trader.telemetry import Counters

@@ -1,5 +1,5 @@
 """The per-symbol breakers read what the closed candles give (the regime, the crash move) once
-per candle (trader/breakers.py): every tick gets what the pure rules of trader/guards.py
+per candle (trader/breakers.py): every tick gets what the pure rules of trader/breaker_rules.py
 give on the whole closed history, and a new candle, a backfill or a new configuration is
 read afresh."""
 
@@ -10,13 +10,13 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trader import guards
+from trader import breaker_rules, guards
 from trader.alerter import Alerter
 from trader.breakers import GAUGES, Breakers, CandleReading, no_crash_possible
 from trader.clock import ManualClock
 from trader.domain import BookTicker, Candle
 from trader.guard_book import GuardBook
-from trader.guards import GuardConfig, GuardState
+from trader.guard_state import GuardConfig, GuardState
 from trader.market.history import CandleHistory
 from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, read_regime
 from trader.telemetry import Counters
@@ -67,10 +67,10 @@ def new_book(tmp_path, name: str = "t") -> GuardBook:
 def every_rule(state: GuardState, closed: list[Candle], now: datetime,
                cfg: GuardConfig) -> GuardState:
     """The breakers' rules on the whole closed history, as the tick applied them before."""
-    state, _ = guards.check_crash(state, SYMBOL, closed, now, cfg)
+    state, _ = breaker_rules.check_crash(state, SYMBOL, closed, now, cfg)
     reading = read_regime(closed)
     if reading is not None:
-        state, _ = guards.check_regime(state, SYMBOL, reading.regime, now, cfg)
+        state, _ = breaker_rules.check_regime(state, SYMBOL, reading.regime, now, cfg)
     return guards.expire(state, now)[0]
 
 
@@ -177,7 +177,7 @@ def test_the_float_test_rules_out_no_crash_the_exact_reading_finds(moves, thresh
         history.append(candle(index, price, move, spread))
         price = history[-1].close
         if no_crash_possible(history, config):
-            assert guards.crash_move(history.tail(config.crash_candles), config) is None
+            assert breaker_rules.crash_move(history.tail(config.crash_candles), config) is None
 
 
 def test_a_calm_market_needs_no_exact_crash_reading() -> None:

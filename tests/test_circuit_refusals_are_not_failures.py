@@ -22,7 +22,7 @@ from tests.log_capture import logged
 from trader.clock import ManualClock
 from trader.exchange.base import ExchangeError
 from trader.exchange.gate import RetryPolicy
-from trader.guards import API_BREAKER
+from trader.guard_state import API_BREAKER
 
 FAST = RetryPolicy(attempts=2, initial=0.01, cap=0.05)
 

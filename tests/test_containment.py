@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from tests.engine_world import SYMBOL, long_signal, make_world
-from trader import guards
+from trader import operator_holds
 from trader.commands import CommandKind
 from trader.domain import OrderType
 from trader.exchange.base import CircuitOpen, ExchangeError, UnknownOutcome
@@ -167,7 +167,7 @@ async def test_a_leftover_take_profit_on_a_flat_symbol_is_cancelled_on_the_next_
     world.paper.publish(world.paper.sim.close_by_hand(SYMBOL, world.clock.now()))
     world.engine.positions.pop(SYMBOL)
     if asleep:
-        world.engine.guard_state = guards.sleep(world.engine.guard_state)
+        world.engine.guard_state = operator_holds.sleep(world.engine.guard_state)
     assert await world.open_orders()
     await world.step()
     assert await world.open_orders() == []

@@ -6,8 +6,8 @@ an API success resets a failure streak without a write on every tick."""
 from datetime import timedelta
 
 from tests.engine_world import SYMBOL, long_signal, make_world
-from trader import guards
-from trader.guards import GuardState
+from trader import breaker_rules, operator_holds
+from trader.guard_state import GuardState
 from trader.position import PositionState
 
 
@@ -33,13 +33,13 @@ async def test_a_candle_whose_entry_was_refused_is_asked_about_once_entries_resu
     used up); resumed before the next candle, the next tick asks and enters."""
     world = await make_world(tmp_path)
     await world.warm_up(30)
-    world.engine.guard_state = guards.pause(world.engine.guard_state)
+    world.engine.guard_state = operator_holds.pause(world.engine.guard_state)
     world.strategy.next = long_signal()
     asked = world.strategy.asked
     await world.step()
     await ticks_within_the_candle(world, 3)
     assert world.strategy.asked == asked and SYMBOL not in world.engine.positions
-    world.engine.guard_state = guards.resume(world.engine.guard_state)
+    world.engine.guard_state = operator_holds.resume(world.engine.guard_state)
     await ticks_within_the_candle(world, 1)
     assert world.strategy.asked == asked + 1
     assert world.engine.positions[SYMBOL].state is not PositionState.CLOSED
@@ -71,8 +71,8 @@ async def test_an_api_success_resets_a_failure_streak_and_writes_nothing_without
     book.on_change = lambda before, after, by_command: written.append(after)
     book.record_api_success(world.clock.now())
     assert written == []
-    book.apply(guards.record_api_result, False, world.clock.now(), book.config)
-    book.apply(guards.record_api_result, False, world.clock.now(), book.config)
+    book.apply(breaker_rules.record_api_result, False, world.clock.now(), book.config)
+    book.apply(breaker_rules.record_api_result, False, world.clock.now(), book.config)
     assert book.state.api_failures == 2
     book.record_api_success(world.clock.now())
     assert book.state.api_failures == 0 and written[-1].api_failures == 0

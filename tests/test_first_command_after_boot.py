@@ -22,7 +22,7 @@ from typing import Any
 from tests.chaos.market import Market
 from tests.fakes.binance_harness import eventually, settings_for
 from tests.fakes.binance_server import FakeBinance
-from trader import guards
+from trader import breaker_rules
 from trader.alerter import Alerter
 from trader.clock import Clock, ManualClock, SystemClock
 from trader.commands import Command, CommandKind, CommandResult
@@ -153,7 +153,7 @@ async def test_long_after_a_close_seen_over_rest_plans_with_the_balance_as_it_is
             await fake.close_position_by_hand(SYMBOL)
             await engine.tick()                       # the close, found over REST
             assert SYMBOL not in engine.positions
-            engine.guards.apply(guards.unlock, SYMBOL)  # no cooldown after a close by hand
+            engine.guards.apply(breaker_rules.unlock, SYMBOL)  # no cooldown after a close by hand
             while int(time.time()) == first_second:   # a manual entry's key is its second
                 await asyncio.sleep(0.02)
             await catch_up(market)
@@ -177,7 +177,7 @@ async def test_a_second_long_in_the_same_second_after_a_close_enters(tmp_path):
             await fake.close_position_by_hand(SYMBOL)
             await engine.tick()
             assert SYMBOL not in engine.positions
-            engine.guards.apply(guards.unlock, SYMBOL)
+            engine.guards.apply(breaker_rules.unlock, SYMBOL)
             result = await agent.run(CommandKind.LONG)
             assert result.ok and fake.sim.position(SYMBOL).quantity > 0, result.lines
             assert engine.positions[SYMBOL].key != first

@@ -37,7 +37,7 @@ from trader.funding_backfill import (
     window_start,
 )
 from trader.guard_book import GuardBook
-from trader.guards import GuardConfig
+from trader.guard_state import GuardConfig
 from trader.position_journal import PositionJournal
 from trader.telemetry import Counters
 from trader.trade_store import FundingPayment, TradeStore

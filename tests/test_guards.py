@@ -11,30 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage.codec import dumps, loads
-from trader.display import breaker_label
-from trader.domain import Candle
-from trader.guard_book import dump_state, load_state
-from trader.guards import (
-    GuardConfig,
-    GuardEventKind,
-    GuardState,
-    allow_entry,
+from trader.breaker_rules import (
     check_crash,
     check_funding,
     check_regime,
     check_spread,
     clear_breaker,
-    describe,
-    expire,
-    pause,
     record_api_result,
-    restored,
-    resume,
-    set_save_failure,
-    sleep,
-    start_cooldown,
-    wake,
 )
+from trader.cooldowns import start_cooldown
+from trader.display import breaker_label
+from trader.domain import Candle
+from trader.guard_book import dump_state, load_state
+from trader.guard_state import GuardConfig, GuardEventKind, GuardState, restored
+from trader.guards import allow_entry, describe, expire, set_save_failure
+from trader.operator_holds import pause, resume, sleep, wake
 from trader.strategy.regime import Regime
 
 D = Decimal

@@ -1,4 +1,4 @@
-"""The loss streak counts a close whose result was read back after it (trader/guards.py
+"""The loss streak counts a close whose result was read back after it (trader/cooldowns.py
 `count_read_back`) as if its result had been known at the close, whatever closes came
 between, and in whatever order the read-backs complete."""
 
@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trader.guards import GuardConfig, GuardState, count_read_back, start_cooldown
+from trader.cooldowns import count_read_back, start_cooldown
+from trader.guard_state import GuardConfig, GuardState
 
 NOW = datetime(2024, 1, 1, 12, tzinfo=UTC)
 CFG = GuardConfig(cooldown_minutes=5, loss_streak_len=3, loss_streak_mult=3)

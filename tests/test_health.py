@@ -23,7 +23,7 @@ from tests.engine_world import SYMBOL, World, make_world
 from tests.fakes.telegram_server import FakeTelegram, SentItem
 from tests.test_app import clean_env
 from tests.test_bot_support import FAST, OWNER, STRANGER
-from trader import guards
+from trader import operator_holds
 from trader.alerts import Alert, AlertName
 from trader.clock import SystemClock
 from trader.config import load_settings
@@ -97,7 +97,7 @@ def test_failing_database_writes_are_not_healthy(monitor, presence, world):
 
 def test_stopping_is_not_healthy_but_asleep_is(monitor, presence, world):
     ticked(presence, 1)
-    world.engine.guard_state = guards.sleep(world.engine.guard_state)
+    world.engine.guard_state = operator_holds.sleep(world.engine.guard_state)
     view = monitor.view()
     assert view.healthy and view.run_state == "asleep"
     world.engine.stopping = True

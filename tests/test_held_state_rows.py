@@ -11,9 +11,9 @@ import pytest
 
 from tests.storage_support import NOW
 from tests.test_store_statements import Statements, commit_the_batches, committed
-from trader import guards
+from trader import operator_holds
 from trader.guard_book import STATE_KEY, GuardBook, load_state
-from trader.guards import GuardConfig
+from trader.guard_state import GuardConfig
 from trader.telemetry import Counters
 from trader.trade_store import TradeStore
 
@@ -79,7 +79,7 @@ def test_the_guards_tripped_in_a_backtest_are_saved_once_per_commit(store: Trade
     trace = Statements(store)
     for minutes in range(1, 4):
         with store.batch("candle"):
-            book.set(guards.pause(book.state, NOW + timedelta(minutes=minutes)))
+            book.set(operator_holds.pause(book.state, NOW + timedelta(minutes=minutes)))
     commit_the_batches(store)
     assert trace.words().count("INSERT INTO [kv]") == 1 + 1
     [(text,)] = committed(store, f"SELECT value FROM kv WHERE key = '{STATE_KEY}'")

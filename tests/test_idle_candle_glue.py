@@ -19,7 +19,7 @@ from trader.breakers import Breakers, regime_of
 from trader.domain import Candle, OrderRequest, OrderRole, OrderType, Side
 from trader.exchange.base import Quote
 from trader.exchange.sim import SimConfig, Simulator
-from trader.guards import GuardConfig
+from trader.guard_state import GuardConfig
 from trader.market.history import CandleHistory
 from trader.strategy.regime import DEFAULT_THRESHOLDS, read_regime
 

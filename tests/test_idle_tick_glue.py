@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine_world import SYMBOL, make_world
-from trader import guards
+from trader import breaker_rules
 from trader.exchange.base import CircuitState
 from trader.housekeeping import FUNDING_MEMORY, Housekeeping
 
@@ -101,7 +101,7 @@ class ListedFunding(Housekeeping):
         hour_ago, config = seen[0][1], self.guards.config
         if rate == hour_ago and config.funding_jump >= 0:
             return
-        self.guards.apply(guards.check_funding, symbol, rate, hour_ago, now, config)
+        self.guards.apply(breaker_rules.check_funding, symbol, rate, hour_ago, now, config)
 
 
 async def _played(folder: Path, housekeeping_class: type[Housekeeping],

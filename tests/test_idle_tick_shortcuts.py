@@ -17,11 +17,12 @@ from tests.engine_world import SYMBOL, long_signal, make_world
 from tests.log_capture import logged
 from tests.test_breakers import TICK, candle_runs, every_rule, falling, new_book
 from tests.test_guards import MOMENTS, NOW, guard_states
-from trader import guards
+from trader import breaker_rules
 from trader.breakers import Breakers, CandleReading, candles_key
 from trader.domain import BookTicker
 from trader.exchange.base import ExchangeError
-from trader.guards import GuardConfig, GuardState, earliest_end, expire
+from trader.guard_state import GuardConfig, GuardState
+from trader.guards import earliest_end, expire
 from trader.market.history import CandleHistory
 from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime
 from trader.telemetry import HEARTBEAT, Counters
@@ -75,7 +76,7 @@ def test_the_breakers_with_the_ticks_reading_give_what_every_rule_gives(
         breakers.check(SYMBOL, quote, TICK, history, now, reading)
         book.expire(now)
         if spreads:
-            expected, _ = guards.check_spread(expected, SYMBOL, quote.spread_pct,
+            expected, _ = breaker_rules.check_spread(expected, SYMBOL, quote.spread_pct,
                                               (quote.ask - quote.bid) / TICK, spreads, now,
                                               book.config)
         spreads = (spreads + [quote.spread_pct])[-100:]
@@ -110,7 +111,7 @@ def test_an_unmoved_funding_rate_never_trips_the_funding_rule(rate: Decimal,
     configured jump is not negative): the rule would change nothing."""
     config = GuardConfig(funding_jump=jump)
     state = GuardState()
-    assert guards.check_funding(state, SYMBOL, rate, rate, NOW, config) == (state, [])
+    assert breaker_rules.check_funding(state, SYMBOL, rate, rate, NOW, config) == (state, [])
 
 
 async def test_a_funding_jump_still_trips_after_unmoved_checks(tmp_path) -> None:

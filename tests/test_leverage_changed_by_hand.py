@@ -23,7 +23,7 @@ from tests.fakes.binance_server import FakeBinance
 from tests.fixtures.binance import documented
 from tests.test_binance_protection import STREAMS
 from tests.test_first_command_after_boot import Agent, booted, catch_up, market_up_to_now
-from trader import guards
+from trader import breaker_rules
 from trader.commands import CommandKind
 from trader.exchange.base import LeverageChanged
 from trader.exchange.binance_event_codec import leverage_from_config_event
@@ -65,7 +65,7 @@ async def after_a_round_trip(tmp_path) -> AsyncIterator[tuple[FakeBinance, Marke
             assert (await agent.run(CommandKind.LONG)).ok
             assert fake.sim.position(SYMBOL).leverage == engine.settings.leverage
             assert (await agent.run(CommandKind.CLOSE)).ok
-            engine.guards.apply(guards.unlock, SYMBOL)     # no cooldown after a /close
+            engine.guards.apply(breaker_rules.unlock, SYMBOL)     # no cooldown after a /close
             await engine.tick()                     # takes in what the close pushed
             yield fake, market, agent
 

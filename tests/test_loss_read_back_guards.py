@@ -1,7 +1,7 @@
 """A close recorded with its result unknown (its fills unreadable, or recorded from the
 stream inside an IP ban: trader/closing.py) counts toward the loss streak once the close
 read-back completes it (trader/close_readback.py), as a close with a known result counts at
-its time (trader/guards.py `count_read_back`): once, a win as a win. The real engine on the
+its time (trader/cooldowns.py `count_read_back`): once, a win as a win. The real engine on the
 paper exchange; the fills read fails as Binance's does when it answers 503."""
 
 from datetime import timedelta
@@ -16,7 +16,7 @@ from tests.test_stop_fill_during_ban import STREAMS, alerts, long_open
 from trader.close_readback import POLL_EVERY
 from trader.evolve import evolve
 from trader.guard_book import load_state
-from trader.guards import GuardConfig
+from trader.guard_state import GuardConfig
 from trader.position import Position
 
 CONFIG = GuardConfig(cooldown_minutes=5, loss_streak_len=3, loss_streak_mult=3)

@@ -21,7 +21,7 @@ from tests.test_leverage_changed_by_hand import (
     config_update,
     long_again_at_the_configured_leverage,
 )
-from trader import guards
+from trader import breaker_rules
 from trader.commands import CommandKind
 from trader.engine import Engine
 
@@ -65,7 +65,7 @@ async def test_status_and_the_next_entry_after_a_leverage_changed_by_hand_during
         assert fake.requests("GET /fapi/v1/symbolConfig"), "the leverage was not read again"
 
         assert (await agent.run(CommandKind.CLOSE)).ok
-        engine.guards.apply(guards.unlock, SYMBOL)     # no cooldown after a /close
+        engine.guards.apply(breaker_rules.unlock, SYMBOL)     # no cooldown after a /close
         await engine.tick()
         fake.clear_request_log()
         await long_again_at_the_configured_leverage(fake, market, agent)

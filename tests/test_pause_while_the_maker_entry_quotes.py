@@ -36,7 +36,7 @@ from tests.test_maker_engine import (
 )
 from tests.test_maker_entry import roomy
 from tests.test_rules_correlation import PerSymbolStrategy, buy
-from trader import guards
+from trader import guards, operator_holds
 from trader.alerter import Alerter
 from trader.clock import ManualClock
 from trader.commands import CommandKind
@@ -47,7 +47,7 @@ from trader.exchange.base import UnknownOutcome
 from trader.exchange.paper import PaperExchange
 from trader.exchange.sim import SimConfig
 from trader.exchange.sim_rules import rules_for
-from trader.guards import GuardState
+from trader.guard_state import GuardState
 from trader.maker_entry import FallBack, GiveUp, MakerPolicy, QuoteState, decide
 from trader.position import PositionState
 from trader.trade_store import TradeStore
@@ -67,13 +67,13 @@ def test_a_pause_holds_entries_on_the_symbols_it_covers_until_it_ends():
     assert guards.entries_held(GuardState(), BTC, NOW) == ""
     assert guards.entries_held(GuardState(asleep=True), BTC, NOW) == \
         "the agent sleeps (/shutdown)"
-    everywhere = guards.pause(GuardState(), None)
+    everywhere = operator_holds.pause(GuardState(), None)
     assert guards.entries_held(everywhere, BTC, NOW) == "entries are paused (/pause)"
     assert guards.entries_held(everywhere, ETH, NOW) == "entries are paused (/pause)"
-    one = guards.pause_symbol(GuardState(), ETH, None)
+    one = operator_holds.pause_symbol(GuardState(), ETH, None)
     assert guards.entries_held(one, ETH, NOW) == f"{ETH} is paused (/pause {ETH})"
     assert guards.entries_held(one, BTC, NOW) == ""
-    timed = guards.pause_symbol(guards.pause(GuardState(), NOW + timedelta(hours=2)), ETH,
+    timed = operator_holds.pause_symbol(operator_holds.pause(GuardState(), NOW + timedelta(hours=2)), ETH,
                                 NOW + timedelta(minutes=30))
     assert guards.entries_held(timed, ETH, NOW) == "entries are paused (/pause)"
     assert guards.entries_held(timed, BTC, NOW + timedelta(hours=1)) == \

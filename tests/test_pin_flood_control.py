@@ -19,7 +19,7 @@ from tests.test_operator_intent import (
 )
 from trader.commands import Command, CommandKind
 from trader.going_down import going_down_alert, interrupted_lines, unpinned_lines
-from trader.guards import GuardState
+from trader.guard_state import GuardState
 
 pytest_plugins = ["tests.test_operator_intent"]     # its world and telegram fixtures
 

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine_world import SYMBOL, long_signal, make_world
-from trader.guards import GuardConfig, GuardState, allow_entry, check_spread
+from trader.breaker_rules import check_spread
+from trader.guard_state import GuardConfig, GuardState
+from trader.guards import allow_entry
 from trader.market.indicators import MedianWindow, rolling_median
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)

@@ -19,7 +19,7 @@ from trader.domain import CloseReason, FeeInKind, OrderRole
 from trader.events import LegPlaced
 from trader.evolve import evolve
 from trader.guard_book import GuardBook
-from trader.guards import GuardConfig
+from trader.guard_state import GuardConfig
 from trader.position import ExitPlan, Leg, Position, PositionState, RegimeAnchor
 from trader.position_journal import PositionJournal, same_record
 from trader.telemetry import Counters

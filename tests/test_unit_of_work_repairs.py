@@ -22,7 +22,7 @@ from tests.test_unit_of_work_attack import (
     refused_in_one_tick,
     step_refusing,
 )
-from trader import guards
+from trader import breaker_rules, operator_holds
 from trader.exchange.base import ExchangeEvent, FundingApplied
 from trader.guard_book import STATE_KEY
 from trader.startup import boot
@@ -72,7 +72,7 @@ def trip_funding_breaker_in_the_next_tick(world: World) -> None:
 
     async def tripping() -> None:
         engine._tick = real                     # type: ignore[method-assign]
-        engine.guards.apply(guards.check_funding, SYMBOL, Decimal("0.01"), Decimal("0"),
+        engine.guards.apply(breaker_rules.check_funding, SYMBOL, Decimal("0.01"), Decimal("0"),
                             world.clock.now(), engine.guards.config)
         await real()
     engine._tick = tripping                     # type: ignore[method-assign]
@@ -282,7 +282,6 @@ async def test_funding_read_back_in_a_rolled_back_wake_is_journaled_by_the_next_
     stream missed (trader/funding_backfill.py); the unit is refused at its end. With the
     stream up the next read-back is due only at a reconnect: the payment stayed missing
     from PnL until then, or a restart. The next tick journals it again (once)."""
-    from trader import guards
     from trader.commands import CommandKind
     from trader.exchange.base import FundingIncome
     world, _, _ = await entered(tmp_path)
@@ -294,7 +293,7 @@ async def test_funding_read_back_in_a_rolled_back_wake_is_journaled_by_the_next_
     world.paper.funding_income = history        # type: ignore[method-assign]
     world.engine.booted = True                  # reconcile reads back once booted
     world.engine.funding_backfill.wanted = True
-    world.engine.guard_state = guards.sleep(world.engine.guard_state)   # a /wake wakes it
+    world.engine.guard_state = operator_holds.sleep(world.engine.guard_state)   # a /wake wakes it
     refused = refuse_tick_ends(world, 1)
     await world.command(CommandKind.WAKE)
     assert refused == [END]

@@ -1,6 +1,6 @@
 """The per-symbol entry breakers checked every tick: a spread wide against its own recent
 history (and wider than a few ticks), a crash over the last candles, an EXTREME volatility
-regime. The rules are the pure functions of trader/guards.py; this keeps the spread history
+regime. The rules are the pure functions of trader/breaker_rules.py; this keeps the spread history
 they compare against, and what each symbol's closed candles give (its regime, its crash
 reading), read once per candle: a tick between two candles only applies them at its time.
 Breakers gate new entries only, never exits or protection.
@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from trader import guards
+from trader import breaker_rules
 from trader.domain import ZERO, BookTicker, Candle
 from trader.guard_book import GuardBook
-from trader.guards import GuardConfig
+from trader.guard_state import GuardConfig
 from trader.market.history import CandleHistory
 from trader.market.indicators import MedianWindow
 from trader.strategy.regime import DEFAULT_THRESHOLDS, Regime, classify_ranges, read_regime
@@ -83,7 +83,7 @@ class Breakers:
                 history = self.spreads[symbol] = MedianWindow(SPREAD_HISTORY)
             elif history:
                 if spread_ticks > config.spread_min_ticks:   # else the rule says nothing
-                    book.apply(guards.check_spread, symbol, spread_pct, spread_ticks,
+                    book.apply(breaker_rules.check_spread, symbol, spread_pct, spread_ticks,
                                history, now, config)
             history.append(spread_pct)
         if reading is None or reading.config is not config or reading.key != (
@@ -91,12 +91,12 @@ class Breakers:
                 else candles_key(candles)):
             reading = self.reading(symbol, candles)
         if reading.crash is not None:   # the breaker is tripped (or extended) while it lasts
-            book.apply(guards.trip_crash, symbol, reading.crash, now, config)
+            book.apply(breaker_rules.trip_crash, symbol, reading.crash, now, config)
         regime = reading.regime
         if regime is None:
             return None
         if regime is _EXTREME:          # the only regime `check_regime` acts on
-            book.apply(guards.check_regime, symbol, regime, now, config)
+            book.apply(breaker_rules.check_regime, symbol, regime, now, config)
         return reading.gauge
 
     def regime(self, symbol: str, candles: Sequence[Candle] | CandleHistory) -> Regime | None:
@@ -112,7 +112,7 @@ class Breakers:
         if reading is None or reading.key != key or reading.config is not config:
             if isinstance(candles, CandleHistory):
                 crash = None if no_crash_possible(candles, config) else \
-                    guards.crash_move(candles.tail(config.crash_candles), config)
+                    breaker_rules.crash_move(candles.tail(config.crash_candles), config)
                 # `regime_of`'s float reading, inline (every candle): the same test, the
                 # exact reading when the float ranges do not decide
                 ranges = candles.ranges
@@ -121,7 +121,7 @@ class Breakers:
                 if regime is None:
                     regime = regime_of(candles)
             else:
-                crash = guards.crash_move(candles, config)
+                crash = breaker_rules.crash_move(candles, config)
                 regime = regime_of(candles)
             reading = CandleReading(key, config, regime, crash)
             self._readings[symbol] = reading
@@ -152,7 +152,7 @@ def _crash_limit(crash_move: Decimal) -> float:
 
 
 def no_crash_possible(history: CandleHistory, config: GuardConfig) -> bool:
-    """True when the last `crash_candles` candles cannot be a crash (`guards.crash_move`
+    """True when the last `crash_candles` candles cannot be a crash (`breaker_rules.crash_move`
     None), told from the history's float true ranges without a Decimal comparison (the
     exact reading makes eight, every candle). Their highs and lows lie within a span no
     wider than the sum S of their true ranges (each true range covers its candle and the

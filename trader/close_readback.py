@@ -13,7 +13,7 @@ liquidation first recorded MANUAL is then said as one (EXCHANGE_CLOSE). Closes o
 LOOKBACK are left as they are: Binance serves a trade history of 7 days per request window
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List).
 The result, unknown at the close (which left the symbol's loss streak as it was), is counted
-into the guards in the same transaction (trader/guards.py `count_read_back`): a loss lengthens
+into the guards in the same transaction (trader/cooldowns.py `count_read_back`): a loss lengthens
 the streak, and the cooldown once the streak reaches its length, as if known at the close.
 
 So is a close whose fee charged in BNB was left unvalued (its price not read at the close:
@@ -32,7 +32,7 @@ from functools import partial
 from loguru import logger
 
 from storage import SaveStateFailure
-from trader import guards
+from trader import cooldowns
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
@@ -52,6 +52,7 @@ from trader.executor import Executor
 from trader.fee_prices import fee_prices
 from trader.fee_value import assets_to_value, fees_text, unvalued, valued_later
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
+from trader.guard_state import GuardState
 from trader.position import Position
 from trader.position_fills import fills_of, read_from
 from trader.trade_store import TradeStore
@@ -176,7 +177,7 @@ class CloseReadback:
             self.counted_keys.add(final.key)
         return True
 
-    def _counted(self, was: Position, final: Position, now: datetime) -> guards.GuardState | None:
+    def _counted(self, was: Position, final: Position, now: datetime) -> GuardState | None:
         """The guards with `final`'s result counted into its symbol's loss streak, after the
         symbol's closes recorded since (counted at their own close, or at their own read-back
         when it came first: an unknown one is left out until then). None when there is
@@ -197,7 +198,7 @@ class CloseReadback:
         last = later[-1] if later else final
         assert last.closed_at is not None
         known = [result for result in map(lost, later) if result is not None]
-        return guards.count_read_back(self.guards.state, final.symbol, loss, known,
+        return cooldowns.count_read_back(self.guards.state, final.symbol, loss, known,
                                       last.closed_at, now, self.guards.config,
                                       base=last.cooldown)
 

@@ -166,7 +166,7 @@ def lost(position: Position) -> bool | None:
     when that is not known: no closing fill read (`result_unknown`), or a fee charged in
     another asset (BNB) whose price could not be read and whose trade is not a loss even
     without it (the fee could only make it one: it is not counted as a win on a net that
-    leaves it out). The streak leaves an unknown result as it was (trader/guards.py)."""
+    leaves it out). The streak leaves an unknown result as it was (trader/cooldowns.py)."""
     if result_unknown(position):
         return None
     net = position.realized_pnl - position.fees

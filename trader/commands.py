@@ -136,7 +136,7 @@ class StatusView:
     api_circuit: str | None = None    # "rate limited ... until 12:03:04 UTC" while open
     paused_symbols: dict[str, datetime | None] = field(default_factory=dict)  # None: /resume
     exchange_failures: int = 0        # units of work failed on the exchange in a row (the
-                                      # view is older: trader/guards.py `api_failures`)
+                                      # view is older: trader/guard_state.py `api_failures`)
     # when `equity` was read (the exchange's, at its marks then; the positions' PnL is at the
     # mark of `now`); None: not read yet
     equity_read_at: datetime | None = None

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from loguru import logger
 
-from trader import guards
+from trader import breaker_rules
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
@@ -85,7 +85,7 @@ class Containment:
         self.last_error = f"{what}: {readable(exc)}"
         logger.error("failed what={} symbol={} error={}", what, symbol or "-", exc)
         if isinstance(exc, ExchangeError | UnknownOutcome):
-            self.guards.apply(guards.record_api_result, False, self.clock.now(),
+            self.guards.apply(breaker_rules.record_api_result, False, self.clock.now(),
                               self.guards.config)
 
 

@@ -240,11 +240,11 @@ async def _act(engine: "Engine", keeper: "IntentKeeper", settings: Settings, act
 
 async def _sleep_anyway(engine: "Engine", keeper: "IntentKeeper", settings: Settings) -> str:
     """Sleep saved (and pinned) with the exchange unreachable; where it was saved."""
-    from trader import guards
+    from trader import operator_holds
 
     if not keeper.decided:
         await keeper.recover(PIN_SECONDS)
-    engine.guard_state = guards.sleep(engine.guard_state)
+    engine.guard_state = operator_holds.sleep(engine.guard_state)
     return await _saved_where(keeper, settings)
 
 

@@ -3,7 +3,7 @@ the manual entries /long and /short, planned and protected like a signal's."""
 
 from decimal import Decimal
 
-from trader import guards, protection
+from trader import breaker_rules, operator_holds, protection
 from trader.close_record import exit_text
 from trader.commands import Command, CommandKind, CommandResult
 from trader.control_quotes import stop_quotes
@@ -11,6 +11,7 @@ from trader.display import money, number, plural, price, quantity
 from trader.domain import CloseReason, OrderRole, Side
 from trader.engine import Engine
 from trader.executor import PROBE_GRACE
+from trader.guard_state import GuardState, breaker_symbol
 from trader.position import Leg, Position, PositionState
 from trader.startup import read_balance
 from trader.strategy.regime import DEFAULT_THRESHOLDS
@@ -25,11 +26,11 @@ async def pause(engine: Engine, command: Command) -> CommandResult:
     if command.symbol:
         already = command.symbol in state.paused_symbols \
             and state.paused_symbols[command.symbol] == until
-        engine.guard_state = guards.pause_symbol(state, command.symbol, until)
+        engine.guard_state = operator_holds.pause_symbol(state, command.symbol, until)
         subject = f"{command.symbol}: entries"
     else:
         already = state.paused and state.paused_until == until
-        engine.guard_state = guards.pause(state, until)
+        engine.guard_state = operator_holds.pause(state, until)
         subject = "entries"
     when = f"until {until:%Y-%m-%d %H:%M} UTC" if until else \
         f"until /resume{' ' + command.symbol if command.symbol else ''}"
@@ -58,13 +59,13 @@ async def resume(engine: Engine, command: Command) -> CommandResult:
     still holds them (the sleep, /wake's cooldown, the account-wide pause)."""
     state = engine.guard_state
     if command.symbol:
-        engine.guard_state = guards.resume_symbol(state, command.symbol)
+        engine.guard_state = operator_holds.resume_symbol(state, command.symbol)
         line = f"{command.symbol}: entries " + ("resumed" if command.symbol in
                                                 state.paused_symbols else "were not paused")
         if state.paused:
             line += "; all symbols stay paused until /resume"
         return CommandResult(True, [line, *_asleep_still(state)])
-    engine.guard_state = guards.resume(state)
+    engine.guard_state = operator_holds.resume(state)
     symbols = sorted(state.paused_symbols)
     lines = ["entries resumed" + (f" (also on {', '.join(symbols)})" if symbols else "")
              if state.paused or symbols else "entries were not paused"]
@@ -74,7 +75,7 @@ async def resume(engine: Engine, command: Command) -> CommandResult:
     return CommandResult(True, [*lines, *_asleep_still(state)])
 
 
-def _asleep_still(state: guards.GuardState) -> list[str]:
+def _asleep_still(state: GuardState) -> list[str]:
     """A /resume ends pauses, not the sleep of a /shutdown: say so rather than "resumed"."""
     return ["still asleep: no new entries until /wake"] if state.asleep else []
 
@@ -83,7 +84,7 @@ async def unlock(engine: Engine, command: Command) -> CommandResult:
     """/unlock SYMBOL: end its cooldown and clear its breakers (announced as cleared)."""
     symbol = command.symbol or ""
     before = engine.guard_state
-    events = engine.guards.apply(guards.unlock, symbol)
+    events = engine.guards.apply(breaker_rules.unlock, symbol)
     lines = [f"{symbol}: {event.text}" for event in events]
     if symbol in before.cooldowns and before.cooldowns[symbol] > engine.clock.now():
         lines.append(f"{symbol}: cooldown ended")
@@ -100,7 +101,7 @@ def nothing_locked(engine: Engine, symbol: str) -> list[str]:
     running ([] when it has one: then the question is asked)."""
     state, now = engine.guard_state, engine.clock.now()
     if symbol in state.cooldowns and state.cooldowns[symbol] > now \
-            or any(guards.breaker_symbol(name) == symbol for name in state.active_breakers(now)):
+            or any(breaker_symbol(name) == symbol for name in state.active_breakers(now)):
         return []
     return [NOTHING_LOCKED.format(symbol=symbol), _entries_line(engine, symbol)]
 

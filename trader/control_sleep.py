@@ -4,7 +4,7 @@ flatten; wake with the emergency cooldown, saying which /pause is still on."""
 
 from datetime import timedelta
 
-from trader import guards
+from trader import operator_holds
 from trader.alerts import Alert, AlertName
 from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult
 from trader.control_close import close_failed, close_one, open_position
@@ -12,6 +12,7 @@ from trader.control_quotes import stop_quotes
 from trader.display import duration, number, plural
 from trader.domain import CloseReason, Order, OrderRole, OrderStatus
 from trader.engine import Engine
+from trader.guard_state import GuardState
 from trader.position import Position, PositionState
 from trader.startup import reconcile
 from trader.views import closable
@@ -34,7 +35,7 @@ async def shutdown(engine: Engine, command: Command) -> CommandResult:
     # Asleep before any request, and before any entry order is cancelled: a maker entry's
     # quotes give up on it (trader/maker_quoter.py), so that none is quoted again, now or
     # after a restart.
-    engine.guard_state = guards.sleep(engine.guard_state, flattening=command.flatten)
+    engine.guard_state = operator_holds.sleep(engine.guard_state, flattening=command.flatten)
     lines = [FINISHING] if command.source == RESTART else []
     lines += await engine.contained("shutdown reconcile", reconcile(engine)) or []
     for symbol in engine.symbols:
@@ -44,7 +45,7 @@ async def shutdown(engine: Engine, command: Command) -> CommandResult:
             f"{symbol}: could not cancel entry orders: {engine.last_error}"]
     if command.flatten:
         lines += await _flatten_all(engine, command)
-        engine.guard_state = guards.flattened(engine.guard_state)
+        engine.guard_state = operator_holds.flattened(engine.guard_state)
     still_open = [p for p in engine.positions.values() if p.state is not PositionState.CLOSED]
     lines.append(_asleep_line(still_open))
     if why := engine.guards.unpinned():
@@ -150,7 +151,7 @@ async def wake(engine: Engine, command: Command) -> CommandResult:
         return CommandResult(True, _awake_already(engine, command), unchanged=True)
     lines = await reconcile(engine)
     cooldown = timedelta(minutes=engine.settings.emergency_cooldown_minutes)
-    engine.guard_state = guards.wake(engine.guard_state, engine.clock.now(), cooldown)
+    engine.guard_state = operator_holds.wake(engine.guard_state, engine.clock.now(), cooldown)
     after = f" after a {duration(cooldown)} cooldown" if cooldown else ""
     paused = _pauses_left(engine.guard_state)
     if not paused:
@@ -189,7 +190,7 @@ def _awake_already(engine: Engine, command: Command) -> list[str]:
             *([f"{resume} to trade again"] if paused else [])]
 
 
-def _pauses_left(state: guards.GuardState) -> list[str]:
+def _pauses_left(state: GuardState) -> list[str]:
     """The pauses a /wake leaves on (it ends the sleep, not a /pause), one line each."""
     lines = []
     if state.paused:

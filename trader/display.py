@@ -122,7 +122,7 @@ def duration(span: timedelta) -> str:
 
 
 def breaker_label(name: str) -> str:
-    """A breaker's name (`<kind>:<SYMBOL>` or `<kind>`, trader/guards.py) as words."""
+    """A breaker's name (`<kind>:<SYMBOL>` or `<kind>`, trader/guard_state.py) as words."""
     kind, _, symbol = name.partition(":")
     label = BREAKER_KINDS.get(kind, f"{kind} breaker")
     return f"{label} on {symbol}" if symbol else f"{label} (all symbols)"

@@ -34,7 +34,7 @@ from trader.exchange_view import ExchangeView
 from trader.executor import PROBE_GRACE, Executor
 from trader.funding_backfill import FundingBackfill
 from trader.guard_book import GuardBook
-from trader.guards import GuardConfig, GuardState
+from trader.guard_state import GuardConfig, GuardState
 from trader.housekeeping import Housekeeping
 from trader.interpreter import Interpreter
 from trader.management import TrailingDistance

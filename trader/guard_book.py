@@ -1,10 +1,10 @@
-"""The guards' state in one place: changed through the pure rules of trader/guards.py,
-persisted on every change (breakers, pauses and sleep survive a restart; a change that did
-not reach the disk is written again by the next tick), and announced (trips and clears
-become alerts).
+"""The guards' state in one place: changed through the pure rules (trader/breaker_rules.py,
+trader/cooldowns.py, trader/operator_holds.py, trader/guards.py), persisted on every change
+(breakers, pauses and sleep survive a restart; a change that did not reach the disk is
+written again by the next tick), and announced (trips and clears become alerts).
 
     book = GuardBook(store, alerter, clock, counters, GuardConfig(...))
-    book.apply(guards.check_spread, symbol, spread, history, now, book.config)
+    book.apply(breaker_rules.check_spread, symbol, spread, history, now, book.config)
     allowed, why = guards.allow_entry(book.state, symbol, now)
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 from loguru import logger
 
 from storage import SaveStateFailure, Store, codec
-from trader import guards
+from trader import breaker_rules, guards
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
-from trader.guards import GuardConfig, GuardEvent, GuardState
+from trader.guard_state import GuardConfig, GuardEvent, GuardEventKind, GuardState, restored
 from trader.telemetry import Counters
 
 STATE_KEY = "guards"
@@ -38,7 +38,7 @@ def load_state(raw: Any) -> GuardState:
         raw = json.loads(raw)
     if not isinstance(raw, dict):
         raise ValueError(f"stored guard state is a {type(raw).__name__}, not an object")
-    return guards.restored(codec.load(GuardState, raw))
+    return restored(codec.load(GuardState, raw))
 
 
 class GuardBook:
@@ -123,14 +123,14 @@ class GuardBook:
         return self.apply(guards.expire, now)
 
     def record_api_success(self, now: datetime) -> None:
-        """`guards.record_api_result` of a success: it resets a streak of failures; with
+        """`breaker_rules.record_api_result` of a success: it resets a streak of failures; with
         none counted (nearly every tick) there is nothing to reset."""
         if self.state.api_failures:
-            self.apply(guards.record_api_result, True, now, self.config)
+            self.apply(breaker_rules.record_api_result, True, now, self.config)
 
     def announce(self, events: list[GuardEvent]) -> None:
         for event in events:
-            tripped = event.kind is guards.GuardEventKind.TRIPPED
+            tripped = event.kind is GuardEventKind.TRIPPED
             name = AlertName.BREAKER_TRIPPED if tripped else AlertName.BREAKER_CLEARED
             if event.name == "pause":
                 name = AlertName.PAUSED if tripped else AlertName.RESUMED

@@ -16,7 +16,7 @@ from typing import Any
 from loguru import logger
 
 from storage import SaveStateFailure
-from trader import guards
+from trader import breaker_rules
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
@@ -242,8 +242,8 @@ class Housekeeping:
         hour_ago, config = seen[0][1], self.guards.config
         # (ZERO, not 0: the same answer without converting the int every check)
         if rate == hour_ago and config.funding_jump >= ZERO:
-            return                  # no move at all: `guards.check_funding` cannot trip
-        self.guards.apply(guards.check_funding, symbol, rate, hour_ago, now, config)
+            return                  # no move at all: `breaker_rules.check_funding` cannot trip
+        self.guards.apply(breaker_rules.check_funding, symbol, rate, hour_ago, now, config)
 
     # --- intents older than 6 h -------------------------------------------------------
     async def clean_intents(self) -> None:

@@ -35,7 +35,7 @@ from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
 from trader.guard_book import GuardBook
-from trader.guards import GuardState
+from trader.guard_state import GuardState
 from trader.operator_intent import EPOCH, OperatorIntent, describe, newest
 
 RECORD_KEY = "operator_intent"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from trader.guards import GuardState
+from trader.guard_state import GuardState
 
 LINE_TAG = "tradebot-state"
 LINE_VERSION = "1"

@@ -21,7 +21,7 @@ from typing import Any
 from loguru import logger
 
 from storage import SaveStateFailure, codec
-from trader import guards
+from trader import cooldowns
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
@@ -46,6 +46,7 @@ from trader.exchange.base import ExchangeEvent, FundingApplied, OrderUpdate
 from trader.fee_value import amounts, fees_text, unvalued
 from trader.funding_backfill import MATCH_WINDOW, already_read_back
 from trader.guard_book import STATE_KEY, GuardBook, dump_state
+from trader.guard_state import GuardState
 from trader.position import Position
 from trader.symbol_rules import SymbolRules
 from trader.trade_history import trade_funding
@@ -95,7 +96,7 @@ class PositionJournal:
         # counts it (trader/close_readback.py); a zero PnL would reset the loss streak. A
         # fee in BNB whose price could not be read: not a win on a net that leaves it out.
         loss = lost(position)
-        cooldown = guards.start_cooldown(self.guards.state, position.symbol, now, loss,
+        cooldown = cooldowns.start_cooldown(self.guards.state, position.symbol, now, loss,
                                          self.guards.config, base=position.cooldown)
         self._write_close(final, now, cooldown)
         self.guards.state = cooldown
@@ -104,7 +105,7 @@ class PositionJournal:
             listener()
 
     def _write_close(self, final: Finalized, now: datetime,
-                     cooldown: guards.GuardState | None = None) -> None:
+                     cooldown: GuardState | None = None) -> None:
         """The close's one transaction; `cooldown` None: the guards as they are now (a
         close written again)."""
         position = final.position

@@ -4,7 +4,7 @@ goes to sleep (protection only) with SECOND_INSTANCE instead of fighting it."""
 
 from loguru import logger
 
-from trader import guards
+from trader import operator_holds
 from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
@@ -37,7 +37,7 @@ class SecondInstanceCheck:
         if not strangers or self.guards.state.asleep:
             return
         logger.critical("second instance suspected symbol={} orders={}", symbol, strangers)
-        self.guards.set(guards.sleep(self.guards.state))
+        self.guards.set(operator_holds.sleep(self.guards.state))
         self.alerter.publish(Alert(
             AlertName.SECOND_INSTANCE, f"{symbol}: orders {', '.join(strangers)} carry this "
             "agent's prefix but were not placed by this process: another instance is trading "
