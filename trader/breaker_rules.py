@@ -2,8 +2,8 @@
 streak of API failures trips (or extends) a breaker, and the operator's hand clearing one.
 Each takes the values the engine passes in (live spread, funding, closed candles) plus
 `now`, and returns the new state and the events to alert on (trader/guard_state.py
-`Outcome`); nothing here reads the clock or replays history. A tripped breaker refuses
-every new entry it covers (trader/guards.py `allow_entry`).
+`Outcome`); nothing here reads the clock or replays history. A tripped breaker holds every
+entry it covers, the one still working included (trader/guards.py `entries_held`).
 """
 
 from collections.abc import Sequence

@@ -1,6 +1,8 @@
 """The cooldown after each close, and the loss streak that lengthens it: pure rules on the
-guards' state (trader/guard_state.py). A symbol cooling down takes no new entry; a close
-whose result is known only later (trader/close_readback.py) is counted then.
+guards' state (trader/guard_state.py). A symbol cooling down takes no entry; one whose
+result is known only later (trader/close_readback.py) is counted then, and the cooldown it
+lengthens holds an entry that began on the symbol meanwhile (trader/guards.py
+`entries_held`).
 """
 
 from collections.abc import Sequence

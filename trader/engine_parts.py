@@ -113,7 +113,7 @@ class EngineParts:
                                    self.counters, clock, strategy or DefaultStrategy(),
                                    view=self.view)
         self.entries.desk.history = self.candles    # correlated heat reads every symbol's candles
-        self.entries.maker.held = self._entries_held   # /shutdown, /pause stop maker quotes
+        self.entries.maker.held = self._entries_held   # a hold or a breaker stops its quotes
         self.keeper = PositionKeeper(settings, exchange, self.executor, self.tracker, store,
                                      self.view, self.interpreter, self.entries, self.breakers,
                                      self.candles, alerter, clock, self.balance_keeper)
@@ -136,7 +136,8 @@ class EngineParts:
 
     # --- what the parts were handed to call back ----------------------------------------
     def _entries_held(self, symbol: str) -> str:
-        return guards.entries_held(self.guards.state, symbol, self.clock.now())
+        return guards.entries_held(self.guards.state, symbol, self.clock.now()) \
+            or self.housekeeping.entries_held(symbol)
 
     def _stream_reconnected(self) -> None:
         logger.info("user-data stream back: symbol rules and orders are re-read over REST")

@@ -1,8 +1,9 @@
-"""Entry guards: whether a new entry may buy on a symbol now, and why not (`allow_entry`:
-the operator's sleep and pauses, a failed save, the emergency cooldown after /wake, a
-tripped breaker covering the symbol, its cooldown), and what of it holds an entry still
-working (`entries_held`: the operator's). Exits and protection are never blocked by them.
-Also what ends by itself (`expire`, `earliest_end`) and the /status lines (`describe`).
+"""Entry guards: whether an entry may buy on a symbol now, and why not. One rule for a new
+entry (`allow_entry`) and for one still working (`entries_held`: a maker entry's quotes
+give up, trader/maker_quoter.py): the operator's sleep and pauses, a failed save, the
+emergency cooldown after /wake, a tripped breaker covering the symbol, its cooldown.
+Exits and protection are never blocked by them. Also what ends by itself (`expire`,
+`earliest_end`) and the /status lines (`describe`).
 
 The state is trader/guard_state.py's `GuardState`; the rules that change it are
 trader/breaker_rules.py, trader/cooldowns.py and trader/operator_holds.py. Pure: `now` is
@@ -17,45 +18,43 @@ from loguru import logger
 from trader.display import breaker_label
 from trader.evolve import evolve
 from trader.guard_state import GuardEvent, GuardEventKind, GuardState, Outcome, breaker_symbol
-from trader.operator_holds import pause_holding
+from trader.operator_holds import operator_hold
 
 
 def allow_entry(state: GuardState, symbol: str, now: datetime) -> tuple[bool, str]:
-    """Whether a new entry on `symbol` is allowed now, and why not. Gates entries only."""
-    if state.asleep:
-        return False, "asleep: send /wake to trade again"
-    if state.save_failure:
-        return False, "state could not be saved: entries blocked until storage recovers"
-    pause = pause_holding(state, symbol, now)
-    if pause is not None:
-        scope, end = pause
-        until = f" until {end:%H:%M} UTC" if end else ""
-        if not scope:
-            return False, f"paused{until}: /resume to trade again"
-        return False, f"{symbol} paused{until}: /resume {symbol} to trade it again"
-    if state.entries_blocked_until is not None and state.entries_blocked_until > now:
-        return False, f"emergency cooldown until {state.entries_blocked_until:%H:%M} UTC"
-    if state.breakers:        # most ticks: none (the sort below is for a stable reason)
-        for name, until in sorted(state.active_breakers(now).items()):
-            if breaker_symbol(name) in ("", symbol):
-                return False, f"{breaker_label(name)} active until {until:%H:%M} UTC"
-    cooldown = state.cooldowns.get(symbol)
-    if cooldown is not None and cooldown > now:
-        return False, f"{symbol} cooling down until {cooldown:%H:%M:%S} UTC"
-    return True, ""
+    """Whether a new entry on `symbol` is allowed now, and why not (in a /long's refusal
+    the operator's hold says what to send to trade again). Gates entries only."""
+    hold = operator_hold(state, symbol, now)
+    why = hold.refusal if hold is not None else _guarded(state, symbol, now)
+    return not why, why
 
 
 def entries_held(state: GuardState, symbol: str, now: datetime) -> str:
-    """Why the operator holds new entries on `symbol` now ("" when nothing does): the sleep
-    of a /shutdown, or a /pause that covers the symbol. An entry still working is held too
-    (a maker entry's quotes give up: trader/maker_quoter.py); breakers and cooldowns only
-    gate the next entry."""
-    if state.asleep:
-        return "the agent sleeps (/shutdown)"
-    pause = pause_holding(state, symbol, now)
-    if pause is None:
-        return ""
-    return f"{symbol} is paused (/pause {symbol})" if pause[0] else "entries are paused (/pause)"
+    """Why no entry on `symbol` may buy now, a new one or one still working ("" when it
+    may): `allow_entry`'s rule, in the words of what holds it. A maker entry still quoting
+    gives up (trader/maker_quoter.py): a breaker exists to stop buying into a crash or
+    across a wide spread, and the quote resting or the market rest at its timeout would
+    buy into it all the same."""
+    hold = operator_hold(state, symbol, now)
+    return hold.held if hold is not None else _guarded(state, symbol, now)
+
+
+def _guarded(state: GuardState, symbol: str, now: datetime) -> str:
+    """Why the guards themselves refuse entries on `symbol` now ("" when none does): a
+    failed save, the emergency cooldown after /wake, a breaker of the symbol or of every
+    symbol, the symbol's cooldown; the reason names it and when it ends."""
+    if state.save_failure:
+        return "state could not be saved: entries blocked until storage recovers"
+    if state.entries_blocked_until is not None and state.entries_blocked_until > now:
+        return f"emergency cooldown until {state.entries_blocked_until:%H:%M} UTC"
+    if state.breakers:        # most ticks: none (the sort below is for a stable reason)
+        for name, until in sorted(state.active_breakers(now).items()):
+            if breaker_symbol(name) in ("", symbol):
+                return f"{breaker_label(name)} active until {until:%H:%M} UTC"
+    cooldown = state.cooldowns.get(symbol)
+    if cooldown is not None and cooldown > now:
+        return f"{symbol} cooling down until {cooldown:%H:%M:%S} UTC"
+    return ""
 
 
 def set_save_failure(state: GuardState, failed: bool) -> GuardState:

@@ -92,7 +92,17 @@ class Housekeeping:
         self.feed.on_candle(candle.symbol, candle, self.exchange_now())
 
     def entries_blocked(self, symbol: str) -> bool:
-        return symbol in self.stale or symbol in self.untradable
+        return bool(self.entries_held(symbol))
+
+    def entries_held(self, symbol: str) -> str:
+        """Why the market data holds every entry on `symbol`, the one still working
+        included ("" when it does not): its candles stale (the crash breaker reads them:
+        it would not see a crash), or the symbol no longer trading."""
+        if symbol in self.stale:
+            return f"{symbol}: market data stale (no new candles)"
+        if symbol in self.untradable:
+            return f"{symbol}: status {self.exchange.rules(symbol).status} on the exchange"
+        return ""
 
     async def run(self, positions: dict[str, Position], balance: Balance | None) -> None:
         """Each job inside its own boundary: one failing job skips only itself. Engine time

@@ -14,9 +14,11 @@ fee (0.05 %). On every tick while it works, `decide` looks at what is known and 
                       the quote ended without filling everything
     FallBack(q)       the time is up: the rest `q` at market (TRADEBOT_MAKER_FALLBACK=market)
     GiveUp            the time is up (TRADEBOT_MAKER_FALLBACK=cancel), the position is
-                      closing, the operator holds entries on its symbol (the sleep of a
-                      /shutdown, a /pause), or its exit rules began (a first profit taken,
-                      the stop moved): cancel the rest; the position keeps what filled
+                      closing, entries on its symbol are held (the sleep of a /shutdown, a
+                      /pause, a tripped breaker, a failed save, a cooldown, stale candles:
+                      whatever refuses a new entry there), or its exit rules began (a first
+                      profit taken, the stop moved): cancel the rest; the position keeps
+                      what filled
     Complete          everything planned has filled, or what is left cannot be placed
 
 "Moved away": for a long the best bid rose above our price (we are no longer first in
@@ -124,9 +126,9 @@ class QuoteState:
     risk: EntryRisk               # the plan's budget every order is sized to
     mark: Decimal | None          # where the market rest is priced (the mark); None: unknown
     closing: bool = False         # the position is being closed: no more buying into it
-    # Why the operator holds entries on its symbol ("" when nothing does): the sleep of a
-    # /shutdown, a /pause of every symbol or of this one (trader/guards.py `entries_held`).
-    # No new entries, and no more of this one either.
+    # Why entries on its symbol are held ("" when nothing holds them): the sleep of a
+    # /shutdown, a /pause, a breaker covering it, a failed save, ... (trader/guards.py
+    # `entries_held`: whatever refuses a new entry). No more of this one either.
     held: str = ""
     # Its exit rules began (a first profit taken, the stop moved to breakeven or trailing):
     # more bought now would sit on a stop planned for the part that profited, not for it

@@ -21,9 +21,10 @@ A close asked for while the entry works (the operator's /close of an ENTERING po
 record keeps the `closing_reason`, trader/lifecycle.py) gives the quotes up as a CLOSING
 position does: the live quote cancelled and verified, nothing more quoted nor bought at
 the timeout, after a restart too; what filled is closed at market by the state machine.
-Held by the operator (the sleep of a /shutdown, a /pause covering its symbol: `held`) the
-quotes give up the same way, and the position keeps what filled; the hold's end does not
-revive them.
+Held (`held`: whatever refuses a new entry on its symbol, trader/guards.py `entries_held`:
+the sleep of a /shutdown, a /pause, a tripped breaker, a failed save, a cooldown, stale
+candles) the quotes give up the same way, and the position keeps what filled; the hold's
+end does not revive them.
 Once its quoting is over, for whatever reason, the record says so (`Position.quoting_over`,
 journaled): a restart, awake and past the timeout, never buys the rest of a given-up entry.
 """
@@ -172,9 +173,10 @@ class MakerQuoter:
         self.clock = clock
         self.view = view
         self._finished: set[tuple[str, str]] = set()   # (symbol, key) whose quoting is over
-        # Why the operator holds entries on a symbol ("" when nothing does): the sleep of a
-        # /shutdown or a /pause (kept in the database and the pinned message: a restart
-        # holds them too); set by the engine to its guard book's word (`entries_held`).
+        # Why entries on a symbol are held ("" when nothing holds them): the sleep of a
+        # /shutdown, a /pause, a breaker, ... (kept in the database: a restart holds them
+        # too); set by the engine to its guard book's word (`guards.entries_held`) and its
+        # market data's (stale candles, a symbol no longer trading).
         self.held: Callable[[str], str] = _not_held
 
     # --- which positions --------------------------------------------------------------

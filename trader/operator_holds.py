@@ -4,6 +4,7 @@ one symbol (`paused_symbols`, /pause SYMBOL), either with an end (trader/guards.
 `expire` lifts it) or until /resume. Pure rules on the guards' state.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from trader.evolve import evolve
@@ -22,6 +23,30 @@ def pause_holding(state: GuardState, symbol: str,
         if until is None or until > now:
             return symbol, until
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorHold:
+    """A hold of the operator's on a symbol's entries, in the words of each who hears it."""
+    refusal: str     # a new entry refused: "asleep: send /wake to trade again"
+    held: str        # an entry still working given up: "the agent sleeps (/shutdown)"
+
+
+def operator_hold(state: GuardState, symbol: str, now: datetime) -> OperatorHold | None:
+    """The operator's hold on entries on `symbol` now: the sleep of a /shutdown, else a
+    /pause that covers the symbol; None when neither does."""
+    if state.asleep:
+        return OperatorHold("asleep: send /wake to trade again", "the agent sleeps (/shutdown)")
+    pause = pause_holding(state, symbol, now)
+    if pause is None:
+        return None
+    scope, end = pause
+    until = f" until {end:%H:%M} UTC" if end else ""
+    if not scope:
+        return OperatorHold(f"paused{until}: /resume to trade again",
+                            "entries are paused (/pause)")
+    return OperatorHold(f"{symbol} paused{until}: /resume {symbol} to trade it again",
+                        f"{symbol} is paused (/pause {symbol})")
 
 
 def pause(state: GuardState, until: datetime | None = None) -> GuardState:
