@@ -15,7 +15,7 @@ from tests.test_cli import backtest, report_of
 from trader.backtest import backtest_data, overlapping_groups, run_groups
 from trader.config import load_settings
 from trader.domain import Candle
-from trader.engine import CANDLE_HISTORY
+from trader.engine_parts import CANDLE_HISTORY
 from trader.market.replay import load_bundled
 from trader.strategy.default import DefaultStrategy
 from trader.sweep_cli import load_sweep_data

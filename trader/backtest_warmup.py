@@ -23,7 +23,7 @@ from itertools import takewhile
 
 from trader.backtest_input import CandleSource
 from trader.domain import Candle
-from trader.engine import CANDLE_HISTORY
+from trader.engine_parts import CANDLE_HISTORY
 
 # As many as the engine's history holds, not the strategy's `warmup` alone: its 5x higher
 # timeframe (trader/entry.py) and the correlation of positions read further back, and with

@@ -35,7 +35,6 @@ from loguru import logger
 
 from trader import guards
 from trader.domain import ZERO, Candle, CloseReason, ExchangePosition, Side
-from trader.engine_parts import CANDLE_HISTORY as CANDLE_HISTORY  # backtest_warmup.py reads it
 from trader.engine_parts import EngineParts
 from trader.entry import Account
 from trader.events import CloseRequested

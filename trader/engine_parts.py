@@ -7,7 +7,7 @@ boot, backtests). `Engine` (trader/engine.py) is these parts plus the tick, the 
 that runs it."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -167,14 +167,6 @@ class EngineParts:
         self.guards.load()
         logger.info("state loaded positions={} asleep={} paused={}", len(self.positions),
                     self.guard_state.asleep, self.guard_state.paused)
-
-    def persist(self, write: Callable[[], object], what: str) -> bool:
-        """Run one write; False when it failed (trader/state_writes.py)."""
-        return self.writes.persist(write, what)
-
-    def check_write_health(self) -> None:
-        """SAVE_STATE_FAILURE / SAVE_STATE_RECOVERED as the store saw (trader/state_writes.py)."""
-        self.writes.check_health()
 
     # --- the collaborators' state under the names the rest of the code reads -----------
     @property

@@ -2,7 +2,7 @@
 holds (recovered from our own orders or fills), and the record of a position the database
 does not know (adopted: protected before anything else happens).
 
-Boot (trader/engine.py `Engine.boot`, works on an empty database, e.g. a wiped disk):
+Boot (trader/startup.py `boot`, works on an empty database, e.g. a wiped disk):
   1. snapshot every symbol over REST (positions, open orders) into the order tracker
   2. journal every recent fill on the managed symbols (idempotent)
   3. resolve PENDING/SENT intents by client id

@@ -50,7 +50,7 @@ MAX_PACED_GAP = timedelta(hours=1)   # a longer silence in the data is jumped, n
 NO_WAIT = timedelta(0)
 # At full speed (speed 0) the replay gives the event loop a turn every this many batches,
 # not after every one: a turn costs about as much as the feed's own work on a candle, a
-# backtest has no other task to run, and a replay's loop (trader/app.py) waits on each
+# backtest has no other task to run, and a replay's loop (trader/agent_loops.py) waits on each
 # batch as a task of its own anyway. Other tasks wait at most this many batches.
 YIELD_EVERY = 64
 INFER_ROWS = 1000                    # rows iter_candles reads to infer the interval
