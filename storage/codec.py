@@ -132,8 +132,8 @@ def _json_default_for(kind: type) -> Encoder:
         return _fields_of(_names(kind))
     if issubclass(kind, Enum):
         return _enum_value
-    if issubclass(kind, Decimal | datetime | timedelta):
-        return _encoder_for(kind)   # dump's own encoder (str, isoformat, ...), not dump
+    if issubclass(kind, Decimal | datetime | timedelta) and (encode := _encoder_for(kind)):
+        return encode               # dump's own encoder (str, isoformat, ...), not dump
     raise TypeError(f"cannot store a {kind.__name__}")
 
 
@@ -223,7 +223,7 @@ def _loader(kind: Any) -> Loader | None:
         return _seconds
     if isinstance(kind, type) and issubclass(kind, Enum):
         return _member_of(kind)
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return partial(load, kind)
     return None
 

@@ -41,28 +41,28 @@ Migration = Callable[[Database], None]
 
 def _v1(db: Database) -> None:
     """Initial schema: intents, orders, fills, positions, events, alerts, kv."""
-    db["intents"].create({
+    db.table("intents").create({
         "client_id": str, "symbol": str, "role": str, "side": str, "type": str,
         "quantity": str, "price": str, "stop_price": str, "reduce_only": int,
         "close_position": int, "position_key": str, "status": str, "created_at": str,
         "sent_at": str, "updated_at": str, "detail": str,
     }, pk="client_id", not_null={"symbol", "role", "status", "created_at"})
-    db["intents"].create_index(["status"])
-    db["orders"].create({
+    db.table("intents").create_index(["status"])
+    db.table("orders").create({
         "client_id": str, "exchange_id": str, "symbol": str, "side": str, "type": str,
         "status": str, "quantity": str, "filled_qty": str, "avg_price": str, "price": str,
         "stop_price": str, "reduce_only": int, "close_position": int, "updated_at": str,
     }, pk="client_id")
-    db["fills"].create({
+    db.table("fills").create({
         "symbol": str, "trade_id": str, "client_id": str, "side": str, "quantity": str,
         "price": str, "fee": str, "realized_pnl": str, "time": str, "maker": int,
     }, pk=("symbol", "trade_id"))
-    db["positions"].create({
+    db.table("positions").create({
         "symbol": str, "key": str, "state": str, "side": str, "opened_at": str,
         "closed_at": str, "body": str,
     }, pk=("symbol", "key"))
-    db["positions"].create_index(["state"])
-    db["events"].create({
+    db.table("positions").create_index(["state"])
+    db.table("events").create({
         "id": int, "at": str, "kind": str, "symbol": str, "body": str,
     }, pk="id")
     # The journal is append-only: the database itself refuses edits.
@@ -70,23 +70,23 @@ def _v1(db: Database) -> None:
                "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END")
     db.execute("CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
                "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END")
-    db["alerts"].create({
+    db.table("alerts").create({
         "id": int, "created_at": str, "name": str, "severity": str, "symbol": str,
         "dedup_key": str, "text": str, "status": str, "sent_at": str,
     }, pk="id")
-    db["alerts"].create_index(["status"])
-    db["kv"].create({"key": str, "value": str, "updated_at": str}, pk="key")
+    db.table("alerts").create_index(["status"])
+    db.table("kv").create({"key": str, "value": str, "updated_at": str}, pk="key")
 
 
 def _v2(db: Database) -> None:
     """Equity snapshots (risk fraction, breakers, chart) and alert delivery attempts."""
-    db["equity"].create({"at": str, "equity": str, "wallet": str}, pk="at")
-    db["alerts"].add_column("attempts", int, not_null_default=0)
+    db.table("equity").create({"at": str, "equity": str, "wallet": str}, pk="at")
+    db.table("alerts").add_column("attempts", int, not_null_default=0)
 
 
 def _v3(db: Database) -> None:
     """Fills keep the exchange's order id (userTrades carry it; the client id comes later)."""
-    db["fills"].add_column("order_id", str, not_null_default="")
+    db.table("fills").add_column("order_id", str, not_null_default="")
 
 
 def _v4(db: Database) -> None:
@@ -98,20 +98,20 @@ def _v4(db: Database) -> None:
 def _v5(db: Database) -> None:
     """Reads that grew with the journal: a close's funding (events of one kind since a
     time) and its fills (one symbol's since a time) scanned every row ever written."""
-    db["events"].create_index(["kind", "at"], find_unique_name=True)
-    db["fills"].create_index(["symbol", "time"], find_unique_name=True)
+    db.table("events").create_index(["kind", "at"], find_unique_name=True)
+    db.table("fills").create_index(["symbol", "time"], find_unique_name=True)
 
 
 def _v6(db: Database) -> None:
     """Closed positions since a time (the daily summary, reports) read by an index: they
     scanned every closed position ever recorded."""
-    db["positions"].create_index(["state", "closed_at"], find_unique_name=True)
+    db.table("positions").create_index(["state", "closed_at"], find_unique_name=True)
 
 
 def _v7(db: Database) -> None:
     """Fills keep the asset their fee was charged in (BNB when the account pays its fees
     in BNB); every fill recorded before was booked as USDT."""
-    db["fills"].add_column("fee_asset", str, not_null_default="USDT")
+    db.table("fills").add_column("fee_asset", str, not_null_default="USDT")
 
 
 MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]

@@ -4,7 +4,7 @@ generators: they run on every candle and every write.
 """
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from storage.db import SaveStateFailure, save_failure
 from storage.unit_of_work import UnitOfWork
@@ -47,7 +47,7 @@ class Batch:
             gate.batch_savepoint_due = self.open_before
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 traceback: Any) -> bool:
+                 traceback: Any) -> Literal[False]:
         if not self.active:
             return False
         gate = self.gate
@@ -138,7 +138,7 @@ class Pass:
             self.mark = gate.later.mark()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 traceback: Any) -> bool:
+                 traceback: Any) -> Literal[False]:
         original = exc
         try:
             if self.atomic is not None:

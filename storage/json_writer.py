@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from storage.iso_text import iso_text

@@ -255,9 +255,8 @@ class WriteGate:
         them first (one row or none: the same row either way)."""
         steady = self.steady.get(table) if self.steady else None
         columns = tuple(row)            # a dict's keys and values come in the same order
-        update = None if steady is None else steady_update_statement(table, columns, pk,
-                                                                     steady)
-        if update is None:
+        if steady is None or (update := steady_update_statement(table, columns, pk,
+                                                                steady)) is None:
             self.write(upsert_statement(table, columns, pk), list(row.values()))
             return
         # The UPDATE is tried only where the steady values last written for the key are
