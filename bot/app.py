@@ -100,7 +100,7 @@ def file_url(api_url: str) -> str:
     return f"{root}/file/bot" if root != api_url else f"{api_url}/file"
 
 
-def build_application(token: str, api_url: str | None, *,  # type: ignore[type-arg]
+def build_application(token: str, api_url: str | None, *,
                       polling: bool = True, token_trouble: TroubleLog | None = None,
                       poll_backoff: Backoff | None = None) -> Application:
     # Two get_updates connections: the cleanup call on stop must not wait for the long poll.

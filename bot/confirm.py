@@ -141,6 +141,7 @@ def confirmation_prompt(prompt: Confirmation, ttl: timedelta) -> tuple[str, Inli
                     f"Expires in {seconds} s.")
             shown = f" ({number(check.level)})" if check.level is not None else ""
             return text, _ask_or_cancel(prompt, f"Back to the agent's stop{shown}")
+        assert prompt.price is not None     # parse_command: /sl SYMBOL PRICE, or auto
         text = (f"Move the <b>{escape(prompt.symbol)}</b> stop-loss to <b>{number(prompt.price)}"
                 f"</b>{away}?{then} The level is put on the symbol's tick (away from the mark); "
                 "the new stop is placed first, then the old one is cancelled. Expires in "

@@ -96,8 +96,8 @@ class CommandHandlers:
         self._late: set[asyncio.Future[Any]] = set()   # late results, and their replies
         self.extra_help: list[tuple[str, str]] = []
 
-    def register(self, application: Application,  # type: ignore[type-arg]
-                 extra: Sequence[BaseHandler] = (),  # type: ignore[type-arg]
+    def register(self, application: Application,
+                 extra: Sequence[BaseHandler] = (),
                  extra_help: Sequence[tuple[str, str]] = ()) -> None:
         """`extra`: handlers answered outside the engine's queue (/health, bot/health_reply.py);
         added before the unknown-command answer, behind the same access gate. `extra_help`:

@@ -59,7 +59,7 @@ class HealthCommand:
         self.health = health
         self.replies = replies
 
-    def handler(self) -> CommandHandler:  # type: ignore[type-arg]
+    def handler(self) -> CommandHandler:
         return CommandHandler("health", self.on_command, filters=filters.UpdateType.MESSAGE)
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

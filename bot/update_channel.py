@@ -54,7 +54,7 @@ class UpdateChannel:
             await self.open_updates()
         except (TelegramError, TimeoutError) as exc:
             self.failures += 1
-            if is_transient(exc):
+            if isinstance(exc, TimeoutError) or is_transient(exc):  # a timeout is transient
                 logger.warning("telegram update channel not open yet channel={} error={!r}; "
                                "retrying", self.channel, exc)
             else:

@@ -25,7 +25,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 class TelegramWebhook:
     """Receives updates on `url`'s path of `endpoint`; `start()` registers the URL with Telegram."""
 
-    def __init__(self, application: Application, endpoint: HttpEndpoint,  # type: ignore[type-arg]
+    def __init__(self, application: Application, endpoint: HttpEndpoint,
                  url: str, secret: str, allowed_updates: list[str], *, owns_endpoint: bool) -> None:
         self.application = application
         self.endpoint = endpoint
