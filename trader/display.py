@@ -16,6 +16,7 @@ Pure: no I/O, no clock. Money is in the quote asset (USDT), two decimals.
 
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
+from typing import cast
 
 CENT = Decimal("0.01")
 FALLBACK_DECIMALS = 8          # a price whose tick is unknown: Binance books at most 8 decimals
@@ -47,7 +48,8 @@ def on_step(value: Decimal, step: Decimal | None) -> Decimal:
         return value.quantize(Decimal(1).scaleb(-FALLBACK_DECIMALS), rounding=ROUND_HALF_UP)
     quantum = _step_quanta.get(step)
     if quantum is None:
-        exponent = min(step.normalize().as_tuple().exponent, 0)   # type: ignore[operator]
+        # a positive finite step: its exponent is an int (not NaN's "n" or "F")
+        exponent = min(cast(int, step.normalize().as_tuple().exponent), 0)
         quantum = _step_quanta[step] = Decimal(1).scaleb(exponent)
     steps = EXACT.divide(value, step).to_integral_value(rounding=ROUND_HALF_UP)
     return EXACT.quantize(EXACT.multiply(steps, step), quantum)

@@ -67,7 +67,7 @@ def filler(cls: type) -> type:
     fill = type(f"{cls.__name__}Filler", (cls,), {
         "__slots__": (), "__setattr__": object.__setattr__,
         "__delattr__": object.__delattr__, "__module__": __name__})
-    probe = object.__new__(fill)
+    probe: object = object.__new__(fill)
     probe.__class__ = cls       # TypeError now, not at the first copy, if Python refuses
     _FILLERS[cls] = fill
     return fill
@@ -78,8 +78,9 @@ def evolver(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
     changes set (a field set twice: the second store stands); generated once. TypeError
     for a change that names no field (nothing is made then)."""
     names = [field.name for field in plain_fields(cls)]
-    namespace = {"_new": object.__new__, "_cls": cls, "_filler": filler(cls),
-                 "_setattr": setattr, "_fields": frozenset(names), "_unknown": _unknown}
+    namespace: dict[str, Any] = {
+        "_new": object.__new__, "_cls": cls, "_filler": filler(cls),
+        "_setattr": setattr, "_fields": frozenset(names), "_unknown": _unknown}
     lines = [f"def evolve_{cls.__name__}(value, changes):",
              "    if changes and not _fields.issuperset(changes):",
              "        raise _unknown(_cls, changes)",

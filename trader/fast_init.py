@@ -22,11 +22,11 @@ as from the dataclass's `__init__`.
 """
 
 import dataclasses
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from trader.evolve import filler, plain_fields
 
-C = TypeVar("C", bound=type)
+C = TypeVar("C", bound=type[Any])
 
 # `object`'s `__class__` setter, called as a function: the frozen `__setattr__` refuses
 # `self.__class__ = ...` on an instance of the class itself (its filler's does not)
@@ -42,9 +42,10 @@ def fast_init(cls: C) -> C:
     if not cls.__dataclass_params__.frozen or any(p.kw_only for p in params):
         raise TypeError(f"{cls.__name__} is not a plain frozen slotted dataclass")
     generated = cls.__init__
-    namespace = {"_cls": cls, "_filler": filler(cls), "_set_class": _SET_CLASS,
-                 "_generated": generated, "_type": type,     # (a field may be named `type`)
-                 "_factory": _FACTORY}
+    namespace: dict[str, Any] = {
+        "_cls": cls, "_filler": filler(cls), "_set_class": _SET_CLASS,
+        "_generated": generated, "_type": type,     # (a field may be named `type`)
+        "_factory": _FACTORY}
     names = [p.name for p in params]
     signature, made = [], []
     for p in params:

@@ -28,7 +28,7 @@ import itertools
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from trader.display import plural
 
@@ -277,7 +277,7 @@ def _distinct(name: str, values: tuple[ParamValue, ...],
     return tuple(first.values())
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -9,6 +9,7 @@ Pure values (no I/O): the Binance adapter builds them from exchangeInfo
 
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from typing import Any
 
 from trader.display import number
 from trader.domain import ZERO, OrderRequest, OrderType, Side
@@ -123,7 +124,7 @@ class SymbolRules:
         trigger at once nor pay more; a quantity goes down to the step (never more)."""
         up = request.side is Side.BUY if request.type is OrderType.STOP_MARKET \
             else request.side is Side.SELL
-        changes: dict[str, Decimal] = {"quantity": self.round_qty(request.quantity)}
+        changes: dict[str, Any] = {"quantity": self.round_qty(request.quantity)}
         if request.price is not None:
             changes["price"] = self.round_price(request.price, up=up)
         if request.trigger_price is not None:
