@@ -242,7 +242,9 @@ def _trial_strategy(strategy: Strategy, values: dict[str, ParamValue]) -> Strate
     if not values:
         return strategy
     try:   # the strategy's own rules (e.g. the window covers the slow EMA) run here
-        return dataclasses.replace(strategy, **_strategy_changes(strategy, values))
+        # a strategy that is no dataclass raises TypeError here, said as a SweepError
+        return dataclasses.replace(strategy,  # type: ignore[type-var]
+                                   **_strategy_changes(strategy, values))
     except (TypeError, ValueError) as exc:
         raise SweepError(str(exc)) from None
 

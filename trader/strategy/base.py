@@ -30,8 +30,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @runtime_checkable
 class Strategy(Protocol):
-    name: str
-    warmup: int                       # closed candles needed before signals
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def warmup(self) -> int: ...      # closed candles needed before signals
 
     def signal(self, closed: Sequence[Candle]) -> Signal | None: ...
 

@@ -163,7 +163,9 @@ class DefaultStrategy:
         if not (may_up or may_down):
             return True
         rough = window.rough_emas(len(closes), self.ema_fast, self.ema_slow)
-        order = rough.order() if rough else None
+        # rough_emas returns False, never True (its hint says bool; to fix once trader/market
+        # is free to edit: this ignore then reports itself as unused)
+        order = rough.order() if rough else None  # type: ignore[union-attr]
         if order is None:
             return False
         return not ((may_up and order > 0) or (may_down and order < 0))
@@ -180,7 +182,8 @@ class DefaultStrategy:
         if rough is False:
             closes = [candle.close for candle in window]
             rough = rough_emas(closes, self.ema_fast, self.ema_slow)
-        order = rough.order() if rough is not None else None
+        # (never True either: the ignore is the one above's)
+        order = rough.order() if rough is not None else None  # type: ignore[union-attr]
         if order is not None:
             return order
         if closes is None:
