@@ -60,8 +60,9 @@ EXPIRED_BY_TRIGGER = "8"      # er: "The initial order has expired after the sto
 
 # --- market streams ------------------------------------------------------------------
 
-def candle_from_stream(kline: Json) -> Candle:
-    """The "k" object of a <symbol>@kline_<interval> stream event."""
+def candle_from_stream(kline: Any) -> Candle:
+    """The "k" object of a <symbol>@kline_<interval> stream event (anything else, an event
+    without one included, is malformed)."""
     f = Fields(kline, KLINE_EVENT)
     try:
         interval = interval_delta(f.text("i"))

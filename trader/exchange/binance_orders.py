@@ -27,7 +27,7 @@ is learnt from every order answer and ORDER_TRADE_UPDATE (`remember_stream_order
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from loguru import logger
 
@@ -42,6 +42,9 @@ from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.errors import Outcome, classify
 
 T = TypeVar("T")
+# Binance request parameters spread into `BinanceRest.call`. Any: for mypy, a spread dict of
+# text could fill `call`'s own `weight` or `timeout` (no Binance parameter is named so)
+_Params = dict[str, Any]
 
 # A conditional place goes to the other API after a 404 or -4120, at most twice (a 404 then
 # a -4120: the 404 was a passing one); see `_send_conditional`.
@@ -118,16 +121,17 @@ class BinanceOrders:
     async def _send(self, request: OrderRequest, context: str, *, algo: bool) -> Any:
         client = self._rest.client
         if algo:
+            params = cast(_Params, binance_requests.algo_params(request))
             return await self._rest.call(f"place algo order {context}",
                                          client.futures_create_algo_order, sending=True,
-                                         orders=1, **binance_requests.algo_params(request))
+                                         orders=1, **params)
         if request.type.conditional:
+            params = cast(_Params, binance_requests.classic_conditional_params(request))
             return await self._rest.call(f"place order {context}", self._post_classic_order,
-                                         sending=True, orders=1,
-                                         **binance_requests.classic_conditional_params(request))
+                                         sending=True, orders=1, **params)
+        params = cast(_Params, binance_requests.order_params(request))
         return await self._rest.call(f"place order {context}", client.futures_create_order,
-                                     sending=True, orders=1,
-                                     **binance_requests.order_params(request))
+                                     sending=True, orders=1, **params)
 
     async def _post_classic_order(self, **params: str) -> Any:
         """POST /fapi/v1/order as sent. python-binance's futures_create_order (1.0.37) sends
@@ -264,7 +268,7 @@ class BinanceOrders:
         return client.futures_get_order if verb == "query" else client.futures_cancel_order
 
     @staticmethod
-    def _order_key(symbol: str, client_id: str, algo: bool) -> dict[str, str]:
+    def _order_key(symbol: str, client_id: str, algo: bool) -> _Params:
         return {"clientAlgoId": client_id} if algo else {"symbol": symbol,
                                                           "origClientOrderId": client_id}
 
@@ -333,8 +337,8 @@ class BinanceOrders:
         found: dict[str, Fill] = {}
         while True:
             window_end = start_ms + TRADES_WINDOW_MS - 1
-            bounds = {"startTime": start_ms} | ({"endTime": window_end}
-                                                if window_end < now_ms else {})
+            bounds: _Params = {"startTime": start_ms} | ({"endTime": window_end}
+                                                         if window_end < now_ms else {})
             rows = await self._rest.call("user trades", self._rest.client.futures_account_trades,
                                          weight=5, symbol=symbol, limit=TRADES_PAGE, **bounds)
             page = _read_rows(rows, codec.USER_TRADES,

@@ -116,7 +116,7 @@ class CombinedStream(ReconnectingStream):
         data = payload.get("data", payload)
         if not isinstance(data, dict):
             raise TypeError(f"data is a {type(data).__name__}, not a JSON object")
-        handler = self._handlers.get(data.get("e"))
+        handler = self._handlers.get(data.get("e", ""))
         if handler is not None:
             handler(data)
 

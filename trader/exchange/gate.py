@@ -103,8 +103,9 @@ class RequestGate:
     def restore(self, circuit: CircuitState) -> None:
         """A circuit a previous process opened (trader/circuit_memory.py): kept while it
         ends later than this one's own."""
-        if circuit.is_open(self._clock.now()) and (
-                self._circuit.open_until is None or circuit.open_until > self._circuit.open_until):
+        until = circuit.open_until
+        if until is not None and circuit.is_open(self._clock.now()) and (
+                self._circuit.open_until is None or until > self._circuit.open_until):
             self._circuit = circuit
             logger.error("api circuit open (kept from before the restart) until={} reason={}",
                          circuit.open_until.isoformat() if circuit.open_until else None,

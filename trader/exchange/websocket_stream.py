@@ -165,6 +165,7 @@ class ReconnectBackoff:
     def __init__(self, initial: float, cap: float, jitter: float,
                  sleep: Callable[[float], Awaitable[None]]) -> None:
         self._retrying = AsyncRetrying(wait=reconnect_wait(initial, cap, jitter), sleep=sleep)
+        self._sleep = sleep     # (tenacity types its own `sleep` as maybe not awaitable)
         self._state = RetryCallState(self._retrying, None, (), {})
 
     @property
@@ -181,7 +182,7 @@ class ReconnectBackoff:
     async def pause(self) -> float:
         """Sleep the next delay on the injected clock; returns it (seconds)."""
         delay = self.next_delay()
-        await self._retrying.sleep(delay)
+        await self._sleep(delay)
         return delay
 
     def reset(self) -> None:
