@@ -14,9 +14,11 @@ the rate-limit circuit and pacing live in the exchange adapter's request gate
 """
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -31,6 +33,8 @@ from trader.placement_retry import PlacementRetry, PlacementUnderWay, placement_
 from trader.sent_ids import SentIds
 from trader.slow_answers import SlowAnswers
 from trader.trade_store import TradeStore
+
+T = TypeVar("T")
 
 # On top of recvWindow before a lost order not found is taken as never placed. Not clock
 # skew alone: Binance checks the timestamp when its API server receives a request (USD-M
@@ -429,7 +433,7 @@ class Executor:
         if status is not intent.status:
             self._journal(intent.with_status(status, detail=order.status.value), required=False)
 
-    async def read(self, call, *args):  # type: ignore[no-untyped-def]
+    async def read(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         """A read-only exchange call (the adapter's gate retries transient errors)."""
         return await call(*args)
 

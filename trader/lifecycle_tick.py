@@ -19,6 +19,7 @@ from trader.domain import CloseReason, OrderRole
 from trader.events import Action, CloseRequested, Event, Flatten, FlattenResult, Policy, Tick
 from trader.evolve import evolve
 from trader.position import Position, PositionState
+from trader.symbol_rules import SymbolRules
 
 ENTERING, PROTECTED, CLOSING = (PositionState.ENTERING, PositionState.PROTECTED,
                                 PositionState.CLOSING)
@@ -176,7 +177,8 @@ def _breakeven_passed(position: Position, mark: Decimal) -> bool:
             and management.stop_crossed(position.side, stop.trigger_price, mark))
 
 
-def _move_stop_to_breakeven(position: Position, rules, policy: Policy) -> tuple[Position, list[Action]]:  # type: ignore[no-untyped-def]
+def _move_stop_to_breakeven(position: Position, rules: SymbolRules,
+                            policy: Policy) -> tuple[Position, list[Action]]:
     """Aim the stop at breakeven; give up (keep the live stop) after bounded refusals."""
     stop = position.stop
     target = management.tighter_stop(position.side,

@@ -125,8 +125,8 @@ def steady(position: Position, view: SymbolView) -> bool:
         if remaining != order.quantity \
                 or (known.trigger_price or leg.trigger_price) != order.trigger_price:
             return False
-    for order in view.live:
-        if order.client_id not in held:
+    for live in view.live:
+        if live.client_id not in held:
             return False
     return True
 

@@ -27,7 +27,7 @@ class PlacementRetry:
         self.used: set[Retry] = set()
         self.rules_changes: list[str] = []
 
-    def _kind(self, error: BaseException) -> Retry | None:
+    def _kind(self, error: BaseException | None) -> Retry | None:
         if not isinstance(error, ExchangeError):
             return None
         kind = classify(error, self.intent.role).retry

@@ -374,7 +374,7 @@ def watch(position: Position) -> list[Action]:
     superseded ones first, oldest first (trader/stop_backup.py): one found never placed
     makes room for the backup the pending one's probe may then send in the same tick."""
     stop = position.stop
-    probes = [ProbeOrder(client_id, stop.role) for client_id in stop.superseded]
+    probes: list[Action] = [ProbeOrder(client_id, stop.role) for client_id in stop.superseded]
     probes += [ProbeOrder(leg.pending, leg.role) for leg in position.legs
                if leg.pending is not None]
     return probes

@@ -195,7 +195,10 @@ def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
                         and position.owns(fill.client_id)
                         and _role(fill.client_id) is OrderRole.TAKE_PROFIT_1), ZERO)
     if first is not None or first_filled > 0 or seq.get(OrderRole.TAKE_PROFIT_1.value):
-        assert first is None or first.trigger_price is not None
+        take_profit_1 = None
+        if first is not None:
+            assert first.trigger_price is not None
+            take_profit_1 = Leg(OrderRole.TAKE_PROFIT_1, first.trigger_price)
         position = replace(
             position, exit_plan=ExitPlan.TWO,
             initial_quantity=position.quantity + first_filled,
@@ -203,8 +206,7 @@ def _progress_shown(position: Position, view: SymbolView, rules: SymbolRules,
             # (a partly filled TP1, or one re-placed after a partial fill, keeps its part)
             tp1_quantity=first_filled if first is None
             else first.closes(position.quantity) + first_filled,
-            take_profit_1=None if first is None
-            else Leg(OrderRole.TAKE_PROFIT_1, first.trigger_price),
+            take_profit_1=take_profit_1,
             partial_taken=first is None and first_filled > 0)
     if seq.get(OrderRole.PARTIAL_TP.value):
         position = replace(position, partial_taken=True)     # taken before the wipe

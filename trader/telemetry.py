@@ -66,7 +66,8 @@ class Counters:
     def _row(self, symbol: str) -> dict[str, Value]:
         row = self._by_symbol.get(symbol)
         if row is None:
-            row = {name: 0 for name in COUNTER_NAMES} | dict(GAUGE_DEFAULTS)
+            counters: dict[str, Value] = {name: 0 for name in COUNTER_NAMES}
+            row = counters | dict(GAUGE_DEFAULTS)
             self._by_symbol[symbol] = row
             self._changed.add(symbol)
         return row
