@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from datetime import UTC, date, datetime, time, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from loguru import logger
 
@@ -56,7 +56,7 @@ def _period(args: argparse.Namespace) -> None:
                     - timedelta(microseconds=1))
 
 
-def _is_day(value: object) -> bool:
+def _is_day(value: object) -> TypeGuard[date]:
     return isinstance(value, date) and not isinstance(value, datetime)
 
 

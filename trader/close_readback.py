@@ -88,7 +88,7 @@ class CloseReadback:
         if self.next_at is not None and now < self.next_at:
             return []
         self.next_at = now + POLL_EVERY
-        completed = []
+        completed: list[Position] = []
         unread: set[str] = set()              # assets whose price this round could not read
         offset = clock_offset(self.exchange)
         for position in self._unknown(now):
@@ -183,7 +183,8 @@ class CloseReadback:
         when it came first: an unknown one is left out until then). None when there is
         nothing to count: `was` (the record as it stood) counted already at its close, or
         `final`'s result not known either (a fee in BNB still unvalued)."""
-        assert final.closed_at is not None
+        final_closed_at = final.closed_at
+        assert final_closed_at is not None
         # Counted once: a read-back rolled back with a command's unit of work (storage/
         # unit_of_work.py) is read again from the database, with the guards in memory
         # already counting it (a restart forgets both, and counts it from the disk again).
@@ -192,9 +193,9 @@ class CloseReadback:
         loss = lost(final)
         if lost(was) is not None or loss is None:
             return None
-        later = sorted((p for p in self.store.closed_positions(final.closed_at)
+        later = sorted((p for p in self.store.closed_positions(final_closed_at)
                         if p.symbol == final.symbol and p.key != final.key),
-                       key=lambda p: p.closed_at or final.closed_at)
+                       key=lambda p: p.closed_at or final_closed_at)
         last = later[-1] if later else final
         assert last.closed_at is not None
         known = [result for result in map(lost, later) if result is not None]

@@ -41,22 +41,23 @@ class ClosedRecently:
         self.closed = {}
         self.horizon = since
         for position in positions:
-            self._keep(position)
+            self._keep(position, since)
 
     def saved(self, position: Position) -> None:
         """A position as just saved: kept when it is closed inside the horizon, else dropped
         (a record saved again in another state, or closed earlier)."""
         if self.archive is not None:
             self.archive.saved(position)
-        if self.horizon is not None:
-            self._keep(position)
+        horizon = self.horizon
+        if horizon is not None:
+            self._keep(position, horizon)
 
-    def _keep(self, position: Position) -> None:
+    def _keep(self, position: Position, horizon: str) -> None:
         key = (position.symbol, position.key)
         closed_at = position.closed_at
         if position.state is PositionState.CLOSED and closed_at is not None:
             text = iso_text(closed_at)
-            if text >= self.horizon:
+            if text >= horizon:
                 self.closed[key] = (text, position)
                 return
         self.closed.pop(key, None)

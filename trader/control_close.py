@@ -221,7 +221,8 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
     net = trade_net(last, engine.store.funding_payments(last.opened_at))
     exit = exit_text(last, rules.tick_size if rules else None)
     pnl = f"PnL {money(net, signed=True)} USDT net of fees and funding; no orders left"
-    by = CLOSED_BY.get(last.close_reason) if last.close_reason not in _ASKED else None
+    reason = last.close_reason
+    by = CLOSED_BY.get(reason) if reason is not None and reason not in _ASKED else None
     if by is not None:      # it went before the close asked for (the stop filled meanwhile)
         return f"{symbol}: already closed {by}{exit}, before the market close; {pnl}"
     return f"{symbol}: closed{exit}, {pnl}"

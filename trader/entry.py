@@ -252,7 +252,9 @@ def _reading_free(regime: Regime) -> RegimeAdjustment:
     return replace(adjustment(stand_in), reason=f"{regime.value} volatility")
 
 
-READING_FREE = {regime: _reading_free(regime) for regime in (Regime.NORMAL, Regime.HIGH)}
+# (keyed by `Regime | None`: looked up with a reading that may be None, found nowhere)
+READING_FREE: dict[Regime | None, RegimeAdjustment] = {
+    regime: _reading_free(regime) for regime in (Regime.NORMAL, Regime.HIGH)}
 _LOW = Regime.LOW
 _LOW_READING = RegimeReading(_LOW, Decimal(0), Decimal(0), Decimal(0), Decimal(1))
 # `adjustment` of a LOW reading whose ATR% passes the floor (the stand-in's 1 does), with a

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from loguru import logger
@@ -23,7 +24,7 @@ from trader.clock import Clock
 from trader.config import INTERVAL_SECONDS, Settings
 from trader.containment import Containment
 from trader.display import money, plural
-from trader.domain import ZERO, Balance, Candle, IntentStatus
+from trader.domain import ZERO, Balance, Candle, Intent, IntentStatus
 from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome, clock_offset
 from trader.executor import Executor
 from trader.guard_book import GuardBook
@@ -271,13 +272,16 @@ class Housekeeping:
             if intent.status is IntentStatus.SENT:
                 await self.executor.probe(intent)
             elif intent.status is IntentStatus.PENDING:
-                self._save(lambda i=intent: self.store.save_intent(
-                    i.with_status(IntentStatus.EXPIRED, detail="never sent"), self.clock.now()))
+                self._save(partial(self._expire_never_sent, intent))
         if not stuck and not self.store.has_intents_before(cutoff - PURGE_BATCH):
             return
         removed = self._save(lambda: self.store.purge_resolved_intents(cutoff))
         if removed:
             logger.info("intents cleaned up count={} older_than={}", removed, cutoff)
+
+    def _expire_never_sent(self, intent: Intent) -> None:
+        self.store.save_intent(intent.with_status(IntentStatus.EXPIRED, detail="never sent"),
+                               self.clock.now())
 
     def _save(self, write: Callable[[], Any]) -> Any:
         try:

@@ -81,7 +81,7 @@ class InterceptHandler(logging.Handler):
         if exception is not None and _network_error(exception[1]):
             message = f"{message.rstrip()} error={_qualified(type(exception[1]))}: {exception[1]}"
             exception = None
-        logger.patch(lambda loguru_record: loguru_record.update(name=record.name)).opt(
+        logger.patch(lambda loguru_record: loguru_record.update({"name": record.name})).opt(
             depth=_caller_depth(), exception=exception).log(level, message.rstrip("\n"))
 
 

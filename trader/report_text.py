@@ -19,25 +19,40 @@ TABLE_COLUMNS = ("symbol", "trades", "win %", "net PnL", "fees", "expectancy", "
 
 
 class Report(Protocol):
-    """What the text shows of a `trader.report.BacktestReport`."""
-    performance: Performance
-    symbols: list[str]
-    candles: int
-    seconds: float
-    periods: list[Period]
-    funding_outside: dict[str, Decimal]
-    run_id: str
-    notes: list[str]
-    changed: dict[str, str]
-    intervals: dict[str, str]
-    accounts: "SeparateAccounts | None"
+    """What the text shows of a `trader.report.BacktestReport` (read-only: a frozen
+    dataclass's fields)."""
+    @property
+    def performance(self) -> Performance: ...
+    @property
+    def symbols(self) -> list[str]: ...
+    @property
+    def candles(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def periods(self) -> list[Period]: ...
+    @property
+    def funding_outside(self) -> dict[str, Decimal]: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def notes(self) -> list[str]: ...
+    @property
+    def changed(self) -> dict[str, str]: ...
+    @property
+    def intervals(self) -> dict[str, str]: ...
+    @property
+    def accounts(self) -> "SeparateAccounts | None": ...
 
 
 class SeparateAccounts(Protocol):
     """What the text shows of a `trader.report.SeparateAccounts`."""
-    count: int
-    balance: Decimal
-    processes: int
+    @property
+    def count(self) -> int: ...
+    @property
+    def balance(self) -> Decimal: ...
+    @property
+    def processes(self) -> int: ...
 
 
 def render_text(report: Report, rows: Sequence[TradeSummary],

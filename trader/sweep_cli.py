@@ -21,7 +21,7 @@ import argparse
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +33,8 @@ from trader.sweep_spec import OBJECTIVES, SweepError, SweepSpec, read_spec_file,
 
 if TYPE_CHECKING:   # heavy modules, imported when a sweep runs
     from trader.backtest_folders import RunFolder
+    from trader.domain import Candle
+    from trader.market.replay import CandleFile
     from trader.sweep import Leaderboard
     from trader.sweep_trial import BacktestData
 
@@ -271,7 +273,7 @@ def _summary(spec: SweepSpec, data: "BacktestData", where: str, seconds: float) 
             f"({direction} is better)")
 
 
-def _period(candles: dict) -> str:
+def _period(candles: "Mapping[str, Sequence[Candle] | CandleFile]") -> str:
     """First to last candle close, as the backtest report's header gives its period."""
     first = min(rows[0].close_time for rows in candles.values())
     last = max(rows[-1].close_time for rows in candles.values())

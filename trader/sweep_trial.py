@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -31,7 +32,7 @@ from trader.chart_style import thin_curve
 from trader.config import ConfigError, Settings, env_name, load_settings
 from trader.config_names import closest_setting
 from trader.domain import Candle
-from trader.market.replay import FundingSchedule
+from trader.market.replay import CandleFile, FundingSchedule
 from trader.metrics import EquityPoint, Performance
 from trader.report_chart import MAX_POINTS
 from trader.run_settings import CONNECTION, NOT_IN_A_BACKTEST
@@ -49,8 +50,9 @@ _KEPT_HOME = CONNECTION - {"binance_testnet", "recv_window_ms", "alerts_silent",
 @dataclass(frozen=True)
 class BacktestData:
     """What every trial replays: candles by symbol (periods that overlap) and funding; the
-    candles before --from that warm each symbol up (trader/backtest_warmup.py)."""
-    candles: dict[str, list[Candle]]
+    candles before --from that warm each symbol up (trader/backtest_warmup.py). A --data
+    file's candles are its CandleFile (streamed by every trial)."""
+    candles: Mapping[str, list[Candle] | CandleFile]
     funding: dict[str, FundingSchedule] | None = None
     warmup: dict[str, list[Candle]] = field(default_factory=dict)
 

@@ -184,7 +184,7 @@ def recent_trades(closed: Sequence[Position], funding: Sequence[FundingPayment],
         views.append(TradeView(
             symbol=position.symbol, side=position.side.label, quantity=on_step(size, step),
             entry_price=on_step(position.entry_price, tick),
-            exit_price=on_step(position.exit_price, tick) if known else None,
+            exit_price=None if position.exit_price is None else on_step(position.exit_price, tick),
             opened_at=position.opened_at, closed_at=position.closed_at, net=net,
             net_fraction=None if net is None else net / notional if notional > 0 else ZERO,
             reason=position.close_reason.value if position.close_reason else "?",
