@@ -42,6 +42,9 @@ from trader.commands import PositionView
 from trader.metrics import EquityPoint, TradeRecord, drawdown_series
 from trader.report_chart import equity_chart_png
 
+# Every `type: ignore[arg-type]` here is datetimes on the time axis: matplotlib
+# draws them through its units system, which its stubs leave out (matplotlib/matplotlib#27140).
+
 # thin_curve and equity_chart_png are the sweep's (trader/sweep_trial.py, sweep_report.py).
 __all__ = ["MAX_POINTS", "ChartInputs", "draw_trading_chart", "equity_chart_png", "thin_curve",
            "trading_chart_png"]
@@ -152,8 +155,8 @@ def _draw_prices(axes: Axes, inputs: ChartInputs) -> None:
     start = window_start(inputs)
     levels: list[float] = [float(price) for _, price in inputs.prices]
     if inputs.prices:
-        axes.plot([at for at, _ in inputs.prices], levels, color=COLOURS.price,
-                  linewidth=2.2, zorder=2)
+        axes.plot([at for at, _ in inputs.prices], levels,  # type: ignore[arg-type]
+                  color=COLOURS.price, linewidth=2.2, zorder=2)
     for trade in inputs.trades:
         if trade.closed_at >= start:
             levels += _draw_trade(axes, trade, start)
@@ -185,17 +188,19 @@ def _draw_trade(axes: Axes, trade: TradeRecord, start: datetime) -> list[float]:
     entry, exit_ = float(trade.entry_price), float(trade.exit_price)
     colour = COLOURS.gain if trade.net_pnl > 0 else COLOURS.loss
     if trade.opened_at >= start:
-        axes.plot([trade.opened_at, trade.closed_at], [entry, exit_], color=colour,
-                  linewidth=4, alpha=0.8, zorder=3)
+        axes.plot([trade.opened_at, trade.closed_at], [entry, exit_],  # type: ignore[arg-type]
+                  color=colour, linewidth=4, alpha=0.8, zorder=3)
         _entry_marker(axes, trade.side, trade.opened_at, entry)
-    axes.plot([trade.closed_at], [exit_], marker="X", markersize=px(26), color=COLOURS.exit,
-              markeredgecolor="white", linestyle="none", zorder=5, label="exit")
+    axes.plot([trade.closed_at], [exit_],  # type: ignore[arg-type]
+              marker="X", markersize=px(26), color=COLOURS.exit, markeredgecolor="white",
+              linestyle="none", zorder=5, label="exit")
     return [entry, exit_] if trade.opened_at >= start else [exit_]
 
 
 def _entry_marker(axes: Axes, side: str, at: datetime, price: float) -> None:
     long = side == "LONG"
-    axes.plot([at], [price], marker="^" if long else "v", markersize=px(30),
+    axes.plot([at], [price],  # type: ignore[arg-type]
+              marker="^" if long else "v", markersize=px(30),
               color=COLOURS.gain if long else COLOURS.loss, markeredgecolor="white",
               linestyle="none", zorder=5, label="long entry" if long else "short entry")
 

@@ -12,17 +12,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from loguru import logger
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from trader.metrics import EquityPoint
 from trader.report_text import duration_text
+
+# Every `type: ignore[arg-type]` here is datetimes on the time axis: matplotlib
+# draws them through its units system, which its stubs leave out (matplotlib/matplotlib#27140).
 
 DPI = 100
 WIDTH_PX, HEIGHT_PX = 1080, 1350
@@ -85,16 +89,17 @@ def draw_headline(figure: Figure, title: str, *lines: str) -> None:
                               va="top"), figure)
 
 
-def fit_width(text: Text, figure: Figure, share: float = 0.95) -> None:
+def fit_width(text: Text, figure: Figure | SubFigure, share: float = 0.95) -> None:
     """Make `text` smaller (in steps of 2 px, down to FONT.small) until it lies inside the
     middle `share` of the figure's width."""
     renderer = figure.canvas.get_renderer()   # type: ignore[attr-defined]
     margin = (1 - share) / 2 * WIDTH_PX
-    while text.get_fontsize() - px(2) >= px(FONT.small) - 1e-9:
+    # (cast: a Text's size is its points, a float; matplotlib's stub adds str)
+    while cast(float, text.get_fontsize()) - px(2) >= px(FONT.small) - 1e-9:
         extent = text.get_window_extent(renderer)
         if extent.x0 >= margin and extent.x1 <= WIDTH_PX - margin:
             return
-        text.set_fontsize(text.get_fontsize() - px(2))
+        text.set_fontsize(cast(float, text.get_fontsize()) - px(2))
 
 
 def write_message(axes: Axes, headline: str, detail: str) -> None:
@@ -102,6 +107,7 @@ def write_message(axes: Axes, headline: str, detail: str) -> None:
     axes.set_axis_off()
     centre = (0.5, 0.55 if headline else 0.5)
     figure = axes.get_figure()
+    assert figure is not None       # a panel of a figure
     if headline:
         fit_width(axes.text(*centre, headline, ha="center", va="center",
                             fontsize=px(FONT.message), color=COLOURS.muted,
@@ -114,7 +120,8 @@ def write_message(axes: Axes, headline: str, detail: str) -> None:
 
 def draw_equity(axes: Axes, points: Sequence[EquityPoint], *, label: bool = True) -> None:
     equity = [float(point.equity) for point in points]
-    axes.plot([point.at for point in points], equity, color=COLOURS.equity, linewidth=3)
+    axes.plot([point.at for point in points], equity,  # type: ignore[arg-type]
+              color=COLOURS.equity, linewidth=3)
     axes.axhline(equity[0], color="#999999", linewidth=1.2, linestyle="--")
     if label:
         axes.set_ylabel("equity", fontsize=px(FONT.label))
@@ -133,8 +140,9 @@ def draw_drawdown(axes: Axes, drawdown: Sequence[tuple[datetime, float]], *,
     times = [at for at, _ in drawdown]
     drawdown_pct = [-fraction * 100 for _, fraction in drawdown]
     deepest_pct = -deepest * 100 if deepest is not None else min(drawdown_pct, default=0.0)
-    axes.fill_between(times, drawdown_pct, 0, color=COLOURS.drawdown, alpha=0.35, linewidth=0)
-    axes.plot(times, drawdown_pct, color=COLOURS.drawdown, linewidth=1.6)
+    axes.fill_between(times, drawdown_pct, 0,  # type: ignore[arg-type]
+                      color=COLOURS.drawdown, alpha=0.35, linewidth=0)
+    axes.plot(times, drawdown_pct, color=COLOURS.drawdown, linewidth=1.6)  # type: ignore[arg-type]
     axes.set_ylim(floor_pct if floor_pct is not None else drawdown_floor(deepest_pct), 0)
     if label:
         axes.set_ylabel("drawdown", fontsize=px(FONT.label))
@@ -157,7 +165,7 @@ def format_time_axis(axes: Axes, start: datetime, end: datetime, max_ticks: int 
     """Dates on the bottom axis without overlap at phone sizes (ConciseDateFormatter keeps
     the labels short: '09:00', 'Mar 04')."""
     if end > start:
-        axes.set_xlim(start, end)
+        axes.set_xlim(start, end)  # type: ignore[arg-type]
     locator = AutoDateLocator(minticks=2, maxticks=max_ticks)
     axes.xaxis.set_major_locator(locator)
     formatter = ConciseDateFormatter(locator)

@@ -38,6 +38,9 @@ from trader.chart_style import (
 from trader.domain import ZERO
 from trader.metrics import EquityPoint, Period, TradeRecord, drawdown_series
 
+# Every `type: ignore[arg-type]` here is datetimes on the time axis: matplotlib
+# draws them through its units system, which its stubs leave out (matplotlib/matplotlib#27140).
+
 MAX_POINTS = 2000
 MIN_COLUMN_SHARE = 0.3   # a short period still gets a readable column
 
@@ -117,7 +120,7 @@ def draw_backtest_chart(picture: BacktestPicture) -> Figure:
         _draw_symbols(symbol_axes, curves, start, end, label=first)
         format_time_axis(symbol_axes, start, end, max_ticks=3 if len(periods) > 1 else 5)
         for axes in (equity_axes, drawdown_axes, symbol_axes):
-            axes.set_xlim(start, end)
+            axes.set_xlim(start, end)  # type: ignore[arg-type]
             if not first:
                 axes.tick_params(labelleft=False)
     _legend(columns[_widest(periods)][2], curves)
@@ -198,7 +201,8 @@ def _draw_symbols(axes: Axes, curves: Sequence[SymbolCurve], start: datetime, en
         if inside:
             xs = [at for at, _ in inside] + [end]
             ys = [value for _, value in inside] + [inside[-1][1]]
-            axes.step(xs, ys, where="post", linewidth=3, label=symbol,
+            axes.step(xs, ys,  # type: ignore[arg-type]
+                      where="post", linewidth=3, label=symbol,
                       color=COLOURS.series[index % len(COLOURS.series)])
     if label:
         axes.set_ylabel("PnL by symbol", fontsize=px(FONT.label))
