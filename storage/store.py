@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from loguru import logger
 from sqlite_utils import Database
@@ -65,7 +65,7 @@ class Store:
 
     @classmethod
     def open(cls, path: Path | str, *, wal: bool = True,
-             lock_wait: float = LOCK_WAIT_SECONDS) -> "Store":
+             lock_wait: float = LOCK_WAIT_SECONDS) -> Self:
         """`wal=False` for the live agent's database (storage/db.py: journal mode);
         `lock_wait`: seconds a statement waits for another process's lock
         (AGENT_LOCK_WAIT_SECONDS for the agent)."""

@@ -8,7 +8,7 @@ ticks), and the daily summary.
 """
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
@@ -49,7 +49,7 @@ FUNDING_MEMORY = timedelta(hours=1)    # the funding breaker compares with an ho
 class Housekeeping:
     def __init__(self, settings: Settings, exchange: Exchange, executor: Executor, store: TradeStore,
                  alerter: Alerter, clock: Clock, guard_book: GuardBook,
-                 candles: dict[str, deque[Candle]], counters: Counters,
+                 candles: Mapping[str, deque[Candle]], counters: Counters,
                  boundary: Containment, tracker: OrderTracker) -> None:
         self.settings = settings
         self.exchange = exchange
