@@ -244,7 +244,7 @@ def _trial_strategy(strategy: Strategy, values: dict[str, ParamValue]) -> Strate
     if not values:
         return strategy
     try:   # the strategy's own rules (e.g. the window covers the slow EMA) run here
-        # a strategy that is no dataclass raises TypeError here, said as a SweepError
+        # (ignore: `_strategy_changes` refuses a strategy that is no dataclass first)
         return dataclasses.replace(strategy,  # type: ignore[type-var]
                                    **_strategy_changes(strategy, values))
     except (TypeError, ValueError) as exc:
