@@ -4,8 +4,9 @@ command) and replay (`replay_loop`: the paper exchange fed batch by batch on the
 clock, the commands run while it waits). Both stop at the stop signal."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -17,6 +18,9 @@ from trader.control_sleep import interrupted_flatten
 from trader.domain import Candle
 from trader.engine import Engine
 from trader.startup import reconcile
+
+if TYPE_CHECKING:   # imported where the live loop starts
+    from trader.market.live import ExchangeFeed
 
 
 async def replay_loop(engine: Engine, controller: Controller,
@@ -52,8 +56,8 @@ def _feed_paper(paper: Any, candle: Candle) -> None:
                      candle.symbol, candle.open_time.isoformat(), exc.cause)
 
 
-async def _next_or_stop(batches, stop: asyncio.Event, engine: Engine,  # type: ignore[no-untyped-def]
-                        controller: Controller) -> list[Candle] | None:
+async def _next_or_stop(batches: AsyncIterator[list[Candle]], stop: asyncio.Event,
+                        engine: Engine, controller: Controller) -> list[Candle] | None:
     """The next replay batch, or None when the replay ends or a stop is requested (a paced
     replay may be waiting many seconds for its next candle: SIGTERM must not wait for it,
     and commands, from Telegram or `tradebot shutdown|wake`, are run while it waits)."""
@@ -93,7 +97,7 @@ async def live_loop(engine: Engine, controller: Controller, services: AgentServi
         await engine.wait_next(stop, engine.settings.tick_seconds)
 
 
-async def live_iteration(engine: Engine, controller: Controller, feed,  # type: ignore[no-untyped-def]
+async def live_iteration(engine: Engine, controller: Controller, feed: "ExchangeFeed",
                          last_reconcile: list[datetime]) -> None:
     candles = await engine.contained("candle feed", feed.poll(engine.clock.now())) or []
     for candle in candles:
