@@ -33,8 +33,8 @@ from trader.sweep_spec import OBJECTIVES, SweepError, SweepSpec, read_spec_file,
 
 if TYPE_CHECKING:   # heavy modules, imported when a sweep runs
     from trader.backtest_folders import RunFolder
+    from trader.backtest_input import CandleSource
     from trader.domain import Candle
-    from trader.market.replay import CandleFile
     from trader.sweep import Leaderboard
     from trader.sweep_trial import BacktestData
 
@@ -273,7 +273,7 @@ def _summary(spec: SweepSpec, data: "BacktestData", where: str, seconds: float) 
             f"({direction} is better)")
 
 
-def _period(candles: "Mapping[str, Sequence[Candle] | CandleFile]") -> str:
+def _period(candles: "Mapping[str, Sequence[Candle] | CandleSource]") -> str:
     """First to last candle close, as the backtest report's header gives its period."""
     first = min(rows[0].close_time for rows in candles.values())
     last = max(rows[-1].close_time for rows in candles.values())

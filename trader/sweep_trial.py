@@ -28,11 +28,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from trader.backtest import run_backtest
+from trader.backtest_input import CandleSource
 from trader.chart_style import thin_curve
 from trader.config import ConfigError, Settings, env_name, load_settings
 from trader.config_names import closest_setting
 from trader.domain import Candle
-from trader.market.replay import CandleFile, FundingSchedule
+from trader.market.replay import FundingSchedule
 from trader.metrics import EquityPoint, Performance
 from trader.report_chart import MAX_POINTS
 from trader.run_settings import CONNECTION, NOT_IN_A_BACKTEST
@@ -51,8 +52,9 @@ _KEPT_HOME = CONNECTION - {"binance_testnet", "recv_window_ms", "alerts_silent",
 class BacktestData:
     """What every trial replays: candles by symbol (periods that overlap) and funding; the
     candles before --from that warm each symbol up (trader/backtest_warmup.py). A --data
-    file's candles are its CandleFile (streamed by every trial)."""
-    candles: Mapping[str, list[Candle] | CandleFile]
+    file's candles are its CandleFile, several files of a symbol their CandleSeries
+    (streamed by every trial)."""
+    candles: Mapping[str, list[Candle] | CandleSource]
     funding: dict[str, FundingSchedule] | None = None
     warmup: dict[str, list[Candle]] = field(default_factory=dict)
 
