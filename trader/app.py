@@ -197,7 +197,7 @@ async def _heartbeat(settings: Settings, engine: Engine, stop: asyncio.Event) ->
                 continue
 
 
-async def _shut_down(engine: Engine, sink, heartbeat: asyncio.Task[None], close: Closer,  # type: ignore[no-untyped-def]
+async def _shut_down(engine: Engine, sink: AlertSink, heartbeat: asyncio.Task[None], close: Closer,
                      services: AgentServices, stop: StopSignal, *, unfinished: str = "",
                      refusal: ConfigError | None = None,
                      interrupted: Command | None = None) -> None:

@@ -27,7 +27,7 @@ from storage.db import SaveStateFailure
 from trader.alerter import Alerter
 from trader.backtest_curve import CurveRecorder
 from trader.backtest_folders import RunFolder, new_run_dir
-from trader.backtest_input import BacktestError, CandleSource, gap_warnings
+from trader.backtest_input import BacktestError, CandleSource, SymbolCandles, gap_warnings
 from trader.backtest_notes import RunTally, exit_plan_notes, open_at_end_notes
 from trader.backtest_warmup import warmup_candles, warmup_notes
 from trader.clock import ManualClock
@@ -58,9 +58,10 @@ class ProgressBar(Protocol):
     def update(self, n: float = 1) -> bool | None: ...
 
 
-def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
-                   start: datetime | None, end: datetime | None,
-                   *, asked_by: str = "--symbols") -> dict[str, list[Candle]]:
+
+def select_candles(candles: Mapping[str, SymbolCandles],
+                   symbols: list[str] | None, start: datetime | None, end: datetime | None,
+                   *, asked_by: str = "--symbols") -> dict[str, SymbolCandles]:
     if symbols:
         unknown = [s for s in symbols if s not in candles]
         if unknown:
@@ -69,7 +70,8 @@ def select_candles(candles: dict[str, list[Candle]], symbols: list[str] | None,
         candles = {s: candles[s] for s in symbols}
     if start is not None and end is not None and start > end:
         raise BacktestError("--from is after --to")
-    picked = {s: rows.between(start, end) if isinstance(rows, CandleSource) else
+    picked: dict[str, SymbolCandles] = {
+              s: rows.between(start, end) if isinstance(rows, CandleSource) else
               [c for c in rows if (start is None or c.open_time >= start)
                and (end is None or c.open_time <= end)] for s, rows in candles.items()}
     left_out = sorted(s for s, rows in picked.items() if not rows)
@@ -146,10 +148,11 @@ async def run_backtest(settings: Settings, candles: Mapping[str, Iterable[Candle
     # One batch object entered once per candle: each `with` is a batch of its own
     # (storage/gate_passes.py `Batch`), without making one every candle.
     candle_batch = store.batch("replay candle")
-    warmed = {symbol: len(warmup.get(symbol, ())) for symbol in symbols} if warmup else {}
+    warm = warmup or {}
+    warmed = {symbol: len(warm.get(symbol, ())) for symbol in symbols} if warm else {}
     if warmed:
         with candle_batch:      # a breaker the warm-up trips is written with the batch
-            for candle in heapq.merge(*(warmup.get(symbol, ()) for symbol in symbols),
+            for candle in heapq.merge(*(warm.get(symbol, ()) for symbol in symbols),
                                       key=_close_time):
                 engine.warm_up(candle)
     # The equity of the balance last charted: a Balance is frozen, and a flat account's is
@@ -263,7 +266,8 @@ def first_open_time(candles: Mapping[str, Iterable[Candle]]) -> tuple[
         datetime, dict[str, Iterable[Candle]]]:
     """The earliest first candle, and the candles to replay (an iterator's first candle is
     read and put back): a symbol's candles may be streamed (`iter_candles`)."""
-    starts, replay = [], {}
+    starts: list[datetime] = []
+    replay: dict[str, Iterable[Candle]] = {}
     for symbol, rows in candles.items():
         if isinstance(rows, Sequence | CandleSource):   # sized: the progress bar gets a total
             if rows:
@@ -280,7 +284,7 @@ def first_open_time(candles: Mapping[str, Iterable[Candle]]) -> tuple[
     return min(starts), replay
 
 
-def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder: Path, *,
+def run_groups(settings: Settings, groups: list[dict[str, SymbolCandles]], folder: Path, *,
                progress: bool = True, funding: dict | None = None,
                warmup: Mapping[str, list[Candle]] | None = None) -> list[BacktestReport]:
     """One backtest per group, in time order (`overlapping_groups`), on one account: each
@@ -330,7 +334,7 @@ def run_groups(settings: Settings, groups: list[dict[str, list[Candle]]], folder
     return reports
 
 
-def _run_group(settings: Settings, group: dict[str, list[Candle]], out_dir: Path,
+def _run_group(settings: Settings, group: dict[str, SymbolCandles], out_dir: Path,
                funding: dict | None, warmup: dict[str, list[Candle]],
                progress: bool | ProgressBar = False,
                risk_state: Mapping[str, str] | None = None) -> BacktestReport:
@@ -340,10 +344,10 @@ def _run_group(settings: Settings, group: dict[str, list[Candle]], out_dir: Path
                                     warmup=warmup, risk_state=risk_state))
 
 
-def overlapping_groups(candles: dict[str, list[Candle]]) -> list[dict[str, list[Candle]]]:
+def overlapping_groups(candles: Mapping[str, SymbolCandles]) -> list[dict[str, SymbolCandles]]:
     """Symbols whose periods overlap run together; data from different years runs apart."""
     spans = sorted((rows[0].open_time, rows[-1].open_time, s) for s, rows in candles.items())
-    groups: list[dict[str, list[Candle]]] = []
+    groups: list[dict[str, SymbolCandles]] = []
     group_end = None
     for start, end, symbol in spans:
         if group_end is None or start > group_end:
@@ -383,7 +387,7 @@ def _backtest_and_report(settings: Settings, args: argparse.Namespace) -> int:
         folder.discard()
 
 
-def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, list[Candle]],
+def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, SymbolCandles],
               funding: dict[str, FundingSchedule] | None, warmup: dict[str, list[Candle]],
               folder: RunFolder) -> int:
     if settings.log_level == "INFO":
@@ -419,7 +423,7 @@ def _run_into(settings: Settings, args: argparse.Namespace, candles: dict[str, l
     return 0
 
 
-def _portfolio(settings: Settings, args: argparse.Namespace, candles: dict[str, list[Candle]],
+def _portfolio(settings: Settings, args: argparse.Namespace, candles: dict[str, SymbolCandles],
                funding: dict[str, FundingSchedule] | None, warmup: dict[str, list[Candle]],
                folder: RunFolder) -> BacktestReport:
     """The run's portfolio: every symbol on one account (`run_groups`), or with
@@ -458,7 +462,7 @@ def in_final(value: Any, folder: RunFolder) -> Any:
 
 
 def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
-        dict[str, list[Candle]], dict[str, FundingSchedule] | None, dict[str, list[Candle]]]:
+        dict[str, SymbolCandles], dict[str, FundingSchedule] | None, dict[str, list[Candle]]]:
     """The candles to run (and the bundled funding rates, and the candles before --from that
     warm each symbol up: trader/backtest_warmup.py) for `args.data` / `args.symbol` /
     `args.symbols` / `args.start` / `args.end`. Symbols: --symbols, else TRADEBOT_SYMBOLS for
@@ -466,6 +470,7 @@ def backtest_data(settings: Settings, args: argparse.Namespace) -> tuple[
     from trader.backtest_input import candle_files, warn_about_gaps
     from trader.market.replay import load_bundled, load_bundled_funding
     funding = None
+    data: Mapping[str, SymbolCandles]
     if args.data is None and getattr(args, "symbol", None):
         raise BacktestError(f"--symbol names the symbol of a --data file; to pick symbols of "
                             f"the bundled data use --symbols {args.symbol}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from trader.backtest_input import BacktestError
+from trader.backtest_input import BacktestError, SymbolCandles
 from trader.config import Settings
 from trader.domain import Candle
 from trader.logs import setup_logging
@@ -47,7 +47,7 @@ class AccountRuns:
 RunGroup = Callable[..., BacktestReport]   # trader/backtest.py `_run_group`: one account's run
 
 
-def run_separate_accounts(settings: Settings, candles: Mapping[str, list[Candle]], folder: Path,
+def run_separate_accounts(settings: Settings, candles: Mapping[str, SymbolCandles], folder: Path,
                           run_group: RunGroup, *, progress: bool = True,
                           funding: dict | None = None,
                           warmup: Mapping[str, list[Candle]] | None = None,
@@ -127,7 +127,7 @@ class _SharedCount:
 
 
 def _run_account(run_group: RunGroup, index: int, settings: Settings, symbol: str,
-                 rows: list[Candle], out_dir: Path, funding: dict | None,
+                 rows: SymbolCandles, out_dir: Path, funding: dict | None,
                  warmup: dict[str, list[Candle]]) -> tuple[BacktestReport, int]:
     """In a worker: one symbol on its own account, as quiet as the command (the parent's bar
     speaks); the report and this process's id."""

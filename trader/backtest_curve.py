@@ -15,6 +15,7 @@ Sharpe and Sortino are computed on the bucketed returns (measured in benchmarks/
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from trader.evolve import filler
 from trader.metrics import EquityPoint
@@ -52,7 +53,7 @@ class CurveRecorder:
         """`add(EquityPoint(at, equity))`, a backtest's every candle: the point built by
         plain slot stores on its class's filler (trader/evolve.py `filler`, as the CSV
         reader builds a Candle), not through its `__init__`; the same value."""
-        point = _new(_POINT_FILLER)
+        point: Any = _new(_POINT_FILLER)
         point.at = at
         point.equity = equity
         point.__class__ = EquityPoint

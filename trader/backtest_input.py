@@ -13,6 +13,8 @@ from trader.market.replay import CandleFile, symbol_from_file_name
 
 # A --data symbol's candles, streamed: one file, or several of the symbol joined
 CandleSource = CandleFile | CandleSeries
+# A symbol's candles to run: in memory (the bundled data), or streamed from its --data file(s)
+SymbolCandles = list[Candle] | CandleSource
 
 
 class BacktestError(ValueError):

@@ -137,7 +137,7 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
                 if len(fields) < width:
                     if not fields:
                         continue
-                    fields = [*fields, *[None] * (width - len(fields))]
+                    fields = [*fields, *[None] * (width - len(fields))]  # type: ignore[list-item]  # short row: None read as missing below
                 text = fields[at_time]
                 try:
                     value = int(text)
@@ -153,7 +153,7 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
                     step_ms, step = delta, open_time - last
                 last_ms, last = ms, open_time
                 texts = (fields[at_open], fields[at_high], fields[at_low], fields[at_close])
-                open_, high, low, close = map(known, texts)    # type: ignore[arg-type]
+                open_, high, low, close = map(known, texts)
                 if open_ is None or high is None or low is None or close is None:
                     open_, high, low, close = prices.parse(number, texts)
                 volume_text = fields[at_volume] if at_volume is not None else None
@@ -196,7 +196,7 @@ def _read(path: Path, symbol: str, interval: timedelta, unit: TimeUnit, *, numbe
                 # it is (trader/evolve.py `filler`): ~2,600 instructions against ~8,000.
                 # Every field is set (a field added to Candle and not here is caught by
                 # tests/test_candle_csv_rows.py).
-                candle = _new(_CandleFiller)
+                candle: Any = _new(_CandleFiller)
                 candle.symbol = symbol
                 candle.open_time = open_time
                 candle.interval = interval
@@ -229,7 +229,7 @@ class _Prices:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.known: dict[str, Decimal] = {}
+        self.known: dict[str | None, Decimal] = {}   # None: a short row's missing field
 
     def parse(self, number: int, texts: tuple[str | None, ...]) -> list[Decimal]:
         """The row's four prices (open, high, low, close), read from `known` or parsed;
@@ -247,7 +247,7 @@ class _Prices:
                     value = NAN         # not finite: parse_number says why
                 if not value.is_finite():
                     parse_number(self.path, number, column, text)   # raises
-                known[text] = value     # type: ignore[index]   # parsed: not None
+                known[text] = value
             values.append(value)
         return values
 

@@ -52,7 +52,8 @@ class CandleSeries:
         ordered = sorted(files, key=lambda file: (file[0].open_time,
                                                   -file[-1].open_time.timestamp()))
         _check_one_interval(ordered)
-        parts, adds_from = [ordered[0]], [None]
+        parts = [ordered[0]]
+        adds_from: list[datetime | None] = [None]
         last = ordered[0]           # the file holding the series' last candle so far
         for file in ordered[1:]:
             if file[0].open_time > last[-1].open_time:

@@ -47,7 +47,7 @@ from trader.strategy.regime import DEFAULT_THRESHOLDS, RangeWindow
 _VERSIONS = count(1)    # shared by every history: two histories never hold the same version
 
 
-class CandleHistory(deque):   # type: ignore[type-arg] - deque[Candle]
+class CandleHistory(deque[Candle]):
     # Slots, not an instance dict: an attribute of a deque subclass with a dict is read
     # through the generic lookup (~270 instructions more than a slot's), and the tick
     # reads and writes a few dozen of them every candle (append, the breakers, the desk).

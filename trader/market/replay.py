@@ -154,8 +154,8 @@ class CandleFile:
                 self.gaps.add(candle)
         if misplaced is not None or changed is not None:
             raise ValueError(misplaced or changed)
-        spacing = spacings.most_common(1)[0][0] if spacings else None
-        return count, first, last, spacing, overlap
+        usual = spacings.most_common(1)[0][0] if spacings else None
+        return count, first, last, usual, overlap
 
     def _parsed(self) -> Iterator[tuple[int, Candle]]:
         return parse_candles(self.path, self.symbol, self.interval, self.unit)
