@@ -249,20 +249,23 @@ async def test_start_refuses_an_account_in_hedge_mode_before_changing_anything(f
     assert fake.requests("POST /fapi/v1/leverage") == []
 
 
-async def test_start_refuses_an_account_in_multi_assets_mode_naming_the_fix(fake):
-    """Found by a reviewer: -4168 to the ISOLATED margin type made start-up retry forever
-    ("no trading until it succeeds"), a position opened by hand never protected, and no
-    word of the cause. Like hedge mode, it is the account's setting to change."""
+async def test_start_in_multi_assets_mode_goes_on_asking_no_margin_type_twice(fake):
+    """Found by a reviewer (rv16): a start refused in Multi-Assets mode left the positions
+    open with nobody managing them. Start-up goes on (the engine blocks entries while the
+    mode lasts, trader/margin_watch.py); the first -4168 stops the margin type requests,
+    the flat symbols still get their leverage."""
     fake.set_multi_assets_mode(True)
     exchange = BinanceExchange(settings_for(fake), ManualClock(datetime.now(UTC)),
                                streams=False)
-    with pytest.raises(SetupRefused, match="Multi-Assets mode; switch to Single-Asset mode") \
-            as refused:
-        await exchange.start([SYMBOL], 5)
-    await exchange.close()
-    assert "asset mode" in refused.value.variable
-    assert len(fake.requests("POST /fapi/v1/marginType")) == 1       # not retried
-    assert fake.requests("POST /fapi/v1/leverage") == []
+    await exchange.start(["BTCUSDT", "ETHUSDT"], 5)
+    try:
+        assert await exchange.multi_assets_mode() is True
+    finally:
+        await exchange.close()
+    assert len(fake.requests("POST /fapi/v1/marginType")) == 1       # not for ETHUSDT
+    assert fake.endpoints.margin_types == {}
+    assert [r.params["symbol"] for r in fake.requests("POST /fapi/v1/leverage")] == [
+        "BTCUSDT", "ETHUSDT"]
 
 
 async def test_start_sets_isolated_margin_and_leverage_per_symbol_and_tolerates_4046(fake):

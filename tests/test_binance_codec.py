@@ -66,8 +66,8 @@ DECODERS: dict[str, Callable[[Any], Any]] = {
     "event_order_trade_update_settlement_fill": event_codec.update_from_order_event,
     "event_algo_update": event_codec.update_from_algo_event,
     "event_account_update": event_codec.update_from_account_event,
-    "event_account_config_update_leverage": event_codec.leverage_from_config_event,
-    "event_account_config_update_multi_assets": event_codec.leverage_from_config_event,
+    "event_account_config_update_leverage": event_codec.update_from_config_event,
+    "event_account_config_update_multi_assets": event_codec.update_from_config_event,
     "event_margin_call": event_codec.margin_call_from_event,
     "event_conditional_order_trigger_reject": event_codec.trigger_reject_from_event,
     "event_kline": lambda p: event_codec.candle_from_stream(p["k"]),
@@ -88,6 +88,7 @@ ERRORS = {"error_margin_insufficient": Outcome.SKIPPED,
 READ_DIRECTLY = {
     "time": ("serverTime", 1499827319559),                     # sync_time
     "position_mode": ("dualSidePosition", True),               # start(): hedge mode refused
+    "multi_assets_mode": ("multiAssetsMargin", True),          # BinanceAccount.multi_assets_mode
     "margin_type": ("code", 200), "leverage": ("leverage", 21),  # answers not used
     "premium_index": ("lastFundingRate", "0.00038246"),        # funding_rate
     "listen_key_new": ("listenKey", "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19"
@@ -290,7 +291,7 @@ def test_a_leverage_outside_binances_1_to_125_is_malformed_at_once(leverage):
     event = payload("event_account_config_update_leverage")
     event["ac"]["l"] = leverage
     with pytest.raises(MalformedResponse, match="l"):
-        event_codec.leverage_from_config_event(event)
+        event_codec.update_from_config_event(event)
 
 
 @pytest.mark.parametrize(("leverage", "read"), [("20", 20), ("1e999999", 5), ("0", 5),

@@ -30,7 +30,6 @@ NOT_PRODUCED_BY_THE_FAKE = {
     "event_order_trade_update_settlement_fill": "the fake never settles",
     "event_account_config_update_leverage": "a leverage changed by hand: tests send the "
                                             "page's example (test_leverage_changed_by_hand)",
-    "event_account_config_update_multi_assets": "the fake account is in single-asset mode",
     "event_margin_call": "the fake never calls for margin: tests send the page's example "
                          "(test_margin_call)",
     "event_conditional_order_trigger_reject": "only on FakeBinance.reject_trigger "
@@ -101,6 +100,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
             "time": await client.futures_time(),
             "exchange_info": await client.futures_exchange_info(),
             "position_mode": await client.futures_get_position_mode(),
+            "multi_assets_mode": await client.futures_get_multi_assets_mode(),
             "margin_type": await client.futures_change_margin_type(symbol="ETHUSDT",
                                                                    marginType="ISOLATED"),
             "leverage": await client.futures_change_leverage(symbol=SYMBOL, leverage=3),
@@ -109,6 +109,8 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
         }
         await client.futures_create_order(**order_params(resting))
         await fake.settle_funding(SYMBOL, Decimal("0.0001"))    # a row for the income history
+        await fake.change_margin_type_by_hand("ETHUSDT", "CROSSED")   # ACCOUNT_UPDATE too
+        await fake.switch_asset_mode_by_hand(True)
         answers |= {
             "order_query": await client.futures_get_order(symbol=SYMBOL,
                                                           origClientOrderId=entry.client_id),
@@ -150,7 +152,9 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
         fake.add_used_weight(fake.usage.weight_per_minute)
         errors["error_too_many_requests"] = await rejected(client.futures_time())
     for event in user.payloads:
-        answers.setdefault(EVENT_FIXTURES[event["e"]], []).append(event)
+        name = "event_account_config_update_multi_assets" if "ai" in event \
+            else EVENT_FIXTURES[event["e"]]
+        answers.setdefault(name, []).append(event)
     for event in market.payloads:
         name = MARKET_FIXTURES[event["data"]["e"]]
         answers.setdefault(f"{name}_combined", []).append(event)

@@ -25,19 +25,19 @@ from tests.test_binance_protection import STREAMS
 from tests.test_first_command_after_boot import Agent, booted, catch_up, market_up_to_now
 from trader import breaker_rules
 from trader.commands import CommandKind
-from trader.exchange.base import LeverageChanged
-from trader.exchange.binance_event_codec import leverage_from_config_event
+from trader.exchange.base import AssetModeChanged, LeverageChanged
+from trader.exchange.binance_event_codec import update_from_config_event
 
 SYMBOL = "BTCUSDT"
 
 
-def test_the_documented_event_reads_as_the_symbols_new_leverage_and_the_other_form_as_none():
-    changed = leverage_from_config_event(documented("event_account_config_update_leverage").fresh())
+def test_the_documented_event_reads_as_the_symbols_new_leverage_and_the_other_as_the_mode():
+    changed = update_from_config_event(documented("event_account_config_update_leverage").fresh())
     assert isinstance(changed, LeverageChanged)
     assert (changed.symbol, changed.leverage) == ("BTCUSDT", 25)
     assert changed.time.timestamp() * 1000 == 1611646737476            # T
-    assert leverage_from_config_event(
-        documented("event_account_config_update_multi_assets").fresh()) is None
+    mode = update_from_config_event(documented("event_account_config_update_multi_assets").fresh())
+    assert mode == AssetModeChanged(True, changed.time)      # "ai": {"j": true}, same T
 
 
 def config_update(symbol: str, leverage: int) -> dict:

@@ -1,5 +1,5 @@
-"""A start-up the configuration refuses (a symbol Binance does not list, hedge mode,
-Multi-Assets mode, a key Binance rejects) reaches the phone as a sounding SHUTDOWN with
+"""A start-up the configuration refuses (a symbol Binance does not list, hedge mode, a key
+Binance rejects) reaches the phone as a sounding SHUTDOWN with
 the refusal's line. Found by a reviewer: with a hand-opened position and no stop, the phone
 got only a silent "ℹ️ SHUTDOWN going down before start-up finished (exchange start-up did
 not finish): the agent never traded ...", without the reason (in stdout only) and without
@@ -89,21 +89,6 @@ async def test_a_refusal_repeated_by_a_restart_loop_is_sent_once(tmp_path):
     finally:
         store.close()
     assert [a.status for a in kept] == ["sent", "repeat", "repeat"]
-
-
-async def test_a_known_position_of_the_agent_is_named_without_a_stop_from_the_agent(tmp_path):
-    """Multi-Assets mode is refused after start-up read the account's positions: the
-    position it would have protected is named."""
-    async with FakeBinance(prices={SYMBOL: Decimal("50000")}) as fake, FakeTelegram() as telegram:
-        await market_up_to_now(fake)
-        fake.set_multi_assets_mode(True)
-        await fake.open_position_by_hand(SYMBOL, Side.BUY, Decimal("0.1"))
-        await refused_run(settings_for(fake, telegram, tmp_path / "a.db"))
-        said = shutdowns(telegram)
-    assert len(said) == 1
-    text = said[0].plain or ""
-    assert "Multi-Assets mode" in text and not said[0].disable_notification
-    assert f"{SYMBOL}: a position is open on the account with no stop from the agent" in text
 
 
 async def test_a_stop_signal_during_start_up_stays_a_quiet_info(tmp_path):

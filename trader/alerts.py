@@ -33,6 +33,9 @@ class AlertName(StrEnum):
     API_CIRCUIT_CLOSED = "API_CIRCUIT_CLOSED"
     EXCHANGE_CLOSE = "EXCHANGE_CLOSE"        # liquidation, ADL or settlement by the exchange
     MARGIN_CALL = "MARGIN_CALL"              # the exchange's margin call: liquidation is near
+    ACCOUNT_MODE = "ACCOUNT_MODE"            # Multi-Assets mode on: cross margin only
+    ACCOUNT_MODE_RESTORED = "ACCOUNT_MODE_RESTORED"   # all-clear: Single-Asset mode again
+    MARGIN_TYPE = "MARGIN_TYPE"              # a symbol's ISOLATED margin refused, or on cross
     POSITION_REDUCED = "POSITION_REDUCED"    # size reduced outside the agent (ADL, by hand)
     SYMBOL_RULES = "SYMBOL_RULES"            # tick/step/notional or trading status changed
     PROTECTION_RESTORED = "PROTECTION_RESTORED"   # all-clear after SL_MISSING / unprotected
@@ -79,18 +82,21 @@ DEFAULT_SEVERITY: dict[AlertName, Severity] = {
     AlertName.SECOND_INSTANCE: _C,       # another process trades the account: stop it, /wake
     AlertName.EXCHANGE_CLOSE: _C,        # liquidated / ADL / delisted: check margin, leverage
     AlertName.MARGIN_CALL: _C,           # the exchange warns of a liquidation near
+    AlertName.ACCOUNT_MODE: _C,          # Multi-Assets mode: no entries until switched off
     # WARN: unusual; the agent copes, the operator should hear of it.
     AlertName.API_CIRCUIT_OPEN: _W,      # rate-limited: nothing sent until Retry-After
     AlertName.POSITION_REDUCED: _W,      # ADL, a hand reduced a position (a partial
                                          # liquidation: CRITICAL, trader/lifecycle.py)
     AlertName.PROTECTION: _W,            # a take-profit refused, a stop move given up
     AlertName.SYMBOL_RULES: _W,          # the exchange changed a symbol's rules or status
+    AlertName.MARGIN_TYPE: _W,           # no entries on a symbol ISOLATED was refused for
     AlertName.STALE_DATA: _W,            # no candles: entries blocked on that symbol
     AlertName.ERROR: _W,                 # a bug skipped one unit of work
     AlertName.UNAUTHORIZED: _W,          # a stranger tried to command the bot
     # INFO: routine, asked for, or an all-clear.
     AlertName.SAVE_STATE_RECOVERED: _I,
     AlertName.API_CIRCUIT_CLOSED: _I,
+    AlertName.ACCOUNT_MODE_RESTORED: _I,
     AlertName.PROTECTION_RESTORED: _I,
     AlertName.DATA_RESUMED: _I,
     AlertName.EMERGENCY_DONE: _I,        # the operator's own /shutdown (or `tradebot shutdown`)
@@ -129,6 +135,7 @@ ALL_CLEAR: dict[AlertName, AlertName] = {
     AlertName.SAVE_STATE_FAILURE: AlertName.SAVE_STATE_RECOVERED,
     AlertName.API_CIRCUIT_OPEN: AlertName.API_CIRCUIT_CLOSED,
     AlertName.STALE_DATA: AlertName.DATA_RESUMED,
+    AlertName.ACCOUNT_MODE: AlertName.ACCOUNT_MODE_RESTORED,
     AlertName.BREAKER_TRIPPED: AlertName.BREAKER_CLEARED,
     **{name: AlertName.INVARIANT_CLEARED for name in AlertName
        if name.startswith("INVARIANT_") and name is not AlertName.INVARIANT_CLEARED},

@@ -107,6 +107,7 @@ class Engine(EngineParts):
             self.journal.record_stream_fills(events, self.symbols)
             self.journal.record_funding(events, self.symbols)
             self.entries.on_leverage_changes(events)
+            self.margin.on_events(events, self.positions.__contains__)
             for alert in margin_call_alerts(events, self.symbols):
                 self.alerter.publish(alert, self.clock.now())
         if not self.executor.circuit_open():
@@ -260,7 +261,8 @@ class Engine(EngineParts):
         if (housekeeping.stale or housekeeping.untradable) \
                 and housekeeping.entries_blocked(symbol):
             return f"{symbol}: market data stale or symbol not trading"
-        leftover = self.keeper.orphans.leftover_refusal(symbol)
+        leftover = self.keeper.orphans.leftover_refusal(symbol) \
+            or self.margin.entry_refusal(symbol)
         if leftover:
             return leftover
         return guards.allow_entry(self.guards.state, symbol, self.clock.now())[1]

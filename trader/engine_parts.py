@@ -38,6 +38,7 @@ from trader.guard_state import GuardConfig, GuardState
 from trader.housekeeping import Housekeeping
 from trader.interpreter import Interpreter
 from trader.management import TrailingDistance
+from trader.margin_watch import MarginWatch
 from trader.market.history import CandleHistory
 from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
@@ -109,9 +110,10 @@ class EngineParts:
                                                              + PROBE_GRACE).total_seconds()),
             ProtectionTelemetry(self.counters))
         self.candles: dict[str, CandleHistory] = {s: new_history() for s in self.symbols}
+        self.margin = MarginWatch(exchange, alerter, clock, self.symbols)
         self.entries = EntrySender(settings, exchange, self.executor, store, self.interpreter,
                                    self.counters, clock, strategy or DefaultStrategy(),
-                                   view=self.view)
+                                   self.margin, view=self.view)
         self.entries.desk.history = self.candles    # correlated heat reads every symbol's candles
         self.entries.maker.held = self._entries_held   # a hold or a breaker stops its quotes
         self.keeper = PositionKeeper(settings, exchange, self.executor, self.tracker, store,

@@ -73,7 +73,7 @@ async def start_exchange(exchange: Exchange, settings: Settings) -> None:
     try:
         await exchange.start(list(settings.symbols), settings.leverage)
     except SetupRefused as exc:
-        raise StartRefused([f"{exc.variable}: {exc}"], exc.held) from None
+        raise StartRefused([f"{exc.variable}: {exc}"]) from None
     except ExchangeError as exc:
         if not classify(exc, sending=False).credentials:
             raise

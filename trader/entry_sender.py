@@ -46,6 +46,7 @@ from trader.interpreter import Interpreter
 from trader.maker_entry import EntryMode, MakerFallback, MakerPolicy
 from trader.maker_quoter import MakerQuoter, quote_event
 from trader.management import FirstTarget
+from trader.margin_watch import MarginWatch
 from trader.market.history import CandleHistory
 from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
@@ -65,9 +66,11 @@ _NOT_ANSWERED = frozenset({Outcome.UNKNOWN, Outcome.NOOP})
 class EntrySender:
     def __init__(self, settings: Settings, exchange: Exchange, executor: Executor, store: TradeStore,
                  interpreter: Interpreter, counters: Counters, clock: Clock,
-                 strategy: Strategy, view: ExchangeView | None = None) -> None:
+                 strategy: Strategy, margin: MarginWatch,
+                 view: ExchangeView | None = None) -> None:
         """`view`: the engine's view of the exchange (its order tracker and book), which
-        maker-first entries read and keep up to date."""
+        maker-first entries read and keep up to date; `margin`: ISOLATED set before each
+        entry (trader/margin_watch.py)."""
         self.settings = settings
         self.exchange = exchange
         self.executor = executor
@@ -75,6 +78,7 @@ class EntrySender:
         self.interpreter = interpreter
         self.counters = counters
         self.clock = clock
+        self.margin = margin
         self.desk = EntryDesk(strategy)
         # symbol -> the exchange's refusal of its last entry, none when it was not refused
         # (a /long's reply tells a refused entry from one that filled and closed at once)
@@ -158,9 +162,10 @@ class EntrySender:
         if isinstance(planned, str):
             return planned
         sent = await self.send(self._with_free_manual_key(planned), reason)
-        return sent if sent is not None else "the entry was not sent: its record could not " \
-            "be saved, an order with its id exists already, or (maker entries with " \
-            "TRADEBOT_MAKER_FALLBACK=cancel) there was no book to quote at"
+        return sent if sent is not None else self.refused.get(symbol) or "the entry was " \
+            "not sent: its record could not be saved, an order with its id exists already, " \
+            "or (maker entries with TRADEBOT_MAKER_FALLBACK=cancel) there was no book to " \
+            "quote at"
 
     def _with_free_manual_key(self, planned: Position) -> Position:
         """`planned` keyed "m" + this second, or the next second whose entry id has no
@@ -184,6 +189,11 @@ class EntrySender:
         position, client_id = planned.next_client_id(_ENTRY)
         self.refused.pop(position.symbol, None)
         if await self._already_sent(position.symbol, client_id):
+            return None
+        margin_refusal = await self.margin.before_entry(position.symbol)
+        if margin_refusal:          # never an entry on cross margin
+            logger.info("entry skipped symbol={} reason={}", position.symbol, margin_refusal)
+            self.refused[position.symbol] = margin_refusal
             return None
         intent = await self._entry_order(position, client_id)
         if intent is None:

@@ -32,13 +32,8 @@ REPEAT = "repeat"        # the outbox status of a refusal a restart repeated, no
 
 
 class StartRefused(ConfigError):
-    """A ConfigError the exchange's start-up answered (hedge mode, Multi-Assets mode, a
-    symbol not listed, a rejected key). `held`: the symbols start-up found a position on
-    before it refused; None when it never read them."""
-
-    def __init__(self, problems: list[str], held: tuple[str, ...] | None = None) -> None:
-        super().__init__(problems)
-        self.held = held
+    """A ConfigError the exchange's start-up answered (hedge mode, a symbol not listed, a
+    rejected key), before it read the account's positions."""
 
 
 def say_going_down(engine: "Engine", unfinished: str = "",
@@ -122,7 +117,7 @@ def refused_text(engine: "Engine", refusal: ConfigError) -> str:
     """The refusal's lines as `tradebot run` prints them, that the agent stays down, and the
     positions it would have protected, as far as it knows them without asking Binance."""
     lines = [f"config error: {problem}" for problem in refusal.problems]
-    held = _positions_known(engine, refusal)
+    held = _positions_known(engine)
     if held:
         positions = [f"{symbol}: a position is open on the account with no stop from the "
                      "agent (a stop placed before stays only if nothing removed it); check it "
@@ -136,16 +131,15 @@ def refused_text(engine: "Engine", refusal: ConfigError) -> str:
             "restart.\n" + "\n".join(positions))
 
 
-def _positions_known(engine: "Engine", refusal: ConfigError) -> list[str]:
-    """The configured symbols with a position: the ones the exchange's start-up saw before it
-    refused, and the agent's own records (no request is sent for this)."""
-    seen = set(refusal.held or ()) if isinstance(refusal, StartRefused) else set()
+def _positions_known(engine: "Engine") -> list[str]:
+    """The configured symbols with a position in the agent's own records (no request is
+    sent for this: start-up refuses before it reads the account's positions)."""
     try:
         recorded = {p.symbol for p in engine.store.open_positions()}
     except sqlite3.Error as exc:
         logger.error("the agent's positions not readable for the refusal's alert error={}", exc)
         recorded = set()
-    return sorted((seen | recorded) & set(engine.symbols))
+    return sorted(recorded & set(engine.symbols))
 
 
 def going_down_text(engine: "Engine", unfinished: str = "") -> str:

@@ -114,9 +114,10 @@ async def read_balance(engine: Engine) -> None:
 
 
 async def _read_back(engine: Engine) -> None:
-    """What was missed: funding paid while the stream was down or the agent away
-    (trader/funding_backfill.py), and closes recorded while their fills could not be read
-    (trader/close_readback.py)."""
+    """What was missed: the account's asset mode (trader/margin_watch.py), funding paid while
+    the stream was down or the agent away (trader/funding_backfill.py), and closes recorded
+    while their fills could not be read (trader/close_readback.py)."""
+    await engine.margin.read_mode()
     await engine.funding_backfill.sync(engine.positions.values())
     await engine.close_readback.sync()
 

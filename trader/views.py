@@ -196,8 +196,9 @@ def status_view(engine: Engine) -> StatusView:
                         if until is None or until > now},
         exchange_failures=state.api_failures, equity_read_at=engine.balance_at, now=now,
         equity_before_close=engine.balance_keeper.read_before_close,
-        entry_blocks=[block for symbol in engine.symbols
-                      if (block := engine.keeper.orphans.leftover_refusal(symbol))])
+        entry_blocks=[*engine.margin.blocks(),
+                      *(block for symbol in engine.symbols
+                        if (block := engine.keeper.orphans.leftover_refusal(symbol)))])
 
 
 def _circuit_text(engine: Engine, now: datetime) -> str | None:

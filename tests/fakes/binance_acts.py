@@ -1,5 +1,6 @@
 """What happens on the fake account besides the agent's own requests: a person trading in
-the app (a position opened, closed or an order cancelled by hand), the exchange acting by
+the app (a position opened, closed or an order cancelled by hand, a symbol's margin type or
+the account's asset mode switched), the exchange acting by
 itself (a trigger rejected or stuck, a liquidation, ADL or settlement, a funding
 settlement). Mixed into `FakeBinance` (binance_server.py); each publishes its user-data
 events as Binance would (also served under /_control/<name>)."""
@@ -11,7 +12,7 @@ from decimal import Decimal
 
 from tests.fakes.binance_endpoints import BinanceEndpoints
 from tests.fakes.binance_hub import StreamHub
-from tests.fakes.binance_wire import algo_update
+from tests.fakes.binance_wire import account_update, algo_update
 from trader.domain import OrderStatus, Side, to_ms
 from trader.exchange.base import ExchangeError
 from trader.exchange.sim import SimEvent, Simulator
@@ -79,3 +80,36 @@ class AccountActs:
         """A liquidation ("autoclose-<n>"), ADL ("adl_autoclose") or delisting settlement
         ("settlement_autoclose-<n>") order of Binance's own, filled at the mark."""
         await self._publish(self.sim.close_by_exchange(symbol, self.now(), client_id, qty))
+
+    async def change_margin_type_by_hand(self, symbol: str, margin_type: str) -> None:
+        """The symbol switched to `margin_type` ("CROSSED" or "ISOLATED") in the app: refused
+        as POST /fapi/v1/marginType refuses it (ExchangeError), else ACCOUNT_UPDATE with
+        reason MARGIN_TYPE_CHANGE and the symbol's position row, its "mt" the new type
+        ("ACCOUNT_UPDATE will be pushed only when update happens on user's account,
+        including changes on balances, positions, or margin type": https://developers.
+        binance.com/docs/derivatives/usds-margined-futures/user-data-streams/
+        Event-Balance-and-Position-Update; that page lists MARGIN_TYPE_CHANGE among the
+        reasons "m" and shows no example of it: the wallet is unchanged, "bc" 0)."""
+        self.endpoints.margin_type({"symbol": symbol, "marginType": margin_type})
+        moment = to_ms(self.now())
+        await self.hub.send_user([account_update(
+            [self.sim.position(symbol)], self.sim.balance(), "MARGIN_TYPE_CHANGE", moment,
+            margin_types=self.endpoints.margin_types)])
+
+    async def switch_asset_mode_by_hand(self, multi_assets: bool) -> None:
+        """Multi-Assets mode switched on (or off) in the app: ACCOUNT_CONFIG_UPDATE with "ai":
+        {"j": multi_assets}, the page's second example (https://developers.binance.com/docs/
+        derivatives/usds-margined-futures/user-data-streams/Event-Account-Configuration-
+        Update-previous-Leverage-Update). On, every symbol is on cross margin: "Change
+        user's Multi-Assets mode ... on Every symbol" (.../trade/rest-api/
+        Change-Multi-Assets-Mode), and POST /fapi/v1/marginType ISOLATED answers -4168.
+        Off, the symbols stay on cross until set again. (Binance's error-code list says it
+        refuses the switch while a symbol is on isolated margin, -4167; the stored docs
+        hold no such page, and this fake does not refuse it.)"""
+        self.endpoints.multi_assets = multi_assets
+        if multi_assets:
+            for symbol in self.endpoints.symbols:
+                self.endpoints.margin_types[symbol] = "CROSSED"
+        moment = to_ms(self.now())
+        await self.hub.send_user([{"e": "ACCOUNT_CONFIG_UPDATE", "E": moment, "T": moment,
+                                   "ai": {"j": multi_assets}}])

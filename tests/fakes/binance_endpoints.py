@@ -80,6 +80,7 @@ class BinanceEndpoints:
         self.hedge_mode = False
         self.multi_assets = False       # the account's Multi-Assets mode (asset mode)
         self.margin_types: dict[str, str] = {}
+        self.ledger.margin_types = self.margin_types   # each ACCOUNT_UPDATE row's "mt"
         self.listen_key: str | None = None
         self.candles: dict[str, list[Candle]] = {}
         self.rate_limits: list[Json] = []
@@ -177,6 +178,12 @@ class BinanceEndpoints:
             raise ExchangeError(-4048, "Margin type cannot be changed if there exists position.")
         self.margin_types[symbol] = wanted
         return {"code": 200, "msg": "success"}
+
+    def multi_assets_margin(self, params: Params) -> Json:
+        """GET /fapi/v1/multiAssetsMargin: the page's answer, {"multiAssetsMargin": true}
+        for Multi-Assets mode (https://developers.binance.com/docs/derivatives/
+        usds-margined-futures/account/rest-api/Get-Current-Multi-Assets-Mode)."""
+        return {"multiAssetsMargin": self.multi_assets}
 
     def leverage(self, params: Params) -> Json:
         symbol, leverage = required(params, "symbol"), int(required(params, "leverage"))

@@ -97,6 +97,9 @@ class OrderLedger:
         self._position_changes: dict[str, tuple[Decimal, Decimal, int]] = {}
         self._next_algo_id = ALGO_ID_BASE
         self._stream_events: list[Json] = []
+        # symbol -> "ISOLATED" / "CROSSED": the account's margin types (the endpoints' own
+        # dict), each position row's "mt"
+        self.margin_types: dict[str, str] = {}
 
     # --- ids and times --------------------------------------------------------------------
     def new_algo(self, symbol: str, client_id: str) -> None:
@@ -135,7 +138,8 @@ class OrderLedger:
                 # the agent reads only the positions and "bc" of the wire event)
                 self._stream_events.append(wire.account_update(
                     list(event.positions), self.sim.balance(), event.reason,
-                    moment, balance_change=funding if event.reason == "FUNDING_FEE" else None))
+                    moment, balance_change=funding if event.reason == "FUNDING_FEE" else None,
+                    margin_types=self.margin_types))
                 funding = Decimal(0)
                 for position in event.positions:
                     self._position_changed(position, moment)

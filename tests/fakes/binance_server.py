@@ -167,6 +167,7 @@ class FakeBinance(FaultControls, AccountActs):
             ("GET", v1 + "positionSide/dual"): (SIGNED, 30, e.position_mode),
             ("POST", v1 + "positionSide/dual"): (SIGNED, 1, e.change_position_mode),
             ("POST", v1 + "marginType"): (SIGNED, 1, e.margin_type),
+            ("GET", v1 + "multiAssetsMargin"): (SIGNED, 30, e.multi_assets_margin),
             ("POST", v1 + "leverage"): (SIGNED, 1, e.leverage),
             ("GET", v1 + "symbolConfig"): (SIGNED, 5, e.symbol_config),
             ("POST", v1 + "order"): (SIGNED, 0, e.new_order),

@@ -216,17 +216,24 @@ def conditional_order_trigger_reject(order: Order, order_id: int, reason: str,
 
 
 def account_update(positions: list[ExchangePosition], balance: Balance, reason: str,
-                   moment_ms: int, balance_change: Decimal | None = None) -> Json:
+                   moment_ms: int, balance_change: Decimal | None = None,
+                   margin_types: dict[str, str] | None = None) -> Json:
     """ACCOUNT_UPDATE (DOCS + "user-data-streams/Event-Balance-and-Position-Update").
     `balance_change` is "bc" ("balance change except PnL and commission"): the funding of a
-    FUNDING_FEE update."""
+    FUNDING_FEE update, a transfer's amount. `margin_types`: symbol -> "ISOLATED" or
+    "CROSSED" (POST /fapi/v1/marginType's words; a symbol never set is on Binance's default,
+    cross), each row's "mt" ("isolated" in the page's example, "cross" otherwise); None:
+    every row isolated."""
     change = num(balance_change) if balance_change is not None else "0"
+    types = margin_types if margin_types is not None else {}
     return {"e": "ACCOUNT_UPDATE", "E": moment_ms, "T": moment_ms, "a": {
         "m": reason,
         "B": [{"a": "USDT", "wb": num(balance.wallet), "cw": num(balance.wallet), "bc": change}],
         "P": [{"s": p.symbol, "pa": num(p.quantity), "ep": num(p.entry_price),
                "bep": num(p.entry_price), "cr": "0", "up": num(p.unrealized_pnl),
-               "mt": "isolated", "iw": "0", "ps": "BOTH"} for p in positions],
+               "mt": "isolated" if margin_types is None
+               or types.get(p.symbol, "CROSSED") == "ISOLATED" else "cross",
+               "iw": "0", "ps": "BOTH"} for p in positions],
     }}
 
 

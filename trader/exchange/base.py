@@ -57,6 +57,27 @@ class LeverageChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetModeChanged:
+    """The account's asset mode changed on the exchange (Binance: ACCOUNT_CONFIG_UPDATE with
+    "ai": {"j": Multi-Assets mode}, e.g. switched in the app). Multi-Assets mode allows
+    cross margin only; the agent risks each position on its own isolated margin, so it
+    takes no new entry while it is on (trader/margin_watch.py)."""
+    multi_assets: bool
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MarginTypeChanged:
+    """A symbol's margin type as the exchange told it (Binance: a position row's "mt" of
+    ACCOUNT_UPDATE; reason MARGIN_TYPE_CHANGE when it was switched, e.g. by hand). `held`:
+    the row shows a position open."""
+    symbol: str
+    isolated: bool
+    held: bool
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class MarginCall:
     """The exchange warns that positions are close to liquidation (Binance: MARGIN_CALL):
     each position (signed quantity, mark, unrealized PnL) and its maintenance margin."""
@@ -77,7 +98,7 @@ class TriggerRejected:
 
 
 ExchangeEvent = (OrderUpdate | AccountUpdate | FundingApplied | LeverageChanged | MarginCall
-                 | TriggerRejected)
+                 | TriggerRejected | AssetModeChanged | MarginTypeChanged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +154,11 @@ class ExchangeError(Exception):
         self.message = message
         self.http_status = http_status
         self.retry_after = retry_after
+
+
+class MultiAssetsMode(ExchangeError):
+    """Binance refused ISOLATED margin because the account is in Multi-Assets mode (-4168):
+    that mode allows cross margin only."""
 
 
 class CircuitOpen(ExchangeError):
@@ -266,6 +292,15 @@ class Exchange(Protocol):
         exchange answers [] (its funding events never go missing)."""
 
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
+
+    async def set_isolated_margin(self, symbol: str) -> None:
+        """ISOLATED margin on `symbol` (nothing to do when it is already: Binance's -4046 is
+        success). Raises MultiAssetsMode when the account's asset mode allows cross margin
+        only, ExchangeError for another refusal. The paper exchange has one margin."""
+
+    async def multi_assets_mode(self) -> bool:
+        """Whether the account is in Multi-Assets mode now (Binance: GET
+        /fapi/v1/multiAssetsMargin, weight 30); the paper exchange never is."""
 
     # --- push side: what the user-data stream (or the simulator) reported -------------
     def drain_events(self) -> list[ExchangeEvent]:

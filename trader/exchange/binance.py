@@ -42,11 +42,12 @@ from trader.exchange.base import (
     ExchangeEvent,
     FundingIncome,
     LeverageChanged,
+    MultiAssetsMode,
     OrderUpdate,
     Quote,
     UnknownOutcome,
 )
-from trader.exchange.binance_account import BinanceAccount, SetupRefused
+from trader.exchange.binance_account import BinanceAccount
 from trader.exchange.binance_fields import Fields, interval_delta, rows_of
 from trader.exchange.binance_orders import BinanceOrders
 from trader.exchange.binance_rest import BinanceRest
@@ -131,8 +132,10 @@ class BinanceExchange:
         """Sync time, load the symbol rules, refuse hedge mode, set ISOLATED, and the leverage
         of the symbols that are flat (an open position keeps the leverage it was opened with:
         a restart with other settings never changes it). Raises SetupRefused
-        (binance_account.py) for hedge mode, Multi-Assets mode or a symbol Binance doesn't
-        list.
+        (binance_account.py) for hedge mode or a symbol Binance doesn't list. Multi-Assets
+        mode (ISOLATED refused, -4168) is no refusal: the margin types stay as they are and
+        the engine, which reads the mode at boot, takes no entry while it lasts
+        (trader/margin_watch.py): the positions open keep their protection.
 
         A symbol listed with a status other than TRADING (a delisted perpetual reads
         SETTLING) keeps its margin type and leverage as they are: it takes no entry (the
@@ -144,11 +147,7 @@ class BinanceExchange:
         await self._account.load_rules(symbols)
         await self._account.refuse_hedge_mode()
         held = {symbol for symbol in symbols if (await self.position(symbol)).quantity != 0}
-        try:
-            await self._set_up_symbols(symbols, held, leverage)
-        except SetupRefused as refused:     # Multi-Assets: the positions were read by then
-            refused.held = tuple(sorted(held))
-            raise
+        await self._set_up_symbols(symbols, held, leverage)
         logger.info("binance ready symbols={} leverage={} testnet={} offset_ms={}",
                     ",".join(symbols), leverage, self._settings.binance_testnet,
                     self._rest.offset_ms)
@@ -157,7 +156,8 @@ class BinanceExchange:
 
     async def _set_up_symbols(self, symbols: list[str], held: set[str], leverage: int) -> None:
         """ISOLATED and `leverage` on each of `symbols`; those in `held` (a position open)
-        keep their leverage, read back."""
+        keep their leverage, read back. In Multi-Assets mode no margin type is asked for."""
+        multi_assets = False
         for symbol in symbols:
             if symbol in held:        # its leverage stays: learn it (positionRisk v3 has none)
                 await self._account.read_leverage(symbol)
@@ -165,12 +165,23 @@ class BinanceExchange:
                 logger.warning("symbol not trading: margin type and leverage left as they are "
                                "symbol={} status={}", symbol, self.rules(symbol).status)
                 continue
-            await self._account.set_isolated(symbol)
+            if not multi_assets:
+                multi_assets = await self._isolated_at_start(symbol)
             if symbol in held:
                 logger.info("leverage left as it is: a position is open symbol={} leverage={}",
                             symbol, self._account.leverage.get(symbol, "unknown"))
             else:
                 await self.set_leverage(symbol, leverage)
+
+    async def _isolated_at_start(self, symbol: str) -> bool:
+        """ISOLATED on `symbol`; True when Binance refused it for Multi-Assets mode."""
+        try:
+            await self._account.set_isolated(symbol)
+        except MultiAssetsMode:
+            logger.error("account in Multi-Assets mode (cross margin only): margin types left "
+                         "as they are, no entries until it is switched off symbol={}", symbol)
+            return True
+        return False
 
     async def close(self) -> None:
         await self.streams.stop()
@@ -376,6 +387,15 @@ class BinanceExchange:
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         """POST /fapi/v1/leverage; remembers the leverage Binance answers."""
         await self._account.set_leverage(symbol, leverage)
+
+    async def set_isolated_margin(self, symbol: str) -> None:
+        """POST /fapi/v1/marginType ISOLATED (-4046 "no need to change": success);
+        MultiAssetsMode for -4168 (binance_account.py `set_isolated`)."""
+        await self._account.set_isolated(symbol)
+
+    async def multi_assets_mode(self) -> bool:
+        """GET /fapi/v1/multiAssetsMargin (weight 30)."""
+        return await self._account.multi_assets_mode()
 
     async def create_listen_key(self) -> str:
         return await self._account.create_listen_key()

@@ -1,5 +1,6 @@
 """The Binance USD-M account's settings as the agent needs them: symbol rules, one-way
-position mode, ISOLATED margin, leverage, and the listenKey of the user-data stream.
+position mode, the asset mode (Multi-Assets or not), ISOLATED margin, leverage, and the
+listenKey of the user-data stream.
 
 Symbol rules (tick size, step size, minimum notional, trading status) are loaded at start
 and re-read by `refresh_rules()` (the engine calls it hourly, after a stream reconnect and
@@ -11,8 +12,8 @@ from dataclasses import replace
 from loguru import logger
 
 from trader.exchange import binance_codec as codec
-from trader.exchange.base import ExchangeError
-from trader.exchange.binance_fields import Fields, flag
+from trader.exchange.base import ExchangeError, MultiAssetsMode
+from trader.exchange.binance_fields import Fields, flag, malformed
 from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.errors import Outcome, classify
 from trader.exchange.ratelimit import RateLimits
@@ -25,22 +26,19 @@ HEDGE_MODE_MESSAGE = ("account is in hedge mode; switch to one-way mode in Binan
 # (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/
 # Change-Multi-Assets-Mode); the agent risks each position on its own isolated margin.
 MULTI_ASSETS_CODE = -4168
-MULTI_ASSETS_MESSAGE = ("account is in Multi-Assets mode; switch to Single-Asset mode in Binance "
-                        "(Preferences > Asset Mode): ISOLATED margin is refused under it - "
-                        "refusing to trade")
+# GET /fapi/v1/multiAssetsMargin: "Request Weight 30" (https://developers.binance.com/docs/
+# derivatives/usds-margined-futures/account/rest-api/Get-Current-Multi-Assets-Mode)
+MULTI_ASSETS_READ_WEIGHT = 30
 
 
 class SetupRefused(Exception):
-    """start() refuses to trade: hedge mode, Multi-Assets mode, or a symbol Binance doesn't
-    list.
-    `variable` names the configuration the operator has to change; `held`, the symbols
-    start() found a position on before it refused (None: it had not read them yet), for the
-    SHUTDOWN alert to name what goes without a stop from the agent."""
+    """start() refuses to trade: hedge mode, or a symbol Binance doesn't list (Multi-Assets
+    mode is no refusal: the engine starts with entries blocked, trader/margin_watch.py).
+    `variable` names the configuration the operator has to change."""
 
     def __init__(self, message: str, variable: str) -> None:
         super().__init__(message)
         self.variable = variable
-        self.held: tuple[str, ...] | None = None
 
 
 class BinanceAccount:
@@ -93,15 +91,27 @@ class BinanceAccount:
             logger.error("refusing to trade: {}", HEDGE_MODE_MESSAGE)
             raise SetupRefused(HEDGE_MODE_MESSAGE, "BINANCE_API_KEY (the account's position mode)")
 
+    async def multi_assets_mode(self) -> bool:
+        """GET /fapi/v1/multiAssetsMargin: {"multiAssetsMargin": true} is Multi-Assets mode,
+        false Single-Asset mode (the page above)."""
+        answer = await self._rest.call("multi-assets mode",
+                                       self._rest.client.futures_get_multi_assets_mode,
+                                       weight=MULTI_ASSETS_READ_WEIGHT)
+        fields = Fields(answer, "GET /fapi/v1/multiAssetsMargin")
+        if not fields.present("multiAssetsMargin"):
+            raise malformed(fields.where, "multiAssetsMargin", answer)
+        return fields.flag("multiAssetsMargin")
+
     async def set_isolated(self, symbol: str) -> None:
+        """POST /fapi/v1/marginType ISOLATED. Already ISOLATED (-4046) is success; a position
+        open (-4048) leaves it as it is (said); MultiAssetsMode for -4168; any other refusal
+        raises."""
         try:
             await self._rest.call("margin type", self._rest.client.futures_change_margin_type,
                                   symbol=symbol, marginType="ISOLATED")
         except ExchangeError as exc:
             if exc.code == MULTI_ASSETS_CODE:
-                logger.error("refusing to trade: {} symbol={}", MULTI_ASSETS_MESSAGE, symbol)
-                raise SetupRefused(MULTI_ASSETS_MESSAGE,
-                                   "BINANCE_API_KEY (the account's asset mode)") from exc
+                raise MultiAssetsMode(exc.code, exc.message, exc.http_status) from exc
             outcome = classify(exc, sending=False).outcome
             if outcome is Outcome.NOOP:          # already ISOLATED
                 return
@@ -109,6 +119,8 @@ class BinanceAccount:
                 raise
             logger.warning("margin type stays as is: a position is open symbol={} error={}",
                            symbol, exc)
+        else:
+            logger.info("margin type set symbol={} margin=ISOLATED", symbol)
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         """POST /fapi/v1/leverage; the leverage Binance answers is the one remembered (it may

@@ -32,9 +32,11 @@ from trader.domain import (
 )
 from trader.exchange.base import (
     AccountUpdate,
+    AssetModeChanged,
     FundingApplied,
     LeverageChanged,
     MarginCall,
+    MarginTypeChanged,
     OrderUpdate,
     TriggerRejected,
 )
@@ -199,17 +201,45 @@ def funding_from_account_event(event: Json) -> FundingApplied | None:
     return FundingApplied(symbol, ZERO, amount, f.millis("T", "E"))
 
 
-def leverage_from_config_event(event: Json) -> LeverageChanged | None:
-    """ACCOUNT_CONFIG_UPDATE -> the symbol's new leverage ("ac": {"s", "l"}); None for the
-    other form, "ai" (the Multi-Assets margin mode), which changes nothing we trade by.
-    Page: https://developers.binance.com/docs/derivatives/usds-margined-futures/
-    user-data-streams/Event-Account-Configuration-Update-previous-Leverage-Update
+def update_from_config_event(event: Json) -> LeverageChanged | AssetModeChanged | None:
+    """ACCOUNT_CONFIG_UPDATE -> the symbol's new leverage ("ac": {"s", "l"}), or the
+    account's Multi-Assets mode ("ai": {"j"}: switched on, every symbol is on cross margin);
+    None for neither. Page: https://developers.binance.com/docs/derivatives/
+    usds-margined-futures/user-data-streams/Event-Account-Configuration-Update-previous-
+    Leverage-Update ("When the user Multi-Assets margin mode changes the payload will
+    contain the object ai ... where j represents the user Multi-Assets margin mode")
     """
     f = Fields(event, CONFIG_EVENT)
-    if not f.present("ac"):
-        return None
-    ac = f.child("ac")
-    return LeverageChanged(ac.text("s"), ac.leverage("l"), f.millis("T", "E"))
+    if f.present("ac"):
+        ac = f.child("ac")
+        return LeverageChanged(ac.text("s"), ac.leverage("l"), f.millis("T", "E"))
+    if f.present("ai"):
+        return AssetModeChanged(f.child("ai").flag("j"), f.millis("T", "E"))
+    return None
+
+
+MARGIN_TYPE_REASON = "MARGIN_TYPE_CHANGE"
+CROSS = "cross"
+
+
+def margin_types_from_account_event(event: Json) -> list[MarginTypeChanged]:
+    """The margin types an ACCOUNT_UPDATE tells: every position row ("mt", "isolated" or
+    "cross") of a MARGIN_TYPE_CHANGE, and any row on cross whatever the reason (a position
+    opened on cross margin); none for the usual isolated rows of a fill. Page:
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/
+    Event-Balance-and-Position-Update ("including changes on balances, positions, or margin
+    type"; "mt": margin type)."""
+    f = Fields(event, ACCOUNT_EVENT)
+    data = f.child("a")
+    changed = data.optional_text("m") == MARGIN_TYPE_REASON
+    told = []
+    for raw in data.rows("P"):
+        p = Fields(raw, f"{ACCOUNT_EVENT} P")
+        margin = p.optional_text("mt")
+        if margin and (changed or margin == CROSS):
+            told.append(MarginTypeChanged(p.text("s"), margin != CROSS,
+                                          p.optional_number("pa") != 0, f.millis("T", "E")))
+    return told
 
 
 def margin_call_from_event(event: Json) -> MarginCall:

@@ -107,7 +107,7 @@ class ListenKeyStatus(Enum):
 class UserDataStream(ReconnectingStream):
     """`<base>private/ws?listenKey=<key>&events=...`, or `<base>ws/<key>` on a server
     without routed paths: ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE,
-    ACCOUNT_CONFIG_UPDATE (a leverage changed), MARGIN_CALL, CONDITIONAL_ORDER_TRIGGER_REJECT
+    ACCOUNT_CONFIG_UPDATE (a leverage or the asset mode changed), MARGIN_CALL, CONDITIONAL_ORDER_TRIGGER_REJECT
     (a triggered stop the matching engine refused, and why) -> events."""
 
     def __init__(self, base_url: str, api: ListenKeyApi, session: aiohttp.ClientSession,
@@ -127,7 +127,7 @@ class UserDataStream(ReconnectingStream):
             "ORDER_TRADE_UPDATE": codec.update_from_order_event,
             "ALGO_UPDATE": codec.update_from_algo_event,
             "ACCOUNT_UPDATE": codec.update_from_account_event,
-            codec.CONFIG_EVENT: codec.leverage_from_config_event,
+            codec.CONFIG_EVENT: codec.update_from_config_event,
             codec.MARGIN_EVENT: codec.margin_call_from_event,
             codec.TRIGGER_REJECT_EVENT: codec.trigger_reject_from_event,
         }
@@ -194,12 +194,14 @@ class UserDataStream(ReconnectingStream):
             logger.debug("stream=user-data ignored event={}", kind)
             return
         event = decoder(payload)
-        if event is not None:        # an ACCOUNT_CONFIG_UPDATE of no leverage is None
+        if event is not None:        # an ACCOUNT_CONFIG_UPDATE of neither form is None
             self._events.push(event)
         if kind == codec.ACCOUNT_EVENT:   # a funding settlement is also journaled as such
             funding = codec.funding_from_account_event(payload)
             if funding is not None:
                 self._events.push(funding)
+            for margin_type in codec.margin_types_from_account_event(payload):
+                self._events.push(margin_type)
 
     async def _on_silence(self) -> str | None:
         key = self.listen_key

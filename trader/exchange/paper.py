@@ -217,6 +217,12 @@ class PaperExchange:
         self.sim.set_leverage(symbol, leverage)
         self._persist(f"leverage {symbol}")
 
+    async def set_isolated_margin(self, symbol: str) -> None:
+        """Nothing: the simulator margins every position on its own."""
+
+    async def multi_assets_mode(self) -> bool:
+        return False
+
     # --- account and market reads -------------------------------------------------------
     async def position(self, symbol: str) -> ExchangePosition:
         return self.sim.position(symbol)
