@@ -111,6 +111,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
         await fake.settle_funding(SYMBOL, Decimal("0.0001"))    # a row for the income history
         await fake.change_margin_type_by_hand("ETHUSDT", "CROSSED")   # ACCOUNT_UPDATE too
         await fake.switch_asset_mode_by_hand(True)
+        await fake.move_money_by_hand(Decimal("-100"), "WITHDRAW")   # ACCOUNT_UPDATE, no P
         answers |= {
             "order_query": await client.futures_get_order(symbol=SYMBOL,
                                                           origClientOrderId=entry.client_id),

@@ -88,7 +88,7 @@ def test_a_bad_row_is_logged_and_skipped_and_its_neighbours_are_read(bad):
     with captured_logs("WARNING") as logs:
         read = funding_from_income([good[0], bad, good[1]])
     assert [r.tran_id for r in read] == ["1", "2"]
-    assert any("funding income row skipped" in line for line in logs)
+    assert any("income row skipped type=FUNDING_FEE" in line for line in logs)
 
 
 # --- the fake serves the endpoint as documented ----------------------------------------------

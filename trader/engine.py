@@ -108,6 +108,7 @@ class Engine(EngineParts):
             self.journal.record_funding(events, self.symbols)
             self.entries.on_leverage_changes(events)
             self.margin.on_events(events, self.positions.__contains__)
+            self.entries.on_money_moved(events)     # before the balance read below shows it
             for alert in margin_call_alerts(events, self.symbols):
                 self.alerter.publish(alert, self.clock.now())
         if not self.executor.circuit_open():

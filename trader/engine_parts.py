@@ -53,6 +53,7 @@ from trader.strategy.default import DefaultStrategy
 from trader.strategy.regime import DEFAULT_THRESHOLDS
 from trader.telemetry import Counters, ProtectionTelemetry
 from trader.trade_store import TradeStore
+from trader.transfer_backfill import TransferBackfill
 
 T = TypeVar("T")
 CANDLE_HISTORY = 1000    # enough for a 5x higher timeframe of a 120-candle warm-up
@@ -132,6 +133,7 @@ class EngineParts:
                                          self.boundary, self.tracker)
         exchange.on_stream_reconnect(self._stream_reconnected)
         self.funding_backfill = FundingBackfill(exchange, store, clock, self.symbols)
+        self.transfer_backfill = TransferBackfill(exchange, self.entries, clock)
         self.close_readback = CloseReadback(exchange, self.executor, store, alerter, clock,
                                             self.guards)
         self.journal.close_listeners.append(self.close_readback.mark_due)

@@ -13,8 +13,9 @@ its re-quotes and fallback run on the next ticks (`resolve`, trader/maker_quoter
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from loguru import logger
 
@@ -37,7 +38,13 @@ from trader.domain import (
 )
 from trader.entry import Account, EntryDesk, EntryLimits, manual_signal
 from trader.events import EntryFailed, EntryFilled, Event
-from trader.exchange.base import Exchange, ExchangeEvent, LeverageChanged
+from trader.exchange.base import (
+    Exchange,
+    ExchangeEvent,
+    FundingIncome,
+    LeverageChanged,
+    MoneyMoved,
+)
 from trader.exchange.errors import Outcome
 from trader.exchange_view import ExchangeView
 from trader.executor import ActionResult, Executor
@@ -48,10 +55,11 @@ from trader.maker_quoter import MakerQuoter, quote_event
 from trader.management import FirstTarget
 from trader.margin_watch import MarginWatch
 from trader.market.history import CandleHistory
+from trader.money_moved import MovedMoney
 from trader.observe import SymbolView
 from trader.order_tracker import OrderTracker
 from trader.position import Position, PositionState
-from trader.risk import risk_fraction, total_open_risk
+from trader.risk import peak_after_move, risk_fraction, total_open_risk
 from trader.strategy.base import Strategy
 from trader.telemetry import Counters
 from trader.trade_store import TradeStore
@@ -107,6 +115,8 @@ class EntrySender:
         # (peak, fraction) objects whose text _risk holds (None: not known to hold any)
         self._risk_peak = Decimal(self._risk.get("peak", "0"))
         self._risk_kept: tuple[Decimal, Decimal] | None = None
+        # the money moved in or out the peak has taken (trader/money_moved.py), kept with it
+        self.moved = MovedMoney.from_json(self._risk.get("moved"))
         # the fraction the `risk_fraction_active` gauge was last set to, and for which symbols
         self._gauged: tuple[Decimal, tuple[str, ...]] | None = None
 
@@ -356,8 +366,49 @@ class EntrySender:
         for symbol in names:
             self.counters.set(symbol, "risk_fraction_active", str(fraction))
 
+    def on_money_moved(self, events: Iterable[ExchangeEvent]) -> None:
+        """Money moved in or out with no trade (a deposit, a withdrawal, a transfer:
+        MoneyMoved) shifts the drawdown rule's peak by as much (trader/risk.py
+        `peak_after_move`), saved with the risk state: the drawdown measures trading only.
+        Taken before the tick's balance read, which shows the money already. A move the
+        income history read back first is not taken twice (trader/money_moved.py)."""
+        for event in events:
+            if isinstance(event, MoneyMoved):
+                moved = self.moved.heard(event.time, event.amount)
+                if moved is None:
+                    logger.info("money moved read back already reason={} amount={}",
+                                event.reason, event.amount)
+                    continue
+                self.moved = moved
+                self._shift_peak(event.amount, event.reason)
+
+    def on_read_back(self, rows: list[FundingIncome], until: datetime) -> None:
+        """The income history's money moved up to `until` (trader/transfer_backfill.py): the
+        rows not taken yet shift the peak; the history counts as read through `until`."""
+        self.moved, fresh = self.moved.read_back(rows, until)
+        for row in fresh:
+            self._shift_peak(row.amount, f"read back (tranId {row.tran_id})")
+        self._save_risk(self._risk_peak, self._risk_fraction())
+
+    def _shift_peak(self, moved: Decimal, reason: str) -> None:
+        """The peak moved by `moved` USDT for `reason`; the fraction is judged against it at
+        the next balance read."""
+        peak = peak_after_move(self._risk_peak, moved)
+        logger.info("risk peak moved with money moved reason={} amount={} peak={} was={}",
+                    reason, moved, peak, self._risk_peak)
+        self._save_risk(peak, self._risk_fraction())
+        self._risk_equity = None
+
+    def _risk_fraction(self) -> Decimal:
+        kept = self._risk_kept
+        return kept[1] if kept is not None else \
+            Decimal(self._risk.get("fraction", str(self.settings.risk_base)))
+
     def _save_risk(self, peak: Decimal, fraction: Decimal) -> None:
-        fresh = {"peak": str(peak), "fraction": str(fraction)}
+        fresh: dict[str, Any] = {"peak": str(peak), "fraction": str(fraction)}
+        moved = self.moved
+        if moved.through is not None or moved.moves:
+            fresh["moved"] = moved.to_json()
         if fresh != self._risk:
             self._risk = fresh
             self._write_risk()

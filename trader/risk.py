@@ -66,6 +66,20 @@ def risk_fraction(equity: Decimal, peak_equity: Decimal, current: Decimal,
     return min(max(chosen, floor), base, ceiling)
 
 
+def peak_after_move(peak_equity: Decimal, moved: Decimal) -> Decimal:
+    """The drawdown rule's peak after `moved` came into (+) or left (-) the account with no
+    trade (a deposit, a withdrawal, a transfer): shifted by as much, so `risk_fraction`
+    measures the drawdown of trading only. Never below 0; a peak not known yet (0) stays:
+    the next equity read sets it, the money included.
+
+    >>> peak_after_move(Decimal("10000"), Decimal("1000"))
+    Decimal('11000')
+    """
+    if peak_equity <= 0:
+        return peak_equity
+    return max(peak_equity + moved, ZERO)
+
+
 def clamp_stop_pct(sl_pct: Decimal, low: Decimal = SL_LOW,
                    high: Decimal = SL_HIGH) -> Decimal:
     """The stop distance (fraction of price) clamped to [low, high]."""

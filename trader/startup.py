@@ -114,10 +114,12 @@ async def read_balance(engine: Engine) -> None:
 
 
 async def _read_back(engine: Engine) -> None:
-    """What was missed: the account's asset mode (trader/margin_watch.py), funding paid while
+    """What was missed: the account's asset mode (trader/margin_watch.py), money moved in or
+    out (trader/transfer_backfill.py: at boot before the balance is read), funding paid while
     the stream was down or the agent away (trader/funding_backfill.py), and closes recorded
     while their fills could not be read (trader/close_readback.py)."""
     await engine.margin.read_mode()
+    await engine.transfer_backfill.sync()
     await engine.funding_backfill.sync(engine.positions.values())
     await engine.close_readback.sync()
 

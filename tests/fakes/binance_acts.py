@@ -12,12 +12,16 @@ from decimal import Decimal
 
 from tests.fakes.binance_endpoints import BinanceEndpoints
 from tests.fakes.binance_hub import StreamHub
+from tests.fakes.binance_income import IncomeLedger
 from tests.fakes.binance_wire import account_update, algo_update
 from trader.domain import OrderStatus, Side, to_ms
 from trader.exchange.base import ExchangeError
 from trader.exchange.sim import SimEvent, Simulator
 from trader.exchange.sim_path import rising_trigger
 
+# ACCOUNT_UPDATE reasons the income history books as TRANSFER rows (an assumption of this
+# fake: Get-Income-History's example shows a TRANSFER row and names no mapping)
+TRANSFER_REASONS = ("DEPOSIT", "WITHDRAW", "ASSET_TRANSFER", "MARGIN_TRANSFER")
 # Where `stick_trigger` parks an order in the simulator: levels no price of a test reaches
 NEVER_ABOVE, NEVER_BELOW = Decimal("1000000000000"), Decimal("0.00000001")
 
@@ -26,6 +30,7 @@ class AccountActs:
     sim: Simulator
     endpoints: BinanceEndpoints
     hub: StreamHub
+    income: IncomeLedger
     now: Callable[[], datetime]
     _publish: Callable[[list[SimEvent]], Awaitable[None]]
 
@@ -113,3 +118,18 @@ class AccountActs:
         moment = to_ms(self.now())
         await self.hub.send_user([{"e": "ACCOUNT_CONFIG_UPDATE", "E": moment, "T": moment,
                                    "ai": {"j": multi_assets}}])
+
+    async def move_money_by_hand(self, amount: Decimal, reason: str = "ASSET_TRANSFER") -> None:
+        """USDT moved into (+) or out of (-) the futures wallet, no trade: ACCOUNT_UPDATE with
+        `reason` ("m": DEPOSIT, WITHDRAW, ASSET_TRANSFER, ...), the USDT balance's "bc" the
+        amount ("Balance Change except PnL and Commission") and no position row ("Only
+        symbols of changed positions will be pushed"): https://developers.binance.com/docs/
+        derivatives/usds-margined-futures/user-data-streams/Event-Balance-and-Position-Update.
+        The income history gets its row (TRANSFER for a deposit, withdrawal or transfer, the
+        reason's own type otherwise: .../account/rest-api/Get-Income-History)."""
+        self.sim.ledger.wallet = self.sim.ledger.wallet + amount
+        moment = to_ms(self.now())
+        income_type = "TRANSFER" if reason in TRANSFER_REASONS else reason
+        self.income.book_transfer(amount, income_type, moment)
+        await self.hub.send_user([account_update([], self.sim.balance(), reason, moment,
+                                                 balance_change=amount)])

@@ -33,13 +33,13 @@ INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600
 ASYNC_CONTROLS = ("move_price", "push_candle", "open_position_by_hand",
                   "close_position_by_hand", "cancel_order_by_hand", "reject_trigger",
                   "stick_trigger", "release_order_updates", "change_margin_type_by_hand",
-                  "switch_asset_mode_by_hand",
+                  "switch_asset_mode_by_hand", "move_money_by_hand",
                   "drop_streams", "expire_listen_key")
 SYNC_CONTROLS = ("inject_fault", "clear_faults", "freeze_streams", "hold_order_updates",
                  "set_hedge_mode",
                  "set_multi_assets_mode",
                  "set_clock_skew", "add_used_weight", "clear_request_log")
-DECIMAL_ARGS = ("price", "qty")
+DECIMAL_ARGS = ("price", "qty", "amount")
 
 
 def candle_from_json(raw: Json) -> Candle:

@@ -3,8 +3,9 @@
 Get-Income-History; the example is tests/fixtures/binance/income_history.json).
 
 The simulator's funding payments are booked as FUNDING_FEE rows when they happen, whether
-or not a user-data socket was there to hear their ACCOUNT_UPDATE; no other income type is
-booked (the agent asks for funding only).
+or not a user-data socket was there to hear their ACCOUNT_UPDATE; money moved by hand
+(`FakeBinance.move_money_by_hand`) as TRANSFER rows (or its own type, AUTO_EXCHANGE ...);
+no other income type is booked.
 
     ledger = IncomeLedger(now_ms)
     ledger.book(events)                       # FundingApplied -> a row
@@ -13,6 +14,7 @@ booked (the agent asks for funding only).
 
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from tests.fakes.binance_wire import num
@@ -48,6 +50,14 @@ class IncomeLedger:
                     "income": num(event.amount), "asset": "USDT", "info": "FUNDING_FEE",
                     "time": to_ms(event.time), "tranId": FIRST_TRAN_ID + len(self.rows),
                     "tradeId": ""})
+
+    def book_transfer(self, amount: Decimal, income_type: str, time_ms: int) -> None:
+        """A row of money moved in (+) or out (-), in the example's TRANSFER row's shape
+        (its symbol "", "info" the type)."""
+        self.rows.append({
+            "symbol": "", "incomeType": income_type, "income": num(amount), "asset": "USDT",
+            "info": income_type, "time": time_ms, "tranId": FIRST_TRAN_ID + len(self.rows),
+            "tradeId": ""})
 
     def history(self, params: dict[str, str]) -> list[Json]:
         """Filtered by symbol and incomeType; startTime and endTime both inclusive (the

@@ -48,6 +48,17 @@ class FundingApplied:
 
 
 @dataclass(frozen=True, slots=True)
+class MoneyMoved:
+    """Money moved into (+) or out of (-) the account's USDT wallet that is no trading result:
+    a deposit, withdrawal or transfer (Binance: ACCOUNT_UPDATE's "bc", "balance change except
+    PnL and commission", of a reason other than a trade's, funding's or a liquidation's).
+    `reason` is the exchange's word for it (DEPOSIT, ASSET_TRANSFER, ...)."""
+    amount: Decimal
+    reason: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LeverageChanged:
     """A symbol's leverage was changed on the exchange (Binance: ACCOUNT_CONFIG_UPDATE with
     "ac", e.g. by hand in the app); `time` is the transaction time."""
@@ -98,13 +109,14 @@ class TriggerRejected:
 
 
 ExchangeEvent = (OrderUpdate | AccountUpdate | FundingApplied | LeverageChanged | MarginCall
-                 | TriggerRejected | AssetModeChanged | MarginTypeChanged)
+                 | TriggerRejected | AssetModeChanged | MarginTypeChanged | MoneyMoved)
 
 
 @dataclass(frozen=True, slots=True)
 class FundingIncome:
     """One funding payment as the exchange's ledger keeps it (Binance: a FUNDING_FEE row
-    of GET /fapi/v1/income), read back for what the user-data stream missed.
+    of GET /fapi/v1/income), read back for what the user-data stream missed; a TRANSFER row
+    (money moved in or out, `transfer_income`) has the same fields.
 
     `tran_id` is the exchange's transaction id ("unique in the same incomeType for a user");
     `amount` is in `asset`, positive = received, negative = paid; `symbol` "" when the
@@ -290,6 +302,11 @@ class Exchange(Protocol):
         """Funding paid or received between `since` and `until` (both included), oldest
         first: what the user-data stream may have missed while it was down. The paper
         exchange answers [] (its funding events never go missing)."""
+
+    async def transfer_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
+        """Money moved in (+) or out (-) between `since` and `until` (both included), oldest
+        first: deposits, withdrawals and transfers the user-data stream may have missed
+        (Binance: TRANSFER rows of the income history). The paper exchange answers []."""
 
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
 

@@ -355,12 +355,22 @@ class BinanceExchange:
                                      symbol=symbol, **options)
 
     async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
-        """GET /fapi/v1/income, incomeType FUNDING_FEE, startTime `since` to endTime `until`
-        (both included), oldest first; weight 30 a page of up to 1000 rows, through the gate
+        """The FUNDING_FEE rows of the income history from `since` to `until` (`_income`)."""
+        return await self._income(codec.FUNDING_FEE, since, until)
+
+    async def transfer_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
+        """The TRANSFER rows (money moved in or out: deposits, withdrawals, transfers between
+        wallets) of the income history from `since` to `until` (`_income`)."""
+        return await self._income(codec.TRANSFER, since, until)
+
+    async def _income(self, income_type: str, since: datetime,
+                      until: datetime) -> list[FundingIncome]:
+        """GET /fapi/v1/income, `income_type`, startTime `since` to endTime `until` (both
+        included), oldest first; weight 30 a page of up to 1000 rows, through the gate
         (its circuit, pacing and retries). A page that is full is followed by one from its
         latest row on (Binance answers "startTime + limit" when more rows match: the Binance
         Link page of the same endpoint); rows seen twice are counted once (by tranId).
-        Unreadable rows are logged and skipped (binance_codec.funding_from_income); raises
+        Unreadable rows are logged and skipped (binance_codec.income_rows); raises
         ExchangeError / UnknownOutcome like every read.
         https://developers.binance.com/docs/derivatives/usds-margined-futures/account/
         rest-api/Get-Income-History"""
@@ -369,18 +379,18 @@ class BinanceExchange:
         for _ in range(INCOME_PAGES):
             raw = await self._rest.call(
                 "income history", self.client.futures_income_history, weight=INCOME_WEIGHT,
-                incomeType=codec.FUNDING_FEE, startTime=to_ms(start), endTime=to_ms(until),
+                incomeType=income_type, startTime=to_ms(start), endTime=to_ms(until),
                 limit=INCOME_PAGE)
             rows = rows_of(raw, codec.INCOME)
-            page = codec.funding_from_income(rows)
+            page = codec.income_rows(rows, income_type)
             fresh = {income.tran_id: income for income in page if income.tran_id not in found}
             found |= fresh
             if len(rows) < INCOME_PAGE or not fresh:
                 break
             start = max(income.time for income in page)
         else:
-            logger.warning("funding history cut at {} pages rows={} until={}", INCOME_PAGES,
-                           len(found), start.isoformat())
+            logger.warning("income history cut at {} pages type={} rows={} until={}",
+                           INCOME_PAGES, income_type, len(found), start.isoformat())
         return sorted(found.values(), key=lambda income: (income.time, income.tran_id))
 
     # --- account settings (binance_account.py) ----------------------------------------

@@ -51,6 +51,7 @@ INCOME = "GET /fapi/v1/income"
 PREMIUM_INDEX = "GET /fapi/v1/premiumIndex"
 SYMBOL_CONFIG = "GET /fapi/v1/symbolConfig"
 FUNDING_FEE = "FUNDING_FEE"
+TRANSFER = "TRANSFER"     # money moved in or out of the futures wallet (Get-Income-History)
 # How far our idea of Binance's time may run ahead of it before a signed request is refused
 # (-1021; the fake's binance_auth.py checks the same bound): `candles_from_rest`
 CLOSE_MARGIN = timedelta(seconds=1)
@@ -240,7 +241,12 @@ def asset_price_from_premium_index(raw: Json) -> Decimal:
 
 
 def funding_from_income(rows: list[Any]) -> list[FundingIncome]:
-    """The FUNDING_FEE rows among the rows of a GET /fapi/v1/income answer, in the order
+    """The FUNDING_FEE rows of a GET /fapi/v1/income answer (`income_rows`)."""
+    return income_rows(rows, FUNDING_FEE)
+
+
+def income_rows(rows: list[Any], income_type: str) -> list[FundingIncome]:
+    """The `income_type` rows among the rows of a GET /fapi/v1/income answer, in the order
     given: {"symbol", "incomeType", "income", "asset", "info", "time", "tranId", "tradeId"}
     (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/
     Get-Income-History; tranId is a JSON number there, a string on the COIN-M page: both
@@ -248,20 +254,20 @@ def funding_from_income(rows: list[Any]) -> list[FundingIncome]:
 
     A row that cannot be read (no tranId, no time, an income that is not a number) is
     logged and skipped: one bad row never hides the payments beside it. Rows of another
-    income type are skipped too (we ask for FUNDING_FEE only).
+    income type are skipped too (we ask for one type at a time).
     """
     incomes = []
     for raw in rows:
         try:
             f = Fields(raw, f"{INCOME} row")
-            if f.text("incomeType") != FUNDING_FEE:
+            if f.text("incomeType") != income_type:
                 continue
             incomes.append(FundingIncome(tran_id=f.text("tranId"),
                                          symbol=f.optional_text("symbol"),
                                          amount=f.number("income"), asset=f.text("asset"),
                                          time=f.millis("time")))
         except MalformedResponse as exc:    # malformed() logged the row itself
-            logger.warning("funding income row skipped error={}", exc)
+            logger.warning("income row skipped type={} error={}", income_type, exc)
     return incomes
 
 

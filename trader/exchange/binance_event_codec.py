@@ -37,6 +37,7 @@ from trader.exchange.base import (
     LeverageChanged,
     MarginCall,
     MarginTypeChanged,
+    MoneyMoved,
     OrderUpdate,
     TriggerRejected,
 )
@@ -199,6 +200,34 @@ def funding_from_account_event(event: Json) -> FundingApplied | None:
     rows = data.rows("P")
     symbol = Fields(rows[0], f"{ACCOUNT_EVENT} P").text("s") if len(rows) == 1 else ""
     return FundingApplied(symbol, ZERO, amount, f.millis("T", "E"))
+
+
+# The reasons "m" whose "bc" is a trading result (a fill's is 0: "except PnL and commission";
+# funding is journaled as such; INSURANCE_CLEAR is a liquidation's clearance fee) or moves
+# nothing in or out (MARGIN_TYPE_CHANGE). Every other reason the page lists (DEPOSIT,
+# WITHDRAW, WITHDRAW_REJECT, ADJUSTMENT, ADMIN_DEPOSIT, ADMIN_WITHDRAW, MARGIN_TRANSFER,
+# ASSET_TRANSFER, OPTIONS_PREMIUM_FEE, OPTIONS_SETTLE_PROFIT, AUTO_EXCHANGE,
+# COIN_SWAP_DEPOSIT, COIN_SWAP_WITHDRAW), and one it may add, is money moved.
+TRADING_REASONS = frozenset({"ORDER", FUNDING_REASON, "INSURANCE_CLEAR", "MARGIN_TYPE_CHANGE"})
+
+
+def money_moved_from_account_event(event: Json) -> MoneyMoved | None:
+    """The USDT an ACCOUNT_UPDATE moved in or out that is no trading result: the USDT
+    balance's "bc" ("Balance Change except PnL and Commission") of a reason not in
+    TRADING_REASONS; None for a trading reason or no USDT change. Page:
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/
+    Event-Balance-and-Position-Update (the reasons "m", "bc")."""
+    f = Fields(event, ACCOUNT_EVENT)
+    data = f.child("a")
+    reason = data.optional_text("m")
+    if reason in TRADING_REASONS:
+        return None
+    amount = ZERO
+    for raw in data.rows("B"):
+        balance = Fields(raw, f"{ACCOUNT_EVENT} B")
+        if balance.optional_text("a") == FUNDING_ASSET:
+            amount += balance.optional_number("bc")
+    return MoneyMoved(amount, reason, f.millis("T", "E")) if amount != 0 else None
 
 
 def update_from_config_event(event: Json) -> LeverageChanged | AssetModeChanged | None:

@@ -202,6 +202,9 @@ class UserDataStream(ReconnectingStream):
                 self._events.push(funding)
             for margin_type in codec.margin_types_from_account_event(payload):
                 self._events.push(margin_type)
+            moved = codec.money_moved_from_account_event(payload)
+            if moved is not None:
+                self._events.push(moved)
 
     async def _on_silence(self) -> str | None:
         key = self.listen_key

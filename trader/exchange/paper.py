@@ -267,6 +267,10 @@ class PaperExchange:
         """None to read back: the simulator's funding events never go missing."""
         return []
 
+    async def transfer_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
+        """None: no money moves in or out of the simulated account."""
+        return []
+
     def quote(self, symbol: str, max_age: timedelta) -> Quote | None:
         """The simulator's book and mark, stamped now (never stale); None before the first
         price of `symbol` (the simulator's -2010)."""
