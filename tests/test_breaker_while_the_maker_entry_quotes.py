@@ -227,3 +227,18 @@ def test_a_close_read_back_can_lengthen_a_cooldown_over_an_entry_begun_after_it(
                                         base=timedelta(minutes=5))
     assert counted.cooldowns[BTC] == closed_at + timedelta(minutes=15)
     assert guards.entries_held(counted, BTC, NOW) == f"{BTC} cooling down until 01:09:00 UTC"
+
+
+async def test_multi_assets_mode_switched_on_gives_the_working_entry_up(tmp_path):
+    """Multi-Assets mode switched on while the quote rests (trader/margin_watch.py: cross
+    margin only, new entries blocked): the quote would fill on cross margin, so it is given
+    up as a breaker gives it up: cancelled, nothing bought at the timeout."""
+    world = await make_world(tmp_path, **MAKER)
+    await quoting_long(world)
+    world.engine.margin.multi_assets = True
+    await later(world, 2)
+    assert await live_quotes(world) == []
+    for _ in range(4):
+        await later(world, 12, price="99900")
+    assert await live_quotes(world) == []
+    assert (await world.paper.position(BTC)).quantity == 0

@@ -141,7 +141,7 @@ class EngineParts:
     # --- what the parts were handed to call back ----------------------------------------
     def _entries_held(self, symbol: str) -> str:
         return guards.entries_held(self.guards.state, symbol, self.clock.now()) \
-            or self.housekeeping.entries_held(symbol)
+            or self.housekeeping.entries_held(symbol) or self.margin.entry_refusal(symbol)
 
     def _stream_reconnected(self) -> None:
         logger.info("user-data stream back: symbol rules and orders are re-read over REST")
