@@ -122,3 +122,62 @@ def test_a_stop_with_nothing_else_protecting_is_retried_even_after_a_filter_refu
     record, actions = apply(record, LegRejected(SL, replacement, MAX_PRICE, filter_refused=True))
     assert record.stop.retry_at is not None and record.stop.order is None
     assert texts(actions, AlertName.POSITION_UNPROTECTED), actions
+
+
+# --- the size, not the level: LOT_SIZE's minQty raised above the position (rv16, script 05)
+
+MIN_QTY = "-1013 INVALID_MESSAGE: a filter failure (price, quantity or notional off the " \
+          "symbol's filters)"
+
+
+def test_a_move_refused_for_the_size_does_not_advise_another_level():
+    """Binance raised LOT_SIZE's minQty above the position's size: every stop for it is
+    refused whatever its level, so "Send /sl with another level" would send the operator
+    after a level that cannot pass. The alert says the size is what is refused."""
+    record, _ = apply(position(), StopMoveRequested(D("49900.00")))
+    new_id = record.stop.pending
+    assert new_id is not None
+    record, actions = apply(record, LegRejected(SL, new_id, MIN_QTY, filter_refused=True,
+                                                min_qty=D("2")))
+    assert record.stop.order is not None and record.stop.trigger_price == D("49790.00")
+    [text] = texts(actions, AlertName.PROTECTION)
+    assert "another level" not in text
+    assert record.quantity == D("0.5")
+    assert "the stop-loss stays at 49,790. No level can pass: the position's size 0.5 is " \
+           "below Binance's minimum order quantity 2 (LOT_SIZE)." in text
+
+
+async def test_the_minimum_quantity_raised_above_the_position_is_said_end_to_end(tmp_path):
+    """Through the real engine and python-binance: /sl refused by the fake with Binance's
+    filter failure once minQty is above the position; the alert names the size."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from tests.fakes.binance_harness import eventually
+    from tests.test_first_command_after_boot import streaming_agent
+    from trader.commands import Command, CommandKind
+
+    async with streaming_agent(tmp_path) as (fake, agent):
+        engine = agent.engine
+        assert (await agent.run(CommandKind.LONG)).ok
+        for _ in range(20):
+            await engine.tick()
+            if engine.positions[SYMBOL].stop.order is not None:
+                break
+        held = fake.sim.position(SYMBOL).quantity
+        rules = fake.sim.rules_for(SYMBOL)
+        least = (held * 2).quantize(rules.step_size)
+        fake.sim.set_rules(replace(rules, min_qty=least, market_min_qty=least))
+        stop = engine.positions[SYMBOL].stop.trigger_price
+        result = await agent.controller.run(Command(CommandKind.SL, "tg:1:99",
+                                                    datetime.now(UTC), symbol=SYMBOL,
+                                                    price=stop - D("50")))
+        assert not result.ok
+
+        def protection() -> list[str]:
+            return [a.text for a in engine.store.recent_alerts(20)
+                    if a.name == AlertName.PROTECTION.value]
+        assert await eventually(lambda: bool(protection()), timeout=5), result.lines
+        [text] = protection()
+        assert "another level" not in text
+        assert f"below Binance's minimum order quantity {least.normalize():f}" in text

@@ -72,7 +72,9 @@ class LegRejected:
     refused it because a closePosition stop or take-profit in that direction rests already
     (-4130, `Verdict.closing_order_exists`): the position is covered by it. `never_placed`:
     no refusal, the placement's answer was lost and its probe found it never landed
-    (recvWindow + grace passed, not on the exchange): no reason to wait before the next."""
+    (recvWindow + grace passed, not on the exchange): no reason to wait before the next.
+    `min_qty`: with `filter_refused`, LOT_SIZE's minQty (the rules re-read) when the order's
+    quantity is below it: the size is refused, at any level (None otherwise)."""
     role: OrderRole
     client_id: str
     reason: str
@@ -82,6 +84,7 @@ class LegRejected:
     covered_already: bool = False
     allowed_trigger: Decimal | None = None
     never_placed: bool = False
+    min_qty: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,8 +165,10 @@ class ActionRunner:
         wait = verdict.retry_after if verdict is not None else None
         refused = verdict is not None and verdict.filter_refused
         allowed = rules.nearest_allowed_price(action.trigger_price) if refused else None
+        too_small = refused and 0 < action.quantity < rules.min_qty
         return LegRejected(role, client_id, result.reason, level_passed=passed, retry_after=wait,
-                           filter_refused=refused, allowed_trigger=allowed)
+                           filter_refused=refused, allowed_trigger=allowed,
+                           min_qty=rules.min_qty if too_small else None)
 
     async def cancel(self, position: Position, action: CancelOrder) -> Performed:
         """Cancel -> verify -> act: a fill that raced the cancel is reported as a fill."""

@@ -85,7 +85,7 @@ def on_leg_rejected(position: Position, event: LegRejected, now: datetime,
     if event.filter_refused:
         position, actions = placement_refusals.move_refused(
             position, event.role, event.client_id, event.reason, now, policy,
-            event.allowed_trigger)
+            event.allowed_trigger, event.min_qty)
     else:
         position, actions = placement_refusals.refused(position, event.role, event.client_id,
                                                        event.reason, now, policy,

@@ -30,12 +30,15 @@ from trader.position import Leg, Position
 
 def move_refused(position: Position, role: OrderRole, client_id: str, reason: str,
                  now: datetime, policy: Policy,
-                 allowed: Decimal | None = None) -> tuple[Position, list[Action]]:
+                 allowed: Decimal | None = None,
+                 min_qty: Decimal | None = None) -> tuple[Position, list[Action]]:
     """A filter refused the placement `client_id` for good. A move whose old order still
     covers the leg goes back to that order (no retry; `failures` counts on, so the move to
     breakeven gives up after its bounded attempts instead of aiming there again); with
     nothing that protects the leg, it goes to `allowed` (the nearest trigger the price
-    filter allows) if there is one, else retrying is all there is (`refused`)."""
+    filter allows) if there is one, else retrying is all there is (`refused`). `min_qty`:
+    LOT_SIZE's minimum when the size is what was refused: no level can pass, and the
+    alert does not send the operator after another one."""
     leg = position.leg(role)
     if client_id != leg.pending:
         return position, []
@@ -51,11 +54,18 @@ def move_refused(position: Position, role: OrderRole, client_id: str, reason: st
     text = (f"{position.symbol}: Binance refused the {what} at "
             f"{display.number(leg.trigger_price)} ({reason}); the {what} stays at "
             f"{display.number(old.trigger_price)}."
-            + (" Send /sl with another level to move it" if role is OrderRole.STOP_LOSS
-               else ""))
+            + _advice(position, role, min_qty))
     return position.with_leg(kept), [
         Alert(AlertName.PROTECTION, text, position.symbol,
               dedup_key=f"refused:{position.symbol}:{role}")]
+
+
+def _advice(position: Position, role: OrderRole, min_qty: Decimal | None) -> str:
+    if min_qty is not None:
+        return (f" No level can pass: the position's size {display.number(position.quantity)}"
+                f" is below Binance's minimum order quantity {display.number(min_qty)}"
+                " (LOT_SIZE).")
+    return " Send /sl with another level to move it" if role is OrderRole.STOP_LOSS else ""
 
 
 def _replanned(position: Position, leg: Leg, allowed: Decimal,
