@@ -63,6 +63,7 @@ DECODERS: dict[str, Callable[[Any], Any]] = {
     "event_order_trade_update_liquidation_new": event_codec.update_from_order_event,
     "event_order_trade_update_liquidation_fill": event_codec.update_from_order_event,
     "event_order_trade_update_adl_fill": event_codec.update_from_order_event,
+    "event_order_trade_update_adl_fill_calculated": event_codec.update_from_order_event,
     "event_order_trade_update_settlement_fill": event_codec.update_from_order_event,
     "event_algo_update": event_codec.update_from_algo_event,
     "event_account_update": event_codec.update_from_account_event,
@@ -394,6 +395,7 @@ def test_order_trade_update_decodes_a_foreign_order_without_a_fill():
 @pytest.mark.parametrize(("name", "reason"), [
     ("event_order_trade_update_liquidation_fill", CloseReason.LIQUIDATION),
     ("event_order_trade_update_adl_fill", CloseReason.ADL),
+    ("event_order_trade_update_adl_fill_calculated", CloseReason.ADL),
     ("event_order_trade_update_settlement_fill", CloseReason.SETTLEMENT),
 ])
 def test_exchange_placed_fills_reach_the_engine_with_their_client_id(name, reason):

@@ -24,10 +24,9 @@ MINUTE = timedelta(minutes=1)
 NOT_PRODUCED_BY_THE_FAKE = {
     "account_v2_multi_assets": "the fake account is in single-asset mode",
     "position_risk_v3_hedge": "the fake account is in one-way mode",
-    "event_order_trade_update_liquidation_new": "the fake never liquidates",
-    "event_order_trade_update_liquidation_fill": "the fake never liquidates",
-    "event_order_trade_update_adl_fill": "the fake never auto-deleverages",
-    "event_order_trade_update_settlement_fill": "the fake never settles",
+    "event_order_trade_update_adl_fill": "an ADL fill told x=TRADE: only with FakeBinance("
+                                         "adl_execution=\"TRADE\") "
+                                         "(tests/test_liquidation_as_documented.py)",
     "event_account_config_update_leverage": "a leverage changed by hand: tests send the "
                                             "page's example (test_leverage_changed_by_hand)",
     "event_margin_call": "the fake never calls for margin: tests send the page's example "
@@ -137,6 +136,8 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
         await fake.push_candle(Candle(SYMBOL, NOW, MINUTE, Decimal("50000"), Decimal("50010"),
                                       Decimal("49990"), Decimal("50000"), Decimal("3")))
         answers["klines"] = await client.futures_klines(symbol=SYMBOL, interval="1m")
+        for closer in ("adl_autoclose", "settlement_autoclose-1", "autoclose-1"):
+            await fake.close_position_by_exchange(SYMBOL, closer, qty=Decimal("0.003"))
         await fake.expire_listen_key()
         errors = {
             "error_margin_insufficient": await rejected(client.futures_create_order(
@@ -153,9 +154,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
         fake.add_used_weight(fake.usage.weight_per_minute)
         errors["error_too_many_requests"] = await rejected(client.futures_time())
     for event in user.payloads:
-        name = "event_account_config_update_multi_assets" if "ai" in event \
-            else EVENT_FIXTURES[event["e"]]
-        answers.setdefault(name, []).append(event)
+        answers.setdefault(event_fixture(event), []).append(event)
     for event in market.payloads:
         name = MARKET_FIXTURES[event["data"]["e"]]
         answers.setdefault(f"{name}_combined", []).append(event)
@@ -177,6 +176,23 @@ EVENT_FIXTURES = {"ORDER_TRADE_UPDATE": "event_order_trade_update",
                   "ALGO_UPDATE": "event_algo_update",
                   "ACCOUNT_UPDATE": "event_account_update",
                   "listenKeyExpired": "event_listen_key_expired"}
+# ORDER_TRADE_UPDATE of Binance's own orders, by client id and status (a NEW without a
+# documented example of its own reads as the page's plain one)
+EXCHANGE_ORDER_FIXTURES = {
+    ("autoclose-", "NEW"): "event_order_trade_update_liquidation_new",
+    ("autoclose-", "FILLED"): "event_order_trade_update_liquidation_fill",
+    ("adl_autoclose", "FILLED"): "event_order_trade_update_adl_fill_calculated",
+    ("settlement_autoclose-", "FILLED"): "event_order_trade_update_settlement_fill"}
+
+
+def event_fixture(event: dict[str, Any]) -> str:
+    if "ai" in event:       # ACCOUNT_CONFIG_UPDATE's other form: Multi-Assets mode
+        return "event_account_config_update_multi_assets"
+    if event["e"] == "ORDER_TRADE_UPDATE":
+        for (prefix, status), name in EXCHANGE_ORDER_FIXTURES.items():
+            if event["o"]["c"].startswith(prefix) and event["o"]["X"] == status:
+                return name
+    return EVENT_FIXTURES[event["e"]]
 
 
 async def test_every_answer_and_event_of_the_fake_has_the_documented_fields():

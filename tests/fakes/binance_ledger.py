@@ -18,15 +18,74 @@ from typing import Any
 from tests.fakes import binance_wire as wire
 from trader.domain import ExchangePosition, Fill, Order, OrderStatus
 from trader.exchange.base import AccountUpdate, ExchangeError, FundingApplied, OrderUpdate
-from trader.exchange.sim import SimEvent, Simulator
+from trader.exchange.sim import SimConfig, SimEvent, Simulator
+from trader.exchange.sim_members import EXPIRED
+from trader.symbol_rules import SymbolRules
 
 Json = dict[str, Any]
 CHILD_ORDER_BASE = 1_000_000_000    # order ids of the market orders triggered algo orders spawn
 ALGO_ID_BASE = 4_000_000_000
+EVENT_ORDER_PAGE = wire.DOCS + "user-data-streams/Event-Order-Update"
+# Binance's own orders (EVENT_ORDER_PAGE, "special client order id"): "autoclose-" a
+# liquidation, "adl_autoclose" an auto-deleveraging, "settlement_autoclose-" a settlement
+LIQUIDATION_PREFIX, ADL_ID = "autoclose-", "adl_autoclose"
+# EVENT_ORDER_PAGE, "Expiry Reason": "5: Order has expired when the account was liquidated"
+EXPIRED_BY_LIQUIDATION = "5"
+# When the account is liquidated, Binance cancels its open orders (expiry reason 5 above)
+# and then closes the position; the page orders neither against the other, and the stream
+# orders "messages of the same event type" only (FakeBinance.hold_order_updates), so
+# FakeBinance(liquidation_events=...) offers both: "cancels-first" (the default, as the
+# liquidation works) and "fill-first" (the open orders' EXPIRED after the fill and its
+# ACCOUNT_UPDATE).
+LIQUIDATION_EVENT_ORDERS = ("cancels-first", "fill-first")
+# The execution type ("x") of an ADL's fill: EVENT_ORDER_PAGE lists "CALCULATED -
+# Liquidation Execution", its zh-CN page (https://developers.binance.com/docs/zh-CN/
+# derivatives/usds-margined-futures/user-data-streams/Event-Order-Update) "CALCULATED 订单
+# ADL 或爆仓" (the order's ADL or liquidation); neither shows an ADL fill, so
+# FakeBinance(adl_execution=...) offers CALCULATED (the default) and TRADE.
+ADL_EXECUTIONS = ("CALCULATED", "TRADE")
 
 
 class ExchangeSimulator(Simulator):
     """The matching simulator, with what only the exchange itself does to an order."""
+
+    def __init__(self, config: SimConfig, rules: dict[str, SymbolRules] | None = None) -> None:
+        super().__init__(config, rules)
+        self.liquidation_cancels_first = True
+        # client id -> the expiry reason ("er") of an order the exchange ended (OrderLedger)
+        self.expire_reasons: dict[str, str] = {}
+
+    def close_by_exchange(self, symbol: str, now: datetime, client_id: str,
+                          quantity: Decimal | None = None) -> list[SimEvent]:
+        if not client_id.startswith(LIQUIDATION_PREFIX):
+            return super().close_by_exchange(symbol, now, client_id, quantity)
+        return self._liquidation(
+            symbol, now, lambda: super(ExchangeSimulator, self).close_by_exchange(
+                symbol, now, client_id, quantity))
+
+    def _liquidate(self, symbol: str, price: Decimal, now: datetime) -> list[SimEvent]:
+        """The price reached the liquidation level (the simulator's own "autoclose-<n>")."""
+        return self._liquidation(
+            symbol, now, lambda: super(ExchangeSimulator, self)._liquidate(symbol, price, now))
+
+    def _liquidation(self, symbol: str, now: datetime,
+                     close: Callable[[], list[SimEvent]]) -> list[SimEvent]:
+        """A liquidation: every open order of the symbol expires (reason 5) and the position
+        is closed, in the order `liquidation_cancels_first` says."""
+        if self.liquidation_cancels_first:
+            expired = self._expire_by_liquidation(symbol, now)
+            return expired + close()
+        ended = [order.client_id for order in self.orders.open_orders(symbol)]
+        closed = close()     # the reduce-only ones among them expire with the position
+        self.expire_reasons.update(dict.fromkeys(ended, EXPIRED_BY_LIQUIDATION))
+        return closed + self._expire_by_liquidation(symbol, now)
+
+    def _expire_by_liquidation(self, symbol: str, now: datetime) -> list[SimEvent]:
+        events: list[SimEvent] = []
+        for order in self.orders.open_orders(symbol):
+            self.expire_reasons[order.client_id] = EXPIRED_BY_LIQUIDATION
+            events.append(OrderUpdate(self._finish(order, EXPIRED, now), None, now))
+        return events
 
     def reject_by_exchange(self, symbol: str, client_id: str, now: datetime) -> list[SimEvent]:
         """The exchange ends a resting order REJECTED (a conditional order whose trigger the
@@ -79,6 +138,9 @@ class OrderLedger:
         if trigger_events not in TRIGGER_EVENT_ORDERS:
             raise ValueError(f"trigger_events must be one of {TRIGGER_EVENT_ORDERS}")
         self.sim, self.now_ms, self.algo_api = sim, now_ms, algo_api
+        self.adl_execution = "CALCULATED"        # one of ADL_EXECUTIONS
+        # client id -> "er" of an order the exchange ended (ExchangeSimulator.expire_reasons)
+        self.expire_reasons: dict[str, str] = {}
         # BNB's price in USDT while the account pays its fees in BNB (FakeBinance's
         # `fees_in_bnb`; wire.commission), None: in USDT
         self.bnb_price: Decimal | None = None
@@ -179,9 +241,14 @@ class OrderLedger:
             if update.fill is not None:
                 self.trade_orders[update.fill.trade_id] = int(order.exchange_id)
             triggered = "MARKET" if order.type.conditional and update.fill else None
+            liquidation = self._exchange_order_type(order)
             fill = wire.order_trade_update(order, update.fill, int(order.exchange_id), moment,
-                                           triggered, time_in_force=self.tif(order),
-                                           bnb_price=self.bnb_price)
+                                           triggered or liquidation,
+                                           time_in_force=self.tif(order),
+                                           bnb_price=self.bnb_price,
+                                           execution=self._fill_execution(order),
+                                           expire_reason=self._expire_reason(order),
+                                           original_type=liquidation)
             first_fill = update.fill is not None and order.filled_qty == update.fill.quantity
             if triggered and self.expire_on_trigger and first_fill:
                 return [*self._classic_trigger_events(order, moment), fill]
@@ -202,6 +269,24 @@ class OrderLedger:
                                              bnb_price=self.bnb_price)
         first = [child_fill, triggered] if self.fill_before_trigger else [triggered, child_fill]
         return [*first, wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
+
+    @staticmethod
+    def _exchange_order_type(order: Order) -> str | None:
+        """A liquidation order's type is LIQUIDATION (EVENT_ORDER_PAGE, "Order Type"); an
+        ADL's or a settlement's the page does not name: MARKET, as the simulator placed it."""
+        return "LIQUIDATION" if order.client_id.startswith(LIQUIDATION_PREFIX) else None
+
+    def _fill_execution(self, order: Order) -> str:
+        """"x" of a fill: CALCULATED ("Liquidation Execution") for a liquidation, the
+        chosen one of ADL_EXECUTIONS for an ADL, TRADE otherwise."""
+        if order.client_id.startswith(LIQUIDATION_PREFIX):
+            return "CALCULATED"
+        return self.adl_execution if order.client_id == ADL_ID else "TRADE"
+
+    def _expire_reason(self, order: Order) -> str:
+        if order.status is not OrderStatus.EXPIRED:
+            return "0"
+        return self.expire_reasons.get(order.client_id, "0")
 
     def _child_traded_in_part(self, order: Order, fill: Fill, algo_id: int,
                               moment: int) -> list[Json]:

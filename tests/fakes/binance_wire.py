@@ -165,12 +165,16 @@ def commission(fee: Decimal | None, bnb_price: Decimal | None) -> tuple[str, str
 
 def order_trade_update(order: Order, fill: Fill | None, order_id: int, moment_ms: int,
                        order_type: str | None = None, time_in_force: str = "GTC",
-                       bnb_price: Decimal | None = None) -> Json:
+                       bnb_price: Decimal | None = None, execution: str = "TRADE",
+                       expire_reason: str = "0", original_type: str | None = None) -> Json:
     """ORDER_TRADE_UPDATE for a plain order, or for the market child of an algo order
     (DOCS + "user-data-streams/Event-Order-Update"; AP/cr are trailing-stop only); its
-    commission in BNB with `bnb_price` (`commission`)."""
+    commission in BNB with `bnb_price` (`commission`). `execution`: "x" of a fill (TRADE,
+    or CALCULATED, "Liquidation Execution"); `expire_reason`: "er" (the page's "Expiry
+    Reason", 5 when the account was liquidated); `original_type`: "ot", the order's own
+    type unless given (a liquidation's: LIQUIDATION)."""
     asset, fee = commission(fill.fee if fill else None, bnb_price)
-    execution = "TRADE" if fill else {OrderStatus.NEW: "NEW", OrderStatus.CANCELED: "CANCELED",
+    execution = execution if fill else {OrderStatus.NEW: "NEW", OrderStatus.CANCELED: "CANCELED",
                                       OrderStatus.EXPIRED: "EXPIRED"}.get(order.status, "NEW")
     return {"e": "ORDER_TRADE_UPDATE", "E": moment_ms, "T": moment_ms, "o": {
         "s": order.symbol, "c": order.client_id, "S": order.side.value,
@@ -181,10 +185,10 @@ def order_trade_update(order: Order, fill: Fill | None, order_id: int, moment_ms
         "L": num(fill.price if fill else None), "N": asset, "n": fee, "T": moment_ms,
         "t": int(fill.trade_id) if fill else 0, "b": "0", "a": "0",
         "m": fill.maker if fill else False, "R": order.reduce_only,
-        "wt": "CONTRACT_PRICE", "ot": order.type.value, "ps": "BOTH",
+        "wt": "CONTRACT_PRICE", "ot": original_type or order.type.value, "ps": "BOTH",
         "cp": order.close_position, "pP": False, "si": 0, "ss": 0,
         "rp": num(fill.realized_pnl if fill else None), "V": "EXPIRE_MAKER", "pm": "NONE",
-        "gtd": 0, "er": "0",
+        "gtd": 0, "er": expire_reason,
     }}
 
 
