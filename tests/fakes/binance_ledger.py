@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.fakes import binance_wire as wire
-from trader.domain import ExchangePosition, Fill, Order, OrderStatus
+from trader.domain import ExchangePosition, Fill, Order, OrderRequest, OrderStatus
 from trader.exchange.base import AccountUpdate, ExchangeError, FundingApplied, OrderUpdate
 from trader.exchange.sim import SimConfig, SimEvent, Simulator
 from trader.exchange.sim_members import EXPIRED
@@ -29,6 +29,9 @@ EVENT_ORDER_PAGE = wire.DOCS + "user-data-streams/Event-Order-Update"
 # Binance's own orders (EVENT_ORDER_PAGE, "special client order id"): "autoclose-" a
 # liquidation, "adl_autoclose" an auto-deleveraging, "settlement_autoclose-" a settlement
 LIQUIDATION_PREFIX, ADL_ID = "autoclose-", "adl_autoclose"
+EXCHANGE_ORDER_PREFIXES = (LIQUIDATION_PREFIX, ADL_ID, "settlement_autoclose-")
+# USD-M error codes (-4140, -4141) of an order on a symbol not TRADING
+SYMBOL_STATUS_PAGE = wire.DOCS + "error-code"
 # EVENT_ORDER_PAGE, "Expiry Reason": "5: Order has expired when the account was liquidated"
 EXPIRED_BY_LIQUIDATION = "5"
 # When the account is liquidated, Binance cancels its open orders (expiry reason 5 above)
@@ -54,6 +57,20 @@ class ExchangeSimulator(Simulator):
         self.liquidation_cancels_first = True
         # client id -> the expiry reason ("er") of an order the exchange ended (OrderLedger)
         self.expire_reasons: dict[str, str] = {}
+
+    def place(self, request: OrderRequest, now: datetime) -> tuple[Order, list[SimEvent]]:
+        """As the simulator, but refused as Binance refuses an order on a symbol whose
+        exchangeInfo status is not TRADING (SYMBOL_STATUS_PAGE: -4140 "Invalid symbol status
+        for opening position", -4141 "Symbol is closed"). The page names no status for
+        either: here a CLOSE symbol refuses every order (-4141), any other status that is
+        not TRADING one that would open (-4140); a reduce-only or closePosition order is
+        taken there (the code's words limit it to "opening position")."""
+        status = self.rules_for(request.symbol).status
+        if status == "CLOSE" and not request.client_id.startswith(EXCHANGE_ORDER_PREFIXES):
+            raise ExchangeError(-4141, "Symbol is closed.")
+        if status != "TRADING" and not (request.reduce_only or request.close_position):
+            raise ExchangeError(-4140, "Invalid symbol status for opening position.")
+        return super().place(request, now)
 
     def close_by_exchange(self, symbol: str, now: datetime, client_id: str,
                           quantity: Decimal | None = None) -> list[SimEvent]:

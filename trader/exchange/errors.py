@@ -167,6 +167,15 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
            "direction is existing", Outcome.SKIPPED, verify=True, closing_order_exists=True),
     Policy(-4164, "MIN_NOTIONAL: order's notional must be no smaller than the minimum",
            Outcome.SKIPPED, verify=True),
+    # The symbol's exchangeInfo status takes no such order (the page names no status for
+    # each): -4140 an order that would open on a symbol not TRADING, -4141 any order once
+    # it is CLOSE, -1122 the page's general word. No filter: re-reading the rules cures
+    # nothing, the same order is refused again; the next rules read (housekeeping) learns
+    # the status, and only TRADING takes entries (trader/symbol_rules.py).
+    Policy(-1122, "INVALID_SYMBOL_STATUS: invalid symbol status", Outcome.FAILED),
+    Policy(-4140, "INVALID_OPENING_POSITION_STATUS: invalid symbol status for opening "
+           "position", Outcome.FAILED),
+    Policy(-4141, "SYMBOL_ALREADY_CLOSED: symbol is closed", Outcome.FAILED),
     Policy(-4046, "NO_NEED_TO_CHANGE_MARGIN_TYPE: no need to change margin type", Outcome.NOOP),
     Policy(-4048, "MARGIN_TYPE_CANNOT_BE_CHANGED: margin type cannot be changed if there "
            "exists position", Outcome.SKIPPED),
