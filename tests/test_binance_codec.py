@@ -422,6 +422,16 @@ def test_algo_update_decodes_the_conditional_order():
     assert (update.order.client_id, update.order.status, update.order.exchange_id) == (
         "Q5xaq5EGKgXXa0fD7fs0Ip", OrderStatus.CANCELED, "algo:2148719")
     assert update.order.trigger_price == Decimal("750") and update.fill is None
+    assert update.child_order_id == ""          # "ai": "" (not triggered)
+
+
+def test_algo_update_names_the_child_order_a_triggered_algo_order_placed():
+    """"ai" (触发后普通订单 id: the plain order's id after the trigger, the zh-CN page of
+    Event-Algo-Order-Update): binance_children.py files the child's trades under the algo's
+    client id, whatever client id the child has."""
+    event = payload("event_algo_update")
+    event["o"].update({"X": "TRIGGERED", "ai": "8886774"})
+    assert decode("event_algo_update", event).child_order_id == "8886774"
 
 
 def test_account_update_keeps_the_one_way_positions_only():

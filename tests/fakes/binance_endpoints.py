@@ -284,8 +284,10 @@ class BinanceEndpoints:
                                 answer, self.ledger.tif(order))
 
     def _algo_json(self, order: Order, answer: str) -> Json:
-        child = str(CHILD_ORDER_BASE + int(order.exchange_id)) \
-            if order.status is OrderStatus.FILLED else ""
+        # the child's order id once the order triggered (TRIGGERED: "placed into the
+        # matching engine", as ALGO_UPDATE's "ai" names it: binance_ledger), "" before
+        triggered = order.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
+        child = str(CHILD_ORDER_BASE + int(order.exchange_id)) if triggered else ""
         shown = wire.algo_order(self.ledger.shown(order), self.ledger.algo_id(order),
                                 self.ledger.created_ms(order), child, answer)
         if order.client_id in self.ledger.stuck and order.status is OrderStatus.NEW:
@@ -308,8 +310,8 @@ class BinanceEndpoints:
 
     def _order_by_id(self, order_id: str) -> Order | None:
         """Any order by its orderId, finished ones too (Query Order answers those); a
-        triggered algo order's child is a MARKET order under the algo's client id (the
-        fake's assumption, as on the stream)."""
+        triggered algo order's child is a MARKET order under the client id the stream gives
+        it (`OrderLedger.child_of`: the docs name none)."""
         orders = [*self.sim.orders.live.values(), *self.sim.orders.terminal.values()]
         found = next((o for o in orders if o.exchange_id == order_id), None)
         if found is not None or not order_id.isdigit() or int(order_id) < CHILD_ORDER_BASE:
@@ -317,7 +319,7 @@ class BinanceEndpoints:
         parent = str(int(order_id) - CHILD_ORDER_BASE)
         algo = next((o for o in orders if o.exchange_id == parent and o.type.conditional
                      and (o.filled_qty > 0 or o.status is OrderStatus.FILLED)), None)
-        return _child_of(algo, order_id) if algo else None
+        return _child_of(self.ledger.child_of(algo, order_id), order_id) if algo else None
 
     def _algo_order(self, params: Params) -> Order:
         record: AlgoRecord | None = None

@@ -47,6 +47,27 @@ LIQUIDATION_EVENT_ORDERS = ("cancels-first", "fill-first")
 # ADL 或爆仓" (the order's ADL or liquidation); neither shows an ADL fill, so
 # FakeBinance(adl_execution=...) offers CALCULATED (the default) and TRADE.
 ADL_EXECUTIONS = ("CALCULATED", "TRADE")
+# The client id of a triggered algo order's child (the MARKET order it places in the matching
+# engine): Binance documents none. ALGO_UPDATE links the two by the child's order id ("ai",
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/
+# Event-Algo-Order-Update) and GET algoOrder by "actualOrderId"; FakeBinance(child_client_ids=
+# ...) offers "algo" (the child under the algo's clientAlgoId, as nautilus_trader matches
+# them) and "own" (a client id of Binance's making, `own_child_client_id`).
+CHILD_CLIENT_IDS = ("algo", "own")
+
+
+def check_undocumented_choices(**chosen: str) -> None:
+    """FakeBinance's choices where the docs are silent, each one of its offered values."""
+    offered = {"liquidation_events": LIQUIDATION_EVENT_ORDERS, "adl_execution": ADL_EXECUTIONS,
+               "child_client_ids": CHILD_CLIENT_IDS}
+    for name, value in chosen.items():
+        if value not in offered[name]:
+            raise ValueError(f"{name} must be one of {offered[name]}")
+
+
+def own_child_client_id(child_order_id: int | str) -> str:
+    """A child's client id that is not the algo order's (its shape is not documented)."""
+    return f"autochild-{child_order_id}"
 
 
 class ExchangeSimulator(Simulator):
@@ -156,6 +177,7 @@ class OrderLedger:
             raise ValueError(f"trigger_events must be one of {TRIGGER_EVENT_ORDERS}")
         self.sim, self.now_ms, self.algo_api = sim, now_ms, algo_api
         self.adl_execution = "CALCULATED"        # one of ADL_EXECUTIONS
+        self.child_client_ids = "algo"           # one of CHILD_CLIENT_IDS
         # client id -> "er" of an order the exchange ended (ExchangeSimulator.expire_reasons)
         self.expire_reasons: dict[str, str] = {}
         # BNB's price in USDT while the account pays its fees in BNB (FakeBinance's
@@ -282,8 +304,8 @@ class OrderLedger:
         if update.fill is not None:
             self.trade_orders[update.fill.trade_id] = child
         triggered = wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child))
-        child_fill = wire.order_trade_update(order, update.fill, child, moment, "MARKET",
-                                             bnb_price=self.bnb_price)
+        child_fill = wire.order_trade_update(self.child_of(order, child), update.fill, child,
+                                             moment, "MARKET", bnb_price=self.bnb_price)
         first = [child_fill, triggered] if self.fill_before_trigger else [triggered, child_fill]
         return [*first, wire.algo_update(order, algo_id, "FINISHED", moment, str(child))]
 
@@ -317,8 +339,15 @@ class OrderLedger:
         child = CHILD_ORDER_BASE + int(order.exchange_id)
         self.trade_orders[fill.trade_id] = child
         return [wire.algo_update(order, algo_id, "TRIGGERED", moment, str(child)),
-                wire.order_trade_update(order, fill, child, moment, "MARKET",
-                                        bnb_price=self.bnb_price)]
+                wire.order_trade_update(self.child_of(order, child), fill, child, moment,
+                                        "MARKET", bnb_price=self.bnb_price)]
+
+    def child_of(self, algo: Order, child_order_id: int | str) -> Order:
+        """The algo order's child as the stream and Query Order tell it: under the algo's
+        client id, or its own (`child_client_ids`)."""
+        if self.child_client_ids == "algo":
+            return algo
+        return replace(algo, client_id=own_child_client_id(child_order_id))
 
     def _classic_trigger_events(self, order: Order, moment: int) -> list[Json]:
         """A classic conditional order's trigger, before its first fill ("expired-first")."""

@@ -39,7 +39,7 @@ from tests.fakes.binance_faults import (
 )
 from tests.fakes.binance_hub import StreamHub
 from tests.fakes.binance_income import IncomeLedger
-from tests.fakes.binance_ledger import ADL_EXECUTIONS, LIQUIDATION_EVENT_ORDERS
+from tests.fakes.binance_ledger import check_undocumented_choices
 from tests.fakes.binance_wire import kline_event
 from trader.domain import Candle, to_ms
 from trader.exchange.base import ExchangeError
@@ -71,7 +71,7 @@ class FakeBinance(FaultControls, AccountActs):
                  trigger_events: str = "triggered-first", ws_layout: str = "both",
                  algo_api: bool = True, fees_in_bnb: Decimal | None = None,
                  liquidation_events: str = "cancels-first",
-                 adl_execution: str = "CALCULATED") -> None:
+                 adl_execution: str = "CALCULATED", child_client_ids: str = "algo") -> None:
         """`flat_orders`: what happens to resting reduce-only / closePosition orders when
         their position goes flat, "expire" or "keep" (Binance's docs are silent; see
         binance_ledger.KeepingSimulator). `trigger_events`: "triggered-first" or
@@ -85,14 +85,11 @@ class FakeBinance(FaultControls, AccountActs):
         price in USDT, and every commission charged in BNB as "BNB burn" does ("N" /
         "commissionAsset" BNB: binance_wire.commission), BNBUSDT's premiumIndex at that
         price; None (default): in USDT, as with "feeBurn" on and no BNB in the wallet.
-        `liquidation_events`: "cancels-first" (the open orders' EXPIRED, expiry reason 5,
-        before the liquidation's events) or "fill-first"; `adl_execution`: "x" of an ADL's
-        fill, "CALCULATED" or "TRADE" (the docs leave both open: binance_ledger.
-        LIQUIDATION_EVENT_ORDERS, ADL_EXECUTIONS)."""
-        if liquidation_events not in LIQUIDATION_EVENT_ORDERS:
-            raise ValueError(f"liquidation_events must be one of {LIQUIDATION_EVENT_ORDERS}")
-        if adl_execution not in ADL_EXECUTIONS:
-            raise ValueError(f"adl_execution must be one of {ADL_EXECUTIONS}")
+        Where the docs leave Binance's behaviour open, both ways (binance_ledger.py):
+        `liquidation_events` "cancels-first" / "fill-first", `adl_execution` "CALCULATED" /
+        "TRADE", `child_client_ids` "algo" / "own"."""
+        check_undocumented_choices(liquidation_events=liquidation_events,
+                                   adl_execution=adl_execution, child_client_ids=child_client_ids)
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
         prices = prices or DEFAULT_PRICES
         self.flat_orders = flat_orders
@@ -104,6 +101,7 @@ class FakeBinance(FaultControls, AccountActs):
                                           algo_api)
         self.endpoints.ledger.bnb_price = fees_in_bnb
         self.endpoints.ledger.adl_execution = adl_execution
+        self.endpoints.ledger.child_client_ids = child_client_ids
         self.sim.liquidation_cancels_first = liquidation_events == "cancels-first"
         self.sim.expire_reasons = self.endpoints.ledger.expire_reasons
         self.hub = StreamHub(ws_layout)

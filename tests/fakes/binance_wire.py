@@ -10,9 +10,10 @@ A conditional order's life on the user-data stream, as the fake tells it:
 ALGO_UPDATE NEW -> (trigger) ALGO_UPDATE TRIGGERED -> ORDER_TRADE_UPDATE of the market
 child order (x=TRADE, X=FILLED, c = the clientAlgoId, ot = the conditional type) ->
 ALGO_UPDATE FINISHED; FakeBinance(trigger_events="fill-first") sends the child's fill
-before TRIGGERED, as nautilus_trader issue #3664 reports Binance doing. The child order's
-client id is an assumption of this fake (nautilus_trader matches such fills by the algo's
-client id too): Binance does not document what it is.
+before TRIGGERED, as nautilus_trader issue #3664 reports Binance doing. Binance does not
+document the child order's client id: the algo's by default (nautilus_trader matches such
+fills by the algo's client id too), one of its own with FakeBinance(child_client_ids="own")
+(binance_ledger.CHILD_CLIENT_IDS); either way ALGO_UPDATE's "ai" names the child's order id.
 """
 
 from datetime import timedelta

@@ -20,10 +20,13 @@ from trader.symbol_rules import SymbolRules
 @fast_init
 @dataclass(frozen=True, slots=True)
 class OrderUpdate:
-    """An order changed state (stream ORDER_TRADE_UPDATE / ALGO_UPDATE, or the simulator)."""
+    """An order changed state (stream ORDER_TRADE_UPDATE / ALGO_UPDATE, or the simulator).
+    `child_order_id`: ALGO_UPDATE's "ai", the order id of the MARKET order a triggered algo
+    order placed (binance_children.py), "" otherwise."""
     order: Order
     fill: Fill | None
     time: datetime
+    child_order_id: str = ""
 
 
 @fast_init

@@ -422,6 +422,9 @@ class BinanceExchange:
         """Learn order ids for fills(); give ACCOUNT_UPDATE positions the leverage the
         symbol has (the one we set, or the one it was changed to since)."""
         if isinstance(event, OrderUpdate):
+            if event.child_order_id:
+                self._orders.remember_child(event.child_order_id, event.order.client_id)
+            event = self._orders.children.as_algo_order(event)
             self._orders.remember_stream_order(event.order)
             return event
         if isinstance(event, LeverageChanged):

@@ -138,7 +138,8 @@ def update_from_algo_event(event: Json) -> OrderUpdate:
         reduce_only=o.flag("R"), close_position=o.flag("cp"),
         exchange_id=f"{ALGO_ID_PREFIX}{o.optional_text('aid')}", updated_at=moment,
         reason=o.optional_text("rm") or finished_reason(text, status))
-    return OrderUpdate(order=order, fill=None, time=moment)
+    return OrderUpdate(order=order, fill=None, time=moment,
+                       child_order_id=o.optional_text("ai"))
 
 
 def trigger_reject_from_event(event: Json) -> TriggerRejected:

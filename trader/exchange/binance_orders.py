@@ -37,6 +37,7 @@ from trader.exchange import binance_order_codec as order_codec
 from trader.exchange import binance_requests
 from trader.exchange.base import ExchangeError, MalformedResponse, UnknownOutcome
 from trader.exchange.binance_algo_presence import AlgoApiPresence
+from trader.exchange.binance_children import AlgoChildren
 from trader.exchange.binance_fields import rows_of
 from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.errors import Outcome, classify
@@ -64,6 +65,7 @@ class BinanceOrders:
     def __init__(self, rest: BinanceRest) -> None:
         self._rest = rest
         self._client_ids: dict[str, str] = {}   # orderId -> client id (userTrades omit it)
+        self.children = AlgoChildren()          # our triggered algo orders' child orders
         self.algo_api = AlgoApiPresence()
 
     async def place(self, request: OrderRequest) -> Order:
@@ -145,11 +147,20 @@ class BinanceOrders:
         if raw.get("orderId"):
             self._client_ids[str(raw["orderId"])] = order.client_id
         if raw.get("actualOrderId"):
-            self._client_ids[str(raw["actualOrderId"])] = order.client_id
+            self.remember_child(str(raw["actualOrderId"]), order.client_id)
+
+    def remember_child(self, child_order_id: str, algo_client_id: str) -> None:
+        """A triggered algo order's child (ALGO_UPDATE "ai", "actualOrderId"): its trades
+        are the algo order's, whatever client id Binance gives the child itself."""
+        self.children.learned(child_order_id, algo_client_id)
+        if self.children.owner(child_order_id) is not None:
+            self._client_ids[child_order_id] = algo_client_id
 
     def remember_stream_order(self, order: Order) -> None:
-        """Learn a plain order's orderId from ORDER_TRADE_UPDATE, for `fills()`."""
-        if not order.exchange_id.startswith(order_codec.ALGO_ID_PREFIX):
+        """Learn a plain order's orderId from ORDER_TRADE_UPDATE, for `fills()` (a child
+        of an algo order of ours keeps the algo's client id: `remember_child`)."""
+        if not order.exchange_id.startswith(order_codec.ALGO_ID_PREFIX) \
+                and self.children.owner(order.exchange_id) is None:
             self._client_ids[order.exchange_id] = order.client_id
 
     def _uses_algo_api(self, client_id: str) -> list[bool]:
@@ -308,18 +319,29 @@ class BinanceOrders:
                     raise
             else:
                 orders += _read_rows(algos, algo_endpoint,
-                                     lambda raw: order_codec.order_from_algo(raw, algo_endpoint))
+                                     lambda raw: self._algo_row(raw, algo_endpoint))
         return [order for order in orders if order.status.live]
+
+    def _algo_row(self, raw: Any, endpoint: str) -> Order:
+        """An open algo order, its triggered child (actualOrderId) remembered."""
+        order = order_codec.order_from_algo(raw, endpoint)
+        if isinstance(raw, dict) and raw.get("actualOrderId"):
+            self.remember_child(str(raw["actualOrderId"]), order.client_id)
+        return order
 
     async def fills(self, symbol: str, since: datetime) -> list[Fill]:
         """Our trades since `since` (GET /fapi/v1/userTrades). Its rows carry orderId but no
         client id: each fill gets the client id learnt for its orderId; an order not seen
         yet is asked for once (GET /fapi/v1/order?orderId=), which is how the client id of
         an order Binance placed itself ("autoclose-...", "adl_autoclose") reaches the engine
-        without the user-data stream. "" when Binance has no such order."""
+        without the user-data stream. "" when Binance has no such order. Before that, the
+        open orders are read once: a triggered algo order of ours names its child there
+        ("actualOrderId"), whose client id Binance does not document (binance_children.py)."""
         fills = await self._trades(symbol, to_ms(since))
-        for order_id in sorted({fill.order_id for fill in fills} - {"", "0"}
-                               - self._client_ids.keys()):
+        unknown = {fill.order_id for fill in fills} - {"", "0"} - self._client_ids.keys()
+        if unknown and self.algo_api.available:
+            await self.open_orders(symbol)
+        for order_id in sorted(unknown - self._client_ids.keys()):
             await self._learn_client_id(symbol, order_id)
         return [replace(fill, client_id=self._client_ids.get(fill.order_id, ""))
                 for fill in fills]
