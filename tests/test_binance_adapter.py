@@ -370,14 +370,16 @@ def test_rate_limits_are_read_from_exchange_info():
 
 def test_rate_limiter_waits_for_the_window_to_roll_over_and_not_longer():
     limiter = RateLimiter(RateLimits(weight_per_minute=100, orders_per_10s=10), headroom=0.9)
-    seen = datetime(2026, 1, 1, 12, 0, 20, tzinfo=UTC)
+    # 2 s into a 10 s window (a count read in a window's first second may be the previous
+    # window's: tests/test_rate_limit_window_edge.py)
+    seen = datetime(2026, 1, 1, 12, 0, 22, tzinfo=UTC)
     limiter.observe({"X-MBX-USED-WEIGHT-1M": "85", "X-MBX-ORDER-COUNT-10S": "9"}, seen)
 
     assert limiter.delay(seen, weight=5) == 0.0
-    assert limiter.delay(seen, weight=6) == pytest.approx(40.0)
-    assert limiter.delay(seen, weight=1, orders=1) == pytest.approx(10.0)   # 10 s window
-    assert limiter.delay(seen + timedelta(seconds=41), weight=50) == 0.0
-    assert limiter.delay(seen + timedelta(seconds=5), weight=0, orders=1) == pytest.approx(5.0)
+    assert limiter.delay(seen, weight=6) == pytest.approx(38.0)
+    assert limiter.delay(seen, weight=1, orders=1) == pytest.approx(8.0)   # 10 s window
+    assert limiter.delay(seen + timedelta(seconds=39), weight=50) == 0.0
+    assert limiter.delay(seen + timedelta(seconds=5), weight=0, orders=1) == pytest.approx(3.0)
 
 
 # --- the fake's control API over HTTP (for an agent running in another process) -------------

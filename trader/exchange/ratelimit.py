@@ -16,7 +16,7 @@ is passed in (use the exchange's clock: local time + server offset).
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
@@ -24,6 +24,12 @@ ORDERS_1M_HEADER = "X-MBX-ORDER-COUNT-1M"
 ORDERS_10S_HEADER = "X-MBX-ORDER-COUNT-10S"
 
 _INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+# Binance counts a request in the window it arrived in; our idea of its clock (local time +
+# the measured offset) is good to milliseconds, not exactly. A count answered this soon after
+# a window's start is taken for the previous window's: read as the new one's, a count near
+# the limit held the request after a wait to the window's end a whole further window (60 s;
+# tests/test_rate_limit_window_edge.py). A count of the new window read so early is small.
+COUNT_CLOCK_SLACK = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +69,7 @@ class _Counter:
         """Seconds until `cost` more fits under headroom x limit (0 if it fits now)."""
         if self.seen_at is None or cost <= 0:
             return 0.0
-        window = self.window_start(self.seen_at)
+        window = self.window_start(self.seen_at - COUNT_CLOCK_SLACK)
         if self.window_start(now) > window:
             return 0.0  # the window that holds the counts is over: counters are back to 0
         if self.used + cost <= self.limit * headroom:
