@@ -119,6 +119,10 @@ class FakeBinance(FaultControls, AccountActs):
         self._held_kinds: frozenset[str] = ORDER_EVENTS     # the event types held back
         self._routes = self._route_table()
         self._runner: web.AppRunner | None = None
+        # Set by stop(): a held answer (a fault's `delay`) ends there, its connection dropped,
+        # instead of holding the server's shutdown until the delay is over (aiohttp waits
+        # for running handlers: up to 25 s more in the tests of a hanging Binance).
+        self._stopping = asyncio.Event()
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -151,6 +155,7 @@ class FakeBinance(FaultControls, AccountActs):
         logger.info("fake binance listening url={}", self.url)
 
     async def stop(self) -> None:
+        self._stopping.set()
         await self.hub.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -295,9 +300,8 @@ class FakeBinance(FaultControls, AccountActs):
         response = None
         if fault.execute:
             response = await self._respond(handler, params, headers, request.method)
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
-        if fault.drop_connection or fault.raw_answer is not None:
+        stopped = bool(fault.delay) and not await self._held_for(fault.delay or 0.0)
+        if fault.drop_connection or fault.raw_answer is not None or stopped:
             if request.transport is not None:
                 if fault.raw_answer is not None:
                     request.transport.write(fault.raw_answer)
@@ -309,6 +313,15 @@ class FakeBinance(FaultControls, AccountActs):
         if fault.http_status is not None:
             return error_response(self.fault_book.error(fault), headers)
         return response or await self._respond(handler, params, headers, request.method)
+
+    async def _held_for(self, seconds: float) -> bool:
+        """Hold an answer `seconds`; False if the server stopped first."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait({stopping}, timeout=seconds)
+        finally:
+            stopping.cancel()
+        return not done
 
     # --- websockets ---------------------------------------------------------------------
     async def _user_socket(self, request: web.Request) -> web.StreamResponse:
