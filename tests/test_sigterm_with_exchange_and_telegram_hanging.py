@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.chaos.agent import agent_env, exit_after_sigterm, log_since, start_agent, wait_for_boot
+from tests.fakes.binance_harness import eventually
 from tests.fakes.binance_server import FakeBinance
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_bot_support import OWNER
@@ -28,6 +29,12 @@ async def test_sigterm_with_binance_and_telegram_hanging_exits_in_time(tmp_path:
         agent = await start_agent(env, log)
         try:
             await wait_for_boot(log, 0, agent, 60)
+            # Its start-up over (the pinned state read, STARTUP sent, the state pinned): hung
+            # earlier, Telegram held the pinned state's read 15 s before the loop reconciled.
+            await telegram.wait_for(lambda item: "tradebot started" in (item.plain or ""),
+                                    timeout=60)
+            assert await eventually(lambda: "asleep=no" in (telegram.pins.top(OWNER) or {}).get(
+                "text", ""), 30), telegram.sent
             telegram.set_down(True, mode="hang")
             reads = len(fake.requests("GET /fapi/v3/positionRisk"))
             fake.inject_fault("GET /fapi/v3/positionRisk", delay=25.0, times=10)
