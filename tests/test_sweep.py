@@ -98,7 +98,8 @@ def test_a_grid_sweep_draws_the_best_trials_equity(local_grid) -> None:
 
 @pytest.mark.parametrize(("grid", "message"), [
     ("TRADEBOT_RISK_BASE=0.01,0.5",
-     "TRADEBOT_RISK_BASE: Input should be less than or equal to 0.03 (got 0.5)"),
+     "TRADEBOT_RISK_BASE: Input should be less than or equal to 0.03 (got 0.5); allowed: more "
+     "than 0, at most 0.03"),
     ("strategy.channel=20,-5", "strategy.channel=-5: must be at least 1"),
     ("TRADEBOT_LEVERAG=3", "unknown parameter 'TRADEBOT_LEVERAG': did you mean "
                            "TRADEBOT_LEVERAGE? (a setting, see .env.example, or strategy.FIELD)"),

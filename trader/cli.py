@@ -122,9 +122,8 @@ def _settings_or_exit() -> Settings:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        for line in exc.problems:
-            print(f"config error: {line}", file=sys.stderr)
-        print("see .env.example for every variable and its default", file=sys.stderr)
+        for line in exc.problems:     # one line each, the hint in it (the contract)
+            print(f"config error: {line} (see .env.example)", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
     for secret in (settings.binance_api_key, settings.binance_api_secret, settings.telegram_bot_token):
         if secret is not None:
@@ -133,7 +132,9 @@ def _settings_or_exit() -> Settings:
         for part in url_secrets(url):
             register_secret(part)
     setup_logging(json_lines=settings.log_json, level=settings.log_level)
-    for warning in unknown_variable_warnings(os.environ, Path(".env")) + host_warnings(settings):
+    paper = [settings.paper_by_default] if settings.paper_by_default else []
+    for warning in paper + unknown_variable_warnings(os.environ, Path(".env")) \
+            + host_warnings(settings):
         logger.warning("config warning: {}", warning)
     return settings
 

@@ -6,8 +6,6 @@ public contract (operators and outside tests rely on them); the rest use the
 variable so the CLI can stop with exit code 2 and no traceback.
 """
 
-import difflib
-import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,12 +20,19 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from trader.alerts import DEFAULT_SEVERITY, AlertName, Severity
+from trader.alerts import AlertName
+from trader.config_problems import problem_line
+from trader.config_values import alert_name, parse_latency_ms
 from trader.config_webhook import webhook_url_problem
 from trader.management import DEFAULT_TRAILING_DISTANCE, TrailingDistance
 from trader.url_mask import SECRET_PATH_URLS, masked_url
 
 SYMBOL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+# While its streams are down the agent polls: each tick reads every symbol over REST, ~11
+# weight a symbol (README, Performance: 330 per symbol-minute at the 2 s tick). At least
+# 0.4 s a symbol keeps that under 1,650 of Binance's 2,400 weight a minute, the rest left
+# for orders, reconciliations and stream checks.
+TICK_SECONDS_PER_SYMBOL = 0.4
 
 
 class ConfigError(Exception):
@@ -55,6 +60,7 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         env_ignore_empty=True,
+        allow_inf_nan=False,        # "inf" is no period, no balance, no fraction
     )
 
     # --- exchange -----------------------------------------------------------------
@@ -99,29 +105,35 @@ class Settings(BaseSettings):
         "TRADEBOT_FEED", None, "exchange or replay; default: replay for paper, exchange for binance")
     replay_file: Path | None = _env(
         "TRADEBOT_REPLAY_FILE", None, "candle CSV for the replay feed; default: the bundled data")
-    replay_speed: float = _env("TRADEBOT_REPLAY_SPEED", 60.0, "replay speed (feed seconds per wall second)", gt=0)
+    replay_speed: float = _env("TRADEBOT_REPLAY_SPEED", 60.0, "replay speed (feed seconds per wall second)", gt=0,
+                               le=1_000_000)
     interval: str = _env("TRADEBOT_INTERVAL", "1m", "candle interval for the live feed")
     strategy: str = _env("TRADEBOT_STRATEGY", "default",
                          "default, or your own strategy class as module:Class (see README)")
-    tick_seconds: float = _env("TRADEBOT_TICK_SECONDS", 2.0, "engine tick period in live mode", gt=0, le=60)
-    reconcile_seconds: float = _env("TRADEBOT_RECONCILE_SECONDS", 60.0, "periodic reconciliation period", gt=0)
+    tick_seconds: float = _env("TRADEBOT_TICK_SECONDS", 2.0, "engine tick period in live mode; on "
+                         "Binance at least 0.4 s per symbol (unset: 2 s, or that floor for 6+ "
+                         "symbols)",
+                         gt=0, le=60)
+    reconcile_seconds: float = _env("TRADEBOT_RECONCILE_SECONDS", 60.0, "periodic reconciliation period", ge=3,
+                             le=3600)
     stream_verify_seconds: float = _env(
         "TRADEBOT_STREAM_VERIFY_SECONDS", 5.0,
         "open orders of a symbol holding a position read over REST at least this often, "
-        "even with a healthy stream (a silent stream is caught within it)", gt=0, le=60)
+        "even with a healthy stream (a silent stream is caught within it)", ge=1, le=60)
     adopt_positions: bool = _env("TRADEBOT_ADOPT_POSITIONS", True, "adopt and protect unknown positions at boot")
     heartbeat_url: str | None = _env("HEARTBEAT_URL", None, "healthchecks-style URL pinged every minute")
     log_json: bool = _env("LOG_JSON", False, "1 = JSON log lines")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("LOG_LEVEL", "INFO", "log level")
     seed: int = _env("TRADEBOT_SEED", 7, "seed for the paper exchange's latency and slippage")
-    paper_balance: Decimal = _env("TRADEBOT_PAPER_BALANCE", Decimal("10000"), "paper wallet in USDT", gt=0)
+    paper_balance: Decimal = _env("TRADEBOT_PAPER_BALANCE", Decimal("10000"), "paper wallet in USDT", gt=0,
+                                   le=Decimal("1e12"))
     paper_latency_ms: str = _env(
         "TRADEBOT_PAPER_LATENCY_MS", "50-500", "paper order latency in ms, drawn per order in "
         "low-high (seeded by TRADEBOT_SEED); 0 = off. `tradebot backtest` never simulates it")
     invariant_check_ticks: int = _env(
         "TRADEBOT_INVARIANT_CHECK_TICKS", 30, "ticks between two checks of the live invariant "
         "monitor (30 x 2 s = 1 min; a violation is alerted when two checks in a row see it); "
-        "0 = off", ge=0)
+        "0 = off", ge=0, le=3600)
 
     # --- risk ---------------------------------------------------------------------
     leverage: int = _env("TRADEBOT_LEVERAGE", 5, "leverage set at entry and kept for the position", ge=1, le=125)
@@ -135,11 +147,13 @@ class Settings(BaseSettings):
     cooldown_minutes: int = _env("TRADEBOT_COOLDOWN_MINUTES", 5, "cooldown after a close", ge=0, le=1440)
     breaker_minutes: int = _env("TRADEBOT_BREAKER_MINUTES", 10, "entry pause when a breaker trips", ge=5, le=10)
     emergency_cooldown_minutes: int = _env(
-        "TRADEBOT_EMERGENCY_COOLDOWN_MINUTES", 30, "no entries this long after /wake from an emergency", ge=0)
+        "TRADEBOT_EMERGENCY_COOLDOWN_MINUTES", 30, "no entries this long after /wake from an emergency",
+        ge=0, le=1440)
     sentinel_debounce_seconds: float = _env(
-        "TRADEBOT_SENTINEL_DEBOUNCE_SECONDS", 60.0, "a leg must be missing this long before repair", ge=0)
+        "TRADEBOT_SENTINEL_DEBOUNCE_SECONDS", 60.0, "a leg must be missing this long before repair", ge=0,
+        le=300)
     sentinel_debounce_cycles: int = _env(
-        "TRADEBOT_SENTINEL_DEBOUNCE_CYCLES", 3, "and for this many ticks", ge=1)
+        "TRADEBOT_SENTINEL_DEBOUNCE_CYCLES", 3, "and for this many ticks", ge=1, le=100)
     # Binance answers a placement in tens of ms, a few hundred when busy; the HTTP client
     # gives up after 10 s. Past this bound the position's only stop is treated as lost for
     # the backup rule (trader/stop_backup.py): the gap is this long, not the timeout.
@@ -152,7 +166,7 @@ class Settings(BaseSettings):
     trigger_grace_seconds: float = _env(
         "TRADEBOT_TRIGGER_GRACE_SECONDS", 10.0, "a stop-loss the mark has passed this long, "
         "its position still open, triggered without executing: closed at market", ge=1, le=60)
-    breakeven_attempts: int = _env("TRADEBOT_BREAKEVEN_ATTEMPTS", 5, "bounded attempts to move the stop", ge=1)
+    breakeven_attempts: int = _env("TRADEBOT_BREAKEVEN_ATTEMPTS", 5, "bounded attempts to move the stop", ge=1, le=20)
 
     # --- exits (trader/management.py) -------------------------------------------------
     exit_plan: Literal["one", "two"] = _env(
@@ -217,7 +231,7 @@ class Settings(BaseSettings):
     @field_validator("alerts_silent", "alerts_off", mode="before")
     @classmethod
     def _alert_names(cls, value: Any) -> Any:
-        return [_alert_name(name) for name in _split_csv(value)]
+        return [alert_name(name) for name in _split_csv(value)]
 
     @field_validator("trailing_distance")
     @classmethod
@@ -292,9 +306,37 @@ class Settings(BaseSettings):
         if self.telegram_bot_token is not None and not self.telegram_allowed_chat_ids:
             problems.append("TELEGRAM_ALLOWED_CHAT_IDS required when TELEGRAM_BOT_TOKEN is set "
                             "(otherwise nobody may command the bot)")
+        problems += self._tick_floor()
         if problems:
             raise ConfigError(problems)
         return self
+
+    def _tick_floor(self) -> list[str]:
+        """On Binance, TRADEBOT_TICK_SECONDS at least TICK_SECONDS_PER_SYMBOL a symbol;
+        unset, the default grows to it. The paper exchange sends no request: any tick."""
+        floor = round(TICK_SECONDS_PER_SYMBOL * len(self.symbols), 3)
+        if self.exchange != "binance" or self.tick_seconds >= floor:
+            return []
+        if "tick_seconds" not in self.model_fields_set:
+            self.__dict__["tick_seconds"] = floor     # still unset for `model_fields_set`
+            return []
+        return [f"TRADEBOT_TICK_SECONDS: must be at least {floor:g} s for "
+                f"{len(self.symbols)} symbol{'s' if len(self.symbols) > 1 else ''} "
+                f"(got '{self.tick_seconds:g}'): while its streams are down the agent reads "
+                f"every symbol each tick (~11 weight), and {TICK_SECONDS_PER_SYMBOL:g} s per "
+                "symbol keeps that under 70 % of Binance's 2,400 weight a minute; allowed: "
+                f"{floor:g} to 60"]
+
+    @property
+    def paper_by_default(self) -> str | None:
+        """A warning when Binance keys are set but TRADEBOT_EXCHANGE is not: the paper
+        exchange runs (the offline default), which the operator may not expect."""
+        keys = any(key is not None and key.get_secret_value()
+                   for key in (self.binance_api_key, self.binance_api_secret))
+        if not keys or "exchange" in self.model_fields_set:
+            return None
+        return ("paper exchange: TRADEBOT_EXCHANGE is not set; set TRADEBOT_EXCHANGE=binance "
+                "to trade")
 
     @property
     def paper_latency(self) -> tuple[int, int] | None:
@@ -308,7 +350,7 @@ class Settings(BaseSettings):
     @property
     def mode(self) -> str:
         if self.exchange == "paper":
-            return "paper"
+            return f"paper ({self.paper_by_default})" if self.paper_by_default else "paper"
         return "live (testnet)" if self.binance_testnet else "live (MAINNET)"
 
     def masked(self) -> dict[str, str]:
@@ -346,31 +388,6 @@ class Settings(BaseSettings):
         return ""
 
 
-def _alert_name(text: str) -> AlertName:
-    """An alert name an operator may silence or turn off (README, "Alerts")."""
-    name = text.strip().upper()
-    if name not in AlertName.__members__:
-        close = difflib.get_close_matches(name, list(AlertName.__members__), n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]}?" if close else "see README, Alerts, for the names"
-        raise ValueError(f"unknown alert name {text!r}; {hint}")
-    if DEFAULT_SEVERITY[AlertName(name)] is Severity.CRITICAL:
-        raise ValueError(f"{name} is CRITICAL (the operator must act): it is always sent, "
-                         "with sound")
-    return AlertName(name)
-
-
-def parse_latency_ms(text: str) -> tuple[int, int] | None:
-    """"50-500" -> (50, 500); "200" -> (200, 200); "0" -> None (off). ValueError otherwise."""
-    low, _, high = text.strip().partition("-")
-    try:
-        bounds = (int(low), int(high or low))
-    except ValueError:
-        raise ValueError("must be milliseconds as low-high, e.g. 50-500, or 0 (off)") from None
-    if not 0 <= bounds[0] <= bounds[1] <= 10_000:
-        raise ValueError("must be 0 <= low <= high <= 10000 ms, e.g. 50-500")
-    return None if bounds == (0, 0) else bounds
-
-
 INTERVAL_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 def env_name(field_name: str, field: Any = None) -> str:
     field = field or Settings.model_fields[field_name]
@@ -378,32 +395,6 @@ def env_name(field_name: str, field: Any = None) -> str:
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
     return field_name.upper()
-
-
-def _problem_line(error: Any) -> str:
-    loc = [str(part) for part in error.get("loc", ())]
-    message = error.get("msg", "invalid").removeprefix("Value error, ")
-    if not loc:
-        return message
-    field = loc[0]
-    name = env_name(field) if field in Settings.model_fields else field.upper()
-    return f"{name}: {message}{_shown_input(field.lower(), error.get('input'))}"
-
-
-def _shown_input(field: str, raw: Any) -> str:
-    """` (got 'VALUE')` for a problem line, or nothing where the value holds a credential:
-    a key, a token, the heartbeat URL (its path is one, and a malformed URL has no path to
-    mask reliably), a user:password@ in any other URL (masked even without a scheme)."""
-    if raw is None or isinstance(raw, dict) or "secret" in field or "token" in field \
-            or field in SECRET_PATH_URLS:
-        return ""
-    if field.endswith("_url"):
-        raw = _PASSWORD_IN_URL.sub(":********@", str(raw))
-    return f" (got {raw!r})"
-
-
-# user:password@ (the part between the last colon and the @ before the host)
-_PASSWORD_IN_URL = re.compile(r":[^:@/]*@")
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -419,4 +410,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ConfigError:
         raise
     except ValidationError as exc:
-        raise ConfigError([_problem_line(err) for err in exc.errors()]) from None
+        names = {name: env_name(name, field) for name, field in Settings.model_fields.items()}
+        fields = {key: field for name, field in Settings.model_fields.items()
+                  for key in (name, names[name])}
+        raise ConfigError([problem_line(err, names, fields) for err in exc.errors()]) from None

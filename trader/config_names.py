@@ -11,13 +11,21 @@ from trader.config import Settings, env_name
 
 WATCHED_PREFIXES = ("TRADEBOT_", "BINANCE_", "TELEGRAM_")
 NOT_SETTINGS = ("TRADEBOT_CHAOS_",)   # knobs of the chaos test (tests/chaos), read by the test
+# Any other name is warned only when this close to a setting's whole name (difflib ratio):
+# HEARTBEAT_URI 0.92, LOG_JSN 0.93, TRADBOT_SYMBOLS 0.97; the platform's and the shell's
+# own stay quiet (REDIS_URL 0.55, LOGNAME 0.53, PATH 0.5).
+CLOSE_ELSEWHERE = 0.8
+# Set by the platform, not typed by the operator: PORT0 or PORTS is someone else's.
+PLATFORM_SET = ("PORT",)
 
 
 def unknown_variable_warnings(environ: Mapping[str, str], env_file: Path | None) -> list[str]:
-    """One line per TRADEBOT_* / BINANCE_* / TELEGRAM_* name, in the environment or the .env
-    file, that is no setting (a typo is otherwise silently ignored), with the closest valid
-    name (difflib):
-    "TRADEBOT_LEVERAG is not a setting and is ignored; did you mean TRADEBOT_LEVERAGE?"."""
+    """One line per name, in the environment or the .env file, that is no setting but looks
+    like one (a typo is otherwise silently ignored), with the closest valid name (difflib):
+    "TRADEBOT_LEVERAG is not a setting and is ignored; did you mean TRADEBOT_LEVERAGE?".
+    A TRADEBOT_* / BINANCE_* / TELEGRAM_* name always; any other (HEARTBEAT_URI, LOG_JSN)
+    when close to a setting's name (CLOSE_ELSEWHERE): a typo in HEARTBEAT_URL would
+    otherwise turn the dead-man's switch off without a word."""
     known = {env_name(name, field) for name, field in Settings.model_fields.items()}
     found = {name.upper(): "" for name in environ}
     if env_file is not None and env_file.is_file():
@@ -25,10 +33,16 @@ def unknown_variable_warnings(environ: Mapping[str, str], env_file: Path | None)
                   for name in dotenv_values(env_file) if name.upper() not in found}
     warnings = []
     for name, where in sorted(found.items()):
-        if not name.startswith(WATCHED_PREFIXES) or name.startswith(NOT_SETTINGS) \
-                or name in known:
+        if name in known or name.startswith(NOT_SETTINGS):
             continue
-        close = closest_setting(name, known)
+        if name.startswith(WATCHED_PREFIXES):
+            close = closest_setting(name, known)
+        else:
+            typed = [setting for setting in known if setting not in PLATFORM_SET]
+            close = next(iter(difflib.get_close_matches(name, typed, n=1,
+                                                        cutoff=CLOSE_ELSEWHERE)), None)
+            if close is None:
+                continue
         hint = f"did you mean {close}?" if close else "see .env.example for the names"
         warnings.append(f"{name}{where} is not a setting and is ignored; {hint}")
     return warnings
