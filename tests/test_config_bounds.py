@@ -89,6 +89,7 @@ def test_an_unset_tick_grows_to_the_floor_for_many_symbols() -> None:
     settings = load_settings(_env_file=None, TRADEBOT_SYMBOLS=many, **BINANCE)
     assert settings.tick_seconds == pytest.approx(2.8)
     assert "tick_seconds" not in settings.model_fields_set
+    assert settings.masked()["TRADEBOT_TICK_SECONDS"] == "2.8 (0.4 s x 7 symbols)"
     assert load_settings(_env_file=None, **BINANCE).tick_seconds == 2.0
 
 

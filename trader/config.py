@@ -369,7 +369,7 @@ class Settings(BaseSettings):
             elif name == "port" and not self.serves_http:
                 text = f"{value} (unset: nothing listens; a web dyno sets it)"
             else:
-                text = self._unset(name) if value is None else str(value)
+                text = self._unset(name) if value is None else self._derived(name, value)
             shown[env_name(name, field)] = text
         return shown
 
@@ -386,6 +386,14 @@ class Settings(BaseSettings):
         if name == "replay_file":
             return "(the bundled data)" if self.effective_feed == "replay" else ""
         return ""
+
+    def _derived(self, name: str, value: Any) -> str:
+        """`value` as shown, with why where the agent chose it: an unset tick grown to the
+        floor of the symbols (`_tick_floor`)."""
+        if name == "tick_seconds" and name not in self.model_fields_set \
+                and value != type(self).model_fields[name].default:
+            return f"{value:g} ({TICK_SECONDS_PER_SYMBOL:g} s x {len(self.symbols)} symbols)"
+        return str(value)
 
 
 INTERVAL_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
