@@ -14,6 +14,7 @@ Handler = Callable[[dict[str, str]], Any]
 class FaultControls:
     fault_book: FaultBook
     _reshapes: dict[tuple[str, str], list[Callable[[Any], Any]]]
+    _routes: dict[tuple[str, str], Any]      # the REST routes served (binance_server.py)
 
     def inject_fault(self, path_or_endpoint: str, code: int | None = None,
                      http_status: int | None = None, *, times: int = 1,
@@ -46,6 +47,19 @@ class FaultControls:
         self.fault_book.inject(path_or_endpoint, None, status, times=times, retry_after=None,
                                delay=None, drop_connection=False, msg=None, execute=execute,
                                only=only, body=body, exempt_reducing=exempt_reducing)
+
+    def outage(self, name: str = "error_503_unknown", *, times: int = 100_000,
+               sparing: tuple[str, ...] = ()) -> None:
+        """Every REST route but those `sparing` ("METHOD /path") answers the documented
+        error answer `name` (default HTTP 503 "Unknown error, please check your request or
+        try again later.", which General Info's "HTTP 503 Status: Message Variants &
+        Handling" calls execution status UNKNOWN: https://developers.binance.com/docs/
+        derivatives/usds-margined-futures/general-info) for its next `times` requests,
+        nothing executed, until `clear_faults`: Binance's REST API failing as a whole while
+        the streams stay up."""
+        for method, path in self._routes:
+            if f"{method} {path}" not in sparing:
+                self.answer_documented(f"{method} {path}", name, times=times)
 
     def throttle_new_orders(self, times: int = 1) -> None:
         """Binance's system-level protection, as General Info's HTTP 503 variant C tells
