@@ -82,3 +82,20 @@ def test_a_close_in_flight_sends_nothing_and_spends_no_attempt():
     # the negative: a close that left some of it open is followed by another
     more = step(position, FlattenResult(QUANTITY), NOW, Policy())
     assert [action for action in more.actions if isinstance(action, Flatten)]
+
+
+def test_a_close_whose_read_back_failed_sends_nothing_and_keeps_its_reason():
+    """A close taken whose position could not be read back (`unread`): like one in flight,
+    no new close, no attempt spent, CLOSING kept with its reason however many ticks wait
+    (each tick's retry finds it so again); the give-up counts refusals only."""
+    position = make(SYMBOL, Side.BUY, PositionState.CLOSING, QUANTITY, "50000", "49000",
+                    "51000")
+    position = evolve(position, close_attempts=1, closing_reason=CloseReason.COMMAND)
+    for _ in range(2 * Policy().flatten_attempts):
+        retried = step(position, FlattenResult(QUANTITY), NOW, Policy())     # the tick's
+        [close] = [action for action in retried.actions if isinstance(action, Flatten)]
+        position = step(retried.position, FlattenResult(QUANTITY, unread=True), NOW,
+                        Policy()).position
+        assert position.state is PositionState.CLOSING
+        assert position.closing_reason is CloseReason.COMMAND
+        assert position.close_attempts == 1

@@ -13,7 +13,7 @@ from trader.display import duration, money, plural, price, quantity
 from trader.domain import ZERO, CloseReason
 from trader.engine import Engine
 from trader.events import CloseRequested
-from trader.market_exit import exits_unanswered
+from trader.market_exit import NOT_READ_BACK, exits_unanswered
 from trader.observe import SymbolView
 from trader.position import Position, PositionState
 from trader.trade_history import trade_net
@@ -39,7 +39,7 @@ async def close_positions(engine: Engine, command: Command) -> CommandResult:
             left = engine.positions.get(symbol)    # still open, or an entry not filled yet
             if left is not None and left.state is not PositionState.CLOSED:
                 ok, failed = False, failed + 1
-                finishing += bool(exits_unanswered(engine.store, left))
+                finishing += goes_on(engine, left, done)
     return CommandResult(ok, lines or ["no open positions"],
                          waiting=failed > 0 and finishing == failed)
 
@@ -211,8 +211,10 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
     position = open_position(engine, symbol)
     if position is not None:
         closes = sum(1 for note in notes if note.startswith(f"{symbol}: market close "))
+        unread = _unread(position, notes)
         return _still_open_line(engine, command, position, closes, IN_FLIGHT_NEXT
-                                if exits_unanswered(engine.store, position) else None)
+                                if exits_unanswered(engine.store, position) else UNREAD_NEXT
+                                if unread else None, known=not unread)
     closed = engine.store.closed_positions()
     last = next((p for p in reversed(closed) if p.symbol == symbol), None)
     if last is None or last.exit_price is None:
@@ -235,6 +237,26 @@ _ASKED = frozenset({CloseReason.COMMAND, CloseReason.EMERGENCY, None})
 # A close whose answer was lost (trader/market_exit.py `flatten`): never sent blind.
 IN_FLIGHT_NEXT = ("its answer was lost: the agent asks Binance for that close by its id and, "
                   "once it is known not to have landed, sends it again by itself (never twice)")
+
+
+# A close taken whose read-back the exchange did not answer (trader/market_exit.py): the
+# position stays CLOSING and the ticks finish it.
+UNREAD_NEXT = ("the agent reads the position again and closes whatever is left by itself; "
+               "the CLOSE alert says when it is closed")
+
+
+def _unread(position: Position, notes: list[str]) -> bool:
+    """The close's result is not known: the position could not be read back after it."""
+    unread = f"{position.symbol}: {NOT_READ_BACK}"
+    return position.state is PositionState.CLOSING \
+        and any(note.startswith(unread) for note in notes)
+
+
+def goes_on(engine: Engine, position: Position, notes: list[str]) -> bool:
+    """A close not finished that the agent finishes by itself (the answer "waiting"): one
+    whose answer was lost, or whose result could not be read back (`notes`: what the
+    command did)."""
+    return bool(exits_unanswered(engine.store, position)) or _unread(position, notes)
 
 
 def _held_back(engine: Engine, symbol: str) -> bool:
@@ -268,10 +290,11 @@ def _circuit_ends(engine: Engine) -> datetime | None:
 
 
 def _still_open_line(engine: Engine, command: Command, position: Position,
-                     closes: int, next_step: str | None = None) -> str:
+                     closes: int, next_step: str | None = None, known: bool = True) -> str:
     """"BTCUSDT: still open (0.1) after 3 market closes, protected by its stop-loss at
     49,000; run `tradebot shutdown --flatten` again or close it in the Binance app".
-    `next_step` replaces the advice when the agent goes on by itself."""
+    `next_step` replaces the advice when the agent goes on by itself; not `known`: the
+    position could not be read after the close ("not known closed yet (0.1 before it)")."""
     symbol = position.symbol
     rules = symbol_rules(engine, symbol)
     tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
@@ -280,8 +303,10 @@ def _still_open_line(engine: Engine, command: Command, position: Position,
     cover = f"protected by its stop-loss at {price(stop.trigger_price, tick)}" \
         if stop is not None and position.stop.covers(position.quantity) \
         else "NOT protected: no stop-loss on the exchange right now"
-    return (f"{symbol}: still open ({quantity(position.quantity, step)}){after}, {cover}; "
-            f"{next_step or _retry_hint(command, symbol)}")
+    size = quantity(position.quantity, step)
+    held = f"still open ({size}){after}" if known else f"not known closed yet ({size} before " \
+        f"{plural(closes, 'market close') if closes > 1 else 'the market close'})"
+    return f"{symbol}: {held}, {cover}; {next_step or _retry_hint(command, symbol)}"
 
 
 def _retry_hint(command: Command, symbol: str) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from trader import operator_holds
 from trader.alerts import Alert, AlertName
 from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult
-from trader.control_close import close_failed, close_one, open_position
+from trader.control_close import close_failed, close_one, goes_on, open_position
 from trader.control_quotes import stop_quotes
 from trader.display import duration, number, plural
 from trader.domain import CloseReason, Order, OrderRole, OrderStatus
@@ -51,7 +51,11 @@ async def shutdown(engine: Engine, command: Command) -> CommandResult:
     if why := engine.guards.unpinned():
         lines.append(unpinned_line(why))
     _tell(engine, command, AlertName.EMERGENCY_DONE, lines)
-    return CommandResult(not (command.flatten and still_open), lines)
+    # "waiting" when every position left is a close the agent finishes by itself (its
+    # answer lost, or its result not read back), "failed" when one needs the operator
+    waiting = command.flatten and bool(still_open) \
+        and all(goes_on(engine, position, lines) for position in still_open)
+    return CommandResult(not (command.flatten and still_open), lines, waiting=waiting)
 
 
 def unpinned_line(why: str) -> str:

@@ -176,10 +176,13 @@ class FlattenResult:
     client id of a close of ours whose outcome is not known yet (its answer was lost and it
     may still land): no other close is sent until it is (trader/market_exit.py).
     `not_sent`: a partial take-profit refused before sending, as its intent could not be
-    saved (trader/executor.py JOURNAL_REQUIRED): nothing was closed."""
+    saved (trader/executor.py JOURNAL_REQUIRED): nothing was closed. `unread`: the close
+    was taken, but the position could not be read back after it (the exchange did not
+    answer): `remaining` is the size before it; a later tick's view says what is left."""
     remaining: Decimal
     in_flight: str | None = None
     not_sent: bool = False
+    unread: bool = False
 
 
 @fast_init          # one per in-position tick

@@ -281,9 +281,11 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
             position = evolve(position, quantity=quantity)
         return position, [], []
     position = evolve(position, quantity=event.remaining)
-    if event.in_flight is not None:
-        # Waiting for a close that may still land: the attempt that found it sent nothing
-        # (the give-up counts closes sent, not ticks waited).
+    if event.in_flight is not None or event.unread:
+        # Waiting for a close that may still land, or for a read of what a close left: the
+        # attempt that found it sent nothing, or nothing refused (the give-up counts
+        # refusals, not ticks waited nor reads failed, however long the exchange is down);
+        # CLOSING keeps its reason, and the next tick tries again.
         return evolve(position, close_attempts=max(1, position.close_attempts - 1)), [], []
     reason = position.closing_reason or CloseReason.COMMAND
     if position.close_attempts < policy.flatten_attempts:

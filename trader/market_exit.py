@@ -1,7 +1,10 @@
 """Market exits of a position (a /close, a time exit, a flatten, a partial take-profit):
 sent reduce-only through the executor (write-ahead intents; a part per MARKET_LOT_SIZE), never
 two in flight (one whose answer was lost is probed, not sent again), then verified against the
-position read back; a late fill that flipped the position is rebalanced reduce-only.
+position read back; a late fill that flipped the position is rebalanced reduce-only. A probe
+or a read-back the exchange does not answer (a 503 outage of every route) leaves the close
+waiting, never failed: nothing more is sent and no attempt is spent until a later tick
+knows (`FlattenResult.in_flight`, `unread`), however long that takes.
 
     exit = MarketExit(exchange, executor, tracker, clock)
     performed = await exit.flatten(position, action)   # events + notes for the operator
@@ -18,6 +21,7 @@ from loguru import logger
 from storage import SaveStateFailure
 from trader import display
 from trader.clock import Clock
+from trader.containment import readable
 from trader.domain import (
     ZERO,
     ClientId,
@@ -28,7 +32,7 @@ from trader.domain import (
     OrderType,
 )
 from trader.events import Event, Flatten, FlattenResult, PositionGone
-from trader.exchange.base import Exchange
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.errors import Outcome
 from trader.executor import ActionResult, Executor
 from trader.intent_records import IntentRecords
@@ -39,6 +43,7 @@ from trader.position import Position
 from trader.symbol_rules import SymbolRules
 
 REBALANCE_ATTEMPTS = 3
+NOT_READ_BACK = "the position could not be read back"   # a close's result not known
 REBALANCE_SEQ_STRIDE = 100   # rebalance ids: the close's number + 100 x attempt
 
 
@@ -77,7 +82,29 @@ class MarketExit:
             return await self._waiting_for(position, client_id, [
                 f"{close} sent; {lost} was lost (Binance: execution status unknown), so "
                 "the position is read back"])
-        held = await self._read_position(position)
+        if result.outcome is Outcome.CIRCUIT_OPEN:
+            # Not sent: inside a Retry-After the read raises too, and the command's answer
+            # says when the close goes (trader/control_close.py `_held_back`)
+            return await self._verified(position, close, result,
+                                        await self._read_position(position))
+        held, unread = await self._read_back(position)
+        if held is None and result.ok:
+            # Taken by Binance, but what is left is not known: a later tick's view says
+            # (flat: closed; else the rest is sent then), nothing is sent blind now
+            return Performed([FlattenResult(position.quantity, unread=True)],
+                             [f"{close} -> {result.outcome._value_}", unread])
+        if held is None:
+            # A definite refusal (nothing executed): the next close follows as for any
+            # refusal (the schedule's attempts), for the quantity last known
+            return Performed([FlattenResult(position.quantity)],
+                             [f"{close} refused by Binance ({result.reason})", unread])
+        return await self._verified(position, close, result, held)
+
+    async def _verified(self, position: Position, close: str, result: ActionResult,
+                        held: ExchangePosition) -> Performed:
+        """A close answered (taken or refused) and the position read back after it: what is
+        left of it, a late fill that flipped it rebalanced reduce-only."""
+        rules = self.exchange.rules(position.symbol)
         # (`_value_`: `value` without the enum property's call)
         notes = [f"{close} -> {result.outcome._value_}" if result.ok
                  else f"{close} not needed: the position was already closed on Binance "
@@ -95,7 +122,11 @@ class MarketExit:
                                         rules.largest_market_qty), self.clock.now(),
                                     side=position.side, sending=True)
             await self.executor.submit(rebalance)
-            held = await self._read_position(position)
+            read, unread = await self._read_back(position)
+            if read is None:
+                return Performed([FlattenResult(position.quantity, unread=True)],
+                                 [*notes, unread])
+            held = read
         remaining = held.size if held.side is position.side else ZERO
         events: list[Event] = [FlattenResult(remaining)]
         if held.side is None:
@@ -147,12 +178,21 @@ class MarketExit:
 
     async def _exit_in_flight(self, position: Position, sending: str) -> str | None:
         """The client id of a market exit of this position (a close, a partial take) whose
-        answer was lost and which may still land, probed now (trader/executor.py `probe`);
-        None when there is none. `sending`: the id about to be sent (not in flight yet)."""
+        answer was lost and which may still land, probed now (trader/executor.py `probe`;
+        a probe the exchange does not answer leaves it in flight); None when there is none.
+        `sending`: the id about to be sent (not in flight yet)."""
         for intent in exits_unanswered(self.executor.store, position):
             if intent.client_id == sending:
                 continue
-            probed = await self.executor.probe(intent)
+            try:
+                probed = await self.executor.probe(intent)
+            except (ExchangeError, UnknownOutcome) as exc:
+                # Not answered (a 503 outage): it may still land, so nothing is sent now;
+                # what the stream told of it, if anything, settles it for a later tick
+                logger.warning("market exit in flight not probed symbol={} client_id={} "
+                               "error={}", position.symbol, intent.client_id, exc)
+                self.executor.settle_known(intent.client_id)
+                return intent.client_id
             if probed.status is IntentStatus.SENT and self.tracker.get(intent.client_id) is None:
                 return intent.client_id
         return None
@@ -160,13 +200,28 @@ class MarketExit:
     async def _waiting_for(self, position: Position, client_id: str,
                            notes: list[str]) -> Performed:
         """A market exit in flight (`client_id`): the position as read now; flat, it is gone
-        (the exit landed after all); else nothing more is sent until its outcome is known."""
-        held = await self._read_position(position)
+        (the exit landed after all); else, or unread, nothing more is sent until its outcome
+        is known."""
+        held, unread = await self._read_back(position)
+        if held is None:
+            return Performed([FlattenResult(position.quantity, in_flight=client_id)],
+                             [*notes, unread])
         if held.side is None:
             return Performed([FlattenResult(ZERO), PositionGone()],
                              [*notes, f"{position.symbol}: the position read back is closed"])
         remaining = held.size if held.side is position.side else position.quantity
         return Performed([FlattenResult(remaining, in_flight=client_id)], notes)
+
+    async def _read_back(self, position: Position) -> tuple[ExchangePosition | None, str]:
+        """`_read_position`, or None and the note saying why when the exchange did not
+        answer the read (its gate retried already): a close's result is then not known."""
+        try:
+            return await self._read_position(position), ""
+        except (ExchangeError, UnknownOutcome) as exc:
+            logger.warning("position not read back after a market exit symbol={} error={}",
+                           position.symbol, exc)
+            return None, (f"{position.symbol}: {NOT_READ_BACK} ({readable(exc)}), so what "
+                          "it holds now is not known yet")
 
     async def _read_position(self, position: Position) -> ExchangePosition:
         """The position read back, as the tracker keeps it with this read
