@@ -130,8 +130,21 @@ def format_status(status: StatusView) -> str:
         lines.append(f"⛔ <b>Exchange API paused</b> {escape(status.api_circuit)}")
     if status.feed:
         lines.append(f"Feed {escape(status.feed)}")
-    lines.append(f"<b>Last error</b> {escape(status.last_error) if status.last_error else 'none'}")
+    if status.exchange_outage:         # before the positions, like the failures' line
+        lines.insert(1, f"⚠️ <b>Exchange not answering</b>: {escape(status.exchange_outage)}")
+    lines.append(f"<b>Last error</b> {_last_error(status)}")
     return "\n".join(lines)
+
+
+def _last_error(status: StatusView) -> str:
+    """The last failure with when it happened ("12:08:46 UTC, 2 min ago: close BTCUSDT:
+    ..."): a failure long past reads as past, not as what is going on."""
+    if not status.last_error:
+        return "none"
+    at, now = status.last_error_at, status.now
+    if at is None or now is None:
+        return escape(status.last_error)
+    return f"{at:%H:%M:%S} UTC, {duration(now - at)} ago: {escape(status.last_error)}"
 
 
 def _equity(status: StatusView) -> str:

@@ -40,6 +40,7 @@ def health_text(view: HealthView) -> str:
         f"{duration(timedelta(seconds=round(view.stale_after)))})",
         f"Streams: {streams}",
         f"Database: {'writable' if view.database_writable else '<b>writes failing</b>'}",
+        f"Exchange REST: {escape(view.exchange_rest)}",
         f"Exchange circuit: {escape(view.exchange_circuit or 'closed')}",
         f"Rate limit used: {usage or 'not reported'}",
         f"Telegram: {escape(view.telegram)}; oldest alert waiting: "

@@ -31,6 +31,8 @@ class AlertName(StrEnum):
     POSITION_UNPROTECTED = "POSITION_UNPROTECTED"
     API_CIRCUIT_OPEN = "API_CIRCUIT_OPEN"
     API_CIRCUIT_CLOSED = "API_CIRCUIT_CLOSED"
+    EXCHANGE_UNREACHABLE = "EXCHANGE_UNREACHABLE"   # REST not answering (5xx, timeouts)
+    EXCHANGE_REACHABLE = "EXCHANGE_REACHABLE"       # all-clear after EXCHANGE_UNREACHABLE
     EXCHANGE_CLOSE = "EXCHANGE_CLOSE"        # liquidation, ADL or settlement by the exchange
     MARGIN_CALL = "MARGIN_CALL"              # the exchange's margin call: liquidation is near
     ACCOUNT_MODE = "ACCOUNT_MODE"            # Multi-Assets mode on: cross margin only
@@ -85,6 +87,7 @@ DEFAULT_SEVERITY: dict[AlertName, Severity] = {
     AlertName.ACCOUNT_MODE: _C,          # Multi-Assets mode: no entries until switched off
     # WARN: unusual; the agent copes, the operator should hear of it.
     AlertName.API_CIRCUIT_OPEN: _W,      # rate-limited: nothing sent until Retry-After
+    AlertName.EXCHANGE_UNREACHABLE: _W,  # Binance REST silent: nothing checked or sent
     AlertName.POSITION_REDUCED: _W,      # ADL, a hand reduced a position (a partial
                                          # liquidation: CRITICAL, trader/lifecycle.py)
     AlertName.PROTECTION: _W,            # a take-profit refused, a stop move given up
@@ -97,6 +100,7 @@ DEFAULT_SEVERITY: dict[AlertName, Severity] = {
     AlertName.SAVE_STATE_RECOVERED: _I,
     AlertName.API_CIRCUIT_CLOSED: _I,
     AlertName.ACCOUNT_MODE_RESTORED: _I,
+    AlertName.EXCHANGE_REACHABLE: _I,
     AlertName.PROTECTION_RESTORED: _I,
     AlertName.DATA_RESUMED: _I,
     AlertName.EMERGENCY_DONE: _I,        # the operator's own /shutdown (or `tradebot shutdown`)
@@ -134,6 +138,7 @@ ALL_CLEAR: dict[AlertName, AlertName] = {
     AlertName.PROTECTION: AlertName.PROTECTION_RESTORED,
     AlertName.SAVE_STATE_FAILURE: AlertName.SAVE_STATE_RECOVERED,
     AlertName.API_CIRCUIT_OPEN: AlertName.API_CIRCUIT_CLOSED,
+    AlertName.EXCHANGE_UNREACHABLE: AlertName.EXCHANGE_REACHABLE,
     AlertName.STALE_DATA: AlertName.DATA_RESUMED,
     AlertName.ACCOUNT_MODE: AlertName.ACCOUNT_MODE_RESTORED,
     AlertName.BREAKER_TRIPPED: AlertName.BREAKER_CLEARED,

@@ -146,6 +146,10 @@ class StatusView:
     # why entries are refused on a symbol where no line above says it: a leftover order of
     # ours the exchange still lists and will not cancel (trader/position_keeper.py)
     entry_blocks: list[str] = field(default_factory=list)
+    last_error_at: datetime | None = None     # when `last_error` happened
+    # the exchange's REST API not answering now: "Binance REST not answering since 12:08:46
+    # UTC (HTTP 503 x 30); last: open orders: code=-1000 ..." (trader/exchange/rest_answers.py)
+    exchange_outage: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

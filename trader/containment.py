@@ -27,12 +27,22 @@ class Containment:
         self.guards = guard_book
         self.alerter = alerter
         self.clock = clock
-        self.last_error: str | None = None   # "what: why" (`readable`), for /status
+        self._last_error: str | None = None   # "what: why" (`readable`), for /status
+        self.last_error_at: datetime | None = None   # when it was set: /status tells its age
         # Backtests set it: an unexpected error ends the run instead of skipping the unit
         # (a replayed tick cannot be retried; a report over skipped ticks never happened).
         self.fail_fast = False
         # When the API circuit whose refusals were logged opened (`_refused`: once each).
         self._refusals_logged_for: datetime | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, text: str | None) -> None:
+        self._last_error = text
+        self.last_error_at = self.clock.now() if text is not None else None
 
     async def contained(self, what: str, work: Awaitable[T], symbol: str = "") -> T | None:
         """Run one unit of work; what escapes it is logged, counted and alerted here and

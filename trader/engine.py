@@ -131,6 +131,8 @@ class Engine(EngineParts):
             health.watch_circuit(self.positions)
         self.guards.expire(self.clock.now())
         await self.housekeeping.run(self.interpreter.positions, self.balance_keeper.balance)
+        if health.rest_answers is not None:     # an exchange sending REST requests
+            health.watch_rest(self.positions)
         if self.executor.rules_changes:     # `report_rules_changes`: none (nearly every tick)
             health.report_rules_changes()
         rewrites = self.store.unit.rewrites

@@ -120,7 +120,8 @@ class EngineParts:
         self.keeper = PositionKeeper(settings, exchange, self.executor, self.tracker, store,
                                      self.view, self.interpreter, self.entries, self.breakers,
                                      self.candles, alerter, clock, self.balance_keeper)
-        self.exchange_health = ExchangeHealth(exchange, self.executor, alerter, clock)
+        self.exchange_health = ExchangeHealth(exchange, self.executor, alerter, clock,
+                                              settings.tick_seconds)
         self.second_instance = SecondInstanceCheck(self.tracker, self.executor, self.guards,
                                                    alerter, clock)
         self.started_at = clock.now()

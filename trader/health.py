@@ -5,7 +5,10 @@ Healthy means the agent is doing its job, all three of:
   never less than 30 s, so one slow exchange call does not flap an uptime monitor; booting
   (no tick yet) is not healthy;
 - database writes work (the last write succeeded: trader/engine.py's write health);
-- it is not stopping (SIGTERM received).
+- it is not stopping (SIGTERM received);
+- the exchange's REST API answers: a request got an answer within max(12 tick periods,
+  2 min) (trader/exchange_health.py `rest_bounds` says why), else no stop can have been
+  checked or moved. Silent for max(3 tick periods, 30 s) it is a warning already.
 Everything else is reported as a warning, not a failure: a user-data or market stream down
 (the agent polls over REST meanwhile), the exchange's rate-limit circuit open (nothing is
 sent until it closes; positions keep their exchange-side orders), Telegram unreachable or
@@ -28,6 +31,8 @@ from loguru import logger
 from trader.clock import Clock
 from trader.engine import Engine
 from trader.exchange.base import stream_states
+from trader.exchange.rest_answers import last_outage
+from trader.exchange_health import rest_bounds
 from trader.presence import AgentPresence
 from trader.views import run_state
 
@@ -62,6 +67,8 @@ class HealthView:
     details: dict[str, Any] = field(default_factory=dict)
     invariants: list[str] = field(default_factory=list)   # the invariant monitor's confirmed
     #                                   violations, one line each (trader/invariant_monitor.py)
+    # "answering", "not answering since 12:08:46 UTC (HTTP 503 x 30)", or "not used" (paper)
+    exchange_rest: str = "not used"
 
     def as_json(self) -> dict[str, Any]:
         body = asdict(self)
@@ -91,6 +98,7 @@ class HealthMonitor:
         warnings += [f"exchange circuit {circuit}"] if circuit else []
         warnings += [f"telegram {telegram}"] if telegram == "unreachable" else []
         warnings += [f"alerts waiting {lag:.0f} s"] if lag > stale_after else []
+        rest = _rest(engine, now, problems, warnings)
         return HealthView(
             healthy=not problems, problems=problems, warnings=warnings,
             run_state=run_state(engine), last_tick_age=age, stale_after=stale_after,
@@ -100,7 +108,8 @@ class HealthMonitor:
             uptime=(now - self.presence.started_at).total_seconds(),
             details={"mode": engine.settings.mode, "symbols": list(engine.symbols),
                      "ticks": engine.ticks, "replay": self.presence.replay},
-            invariants=[v.line for v in engine.housekeeping.invariants.violations])
+            invariants=[v.line for v in engine.housekeeping.invariants.violations],
+            exchange_rest=rest)
 
 
 def _problems(age: float | None, stale_after: float, writable: bool, stopping: bool,
@@ -115,6 +124,24 @@ def _problems(age: float | None, stale_after: float, writable: bool, stopping: b
     if stopping:
         problems.append("stopping")
     return problems
+
+
+def _rest(engine: Engine, now: datetime, problems: list[str], warnings: list[str]) -> str:
+    """The REST API's answering, as /health shows it; an outage past the warning bound goes
+    to `warnings`, past the unhealthy one to `problems`."""
+    if getattr(engine.exchange, "rest_answers", None) is None:
+        return "not used"
+    outage = last_outage(engine.exchange)
+    if outage is None or outage.ended_at is not None:
+        return "answering"
+    warn_after, unhealthy_after = rest_bounds(engine.settings.tick_seconds)
+    lasted = outage.lasted(now)
+    if lasted >= unhealthy_after:
+        problems.append(f"{outage.describe()}: {lasted:.0f} s (more than "
+                        f"{unhealthy_after:.0f} s), protection cannot be verified")
+    elif lasted >= warn_after:
+        warnings.append(outage.describe())
+    return outage.describe().removeprefix("Binance REST ")
 
 
 def _circuit(engine: Engine, now: datetime) -> str | None:

@@ -30,6 +30,7 @@ from trader.commands import (
 from trader.display import on_step
 from trader.domain import ZERO, ExchangePosition, OrderRole
 from trader.engine import Engine
+from trader.exchange.rest_answers import last_outage
 from trader.log_ring import RECENT
 from trader.position import Leg, LegStatus, Position, PositionState
 from trader.symbol_rules import SymbolRules
@@ -198,7 +199,15 @@ def status_view(engine: Engine) -> StatusView:
         equity_before_close=engine.balance_keeper.read_before_close,
         entry_blocks=[*engine.margin.blocks(),
                       *(block for symbol in engine.symbols
-                        if (block := engine.keeper.orphans.leftover_refusal(symbol)))])
+                        if (block := engine.keeper.orphans.leftover_refusal(symbol)))],
+        last_error_at=engine.boundary.last_error_at, exchange_outage=_outage_text(engine))
+
+
+def _outage_text(engine: Engine) -> str | None:
+    outage = last_outage(engine.exchange)
+    if outage is None or outage.ended_at is not None:
+        return None
+    return f"{outage.describe()}; last: {outage.last_error}"
 
 
 def _circuit_text(engine: Engine, now: datetime) -> str | None:

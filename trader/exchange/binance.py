@@ -85,6 +85,7 @@ class BinanceExchange:
         self._request_timeout = request_timeout
         self._rest = BinanceRest(clock, rate_headroom=rate_headroom, retry_policy=retry_policy)
         self.gate = self._rest.gate
+        self.rest_answers = self.gate.answers   # is REST answering: trader/health.py
         self._orders = BinanceOrders(self._rest)
         self._account = BinanceAccount(self._rest)
         self.streams = BinanceStreams(self.stream_base_url, self, clock,

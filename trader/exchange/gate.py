@@ -20,6 +20,8 @@ Every request the Binance adapter sends (reads, orders, cancels, listenKey) goes
    is unknown and the executor probes it by client id, or it failed (a documented failure:
    nothing executed) and its caller decides whether to place it again. A read its caller
    can do without is sent once (`once`).
+4. **Answers.** Whether each request got an answer at all is counted
+   (trader/exchange/rest_answers.py): /health and the EXCHANGE_UNREACHABLE alert read it.
 
 The gate knows nothing of python-binance: `send` takes a zero-argument coroutine factory
 that performs one request and raises `ExchangeError` / `UnknownOutcome` already translated.
@@ -50,6 +52,7 @@ from trader.exchange.base import (
 )
 from trader.exchange.errors import Outcome, Retry, classify
 from trader.exchange.ratelimit import RateLimiter
+from trader.exchange.rest_answers import RestAnswers
 
 T = TypeVar("T")
 
@@ -91,6 +94,7 @@ class RequestGate:
         self._circuit = CircuitState(None)
         self.refused = 0                  # calls refused locally while the circuit was open
         self._on_open: list[Callable[[CircuitState], None]] = []
+        self.answers = RestAnswers()      # is the API answering at all (/health)
 
     # --- circuit ---------------------------------------------------------------------
     def circuit(self) -> CircuitState:
@@ -173,11 +177,21 @@ class RequestGate:
             await self._clock.sleep(wait)
             self._check_circuit(action)
         try:
-            return await request()
+            answer = await request()
         except ExchangeError as error:
-            if classify(error, sending=False).outcome is Outcome.CIRCUIT_OPEN:
+            verdict = classify(error, sending=False)
+            if verdict.retry is Retry.BACKOFF:
+                self.answers.unanswered(action, error, self._clock.now())
+            else:                 # Binance answered, if only to refuse
+                self.answers.answered(self._clock.now())
+            if verdict.outcome is Outcome.CIRCUIT_OPEN:
                 self._open_circuit(error, action)
             raise
+        except UnknownOutcome as error:     # no answer, or one that tells nothing
+            self.answers.unanswered(action, error, self._clock.now())
+            raise
+        self.answers.answered(self._clock.now())
+        return answer
 
     def _retryable(self, error: BaseException, idempotent: bool) -> bool:
         if isinstance(error, CircuitOpen):
