@@ -81,7 +81,10 @@ class BotTimings:
     delivery_interval: float = 5.0         # alert outbox sweep when nothing wakes it
     delivery_backoff: Backoff = field(default_factory=Backoff)
     blocked_chat_retry: float = 300.0      # a chat that answered 403 is tried again after this
-    connect_backoff: Backoff = field(default_factory=lambda: Backoff(initial=2.0, cap=60.0))
+    # getMe while Telegram is unreachable (at start, in the background): capped like the poll
+    # backoff, so commands and the pinned state are back within ~5 s of Telegram (README).
+    # One getMe every 5 s is no load; a 429 waits its retry_after in full (FloodAwareWait).
+    connect_backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.0, cap=5.0))
     replies: RetryPolicy = field(default_factory=RetryPolicy)   # messages, prompts, photos, edits
     # Telegram stops accepting an answer to a button press after a short while.
     callback_answers: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=3,
@@ -179,6 +182,8 @@ class TelegramBot:
         self._gate = gate
         self._token_trouble = token_trouble
         self.connected = False
+        # Called (quick, no await) once getMe answers: trader/intent_keeper.py's pin read
+        self.on_connected: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- AlertSink ----------------------------------------------------------------------
@@ -256,6 +261,8 @@ class TelegramBot:
         # Connected once Telegram answers getMe: sending alerts needs no update channel, so
         # the channel (setWebhook, polling) is opened after this and apart (UpdateChannel).
         self.connected = True
+        for callback in self.on_connected:       # the pinned state is read now, not later
+            callback()
         me = application.bot.username
         logger.info("telegram bot connected username={} mode={}", me,
                     "webhook" if self.settings.telegram_webhook_url else "polling")

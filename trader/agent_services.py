@@ -66,6 +66,9 @@ class AgentServices:
         engine = self.engine
         self.keeper = IntentKeeper(engine.guards, engine.store, engine.alerter, self.clock,
                                    None if self.replay else pin_of(sink), engine.wakeup.set)
+        on_connected = getattr(sink, "on_connected", None)   # the Telegram bot: read the
+        if isinstance(on_connected, list) and not self.replay:   # pin once getMe answers
+            on_connected.append(self.keeper.telegram_answered)
         self.keeper.start()
         self.presence.start()
         if self.http is not None:

@@ -92,6 +92,7 @@ class IntentKeeper:
         self._recall: asyncio.Task[list[OperatorIntent]] | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._publish_due = asyncio.Event()
+        self._telegram_answered = asyncio.Event()   # cuts the pin read's retry wait short
         guards.on_change = self.on_guards_changed
         guards.unpinned = self.unpinned
 
@@ -151,8 +152,21 @@ class IntentKeeper:
             except Exception as exc:  # noqa: BLE001 - a bug here must not end the retries
                 wait = delay
                 logger.opt(exception=exc).error("reading the pinned state failed")
-            await asyncio.sleep(wait)
+            await self._retry_wait(wait)
             delay = min(delay * 2, self.retry_cap)
+
+    def telegram_answered(self) -> None:
+        """Telegram answered (the bot connected): a pin read waiting for its retry goes now,
+        not after a backoff grown through the outage (up to `retry_cap`)."""
+        self._telegram_answered.set()
+
+    async def _retry_wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._telegram_answered.wait(), seconds)
+        except TimeoutError:
+            return
+        finally:
+            self._telegram_answered.clear()
 
     def _recalled(self, task: "asyncio.Task[list[OperatorIntent]]") -> None:
         if task.cancelled() or task.exception() is not None:
