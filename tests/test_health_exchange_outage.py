@@ -141,6 +141,25 @@ async def test_a_rest_outage_warns_then_turns_unhealthy_and_its_end_is_told(tmp_
         assert len(alerts(engine, "EXCHANGE_REACHABLE")) == 1
 
 
+async def test_one_failed_read_then_a_quiet_minute_is_no_outage(tmp_path):
+    """The outage is measured on the evidence, first to last unanswered request: a flat
+    account on healthy streams may send nothing for a minute after one failed read."""
+    async with long_position(tmp_path) as (fake, engine, clock):
+        presence = AgentPresence(engine.store, lambda: engine.ticks, engine.wakeup, clock,
+                                 replay=False)
+        monitor = HealthMonitor(engine, presence, clock)
+        fail_everything(fake)
+        await engine.tick()
+        fake.clear_faults()
+        clock.shift(60)                                   # nothing asked meanwhile
+        presence.last_tick_at = clock.now()
+        view = monitor.view()
+        assert view.healthy and not [w for w in view.warnings if "not answering" in w]
+        assert view.exchange_rest.startswith("not answering since")   # no answer yet
+        engine.exchange_health.watch_rest(engine.positions)
+        assert alerts(engine, "EXCHANGE_UNREACHABLE") == []
+
+
 def test_the_last_error_says_when_it_happened() -> None:
     """Review rv15 #8: "...429, nothing is sent for 18 s more" stayed after the close was
     done; with its time and age it reads as past."""

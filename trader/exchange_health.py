@@ -62,13 +62,13 @@ class ExchangeHealth:
             return
         now = self.clock.now()
         if last.ended_at is None and self.rest_alerted is None \
-                and last.lasted(now) >= self.rest_warn_after:
+                and last.span() >= self.rest_warn_after:
             self.rest_alerted = last.since
             logger.error("exchange REST not answering since={} failures={} last_error={}",
                          last.since.isoformat(), last.failures, last.last_error)
             self.alerter.publish(Alert(
                 AlertName.EXCHANGE_UNREACHABLE,
-                f"{last.describe()}: no answer for {last.lasted(now):.0f} s (last: "
+                f"{last.describe()}: no answer for {last.span():.0f} s (last: "
                 f"{last.last_error}). {_unreachable_text(positions)}",
                 dedup_key="exchange-unreachable"), now)
         elif last.ended_at is not None and self.rest_alerted is not None:

@@ -6,9 +6,10 @@ Healthy means the agent is doing its job, all three of:
   (no tick yet) is not healthy;
 - database writes work (the last write succeeded: trader/engine.py's write health);
 - it is not stopping (SIGTERM received);
-- the exchange's REST API answers: a request got an answer within max(12 tick periods,
-  2 min) (trader/exchange_health.py `rest_bounds` says why), else no stop can have been
-  checked or moved. Silent for max(3 tick periods, 30 s) it is a warning already.
+- the exchange's REST API answers: its requests have not gone unanswered over a stretch of
+  max(12 tick periods, 2 min) (first to last unanswered request: trader/exchange/
+  rest_answers.py; trader/exchange_health.py `rest_bounds` says why), else no stop can have
+  been checked or moved. Over max(3 tick periods, 30 s) it is a warning already.
 Everything else is reported as a warning, not a failure: a user-data or market stream down
 (the agent polls over REST meanwhile), the exchange's rate-limit circuit open (nothing is
 sent until it closes; positions keep their exchange-side orders), Telegram unreachable or
@@ -98,7 +99,7 @@ class HealthMonitor:
         warnings += [f"exchange circuit {circuit}"] if circuit else []
         warnings += [f"telegram {telegram}"] if telegram == "unreachable" else []
         warnings += [f"alerts waiting {lag:.0f} s"] if lag > stale_after else []
-        rest = _rest(engine, now, problems, warnings)
+        rest = _rest(engine, problems, warnings)
         return HealthView(
             healthy=not problems, problems=problems, warnings=warnings,
             run_state=run_state(engine), last_tick_age=age, stale_after=stale_after,
@@ -126,7 +127,7 @@ def _problems(age: float | None, stale_after: float, writable: bool, stopping: b
     return problems
 
 
-def _rest(engine: Engine, now: datetime, problems: list[str], warnings: list[str]) -> str:
+def _rest(engine: Engine, problems: list[str], warnings: list[str]) -> str:
     """The REST API's answering, as /health shows it; an outage past the warning bound goes
     to `warnings`, past the unhealthy one to `problems`."""
     if getattr(engine.exchange, "rest_answers", None) is None:
@@ -135,7 +136,7 @@ def _rest(engine: Engine, now: datetime, problems: list[str], warnings: list[str
     if outage is None or outage.ended_at is not None:
         return "answering"
     warn_after, unhealthy_after = rest_bounds(engine.settings.tick_seconds)
-    lasted = outage.lasted(now)
+    lasted = outage.span()      # first to last unanswered request: the evidence
     if lasted >= unhealthy_after:
         problems.append(f"{outage.describe()}: {lasted:.0f} s (more than "
                         f"{unhealthy_after:.0f} s), protection cannot be verified")
