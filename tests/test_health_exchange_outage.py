@@ -42,7 +42,8 @@ ROUTES = ["/fapi/v3/positionRisk", "/fapi/v2/positionRisk", "/fapi/v1/openOrders
           "/fapi/v1/ticker/bookTicker", "/fapi/v1/klines", "/fapi/v1/order",
           "/fapi/v1/algoOrder", "/fapi/v1/userTrades", "/fapi/v1/income",
           "/fapi/v1/exchangeInfo", "/fapi/v1/time", "/fapi/v1/listenKey",
-          "/fapi/v1/allOrders", "/fapi/v1/leverageBracket", "/fapi/v1/commissionRate"]
+          "/fapi/v1/allOrders", "/fapi/v1/leverageBracket", "/fapi/v1/commissionRate",
+          "/fapi/v1/ping"]
 
 
 class ShiftedClock:
@@ -156,8 +157,35 @@ async def test_one_failed_read_then_a_quiet_minute_is_no_outage(tmp_path):
         view = monitor.view()
         assert view.healthy and not [w for w in view.warnings if "not answering" in w]
         assert view.exchange_rest.startswith("not answering since")   # no answer yet
-        engine.exchange_health.watch_rest(engine.positions)
+        pings = len(fake.requests("GET /fapi/v1/ping"))
+        await engine.exchange_health.watch_rest(engine.positions, circuit_open=False)
+        assert len(fake.requests("GET /fapi/v1/ping")) == pings + 1, "asked, nothing else did"
         assert alerts(engine, "EXCHANGE_UNREACHABLE") == []
+        assert monitor.view().exchange_rest == "answering"          # seen at once
+        await engine.exchange_health.watch_rest(engine.positions, circuit_open=False)
+        assert len(fake.requests("GET /fapi/v1/ping")) == pings + 1, "no ping once answered"
+
+
+async def test_while_nothing_else_asks_a_ping_keeps_the_outage_evidence_current(tmp_path):
+    """A flat account on healthy streams asks once a minute: during an outage a ping every
+    max(1 tick, 5 s) tells it goes on, so the warning and the verdict come in time."""
+    async with long_position(tmp_path) as (fake, engine, clock):
+        fail_everything(fake)
+        await engine.tick()
+        health = engine.exchange_health
+        for _ in range(7):                                  # 7 x 5 s of nothing but pings
+            clock.shift(5)
+            await health.watch_rest(engine.positions, circuit_open=False)
+        outage = health.rest_answers.outage() if health.rest_answers else None
+        assert outage is not None and outage.span() >= 30, outage
+        assert len(alerts(engine, "EXCHANGE_UNREACHABLE")) == 1
+        clock.shift(2)                                      # within the ping's interval
+        pings = len(fake.requests("GET /fapi/v1/ping"))
+        await health.watch_rest(engine.positions, circuit_open=False)
+        assert len(fake.requests("GET /fapi/v1/ping")) == pings, "not every tick"
+        clock.shift(5)
+        await health.watch_rest(engine.positions, circuit_open=True)
+        assert len(fake.requests("GET /fapi/v1/ping")) == pings, "nothing inside a Retry-After"
 
 
 def test_the_last_error_says_when_it_happened() -> None:

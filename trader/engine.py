@@ -132,7 +132,7 @@ class Engine(EngineParts):
         self.guards.expire(self.clock.now())
         await self.housekeeping.run(self.interpreter.positions, self.balance_keeper.balance)
         if health.rest_answers is not None:     # an exchange sending REST requests
-            health.watch_rest(self.positions)
+            await health.watch_rest(self.positions, self.executor.circuit_open())
         if self.executor.rules_changes:     # `report_rules_changes`: none (nearly every tick)
             health.report_rules_changes()
         rewrites = self.store.unit.rewrites

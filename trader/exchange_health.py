@@ -10,6 +10,8 @@ How long the REST API may stay silent (`rest_bounds`), from TRADEBOT_TICK_SECOND
 - unhealthy (GET /health answers 503) after max(12 ticks, 2 min): by then no stop could have
   been placed, moved or checked for four stretches that long, and the user-data stream
   alone cannot say a stop is still there; the operator should look at the exchange.
+Both are measured on the evidence, first to last unanswered request; while an outage goes on
+and nothing else asks, a ping every max(1 tick, 5 s) keeps the evidence current.
 """
 
 from collections.abc import Mapping
@@ -21,13 +23,16 @@ from trader.alerter import Alerter
 from trader.alerts import Alert, AlertName
 from trader.clock import Clock
 from trader.display import duration
-from trader.exchange.base import Exchange
+from trader.exchange.base import Exchange, ExchangeError, UnknownOutcome
 from trader.exchange.rest_answers import RestAnswers
 from trader.executor import Executor
 from trader.position import Position
 
 REST_WARN_TICKS, REST_WARN_SECONDS = 3, 30.0
 REST_UNHEALTHY_TICKS, REST_UNHEALTHY_SECONDS = 12, 120.0
+# During an outage, nothing else asked for this long: one GET /fapi/v1/ping (weight 1 of the
+# 2,400 a minute) tells whether it goes on. At most 12 a minute, only while it lasts.
+REST_PING_SECONDS = 5.0
 
 
 def rest_bounds(tick_seconds: float) -> tuple[float, float]:
@@ -51,16 +56,25 @@ class ExchangeHealth:
         answers = getattr(exchange, "rest_answers", None)
         self.rest_answers = answers if isinstance(answers, RestAnswers) else None
         self.rest_warn_after = rest_bounds(tick_seconds)[0]
+        self.rest_ping_after = max(tick_seconds, REST_PING_SECONDS)
         self.rest_alerted: datetime | None = None      # since when, of the outage alerted
 
-    def watch_rest(self, positions: Mapping[str, Position]) -> None:
-        """EXCHANGE_UNREACHABLE once an outage has lasted the warning bound (once per
-        outage; repeats within minutes are throttled by the alerter's dedup key), and
-        EXCHANGE_REACHABLE with how long it lasted when a request is answered again."""
+    async def watch_rest(self, positions: Mapping[str, Position], circuit_open: bool) -> None:
+        """During an outage, a ping when nothing else asked for `rest_ping_after` (a flat
+        account on healthy streams asks once a minute): the outage's end is seen within
+        seconds, and so is its going on. EXCHANGE_UNREACHABLE once an outage has lasted the
+        warning bound (once per outage; repeats within minutes are throttled by the alerter's
+        dedup key), and EXCHANGE_REACHABLE with how long it lasted when a request is
+        answered again."""
         last = self.rest_answers.last_outage() if self.rest_answers is not None else None
         if last is None:
             return
         now = self.clock.now()
+        if last.ended_at is None and not circuit_open \
+                and (now - last.failed_at).total_seconds() >= self.rest_ping_after:
+            await self._ping()
+            last = self.rest_answers.last_outage() if self.rest_answers is not None else None
+            assert last is not None
         if last.ended_at is None and self.rest_alerted is None \
                 and last.span() >= self.rest_warn_after:
             self.rest_alerted = last.since
@@ -104,6 +118,15 @@ class ExchangeHealth:
             self.alerter.publish(Alert(AlertName.API_CIRCUIT_CLOSED,
                                        "rate-limit window over: requests to the exchange resume",
                                        dedup_key=f"circuit-closed:{now.isoformat()}"), now)
+
+    async def _ping(self) -> None:
+        ping = getattr(self.exchange, "ping", None)     # the Binance adapter's
+        if ping is None:
+            return
+        try:
+            await ping()
+        except (ExchangeError, UnknownOutcome) as exc:   # counted by the gate's answers
+            logger.info("exchange REST ping unanswered error={}", exc)
 
     def report_rules_changes(self) -> None:
         """One SYMBOL_RULES alert per change the executor saw ("BTCUSDT: tick size ...")."""

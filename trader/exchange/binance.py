@@ -195,6 +195,10 @@ class BinanceExchange:
         """Re-read exchangeInfo; returns one line per symbol whose rules changed."""
         return await self._account.refresh_rules()
 
+    async def ping(self) -> None:
+        """One GET /fapi/v1/ping: does REST answer (during an outage: exchange_health.py)."""
+        await self._account.ping()
+
     def circuit(self) -> CircuitState:
         return self.gate.circuit()
 

@@ -41,6 +41,9 @@ class SetupRefused(Exception):
         self.variable = variable
 
 
+PING_TIMEOUT = 5.0     # seconds: the gate's retries of one read span about this
+
+
 class BinanceAccount:
     """Symbol rules, position mode, margin type, leverage and listen keys;
     `BinanceExchange` delegates to it.
@@ -54,6 +57,13 @@ class BinanceAccount:
         self._rest = rest
         self.rules: dict[str, SymbolRules] = {}
         self.leverage: dict[str, int] = {}   # symbol -> the leverage Binance answered
+
+    async def ping(self) -> None:
+        """GET /fapi/v1/ping, weight 1 ("Test Connectivity", https://developers.binance.com/
+        docs/derivatives/usds-margined-futures/market-data/rest-api/Test-Connectivity): sent
+        once, not retried, bounded (PING_TIMEOUT): its answer, or none, is what it is for."""
+        await self._rest.call("ping", self._rest.client.futures_ping, once=True,
+                              timeout=PING_TIMEOUT)
 
     async def load_rules(self, symbols: list[str]) -> None:
         """Read exchangeInfo: the symbols' rules and the account's rate limits.
