@@ -53,3 +53,22 @@ async def test_going_down_protected_stays_a_quiet_info(tmp_path):
     alert = going_down_alert(world.engine)
     assert alert.name is AlertName.SHUTDOWN and alert.level is Severity.INFO
     assert alert.text == "going down, positions protected by exchange-side orders (1 open)"
+
+
+async def test_stop_placements_sent_unanswered_are_not_confirmed_not_missing(tmp_path):
+    """Found by a reviewer (SIGTERM mid-entry while the stop's answers were delayed): the
+    SHUTDOWN said "WITHOUT a stop-loss ... place a stop in the Binance app" while the
+    exchange held sl1, sl2 and sl3: the advice added a fourth. Placements sent whose answers
+    did not come are "not confirmed": check the app before adding one."""
+    world = await world_with_a_long(tmp_path)
+    engine = world.engine
+    long = engine.positions[SYMBOL]
+    engine.positions[SYMBOL] = long.with_leg(replace(
+        long.stop, order=None, pending="tb-BTCUSDT-k-sl3",
+        superseded=("tb-BTCUSDT-k-sl1", "tb-BTCUSDT-k-sl2")))
+    alert = going_down_alert(engine)
+    assert alert.level is Severity.CRITICAL
+    assert "WITHOUT" not in alert.text
+    assert f"{SYMBOL} stop-loss not confirmed" in alert.text, alert.text
+    assert "3 stop placements sent, none answered yet" in alert.text
+    assert "check the Binance app before adding one" in alert.text

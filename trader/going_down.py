@@ -153,12 +153,25 @@ def going_down_text(engine: "Engine", unfinished: str = "") -> str:
                if p.state is PositionState.CLOSING]
     then = (f"; the close of {', '.join(closing)} was under way: the next start finds out "
             "whether its market order filled and closes what is left") if closing else ""
-    if naked := unprotected(engine.positions.values()):
-        why = "; ".join(f"{symbol}: {_why_no_stop(engine.positions[symbol])}" for symbol in naked)
-        return (f"going down with {', '.join(naked)} WITHOUT a stop-loss on the exchange "
-                f"({why}). Nothing protects it until the agent runs again, when it places "
-                "the stop before trading; if no restart follows, place a stop in the Binance "
-                f"app{then}")
+    naked = unprotected(engine.positions.values())
+    # a placement sent and not answered may be on the exchange: "not confirmed", so that
+    # the advice does not add one more stop to the ones already there
+    sent = [s for s in naked if engine.positions[s].stop.pending is not None]
+    missing = [s for s in naked if s not in sent]
+    said: list[str] = []
+    if missing:
+        why = "; ".join(f"{s}: {_why_no_stop(engine.positions[s])}" for s in missing)
+        said.append(f"going down with {', '.join(missing)} WITHOUT a stop-loss on the "
+                    f"exchange ({why}). Nothing protects it until the agent runs again, when "
+                    "it places the stop before trading; if no restart follows, place a stop "
+                    "in the Binance app")
+    if sent:
+        why = "; ".join(f"{s}: {_why_no_stop(engine.positions[s])}" for s in sent)
+        said.append(f"going down with {' and '.join(f'{s} stop-loss' for s in sent)} not "
+                    f"confirmed ({why}): the exchange may hold it already; check the Binance "
+                    "app before adding one")
+    if said:
+        return ". ".join(said) + then
     count = len(engine.positions)
     return ("going down, positions protected by exchange-side orders"
             + (f" ({count} open)" if count else "") + then)
