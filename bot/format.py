@@ -46,6 +46,13 @@ def format_position(position: PositionView) -> list[str]:
     the size is the user-data stream's word alone (told inside an IP ban)."""
     pnl = money(position.unrealized_pnl, signed=True)
     held = f" · {duration(position.age)}" if position.age is not None else ""
+    if not position.managed:
+        return [
+            f"<b>{escape(position.symbol)}</b> {escape(position.side)} "
+            f"{number(position.quantity)} @ {number(position.entry_price)} → "
+            f"{number(position.mark_price)}  PnL <b>{pnl}</b> ({percent(position.pnl_fraction)})",
+            f"  {_leg('SL', position, position.stop_trigger, position.stop_attached)} · "
+            f"<b>not managed by the agent</b>{_seen(position.seen_ago)}"]
     return [
         f"<b>{escape(position.symbol)}</b> {escape(position.side)} {number(position.quantity)} "
         f"@ {number(position.entry_price)} → {number(position.mark_price)}  PnL <b>{pnl}</b> "
@@ -56,6 +63,11 @@ def format_position(position: PositionView) -> list[str]:
         f"{_targets(position)} · {escape(position.state)} · {position.leverage}x",
     ] + (["  📡 size as the user-data stream told it; the position is read again once "
           "requests to the exchange resume"] if position.size_heard else [])
+
+
+def _seen(ago: timedelta | None) -> str:
+    """How old the exchange's word on a position the agent does not follow is."""
+    return f" · as the exchange showed it {duration(ago)} ago" if ago is not None else ""
 
 
 def _unanswered(count: int) -> str:

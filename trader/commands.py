@@ -100,6 +100,10 @@ class PositionView:
     # the size is the user-data stream's word, told inside a Retry-After (an IP ban): the
     # position is read over REST once requests resume (trader/exchange_view.py `heard_size`)
     size_heard: bool = False
+    # a position on the account the agent does not manage (trader/account_positions.py):
+    # no targets, no state of the agent's; `seen_ago`, how old the exchange's word on it is
+    managed: bool = True
+    seen_ago: timedelta | None = None
 
     @property
     def pnl_fraction(self) -> Decimal:

@@ -397,6 +397,10 @@ class Balance:
     wallet: Decimal          # cash incl. realised PnL, fees and funding
     unrealized_pnl: Decimal
     available: Decimal       # free margin
+    # The account's open positions on every symbol, as the same read showed them (Binance's
+    # GET /fapi/v2/account lists them with the totals); None when the read carries none (the
+    # paper exchange, whose positions are all the agent's). Not compared.
+    positions: tuple[ExchangePosition, ...] | None = field(default=None, compare=False)
 
     @property
     def equity(self) -> Decimal:

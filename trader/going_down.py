@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from trader.account_positions import unmanaged
 from trader.alerts import Alert, AlertName, Severity
 from trader.commands import Command, CommandKind
 from trader.config import ConfigError
@@ -107,7 +108,9 @@ def going_down_alert(engine: "Engine", unfinished: str = "",
     if refusal is not None:
         return Alert(AlertName.SHUTDOWN, refused_text(engine, refusal), severity=Severity.CRITICAL,
                      dedup_key=f"start-refused:{'; '.join(refusal.problems)}")
-    naked = [] if unfinished else unprotected(engine.positions.values())
+    naked = [] if unfinished else [*unprotected(engine.positions.values()),
+                                    *(h.position.symbol for h in unmanaged(engine)
+                                      if h.stop is None)]
     return Alert(AlertName.SHUTDOWN, going_down_text(engine, unfinished),
                  severity=Severity.CRITICAL if naked else None,
                  dedup_key=f"shutdown:{datetime.now(UTC).isoformat()}")
@@ -170,11 +173,18 @@ def going_down_text(engine: "Engine", unfinished: str = "") -> str:
         said.append(f"going down with {' and '.join(f'{s} stop-loss' for s in sent)} not "
                     f"confirmed ({why}): the exchange may hold it already; check the Binance "
                     "app before adding one")
+    others = unmanaged(engine)
+    if bare := [h.position.symbol for h in others if h.stop is None]:
+        said.append(f"going down with {', '.join(bare)} WITHOUT a stop-loss seen, not "
+                    "managed by the agent: nothing protects it, now or after a restart; "
+                    "place a stop or close it in the Binance app")
+    now = engine.clock.now()
+    held = "".join(f"\n{h.line(now)}" for h in others)
     if said:
-        return ". ".join(said) + then
-    count = len(engine.positions)
+        return ". ".join(said) + then + held
+    count = len(engine.positions) + len(others)
     return ("going down, positions protected by exchange-side orders"
-            + (f" ({count} open)" if count else "") + then)
+            + (f" ({count} open)" if count else "") + then + held)
 
 
 def _why_no_stop(position: Position) -> str:

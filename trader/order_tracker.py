@@ -311,6 +311,12 @@ class OrderTracker:
         known = self._positions.get(symbol)
         return known[0] if known else None
 
+    def positions_seen(self) -> dict[str, tuple[ExchangePosition, datetime]]:
+        """Every symbol's position as last told (a stream event, a REST read), and when:
+        the user-data stream tells the positions of every symbol of the account, traded or
+        not."""
+        return dict(self._positions)
+
     def position_behind(self, symbol: str) -> bool:
         """Whether the symbol's position kept here predates a fill of ours a REST answer
         told (see the module docstring): no view may be built from it, the position is

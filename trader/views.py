@@ -9,12 +9,13 @@ reply shows what the exchange would; money stays exact until the formatter shows
 import os
 import platform
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlsplit
 
 from trader import guards
+from trader.account_positions import Unmanaged, unmanaged
 from trader.commands import (
     ALL_SYMBOLS,
     PERIOD_KINDS,
@@ -98,8 +99,33 @@ def symbol_rules(engine: Engine, symbol: str) -> SymbolRules | None:
 
 
 def position_views(engine: Engine) -> list[PositionView]:
+    """The agent's positions, then the account's others as the exchange last showed them."""
     now = engine.clock.now()
-    return [position_view(engine, position, now) for position in engine.positions.values()]
+    return [*(position_view(engine, position, now) for position in engine.positions.values()),
+            *(unmanaged_view(engine, held, now) for held in unmanaged(engine))]
+
+
+def unmanaged_view(engine: Engine, held: Unmanaged, now: datetime) -> PositionView:
+    """A position the agent does not manage: its mark is the exchange's at that word (entry
+    + its unrealised PnL per unit), or the one streamed since."""
+    position, rules = held.position, symbol_rules(engine, held.position.symbol)
+    tick, step = (rules.tick_size, rules.step_size) if rules else (None, None)
+    mark = engine.view.last_mark(position.symbol) if position.symbol in engine.symbols \
+        else ZERO
+    if not mark:
+        mark = position.entry_price + position.unrealized_pnl / position.quantity
+    side = position.side
+    pnl = (mark - position.entry_price) * position.quantity if mark else ZERO
+    stop = held.stop.trigger_price if held.stop is not None else None
+    return PositionView(
+        symbol=position.symbol, side=side.label if side is not None else "FLAT",
+        quantity=on_step(position.size, step), entry_price=on_step(position.entry_price, tick),
+        mark_price=on_step(mark, tick), unrealized_pnl=pnl,
+        stop_trigger=on_step(stop, tick) if stop is not None else None,
+        stop_attached=held.stop is not None, take_profit_trigger=None,
+        take_profit_attached=False, state="not managed by the agent",
+        opened_at=position.updated_at or held.seen_at, leverage=position.leverage,
+        managed=False, seen_ago=max(now - held.seen_at, timedelta(0)))
 
 
 def last_mark(engine: Engine, symbol: str) -> Decimal:
@@ -237,7 +263,8 @@ def balance_view(engine: Engine) -> BalanceView | None:
         wallet=balance.wallet, unrealized_pnl=balance.unrealized_pnl, equity=balance.equity,
         free_margin=balance.available, read_at=engine.balance_at,
         today=period_pnl("today", closed, funding, today),
-        open_positions=sum(1 for p in engine.positions.values() if p.state.open))
+        open_positions=sum(1 for p in engine.positions.values() if p.state.open)
+        + len(unmanaged(engine)))
 
 
 # --- history ------------------------------------------------------------------------------

@@ -203,7 +203,29 @@ def balance_from_account(raw: Json) -> Balance:
     f = Fields(raw, ACCOUNT)
     return Balance(wallet=f.number("totalWalletBalance"),
                    unrealized_pnl=f.number("totalUnrealizedProfit"),
-                   available=f.number("availableBalance"))
+                   available=f.number("availableBalance"),
+                   positions=positions_from_account(f))
+
+
+def positions_from_account(f: Fields) -> tuple[ExchangePosition, ...]:
+    """The open one-way positions of GET /fapi/v2/account's "positions" (every symbol, flat
+    ones with positionAmt 0; https://developers.binance.com/docs/derivatives/
+    usds-margined-futures/account/rest-api/Account-Information-V2), with "updateTime", the
+    exchange's last change of each (0: never)."""
+    held = []
+    for raw in f.rows("positions"):
+        p = Fields(raw, f"{ACCOUNT} positions")
+        if p.optional_text("positionSide", "BOTH") != "BOTH" \
+                or not p.optional_number("positionAmt"):
+            continue
+        changed = p.optional_millis("updateTime")
+        held.append(ExchangePosition(
+            symbol=p.text("symbol"), quantity=p.number("positionAmt"),
+            entry_price=p.optional_number("entryPrice"),
+            unrealized_pnl=p.optional_number("unrealizedProfit"),
+            leverage=_row_leverage(p, 0),
+            updated_at=changed if changed is not None and changed.timestamp() > 0 else None))
+    return tuple(held)
 
 
 def fill_from_trade(raw: Json, client_id: str) -> Fill:
