@@ -178,10 +178,27 @@ def parse_command(name: str, args: list[str], symbols: list[str]) -> Request:
         return _pause(request, args, symbols)
     if spec.args is Args.SYMBOL_PRICE:
         return _symbol_and_price(request, args, symbols)
+    if args and spec.kind is CommandKind.CLOSE:
+        return Request(name, spec.kind, symbol=_symbol_to_close(name, args[0], symbols))
     if args:
         symbol = _symbol(name, args[0], symbols, allow_all=spec.args is Args.SYMBOL_OR_ALL)
         return Request(name, spec.kind, symbol=symbol)
     return request
+
+
+# What Binance's USD-M symbols are made of (BTCUSDT, 1000PEPEUSDT, BTCUSDT_250328)
+_SYMBOL_SHAPE = re.compile(r"[A-Z0-9_]{2,30}")
+
+
+def _symbol_to_close(name: str, text: str, symbols: list[str]) -> str:
+    """A traded symbol or all, or any symbol: /close also closes a position on a symbol the
+    agent does not trade (opened by hand); the engine answers "nothing to close" when the
+    exchange shows none there."""
+    if text.upper() == ALL_SYMBOLS or any(s.upper() == text.upper() for s in symbols):
+        return _symbol(name, text, symbols, allow_all=True)
+    if _SYMBOL_SHAPE.fullmatch(text.upper()):
+        return text.upper()
+    return _symbol(name, text, symbols)
 
 
 def _with_period(request: Request, args: list[str]) -> Request:

@@ -180,7 +180,7 @@ async def test_pause_resume_and_wake_are_executed_and_reported(telegram, engine,
 
 
 @pytest.mark.parametrize("text", [
-    "/status now", "/positions all", "/close", "/close DOGEUSDT", "/close BTCUSDT ETHUSDT",
+    "/status now", "/positions all", "/close", "/close DOGE/USDT", "/close BTCUSDT ETHUSDT",
     "/pnl year", "/pnl day week", "/profit month all", "/daily 0", "/daily 91",
     "/weekly x", "/monthly 25", "/trades 1.5", "/logs 51", "/logs -1", "/performance BTCUSDT",
     "/version now", "/config all", "/balance BTCUSDT", "/long", "/long DOGEUSDT",

@@ -227,9 +227,16 @@ def test_close_accepts_known_symbols_in_any_case_and_all():
     assert parse_command("close", ["All"], SYMBOLS).symbol == ALL_SYMBOLS
 
 
+def test_close_accepts_a_symbol_the_agent_does_not_trade():
+    """/close closes a position opened by hand on any symbol (README); `/close DOGEUSDT`
+    answered "unknown symbol". The engine says "nothing to close" when none is open there."""
+    assert parse_command("close", ["dogeusdt"], SYMBOLS).symbol == "DOGEUSDT"
+    assert parse_command("close", ["1000PEPEUSDT"], SYMBOLS).symbol == "1000PEPEUSDT"
+
+
 @pytest.mark.parametrize(("name", "args", "problem"), [
     ("close", [], "name one symbol or all"),
-    ("close", ["DOGEUSDT"], "unknown symbol DOGEUSDT"),
+    ("close", ["DOGE/USDT"], "unknown symbol DOGE/USDT"),
     ("close", ["BTCUSDT", "now"], "too many words"),
     ("pnl", ["year"], "unknown period year"),
     ("daily", ["0"], "n is a number from 1 to 90"),

@@ -17,9 +17,9 @@ from bot.format import format_result
 from tests.fakes.binance_server import FakeBinance
 from tests.test_first_command_after_boot import booted
 from trader.alerts import Severity
-from trader.commands import Command, CommandKind, CommandResult
+from trader.commands import ALL_SYMBOLS, Command, CommandKind, CommandResult
 from trader.control import Controller
-from trader.domain import Side
+from trader.domain import Side, to_ms
 from trader.going_down import going_down_alert
 
 SYMBOL, OTHER = "BTCUSDT", "ETHUSDT"
@@ -67,3 +67,57 @@ async def test_a_hand_long_left_alone_with_adoption_off_is_shown(tmp_path):
             alert = going_down_alert(controller.engine)
             assert alert.level is Severity.CRITICAL, alert.text
             assert f"{SYMBOL} WITHOUT a stop-loss seen" in alert.text, alert.text
+
+
+async def close(controller: Controller, symbol: str, message_id: int = 5) -> CommandResult:
+    return await controller.run(Command(CommandKind.CLOSE, f"tg:1:{message_id}",
+                                        datetime.now(UTC), symbol=symbol, source="telegram"))
+
+
+async def test_close_of_a_symbol_not_traded_closes_the_hand_position(tmp_path):
+    """`/close ETHUSDT` answered "unknown symbol"; README: /close closes "a position the agent
+    does not manage". Closed at market, reduce-only, as the agent's own closes are; said
+    done only once the read back shows it flat."""
+    async with FakeBinance(prices=PRICES) as fake:
+        await fake.open_position_by_hand(OTHER, Side.SELL, Decimal("3"))
+        async with booted(fake, tmp_path) as agent:
+            controller = agent.controller
+            assert controller.closable(OTHER) == [OTHER]
+            result = await close(controller, OTHER)
+            text = format_result(CommandKind.CLOSE, result)
+            assert fake.sim.position(OTHER).quantity == 0, text
+            assert result.ok and text.startswith("✅"), text
+            assert f"{OTHER}: closed at" in text, text
+            assert not fake.sim.open_orders(OTHER), text
+
+
+async def test_close_all_closes_a_hand_position_on_a_symbol_not_traded(tmp_path):
+    """`/close all` asked, then answered "Close: done" with the ETHUSDT short still open."""
+    async with FakeBinance(prices=PRICES) as fake:
+        await fake.open_position_by_hand(OTHER, Side.SELL, Decimal("3"))
+        async with booted(fake, tmp_path) as agent:
+            controller = agent.controller
+            assert OTHER in controller.closable(ALL_SYMBOLS)
+            result = await close(controller, ALL_SYMBOLS)
+            text = format_result(CommandKind.CLOSE, result)
+            assert fake.sim.position(OTHER).quantity == 0, text
+            assert result.ok and f"{OTHER}: closed at" in text, text
+
+
+async def test_a_symbol_nobody_holds_is_nothing_to_close(tmp_path):
+    async with FakeBinance(prices=PRICES) as fake, booted(fake, tmp_path) as agent:
+        assert agent.controller.closable("XRPUSDT") == []
+
+
+async def test_a_hand_position_taken_over_by_close_is_held_since_its_change_on_the_exchange(
+        tmp_path):
+    """The CLOSE of a hand position /close took over said "held 0 s": its time is counted
+    from the exchange's last change of it (positionRisk "updateTime"), not the take-over."""
+    async with FakeBinance(prices=PRICES) as fake:
+        await fake.open_position_by_hand(OTHER, Side.SELL, Decimal("3"))
+        changed = fake.endpoints.ledger.position_changed_ms(fake.sim.position(OTHER))
+        async with booted(fake, tmp_path) as agent:
+            result = await close(agent.controller, OTHER)
+            assert result.ok, result.lines
+            [closed] = [p for p in agent.engine.store.closed_positions() if p.symbol == OTHER]
+            assert to_ms(closed.opened_at) == changed

@@ -17,14 +17,17 @@ from trader.market_exit import NOT_READ_BACK, exits_unanswered
 from trader.observe import SymbolView
 from trader.position import Position, PositionState
 from trader.trade_history import trade_net
-from trader.views import symbol_rules
+from trader.views import closable, symbol_rules
 
 
 async def close_positions(engine: Engine, command: Command) -> CommandResult:
     """Close at market; each symbol inside its own boundary, every step reported. Not ok
     when a position is still open afterwards (its line says what protects it and what to
     do) or a close failed on something unexpected."""
-    symbols = engine.symbols if command.symbol in (None, ALL_SYMBOLS) else [command.symbol]
+    # every traded symbol (each read fresh), and those not traded with a position shown
+    symbols = [*engine.symbols, *(s for s in closable(engine, ALL_SYMBOLS)
+                                  if s not in engine.symbols)] \
+        if command.symbol in (None, ALL_SYMBOLS) else [command.symbol]
     lines: list[str] = []
     ok, finishing, failed = True, 0, 0     # finishing: not done, the agent goes on by itself
     for symbol in symbols:
@@ -58,6 +61,8 @@ async def close_one(engine: Engine, command: Command, symbol: str,
         if position is None or not position.state.open:
             return taken
     if position is None or not position.state.open:
+        if not await engine.take_in(symbol):        # a symbol not traded: its rules
+            return [f"{symbol}: not a symbol Binance USD-M futures lists; nothing closed"]
         view = await engine.view.view(symbol, fresh=True)
         if view.position.side is None:
             return [_flat_line(engine, symbol)] if command.symbol not in (None, ALL_SYMBOLS) \

@@ -80,7 +80,9 @@ def interrupted_flatten(engine: Engine) -> Command | None:
 def already_asleep(engine: Engine) -> list[str]:
     """/shutdown's answer, at once, when the agent sleeps already with nothing open ([]
     otherwise: with a position open, "flatten everything" is still worth offering)."""
-    if not engine.guard_state.asleep or closable(engine, ALL_SYMBOLS):
+    # the flatten closes the traded symbols' positions only: one elsewhere offers nothing
+    if not engine.guard_state.asleep or any(s in engine.symbols
+                                             for s in closable(engine, ALL_SYMBOLS)):
         return []
     return ["Already asleep: no new entries; no open positions. /wake to trade again."]
 

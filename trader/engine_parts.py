@@ -229,6 +229,17 @@ class EngineParts:
         allow or a /close asks for it (trader/position_keeper.py)."""
         return await self.keeper.adopt(symbol, view, to_close)
 
+    async def take_in(self, symbol: str) -> bool:
+        """A symbol the agent does not trade, whose position a /close takes over to close
+        it: its rules read from the exchange and an empty candle history (no regime; the
+        position is never ticked for entries). False when the exchange does not list it."""
+        if symbol in self.candles:
+            return True
+        if not await self.exchange.learn_rules(symbol):
+            return False
+        self.candles[symbol] = new_history()
+        return True
+
     async def sweep_orphans(self, symbol: str, position: Position | None) -> list[str]:
         """Cancel orders of ours that outlived their reason; one line each
         (trader/position_keeper.py)."""

@@ -119,7 +119,8 @@ def adopted_position(view: SymbolView, rules: SymbolRules, now: datetime, *, key
             symbol=view.symbol, key=key or "a" + position_key(now), side=side,
             state=PositionState.ATTACHING, quantity=exchange.size,
             entry_price=exchange.entry_price, leverage=exchange.leverage or leverage,
-            opened_at=_entered_at(view.symbol, key, side, fills, now),
+            opened_at=_entered_at(view.symbol, key, side, fills, now)
+            if key is not None or exchange.updated_at is None else exchange.updated_at,
             stop=Leg(OrderRole.STOP_LOSS, stop),
             take_profit=Leg(OrderRole.TAKE_PROFIT, take), initial_quantity=exchange.size,
             initial_stop_price=stop, adopted=key is None, time_limit=time_limit,

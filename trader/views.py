@@ -64,9 +64,23 @@ def closable(engine: Engine, symbol: str) -> list[str]:
     """The symbols among `symbol` (or every one for ALL_SYMBOLS) with something a /close
     could act on: a position of the agent's in any state but CLOSED (an entry waiting for
     its answer too), or a position the exchange showed at its last look that the agent does
-    not track (opened by hand). A symbol never looked at counts: unknown is not flat."""
-    symbols = engine.symbols if symbol == ALL_SYMBOLS else [symbol]
-    return [s for s in symbols if _maybe_open(engine, s)]
+    not track (opened by hand). A traded symbol never looked at counts: unknown is not
+    flat. A symbol the agent does not trade counts when the exchange last showed a position
+    on it (trader/account_positions.py)."""
+    others = [held.position.symbol for held in unmanaged(engine)
+              if held.position.symbol not in engine.symbols]
+    if symbol == ALL_SYMBOLS:
+        return [s for s in engine.symbols if _maybe_open(engine, s)] + others
+    if symbol not in engine.symbols:
+        return [symbol] if symbol in others or _maybe_open_elsewhere(engine, symbol) else []
+    return [symbol] if _maybe_open(engine, symbol) else []
+
+
+def _maybe_open_elsewhere(engine: Engine, symbol: str) -> bool:
+    """A symbol not traded whose position the agent took over for a /close, not CLOSED
+    yet (a close that failed)."""
+    position = engine.positions.get(symbol)
+    return position is not None and position.state is not PositionState.CLOSED
 
 
 def _maybe_open(engine: Engine, symbol: str) -> bool:

@@ -383,8 +383,9 @@ class BinanceEndpoints:
     def account(self, params: Params) -> Json:
         positions = [self.sim.position(symbol) for symbol in self.symbols]
         leverage = {symbol: self.sim.leverage(symbol) for symbol in self.symbols}
+        changed = {p.symbol: self.ledger.position_changed_ms(p) for p in positions}
         return wire.account(self.sim.balance(), positions, leverage, self.now_ms(),
-                            multi_assets=self.multi_assets)
+                            multi_assets=self.multi_assets, changed_ms=changed)
 
     def position_risk(self, params: Params) -> list[Json]:
         symbol = params.get("symbol")

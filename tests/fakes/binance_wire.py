@@ -258,8 +258,12 @@ def position_risk(position: ExchangePosition, mark: Decimal, moment_ms: int) -> 
 
 
 def account(balance: Balance, positions: list[ExchangePosition], leverage: dict[str, int],
-            moment_ms: int, multi_assets: bool = False) -> Json:
-    """GET /fapi/v2/account, single-asset mode (DOCS + "account/rest-api/Account-Information-V2")."""
+            moment_ms: int, multi_assets: bool = False,
+            changed_ms: dict[str, int] | None = None) -> Json:
+    """GET /fapi/v2/account, single-asset mode (DOCS + "account/rest-api/Account-Information-V2").
+    A position row's "updateTime" is when it last changed (`changed_ms`, else `moment_ms`),
+    as positionRisk's."""
+    changed = changed_ms or {}
     wallet, available = num(balance.wallet), num(balance.available)
     return {
         "feeTier": 0, "feeBurn": True, "canTrade": True, "canDeposit": True,
@@ -282,7 +286,8 @@ def account(balance: Balance, positions: list[ExchangePosition], leverage: dict[
             "openOrderInitialMargin": "0", "leverage": str(leverage.get(p.symbol, 1)),
             "isolated": True, "entryPrice": num(p.entry_price), "maxNotional": "250000",
             "bidNotional": "0", "askNotional": "0", "positionSide": "BOTH",
-            "positionAmt": num(p.quantity), "updateTime": moment_ms} for p in positions],
+            "positionAmt": num(p.quantity), "updateTime": changed.get(p.symbol, moment_ms)}
+            for p in positions],
     }
 
 

@@ -356,6 +356,10 @@ class Exchange(Protocol):
     async def refresh_rules(self) -> list[str]:
         """Re-read the symbols' trading rules (tick/step/notional, status); one line per change."""
 
+    async def learn_rules(self, symbol: str) -> bool:
+        """Read the rules of a symbol the agent does not trade (to close a position on it);
+        False when the exchange does not list it. `rules(symbol)` has them after True."""
+
 
 def clock_offset(exchange: Exchange) -> timedelta:
     """The exchange's clock minus the host's, as the exchange last measured it

@@ -199,6 +199,9 @@ class BinanceExchange:
         """One GET /fapi/v1/ping: does REST answer (during an outage: exchange_health.py)."""
         await self._account.ping()
 
+    async def learn_rules(self, symbol: str) -> bool:
+        return await self._account.learn_rules(symbol)
+
     def circuit(self) -> CircuitState:
         return self.gate.circuit()
 

@@ -92,6 +92,17 @@ class BinanceAccount:
             logger.warning("binance symbol rules changed {}", line)
         return changes
 
+    async def learn_rules(self, symbol: str) -> bool:
+        """The rules of `symbol` too, read from exchangeInfo (weight 1) unless known: a
+        symbol not traded whose position a /close closes. False when Binance USD-M does not
+        list it."""
+        if symbol in self.rules:
+            return True
+        info = await self._rest.call("exchange info", self._rest.client.futures_exchange_info)
+        found = codec.rules_from_exchange_info(info, [symbol], missing_ok=True)
+        self.rules.update(found)
+        return symbol in found
+
     async def refuse_hedge_mode(self) -> None:
         """SetupRefused when the account is in hedge mode (dualSidePosition): the agent
         trades one-way positions only."""

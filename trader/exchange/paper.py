@@ -135,6 +135,10 @@ class PaperExchange:
         """The simulator's rules never change under a running session."""
         return []
 
+    async def learn_rules(self, symbol: str) -> bool:
+        """The simulator has rules for any symbol (trader/exchange/sim_rules.py)."""
+        return True
+
     def circuit(self) -> CircuitState:
         """The simulator never rate-limits: the circuit stays closed."""
         return CLOSED_CIRCUIT
