@@ -84,3 +84,10 @@ def covering_stop(engine: "EngineParts", position: ExchangePosition) -> Order | 
         if order.close_position or (order.reduce_only and order.quantity >= position.size):
             return order
     return None
+
+
+def unmanaged_text(engine: "EngineParts") -> str:
+    """One line per position the agent does not manage, each after a line break ("" when
+    none), for the STARTUP and SHUTDOWN alerts."""
+    now = engine.clock.now()
+    return "".join(f"\n{held.line(now)}" for held in unmanaged(engine))

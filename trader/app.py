@@ -19,6 +19,7 @@ import aiohttp
 from loguru import logger
 
 from trader.agent_loops import live_loop, replay_loop
+from trader.account_positions import unmanaged_text
 from trader.agent_services import PIN_FLUSH_SECONDS, AgentServices
 from trader.alerts import Alert, AlertName, AlertSink
 from trader.clock import Clock, ManualClock, SystemClock
@@ -114,7 +115,8 @@ async def _run_locked(settings: Settings, clock: Clock,
         engine.alerter.publish(Alert(AlertName.STARTUP, f"tradebot started: {settings.mode}, "
                                      f"symbols {', '.join(engine.symbols)}, "
                                      f"feed {'replay' if replaying else settings.effective_feed}"
-                                     f"\n{state}", dedup_key=f"started:{datetime.now(UTC)}"),
+                                     f"\n{state}{unmanaged_text(engine)}",
+                                     dedup_key=f"started:{datetime.now(UTC)}"),
                                clock.now())
         if replaying:
             await replay_loop(engine, controller, candles, clock, stop,  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from trader.account_positions import unmanaged
+from trader.account_positions import unmanaged, unmanaged_text
 from trader.alerts import Alert, AlertName, Severity
 from trader.commands import Command, CommandKind
 from trader.config import ConfigError
@@ -178,8 +178,7 @@ def going_down_text(engine: "Engine", unfinished: str = "") -> str:
         said.append(f"going down with {', '.join(bare)} WITHOUT a stop-loss seen, not "
                     "managed by the agent: nothing protects it, now or after a restart; "
                     "place a stop or close it in the Binance app")
-    now = engine.clock.now()
-    held = "".join(f"\n{h.line(now)}" for h in others)
+    held = unmanaged_text(engine)
     if said:
         return ". ".join(said) + then + held
     count = len(engine.positions) + len(others)
