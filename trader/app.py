@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import aiohttp
 from loguru import logger
 
-from trader.agent_loops import live_loop, replay_loop
 from trader.account_positions import unmanaged_text
+from trader.agent_loops import live_loop, replay_loop
 from trader.agent_services import PIN_FLUSH_SECONDS, AgentServices
 from trader.alerts import Alert, AlertName, AlertSink
 from trader.clock import Clock, ManualClock, SystemClock
