@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 from trader.app import ALERT_FLUSH_RESERVE_SECONDS, SHUTDOWN_BUDGET_SECONDS, _shut_down
 from trader.clock import ManualClock
+from trader.order_tracker import OrderTracker
 from trader.stop_budget import (
     CLOSE_RESERVE_SECONDS,
     EXIT_PROMISE_SECONDS,
@@ -29,7 +30,8 @@ async def shut_down_with(stop: StopSignal, flush_pin=None) -> float:  # type: ig
     """Seconds `_shut_down` takes with a sink that never stops (and `flush_pin`, the pin's
     wait: confirmed at once by default)."""
     published = []
-    engine = SimpleNamespace(stopping=False, positions={}, clock=ManualClock(
+    engine = SimpleNamespace(stopping=False, positions={}, tracker=OrderTracker(), balance=None,
+                             balance_at=None, symbols=[], clock=ManualClock(
         datetime(2024, 1, 1, tzinfo=UTC)), alerter=SimpleNamespace(
             publish=lambda alert, at: published.append(alert)))
     services = SimpleNamespace(stop=_nothing, flush_pin=flush_pin or _pinned)
