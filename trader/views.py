@@ -128,6 +128,8 @@ def unmanaged_view(engine: Engine, held: Unmanaged, now: datetime) -> PositionVi
         else ZERO
     if not mark:
         mark = position.entry_price + position.unrealized_pnl / position.quantity
+        if tick is None:      # the symbol's tick not known: at the entry price's digits
+            mark = mark.quantize(position.entry_price)
     side = position.side
     pnl = (mark - position.entry_price) * position.quantity if mark else ZERO
     stop = held.stop.trigger_price if held.stop is not None else None
@@ -228,7 +230,8 @@ def status_view(engine: Engine) -> StatusView:
         positions=position_views(engine),
         regimes={s: str(engine.counters.get(s, "regime_state") or "-") for s in engine.symbols},
         breakers=guards.describe(state, now),
-        cooldowns={s: until for s, until in state.cooldowns.items() if until > now},
+        cooldowns={s: until for s, until in state.cooldowns.items()
+                   if until > now and s in engine.symbols},     # not a closed hand position's
         last_error=engine.last_error, uptime=engine.uptime(now), paused_until=state.paused_until,
         save_failures=engine.store.health.in_a_row,
         counters=engine.counters.snapshot(), feed=engine.settings.effective_feed,
