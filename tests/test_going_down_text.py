@@ -69,6 +69,6 @@ async def test_stop_placements_sent_unanswered_are_not_confirmed_not_missing(tmp
     alert = going_down_alert(engine)
     assert alert.level is Severity.CRITICAL
     assert "WITHOUT" not in alert.text
-    assert f"{SYMBOL} stop-loss not confirmed" in alert.text, alert.text
+    assert f"the stop-loss of {SYMBOL} not confirmed" in alert.text, alert.text
     assert "3 stop placements sent, none answered yet" in alert.text
     assert "check the Binance app before adding one" in alert.text

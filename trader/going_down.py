@@ -170,14 +170,15 @@ def going_down_text(engine: "Engine", unfinished: str = "") -> str:
                     "in the Binance app")
     if sent:
         why = "; ".join(f"{s}: {_why_no_stop(engine.positions[s])}" for s in sent)
-        said.append(f"going down with {' and '.join(f'{s} stop-loss' for s in sent)} not "
-                    f"confirmed ({why}): the exchange may hold it already; check the Binance "
-                    "app before adding one")
+        said.append(f"going down with the stop-loss of {', '.join(sent)} not confirmed "
+                    f"({why}): the exchange may hold it already; check the Binance app before "
+                    "adding one")
     others = unmanaged(engine)
     if bare := [h.position.symbol for h in others if h.stop is None]:
+        them = "them" if len(bare) > 1 else "it"
         said.append(f"going down with {', '.join(bare)} WITHOUT a stop-loss seen, not "
-                    "managed by the agent: nothing protects it, now or after a restart; "
-                    "place a stop or close it in the Binance app")
+                    f"managed by the agent: nothing protects {them}, now or after a restart; "
+                    f"place a stop or close {them} in the Binance app")
     held = unmanaged_text(engine)
     if said:
         return ". ".join(said) + then + held
