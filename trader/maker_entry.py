@@ -18,7 +18,8 @@ fee (0.05 %). On every tick while it works, `decide` looks at what is known and 
                       /pause, a tripped breaker, a failed save, a cooldown, stale candles:
                       whatever refuses a new entry there), or its exit rules began (a first
                       profit taken, the stop moved): cancel the rest; the position keeps
-                      what filled
+                      what filled. Once decided it stays decided (`QuoteState.giving_up`)
+                      until the quote is known ended, whatever holds by then
     Complete          everything planned has filled, or what is left cannot be placed
 
 "Moved away": for a long the best bid rose above our price (we are no longer first in
@@ -133,6 +134,10 @@ class QuoteState:
     # Its exit rules began (a first profit taken, the stop moved to breakeven or trailing):
     # more bought now would sit on a stop planned for the part that profited, not for it
     managed: bool = False
+    # Why it is being given up already ("" when it is not): a give-up decided on an earlier
+    # tick whose quote is not known ended yet (its cancel unanswered or read back live). It
+    # stays given up, whatever holds now (`Position.giving_up`).
+    giving_up: str = ""
 
     @property
     def requotes_used(self) -> int:
@@ -207,6 +212,8 @@ def decide(state: QuoteState, touch: Decimal | None, rules: SymbolRules,
                         else f"the rest {rest} is below the symbol's minimum")
     if state.unknown:
         return Hold("a quote's answer was lost: waiting until the exchange tells")
+    if state.giving_up:
+        return GiveUp(state.giving_up)
     if state.closing:
         return GiveUp("the position is being closed")
     if state.held:

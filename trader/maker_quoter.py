@@ -25,6 +25,10 @@ Held (`held`: whatever refuses a new entry on its symbol, trader/guards.py `entr
 the sleep of a /shutdown, a /pause, a tripped breaker, a failed save, a cooldown, stale
 candles) the quotes give up the same way, and the position keeps what filled; the hold's
 end does not revive them.
+A give-up, whatever its reason, is kept the moment it is decided (`Position.giving_up`,
+journaled before the cancel leaves): while that cancel is unanswered or reads back live,
+every later tick cancels and reads back again, whatever holds by then (a /resume, a pause's
+or a breaker's end, a restart in between), and nothing is quoted nor bought meanwhile.
 Once its quoting is over, for whatever reason, the record says so (`Position.quoting_over`,
 journaled): a restart, awake and past the timeout, never buys the rest of a given-up entry.
 """
@@ -173,6 +177,9 @@ class MakerQuoter:
         self.clock = clock
         self.view = view
         self._finished: set[tuple[str, str]] = set()   # (symbol, key) whose quoting is over
+        # (symbol, key) -> why its quoting is being given up, its quote not known ended yet
+        # (as on the record, `Position.giving_up`; kept here too when that save failed)
+        self._giving_up: dict[tuple[str, str], str] = {}
         # Why entries on a symbol are held ("" when nothing holds them): the sleep of a
         # /shutdown, a /pause, a breaker, ... (kept in the database: a restart holds them
         # too); set by the engine to its guard book's word (`guards.entries_held`) and its
@@ -248,7 +255,24 @@ class MakerQuoter:
         if len(self._finished) >= FINISHED_KEPT:
             open_now = {(p.symbol, p.key) for p in self.interpreter.positions.values()}
             self._finished &= open_now
+            self._giving_up = {k: why for k, why in self._giving_up.items() if k in open_now}
         self._finished.add((position.symbol, position.key))
+        self._giving_up.pop((position.symbol, position.key), None)
+
+    def _give_up(self, position: Position, why: str) -> Position:
+        """The give-up is decided (`why`): kept before the quote's cancel leaves, in memory
+        and on the record, so that neither a later tick (the hold ended) nor a restart takes
+        the entry for a live one while that cancel is unanswered."""
+        self._giving_up[(position.symbol, position.key)] = why
+        if position.giving_up:
+            return position
+        try:
+            return self.interpreter.adopt(evolve(position, giving_up=why))
+        except SaveStateFailure:
+            # the cancel goes anyway: a failed save holds entries; kept in memory meanwhile
+            logger.error("maker entry give-up not saved symbol={} key={} why={}",
+                         position.symbol, position.key, why)
+            return position
 
     async def touch(self, symbol: str, side: Side) -> Decimal | None:
         """Where a quote goes now: the best bid (buy) or ask (sell), None without a book."""
@@ -265,6 +289,8 @@ class MakerQuoter:
         state = self._state(position, progress, view.mark)
         decision = decide(state, await self.touch(position.symbol, position.side), rules,
                           self.policy)
+        if isinstance(decision, GiveUp):
+            position = self._give_up(position, decision.reason)
         if isinstance(decision, Hold):
             logger.debug("maker entry holds symbol={} key={} reason={}", position.symbol,
                          position.key, decision.reason)
@@ -279,6 +305,8 @@ class MakerQuoter:
         position, over = await self._act(position, decision, progress, after)
         if over:
             position = self._finish(position)
+            if state.giving_up and not progress.given_up:
+                progress.given_up = state.giving_up    # decided on an earlier tick: told
         return position, self._event(position, progress, over)
 
     def _state(self, position: Position, progress: Progress, mark: Decimal) -> QuoteState:
@@ -294,6 +322,8 @@ class MakerQuoter:
             or position.state is PositionState.CLOSING, held=self.held(position.symbol),
             managed=position.partial_taken or position.breakeven_done
             or position.trailing_active,
+            giving_up=position.giving_up
+            or self._giving_up.get((position.symbol, position.key), ""),
             risk=self._risk(position, planned).filled(position.side, progress.filled,
                                                       progress.notional),
             mark=mark if mark > 0 else None)

@@ -216,6 +216,12 @@ class Position:
     # quoted nor bought into it, after a restart too (trader/maker_quoter.py). False on a
     # market entry's record (nothing to quote) and on records from before it was kept.
     quoting_over: bool = False
+    # Why its maker entry's quoting is being given up ("" when it is not): kept, journaled,
+    # the moment the give-up is decided, before the quote's cancel leaves. Until the quote
+    # is known ended (then `quoting_over`) every tick cancels it again and reads it back,
+    # whatever holds by then: a /resume, a pause's or a breaker's end, a restart in between
+    # revive nothing (trader/maker_quoter.py `advance`).
+    giving_up: str = ""
 
     @property
     def legs(self) -> tuple[Leg, ...]:
