@@ -177,3 +177,21 @@ async def test_a_requote_whose_cancel_is_unanswered_is_no_give_up(tmp_path):
     assert (await world.paper.position(BTC)).quantity == record.quantity
     assert [fill.client_id.rsplit("-", 1)[-1] for fill in entry_fills(world)] == ["en3"]
     assert not world.store.position(BTC, position.key).giving_up
+
+
+async def test_a_rest_given_up_to_keep_the_plan_is_not_bought_once_the_price_comes_back(
+        tmp_path):
+    """Another reason, the same gap: at the timeout the price ran so far (the stop 2.5 %
+    away, outside the planner's 2 %) that the market rest is given up (`fall_back`); its
+    quote's cancel unanswered, the price comes back by the next tick: the rest is not
+    bought at market after all, and ENTRY_NOT_FILLED says why it was given up."""
+    world = await make_world(tmp_path, **MAKER)
+    _, quote = await quoting_long(world)
+    first_cancel_lost(world, quote.client_id)
+    await later(world, 31, price="101600")        # past the timeout, far above the plan
+    await later(world, 2, price="100000")         # back within the clamp
+    for _ in range(3):
+        await later(world, 12, price="99900")
+    await assert_nothing_more_bought(world)
+    [text] = world.alerts("ENTRY_NOT_FILLED")
+    assert "was given up" in text and "2%" in text, text
