@@ -147,27 +147,27 @@ async def test_a_transfer_heard_and_read_back_after_a_reconnect_moves_the_peak_o
         await fake.drop_streams()
         assert await eventually(lambda: engine.resync_due and engine.exchange.streaming, 5.0)
         await reconcile(engine)                   # the one a reconnect asks for
-        assert [r.params["incomeType"] for r in fake.requests("GET /fapi/v1/income")
-                if r.params.get("incomeType") == "TRANSFER"] == ["TRANSFER"]
+        assert [r.params.get("incomeType") for r in fake.requests("GET /fapi/v1/income")
+                if r.params.get("incomeType") != "FUNDING_FEE"] == [None]   # every kind
         assert Decimal(risk_state(agent)["peak"]) == WALLET + 500
 
 
 def income(tran_id: str, amount: str, at: datetime) -> FundingIncome:
-    return FundingIncome(tran_id, "", Decimal(amount), "USDT", at)
+    return FundingIncome(f"TRANSFER:{tran_id}", "", Decimal(amount), "USDT", at)
 
 
 def test_each_move_is_taken_once_whichever_report_comes_first():
     now = datetime(2026, 12, 2, 12, tzinfo=UTC)
     ledger, fresh = MovedMoney().read_back([], now)          # never read: nothing owed
     assert (ledger.through, fresh) == (now, [])
-    heard = ledger.heard(now + timedelta(minutes=1), Decimal("100"))
-    assert heard is not None
+    heard, read_already = ledger.heard(now + timedelta(minutes=1), Decimal("100"))
+    assert not read_already
     later = now + timedelta(minutes=10)
     rows = [income("1", "100", now + timedelta(minutes=1)),        # the one heard
             income("2", "100", now + timedelta(minutes=2))]        # the same amount, missed
     ledger, fresh = heard.read_back(rows, later)
-    assert [row.tran_id for row in fresh] == ["2"]
+    assert [row.tran_id for row in fresh] == ["TRANSFER:2"]
     assert ledger.read_back(rows, later)[1] == []                  # read again: nothing new
-    assert ledger.heard(now + timedelta(minutes=2), Decimal("100")) is None   # read first
+    assert ledger.heard(now + timedelta(minutes=2), Decimal("100"))[1]   # read first
     assert MovedMoney.from_json(ledger.to_json()) == ledger
     assert ledger.window_start(later) == now + timedelta(minutes=5)

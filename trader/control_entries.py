@@ -124,7 +124,7 @@ async def enter_by_hand(engine: Engine, command: Command) -> CommandResult:
     # As fresh as the entry's view (Engine.enter_by_hand): a close found over REST (the
     # stream was down) brings no account event, so the balance last read may still count
     # the margin the closed position held, and refuse the entry for "insufficient margin".
-    await read_balance(engine)
+    await read_balance(engine, settled=False)      # before the tick takes the stream's events
     outcome = await engine.enter_by_hand(symbol, side, f"manual /{command.kind.value} "
                                          f"({command.source})")
     if isinstance(outcome, str):

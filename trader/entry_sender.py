@@ -117,6 +117,13 @@ class EntrySender:
         self._risk_kept: tuple[Decimal, Decimal] | None = None
         # the money moved in or out the peak has taken (trader/money_moved.py), kept with it
         self.moved = MovedMoney.from_json(self._risk.get("moved"))
+        # a read back of the money moved is owed (the stream reconnected, or a read back
+        # failed, since the last one: trader/transfer_backfill.py); while it is, or while
+        # the stream is down, a balance read may show money no report told yet
+        self.money_unread = False
+        # the highest equity such a read showed at or above the peak, held until a read back
+        # finds that nothing moved (None: none, or a move was taken since)
+        self._held_high: Decimal | None = None
         # the fraction the `risk_fraction_active` gauge was last set to, and for which symbols
         self._gauged: tuple[Decimal, tuple[str, ...]] | None = None
 
@@ -338,21 +345,30 @@ class EntrySender:
                                self.settings.leverage)
 
     # --- the account ------------------------------------------------------------------
-    def update_risk_fraction(self, balance: Balance, symbols: Iterable[str]) -> None:
+    def update_risk_fraction(self, balance: Balance, symbols: Iterable[str], *,
+                             settled: bool = True) -> None:
         """The equity-linked risk fraction (trader/risk.py `risk_fraction`): the base
         (TRADEBOT_RISK_BASE, 2.5 %) at a new high, 1.5 % (or the base if lower) after a 5 %
-        drawdown."""
+        drawdown. A balance that may hold money moved no report told yet (`settled` False:
+        read before the tick took the stream's events; a read back owed; the stream down)
+        never raises the peak nor restores the base: the report would shift the peak again
+        (`_hold_rise`)."""
         # `Balance.equity` is a property that adds two Decimals on every read: read once
         # (every in-position candle brings a new equity)
         equity = balance.equity
         if equity == self._risk_equity:
             return          # the same equity gives the same fraction (a flat account)
-        self._risk_equity = equity
         base = self.settings.risk_base
         kept = self._risk_kept
-        peak = max(self._risk_peak, equity)
         current = kept[1] if kept is not None else Decimal(self._risk.get("fraction", str(base)))
-        fraction = risk_fraction(equity, peak, current, base=base)
+        if self._risk_peak > 0 and equity >= self._risk_peak and (
+                not settled or self.money_unread or not self.exchange.streaming):
+            self._hold_rise(equity, settled)
+            peak, fraction = self._risk_peak, current
+        else:
+            self._risk_equity = equity
+            peak = max(self._risk_peak, equity)
+            fraction = risk_fraction(equity, peak, current, base=base)
         if kept is None or peak is not kept[0] or fraction is not kept[1]:
             # (the very objects _risk was last made from give the same text: nothing new)
             self._save_risk(peak, fraction)
@@ -374,12 +390,12 @@ class EntrySender:
         income history read back first is not taken twice (trader/money_moved.py)."""
         for event in events:
             if isinstance(event, MoneyMoved):
-                moved = self.moved.heard(event.time, event.amount)
-                if moved is None:
+                self.moved, read_already = self.moved.heard(event.time, event.amount)
+                if read_already:
                     logger.info("money moved read back already reason={} amount={}",
                                 event.reason, event.amount)
+                    self._save_risk(self._risk_peak, self._risk_fraction())
                     continue
-                self.moved = moved
                 self._shift_peak(event.amount, event.reason)
 
     def on_read_back(self, rows: list[FundingIncome], until: datetime) -> None:
@@ -387,15 +403,40 @@ class EntrySender:
         rows not taken yet shift the peak; the history counts as read through `until`."""
         self.moved, fresh = self.moved.read_back(rows, until)
         for row in fresh:
-            self._shift_peak(row.amount, f"read back (tranId {row.tran_id})")
-        self._save_risk(self._risk_peak, self._risk_fraction())
+            self._shift_peak(row.amount, f"read back ({row.tran_id})")
+        self.money_unread = False
+        held, self._held_high = self._held_high, None
+        if held is None:
+            self._save_risk(self._risk_peak, self._risk_fraction())
+            return
+        # Nothing moved since the high was read (a move clears it): trading made it
+        peak = max(self._risk_peak, held)
+        logger.info("risk peak rose to the equity held until read back peak={} was={}",
+                    peak, self._risk_peak)
+        self._save_risk(peak, risk_fraction(held, peak, self._risk_fraction(),
+                                            base=self.settings.risk_base))
+        self._risk_equity = None
+
+    def _hold_rise(self, equity: Decimal, settled: bool) -> None:
+        """A balance read at or above the peak that may hold money moved no report told yet:
+        the peak stays and the fraction with it. While reports are owed (the stream down, a
+        read back owed), its equity is held for the next read back: a new high of trading
+        when nothing moved meanwhile (`on_read_back`). A read before the tick took the
+        stream's events (`settled` False) holds nothing: the next tick's read judges."""
+        self._risk_equity = None        # the next read of this equity judges it again
+        if settled and (self._held_high is None or equity > self._held_high):
+            self._held_high = equity
+        logger.debug("risk peak held equity={} peak={} unread={} streaming={}", equity,
+                     self._risk_peak, self.money_unread, self.exchange.streaming)
 
     def _shift_peak(self, moved: Decimal, reason: str) -> None:
         """The peak moved by `moved` USDT for `reason`; the fraction is judged against it at
-        the next balance read."""
+        the next balance read. An equity held (`_hold_rise`) is dropped: whether the move is
+        in it is not known."""
         peak = peak_after_move(self._risk_peak, moved)
         logger.info("risk peak moved with money moved reason={} amount={} peak={} was={}",
                     reason, moved, peak, self._risk_peak)
+        self._held_high = None
         self._save_risk(peak, self._risk_fraction())
         self._risk_equity = None
 

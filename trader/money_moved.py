@@ -2,17 +2,21 @@
 transfer), as the drawdown rule takes it: each move shifts the peak once (trader/risk.py
 `peak_after_move`), whether the user-data stream told it (ACCOUNT_UPDATE "bc":
 trader/entry_sender.py `on_money_moved`) or the income history read it back after the
-stream missed it (TRANSFER rows: trader/transfer_backfill.py). Pure; kept in the risk state.
+stream missed it (trader/transfer_backfill.py). Pure; kept in the risk state.
 
 One move, two reports, as for funding (trader/funding_backfill.py): the stream's carries no
-transaction id, the history's does ("tranId", unique per income type). A row read back is
-applied already when its tranId is known, or when the stream told a move of the same amount
-within MATCH_WINDOW of its time (that report then answers for this row only); a move the
-stream tells is applied already when such a row was read back first.
+transaction id, the history's does ("tranId", unique per income type: the row's `tran_id`
+is "<incomeType>:<tranId>", binance_codec.money_moved_rows). Each report answers for one
+move at most: a row read back is applied already when its id is known, or when a report of
+the stream not answering for any row yet told a move of the same amount within MATCH_WINDOW
+of its time (that report then answers for this row); a move the stream tells is applied
+already when such a row, not answered for yet, was read back first and the report comes
+from before that read (the row is then answered for: a second move of the same amount is
+another move; a report from after the read is of a move the read could not see).
 
     moved = MovedMoney.from_json(None)            # nothing read yet: no history before now
     moved, new_rows = moved.read_back([], now)    # `through` is now
-    moved = moved.heard(now, Decimal("1000"))     # None: read back already
+    moved, read_already = moved.heard(now, Decimal("1000"))
 """
 
 from collections.abc import Sequence
@@ -24,15 +28,21 @@ from typing import Any
 from trader.exchange.base import FundingIncome
 
 MATCH_WINDOW = timedelta(minutes=5)   # the stream's event time and the history's row time
+# A report the stream tells after a read back is of a row that read had only if it comes
+# from before the read (its row is there); the read's time is the host's, the report's
+# Binance's: this much apart at most (trader/clock.py measures the offset, well under it)
+CLOCK_SLACK = timedelta(seconds=30)
 LOOKBACK = timedelta(days=7)          # never read further back (Binance's own default)
 
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """One move applied to the peak; `tran_id` "" when only the stream told it."""
+    """One move applied to the peak; `tran_id` "" when only the stream told it; `heard`:
+    the stream told it (a row read back then answers for its report)."""
     time: datetime
     amount: Decimal
     tran_id: str = ""
+    heard: bool = False
 
     def twin_of(self, time: datetime, amount: Decimal) -> bool:
         return self.amount == amount and abs(self.time - time) <= MATCH_WINDOW
@@ -46,12 +56,18 @@ class MovedMoney:
     through: datetime | None = None
     moves: tuple[Move, ...] = ()
 
-    def heard(self, time: datetime, amount: Decimal) -> "MovedMoney | None":
-        """The stream told a move: the ledger with it, or None when it was read back
-        already (apply nothing)."""
-        if any(move.tran_id and move.twin_of(time, amount) for move in self.moves):
-            return None
-        return replace(self, moves=(*self.moves, Move(time, amount)))
+    def heard(self, time: datetime, amount: Decimal) -> "tuple[MovedMoney, bool]":
+        """The stream told a move: the ledger with its report, and whether the move was
+        read back already (apply nothing then)."""
+        moves = list(self.moves)
+        after_read = self.through is not None and time > self.through + CLOCK_SLACK
+        twin = None if after_read else next(
+            (i for i, move in enumerate(moves)
+             if move.tran_id and not move.heard and move.twin_of(time, amount)), None)
+        if twin is not None:
+            moves[twin] = replace(moves[twin], heard=True)
+            return replace(self, moves=tuple(moves)), True
+        return replace(self, moves=(*moves, Move(time, amount, heard=True))), False
 
     def window_start(self, now: datetime) -> datetime | None:
         """Where a read back starts (its rows up to now); None: none owed (never read)."""
@@ -82,7 +98,8 @@ class MovedMoney:
 
     def to_json(self) -> dict[str, Any]:
         return {"through": self.through.isoformat() if self.through else None,
-                "moves": [[m.time.isoformat(), str(m.amount), m.tran_id] for m in self.moves]}
+                "moves": [[m.time.isoformat(), str(m.amount), m.tran_id, m.heard]
+                          for m in self.moves]}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> "MovedMoney":
@@ -90,5 +107,13 @@ class MovedMoney:
             return cls()
         through = raw.get("through")
         return cls(datetime.fromisoformat(through) if through else None,
-                   tuple(Move(datetime.fromisoformat(t), Decimal(a), i)
-                         for t, a, i in raw.get("moves", ())))
+                   tuple(_move(*saved) for saved in raw.get("moves", ())))
+
+
+def _move(time: str, amount: str, tran_id: str, heard: bool = False) -> Move:
+    """A move as `to_json` saved it. Saved before the ids named their income type (every
+    row read back was a TRANSFER one) and the reports were marked (a row then answers for
+    one stream report more, as it did)."""
+    if tran_id and ":" not in tran_id:
+        tran_id = f"TRANSFER:{tran_id}"
+    return Move(datetime.fromisoformat(time), Decimal(amount), tran_id, heard)

@@ -103,14 +103,16 @@ async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[st
     return lines
 
 
-async def read_balance(engine: Engine) -> None:
+async def read_balance(engine: Engine, *, settled: bool = True) -> None:
     """Read the balance now, as a tick does when it is due (trader/balance_keeper.py).
     At boot: `tradebot run` runs the commands queued while it booted before its first
     tick, and answers /balance and /status at once, so a /long or /balance sent as soon as
-    it started would find none. Before a manual entry (trader/control_entries.py). Raises what
-    the read raises (ExchangeError, UnknownOutcome)."""
+    it started would find none. Before a manual entry (trader/control_entries.py), with
+    `settled` False: the stream's events are not taken yet (a deposit heard and waiting is
+    in the balance already: it does not raise the risk rule's peak). Raises what the read
+    raises (ExchangeError, UnknownOutcome)."""
     balance = await engine.balance_keeper.refresh()
-    engine.entries.update_risk_fraction(balance, engine.symbols)
+    engine.entries.update_risk_fraction(balance, engine.symbols, settled=settled)
 
 
 async def _read_back(engine: Engine) -> None:

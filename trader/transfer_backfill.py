@@ -1,12 +1,13 @@
 """Money moved in or out that the user-data stream missed, read back from the exchange's
-income history (TRANSFER rows: deposits, withdrawals, transfers between wallets) for the
+income history (its USDT rows of money moved: deposits, withdrawals, transfers between
+wallets and accounts, binance_codec.MOVE_TYPES, one request for every kind) for the
 drawdown rule's peak (trader/money_moved.py, trader/entry_sender.py `on_read_back`).
 
 At start-up (before the balance is read: the peak moves before the equity that shows the
 money is seen), after the stream reconnects and, while it stays down, every POLL_EVERY, as
-funding is read back (trader/funding_backfill.py). Other kinds of money moved the stream
-tells (AUTO_EXCHANGE, COIN_SWAP_DEPOSIT, ...) are income types of their own, rare: not read
-back (one more request of weight 30 each).
+funding is read back (trader/funding_backfill.py). From a reconnect or a failed read until
+a read back succeeds (`EntrySender.money_unread`), and while the stream is down, a balance
+read does not raise the peak (`EntrySender.update_risk_fraction`).
 
     backfill = TransferBackfill(exchange, entries, clock)      # due at once
     await backfill.sync()                                       # nothing asked unless due
@@ -33,6 +34,7 @@ class TransferBackfill:
 
     def stream_reconnected(self) -> None:
         self.wanted = True
+        self.entries.money_unread = True
 
     def due(self, now: datetime) -> bool:
         if self.wanted:
@@ -54,6 +56,7 @@ class TransferBackfill:
                 rows = await self.exchange.transfer_income(start, now)
             except (ExchangeError, UnknownOutcome) as exc:
                 logger.warning("money moved not read back error={}", exc)
+                self.entries.money_unread = True
                 return
         self.entries.on_read_back(rows, now)
         self.wanted, self.last_read = False, now

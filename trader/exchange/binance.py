@@ -62,7 +62,7 @@ INCOME_PAGE = 1000        # its maximum limit
 # with it): one try this long at most, not the client's 10 s with the gate's retries (44 s
 # on a hanging read). Not read: the fee is valued later (trader/close_readback.py).
 PRICE_READ_SECONDS = 2.0
-INCOME_PAGES = 10         # a week of 8-hourly funding is ~21 rows a symbol: paging is rare
+INCOME_PAGES = 10         # funding: ~21 rows a symbol a week; money moved: every kind, trades too
 
 
 class BinanceExchange:
@@ -364,41 +364,45 @@ class BinanceExchange:
 
     async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
         """The FUNDING_FEE rows of the income history from `since` to `until` (`_income`)."""
-        return await self._income(codec.FUNDING_FEE, since, until)
+        return await self._income({"incomeType": codec.FUNDING_FEE},
+                                  lambda rows: codec.income_rows(rows, codec.FUNDING_FEE),
+                                  since, until)
 
     async def transfer_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
-        """The TRANSFER rows (money moved in or out: deposits, withdrawals, transfers between
-        wallets) of the income history from `since` to `until` (`_income`)."""
-        return await self._income(codec.TRANSFER, since, until)
+        """The USDT moved in or out (deposits, withdrawals, transfers between wallets and
+        accounts: binance_codec.MOVE_TYPES) of the income history from `since` to `until`
+        (`_income`). Read without incomeType, every kind in one request (weight 30 a page
+        whatever the filter; one type per request would cost one request each), the other
+        kinds' rows (trades' PnL and commission, funding) filtered out and paged past."""
+        return await self._income({}, codec.money_moved_rows, since, until)
 
-    async def _income(self, income_type: str, since: datetime,
-                      until: datetime) -> list[FundingIncome]:
-        """GET /fapi/v1/income, `income_type`, startTime `since` to endTime `until` (both
-        included), oldest first; weight 30 a page of up to 1000 rows, through the gate
-        (its circuit, pacing and retries). A page that is full is followed by one from its
-        latest row on (Binance answers "startTime + limit" when more rows match: the Binance
-        Link page of the same endpoint); rows seen twice are counted once (by tranId).
-        Unreadable rows are logged and skipped (binance_codec.income_rows); raises
-        ExchangeError / UnknownOutcome like every read.
-        https://developers.binance.com/docs/derivatives/usds-margined-futures/account/
-        rest-api/Get-Income-History"""
+    async def _income(self, params: dict[str, Any],
+                      wanted: Callable[[list[Any]], list[FundingIncome]],
+                      since: datetime, until: datetime) -> list[FundingIncome]:
+        """GET /fapi/v1/income with `params`, startTime `since` to endTime `until` (both
+        included), the `wanted` rows of each page, oldest first; weight 30 a page of up to
+        1000 rows, through the gate (its circuit, pacing and retries). A page that is full
+        is followed by one from its latest row on, whatever that row's type (Binance
+        answers "startTime + limit" when more rows match: the Binance Link page of the same
+        endpoint); rows seen twice are counted once (by tran_id). Unreadable rows are
+        logged and skipped (binance_codec); raises ExchangeError / UnknownOutcome like
+        every read. https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        account/rest-api/Get-Income-History"""
         found: dict[str, FundingIncome] = {}
         start = since
         for _ in range(INCOME_PAGES):
             raw = await self._rest.call(
                 "income history", self.client.futures_income_history, weight=INCOME_WEIGHT,
-                incomeType=income_type, startTime=to_ms(start), endTime=to_ms(until),
-                limit=INCOME_PAGE)
+                startTime=to_ms(start), endTime=to_ms(until), limit=INCOME_PAGE, **params)
             rows = rows_of(raw, codec.INCOME)
-            page = codec.income_rows(rows, income_type)
-            fresh = {income.tran_id: income for income in page if income.tran_id not in found}
-            found |= fresh
-            if len(rows) < INCOME_PAGE or not fresh:
+            found |= {income.tran_id: income for income in wanted(rows)}
+            latest = codec.latest_income_time(rows) if len(rows) >= INCOME_PAGE else None
+            if latest is None or latest <= start:    # the last page, or no way past it
                 break
-            start = max(income.time for income in page)
+            start = latest
         else:
-            logger.warning("income history cut at {} pages type={} rows={} until={}",
-                           INCOME_PAGES, income_type, len(found), start.isoformat())
+            logger.warning("income history cut at {} pages params={} rows={} until={}",
+                           INCOME_PAGES, params, len(found), start.isoformat())
         return sorted(found.values(), key=lambda income: (income.time, income.tran_id))
 
     # --- account settings (binance_account.py) ----------------------------------------

@@ -51,7 +51,14 @@ INCOME = "GET /fapi/v1/income"
 PREMIUM_INDEX = "GET /fapi/v1/premiumIndex"
 SYMBOL_CONFIG = "GET /fapi/v1/symbolConfig"
 FUNDING_FEE = "FUNDING_FEE"
-TRANSFER = "TRANSFER"     # money moved in or out of the futures wallet (Get-Income-History)
+# The income types of money moved into or out of the futures wallet with no trade
+# (Get-Income-History's list: TRANSFER deposits, withdrawals and transfers between wallets;
+# INTERNAL_TRANSFER, CROSS_COLLATERAL_TRANSFER, STRATEGY_UMFUTURES_TRANSFER; AUTO_EXCHANGE,
+# COIN_SWAP_DEPOSIT, COIN_SWAP_WITHDRAW, which the stream tells as money moved too)
+MOVE_TYPES = frozenset({"TRANSFER", "INTERNAL_TRANSFER", "CROSS_COLLATERAL_TRANSFER",
+                        "STRATEGY_UMFUTURES_TRANSFER", "AUTO_EXCHANGE", "COIN_SWAP_DEPOSIT",
+                        "COIN_SWAP_WITHDRAW"})
+FUNDING_ASSET = "USDT"    # the asset of the equity, the peak and funding
 # How far our idea of Binance's time may run ahead of it before a signed request is refused
 # (-1021; the fake's binance_auth.py checks the same bound): `candles_from_rest`
 CLOSE_MARGIN = timedelta(seconds=1)
@@ -278,18 +285,45 @@ def income_rows(rows: list[Any], income_type: str) -> list[FundingIncome]:
     logged and skipped: one bad row never hides the payments beside it. Rows of another
     income type are skipped too (we ask for one type at a time).
     """
+    return [income for kind, income in _readable_income(rows, income_type)
+            if kind == income_type]
+
+
+def money_moved_rows(rows: list[Any]) -> list[FundingIncome]:
+    """The money moved into or out of the USDT futures wallet among the rows of a GET
+    /fapi/v1/income answer read without incomeType ("If incomeType is not sent, all kinds
+    of flow will be returned": the Get-Income-History page): the USDT rows of MOVE_TYPES.
+    Every row names its "asset"; the drawdown rule's peak is USDT, as the stream's "bc" it
+    counts (binance_event_codec.money_moved_from_account_event): a USDC or BNB row is not
+    USDT moved. `tran_id` is "<incomeType>:<tranId>": the page says "trandId is unique in
+    the same incomeType for a user" (its example gives a TRANSFER and a COMMISSION row the
+    same one)."""
+    return [replace(income, tran_id=f"{kind}:{income.tran_id}")
+            for kind, income in _readable_income(rows, "money moved")
+            if kind in MOVE_TYPES and income.asset == FUNDING_ASSET]
+
+
+def latest_income_time(rows: list[Any]) -> datetime | None:
+    """The latest "time" among the readable rows of a GET /fapi/v1/income page, whatever
+    their type (a page read without incomeType is followed from there); None for none."""
+    times = [income.time for _, income in _readable_income(rows, "page")]
+    return max(times) if times else None
+
+
+def _readable_income(rows: list[Any], wanted: str) -> list[tuple[str, FundingIncome]]:
+    """Each readable row with its incomeType, in the order given; an unreadable one logged
+    and skipped (`wanted`: what the rows are read for, in the log line)."""
     incomes = []
     for raw in rows:
         try:
             f = Fields(raw, f"{INCOME} row")
-            if f.text("incomeType") != income_type:
-                continue
-            incomes.append(FundingIncome(tran_id=f.text("tranId"),
-                                         symbol=f.optional_text("symbol"),
-                                         amount=f.number("income"), asset=f.text("asset"),
-                                         time=f.millis("time")))
+            incomes.append((f.text("incomeType"),
+                            FundingIncome(tran_id=f.text("tranId"),
+                                          symbol=f.optional_text("symbol"),
+                                          amount=f.number("income"), asset=f.text("asset"),
+                                          time=f.millis("time"))))
         except MalformedResponse as exc:    # malformed() logged the row itself
-            logger.warning("income row skipped type={} error={}", income_type, exc)
+            logger.warning("income row skipped type={} error={}", wanted, exc)
     return incomes
 
 
