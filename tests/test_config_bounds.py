@@ -71,16 +71,16 @@ BINANCE = {"TRADEBOT_EXCHANGE": "binance", "BINANCE_API_KEY": "k", "BINANCE_API_
 def test_a_tick_too_short_for_the_rest_budget_is_refused() -> None:
     [line] = problems_for(TRADEBOT_TICK_SECONDS="0.01", **BINANCE)
     assert line.startswith("TRADEBOT_TICK_SECONDS: ")
-    assert "(got '0.01')" in line and "at least 0.5 s on Binance" in line and "2,400" in line
-    assert line.endswith("allowed: 0.5 to 60")
+    assert "(got '0.01')" in line and "at least 0.2 s on Binance" in line and "2,400" in line
+    assert line.endswith("allowed: 0.2 to 60")
 
 
 def test_the_tick_floor_does_not_grow_with_the_symbols() -> None:
     """The gate's pacing on Binance's usage headers holds many symbols' reads under the
     limit: an operator's 2 s tick with many symbols stays a valid configuration."""
     many = ",".join(f"{base}USDT" for base in ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE"))
-    assert load_settings(_env_file=None, TRADEBOT_TICK_SECONDS="0.5", **BINANCE
-                         ).tick_seconds == 0.5
+    assert load_settings(_env_file=None, TRADEBOT_TICK_SECONDS="0.2", **BINANCE
+                         ).tick_seconds == 0.2
     assert load_settings(_env_file=None, TRADEBOT_TICK_SECONDS="2", TRADEBOT_SYMBOLS=many,
                          **BINANCE).tick_seconds == 2.0
     assert load_settings(_env_file=None, TRADEBOT_SYMBOLS=many, **BINANCE).tick_seconds == 2.0

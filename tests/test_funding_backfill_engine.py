@@ -52,7 +52,7 @@ async def fake():
 async def live_agent(fake: FakeBinance, db_path: Path) -> AsyncIterator[tuple[Engine,
                                                                                Controller]]:
     """The agent on `db_path`, booted, its live loop running with the user-data stream."""
-    settings = settings_for(fake, db_path=db_path, tick_seconds=0.5)   # on Binance: >= 0.5 s
+    settings = settings_for(fake, db_path=db_path, tick_seconds=0.4)
     exchange = BinanceExchange(settings, SystemClock(), streams=True, stream_options=FAST,
                                retry_policy=FAST_RETRIES)
     await exchange.start([SYMBOL], settings.leverage)

@@ -29,12 +29,13 @@ from trader.url_mask import SECRET_PATH_URLS, masked_url
 
 SYMBOL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 # While its streams are down the agent polls: each tick reads every symbol over REST, ~11
-# weight a symbol (README, Performance: 330 per symbol-minute at the 2 s tick). A tick
-# shorter than this reads one symbol alone at ~1,300 a minute, over half of Binance's 2,400;
-# with more symbols the gate's pacing on the usage headers (trader/exchange/ratelimit.py)
-# holds the reads under the limit, so the floor does not grow with them (50 symbols at the
-# 2 s default stay at 34 % with healthy streams: benchmarks/rest_budget.py).
-BINANCE_TICK_FLOOR = 0.5
+# weight a symbol (README, Performance: 330 per symbol-minute at the 2 s tick). The gate's
+# pacing on Binance's usage headers (trader/exchange/ratelimit.py) keeps any tick under the
+# limit, but a tick shorter than this spends the whole budget on one symbol's reads, and the
+# pacing then slows every request, orders included (rv15: 0.01 s, 2,156 of 2,400 a minute,
+# the last tick 22 s old). The floor does not grow with the symbols: the pacing holds them
+# (50 symbols at the 2 s default use 34 % with healthy streams: benchmarks/rest_budget.py).
+BINANCE_TICK_FLOOR = 0.2
 
 
 class ConfigError(Exception):
@@ -113,7 +114,7 @@ class Settings(BaseSettings):
     strategy: str = _env("TRADEBOT_STRATEGY", "default",
                          "default, or your own strategy class as module:Class (see README)")
     tick_seconds: float = _env("TRADEBOT_TICK_SECONDS", 2.0, "engine tick period in live mode; on "
-                         "Binance at least 0.5 s",
+                         "Binance at least 0.2 s",
                          gt=0, le=60)
     reconcile_seconds: float = _env("TRADEBOT_RECONCILE_SECONDS", 60.0, "periodic reconciliation period", ge=3,
                              le=3600)
@@ -319,8 +320,9 @@ class Settings(BaseSettings):
             return []
         return [f"TRADEBOT_TICK_SECONDS: must be at least {BINANCE_TICK_FLOOR:g} s on Binance "
                 f"(got '{self.tick_seconds:g}'): while its streams are down the agent reads "
-                "every symbol each tick (~11 weight), and a shorter tick spends over half of "
-                f"Binance's 2,400 weight a minute on one symbol; allowed: "
+                "every symbol each tick (~11 weight), and a shorter tick spends Binance's 2,400 "
+                "weight a minute on one symbol's reads, which then slow every request, orders "
+                "included; allowed: "
                 f"{BINANCE_TICK_FLOOR:g} to 60"]
 
     @property
