@@ -43,14 +43,20 @@ SETTLING, TRADING = "BTCUSDT", "ETHUSDT"
 async def fake():
     async with FakeBinance(prices={SETTLING: Decimal("50000"),
                                    TRADING: Decimal("3000")}) as server:
-        server.sim.set_rules(replace(server.sim.rules_for(SETTLING), status="SETTLING"))
         yield server
+
+
+async def settling_with_a_position(fake) -> None:
+    """A LONG opened by hand while the symbol traded, then the symbol settling (Binance
+    refuses an opening order on a symbol that is not TRADING: -4140)."""
+    await fake.open_position_by_hand(SETTLING, Side.BUY, Decimal("0.100"))
+    fake.sim.set_rules(replace(fake.sim.rules_for(SETTLING), status="SETTLING"))
 
 
 @pytest.mark.parametrize("settings_refused", [False, True], ids=["accepted", "refused-1122"])
 async def test_a_settling_symbol_at_start_is_kept_without_entries_and_the_others_trade(
         fake, tmp_path, settings_refused):
-    await fake.open_position_by_hand(SETTLING, Side.BUY, Decimal("0.100"))
+    await settling_with_a_position(fake)
     if settings_refused:
         for endpoint in ("POST /fapi/v1/leverage", "POST /fapi/v1/marginType"):
             fake.inject_fault(endpoint, code=-1122, msg="Invalid symbol status.", times=50,
@@ -95,7 +101,7 @@ async def test_tradebot_run_starts_and_protects_with_a_settling_symbol_refusing_
     """The real agent as a process (`tradebot run`): it used to log "exchange start-up
     failed ... -1122" and retry forever, protecting nothing; now the LONG on the settling
     symbol gets its stop and the agent runs until SIGTERM (exit 0)."""
-    await fake.open_position_by_hand(SETTLING, Side.BUY, Decimal("0.100"))
+    await settling_with_a_position(fake)
     for endpoint in ("POST /fapi/v1/leverage", "POST /fapi/v1/marginType"):
         fake.inject_fault(endpoint, code=-1122, msg="Invalid symbol status.", times=50,
                           only={"symbol": SETTLING})
