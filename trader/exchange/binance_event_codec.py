@@ -19,6 +19,7 @@ Its fill, or the final status of its market order, follows; REST reads check it 
 """
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from trader.domain import (
@@ -191,17 +192,23 @@ def funding_from_account_event(event: Json) -> FundingApplied | None:
     data = f.child("a")
     if data.optional_text("m") != FUNDING_REASON:
         return None
-    amount = ZERO
-    for raw in data.rows("B"):
-        balance = Fields(raw, f"{ACCOUNT_EVENT} B")
-        if balance.optional_text("a") == FUNDING_ASSET:
-            amount += balance.optional_number("bc")
+    amount = _usdt_balance_change(data)
     if amount == 0:
         return None
     rows = data.rows("P")
     symbol = Fields(rows[0], f"{ACCOUNT_EVENT} P").text("s") if len(rows) == 1 else ""
     return FundingApplied(symbol, ZERO, amount, f.millis("T", "E"))
 
+
+
+def _usdt_balance_change(data: Fields) -> Decimal:
+    """The USDT balance's "bc" of an ACCOUNT_UPDATE's "a" (0 when it has none)."""
+    amount = ZERO
+    for raw in data.rows("B"):
+        balance = Fields(raw, f"{ACCOUNT_EVENT} B")
+        if balance.optional_text("a") == FUNDING_ASSET:
+            amount += balance.optional_number("bc")
+    return amount
 
 # The reasons "m" whose "bc" is a trading result (a fill's is 0: "except PnL and commission";
 # funding is journaled as such; INSURANCE_CLEAR is a liquidation's clearance fee) or moves
@@ -223,11 +230,7 @@ def money_moved_from_account_event(event: Json) -> MoneyMoved | None:
     reason = data.optional_text("m")
     if reason in TRADING_REASONS:
         return None
-    amount = ZERO
-    for raw in data.rows("B"):
-        balance = Fields(raw, f"{ACCOUNT_EVENT} B")
-        if balance.optional_text("a") == FUNDING_ASSET:
-            amount += balance.optional_number("bc")
+    amount = _usdt_balance_change(data)
     return MoneyMoved(amount, reason, f.millis("T", "E")) if amount != 0 else None
 
 
