@@ -84,7 +84,7 @@ ERRORS = {"error_margin_insufficient": Outcome.SKIPPED,
           # as answers to a read (to a send: tests/test_binance_error_answers.py)
           **dict.fromkeys(("error_unexpected_resp", "error_backend_timeout", "error_408_empty",
                            "error_503_unknown", "error_request_throttled", "error_internal_503",
-                           "error_503_service_unavailable"), Outcome.SKIPPED)}
+                           "error_503_service_unavailable", "error_server_busy"), Outcome.SKIPPED)}
 # Answers the adapter reads without a codec function: the field it reads, and its value.
 READ_DIRECTLY = {
     "time": ("serverTime", 1499827319559),                     # sync_time

@@ -24,7 +24,7 @@ UNKNOWN = ("error_unexpected_resp", "error_backend_timeout", "error_408_empty",
            "error_503_unknown")
 # failures Binance documents as "100% failure" / "a failure API operation": retryable
 FAILED_RETRYABLE = ("error_request_throttled", "error_internal_503",
-                    "error_503_service_unavailable")
+                    "error_503_service_unavailable", "error_server_busy")
 
 
 def answer(name: str, *, sending: bool, status: int | None = None) -> Exception:

@@ -165,7 +165,7 @@ async def fake_answers(fake: FakeBinance) -> tuple[dict[str, Any], dict[str, Any
 # Error answers the fake gives only when a test asks (`FakeBinance.answer_documented`).
 DOCUMENTED_FAILURES = ("error_unexpected_resp", "error_backend_timeout", "error_408_empty",
                        "error_503_unknown", "error_request_throttled", "error_internal_503",
-                       "error_503_service_unavailable")
+                       "error_503_service_unavailable", "error_server_busy")
 
 
 MARKET_FIXTURES = {"kline": "event_kline", "bookTicker": "event_book_ticker",

@@ -200,7 +200,6 @@ async def test_a_close_that_landed_during_the_outage_is_not_sent_again(tmp_path,
         assert not given_up(engine)
 
 
-
 async def test_a_close_taken_whose_read_back_fails_waits_for_the_stream_not_a_second_close(
         tmp_path):
     """Binance took the close (answered FILLED), then answers no read: the reply says the
@@ -217,21 +216,3 @@ async def test_a_close_taken_whose_read_back_fails_waits_for_the_stream_not_a_se
         assert await ticked_until(engine, lambda: SYMBOL not in engine.positions)
         assert len(market_closes(fake)) == 1, market_closes(fake)
         assert len(alerts(engine, "CLOSE")) == 1, alerts(engine, "CLOSE")
-
-
-async def test_closes_refused_during_an_outage_are_given_up_as_refusals_are(tmp_path):
-    """The negative: "Service Unavailable." (General Info's 503 variant B, "100% failure":
-    nothing executed) is a definite refusal, whatever the reads answer: three closes on the
-    refusals' schedule, then the give-up, as with reads working
-    (tests/test_flatten_exit_code.py)."""
-    async with outage_agent(tmp_path) as (fake, agent):
-        engine = agent.engine
-        assert (await agent.run(CommandKind.LONG)).ok
-        fake.outage("error_503_service_unavailable")
-        result = await agent.run(CommandKind.CLOSE)
-        reply = format_result(CommandKind.CLOSE, result)
-        assert reply.startswith("⚠️ <b>Close: failed</b>"), reply
-        assert "after 3 market closes" in reply and "send /close BTCUSDT again" in reply, reply
-        assert len(set(market_closes(fake))) == 3, market_closes(fake)
-        assert len(given_up(engine)) == 1
-        assert engine.positions[SYMBOL].state is not PositionState.CLOSING

@@ -8,10 +8,12 @@ The give-up alert names what is true: a position whose stop-loss is on the excha
 still protected (PROTECTION, WARN: the close was given up), one without a stop is not
 (POSITION_UNPROTECTED, CRITICAL).
 
-Market closes are refused by the fake Binance: HTTP 400, -4131 "The counterparty's best
-price does not meet the PERCENT_PRICE filter limit" to POST /fapi/v1/order (`inject_fault`;
-https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code), a
-definite answer, so each attempt sends a new close; the stop-loss goes through the Algo
+Market closes are refused by the fake Binance: HTTP 400, -2022 "ReduceOnly Order is
+rejected." to POST /fapi/v1/order (`inject_fault`; https://developers.binance.com/docs/
+derivatives/usds-margined-futures/error-code), a definite refusal that waiting does not
+cure, so each attempt sends a new close and three give it up (a refusal for now, -4131 or
+a 503 "Service Unavailable.", is sent again on a backoff instead:
+tests/test_close_refused_for_now.py); the stop-loss goes through the Algo
 Order endpoint and stays. (A 503 leaves the close's outcome unknown: it is probed, never
 sent again blind, and the answer says the agent finishes it: the last test here and
 tests/test_close_in_flight.py.)
@@ -46,8 +48,7 @@ from trader.trade_store import TradeStore
 
 BOUND = 60.0
 MANY = 1000          # every market close of the run fails
-REFUSED = {"code": -4131, "http_status": 400,
-           "msg": "The counterparty's best price does not meet the PERCENT_PRICE filter limit."}
+REFUSED = {"code": -2022, "http_status": 400, "msg": "ReduceOnly Order is rejected."}
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 

@@ -88,7 +88,7 @@ EVERY_KIND_OF_EVENT: list[Event] = [
     LegSeen(SL, "web_1", ENTRY, FULL), LegGone(TP, "x", confirmed=True),
     LegFilled(SL, "x", FULL, complete=False), PositionSizeChanged(FULL, ENTRY),
     PositionGone(), CloseRequested(CloseReason.COMMAND), StopMoveRequested(D("49800")),
-    FlattenResult(FULL),
+    FlattenResult(FULL), FlattenResult(FULL, refused_for_now="503 Service Unavailable"),
     Tick(OPENED + timedelta(days=1), ENTRY, RULES)]
 
 # --- properties ----------------------------------------------------------------------------
@@ -151,7 +151,8 @@ events_for_any_state = st.one_of(
               st.sampled_from([None, EntryFilled(FULL, ENTRY)])),
     st.builds(CloseRequested, st.sampled_from([CloseReason.COMMAND, CloseReason.TIME_EXIT])),
     st.builds(StopMoveRequested, st.sampled_from([D("49000"), D("49800"), D("50500")])),
-    st.builds(FlattenResult, st.sampled_from([D("0"), D("0.004"), FULL])),
+    st.builds(FlattenResult, st.sampled_from([D("0"), D("0.004"), FULL]),
+              refused_for_now=st.sampled_from([None, None, "503 Service Unavailable"])),
     st.builds(Tick, st.just(OPENED), st.sampled_from([None, *(mark_at(Side.BUY, p)
                                                              for p in (-120, 40, 80, 250))]),
               st.just(RULES)),

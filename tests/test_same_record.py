@@ -20,7 +20,14 @@ from trader.events import LegPlaced
 from trader.evolve import evolve
 from trader.guard_book import GuardBook
 from trader.guard_state import GuardConfig
-from trader.position import ExitPlan, Leg, Position, PositionState, RegimeAnchor
+from trader.position import (
+    CloseRefusedForNow,
+    ExitPlan,
+    Leg,
+    Position,
+    PositionState,
+    RegimeAnchor,
+)
 from trader.position_journal import PositionJournal, same_record
 from trader.telemetry import Counters
 from trader.trade_store import TradeStore
@@ -55,6 +62,8 @@ def other_value(value: Any) -> Any:
         return {**value, "zz": 9}
     if isinstance(value, tuple):            # fees_in_kind
         return (*value, FeeInKind("BNB", Decimal(1)))
+    if isinstance(value, CloseRefusedForNow):
+        return evolve(value, refusals=value.refusals + 1)
     raise AssertionError(f"no other value for {value!r}")
 
 
@@ -66,7 +75,8 @@ def test_a_record_that_differs_in_any_one_field_is_not_the_same() -> None:
                     closing_reason=CloseReason.TIME_EXIT, close_reason=CloseReason.MANUAL,
                     closed_at=NOW, exit_price=Decimal("50050"), operator_stop=Decimal("49800"),
                     regime=RegimeAnchor("NORMAL", "NORMAL", Decimal("49500"),
-                                        Decimal("51000")))
+                                        Decimal("51000")),
+                    close_refused=CloseRefusedForNow("503 Service Unavailable", NOW, 3, NOW))
     for field in dataclasses.fields(Position):
         value = getattr(position, field.name)
         changed = evolve(position, **{field.name: other_value(value)}) \

@@ -4,10 +4,12 @@ manage (opened by hand) is taken over to be closed; an entry whose answer was lo
 settled first, a maker-first entry still quoting is stopped (its quote cancelled, what
 filled closed); a close held back by the exchange's Retry-After says when it is sent."""
 
+import math
 from datetime import datetime, timedelta
 
 from trader.close_hold import QUOTE_CANCEL_WAIT, CloseHold
 from trader.close_record import exit_text
+from trader.close_retry import BACKOFF
 from trader.commands import ALL_SYMBOLS, Command, CommandResult
 from trader.display import duration, money, plural, price, quantity
 from trader.domain import ZERO, CloseReason
@@ -15,7 +17,7 @@ from trader.engine import Engine
 from trader.events import CloseRequested
 from trader.market_exit import NOT_READ_BACK, exits_unanswered
 from trader.observe import SymbolView
-from trader.position import Position, PositionState
+from trader.position import CloseRefusedForNow, Position, PositionState
 from trader.trade_history import trade_net
 from trader.views import closable, symbol_rules
 
@@ -216,6 +218,9 @@ def _final_line(engine: Engine, command: Command, symbol: str, notes: list[str])
     position = open_position(engine, symbol)
     if position is not None:
         closes = sum(1 for note in notes if note.startswith(f"{symbol}: market close "))
+        if position.state is PositionState.CLOSING and position.close_refused is not None:
+            return _still_open_line(engine, command, position, closes,
+                                    _refused_next(position.close_refused, engine.clock.now()))
         unread = _unread(position, notes)
         return _still_open_line(engine, command, position, closes, IN_FLIGHT_NEXT
                                 if exits_unanswered(engine.store, position) else UNREAD_NEXT
@@ -250,6 +255,14 @@ UNREAD_NEXT = ("the agent reads the position again and closes whatever is left b
                "the CLOSE alert says when it is closed")
 
 
+def _refused_next(refused: CloseRefusedForNow, now: datetime) -> str:
+    """A close Binance refuses for now (trader/close_retry.py): the agent sends it again."""
+    wait = max(0, math.ceil((refused.next_at - now).total_seconds()))
+    return (f"⏳ waiting: Binance refuses for now ({refused.reason}); retrying by itself "
+            f"(next in {wait} s, then up to every {BACKOFF[-1]:g} s) until Binance takes it; "
+            "the CLOSE alert says when it is closed")
+
+
 def _unread(position: Position, notes: list[str]) -> bool:
     """The close's result is not known: the position could not be read back after it."""
     unread = f"{position.symbol}: {NOT_READ_BACK}"
@@ -260,8 +273,9 @@ def _unread(position: Position, notes: list[str]) -> bool:
 def goes_on(engine: Engine, position: Position, notes: list[str]) -> bool:
     """A close not finished that the agent finishes by itself (the answer "waiting"): one
     whose answer was lost, or whose result could not be read back (`notes`: what the
-    command did)."""
-    return bool(exits_unanswered(engine.store, position)) or _unread(position, notes)
+    command did), or that Binance refuses for now (sent again on a backoff)."""
+    return bool(exits_unanswered(engine.store, position)) or _unread(position, notes) \
+        or (position.state is PositionState.CLOSING and position.close_refused is not None)
 
 
 def _held_back(engine: Engine, symbol: str) -> bool:

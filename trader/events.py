@@ -178,11 +178,15 @@ class FlattenResult:
     `not_sent`: a partial take-profit refused before sending, as its intent could not be
     saved (trader/executor.py JOURNAL_REQUIRED): nothing was closed. `unread`: the close
     was taken, but the position could not be read back after it (the exchange did not
-    answer): `remaining` is the size before it; a later tick's view says what is left."""
+    answer): `remaining` is the size before it; a later tick's view says what is left.
+    `refused_for_now`: Binance refused the close for a reason waiting cures (its label:
+    "503 Service Unavailable"): nothing executed, sent again on trader/close_retry.py's
+    backoff, never counted towards the give-up."""
     remaining: Decimal
     in_flight: str | None = None
     not_sent: bool = False
     unread: bool = False
+    refused_for_now: str | None = None
 
 
 @fast_init          # one per in-position tick
@@ -236,7 +240,7 @@ class Flatten:
     """Market reduce-only close of `quantity`, then read the position back. `attempt`: the
     how-manyth close of this one request (2, 3: the one before was refused or left some
     open); a later one is sent a short pause after the one before it
-    (trader/market_exit.py `close_retry_pause`). `told`: what the chat hears once the
+    (trader/close_retry.py `close_retry_pause`). `told`: what the chat hears once the
     order is sent (a partial take-profit's news), never when it is not (trader/interpreter.py)."""
     reason: CloseReason
     quantity: Decimal

@@ -87,6 +87,9 @@ class ActionResult:
     def reason(self) -> str:
         if self.verdict is None:
             return self.outcome.value
+        meaning = self.verdict.meaning.partition(": ")[2]
+        if self.verdict.label and meaning:   # "503 Service Unavailable: ...", not "-1000 ..."
+            return f"{self.verdict.label}: {meaning}"
         return f"{self.verdict.code} {self.verdict.meaning}"
 
 

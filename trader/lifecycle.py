@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from trader import display, protection
+from trader import close_retry, display, protection
 from trader.alerts import Alert, AlertName
 from trader.domain import ZERO, CloseReason, OrderRole
 from trader.events import (
@@ -250,7 +250,8 @@ def _position_gone(position: Position, event: PositionGone, now: datetime,
         entry_price = event.entry.price if event.entry.price > 0 else position.entry_price
         position = evolve(position, quantity=event.entry.quantity, entry_price=entry_price)
     reason = event.reason or position.closing_reason or CloseReason.MANUAL
-    closed = evolve(position, state=CLOSED, closed_at=now, close_reason=reason)
+    closed = evolve(position, state=CLOSED, closed_at=now, close_reason=reason,
+                    close_refused=None)
     return closed, [Finalize(reason)], []
 
 
@@ -267,7 +268,8 @@ def _close_requested(position: Position, event: CloseRequested, now: datetime,
     # The engine performs a close to its end before the next event, so a CLOSING position
     # seen here has none in flight: a new request (the operator again) starts over.
     position, client_id = position.next_client_id(OrderRole.FLATTEN)
-    closing = evolve(position, state=CLOSING, closing_reason=event.reason, close_attempts=1)
+    closing = evolve(position, state=CLOSING, closing_reason=event.reason, close_attempts=1,
+                     close_refused=None)
     return closing, [Flatten(event.reason, position.quantity, client_id)], []
 
 
@@ -280,7 +282,9 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
         if quantity is not position.quantity:
             position = evolve(position, quantity=quantity)
         return position, [], []
-    position = evolve(position, quantity=event.remaining)
+    if event.refused_for_now is not None:
+        return _refused_for_now(position, event, now)
+    position = evolve(position, quantity=event.remaining, close_refused=None)
     if event.in_flight is not None or event.unread:
         # Waiting for a close that may still land, or for a read of what a close left: the
         # attempt that found it sent nothing, or nothing refused (the give-up counts
@@ -306,6 +310,22 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
             f"(/close {position.symbol}) or in the Binance app")
     reopened = evolve(position, state=ATTACHING, closing_reason=None, close_attempts=0)
     return reopened, [Alert(name, text, position.symbol)], []
+
+
+def _refused_for_now(position: Position, event: FlattenResult, now: datetime) -> Outcome:
+    """Binance refused the close for a reason waiting cures: CLOSING keeps its reason and
+    the close is sent again on trader/close_retry.py's backoff, its first retries in this
+    step, the later ones by the Tick once due; the refused close's count passes to its
+    retry (nothing more is counted towards the give-up, however long it lasts)."""
+    refused, told = close_retry.refused_for_now(position, event.refused_for_now or "", now)
+    position = evolve(position, quantity=event.remaining, close_refused=refused)
+    actions: list[Action] = [told] if told is not None else []
+    if not close_retry.sent_in_step(refused):
+        return position, actions, []
+    reason = position.closing_reason or CloseReason.COMMAND
+    position, client_id = position.next_client_id(OrderRole.FLATTEN)
+    return position, [*actions, Flatten(reason, event.remaining, client_id,
+                                        attempt=refused.refusals + 1)], []
 
 
 def _partial_not_sent(position: Position) -> Outcome:

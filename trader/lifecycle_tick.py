@@ -6,14 +6,15 @@ price follows the mark, a live leg the mark has passed without executing is caug
 watch), and a PROTECTED one runs the exit rules of trader/management.py: time exit, partial
 take-profit, stop to breakeven, trailing stop; then its SL/TP follow the volatility regime
 (trader/regime_adjust.py). A CLOSING position still open on a later tick retries its close
-(a FlattenResult follow-up).
+(a FlattenResult follow-up); one Binance refused for now, once its backoff is over
+(trader/close_retry.py).
 Nothing here reads the clock: `now` is given.
 """
 
 from datetime import datetime
 from decimal import Decimal
 
-from trader import display, management, protection, regime_adjust, stuck_trigger
+from trader import close_retry, display, management, protection, regime_adjust, stuck_trigger
 from trader.alerts import Alert, AlertName, Severity
 from trader.domain import CloseReason, OrderRole
 from trader.events import Action, CloseRequested, Event, Flatten, FlattenResult, Policy, Tick
@@ -33,6 +34,8 @@ def on_tick(position: Position, event: Tick, now: datetime, policy: Policy) -> O
         return position, [], []
     actions = protection.watch(position)
     if position.state is CLOSING:
+        if position.close_refused is not None:
+            return _close_refused_for_now(position, actions, now)
         # Still open on a later tick: the last close did not finish (its request failed).
         return position, actions, [FlattenResult(position.quantity)]
     if event.mark is None:
@@ -56,6 +59,17 @@ def on_tick(position: Position, event: Tick, now: datetime, policy: Policy) -> O
     if not follow_ups:
         position = regime_adjust.follow(position, event.regime, event.mark, event.rules)
     return position, actions + more, follow_ups
+
+
+def _close_refused_for_now(position: Position, actions: list[Action], now: datetime
+                           ) -> Outcome:
+    """A close Binance refused for now: sent again once its backoff is over (the refused
+    one was never placed: a new client id), counting for nothing (trader/close_retry.py)."""
+    if not close_retry.due(position, now):
+        return position, actions, []
+    reason = position.closing_reason or CloseReason.COMMAND
+    position, client_id = position.next_client_id(OrderRole.FLATTEN)
+    return position, [*actions, Flatten(reason, position.quantity, client_id)], []
 
 
 def quiet(position: Position, event: Tick, now: datetime, policy: Policy,

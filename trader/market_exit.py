@@ -4,7 +4,10 @@ two in flight (one whose answer was lost is probed, not sent again), then verifi
 position read back; a late fill that flipped the position is rebalanced reduce-only. A probe
 or a read-back the exchange does not answer (a 503 outage of every route) leaves the close
 waiting, never failed: nothing more is sent and no attempt is spent until a later tick
-knows (`FlattenResult.in_flight`, `unread`), however long that takes.
+knows (`FlattenResult.in_flight`, `unread`), however long that takes. A close Binance refuses
+for a reason that waiting cures (503 "Service Unavailable.", -1008, -1001, -4131) is sent
+again on a backoff for as long as it lasts (`FlattenResult.refused_for_now`,
+trader/close_retry.py); only the other refusals count towards the give-up.
 
     exit = MarketExit(exchange, executor, tracker, clock)
     performed = await exit.flatten(position, action)   # events + notes for the operator
@@ -21,6 +24,7 @@ from loguru import logger
 from storage import SaveStateFailure
 from trader import display
 from trader.clock import Clock
+from trader.close_retry import close_retry_pause
 from trader.containment import readable
 from trader.domain import (
     ZERO,
@@ -88,6 +92,15 @@ class MarketExit:
             return await self._verified(position, close, result,
                                         await self._read_position(position))
         held, unread = await self._read_back(position)
+        verdict = result.verdict
+        if not result.ok and verdict is not None and verdict.refused_for_now \
+                and (held is None or held.side is position.side):
+            # Nothing executed, and the same close may pass later: sent again on a backoff,
+            # counted for nothing (trader/close_retry.py); the size is the one read back,
+            # else the one before (nothing executed)
+            return Performed([FlattenResult(held.size if held else position.quantity,
+                                            refused_for_now=verdict.label)],
+                             [f"{close} refused by Binance for now ({result.reason})"])
         if held is None and result.ok:
             # Taken by Binance, but what is left is not known: a later tick's view says
             # (flat: closed; else the rest is sent then), nothing is sent blind now
@@ -163,7 +176,9 @@ class MarketExit:
     async def _after_the_close_before(self, action: Flatten) -> None:
         """A close that follows a refused (or partly filled) one of the same request is sent
         `close_retry_pause` after it, not at once: three closes 10 ms apart all met the same
-        book (-4131 three times). One that follows a tick later is sent at once."""
+        book (-4131 three times). One that follows a tick later is sent at once. The engine's
+        tick waits meanwhile (the single writer): longer pauses would hold the other symbols
+        back, so a close refused for now is sent again by later ticks (trader/close_retry.py)."""
         pause = close_retry_pause(action.attempt)
         before = _previous_close(action.client_id)
         intent = self.executor.store.intent(before) if pause > 0 and before else None
@@ -241,23 +256,6 @@ def exits_unanswered(store: IntentRecords, position: Position) -> list[Intent]:
     return [intent for intent in store.unresolved_intents_for(position.symbol, position.key)
             if intent.status is IntentStatus.SENT and intent.type is OrderType.MARKET
             and intent.reduce_only]
-
-
-# The pauses before the 2nd and the 3rd market close of one request (the last repeats for
-# more attempts). A refusal for the book's state (-4131 PERCENT_PRICE: the best price too
-# far from the mark price, which Binance updates every second; a partial fill of a thin
-# book) may pass once the book or the mark moved: 0.5 s then 1 s puts the third close 1.5 s
-# after the first, across a mark price update, and a /close still answers within a few
-# seconds (its reply waits 60 s: bot/handlers.py `result_timeout`). The engine's tick
-# waits meanwhile (the single writer): longer pauses would hold the other symbols back.
-CLOSE_RETRY_PAUSES = (0.5, 1.0)
-
-
-def close_retry_pause(attempt: int) -> float:
-    """Seconds between the close before and the `attempt`-th close of one request."""
-    if attempt <= 1:
-        return 0.0
-    return CLOSE_RETRY_PAUSES[min(attempt - 2, len(CLOSE_RETRY_PAUSES) - 1)]
 
 
 def _previous_close(client_id: str) -> str | None:

@@ -155,6 +155,19 @@ class RegimeAnchor:
     take_profit_1: Decimal | None = None   # TP1's trigger as planned (two-TP plan), else None
 
 
+@dataclass(frozen=True, slots=True)
+class CloseRefusedForNow:
+    """A market close Binance refused for a reason that waiting cures (a 503 "Service
+    Unavailable.", -1008, -1001, -4131: `Verdict.refused_for_now`): sent again at
+    `next_at` (trader/close_retry.py's backoff), never counted towards the give-up.
+    `since`: the first refusal of this spell; `told`: its one alert (over a minute) sent."""
+    reason: str                            # "503 Service Unavailable", "-1008 REQUEST_THROTTLED"
+    since: datetime
+    refusals: int
+    next_at: datetime
+    told: bool = False
+
+
 @fast_init          # one per entry (copies: evolve)
 @dataclass(frozen=True, slots=True)
 class Position:
@@ -180,7 +193,8 @@ class Position:
     trail_activation: Decimal = Decimal("0.006")
     seq: dict[str, int] = field(default_factory=dict)
     closing_reason: CloseReason | None = None   # why a close is in flight (CLOSING)
-    close_attempts: int = 0
+    close_attempts: int = 0                # closes of this request counted towards the give-up
+    close_refused: CloseRefusedForNow | None = None   # waiting out a refusal for now
     realized_pnl: Decimal = ZERO
     fees: Decimal = ZERO
     adopted: bool = False

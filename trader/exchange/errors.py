@@ -58,6 +58,8 @@ class Policy:
     # a closePosition stop / take-profit in this direction rests already: what the refused
     # one would close is covered (trader/stop_backup.py)
     closing_order_exists: bool = False
+    # refused for the book of this moment, which moves: the same order may pass later
+    book_moves: bool = False
 
 
 # Binance answers -2021 when the mark price sits on the trigger; 350 ms lets it move. Fixed,
@@ -143,11 +145,13 @@ TABLE: dict[int, Policy] = {p.code: p for p in [
     )],
     # A MARKET order refused for the book of this moment, not for anything in the order:
     # the best counterparty price is outside the PERCENT_PRICE band around the mark price
-    # (a thin book in a fast move). The same order may pass a moment later: a market close
-    # is sent again after a pause (trader/market_exit.py `close_retry_pause`); an
-    # entry is not (the next signal decides).
+    # (a thin book in a fast move). The same order may pass a moment later, as the book
+    # refills or the mark moves (Binance updates it every 1-3 s): a market close is sent
+    # again on the backoff of a refusal for now, for as long as it lasts, never given up
+    # for it (`Verdict.refused_for_now`, trader/close_retry.py); the band bounds the price
+    # it fills at. An entry is not sent again (the next signal decides).
     Policy(-4131, "MARKET_ORDER_REJECT: the counterparty's best price does not meet the "
-           "PERCENT_PRICE filter limit", Outcome.FAILED),
+           "PERCENT_PRICE filter limit", Outcome.FAILED, book_moves=True),
     # A cancel refused because the stop is being triggered: it did nothing, and the stop
     # is on its way to execute; asked again with backoff, then read back by its id like a
     # cancel whose outcome is unknown (trader/executor.py `cancel_and_verify`).
@@ -206,6 +210,7 @@ UNKNOWN_ERROR_503 = "Unknown error, please check your request or try again later
 SERVICE_UNAVAILABLE_503 = "Service Unavailable."
 SERVICE_UNAVAILABLE = Policy(0, "Service Unavailable: Binance executed nothing (HTTP 503, "
                              "100% failure)", Outcome.SKIPPED, Retry.BACKOFF)
+SERVICE_UNAVAILABLE_LABEL = "503 Service Unavailable"   # its code is none of its own
 THROTTLE_SECONDS = 60.0
 DEFAULT_RETRY_AFTER = 60.0
 
@@ -223,10 +228,25 @@ class Verdict:
     listen_key_gone: bool = False
     post_only_rejected: bool = False
     closing_order_exists: bool = False
+    book_moves: bool = False
+    label: str = ""      # the code and its name, for a reply: "-1008 REQUEST_THROTTLED"
 
     @property
     def retryable(self) -> bool:
         return self.retry is not Retry.NONE
+
+    @property
+    def refused_for_now(self) -> bool:
+        """A refusal that waiting cures: Binance executed nothing and documents a retry
+        with backoff (-1001, -1008, 503 "Service Unavailable.": General Info, "HTTP 503
+        Status: Message Variants & Handling"), or refused a MARKET order for the book of
+        this moment (-4131). A market close so refused is sent again on a backoff for as
+        long as it lasts, and never counts towards its give-up (trader/close_retry.py).
+        Every other refusal is the order's own (-2022 nothing to reduce, -4164, -2019
+        margin, a filter, the symbol's status, the key): the same close is refused again,
+        and three of them give it up."""
+        return self.outcome is not Outcome.UNKNOWN \
+            and (self.retry is Retry.BACKOFF or self.book_moves)
 
     @property
     def filter_refused(self) -> bool:
@@ -295,8 +315,8 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
         return Verdict(Outcome.CIRCUIT_OPEN, Retry.NONE, error.code, error.http_status,
                        "rate limited" if error.http_status != 418 else "IP banned",
                        retry_after=error.retry_after or DEFAULT_RETRY_AFTER)
-    policy = SERVICE_UNAVAILABLE if _service_unavailable(error.http_status, error.message) \
-        else TABLE.get(error.code)
+    service_unavailable = _service_unavailable(error.http_status, error.message)
+    policy = SERVICE_UNAVAILABLE if service_unavailable else TABLE.get(error.code)
     if execution_unknown(error.http_status, error.code, error.message) \
             and (policy is None or policy.outcome is not Outcome.UNKNOWN):
         # 408, 503 variant A, an undocumented 5xx: unknown whatever the code says
@@ -316,8 +336,11 @@ def classify(error: BaseException, role: OrderRole | None = None, *, sending: bo
         outcome = Outcome.DONE
     if outcome is Outcome.UNKNOWN and not sending:
         outcome = Outcome.SKIPPED
+    label = SERVICE_UNAVAILABLE_LABEL if service_unavailable \
+        else f"{error.code} {policy.meaning.partition(':')[0]}"
     return Verdict(outcome, retry, error.code, error.http_status, policy.meaning,
                    verify=policy.verify and outcome is Outcome.DONE,
                    credentials=policy.credentials, listen_key_gone=policy.listen_key_gone,
                    post_only_rejected=policy.post_only_rejected,
-                   closing_order_exists=policy.closing_order_exists)
+                   closing_order_exists=policy.closing_order_exists,
+                   book_moves=policy.book_moves, label=label)
