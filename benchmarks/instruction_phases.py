@@ -66,7 +66,7 @@ PHASES: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "events": (("trader.exchange_view", "ExchangeView.on_events", False),
                ("trader.position_journal", "PositionJournal.record_stream_fills", False)),
     "balance": (("trader.balance_keeper", "BalanceKeeper.refresh", True),
-                ("trader.entry_sender", "EntrySender.update_risk_fraction", False)),
+                ("trader.risk_state", "RiskState.update_fraction", False)),
     "feed": (("trader.exchange.paper", "PaperExchange.feed_candle", False),),
     "perform": (("trader.interpreter", "Interpreter.perform", True),),
     "step": (("trader.interpreter", "step", False),),

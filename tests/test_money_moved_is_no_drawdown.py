@@ -30,11 +30,11 @@ from tests.test_first_command_after_boot import (
     booted,
     market_up_to_now,
 )
-from trader.entry_sender import RISK_KEY
 from trader.exchange.base import FundingIncome
 from trader.exchange.binance_event_codec import money_moved_from_account_event
 from trader.money_moved import MovedMoney
 from trader.risk import peak_after_move
+from trader.risk_state import RISK_KEY
 from trader.startup import reconcile
 from trader.trade_store import TradeStore
 

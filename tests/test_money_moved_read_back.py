@@ -22,10 +22,10 @@ from tests.test_first_command_after_boot import FAST_STREAMS, SYMBOL, booted, ma
 from tests.test_money_moved_is_no_drawdown import WALLET, agent_with_risk_state, risk_state
 from trader.commands import CommandKind
 from trader.domain import to_ms
-from trader.entry_sender import RISK_KEY
 from trader.exchange import binance_codec as codec
 from trader.exchange.base import FundingIncome
 from trader.money_moved import MovedMoney
+from trader.risk_state import RISK_KEY
 from trader.startup import reconcile
 from trader.trade_store import TradeStore
 

@@ -209,29 +209,29 @@ async def test_the_risk_state_follows_the_equity_as_first_written(tmp_path: Path
     state (its very text), the writes and the fraction reported are the ones of parsing
     the saved text anew on every change."""
     world = await make_world(tmp_path)
-    entries, base = world.engine.entries, world.settings.risk_base
+    risk, base = world.engine.risk, world.settings.risk_base
     expected: dict[str, str] = {}
     writes: list[dict[str, str]] = []
-    put_later = entries.store.put_later
+    put_later = risk.store.put_later
 
     def counted(key: str, value: Callable[[], dict[str, str]], at: datetime) -> None:
         if key == "risk":
             writes.append(dict(value()))
         put_later(key, value, at)
 
-    entries.store.put_later = counted   # type: ignore[method-assign]
+    risk.store.put_later = counted   # type: ignore[method-assign]
     expected_writes = []
     for text in EQUITIES:
         fresh = reference_risk(expected, D(text), base)
         if fresh != expected:
             expected, expected_writes = fresh, [*expected_writes, fresh]
-        entries.update_risk_fraction(Balance(D(text), D(0), D(text)), [SYMBOL])
-        assert entries.store.get("risk") == expected and writes == expected_writes
-        assert entries.counters.get(SYMBOL, "risk_fraction_active") == expected["fraction"]
+        risk.update_fraction(Balance(D(text), D(0), D(text)), [SYMBOL])
+        assert risk.store.get("risk") == expected and writes == expected_writes
+        assert risk.counters.get(SYMBOL, "risk_fraction_active") == expected["fraction"]
     # A symbol asked for the first time gets the gauge even when the fraction is the same
     # (the gauge is set again only for a new fraction or other symbols).
-    entries.update_risk_fraction(Balance(D("10451"), D(0), D("10451")), [SYMBOL, "ETHUSDT"])
-    assert entries.counters.get("ETHUSDT", "risk_fraction_active") == expected["fraction"]
+    risk.update_fraction(Balance(D("10451"), D(0), D("10451")), [SYMBOL, "ETHUSDT"])
+    assert risk.counters.get("ETHUSDT", "risk_fraction_active") == expected["fraction"]
 
 
 async def test_new_peaks_in_one_replay_batch_write_the_risk_state_once(
@@ -240,7 +240,7 @@ async def test_new_peaks_in_one_replay_batch_write_the_risk_state_once(
     batches the risk state is held and written once, as last saved, when the batches are
     committed (each new peak was one statement at once); a restart reads the last peak."""
     world = await make_world(tmp_path)
-    entries, store = world.engine.entries, world.store
+    risk, store = world.engine.risk, world.store
     statements: list[str] = []
     store.db.conn.set_trace_callback(statements.append)
 
@@ -248,7 +248,7 @@ async def test_new_peaks_in_one_replay_batch_write_the_risk_state_once(
         return [s for s in statements if "INTO [kv]" in s and "('risk'" in s]
     for equity in ("10100", "10200", "10300"):
         with store.batch("replay candle"):
-            entries.update_risk_fraction(Balance(D(equity), D(0), D(equity)), [SYMBOL])
+            risk.update_fraction(Balance(D(equity), D(0), D(equity)), [SYMBOL])
     assert risk_writes() == [], "written before the batches' commit"
     store.close()                      # commits the batches: the held rows first
     assert len(risk_writes()) == 1 and "10300" in risk_writes()[0], statements

@@ -213,7 +213,7 @@ def saved_risk(world: World) -> str:
 
 
 async def test_a_new_equity_peak_rolled_back_is_saved_again_by_the_next_tick(tmp_path) -> None:
-    """The equity makes a new high (the risk fraction's peak, trader/entry_sender.py) in a
+    """The equity makes a new high (the risk fraction's peak, trader/risk_state.py) in a
     tick whose commit is refused: kept in memory only, it was saved again only when the
     fraction changed; a restart meanwhile measured the drawdown from the older, lower peak
     (a larger risk per trade than the rule allows)."""
@@ -222,7 +222,7 @@ async def test_a_new_equity_peak_rolled_back_is_saved_again_by_the_next_tick(tmp
     before = saved_risk(world)
     refused = refuse_tick_ends(world, 1)
     await world.step(position.entry_price * Decimal("1.005"))
-    peak = world.engine.entries._risk["peak"]
+    peak = world.engine.risk.saved["peak"]
     assert refused == [END] and peak not in before, (refused, before, peak)
     assert saved_risk(world) == before
     await tick_at(world, 5)

@@ -36,13 +36,13 @@ from trader.config import Settings
 from trader.data_notes import candle_intervals, funding_notes, time_limit_notes
 from trader.domain import ZERO, Balance, Candle, CloseReason
 from trader.engine import Engine
-from trader.entry_sender import RISK_KEY
 from trader.gc_freeze import YOUNG_THRESHOLD, frozen_setup, young_collections_every
 from trader.logs import setup_logging
 from trader.market.replay import FundingSchedule
 from trader.metrics import performance
 from trader.position import ExitPlan
 from trader.report import DATABASES, BacktestReport, combine, render_text, symbol_rows, write_report
+from trader.risk_state import RISK_KEY
 from trader.run_settings import changed_settings, run_settings
 from trader.strategy.base import Strategy, load_strategy
 from trader.sweep_signals import SweepInterrupted, stop_on_signals

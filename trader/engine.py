@@ -108,14 +108,14 @@ class Engine(EngineParts):
             self.journal.record_funding(events, self.symbols)
             self.entries.on_leverage_changes(events)
             self.margin.on_events(events, self.positions.__contains__)
-            self.entries.on_money_moved(events)     # before the balance read below shows it
+            self.risk.on_money_moved(events)     # before the balance read below shows it
             for alert in margin_call_alerts(events, self.symbols):
                 self.alerter.publish(alert, self.clock.now())
         if not self.executor.circuit_open():
             if self.balance_keeper.due(bool(events)):
                 try:
                     balance = await self.balance_keeper.refresh()
-                    self.entries.update_risk_fraction(balance, self.symbols)
+                    self.risk.update_fraction(balance, self.symbols)
                 except Exception as exc:  # the balance read's boundary
                     if not boundary.failed("balance", exc):
                         raise     # a backtest ends here (Containment.fail_fast)

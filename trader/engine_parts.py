@@ -45,6 +45,7 @@ from trader.order_tracker import OrderTracker
 from trader.position import Position
 from trader.position_journal import PositionJournal
 from trader.position_keeper import PositionKeeper
+from trader.risk_state import RiskState
 from trader.second_instance import SecondInstanceCheck
 from trader.slow_answers import answer_bound
 from trader.state_writes import StateWrites
@@ -112,9 +113,10 @@ class EngineParts:
             ProtectionTelemetry(self.counters))
         self.candles: dict[str, CandleHistory] = {s: new_history() for s in self.symbols}
         self.margin = MarginWatch(exchange, alerter, clock, self.symbols)
+        self.risk = RiskState(settings.risk_base, store, self.counters, clock, exchange)
         self.entries = EntrySender(settings, exchange, self.executor, store, self.interpreter,
                                    self.counters, clock, strategy or DefaultStrategy(),
-                                   self.margin, view=self.view)
+                                   self.margin, self.risk, view=self.view)
         self.entries.desk.history = self.candles    # correlated heat reads every symbol's candles
         self.entries.maker.held = self._entries_held   # a hold or a breaker stops its quotes
         self.keeper = PositionKeeper(settings, exchange, self.executor, self.tracker, store,
@@ -134,7 +136,7 @@ class EngineParts:
                                          self.boundary, self.tracker)
         exchange.on_stream_reconnect(self._stream_reconnected)
         self.funding_backfill = FundingBackfill(exchange, store, clock, self.symbols)
-        self.transfer_backfill = TransferBackfill(exchange, self.entries, clock)
+        self.transfer_backfill = TransferBackfill(exchange, self.risk, clock)
         self.close_readback = CloseReadback(exchange, self.executor, store, alerter, clock,
                                             self.guards)
         self.journal.close_listeners.append(self.close_readback.mark_due)

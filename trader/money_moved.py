@@ -1,7 +1,7 @@
 """Money moved into or out of the account with no trade (a deposit, a withdrawal, a
 transfer), as the drawdown rule takes it: each move shifts the peak once (trader/risk.py
 `peak_after_move`), whether the user-data stream told it (ACCOUNT_UPDATE "bc":
-trader/entry_sender.py `on_money_moved`) or the income history read it back after the
+trader/risk_state.py `on_money_moved`) or the income history read it back after the
 stream missed it (trader/transfer_backfill.py). Pure; kept in the risk state.
 
 One move, two reports, as for funding (trader/funding_backfill.py): the stream's carries no

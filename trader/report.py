@@ -91,7 +91,7 @@ class BacktestReport:
     settings: dict[str, str] = field(default_factory=dict)
     changed: dict[str, str] = field(default_factory=dict)
     intervals: dict[str, str] = field(default_factory=dict)   # symbol -> "5m": the candles'
-    # The account's risk record at the end (trader/entry_sender.py: equity peak, fraction):
+    # The account's risk record at the end (trader/risk_state.py: equity peak, fraction):
     # the next period of a chained run starts from it, as one account would (not written)
     risk_state: dict[str, str] = field(default_factory=dict)
     accounts: SeparateAccounts | None = None    # None: one account (the default)

@@ -112,7 +112,7 @@ async def read_balance(engine: Engine, *, settled: bool = True) -> None:
     in the balance already: it does not raise the risk rule's peak). Raises what the read
     raises (ExchangeError, UnknownOutcome)."""
     balance = await engine.balance_keeper.refresh()
-    engine.entries.update_risk_fraction(balance, engine.symbols, settled=settled)
+    engine.risk.update_fraction(balance, engine.symbols, settled=settled)
 
 
 async def _read_back(engine: Engine) -> None:
