@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from trader import backtest
-from trader.backtest import overlapping_groups, run_groups
+from trader import backtest_periods
+from trader.backtest_periods import overlapping_groups, run_groups
 from trader.config import load_settings
 from trader.market.replay import load_bundled
 from trader.metrics import EquityPoint, performance
@@ -30,8 +30,9 @@ def test_a_later_period_is_sized_on_the_equity_the_earlier_one_left(
     assert left != settings.paper_balance
     # as one account: XRPUSDT's equity peak (the risk fraction's drawdown base) carries over
     assert Decimal(xrp.risk_state["peak"]) > left and xrp.risk_state["fraction"] == "0.015"
-    alone = backtest._run_group(settings.model_copy(update={"paper_balance": left}), groups[1],
-                                tmp_path / "alone", None, {}, risk_state=xrp.risk_state)
+    alone = backtest_periods.run_group(settings.model_copy(update={"paper_balance": left}),
+                                       groups[1], tmp_path / "alone", None, {},
+                                       risk_state=xrp.risk_state)
     assert btc.trades == alone.trades and btc.curve == alone.curve
     [fresh] = run_groups(settings, groups[1:], tmp_path / "fresh", progress=False)
     assert [t.quantity for t in btc.trades] != [t.quantity for t in fresh.trades]
@@ -55,7 +56,7 @@ def test_a_bust_account_runs_no_later_period(tmp_path: Path,
     def run_group(settings, group, out_dir, funding, warmup, **_):  # type: ignore[no-untyped-def]
         balances.append(settings.paper_balance)
         return _report(next(iter(group)), Decimal(-12))
-    monkeypatch.setattr(backtest, "_run_group", run_group)
+    monkeypatch.setattr(backtest_periods, "run_group", run_group)
     groups = overlapping_groups(load_bundled())
     reports = run_groups(load_settings(_env_file=None), groups, tmp_path, progress=False)
     assert balances == [Decimal(10_000)]                  # BTCUSDT never ran
@@ -74,7 +75,7 @@ def test_one_period_runs_on_the_configured_balance(tmp_path: Path,
     def run_group(settings, group, out_dir, funding, warmup, **_):  # type: ignore[no-untyped-def]
         balances.append(settings.paper_balance)
         return replace(_report("XRPUSDT", Decimal(9_000)), symbols=sorted(group))
-    monkeypatch.setattr(backtest, "_run_group", run_group)
+    monkeypatch.setattr(backtest_periods, "run_group", run_group)
     bundled = load_bundled()
     [report] = run_groups(load_settings(_env_file=None, paper_balance=Decimal(5_000)),
                           [{"XRPUSDT": bundled["XRPUSDT"]}], tmp_path, progress=False)

@@ -200,7 +200,7 @@ def test_two_backtests_with_the_same_run_id_do_not_overwrite_each_other(tmp_path
     files); once the first is gone, the same id is free again (a replacement)."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys; from pathlib import Path; "
-         "from trader.backtest import new_run_dir; new_run_dir(Path('out'), 'same'); "
+         "from trader.backtest_folders import new_run_dir; new_run_dir(Path('out'), 'same'); "
          "print('held', flush=True); sys.stdin.read()"],
         cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

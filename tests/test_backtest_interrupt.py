@@ -41,17 +41,17 @@ def test_stop_signals_are_taken_from_before_the_run_folder_exists(tmp_path: Path
     """The test above sends its SIGINT once the run's folder exists. The handler came a few
     statements later, so a SIGINT the process had inherited as ignored (a background job;
     pytest-xdist's workers) was lost in between and the backtest ran to its end: exit 0."""
-    import trader.backtest as backtest
+    import trader.backtest_cli as backtest_cli
     from trader.cli import main
     from trader.sweep_signals import STOP_SIGNALS, _raise_interrupted
 
     handlers: list[object] = []
-    real_new_run_dir = backtest.new_run_dir
+    real_new_run_dir = backtest_cli.new_run_dir
 
     def new_run_dir(out, run_id):  # type: ignore[no-untyped-def]
         handlers.extend(signal.getsignal(sig) for sig in STOP_SIGNALS)
         return real_new_run_dir(out, run_id)
-    monkeypatch.setattr(backtest, "new_run_dir", new_run_dir)
+    monkeypatch.setattr(backtest_cli, "new_run_dir", new_run_dir)
     monkeypatch.setenv("TRADEBOT_SYMBOLS", "XRPUSDT")
     assert main(["backtest", "--out", str(tmp_path), "--run-id", "x", "--no-progress"]) == 0
     assert handlers == [_raise_interrupted] * len(STOP_SIGNALS)

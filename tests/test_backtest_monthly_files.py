@@ -14,7 +14,7 @@ from tests.test_backtest_input import HEADER, one_error_line
 from tests.test_cli import backtest, report_of, xrp_rows
 from tests.test_replay_symbols import settings
 from trader.app import replay_candles
-from trader.backtest import select_candles
+from trader.backtest_data import select_candles
 from trader.backtest_input import candle_files, gap_warnings
 from trader.backtest_warmup import candles_before
 from trader.domain import utc

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import trader.backtest as backtest
+import trader.backtest_cli as backtest_cli
 from tests.test_backtest_input import xrp_file
 from trader.backtest_input import BacktestError
 from trader.cli import main
@@ -32,7 +32,7 @@ def test_a_failed_run_leaves_the_earlier_run_of_its_id_as_it_was(tmp_path, data,
 
     def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise BacktestError("the strategy raised")
-    monkeypatch.setattr(backtest, "run_groups", failing)
+    monkeypatch.setattr(backtest_cli, "run_groups", failing)
     assert run(tmp_path, data) == 2
     after = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     assert after == before
@@ -73,23 +73,23 @@ def test_a_failed_first_run_leaves_nothing_and_the_next_replaces_nothing(
         tmp_path, data, monkeypatch, capsys):
     """It used to leave out/nightly/databases/ (written before the failure, straight into the
     run's folder), which the next run then "replaced" as an earlier run."""
-    real_groups = backtest.run_groups
+    real_groups = backtest_cli.run_groups
 
     def fail_after_writing(settings, groups, folder, **kwargs):  # type: ignore[no-untyped-def]
         real_groups(settings, groups, folder, **kwargs)          # the databases are written
         raise BacktestError("the strategy raised")
-    monkeypatch.setattr(backtest, "run_groups", fail_after_writing)
+    monkeypatch.setattr(backtest_cli, "run_groups", fail_after_writing)
     assert run(tmp_path, data) == 2
     assert not (tmp_path / "out" / "nightly").exists()
     assert list((tmp_path / "out").iterdir()) == []
-    monkeypatch.setattr(backtest, "run_groups", real_groups)
+    monkeypatch.setattr(backtest_cli, "run_groups", real_groups)
     capsys.readouterr()
     assert run(tmp_path, data) == 0
     assert "replaced" not in capsys.readouterr().err
 
 
 def test_a_failed_run_without_a_run_id_leaves_nothing(tmp_path, data, monkeypatch):
-    monkeypatch.setattr(backtest, "run_groups", failing_groups)
+    monkeypatch.setattr(backtest_cli, "run_groups", failing_groups)
     assert main(["backtest", "--data", str(data), "--out", str(tmp_path / "out"),
                  "--no-progress"]) == 2
     assert list((tmp_path / "out").iterdir()) == []

@@ -11,8 +11,9 @@ import pytest
 
 from tests.engine_world import SYMBOL, make_world
 from trader import backtest
-from trader.backtest import first_open_time, run_backtest, run_groups
+from trader.backtest import first_open_time, run_backtest
 from trader.backtest_curve import CurveRecorder
+from trader.backtest_periods import run_groups
 from trader.clock import ManualClock
 from trader.config import load_settings
 from trader.domain import Candle, Order, OrderStatus, OrderType, Side

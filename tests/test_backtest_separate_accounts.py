@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from tests.test_cli import backtest
 from trader import backtest_accounts
-from trader.backtest import _run_group, run_groups
 from trader.backtest_accounts import AccountRuns, run_separate_accounts
+from trader.backtest_periods import run_group, run_groups
 from trader.cli import build_parser, main
 from trader.config import load_settings
 from trader.market.replay import load_bundled
@@ -57,7 +57,7 @@ def bundled_runs(tmp_path_factory: pytest.TempPathFactory) -> AccountRuns:
     RecordingBar.made.clear()
     try:
         return run_separate_accounts(load_settings(_env_file=None), load_bundled(),
-                                     tmp_path_factory.mktemp("separate"), _run_group,
+                                     tmp_path_factory.mktemp("separate"), run_group,
                                      progress=True, workers=2)
     finally:
         monkeypatch.undo()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tests.engine_world import START, STEP, SYMBOL, make_world
 from tests.test_cli import backtest, report_of
-from trader.backtest import backtest_data, overlapping_groups, run_groups
+from trader.backtest_data import backtest_data
+from trader.backtest_periods import overlapping_groups, run_groups
 from trader.config import load_settings
 from trader.domain import Candle
 from trader.engine_parts import CANDLE_HISTORY

@@ -71,7 +71,7 @@ def test_a_backtest_over_the_whole_file_does_not_check_it_again(tmp_path, monkey
     """`tradebot backtest --data FILE` without --from/--to: the period is the file's, so the
     file checked when opened is the one replayed (it was opened a second time and read whole
     again, a third pass with the replay's)."""
-    from trader.backtest import select_candles
+    from trader.backtest_data import select_candles
     rows = 3 * INFER_ROWS
     path = write(tmp_path / "BTCUSDT-1m.csv", list(range(rows)))
     counted = rows_read(monkeypatch)
@@ -86,7 +86,7 @@ def test_a_period_still_narrows_the_file(tmp_path):
     """The negative: with --from/--to the narrowed file counts only the period's rows."""
     from datetime import UTC, datetime
 
-    from trader.backtest import select_candles
+    from trader.backtest_data import select_candles
     path = write(tmp_path / "BTCUSDT-1m.csv", list(range(100)))
     start = datetime.fromtimestamp(T0_MS / 1000, UTC) + timedelta(minutes=10)
     end = start + timedelta(minutes=19)

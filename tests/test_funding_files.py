@@ -13,7 +13,7 @@ import pytest
 from tests.test_backtest_funding_notes import funding_notes
 from tests.test_backtest_several_files import candle_file
 from tests.test_cli import backtest, report_of
-from trader.backtest import funding_files
+from trader.backtest_data import funding_files
 from trader.domain import utc
 from trader.market.funding_csv import load_funding
 

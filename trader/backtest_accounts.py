@@ -44,7 +44,7 @@ class AccountRuns:
     seconds: float
 
 
-RunGroup = Callable[..., BacktestReport]   # trader/backtest.py `_run_group`: one account's run
+RunGroup = Callable[..., BacktestReport]   # trader/backtest_periods.py `run_group`: one account's run
 
 
 def run_separate_accounts(settings: Settings, candles: Mapping[str, SymbolCandles], folder: Path,
@@ -54,7 +54,7 @@ def run_separate_accounts(settings: Settings, candles: Mapping[str, SymbolCandle
                           workers: int | None = None) -> AccountRuns:
     """Each symbol of `candles` through the engine on an account of `settings.paper_balance`,
     in worker processes (`workers` at once, default one per core), its journal in
-    `folder/<SYMBOL>/`; `run_group` runs one (given by trader/backtest.py, which imports this
+    `folder/<SYMBOL>/`; `run_group` runs one (given by trader/backtest_cli.py, which imports this
     module: a module-level function, so the workers get it by reference). A run that fails (BacktestError) terminates the others and is raised;
     so is a worker that died (killed, out of memory), as a BacktestError saying so."""
     symbols = sorted(candles)

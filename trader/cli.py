@@ -279,7 +279,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from trader.sweep_cli import run_sweep_cli
         return run_sweep_cli(settings, args)
     if args.command == "backtest":
-        from trader.backtest import run_backtest_cli
+        from trader.backtest_cli import run_backtest_cli
         return run_backtest_cli(settings, args)
     if args.command == "run":
         from trader.app import run_agent

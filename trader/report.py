@@ -13,7 +13,7 @@ One run writes one directory, `out/<run-id>/`:
 - `databases/<SYMBOLS>/backtest.db`: each engine run's journal (written by the backtest).
 
 Symbols whose data do not overlap in time run one period after another on one account
-(trader/backtest.py `run_groups`: each later run starts with the equity the earlier one
+(trader/backtest_periods.py `run_groups`: each later run starts with the equity the earlier one
 ended with); `combine` joins their curves into one portfolio, and statistics count only
 the time the runs cover (trader/metrics.py). With `--separate-accounts` each symbol runs on
 an account of its own (trader/backtest_accounts.py) and `sum_accounts` makes the portfolio

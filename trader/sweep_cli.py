@@ -104,7 +104,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser,
 
 
 def run_sweep_cli(settings: Settings, args: argparse.Namespace) -> int:
-    from trader.backtest import new_run_dir
+    from trader.backtest_folders import new_run_dir
     from trader.logs import setup_logging
     from trader.sweep import Sweep
     from trader.sweep_runners import make_runner
@@ -182,7 +182,8 @@ def _check_counts(args: argparse.Namespace) -> None:
 def load_sweep_data(settings: Settings, args: argparse.Namespace) -> "BacktestData":
     """The candles every trial replays, chosen as `tradebot backtest` chooses them (bundled
     by default); SweepError when they span periods that do not overlap."""
-    from trader.backtest import backtest_data, overlapping_groups
+    from trader.backtest_data import backtest_data
+    from trader.backtest_periods import overlapping_groups
     from trader.sweep_trial import BacktestData
 
     candles, funding, warmup = backtest_data(settings, args)

@@ -1,4 +1,4 @@
-"""Stopping a sweep (or a backtest, trader/backtest.py) from outside. Ctrl-C (SIGINT, which a terminal sends to the sweep and
+"""Stopping a sweep (or a backtest, trader/backtest_cli.py) from outside. Ctrl-C (SIGINT, which a terminal sends to the sweep and
 its workers alike) or SIGTERM to the sweep raises `SweepInterrupted` in its main thread;
 the runner then terminates the trials still running instead of waiting for them. Worker
 processes ignore SIGINT (only the sweep decides when they stop) and exit on their own

@@ -1,7 +1,7 @@
 """tradebot: `tradebot backtest --data XRPUSDT-5m.csv` in process, minus the report files.
 
 The command line is parsed by tradebot's own parser and run through the steps of
-`trader.backtest.run_backtest_cli`: `backtest_data` (reads the CSV) and `run_groups` (the
+`trader.backtest_cli.run_backtest_cli`: `backtest_data` (reads the CSV) and `run_groups` (the
 live engine on the paper exchange, default strategy = the rule, its regime and risk rules,
 a database on disk). Timed: both; not timed: writing the report and its charts. Runs in the
 project's virtualenv (the interpreter of benchmarks/peers.py).
@@ -14,7 +14,8 @@ import rule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # a fresh clone, not installed
 
-from trader.backtest import backtest_data, overlapping_groups, run_groups
+from trader.backtest_data import backtest_data
+from trader.backtest_periods import overlapping_groups, run_groups
 from trader.cli import build_parser, package_version
 from trader.config import load_settings
 from trader.logs import setup_logging
