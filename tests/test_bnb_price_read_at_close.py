@@ -1,5 +1,5 @@
 """The price of BNB a close values its fees with is one short read tried once
-(trader/exchange/binance.py PRICE_READ_SECONDS): the close (its record, its CLOSE, the
+(trader/exchange/binance_market.py PRICE_READ_SECONDS): the close (its record, its CLOSE, the
 tick with it) never waits longer for a price that only values a fee, and its record's
 close time is when the close was seen, not the end of that read. A fee left unvalued is
 valued later by the close read-back (tests/test_bnb_fee_valued_after_close.py). (review9
@@ -25,7 +25,7 @@ from tests.test_stop_fill_during_ban import long_open
 from trader.domain import FeeInKind, Fill
 from trader.engine import Engine
 from trader.exchange.base import UnknownOutcome
-from trader.exchange.binance import PRICE_READ_SECONDS
+from trader.exchange.binance_market import PRICE_READ_SECONDS
 
 
 async def tick_on(engine: Engine) -> None:

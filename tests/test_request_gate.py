@@ -13,7 +13,7 @@ from tests.fakes.binance_server import FakeBinance
 from trader.clock import ManualClock
 from trader.domain import OrderRole, Side
 from trader.exchange.base import CircuitOpen, ExchangeError, UnknownOutcome
-from trader.exchange.binance import PRICE_READ_SECONDS
+from trader.exchange.binance_market import PRICE_READ_SECONDS
 from trader.exchange.errors import Outcome, classify
 from trader.exchange.gate import RetryPolicy
 

@@ -1,12 +1,15 @@
 """The Exchange protocol on Binance USD-M futures, through python-binance's AsyncClient.
 
-`BinanceExchange` assembles the adapter's parts, and does the plain account and market
-reads (position, balance, funding history, klines, book ticker, funding rate) itself:
+`BinanceExchange` assembles the adapter's parts, and reads the position and the balance
+itself:
 
     binance_rest.py      the one place requests are sent: the gate (circuit, pacing,
                          retries), errors -> ExchangeError / UnknownOutcome, server time
     binance_orders.py    place, query, cancel, probe, open orders, fills by client id
     binance_account.py   symbol rules, one-way mode, ISOLATED margin, leverage, listenKey
+    binance_leverage_watch.py   a leverage changed by hand that no stream told, read again
+    binance_market.py    klines, book ticker, mark price, funding rate, an asset's price
+    binance_income.py    the income history: funding paid, money moved in or out
     binance_streams.py   the websockets (user data, klines, book tops, mark prices)
 
 What is sent is binance_requests.py; answers and events are read by binance_codec.py,
@@ -17,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from binance import AsyncClient
 from loguru import logger
@@ -33,7 +35,6 @@ from trader.domain import (
     Fill,
     Order,
     OrderRequest,
-    to_ms,
 )
 from trader.exchange import binance_codec as codec
 from trader.exchange.base import (
@@ -45,24 +46,17 @@ from trader.exchange.base import (
     MultiAssetsMode,
     OrderUpdate,
     Quote,
-    UnknownOutcome,
 )
 from trader.exchange.binance_account import BinanceAccount
-from trader.exchange.binance_fields import Fields, interval_delta, rows_of
+from trader.exchange.binance_income import read_income
+from trader.exchange.binance_leverage_watch import LeverageWatch
+from trader.exchange.binance_market import BinanceMarket
 from trader.exchange.binance_orders import BinanceOrders
 from trader.exchange.binance_rest import BinanceRest
 from trader.exchange.binance_streams import BinanceStreams, StreamOptions
 from trader.exchange.gate import RetryPolicy
 from trader.logs import register_secret
 from trader.symbol_rules import SymbolRules
-
-INCOME_WEIGHT = 30        # GET /fapi/v1/income, whatever the limit
-INCOME_PAGE = 1000        # its maximum limit
-# The price a fee in BNB is valued with is read at the close, which waits for it (the tick
-# with it): one try this long at most, not the client's 10 s with the gate's retries (44 s
-# on a hanging read). Not read: the fee is valued later (trader/close_readback.py).
-PRICE_READ_SECONDS = 2.0
-INCOME_PAGES = 10         # funding: ~21 rows a symbol a week; money moved: every kind, trades too
 
 
 class BinanceExchange:
@@ -90,12 +84,10 @@ class BinanceExchange:
         self._account = BinanceAccount(self._rest)
         self.streams = BinanceStreams(self.stream_base_url, self, clock,
                                       self._stream_options)
-        # Symbols whose leverage may have changed unheard: an ACCOUNT_CONFIG_UPDATE sent
-        # while the user-data stream was down is lost; read again at the next position read.
-        self._leverage_unheard: set[str] = set()
-        self.streams.on_reconnect.append(self._leverage_may_have_changed)
-        # When each symbol's leverage was last read again (`_leverage_due`).
-        self._leverage_read_at: dict[str, datetime] = {}
+        self._market = BinanceMarket(self._rest)
+        self._leverage = LeverageWatch(self._account, self.streams, clock,
+                                       timedelta(seconds=settings.reconcile_seconds))
+        self.streams.on_reconnect.append(self._leverage.stream_reconnected)
 
     # --- lifecycle -------------------------------------------------------------------
     @property
@@ -244,52 +236,19 @@ class BinanceExchange:
         return await self._orders.fills(symbol, since)
 
     # --- account and market reads --------------------------------------------------------
-    def _leverage_may_have_changed(self) -> None:
-        self._leverage_unheard = set(self._account.leverage)
-
-    def _leverage_due(self, symbol: str) -> bool:
-        """Whether the leverage of a symbol with an open position is read again: while the
-        user-data stream is off or down, once every TRADEBOT_RECONCILE_SECONDS (nothing
-        would tell a change by hand: its ACCOUNT_CONFIG_UPDATE goes to no socket). One
-        symbolConfig read (weight 5) per open position and period while polling, none
-        while the stream is live; a flat symbol's leverage is set again at its next entry
-        (trader/entry_sender.py `_ensure_leverage`). One that start() could not read (a
-        refused symbolConfig) is read on the same cadence: skipped, the position showed the
-        configured leverage for good."""
-        if self.streaming:
-            return False
-        now = self._clock.now()
-        read_at = self._leverage_read_at.setdefault(symbol, now)
-        return now - read_at >= timedelta(seconds=self._settings.reconcile_seconds)
-
-    async def _read_leverage_again(self, symbol: str) -> None:
-        """After a stream outage, or while polling (`_leverage_due`): the leverage a change by
-        hand may have set meanwhile (on an open position too: Binance applies it to the
-        position), from GET /fapi/v1/symbolConfig. A failed read after an outage is tried
-        again at the next position read; while polling, at the next period."""
-        self._leverage_read_at[symbol] = self._clock.now()
-        known = self._account.leverage.get(symbol)
-        try:
-            leverage = await self._account.read_leverage(symbol)
-        except UnknownOutcome as exc:
-            logger.warning("leverage not read again symbol={} error={}", symbol, exc)
-            return
-        if leverage is None:
-            return
-        self._leverage_unheard.discard(symbol)
-        if leverage != known:
-            logger.warning("leverage changed unheard (user-data stream down or off) symbol={} "
-                           "was={} now={}", symbol, known, leverage)
-
     async def position(self, symbol: str) -> ExchangePosition:
-        if symbol in self._leverage_unheard:
-            await self._read_leverage_again(symbol)
+        """The position's row (GET /fapi/v3/positionRisk) with the leverage the symbol has;
+        one whose leverage may have changed unheard is read again first
+        (binance_leverage_watch.py)."""
+        watch = self._leverage
+        if symbol in watch.unheard:
+            await watch.read_again(symbol)
         rows = await self._rest.call("position", self.client.futures_position_information,
                                      weight=5, symbol=symbol)
         # 0: not known (never read, or its read failed): the record keeps its own
         held = codec.position_from_risk(rows, symbol, self._account.leverage.get(symbol, 0))
-        if held.quantity != 0 and self._leverage_due(symbol):
-            await self._read_leverage_again(symbol)
+        if held.quantity != 0 and watch.due(symbol):
+            await watch.read_again(symbol)
             held = replace(held, leverage=self._account.leverage.get(symbol, 0))
         return held
 
@@ -299,19 +258,10 @@ class BinanceExchange:
 
     async def klines(self, symbol: str, interval: str, start: datetime | None = None,
                      limit: int = 500) -> list[Candle]:
-        params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
-        if start is not None:
-            params["startTime"] = to_ms(start)
-        weight = 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
-        asked_at = self._rest.server_now()   # Binance answers after: its rows closed by then
-        rows = await self._rest.call("klines", self.client.futures_klines, weight=weight,
-                                     **params)
-        return codec.candles_from_rest(rows_of(rows, codec.KLINES), symbol,
-                                       interval_delta(interval), asked_at)
+        return await self._market.klines(symbol, interval, start, limit)
 
     async def book_ticker(self, symbol: str) -> BookTicker:
-        return codec.book_from_ticker(await self._rest.call(
-            "book ticker", self.client.futures_orderbook_ticker, weight=2, symbol=symbol))
+        return await self._market.book_ticker(symbol)
 
     def quote(self, symbol: str, max_age: timedelta) -> Quote | None:
         """The latest book top (<symbol>@bookTicker) and mark price (<symbol>@markPrice@1s)
@@ -335,75 +285,31 @@ class BinanceExchange:
         return pushed.funding_rate if pushed is not None else None
 
     async def mark_price(self, symbol: str) -> Decimal:
-        """Binance's mark price of `symbol`: GET /fapi/v1/premiumIndex with the symbol,
-        weight 1, its "markPrice" (https://developers.binance.com/docs/derivatives/
-        usds-margined-futures/market-data/rest-api/Mark-Price: "Mark Price and Funding
-        Rate", weight "1 with symbol, 10 without"). What our stops trigger on."""
-        return codec.mark_from_premium_index(await self._premium_index(symbol))
+        """Binance's mark price (binance_market.py `mark_price`): what our stops trigger on."""
+        return await self._market.mark_price(symbol)
 
     async def funding_rate(self, symbol: str) -> Decimal:
-        raw = await self._premium_index(symbol)
-        return Fields(raw, codec.PREMIUM_INDEX).number("lastFundingRate")
+        return await self._market.funding_rate(symbol)
 
     async def asset_price(self, asset: str) -> Decimal:
-        """The index price of <asset>USDT: BNB's price on the spot markets Binance's index
-        follows, what a fee charged in BNB is worth (GET /fapi/v1/premiumIndex with a
-        symbol, weight 1: https://developers.binance.com/docs/derivatives/
-        usds-margined-futures/market-data/rest-api/Mark-Price). An asset with no such
-        symbol (BNFCR) is refused by Binance (-1121 Invalid symbol): an ExchangeError.
-        Sent once, for PRICE_READ_SECONDS at most: UnknownOutcome past it."""
-        raw = await self._premium_index(f"{asset}USDT", timeout=PRICE_READ_SECONDS, once=True)
-        return codec.asset_price_from_premium_index(raw)
-
-    async def _premium_index(self, symbol: str, **options: Any) -> Any:
-        """GET /fapi/v1/premiumIndex of one symbol (weight 1): the mark (`mark_price`), the
-        funding rate (`funding_rate`) and the index price (`asset_price`) all come from it;
-        `options` as `BinanceRest.call` takes them."""
-        return await self._rest.call("premium index", self.client.futures_mark_price,
-                                     symbol=symbol, **options)
+        """The index price of <asset>USDT, one try of PRICE_READ_SECONDS at most
+        (binance_market.py `asset_price`)."""
+        return await self._market.asset_price(asset)
 
     async def funding_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
-        """The FUNDING_FEE rows of the income history from `since` to `until` (`_income`)."""
-        return await self._income({"incomeType": codec.FUNDING_FEE},
-                                  lambda rows: codec.income_rows(rows, codec.FUNDING_FEE),
-                                  since, until)
+        """The FUNDING_FEE rows of the income history from `since` to `until`
+        (binance_income.py)."""
+        return await read_income(self._rest, {"incomeType": codec.FUNDING_FEE},
+                                 lambda rows: codec.income_rows(rows, codec.FUNDING_FEE),
+                                 since, until)
 
     async def transfer_income(self, since: datetime, until: datetime) -> list[FundingIncome]:
         """The USDT moved in or out (deposits, withdrawals, transfers between wallets and
         accounts: binance_codec.MOVE_TYPES) of the income history from `since` to `until`
-        (`_income`). Read without incomeType, every kind in one request (weight 30 a page
-        whatever the filter; one type per request would cost one request each), the other
-        kinds' rows (trades' PnL and commission, funding) filtered out and paged past."""
-        return await self._income({}, codec.money_moved_rows, since, until)
-
-    async def _income(self, params: dict[str, Any],
-                      wanted: Callable[[list[Any]], list[FundingIncome]],
-                      since: datetime, until: datetime) -> list[FundingIncome]:
-        """GET /fapi/v1/income with `params`, startTime `since` to endTime `until` (both
-        included), the `wanted` rows of each page, oldest first; weight 30 a page of up to
-        1000 rows, through the gate (its circuit, pacing and retries). A page that is full
-        is followed by one from its latest row on, whatever that row's type (Binance
-        answers "startTime + limit" when more rows match: the Binance Link page of the same
-        endpoint); rows seen twice are counted once (by tran_id). Unreadable rows are
-        logged and skipped (binance_codec); raises ExchangeError / UnknownOutcome like
-        every read. https://developers.binance.com/docs/derivatives/usds-margined-futures/
-        account/rest-api/Get-Income-History"""
-        found: dict[str, FundingIncome] = {}
-        start = since
-        for _ in range(INCOME_PAGES):
-            raw = await self._rest.call(
-                "income history", self.client.futures_income_history, weight=INCOME_WEIGHT,
-                startTime=to_ms(start), endTime=to_ms(until), limit=INCOME_PAGE, **params)
-            rows = rows_of(raw, codec.INCOME)
-            found |= {income.tran_id: income for income in wanted(rows)}
-            latest = codec.latest_income_time(rows) if len(rows) >= INCOME_PAGE else None
-            if latest is None or latest <= start:    # the last page, or no way past it
-                break
-            start = latest
-        else:
-            logger.warning("income history cut at {} pages params={} rows={} until={}",
-                           INCOME_PAGES, params, len(found), start.isoformat())
-        return sorted(found.values(), key=lambda income: (income.time, income.tran_id))
+        (binance_income.py). Read without incomeType, every kind in one request (weight 30 a
+        page whatever the filter; one type per request would cost one request each), the
+        other kinds' rows (trades' PnL and commission, funding) filtered out and paged past."""
+        return await read_income(self._rest, {}, codec.money_moved_rows, since, until)
 
     # --- account settings (binance_account.py) ----------------------------------------
     async def set_leverage(self, symbol: str, leverage: int) -> None:
