@@ -9,7 +9,7 @@ CANCELED with executedQty 0, while the user-data stream's ORDER_TRADE_UPDATE
 (.../user-data-streams/Event-Order-Update) or an earlier read already said 0.004 traded.
 Saved as read, the quote's intent was journaled EXPIRED with nothing filled, and after a
 restart (an empty tracker) the 0.004 was lost for good: the maker quoter reads the saved
-record of a resolved quote (trader/maker_quoter.py `_order_of`).
+record of a resolved quote (trader/maker_progress.py `_order_of`).
 
 The orders of events: the stream first, an earlier REST read first, and either with a
 restart between the first read and the stale one (the tracker is seeded from the record).
