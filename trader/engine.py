@@ -125,6 +125,8 @@ class Engine(EngineParts):
                 except Exception as exc:  # the symbol's boundary: the next one still runs
                     if not boundary.failed(f"tick {symbol}", exc, symbol):
                         raise
+            if self.taken_over:     # a /close of a symbol not traded under way: rarely
+                await self.tick_taken_over()
         else:
             await self._heard_in_ban()
         if exchange.circuit().open_until is not None or health.circuit_alerted is not None:
@@ -228,6 +230,31 @@ class Engine(EngineParts):
         elif position.state is _PROTECTED \
                 and self.entries.says_close(position, history.closed()):
             await self.interpreter.apply(position, CloseRequested(CloseReason.SIGNAL_CLOSE))
+
+    async def tick_taken_over(self) -> None:
+        """The symbols not traded whose position a /close took over (`take_in`): their
+        protection and their close only (a close refused for now sent again, one taken and
+        not read back settled: trader/position_keeper.py), never the breakers, the strategy
+        or an entry; dropped once their record is closed."""
+        keeper = self.keeper
+        for symbol in list(self.taken_over):
+            position = self.interpreter.positions.get(symbol)
+            try:
+                if position is not None:
+                    view = await self.view.view(symbol)
+                    position = self.interpreter.positions.get(symbol)  # the view awaited
+                    if position is not None:
+                        position = await keeper.protect(position, view)
+                if not keeper.orphans.nothing_to_sweep(symbol, position):
+                    await keeper.orphans.sweep(symbol, position)
+            except Exception as exc:  # the symbol's boundary: the next one still runs
+                if not self.boundary.failed(f"tick {symbol}", exc, symbol):
+                    raise
+                continue
+            if symbol not in self.interpreter.positions:
+                self.taken_over.remove(symbol)
+                logger.info("symbol taken over no longer ticked: its record is closed "
+                            "symbol={}", symbol)
 
     def _built(self, symbol: str, view: SymbolView | None, at: datetime,
                seen: ExchangePosition, quote: Quote | None) -> SymbolView:

@@ -73,6 +73,10 @@ class EngineParts:
                  alerter: Alerter, strategy: Strategy | None = None) -> None:
         self.settings = settings
         self.symbols = list(settings.symbols)
+        # Symbols not traded whose position a /close took over (`take_in`), ticked for its
+        # protection and its close only until its record is closed (trader/engine.py
+        # `tick_taken_over`); empty in nearly every tick.
+        self.taken_over: list[str] = []
         self.exchange = exchange
         self.store = store
         self.clock = clock
@@ -169,8 +173,10 @@ class EngineParts:
         self.guards.set(state, by_command=True)
 
     def load_state(self) -> None:
-        self.interpreter.positions = {p.symbol: p for p in self.store.open_positions()
-                                      if p.symbol in self.symbols}
+        """The open records, a symbol's not traded too: a close a /close took over and left
+        under way is carried on (its symbol taken in at boot: trader/startup.py)."""
+        self.interpreter.positions = {p.symbol: p for p in self.store.open_positions()}
+        self.taken_over = [s for s in self.positions if s not in self.symbols]
         self.guards.load()
         logger.info("state loaded positions={} asleep={} paused={}", len(self.positions),
                     self.guard_state.asleep, self.guard_state.paused)
@@ -233,13 +239,16 @@ class EngineParts:
 
     async def take_in(self, symbol: str) -> bool:
         """A symbol the agent does not trade, whose position a /close takes over to close
-        it: its rules read from the exchange and an empty candle history (no regime; the
-        position is never ticked for entries). False when the exchange does not list it."""
-        if symbol in self.candles:
-            return True
-        if not await self.exchange.learn_rules(symbol):
-            return False
-        self.candles[symbol] = new_history()
+        it: its rules read from the exchange and an empty candle history (no regime), and
+        it is ticked for its protection and its close only (never an entry) until its
+        record is closed. False when the exchange does not list it."""
+        if symbol not in self.candles:
+            if not await self.exchange.learn_rules(symbol):
+                return False
+            self.candles[symbol] = new_history()
+        if symbol not in self.symbols and symbol not in self.taken_over:
+            self.taken_over.append(symbol)
+            logger.info("symbol taken over to close its position symbol={}", symbol)
         return True
 
     async def sweep_orphans(self, symbol: str, position: Position | None) -> list[str]:

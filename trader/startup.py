@@ -26,10 +26,12 @@ async def boot(engine: Engine) -> list[str]:
     `adoption_alert`: "picked up its own LONG 0.5 again", or RECONCILE_MISMATCH), said once."""
     engine.load_state()
     engine.booted = False
+    await _take_in_loaded(engine)
     lines = await reconcile(engine, report_untracked=False)   # _settle says what it adopted
-    engine.known_orders = {o.client_id for s in engine.symbols for o in engine.tracker.ours_live(s)}
+    engine.known_orders = {o.client_id for s in _watched(engine)
+                           for o in engine.tracker.ours_live(s)}
     told: list[str] = []
-    for symbol in engine.symbols:
+    for symbol in _watched(engine):
         settled = await _settle(engine, symbol)
         lines += settled.lines
         told += settled.told
@@ -42,6 +44,23 @@ async def boot(engine: Engine) -> list[str]:
                                      "\n".join(lines), dedup_key=f"boot:{now.isoformat()}"), now)
     logger.info("boot reconciliation done differences={}", len(lines) + len(told))
     return told + lines
+
+
+def _watched(engine: Engine) -> list[str]:
+    """The traded symbols and those not traded whose position a /close took over."""
+    return [*engine.symbols, *engine.taken_over]
+
+
+async def _take_in_loaded(engine: Engine) -> None:
+    """The open records of symbols not traded (a close a /close took over, left under way):
+    their rules read, to be ticked until closed (trader/engine_parts.py `take_in`). One the
+    exchange no longer lists is left to the operator: not ticked."""
+    for symbol in list(engine.taken_over):
+        if not await engine.take_in(symbol):
+            engine.taken_over.remove(symbol)
+            engine.positions.pop(symbol, None)
+            logger.error("record of a symbol not traded not carried on: the exchange does "
+                         "not list it symbol={}", symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +105,7 @@ async def reconcile(engine: Engine, *, report_untracked: bool = True) -> list[st
     Returns what differs from the agent's records (also logged); `report_untracked=False`
     leaves out exchange positions without a record (boot settles and names them itself:
     adopted, or its own picked up again)."""
-    for symbol in engine.symbols:
+    for symbol in _watched(engine):
         await engine.view.snapshot(symbol)
     await sync_fills(engine)
     lines = await resolve_intents(engine)
@@ -130,7 +149,7 @@ async def sync_fills(engine: Engine) -> int:
     """Journal every fill of the last two days (idempotent); returns how many were new."""
     since = engine.clock.now() - FILL_LOOKBACK
     added = 0
-    for symbol in engine.symbols:
+    for symbol in _watched(engine):
         for fill in await engine.executor.read(engine.exchange.fills, symbol, since):
             try:
                 added += engine.store.record_fill(fill)
@@ -144,7 +163,7 @@ async def sync_fills(engine: Engine) -> int:
 async def resolve_intents(engine: Engine) -> list[str]:
     lines = []
     for intent in engine.store.unresolved_intents():
-        if intent.symbol not in engine.symbols:
+        if intent.symbol not in engine.symbols and intent.symbol not in engine.taken_over:
             continue
         resolved = await engine.executor.probe(intent)
         if resolved.status is not intent.status:
