@@ -6,6 +6,7 @@ sweep_cli missed: "interrupted" alone, no results.csv, an empty out/<id>, and 13
 SIGTERM too."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,5 +78,11 @@ def test_a_signal_to_a_sweep_on_ray_keeps_the_results_so_far(ray_address: str, t
             sweep.communicate()
     assert sweep.returncode == code, stdout + stderr
     results = tmp_path / "out" / "stopped" / "results.csv"
-    assert f"interrupted after 0 of 6 trials; results so far in {Path('out', 'stopped', 'results.csv')}" in stderr
-    assert results.read_text().startswith("rank,trial,status,strategy.channel,")
+    # How many trials finished in those 3 s depends on the machine; that some did not is what
+    # the signal shows (a fast host finished 2).
+    said = re.search(r"interrupted after (\d) of 6 trials; results so far in (\S+)", stderr)
+    assert said is not None, stderr
+    assert int(said.group(1)) < 6 and said.group(2) == str(Path("out", "stopped", "results.csv"))
+    rows = results.read_text().splitlines()
+    assert rows[0].startswith("rank,trial,status,strategy.channel,")
+    assert len(rows) == 1 + int(said.group(1))
