@@ -180,13 +180,16 @@ def test_a_new_failure_cancels_an_unreported_recovery(store: Store) -> None:
 WRITES_PER_RUN = 300
 
 
-def write_transactions(store: Store) -> None:
-    """Each state change writes three rows; a reader must see all of them or none."""
+def write_transactions(store: Store, between: float = 0.0) -> None:
+    """Each state change writes three rows; a reader must see all of them or none. `between`:
+    seconds slept after each change, so reader threads get the GIL while the writes go on."""
     for n in range(1, WRITES_PER_RUN + 1):
         with store.transaction(f"change {n}"):
             store.put("a", n, NOW)
             store.append_event(NOW, "change", "BTCUSDT", {"n": n})
             store.put("b", n, NOW)
+        if between:
+            time.sleep(between)
 
 
 READER_SCRIPT = """
@@ -236,8 +239,13 @@ def test_reader_threads_never_see_partial_transactions_or_locks(store: Store,
                for _ in range(2)]
     for reader in readers:
         reader.start()
+    deadline = time.monotonic() + 10
+    while not reads and time.monotonic() < deadline:     # the readers are reading
+        time.sleep(0.001)
     try:
-        write_transactions(store)
+        # A fast host ran all 300 changes within one GIL switch interval: the readers saw
+        # only the first and the last state (nothing overlapped, nothing tested)
+        write_transactions(store, between=0.0005)
     finally:
         stop.set()
         for reader in readers:
