@@ -19,7 +19,8 @@ from tests.interrupt_support import write_long_candles
 from tests.ray_support import LOCAL_RAY
 from trader.sweep_signals import SweepInterrupted, stop_on_signals
 
-TILES = 10            # 20,000 candles: a trial takes 15 s or more, none finishes before the signal
+TILES = 100           # 200,000 candles: a trial takes 15 s or more on a fast host (20,000 took
+                      # 2 s there, and Ray aborted on a signal that met a task completing)
 EXIT_BOUND = 60.0     # seconds from the signal to the sweep's exit (Ray's cancel and shutdown)
 START_BOUND = 180.0
 
