@@ -17,6 +17,7 @@ lasts over `TELL_AFTER`, not one per retry.
 """
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from trader import display
 from trader.alerts import Alert, AlertName
@@ -70,13 +71,19 @@ def due(position: Position, now: datetime) -> bool:
     return refused is not None and now >= refused.next_at
 
 
-def _still_refused(position: Position, reason: str, lasted: timedelta) -> Alert:
+def stop_cover(position: Position, quantity: Decimal) -> tuple[AlertName, str]:
+    """How an alert about a close that has not happened names the position's protection
+    meanwhile (a close leaves its stop untouched): PROTECTION when its stop covers
+    `quantity`, POSITION_UNPROTECTED otherwise, and the words saying which."""
     stop = position.stop.order
-    if stop is not None and position.stop.covers(position.quantity):
-        name, cover = AlertName.PROTECTION, (f"its stop-loss at {display.number(stop.trigger_price)}"
-                                             " stays on the exchange")
-    else:
-        name, cover = AlertName.POSITION_UNPROTECTED, "it has NO stop-loss on the exchange"
+    if stop is not None and position.stop.covers(quantity):
+        return AlertName.PROTECTION, (f"its stop-loss at {display.number(stop.trigger_price)}"
+                                      " stays on the exchange")
+    return AlertName.POSITION_UNPROTECTED, "it has NO stop-loss on the exchange"
+
+
+def _still_refused(position: Position, reason: str, lasted: timedelta) -> Alert:
+    name, cover = stop_cover(position, position.quantity)
     text = (f"{position.symbol}: still open ({display.number(position.quantity)}): Binance "
             f"refuses the market close for now ({reason}) for {display.duration(lasted)}; "
             f"the agent sends it again every {BACKOFF[-1]:g} s until Binance takes it "

@@ -299,12 +299,7 @@ def _flatten_result(position: Position, event: FlattenResult, now: datetime,
                                   attempt=position.close_attempts)], []
     # Given up: the name says whether the position is protected meanwhile (its stop is
     # untouched by a close), which is what the operator needs to know first.
-    stop = position.stop.order
-    if stop is not None and position.stop.covers(event.remaining):
-        name, cover = AlertName.PROTECTION, (f"its stop-loss at {display.number(stop.trigger_price)}"
-                                             " stays on the exchange")
-    else:
-        name, cover = AlertName.POSITION_UNPROTECTED, "it has NO stop-loss on the exchange"
+    name, cover = close_retry.stop_cover(position, event.remaining)
     text = (f"{position.symbol}: still open ({display.number(event.remaining)}) after "
             f"{position.close_attempts} market closes; {cover}. Close it again "
             f"(/close {position.symbol}) or in the Binance app")
